@@ -1,0 +1,3 @@
+//! The NGSI-LD query languages: syntax trees, parsers and printers.
+
+pub mod ast;
