@@ -5,5 +5,14 @@
 //! types. It knows nothing of HTTP or storage; every function here is deterministic and
 //! safe to call on any input.
 
+pub mod context;
+pub mod entity;
+pub mod error;
 pub mod geometry;
 pub mod query;
+pub mod render;
+
+pub use context::Context;
+pub use entity::{AttrKind, Attribute, Entity};
+pub use error::{Error, ErrorKind, ProblemDetails, Result};
+pub use geometry::Geometry;
