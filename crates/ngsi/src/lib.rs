@@ -8,6 +8,7 @@
 pub mod context;
 pub mod entity;
 pub mod error;
+pub mod filter;
 pub mod geometry;
 pub mod query;
 pub mod render;

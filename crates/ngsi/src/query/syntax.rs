@@ -1,0 +1,315 @@
+//! Machinery shared by the `q`, `scopeQ` and type-selection parsers: a byte-offset
+//! cursor, the and/or/parenthesis skeleton the three languages have in common, and
+//! the rules for attribute and type names.
+
+use std::fmt;
+
+use super::error::{MAX_NESTING, ParseError, check_len};
+
+/// A position in the text being parsed; `pos` is always on a char boundary.
+pub(crate) struct Cursor<'a> {
+    pub text: &'a str,
+    pub pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(text: &'a str) -> Cursor<'a> {
+        Cursor { text, pos: 0 }
+    }
+
+    pub fn rest(&self) -> &'a str {
+        self.text.get(self.pos..).unwrap_or("")
+    }
+
+    pub fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+
+    pub fn at_end(&self) -> bool {
+        self.pos >= self.text.len()
+    }
+
+    pub fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.pos += c.len_utf8();
+        Some(c)
+    }
+
+    pub fn eat(&mut self, c: char) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += c.len_utf8();
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn eat_str(&mut self, s: &str) -> bool {
+        if self.rest().starts_with(s) {
+            self.pos += s.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whitespace is allowed between tokens: it is never meaningful, and tolerating
+    /// it is kinder to people typing queries by hand.
+    pub fn skip_ws(&mut self) {
+        while self.peek().is_some_and(char::is_whitespace) {
+            self.bump();
+        }
+    }
+
+    /// Advances over the longest run of chars satisfying `pred`, returning it.
+    pub fn take_while(&mut self, pred: impl Fn(char) -> bool) -> &'a str {
+        let start = self.pos;
+        while self.peek().is_some_and(&pred) {
+            self.bump();
+        }
+        self.since(start)
+    }
+
+    /// The text from `start` to the cursor.
+    pub fn since(&self, start: usize) -> &'a str {
+        self.text.get(start..self.pos).unwrap_or("")
+    }
+
+    pub fn error(&self, message: impl Into<String>) -> ParseError {
+        ParseError::new(self.pos, message)
+    }
+
+    /// "unexpected `x`" or "unexpected end of input", for error messages.
+    pub fn describe_next(&self) -> String {
+        match self.peek() {
+            Some(c) => format!("unexpected {c:?}"),
+            None => "unexpected end of input".to_string(),
+        }
+    }
+}
+
+/// The and/or skeleton of a boolean query, before it is turned into the tree of a
+/// particular language. `And` and `Or` always have at least two children and never
+/// a child of their own kind (nested groups are flattened as they are built).
+pub(crate) enum Tree<T> {
+    And(Vec<Tree<T>>),
+    Or(Vec<Tree<T>>),
+    Leaf(T),
+}
+
+impl<T> Tree<T> {
+    /// Turns the skeleton into a language's own tree.
+    pub fn fold<R>(
+        self,
+        and: &impl Fn(Vec<R>) -> R,
+        or: &impl Fn(Vec<R>) -> R,
+        leaf: &impl Fn(T) -> R,
+    ) -> R {
+        match self {
+            Tree::And(items) => and(items.into_iter().map(|t| t.fold(and, or, leaf)).collect()),
+            Tree::Or(items) => or(items.into_iter().map(|t| t.fold(and, or, leaf)).collect()),
+            Tree::Leaf(t) => leaf(t),
+        }
+    }
+}
+
+/// How a language spells its boolean structure.
+pub(crate) struct Grammar<'g> {
+    /// What the language calls the whole thing, for error messages ("q", "scopeQ").
+    pub what: &'g str,
+    /// The chars that mean "or" (`;` always means "and").
+    pub or_seps: &'g [char],
+}
+
+impl Grammar<'_> {
+    fn is_separator(&self, c: char) -> bool {
+        c == ';' || c == ')' || self.or_seps.contains(&c)
+    }
+
+    fn expected_separator(&self) -> String {
+        let mut seps: Vec<String> = vec!["';'".into()];
+        seps.extend(self.or_seps.iter().map(|c| format!("{c:?}")));
+        seps.join(", ")
+    }
+}
+
+type LeafParser<'l, T> = dyn FnMut(&mut Cursor) -> Result<T, ParseError> + 'l;
+
+/// Parses `leaf (';' leaf)* ( or leaf (';' leaf)* )*` with parentheses, where `;`
+/// binds tighter than "or". The leaf parser is called with the cursor on the first
+/// char of a leaf, and must leave it just after it.
+pub(crate) fn parse_tree<T>(
+    text: &str,
+    grammar: &Grammar,
+    leaf: &mut LeafParser<'_, T>,
+) -> Result<Tree<T>, ParseError> {
+    check_len(text)?;
+    let mut c = Cursor::new(text);
+    c.skip_ws();
+    if c.at_end() {
+        return Err(c.error(format!("empty {} expression", grammar.what)));
+    }
+    let tree = parse_or(&mut c, grammar, leaf, 0)?;
+    c.skip_ws();
+    match c.peek() {
+        None => Ok(tree),
+        Some(')') => Err(c.error("unbalanced ')': no '(' to close")),
+        Some(_) => Err(c.error(format!(
+            "{}; expected {} or the end of the {}",
+            c.describe_next(),
+            grammar.expected_separator(),
+            grammar.what
+        ))),
+    }
+}
+
+fn parse_or<T>(
+    c: &mut Cursor,
+    grammar: &Grammar,
+    leaf: &mut LeafParser<'_, T>,
+    depth: usize,
+) -> Result<Tree<T>, ParseError> {
+    let mut items = Vec::new();
+    push_flat(&mut items, parse_and(c, grammar, leaf, depth)?, false);
+    loop {
+        c.skip_ws();
+        match c.peek() {
+            Some(sep) if grammar.or_seps.contains(&sep) => {
+                c.bump();
+                push_flat(&mut items, parse_and(c, grammar, leaf, depth)?, false);
+            }
+            _ => break,
+        }
+    }
+    Ok(group(items, Tree::Or))
+}
+
+fn parse_and<T>(
+    c: &mut Cursor,
+    grammar: &Grammar,
+    leaf: &mut LeafParser<'_, T>,
+    depth: usize,
+) -> Result<Tree<T>, ParseError> {
+    let mut items = Vec::new();
+    push_flat(&mut items, parse_factor(c, grammar, leaf, depth)?, true);
+    loop {
+        c.skip_ws();
+        if !c.eat(';') {
+            break;
+        }
+        push_flat(&mut items, parse_factor(c, grammar, leaf, depth)?, true);
+    }
+    Ok(group(items, Tree::And))
+}
+
+fn parse_factor<T>(
+    c: &mut Cursor,
+    grammar: &Grammar,
+    leaf: &mut LeafParser<'_, T>,
+    depth: usize,
+) -> Result<Tree<T>, ParseError> {
+    c.skip_ws();
+    match c.peek() {
+        Some('(') => {
+            let open = c.pos;
+            if depth >= MAX_NESTING {
+                return Err(c.error(format!("parentheses nested deeper than {MAX_NESTING}")));
+            }
+            c.bump();
+            let inner = parse_or(c, grammar, leaf, depth + 1)?;
+            c.skip_ws();
+            if c.eat(')') {
+                Ok(inner)
+            } else if c.at_end() {
+                Err(ParseError::new(open, "unbalanced '(': never closed"))
+            } else {
+                Err(c.error(format!(
+                    "{}; expected {} or ')'",
+                    c.describe_next(),
+                    grammar.expected_separator()
+                )))
+            }
+        }
+        None => Err(c.error(format!("unexpected end of the {}; expected a term", grammar.what))),
+        Some(ch) if grammar.is_separator(ch) => {
+            Err(c.error(format!("{}; expected a term", c.describe_next())))
+        }
+        Some(_) => leaf(c).map(Tree::Leaf),
+    }
+}
+
+/// Adds `item` to the children of an and (`into_and`) or an or, merging a child of
+/// the same kind into its parent: `(a;b);c` is `a;b;c`.
+fn push_flat<T>(items: &mut Vec<Tree<T>>, item: Tree<T>, into_and: bool) {
+    match item {
+        Tree::And(inner) if into_and => items.extend(inner),
+        Tree::Or(inner) if !into_and => items.extend(inner),
+        other => items.push(other),
+    }
+}
+
+fn group<T>(mut items: Vec<Tree<T>>, make: fn(Vec<Tree<T>>) -> Tree<T>) -> Tree<T> {
+    if items.len() == 1
+        && let Some(only) = items.pop()
+    {
+        return only;
+    }
+    make(items)
+}
+
+/// Writes the children of an and/or joined by `sep`, parenthesising those for which
+/// `parens` says so (an "or" inside an "and", as `;` binds tighter).
+pub(crate) fn write_group<N: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    items: &[N],
+    sep: &str,
+    parens: impl Fn(&N) -> bool,
+) -> fmt::Result {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(sep)?;
+        }
+        if parens(item) {
+            write!(f, "({item})")?;
+        } else {
+            write!(f, "{item}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Chars that may appear in a name written as a URI or compact IRI. The reserved
+/// chars of the query languages are left out, so that a name ends where the
+/// operator, bracket or separator after it begins.
+pub(crate) fn is_iri_char(c: char) -> bool {
+    !c.is_control() && !c.is_whitespace() && !"\"<>\\^`{}|()[];,=!~".contains(c)
+}
+
+/// Chars of a plain (not yet expanded) term such as `temperature` or `Road_Segment`.
+pub(crate) fn is_term_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '-'
+}
+
+/// Checks that `name`, found at byte `offset`, is a term (no `.`), or a URI or compact
+/// IRI (it contains `:`, in which case any IRI char is allowed).
+pub(crate) fn check_name(name: &str, offset: usize, what: &str) -> Result<(), ParseError> {
+    if name.is_empty() {
+        return Err(ParseError::new(offset, format!("expected {what}")));
+    }
+    if name.contains(':') {
+        if name.starts_with(':') {
+            return Err(ParseError::new(offset, format!("{what} cannot start with ':'")));
+        }
+        if let Some((i, c)) = name.char_indices().find(|&(_, c)| !is_iri_char(c)) {
+            return Err(ParseError::new(offset + i, format!("invalid char {c:?} in {what}")));
+        }
+        return Ok(());
+    }
+    if let Some((i, c)) = name.char_indices().find(|&(_, c)| !is_term_char(c)) {
+        return Err(ParseError::new(
+            offset + i,
+            format!("invalid char {c:?} in {what} (a term has letters, digits, '_' and '-'; a URI has ':')"),
+        ));
+    }
+    Ok(())
+}
