@@ -1,1 +1,98 @@
-fn main() {}
+//! The `dothi` binary: glue only. Flags become a validated [`config::Config`], then
+//! the command runs.
+
+mod bench;
+mod config;
+mod sample;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use config::{Cli, Command, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dothi: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("DOTHI_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.validate()?;
+            init_logging(config.log_format);
+            runtime.block_on(serve(config, false))
+        }
+        Command::Demo(args) => {
+            let config = args.validate()?;
+            init_logging(config.log_format);
+            runtime.block_on(serve(config, true))
+        }
+        Command::Bench(args) => runtime.block_on(bench::run(args)),
+    }
+}
+
+async fn serve(config: config::Config, load_sample: bool) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let store = store::open(&config.store)
+        .await
+        .with_context(|| format!("opening the store {}", config.store))?;
+    let state = hub::state(store, &config.hub);
+    if load_sample {
+        let n = sample::load(&state.hub)
+            .await
+            .context("loading the sample data")?;
+        tracing::info!(entities = n, "sample data loaded");
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    tracing::info!(listen = %config.listen, store = %config.store, ready_ms = started.elapsed().as_millis() as u64, "dothi is ready");
+    hub::serve(listener, state, shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("dothi stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,1 +1,63 @@
-//! placeholder
+//! The dothi data hub: the [`Hub`] service and its NGSI-LD HTTP API.
+//!
+//! The hub owns the NGSI-LD operations (ETSI GS CIM 009) over a [`store::Store`]; the
+//! HTTP layer in [`http`] is one client of it. Only this crate (and later `web`) knows
+//! HTTP; the hub never touches SQL.
+
+pub mod contexts;
+pub mod http;
+pub mod metrics;
+pub mod service;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use http::{AppState, HttpConfig, router};
+pub use service::{Hub, Scope};
+
+/// How the hub is set up.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub http: HttpConfig,
+    /// How long fetching a remote @context may take.
+    pub context_fetch_timeout: Duration,
+    /// Largest remote @context accepted.
+    pub context_max_bytes: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            http: HttpConfig::default(),
+            context_fetch_timeout: Duration::from_secs(5),
+            context_max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Builds the application state over a store.
+pub fn state(store: Arc<dyn store::Store>, config: &HubConfig) -> AppState {
+    let contexts = contexts::ContextResolver::new(
+        store.clone(),
+        config.context_fetch_timeout,
+        config.context_max_bytes,
+    );
+    AppState {
+        hub: Arc::new(Hub::new(store, contexts)),
+        config: Arc::new(config.http.clone()),
+        metrics: Arc::new(metrics::Metrics::default()),
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -14,7 +14,8 @@ use serde_json::Value;
 use crate::error::{Error, ErrorKind};
 
 /// The URL the core context is published at (v1.9).
-pub const CORE_CONTEXT_URL: &str = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld";
+pub const CORE_CONTEXT_URL: &str =
+    "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld";
 /// Where terms that no context defines are expanded to.
 pub const DEFAULT_VOCAB: &str = "https://uri.etsi.org/ngsi-ld/default-context/";
 /// The `ngsi-ld:` namespace.
@@ -127,7 +128,10 @@ fn core() -> &'static Core {
                 })
                 .or_insert_with(|| term.clone());
         }
-        Core { terms: resolved, reverse }
+        Core {
+            terms: resolved,
+            reverse,
+        }
     })
 }
 
@@ -158,8 +162,14 @@ impl Context {
     /// Builds the active context from an `@context` value (a URL, an object, or an
     /// array of them). `remote` gives the documents of remote URLs already fetched;
     /// when one is missing the error names it.
-    pub fn build(value: &Value, remote: &dyn Fn(&str) -> Option<Value>) -> Result<Context, ContextError> {
-        let mut ctx = Context { source: Vec::new(), ..Default::default() };
+    pub fn build(
+        value: &Value,
+        remote: &dyn Fn(&str) -> Option<Value>,
+    ) -> Result<Context, ContextError> {
+        let mut ctx = Context {
+            source: Vec::new(),
+            ..Default::default()
+        };
         let mut fetched = 0usize;
         let items: Vec<&Value> = match value {
             Value::Array(items) => items.iter().collect(),
@@ -183,7 +193,9 @@ impl Context {
         depth: usize,
     ) -> Result<(), ContextError> {
         if depth > 8 {
-            return Err(ContextError::Invalid("@context nesting deeper than 8".into()));
+            return Err(ContextError::Invalid(
+                "@context nesting deeper than 8".into(),
+            ));
         }
         match value {
             Value::Null => Ok(()),
@@ -192,16 +204,22 @@ impl Context {
                     return Ok(());
                 }
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(ContextError::Invalid(format!("{url:?} is not an http(s) URL")));
+                    return Err(ContextError::Invalid(format!(
+                        "{url:?} is not an http(s) URL"
+                    )));
                 }
                 *fetched += 1;
                 if *fetched > MAX_REMOTE_DOCUMENTS {
-                    return Err(ContextError::Invalid("too many remote @context documents".into()));
+                    return Err(ContextError::Invalid(
+                        "too many remote @context documents".into(),
+                    ));
                 }
                 let doc = remote(url).ok_or_else(|| ContextError::NeedsRemote(url.clone()))?;
                 match doc.get("@context") {
                     Some(inner) => self.absorb(inner, remote, fetched, depth + 1),
-                    None => Err(ContextError::Invalid(format!("{url} holds no \"@context\""))),
+                    None => Err(ContextError::Invalid(format!(
+                        "{url} holds no \"@context\""
+                    ))),
                 }
             }
             Value::Array(items) => {
@@ -218,7 +236,9 @@ impl Context {
                         _ => {
                             let iri = match def {
                                 Value::String(s) => Some(s.clone()),
-                                Value::Object(o) => o.get("@id").and_then(Value::as_str).map(str::to_string),
+                                Value::Object(o) => {
+                                    o.get("@id").and_then(Value::as_str).map(str::to_string)
+                                }
                                 Value::Null => None,
                                 _ => {
                                     return Err(ContextError::Invalid(format!(
@@ -235,12 +255,16 @@ impl Context {
                         }
                     }
                     if self.user_terms.len() > MAX_TERMS {
-                        return Err(ContextError::Invalid(format!("more than {MAX_TERMS} terms")));
+                        return Err(ContextError::Invalid(format!(
+                            "more than {MAX_TERMS} terms"
+                        )));
                     }
                 }
                 Ok(())
             }
-            _ => Err(ContextError::Invalid("an @context is a URL, an object or an array".into())),
+            _ => Err(ContextError::Invalid(
+                "an @context is a URL, an object or an array".into(),
+            )),
         }
     }
 
@@ -263,7 +287,8 @@ impl Context {
                 .or_insert(term);
         }
         // Longest namespace first, so the most specific prefix wins.
-        self.prefixes.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+        self.prefixes
+            .sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
     }
 
     /// Expands a term (an entity type or attribute name) to its IRI.
@@ -367,9 +392,15 @@ mod tests {
                 "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.{v}.jsonld"
             )));
         }
-        assert!(is_core_context_url("https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"));
-        assert!(!is_core_context_url("https://example.org/ngsi-ld-core-context-v1.9.jsonld"));
-        assert!(!is_core_context_url("https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.x.jsonld"));
+        assert!(is_core_context_url(
+            "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
+        ));
+        assert!(!is_core_context_url(
+            "https://example.org/ngsi-ld-core-context-v1.9.jsonld"
+        ));
+        assert!(!is_core_context_url(
+            "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.x.jsonld"
+        ));
     }
 
     #[test]
@@ -385,8 +416,14 @@ mod tests {
         assert_eq!(ctx.expand("level"), format!("{DEFAULT_VOCAB}level"));
         assert_eq!(ctx.expand("urn:x:y"), "urn:x:y");
         // Core terms are protected.
-        assert_eq!(ctx.expand("location"), "https://uri.etsi.org/ngsi-ld/location");
-        assert_eq!(ctx.compact("https://uri.etsi.org/ngsi-ld/location"), "location");
+        assert_eq!(
+            ctx.expand("location"),
+            "https://uri.etsi.org/ngsi-ld/location"
+        );
+        assert_eq!(
+            ctx.compact("https://uri.etsi.org/ngsi-ld/location"),
+            "location"
+        );
         assert_eq!(ctx.compact("https://schema.org/name"), "name");
         assert_eq!(ctx.compact("https://schema.org/address"), "schema:address");
         assert_eq!(ctx.compact(&format!("{DEFAULT_VOCAB}level")), "level");
@@ -400,7 +437,10 @@ mod tests {
             Context::build(&v, &no_remote).unwrap_err(),
             ContextError::NeedsRemote("https://example.org/ctx.jsonld".into())
         );
-        let ctx = Context::build(&v, &|_| Some(json!({"@context": {"temp": "https://example.org/temp"}}))).unwrap();
+        let ctx = Context::build(&v, &|_| {
+            Some(json!({"@context": {"temp": "https://example.org/temp"}}))
+        })
+        .unwrap();
         assert_eq!(ctx.expand("temp"), "https://example.org/temp");
         assert_eq!(ctx.link_url(), CORE_CONTEXT_URL);
     }

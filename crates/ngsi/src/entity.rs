@@ -135,14 +135,47 @@ impl Attribute {
 
 /// Members of an attribute object that are not sub-attributes.
 const RESERVED_ATTR_MEMBERS: &[&str] = &[
-    "type", "value", "object", "languageMap", "valueList", "json", "vocab", "objectList",
-    "datasetId", "observedAt", "unitCode", "createdAt", "modifiedAt", "deletedAt", "instanceId",
-    "objectType", "lang", "previousValue", "previousObject", "@context",
+    "type",
+    "value",
+    "object",
+    "languageMap",
+    "valueList",
+    "json",
+    "vocab",
+    "objectList",
+    "datasetId",
+    "observedAt",
+    "unitCode",
+    "createdAt",
+    "modifiedAt",
+    "deletedAt",
+    "instanceId",
+    "objectType",
+    "lang",
+    "previousValue",
+    "previousObject",
+    "@context",
 ];
 
 /// Members of an entity object that are not attributes.
-const RESERVED_ENTITY_MEMBERS: &[&str] =
-    &["id", "@id", "type", "@type", "scope", "@context", "createdAt", "modifiedAt", "deletedAt"];
+const RESERVED_ENTITY_MEMBERS: &[&str] = &[
+    "id",
+    "@id",
+    "type",
+    "@type",
+    "scope",
+    "@context",
+    "createdAt",
+    "modifiedAt",
+    "deletedAt",
+];
+
+/// The current time, to the millisecond, for system attributes (createdAt, modifiedAt).
+pub fn now() -> DateTime<Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    let t = Utc::now();
+    t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
+}
 
 /// Formats a time as NGSI-LD does on the wire: UTC, `Z`, fraction only when non-zero.
 pub fn format_time(t: &DateTime<Utc>) -> String {
@@ -151,7 +184,9 @@ pub fn format_time(t: &DateTime<Utc>) -> String {
 
 /// Parses an ISO 8601 datetime (with an offset or `Z`) to UTC.
 pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Whether `id` is an absolute URI, as entity ids must be.
@@ -159,12 +194,18 @@ pub fn is_uri(id: &str) -> bool {
     if id.is_empty() || id.len() > MAX_ID_LEN {
         return false;
     }
-    let Some((scheme, rest)) = id.split_once(':') else { return false };
+    let Some((scheme, rest)) = id.split_once(':') else {
+        return false;
+    };
     let mut chars = scheme.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
         && !rest.is_empty()
-        && !id.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | '{' | '}' | '|' | '\\' | '^' | '`'))
+        && !id.chars().any(|c| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(c, '<' | '>' | '"' | '{' | '}' | '|' | '\\' | '^' | '`')
+        })
 }
 
 /// Whether `name` may name an attribute or an entity type.
@@ -174,14 +215,32 @@ pub fn is_valid_name(name: &str) -> bool {
         && !name.chars().any(|c| {
             c.is_whitespace()
                 || c.is_control()
-                || matches!(c, '<' | '>' | '"' | '\'' | '=' | ';' | '(' | ')' | '[' | ']' | '{' | '}' | '\\' | '|' | ',')
+                || matches!(
+                    c,
+                    '<' | '>'
+                        | '"'
+                        | '\''
+                        | '='
+                        | ';'
+                        | '('
+                        | ')'
+                        | '['
+                        | ']'
+                        | '{'
+                        | '}'
+                        | '\\'
+                        | '|'
+                        | ','
+                )
         })
 }
 
 /// Expands and checks an entity type name.
 pub fn expand_type(name: &str, ctx: &Context) -> Result<String> {
     if !is_valid_name(name) {
-        return Err(Error::bad_data(format!("{name:?} is not a valid entity type name")));
+        return Err(Error::bad_data(format!(
+            "{name:?} is not a valid entity type name"
+        )));
     }
     Ok(ctx.expand(name))
 }
@@ -189,7 +248,9 @@ pub fn expand_type(name: &str, ctx: &Context) -> Result<String> {
 /// Expands and checks an attribute name.
 pub fn expand_attr(name: &str, ctx: &Context) -> Result<String> {
     if !is_valid_name(name) || RESERVED_ENTITY_MEMBERS.contains(&name) {
-        return Err(Error::bad_data(format!("{name:?} is not a valid attribute name")));
+        return Err(Error::bad_data(format!(
+            "{name:?} is not a valid attribute name"
+        )));
     }
     Ok(ctx.expand(name))
 }
@@ -204,10 +265,14 @@ pub struct Reader<'a> {
 impl Reader<'_> {
     /// Parses an entity. `id` and `type` are required unless the caller supplies them.
     pub fn entity(&self, body: &Value, path_id: Option<&str>) -> Result<Entity> {
-        let obj = body.as_object().ok_or_else(|| Error::bad_data("an entity must be a JSON object"))?;
+        let obj = body
+            .as_object()
+            .ok_or_else(|| Error::bad_data("an entity must be a JSON object"))?;
         let id = match (obj.get("id").or_else(|| obj.get("@id")), path_id) {
             (Some(Value::String(id)), Some(p)) if id != p => {
-                return Err(Error::bad_data("the id in the body differs from the id in the path"));
+                return Err(Error::bad_data(
+                    "the id in the body differs from the id in the path",
+                ));
             }
             (Some(Value::String(id)), _) => id.clone(),
             (Some(_), _) => return Err(Error::bad_data("the entity id must be a string")),
@@ -215,12 +280,21 @@ impl Reader<'_> {
             (None, None) => return Err(Error::bad_data("the entity has no id")),
         };
         if !is_uri(&id) {
-            return Err(Error::bad_data(format!("the entity id {id:?} is not a URI")));
+            return Err(Error::bad_data(format!(
+                "the entity id {id:?} is not a URI"
+            )));
         }
         let types = self.types(obj.get("type").or_else(|| obj.get("@type")))?;
         let scopes = self.scopes(obj.get("scope"))?;
         let attrs = self.attributes(obj)?;
-        Ok(Entity { id, types, scopes, attrs, created_at: self.now, modified_at: self.now })
+        Ok(Entity {
+            id,
+            types,
+            scopes,
+            attrs,
+            created_at: self.now,
+            modified_at: self.now,
+        })
     }
 
     /// The expanded types of an entity body (required, one or more).
@@ -229,9 +303,16 @@ impl Reader<'_> {
             Some(Value::String(t)) => vec![t.as_str()],
             Some(Value::Array(items)) if !items.is_empty() && items.len() <= 100 => items
                 .iter()
-                .map(|v| v.as_str().ok_or_else(|| Error::bad_data("entity types must be strings")))
+                .map(|v| {
+                    v.as_str()
+                        .ok_or_else(|| Error::bad_data("entity types must be strings"))
+                })
                 .collect::<Result<_>>()?,
-            Some(_) => return Err(Error::bad_data("the entity type must be a string or a list of 1 to 100 strings")),
+            Some(_) => {
+                return Err(Error::bad_data(
+                    "the entity type must be a string or a list of 1 to 100 strings",
+                ));
+            }
             None => return Err(Error::bad_data("the entity has no type")),
         };
         let mut types = Vec::with_capacity(names.len());
@@ -250,16 +331,30 @@ impl Reader<'_> {
             Some(Value::String(s)) => vec![s.clone()],
             Some(Value::Array(items)) if items.len() <= MAX_SCOPES => items
                 .iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| Error::bad_data("scopes must be strings")))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| Error::bad_data("scopes must be strings"))
+                })
                 .collect::<Result<_>>()?,
-            Some(_) => return Err(Error::bad_data("scope must be a string or a list of strings")),
+            Some(_) => {
+                return Err(Error::bad_data(
+                    "scope must be a string or a list of strings",
+                ));
+            }
         };
         for s in &scopes {
             let valid = s.starts_with('/')
                 && s.len() <= MAX_NAME_LEN
-                && s[1..].split('/').all(|seg| !seg.is_empty() && !seg.contains(['#', '+']) && !seg.chars().any(char::is_whitespace));
+                && s[1..].split('/').all(|seg| {
+                    !seg.is_empty()
+                        && !seg.contains(['#', '+'])
+                        && !seg.chars().any(char::is_whitespace)
+                });
             if !valid && s != "/" {
-                return Err(Error::bad_data(format!("{s:?} is not a valid scope (like /Province/District)")));
+                return Err(Error::bad_data(format!(
+                    "{s:?} is not a valid scope (like /Province/District)"
+                )));
             }
         }
         Ok(scopes)
@@ -268,9 +363,14 @@ impl Reader<'_> {
     /// Parses every attribute member of an object (entity or attribute fragment body).
     pub fn attributes(&self, obj: &Map<String, Value>) -> Result<BTreeMap<String, Vec<Attribute>>> {
         let mut attrs = BTreeMap::new();
-        let count = obj.keys().filter(|k| !RESERVED_ENTITY_MEMBERS.contains(&k.as_str())).count();
+        let count = obj
+            .keys()
+            .filter(|k| !RESERVED_ENTITY_MEMBERS.contains(&k.as_str()))
+            .count();
         if count > MAX_ATTRIBUTES {
-            return Err(Error::bad_data(format!("{count} attributes: at most {MAX_ATTRIBUTES} are allowed")));
+            return Err(Error::bad_data(format!(
+                "{count} attributes: at most {MAX_ATTRIBUTES} are allowed"
+            )));
         }
         for (name, value) in obj {
             if RESERVED_ENTITY_MEMBERS.contains(&name.as_str()) {
@@ -284,23 +384,38 @@ impl Reader<'_> {
     }
 
     /// Parses one attribute's JSON (an object, an array of instances, or a concise value).
-    pub fn attribute(&self, name: &str, iri: &str, value: &Value, depth: usize) -> Result<Vec<Attribute>> {
+    pub fn attribute(
+        &self,
+        name: &str,
+        iri: &str,
+        value: &Value,
+        depth: usize,
+    ) -> Result<Vec<Attribute>> {
         if depth > MAX_SUB_ATTRIBUTE_DEPTH {
-            return Err(Error::bad_data(format!("sub-attributes nested deeper than {MAX_SUB_ATTRIBUTE_DEPTH}")));
+            return Err(Error::bad_data(format!(
+                "sub-attributes nested deeper than {MAX_SUB_ATTRIBUTE_DEPTH}"
+            )));
         }
         let instances: Vec<Attribute> = match value {
             Value::Array(items) if items.iter().all(is_attribute_object) && !items.is_empty() => {
                 if items.len() > MAX_INSTANCES {
-                    return Err(Error::bad_data(format!("{name}: more than {MAX_INSTANCES} instances")));
+                    return Err(Error::bad_data(format!(
+                        "{name}: more than {MAX_INSTANCES} instances"
+                    )));
                 }
-                items.iter().map(|item| self.instance(name, iri, item, depth)).collect::<Result<_>>()?
+                items
+                    .iter()
+                    .map(|item| self.instance(name, iri, item, depth))
+                    .collect::<Result<_>>()?
             }
             other => vec![self.instance(name, iri, other, depth)?],
         };
         let mut seen = std::collections::HashSet::new();
         for inst in &instances {
             if !seen.insert(inst.dataset_id.as_deref()) {
-                return Err(Error::bad_data(format!("{name}: two instances with the same datasetId")));
+                return Err(Error::bad_data(format!(
+                    "{name}: two instances with the same datasetId"
+                )));
             }
         }
         Ok(instances)
@@ -308,7 +423,9 @@ impl Reader<'_> {
 
     fn instance(&self, name: &str, iri: &str, value: &Value, depth: usize) -> Result<Attribute> {
         let bad = |msg: String| Error::bad_data(format!("attribute {name}: {msg}"));
-        let geo_by_name = iri == format!("{NGSI_LD}location") || iri == format!("{NGSI_LD}observationSpace") || iri == format!("{NGSI_LD}operationSpace");
+        let geo_by_name = iri == format!("{NGSI_LD}location")
+            || iri == format!("{NGSI_LD}observationSpace")
+            || iri == format!("{NGSI_LD}operationSpace");
         let mut attr = Attribute {
             kind: AttrKind::Property,
             value: Value::Null,
@@ -321,7 +438,11 @@ impl Reader<'_> {
             sub_attrs: BTreeMap::new(),
         };
         let obj = match value {
-            Value::Null => return Err(bad("null is not a value (use urn:ngsi-ld:null to delete)".into())),
+            Value::Null => {
+                return Err(bad(
+                    "null is not a value (use urn:ngsi-ld:null to delete)".into()
+                ));
+            }
             Value::Object(obj) if is_attribute_object(value) => obj,
             // A GeoJSON geometry given directly (concise form).
             Value::Object(_) if geo_by_name || is_geometry_object(value) => {
@@ -337,13 +458,18 @@ impl Reader<'_> {
             }
         };
         let kind = match obj.get("type") {
-            Some(Value::String(t)) => AttrKind::from_name(t).ok_or_else(|| bad(format!("unknown attribute type {t:?}")))?,
+            Some(Value::String(t)) => AttrKind::from_name(t)
+                .ok_or_else(|| bad(format!("unknown attribute type {t:?}")))?,
             Some(_) => return Err(bad("the attribute type must be a string".into())),
-            None => infer_kind(obj).ok_or_else(|| bad("no value, object, languageMap, valueList, json, vocab or objectList".into()))?,
+            None => infer_kind(obj).ok_or_else(|| {
+                bad("no value, object, languageMap, valueList, json, vocab or objectList".into())
+            })?,
         };
         attr.kind = kind;
         let member = kind.value_member();
-        let raw = obj.get(member).ok_or_else(|| bad(format!("a {} needs \"{member}\"", kind.name())))?;
+        let raw = obj
+            .get(member)
+            .ok_or_else(|| bad(format!("a {} needs \"{member}\"", kind.name())))?;
         attr.value = match kind {
             AttrKind::Property => {
                 if raw.is_null() {
@@ -351,18 +477,43 @@ impl Reader<'_> {
                 }
                 raw.clone()
             }
-            AttrKind::GeoProperty => Geometry::from_geojson(raw).map_err(|e| bad(e.0))?.to_geojson(),
+            AttrKind::GeoProperty => Geometry::from_geojson(raw)
+                .map_err(|e| bad(e.0))?
+                .to_geojson(),
             AttrKind::Relationship => match raw {
                 Value::String(s) if is_uri(s) => raw.clone(),
-                Value::Array(items) if !items.is_empty() && items.iter().all(|v| v.as_str().is_some_and(is_uri)) => raw.clone(),
+                Value::Array(items)
+                    if !items.is_empty()
+                        && items.iter().all(|v| v.as_str().is_some_and(is_uri)) =>
+                {
+                    raw.clone()
+                }
                 _ => return Err(bad("the object of a Relationship must be a URI".into())),
             },
             AttrKind::ListRelationship => match raw {
-                Value::Array(items) if items.iter().all(|v| v.as_str().is_some_and(is_uri) || v.get("object").and_then(Value::as_str).is_some_and(is_uri)) => raw.clone(),
-                _ => return Err(bad("the objectList of a ListRelationship must be a list of URIs".into())),
+                Value::Array(items)
+                    if items.iter().all(|v| {
+                        v.as_str().is_some_and(is_uri)
+                            || v.get("object").and_then(Value::as_str).is_some_and(is_uri)
+                    }) =>
+                {
+                    raw.clone()
+                }
+                _ => {
+                    return Err(bad(
+                        "the objectList of a ListRelationship must be a list of URIs".into(),
+                    ));
+                }
             },
             AttrKind::LanguageProperty => match raw {
-                Value::Object(map) if map.values().all(|v| v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string))) => raw.clone(),
+                Value::Object(map)
+                    if map.values().all(|v| {
+                        v.is_string()
+                            || v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+                    }) =>
+                {
+                    raw.clone()
+                }
                 _ => return Err(bad("a languageMap maps language tags to strings".into())),
             },
             AttrKind::ListProperty => match raw {
@@ -372,8 +523,16 @@ impl Reader<'_> {
             AttrKind::JsonProperty => raw.clone(),
             AttrKind::VocabProperty => match raw {
                 Value::String(s) if is_valid_name(s) => Value::String(self.ctx.expand(s)),
-                Value::Array(items) if items.iter().all(|v| v.as_str().is_some_and(is_valid_name)) => {
-                    Value::Array(items.iter().filter_map(Value::as_str).map(|s| Value::String(self.ctx.expand(s))).collect())
+                Value::Array(items)
+                    if items.iter().all(|v| v.as_str().is_some_and(is_valid_name)) =>
+                {
+                    Value::Array(
+                        items
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(|s| Value::String(self.ctx.expand(s)))
+                            .collect(),
+                    )
                 }
                 _ => return Err(bad("a vocab must be a term or a list of terms".into())),
             },
@@ -385,12 +544,20 @@ impl Reader<'_> {
             }
         }
         if let Some(t) = obj.get("observedAt") {
-            attr.observed_at = Some(t.as_str().and_then(parse_time).ok_or_else(|| bad("observedAt must be an ISO 8601 datetime".into()))?);
+            attr.observed_at = Some(
+                t.as_str()
+                    .and_then(parse_time)
+                    .ok_or_else(|| bad("observedAt must be an ISO 8601 datetime".into()))?,
+            );
         }
         if let Some(u) = obj.get("unitCode") {
             match u.as_str() {
                 Some(s) if !s.is_empty() && s.len() <= 64 => attr.unit_code = Some(s.to_string()),
-                _ => return Err(bad("unitCode must be a short string (UN/CEFACT code)".into())),
+                _ => {
+                    return Err(bad(
+                        "unitCode must be a short string (UN/CEFACT code)".into()
+                    ));
+                }
             }
         }
         if let Some(t) = obj.get("objectType") {
@@ -412,16 +579,30 @@ impl Reader<'_> {
 }
 
 fn is_attribute_object(value: &Value) -> bool {
-    let Some(obj) = value.as_object() else { return false };
+    let Some(obj) = value.as_object() else {
+        return false;
+    };
     // An object with a value member is an attribute, even when its type is unknown
     // (so that a typo gives an error rather than a silently different value).
-    infer_kind(obj).is_some() || obj.get("type").and_then(Value::as_str).is_some_and(|t| AttrKind::from_name(t).is_some())
+    infer_kind(obj).is_some()
+        || obj
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| AttrKind::from_name(t).is_some())
 }
 
 fn is_geometry_object(value: &Value) -> bool {
     value.get("coordinates").is_some()
         && value.get("type").and_then(Value::as_str).is_some_and(|t| {
-            matches!(t, "Point" | "MultiPoint" | "LineString" | "MultiLineString" | "Polygon" | "MultiPolygon")
+            matches!(
+                t,
+                "Point"
+                    | "MultiPoint"
+                    | "LineString"
+                    | "MultiLineString"
+                    | "Polygon"
+                    | "MultiPolygon"
+            )
         })
 }
 
@@ -439,10 +620,14 @@ fn infer_kind(obj: &Map<String, Value>) -> Option<AttrKind> {
         Some(AttrKind::JsonProperty)
     } else if obj.contains_key("vocab") {
         Some(AttrKind::VocabProperty)
-    } else if let Some(v) = obj.get("value") {
-        Some(if is_geometry_object(v) { AttrKind::GeoProperty } else { AttrKind::Property })
     } else {
-        None
+        obj.get("value").map(|v| {
+            if is_geometry_object(v) {
+                AttrKind::GeoProperty
+            } else {
+                AttrKind::Property
+            }
+        })
     }
 }
 
@@ -461,7 +646,12 @@ fn same_dataset(a: &Attribute, b: &Attribute) -> bool {
 
 impl Entity {
     /// Adds attributes (POST /attrs). With `overwrite` false, existing instances stay.
-    pub fn append(&mut self, attrs: BTreeMap<String, Vec<Attribute>>, overwrite: bool, now: DateTime<Utc>) -> UpdateResult {
+    pub fn append(
+        &mut self,
+        attrs: BTreeMap<String, Vec<Attribute>>,
+        overwrite: bool,
+        now: DateTime<Utc>,
+    ) -> UpdateResult {
         let mut result = UpdateResult::default();
         for (name, instances) in attrs {
             let existing = self.attrs.entry(name.clone()).or_default();
@@ -485,7 +675,10 @@ impl Entity {
             if wrote {
                 result.updated.push(name.clone());
             } else if kept {
-                result.not_updated.push((name.clone(), "attribute exists and noOverwrite was given".into()));
+                result.not_updated.push((
+                    name.clone(),
+                    "attribute exists and noOverwrite was given".into(),
+                ));
             }
         }
         self.attrs.retain(|_, v| !v.is_empty());
@@ -496,11 +689,17 @@ impl Entity {
     }
 
     /// Updates existing attributes only (PATCH /attrs); the others are reported.
-    pub fn update(&mut self, attrs: BTreeMap<String, Vec<Attribute>>, now: DateTime<Utc>) -> UpdateResult {
+    pub fn update(
+        &mut self,
+        attrs: BTreeMap<String, Vec<Attribute>>,
+        now: DateTime<Utc>,
+    ) -> UpdateResult {
         let mut result = UpdateResult::default();
         for (name, instances) in attrs {
             let Some(existing) = self.attrs.get_mut(&name) else {
-                result.not_updated.push((name, "attribute does not exist".into()));
+                result
+                    .not_updated
+                    .push((name, "attribute does not exist".into()));
                 continue;
             };
             let mut wrote = false;
@@ -515,7 +714,9 @@ impl Entity {
             if wrote {
                 result.updated.push(name);
             } else {
-                result.not_updated.push((name, "no instance with this datasetId".into()));
+                result
+                    .not_updated
+                    .push((name, "no instance with this datasetId".into()));
             }
         }
         if !result.updated.is_empty() {
@@ -525,9 +726,17 @@ impl Entity {
     }
 
     /// Deletes an attribute: the default instance, the one of `dataset_id`, or all.
-    pub fn delete_attr(&mut self, name: &str, dataset_id: Option<&str>, delete_all: bool, now: DateTime<Utc>) -> Result<()> {
+    pub fn delete_attr(
+        &mut self,
+        name: &str,
+        dataset_id: Option<&str>,
+        delete_all: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let Some(instances) = self.attrs.get_mut(name) else {
-            return Err(Error::not_found(format!("the entity has no attribute {name}")));
+            return Err(Error::not_found(format!(
+                "the entity has no attribute {name}"
+            )));
         };
         if delete_all {
             self.attrs.remove(name);
@@ -535,7 +744,9 @@ impl Entity {
             let before = instances.len();
             instances.retain(|i| i.dataset_id.as_deref() != dataset_id);
             if instances.len() == before {
-                return Err(Error::not_found(format!("attribute {name} has no instance with this datasetId")));
+                return Err(Error::not_found(format!(
+                    "attribute {name} has no instance with this datasetId"
+                )));
             }
             if instances.is_empty() {
                 self.attrs.remove(name);
@@ -551,7 +762,11 @@ impl Entity {
         new.modified_at = now;
         for (name, instances) in new.attrs.iter_mut() {
             for inst in instances {
-                if let Some(old) = self.attrs.get(name).and_then(|v| v.iter().find(|o| same_dataset(o, inst))) {
+                if let Some(old) = self
+                    .attrs
+                    .get(name)
+                    .and_then(|v| v.iter().find(|o| same_dataset(o, inst)))
+                {
                     inst.created_at = old.created_at;
                 }
             }
@@ -575,7 +790,9 @@ pub fn overlay_attribute(current: &Value, patch: &Value) -> Value {
         _ => Map::new(),
     };
     let patch_obj = match patch {
-        Value::Object(map) if is_attribute_object(patch) || !map.contains_key("coordinates") => map.clone(),
+        Value::Object(map) if is_attribute_object(patch) || !map.contains_key("coordinates") => {
+            map.clone()
+        }
         other => {
             // A concise bare value: it replaces the value member.
             let member = out
@@ -594,7 +811,9 @@ pub fn overlay_attribute(current: &Value, patch: &Value) -> Value {
             continue;
         }
         let merged = match (out.get(&key), &value) {
-            (Some(old @ Value::Object(_)), Value::Object(_)) if !RESERVED_ATTR_MEMBERS.contains(&key.as_str()) => {
+            (Some(old @ Value::Object(_)), Value::Object(_))
+                if !RESERVED_ATTR_MEMBERS.contains(&key.as_str()) =>
+            {
                 overlay_attribute(old, &value)
             }
             _ => value,
@@ -611,7 +830,10 @@ mod tests {
     use serde_json::json;
 
     fn reader(ctx: &Context) -> Reader<'_> {
-        Reader { ctx, now: Utc::now() }
+        Reader {
+            ctx,
+            now: Utc::now(),
+        }
     }
 
     #[test]
@@ -651,7 +873,10 @@ mod tests {
         assert_eq!(kind("depth"), AttrKind::Property);
         assert_eq!(kind("observationSpace"), AttrKind::GeoProperty);
         let level = &e.attrs[&ctx.expand("level")][0];
-        assert_eq!(format_time(&level.observed_at.unwrap()), "2020-10-18T00:00:00Z");
+        assert_eq!(
+            format_time(&level.observed_at.unwrap()),
+            "2020-10-18T00:00:00Z"
+        );
         assert!(level.sub_attrs.contains_key(&ctx.expand("quality")));
     }
 
@@ -679,8 +904,16 @@ mod tests {
     fn append_respects_no_overwrite_and_datasets() {
         let ctx = Context::core();
         let r = reader(&ctx);
-        let mut e = r.entity(&json!({"id": "urn:x:1", "type": "T", "a": 1}), None).unwrap();
-        let more = r.attributes(json!({"a": 2, "b": [{"value": 1}, {"value": 2, "datasetId": "urn:ds:2"}]}).as_object().unwrap()).unwrap();
+        let mut e = r
+            .entity(&json!({"id": "urn:x:1", "type": "T", "a": 1}), None)
+            .unwrap();
+        let more = r
+            .attributes(
+                json!({"a": 2, "b": [{"value": 1}, {"value": 2, "datasetId": "urn:ds:2"}]})
+                    .as_object()
+                    .unwrap(),
+            )
+            .unwrap();
         let res = e.append(more.clone(), false, Utc::now());
         assert_eq!(res.updated, vec![ctx.expand("b")]);
         assert_eq!(res.not_updated.len(), 1);
@@ -688,9 +921,13 @@ mod tests {
         assert_eq!(e.attrs[&ctx.expand("b")].len(), 2);
         e.append(more, true, Utc::now());
         assert_eq!(e.attrs[&ctx.expand("a")][0].value, json!(2));
-        e.delete_attr(&ctx.expand("b"), Some("urn:ds:2"), false, Utc::now()).unwrap();
+        e.delete_attr(&ctx.expand("b"), Some("urn:ds:2"), false, Utc::now())
+            .unwrap();
         assert_eq!(e.attrs[&ctx.expand("b")].len(), 1);
-        assert!(e.delete_attr(&ctx.expand("b"), Some("urn:ds:2"), false, Utc::now()).is_err());
+        assert!(
+            e.delete_attr(&ctx.expand("b"), Some("urn:ds:2"), false, Utc::now())
+                .is_err()
+        );
     }
 
     #[test]
@@ -698,7 +935,10 @@ mod tests {
         let cur = json!({"type": "Property", "value": 1, "q": {"type": "Property", "value": "a", "x": {"value": 1}}, "r": {"value": 2}});
         let patch = json!({"value": 5, "q": {"value": "b"}, "r": "urn:ngsi-ld:null"});
         let out = overlay_attribute(&cur, &patch);
-        assert_eq!(out, json!({"type": "Property", "value": 5, "q": {"type": "Property", "value": "b", "x": {"value": 1}}}));
+        assert_eq!(
+            out,
+            json!({"type": "Property", "value": 5, "q": {"type": "Property", "value": "b", "x": {"value": 1}}})
+        );
         assert_eq!(overlay_attribute(&cur, &json!(7))["value"], json!(7));
     }
 }

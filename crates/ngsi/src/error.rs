@@ -98,7 +98,10 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        Error { kind, detail: detail.into() }
+        Error {
+            kind,
+            detail: detail.into(),
+        }
     }
     pub fn bad_data(detail: impl Into<String>) -> Self {
         Error::new(ErrorKind::BadRequestData, detail)

@@ -65,15 +65,23 @@ impl QFilter {
     }
 
     fn pattern_matches(&self, target: &Value, pattern: &QValue) -> bool {
-        let (Value::String(s), QValue::Text(p)) = (target, pattern) else { return false };
+        let (Value::String(s), QValue::Text(p)) = (target, pattern) else {
+            return false;
+        };
         self.patterns.get(p).is_some_and(|re| re.is_match(s))
     }
 }
 
 fn collect_patterns(expr: &QExpr, out: &mut HashMap<String, Regex>) -> Result<()> {
     match expr {
-        QExpr::And(items) | QExpr::Or(items) => items.iter().try_for_each(|x| collect_patterns(x, out)),
-        QExpr::Term(QTerm::Compare { op: CompareOp::Matches | CompareOp::NotMatches, value, .. }) => {
+        QExpr::And(items) | QExpr::Or(items) => {
+            items.iter().try_for_each(|x| collect_patterns(x, out))
+        }
+        QExpr::Term(QTerm::Compare {
+            op: CompareOp::Matches | CompareOp::NotMatches,
+            value,
+            ..
+        }) => {
             let QValue::Text(p) = value else {
                 return Err(Error::bad_data("a ~= pattern must be a quoted string"));
             };
@@ -93,7 +101,9 @@ fn collect_patterns(expr: &QExpr, out: &mut HashMap<String, Regex>) -> Result<()
 /// The values a path points at in an entity (one per instance, array elements spread).
 fn targets(e: &Entity, path: &AttrPath) -> Vec<Value> {
     let mut out = Vec::new();
-    let Some(instances) = e.attrs.get(&path.attr) else { return out };
+    let Some(instances) = e.attrs.get(&path.attr) else {
+        return out;
+    };
     for inst in instances {
         collect_targets(inst, &path.sub_attrs, &path.compound, &mut out);
     }
@@ -103,11 +113,15 @@ fn targets(e: &Entity, path: &AttrPath) -> Vec<Value> {
 fn collect_targets(attr: &Attribute, subs: &[String], compound: &[String], out: &mut Vec<Value>) {
     if let Some((first, rest)) = subs.split_first() {
         // Metadata of the attribute reads as if it were a sub-attribute.
-        if rest.is_empty() && compound.is_empty()
+        if rest.is_empty()
+            && compound.is_empty()
             && let Some(meta) = first.strip_prefix(NGSI_LD)
         {
             let v = match meta {
-                "observedAt" => attr.observed_at.as_ref().map(|t| Value::String(format_time(t))),
+                "observedAt" => attr
+                    .observed_at
+                    .as_ref()
+                    .map(|t| Value::String(format_time(t))),
                 "createdAt" => Some(Value::String(format_time(&attr.created_at))),
                 "modifiedAt" => Some(Value::String(format_time(&attr.modified_at))),
                 "unitCode" => attr.unit_code.clone().map(Value::String),
@@ -182,8 +196,12 @@ fn scalar_like(target: &Value, like: &Scalar) -> Option<Scalar> {
     Some(match (target, like) {
         (Value::Number(n), Scalar::Num(_)) => Scalar::Num(n.as_f64()?),
         (Value::String(s), Scalar::Instant(_)) => Scalar::Instant(parse_time(s)?),
-        (Value::String(s), Scalar::Day(_)) => Scalar::Day(NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?),
-        (Value::String(s), Scalar::Clock(_)) => Scalar::Clock(NaiveTime::parse_from_str(s, "%H:%M:%S%.f").ok()?),
+        (Value::String(s), Scalar::Day(_)) => {
+            Scalar::Day(NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?)
+        }
+        (Value::String(s), Scalar::Clock(_)) => {
+            Scalar::Clock(NaiveTime::parse_from_str(s, "%H:%M:%S%.f").ok()?)
+        }
         (Value::String(s), Scalar::Text(_)) => Scalar::Text(s.clone()),
         (Value::Bool(b), Scalar::Bool(_)) => Scalar::Bool(*b),
         (Value::Null, Scalar::Null) => Scalar::Null,
@@ -196,7 +214,9 @@ fn scalar_like(target: &Value, like: &Scalar) -> Option<Scalar> {
 fn equals(target: &Value, value: &QValue) -> bool {
     match value {
         QValue::List(items) => items.iter().any(|v| equals(target, v)),
-        QValue::Range(lo, hi) => ordered(target, lo, CompareOp::Ge) && ordered(target, hi, CompareOp::Le),
+        QValue::Range(lo, hi) => {
+            ordered(target, lo, CompareOp::Ge) && ordered(target, hi, CompareOp::Le)
+        }
         single => match scalar_of_query(single) {
             Some(q) => scalar_like(target, &q).is_some_and(|t| t == q),
             None => false,
@@ -205,9 +225,15 @@ fn equals(target: &Value, value: &QValue) -> bool {
 }
 
 fn ordered(target: &Value, value: &QValue, op: CompareOp) -> bool {
-    let Some(q) = scalar_of_query(value) else { return false };
-    let Some(t) = scalar_like(target, &q) else { return false };
-    let Some(ord) = t.partial_cmp(&q) else { return false };
+    let Some(q) = scalar_of_query(value) else {
+        return false;
+    };
+    let Some(t) = scalar_like(target, &q) else {
+        return false;
+    };
+    let Some(ord) = t.partial_cmp(&q) else {
+        return false;
+    };
     use std::cmp::Ordering::*;
     match op {
         CompareOp::Lt => ord == Less,
@@ -241,8 +267,13 @@ impl GeoFilter {
     pub fn search_box(&self) -> Option<(f64, f64, f64, f64)> {
         match self.query.georel {
             GeoRel::Disjoint => None,
-            GeoRel::Near { max_distance: None, .. } => None,
-            GeoRel::Near { max_distance: Some(d), .. } => {
+            GeoRel::Near {
+                max_distance: None, ..
+            } => None,
+            GeoRel::Near {
+                max_distance: Some(d),
+                ..
+            } => {
                 let (x, y, _, _) = self.query.geometry.bbox();
                 // Degrees of latitude are ~111.2 km; longitude shrinks with cos(lat).
                 let dlat = d / 111_195.0 * 1.01 + 1e-9;
@@ -259,8 +290,13 @@ impl GeoFilter {
         use geo::{Distance, Haversine, HaversineClosestPoint, Intersects, Relate};
         let g = geometry.to_geo();
         match self.query.georel {
-            GeoRel::Near { max_distance, min_distance } => {
-                let geo::Geometry::Point(reference) = self.reference else { return false };
+            GeoRel::Near {
+                max_distance,
+                min_distance,
+            } => {
+                let geo::Geometry::Point(reference) = self.reference else {
+                    return false;
+                };
                 let distance = if g.intersects(&reference) {
                     0.0
                 } else {
@@ -270,7 +306,8 @@ impl GeoFilter {
                         geo::Closest::Indeterminate => return false,
                     }
                 };
-                max_distance.is_none_or(|d| distance <= d) && min_distance.is_none_or(|d| distance >= d)
+                max_distance.is_none_or(|d| distance <= d)
+                    && min_distance.is_none_or(|d| distance >= d)
             }
             GeoRel::Within => g.relate(&self.reference).is_within(),
             GeoRel::Contains => g.relate(&self.reference).is_contains(),
@@ -283,9 +320,11 @@ impl GeoFilter {
 
     /// Whether the entity's geoproperty (expanded name in the query) matches.
     pub fn matches_entity(&self, e: &Entity) -> bool {
-        e.attrs
-            .get(&self.query.geoproperty)
-            .is_some_and(|v| v.iter().filter_map(Attribute::geometry).any(|g| self.matches(&g)))
+        e.attrs.get(&self.query.geoproperty).is_some_and(|v| {
+            v.iter()
+                .filter_map(Attribute::geometry)
+                .any(|g| self.matches(&g))
+        })
     }
 }
 
@@ -325,24 +364,127 @@ mod tests {
                 None,
             )
             .unwrap();
-        let check = |expr: QExpr, want: bool| assert_eq!(QFilter::new(expr.clone()).unwrap().matches(&e), want, "{expr:?}");
-        check(cmp(path("level", &[], &[]), CompareOp::Gt, QValue::Number(4.5)), true);
-        check(cmp(path("level", &[], &[]), CompareOp::Le, QValue::Number(4.5)), false);
-        check(cmp(path("level", &[], &[]), CompareOp::Eq, QValue::Range(Box::new(QValue::Number(4.0)), Box::new(QValue::Number(5.0)))), true);
-        check(cmp(path("level", &[], &[]), CompareOp::Ne, QValue::Number(4.6)), false);
-        check(cmp(path("missing", &[], &[]), CompareOp::Ne, QValue::Number(4.6)), false);
-        check(cmp(path("level", &["quality"], &[]), CompareOp::Eq, QValue::Text("good".into())), true);
-        check(cmp(path("level", &["observedAt"], &[]), CompareOp::Ge, QValue::DateTime(parse_time("2020-10-18T06:00:00Z").unwrap())), true);
-        check(cmp(path("address", &[], &["city"]), CompareOp::Eq, QValue::Text("Đông Hà".into())), true);
-        check(cmp(path("address", &[], &["zip"]), CompareOp::Lt, QValue::Number(50000.0)), true);
-        check(cmp(path("tags", &[], &[]), CompareOp::Eq, QValue::List(vec![QValue::Text("gauge".into()), QValue::Text("x".into())])), true);
-        check(cmp(path("name", &[], &[]), CompareOp::Matches, QValue::Text("^Sông".into())), true);
-        check(cmp(path("name", &[], &[]), CompareOp::NotMatches, QValue::Text("River$".into())), false);
-        check(cmp(path("on", &[], &[]), CompareOp::Eq, QValue::Bool(true)), true);
-        check(QExpr::Term(QTerm::NotExists(path("missing", &[], &[]))), true);
-        check(QExpr::Or(vec![QExpr::Term(QTerm::Exists(path("missing", &[], &[]))), QExpr::Term(QTerm::Exists(path("on", &[], &[])))]), true);
-        check(QExpr::And(vec![QExpr::Term(QTerm::Exists(path("missing", &[], &[]))), QExpr::Term(QTerm::Exists(path("on", &[], &[])))]), false);
-        assert!(QFilter::new(cmp(path("a", &[], &[]), CompareOp::Matches, QValue::Text("(".into()))).is_err());
+        let check = |expr: QExpr, want: bool| {
+            assert_eq!(
+                QFilter::new(expr.clone()).unwrap().matches(&e),
+                want,
+                "{expr:?}"
+            )
+        };
+        check(
+            cmp(path("level", &[], &[]), CompareOp::Gt, QValue::Number(4.5)),
+            true,
+        );
+        check(
+            cmp(path("level", &[], &[]), CompareOp::Le, QValue::Number(4.5)),
+            false,
+        );
+        check(
+            cmp(
+                path("level", &[], &[]),
+                CompareOp::Eq,
+                QValue::Range(Box::new(QValue::Number(4.0)), Box::new(QValue::Number(5.0))),
+            ),
+            true,
+        );
+        check(
+            cmp(path("level", &[], &[]), CompareOp::Ne, QValue::Number(4.6)),
+            false,
+        );
+        check(
+            cmp(
+                path("missing", &[], &[]),
+                CompareOp::Ne,
+                QValue::Number(4.6),
+            ),
+            false,
+        );
+        check(
+            cmp(
+                path("level", &["quality"], &[]),
+                CompareOp::Eq,
+                QValue::Text("good".into()),
+            ),
+            true,
+        );
+        check(
+            cmp(
+                path("level", &["observedAt"], &[]),
+                CompareOp::Ge,
+                QValue::DateTime(parse_time("2020-10-18T06:00:00Z").unwrap()),
+            ),
+            true,
+        );
+        check(
+            cmp(
+                path("address", &[], &["city"]),
+                CompareOp::Eq,
+                QValue::Text("Đông Hà".into()),
+            ),
+            true,
+        );
+        check(
+            cmp(
+                path("address", &[], &["zip"]),
+                CompareOp::Lt,
+                QValue::Number(50000.0),
+            ),
+            true,
+        );
+        check(
+            cmp(
+                path("tags", &[], &[]),
+                CompareOp::Eq,
+                QValue::List(vec![QValue::Text("gauge".into()), QValue::Text("x".into())]),
+            ),
+            true,
+        );
+        check(
+            cmp(
+                path("name", &[], &[]),
+                CompareOp::Matches,
+                QValue::Text("^Sông".into()),
+            ),
+            true,
+        );
+        check(
+            cmp(
+                path("name", &[], &[]),
+                CompareOp::NotMatches,
+                QValue::Text("River$".into()),
+            ),
+            false,
+        );
+        check(
+            cmp(path("on", &[], &[]), CompareOp::Eq, QValue::Bool(true)),
+            true,
+        );
+        check(
+            QExpr::Term(QTerm::NotExists(path("missing", &[], &[]))),
+            true,
+        );
+        check(
+            QExpr::Or(vec![
+                QExpr::Term(QTerm::Exists(path("missing", &[], &[]))),
+                QExpr::Term(QTerm::Exists(path("on", &[], &[]))),
+            ]),
+            true,
+        );
+        check(
+            QExpr::And(vec![
+                QExpr::Term(QTerm::Exists(path("missing", &[], &[]))),
+                QExpr::Term(QTerm::Exists(path("on", &[], &[]))),
+            ]),
+            false,
+        );
+        assert!(
+            QFilter::new(cmp(
+                path("a", &[], &[]),
+                CompareOp::Matches,
+                QValue::Text("(".into())
+            ))
+            .is_err()
+        );
     }
 
     #[test]
@@ -350,7 +492,14 @@ mod tests {
         let square = Geometry::from_geojson(&json!({"type": "Polygon", "coordinates": [[[107.0, 16.7], [107.2, 16.7], [107.2, 16.9], [107.0, 16.9], [107.0, 16.7]]]})).unwrap();
         let inside = Geometry::Point([107.1, 16.8]);
         let outside = Geometry::Point([106.0, 16.8]);
-        let f = |georel, geometry: &Geometry| GeoFilter::new(GeoQuery { georel, geometry: geometry.clone(), geoproperty: "location".into() }).unwrap();
+        let f = |georel, geometry: &Geometry| {
+            GeoFilter::new(GeoQuery {
+                georel,
+                geometry: geometry.clone(),
+                geoproperty: "location".into(),
+            })
+            .unwrap()
+        };
         assert!(f(GeoRel::Within, &square).matches(&inside));
         assert!(!f(GeoRel::Within, &square).matches(&outside));
         assert!(f(GeoRel::Contains, &inside).matches(&square));
@@ -358,7 +507,15 @@ mod tests {
         assert!(f(GeoRel::Disjoint, &square).matches(&outside));
         assert!(f(GeoRel::Equals, &inside).matches(&inside));
         // 0.01 degree of latitude is about 1.11 km.
-        let near = |max, min| f(GeoRel::Near { max_distance: max, min_distance: min }, &inside);
+        let near = |max, min| {
+            f(
+                GeoRel::Near {
+                    max_distance: max,
+                    min_distance: min,
+                },
+                &inside,
+            )
+        };
         assert!(near(Some(1200.0), None).matches(&Geometry::Point([107.1, 16.81])));
         assert!(!near(Some(1000.0), None).matches(&Geometry::Point([107.1, 16.81])));
         assert!(near(None, Some(1000.0)).matches(&Geometry::Point([107.1, 16.81])));

@@ -130,7 +130,10 @@ impl Geometry {
         }
         fn poly(rings: &[Vec<Position>]) -> Polygon<f64> {
             let mut it = rings.iter();
-            let exterior = it.next().map(|r| line(r)).unwrap_or_else(|| LineString(vec![]));
+            let exterior = it
+                .next()
+                .map(|r| line(r))
+                .unwrap_or_else(|| LineString(vec![]));
             Polygon::new(exterior, it.map(|r| line(r)).collect())
         }
         match self {
@@ -139,7 +142,9 @@ impl Geometry {
                 MultiPoint(v.iter().map(|[x, y]| Point::new(*x, *y)).collect()).into()
             }
             Geometry::LineString(v) => line(v).into(),
-            Geometry::MultiLineString(v) => MultiLineString(v.iter().map(|l| line(l)).collect()).into(),
+            Geometry::MultiLineString(v) => {
+                MultiLineString(v.iter().map(|l| line(l)).collect()).into()
+            }
             Geometry::Polygon(rings) => poly(rings).into(),
             Geometry::MultiPolygon(v) => MultiPolygon(v.iter().map(|p| poly(p)).collect()).into(),
         }
@@ -179,7 +184,10 @@ fn position(value: &Value) -> Result<Position, GeometryError> {
 fn positions(value: &Value, min: usize) -> Result<Vec<Position>, GeometryError> {
     let items = array(value, "line")?;
     if items.len() < min {
-        return err(format!("expected at least {min} positions, got {}", items.len()));
+        return err(format!(
+            "expected at least {min} positions, got {}",
+            items.len()
+        ));
     }
     items.iter().map(position).collect()
 }
@@ -202,6 +210,7 @@ fn polygon(value: &Value) -> Result<Vec<Vec<Position>>, GeometryError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -212,14 +221,29 @@ mod tests {
     #[test]
     fn validates_geometries() {
         check(json!({"type": "Point", "coordinates": [107.1, 16.8]}), true);
-        check(json!({"type": "Point", "coordinates": [107.1, 16.8, 12.0]}), true);
+        check(
+            json!({"type": "Point", "coordinates": [107.1, 16.8, 12.0]}),
+            true,
+        );
         check(json!({"type": "Point", "coordinates": [181, 16.8]}), false);
         check(json!({"type": "Point", "coordinates": [107.1, 91]}), false);
         check(json!({"type": "Point", "coordinates": ["a", 1]}), false);
-        check(json!({"type": "LineString", "coordinates": [[1, 1]]}), false);
-        check(json!({"type": "LineString", "coordinates": [[1, 1], [2, 2]]}), true);
-        check(json!({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}), true);
-        check(json!({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}), false);
+        check(
+            json!({"type": "LineString", "coordinates": [[1, 1]]}),
+            false,
+        );
+        check(
+            json!({"type": "LineString", "coordinates": [[1, 1], [2, 2]]}),
+            true,
+        );
+        check(
+            json!({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}),
+            true,
+        );
+        check(
+            json!({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}),
+            false,
+        );
         check(json!({"type": "MultiPolygon", "coordinates": []}), false);
         check(json!({"type": "Circle", "coordinates": [0, 0]}), false);
         check(json!([1, 2]), false);

@@ -61,7 +61,14 @@ pub fn render_entity(e: &Entity, opts: &RenderOptions) -> Map<String, Value> {
         out.insert("type".into(), render_types(&e.types, opts.ctx));
     }
     if !e.scopes.is_empty() {
-        out.insert("scope".into(), if e.scopes.len() == 1 { json!(e.scopes[0]) } else { json!(e.scopes) });
+        out.insert(
+            "scope".into(),
+            if e.scopes.len() == 1 {
+                json!(e.scopes[0])
+            } else {
+                json!(e.scopes)
+            },
+        );
     }
     for (name, instances) in &e.attrs {
         if !opts.keeps(name) {
@@ -92,13 +99,18 @@ fn render_instances(instances: &[Attribute], opts: &RenderOptions) -> Value {
 }
 
 /// Picks the string of a language map for a `lang` preference.
-fn pick_language<'m>(map: &'m Map<String, Value>, prefs: &[String]) -> Option<(&'m str, &'m Value)> {
+fn pick_language<'m>(
+    map: &'m Map<String, Value>,
+    prefs: &[String],
+) -> Option<(&'m str, &'m Value)> {
     for p in prefs {
         if let Some((k, v)) = map.iter().find(|(k, _)| k.eq_ignore_ascii_case(p)) {
             return Some((k.as_str(), v));
         }
     }
-    map.get_key_value("@none").or_else(|| map.iter().next()).map(|(k, v)| (k.as_str(), v))
+    map.get_key_value("@none")
+        .or_else(|| map.iter().next())
+        .map(|(k, v)| (k.as_str(), v))
 }
 
 fn render_attribute(a: &Attribute, opts: &RenderOptions) -> Value {
@@ -107,13 +119,22 @@ fn render_attribute(a: &Attribute, opts: &RenderOptions) -> Value {
     let mut value = match a.kind {
         AttrKind::VocabProperty => match &a.value {
             Value::String(s) => Value::String(ctx.compact(s)),
-            Value::Array(items) => Value::Array(items.iter().map(|v| v.as_str().map_or(v.clone(), |s| Value::String(ctx.compact(s)))).collect()),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .map_or(v.clone(), |s| Value::String(ctx.compact(s)))
+                    })
+                    .collect(),
+            ),
             other => other.clone(),
         },
         _ => a.value.clone(),
     };
     let mut lang_tag = None;
-    if let (AttrKind::LanguageProperty, Some(prefs), Value::Object(map)) = (a.kind, &opts.lang, &a.value)
+    if let (AttrKind::LanguageProperty, Some(prefs), Value::Object(map)) =
+        (a.kind, &opts.lang, &a.value)
         && !prefs.iter().any(|p| p == "*")
         && let Some((tag, text)) = pick_language(map, prefs)
     {
@@ -135,7 +156,12 @@ fn render_attribute(a: &Attribute, opts: &RenderOptions) -> Value {
         && !opts.sys_attrs
         && lang_tag.is_none();
     // Concise: a plain Property with nothing else is just its value.
-    if opts.format == Format::Concise && bare && kind == AttrKind::Property && !value.is_object() && !value.is_array() {
+    if opts.format == Format::Concise
+        && bare
+        && kind == AttrKind::Property
+        && !value.is_object()
+        && !value.is_array()
+    {
         return value;
     }
     out.insert(kind.value_member().into(), value);
@@ -182,7 +208,9 @@ pub fn render_feature(e: &Entity, opts: &RenderOptions, geometry_attr: &str) -> 
 pub fn attribute_kinds(e: &Entity) -> BTreeMap<&str, HashSet<AttrKind>> {
     let mut out: BTreeMap<&str, HashSet<AttrKind>> = BTreeMap::new();
     for (name, instances) in &e.attrs {
-        out.entry(name.as_str()).or_default().extend(instances.iter().map(|a| a.kind));
+        out.entry(name.as_str())
+            .or_default()
+            .extend(instances.iter().map(|a| a.kind));
     }
     out
 }
@@ -208,7 +236,10 @@ mod tests {
         let mut opts = RenderOptions::new(&ctx);
         let normalized = Value::Object(render_entity(&e, &opts));
         assert_eq!(normalized["a"], json!({"type": "Property", "value": 1}));
-        assert_eq!(normalized["r"], json!({"type": "Relationship", "object": "urn:y:1"}));
+        assert_eq!(
+            normalized["r"],
+            json!({"type": "Relationship", "object": "urn:y:1"})
+        );
         opts.format = Format::Concise;
         let concise = Value::Object(render_entity(&e, &opts));
         assert_eq!(concise["a"], json!(1));
@@ -222,7 +253,12 @@ mod tests {
         // Concise output parses back to the same entity.
         opts.format = Format::Concise;
         opts.lang = None;
-        let again = Reader { ctx: &ctx, now: e.created_at }.entity(&Value::Object(render_entity(&e, &opts)), None).unwrap();
+        let again = Reader {
+            ctx: &ctx,
+            now: e.created_at,
+        }
+        .entity(&Value::Object(render_entity(&e, &opts)), None)
+        .unwrap();
         assert_eq!(again.attrs, e.attrs);
     }
 }

@@ -1,1 +1,157 @@
-//! placeholder
+//! The `Store` trait: where the hub keeps entities, and how it asks for them.
+//!
+//! A store persists whole entities (in the expanded form of [`ngsi::Entity`]) and the
+//! indexes that make queries fast. It applies changes as *mutations*: a function from
+//! the entity as it is (if any) to what it becomes, run inside the store's transaction
+//! so that read-modify-write is atomic whatever the backend. A write returns only once
+//! it is durable.
+//!
+//! **Invariant:** what a query returns agrees with [`ngsi::filter`]: indexes may narrow
+//! the candidates, the model's own evaluation decides.
+
+mod query;
+pub mod sqlite;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use ngsi::entity::UpdateResult;
+use ngsi::{AttrKind, Entity};
+
+pub use query::EntityQuery;
+
+/// The default tenant (no `NGSILD-Tenant` header).
+pub const DEFAULT_TENANT: &str = "";
+
+/// What a store can fail with, besides a mutation refusing the change.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The mutation refused the change (not found, already exists, bad data...).
+    #[error(transparent)]
+    Rejected(#[from] ngsi::Error),
+    /// The database cannot be reached or is failing; the caller may retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A fault of the store itself.
+    #[error("store fault: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a mutation decides.
+#[derive(Debug)]
+pub enum Change {
+    /// Store this entity (created or changed).
+    Put(Entity),
+    /// Delete the entity.
+    Delete,
+    /// Nothing to write.
+    Unchanged,
+}
+
+/// What a mutation reports back to the caller, beside the change.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Applied {
+    /// Whether the entity was created by this mutation.
+    pub created: bool,
+    pub result: UpdateResult,
+}
+
+/// A change to one entity, decided from its current state inside the transaction.
+pub type Mutation =
+    Box<dyn FnOnce(Option<Entity>) -> Result<(Change, Applied), ngsi::Error> + Send>;
+
+/// One entity's mutation in a write.
+pub struct WriteOp {
+    pub entity_id: String,
+    pub mutate: Mutation,
+}
+
+impl WriteOp {
+    pub fn new(
+        entity_id: impl Into<String>,
+        mutate: impl FnOnce(Option<Entity>) -> Result<(Change, Applied), ngsi::Error> + Send + 'static,
+    ) -> Self {
+        WriteOp {
+            entity_id: entity_id.into(),
+            mutate: Box::new(mutate),
+        }
+    }
+}
+
+/// A page of query results.
+#[derive(Debug, Default)]
+pub struct QueryPage {
+    pub entities: Vec<Entity>,
+    /// The total number of matches, when asked for.
+    pub count: Option<u64>,
+}
+
+/// An entity type in use, for discovery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypeSummary {
+    pub type_iri: String,
+    pub entity_count: u64,
+    /// Attribute name → kinds seen for it in entities of this type.
+    pub attributes: BTreeMap<String, BTreeSet<AttrKind>>,
+}
+
+/// An attribute name in use, for discovery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeSummary {
+    pub name_iri: String,
+    /// How many instances of it exist.
+    pub attribute_count: u64,
+    pub type_names: BTreeSet<String>,
+    pub kinds: BTreeSet<AttrKind>,
+}
+
+/// The storage behind the hub. Every operation names its tenant; tenants never see
+/// each other's data.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies mutations, each atomically and independently (one failing does not undo
+    /// the others), and returns once all changes are durable. Creates the tenant on its
+    /// first change.
+    async fn write(
+        &self,
+        tenant: &str,
+        ops: Vec<WriteOp>,
+    ) -> StoreResult<Vec<StoreResult<Applied>>>;
+
+    /// Whether the tenant exists (the default tenant always does).
+    async fn tenant_exists(&self, tenant: &str) -> StoreResult<bool>;
+
+    /// The names of all tenants.
+    async fn tenants(&self) -> StoreResult<Vec<String>>;
+
+    async fn get(&self, tenant: &str, id: &str) -> StoreResult<Option<Entity>>;
+
+    async fn query(&self, tenant: &str, query: EntityQuery) -> StoreResult<QueryPage>;
+
+    async fn types(&self, tenant: &str) -> StoreResult<Vec<TypeSummary>>;
+
+    async fn attributes(&self, tenant: &str) -> StoreResult<Vec<AttributeSummary>>;
+
+    /// A cached remote @context document.
+    async fn cached_context(&self, url: &str) -> StoreResult<Option<String>>;
+
+    async fn cache_context(&self, url: &str, body: &str) -> StoreResult<()>;
+}
+
+/// Opens the store a URL names: `sqlite://path/to/file.db` (or `sqlite::memory:`).
+pub async fn open(url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let store = sqlite::SqliteStore::open(path).await?;
+        return Ok(std::sync::Arc::new(store));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(StoreError::Other(
+            "the PostgreSQL backend is not available in this build yet".into(),
+        ));
+    }
+    Err(StoreError::Other(format!(
+        "unknown store URL {url:?} (expected sqlite://path)"
+    )))
+}

@@ -22,7 +22,11 @@ pub enum QTerm {
     /// `!attr`: it does not exist.
     NotExists(AttrPath),
     /// `attr op value`.
-    Compare { path: AttrPath, op: CompareOp, value: QValue },
+    Compare {
+        path: AttrPath,
+        op: CompareOp,
+        value: QValue,
+    },
 }
 
 /// `attr.subAttr.subSubAttr[member.inner]`: an attribute, an optional chain of
@@ -83,7 +87,10 @@ pub struct GeoQuery {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum GeoRel {
     /// `near;maxDistance==d` and/or `near;minDistance==d`, distances in metres.
-    Near { max_distance: Option<f64>, min_distance: Option<f64> },
+    Near {
+        max_distance: Option<f64>,
+        min_distance: Option<f64>,
+    },
     Within,
     Contains,
     Intersects,

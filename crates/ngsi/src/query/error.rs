@@ -13,7 +13,10 @@ pub struct ParseError {
 
 impl ParseError {
     pub fn new(offset: usize, message: impl Into<String>) -> ParseError {
-        ParseError { offset, message: message.into() }
+        ParseError {
+            offset,
+            message: message.into(),
+        }
     }
 }
 

@@ -230,7 +230,10 @@ fn parse_factor<T>(
                 )))
             }
         }
-        None => Err(c.error(format!("unexpected end of the {}; expected a term", grammar.what))),
+        None => Err(c.error(format!(
+            "unexpected end of the {}; expected a term",
+            grammar.what
+        ))),
         Some(ch) if grammar.is_separator(ch) => {
             Err(c.error(format!("{}; expected a term", c.describe_next())))
         }
@@ -298,18 +301,56 @@ pub(crate) fn check_name(name: &str, offset: usize, what: &str) -> Result<(), Pa
     }
     if name.contains(':') {
         if name.starts_with(':') {
-            return Err(ParseError::new(offset, format!("{what} cannot start with ':'")));
+            return Err(ParseError::new(
+                offset,
+                format!("{what} cannot start with ':'"),
+            ));
         }
         if let Some((i, c)) = name.char_indices().find(|&(_, c)| !is_iri_char(c)) {
-            return Err(ParseError::new(offset + i, format!("invalid char {c:?} in {what}")));
+            return Err(ParseError::new(
+                offset + i,
+                format!("invalid char {c:?} in {what}"),
+            ));
         }
         return Ok(());
     }
     if let Some((i, c)) = name.char_indices().find(|&(_, c)| !is_term_char(c)) {
         return Err(ParseError::new(
             offset + i,
-            format!("invalid char {c:?} in {what} (a term has letters, digits, '_' and '-'; a URI has ':')"),
+            format!(
+                "invalid char {c:?} in {what} (a term has letters, digits, '_' and '-'; a URI has ':')"
+            ),
         ));
     }
     Ok(())
+}
+
+pub(crate) fn digits(s: &[u8]) -> bool {
+    s.iter().all(u8::is_ascii_digit)
+}
+
+/// `-?digits(.digits)?([eE][+-]?digits)?`: checked before `str::parse`, which would
+/// also take `inf`, `NaN`, `.5` or `1.`.
+pub(crate) fn is_number_shape(s: &str) -> bool {
+    let b = s.strip_prefix('-').unwrap_or(s).as_bytes();
+    let int_len = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if int_len == 0 {
+        return false;
+    }
+    let mut rest = &b[int_len..];
+    if let [b'.', tail @ ..] = rest {
+        let n = tail.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &tail[n..];
+    }
+    if let [b'e' | b'E', tail @ ..] = rest {
+        let tail = match tail {
+            [b'+' | b'-', t @ ..] => t,
+            t => t,
+        };
+        return !tail.is_empty() && digits(tail);
+    }
+    rest.is_empty()
 }

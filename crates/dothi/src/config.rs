@@ -1,0 +1,98 @@
+//! Command-line flags and `DOTHI_*` variables, read raw by clap, then checked into a
+//! [`Config`] before anything starts.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "dothi",
+    version,
+    about = "dothi: the smart-city data hub (NGSI-LD) of Quảng Trị"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Runs the hub.
+    Serve(ServeArgs),
+    /// Runs the hub with a small sample data set of Quảng Trị loaded.
+    Demo(ServeArgs),
+    /// Measures the hub on this machine and prints the figures.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "DOTHI_LISTEN", default_value = "127.0.0.1:1026")]
+    pub listen: String,
+    /// Where data lives: sqlite://path/to/file.db
+    #[arg(
+        long,
+        env = "DOTHI_STORE",
+        default_value = "sqlite://./dothi-data/dothi.db"
+    )]
+    pub store: String,
+    /// Largest request body, in bytes (larger ones get 413).
+    #[arg(long, env = "DOTHI_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Log format.
+    #[arg(long, env = "DOTHI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Seconds a remote @context may take to fetch.
+    #[arg(long, env = "DOTHI_CONTEXT_TIMEOUT_SECS", default_value_t = 5)]
+    pub context_timeout_secs: u64,
+}
+
+/// Checked settings of `serve` and `demo`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub store: String,
+    pub log_format: LogFormat,
+    pub hub: hub::HubConfig,
+}
+
+impl ServeArgs {
+    pub fn validate(self) -> anyhow::Result<Config> {
+        let listen: SocketAddr = self.listen.parse().with_context(|| {
+            format!(
+                "--listen {:?} is not an address like 127.0.0.1:1026",
+                self.listen
+            )
+        })?;
+        if !(self.store.starts_with("sqlite://")
+            || self.store.starts_with("postgres://")
+            || self.store.starts_with("postgresql://"))
+        {
+            bail!("--store {:?} must be sqlite://path", self.store);
+        }
+        if !(1024..=1024 * 1024 * 1024).contains(&self.max_body_bytes) {
+            bail!("--max-body-bytes must be between 1 KiB and 1 GiB");
+        }
+        if !(1..=120).contains(&self.context_timeout_secs) {
+            bail!("--context-timeout-secs must be between 1 and 120");
+        }
+        let mut hub = hub::HubConfig::default();
+        hub.http.max_body_bytes = self.max_body_bytes;
+        hub.context_fetch_timeout = std::time::Duration::from_secs(self.context_timeout_secs);
+        Ok(Config {
+            listen,
+            store: self.store,
+            log_format: self.log_format,
+            hub,
+        })
+    }
+}

@@ -1,0 +1,196 @@
+//! /entityOperations: batch create, upsert, update and delete.
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use ngsi::entity::Reader;
+use ngsi::{Entity, Error};
+use serde_json::{Value, json};
+
+use super::negotiate::JsonBody;
+use super::params::Params;
+use super::{ApiError, AppState};
+use crate::service::{BatchItem, Scope};
+
+/// Most entities in one batch.
+pub const MAX_BATCH: usize = 10_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/entityOperations/create", post(create))
+        .route("/entityOperations/upsert", post(upsert))
+        .route("/entityOperations/update", post(update))
+        .route("/entityOperations/delete", post(delete))
+}
+
+fn items(body: &JsonBody) -> Result<&Vec<Value>, Error> {
+    let items = body
+        .value
+        .as_array()
+        .ok_or_else(|| Error::bad_data("a batch is a JSON array"))?;
+    if items.is_empty() {
+        return Err(Error::bad_data("a batch needs at least one item"));
+    }
+    if items.len() > MAX_BATCH {
+        return Err(Error::bad_data(format!(
+            "a batch holds at most {MAX_BATCH} items"
+        )));
+    }
+    Ok(items)
+}
+
+/// Parses each entity of a batch; a bad one becomes an error in its place. All items
+/// share the tenant; each may carry its own @context.
+async fn parse_entities(
+    s: &AppState,
+    body: &JsonBody,
+) -> Result<(Scope, Vec<Result<Entity, (String, Error)>>), Error> {
+    let items = items(body)?;
+    let tenant_scope = super::negotiate::scope_from_headers(s, &body.headers).await;
+    let mut shared: Option<Scope> = None;
+    let mut out = Vec::with_capacity(items.len());
+    let now = ngsi::entity::now();
+    for item in items {
+        let id = item
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let parsed = async {
+            let scope = body.scope_of(s, item).await?;
+            let e = Reader {
+                ctx: &scope.ctx,
+                now,
+            }
+            .entity(item, None)?;
+            if shared.is_none() {
+                shared = Some(scope);
+            }
+            Ok::<_, Error>(e)
+        }
+        .await;
+        out.push(parsed.map_err(|e| (id, e)));
+    }
+    let scope = match shared {
+        Some(scope) => scope,
+        None => tenant_scope?,
+    };
+    Ok((scope, out))
+}
+
+fn problem_list(results: &[(String, BatchItem)]) -> (Vec<String>, Vec<Value>) {
+    let mut success = Vec::new();
+    let mut errors = Vec::new();
+    for (id, r) in results {
+        match r {
+            Ok(_) => success.push(id.clone()),
+            Err(e) => errors.push(json!({"entityId": id, "error": e.problem()})),
+        }
+    }
+    (success, errors)
+}
+
+fn multi_status(success: Vec<String>, errors: Vec<Value>) -> Response {
+    (
+        StatusCode::MULTI_STATUS,
+        axum::Json(json!({"success": success, "errors": errors})),
+    )
+        .into_response()
+}
+
+async fn create(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+    let (scope, entities) = parse_entities(&s, &body).await?;
+    let results = s.hub.batch_create(&scope, entities).await?;
+    let (success, errors) = problem_list(&results);
+    if errors.is_empty() {
+        return Ok((StatusCode::CREATED, axum::Json(json!(success))).into_response());
+    }
+    Ok(multi_status(success, errors))
+}
+
+async fn upsert(
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(raw.as_deref())?;
+    let options = params.options();
+    if options.contains("update") && options.contains("replace") {
+        return Err(Error::bad_data("choose one of options=update and options=replace").into());
+    }
+    let replace = !options.contains("update");
+    let (scope, entities) = parse_entities(&s, &body).await?;
+    let results = s.hub.batch_upsert(&scope, entities, replace).await?;
+    let (success, errors) = problem_list(&results);
+    if !errors.is_empty() {
+        return Ok(multi_status(success, errors));
+    }
+    let created: Vec<&String> = results
+        .iter()
+        .filter(|(_, r)| r.as_ref().is_ok_and(|a| a.created))
+        .map(|(id, _)| id)
+        .collect();
+    if created.is_empty() {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Ok((StatusCode::CREATED, axum::Json(json!(created))).into_response())
+    }
+}
+
+async fn update(
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(raw.as_deref())?;
+    let overwrite = !params.options().contains("noOverwrite");
+    let (scope, entities) = parse_entities(&s, &body).await?;
+    let results = s.hub.batch_update(&scope, entities, overwrite).await?;
+    let mut results: Vec<(String, BatchItem)> = results;
+    // An entity whose attributes were all kept (noOverwrite) is reported as not updated.
+    for (_, r) in results.iter_mut() {
+        if let Ok(applied) = r
+            && applied.result.updated.is_empty()
+            && !applied.result.not_updated.is_empty()
+        {
+            let names: Vec<String> = applied
+                .result
+                .not_updated
+                .iter()
+                .map(|(n, _)| scope.ctx.compact(n))
+                .collect();
+            *r = Err(Error::bad_data(format!(
+                "attributes not updated: {}",
+                names.join(", ")
+            )));
+        }
+    }
+    let (success, errors) = problem_list(&results);
+    if errors.is_empty() {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Ok(multi_status(success, errors))
+    }
+}
+
+async fn delete(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+    let items = items(&body)?;
+    let scope = super::negotiate::scope_from_headers(&s, &body.headers).await?;
+    let ids: Vec<String> = items
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| Error::bad_data("a delete batch is an array of entity ids"))
+        })
+        .collect::<Result<_, _>>()?;
+    let results = s.hub.batch_delete(&scope, ids).await?;
+    let (success, errors) = problem_list(&results);
+    if errors.is_empty() {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Ok(multi_status(success, errors))
+    }
+}

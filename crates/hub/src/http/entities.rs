@@ -1,0 +1,316 @@
+//! /entities: create, retrieve, query, replace, merge, delete, and attribute operations.
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch};
+use ngsi::entity::{Reader, UpdateResult, is_uri};
+use ngsi::render::{render_entity, render_feature};
+use ngsi::{Context, Error};
+use serde_json::{Map, Value, json};
+
+use super::negotiate::{Accept, JsonBody, accept, respond, scope_from_headers};
+use super::params::{Params, QuerySpec, geometry_property, paging, render_options};
+use super::{ApiError, AppState, PathParam};
+use crate::service::Scope;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/entities", get(query_entities).post(create_entity))
+        .route(
+            "/entities/{id}",
+            get(retrieve_entity)
+                .put(replace_entity)
+                .patch(merge_entity)
+                .delete(delete_entity),
+        )
+        .route(
+            "/entities/{id}/attrs",
+            patch(update_attrs).post(append_attrs),
+        )
+        .route(
+            "/entities/{id}/attrs/{attr}",
+            patch(patch_attr).put(replace_attr).delete(delete_attr),
+        )
+        .route("/entityOperations/query", axum::routing::post(query_post))
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn checked_id(id: &str) -> Result<(), Error> {
+    if is_uri(id) {
+        Ok(())
+    } else {
+        Err(Error::bad_data(format!("{id:?} is not a URI")))
+    }
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn body_object(body: &JsonBody) -> Result<Map<String, Value>, Error> {
+    body.value
+        .as_object()
+        .cloned()
+        .ok_or_else(|| Error::bad_data("the body must be a JSON object"))
+}
+
+/// 204 when every attribute was written, else 207 with the UpdateResult.
+fn update_response(result: UpdateResult, ctx: &Context) -> Response {
+    if result.not_updated.is_empty() {
+        return no_content();
+    }
+    let body = json!({
+        "updated": result.updated.iter().map(|n| ctx.compact(n)).collect::<Vec<_>>(),
+        "notUpdated": result.not_updated.iter().map(|(n, reason)| json!({"attributeName": ctx.compact(n), "reason": reason})).collect::<Vec<_>>(),
+    });
+    (StatusCode::MULTI_STATUS, axum::Json(body)).into_response()
+}
+
+async fn create_entity(State(s): State<AppState>, body: JsonBody) -> ApiResult {
+    let scope = body.scope(&s).await?;
+    let entity = Reader {
+        ctx: &scope.ctx,
+        now: ngsi::entity::now(),
+    }
+    .entity(&body.value, None)?;
+    let id = entity.id.clone();
+    s.hub.create_entity(&scope, entity).await?;
+    let mut response = StatusCode::CREATED.into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/ngsi-ld/v1/entities/{}", urlencode(&id)))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn urlencode(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+async fn retrieve_entity(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let wanted = accept(&headers, true)?;
+    checked_id(&id)?;
+    let scope = scope_from_headers(&s, &headers).await?;
+    let params = Params::parse(raw.as_deref())?;
+    let attrs: Vec<String> = params
+        .get("attrs")
+        .map(|a| a.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let opts = render_options(&params, &scope.ctx, &attrs)?;
+    let entity = s.hub.get_entity(&scope, &id).await?;
+    let body = if wanted == Accept::GeoJson {
+        render_feature(&entity, &opts, &geometry_property(&params, &scope.ctx)?)
+    } else {
+        Value::Object(render_entity(&entity, &opts))
+    };
+    Ok(respond(StatusCode::OK, wanted, &scope.ctx, body))
+}
+
+async fn run_query(
+    s: &AppState,
+    scope: &Scope,
+    spec: QuerySpec,
+    params: &Params,
+    wanted: Accept,
+    lang: Option<String>,
+) -> ApiResult {
+    let (limit, offset, count) = paging(params)?;
+    let query = spec.build(&scope.ctx, limit, offset, count)?;
+    let mut params = params.clone();
+    if let Some(lang) = lang {
+        params.0.insert("lang".into(), lang);
+    }
+    let opts = render_options(&params, &scope.ctx, &spec.attrs)?;
+    let page = s.hub.query(scope, query).await?;
+    let body = if wanted == Accept::GeoJson {
+        let geometry = geometry_property(&params, &scope.ctx)?;
+        json!({
+            "type": "FeatureCollection",
+            "features": page.entities.iter().map(|e| render_feature(e, &opts, &geometry)).collect::<Vec<_>>(),
+        })
+    } else {
+        Value::Array(
+            page.entities
+                .iter()
+                .map(|e| Value::Object(render_entity(e, &opts)))
+                .collect(),
+        )
+    };
+    let mut response = respond(StatusCode::OK, wanted, &scope.ctx, body);
+    if let Some(n) = page.count
+        && let Ok(v) = HeaderValue::from_str(&n.to_string())
+    {
+        response.headers_mut().insert("NGSILD-Results-Count", v);
+    }
+    Ok(response)
+}
+
+async fn query_entities(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let wanted = accept(&headers, true)?;
+    let scope = scope_from_headers(&s, &headers).await?;
+    let params = Params::parse(raw.as_deref())?;
+    let spec = QuerySpec::from_params(&params);
+    run_query(&s, &scope, spec, &params, wanted, None).await
+}
+
+async fn query_post(
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+    body: JsonBody,
+) -> ApiResult {
+    let wanted = accept(&body.headers, true)?;
+    let scope = body.scope(&s).await?;
+    let params = Params::parse(raw.as_deref())?;
+    let spec = QuerySpec::from_query_body(&body.value)?;
+    let lang = body
+        .value
+        .get("lang")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    run_query(&s, &scope, spec, &params, wanted, lang).await
+}
+
+async fn replace_entity(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<String>,
+    body: JsonBody,
+) -> ApiResult {
+    checked_id(&id)?;
+    let scope = body.scope(&s).await?;
+    let entity = Reader {
+        ctx: &scope.ctx,
+        now: ngsi::entity::now(),
+    }
+    .entity(&body.value, Some(&id))?;
+    s.hub.replace_entity(&scope, entity).await?;
+    Ok(no_content())
+}
+
+async fn merge_entity(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<String>,
+    body: JsonBody,
+) -> ApiResult {
+    checked_id(&id)?;
+    let scope = body.scope(&s).await?;
+    let obj = body_object(&body)?;
+    if let Some(body_id) = obj.get("id")
+        && body_id.as_str() != Some(id.as_str())
+    {
+        return Err(Error::bad_data("the id in the body differs from the id in the path").into());
+    }
+    s.hub.merge_entity(&scope, &id, obj).await?;
+    Ok(no_content())
+}
+
+async fn delete_entity(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    checked_id(&id)?;
+    let scope = scope_from_headers(&s, &headers).await?;
+    s.hub.delete_entity(&scope, &id).await?;
+    Ok(no_content())
+}
+
+async fn append_attrs(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<String>,
+    RawQuery(raw): RawQuery,
+    body: JsonBody,
+) -> ApiResult {
+    checked_id(&id)?;
+    let scope = body.scope(&s).await?;
+    let params = Params::parse(raw.as_deref())?;
+    let overwrite = !params.options().contains("noOverwrite");
+    let result = s
+        .hub
+        .append_attrs(&scope, &id, body_object(&body)?, overwrite)
+        .await?;
+    Ok(update_response(result, &scope.ctx))
+}
+
+async fn update_attrs(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<String>,
+    body: JsonBody,
+) -> ApiResult {
+    checked_id(&id)?;
+    let scope = body.scope(&s).await?;
+    let result = s.hub.update_attrs(&scope, &id, body_object(&body)?).await?;
+    Ok(update_response(result, &scope.ctx))
+}
+
+fn attr_name(attr: &str, scope: &Scope) -> Result<String, Error> {
+    ngsi::entity::expand_attr(attr, &scope.ctx)
+}
+
+async fn patch_attr(
+    State(s): State<AppState>,
+    PathParam((id, attr)): PathParam<(String, String)>,
+    body: JsonBody,
+) -> ApiResult {
+    checked_id(&id)?;
+    let scope = body.scope(&s).await?;
+    let name = attr_name(&attr, &scope)?;
+    let mut fragment = body.value.clone();
+    if let Value::Object(map) = &mut fragment {
+        map.remove("@context");
+    }
+    s.hub.patch_attr(&scope, &id, &name, fragment).await?;
+    Ok(no_content())
+}
+
+async fn replace_attr(
+    State(s): State<AppState>,
+    PathParam((id, attr)): PathParam<(String, String)>,
+    body: JsonBody,
+) -> ApiResult {
+    checked_id(&id)?;
+    let scope = body.scope(&s).await?;
+    let name = attr_name(&attr, &scope)?;
+    let mut value = body.value.clone();
+    if let Value::Object(map) = &mut value {
+        map.remove("@context");
+    }
+    s.hub.replace_attr(&scope, &id, &name, value).await?;
+    Ok(no_content())
+}
+
+async fn delete_attr(
+    State(s): State<AppState>,
+    PathParam((id, attr)): PathParam<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    checked_id(&id)?;
+    let scope = scope_from_headers(&s, &headers).await?;
+    let name = attr_name(&attr, &scope)?;
+    let params = Params::parse(raw.as_deref())?;
+    let dataset_id = params.get("datasetId").map(str::to_string);
+    if let Some(ds) = &dataset_id
+        && !is_uri(ds)
+    {
+        return Err(Error::bad_data("datasetId must be a URI").into());
+    }
+    let delete_all = params.flag("deleteAll")?;
+    s.hub
+        .delete_attr(&scope, &id, &name, dataset_id, delete_all)
+        .await?;
+    Ok(no_content())
+}

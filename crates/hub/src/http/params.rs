@@ -1,0 +1,400 @@
+//! Query parameters: read as raw text first, then checked and turned into an
+//! [`EntityQuery`] and [`RenderOptions`] with every name expanded.
+
+use std::collections::{HashMap, HashSet};
+
+use ngsi::filter::{GeoFilter, QFilter};
+use ngsi::query::{self, ast::TypeExpr};
+use ngsi::render::{Format, RenderOptions};
+use ngsi::{Context, Error, ErrorKind};
+use regex::RegexBuilder;
+use serde_json::Value;
+use store::EntityQuery;
+
+/// Default and largest page size.
+pub const DEFAULT_LIMIT: usize = 20;
+pub const MAX_LIMIT: usize = 1_000;
+/// Most ids in one `id` list.
+const MAX_IDS: usize = 1_000;
+
+/// Raw parameters of a request, as text.
+#[derive(Debug, Default, Clone)]
+pub struct Params(pub HashMap<String, String>);
+
+impl Params {
+    pub fn parse(raw: Option<&str>) -> Result<Params, Error> {
+        let mut map = HashMap::new();
+        if let Some(raw) = raw {
+            if raw.len() > 256 * 1024 {
+                return Err(Error::bad_data("the query string is too long"));
+            }
+            for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+                map.insert(k.into_owned(), v.into_owned());
+            }
+        }
+        Ok(Params(map))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The `options` list (and the `format` parameter, which v1.8 adds).
+    pub fn options(&self) -> HashSet<String> {
+        let mut set: HashSet<String> = self
+            .get("options")
+            .map(|o| o.split(',').map(|s| s.trim().to_string()).collect())
+            .unwrap_or_default();
+        if let Some(f) = self.get("format") {
+            set.insert(f.to_string());
+        }
+        set
+    }
+
+    pub fn flag(&self, key: &str) -> Result<bool, Error> {
+        match self.get(key) {
+            None => Ok(false),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(Error::bad_data(format!(
+                "{key} must be true or false, not {other:?}"
+            ))),
+        }
+    }
+
+    fn number(&self, key: &str, default: usize) -> Result<usize, Error> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v.parse::<usize>().map_err(|_| {
+                Error::bad_data(format!("{key} must be a non-negative integer, not {v:?}"))
+            }),
+        }
+    }
+
+    fn list(&self, key: &str) -> Vec<String> {
+        self.get(key)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn syntax_error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::bad_data(format!("invalid {what}: {e}"))
+}
+
+/// Expands the names of a list parameter (`attrs`, `pick`, `omit`).
+fn expand_names(names: &[String], ctx: &Context) -> Result<Vec<String>, Error> {
+    names
+        .iter()
+        .map(|n| ngsi::entity::expand_attr(n, ctx))
+        .collect()
+}
+
+/// The parts of a query that the GET parameters and the POST query body share.
+#[derive(Debug, Default)]
+pub struct QuerySpec {
+    pub types: Option<String>,
+    pub ids: Vec<String>,
+    pub id_pattern: Option<String>,
+    pub attrs: Vec<String>,
+    pub q: Option<String>,
+    pub georel: Option<String>,
+    pub geometry: Option<String>,
+    pub coordinates: Option<String>,
+    pub geoproperty: Option<String>,
+    pub scope_q: Option<String>,
+}
+
+impl QuerySpec {
+    pub fn from_params(p: &Params) -> QuerySpec {
+        QuerySpec {
+            types: p.get("type").map(str::to_string),
+            ids: p.list("id"),
+            id_pattern: p.get("idPattern").map(str::to_string),
+            attrs: p.list("attrs"),
+            q: p.get("q").map(str::to_string),
+            georel: p.get("georel").map(str::to_string),
+            geometry: p.get("geometry").map(str::to_string),
+            coordinates: p.get("coordinates").map(str::to_string),
+            geoproperty: p.get("geoproperty").map(str::to_string),
+            scope_q: p.get("scopeQ").map(str::to_string),
+        }
+    }
+
+    /// Reads the body of POST /entityOperations/query.
+    pub fn from_query_body(body: &Value) -> Result<QuerySpec, Error> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| Error::bad_data("a query must be a JSON object"))?;
+        if let Some(t) = obj.get("type")
+            && t.as_str() != Some("Query")
+        {
+            return Err(Error::bad_data("a query's type must be \"Query\""));
+        }
+        let text = |key: &str| -> Result<Option<String>, Error> {
+            match obj.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(Error::bad_data(format!("{key} must be a string"))),
+            }
+        };
+        let mut spec = QuerySpec {
+            q: text("q")?,
+            scope_q: text("scopeQ")?,
+            ..Default::default()
+        };
+        if let Some(entities) = obj.get("entities") {
+            let items = entities
+                .as_array()
+                .ok_or_else(|| Error::bad_data("entities must be an array"))?;
+            let mut types = Vec::new();
+            for item in items {
+                if let Some(t) = item.get("type").and_then(Value::as_str) {
+                    types.push(t.to_string());
+                }
+                if let Some(id) = item.get("id").and_then(Value::as_str) {
+                    spec.ids.push(id.to_string());
+                }
+                if let Some(p) = item.get("idPattern").and_then(Value::as_str) {
+                    spec.id_pattern = Some(p.to_string());
+                }
+            }
+            if !types.is_empty() {
+                spec.types = Some(types.join(","));
+            }
+        }
+        if let Some(attrs) = obj.get("attrs") {
+            let items = attrs
+                .as_array()
+                .ok_or_else(|| Error::bad_data("attrs must be an array of names"))?;
+            spec.attrs = items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| Error::bad_data("attrs must be names"))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(geo) = obj.get("geoQ") {
+            spec.georel = geo
+                .get("georel")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            spec.geometry = geo
+                .get("geometry")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            spec.coordinates = match geo.get("coordinates") {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(v @ Value::Array(_)) => Some(v.to_string()),
+                _ => None,
+            };
+            spec.geoproperty = geo
+                .get("geoproperty")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        }
+        Ok(spec)
+    }
+
+    /// Checks every part and expands every name.
+    pub fn build(
+        &self,
+        ctx: &Context,
+        limit: usize,
+        offset: usize,
+        count: bool,
+    ) -> Result<EntityQuery, Error> {
+        let types = match &self.types {
+            Some(text) => {
+                let expr = query::parse_type_expr(text).map_err(|e| syntax_error("type", e))?;
+                for name in expr.names() {
+                    if !ngsi::entity::is_valid_name(name) {
+                        return Err(Error::bad_data(format!(
+                            "{name:?} is not a valid type name"
+                        )));
+                    }
+                }
+                Some(expr.map_names(&|n| ctx.expand(n)))
+            }
+            None => None,
+        };
+        if self.ids.len() > MAX_IDS {
+            return Err(Error::bad_data(format!(
+                "at most {MAX_IDS} ids in one query"
+            )));
+        }
+        for id in &self.ids {
+            if !ngsi::entity::is_uri(id) {
+                return Err(Error::bad_data(format!("{id:?} is not a URI")));
+            }
+        }
+        let id_pattern = match &self.id_pattern {
+            Some(p) => Some(
+                RegexBuilder::new(p)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| syntax_error("idPattern", e))?,
+            ),
+            None => None,
+        };
+        let q = match &self.q {
+            Some(text) => {
+                let expr = query::parse_q(text).map_err(|e| syntax_error("q", e))?;
+                Some(QFilter::new(expr.map_attrs(&|n| ctx.expand(n)))?)
+            }
+            None => None,
+        };
+        let geo = match (&self.georel, &self.geometry, &self.coordinates) {
+            (None, None, None) => None,
+            (Some(georel), Some(geometry), Some(coordinates)) => {
+                let mut gq =
+                    query::parse_geoq(georel, geometry, coordinates, self.geoproperty.as_deref())
+                        .map_err(|e| syntax_error("geoQ", e))?;
+                gq.geoproperty = ngsi::entity::expand_attr(&gq.geoproperty, ctx)?;
+                Some(GeoFilter::new(gq)?)
+            }
+            _ => {
+                return Err(Error::bad_data(
+                    "a geo-query needs georel, geometry and coordinates together",
+                ));
+            }
+        };
+        let scope = match &self.scope_q {
+            Some(text) => Some(query::parse_scope_q(text).map_err(|e| syntax_error("scopeQ", e))?),
+            None => None,
+        };
+        Ok(EntityQuery {
+            ids: self.ids.clone(),
+            id_pattern,
+            types,
+            attrs: expand_names(&self.attrs, ctx)?,
+            q,
+            geo,
+            scope,
+            limit,
+            offset,
+            count,
+        })
+    }
+}
+
+/// Reads `limit`, `offset` and `count`.
+pub fn paging(p: &Params) -> Result<(usize, usize, bool), Error> {
+    let limit = p.number("limit", DEFAULT_LIMIT)?;
+    if limit > MAX_LIMIT {
+        return Err(Error::new(
+            ErrorKind::TooManyResults,
+            format!("limit may be at most {MAX_LIMIT}"),
+        ));
+    }
+    let offset = p.number("offset", 0)?;
+    let count = p.flag("count")?;
+    if limit == 0 && !count {
+        return Err(Error::bad_data(
+            "limit=0 is only meaningful with count=true",
+        ));
+    }
+    Ok((limit, offset, count))
+}
+
+/// Reads the representation and projection parameters.
+pub fn render_options<'a>(
+    p: &Params,
+    ctx: &'a Context,
+    attrs: &[String],
+) -> Result<RenderOptions<'a>, Error> {
+    let options = p.options();
+    let mut opts = RenderOptions::new(ctx);
+    let formats: Vec<Format> = [
+        ("keyValues", Format::KeyValues),
+        ("simplified", Format::KeyValues),
+        ("concise", Format::Concise),
+        ("normalized", Format::Normalized),
+    ]
+    .iter()
+    .filter(|(name, _)| options.contains(*name))
+    .map(|(_, f)| *f)
+    .collect();
+    opts.format = match formats.as_slice() {
+        [] => Format::Normalized,
+        [f] => *f,
+        [first, rest @ ..] if rest.iter().all(|f| f == first) => *first,
+        _ => {
+            return Err(Error::bad_data(
+                "choose one of keyValues, concise and normalized",
+            ));
+        }
+    };
+    opts.sys_attrs = options.contains("sysAttrs");
+    if let Some(lang) = p.get("lang") {
+        let prefs: Vec<String> = lang
+            .split(',')
+            .map(|s| s.split(';').next().unwrap_or("").trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if prefs.is_empty()
+            || prefs.iter().any(|t| {
+                t.len() > 35
+                    || !t
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '*')
+            })
+        {
+            return Err(Error::bad_data("lang must be a list of language tags"));
+        }
+        opts.lang = Some(prefs);
+    }
+    let pick = p.list("pick");
+    let omit = p.list("omit");
+    if !pick.is_empty() && !omit.is_empty() {
+        return Err(Error::bad_data("pick and omit cannot be used together"));
+    }
+    let mut keep: Option<HashSet<String>> = None;
+    if !attrs.is_empty() {
+        keep = Some(expand_names(attrs, ctx)?.into_iter().collect());
+    }
+    if !pick.is_empty() {
+        opts.keep_id = pick.iter().any(|n| n == "id");
+        opts.keep_type = pick.iter().any(|n| n == "type");
+        let names: Vec<String> = pick
+            .into_iter()
+            .filter(|n| n != "id" && n != "type")
+            .collect();
+        let picked: HashSet<String> = expand_names(&names, ctx)?.into_iter().collect();
+        keep = Some(match keep {
+            Some(k) => k.intersection(&picked).cloned().collect(),
+            None => picked,
+        });
+    }
+    if !omit.is_empty() {
+        opts.keep_id = !omit.iter().any(|n| n == "id");
+        opts.keep_type = !omit.iter().any(|n| n == "type");
+        let names: Vec<String> = omit
+            .into_iter()
+            .filter(|n| n != "id" && n != "type")
+            .collect();
+        opts.omit_attrs = expand_names(&names, ctx)?.into_iter().collect();
+    }
+    opts.keep_attrs = keep;
+    Ok(opts)
+}
+
+/// The GeoProperty that becomes a Feature's geometry (`geometryProperty`).
+pub fn geometry_property(p: &Params, ctx: &Context) -> Result<String, Error> {
+    ngsi::entity::expand_attr(p.get("geometryProperty").unwrap_or("location"), ctx)
+}
+
+/// The type selection of a parsed spec, as text for error messages.
+pub fn describe_types(t: &TypeExpr) -> String {
+    t.to_string()
+}

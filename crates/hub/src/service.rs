@@ -1,0 +1,653 @@
+//! The `Hub` service: every NGSI-LD operation, in-process, on the expanded model.
+//!
+//! The HTTP layer, and later the IoT agent and the city services, call these methods.
+//! Each takes the request's [`Scope`] (tenant and @context) and returns NGSI-LD errors.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ngsi::entity::{NGSI_LD_NULL, Reader, UpdateResult, overlay_attribute};
+use ngsi::render::{Format, RenderOptions, render_entity};
+use ngsi::{Attribute, Context, Entity, Error, ErrorKind};
+use serde_json::{Map, Value};
+use store::{
+    Applied, AttributeSummary, Change, EntityQuery, QueryPage, Store, StoreError, TypeSummary,
+    WriteOp,
+};
+
+use crate::contexts::ContextResolver;
+
+/// Who asks and in which frame: the tenant and the active @context.
+#[derive(Clone)]
+pub struct Scope {
+    pub tenant: String,
+    pub ctx: Arc<Context>,
+}
+
+/// The outcome of one entity in a batch.
+pub type BatchItem = Result<Applied, Error>;
+
+pub struct Hub {
+    store: Arc<dyn Store>,
+    pub contexts: ContextResolver,
+}
+
+pub(crate) fn store_error(e: StoreError) -> Error {
+    match e {
+        StoreError::Rejected(e) => e,
+        StoreError::Unavailable(msg) => {
+            tracing::warn!(error = %msg, "store unavailable");
+            Error::new(
+                ErrorKind::ServiceUnavailable,
+                "the store is unavailable, retry later",
+            )
+        }
+        StoreError::Other(msg) => {
+            tracing::error!(error = %msg, "store fault");
+            Error::new(ErrorKind::InternalError, "internal store error")
+        }
+    }
+}
+
+fn exactly_one(mut results: Vec<Result<Applied, StoreError>>) -> Result<Applied, Error> {
+    match results.pop() {
+        Some(r) if results.is_empty() => r.map_err(store_error),
+        _ => Err(Error::new(
+            ErrorKind::InternalError,
+            "the store answered a single write with a different count",
+        )),
+    }
+}
+
+fn not_found(id: &str) -> Error {
+    Error::not_found(format!("entity {id} not found"))
+}
+
+/// Renders one attribute in normalized form under `ctx`, for overlaying a patch on it.
+fn attribute_json(attr: &Attribute, ctx: &Context) -> Value {
+    let e = Entity {
+        id: "urn:x".into(),
+        types: vec![],
+        scopes: vec![],
+        attrs: BTreeMap::from([("a".to_string(), vec![attr.clone()])]),
+        created_at: attr.created_at,
+        modified_at: attr.modified_at,
+    };
+    render_entity(
+        &e,
+        &RenderOptions {
+            format: Format::Normalized,
+            ..RenderOptions::new(ctx)
+        },
+    )
+    .remove("a")
+    .unwrap_or(Value::Null)
+}
+
+impl Hub {
+    pub fn new(store: Arc<dyn Store>, contexts: ContextResolver) -> Self {
+        Hub { store, contexts }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    async fn write_one(&self, scope: &Scope, op: WriteOp) -> Result<Applied, Error> {
+        let results = self
+            .store
+            .write(&scope.tenant, vec![op])
+            .await
+            .map_err(store_error)?;
+        exactly_one(results)
+    }
+
+    /// Checks that the tenant exists, as reads of an unknown tenant must fail.
+    pub async fn require_tenant(&self, scope: &Scope) -> Result<(), Error> {
+        if self
+            .store
+            .tenant_exists(&scope.tenant)
+            .await
+            .map_err(store_error)?
+        {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::NonExistentTenant,
+                format!("tenant {:?} does not exist", scope.tenant),
+            ))
+        }
+    }
+
+    /// POST /entities.
+    pub async fn create_entity(&self, scope: &Scope, entity: Entity) -> Result<(), Error> {
+        let id = entity.id.clone();
+        self.write_one(
+            scope,
+            WriteOp::new(id.clone(), move |current| create(current, entity)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// GET /entities/{id}.
+    pub async fn get_entity(&self, scope: &Scope, id: &str) -> Result<Entity, Error> {
+        self.require_tenant(scope).await?;
+        self.store
+            .get(&scope.tenant, id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// DELETE /entities/{id}.
+    pub async fn delete_entity(&self, scope: &Scope, id: &str) -> Result<(), Error> {
+        let owned = id.to_string();
+        self.write_one(
+            scope,
+            WriteOp::new(id, move |current| match current {
+                Some(_) => Ok((Change::Delete, Applied::default())),
+                None => Err(not_found(&owned)),
+            }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// PUT /entities/{id}: the entity's content replaced, its id and creation kept.
+    pub async fn replace_entity(&self, scope: &Scope, new: Entity) -> Result<(), Error> {
+        let id = new.id.clone();
+        self.write_one(
+            scope,
+            WriteOp::new(id.clone(), move |current| {
+                let mut e = current.ok_or_else(|| not_found(&id))?;
+                e.replace_with(new, ngsi::entity::now());
+                Ok((Change::Put(e), Applied::default()))
+            }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// POST /entities/{id}/attrs (append; `overwrite` false for options=noOverwrite).
+    pub async fn append_attrs(
+        &self,
+        scope: &Scope,
+        id: &str,
+        body: Map<String, Value>,
+        overwrite: bool,
+    ) -> Result<UpdateResult, Error> {
+        let ctx = scope.ctx.clone();
+        let owned = id.to_string();
+        self.write_one(
+            scope,
+            WriteOp::new(id, move |current| {
+                let mut e = current.ok_or_else(|| not_found(&owned))?;
+                let now = ngsi::entity::now();
+                let reader = Reader { ctx: &ctx, now };
+                let attrs = reader.attributes(&body)?;
+                check_type_change(&e, &body, &reader)?;
+                let result = e.append(attrs, overwrite, now);
+                check_size(&e)?;
+                Ok((
+                    Change::Put(e),
+                    Applied {
+                        created: false,
+                        result,
+                    },
+                ))
+            }),
+        )
+        .await
+        .map(|a| a.result)
+    }
+
+    /// PATCH /entities/{id}/attrs (update existing attributes only).
+    pub async fn update_attrs(
+        &self,
+        scope: &Scope,
+        id: &str,
+        body: Map<String, Value>,
+    ) -> Result<UpdateResult, Error> {
+        let ctx = scope.ctx.clone();
+        let owned = id.to_string();
+        self.write_one(
+            scope,
+            WriteOp::new(id, move |current| {
+                let mut e = current.ok_or_else(|| not_found(&owned))?;
+                let now = ngsi::entity::now();
+                let attrs = Reader { ctx: &ctx, now }.attributes(&body)?;
+                let result = e.update(attrs, now);
+                let change = if result.updated.is_empty() {
+                    Change::Unchanged
+                } else {
+                    Change::Put(e)
+                };
+                Ok((
+                    change,
+                    Applied {
+                        created: false,
+                        result,
+                    },
+                ))
+            }),
+        )
+        .await
+        .map(|a| a.result)
+    }
+
+    /// PATCH /entities/{id} (merge-patch): attributes merged, `urn:ngsi-ld:null` deletes.
+    pub async fn merge_entity(
+        &self,
+        scope: &Scope,
+        id: &str,
+        body: Map<String, Value>,
+    ) -> Result<(), Error> {
+        let ctx = scope.ctx.clone();
+        let owned = id.to_string();
+        self.write_one(
+            scope,
+            WriteOp::new(id, move |current| {
+                let mut e = current.ok_or_else(|| not_found(&owned))?;
+                merge(&mut e, &body, &ctx)?;
+                Ok((Change::Put(e), Applied::default()))
+            }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// PATCH /entities/{id}/attrs/{attr}: the fragment's members replace the instance's.
+    pub async fn patch_attr(
+        &self,
+        scope: &Scope,
+        id: &str,
+        attr: &str,
+        fragment: Value,
+    ) -> Result<(), Error> {
+        let ctx = scope.ctx.clone();
+        let owned = id.to_string();
+        let name = attr.to_string();
+        self.write_one(
+            scope,
+            WriteOp::new(id, move |current| {
+                let mut e = current.ok_or_else(|| not_found(&owned))?;
+                let now = ngsi::entity::now();
+                let dataset = fragment
+                    .get("datasetId")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                let instances = e.attrs.get_mut(&name).ok_or_else(|| {
+                    Error::not_found(format!(
+                        "the entity has no attribute {}",
+                        ctx.compact(&name)
+                    ))
+                })?;
+                let inst = instances
+                    .iter_mut()
+                    .find(|i| i.dataset_id == dataset)
+                    .ok_or_else(|| {
+                        Error::not_found("no instance of the attribute with this datasetId")
+                    })?;
+                let merged = overlay_attribute(&attribute_json(inst, &ctx), &fragment);
+                let compact = ctx.compact(&name);
+                let mut new = Reader { ctx: &ctx, now }.attribute(&compact, &name, &merged, 0)?;
+                let Some(mut new) = new.pop() else {
+                    return Err(Error::bad_data("empty attribute"));
+                };
+                new.created_at = inst.created_at;
+                new.modified_at = now;
+                *inst = new;
+                e.modified_at = now;
+                Ok((Change::Put(e), Applied::default()))
+            }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// PUT /entities/{id}/attrs/{attr}: the attribute (instance of its datasetId) replaced.
+    pub async fn replace_attr(
+        &self,
+        scope: &Scope,
+        id: &str,
+        attr: &str,
+        body: Value,
+    ) -> Result<(), Error> {
+        let ctx = scope.ctx.clone();
+        let owned = id.to_string();
+        let name = attr.to_string();
+        self.write_one(
+            scope,
+            WriteOp::new(id, move |current| {
+                let mut e = current.ok_or_else(|| not_found(&owned))?;
+                let now = ngsi::entity::now();
+                let compact = ctx.compact(&name);
+                let instances = Reader { ctx: &ctx, now }.attribute(&compact, &name, &body, 0)?;
+                let existing = e.attrs.get_mut(&name).ok_or_else(|| {
+                    Error::not_found(format!("the entity has no attribute {compact}"))
+                })?;
+                for mut inst in instances {
+                    let old = existing
+                        .iter_mut()
+                        .find(|o| o.dataset_id == inst.dataset_id)
+                        .ok_or_else(|| {
+                            Error::not_found("no instance of the attribute with this datasetId")
+                        })?;
+                    inst.created_at = old.created_at;
+                    inst.modified_at = now;
+                    *old = inst;
+                }
+                e.modified_at = now;
+                Ok((Change::Put(e), Applied::default()))
+            }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// DELETE /entities/{id}/attrs/{attr}.
+    pub async fn delete_attr(
+        &self,
+        scope: &Scope,
+        id: &str,
+        attr: &str,
+        dataset_id: Option<String>,
+        delete_all: bool,
+    ) -> Result<(), Error> {
+        let owned = id.to_string();
+        let name = attr.to_string();
+        self.write_one(
+            scope,
+            WriteOp::new(id, move |current| {
+                let mut e = current.ok_or_else(|| not_found(&owned))?;
+                e.delete_attr(
+                    &name,
+                    dataset_id.as_deref(),
+                    delete_all,
+                    ngsi::entity::now(),
+                )?;
+                Ok((Change::Put(e), Applied::default()))
+            }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Runs a batch of mutations; parse failures are reported in place.
+    async fn batch(
+        &self,
+        scope: &Scope,
+        items: Vec<Result<WriteOp, (String, Error)>>,
+    ) -> Result<Vec<(String, BatchItem)>, Error> {
+        let mut ids = Vec::with_capacity(items.len());
+        let mut ops = Vec::new();
+        let mut slots = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Ok(op) => {
+                    ids.push(op.entity_id.clone());
+                    slots.push(None);
+                    ops.push(op);
+                }
+                Err((id, e)) => {
+                    ids.push(id);
+                    slots.push(Some(Err(e)));
+                }
+            }
+        }
+        let mut results = if ops.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .write(&scope.tenant, ops)
+                .await
+                .map_err(store_error)?
+        }
+        .into_iter();
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, slot) in ids.into_iter().zip(slots) {
+            let r = match slot {
+                Some(r) => r,
+                None => results
+                    .next()
+                    .unwrap_or_else(|| Err(StoreError::Other("missing batch result".into())))
+                    .map_err(store_error),
+            };
+            out.push((id, r));
+        }
+        Ok(out)
+    }
+
+    /// POST /entityOperations/create.
+    pub async fn batch_create(
+        &self,
+        scope: &Scope,
+        entities: Vec<Result<Entity, (String, Error)>>,
+    ) -> Result<Vec<(String, BatchItem)>, Error> {
+        let ops = entities
+            .into_iter()
+            .map(|r| r.map(|e| WriteOp::new(e.id.clone(), move |current| create(current, e))))
+            .collect();
+        self.batch(scope, ops).await
+    }
+
+    /// POST /entityOperations/upsert: `replace` (default) or update (append, overwriting).
+    pub async fn batch_upsert(
+        &self,
+        scope: &Scope,
+        entities: Vec<Result<Entity, (String, Error)>>,
+        replace: bool,
+    ) -> Result<Vec<(String, BatchItem)>, Error> {
+        let ops = entities
+            .into_iter()
+            .map(|r| {
+                r.map(|new| {
+                    WriteOp::new(new.id.clone(), move |current| {
+                        let now = ngsi::entity::now();
+                        match current {
+                            None => create(None, new),
+                            Some(mut e) if replace => {
+                                e.replace_with(new, now);
+                                Ok((Change::Put(e), Applied::default()))
+                            }
+                            Some(mut e) => {
+                                for t in new.types {
+                                    if !e.types.contains(&t) {
+                                        e.types.push(t);
+                                    }
+                                }
+                                let result = e.append(new.attrs, true, now);
+                                check_size(&e)?;
+                                Ok((
+                                    Change::Put(e),
+                                    Applied {
+                                        created: false,
+                                        result,
+                                    },
+                                ))
+                            }
+                        }
+                    })
+                })
+            })
+            .collect();
+        self.batch(scope, ops).await
+    }
+
+    /// POST /entityOperations/update: append to existing entities (noOverwrite optional).
+    pub async fn batch_update(
+        &self,
+        scope: &Scope,
+        entities: Vec<Result<Entity, (String, Error)>>,
+        overwrite: bool,
+    ) -> Result<Vec<(String, BatchItem)>, Error> {
+        let ops = entities
+            .into_iter()
+            .map(|r| {
+                r.map(|new| {
+                    let id = new.id.clone();
+                    WriteOp::new(new.id.clone(), move |current| {
+                        let mut e = current.ok_or_else(|| not_found(&id))?;
+                        let result = e.append(new.attrs, overwrite, ngsi::entity::now());
+                        check_size(&e)?;
+                        Ok((
+                            Change::Put(e),
+                            Applied {
+                                created: false,
+                                result,
+                            },
+                        ))
+                    })
+                })
+            })
+            .collect();
+        self.batch(scope, ops).await
+    }
+
+    /// POST /entityOperations/delete.
+    pub async fn batch_delete(
+        &self,
+        scope: &Scope,
+        ids: Vec<String>,
+    ) -> Result<Vec<(String, BatchItem)>, Error> {
+        let ops = ids
+            .into_iter()
+            .map(|id| {
+                if !ngsi::entity::is_uri(&id) {
+                    return Err((id.clone(), Error::bad_data(format!("{id:?} is not a URI"))));
+                }
+                let owned = id.clone();
+                Ok(WriteOp::new(id, move |current| match current {
+                    Some(_) => Ok((Change::Delete, Applied::default())),
+                    None => Err(not_found(&owned)),
+                }))
+            })
+            .collect();
+        self.batch(scope, ops).await
+    }
+
+    /// GET /entities and POST /entityOperations/query.
+    pub async fn query(&self, scope: &Scope, query: EntityQuery) -> Result<QueryPage, Error> {
+        self.require_tenant(scope).await?;
+        self.store
+            .query(&scope.tenant, query)
+            .await
+            .map_err(store_error)
+    }
+
+    pub async fn types(&self, scope: &Scope) -> Result<Vec<TypeSummary>, Error> {
+        self.require_tenant(scope).await?;
+        self.store.types(&scope.tenant).await.map_err(store_error)
+    }
+
+    pub async fn attributes(&self, scope: &Scope) -> Result<Vec<AttributeSummary>, Error> {
+        self.require_tenant(scope).await?;
+        self.store
+            .attributes(&scope.tenant)
+            .await
+            .map_err(store_error)
+    }
+}
+
+fn create(current: Option<Entity>, e: Entity) -> Result<(Change, Applied), Error> {
+    if current.is_some() {
+        return Err(Error::already_exists(format!(
+            "entity {} already exists",
+            e.id
+        )));
+    }
+    Ok((
+        Change::Put(e),
+        Applied {
+            created: true,
+            result: UpdateResult::default(),
+        },
+    ))
+}
+
+fn check_size(e: &Entity) -> Result<(), Error> {
+    if e.attrs.len() > ngsi::entity::MAX_ATTRIBUTES {
+        return Err(Error::bad_data(format!(
+            "an entity may hold at most {} attributes",
+            ngsi::entity::MAX_ATTRIBUTES
+        )));
+    }
+    Ok(())
+}
+
+/// An append body may repeat the entity's type; naming another type is refused.
+fn check_type_change(e: &Entity, body: &Map<String, Value>, reader: &Reader) -> Result<(), Error> {
+    if let Some(t) = body.get("type") {
+        let types = reader.types(Some(t))?;
+        if types.iter().any(|t| !e.has_type(t)) {
+            return Err(Error::bad_data(
+                "appending attributes cannot change the entity type",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Merge-patch of an entity (clause 5.6.17): attributes merged member by member.
+fn merge(e: &mut Entity, body: &Map<String, Value>, ctx: &Context) -> Result<(), Error> {
+    let now = ngsi::entity::now();
+    let reader = Reader { ctx, now };
+    if let Some(t) = body.get("type") {
+        for t in reader.types(Some(t))? {
+            if !e.has_type(&t) {
+                e.types.push(t);
+            }
+        }
+    }
+    if let Some(scope) = body.get("scope") {
+        if scope.as_str() == Some(NGSI_LD_NULL) {
+            e.scopes.clear();
+        } else {
+            let parsed = reader.entity(
+                &serde_json::json!({"id": e.id, "type": "T", "scope": scope}),
+                None,
+            )?;
+            e.scopes = parsed.scopes;
+        }
+    }
+    for (name, patch) in body {
+        if matches!(
+            name.as_str(),
+            "id" | "type" | "scope" | "@context" | "createdAt" | "modifiedAt"
+        ) {
+            continue;
+        }
+        let iri = ngsi::entity::expand_attr(name, ctx)?;
+        if patch.as_str() == Some(NGSI_LD_NULL)
+            || patch.get("value").and_then(Value::as_str) == Some(NGSI_LD_NULL)
+        {
+            e.attrs.remove(&iri);
+            continue;
+        }
+        let merged = match e.attrs.get(&iri).and_then(|v| v.first()) {
+            Some(current) if !patch.is_array() => {
+                overlay_attribute(&attribute_json(current, ctx), patch)
+            }
+            _ => patch.clone(),
+        };
+        let mut instances = reader.attribute(name, &iri, &merged, 0)?;
+        if let Some(old) = e.attrs.get(&iri) {
+            for inst in &mut instances {
+                if let Some(o) = old.iter().find(|o| o.dataset_id == inst.dataset_id) {
+                    inst.created_at = o.created_at;
+                }
+            }
+            // Instances of other datasets that the patch does not name stay.
+            for o in old {
+                if !instances.iter().any(|i| i.dataset_id == o.dataset_id) {
+                    instances.push(o.clone());
+                }
+            }
+        }
+        e.attrs.insert(iri, instances);
+    }
+    check_size(e)?;
+    e.modified_at = now;
+    Ok(())
+}

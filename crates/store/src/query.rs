@@ -1,0 +1,43 @@
+//! What a query asks of a store, with every name already expanded.
+
+use ngsi::Entity;
+use ngsi::filter::{GeoFilter, QFilter};
+use ngsi::query::ast::{ScopeExpr, TypeExpr};
+use regex::Regex;
+
+/// An entity query (GET /entities, POST /entityOperations/query).
+#[derive(Debug, Clone, Default)]
+pub struct EntityQuery {
+    /// Entity ids (any of them).
+    pub ids: Vec<String>,
+    pub id_pattern: Option<Regex>,
+    /// Type selection over expanded type IRIs.
+    pub types: Option<TypeExpr>,
+    /// Expanded attribute names: the entity has at least one of them.
+    pub attrs: Vec<String>,
+    pub q: Option<QFilter>,
+    pub geo: Option<GeoFilter>,
+    pub scope: Option<ScopeExpr>,
+    pub limit: usize,
+    pub offset: usize,
+    pub count: bool,
+}
+
+impl EntityQuery {
+    /// Whether an entity matches every condition: the final word on a candidate.
+    pub fn matches(&self, e: &Entity) -> bool {
+        (self.ids.is_empty() || self.ids.contains(&e.id))
+            && self.id_pattern.as_ref().is_none_or(|re| re.is_match(&e.id))
+            && self.types.as_ref().is_none_or(|t| {
+                let types: Vec<&str> = e.types.iter().map(String::as_str).collect();
+                t.matches(&types)
+            })
+            && (self.attrs.is_empty() || self.attrs.iter().any(|a| e.attrs.contains_key(a)))
+            && self.q.as_ref().is_none_or(|q| q.matches(e))
+            && self.geo.as_ref().is_none_or(|g| g.matches_entity(e))
+            && self.scope.as_ref().is_none_or(|s| {
+                let scopes: Vec<&str> = e.scopes.iter().map(String::as_str).collect();
+                ngsi::query::scope_expr_matches(s, &scopes)
+            })
+    }
+}

@@ -1,0 +1,219 @@
+//! The embedded SQLite store: one file, WAL, a single writer thread with group commit
+//! and a pool of readers.
+//!
+//! Writes go to one thread that owns the write connection. It takes every write
+//! waiting in its queue, applies each in its own savepoint inside one transaction,
+//! commits once (one fsync for the group: `synchronous=FULL`), then answers them all.
+//! So a write is acknowledged only when durable, and many small writes share the cost
+//! of a commit. Reads run on their own connections and never wait for the writer.
+
+mod read;
+mod schema;
+mod write;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use ngsi::Entity;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use crate::{
+    Applied, AttributeSummary, EntityQuery, QueryPage, Store, StoreError, StoreResult, TypeSummary,
+    WriteOp,
+};
+
+/// The most readers kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+pub struct SqliteStore {
+    path: Arc<str>,
+    writer: std::sync::mpsc::Sender<write::Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+fn sql_error(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(code, _)
+            if matches!(
+                code.code,
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::SystemIoFailure
+            ) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Other(format!("store task failed: {e}"))
+}
+
+fn open_connection(path: &str, read_only: bool) -> rusqlite::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "cache_size", -32_000)?;
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a commit is on disk before the write is acknowledged.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied SQLite migration");
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, applying migrations.
+    pub async fn open(path: &str) -> StoreResult<SqliteStore> {
+        let path: Arc<str> = Arc::from(path);
+        let p = path.clone();
+        let conn = tokio::task::spawn_blocking(move || -> StoreResult<Connection> {
+            if let Some(dir) = Path::new(&*p).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            let mut conn = open_connection(&p, false).map_err(sql_error)?;
+            migrate(&mut conn).map_err(sql_error)?;
+            conn.execute(
+                "INSERT OR IGNORE INTO tenants (name, created_at) VALUES ('', datetime('now'))",
+                [],
+            )
+            .map_err(sql_error)?;
+            conn.execute_batch("PRAGMA optimize=0x10002")
+                .map_err(sql_error)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(join_error)??;
+        let writer = write::spawn(conn);
+        Ok(SqliteStore {
+            path,
+            writer,
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// Runs `f` on a reader connection, off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().ok().and_then(|mut v| v.pop());
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_connection(&path, true).map_err(sql_error)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut v) = readers.lock()
+                && v.len() < MAX_IDLE_READERS
+            {
+                v.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(join_error)?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn write(
+        &self,
+        tenant: &str,
+        ops: Vec<WriteOp>,
+    ) -> StoreResult<Vec<StoreResult<Applied>>> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(write::Job::Write {
+                tenant: tenant.to_string(),
+                ops,
+                reply,
+            })
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+
+    async fn tenant_exists(&self, tenant: &str) -> StoreResult<bool> {
+        let tenant = tenant.to_string();
+        self.read(move |c| read::tenant_exists(c, &tenant)).await
+    }
+
+    async fn tenants(&self) -> StoreResult<Vec<String>> {
+        self.read(read::tenants).await
+    }
+
+    async fn get(&self, tenant: &str, id: &str) -> StoreResult<Option<Entity>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.read(move |c| read::get(c, &tenant, &id)).await
+    }
+
+    async fn query(&self, tenant: &str, query: EntityQuery) -> StoreResult<QueryPage> {
+        let tenant = tenant.to_string();
+        self.read(move |c| read::query(c, &tenant, &query)).await
+    }
+
+    async fn types(&self, tenant: &str) -> StoreResult<Vec<TypeSummary>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| read::types(c, &tenant)).await
+    }
+
+    async fn attributes(&self, tenant: &str) -> StoreResult<Vec<AttributeSummary>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| read::attributes(c, &tenant)).await
+    }
+
+    async fn cached_context(&self, url: &str) -> StoreResult<Option<String>> {
+        let url = url.to_string();
+        self.read(move |c| read::cached_context(c, &url)).await
+    }
+
+    async fn cache_context(&self, url: &str, body: &str) -> StoreResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(write::Job::CacheContext {
+                url: url.to_string(),
+                body: body.to_string(),
+                reply,
+            })
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+}
