@@ -158,6 +158,17 @@ fn collect_targets(attr: &Attribute, subs: &[String], compound: &[String], out: 
     }
 }
 
+/// The values a `q` term on this attribute instance (no sub-attribute, no compound
+/// path) compares with. Stores index exactly these.
+pub fn value_targets(attr: &Attribute) -> Vec<Value> {
+    let mut out = Vec::new();
+    collect_targets(attr, &[], &[], &mut out);
+    // A typed literal compares by its @value.
+    out.into_iter()
+        .map(|v| v.get("@value").cloned().unwrap_or(v))
+        .collect()
+}
+
 fn spread(v: &Value, out: &mut Vec<Value>) {
     match v {
         Value::Array(items) => out.extend(items.iter().cloned()),

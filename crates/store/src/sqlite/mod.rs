@@ -68,7 +68,9 @@ fn open_connection(path: &str, read_only: bool) -> rusqlite::Result<Connection> 
     };
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.pragma_update(None, "cache_size", -32_000)?;
+    // Page cache per connection (KiB): the writer keeps more of the indexes warm;
+    // readers stay small so that memory stays bounded with a full pool.
+    conn.pragma_update(None, "cache_size", if read_only { -8_000 } else { -32_000 })?;
     if !read_only {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit is on disk before the write is acknowledged.

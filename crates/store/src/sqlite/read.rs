@@ -191,7 +191,7 @@ fn compare_prefilter(attr: &str, op: CompareOp, value: &QValue) -> Option<Sql> {
                     }
                 })
                 .collect();
-            sql.push("e.rowid IN (SELECT entity FROM attr_index WHERE name = ");
+            sql.push("e.rowid IN (SELECT entity FROM attr_values WHERE name = ");
             sql.bind(attr.to_string());
             sql.push(" AND (");
             if nums.is_empty() {
@@ -211,7 +211,7 @@ fn compare_prefilter(attr: &str, op: CompareOp, value: &QValue) -> Option<Sql> {
         }
         (CompareOp::Eq, v) => {
             let col = column_value(v)?;
-            sql.push("e.rowid IN (SELECT entity FROM attr_index WHERE name = ");
+            sql.push("e.rowid IN (SELECT entity FROM attr_values WHERE name = ");
             sql.bind(attr.to_string());
             match col {
                 Col::Num(n) => {
@@ -233,7 +233,7 @@ fn compare_prefilter(attr: &str, op: CompareOp, value: &QValue) -> Option<Sql> {
                 CompareOp::Gt => " > ",
                 _ => " >= ",
             };
-            sql.push("EXISTS (SELECT 1 FROM attr_index a WHERE a.entity = e.rowid AND a.name = ");
+            sql.push("EXISTS (SELECT 1 FROM attr_values a WHERE a.entity = e.rowid AND a.name = ");
             sql.bind(attr.to_string());
             sql.push(" AND a.num");
             sql.push(sym);

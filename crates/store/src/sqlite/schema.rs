@@ -29,19 +29,29 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, type, entity)
     ) WITHOUT ROWID;
 
-    -- One row per top-level attribute instance: its name, kind, and its value when it
-    -- is a number (num) or a string, boolean or relationship target (txt), for q.
+    -- One row per top-level attribute instance: its name and kind (for `attrs` and
+    -- discovery).
     CREATE TABLE attr_index (
         entity INTEGER NOT NULL,
         name TEXT NOT NULL,
         seq INTEGER NOT NULL,
         kind TEXT NOT NULL,
-        num REAL,
-        txt TEXT,
         PRIMARY KEY (entity, name, seq)
     ) WITHOUT ROWID;
-    CREATE INDEX attr_by_num ON attr_index (name, num, entity) WHERE num IS NOT NULL;
-    CREATE INDEX attr_by_txt ON attr_index (name, txt, entity) WHERE txt IS NOT NULL;
+
+    -- The scalar values `q` compares with, one row each: a number (num) or a string,
+    -- boolean or relationship target (txt). Arrays and language maps give a row per
+    -- element, as q matches any of them.
+    CREATE TABLE attr_values (
+        entity INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        k INTEGER NOT NULL,
+        num REAL,
+        txt TEXT,
+        PRIMARY KEY (entity, name, k)
+    ) WITHOUT ROWID;
+    CREATE INDEX attr_by_num ON attr_values (name, num, entity) WHERE num IS NOT NULL;
+    CREATE INDEX attr_by_txt ON attr_values (name, txt, entity) WHERE txt IS NOT NULL;
 
     -- GeoProperties: bounding boxes in an R*Tree, the entity and name beside.
     CREATE VIRTUAL TABLE geo_rtree USING rtree (id, min_x, max_x, min_y, max_y);

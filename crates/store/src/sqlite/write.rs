@@ -261,19 +261,13 @@ fn delete_indexes(
     Ok(())
 }
 
-/// The indexed form of a value: (num, txt).
-fn indexed_value(kind: AttrKind, value: &Value) -> (Option<f64>, Option<String>) {
-    match (kind, value) {
-        (
-            AttrKind::Property | AttrKind::Relationship | AttrKind::VocabProperty,
-            Value::Number(n),
-        ) => (n.as_f64(), None),
-        (
-            AttrKind::Property | AttrKind::Relationship | AttrKind::VocabProperty,
-            Value::String(s),
-        ) => (None, Some(s.clone())),
-        (AttrKind::Property, Value::Bool(b)) => (None, Some(b.to_string())),
-        _ => (None, None),
+/// The indexed form of a scalar: (num, txt); None for what q cannot compare.
+fn indexed_value(value: &Value) -> Option<(Option<f64>, Option<String>)> {
+    match value {
+        Value::Number(n) => Some((n.as_f64(), None)),
+        Value::String(s) => Some((None, Some(s.clone()))),
+        Value::Bool(b) => Some((None, Some(b.to_string()))),
+        _ => None,
     }
 }
 
@@ -284,11 +278,25 @@ fn insert_indexes(conn: &Connection, tenant: &str, rowid: i64, e: &Entity) -> ru
     for t in &e.types {
         ins_type.execute(params![tenant, t, rowid])?;
     }
-    let mut ins_attr = conn.prepare_cached("INSERT INTO attr_index (entity, name, seq, kind, num, txt) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+    let mut ins_attr = conn.prepare_cached(
+        "INSERT INTO attr_index (entity, name, seq, kind) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut ins_value = conn.prepare_cached(
+        "INSERT INTO attr_values (entity, name, k, num, txt) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
     for (name, instances) in &e.attrs {
+        let mut k = 0i64;
         for (seq, inst) in instances.iter().enumerate() {
-            let (num, txt) = indexed_value(inst.kind, &inst.value);
-            ins_attr.execute(params![rowid, name, seq as i64, inst.kind.name(), num, txt])?;
+            ins_attr.execute(params![rowid, name, seq as i64, inst.kind.name()])?;
+            // Index exactly the values q compares with (ngsi::filter decides which).
+            if !matches!(inst.kind, AttrKind::GeoProperty | AttrKind::JsonProperty) {
+                for target in ngsi::filter::value_targets(inst) {
+                    if let Some((num, txt)) = indexed_value(&target) {
+                        ins_value.execute(params![rowid, name, k, num, txt])?;
+                        k += 1;
+                    }
+                }
+            }
             if let Some(g) = inst.geometry() {
                 let (x0, y0, x1, y1) = g.bbox();
                 conn.prepare_cached("INSERT INTO geo_attr (entity, name) VALUES (?1, ?2)")?

@@ -1,0 +1,367 @@
+//! The behaviour every `Store` backend must show, run against each backend.
+//! (SQLite here; a new backend adds one `#[tokio::test]` calling the same checks.)
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use ngsi::entity::{Reader, UpdateResult};
+use ngsi::filter::{GeoFilter, QFilter};
+use ngsi::query::{parse_geoq, parse_q, parse_type_expr};
+use ngsi::{Context, Entity, Error};
+use serde_json::{Value, json};
+use store::{Applied, Change, EntityQuery, Store, StoreError, WriteOp};
+
+fn entity(v: Value) -> Entity {
+    let ctx = Context::core();
+    Reader {
+        ctx: &ctx,
+        now: ngsi::entity::now(),
+    }
+    .entity(&v, None)
+    .unwrap()
+}
+
+fn create(e: Entity) -> WriteOp {
+    WriteOp::new(e.id.clone(), move |current| {
+        if current.is_some() {
+            return Err(Error::already_exists("exists"));
+        }
+        Ok((
+            Change::Put(e),
+            Applied {
+                created: true,
+                result: UpdateResult::default(),
+            },
+        ))
+    })
+}
+
+fn delete(id: &str) -> WriteOp {
+    WriteOp::new(id, |current| match current {
+        Some(_) => Ok((Change::Delete, Applied::default())),
+        None => Err(Error::not_found("none")),
+    })
+}
+
+async fn open_sqlite(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+    store::open(&format!("sqlite://{}", dir.path().join("hub.db").display()))
+        .await
+        .unwrap()
+}
+
+fn ids(page: &store::QueryPage) -> Vec<String> {
+    page.entities.iter().map(|e| e.id.clone()).collect()
+}
+
+async fn writes_reads_and_isolates_tenants(store: Arc<dyn Store>) {
+    let r = store
+        .write(
+            "",
+            vec![create(entity(
+                json!({"id": "urn:a:1", "type": "T", "x": 1}),
+            ))],
+        )
+        .await
+        .unwrap();
+    assert!(r[0].as_ref().unwrap().created);
+    // The same id again is refused by the mutation, and the refusal comes back as is.
+    let r = store
+        .write(
+            "",
+            vec![create(entity(json!({"id": "urn:a:1", "type": "T"})))],
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&r[0], Err(StoreError::Rejected(e)) if e.kind == ngsi::ErrorKind::AlreadyExists)
+    );
+    assert_eq!(
+        store.get("", "urn:a:1").await.unwrap().unwrap().attrs.len(),
+        1
+    );
+
+    // Tenants: created by the first write, isolated.
+    assert!(!store.tenant_exists("city-a").await.unwrap());
+    store
+        .write(
+            "city-a",
+            vec![create(entity(json!({"id": "urn:a:1", "type": "Other"})))],
+        )
+        .await
+        .unwrap();
+    assert!(store.tenant_exists("city-a").await.unwrap());
+    assert_eq!(store.tenants().await.unwrap(), vec!["city-a".to_string()]);
+    assert!(
+        store
+            .get("city-a", "urn:a:1")
+            .await
+            .unwrap()
+            .unwrap()
+            .has_type(&Context::core().expand("Other"))
+    );
+    assert!(
+        store
+            .get("", "urn:a:1")
+            .await
+            .unwrap()
+            .unwrap()
+            .has_type(&Context::core().expand("T"))
+    );
+    assert!(store.get("city-b", "urn:a:1").await.unwrap().is_none());
+
+    // A refused mutation neither writes nor creates a tenant.
+    let r = store
+        .write("city-c", vec![delete("urn:none:1")])
+        .await
+        .unwrap();
+    assert!(r[0].is_err());
+    assert!(!store.tenant_exists("city-c").await.unwrap());
+}
+
+async fn batch_items_are_independent(store: Arc<dyn Store>) {
+    let ops = vec![
+        create(entity(json!({"id": "urn:b:1", "type": "B"}))),
+        create(entity(json!({"id": "urn:b:1", "type": "B"}))),
+        create(entity(json!({"id": "urn:b:2", "type": "B"}))),
+        delete("urn:b:404"),
+    ];
+    let r = store.write("", ops).await.unwrap();
+    assert_eq!(
+        r.iter().map(Result::is_ok).collect::<Vec<_>>(),
+        vec![true, false, true, false]
+    );
+    assert!(store.get("", "urn:b:2").await.unwrap().is_some());
+    store.write("", vec![delete("urn:b:1")]).await.unwrap();
+    assert!(store.get("", "urn:b:1").await.unwrap().is_none());
+}
+
+/// Deterministic pseudo-random numbers, so a failure can be replayed.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Random entities; then each query's answer from the store must equal the model's
+/// own evaluation over every entity (the indexes may narrow, never drop a match).
+async fn queries_agree_with_the_model(store: Arc<dyn Store>) {
+    let mut rng = Lcg(7);
+    let statuses = ["ok", "alarm", "offline", "Đông Hà"];
+    let mut all = Vec::new();
+    for i in 0..400 {
+        let types = match rng.below(3) {
+            0 => json!("Gauge"),
+            1 => json!("Station"),
+            _ => json!(["Gauge", "Station"]),
+        };
+        let mut v = json!({
+            "id": format!("urn:q:{i}"),
+            "type": types,
+            "level": {"type": "Property", "value": rng.below(100) as f64 / 10.0, "quality": {"type": "Property", "value": rng.below(3)}},
+            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [106.0 + rng.below(1000) as f64 / 500.0, 16.0 + rng.below(1000) as f64 / 500.0]}},
+        });
+        if rng.below(4) > 0 {
+            v["status"] = json!(statuses[rng.below(4) as usize]);
+        }
+        if rng.below(2) == 0 {
+            v["count"] = json!([rng.below(5), rng.below(5)]);
+        }
+        all.push(entity(v));
+    }
+    let ops: Vec<WriteOp> = all.iter().cloned().map(create).collect();
+    assert!(
+        store
+            .write("q", ops)
+            .await
+            .unwrap()
+            .iter()
+            .all(Result::is_ok)
+    );
+
+    let ctx = Context::core();
+    let qs = [
+        "level>5",
+        "level>=5;status==\"alarm\"",
+        "level<2|status==\"offline\"",
+        "status==\"ok\",\"alarm\"",
+        "status!=\"ok\"",
+        "level==3..6",
+        "level.quality==1",
+        "status~=\"^Đông\"",
+        "!status",
+        "count==3",
+        "(level>8|level<1);status",
+        "level==4.2",
+    ];
+    let types = [
+        None,
+        Some("Gauge"),
+        Some("Gauge;Station"),
+        Some("Gauge,Station"),
+    ];
+    for q in qs {
+        for t in types {
+            let query = EntityQuery {
+                types: t.map(|t| parse_type_expr(t).unwrap().map_names(&|n| ctx.expand(n))),
+                q: Some(QFilter::new(parse_q(q).unwrap().map_attrs(&|n| ctx.expand(n))).unwrap()),
+                limit: 1000,
+                count: true,
+                ..Default::default()
+            };
+            let expected: Vec<String> = all
+                .iter()
+                .filter(|e| query.matches(e))
+                .map(|e| e.id.clone())
+                .collect();
+            let page = store.query("q", query.clone()).await.unwrap();
+            assert_eq!(ids(&page), expected, "q={q} type={t:?}");
+            assert_eq!(page.count, Some(expected.len() as u64));
+        }
+    }
+    for (georel, geometry, coordinates) in [
+        ("near;maxDistance==20000", "Point", "[107,17]"),
+        ("near;minDistance==50000", "Point", "[107,17]"),
+        (
+            "within",
+            "Polygon",
+            "[[[106.5,16.5],[107.5,16.5],[107.5,17.5],[106.5,17.5],[106.5,16.5]]]",
+        ),
+        (
+            "disjoint",
+            "Polygon",
+            "[[[106.5,16.5],[107.5,16.5],[107.5,17.5],[106.5,17.5],[106.5,16.5]]]",
+        ),
+    ] {
+        let mut g = parse_geoq(georel, geometry, coordinates, None).unwrap();
+        g.geoproperty = ctx.expand(&g.geoproperty);
+        let query = EntityQuery {
+            geo: Some(GeoFilter::new(g).unwrap()),
+            limit: 1000,
+            count: true,
+            ..Default::default()
+        };
+        let expected: Vec<String> = all
+            .iter()
+            .filter(|e| query.matches(e))
+            .map(|e| e.id.clone())
+            .collect();
+        assert!(!expected.is_empty(), "{georel} should match some");
+        let page = store.query("q", query).await.unwrap();
+        assert_eq!(ids(&page), expected, "{georel}");
+    }
+
+    // Pages follow each other without overlap, with and without residual filtering.
+    for q in [None, Some("level>3")] {
+        let base = EntityQuery {
+            q: q.map(|q| QFilter::new(parse_q(q).unwrap().map_attrs(&|n| ctx.expand(n))).unwrap()),
+            limit: 1000,
+            ..Default::default()
+        };
+        let everything = ids(&store.query("q", base.clone()).await.unwrap());
+        let mut paged = Vec::new();
+        for page in 0.. {
+            let p = store
+                .query(
+                    "q",
+                    EntityQuery {
+                        limit: 37,
+                        offset: page * 37,
+                        ..base.clone()
+                    },
+                )
+                .await
+                .unwrap();
+            if p.entities.is_empty() {
+                break;
+            }
+            paged.extend(ids(&p));
+        }
+        assert_eq!(paged, everything, "paging with q={q:?}");
+    }
+
+    // Discovery sees both types and the kinds of attribute.
+    let types = store.types("q").await.unwrap();
+    let gauge = types
+        .iter()
+        .find(|t| t.type_iri == ctx.expand("Gauge"))
+        .unwrap();
+    let expected = all
+        .iter()
+        .filter(|e| e.has_type(&ctx.expand("Gauge")))
+        .count() as u64;
+    assert_eq!(gauge.entity_count, expected);
+    assert!(gauge.attributes.contains_key(&ctx.expand("location")));
+    let attrs = store.attributes("q").await.unwrap();
+    let level = attrs
+        .iter()
+        .find(|a| a.name_iri == ctx.expand("level"))
+        .unwrap();
+    assert_eq!(level.attribute_count, 400);
+}
+
+async fn keeps_contexts(store: Arc<dyn Store>) {
+    assert_eq!(
+        store
+            .cached_context("https://example.org/c.jsonld")
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .cache_context("https://example.org/c.jsonld", "{\"@context\":{}}")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .cached_context("https://example.org/c.jsonld")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"@context\":{}}")
+    );
+}
+
+#[tokio::test]
+async fn sqlite_backend_behaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_sqlite(&dir).await;
+    writes_reads_and_isolates_tenants(store.clone()).await;
+    batch_items_are_independent(store.clone()).await;
+    queries_agree_with_the_model(store.clone()).await;
+    keeps_contexts(store.clone()).await;
+    drop(store);
+    // Everything written is there after reopening the file.
+    let store = open_sqlite(&dir).await;
+    assert!(store.get("", "urn:a:1").await.unwrap().is_some());
+    assert!(store.tenant_exists("city-a").await.unwrap());
+    assert!(
+        store
+            .cached_context("https://example.org/c.jsonld")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .query(
+                "q",
+                EntityQuery {
+                    limit: 0,
+                    count: true,
+                    ..Default::default()
+                }
+            )
+            .await
+            .unwrap()
+            .count,
+        Some(400)
+    );
+}
