@@ -16,6 +16,7 @@ pub enum ErrorKind {
     LdContextNotAvailable,
     NonExistentTenant,
     NotAcceptable,
+    MethodNotAllowed,
     UnsupportedMediaType,
     PayloadTooLarge,
     ServiceUnavailable,
@@ -41,6 +42,7 @@ impl ErrorKind {
             ErrorKind::NonExistentTenant => "https://uri.etsi.org/ngsi-ld/errors/NonexistentTenant",
             // Not NGSI-LD error types: HTTP-level refusals, typed as plain HTTP problems.
             ErrorKind::NotAcceptable => "https://uri.etsi.org/ngsi-ld/errors/NotAcceptable",
+            ErrorKind::MethodNotAllowed => "https://uri.etsi.org/ngsi-ld/errors/MethodNotAllowed",
             ErrorKind::UnsupportedMediaType => {
                 "https://uri.etsi.org/ngsi-ld/errors/UnsupportedMediaType"
             }
@@ -62,6 +64,7 @@ impl ErrorKind {
             ErrorKind::TooComplexQuery | ErrorKind::TooManyResults => 403,
             ErrorKind::LdContextNotAvailable | ErrorKind::ServiceUnavailable => 503,
             ErrorKind::NotAcceptable => 406,
+            ErrorKind::MethodNotAllowed => 405,
             ErrorKind::UnsupportedMediaType => 415,
             ErrorKind::PayloadTooLarge => 413,
         }
@@ -81,6 +84,7 @@ impl ErrorKind {
             ErrorKind::LdContextNotAvailable => "@context not available",
             ErrorKind::NonExistentTenant => "Tenant does not exist",
             ErrorKind::NotAcceptable => "Not acceptable",
+            ErrorKind::MethodNotAllowed => "Method not allowed",
             ErrorKind::UnsupportedMediaType => "Unsupported media type",
             ErrorKind::PayloadTooLarge => "Payload too large",
             ErrorKind::ServiceUnavailable => "Service unavailable",
