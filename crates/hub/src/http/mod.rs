@@ -137,7 +137,7 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError(Error::new(
-        ErrorKind::OperationNotSupported,
+        ErrorKind::MethodNotAllowed,
         "this method is not supported on this resource",
     ))
 }
