@@ -111,7 +111,7 @@ impl SqliteStore {
                 [],
             )
             .map_err(sql_error)?;
-            conn.execute_batch("PRAGMA optimize=0x10002")
+            conn.execute_batch("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002")
                 .map_err(sql_error)?;
             Ok(conn)
         })

@@ -38,7 +38,11 @@ pub fn spawn(conn: Connection) -> Sender<Job> {
     tx
 }
 
+/// Operations between two refreshes of the query planner's statistics.
+const OPS_PER_OPTIMIZE: usize = 50_000;
+
 fn run(mut conn: Connection, rx: Receiver<Job>) {
+    let mut since_optimize = 0usize;
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         let mut ops = op_count(&jobs[0]);
@@ -52,6 +56,14 @@ fn run(mut conn: Connection, rx: Receiver<Job>) {
             }
         }
         commit_group(&mut conn, jobs);
+        since_optimize += ops;
+        // Keep the planner's statistics current as data grows (bounded work each time).
+        if since_optimize >= OPS_PER_OPTIMIZE {
+            since_optimize = 0;
+            if let Err(e) = conn.execute_batch("PRAGMA analysis_limit=1000; PRAGMA optimize") {
+                tracing::warn!(error = %e, "PRAGMA optimize failed");
+            }
+        }
     }
 }
 
