@@ -123,6 +123,7 @@ async fn run_query(
     params: &Params,
     wanted: Accept,
     lang: Option<String>,
+    page_path: Option<&str>,
 ) -> ApiResult {
     let (limit, offset, count) = paging(params)?;
     let query = spec.build(&scope.ctx, limit, offset, count)?;
@@ -152,6 +153,25 @@ async fn run_query(
     {
         response.headers_mut().insert("NGSILD-Results-Count", v);
     }
+    // Links to the neighbouring pages (GET only: a POST query cannot be linked to).
+    if let Some(path) = page_path {
+        let more = page.entities.len() == limit && page.count.is_none_or(|n| (offset + limit) < n as usize);
+        let pages = [
+            (more, offset + limit, "next"),
+            (offset > 0, offset.saturating_sub(limit), "prev"),
+        ];
+        for (present, at, rel) in pages {
+            if !present || limit == 0 {
+                continue;
+            }
+            let mut p = params.0.clone();
+            p.insert("offset".into(), at.to_string());
+            let query: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(p.iter()).finish();
+            if let Ok(v) = HeaderValue::from_str(&format!("<{path}?{query}>; rel=\"{rel}\"")) {
+                response.headers_mut().append(header::LINK, v);
+            }
+        }
+    }
     Ok(response)
 }
 
@@ -164,7 +184,7 @@ async fn query_entities(
     let scope = scope_from_headers(&s, &headers).await?;
     let params = Params::parse(raw.as_deref())?;
     let spec = QuerySpec::from_params(&params);
-    run_query(&s, &scope, spec, &params, wanted, None).await
+    run_query(&s, &scope, spec, &params, wanted, None, Some("/ngsi-ld/v1/entities")).await
 }
 
 async fn query_post(
@@ -181,7 +201,7 @@ async fn query_post(
         .get("lang")
         .and_then(Value::as_str)
         .map(str::to_string);
-    run_query(&s, &scope, spec, &params, wanted, lang).await
+    run_query(&s, &scope, spec, &params, wanted, lang, None).await
 }
 
 async fn replace_entity(
