@@ -625,7 +625,13 @@ fn merge(e: &mut Entity, body: &Map<String, Value>, ctx: &Context) -> Result<(),
             e.attrs.remove(&iri);
             continue;
         }
-        let merged = match e.attrs.get(&iri).and_then(|v| v.first()) {
+        // The patch merges into the instance of its own datasetId (default: none).
+        let dataset = patch.get("datasetId").and_then(Value::as_str);
+        let base = e
+            .attrs
+            .get(&iri)
+            .and_then(|v| v.iter().find(|i| i.dataset_id.as_deref() == dataset));
+        let merged = match base {
             Some(current) if !patch.is_array() => {
                 overlay_attribute(&attribute_json(current, ctx), patch)
             }

@@ -133,6 +133,53 @@ async fn batch_items_are_independent(store: Arc<dyn Store>) {
     assert!(store.get("", "urn:b:2").await.unwrap().is_some());
     store.write("", vec![delete("urn:b:1")]).await.unwrap();
     assert!(store.get("", "urn:b:1").await.unwrap().is_none());
+
+    // Rewriting an entity replaces its index rows: updates, deletes and re-creations
+    // of entities with indexed values all succeed, and queries see the new values.
+    let v = |n: i64| {
+        entity(
+            json!({"id": "urn:b:3", "type": "B", "n": n, "tags": ["a", "b"], "location": {"type": "Point", "coordinates": [107.0, 16.8]}}),
+        )
+    };
+    assert!(store.write("", vec![create(v(1))]).await.unwrap()[0].is_ok());
+    let replace = |e: Entity| {
+        WriteOp::new(e.id.clone(), move |_| {
+            Ok((Change::Put(e), Applied::default()))
+        })
+    };
+    assert!(store.write("", vec![replace(v(2))]).await.unwrap()[0].is_ok());
+    assert!(
+        store
+            .write("", vec![replace(v(3)), replace(v(4))])
+            .await
+            .unwrap()
+            .iter()
+            .all(Result::is_ok)
+    );
+    let ctx = Context::core();
+    let n_is = |n: i64| EntityQuery {
+        q: Some(
+            QFilter::new(
+                parse_q(&format!("n=={n}"))
+                    .unwrap()
+                    .map_attrs(&|a| ctx.expand(a)),
+            )
+            .unwrap(),
+        ),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&store.query("", n_is(4)).await.unwrap()),
+        vec!["urn:b:3".to_string()]
+    );
+    assert!(store.query("", n_is(1)).await.unwrap().entities.is_empty());
+    assert!(store.write("", vec![delete("urn:b:3")]).await.unwrap()[0].is_ok());
+    assert!(store.write("", vec![create(v(5))]).await.unwrap()[0].is_ok());
+    assert_eq!(
+        ids(&store.query("", n_is(5)).await.unwrap()),
+        vec!["urn:b:3".to_string()]
+    );
 }
 
 /// Deterministic pseudo-random numbers, so a failure can be replayed.

@@ -258,6 +258,8 @@ fn delete_indexes(
     }
     conn.prepare_cached("DELETE FROM attr_index WHERE entity = ?1")?
         .execute([rowid])?;
+    conn.prepare_cached("DELETE FROM attr_values WHERE entity = ?1")?
+        .execute([rowid])?;
     let mut geo_ids = conn.prepare_cached("SELECT id FROM geo_attr WHERE entity = ?1")?;
     let ids: Vec<i64> = geo_ids
         .query_map([rowid], |r| r.get(0))?

@@ -1,0 +1,308 @@
+//! Durability of the real `dothi` binary: every write acknowledged before a SIGKILL
+//! is there after a restart on the same SQLite file; a graceful stop (SIGTERM) exits
+//! cleanly and loses nothing.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Dothi {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Dothi {
+    /// Starts `dothi serve` on a free port over `db` and waits until /health is 200.
+    async fn start(db: &Path) -> Dothi {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_dothi"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--store",
+                &format!("sqlite://{}", db.display()),
+            ])
+            .env("DOTHI_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dothi");
+        let mut d = Dothi {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        };
+        d.wait_ready().await;
+        d
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("dothi exited before it was ready: {status}");
+            }
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/health", self.base))
+                .send()
+                .await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "dothi was not ready within 20 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/ngsi-ld/v1{path}", self.base)
+    }
+
+    async fn create(&self, entity: &Value) -> reqwest::Result<u16> {
+        let r = self
+            .client
+            .post(self.url("/entities"))
+            .header("content-type", "application/json")
+            .body(entity.to_string())
+            .send()
+            .await?;
+        Ok(r.status().as_u16())
+    }
+
+    async fn get(&self, id: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(self.url(&format!("/entities/{id}")))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn count(&self, entity_type: &str) -> String {
+        let r = self
+            .client
+            .get(self.url("/entities"))
+            .query(&[("type", entity_type), ("count", "true"), ("limit", "0")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.headers()
+            .get("NGSILD-Results-Count")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then the exit status (within 15 s).
+    async fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill -TERM");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dothi did not stop within 15 s of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for Dothi {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn gauge(id: &str, n: usize) -> Value {
+    json!({
+        "id": id,
+        "type": "WaterObserved",
+        "height": {"type": "Property", "value": n as f64 + 0.5, "unitCode": "MTR"},
+        "river": "Thạch Hãn",
+        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [107.1905, 16.753]}}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dothi.db");
+    let mut server = Dothi::start(&db).await;
+
+    // One by one, each acknowledged.
+    let sequential: Vec<String> = (0..40)
+        .map(|n| format!("urn:ngsi-ld:WaterObserved:seq-{n}"))
+        .collect();
+    for (n, id) in sequential.iter().enumerate() {
+        assert_eq!(server.create(&gauge(id, n)).await.unwrap(), 201, "{id}");
+    }
+
+    // Then writers racing the kill: whatever was acknowledged must survive.
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
+    let client = server.client.clone();
+    let url = server.url("/entities");
+    let mut writers = Vec::new();
+    for w in 0..6 {
+        let (client, url, acknowledged) = (client.clone(), url.clone(), acknowledged.clone());
+        writers.push(tokio::spawn(async move {
+            for n in 0.. {
+                let id = format!("urn:ngsi-ld:WaterObserved:race-{w}-{n}");
+                let sent = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(gauge(&id, n).to_string())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 201 => {
+                        acknowledged.lock().unwrap().insert(id);
+                    }
+                    Ok(r) => panic!("{id}: {}", r.status()),
+                    Err(_) => return, // the server is gone
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.kill();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let raced = acknowledged.lock().unwrap().clone();
+    assert!(
+        !raced.is_empty(),
+        "some writes were acknowledged before the kill"
+    );
+
+    let server = Dothi::start(&db).await;
+    for (n, id) in sequential.iter().enumerate() {
+        let (status, e) = server.get(id).await;
+        assert_eq!(status, 200, "{id} was acknowledged, then lost");
+        assert_eq!(e["height"]["value"], json!(n as f64 + 0.5), "{id}");
+        assert_eq!(e["river"]["value"], "Thạch Hãn");
+    }
+    for id in &raced {
+        let (status, _) = server.get(id).await;
+        assert_eq!(status, 200, "{id} was acknowledged, then lost");
+    }
+    let total: usize = server.count("WaterObserved").await.parse().unwrap();
+    assert!(
+        total >= sequential.len() + raced.len(),
+        "{total} entities after the restart, {} acknowledged",
+        sequential.len() + raced.len()
+    );
+    // The store still takes writes.
+    assert_eq!(
+        server
+            .create(&gauge("urn:ngsi-ld:WaterObserved:after", 0))
+            .await
+            .unwrap(),
+        201
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graceful_restart_exits_cleanly_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dothi.db");
+    let mut server = Dothi::start(&db).await;
+    let ids: Vec<String> = (0..20)
+        .map(|n| format!("urn:ngsi-ld:WaterObserved:g-{n}"))
+        .collect();
+    for (n, id) in ids.iter().enumerate() {
+        assert_eq!(server.create(&gauge(id, n)).await.unwrap(), 201, "{id}");
+    }
+    let old_base = server.base.clone();
+    let status = server.terminate().await;
+    assert!(
+        status.success(),
+        "a graceful stop exits with 0, not {status}"
+    );
+    assert!(
+        server
+            .client
+            .get(format!("{old_base}/health"))
+            .send()
+            .await
+            .is_err(),
+        "the stopped server no longer answers"
+    );
+
+    let mut server = Dothi::start(&db).await;
+    for (n, id) in ids.iter().enumerate() {
+        let (status, e) = server.get(id).await;
+        assert_eq!(status, 200, "{id}");
+        assert_eq!(e["height"]["value"], json!(n as f64 + 0.5));
+        assert_eq!(
+            e["location"]["value"],
+            json!({"type": "Point", "coordinates": [107.1905, 16.753]})
+        );
+    }
+    assert_eq!(server.count("WaterObserved").await, "20");
+    // Geo and q queries still work on the reopened file.
+    let r = server
+        .client
+        .get(server.url("/entities"))
+        .query(&[
+            ("type", "WaterObserved"),
+            ("q", "height>=10"),
+            ("georel", "near;maxDistance==1000"),
+            ("geometry", "Point"),
+            ("coordinates", "[107.19,16.753]"),
+            ("count", "true"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()
+            .get("NGSILD-Results-Count")
+            .and_then(|v| v.to_str().ok()),
+        Some("10")
+    );
+    let status = server.terminate().await;
+    assert!(status.success(), "{status}");
+}

@@ -1,0 +1,397 @@
+//! The harness: a real hub over a real SQLite file, served on 127.0.0.1:0 and spoken
+//! to over HTTP with reqwest; a tiny @context server; and assertion helpers.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hub::HubConfig;
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use reqwest::{Client, RequestBuilder};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const CORE: &str = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld";
+pub const CONTEXT_REL: &str = "http://www.w3.org/ns/json-ld#context";
+pub const DEFAULT_VOCAB: &str = "https://uri.etsi.org/ngsi-ld/default-context/";
+pub const JSON: &str = "application/json";
+pub const JSON_LD: &str = "application/ld+json";
+pub const GEO_JSON: &str = "application/geo+json";
+
+/// A running hub.
+pub struct App {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub client: Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl App {
+    /// A hub with the default configuration over a fresh SQLite file.
+    pub async fn start() -> App {
+        App::start_with(HubConfig::default()).await
+    }
+
+    pub async fn start_with(config: HubConfig) -> App {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("dothi.db");
+        let mut app = App::start_at(&db, config).await;
+        app.dir = Some(dir);
+        app
+    }
+
+    /// A hub over the SQLite file at `db` (created if missing).
+    pub async fn start_at(db: &Path, config: HubConfig) -> App {
+        let store = store::open(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("open the SQLite store");
+        let state = hub::state(store, &config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(hub::serve(listener, state, async move {
+            let _ = rx.await;
+        }));
+        let client = Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("reqwest client");
+        App {
+            base: format!("http://{addr}"),
+            client,
+            shutdown: Some(tx),
+            task: Some(task),
+            dir: None,
+        }
+    }
+
+    /// Stops the hub gracefully and waits for it; the temporary directory (if this
+    /// app owns one) is handed back so that the file can be opened again.
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        // Idle keep-alive connections would hold a graceful shutdown open.
+        self.client = Client::new();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            match tokio::time::timeout(Duration::from_secs(10), task).await {
+                Ok(joined) => joined.expect("server task").expect("server result"),
+                Err(_) => panic!("the hub did not stop within 10 s"),
+            }
+        }
+        self.dir.take()
+    }
+
+    /// The URL of an API path (`/entities` → `http://…/ngsi-ld/v1/entities`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/ngsi-ld/v1{}", self.base, path)
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub fn delete(&self, path: &str) -> RequestBuilder {
+        self.client.delete(self.url(path))
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> RequestBuilder {
+        with_json(self.client.post(self.url(path)), body)
+    }
+
+    pub fn patch(&self, path: &str, body: &Value) -> RequestBuilder {
+        with_json(self.client.patch(self.url(path)), body)
+    }
+
+    pub fn put(&self, path: &str, body: &Value) -> RequestBuilder {
+        with_json(self.client.put(self.url(path)), body)
+    }
+
+    /// POST /entities, asserting 201.
+    pub async fn create(&self, entity: Value) {
+        let r = send(self.post("/entities", &entity)).await;
+        assert_eq!(r.status, 201, "creating {entity}: {}", r.text);
+    }
+
+    /// POST /entityOperations/create, asserting 201.
+    pub async fn create_all(&self, entities: Vec<Value>) {
+        let body = Value::Array(entities);
+        let r = send(self.post("/entityOperations/create", &body)).await;
+        assert_eq!(r.status, 201, "batch create: {}", r.text);
+    }
+
+    /// GET /entities/{id} (normalized), asserting 200.
+    pub async fn entity(&self, id: &str) -> Value {
+        self.entity_with(id, &[]).await
+    }
+
+    /// GET /entities/{id} with query parameters, asserting 200.
+    pub async fn entity_with(&self, id: &str, query: &[(&str, &str)]) -> Value {
+        let r = send(self.get(&format!("/entities/{id}")).query(query)).await;
+        assert_eq!(r.status, 200, "retrieving {id} {query:?}: {}", r.text);
+        r.body
+    }
+
+    /// GET /entities with query parameters, asserting 200; the ids returned.
+    pub async fn query_ids(&self, query: &[(&str, &str)]) -> BTreeSet<String> {
+        let r = send(self.get("/entities").query(query)).await;
+        assert_eq!(r.status, 200, "query {query:?}: {}", r.text);
+        ids(&r.body)
+    }
+
+    /// Asserts that the hub still answers: health, a query and a write.
+    pub async fn assert_alive(&self) {
+        let r = send(self.client.get(format!("{}/health", self.base))).await;
+        assert_eq!(r.status, 200, "health: {}", r.text);
+        assert_eq!(r.body["status"], "ok");
+        let r = send(self.get("/entities").query(&[("type", "Nothing")])).await;
+        assert_eq!(r.status, 200, "query after an error: {}", r.text);
+        let id = format!("urn:ngsi-ld:Probe:{}", uuid_like());
+        let r = send(self.post(
+            "/entities",
+            &serde_json::json!({"id": id, "type": "Probe", "n": 1}),
+        ))
+        .await;
+        assert_eq!(r.status, 201, "write after an error: {}", r.text);
+    }
+}
+
+fn uuid_like() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn with_json(rb: RequestBuilder, body: &Value) -> RequestBuilder {
+    rb.header(CONTENT_TYPE, JSON).body(body.to_string())
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+    /// The body as JSON (Null when empty or not JSON).
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Every value of a header (Link may come several times).
+    pub fn header_all(&self, name: &str) -> Vec<String> {
+        self.headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(", <").map(str::to_string).collect::<Vec<_>>())
+            .map(|v| {
+                if v.starts_with('<') {
+                    v
+                } else {
+                    format!("<{v}")
+                }
+            })
+            .collect()
+    }
+
+    /// The target of the Link with `rel="{rel}"`, if any.
+    pub fn link_rel(&self, rel: &str) -> Option<String> {
+        self.header_all("link")
+            .into_iter()
+            .find(|l| l.contains(&format!("rel=\"{rel}\"")))
+            .and_then(|l| {
+                l.strip_prefix('<')
+                    .and_then(|r| r.split_once('>'))
+                    .map(|(url, _)| url.to_string())
+            })
+    }
+
+    /// The media type of the body, without parameters.
+    pub fn content_type(&self) -> String {
+        self.header("content-type")
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    }
+}
+
+pub async fn send(rb: RequestBuilder) -> Resp {
+    let response = rb.send().await.expect("the request was answered");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("a readable body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        text,
+        body,
+    }
+}
+
+/// Asserts an NGSI-LD ProblemDetails: status, type URI, title and detail.
+#[track_caller]
+pub fn assert_problem(r: &Resp, status: u16, kind: &str) {
+    assert_eq!(r.status, status, "status of {}", r.text);
+    assert_eq!(
+        r.content_type(),
+        JSON,
+        "a ProblemDetails is JSON: {:?}",
+        r.headers
+    );
+    assert_eq!(
+        r.body["type"],
+        format!("https://uri.etsi.org/ngsi-ld/errors/{kind}"),
+        "type of {}",
+        r.text
+    );
+    assert_eq!(r.body["status"], status, "status member of {}", r.text);
+    assert!(
+        r.body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "title of {}",
+        r.text
+    );
+    assert!(r.body["detail"].is_string(), "detail of {}", r.text);
+}
+
+/// The ids of an array of entities.
+#[track_caller]
+pub fn ids(body: &Value) -> BTreeSet<String> {
+    body.as_array()
+        .unwrap_or_else(|| panic!("expected an array, got {body}"))
+        .iter()
+        .map(|e| {
+            e["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no id in {e}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// The ids in order.
+#[track_caller]
+pub fn id_list(body: &Value) -> Vec<String> {
+    body.as_array()
+        .unwrap_or_else(|| panic!("expected an array, got {body}"))
+        .iter()
+        .map(|e| e["id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// A set of strings from string literals.
+pub fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// A set of `urn:ngsi-ld:{kind}:{name}` ids.
+pub fn urns(kind: &str, names: &[&str]) -> BTreeSet<String> {
+    names
+        .iter()
+        .map(|n| format!("urn:ngsi-ld:{kind}:{n}"))
+        .collect()
+}
+
+/// The strings of a JSON array, as a set.
+#[track_caller]
+pub fn string_set(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("expected an array of strings, got {v}"))
+        .iter()
+        .map(|s| {
+            s.as_str()
+                .unwrap_or_else(|| panic!("not a string: {s}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// A `Link` header value naming an @context.
+pub fn link(url: &str) -> String {
+    format!("<{url}>; rel=\"{CONTEXT_REL}\"; type=\"application/ld+json\"")
+}
+
+/// A local HTTP server of @context documents that counts its hits.
+///
+/// `/ctx.jsonld` serves the document given; `/missing.jsonld` answers 404; `/hang`
+/// accepts the request and never answers.
+pub struct ContextServer {
+    pub base: String,
+    pub hits: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl ContextServer {
+    pub async fn start(doc: Value) -> ContextServer {
+        use axum::routing::get;
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let body = doc.to_string();
+        let app = axum::Router::new()
+            .route(
+                "/ctx.jsonld",
+                get(move || {
+                    let counter = counter.clone();
+                    let body = body.clone();
+                    async move {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        ([(CONTENT_TYPE, JSON_LD)], body)
+                    }
+                }),
+            )
+            .route(
+                "/missing.jsonld",
+                get(|| async { (axum::http::StatusCode::NOT_FOUND, "no such context") }),
+            )
+            .route(
+                "/hang",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(120)).await;
+                    "too late"
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the context server");
+        let addr = listener.local_addr().expect("local addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        ContextServer {
+            base: format!("http://{addr}"),
+            hits,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Stops serving: the port is closed once this returns.
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,187 @@
+//! NGSILD-Tenant: tenants are created by their first write and never see each other.
+
+use serde_json::json;
+
+use crate::common::*;
+
+const TENANT: &str = "NGSILD-Tenant";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_are_isolated() {
+    let app = App::start().await;
+    let e = json!({"id": "urn:ngsi-ld:Bin:1", "type": "Bin", "fill": 0.5});
+    let r = send(app.post("/entities", &e).header(TENANT, "quangtri")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    // Visible in its tenant.
+    let r = send(
+        app.get("/entities/urn:ngsi-ld:Bin:1")
+            .header(TENANT, "quangtri"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["fill"]["value"], 0.5);
+    let r = send(
+        app.get("/entities")
+            .query(&[("type", "Bin")])
+            .header(TENANT, "quangtri"),
+    )
+    .await;
+    assert_eq!(ids(&r.body), set(&["urn:ngsi-ld:Bin:1"]));
+
+    // Invisible in the default tenant.
+    let r = send(app.get("/entities/urn:ngsi-ld:Bin:1")).await;
+    assert_problem(&r, 404, "ResourceNotFound");
+    assert!(app.query_ids(&[("type", "Bin")]).await.is_empty());
+    let r = send(app.get("/types")).await;
+    assert_eq!(r.body["typeList"], json!([]));
+
+    // An unknown tenant: 404 NonexistentTenant on reads.
+    for rb in [
+        app.get("/entities/urn:ngsi-ld:Bin:1"),
+        app.get("/entities").query(&[("type", "Bin")]),
+        app.get("/types"),
+        app.get("/attributes"),
+        app.post(
+            "/entityOperations/query",
+            &json!({"type": "Query", "entities": [{"type": "Bin"}]}),
+        ),
+    ] {
+        let r = send(rb.header(TENANT, "hue")).await;
+        assert_problem(&r, 404, "NonexistentTenant");
+    }
+
+    // The same id in another tenant is another entity; the first write creates it.
+    let other = json!({"id": "urn:ngsi-ld:Bin:1", "type": "Bin", "fill": 0.9});
+    let r = send(app.post("/entities", &other).header(TENANT, "hue")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = send(app.get("/entities/urn:ngsi-ld:Bin:1").header(TENANT, "hue")).await;
+    assert_eq!(r.body["fill"]["value"], 0.9);
+    let r = send(
+        app.get("/entities/urn:ngsi-ld:Bin:1")
+            .header(TENANT, "quangtri"),
+    )
+    .await;
+    assert_eq!(r.body["fill"]["value"], 0.5);
+
+    // Deleting in one tenant leaves the other.
+    let r = send(
+        app.delete("/entities/urn:ngsi-ld:Bin:1")
+            .header(TENANT, "hue"),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = send(
+        app.get("/entities/urn:ngsi-ld:Bin:1")
+            .header(TENANT, "quangtri"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The tenant stays, empty.
+    let r = send(
+        app.get("/entities")
+            .query(&[("type", "Bin")])
+            .header(TENANT, "hue"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body, json!([]));
+
+    // Batches and discovery are per tenant too.
+    let r = send(
+        app.post(
+            "/entityOperations/create",
+            &json!([{"id": "urn:ngsi-ld:Bin:2", "type": "Bin", "fill": 0.1}]),
+        )
+        .header(TENANT, "quangtri"),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = send(app.get("/types/Bin").header(TENANT, "quangtri")).await;
+    assert_eq!(r.body["entityCount"], 2);
+    let r = send(app.get("/attributes/fill").header(TENANT, "quangtri")).await;
+    assert_eq!(r.body["attributeCount"], 2);
+    let r = send(app.get("/types/Bin")).await;
+    assert_problem(&r, 404, "ResourceNotFound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_does_not_create_a_tenant() {
+    let app = App::start().await;
+    let r = send(
+        app.post(
+            "/entities",
+            &json!({"id": "urn:ngsi-ld:Bin:1", "type": "Bin", "fill": null}),
+        )
+        .header(TENANT, "danang"),
+    )
+    .await;
+    assert_problem(&r, 400, "BadRequestData");
+    let r = send(
+        app.get("/entities")
+            .query(&[("type", "Bin")])
+            .header(TENANT, "danang"),
+    )
+    .await;
+    assert_problem(&r, 404, "NonexistentTenant");
+    let r = send(
+        app.patch("/entities/urn:ngsi-ld:Bin:1/attrs", &json!({"fill": 1}))
+            .header(TENANT, "danang"),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    let r = send(
+        app.get("/entities")
+            .query(&[("type", "Bin")])
+            .header(TENANT, "danang"),
+    )
+    .await;
+    assert_problem(&r, 404, "NonexistentTenant");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_tenant_names_are_refused() {
+    let app = App::start().await;
+    let r = send(
+        app.get("/entities")
+            .query(&[("type", "Bin")])
+            .header(TENANT, "bad tenant!"),
+    )
+    .await;
+    assert_problem(&r, 400, "BadRequestData");
+    let long = "t".repeat(200);
+    let r = send(
+        app.post(
+            "/entities",
+            &json!({"id": "urn:ngsi-ld:Bin:1", "type": "Bin"}),
+        )
+        .header(TENANT, long.as_str()),
+    )
+    .await;
+    assert_problem(&r, 400, "BadRequestData");
+    app.assert_alive().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_writes_nothing_does_not_create_a_tenant() {
+    let app = App::start().await;
+    let r = send(
+        app.post(
+            "/entityOperations/create",
+            &json!([{"id": "urn:ngsi-ld:Bin:1", "type": "Bin", "fill": null}, {"id": "nope", "type": "Bin"}]),
+        )
+        .header(TENANT, "danang"),
+    )
+    .await;
+    assert_eq!(r.status, 207, "{}", r.text);
+    assert_eq!(r.body["success"], json!([]));
+    assert_eq!(r.body["errors"].as_array().unwrap().len(), 2);
+    let r = send(
+        app.post("/entityOperations/delete", &json!(["urn:ngsi-ld:Bin:1"]))
+            .header(TENANT, "danang"),
+    )
+    .await;
+    assert_eq!(r.status, 207, "{}", r.text);
+    let r = send(app.get("/types").header(TENANT, "danang")).await;
+    assert_problem(&r, 404, "NonexistentTenant");
+}
