@@ -31,6 +31,36 @@ pub struct SqliteStore {
     path: Arc<str>,
     writer: std::sync::mpsc::Sender<write::Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Dropped with the store, which tells the checkpointer to finish.
+    _checkpointer: std::sync::mpsc::Sender<()>,
+}
+
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Checkpoints the WAL on a thread of its own, so that the writer never pays for it
+/// (the writer's connection has automatic checkpoints turned off).
+fn spawn_checkpointer(path: Arc<str>) -> StoreResult<std::sync::mpsc::Sender<()>> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let conn = open_connection(&path, false).map_err(sql_error)?;
+    let spawned = std::thread::Builder::new()
+        .name("dothi-sqlite-checkpoint".into())
+        .spawn(move || {
+            loop {
+                let last = matches!(
+                    rx.recv_timeout(CHECKPOINT_EVERY),
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+                );
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+                if last {
+                    break;
+                }
+            }
+        });
+    spawned.map_err(|e| StoreError::Other(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(tx)
 }
 
 fn sql_error(e: rusqlite::Error) -> StoreError {
@@ -117,10 +147,14 @@ impl SqliteStore {
         })
         .await
         .map_err(join_error)??;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(sql_error)?;
+        let checkpointer = spawn_checkpointer(path.clone())?;
         let writer = write::spawn(conn);
         Ok(SqliteStore {
             path,
             writer,
+            _checkpointer: checkpointer,
             readers: Arc::new(Mutex::new(Vec::new())),
         })
     }

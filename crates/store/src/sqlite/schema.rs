@@ -60,7 +60,7 @@ pub const MIGRATIONS: &[&str] = &[
         entity INTEGER NOT NULL,
         name TEXT NOT NULL
     );
-    CREATE INDEX geo_attr_by_entity ON geo_attr (entity);
+    CREATE INDEX geo_attr_by_entity ON geo_attr (entity, name);
 
     -- Remote @context documents, fetched once.
     CREATE TABLE contexts (

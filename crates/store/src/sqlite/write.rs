@@ -1,9 +1,17 @@
-//! The writer thread: group commit of every queued write, each in its own savepoint.
+//! The writer thread: group commit of every queued write.
+//!
+//! Each mutation runs before any SQL of its own is written (read, decide, write), so a
+//! mutation that refuses leaves nothing to undo and needs no savepoint. Only a fault of
+//! the database itself (I/O error, disk full) can fail midway; then the whole group is
+//! rolled back and every caller in it gets an error: nothing half-done is committed.
+//! Index rows are rewritten only where the entity changed.
 
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 
 use ngsi::entity::format_time;
-use ngsi::{AttrKind, Entity};
+use std::collections::{BTreeMap, BTreeSet};
+
+use ngsi::Entity;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -82,30 +90,49 @@ enum Pending {
     Context(oneshot::Sender<StoreResult<()>>, StoreResult<()>),
 }
 
+/// Why one operation of a group failed.
+enum OpError {
+    /// This operation alone fails (refused by its mutation, or unreadable); nothing of
+    /// it was written.
+    Op(StoreError),
+    /// The database failed while writing: the whole group must be rolled back.
+    Fault(StoreError),
+}
+
 fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return fail_all(jobs, sql_error(e)),
     };
     let mut pending = Vec::with_capacity(jobs.len());
+    let mut fault: Option<String> = None;
     for job in jobs {
         match job {
             Job::Write { tenant, ops, reply } => {
                 let mut results = Vec::with_capacity(ops.len());
                 let mut changed = false;
                 for op in ops {
-                    let r = apply_in_savepoint(&tx, &tenant, op);
-                    if let Ok((_, true)) = &r {
-                        changed = true;
+                    if fault.is_some() {
+                        results.push(Err(StoreError::Unavailable("group rolled back".into())));
+                        continue;
                     }
-                    results.push(r.map(|(applied, _)| applied));
+                    match apply(&tx, &tenant, op) {
+                        Ok((applied, wrote)) => {
+                            changed |= wrote;
+                            results.push(Ok(applied));
+                        }
+                        Err(OpError::Op(e)) => results.push(Err(e)),
+                        Err(OpError::Fault(e)) => {
+                            fault = Some(e.to_string());
+                            results.push(Err(e));
+                        }
+                    }
                 }
-                if changed && let Err(e) = ensure_tenant(&tx, &tenant) {
-                    let msg = e.to_string();
-                    results = results
-                        .into_iter()
-                        .map(|_| Err(StoreError::Other(msg.clone())))
-                        .collect();
+                if changed
+                    && fault.is_none()
+                    && let Err(e) = ensure_tenant(&tx, &tenant)
+                {
+                    fault = Some(e.to_string());
                 }
                 pending.push(Pending::Write(reply, results));
             }
@@ -117,9 +144,27 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
                     )
                     .map(|_| ())
                     .map_err(sql_error);
+                if let Err(e) = &r {
+                    fault = Some(e.to_string());
+                }
                 pending.push(Pending::Context(reply, r));
             }
         }
+    }
+    if let Some(msg) = fault {
+        tracing::error!(error = %msg, "SQLite write failed; the group is rolled back");
+        drop(tx);
+        for p in pending {
+            match p {
+                Pending::Write(reply, _) => {
+                    drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
+                }
+                Pending::Context(reply, _) => {
+                    drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
+                }
+            }
+        }
+        return;
     }
     match tx.commit() {
         Ok(()) => {
@@ -167,23 +212,7 @@ fn ensure_tenant(conn: &Connection, tenant: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Applies one mutation in a savepoint; returns what it did and whether it wrote.
-fn apply_in_savepoint(
-    conn: &Connection,
-    tenant: &str,
-    op: WriteOp,
-) -> StoreResult<(Applied, bool)> {
-    conn.execute_batch("SAVEPOINT op").map_err(sql_error)?;
-    let result = apply(conn, tenant, op);
-    let end = match &result {
-        Ok(_) => "RELEASE op",
-        Err(_) => "ROLLBACK TO op; RELEASE op",
-    };
-    conn.execute_batch(end).map_err(sql_error)?;
-    result
-}
-
-fn apply(conn: &Connection, tenant: &str, op: WriteOp) -> StoreResult<(Applied, bool)> {
+fn apply(conn: &Connection, tenant: &str, op: WriteOp) -> Result<(Applied, bool), OpError> {
     let current: Option<(i64, String)> = conn
         .prepare_cached("SELECT rowid, doc FROM entities WHERE tenant = ?1 AND id = ?2")
         .and_then(|mut s| {
@@ -192,87 +221,196 @@ fn apply(conn: &Connection, tenant: &str, op: WriteOp) -> StoreResult<(Applied, 
             })
             .optional()
         })
-        .map_err(sql_error)?;
+        .map_err(|e| OpError::Op(sql_error(e)))?;
     let (rowid, before) = match current {
         Some((rowid, doc)) => {
-            let entity: Entity = serde_json::from_str(&doc)
-                .map_err(|e| StoreError::Other(format!("corrupt entity {}: {e}", op.entity_id)))?;
+            let entity: Entity = serde_json::from_str(&doc).map_err(|e| {
+                OpError::Op(StoreError::Other(format!(
+                    "corrupt entity {}: {e}",
+                    op.entity_id
+                )))
+            })?;
             (Some(rowid), Some(entity))
         }
         None => (None, None),
     };
-    let old_types = before.as_ref().map(|e| e.types.clone()).unwrap_or_default();
-    let (change, applied) = (op.mutate)(before)?;
+    let old_rows = before.as_ref().map(IndexRows::of);
+    let (change, applied) = (op.mutate)(before).map_err(|e| OpError::Op(e.into()))?;
+    let fault = |e: rusqlite::Error| OpError::Fault(sql_error(e));
     match change {
         Change::Unchanged => Ok((applied, false)),
         Change::Delete => {
-            if let Some(rowid) = rowid {
-                delete_indexes(conn, tenant, rowid, &old_types).map_err(sql_error)?;
+            if let (Some(rowid), Some(old)) = (rowid, &old_rows) {
+                old.delete_all(conn, tenant, rowid).map_err(fault)?;
                 conn.prepare_cached("DELETE FROM entities WHERE rowid = ?1")
                     .and_then(|mut s| s.execute([rowid]))
-                    .map_err(sql_error)?;
+                    .map_err(fault)?;
             }
             Ok((applied, true))
         }
         Change::Put(entity) => {
             if entity.id != op.entity_id {
-                return Err(StoreError::Other("a mutation changed the entity id".into()));
+                return Err(OpError::Op(StoreError::Other(
+                    "a mutation changed the entity id".into(),
+                )));
             }
-            let doc =
-                serde_json::to_string(&entity).map_err(|e| StoreError::Other(e.to_string()))?;
+            let doc = serde_json::to_string(&entity)
+                .map_err(|e| OpError::Op(StoreError::Other(e.to_string())))?;
             let types = serde_json::to_string(&entity.types)
-                .map_err(|e| StoreError::Other(e.to_string()))?;
+                .map_err(|e| OpError::Op(StoreError::Other(e.to_string())))?;
             let modified = format_time(&entity.modified_at);
-            let rowid = match rowid {
-                Some(rowid) => {
-                    delete_indexes(conn, tenant, rowid, &old_types).map_err(sql_error)?;
-                    conn.prepare_cached("UPDATE entities SET types = ?2, doc = ?3, modified_at = ?4 WHERE rowid = ?1")
-                        .and_then(|mut s| s.execute(params![rowid, types, doc, modified]))
-                        .map_err(sql_error)?;
-                    rowid
+            let new_rows = IndexRows::of(&entity);
+            match (rowid, old_rows) {
+                (Some(rowid), Some(old)) => {
+                    conn.prepare_cached(
+                        "UPDATE entities SET types = ?2, doc = ?3, modified_at = ?4 WHERE rowid = ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![rowid, types, doc, modified]))
+                    .map_err(fault)?;
+                    new_rows.replace(&old, conn, tenant, rowid).map_err(fault)?;
                 }
-                None => {
-                    conn.prepare_cached("INSERT INTO entities (tenant, id, types, doc, modified_at) VALUES (?1, ?2, ?3, ?4, ?5)")
-                        .and_then(|mut s| s.execute(params![tenant, entity.id, types, doc, modified]))
-                        .map_err(sql_error)?;
-                    conn.last_insert_rowid()
+                _ => {
+                    conn.prepare_cached(
+                        "INSERT INTO entities (tenant, id, types, doc, modified_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .and_then(|mut s| s.execute(params![tenant, entity.id, types, doc, modified]))
+                    .map_err(fault)?;
+                    let rowid = conn.last_insert_rowid();
+                    new_rows
+                        .replace(&IndexRows::default(), conn, tenant, rowid)
+                        .map_err(fault)?;
                 }
-            };
-            insert_indexes(conn, tenant, rowid, &entity).map_err(sql_error)?;
+            }
             Ok((applied, true))
         }
     }
 }
 
-fn delete_indexes(
-    conn: &Connection,
-    tenant: &str,
-    rowid: i64,
-    types: &[String],
-) -> rusqlite::Result<()> {
-    let mut del_type = conn.prepare_cached(
-        "DELETE FROM entity_types WHERE tenant = ?1 AND type = ?2 AND entity = ?3",
-    )?;
-    for t in types {
-        del_type.execute(params![tenant, t, rowid])?;
-    }
-    conn.prepare_cached("DELETE FROM attr_index WHERE entity = ?1")?
-        .execute([rowid])?;
-    conn.prepare_cached("DELETE FROM attr_values WHERE entity = ?1")?
-        .execute([rowid])?;
-    let mut geo_ids = conn.prepare_cached("SELECT id FROM geo_attr WHERE entity = ?1")?;
-    let ids: Vec<i64> = geo_ids
-        .query_map([rowid], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    if !ids.is_empty() {
-        let mut del_rtree = conn.prepare_cached("DELETE FROM geo_rtree WHERE id = ?1")?;
-        for id in &ids {
-            del_rtree.execute([id])?;
+/// The index rows one entity has, attribute by attribute, so that a change rewrites
+/// only the rows of the attributes that changed.
+#[derive(Default, PartialEq)]
+struct IndexRows {
+    types: Vec<String>,
+    attrs: BTreeMap<String, AttrRows>,
+}
+
+#[derive(Default, PartialEq)]
+struct AttrRows {
+    /// The kind of each instance.
+    kinds: Vec<&'static str>,
+    /// Every scalar q compares with: (num, txt).
+    values: Vec<(Option<f64>, Option<String>)>,
+    /// The bounding box of each geometry.
+    boxes: Vec<(f64, f64, f64, f64)>,
+}
+
+impl IndexRows {
+    fn of(e: &Entity) -> IndexRows {
+        let mut attrs = BTreeMap::new();
+        for (name, instances) in &e.attrs {
+            let mut rows = AttrRows::default();
+            for inst in instances {
+                rows.kinds.push(inst.kind.name());
+                // Index exactly the values q compares with (ngsi::filter decides which).
+                rows.values.extend(
+                    ngsi::filter::value_targets(inst)
+                        .iter()
+                        .filter_map(indexed_value),
+                );
+                if let Some(g) = inst.geometry() {
+                    rows.boxes.push(g.bbox());
+                }
+            }
+            attrs.insert(name.clone(), rows);
         }
-        conn.prepare_cached("DELETE FROM geo_attr WHERE entity = ?1")?
-            .execute([rowid])?;
+        IndexRows {
+            types: e.types.clone(),
+            attrs,
+        }
     }
-    Ok(())
+
+    fn delete_all(&self, conn: &Connection, tenant: &str, rowid: i64) -> rusqlite::Result<()> {
+        IndexRows::default().replace(self, conn, tenant, rowid)
+    }
+
+    /// Turns the rows of `old` into the rows of `self`, touching only what differs.
+    fn replace(
+        &self,
+        old: &IndexRows,
+        conn: &Connection,
+        tenant: &str,
+        rowid: i64,
+    ) -> rusqlite::Result<()> {
+        if self.types != old.types {
+            let mut del = conn.prepare_cached(
+                "DELETE FROM entity_types WHERE tenant = ?1 AND type = ?2 AND entity = ?3",
+            )?;
+            for t in old.types.iter().filter(|t| !self.types.contains(t)) {
+                del.execute(params![tenant, t, rowid])?;
+            }
+            let mut ins = conn.prepare_cached(
+                "INSERT OR IGNORE INTO entity_types (tenant, type, entity) VALUES (?1, ?2, ?3)",
+            )?;
+            for t in self.types.iter().filter(|t| !old.types.contains(t)) {
+                ins.execute(params![tenant, t, rowid])?;
+            }
+        }
+        let names: BTreeSet<&String> = old.attrs.keys().chain(self.attrs.keys()).collect();
+        for name in names {
+            let (before, after) = (old.attrs.get(name), self.attrs.get(name));
+            if before == after {
+                continue;
+            }
+            let empty = AttrRows::default();
+            let (before, after) = (before.unwrap_or(&empty), after.unwrap_or(&empty));
+            if before.kinds != after.kinds {
+                conn.prepare_cached("DELETE FROM attr_index WHERE entity = ?1 AND name = ?2")?
+                    .execute(params![rowid, name])?;
+                let mut ins = conn.prepare_cached(
+                    "INSERT INTO attr_index (entity, name, seq, kind) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (seq, kind) in after.kinds.iter().enumerate() {
+                    ins.execute(params![rowid, name, seq as i64, kind])?;
+                }
+            }
+            if before.values != after.values {
+                conn.prepare_cached("DELETE FROM attr_values WHERE entity = ?1 AND name = ?2")?
+                    .execute(params![rowid, name])?;
+                let mut ins = conn.prepare_cached(
+                    "INSERT INTO attr_values (entity, name, k, num, txt) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for (k, (num, txt)) in after.values.iter().enumerate() {
+                    ins.execute(params![rowid, name, k as i64, num, txt])?;
+                }
+            }
+            if before.boxes != after.boxes {
+                if !before.boxes.is_empty() {
+                    let mut ids = conn.prepare_cached(
+                        "SELECT id FROM geo_attr WHERE entity = ?1 AND name = ?2",
+                    )?;
+                    let ids: Vec<i64> = ids
+                        .query_map(params![rowid, name], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    let mut del = conn.prepare_cached("DELETE FROM geo_rtree WHERE id = ?1")?;
+                    for id in &ids {
+                        del.execute([id])?;
+                    }
+                    conn.prepare_cached("DELETE FROM geo_attr WHERE entity = ?1 AND name = ?2")?
+                        .execute(params![rowid, name])?;
+                }
+                for (x0, y0, x1, y1) in &after.boxes {
+                    conn.prepare_cached("INSERT INTO geo_attr (entity, name) VALUES (?1, ?2)")?
+                        .execute(params![rowid, name])?;
+                    let id = conn.last_insert_rowid();
+                    conn.prepare_cached(
+                        "INSERT INTO geo_rtree (id, min_x, max_x, min_y, max_y) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![id, x0, x1, y0, y1])?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The indexed form of a scalar: (num, txt); None for what q cannot compare.
@@ -283,43 +421,4 @@ fn indexed_value(value: &Value) -> Option<(Option<f64>, Option<String>)> {
         Value::Bool(b) => Some((None, Some(b.to_string()))),
         _ => None,
     }
-}
-
-fn insert_indexes(conn: &Connection, tenant: &str, rowid: i64, e: &Entity) -> rusqlite::Result<()> {
-    let mut ins_type = conn.prepare_cached(
-        "INSERT OR IGNORE INTO entity_types (tenant, type, entity) VALUES (?1, ?2, ?3)",
-    )?;
-    for t in &e.types {
-        ins_type.execute(params![tenant, t, rowid])?;
-    }
-    let mut ins_attr = conn.prepare_cached(
-        "INSERT INTO attr_index (entity, name, seq, kind) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    let mut ins_value = conn.prepare_cached(
-        "INSERT INTO attr_values (entity, name, k, num, txt) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for (name, instances) in &e.attrs {
-        let mut k = 0i64;
-        for (seq, inst) in instances.iter().enumerate() {
-            ins_attr.execute(params![rowid, name, seq as i64, inst.kind.name()])?;
-            // Index exactly the values q compares with (ngsi::filter decides which).
-            if !matches!(inst.kind, AttrKind::GeoProperty | AttrKind::JsonProperty) {
-                for target in ngsi::filter::value_targets(inst) {
-                    if let Some((num, txt)) = indexed_value(&target) {
-                        ins_value.execute(params![rowid, name, k, num, txt])?;
-                        k += 1;
-                    }
-                }
-            }
-            if let Some(g) = inst.geometry() {
-                let (x0, y0, x1, y1) = g.bbox();
-                conn.prepare_cached("INSERT INTO geo_attr (entity, name) VALUES (?1, ?2)")?
-                    .execute(params![rowid, name])?;
-                let id = conn.last_insert_rowid();
-                conn.prepare_cached("INSERT INTO geo_rtree (id, min_x, max_x, min_y, max_y) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                    .execute(params![id, x0, x1, y0, y1])?;
-            }
-        }
-    }
-    Ok(())
 }
