@@ -7,6 +7,7 @@
 //! So a write is acknowledged only when durable, and many small writes share the cost
 //! of a commit. Reads run on their own connections and never wait for the writer.
 
+mod plan;
 mod read;
 mod schema;
 mod write;
