@@ -36,6 +36,9 @@ pub struct SqliteStore {
     _checkpointer: std::sync::mpsc::Sender<()>,
 }
 
+/// WAL size (in 4 KiB frames, so 32 MiB) beyond which the checkpointer resets it.
+const WAL_FRAMES_BEFORE_RESET: i64 = 8_192;
+
 /// How often the checkpointer copies the WAL back into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -52,8 +55,21 @@ fn spawn_checkpointer(path: Arc<str>) -> StoreResult<std::sync::mpsc::Sender<()>
                     rx.recv_timeout(CHECKPOINT_EVERY),
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
                 );
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                // A passive checkpoint never waits. When it cannot empty the WAL (readers
+                // keep old snapshots) and the WAL has grown, wait for the readers once and
+                // start it afresh: a long WAL slows every read.
+                let frames =
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
+                match frames {
+                    Ok(frames) if frames > WAL_FRAMES_BEFORE_RESET => {
+                        if let Err(e) =
+                            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                        {
+                            tracing::warn!(error = %e, "WAL reset failed");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
                 }
                 if last {
                     break;

@@ -394,6 +394,7 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
         probes.push(s);
     }
 
+    let walks_type = matches!(driver, Driver::Type(_));
     let mut sql = Sql::default();
     match driver {
         Driver::Type(t) => {
@@ -417,7 +418,13 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
         sql.push(" AND ");
         sql.append(p);
     }
-    sql.push(" ORDER BY e.rowid");
+    // Rows come in entity order from every driver; say so in the driver's own terms,
+    // so that SQLite walks in that order rather than sorting.
+    sql.push(if walks_type {
+        " ORDER BY t.entity"
+    } else {
+        " ORDER BY e.rowid"
+    });
     if exact {
         return run_exact(c, sql, q);
     }
