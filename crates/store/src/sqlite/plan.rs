@@ -73,13 +73,20 @@ struct ValueCondition {
 }
 
 impl ValueCondition {
-    /// `EXISTS` probe from entity row `e`.
+    /// `EXISTS` probe from entity row `e`, through the primary key (entity, name).
     fn probe(&self) -> Sql {
         let mut s = Sql::default();
         s.push("EXISTS (SELECT 1 FROM attr_values a WHERE a.entity = e.rowid AND a.name = ");
         s.bind(self.name.clone());
         s.push(" AND ");
-        s.append(self.sql.clone());
+        // A unary `+` keeps SQLite from using the value indexes here: a probe must
+        // look up this entity's rows, not scan every row in the value range.
+        let mut cond = self.sql.clone();
+        cond.text = cond
+            .text
+            .replace("a.num", "+a.num")
+            .replace("a.txt", "+a.txt");
+        s.append(cond);
         s.push(")");
         s
     }
