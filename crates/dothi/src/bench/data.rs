@@ -1,0 +1,238 @@
+//! Synthetic air-quality stations over Quảng Trị, deterministic from their index, and
+//! the small helpers the benchmark needs (random numbers, URL encoding, distances,
+//! percentiles).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// The entity type of every generated entity.
+pub const TYPE: &str = "AirQualityObserved";
+/// Values of `status`, with their shares: ok 65 %, warning 25 %, alarm 10 %.
+pub const STATUSES: [&str; 3] = ["ok", "warning", "alarm"];
+/// Quảng Trị's bounding box (longitude, latitude), the merged province.
+pub const LON: (f64, f64) = (105.6, 107.6);
+pub const LAT: (f64, f64) = (16.0, 18.1);
+
+/// SplitMix64: small, fast, good enough to spread test data.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+
+    /// Uniform in 0..n (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn round5(x: f64) -> f64 {
+    (x * 100_000.0).round() / 100_000.0
+}
+
+/// One station's observation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Obs {
+    pub temperature: f64,
+    pub humidity: f64,
+    /// µg/m³, skewed low: median ≈ 37, P(> 50) ≈ 42 %, P(> 100) ≈ 18 %.
+    pub pm25: f64,
+    /// Index into [`STATUSES`].
+    pub status: usize,
+    pub lon: f64,
+    pub lat: f64,
+}
+
+/// The observation of entity `i` of data set `set`: the same every run.
+pub fn obs(set: u64, i: usize) -> Obs {
+    let mut r = Rng::new(set.wrapping_mul(0x0100_0000_01B3) ^ (i as u64).wrapping_mul(31));
+    r.next_u64();
+    let u = r.unit();
+    let s = r.unit();
+    Obs {
+        temperature: round1(r.range(18.0, 38.0)),
+        humidity: round1(r.range(40.0, 98.0)),
+        pm25: round1(150.0 * u * u),
+        status: if s < 0.65 {
+            0
+        } else if s < 0.90 {
+            1
+        } else {
+            2
+        },
+        lon: round5(r.range(LON.0, LON.1)),
+        lat: round5(r.range(LAT.0, LAT.1)),
+    }
+}
+
+pub fn entity_id(prefix: &str, i: usize) -> String {
+    format!("urn:ngsi-ld:{TYPE}:{prefix}-{i:07}")
+}
+
+fn point(o: &Obs) -> Value {
+    json!({"type": "GeoProperty", "value": {"type": "Point", "coordinates": [o.lon, o.lat]}})
+}
+
+/// A station with five attributes: temperature, humidity, pm25, status, location.
+pub fn full_entity(prefix: &str, i: usize, o: &Obs) -> Value {
+    json!({
+        "id": entity_id(prefix, i),
+        "type": TYPE,
+        "temperature": {"type": "Property", "value": o.temperature},
+        "humidity": {"type": "Property", "value": o.humidity},
+        "pm25": {"type": "Property", "value": o.pm25},
+        "status": {"type": "Property", "value": STATUSES[o.status]},
+        "location": point(o),
+    })
+}
+
+/// A small station: pm25, status, location.
+pub fn small_entity(prefix: &str, i: usize, o: &Obs) -> Value {
+    json!({
+        "id": entity_id(prefix, i),
+        "type": TYPE,
+        "pm25": {"type": "Property", "value": o.pm25},
+        "status": {"type": "Property", "value": STATUSES[o.status]},
+        "location": point(o),
+    })
+}
+
+/// Percent-encodes a query-string value (everything but unreserved characters).
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Great-circle distance in metres (the mean Earth radius the `geo` crate uses).
+pub fn distance_m(lon1: f64, lat1: f64, lon2: f64, lat2: f64) -> f64 {
+    const R: f64 = 6_371_008.8;
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = (lat2 - lat1).to_radians();
+    let dl = (lon2 - lon1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * R * a.sqrt().asin()
+}
+
+/// How many observations are within `max_m` metres of (lon, lat).
+pub fn count_near(data: &[Obs], lon: f64, lat: f64, max_m: f64) -> usize {
+    let dlat = max_m / 111_000.0 * 1.05;
+    data.iter()
+        .filter(|o| (o.lat - lat).abs() <= dlat && distance_m(lon, lat, o.lon, o.lat) <= max_m)
+        .count()
+}
+
+/// Latency percentiles, in milliseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pcts {
+    pub n: usize,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// Nearest-rank percentiles of the samples.
+pub fn percentiles(samples: &[Duration]) -> Pcts {
+    if samples.is_empty() {
+        return Pcts::default();
+    }
+    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    let at = |p: f64| {
+        let rank = ((p * ms.len() as f64).ceil() as usize).clamp(1, ms.len());
+        ms[rank - 1]
+    };
+    Pcts {
+        n: ms.len(),
+        p50: at(0.50),
+        p95: at(0.95),
+        p99: at(0.99),
+        max: ms[ms.len() - 1],
+        mean: ms.iter().sum::<f64>() / ms.len() as f64,
+    }
+}
+
+/// 1234567.8 → "1,234,568".
+pub fn thousands(x: f64) -> String {
+    let n = x.round() as i64;
+    let digits = n.unsigned_abs().to_string();
+    let head = digits.len() % 3;
+    let mut out = String::from(&digits[..head]);
+    for (k, group) in digits.as_bytes()[head..].chunks(3).enumerate() {
+        if head > 0 || k > 0 {
+            out.push(',');
+        }
+        out.push_str(std::str::from_utf8(group).unwrap_or_default());
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// The resident memory of this process, in bytes (Linux; None elsewhere).
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_is_deterministic_and_in_the_box() {
+        assert_eq!(obs(1, 42), obs(1, 42));
+        assert_ne!(obs(1, 42), obs(1, 43));
+        for i in 0..1000 {
+            let o = obs(3, i);
+            assert!((LON.0..=LON.1).contains(&o.lon) && (LAT.0..=LAT.1).contains(&o.lat));
+            assert!((0.0..=150.0).contains(&o.pm25));
+        }
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(
+            enc("pm25>50;status==\"alarm\""),
+            "pm25%3E50%3Bstatus%3D%3D%22alarm%22"
+        );
+        assert_eq!(thousands(1_234_567.4), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
+        let d = distance_m(106.0, 17.0, 106.0, 17.01);
+        assert!((d - 1112.0).abs() < 5.0, "{d}");
+        let p = percentiles(&(1..=100).map(Duration::from_millis).collect::<Vec<_>>());
+        assert_eq!((p.p50, p.p95, p.p99), (50.0, 95.0, 99.0));
+    }
+}

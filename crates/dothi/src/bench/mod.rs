@@ -1,0 +1,407 @@
+//! `dothi bench hub`: measures the hub on this machine and prints each figure.
+//!
+//! The server and the load generator share this process: the hub is served on
+//! 127.0.0.1:0 (`hub::serve` in a tokio task) over fresh SQLite files in a temporary
+//! directory, removed afterwards. Figures:
+//!
+//! 1. batch upsert over HTTP (attribute writes/s), beside a plain SQLite loop writing
+//!    the same documents;
+//! 2. single-entity PATCH over HTTP with concurrent keep-alive clients (req/s, p50/p99);
+//! 3. q and geo queries on a loaded query set (p50/p95/p99, results per query);
+//! 4. a large store: memory after a query sweep, and restart-to-ready time.
+
+mod data;
+mod phases;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+
+use data::thousands;
+
+#[derive(Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Which benchmark: hub.
+    #[arg(default_value = "hub")]
+    pub which: String,
+    /// A smoke run: 5,000 batch entities, a 10,000-entity query set, 100 queries of
+    /// each kind, 3 s of PATCH, and no large store (unless --large-entities is given).
+    #[arg(long)]
+    pub quick: bool,
+    /// Entities in the query set of figure 3 [default: 100000; 10000 with --quick].
+    #[arg(long)]
+    pub entities: Option<usize>,
+    /// Entities written by the batch upsert of figure 1 [default: 50000; 5000 with
+    /// --quick].
+    #[arg(long)]
+    pub batch_entities: Option<usize>,
+    /// Entities in the large store of figure 4; 0 skips it [default: 1000000; 0 with
+    /// --quick].
+    #[arg(long, visible_alias = "million")]
+    pub large_entities: Option<usize>,
+    /// Seconds of PATCH load in figure 2 [default: 10; 3 with --quick].
+    #[arg(long)]
+    pub patch_secs: Option<f64>,
+    /// Concurrent PATCH clients in figure 2.
+    #[arg(long, default_value_t = 16)]
+    pub patch_clients: usize,
+    /// Queries of each kind in figure 3 [default: 500; 100 with --quick].
+    #[arg(long)]
+    pub queries: Option<usize>,
+    /// Directory in which to create the temporary data directory [default: the
+    /// system's temporary directory].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the data directory (its SQLite files) instead of removing it, to look
+    /// into afterwards.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// How big each part of the run is.
+#[derive(Debug, Clone)]
+pub struct Sizes {
+    pub batch_entities: usize,
+    /// Entities per batch request.
+    pub batch_size: usize,
+    /// Concurrent clients sending batches.
+    pub batch_clients: usize,
+    pub patch_secs: f64,
+    pub patch_clients: usize,
+    pub query_entities: usize,
+    pub queries: usize,
+    pub large_entities: usize,
+    /// Queries in the sweep before memory is read (figure 4).
+    pub sweep_queries: usize,
+}
+
+impl Sizes {
+    fn from_args(a: &BenchArgs) -> anyhow::Result<Sizes> {
+        let q = a.quick;
+        let s = Sizes {
+            batch_entities: a.batch_entities.unwrap_or(if q { 5_000 } else { 50_000 }),
+            batch_size: 1_000,
+            batch_clients: 2,
+            patch_secs: a.patch_secs.unwrap_or(if q { 3.0 } else { 10.0 }),
+            patch_clients: a.patch_clients,
+            query_entities: a.entities.unwrap_or(if q { 10_000 } else { 100_000 }),
+            queries: a.queries.unwrap_or(if q { 100 } else { 500 }),
+            large_entities: a.large_entities.unwrap_or(if q { 0 } else { 1_000_000 }),
+            sweep_queries: 200,
+        };
+        if s.batch_entities == 0 || s.query_entities == 0 || s.queries == 0 {
+            bail!("--batch-entities, --entities and --queries must be at least 1");
+        }
+        if s.patch_clients == 0 || !(s.patch_secs > 0.0 && s.patch_secs <= 3600.0) {
+            bail!("--patch-clients must be at least 1 and --patch-secs in (0, 3600]");
+        }
+        Ok(s)
+    }
+}
+
+/// What a figure is held to.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    AtLeast(f64),
+    AtMost(f64),
+    Below(f64),
+}
+
+impl Target {
+    fn met(self, v: f64) -> bool {
+        match self {
+            Target::AtLeast(t) => v >= t,
+            Target::AtMost(t) => v <= t,
+            Target::Below(t) => v < t,
+        }
+    }
+
+    fn describe(self, unit: &str) -> String {
+        let (sym, t) = match self {
+            Target::AtLeast(t) => ("≥", t),
+            Target::AtMost(t) => ("≤", t),
+            Target::Below(t) => ("<", t),
+        };
+        format!("{sym} {} {unit}", number(t))
+    }
+
+    fn machine(self) -> String {
+        match self {
+            Target::AtLeast(t) => format!("min={t}"),
+            Target::AtMost(t) => format!("max={t}"),
+            Target::Below(t) => format!("below={t}"),
+        }
+    }
+}
+
+/// One line of the summary.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The machine-readable name.
+    pub key: &'static str,
+    pub label: String,
+    pub value: f64,
+    pub unit: &'static str,
+    pub target: Option<Target>,
+    /// False when the measurement saw errors: then it fails whatever the value.
+    pub clean: bool,
+}
+
+impl Row {
+    pub fn pass(&self) -> Option<bool> {
+        self.target.map(|t| self.clean && t.met(self.value))
+    }
+}
+
+/// Consistency counts, which the smoke test checks.
+#[derive(Debug, Default, Clone)]
+pub struct Checks {
+    pub batch_written: u64,
+    pub batch_counted: u64,
+    pub raw_rows: u64,
+    pub patch_ok: u64,
+    pub patch_errors: u64,
+    pub query_loaded: u64,
+    pub query_counted: u64,
+    pub q_queries: usize,
+    pub q_returned: u64,
+    pub q_mismatches: usize,
+    pub q_errors: usize,
+    pub geo_queries: usize,
+    pub geo_returned: u64,
+    pub geo_mismatches: usize,
+    pub geo_errors: usize,
+    pub large_loaded: u64,
+    pub large_counted: u64,
+    pub large_counted_after_restart: u64,
+    pub sweep_queries: usize,
+    pub sweep_errors: usize,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub rows: Vec<Row>,
+    /// Further machine-readable values (no target).
+    pub extra: Vec<(String, f64)>,
+    pub checks: Checks,
+}
+
+impl Report {
+    pub fn row(
+        &mut self,
+        key: &'static str,
+        label: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+        target: Option<Target>,
+        clean: bool,
+    ) {
+        self.rows.push(Row {
+            key,
+            label: label.into(),
+            value,
+            unit,
+            target,
+            clean,
+        });
+    }
+
+    pub fn extra(&mut self, key: impl Into<String>, value: f64) {
+        self.extra.push((key.into(), value));
+    }
+
+    #[cfg(test)]
+    pub fn value(&self, key: &str) -> Option<f64> {
+        self.rows.iter().find(|r| r.key == key).map(|r| r.value)
+    }
+
+    fn print_summary(&self) {
+        println!();
+        println!("== Summary ==");
+        println!(
+            "{:<46} {:>16}  {:>16}  result",
+            "figure", "measured", "target"
+        );
+        for r in &self.rows {
+            let measured = format!("{} {}", number(r.value), r.unit);
+            let target = r
+                .target
+                .map_or_else(|| "-".to_string(), |t| t.describe(r.unit));
+            let result = match r.pass() {
+                Some(true) => "PASS",
+                Some(false) if !r.clean => "FAIL (errors)",
+                Some(false) => "FAIL",
+                None => "-",
+            };
+            println!("{:<46} {:>16}  {:>16}  {result}", r.label, measured, target);
+        }
+        let judged: Vec<bool> = self.rows.iter().filter_map(Row::pass).collect();
+        println!(
+            "{} of {} targets met.",
+            judged.iter().filter(|p| **p).count(),
+            judged.len()
+        );
+        println!();
+        for r in &self.rows {
+            let mut line = format!("bench hub {}={}", r.key, machine_number(r.value));
+            if let Some(t) = r.target {
+                line.push_str(&format!(" {} pass={}", t.machine(), r.pass() == Some(true)));
+            }
+            println!("{line}");
+        }
+        for (k, v) in &self.extra {
+            println!("bench hub {k}={}", machine_number(*v));
+        }
+    }
+}
+
+/// A figure for people: thousands separated when large, two decimals when small.
+fn number(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        thousands(v)
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn machine_number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.which != "hub" {
+        bail!(
+            "unknown benchmark {:?}: the one available is `hub`",
+            args.which
+        );
+    }
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("DOTHI_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let sizes = Sizes::from_args(&args)?;
+    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("dothi-bench-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("dothi bench hub");
+    println!(
+        "  {cores} cores; server and load generator in this process; data in {}",
+        dir.path().display()
+    );
+    println!(
+        "  sizes: batch {} entities, PATCH {} clients × {} s, query set {} entities × {} queries of each kind, large store {}",
+        thousands(sizes.batch_entities as f64),
+        sizes.patch_clients,
+        sizes.patch_secs,
+        thousands(sizes.query_entities as f64),
+        sizes.queries,
+        if sizes.large_entities == 0 {
+            "skipped".to_string()
+        } else {
+            format!("{} entities", thousands(sizes.large_entities as f64))
+        }
+    );
+    if cfg!(debug_assertions) {
+        println!("  WARNING: a debug build; figures mean little (use --release)");
+    }
+    let started = std::time::Instant::now();
+    let result = phases::run(&sizes, dir.path()).await;
+    let path = dir.path().to_path_buf();
+    let cleanup = if args.keep {
+        let _ = dir.keep();
+        Err(std::io::Error::other("--keep"))
+    } else {
+        dir.close()
+    };
+    let report = result?;
+    report.print_summary();
+    println!(
+        "bench hub total_seconds={:.1}",
+        started.elapsed().as_secs_f64()
+    );
+    match cleanup {
+        Ok(()) => println!("(removed {})", path.display()),
+        Err(_) if args.keep => println!("(kept {})", path.display()),
+        Err(e) => eprintln!("dothi: could not remove {}: {e}", path.display()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The benchmark's whole code path at tiny sizes: it runs, produces every figure,
+    /// and what it loaded is what the hub counts. No timing is asserted.
+    #[test]
+    fn tiny_benchmark_runs_and_counts_agree() {
+        let sizes = Sizes {
+            batch_entities: 1_000,
+            batch_size: 500,
+            batch_clients: 2,
+            patch_secs: 0.3,
+            patch_clients: 4,
+            query_entities: 1_000,
+            queries: 5,
+            large_entities: 1_000,
+            sweep_queries: 8,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let report = runtime.block_on(phases::run(&sizes, dir.path())).unwrap();
+        let c = &report.checks;
+        assert_eq!(c.batch_written, 1_000);
+        assert_eq!(c.batch_counted, 1_000);
+        assert_eq!(c.raw_rows, 1_000);
+        assert!(c.patch_ok > 0, "{c:?}");
+        assert_eq!(c.patch_errors, 0);
+        assert_eq!(c.query_loaded, 1_000);
+        assert_eq!(c.query_counted, 1_000);
+        assert_eq!((c.q_queries, c.geo_queries), (5, 5));
+        assert!(c.q_returned > 0, "{c:?}");
+        assert_eq!(c.q_mismatches, 0, "{c:?}");
+        assert_eq!(
+            (c.q_errors, c.geo_errors, c.sweep_errors),
+            (0, 0, 0),
+            "{c:?}"
+        );
+        assert_eq!(c.large_loaded, 1_000);
+        assert_eq!(c.large_counted, 1_000);
+        assert_eq!(c.large_counted_after_restart, 1_000);
+        assert_eq!(c.sweep_queries, 8);
+        for key in [
+            "batch_upsert_attr_writes_per_s",
+            "batch_upsert_hub_over_raw",
+            "patch_req_per_s",
+            "query_q_p95_ms",
+            "query_geo_p95_ms",
+            "large_rss_mb",
+            "large_restart_to_ready_s",
+        ] {
+            let v = report.value(key);
+            assert!(v.is_some_and(|v| v.is_finite() && v >= 0.0), "{key}: {v:?}");
+        }
+        assert!(report.value("batch_upsert_attr_writes_per_s").unwrap() > 0.0);
+        assert!(report.value("patch_req_per_s").unwrap() > 0.0);
+        report.print_summary();
+    }
+}
