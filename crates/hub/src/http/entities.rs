@@ -155,7 +155,8 @@ async fn run_query(
     }
     // Links to the neighbouring pages (GET only: a POST query cannot be linked to).
     if let Some(path) = page_path {
-        let more = page.entities.len() == limit && page.count.is_none_or(|n| (offset + limit) < n as usize);
+        let more = page.entities.len() == limit
+            && page.count.is_none_or(|n| (offset + limit) < n as usize);
         let pages = [
             (more, offset + limit, "next"),
             (offset > 0, offset.saturating_sub(limit), "prev"),
@@ -166,7 +167,9 @@ async fn run_query(
             }
             let mut p = params.0.clone();
             p.insert("offset".into(), at.to_string());
-            let query: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(p.iter()).finish();
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(p.iter())
+                .finish();
             if let Ok(v) = HeaderValue::from_str(&format!("<{path}?{query}>; rel=\"{rel}\"")) {
                 response.headers_mut().append(header::LINK, v);
             }
@@ -184,7 +187,16 @@ async fn query_entities(
     let scope = scope_from_headers(&s, &headers).await?;
     let params = Params::parse(raw.as_deref())?;
     let spec = QuerySpec::from_params(&params);
-    run_query(&s, &scope, spec, &params, wanted, None, Some("/ngsi-ld/v1/entities")).await
+    run_query(
+        &s,
+        &scope,
+        spec,
+        &params,
+        wanted,
+        None,
+        Some("/ngsi-ld/v1/entities"),
+    )
+    .await
 }
 
 async fn query_post(
