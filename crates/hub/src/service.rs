@@ -102,6 +102,22 @@ impl Hub {
         exactly_one(results)
     }
 
+    /// Changes an existing entity (404 when there is none) and stores it.
+    async fn change_existing(
+        &self,
+        scope: &Scope,
+        id: &str,
+        change: impl FnOnce(&mut Entity) -> Result<Applied, Error> + Send + 'static,
+    ) -> Result<Applied, Error> {
+        let owned = id.to_string();
+        let op = WriteOp::new(id, move |current| {
+            let mut e = current.ok_or_else(|| not_found(&owned))?;
+            let applied = change(&mut e)?;
+            Ok((Change::Put(e), applied))
+        });
+        self.write_one(scope, op).await
+    }
+
     /// Checks that the tenant exists, as reads of an unknown tenant must fail.
     pub async fn require_tenant(&self, scope: &Scope) -> Result<(), Error> {
         if self
@@ -157,14 +173,10 @@ impl Hub {
     /// PUT /entities/{id}: the entity's content replaced, its id and creation kept.
     pub async fn replace_entity(&self, scope: &Scope, new: Entity) -> Result<(), Error> {
         let id = new.id.clone();
-        self.write_one(
-            scope,
-            WriteOp::new(id.clone(), move |current| {
-                let mut e = current.ok_or_else(|| not_found(&id))?;
-                e.replace_with(new, ngsi::entity::now());
-                Ok((Change::Put(e), Applied::default()))
-            }),
-        )
+        self.change_existing(scope, &id, move |e| {
+            e.replace_with(new, ngsi::entity::now());
+            Ok(Applied::default())
+        })
         .await
         .map(|_| ())
     }
@@ -178,26 +190,18 @@ impl Hub {
         overwrite: bool,
     ) -> Result<UpdateResult, Error> {
         let ctx = scope.ctx.clone();
-        let owned = id.to_string();
-        self.write_one(
-            scope,
-            WriteOp::new(id, move |current| {
-                let mut e = current.ok_or_else(|| not_found(&owned))?;
-                let now = ngsi::entity::now();
-                let reader = Reader { ctx: &ctx, now };
-                let attrs = reader.attributes(&body)?;
-                check_type_change(&e, &body, &reader)?;
-                let result = e.append(attrs, overwrite, now);
-                check_size(&e)?;
-                Ok((
-                    Change::Put(e),
-                    Applied {
-                        created: false,
-                        result,
-                    },
-                ))
-            }),
-        )
+        self.change_existing(scope, id, move |e| {
+            let now = ngsi::entity::now();
+            let reader = Reader { ctx: &ctx, now };
+            let attrs = reader.attributes(&body)?;
+            check_type_change(e, &body, &reader)?;
+            let result = e.append(attrs, overwrite, now);
+            check_size(e)?;
+            Ok(Applied {
+                created: false,
+                result,
+            })
+        })
         .await
         .map(|a| a.result)
     }
@@ -244,15 +248,10 @@ impl Hub {
         body: Map<String, Value>,
     ) -> Result<(), Error> {
         let ctx = scope.ctx.clone();
-        let owned = id.to_string();
-        self.write_one(
-            scope,
-            WriteOp::new(id, move |current| {
-                let mut e = current.ok_or_else(|| not_found(&owned))?;
-                merge(&mut e, &body, &ctx)?;
-                Ok((Change::Put(e), Applied::default()))
-            }),
-        )
+        self.change_existing(scope, id, move |e| {
+            merge(e, &body, &ctx)?;
+            Ok(Applied::default())
+        })
         .await
         .map(|_| ())
     }
@@ -266,42 +265,37 @@ impl Hub {
         fragment: Value,
     ) -> Result<(), Error> {
         let ctx = scope.ctx.clone();
-        let owned = id.to_string();
         let name = attr.to_string();
-        self.write_one(
-            scope,
-            WriteOp::new(id, move |current| {
-                let mut e = current.ok_or_else(|| not_found(&owned))?;
-                let now = ngsi::entity::now();
-                let dataset = fragment
-                    .get("datasetId")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                let instances = e.attrs.get_mut(&name).ok_or_else(|| {
-                    Error::not_found(format!(
-                        "the entity has no attribute {}",
-                        ctx.compact(&name)
-                    ))
+        self.change_existing(scope, id, move |e| {
+            let now = ngsi::entity::now();
+            let dataset = fragment
+                .get("datasetId")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let instances = e.attrs.get_mut(&name).ok_or_else(|| {
+                Error::not_found(format!(
+                    "the entity has no attribute {}",
+                    ctx.compact(&name)
+                ))
+            })?;
+            let inst = instances
+                .iter_mut()
+                .find(|i| i.dataset_id == dataset)
+                .ok_or_else(|| {
+                    Error::not_found("no instance of the attribute with this datasetId")
                 })?;
-                let inst = instances
-                    .iter_mut()
-                    .find(|i| i.dataset_id == dataset)
-                    .ok_or_else(|| {
-                        Error::not_found("no instance of the attribute with this datasetId")
-                    })?;
-                let merged = overlay_attribute(&attribute_json(inst, &ctx), &fragment);
-                let compact = ctx.compact(&name);
-                let mut new = Reader { ctx: &ctx, now }.attribute(&compact, &name, &merged, 0)?;
-                let Some(mut new) = new.pop() else {
-                    return Err(Error::bad_data("empty attribute"));
-                };
-                new.created_at = inst.created_at;
-                new.modified_at = now;
-                *inst = new;
-                e.modified_at = now;
-                Ok((Change::Put(e), Applied::default()))
-            }),
-        )
+            let merged = overlay_attribute(&attribute_json(inst, &ctx), &fragment);
+            let compact = ctx.compact(&name);
+            let mut new = Reader { ctx: &ctx, now }.attribute(&compact, &name, &merged, 0)?;
+            let Some(mut new) = new.pop() else {
+                return Err(Error::bad_data("empty attribute"));
+            };
+            new.created_at = inst.created_at;
+            new.modified_at = now;
+            *inst = new;
+            e.modified_at = now;
+            Ok(Applied::default())
+        })
         .await
         .map(|_| ())
     }
@@ -315,33 +309,28 @@ impl Hub {
         body: Value,
     ) -> Result<(), Error> {
         let ctx = scope.ctx.clone();
-        let owned = id.to_string();
         let name = attr.to_string();
-        self.write_one(
-            scope,
-            WriteOp::new(id, move |current| {
-                let mut e = current.ok_or_else(|| not_found(&owned))?;
-                let now = ngsi::entity::now();
-                let compact = ctx.compact(&name);
-                let instances = Reader { ctx: &ctx, now }.attribute(&compact, &name, &body, 0)?;
-                let existing = e.attrs.get_mut(&name).ok_or_else(|| {
-                    Error::not_found(format!("the entity has no attribute {compact}"))
-                })?;
-                for mut inst in instances {
-                    let old = existing
-                        .iter_mut()
-                        .find(|o| o.dataset_id == inst.dataset_id)
-                        .ok_or_else(|| {
-                            Error::not_found("no instance of the attribute with this datasetId")
-                        })?;
-                    inst.created_at = old.created_at;
-                    inst.modified_at = now;
-                    *old = inst;
-                }
-                e.modified_at = now;
-                Ok((Change::Put(e), Applied::default()))
-            }),
-        )
+        self.change_existing(scope, id, move |e| {
+            let now = ngsi::entity::now();
+            let compact = ctx.compact(&name);
+            let instances = Reader { ctx: &ctx, now }.attribute(&compact, &name, &body, 0)?;
+            let existing = e.attrs.get_mut(&name).ok_or_else(|| {
+                Error::not_found(format!("the entity has no attribute {compact}"))
+            })?;
+            for mut inst in instances {
+                let old = existing
+                    .iter_mut()
+                    .find(|o| o.dataset_id == inst.dataset_id)
+                    .ok_or_else(|| {
+                        Error::not_found("no instance of the attribute with this datasetId")
+                    })?;
+                inst.created_at = old.created_at;
+                inst.modified_at = now;
+                *old = inst;
+            }
+            e.modified_at = now;
+            Ok(Applied::default())
+        })
         .await
         .map(|_| ())
     }
@@ -355,21 +344,16 @@ impl Hub {
         dataset_id: Option<String>,
         delete_all: bool,
     ) -> Result<(), Error> {
-        let owned = id.to_string();
         let name = attr.to_string();
-        self.write_one(
-            scope,
-            WriteOp::new(id, move |current| {
-                let mut e = current.ok_or_else(|| not_found(&owned))?;
-                e.delete_attr(
-                    &name,
-                    dataset_id.as_deref(),
-                    delete_all,
-                    ngsi::entity::now(),
-                )?;
-                Ok((Change::Put(e), Applied::default()))
-            }),
-        )
+        self.change_existing(scope, id, move |e| {
+            e.delete_attr(
+                &name,
+                dataset_id.as_deref(),
+                delete_all,
+                ngsi::entity::now(),
+            )?;
+            Ok(Applied::default())
+        })
         .await
         .map(|_| ())
     }
