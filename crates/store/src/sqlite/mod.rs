@@ -32,52 +32,6 @@ pub struct SqliteStore {
     path: Arc<str>,
     writer: std::sync::mpsc::Sender<write::Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
-    /// Dropped with the store, which tells the checkpointer to finish.
-    _checkpointer: std::sync::mpsc::Sender<()>,
-}
-
-/// WAL size (in 4 KiB frames, so 32 MiB) beyond which the checkpointer resets it.
-const WAL_FRAMES_BEFORE_RESET: i64 = 8_192;
-
-/// How often the checkpointer copies the WAL back into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// Checkpoints the WAL on a thread of its own, so that the writer never pays for it
-/// (the writer's connection has automatic checkpoints turned off).
-fn spawn_checkpointer(path: Arc<str>) -> StoreResult<std::sync::mpsc::Sender<()>> {
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let conn = open_connection(&path, false).map_err(sql_error)?;
-    let spawned = std::thread::Builder::new()
-        .name("dothi-sqlite-checkpoint".into())
-        .spawn(move || {
-            loop {
-                let last = matches!(
-                    rx.recv_timeout(CHECKPOINT_EVERY),
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
-                );
-                // A passive checkpoint never waits. When it cannot empty the WAL (readers
-                // keep old snapshots) and the WAL has grown, wait for the readers once and
-                // start it afresh: a long WAL slows every read.
-                let frames =
-                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
-                match frames {
-                    Ok(frames) if frames > WAL_FRAMES_BEFORE_RESET => {
-                        if let Err(e) =
-                            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                        {
-                            tracing::warn!(error = %e, "WAL reset failed");
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
-                }
-                if last {
-                    break;
-                }
-            }
-        });
-    spawned.map_err(|e| StoreError::Other(format!("cannot start the checkpoint thread: {e}")))?;
-    Ok(tx)
 }
 
 fn sql_error(e: rusqlite::Error) -> StoreError {
@@ -114,7 +68,13 @@ fn open_connection(path: &str, read_only: bool) -> rusqlite::Result<Connection> 
             | OpenFlags::SQLITE_OPEN_URI
     };
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Readers never wait long; the writer is the only one that writes, so it waits
+    // only for a reader holding the WAL at its start.
+    conn.busy_timeout(std::time::Duration::from_secs(if read_only {
+        5
+    } else {
+        30
+    }))?;
     // More distinct statements than rusqlite's default cache of 16 run on every
     // connection; re-preparing them was a large share of the write path.
     conn.set_prepared_statement_cache_capacity(128);
@@ -125,6 +85,10 @@ fn open_connection(path: &str, read_only: bool) -> rusqlite::Result<Connection> 
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit is on disk before the write is acknowledged.
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // The writer checkpoints the WAL itself after a commit (SQLite's automatic
+        // checkpoint): the WAL then starts afresh between groups and stays short, which
+        // keeps reads fast and a restart quick. The file is cut back to this size.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     }
     Ok(conn)
 }
@@ -167,14 +131,10 @@ impl SqliteStore {
         })
         .await
         .map_err(join_error)??;
-        conn.pragma_update(None, "wal_autocheckpoint", 0)
-            .map_err(sql_error)?;
-        let checkpointer = spawn_checkpointer(path.clone())?;
         let writer = write::spawn(conn);
         Ok(SqliteStore {
             path,
             writer,
-            _checkpointer: checkpointer,
             readers: Arc::new(Mutex::new(Vec::new())),
         })
     }
