@@ -97,6 +97,60 @@ async fn post_upsert(client: &reqwest::Client, url: &str, body: Vec<u8>) -> anyh
     }
 }
 
+/// How many times a batch is sent before the run gives up on it.
+const BATCH_ATTEMPTS: usize = 3;
+
+/// Failed batch attempts that were sent again: how many, and the first failure.
+#[derive(Debug, Default)]
+struct Retries {
+    count: u64,
+    first: Option<String>,
+}
+
+impl Retries {
+    fn note(&mut self, e: &anyhow::Error) {
+        self.count += 1;
+        self.first.get_or_insert_with(|| format!("{e:#}"));
+    }
+
+    fn merge(&mut self, other: Retries) {
+        self.count += other.count;
+        if self.first.is_none() {
+            self.first = other.first;
+        }
+    }
+
+    fn print(&self, what: &str) {
+        if let Some(first) = &self.first {
+            println!(
+                "  ERRORS while {what}: {} failed batch attempts, each sent again; first: {first}",
+                self.count
+            );
+        }
+    }
+}
+
+/// Sends a batch upsert, again after a failure (up to [`BATCH_ATTEMPTS`] in all).
+async fn upsert_retrying(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    retries: &mut Retries,
+) -> anyhow::Result<u64> {
+    let mut attempt = 1;
+    loop {
+        match post_upsert(client, url, body.clone()).await {
+            Ok(created) => return Ok(created),
+            Err(e) if attempt < BATCH_ATTEMPTS => {
+                retries.note(&e);
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.context(format!("a batch failed {BATCH_ATTEMPTS} times"))),
+        }
+    }
+}
+
 /// Loads entities `0..n` of a data set over HTTP, `per` to a request, from `clients`
 /// concurrent clients; returns how many were created.
 async fn load_http(
@@ -107,7 +161,7 @@ async fn load_http(
     per: usize,
     clients: usize,
     make: EntityMaker,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, Retries)> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -116,18 +170,26 @@ async fn load_http(
         let url = server.url(UPSERT);
         tasks.push(tokio::spawn(async move {
             let mut created = 0;
+            let mut retries = Retries::default();
             loop {
                 let lo = next.fetch_add(1, Ordering::Relaxed) * per;
                 if lo >= n {
-                    return Ok(created);
+                    return Ok((created, retries));
                 }
                 let hi = (lo + per).min(n);
                 let body = Value::Array((lo..hi).map(|i| make(prefix, i, &obs(set, i))).collect());
-                created += post_upsert(&client, &url, serde_json::to_vec(&body)?).await?;
+                created += upsert_retrying(&client, &url, serde_json::to_vec(&body)?, &mut retries)
+                    .await?;
             }
         }));
     }
-    Ok(join_all(tasks).await?.into_iter().sum())
+    let mut created = 0;
+    let mut retries = Retries::default();
+    for (c, r) in join_all(tasks).await? {
+        created += c;
+        retries.merge(r);
+    }
+    Ok((created, retries))
 }
 
 /// A query slower than this counts as an error (and the client gives up on it).
@@ -235,21 +297,28 @@ async fn batch_upsert(sizes: &Sizes, dir: &Path, report: &mut Report) -> anyhow:
         tasks.push(tokio::spawn(async move {
             let mut created = 0;
             let mut latencies = Vec::new();
+            let mut retries = Retries::default();
             loop {
                 let body = queue.lock().ok().and_then(|mut q| q.next());
                 let Some(body) = body else {
-                    return Ok((created, latencies));
+                    return Ok((created, latencies, retries));
                 };
                 let t = Instant::now();
-                created += post_upsert(&client, &url, body).await?;
+                created += upsert_retrying(&client, &url, body, &mut retries).await?;
                 latencies.push(t.elapsed());
             }
         }));
     }
     let results = join_all(tasks).await?;
     let took = start.elapsed();
-    let created: u64 = results.iter().map(|r| r.0).sum();
-    let latencies: Vec<Duration> = results.into_iter().flat_map(|r| r.1).collect();
+    let mut created = 0;
+    let mut latencies = Vec::new();
+    let mut retries = Retries::default();
+    for (c, l, r) in results {
+        created += c;
+        latencies.extend(l);
+        retries.merge(r);
+    }
     let counted = server.count(&format!("type={TYPE}")).await?;
     let hub_rate = (n * ATTRS_PER_ENTITY) as f64 / took.as_secs_f64();
     println!(
@@ -264,6 +333,7 @@ async fn batch_upsert(sizes: &Sizes, dir: &Path, report: &mut Report) -> anyhow:
         "              request latency {}",
         ms(&percentiles(&latencies))
     );
+    retries.print("writing the batches");
     println!(
         "              check: the hub counts {} entities of type {TYPE}",
         thousands(counted as f64)
@@ -283,7 +353,8 @@ async fn batch_upsert(sizes: &Sizes, dir: &Path, report: &mut Report) -> anyhow:
     );
     let ratio = hub_rate / raw_rate;
     println!("  ratio hub / raw SQLite: {ratio:.3} (aim ≥ 0.5)");
-    let clean = created == n as u64 && counted == n as u64;
+    let clean = created == n as u64 && counted == n as u64 && retries.count == 0;
+    report.extra("batch_upsert_failed_attempts", retries.count as f64);
     report.row(
         "batch_upsert_attr_writes_per_s",
         "1  batch upsert, attribute writes/s",
@@ -560,7 +631,7 @@ async fn queries(sizes: &Sizes, dir: &Path, report: &mut Report) -> anyhow::Resu
     let server = Server::start(&dir.join("hub-query.db")).await?;
     server.wait_healthy(Duration::from_secs(10)).await?;
     let start = Instant::now();
-    let loaded = load_http(&server, "q", SET_QUERY, n, 1_000, 2, full_entity).await?;
+    let (loaded, retries) = load_http(&server, "q", SET_QUERY, n, 1_000, 2, full_entity).await?;
     let took = start.elapsed();
     let counted = server.count(&format!("type={TYPE}")).await?;
     println!(
@@ -569,6 +640,8 @@ async fn queries(sizes: &Sizes, dir: &Path, report: &mut Report) -> anyhow::Resu
         thousands(loaded as f64 / took.as_secs_f64()),
         thousands(counted as f64)
     );
+    retries.print("loading the query set");
+    report.extra("query_load_failed_attempts", retries.count as f64);
     let data: Vec<Obs> = (0..n).map(|i| obs(SET_QUERY, i)).collect();
 
     // Warm-up, untimed: the first queries open reader connections and fill caches.
@@ -676,7 +749,7 @@ async fn queries(sizes: &Sizes, dir: &Path, report: &mut Report) -> anyhow::Resu
 
 /// Loads the large store in-process through `Hub::batch_upsert` (no HTTP), two
 /// batches in flight so that building entities overlaps with the writer.
-async fn load_in_process(hub: &Arc<hub::Hub>, n: usize) -> anyhow::Result<u64> {
+async fn load_in_process(hub: &Arc<hub::Hub>, n: usize) -> anyhow::Result<(u64, Retries)> {
     const PER: usize = 5_000;
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicU64::new(0));
@@ -689,10 +762,11 @@ async fn load_in_process(hub: &Arc<hub::Hub>, n: usize) -> anyhow::Result<u64> {
                 tenant: String::new(),
                 ctx: Context::core(),
             };
+            let mut retries = Retries::default();
             loop {
                 let lo = next.fetch_add(1, Ordering::Relaxed) * PER;
                 if lo >= n {
-                    return Ok(());
+                    return Ok(retries);
                 }
                 let hi = (lo + PER).min(n);
                 let entities = tokio::task::spawn_blocking(move || {
@@ -711,10 +785,18 @@ async fn load_in_process(hub: &Arc<hub::Hub>, n: usize) -> anyhow::Result<u64> {
                 })
                 .await
                 .map_err(join_error)?;
-                let results = hub
-                    .batch_upsert(&scope, entities, true)
-                    .await
-                    .map_err(|e| anyhow!("batch upsert: {e}"))?;
+                let mut attempt = 1;
+                let results = loop {
+                    match hub.batch_upsert(&scope, entities.clone(), true).await {
+                        Ok(results) => break results,
+                        Err(e) if attempt < BATCH_ATTEMPTS => {
+                            retries.note(&anyhow!("Hub::batch_upsert: {e}"));
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(e) => bail!("Hub::batch_upsert failed {BATCH_ATTEMPTS} times: {e}"),
+                    }
+                };
                 for (id, r) in results {
                     if let Err(e) = r {
                         bail!("loading {id}: {e}");
@@ -734,8 +816,11 @@ async fn load_in_process(hub: &Arc<hub::Hub>, n: usize) -> anyhow::Result<u64> {
             }
         }));
     }
-    join_all(tasks).await?;
-    Ok(done.load(Ordering::Relaxed))
+    let mut retries = Retries::default();
+    for r in join_all(tasks).await? {
+        retries.merge(r);
+    }
+    Ok((done.load(Ordering::Relaxed), retries))
 }
 
 fn mb(bytes: Option<u64>) -> f64 {
@@ -761,7 +846,7 @@ async fn large(sizes: &Sizes, dir: &Path, report: &mut Report) -> anyhow::Result
     let server = Server::start(&db).await?;
     server.wait_healthy(Duration::from_secs(10)).await?;
     let start = Instant::now();
-    let loaded = load_in_process(&server.state.hub, n).await?;
+    let (loaded, retries) = load_in_process(&server.state.hub, n).await?;
     let took = start.elapsed();
     let counted = server.count(&format!("type={TYPE}")).await?;
     println!(
@@ -773,6 +858,8 @@ async fn large(sizes: &Sizes, dir: &Path, report: &mut Report) -> anyhow::Result
         file_mb(&db),
         file_mb(&wal_path(&db))
     );
+    retries.print("loading the large store");
+    report.extra("large_load_failed_attempts", retries.count as f64);
 
     // Restart: everything holding the store is dropped, then it is opened again.
     let stop_start = Instant::now();
