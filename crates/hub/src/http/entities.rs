@@ -288,6 +288,15 @@ async fn update_attrs(
     Ok(update_response(result, &scope.ctx))
 }
 
+/// The body of a one-attribute request, without its @context (already applied).
+fn attribute_body(body: &JsonBody) -> Value {
+    let mut value = body.value.clone();
+    if let Value::Object(map) = &mut value {
+        map.remove("@context");
+    }
+    value
+}
+
 fn attr_name(attr: &str, scope: &Scope) -> Result<String, Error> {
     ngsi::entity::expand_attr(attr, &scope.ctx)
 }
@@ -300,10 +309,7 @@ async fn patch_attr(
     checked_id(&id)?;
     let scope = body.scope(&s).await?;
     let name = attr_name(&attr, &scope)?;
-    let mut fragment = body.value.clone();
-    if let Value::Object(map) = &mut fragment {
-        map.remove("@context");
-    }
+    let fragment = attribute_body(&body);
     s.hub.patch_attr(&scope, &id, &name, fragment).await?;
     Ok(no_content())
 }
@@ -316,10 +322,7 @@ async fn replace_attr(
     checked_id(&id)?;
     let scope = body.scope(&s).await?;
     let name = attr_name(&attr, &scope)?;
-    let mut value = body.value.clone();
-    if let Value::Object(map) = &mut value {
-        map.remove("@context");
-    }
+    let value = attribute_body(&body);
     s.hub.replace_attr(&scope, &id, &name, value).await?;
     Ok(no_content())
 }
