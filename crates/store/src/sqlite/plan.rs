@@ -37,6 +37,12 @@ impl Sql {
         self.text.push('?');
         self.params.push(v.into());
     }
+    /// A name (attribute, type) as its interned id: indexes hold ids, not names.
+    fn bind_name(&mut self, name: impl Into<String>) {
+        self.push("(SELECT id FROM names WHERE name = ");
+        self.bind(name.into());
+        self.push(")");
+    }
     fn bind_list<T: Into<SqlValue> + Clone>(&mut self, items: &[T]) {
         self.push("(");
         for (i, item) in items.iter().enumerate() {
@@ -77,7 +83,7 @@ impl ValueCondition {
     fn probe(&self) -> Sql {
         let mut s = Sql::default();
         s.push("EXISTS (SELECT 1 FROM attr_values a WHERE a.entity = e.rowid AND a.name = ");
-        s.bind(self.name.clone());
+        s.bind_name(self.name.clone());
         s.push(" AND ");
         // A unary `+` keeps SQLite from using the value indexes here: a probe must
         // look up this entity's rows, not scan every row in the value range.
@@ -95,7 +101,7 @@ impl ValueCondition {
     fn entities(&self) -> Sql {
         let mut s = Sql::default();
         s.push("SELECT a.entity FROM attr_values a WHERE a.name = ");
-        s.bind(self.name.clone());
+        s.bind_name(self.name.clone());
         s.push(" AND ");
         s.append(self.sql.clone());
         s
@@ -249,7 +255,7 @@ fn type_probe(tenant: &str, expr: &TypeExpr) -> Sql {
             sql.push("EXISTS (SELECT 1 FROM entity_types WHERE tenant = ");
             sql.bind(tenant.to_string());
             sql.push(" AND type = ");
-            sql.bind(t.clone());
+            sql.bind_name(t.clone());
             sql.push(" AND entity = e.rowid)");
         }
         TypeExpr::And(items) | TypeExpr::Or(items) => {
@@ -275,7 +281,7 @@ fn geo_box_subquery(name: &str, b: (f64, f64, f64, f64), from_entity: bool) -> S
     } else {
         sql.push("SELECT g.entity FROM geo_rtree r JOIN geo_attr g ON g.id = r.id WHERE g.name = ");
     }
-    sql.bind(name.to_string());
+    sql.bind_name(name);
     sql.push(" AND r.max_x >= ");
     sql.bind(x0);
     sql.push(" AND r.min_x <= ");
@@ -334,7 +340,7 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
         sub.push("SELECT entity FROM entity_types WHERE tenant = ");
         sub.bind(tenant.to_string());
         sub.push(" AND type = ");
-        sub.bind(t.clone());
+        sub.bind_name(t.clone());
         // A type small enough is best walked whole.
         let size = estimate(c, &sub)?;
         if size <= DRIVER_LIMIT && best.as_ref().is_none_or(|(b, _, _)| size < *b) {
@@ -395,9 +401,9 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
     }
     if !q.attrs.is_empty() {
         let mut s = Sql::default();
-        s.push("EXISTS (SELECT 1 FROM attr_index x WHERE x.entity = e.rowid AND x.name IN ");
+        s.push("EXISTS (SELECT 1 FROM attr_index x WHERE x.entity = e.rowid AND x.name IN (SELECT id FROM names WHERE name IN ");
         s.bind_list(&q.attrs);
-        s.push(")");
+        s.push("))");
         probes.push(s);
     }
 
@@ -408,7 +414,7 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
             sql.push("SELECT e.rowid, e.id, e.doc FROM entity_types t CROSS JOIN entities e ON e.rowid = t.entity WHERE t.tenant = ");
             sql.bind(tenant.to_string());
             sql.push(" AND t.type = ");
-            sql.bind(t);
+            sql.bind_name(t);
         }
         Driver::Tenant => {
             sql.push("SELECT e.rowid, e.id, e.doc FROM entities e WHERE e.tenant = ");

@@ -51,7 +51,7 @@ pub fn query(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<Query
 pub fn types(c: &Connection, tenant: &str) -> StoreResult<Vec<TypeSummary>> {
     let mut out: BTreeMap<String, TypeSummary> = BTreeMap::new();
     let mut s = c
-        .prepare_cached("SELECT type, COUNT(*) FROM entity_types WHERE tenant = ?1 GROUP BY type")
+        .prepare_cached("SELECT n.name, COUNT(*) FROM entity_types t JOIN names n ON n.id = t.type WHERE t.tenant = ?1 GROUP BY t.type")
         .map_err(sql_error)?;
     let rows = s
         .query_map([tenant], |r| {
@@ -71,7 +71,7 @@ pub fn types(c: &Connection, tenant: &str) -> StoreResult<Vec<TypeSummary>> {
     }
     let mut s = c
         .prepare_cached(
-            "SELECT DISTINCT t.type, a.name, a.kind FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = ?1",
+            "SELECT tn.name, an.name, kn.name FROM (SELECT DISTINCT t.type, a.name, a.kind FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = ?1) d JOIN names tn ON tn.id = d.type JOIN names an ON an.id = d.name JOIN names kn ON kn.id = d.kind",
         )
         .map_err(sql_error)?;
     let rows = s
@@ -100,7 +100,7 @@ pub fn attributes(c: &Connection, tenant: &str) -> StoreResult<Vec<AttributeSumm
     let mut out: BTreeMap<String, AttributeSummary> = BTreeMap::new();
     let mut s = c
         .prepare_cached(
-            "SELECT a.name, a.kind, COUNT(*) FROM attr_index a JOIN entities e ON e.rowid = a.entity WHERE e.tenant = ?1 GROUP BY a.name, a.kind",
+            "SELECT an.name, kn.name, d.n FROM (SELECT a.name, a.kind, COUNT(*) AS n FROM attr_index a JOIN entities e ON e.rowid = a.entity WHERE e.tenant = ?1 GROUP BY a.name, a.kind) d JOIN names an ON an.id = d.name JOIN names kn ON kn.id = d.kind",
         )
         .map_err(sql_error)?;
     let rows = s
@@ -126,7 +126,7 @@ pub fn attributes(c: &Connection, tenant: &str) -> StoreResult<Vec<AttributeSumm
         }
     }
     let mut s = c
-        .prepare_cached("SELECT DISTINCT a.name, t.type FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = ?1")
+        .prepare_cached("SELECT an.name, tn.name FROM (SELECT DISTINCT a.name, t.type FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = ?1) d JOIN names an ON an.id = d.name JOIN names tn ON tn.id = d.type")
         .map_err(sql_error)?;
     let rows = s
         .query_map([tenant], |r| {

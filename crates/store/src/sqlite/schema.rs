@@ -69,4 +69,69 @@ pub const MIGRATIONS: &[&str] = &[
         fetched_at TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: names (attribute names, types, attribute kinds are IRIs or words of up to a
+    // few hundred bytes) interned as integers in every index, which made the index
+    // rows about a third of their size; the unused `entities.types` column dropped.
+    r#"
+    CREATE TABLE names (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    );
+    INSERT OR IGNORE INTO names (name)
+        SELECT type FROM entity_types UNION SELECT name FROM attr_index
+        UNION SELECT kind FROM attr_index UNION SELECT name FROM attr_values
+        UNION SELECT name FROM geo_attr;
+
+    CREATE TABLE entity_types_v2 (
+        tenant TEXT NOT NULL,
+        type INTEGER NOT NULL,
+        entity INTEGER NOT NULL,
+        PRIMARY KEY (tenant, type, entity)
+    ) WITHOUT ROWID;
+    INSERT INTO entity_types_v2 (tenant, type, entity)
+        SELECT t.tenant, n.id, t.entity FROM entity_types t JOIN names n ON n.name = t.type;
+    DROP TABLE entity_types;
+    ALTER TABLE entity_types_v2 RENAME TO entity_types;
+
+    CREATE TABLE attr_index_v2 (
+        entity INTEGER NOT NULL,
+        name INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        PRIMARY KEY (entity, name, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO attr_index_v2 (entity, name, seq, kind)
+        SELECT a.entity, n.id, a.seq, k.id FROM attr_index a
+        JOIN names n ON n.name = a.name JOIN names k ON k.name = a.kind;
+    DROP TABLE attr_index;
+    ALTER TABLE attr_index_v2 RENAME TO attr_index;
+
+    CREATE TABLE attr_values_v2 (
+        entity INTEGER NOT NULL,
+        name INTEGER NOT NULL,
+        k INTEGER NOT NULL,
+        num REAL,
+        txt TEXT,
+        PRIMARY KEY (entity, name, k)
+    ) WITHOUT ROWID;
+    INSERT INTO attr_values_v2 (entity, name, k, num, txt)
+        SELECT a.entity, n.id, a.k, a.num, a.txt FROM attr_values a JOIN names n ON n.name = a.name;
+    DROP TABLE attr_values;
+    ALTER TABLE attr_values_v2 RENAME TO attr_values;
+    CREATE INDEX attr_by_num ON attr_values (name, num, entity) WHERE num IS NOT NULL;
+    CREATE INDEX attr_by_txt ON attr_values (name, txt, entity) WHERE txt IS NOT NULL;
+
+    CREATE TABLE geo_attr_v2 (
+        id INTEGER PRIMARY KEY,
+        entity INTEGER NOT NULL,
+        name INTEGER NOT NULL
+    );
+    INSERT INTO geo_attr_v2 (id, entity, name)
+        SELECT g.id, g.entity, n.id FROM geo_attr g JOIN names n ON n.name = g.name;
+    DROP TABLE geo_attr;
+    ALTER TABLE geo_attr_v2 RENAME TO geo_attr;
+    CREATE INDEX geo_attr_by_entity ON geo_attr (entity, name);
+
+    ALTER TABLE entities DROP COLUMN types;
+    "#,
 ];

@@ -9,7 +9,7 @@
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 
 use ngsi::entity::format_time;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ngsi::Entity;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -51,6 +51,7 @@ const OPS_PER_OPTIMIZE: usize = 50_000;
 
 fn run(mut conn: Connection, rx: Receiver<Job>) {
     let mut since_optimize = 0usize;
+    let mut names = Names::default();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         let mut ops = op_count(&jobs[0]);
@@ -63,7 +64,10 @@ fn run(mut conn: Connection, rx: Receiver<Job>) {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        commit_group(&mut conn, jobs);
+        if !commit_group(&mut conn, jobs, &mut names) {
+            // Names interned by a group that was rolled back are gone from the table.
+            names.forget();
+        }
         since_optimize += ops;
         // Keep the planner's statistics current as data grows (bounded work each time).
         if since_optimize >= OPS_PER_OPTIMIZE {
@@ -99,10 +103,51 @@ enum OpError {
     Fault(StoreError),
 }
 
-fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
+/// Interned names: the id of each name (attribute, type, kind) in table `names`,
+/// cached by the writer, which alone adds names.
+#[derive(Default)]
+struct Names(HashMap<String, i64>);
+
+/// Names cached at most; beyond, the cache starts afresh (names are looked up again).
+const MAX_CACHED_NAMES: usize = 100_000;
+
+impl Names {
+    fn id(&mut self, conn: &Connection, name: &str) -> rusqlite::Result<i64> {
+        if let Some(id) = self.0.get(name) {
+            return Ok(*id);
+        }
+        let found: Option<i64> = conn
+            .prepare_cached("SELECT id FROM names WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                conn.prepare_cached("INSERT INTO names (name) VALUES (?1)")?
+                    .execute([name])?;
+                conn.last_insert_rowid()
+            }
+        };
+        if self.0.len() >= MAX_CACHED_NAMES {
+            self.0.clear();
+        }
+        self.0.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    fn forget(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// Commits one group; false when it was rolled back.
+fn commit_group(conn: &mut Connection, jobs: Vec<Job>, names: &mut Names) -> bool {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => return fail_all(jobs, sql_error(e)),
+        Err(e) => {
+            fail_all(jobs, sql_error(e));
+            return false;
+        }
     };
     let mut pending = Vec::with_capacity(jobs.len());
     let mut fault: Option<String> = None;
@@ -116,7 +161,7 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
                         results.push(Err(StoreError::Unavailable("group rolled back".into())));
                         continue;
                     }
-                    match apply(&tx, &tenant, op) {
+                    match apply(&tx, &tenant, op, names) {
                         Ok((applied, wrote)) => {
                             changed |= wrote;
                             results.push(Ok(applied));
@@ -164,7 +209,7 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
                 }
             }
         }
-        return;
+        return false;
     }
     match tx.commit() {
         Ok(()) => {
@@ -174,6 +219,7 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
                     Pending::Context(reply, r) => drop(reply.send(r)),
                 }
             }
+            true
         }
         Err(e) => {
             tracing::error!(error = %e, "SQLite commit failed");
@@ -188,6 +234,7 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
                     }
                 }
             }
+            false
         }
     }
 }
@@ -212,7 +259,12 @@ fn ensure_tenant(conn: &Connection, tenant: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn apply(conn: &Connection, tenant: &str, op: WriteOp) -> Result<(Applied, bool), OpError> {
+fn apply(
+    conn: &Connection,
+    tenant: &str,
+    op: WriteOp,
+    names: &mut Names,
+) -> Result<(Applied, bool), OpError> {
     let current: Option<(i64, String)> = conn
         .prepare_cached("SELECT rowid, doc FROM entities WHERE tenant = ?1 AND id = ?2")
         .and_then(|mut s| {
@@ -241,7 +293,7 @@ fn apply(conn: &Connection, tenant: &str, op: WriteOp) -> Result<(Applied, bool)
         Change::Unchanged => Ok((applied, false)),
         Change::Delete => {
             if let (Some(rowid), Some(old)) = (rowid, &old_rows) {
-                old.delete_all(conn, tenant, rowid).map_err(fault)?;
+                old.delete_all(conn, tenant, rowid, names).map_err(fault)?;
                 conn.prepare_cached("DELETE FROM entities WHERE rowid = ?1")
                     .and_then(|mut s| s.execute([rowid]))
                     .map_err(fault)?;
@@ -256,33 +308,64 @@ fn apply(conn: &Connection, tenant: &str, op: WriteOp) -> Result<(Applied, bool)
             }
             let doc = serde_json::to_string(&entity)
                 .map_err(|e| OpError::Op(StoreError::Other(e.to_string())))?;
-            let types = serde_json::to_string(&entity.types)
-                .map_err(|e| OpError::Op(StoreError::Other(e.to_string())))?;
             let modified = format_time(&entity.modified_at);
             let new_rows = IndexRows::of(&entity);
             match (rowid, old_rows) {
                 (Some(rowid), Some(old)) => {
                     conn.prepare_cached(
-                        "UPDATE entities SET types = ?2, doc = ?3, modified_at = ?4 WHERE rowid = ?1",
+                        "UPDATE entities SET doc = ?2, modified_at = ?3 WHERE rowid = ?1",
                     )
-                    .and_then(|mut s| s.execute(params![rowid, types, doc, modified]))
+                    .and_then(|mut s| s.execute(params![rowid, doc, modified]))
                     .map_err(fault)?;
-                    new_rows.replace(&old, conn, tenant, rowid).map_err(fault)?;
+                    new_rows
+                        .replace(&old, conn, tenant, rowid, names)
+                        .map_err(fault)?;
                 }
                 _ => {
                     conn.prepare_cached(
-                        "INSERT INTO entities (tenant, id, types, doc, modified_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        "INSERT INTO entities (tenant, id, doc, modified_at) VALUES (?1, ?2, ?3, ?4)",
                     )
-                    .and_then(|mut s| s.execute(params![tenant, entity.id, types, doc, modified]))
+                    .and_then(|mut s| s.execute(params![tenant, entity.id, doc, modified]))
                     .map_err(fault)?;
                     let rowid = conn.last_insert_rowid();
                     new_rows
-                        .replace(&IndexRows::default(), conn, tenant, rowid)
+                        .replace(&IndexRows::default(), conn, tenant, rowid, names)
                         .map_err(fault)?;
                 }
             }
             Ok((applied, true))
         }
+    }
+}
+
+/// The rows a new entity becomes besides its document, in plain form, for a baseline
+/// that writes the same rows with plain SQL (`dothi bench`); names as they are.
+pub struct BaselineRows {
+    pub types: Vec<String>,
+    pub attrs: Vec<BaselineAttr>,
+}
+
+pub struct BaselineAttr {
+    pub name: String,
+    pub kinds: Vec<&'static str>,
+    pub values: Vec<(Option<f64>, Option<String>)>,
+    pub boxes: Vec<(f64, f64, f64, f64)>,
+}
+
+pub fn baseline_rows(e: &Entity) -> BaselineRows {
+    let rows = IndexRows::of(e);
+    BaselineRows {
+        types: rows.types,
+        attrs: rows
+            .attrs
+            .into_iter()
+            .map(|(name, a)| BaselineAttr {
+                name,
+                kinds: a.kinds,
+                values: a.values,
+                boxes: a.boxes,
+            })
+            .collect(),
     }
 }
 
@@ -329,8 +412,14 @@ impl IndexRows {
         }
     }
 
-    fn delete_all(&self, conn: &Connection, tenant: &str, rowid: i64) -> rusqlite::Result<()> {
-        IndexRows::default().replace(self, conn, tenant, rowid)
+    fn delete_all(
+        &self,
+        conn: &Connection,
+        tenant: &str,
+        rowid: i64,
+        names: &mut Names,
+    ) -> rusqlite::Result<()> {
+        IndexRows::default().replace(self, conn, tenant, rowid, names)
     }
 
     /// Turns the rows of `old` into the rows of `self`, touching only what differs.
@@ -340,42 +429,50 @@ impl IndexRows {
         conn: &Connection,
         tenant: &str,
         rowid: i64,
+        names: &mut Names,
     ) -> rusqlite::Result<()> {
         if self.types != old.types {
             let mut del = conn.prepare_cached(
                 "DELETE FROM entity_types WHERE tenant = ?1 AND type = ?2 AND entity = ?3",
             )?;
             for t in old.types.iter().filter(|t| !self.types.contains(t)) {
-                del.execute(params![tenant, t, rowid])?;
+                del.execute(params![tenant, names.id(conn, t)?, rowid])?;
             }
             let mut ins = conn.prepare_cached(
                 "INSERT OR IGNORE INTO entity_types (tenant, type, entity) VALUES (?1, ?2, ?3)",
             )?;
             for t in self.types.iter().filter(|t| !old.types.contains(t)) {
-                ins.execute(params![tenant, t, rowid])?;
+                ins.execute(params![tenant, names.id(conn, t)?, rowid])?;
             }
         }
-        let names: BTreeSet<&String> = old.attrs.keys().chain(self.attrs.keys()).collect();
-        for name in names {
+        let attr_names: BTreeSet<&String> = old.attrs.keys().chain(self.attrs.keys()).collect();
+        for name in attr_names {
             let (before, after) = (old.attrs.get(name), self.attrs.get(name));
             if before == after {
                 continue;
             }
             let empty = AttrRows::default();
             let (before, after) = (before.unwrap_or(&empty), after.unwrap_or(&empty));
+            let name = names.id(conn, name)?;
+            // A new attribute has no rows to delete: skip the statements.
             if before.kinds != after.kinds {
-                conn.prepare_cached("DELETE FROM attr_index WHERE entity = ?1 AND name = ?2")?
-                    .execute(params![rowid, name])?;
-                let mut ins = conn.prepare_cached(
-                    "INSERT INTO attr_index (entity, name, seq, kind) VALUES (?1, ?2, ?3, ?4)",
-                )?;
+                if !before.kinds.is_empty() {
+                    conn.prepare_cached("DELETE FROM attr_index WHERE entity = ?1 AND name = ?2")?
+                        .execute(params![rowid, name])?;
+                }
                 for (seq, kind) in after.kinds.iter().enumerate() {
-                    ins.execute(params![rowid, name, seq as i64, kind])?;
+                    let kind = names.id(conn, kind)?;
+                    conn.prepare_cached(
+                        "INSERT INTO attr_index (entity, name, seq, kind) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![rowid, name, seq as i64, kind])?;
                 }
             }
             if before.values != after.values {
-                conn.prepare_cached("DELETE FROM attr_values WHERE entity = ?1 AND name = ?2")?
-                    .execute(params![rowid, name])?;
+                if !before.values.is_empty() {
+                    conn.prepare_cached("DELETE FROM attr_values WHERE entity = ?1 AND name = ?2")?
+                        .execute(params![rowid, name])?;
+                }
                 let mut ins = conn.prepare_cached(
                     "INSERT INTO attr_values (entity, name, k, num, txt) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
