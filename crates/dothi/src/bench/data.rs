@@ -201,7 +201,12 @@ pub fn thousands(x: f64) -> String {
 
 /// The resident memory of this process, in bytes (Linux; None elsewhere).
 pub fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    rss_bytes_of("self")
+}
+
+/// The resident memory of process `pid` ("self" for this one), in bytes (Linux).
+pub fn rss_bytes_of(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)

@@ -276,6 +276,26 @@ fn machine_number(v: f64) -> String {
     }
 }
 
+/// The latency of a 4 KiB write followed by fsync in `dir` (p50, p95, in ms): the
+/// floor under every durable commit, and what varies most between machines.
+fn fsync_latency(dir: &std::path::Path) -> std::io::Result<(f64, f64)> {
+    use std::io::Write as _;
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path)?;
+    let block = [0u8; 4096];
+    let mut times = Vec::with_capacity(200);
+    for _ in 0..200 {
+        let t = std::time::Instant::now();
+        file.write_all(&block)?;
+        file.sync_data()?;
+        times.push(t.elapsed());
+    }
+    drop(file);
+    std::fs::remove_file(&path)?;
+    let p = data::percentiles(&times);
+    Ok((p.p50, p.p95))
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.which != "hub" {
         bail!(
@@ -315,6 +335,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             format!("{} entities", thousands(sizes.large_entities as f64))
         }
     );
+    match fsync_latency(dir.path()) {
+        Ok((p50, p95)) => println!(
+            "  disk: a 4 KiB write + fsync in the data directory takes {p50:.2} ms (p50), {p95:.2} ms (p95); every acknowledged write waits for one"
+        ),
+        Err(e) => println!("  disk: fsync latency not measured ({e})"),
+    }
     if cfg!(debug_assertions) {
         println!("  WARNING: a debug build; figures mean little (use --release)");
     }

@@ -1,4 +1,5 @@
-//! A hub served in this process on 127.0.0.1:0, and the HTTP client that loads it.
+//! A hub served on 127.0.0.1, in this process or as a `dothi serve` child process,
+//! and the HTTP client that loads it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,10 +12,19 @@ use tokio::task::JoinHandle;
 /// A running hub over one SQLite file.
 pub struct Server {
     pub addr: SocketAddr,
-    pub state: hub::AppState,
     pub client: reqwest::Client,
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+    process: Process,
+}
+
+enum Process {
+    /// Served by a task of this process.
+    InProcess {
+        state: hub::AppState,
+        shutdown: oneshot::Sender<()>,
+        task: JoinHandle<std::io::Result<()>>,
+    },
+    /// `dothi serve` in a process of its own: the hub alone, as in production.
+    Child(tokio::process::Child),
 }
 
 /// A keep-alive client with a connection pool, as a real load generator would use.
@@ -54,11 +64,55 @@ impl Server {
         }));
         Ok(Server {
             addr,
-            state,
             client,
-            shutdown,
-            task,
+            process: Process::InProcess {
+                state,
+                shutdown,
+                task,
+            },
         })
+    }
+
+    /// Starts `dothi serve` (this executable) over the store at `db`, in a process of
+    /// its own, on a free port.
+    pub async fn spawn(db: &Path) -> anyhow::Result<Server> {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free port")?;
+        let exe = std::env::current_exe().context("finding this executable")?;
+        let child = tokio::process::Command::new(exe)
+            .arg("serve")
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--store")
+            .arg(store_url(db))
+            .env("DOTHI_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting dothi serve")?;
+        Ok(Server {
+            addr,
+            client: client()?,
+            process: Process::Child(child),
+        })
+    }
+
+    /// The hub itself, when it is served in this process.
+    pub fn hub(&self) -> anyhow::Result<&std::sync::Arc<hub::Hub>> {
+        match &self.process {
+            Process::InProcess { state, .. } => Ok(&state.hub),
+            Process::Child(_) => bail!("the hub runs in another process"),
+        }
+    }
+
+    /// The resident memory of the process serving the hub, in bytes (Linux).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        match &self.process {
+            Process::InProcess { .. } => super::data::rss_bytes_of("self"),
+            Process::Child(child) => super::data::rss_bytes_of(&child.id()?.to_string()),
+        }
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
@@ -103,20 +157,45 @@ impl Server {
     /// thread and connections close.
     pub async fn stop(self) -> anyhow::Result<()> {
         let Server {
-            state,
-            client,
-            shutdown,
-            task,
-            ..
+            client, process, ..
         } = self;
         drop(client);
-        drop(state);
-        let _ = shutdown.send(());
-        match tokio::time::timeout(Duration::from_secs(30), task).await {
-            Ok(joined) => joined
-                .context("the server task failed")?
-                .context("serving")?,
-            Err(_) => bail!("the server did not stop within 30 s"),
+        match process {
+            Process::InProcess {
+                state,
+                shutdown,
+                task,
+            } => {
+                drop(state);
+                let _ = shutdown.send(());
+                match tokio::time::timeout(Duration::from_secs(30), task).await {
+                    Ok(joined) => joined
+                        .context("the server task failed")?
+                        .context("serving")?,
+                    Err(_) => bail!("the server did not stop within 30 s"),
+                }
+            }
+            Process::Child(mut child) => {
+                // SIGTERM: a graceful stop, as a service manager does it.
+                if let Some(pid) = child.id() {
+                    let _ = tokio::process::Command::new("kill")
+                        .args(["-TERM", &pid.to_string()])
+                        .status()
+                        .await;
+                }
+                match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+                    Ok(status) => {
+                        let status = status.context("waiting for dothi serve")?;
+                        if !status.success() {
+                            bail!("dothi serve ended with {status}");
+                        }
+                    }
+                    Err(_) => {
+                        let _ = child.kill().await;
+                        bail!("dothi serve did not stop within 30 s of SIGTERM");
+                    }
+                }
+            }
         }
         Ok(())
     }
