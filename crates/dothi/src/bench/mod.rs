@@ -76,6 +76,8 @@ pub struct Sizes {
     pub large_entities: usize,
     /// Queries in the sweep before memory is read (figure 4).
     pub sweep_queries: usize,
+    /// The `dothi` executable that serves the restarted store of figure 4.
+    pub server_exe: PathBuf,
 }
 
 impl Sizes {
@@ -91,6 +93,7 @@ impl Sizes {
             queries: a.queries.unwrap_or(if q { 100 } else { 500 }),
             large_entities: a.large_entities.unwrap_or(if q { 0 } else { 1_000_000 }),
             sweep_queries: 200,
+            server_exe: std::env::current_exe().context("finding this executable")?,
         };
         if s.batch_entities == 0 || s.query_entities == 0 || s.queries == 0 {
             bail!("--batch-entities, --entities and --queries must be at least 1");
@@ -386,6 +389,14 @@ mod tests {
             queries: 5,
             large_entities: 1_000,
             sweep_queries: 8,
+            // The test runs from target/<profile>/deps; `cargo test` builds the
+            // binary itself beside it, for the integration tests.
+            server_exe: std::env::current_exe()
+                .unwrap()
+                .parent()
+                .and_then(|deps| deps.parent())
+                .unwrap()
+                .join("dothi"),
         };
         let dir = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1000,7 +1000,7 @@ async fn large(sizes: &Sizes, dir: &Path, report: &mut Report) -> anyhow::Result
     // The restart is a new process, `dothi serve`, so that what it takes to start and
     // the memory it holds are the hub's alone, not this load generator's.
     let restart = Instant::now();
-    let server = Server::spawn(&db).await?;
+    let server = Server::spawn(&sizes.server_exe, &db).await?;
     server.wait_healthy(Duration::from_secs(60)).await?;
     let ready = restart.elapsed();
     let first_id = entity_id("m", n / 2);

@@ -73,13 +73,15 @@ impl Server {
         })
     }
 
-    /// Starts `dothi serve` (this executable) over the store at `db`, in a process of
+    /// Starts `dothi serve` (executable `exe`) over the store at `db`, in a process of
     /// its own, on a free port.
-    pub async fn spawn(db: &Path) -> anyhow::Result<Server> {
+    pub async fn spawn(exe: &Path, db: &Path) -> anyhow::Result<Server> {
+        if !exe.is_file() {
+            bail!("no dothi executable at {}", exe.display());
+        }
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .context("finding a free port")?;
-        let exe = std::env::current_exe().context("finding this executable")?;
         let child = tokio::process::Command::new(exe)
             .arg("serve")
             .arg("--listen")
