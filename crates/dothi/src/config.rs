@@ -21,7 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Runs the hub.
     Serve(ServeArgs),
-    /// Runs the hub with a small sample data set of Quảng Trị loaded.
+    /// Runs the hub with the Quảng Trị data set loaded: its 78 communes and wards, and
+    /// demo sensors, places and indicators.
     Demo(ServeArgs),
     /// Measures the hub on this machine and prints the figures.
     Bench(crate::bench::BenchArgs),

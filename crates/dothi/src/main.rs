@@ -3,7 +3,6 @@
 
 mod bench;
 mod config;
-mod sample;
 
 use std::process::ExitCode;
 
@@ -55,17 +54,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(config: config::Config, load_sample: bool) -> anyhow::Result<ExitCode> {
+async fn serve(config: config::Config, load_demo: bool) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let store = store::open(&config.store)
         .await
         .with_context(|| format!("opening the store {}", config.store))?;
     let state = hub::state(store, &config.hub);
-    if load_sample {
-        let n = sample::load(&state.hub)
+    if load_demo {
+        let report = city::load(&state.hub)
             .await
-            .context("loading the sample data")?;
-        tracing::info!(entities = n, "sample data loaded");
+            .context("loading the Quảng Trị data set")?;
+        tracing::info!(
+            entities = report.entities(),
+            created = report.created,
+            build_ms = report.build_time.as_millis() as u64,
+            write_ms = report.write_time.as_millis() as u64,
+            "Quảng Trị data set loaded (administrative units and demo layers)"
+        );
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

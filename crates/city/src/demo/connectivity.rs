@@ -1,0 +1,80 @@
+//! Fixed broadband and 5G coverage per commune-level unit, as key performance
+//! indicators. The figures are demo: higher in wards, lower in the mountains.
+
+use serde_json::json;
+
+use super::{Demo, prop, prop_in};
+use crate::admin::UnitKind;
+use crate::rng::Rng;
+use crate::{Error, Result};
+
+/// Units in the mountains and on the western plateau, where coverage is thinnest.
+const REMOTE: [&str; 22] = [
+    "18904", "18919", "18922", "18943", "18901", "18949", "18952", "18958", "19147", "19204",
+    "19318", "19564", "19588", "19594", "19567", "19555", "19435", "19441", "19462", "19483",
+    "19489", "19138",
+];
+
+pub(super) fn coverage(d: &mut Demo) -> Result<()> {
+    let period_end = d.at.format("%Y-%m-%d").to_string();
+    let period_start = d.at.format("%Y-01-01").to_string();
+    for unit in d.all {
+        let mut rng = Rng::new(&format!("coverage-{}", unit.code));
+        let remote = REMOTE.contains(&unit.code.as_str());
+        let (broadband, five_g) = match unit.kind {
+            UnitKind::Ward => ((85.0, 97.0), (75.0, 98.0)),
+            UnitKind::SpecialZone => ((50.0, 70.0), (40.0, 80.0)),
+            _ if remote => ((35.0, 65.0), (5.0, 35.0)),
+            _ => ((60.0, 88.0), (30.0, 70.0)),
+        };
+        // One label position per unit: the point inside nearest the middle of its box.
+        let [x0, y0, x1, y1] = unit.shape.bbox();
+        let at = unit
+            .shape
+            .place([(x0 + x1) / 2.0, (y0 + y1) / 2.0], super::MARGIN_M)
+            .ok_or_else(|| Error::Placement {
+                what: format!("coverage of {}", unit.code),
+                why: "no position inside".into(),
+            })?;
+        for (slug, range, vi, en) in [
+            (
+                "broadband",
+                broadband,
+                "Tỷ lệ hộ gia đình có băng rộng cố định",
+                "Households with fixed broadband",
+            ),
+            (
+                "5g",
+                five_g,
+                "Tỷ lệ dân số được phủ sóng 5G",
+                "Population covered by 5G",
+            ),
+        ] {
+            let id = format!(
+                "urn:ngsi-ld:KeyPerformanceIndicator:demo-{slug}-{}",
+                unit.code
+            );
+            let e = d.base(
+                &id,
+                "KeyPerformanceIndicator",
+                (
+                    &format!("{vi} – {}", unit.full_name),
+                    &format!("{en} – {}", unit.full_name_en),
+                ),
+                unit,
+                at,
+            );
+            let attrs = json!({
+                "category": prop(json!(["quantitative"])),
+                "process": prop("digitalInfrastructure"),
+                "indicator": prop(slug),
+                "kpiValue": prop_in(rng.value(range.0, range.1, 1), "P1"),
+                "calculationPeriod": prop(json!({"from": period_start, "to": period_end})),
+                "calculationFrequency": prop("quarterly"),
+                "calculationMethod": prop("manual"),
+            });
+            d.push(e, attrs);
+        }
+    }
+    Ok(())
+}

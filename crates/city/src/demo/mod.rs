@@ -1,0 +1,268 @@
+//! Demo sector layers over the real units: every entity here is made up for the demo
+//! and says so (`dataProvider` is [`DEMO_PROVIDER`], the id contains `demo`).
+//!
+//! Types and attribute names follow the FIWARE Smart Data Models where one exists
+//! (`WaterObserved`, `AirQualityObserved`, `WeatherObserved`, `TrafficFlowObserved`,
+//! `Streetlight`, `ACMeasurement`, `WaterConsumptionObserved`, `PointOfInterest`,
+//! `AgriCrop`, `AgriParcel`, `KeyPerformanceIndicator`) and schema.org where none does
+//! (`Hospital`, `MedicalClinic`, `School`).
+//!
+//! Positions: well-known places start from their approximate real coordinates; where
+//! those fall outside the named commune (or within 60 m of its border) they are moved
+//! to the nearest position inside. Everything else is drawn inside its commune by a
+//! generator seeded per layer, so every run gives the same data set.
+
+mod agriculture;
+mod connectivity;
+mod environment;
+mod mobility;
+mod places;
+mod utilities;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+use crate::admin::AdminUnit;
+use crate::geom::{Position, distance_m};
+use crate::rng::Rng;
+use crate::{DEMO_PROVIDER, DEMO_SOURCE, Error, Result};
+
+/// How far inside its commune's border every demo position is. More than the display
+/// tolerance, so demo points also fall inside the simplified boundaries.
+pub const MARGIN_M: f64 = 60.0;
+
+/// The smart-city wards of the plan: Phường Đông Hà, Phường Nam Đông Hà, Phường Quảng
+/// Trị, with a central position of each for the urban layers.
+pub const SMART_WARDS: [(&str, Position); 3] = [
+    ("19333", [107.1003, 16.8163]),
+    ("19351", [107.1130, 16.8000]),
+    ("19360", [107.1890, 16.7470]),
+];
+
+/// A well-known place moved from its given coordinates to fit inside its commune.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub id: String,
+    pub wanted: Position,
+    pub placed: Position,
+}
+
+impl Placement {
+    pub fn distance_m(&self) -> f64 {
+        distance_m(self.wanted, self.placed)
+    }
+}
+
+/// The demo layers and the placements of their well-known places.
+pub struct Layers {
+    pub entities: Vec<Value>,
+    pub placements: Vec<Placement>,
+}
+
+/// Builds every demo layer over `units` (the 78 commune-level units).
+pub fn entities(units: &[AdminUnit], observed_at: DateTime<Utc>) -> Result<Layers> {
+    let mut demo = Demo {
+        units: units.iter().map(|u| (u.code.as_str(), u)).collect(),
+        all: units,
+        observed_at: ngsi::entity::format_time(&observed_at),
+        at: observed_at,
+        entities: Vec::new(),
+        placements: Vec::new(),
+    };
+    environment::river_gauges(&mut demo)?;
+    environment::air_quality(&mut demo)?;
+    environment::weather(&mut demo)?;
+    mobility::traffic_counters(&mut demo)?;
+    utilities::street_lights(&mut demo)?;
+    utilities::meters(&mut demo)?;
+    places::points_of_interest(&mut demo)?;
+    places::health(&mut demo)?;
+    places::schools(&mut demo)?;
+    agriculture::parcels(&mut demo)?;
+    connectivity::coverage(&mut demo)?;
+    Ok(Layers {
+        entities: demo.entities,
+        placements: demo.placements,
+    })
+}
+
+/// What the layers share while being built.
+struct Demo<'a> {
+    units: BTreeMap<&'a str, &'a AdminUnit>,
+    all: &'a [AdminUnit],
+    /// The observation time, as written on the wire.
+    observed_at: String,
+    at: DateTime<Utc>,
+    entities: Vec<Value>,
+    placements: Vec<Placement>,
+}
+
+impl<'a> Demo<'a> {
+    fn unit(&self, code: &str) -> Result<&'a AdminUnit> {
+        self.units
+            .get(code)
+            .copied()
+            .ok_or_else(|| Error::Placement {
+                what: format!("unit {code}"),
+                why: "no such unit".into(),
+            })
+    }
+
+    /// A well-known place: its approximate coordinates, moved inside `unit` if needed.
+    fn known(&mut self, id: &str, unit: &AdminUnit, wanted: Position) -> Result<Position> {
+        let placed = unit
+            .shape
+            .place(wanted, MARGIN_M)
+            .ok_or_else(|| Error::Placement {
+                what: id.to_string(),
+                why: format!("no position inside {} near {wanted:?}", unit.full_name),
+            })?;
+        self.placements.push(Placement {
+            id: id.to_string(),
+            wanted,
+            placed,
+        });
+        Ok(placed)
+    }
+
+    /// A position drawn anywhere inside `unit`.
+    fn anywhere(&self, id: &str, unit: &AdminUnit, rng: &mut Rng) -> Result<Position> {
+        unit.shape
+            .sample(rng, MARGIN_M)
+            .ok_or_else(|| Error::Placement {
+                what: id.to_string(),
+                why: format!("no position found inside {}", unit.full_name),
+            })
+    }
+
+    /// A position drawn around `centre`, inside `unit`.
+    fn around(
+        &self,
+        id: &str,
+        unit: &AdminUnit,
+        rng: &mut Rng,
+        centre: Position,
+        spread_m: f64,
+    ) -> Result<Position> {
+        unit.shape
+            .sample_near(rng, centre, spread_m, MARGIN_M)
+            .ok_or_else(|| Error::Placement {
+                what: id.to_string(),
+                why: format!(
+                    "no position found inside {} near {centre:?}",
+                    unit.full_name
+                ),
+            })
+    }
+
+    /// The attributes every demo entity has: name, location, address, commune, and
+    /// the demo marks.
+    fn base(
+        &self,
+        id: &str,
+        kind: &str,
+        name: (&str, &str),
+        unit: &AdminUnit,
+        at: Position,
+    ) -> Map<String, Value> {
+        let v = json!({
+            "id": id,
+            "type": kind,
+            "name": {"type": "LanguageProperty", "languageMap": {"vi": name.0, "en": name.1}},
+            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": at}},
+            "address": {"type": "Property", "value": {
+                "addressCountry": "VN",
+                "addressRegion": "Tỉnh Quảng Trị",
+                "addressLocality": unit.full_name,
+            }},
+            "refAdministrativeArea": {"type": "Relationship", "object": unit.id(), "objectType": "AdministrativeArea"},
+            "dataProvider": {"type": "Property", "value": DEMO_PROVIDER},
+            "source": {"type": "Property", "value": DEMO_SOURCE},
+        });
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    /// A measured Property, stamped with the observation time.
+    fn measured(&self, value: impl Into<Value>, unit_code: Option<&str>) -> Value {
+        let mut v =
+            json!({"type": "Property", "value": value.into(), "observedAt": self.observed_at});
+        if let (Some(u), Some(obj)) = (unit_code, v.as_object_mut()) {
+            obj.insert("unitCode".into(), json!(u));
+        }
+        v
+    }
+
+    fn push(&mut self, mut e: Map<String, Value>, attrs: Value) {
+        if let Value::Object(more) = attrs {
+            e.extend(more);
+        }
+        self.entities.push(Value::Object(e));
+    }
+}
+
+/// A plain Property.
+fn prop(value: impl Into<Value>) -> Value {
+    json!({"type": "Property", "value": value.into()})
+}
+
+/// A Property with a unit code (UN/CEFACT).
+fn prop_in(value: impl Into<Value>, unit_code: &str) -> Value {
+    json!({"type": "Property", "value": value.into(), "unitCode": unit_code})
+}
+
+/// A slug for ids: lower-case ASCII letters and digits, words joined by `-`.
+fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().flat_map(fold_vietnamese) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+/// Vietnamese letters without their marks (đ → d, ế → e, ...).
+fn fold_vietnamese(c: char) -> Option<char> {
+    const GROUPS: [(&str, char); 14] = [
+        ("àáảãạăằắẳẵặâầấẩẫậ", 'a'),
+        ("ÀÁẢÃẠĂẰẮẲẴẶÂẦẤẨẪẬ", 'A'),
+        ("èéẻẽẹêềếểễệ", 'e'),
+        ("ÈÉẺẼẸÊỀẾỂỄỆ", 'E'),
+        ("ìíỉĩị", 'i'),
+        ("ÌÍỈĨỊ", 'I'),
+        ("òóỏõọôồốổỗộơờớởỡợ", 'o'),
+        ("ÒÓỎÕỌÔỒỐỔỖỘƠỜỚỞỠỢ", 'O'),
+        ("ùúủũụưừứửữự", 'u'),
+        ("ÙÚỦŨỤƯỪỨỬỮỰ", 'U'),
+        ("ỳýỷỹỵ", 'y'),
+        ("ỲÝỶỸỴ", 'Y'),
+        ("đ", 'd'),
+        ("Đ", 'D'),
+    ];
+    if c.is_ascii() {
+        return Some(c);
+    }
+    GROUPS
+        .iter()
+        .find_map(|(set, base)| set.contains(c).then_some(*base))
+        .or(Some(' '))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_ascii() {
+        assert_eq!(slug("Thành Cổ Quảng Trị"), "thanh-co-quang-tri");
+        assert_eq!(slug("Địa đạo Vịnh Mốc"), "dia-dao-vinh-moc");
+        assert_eq!(slug("Phong Nha – Kẻ Bàng"), "phong-nha-ke-bang");
+    }
+}
