@@ -9,6 +9,7 @@
 //! **Invariant:** what a query returns agrees with [`ngsi::filter`]: indexes may narrow
 //! the candidates, the model's own evaluation decides.
 
+pub mod history;
 mod query;
 pub mod sqlite;
 
@@ -18,6 +19,10 @@ use async_trait::async_trait;
 use ngsi::entity::UpdateResult;
 use ngsi::{AttrKind, Entity};
 
+pub use history::{
+    AggregateQuery, HistoryEdit, HistoryPage, HistoryQuery, HistoryWrite, PeriodStats,
+    StoredInstance, TimeField, TimeRange,
+};
 pub use query::EntityQuery;
 
 /// The default tenant (no `NGSILD-Tenant` header).
@@ -66,6 +71,8 @@ pub type Mutation =
 pub struct WriteOp {
     pub entity_id: String,
     pub mutate: Mutation,
+    /// What the write adds to the temporal history (in the same transaction).
+    pub history: HistoryWrite,
 }
 
 impl WriteOp {
@@ -76,9 +83,20 @@ impl WriteOp {
         WriteOp {
             entity_id: entity_id.into(),
             mutate: Box::new(mutate),
+            history: HistoryWrite::Changes,
         }
     }
+
+    /// Records exactly these instances (expanded name, instance) in the history, instead
+    /// of the instances the mutation changes.
+    pub fn with_history(mut self, instances: Vec<(String, ngsi::Attribute)>) -> Self {
+        self.history = HistoryWrite::Instances(instances);
+        self
+    }
 }
+
+/// Per-period statistics of an entity's attributes: expanded name → datasetId → periods.
+pub type AggregatePage = BTreeMap<String, BTreeMap<Option<String>, Vec<PeriodStats>>>;
 
 /// A page of query results.
 #[derive(Debug, Default)]
@@ -138,6 +156,20 @@ pub trait Store: Send + Sync + 'static {
     async fn cached_context(&self, url: &str) -> StoreResult<Option<String>>;
 
     async fn cache_context(&self, url: &str, body: &str) -> StoreResult<()>;
+
+    /// A page of an entity's history; None when the entity does not exist.
+    async fn history(&self, tenant: &str, query: HistoryQuery) -> StoreResult<Option<HistoryPage>>;
+
+    /// Per-period statistics of an entity's history, computed by the database; None
+    /// when the entity does not exist.
+    async fn aggregate(
+        &self,
+        tenant: &str,
+        query: AggregateQuery,
+    ) -> StoreResult<Option<AggregatePage>>;
+
+    /// Changes history alone; returns how many instances it changed or deleted.
+    async fn edit_history(&self, tenant: &str, edit: HistoryEdit) -> StoreResult<u64>;
 }
 
 /// Opens the store a URL names: `sqlite://path/to/file.db` (or `sqlite::memory:`).

@@ -9,7 +9,10 @@ use ngsi::filter::{GeoFilter, QFilter};
 use ngsi::query::{parse_geoq, parse_q, parse_type_expr};
 use ngsi::{Context, Entity, Error};
 use serde_json::{Value, json};
-use store::{Applied, Change, EntityQuery, Store, StoreError, WriteOp};
+use store::{
+    AggregateQuery, Applied, Change, EntityQuery, HistoryEdit, HistoryQuery, Store, StoreError,
+    TimeField, TimeRange, WriteOp,
+};
 
 fn entity(v: Value) -> Entity {
     let ctx = Context::core();
@@ -376,6 +379,275 @@ async fn keeps_contexts(store: Arc<dyn Store>) {
     );
 }
 
+/// A reading of gauge `id` at minute `minute` of 2026-10-18 (UTC), value `level`.
+fn reading(id: &str, minute: u32, level: f64) -> WriteOp {
+    let e = entity(json!({
+        "id": id, "type": "Gauge",
+        "level": {"type": "Property", "value": level, "unitCode": "MTR",
+                  "observedAt": format!("2026-10-18T{:02}:{:02}:00Z", minute / 60, minute % 60)},
+        "name": {"type": "Property", "value": "Thạch Hãn"},
+    }));
+    WriteOp::new(id, move |current| {
+        let Some(mut cur) = current else {
+            return Ok((
+                Change::Put(e),
+                Applied {
+                    created: true,
+                    ..Default::default()
+                },
+            ));
+        };
+        let level = ngsi::Context::core().expand("level");
+        let result = cur.update(
+            [(level.clone(), e.attrs[&level].clone())]
+                .into_iter()
+                .collect(),
+            ngsi::entity::now(),
+        );
+        Ok((
+            Change::Put(cur),
+            Applied {
+                created: false,
+                result,
+            },
+        ))
+    })
+}
+
+fn at(minute: u32) -> chrono::DateTime<chrono::Utc> {
+    ngsi::entity::parse_time(&format!(
+        "2026-10-18T{:02}:{:02}:00Z",
+        minute / 60,
+        minute % 60
+    ))
+    .unwrap()
+}
+
+async fn keeps_history(store: Arc<dyn Store>) {
+    let ctx = Context::core();
+    let (level, name) = (ctx.expand("level"), ctx.expand("name"));
+    // A reading every 5 minutes for 6 hours; level goes up and down.
+    let levels: Vec<f64> = (0..72).map(|i| ((i * 37) % 50) as f64 / 10.0).collect();
+    for (i, l) in levels.iter().enumerate() {
+        let r = store
+            .write("h", vec![reading("urn:g:1", i as u32 * 5, *l)])
+            .await
+            .unwrap();
+        assert!(r[0].is_ok());
+    }
+    let all = HistoryQuery {
+        entity_id: "urn:g:1".into(),
+        limit: 1000,
+        ..Default::default()
+    };
+    let page = store.history("h", all.clone()).await.unwrap().unwrap();
+    // `name` never changed after the creation: one instance; `level` one per reading.
+    assert_eq!(page.attrs[&name].len(), 1);
+    let got: Vec<f64> = page.attrs[&level]
+        .iter()
+        .map(|i| i.attribute.value.as_f64().unwrap())
+        .collect();
+    assert_eq!(got, levels);
+    assert!(!page.truncated);
+    let first = &page.attrs[&level][0].attribute;
+    assert_eq!(first.observed_at, Some(at(0)));
+    assert_eq!(first.unit_code.as_deref(), Some("MTR"));
+    // Distinct instance ids, in time order.
+    let ids: Vec<i64> = page.attrs[&level].iter().map(|i| i.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+
+    // A range, half-open; lastN; a page limit.
+    let ranged = HistoryQuery {
+        attrs: vec![level.clone()],
+        range: TimeRange {
+            from: Some(at(60)),
+            to: Some(at(120)),
+        },
+        ..all.clone()
+    };
+    let page = store.history("h", ranged.clone()).await.unwrap().unwrap();
+    assert_eq!(page.attrs.len(), 1);
+    assert_eq!(page.attrs[&level].len(), 12);
+    assert_eq!(page.attrs[&level][0].attribute.observed_at, Some(at(60)));
+    let last = HistoryQuery {
+        last_n: Some(3),
+        ..ranged.clone()
+    };
+    let page = store.history("h", last).await.unwrap().unwrap();
+    let times: Vec<_> = page.attrs[&level]
+        .iter()
+        .map(|i| i.attribute.observed_at.unwrap())
+        .collect();
+    assert_eq!(times, vec![at(105), at(110), at(115)]);
+    let limited = HistoryQuery {
+        limit: 5,
+        ..ranged.clone()
+    };
+    let page = store.history("h", limited).await.unwrap().unwrap();
+    assert_eq!(page.attrs[&level].len(), 5);
+    assert!(page.truncated);
+    // By write time: every instance was written just now, none before that morning.
+    let written = HistoryQuery {
+        field: TimeField::Written,
+        range: TimeRange {
+            from: None,
+            to: Some(at(0)),
+        },
+        ..all.clone()
+    };
+    assert!(
+        store
+            .history("h", written)
+            .await
+            .unwrap()
+            .unwrap()
+            .attrs
+            .is_empty()
+    );
+
+    // Aggregation per hour, checked against the values themselves.
+    let periods: Vec<_> = (0..6).map(|h| (at(h * 60), at(h * 60 + 60))).collect();
+    let agg = store
+        .aggregate(
+            "h",
+            AggregateQuery {
+                entity_id: "urn:g:1".into(),
+                attrs: vec![level.clone()],
+                field: TimeField::Observed,
+                periods: periods.clone(),
+                distinct: true,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let stats = &agg[&level][&None];
+    assert_eq!(stats.len(), 6);
+    for (h, st) in stats.iter().enumerate() {
+        let hour = &levels[h * 12..h * 12 + 12];
+        assert_eq!((st.start, st.end), periods[h]);
+        assert_eq!(st.total, 12);
+        assert_eq!(st.numbers, 12);
+        let mut distinct = hour.to_vec();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        assert_eq!(st.distinct, distinct.len() as u64);
+        assert!((st.sum - hour.iter().sum::<f64>()).abs() < 1e-9);
+        assert!((st.sum_sq - hour.iter().map(|v| v * v).sum::<f64>()).abs() < 1e-9);
+        assert_eq!(st.min, hour.iter().copied().reduce(f64::min));
+        assert_eq!(st.max, hour.iter().copied().reduce(f64::max));
+    }
+
+    // Edits: replace an instance, delete one, then the attribute's whole history.
+    let page = store.history("h", ranged.clone()).await.unwrap().unwrap();
+    let target = page.attrs[&level][0].clone();
+    let mut changed = target.attribute.clone();
+    changed.value = json!(9.5);
+    let n = store
+        .edit_history(
+            "h",
+            HistoryEdit::ReplaceInstance {
+                entity_id: "urn:g:1".into(),
+                name: level.clone(),
+                instance: target.id,
+                attribute: changed,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let page = store.history("h", ranged.clone()).await.unwrap().unwrap();
+    assert_eq!(page.attrs[&level][0].attribute.value, json!(9.5));
+    let delete_one = HistoryEdit::DeleteInstance {
+        entity_id: "urn:g:1".into(),
+        name: level.clone(),
+        instance: target.id,
+    };
+    assert_eq!(
+        store.edit_history("h", delete_one.clone()).await.unwrap(),
+        1
+    );
+    assert_eq!(store.edit_history("h", delete_one).await.unwrap(), 0);
+    let page = store.history("h", ranged.clone()).await.unwrap().unwrap();
+    assert_eq!(page.attrs[&level].len(), 11);
+    // Another tenant sees none of it.
+    assert!(store.history("other", all.clone()).await.unwrap().is_none());
+
+    // History given by a client is kept as given.
+    let given = entity(json!({"id": "urn:g:2", "type": "Gauge",
+        "level": {"type": "Property", "value": 1.0, "observedAt": "2026-10-18T00:00:00Z"}}));
+    let instances: Vec<(String, ngsi::Attribute)> = [(0, 1.5), (5, 2.5), (10, 3.5)]
+        .iter()
+        .map(|(m, v)| {
+            let mut a = given.attrs[&level][0].clone();
+            a.value = json!(v);
+            a.observed_at = Some(at(*m));
+            a.dataset_id = Some("urn:ds:manual".into());
+            (level.clone(), a)
+        })
+        .collect();
+    let op = create(given).with_history(instances);
+    assert!(store.write("h", vec![op]).await.unwrap()[0].is_ok());
+    let page = store
+        .history(
+            "h",
+            HistoryQuery {
+                entity_id: "urn:g:2".into(),
+                ..all.clone()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let got: Vec<_> = page.attrs[&level]
+        .iter()
+        .map(|i| (i.attribute.value.clone(), i.attribute.dataset_id.clone()))
+        .collect();
+    assert_eq!(
+        got.iter().map(|(v, _)| v.clone()).collect::<Vec<_>>(),
+        vec![json!(1.5), json!(2.5), json!(3.5)]
+    );
+    assert!(
+        got.iter()
+            .all(|(_, d)| d.as_deref() == Some("urn:ds:manual"))
+    );
+    let default_dataset = |dataset_id| HistoryEdit::DeleteAttribute {
+        entity_id: "urn:g:2".into(),
+        name: level.clone(),
+        dataset_id,
+    };
+    assert_eq!(
+        store
+            .edit_history("h", default_dataset(Some(None)))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .edit_history("h", default_dataset(Some(Some("urn:ds:manual".into()))))
+            .await
+            .unwrap(),
+        3
+    );
+
+    // Deleting the entity deletes its history.
+    assert!(store.write("h", vec![delete("urn:g:2")]).await.unwrap()[0].is_ok());
+    assert!(
+        store
+            .history(
+                "h",
+                HistoryQuery {
+                    entity_id: "urn:g:2".into(),
+                    ..all
+                }
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 #[tokio::test]
 async fn sqlite_backend_behaves() {
     let dir = tempfile::tempdir().unwrap();
@@ -384,11 +656,26 @@ async fn sqlite_backend_behaves() {
     batch_items_are_independent(store.clone()).await;
     queries_agree_with_the_model(store.clone()).await;
     keeps_contexts(store.clone()).await;
+    keeps_history(store.clone()).await;
     drop(store);
     // Everything written is there after reopening the file.
     let store = open_sqlite(&dir).await;
     assert!(store.get("", "urn:a:1").await.unwrap().is_some());
     assert!(store.tenant_exists("city-a").await.unwrap());
+    // History too.
+    let page = store
+        .history(
+            "h",
+            HistoryQuery {
+                entity_id: "urn:g:1".into(),
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page.attrs[&Context::core().expand("level")].len(), 71);
     assert!(
         store
             .cached_context("https://example.org/c.jsonld")

@@ -7,6 +7,7 @@
 //! So a write is acknowledged only when durable, and many small writes share the cost
 //! of a commit. Reads run on their own connections and never wait for the writer.
 
+mod history;
 mod plan;
 mod read;
 mod schema;
@@ -21,8 +22,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use crate::{
-    Applied, AttributeSummary, EntityQuery, QueryPage, Store, StoreError, StoreResult, TypeSummary,
-    WriteOp,
+    AggregatePage, AggregateQuery, Applied, AttributeSummary, EntityQuery, HistoryEdit,
+    HistoryPage, HistoryQuery, QueryPage, Store, StoreError, StoreResult, TypeSummary, WriteOp,
 };
 
 /// The most readers kept open.
@@ -231,6 +232,36 @@ impl Store for SqliteStore {
     async fn cached_context(&self, url: &str) -> StoreResult<Option<String>> {
         let url = url.to_string();
         self.read(move |c| read::cached_context(c, &url)).await
+    }
+
+    async fn history(&self, tenant: &str, query: HistoryQuery) -> StoreResult<Option<HistoryPage>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| history::history(c, &tenant, &query))
+            .await
+    }
+
+    async fn aggregate(
+        &self,
+        tenant: &str,
+        query: AggregateQuery,
+    ) -> StoreResult<Option<AggregatePage>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| history::aggregate(c, &tenant, &query))
+            .await
+    }
+
+    async fn edit_history(&self, tenant: &str, edit: HistoryEdit) -> StoreResult<u64> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(write::Job::EditHistory {
+                tenant: tenant.to_string(),
+                edit: Box::new(edit),
+                reply,
+            })
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
     }
 
     async fn cache_context(&self, url: &str, body: &str) -> StoreResult<()> {

@@ -134,4 +134,24 @@ pub const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE entities DROP COLUMN types;
     "#,
+    // 3: the temporal history, one row per attribute instance written.
+    r#"
+    CREATE TABLE attr_history (
+        id INTEGER PRIMARY KEY,   -- the instance's number (its instanceId)
+        entity INTEGER NOT NULL,  -- entities.rowid
+        name INTEGER NOT NULL,    -- names.id
+        dataset TEXT,             -- datasetId, NULL for the default instance
+        t INTEGER NOT NULL,       -- observedAt, else when written: ms since 1970 UTC
+        written INTEGER NOT NULL, -- when written: ms since 1970 UTC
+        num REAL,                 -- the value when it is a number
+        txt TEXT,                 -- else the value as text (strings as they are, others as JSON)
+        unit TEXT,                -- unitCode
+        doc TEXT                  -- the whole instance (store JSON); NULL for a plain
+                                  -- numeric Property, rebuilt from the columns
+    );
+    -- Time ranges of one attribute, covering what aggregation reads.
+    -- (A query by write time scans the attribute's rows: writes stay cheaper without
+    -- a second index, and for sensors the two times are nearly the same.)
+    CREATE INDEX history_by_time ON attr_history (entity, name, t, num, dataset);
+    "#,
 ];

@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::sql_error;
-use crate::{Applied, Change, StoreError, StoreResult, WriteOp};
+use crate::{Applied, Change, HistoryEdit, HistoryWrite, StoreError, StoreResult, WriteOp};
 
 /// The most operations one commit takes, so one commit stays short.
 const MAX_OPS_PER_COMMIT: usize = 20_000;
@@ -32,6 +32,11 @@ pub enum Job {
         url: String,
         body: String,
         reply: oneshot::Sender<StoreResult<()>>,
+    },
+    EditHistory {
+        tenant: String,
+        edit: Box<HistoryEdit>,
+        reply: oneshot::Sender<StoreResult<u64>>,
     },
 }
 
@@ -87,7 +92,7 @@ fn run(mut conn: Connection, rx: Receiver<Job>) {
 fn op_count(job: &Job) -> usize {
     match job {
         Job::Write { ops, .. } => ops.len().max(1),
-        Job::CacheContext { .. } => 1,
+        Job::CacheContext { .. } | Job::EditHistory { .. } => 1,
     }
 }
 
@@ -97,6 +102,7 @@ enum Pending {
         Vec<StoreResult<Applied>>,
     ),
     Context(oneshot::Sender<StoreResult<()>>, StoreResult<()>),
+    History(oneshot::Sender<StoreResult<u64>>, u64),
 }
 
 /// Why one operation of a group failed.
@@ -199,6 +205,18 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, names: &mut Names) -> boo
                 }
                 pending.push(Pending::Context(reply, r));
             }
+            Job::EditHistory {
+                tenant,
+                edit,
+                reply,
+            } => match edit_history(&tx, &tenant, &edit, names) {
+                Ok(n) => pending.push(Pending::History(reply, n)),
+                Err(e) => {
+                    let e = sql_error(e);
+                    fault = Some(e.to_string());
+                    drop(reply.send(Err(e)));
+                }
+            },
         }
     }
     if let Some(msg) = fault {
@@ -212,6 +230,9 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, names: &mut Names) -> boo
                 Pending::Context(reply, _) => {
                     drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
                 }
+                Pending::History(reply, _) => {
+                    drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
+                }
             }
         }
         return false;
@@ -222,6 +243,7 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, names: &mut Names) -> boo
                 match p {
                     Pending::Write(reply, results) => drop(reply.send(Ok(results))),
                     Pending::Context(reply, r) => drop(reply.send(r)),
+                    Pending::History(reply, n) => drop(reply.send(Ok(n))),
                 }
             }
             true
@@ -237,6 +259,9 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, names: &mut Names) -> boo
                     Pending::Context(reply, _) => {
                         drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
                     }
+                    Pending::History(reply, _) => {
+                        drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
+                    }
                 }
             }
             false
@@ -250,6 +275,9 @@ fn fail_all(jobs: Vec<Job>, e: StoreError) {
         match job {
             Job::Write { reply, .. } => drop(reply.send(Err(StoreError::Unavailable(msg.clone())))),
             Job::CacheContext { reply, .. } => {
+                drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
+            }
+            Job::EditHistory { reply, .. } => {
                 drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
             }
         }
@@ -292,6 +320,11 @@ fn apply(
         None => (None, None),
     };
     let old_rows = before.as_ref().map(IndexRows::of);
+    // What the history compares against: the attributes as they were.
+    let old_attrs = match (&op.history, &before) {
+        (HistoryWrite::Changes, Some(e)) => Some(e.attrs.clone()),
+        _ => None,
+    };
     let (change, applied) = (op.mutate)(before).map_err(|e| OpError::Op(e.into()))?;
     let fault = |e: rusqlite::Error| OpError::Fault(sql_error(e));
     match change {
@@ -300,6 +333,10 @@ fn apply(
             if let (Some(rowid), Some(old)) = (rowid, &old_rows) {
                 old.delete_all(conn, tenant, rowid, names).map_err(fault)?;
                 conn.prepare_cached("DELETE FROM entities WHERE rowid = ?1")
+                    .and_then(|mut s| s.execute([rowid]))
+                    .map_err(fault)?;
+                // The history goes with the entity (the NGSI-LD default).
+                conn.prepare_cached("DELETE FROM attr_history WHERE entity = ?1")
                     .and_then(|mut s| s.execute([rowid]))
                     .map_err(fault)?;
             }
@@ -325,6 +362,8 @@ fn apply(
                     new_rows
                         .replace(&old, conn, tenant, rowid, names)
                         .map_err(fault)?;
+                    record_history(conn, rowid, &entity, old_attrs.as_ref(), &op.history, names)
+                        .map_err(fault)?;
                 }
                 _ => {
                     conn.prepare_cached(
@@ -336,11 +375,167 @@ fn apply(
                     new_rows
                         .replace(&IndexRows::default(), conn, tenant, rowid, names)
                         .map_err(fault)?;
+                    record_history(conn, rowid, &entity, None, &op.history, names)
+                        .map_err(fault)?;
                 }
             }
             Ok((applied, true))
         }
     }
+}
+
+/// Appends to the history the instances the write changed (those not among the old
+/// attributes, compared whole: a rewritten instance has a new modifiedAt), or the
+/// instances the client provided.
+fn record_history(
+    conn: &Connection,
+    rowid: i64,
+    entity: &Entity,
+    old_attrs: Option<&BTreeMap<String, Vec<ngsi::Attribute>>>,
+    history: &HistoryWrite,
+    names: &mut Names,
+) -> rusqlite::Result<()> {
+    match history {
+        HistoryWrite::Instances(instances) => {
+            for (name, inst) in instances {
+                insert_instance(conn, rowid, names.id(conn, name)?, inst)?;
+            }
+        }
+        HistoryWrite::Changes => {
+            for (name, instances) in &entity.attrs {
+                let old = old_attrs.and_then(|a| a.get(name));
+                let mut name_id = None;
+                for inst in instances {
+                    if old.is_some_and(|o| o.contains(inst)) {
+                        continue;
+                    }
+                    let id = match name_id {
+                        Some(id) => id,
+                        None => *name_id.insert(names.id(conn, name)?),
+                    };
+                    insert_instance(conn, rowid, id, inst)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The stored columns of an instance: (t, written, num, txt, unit, doc). A plain
+/// numeric Property observed at a time (a sensor's reading, most of the history) keeps
+/// no document: the columns say all of it.
+pub(super) fn instance_columns(
+    inst: &ngsi::Attribute,
+) -> (
+    i64,
+    i64,
+    Option<f64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+) {
+    let written = inst.modified_at.timestamp_millis();
+    let t = inst.observed_at.map_or(written, |o| o.timestamp_millis());
+    let (num, txt) = match &inst.value {
+        Value::Number(n) => (n.as_f64(), None),
+        Value::String(s) => (None, Some(s.clone())),
+        other => (None, Some(other.to_string())),
+    };
+    let plain = inst.kind == ngsi::AttrKind::Property
+        && num.is_some()
+        && inst.observed_at.is_some()
+        && inst.dataset_id.is_none()
+        && inst.object_type.is_none()
+        && inst.sub_attrs.is_empty();
+    let doc = if plain {
+        None
+    } else {
+        serde_json::to_string(inst).ok()
+    };
+    (t, written, num, txt, inst.unit_code.clone(), doc)
+}
+
+fn insert_instance(
+    conn: &Connection,
+    rowid: i64,
+    name: i64,
+    inst: &ngsi::Attribute,
+) -> rusqlite::Result<()> {
+    let (t, written, num, txt, unit, doc) = instance_columns(inst);
+    conn.prepare_cached(
+        "INSERT INTO attr_history (entity, name, dataset, t, written, num, txt, unit, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![rowid, name, inst.dataset_id, t, written, num, txt, unit, doc])?;
+    Ok(())
+}
+
+fn edit_history(
+    conn: &Connection,
+    tenant: &str,
+    edit: &HistoryEdit,
+    names: &mut Names,
+) -> rusqlite::Result<u64> {
+    let entity_id = match edit {
+        HistoryEdit::DeleteAttribute { entity_id, .. }
+        | HistoryEdit::DeleteInstance { entity_id, .. }
+        | HistoryEdit::ReplaceInstance { entity_id, .. } => entity_id,
+    };
+    let rowid: Option<i64> = conn
+        .prepare_cached("SELECT rowid FROM entities WHERE tenant = ?1 AND id = ?2")?
+        .query_row(params![tenant, entity_id], |r| r.get(0))
+        .optional()?;
+    let Some(rowid) = rowid else {
+        return Ok(0);
+    };
+    let n = match edit {
+        HistoryEdit::DeleteAttribute {
+            name, dataset_id, ..
+        } => {
+            let name = names.id(conn, name)?;
+            match dataset_id {
+                None => conn
+                    .prepare_cached("DELETE FROM attr_history WHERE entity = ?1 AND name = ?2")?
+                    .execute(params![rowid, name])?,
+                Some(d) => conn
+                    .prepare_cached(
+                        "DELETE FROM attr_history WHERE entity = ?1 AND name = ?2 AND dataset IS ?3",
+                    )?
+                    .execute(params![rowid, name, d])?,
+            }
+        }
+        HistoryEdit::DeleteInstance { name, instance, .. } => {
+            let name = names.id(conn, name)?;
+            conn.prepare_cached(
+                "DELETE FROM attr_history WHERE id = ?1 AND entity = ?2 AND name = ?3",
+            )?
+            .execute(params![instance, rowid, name])?
+        }
+        HistoryEdit::ReplaceInstance {
+            name,
+            instance,
+            attribute,
+            ..
+        } => {
+            let name = names.id(conn, name)?;
+            let (t, written, num, txt, unit, doc) = instance_columns(attribute);
+            conn.prepare_cached(
+                "UPDATE attr_history SET dataset = ?4, t = ?5, written = ?6, num = ?7, txt = ?8, unit = ?9, doc = ?10 WHERE id = ?1 AND entity = ?2 AND name = ?3",
+            )?
+            .execute(params![
+                instance,
+                rowid,
+                name,
+                attribute.dataset_id,
+                t,
+                written,
+                num,
+                txt,
+                unit,
+                doc
+            ])?
+        }
+    };
+    Ok(n as u64)
 }
 
 /// The rows a new entity becomes besides its document, in plain form, for a baseline

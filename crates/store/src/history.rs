@@ -1,0 +1,133 @@
+//! The temporal history: every attribute instance the hub has written, kept beside the
+//! current state and read by time range, last N, or aggregated per period.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use ngsi::Attribute;
+
+/// Which time of an instance a history query selects and orders by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeField {
+    /// `observedAt` when the instance has one, else when it was written.
+    #[default]
+    Observed,
+    /// When the instance was written (its `modifiedAt`, which is also its `createdAt`).
+    Written,
+}
+
+/// A half-open time range `[from, to)`; either end may be open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimeRange {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// The history of one entity's attributes, a page at a time.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    pub entity_id: String,
+    /// Expanded attribute names; empty for all.
+    pub attrs: Vec<String>,
+    pub field: TimeField,
+    pub range: TimeRange,
+    /// Only the last N instances of each attribute in the range (returned oldest first).
+    pub last_n: Option<u64>,
+    /// At most this many instances per attribute in one page.
+    pub limit: usize,
+}
+
+/// One stored instance and its id (`instanceId` is built from it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredInstance {
+    pub id: i64,
+    pub attribute: Attribute,
+}
+
+/// A page of one entity's history.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryPage {
+    /// Instances per expanded attribute name, oldest first.
+    pub attrs: BTreeMap<String, Vec<StoredInstance>>,
+    /// Whether some attribute had more instances than the page holds.
+    pub truncated: bool,
+}
+
+/// What each aggregation period of one attribute holds; the methods are computed from
+/// these (stddev from count, sum and sum of squares).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeriodStats {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Instances in the period.
+    pub total: u64,
+    /// Distinct values among them.
+    pub distinct: u64,
+    /// Instances whose value is a number, and their sum, sum of squares, min and max.
+    pub numbers: u64,
+    pub sum: f64,
+    pub sum_sq: f64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// Per-period statistics of one entity's attributes.
+#[derive(Debug, Clone, Default)]
+pub struct AggregateQuery {
+    pub entity_id: String,
+    /// Expanded attribute names; empty for all that have history.
+    pub attrs: Vec<String>,
+    pub field: TimeField,
+    /// The periods, in order, each half-open.
+    pub periods: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Whether to count distinct values (it reads each instance's row, not only the
+    /// index, so it is left out when not asked for).
+    pub distinct: bool,
+}
+
+/// A change to history alone.
+#[derive(Debug, Clone)]
+pub enum HistoryEdit {
+    /// Delete an attribute's instances: of one dataset (`Some(None)` for the default
+    /// one), or of all (`None`).
+    DeleteAttribute {
+        entity_id: String,
+        name: String,
+        dataset_id: Option<Option<String>>,
+    },
+    DeleteInstance {
+        entity_id: String,
+        name: String,
+        instance: i64,
+    },
+    /// Replace an instance's content (value, observedAt, sub-attributes...).
+    ReplaceInstance {
+        entity_id: String,
+        name: String,
+        instance: i64,
+        attribute: Attribute,
+    },
+}
+
+/// How a write records history.
+#[derive(Debug, Clone, Default)]
+pub enum HistoryWrite {
+    /// Every attribute instance the write changes (the normal case).
+    #[default]
+    Changes,
+    /// Exactly these instances (expanded name, instance), as a client provides history.
+    Instances(Vec<(String, Attribute)>),
+}
+
+/// The URI of a stored instance.
+pub fn instance_uri(id: i64) -> String {
+    format!("urn:ngsi-ld:Instance:{id}")
+}
+
+/// The stored id of an instance URI, if it is one of ours.
+pub fn instance_number(uri: &str) -> Option<i64> {
+    uri.strip_prefix("urn:ngsi-ld:Instance:")?
+        .parse()
+        .ok()
+        .filter(|n: &i64| *n > 0)
+}
