@@ -12,6 +12,7 @@ pub mod filter;
 pub mod geometry;
 pub mod query;
 pub mod render;
+pub mod temporal;
 
 pub use context::Context;
 pub use entity::{AttrKind, Attribute, Entity};

@@ -113,10 +113,10 @@ fn pick_language<'m>(
         .map(|(k, v)| (k.as_str(), v))
 }
 
-fn render_attribute(a: &Attribute, opts: &RenderOptions) -> Value {
-    let ctx = opts.ctx;
-    let mut kind = a.kind;
-    let mut value = match a.kind {
+/// The value of an attribute as a client sees it: the vocab terms of a VocabProperty
+/// compacted, every other value as stored.
+pub(crate) fn compact_value(a: &Attribute, ctx: &Context) -> Value {
+    match a.kind {
         AttrKind::VocabProperty => match &a.value {
             Value::String(s) => Value::String(ctx.compact(s)),
             Value::Array(items) => Value::Array(
@@ -131,7 +131,14 @@ fn render_attribute(a: &Attribute, opts: &RenderOptions) -> Value {
             other => other.clone(),
         },
         _ => a.value.clone(),
-    };
+    }
+}
+
+/// One attribute instance in the chosen format (the temporal representation reuses it).
+pub(crate) fn render_attribute(a: &Attribute, opts: &RenderOptions) -> Value {
+    let ctx = opts.ctx;
+    let mut kind = a.kind;
+    let mut value = compact_value(a, ctx);
     let mut lang_tag = None;
     if let (AttrKind::LanguageProperty, Some(prefs), Value::Object(map)) =
         (a.kind, &opts.lang, &a.value)

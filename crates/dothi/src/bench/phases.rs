@@ -342,6 +342,12 @@ fn raw_same_rows(
                     .execute(rusqlite::params![id, x0, x1, y0, y1])?;
                 }
             }
+            for (name, dataset, (t, written, num, txt, unit, doc)) in &e.rows.history {
+                tx.prepare_cached(
+                    "INSERT INTO attr_history (entity, name, dataset, t, written, num, txt, unit, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(rusqlite::params![rowid, id_of(name), dataset, t, written, num, txt, unit, doc])?;
+            }
         }
         tx.commit()?;
     }
@@ -455,7 +461,7 @@ async fn batch_upsert(sizes: &Sizes, dir: &Path, report: &mut Report) -> anyhow:
     let (raw_took, raw_rows) = raw;
     let raw_rate = (n * ATTRS_PER_ENTITY) as f64 / raw_took.as_secs_f64();
     println!(
-        "  raw SQLite: the same {} entities as the same rows (document + index rows, the store's schema and pragmas, prepared INSERTs, one transaction per {per}) in {:.2} s: {} entities/s, {} attribute writes/s",
+        "  raw SQLite: the same {} entities as the same rows (document, index and history rows, the store's schema and pragmas, prepared INSERTs, one transaction per {per}) in {:.2} s: {} entities/s, {} attribute writes/s",
         thousands(raw_rows as f64),
         raw_took.as_secs_f64(),
         thousands(n as f64 / raw_took.as_secs_f64()),

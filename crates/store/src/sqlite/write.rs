@@ -543,7 +543,23 @@ fn edit_history(
 pub struct BaselineRows {
     pub types: Vec<String>,
     pub attrs: Vec<BaselineAttr>,
+    /// The history rows of a new entity: one per attribute instance.
+    pub history: Vec<BaselineInstance>,
 }
+
+/// A history row: attribute name, datasetId, and (t, written, num, txt, unit, doc).
+pub type BaselineInstance = (
+    String,
+    Option<String>,
+    (
+        i64,
+        i64,
+        Option<f64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ),
+);
 
 pub struct BaselineAttr {
     pub name: String,
@@ -554,7 +570,17 @@ pub struct BaselineAttr {
 
 pub fn baseline_rows(e: &Entity) -> BaselineRows {
     let rows = IndexRows::of(e);
+    let history = e
+        .attrs
+        .iter()
+        .flat_map(|(name, instances)| {
+            instances
+                .iter()
+                .map(|i| (name.clone(), i.dataset_id.clone(), instance_columns(i)))
+        })
+        .collect();
     BaselineRows {
+        history,
         types: rows.types,
         attrs: rows
             .attrs
