@@ -8,6 +8,7 @@ pub mod contexts;
 pub mod http;
 pub mod metrics;
 pub mod service;
+pub mod temporal;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

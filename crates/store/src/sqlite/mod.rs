@@ -53,7 +53,10 @@ fn sql_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
-pub use write::{BaselineAttr, BaselineInstance, BaselineRows, baseline_rows};
+pub use write::{
+    BaselineAttr, BaselineInstance, BaselineRows, baseline_rows,
+    instance_columns as history_columns,
+};
 
 /// A write connection to a database with this store's schema and settings, for a
 /// baseline that writes the same rows as the store with plain SQL (`dothi bench`).

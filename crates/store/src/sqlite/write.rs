@@ -424,7 +424,7 @@ fn record_history(
 /// The stored columns of an instance: (t, written, num, txt, unit, doc). A plain
 /// numeric Property observed at a time (a sensor's reading, most of the history) keeps
 /// no document: the columns say all of it.
-pub(super) fn instance_columns(
+pub fn instance_columns(
     inst: &ngsi::Attribute,
 ) -> (
     i64,

@@ -1,0 +1,514 @@
+//! The temporal operations of the `Hub`: an entity's history read as instances or
+//! aggregated per period, history provided by clients, and history edited.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use ngsi::temporal::{
+    AggrMethod, AggregatedAttr, Bucket, Instance, TemporalEntity, TemporalFormat, TemporalParams,
+    TimeProperty, TimeRel, buckets,
+};
+use ngsi::{AttrKind, Attribute, Entity, Error};
+use serde_json::Value;
+use store::history::{instance_number, instance_uri};
+use store::{
+    AggregateQuery, Applied, Change, EntityQuery, HistoryEdit, HistoryQuery, PeriodStats,
+    TimeField, TimeRange, WriteOp,
+};
+
+use crate::service::{Hub, Scope, store_error};
+
+/// Most instances of one attribute in one response; more make a partial answer.
+pub const MAX_INSTANCES: usize = 1_000;
+/// Most periods of one aggregation.
+pub const MAX_PERIODS: usize = 10_000;
+/// Most instances one request may provide.
+pub const MAX_PROVIDED_INSTANCES: usize = 100_000;
+
+/// What a temporal read asks for beside the entity: the parameters, the attributes
+/// (expanded; empty for all) and the page size per attribute.
+#[derive(Debug, Clone)]
+pub struct TemporalRequest {
+    pub params: TemporalParams,
+    pub attrs: Vec<String>,
+    pub limit: usize,
+}
+
+/// One entity's temporal answer.
+pub enum TemporalAnswer {
+    Instances {
+        entity: TemporalEntity,
+        /// Some attribute had more instances than the page holds.
+        truncated: bool,
+        /// The earliest and latest time among the instances returned.
+        span: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    },
+    Aggregated {
+        id: String,
+        types: Vec<String>,
+        attrs: BTreeMap<String, Vec<AggregatedAttr>>,
+    },
+}
+
+fn time_field(p: TimeProperty) -> TimeField {
+    match p {
+        TimeProperty::ObservedAt => TimeField::Observed,
+        // An instance is created when written, and modified when replaced.
+        TimeProperty::CreatedAt | TimeProperty::ModifiedAt => TimeField::Written,
+    }
+}
+
+fn time_range(rel: Option<&TimeRel>) -> TimeRange {
+    let after = |t: DateTime<Utc>| t.checked_add_signed(TimeDelta::milliseconds(1));
+    match rel {
+        None => TimeRange::default(),
+        Some(TimeRel::Before(t)) => TimeRange {
+            from: None,
+            to: Some(*t),
+        },
+        // `after` is strict, and times are kept to the millisecond.
+        Some(TimeRel::After(t)) => TimeRange {
+            from: after(*t),
+            to: None,
+        },
+        Some(TimeRel::Between(a, b)) => TimeRange {
+            from: Some(*a),
+            to: Some(*b),
+        },
+    }
+}
+
+/// A stored number as JSON: integral values as integers.
+fn number(n: f64) -> Value {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        Value::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// The value of `method` over one period's statistics (see `ngsi::temporal::aggregate`
+/// for the definitions: numeric methods ignore non-numbers; stddev is the sample one).
+fn method_value(method: AggrMethod, s: &PeriodStats) -> Value {
+    let n = s.numbers as f64;
+    match method {
+        AggrMethod::TotalCount => Value::from(s.total),
+        AggrMethod::DistinctCount => Value::from(s.distinct),
+        _ if s.numbers == 0 => Value::Null,
+        AggrMethod::Sum => number(s.sum),
+        AggrMethod::SumSq => number(s.sum_sq),
+        AggrMethod::Avg => serde_json::Number::from_f64(s.sum / n).map_or(Value::Null, Value::Number),
+        AggrMethod::Min => s.min.map_or(Value::Null, number),
+        AggrMethod::Max => s.max.map_or(Value::Null, number),
+        AggrMethod::StdDev if s.numbers < 2 => Value::Null,
+        AggrMethod::StdDev => {
+            let variance = ((s.sum_sq - s.sum * s.sum / n) / (n - 1.0)).max(0.0);
+            serde_json::Number::from_f64(variance.sqrt()).map_or(Value::Null, Value::Number)
+        }
+    }
+}
+
+impl Hub {
+    /// GET /temporal/entities/{id}.
+    pub async fn temporal_entity(
+        &self,
+        scope: &Scope,
+        id: &str,
+        req: &TemporalRequest,
+    ) -> Result<TemporalAnswer, Error> {
+        self.require_tenant(scope).await?;
+        let entity = self
+            .store()
+            .get(&scope.tenant, id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| Error::not_found(format!("entity {id} not found")))?;
+        self.answer(scope, &entity, req).await
+    }
+
+    /// GET /temporal/entities and POST /temporalOperations/query: the entities a query
+    /// selects, each with its history.
+    pub async fn temporal_query(
+        &self,
+        scope: &Scope,
+        query: EntityQuery,
+        req: &TemporalRequest,
+    ) -> Result<(Vec<TemporalAnswer>, Option<u64>), Error> {
+        let page = self.query(scope, query).await?;
+        let mut out = Vec::with_capacity(page.entities.len());
+        for entity in &page.entities {
+            out.push(self.answer(scope, entity, req).await?);
+        }
+        Ok((out, page.count))
+    }
+
+    async fn answer(
+        &self,
+        scope: &Scope,
+        entity: &Entity,
+        req: &TemporalRequest,
+    ) -> Result<TemporalAnswer, Error> {
+        let p = &req.params;
+        if p.format == TemporalFormat::AggregatedValues {
+            return self.aggregated(scope, entity, req).await;
+        }
+        let query = HistoryQuery {
+            entity_id: entity.id.clone(),
+            attrs: req.attrs.clone(),
+            field: time_field(p.time_property),
+            range: time_range(p.timerel.as_ref()),
+            last_n: p.last_n,
+            limit: req.limit.clamp(1, MAX_INSTANCES),
+        };
+        let page = self
+            .store()
+            .history(&scope.tenant, query)
+            .await
+            .map_err(store_error)?
+            .unwrap_or_default();
+        let mut span: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+        let mut attrs = BTreeMap::new();
+        for (name, instances) in page.attrs {
+            let list: Vec<Instance> = instances
+                .into_iter()
+                .map(|i| {
+                    let t = p
+                        .time_property
+                        .of(&i.attribute)
+                        .unwrap_or(i.attribute.modified_at);
+                    span = Some(match span {
+                        None => (t, t),
+                        Some((a, b)) => (a.min(t), b.max(t)),
+                    });
+                    Instance {
+                        instance_id: instance_uri(i.id),
+                        attribute: i.attribute,
+                    }
+                })
+                .collect();
+            attrs.insert(name, list);
+        }
+        Ok(TemporalAnswer::Instances {
+            entity: TemporalEntity {
+                id: entity.id.clone(),
+                types: entity.types.clone(),
+                attrs,
+            },
+            truncated: page.truncated,
+            span,
+        })
+    }
+
+    async fn aggregated(
+        &self,
+        scope: &Scope,
+        entity: &Entity,
+        req: &TemporalRequest,
+    ) -> Result<TemporalAnswer, Error> {
+        let p = &req.params;
+        let field = time_field(p.time_property);
+        let range = time_range(p.timerel.as_ref());
+        // An open start is the first instance; an open end is now.
+        let start = match range.from {
+            Some(t) => Some(t),
+            None => self.first_time(scope, entity, req, field).await?,
+        };
+        let answer = |attrs| TemporalAnswer::Aggregated {
+            id: entity.id.clone(),
+            types: entity.types.clone(),
+            attrs,
+        };
+        let Some(start) = start else {
+            return Ok(answer(BTreeMap::new()));
+        };
+        let end = range.to.unwrap_or_else(|| {
+            ngsi::entity::now()
+                .checked_add_signed(TimeDelta::milliseconds(1))
+                .unwrap_or_else(ngsi::entity::now)
+        });
+        if end <= start {
+            return Ok(answer(BTreeMap::new()));
+        }
+        let periods = buckets(start, end, p.aggr_period.as_ref(), MAX_PERIODS)?;
+        let stats = self
+            .store()
+            .aggregate(
+                &scope.tenant,
+                AggregateQuery {
+                    entity_id: entity.id.clone(),
+                    attrs: req.attrs.clone(),
+                    field,
+                    periods,
+                    distinct: p.aggr_methods.contains(&AggrMethod::DistinctCount),
+                },
+            )
+            .await
+            .map_err(store_error)?
+            .unwrap_or_default();
+        let mut attrs = BTreeMap::new();
+        for (name, by_dataset) in stats {
+            let kind_of = |dataset: &Option<String>| {
+                entity
+                    .attrs
+                    .get(&name)
+                    .and_then(|v| v.iter().find(|a| &a.dataset_id == dataset))
+                    .map_or(AttrKind::Property, |a| a.kind)
+            };
+            let list: Vec<AggregatedAttr> = by_dataset
+                .into_iter()
+                .map(|(dataset_id, periods)| AggregatedAttr {
+                    kind: kind_of(&dataset_id),
+                    dataset_id,
+                    buckets: periods
+                        .iter()
+                        // Periods without an instance say nothing; they are left out.
+                        .filter(|s| s.total > 0)
+                        .map(|s| Bucket {
+                            start: s.start,
+                            end: s.end,
+                            values: p
+                                .aggr_methods
+                                .iter()
+                                .map(|m| (*m, method_value(*m, s)))
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            attrs.insert(name, list);
+        }
+        Ok(answer(attrs))
+    }
+
+    /// The time of the earliest instance among the attributes asked for.
+    async fn first_time(
+        &self,
+        scope: &Scope,
+        entity: &Entity,
+        req: &TemporalRequest,
+        field: TimeField,
+    ) -> Result<Option<DateTime<Utc>>, Error> {
+        let page = self
+            .store()
+            .history(
+                &scope.tenant,
+                HistoryQuery {
+                    entity_id: entity.id.clone(),
+                    attrs: req.attrs.clone(),
+                    field,
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(store_error)?
+            .unwrap_or_default();
+        Ok(page
+            .attrs
+            .values()
+            .filter_map(|v| v.first())
+            .map(|i| match field {
+                TimeField::Observed => i.attribute.observed_at.unwrap_or(i.attribute.modified_at),
+                TimeField::Written => i.attribute.modified_at,
+            })
+            .min())
+    }
+
+    /// POST /temporal/entities and POST /temporal/entities/{id}/attrs: instances a
+    /// client provides. The entity is created when missing (types required); its current
+    /// state takes each attribute's latest instance, unless the current one is newer.
+    /// Returns whether the entity was created.
+    pub async fn add_history(
+        &self,
+        scope: &Scope,
+        id: &str,
+        types: Vec<String>,
+        instances: Vec<(String, Attribute)>,
+        must_exist: bool,
+    ) -> Result<bool, Error> {
+        if instances.len() > MAX_PROVIDED_INSTANCES {
+            return Err(Error::bad_data(format!(
+                "{} instances: at most {MAX_PROVIDED_INSTANCES} in one request",
+                instances.len()
+            )));
+        }
+        let latest = latest_instances(&instances);
+        let owned = id.to_string();
+        let op = WriteOp::new(id, move |current| {
+            let now = ngsi::entity::now();
+            let (mut entity, created) = match current {
+                Some(e) => (e, false),
+                None if must_exist => {
+                    return Err(Error::not_found(format!("entity {owned} not found")));
+                }
+                None if types.is_empty() => {
+                    return Err(Error::bad_data("a new temporal entity needs a type"));
+                }
+                None => (
+                    Entity {
+                        id: owned.clone(),
+                        types: Vec::new(),
+                        scopes: Vec::new(),
+                        attrs: BTreeMap::new(),
+                        created_at: now,
+                        modified_at: now,
+                    },
+                    true,
+                ),
+            };
+            for t in types {
+                if !entity.types.contains(&t) {
+                    entity.types.push(t);
+                }
+            }
+            for (name, inst) in latest {
+                let current = entity.attrs.entry(name).or_default();
+                match current.iter_mut().find(|a| a.dataset_id == inst.dataset_id) {
+                    Some(old) if old.observed_at.is_some_and(|o| Some(o) > inst.observed_at) => {}
+                    Some(old) => {
+                        let created_at = old.created_at;
+                        *old = inst;
+                        old.created_at = created_at;
+                        old.modified_at = now;
+                    }
+                    None => current.push(inst),
+                }
+            }
+            entity.modified_at = now;
+            Ok((
+                Change::Put(entity),
+                Applied {
+                    created,
+                    ..Default::default()
+                },
+            ))
+        })
+        .with_history(instances);
+        let results = self
+            .store()
+            .write(&scope.tenant, vec![op])
+            .await
+            .map_err(store_error)?;
+        match results.into_iter().next() {
+            Some(r) => r.map(|a| a.created).map_err(store_error),
+            None => Err(Error::new(
+                ngsi::ErrorKind::InternalError,
+                "the store answered no result",
+            )),
+        }
+    }
+
+    /// DELETE /temporal/entities/{id}/attrs/{attrId}: the attribute's history (of one
+    /// dataset, or all), and the attribute itself.
+    pub async fn delete_attr_history(
+        &self,
+        scope: &Scope,
+        id: &str,
+        name: &str,
+        dataset_id: Option<String>,
+        delete_all: bool,
+    ) -> Result<(), Error> {
+        self.require_tenant(scope).await?;
+        let deleted = self
+            .store()
+            .edit_history(
+                &scope.tenant,
+                HistoryEdit::DeleteAttribute {
+                    entity_id: id.to_string(),
+                    name: name.to_string(),
+                    dataset_id: (!delete_all).then(|| dataset_id.clone()),
+                },
+            )
+            .await
+            .map_err(store_error)?;
+        // The current attribute goes too, when it is there.
+        let removed = self
+            .delete_attr(scope, id, name, dataset_id, delete_all)
+            .await;
+        match removed {
+            Ok(()) => Ok(()),
+            Err(_) if deleted > 0 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// DELETE /temporal/entities/{id}/attrs/{attrId}/{instanceId}.
+    pub async fn delete_instance(
+        &self,
+        scope: &Scope,
+        id: &str,
+        name: &str,
+        instance_id: &str,
+    ) -> Result<(), Error> {
+        let instance = instance(instance_id)?;
+        self.edit_one(
+            scope,
+            HistoryEdit::DeleteInstance {
+                entity_id: id.to_string(),
+                name: name.to_string(),
+                instance,
+            },
+        )
+        .await
+    }
+
+    /// PATCH /temporal/entities/{id}/attrs/{attrId}/{instanceId}: the instance replaced.
+    pub async fn replace_instance(
+        &self,
+        scope: &Scope,
+        id: &str,
+        name: &str,
+        instance_id: &str,
+        attribute: Attribute,
+    ) -> Result<(), Error> {
+        let instance = instance(instance_id)?;
+        self.edit_one(
+            scope,
+            HistoryEdit::ReplaceInstance {
+                entity_id: id.to_string(),
+                name: name.to_string(),
+                instance,
+                attribute,
+            },
+        )
+        .await
+    }
+
+    async fn edit_one(&self, scope: &Scope, edit: HistoryEdit) -> Result<(), Error> {
+        self.require_tenant(scope).await?;
+        let n = self
+            .store()
+            .edit_history(&scope.tenant, edit)
+            .await
+            .map_err(store_error)?;
+        if n == 0 {
+            return Err(Error::not_found(
+                "no such instance of this attribute of this entity",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn instance(uri: &str) -> Result<i64, Error> {
+    instance_number(uri)
+        .ok_or_else(|| Error::not_found(format!("{uri:?} is not an instance of this hub")))
+}
+
+/// The latest instance of each (attribute, datasetId) among those provided.
+fn latest_instances(instances: &[(String, Attribute)]) -> Vec<(String, Attribute)> {
+    let mut latest: BTreeMap<(String, Option<String>), &Attribute> = BTreeMap::new();
+    for (name, inst) in instances {
+        let key = (name.clone(), inst.dataset_id.clone());
+        let newer = latest
+            .get(&key)
+            .is_none_or(|old| inst.observed_at >= old.observed_at);
+        if newer {
+            latest.insert(key, inst);
+        }
+    }
+    latest
+        .into_iter()
+        .map(|((name, _), inst)| (name, inst.clone()))
+        .collect()
+}
