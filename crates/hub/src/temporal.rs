@@ -97,7 +97,9 @@ fn method_value(method: AggrMethod, s: &PeriodStats) -> Value {
         _ if s.numbers == 0 => Value::Null,
         AggrMethod::Sum => number(s.sum),
         AggrMethod::SumSq => number(s.sum_sq),
-        AggrMethod::Avg => serde_json::Number::from_f64(s.sum / n).map_or(Value::Null, Value::Number),
+        AggrMethod::Avg => {
+            serde_json::Number::from_f64(s.sum / n).map_or(Value::Null, Value::Number)
+        }
         AggrMethod::Min => s.min.map_or(Value::Null, number),
         AggrMethod::Max => s.max.map_or(Value::Null, number),
         AggrMethod::StdDev if s.numbers < 2 => Value::Null,

@@ -38,7 +38,7 @@ pub fn routes() -> Router<AppState> {
 
 type ApiResult = Result<Response, ApiError>;
 
-fn checked_id(id: &str) -> Result<(), Error> {
+pub(super) fn checked_id(id: &str) -> Result<(), Error> {
     if is_uri(id) {
         Ok(())
     } else {
@@ -46,11 +46,11 @@ fn checked_id(id: &str) -> Result<(), Error> {
     }
 }
 
-fn no_content() -> Response {
+pub(super) fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-fn body_object(body: &JsonBody) -> Result<Map<String, Value>, Error> {
+pub(super) fn body_object(body: &JsonBody) -> Result<Map<String, Value>, Error> {
     body.value
         .as_object()
         .cloned()
@@ -86,7 +86,7 @@ async fn create_entity(State(s): State<AppState>, body: JsonBody) -> ApiResult {
     Ok(response)
 }
 
-fn urlencode(id: &str) -> String {
+pub(super) fn urlencode(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes())
         .collect::<String>()
         .replace('+', "%20")

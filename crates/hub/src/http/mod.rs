@@ -7,6 +7,7 @@ mod entities;
 pub mod negotiate;
 mod openapi;
 pub mod params;
+mod temporal;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -89,7 +90,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(entities::routes())
         .merge(batch::routes())
-        .merge(discovery::routes());
+        .merge(discovery::routes())
+        .merge(temporal::routes());
     Router::new()
         .nest("/ngsi-ld/v1", api)
         .route("/health", get(health))

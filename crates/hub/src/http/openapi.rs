@@ -30,6 +30,7 @@ mod tests {
             ("/ngsi-ld/v1", include_str!("entities.rs")),
             ("/ngsi-ld/v1", include_str!("batch.rs")),
             ("/ngsi-ld/v1", include_str!("discovery.rs")),
+            ("/ngsi-ld/v1", include_str!("temporal.rs")),
             ("", include_str!("mod.rs")),
         ];
         let mut seen = 0;
@@ -44,6 +45,6 @@ mod tests {
                 seen += 1;
             }
         }
-        assert!(seen >= 14, "found only {seen} routes");
+        assert!(seen >= 20, "found only {seen} routes");
     }
 }

@@ -74,7 +74,7 @@ impl Params {
         }
     }
 
-    fn list(&self, key: &str) -> Vec<String> {
+    pub fn list(&self, key: &str) -> Vec<String> {
         self.get(key)
             .map(|v| {
                 v.split(',')

@@ -12,4 +12,5 @@ mod entities;
 mod errors;
 mod kinds;
 mod query;
+mod temporal;
 mod tenancy;

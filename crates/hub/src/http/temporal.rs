@@ -1,0 +1,381 @@
+//! /temporal/entities and /temporalOperations/query: history read, provided and edited.
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use ngsi::entity::{Reader, expand_attr, format_time, is_uri};
+use ngsi::temporal::{TemporalParams, render_aggregated, render_temporal};
+use ngsi::{Attribute, Context, Error};
+use serde_json::{Map, Value};
+
+use super::entities::{body_object, checked_id, no_content, urlencode};
+use super::negotiate::{JsonBody, accept, respond, scope_from_headers};
+use super::params::{Params, QuerySpec, paging};
+use super::{ApiError, AppState, PathParam};
+use crate::service::Scope;
+use crate::temporal::{MAX_INSTANCES, TemporalAnswer, TemporalRequest};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/temporal/entities",
+            get(query_temporal).post(create_temporal),
+        )
+        .route(
+            "/temporal/entities/{id}",
+            get(retrieve_temporal).delete(delete_temporal),
+        )
+        .route("/temporal/entities/{id}/attrs", post(append_temporal))
+        .route(
+            "/temporal/entities/{id}/attrs/{attr}",
+            axum::routing::delete(delete_attr_temporal),
+        )
+        .route(
+            "/temporal/entities/{id}/attrs/{attr}/{instance}",
+            patch(patch_instance).delete(delete_instance),
+        )
+        .route("/temporalOperations/query", post(query_temporal_post))
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The temporal parameters of a GET (or of a POST query's string).
+fn temporal_params(p: &Params) -> Result<TemporalParams, Error> {
+    let options: Vec<String> = p.options().into_iter().collect();
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    TemporalParams::parse(
+        p.get("timerel"),
+        p.get("timeAt"),
+        p.get("endTimeAt"),
+        p.get("timeproperty"),
+        p.get("lastN"),
+        &options,
+        p.get("aggrMethods"),
+        p.get("aggrPeriodDuration"),
+    )
+}
+
+fn request(p: &Params, ctx: &Context) -> Result<TemporalRequest, Error> {
+    Ok(TemporalRequest {
+        params: temporal_params(p)?,
+        attrs: p
+            .list("attrs")
+            .iter()
+            .map(|n| expand_attr(n, ctx))
+            .collect::<Result<_, _>>()?,
+        limit: MAX_INSTANCES,
+    })
+}
+
+fn render(answer: &TemporalAnswer, req: &TemporalRequest, ctx: &Context, sys: bool) -> Value {
+    match answer {
+        TemporalAnswer::Instances { entity, .. } => {
+            Value::Object(render_temporal(entity, req.params.format, ctx, sys))
+        }
+        TemporalAnswer::Aggregated { id, types, attrs } => {
+            Value::Object(render_aggregated(id, types, attrs, ctx))
+        }
+    }
+}
+
+/// 206 with the time range of what was returned when some attribute had more
+/// instances than one answer holds; the client asks again from the range's end.
+fn partial(mut response: Response, answers: &[TemporalAnswer]) -> Response {
+    let mut truncated = false;
+    let mut span: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = None;
+    for a in answers {
+        if let TemporalAnswer::Instances {
+            truncated: t,
+            span: s,
+            ..
+        } = a
+        {
+            truncated |= *t;
+            if let Some((from, to)) = s {
+                span = Some(match span {
+                    None => (*from, *to),
+                    Some((a, b)) => (a.min(*from), b.max(*to)),
+                });
+            }
+        }
+    }
+    if !truncated {
+        return response;
+    }
+    *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    if let Some((from, to)) = span
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "date-time {}-{}/*",
+            format_time(&from),
+            format_time(&to)
+        ))
+    {
+        response.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    response
+}
+
+async fn retrieve_temporal(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let wanted = accept(&headers, false)?;
+    checked_id(&id)?;
+    let scope = scope_from_headers(&s, &headers).await?;
+    let params = Params::parse(raw.as_deref())?;
+    let req = request(&params, &scope.ctx)?;
+    let sys = params.options().contains("sysAttrs");
+    let answer = s.hub.temporal_entity(&scope, &id, &req).await?;
+    let body = render(&answer, &req, &scope.ctx, sys);
+    let response = respond(StatusCode::OK, wanted, &scope.ctx, body);
+    Ok(partial(response, &[answer]))
+}
+
+async fn run_temporal_query(
+    s: &AppState,
+    scope: &Scope,
+    spec: QuerySpec,
+    params: &Params,
+    req: TemporalRequest,
+    headers: &HeaderMap,
+) -> ApiResult {
+    let wanted = accept(headers, false)?;
+    let (limit, offset, count) = paging(params)?;
+    let query = spec.build(&scope.ctx, limit, offset, count)?;
+    let sys = params.options().contains("sysAttrs");
+    let (answers, total) = s.hub.temporal_query(scope, query, &req).await?;
+    let body = Value::Array(
+        answers
+            .iter()
+            .map(|a| render(a, &req, &scope.ctx, sys))
+            .collect(),
+    );
+    let mut response = respond(StatusCode::OK, wanted, &scope.ctx, body);
+    if let Some(n) = total
+        && let Ok(v) = HeaderValue::from_str(&n.to_string())
+    {
+        response.headers_mut().insert("NGSILD-Results-Count", v);
+    }
+    Ok(partial(response, &answers))
+}
+
+async fn query_temporal(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let scope = scope_from_headers(&s, &headers).await?;
+    let params = Params::parse(raw.as_deref())?;
+    let spec = QuerySpec::from_params(&params);
+    if spec.types.is_none()
+        && spec.ids.is_empty()
+        && spec.attrs.is_empty()
+        && spec.q.is_none()
+        && spec.georel.is_none()
+        && spec.id_pattern.is_none()
+    {
+        return Err(Error::bad_data(
+            "a temporal query needs type, id, idPattern, attrs, q or a geo-query",
+        )
+        .into());
+    }
+    let req = request(&params, &scope.ctx)?;
+    run_temporal_query(&s, &scope, spec, &params, req, &headers).await
+}
+
+/// POST /temporalOperations/query: a Query whose `temporalQ` holds the time
+/// parameters; representation options stay in the query string.
+async fn query_temporal_post(
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+    body: JsonBody,
+) -> ApiResult {
+    let scope = body.scope(&s).await?;
+    let mut params = Params::parse(raw.as_deref())?;
+    let spec = QuerySpec::from_query_body(&body.value)?;
+    if let Some(tq) = body.value.get("temporalQ") {
+        let tq = tq
+            .as_object()
+            .ok_or_else(|| Error::bad_data("temporalQ must be an object"))?;
+        for key in ["timerel", "timeAt", "endTimeAt", "timeproperty", "lastN"] {
+            match tq.get(key) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(v)) => {
+                    params.0.insert(key.into(), v.clone());
+                }
+                Some(Value::Number(n)) if key == "lastN" => {
+                    params.0.insert(key.into(), n.to_string());
+                }
+                Some(_) => {
+                    return Err(Error::bad_data(format!("temporalQ.{key} must be a string")).into());
+                }
+            }
+        }
+    }
+    let mut req = request(&params, &scope.ctx)?;
+    req.attrs = spec
+        .attrs
+        .iter()
+        .map(|n| expand_attr(n, &scope.ctx))
+        .collect::<Result<_, _>>()?;
+    run_temporal_query(&s, &scope, spec, &params, req, &body.headers).await
+}
+
+/// The instances of a temporal body: every attribute member, each an instance or an
+/// array of instances (several may share a datasetId: they are moments in time).
+fn instances(obj: &Map<String, Value>, reader: &Reader) -> Result<Vec<(String, Attribute)>, Error> {
+    let mut out = Vec::new();
+    for (name, value) in obj {
+        if matches!(
+            name.as_str(),
+            "id" | "@id" | "type" | "@type" | "@context" | "scope" | "createdAt" | "modifiedAt"
+        ) {
+            continue;
+        }
+        let iri = expand_attr(name, reader.ctx)?;
+        let items: Vec<&Value> = match value {
+            Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        for item in items {
+            for inst in reader.attribute(name, &iri, item, 0)? {
+                out.push((iri.clone(), inst));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::bad_data("the body holds no attribute instance"));
+    }
+    Ok(out)
+}
+
+async fn create_temporal(State(s): State<AppState>, body: JsonBody) -> ApiResult {
+    let scope = body.scope(&s).await?;
+    let obj = body_object(&body)?;
+    let reader = Reader {
+        ctx: &scope.ctx,
+        now: ngsi::entity::now(),
+    };
+    let id = match obj.get("id").or_else(|| obj.get("@id")) {
+        Some(Value::String(id)) if is_uri(id) => id.clone(),
+        Some(_) => return Err(Error::bad_data("the entity id must be a URI").into()),
+        None => return Err(Error::bad_data("the entity has no id").into()),
+    };
+    let types = reader.types(obj.get("type").or_else(|| obj.get("@type")))?;
+    let provided = instances(&obj, &reader)?;
+    let created = s
+        .hub
+        .add_history(&scope, &id, types, provided, false)
+        .await?;
+    if !created {
+        return Ok(no_content());
+    }
+    let mut response = StatusCode::CREATED.into_response();
+    if let Ok(location) =
+        HeaderValue::from_str(&format!("/ngsi-ld/v1/temporal/entities/{}", urlencode(&id)))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+async fn append_temporal(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<String>,
+    body: JsonBody,
+) -> ApiResult {
+    checked_id(&id)?;
+    let scope = body.scope(&s).await?;
+    let obj = body_object(&body)?;
+    let reader = Reader {
+        ctx: &scope.ctx,
+        now: ngsi::entity::now(),
+    };
+    let provided = instances(&obj, &reader)?;
+    s.hub
+        .add_history(&scope, &id, Vec::new(), provided, true)
+        .await?;
+    Ok(no_content())
+}
+
+async fn delete_temporal(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    checked_id(&id)?;
+    let scope = scope_from_headers(&s, &headers).await?;
+    // The entity and, with it, its whole history.
+    s.hub.delete_entity(&scope, &id).await?;
+    Ok(no_content())
+}
+
+async fn delete_attr_temporal(
+    State(s): State<AppState>,
+    PathParam((id, attr)): PathParam<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    checked_id(&id)?;
+    let scope = scope_from_headers(&s, &headers).await?;
+    let name = expand_attr(&attr, &scope.ctx)?;
+    let params = Params::parse(raw.as_deref())?;
+    let dataset_id = params.get("datasetId").map(str::to_string);
+    if dataset_id.as_deref().is_some_and(|d| !is_uri(d)) {
+        return Err(Error::bad_data("datasetId must be a URI").into());
+    }
+    let delete_all = params.flag("deleteAll")?;
+    s.hub
+        .delete_attr_history(&scope, &id, &name, dataset_id, delete_all)
+        .await?;
+    Ok(no_content())
+}
+
+async fn patch_instance(
+    State(s): State<AppState>,
+    PathParam((id, attr, instance)): PathParam<(String, String, String)>,
+    body: JsonBody,
+) -> ApiResult {
+    checked_id(&id)?;
+    let scope = body.scope(&s).await?;
+    let name = expand_attr(&attr, &scope.ctx)?;
+    let obj = body_object(&body)?;
+    // Either `{attr: instance}` or the instance itself.
+    let value = match obj.get(&attr) {
+        Some(v) if obj.len() == 1 || (obj.len() == 2 && obj.contains_key("@context")) => v.clone(),
+        _ => Value::Object(obj),
+    };
+    let value = match value {
+        Value::Array(mut items) if items.len() == 1 => items.remove(0),
+        other => other,
+    };
+    let reader = Reader {
+        ctx: &scope.ctx,
+        now: ngsi::entity::now(),
+    };
+    let mut parsed = reader.attribute(&attr, &name, &value, 0)?;
+    if parsed.len() != 1 {
+        return Err(Error::bad_data("the body must hold exactly one instance").into());
+    }
+    let attribute = parsed.remove(0);
+    s.hub
+        .replace_instance(&scope, &id, &name, &instance, attribute)
+        .await?;
+    Ok(no_content())
+}
+
+async fn delete_instance(
+    State(s): State<AppState>,
+    PathParam((id, attr, instance)): PathParam<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    checked_id(&id)?;
+    let scope = scope_from_headers(&s, &headers).await?;
+    let name = expand_attr(&attr, &scope.ctx)?;
+    s.hub.delete_instance(&scope, &id, &name, &instance).await?;
+    Ok(no_content())
+}

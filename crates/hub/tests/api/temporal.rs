@@ -1,0 +1,451 @@
+//! /temporal/entities and /temporalOperations/query: history recorded by every change,
+//! provided by clients, read in each representation, aggregated, paged and edited.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const GAUGE: &str = "urn:ngsi-ld:WaterObserved:thach-han-1";
+
+fn hour(h: u32) -> String {
+    format!("2026-10-{:02}T{:02}:00:00Z", 17 + h / 24, h % 24)
+}
+
+/// A gauge whose level was read every hour for `hours` hours: (value, time) pairs.
+fn readings(hours: u32) -> Vec<(f64, String)> {
+    (0..hours)
+        .map(|h| (((h * 37) % 61) as f64 / 10.0, hour(h)))
+        .collect()
+}
+
+async fn provide(app: &App, id: &str, readings: &[(f64, String)]) -> u16 {
+    let instances: Vec<Value> = readings
+        .iter()
+        .map(|(v, t)| json!({"type": "Property", "value": v, "observedAt": t, "unitCode": "MTR"}))
+        .collect();
+    let r = send(app.post(
+        "/temporal/entities",
+        &json!({"id": id, "type": "WaterObserved", "waterLevel": instances}),
+    ))
+    .await;
+    assert!(r.status == 201 || r.status == 204, "{}", r.text);
+    r.status
+}
+
+fn values_of(body: &Value, attr: &str) -> Vec<f64> {
+    body[attr]
+        .as_array()
+        .unwrap_or_else(|| panic!("{attr} is not an array: {body}"))
+        .iter()
+        .map(|i| i["value"].as_f64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_is_recorded_and_read_back() {
+    let app = App::start().await;
+    app.create(json!({"id": GAUGE, "type": "WaterObserved",
+        "waterLevel": {"type": "Property", "value": 2.1, "observedAt": hour(0), "unitCode": "MTR"},
+        "river": "Thạch Hãn"}))
+        .await;
+    for (h, v) in [(1, 2.8), (2, 3.4), (3, 4.6)] {
+        let r = send(app.patch(
+            &format!("/entities/{GAUGE}/attrs"),
+            &json!({"waterLevel": {"type": "Property", "value": v, "observedAt": hour(h)}}),
+        ))
+        .await;
+        assert_eq!(r.status, 204, "{}", r.text);
+    }
+    // A batch upsert is recorded too.
+    let r = send(app.post(
+        "/entityOperations/upsert?options=update",
+        &json!([{"id": GAUGE, "type": "WaterObserved",
+                 "waterLevel": {"type": "Property", "value": 5.2, "observedAt": hour(4)}}]),
+    ))
+    .await;
+    assert!(r.status == 204 || r.status == 201, "{}", r.text);
+
+    let r = send(app.get(&format!("/temporal/entities/{GAUGE}"))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["id"], GAUGE);
+    assert_eq!(r.body["type"], "WaterObserved");
+    assert_eq!(
+        values_of(&r.body, "waterLevel"),
+        vec![2.1, 2.8, 3.4, 4.6, 5.2]
+    );
+    // The river never changed: one instance, from the creation.
+    assert_eq!(r.body["river"].as_array().unwrap().len(), 1);
+    let levels = r.body["waterLevel"].as_array().unwrap();
+    assert_eq!(levels[0]["observedAt"], hour(0));
+    assert_eq!(levels[0]["unitCode"], "MTR");
+    let mut ids: Vec<&str> = levels
+        .iter()
+        .map(|i| i["instanceId"].as_str().unwrap())
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "distinct instanceIds");
+
+    // timerel, lastN and attrs.
+    let r = send(app.get(&format!("/temporal/entities/{GAUGE}")).query(&[
+        ("timerel", "between"),
+        ("timeAt", hour(1).as_str()),
+        ("endTimeAt", hour(3).as_str()),
+        ("attrs", "waterLevel"),
+    ]))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(values_of(&r.body, "waterLevel"), vec![2.8, 3.4]);
+    assert!(r.body.get("river").is_none());
+    let r = send(
+        app.get(&format!("/temporal/entities/{GAUGE}"))
+            .query(&[("timerel", "after"), ("timeAt", hour(2).as_str())]),
+    )
+    .await;
+    assert_eq!(values_of(&r.body, "waterLevel"), vec![4.6, 5.2]);
+    let r = send(
+        app.get(&format!("/temporal/entities/{GAUGE}"))
+            .query(&[("lastN", "2"), ("attrs", "waterLevel")]),
+    )
+    .await;
+    assert_eq!(values_of(&r.body, "waterLevel"), vec![4.6, 5.2]);
+
+    // The simplified temporal representation: [value, time] pairs.
+    let r = send(
+        app.get(&format!("/temporal/entities/{GAUGE}"))
+            .query(&[("options", "temporalValues"), ("attrs", "waterLevel")]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["waterLevel"]["type"], "Property");
+    let pairs = r.body["waterLevel"]["values"].as_array().unwrap();
+    assert_eq!(pairs.len(), 5);
+    assert_eq!(pairs[1], json!([2.8, hour(1)]));
+
+    // The history goes with the entity.
+    let r = send(app.delete(&format!("/temporal/entities/{GAUGE}"))).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = send(app.get(&format!("/temporal/entities/{GAUGE}"))).await;
+    assert_problem(&r, 404, "ResourceNotFound");
+    let r = send(app.get(&format!("/entities/{GAUGE}"))).await;
+    assert_eq!(r.status, 404);
+}
+
+/// The sample standard deviation, computed here independently of the hub.
+fn stddev(xs: &[f64]) -> f64 {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregations_agree_with_the_instances() {
+    let app = App::start().await;
+    let data = readings(48);
+    assert_eq!(provide(&app, GAUGE, &data).await, 201);
+    let r = send(app.get(&format!("/temporal/entities/{GAUGE}")).query(&[
+        ("options", "aggregatedValues"),
+        (
+            "aggrMethods",
+            "totalCount,distinctCount,sum,avg,min,max,stddev,sumsq",
+        ),
+        ("aggrPeriodDuration", "P1D"),
+        ("timerel", "between"),
+        ("timeAt", "2026-10-17T00:00:00Z"),
+        ("endTimeAt", "2026-10-19T00:00:00Z"),
+    ]))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let attr = &r.body["waterLevel"];
+    assert_eq!(attr["type"], "Property");
+    for (day, start, end) in [
+        (0, "2026-10-17T00:00:00Z", "2026-10-18T00:00:00Z"),
+        (1, "2026-10-18T00:00:00Z", "2026-10-19T00:00:00Z"),
+    ] {
+        let xs: Vec<f64> = data[day * 24..day * 24 + 24]
+            .iter()
+            .map(|(v, _)| *v)
+            .collect();
+        let mut distinct = xs.clone();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        let close = |method: &str, expected: f64| {
+            let got = &attr[method][day];
+            assert_eq!(got[1], start, "{method} period start");
+            assert_eq!(got[2], end, "{method} period end");
+            let v = got[0].as_f64().unwrap();
+            assert!(
+                (v - expected).abs() < 1e-9,
+                "{method} day {day}: {v} != {expected}"
+            );
+        };
+        close("totalCount", 24.0);
+        close("distinctCount", distinct.len() as f64);
+        close("sum", xs.iter().sum());
+        close("avg", xs.iter().sum::<f64>() / 24.0);
+        close("min", xs.iter().copied().fold(f64::INFINITY, f64::min));
+        close("max", xs.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+        close("stddev", stddev(&xs));
+        close("sumsq", xs.iter().map(|x| x * x).sum());
+    }
+
+    // Periods of a month follow the calendar (UTC): 31 and 30 days.
+    let month_data = vec![
+        (1.0, "2026-10-31T23:00:00Z".to_string()),
+        (2.0, "2026-11-01T00:00:00Z".to_string()),
+        (4.0, "2026-11-30T23:59:59Z".to_string()),
+        (8.0, "2026-12-01T00:00:00Z".to_string()),
+    ];
+    let other = "urn:ngsi-ld:WaterObserved:months";
+    provide(&app, other, &month_data).await;
+    let r = send(app.get(&format!("/temporal/entities/{other}")).query(&[
+        ("options", "aggregatedValues"),
+        ("aggrMethods", "sum"),
+        ("aggrPeriodDuration", "P1M"),
+        ("timerel", "between"),
+        ("timeAt", "2026-10-01T00:00:00Z"),
+        ("endTimeAt", "2027-01-01T00:00:00Z"),
+    ]))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["waterLevel"]["sum"],
+        json!([
+            [1, "2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z"],
+            [6, "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z"],
+            [8, "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"]
+        ])
+    );
+
+    // A temporal query over several entities, GET and POST.
+    let r = send(app.get("/temporal/entities").query(&[
+        ("type", "WaterObserved"),
+        ("options", "aggregatedValues"),
+        ("aggrMethods", "max"),
+        ("aggrPeriodDuration", "P1Y"),
+        ("timerel", "between"),
+        ("timeAt", "2026-01-01T00:00:00Z"),
+        ("endTimeAt", "2027-01-01T00:00:00Z"),
+        ("count", "true"),
+    ]))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("NGSILD-Results-Count"), Some("2"));
+    let maxima: Vec<f64> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["waterLevel"]["max"][0][0].as_f64().unwrap())
+        .collect();
+    let data_max = data
+        .iter()
+        .map(|(v, _)| *v)
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(maxima.len(), 2);
+    assert!(
+        maxima.contains(&data_max) && maxima.contains(&8.0),
+        "{maxima:?}"
+    );
+    let r = send(app.post(
+        "/temporalOperations/query",
+        &json!({"type": "Query", "entities": [{"type": "WaterObserved"}],
+                "attrs": ["waterLevel"],
+                "temporalQ": {"timerel": "before", "timeAt": hour(2)}}),
+    ))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let first = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == GAUGE)
+        .unwrap();
+    assert_eq!(values_of(first, "waterLevel"), vec![data[0].0, data[1].0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provided_history_is_added_edited_and_deleted() {
+    let app = App::start().await;
+    assert_eq!(provide(&app, GAUGE, &readings(3)).await, 201);
+    // The current state took the latest instance.
+    let current = app.entity(GAUGE).await;
+    assert_eq!(current["waterLevel"]["observedAt"], hour(2));
+    // Providing more to an existing entity: 204.
+    assert_eq!(provide(&app, GAUGE, &readings(5)[3..]).await, 204);
+    let r = send(app.post(
+        &format!("/temporal/entities/{GAUGE}/attrs"),
+        &json!({"waterLevel": [{"type": "Property", "value": 9.9, "observedAt": hour(10)}]}),
+    ))
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = send(app.post(
+        "/temporal/entities/urn:ngsi-ld:X:none/attrs",
+        &json!({"waterLevel": [{"type": "Property", "value": 1, "observedAt": hour(1)}]}),
+    ))
+    .await;
+    assert_problem(&r, 404, "ResourceNotFound");
+    let body = send(app.get(&format!("/temporal/entities/{GAUGE}")))
+        .await
+        .body;
+    let levels = body["waterLevel"].as_array().unwrap().clone();
+    assert_eq!(levels.len(), 6);
+    assert_eq!(levels[5]["value"], 9.9);
+    assert_eq!(app.entity(GAUGE).await["waterLevel"]["value"], 9.9);
+
+    // Replace one instance, then delete it.
+    let instance = levels[1]["instanceId"].as_str().unwrap().to_string();
+    let path = format!("/temporal/entities/{GAUGE}/attrs/waterLevel/{instance}");
+    let r = send(app.patch(
+        &path,
+        &json!({"waterLevel": {"type": "Property", "value": 0.5, "observedAt": hour(1)}}),
+    ))
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let body = send(app.get(&format!("/temporal/entities/{GAUGE}")))
+        .await
+        .body;
+    assert_eq!(body["waterLevel"][1]["value"], 0.5);
+    assert_eq!(body["waterLevel"][1]["instanceId"], instance.as_str());
+    let r = send(app.delete(&path)).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = send(app.delete(&path)).await;
+    assert_problem(&r, 404, "ResourceNotFound");
+    let r = send(app.delete(&format!(
+        "/temporal/entities/{GAUGE}/attrs/waterLevel/urn:ngsi-ld:other:1"
+    )))
+    .await;
+    assert_problem(&r, 404, "ResourceNotFound");
+    let body = send(app.get(&format!("/temporal/entities/{GAUGE}")))
+        .await
+        .body;
+    assert_eq!(body["waterLevel"].as_array().unwrap().len(), 5);
+
+    // Delete the attribute: its history and its current value.
+    let r = send(app.delete(&format!("/temporal/entities/{GAUGE}/attrs/waterLevel"))).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let body = send(app.get(&format!("/temporal/entities/{GAUGE}")))
+        .await
+        .body;
+    assert!(body.get("waterLevel").is_none(), "{body}");
+    assert!(app.entity(GAUGE).await.get("waterLevel").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_histories_come_in_pages() {
+    let app = App::start().await;
+    // 1,200 readings a minute apart: more than one answer holds (1,000).
+    let data: Vec<(f64, String)> = (0..1200)
+        .map(|m| {
+            (
+                m as f64,
+                format!("2026-10-17T{:02}:{:02}:00Z", m / 60, m % 60),
+            )
+        })
+        .collect();
+    provide(&app, GAUGE, &data).await;
+    let r = send(app.get(&format!("/temporal/entities/{GAUGE}"))).await;
+    assert_eq!(r.status, 206, "{}", r.text);
+    let got = values_of(&r.body, "waterLevel");
+    assert_eq!(got.len(), 1000);
+    assert_eq!(got[0], 0.0);
+    assert_eq!(got[999], 999.0);
+    assert_eq!(
+        r.header("content-range"),
+        Some("date-time 2026-10-17T00:00:00Z-2026-10-17T16:39:00Z/*")
+    );
+    // The next page starts after the range's end.
+    let r = send(
+        app.get(&format!("/temporal/entities/{GAUGE}"))
+            .query(&[("timerel", "after"), ("timeAt", "2026-10-17T16:39:00Z")]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rest = values_of(&r.body, "waterLevel");
+    assert_eq!(rest.len(), 200);
+    assert_eq!(rest[0], 1000.0);
+    // lastN larger than a page: the latest page, and 206.
+    let r = send(
+        app.get(&format!("/temporal/entities/{GAUGE}"))
+            .query(&[("lastN", "1100")]),
+    )
+    .await;
+    assert_eq!(r.status, 206, "{}", r.text);
+    let got = values_of(&r.body, "waterLevel");
+    assert_eq!((got.len(), got[0], got[999]), (1000, 200.0, 1199.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_temporal_requests_are_refused() {
+    let app = App::start().await;
+    provide(&app, GAUGE, &readings(2)).await;
+    let path = format!("/temporal/entities/{GAUGE}");
+    for query in [
+        vec![("timerel", "during"), ("timeAt", "2026-10-17T00:00:00Z")],
+        vec![("timerel", "before")],
+        vec![("timerel", "before"), ("timeAt", "yesterday")],
+        vec![
+            ("timerel", "between"),
+            ("timeAt", "2026-10-18T00:00:00Z"),
+            ("endTimeAt", "2026-10-17T00:00:00Z"),
+        ],
+        vec![("lastN", "0")],
+        vec![("lastN", "-3")],
+        vec![("options", "aggregatedValues")],
+        vec![("options", "aggregatedValues"), ("aggrMethods", "median")],
+        vec![
+            ("options", "aggregatedValues"),
+            ("aggrMethods", "avg"),
+            ("aggrPeriodDuration", "1 hour"),
+        ],
+        vec![("aggrMethods", "avg")],
+        vec![("timeproperty", "deletedAt")],
+    ] {
+        let r = send(app.get(&path).query(&query)).await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+    // Too many periods for one answer.
+    let r = send(app.get(&path).query(&[
+        ("options", "aggregatedValues"),
+        ("aggrMethods", "avg"),
+        ("aggrPeriodDuration", "PT1S"),
+        ("timerel", "between"),
+        ("timeAt", "2026-01-01T00:00:00Z"),
+        ("endTimeAt", "2026-12-01T00:00:00Z"),
+    ]))
+    .await;
+    assert_problem(&r, 400, "BadRequestData");
+    // A temporal query must select something.
+    let r = send(app.get("/temporal/entities")).await;
+    assert_problem(&r, 400, "BadRequestData");
+    // Bodies without instances or without a type.
+    let r = send(app.post(
+        "/temporal/entities",
+        &json!({"id": "urn:ngsi-ld:X:1", "type": "X"}),
+    ))
+    .await;
+    assert_problem(&r, 400, "BadRequestData");
+    let r = send(app.post(
+        "/temporal/entities",
+        &json!({"id": "not a uri", "type": "X", "a": [{"type": "Property", "value": 1}]}),
+    ))
+    .await;
+    assert_problem(&r, 400, "BadRequestData");
+    app.assert_alive().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_survives_a_restart() {
+    let app = App::start().await;
+    provide(&app, GAUGE, &readings(30)).await;
+    let before = send(app.get(&format!("/temporal/entities/{GAUGE}")))
+        .await
+        .body;
+    let dir = app.stop().await.unwrap();
+    let app = App::start_at(&dir.path().join("dothi.db"), hub::HubConfig::default()).await;
+    let after = send(app.get(&format!("/temporal/entities/{GAUGE}")))
+        .await
+        .body;
+    assert_eq!(values_of(&after, "waterLevel").len(), 30);
+    assert_eq!(before, after);
+}
