@@ -55,6 +55,14 @@ pub struct ServeArgs {
     /// Seconds a remote @context may take to fetch.
     #[arg(long, env = "DOTHI_CONTEXT_TIMEOUT_SECS", default_value_t = 5)]
     pub context_timeout_secs: u64,
+    /// How long history is kept: `[tenant=NAME][/type=TYPE]:DURATION` (ISO 8601),
+    /// e.g. `P2Y` or `type=AirQualityObserved:P90D`; repeat the flag or separate rules
+    /// with commas. The most specific rule applies; without one, history is kept whole.
+    #[arg(long, env = "DOTHI_HISTORY_RETENTION", value_delimiter = ',')]
+    pub history_retention: Vec<String>,
+    /// Seconds between two runs of the history purge.
+    #[arg(long, env = "DOTHI_RETENTION_INTERVAL_SECS", default_value_t = 600)]
+    pub retention_interval_secs: u64,
 }
 
 /// Checked settings of `serve` and `demo`.
@@ -89,6 +97,15 @@ impl ServeArgs {
         let mut hub = hub::HubConfig::default();
         hub.http.max_body_bytes = self.max_body_bytes;
         hub.context_fetch_timeout = std::time::Duration::from_secs(self.context_timeout_secs);
+        if !(1..=86_400).contains(&self.retention_interval_secs) {
+            bail!("--retention-interval-secs must be between 1 and 86400");
+        }
+        for rule in self.history_retention.iter().filter(|r| !r.trim().is_empty()) {
+            let rule = hub::retention::RetentionRule::parse(rule.trim())
+                .map_err(|e| anyhow::anyhow!("--history-retention: {}", e.detail))?;
+            hub.retention.rules.push(rule);
+        }
+        hub.retention.interval = std::time::Duration::from_secs(self.retention_interval_secs);
         Ok(Config {
             listen,
             store: self.store,

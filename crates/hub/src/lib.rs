@@ -7,6 +7,7 @@
 pub mod contexts;
 pub mod http;
 pub mod metrics;
+pub mod retention;
 pub mod service;
 pub mod temporal;
 
@@ -25,6 +26,8 @@ pub struct HubConfig {
     pub context_fetch_timeout: Duration,
     /// Largest remote @context accepted.
     pub context_max_bytes: usize,
+    /// How long history is kept (by default, whole).
+    pub retention: retention::RetentionPolicy,
 }
 
 impl Default for HubConfig {
@@ -33,6 +36,7 @@ impl Default for HubConfig {
             http: HttpConfig::default(),
             context_fetch_timeout: Duration::from_secs(5),
             context_max_bytes: 1024 * 1024,
+            retention: retention::RetentionPolicy::default(),
         }
     }
 }
@@ -48,6 +52,7 @@ pub fn state(store: Arc<dyn store::Store>, config: &HubConfig) -> AppState {
         hub: Arc::new(Hub::new(store, contexts)),
         config: Arc::new(config.http.clone()),
         metrics: Arc::new(metrics::Metrics::default()),
+        retention: Arc::new(config.retention.clone()),
     }
 }
 
@@ -57,8 +62,15 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // The history purge runs while the hub is served, and stops with it.
+    let purger = (*state.retention).clone().spawn(state.hub.clone());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    if let Some(task) = purger {
+        task.abort();
+        let _ = task.await;
+    }
+    served
 }

@@ -109,6 +109,25 @@ pub enum HistoryEdit {
     },
 }
 
+/// How old one tenant's history may grow: instances timed before their cutoff are
+/// purged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RetentionCutoffs {
+    /// For entities of no type in `by_type`; None keeps them whole.
+    pub default: Option<DateTime<Utc>>,
+    /// Per entity type (expanded). An entity of several such types keeps the longest
+    /// history of them.
+    pub by_type: Vec<(String, DateTime<Utc>)>,
+}
+
+/// What one step of a purge did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PurgeStep {
+    pub deleted: u64,
+    /// The entity row to continue after; None when the tenant is done.
+    pub next: Option<i64>,
+}
+
 /// How a write records history.
 #[derive(Debug, Clone, Default)]
 pub enum HistoryWrite {

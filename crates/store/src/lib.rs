@@ -11,6 +11,7 @@
 
 pub mod history;
 mod query;
+pub mod registry;
 pub mod sqlite;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,10 +21,11 @@ use ngsi::entity::UpdateResult;
 use ngsi::{AttrKind, Entity};
 
 pub use history::{
-    AggregateQuery, HistoryEdit, HistoryPage, HistoryQuery, HistoryWrite, PeriodStats,
-    StoredInstance, TimeField, TimeRange,
+    AggregateQuery, HistoryEdit, HistoryPage, HistoryQuery, HistoryWrite, PeriodStats, PurgeStep,
+    RetentionCutoffs, StoredInstance, TimeField, TimeRange,
 };
 pub use query::EntityQuery;
+pub use registry::{RegistryPage, RegistryRecord, RegistryWrite};
 
 /// The default tenant (no `NGSILD-Tenant` header).
 pub const DEFAULT_TENANT: &str = "";
@@ -170,6 +172,51 @@ pub trait Store: Send + Sync + 'static {
 
     /// Changes history alone; returns how many instances it changed or deleted.
     async fn edit_history(&self, tenant: &str, edit: HistoryEdit) -> StoreResult<u64>;
+
+    /// One bounded step of a retention purge: the history of up to `max_entities`
+    /// entities after entity row `after` (0 to start), cut at their cutoff.
+    async fn purge_history(
+        &self,
+        tenant: &str,
+        cutoffs: RetentionCutoffs,
+        after: i64,
+        max_entities: usize,
+    ) -> StoreResult<PurgeStep>;
+
+    /// Writes records of the registry (`registry`), all or none, and returns once they
+    /// are durable. `Create` refuses with `Rejected(AlreadyExists)` when a key holds a
+    /// record, `Replace` with `Rejected(ResourceNotFound)` when one does not.
+    async fn registry_put(
+        &self,
+        collection: &str,
+        tenant: &str,
+        records: Vec<(String, serde_json::Value)>,
+        mode: RegistryWrite,
+    ) -> StoreResult<()>;
+
+    /// One registry record.
+    async fn registry_get(
+        &self,
+        collection: &str,
+        tenant: &str,
+        key: &str,
+    ) -> StoreResult<Option<serde_json::Value>>;
+
+    /// The records under `key` in every tenant, by tenant.
+    async fn registry_find(&self, collection: &str, key: &str) -> StoreResult<Vec<RegistryRecord>>;
+
+    /// A page of one tenant's records in key order, with their total count.
+    async fn registry_list(
+        &self,
+        collection: &str,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<RegistryPage>;
+
+    /// Deletes a registry record, durably; false when there was none.
+    async fn registry_delete(&self, collection: &str, tenant: &str, key: &str)
+    -> StoreResult<bool>;
 }
 
 /// Opens the store a URL names: `sqlite://path/to/file.db` (or `sqlite::memory:`).

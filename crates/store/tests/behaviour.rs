@@ -648,6 +648,136 @@ async fn keeps_history(store: Arc<dyn Store>) {
     );
 }
 
+/// The registry: records by (collection, tenant, key), written all or none, tenants
+/// apart, and no entity of any tenant.
+async fn keeps_registry(store: Arc<dyn Store>) {
+    use store::RegistryWrite::{Create, Replace, Upsert};
+    let rejected = |r: Result<(), StoreError>, kind: ngsi::ErrorKind| {
+        assert!(
+            matches!(&r, Err(StoreError::Rejected(e)) if e.kind == kind),
+            "{r:?}"
+        );
+    };
+    let records = vec![
+        ("a".to_string(), json!({"apikey": "k1", "n": 1})),
+        ("b".to_string(), json!({"n": 2})),
+    ];
+    store
+        .registry_put("devices", "reg-1", records, Create)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.registry_get("devices", "reg-1", "a").await.unwrap(),
+        Some(json!({"apikey": "k1", "n": 1}))
+    );
+    // Another tenant, another collection: nothing there.
+    assert_eq!(
+        store.registry_get("devices", "reg-2", "a").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.registry_get("groups", "reg-1", "a").await.unwrap(),
+        None
+    );
+    // A create that names an existing key writes nothing, not even its new keys.
+    let again = vec![("z".to_string(), json!(0)), ("a".to_string(), json!(0))];
+    rejected(
+        store.registry_put("devices", "reg-1", again, Create).await,
+        ngsi::ErrorKind::AlreadyExists,
+    );
+    assert_eq!(
+        store.registry_get("devices", "reg-1", "z").await.unwrap(),
+        None
+    );
+    let twice = vec![("y".to_string(), json!(0)), ("y".to_string(), json!(1))];
+    rejected(
+        store.registry_put("devices", "reg-1", twice, Create).await,
+        ngsi::ErrorKind::AlreadyExists,
+    );
+    // The same key in another tenant is another record; a lookup by key finds both.
+    store
+        .registry_put(
+            "devices",
+            "reg-2",
+            vec![("a".into(), json!({"n": 3}))],
+            Create,
+        )
+        .await
+        .unwrap();
+    let found = store.registry_find("devices", "a").await.unwrap();
+    let tenants: Vec<&str> = found.iter().map(|r| r.tenant.as_str()).collect();
+    assert_eq!(tenants, ["reg-1", "reg-2"]);
+    assert_eq!(found[1].value, json!({"n": 3}));
+    assert!(
+        store
+            .registry_find("devices", "q")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Replace needs the key; upsert does not.
+    rejected(
+        store
+            .registry_put("devices", "reg-1", vec![("c".into(), json!(0))], Replace)
+            .await,
+        ngsi::ErrorKind::ResourceNotFound,
+    );
+    store
+        .registry_put(
+            "devices",
+            "reg-1",
+            vec![("a".into(), json!({"n": 10}))],
+            Replace,
+        )
+        .await
+        .unwrap();
+    store
+        .registry_put(
+            "devices",
+            "reg-1",
+            vec![("c".into(), json!({"n": 4}))],
+            Upsert,
+        )
+        .await
+        .unwrap();
+    // Pages in key order, with the total.
+    let page = store.registry_list("devices", "reg-1", 0, 2).await.unwrap();
+    assert_eq!(page.count, 3);
+    let keys: Vec<&str> = page.records.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["a", "b"]);
+    assert_eq!(page.records[0].value, json!({"n": 10}));
+    let page = store
+        .registry_list("devices", "reg-1", 2, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.records.len(), 1);
+    assert_eq!(page.records[0].key, "c");
+    assert_eq!(
+        store
+            .registry_list("devices", "nobody", 0, 10)
+            .await
+            .unwrap()
+            .count,
+        0
+    );
+    // Delete.
+    assert!(
+        store
+            .registry_delete("devices", "reg-1", "b")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .registry_delete("devices", "reg-1", "b")
+            .await
+            .unwrap()
+    );
+    // Records are not entities, and do not make a tenant exist.
+    assert!(!store.tenant_exists("reg-1").await.unwrap());
+    assert!(store.get("reg-1", "a").await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn sqlite_backend_behaves() {
     let dir = tempfile::tempdir().unwrap();
@@ -657,9 +787,24 @@ async fn sqlite_backend_behaves() {
     queries_agree_with_the_model(store.clone()).await;
     keeps_contexts(store.clone()).await;
     keeps_history(store.clone()).await;
+    keeps_registry(store.clone()).await;
     drop(store);
     // Everything written is there after reopening the file.
     let store = open_sqlite(&dir).await;
+    // The registry too.
+    assert_eq!(
+        store.registry_get("devices", "reg-1", "a").await.unwrap(),
+        Some(json!({"n": 10}))
+    );
+    assert_eq!(store.registry_find("devices", "a").await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .registry_list("devices", "reg-1", 0, 10)
+            .await
+            .unwrap()
+            .count,
+        2
+    );
     assert!(store.get("", "urn:a:1").await.unwrap().is_some());
     assert!(store.tenant_exists("city-a").await.unwrap());
     // History too.

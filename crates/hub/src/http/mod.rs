@@ -45,6 +45,7 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub config: Arc<HttpConfig>,
     pub metrics: Arc<Metrics>,
+    pub retention: Arc<crate::retention::RetentionPolicy>,
 }
 
 /// An API error: an NGSI-LD error rendered as ProblemDetails.

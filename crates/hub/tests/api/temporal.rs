@@ -449,3 +449,106 @@ async fn history_survives_a_restart() {
     assert_eq!(values_of(&after, "waterLevel").len(), 30);
     assert_eq!(before, after);
 }
+
+/// Instances of `attr` at the given days before now, provided for a new entity.
+async fn provide_days_ago(app: &App, tenant: &str, id: &str, entity_type: &str, days: &[i64]) {
+    let now = chrono::Utc::now();
+    let instances: Vec<Value> = days
+        .iter()
+        .map(|d| {
+            let t = now - chrono::TimeDelta::days(*d);
+            json!({"type": "Property", "value": *d, "observedAt": t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)})
+        })
+        .collect();
+    let r = send(
+        app.post(
+            "/temporal/entities",
+            &json!({"id": id, "type": entity_type, "reading": instances}),
+        )
+        .header("NGSILD-Tenant", tenant),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}
+
+async fn days_kept(app: &App, tenant: &str, id: &str) -> Vec<i64> {
+    let mut request = app.get(&format!("/temporal/entities/{id}"));
+    if !tenant.is_empty() {
+        request = request.header("NGSILD-Tenant", tenant);
+    }
+    let r = send(request).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["reading"]
+        .as_array()
+        .map(|a| a.iter().map(|i| i["value"].as_i64().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_purges_old_history_per_tenant_and_type() {
+    let rules = ["tenant=/type=WaterObserved:P30D", "tenant=:P1Y"]
+        .iter()
+        .map(|r| hub::retention::RetentionRule::parse(r).unwrap())
+        .collect();
+    let config = hub::HubConfig {
+        retention: hub::retention::RetentionPolicy {
+            rules,
+            interval: std::time::Duration::from_millis(100),
+        },
+        ..Default::default()
+    };
+    let app = App::start_with(config).await;
+    let days = [400, 60, 1];
+    provide_days_ago(
+        &app,
+        "",
+        "urn:ngsi-ld:WaterObserved:r1",
+        "WaterObserved",
+        &days,
+    )
+    .await;
+    provide_days_ago(
+        &app,
+        "",
+        "urn:ngsi-ld:AirQualityObserved:r2",
+        "AirQualityObserved",
+        &days,
+    )
+    .await;
+    provide_days_ago(
+        &app,
+        "other",
+        "urn:ngsi-ld:WaterObserved:r3",
+        "WaterObserved",
+        &days,
+    )
+    .await;
+    // The purge runs in the background; wait for it to have passed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let water = days_kept(&app, "", "urn:ngsi-ld:WaterObserved:r1").await;
+        if water == vec![1] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not purged: {water:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The type's rule (30 days) for gauges; the tenant's (1 year) for the rest; a
+    // tenant without rules keeps everything.
+    assert_eq!(
+        days_kept(&app, "", "urn:ngsi-ld:AirQualityObserved:r2").await,
+        vec![60, 1]
+    );
+    assert_eq!(
+        days_kept(&app, "other", "urn:ngsi-ld:WaterObserved:r3").await,
+        vec![400, 60, 1]
+    );
+    // The current state is not history: it stays.
+    assert_eq!(
+        app.entity("urn:ngsi-ld:WaterObserved:r1").await["reading"]["value"],
+        1
+    );
+}

@@ -10,6 +10,7 @@
 mod history;
 mod plan;
 mod read;
+mod registry;
 mod schema;
 mod write;
 
@@ -23,8 +24,10 @@ use tokio::sync::oneshot;
 
 use crate::{
     AggregatePage, AggregateQuery, Applied, AttributeSummary, EntityQuery, HistoryEdit,
-    HistoryPage, HistoryQuery, QueryPage, Store, StoreError, StoreResult, TypeSummary, WriteOp,
+    HistoryPage, HistoryQuery, PurgeStep, QueryPage, RetentionCutoffs, Store, StoreError,
+    StoreResult, TypeSummary, WriteOp,
 };
+use crate::{RegistryPage, RegistryRecord, RegistryWrite};
 
 /// The most readers kept open.
 const MAX_IDLE_READERS: usize = 8;
@@ -267,6 +270,28 @@ impl Store for SqliteStore {
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
     }
 
+    async fn purge_history(
+        &self,
+        tenant: &str,
+        cutoffs: RetentionCutoffs,
+        after: i64,
+        max_entities: usize,
+    ) -> StoreResult<PurgeStep> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(write::Job::PurgeHistory {
+                tenant: tenant.to_string(),
+                cutoffs,
+                after,
+                max_entities,
+                reply,
+            })
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+
     async fn cache_context(&self, url: &str, body: &str) -> StoreResult<()> {
         let (reply, answer) = oneshot::channel();
         self.writer
@@ -279,6 +304,49 @@ impl Store for SqliteStore {
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+
+    // The registry (`sqlite/registry.rs`).
+    async fn registry_put(
+        &self,
+        collection: &str,
+        tenant: &str,
+        records: Vec<(String, serde_json::Value)>,
+        mode: RegistryWrite,
+    ) -> StoreResult<()> {
+        self.put_records(collection, tenant, records, mode).await
+    }
+
+    async fn registry_get(
+        &self,
+        collection: &str,
+        tenant: &str,
+        key: &str,
+    ) -> StoreResult<Option<serde_json::Value>> {
+        self.get_record(collection, tenant, key).await
+    }
+
+    async fn registry_find(&self, collection: &str, key: &str) -> StoreResult<Vec<RegistryRecord>> {
+        self.find_records(collection, key).await
+    }
+
+    async fn registry_list(
+        &self,
+        collection: &str,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<RegistryPage> {
+        self.list_records(collection, tenant, offset, limit).await
+    }
+
+    async fn registry_delete(
+        &self,
+        collection: &str,
+        tenant: &str,
+        key: &str,
+    ) -> StoreResult<bool> {
+        self.delete_record(collection, tenant, key).await
     }
 }
 

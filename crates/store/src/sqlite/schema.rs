@@ -154,4 +154,18 @@ pub const MIGRATIONS: &[&str] = &[
     -- a second index, and for sensors the two times are nearly the same.)
     CREATE INDEX history_by_time ON attr_history (entity, name, t, num, dataset);
     "#,
+    // 4: the registry, components' own records beside the entities (the IoT agent's
+    // service groups and devices); never exposed as entities.
+    r#"
+    CREATE TABLE registry (
+        collection TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,       -- JSON
+        modified_at TEXT NOT NULL,
+        PRIMARY KEY (collection, tenant, key)
+    ) WITHOUT ROWID;
+    -- A key looked up in every tenant (a device's API key and id name its tenant).
+    CREATE INDEX registry_by_key ON registry (collection, key);
+    "#,
 ];

@@ -17,7 +17,10 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::sql_error;
-use crate::{Applied, Change, HistoryEdit, HistoryWrite, StoreError, StoreResult, WriteOp};
+use crate::{
+    Applied, Change, HistoryEdit, HistoryWrite, PurgeStep, RetentionCutoffs, StoreError,
+    StoreResult, WriteOp,
+};
 
 /// The most operations one commit takes, so one commit stays short.
 const MAX_OPS_PER_COMMIT: usize = 20_000;
@@ -37,6 +40,19 @@ pub enum Job {
         tenant: String,
         edit: Box<HistoryEdit>,
         reply: oneshot::Sender<StoreResult<u64>>,
+    },
+    /// One bounded step of a purge, so that the group it joins stays short.
+    PurgeHistory {
+        tenant: String,
+        cutoffs: RetentionCutoffs,
+        after: i64,
+        max_entities: usize,
+        reply: oneshot::Sender<StoreResult<PurgeStep>>,
+    },
+    /// A registry record written or deleted (`sqlite::registry`).
+    Registry {
+        change: super::registry::RegistryChange,
+        reply: oneshot::Sender<StoreResult<bool>>,
     },
 }
 
@@ -92,7 +108,10 @@ fn run(mut conn: Connection, rx: Receiver<Job>) {
 fn op_count(job: &Job) -> usize {
     match job {
         Job::Write { ops, .. } => ops.len().max(1),
-        Job::CacheContext { .. } | Job::EditHistory { .. } => 1,
+        Job::CacheContext { .. }
+        | Job::EditHistory { .. }
+        | Job::PurgeHistory { .. }
+        | Job::Registry { .. } => 1,
     }
 }
 
@@ -103,6 +122,8 @@ enum Pending {
     ),
     Context(oneshot::Sender<StoreResult<()>>, StoreResult<()>),
     History(oneshot::Sender<StoreResult<u64>>, u64),
+    Purge(oneshot::Sender<StoreResult<PurgeStep>>, PurgeStep),
+    Registry(oneshot::Sender<StoreResult<bool>>, StoreResult<bool>),
 }
 
 /// Why one operation of a group failed.
@@ -217,6 +238,28 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, names: &mut Names) -> boo
                     drop(reply.send(Err(e)));
                 }
             },
+            Job::PurgeHistory {
+                tenant,
+                cutoffs,
+                after,
+                max_entities,
+                reply,
+            } => match purge_step(&tx, &tenant, &cutoffs, after, max_entities) {
+                Ok(step) => pending.push(Pending::Purge(reply, step)),
+                Err(e) => {
+                    let e = sql_error(e);
+                    fault = Some(e.to_string());
+                    drop(reply.send(Err(e)));
+                }
+            },
+            Job::Registry { change, reply } => match super::registry::apply(&tx, &change) {
+                Ok(r) => pending.push(Pending::Registry(reply, r)),
+                Err(e) => {
+                    let e = sql_error(e);
+                    fault = Some(e.to_string());
+                    drop(reply.send(Err(e)));
+                }
+            },
         }
     }
     if let Some(msg) = fault {
@@ -233,6 +276,12 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, names: &mut Names) -> boo
                 Pending::History(reply, _) => {
                     drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
                 }
+                Pending::Purge(reply, _) => {
+                    drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
+                }
+                Pending::Registry(reply, _) => {
+                    drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
+                }
             }
         }
         return false;
@@ -244,6 +293,8 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, names: &mut Names) -> boo
                     Pending::Write(reply, results) => drop(reply.send(Ok(results))),
                     Pending::Context(reply, r) => drop(reply.send(r)),
                     Pending::History(reply, n) => drop(reply.send(Ok(n))),
+                    Pending::Purge(reply, step) => drop(reply.send(Ok(step))),
+                    Pending::Registry(reply, r) => drop(reply.send(r)),
                 }
             }
             true
@@ -262,6 +313,12 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, names: &mut Names) -> boo
                     Pending::History(reply, _) => {
                         drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
                     }
+                    Pending::Purge(reply, _) => {
+                        drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
+                    }
+                    Pending::Registry(reply, _) => {
+                        drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
+                    }
                 }
             }
             false
@@ -278,6 +335,12 @@ fn fail_all(jobs: Vec<Job>, e: StoreError) {
                 drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
             }
             Job::EditHistory { reply, .. } => {
+                drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
+            }
+            Job::PurgeHistory { reply, .. } => {
+                drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
+            }
+            Job::Registry { reply, .. } => {
                 drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
             }
         }
@@ -467,6 +530,62 @@ fn insert_instance(
     )?
     .execute(params![rowid, name, inst.dataset_id, t, written, num, txt, unit, doc])?;
     Ok(())
+}
+
+/// One step of a retention purge: for each of the next `max_entities` entities of the
+/// tenant, its cutoff from its types, then each attribute's instances before it, read
+/// from the start of the attribute's range in the time index.
+fn purge_step(
+    conn: &Connection,
+    tenant: &str,
+    cutoffs: &RetentionCutoffs,
+    after: i64,
+    max_entities: usize,
+) -> rusqlite::Result<PurgeStep> {
+    let max_entities = max_entities.max(1);
+    let mut entities = conn.prepare_cached(
+        "SELECT rowid FROM entities WHERE tenant = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3",
+    )?;
+    let rows: Vec<i64> = entities
+        .query_map(params![tenant, after, max_entities as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut is_of_type = conn.prepare_cached(
+        "SELECT 1 FROM entity_types WHERE tenant = ?1 AND type = (SELECT id FROM names WHERE name = ?2) AND entity = ?3",
+    )?;
+    let mut history_names = conn.prepare_cached(
+        "WITH RECURSIVE n(id) AS (
+            SELECT MIN(name) FROM attr_history WHERE entity = ?1
+            UNION ALL
+            SELECT (SELECT MIN(name) FROM attr_history WHERE entity = ?1 AND name > n.id)
+            FROM n WHERE n.id IS NOT NULL
+         )
+         SELECT id FROM n WHERE id IS NOT NULL",
+    )?;
+    let mut delete =
+        conn.prepare_cached("DELETE FROM attr_history WHERE entity = ?1 AND name = ?2 AND t < ?3")?;
+    let mut deleted = 0u64;
+    for rowid in &rows {
+        // The longest retention among the entity's types with a rule, else the default.
+        let mut cutoff = None;
+        for (t, c) in &cutoffs.by_type {
+            if is_of_type.exists(params![tenant, t, rowid])? {
+                cutoff = Some(cutoff.map_or(*c, |old: chrono::DateTime<chrono::Utc>| old.min(*c)));
+            }
+        }
+        let Some(cutoff) = cutoff.or(cutoffs.default) else {
+            continue;
+        };
+        let names: Vec<i64> = history_names
+            .query_map([rowid], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for name in names {
+            deleted += delete.execute(params![rowid, name, cutoff.timestamp_millis()])? as u64;
+        }
+    }
+    let next = (rows.len() == max_entities)
+        .then(|| rows.last().copied())
+        .flatten();
+    Ok(PurgeStep { deleted, next })
 }
 
 fn edit_history(
