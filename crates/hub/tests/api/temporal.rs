@@ -102,6 +102,15 @@ async fn every_change_is_recorded_and_read_back() {
     )
     .await;
     assert_eq!(values_of(&r.body, "waterLevel"), vec![4.6, 5.2]);
+    // A time with an offset is the same instant in UTC (hour(2) is 02:00Z, 09:00 in
+    // Vietnam); answers are always in UTC.
+    let r = send(app.get(&format!("/temporal/entities/{GAUGE}")).query(&[
+        ("timerel", "after"),
+        ("timeAt", "2026-10-17T09:00:00+07:00"),
+    ]))
+    .await;
+    assert_eq!(values_of(&r.body, "waterLevel"), vec![4.6, 5.2]);
+    assert_eq!(r.body["waterLevel"][0]["observedAt"], hour(3));
     let r = send(
         app.get(&format!("/temporal/entities/{GAUGE}"))
             .query(&[("lastN", "2"), ("attrs", "waterLevel")]),
