@@ -100,7 +100,11 @@ impl ServeArgs {
         if !(1..=86_400).contains(&self.retention_interval_secs) {
             bail!("--retention-interval-secs must be between 1 and 86400");
         }
-        for rule in self.history_retention.iter().filter(|r| !r.trim().is_empty()) {
+        for rule in self
+            .history_retention
+            .iter()
+            .filter(|r| !r.trim().is_empty())
+        {
             let rule = hub::retention::RetentionRule::parse(rule.trim())
                 .map_err(|e| anyhow::anyhow!("--history-retention: {}", e.detail))?;
             hub.retention.rules.push(rule);
