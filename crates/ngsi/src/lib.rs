@@ -12,6 +12,7 @@ pub mod filter;
 pub mod geometry;
 pub mod query;
 pub mod render;
+pub mod subscription;
 pub mod temporal;
 
 pub use context::Context;

@@ -46,7 +46,7 @@ impl<'a> RenderOptions<'a> {
         }
     }
 
-    fn keeps(&self, name: &str) -> bool {
+    pub(crate) fn keeps(&self, name: &str) -> bool {
         self.keep_attrs.as_ref().is_none_or(|k| k.contains(name)) && !self.omit_attrs.contains(name)
     }
 }
