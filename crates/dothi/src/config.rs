@@ -63,6 +63,15 @@ pub struct ServeArgs {
     /// Seconds between two runs of the history purge.
     #[arg(long, env = "DOTHI_RETENTION_INTERVAL_SECS", default_value_t = 600)]
     pub retention_interval_secs: u64,
+    /// MQTT broker the IoT agent takes device measures from, e.g.
+    /// mqtt://127.0.0.1:1883 (`mqtt://user:password@host:port` with credentials).
+    /// Without it MQTT is off; `demo` then uses 127.0.0.1:1883 if a broker answers.
+    #[arg(long, env = "DOTHI_MQTT_URL")]
+    pub mqtt_url: Option<String>,
+    /// The IoT agent's MQTT client id: its persistent session at the broker, so one
+    /// per dothi process.
+    #[arg(long, env = "DOTHI_MQTT_CLIENT_ID", default_value = "dothi")]
+    pub mqtt_client_id: String,
 }
 
 /// Checked settings of `serve` and `demo`.
@@ -72,6 +81,9 @@ pub struct Config {
     pub store: String,
     pub log_format: LogFormat,
     pub hub: hub::HubConfig,
+    /// The IoT agent's MQTT connection; None: MQTT off.
+    pub mqtt: Option<iot::MqttConfig>,
+    pub mqtt_client_id: String,
 }
 
 impl ServeArgs {
@@ -110,11 +122,23 @@ impl ServeArgs {
             hub.retention.rules.push(rule);
         }
         hub.retention.interval = std::time::Duration::from_secs(self.retention_interval_secs);
+        // The client id is checked even when MQTT is off (`demo` may turn it on).
+        iot::MqttConfig::from_url("mqtt://127.0.0.1", &self.mqtt_client_id)
+            .map_err(|e| anyhow::anyhow!("--mqtt-client-id: {e}"))?;
+        let mqtt = self
+            .mqtt_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| iot::MqttConfig::from_url(u.trim(), &self.mqtt_client_id))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--mqtt-url: {e}"))?;
         Ok(Config {
             listen,
             store: self.store,
             log_format: self.log_format,
             hub,
+            mqtt,
+            mqtt_client_id: self.mqtt_client_id,
         })
     }
 }

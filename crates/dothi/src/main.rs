@@ -75,12 +75,34 @@ async fn serve(config: config::Config, load_demo: bool) -> anyhow::Result<ExitCo
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
-    tracing::info!(listen = %config.listen, store = %config.store, ready_ms = started.elapsed().as_millis() as u64, "dothi is ready");
-    hub::serve(listener, state, shutdown_signal())
-        .await
-        .context("serving")?;
+    // The IoT agent: its routes beside the hub's, and MQTT ingestion when configured
+    // (`demo` turns it on when a broker answers on 127.0.0.1:1883).
+    let agent = std::sync::Arc::new(iot::Agent::for_hub(&state));
+    let mut mqtt_config = config.mqtt.clone();
+    if load_demo && mqtt_config.is_none() {
+        mqtt_config = local_broker(&config.mqtt_client_id).await;
+    }
+    let mqtt = mqtt_config.map(|c| iot::MqttIngest::start(agent.clone(), c));
+    tracing::info!(listen = %config.listen, store = %config.store, mqtt = mqtt.is_some(), ready_ms = started.elapsed().as_millis() as u64, "dothi is ready");
+    let served = hub::serve_with(listener, state, iot::routes(agent), shutdown_signal()).await;
+    if let Some(mqtt) = mqtt {
+        mqtt.stop().await;
+    }
+    served.context("serving")?;
     tracing::info!("dothi stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The MQTT settings of a broker on 127.0.0.1:1883 when one accepts a connection.
+async fn local_broker(client_id: &str) -> Option<iot::MqttConfig> {
+    let probe = tokio::net::TcpStream::connect(("127.0.0.1", iot::MqttConfig::DEFAULT_PORT));
+    match tokio::time::timeout(std::time::Duration::from_millis(500), probe).await {
+        Ok(Ok(_)) => iot::MqttConfig::from_url("mqtt://127.0.0.1:1883", client_id).ok(),
+        _ => {
+            tracing::info!("no MQTT broker on 127.0.0.1:1883: device measures over HTTP only");
+            None
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -53,7 +53,8 @@ impl Metrics {
         }
     }
 
-    /// Adds to a named counter (for components other than HTTP).
+    /// Adds to a named counter (for components other than HTTP). The name may carry
+    /// labels, already escaped: `dothi_iot_messages_total{outcome="accepted"}`.
     pub fn add(&self, name: &str, n: u64) {
         if let Ok(mut c) = self.counters.lock() {
             *c.entry(name.to_string()).or_default() += n;
@@ -106,8 +107,18 @@ impl Metrics {
             }
         }
         if let Ok(c) = self.counters.lock() {
+            // A name may carry labels (`family{label="value"}`): the series of a family
+            // are written together, after one TYPE line.
+            let mut families: BTreeMap<&str, Vec<(&str, u64)>> = BTreeMap::new();
             for (name, n) in c.iter() {
-                let _ = writeln!(out, "# TYPE {name} counter\n{name} {n}");
+                let family = name.split('{').next().unwrap_or(name);
+                families.entry(family).or_default().push((name, *n));
+            }
+            for (family, series) in families {
+                let _ = writeln!(out, "# TYPE {family} counter");
+                for (name, n) in series {
+                    let _ = writeln!(out, "{name} {n}");
+                }
             }
         }
         out

@@ -489,6 +489,56 @@ impl Hub {
         self.batch(scope, ops).await
     }
 
+    /// Records a device's readings on its entity, in one atomic write (the IoT agent's
+    /// update). `measures` overwrite their attributes, each a new instance in the
+    /// history; `statics` are written only where the entity lacks them or holds other
+    /// content (timestamps aside), so an unchanged static attribute adds no history.
+    /// The entity is created with `types` when it does not exist; an existing one
+    /// gains them.
+    pub async fn record_measures(
+        &self,
+        scope: &Scope,
+        id: &str,
+        types: Vec<String>,
+        measures: BTreeMap<String, Vec<Attribute>>,
+        statics: BTreeMap<String, Vec<Attribute>>,
+    ) -> Result<Applied, Error> {
+        if !ngsi::entity::is_uri(id) {
+            return Err(Error::bad_data(format!("{id:?} is not a URI")));
+        }
+        let owned = id.to_string();
+        let op = WriteOp::new(id, move |current| {
+            let now = ngsi::entity::now();
+            let created = current.is_none();
+            if created && types.is_empty() {
+                return Err(Error::bad_data("a new entity needs a type"));
+            }
+            let mut e = current.unwrap_or_else(|| Entity {
+                id: owned,
+                types: Vec::new(),
+                scopes: Vec::new(),
+                attrs: BTreeMap::new(),
+                created_at: now,
+                modified_at: now,
+            });
+            for t in types {
+                if !e.has_type(&t) {
+                    e.types.push(t);
+                }
+            }
+            let stale: BTreeMap<String, Vec<Attribute>> = statics
+                .into_iter()
+                .filter(|(name, new)| e.attrs.get(name).is_none_or(|old| !same_content(old, new)))
+                .collect();
+            let mut result = e.append(stale, true, now);
+            let measured = e.append(measures, true, now);
+            result.updated.extend(measured.updated);
+            check_size(&e)?;
+            Ok((Change::Put(e), Applied { created, result }))
+        });
+        self.write_one(scope, op).await
+    }
+
     /// POST /entityOperations/delete.
     pub async fn batch_delete(
         &self,
@@ -548,6 +598,17 @@ fn create(current: Option<Entity>, e: Entity) -> Result<(Change, Applied), Error
             result: UpdateResult::default(),
         },
     ))
+}
+
+/// Whether two sets of instances say the same, whenever they were written (top-level
+/// timestamps aside; sub-attributes are compared whole).
+fn same_content(old: &[Attribute], new: &[Attribute]) -> bool {
+    let timeless = |a: &Attribute| Attribute {
+        created_at: chrono::DateTime::UNIX_EPOCH,
+        modified_at: chrono::DateTime::UNIX_EPOCH,
+        ..a.clone()
+    };
+    old.len() == new.len() && old.iter().zip(new).all(|(a, b)| timeless(a) == timeless(b))
 }
 
 fn check_size(e: &Entity) -> Result<(), Error> {

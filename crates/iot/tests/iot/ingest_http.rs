@@ -1,0 +1,122 @@
+//! Measures over HTTP (`POST /iot/json?k=&i=`): answered once the update is durable,
+//! so the entity shows the values as soon as the answer comes.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::{App, assert_problem, send, unique};
+
+#[tokio::test]
+async fn http_measures_are_written_before_the_answer() {
+    let app = App::start().await;
+    let tenant = unique("http");
+    let apikey = unique("key");
+    app.provision_group(
+        &tenant,
+        json!({"apikey": apikey, "entity_type": "WaterObserved", "autoprovision": false,
+               "attributes": [{"object_id": "l", "name": "height", "type": "Number",
+                               "metadata": {"unitCode": {"type": "Text", "value": "MTR"}}}],
+               "static_attributes": [{"name": "location", "type": "geo:point", "value": "16.75, 107.19"}]}),
+    )
+    .await;
+    app.provision_device(
+        &tenant,
+        json!({"device_id": "thach-han", "entity_name": "urn:ngsi-ld:WaterObserved:thach-han"}),
+    )
+    .await;
+    let accepted = "dothi_iot_messages_total{transport=\"http\",outcome=\"accepted\"}";
+    let before = app.metric(accepted).await;
+    let post = |query: String, body: &'static str| {
+        send(
+            app.client
+                .post(app.url(&format!("/iot/json?{query}")))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+    };
+    let r = post(
+        format!("k={apikey}&i=thach-han"),
+        r#"{"l": 1.25, "TimeInstant": "2026-11-27T02:00:00Z"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["accepted"], 1);
+    assert_eq!(r.body["entity"], "urn:ngsi-ld:WaterObserved:thach-han");
+    // Durable and visible at once: no waiting.
+    let e = app
+        .entity(&tenant, "urn:ngsi-ld:WaterObserved:thach-han")
+        .await
+        .unwrap();
+    assert_eq!(e["height"]["value"], 1.25);
+    assert_eq!(e["height"]["unitCode"], "MTR");
+    assert_eq!(e["height"]["observedAt"], "2026-11-27T02:00:00Z");
+    assert_eq!(e["location"]["type"], "GeoProperty");
+    assert_eq!(
+        e["location"]["value"],
+        json!({"type": "Point", "coordinates": [107.19, 16.75]})
+    );
+    assert_eq!(app.metric(accepted).await, before + 1);
+
+    // The `t` parameter times the measures; one attribute at a time.
+    let r = post(
+        format!("k={apikey}&i=thach-han&t=2026-11-27T03:00:00Z"),
+        r#"{"l": 1.5}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = send(
+        app.client
+            .post(app.url(&format!("/iot/json/attrs/l?k={apikey}&i=thach-han")))
+            .body("1.75"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let e = app
+        .entity(&tenant, "urn:ngsi-ld:WaterObserved:thach-han")
+        .await
+        .unwrap();
+    assert_eq!(e["height"]["value"], 1.75);
+
+    // Some measures bad: the good ones are written and the bad ones listed.
+    let r = post(
+        format!("k={apikey}&i=thach-han"),
+        r#"{"l": "high", "trend": "rising"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["accepted"], 1);
+    assert_eq!(r.body["rejected"][0]["measure"], "l");
+    // All bad: 400, nothing written.
+    let r = post(format!("k={apikey}&i=thach-han"), r#"{"l": "high"}"#).await;
+    assert_problem(&r, 400, "BadRequestData");
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("l: "),
+        "{}",
+        r.text
+    );
+    // Malformed, unknown, incomplete.
+    let r = post(format!("k={apikey}&i=thach-han"), "{\"l\":").await;
+    assert_problem(&r, 400, "BadRequestData");
+    let r = post(format!("k={}&i=thach-han", unique("nokey")), r#"{"l": 1}"#).await;
+    assert_problem(&r, 404, "ResourceNotFound");
+    let r = post(format!("k={apikey}&i=stranger"), r#"{"l": 1}"#).await;
+    assert_problem(&r, 404, "ResourceNotFound");
+    let r = post(format!("k={apikey}"), r#"{"l": 1}"#).await;
+    assert_problem(&r, 400, "BadRequestData");
+    for outcome in ["malformed", "unknown_apikey", "unknown_device", "invalid"] {
+        let series =
+            format!("dothi_iot_messages_total{{transport=\"http\",outcome=\"{outcome}\"}}");
+        assert_eq!(app.metric(&series).await, 1, "{series}");
+    }
+    let r = send(app.client.get(app.url("/metrics"))).await;
+    assert!(
+        r.text.contains("# TYPE dothi_iot_messages_total counter"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("route=\"/iot/json\""), "{}", r.text);
+    // The device list is unchanged: no autoprovisioning here.
+    let r = send(app.iot(Method::GET, "/iot/devices", &tenant)).await;
+    assert_eq!(r.body["count"], 1);
+    app.stop().await;
+}
