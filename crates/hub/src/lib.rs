@@ -7,8 +7,11 @@
 pub mod contexts;
 pub mod http;
 pub mod metrics;
+pub mod notifier;
+pub mod periodic;
 pub mod retention;
 pub mod service;
+pub mod subscriptions;
 pub mod temporal;
 
 use std::net::SocketAddr;
@@ -75,6 +78,9 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     // The history purge runs while the hub is served, and stops with it.
     let purger = (*state.retention).clone().spawn(state.hub.clone());
+    // So does the notifier, which delivers the outbox.
+    let notifier = notifier::spawn(state.hub.store().clone());
+    let periodic = periodic::spawn(state.hub.clone());
     let app = router(state)
         .merge(extra)
         .into_make_service_with_connect_info::<SocketAddr>();
@@ -82,6 +88,10 @@ pub async fn serve_with(
         .with_graceful_shutdown(shutdown)
         .await;
     if let Some(task) = purger {
+        task.abort();
+        let _ = task.await;
+    }
+    for task in [notifier, periodic] {
         task.abort();
         let _ = task.await;
     }

@@ -13,6 +13,7 @@ pub mod history;
 mod query;
 pub mod registry;
 pub mod sqlite;
+pub mod subscription;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,6 +27,9 @@ pub use history::{
 };
 pub use query::EntityQuery;
 pub use registry::{RegistryPage, RegistryRecord, RegistryWrite};
+pub use subscription::{
+    Delivery, OutboxRow, StoredSubscription, SubscriptionPage, SubscriptionWrite,
+};
 
 /// The default tenant (no `NGSILD-Tenant` header).
 pub const DEFAULT_TENANT: &str = "";
@@ -217,6 +221,73 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a registry record, durably; false when there was none.
     async fn registry_delete(&self, collection: &str, tenant: &str, key: &str)
     -> StoreResult<bool>;
+
+    /// Writes a subscription (`subscription`), durably. `Create` refuses with
+    /// `Rejected(AlreadyExists)` when the id holds one, `Replace` with
+    /// `Rejected(ResourceNotFound)` when it does not. Changes of the tenant's entities
+    /// committed after this call returns are matched against it.
+    async fn subscription_put(
+        &self,
+        tenant: &str,
+        subscription: ngsi::subscription::Subscription,
+        mode: SubscriptionWrite,
+    ) -> StoreResult<()>;
+
+    async fn subscription_get(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> StoreResult<Option<StoredSubscription>>;
+
+    /// A page of the tenant's subscriptions in id order, with their total count.
+    async fn subscription_list(
+        &self,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<SubscriptionPage>;
+
+    /// Deletes a subscription and its undelivered notifications; false when there
+    /// was none.
+    async fn subscription_delete(&self, tenant: &str, id: &str) -> StoreResult<bool>;
+
+    /// Up to `max` notifications due at `now`, in outbox order, at most one per
+    /// subscription: the oldest of each (a later one waits until it is delivered,
+    /// so that each subscription's notifications arrive in order).
+    async fn outbox_due(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> StoreResult<Vec<OutboxRow>>;
+
+    /// A notification was delivered at `at`: its row goes and its subscription's
+    /// counters are updated.
+    async fn outbox_delivered(
+        &self,
+        row: i64,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()>;
+
+    /// An attempt failed at `at`; the row is tried again from `retry_at`.
+    async fn outbox_failed(
+        &self,
+        row: i64,
+        at: chrono::DateTime<chrono::Utc>,
+        retry_at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()>;
+
+    /// Queues a notification that no change fired (a periodic one), durably; nothing
+    /// is queued when the subscription does not exist.
+    async fn outbox_push(
+        &self,
+        tenant: &str,
+        subscription_id: &str,
+        entity_id: &str,
+        payload: serde_json::Value,
+    ) -> StoreResult<()>;
+
+    /// Notified after each commit that added notifications to the outbox.
+    fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }
 
 /// Opens the store a URL names: `sqlite://path/to/file.db` (or `sqlite::memory:`).

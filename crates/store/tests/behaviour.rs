@@ -778,6 +778,216 @@ async fn keeps_registry(store: Arc<dyn Store>) {
     assert!(store.get("reg-1", "a").await.unwrap().is_none());
 }
 
+fn subscription(id: &str, body: Value) -> ngsi::subscription::Subscription {
+    let mut body = body;
+    body["id"] = json!(id);
+    body["type"] = json!("Subscription");
+    ngsi::subscription::Subscription::parse(
+        &body,
+        &Context::core(),
+        || unreachable!(),
+        ngsi::entity::now(),
+    )
+    .unwrap()
+}
+
+async fn outbox_len(store: &Arc<dyn Store>) -> usize {
+    store
+        .outbox_due(ngsi::entity::now() + chrono::TimeDelta::hours(1), 1000)
+        .await
+        .unwrap()
+        .len()
+}
+
+/// Subscriptions are kept per tenant, and a change they select queues exactly one
+/// notification in the commit of the change; a refused change queues none.
+async fn keeps_subscriptions_and_their_outbox(store: Arc<dyn Store>) {
+    use store::SubscriptionWrite::{Create, Replace};
+    let notify = json!({"endpoint": {"uri": "http://127.0.0.1:9/n"}});
+    let sub = subscription(
+        "urn:ngsi-ld:Subscription:s1",
+        json!({"entities": [{"type": "Pump"}], "notificationTrigger": ["entityCreated", "entityDeleted", "attributeUpdated"], "notification": notify}),
+    );
+    store
+        .subscription_put("sub", sub.clone(), Create)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.subscription_put("sub", sub.clone(), Create).await,
+        Err(StoreError::Rejected(e)) if e.kind == ngsi::ErrorKind::AlreadyExists
+    ));
+    // Another tenant's subscription of the same type does not fire in "sub".
+    let other = subscription(
+        "urn:ngsi-ld:Subscription:other",
+        json!({"entities": [{"type": "Pump"}], "notificationTrigger": ["entityCreated"], "notification": notify}),
+    );
+    store
+        .subscription_put("sub-other", other.clone(), Create)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.subscription_put("sub", other.clone(), Replace).await,
+        Err(StoreError::Rejected(e)) if e.kind == ngsi::ErrorKind::ResourceNotFound
+    ));
+    let got = store
+        .subscription_get("sub", "urn:ngsi-ld:Subscription:s1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.subscription, sub);
+    assert_eq!(got.delivery, store::Delivery::default());
+    assert!(
+        store
+            .subscription_get("sub-other", "urn:ngsi-ld:Subscription:s1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let signal = store.outbox_signal();
+    let woken = signal.notified();
+    let pump =
+        entity(json!({"id": "urn:p:1", "type": "Pump", "on": {"type": "Property", "value": true}}));
+    store
+        .write("sub", vec![create(pump.clone())])
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), woken)
+        .await
+        .unwrap();
+    let rows = store.outbox_due(ngsi::entity::now(), 100).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].tenant, "sub");
+    assert_eq!(rows[0].subscription_id, "urn:ngsi-ld:Subscription:s1");
+    assert_eq!(rows[0].entity_id, "urn:p:1");
+    assert_eq!(rows[0].payload["type"], "Notification");
+    assert_eq!(rows[0].payload["data"][0]["id"], "urn:p:1");
+    // A refused change (it exists) and an entity of another type queue nothing.
+    let r = store
+        .write("sub", vec![create(pump.clone())])
+        .await
+        .unwrap();
+    assert!(r[0].is_err());
+    let valve = entity(json!({"id": "urn:v:1", "type": "Valve"}));
+    store.write("sub", vec![create(valve)]).await.unwrap();
+    assert_eq!(outbox_len(&store).await, 1);
+
+    // One per subscription is due at a time, the oldest first.
+    store.write("sub", vec![delete("urn:p:1")]).await.unwrap();
+    let rows = store.outbox_due(ngsi::entity::now(), 100).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let first = rows[0].id;
+    let at = ngsi::entity::now();
+    store
+        .outbox_failed(first, at, at + chrono::TimeDelta::hours(2))
+        .await
+        .unwrap();
+    assert!(store.outbox_due(at, 100).await.unwrap().is_empty());
+    let later = store
+        .outbox_due(at + chrono::TimeDelta::hours(3), 100)
+        .await
+        .unwrap();
+    assert_eq!((later.len(), later[0].id, later[0].attempts), (1, first, 1));
+    store.outbox_delivered(first, at).await.unwrap();
+    let rows = store.outbox_due(ngsi::entity::now(), 100).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].id > first);
+    assert_eq!(rows[0].payload["data"][0]["id"], "urn:p:1");
+    assert!(rows[0].payload["data"][0]["deletedAt"].is_string());
+    let got = store
+        .subscription_get("sub", "urn:ngsi-ld:Subscription:s1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.delivery.times_sent, got.delivery.times_failed), (1, 1));
+    assert_eq!(got.delivery.last_success, Some(at));
+
+    // A paused subscription fires no more; a list pages in id order.
+    let mut paused = sub.clone();
+    paused.is_active = false;
+    store
+        .subscription_put("sub", paused, Replace)
+        .await
+        .unwrap();
+    store
+        .write("sub", vec![create(pump.clone())])
+        .await
+        .unwrap();
+    assert_eq!(outbox_len(&store).await, 1);
+    store
+        .subscription_put(
+            "sub",
+            subscription(
+                "urn:ngsi-ld:Subscription:s0",
+                json!({"entities": [{"type": "Valve"}], "notification": notify}),
+            ),
+            Create,
+        )
+        .await
+        .unwrap();
+    let page = store.subscription_list("sub", 1, 10).await.unwrap();
+    assert_eq!(page.count, 2);
+    assert_eq!(
+        page.subscriptions[0].subscription.id,
+        "urn:ngsi-ld:Subscription:s1"
+    );
+    // Deleting a subscription drops its undelivered notifications.
+    assert!(
+        store
+            .subscription_delete("sub", "urn:ngsi-ld:Subscription:s1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .subscription_delete("sub", "urn:ngsi-ld:Subscription:s1")
+            .await
+            .unwrap()
+    );
+    assert_eq!(outbox_len(&store).await, 0);
+    // With a thousand subscriptions of other types, a change fires exactly its own.
+    let mut puts = Vec::new();
+    for i in 0..1000 {
+        let store = store.clone();
+        let sub = subscription(
+            &format!("urn:ngsi-ld:Subscription:m{i}"),
+            json!({"entities": [{"type": format!("T{i}")}], "notificationTrigger": ["entityCreated"], "notification": notify}),
+        );
+        puts.push(tokio::spawn(async move {
+            store.subscription_put("many", sub, Create).await
+        }));
+    }
+    for p in puts {
+        p.await.unwrap().unwrap();
+    }
+    store
+        .write(
+            "many",
+            vec![create(entity(json!({"id": "urn:t:1", "type": "T500"})))],
+        )
+        .await
+        .unwrap();
+    let rows = store.outbox_due(ngsi::entity::now(), 100).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].subscription_id, "urn:ngsi-ld:Subscription:m500");
+    assert!(
+        store
+            .subscription_delete("many", "urn:ngsi-ld:Subscription:m500")
+            .await
+            .unwrap()
+    );
+    assert_eq!(outbox_len(&store).await, 0);
+    // A pending notification survives a restart (checked after reopening).
+    store
+        .write(
+            "sub-other",
+            vec![create(entity(json!({"id": "urn:p:2", "type": "Pump"})))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(outbox_len(&store).await, 1);
+}
+
 #[tokio::test]
 async fn sqlite_backend_behaves() {
     let dir = tempfile::tempdir().unwrap();
@@ -788,6 +998,7 @@ async fn sqlite_backend_behaves() {
     keeps_contexts(store.clone()).await;
     keeps_history(store.clone()).await;
     keeps_registry(store.clone()).await;
+    keeps_subscriptions_and_their_outbox(store.clone()).await;
     drop(store);
     // Everything written is there after reopening the file.
     let store = open_sqlite(&dir).await;
@@ -806,6 +1017,10 @@ async fn sqlite_backend_behaves() {
         2
     );
     assert!(store.get("", "urn:a:1").await.unwrap().is_some());
+    // And the outbox.
+    let rows = store.outbox_due(ngsi::entity::now(), 100).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].tenant, "sub-other");
     assert!(store.tenant_exists("city-a").await.unwrap());
     // History too.
     let page = store

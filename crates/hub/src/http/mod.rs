@@ -7,6 +7,7 @@ mod entities;
 pub mod negotiate;
 mod openapi;
 pub mod params;
+mod subscriptions;
 mod temporal;
 
 use std::sync::Arc;
@@ -92,7 +93,8 @@ pub fn router(state: AppState) -> Router {
         .merge(entities::routes())
         .merge(batch::routes())
         .merge(discovery::routes())
-        .merge(temporal::routes());
+        .merge(temporal::routes())
+        .merge(subscriptions::routes());
     Router::new()
         .nest("/ngsi-ld/v1", api)
         .route("/health", get(health))

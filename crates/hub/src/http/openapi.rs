@@ -31,6 +31,7 @@ mod tests {
             ("/ngsi-ld/v1", include_str!("batch.rs")),
             ("/ngsi-ld/v1", include_str!("discovery.rs")),
             ("/ngsi-ld/v1", include_str!("temporal.rs")),
+            ("/ngsi-ld/v1", include_str!("subscriptions.rs")),
             ("", include_str!("mod.rs")),
         ];
         let mut seen = 0;

@@ -12,5 +12,6 @@ mod entities;
 mod errors;
 mod kinds;
 mod query;
+mod subscriptions;
 mod temporal;
 mod tenancy;

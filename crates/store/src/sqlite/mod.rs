@@ -12,6 +12,7 @@ mod plan;
 mod read;
 mod registry;
 mod schema;
+mod subscriptions;
 mod write;
 
 use std::path::Path;
@@ -27,6 +28,7 @@ use crate::{
     HistoryPage, HistoryQuery, PurgeStep, QueryPage, RetentionCutoffs, Store, StoreError,
     StoreResult, TypeSummary, WriteOp,
 };
+use crate::{OutboxRow, StoredSubscription, SubscriptionPage, SubscriptionWrite};
 use crate::{RegistryPage, RegistryRecord, RegistryWrite};
 
 /// The most readers kept open.
@@ -36,6 +38,8 @@ pub struct SqliteStore {
     path: Arc<str>,
     writer: std::sync::mpsc::Sender<write::Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Notified after each commit that added notifications to the outbox.
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 fn sql_error(e: rusqlite::Error) -> StoreError {
@@ -152,11 +156,13 @@ impl SqliteStore {
         })
         .await
         .map_err(join_error)??;
-        let writer = write::spawn(conn);
+        let outbox = Arc::new(tokio::sync::Notify::new());
+        let writer = write::spawn(conn, outbox.clone());
         Ok(SqliteStore {
             path,
             writer,
             readers: Arc::new(Mutex::new(Vec::new())),
+            outbox,
         })
     }
 
@@ -347,6 +353,92 @@ impl Store for SqliteStore {
         key: &str,
     ) -> StoreResult<bool> {
         self.delete_record(collection, tenant, key).await
+    }
+
+    // Subscriptions and the outbox (`sqlite/subscriptions.rs`).
+    async fn subscription_put(
+        &self,
+        tenant: &str,
+        subscription: ngsi::subscription::Subscription,
+        mode: SubscriptionWrite,
+    ) -> StoreResult<()> {
+        self.put_subscription(tenant, subscription, mode).await
+    }
+
+    async fn subscription_get(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> StoreResult<Option<StoredSubscription>> {
+        self.get_subscription(tenant, id).await
+    }
+
+    async fn subscription_list(
+        &self,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<SubscriptionPage> {
+        self.list_subscriptions(tenant, offset, limit).await
+    }
+
+    async fn subscription_delete(&self, tenant: &str, id: &str) -> StoreResult<bool> {
+        self.subscription_change(subscriptions::SubscriptionChange::Delete {
+            tenant: tenant.to_string(),
+            id: id.to_string(),
+        })
+        .await
+    }
+
+    async fn outbox_due(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> StoreResult<Vec<OutboxRow>> {
+        self.due_notifications(now, max).await
+    }
+
+    async fn outbox_delivered(
+        &self,
+        row: i64,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        self.subscription_change(subscriptions::SubscriptionChange::Delivered { row, at })
+            .await
+            .map(|_| ())
+    }
+
+    async fn outbox_failed(
+        &self,
+        row: i64,
+        at: chrono::DateTime<chrono::Utc>,
+        retry_at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        self.subscription_change(subscriptions::SubscriptionChange::Failed { row, at, retry_at })
+            .await
+            .map(|_| ())
+    }
+
+    async fn outbox_push(
+        &self,
+        tenant: &str,
+        subscription_id: &str,
+        entity_id: &str,
+        payload: serde_json::Value,
+    ) -> StoreResult<()> {
+        self.subscription_change(subscriptions::SubscriptionChange::Queue {
+            tenant: tenant.to_string(),
+            id: subscription_id.to_string(),
+            entity_id: entity_id.to_string(),
+            payload: payload.to_string(),
+            at: ngsi::entity::now(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox.clone()
     }
 }
 

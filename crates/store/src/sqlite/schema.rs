@@ -168,4 +168,32 @@ pub const MIGRATIONS: &[&str] = &[
     -- A key looked up in every tenant (a device's API key and id name its tenant).
     CREATE INDEX registry_by_key ON registry (collection, key);
     "#,
+    // 5: subscriptions and the outbox of their notifications.
+    r#"
+    CREATE TABLE subscriptions (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        doc TEXT NOT NULL,                  -- the Subscription (store JSON)
+        times_sent INTEGER NOT NULL DEFAULT 0,
+        times_failed INTEGER NOT NULL DEFAULT 0,
+        last_notification INTEGER,          -- ms since 1970 UTC
+        last_success INTEGER,
+        last_failure INTEGER,
+        PRIMARY KEY (tenant, id)
+    ) WITHOUT ROWID;
+    -- A notification per row, written with the change that fired it; the id is the
+    -- commit order (AUTOINCREMENT: an id is never reused, even after the last row
+    -- is delivered).
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT NOT NULL,
+        subscription TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        payload TEXT NOT NULL,              -- the Notification (JSON)
+        created_at INTEGER NOT NULL,        -- ms since 1970 UTC
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL    -- ms since 1970 UTC
+    );
+    CREATE INDEX outbox_by_subscription ON outbox (tenant, subscription, id);
+    "#,
 ];

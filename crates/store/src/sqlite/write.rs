@@ -11,12 +11,16 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use ngsi::entity::format_time;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use std::sync::Arc;
+
 use ngsi::Entity;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
+use tokio::sync::Notify;
 use tokio::sync::oneshot;
 
 use super::sql_error;
+use super::subscriptions::Watchers;
 use crate::{
     Applied, Change, HistoryEdit, HistoryWrite, PurgeStep, RetentionCutoffs, StoreError,
     StoreResult, WriteOp,
@@ -54,13 +58,19 @@ pub enum Job {
         change: super::registry::RegistryChange,
         reply: oneshot::Sender<StoreResult<bool>>,
     },
+    /// A subscription written or deleted, or a delivery recorded
+    /// (`sqlite::subscriptions`).
+    Subscription {
+        change: super::subscriptions::SubscriptionChange,
+        reply: oneshot::Sender<StoreResult<bool>>,
+    },
 }
 
-pub fn spawn(conn: Connection) -> Sender<Job> {
+pub fn spawn(conn: Connection, outbox: Arc<Notify>) -> Sender<Job> {
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("dothi-sqlite-writer".into())
-        .spawn(move || run(conn, rx));
+        .spawn(move || run(conn, rx, &outbox));
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the SQLite writer thread");
     }
@@ -70,9 +80,10 @@ pub fn spawn(conn: Connection) -> Sender<Job> {
 /// Operations between two refreshes of the query planner's statistics.
 const OPS_PER_OPTIMIZE: usize = 50_000;
 
-fn run(mut conn: Connection, rx: Receiver<Job>) {
+fn run(mut conn: Connection, rx: Receiver<Job>, outbox: &Notify) {
     let mut since_optimize = 0usize;
     let mut names = Names::default();
+    let mut watchers = Watchers::default();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         let mut ops = op_count(&jobs[0]);
@@ -85,9 +96,16 @@ fn run(mut conn: Connection, rx: Receiver<Job>) {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        if !commit_group(&mut conn, jobs, &mut names) {
-            // Names interned by a group that was rolled back are gone from the table.
-            names.forget();
+        match commit_group(&mut conn, jobs, &mut names, &mut watchers) {
+            // The notifier is woken as soon as notifications are durable.
+            Some(notified) if notified > 0 => outbox.notify_one(),
+            Some(_) => {}
+            None => {
+                // Names interned by a group that was rolled back are gone from the
+                // table; the throttling times of the watchers may be too recent.
+                names.forget();
+                watchers.forget();
+            }
         }
         since_optimize += ops;
         // Keep the planner's statistics current as data grows (bounded work each time).
@@ -111,7 +129,8 @@ fn op_count(job: &Job) -> usize {
         Job::CacheContext { .. }
         | Job::EditHistory { .. }
         | Job::PurgeHistory { .. }
-        | Job::Registry { .. } => 1,
+        | Job::Registry { .. }
+        | Job::Subscription { .. } => 1,
     }
 }
 
@@ -172,17 +191,24 @@ impl Names {
     }
 }
 
-/// Commits one group; false when it was rolled back.
-fn commit_group(conn: &mut Connection, jobs: Vec<Job>, names: &mut Names) -> bool {
+/// Commits one group; returns how many notifications it wrote to the outbox, or None
+/// when it was rolled back.
+fn commit_group(
+    conn: &mut Connection,
+    jobs: Vec<Job>,
+    names: &mut Names,
+    watchers: &mut Watchers,
+) -> Option<usize> {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             fail_all(jobs, sql_error(e));
-            return false;
+            return None;
         }
     };
     let mut pending = Vec::with_capacity(jobs.len());
     let mut fault: Option<String> = None;
+    let mut notified = 0usize;
     for job in jobs {
         match job {
             Job::Write { tenant, ops, reply } => {
@@ -193,9 +219,10 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, names: &mut Names) -> boo
                         results.push(Err(StoreError::Unavailable("group rolled back".into())));
                         continue;
                     }
-                    match apply(&tx, &tenant, op, names) {
-                        Ok((applied, wrote)) => {
+                    match apply(&tx, &tenant, op, names, watchers) {
+                        Ok((applied, wrote, fired)) => {
                             changed |= wrote;
+                            notified += fired;
                             results.push(Ok(applied));
                         }
                         Err(OpError::Op(e)) => results.push(Err(e)),
@@ -260,6 +287,25 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, names: &mut Names) -> boo
                     drop(reply.send(Err(e)));
                 }
             },
+            Job::Subscription { change, reply } => {
+                match super::subscriptions::apply(&tx, &change, watchers) {
+                    Ok(r) => {
+                        if matches!(
+                            change,
+                            super::subscriptions::SubscriptionChange::Queue { .. }
+                        ) && matches!(r, Ok(true))
+                        {
+                            notified += 1;
+                        }
+                        pending.push(Pending::Registry(reply, r));
+                    }
+                    Err(e) => {
+                        let e = sql_error(e);
+                        fault = Some(e.to_string());
+                        drop(reply.send(Err(e)));
+                    }
+                }
+            }
         }
     }
     if let Some(msg) = fault {
@@ -284,7 +330,7 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, names: &mut Names) -> boo
                 }
             }
         }
-        return false;
+        return None;
     }
     match tx.commit() {
         Ok(()) => {
@@ -297,7 +343,7 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, names: &mut Names) -> boo
                     Pending::Registry(reply, r) => drop(reply.send(r)),
                 }
             }
-            true
+            Some(notified)
         }
         Err(e) => {
             tracing::error!(error = %e, "SQLite commit failed");
@@ -321,7 +367,7 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, names: &mut Names) -> boo
                     }
                 }
             }
-            false
+            None
         }
     }
 }
@@ -340,7 +386,7 @@ fn fail_all(jobs: Vec<Job>, e: StoreError) {
             Job::PurgeHistory { reply, .. } => {
                 drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
             }
-            Job::Registry { reply, .. } => {
+            Job::Registry { reply, .. } | Job::Subscription { reply, .. } => {
                 drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
             }
         }
@@ -355,12 +401,15 @@ fn ensure_tenant(conn: &Connection, tenant: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Applies one mutation: (what it reports, whether it wrote, how many notifications
+/// it queued).
 fn apply(
     conn: &Connection,
     tenant: &str,
     op: WriteOp,
     names: &mut Names,
-) -> Result<(Applied, bool), OpError> {
+    watchers: &mut Watchers,
+) -> Result<(Applied, bool, usize), OpError> {
     let current: Option<(i64, String)> = conn
         .prepare_cached("SELECT rowid, doc FROM entities WHERE tenant = ?1 AND id = ?2")
         .and_then(|mut s| {
@@ -388,10 +437,14 @@ fn apply(
         (HistoryWrite::Changes, Some(e)) => Some(e.attrs.clone()),
         _ => None,
     };
+    // Subscriptions compare the entity before and after: keep it only when the
+    // tenant has some (the mutation consumes it).
+    let watched = watchers.watching(conn, tenant).map_err(OpError::Op)?;
+    let kept = if watched { before.clone() } else { None };
     let (change, applied) = (op.mutate)(before).map_err(|e| OpError::Op(e.into()))?;
     let fault = |e: rusqlite::Error| OpError::Fault(sql_error(e));
     match change {
-        Change::Unchanged => Ok((applied, false)),
+        Change::Unchanged => Ok((applied, false, 0)),
         Change::Delete => {
             if let (Some(rowid), Some(old)) = (rowid, &old_rows) {
                 old.delete_all(conn, tenant, rowid, names).map_err(fault)?;
@@ -403,7 +456,14 @@ fn apply(
                     .and_then(|mut s| s.execute([rowid]))
                     .map_err(fault)?;
             }
-            Ok((applied, true))
+            let fired = if watched && kept.is_some() {
+                watchers
+                    .fire(conn, tenant, kept.as_ref(), None, ngsi::entity::now())
+                    .map_err(fault)?
+            } else {
+                0
+            };
+            Ok((applied, true, fired))
         }
         Change::Put(entity) => {
             if entity.id != op.entity_id {
@@ -442,7 +502,20 @@ fn apply(
                         .map_err(fault)?;
                 }
             }
-            Ok((applied, true))
+            let fired = if watched {
+                watchers
+                    .fire(
+                        conn,
+                        tenant,
+                        kept.as_ref(),
+                        Some(&entity),
+                        ngsi::entity::now(),
+                    )
+                    .map_err(fault)?
+            } else {
+                0
+            };
+            Ok((applied, true, fired))
         }
     }
 }

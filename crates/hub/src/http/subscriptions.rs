@@ -1,0 +1,114 @@
+//! /subscriptions: create, query, retrieve, update and delete subscriptions
+//! (clauses 5.8.1 to 5.8.5). Their notifications are sent by [`crate::notifier`].
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::Value;
+
+use super::entities::{checked_id, no_content, urlencode};
+use super::negotiate::{JsonBody, accept, respond, scope_from_headers};
+use super::params::{Params, paging};
+use super::{ApiError, AppState, PathParam};
+use crate::subscriptions::status;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/subscriptions",
+            get(query_subscriptions).post(create_subscription),
+        )
+        .route(
+            "/subscriptions/{id}",
+            get(retrieve_subscription)
+                .patch(update_subscription)
+                .delete(delete_subscription),
+        )
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Whether `options=sysAttrs` asks for createdAt and modifiedAt.
+fn sys_attrs(params: &Params) -> bool {
+    params.options().contains("sysAttrs")
+}
+
+async fn create_subscription(State(s): State<AppState>, body: JsonBody) -> ApiResult {
+    let scope = body.scope(&s).await?;
+    let id = s.hub.create_subscription(&scope, &body.value).await?;
+    let mut response = StatusCode::CREATED.into_response();
+    if let Ok(location) =
+        HeaderValue::from_str(&format!("/ngsi-ld/v1/subscriptions/{}", urlencode(&id)))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+async fn query_subscriptions(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let wanted = accept(&headers, false)?;
+    let scope = scope_from_headers(&s, &headers).await?;
+    let params = Params::parse(raw.as_deref())?;
+    let (limit, offset, count) = paging(&params)?;
+    let page = s
+        .hub
+        .list_subscriptions(&scope, offset as u64, limit as u64)
+        .await?;
+    let sys = sys_attrs(&params);
+    let body = Value::Array(
+        page.subscriptions
+            .iter()
+            .map(|stored| stored.subscription.render(&scope.ctx, &status(stored), sys))
+            .collect(),
+    );
+    let mut response = respond(StatusCode::OK, wanted, &scope.ctx, body);
+    if count && let Ok(v) = HeaderValue::from_str(&page.count.to_string()) {
+        response.headers_mut().insert("NGSILD-Results-Count", v);
+    }
+    Ok(response)
+}
+
+async fn retrieve_subscription(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let wanted = accept(&headers, false)?;
+    checked_id(&id)?;
+    let scope = scope_from_headers(&s, &headers).await?;
+    let params = Params::parse(raw.as_deref())?;
+    let stored = s.hub.get_subscription(&scope, &id).await?;
+    let body = stored
+        .subscription
+        .render(&scope.ctx, &status(&stored), sys_attrs(&params));
+    Ok(respond(StatusCode::OK, wanted, &scope.ctx, body))
+}
+
+async fn update_subscription(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<String>,
+    body: JsonBody,
+) -> ApiResult {
+    checked_id(&id)?;
+    let scope = body.scope(&s).await?;
+    s.hub.update_subscription(&scope, &id, &body.value).await?;
+    Ok(no_content())
+}
+
+async fn delete_subscription(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    checked_id(&id)?;
+    let scope = scope_from_headers(&s, &headers).await?;
+    s.hub.delete_subscription(&scope, &id).await?;
+    Ok(no_content())
+}

@@ -1,0 +1,115 @@
+//! Subscription operations of the [`Hub`] (clause 5.8): create, retrieve, query,
+//! update and delete. Which change fires which subscription is decided by the store
+//! when the change commits (its notifications go to the outbox in the same
+//! transaction); [`crate::notifier`] delivers them.
+
+use ngsi::Error;
+use ngsi::subscription::{Subscription, SubscriptionStatus};
+use serde_json::Value;
+use store::{StoredSubscription, SubscriptionPage, SubscriptionWrite};
+
+use crate::service::{Hub, Scope, store_error};
+
+/// A new subscription id.
+pub fn new_subscription_id() -> String {
+    format!("urn:ngsi-ld:Subscription:{}", uuid::Uuid::new_v4())
+}
+
+/// The status a GET shows: the subscription's state now, and its deliveries.
+pub fn status(stored: &StoredSubscription) -> SubscriptionStatus {
+    let d = &stored.delivery;
+    SubscriptionStatus {
+        status: stored.subscription.status(ngsi::entity::now()),
+        times_sent: d.times_sent,
+        times_failed: d.times_failed,
+        last_notification: d.last_notification,
+        last_success: d.last_success,
+        last_failure: d.last_failure,
+    }
+}
+
+fn sub_not_found(id: &str) -> Error {
+    Error::not_found(format!("subscription {id} not found"))
+}
+
+impl Hub {
+    /// Resolves the @context that notifications are compacted with, so that it is
+    /// cached (the store builds it from its cache when the change commits).
+    async fn check_notification_context(&self, sub: &Subscription) -> Result<(), Error> {
+        self.contexts
+            .resolve(&sub.notification_context())
+            .await
+            .map(|_| ())
+    }
+
+    /// POST /subscriptions: returns the id.
+    pub async fn create_subscription(&self, scope: &Scope, body: &Value) -> Result<String, Error> {
+        let sub = Subscription::parse(body, &scope.ctx, new_subscription_id, ngsi::entity::now())?;
+        self.check_notification_context(&sub).await?;
+        let id = sub.id.clone();
+        self.store()
+            .subscription_put(&scope.tenant, sub, SubscriptionWrite::Create)
+            .await
+            .map_err(store_error)?;
+        Ok(id)
+    }
+
+    /// GET /subscriptions/{id}.
+    pub async fn get_subscription(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> Result<StoredSubscription, Error> {
+        self.require_tenant(scope).await?;
+        self.store()
+            .subscription_get(&scope.tenant, id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| sub_not_found(id))
+    }
+
+    /// GET /subscriptions.
+    pub async fn list_subscriptions(
+        &self,
+        scope: &Scope,
+        offset: u64,
+        limit: u64,
+    ) -> Result<SubscriptionPage, Error> {
+        self.require_tenant(scope).await?;
+        self.store()
+            .subscription_list(&scope.tenant, offset, limit)
+            .await
+            .map_err(store_error)
+    }
+
+    /// PATCH /subscriptions/{id}.
+    pub async fn update_subscription(
+        &self,
+        scope: &Scope,
+        id: &str,
+        body: &Value,
+    ) -> Result<(), Error> {
+        let mut sub = self.get_subscription(scope, id).await?.subscription;
+        sub.apply_patch(body, &scope.ctx, ngsi::entity::now())?;
+        self.check_notification_context(&sub).await?;
+        self.store()
+            .subscription_put(&scope.tenant, sub, SubscriptionWrite::Replace)
+            .await
+            .map_err(store_error)
+    }
+
+    /// DELETE /subscriptions/{id}.
+    pub async fn delete_subscription(&self, scope: &Scope, id: &str) -> Result<(), Error> {
+        self.require_tenant(scope).await?;
+        if self
+            .store()
+            .subscription_delete(&scope.tenant, id)
+            .await
+            .map_err(store_error)?
+        {
+            Ok(())
+        } else {
+            Err(sub_not_found(id))
+        }
+    }
+}

@@ -1,0 +1,559 @@
+//! Subscriptions and the outbox in SQLite: tables `subscriptions` and `outbox`
+//! (schema v5).
+//!
+//! Subscriptions are written by the writer thread, which also keeps them compiled,
+//! per tenant, in [`Watchers`]: after each entity change it decides there which
+//! subscriptions fire and writes their notifications into the outbox, in the same
+//! transaction as the change.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use ngsi::context::is_core_context_url;
+use ngsi::query::ast::TypeExpr;
+use ngsi::subscription::{CompiledSubscription, EntityChange, Subscription};
+use ngsi::{Context, Entity};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::{SqliteStore, sql_error, write};
+use crate::{
+    Delivery, OutboxRow, StoreError, StoreResult, StoredSubscription, SubscriptionPage,
+    SubscriptionWrite,
+};
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn time(ms: Option<i64>) -> Option<DateTime<Utc>> {
+    ms.and_then(DateTime::from_timestamp_millis)
+}
+
+impl SqliteStore {
+    pub(super) async fn subscription_change(
+        &self,
+        change: SubscriptionChange,
+    ) -> StoreResult<bool> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(write::Job::Subscription { change, reply })
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+
+    pub(super) async fn put_subscription(
+        &self,
+        tenant: &str,
+        subscription: Subscription,
+        mode: SubscriptionWrite,
+    ) -> StoreResult<()> {
+        let doc = serde_json::to_string(&subscription)
+            .map_err(|e| StoreError::Other(format!("cannot store a subscription: {e}")))?;
+        self.subscription_change(SubscriptionChange::Put {
+            tenant: tenant.to_string(),
+            id: subscription.id,
+            doc,
+            mode,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub(super) async fn get_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> StoreResult<Option<StoredSubscription>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.read(move |c| get(c, &tenant, &id)).await
+    }
+
+    pub(super) async fn list_subscriptions(
+        &self,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<SubscriptionPage> {
+        let tenant = tenant.to_string();
+        self.read(move |c| list(c, &tenant, offset, limit)).await
+    }
+
+    pub(super) async fn due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> StoreResult<Vec<OutboxRow>> {
+        self.read(move |c| due(c, now, max)).await
+    }
+}
+
+const COLUMNS: &str =
+    "doc, times_sent, times_failed, last_notification, last_success, last_failure";
+
+fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Delivery)> {
+    let count = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
+    Ok((
+        r.get(0)?,
+        Delivery {
+            times_sent: count(1)?,
+            times_failed: count(2)?,
+            last_notification: time(r.get(3)?),
+            last_success: time(r.get(4)?),
+            last_failure: time(r.get(5)?),
+        },
+    ))
+}
+
+fn decode((doc, delivery): (String, Delivery)) -> StoreResult<StoredSubscription> {
+    let subscription = serde_json::from_str(&doc)
+        .map_err(|e| StoreError::Other(format!("corrupt subscription: {e}")))?;
+    Ok(StoredSubscription {
+        subscription,
+        delivery,
+    })
+}
+
+fn get(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Option<StoredSubscription>> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM subscriptions WHERE tenant = ?1 AND id = ?2"
+        ))
+        .and_then(|mut s| s.query_row(params![tenant, id], stored).optional())
+        .map_err(sql_error)?;
+    row.map(decode).transpose()
+}
+
+fn list(conn: &Connection, tenant: &str, offset: u64, limit: u64) -> StoreResult<SubscriptionPage> {
+    let count: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM subscriptions WHERE tenant = ?1")
+        .and_then(|mut s| s.query_row([tenant], |r| r.get(0)))
+        .map_err(sql_error)?;
+    let rows: Vec<(String, Delivery)> = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM subscriptions WHERE tenant = ?1 ORDER BY id LIMIT ?2 OFFSET ?3"
+        ))
+        .and_then(|mut s| {
+            s.query_map(
+                params![
+                    tenant,
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                    i64::try_from(offset).unwrap_or(i64::MAX)
+                ],
+                stored,
+            )?
+            .collect()
+        })
+        .map_err(sql_error)?;
+    Ok(SubscriptionPage {
+        subscriptions: rows.into_iter().map(decode).collect::<StoreResult<_>>()?,
+        count: count.max(0) as u64,
+    })
+}
+
+/// Subscriptions with notifications waiting, looked at per call at most.
+const MAX_BACKLOGGED_SUBSCRIPTIONS: usize = 100_000;
+
+/// The due rows among the oldest of each subscription. The heads are found by
+/// seeking the index `outbox_by_subscription` once per subscription with rows
+/// (a skip scan), so a long backlog behind one receiver costs nothing here.
+fn due(conn: &Connection, now: DateTime<Utc>, max: usize) -> StoreResult<Vec<OutboxRow>> {
+    let mut next_head = conn
+        .prepare_cached(
+            "SELECT tenant, subscription, id, next_attempt_at FROM outbox
+             WHERE (tenant, subscription) > (?1, ?2)
+             ORDER BY tenant, subscription, id LIMIT 1",
+        )
+        .map_err(sql_error)?;
+    let (mut tenant, mut subscription) = (String::new(), String::new());
+    let mut heads: Vec<i64> = Vec::new();
+    for _ in 0..MAX_BACKLOGGED_SUBSCRIPTIONS {
+        let head: Option<(String, String, i64, i64)> = next_head
+            .query_row(params![tenant, subscription], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+            .map_err(sql_error)?;
+        let Some((t, sub, id, next_attempt)) = head else {
+            break;
+        };
+        if next_attempt <= millis(now) {
+            heads.push(id);
+        }
+        (tenant, subscription) = (t, sub);
+    }
+    heads.sort_unstable();
+    heads.truncate(max);
+    let mut read = conn
+        .prepare_cached(
+            "SELECT tenant, subscription, entity, payload, created_at, attempts
+             FROM outbox WHERE id = ?1",
+        )
+        .map_err(sql_error)?;
+    let mut out = Vec::with_capacity(heads.len());
+    for id in heads {
+        let (tenant, subscription_id, entity_id, payload, created, attempts): (
+            String,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+        ) = read
+            .query_row([id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .map_err(sql_error)?;
+        out.push(OutboxRow {
+            id,
+            tenant,
+            subscription_id,
+            entity_id,
+            payload: serde_json::from_str(&payload)
+                .map_err(|e| StoreError::Other(format!("corrupt outbox row {id}: {e}")))?,
+            created_at: time(Some(created)).unwrap_or_default(),
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        });
+    }
+    Ok(out)
+}
+
+/// A change the writer applies.
+pub enum SubscriptionChange {
+    Put {
+        tenant: String,
+        id: String,
+        /// The subscription as JSON text.
+        doc: String,
+        mode: SubscriptionWrite,
+    },
+    Delete {
+        tenant: String,
+        id: String,
+    },
+    /// A notification no change fired (periodic).
+    Queue {
+        tenant: String,
+        id: String,
+        entity_id: String,
+        /// The Notification as JSON text.
+        payload: String,
+        at: DateTime<Utc>,
+    },
+    Delivered {
+        row: i64,
+        at: DateTime<Utc>,
+    },
+    Failed {
+        row: i64,
+        at: DateTime<Utc>,
+        retry_at: DateTime<Utc>,
+    },
+}
+
+/// Applies a change in the writer's transaction. The outer error is a fault of the
+/// database (the group is rolled back); the inner one a refusal, decided before
+/// anything is written.
+pub fn apply(
+    conn: &Connection,
+    change: &SubscriptionChange,
+    watchers: &mut Watchers,
+) -> rusqlite::Result<StoreResult<bool>> {
+    match change {
+        SubscriptionChange::Put {
+            tenant,
+            id,
+            doc,
+            mode,
+        } => {
+            let exists = conn
+                .prepare_cached("SELECT 1 FROM subscriptions WHERE tenant = ?1 AND id = ?2")?
+                .exists(params![tenant, id])?;
+            match (mode, exists) {
+                (SubscriptionWrite::Create, true) => {
+                    return Ok(Err(StoreError::Rejected(ngsi::Error::already_exists(
+                        format!("subscription {id} already exists"),
+                    ))));
+                }
+                (SubscriptionWrite::Replace, false) => {
+                    return Ok(Err(StoreError::Rejected(ngsi::Error::not_found(format!(
+                        "subscription {id} not found"
+                    )))));
+                }
+                (SubscriptionWrite::Create, false) => {
+                    conn.prepare_cached(
+                        "INSERT INTO subscriptions (tenant, id, doc) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![tenant, id, doc])?;
+                    conn.prepare_cached(
+                        "INSERT OR IGNORE INTO tenants (name, created_at) VALUES (?1, datetime('now'))",
+                    )?
+                    .execute([tenant])?;
+                }
+                (SubscriptionWrite::Replace, true) => {
+                    conn.prepare_cached(
+                        "UPDATE subscriptions SET doc = ?3 WHERE tenant = ?1 AND id = ?2",
+                    )?
+                    .execute(params![tenant, id, doc])?;
+                }
+            }
+            watchers.forget_tenant(tenant);
+            Ok(Ok(true))
+        }
+        SubscriptionChange::Delete { tenant, id } => {
+            let n = conn
+                .prepare_cached("DELETE FROM subscriptions WHERE tenant = ?1 AND id = ?2")?
+                .execute(params![tenant, id])?;
+            conn.prepare_cached("DELETE FROM outbox WHERE tenant = ?1 AND subscription = ?2")?
+                .execute(params![tenant, id])?;
+            watchers.forget_tenant(tenant);
+            Ok(Ok(n > 0))
+        }
+        SubscriptionChange::Queue {
+            tenant,
+            id,
+            entity_id,
+            payload,
+            at,
+        } => {
+            let exists = conn
+                .prepare_cached("SELECT 1 FROM subscriptions WHERE tenant = ?1 AND id = ?2")?
+                .exists(params![tenant, id])?;
+            if exists {
+                conn.prepare_cached(
+                    "INSERT INTO outbox (tenant, subscription, entity, payload, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                )?
+                .execute(params![tenant, id, entity_id, payload, millis(*at)])?;
+            }
+            Ok(Ok(exists))
+        }
+        SubscriptionChange::Delivered { row, at } => {
+            let Some((tenant, id)) = outbox_owner(conn, *row)? else {
+                return Ok(Ok(false));
+            };
+            conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
+                .execute([row])?;
+            conn.prepare_cached(
+                "UPDATE subscriptions SET times_sent = times_sent + 1, last_notification = ?3, last_success = ?3 WHERE tenant = ?1 AND id = ?2",
+            )?
+            .execute(params![tenant, id, millis(*at)])?;
+            Ok(Ok(true))
+        }
+        SubscriptionChange::Failed { row, at, retry_at } => {
+            let Some((tenant, id)) = outbox_owner(conn, *row)? else {
+                return Ok(Ok(false));
+            };
+            conn.prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![row, millis(*retry_at)])?;
+            conn.prepare_cached(
+                "UPDATE subscriptions SET times_failed = times_failed + 1, last_notification = ?3, last_failure = ?3 WHERE tenant = ?1 AND id = ?2",
+            )?
+            .execute(params![tenant, id, millis(*at)])?;
+            Ok(Ok(true))
+        }
+    }
+}
+
+fn outbox_owner(conn: &Connection, row: i64) -> rusqlite::Result<Option<(String, String)>> {
+    conn.prepare_cached("SELECT tenant, subscription FROM outbox WHERE id = ?1")?
+        .query_row([row], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+/// The compiled subscriptions of the tenants the writer has seen, loaded when a
+/// tenant's entity is first written and dropped when one of its subscriptions is.
+#[derive(Default)]
+pub struct Watchers(HashMap<String, TenantWatchers>);
+
+/// One tenant's subscriptions that can fire on a change, indexed by the entity types
+/// their selectors name, so that a change looks only at those that may select it.
+#[derive(Default)]
+struct TenantWatchers {
+    subs: Vec<Watcher>,
+    /// Type IRI → indexes in `subs` of the subscriptions whose selectors name it.
+    by_type: HashMap<String, Vec<usize>>,
+    /// Subscriptions with no selector (any entity).
+    any: Vec<usize>,
+}
+
+struct Watcher {
+    compiled: CompiledSubscription,
+    ctx: Arc<Context>,
+    /// When its last notification was written to the outbox (throttling).
+    last_queued: Option<DateTime<Utc>>,
+}
+
+fn type_names(t: &TypeExpr, out: &mut Vec<String>) {
+    match t {
+        TypeExpr::Type(name) => out.push(name.clone()),
+        TypeExpr::And(items) | TypeExpr::Or(items) => {
+            for i in items {
+                type_names(i, out);
+            }
+        }
+    }
+}
+
+/// The context that compacts a subscription's notifications, built from the remote
+/// documents cached in table `contexts` (the hub resolves a subscription's context
+/// before storing it, so they are there); the core context if that fails.
+fn notification_context(conn: &Connection, sub: &Subscription) -> Arc<Context> {
+    let value = sub.notification_context();
+    if matches!(&value, Value::String(url) if is_core_context_url(url)) {
+        return Context::core();
+    }
+    let cached = |url: &str| -> Option<Value> {
+        let body: Option<String> = conn
+            .prepare_cached("SELECT body FROM contexts WHERE url = ?1")
+            .and_then(|mut s| s.query_row([url], |r| r.get(0)).optional())
+            .ok()
+            .flatten();
+        body.and_then(|b| serde_json::from_str(&b).ok())
+    };
+    match Context::build(&value, &cached) {
+        Ok(ctx) => Arc::new(ctx),
+        Err(e) => {
+            tracing::warn!(subscription = %sub.id, error = ?e, "notification @context unavailable; using the core context");
+            Context::core()
+        }
+    }
+}
+
+impl Watchers {
+    pub fn forget(&mut self) {
+        self.0.clear();
+    }
+
+    fn forget_tenant(&mut self, tenant: &str) {
+        self.0.remove(tenant);
+    }
+
+    /// Whether the tenant has subscriptions that can fire on changes (loading them
+    /// the first time).
+    pub fn watching(&mut self, conn: &Connection, tenant: &str) -> StoreResult<bool> {
+        if !self.0.contains_key(tenant) {
+            let loaded = load(conn, tenant)?;
+            self.0.insert(tenant.to_string(), loaded);
+        }
+        Ok(self.0.get(tenant).is_some_and(|w| !w.subs.is_empty()))
+    }
+
+    /// Writes to the outbox the notification of each subscription the change fires;
+    /// returns how many.
+    pub fn fire(
+        &mut self,
+        conn: &Connection,
+        tenant: &str,
+        before: Option<&Entity>,
+        after: Option<&Entity>,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<usize> {
+        let Some(w) = self.0.get_mut(tenant) else {
+            return Ok(0);
+        };
+        let mut candidates: BTreeSet<usize> = w.any.iter().copied().collect();
+        for e in [before, after].into_iter().flatten() {
+            for t in &e.types {
+                if let Some(found) = w.by_type.get(t) {
+                    candidates.extend(found);
+                }
+            }
+        }
+        let Some(entity_id) = after.or(before).map(|e| e.id.clone()) else {
+            return Ok(0);
+        };
+        let mut written = 0;
+        for i in candidates {
+            let watcher = &mut w.subs[i];
+            let sub = watcher.compiled.subscription();
+            if watcher.compiled.triggered(before, after, now).is_none() {
+                continue;
+            }
+            // Throttling: a change within `throttling` seconds of the last
+            // notification queued for the subscription is not notified.
+            if sub.throttled(watcher.last_queued, now) {
+                continue;
+            }
+            let payload = watcher.compiled.notification(
+                &[EntityChange { before, after }],
+                &watcher.ctx,
+                format!("urn:ngsi-ld:Notification:{}", uuid::Uuid::new_v4()),
+                now,
+            );
+            conn.prepare_cached(
+                "INSERT INTO outbox (tenant, subscription, entity, payload, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            )?
+            .execute(params![tenant, sub.id, entity_id, payload.to_string(), millis(now)])?;
+            watcher.last_queued = Some(now);
+            written += 1;
+        }
+        Ok(written)
+    }
+}
+
+fn load(conn: &Connection, tenant: &str) -> StoreResult<TenantWatchers> {
+    let rows: Vec<(String, Option<i64>)> = conn
+        .prepare_cached("SELECT doc, last_notification FROM subscriptions WHERE tenant = ?1")
+        .and_then(|mut s| {
+            s.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(sql_error)?;
+    let mut out = TenantWatchers::default();
+    for (doc, last) in rows {
+        let sub: Subscription = match serde_json::from_str(&doc) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(tenant, error = %e, "corrupt subscription skipped");
+                continue;
+            }
+        };
+        // Paused and periodic subscriptions never fire on a change.
+        if !sub.is_active || sub.time_interval.is_some() {
+            continue;
+        }
+        let compiled = match sub.compile() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(tenant, subscription = %sub.id, error = %e.detail, "subscription skipped");
+                continue;
+            }
+        };
+        let i = out.subs.len();
+        if sub.entities.is_empty() {
+            out.any.push(i);
+        } else {
+            let mut names = Vec::new();
+            for s in &sub.entities {
+                match ngsi::query::parse_type_expr(&s.entity_type) {
+                    Ok(t) => type_names(&t, &mut names),
+                    Err(_) => continue,
+                }
+            }
+            names.sort();
+            names.dedup();
+            for n in names {
+                out.by_type.entry(n).or_default().push(i);
+            }
+        }
+        out.subs.push(Watcher {
+            ctx: notification_context(conn, &sub),
+            compiled,
+            last_queued: time(last),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,61 @@
+//! Subscriptions as the store keeps them, and the outbox of notifications.
+//!
+//! A subscription is stored whole ([`ngsi::subscription::Subscription`], expanded
+//! names) with its delivery counters beside it. The *outbox* holds the notifications
+//! a change fired, written in the same transaction as the change: a notification is
+//! never lost between a commit and its delivery, and a restart resumes what was not
+//! delivered. A notifier takes due rows ([`crate::Store::outbox_due`]) and reports
+//! each attempt ([`crate::Store::outbox_delivered`], [`crate::Store::outbox_failed`]).
+
+use chrono::{DateTime, Utc};
+use ngsi::subscription::Subscription;
+use serde_json::Value;
+
+/// How [`crate::Store::subscription_put`] treats an id that already holds one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionWrite {
+    /// The id must be free (else `Rejected(AlreadyExists)`).
+    Create,
+    /// The id must hold a subscription (else `Rejected(ResourceNotFound)`); its
+    /// delivery counters are kept.
+    Replace,
+}
+
+/// What has been sent for a subscription.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    pub times_sent: u64,
+    pub times_failed: u64,
+    pub last_notification: Option<DateTime<Utc>>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_failure: Option<DateTime<Utc>>,
+}
+
+/// A subscription and its delivery counters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSubscription {
+    pub subscription: Subscription,
+    pub delivery: Delivery,
+}
+
+/// A page of a tenant's subscriptions, in id order, with their total count.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubscriptionPage {
+    pub subscriptions: Vec<StoredSubscription>,
+    pub count: u64,
+}
+
+/// A notification waiting in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    /// Rows are numbered in commit order.
+    pub id: i64,
+    pub tenant: String,
+    pub subscription_id: String,
+    pub entity_id: String,
+    /// The Notification, rendered when the change committed.
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+    /// Failed attempts so far.
+    pub attempts: u32,
+}
