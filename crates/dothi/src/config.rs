@@ -22,10 +22,22 @@ pub enum Command {
     /// Runs the hub.
     Serve(ServeArgs),
     /// Runs the hub with the Quảng Trị data set loaded: its 78 communes and wards, and
-    /// demo sensors, places and indicators.
-    Demo(ServeArgs),
+    /// demo sensors, places and indicators; devices feed the demo sensors.
+    Demo(DemoArgs),
     /// Measures the hub on this machine and prints the figures.
     Bench(crate::bench::BenchArgs),
+    /// Sends readings of the demo devices (those `dothi demo` provisions) over MQTT or
+    /// HTTP: daily cycles, rush-hour pollution and a flood on the Thạch Hãn.
+    Simulate(crate::simulate::SimulateArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Do not run the simulator that feeds the demo devices.
+    #[arg(long)]
+    pub no_simulate: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

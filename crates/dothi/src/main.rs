@@ -3,6 +3,7 @@
 
 mod bench;
 mod config;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -43,18 +44,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => {
             let config = args.validate()?;
             init_logging(config.log_format);
-            runtime.block_on(serve(config, false))
+            runtime.block_on(serve(config, None))
         }
         Command::Demo(args) => {
-            let config = args.validate()?;
+            let config = args.serve.validate()?;
             init_logging(config.log_format);
-            runtime.block_on(serve(config, true))
+            let demo = Demo {
+                simulate: !args.no_simulate,
+            };
+            runtime.block_on(serve(config, Some(demo)))
         }
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Simulate(args) => {
+            init_logging(LogFormat::Text);
+            runtime.block_on(simulate::run(args))
+        }
     }
 }
 
-async fn serve(config: config::Config, load_demo: bool) -> anyhow::Result<ExitCode> {
+/// What `demo` adds to `serve`.
+struct Demo {
+    /// Whether the simulator feeds the demo devices.
+    simulate: bool,
+}
+
+async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<ExitCode> {
+    let load_demo = demo.is_some();
     let started = std::time::Instant::now();
     let store = store::open(&config.store)
         .await
@@ -78,13 +93,55 @@ async fn serve(config: config::Config, load_demo: bool) -> anyhow::Result<ExitCo
     // The IoT agent: its routes beside the hub's, and MQTT ingestion when configured
     // (`demo` turns it on when a broker answers on 127.0.0.1:1883).
     let agent = std::sync::Arc::new(iot::Agent::for_hub(&state));
+    if load_demo {
+        let p = simulate::provision_demo(&agent).await?;
+        tracing::info!(
+            created = p.created,
+            replaced = p.replaced,
+            unchanged = p.unchanged,
+            apikey = simulate::DEMO_APIKEY,
+            "demo devices provisioned (one per demo sensor)"
+        );
+    }
     let mut mqtt_config = config.mqtt.clone();
     if load_demo && mqtt_config.is_none() {
         mqtt_config = local_broker(&config.mqtt_client_id).await;
     }
-    let mqtt = mqtt_config.map(|c| iot::MqttIngest::start(agent.clone(), c));
+    let mut mqtt = mqtt_config
+        .clone()
+        .map(|c| iot::MqttIngest::start(agent.clone(), c));
+    // The demo's simulator: over the broker when there is one, else straight to the
+    // agent in this process.
+    let (stop_simulator, simulator_stopped) = tokio::sync::watch::channel(false);
+    let mut simulator = None;
+    if demo.as_ref().is_some_and(|d| d.simulate) {
+        let sink = match (&mqtt_config, mqtt.as_mut()) {
+            (Some(c), Some(m)) => {
+                m.wait_subscribed(std::time::Duration::from_secs(5)).await;
+                let mut c = c.clone();
+                c.client_id = format!("{}-simulator", config.mqtt_client_id);
+                iot::simulate::Sink::Mqtt(iot::simulate::MqttSink::connect(&c))
+            }
+            _ => iot::simulate::Sink::Agent(agent.clone()),
+        };
+        simulator = Some(simulate::spawn_demo(sink, simulator_stopped));
+    }
     tracing::info!(listen = %config.listen, store = %config.store, mqtt = mqtt.is_some(), ready_ms = started.elapsed().as_millis() as u64, "dothi is ready");
+    if load_demo {
+        let base = format!("http://{}", config.listen);
+        println!("dothi demo is running:");
+        println!("  API:           {base}/ngsi-ld/v1/entities?type=WaterObserved");
+        println!("  API reference: {base}/docs");
+        println!(
+            "  devices:       {base}/iot/devices (fed by the simulator{})",
+            if simulator.is_some() { "" } else { ": off" }
+        );
+    }
     let served = hub::serve_with(listener, state, iot::routes(agent), shutdown_signal()).await;
+    let _ = stop_simulator.send(true);
+    if let Some(simulator) = simulator {
+        let _ = simulator.await;
+    }
     if let Some(mqtt) = mqtt {
         mqtt.stop().await;
     }

@@ -11,6 +11,9 @@
 //! once its update is durable. No payload, however bad, stops the agent: it is counted
 //! in the metrics, logged with the device id, and the other measures of the same
 //! message are still written.
+//!
+//! [`simulate`] is the device simulator of `dothi simulate`: it sends readings the way
+//! devices do (MQTT, HTTP), and is no part of ingestion.
 
 mod agent;
 mod http;
@@ -18,6 +21,7 @@ mod measure;
 mod model;
 mod mqtt;
 mod registry;
+pub mod simulate;
 
 pub use agent::{Agent, IngestError, Ingested, Message, Payload, Transport};
 pub use http::routes;

@@ -7,20 +7,20 @@ use crate::Result;
 use crate::geom::Position;
 use crate::rng::Rng;
 
-struct Gauge {
-    slug: &'static str,
+pub(super) struct Gauge {
+    pub(super) slug: &'static str,
     station: &'static str,
-    river: &'static str,
+    pub(super) river: &'static str,
     unit: &'static str,
     near: Position,
-    level: f64,
+    pub(super) level: f64,
     /// Báo động I, II, III in metres (the Hiếu at Đông Hà has no level II).
-    alarms: [Option<f64>; 3],
+    pub(super) alarms: [Option<f64>; 3],
 }
 
 /// The four gauges of quang-tri-facts.md. Their coordinates were not found: each is
 /// put on its river inside the commune of the station's name.
-const GAUGES: [Gauge; 4] = [
+pub(super) const GAUGES: [Gauge; 4] = [
     Gauge {
         slug: "thach-han",
         station: "Thạch Hãn",
@@ -113,14 +113,14 @@ pub(super) fn river_gauges(d: &mut Demo) -> Result<()> {
 }
 
 #[derive(Clone, Copy)]
-enum Setting {
+pub(super) enum Setting {
     Urban,
     Industrial,
     Rural,
 }
 
 #[rustfmt::skip]
-const AIR_STATIONS: [(&str, &str, &str, Position, Setting); 13] = [
+pub(super) const AIR_STATIONS: [(&str, &str, &str, Position, Setting); 13] = [
     ("dong-ha", "Đông Hà", "19333", [107.0950, 16.8180], Setting::Urban),
     ("nam-dong-ha", "Nam Đông Hà", "19351", [107.1150, 16.7980], Setting::Urban),
     ("quang-tri", "Quảng Trị", "19360", [107.1880, 16.7480], Setting::Urban),
@@ -214,7 +214,7 @@ pub(super) fn air_quality(d: &mut Demo) -> Result<()> {
 /// Six of these towns host national hydro-meteorological stations (Đông Hà, Khe Sanh,
 /// Cồn Cỏ, Đồng Hới, Ba Đồn, Tuyên Hóa); positions and figures here are demo.
 #[rustfmt::skip]
-const WEATHER_STATIONS: [(&str, &str, &str, Position, f64); 12] = [
+pub(super) const WEATHER_STATIONS: [(&str, &str, &str, Position, f64); 12] = [
     // (slug, name, unit, near, how much cooler than the coast, °C)
     ("dong-ha", "Đông Hà", "19333", [107.0900, 16.8300], 0.0),
     ("khe-sanh", "Khe Sanh", "19429", [106.7300, 16.6300], 4.0),

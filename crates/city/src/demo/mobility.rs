@@ -12,7 +12,7 @@ use crate::rng::Rng;
 
 /// (road, place, unit, near, vehicles per hour both ways)
 #[rustfmt::skip]
-const COUNTERS: [(&str, &str, &str, Position, f64); 19] = [
+pub(super) const COUNTERS: [(&str, &str, &str, Position, f64); 19] = [
     ("QL1", "Phú Trạch", "19021", [106.4700, 17.9100], 900.0),
     ("QL1", "Ba Đồn", "19009", [106.4150, 17.7450], 1300.0),
     ("QL1", "Bắc Trạch", "19126", [106.5000, 17.6500], 1000.0),

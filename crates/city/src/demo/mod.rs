@@ -17,7 +17,10 @@ mod connectivity;
 mod environment;
 mod mobility;
 mod places;
+mod sensors;
 mod utilities;
+
+pub use sensors::{Sensor, SensorKind, sensors};
 
 use std::collections::BTreeMap;
 

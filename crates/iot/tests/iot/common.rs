@@ -40,6 +40,9 @@ pub fn unique(prefix: &str) -> String {
 pub struct App {
     pub base: String,
     pub client: Client,
+    /// The hub and the agent, for tests that use them in-process.
+    pub hub: Arc<hub::Hub>,
+    pub agent: Arc<Agent>,
     mqtt: Option<MqttIngest>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -69,6 +72,7 @@ impl App {
             .expect("open the SQLite store");
         let state = hub::state(store, &hub::HubConfig::default());
         let agent = Arc::new(Agent::for_hub(&state));
+        let hub = state.hub.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -95,6 +99,8 @@ impl App {
                 .timeout(Duration::from_secs(20))
                 .build()
                 .expect("reqwest client"),
+            hub,
+            agent,
             mqtt: Some(mqtt),
             shutdown: Some(tx),
             task: Some(task),

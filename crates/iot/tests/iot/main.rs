@@ -9,3 +9,4 @@ mod common;
 mod ingest_http;
 mod ingest_mqtt;
 mod provisioning;
+mod simulate;

@@ -1,0 +1,287 @@
+//! The demo devices (one per sensor of the Quảng Trị data set), their provisioning,
+//! and `dothi simulate`: glue between `city` (which entities are sensors) and `iot`
+//! (devices, their measures, the simulator).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use chrono::{DateTime, TimeDelta, Utc};
+use city::demo::{Sensor, SensorKind};
+use clap::Args;
+use iot::simulate::{Profile, Provisioned, Scenario, SimDevice, Simulator, Sink, Stats};
+
+/// The API key of the demo devices' service group.
+pub const DEMO_APIKEY: &str = "quangtri-demo";
+/// The tenant of the data set, and so of its devices: the default one.
+pub const DEMO_TENANT: &str = "";
+
+/// The river whose gauge floods in the simulation.
+const FLOOD_RIVER: &str = "Thạch Hãn";
+
+/// One device per demo sensor, feeding that very entity.
+pub fn demo_devices() -> Vec<SimDevice> {
+    city::demo::sensors().into_iter().map(device).collect()
+}
+
+fn device(s: Sensor) -> SimDevice {
+    let profile = match s.kind {
+        SensorKind::RiverGauge {
+            river,
+            usual_level,
+            alarm_levels,
+        } => Profile::RiverGauge {
+            usual_level,
+            alarm_levels,
+            floods: river == FLOOD_RIVER,
+        },
+        SensorKind::AirQuality { pm25, no2 } => Profile::AirQuality { pm25, no2 },
+        SensorKind::Weather {
+            mean_temperature,
+            wind_factor,
+        } => Profile::Weather {
+            mean_temperature,
+            wind_factor,
+        },
+        SensorKind::TrafficCounter { vehicles_per_hour } => {
+            Profile::TrafficCounter { vehicles_per_hour }
+        }
+    };
+    SimDevice {
+        device_id: s.device_id,
+        entity_id: s.entity_id,
+        entity_type: s.entity_type.to_string(),
+        profile,
+    }
+}
+
+/// Provisions the demo group and devices (idempotent: a second run changes nothing).
+pub async fn provision_demo(agent: &iot::Agent) -> anyhow::Result<Provisioned> {
+    iot::simulate::provision(agent.registry(), DEMO_TENANT, DEMO_APIKEY, &demo_devices())
+        .await
+        .map_err(|e| anyhow::anyhow!("provisioning the demo devices: {}", e.detail))
+}
+
+/// The simulator `dothi demo` runs: a reading of every device every 10 seconds, in
+/// real time from now, a flood rising and falling over 30 minutes every hour.
+pub fn demo_simulator() -> Simulator {
+    Simulator {
+        scenario: Scenario {
+            seed: 1,
+            start: Utc::now(),
+            step: TimeDelta::seconds(10),
+            flood: TimeDelta::minutes(30),
+        },
+        apikey: DEMO_APIKEY.into(),
+        devices: demo_devices(),
+        interval: Duration::from_secs(10),
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct SimulateArgs {
+    /// Broker to publish readings to (topics /json/{apikey}/{device_id}/attrs).
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    pub mqtt_url: String,
+    /// The simulator's MQTT client id.
+    #[arg(long, default_value = "dothi-simulator")]
+    pub mqtt_client_id: String,
+    /// Post readings over HTTP to this dothi (e.g. http://127.0.0.1:1026) instead of
+    /// publishing them over MQTT.
+    #[arg(long)]
+    pub http: Option<String>,
+    /// API key of the devices (`dothi demo` provisions them with this one).
+    #[arg(long, default_value = DEMO_APIKEY)]
+    pub apikey: String,
+    /// Real seconds between two readings of a device.
+    #[arg(long, default_value_t = 10.0)]
+    pub interval_secs: f64,
+    /// How long to run, in real seconds (without it: until stopped).
+    #[arg(long)]
+    pub duration_secs: Option<f64>,
+    /// How much faster than real time the simulated clock runs.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Seed of the noise: the same seed and start give the same readings.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Simulated time of the first reading, RFC 3339 (default: now).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Simulated seconds the Thạch Hãn flood takes to rise and fall back; it starts
+    /// with the simulation and comes back after as long a calm.
+    #[arg(long, default_value_t = 1800)]
+    pub flood_secs: u64,
+    /// Real seconds between two summary lines.
+    #[arg(long, default_value_t = 10)]
+    pub report_secs: u64,
+}
+
+/// Where `dothi simulate` sends readings.
+enum Target {
+    Mqtt(iot::MqttConfig),
+    Http(String),
+}
+
+impl SimulateArgs {
+    fn validate(self) -> anyhow::Result<(Simulator, Target, Option<u64>, Duration)> {
+        if !(0.01..=86_400.0).contains(&self.interval_secs) {
+            bail!("--interval-secs must be between 0.01 and 86400");
+        }
+        if !(0.001..=1_000_000.0).contains(&self.speed) {
+            bail!("--speed must be between 0.001 and 1000000");
+        }
+        if self.flood_secs == 0 || self.flood_secs > 366 * 86_400 {
+            bail!("--flood-secs must be between 1 and a year");
+        }
+        if !iot::simulate::is_key(&self.apikey) {
+            bail!("--apikey {:?} is not a valid API key", self.apikey);
+        }
+        let ticks = match self.duration_secs {
+            Some(d) if !(d > 0.0 && d.is_finite()) => bail!("--duration-secs must be positive"),
+            Some(d) => Some((d / self.interval_secs).ceil().max(1.0) as u64),
+            None => None,
+        };
+        let start = match &self.start {
+            Some(s) => DateTime::parse_from_rfc3339(s)
+                .with_context(|| format!("--start {s:?} is not an RFC 3339 time"))?
+                .with_timezone(&Utc),
+            None => Utc::now(),
+        };
+        let target = match self.http {
+            Some(url) => {
+                let parsed = reqwest::Url::parse(&url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"));
+                if parsed.is_none() {
+                    bail!("--http {url:?} is not a URL like http://127.0.0.1:1026");
+                }
+                Target::Http(url)
+            }
+            None => Target::Mqtt(
+                iot::MqttConfig::from_url(&self.mqtt_url, &self.mqtt_client_id)
+                    .map_err(|e| anyhow::anyhow!("--mqtt-url: {e}"))?,
+            ),
+        };
+        let step_ms = (self.interval_secs * self.speed * 1000.0).round().max(1.0) as i64;
+        let simulator = Simulator {
+            scenario: Scenario {
+                seed: self.seed,
+                start,
+                step: TimeDelta::milliseconds(step_ms),
+                flood: TimeDelta::seconds(self.flood_secs as i64),
+            },
+            apikey: self.apikey,
+            devices: demo_devices(),
+            interval: Duration::from_secs_f64(self.interval_secs),
+        };
+        let report = Duration::from_secs(self.report_secs.max(1));
+        Ok((simulator, target, ticks, report))
+    }
+}
+
+/// `dothi simulate`: sends readings until the duration is over or Ctrl-C.
+pub async fn run(args: SimulateArgs) -> anyhow::Result<std::process::ExitCode> {
+    let (simulator, target, ticks, every) = args.validate()?;
+    let sink = match &target {
+        Target::Mqtt(config) => Sink::Mqtt(iot::simulate::MqttSink::connect(config)),
+        Target::Http(base) => Sink::Http {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .context("building the HTTP client")?,
+            base: base.clone(),
+        },
+    };
+    let to = match &target {
+        Target::Mqtt(c) => format!("mqtt://{}:{}", c.host, c.port),
+        Target::Http(base) => base.clone(),
+    };
+    println!(
+        "simulate: {} devices, a reading each every {:?}, to {to} (apikey {})",
+        simulator.devices.len(),
+        simulator.interval,
+        simulator.apikey
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
+    });
+    let mut last = Instant::now();
+    let stats = simulator
+        .run(&sink, ticks, stopped, |s| {
+            if last.elapsed() >= every {
+                last = Instant::now();
+                println!("{}", summary(s));
+            }
+        })
+        .await;
+    if let Sink::Mqtt(m) = &sink {
+        // Let the last QoS 1 messages leave before the connection is dropped.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if m.connection_errors() > 0 {
+            println!("simulate: {} MQTT connection errors", m.connection_errors());
+        }
+    }
+    println!("{}", summary(&stats));
+    Ok(if stats.failed == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
+/// One summary line.
+pub fn summary(s: &Stats) -> String {
+    format!(
+        "simulate: {} ticks, {} messages sent, {} failed",
+        s.ticks, s.sent, s.failed
+    )
+}
+
+/// Runs the demo's simulator in the background until `stop` turns true; a summary is
+/// logged every minute.
+pub fn spawn_demo(
+    sink: Sink,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Stats> {
+    let simulator = demo_simulator();
+    tracing::info!(
+        devices = simulator.devices.len(),
+        interval_secs = simulator.interval.as_secs(),
+        "demo simulator started: readings of the demo sensors, and a flood on the Thạch Hãn"
+    );
+    tokio::spawn(async move {
+        let mut last = Instant::now();
+        simulator
+            .run(&sink, None, stop, |s| {
+                if last.elapsed() >= Duration::from_secs(60) {
+                    last = Instant::now();
+                    tracing::info!(
+                        ticks = s.ticks,
+                        sent = s.sent,
+                        failed = s.failed,
+                        "demo simulator"
+                    );
+                }
+            })
+            .await
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_demo_sensor_has_a_device_and_one_gauge_floods() {
+        let devices = demo_devices();
+        assert_eq!(devices.len(), city::demo::sensors().len());
+        let flooding: Vec<&str> = devices
+            .iter()
+            .filter(|d| matches!(d.profile, Profile::RiverGauge { floods: true, .. }))
+            .map(|d| d.device_id.as_str())
+            .collect();
+        assert_eq!(flooding, ["gauge-thach-han"]);
+    }
+}
