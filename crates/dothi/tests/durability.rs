@@ -5,82 +5,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
 
-struct Dothi {
-    child: Child,
-    base: String,
-    client: reqwest::Client,
-}
+use common::Dothi;
 
+/// What the durability tests ask of the server, beside starting and stopping it.
 impl Dothi {
-    /// Starts `dothi serve` on a free port over `db` and waits until /health is 200.
-    async fn start(db: &Path) -> Dothi {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_dothi"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--store",
-                &format!("sqlite://{}", db.display()),
-            ])
-            .env("DOTHI_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start dothi");
-        let mut d = Dothi {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
-        };
-        d.wait_ready().await;
-        d
-    }
-
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("dothi exited before it was ready: {status}");
-            }
-            if let Ok(r) = self
-                .client
-                .get(format!("{}/health", self.base))
-                .send()
-                .await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "dothi was not ready within 20 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/ngsi-ld/v1{path}", self.base)
-    }
-
     async fn create(&self, entity: &Value) -> reqwest::Result<u16> {
         let r = self
             .client
@@ -117,41 +52,6 @@ impl Dothi {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string()
-    }
-
-    /// SIGKILL: no chance to flush anything.
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM, then the exit status (within 15 s).
-    async fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill -TERM");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "dothi did not stop within 15 s of SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-}
-
-impl Drop for Dothi {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

@@ -49,6 +49,12 @@ struct Notifier {
     brokers: Mutex<HashMap<BrokerKey, Broker>>,
     /// Subscriptions (tenant, id) with a delivery in flight.
     in_flight: Mutex<HashSet<(String, String)>>,
+    /// The last row of each subscription whose attempt ended and was recorded: (row,
+    /// its failed attempts after it; `u32::MAX` once delivered). A read of the outbox
+    /// that began before that record committed still shows the row as it was, due;
+    /// it must not be sent again (a duplicate, or a retry without backoff). An entry
+    /// goes once a read shows the row's new state.
+    settled: Mutex<HashMap<(String, String), (i64, u32)>>,
     /// Notified when a delivery ends.
     done: Notify,
 }
@@ -98,6 +104,7 @@ impl Notifier {
                 .unwrap_or_default(),
             brokers: Mutex::default(),
             in_flight: Mutex::default(),
+            settled: Mutex::default(),
             done: Notify::new(),
         }
     }
@@ -125,6 +132,18 @@ impl Notifier {
                 let Ok(mut in_flight) = self.in_flight.lock() else {
                     return;
                 };
+                if in_flight.contains(&key) {
+                    continue;
+                }
+                if let Ok(mut settled) = self.settled.lock()
+                    && let Some(&(id, attempts)) = settled.get(&key)
+                {
+                    if row.id < id || (row.id == id && row.attempts < attempts) {
+                        // Read before the outcome of its last attempt was recorded.
+                        continue;
+                    }
+                    settled.remove(&key);
+                }
                 if in_flight.len() >= MAX_IN_FLIGHT {
                     return;
                 }
@@ -134,7 +153,11 @@ impl Notifier {
             }
             let me = self.clone();
             tokio::spawn(async move {
-                me.deliver(row).await;
+                if let Some(outcome) = me.deliver(row).await
+                    && let Ok(mut settled) = me.settled.lock()
+                {
+                    settled.insert(key.clone(), outcome);
+                }
                 if let Ok(mut in_flight) = me.in_flight.lock() {
                     in_flight.remove(&key);
                 }
@@ -143,8 +166,9 @@ impl Notifier {
         }
     }
 
-    /// Sends one notification and records the outcome.
-    async fn deliver(&self, row: OutboxRow) {
+    /// Sends one notification and records the outcome; returns the row's id and its
+    /// failed attempts (`u32::MAX` once delivered) when the outcome was recorded.
+    async fn deliver(&self, row: OutboxRow) -> Option<(i64, u32)> {
         let sub = match self
             .store
             .subscription_get(&row.tenant, &row.subscription_id)
@@ -152,10 +176,10 @@ impl Notifier {
         {
             Ok(Some(stored)) => stored.subscription,
             // Deleted since: its rows went with it.
-            Ok(None) => return,
+            Ok(None) => return None,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read a subscription; retrying");
-                return;
+                return None;
             }
         };
         let sent = match sub.notification.endpoint.mqtt_target() {
@@ -163,6 +187,7 @@ impl Notifier {
             None => self.post(&sub, &row).await,
         };
         let now = ngsi::entity::now();
+        let delivered = sent.is_ok();
         let recorded = match sent {
             Ok(()) => self.store.outbox_delivered(row.id, now).await,
             Err(why) => {
@@ -182,9 +207,14 @@ impl Notifier {
                     .await
             }
         };
-        if let Err(e) = recorded {
-            // The row stays due: it will be sent again (at least once).
-            tracing::warn!(error = %e, "cannot record a delivery");
+        match recorded {
+            Ok(()) if delivered => Some((row.id, u32::MAX)),
+            Ok(()) => Some((row.id, row.attempts.saturating_add(1))),
+            Err(e) => {
+                // The row stays due: it will be sent again (at least once).
+                tracing::warn!(error = %e, "cannot record a delivery");
+                None
+            }
         }
     }
 

@@ -196,14 +196,16 @@ fn due(conn: &Connection, now: DateTime<Utc>, max: usize) -> StoreResult<Vec<Out
         .map_err(sql_error)?;
     let mut out = Vec::with_capacity(heads.len());
     for id in heads {
-        let (tenant, subscription_id, entity_id, payload, created, attempts): (
+        // The reads above and this one are not one snapshot: a row delivered (and
+        // deleted by the writer) in between is gone, and skipped, not an error.
+        let Some((tenant, subscription_id, entity_id, payload, created, attempts)): Option<(
             String,
             String,
             String,
             String,
             i64,
             i64,
-        ) = read
+        )> = read
             .query_row([id], |r| {
                 Ok((
                     r.get(0)?,
@@ -214,7 +216,11 @@ fn due(conn: &Connection, now: DateTime<Utc>, max: usize) -> StoreResult<Vec<Out
                     r.get(5)?,
                 ))
             })
-            .map_err(sql_error)?;
+            .optional()
+            .map_err(sql_error)?
+        else {
+            continue;
+        };
         out.push(OutboxRow {
             id,
             tenant,
