@@ -1,10 +1,13 @@
 //! Synthetic air-quality stations over Quảng Trị, deterministic from their index, and
-//! the small helpers the benchmark needs (random numbers, URL encoding, distances,
-//! percentiles).
+//! the small helpers the benchmarks need (random numbers, URL encoding, distances,
+//! percentiles, printing, tasks, retries, file sizes).
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::anyhow;
 use serde_json::{Value, json};
+use tokio::task::JoinHandle;
 
 /// The entity type of every generated entity.
 pub const TYPE: &str = "AirQualityObserved";
@@ -182,6 +185,75 @@ pub fn percentiles(samples: &[Duration]) -> Pcts {
         max: ms[ms.len() - 1],
         mean: ms.iter().sum::<f64>() / ms.len() as f64,
     }
+}
+
+/// Latency percentiles for people.
+pub fn ms(p: &Pcts) -> String {
+    format!(
+        "p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms (mean {:.2}, max {:.2}, n = {})",
+        p.p50, p.p95, p.p99, p.mean, p.max, p.n
+    )
+}
+
+/// The heading of a figure.
+pub fn section(title: &str) {
+    println!();
+    println!("== {title} ==");
+}
+
+pub fn join_error(e: tokio::task::JoinError) -> anyhow::Error {
+    anyhow!("a benchmark task failed: {e}")
+}
+
+pub async fn join_all<T>(tasks: Vec<JoinHandle<anyhow::Result<T>>>) -> anyhow::Result<Vec<T>> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.map_err(join_error)??);
+    }
+    Ok(out)
+}
+
+/// How many times a batch is sent before the run gives up on it.
+pub const BATCH_ATTEMPTS: usize = 3;
+
+/// Failed batch attempts that were sent again: how many, and the first failure.
+#[derive(Debug, Default)]
+pub struct Retries {
+    pub count: u64,
+    first: Option<String>,
+}
+
+impl Retries {
+    pub fn note(&mut self, e: &anyhow::Error) {
+        self.count += 1;
+        self.first.get_or_insert_with(|| format!("{e:#}"));
+    }
+
+    pub fn merge(&mut self, other: Retries) {
+        self.count += other.count;
+        if self.first.is_none() {
+            self.first = other.first;
+        }
+    }
+
+    pub fn print(&self, what: &str) {
+        if let Some(first) = &self.first {
+            println!(
+                "  ERRORS while {what}: {} failed batch attempts, each sent again; first: {first}",
+                self.count
+            );
+        }
+    }
+}
+
+/// The size of a file in MB (10⁶ bytes); 0 when it is not there.
+pub fn file_mb(path: &Path) -> f64 {
+    std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1e6)
+}
+
+/// The WAL beside the SQLite database `db`.
+pub fn wal_path(db: &Path) -> PathBuf {
+    PathBuf::from(format!("{}-wal", db.display()))
 }
 
 /// 1234567.8 → "1,234,568".

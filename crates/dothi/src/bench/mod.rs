@@ -1,18 +1,29 @@
-//! `dothi bench hub`: measures the hub on this machine and prints each figure.
+//! `dothi bench hub`, `dothi bench temporal` and `dothi bench notify`: measure the hub
+//! on this machine and print each figure.
 //!
 //! The server and the load generator share this process: the hub is served on
 //! 127.0.0.1:0 (`hub::serve` in a tokio task) over fresh SQLite files in a temporary
-//! directory, removed afterwards. Figures:
+//! directory, removed afterwards. The figures of `bench hub` (`phases`):
 //!
 //! 1. batch upsert over HTTP (attribute writes/s), beside a plain SQLite loop writing
 //!    the same documents;
 //! 2. single-entity PATCH over HTTP with concurrent keep-alive clients (req/s, p50/p99);
 //! 3. q and geo queries on a loaded query set (p50/p95/p99, results per query);
 //! 4. a large store: memory after a query sweep, and restart-to-ready time.
+//!
+//! `bench temporal` (`temporal`) loads a year of sensor readings as attribute history,
+//! beside a plain SQLite loop writing the same history rows, and times temporal
+//! queries over HTTP on it.
+//!
+//! `bench notify` (`notify`) sends paced updates to entities watched by subscriptions
+//! whose endpoint is a receiver in this process, kills and restarts the server (a
+//! `dothi serve` child process) halfway, and counts and times the notifications.
 
 mod data;
+mod notify;
 mod phases;
 mod server;
+mod temporal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,33 +35,57 @@ use data::thousands;
 
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
-    /// Which benchmark: hub.
+    /// Which benchmark: hub (writes, queries, a large store), temporal (a year of
+    /// sensor readings as history, and temporal queries on it) or notify
+    /// (notifications of paced updates, across a server restart).
     #[arg(default_value = "hub")]
     pub which: String,
-    /// A smoke run: 5,000 batch entities, a 10,000-entity query set, 100 queries of
-    /// each kind, 3 s of PATCH, and no large store (unless --large-entities is given).
+    /// A smoke run. hub: 5,000 batch entities, a 10,000-entity query set, 100 queries
+    /// of each kind, 3 s of PATCH, and no large store (unless --large-entities is
+    /// given). temporal: 10 sensors × 30 days, 50 queries of each kind.
     #[arg(long)]
     pub quick: bool,
-    /// Entities in the query set of figure 3 [default: 100000; 10000 with --quick].
+    /// hub: entities in the query set of figure 3 [default: 100000; 10000 with --quick].
     #[arg(long)]
     pub entities: Option<usize>,
-    /// Entities written by the batch upsert of figure 1 [default: 50000; 5000 with
+    /// hub: entities written by the batch upsert of figure 1 [default: 50000; 5000 with
     /// --quick].
     #[arg(long)]
     pub batch_entities: Option<usize>,
-    /// Entities in the large store of figure 4; 0 skips it [default: 1000000; 0 with
+    /// hub: entities in the large store of figure 4; 0 skips it [default: 1000000; 0 with
     /// --quick].
     #[arg(long, visible_alias = "million")]
     pub large_entities: Option<usize>,
-    /// Seconds of PATCH load in figure 2 [default: 10; 3 with --quick].
+    /// hub: seconds of PATCH load in figure 2 [default: 10; 3 with --quick].
     #[arg(long)]
     pub patch_secs: Option<f64>,
-    /// Concurrent PATCH clients in figure 2.
+    /// hub: concurrent PATCH clients in figure 2.
     #[arg(long, default_value_t = 16)]
     pub patch_clients: usize,
-    /// Queries of each kind in figure 3 [default: 500; 100 with --quick].
+    /// hub: queries of each kind in figure 3 [default: 500; 100 with --quick].
+    /// temporal: runs of queries (a) and (c), and a quarter as many of (b) [default:
+    /// 200; 50 with --quick].
     #[arg(long)]
     pub queries: Option<usize>,
+    /// temporal: sensors, each with one reading every 5 minutes [default: 100; 10
+    /// with --quick].
+    #[arg(long)]
+    pub sensors: Option<usize>,
+    /// temporal: days of readings from 2025-01-01 [default: 365; 30 with --quick].
+    #[arg(long)]
+    pub days: Option<usize>,
+    /// notify: subscriptions, each watching one entity [default: 1000; 100 with
+    /// --quick].
+    #[arg(long)]
+    pub subscriptions: Option<usize>,
+    /// notify: updates per second, all clients together [default: 2000; 200 with
+    /// --quick].
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// notify: seconds of updates, with a server restart halfway [default: 60; 10
+    /// with --quick].
+    #[arg(long)]
+    pub secs: Option<f64>,
     /// Directory in which to create the temporary data directory [default: the
     /// system's temporary directory].
     #[arg(long)]
@@ -222,7 +257,8 @@ impl Report {
         self.rows.iter().find(|r| r.key == key).map(|r| r.value)
     }
 
-    fn print_summary(&self) {
+    /// Prints the summary table, then each figure as `bench {name} key=value`.
+    fn print_summary(&self, name: &str) {
         println!();
         println!("== Summary ==");
         println!(
@@ -250,14 +286,14 @@ impl Report {
         );
         println!();
         for r in &self.rows {
-            let mut line = format!("bench hub {}={}", r.key, machine_number(r.value));
+            let mut line = format!("bench {name} {}={}", r.key, machine_number(r.value));
             if let Some(t) = r.target {
                 line.push_str(&format!(" {} pass={}", t.machine(), r.pass() == Some(true)));
             }
             println!("{line}");
         }
         for (k, v) in &self.extra {
-            println!("bench hub {k}={}", machine_number(*v));
+            println!("bench {name} {k}={}", machine_number(*v));
         }
     }
 }
@@ -299,20 +335,70 @@ fn fsync_latency(dir: &std::path::Path) -> std::io::Result<(f64, f64)> {
     Ok((p.p50, p.p95))
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    if args.which != "hub" {
-        bail!(
-            "unknown benchmark {:?}: the one available is `hub`",
-            args.which
-        );
+/// A benchmark, with its sizes checked.
+enum Benchmark {
+    Hub(Sizes),
+    Temporal(temporal::TemporalSizes),
+    Notify(notify::NotifySizes),
+}
+
+impl Benchmark {
+    fn from_args(a: &BenchArgs) -> anyhow::Result<Benchmark> {
+        match a.which.as_str() {
+            "hub" => {
+                if a.sensors.is_some() || a.days.is_some() {
+                    bail!("--sensors and --days are sizes of `bench temporal`, not of `bench hub`");
+                }
+                Ok(Benchmark::Hub(Sizes::from_args(a)?))
+            }
+            "temporal" => Ok(Benchmark::Temporal(temporal::TemporalSizes::from_args(a)?)),
+            "notify" => Ok(Benchmark::Notify(notify::NotifySizes::from_args(a)?)),
+            other => {
+                bail!(
+                    "unknown benchmark {other:?}: the ones available are `hub`, `temporal` and `notify`"
+                )
+            }
+        }
     }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Benchmark::Hub(_) => "hub",
+            Benchmark::Temporal(_) => "temporal",
+            Benchmark::Notify(_) => "notify",
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Benchmark::Hub(sizes) => format!(
+                "batch {} entities, PATCH {} clients × {} s, query set {} entities × {} queries of each kind, large store {}",
+                thousands(sizes.batch_entities as f64),
+                sizes.patch_clients,
+                sizes.patch_secs,
+                thousands(sizes.query_entities as f64),
+                sizes.queries,
+                if sizes.large_entities == 0 {
+                    "skipped".to_string()
+                } else {
+                    format!("{} entities", thousands(sizes.large_entities as f64))
+                }
+            ),
+            Benchmark::Temporal(sizes) => sizes.describe(),
+            Benchmark::Notify(sizes) => sizes.describe(),
+        }
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let benchmark = Benchmark::from_args(&args)?;
+    let name = benchmark.name();
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("DOTHI_LOG").unwrap_or_else(|_| "warn".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-    let sizes = Sizes::from_args(&args)?;
     let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
     let dir = tempfile::Builder::new()
@@ -320,24 +406,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .tempdir_in(&parent)
         .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("dothi bench hub");
+    println!("dothi bench {name}");
     println!(
         "  {cores} cores; server and load generator in this process; data in {}",
         dir.path().display()
     );
-    println!(
-        "  sizes: batch {} entities, PATCH {} clients × {} s, query set {} entities × {} queries of each kind, large store {}",
-        thousands(sizes.batch_entities as f64),
-        sizes.patch_clients,
-        sizes.patch_secs,
-        thousands(sizes.query_entities as f64),
-        sizes.queries,
-        if sizes.large_entities == 0 {
-            "skipped".to_string()
-        } else {
-            format!("{} entities", thousands(sizes.large_entities as f64))
-        }
-    );
+    println!("  sizes: {}", benchmark.describe());
     match fsync_latency(dir.path()) {
         Ok((p50, p95)) => println!(
             "  disk: a 4 KiB write + fsync in the data directory takes {p50:.2} ms (p50), {p95:.2} ms (p95); every acknowledged write waits for one"
@@ -348,7 +422,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         println!("  WARNING: a debug build; figures mean little (use --release)");
     }
     let started = std::time::Instant::now();
-    let result = phases::run(&sizes, dir.path()).await;
+    let result = match &benchmark {
+        Benchmark::Hub(sizes) => phases::run(sizes, dir.path()).await,
+        Benchmark::Temporal(sizes) => temporal::run(sizes, dir.path()).await,
+        Benchmark::Notify(sizes) => notify::run(sizes, dir.path()).await,
+    };
     let path = dir.path().to_path_buf();
     let cleanup = if args.keep {
         let _ = dir.keep();
@@ -357,9 +435,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         dir.close()
     };
     let report = result?;
-    report.print_summary();
+    report.print_summary(name);
     println!(
-        "bench hub total_seconds={:.1}",
+        "bench {name} total_seconds={:.1}",
         started.elapsed().as_secs_f64()
     );
     match cleanup {
@@ -439,6 +517,6 @@ mod tests {
         }
         assert!(report.value("batch_upsert_attr_writes_per_s").unwrap() > 0.0);
         assert!(report.value("patch_req_per_s").unwrap() > 0.0);
-        report.print_summary();
+        report.print_summary("hub");
     }
 }

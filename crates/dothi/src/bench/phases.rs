@@ -12,11 +12,10 @@ use ngsi::{Context, Entity};
 use reqwest::header::CONTENT_TYPE;
 use serde::de::IgnoredAny;
 use serde_json::Value;
-use tokio::task::JoinHandle;
 
 use super::data::{
-    self, Obs, Pcts, Rng, STATUSES, TYPE, enc, entity_id, full_entity, obs, percentiles,
-    small_entity, thousands,
+    self, BATCH_ATTEMPTS, Obs, Retries, Rng, STATUSES, TYPE, enc, entity_id, file_mb, full_entity,
+    join_all, join_error, ms, obs, percentiles, section, small_entity, thousands, wal_path,
 };
 use super::server::{self, Server};
 use super::{Report, Sizes, Target};
@@ -61,30 +60,6 @@ pub async fn run(sizes: &Sizes, dir: &Path) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-fn section(title: &str) {
-    println!();
-    println!("== {title} ==");
-}
-
-fn ms(p: &Pcts) -> String {
-    format!(
-        "p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms (mean {:.2}, max {:.2}, n = {})",
-        p.p50, p.p95, p.p99, p.mean, p.max, p.n
-    )
-}
-
-fn join_error(e: tokio::task::JoinError) -> anyhow::Error {
-    anyhow!("a benchmark task failed: {e}")
-}
-
-async fn join_all<T>(tasks: Vec<JoinHandle<anyhow::Result<T>>>) -> anyhow::Result<Vec<T>> {
-    let mut out = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        out.push(t.await.map_err(join_error)??);
-    }
-    Ok(out)
-}
-
 /// Sends one batch upsert; returns how many entities it created.
 async fn post_upsert(client: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<u64> {
     let r = client
@@ -103,39 +78,6 @@ async fn post_upsert(client: &reqwest::Client, url: &str, body: Vec<u8>) -> anyh
             "batch upsert answered {status}: {}",
             String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
         ),
-    }
-}
-
-/// How many times a batch is sent before the run gives up on it.
-const BATCH_ATTEMPTS: usize = 3;
-
-/// Failed batch attempts that were sent again: how many, and the first failure.
-#[derive(Debug, Default)]
-struct Retries {
-    count: u64,
-    first: Option<String>,
-}
-
-impl Retries {
-    fn note(&mut self, e: &anyhow::Error) {
-        self.count += 1;
-        self.first.get_or_insert_with(|| format!("{e:#}"));
-    }
-
-    fn merge(&mut self, other: Retries) {
-        self.count += other.count;
-        if self.first.is_none() {
-            self.first = other.first;
-        }
-    }
-
-    fn print(&self, what: &str) {
-        if let Some(first) = &self.first {
-            println!(
-                "  ERRORS while {what}: {} failed batch attempts, each sent again; first: {first}",
-                self.count
-            );
-        }
     }
 }
 
@@ -947,14 +889,6 @@ async fn load_in_process(hub: &Arc<hub::Hub>, n: usize) -> anyhow::Result<(u64, 
 
 fn mb(bytes: Option<u64>) -> f64 {
     bytes.map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0))
-}
-
-fn file_mb(path: &Path) -> f64 {
-    std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1e6)
-}
-
-fn wal_path(db: &Path) -> std::path::PathBuf {
-    std::path::PathBuf::from(format!("{}-wal", db.display()))
 }
 
 async fn large(sizes: &Sizes, dir: &Path, report: &mut Report) -> anyhow::Result<()> {

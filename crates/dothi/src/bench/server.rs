@@ -76,12 +76,18 @@ impl Server {
     /// Starts `dothi serve` (executable `exe`) over the store at `db`, in a process of
     /// its own, on a free port.
     pub async fn spawn(exe: &Path, db: &Path) -> anyhow::Result<Server> {
-        if !exe.is_file() {
-            bail!("no dothi executable at {}", exe.display());
-        }
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .context("finding a free port")?;
+        Server::spawn_at(exe, db, addr).await
+    }
+
+    /// Starts `dothi serve` over the store at `db` on `addr` (a restart on the address
+    /// of a server that is gone).
+    pub async fn spawn_at(exe: &Path, db: &Path, addr: SocketAddr) -> anyhow::Result<Server> {
+        if !exe.is_file() {
+            bail!("no dothi executable at {}", exe.display());
+        }
         let child = tokio::process::Command::new(exe)
             .arg("serve")
             .arg("--listen")
@@ -152,6 +158,18 @@ impl Server {
         match n {
             Some(n) if status.is_success() => Ok(n),
             _ => bail!("count query {url} answered {status}: {body}"),
+        }
+    }
+
+    /// SIGKILL for a `dothi serve` child (no chance to flush anything); waits for its
+    /// end. In this process, the same as [`Server::stop`].
+    pub async fn kill(self) -> anyhow::Result<()> {
+        match self.process {
+            Process::Child(mut child) => {
+                child.kill().await.context("killing dothi serve")?;
+                Ok(())
+            }
+            Process::InProcess { .. } => self.stop().await,
         }
     }
 
