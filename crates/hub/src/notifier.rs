@@ -1,15 +1,17 @@
 //! The notifier: delivers the notifications of the store's outbox, over HTTP or MQTT.
 //!
 //! It wakes when a commit queued notifications (the store's outbox signal), when a
-//! delivery ends, and at least every [`POLL`]. It takes the due rows in outbox order,
-//! at most one per subscription (the store hands out only the oldest of each), and
-//! sends up to [`MAX_IN_FLIGHT`] at once, each in its own task: a receiver that hangs
-//! or fails delays only its own subscription. A row leaves the outbox once delivered;
-//! a failure is retried after an exponential backoff (1 s doubling up to 5 min, or
-//! the endpoint's `cooldown` if longer), without limit. So delivery is at least once,
-//! in order per subscription, across restarts.
+//! delivery ends, and at least every [`POLL`]. It reads the outbox in order, each row
+//! once (every row after the last it read, in one query per [`READ_BATCH`] rows), into
+//! a queue per subscription kept in memory; it sends the head of each queue that is
+//! due, up to [`MAX_IN_FLIGHT`] at once, each in its own task, at most one per
+//! subscription: a receiver that hangs or fails delays only its own subscription. A
+//! row leaves the outbox (and its queue) once delivered; a failure is retried after an
+//! exponential backoff (1 s doubling up to 5 min, or the endpoint's `cooldown` if
+//! longer), without limit. So delivery is at least once, in order per subscription,
+//! across restarts (a restart reads the outbox again from its start).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +30,13 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first retry delay, doubled after each failure up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Outbox rows read per query.
+pub const READ_BATCH: usize = 1024;
+/// Queries of new rows per wake at most (then it wakes again at once).
+const READS_PER_WAKE: usize = 16;
+/// Rows of one subscription kept in memory at most; the rest stay in the outbox and
+/// are read, by subscription, once its queue is empty.
+pub const QUEUE_MAX: usize = 64;
 
 /// When a notification that failed `attempts` times (this one included) is tried
 /// again.
@@ -47,16 +56,50 @@ struct Notifier {
     http: reqwest::Client,
     /// One MQTT client per broker (host, port, user, TLS).
     brokers: Mutex<HashMap<BrokerKey, Broker>>,
-    /// Subscriptions (tenant, id) with a delivery in flight.
-    in_flight: Mutex<HashSet<(String, String)>>,
-    /// The last row of each subscription whose attempt ended and was recorded: (row,
-    /// its failed attempts after it; `u32::MAX` once delivered). A read of the outbox
-    /// that began before that record committed still shows the row as it was, due;
-    /// it must not be sent again (a duplicate, or a retry without backoff). An entry
-    /// goes once a read shows the row's new state.
-    settled: Mutex<HashMap<(String, String), (i64, u32)>>,
+    queues: Mutex<Queues>,
     /// Notified when a delivery ends.
     done: Notify,
+}
+
+type Key = (String, String);
+
+/// The outbox as far as it was read, per subscription (tenant, id).
+#[derive(Default)]
+struct Queues {
+    /// The last outbox row read: the next read starts after it. Rows commit in id
+    /// order (one writer), so a read sees every row up to the last it returns, and
+    /// each row is read once: no stale read can hand out again a row already sent.
+    cursor: i64,
+    subs: HashMap<Key, Queue>,
+    in_flight: usize,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Its undelivered rows read, in id order; the head is the next to send.
+    rows: VecDeque<OutboxRow>,
+    /// The last of its rows put in `rows`.
+    last: i64,
+    /// Rows up to the cursor were left in the outbox (the queue was full): read
+    /// them, by subscription, when `rows` is empty.
+    more: bool,
+    /// Its head is being delivered.
+    busy: bool,
+}
+
+/// How an attempt ended.
+enum Outcome {
+    /// Delivered and recorded: the row is gone.
+    Delivered,
+    /// Failed and recorded: tried again from then.
+    Failed {
+        attempts: u32,
+        retry_at: DateTime<Utc>,
+    },
+    /// The subscription is gone, and its rows with it.
+    Gone,
+    /// Not recorded (the store failed): the row stays, tried again from then.
+    Again(DateTime<Utc>),
 }
 
 type BrokerKey = (String, u16, Option<String>, bool);
@@ -103,72 +146,189 @@ impl Notifier {
                 .build()
                 .unwrap_or_default(),
             brokers: Mutex::default(),
-            in_flight: Mutex::default(),
-            settled: Mutex::default(),
+            queues: Mutex::default(),
             done: Notify::new(),
         }
     }
 
-    /// Starts a delivery for each due row whose subscription has none in flight.
+    /// Reads the new rows of the outbox, refills the queues left short, and starts a
+    /// delivery for each due head whose subscription has none in flight.
     async fn dispatch(self: &Arc<Self>) {
-        let busy = self.in_flight.lock().map(|s| s.len()).unwrap_or(0);
-        if busy >= MAX_IN_FLIGHT {
-            return;
-        }
-        let rows = match self
-            .store
-            .outbox_due(ngsi::entity::now(), MAX_IN_FLIGHT * 4)
-            .await
-        {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the outbox; retrying");
+        self.read_new().await;
+        self.refill().await;
+        self.start_due();
+    }
+
+    /// Reads the rows after the cursor into the queues.
+    async fn read_new(&self) {
+        for _ in 0..READS_PER_WAKE {
+            let Ok(cursor) = self.queues.lock().map(|q| q.cursor) else {
+                return;
+            };
+            let rows = match self.store.outbox_after(cursor, None, READ_BATCH).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the outbox; retrying");
+                    return;
+                }
+            };
+            let full = rows.len() >= READ_BATCH;
+            let Ok(mut queues) = self.queues.lock() else {
+                return;
+            };
+            for row in rows {
+                queues.cursor = queues.cursor.max(row.id);
+                let q = queues
+                    .subs
+                    .entry((row.tenant.clone(), row.subscription_id.clone()))
+                    .or_default();
+                if row.id <= q.last {
+                    continue;
+                }
+                if q.more || q.rows.len() >= QUEUE_MAX {
+                    q.more = true;
+                } else {
+                    q.last = row.id;
+                    q.rows.push_back(row);
+                }
+            }
+            if !full {
                 return;
             }
+        }
+        // More to read: come back at once.
+        self.done.notify_one();
+    }
+
+    /// Reads, by subscription, the rows left in the outbox of the queues now empty.
+    async fn refill(&self) {
+        let short: Vec<(Key, i64)> = match self.queues.lock() {
+            Ok(queues) => queues
+                .subs
+                .iter()
+                .filter(|(_, q)| q.more && q.rows.is_empty() && !q.busy)
+                .map(|(k, q)| (k.clone(), q.last))
+                .collect(),
+            Err(_) => return,
         };
-        for row in rows {
-            let key = (row.tenant.clone(), row.subscription_id.clone());
+        for (key, last) in short {
+            let rows = match self
+                .store
+                .outbox_after(last, Some((&key.0, &key.1)), QUEUE_MAX)
+                .await
             {
-                let Ok(mut in_flight) = self.in_flight.lock() else {
-                    return;
-                };
-                if in_flight.contains(&key) {
-                    continue;
-                }
-                if let Ok(mut settled) = self.settled.lock()
-                    && let Some(&(id, attempts)) = settled.get(&key)
-                {
-                    if row.id < id || (row.id == id && row.attempts < attempts) {
-                        // Read before the outcome of its last attempt was recorded.
-                        continue;
-                    }
-                    settled.remove(&key);
-                }
-                if in_flight.len() >= MAX_IN_FLIGHT {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the outbox; retrying");
                     return;
                 }
-                if !in_flight.insert(key.clone()) {
-                    continue;
+            };
+            let Ok(mut queues) = self.queues.lock() else {
+                return;
+            };
+            let cursor = queues.cursor;
+            let Some(q) = queues.subs.get_mut(&key) else {
+                continue;
+            };
+            let all = rows.len() < QUEUE_MAX || rows.iter().any(|r| r.id > cursor);
+            for row in rows {
+                // Rows after the cursor come with the next read of new rows.
+                if row.id > q.last && row.id <= cursor {
+                    q.last = row.id;
+                    q.rows.push_back(row);
                 }
             }
+            if all {
+                q.more = false;
+            }
+            if q.rows.is_empty() && !q.more {
+                queues.subs.remove(&key);
+            }
+        }
+    }
+
+    /// Starts the delivery of each due head, oldest first.
+    fn start_due(self: &Arc<Self>) {
+        let now = ngsi::entity::now();
+        let mut started = Vec::new();
+        {
+            let Ok(mut queues) = self.queues.lock() else {
+                return;
+            };
+            let room = MAX_IN_FLIGHT.saturating_sub(queues.in_flight);
+            if room == 0 {
+                return;
+            }
+            let mut due: Vec<(i64, &Key)> = queues
+                .subs
+                .iter()
+                .filter(|(_, q)| !q.busy)
+                .filter_map(|(k, q)| q.rows.front().map(|r| (r, k)))
+                .filter(|(r, _)| r.next_attempt_at <= now)
+                .map(|(r, k)| (r.id, k))
+                .collect();
+            due.sort_unstable_by_key(|(id, _)| *id);
+            let keys: Vec<Key> = due.into_iter().take(room).map(|(_, k)| k.clone()).collect();
+            for key in keys {
+                if let Some(q) = queues.subs.get_mut(&key)
+                    && let Some(row) = q.rows.front()
+                {
+                    q.busy = true;
+                    started.push((key, row.clone()));
+                }
+            }
+            queues.in_flight += started.len();
+        }
+        for (key, row) in started {
             let me = self.clone();
             tokio::spawn(async move {
-                if let Some(outcome) = me.deliver(row).await
-                    && let Ok(mut settled) = me.settled.lock()
-                {
-                    settled.insert(key.clone(), outcome);
-                }
-                if let Ok(mut in_flight) = me.in_flight.lock() {
-                    in_flight.remove(&key);
-                }
+                let id = row.id;
+                let outcome = me.deliver(row).await;
+                me.settle(&key, id, outcome);
                 me.done.notify_one();
             });
         }
     }
 
-    /// Sends one notification and records the outcome; returns the row's id and its
-    /// failed attempts (`u32::MAX` once delivered) when the outcome was recorded.
-    async fn deliver(&self, row: OutboxRow) -> Option<(i64, u32)> {
+    /// Records in the queues how an attempt at row `id` ended.
+    fn settle(&self, key: &Key, id: i64, outcome: Outcome) {
+        let Ok(mut queues) = self.queues.lock() else {
+            return;
+        };
+        queues.in_flight = queues.in_flight.saturating_sub(1);
+        let Some(q) = queues.subs.get_mut(key) else {
+            return;
+        };
+        q.busy = false;
+        match outcome {
+            Outcome::Gone => {
+                queues.subs.remove(key);
+                return;
+            }
+            Outcome::Delivered => {
+                if q.rows.front().is_some_and(|r| r.id == id) {
+                    q.rows.pop_front();
+                }
+            }
+            Outcome::Failed { attempts, retry_at } => {
+                if let Some(head) = q.rows.front_mut().filter(|r| r.id == id) {
+                    head.attempts = attempts;
+                    head.next_attempt_at = retry_at;
+                }
+            }
+            Outcome::Again(at) => {
+                if let Some(head) = q.rows.front_mut().filter(|r| r.id == id) {
+                    head.next_attempt_at = at;
+                }
+            }
+        }
+        if q.rows.is_empty() && !q.more {
+            queues.subs.remove(key);
+        }
+    }
+
+    /// Sends one notification and records the outcome.
+    async fn deliver(&self, row: OutboxRow) -> Outcome {
         let sub = match self
             .store
             .subscription_get(&row.tenant, &row.subscription_id)
@@ -176,10 +336,10 @@ impl Notifier {
         {
             Ok(Some(stored)) => stored.subscription,
             // Deleted since: its rows went with it.
-            Ok(None) => return None,
+            Ok(None) => return Outcome::Gone,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read a subscription; retrying");
-                return None;
+                return Outcome::Again(later(ngsi::entity::now(), FIRST_BACKOFF));
             }
         };
         let sent = match sub.notification.endpoint.mqtt_target() {
@@ -187,33 +347,36 @@ impl Notifier {
             None => self.post(&sub, &row).await,
         };
         let now = ngsi::entity::now();
-        let delivered = sent.is_ok();
-        let recorded = match sent {
-            Ok(()) => self.store.outbox_delivered(row.id, now).await,
+        let attempts = row.attempts.saturating_add(1);
+        let retry_at = later(
+            now,
+            retry_delay(attempts, sub.notification.endpoint.cooldown),
+        );
+        let (recorded, outcome) = match sent {
+            Ok(()) => (
+                self.store.outbox_delivered(row.id, now).await,
+                Outcome::Delivered,
+            ),
             Err(why) => {
-                let delay = retry_delay(
-                    row.attempts.saturating_add(1),
-                    sub.notification.endpoint.cooldown,
-                );
                 tracing::info!(
                     subscription = %sub.id,
-                    attempts = row.attempts + 1,
-                    retry_in = ?delay,
+                    attempts,
+                    retry_in = ?retry_delay(attempts, sub.notification.endpoint.cooldown),
                     error = %why,
                     "notification failed"
                 );
-                self.store
-                    .outbox_failed(row.id, now, later(now, delay))
-                    .await
+                (
+                    self.store.outbox_failed(row.id, now, retry_at).await,
+                    Outcome::Failed { attempts, retry_at },
+                )
             }
         };
         match recorded {
-            Ok(()) if delivered => Some((row.id, u32::MAX)),
-            Ok(()) => Some((row.id, row.attempts.saturating_add(1))),
+            Ok(()) => outcome,
             Err(e) => {
-                // The row stays due: it will be sent again (at least once).
+                // The row stays: it will be sent again (at least once).
                 tracing::warn!(error = %e, "cannot record a delivery");
-                None
+                Outcome::Again(later(now, FIRST_BACKOFF))
             }
         }
     }

@@ -260,6 +260,17 @@ pub trait Store: Send + Sync + 'static {
         max: usize,
     ) -> StoreResult<Vec<OutboxRow>>;
 
+    /// Up to `max` notifications after row `after`, in outbox order, due or not
+    /// (`next_attempt_at` says when), of every subscription or only of
+    /// `subscription` (tenant, id). One query, one snapshot: for a notifier that
+    /// keeps the rows it has read in memory.
+    async fn outbox_after(
+        &self,
+        after: i64,
+        subscription: Option<(&str, &str)>,
+        max: usize,
+    ) -> StoreResult<Vec<OutboxRow>>;
+
     /// A notification was delivered at `at`: its row goes and its subscription's
     /// counters are updated.
     async fn outbox_delivered(

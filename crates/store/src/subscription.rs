@@ -4,7 +4,8 @@
 //! names) with its delivery counters beside it. The *outbox* holds the notifications
 //! a change fired, written in the same transaction as the change: a notification is
 //! never lost between a commit and its delivery, and a restart resumes what was not
-//! delivered. A notifier takes due rows ([`crate::Store::outbox_due`]) and reports
+//! delivered. A notifier takes due rows ([`crate::Store::outbox_due`], or every row
+//! after one it has read, [`crate::Store::outbox_after`]) and reports
 //! each attempt ([`crate::Store::outbox_delivered`], [`crate::Store::outbox_failed`]).
 
 use chrono::{DateTime, Utc};
@@ -58,4 +59,6 @@ pub struct OutboxRow {
     pub created_at: DateTime<Utc>,
     /// Failed attempts so far.
     pub attempts: u32,
+    /// When it may be tried (again).
+    pub next_attempt_at: DateTime<Utc>,
 }

@@ -977,6 +977,92 @@ async fn keeps_subscriptions_and_their_outbox(store: Arc<dyn Store>) {
             .unwrap()
     );
     assert_eq!(outbox_len(&store).await, 0);
+    // Subscriptions found by the entity id they name, by type, or both: a
+    // subscription with an id selector and a type-only selector fires for any
+    // entity of that type; one naming ids only, for those ids only.
+    for (id, entities) in [
+        (
+            "urn:ngsi-ld:Subscription:ids",
+            json!([{"id": "urn:k:1", "type": "K"}, {"id": "urn:k:2", "type": "K"}]),
+        ),
+        (
+            "urn:ngsi-ld:Subscription:mixed",
+            json!([{"id": "urn:k:1", "type": "K"}, {"type": "K"}]),
+        ),
+        (
+            "urn:ngsi-ld:Subscription:pattern",
+            json!([{"id": "urn:k:3", "type": "K"}, {"idPattern": "urn:k:[45]", "type": "K"}]),
+        ),
+        (
+            "urn:ngsi-ld:Subscription:wrongtype",
+            json!([{"id": "urn:k:1", "type": "L"}]),
+        ),
+    ] {
+        store
+            .subscription_put(
+                "by-id",
+                subscription(
+                    id,
+                    json!({"entities": entities, "notificationTrigger": ["entityCreated"], "notification": notify}),
+                ),
+                Create,
+            )
+            .await
+            .unwrap();
+    }
+    let mut fired = Vec::new();
+    for n in 1..=5 {
+        store
+            .write(
+                "by-id",
+                vec![create(entity(
+                    json!({"id": format!("urn:k:{n}"), "type": "K"}),
+                ))],
+            )
+            .await
+            .unwrap();
+        let mut subs: Vec<String> = store
+            .outbox_due(ngsi::entity::now(), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.tenant == "by-id" && r.entity_id == format!("urn:k:{n}"))
+            .map(|r| r.subscription_id.rsplit(':').next().unwrap().to_string())
+            .collect();
+        subs.sort();
+        fired.push(subs.join(","));
+        // Every row after a given one, in outbox order, or only one subscription's.
+        let all = store.outbox_after(0, None, 100).await.unwrap();
+        assert_eq!(all.len(), subs.len());
+        assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+        assert_eq!(
+            store.outbox_after(all[0].id, None, 100).await.unwrap(),
+            all[1..]
+        );
+        let mixed = store
+            .outbox_after(0, Some(("by-id", "urn:ngsi-ld:Subscription:mixed")), 100)
+            .await
+            .unwrap();
+        assert_eq!(mixed.len(), 1);
+        assert_eq!(mixed[0].entity_id, format!("urn:k:{n}"));
+        for r in store.outbox_due(ngsi::entity::now(), 100).await.unwrap() {
+            store
+                .outbox_delivered(r.id, ngsi::entity::now())
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(
+        fired,
+        [
+            "ids,mixed",
+            "ids,mixed",
+            "mixed,pattern",
+            "mixed,pattern",
+            "mixed,pattern"
+        ]
+    );
+    assert_eq!(outbox_len(&store).await, 0);
     // A pending notification survives a restart (checked after reopening).
     store
         .write(

@@ -650,3 +650,37 @@ async fn the_request_context_names_the_terms_of_subscriptions_and_notifications(
     assert_eq!(n.body["data"][0]["level"]["value"], 4.0, "{}", n.body);
     ctx.stop().await;
 }
+
+#[tokio::test]
+async fn a_backlog_longer_than_the_notifier_keeps_in_memory_arrives_in_order() {
+    let app = App::start().await;
+    let rx = Receiver::start().await;
+    subscribe(
+        &app,
+        json!({
+            "type": "Subscription",
+            "entities": [{"type": "Gauge"}],
+            "notificationTrigger": ["entityCreated"],
+            "notification": {"endpoint": {"uri": rx.url("/fail-once/backlog")}}
+        }),
+    )
+    .await;
+    // The first fails and is retried a second later: the others wait behind it, more
+    // than the notifier keeps in memory per subscription.
+    let n = 3 * hub::notifier::QUEUE_MAX + 5;
+    for i in 0..n {
+        app.create(gauge(&format!("urn:ngsi-ld:Gauge:{i:04}"), 1.0))
+            .await;
+    }
+    let got = rx
+        .wait("/fail-once/backlog", n, Duration::from_secs(20))
+        .await;
+    let ids: Vec<String> = got
+        .iter()
+        .map(|n| n.body["data"][0]["id"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (0..n)
+        .map(|i| format!("urn:ngsi-ld:Gauge:{i:04}"))
+        .collect();
+    assert_eq!(ids, expected);
+}

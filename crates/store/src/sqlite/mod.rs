@@ -398,6 +398,15 @@ impl Store for SqliteStore {
         self.due_notifications(now, max).await
     }
 
+    async fn outbox_after(
+        &self,
+        after: i64,
+        subscription: Option<(&str, &str)>,
+        max: usize,
+    ) -> StoreResult<Vec<OutboxRow>> {
+        self.notifications_after(after, subscription, max).await
+    }
+
     async fn outbox_delivered(
         &self,
         row: i64,

@@ -6,7 +6,7 @@
 //! subscriptions fire and writes their notifications into the outbox, in the same
 //! transaction as the change.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -89,6 +89,17 @@ impl SqliteStore {
         max: usize,
     ) -> StoreResult<Vec<OutboxRow>> {
         self.read(move |c| due(c, now, max)).await
+    }
+
+    pub(super) async fn notifications_after(
+        &self,
+        after: i64,
+        subscription: Option<(&str, &str)>,
+        max: usize,
+    ) -> StoreResult<Vec<OutboxRow>> {
+        let subscription = subscription.map(|(t, s)| (t.to_string(), s.to_string()));
+        self.read(move |c| rows_after(c, after, subscription.as_ref(), max))
+            .await
     }
 }
 
@@ -190,7 +201,7 @@ fn due(conn: &Connection, now: DateTime<Utc>, max: usize) -> StoreResult<Vec<Out
     heads.truncate(max);
     let mut read = conn
         .prepare_cached(
-            "SELECT tenant, subscription, entity, payload, created_at, attempts
+            "SELECT tenant, subscription, entity, payload, created_at, attempts, next_attempt_at
              FROM outbox WHERE id = ?1",
         )
         .map_err(sql_error)?;
@@ -198,41 +209,99 @@ fn due(conn: &Connection, now: DateTime<Utc>, max: usize) -> StoreResult<Vec<Out
     for id in heads {
         // The reads above and this one are not one snapshot: a row delivered (and
         // deleted by the writer) in between is gone, and skipped, not an error.
-        let Some((tenant, subscription_id, entity_id, payload, created, attempts)): Option<(
-            String,
-            String,
-            String,
-            String,
-            i64,
-            i64,
-        )> = read
+        let Some(row) = read
             .query_row([id], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
+                Ok(RawRow {
+                    id,
+                    tenant: r.get(0)?,
+                    subscription: r.get(1)?,
+                    entity: r.get(2)?,
+                    payload: r.get(3)?,
+                    created_at: r.get(4)?,
+                    attempts: r.get(5)?,
+                    next_attempt_at: r.get(6)?,
+                })
             })
             .optional()
             .map_err(sql_error)?
         else {
             continue;
         };
-        out.push(OutboxRow {
-            id,
-            tenant,
-            subscription_id,
-            entity_id,
-            payload: serde_json::from_str(&payload)
-                .map_err(|e| StoreError::Other(format!("corrupt outbox row {id}: {e}")))?,
-            created_at: time(Some(created)).unwrap_or_default(),
-            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        });
+        out.push(row.decode()?);
     }
     Ok(out)
+}
+
+/// An outbox row as read.
+struct RawRow {
+    id: i64,
+    tenant: String,
+    subscription: String,
+    entity: String,
+    payload: String,
+    created_at: i64,
+    attempts: i64,
+    next_attempt_at: i64,
+}
+
+impl RawRow {
+    fn decode(self) -> StoreResult<OutboxRow> {
+        let id = self.id;
+        Ok(OutboxRow {
+            id,
+            tenant: self.tenant,
+            subscription_id: self.subscription,
+            entity_id: self.entity,
+            payload: serde_json::from_str(&self.payload)
+                .map_err(|e| StoreError::Other(format!("corrupt outbox row {id}: {e}")))?,
+            created_at: time(Some(self.created_at)).unwrap_or_default(),
+            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
+            next_attempt_at: time(Some(self.next_attempt_at)).unwrap_or_default(),
+        })
+    }
+}
+
+/// The rows after `after` in outbox order (of one subscription when given), due or
+/// not: one query, one snapshot.
+fn rows_after(
+    conn: &Connection,
+    after: i64,
+    subscription: Option<&(String, String)>,
+    max: usize,
+) -> StoreResult<Vec<OutboxRow>> {
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    let raw = |r: &rusqlite::Row<'_>| {
+        Ok(RawRow {
+            id: r.get(0)?,
+            tenant: r.get(1)?,
+            subscription: r.get(2)?,
+            entity: r.get(3)?,
+            payload: r.get(4)?,
+            created_at: r.get(5)?,
+            attempts: r.get(6)?,
+            next_attempt_at: r.get(7)?,
+        })
+    };
+    let rows: Vec<RawRow> = match subscription {
+        None => conn
+            .prepare_cached(
+                "SELECT id, tenant, subscription, entity, payload, created_at, attempts, next_attempt_at
+                 FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .and_then(|mut s| s.query_map(params![after, max], raw)?.collect()),
+        Some((tenant, id)) => conn
+            .prepare_cached(
+                "SELECT id, tenant, subscription, entity, payload, created_at, attempts, next_attempt_at
+                 FROM outbox WHERE tenant = ?1 AND subscription = ?2 AND id > ?3
+                 ORDER BY id LIMIT ?4",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![tenant, id, after, max], raw)?
+                    .collect()
+            }),
+    }
+    .map_err(sql_error)?;
+    rows.into_iter().map(RawRow::decode).collect()
 }
 
 /// A change the writer applies.
@@ -384,12 +453,17 @@ fn outbox_owner(conn: &Connection, row: i64) -> rusqlite::Result<Option<(String,
 #[derive(Default)]
 pub struct Watchers(HashMap<String, TenantWatchers>);
 
-/// One tenant's subscriptions that can fire on a change, indexed by the entity types
-/// their selectors name, so that a change looks only at those that may select it.
+/// One tenant's subscriptions that can fire on a change, indexed by the entity ids
+/// and types their selectors name, so that a change looks only at those that may
+/// select it.
 #[derive(Default)]
 struct TenantWatchers {
     subs: Vec<Watcher>,
-    /// Type IRI → indexes in `subs` of the subscriptions whose selectors name it.
+    /// Entity id → indexes in `subs` of the subscriptions with a selector naming it
+    /// by `id`.
+    by_id: HashMap<String, Vec<usize>>,
+    /// Type IRI → indexes in `subs` of the subscriptions with a selector that names
+    /// it and no `id` (an `idPattern`, or the type alone).
     by_type: HashMap<String, Vec<usize>>,
     /// Subscriptions with no selector (any entity).
     any: Vec<usize>,
@@ -470,14 +544,20 @@ impl Watchers {
         let Some(w) = self.0.get_mut(tenant) else {
             return Ok(0);
         };
-        let mut candidates: BTreeSet<usize> = w.any.iter().copied().collect();
+        let mut candidates: Vec<usize> = w.any.clone();
         for e in [before, after].into_iter().flatten() {
+            if let Some(found) = w.by_id.get(&e.id) {
+                candidates.extend(found);
+            }
             for t in &e.types {
                 if let Some(found) = w.by_type.get(t) {
                     candidates.extend(found);
                 }
             }
         }
+        // In the order the subscriptions were loaded, each once.
+        candidates.sort_unstable();
+        candidates.dedup();
         let Some(entity_id) = after.or(before).map(|e| e.id.clone()) else {
             return Ok(0);
         };
@@ -542,12 +622,24 @@ fn load(conn: &Connection, tenant: &str) -> StoreResult<TenantWatchers> {
         if sub.entities.is_empty() {
             out.any.push(i);
         } else {
+            // A selector with an `id` selects that entity only: found by its id. The
+            // others (an `idPattern`, or the type alone) by the types they name.
+            let mut ids = Vec::new();
             let mut names = Vec::new();
             for s in &sub.entities {
+                if let Some(id) = &s.id {
+                    ids.push(id.clone());
+                    continue;
+                }
                 match ngsi::query::parse_type_expr(&s.entity_type) {
                     Ok(t) => type_names(&t, &mut names),
                     Err(_) => continue,
                 }
+            }
+            ids.sort();
+            ids.dedup();
+            for id in ids {
+                out.by_id.entry(id).or_default().push(i);
             }
             names.sort();
             names.dedup();
