@@ -22,6 +22,8 @@ use crate::service::{Hub, Scope, store_error};
 pub const MAX_INSTANCES: usize = 1_000;
 /// Most periods of one aggregation.
 pub const MAX_PERIODS: usize = 10_000;
+/// Entities of one temporal query whose history is read at the same time.
+const CONCURRENT_ANSWERS: usize = 4;
 /// Most instances one request may provide.
 pub const MAX_PROVIDED_INSTANCES: usize = 100_000;
 
@@ -136,11 +138,20 @@ impl Hub {
         query: EntityQuery,
         req: &TemporalRequest,
     ) -> Result<(Vec<TemporalAnswer>, Option<u64>), Error> {
+        use futures_util::StreamExt as _;
         let page = self.query(scope, query).await?;
-        let mut out = Vec::with_capacity(page.entities.len());
-        for entity in &page.entities {
-            out.push(self.answer(scope, entity, req).await?);
-        }
+        // Each entity's history is read on a reader connection of its own; a few at
+        // once keep both cores busy on a long aggregation.
+        let reads: Vec<_> = page
+            .entities
+            .iter()
+            .map(|entity| self.answer(scope, entity, req))
+            .collect();
+        let answers: Vec<Result<TemporalAnswer, Error>> = futures_util::stream::iter(reads)
+            .buffered(CONCURRENT_ANSWERS)
+            .collect()
+            .await;
+        let out = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok((out, page.count))
     }
 
