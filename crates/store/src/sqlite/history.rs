@@ -212,8 +212,10 @@ pub fn aggregate(
             .query(params![rowid, name_id, lo, hi])
             .map_err(sql_error)?;
         let mut by_dataset: BTreeMap<Option<String>, Vec<PeriodStats>> = BTreeMap::new();
-        let mut distinct: std::collections::HashMap<(Option<String>, usize), std::collections::HashSet<String>> =
-            std::collections::HashMap::new();
+        let mut distinct: std::collections::HashMap<
+            (Option<String>, usize),
+            std::collections::HashSet<String>,
+        > = std::collections::HashMap::new();
         let mut k = 0usize;
         while let Some(row) = rows.next().map_err(sql_error)? {
             let t: i64 = row.get(0).map_err(sql_error)?;
