@@ -78,12 +78,16 @@ async fn create_entity(State(s): State<AppState>, body: JsonBody) -> ApiResult {
     .entity(&body.value, None)?;
     let id = entity.id.clone();
     s.hub.create_entity(&scope, entity).await?;
+    Ok(created("/ngsi-ld/v1/entities/", &id))
+}
+
+/// 201 Created, with the Location of the new resource (`collection` + its id, encoded).
+pub(super) fn created(collection: &str, id: &str) -> Response {
     let mut response = StatusCode::CREATED.into_response();
-    if let Ok(location) = HeaderValue::from_str(&format!("/ngsi-ld/v1/entities/{}", urlencode(&id)))
-    {
+    if let Ok(location) = HeaderValue::from_str(&format!("{collection}{}", urlencode(id))) {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    Ok(response)
+    response
 }
 
 pub(super) fn urlencode(id: &str) -> String {
@@ -249,7 +253,7 @@ async fn merge_entity(
     Ok(no_content())
 }
 
-async fn delete_entity(
+pub(super) async fn delete_entity(
     State(s): State<AppState>,
     PathParam(id): PathParam<String>,
     headers: HeaderMap,

@@ -3,12 +3,12 @@
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use serde_json::Value;
 
-use super::entities::{checked_id, no_content, urlencode};
+use super::entities::{checked_id, created, no_content};
 use super::negotiate::{JsonBody, accept, respond, scope_from_headers};
 use super::params::{Params, paging};
 use super::{ApiError, AppState, PathParam};
@@ -38,13 +38,7 @@ fn sys_attrs(params: &Params) -> bool {
 async fn create_subscription(State(s): State<AppState>, body: JsonBody) -> ApiResult {
     let scope = body.scope(&s).await?;
     let id = s.hub.create_subscription(&scope, &body.value).await?;
-    let mut response = StatusCode::CREATED.into_response();
-    if let Ok(location) =
-        HeaderValue::from_str(&format!("/ngsi-ld/v1/subscriptions/{}", urlencode(&id)))
-    {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(created("/ngsi-ld/v1/subscriptions/", &id))
 }
 
 async fn query_subscriptions(

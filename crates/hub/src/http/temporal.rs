@@ -3,14 +3,14 @@
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, patch, post};
 use ngsi::entity::{Reader, expand_attr, format_time, is_uri};
 use ngsi::temporal::{TemporalParams, render_aggregated, render_temporal};
 use ngsi::{Attribute, Context, Error};
 use serde_json::{Map, Value};
 
-use super::entities::{body_object, checked_id, no_content, urlencode};
+use super::entities::{body_object, checked_id, created, delete_entity, no_content};
 use super::negotiate::{JsonBody, accept, respond, scope_from_headers};
 use super::params::{Params, QuerySpec, paging};
 use super::{ApiError, AppState, PathParam};
@@ -25,7 +25,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/temporal/entities/{id}",
-            get(retrieve_temporal).delete(delete_temporal),
+            // Deleting a temporal entity is deleting the entity: its history goes with it.
+            get(retrieve_temporal).delete(delete_entity),
         )
         .route("/temporal/entities/{id}/attrs", post(append_temporal))
         .route(
@@ -267,20 +268,14 @@ async fn create_temporal(State(s): State<AppState>, body: JsonBody) -> ApiResult
     };
     let types = reader.types(obj.get("type").or_else(|| obj.get("@type")))?;
     let provided = instances(&obj, &reader)?;
-    let created = s
+    let is_new = s
         .hub
         .add_history(&scope, &id, types, provided, false)
         .await?;
-    if !created {
+    if !is_new {
         return Ok(no_content());
     }
-    let mut response = StatusCode::CREATED.into_response();
-    if let Ok(location) =
-        HeaderValue::from_str(&format!("/ngsi-ld/v1/temporal/entities/{}", urlencode(&id)))
-    {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(created("/ngsi-ld/v1/temporal/entities/", &id))
 }
 
 async fn append_temporal(
@@ -299,18 +294,6 @@ async fn append_temporal(
     s.hub
         .add_history(&scope, &id, Vec::new(), provided, true)
         .await?;
-    Ok(no_content())
-}
-
-async fn delete_temporal(
-    State(s): State<AppState>,
-    PathParam(id): PathParam<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers).await?;
-    // The entity and, with it, its whole history.
-    s.hub.delete_entity(&scope, &id).await?;
     Ok(no_content())
 }
 
