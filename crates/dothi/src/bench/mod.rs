@@ -18,8 +18,13 @@
 //! `bench notify` (`notify`) sends paced updates to entities watched by subscriptions
 //! whose endpoint is a receiver in this process, kills and restarts the server (a
 //! `dothi serve` child process) halfway, and counts and times the notifications.
+//!
+//! `bench ingest` (`ingest`) provisions devices in a `dothi serve` child process with
+//! MQTT on, publishes a reading a second from each through the local Mosquitto, and
+//! counts the measures stored in the history and samples the lag to queryable.
 
 mod data;
+mod ingest;
 mod notify;
 mod phases;
 mod server;
@@ -37,7 +42,8 @@ use data::thousands;
 pub struct BenchArgs {
     /// Which benchmark: hub (writes, queries, a large store), temporal (a year of
     /// sensor readings as history, and temporal queries on it) or notify
-    /// (notifications of paced updates, across a server restart).
+    /// (notifications of paced updates, across a server restart) or ingest (devices
+    /// publishing over MQTT into the history).
     #[arg(default_value = "hub")]
     pub which: String,
     /// A smoke run. hub: 5,000 batch entities, a 10,000-entity query set, 100 queries
@@ -83,9 +89,13 @@ pub struct BenchArgs {
     #[arg(long)]
     pub rate: Option<f64>,
     /// notify: seconds of updates, with a server restart halfway [default: 60; 10
-    /// with --quick].
+    /// with --quick]. ingest: seconds of publishing [default: 60; 10 with --quick].
     #[arg(long)]
     pub secs: Option<f64>,
+    /// ingest: devices, each publishing a reading a second over MQTT [default: 10000;
+    /// 500 with --quick].
+    #[arg(long)]
+    pub devices: Option<usize>,
     /// Directory in which to create the temporary data directory [default: the
     /// system's temporary directory].
     #[arg(long)]
@@ -340,6 +350,7 @@ enum Benchmark {
     Hub(Sizes),
     Temporal(temporal::TemporalSizes),
     Notify(notify::NotifySizes),
+    Ingest(ingest::IngestSizes),
 }
 
 impl Benchmark {
@@ -353,9 +364,10 @@ impl Benchmark {
             }
             "temporal" => Ok(Benchmark::Temporal(temporal::TemporalSizes::from_args(a)?)),
             "notify" => Ok(Benchmark::Notify(notify::NotifySizes::from_args(a)?)),
+            "ingest" => Ok(Benchmark::Ingest(ingest::IngestSizes::from_args(a)?)),
             other => {
                 bail!(
-                    "unknown benchmark {other:?}: the ones available are `hub`, `temporal` and `notify`"
+                    "unknown benchmark {other:?}: the ones available are `hub`, `temporal`, `notify` and `ingest`"
                 )
             }
         }
@@ -366,6 +378,7 @@ impl Benchmark {
             Benchmark::Hub(_) => "hub",
             Benchmark::Temporal(_) => "temporal",
             Benchmark::Notify(_) => "notify",
+            Benchmark::Ingest(_) => "ingest",
         }
     }
 
@@ -386,6 +399,7 @@ impl Benchmark {
             ),
             Benchmark::Temporal(sizes) => sizes.describe(),
             Benchmark::Notify(sizes) => sizes.describe(),
+            Benchmark::Ingest(sizes) => sizes.describe(),
         }
     }
 }
@@ -426,6 +440,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Benchmark::Hub(sizes) => phases::run(sizes, dir.path()).await,
         Benchmark::Temporal(sizes) => temporal::run(sizes, dir.path()).await,
         Benchmark::Notify(sizes) => notify::run(sizes, dir.path()).await,
+        Benchmark::Ingest(sizes) => ingest::run(sizes, dir.path()).await,
     };
     let path = dir.path().to_path_buf();
     let cleanup = if args.keep {

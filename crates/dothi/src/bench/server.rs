@@ -85,6 +85,17 @@ impl Server {
     /// Starts `dothi serve` over the store at `db` on `addr` (a restart on the address
     /// of a server that is gone).
     pub async fn spawn_at(exe: &Path, db: &Path, addr: SocketAddr) -> anyhow::Result<Server> {
+        Server::spawn_with(exe, db, addr, &[]).await
+    }
+
+    /// Starts `dothi serve` over the store at `db` on `addr`, with further arguments
+    /// of `serve` (such as `--mqtt-url`).
+    pub async fn spawn_with(
+        exe: &Path,
+        db: &Path,
+        addr: SocketAddr,
+        extra: &[String],
+    ) -> anyhow::Result<Server> {
         if !exe.is_file() {
             bail!("no dothi executable at {}", exe.display());
         }
@@ -94,6 +105,7 @@ impl Server {
             .arg(addr.to_string())
             .arg("--store")
             .arg(store_url(db))
+            .args(extra)
             .env("DOTHI_LOG", "warn")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
