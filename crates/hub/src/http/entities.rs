@@ -340,16 +340,18 @@ async fn delete_attr(
     checked_id(&id)?;
     let scope = scope_from_headers(&s, &headers).await?;
     let name = attr_name(&attr, &scope)?;
-    let params = Params::parse(raw.as_deref())?;
-    let dataset_id = params.get("datasetId").map(str::to_string);
-    if let Some(ds) = &dataset_id
-        && !is_uri(ds)
-    {
-        return Err(Error::bad_data("datasetId must be a URI").into());
-    }
-    let delete_all = params.flag("deleteAll")?;
+    let (dataset_id, delete_all) = which_instances(&Params::parse(raw.as_deref())?)?;
     s.hub
         .delete_attr(&scope, &id, &name, dataset_id, delete_all)
         .await?;
     Ok(no_content())
+}
+
+/// The `datasetId` (a URI) and `deleteAll` of an attribute deletion.
+pub(super) fn which_instances(params: &Params) -> Result<(Option<String>, bool), Error> {
+    let dataset_id = params.get("datasetId").map(str::to_string);
+    if dataset_id.as_deref().is_some_and(|d| !is_uri(d)) {
+        return Err(Error::bad_data("datasetId must be a URI"));
+    }
+    Ok((dataset_id, params.flag("deleteAll")?))
 }

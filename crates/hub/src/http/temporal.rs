@@ -10,7 +10,9 @@ use ngsi::temporal::{TemporalParams, render_aggregated, render_temporal};
 use ngsi::{Attribute, Context, Error};
 use serde_json::{Map, Value};
 
-use super::entities::{body_object, checked_id, created, delete_entity, no_content};
+use super::entities::{
+    body_object, checked_id, created, delete_entity, no_content, which_instances,
+};
 use super::negotiate::{JsonBody, accept, respond, scope_from_headers};
 use super::params::{Params, QuerySpec, paging};
 use super::{ApiError, AppState, PathParam};
@@ -306,12 +308,7 @@ async fn delete_attr_temporal(
     checked_id(&id)?;
     let scope = scope_from_headers(&s, &headers).await?;
     let name = expand_attr(&attr, &scope.ctx)?;
-    let params = Params::parse(raw.as_deref())?;
-    let dataset_id = params.get("datasetId").map(str::to_string);
-    if dataset_id.as_deref().is_some_and(|d| !is_uri(d)) {
-        return Err(Error::bad_data("datasetId must be a URI").into());
-    }
-    let delete_all = params.flag("deleteAll")?;
+    let (dataset_id, delete_all) = which_instances(&Params::parse(raw.as_deref())?)?;
     s.hub
         .delete_attr_history(&scope, &id, &name, dataset_id, delete_all)
         .await?;
