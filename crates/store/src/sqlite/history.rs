@@ -9,6 +9,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde_json::Value;
 
+use super::hourly::hour_of;
 use super::sql_error;
 use crate::{
     AggregatePage, AggregateQuery, HistoryPage, HistoryQuery, PeriodStats, StoreError, StoreResult,
@@ -205,8 +206,22 @@ pub fn aggregate(
         .iter()
         .map(|(s, e)| (millis(*s), millis(*e)))
         .collect();
+    // Periods on whole hours of observation time are sums of the hourly statistics
+    // (distinct values are not kept there).
+    let hourly = q.field == TimeField::Observed
+        && !q.distinct
+        && bounds
+            .iter()
+            .all(|(s, e)| hour_of(*s) == *s && hour_of(*e) == *e);
     let mut out = AggregatePage::new();
     for (name_id, name) in attribute_names(c, rowid, &q.attrs)? {
+        if hourly {
+            let by_dataset = aggregate_hours(c, rowid, name_id, q, &bounds)?;
+            if !by_dataset.is_empty() {
+                out.insert(name, by_dataset);
+            }
+            continue;
+        }
         let mut stmt = c.prepare_cached(&sql).map_err(sql_error)?;
         let mut rows = stmt
             .query(params![rowid, name_id, lo, hi])
@@ -267,4 +282,71 @@ pub fn aggregate(
         }
     }
     Ok(Some(out))
+}
+
+/// One attribute's periods from its hourly statistics: a walk over the hours of the
+/// range in order, as [`aggregate`] walks the instances.
+fn aggregate_hours(
+    c: &Connection,
+    rowid: i64,
+    name_id: i64,
+    q: &AggregateQuery,
+    bounds: &[(i64, i64)],
+) -> StoreResult<BTreeMap<Option<String>, Vec<PeriodStats>>> {
+    let (Some(first), Some(last)) = (bounds.first(), bounds.last()) else {
+        return Ok(BTreeMap::new());
+    };
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT hour, dataset, total, numbers, sum, sum_sq, min, max FROM history_hourly
+             WHERE entity = ?1 AND name = ?2 AND hour >= ?3 AND hour < ?4 ORDER BY hour",
+        )
+        .map_err(sql_error)?;
+    let mut rows = stmt
+        .query(params![rowid, name_id, first.0, last.1])
+        .map_err(sql_error)?;
+    let mut by_dataset: BTreeMap<Option<String>, Vec<PeriodStats>> = BTreeMap::new();
+    let mut k = 0usize;
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        let hour: i64 = row.get(0).map_err(sql_error)?;
+        while k < bounds.len() && hour >= bounds[k].1 {
+            k += 1;
+        }
+        if k == bounds.len() {
+            break;
+        }
+        if hour < bounds[k].0 {
+            continue;
+        }
+        let dataset: String = row.get(1).map_err(sql_error)?;
+        let dataset = (!dataset.is_empty()).then_some(dataset);
+        let total: i64 = row.get(2).map_err(sql_error)?;
+        let numbers: i64 = row.get(3).map_err(sql_error)?;
+        let sum: f64 = row.get(4).map_err(sql_error)?;
+        let sum_sq: f64 = row.get(5).map_err(sql_error)?;
+        let min: Option<f64> = row.get(6).map_err(sql_error)?;
+        let max: Option<f64> = row.get(7).map_err(sql_error)?;
+        let periods = by_dataset.entry(dataset).or_insert_with(|| {
+            q.periods
+                .iter()
+                .map(|(start, end)| PeriodStats {
+                    start: *start,
+                    end: *end,
+                    ..Default::default()
+                })
+                .collect()
+        });
+        let st = &mut periods[k];
+        st.total += total as u64;
+        st.numbers += numbers as u64;
+        st.sum += sum;
+        st.sum_sq += sum_sq;
+        if let Some(n) = min {
+            st.min = Some(st.min.map_or(n, |m| m.min(n)));
+        }
+        if let Some(n) = max {
+            st.max = Some(st.max.map_or(n, |m| m.max(n)));
+        }
+    }
+    Ok(by_dataset)
 }

@@ -8,6 +8,7 @@
 //! of a commit. Reads run on their own connections and never wait for the writer.
 
 mod history;
+mod hourly;
 mod plan;
 mod read;
 mod registry;

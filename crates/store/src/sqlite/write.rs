@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::sync::oneshot;
 
+use super::hourly;
 use super::sql_error;
 use super::subscriptions::Watchers;
 use crate::{
@@ -455,6 +456,7 @@ fn apply(
                 conn.prepare_cached("DELETE FROM attr_history WHERE entity = ?1")
                     .and_then(|mut s| s.execute([rowid]))
                     .map_err(fault)?;
+                hourly::forget_entity(conn, rowid).map_err(fault)?;
             }
             let fired = if watched && kept.is_some() {
                 watchers
@@ -602,7 +604,7 @@ fn insert_instance(
         "INSERT INTO attr_history (entity, name, dataset, t, written, num, txt, unit, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![rowid, name, inst.dataset_id, t, written, num, txt, unit, doc])?;
-    Ok(())
+    hourly::add(conn, rowid, name, inst.dataset_id.as_deref(), t, num)
 }
 
 /// One step of a retention purge: for each of the next `max_entities` entities of the
@@ -652,7 +654,11 @@ fn purge_step(
             .query_map([rowid], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for name in names {
-            deleted += delete.execute(params![rowid, name, cutoff.timestamp_millis()])? as u64;
+            let n = delete.execute(params![rowid, name, cutoff.timestamp_millis()])?;
+            if n > 0 {
+                hourly::purged_before(conn, *rowid, name, cutoff.timestamp_millis())?;
+            }
+            deleted += n as u64;
         }
     }
     let next = (rows.len() == max_entities)
@@ -684,6 +690,7 @@ fn edit_history(
             name, dataset_id, ..
         } => {
             let name = names.id(conn, name)?;
+            hourly::forget_attribute(conn, rowid, name, dataset_id.as_ref().map(|d| d.as_deref()))?;
             match dataset_id {
                 None => conn
                     .prepare_cached("DELETE FROM attr_history WHERE entity = ?1 AND name = ?2")?
@@ -697,10 +704,16 @@ fn edit_history(
         }
         HistoryEdit::DeleteInstance { name, instance, .. } => {
             let name = names.id(conn, name)?;
-            conn.prepare_cached(
-                "DELETE FROM attr_history WHERE id = ?1 AND entity = ?2 AND name = ?3",
-            )?
-            .execute(params![instance, rowid, name])?
+            let was = instance_time(conn, *instance, rowid, name)?;
+            let n = conn
+                .prepare_cached(
+                    "DELETE FROM attr_history WHERE id = ?1 AND entity = ?2 AND name = ?3",
+                )?
+                .execute(params![instance, rowid, name])?;
+            if let Some(t) = was {
+                hourly::recount(conn, rowid, name, hourly::hour_of(t))?;
+            }
+            n
         }
         HistoryEdit::ReplaceInstance {
             name,
@@ -709,8 +722,9 @@ fn edit_history(
             ..
         } => {
             let name = names.id(conn, name)?;
+            let was = instance_time(conn, *instance, rowid, name)?;
             let (t, written, num, txt, unit, doc) = instance_columns(attribute);
-            conn.prepare_cached(
+            let n = conn.prepare_cached(
                 "UPDATE attr_history SET dataset = ?4, t = ?5, written = ?6, num = ?7, txt = ?8, unit = ?9, doc = ?10 WHERE id = ?1 AND entity = ?2 AND name = ?3",
             )?
             .execute(params![
@@ -724,10 +738,29 @@ fn edit_history(
                 txt,
                 unit,
                 doc
-            ])?
+            ])?;
+            if let Some(old) = was {
+                hourly::recount(conn, rowid, name, hourly::hour_of(old))?;
+                if hourly::hour_of(old) != hourly::hour_of(t) {
+                    hourly::recount(conn, rowid, name, hourly::hour_of(t))?;
+                }
+            }
+            n
         }
     };
     Ok(n as u64)
+}
+
+/// The observation time of one instance of an attribute, when it exists.
+fn instance_time(
+    conn: &Connection,
+    instance: i64,
+    entity: i64,
+    name: i64,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT t FROM attr_history WHERE id = ?1 AND entity = ?2 AND name = ?3")?
+        .query_row(params![instance, entity, name], |r| r.get(0))
+        .optional()
 }
 
 /// The rows a new entity becomes besides its document, in plain form, for a baseline
