@@ -10,6 +10,11 @@
 //! exponential backoff (1 s doubling up to 5 min, or the endpoint's `cooldown` if
 //! longer), without limit. So delivery is at least once, in order per subscription,
 //! across restarts (a restart reads the outbox again from its start).
+//!
+//! A delivery is recorded (its row deleted, the subscription's counters moved) by a
+//! recorder task, in batches, after the next notification may already be on its way:
+//! a slow commit then delays the bookkeeping, never the notifications. A crash before
+//! the record sends the notification again, which at-least-once allows.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -46,9 +51,74 @@ pub fn retry_delay(attempts: u32, cooldown_ms: Option<u64>) -> Duration {
     backoff.max(Duration::from_millis(cooldown_ms.unwrap_or(0)))
 }
 
+/// Deliveries waiting for their record at most (then deliveries wait for room).
+const RECORDS_QUEUED: usize = 8_192;
+/// Deliveries recorded at once (they reach the store's writer together and commit in
+/// one group).
+const RECORD_BATCH: usize = 256;
+
 /// Starts the notifier; it runs until the task is aborted.
 pub fn spawn(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(Arc::new(Notifier::new(store))))
+    let (records, delivered) = tokio::sync::mpsc::channel(RECORDS_QUEUED);
+    let recorder = tokio::spawn(record_deliveries(store.clone(), delivered));
+    let notifier = Arc::new(Notifier::new(store, records));
+    tokio::spawn(async move {
+        // The recorder ends when the notifier's sender is dropped with it.
+        let _recorder = AbortOnDrop(recorder);
+        run(notifier).await;
+    })
+}
+
+/// Aborts a task when dropped (so aborting the notifier aborts its recorder).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Records deliveries in the store, a batch at a time; a record that fails is tried
+/// again (the notification was delivered: it is not sent again unless the process
+/// stops first).
+async fn record_deliveries(
+    store: Arc<dyn Store>,
+    mut delivered: tokio::sync::mpsc::Receiver<(i64, DateTime<Utc>)>,
+) {
+    let mut pending = Vec::with_capacity(RECORD_BATCH);
+    loop {
+        if pending.is_empty() {
+            if delivered.recv_many(&mut pending, RECORD_BATCH).await == 0 {
+                return;
+            }
+        } else {
+            while pending.len() < RECORD_BATCH {
+                match delivered.try_recv() {
+                    Ok(d) => pending.push(d),
+                    Err(_) => break,
+                }
+            }
+        }
+        let results = futures_util::future::join_all(
+            pending
+                .iter()
+                .map(|(row, at)| store.outbox_delivered(*row, *at)),
+        )
+        .await;
+        let mut retry = Vec::new();
+        let mut failure = None;
+        for (d, r) in pending.drain(..).zip(results) {
+            if let Err(e) = r {
+                failure = Some(e);
+                retry.push(d);
+            }
+        }
+        pending = retry;
+        if let Some(e) = failure {
+            tracing::warn!(error = %e, left = pending.len(), "cannot record deliveries; retrying");
+            tokio::time::sleep(FIRST_BACKOFF).await;
+        }
+    }
 }
 
 struct Notifier {
@@ -59,6 +129,8 @@ struct Notifier {
     queues: Mutex<Queues>,
     /// Notified when a delivery ends.
     done: Notify,
+    /// Deliveries to record (`record_deliveries`).
+    records: tokio::sync::mpsc::Sender<(i64, DateTime<Utc>)>,
 }
 
 type Key = (String, String);
@@ -89,7 +161,7 @@ struct Queue {
 
 /// How an attempt ended.
 enum Outcome {
-    /// Delivered and recorded: the row is gone.
+    /// Delivered (its record queued): the row is done with.
     Delivered,
     /// Failed and recorded: tried again from then.
     Failed {
@@ -138,7 +210,10 @@ async fn run(notifier: Arc<Notifier>) {
 }
 
 impl Notifier {
-    fn new(store: Arc<dyn Store>) -> Notifier {
+    fn new(
+        store: Arc<dyn Store>,
+        records: tokio::sync::mpsc::Sender<(i64, DateTime<Utc>)>,
+    ) -> Notifier {
         Notifier {
             store,
             http: reqwest::Client::builder()
@@ -148,6 +223,7 @@ impl Notifier {
             brokers: Mutex::default(),
             queues: Mutex::default(),
             done: Notify::new(),
+            records,
         }
     }
 
@@ -353,10 +429,15 @@ impl Notifier {
             retry_delay(attempts, sub.notification.endpoint.cooldown),
         );
         let (recorded, outcome) = match sent {
-            Ok(()) => (
-                self.store.outbox_delivered(row.id, now).await,
-                Outcome::Delivered,
-            ),
+            Ok(()) => {
+                // Recorded by the recorder; only a closed recorder (shutting down)
+                // leaves the row to be sent again.
+                let queued = self.records.send((row.id, now)).await;
+                (
+                    queued.map_err(|_| store::StoreError::Other("the recorder stopped".into())),
+                    Outcome::Delivered,
+                )
+            }
             Err(why) => {
                 tracing::info!(
                     subscription = %sub.id,
