@@ -23,10 +23,13 @@ use crate::agent::{Agent, Message, Payload, Transport};
 /// The topics subscribed to.
 pub const TOPICS: [&str; 2] = ["/json/+/+/attrs", "/json/+/+/attrs/+"];
 
-/// Workers applying messages; each device always goes to the same one.
-const WORKERS: usize = 4;
+/// Workers applying messages; each device always goes to the same one. A worker waits
+/// for each write to be durable, so workers are how many writes share a commit: the
+/// broker's window of unacknowledged messages (Mosquitto: 20 by default) is the other
+/// bound.
+const WORKERS: usize = 32;
 /// Messages waiting per worker before the agent stops reading from the broker.
-const QUEUE: usize = 64;
+const QUEUE: usize = 16;
 /// Largest MQTT packet read (larger payloads are refused by the agent anyway).
 const MAX_INCOMING_PACKET: usize = 1024 * 1024;
 /// Delays between reconnections, and between retries of a write the store refused
@@ -269,9 +272,21 @@ fn worker_of(topic: &str) -> usize {
 async fn work(agent: Arc<Agent>, client: AsyncClient, mut queue: mpsc::Receiver<Publish>) {
     while let Some(publish) = queue.recv().await {
         apply(&agent, &publish).await;
-        // After the write is durable (or the message refused for good).
-        if let Err(e) = client.ack(&publish).await {
-            tracing::warn!(error = %e, "cannot acknowledge an MQTT message");
+        // After the write is durable (or the message refused for good). A worker never
+        // waits for room in the client's request queue: that queue is emptied by the
+        // connection's loop, which may itself be waiting for room in this worker's
+        // queue (a deadlock seen under load). A full queue hands the ack to a task.
+        match client.try_ack(&publish) {
+            Ok(()) => {}
+            Err(rumqttc::ClientError::TryRequest(_)) => {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = client.ack(&publish).await {
+                        tracing::warn!(error = %e, "cannot acknowledge an MQTT message");
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot acknowledge an MQTT message"),
         }
     }
 }

@@ -325,3 +325,35 @@ async fn the_agent_reconnects_after_the_connection_is_cut() {
     app.stop().await;
     relay.stop();
 }
+
+/// A burst faster than the writes: the agent falls behind, the broker may drop what
+/// overflows its queue for the agent, but the agent keeps taking messages (it once
+/// stalled for good when its workers and its connection waited on each other).
+#[tokio::test]
+async fn a_burst_of_messages_never_stalls_the_agent() {
+    let app = App::start().await;
+    let tenant = unique("burst");
+    let apikey = unique("key");
+    app.provision_group(
+        &tenant,
+        json!({"apikey": apikey, "entity_type": "Gauge", "autoprovision": true}),
+    )
+    .await;
+    let mut publisher = Publisher::connect().await;
+    for i in 0..3_000u32 {
+        let topic = format!("/json/{apikey}/gauge-{}/attrs", i % 40);
+        publisher.publish(&topic, format!(r#"{{"v": {i}}}"#)).await;
+    }
+    // Once the burst is in, a message of a new device is written.
+    publisher
+        .publish(&format!("/json/{apikey}/after-burst/attrs"), r#"{"v": -1}"#)
+        .await;
+    app.wait_entity(
+        &tenant,
+        "urn:ngsi-ld:Gauge:after-burst",
+        value_is("v", json!(-1)),
+    )
+    .await;
+    publisher.disconnect().await;
+    app.stop().await;
+}
