@@ -18,6 +18,7 @@ use super::{BenchArgs, Report};
 
 /// The broker the hub and the publishers connect to.
 const BROKER_HOST: &str = "127.0.0.1";
+/// The broker's port unless `--broker-port` names another.
 const BROKER_PORT: u16 = 1883;
 /// The entity type of the devices' entities.
 const ENTITY_TYPE: &str = "IngestSensor";
@@ -38,6 +39,8 @@ pub struct IngestSizes {
     pub pollers: usize,
     /// The `dothi` executable that serves the hub.
     pub server_exe: PathBuf,
+    /// The port of the broker on 127.0.0.1.
+    pub broker_port: u16,
 }
 
 impl IngestSizes {
@@ -52,7 +55,9 @@ impl IngestSizes {
             || a.subscriptions.is_some()
             || a.rate.is_some()
         {
-            bail!("`bench ingest` has only --devices, --secs, --quick, --dir and --keep");
+            bail!(
+                "`bench ingest` has only --devices, --secs, --broker-port, --quick, --dir and --keep"
+            );
         }
         let q = a.quick;
         let secs = a.secs.unwrap_or(if q { 10.0 } else { 60.0 });
@@ -66,6 +71,7 @@ impl IngestSizes {
             sample_every: 50,
             pollers: 4,
             server_exe: std::env::current_exe().context("finding this executable")?,
+            broker_port: a.broker_port.unwrap_or(BROKER_PORT),
         };
         if s.devices == 0 || s.devices > 100_000 {
             bail!("--devices must be in 1..=100000");
@@ -75,9 +81,10 @@ impl IngestSizes {
 
     pub fn describe(&self) -> String {
         format!(
-            "{} devices × 1 reading/s for {} s over MQTT ({BROKER_HOST}:{BROKER_PORT}, QoS 1, {} connections), history on; lag sampled on 1 message in {} ({} pollers at most); the server is a `dothi serve` child process",
+            "{} devices × 1 reading/s for {} s over MQTT ({BROKER_HOST}:{}, QoS 1, {} connections), history on; lag sampled on 1 message in {} ({} pollers at most); the server is a `dothi serve` child process",
             thousands(self.devices as f64),
             self.secs,
+            self.broker_port,
             self.publishers,
             self.sample_every,
             self.pollers
@@ -148,8 +155,8 @@ struct Publisher {
 }
 
 impl Publisher {
-    fn connect(client_id: &str, errors: Arc<AtomicU64>) -> Publisher {
-        let mut options = rumqttc::MqttOptions::new(client_id, BROKER_HOST, BROKER_PORT);
+    fn connect(client_id: &str, port: u16, errors: Arc<AtomicU64>) -> Publisher {
+        let mut options = rumqttc::MqttOptions::new(client_id, BROKER_HOST, port);
         options
             .set_keep_alive(Duration::from_secs(30))
             .set_clean_session(true)
@@ -210,7 +217,7 @@ pub async fn run_counted(
         .context("finding a free port")?;
     let extra = [
         "--mqtt-url".to_string(),
-        format!("mqtt://{BROKER_HOST}:{BROKER_PORT}"),
+        format!("mqtt://{BROKER_HOST}:{}", sizes.broker_port),
         "--mqtt-client-id".to_string(),
         format!("dothi-bench-ingest-{tag}"),
     ];
@@ -262,7 +269,13 @@ async fn measure(
 
     let connection_errors = Arc::new(AtomicU64::new(0));
     let publishers: Vec<Publisher> = (0..sizes.publishers)
-        .map(|k| Publisher::connect(&format!("bench-pub-{tag}-{k}"), connection_errors.clone()))
+        .map(|k| {
+            Publisher::connect(
+                &format!("bench-pub-{tag}-{k}"),
+                sizes.broker_port,
+                connection_errors.clone(),
+            )
+        })
         .collect();
     let topic = |i: usize| format!("/json/{apikey}/{}/attrs", device_id(i));
 
@@ -289,7 +302,8 @@ async fn measure(
         }
         if t.elapsed() > Duration::from_secs(30) {
             bail!(
-                "no measure published to {BROKER_HOST}:{BROKER_PORT} reached the hub within 30 s (is Mosquitto running?)"
+                "no measure published to {BROKER_HOST}:{} reached the hub within 30 s (is Mosquitto running?)",
+                sizes.broker_port
             );
         }
     }
@@ -526,6 +540,7 @@ mod tests {
                 .and_then(|deps| deps.parent())
                 .unwrap()
                 .join("dothi"),
+            broker_port: BROKER_PORT,
         };
         let dir = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -96,6 +96,9 @@ pub struct BenchArgs {
     /// 500 with --quick].
     #[arg(long)]
     pub devices: Option<usize>,
+    /// ingest: the port of the MQTT broker on 127.0.0.1 [default: 1883].
+    #[arg(long)]
+    pub broker_port: Option<u16>,
     /// Directory in which to create the temporary data directory [default: the
     /// system's temporary directory].
     #[arg(long)]
