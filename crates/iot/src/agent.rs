@@ -72,6 +72,9 @@ pub enum IngestError {
     Ambiguous(&'static str),
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// A QoS 0 message that arrived while too many messages waited to be written.
+    #[error("too many messages waiting to be written: a QoS 0 message was dropped")]
+    Overloaded,
     /// The registry or the hub failed; retrying may help when the store is unavailable.
     #[error("{0}")]
     Failed(Error),
@@ -90,6 +93,7 @@ impl IngestError {
             IngestError::UnknownDevice(_) => "unknown_device",
             IngestError::Ambiguous(_) => "ambiguous",
             IngestError::Malformed(_) => "malformed",
+            IngestError::Overloaded => "overloaded",
             IngestError::Failed(_) => "failed",
         }
     }
@@ -103,6 +107,7 @@ impl IngestError {
             IngestError::Ambiguous(_) | IngestError::Malformed(_) => {
                 Error::bad_data(self.to_string())
             }
+            IngestError::Overloaded => Error::new(ErrorKind::ServiceUnavailable, self.to_string()),
             IngestError::Failed(e) => e.clone(),
         }
     }

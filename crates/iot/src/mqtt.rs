@@ -12,13 +12,14 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::agent::{Agent, Message, Payload, Transport};
+use crate::agent::{Agent, IngestError, Message, Payload, Transport};
 
 /// The topics subscribed to.
 pub const TOPICS: [&str; 2] = ["/json/+/+/attrs", "/json/+/+/attrs/+"];
@@ -28,8 +29,12 @@ pub const TOPICS: [&str; 2] = ["/json/+/+/attrs", "/json/+/+/attrs/+"];
 /// broker's window of unacknowledged messages (Mosquitto: 20 by default) is the other
 /// bound.
 const WORKERS: usize = 32;
-/// Messages waiting per worker before the agent stops reading from the broker.
-const QUEUE: usize = 16;
+/// Messages waiting for a worker, beyond which QoS 0 messages are dropped (counted as
+/// `overloaded`). The connection's loop never waits for a worker: waiting there stops
+/// it from answering the broker's keep-alive, and the broker then drops the connection
+/// (seen under load). QoS 1 and 2 messages are always queued: the broker sends no more
+/// of them unacknowledged than its window (`max_inflight_messages`), which bounds them.
+const MAX_WAITING: usize = 10_000;
 /// Largest MQTT packet read (larger payloads are refused by the agent anyway).
 const MAX_INCOMING_PACKET: usize = 1024 * 1024;
 /// Delays between reconnections, and between retries of a write the store refused
@@ -180,10 +185,16 @@ async fn run(
     let (client, mut events) = AsyncClient::new(options, 256);
     let mut queues = Vec::with_capacity(WORKERS);
     let mut workers = Vec::with_capacity(WORKERS);
+    let waiting = Arc::new(AtomicUsize::new(0));
     for _ in 0..WORKERS {
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, rx) = mpsc::unbounded_channel();
         queues.push(tx);
-        workers.push(tokio::spawn(work(agent.clone(), client.clone(), rx)));
+        workers.push(tokio::spawn(work(
+            agent.clone(),
+            client.clone(),
+            rx,
+            waiting.clone(),
+        )));
     }
     let mut delay = RECONNECT_FIRST;
     loop {
@@ -216,12 +227,17 @@ async fn run(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
+                if publish.qos == QoS::AtMostOnce && waiting.load(Ordering::Relaxed) >= MAX_WAITING
+                {
+                    agent.count(
+                        &message(&publish).unwrap_or_else(|| unparsed(&publish)),
+                        &Err(IngestError::Overloaded),
+                    );
+                    continue;
+                }
                 let worker = worker_of(&publish.topic);
-                let sent = tokio::select! {
-                    _ = &mut stop => break,
-                    sent = queues[worker].send(publish) => sent,
-                };
-                if sent.is_err() {
+                waiting.fetch_add(1, Ordering::Relaxed);
+                if queues[worker].send(publish).is_err() {
                     tracing::error!("an MQTT worker has stopped");
                     break;
                 }
@@ -269,8 +285,14 @@ fn worker_of(topic: &str) -> usize {
     (hasher.finish() % WORKERS as u64) as usize
 }
 
-async fn work(agent: Arc<Agent>, client: AsyncClient, mut queue: mpsc::Receiver<Publish>) {
+async fn work(
+    agent: Arc<Agent>,
+    client: AsyncClient,
+    mut queue: mpsc::UnboundedReceiver<Publish>,
+    waiting: Arc<AtomicUsize>,
+) {
     while let Some(publish) = queue.recv().await {
+        waiting.fetch_sub(1, Ordering::Relaxed);
         apply(&agent, &publish).await;
         // After the write is durable (or the message refused for good). A worker never
         // waits for room in the client's request queue: that queue is emptied by the
@@ -291,24 +313,9 @@ async fn work(agent: Arc<Agent>, client: AsyncClient, mut queue: mpsc::Receiver<
     }
 }
 
-async fn apply(agent: &Agent, publish: &Publish) {
-    let Some((apikey, device_id, name)) = parse_topic(&publish.topic) else {
-        let msg = Message {
-            transport: Transport::Mqtt,
-            apikey: "",
-            device_id: "",
-            payload: Payload::Measures(&publish.payload),
-            timestamp: None,
-        };
-        agent.count(
-            &msg,
-            &Err(crate::agent::IngestError::Malformed(format!(
-                "unexpected topic {:?}",
-                publish.topic
-            ))),
-        );
-        return;
-    };
+/// The message a publish carries, or `None` when its topic is not a measure topic.
+fn message(publish: &Publish) -> Option<Message<'_>> {
+    let (apikey, device_id, name) = parse_topic(&publish.topic)?;
     let payload = match name {
         Some(name) => Payload::Single {
             name,
@@ -316,13 +323,38 @@ async fn apply(agent: &Agent, publish: &Publish) {
         },
         None => Payload::Measures(&publish.payload),
     };
-    let msg = Message {
+    Some(Message {
         transport: Transport::Mqtt,
         apikey,
         device_id,
         payload,
         timestamp: None,
+    })
+}
+
+/// A publish on another topic, as a message to count.
+fn unparsed(publish: &Publish) -> Message<'_> {
+    Message {
+        transport: Transport::Mqtt,
+        apikey: "",
+        device_id: "",
+        payload: Payload::Measures(&publish.payload),
+        timestamp: None,
+    }
+}
+
+async fn apply(agent: &Agent, publish: &Publish) {
+    let Some(msg) = message(publish) else {
+        agent.count(
+            &unparsed(publish),
+            &Err(IngestError::Malformed(format!(
+                "unexpected topic {:?}",
+                publish.topic
+            ))),
+        );
+        return;
     };
+    let device_id = msg.device_id;
     let mut delay = RETRY_FIRST;
     loop {
         let result = agent.ingest(&msg).await;

@@ -32,8 +32,10 @@ use crate::{
 use crate::{OutboxRow, StoredSubscription, SubscriptionPage, SubscriptionWrite};
 use crate::{RegistryPage, RegistryRecord, RegistryWrite};
 
-/// The most readers kept open.
-const MAX_IDLE_READERS: usize = 8;
+/// The most readers kept open (each with a page cache of 8 MB). Opening one parses
+/// the schema: a pool smaller than the usual concurrency (the IoT agent's 32 workers
+/// each look up a device per measure) would open and drop connections all the time.
+const MAX_IDLE_READERS: usize = 32;
 
 pub struct SqliteStore {
     path: Arc<str>,
