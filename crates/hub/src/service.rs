@@ -459,6 +459,45 @@ impl Hub {
         self.batch(scope, ops).await
     }
 
+    /// Upserts entities for a bulk import: each entity becomes exactly what is given
+    /// (attributes it lacks are removed), all of them in one store write (on SQLite,
+    /// one transaction). An entity whose content is already stored, timestamps aside,
+    /// is left untouched, so importing the same data again adds no history; of a
+    /// changed entity, only the attributes whose content changed are written (and
+    /// recorded in the history).
+    pub async fn import_batch(
+        &self,
+        scope: &Scope,
+        entities: Vec<Entity>,
+    ) -> Result<Vec<(String, Result<Imported, Error>)>, Error> {
+        let mut outcomes = Vec::with_capacity(entities.len());
+        let ops = entities
+            .into_iter()
+            .map(|new| {
+                let outcome = Arc::new(std::sync::OnceLock::new());
+                outcomes.push(outcome.clone());
+                Ok(WriteOp::new(new.id.clone(), move |current| {
+                    let (change, imported) = import_change(current, new)?;
+                    let _ = outcome.set(imported);
+                    Ok((change, Applied::default()))
+                }))
+            })
+            .collect();
+        let results = self.batch(scope, ops).await?;
+        Ok(results
+            .into_iter()
+            .zip(outcomes)
+            .map(|((id, r), outcome)| {
+                let r = r.and_then(|_| {
+                    outcome.get().copied().ok_or_else(|| {
+                        Error::new(ErrorKind::InternalError, "the store skipped a write")
+                    })
+                });
+                (id, r)
+            })
+            .collect())
+    }
+
     /// POST /entityOperations/update: append to existing entities (noOverwrite optional).
     pub async fn batch_update(
         &self,
@@ -598,6 +637,63 @@ fn create(current: Option<Entity>, e: Entity) -> Result<(Change, Applied), Error
             result: UpdateResult::default(),
         },
     ))
+}
+
+/// What an import did to one entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    Created,
+    Updated,
+    /// Its content was already stored: nothing written.
+    Unchanged,
+}
+
+/// The change an import makes to an entity: none when nothing but timestamps would
+/// differ; else the new entity, keeping the stored instances of unchanged attributes
+/// as they are (so the history records only what changed).
+fn import_change(current: Option<Entity>, mut new: Entity) -> Result<(Change, Imported), Error> {
+    check_size(&new)?;
+    let Some(mut e) = current else {
+        return Ok((Change::Put(new), Imported::Created));
+    };
+    let same_set = |a: &[String], b: &[String]| {
+        a.len() == b.len() && a.iter().all(|x| b.contains(x)) && b.iter().all(|x| a.contains(x))
+    };
+    let same_attrs = e.attrs.len() == new.attrs.len()
+        && e.attrs
+            .iter()
+            .all(|(name, old)| new.attrs.get(name).is_some_and(|n| same_instances(old, n)));
+    if same_attrs && same_set(&e.types, &new.types) && same_set(&e.scopes, &new.scopes) {
+        return Ok((Change::Unchanged, Imported::Unchanged));
+    }
+    for (name, instances) in new.attrs.iter_mut() {
+        if let Some(old) = e.attrs.get(name)
+            && same_instances(old, instances)
+        {
+            instances.clone_from(old);
+        }
+    }
+    let now = ngsi::entity::now();
+    e.replace_with(new, now);
+    Ok((Change::Put(e), Imported::Updated))
+}
+
+/// Whether two sets of instances say the same, timestamps aside at every level
+/// (sub-attributes included).
+fn same_instances(old: &[Attribute], new: &[Attribute]) -> bool {
+    fn timeless(a: &Attribute) -> Attribute {
+        Attribute {
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            modified_at: chrono::DateTime::UNIX_EPOCH,
+            sub_attrs: a
+                .sub_attrs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.iter().map(timeless).collect()))
+                .collect(),
+            ..a.clone()
+        }
+    }
+    old.len() == new.len() && old.iter().zip(new).all(|(a, b)| timeless(a) == timeless(b))
 }
 
 /// Whether two sets of instances say the same, whenever they were written (top-level
