@@ -798,3 +798,76 @@ fn merge(e: &mut Entity, body: &Map<String, Value>, ctx: &Context) -> Result<(),
     e.modified_at = now;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use serde_json::json;
+
+    /// An entity read at time `t` (seconds).
+    fn read(body: Value, t: i64) -> Entity {
+        let now = chrono::DateTime::from_timestamp(t, 0).unwrap();
+        Reader {
+            ctx: &Context::core(),
+            now,
+        }
+        .entity(&body, None)
+        .unwrap()
+    }
+
+    fn light(power: i64) -> Value {
+        json!({"id": "urn:x:1", "type": ["Streetlight", "Device"],
+            "power": {"type": "Property", "value": power, "unitCode": "WTT",
+                      "status": {"type": "Property", "value": "ok"}},
+            "street": "Lê Duẩn"})
+    }
+
+    #[test]
+    fn an_import_creates_what_is_missing() {
+        let (change, imported) = import_change(None, read(light(1), 10)).unwrap();
+        assert_eq!(imported, Imported::Created);
+        assert!(matches!(change, Change::Put(e) if e.id == "urn:x:1"));
+    }
+
+    #[test]
+    fn the_same_content_read_later_is_unchanged() {
+        let stored = read(light(1), 10);
+        let mut again = light(1);
+        again["type"] = json!(["Device", "Streetlight"]);
+        let (change, imported) = import_change(Some(stored), read(again, 99)).unwrap();
+        assert_eq!(imported, Imported::Unchanged);
+        assert!(matches!(change, Change::Unchanged));
+    }
+
+    #[test]
+    fn a_changed_entity_keeps_the_instances_it_does_not_change() {
+        let stored = read(light(1), 10);
+        let mut new = light(2);
+        new.as_object_mut().unwrap().remove("street");
+        new["colour"] = json!("vàng");
+        let (change, imported) = import_change(Some(stored.clone()), read(new, 99)).unwrap();
+        assert_eq!(imported, Imported::Updated);
+        let Change::Put(e) = change else {
+            panic!("an update writes the entity")
+        };
+        let power = &e.attrs[&Context::core().expand("power")][0];
+        assert_eq!(power.value, json!(2));
+        assert_eq!(power.created_at.timestamp(), 10);
+        assert_eq!(power.modified_at.timestamp(), 99);
+        assert!(!e.attrs.values().any(|v| v[0].value == "Lê Duẩn"));
+        assert_eq!(e.attrs.len(), 2);
+        assert_eq!(e.created_at, stored.created_at);
+
+        // Only the changed attribute differs from what was stored.
+        let mut one = light(5);
+        one["street"] = json!("Lê Duẩn");
+        let (change, _) = import_change(Some(stored.clone()), read(one, 99)).unwrap();
+        let Change::Put(e) = change else {
+            panic!("an update writes the entity")
+        };
+        let street = Context::core().expand("street");
+        assert_eq!(e.attrs[&street], stored.attrs[&street]);
+    }
+}
