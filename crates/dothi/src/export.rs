@@ -212,6 +212,12 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         .map(|a| ngsi::entity::expand_attr(a, &scope.ctx))
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow::anyhow!("--attrs: {}", e.detail))?;
+    // An unknown tenant is refused before the output is created.
+    state
+        .hub
+        .require_tenant(&scope)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
     let out: Box<dyn Write> = if to_stdout {
         Box::new(std::io::stdout().lock())
     } else {

@@ -336,7 +336,10 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     drop(rx);
-    let _ = reader.join();
+    if fatal.is_none() {
+        // After a fault the reader is left behind: it may be waiting on standard input.
+        let _ = reader.join();
+    }
     bar.finish_and_clear();
     if let Some(f) = &mut rejections.file {
         f.flush().context("writing the rejects file")?;

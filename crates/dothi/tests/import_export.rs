@@ -269,7 +269,15 @@ fn geojson_round_trip() {
     assert_eq!(entity["pupils"], json!({"type": "Property", "value": 1200}));
     assert_eq!(entity["location"]["type"], "GeoProperty");
 
-    let exported: Value = serde_json::from_str(&place.export(&["--format", "geojson"])).unwrap();
+    // The format follows the output's extension.
+    let file = place.path("out.geojson");
+    let out = place.dothi(&["export", "-o", file.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "dothi export: 2 entities\n"
+    );
+    let exported: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(exported["type"], "FeatureCollection");
     let by_feature = |v: &Value| -> BTreeMap<String, Value> {
         v["features"]
@@ -624,6 +632,13 @@ fn export_selects_by_type_q_and_attrs_and_tenants_are_apart() {
     assert_eq!(place.export_json(&[]).len(), 2500);
     let out = place.dothi(&["import", one.to_str().unwrap(), "--tenant", "bad tenant!"]);
     assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tenant names are"));
+    // An unknown tenant is refused before the output file is made.
+    let file = place.path("nobody.json");
+    let out = place.dothi(&["export", "--tenant", "nobody", "-o", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    assert!(!file.exists());
 }
 
 /// The entity of row `i` of the large file.

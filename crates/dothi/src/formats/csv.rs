@@ -220,6 +220,14 @@ impl Mapping {
     }
 }
 
+/// A cell's text as a message shows it: at most 60 characters.
+fn shown(text: &str) -> String {
+    match text.char_indices().nth(60) {
+        Some((end, _)) => format!("{:?}…", &text[..end]),
+        None => format!("{text:?}"),
+    }
+}
+
 /// A cell's text, or None when empty.
 fn cell(row: &csv::StringRecord, i: usize) -> Option<&str> {
     row.get(i).map(str::trim).filter(|c| !c.is_empty())
@@ -228,16 +236,16 @@ fn cell(row: &csv::StringRecord, i: usize) -> Option<&str> {
 fn coordinate(text: &str, what: &str, bound: f64) -> Result<f64, String> {
     let v: f64 = text
         .parse()
-        .map_err(|_| format!("{what} {text:?} is not a number"))?;
+        .map_err(|_| format!("{what} {} is not a number", shown(text)))?;
     if !v.is_finite() || v.abs() > bound {
-        return Err(format!("{what} {text} is out of range [-{bound}, {bound}]"));
+        return Err(format!("{what} {v} is out of range [-{bound}, {bound}]"));
     }
     Ok(v)
 }
 
 /// A cell's value as the attribute's type.
 fn value(text: &str, a: &AttributeColumn) -> Result<Value, String> {
-    let bad = |what: &str| format!("column {:?}: {text:?} is not {what}", a.column);
+    let bad = |what: &str| format!("column {:?}: {} is not {what}", a.column, shown(text));
     Ok(match a.kind {
         ValueKind::Text => Value::String(text.to_string()),
         ValueKind::Number => {
@@ -281,7 +289,10 @@ impl Columns {
         let observed_at = match self.observed_at.and_then(|i| cell(row, i)) {
             Some(text) => Some(ngsi::entity::format_time(
                 &ngsi::entity::parse_time(text).ok_or_else(|| {
-                    format!("observedAt {text:?} is not a date and time (ISO 8601 with its offset)")
+                    format!(
+                        "observedAt {} is not a date and time (ISO 8601 with its offset)",
+                        shown(text)
+                    )
                 })?,
             )),
             None => None,
@@ -534,6 +545,16 @@ mod tests {
             assert!(reason.contains(want), "{row}: {reason}");
             assert_eq!(got[0].0, 2);
         }
+    }
+
+    #[test]
+    fn a_reason_shows_a_long_cell_cut_short() {
+        let input = format!("code,lat,lon,w,on,street,at\na,,,{}x,,,\n", "9".repeat(400));
+        let got = rows(&lights(), &input).unwrap();
+        let reason = got[0].1.clone().unwrap_err();
+        assert!(reason.starts_with("column \"w\": \"999"), "{reason}");
+        assert!(reason.ends_with("\"… is not a number"), "{reason}");
+        assert!(reason.len() < 120, "{reason}");
     }
 
     #[test]
