@@ -193,6 +193,8 @@ fn json_array_round_trip_and_a_rerun_changes_nothing() {
     );
     let (code, counts, stderr) = place.import(&input, &[]);
     assert_eq!(code, Some(0), "{stderr}");
+    // No progress bar and no log when standard error is not a terminal.
+    assert_eq!(stderr, "");
     assert_eq!(counts, Counts::new(3, 3, 0, 0, 0));
     let history = place.history_instances();
     assert!(history > 0);
@@ -241,6 +243,39 @@ fn json_lines_round_trip_normalized_and_concise() {
     assert_eq!(code, Some(0));
     assert_eq!(counts, Counts::new(3, 3, 0, 0, 0));
     assert_eq!(by_id(other.export_json(&[])), by_id(gauges()));
+}
+
+#[test]
+fn standard_input_needs_a_format_and_is_read() {
+    let place = Place::new();
+    let out = place.dothi(&["import", "-"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --format"));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dothi"))
+        .args([
+            "import",
+            "-",
+            "--format",
+            "jsonl",
+            "--store",
+            &place.store(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for e in gauges() {
+        writeln!(stdin, "{e}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let counts = Counts::parse(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(counts, Counts::new(3, 3, 0, 0, 0));
+    assert_eq!(by_id(place.export_json(&[])), by_id(gauges()));
 }
 
 #[test]

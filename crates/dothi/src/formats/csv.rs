@@ -548,6 +548,17 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_before_the_header_is_no_part_of_it() {
+        let m = Mapping {
+            id: Some("id".into()),
+            entity_type: Some("T".into()),
+            ..Mapping::default()
+        };
+        let got = rows(&m, "\u{feff}id,name\nurn:x:1,a\n").unwrap();
+        assert_eq!(got[0].1.as_ref().unwrap()["id"], "urn:x:1");
+    }
+
+    #[test]
     fn a_reason_shows_a_long_cell_cut_short() {
         let input = format!("code,lat,lon,w,on,street,at\na,,,{}x,,,\n", "9".repeat(400));
         let got = rows(&lights(), &input).unwrap();
