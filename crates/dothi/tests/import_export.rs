@@ -246,6 +246,33 @@ fn json_lines_round_trip_normalized_and_concise() {
 }
 
 #[test]
+fn an_entity_with_its_own_context_is_read_with_it() {
+    let place = Place::new();
+    let input = place.file(
+        "ctx.jsonl",
+        &format!(
+            "{}\n{}\n",
+            json!({"@context": {"mucNuoc": "https://example.org/ns/waterLevel"},
+                   "id": "urn:x:ctx:1", "type": "WaterObserved",
+                   "mucNuoc": {"type": "Property", "value": 1.5}}),
+            json!({"@context": 42, "id": "urn:x:ctx:2", "type": "T"})
+        ),
+    );
+    let (code, counts, stderr) = place.import(&input, &[]);
+    assert_eq!(code, Some(2));
+    assert_eq!(counts, Counts::new(2, 1, 0, 0, 1));
+    assert!(
+        stderr.contains("rejected line 2: urn:x:ctx:2: its @context:"),
+        "{stderr}"
+    );
+    let e = place.export_json(&[]).remove(0);
+    assert_eq!(
+        e["https://example.org/ns/waterLevel"],
+        json!({"type": "Property", "value": 1.5})
+    );
+}
+
+#[test]
 fn standard_input_needs_a_format_and_is_read() {
     let place = Place::new();
     let out = place.dothi(&["import", "-"]);
