@@ -329,6 +329,13 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             fatal = Some(e);
             break;
         }
+        // What a batch rejected is on disk once the batch is.
+        if let Some(f) = &mut rejections.file
+            && let Err(e) = f.flush()
+        {
+            fatal = Some(anyhow::Error::new(e).context("writing the rejects file"));
+            break;
+        }
         bar.set_position(bytes.load(Ordering::Relaxed));
         bar.set_message(format!(
             "{} entities: {} created, {} updated, {} unchanged, {} rejected",
@@ -336,9 +343,10 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     drop(rx);
-    if fatal.is_none() {
-        // After a fault the reader is left behind: it may be waiting on standard input.
-        let _ = reader.join();
+    // After a fault the reader is left behind: it may be waiting on standard input.
+    // Without one, the channel closed because the reader is done, or failed.
+    if fatal.is_none() && reader.join().is_err() {
+        fatal = Some(anyhow::anyhow!("the reader of the file failed"));
     }
     bar.finish_and_clear();
     if let Some(f) = &mut rejections.file {
