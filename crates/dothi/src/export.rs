@@ -147,7 +147,12 @@ impl<W: Write> Sink for CsvSink<W> {
         let types = render::render_types(&e.types, &self.ctx);
         let mut row = vec![e.id.clone(), export_cell(&types)];
         for name in &self.columns {
-            let attr = e.attrs.get(name).and_then(|v| v.first());
+            // The default instance (without datasetId), else the first.
+            let attr = e.attrs.get(name).and_then(|v| {
+                v.iter()
+                    .find(|a| a.dataset_id.is_none())
+                    .or_else(|| v.first())
+            });
             if *name == self.location {
                 let point = attr
                     .filter(|a| a.kind == AttrKind::GeoProperty)

@@ -780,3 +780,17 @@ fn a_killed_import_rerun_neither_duplicates_nor_loses() {
     }
     assert_eq!(seen, N);
 }
+
+#[test]
+fn csv_export_takes_the_default_instance_of_an_attribute() {
+    let place = Place::new();
+    let entity = json!({"id": "urn:x:m:1", "type": "Meter",
+        "reading": [{"type": "Property", "value": 7, "datasetId": "urn:ngsi-ld:Dataset:tay"},
+                    {"type": "Property", "value": 9}],
+        "backup": [{"type": "Property", "value": 3, "datasetId": "urn:ngsi-ld:Dataset:a"}]});
+    let input = place.file("m.jsonl", &format!("{entity}\n"));
+    let (code, _, stderr) = place.import(&input, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let csv = place.export(&["--format", "csv", "--attrs", "reading,backup,absent"]);
+    assert_eq!(csv, "id,type,reading,backup,absent\nurn:x:m:1,Meter,9,3,\n");
+}
