@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Where data lives unless told otherwise.
+pub const DEFAULT_STORE: &str = "sqlite://./dothi-data/dothi.db";
+
 #[derive(Parser)]
 #[command(
     name = "dothi",
@@ -29,6 +32,13 @@ pub enum Command {
     /// Sends readings of the demo devices (those `dothi demo` provisions) over MQTT or
     /// HTTP: daily cycles, rush-hour pollution and a flood on the Thạch Hãn.
     Simulate(crate::simulate::SimulateArgs),
+    /// Loads entities from a file (NGSI-LD JSON or JSON Lines, GeoJSON, CSV with a
+    /// column mapping) in batches. Exit status: 0 all imported, 2 some records
+    /// rejected (the others imported), 1 stopped by an error.
+    Import(crate::import::ImportArgs),
+    /// Writes the entities a query selects (type, q, attrs) as NGSI-LD JSON or JSON
+    /// Lines, GeoJSON or CSV.
+    Export(crate::export::ExportArgs),
 }
 
 #[derive(Args, Clone)]
@@ -55,7 +65,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "DOTHI_STORE",
-        default_value = "sqlite://./dothi-data/dothi.db"
+        default_value = DEFAULT_STORE
     )]
     pub store: String,
     /// Largest request body, in bytes (larger ones get 413).

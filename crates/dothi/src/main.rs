@@ -3,6 +3,10 @@
 
 mod bench;
 mod config;
+mod export;
+mod formats;
+mod import;
+mod local;
 mod simulate;
 
 use std::process::ExitCode;
@@ -23,9 +27,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("DOTHI_LOG").unwrap_or_else(|_| "info".into());
+/// Logs to standard error, at `default_level` unless DOTHI_LOG says otherwise.
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DOTHI_LOG")
+        .unwrap_or_else(|_| default_level.into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -43,12 +48,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
             let config = args.validate()?;
-            init_logging(config.log_format);
+            init_logging(config.log_format, "info");
             runtime.block_on(serve(config, None))
         }
         Command::Demo(args) => {
             let config = args.serve.validate()?;
-            init_logging(config.log_format);
+            init_logging(config.log_format, "info");
             let demo = Demo {
                 simulate: !args.no_simulate,
             };
@@ -56,8 +61,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(args) => runtime.block_on(bench::run(args)),
         Command::Simulate(args) => {
-            init_logging(LogFormat::Text);
+            init_logging(LogFormat::Text, "info");
             runtime.block_on(simulate::run(args))
+        }
+        // Their output is the data and its summary: only warnings are logged.
+        Command::Import(args) => {
+            init_logging(LogFormat::Text, "warn");
+            runtime.block_on(import::run(args))
+        }
+        Command::Export(args) => {
+            init_logging(LogFormat::Text, "warn");
+            runtime.block_on(export::run(args))
         }
     }
 }

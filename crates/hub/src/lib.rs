@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use http::{AppState, HttpConfig, router};
-pub use service::{Hub, Scope};
+pub use service::{Hub, Imported, Scope};
 
 /// How the hub is set up.
 #[derive(Debug, Clone)]

@@ -459,6 +459,45 @@ impl Hub {
         self.batch(scope, ops).await
     }
 
+    /// Upserts entities for a bulk import: each entity becomes exactly what is given
+    /// (attributes it lacks are removed), all of them in one store write (on SQLite,
+    /// one transaction). An entity whose content is already stored, timestamps aside,
+    /// is left untouched, so importing the same data again adds no history; of a
+    /// changed entity, only the attributes whose content changed are written (and
+    /// recorded in the history).
+    pub async fn import_batch(
+        &self,
+        scope: &Scope,
+        entities: Vec<Entity>,
+    ) -> Result<Vec<(String, Result<Imported, Error>)>, Error> {
+        let mut outcomes = Vec::with_capacity(entities.len());
+        let ops = entities
+            .into_iter()
+            .map(|new| {
+                let outcome = Arc::new(std::sync::OnceLock::new());
+                outcomes.push(outcome.clone());
+                Ok(WriteOp::new(new.id.clone(), move |current| {
+                    let (change, imported) = import_change(current, new)?;
+                    let _ = outcome.set(imported);
+                    Ok((change, Applied::default()))
+                }))
+            })
+            .collect();
+        let results = self.batch(scope, ops).await?;
+        Ok(results
+            .into_iter()
+            .zip(outcomes)
+            .map(|((id, r), outcome)| {
+                let r = r.and_then(|_| {
+                    outcome.get().copied().ok_or_else(|| {
+                        Error::new(ErrorKind::InternalError, "the store skipped a write")
+                    })
+                });
+                (id, r)
+            })
+            .collect())
+    }
+
     /// POST /entityOperations/update: append to existing entities (noOverwrite optional).
     pub async fn batch_update(
         &self,
@@ -600,6 +639,63 @@ fn create(current: Option<Entity>, e: Entity) -> Result<(Change, Applied), Error
     ))
 }
 
+/// What an import did to one entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    Created,
+    Updated,
+    /// Its content was already stored: nothing written.
+    Unchanged,
+}
+
+/// The change an import makes to an entity: none when nothing but timestamps would
+/// differ; else the new entity, keeping the stored instances of unchanged attributes
+/// as they are (so the history records only what changed).
+fn import_change(current: Option<Entity>, mut new: Entity) -> Result<(Change, Imported), Error> {
+    check_size(&new)?;
+    let Some(mut e) = current else {
+        return Ok((Change::Put(new), Imported::Created));
+    };
+    let same_set = |a: &[String], b: &[String]| {
+        a.len() == b.len() && a.iter().all(|x| b.contains(x)) && b.iter().all(|x| a.contains(x))
+    };
+    let same_attrs = e.attrs.len() == new.attrs.len()
+        && e.attrs
+            .iter()
+            .all(|(name, old)| new.attrs.get(name).is_some_and(|n| same_instances(old, n)));
+    if same_attrs && same_set(&e.types, &new.types) && same_set(&e.scopes, &new.scopes) {
+        return Ok((Change::Unchanged, Imported::Unchanged));
+    }
+    for (name, instances) in new.attrs.iter_mut() {
+        if let Some(old) = e.attrs.get(name)
+            && same_instances(old, instances)
+        {
+            instances.clone_from(old);
+        }
+    }
+    let now = ngsi::entity::now();
+    e.replace_with(new, now);
+    Ok((Change::Put(e), Imported::Updated))
+}
+
+/// Whether two sets of instances say the same, timestamps aside at every level
+/// (sub-attributes included).
+fn same_instances(old: &[Attribute], new: &[Attribute]) -> bool {
+    fn timeless(a: &Attribute) -> Attribute {
+        Attribute {
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            modified_at: chrono::DateTime::UNIX_EPOCH,
+            sub_attrs: a
+                .sub_attrs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.iter().map(timeless).collect()))
+                .collect(),
+            ..a.clone()
+        }
+    }
+    old.len() == new.len() && old.iter().zip(new).all(|(a, b)| timeless(a) == timeless(b))
+}
+
 /// Whether two sets of instances say the same, whenever they were written (top-level
 /// timestamps aside; sub-attributes are compared whole).
 fn same_content(old: &[Attribute], new: &[Attribute]) -> bool {
@@ -701,4 +797,77 @@ fn merge(e: &mut Entity, body: &Map<String, Value>, ctx: &Context) -> Result<(),
     check_size(e)?;
     e.modified_at = now;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use serde_json::json;
+
+    /// An entity read at time `t` (seconds).
+    fn read(body: Value, t: i64) -> Entity {
+        let now = chrono::DateTime::from_timestamp(t, 0).unwrap();
+        Reader {
+            ctx: &Context::core(),
+            now,
+        }
+        .entity(&body, None)
+        .unwrap()
+    }
+
+    fn light(power: i64) -> Value {
+        json!({"id": "urn:x:1", "type": ["Streetlight", "Device"],
+            "power": {"type": "Property", "value": power, "unitCode": "WTT",
+                      "status": {"type": "Property", "value": "ok"}},
+            "street": "Lê Duẩn"})
+    }
+
+    #[test]
+    fn an_import_creates_what_is_missing() {
+        let (change, imported) = import_change(None, read(light(1), 10)).unwrap();
+        assert_eq!(imported, Imported::Created);
+        assert!(matches!(change, Change::Put(e) if e.id == "urn:x:1"));
+    }
+
+    #[test]
+    fn the_same_content_read_later_is_unchanged() {
+        let stored = read(light(1), 10);
+        let mut again = light(1);
+        again["type"] = json!(["Device", "Streetlight"]);
+        let (change, imported) = import_change(Some(stored), read(again, 99)).unwrap();
+        assert_eq!(imported, Imported::Unchanged);
+        assert!(matches!(change, Change::Unchanged));
+    }
+
+    #[test]
+    fn a_changed_entity_keeps_the_instances_it_does_not_change() {
+        let stored = read(light(1), 10);
+        let mut new = light(2);
+        new.as_object_mut().unwrap().remove("street");
+        new["colour"] = json!("vàng");
+        let (change, imported) = import_change(Some(stored.clone()), read(new, 99)).unwrap();
+        assert_eq!(imported, Imported::Updated);
+        let Change::Put(e) = change else {
+            panic!("an update writes the entity")
+        };
+        let power = &e.attrs[&Context::core().expand("power")][0];
+        assert_eq!(power.value, json!(2));
+        assert_eq!(power.created_at.timestamp(), 10);
+        assert_eq!(power.modified_at.timestamp(), 99);
+        assert!(!e.attrs.values().any(|v| v[0].value == "Lê Duẩn"));
+        assert_eq!(e.attrs.len(), 2);
+        assert_eq!(e.created_at, stored.created_at);
+
+        // Only the changed attribute differs from what was stored.
+        let mut one = light(5);
+        one["street"] = json!("Lê Duẩn");
+        let (change, _) = import_change(Some(stored.clone()), read(one, 99)).unwrap();
+        let Change::Put(e) = change else {
+            panic!("an update writes the entity")
+        };
+        let street = Context::core().expand("street");
+        assert_eq!(e.attrs[&street], stored.attrs[&street]);
+    }
 }
