@@ -254,7 +254,7 @@ impl Agent {
             Found::One { tenant, record } => {
                 let group = self
                     .registry
-                    .group(&tenant, apikey)
+                    .measure_group(&tenant, apikey)
                     .await
                     .map_err(IngestError::Failed)?;
                 return Ok((tenant, record, group));

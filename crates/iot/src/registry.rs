@@ -5,8 +5,14 @@
 //! names an API key and a device id but no tenant, so both are also looked up across
 //! tenants; provisioning refuses a group or device whose key another tenant already
 //! uses, and a measure that still matches in several tenants is refused.
+//!
+//! Every measure looks up its device and its group: those two lookups are remembered
+//! for [`LOOKUP_TTL`] ([`Lookups`]), and forgotten whenever this registry writes. Nodes
+//! sharing a store see each other's provisioning changes within that time.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ngsi::{Error, ErrorKind};
 use serde::Serialize;
@@ -68,14 +74,61 @@ pub struct Page<T> {
     pub count: u64,
 }
 
+/// How long a measure's lookup of its device or group is remembered.
+pub const LOOKUP_TTL: Duration = Duration::from_secs(5);
+/// Lookups remembered at most (beyond, all are forgotten: a flood of unknown device
+/// ids cannot grow the memory).
+const LOOKUP_MAX: usize = 200_000;
+
+/// Each tenant's device of one id.
+type TenantDevices = Arc<Vec<(String, Device)>>;
+
+/// Recent lookups of measures: by device id, every tenant's record of it; by tenant
+/// and API key, the group.
+#[derive(Default)]
+struct Lookups {
+    /// Bumped by each write: a lookup that read the store before a write ended is not
+    /// remembered after it.
+    generation: u64,
+    devices: HashMap<String, (Instant, TenantDevices)>,
+    groups: HashMap<(String, String), (Instant, Option<ServiceGroup>)>,
+}
+
+impl Lookups {
+    fn forget(&mut self) {
+        self.generation += 1;
+        self.devices.clear();
+        self.groups.clear();
+    }
+
+    fn full(&self) -> bool {
+        self.devices.len() + self.groups.len() >= LOOKUP_MAX
+    }
+}
+
 #[derive(Clone)]
 pub struct Registry {
     store: Arc<dyn Store>,
+    lookups: Arc<Mutex<Lookups>>,
 }
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Registry { store }
+        Registry {
+            store,
+            lookups: Arc::default(),
+        }
+    }
+
+    /// Forgets every remembered lookup (after a write, whatever its outcome).
+    fn forget_lookups(&self) {
+        if let Ok(mut l) = self.lookups.lock() {
+            l.forget();
+        }
+    }
+
+    fn generation(&self) -> Option<u64> {
+        self.lookups.lock().ok().map(|l| l.generation)
     }
 
     async fn get<T: DeserializeOwned>(
@@ -126,17 +179,23 @@ impl Registry {
             .into_iter()
             .map(|(k, r)| encode(r).map(|v| (k, v)))
             .collect::<Result<_, _>>()?;
-        self.store
+        let written = self
+            .store
             .registry_put(collection, tenant, records, mode)
             .await
-            .map_err(store_error)
+            .map_err(store_error);
+        self.forget_lookups();
+        written
     }
 
     async fn delete(&self, collection: &str, tenant: &str, key: &str) -> Result<bool, Error> {
-        self.store
+        let deleted = self
+            .store
             .registry_delete(collection, tenant, key)
             .await
-            .map_err(store_error)
+            .map_err(store_error);
+        self.forget_lookups();
+        deleted
     }
 
     // Service groups.
@@ -323,19 +382,76 @@ impl Registry {
 
     /// The device a measure names.
     pub async fn find_device(&self, apikey: &str, device_id: &str) -> Result<Found<Device>, Error> {
+        let all = self.devices_named(device_id).await?;
+        let matching = all
+            .iter()
+            .filter(|(_, d)| d.apikey == apikey)
+            .map(|(tenant, d)| (tenant.clone(), d.clone()))
+            .collect();
+        Ok(one_of(matching))
+    }
+
+    /// Every tenant's device of this id (remembered for a while).
+    async fn devices_named(&self, device_id: &str) -> Result<TenantDevices, Error> {
+        let now = Instant::now();
+        if let Ok(l) = self.lookups.lock()
+            && let Some((at, found)) = l.devices.get(device_id)
+            && now.duration_since(*at) < LOOKUP_TTL
+        {
+            return Ok(found.clone());
+        }
+        let generation = self.generation();
         let found = self
             .store
             .registry_find(DEVICES, device_id)
             .await
             .map_err(store_error)?;
-        let mut matching = Vec::new();
-        for r in found {
-            let device: Device = decode(&r.key, r.value)?;
-            if device.apikey == apikey {
-                matching.push((r.tenant, device));
+        let found = Arc::new(
+            found
+                .into_iter()
+                .map(|r| decode(&r.key, r.value).map(|d| (r.tenant, d)))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+        if let Ok(mut l) = self.lookups.lock()
+            && Some(l.generation) == generation
+        {
+            if l.full() {
+                l.forget();
+            } else {
+                l.devices
+                    .insert(device_id.to_string(), (now, found.clone()));
             }
         }
-        Ok(one_of(matching))
+        Ok(found)
+    }
+
+    /// The group of a measure's device (remembered for a while; the provisioning API
+    /// reads [`Registry::group`], always from the store).
+    pub async fn measure_group(
+        &self,
+        tenant: &str,
+        apikey: &str,
+    ) -> Result<Option<ServiceGroup>, Error> {
+        let now = Instant::now();
+        let key = (tenant.to_string(), apikey.to_string());
+        if let Ok(l) = self.lookups.lock()
+            && let Some((at, group)) = l.groups.get(&key)
+            && now.duration_since(*at) < LOOKUP_TTL
+        {
+            return Ok(group.clone());
+        }
+        let generation = self.generation();
+        let group = self.group(tenant, apikey).await?;
+        if let Ok(mut l) = self.lookups.lock()
+            && Some(l.generation) == generation
+        {
+            if l.full() {
+                l.forget();
+            } else {
+                l.groups.insert(key, (now, group.clone()));
+            }
+        }
+        Ok(group)
     }
 
     /// The service group of an API key.

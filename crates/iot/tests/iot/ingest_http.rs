@@ -120,3 +120,66 @@ async fn http_measures_are_written_before_the_answer() {
     assert_eq!(r.body["count"], 1);
     app.stop().await;
 }
+
+/// The agent remembers a measure's device and group for a while: a change made through
+/// the provisioning API still applies to the very next measure.
+#[tokio::test]
+async fn provisioning_changes_apply_to_the_next_measure() {
+    let app = App::start().await;
+    let tenant = unique("lookups");
+    let apikey = unique("key");
+    app.provision_group(
+        &tenant,
+        json!({"apikey": apikey, "entity_type": "WaterObserved", "autoprovision": false,
+               "attributes": [{"object_id": "l", "name": "height", "type": "Number"}]}),
+    )
+    .await;
+    app.provision_device(
+        &tenant,
+        json!({"device_id": "hieu", "entity_name": "urn:ngsi-ld:WaterObserved:hieu"}),
+    )
+    .await;
+    let measure = |value: f64| {
+        send(
+            app.client
+                .post(app.url(&format!("/iot/json?k={apikey}&i=hieu")))
+                .header("content-type", "application/json")
+                .body(json!({ "l": value }).to_string()),
+        )
+    };
+    let r = measure(1.0).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let e = app
+        .entity(&tenant, "urn:ngsi-ld:WaterObserved:hieu")
+        .await
+        .unwrap();
+    assert_eq!(e["height"]["value"], 1.0);
+
+    // The device's own mapping now sends `l` to another attribute.
+    let r = send(
+        app.iot(Method::PUT, "/iot/devices/hieu", &tenant)
+            .json(&json!({"attributes": [{"object_id": "l", "name": "level", "type": "Number"}]})),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = measure(2.0).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let e = app
+        .entity(&tenant, "urn:ngsi-ld:WaterObserved:hieu")
+        .await
+        .unwrap();
+    assert_eq!(e["level"]["value"], 2.0, "{e}");
+    assert_eq!(e["height"]["value"], 1.0, "{e}");
+
+    // Deleted: the next measure is refused.
+    let r = send(app.iot(Method::DELETE, "/iot/devices/hieu", &tenant)).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = measure(3.0).await;
+    assert_problem(&r, 404, "ResourceNotFound");
+    let e = app
+        .entity(&tenant, "urn:ngsi-ld:WaterObserved:hieu")
+        .await
+        .unwrap();
+    assert_eq!(e["level"]["value"], 2.0, "{e}");
+    app.stop().await;
+}
