@@ -4,6 +4,7 @@
 //! HTTP layer in [`http`] is one client of it. Only this crate (and later `web`) knows
 //! HTTP; the hub never touches SQL.
 
+pub mod changes;
 pub mod contexts;
 pub mod http;
 pub mod metrics;
@@ -18,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use changes::{ChangeKind, EntityChange};
 pub use http::{AppState, HttpConfig, router};
 pub use service::{Hub, Scope};
 

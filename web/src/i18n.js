@@ -1,0 +1,135 @@
+// The app's words, Vietnamese first, English second.
+export const TEXT = {
+  vi: {
+    org: 'Tỉnh Quảng Trị',
+    title: 'Trung tâm giám sát, điều hành đô thị thông minh',
+    tabMap: 'Bản đồ',
+    tabExplorer: 'Tra cứu',
+    live: 'Trực tuyến',
+    offlineLive: 'Mất kết nối',
+    indicator: 'Tô màu xã, phường theo',
+    layers: 'Lớp dữ liệu',
+    feed: 'Cập nhật mới',
+    feedEmpty: 'Đang chờ dữ liệu mới…',
+    demoNote: 'Các lớp ngành là dữ liệu minh họa',
+    searchText: 'Tên hoặc mã',
+    search: 'Tìm',
+    exportCsv: 'Xuất CSV',
+    exportGeojson: 'Xuất GeoJSON',
+    colName: 'Tên', colType: 'Loại', colCommune: 'Xã, phường', colState: 'Trạng thái', colUpdated: 'Cập nhật',
+    prev: '‹ Trước', next: 'Sau ›',
+    allTypes: 'Mọi loại', allCommunes: 'Mọi xã, phường', allLayers: 'Mọi lớp', allStates: 'Mọi trạng thái',
+    pageInfo: (a, b, n) => `${a}–${b} trên ${n}`,
+    noResult: 'Không có kết quả',
+    filterIds: (n) => `Đang xem ${n} đối tượng của ô thống kê`,
+    clearFilter: 'Bỏ lọc',
+    noData: 'Không có dữ liệu',
+    legendStates: 'Trạng thái',
+    demo: 'Dữ liệu minh họa',
+    attributes: 'Thuộc tính',
+    lastUpdate: 'Cập nhật lần cuối',
+    history: 'Diễn biến',
+    range24h: '24 giờ', range7d: '7 ngày', range30d: '30 ngày',
+    chartEmpty: 'Chưa có lịch sử trong khoảng này',
+    avg: 'trung bình', min: 'thấp nhất', max: 'cao nhất',
+    commune: 'Xã, phường',
+    entitiesHere: 'Đối tượng trên địa bàn',
+    alertsHere: 'Đang cảnh báo',
+    showInExplorer: 'Xem danh sách',
+    area: 'Diện tích',
+    kind: 'Loại đơn vị',
+    entitiesTotal: (n, d) => `${n} đối tượng, ${d} minh họa`,
+  },
+  en: {
+    org: 'Quảng Trị Province',
+    title: 'Smart City Operations Centre',
+    tabMap: 'Map',
+    tabExplorer: 'Explorer',
+    live: 'Live',
+    offlineLive: 'Disconnected',
+    indicator: 'Shade communes by',
+    layers: 'Layers',
+    feed: 'Latest updates',
+    feedEmpty: 'Waiting for new data…',
+    demoNote: 'Sector layers are demo data',
+    searchText: 'Name or id',
+    search: 'Search',
+    exportCsv: 'Export CSV',
+    exportGeojson: 'Export GeoJSON',
+    colName: 'Name', colType: 'Type', colCommune: 'Commune', colState: 'State', colUpdated: 'Updated',
+    prev: '‹ Previous', next: 'Next ›',
+    allTypes: 'All types', allCommunes: 'All communes', allLayers: 'All layers', allStates: 'All states',
+    pageInfo: (a, b, n) => `${a}–${b} of ${n}`,
+    noResult: 'No result',
+    filterIds: (n) => `Showing the ${n} entities of a dashboard tile`,
+    clearFilter: 'Clear',
+    noData: 'No data',
+    legendStates: 'State',
+    demo: 'Demo data',
+    attributes: 'Attributes',
+    lastUpdate: 'Last update',
+    history: 'History',
+    range24h: '24 hours', range7d: '7 days', range30d: '30 days',
+    chartEmpty: 'No history in this range yet',
+    avg: 'average', min: 'min', max: 'max',
+    commune: 'Commune',
+    entitiesHere: 'Entities in the commune',
+    alertsHere: 'In alert',
+    showInExplorer: 'List them',
+    area: 'Area',
+    kind: 'Kind of unit',
+    entitiesTotal: (n, d) => `${n} entities, ${d} demo`,
+  },
+};
+
+export const LAYER_NAMES = {
+  vi: {
+    environment: 'Môi trường', water: 'Nước và lũ lụt', transport: 'Giao thông', energy: 'Năng lượng',
+    tourism: 'Du lịch', health: 'Y tế', education: 'Giáo dục', agriculture: 'Nông nghiệp',
+  },
+  en: {
+    environment: 'Environment', water: 'Water and floods', transport: 'Transport', energy: 'Energy',
+    tourism: 'Tourism', health: 'Health', education: 'Education', agriculture: 'Agriculture',
+  },
+};
+
+export const STATE_NAMES = {
+  vi: { normal: 'Bình thường', warning: 'Cảnh báo', alarm1: 'Báo động I', alarm2: 'Báo động II', alarm3: 'Báo động III', offline: 'Mất tín hiệu' },
+  en: { normal: 'Normal', warning: 'Warning', alarm1: 'Alarm level I', alarm2: 'Alarm level II', alarm3: 'Alarm level III', offline: 'Offline' },
+};
+
+export const INDICATOR_NAMES = {
+  vi: { population: 'Dân số', broadband: 'Hộ có băng rộng cố định (%)', '5g': 'Dân số phủ sóng 5G (%)', aqi: 'AQI cao nhất của trạm', alerts: 'Số đối tượng đang cảnh báo', areaKm2: 'Diện tích (km²)' },
+  en: { population: 'Population', broadband: 'Households with broadband (%)', '5g': 'Population covered by 5G (%)', aqi: 'Worst station AQI', alerts: 'Entities in alert', areaKm2: 'Area (km²)' },
+};
+
+export const TILE_NAMES = {
+  vi: {
+    gaugesAlarm1: 'Trạm thủy văn vượt báo động I', gaugesAlarm2: 'Trạm vượt báo động II', gaugesAlarm3: 'Trạm vượt báo động III',
+    airAqiOver150: 'Trạm không khí AQI > 150', devicesSilent: 'Thiết bị mất tín hiệu 15 phút', streetlightsOut: 'Đèn đường hỏng',
+    trafficCongested: 'Điểm ùn tắc giao thông', waterLeaks: 'Đồng hồ nước báo rò rỉ',
+  },
+  en: {
+    gaugesAlarm1: 'Gauges above alarm level I', gaugesAlarm2: 'Above alarm level II', gaugesAlarm3: 'Above alarm level III',
+    airAqiOver150: 'Air stations with AQI over 150', devicesSilent: 'Devices silent for 15 min', streetlightsOut: 'Street lights out',
+    trafficCongested: 'Congested traffic points', waterLeaks: 'Water meters reporting a leak',
+  },
+};
+
+// Attribute names shown in the panel (others are shown as they are).
+export const ATTR_NAMES = {
+  vi: {
+    waterLevel: 'Mực nước (m)', alarmLevel1: 'Mức báo động I', alarmLevel2: 'Mức báo động II', alarmLevel3: 'Mức báo động III',
+    alarmLevelReached: 'Mức báo động đạt', river: 'Sông', stationName: 'Trạm', recordLevel: 'Mực nước lịch sử',
+    pm25: 'PM2.5', pm10: 'PM10', no2: 'NO₂', o3: 'O₃', so2: 'SO₂', co: 'CO', airQualityIndex: 'Chỉ số AQI',
+    airQualityLevel: 'Mức chất lượng', temperature: 'Nhiệt độ', relativeHumidity: 'Độ ẩm', precipitation: 'Lượng mưa',
+    windSpeed: 'Tốc độ gió', windDirection: 'Hướng gió', atmosphericPressure: 'Áp suất', intensity: 'Lưu lượng (xe/giờ)',
+    occupancy: 'Độ chiếm dụng', averageVehicleSpeed: 'Tốc độ trung bình', congested: 'Ùn tắc', status: 'Tình trạng',
+    powerState: 'Trạng thái điện', illuminanceLevel: 'Độ sáng', kpiValue: 'Giá trị', bedCapacity: 'Số giường',
+    bedOccupancy: 'Công suất giường', numberOfStudents: 'Số học sinh', category: 'Phân loại', name: 'Tên',
+    address: 'Địa chỉ', description: 'Mô tả', dataProvider: 'Nguồn dữ liệu', waterConsumption: 'Lượng nước (m³)',
+    totalActivePower: 'Công suất (kW)', totalActiveEnergyImport: 'Điện năng (kWh)', cropStatus: 'Tình trạng cây trồng',
+    area: 'Diện tích', code: 'Mã', kind: 'Loại', areaKm2: 'Diện tích (km²)', alternateName: 'Tên ngắn',
+  },
+  en: {},
+};
