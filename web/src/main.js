@@ -314,6 +314,7 @@ function showTile(tile) {
     focusEntity(tile.entities[0].id);
     return;
   }
+  $('#search').reset();
   app.explorer.ids = tile.entities.map((e) => e.id);
   app.explorer.offset = 0;
   showView('explorer');
@@ -358,7 +359,7 @@ function connectLive() {
     refreshSummarySoon();
     if (data.communes) reloadCommunes();
     if (app.selected && (data.attrs[app.selected.id] || data.removed.includes(app.selected.id))) {
-      openPanel(app.selected.id, app.selected.kind, false);
+      refreshPanel(app.selected.id);
     }
   });
   source.addEventListener('resync', () => { loadMarkers(); refreshSummarySoon(); reloadCommunes(); });
@@ -407,8 +408,11 @@ const HIDDEN = new Set(['displayBoundary', 'source', 'formedFrom', 'refAdministr
 async function openPanel(id, kind, resetChart = true) {
   app.selected = { id, kind };
   const panel = $('#panel');
-  panel.hidden = false;
-  document.body.classList.add('panel-open');
+  if (panel.hidden) {
+    panel.hidden = false;
+    document.body.classList.add('panel-open');
+    map.invalidateSize();
+  }
   const body = $('#panel-body');
   let entity;
   try {
@@ -435,7 +439,7 @@ async function openPanel(id, kind, resetChart = true) {
   const head = [
     el('div', { class: 'panel-type' }, entity.type,
       item?.demo || /demo/.test(id) ? el('span', { class: 'badge demo' }, t('demo')) : null,
-      item ? el('span', { class: `badge st-${item.state}` }, STATE_NAMES[app.lang][item.state]) : null),
+      item ? el('span', { class: `badge state st-${item.state}` }, STATE_NAMES[app.lang][item.state]) : null),
     el('h2', { class: 'panel-title' }, name),
     el('div', { class: 'panel-id' }, id),
   ];
@@ -463,6 +467,33 @@ async function openPanel(id, kind, resetChart = true) {
   parts.push(el('h3', {}, t('attributes')), el('table', { class: 'attrs' }, el('tbody', {}, rows)));
   body.replaceChildren(...parts);
   if (numeric.length) drawChart(id);
+}
+
+// A live change of the open entity: its values, time and state in place, and the
+// chart's data, without rebuilding the panel.
+async function refreshPanel(id) {
+  let entity;
+  try { entity = await getJson(`${NGSI}/entities/${encodeURIComponent(id)}`); } catch (e) { return; }
+  if (app.selected?.id !== id) return;
+  let modified = null;
+  for (const [k, attr] of Object.entries(entity)) {
+    if (!attr || typeof attr !== 'object' || HIDDEN.has(k)) continue;
+    const a = Array.isArray(attr) ? attr[0] : attr;
+    if (a.observedAt && (!modified || a.observedAt > modified)) modified = a.observedAt;
+    const row = document.querySelector(`#panel tr[data-attr="${CSS.escape(k)}"]`);
+    if (!row) continue;
+    row.cells[1].textContent = shortValue(a);
+    row.cells[2].textContent = a.observedAt ? fmtTime(a.observedAt) : '';
+  }
+  const updated = $('#panel .panel-updated');
+  if (updated && modified) updated.textContent = `${t('lastUpdate')}: ${fmtTime(modified)}`;
+  const item = app.markers.get(id)?.item;
+  const badge = $('#panel .badge.state');
+  if (badge && item) {
+    badge.className = `badge state st-${item.state}`;
+    badge.textContent = STATE_NAMES[app.lang][item.state];
+  }
+  if ($('#chart')) drawChart(id);
 }
 
 function figure(label, value) {
@@ -502,9 +533,9 @@ async function drawChart(id) {
     legend: { show: true },
     cursor: { points: { size: 6 } },
     scales: { x: { time: true } },
-    axes: [{ stroke: '#5b6b7c', grid: { stroke: '#eef1f4' } }, { stroke: '#5b6b7c', grid: { stroke: '#eef1f4' }, size: 50 }],
+    axes: [{ stroke: '#5b6b7c', grid: { stroke: '#eef1f4' }, values: (u, splits) => splits.map(axisTime) }, { stroke: '#5b6b7c', grid: { stroke: '#eef1f4' }, size: 50 }],
     series: [
-      {},
+      { label: t('time'), value: (u, v) => (v == null ? '–' : fmtTime(new Date(v * 1000).toISOString())) },
       { label: t('avg'), stroke: '#14548f', width: 2, value: (u, v) => (v == null ? '–' : fmtNumber(v, 2)) },
       { label: t('min'), stroke: '#7fb0d6', width: 1, dash: [4, 3], value: (u, v) => (v == null ? '–' : fmtNumber(v, 2)) },
       { label: t('max'), stroke: '#e0812e', width: 1, dash: [4, 3], value: (u, v) => (v == null ? '–' : fmtNumber(v, 2)) },
@@ -512,10 +543,19 @@ async function drawChart(id) {
   }, [xs, ...series], box);
 }
 
+// Axis labels in Asia/Ho_Chi_Minh: the hour within a day, the date at midnight.
+function axisTime(ts) {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-GB', {
+    timeZone: TZ, day: '2-digit', month: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+  }).formatToParts(new Date(ts * 1000)).map((p) => [p.type, p.value]));
+  return parts.hour === '00' && parts.minute === '00' ? `${parts.day}/${parts.month}` : `${parts.hour}:${parts.minute}`;
+}
+
 function closePanel() {
   app.selected = null;
   $('#panel').hidden = true;
   document.body.classList.remove('panel-open');
+  map.invalidateSize();
   if (app.chart) { app.chart.destroy(); app.chart = null; }
 }
 
@@ -615,6 +655,7 @@ async function start() {
   drawCommunes();
   await loadMarkers();
   applyLanguage();
+  window.iocReadyAt = performance.now();
   document.body.dataset.ready = 'true';
 }
 

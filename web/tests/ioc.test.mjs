@@ -86,7 +86,7 @@ test('clicking a river gauge opens its chart with data', async () => {
   assert.match(await page.locator('.panel-title').innerText(), /Thạch Hãn/);
   assert.match(await page.locator('#panel').innerText(), /Dữ liệu minh họa/);
   await page.waitForFunction(() => Number(document.querySelector('#chart')?.dataset.points) >= 40);
-  assert.equal(await page.locator('#chart canvas').count(), 1);
+  await page.waitForSelector('#chart canvas');
   await page.locator('.ranges [data-range="7d"]').click();
   await page.waitForFunction(() => Number(document.querySelector('#chart')?.dataset.points) >= 20);
   await shot('gauge-panel-1920x1080');
@@ -185,6 +185,7 @@ test('on a phone the map comes first and the panel is a sheet', async () => {
   await shot('dashboard-390x844', phone);
   await phone.evaluate((id) => window.ioc.open(id), GAUGE);
   await phone.waitForSelector('#panel:not([hidden]) .panel-title');
+  await phone.waitForFunction(() => Number(document.querySelector('#chart')?.dataset.points) > 0);
   await shot('gauge-panel-390x844', phone);
   await phone.close();
 });

@@ -1,7 +1,7 @@
 //! The dothi data hub: the [`Hub`] service and its NGSI-LD HTTP API.
 //!
 //! The hub owns the NGSI-LD operations (ETSI GS CIM 009) over a [`store::Store`]; the
-//! HTTP layer in [`http`] is one client of it. Only this crate (and later `web`) knows
+//! HTTP layer in [`http`] is one client of it. Only this crate (and `web`) knows
 //! HTTP; the hub never touches SQL.
 
 pub mod changes;

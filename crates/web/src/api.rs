@@ -43,6 +43,76 @@ pub struct WebState {
     pub communes: Arc<Mutex<HashMap<String, Arc<Vec<Commune>>>>>,
     /// Open event streams at most ([`crate::stream`]).
     pub streams: Arc<tokio::sync::Semaphore>,
+    /// The items of each tenant as last read, until the change feed says something
+    /// changed; concurrent requests wait for one read instead of each reading.
+    pub snapshots: Arc<tokio::sync::Mutex<Snapshots>>,
+}
+
+/// Items and commune indicators by tenant, kept up to date from the change feed.
+pub struct Snapshots {
+    feed: tokio::sync::broadcast::Receiver<Arc<hub::EntityChange>>,
+    by_tenant: HashMap<String, Snapshot>,
+    /// Changes seen on the feed and not yet applied: tenant → id → deleted.
+    pending: HashMap<String, BTreeMap<String, bool>>,
+    /// Tenants whose communes changed (their cached map is dropped).
+    communes_changed: Vec<String>,
+    /// Whether changes were lost (every cached map is dropped).
+    communes_lost: bool,
+}
+
+/// One tenant's items (by id), read whole at `read_at` and patched since.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub items: Arc<BTreeMap<String, Item>>,
+    pub indicators: Arc<BTreeMap<String, Indicators>>,
+    read_at: DateTime<Utc>,
+}
+
+/// How long a snapshot serves before it is read whole again: states depend on the
+/// clock too (a sensor falls silent without any write).
+const SNAPSHOT_TTL: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+/// Changed entities patched into a snapshot at most; beyond, it is read again whole.
+const PATCH_MAX: usize = 500;
+
+impl Snapshots {
+    pub fn new(hub: &Hub) -> Self {
+        Snapshots {
+            feed: hub.subscribe_changes(),
+            by_tenant: HashMap::new(),
+            pending: HashMap::new(),
+            communes_changed: Vec::new(),
+            communes_lost: false,
+        }
+    }
+
+    /// Takes in what the feed brought since the last look.
+    fn take_feed(&mut self) {
+        use tokio::sync::broadcast::error::TryRecvError;
+        loop {
+            match self.feed.try_recv() {
+                Ok(change) => {
+                    if change.types.iter().any(|t| t.ends_with(COMMUNE_TYPE)) {
+                        // Communes are not items: their map is read again.
+                        self.communes_changed.push(change.tenant.clone());
+                        continue;
+                    }
+                    let deleted = change.kind == hub::ChangeKind::Deleted;
+                    let ids = self.pending.entry(change.tenant.clone()).or_default();
+                    ids.insert(change.id.clone(), deleted);
+                    if ids.len() > PATCH_MAX {
+                        self.by_tenant.remove(&change.tenant);
+                        self.pending.remove(&change.tenant);
+                    }
+                }
+                Err(TryRecvError::Lagged(_)) => {
+                    self.by_tenant.clear();
+                    self.pending.clear();
+                    self.communes_lost = true;
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+    }
 }
 
 /// A commune as the map draws it.
@@ -113,29 +183,76 @@ async fn other_types(hub: &Hub, scope: &Scope) -> Result<Vec<String>, Error> {
         .collect())
 }
 
-/// Every entity of the tenant but the communes, as items, and the commune indicators.
-pub(crate) async fn items(
+/// Every entity of the tenant but the communes, as items, and the commune indicators:
+/// the snapshot with the entities changed since patched in, or read whole when it is
+/// missing or old.
+pub(crate) async fn snapshot(state: &WebState, scope: &Scope) -> Result<Snapshot, Error> {
+    let mut snapshots = state.snapshots.lock().await;
+    snapshots.take_feed();
+    if let Ok(mut cache) = state.communes.lock() {
+        if std::mem::take(&mut snapshots.communes_lost) {
+            cache.clear();
+        }
+        for tenant in snapshots.communes_changed.drain(..) {
+            cache.remove(&tenant);
+        }
+    }
+    let now = Utc::now();
+    let changed = snapshots.pending.remove(&scope.tenant).unwrap_or_default();
+    if let Some(current) = snapshots.by_tenant.get(&scope.tenant)
+        && now - current.read_at < SNAPSHOT_TTL
+    {
+        if changed.is_empty() {
+            return Ok(current.clone());
+        }
+        let mut items = current.items.as_ref().clone();
+        for (id, deleted) in changed {
+            let entity = match deleted {
+                true => None,
+                false => state.hub.get_entity(scope, &id).await.ok(),
+            };
+            match entity {
+                Some(e) => items.insert(id, view::item(&e, &scope.ctx, now)),
+                None => items.remove(&id),
+            };
+        }
+        let patched = Snapshot {
+            indicators: Arc::new(view::indicators(items.values())),
+            items: Arc::new(items),
+            read_at: current.read_at,
+        };
+        snapshots
+            .by_tenant
+            .insert(scope.tenant.clone(), patched.clone());
+        return Ok(patched);
+    }
+    let items = read_items(&state.hub, scope, now).await?;
+    let snapshot = Snapshot {
+        indicators: Arc::new(view::indicators(items.values())),
+        items: Arc::new(items),
+        read_at: now,
+    };
+    snapshots
+        .by_tenant
+        .insert(scope.tenant.clone(), snapshot.clone());
+    Ok(snapshot)
+}
+
+async fn read_items(
     hub: &Hub,
     scope: &Scope,
-) -> Result<(Vec<Item>, BTreeMap<String, Indicators>), Error> {
+    now: DateTime<Utc>,
+) -> Result<BTreeMap<String, Item>, Error> {
     let types = match hub.require_tenant(scope).await {
         Ok(()) => other_types(hub, scope).await?,
         // A tenant without data yet shows an empty map.
         Err(_) => Vec::new(),
     };
     let entities = read_all(hub, scope, &types).await?;
-    let now = Utc::now();
-    let mut indicators = BTreeMap::new();
-    let mut items = Vec::with_capacity(entities.len());
-    for e in &entities {
-        let item = view::item(e, &scope.ctx, now);
-        if item.type_name == "KeyPerformanceIndicator" {
-            view::add_kpi(&mut indicators, e, &scope.ctx);
-        }
-        view::add_item(&mut indicators, &item);
-        items.push(item);
-    }
-    Ok((items, indicators))
+    Ok(entities
+        .iter()
+        .map(|e| (e.id.clone(), view::item(e, &scope.ctx, now)))
+        .collect())
 }
 
 /// The tenant's communes, from the cache or the hub.
@@ -212,8 +329,9 @@ pub async fn communes_geojson(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let scope = scope(&headers)?;
+    // The snapshot first: it drops the cached communes when they changed.
+    let indicators = snapshot(&state, &scope).await?.indicators;
     let list = communes(&state, &scope).await?;
-    let (_, indicators) = items(&state.hub, &scope).await?;
     let features: Vec<Value> = list
         .iter()
         .map(|c| {
@@ -265,9 +383,9 @@ pub async fn markers(
         }
         None => None,
     };
-    let (items, _) = items(&state.hub, &scope).await?;
-    let markers: Vec<Item> = items
-        .into_iter()
+    let items = snapshot(&state, &scope).await?.items;
+    let markers: Vec<&Item> = items
+        .values()
         .filter(|i| i.position.is_some())
         .filter(|i| match (&wanted, i.layer) {
             (_, None) => false,
@@ -319,8 +437,9 @@ pub async fn summary(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let scope = scope(&headers)?;
-    let (items, _) = items(&state.hub, &scope).await?;
-    let of = |f: &dyn Fn(&Item) -> bool| -> Vec<&Item> { items.iter().filter(|i| f(i)).collect() };
+    let items = snapshot(&state, &scope).await?.items;
+    let of =
+        |f: &dyn Fn(&Item) -> bool| -> Vec<&Item> { items.values().filter(|i| f(i)).collect() };
     let gauge = |min: u8| {
         move |i: &Item| i.type_name == "WaterObserved" && i.alarm_level.is_some_and(|l| l >= min)
     };
@@ -358,7 +477,7 @@ pub async fn summary(
         ),
     ];
     let mut layers: BTreeMap<&str, BTreeMap<ItemState, usize>> = BTreeMap::new();
-    for i in &items {
+    for i in items.values() {
         if let Some(l) = i.layer {
             *layers.entry(l).or_default().entry(i.state).or_default() += 1;
         }
@@ -366,7 +485,7 @@ pub async fn summary(
     Ok(Json(json!({
         "generatedAt": Utc::now(),
         "entities": items.len(),
-        "demo": items.iter().filter(|i| i.demo).count(),
+        "demo": items.values().filter(|i| i.demo).count(),
         "tiles": tiles,
         "layers": layers,
     })))
@@ -467,7 +586,12 @@ async fn search(
 ) -> Result<Vec<Item>, Error> {
     let scope = scope(headers)?;
     let filter = Search::parse(params)?;
-    let (mut items, _) = items(&state.hub, &scope).await?;
+    let mut items: Vec<Item> = snapshot(state, &scope)
+        .await?
+        .items
+        .values()
+        .cloned()
+        .collect();
     let now = Utc::now();
     for c in communes(state, &scope).await?.iter() {
         items.push(commune_item(c, now));
@@ -493,6 +617,7 @@ fn commune_item(c: &Commune, now: DateTime<Utc>) -> Item {
         observed_at: None,
         reading: c.population,
         alarm_level: None,
+        indicator: None,
     }
 }
 

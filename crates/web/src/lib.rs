@@ -57,11 +57,23 @@ impl WebConfig {
 /// (`hub::serve_with`).
 pub fn routes(hub: Arc<hub::Hub>, config: WebConfig) -> Router {
     let state = WebState {
+        snapshots: Arc::new(tokio::sync::Mutex::new(api::Snapshots::new(&hub))),
         hub,
         config: Arc::new(config),
         communes: Arc::new(Mutex::new(HashMap::new())),
         streams: Arc::new(tokio::sync::Semaphore::new(stream::MAX_STREAMS)),
     };
+    // The default tenant's communes (their boundaries are the largest read the app
+    // makes) and items are read now, so that the first visitor does not wait for them.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let state = state.clone();
+        runtime.spawn(async move {
+            if let Ok(scope) = api::scope(&axum::http::HeaderMap::new()) {
+                let _ = api::communes(&state, &scope).await;
+                let _ = api::snapshot(&state, &scope).await;
+            }
+        });
+    }
     let mut router = Router::new()
         .route("/ioc/api/config", get(api::config))
         .route("/ioc/api/communes", get(api::communes_geojson))

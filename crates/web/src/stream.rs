@@ -111,11 +111,6 @@ async fn gather(
 }
 
 async fn render(state: &WebState, scope: &hub::Scope, gathered: Gathered) -> Event {
-    if gathered.communes
-        && let Ok(mut cache) = state.communes.lock()
-    {
-        cache.remove(&scope.tenant);
-    }
     if gathered.lagged || gathered.changes.len() > MAX_BATCH {
         return Event::default().event("resync").data("{}");
     }

@@ -93,6 +93,10 @@ pub struct Item {
     /// For gauges: the alarm level reached (0–3).
     #[serde(rename = "alarmLevel", skip_serializing_if = "Option::is_none")]
     pub alarm_level: Option<u8>,
+    /// For a key performance indicator: which (`broadband`, `5g`); its value is the
+    /// reading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indicator: Option<String>,
 }
 
 /// Reads compacted attributes of an entity.
@@ -325,6 +329,9 @@ pub fn item(entity: &Entity, ctx: &Context, now: DateTime<Utc>) -> Item {
         observed_at,
         reading,
         alarm_level: alarm,
+        indicator: (type_name == "KeyPerformanceIndicator")
+            .then(|| v.text("indicator").map(str::to_string))
+            .flatten(),
         type_name,
     }
 }
@@ -370,37 +377,37 @@ pub struct Indicators {
     pub entities: u32,
 }
 
-/// Adds what the KPI entities say (broadband, 5G) to the indicators of their commune.
-pub fn add_kpi(indicators: &mut BTreeMap<String, Indicators>, entity: &Entity, ctx: &Context) {
-    let v = View::new(entity, ctx);
-    let (Some(commune), Some(value)) = (v.object("refAdministrativeArea"), v.number("kpiValue"))
-    else {
-        return;
-    };
-    let slot = indicators.entry(commune.to_string()).or_default();
-    match v.text("indicator") {
-        Some("broadband") => slot.broadband = Some(value),
-        Some("5g") => slot.five_g = Some(value),
-        _ => {}
+/// The indicators of each commune (by id) from the items: the KPIs' broadband and 5G
+/// figures, the worst AQI of its stations, and how many entities and alerts it has.
+pub fn indicators<'a>(items: impl IntoIterator<Item = &'a Item>) -> BTreeMap<String, Indicators> {
+    let mut out: BTreeMap<String, Indicators> = BTreeMap::new();
+    for item in items {
+        let Some(commune) = &item.commune else {
+            continue;
+        };
+        if let (Some(which), Some(value)) = (&item.indicator, item.reading) {
+            let slot = out.entry(commune.clone()).or_default();
+            match which.as_str() {
+                "broadband" => slot.broadband = Some(value),
+                "5g" => slot.five_g = Some(value),
+                _ => {}
+            }
+        }
+        if item.layer.is_none() {
+            continue;
+        }
+        let slot = out.entry(commune.clone()).or_default();
+        slot.entities += 1;
+        if item.state != State::Normal {
+            slot.alerts += 1;
+        }
+        if item.type_name == "AirQualityObserved"
+            && let Some(aqi) = item.reading
+        {
+            slot.aqi = Some(slot.aqi.map_or(aqi, |a: f64| a.max(aqi)));
+        }
     }
-}
-
-/// Adds an item to the indicators of its commune.
-pub fn add_item(indicators: &mut BTreeMap<String, Indicators>, item: &Item) {
-    let Some(commune) = &item.commune else { return };
-    if item.layer.is_none() {
-        return;
-    }
-    let slot = indicators.entry(commune.clone()).or_default();
-    slot.entities += 1;
-    if item.state != State::Normal {
-        slot.alerts += 1;
-    }
-    if item.type_name == "AirQualityObserved"
-        && let Some(aqi) = item.reading
-    {
-        slot.aqi = Some(slot.aqi.map_or(aqi, |a: f64| a.max(aqi)));
-    }
+    out
 }
 
 #[cfg(test)]
