@@ -241,6 +241,8 @@ function focusEntity(id) {
   if (!known) return false;
   const layer = known.item.layer;
   if (!app.visible.has(layer)) toggleLayer(layer, true);
+  // Close enough to see the place, then as close as its cluster needs.
+  map.setView(known.marker.getLatLng(), Math.max(map.getZoom(), 12), { animate: false });
   app.clusters[layer].zoomToShowLayer(known.marker, () => {});
   return true;
 }
@@ -289,7 +291,7 @@ function renderLegend() {
     }
   }
   rows.push(el('div', { class: 'legend-row' }, el('i', { class: 'nodata' }), t('noData')));
-  rows.push(el('div', { class: 'legend-title' }, t('legendStates')));
+  rows.push(el('div', { class: 'legend-title states' }, t('legendStates')));
   rows.push(el('div', { class: 'legend-states' }, ...STATES.map((s) =>
     el('span', { class: 'legend-state' }, el('span', { class: `mk st-${s}` }), STATE_NAMES[app.lang][s]))));
   $('#legend').replaceChildren(...rows);
@@ -417,7 +419,7 @@ async function openPanel(id, kind, resetChart = true) {
   let entity;
   try {
     const pick = kind === 'commune' ? '&pick=id,type,name,code,kind,areaKm2,alternateName,population' : '';
-    entity = await getJson(`${NGSI}/entities/${encodeURIComponent(id)}?${pick.slice(1)}`);
+    entity = await getJson(`${NGSI}/entities/${encodeURIComponent(id)}?options=sysAttrs${pick}`);
   } catch (e) {
     body.replaceChildren(el('p', { class: 'muted' }, t('noResult')));
     return;
@@ -433,8 +435,9 @@ async function openPanel(id, kind, resetChart = true) {
     const a = Array.isArray(attr) ? attr[0] : attr;
     if (a.observedAt && (!modified || a.observedAt > modified)) modified = a.observedAt;
     if (typeof a.value === 'number' && a.observedAt) numeric.push(k);
-    rows.push(el('tr', { 'data-attr': k }, el('th', {}, ATTR_NAMES[app.lang][k] || k), el('td', {}, shortValue(a)),
-      el('td', { class: 'when' }, a.observedAt ? fmtTime(a.observedAt) : '')));
+    rows.push(el('tr', { 'data-attr': k }, el('th', {}, ATTR_NAMES[app.lang][k] || k),
+      el('td', {}, el('span', { class: 'value' }, shortValue(a)),
+        el('span', { class: 'when' }, a.observedAt ? fmtTime(a.observedAt) : ''))));
   }
   const head = [
     el('div', { class: 'panel-type' }, entity.type,
@@ -443,6 +446,7 @@ async function openPanel(id, kind, resetChart = true) {
     el('h2', { class: 'panel-title' }, name),
     el('div', { class: 'panel-id' }, id),
   ];
+  modified = modified || entity.modifiedAt;
   if (modified) head.push(el('div', { class: 'panel-updated' }, `${t('lastUpdate')}: ${fmtTime(modified)}`));
   const parts = [...head];
   if (kind === 'commune') {
@@ -482,8 +486,8 @@ async function refreshPanel(id) {
     if (a.observedAt && (!modified || a.observedAt > modified)) modified = a.observedAt;
     const row = document.querySelector(`#panel tr[data-attr="${CSS.escape(k)}"]`);
     if (!row) continue;
-    row.cells[1].textContent = shortValue(a);
-    row.cells[2].textContent = a.observedAt ? fmtTime(a.observedAt) : '';
+    row.querySelector('.value').textContent = shortValue(a);
+    row.querySelector('.when').textContent = a.observedAt ? fmtTime(a.observedAt) : '';
   }
   const updated = $('#panel .panel-updated');
   if (updated && modified) updated.textContent = `${t('lastUpdate')}: ${fmtTime(modified)}`;

@@ -111,7 +111,7 @@ test('a reading sent through the API appears live', async () => {
     waterLevel: { type: 'Property', value: 5.25, observedAt: new Date().toISOString() },
   });
   await page.waitForFunction(
-    () => /5,25/.test(document.querySelector('#panel tr[data-attr="waterLevel"] td')?.textContent || ''),
+    () => /5,25/.test(document.querySelector('#panel tr[data-attr="waterLevel"] .value')?.textContent || ''),
     null, { timeout: 10_000 });
   await page.waitForSelector(`.mk.st-alarm3[data-id="${id}"]`, { state: 'attached', timeout: 10_000 });
   assert.match(await page.locator('#panel .badge.st-alarm3').innerText(), /Báo động III/);
