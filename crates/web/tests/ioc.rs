@@ -199,6 +199,22 @@ async fn map_data_tiles_and_explorer_over_the_quang_tri_data_set() {
     let silent = tile_ids(&summary, "devicesSilent");
     assert!(silent.contains(&"urn:ngsi-ld:WaterObserved:quiet".to_string()));
     assert!(!silent.contains(&GAUGE.to_string()) && !silent.contains(&station));
+    // A deleted entity leaves the tiles and the markers at once.
+    let r = app
+        .client
+        .delete(format!(
+            "{}/ngsi-ld/v1/entities/urn:ngsi-ld:WaterObserved:quiet",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (_, summary) = app.get("/ioc/api/summary").await;
+    let silent = tile_ids(&summary, "devicesSilent");
+    assert!(!silent.contains(&"urn:ngsi-ld:WaterObserved:quiet".to_string()));
+    let (_, water) = app.get("/ioc/api/markers?layers=water").await;
+    assert_eq!(water["count"].as_u64().unwrap(), water_expected);
 
     // Explorer: tones and case ignored, paging, filters, communes included.
     let (_, found) = app
