@@ -536,7 +536,8 @@ async function drawChart(id) {
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), TZ),
     legend: { show: true },
     cursor: { points: { size: 6 } },
-    scales: { x: { time: true } },
+    // The whole range asked for, however much of it has data.
+    scales: { x: { time: true, range: () => [Date.parse(from) / 1000, Date.now() / 1000] } },
     axes: [{ stroke: '#5b6b7c', grid: { stroke: '#eef1f4' }, values: (u, splits) => splits.map(axisTime) }, { stroke: '#5b6b7c', grid: { stroke: '#eef1f4' }, size: 50 }],
     series: [
       { label: t('time'), value: (u, v) => (v == null ? '–' : fmtTime(new Date(v * 1000).toISOString())) },
