@@ -604,7 +604,10 @@ async function runSearch() {
   }
   p.set('limit', PAGE);
   p.set('offset', app.explorer.offset);
+  // Only the latest search is shown, whichever answer arrives last.
+  const seq = (app.explorer.seq = (app.explorer.seq || 0) + 1);
   const data = await getJson(`/ioc/api/entities?${p}`);
+  if (seq !== app.explorer.seq) return;
   app.explorer.total = data.total;
   const rows = data.items.map((i) => el('tr', { 'data-id': i.id, onclick: () => openFromExplorer(i) },
     el('td', {}, itemName(i), i.demo ? el('span', { class: 'badge demo small' }, t('demo')) : null),

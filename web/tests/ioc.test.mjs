@@ -187,5 +187,9 @@ test('on a phone the map comes first and the panel is a sheet', async () => {
   await phone.waitForSelector('#panel:not([hidden]) .panel-title');
   await phone.waitForFunction(() => Number(document.querySelector('#chart')?.dataset.points) > 0);
   await shot('gauge-panel-390x844', phone);
+  await phone.locator('#panel-close').click();
+  await phone.locator('.tab[data-view="explorer"]').click();
+  await phone.waitForSelector('#results tbody tr[data-id]');
+  await shot('explorer-390x844', phone);
   await phone.close();
 });
