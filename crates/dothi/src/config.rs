@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// per dothi process.
     #[arg(long, env = "DOTHI_MQTT_CLIENT_ID", default_value = "dothi")]
     pub mqtt_client_id: String,
+    /// A tile URL template (https://…/{z}/{x}/{y}.png) drawn under the communes in
+    /// the web app; without it the app draws no base map and needs no tile server.
+    #[arg(long, env = "DOTHI_BASEMAP_URL")]
+    pub basemap_url: Option<String>,
 }
 
 /// Checked settings of `serve` and `demo`.
@@ -106,6 +110,8 @@ pub struct Config {
     /// The IoT agent's MQTT connection; None: MQTT off.
     pub mqtt: Option<iot::MqttConfig>,
     pub mqtt_client_id: String,
+    /// The operations-centre web app.
+    pub web: web::WebConfig,
 }
 
 impl ServeArgs {
@@ -130,6 +136,15 @@ impl ServeArgs {
         }
         let mut hub = hub::HubConfig::default();
         hub.http.max_body_bytes = self.max_body_bytes;
+        hub.http.openapi_extra.push(web::OPENAPI);
+        let web = web::WebConfig {
+            basemap_url: self
+                .basemap_url
+                .filter(|u| !u.trim().is_empty())
+                .map(|u| u.trim().to_string()),
+        }
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--basemap-url: {e}"))?;
         hub.context_fetch_timeout = std::time::Duration::from_secs(self.context_timeout_secs);
         if !(1..=86_400).contains(&self.retention_interval_secs) {
             bail!("--retention-interval-secs must be between 1 and 86400");
@@ -161,6 +176,7 @@ impl ServeArgs {
             hub,
             mqtt,
             mqtt_client_id: self.mqtt_client_id,
+            web,
         })
     }
 }

@@ -144,6 +144,7 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     if load_demo {
         let base = format!("http://{}", config.listen);
         println!("dothi demo is running:");
+        println!("  web app (IOC): {base}/");
         println!("  API:           {base}/ngsi-ld/v1/entities?type=WaterObserved");
         println!("  API reference: {base}/docs");
         println!(
@@ -151,7 +152,9 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             if simulator.is_some() { "" } else { ": off" }
         );
     }
-    let served = hub::serve_with(listener, state, iot::routes(agent), shutdown_signal()).await;
+    // The IoT agent's routes and the operations-centre web app, beside the hub's.
+    let extra = iot::routes(agent).merge(web::routes(state.hub.clone(), config.web.clone()));
+    let served = hub::serve_with(listener, state, extra, shutdown_signal()).await;
     let _ = stop_simulator.send(true);
     if let Some(simulator) = simulator {
         let _ = simulator.await;

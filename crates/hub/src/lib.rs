@@ -1,9 +1,10 @@
 //! The dothi data hub: the [`Hub`] service and its NGSI-LD HTTP API.
 //!
 //! The hub owns the NGSI-LD operations (ETSI GS CIM 009) over a [`store::Store`]; the
-//! HTTP layer in [`http`] is one client of it. Only this crate (and later `web`) knows
+//! HTTP layer in [`http`] is one client of it. Only this crate (and `web`) knows
 //! HTTP; the hub never touches SQL.
 
+pub mod changes;
 pub mod contexts;
 pub mod http;
 pub mod metrics;
@@ -18,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use changes::{ChangeKind, EntityChange};
 pub use http::{AppState, HttpConfig, router};
 pub use service::{Hub, Imported, Scope};
 

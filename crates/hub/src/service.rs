@@ -15,6 +15,7 @@ use store::{
     WriteOp,
 };
 
+use crate::changes::{ChangeFeed, EntityChange};
 use crate::contexts::ContextResolver;
 
 /// Who asks and in which frame: the tenant and the active @context.
@@ -30,6 +31,7 @@ pub type BatchItem = Result<Applied, Error>;
 pub struct Hub {
     store: Arc<dyn Store>,
     pub contexts: ContextResolver,
+    changes: ChangeFeed,
 }
 
 pub(crate) fn store_error(e: StoreError) -> Error {
@@ -86,19 +88,45 @@ fn attribute_json(attr: &Attribute, ctx: &Context) -> Value {
 
 impl Hub {
     pub fn new(store: Arc<dyn Store>, contexts: ContextResolver) -> Self {
-        Hub { store, contexts }
+        Hub {
+            store,
+            contexts,
+            changes: ChangeFeed::default(),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
+    /// Every entity change committed from now on, in commit order (see
+    /// [`crate::changes`]).
+    pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<Arc<EntityChange>> {
+        self.changes.subscribe()
+    }
+
+    /// Sends mutations to the store and, once they are committed, publishes the
+    /// changes they made on the change feed. Every write of the hub goes through here.
+    pub(crate) async fn commit(
+        &self,
+        tenant: &str,
+        ops: Vec<WriteOp>,
+    ) -> Result<Vec<Result<Applied, StoreError>>, Error> {
+        let (ops, pending): (Vec<WriteOp>, Vec<_>) = ops
+            .into_iter()
+            .map(|op| self.changes.watch(tenant, op))
+            .unzip();
+        let results = self.store.write(tenant, ops).await.map_err(store_error)?;
+        for (result, pending) in results.iter().zip(pending) {
+            if result.is_ok() {
+                self.changes.publish(pending);
+            }
+        }
+        Ok(results)
+    }
+
     async fn write_one(&self, scope: &Scope, op: WriteOp) -> Result<Applied, Error> {
-        let results = self
-            .store
-            .write(&scope.tenant, vec![op])
-            .await
-            .map_err(store_error)?;
+        let results = self.commit(&scope.tenant, vec![op]).await?;
         exactly_one(results)
     }
 
@@ -383,10 +411,7 @@ impl Hub {
         let mut results = if ops.is_empty() {
             Vec::new()
         } else {
-            self.store
-                .write(&scope.tenant, ops)
-                .await
-                .map_err(store_error)?
+            self.commit(&scope.tenant, ops).await?
         }
         .into_iter();
         let mut out = Vec::with_capacity(ids.len());

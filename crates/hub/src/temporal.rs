@@ -397,11 +397,7 @@ impl Hub {
             ))
         })
         .with_history(instances);
-        let results = self
-            .store()
-            .write(&scope.tenant, vec![op])
-            .await
-            .map_err(store_error)?;
+        let results = self.commit(&scope.tenant, vec![op]).await?;
         match results.into_iter().next() {
             Some(r) => r.map(|a| a.created).map_err(store_error),
             None => Err(Error::new(

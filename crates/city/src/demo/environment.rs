@@ -149,7 +149,7 @@ const PM25_BREAKPOINTS: [(f64, f64); 8] = [
 ];
 
 /// The PM2.5 part of the index, and its level.
-fn aqi(pm25: f64) -> (u32, &'static str) {
+pub fn aqi(pm25: f64) -> (u32, &'static str) {
     let mut index = 500.0;
     for w in PM25_BREAKPOINTS.windows(2) {
         let ((c0, i0), (c1, i1)) = (w[0], w[1]);

@@ -20,6 +20,7 @@ mod places;
 mod sensors;
 mod utilities;
 
+pub use environment::aqi as air_quality_index;
 pub use sensors::{Sensor, SensorKind, sensors};
 
 use std::collections::BTreeMap;

@@ -31,12 +31,16 @@ use crate::service::Hub;
 pub struct HttpConfig {
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
+    /// OpenAPI documents of the routes other components serve beside the hub's (the
+    /// IOC web app's); their paths and components are added to `/openapi.json`.
+    pub openapi_extra: Vec<&'static str>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_body_bytes: 8 * 1024 * 1024,
+            openapi_extra: Vec::new(),
         }
     }
 }
@@ -99,7 +103,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/ngsi-ld/v1", api)
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .merge(openapi::routes())
+        .merge(openapi::routes(&state.config.openapi_extra))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -5,15 +5,46 @@
 //! route of the router appears in it.
 
 use axum::Router;
+use serde_json::{Map, Value};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::AppState;
 
 pub const OPENAPI_TEXT: &str = include_str!("../../openapi.json");
 
-pub fn routes() -> Router<AppState> {
-    let doc: serde_json::Value = serde_json::from_str(OPENAPI_TEXT).unwrap_or_default();
-    Router::from(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", doc))
+pub fn routes(extra: &[&str]) -> Router<AppState> {
+    Router::from(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document(extra)))
+}
+
+/// The hub's description with the paths and components of `extra` documents added (an
+/// extra document that does not parse is left out, and logged).
+pub fn document(extra: &[&str]) -> Value {
+    let mut doc: Value = serde_json::from_str(OPENAPI_TEXT).unwrap_or_default();
+    for text in extra {
+        let part: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "an extra OpenAPI document does not parse");
+                continue;
+            }
+        };
+        if let (Some(paths), Some(more)) = (doc["paths"].as_object_mut(), part["paths"].as_object())
+        {
+            paths.extend(more.clone());
+        }
+        if let Some(groups) = part["components"].as_object() {
+            for (group, entries) in groups {
+                let slot = &mut doc["components"][group];
+                if slot.is_null() {
+                    *slot = Value::Object(Map::new());
+                }
+                if let (Some(slot), Some(entries)) = (slot.as_object_mut(), entries.as_object()) {
+                    slot.extend(entries.clone());
+                }
+            }
+        }
+    }
+    doc
 }
 
 #[cfg(test)]
@@ -47,5 +78,15 @@ mod tests {
             }
         }
         assert!(seen >= 20, "found only {seen} routes");
+    }
+
+    #[test]
+    fn extra_documents_add_their_paths_and_components() {
+        let extra = r#"{"paths": {"/extra": {"get": {}}},
+            "components": {"parameters": {"ExtraP": {"name": "p", "in": "query"}}}}"#;
+        let doc = super::document(&[extra, "not json"]);
+        assert!(doc["paths"]["/extra"]["get"].is_object());
+        assert!(doc["paths"]["/ngsi-ld/v1/entities"].is_object());
+        assert_eq!(doc["components"]["parameters"]["ExtraP"]["name"], "p");
     }
 }

@@ -122,6 +122,7 @@ async fn body_over_the_limit_is_413() {
     let config = HubConfig {
         http: HttpConfig {
             max_body_bytes: 1024,
+            ..HttpConfig::default()
         },
         ..HubConfig::default()
     };

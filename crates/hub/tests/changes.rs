@@ -1,0 +1,161 @@
+//! The change feed: what the hub publishes after a commit, over a real SQLite file and
+//! real HTTP writes.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use hub::{ChangeKind, EntityChange, HubConfig};
+use reqwest::Client;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+const VOCAB: &str = "https://uri.etsi.org/ngsi-ld/default-context/";
+
+struct Served {
+    base: String,
+    state: hub::AppState,
+    client: Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn serve() -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(&format!("sqlite://{}", dir.path().join("d.db").display()))
+        .await
+        .unwrap();
+    let state = hub::state(store, &HubConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/ngsi-ld/v1", listener.local_addr().unwrap());
+    tokio::spawn(hub::serve(
+        listener,
+        state.clone(),
+        std::future::pending::<()>(),
+    ));
+    Served {
+        base,
+        state,
+        client: Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Served {
+    async fn send(&self, method: &str, path: &str, tenant: Option<&str>, body: Value) -> u16 {
+        let url = format!("{}{path}", self.base);
+        let mut req = match method {
+            "POST" => self.client.post(url),
+            "PATCH" => self.client.patch(url),
+            _ => self.client.delete(url),
+        };
+        if let Some(t) = tenant {
+            req = req.header("NGSILD-Tenant", t);
+        }
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        req.send().await.unwrap().status().as_u16()
+    }
+}
+
+fn next(rx: &mut Receiver<Arc<EntityChange>>) -> EntityChange {
+    match rx.try_recv() {
+        Ok(c) => (*c).clone(),
+        Err(e) => panic!("no change published: {e:?}"),
+    }
+}
+
+fn gauge(id: &str, level: f64) -> Value {
+    json!({"id": id, "type": "WaterObserved",
+           "waterLevel": {"type": "Property", "value": level},
+           "river": {"type": "Property", "value": "Thạch Hãn"}})
+}
+
+#[tokio::test]
+async fn committed_changes_are_published_with_their_attributes_and_tenant() {
+    let s = serve().await;
+    let mut rx = s.state.hub.subscribe_changes();
+    let id = "urn:ngsi-ld:WaterObserved:thach-han";
+
+    assert_eq!(s.send("POST", "/entities", None, gauge(id, 1.2)).await, 201);
+    let created = next(&mut rx);
+    assert_eq!(created.kind, ChangeKind::Created);
+    assert_eq!(created.id, id);
+    assert_eq!(created.tenant, "");
+    assert_eq!(created.types, vec![format!("{VOCAB}WaterObserved")]);
+    assert!(created.attrs.contains(&format!("{VOCAB}waterLevel")));
+
+    // Only the attribute written is reported.
+    let patch = json!({"waterLevel": {"type": "Property", "value": 2.5}});
+    let path = format!("/entities/{id}/attrs");
+    assert_eq!(s.send("PATCH", &path, None, patch).await, 204);
+    let updated = next(&mut rx);
+    assert_eq!(updated.kind, ChangeKind::Updated);
+    assert_eq!(updated.attrs, vec![format!("{VOCAB}waterLevel")]);
+
+    // A refused write publishes nothing.
+    assert_eq!(s.send("POST", "/entities", None, gauge(id, 3.0)).await, 409);
+    let missing = json!({"waterLevel": {"type": "Property", "value": 1.0}});
+    let path = "/entities/urn:ngsi-ld:WaterObserved:none/attrs";
+    assert_eq!(s.send("PATCH", path, None, missing).await, 404);
+    assert_eq!(rx.try_recv().unwrap_err(), TryRecvError::Empty);
+
+    // Another tenant's change names its tenant.
+    let other = "urn:ngsi-ld:WaterObserved:ben-hai";
+    assert_eq!(
+        s.send("POST", "/entities", Some("so-nn"), gauge(other, 0.4))
+            .await,
+        201
+    );
+    let elsewhere = next(&mut rx);
+    assert_eq!(
+        (elsewhere.tenant.as_str(), elsewhere.id.as_str()),
+        ("so-nn", other)
+    );
+
+    let path = format!("/entities/{id}");
+    assert_eq!(s.send("DELETE", &path, None, Value::Null).await, 204);
+    let deleted = next(&mut rx);
+    assert_eq!(
+        (deleted.kind, deleted.id.as_str()),
+        (ChangeKind::Deleted, id)
+    );
+    assert_eq!(rx.try_recv().unwrap_err(), TryRecvError::Empty);
+}
+
+#[tokio::test]
+async fn a_subscriber_that_does_not_read_never_holds_writers_back() {
+    let s = serve().await;
+    let mut idle = s.state.hub.subscribe_changes();
+    let batches = (hub::changes::FEED_CAPACITY + 500).div_ceil(500);
+    let total = batches * 500;
+    for chunk in 0..batches {
+        let batch: Vec<Value> = (0..500)
+            .map(|i| {
+                gauge(
+                    &format!("urn:ngsi-ld:WaterObserved:g{}", chunk * 500 + i),
+                    1.0,
+                )
+            })
+            .collect();
+        let url = format!("{}/entityOperations/upsert", s.base);
+        let status = s
+            .client
+            .post(url)
+            .json(&batch)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "batch {chunk}: {status}");
+    }
+    // Every write went through; the idle subscriber lost the oldest changes and is
+    // told how many, then reads the newest.
+    match idle.recv().await {
+        Err(RecvError::Lagged(n)) => assert_eq!(n as usize, total - hub::changes::FEED_CAPACITY),
+        other => panic!("expected a lag, got {other:?}"),
+    }
+    let newest = idle.recv().await.unwrap();
+    assert_eq!(newest.kind, ChangeKind::Created);
+}

@@ -1,0 +1,524 @@
+//! The IOC app's endpoints over a real SQLite store holding the real Quảng Trị data
+//! set, served on 127.0.0.1:0 beside the hub as `dothi` serves them, spoken to over
+//! HTTP.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+const GAUGE: &str = "urn:ngsi-ld:WaterObserved:demo-thach-han";
+const DONG_HA: &str = "urn:ngsi-ld:AdministrativeArea:VN-44-19333";
+
+struct App {
+    base: String,
+    client: Client,
+    _dir: tempfile::TempDir,
+}
+
+/// A hub with the data set loaded and the web routes beside it.
+async fn start() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(&format!("sqlite://{}", dir.path().join("d.db").display()))
+        .await
+        .unwrap();
+    let mut config = hub::HubConfig::default();
+    config.http.openapi_extra.push(web::OPENAPI);
+    let state = hub::state(store, &config);
+    city::load(&state.hub).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let routes = web::routes(state.hub.clone(), web::WebConfig::default());
+    tokio::spawn(hub::serve_with(
+        listener,
+        state,
+        routes,
+        std::future::pending::<()>(),
+    ));
+    let client = Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    App {
+        base,
+        client,
+        _dir: dir,
+    }
+}
+
+impl App {
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn patch(&self, id: &str, attrs: Value) {
+        let r = self
+            .client
+            .patch(format!("{}/ngsi-ld/v1/entities/{id}/attrs", self.base))
+            .json(&attrs)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    }
+
+    async fn ngsi_count(&self, query: &str) -> u64 {
+        let r = self
+            .client
+            .get(format!(
+                "{}/ngsi-ld/v1/entities?{query}&count=true&limit=0",
+                self.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.headers()["NGSILD-Results-Count"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+}
+
+fn tile<'a>(summary: &'a Value, id: &str) -> &'a Value {
+    summary["tiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap()
+}
+
+fn tile_ids(summary: &Value, id: &str) -> Vec<String> {
+    tile(summary, id)["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_data_tiles_and_explorer_over_the_quang_tri_data_set() {
+    let app = start().await;
+
+    // 78 communes with boundaries, names with their diacritics and indicators.
+    let (status, communes) = app.get("/ioc/api/communes").await;
+    assert_eq!(status, 200);
+    let features = communes["features"].as_array().unwrap();
+    assert_eq!(features.len(), 78);
+    let dong_ha = features.iter().find(|f| f["id"] == DONG_HA).unwrap();
+    assert_eq!(dong_ha["properties"]["name"], "Phường Đông Hà");
+    assert_eq!(dong_ha["geometry"]["type"], "MultiPolygon");
+    let broadband = dong_ha["properties"]["broadband"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&broadband));
+    assert!(dong_ha["properties"]["entities"].as_u64().unwrap() > 100);
+    assert!(features.iter().all(|f| f["properties"]["5g"].is_number()));
+
+    // Markers: every located entity of the layers, the water layer alone on request.
+    let (_, all) = app.get("/ioc/api/markers").await;
+    let (_, water) = app.get("/ioc/api/markers?layers=water").await;
+    let water_expected = app
+        .ngsi_count("type=WaterObserved,WaterConsumptionObserved")
+        .await;
+    assert_eq!(water["count"].as_u64().unwrap(), water_expected);
+    assert!(all["count"].as_u64().unwrap() > 1000);
+    let markers = all["markers"].as_array().unwrap();
+    assert!(
+        markers
+            .iter()
+            .all(|m| m["position"].is_array() && m["demo"] == true)
+    );
+    let (status, bad) = app.get("/ioc/api/markers?layers=water,sewers").await;
+    assert_eq!(status, 400);
+    assert!(bad["detail"].as_str().unwrap().contains("sewers"));
+
+    // Tiles count what the entities say: street lights out as the hub counts them.
+    let (_, summary) = app.get("/ioc/api/summary").await;
+    let out = app.ngsi_count("type=Streetlight&q=status!=%22ok%22").await;
+    assert_eq!(
+        tile(&summary, "streetlightsOut")["count"].as_u64().unwrap(),
+        out
+    );
+    assert!(!tile_ids(&summary, "gaugesAlarm3").contains(&GAUGE.to_string()));
+
+    // The Thạch Hãn above level III (7.40 m is its record), and a station's PM2.5 at
+    // 200 µg/m³ (AQI 250), count at once.
+    let at = ngsi::entity::format_time(&chrono::Utc::now());
+    app.patch(
+        GAUGE,
+        json!({"waterLevel": {"type": "Property", "value": 7.2, "observedAt": at}}),
+    )
+    .await;
+    let (_, stations) = app
+        .get("/ioc/api/entities?type=AirQualityObserved&limit=1")
+        .await;
+    let station = stations["items"][0]["id"].as_str().unwrap().to_string();
+    app.patch(
+        &station,
+        json!({"pm25": {"type": "Property", "value": 200, "observedAt": at}}),
+    )
+    .await;
+    let (_, summary) = app.get("/ioc/api/summary").await;
+    for level in ["gaugesAlarm1", "gaugesAlarm2", "gaugesAlarm3"] {
+        assert!(
+            tile_ids(&summary, level).contains(&GAUGE.to_string()),
+            "{level}"
+        );
+    }
+    assert!(tile_ids(&summary, "airAqiOver150").contains(&station));
+    // A gauge whose last reading is an hour old is silent; the fresh ones are not.
+    let hour_ago = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    let r = app
+        .client
+        .post(format!("{}/ngsi-ld/v1/entities", app.base))
+        .json(
+            &json!({"id": "urn:ngsi-ld:WaterObserved:quiet", "type": "WaterObserved",
+            "waterLevel": {"type": "Property", "value": 1.0,
+                           "observedAt": ngsi::entity::format_time(&hour_ago)}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (_, summary) = app.get("/ioc/api/summary").await;
+    let silent = tile_ids(&summary, "devicesSilent");
+    assert!(silent.contains(&"urn:ngsi-ld:WaterObserved:quiet".to_string()));
+    assert!(!silent.contains(&GAUGE.to_string()) && !silent.contains(&station));
+    // A deleted entity leaves the tiles and the markers at once.
+    let r = app
+        .client
+        .delete(format!(
+            "{}/ngsi-ld/v1/entities/urn:ngsi-ld:WaterObserved:quiet",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (_, summary) = app.get("/ioc/api/summary").await;
+    let silent = tile_ids(&summary, "devicesSilent");
+    assert!(!silent.contains(&"urn:ngsi-ld:WaterObserved:quiet".to_string()));
+    let (_, water) = app.get("/ioc/api/markers?layers=water").await;
+    assert_eq!(water["count"].as_u64().unwrap(), water_expected);
+
+    // Explorer: tones and case ignored, paging, filters, communes included.
+    let (_, found) = app
+        .get("/ioc/api/entities?q=thach%20han&type=WaterObserved")
+        .await;
+    assert_eq!(found["total"], 1);
+    assert_eq!(found["items"][0]["id"], GAUGE);
+    assert_eq!(found["items"][0]["state"], "alarm3");
+    let (_, page) = app
+        .get("/ioc/api/entities?type=Streetlight&limit=20&offset=20")
+        .await;
+    assert_eq!(
+        page["total"].as_u64().unwrap(),
+        app.ngsi_count("type=Streetlight").await
+    );
+    assert_eq!(page["items"].as_array().unwrap().len(), 20);
+    let (_, here) = app
+        .get(&format!(
+            "/ioc/api/entities?commune={DONG_HA}&layer=energy&limit=0"
+        ))
+        .await;
+    let energy_expected = app
+        .ngsi_count(&format!(
+            "type=Streetlight,ACMeasurement&q=refAdministrativeArea==%22{DONG_HA}%22"
+        ))
+        .await;
+    assert_eq!(here["total"].as_u64().unwrap(), energy_expected);
+    let (_, units) = app
+        .get("/ioc/api/entities?type=AdministrativeArea&q=dong%20ha")
+        .await;
+    let names: Vec<&str> = units["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"Phường Đông Hà") && names.contains(&"Phường Nam Đông Hà"));
+
+    for bad in [
+        "limit=201",
+        "limit=-1",
+        "offset=x",
+        "layer=moon",
+        "state=sleepy",
+        &format!("q={}", "x".repeat(201)),
+    ] {
+        let (status, body) = app.get(&format!("/ioc/api/entities?{bad}")).await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(
+            body["type"],
+            "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+        );
+    }
+    let (status, _) = app.get("/ioc/api/entities?limit=5").await;
+    assert_eq!(status, 200);
+    let r = app
+        .client
+        .get(format!("{}/ioc/api/summary", app.base))
+        .header("NGSILD-Tenant", "bad tenant!")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_as_csv_and_geojson_and_tenants_apart() {
+    let app = start().await;
+    let (_, found) = app.get("/ioc/api/entities?type=WaterObserved").await;
+    assert_eq!(found["total"], 4);
+
+    let r = app
+        .client
+        .get(format!(
+            "{}/ioc/api/export?type=WaterObserved&format=csv",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let csv = r.text().await.unwrap();
+    let lines: Vec<&str> = csv.trim_end().split("\r\n").collect();
+    assert!(
+        lines[0]
+            .trim_start_matches('\u{feff}')
+            .starts_with("id,type,name,")
+    );
+    assert_eq!(lines.len(), 5);
+    assert!(csv.contains(GAUGE) && csv.contains("Thạch Hãn"));
+
+    let (status, geo) = app
+        .get("/ioc/api/export?type=WaterObserved&format=geojson")
+        .await;
+    assert_eq!(status, 200);
+    let features = geo["features"].as_array().unwrap();
+    assert_eq!(features.len(), 4);
+    let gauge = features.iter().find(|f| f["id"] == GAUGE).unwrap();
+    assert_eq!(gauge["geometry"]["type"], "Point");
+    assert_eq!(gauge["properties"]["type"], "WaterObserved");
+
+    let (status, _) = app.get("/ioc/api/export?format=xlsx").await;
+    assert_eq!(status, 400);
+    // More than the export's bound is refused, not cut silently.
+    let r = app
+        .client
+        .post(format!("{}/ngsi-ld/v1/entityOperations/upsert", app.base))
+        .json(
+            &(0..web::api::MAX_EXPORT)
+                .map(|i| json!({"id": format!("urn:ngsi-ld:Streetlight:x{i}"), "type": "Streetlight"}))
+                .collect::<Vec<_>>(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let (status, body) = app.get("/ioc/api/export").await;
+    assert_eq!(status, 403, "{body}");
+
+    // Another tenant sees only its own entities.
+    let r = app
+        .client
+        .post(format!("{}/ngsi-ld/v1/entities", app.base))
+        .header("NGSILD-Tenant", "so-xay-dung")
+        .json(&json!({"id": "urn:ngsi-ld:Streetlight:other", "type": "Streetlight",
+            "status": {"type": "Property", "value": "brokenLantern"},
+            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [107.1, 16.8]}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = app
+        .client
+        .get(format!("{}/ioc/api/markers", app.base))
+        .header("NGSILD-Tenant", "so-xay-dung")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["count"], 1);
+    assert_eq!(body["markers"][0]["state"], "warning");
+    let (_, default) = app.get("/ioc/api/entities?q=other&type=Streetlight").await;
+    assert_eq!(default["total"], 0);
+    let r = app
+        .client
+        .get(format!("{}/ioc/api/communes", app.base))
+        .header("NGSILD-Tenant", "nobody-here")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["features"].as_array().unwrap().len(), 0);
+}
+
+/// Reads the event stream until `found` says it has what it waits for.
+async fn read_events(response: &mut reqwest::Response, found: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    let wait = async {
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if found(&text) {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("the event arrives");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_sends_each_tenant_its_own_changes() {
+    let app = start().await;
+    let mut stream = app
+        .client
+        .get(format!("{}/ioc/api/stream", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    read_events(&mut stream, |t| t.contains("event: hello")).await;
+
+    // A change in another tenant first, then one in the default tenant.
+    let r = app
+        .client
+        .post(format!("{}/ngsi-ld/v1/entities", app.base))
+        .header("NGSILD-Tenant", "so-nn")
+        .json(&json!({"id": "urn:ngsi-ld:WaterObserved:secret", "type": "WaterObserved"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    app.patch(
+        GAUGE,
+        json!({"waterLevel": {"type": "Property", "value": 6.5}}),
+    )
+    .await;
+    let text = read_events(&mut stream, |t| t.contains(GAUGE)).await;
+    let data = text
+        .lines()
+        .skip_while(|l| *l != "event: items")
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap();
+    let event: Value = serde_json::from_str(data).unwrap();
+    let item = &event["items"][0];
+    assert_eq!(item["id"], GAUGE);
+    assert_eq!(item["reading"], 6.5);
+    // The Thạch Hãn's level II is 5.5 m and level III 6.5 m.
+    assert_eq!(item["state"], "alarm3");
+    assert_eq!(event["attrs"][GAUGE], json!(["waterLevel"]));
+    assert!(!text.contains("secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_is_served_with_types_etags_gzip_and_documented() {
+    let app = start().await;
+    let r = app
+        .client
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(r.headers()["cache-control"], "no-cache");
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Trung tâm giám sát, điều hành đô thị thông minh"));
+    let r = app
+        .client
+        .get(format!("{}/", app.base))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+
+    let script = html
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    assert!(script.starts_with("/assets/main-") && script.ends_with(".js"));
+    let r = app
+        .client
+        .get(format!("{}{script}", app.base))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert!(
+        r.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    let gzipped = r.bytes().await.unwrap().len();
+    let plain = web::assets::find(&script).unwrap().body.len();
+    assert!(gzipped * 2 < plain, "{gzipped} of {plain}");
+
+    let (status, missing) = app.get("/assets/nothing.js").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        missing["type"],
+        "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound"
+    );
+
+    // Every route of the app is in /openapi.json, beside the hub's.
+    let (_, doc) = app.get("/openapi.json").await;
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/ngsi-ld/v1/entities"));
+    let source = include_str!("../src/lib.rs");
+    let mut seen = 0;
+    for piece in source.split(".route(\"").skip(1) {
+        let route = piece.split('"').next().unwrap();
+        assert!(paths.contains_key(route), "{route} is not in openapi.json");
+        seen += 1;
+    }
+    assert!(seen >= 8, "{seen}");
+    assert!(doc["components"]["parameters"]["IocTenant"].is_object());
+}

@@ -1,0 +1,76 @@
+// Starts a real `dothi demo` (the binary in $DOTHI_BIN) on a fresh temporary store and
+// an unused port, and headless Chromium from /usr/bin/chromium, for the browser tests.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, mkdir } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const SCREENSHOTS = path.resolve(here, '../../target/web-screenshots');
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A running `dothi demo`: { base, stop() }. */
+export async function startDemo() {
+  const bin = process.env.DOTHI_BIN;
+  if (!bin) throw new Error('DOTHI_BIN must name the dothi binary (scripts/test.sh builds it)');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'dothi-web-'));
+  const port = await freePort();
+  const child = spawn(bin, [
+    'demo', '--listen', `127.0.0.1:${port}`, '--store', `sqlite://${dir}/dothi.db`,
+    '--mqtt-client-id', `dothi-web-test-${process.pid}`,
+  ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOTHI_LOG: 'warn' } });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => { err += d; });
+  const base = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`dothi demo did not start in 180 s:\n${err}`)), 180_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/web app \(IOC\): (http:\/\/\S+?)\/?\s/);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`dothi demo exited (${code}):\n${err}`)); });
+  });
+  return {
+    base,
+    // The first line dothi demo prints is the web app's address.
+    firstLine: out.split('\n').find((l) => l.trim() && !l.startsWith('dothi demo is running')),
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser() {
+  await mkdir(SCREENSHOTS, { recursive: true });
+  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+}
+
+/** JSON over the running hub's API. */
+export async function api(base, method, pathname, body, headers = {}) {
+  const r = await fetch(base + pathname, {
+    method,
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${pathname}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
