@@ -1,5 +1,12 @@
-//! The behaviour every `Store` backend must show, run against each backend.
-//! (SQLite here; a new backend adds one `#[tokio::test]` calling the same checks.)
+//! The behaviour every `Store` backend must show: each check is a function of a
+//! store, run as one test per backend (module `sqlite`, module `postgres`), plus a
+//! test per backend that runs them all on one store and reads it again after
+//! reopening.
+//!
+//! The PostgreSQL tests need a server: `DOTHI_TEST_DATABASE_URL` names it (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). Each test creates a database of
+//! its own with a random name and drops it at the end; without a server they fail,
+//! saying so.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -1308,10 +1315,8 @@ async fn keeps_subscriptions_and_their_outbox(store: Arc<dyn Store>) {
     assert_eq!(outbox_len(&store).await, 1);
 }
 
-#[tokio::test]
-async fn sqlite_backend_behaves() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_sqlite(&dir).await;
+/// Runs every check on one store, then reads what they wrote after reopening it.
+async fn survives_reopening(store: Arc<dyn Store>, reopen: impl AsyncFnOnce() -> Arc<dyn Store>) {
     writes_reads_and_isolates_tenants(store.clone()).await;
     batch_items_are_independent(store.clone()).await;
     queries_agree_with_the_model(store.clone()).await;
@@ -1321,8 +1326,8 @@ async fn sqlite_backend_behaves() {
     keeps_registry(store.clone()).await;
     keeps_subscriptions_and_their_outbox(store.clone()).await;
     drop(store);
-    // Everything written is there after reopening the file.
-    let store = open_sqlite(&dir).await;
+    // Everything written is there after reopening.
+    let store = reopen().await;
     // The registry too.
     assert_eq!(
         store.registry_get("devices", "reg-1", "a").await.unwrap(),
@@ -1379,4 +1384,125 @@ async fn sqlite_backend_behaves() {
             .count,
         Some(400)
     );
+}
+
+/// One test per backend for each check.
+macro_rules! behaviour {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$check(super::open_sqlite(&dir).await).await;
+                }
+            )*
+
+            #[tokio::test]
+            async fn survives_reopening() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = super::open_sqlite(&dir).await;
+                super::survives_reopening(store, async || super::open_sqlite(&dir).await).await;
+            }
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let db = super::TestDatabase::create().await;
+                    super::$check(db.open().await).await;
+                }
+            )*
+
+            #[tokio::test]
+            async fn survives_reopening() {
+                let db = super::TestDatabase::create().await;
+                let store = db.open().await;
+                super::survives_reopening(store, async || db.open().await).await;
+            }
+        }
+    };
+}
+
+behaviour!(
+    writes_reads_and_isolates_tenants,
+    batch_items_are_independent,
+    queries_agree_with_the_model,
+    keeps_contexts,
+    keeps_history,
+    aggregates_agree_with_the_instances,
+    keeps_registry,
+    keeps_subscriptions_and_their_outbox,
+);
+
+/// A PostgreSQL database of one test, created empty and dropped when it ends (even
+/// when the test fails).
+struct TestDatabase {
+    server: String,
+    name: String,
+}
+
+fn server_url() -> String {
+    std::env::var("DOTHI_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "the PostgreSQL tests need a server: cannot connect to {url} ({e}); \
+                 start PostgreSQL (scripts/test.sh does) or set DOTHI_TEST_DATABASE_URL"
+            )
+        });
+    tokio::spawn(connection);
+    client
+}
+
+impl TestDatabase {
+    async fn create() -> TestDatabase {
+        let server = server_url();
+        let name = format!("dothi_test_{}", uuid::Uuid::new_v4().simple());
+        connect(&server)
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        TestDatabase { server, name }
+    }
+
+    fn url(&self) -> String {
+        let base = self.server.split('?').next().unwrap_or_default();
+        let (prefix, _) = base.rsplit_once('/').unwrap();
+        format!("{prefix}/{}", self.name)
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        store::open(&self.url()).await.unwrap()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // A runtime of its own: the test's may be shutting down.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let client = connect(&server).await;
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("test database {} was not dropped", self.name);
+        }
+    }
 }
