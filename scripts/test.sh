@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of dothi. Installs and starts what the tests need on this machine
-# when it is missing: today the MQTT broker of the IoT agent's tests (Mosquitto on
-# 127.0.0.1:1883); later PostgreSQL/PostGIS and Chromium, as the components that need
-# them land.
+# when it is missing: the MQTT broker of the IoT agent's tests (Mosquitto on
+# 127.0.0.1:1883) and PostGIS for the PostgreSQL store's tests (the server itself,
+# 127.0.0.1:5432 or DOTHI_TEST_DATABASE_URL, is the machine's; its tests fail, saying
+# so, without it). The hub's HTTP API tests run twice: on SQLite, then on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,4 +26,28 @@ if ! broker_up; then
     broker_up || echo "no MQTT broker on 127.0.0.1:1883: the IoT agent's tests will fail" >&2
 fi
 
+# PostGIS for every PostgreSQL installed here (the store's first migration creates
+# the extension).
+if command -v apt-get >/dev/null; then
+    for dir in /usr/lib/postgresql/*/; do
+        [ -d "$dir" ] || continue
+        version=$(basename "$dir")
+        if ! ls /usr/share/postgresql/"$version"/extension/postgis.control >/dev/null 2>&1; then
+            echo "installing PostGIS for PostgreSQL $version" >&2
+            apt-get install -y -q "postgresql-$version-postgis-3" >/dev/null 2>&1 ||
+                { apt-get update -q >/dev/null && apt-get install -y -q "postgresql-$version-postgis-3" >/dev/null; }
+        fi
+    done
+fi
+
 cargo test --workspace --locked "$@"
+DOTHI_TEST_STORE=postgres cargo test -p hub --test api --locked "$@"
+
+# Databases of tests that restart a hub at the same path are left behind: drop them.
+if command -v psql >/dev/null; then
+    url=${DOTHI_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+    psql "$url" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'dothi\_test\_api\_%'" 2>/dev/null |
+        while read -r db; do
+            [ -n "$db" ] && psql "$url" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+        done
+fi

@@ -7,6 +7,15 @@
 
 use ngsi::query::ast::{AttrPath, CompareOp, QExpr, QTerm, QValue, TypeExpr};
 
+/// PostgreSQL's value index holds at most this many bytes of a text (a B-tree entry
+/// must fit a third of a page); a longer text is kept as its prefix.
+pub(crate) const INDEXED_TEXT_BYTES: usize = 1000;
+
+/// The longest text constant PostgreSQL's value index compares exactly: for a
+/// shorter constant, comparing (in byte order) with a text's kept prefix of at least
+/// `INDEXED_TEXT_BYTES - 3` bytes gives the same answer as with the whole text.
+const EXACT_TEXT_BYTES: usize = 512;
+
 /// The SQL a backend speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
@@ -173,6 +182,16 @@ impl ValueCondition {
     }
 }
 
+/// Whether a constant holds a text too long for the PostgreSQL index to decide.
+fn has_long_text(value: &QValue) -> bool {
+    match value {
+        QValue::Text(t) | QValue::Uri(t) => t.len() > EXACT_TEXT_BYTES,
+        QValue::Range(lo, hi) => has_long_text(lo) || has_long_text(hi),
+        QValue::List(items) => items.iter().any(has_long_text),
+        _ => false,
+    }
+}
+
 fn is_plain(path: &AttrPath) -> bool {
     path.sub_attrs.is_empty() && path.compound.is_empty()
 }
@@ -184,7 +203,7 @@ fn value_condition(
     op: CompareOp,
     value: &QValue,
 ) -> Option<ValueCondition> {
-    if !is_plain(path) {
+    if !is_plain(path) || (dialect == Dialect::Postgres && has_long_text(value)) {
         return None;
     }
     let mut sql = Sql::new(dialect);

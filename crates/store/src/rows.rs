@@ -64,3 +64,8 @@ fn indexed_value(value: &Value) -> Option<(Option<f64>, Option<String>)> {
         _ => None,
     }
 }
+
+/// An attribute kind from the name the index rows hold.
+pub(crate) fn kind_of(name: &str) -> Option<ngsi::AttrKind> {
+    serde_json::from_value(Value::String(name.to_string())).ok()
+}

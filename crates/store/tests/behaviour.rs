@@ -207,6 +207,25 @@ impl Lcg {
     }
 }
 
+/// Asserts that a query (asking for its count) returns exactly the entities among
+/// `all` that the model selects, in order.
+async fn agrees_with_the_model(
+    store: &Arc<dyn Store>,
+    tenant: &str,
+    all: &[Entity],
+    query: EntityQuery,
+    what: &str,
+) {
+    let expected: Vec<String> = all
+        .iter()
+        .filter(|e| query.matches(e))
+        .map(|e| e.id.clone())
+        .collect();
+    let page = store.query(tenant, query).await.unwrap();
+    assert_eq!(ids(&page), expected, "{what}");
+    assert_eq!(page.count, Some(expected.len() as u64), "{what}");
+}
+
 /// Random entities; then each query's answer from the store must equal the model's
 /// own evaluation over every entity (the indexes may narrow, never drop a match).
 async fn queries_agree_with_the_model(store: Arc<dyn Store>) {
@@ -273,14 +292,7 @@ async fn queries_agree_with_the_model(store: Arc<dyn Store>) {
                 count: true,
                 ..Default::default()
             };
-            let expected: Vec<String> = all
-                .iter()
-                .filter(|e| query.matches(e))
-                .map(|e| e.id.clone())
-                .collect();
-            let page = store.query("q", query.clone()).await.unwrap();
-            assert_eq!(ids(&page), expected, "q={q} type={t:?}");
-            assert_eq!(page.count, Some(expected.len() as u64));
+            agrees_with_the_model(&store, "q", &all, query, &format!("q={q} type={t:?}")).await;
         }
     }
     for (georel, geometry, coordinates) in [
@@ -362,6 +374,55 @@ async fn queries_agree_with_the_model(store: Arc<dyn Store>) {
         .find(|a| a.name_iri == ctx.expand("level"))
         .unwrap();
     assert_eq!(level.attribute_count, 400);
+}
+
+/// Texts of any length are stored and compared whole, as the model compares them
+/// (in byte order), whatever the index keeps of them.
+async fn compares_long_texts(store: Arc<dyn Store>) {
+    let ctx = Context::core();
+    // Longer than a query may be (64 KiB), and than one a query may name.
+    let huge = format!("{}b", "đ".repeat(1_500_000));
+    let long = format!("{}c", "đ".repeat(10_000));
+    let near = format!("{}a", "đ".repeat(600));
+    let texts = [
+        huge,
+        long.clone(),
+        near.clone(),
+        "đ".repeat(600),
+        "short".into(),
+    ];
+    let all: Vec<Entity> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| entity(json!({"id": format!("urn:t:{i}"), "type": "T", "note": t})))
+        .collect();
+    let written = store
+        .write("t", all.iter().cloned().map(create).collect())
+        .await
+        .unwrap();
+    assert!(written.iter().all(Result::is_ok), "{written:?}");
+    assert_eq!(store.get("t", "urn:t:0").await.unwrap().unwrap(), all[0]);
+    let quoted = |t: &str| format!("\"{t}\"");
+    for q in [
+        format!("note=={}", quoted(&long)),
+        format!("note=={}", quoted(&near)),
+        format!("note>{}", quoted(&near)),
+        format!("note<{}", quoted(&long)),
+        format!("note>{}", quoted(&long)),
+        format!("note>={}", quoted(&"đ".repeat(600))),
+        "note>\"s\"".to_string(),
+        "note<\"đđ\"".to_string(),
+        "note==\"short\"".to_string(),
+    ] {
+        let query = EntityQuery {
+            q: Some(QFilter::new(parse_q(&q).unwrap().map_attrs(&|n| ctx.expand(n))).unwrap()),
+            limit: 10,
+            count: true,
+            ..Default::default()
+        };
+        let shown: String = q.chars().take(40).collect();
+        agrees_with_the_model(&store, "t", &all, query, &format!("q={shown}…")).await;
+    }
 }
 
 async fn keeps_contexts(store: Arc<dyn Store>) {
@@ -1320,6 +1381,7 @@ async fn survives_reopening(store: Arc<dyn Store>, reopen: impl AsyncFnOnce() ->
     writes_reads_and_isolates_tenants(store.clone()).await;
     batch_items_are_independent(store.clone()).await;
     queries_agree_with_the_model(store.clone()).await;
+    compares_long_texts(store.clone()).await;
     keeps_contexts(store.clone()).await;
     keeps_history(store.clone()).await;
     aggregates_agree_with_the_instances(store.clone()).await;
@@ -1429,6 +1491,7 @@ behaviour!(
     writes_reads_and_isolates_tenants,
     batch_items_are_independent,
     queries_agree_with_the_model,
+    compares_long_texts,
     keeps_contexts,
     keeps_history,
     aggregates_agree_with_the_instances,

@@ -236,7 +236,7 @@ impl Store for PostgresStore {
         let c = self.client().await?;
         let rows = c
             .query(
-                "SELECT name FROM tenants WHERE name <> '' ORDER BY name",
+                "SELECT name FROM tenants WHERE name <> '' ORDER BY name COLLATE \"C\"",
                 &[],
             )
             .await

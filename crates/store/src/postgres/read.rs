@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::{ms, params, pg_error};
 use crate::plan::{Dialect, Sql, q_probe, type_probe};
+use crate::query::Filtered;
 use crate::{
     AggregatePage, AggregateQuery, AttributeSummary, EntityQuery, HistoryPage, HistoryQuery,
     PeriodStats, QueryPage, StoreError, StoreResult, StoredInstance, TimeField, TypeSummary,
@@ -116,29 +117,16 @@ pub async fn query(
         .await
         .map_err(pg_error)?;
     pin_mut!(stream);
-    let mut entities = Vec::new();
-    let mut matched = 0usize;
+    let mut page = Filtered::new(q);
     while let Some(row) = stream.try_next().await.map_err(pg_error)? {
-        let entity = parse_doc(row.get(0), row.get(1))?;
-        if !q.matches(&entity) {
-            continue;
-        }
-        matched += 1;
-        if matched > q.offset && entities.len() < q.limit {
-            entities.push(entity);
-        } else if !q.count && entities.len() >= q.limit {
+        if !page.offer(parse_doc(row.get(0), row.get(1))?) {
             break;
         }
     }
-    Ok(QueryPage {
-        entities,
-        count: q.count.then_some(matched as u64),
-    })
+    Ok(page.page())
 }
 
-fn kind_of(name: &str) -> Option<AttrKind> {
-    serde_json::from_value(Value::String(name.to_string())).ok()
-}
+use crate::rows::kind_of;
 
 pub async fn types(c: &impl GenericClient, tenant: &str) -> StoreResult<Vec<TypeSummary>> {
     let mut out: BTreeMap<String, TypeSummary> = BTreeMap::new();
@@ -254,15 +242,6 @@ async fn attribute_names(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// A JSON number from a stored double: integral values come back as integers.
-fn number(n: f64) -> Value {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        Value::from(n as i64)
-    } else {
-        serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
-    }
-}
-
 fn column(field: TimeField) -> &'static str {
     match field {
         TimeField::Observed => "t",
@@ -318,7 +297,7 @@ pub async fn history(
                 })?,
                 None => Attribute {
                     kind: AttrKind::Property,
-                    value: num.map_or(Value::Null, number),
+                    value: num.map_or(Value::Null, crate::history::number_value),
                     dataset_id: None,
                     observed_at: Some(t),
                     unit_code: unit,
@@ -364,10 +343,10 @@ pub async fn aggregate(
     let col = column(q.field);
     let starts: Vec<DateTime<Utc>> = q.periods.iter().map(|(s, _)| ms(*s)).collect();
     let ends: Vec<DateTime<Utc>> = q.periods.iter().map(|(_, e)| ms(*e)).collect();
-    // Distinct values as SQLite counts them: a number by its value, anything else by
-    // its text.
+    // Distinct values: a number by its value, anything else by its text (a number
+    // and a text that reads the same are two values, as in SQLite).
     let distinct = if q.distinct {
-        "count(DISTINCT coalesce(h.num::text, h.txt, ''))"
+        "count(DISTINCT (h.num, h.txt))"
     } else {
         "0::bigint"
     };
@@ -390,16 +369,9 @@ pub async fn aggregate(
             let Some(k) = usize::try_from(k - 1).ok().filter(|k| *k < q.periods.len()) else {
                 continue;
             };
-            let periods = by_dataset.entry(r.get(1)).or_insert_with(|| {
-                q.periods
-                    .iter()
-                    .map(|(start, end)| PeriodStats {
-                        start: *start,
-                        end: *end,
-                        ..Default::default()
-                    })
-                    .collect()
-            });
+            let periods = by_dataset
+                .entry(r.get(1))
+                .or_insert_with(|| q.empty_periods());
             let st = &mut periods[k];
             st.total = r.get::<_, i64>(2).max(0) as u64;
             st.numbers = r.get::<_, i64>(3).max(0) as u64;

@@ -47,13 +47,14 @@ pub const MIGRATIONS: &[&str] = &[
     );
 
     -- The scalars `q` compares with: a number (num) or a string, boolean or
-    -- relationship target (txt).
+    -- relationship target (txt), compared in byte order as SQLite and the model do
+    -- (collation "C"); a text over 1,000 bytes is kept as its prefix.
     CREATE TABLE attr_values (
         entity bigint NOT NULL,
         name text NOT NULL,
         k integer NOT NULL,
         num double precision,
-        txt text,
+        txt text COLLATE "C",
         PRIMARY KEY (entity, name, k)
     );
     CREATE INDEX attr_by_num ON attr_values (name, num, entity) WHERE num IS NOT NULL;

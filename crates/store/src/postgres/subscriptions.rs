@@ -170,7 +170,7 @@ impl PostgresStore {
         let c = self.client().await?;
         let rows = c
             .query(
-                "SELECT tenant, value::text FROM registry WHERE collection = $1 AND key = $2 ORDER BY tenant",
+                "SELECT tenant, value::text FROM registry WHERE collection = $1 AND key = $2 ORDER BY tenant COLLATE \"C\"",
                 &[&collection, &key],
             )
             .await

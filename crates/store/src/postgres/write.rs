@@ -9,6 +9,7 @@ use ngsi::Entity;
 use serde_json::Value;
 
 use super::{PostgresStore, ms, pg_error};
+use crate::plan::INDEXED_TEXT_BYTES;
 use crate::rows::{AttrRows, IndexRows};
 use crate::sqlite::history_columns;
 use crate::watch::TenantWatchers;
@@ -590,6 +591,19 @@ impl HistoryRow {
     }
 }
 
+/// A text as the value index keeps it: whole, or its longest prefix of at most
+/// [`INDEXED_TEXT_BYTES`] that ends on a character.
+fn indexed_text(text: &str) -> &str {
+    if text.len() <= INDEXED_TEXT_BYTES {
+        return text;
+    }
+    let mut end = INDEXED_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Turns the index rows of `old` into those of `new`, attribute by attribute,
 /// touching only what differs.
 async fn replace_rows(
@@ -652,9 +666,10 @@ async fn replace_rows(
             }
             for (k, (num, txt)) in after.values.iter().enumerate() {
                 let k = i32::try_from(k).unwrap_or(i32::MAX);
+                let txt = txt.as_deref().map(indexed_text);
                 tx.execute(
                     "INSERT INTO attr_values (entity, name, k, num, txt) VALUES ($1, $2, $3, $4, $5)",
-                    &[&rowid, name, &k, num, txt],
+                    &[&rowid, name, &k, num, &txt],
                 )
                 .await?;
             }

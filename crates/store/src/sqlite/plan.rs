@@ -17,6 +17,7 @@ use rusqlite::{Connection, params_from_iter};
 
 use super::sql_error;
 use crate::plan::{Dialect, Sql, driver_candidates, q_probe, type_probe};
+use crate::query::Filtered;
 use crate::{EntityQuery, QueryPage, StoreError, StoreResult};
 
 const SQLITE: Dialect = Dialect::Sqlite;
@@ -246,22 +247,11 @@ fn run_filtered(c: &Connection, sql: Sql, q: &EntityQuery) -> StoreResult<QueryP
     let mut rows = stmt
         .query(params_from_iter(sql.params.iter()))
         .map_err(sql_error)?;
-    let mut entities = Vec::new();
-    let mut matched = 0usize;
+    let mut page = Filtered::new(q);
     while let Some(row) = rows.next().map_err(sql_error)? {
-        let entity = read_entity(row)?;
-        if !q.matches(&entity) {
-            continue;
-        }
-        matched += 1;
-        if matched > q.offset && entities.len() < q.limit {
-            entities.push(entity);
-        } else if !q.count && entities.len() >= q.limit {
+        if !page.offer(read_entity(row)?) {
             break;
         }
     }
-    Ok(QueryPage {
-        entities,
-        count: q.count.then_some(matched as u64),
-    })
+    Ok(page.page())
 }
