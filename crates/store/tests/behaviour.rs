@@ -1,7 +1,8 @@
 //! The behaviour every `Store` backend must show: each check is a function of a
 //! store, run as one test per backend (module `sqlite`, module `postgres`), plus a
 //! test per backend that runs them all on one store and reads it again after
-//! reopening.
+//! reopening. Module `postgres_only` checks what only PostgreSQL has: history
+//! partitions, and two stores (nodes) over one database.
 //!
 //! The PostgreSQL tests need a server: `DOTHI_TEST_DATABASE_URL` names it (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). Each test creates a database of
@@ -1566,6 +1567,144 @@ impl Drop for TestDatabase {
         .join();
         if !matches!(dropped, Ok(Ok(()))) {
             eprintln!("test database {} was not dropped", self.name);
+        }
+    }
+}
+
+/// What only the PostgreSQL backend has: partitions of the history, and several
+/// stores (nodes) over one database.
+mod postgres_only {
+    use super::*;
+
+    /// A reading of `level` observed at `time`, written by an update of the entity.
+    fn observed(id: &str, time: &str, level: f64) -> WriteOp {
+        let e = entity(json!({
+            "id": id, "type": "Gauge",
+            "level": {"type": "Property", "value": level, "observedAt": time},
+        }));
+        WriteOp::new(id, move |current| {
+            let mut next = e;
+            if let Some(cur) = current {
+                next.created_at = cur.created_at;
+            }
+            Ok((Change::Put(next), Applied::default()))
+        })
+    }
+
+    async fn history_len(store: &Arc<dyn Store>, id: &str) -> usize {
+        let page = store
+            .history(
+                "",
+                HistoryQuery {
+                    entity_id: id.into(),
+                    limit: 1000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        page.attrs.values().map(Vec::len).sum()
+    }
+
+    async fn count(db: &TestDatabase, sql: &str) -> i64 {
+        connect(&db.url())
+            .await
+            .query_one(sql, &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Writing into a month creates its partition; a month whose rows already sit
+    /// in the default partition cannot get one, and its writes go there too: no
+    /// write is refused for want of a partition.
+    #[tokio::test]
+    async fn history_goes_to_month_partitions_else_to_the_default_one() {
+        let db = TestDatabase::create().await;
+        let store = db.open().await;
+        for (i, time) in ["2019-03-10T08:00:00Z", "2019-03-31T23:59:59Z"]
+            .iter()
+            .enumerate()
+        {
+            let r = store
+                .write("", vec![observed("urn:p:1", time, i as f64)])
+                .await
+                .unwrap();
+            assert!(r[0].is_ok(), "{r:?}");
+        }
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM attr_history_y2019m03").await,
+            2
+        );
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM attr_history_default").await,
+            0
+        );
+
+        // A row of January 2018 put in the default partition behind the store's back:
+        // that month's partition can no longer be created.
+        connect(&db.url())
+            .await
+            .batch_execute(
+                "INSERT INTO attr_history (entity, name, t, written, num)
+                 SELECT rowid, 'https://example.org/other', '2018-01-05T00:00:00Z', now(), 1
+                 FROM entities LIMIT 1",
+            )
+            .await
+            .unwrap();
+        let r = store
+            .write("", vec![observed("urn:p:1", "2018-01-20T00:00:00Z", 7.0)])
+            .await
+            .unwrap();
+        assert!(r[0].is_ok(), "{r:?}");
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM attr_history_default").await,
+            2
+        );
+        assert_eq!(
+            count(
+                &db,
+                "SELECT count(*) FROM pg_class WHERE relname = 'attr_history_y2018m01'"
+            )
+            .await,
+            0
+        );
+        assert_eq!(history_len(&store, "urn:p:1").await, 4);
+    }
+
+    /// Two stores over one database, opened at once (the migrations run once) and
+    /// changing one entity at once: no change is lost, and what one writes the other
+    /// reads.
+    #[tokio::test]
+    async fn two_nodes_share_one_database() {
+        let db = TestDatabase::create().await;
+        let (a, b) = tokio::join!(db.open(), db.open());
+        assert_eq!(count(&db, "SELECT count(*) FROM schema_version").await, 1);
+        let counter = |by: &'static str| {
+            WriteOp::new("urn:c:1", move |current| {
+                let mut e = current.unwrap_or_else(|| {
+                    entity(json!({"id": "urn:c:1", "type": "Counter", "n": 0, "by": ""}))
+                });
+                let n = Context::core().expand("n");
+                let attr = &mut e.attrs.get_mut(&n).unwrap()[0];
+                attr.value = json!(attr.value.as_i64().unwrap() + 1);
+                let by_name = Context::core().expand("by");
+                e.attrs.get_mut(&by_name).unwrap()[0].value = json!(by);
+                Ok((Change::Put(e), Applied::default()))
+            })
+        };
+        let run = |store: Arc<dyn Store>, by: &'static str| async move {
+            for _ in 0..40 {
+                let r = store.write("", vec![counter(by)]).await.unwrap();
+                assert!(r[0].is_ok(), "{r:?}");
+            }
+        };
+        tokio::join!(run(a.clone(), "a"), run(b.clone(), "b"));
+        let n = Context::core().expand("n");
+        for store in [&a, &b] {
+            let e = store.get("", "urn:c:1").await.unwrap().unwrap();
+            assert_eq!(e.attrs[&n][0].value, json!(80));
         }
     }
 }
