@@ -1707,4 +1707,50 @@ mod postgres_only {
             assert_eq!(e.attrs[&n][0].value, json!(80));
         }
     }
+
+    /// PostgreSQL keeps no U+0000 in a text: such a write is refused as bad data
+    /// (its batch's other operations go through), a text merely showing `\u0000`
+    /// is kept.
+    #[tokio::test]
+    async fn a_nul_character_is_refused_as_bad_data() {
+        let db = TestDatabase::create().await;
+        let store = db.open().await;
+        let r = store
+            .write(
+                "",
+                vec![
+                    create(entity(
+                        json!({"id": "urn:n:1", "type": "T", "note": "a\u{0}b"}),
+                    )),
+                    create(entity(
+                        json!({"id": "urn:n:2", "type": "T", "note": "a\\u0000b"}),
+                    )),
+                ],
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(&r[0], Err(StoreError::Rejected(e)) if e.kind == ngsi::ErrorKind::BadRequestData),
+            "{r:?}"
+        );
+        assert!(r[1].is_ok(), "{r:?}");
+        assert!(store.get("", "urn:n:1").await.unwrap().is_none());
+        let kept = store.get("", "urn:n:2").await.unwrap().unwrap();
+        assert_eq!(
+            kept.attrs[&Context::core().expand("note")][0].value,
+            json!("a\\u0000b")
+        );
+        let refused = store
+            .registry_put(
+                "devices",
+                "",
+                vec![("d".into(), json!({"name": "x\u{0}"}))],
+                store::RegistryWrite::Upsert,
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Rejected(_))),
+            "{refused:?}"
+        );
+    }
 }

@@ -117,6 +117,23 @@ fn params(p: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     p.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
 }
 
+/// Refuses a JSON text holding the character U+0000 (escaped `\u0000`), which
+/// PostgreSQL stores neither in text nor in jsonb: the write is refused as bad data
+/// rather than failing in the database.
+fn refuse_nul(json: &str) -> StoreResult<()> {
+    let bytes = json.as_bytes();
+    for (i, _) in json.match_indices("\\u0000") {
+        // An escape only when preceded by an even number of backslashes.
+        let backslashes = bytes[..i].iter().rev().take_while(|b| **b == b'\\').count();
+        if backslashes % 2 == 0 {
+            return Err(StoreError::Rejected(ngsi::Error::bad_data(
+                "a text holds the character U+0000, which this store cannot keep",
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A time as the history keeps it: to the millisecond, as SQLite does.
 fn ms(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)

@@ -5,7 +5,7 @@ use ngsi::subscription::Subscription;
 use serde_json::Value;
 
 use super::write::OUTBOX_LOCK;
-use super::{PostgresStore, ms, pg_error};
+use super::{PostgresStore, ms, pg_error, refuse_nul};
 use crate::{
     Delivery, OutboxRow, RegistryPage, RegistryRecord, RegistryWrite, StoreError, StoreResult,
     StoredSubscription, SubscriptionPage, SubscriptionWrite,
@@ -72,6 +72,10 @@ impl PostgresStore {
         records: Vec<(String, Value)>,
         mode: RegistryWrite,
     ) -> StoreResult<()> {
+        for (key, value) in &records {
+            refuse_nul(&Value::String(key.clone()).to_string())?;
+            refuse_nul(&value.to_string())?;
+        }
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
         let mut seen = std::collections::HashSet::new();
@@ -236,6 +240,7 @@ impl PostgresStore {
     ) -> StoreResult<()> {
         let doc = serde_json::to_string(&subscription)
             .map_err(|e| StoreError::Other(format!("cannot store a subscription: {e}")))?;
+        refuse_nul(&doc)?;
         let id = subscription.id;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;

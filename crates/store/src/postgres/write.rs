@@ -8,7 +8,7 @@ use deadpool_postgres::Transaction;
 use ngsi::Entity;
 use serde_json::Value;
 
-use super::{PostgresStore, ms, pg_error};
+use super::{PostgresStore, ms, pg_error, refuse_nul};
 use crate::plan::INDEXED_TEXT_BYTES;
 use crate::rows::{AttrRows, IndexRows};
 use crate::sqlite::history_columns;
@@ -295,6 +295,13 @@ impl PostgresStore {
             }
             None => (None, None),
         };
+        if let HistoryWrite::Instances(instances) = &op.history {
+            for (_, inst) in instances {
+                let json = serde_json::to_string(inst)
+                    .map_err(|e| OpError::Op(StoreError::Other(e.to_string())))?;
+                refuse_nul(&json).map_err(OpError::Op)?;
+            }
+        }
         let old_rows = before.as_ref().map(IndexRows::of);
         let old_attrs = match (&op.history, &before) {
             (HistoryWrite::Changes, Some(e)) => Some(e.attrs.clone()),
@@ -328,6 +335,7 @@ impl PostgresStore {
                 }
                 let doc = serde_json::to_string(&entity)
                     .map_err(|e| OpError::Op(StoreError::Other(e.to_string())))?;
+                refuse_nul(&doc).map_err(OpError::Op)?;
                 let rowid = match rowid {
                     Some(rowid) => {
                         tx.execute(
@@ -472,6 +480,9 @@ impl PostgresStore {
                 attribute,
                 ..
             } => {
+                let json = serde_json::to_string(attribute)
+                    .map_err(|e| StoreError::Other(e.to_string()))?;
+                refuse_nul(&json)?;
                 // The row may move to another month's partition: delete and insert
                 // under the same id.
                 let gone = tx
