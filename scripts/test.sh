@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of dothi. Installs and starts what the tests need on this machine
 # when it is missing: the MQTT broker of the IoT agent's tests (Mosquitto on
-# 127.0.0.1:1883), Node.js/npm to build the web app, and Chromium for its browser
+# 127.0.0.1:1883), PostGIS for the PostgreSQL store's tests (the server itself,
+# 127.0.0.1:5432 or DOTHI_TEST_DATABASE_URL, is the machine's; its tests fail, saying
+# so, without it), Node.js/npm to build the web app, and Chromium for its browser
 # tests (Debian's, at /usr/bin/chromium; no browser is ever downloaded otherwise).
+# The hub's HTTP API tests run twice: on SQLite, then on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +42,31 @@ if [ ! -x /usr/bin/chromium ]; then
     install_debian chromium
 fi
 
+# PostGIS for every PostgreSQL installed here (the store's first migration creates
+# the extension).
+if command -v apt-get >/dev/null; then
+    for dir in /usr/lib/postgresql/*/; do
+        [ -d "$dir" ] || continue
+        version=$(basename "$dir")
+        if ! ls /usr/share/postgresql/"$version"/extension/postgis.control >/dev/null 2>&1; then
+            echo "installing PostGIS for PostgreSQL $version" >&2
+            apt-get install -y -q "postgresql-$version-postgis-3" >/dev/null 2>&1 ||
+                { apt-get update -q >/dev/null && apt-get install -y -q "postgresql-$version-postgis-3" >/dev/null; }
+        fi
+    done
+fi
+
 cargo test --workspace --locked "$@"
+DOTHI_TEST_STORE=postgres cargo test -p hub --test api --locked "$@"
+
+# Databases of tests that restart a hub at the same path are left behind: drop them.
+if command -v psql >/dev/null; then
+    url=${DOTHI_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+    psql "$url" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'dothi\_test\_api\_%'" 2>/dev/null |
+        while read -r db; do
+            [ -n "$db" ] && psql "$url" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+        done
+fi
 
 # The web app in a real browser, against a real `dothi demo` (the debug binary).
 echo "== browser tests (web/tests, headless Chromium)" >&2

@@ -61,7 +61,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "DOTHI_LISTEN", default_value = "127.0.0.1:1026")]
     pub listen: String,
-    /// Where data lives: sqlite://path/to/file.db
+    /// Where data lives: sqlite://path/to/file.db, or postgres://user@host/db
+    /// (PostgreSQL with PostGIS).
     #[arg(
         long,
         env = "DOTHI_STORE",
@@ -126,7 +127,10 @@ impl ServeArgs {
             || self.store.starts_with("postgres://")
             || self.store.starts_with("postgresql://"))
         {
-            bail!("--store {:?} must be sqlite://path", self.store);
+            bail!(
+                "--store {:?} must be sqlite://path or postgres://user@host/db",
+                self.store
+            );
         }
         if !(1024..=1024 * 1024 * 1024).contains(&self.max_body_bytes) {
             bail!("--max-body-bytes must be between 1 KiB and 1 GiB");

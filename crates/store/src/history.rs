@@ -71,6 +71,20 @@ pub struct PeriodStats {
     pub max: Option<f64>,
 }
 
+impl AggregateQuery {
+    /// Its periods with nothing counted yet.
+    pub(crate) fn empty_periods(&self) -> Vec<PeriodStats> {
+        self.periods
+            .iter()
+            .map(|(start, end)| PeriodStats {
+                start: *start,
+                end: *end,
+                ..Default::default()
+            })
+            .collect()
+    }
+}
+
 /// Per-period statistics of one entity's attributes.
 #[derive(Debug, Clone, Default)]
 pub struct AggregateQuery {
@@ -136,6 +150,15 @@ pub enum HistoryWrite {
     Changes,
     /// Exactly these instances (expanded name, instance), as a client provides history.
     Instances(Vec<(String, Attribute)>),
+}
+
+/// A JSON number from a stored double: integral values come back as integers.
+pub(crate) fn number_value(n: f64) -> serde_json::Value {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        serde_json::Value::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    }
 }
 
 /// The URI of a stored instance.

@@ -10,10 +10,14 @@
 //! the candidates, the model's own evaluation decides.
 
 pub mod history;
+mod plan;
+pub mod postgres;
 mod query;
 pub mod registry;
+mod rows;
 pub mod sqlite;
 pub mod subscription;
+mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -301,18 +305,18 @@ pub trait Store: Send + Sync + 'static {
     fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }
 
-/// Opens the store a URL names: `sqlite://path/to/file.db` (or `sqlite::memory:`).
+/// Opens the store a URL names: `sqlite://path/to/file.db` (or `sqlite::memory:`), or
+/// `postgres://user@host/db` (`postgresql://` too).
 pub async fn open(url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let store = sqlite::SqliteStore::open(path).await?;
         return Ok(std::sync::Arc::new(store));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StoreError::Other(
-            "the PostgreSQL backend is not available in this build yet".into(),
-        ));
+        let store = postgres::PostgresStore::open(url).await?;
+        return Ok(std::sync::Arc::new(store));
     }
     Err(StoreError::Other(format!(
-        "unknown store URL {url:?} (expected sqlite://path)"
+        "unknown store URL {url:?} (expected sqlite://path or postgres://user@host/db)"
     )))
 }

@@ -1,6 +1,8 @@
 //! What a query asks of a store, with every name already expanded.
 
 use ngsi::Entity;
+
+use crate::QueryPage;
 use ngsi::filter::{GeoFilter, QFilter};
 use ngsi::query::ast::{ScopeExpr, TypeExpr};
 use regex::Regex;
@@ -39,5 +41,45 @@ impl EntityQuery {
                 let scopes: Vec<&str> = e.scopes.iter().map(String::as_str).collect();
                 ngsi::query::scope_expr_matches(s, &scopes)
             })
+    }
+}
+
+/// The page of a query whose candidates the model tests one by one, in order.
+pub(crate) struct Filtered<'q> {
+    query: &'q EntityQuery,
+    entities: Vec<Entity>,
+    matched: usize,
+}
+
+impl<'q> Filtered<'q> {
+    pub fn new(query: &'q EntityQuery) -> Filtered<'q> {
+        Filtered {
+            query,
+            entities: Vec::new(),
+            matched: 0,
+        }
+    }
+
+    /// Tests the next candidate; false once the page is full and nothing more needs
+    /// reading (no count asked).
+    pub fn offer(&mut self, entity: Entity) -> bool {
+        let q = self.query;
+        if !q.matches(&entity) {
+            return true;
+        }
+        self.matched += 1;
+        if self.matched > q.offset && self.entities.len() < q.limit {
+            self.entities.push(entity);
+            true
+        } else {
+            q.count || self.entities.len() < q.limit
+        }
+    }
+
+    pub fn page(self) -> QueryPage {
+        QueryPage {
+            entities: self.entities,
+            count: self.query.count.then_some(self.matched as u64),
+        }
     }
 }

@@ -1,5 +1,13 @@
-//! The behaviour every `Store` backend must show, run against each backend.
-//! (SQLite here; a new backend adds one `#[tokio::test]` calling the same checks.)
+//! The behaviour every `Store` backend must show: each check is a function of a
+//! store, run as one test per backend (module `sqlite`, module `postgres`), plus a
+//! test per backend that runs them all on one store and reads it again after
+//! reopening. Module `postgres_only` checks what only PostgreSQL has: history
+//! partitions, and two stores (nodes) over one database.
+//!
+//! The PostgreSQL tests need a server: `DOTHI_TEST_DATABASE_URL` names it (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). Each test creates a database of
+//! its own with a random name and drops it at the end; without a server they fail,
+//! saying so.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -200,6 +208,25 @@ impl Lcg {
     }
 }
 
+/// Asserts that a query (asking for its count) returns exactly the entities among
+/// `all` that the model selects, in order.
+async fn agrees_with_the_model(
+    store: &Arc<dyn Store>,
+    tenant: &str,
+    all: &[Entity],
+    query: EntityQuery,
+    what: &str,
+) {
+    let expected: Vec<String> = all
+        .iter()
+        .filter(|e| query.matches(e))
+        .map(|e| e.id.clone())
+        .collect();
+    let page = store.query(tenant, query).await.unwrap();
+    assert_eq!(ids(&page), expected, "{what}");
+    assert_eq!(page.count, Some(expected.len() as u64), "{what}");
+}
+
 /// Random entities; then each query's answer from the store must equal the model's
 /// own evaluation over every entity (the indexes may narrow, never drop a match).
 async fn queries_agree_with_the_model(store: Arc<dyn Store>) {
@@ -266,14 +293,7 @@ async fn queries_agree_with_the_model(store: Arc<dyn Store>) {
                 count: true,
                 ..Default::default()
             };
-            let expected: Vec<String> = all
-                .iter()
-                .filter(|e| query.matches(e))
-                .map(|e| e.id.clone())
-                .collect();
-            let page = store.query("q", query.clone()).await.unwrap();
-            assert_eq!(ids(&page), expected, "q={q} type={t:?}");
-            assert_eq!(page.count, Some(expected.len() as u64));
+            agrees_with_the_model(&store, "q", &all, query, &format!("q={q} type={t:?}")).await;
         }
     }
     for (georel, geometry, coordinates) in [
@@ -355,6 +375,55 @@ async fn queries_agree_with_the_model(store: Arc<dyn Store>) {
         .find(|a| a.name_iri == ctx.expand("level"))
         .unwrap();
     assert_eq!(level.attribute_count, 400);
+}
+
+/// Texts of any length are stored and compared whole, as the model compares them
+/// (in byte order), whatever the index keeps of them.
+async fn compares_long_texts(store: Arc<dyn Store>) {
+    let ctx = Context::core();
+    // Longer than a query may be (64 KiB), and than one a query may name.
+    let huge = format!("{}b", "đ".repeat(1_500_000));
+    let long = format!("{}c", "đ".repeat(10_000));
+    let near = format!("{}a", "đ".repeat(600));
+    let texts = [
+        huge,
+        long.clone(),
+        near.clone(),
+        "đ".repeat(600),
+        "short".into(),
+    ];
+    let all: Vec<Entity> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| entity(json!({"id": format!("urn:t:{i}"), "type": "T", "note": t})))
+        .collect();
+    let written = store
+        .write("t", all.iter().cloned().map(create).collect())
+        .await
+        .unwrap();
+    assert!(written.iter().all(Result::is_ok), "{written:?}");
+    assert_eq!(store.get("t", "urn:t:0").await.unwrap().unwrap(), all[0]);
+    let quoted = |t: &str| format!("\"{t}\"");
+    for q in [
+        format!("note=={}", quoted(&long)),
+        format!("note=={}", quoted(&near)),
+        format!("note>{}", quoted(&near)),
+        format!("note<{}", quoted(&long)),
+        format!("note>{}", quoted(&long)),
+        format!("note>={}", quoted(&"đ".repeat(600))),
+        "note>\"s\"".to_string(),
+        "note<\"đđ\"".to_string(),
+        "note==\"short\"".to_string(),
+    ] {
+        let query = EntityQuery {
+            q: Some(QFilter::new(parse_q(&q).unwrap().map_attrs(&|n| ctx.expand(n))).unwrap()),
+            limit: 10,
+            count: true,
+            ..Default::default()
+        };
+        let shown: String = q.chars().take(40).collect();
+        agrees_with_the_model(&store, "t", &all, query, &format!("q={shown}…")).await;
+    }
 }
 
 async fn keeps_contexts(store: Arc<dyn Store>) {
@@ -1308,21 +1377,20 @@ async fn keeps_subscriptions_and_their_outbox(store: Arc<dyn Store>) {
     assert_eq!(outbox_len(&store).await, 1);
 }
 
-#[tokio::test]
-async fn sqlite_backend_behaves() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_sqlite(&dir).await;
+/// Runs every check on one store, then reads what they wrote after reopening it.
+async fn survives_reopening(store: Arc<dyn Store>, reopen: impl AsyncFnOnce() -> Arc<dyn Store>) {
     writes_reads_and_isolates_tenants(store.clone()).await;
     batch_items_are_independent(store.clone()).await;
     queries_agree_with_the_model(store.clone()).await;
+    compares_long_texts(store.clone()).await;
     keeps_contexts(store.clone()).await;
     keeps_history(store.clone()).await;
     aggregates_agree_with_the_instances(store.clone()).await;
     keeps_registry(store.clone()).await;
     keeps_subscriptions_and_their_outbox(store.clone()).await;
     drop(store);
-    // Everything written is there after reopening the file.
-    let store = open_sqlite(&dir).await;
+    // Everything written is there after reopening.
+    let store = reopen().await;
     // The registry too.
     assert_eq!(
         store.registry_get("devices", "reg-1", "a").await.unwrap(),
@@ -1379,4 +1447,310 @@ async fn sqlite_backend_behaves() {
             .count,
         Some(400)
     );
+}
+
+/// One test per backend for each check.
+macro_rules! behaviour {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$check(super::open_sqlite(&dir).await).await;
+                }
+            )*
+
+            #[tokio::test]
+            async fn survives_reopening() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = super::open_sqlite(&dir).await;
+                super::survives_reopening(store, async || super::open_sqlite(&dir).await).await;
+            }
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let db = super::TestDatabase::create().await;
+                    super::$check(db.open().await).await;
+                }
+            )*
+
+            #[tokio::test]
+            async fn survives_reopening() {
+                let db = super::TestDatabase::create().await;
+                let store = db.open().await;
+                super::survives_reopening(store, async || db.open().await).await;
+            }
+        }
+    };
+}
+
+behaviour!(
+    writes_reads_and_isolates_tenants,
+    batch_items_are_independent,
+    queries_agree_with_the_model,
+    compares_long_texts,
+    keeps_contexts,
+    keeps_history,
+    aggregates_agree_with_the_instances,
+    keeps_registry,
+    keeps_subscriptions_and_their_outbox,
+);
+
+/// A PostgreSQL database of one test, created empty and dropped when it ends (even
+/// when the test fails).
+struct TestDatabase {
+    server: String,
+    name: String,
+}
+
+fn server_url() -> String {
+    std::env::var("DOTHI_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "the PostgreSQL tests need a server: cannot connect to {url} ({e}); \
+                 start PostgreSQL (scripts/test.sh does) or set DOTHI_TEST_DATABASE_URL"
+            )
+        });
+    tokio::spawn(connection);
+    client
+}
+
+impl TestDatabase {
+    async fn create() -> TestDatabase {
+        let server = server_url();
+        let name = format!("dothi_test_{}", uuid::Uuid::new_v4().simple());
+        connect(&server)
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        TestDatabase { server, name }
+    }
+
+    fn url(&self) -> String {
+        let base = self.server.split('?').next().unwrap_or_default();
+        let (prefix, _) = base.rsplit_once('/').unwrap();
+        format!("{prefix}/{}", self.name)
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        store::open(&self.url()).await.unwrap()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // A runtime of its own: the test's may be shutting down.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let client = connect(&server).await;
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("test database {} was not dropped", self.name);
+        }
+    }
+}
+
+/// What only the PostgreSQL backend has: partitions of the history, and several
+/// stores (nodes) over one database.
+mod postgres_only {
+    use super::*;
+
+    /// A reading of `level` observed at `time`, written by an update of the entity.
+    fn observed(id: &str, time: &str, level: f64) -> WriteOp {
+        let e = entity(json!({
+            "id": id, "type": "Gauge",
+            "level": {"type": "Property", "value": level, "observedAt": time},
+        }));
+        WriteOp::new(id, move |current| {
+            let mut next = e;
+            if let Some(cur) = current {
+                next.created_at = cur.created_at;
+            }
+            Ok((Change::Put(next), Applied::default()))
+        })
+    }
+
+    async fn history_len(store: &Arc<dyn Store>, id: &str) -> usize {
+        let page = store
+            .history(
+                "",
+                HistoryQuery {
+                    entity_id: id.into(),
+                    limit: 1000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        page.attrs.values().map(Vec::len).sum()
+    }
+
+    async fn count(db: &TestDatabase, sql: &str) -> i64 {
+        connect(&db.url())
+            .await
+            .query_one(sql, &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Writing into a month creates its partition; a month whose rows already sit
+    /// in the default partition cannot get one, and its writes go there too: no
+    /// write is refused for want of a partition.
+    #[tokio::test]
+    async fn history_goes_to_month_partitions_else_to_the_default_one() {
+        let db = TestDatabase::create().await;
+        let store = db.open().await;
+        for (i, time) in ["2019-03-10T08:00:00Z", "2019-03-31T23:59:59Z"]
+            .iter()
+            .enumerate()
+        {
+            let r = store
+                .write("", vec![observed("urn:p:1", time, i as f64)])
+                .await
+                .unwrap();
+            assert!(r[0].is_ok(), "{r:?}");
+        }
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM attr_history_y2019m03").await,
+            2
+        );
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM attr_history_default").await,
+            0
+        );
+
+        // A row of January 2018 put in the default partition behind the store's back:
+        // that month's partition can no longer be created.
+        connect(&db.url())
+            .await
+            .batch_execute(
+                "INSERT INTO attr_history (entity, name, t, written, num)
+                 SELECT rowid, 'https://example.org/other', '2018-01-05T00:00:00Z', now(), 1
+                 FROM entities LIMIT 1",
+            )
+            .await
+            .unwrap();
+        let r = store
+            .write("", vec![observed("urn:p:1", "2018-01-20T00:00:00Z", 7.0)])
+            .await
+            .unwrap();
+        assert!(r[0].is_ok(), "{r:?}");
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM attr_history_default").await,
+            2
+        );
+        assert_eq!(
+            count(
+                &db,
+                "SELECT count(*) FROM pg_class WHERE relname = 'attr_history_y2018m01'"
+            )
+            .await,
+            0
+        );
+        assert_eq!(history_len(&store, "urn:p:1").await, 4);
+    }
+
+    /// Two stores over one database, opened at once (the migrations run once) and
+    /// changing one entity at once: no change is lost, and what one writes the other
+    /// reads.
+    #[tokio::test]
+    async fn two_nodes_share_one_database() {
+        let db = TestDatabase::create().await;
+        let (a, b) = tokio::join!(db.open(), db.open());
+        assert_eq!(count(&db, "SELECT count(*) FROM schema_version").await, 1);
+        let counter = |by: &'static str| {
+            WriteOp::new("urn:c:1", move |current| {
+                let mut e = current.unwrap_or_else(|| {
+                    entity(json!({"id": "urn:c:1", "type": "Counter", "n": 0, "by": ""}))
+                });
+                let n = Context::core().expand("n");
+                let attr = &mut e.attrs.get_mut(&n).unwrap()[0];
+                attr.value = json!(attr.value.as_i64().unwrap() + 1);
+                let by_name = Context::core().expand("by");
+                e.attrs.get_mut(&by_name).unwrap()[0].value = json!(by);
+                Ok((Change::Put(e), Applied::default()))
+            })
+        };
+        let run = |store: Arc<dyn Store>, by: &'static str| async move {
+            for _ in 0..40 {
+                let r = store.write("", vec![counter(by)]).await.unwrap();
+                assert!(r[0].is_ok(), "{r:?}");
+            }
+        };
+        tokio::join!(run(a.clone(), "a"), run(b.clone(), "b"));
+        let n = Context::core().expand("n");
+        for store in [&a, &b] {
+            let e = store.get("", "urn:c:1").await.unwrap().unwrap();
+            assert_eq!(e.attrs[&n][0].value, json!(80));
+        }
+    }
+
+    /// PostgreSQL keeps no U+0000 in a text: such a write is refused as bad data
+    /// (its batch's other operations go through), a text merely showing `\u0000`
+    /// is kept.
+    #[tokio::test]
+    async fn a_nul_character_is_refused_as_bad_data() {
+        let db = TestDatabase::create().await;
+        let store = db.open().await;
+        let r = store
+            .write(
+                "",
+                vec![
+                    create(entity(
+                        json!({"id": "urn:n:1", "type": "T", "note": "a\u{0}b"}),
+                    )),
+                    create(entity(
+                        json!({"id": "urn:n:2", "type": "T", "note": "a\\u0000b"}),
+                    )),
+                ],
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(&r[0], Err(StoreError::Rejected(e)) if e.kind == ngsi::ErrorKind::BadRequestData),
+            "{r:?}"
+        );
+        assert!(r[1].is_ok(), "{r:?}");
+        assert!(store.get("", "urn:n:1").await.unwrap().is_none());
+        let kept = store.get("", "urn:n:2").await.unwrap().unwrap();
+        assert_eq!(
+            kept.attrs[&Context::core().expand("note")][0].value,
+            json!("a\\u0000b")
+        );
+        let refused = store
+            .registry_put(
+                "devices",
+                "",
+                vec![("d".into(), json!({"name": "x\u{0}"}))],
+                store::RegistryWrite::Upsert,
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Rejected(_))),
+            "{refused:?}"
+        );
+    }
 }

@@ -107,6 +107,11 @@ pub struct BenchArgs {
     /// into afterwards.
     #[arg(long)]
     pub keep: bool,
+    /// hub: a PostgreSQL server (postgres://user@host/db, with PostGIS): figures 1 to
+    /// 3 are measured on SQLite, then again on databases created there for the run
+    /// (and dropped after), and printed side by side.
+    #[arg(long)]
+    pub store: Option<String>,
 }
 
 /// How big each part of the run is.
@@ -348,6 +353,55 @@ fn fsync_latency(dir: &std::path::Path) -> std::io::Result<(f64, f64)> {
     Ok((p.p50, p.p95))
 }
 
+/// `bench hub --store postgres://…`: figures 1 to 3 on SQLite, then on PostgreSQL,
+/// each printed in full, then side by side; the report is SQLite's with
+/// PostgreSQL's figures as extra values (`postgres_<key>`).
+async fn side_by_side(sizes: &Sizes, dir: &std::path::Path, url: &str) -> anyhow::Result<Report> {
+    println!();
+    println!("######## SQLite ########");
+    let mut sqlite = phases::run(sizes, dir, &server::Backend::Sqlite).await?;
+    println!();
+    let backend = server::Backend::postgres(url);
+    println!(
+        "######## {} ({}) ########",
+        backend.name(),
+        without_password(url)
+    );
+    let postgres = phases::run(sizes, dir, &backend).await;
+    let dropped = backend.drop_databases().await;
+    let postgres = postgres?;
+    dropped?;
+    println!();
+    println!("== SQLite and PostgreSQL side by side ==");
+    println!("{:<46} {:>16}  {:>16}", "figure", "SQLite", "PostgreSQL");
+    for r in &sqlite.rows {
+        let Some(p) = postgres.rows.iter().find(|p| p.key == r.key) else {
+            continue;
+        };
+        println!(
+            "{:<46} {:>16}  {:>16}",
+            r.label,
+            format!("{} {}", number(r.value), r.unit),
+            format!("{} {}", number(p.value), p.unit)
+        );
+    }
+    for p in &postgres.rows {
+        sqlite.extra(format!("postgres_{}", p.key), p.value);
+    }
+    Ok(sqlite)
+}
+
+/// A database URL as it may be printed.
+fn without_password(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if url[scheme + 3..at].contains(':') => {
+            let user_end = scheme + 3 + url[scheme + 3..at].find(':').unwrap_or(0);
+            format!("{}:***{}", &url[..user_end], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// A benchmark, with its sizes checked.
 enum Benchmark {
     Hub(Sizes),
@@ -363,8 +417,16 @@ impl Benchmark {
                 if a.sensors.is_some() || a.days.is_some() {
                     bail!("--sensors and --days are sizes of `bench temporal`, not of `bench hub`");
                 }
+                if let Some(url) = &a.store
+                    && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+                {
+                    bail!(
+                        "--store {url:?} must be postgres://user@host/db (SQLite is always measured)"
+                    );
+                }
                 Ok(Benchmark::Hub(Sizes::from_args(a)?))
             }
+            _ if a.store.is_some() => bail!("--store is an option of `bench hub` only"),
             "temporal" => Ok(Benchmark::Temporal(temporal::TemporalSizes::from_args(a)?)),
             "notify" => Ok(Benchmark::Notify(notify::NotifySizes::from_args(a)?)),
             "ingest" => Ok(Benchmark::Ingest(ingest::IngestSizes::from_args(a)?)),
@@ -440,7 +502,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let started = std::time::Instant::now();
     let result = match &benchmark {
-        Benchmark::Hub(sizes) => phases::run(sizes, dir.path()).await,
+        Benchmark::Hub(sizes) => match &args.store {
+            None => phases::run(sizes, dir.path(), &server::Backend::Sqlite).await,
+            Some(url) => side_by_side(sizes, dir.path(), url).await,
+        },
         Benchmark::Temporal(sizes) => temporal::run(sizes, dir.path()).await,
         Benchmark::Notify(sizes) => notify::run(sizes, dir.path()).await,
         Benchmark::Ingest(sizes) => ingest::run(sizes, dir.path()).await,
@@ -471,11 +536,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 mod tests {
     use super::*;
 
-    /// The benchmark's whole code path at tiny sizes: it runs, produces every figure,
-    /// and what it loaded is what the hub counts. No timing is asserted.
-    #[test]
-    fn tiny_benchmark_runs_and_counts_agree() {
-        let sizes = Sizes {
+    fn tiny_sizes() -> Sizes {
+        Sizes {
             batch_entities: 1_000,
             batch_size: 500,
             batch_clients: 2,
@@ -493,14 +555,26 @@ mod tests {
                 .and_then(|deps| deps.parent())
                 .unwrap()
                 .join("dothi"),
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
+            .unwrap()
+    }
+
+    /// The benchmark's whole code path at tiny sizes: it runs, produces every figure,
+    /// and what it loaded is what the hub counts. No timing is asserted.
+    #[test]
+    fn tiny_benchmark_runs_and_counts_agree() {
+        let sizes = tiny_sizes();
+        let dir = tempfile::tempdir().unwrap();
+        let report = runtime()
+            .block_on(phases::run(&sizes, dir.path(), &server::Backend::Sqlite))
             .unwrap();
-        let report = runtime.block_on(phases::run(&sizes, dir.path())).unwrap();
         let c = &report.checks;
         assert_eq!(c.batch_written, 1_000);
         assert_eq!(c.batch_counted, 1_000);
@@ -536,5 +610,40 @@ mod tests {
         assert!(report.value("batch_upsert_attr_writes_per_s").unwrap() > 0.0);
         assert!(report.value("patch_req_per_s").unwrap() > 0.0);
         report.print_summary("hub");
+    }
+
+    /// The same path on PostgreSQL (`DOTHI_TEST_DATABASE_URL`, else the local
+    /// server): figures 1 to 3 run, count what they loaded, and drop their databases.
+    #[test]
+    fn tiny_benchmark_runs_on_postgres_and_counts_agree() {
+        let server_url = std::env::var("DOTHI_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let sizes = tiny_sizes();
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = runtime();
+        let backend = server::Backend::postgres(&server_url);
+        let report = runtime.block_on(phases::run(&sizes, dir.path(), &backend));
+        runtime.block_on(backend.drop_databases()).unwrap();
+        let report = report.unwrap();
+        let c = &report.checks;
+        assert_eq!((c.batch_written, c.batch_counted), (1_000, 1_000));
+        assert!(c.patch_ok > 0, "{c:?}");
+        assert_eq!(c.patch_errors, 0);
+        assert_eq!((c.query_loaded, c.query_counted), (1_000, 1_000));
+        assert!(c.q_returned > 0, "{c:?}");
+        assert_eq!((c.q_mismatches, c.geo_mismatches), (0, 0), "{c:?}");
+        assert_eq!((c.q_errors, c.geo_errors), (0, 0), "{c:?}");
+        // The large store is SQLite's figure only.
+        assert_eq!(c.large_loaded, 0);
+        for key in [
+            "batch_upsert_attr_writes_per_s",
+            "patch_req_per_s",
+            "query_q_p95_ms",
+            "query_geo_p95_ms",
+        ] {
+            let v = report.value(key);
+            assert!(v.is_some_and(|v| v.is_finite() && v > 0.0), "{key}: {v:?}");
+        }
+        assert!(report.value("batch_upsert_hub_over_raw").is_none());
     }
 }

@@ -9,7 +9,100 @@ use anyhow::{Context as _, bail};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A running hub over one SQLite file.
+/// Where the hubs of a benchmark keep their data.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// SQLite files in the run's directory.
+    Sqlite,
+    /// A database per hub, created on this PostgreSQL server for the run (the URL
+    /// names the server and a database to connect to for creating them) and dropped
+    /// by [`Backend::drop_databases`].
+    Postgres {
+        server: String,
+        created: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    },
+}
+
+impl Backend {
+    pub fn postgres(server: &str) -> Backend {
+        Backend::Postgres {
+            server: server.to_string(),
+            created: Default::default(),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres { .. } => "PostgreSQL",
+        }
+    }
+
+    /// The store URL of the hub whose SQLite file would be `db`: that file, or a
+    /// new database named after it.
+    pub async fn store_url(&self, db: &Path) -> anyhow::Result<String> {
+        let Backend::Postgres { server, created } = self else {
+            return Ok(store_url(db));
+        };
+        let stem: String = db
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let name = format!("dothi_bench_{stem}_{}", std::process::id());
+        let admin = admin(server).await?;
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
+        if let Ok(mut c) = created.lock() {
+            c.push(name.clone());
+        }
+        let base = server.split('?').next().unwrap_or_default();
+        let (prefix, _) = base
+            .rsplit_once('/')
+            .context("a PostgreSQL URL ends with /database")?;
+        Ok(format!("{prefix}/{name}"))
+    }
+
+    /// Drops the databases this run created.
+    pub async fn drop_databases(&self) -> anyhow::Result<()> {
+        let Backend::Postgres { server, created } = self else {
+            return Ok(());
+        };
+        let names: Vec<String> = created
+            .lock()
+            .map(|mut c| c.drain(..).collect())
+            .unwrap_or_default();
+        let admin = admin(server).await?;
+        for name in names {
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+async fn admin(server: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connecting to {server}"))?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// A running hub over one SQLite file (or PostgreSQL database).
 pub struct Server {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
@@ -44,7 +137,12 @@ pub fn store_url(db: &Path) -> String {
 impl Server {
     /// Opens (or creates) the store at `db` and serves it.
     pub async fn start(db: &Path) -> anyhow::Result<Server> {
-        let url = store_url(db);
+        Server::start_on(&Backend::Sqlite, db).await
+    }
+
+    /// Serves a new store of `backend` standing for the file `db`.
+    pub async fn start_on(backend: &Backend, db: &Path) -> anyhow::Result<Server> {
+        let url = backend.store_url(db).await?;
         let store = store::open(&url)
             .await
             .with_context(|| format!("opening the store {url}"))?;

@@ -1,5 +1,7 @@
-//! The harness: a real hub over a real SQLite file, served on 127.0.0.1:0 and spoken
-//! to over HTTP with reqwest; a tiny @context server; and assertion helpers.
+//! The harness: a real hub over a real SQLite file (or, with
+//! `DOTHI_TEST_STORE=postgres`, a real PostgreSQL database of its own), served on
+//! 127.0.0.1:0 and spoken to over HTTP with reqwest; a tiny @context server; and
+//! assertion helpers.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -13,6 +15,93 @@ use reqwest::{Client, RequestBuilder};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// Which store the hubs of the tests run on: `DOTHI_TEST_STORE` is `sqlite` (the
+/// default) or `postgres`.
+fn on_postgres() -> bool {
+    std::env::var("DOTHI_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+/// The PostgreSQL server of the tests (`DOTHI_TEST_DATABASE_URL`).
+fn postgres_server() -> String {
+    std::env::var("DOTHI_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The database a test's store file stands for: one per path, so that a restart
+/// at the same path finds the same data.
+fn database_name(db: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    db.hash(&mut h);
+    format!("dothi_test_api_{:016x}", h.finish())
+}
+
+async fn postgres_admin() -> tokio_postgres::Client {
+    let server = postgres_server();
+    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "DOTHI_TEST_STORE=postgres needs a server: cannot connect to {server} ({e}); \
+                 start PostgreSQL or set DOTHI_TEST_DATABASE_URL"
+            )
+        });
+    tokio::spawn(connection);
+    client
+}
+
+/// The URL of the store at `db`: the SQLite file, or its PostgreSQL database
+/// (created when missing).
+async fn store_url(db: &Path) -> String {
+    if !on_postgres() {
+        return format!("sqlite://{}", db.display());
+    }
+    let name = database_name(db);
+    let admin = postgres_admin().await;
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .expect("look up the test database")
+        .is_some();
+    if !exists {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create the test database");
+    }
+    let server = postgres_server();
+    let base = server.split('?').next().unwrap_or_default();
+    let (prefix, _) = base.rsplit_once('/').expect("a database URL");
+    format!("{prefix}/{name}")
+}
+
+/// Drops the PostgreSQL database of a store file that is gone for good (the
+/// SQLite file goes with its temporary directory).
+fn drop_database(db: &Path) {
+    if !on_postgres() {
+        return;
+    }
+    let name = database_name(db);
+    let dropping = name.clone();
+    // A runtime of its own: the test's may be shutting down.
+    let dropped = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            postgres_admin()
+                .await
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {dropping} WITH (FORCE)"))
+                .await
+        })
+    })
+    .join();
+    if !matches!(dropped, Ok(Ok(()))) {
+        eprintln!("test database {name} was not dropped");
+    }
+}
 
 pub const CORE: &str = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld";
 pub const CONTEXT_REL: &str = "http://www.w3.org/ns/json-ld#context";
@@ -31,6 +120,15 @@ pub struct App {
     dir: Option<tempfile::TempDir>,
 }
 
+impl Drop for App {
+    /// The database of a hub over its own temporary directory goes with it.
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            drop_database(&dir.path().join("dothi.db"));
+        }
+    }
+}
+
 impl App {
     /// A hub with the default configuration over a fresh SQLite file.
     pub async fn start() -> App {
@@ -45,11 +143,13 @@ impl App {
         app
     }
 
-    /// A hub over the SQLite file at `db` (created if missing).
+    /// A hub over the SQLite file at `db` (created if missing), or over the
+    /// PostgreSQL database named after that path.
     pub async fn start_at(db: &Path, config: HubConfig) -> App {
-        let store = store::open(&format!("sqlite://{}", db.display()))
+        let url = store_url(db).await;
+        let store = store::open(&url)
             .await
-            .expect("open the SQLite store");
+            .unwrap_or_else(|e| panic!("open the store {url}: {e}"));
         let state = hub::state(store, &config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -73,15 +73,6 @@ fn time(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-/// A JSON number from a stored REAL: integral values come back as integers.
-fn number(n: f64) -> Value {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        Value::from(n as i64)
-    } else {
-        serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
-    }
-}
-
 /// An instance from its row: (id, t, written, num, unit, doc).
 fn instance_from_row(r: &rusqlite::Row) -> rusqlite::Result<(i64, StoreResult<Attribute>)> {
     let id: i64 = r.get(0)?;
@@ -95,7 +86,7 @@ fn instance_from_row(r: &rusqlite::Row) -> rusqlite::Result<(i64, StoreResult<At
             .map_err(|e| StoreError::Other(format!("corrupt history instance {id}: {e}"))),
         None => Ok(Attribute {
             kind: AttrKind::Property,
-            value: num.map_or(Value::Null, number),
+            value: num.map_or(Value::Null, crate::history::number_value),
             dataset_id: None,
             observed_at: Some(time(t)),
             unit_code: unit,
@@ -252,16 +243,9 @@ pub fn aggregate(
                     .or_default()
                     .insert(v.unwrap_or_default());
             }
-            let periods = by_dataset.entry(dataset).or_insert_with(|| {
-                q.periods
-                    .iter()
-                    .map(|(start, end)| PeriodStats {
-                        start: *start,
-                        end: *end,
-                        ..Default::default()
-                    })
-                    .collect()
-            });
+            let periods = by_dataset
+                .entry(dataset)
+                .or_insert_with(|| q.empty_periods());
             let st = &mut periods[k];
             st.total += 1;
             if let Some(n) = num {
@@ -326,16 +310,9 @@ fn aggregate_hours(
         let sum_sq: f64 = row.get(5).map_err(sql_error)?;
         let min: Option<f64> = row.get(6).map_err(sql_error)?;
         let max: Option<f64> = row.get(7).map_err(sql_error)?;
-        let periods = by_dataset.entry(dataset).or_insert_with(|| {
-            q.periods
-                .iter()
-                .map(|(start, end)| PeriodStats {
-                    start: *start,
-                    end: *end,
-                    ..Default::default()
-                })
-                .collect()
-        });
+        let periods = by_dataset
+            .entry(dataset)
+            .or_insert_with(|| q.empty_periods());
         let st = &mut periods[k];
         st.total += total as u64;
         st.numbers += numbers as u64;

@@ -12,229 +12,18 @@
 //! own. Otherwise each row is read and tested by [`EntityQuery::matches`].
 
 use ngsi::Entity;
-use ngsi::query::ast::{AttrPath, CompareOp, QExpr, QTerm, QValue, TypeExpr};
-use rusqlite::types::Value as SqlValue;
+use ngsi::query::ast::{QExpr, TypeExpr};
 use rusqlite::{Connection, params_from_iter};
 
 use super::sql_error;
+use crate::plan::{Dialect, Sql, driver_candidates, q_probe, type_probe};
+use crate::query::Filtered;
 use crate::{EntityQuery, QueryPage, StoreError, StoreResult};
+
+const SQLITE: Dialect = Dialect::Sqlite;
 
 /// Above this many rows, an index condition is not selective enough to drive.
 const DRIVER_LIMIT: i64 = 2_000;
-
-/// SQL text and its parameters, built together.
-#[derive(Default, Clone)]
-struct Sql {
-    text: String,
-    params: Vec<SqlValue>,
-}
-
-impl Sql {
-    fn push(&mut self, text: &str) {
-        self.text.push_str(text);
-    }
-    fn bind(&mut self, v: impl Into<SqlValue>) {
-        self.text.push('?');
-        self.params.push(v.into());
-    }
-    /// A name (attribute, type) as its interned id: indexes hold ids, not names.
-    fn bind_name(&mut self, name: impl Into<String>) {
-        self.push("(SELECT id FROM names WHERE name = ");
-        self.bind(name.into());
-        self.push(")");
-    }
-    fn bind_list<T: Into<SqlValue> + Clone>(&mut self, items: &[T]) {
-        self.push("(");
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                self.push(", ");
-            }
-            self.bind(item.clone());
-        }
-        self.push(")");
-    }
-    fn append(&mut self, other: Sql) {
-        self.text.push_str(&other.text);
-        self.params.extend(other.params);
-    }
-    fn joined(parts: Vec<Sql>, joiner: &str) -> Sql {
-        let mut out = Sql::default();
-        out.push("(");
-        for (i, p) in parts.into_iter().enumerate() {
-            if i > 0 {
-                out.push(joiner);
-            }
-            out.append(p);
-        }
-        out.push(")");
-        out
-    }
-}
-
-/// A condition on one attribute's indexed values (`attr_values`), as SQL on alias `a`.
-#[derive(Clone)]
-struct ValueCondition {
-    name: String,
-    sql: Sql,
-}
-
-impl ValueCondition {
-    /// `EXISTS` probe from entity row `e`, through the primary key (entity, name).
-    fn probe(&self) -> Sql {
-        let mut s = Sql::default();
-        s.push("EXISTS (SELECT 1 FROM attr_values a WHERE a.entity = e.rowid AND a.name = ");
-        s.bind_name(self.name.clone());
-        s.push(" AND ");
-        // A unary `+` keeps SQLite from using the value indexes here: a probe must
-        // look up this entity's rows, not scan every row in the value range.
-        let mut cond = self.sql.clone();
-        cond.text = cond
-            .text
-            .replace("a.num", "+a.num")
-            .replace("a.txt", "+a.txt");
-        s.append(cond);
-        s.push(")");
-        s
-    }
-
-    /// The entities meeting it, as a subquery.
-    fn entities(&self) -> Sql {
-        let mut s = Sql::default();
-        s.push("SELECT a.entity FROM attr_values a WHERE a.name = ");
-        s.bind_name(self.name.clone());
-        s.push(" AND ");
-        s.append(self.sql.clone());
-        s
-    }
-}
-
-fn is_plain(path: &AttrPath) -> bool {
-    path.sub_attrs.is_empty() && path.compound.is_empty()
-}
-
-/// The SQL of a comparison that the value index decides exactly, if it can.
-fn value_condition(path: &AttrPath, op: CompareOp, value: &QValue) -> Option<ValueCondition> {
-    if !is_plain(path) {
-        return None;
-    }
-    let mut sql = Sql::default();
-    let sym = match op {
-        CompareOp::Eq => "=",
-        CompareOp::Lt => "<",
-        CompareOp::Le => "<=",
-        CompareOp::Gt => ">",
-        CompareOp::Ge => ">=",
-        _ => return None,
-    };
-    match (op, value) {
-        (_, QValue::Number(n)) => {
-            sql.push(&format!("a.num {sym} "));
-            sql.bind(*n);
-        }
-        (_, QValue::Text(t) | QValue::Uri(t)) => {
-            sql.push(&format!("a.txt {sym} "));
-            sql.bind(t.clone());
-        }
-        (CompareOp::Eq, QValue::Range(lo, hi)) => match (lo.as_ref(), hi.as_ref()) {
-            (QValue::Number(lo), QValue::Number(hi)) => {
-                sql.push("a.num BETWEEN ");
-                sql.bind(*lo);
-                sql.push(" AND ");
-                sql.bind(*hi);
-            }
-            (QValue::Text(lo), QValue::Text(hi)) => {
-                sql.push("a.txt BETWEEN ");
-                sql.bind(lo.clone());
-                sql.push(" AND ");
-                sql.bind(hi.clone());
-            }
-            _ => return None,
-        },
-        (CompareOp::Eq, QValue::List(items)) => {
-            let mut nums = Vec::new();
-            let mut txts = Vec::new();
-            for item in items {
-                match item {
-                    QValue::Number(n) => nums.push(*n),
-                    QValue::Text(t) | QValue::Uri(t) => txts.push(t.clone()),
-                    _ => return None,
-                }
-            }
-            sql.push("(");
-            if nums.is_empty() {
-                sql.push("0");
-            } else {
-                sql.push("a.num IN ");
-                sql.bind_list(&nums);
-            }
-            sql.push(" OR ");
-            if txts.is_empty() {
-                sql.push("0");
-            } else {
-                sql.push("a.txt IN ");
-                sql.bind_list(&txts);
-            }
-            sql.push(")");
-        }
-        _ => return None,
-    }
-    Some(ValueCondition {
-        name: path.attr.clone(),
-        sql,
-    })
-}
-
-/// A `q` expression as SQL probes: `(sql, exact)`. None when SQL cannot narrow it.
-fn q_probe(expr: &QExpr) -> Option<(Sql, bool)> {
-    match expr {
-        QExpr::And(items) => {
-            let mut exact = true;
-            let mut parts = Vec::new();
-            for item in items {
-                match q_probe(item) {
-                    Some((sql, e)) => {
-                        exact &= e;
-                        parts.push(sql);
-                    }
-                    None => exact = false,
-                }
-            }
-            (!parts.is_empty()).then(|| (Sql::joined(parts, " AND "), exact))
-        }
-        QExpr::Or(items) => {
-            let mut exact = true;
-            let mut parts = Vec::new();
-            for item in items {
-                let (sql, e) = q_probe(item)?;
-                exact &= e;
-                parts.push(sql);
-            }
-            Some((Sql::joined(parts, " OR "), exact))
-        }
-        QExpr::Term(QTerm::Compare { path, op, value }) => {
-            value_condition(path, *op, value).map(|c| (c.probe(), true))
-        }
-        QExpr::Term(_) => None,
-    }
-}
-
-/// The top-level conjuncts of a `q` that could drive the query.
-fn driver_candidates(expr: &QExpr) -> Vec<(usize, ValueCondition)> {
-    let items: Vec<&QExpr> = match expr {
-        QExpr::And(items) => items.iter().collect(),
-        other => vec![other],
-    };
-    items
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, item)| match item {
-            QExpr::Term(QTerm::Compare { path, op, value }) => {
-                value_condition(path, *op, value).map(|c| (i, c))
-            }
-            _ => None,
-        })
-        .collect()
-}
 
 /// How many rows a subquery gives, counted up to `DRIVER_LIMIT + 1`.
 fn estimate(c: &Connection, subquery: &Sql) -> StoreResult<i64> {
@@ -248,34 +37,9 @@ fn estimate(c: &Connection, subquery: &Sql) -> StoreResult<i64> {
         .map_err(sql_error)
 }
 
-fn type_probe(tenant: &str, expr: &TypeExpr) -> Sql {
-    let mut sql = Sql::default();
-    match expr {
-        TypeExpr::Type(t) => {
-            sql.push("EXISTS (SELECT 1 FROM entity_types WHERE tenant = ");
-            sql.bind(tenant.to_string());
-            sql.push(" AND type = ");
-            sql.bind_name(t.clone());
-            sql.push(" AND entity = e.rowid)");
-        }
-        TypeExpr::And(items) | TypeExpr::Or(items) => {
-            let joiner = if matches!(expr, TypeExpr::And(_)) {
-                " AND "
-            } else {
-                " OR "
-            };
-            return Sql::joined(
-                items.iter().map(|i| type_probe(tenant, i)).collect(),
-                joiner,
-            );
-        }
-    }
-    sql
-}
-
 fn geo_box_subquery(name: &str, b: (f64, f64, f64, f64), from_entity: bool) -> Sql {
     let (x0, y0, x1, y1) = b;
-    let mut sql = Sql::default();
+    let mut sql = Sql::new(SQLITE);
     if from_entity {
         sql.push("EXISTS (SELECT 1 FROM geo_attr g JOIN geo_rtree r ON r.id = g.id WHERE g.entity = e.rowid AND g.name = ");
     } else {
@@ -318,7 +82,7 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
         }
     };
     if let Some(filter) = &q.q {
-        for (i, cond) in driver_candidates(filter.expr()) {
+        for (i, cond) in driver_candidates(SQLITE, filter.expr()) {
             let sub = cond.entities();
             consider(estimate(c, &sub)?, sub, Some(i));
         }
@@ -336,7 +100,7 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
         _ => None,
     };
     if let Some(t) = &single_type {
-        let mut sub = Sql::default();
+        let mut sub = Sql::new(SQLITE);
         sub.push("SELECT entity FROM entity_types WHERE tenant = ");
         sub.bind(tenant.to_string());
         sub.push(" AND type = ");
@@ -359,7 +123,7 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
     if let Some(types) = &q.types
         && !matches!(driver, Driver::Type(_))
     {
-        probes.push(type_probe(tenant, types));
+        probes.push(type_probe(SQLITE, tenant, types));
     }
     if let Some(filter) = &q.q {
         let expr = filter.expr();
@@ -378,7 +142,7 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
             (other, None) => Some(other.clone()),
         };
         if let Some(rest) = rest {
-            match q_probe(&rest) {
+            match q_probe(SQLITE, &rest) {
                 Some((sql, e)) => {
                     probes.push(sql);
                     exact &= e;
@@ -394,13 +158,13 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
         probes.push(geo_box_subquery(name, *b, true));
     }
     if !q.ids.is_empty() {
-        let mut s = Sql::default();
+        let mut s = Sql::new(SQLITE);
         s.push("e.id IN ");
         s.bind_list(&q.ids);
         probes.push(s);
     }
     if !q.attrs.is_empty() {
-        let mut s = Sql::default();
+        let mut s = Sql::new(SQLITE);
         s.push("EXISTS (SELECT 1 FROM attr_index x WHERE x.entity = e.rowid AND x.name IN (SELECT id FROM names WHERE name IN ");
         s.bind_list(&q.attrs);
         s.push("))");
@@ -408,7 +172,7 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
     }
 
     let walks_type = matches!(driver, Driver::Type(_));
-    let mut sql = Sql::default();
+    let mut sql = Sql::new(SQLITE);
     match driver {
         Driver::Type(t) => {
             sql.push("SELECT e.rowid, e.id, e.doc FROM entity_types t CROSS JOIN entities e ON e.rowid = t.entity WHERE t.tenant = ");
@@ -483,22 +247,11 @@ fn run_filtered(c: &Connection, sql: Sql, q: &EntityQuery) -> StoreResult<QueryP
     let mut rows = stmt
         .query(params_from_iter(sql.params.iter()))
         .map_err(sql_error)?;
-    let mut entities = Vec::new();
-    let mut matched = 0usize;
+    let mut page = Filtered::new(q);
     while let Some(row) = rows.next().map_err(sql_error)? {
-        let entity = read_entity(row)?;
-        if !q.matches(&entity) {
-            continue;
-        }
-        matched += 1;
-        if matched > q.offset && entities.len() < q.limit {
-            entities.push(entity);
-        } else if !q.count && entities.len() >= q.limit {
+        if !page.offer(read_entity(row)?) {
             break;
         }
     }
-    Ok(QueryPage {
-        entities,
-        count: q.count.then_some(matched as u64),
-    })
+    Ok(page.page())
 }

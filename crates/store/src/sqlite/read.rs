@@ -92,9 +92,7 @@ pub fn types(c: &Connection, tenant: &str) -> StoreResult<Vec<TypeSummary>> {
     Ok(out.into_values().collect())
 }
 
-fn kind_of(name: &str) -> Option<ngsi::AttrKind> {
-    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
-}
+use crate::rows::kind_of;
 
 pub fn attributes(c: &Connection, tenant: &str) -> StoreResult<Vec<AttributeSummary>> {
     let mut out: BTreeMap<String, AttributeSummary> = BTreeMap::new();

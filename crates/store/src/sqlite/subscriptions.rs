@@ -7,18 +7,16 @@
 //! transaction as the change.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use ngsi::context::is_core_context_url;
-use ngsi::query::ast::TypeExpr;
-use ngsi::subscription::{CompiledSubscription, EntityChange, Subscription};
-use ngsi::{Context, Entity};
+use ngsi::Entity;
+use ngsi::subscription::Subscription;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::{SqliteStore, sql_error, write};
+use crate::watch::TenantWatchers;
 use crate::{
     Delivery, OutboxRow, StoreError, StoreResult, StoredSubscription, SubscriptionPage,
     SubscriptionWrite,
@@ -453,65 +451,6 @@ fn outbox_owner(conn: &Connection, row: i64) -> rusqlite::Result<Option<(String,
 #[derive(Default)]
 pub struct Watchers(HashMap<String, TenantWatchers>);
 
-/// One tenant's subscriptions that can fire on a change, indexed by the entity ids
-/// and types their selectors name, so that a change looks only at those that may
-/// select it.
-#[derive(Default)]
-struct TenantWatchers {
-    subs: Vec<Watcher>,
-    /// Entity id → indexes in `subs` of the subscriptions with a selector naming it
-    /// by `id`.
-    by_id: HashMap<String, Vec<usize>>,
-    /// Type IRI → indexes in `subs` of the subscriptions with a selector that names
-    /// it and no `id` (an `idPattern`, or the type alone).
-    by_type: HashMap<String, Vec<usize>>,
-    /// Subscriptions with no selector (any entity).
-    any: Vec<usize>,
-}
-
-struct Watcher {
-    compiled: CompiledSubscription,
-    ctx: Arc<Context>,
-    /// When its last notification was written to the outbox (throttling).
-    last_queued: Option<DateTime<Utc>>,
-}
-
-fn type_names(t: &TypeExpr, out: &mut Vec<String>) {
-    match t {
-        TypeExpr::Type(name) => out.push(name.clone()),
-        TypeExpr::And(items) | TypeExpr::Or(items) => {
-            for i in items {
-                type_names(i, out);
-            }
-        }
-    }
-}
-
-/// The context that compacts a subscription's notifications, built from the remote
-/// documents cached in table `contexts` (the hub resolves a subscription's context
-/// before storing it, so they are there); the core context if that fails.
-fn notification_context(conn: &Connection, sub: &Subscription) -> Arc<Context> {
-    let value = sub.notification_context();
-    if matches!(&value, Value::String(url) if is_core_context_url(url)) {
-        return Context::core();
-    }
-    let cached = |url: &str| -> Option<Value> {
-        let body: Option<String> = conn
-            .prepare_cached("SELECT body FROM contexts WHERE url = ?1")
-            .and_then(|mut s| s.query_row([url], |r| r.get(0)).optional())
-            .ok()
-            .flatten();
-        body.and_then(|b| serde_json::from_str(&b).ok())
-    };
-    match Context::build(&value, &cached) {
-        Ok(ctx) => Arc::new(ctx),
-        Err(e) => {
-            tracing::warn!(subscription = %sub.id, error = ?e, "notification @context unavailable; using the core context");
-            Context::core()
-        }
-    }
-}
-
 impl Watchers {
     pub fn forget(&mut self) {
         self.0.clear();
@@ -528,7 +467,7 @@ impl Watchers {
             let loaded = load(conn, tenant)?;
             self.0.insert(tenant.to_string(), loaded);
         }
-        Ok(self.0.get(tenant).is_some_and(|w| !w.subs.is_empty()))
+        Ok(self.0.get(tenant).is_some_and(|w| !w.is_empty()))
     }
 
     /// Writes to the outbox the notification of each subscription the change fires;
@@ -544,49 +483,17 @@ impl Watchers {
         let Some(w) = self.0.get_mut(tenant) else {
             return Ok(0);
         };
-        let mut candidates: Vec<usize> = w.any.clone();
-        for e in [before, after].into_iter().flatten() {
-            if let Some(found) = w.by_id.get(&e.id) {
-                candidates.extend(found);
-            }
-            for t in &e.types {
-                if let Some(found) = w.by_type.get(t) {
-                    candidates.extend(found);
-                }
-            }
-        }
-        // In the order the subscriptions were loaded, each once.
-        candidates.sort_unstable();
-        candidates.dedup();
         let Some(entity_id) = after.or(before).map(|e| e.id.clone()) else {
             return Ok(0);
         };
-        let mut written = 0;
-        for i in candidates {
-            let watcher = &mut w.subs[i];
-            let sub = watcher.compiled.subscription();
-            if watcher.compiled.triggered(before, after, now).is_none() {
-                continue;
-            }
-            // Throttling: a change within `throttling` seconds of the last
-            // notification queued for the subscription is not notified.
-            if sub.throttled(watcher.last_queued, now) {
-                continue;
-            }
-            let payload = watcher.compiled.notification(
-                &[EntityChange { before, after }],
-                &watcher.ctx,
-                format!("urn:ngsi-ld:Notification:{}", uuid::Uuid::new_v4()),
-                now,
-            );
+        let fired = w.fire(before, after, now);
+        for f in &fired {
             conn.prepare_cached(
                 "INSERT INTO outbox (tenant, subscription, entity, payload, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
             )?
-            .execute(params![tenant, sub.id, entity_id, payload.to_string(), millis(now)])?;
-            watcher.last_queued = Some(now);
-            written += 1;
+            .execute(params![tenant, f.subscription, entity_id, f.payload.to_string(), millis(now)])?;
         }
-        Ok(written)
+        Ok(fired.len())
     }
 }
 
@@ -598,60 +505,19 @@ fn load(conn: &Connection, tenant: &str) -> StoreResult<TenantWatchers> {
                 .collect()
         })
         .map_err(sql_error)?;
-    let mut out = TenantWatchers::default();
-    for (doc, last) in rows {
-        let sub: Subscription = match serde_json::from_str(&doc) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(tenant, error = %e, "corrupt subscription skipped");
-                continue;
-            }
-        };
-        // Paused and periodic subscriptions never fire on a change.
-        if !sub.is_active || sub.time_interval.is_some() {
-            continue;
-        }
-        let compiled = match sub.compile() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(tenant, subscription = %sub.id, error = %e.detail, "subscription skipped");
-                continue;
-            }
-        };
-        let i = out.subs.len();
-        if sub.entities.is_empty() {
-            out.any.push(i);
-        } else {
-            // A selector with an `id` selects that entity only: found by its id. The
-            // others (an `idPattern`, or the type alone) by the types they name.
-            let mut ids = Vec::new();
-            let mut names = Vec::new();
-            for s in &sub.entities {
-                if let Some(id) = &s.id {
-                    ids.push(id.clone());
-                    continue;
-                }
-                match ngsi::query::parse_type_expr(&s.entity_type) {
-                    Ok(t) => type_names(&t, &mut names),
-                    Err(_) => continue,
-                }
-            }
-            ids.sort();
-            ids.dedup();
-            for id in ids {
-                out.by_id.entry(id).or_default().push(i);
-            }
-            names.sort();
-            names.dedup();
-            for n in names {
-                out.by_type.entry(n).or_default().push(i);
-            }
-        }
-        out.subs.push(Watcher {
-            ctx: notification_context(conn, &sub),
-            compiled,
-            last_queued: time(last),
-        });
-    }
-    Ok(out)
+    // The hub resolves a subscription's @context before storing it, so the remote
+    // documents are in table `contexts`.
+    let cached = |url: &str| -> Option<Value> {
+        let body: Option<String> = conn
+            .prepare_cached("SELECT body FROM contexts WHERE url = ?1")
+            .and_then(|mut s| s.query_row([url], |r| r.get(0)).optional())
+            .ok()
+            .flatten();
+        body.and_then(|b| serde_json::from_str(&b).ok())
+    };
+    let rows = rows
+        .into_iter()
+        .map(|(doc, last)| (doc, time(last)))
+        .collect();
+    Ok(TenantWatchers::load(tenant, rows, &cached))
 }

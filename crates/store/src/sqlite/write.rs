@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use super::hourly;
 use super::sql_error;
 use super::subscriptions::Watchers;
+use crate::rows::{AttrRows, IndexRows};
 use crate::{
     Applied, Change, HistoryEdit, HistoryWrite, PurgeStep, RetentionCutoffs, StoreError,
     StoreResult, WriteOp,
@@ -820,49 +821,7 @@ pub fn baseline_rows(e: &Entity) -> BaselineRows {
     }
 }
 
-/// The index rows one entity has, attribute by attribute, so that a change rewrites
-/// only the rows of the attributes that changed.
-#[derive(Default, PartialEq)]
-struct IndexRows {
-    types: Vec<String>,
-    attrs: BTreeMap<String, AttrRows>,
-}
-
-#[derive(Default, PartialEq)]
-struct AttrRows {
-    /// The kind of each instance.
-    kinds: Vec<&'static str>,
-    /// Every scalar q compares with: (num, txt).
-    values: Vec<(Option<f64>, Option<String>)>,
-    /// The bounding box of each geometry.
-    boxes: Vec<(f64, f64, f64, f64)>,
-}
-
 impl IndexRows {
-    fn of(e: &Entity) -> IndexRows {
-        let mut attrs = BTreeMap::new();
-        for (name, instances) in &e.attrs {
-            let mut rows = AttrRows::default();
-            for inst in instances {
-                rows.kinds.push(inst.kind.name());
-                // Index exactly the values q compares with (ngsi::filter decides which).
-                rows.values.extend(
-                    ngsi::filter::value_targets(inst)
-                        .iter()
-                        .filter_map(indexed_value),
-                );
-                if let Some(g) = inst.geometry() {
-                    rows.boxes.push(g.bbox());
-                }
-            }
-            attrs.insert(name.clone(), rows);
-        }
-        IndexRows {
-            types: e.types.clone(),
-            attrs,
-        }
-    }
-
     fn delete_all(
         &self,
         conn: &Connection,
@@ -958,15 +917,5 @@ impl IndexRows {
             }
         }
         Ok(())
-    }
-}
-
-/// The indexed form of a scalar: (num, txt); None for what q cannot compare.
-fn indexed_value(value: &Value) -> Option<(Option<f64>, Option<String>)> {
-    match value {
-        Value::Number(n) => Some((n.as_f64(), None)),
-        Value::String(s) => Some((None, Some(s.clone()))),
-        Value::Bool(b) => Some((None, Some(b.to_string()))),
-        _ => None,
     }
 }

@@ -1,0 +1,389 @@
+//! Reads: entity lookup, queries (SQL narrows with indexes, the model decides),
+//! discovery, and the history with its per-period statistics computed in SQL.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use futures_util::{TryStreamExt, pin_mut};
+use ngsi::{AttrKind, Attribute, Entity};
+use serde_json::Value;
+
+use super::{ms, params, pg_error};
+use crate::plan::{Dialect, Sql, q_probe, type_probe};
+use crate::query::Filtered;
+use crate::{
+    AggregatePage, AggregateQuery, AttributeSummary, EntityQuery, HistoryPage, HistoryQuery,
+    PeriodStats, QueryPage, StoreError, StoreResult, StoredInstance, TimeField, TypeSummary,
+};
+
+const PG: Dialect = Dialect::Postgres;
+
+fn parse_doc(id: &str, doc: &str) -> StoreResult<Entity> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Other(format!("corrupt entity {id}: {e}")))
+}
+
+pub async fn get(c: &impl GenericClient, tenant: &str, id: &str) -> StoreResult<Option<Entity>> {
+    let row = c
+        .query_opt(
+            "SELECT doc::text FROM entities WHERE tenant = $1 AND id = $2",
+            &[&tenant, &id],
+        )
+        .await
+        .map_err(pg_error)?;
+    row.map(|r| parse_doc(id, r.get(0))).transpose()
+}
+
+/// Runs a query: every condition SQL can narrow with becomes a condition on the
+/// tenant's entities (PostgreSQL's planner picks the index that drives), then either
+/// the database pages and counts (when SQL decides every condition exactly), or each
+/// candidate is tested by [`EntityQuery::matches`].
+pub async fn query(
+    c: &impl GenericClient,
+    tenant: &str,
+    q: &EntityQuery,
+) -> StoreResult<QueryPage> {
+    let mut exact = q.geo.is_none() && q.scope.is_none() && q.id_pattern.is_none();
+    let mut sql = Sql::new(PG);
+    sql.push("SELECT e.id, e.doc::text FROM entities e WHERE e.tenant = ");
+    sql.bind(tenant);
+    if let Some(types) = &q.types {
+        sql.push(" AND ");
+        sql.append(type_probe(PG, tenant, types));
+    }
+    if let Some(filter) = &q.q {
+        match q_probe(PG, filter.expr()) {
+            Some((probe, e)) => {
+                sql.push(" AND ");
+                sql.append(probe);
+                exact &= e;
+            }
+            None => exact = false,
+        }
+    }
+    if let Some(geo) = &q.geo
+        && let Some((x0, y0, x1, y1)) = geo.search_box()
+    {
+        sql.push(" AND EXISTS (SELECT 1 FROM geo_attr g WHERE g.entity = e.rowid AND g.name = ");
+        sql.bind(geo.query.geoproperty.as_str());
+        sql.push(" AND g.geom && ST_MakeEnvelope(");
+        sql.bind(x0);
+        sql.push(", ");
+        sql.bind(y0);
+        sql.push(", ");
+        sql.bind(x1);
+        sql.push(", ");
+        sql.bind(y1);
+        sql.push(", 4326))");
+    }
+    if !q.ids.is_empty() {
+        sql.push(" AND e.id IN ");
+        sql.bind_list(&q.ids);
+    }
+    if !q.attrs.is_empty() {
+        sql.push(" AND EXISTS (SELECT 1 FROM attr_index x WHERE x.entity = e.rowid AND x.name IN ");
+        sql.bind_list(&q.attrs);
+        sql.push(")");
+    }
+    sql.push(" ORDER BY e.rowid");
+    if exact {
+        let count = if q.count {
+            let text = format!("SELECT count(*) FROM ({}) s", sql.numbered());
+            let n: i64 = c
+                .query_one(&text, &params(&sql.params))
+                .await
+                .map_err(pg_error)?
+                .get(0);
+            Some(n.max(0) as u64)
+        } else {
+            None
+        };
+        sql.push(" LIMIT ");
+        sql.bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        sql.push(" OFFSET ");
+        sql.bind(i64::try_from(q.offset).unwrap_or(i64::MAX));
+        let rows = c
+            .query(&sql.numbered(), &params(&sql.params))
+            .await
+            .map_err(pg_error)?;
+        let entities = rows
+            .iter()
+            .map(|r| parse_doc(r.get(0), r.get(1)))
+            .collect::<StoreResult<_>>()?;
+        return Ok(QueryPage { entities, count });
+    }
+    let stream = c
+        .query_raw(&sql.numbered(), params(&sql.params))
+        .await
+        .map_err(pg_error)?;
+    pin_mut!(stream);
+    let mut page = Filtered::new(q);
+    while let Some(row) = stream.try_next().await.map_err(pg_error)? {
+        if !page.offer(parse_doc(row.get(0), row.get(1))?) {
+            break;
+        }
+    }
+    Ok(page.page())
+}
+
+use crate::rows::kind_of;
+
+pub async fn types(c: &impl GenericClient, tenant: &str) -> StoreResult<Vec<TypeSummary>> {
+    let mut out: BTreeMap<String, TypeSummary> = BTreeMap::new();
+    let rows = c
+        .query(
+            "SELECT type, count(*) FROM entity_types WHERE tenant = $1 GROUP BY type",
+            &[&tenant],
+        )
+        .await
+        .map_err(pg_error)?;
+    for r in rows {
+        let t: String = r.get(0);
+        let n: i64 = r.get(1);
+        out.insert(
+            t.clone(),
+            TypeSummary {
+                type_iri: t,
+                entity_count: n.max(0) as u64,
+                attributes: BTreeMap::new(),
+            },
+        );
+    }
+    let rows = c
+        .query(
+            "SELECT DISTINCT t.type, a.name, a.kind FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = $1",
+            &[&tenant],
+        )
+        .await
+        .map_err(pg_error)?;
+    for r in rows {
+        let (t, name, kind): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        if let (Some(summary), Some(kind)) = (out.get_mut(&t), kind_of(&kind)) {
+            summary.attributes.entry(name).or_default().insert(kind);
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+pub async fn attributes(
+    c: &impl GenericClient,
+    tenant: &str,
+) -> StoreResult<Vec<AttributeSummary>> {
+    let mut out: BTreeMap<String, AttributeSummary> = BTreeMap::new();
+    let rows = c
+        .query(
+            "SELECT a.name, a.kind, count(*) FROM attr_index a JOIN entities e ON e.rowid = a.entity WHERE e.tenant = $1 GROUP BY a.name, a.kind",
+            &[&tenant],
+        )
+        .await
+        .map_err(pg_error)?;
+    for r in rows {
+        let (name, kind, n): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
+        let entry = out.entry(name.clone()).or_insert_with(|| AttributeSummary {
+            name_iri: name,
+            attribute_count: 0,
+            type_names: Default::default(),
+            kinds: Default::default(),
+        });
+        entry.attribute_count += n.max(0) as u64;
+        if let Some(k) = kind_of(&kind) {
+            entry.kinds.insert(k);
+        }
+    }
+    let rows = c
+        .query(
+            "SELECT DISTINCT a.name, t.type FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = $1",
+            &[&tenant],
+        )
+        .await
+        .map_err(pg_error)?;
+    for r in rows {
+        let (name, t): (String, String) = (r.get(0), r.get(1));
+        if let Some(entry) = out.get_mut(&name) {
+            entry.type_names.insert(t);
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+async fn entity_rowid(c: &impl GenericClient, tenant: &str, id: &str) -> StoreResult<Option<i64>> {
+    Ok(c.query_opt(
+        "SELECT rowid FROM entities WHERE tenant = $1 AND id = $2",
+        &[&tenant, &id],
+    )
+    .await
+    .map_err(pg_error)?
+    .map(|r| r.get(0)))
+}
+
+/// The attributes asked for, or every attribute with history (each distinct name by
+/// a jump in the index, not a scan of every instance).
+async fn attribute_names(
+    c: &impl GenericClient,
+    rowid: i64,
+    attrs: &[String],
+) -> StoreResult<Vec<String>> {
+    if !attrs.is_empty() {
+        return Ok(attrs.to_vec());
+    }
+    let rows = c
+        .query(
+            "WITH RECURSIVE n(name) AS (
+                SELECT min(name) FROM attr_history WHERE entity = $1
+                UNION ALL
+                SELECT (SELECT min(name) FROM attr_history WHERE entity = $1 AND name > n.name)
+                FROM n WHERE n.name IS NOT NULL
+             )
+             SELECT name FROM n WHERE name IS NOT NULL",
+            &[&rowid],
+        )
+        .await
+        .map_err(pg_error)?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+fn column(field: TimeField) -> &'static str {
+    match field {
+        TimeField::Observed => "t",
+        TimeField::Written => "written",
+    }
+}
+
+pub async fn history(
+    c: &impl GenericClient,
+    tenant: &str,
+    q: &HistoryQuery,
+) -> StoreResult<Option<HistoryPage>> {
+    let Some(rowid) = entity_rowid(c, tenant, &q.entity_id).await? else {
+        return Ok(None);
+    };
+    let col = column(q.field);
+    let limit = q.limit.max(1);
+    // One more row than the page holds tells whether there are more.
+    let (order, take) = match q.last_n {
+        Some(n) => (
+            "DESC",
+            usize::try_from(n).unwrap_or(usize::MAX).min(limit + 1),
+        ),
+        None => ("ASC", limit + 1),
+    };
+    let take = i64::try_from(take).unwrap_or(i64::MAX);
+    let from: Option<DateTime<Utc>> = q.range.from.map(ms);
+    let to: Option<DateTime<Utc>> = q.range.to.map(ms);
+    let sql = format!(
+        "SELECT id, t, written, num, unit, doc::text FROM attr_history
+         WHERE entity = $1 AND name = $2
+           AND ($3::timestamptz IS NULL OR {col} >= $3)
+           AND ($4::timestamptz IS NULL OR {col} < $4)
+         ORDER BY {col} {order}, id {order} LIMIT $5"
+    );
+    let mut page = HistoryPage::default();
+    for name in attribute_names(c, rowid, &q.attrs).await? {
+        let rows = c
+            .query(&sql, &[&rowid, &name, &from, &to, &take])
+            .await
+            .map_err(pg_error)?;
+        let mut instances = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: i64 = r.get(0);
+            let t: DateTime<Utc> = r.get(1);
+            let written: DateTime<Utc> = r.get(2);
+            let num: Option<f64> = r.get(3);
+            let unit: Option<String> = r.get(4);
+            let doc: Option<String> = r.get(5);
+            let mut attribute = match doc {
+                Some(doc) => serde_json::from_str::<Attribute>(&doc).map_err(|e| {
+                    StoreError::Other(format!("corrupt history instance {id}: {e}"))
+                })?,
+                None => Attribute {
+                    kind: AttrKind::Property,
+                    value: num.map_or(Value::Null, crate::history::number_value),
+                    dataset_id: None,
+                    observed_at: Some(t),
+                    unit_code: unit,
+                    object_type: None,
+                    created_at: written,
+                    modified_at: written,
+                    sub_attrs: BTreeMap::new(),
+                },
+            };
+            // An instance is created when written; a replaced one keeps its new time.
+            attribute.created_at = written;
+            attribute.modified_at = written;
+            instances.push(StoredInstance { id, attribute });
+        }
+        if instances.len() > limit {
+            instances.truncate(limit);
+            page.truncated = true;
+        }
+        if q.last_n.is_some() {
+            instances.reverse();
+        }
+        if !instances.is_empty() {
+            page.attrs.insert(name, instances);
+        }
+    }
+    Ok(Some(page))
+}
+
+/// Per-period statistics, grouped by the database: the periods are joined with the
+/// attribute's instances through the time index, and counted, summed and bounded per
+/// (period, datasetId) in SQL.
+pub async fn aggregate(
+    c: &impl GenericClient,
+    tenant: &str,
+    q: &AggregateQuery,
+) -> StoreResult<Option<AggregatePage>> {
+    let Some(rowid) = entity_rowid(c, tenant, &q.entity_id).await? else {
+        return Ok(None);
+    };
+    if q.periods.is_empty() {
+        return Ok(Some(AggregatePage::new()));
+    }
+    let col = column(q.field);
+    let starts: Vec<DateTime<Utc>> = q.periods.iter().map(|(s, _)| ms(*s)).collect();
+    let ends: Vec<DateTime<Utc>> = q.periods.iter().map(|(_, e)| ms(*e)).collect();
+    // Distinct values: a number by its value, anything else by its text (a number
+    // and a text that reads the same are two values, as in SQLite).
+    let distinct = if q.distinct {
+        "count(DISTINCT (h.num, h.txt))"
+    } else {
+        "0::bigint"
+    };
+    let sql = format!(
+        "SELECT p.k, h.dataset, count(*), count(h.num), coalesce(sum(h.num), 0),
+                coalesce(sum(h.num * h.num), 0), min(h.num), max(h.num), {distinct}
+         FROM unnest($3::timestamptz[], $4::timestamptz[]) WITH ORDINALITY AS p(s, e, k)
+         JOIN attr_history h ON h.entity = $1 AND h.name = $2 AND h.{col} >= p.s AND h.{col} < p.e
+         GROUP BY p.k, h.dataset"
+    );
+    let mut out = AggregatePage::new();
+    for name in attribute_names(c, rowid, &q.attrs).await? {
+        let rows = c
+            .query(&sql, &[&rowid, &name, &starts, &ends])
+            .await
+            .map_err(pg_error)?;
+        let mut by_dataset: BTreeMap<Option<String>, Vec<PeriodStats>> = BTreeMap::new();
+        for r in rows {
+            let k: i64 = r.get(0);
+            let Some(k) = usize::try_from(k - 1).ok().filter(|k| *k < q.periods.len()) else {
+                continue;
+            };
+            let periods = by_dataset
+                .entry(r.get(1))
+                .or_insert_with(|| q.empty_periods());
+            let st = &mut periods[k];
+            st.total = r.get::<_, i64>(2).max(0) as u64;
+            st.numbers = r.get::<_, i64>(3).max(0) as u64;
+            st.sum = r.get(4);
+            st.sum_sq = r.get(5);
+            st.min = r.get(6);
+            st.max = r.get(7);
+            st.distinct = r.get::<_, i64>(8).max(0) as u64;
+        }
+        if !by_dataset.is_empty() {
+            out.insert(name, by_dataset);
+        }
+    }
+    Ok(Some(out))
+}

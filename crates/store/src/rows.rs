@@ -1,0 +1,71 @@
+//! The index rows of an entity, whatever the backend: its types, and per attribute
+//! the kinds of its instances, the scalars `q` compares with and its geometries. A
+//! write compares the rows before and after, attribute by attribute, and rewrites
+//! only what differs.
+
+use std::collections::BTreeMap;
+
+use ngsi::Entity;
+use serde_json::Value;
+
+/// The index rows one entity has, attribute by attribute, so that a change rewrites
+/// only the rows of the attributes that changed.
+#[derive(Default, PartialEq)]
+pub(crate) struct IndexRows {
+    pub types: Vec<String>,
+    pub attrs: BTreeMap<String, AttrRows>,
+}
+
+#[derive(Default, PartialEq)]
+pub(crate) struct AttrRows {
+    /// The kind of each instance.
+    pub kinds: Vec<&'static str>,
+    /// Every scalar q compares with: (num, txt).
+    pub values: Vec<(Option<f64>, Option<String>)>,
+    /// The bounding box of each geometry.
+    pub boxes: Vec<(f64, f64, f64, f64)>,
+    /// Each geometry as GeoJSON text (what PostGIS indexes).
+    pub geometries: Vec<String>,
+}
+
+impl IndexRows {
+    pub fn of(e: &Entity) -> IndexRows {
+        let mut attrs = BTreeMap::new();
+        for (name, instances) in &e.attrs {
+            let mut rows = AttrRows::default();
+            for inst in instances {
+                rows.kinds.push(inst.kind.name());
+                // Index exactly the values q compares with (ngsi::filter decides which).
+                rows.values.extend(
+                    ngsi::filter::value_targets(inst)
+                        .iter()
+                        .filter_map(indexed_value),
+                );
+                if let Some(g) = inst.geometry() {
+                    rows.boxes.push(g.bbox());
+                    rows.geometries.push(g.to_geojson().to_string());
+                }
+            }
+            attrs.insert(name.clone(), rows);
+        }
+        IndexRows {
+            types: e.types.clone(),
+            attrs,
+        }
+    }
+}
+
+/// The indexed form of a scalar: (num, txt); None for what q cannot compare.
+fn indexed_value(value: &Value) -> Option<(Option<f64>, Option<String>)> {
+    match value {
+        Value::Number(n) => Some((n.as_f64(), None)),
+        Value::String(s) => Some((None, Some(s.clone()))),
+        Value::Bool(b) => Some((None, Some(b.to_string()))),
+        _ => None,
+    }
+}
+
+/// An attribute kind from the name the index rows hold.
+pub(crate) fn kind_of(name: &str) -> Option<ngsi::AttrKind> {
+    serde_json::from_value(Value::String(name.to_string())).ok()
+}
