@@ -71,6 +71,29 @@ pub struct PeriodStats {
     pub max: Option<f64>,
 }
 
+impl HistoryPage {
+    /// Adds one attribute's instances as read for `q`: at most `limit` of them (the page
+    /// is then marked truncated), oldest first (a `lastN` read comes newest first).
+    pub(crate) fn add_attribute(
+        &mut self,
+        name: String,
+        mut instances: Vec<StoredInstance>,
+        limit: usize,
+        last_n: bool,
+    ) {
+        if instances.len() > limit {
+            instances.truncate(limit);
+            self.truncated = true;
+        }
+        if last_n {
+            instances.reverse();
+        }
+        if !instances.is_empty() {
+            self.attrs.insert(name, instances);
+        }
+    }
+}
+
 impl AggregateQuery {
     /// Its periods with nothing counted yet.
     pub(crate) fn empty_periods(&self) -> Vec<PeriodStats> {

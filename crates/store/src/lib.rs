@@ -135,6 +135,28 @@ pub struct AttributeSummary {
     pub kinds: BTreeSet<AttrKind>,
 }
 
+impl AttributeSummary {
+    /// Counts `n` instances of attribute `name` of kind `kind` (as the index rows name
+    /// it) in a discovery listing.
+    pub(crate) fn count(
+        out: &mut BTreeMap<String, AttributeSummary>,
+        name: String,
+        kind: &str,
+        n: i64,
+    ) {
+        let entry = out.entry(name.clone()).or_insert_with(|| AttributeSummary {
+            name_iri: name,
+            attribute_count: 0,
+            type_names: Default::default(),
+            kinds: Default::default(),
+        });
+        entry.attribute_count += n.max(0) as u64;
+        if let Some(k) = rows::kind_of(kind) {
+            entry.kinds.insert(k);
+        }
+    }
+}
+
 /// The storage behind the hub. Every operation names its tenant; tenants never see
 /// each other's data.
 #[async_trait]

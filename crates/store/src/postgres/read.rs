@@ -179,16 +179,7 @@ pub async fn attributes(
         .map_err(pg_error)?;
     for r in rows {
         let (name, kind, n): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
-        let entry = out.entry(name.clone()).or_insert_with(|| AttributeSummary {
-            name_iri: name,
-            attribute_count: 0,
-            type_names: Default::default(),
-            kinds: Default::default(),
-        });
-        entry.attribute_count += n.max(0) as u64;
-        if let Some(k) = kind_of(&kind) {
-            entry.kinds.insert(k);
-        }
+        AttributeSummary::count(&mut out, name, &kind, n);
     }
     let rows = c
         .query(
@@ -312,16 +303,7 @@ pub async fn history(
             attribute.modified_at = written;
             instances.push(StoredInstance { id, attribute });
         }
-        if instances.len() > limit {
-            instances.truncate(limit);
-            page.truncated = true;
-        }
-        if q.last_n.is_some() {
-            instances.reverse();
-        }
-        if !instances.is_empty() {
-            page.attrs.insert(name, instances);
-        }
+        page.add_attribute(name, instances, limit, q.last_n.is_some());
     }
     Ok(Some(page))
 }

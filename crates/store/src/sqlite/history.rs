@@ -148,16 +148,7 @@ pub fn history(c: &Connection, tenant: &str, q: &HistoryQuery) -> StoreResult<Op
                 attribute: attribute?,
             });
         }
-        if instances.len() > limit {
-            instances.truncate(limit);
-            page.truncated = true;
-        }
-        if q.last_n.is_some() {
-            instances.reverse();
-        }
-        if !instances.is_empty() {
-            page.attrs.insert(name, instances);
-        }
+        page.add_attribute(name, instances, limit, q.last_n.is_some());
     }
     Ok(Some(page))
 }

@@ -112,16 +112,7 @@ pub fn attributes(c: &Connection, tenant: &str) -> StoreResult<Vec<AttributeSumm
         .map_err(sql_error)?;
     for row in rows {
         let (name, kind, n) = row.map_err(sql_error)?;
-        let entry = out.entry(name.clone()).or_insert_with(|| AttributeSummary {
-            name_iri: name,
-            attribute_count: 0,
-            type_names: Default::default(),
-            kinds: Default::default(),
-        });
-        entry.attribute_count += n.max(0) as u64;
-        if let Some(k) = kind_of(&kind) {
-            entry.kinds.insert(k);
-        }
+        AttributeSummary::count(&mut out, name, &kind, n);
     }
     let mut s = c
         .prepare_cached("SELECT an.name, tn.name FROM (SELECT DISTINCT a.name, t.type FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = ?1) d JOIN names an ON an.id = d.name JOIN names tn ON tn.id = d.type")
