@@ -191,6 +191,62 @@ async fn batch_items_are_independent(store: Arc<dyn Store>) {
         ids(&store.query("", n_is(5)).await.unwrap()),
         vec!["urn:b:3".to_string()]
     );
+
+    // One call may change an entity several times: each operation sees the one
+    // before it, and a deletion takes with it what the call had written before.
+    let w = |id: &str, n: i64| entity(json!({"id": id, "type": "B", "n": n}));
+    let r = store
+        .write(
+            "",
+            vec![
+                create(w("urn:b:4", 1)),
+                replace(w("urn:b:4", 2)),
+                delete("urn:b:4"),
+                create(w("urn:b:4", 3)),
+                create(w("urn:b:5", 1)),
+                replace(w("urn:b:5", 2)),
+                create(w("urn:b:6", 1)),
+                delete("urn:b:6"),
+                delete("urn:b:6"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.iter().map(Result::is_ok).collect::<Vec<_>>(),
+        vec![true, true, true, true, true, true, true, true, false]
+    );
+    assert_eq!(
+        ids(&store.query("", n_is(3)).await.unwrap()),
+        vec!["urn:b:4".to_string()]
+    );
+    assert_eq!(
+        ids(&store.query("", n_is(2)).await.unwrap()),
+        vec!["urn:b:5".to_string()]
+    );
+    assert!(store.query("", n_is(1)).await.unwrap().entities.is_empty());
+    assert!(store.get("", "urn:b:6").await.unwrap().is_none());
+    let n = ctx.expand("n");
+    let history = |id: &str| HistoryQuery {
+        entity_id: id.into(),
+        limit: 100,
+        ..Default::default()
+    };
+    for (id, expected) in [("urn:b:4", vec![3.0]), ("urn:b:5", vec![1.0, 2.0])] {
+        let page = store.history("", history(id)).await.unwrap().unwrap();
+        let values: Vec<f64> = page.attrs[&n]
+            .iter()
+            .map(|i| i.attribute.value.as_f64().unwrap())
+            .collect();
+        assert_eq!(values, expected, "the history of {id}");
+    }
+    assert!(
+        store
+            .history("", history("urn:b:6"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// Deterministic pseudo-random numbers, so a failure can be replayed.

@@ -37,17 +37,6 @@ fn month_start(month: i64) -> Option<DateTime<Utc>> {
     Utc.with_ymd_and_hms(year, m, 1, 0, 0, 0).single()
 }
 
-/// How a failed statement ends one operation: refused (nothing of it written) or a
-/// fault that rolls the whole call back.
-enum OpError {
-    Op(StoreError),
-    Fault(StoreError),
-}
-
-fn fault(e: tokio_postgres::Error) -> OpError {
-    OpError::Fault(pg_error(e))
-}
-
 /// The instances a write records: those not among the old attributes (compared
 /// whole: a rewritten instance has a new modifiedAt), or those the client provided.
 fn recorded<'a>(
@@ -151,24 +140,28 @@ impl PostgresStore {
         result
     }
 
-    /// The tenant's compiled subscriptions, reloaded when another call (or node)
-    /// changed them; None when none can fire.
-    async fn watching(&self, tx: &Transaction<'_>, tenant: &str) -> StoreResult<bool> {
-        let version: i64 = tx
-            .query_opt(
-                "SELECT subscriptions_version FROM tenants WHERE name = $1",
-                &[&tenant],
-            )
+    /// Whether any of the tenant's subscriptions can fire (its compiled
+    /// subscriptions are reloaded when another call or node changed them), and
+    /// whether the tenant has its row.
+    async fn watching(&self, tx: &Transaction<'_>, tenant: &str) -> StoreResult<(bool, bool)> {
+        let version = tx
+            .prepare_cached("SELECT subscriptions_version FROM tenants WHERE name = $1")
+            .await
+            .map_err(pg_error)?;
+        let version: Option<i64> = tx
+            .query_opt(&version, &[&tenant])
             .await
             .map_err(pg_error)?
-            .map_or(0, |r| r.get(0));
+            .map(|r| r.get(0));
+        let known = version.is_some();
+        let version = version.unwrap_or(0);
         let current = self
             .watchers
             .lock()
             .ok()
             .and_then(|w| w.get(tenant).map(|(v, w)| (*v == version, !w.is_empty())));
         if let Some((true, watched)) = current {
-            return Ok(watched);
+            return Ok((watched, known));
         }
         let rows = tx
             .query(
@@ -197,7 +190,7 @@ impl PostgresStore {
         if let Ok(mut w) = self.watchers.lock() {
             w.insert(tenant.to_string(), (version, loaded));
         }
-        Ok(watched)
+        Ok((watched, known))
     }
 
     fn forget_watchers(&self, tenant: &str) {
@@ -206,6 +199,10 @@ impl PostgresStore {
         }
     }
 
+    /// Applies a call's operations in one transaction. The entities are locked and
+    /// read with one statement each, every mutation runs in memory in the order
+    /// given (a later operation on the same entity sees the earlier one's result),
+    /// and what they change goes out as one multi-row statement per table.
     pub(super) async fn write_ops(
         &self,
         tenant: &str,
@@ -213,157 +210,135 @@ impl PostgresStore {
     ) -> StoreResult<Vec<StoreResult<Applied>>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        let watched = self.watching(&tx, tenant).await?;
+        let (watched, tenant_known) = self.watching(&tx, tenant).await?;
         if watched {
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&OUTBOX_LOCK])
+            let lock = tx
+                .prepare_cached("SELECT pg_advisory_xact_lock($1)")
                 .await
                 .map_err(pg_error)?;
+            tx.execute(&lock, &[&OUTBOX_LOCK]).await.map_err(pg_error)?;
         }
+        // The entities, each once (a mutation is not Sync: only their ids cross the
+        // await).
+        let ids: Vec<&str> = ops
+            .iter()
+            .map(|op| op.entity_id.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut batch = match Batch::read(&tx, tenant, ids).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                self.forget_watchers(tenant);
+                return Err(pg_error(e));
+            }
+        };
         let mut results = Vec::with_capacity(ops.len());
-        let mut changed = false;
-        let mut notified = 0usize;
         for op in ops {
-            match self.apply(&tx, tenant, op, watched).await {
-                Ok((applied, wrote, fired)) => {
-                    changed |= wrote;
-                    notified += fired;
+            match self.apply(&mut batch, tenant, op, watched) {
+                Ok((applied, fired)) => {
+                    batch.notified += fired;
                     results.push(Ok(applied));
                 }
-                Err(OpError::Op(e)) => results.push(Err(e)),
-                Err(OpError::Fault(e)) => {
-                    tracing::error!(error = %e, "PostgreSQL write failed; rolled back");
-                    drop(tx);
-                    // Throttling times of notifications that were rolled back.
-                    self.forget_watchers(tenant);
-                    return Err(e);
-                }
+                Err(e) => results.push(Err(e)),
             }
         }
-        if changed {
-            tx.execute(
-                "INSERT INTO tenants (name) VALUES ($1) ON CONFLICT DO NOTHING",
-                &[&tenant],
-            )
-            .await
-            .map_err(pg_error)?;
+        let flushed = async {
+            batch.flush(self, &tx, tenant).await?;
+            if batch.changed && !tenant_known {
+                let add = tx
+                    .prepare_cached("INSERT INTO tenants (name) VALUES ($1) ON CONFLICT DO NOTHING")
+                    .await?;
+                tx.execute(&add, &[&tenant]).await?;
+            }
+            tx.commit().await
         }
-        if let Err(e) = tx.commit().await {
+        .await;
+        if let Err(e) = flushed {
+            tracing::error!(error = %e, "PostgreSQL write failed; rolled back");
+            // Throttling times of notifications that were rolled back.
             self.forget_watchers(tenant);
             return Err(pg_error(e));
         }
-        if notified > 0 {
+        if batch.notified > 0 {
             self.outbox.notify_one();
         }
         Ok(results)
     }
 
-    /// Applies one mutation: (what it reports, whether it wrote, how many
-    /// notifications it queued).
-    async fn apply(
+    /// Applies one mutation to the call's entities in memory: (what it reports, how
+    /// many notifications it queued). An error is this operation's alone: nothing of
+    /// it is kept.
+    fn apply(
         &self,
-        tx: &Transaction<'_>,
+        batch: &mut Batch,
         tenant: &str,
         op: WriteOp,
         watched: bool,
-    ) -> Result<(Applied, bool, usize), OpError> {
-        // Two nodes creating the same entity wait for each other here; an existing
-        // row is locked as well by FOR UPDATE.
-        let key = format!("{tenant}\u{1f}{}", op.entity_id);
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[&key],
-        )
-        .await
-        .map_err(fault)?;
-        let current = tx
-            .query_opt(
-                "SELECT rowid, doc::text FROM entities WHERE tenant = $1 AND id = $2 FOR UPDATE",
-                &[&tenant, &op.entity_id],
-            )
-            .await
-            .map_err(fault)?;
-        let (rowid, before) = match current {
-            Some(row) => {
-                let doc: String = row.get(1);
-                let entity: Entity = serde_json::from_str(&doc).map_err(|e| {
-                    OpError::Op(StoreError::Other(format!(
-                        "corrupt entity {}: {e}",
-                        op.entity_id
-                    )))
-                })?;
-                (Some(row.get::<_, i64>(0)), Some(entity))
-            }
-            None => (None, None),
-        };
+    ) -> StoreResult<(Applied, usize)> {
         if let HistoryWrite::Instances(instances) = &op.history {
             for (_, inst) in instances {
-                let json = serde_json::to_string(inst)
-                    .map_err(|e| OpError::Op(StoreError::Other(e.to_string())))?;
-                refuse_nul(&json).map_err(OpError::Op)?;
+                let json =
+                    serde_json::to_string(inst).map_err(|e| StoreError::Other(e.to_string()))?;
+                refuse_nul(&json)?;
             }
         }
-        let old_rows = before.as_ref().map(IndexRows::of);
+        let slot = batch.slots.entry(op.entity_id.clone()).or_default();
+        if let Some(e) = &slot.corrupt {
+            return Err(StoreError::Other(format!(
+                "corrupt entity {}: {e}",
+                op.entity_id
+            )));
+        }
+        let before = slot.entity.clone();
         let old_attrs = match (&op.history, &before) {
             (HistoryWrite::Changes, Some(e)) => Some(e.attrs.clone()),
             _ => None,
         };
         let kept = if watched { before.clone() } else { None };
-        let (change, applied) = (op.mutate)(before).map_err(|e| OpError::Op(e.into()))?;
+        let (change, applied) = (op.mutate)(before)?;
         let after = match change {
-            Change::Unchanged => return Ok((applied, false, 0)),
+            Change::Unchanged => return Ok((applied, 0)),
             Change::Delete => {
-                if let Some(rowid) = rowid {
-                    for sql in [
-                        "DELETE FROM entity_types WHERE entity = $1",
-                        "DELETE FROM attr_index WHERE entity = $1",
-                        "DELETE FROM attr_values WHERE entity = $1",
-                        "DELETE FROM geo_attr WHERE entity = $1",
-                        // The history goes with the entity (the NGSI-LD default).
-                        "DELETE FROM attr_history WHERE entity = $1",
-                        "DELETE FROM entities WHERE rowid = $1",
-                    ] {
-                        tx.execute(sql, &[&rowid]).await.map_err(fault)?;
+                if let Some(rowid) = slot.rowid.take() {
+                    // Whatever this call queued for the entity goes with it, and so
+                    // does what it had in the database (its history with it, the
+                    // NGSI-LD default).
+                    batch.dead.insert(rowid);
+                    if slot.stored.as_ref().is_some_and(|(r, _)| *r == rowid) {
+                        slot.stored_gone = true;
                     }
                 }
+                slot.entity = None;
                 None
             }
             Change::Put(entity) => {
                 if entity.id != op.entity_id {
-                    return Err(OpError::Op(StoreError::Other(
-                        "a mutation changed the entity id".into(),
-                    )));
+                    return Err(StoreError::Other("a mutation changed the entity id".into()));
                 }
-                let doc = serde_json::to_string(&entity)
-                    .map_err(|e| OpError::Op(StoreError::Other(e.to_string())))?;
-                refuse_nul(&doc).map_err(OpError::Op)?;
-                let rowid = match rowid {
-                    Some(rowid) => {
-                        tx.execute(
-                            "UPDATE entities SET doc = $2::text::jsonb, modified_at = $3 WHERE rowid = $1",
-                            &[&rowid, &doc, &entity.modified_at],
-                        )
-                        .await
-                        .map_err(fault)?;
+                let doc =
+                    serde_json::to_string(&entity).map_err(|e| StoreError::Other(e.to_string()))?;
+                refuse_nul(&doc)?;
+                let rowid = match slot.rowid {
+                    Some(rowid) => rowid,
+                    None => {
+                        // A placeholder, numbered from the sequence at flush time.
+                        batch.created += 1;
+                        let rowid = -batch.created;
+                        slot.rowid = Some(rowid);
                         rowid
                     }
-                    None => tx
-                        .query_one(
-                            "INSERT INTO entities (tenant, id, doc, modified_at) VALUES ($1, $2, $3::text::jsonb, $4) RETURNING rowid",
-                            &[&tenant, &entity.id, &doc, &entity.modified_at],
-                        )
-                        .await
-                        .map_err(fault)?
-                        .get(0),
                 };
-                let new_rows = IndexRows::of(&entity);
-                replace_rows(tx, tenant, rowid, old_rows.as_ref(), &new_rows)
-                    .await
-                    .map_err(fault)?;
-                let instances = recorded(&entity, old_attrs.as_ref(), &op.history);
-                self.record(tx, rowid, &instances).await.map_err(fault)?;
+                for (name, inst) in recorded(&entity, old_attrs.as_ref(), &op.history) {
+                    batch.history.push(rowid, name, inst);
+                }
+                slot.doc = Some(doc);
+                slot.entity = Some(entity.clone());
                 Some(entity)
             }
         };
+        slot.dirty = true;
+        batch.changed = true;
         let mut fired = 0;
         if watched && (after.is_some() || kept.is_some()) {
             let now = ngsi::entity::now();
@@ -374,63 +349,54 @@ impl PostgresStore {
                     .unwrap_or_default(),
                 Err(_) => Vec::new(),
             };
-            let entity_id = op.entity_id.clone();
             for n in notifications {
-                tx.execute(
-                    "INSERT INTO outbox (tenant, subscription, entity, payload, created_at, next_attempt_at)
-                     VALUES ($1, $2, $3, $4::text::jsonb, $5, $5)",
-                    &[&tenant, &n.subscription, &entity_id, &n.payload.to_string(), &ms(now)],
-                )
-                .await
-                .map_err(fault)?;
+                batch.outbox.subscription.push(n.subscription);
+                batch.outbox.entity.push(op.entity_id.clone());
+                batch.outbox.payload.push(n.payload.to_string());
+                batch.outbox.created.push(ms(now));
                 fired += 1;
             }
         }
-        Ok((applied, true, fired))
+        Ok((applied, fired))
     }
 
-    /// Appends instances to the history, creating their months' partitions first.
+    /// Appends history rows, creating their months' partitions first.
     async fn record(
         &self,
         tx: &Transaction<'_>,
-        rowid: i64,
-        instances: &[(&str, &ngsi::Attribute)],
+        rows: &HistoryColumns,
     ) -> Result<(), tokio_postgres::Error> {
-        if instances.is_empty() {
+        if rows.entity.is_empty() {
             return Ok(());
         }
-        let months: Vec<i64> = instances
-            .iter()
-            .map(|(_, i)| month_of(i.observed_at.unwrap_or(i.modified_at)))
-            .collect();
+        let months: Vec<i64> = rows.t.iter().map(|t| month_of(*t)).collect();
         self.ensure_months(&months).await;
-        let stmt = tx
+        let insert = tx
             .prepare_cached(
                 "INSERT INTO attr_history (entity, name, dataset, t, written, num, txt, unit, doc)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb)",
+                 SELECT entity, name, dataset, t, written, num, txt, unit, doc::jsonb
+                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[],
+                             $5::timestamptz[], $6::float8[], $7::text[], $8::text[], $9::text[])
+                      AS r(entity, name, dataset, t, written, num, txt, unit, doc)",
             )
             .await?;
-        for (name, inst) in instances {
-            let row = HistoryRow::of(inst);
-            tx.execute(
-                &stmt,
-                &[
-                    &rowid,
-                    name,
-                    &inst.dataset_id,
-                    &row.t,
-                    &row.written,
-                    &row.num,
-                    &row.txt,
-                    &row.unit,
-                    &row.doc,
-                ],
-            )
-            .await?;
-        }
+        tx.execute(
+            &insert,
+            &[
+                &rows.entity,
+                &rows.name,
+                &rows.dataset,
+                &rows.t,
+                &rows.written,
+                &rows.num,
+                &rows.txt,
+                &rows.unit,
+                &rows.doc,
+            ],
+        )
+        .await?;
         Ok(())
     }
-
     pub(super) async fn edit(&self, tenant: &str, edit: HistoryEdit) -> StoreResult<u64> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
@@ -615,92 +581,457 @@ fn indexed_text(text: &str) -> &str {
     &text[..end]
 }
 
-/// Turns the index rows of `old` into those of `new`, attribute by attribute,
-/// touching only what differs.
-async fn replace_rows(
+/// One entity as a call sees it: as read at the start, and as its operations left it.
+#[derive(Default)]
+struct Slot {
+    /// The row read at the start of the call: (rowid, entity).
+    stored: Option<(i64, Entity)>,
+    /// The stored document did not parse: every operation on the entity fails.
+    corrupt: Option<String>,
+    /// The stored row is deleted by this call (with its index and history rows).
+    stored_gone: bool,
+    /// The current row: the stored one, or a placeholder (< 0) for a new row.
+    rowid: Option<i64>,
+    entity: Option<Entity>,
+    /// The current entity as JSON, checked for U+0000.
+    doc: Option<String>,
+    /// Written by an operation of this call.
+    dirty: bool,
+}
+
+/// What one call writes, gathered operation by operation and sent at the end as one
+/// statement per table.
+#[derive(Default)]
+struct Batch {
+    slots: BTreeMap<String, Slot>,
+    /// New rows so far; row n (from 1) has placeholder rowid -n until flushed.
+    created: i64,
+    /// Rows deleted by this call (stored or placeholders): their queued history goes.
+    dead: BTreeSet<i64>,
+    history: PendingHistory,
+    outbox: OutboxColumns,
+    changed: bool,
+    notified: usize,
+}
+
+#[derive(Default)]
+struct PendingHistory(Vec<(i64, String, Option<String>, HistoryRow)>);
+
+impl PendingHistory {
+    fn push(&mut self, rowid: i64, name: &str, inst: &ngsi::Attribute) {
+        self.0.push((
+            rowid,
+            name.to_string(),
+            inst.dataset_id.clone(),
+            HistoryRow::of(inst),
+        ));
+    }
+}
+
+/// History rows as the columns of one multi-row INSERT.
+#[derive(Default)]
+struct HistoryColumns {
+    entity: Vec<i64>,
+    name: Vec<String>,
+    dataset: Vec<Option<String>>,
+    t: Vec<DateTime<Utc>>,
+    written: Vec<DateTime<Utc>>,
+    num: Vec<Option<f64>>,
+    txt: Vec<Option<String>>,
+    unit: Vec<Option<String>>,
+    doc: Vec<Option<String>>,
+}
+
+#[derive(Default)]
+struct OutboxColumns {
+    subscription: Vec<String>,
+    entity: Vec<String>,
+    payload: Vec<String>,
+    created: Vec<DateTime<Utc>>,
+}
+
+/// Prepares (once per connection) and runs one statement.
+async fn run(
     tx: &Transaction<'_>,
-    tenant: &str,
-    rowid: i64,
-    old: Option<&IndexRows>,
-    new: &IndexRows,
-) -> Result<(), tokio_postgres::Error> {
-    let empty_rows = IndexRows::default();
-    let old = old.unwrap_or(&empty_rows);
-    if new.types != old.types {
-        for t in old.types.iter().filter(|t| !new.types.contains(t)) {
-            tx.execute(
-                "DELETE FROM entity_types WHERE tenant = $1 AND type = $2 AND entity = $3",
-                &[&tenant, t, &rowid],
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = tx.prepare_cached(sql).await?;
+    tx.execute(&statement, params).await
+}
+
+impl Batch {
+    /// Locks the entities `ids` and reads their rows, one statement each.
+    async fn read(
+        tx: &Transaction<'_>,
+        tenant: &str,
+        ids: Vec<&str>,
+    ) -> Result<Batch, tokio_postgres::Error> {
+        let mut batch = Batch::default();
+        if ids.is_empty() {
+            return Ok(batch);
+        }
+        // Two nodes creating the same entity wait for each other here (an existing
+        // row is locked as well by FOR UPDATE). Taken in the order of the lock keys,
+        // so that two calls sharing entities cannot deadlock; the lock calls run
+        // after the sort (PostgreSQL evaluates volatile output columns last).
+        let keys: Vec<String> = ids.iter().map(|id| format!("{tenant}\u{1f}{id}")).collect();
+        run(
+            tx,
+            "SELECT pg_advisory_xact_lock(k) FROM
+               (SELECT DISTINCT hashtextextended(key, 0) AS k FROM unnest($1::text[]) AS key) s
+             ORDER BY k",
+            &[&keys],
+        )
+        .await?;
+        let select = tx
+            .prepare_cached(
+                "SELECT rowid, id, doc::text FROM entities WHERE tenant = $1 AND id = ANY($2)
+                 ORDER BY rowid FOR UPDATE",
+            )
+            .await?;
+        for row in tx.query(&select, &[&tenant, &ids]).await? {
+            let (rowid, id, doc): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
+            let slot = batch.slots.entry(id).or_default();
+            match serde_json::from_str::<Entity>(&doc) {
+                Ok(entity) => {
+                    slot.rowid = Some(rowid);
+                    slot.entity = Some(entity.clone());
+                    slot.stored = Some((rowid, entity));
+                }
+                Err(e) => slot.corrupt = Some(e.to_string()),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Writes what the call's operations changed.
+    async fn flush(
+        &mut self,
+        store: &PostgresStore,
+        tx: &Transaction<'_>,
+        tenant: &str,
+    ) -> Result<(), tokio_postgres::Error> {
+        if !self.changed {
+            return Ok(());
+        }
+        let fresh: Vec<i64> = if self.created > 0 {
+            let numbers = tx
+                .prepare_cached(
+                    "SELECT nextval(pg_get_serial_sequence('entities', 'rowid'))
+                     FROM generate_series(1, $1::bigint) ORDER BY 1",
+                )
+                .await?;
+            tx.query(&numbers, &[&self.created])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Placeholder -n is the n-th new row, in the order the operations made them.
+        let real = |rowid: i64| -> i64 {
+            if rowid < 0 {
+                usize::try_from(-rowid - 1)
+                    .ok()
+                    .and_then(|i| fresh.get(i).copied())
+                    .unwrap_or(rowid)
+            } else {
+                rowid
+            }
+        };
+        let mut deleted: Vec<i64> = Vec::new();
+        let (mut updated, mut inserted) = (EntityColumns::default(), EntityColumns::default());
+        let mut index = IndexChanges::default();
+        let no_rows = IndexRows::default();
+        for (id, slot) in &self.slots {
+            if !slot.dirty {
+                continue;
+            }
+            let stored = slot.stored.as_ref();
+            if slot.stored_gone
+                && let Some((rowid, _)) = stored
+            {
+                deleted.push(*rowid);
+            }
+            let (Some(rowid), Some(entity), Some(doc)) = (slot.rowid, &slot.entity, &slot.doc)
+            else {
+                continue;
+            };
+            let new_rows = IndexRows::of(entity);
+            match stored {
+                Some((stored_rowid, old)) if *stored_rowid == rowid => {
+                    updated.push(rowid, id, doc, entity.modified_at);
+                    index.diff(rowid, &IndexRows::of(old), &new_rows);
+                }
+                _ => {
+                    inserted.push(real(rowid), id, doc, entity.modified_at);
+                    index.diff(real(rowid), &no_rows, &new_rows);
+                }
+            }
+        }
+        if !deleted.is_empty() {
+            for sql in [
+                "DELETE FROM entity_types WHERE entity = ANY($1)",
+                "DELETE FROM attr_index WHERE entity = ANY($1)",
+                "DELETE FROM attr_values WHERE entity = ANY($1)",
+                "DELETE FROM geo_attr WHERE entity = ANY($1)",
+                // The history goes with the entity (the NGSI-LD default).
+                "DELETE FROM attr_history WHERE entity = ANY($1)",
+                "DELETE FROM entities WHERE rowid = ANY($1)",
+            ] {
+                run(tx, sql, &[&deleted]).await?;
+            }
+        }
+        if !updated.rowid.is_empty() {
+            run(
+                tx,
+                "UPDATE entities e SET doc = u.doc::jsonb, modified_at = u.modified_at
+                 FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS u(rowid, doc, modified_at)
+                 WHERE e.rowid = u.rowid",
+                &[&updated.rowid, &updated.doc, &updated.modified_at],
             )
             .await?;
         }
-        for t in new.types.iter().filter(|t| !old.types.contains(t)) {
-            tx.execute(
-                "INSERT INTO entity_types (tenant, type, entity) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                &[&tenant, t, &rowid],
+        if !inserted.rowid.is_empty() {
+            run(
+                tx,
+                "INSERT INTO entities (rowid, tenant, id, doc, modified_at)
+                 SELECT rowid, $1, id, doc::jsonb, modified_at
+                 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::timestamptz[])
+                      AS u(rowid, id, doc, modified_at)",
+                &[
+                    &tenant,
+                    &inserted.rowid,
+                    &inserted.id,
+                    &inserted.doc,
+                    &inserted.modified_at,
+                ],
             )
             .await?;
         }
+        index.write(tx, tenant).await?;
+        let mut history = HistoryColumns::default();
+        for (rowid, name, dataset, row) in std::mem::take(&mut self.history.0) {
+            if self.dead.contains(&rowid) {
+                continue;
+            }
+            history.entity.push(real(rowid));
+            history.name.push(name);
+            history.dataset.push(dataset);
+            history.t.push(row.t);
+            history.written.push(row.written);
+            history.num.push(row.num);
+            history.txt.push(row.txt);
+            history.unit.push(row.unit);
+            history.doc.push(row.doc);
+        }
+        store.record(tx, &history).await?;
+        let outbox = &self.outbox;
+        if !outbox.subscription.is_empty() {
+            // In the order the operations fired them: the ids follow the array.
+            run(
+                tx,
+                "INSERT INTO outbox (tenant, subscription, entity, payload, created_at, next_attempt_at)
+                 SELECT $1, subscription, entity, payload::jsonb, created_at, created_at
+                 FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                      WITH ORDINALITY AS n(subscription, entity, payload, created_at, k)
+                 ORDER BY k",
+                &[
+                    &tenant,
+                    &outbox.subscription,
+                    &outbox.entity,
+                    &outbox.payload,
+                    &outbox.created,
+                ],
+            )
+            .await?;
+        }
+        Ok(())
     }
-    let names: BTreeSet<&String> = old.attrs.keys().chain(new.attrs.keys()).collect();
-    let empty = AttrRows::default();
-    for name in names {
-        let (before, after) = (old.attrs.get(name), new.attrs.get(name));
-        if before == after {
-            continue;
+}
+
+#[derive(Default)]
+struct EntityColumns<'a> {
+    rowid: Vec<i64>,
+    id: Vec<&'a str>,
+    doc: Vec<&'a str>,
+    modified_at: Vec<DateTime<Utc>>,
+}
+
+impl<'a> EntityColumns<'a> {
+    fn push(&mut self, rowid: i64, id: &'a str, doc: &'a str, modified_at: DateTime<Utc>) {
+        self.rowid.push(rowid);
+        self.id.push(id);
+        self.doc.push(doc);
+        self.modified_at.push(modified_at);
+    }
+}
+
+/// (entity, name) pairs: the rows of these attributes (or these types) go.
+#[derive(Default)]
+struct Keys {
+    entity: Vec<i64>,
+    name: Vec<String>,
+}
+
+impl Keys {
+    fn push(&mut self, entity: i64, name: &str) {
+        self.entity.push(entity);
+        self.name.push(name.to_string());
+    }
+}
+
+/// Rows of `attr_values` to insert.
+#[derive(Default)]
+struct ValueColumns {
+    keys: Keys,
+    k: Vec<i32>,
+    num: Vec<Option<f64>>,
+    txt: Vec<Option<String>>,
+}
+
+/// The index rows a call deletes and inserts, as the columns of one statement each.
+#[derive(Default)]
+struct IndexChanges {
+    types_gone: Keys,
+    types_new: Keys,
+    kinds_gone: Keys,
+    kinds_new: (Keys, Vec<i32>, Vec<&'static str>),
+    values_gone: Keys,
+    values_new: ValueColumns,
+    geo_gone: Keys,
+    geo_new: (Keys, Vec<String>),
+}
+
+impl IndexChanges {
+    /// The rows that turn the index rows `old` of an entity into `new`, attribute by
+    /// attribute, touching only what differs.
+    fn diff(&mut self, rowid: i64, old: &IndexRows, new: &IndexRows) {
+        if new.types != old.types {
+            for t in old.types.iter().filter(|t| !new.types.contains(t)) {
+                self.types_gone.push(rowid, t);
+            }
+            for t in new.types.iter().filter(|t| !old.types.contains(t)) {
+                self.types_new.push(rowid, t);
+            }
         }
-        let (before, after) = (before.unwrap_or(&empty), after.unwrap_or(&empty));
-        if before.kinds != after.kinds {
-            if !before.kinds.is_empty() {
-                tx.execute(
-                    "DELETE FROM attr_index WHERE entity = $1 AND name = $2",
-                    &[&rowid, name],
-                )
-                .await?;
+        let names: BTreeSet<&String> = old.attrs.keys().chain(new.attrs.keys()).collect();
+        let empty = AttrRows::default();
+        for name in names {
+            let (before, after) = (old.attrs.get(name), new.attrs.get(name));
+            if before == after {
+                continue;
             }
-            for (seq, kind) in after.kinds.iter().enumerate() {
-                let seq = i32::try_from(seq).unwrap_or(i32::MAX);
-                tx.execute(
-                    "INSERT INTO attr_index (entity, name, seq, kind) VALUES ($1, $2, $3, $4)",
-                    &[&rowid, name, &seq, kind],
-                )
-                .await?;
+            let (before, after) = (before.unwrap_or(&empty), after.unwrap_or(&empty));
+            if before.kinds != after.kinds {
+                if !before.kinds.is_empty() {
+                    self.kinds_gone.push(rowid, name);
+                }
+                for (seq, kind) in after.kinds.iter().enumerate() {
+                    self.kinds_new.0.push(rowid, name);
+                    self.kinds_new
+                        .1
+                        .push(i32::try_from(seq).unwrap_or(i32::MAX));
+                    self.kinds_new.2.push(kind);
+                }
             }
-        }
-        if before.values != after.values {
-            if !before.values.is_empty() {
-                tx.execute(
-                    "DELETE FROM attr_values WHERE entity = $1 AND name = $2",
-                    &[&rowid, name],
-                )
-                .await?;
+            if before.values != after.values {
+                if !before.values.is_empty() {
+                    self.values_gone.push(rowid, name);
+                }
+                for (k, (num, txt)) in after.values.iter().enumerate() {
+                    let values = &mut self.values_new;
+                    values.keys.push(rowid, name);
+                    values.k.push(i32::try_from(k).unwrap_or(i32::MAX));
+                    values.num.push(*num);
+                    values
+                        .txt
+                        .push(txt.as_deref().map(|t| indexed_text(t).to_string()));
+                }
             }
-            for (k, (num, txt)) in after.values.iter().enumerate() {
-                let k = i32::try_from(k).unwrap_or(i32::MAX);
-                let txt = txt.as_deref().map(indexed_text);
-                tx.execute(
-                    "INSERT INTO attr_values (entity, name, k, num, txt) VALUES ($1, $2, $3, $4, $5)",
-                    &[&rowid, name, &k, num, &txt],
-                )
-                .await?;
-            }
-        }
-        if before.geometries != after.geometries {
-            if !before.geometries.is_empty() {
-                tx.execute(
-                    "DELETE FROM geo_attr WHERE entity = $1 AND name = $2",
-                    &[&rowid, name],
-                )
-                .await?;
-            }
-            for g in &after.geometries {
-                tx.execute(
-                    "INSERT INTO geo_attr (entity, name, geom) VALUES ($1, $2, ST_SetSRID(ST_GeomFromGeoJSON($3), 4326))",
-                    &[&rowid, name, g],
-                )
-                .await?;
+            if before.geometries != after.geometries {
+                if !before.geometries.is_empty() {
+                    self.geo_gone.push(rowid, name);
+                }
+                for g in &after.geometries {
+                    self.geo_new.0.push(rowid, name);
+                    self.geo_new.1.push(g.clone());
+                }
             }
         }
     }
-    Ok(())
+
+    /// Deletes, then inserts: an attribute's new rows may take the keys of its old.
+    async fn write(&self, tx: &Transaction<'_>, tenant: &str) -> Result<(), tokio_postgres::Error> {
+        let gone = &self.types_gone;
+        if !gone.entity.is_empty() {
+            run(
+                tx,
+                "DELETE FROM entity_types t USING unnest($2::bigint[], $3::text[]) AS d(entity, type)
+                 WHERE t.tenant = $1 AND t.type = d.type AND t.entity = d.entity",
+                &[&tenant, &gone.entity, &gone.name],
+            )
+            .await?;
+        }
+        for (keys, table) in [
+            (&self.kinds_gone, "attr_index"),
+            (&self.values_gone, "attr_values"),
+            (&self.geo_gone, "geo_attr"),
+        ] {
+            if keys.entity.is_empty() {
+                continue;
+            }
+            // The table names are this code's own, never input.
+            let sql = format!(
+                "DELETE FROM {table} a USING unnest($1::bigint[], $2::text[]) AS d(entity, name)
+                 WHERE a.entity = d.entity AND a.name = d.name"
+            );
+            run(tx, &sql, &[&keys.entity, &keys.name]).await?;
+        }
+        let new = &self.types_new;
+        if !new.entity.is_empty() {
+            run(
+                tx,
+                "INSERT INTO entity_types (tenant, type, entity)
+                 SELECT $1, type, entity FROM unnest($2::bigint[], $3::text[]) AS d(entity, type)
+                 ON CONFLICT DO NOTHING",
+                &[&tenant, &new.entity, &new.name],
+            )
+            .await?;
+        }
+        let (keys, seq, kind) = &self.kinds_new;
+        if !keys.entity.is_empty() {
+            run(
+                tx,
+                "INSERT INTO attr_index (entity, name, seq, kind)
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[])",
+                &[&keys.entity, &keys.name, seq, kind],
+            )
+            .await?;
+        }
+        let ValueColumns { keys, k, num, txt } = &self.values_new;
+        if !keys.entity.is_empty() {
+            run(
+                tx,
+                "INSERT INTO attr_values (entity, name, k, num, txt)
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::float8[], $5::text[])",
+                &[&keys.entity, &keys.name, k, num, txt],
+            )
+            .await?;
+        }
+        let (keys, geojson) = &self.geo_new;
+        if !keys.entity.is_empty() {
+            run(
+                tx,
+                "INSERT INTO geo_attr (entity, name, geom)
+                 SELECT entity, name, ST_SetSRID(ST_GeomFromGeoJSON(g), 4326)
+                 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS d(entity, name, g)",
+                &[&keys.entity, &keys.name, geojson],
+            )
+            .await?;
+        }
+        Ok(())
+    }
 }
