@@ -49,6 +49,8 @@ pub struct PostgresStore {
     watchers: Mutex<HashMap<String, (i64, TenantWatchers)>>,
     /// Months (year * 12 + month - 1) known to have a history partition.
     months: Mutex<HashSet<i64>>,
+    /// Rows added since the planner's statistics were refreshed.
+    growth: write::Growth,
     /// This node, as the claimant of the outbox rows it takes: the URL's
     /// `application_name` when given, else the host name. A node restarted under the
     /// same name takes back at once the rows it had claimed.
@@ -213,6 +215,7 @@ impl PostgresStore {
             outbox: Arc::new(tokio::sync::Notify::new()),
             watchers: Mutex::new(HashMap::new()),
             months: Mutex::new(HashSet::new()),
+            growth: Default::default(),
             node,
         };
         // This month's and the next one's partitions, ahead of the writes.

@@ -2,6 +2,7 @@
 //! and purges, and the monthly partitions of the history.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use deadpool_postgres::Transaction;
@@ -25,6 +26,34 @@ pub(super) const OUTBOX_LOCK: i64 = 0x646f_7468_695f_6f62; // "dothi_ob"
 
 /// The lock serializing the creation of history partitions between nodes.
 const PARTITION_LOCK: i64 = 0x646f_7468_695f_7061; // "dothi_pa"
+
+/// Entity rows this node has added since it last refreshed the planner's statistics.
+/// A bulk load otherwise leaves the planner without them until autovacuum's next
+/// round (a minute or more), and without them it drives a geo-query from the type
+/// index, testing every entity of the type (EXPLAIN ANALYZE at 100,000 entities:
+/// 680 ms, against 3 ms from the GiST index with statistics). Refreshed whenever the rows added reach those counted at the last refresh
+/// (at least [`ANALYZE_AFTER`]): a few times in a load, never in steady updates.
+#[derive(Default)]
+pub(super) struct Growth(Mutex<(u64, u64)>);
+
+const ANALYZE_AFTER: u64 = 10_000;
+
+impl Growth {
+    /// Counts `added` rows; true when the statistics are to be refreshed now.
+    fn add(&self, added: u64) -> bool {
+        let Ok(mut g) = self.0.lock() else {
+            return false;
+        };
+        let (counted, since) = &mut *g;
+        *since += added;
+        if *since < (*counted).max(ANALYZE_AFTER) {
+            return false;
+        }
+        *counted += *since;
+        *since = 0;
+        true
+    }
+}
 
 /// A month as a number: year * 12 + month - 1.
 pub(super) fn month_of(t: DateTime<Utc>) -> i64 {
@@ -263,7 +292,30 @@ impl PostgresStore {
         if batch.notified > 0 {
             self.outbox.notify_one();
         }
+        if self.growth.add(batch.inserted) {
+            self.refresh_statistics();
+        }
         Ok(results)
+    }
+
+    /// Refreshes the planner's statistics of the entity and index tables, in the
+    /// background: no write waits for it.
+    fn refresh_statistics(&self) {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let analyzed = match pool.get().await {
+                Ok(c) => c
+                    .batch_execute(
+                        "ANALYZE entities, entity_types, attr_index, attr_values, geo_attr",
+                    )
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = analyzed {
+                tracing::warn!(error = %e, "planner statistics not refreshed");
+            }
+        });
     }
 
     /// Applies one mutation to the call's entities in memory: (what it reports, how
@@ -612,6 +664,8 @@ struct Batch {
     outbox: OutboxColumns,
     changed: bool,
     notified: usize,
+    /// Entity rows inserted by the flush.
+    inserted: u64,
 }
 
 #[derive(Default)]
@@ -794,6 +848,7 @@ impl Batch {
             )
             .await?;
         }
+        self.inserted = inserted.rowid.len() as u64;
         if !inserted.rowid.is_empty() {
             run(
                 tx,
