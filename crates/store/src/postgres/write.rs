@@ -6,8 +6,10 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use deadpool_postgres::Transaction;
+use futures_util::future::{try_join, try_join_all};
 use ngsi::Entity;
 use serde_json::Value;
+use tokio_postgres::Statement;
 
 use super::{PostgresStore, ms, pg_error, refuse_nul};
 use crate::plan::INDEXED_TEXT_BYTES;
@@ -412,43 +414,6 @@ impl PostgresStore {
         Ok((applied, fired))
     }
 
-    /// Appends history rows, creating their months' partitions first.
-    async fn record(
-        &self,
-        tx: &Transaction<'_>,
-        rows: &HistoryColumns,
-    ) -> Result<(), tokio_postgres::Error> {
-        if rows.entity.is_empty() {
-            return Ok(());
-        }
-        let months: Vec<i64> = rows.t.iter().map(|t| month_of(*t)).collect();
-        self.ensure_months(&months).await;
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO attr_history (entity, name, dataset, t, written, num, txt, unit, doc)
-                 SELECT entity, name, dataset, t, written, num, txt, unit, doc::jsonb
-                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[],
-                             $5::timestamptz[], $6::float8[], $7::text[], $8::text[], $9::text[])
-                      AS r(entity, name, dataset, t, written, num, txt, unit, doc)",
-            )
-            .await?;
-        tx.execute(
-            &insert,
-            &[
-                &rows.entity,
-                &rows.name,
-                &rows.dataset,
-                &rows.t,
-                &rows.written,
-                &rows.num,
-                &rows.txt,
-                &rows.unit,
-                &rows.doc,
-            ],
-        )
-        .await?;
-        Ok(())
-    }
     pub(super) async fn edit(&self, tenant: &str, edit: HistoryEdit) -> StoreResult<u64> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
@@ -704,14 +669,38 @@ struct OutboxColumns {
     created: Vec<DateTime<Utc>>,
 }
 
-/// Prepares (once per connection) and runs one statement.
-async fn run(
-    tx: &Transaction<'_>,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> Result<u64, tokio_postgres::Error> {
-    let statement = tx.prepare_cached(sql).await?;
-    tx.execute(&statement, params).await
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+/// Statements sent together and answered together: one round trip for all of them.
+/// PostgreSQL runs them in the order sent, each seeing the ones before.
+struct Pipeline<'a> {
+    tx: &'a Transaction<'a>,
+    steps: Vec<(Statement, Vec<Param<'a>>)>,
+}
+
+impl<'a> Pipeline<'a> {
+    fn new(tx: &'a Transaction<'a>) -> Pipeline<'a> {
+        Pipeline {
+            tx,
+            steps: Vec::new(),
+        }
+    }
+
+    /// Adds a statement, prepared once per connection (a statement sent as text is
+    /// parsed and planned again each time, and costs a round trip of its own).
+    async fn add(&mut self, sql: &str, params: &[Param<'a>]) -> Result<(), tokio_postgres::Error> {
+        let statement = self.tx.prepare_cached(sql).await?;
+        self.steps.push((statement, params.to_vec()));
+        Ok(())
+    }
+
+    /// Sends every statement, then waits for all the answers. The futures are
+    /// polled in order, so the statements go out in the order they were added.
+    async fn run(self) -> Result<(), tokio_postgres::Error> {
+        let tx = self.tx;
+        try_join_all(self.steps.iter().map(|(s, p)| tx.execute(s, p))).await?;
+        Ok(())
+    }
 }
 
 impl Batch {
@@ -729,22 +718,29 @@ impl Batch {
         // row is locked as well by FOR UPDATE). Taken in the order of the lock keys,
         // so that two calls sharing entities cannot deadlock; the lock calls run
         // after the sort (PostgreSQL evaluates volatile output columns last).
+        // The read is sent with the locks (one round trip) and runs once they are
+        // held, with a snapshot of its own: it sees a row another call committed
+        // while this one waited.
         let keys: Vec<String> = ids.iter().map(|id| format!("{tenant}\u{1f}{id}")).collect();
-        run(
-            tx,
-            "SELECT pg_advisory_xact_lock(k) FROM
-               (SELECT DISTINCT hashtextextended(key, 0) AS k FROM unnest($1::text[]) AS key) s
-             ORDER BY k",
-            &[&keys],
-        )
-        .await?;
+        let lock = tx
+            .prepare_cached(
+                "SELECT pg_advisory_xact_lock(k) FROM
+                   (SELECT DISTINCT hashtextextended(key, 0) AS k FROM unnest($1::text[]) AS key) s
+                 ORDER BY k",
+            )
+            .await?;
         let select = tx
             .prepare_cached(
                 "SELECT rowid, id, doc::text FROM entities WHERE tenant = $1 AND id = ANY($2)
                  ORDER BY rowid FOR UPDATE",
             )
             .await?;
-        for row in tx.query(&select, &[&tenant, &ids]).await? {
+        let (_, rows) = try_join(
+            tx.execute(&lock, &[&keys]),
+            tx.query(&select, &[&tenant, &ids]),
+        )
+        .await?;
+        for row in rows {
             let (rowid, id, doc): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
             let slot = batch.slots.entry(id).or_default();
             match serde_json::from_str::<Entity>(&doc) {
@@ -825,48 +821,7 @@ impl Batch {
                 }
             }
         }
-        if !deleted.is_empty() {
-            for sql in [
-                "DELETE FROM entity_types WHERE entity = ANY($1)",
-                "DELETE FROM attr_index WHERE entity = ANY($1)",
-                "DELETE FROM attr_values WHERE entity = ANY($1)",
-                "DELETE FROM geo_attr WHERE entity = ANY($1)",
-                // The history goes with the entity (the NGSI-LD default).
-                "DELETE FROM attr_history WHERE entity = ANY($1)",
-                "DELETE FROM entities WHERE rowid = ANY($1)",
-            ] {
-                run(tx, sql, &[&deleted]).await?;
-            }
-        }
-        if !updated.rowid.is_empty() {
-            run(
-                tx,
-                "UPDATE entities e SET doc = u.doc::jsonb, modified_at = u.modified_at
-                 FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS u(rowid, doc, modified_at)
-                 WHERE e.rowid = u.rowid",
-                &[&updated.rowid, &updated.doc, &updated.modified_at],
-            )
-            .await?;
-        }
         self.inserted = inserted.rowid.len() as u64;
-        if !inserted.rowid.is_empty() {
-            run(
-                tx,
-                "INSERT INTO entities (rowid, tenant, id, doc, modified_at)
-                 SELECT rowid, $1, id, doc::jsonb, modified_at
-                 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::timestamptz[])
-                      AS u(rowid, id, doc, modified_at)",
-                &[
-                    &tenant,
-                    &inserted.rowid,
-                    &inserted.id,
-                    &inserted.doc,
-                    &inserted.modified_at,
-                ],
-            )
-            .await?;
-        }
-        index.write(tx, tenant).await?;
         let mut history = HistoryColumns::default();
         for (rowid, name, dataset, row) in std::mem::take(&mut self.history.0) {
             if self.dead.contains(&rowid) {
@@ -882,19 +837,83 @@ impl Batch {
             history.unit.push(row.unit);
             history.doc.push(row.doc);
         }
-        store.record(tx, &history).await?;
+        if !history.t.is_empty() {
+            let months: Vec<i64> = history.t.iter().map(|t| month_of(*t)).collect();
+            store.ensure_months(&months).await;
+        }
+        let tenant: Param = &tenant;
+        let mut p = Pipeline::new(tx);
+        if !deleted.is_empty() {
+            for sql in [
+                "DELETE FROM entity_types WHERE entity = ANY($1)",
+                "DELETE FROM attr_index WHERE entity = ANY($1)",
+                "DELETE FROM attr_values WHERE entity = ANY($1)",
+                "DELETE FROM geo_attr WHERE entity = ANY($1)",
+                // The history goes with the entity (the NGSI-LD default).
+                "DELETE FROM attr_history WHERE entity = ANY($1)",
+                "DELETE FROM entities WHERE rowid = ANY($1)",
+            ] {
+                p.add(sql, &[&deleted]).await?;
+            }
+        }
+        if !updated.rowid.is_empty() {
+            p.add(
+                "UPDATE entities e SET doc = u.doc::jsonb, modified_at = u.modified_at
+                 FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS u(rowid, doc, modified_at)
+                 WHERE e.rowid = u.rowid",
+                &[&updated.rowid, &updated.doc, &updated.modified_at],
+            )
+            .await?;
+        }
+        if !inserted.rowid.is_empty() {
+            p.add(
+                "INSERT INTO entities (rowid, tenant, id, doc, modified_at)
+                 SELECT rowid, $1, id, doc::jsonb, modified_at
+                 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::timestamptz[])
+                      AS u(rowid, id, doc, modified_at)",
+                &[
+                    tenant,
+                    &inserted.rowid,
+                    &inserted.id,
+                    &inserted.doc,
+                    &inserted.modified_at,
+                ],
+            )
+            .await?;
+        }
+        index.write(&mut p, tenant).await?;
+        if !history.entity.is_empty() {
+            p.add(
+                "INSERT INTO attr_history (entity, name, dataset, t, written, num, txt, unit, doc)
+                 SELECT entity, name, dataset, t, written, num, txt, unit, doc::jsonb
+                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[],
+                             $5::timestamptz[], $6::float8[], $7::text[], $8::text[], $9::text[])
+                      AS r(entity, name, dataset, t, written, num, txt, unit, doc)",
+                &[
+                    &history.entity,
+                    &history.name,
+                    &history.dataset,
+                    &history.t,
+                    &history.written,
+                    &history.num,
+                    &history.txt,
+                    &history.unit,
+                    &history.doc,
+                ],
+            )
+            .await?;
+        }
         let outbox = &self.outbox;
         if !outbox.subscription.is_empty() {
             // In the order the operations fired them: the ids follow the array.
-            run(
-                tx,
+            p.add(
                 "INSERT INTO outbox (tenant, subscription, entity, payload, created_at, next_attempt_at)
                  SELECT $1, subscription, entity, payload::jsonb, created_at, created_at
                  FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])
                       WITH ORDINALITY AS n(subscription, entity, payload, created_at, k)
                  ORDER BY k",
                 &[
-                    &tenant,
+                    tenant,
                     &outbox.subscription,
                     &outbox.entity,
                     &outbox.payload,
@@ -903,7 +922,7 @@ impl Batch {
             )
             .await?;
         }
-        Ok(())
+        p.run().await
     }
 }
 
@@ -1019,14 +1038,17 @@ impl IndexChanges {
     }
 
     /// Deletes, then inserts: an attribute's new rows may take the keys of its old.
-    async fn write(&self, tx: &Transaction<'_>, tenant: &str) -> Result<(), tokio_postgres::Error> {
+    async fn write<'a>(
+        &'a self,
+        p: &mut Pipeline<'a>,
+        tenant: Param<'a>,
+    ) -> Result<(), tokio_postgres::Error> {
         let gone = &self.types_gone;
         if !gone.entity.is_empty() {
-            run(
-                tx,
+            p.add(
                 "DELETE FROM entity_types t USING unnest($2::bigint[], $3::text[]) AS d(entity, type)
                  WHERE t.tenant = $1 AND t.type = d.type AND t.entity = d.entity",
-                &[&tenant, &gone.entity, &gone.name],
+                &[tenant, &gone.entity, &gone.name],
             )
             .await?;
         }
@@ -1043,23 +1065,21 @@ impl IndexChanges {
                 "DELETE FROM {table} a USING unnest($1::bigint[], $2::text[]) AS d(entity, name)
                  WHERE a.entity = d.entity AND a.name = d.name"
             );
-            run(tx, &sql, &[&keys.entity, &keys.name]).await?;
+            p.add(&sql, &[&keys.entity, &keys.name]).await?;
         }
         let new = &self.types_new;
         if !new.entity.is_empty() {
-            run(
-                tx,
+            p.add(
                 "INSERT INTO entity_types (tenant, type, entity)
                  SELECT $1, type, entity FROM unnest($2::bigint[], $3::text[]) AS d(entity, type)
                  ON CONFLICT DO NOTHING",
-                &[&tenant, &new.entity, &new.name],
+                &[tenant, &new.entity, &new.name],
             )
             .await?;
         }
         let (keys, seq, kind) = &self.kinds_new;
         if !keys.entity.is_empty() {
-            run(
-                tx,
+            p.add(
                 "INSERT INTO attr_index (entity, name, seq, kind)
                  SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[])",
                 &[&keys.entity, &keys.name, seq, kind],
@@ -1068,8 +1088,7 @@ impl IndexChanges {
         }
         let ValueColumns { keys, k, num, txt } = &self.values_new;
         if !keys.entity.is_empty() {
-            run(
-                tx,
+            p.add(
                 "INSERT INTO attr_values (entity, name, k, num, txt)
                  SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::float8[], $5::text[])",
                 &[&keys.entity, &keys.name, k, num, txt],
@@ -1078,8 +1097,7 @@ impl IndexChanges {
         }
         let (keys, geojson) = &self.geo_new;
         if !keys.entity.is_empty() {
-            run(
-                tx,
+            p.add(
                 "INSERT INTO geo_attr (entity, name, geom)
                  SELECT entity, name, ST_SetSRID(ST_GeomFromGeoJSON(g), 4326)
                  FROM unnest($1::bigint[], $2::text[], $3::text[]) AS d(entity, name, g)",
