@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use deadpool_postgres::Transaction;
-use futures_util::future::{try_join, try_join_all};
+use futures_util::future::{try_join_all, try_join3};
 use ngsi::Entity;
 use serde_json::Value;
 use tokio_postgres::Statement;
@@ -21,9 +21,10 @@ use crate::{
     StoreResult, WriteOp,
 };
 
-/// The advisory lock that orders the outbox: held from the start of a transaction
-/// that may add notifications until its commit, so that outbox ids grow in commit
-/// order (a reader that has seen row n never misses a row below n committed later).
+/// The advisory lock that orders the outbox: taken by a transaction before it adds
+/// notifications and held until its commit, so that outbox ids grow in commit order
+/// (a reader that has seen row n never misses a row below n committed later). A
+/// write takes it after its entity locks, never before.
 pub(super) const OUTBOX_LOCK: i64 = 0x646f_7468_695f_6f62; // "dothi_ob"
 
 /// The lock serializing the creation of history partitions between nodes.
@@ -171,28 +172,22 @@ impl PostgresStore {
         result
     }
 
-    /// Whether any of the tenant's subscriptions can fire (its compiled
-    /// subscriptions are reloaded when another call or node changed them), and
-    /// whether the tenant has its row.
-    async fn watching(&self, tx: &Transaction<'_>, tenant: &str) -> StoreResult<(bool, bool)> {
-        let version = tx
-            .prepare_cached("SELECT subscriptions_version FROM tenants WHERE name = $1")
-            .await
-            .map_err(pg_error)?;
-        let version: Option<i64> = tx
-            .query_opt(&version, &[&tenant])
-            .await
-            .map_err(pg_error)?
-            .map(|r| r.get(0));
-        let known = version.is_some();
-        let version = version.unwrap_or(0);
+    /// Whether any of the tenant's subscriptions can fire, given the tenant's
+    /// subscriptions version read by this call: its compiled subscriptions are
+    /// reloaded when another call or node changed them.
+    async fn watching(
+        &self,
+        tx: &Transaction<'_>,
+        tenant: &str,
+        version: i64,
+    ) -> StoreResult<bool> {
         let current = self
             .watchers
             .lock()
             .ok()
             .and_then(|w| w.get(tenant).map(|(v, w)| (*v == version, !w.is_empty())));
         if let Some((true, watched)) = current {
-            return Ok((watched, known));
+            return Ok(watched);
         }
         let rows = tx
             .query(
@@ -221,7 +216,7 @@ impl PostgresStore {
         if let Ok(mut w) = self.watchers.lock() {
             w.insert(tenant.to_string(), (version, loaded));
         }
-        Ok((watched, known))
+        Ok(watched)
     }
 
     fn forget_watchers(&self, tenant: &str) {
@@ -241,14 +236,6 @@ impl PostgresStore {
     ) -> StoreResult<Vec<StoreResult<Applied>>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        let (watched, tenant_known) = self.watching(&tx, tenant).await?;
-        if watched {
-            let lock = tx
-                .prepare_cached("SELECT pg_advisory_xact_lock($1)")
-                .await
-                .map_err(pg_error)?;
-            tx.execute(&lock, &[&OUTBOX_LOCK]).await.map_err(pg_error)?;
-        }
         // The entities, each once (a mutation is not Sync: only their ids cross the
         // await).
         let ids: Vec<&str> = ops
@@ -257,13 +244,15 @@ impl PostgresStore {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let mut batch = match Batch::read(&tx, tenant, ids).await {
-            Ok(batch) => batch,
+        let (mut batch, version) = match Batch::read(&tx, tenant, ids).await {
+            Ok(read) => read,
             Err(e) => {
                 self.forget_watchers(tenant);
                 return Err(pg_error(e));
             }
         };
+        let tenant_known = version.is_some();
+        let watched = self.watching(&tx, tenant, version.unwrap_or(0)).await?;
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             match self.apply(&mut batch, tenant, op, watched) {
@@ -704,15 +693,21 @@ impl<'a> Pipeline<'a> {
 }
 
 impl Batch {
-    /// Locks the entities `ids` and reads their rows, one statement each.
+    /// Locks the entities `ids` and reads their rows, one statement each, sent
+    /// together with the read of the tenant's subscriptions version (None when the
+    /// tenant has no row yet).
     async fn read(
         tx: &Transaction<'_>,
         tenant: &str,
         ids: Vec<&str>,
-    ) -> Result<Batch, tokio_postgres::Error> {
+    ) -> Result<(Batch, Option<i64>), tokio_postgres::Error> {
         let mut batch = Batch::default();
+        let version = tx
+            .prepare_cached("SELECT subscriptions_version FROM tenants WHERE name = $1")
+            .await?;
         if ids.is_empty() {
-            return Ok(batch);
+            let version = tx.query_opt(&version, &[&tenant]).await?;
+            return Ok((batch, version.map(|r| r.get(0))));
         }
         // Two nodes creating the same entity wait for each other here (an existing
         // row is locked as well by FOR UPDATE). Taken in the order of the lock keys,
@@ -735,7 +730,8 @@ impl Batch {
                  ORDER BY rowid FOR UPDATE",
             )
             .await?;
-        let (_, rows) = try_join(
+        let (version, _, rows) = try_join3(
+            tx.query_opt(&version, &[&tenant]),
             tx.execute(&lock, &[&keys]),
             tx.query(&select, &[&tenant, &ids]),
         )
@@ -752,7 +748,7 @@ impl Batch {
                 Err(e) => slot.corrupt = Some(e.to_string()),
             }
         }
-        Ok(batch)
+        Ok((batch, version.map(|r| r.get(0))))
     }
 
     /// Writes what the call's operations changed.
@@ -843,6 +839,12 @@ impl Batch {
         }
         let tenant: Param = &tenant;
         let mut p = Pipeline::new(tx);
+        if self.notified > 0 {
+            // Taken after the entity locks (one order for all, so no deadlock) and
+            // before the outbox rows get their ids, held until the commit.
+            p.add("SELECT pg_advisory_xact_lock($1)", &[&OUTBOX_LOCK])
+                .await?;
+        }
         if !deleted.is_empty() {
             for sql in [
                 "DELETE FROM entity_types WHERE entity = ANY($1)",
