@@ -108,9 +108,10 @@ pub struct BenchArgs {
     /// into afterwards.
     #[arg(long)]
     pub keep: bool,
-    /// hub: a PostgreSQL server (postgres://user@host/db, with PostGIS): figures 1 to
-    /// 3 are measured on SQLite, then again on databases created there for the run
-    /// (and dropped after), and printed side by side.
+    /// hub, temporal: a PostgreSQL server (postgres://user@host/db, with PostGIS):
+    /// the benchmark runs on SQLite, then again on databases created there for the
+    /// run (and dropped after), and both are printed side by side (hub: figures 1 to
+    /// 3; temporal: the load and the queries, without SQLite's raw baseline).
     #[arg(long)]
     pub store: Option<String>,
 }
@@ -354,13 +355,26 @@ fn fsync_latency(dir: &std::path::Path) -> std::io::Result<(f64, f64)> {
     Ok((p.p50, p.p95))
 }
 
-/// `bench hub --store postgres://…`: figures 1 to 3 on SQLite, then on PostgreSQL,
-/// each printed in full, then side by side; the report is SQLite's with
-/// PostgreSQL's figures as extra values (`postgres_<key>`).
+/// `bench hub --store postgres://…`: figures 1 to 3 on both backends.
 async fn side_by_side(sizes: &Sizes, dir: &std::path::Path, url: &str) -> anyhow::Result<Report> {
+    both_backends(url, |backend| async move {
+        phases::run(sizes, dir, &backend).await
+    })
+    .await
+}
+
+/// Runs a benchmark on SQLite, then on PostgreSQL (databases created on the server
+/// `url` for the run and dropped after), each printed in full, then side by side;
+/// the report is SQLite's with PostgreSQL's figures as extra values
+/// (`postgres_<key>`).
+async fn both_backends<F, Fut>(url: &str, run: F) -> anyhow::Result<Report>
+where
+    F: Fn(server::Backend) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Report>>,
+{
     println!();
     println!("######## SQLite ########");
-    let mut sqlite = phases::run(sizes, dir, &server::Backend::Sqlite).await?;
+    let mut sqlite = run(server::Backend::Sqlite).await?;
     println!();
     let backend = server::Backend::postgres(url);
     println!(
@@ -368,7 +382,7 @@ async fn side_by_side(sizes: &Sizes, dir: &std::path::Path, url: &str) -> anyhow
         backend.name(),
         without_password(url)
     );
-    let postgres = phases::run(sizes, dir, &backend).await;
+    let postgres = run(backend.clone()).await;
     let dropped = backend.drop_databases().await;
     let postgres = postgres?;
     dropped?;
@@ -414,21 +428,26 @@ enum Benchmark {
 impl Benchmark {
     fn from_args(a: &BenchArgs) -> anyhow::Result<Benchmark> {
         match a.which.as_str() {
+            "hub" | "temporal"
+                if a.store.as_ref().is_some_and(|url| {
+                    !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+                }) =>
+            {
+                bail!(
+                    "--store {:?} must be postgres://user@host/db (SQLite is always measured)",
+                    a.store.as_deref().unwrap_or_default()
+                );
+            }
             "hub" => {
                 if a.sensors.is_some() || a.days.is_some() {
                     bail!("--sensors and --days are sizes of `bench temporal`, not of `bench hub`");
                 }
-                if let Some(url) = &a.store
-                    && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
-                {
-                    bail!(
-                        "--store {url:?} must be postgres://user@host/db (SQLite is always measured)"
-                    );
-                }
                 Ok(Benchmark::Hub(Sizes::from_args(a)?))
             }
-            _ if a.store.is_some() => bail!("--store is an option of `bench hub` only"),
             "temporal" => Ok(Benchmark::Temporal(temporal::TemporalSizes::from_args(a)?)),
+            _ if a.store.is_some() => {
+                bail!("--store is an option of `bench hub` and `bench temporal` only")
+            }
             "notify" => Ok(Benchmark::Notify(notify::NotifySizes::from_args(a)?)),
             "ingest" => Ok(Benchmark::Ingest(ingest::IngestSizes::from_args(a)?)),
             other => {
@@ -507,7 +526,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             None => phases::run(sizes, dir.path(), &server::Backend::Sqlite).await,
             Some(url) => side_by_side(sizes, dir.path(), url).await,
         },
-        Benchmark::Temporal(sizes) => temporal::run(sizes, dir.path()).await,
+        Benchmark::Temporal(sizes) => temporal::run(sizes, dir.path(), args.store.as_deref()).await,
         Benchmark::Notify(sizes) => notify::run(sizes, dir.path()).await,
         Benchmark::Ingest(sizes) => ingest::run(sizes, dir.path()).await,
     };
