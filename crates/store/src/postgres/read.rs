@@ -332,13 +332,30 @@ pub async fn aggregate(
     } else {
         "0::bigint"
     };
-    let sql = format!(
-        "SELECT p.k, h.dataset, count(*), count(h.num), coalesce(sum(h.num), 0),
-                coalesce(sum(h.num * h.num), 0), min(h.num), max(h.num), {distinct}
-         FROM unnest($3::timestamptz[], $4::timestamptz[]) WITH ORDINALITY AS p(s, e, k)
-         JOIN attr_history h ON h.entity = $1 AND h.name = $2 AND h.{col} >= p.s AND h.{col} < p.e
-         GROUP BY p.k, h.dataset"
+    let stats = format!(
+        "count(*), count(h.num), coalesce(sum(h.num), 0),
+         coalesce(sum(h.num * h.num), 0), min(h.num), max(h.num), {distinct}"
     );
+    let sql = match q.field {
+        // Each period read by a range scan of the time index, whatever the planner
+        // estimates: as a join, a fresh history without statistics was joined with
+        // every instance of the attribute (720 periods × 8,640 instances: 560 ms).
+        TimeField::Observed => format!(
+            "SELECT p.k, a.* FROM unnest($3::timestamptz[], $4::timestamptz[]) WITH ORDINALITY AS p(s, e, k)
+             CROSS JOIN LATERAL (
+                 SELECT h.dataset, {stats} FROM attr_history h
+                 WHERE h.entity = $1 AND h.name = $2 AND h.t >= p.s AND h.t < p.e
+                 GROUP BY h.dataset
+             ) a"
+        ),
+        // No index on the write time: one pass over the attribute's instances.
+        TimeField::Written => format!(
+            "SELECT p.k, h.dataset, {stats}
+             FROM unnest($3::timestamptz[], $4::timestamptz[]) WITH ORDINALITY AS p(s, e, k)
+             JOIN attr_history h ON h.entity = $1 AND h.name = $2 AND h.{col} >= p.s AND h.{col} < p.e
+             GROUP BY p.k, h.dataset"
+        ),
+    };
     let mut out = AggregatePage::new();
     for name in attribute_names(c, rowid, &q.attrs).await? {
         let rows = c
