@@ -323,8 +323,27 @@ pub trait Store: Send + Sync + 'static {
         payload: serde_json::Value,
     ) -> StoreResult<()>;
 
-    /// Notified after each commit that added notifications to the outbox.
+    /// Notified after each commit that added notifications to the outbox (on a
+    /// shared database, by any node, when this node holds the [`Store::duties`]).
     fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
+
+    /// Whether this process holds the background duties that one process among all
+    /// those sharing the store runs alone: delivering the outbox, periodic
+    /// notifications and the history purge. True while held; it may turn false (the
+    /// database went away) and true again. The first call puts this process forward
+    /// for them: one that never calls it (a command-line import) never takes them. An
+    /// embedded store, which one process owns, holds them at once and for good.
+    fn duties(&self) -> tokio::sync::watch::Receiver<bool> {
+        tokio::sync::watch::channel(true).1
+    }
+
+    /// A number that moves whenever the registry may have been changed by another
+    /// process sharing the store (or notice of such changes may have been missed): a
+    /// cache of registry records taken at one value is stale at another. Constant for
+    /// an embedded store, which only this process writes.
+    fn registry_generation(&self) -> u64 {
+        0
+    }
 }
 
 /// Opens the store a URL names: `sqlite://path/to/file.db` (or `sqlite::memory:`), or

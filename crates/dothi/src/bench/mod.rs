@@ -25,6 +25,7 @@
 
 mod data;
 mod ingest;
+mod nodes;
 mod notify;
 mod phases;
 mod server;
@@ -43,7 +44,8 @@ pub struct BenchArgs {
     /// Which benchmark: hub (writes, queries, a large store), temporal (a year of
     /// sensor readings as history, and temporal queries on it) or notify
     /// (notifications of paced updates, across a server restart) or ingest (devices
-    /// publishing over MQTT into the history).
+    /// publishing over MQTT into the history) or nodes (one, then two `dothi serve`
+    /// processes over one PostgreSQL database: needs --store).
     #[arg(default_value = "hub")]
     pub which: String,
     /// A smoke run. hub: 5,000 batch entities, a 10,000-entity query set, 100 queries
@@ -109,7 +111,8 @@ pub struct BenchArgs {
     pub keep: bool,
     /// hub: a PostgreSQL server (postgres://user@host/db, with PostGIS): figures 1 to
     /// 3 are measured on SQLite, then again on databases created there for the run
-    /// (and dropped after), and printed side by side.
+    /// (and dropped after), and printed side by side. nodes: the server the nodes
+    /// share (a database is created there for the run).
     #[arg(long)]
     pub store: Option<String>,
 }
@@ -408,6 +411,7 @@ enum Benchmark {
     Temporal(temporal::TemporalSizes),
     Notify(notify::NotifySizes),
     Ingest(ingest::IngestSizes),
+    Nodes(nodes::NodesSizes),
 }
 
 impl Benchmark {
@@ -426,13 +430,16 @@ impl Benchmark {
                 }
                 Ok(Benchmark::Hub(Sizes::from_args(a)?))
             }
-            _ if a.store.is_some() => bail!("--store is an option of `bench hub` only"),
+            "nodes" => Ok(Benchmark::Nodes(nodes::NodesSizes::from_args(a)?)),
+            _ if a.store.is_some() => {
+                bail!("--store is an option of `bench hub` and `bench nodes` only")
+            }
             "temporal" => Ok(Benchmark::Temporal(temporal::TemporalSizes::from_args(a)?)),
             "notify" => Ok(Benchmark::Notify(notify::NotifySizes::from_args(a)?)),
             "ingest" => Ok(Benchmark::Ingest(ingest::IngestSizes::from_args(a)?)),
             other => {
                 bail!(
-                    "unknown benchmark {other:?}: the ones available are `hub`, `temporal`, `notify` and `ingest`"
+                    "unknown benchmark {other:?}: the ones available are `hub`, `temporal`, `notify`, `ingest` and `nodes`"
                 )
             }
         }
@@ -444,6 +451,7 @@ impl Benchmark {
             Benchmark::Temporal(_) => "temporal",
             Benchmark::Notify(_) => "notify",
             Benchmark::Ingest(_) => "ingest",
+            Benchmark::Nodes(_) => "nodes",
         }
     }
 
@@ -465,6 +473,7 @@ impl Benchmark {
             Benchmark::Temporal(sizes) => sizes.describe(),
             Benchmark::Notify(sizes) => sizes.describe(),
             Benchmark::Ingest(sizes) => sizes.describe(),
+            Benchmark::Nodes(sizes) => sizes.describe(),
         }
     }
 }
@@ -509,6 +518,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Benchmark::Temporal(sizes) => temporal::run(sizes, dir.path()).await,
         Benchmark::Notify(sizes) => notify::run(sizes, dir.path()).await,
         Benchmark::Ingest(sizes) => ingest::run(sizes, dir.path()).await,
+        Benchmark::Nodes(sizes) => nodes::run(sizes, dir.path()).await,
     };
     let path = dir.path().to_path_buf();
     let cleanup = if args.keep {

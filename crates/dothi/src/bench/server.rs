@@ -194,6 +194,24 @@ impl Server {
         addr: SocketAddr,
         extra: &[String],
     ) -> anyhow::Result<Server> {
+        Server::spawn_store(exe, &store_url(db), addr, extra).await
+    }
+
+    /// Starts `dothi serve` over the store `url` (one of several nodes sharing a
+    /// PostgreSQL database, say) on a free port.
+    pub async fn spawn_url(exe: &Path, url: &str) -> anyhow::Result<Server> {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free port")?;
+        Server::spawn_store(exe, url, addr, &[]).await
+    }
+
+    async fn spawn_store(
+        exe: &Path,
+        url: &str,
+        addr: SocketAddr,
+        extra: &[String],
+    ) -> anyhow::Result<Server> {
         if !exe.is_file() {
             bail!("no dothi executable at {}", exe.display());
         }
@@ -202,7 +220,7 @@ impl Server {
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--store")
-            .arg(store_url(db))
+            .arg(url)
             .args(extra)
             .env("DOTHI_LOG", "warn")
             .stdin(std::process::Stdio::null())
