@@ -1,7 +1,8 @@
 //! Several real `dothi serve` processes over one PostgreSQL database behave as one
 //! hub: writes through either are visible on both, subscriptions made on one fire for
-//! writes made through the other, each notification is sent by one node, the IoT
-//! registry's caches follow changes made on the other node; killing a node under write
+//! writes made through the other, each notification is sent by one node, the live
+//! stream of one shows writes made through the other, the IoT registry's caches
+//! follow changes made on the other node; killing a node under write
 //! load loses no acknowledged write and no notification; a database that goes away
 //! fails requests fast (503) and the node recovers by itself.
 //!
@@ -321,6 +322,42 @@ async fn two_nodes_behave_as_one_hub() {
         wanted.len(),
         "a deleted subscription fired"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_live_stream_of_one_node_shows_writes_through_the_other() {
+    let db = Database::create("stream").await;
+    let a = Dothi::serve(&db.url(None)).await;
+    let b = Dothi::serve(&db.url(None)).await;
+    let client = reqwest::Client::new();
+    let mut stream = client
+        .get(format!("{}/ioc/api/stream", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut seen = String::new();
+    // Wait for the stream's greeting, then write through B.
+    let read_until = async |stream: &mut reqwest::Response, seen: &mut String, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !seen.contains(what) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, stream.chunk()).await {
+                Ok(Ok(Some(bytes))) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                other => {
+                    panic!("the stream ended or went quiet before {what:?}: {other:?}\n{seen}")
+                }
+            }
+        }
+    };
+    read_until(&mut stream, &mut seen, "event: hello").await;
+    let id = "urn:ngsi-ld:WaterObserved:stream-through-b";
+    let (status, _) = b
+        .send(reqwest::Method::POST, "/entities", Some(gauge(id, 3.25)))
+        .await;
+    assert_eq!(status, 201);
+    read_until(&mut stream, &mut seen, id).await;
+    assert!(seen.contains("event: items"), "{seen}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

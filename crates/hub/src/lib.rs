@@ -88,6 +88,8 @@ pub async fn serve_with(
         (*state.retention).clone(),
         state.duties.clone(),
     );
+    // The change feed, shared with the other nodes of the store when there are any.
+    let sharing = changes::share(state.hub.clone());
     let app = router(state)
         .merge(extra)
         .into_make_service_with_connect_info::<SocketAddr>();
@@ -96,5 +98,8 @@ pub async fn serve_with(
         .await;
     duties.abort();
     let _ = duties.await;
+    for task in sharing {
+        task.abort();
+    }
     served
 }

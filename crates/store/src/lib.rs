@@ -344,7 +344,26 @@ pub trait Store: Send + Sync + 'static {
     fn registry_generation(&self) -> u64 {
         0
     }
+
+    /// Passes a message of at most [`MAX_ANNOUNCEMENT_BYTES`] to every process sharing
+    /// the store, this one included, without waiting for them (the hub's change feed
+    /// crosses nodes this way). Nothing to do for an embedded store.
+    async fn announce(&self, message: &str) -> StoreResult<()> {
+        let _ = message;
+        Ok(())
+    }
+
+    /// The messages announced by the processes sharing the store, in order; an empty
+    /// one says that messages may have been missed (the connection that receives them
+    /// was lost and is back). None for an embedded store, which nobody else shares.
+    fn announcements(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<str>>> {
+        None
+    }
 }
+
+/// The largest message [`Store::announce`] passes (PostgreSQL's `NOTIFY` takes
+/// somewhat less than 8,000 bytes).
+pub const MAX_ANNOUNCEMENT_BYTES: usize = 7_500;
 
 /// Opens the store a URL names: `sqlite://path/to/file.db` (or `sqlite::memory:`), or
 /// `postgres://user@host/db` (`postgresql://` too).

@@ -2,8 +2,8 @@
 //! beside its pool.
 //!
 //! - It listens for what other nodes announce with `NOTIFY`: new outbox rows (so the
-//!   node delivering them wakes at once) and registry changes (so that caches of
-//!   registry records are dropped).
+//!   node delivering them wakes at once), registry changes (so that caches of
+//!   registry records are dropped) and the messages of [`crate::Store::announce`].
 //! - It holds the duties lock, a session advisory lock, while this node runs the
 //!   background duties ([`crate::Store::duties`]): one node at a time delivers the
 //!   outbox, so each notification is sent by one node. The server frees the lock
@@ -27,6 +27,10 @@ const DUTIES_LOCK: i64 = 0x646f_7468_695f_6475; // "dothi_du"
 pub(super) const OUTBOX_CHANNEL: &str = "dothi_outbox";
 /// The channel announcing registry changes.
 pub(super) const REGISTRY_CHANNEL: &str = "dothi_registry";
+/// The channel of [`crate::Store::announce`].
+pub(super) const ANNOUNCE_CHANNEL: &str = "dothi_announce";
+/// Announcements kept for a receiver that falls behind.
+const ANNOUNCEMENTS_KEPT: usize = 1_024;
 
 /// How often the control connection is checked (and the duties lock tried).
 const CHECK: Duration = Duration::from_secs(1);
@@ -47,6 +51,8 @@ pub(super) struct Shared {
     pub wanted: AtomicBool,
     /// Pokes the control loop (the duties were just wanted).
     pub poke: Notify,
+    /// The messages of [`crate::Store::announce`], as received.
+    pub announcements: tokio::sync::broadcast::Sender<Arc<str>>,
 }
 
 impl Shared {
@@ -57,6 +63,7 @@ impl Shared {
             duties: watch::channel(false).0,
             wanted: AtomicBool::new(false),
             poke: Notify::new(),
+            announcements: tokio::sync::broadcast::channel(ANNOUNCEMENTS_KEPT).0,
         }
     }
 
@@ -111,6 +118,9 @@ async fn session(
                     REGISTRY_CHANNEL => {
                         listener.registry_generation.fetch_add(1, Ordering::Relaxed);
                     }
+                    ANNOUNCE_CHANNEL if !n.payload().is_empty() => {
+                        let _ = listener.announcements.send(Arc::from(n.payload()));
+                    }
                     _ => {}
                 },
                 Some(Ok(_)) => {}
@@ -123,7 +133,7 @@ async fn session(
     // The server notices a vanished node within seconds too, and frees its lock.
     let setup = format!(
         "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3;
-         LISTEN {OUTBOX_CHANNEL}; LISTEN {REGISTRY_CHANNEL}"
+         LISTEN {OUTBOX_CHANNEL}; LISTEN {REGISTRY_CHANNEL}; LISTEN {ANNOUNCE_CHANNEL}"
     );
     match tokio::time::timeout(CHECK_TIMEOUT, client.batch_execute(&setup)).await {
         Ok(Ok(())) => {}
@@ -137,6 +147,7 @@ async fn session(
     // Announcements may have been missed while away.
     shared.registry_generation.fetch_add(1, Ordering::Relaxed);
     shared.wake.notify_one();
+    let _ = shared.announcements.send(Arc::from(""));
     loop {
         let take = shared.wanted.load(Ordering::Relaxed) && !shared.holds_duties();
         let check = async {

@@ -494,6 +494,28 @@ impl Store for PostgresStore {
         duties
     }
 
+    async fn announce(&self, message: &str) -> StoreResult<()> {
+        if message.len() > crate::MAX_ANNOUNCEMENT_BYTES {
+            return Err(StoreError::Other(format!(
+                "an announcement of {} bytes is longer than {}",
+                message.len(),
+                crate::MAX_ANNOUNCEMENT_BYTES
+            )));
+        }
+        let c = self.client().await?;
+        c.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&control::ANNOUNCE_CHANNEL, &message],
+        )
+        .await
+        .map_err(pg_error)?;
+        Ok(())
+    }
+
+    fn announcements(&self) -> Option<tokio::sync::broadcast::Receiver<Arc<str>>> {
+        Some(self.control.announcements.subscribe())
+    }
+
     fn registry_generation(&self) -> u64 {
         self.control
             .registry_generation
