@@ -689,3 +689,51 @@ async fn a_database_that_goes_away_fails_fast_and_comes_back() {
         "notifications of refused writes: {unexpected:?}"
     );
 }
+
+#[test]
+fn bench_nodes_measures_one_node_then_two() {
+    let server = server_url();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dothi"))
+        .args([
+            "bench",
+            "nodes",
+            "--quick",
+            "--entities",
+            "200",
+            "--secs",
+            "0.5",
+            "--store",
+            &server,
+        ])
+        .env("DOTHI_LOG", "warn")
+        .output()
+        .expect("run dothi bench nodes");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let figure = |key: &str| -> f64 {
+        let prefix = format!("bench nodes {key}=");
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in:\n{stdout}"))
+    };
+    for kind in ["patch", "get"] {
+        let one = figure(&format!("{kind}_one_node"));
+        let (first, second) = (
+            figure(&format!("{kind}_node_1_of_2")),
+            figure(&format!("{kind}_node_2_of_2")),
+        );
+        let both = figure(&format!("{kind}_two_nodes"));
+        assert!(one > 0.0 && first > 0.0 && second > 0.0, "{stdout}");
+        // Each printed to the thousandth.
+        assert!((both - first - second).abs() <= 0.002, "{stdout}");
+    }
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+    // The run's database is gone.
+    assert!(!stdout.contains("could not"), "{stdout}");
+}

@@ -109,10 +109,10 @@ pub struct BenchArgs {
     /// into afterwards.
     #[arg(long)]
     pub keep: bool,
-    /// hub: a PostgreSQL server (postgres://user@host/db, with PostGIS): figures 1 to
-    /// 3 are measured on SQLite, then again on databases created there for the run
-    /// (and dropped after), and printed side by side. nodes: the server the nodes
-    /// share (a database is created there for the run).
+    /// hub, temporal: a PostgreSQL server (postgres://user@host/db, with PostGIS):
+    /// the run (hub: figures 1 to 3) is measured on SQLite, then again on databases
+    /// created there for the run (and dropped after), and printed side by side.
+    /// nodes: the server the nodes share (a database is created there for the run).
     #[arg(long)]
     pub store: Option<String>,
 }
@@ -356,13 +356,16 @@ fn fsync_latency(dir: &std::path::Path) -> std::io::Result<(f64, f64)> {
     Ok((p.p50, p.p95))
 }
 
-/// `bench hub --store postgres://…`: figures 1 to 3 on SQLite, then on PostgreSQL,
-/// each printed in full, then side by side; the report is SQLite's with
-/// PostgreSQL's figures as extra values (`postgres_<key>`).
-async fn side_by_side(sizes: &Sizes, dir: &std::path::Path, url: &str) -> anyhow::Result<Report> {
+/// `bench hub` or `bench temporal` with `--store postgres://…`: the run on SQLite, then
+/// on PostgreSQL, each printed in full, then side by side; the report is SQLite's
+/// with PostgreSQL's figures as extra values (`postgres_<key>`).
+async fn side_by_side(
+    url: &str,
+    run: impl AsyncFn(&server::Backend) -> anyhow::Result<Report>,
+) -> anyhow::Result<Report> {
     println!();
     println!("######## SQLite ########");
-    let mut sqlite = phases::run(sizes, dir, &server::Backend::Sqlite).await?;
+    let mut sqlite = run(&server::Backend::Sqlite).await?;
     println!();
     let backend = server::Backend::postgres(url);
     println!(
@@ -370,7 +373,7 @@ async fn side_by_side(sizes: &Sizes, dir: &std::path::Path, url: &str) -> anyhow
         backend.name(),
         without_password(url)
     );
-    let postgres = phases::run(sizes, dir, &backend).await;
+    let postgres = run(&backend).await;
     let dropped = backend.drop_databases().await;
     let postgres = postgres?;
     dropped?;
@@ -416,25 +419,25 @@ enum Benchmark {
 
 impl Benchmark {
     fn from_args(a: &BenchArgs) -> anyhow::Result<Benchmark> {
+        if let Some(url) = &a.store
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            bail!("--store {url:?} must be postgres://user@host/db (SQLite is always measured)");
+        }
         match a.which.as_str() {
             "hub" => {
                 if a.sensors.is_some() || a.days.is_some() {
                     bail!("--sensors and --days are sizes of `bench temporal`, not of `bench hub`");
                 }
-                if let Some(url) = &a.store
-                    && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
-                {
-                    bail!(
-                        "--store {url:?} must be postgres://user@host/db (SQLite is always measured)"
-                    );
-                }
                 Ok(Benchmark::Hub(Sizes::from_args(a)?))
             }
             "nodes" => Ok(Benchmark::Nodes(nodes::NodesSizes::from_args(a)?)),
-            _ if a.store.is_some() => {
-                bail!("--store is an option of `bench hub` and `bench nodes` only")
-            }
             "temporal" => Ok(Benchmark::Temporal(temporal::TemporalSizes::from_args(a)?)),
+            _ if a.store.is_some() => {
+                bail!(
+                    "--store is an option of `bench hub`, `bench temporal` and `bench nodes` only"
+                )
+            }
             "notify" => Ok(Benchmark::Notify(notify::NotifySizes::from_args(a)?)),
             "ingest" => Ok(Benchmark::Ingest(ingest::IngestSizes::from_args(a)?)),
             other => {
@@ -513,9 +516,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let result = match &benchmark {
         Benchmark::Hub(sizes) => match &args.store {
             None => phases::run(sizes, dir.path(), &server::Backend::Sqlite).await,
-            Some(url) => side_by_side(sizes, dir.path(), url).await,
+            Some(url) => side_by_side(url, async |b| phases::run(sizes, dir.path(), b).await).await,
         },
-        Benchmark::Temporal(sizes) => temporal::run(sizes, dir.path()).await,
+        Benchmark::Temporal(sizes) => match &args.store {
+            None => temporal::run(sizes, dir.path(), &server::Backend::Sqlite).await,
+            Some(url) => {
+                side_by_side(url, async |b| temporal::run(sizes, dir.path(), b).await).await
+            }
+        },
         Benchmark::Notify(sizes) => notify::run(sizes, dir.path()).await,
         Benchmark::Ingest(sizes) => ingest::run(sizes, dir.path()).await,
         Benchmark::Nodes(sizes) => nodes::run(sizes, dir.path()).await,

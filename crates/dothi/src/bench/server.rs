@@ -75,6 +75,23 @@ impl Backend {
         Ok(format!("{prefix}/{name}"))
     }
 
+    /// The size on disk of the databases this run created (PostgreSQL), in MB.
+    pub async fn databases_mb(&self) -> anyhow::Result<f64> {
+        let Backend::Postgres { server, created } = self else {
+            bail!("an SQLite run has files, not databases");
+        };
+        let names: Vec<String> = created.lock().map(|c| c.clone()).unwrap_or_default();
+        let admin = admin(server).await?;
+        let mut bytes = 0i64;
+        for name in names {
+            let row = admin
+                .query_one("SELECT pg_database_size($1)", &[&name])
+                .await?;
+            bytes += row.get::<_, i64>(0);
+        }
+        Ok(bytes as f64 / 1e6)
+    }
+
     /// Drops the databases this run created.
     pub async fn drop_databases(&self) -> anyhow::Result<()> {
         let Backend::Postgres { server, created } = self else {

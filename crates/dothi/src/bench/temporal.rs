@@ -8,6 +8,8 @@
 //!
 //! 1. the load, in-process through `Hub::add_history`, beside a plain SQLite loop
 //!    inserting the same history rows; the database size per million instances;
+//!    with `--store postgres://…`, the whole run again on PostgreSQL (the plain loop
+//!    is SQLite's only), printed side by side;
 //! 2. temporal queries over HTTP on the loaded store, each answer checked against the
 //!    generated readings: (a) the hourly average of one sensor over 30 days, (b) the
 //!    daily maximum of every sensor over the whole period, (c) the last 100 readings
@@ -33,7 +35,7 @@ use super::data::{
     BATCH_ATTEMPTS, Retries, Rng, enc, file_mb, join_all, join_error, ms, percentiles, section,
     thousands, wal_path,
 };
-use super::server::Server;
+use super::server::{Backend, Server};
 use super::{BenchArgs, Report, Target};
 
 /// The entity type of every sensor, and its one attribute (terms of the default
@@ -414,7 +416,7 @@ async fn load(
     sizes: &TemporalSizes,
     server: &Server,
     dir: &Path,
-    db: &Path,
+    (db, backend): (&Path, &Backend),
     report: &mut Report,
     counts: &mut Counts,
 ) -> anyhow::Result<bool> {
@@ -447,6 +449,41 @@ async fn load(
         thousands(entities as f64),
         thousands(instances as f64)
     );
+    let clean = loaded == total
+        && instances == total
+        && entities == sizes.sensors as u64
+        && retries.count == 0;
+    report.row(
+        "load_instances_per_s",
+        "1  load (Hub::add_history), instances/s",
+        hub_rate,
+        "/s",
+        None,
+        clean,
+    );
+    report.extra("instances", loaded as f64);
+    report.extra("load_seconds", took.as_secs_f64());
+    report.extra("load_failed_attempts", retries.count as f64);
+    counts.loaded = loaded;
+    counts.entities_counted = entities;
+    counts.instances_counted = instances;
+    if matches!(backend, Backend::Postgres { .. }) {
+        let mb = backend.databases_mb().await?;
+        let per_million = mb / loaded.max(1) as f64 * 1e6;
+        println!(
+            "  size: the hub's database {mb:.0} MB after the load (pg_database_size): {per_million:.1} MB per million instances"
+        );
+        println!("  (the plain-SQL baseline is SQLite's only)");
+        report.row(
+            "db_mb_per_million_instances",
+            "1  database per million instances",
+            per_million,
+            "MB",
+            None,
+            clean,
+        );
+        return Ok(clean);
+    }
 
     let raw_db = dir.join("raw-history.db");
     let raw_sizes = sizes.clone();
@@ -471,18 +508,6 @@ async fn load(
         "  size: the hub's database {db_mb:.0} MB + WAL {wal_mb:.0} MB after the load: {per_million:.1} MB per million instances (raw SQLite's file, history rows alone: {raw_mb:.0} MB, {raw_per_million:.1} MB per million)"
     );
 
-    let clean = loaded == total
-        && instances == total
-        && entities == sizes.sensors as u64
-        && retries.count == 0;
-    report.row(
-        "load_instances_per_s",
-        "1  load (Hub::add_history), instances/s",
-        hub_rate,
-        "/s",
-        None,
-        clean,
-    );
     report.row(
         "load_hub_over_raw",
         "1  load, hub / raw SQLite",
@@ -499,15 +524,9 @@ async fn load(
         None,
         clean,
     );
-    report.extra("instances", loaded as f64);
-    report.extra("load_seconds", took.as_secs_f64());
-    report.extra("load_failed_attempts", retries.count as f64);
     report.extra("raw_instances_per_s", raw_rate);
     report.extra("raw_seconds", raw_took.as_secs_f64());
     report.extra("raw_mb_per_million_instances", raw_per_million);
-    counts.loaded = loaded;
-    counts.entities_counted = entities;
-    counts.instances_counted = instances;
     counts.raw_rows = raw_rows;
     Ok(clean)
 }
@@ -967,21 +986,33 @@ async fn queries(
     Ok(())
 }
 
-pub async fn run(sizes: &TemporalSizes, dir: &Path) -> anyhow::Result<Report> {
-    Ok(measure(sizes, dir).await?.0)
+pub async fn run(sizes: &TemporalSizes, dir: &Path, backend: &Backend) -> anyhow::Result<Report> {
+    Ok(measure(sizes, dir, backend).await?.0)
 }
 
 /// The run, and the counts that say whether it measured what it meant to.
-async fn measure(sizes: &TemporalSizes, dir: &Path) -> anyhow::Result<(Report, Counts)> {
+async fn measure(
+    sizes: &TemporalSizes,
+    dir: &Path,
+    backend: &Backend,
+) -> anyhow::Result<(Report, Counts)> {
     let mut report = Report::default();
     let mut counts = Counts::default();
     let db = dir.join("hub-temporal.db");
-    let server = Server::start(&db).await?;
+    let server = Server::start_on(backend, &db).await?;
     server
         .wait_healthy(Duration::from_secs(10))
         .await
         .context("starting the hub")?;
-    let loaded_ok = load(sizes, &server, dir, &db, &mut report, &mut counts).await?;
+    let loaded_ok = load(
+        sizes,
+        &server,
+        dir,
+        (&db, backend),
+        &mut report,
+        &mut counts,
+    )
+    .await?;
     queries(sizes, &server, loaded_ok, &mut report, &mut counts).await?;
     server.stop().await?;
     Ok((report, counts))
@@ -1026,6 +1057,50 @@ mod tests {
         assert!(seen.iter().flatten().all(|n| *n == 1));
     }
 
+    /// The same on PostgreSQL (a database created for the test, then dropped): every
+    /// query answered as the readings say; the plain-SQL baseline is SQLite's only.
+    #[test]
+    fn tiny_benchmark_runs_on_postgres_and_counts_agree() {
+        let server_url = std::env::var("DOTHI_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let sizes = TemporalSizes {
+            sensors: 3,
+            days: 2,
+            queries: 4,
+            aggregate_queries: 2,
+            per_call: 100,
+            in_flight: 2,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let backend = Backend::postgres(&server_url);
+        let measured = runtime.block_on(measure(&sizes, dir.path(), &backend));
+        runtime.block_on(backend.drop_databases()).unwrap();
+        let (report, c) = measured.unwrap();
+        let total = 3 * 2 * PER_DAY as u64;
+        assert_eq!(
+            (c.loaded, c.instances_counted, c.raw_rows),
+            (total, total, 0),
+            "{c:?}"
+        );
+        assert_eq!(c.entities_counted, 3, "{c:?}");
+        assert_eq!(c.queries, [4, 2, 4], "{c:?}");
+        assert_eq!((c.errors, c.mismatches), ([0, 0, 0], [0, 0, 0]), "{c:?}");
+        for key in [
+            "load_instances_per_s",
+            "db_mb_per_million_instances",
+            "daily_max_p95_ms",
+        ] {
+            let v = report.value(key);
+            assert!(v.is_some_and(|v| v.is_finite() && v > 0.0), "{key}: {v:?}");
+        }
+        assert!(report.value("load_hub_over_raw").is_none());
+    }
+
     /// The benchmark's whole code path at tiny sizes: it runs, produces every figure,
     /// what it loaded is what the hub and the raw loop count, and every query is
     /// answered as the generated readings say. No timing is asserted.
@@ -1045,7 +1120,9 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let (report, c) = runtime.block_on(measure(&sizes, dir.path())).unwrap();
+        let (report, c) = runtime
+            .block_on(measure(&sizes, dir.path(), &Backend::Sqlite))
+            .unwrap();
         let total = 3 * 2 * PER_DAY as u64;
         assert_eq!(c.loaded, total, "{c:?}");
         assert_eq!(c.instances_counted, total, "{c:?}");
