@@ -1057,12 +1057,8 @@ mod tests {
         assert!(seen.iter().flatten().all(|n| *n == 1));
     }
 
-    /// The same on PostgreSQL (a database created for the test, then dropped): every
-    /// query answered as the readings say; the plain-SQL baseline is SQLite's only.
-    #[test]
-    fn tiny_benchmark_runs_on_postgres_and_counts_agree() {
-        let server_url = std::env::var("DOTHI_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    /// Tiny sizes, a directory and a runtime for a whole run.
+    fn tiny() -> (TemporalSizes, tempfile::TempDir, tokio::runtime::Runtime) {
         let sizes = TemporalSizes {
             sensors: 3,
             days: 2,
@@ -1071,12 +1067,21 @@ mod tests {
             per_call: 100,
             in_flight: 2,
         };
-        let dir = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
+        (sizes, tempfile::tempdir().unwrap(), runtime)
+    }
+
+    /// The same on PostgreSQL (a database created for the test, then dropped): every
+    /// query answered as the readings say; the plain-SQL baseline is SQLite's only.
+    #[test]
+    fn tiny_benchmark_runs_on_postgres_and_counts_agree() {
+        let server_url = std::env::var("DOTHI_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let (sizes, dir, runtime) = tiny();
         let backend = Backend::postgres(&server_url);
         let measured = runtime.block_on(measure(&sizes, dir.path(), &backend));
         runtime.block_on(backend.drop_databases()).unwrap();
@@ -1106,20 +1111,7 @@ mod tests {
     /// answered as the generated readings say. No timing is asserted.
     #[test]
     fn tiny_benchmark_runs_and_counts_agree() {
-        let sizes = TemporalSizes {
-            sensors: 3,
-            days: 2,
-            queries: 4,
-            aggregate_queries: 2,
-            per_call: 100,
-            in_flight: 2,
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let (sizes, dir, runtime) = tiny();
         let (report, c) = runtime
             .block_on(measure(&sizes, dir.path(), &Backend::Sqlite))
             .unwrap();
