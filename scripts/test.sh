@@ -59,10 +59,11 @@ fi
 cargo test --workspace --locked "$@"
 DOTHI_TEST_STORE=postgres cargo test -p hub --test api --locked "$@"
 
-# Databases of tests that restart a hub at the same path are left behind: drop them.
+# Databases of tests that restart a hub at the same path (or that were stopped before
+# their end) are left behind: drop them.
 if command -v psql >/dev/null; then
     url=${DOTHI_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-    psql "$url" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'dothi\_test\_api\_%'" 2>/dev/null |
+    psql "$url" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'dothi\_test\_api\_%' OR datname LIKE 'dothi\_test\_nodes\_%'" 2>/dev/null |
         while read -r db; do
             [ -n "$db" ] && psql "$url" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
         done

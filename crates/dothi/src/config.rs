@@ -95,6 +95,11 @@ pub struct ServeArgs {
     /// per dothi process.
     #[arg(long, env = "DOTHI_MQTT_CLIENT_ID", default_value = "dothi")]
     pub mqtt_client_id: String,
+    /// Several nodes of one hub taking measures from one broker: the same group name
+    /// on each (and a distinct --mqtt-client-id), so that each measure goes to one
+    /// node (an MQTT shared subscription, `$share/GROUP/…`).
+    #[arg(long, env = "DOTHI_MQTT_SHARED_GROUP")]
+    pub mqtt_shared_group: Option<String>,
     /// A tile URL template (https://…/{z}/{x}/{y}.png) drawn under the communes in
     /// the web app; without it the app draws no base map and needs no tile server.
     #[arg(long, env = "DOTHI_BASEMAP_URL")]
@@ -173,6 +178,13 @@ impl ServeArgs {
             .map(|u| iot::MqttConfig::from_url(u.trim(), &self.mqtt_client_id))
             .transpose()
             .map_err(|e| anyhow::anyhow!("--mqtt-url: {e}"))?;
+        let mqtt = match (mqtt, self.mqtt_shared_group.as_deref()) {
+            (Some(m), Some(group)) => Some(
+                m.shared(group.trim())
+                    .map_err(|e| anyhow::anyhow!("--mqtt-shared-group: {e}"))?,
+            ),
+            (mqtt, _) => mqtt,
+        };
         Ok(Config {
             listen,
             store: self.store,

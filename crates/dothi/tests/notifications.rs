@@ -9,60 +9,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
 use serde_json::{Value, json};
 
 mod common;
 
-use common::{Dothi, free_port};
-
-/// A notification receiver on 127.0.0.1: records every body it is sent.
-struct Receiver {
-    received: Arc<Mutex<Vec<Value>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Receiver {
-    /// Starts answering 200 on `port`.
-    async fn start(port: u16) -> Receiver {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let app = axum::Router::new()
-            .route("/notify", post(record))
-            .with_state(received.clone());
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Receiver { received, task }
-    }
-
-    fn received(&self) -> Vec<Value> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn record(State(received): State<Arc<Mutex<Vec<Value>>>>, body: String) -> StatusCode {
-    match serde_json::from_str(&body) {
-        Ok(v) => {
-            received.lock().unwrap().push(v);
-            StatusCode::OK
-        }
-        Err(_) => StatusCode::BAD_REQUEST,
-    }
-}
+use common::{Dothi, Receiver, free_port};
 
 fn gauge(id: &str, height: f64) -> Value {
     json!({

@@ -7,27 +7,48 @@
 //! a subscriber that falls more than [`FEED_CAPACITY`] changes behind loses the oldest
 //! ones (and is told so by `RecvError::Lagged`), while writers go on. A write the store
 //! refuses or fails publishes nothing.
+//!
+//! Nodes sharing a database share their feeds ([`share`]): each announces the changes
+//! committed through it ([`store::Store::announce`]) and publishes those of the
+//! others, so that a listener on any node sees every change. Announcing is batched
+//! (every [`SHARE_WINDOW`]); a burst of more than [`SHARE_MAX`] changes in one window,
+//! or announcements missed, is passed on as [`ChangeKind::Missed`]: listeners then
+//! read again whatever they derived from the feed.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ngsi::Entity;
-use store::{Change, WriteOp};
+use serde::{Deserialize, Serialize};
+use store::{Change, Store, WriteOp};
 use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::service::Hub;
 
 /// Changes a subscriber may be behind before it loses the oldest.
 pub const FEED_CAPACITY: usize = 4096;
+/// How long changes are gathered before they are announced to the other nodes.
+pub const SHARE_WINDOW: Duration = Duration::from_millis(100);
+/// Changes announced per window at most; beyond, the other nodes are told that
+/// changes were missed.
+pub const SHARE_MAX: usize = 500;
 
 /// What happened to the entity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChangeKind {
     Created,
     Updated,
     Deleted,
+    /// Changes were made that this feed does not describe (another node's burst, or
+    /// its announcements were lost): what was derived from the feed must be read
+    /// again. Its tenant, id, types and attributes are empty.
+    Missed,
 }
 
 /// One committed change of one entity.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntityChange {
     pub tenant: String,
     /// The entity id.
@@ -42,13 +63,18 @@ pub struct EntityChange {
 /// The sending side, owned by the hub.
 #[derive(Debug)]
 pub struct ChangeFeed {
+    /// Every change: this node's and, when shared, the other nodes'.
     sender: broadcast::Sender<Arc<EntityChange>>,
+    /// The changes committed through this node only (what it announces).
+    local: broadcast::Sender<Arc<EntityChange>>,
 }
 
 impl Default for ChangeFeed {
     fn default() -> Self {
-        let (sender, _) = broadcast::channel(FEED_CAPACITY);
-        ChangeFeed { sender }
+        ChangeFeed {
+            sender: broadcast::channel(FEED_CAPACITY).0,
+            local: broadcast::channel(FEED_CAPACITY).0,
+        }
     }
 }
 
@@ -63,7 +89,7 @@ impl ChangeFeed {
 
     /// Wraps the mutation so that it records what it changes, when anyone listens.
     pub(crate) fn watch(&self, tenant: &str, mut op: WriteOp) -> (WriteOp, Option<Pending>) {
-        if self.sender.receiver_count() == 0 {
+        if self.sender.receiver_count() == 0 && self.local.receiver_count() == 0 {
             return (op, None);
         }
         let pending: Pending = Arc::default();
@@ -88,7 +114,145 @@ impl ChangeFeed {
         let change = pending.lock().ok().and_then(|mut slot| slot.take());
         if let Some(change) = change {
             // No receiver left is not an error: nobody listens any more.
-            let _ = self.sender.send(Arc::new(change));
+            let change = Arc::new(change);
+            let _ = self.local.send(change.clone());
+            let _ = self.sender.send(change);
+        }
+    }
+
+    fn missed() -> Arc<EntityChange> {
+        Arc::new(EntityChange {
+            tenant: String::new(),
+            id: String::new(),
+            types: Vec::new(),
+            attrs: Vec::new(),
+            kind: ChangeKind::Missed,
+        })
+    }
+}
+
+/// What one node announces to the others.
+#[derive(Serialize, Deserialize)]
+struct Announcement {
+    /// The announcing node (its own announcements come back to it too).
+    node: String,
+    /// Its changes, or nothing with `missed`.
+    changes: Vec<EntityChange>,
+    missed: bool,
+}
+
+/// Shares the hub's change feed with the other nodes of its store, when it has any;
+/// runs until the tasks are aborted.
+pub fn share(hub: Arc<Hub>) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(heard) = hub.store().announcements() else {
+        return Vec::new();
+    };
+    let node = uuid::Uuid::new_v4().to_string();
+    let local = hub.changes().local.subscribe();
+    vec![
+        tokio::spawn(announce(hub.store().clone(), node.clone(), local)),
+        tokio::spawn(publish_heard(hub, node, heard)),
+    ]
+}
+
+/// Announces this node's changes, a window at a time.
+async fn announce(
+    store: Arc<dyn Store>,
+    node: String,
+    mut local: broadcast::Receiver<Arc<EntityChange>>,
+) {
+    loop {
+        let mut changes = Vec::new();
+        let mut missed = false;
+        match local.recv().await {
+            Ok(c) => changes.push(c),
+            Err(RecvError::Lagged(_)) => missed = true,
+            Err(RecvError::Closed) => return,
+        }
+        let window = tokio::time::sleep(SHARE_WINDOW);
+        tokio::pin!(window);
+        loop {
+            tokio::select! {
+                () = &mut window => break,
+                next = local.recv() => match next {
+                    Ok(c) if changes.len() < SHARE_MAX => changes.push(c),
+                    Ok(_) | Err(RecvError::Lagged(_)) => missed = true,
+                    Err(RecvError::Closed) => return,
+                },
+            }
+        }
+        for message in messages(&node, &changes, missed) {
+            if let Err(e) = store.announce(&message).await {
+                tracing::warn!(error = %e, "could not announce changes to the other nodes");
+            }
+        }
+    }
+}
+
+/// The announcements of a window's changes, each within the store's limit: all the
+/// changes, or one saying that changes were missed.
+fn messages(node: &str, changes: &[Arc<EntityChange>], missed: bool) -> Vec<String> {
+    let node = serde_json::to_string(node).unwrap_or_default();
+    let missed_only = || vec![format!(r#"{{"node":{node},"changes":[],"missed":true}}"#)];
+    if missed {
+        return missed_only();
+    }
+    let head = format!(r#"{{"node":{node},"missed":false,"changes":["#);
+    let mut out = Vec::new();
+    let mut message = head.clone();
+    for change in changes {
+        let Ok(one) = serde_json::to_string(&**change) else {
+            return missed_only();
+        };
+        if head.len() + one.len() + 2 > store::MAX_ANNOUNCEMENT_BYTES {
+            // One change alone is too long to announce.
+            return missed_only();
+        }
+        if message.len() + one.len() + 3 > store::MAX_ANNOUNCEMENT_BYTES {
+            message.push_str("]}");
+            out.push(std::mem::replace(&mut message, head.clone()));
+        }
+        if message.len() > head.len() {
+            message.push(',');
+        }
+        message.push_str(&one);
+    }
+    if message.len() > head.len() {
+        message.push_str("]}");
+        out.push(message);
+    }
+    out
+}
+
+/// Publishes on this node's feed the changes the other nodes announce.
+async fn publish_heard(hub: Arc<Hub>, node: String, mut heard: broadcast::Receiver<Arc<str>>) {
+    let feed = &hub.changes().sender;
+    loop {
+        let message = match heard.recv().await {
+            Ok(m) => m,
+            Err(RecvError::Lagged(_)) => {
+                let _ = feed.send(ChangeFeed::missed());
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        if message.is_empty() {
+            // The store's receiving connection was lost and is back.
+            let _ = feed.send(ChangeFeed::missed());
+            continue;
+        }
+        let Ok(a) = serde_json::from_str::<Announcement>(&message) else {
+            tracing::warn!("an announcement of changes that is not one");
+            continue;
+        };
+        if a.node == node {
+            continue;
+        }
+        if a.missed {
+            let _ = feed.send(ChangeFeed::missed());
+        }
+        for change in a.changes {
+            let _ = feed.send(Arc::new(change));
         }
     }
 }
@@ -134,4 +298,57 @@ fn describe(tenant: &str, before: Option<&Entity>, change: &Change) -> Option<En
         attrs,
         kind,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn change(n: usize, attrs: usize) -> Arc<EntityChange> {
+        Arc::new(EntityChange {
+            tenant: "quang-tri".into(),
+            id: format!("urn:ngsi-ld:WaterObserved:{n}"),
+            types: vec!["https://smartdatamodels.org/dataModel.Environment/WaterObserved".into()],
+            attrs: (0..attrs)
+                .map(|a| format!("https://example.org/attribute-{a}"))
+                .collect(),
+            kind: ChangeKind::Updated,
+        })
+    }
+
+    #[test]
+    fn a_window_is_split_into_announcements_within_the_limit_in_order() {
+        let changes: Vec<_> = (0..300).map(|n| change(n, n % 7)).collect();
+        let messages = messages("node-a", &changes, false);
+        assert!(messages.len() > 1, "300 changes fit in one announcement?");
+        let mut back = Vec::new();
+        for m in &messages {
+            assert!(
+                m.len() <= store::MAX_ANNOUNCEMENT_BYTES,
+                "{} bytes",
+                m.len()
+            );
+            let a: Announcement = serde_json::from_str(m).unwrap();
+            assert_eq!(a.node, "node-a");
+            assert!(!a.missed);
+            back.extend(a.changes);
+        }
+        let sent: Vec<EntityChange> = changes.iter().map(|c| (**c).clone()).collect();
+        assert_eq!(back, sent);
+    }
+
+    #[test]
+    fn what_cannot_be_announced_is_announced_as_missed() {
+        for (changes, missed) in [
+            (vec![change(1, 1), change(2, 1_000)], false),
+            (vec![change(1, 1)], true),
+        ] {
+            let messages = messages("node-a", &changes, missed);
+            assert_eq!(messages.len(), 1);
+            let a: Announcement = serde_json::from_str(&messages[0]).unwrap();
+            assert!(a.missed && a.changes.is_empty(), "{}", messages[0]);
+        }
+        assert!(messages("node-a", &[], false).is_empty());
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod changes;
 pub mod contexts;
+pub mod duties;
 pub mod http;
 pub mod metrics;
 pub mod notifier;
@@ -58,6 +59,7 @@ pub fn state(store: Arc<dyn store::Store>, config: &HubConfig) -> AppState {
         config: Arc::new(config.http.clone()),
         metrics: Arc::new(metrics::Metrics::default()),
         retention: Arc::new(config.retention.clone()),
+        duties: Arc::default(),
     }
 }
 
@@ -78,24 +80,26 @@ pub async fn serve_with(
     extra: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The history purge runs while the hub is served, and stops with it.
-    let purger = (*state.retention).clone().spawn(state.hub.clone());
-    // So does the notifier, which delivers the outbox.
-    let notifier = notifier::spawn(state.hub.store().clone());
-    let periodic = periodic::spawn(state.hub.clone());
+    // The notifier, periodic notifications and the history purge run while the hub is
+    // served (on the one node holding them, when several share a database), and stop
+    // with it.
+    let duties = duties::spawn(
+        state.hub.clone(),
+        (*state.retention).clone(),
+        state.duties.clone(),
+    );
+    // The change feed, shared with the other nodes of the store when there are any.
+    let sharing = changes::share(state.hub.clone());
     let app = router(state)
         .merge(extra)
         .into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    if let Some(task) = purger {
+    duties.abort();
+    let _ = duties.await;
+    for task in sharing {
         task.abort();
-        let _ = task.await;
-    }
-    for task in [notifier, periodic] {
-        task.abort();
-        let _ = task.await;
     }
     served
 }

@@ -99,6 +99,10 @@ impl Hub {
         &self.store
     }
 
+    pub(crate) fn changes(&self) -> &ChangeFeed {
+        &self.changes
+    }
+
     /// Every entity change committed from now on, in commit order (see
     /// [`crate::changes`]).
     pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<Arc<EntityChange>> {

@@ -53,6 +53,10 @@ pub enum MqttConfigError {
     Scheme(String),
     #[error("the client id must have 1 to 64 characters")]
     ClientId,
+    #[error(
+        "a shared subscription group has 1 to 64 characters, none of them '/', '+', '#' or a space"
+    )]
+    SharedGroup,
 }
 
 /// Where and how the agent connects.
@@ -67,6 +71,10 @@ pub struct MqttConfig {
     /// while dothi is down, or received and not yet written, are delivered later.
     pub clean_session: bool,
     pub keep_alive: Duration,
+    /// A shared subscription group (`$share/{group}/…`): the nodes of one hub that
+    /// subscribe in the same group each get a share of the measures, every measure
+    /// going to one of them. None: this agent gets every measure.
+    pub shared_group: Option<String>,
 }
 
 impl MqttConfig {
@@ -102,7 +110,33 @@ impl MqttConfig {
             credentials,
             clean_session: false,
             keep_alive: Duration::from_secs(30),
+            shared_group: None,
         })
+    }
+
+    /// Subscribes in the shared group `group` (a name without `/`, `+`, `#`, of 1 to
+    /// 64 characters).
+    pub fn shared(mut self, group: &str) -> Result<MqttConfig, MqttConfigError> {
+        let valid = !group.is_empty()
+            && group.chars().count() <= 64
+            && !group.contains(['/', '+', '#'])
+            && !group.chars().any(char::is_whitespace);
+        if !valid {
+            return Err(MqttConfigError::SharedGroup);
+        }
+        self.shared_group = Some(group.to_string());
+        Ok(self)
+    }
+
+    /// The topic filters subscribed to.
+    pub fn filters(&self) -> Vec<String> {
+        TOPICS
+            .iter()
+            .map(|t| match &self.shared_group {
+                Some(g) => format!("$share/{g}/{t}"),
+                None => t.to_string(),
+            })
+            .collect()
     }
 }
 
@@ -173,6 +207,7 @@ async fn run(
     mut stop: oneshot::Receiver<()>,
     subscribed: watch::Sender<bool>,
 ) {
+    let topics = config.filters();
     let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
     options
         .set_keep_alive(config.keep_alive)
@@ -209,7 +244,9 @@ async fn run(
                     "connected to the MQTT broker"
                 );
                 delay = RECONNECT_FIRST;
-                let filters = TOPICS.map(|t| SubscribeFilter::new(t.to_string(), QoS::AtLeastOnce));
+                let filters = topics
+                    .iter()
+                    .map(|t| SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
                 if let Err(e) = client.try_subscribe_many(filters) {
                     tracing::error!(error = %e, "cannot subscribe to the measure topics");
                 }
@@ -222,7 +259,7 @@ async fn run(
                 if refused {
                     tracing::error!("the broker refused a subscription to the measure topics");
                 } else {
-                    tracing::info!(topics = ?TOPICS, "subscribed to the measure topics");
+                    tracing::info!(?topics, "subscribed to the measure topics");
                     subscribed.send_replace(true);
                 }
             }

@@ -7,8 +7,10 @@
 //! uses, and a measure that still matches in several tenants is refused.
 //!
 //! Every measure looks up its device and its group: those two lookups are remembered
-//! for [`LOOKUP_TTL`] ([`Lookups`]), and forgotten whenever this registry writes. Nodes
-//! sharing a store see each other's provisioning changes within that time.
+//! for [`LOOKUP_TTL`] ([`Lookups`]), and forgotten whenever this registry writes, or
+//! whenever the store says another node sharing it changed the registry
+//! ([`Store::registry_generation`]): nodes see each other's provisioning changes at
+//! once, and within [`LOOKUP_TTL`] should an announcement be lost.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -90,6 +92,8 @@ struct Lookups {
     /// Bumped by each write: a lookup that read the store before a write ended is not
     /// remembered after it.
     generation: u64,
+    /// The store's registry generation these lookups were taken at.
+    store_generation: u64,
     devices: HashMap<String, (Instant, TenantDevices)>,
     groups: HashMap<(String, String), (Instant, Option<ServiceGroup>)>,
 }
@@ -127,8 +131,20 @@ impl Registry {
         }
     }
 
+    /// The remembered lookups, forgotten first if another node changed the registry
+    /// since they were taken.
+    fn lookups(&self) -> Option<std::sync::MutexGuard<'_, Lookups>> {
+        let now = self.store.registry_generation();
+        let mut l = self.lookups.lock().ok()?;
+        if l.store_generation != now {
+            l.forget();
+            l.store_generation = now;
+        }
+        Some(l)
+    }
+
     fn generation(&self) -> Option<u64> {
-        self.lookups.lock().ok().map(|l| l.generation)
+        self.lookups().map(|l| l.generation)
     }
 
     async fn get<T: DeserializeOwned>(
@@ -394,7 +410,7 @@ impl Registry {
     /// Every tenant's device of this id (remembered for a while).
     async fn devices_named(&self, device_id: &str) -> Result<TenantDevices, Error> {
         let now = Instant::now();
-        if let Ok(l) = self.lookups.lock()
+        if let Some(l) = self.lookups()
             && let Some((at, found)) = l.devices.get(device_id)
             && now.duration_since(*at) < LOOKUP_TTL
         {
@@ -412,7 +428,7 @@ impl Registry {
                 .map(|r| decode(&r.key, r.value).map(|d| (r.tenant, d)))
                 .collect::<Result<Vec<_>, _>>()?,
         );
-        if let Ok(mut l) = self.lookups.lock()
+        if let Some(mut l) = self.lookups()
             && Some(l.generation) == generation
         {
             if l.full() {
@@ -434,7 +450,7 @@ impl Registry {
     ) -> Result<Option<ServiceGroup>, Error> {
         let now = Instant::now();
         let key = (tenant.to_string(), apikey.to_string());
-        if let Ok(l) = self.lookups.lock()
+        if let Some(l) = self.lookups()
             && let Some((at, group)) = l.groups.get(&key)
             && now.duration_since(*at) < LOOKUP_TTL
         {
@@ -442,7 +458,7 @@ impl Registry {
         }
         let generation = self.generation();
         let group = self.group(tenant, apikey).await?;
-        if let Ok(mut l) = self.lookups.lock()
+        if let Some(mut l) = self.lookups()
             && Some(l.generation) == generation
         {
             if l.full() {

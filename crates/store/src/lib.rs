@@ -323,9 +323,47 @@ pub trait Store: Send + Sync + 'static {
         payload: serde_json::Value,
     ) -> StoreResult<()>;
 
-    /// Notified after each commit that added notifications to the outbox.
+    /// Notified after each commit that added notifications to the outbox (on a
+    /// shared database, by any node, when this node holds the [`Store::duties`]).
     fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
+
+    /// Whether this process holds the background duties that one process among all
+    /// those sharing the store runs alone: delivering the outbox, periodic
+    /// notifications and the history purge. True while held; it may turn false (the
+    /// database went away) and true again. The first call puts this process forward
+    /// for them: one that never calls it (a command-line import) never takes them. An
+    /// embedded store, which one process owns, holds them at once and for good.
+    fn duties(&self) -> tokio::sync::watch::Receiver<bool> {
+        tokio::sync::watch::channel(true).1
+    }
+
+    /// A number that moves whenever the registry may have been changed by another
+    /// process sharing the store (or notice of such changes may have been missed): a
+    /// cache of registry records taken at one value is stale at another. Constant for
+    /// an embedded store, which only this process writes.
+    fn registry_generation(&self) -> u64 {
+        0
+    }
+
+    /// Passes a message of at most [`MAX_ANNOUNCEMENT_BYTES`] to every process sharing
+    /// the store, this one included, without waiting for them (the hub's change feed
+    /// crosses nodes this way). Nothing to do for an embedded store.
+    async fn announce(&self, message: &str) -> StoreResult<()> {
+        let _ = message;
+        Ok(())
+    }
+
+    /// The messages announced by the processes sharing the store, in order; an empty
+    /// one says that messages may have been missed (the connection that receives them
+    /// was lost and is back). None for an embedded store, which nobody else shares.
+    fn announcements(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<str>>> {
+        None
+    }
 }
+
+/// The largest message [`Store::announce`] passes (PostgreSQL's `NOTIFY` takes
+/// somewhat less than 8,000 bytes).
+pub const MAX_ANNOUNCEMENT_BYTES: usize = 7_500;
 
 /// Opens the store a URL names: `sqlite://path/to/file.db` (or `sqlite::memory:`), or
 /// `postgres://user@host/db` (`postgresql://` too).

@@ -90,6 +90,7 @@ impl Snapshots {
         use tokio::sync::broadcast::error::TryRecvError;
         loop {
             match self.feed.try_recv() {
+                Ok(change) if change.kind == hub::ChangeKind::Missed => self.forget_all(),
                 Ok(change) => {
                     if change.types.iter().any(|t| t.ends_with(COMMUNE_TYPE)) {
                         // Communes are not items: their map is read again.
@@ -104,14 +105,17 @@ impl Snapshots {
                         self.pending.remove(&change.tenant);
                     }
                 }
-                Err(TryRecvError::Lagged(_)) => {
-                    self.by_tenant.clear();
-                    self.pending.clear();
-                    self.communes_lost = true;
-                }
+                Err(TryRecvError::Lagged(_)) => self.forget_all(),
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
         }
+    }
+
+    /// Changes were missed: every snapshot is read again.
+    fn forget_all(&mut self) {
+        self.by_tenant.clear();
+        self.pending.clear();
+        self.communes_lost = true;
     }
 }
 

@@ -87,6 +87,7 @@ async fn gather(
             },
         };
         match next {
+            Ok(change) if change.kind == ChangeKind::Missed => gathered.lagged = true,
             Ok(change) if change.tenant == tenant => {
                 let ctx = ngsi::Context::core();
                 if change.types.iter().any(|t| ctx.compact(t) == COMMUNE_TYPE) {

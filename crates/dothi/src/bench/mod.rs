@@ -25,6 +25,7 @@
 
 mod data;
 mod ingest;
+mod nodes;
 mod notify;
 mod phases;
 mod raw_postgres;
@@ -44,7 +45,8 @@ pub struct BenchArgs {
     /// Which benchmark: hub (writes, queries, a large store), temporal (a year of
     /// sensor readings as history, and temporal queries on it) or notify
     /// (notifications of paced updates, across a server restart) or ingest (devices
-    /// publishing over MQTT into the history).
+    /// publishing over MQTT into the history) or nodes (one, then two `dothi serve`
+    /// processes over one PostgreSQL database: needs --store).
     #[arg(default_value = "hub")]
     pub which: String,
     /// A smoke run. hub: 5,000 batch entities, a 10,000-entity query set, 100 queries
@@ -109,9 +111,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub keep: bool,
     /// hub, temporal: a PostgreSQL server (postgres://user@host/db, with PostGIS):
-    /// the benchmark runs on SQLite, then again on databases created there for the
-    /// run (and dropped after), and both are printed side by side (hub: figures 1 to
-    /// 3; temporal: the load and the queries, without SQLite's raw baseline).
+    /// the run (hub: figures 1 to 3) is measured on SQLite, then again on databases
+    /// created there for the run (and dropped after), and printed side by side.
+    /// nodes: the server the nodes share (a database is created there for the run).
     #[arg(long)]
     pub store: Option<String>,
 }
@@ -355,26 +357,16 @@ fn fsync_latency(dir: &std::path::Path) -> std::io::Result<(f64, f64)> {
     Ok((p.p50, p.p95))
 }
 
-/// `bench hub --store postgres://…`: figures 1 to 3 on both backends.
-async fn side_by_side(sizes: &Sizes, dir: &std::path::Path, url: &str) -> anyhow::Result<Report> {
-    both_backends(url, |backend| async move {
-        phases::run(sizes, dir, &backend).await
-    })
-    .await
-}
-
-/// Runs a benchmark on SQLite, then on PostgreSQL (databases created on the server
-/// `url` for the run and dropped after), each printed in full, then side by side;
-/// the report is SQLite's with PostgreSQL's figures as extra values
-/// (`postgres_<key>`).
-async fn both_backends<F, Fut>(url: &str, run: F) -> anyhow::Result<Report>
-where
-    F: Fn(server::Backend) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Report>>,
-{
+/// `bench hub` or `bench temporal` with `--store postgres://…`: the run on SQLite, then
+/// on PostgreSQL, each printed in full, then side by side; the report is SQLite's
+/// with PostgreSQL's figures as extra values (`postgres_<key>`).
+async fn side_by_side(
+    url: &str,
+    run: impl AsyncFn(&server::Backend) -> anyhow::Result<Report>,
+) -> anyhow::Result<Report> {
     println!();
     println!("######## SQLite ########");
-    let mut sqlite = run(server::Backend::Sqlite).await?;
+    let mut sqlite = run(&server::Backend::Sqlite).await?;
     println!();
     let backend = server::Backend::postgres(url);
     println!(
@@ -382,7 +374,7 @@ where
         backend.name(),
         without_password(url)
     );
-    let postgres = run(backend.clone()).await;
+    let postgres = run(&backend).await;
     let dropped = backend.drop_databases().await;
     let postgres = postgres?;
     dropped?;
@@ -423,36 +415,35 @@ enum Benchmark {
     Temporal(temporal::TemporalSizes),
     Notify(notify::NotifySizes),
     Ingest(ingest::IngestSizes),
+    Nodes(nodes::NodesSizes),
 }
 
 impl Benchmark {
     fn from_args(a: &BenchArgs) -> anyhow::Result<Benchmark> {
+        if let Some(url) = &a.store
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            bail!("--store {url:?} must be postgres://user@host/db (SQLite is always measured)");
+        }
         match a.which.as_str() {
-            "hub" | "temporal"
-                if a.store.as_ref().is_some_and(|url| {
-                    !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
-                }) =>
-            {
-                bail!(
-                    "--store {:?} must be postgres://user@host/db (SQLite is always measured)",
-                    a.store.as_deref().unwrap_or_default()
-                );
-            }
             "hub" => {
                 if a.sensors.is_some() || a.days.is_some() {
                     bail!("--sensors and --days are sizes of `bench temporal`, not of `bench hub`");
                 }
                 Ok(Benchmark::Hub(Sizes::from_args(a)?))
             }
+            "nodes" => Ok(Benchmark::Nodes(nodes::NodesSizes::from_args(a)?)),
             "temporal" => Ok(Benchmark::Temporal(temporal::TemporalSizes::from_args(a)?)),
             _ if a.store.is_some() => {
-                bail!("--store is an option of `bench hub` and `bench temporal` only")
+                bail!(
+                    "--store is an option of `bench hub`, `bench temporal` and `bench nodes` only"
+                )
             }
             "notify" => Ok(Benchmark::Notify(notify::NotifySizes::from_args(a)?)),
             "ingest" => Ok(Benchmark::Ingest(ingest::IngestSizes::from_args(a)?)),
             other => {
                 bail!(
-                    "unknown benchmark {other:?}: the ones available are `hub`, `temporal`, `notify` and `ingest`"
+                    "unknown benchmark {other:?}: the ones available are `hub`, `temporal`, `notify`, `ingest` and `nodes`"
                 )
             }
         }
@@ -464,6 +455,7 @@ impl Benchmark {
             Benchmark::Temporal(_) => "temporal",
             Benchmark::Notify(_) => "notify",
             Benchmark::Ingest(_) => "ingest",
+            Benchmark::Nodes(_) => "nodes",
         }
     }
 
@@ -485,6 +477,7 @@ impl Benchmark {
             Benchmark::Temporal(sizes) => sizes.describe(),
             Benchmark::Notify(sizes) => sizes.describe(),
             Benchmark::Ingest(sizes) => sizes.describe(),
+            Benchmark::Nodes(sizes) => sizes.describe(),
         }
     }
 }
@@ -524,11 +517,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let result = match &benchmark {
         Benchmark::Hub(sizes) => match &args.store {
             None => phases::run(sizes, dir.path(), &server::Backend::Sqlite).await,
-            Some(url) => side_by_side(sizes, dir.path(), url).await,
+            Some(url) => side_by_side(url, async |b| phases::run(sizes, dir.path(), b).await).await,
         },
-        Benchmark::Temporal(sizes) => temporal::run(sizes, dir.path(), args.store.as_deref()).await,
+        Benchmark::Temporal(sizes) => match &args.store {
+            None => temporal::run(sizes, dir.path(), &server::Backend::Sqlite).await,
+            Some(url) => {
+                side_by_side(url, async |b| temporal::run(sizes, dir.path(), b).await).await
+            }
+        },
         Benchmark::Notify(sizes) => notify::run(sizes, dir.path()).await,
         Benchmark::Ingest(sizes) => ingest::run(sizes, dir.path()).await,
+        Benchmark::Nodes(sizes) => nodes::run(sizes, dir.path()).await,
     };
     let path = dir.path().to_path_buf();
     let cleanup = if args.keep {

@@ -75,6 +75,23 @@ impl Backend {
         Ok(format!("{prefix}/{name}"))
     }
 
+    /// The size on disk of the databases this run created (PostgreSQL), in MB.
+    pub async fn databases_mb(&self) -> anyhow::Result<f64> {
+        let Backend::Postgres { server, created } = self else {
+            bail!("an SQLite run has files, not databases");
+        };
+        let names: Vec<String> = created.lock().map(|c| c.clone()).unwrap_or_default();
+        let admin = admin(server).await?;
+        let mut bytes = 0i64;
+        for name in names {
+            let row = admin
+                .query_one("SELECT pg_database_size($1)", &[&name])
+                .await?;
+            bytes += row.get::<_, i64>(0);
+        }
+        Ok(bytes as f64 / 1e6)
+    }
+
     /// Drops the databases this run created.
     pub async fn drop_databases(&self) -> anyhow::Result<()> {
         let Backend::Postgres { server, created } = self else {
@@ -194,6 +211,24 @@ impl Server {
         addr: SocketAddr,
         extra: &[String],
     ) -> anyhow::Result<Server> {
+        Server::spawn_store(exe, &store_url(db), addr, extra).await
+    }
+
+    /// Starts `dothi serve` over the store `url` (one of several nodes sharing a
+    /// PostgreSQL database, say) on a free port.
+    pub async fn spawn_url(exe: &Path, url: &str) -> anyhow::Result<Server> {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free port")?;
+        Server::spawn_store(exe, url, addr, &[]).await
+    }
+
+    async fn spawn_store(
+        exe: &Path,
+        url: &str,
+        addr: SocketAddr,
+        extra: &[String],
+    ) -> anyhow::Result<Server> {
         if !exe.is_file() {
             bail!("no dothi executable at {}", exe.display());
         }
@@ -202,7 +237,7 @@ impl Server {
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--store")
-            .arg(store_url(db))
+            .arg(url)
             .args(extra)
             .env("DOTHI_LOG", "warn")
             .stdin(std::process::Stdio::null())

@@ -8,6 +8,8 @@
 //!
 //! 1. the load, in-process through `Hub::add_history`, beside a plain SQLite loop
 //!    inserting the same history rows; the database size per million instances;
+//!    with `--store postgres://…`, the whole run again on PostgreSQL (the plain loop
+//!    is SQLite's only), printed side by side;
 //! 2. temporal queries over HTTP on the loaded store, each answer checked against the
 //!    generated readings: (a) the hourly average of one sensor over 30 days, (b) the
 //!    daily maximum of every sensor over the whole period, (c) the last 100 readings
@@ -414,8 +416,7 @@ async fn load(
     sizes: &TemporalSizes,
     server: &Server,
     dir: &Path,
-    db: &Path,
-    backend: &Backend,
+    (db, backend): (&Path, &Backend),
     report: &mut Report,
     counts: &mut Counts,
 ) -> anyhow::Result<bool> {
@@ -428,6 +429,11 @@ async fn load(
         format_time(&at(START_MS))
     ));
     let hub = server.hub()?;
+    // What an empty database takes (catalogs, schema), left out of the size.
+    let empty_mb = match backend {
+        Backend::Postgres { .. } => backend.databases_mb().await?,
+        Backend::Sqlite => 0.0,
+    };
     let start = Instant::now();
     let (loaded, retries) = load_hub(hub, sizes).await?;
     let took = start.elapsed();
@@ -467,7 +473,20 @@ async fn load(
     counts.entities_counted = entities;
     counts.instances_counted = instances;
     if matches!(backend, Backend::Postgres { .. }) {
-        // The raw baseline and the file sizes are SQLite's.
+        let mb = backend.databases_mb().await? - empty_mb;
+        let per_million = mb / loaded.max(1) as f64 * 1e6;
+        println!(
+            "  size: the hub's database grew by {mb:.1} MB with the load (pg_database_size, {empty_mb:.1} MB before): {per_million:.1} MB per million instances"
+        );
+        println!("  (the plain-SQL baseline is SQLite's only)");
+        report.row(
+            "db_mb_per_million_instances",
+            "1  database per million instances",
+            per_million,
+            "MB",
+            None,
+            clean,
+        );
         return Ok(clean);
     }
 
@@ -972,20 +991,8 @@ async fn queries(
     Ok(())
 }
 
-/// The run on SQLite, then (with `postgres`, a server URL) on a PostgreSQL database
-/// created there for the run and dropped after, printed side by side.
-pub async fn run(
-    sizes: &TemporalSizes,
-    dir: &Path,
-    postgres: Option<&str>,
-) -> anyhow::Result<Report> {
-    let Some(url) = postgres else {
-        return Ok(measure(sizes, dir, &Backend::Sqlite).await?.0);
-    };
-    super::both_backends(url, |backend| async move {
-        Ok(measure(sizes, dir, &backend).await?.0)
-    })
-    .await
+pub async fn run(sizes: &TemporalSizes, dir: &Path, backend: &Backend) -> anyhow::Result<Report> {
+    Ok(measure(sizes, dir, backend).await?.0)
 }
 
 /// The run, and the counts that say whether it measured what it meant to.
@@ -1002,7 +1009,15 @@ async fn measure(
         .wait_healthy(Duration::from_secs(10))
         .await
         .context("starting the hub")?;
-    let loaded_ok = load(sizes, &server, dir, &db, backend, &mut report, &mut counts).await?;
+    let loaded_ok = load(
+        sizes,
+        &server,
+        dir,
+        (&db, backend),
+        &mut report,
+        &mut counts,
+    )
+    .await?;
     queries(sizes, &server, loaded_ok, &mut report, &mut counts).await?;
     server.stop().await?;
     Ok((report, counts))
@@ -1047,8 +1062,8 @@ mod tests {
         assert!(seen.iter().flatten().all(|n| *n == 1));
     }
 
-    /// Tiny sizes (3 sensors × 2 days, a few queries) and a runtime to run them on.
-    fn tiny() -> (TemporalSizes, tokio::runtime::Runtime) {
+    /// Tiny sizes, a directory and a runtime for a whole run.
+    fn tiny() -> (TemporalSizes, tempfile::TempDir, tokio::runtime::Runtime) {
         let sizes = TemporalSizes {
             sensors: 3,
             days: 2,
@@ -1062,7 +1077,38 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        (sizes, runtime)
+        (sizes, tempfile::tempdir().unwrap(), runtime)
+    }
+
+    /// The same on PostgreSQL (a database created for the test, then dropped): every
+    /// query answered as the readings say; the plain-SQL baseline is SQLite's only.
+    #[test]
+    fn tiny_benchmark_runs_on_postgres_and_counts_agree() {
+        let server_url = std::env::var("DOTHI_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let (sizes, dir, runtime) = tiny();
+        let backend = Backend::postgres(&server_url);
+        let measured = runtime.block_on(measure(&sizes, dir.path(), &backend));
+        runtime.block_on(backend.drop_databases()).unwrap();
+        let (report, c) = measured.unwrap();
+        let total = 3 * 2 * PER_DAY as u64;
+        assert_eq!(
+            (c.loaded, c.instances_counted, c.raw_rows),
+            (total, total, 0),
+            "{c:?}"
+        );
+        assert_eq!(c.entities_counted, 3, "{c:?}");
+        assert_eq!(c.queries, [4, 2, 4], "{c:?}");
+        assert_eq!((c.errors, c.mismatches), ([0, 0, 0], [0, 0, 0]), "{c:?}");
+        for key in [
+            "load_instances_per_s",
+            "db_mb_per_million_instances",
+            "daily_max_p95_ms",
+        ] {
+            let v = report.value(key);
+            assert!(v.is_some_and(|v| v.is_finite() && v > 0.0), "{key}: {v:?}");
+        }
+        assert!(report.value("load_hub_over_raw").is_none());
     }
 
     /// The benchmark's whole code path at tiny sizes: it runs, produces every figure,
@@ -1070,8 +1116,7 @@ mod tests {
     /// answered as the generated readings say. No timing is asserted.
     #[test]
     fn tiny_benchmark_runs_and_counts_agree() {
-        let (sizes, runtime) = tiny();
-        let dir = tempfile::tempdir().unwrap();
+        let (sizes, dir, runtime) = tiny();
         let (report, c) = runtime
             .block_on(measure(&sizes, dir.path(), &Backend::Sqlite))
             .unwrap();
@@ -1096,29 +1141,5 @@ mod tests {
         }
         assert!(report.rows.iter().all(|r| r.clean), "{:?}", report.rows);
         report.print_summary("temporal");
-    }
-
-    /// The same path on PostgreSQL (`DOTHI_TEST_DATABASE_URL`, else the local
-    /// server): the load and every kind of query, each answer checked; the database
-    /// is dropped after.
-    #[test]
-    fn tiny_benchmark_runs_on_postgres_and_answers_agree() {
-        let server_url = std::env::var("DOTHI_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let (sizes, runtime) = tiny();
-        let dir = tempfile::tempdir().unwrap();
-        let backend = Backend::postgres(&server_url);
-        let result = runtime.block_on(measure(&sizes, dir.path(), &backend));
-        runtime.block_on(backend.drop_databases()).unwrap();
-        let (report, c) = result.unwrap();
-        let total = 3 * 2 * PER_DAY as u64;
-        assert_eq!((c.loaded, c.instances_counted), (total, total), "{c:?}");
-        assert_eq!(c.entities_counted, 3, "{c:?}");
-        assert_eq!(c.queries, [4, 2, 4], "{c:?}");
-        assert_eq!(c.errors, [0, 0, 0], "{c:?}");
-        assert_eq!(c.mismatches, [0, 0, 0], "{c:?}");
-        // The raw baseline is SQLite's.
-        assert!(report.value("load_hub_over_raw").is_none());
-        assert!(report.rows.iter().all(|r| r.clean), "{:?}", report.rows);
     }
 }

@@ -1,11 +1,17 @@
 //! The real `dothi serve` process, started and stopped by the integration tests that
-//! need one (restart and kill tests).
+//! need one (restart, kill and several-node tests), and a notification receiver.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use serde_json::Value;
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
@@ -16,7 +22,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// `dothi serve` in a process of its own, over one SQLite file.
+/// `dothi serve` in a process of its own, over one SQLite file or a PostgreSQL
+/// database.
 pub struct Dothi {
     pub child: Child,
     pub base: String,
@@ -26,6 +33,12 @@ pub struct Dothi {
 impl Dothi {
     /// Starts `dothi serve` on a free port over `db` and waits until /health is 200.
     pub async fn start(db: &Path) -> Dothi {
+        Dothi::serve(&format!("sqlite://{}", db.display())).await
+    }
+
+    /// Starts `dothi serve` on a free port over the store `url` and waits until
+    /// /health is 200.
+    pub async fn serve(url: &str) -> Dothi {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_dothi"))
             .args([
@@ -33,7 +46,7 @@ impl Dothi {
                 "--listen",
                 &format!("127.0.0.1:{port}"),
                 "--store",
-                &format!("sqlite://{}", db.display()),
+                url,
             ])
             .env("DOTHI_LOG", "warn")
             .stdin(Stdio::null())
@@ -110,5 +123,49 @@ impl Drop for Dothi {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// A notification receiver on 127.0.0.1: answers 200 and records every body it is
+/// sent.
+pub struct Receiver {
+    received: Arc<Mutex<Vec<Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Starts answering on `port`.
+    pub async fn start(port: u16) -> Receiver {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .route("/notify", post(record))
+            .with_state(received.clone());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Receiver { received, task }
+    }
+
+    pub fn received(&self) -> Vec<Value> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn record(State(received): State<Arc<Mutex<Vec<Value>>>>, body: String) -> StatusCode {
+    match serde_json::from_str(&body) {
+        Ok(v) => {
+            received.lock().unwrap().push(v);
+            StatusCode::OK
+        }
+        Err(_) => StatusCode::BAD_REQUEST,
     }
 }

@@ -51,6 +51,8 @@ pub struct AppState {
     pub config: Arc<HttpConfig>,
     pub metrics: Arc<Metrics>,
     pub retention: Arc<crate::retention::RetentionPolicy>,
+    /// Whether this node runs the background duties now (shown by /health).
+    pub duties: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// An API error: an NGSI-LD error rendered as ProblemDetails.
@@ -117,15 +119,19 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn health(State(state): State<AppState>) -> Response {
-    match state.hub.store().tenant_exists("").await {
+    let duties = state.duties.load(std::sync::atomic::Ordering::Relaxed);
+    // A query that reaches the database (the default tenant's check does not).
+    match state.hub.store().tenants().await {
         Ok(_) => (
             StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ok"})),
+            axum::Json(serde_json::json!({"status": "ok", "duties": duties})),
         )
             .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "unavailable", "detail": e.to_string()})),
+            axum::Json(serde_json::json!({
+                "status": "unavailable", "duties": duties, "detail": e.to_string()
+            })),
         )
             .into_response(),
     }

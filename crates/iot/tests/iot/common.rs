@@ -67,6 +67,14 @@ impl App {
         clean_session: bool,
         broker: &str,
     ) -> App {
+        let mut config = MqttConfig::from_url(broker, client_id).expect("MQTT settings");
+        config.clean_session = clean_session;
+        App::start_with(db, config).await
+    }
+
+    /// A hub over the SQLite file at `db`, its agent connected as `config` says.
+    pub async fn start_with(db: &std::path::Path, config: MqttConfig) -> App {
+        let broker = format!("{}:{}", config.host, config.port);
         let store = store::open(&format!("sqlite://{}", db.display()))
             .await
             .expect("open the SQLite store");
@@ -86,8 +94,6 @@ impl App {
                 let _ = rx.await;
             },
         ));
-        let mut config = MqttConfig::from_url(broker, client_id).expect("MQTT settings");
-        config.clean_session = clean_session;
         let mut mqtt = MqttIngest::start(agent.clone(), config);
         assert!(
             mqtt.wait_subscribed(WAIT).await,

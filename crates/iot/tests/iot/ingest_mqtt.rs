@@ -374,3 +374,70 @@ async fn a_burst_of_messages_never_stalls_the_agent() {
     publisher.disconnect().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn nodes_in_a_shared_group_each_take_a_share_of_the_measures() {
+    // Two nodes, each over its own store with the same device: in one shared group,
+    // every measure reaches one of them.
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let group = unique("group");
+    let mut apps = Vec::new();
+    for dir in &dirs {
+        let config = iot::MqttConfig::from_url(BROKER, &unique("dothi-test-shared"))
+            .unwrap()
+            .shared(&group)
+            .unwrap();
+        let mut config = config;
+        config.clean_session = true;
+        apps.push(App::start_with(&dir.path().join("dothi.db"), config).await);
+    }
+    let (tenant, apikey, device) = (unique("shared"), unique("key"), unique("thermo"));
+    for app in &apps {
+        app.provision_group(
+            &tenant,
+            json!({"apikey": apikey, "entity_type": "Thermometer"}),
+        )
+        .await;
+        app.provision_device(&tenant, json!({"device_id": device}))
+            .await;
+    }
+    let accepted_before = [
+        apps[0].metric(&mqtt_messages("accepted")).await,
+        apps[1].metric(&mqtt_messages("accepted")).await,
+    ];
+    let mut publisher = Publisher::connect().await;
+    let topic = format!("/json/{apikey}/{device}/attrs");
+    const SENT: u64 = 40;
+    for n in 0..SENT {
+        publisher
+            .publish(&topic, format!(r#"{{"t": {n}}}"#).as_str())
+            .await;
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    let taken = loop {
+        let taken = [
+            apps[0].metric(&mqtt_messages("accepted")).await - accepted_before[0],
+            apps[1].metric(&mqtt_messages("accepted")).await - accepted_before[1],
+        ];
+        if taken[0] + taken[1] >= SENT || std::time::Instant::now() > deadline {
+            break taken;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // Each measure once in all; with a share for each node.
+    assert_eq!(taken[0] + taken[1], SENT, "taken by each node: {taken:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let again = [
+        apps[0].metric(&mqtt_messages("accepted")).await - accepted_before[0],
+        apps[1].metric(&mqtt_messages("accepted")).await - accepted_before[1],
+    ];
+    assert_eq!(again, taken, "a measure reached both nodes");
+    assert!(
+        taken[0] > 0 && taken[1] > 0,
+        "one node took every measure: {taken:?}"
+    );
+    publisher.disconnect().await;
+    for app in apps {
+        app.stop().await;
+    }
+}

@@ -9,6 +9,7 @@
 //! jsonb, the history a table partitioned by month. Migrations are embedded and
 //! applied on open under an advisory lock.
 
+mod control;
 mod read;
 mod schema;
 mod subscriptions;
@@ -36,14 +37,26 @@ use crate::{RegistryPage, RegistryRecord, RegistryWrite};
 
 /// Connections kept by one node.
 const POOL_SIZE: usize = 16;
+/// How long connecting may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long a request waits for a pooled connection when all are busy.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Idle time before TCP keepalives probe a connection (a vanished server is noticed).
+const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct PostgresStore {
     pool: Pool,
     /// For the rare statement that must not run on a pooled connection (creating a
     /// history partition while a write holds one).
     config: tokio_postgres::Config,
-    /// Notified after each commit that added notifications to the outbox.
+    /// Notified after each commit that added notifications to the outbox (passed on
+    /// by [`control::announce_commits`]).
     outbox: Arc<tokio::sync::Notify>,
+    /// What the control connection shares: the notifier's wake-up, the registry
+    /// generation, the duties.
+    control: Arc<control::Shared>,
+    /// The control connection and the commit announcer, ended with the store.
+    _tasks: [control::AbortOnDrop; 2],
     /// Compiled subscriptions per tenant, with the tenant's subscriptions version
     /// they were loaded at.
     watchers: Mutex<HashMap<String, (i64, TenantWatchers)>>,
@@ -188,9 +201,16 @@ impl PostgresStore {
     /// Connects to the database `url` names (`postgres://user@host/db`), applying
     /// migrations.
     pub async fn open(url: &str) -> StoreResult<PostgresStore> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Other(format!("bad PostgreSQL URL: {e}")))?;
+        // A database that went away fails requests fast (503) instead of hanging
+        // them; the URL's own settings win.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config.keepalives(true);
+        config.keepalives_idle(KEEPALIVE_IDLE);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -201,18 +221,30 @@ impl PostgresStore {
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(std::time::Duration::from_secs(30)))
-            .create_timeout(Some(std::time::Duration::from_secs(10)))
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Other(format!("cannot set up the connection pool: {e}")))?;
         let mut client = pool.get().await.map_err(pool_error)?;
         migrate(&mut client).await?;
         drop(client);
         let node = node_name(&config);
+        let outbox = Arc::new(tokio::sync::Notify::new());
+        let shared = Arc::new(control::Shared::new());
+        let tasks = [
+            control::AbortOnDrop(tokio::spawn(control::run(config.clone(), shared.clone()))),
+            control::AbortOnDrop(tokio::spawn(control::announce_commits(
+                outbox.clone(),
+                shared.clone(),
+                pool.clone(),
+            ))),
+        ];
         let store = PostgresStore {
             pool,
             config,
-            outbox: Arc::new(tokio::sync::Notify::new()),
+            outbox,
+            control: shared,
+            _tasks: tasks,
             watchers: Mutex::new(HashMap::new()),
             months: Mutex::new(HashSet::new()),
             growth: Default::default(),
@@ -450,6 +482,46 @@ impl Store for PostgresStore {
     }
 
     fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
-        self.outbox.clone()
+        self.control.wake.clone()
+    }
+
+    fn duties(&self) -> tokio::sync::watch::Receiver<bool> {
+        let duties = self.control.duties.subscribe();
+        if !self
+            .control
+            .wanted
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.control.poke.notify_one();
+        }
+        duties
+    }
+
+    async fn announce(&self, message: &str) -> StoreResult<()> {
+        if message.len() > crate::MAX_ANNOUNCEMENT_BYTES {
+            return Err(StoreError::Other(format!(
+                "an announcement of {} bytes is longer than {}",
+                message.len(),
+                crate::MAX_ANNOUNCEMENT_BYTES
+            )));
+        }
+        let c = self.client().await?;
+        c.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&control::ANNOUNCE_CHANNEL, &message],
+        )
+        .await
+        .map_err(pg_error)?;
+        Ok(())
+    }
+
+    fn announcements(&self) -> Option<tokio::sync::broadcast::Receiver<Arc<str>>> {
+        Some(self.control.announcements.subscribe())
+    }
+
+    fn registry_generation(&self) -> u64 {
+        self.control
+            .registry_generation
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }

@@ -128,6 +128,7 @@ impl PostgresStore {
                 _ => pg_error(e),
             })?;
         }
+        announce_registry_change(&tx, collection).await?;
         tx.commit().await.map_err(pg_error)
     }
 
@@ -137,14 +138,19 @@ impl PostgresStore {
         tenant: &str,
         key: &str,
     ) -> StoreResult<bool> {
-        let c = self.client().await?;
-        let n = c
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let n = tx
             .execute(
                 "DELETE FROM registry WHERE collection = $1 AND tenant = $2 AND key = $3",
                 &[&collection, &tenant, &key],
             )
             .await
             .map_err(pg_error)?;
+        if n > 0 {
+            announce_registry_change(&tx, collection).await?;
+        }
+        tx.commit().await.map_err(pg_error)?;
         Ok(n > 0)
     }
 
@@ -482,6 +488,21 @@ impl PostgresStore {
         }
         Ok(())
     }
+}
+
+/// Tells every node, on commit, that a registry collection changed (their caches of
+/// its records are stale).
+async fn announce_registry_change(
+    tx: &deadpool_postgres::Transaction<'_>,
+    collection: &str,
+) -> StoreResult<()> {
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&super::control::REGISTRY_CHANNEL, &collection],
+    )
+    .await
+    .map_err(pg_error)?;
+    Ok(())
 }
 
 /// Records that the tenant's subscriptions changed (every node reloads them on its
