@@ -499,8 +499,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("dothi bench {name}");
+    let placement = match benchmark {
+        Benchmark::Nodes(_) => "nodes are `dothi serve` processes, the load generator this one",
+        _ => "server and load generator in this process",
+    };
     println!(
-        "  {cores} cores; server and load generator in this process; data in {}",
+        "  {cores} cores; {placement}; data in {}",
         dir.path().display()
     );
     println!("  sizes: {}", benchmark.describe());

@@ -38,7 +38,7 @@ use super::{BenchArgs, Report, Target};
 
 /// The type of every watched entity (a term of the default vocabulary).
 const TYPE: &str = "Sensor";
-/// For context, from the issue.
+/// For context: what another broker publishes.
 const ANCHORS: &str = "Orion-LD's published mean notification latency was 1.3 s on its smallest setup and 79 ms on 16 CPUs";
 /// The p99 latency target outside the restart, in ms.
 const P99_TARGET_MS: f64 = 50.0;

@@ -66,7 +66,7 @@ const QUERY_KIND_BUDGET: Duration = Duration::from_secs(300);
 /// Untimed queries of each kind before the timed ones (reader connections, caches).
 const WARM_UP: usize = 3;
 
-/// For context, from the issue: what other brokers' temporal queries achieve.
+/// For context: what other brokers' temporal queries achieve.
 const ANCHORS: &str = "Stellio's aggregated temporal query fell to 42 requests/s at 100,000 instances on 8 vCPUs; Scorpio users report temporal queries of 8 to 60 s";
 
 /// How big the run is.
@@ -859,7 +859,7 @@ async fn queries(
         "2. Temporal queries over HTTP on {} instances (keep-alive, one at a time; each answer checked against the generated readings)",
         thousands(sizes.instances() as f64)
     ));
-    println!("  for context, from the issue: {ANCHORS}");
+    println!("  for context: {ANCHORS}");
     let client = &server.client;
     let maxima = daily_maxima(sizes);
     let mut rng = Rng::new(2025);
