@@ -690,10 +690,10 @@ async fn a_database_that_goes_away_fails_fast_and_comes_back() {
     );
 }
 
-#[test]
-fn bench_nodes_measures_one_node_then_two() {
+#[tokio::test]
+async fn bench_nodes_measures_one_node_then_two() {
     let server = server_url();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dothi"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_dothi"))
         .args([
             "bench",
             "nodes",
@@ -706,8 +706,13 @@ fn bench_nodes_measures_one_node_then_two() {
             &server,
         ])
         .env("DOTHI_LOG", "warn")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run dothi bench nodes");
+    // The bench names its database after its process.
+    let database = format!("dothi_bench_nodes_{}", child.id());
+    let out = child.wait_with_output().expect("run dothi bench nodes");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -735,5 +740,10 @@ fn bench_nodes_measures_one_node_then_two() {
     }
     assert!(!stdout.contains("FAIL"), "{stdout}");
     // The run's database is gone.
-    assert!(!stdout.contains("could not"), "{stdout}");
+    let left = admin()
+        .await
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database])
+        .await
+        .unwrap();
+    assert!(left.is_none(), "{database} was left behind");
 }
