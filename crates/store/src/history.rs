@@ -115,7 +115,8 @@ pub struct AggregateQuery {
     /// Expanded attribute names; empty for all that have history.
     pub attrs: Vec<String>,
     pub field: TimeField,
-    /// The periods, in order, each half-open.
+    /// The periods, in order, each half-open, none overlapping the next (both
+    /// backends bucket each instance by its period's start).
     pub periods: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     /// Whether to count distinct values (it reads each instance's row, not only the
     /// index, so it is left out when not asked for).
