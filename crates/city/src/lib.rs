@@ -149,10 +149,7 @@ pub async fn load(hub: &Hub) -> Result<LoadReport> {
     let started = Instant::now();
     let ctx = Context::core();
     // The default tenant (no NGSILD-Tenant header).
-    let scope = Scope {
-        tenant: String::new(),
-        ctx: ctx.clone(),
-    };
+    let scope = Scope::system("demo", "");
     let mut by_type = BTreeMap::new();
     let mut created = 0;
     for chunk in data.entities.chunks(BATCH) {

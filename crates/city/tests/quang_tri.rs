@@ -360,14 +360,11 @@ async fn hub_over_sqlite(dir: &tempfile::TempDir) -> Arc<Hub> {
     ))
     .await
     .unwrap();
-    hub::state(store, &hub::HubConfig::default()).hub
+    hub::state(store, &hub::HubConfig::default()).unwrap().hub
 }
 
 fn scope() -> Scope {
-    Scope {
-        tenant: String::new(),
-        ctx: Context::core(),
-    }
+    Scope::system("test", "")
 }
 
 #[tokio::test]

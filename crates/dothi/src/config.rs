@@ -39,6 +39,11 @@ pub enum Command {
     /// Writes the entities a query selects (type, q, attrs) as NGSI-LD JSON or JSON
     /// Lines, GeoJSON or CSV.
     Export(crate::export::ExportArgs),
+    /// Users and API keys, straight on the store, with the server running or not
+    /// (recovery when nobody can log in).
+    Admin(crate::admin::AdminArgs),
+    /// The audit log: check its hash chain, or export it as JSON Lines.
+    Audit(crate::admin::AuditArgs),
 }
 
 #[derive(Args, Clone)]
@@ -104,6 +109,63 @@ pub struct ServeArgs {
     /// the web app; without it the app draws no base map and needs no tile server.
     #[arg(long, env = "DOTHI_BASEMAP_URL")]
     pub basemap_url: Option<String>,
+    /// An admin API key (32 characters or more), made one at every start: for
+    /// automation and tests. Sent as `Authorization: Bearer KEY`.
+    #[arg(long, env = "DOTHI_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// No authentication: every request acts as admin. Only on a loopback address,
+    /// for development and conformance runs.
+    #[arg(long, env = "DOTHI_INSECURE", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub insecure: bool,
+    /// Whether admins need a TOTP second factor to log in to the web app
+    /// (`required` by default for `serve`, `optional` for `demo`).
+    #[arg(long, env = "DOTHI_MFA", value_enum)]
+    pub mfa: Option<Mfa>,
+    /// Serve /metrics without credentials (for a Prometheus on a private network).
+    #[arg(long, env = "DOTHI_METRICS_PUBLIC", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub metrics_public: bool,
+    /// Networks (CIDR) or host names that requests made for callers (remote
+    /// @contexts, notifications) may reach although private or loopback; repeat the
+    /// flag or separate with commas. Link-local and cloud-metadata addresses are
+    /// never reached.
+    #[arg(long, env = "DOTHI_OUTBOUND_ALLOW", value_delimiter = ',')]
+    pub outbound_allow: Vec<String>,
+    /// An OpenID Connect issuer whose bearer tokens are accepted (its `iss`).
+    #[arg(long, env = "DOTHI_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The issuer's signing keys as a JWKS file (for sites whose identity provider
+    /// this server cannot reach).
+    #[arg(long, env = "DOTHI_OIDC_JWKS")]
+    pub oidc_jwks: Option<std::path::PathBuf>,
+    /// The audience tokens must name (`aud`); repeatable.
+    #[arg(
+        long,
+        env = "DOTHI_OIDC_AUDIENCE",
+        value_delimiter = ',',
+        default_value = "dothi"
+    )]
+    pub oidc_audience: Vec<String>,
+    /// The token claim that names the caller's role (admin, operator, viewer, device,
+    /// citizen).
+    #[arg(long, env = "DOTHI_OIDC_ROLE_CLAIM", default_value = "dothi_role")]
+    pub oidc_role_claim: String,
+    /// The token claim that lists the caller's tenants (`default` for the default
+    /// tenant, `*` for all).
+    #[arg(
+        long,
+        env = "DOTHI_OIDC_TENANTS_CLAIM",
+        default_value = "dothi_tenants"
+    )]
+    pub oidc_tenants_claim: String,
+    /// Days audit records are kept.
+    #[arg(long, env = "DOTHI_AUDIT_RETENTION_DAYS", default_value_t = 366)]
+    pub audit_retention_days: u32,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Mfa {
+    Required,
+    Optional,
 }
 
 /// Checked settings of `serve` and `demo`.
@@ -118,10 +180,17 @@ pub struct Config {
     pub mqtt_client_id: String,
     /// The operations-centre web app.
     pub web: web::WebConfig,
+    /// An admin API key ensured at start.
+    pub admin_key: Option<String>,
 }
 
 impl ServeArgs {
+    /// Checks the flags; `demo` makes a second factor optional unless told otherwise.
     pub fn validate(self) -> anyhow::Result<Config> {
+        self.validate_for(Mfa::Required)
+    }
+
+    pub fn validate_for(self, default_mfa: Mfa) -> anyhow::Result<Config> {
         let listen: SocketAddr = self.listen.parse().with_context(|| {
             format!(
                 "--listen {:?} is not an address like 127.0.0.1:1026",
@@ -185,6 +254,47 @@ impl ServeArgs {
             ),
             (mqtt, _) => mqtt,
         };
+        if self.insecure && !listen.ip().is_loopback() {
+            bail!(
+                "--insecure turns authentication off and is refused on {listen}: listen on a loopback address (127.0.0.1)"
+            );
+        }
+        if let Some(key) = &self.admin_key
+            && key.chars().count() < 32
+        {
+            bail!("--admin-key must be at least 32 characters");
+        }
+        if !(1..=36_500).contains(&self.audit_retention_days) {
+            bail!("--audit-retention-days must be between 1 and 36500");
+        }
+        hub.audit.retention = chrono::TimeDelta::days(i64::from(self.audit_retention_days));
+        hub.gate.insecure = self.insecure;
+        hub.gate.metrics_public = self.metrics_public;
+        hub.identity.mfa_required = self.mfa.unwrap_or(default_mfa) == Mfa::Required;
+        let mut outbound = hub::outbound::OutboundPolicy::parse_allow(&self.outbound_allow)
+            .map_err(|e| anyhow::anyhow!("--outbound-allow: {e}"))?;
+        if self.insecure {
+            outbound = outbound.with_loopback();
+        }
+        hub.outbound = std::sync::Arc::new(outbound);
+        if let Some(issuer) = self.oidc_issuer.filter(|i| !i.trim().is_empty()) {
+            let Some(path) = &self.oidc_jwks else {
+                bail!("--oidc-issuer needs --oidc-jwks FILE (the issuer's signing keys)");
+            };
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --oidc-jwks {}", path.display()))?;
+            let jwks = hub::auth::jwt::Jwks::from_json(&text)
+                .map_err(|e| anyhow::anyhow!("--oidc-jwks {}: {e}", path.display()))?;
+            hub.identity.oidc.push(hub::auth::identity::OidcIssuer {
+                issuer: issuer.trim().to_string(),
+                audiences: self.oidc_audience.clone(),
+                jwks: std::sync::Arc::new(jwks),
+                role_claim: self.oidc_role_claim.clone(),
+                tenants_claim: self.oidc_tenants_claim.clone(),
+            });
+        } else if self.oidc_jwks.is_some() {
+            bail!("--oidc-jwks needs --oidc-issuer");
+        }
         Ok(Config {
             listen,
             store: self.store,
@@ -193,6 +303,7 @@ impl ServeArgs {
             mqtt,
             mqtt_client_id: self.mqtt_client_id,
             web,
+            admin_key: self.admin_key,
         })
     }
 }

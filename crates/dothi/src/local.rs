@@ -21,11 +21,8 @@ pub async fn open(args: &HubArgs) -> anyhow::Result<(hub::AppState, hub::Scope)>
     let store = store::open(&args.store)
         .await
         .with_context(|| format!("opening the store {}", args.store))?;
-    let state = hub::state(store, &hub::HubConfig::default());
-    let scope = hub::Scope {
-        tenant,
-        ctx: ngsi::Context::core(),
-    };
+    let state = hub::state(store, &hub::HubConfig::default())?;
+    let scope = hub::Scope::system("cli", tenant);
     Ok((state, scope))
 }
 

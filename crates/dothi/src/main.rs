@@ -1,6 +1,7 @@
 //! The `dothi` binary: glue only. Flags become a validated [`config::Config`], then
 //! the command runs.
 
+mod admin;
 mod bench;
 mod config;
 mod export;
@@ -52,7 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(serve(config, None))
         }
         Command::Demo(args) => {
-            let config = args.serve.validate()?;
+            let config = args.serve.validate_for(config::Mfa::Optional)?;
             init_logging(config.log_format, "info");
             let demo = Demo {
                 simulate: !args.no_simulate,
@@ -73,6 +74,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging(LogFormat::Text, "warn");
             runtime.block_on(export::run(args))
         }
+        Command::Admin(args) => {
+            init_logging(LogFormat::Text, "warn");
+            runtime.block_on(admin::run(args))
+        }
+        Command::Audit(args) => {
+            init_logging(LogFormat::Text, "warn");
+            runtime.block_on(admin::audit(args))
+        }
     }
 }
 
@@ -88,7 +97,15 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     let store = store::open(&config.store)
         .await
         .with_context(|| format!("opening the store {}", config.store))?;
-    let state = hub::state(store, &config.hub);
+    let state = hub::state(store, &config.hub).context("setting up the hub")?;
+    if config.hub.gate.insecure {
+        tracing::warn!(
+            "--insecure: authentication is OFF, every request acts as admin (development and conformance only)"
+        );
+    } else {
+        admin::ensure_admin(&state.identity, config.admin_key.as_deref()).await?;
+    }
+    tracing::info!(outbound = %config.hub.outbound, "requests made for callers");
     if load_demo {
         let report = city::load(&state.hub)
             .await
@@ -144,8 +161,19 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     if load_demo {
         let base = format!("http://{}", config.listen);
         println!("dothi demo is running:");
-        println!("  web app (IOC): {base}/");
-        println!("  API:           {base}/ngsi-ld/v1/entities?type=WaterObserved");
+        println!("  public page:   {base}/");
+        if config.hub.gate.insecure {
+            println!("  operations centre: {base}/ioc/ (authentication is off)");
+        } else {
+            let (key, link) = admin::demo_credentials(&state.identity).await?;
+            println!("  operations centre, one-time login link (24 h):");
+            println!("                 {base}/auth/v1/login-link?token={link}");
+            println!("  admin API key (for curl, shown once): {key}");
+            println!("                 export KEY={key}");
+        }
+        println!(
+            "  API:           {base}/ngsi-ld/v1/entities?type=WaterObserved (Authorization: Bearer $KEY)"
+        );
         println!("  API reference: {base}/docs");
         println!(
             "  devices:       {base}/iot/devices (fed by the simulator{})",
@@ -153,8 +181,11 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
         );
     }
     // The IoT agent's routes and the operations-centre web app, beside the hub's.
-    let extra = iot::routes(agent).merge(web::routes(state.hub.clone(), config.web.clone()));
-    let served = hub::serve_with(listener, state, extra, shutdown_signal()).await;
+    let components = vec![
+        iot::component(agent),
+        web::component(state.hub.clone(), config.web.clone()),
+    ];
+    let served = hub::serve_with(listener, state, components, shutdown_signal()).await;
     let _ = stop_simulator.send(true);
     if let Some(simulator) = simulator {
         let _ = simulator.await;

@@ -329,7 +329,7 @@ async fn the_live_stream_of_one_node_shows_writes_through_the_other() {
     let db = Database::create("stream").await;
     let a = Dothi::serve(&db.url(None)).await;
     let b = Dothi::serve(&db.url(None)).await;
-    let client = reqwest::Client::new();
+    let client = common::client(Duration::from_secs(600));
     let mut stream = client
         .get(format!("{}/ioc/api/stream", a.base))
         .send()
@@ -427,10 +427,7 @@ async fn write_until(
     acked: Arc<Mutex<Vec<(String, f64)>>>,
     tried: Arc<Mutex<BTreeSet<String>>>,
 ) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = common::client(Duration::from_secs(10));
     let mut n = 0u32;
     while !stop.load(Ordering::Relaxed) {
         let id = format!("urn:ngsi-ld:WaterObserved:{tag}-{n}");

@@ -18,27 +18,30 @@ const MAX_FETCHES_PER_CONTEXT: usize = 32;
 
 pub struct ContextResolver {
     store: Arc<dyn Store>,
-    http: reqwest::Client,
+    http: crate::outbound::OutboundClient,
     max_bytes: usize,
     built: Mutex<HashMap<String, Arc<Context>>>,
     documents: Mutex<HashMap<String, Value>>,
 }
 
 impl ContextResolver {
-    pub fn new(store: Arc<dyn Store>, timeout: Duration, max_bytes: usize) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .unwrap_or_default();
-        ContextResolver {
+    /// A resolver whose fetches obey `outbound` (refused addresses are never reached).
+    pub fn new(
+        store: Arc<dyn Store>,
+        timeout: Duration,
+        max_bytes: usize,
+        outbound: &Arc<crate::outbound::OutboundPolicy>,
+    ) -> Result<Self, crate::outbound::OutboundError> {
+        let http = crate::outbound::OutboundClient::new(outbound, |b| {
+            b.timeout(timeout).connect_timeout(timeout)
+        })?;
+        Ok(ContextResolver {
             store,
             http,
             max_bytes,
             built: Mutex::default(),
             documents: Mutex::default(),
-        }
+        })
     }
 
     /// The active context for an @context value (URL, object or array).
@@ -97,10 +100,11 @@ impl ContextResolver {
         let mut response = self
             .http
             .get(url)
+            .map_err(|e| unavailable(e.to_string()))?
             .header("Accept", "application/ld+json, application/json")
             .send()
             .await
-            .map_err(|e| unavailable(e.to_string()))?;
+            .map_err(|e| unavailable(crate::outbound::describe(&e)))?;
         if !response.status().is_success() {
             return Err(unavailable(format!("HTTP {}", response.status())));
         }

@@ -1,5 +1,6 @@
 //! The background duties: delivering the outbox ([`crate::notifier`]), periodic
-//! notifications ([`crate::periodic`]) and the history purge ([`crate::retention`]).
+//! notifications ([`crate::periodic`]), the history purge ([`crate::retention`]) and
+//! sealing the audit log ([`crate::audit`]).
 //!
 //! Several nodes may serve one database; these duties run on one of them at a time,
 //! the one the store grants them to ([`store::Store::duties`]), so that each
@@ -11,6 +12,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::audit::AuditPolicy;
 use crate::retention::RetentionPolicy;
 use crate::service::Hub;
 use crate::{notifier, periodic};
@@ -20,6 +22,7 @@ use crate::{notifier, periodic};
 pub fn spawn(
     hub: Arc<Hub>,
     retention: RetentionPolicy,
+    audit: AuditPolicy,
     running: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -31,7 +34,7 @@ pub fn spawn(
                     return;
                 }
             }
-            let tasks = Running::start(&hub, &retention, running.clone());
+            let tasks = Running::start(&hub, &retention, &audit, running.clone());
             // A closed grant that was true stays true: the duties run until aborted.
             if held.wait_for(|h| !*h).await.is_err() {
                 std::future::pending::<()>().await;
@@ -46,10 +49,16 @@ pub fn spawn(
 struct Running(Vec<tokio::task::JoinHandle<()>>, Arc<AtomicBool>);
 
 impl Running {
-    fn start(hub: &Arc<Hub>, retention: &RetentionPolicy, flag: Arc<AtomicBool>) -> Running {
+    fn start(
+        hub: &Arc<Hub>,
+        retention: &RetentionPolicy,
+        audit: &AuditPolicy,
+        flag: Arc<AtomicBool>,
+    ) -> Running {
         let mut tasks = vec![
-            notifier::spawn(hub.store().clone()),
+            notifier::spawn(hub.store().clone(), hub.outbound()),
             periodic::spawn(hub.clone()),
+            crate::audit::spawn(hub.store().clone(), audit.clone()),
         ];
         tasks.extend(retention.clone().spawn(hub.clone()));
         flag.store(true, Ordering::Relaxed);

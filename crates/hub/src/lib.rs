@@ -4,12 +4,15 @@
 //! HTTP layer in [`http`] is one client of it. Only this crate (and `web`) knows
 //! HTTP; the hub never touches SQL.
 
+pub mod audit;
+pub mod auth;
 pub mod changes;
 pub mod contexts;
 pub mod duties;
 pub mod http;
 pub mod metrics;
 pub mod notifier;
+pub mod outbound;
 pub mod periodic;
 pub mod retention;
 pub mod service;
@@ -21,8 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use changes::{ChangeKind, EntityChange};
-pub use http::{AppState, HttpConfig, router};
-pub use service::{Hub, Imported, Scope};
+pub use http::{AppState, Component, HttpConfig, Permission, RouteRule, router, rule};
+pub use service::{Hub, Imported, Records, Scope};
 
 /// How the hub is set up.
 #[derive(Debug, Clone)]
@@ -34,6 +37,15 @@ pub struct HubConfig {
     pub context_max_bytes: usize,
     /// How long history is kept (by default, whole).
     pub retention: retention::RetentionPolicy,
+    /// Users, sessions, lockout, identity providers.
+    pub identity: auth::IdentityConfig,
+    /// The front door: `--insecure`, public metrics, CORS, TLS.
+    pub gate: http::gate::GateConfig,
+    /// How long audit records are kept.
+    pub audit: audit::AuditPolicy,
+    /// Which addresses requests made for callers may reach (remote @contexts,
+    /// notifications).
+    pub outbound: Arc<outbound::OutboundPolicy>,
 }
 
 impl Default for HubConfig {
@@ -43,24 +55,35 @@ impl Default for HubConfig {
             context_fetch_timeout: Duration::from_secs(5),
             context_max_bytes: 1024 * 1024,
             retention: retention::RetentionPolicy::default(),
+            identity: auth::IdentityConfig::default(),
+            gate: http::gate::GateConfig::default(),
+            audit: audit::AuditPolicy::default(),
+            outbound: Arc::new(outbound::OutboundPolicy::strict()),
         }
     }
 }
 
 /// Builds the application state over a store.
-pub fn state(store: Arc<dyn store::Store>, config: &HubConfig) -> AppState {
+pub fn state(
+    store: Arc<dyn store::Store>,
+    config: &HubConfig,
+) -> Result<AppState, outbound::OutboundError> {
     let contexts = contexts::ContextResolver::new(
         store.clone(),
         config.context_fetch_timeout,
         config.context_max_bytes,
-    );
-    AppState {
-        hub: Arc::new(Hub::new(store, contexts)),
+        &config.outbound,
+    )?;
+    Ok(AppState {
+        identity: Arc::new(auth::Identity::new(store.clone(), config.identity.clone())),
+        gate: Arc::new(config.gate.clone()),
+        audit: Arc::new(config.audit.clone()),
+        hub: Arc::new(Hub::new(store, contexts, config.outbound.clone())),
         config: Arc::new(config.http.clone()),
         metrics: Arc::new(metrics::Metrics::default()),
         retention: Arc::new(config.retention.clone()),
         duties: Arc::default(),
-    }
+    })
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
@@ -69,15 +92,16 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(listener, state, axum::Router::new(), shutdown).await
+    serve_with(listener, state, Vec::new(), shutdown).await
 }
 
 /// Serves the API and, beside it, the routes of other components (the IoT agent's
-/// `/iot/...`), which must not define a fallback of their own.
+/// `/iot/...`, the web app), which must not define a fallback of their own; all of
+/// them behind the one front door.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     state: AppState,
-    extra: axum::Router,
+    components: Vec<Component>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // The notifier, periodic notifications and the history purge run while the hub is
@@ -86,13 +110,12 @@ pub async fn serve_with(
     let duties = duties::spawn(
         state.hub.clone(),
         (*state.retention).clone(),
+        (*state.audit).clone(),
         state.duties.clone(),
     );
     // The change feed, shared with the other nodes of the store when there are any.
     let sharing = changes::share(state.hub.clone());
-    let app = router(state)
-        .merge(extra)
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state, components).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

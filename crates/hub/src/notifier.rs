@@ -58,10 +58,13 @@ const RECORDS_QUEUED: usize = 8_192;
 const RECORD_BATCH: usize = 256;
 
 /// Starts the notifier; it runs until the task is aborted.
-pub fn spawn(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    store: Arc<dyn Store>,
+    outbound: Arc<crate::outbound::OutboundPolicy>,
+) -> tokio::task::JoinHandle<()> {
     let (records, delivered) = tokio::sync::mpsc::channel(RECORDS_QUEUED);
     let recorder = tokio::spawn(record_deliveries(store.clone(), delivered));
-    let notifier = Arc::new(Notifier::new(store, records));
+    let notifier = Arc::new(Notifier::new(store, records, &outbound));
     tokio::spawn(async move {
         // The recorder ends when the notifier's sender is dropped with it.
         let _recorder = AbortOnDrop(recorder);
@@ -123,7 +126,8 @@ async fn record_deliveries(
 
 struct Notifier {
     store: Arc<dyn Store>,
-    http: reqwest::Client,
+    /// Endpoints are reached only as the outbound policy allows.
+    http: Option<crate::outbound::OutboundClient>,
     /// One MQTT client per broker (host, port, user, TLS).
     brokers: Mutex<HashMap<BrokerKey, Broker>>,
     queues: Mutex<Queues>,
@@ -213,13 +217,18 @@ impl Notifier {
     fn new(
         store: Arc<dyn Store>,
         records: tokio::sync::mpsc::Sender<(i64, DateTime<Utc>)>,
+        outbound: &Arc<crate::outbound::OutboundPolicy>,
     ) -> Notifier {
+        // A notifier that cannot build its checked client sends nothing (every
+        // attempt fails and is retried) rather than send unchecked.
+        let http = crate::outbound::OutboundClient::new(outbound, |b| {
+            b.redirect(reqwest::redirect::Policy::none())
+        })
+        .map_err(|e| tracing::error!(error = %e, "the notifier's HTTP client failed"))
+        .ok();
         Notifier {
             store,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default(),
+            http,
             brokers: Mutex::default(),
             queues: Mutex::default(),
             done: Notify::new(),
@@ -468,9 +477,13 @@ impl Notifier {
             .timeout
             .filter(|t| *t > 0)
             .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
-        let mut request = self
+        let http = self
             .http
+            .as_ref()
+            .ok_or_else(|| "no HTTP client".to_string())?;
+        let mut request = http
             .post(&endpoint.uri)
+            .map_err(|e| e.to_string())?
             .timeout(timeout)
             .body(row.payload.to_string());
         for (name, value) in sub.http_headers() {
@@ -479,7 +492,10 @@ impl Notifier {
         if !row.tenant.is_empty() {
             request = request.header("NGSILD-Tenant", row.tenant.as_str());
         }
-        let response = request.send().await.map_err(|e| e.to_string())?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| crate::outbound::describe(&e))?;
         if response.status().is_success() {
             Ok(())
         } else {

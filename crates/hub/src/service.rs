@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ngsi::entity::{NGSI_LD_NULL, Reader, UpdateResult, overlay_attribute};
+use ngsi::query::ast::TypeExpr;
 use ngsi::render::{Format, RenderOptions, render_entity};
 use ngsi::{Attribute, Context, Entity, Error, ErrorKind};
 use serde_json::{Map, Value};
@@ -15,14 +16,112 @@ use store::{
     WriteOp,
 };
 
+use crate::auth::{Access, Caller, CallerRef};
 use crate::changes::{ChangeFeed, EntityChange};
 use crate::contexts::ContextResolver;
 
-/// Who asks and in which frame: the tenant and the active @context.
+/// Who asks and in which frame: the tenant, the active @context, and the caller
+/// (identity, grants, and the request for the audit log).
 #[derive(Clone)]
 pub struct Scope {
     pub tenant: String,
     pub ctx: Arc<Context>,
+    pub caller: CallerRef,
+}
+
+impl Scope {
+    pub fn new(tenant: impl Into<String>, ctx: Arc<Context>, caller: CallerRef) -> Scope {
+        Scope {
+            tenant: tenant.into(),
+            ctx,
+            caller,
+        }
+    }
+
+    /// A component of this process acting with every right in a tenant, under the
+    /// core @context (`component` names it in the audit log).
+    pub fn system(component: &str, tenant: impl Into<String>) -> Scope {
+        Scope::new(tenant, Context::core(), Arc::new(Caller::system(component)))
+    }
+
+    /// Checks that the caller may read or write this tenant's data.
+    pub fn check(&self, access: Access) -> Result<(), Error> {
+        self.caller.check(&self.tenant, access)
+    }
+
+    /// Refuses callers limited to entity types, for operations whose reach is not
+    /// bounded by types (subscriptions, history edits).
+    fn check_unlimited_types(&self) -> Result<(), Error> {
+        if self.caller.types.is_some() {
+            return Err(Error::forbidden(
+                "a grant limited to entity types does not cover this operation",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The registry of the store, and nothing else of it: records of components by
+/// (collection, tenant, key), which no NGSI-LD operation returns.
+#[derive(Clone)]
+pub struct Records {
+    store: Arc<dyn Store>,
+}
+
+impl Records {
+    pub async fn registry_put(
+        &self,
+        collection: &str,
+        tenant: &str,
+        records: Vec<(String, Value)>,
+        mode: store::RegistryWrite,
+    ) -> store::StoreResult<()> {
+        self.store
+            .registry_put(collection, tenant, records, mode)
+            .await
+    }
+
+    pub async fn registry_get(
+        &self,
+        collection: &str,
+        tenant: &str,
+        key: &str,
+    ) -> store::StoreResult<Option<Value>> {
+        self.store.registry_get(collection, tenant, key).await
+    }
+
+    pub async fn registry_find(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> store::StoreResult<Vec<store::RegistryRecord>> {
+        self.store.registry_find(collection, key).await
+    }
+
+    pub async fn registry_list(
+        &self,
+        collection: &str,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> store::StoreResult<store::RegistryPage> {
+        self.store
+            .registry_list(collection, tenant, offset, limit)
+            .await
+    }
+
+    pub async fn registry_delete(
+        &self,
+        collection: &str,
+        tenant: &str,
+        key: &str,
+    ) -> store::StoreResult<bool> {
+        self.store.registry_delete(collection, tenant, key).await
+    }
+
+    pub fn registry_generation(&self) -> u64 {
+        self.store.registry_generation()
+    }
 }
 
 /// The outcome of one entity in a batch.
@@ -32,6 +131,7 @@ pub struct Hub {
     store: Arc<dyn Store>,
     pub contexts: ContextResolver,
     changes: ChangeFeed,
+    outbound: Arc<crate::outbound::OutboundPolicy>,
 }
 
 pub(crate) fn store_error(e: StoreError) -> Error {
@@ -87,16 +187,78 @@ fn attribute_json(attr: &Attribute, ctx: &Context) -> Value {
 }
 
 impl Hub {
-    pub fn new(store: Arc<dyn Store>, contexts: ContextResolver) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        contexts: ContextResolver,
+        outbound: Arc<crate::outbound::OutboundPolicy>,
+    ) -> Self {
         Hub {
             store,
             contexts,
             changes: ChangeFeed::default(),
+            outbound,
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    /// The policy of requests made for callers.
+    pub fn outbound(&self) -> Arc<crate::outbound::OutboundPolicy> {
+        self.outbound.clone()
+    }
+
+    /// The store, for this crate's own parts (the notifier, the duties, the
+    /// temporal and subscription operations); other crates go through the Hub.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The store's registry, for components that keep records of their own beside
+    /// the entities (the IoT agent's devices).
+    pub fn records(&self) -> Records {
+        Records {
+            store: self.store.clone(),
+        }
+    }
+
+    /// Whether the store answers (what `/health` says).
+    pub async fn reachable(&self) -> Result<(), Error> {
+        self.store.tenants().await.map(|_| ()).map_err(store_error)
+    }
+
+    /// Records a change made outside [`Hub::commit`] (subscriptions, history edits)
+    /// in the audit log, once it is done.
+    pub(crate) async fn record(&self, scope: &Scope, targets: Vec<String>) {
+        let record = scope.caller.audit(Some(&scope.tenant), targets);
+        if let Err(e) = self.store.audit_append(vec![record]).await {
+            tracing::error!(error = %e, "audit record not written");
+        }
+    }
+
+    /// Audit records, newest first (`GET /auth/v1/audit`): admins only.
+    pub async fn audit_list(
+        &self,
+        caller: &Caller,
+        filter: store::AuditFilter,
+    ) -> Result<Vec<store::StoredAudit>, Error> {
+        if !caller.is_admin() {
+            return Err(Error::forbidden("the audit log is for admins"));
+        }
+        self.store.audit_list(filter).await.map_err(store_error)
+    }
+
+    /// Checks the audit log's hash chain (`dothi audit verify`).
+    pub async fn audit_verify(&self) -> Result<crate::audit::Verified, Error> {
+        crate::audit::verify(self.store.as_ref())
+            .await
+            .map_err(store_error)
+    }
+
+    /// Seals what is waiting in the audit log now (for tools and tests; the duties
+    /// do it every second).
+    pub async fn audit_seal(&self) -> Result<usize, Error> {
+        self.store
+            .audit_seal(usize::MAX / 2)
+            .await
+            .map_err(store_error)
     }
 
     pub(crate) fn changes(&self) -> &ChangeFeed {
@@ -111,16 +273,32 @@ impl Hub {
 
     /// Sends mutations to the store and, once they are committed, publishes the
     /// changes they made on the change feed. Every write of the hub goes through here.
+    /// The caller's rights are checked here: write access to the tenant, and, for a
+    /// caller limited to entity types, the types of each entity before and after.
+    /// The write's audit record commits with it.
     pub(crate) async fn commit(
         &self,
-        tenant: &str,
+        scope: &Scope,
         ops: Vec<WriteOp>,
     ) -> Result<Vec<Result<Applied, StoreError>>, Error> {
+        scope.check(Access::Write)?;
+        let tenant = scope.tenant.as_str();
+        let audit = scope.caller.audited_writes.then(|| {
+            scope.caller.audit(
+                Some(tenant),
+                ops.iter().map(|op| op.entity_id.clone()).collect(),
+            )
+        });
         let (ops, pending): (Vec<WriteOp>, Vec<_>) = ops
             .into_iter()
+            .map(|op| limit_types(&scope.caller, op))
             .map(|op| self.changes.watch(tenant, op))
             .unzip();
-        let results = self.store.write(tenant, ops).await.map_err(store_error)?;
+        let results = self
+            .store
+            .write_audited(tenant, ops, audit)
+            .await
+            .map_err(store_error)?;
         for (result, pending) in results.iter().zip(pending) {
             if result.is_ok() {
                 self.changes.publish(pending);
@@ -130,7 +308,7 @@ impl Hub {
     }
 
     async fn write_one(&self, scope: &Scope, op: WriteOp) -> Result<Applied, Error> {
-        let results = self.commit(&scope.tenant, vec![op]).await?;
+        let results = self.commit(scope, vec![op]).await?;
         exactly_one(results)
     }
 
@@ -150,8 +328,10 @@ impl Hub {
         self.write_one(scope, op).await
     }
 
-    /// Checks that the tenant exists, as reads of an unknown tenant must fail.
+    /// Checks that the caller may read the tenant, and that it exists, as reads of
+    /// an unknown tenant must fail.
     pub async fn require_tenant(&self, scope: &Scope) -> Result<(), Error> {
+        scope.check(Access::Read)?;
         if self
             .store
             .tenant_exists(&scope.tenant)
@@ -185,6 +365,8 @@ impl Hub {
             .get(&scope.tenant, id)
             .await
             .map_err(store_error)?
+            // An entity outside the caller's type grant is not there for it.
+            .filter(|e| scope.caller.allows_types(&e.types))
             .ok_or_else(|| not_found(id))
     }
 
@@ -415,7 +597,7 @@ impl Hub {
         let mut results = if ops.is_empty() {
             Vec::new()
         } else {
-            self.commit(&scope.tenant, ops).await?
+            self.commit(scope, ops).await?
         }
         .into_iter();
         let mut out = Vec::with_capacity(ids.len());
@@ -630,8 +812,16 @@ impl Hub {
     }
 
     /// GET /entities and POST /entityOperations/query.
-    pub async fn query(&self, scope: &Scope, query: EntityQuery) -> Result<QueryPage, Error> {
+    pub async fn query(&self, scope: &Scope, mut query: EntityQuery) -> Result<QueryPage, Error> {
         self.require_tenant(scope).await?;
+        // A caller limited to types selects within them (counts and pages included).
+        if let Some(granted) = &scope.caller.types {
+            let within = TypeExpr::Or(granted.iter().cloned().map(TypeExpr::Type).collect());
+            query.types = Some(match query.types.take() {
+                Some(asked) => TypeExpr::And(vec![asked, within]),
+                None => within,
+            });
+        }
         self.store
             .query(&scope.tenant, query)
             .await
@@ -640,16 +830,61 @@ impl Hub {
 
     pub async fn types(&self, scope: &Scope) -> Result<Vec<TypeSummary>, Error> {
         self.require_tenant(scope).await?;
-        self.store.types(&scope.tenant).await.map_err(store_error)
+        let mut types = self.store.types(&scope.tenant).await.map_err(store_error)?;
+        if let Some(granted) = &scope.caller.types {
+            types.retain(|t| granted.contains(&t.type_iri));
+        }
+        Ok(types)
     }
 
     pub async fn attributes(&self, scope: &Scope) -> Result<Vec<AttributeSummary>, Error> {
         self.require_tenant(scope).await?;
-        self.store
+        let mut attrs = self
+            .store
             .attributes(&scope.tenant)
             .await
-            .map_err(store_error)
+            .map_err(store_error)?;
+        if let Some(granted) = &scope.caller.types {
+            for a in &mut attrs {
+                a.type_names.retain(|t| granted.contains(t));
+            }
+            attrs.retain(|a| !a.type_names.is_empty());
+        }
+        Ok(attrs)
     }
+
+    /// Checks that the caller may change subscriptions or history of the tenant.
+    pub(crate) fn require_unlimited_write(&self, scope: &Scope) -> Result<(), Error> {
+        scope.check(Access::Write)?;
+        scope.check_unlimited_types()
+    }
+}
+
+/// Wraps a mutation so that a caller limited to entity types changes only entities
+/// of those types, as they are and as they become.
+fn limit_types(caller: &CallerRef, mut op: WriteOp) -> WriteOp {
+    if caller.types.is_none() {
+        return op;
+    }
+    let caller = caller.clone();
+    let mutate = op.mutate;
+    op.mutate = Box::new(move |current| {
+        let refused = || Error::forbidden("the entity's type is outside the grant");
+        if let Some(e) = &current
+            && !caller.allows_types(&e.types)
+        {
+            // Out of reach is not there: as a read would say.
+            return Err(Error::not_found(format!("entity {} not found", e.id)));
+        }
+        let (change, applied) = mutate(current)?;
+        if let Change::Put(e) = &change
+            && !caller.allows_types(&e.types)
+        {
+            return Err(refused());
+        }
+        Ok((change, applied))
+    });
+    op
 }
 
 fn create(current: Option<Entity>, e: Entity) -> Result<(Change, Applied), Error> {

@@ -44,6 +44,7 @@ impl Hub {
 
     /// POST /subscriptions: returns the id.
     pub async fn create_subscription(&self, scope: &Scope, body: &Value) -> Result<String, Error> {
+        self.require_unlimited_write(scope)?;
         let sub = Subscription::parse(body, &scope.ctx, new_subscription_id, ngsi::entity::now())?;
         self.check_notification_context(&sub).await?;
         let id = sub.id.clone();
@@ -51,6 +52,7 @@ impl Hub {
             .subscription_put(&scope.tenant, sub, SubscriptionWrite::Create)
             .await
             .map_err(store_error)?;
+        self.record(scope, vec![id.clone()]).await;
         Ok(id)
     }
 
@@ -89,17 +91,21 @@ impl Hub {
         id: &str,
         body: &Value,
     ) -> Result<(), Error> {
+        self.require_unlimited_write(scope)?;
         let mut sub = self.get_subscription(scope, id).await?.subscription;
         sub.apply_patch(body, &scope.ctx, ngsi::entity::now())?;
         self.check_notification_context(&sub).await?;
         self.store()
             .subscription_put(&scope.tenant, sub, SubscriptionWrite::Replace)
             .await
-            .map_err(store_error)
+            .map_err(store_error)?;
+        self.record(scope, vec![id.to_string()]).await;
+        Ok(())
     }
 
     /// DELETE /subscriptions/{id}.
     pub async fn delete_subscription(&self, scope: &Scope, id: &str) -> Result<(), Error> {
+        self.require_unlimited_write(scope)?;
         self.require_tenant(scope).await?;
         if self
             .store()
@@ -107,6 +113,7 @@ impl Hub {
             .await
             .map_err(store_error)?
         {
+            self.record(scope, vec![id.to_string()]).await;
             Ok(())
         } else {
             Err(sub_not_found(id))

@@ -120,13 +120,7 @@ impl Hub {
         id: &str,
         req: &TemporalRequest,
     ) -> Result<TemporalAnswer, Error> {
-        self.require_tenant(scope).await?;
-        let entity = self
-            .store()
-            .get(&scope.tenant, id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| Error::not_found(format!("entity {id} not found")))?;
+        let entity = self.get_entity(scope, id).await?;
         self.answer(scope, &entity, req).await
     }
 
@@ -397,7 +391,7 @@ impl Hub {
             ))
         })
         .with_history(instances);
-        let results = self.commit(&scope.tenant, vec![op]).await?;
+        let results = self.commit(scope, vec![op]).await?;
         match results.into_iter().next() {
             Some(r) => r.map(|a| a.created).map_err(store_error),
             None => Err(Error::new(
@@ -417,6 +411,7 @@ impl Hub {
         dataset_id: Option<String>,
         delete_all: bool,
     ) -> Result<(), Error> {
+        self.require_unlimited_write(scope)?;
         self.require_tenant(scope).await?;
         let deleted = self
             .store()
@@ -430,6 +425,7 @@ impl Hub {
             )
             .await
             .map_err(store_error)?;
+        self.record(scope, vec![id.to_string()]).await;
         // The current attribute goes too, when it is there.
         let removed = self
             .delete_attr(scope, id, name, dataset_id, delete_all)
@@ -484,7 +480,13 @@ impl Hub {
     }
 
     async fn edit_one(&self, scope: &Scope, edit: HistoryEdit) -> Result<(), Error> {
+        self.require_unlimited_write(scope)?;
         self.require_tenant(scope).await?;
+        let target = match &edit {
+            HistoryEdit::DeleteInstance { entity_id, .. }
+            | HistoryEdit::ReplaceInstance { entity_id, .. } => entity_id.clone(),
+            _ => String::new(),
+        };
         let n = self
             .store()
             .edit_history(&scope.tenant, edit)
@@ -495,6 +497,7 @@ impl Hub {
                 "no such instance of this attribute of this entity",
             ));
         }
+        self.record(scope, vec![target]).await;
         Ok(())
     }
 }

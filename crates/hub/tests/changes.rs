@@ -25,7 +25,10 @@ async fn serve() -> Served {
     let store = store::open(&format!("sqlite://{}", dir.path().join("d.db").display()))
         .await
         .unwrap();
-    let state = hub::state(store, &HubConfig::default());
+    // The change feed is what this test looks at: the server runs as `--insecure`.
+    let mut config = HubConfig::default();
+    config.gate.insecure = true;
+    let state = hub::state(store, &config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/ngsi-ld/v1", listener.local_addr().unwrap());
     tokio::spawn(hub::serve(

@@ -3,16 +3,15 @@
 //! Errors are ProblemDetails, as everywhere in dothi.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, MatchedPath, RawQuery, Request, State};
+use axum::extract::{FromRequest, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hub::http::{ApiError, PathParam};
+use hub::http::gate::Head;
+use hub::http::{ApiError, PathParam, Permission, RouteRule, rule};
 use ngsi::{Error, ErrorKind};
 use serde_json::{Value, json};
 
@@ -46,11 +45,31 @@ pub fn routes(agent: Arc<Agent>) -> Router {
         .route(RESOURCE, post(measures))
         .route("/iot/json/attrs/{name}", post(single_measure))
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            agent.clone(),
-            record_metrics,
-        ))
         .with_state(agent)
+}
+
+/// What each route of the agent needs: provisioning is for operators; measures carry
+/// their group's API key (the FIWARE convention), checked by the agent.
+pub const ROUTE_RULES: &[RouteRule] = &[
+    rule("GET", "/iot/services", Permission::Operate),
+    rule("POST", "/iot/services", Permission::Operate),
+    rule("PUT", "/iot/services", Permission::Operate),
+    rule("DELETE", "/iot/services", Permission::Operate),
+    rule("GET", "/iot/devices", Permission::Operate),
+    rule("POST", "/iot/devices", Permission::Operate),
+    rule("GET", "/iot/devices/{device_id}", Permission::Operate),
+    rule("PUT", "/iot/devices/{device_id}", Permission::Operate),
+    rule("DELETE", "/iot/devices/{device_id}", Permission::Operate),
+    rule("POST", RESOURCE, Permission::Public),
+    rule("POST", "/iot/json/attrs/{name}", Permission::Public),
+];
+
+/// The agent's routes and their permissions, to serve beside the hub's.
+pub fn component(agent: Arc<Agent>) -> hub::Component {
+    hub::Component {
+        router: routes(agent),
+        rules: ROUTE_RULES.to_vec(),
+    }
 }
 
 type Answer = Result<Response, ApiError>;
@@ -60,23 +79,6 @@ async fn method_not_allowed() -> ApiError {
         ErrorKind::MethodNotAllowed,
         "this method is not supported on this resource",
     ))
-}
-
-async fn record_metrics(State(agent): State<Arc<Agent>>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().clone();
-    let start = Instant::now();
-    let response = next.run(request).await;
-    agent.metrics().observe(
-        method.as_str(),
-        &route,
-        response.status().as_u16(),
-        start.elapsed(),
-    );
-    response
 }
 
 /// A request body, read within the size limit (413 beyond, as a ProblemDetails).
@@ -104,8 +106,9 @@ fn json_body(bytes: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// The tenant: `Fiware-Service`, or `NGSILD-Tenant` (they must agree when both are
-/// given), else the default tenant. `Fiware-ServicePath` is not used.
-fn tenant(headers: &HeaderMap) -> Result<String, ApiError> {
+/// given), else the default tenant. `Fiware-ServicePath` is not used. Provisioning
+/// in a tenant needs a grant on it ([`hub::auth::Caller::check`]).
+fn tenant(headers: &HeaderMap, caller: &hub::auth::Caller) -> Result<String, ApiError> {
     let read = |name: &str| -> Result<Option<String>, ApiError> {
         headers
             .get(name)
@@ -134,6 +137,7 @@ fn tenant(headers: &HeaderMap) -> Result<String, ApiError> {
             "tenant names are up to {MAX_TENANT_LEN} letters, digits and _ - . : /"
         ))));
     }
+    caller.check(&t, hub::auth::Access::Write)?;
     Ok(t)
 }
 
@@ -200,10 +204,10 @@ fn status(code: StatusCode) -> Response {
 
 async fn create_groups(
     State(agent): State<Arc<Agent>>,
-    headers: HeaderMap,
+    Head { headers, caller }: Head,
     BodyBytes(body): BodyBytes,
 ) -> Answer {
-    let tenant = tenant(&headers)?;
+    let tenant = tenant(&headers, &caller)?;
     let body = json_body(&body)?;
     let mut groups = Vec::new();
     for (i, item) in model::items(&body, "services")?.iter().enumerate() {
@@ -216,10 +220,10 @@ async fn create_groups(
 
 async fn list_groups(
     State(agent): State<Arc<Agent>>,
-    headers: HeaderMap,
+    Head { headers, caller }: Head,
     RawQuery(raw): RawQuery,
 ) -> Answer {
-    let tenant = tenant(&headers)?;
+    let tenant = tenant(&headers, &caller)?;
     let (offset, limit) = paging(&query(raw))?;
     let page = agent.registry().groups(&tenant, offset, limit).await?;
     let services: Vec<Value> = page.items.iter().map(|g| g.render(&tenant)).collect();
@@ -228,11 +232,11 @@ async fn list_groups(
 
 async fn update_group(
     State(agent): State<Arc<Agent>>,
-    headers: HeaderMap,
+    Head { headers, caller }: Head,
     RawQuery(raw): RawQuery,
     BodyBytes(body): BodyBytes,
 ) -> Answer {
-    let tenant = tenant(&headers)?;
+    let tenant = tenant(&headers, &caller)?;
     let apikey = group_key(&query(raw))?;
     let body = json_body(&body)?;
     let change = model::parse_group("the body".into(), &body)?;
@@ -248,10 +252,10 @@ async fn update_group(
 
 async fn delete_group(
     State(agent): State<Arc<Agent>>,
-    headers: HeaderMap,
+    Head { headers, caller }: Head,
     RawQuery(raw): RawQuery,
 ) -> Answer {
-    let tenant = tenant(&headers)?;
+    let tenant = tenant(&headers, &caller)?;
     let params = query(raw);
     let apikey = group_key(&params)?;
     if !agent.registry().delete_group(&tenant, &apikey).await? {
@@ -271,10 +275,10 @@ async fn delete_group(
 
 async fn create_devices(
     State(agent): State<Arc<Agent>>,
-    headers: HeaderMap,
+    Head { headers, caller }: Head,
     BodyBytes(body): BodyBytes,
 ) -> Answer {
-    let tenant = tenant(&headers)?;
+    let tenant = tenant(&headers, &caller)?;
     let body = json_body(&body)?;
     let items = model::items(&body, "devices")?;
     let only = agent.registry().only_group(&tenant).await?;
@@ -295,10 +299,10 @@ async fn create_devices(
 
 async fn list_devices(
     State(agent): State<Arc<Agent>>,
-    headers: HeaderMap,
+    Head { headers, caller }: Head,
     RawQuery(raw): RawQuery,
 ) -> Answer {
-    let tenant = tenant(&headers)?;
+    let tenant = tenant(&headers, &caller)?;
     let (offset, limit) = paging(&query(raw))?;
     let page = agent.registry().devices(&tenant, offset, limit).await?;
     let devices: Vec<Value> = page.items.iter().map(|d| d.render(&tenant)).collect();
@@ -311,10 +315,10 @@ fn no_device(id: &str) -> ApiError {
 
 async fn get_device(
     State(agent): State<Arc<Agent>>,
-    headers: HeaderMap,
+    Head { headers, caller }: Head,
     PathParam(id): PathParam<String>,
 ) -> Answer {
-    let tenant = tenant(&headers)?;
+    let tenant = tenant(&headers, &caller)?;
     let device = agent
         .registry()
         .device(&tenant, &id)
@@ -325,11 +329,11 @@ async fn get_device(
 
 async fn update_device(
     State(agent): State<Arc<Agent>>,
-    headers: HeaderMap,
+    Head { headers, caller }: Head,
     PathParam(id): PathParam<String>,
     BodyBytes(body): BodyBytes,
 ) -> Answer {
-    let tenant = tenant(&headers)?;
+    let tenant = tenant(&headers, &caller)?;
     let body = json_body(&body)?;
     let change = model::parse_device("the body".into(), &body)?;
     let mut device = agent
@@ -344,10 +348,10 @@ async fn update_device(
 
 async fn delete_device(
     State(agent): State<Arc<Agent>>,
-    headers: HeaderMap,
+    Head { headers, caller }: Head,
     PathParam(id): PathParam<String>,
 ) -> Answer {
-    let tenant = tenant(&headers)?;
+    let tenant = tenant(&headers, &caller)?;
     if !agent.registry().delete_device(&tenant, &id).await? {
         return Err(no_device(&id));
     }

@@ -24,7 +24,7 @@ mod registry;
 pub mod simulate;
 
 pub use agent::{Agent, IngestError, Ingested, Message, Payload, Transport};
-pub use http::routes;
+pub use http::{ROUTE_RULES, component, routes};
 pub use measure::Rejection;
 pub use model::{AttributeMapping, Device, RESOURCE, ServiceGroup, StaticAttribute};
 pub use mqtt::{MqttConfig, MqttConfigError, MqttIngest, TOPICS};

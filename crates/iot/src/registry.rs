@@ -16,10 +16,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hub::Records;
 use ngsi::{Error, ErrorKind};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use store::{RegistryWrite, Store, StoreError};
+use store::{RegistryWrite, StoreError};
 
 use crate::model::{Device, ServiceGroup};
 
@@ -112,12 +113,12 @@ impl Lookups {
 
 #[derive(Clone)]
 pub struct Registry {
-    store: Arc<dyn Store>,
+    store: Records,
     lookups: Arc<Mutex<Lookups>>,
 }
 
 impl Registry {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Records) -> Self {
         Registry {
             store,
             lookups: Arc::default(),

@@ -20,6 +20,13 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     PayloadTooLarge,
     ServiceUnavailable,
+    /// No credentials, or credentials that do not hold (401). Not an NGSI-LD error
+    /// type: access control is the platform's own.
+    Unauthenticated,
+    /// Credentials that hold, without the right for this request (403).
+    Forbidden,
+    /// Too many requests from one key or address (429).
+    TooManyRequests,
 }
 
 impl ErrorKind {
@@ -50,6 +57,9 @@ impl ErrorKind {
             ErrorKind::ServiceUnavailable => {
                 "https://uri.etsi.org/ngsi-ld/errors/ServiceUnavailable"
             }
+            ErrorKind::Unauthenticated => "urn:dothi:errors:Unauthenticated",
+            ErrorKind::Forbidden => "urn:dothi:errors:Forbidden",
+            ErrorKind::TooManyRequests => "urn:dothi:errors:TooManyRequests",
         }
     }
 
@@ -67,6 +77,9 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::UnsupportedMediaType => 415,
             ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::Unauthenticated => 401,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::TooManyRequests => 429,
         }
     }
 
@@ -88,6 +101,9 @@ impl ErrorKind {
             ErrorKind::UnsupportedMediaType => "Unsupported media type",
             ErrorKind::PayloadTooLarge => "Payload too large",
             ErrorKind::ServiceUnavailable => "Service unavailable",
+            ErrorKind::Unauthenticated => "Authentication required",
+            ErrorKind::Forbidden => "Forbidden",
+            ErrorKind::TooManyRequests => "Too many requests",
         }
     }
 }
@@ -118,6 +134,12 @@ impl Error {
     }
     pub fn already_exists(detail: impl Into<String>) -> Self {
         Error::new(ErrorKind::AlreadyExists, detail)
+    }
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Unauthenticated, detail)
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Forbidden, detail)
     }
 
     /// The RFC 7807 body.

@@ -9,6 +9,7 @@
 //! **Invariant:** what a query returns agrees with [`ngsi::filter`]: indexes may narrow
 //! the candidates, the model's own evaluation decides.
 
+pub mod audit;
 pub mod history;
 mod plan;
 pub mod postgres;
@@ -25,6 +26,7 @@ use async_trait::async_trait;
 use ngsi::entity::UpdateResult;
 use ngsi::{AttrKind, Entity};
 
+pub use audit::{AuditFilter, AuditRecord, ChainPage, StoredAudit};
 pub use history::{
     AggregateQuery, HistoryEdit, HistoryPage, HistoryQuery, HistoryWrite, PeriodStats, PurgeStep,
     RetentionCutoffs, StoredInstance, TimeField, TimeRange,
@@ -168,7 +170,43 @@ pub trait Store: Send + Sync + 'static {
         &self,
         tenant: &str,
         ops: Vec<WriteOp>,
+    ) -> StoreResult<Vec<StoreResult<Applied>>> {
+        self.write_audited(tenant, ops, None).await
+    }
+
+    /// [`Store::write`], and the audit record of the write inserted in the same
+    /// transaction, settled with the ids of the operations that failed
+    /// ([`AuditRecord::settle`]): nothing commits without its record.
+    async fn write_audited(
+        &self,
+        tenant: &str,
+        ops: Vec<WriteOp>,
+        audit: Option<AuditRecord>,
     ) -> StoreResult<Vec<StoreResult<Applied>>>;
+
+    /// Appends audit records (logins, refusals, changes of users and keys), durably.
+    async fn audit_append(&self, records: Vec<AuditRecord>) -> StoreResult<()>;
+
+    /// Audit records newest first, as the filter says.
+    async fn audit_list(&self, filter: AuditFilter) -> StoreResult<Vec<StoredAudit>>;
+
+    /// Seals up to `max` unsealed records in the order they were inserted: each gets
+    /// the next sequence number and its chain hash ([`audit::chain_hash`]). Returns
+    /// how many it sealed. Run by one process at a time (the duties' holder).
+    async fn audit_seal(&self, max: usize) -> StoreResult<usize>;
+
+    /// Up to `max` sealed records after sequence `after`, in order, with the chain's
+    /// checkpoint.
+    async fn audit_chain(&self, after: i64, max: usize) -> StoreResult<ChainPage>;
+
+    /// Purges up to `max` sealed records older than `before` from the start of the
+    /// chain, keeping the last purged one's hash as the checkpoint. Returns how many
+    /// it purged.
+    async fn audit_purge(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> StoreResult<u64>;
 
     /// Whether the tenant exists (the default tenant always does).
     async fn tenant_exists(&self, tenant: &str) -> StoreResult<bool>;

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use hub::http::ApiError;
+use hub::http::gate::Head;
 use hub::http::negotiate::tenant;
 use hub::http::params::Params;
 use hub::{Hub, Scope};
@@ -135,11 +136,19 @@ pub struct Commune {
     pub boundary: Option<Value>,
 }
 
-pub(crate) fn scope(headers: &HeaderMap) -> Result<Scope, Error> {
-    Ok(Scope {
-        tenant: tenant(headers)?,
-        ctx: Context::core(),
-    })
+/// The tenant a request reads, once its caller is known to be granted it. The app's
+/// snapshots are shared by every caller of a tenant, so they are read with the web
+/// app's own scope; a caller limited to some entity types is refused (the operations
+/// centre shows every layer).
+pub(crate) fn scope(headers: &HeaderMap, caller: &hub::auth::Caller) -> Result<Scope, Error> {
+    let tenant = tenant(headers)?;
+    caller.check(&tenant, hub::auth::Access::Read)?;
+    if caller.types.is_some() {
+        return Err(Error::forbidden(
+            "the operations centre shows every entity type; this grant is limited to some",
+        ));
+    }
+    Ok(Scope::system("web", tenant))
 }
 
 /// Every entity of the tenant whose type is in `types`, up to [`MAX_ENTITIES`].
@@ -330,9 +339,9 @@ pub async fn config(State(state): State<WebState>) -> Json<Value> {
 /// GET /ioc/api/communes: the communes as GeoJSON, each with its indicators.
 pub async fn communes_geojson(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    Head { headers, caller }: Head,
 ) -> Result<Response, ApiError> {
-    let scope = scope(&headers)?;
+    let scope = scope(&headers, &caller)?;
     // The snapshot first: it drops the cached communes when they changed.
     let indicators = snapshot(&state, &scope).await?.indicators;
     let list = communes(&state, &scope).await?;
@@ -370,10 +379,10 @@ fn with_type(mut response: Response, content_type: &'static str) -> Response {
 /// GET /ioc/api/markers: every located entity of the sector layers, with its state.
 pub async fn markers(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    Head { headers, caller }: Head,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let scope = scope(&headers)?;
+    let scope = scope(&headers, &caller)?;
     let params = Params::parse(raw.as_deref())?;
     let wanted = match params.get("layers") {
         Some(list) => {
@@ -438,9 +447,9 @@ fn tile(id: &'static str, layer: &'static str, items: &[&Item]) -> Tile {
 /// GET /ioc/api/summary: the dashboard's tiles and counts per layer and state.
 pub async fn summary(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    Head { headers, caller }: Head,
 ) -> Result<Json<Value>, ApiError> {
-    let scope = scope(&headers)?;
+    let scope = scope(&headers, &caller)?;
     let items = snapshot(&state, &scope).await?.items;
     let of =
         |f: &dyn Fn(&Item) -> bool| -> Vec<&Item> { items.values().filter(|i| f(i)).collect() };
@@ -583,12 +592,8 @@ impl Search {
 }
 
 /// The items (communes included) that match the request's filters.
-async fn search(
-    state: &WebState,
-    headers: &HeaderMap,
-    params: &Params,
-) -> Result<Vec<Item>, Error> {
-    let scope = scope(headers)?;
+async fn search(state: &WebState, head: &Head, params: &Params) -> Result<Vec<Item>, Error> {
+    let scope = scope(&head.headers, &head.caller)?;
     let filter = Search::parse(params)?;
     let mut items: Vec<Item> = snapshot(state, &scope)
         .await?
@@ -640,13 +645,13 @@ fn bounded(p: &Params, key: &str, default: usize, max: usize) -> Result<usize, E
 /// GET /ioc/api/entities: the explorer's search, one page of it.
 pub async fn entities(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    head: Head,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let params = Params::parse(raw.as_deref())?;
     let limit = bounded(&params, "limit", 50, MAX_PAGE)?;
     let offset = bounded(&params, "offset", 0, MAX_ENTITIES)?;
-    let found = search(&state, &headers, &params).await?;
+    let found = search(&state, &head, &params).await?;
     let total = found.len();
     let page: Vec<Item> = found.into_iter().skip(offset).take(limit).collect();
     Ok(Json(
@@ -657,7 +662,7 @@ pub async fn entities(
 /// GET /ioc/api/export: the explorer's result as CSV or GeoJSON, to download.
 pub async fn export(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    head: Head,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(raw.as_deref())?;
@@ -665,7 +670,7 @@ pub async fn export(
     if format != "csv" && format != "geojson" {
         return Err(Error::bad_data("format is csv or geojson").into());
     }
-    let mut found = search(&state, &headers, &params).await?;
+    let mut found = search(&state, &head, &params).await?;
     if found.len() > MAX_EXPORT {
         return Err(Error::new(
             ngsi::ErrorKind::TooManyResults,

@@ -53,6 +53,36 @@ impl WebConfig {
     }
 }
 
+/// What each route of the app needs: its pages and assets are public (the page asks
+/// for a login when the API says 401); its API reads a tenant.
+pub fn route_rules() -> Vec<hub::RouteRule> {
+    use hub::{Permission, rule};
+    let mut rules = vec![
+        rule("GET", "/", Permission::Public),
+        rule("GET", "/ioc/api/config", Permission::Public),
+        rule("GET", "/ioc/api/communes", Permission::Read),
+        rule("GET", "/ioc/api/markers", Permission::Read),
+        rule("GET", "/ioc/api/summary", Permission::Read),
+        rule("GET", "/ioc/api/entities", Permission::Read),
+        rule("GET", "/ioc/api/export", Permission::Read),
+        rule("GET", "/ioc/api/stream", Permission::Read),
+    ];
+    rules.extend(
+        assets::ASSETS
+            .iter()
+            .map(|a| rule("GET", a.path, Permission::Public)),
+    );
+    rules
+}
+
+/// The app's routes and their permissions, to serve beside the hub's.
+pub fn component(hub: Arc<hub::Hub>, config: WebConfig) -> hub::Component {
+    hub::Component {
+        router: routes(hub, config),
+        rules: route_rules(),
+    }
+}
+
 /// The app's routes: `/` and its assets, and `/ioc/api/...`; to serve beside the hub's
 /// (`hub::serve_with`).
 pub fn routes(hub: Arc<hub::Hub>, config: WebConfig) -> Router {
@@ -68,7 +98,8 @@ pub fn routes(hub: Arc<hub::Hub>, config: WebConfig) -> Router {
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         let state = state.clone();
         runtime.spawn(async move {
-            if let Ok(scope) = api::scope(&axum::http::HeaderMap::new()) {
+            let warm = hub::auth::Caller::system("web");
+            if let Ok(scope) = api::scope(&axum::http::HeaderMap::new(), &warm) {
                 let _ = api::communes(&state, &scope).await;
                 let _ = api::snapshot(&state, &scope).await;
             }

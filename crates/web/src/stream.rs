@@ -10,13 +10,13 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures_util::StreamExt;
 use futures_util::stream;
 use hub::http::ApiError;
+use hub::http::gate::Head;
 use hub::{ChangeKind, EntityChange};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -40,8 +40,8 @@ struct Gathered {
     lagged: bool,
 }
 
-pub async fn stream(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    let scope = match scope(&headers) {
+pub async fn stream(State(state): State<WebState>, Head { headers, caller }: Head) -> Response {
+    let scope = match scope(&headers, &caller) {
         Ok(s) => s,
         Err(e) => return ApiError(e).into_response(),
     };

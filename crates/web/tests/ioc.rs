@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 const GAUGE: &str = "urn:ngsi-ld:WaterObserved:demo-thach-han";
 const DONG_HA: &str = "urn:ngsi-ld:AdministrativeArea:VN-44-19333";
 
+/// The tests' client: an operator of the default tenant.
+const OPERATOR_KEY: &str = "web-test-operator-key-0123456789abcdefghijklmn";
+
 struct App {
     base: String,
     client: Client,
@@ -26,18 +29,39 @@ async fn start() -> App {
         .unwrap();
     let mut config = hub::HubConfig::default();
     config.http.openapi_extra.push(web::OPENAPI);
-    let state = hub::state(store, &config);
+    let state = hub::state(store, &config).unwrap();
+    state
+        .identity
+        .ensure_key(
+            OPERATOR_KEY,
+            hub::auth::identity::NewKey {
+                name: "test-operator".into(),
+                role: hub::auth::Role::Operator,
+                tenants: vec![String::new()],
+                types: None,
+                expires: None,
+            },
+            "system:test",
+        )
+        .await
+        .unwrap();
     city::load(&state.hub).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let routes = web::routes(state.hub.clone(), web::WebConfig::default());
+    let routes = web::component(state.hub.clone(), web::WebConfig::default());
     tokio::spawn(hub::serve_with(
         listener,
         state,
-        routes,
+        vec![routes],
         std::future::pending::<()>(),
     ));
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {OPERATOR_KEY}").parse().unwrap(),
+    );
     let client = Client::builder()
+        .default_headers(headers)
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
@@ -521,4 +545,44 @@ async fn the_app_is_served_with_types_etags_gzip_and_documented() {
     }
     assert!(seen >= 8, "{seen}");
     assert!(doc["components"]["parameters"]["IocTenant"].is_object());
+}
+
+/// The app's data is behind login: anonymous callers get 401 (the page then asks for
+/// a login), while the page itself and its configuration are public.
+#[tokio::test]
+async fn the_data_needs_a_login_and_the_page_does_not() {
+    let app = start().await;
+    let anonymous = Client::new();
+    for path in [
+        "/ioc/api/markers",
+        "/ioc/api/summary",
+        "/ioc/api/communes",
+        "/ioc/api/entities",
+        "/ioc/api/stream",
+    ] {
+        let r = anonymous
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert!(r.headers().contains_key("www-authenticate"), "{path}");
+    }
+    for path in ["/", "/ioc/api/config"] {
+        let r = anonymous
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    // A tenant the key is not granted is refused, not shown empty.
+    let r = app
+        .client
+        .get(format!("{}/ioc/api/markers", app.base))
+        .header("NGSILD-Tenant", "another")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }

@@ -894,10 +894,7 @@ async fn load_in_process(hub: &Arc<hub::Hub>, n: usize) -> anyhow::Result<(u64, 
     for _ in 0..2 {
         let (next, done, hub) = (next.clone(), done.clone(), hub.clone());
         tasks.push(tokio::spawn(async move {
-            let scope = hub::Scope {
-                tenant: String::new(),
-                ctx: Context::core(),
-            };
+            let scope = hub::Scope::system("bench", "");
             let mut retries = Retries::default();
             loop {
                 let lo = next.fetch_add(1, Ordering::Relaxed) * PER;

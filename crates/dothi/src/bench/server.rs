@@ -137,9 +137,63 @@ enum Process {
     Child(tokio::process::Child),
 }
 
-/// A keep-alive client with a connection pool, as a real load generator would use.
+/// The admin key every benchmark server accepts and every benchmark client sends
+/// (random for each run).
+pub fn bench_key() -> &'static str {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        hub::auth::secrets::new_api_key().unwrap_or_else(|_| {
+            // No system randomness: a key of this run's time is still unguessable
+            // enough for a loopback benchmark.
+            format!(
+                "bench-{:?}-{}",
+                std::time::SystemTime::now(),
+                std::process::id()
+            )
+        })
+    })
+}
+
+/// The hub's configuration on a benchmark server: notifications go to receivers on
+/// loopback.
+pub fn bench_config() -> hub::HubConfig {
+    hub::HubConfig {
+        outbound: std::sync::Arc::new(hub::outbound::OutboundPolicy::strict().with_loopback()),
+        ..hub::HubConfig::default()
+    }
+}
+
+/// Makes the benchmark key an admin key of an in-process server.
+pub async fn admit(state: &hub::AppState) -> anyhow::Result<()> {
+    state
+        .identity
+        .ensure_key(
+            bench_key(),
+            hub::auth::identity::NewKey {
+                name: "bench".into(),
+                role: hub::auth::Role::Admin,
+                tenants: vec![hub::auth::ALL_TENANTS.into()],
+                types: None,
+                expires: None,
+            },
+            "system:bench",
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?;
+    Ok(())
+}
+
+/// A keep-alive client with a connection pool, as a real load generator would use,
+/// sending the benchmark key.
 pub fn client() -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {}", bench_key()))
+            .context("the benchmark key")?,
+    );
     reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(120))
@@ -163,7 +217,8 @@ impl Server {
         let store = store::open(&url)
             .await
             .with_context(|| format!("opening the store {url}"))?;
-        let state = hub::state(store, &hub::HubConfig::default());
+        let state = hub::state(store, &bench_config())?;
+        admit(&state).await?;
         Server::serve(state, client()?).await
     }
 
@@ -238,7 +293,10 @@ impl Server {
             .arg(addr.to_string())
             .arg("--store")
             .arg(url)
+            .arg("--outbound-allow")
+            .arg("127.0.0.0/8")
             .args(extra)
+            .env("DOTHI_ADMIN_KEY", bench_key())
             .env("DOTHI_LOG", "warn")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())

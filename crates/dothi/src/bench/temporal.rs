@@ -265,10 +265,11 @@ async fn load_hub(hub: &Arc<hub::Hub>, sizes: &TemporalSizes) -> anyhow::Result<
         let (next, done, hub, sizes) = (next.clone(), done.clone(), hub.clone(), sizes.clone());
         let (type_iri, attr_iri, ctx) = (type_iri.clone(), attr_iri.clone(), ctx.clone());
         tasks.push(tokio::spawn(async move {
-            let scope = hub::Scope {
-                tenant: String::new(),
-                ctx,
-            };
+            let scope = hub::Scope::new(
+                String::new(),
+                ctx.clone(),
+                std::sync::Arc::new(hub::auth::Caller::system("bench")),
+            );
             let mut retries = Retries::default();
             loop {
                 let b = next.fetch_add(1, Ordering::Relaxed);
@@ -317,10 +318,11 @@ async fn load_hub(hub: &Arc<hub::Hub>, sizes: &TemporalSizes) -> anyhow::Result<
 /// period, their instances.
 async fn count_hub(hub: &hub::Hub, sizes: &TemporalSizes) -> anyhow::Result<(u64, u64)> {
     let ctx = Context::core();
-    let scope = hub::Scope {
-        tenant: String::new(),
-        ctx: ctx.clone(),
-    };
+    let scope = hub::Scope::new(
+        String::new(),
+        ctx.clone(),
+        std::sync::Arc::new(hub::auth::Caller::system("bench")),
+    );
     let query = store::EntityQuery {
         types: Some(TypeExpr::Type(ctx.expand(TYPE))),
         limit: sizes.sensors,

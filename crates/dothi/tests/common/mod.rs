@@ -13,6 +13,23 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde_json::Value;
 
+/// The admin key of every server the tests start.
+pub const ADMIN_KEY: &str = "dothi-test-admin-key-0123456789abcdefghijklmnop";
+
+/// A client sending the tests' admin key.
+pub fn client(timeout: Duration) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {ADMIN_KEY}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(timeout)
+        .build()
+        .unwrap()
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -47,7 +64,10 @@ impl Dothi {
                 &format!("127.0.0.1:{port}"),
                 "--store",
                 url,
+                "--outbound-allow",
+                "127.0.0.0/8",
             ])
+            .env("DOTHI_ADMIN_KEY", ADMIN_KEY)
             .env("DOTHI_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -57,10 +77,7 @@ impl Dothi {
         let mut d = Dothi {
             child,
             base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
+            client: client(Duration::from_secs(10)),
         };
         d.wait_ready().await;
         d

@@ -48,7 +48,7 @@ async fn parse_entities(
     body: &JsonBody,
 ) -> Result<(Scope, Vec<Result<Entity, (String, Error)>>), Error> {
     let items = items(body)?;
-    let tenant_scope = super::negotiate::scope_from_headers(s, &body.headers).await;
+    let tenant_scope = super::negotiate::scope_from_headers(s, &body.headers, &body.caller).await;
     let mut shared: Option<Scope> = None;
     let mut out = Vec::with_capacity(items.len());
     let now = ngsi::entity::now();
@@ -177,7 +177,7 @@ async fn update(
 
 async fn delete(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
     let items = items(&body)?;
-    let scope = super::negotiate::scope_from_headers(&s, &body.headers).await?;
+    let scope = super::negotiate::scope_from_headers(&s, &body.headers, &body.caller).await?;
     let ids: Vec<String> = items
         .iter()
         .map(|v| {

@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use ngsi::Error;
@@ -26,11 +26,11 @@ fn list_id(kind: &str) -> String {
 
 async fn list_types(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let wanted = accept(&headers, false)?;
-    let scope = scope_from_headers(&s, &headers).await?;
+    let scope = scope_from_headers(&s, &headers, &caller).await?;
     let details = Params::parse(raw.as_deref())?.flag("details")?;
     let types = s.hub.types(&scope).await?;
     let ctx = &scope.ctx;
@@ -61,10 +61,10 @@ async fn list_types(
 async fn type_info(
     State(s): State<AppState>,
     PathParam(name): PathParam<String>,
-    headers: HeaderMap,
+    super::gate::Head { headers, caller }: super::gate::Head,
 ) -> Result<Response, ApiError> {
     let wanted = accept(&headers, false)?;
-    let scope = scope_from_headers(&s, &headers).await?;
+    let scope = scope_from_headers(&s, &headers, &caller).await?;
     let ctx = &scope.ctx;
     let iri = ngsi::entity::expand_type(&name, ctx)?;
     let types = s.hub.types(&scope).await?;
@@ -100,11 +100,11 @@ fn attribute_json(a: &store::AttributeSummary, ctx: &ngsi::Context) -> Value {
 
 async fn list_attributes(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let wanted = accept(&headers, false)?;
-    let scope = scope_from_headers(&s, &headers).await?;
+    let scope = scope_from_headers(&s, &headers, &caller).await?;
     let details = Params::parse(raw.as_deref())?.flag("details")?;
     let attrs = s.hub.attributes(&scope).await?;
     let ctx = &scope.ctx;
@@ -123,10 +123,10 @@ async fn list_attributes(
 async fn attribute_info(
     State(s): State<AppState>,
     PathParam(name): PathParam<String>,
-    headers: HeaderMap,
+    super::gate::Head { headers, caller }: super::gate::Head,
 ) -> Result<Response, ApiError> {
     let wanted = accept(&headers, false)?;
-    let scope = scope_from_headers(&s, &headers).await?;
+    let scope = scope_from_headers(&s, &headers, &caller).await?;
     let ctx = &scope.ctx;
     let iri = ngsi::entity::expand_attr(&name, ctx)?;
     let attrs = s.hub.attributes(&scope).await?;

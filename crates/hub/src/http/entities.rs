@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
 use ngsi::entity::{Reader, UpdateResult, is_uri};
@@ -99,12 +99,12 @@ pub(super) fn urlencode(id: &str) -> String {
 async fn retrieve_entity(
     State(s): State<AppState>,
     PathParam(id): PathParam<String>,
-    headers: HeaderMap,
+    super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     let wanted = accept(&headers, true)?;
     checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers).await?;
+    let scope = scope_from_headers(&s, &headers, &caller).await?;
     let params = Params::parse(raw.as_deref())?;
     let attrs: Vec<String> = params
         .get("attrs")
@@ -184,11 +184,11 @@ async fn run_query(
 
 async fn query_entities(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     let wanted = accept(&headers, true)?;
-    let scope = scope_from_headers(&s, &headers).await?;
+    let scope = scope_from_headers(&s, &headers, &caller).await?;
     let params = Params::parse(raw.as_deref())?;
     let spec = QuerySpec::from_params(&params);
     run_query(
@@ -256,10 +256,10 @@ async fn merge_entity(
 pub(super) async fn delete_entity(
     State(s): State<AppState>,
     PathParam(id): PathParam<String>,
-    headers: HeaderMap,
+    super::gate::Head { headers, caller }: super::gate::Head,
 ) -> ApiResult {
     checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers).await?;
+    let scope = scope_from_headers(&s, &headers, &caller).await?;
     s.hub.delete_entity(&scope, &id).await?;
     Ok(no_content())
 }
@@ -334,11 +334,11 @@ async fn replace_attr(
 async fn delete_attr(
     State(s): State<AppState>,
     PathParam((id, attr)): PathParam<(String, String)>,
-    headers: HeaderMap,
+    super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers).await?;
+    let scope = scope_from_headers(&s, &headers, &caller).await?;
     let name = attr_name(&attr, &scope)?;
     let (dataset_id, delete_all) = which_instances(&Params::parse(raw.as_deref())?)?;
     s.hub

@@ -1,9 +1,11 @@
 //! The NGSI-LD HTTP API (base path `/ngsi-ld/v1`) over the [`Hub`], plus `/health`,
 //! `/metrics`, `/openapi.json` and `/docs`. Handlers stay thin: parse, call, render.
 
+pub mod auth_api;
 mod batch;
 mod discovery;
 mod entities;
+pub mod gate;
 pub mod negotiate;
 mod openapi;
 pub mod params;
@@ -25,6 +27,7 @@ use serde::de::DeserializeOwned;
 
 use crate::metrics::Metrics;
 use crate::service::Hub;
+pub use gate::{Permission, RouteRule, rule};
 
 /// Limits and switches of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -48,9 +51,14 @@ impl Default for HttpConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub hub: Arc<Hub>,
+    /// Users, keys, sessions and tokens.
+    pub identity: Arc<crate::auth::Identity>,
+    /// How the front door behaves.
+    pub gate: Arc<gate::GateConfig>,
     pub config: Arc<HttpConfig>,
     pub metrics: Arc<Metrics>,
     pub retention: Arc<crate::retention::RetentionPolicy>,
+    pub audit: Arc<crate::audit::AuditPolicy>,
     /// Whether this node runs the background duties now (shown by /health).
     pub duties: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -93,21 +101,160 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
     }
 }
 
-/// The whole application router.
-pub fn router(state: AppState) -> Router {
+/// The routes of another component served beside the hub's (the IoT agent, the web
+/// app, the city services), with the permission of each.
+pub struct Component {
+    pub router: Router,
+    pub rules: Vec<RouteRule>,
+}
+
+/// The hub's own routes and what each needs.
+pub const ROUTES: &[RouteRule] = &[
+    rule("GET", "/health", Permission::Public),
+    rule("GET", "/metrics", Permission::Metrics),
+    rule("GET", "/openapi.json", Permission::Public),
+    rule("GET", "/docs", Permission::Public),
+    rule("GET", "/docs/", Permission::Public),
+    rule("GET", "/docs/{*rest}", Permission::Public),
+    rule("GET", "/ngsi-ld/v1/entities", Permission::Read),
+    rule("POST", "/ngsi-ld/v1/entities", Permission::Write),
+    rule("GET", "/ngsi-ld/v1/entities/{id}", Permission::Read),
+    rule("PUT", "/ngsi-ld/v1/entities/{id}", Permission::Write),
+    rule("PATCH", "/ngsi-ld/v1/entities/{id}", Permission::Write),
+    rule("DELETE", "/ngsi-ld/v1/entities/{id}", Permission::Write),
+    rule("POST", "/ngsi-ld/v1/entities/{id}/attrs", Permission::Write),
+    rule(
+        "PATCH",
+        "/ngsi-ld/v1/entities/{id}/attrs",
+        Permission::Write,
+    ),
+    rule(
+        "PATCH",
+        "/ngsi-ld/v1/entities/{id}/attrs/{attr}",
+        Permission::Write,
+    ),
+    rule(
+        "PUT",
+        "/ngsi-ld/v1/entities/{id}/attrs/{attr}",
+        Permission::Write,
+    ),
+    rule(
+        "DELETE",
+        "/ngsi-ld/v1/entities/{id}/attrs/{attr}",
+        Permission::Write,
+    ),
+    rule(
+        "POST",
+        "/ngsi-ld/v1/entityOperations/create",
+        Permission::Write,
+    ),
+    rule(
+        "POST",
+        "/ngsi-ld/v1/entityOperations/upsert",
+        Permission::Write,
+    ),
+    rule(
+        "POST",
+        "/ngsi-ld/v1/entityOperations/update",
+        Permission::Write,
+    ),
+    rule(
+        "POST",
+        "/ngsi-ld/v1/entityOperations/delete",
+        Permission::Write,
+    ),
+    rule(
+        "POST",
+        "/ngsi-ld/v1/entityOperations/query",
+        Permission::Read,
+    ),
+    rule("GET", "/ngsi-ld/v1/types", Permission::Read),
+    rule("GET", "/ngsi-ld/v1/types/{type}", Permission::Read),
+    rule("GET", "/ngsi-ld/v1/attributes", Permission::Read),
+    rule("GET", "/ngsi-ld/v1/attributes/{attr}", Permission::Read),
+    rule("GET", "/ngsi-ld/v1/temporal/entities", Permission::Read),
+    rule("POST", "/ngsi-ld/v1/temporal/entities", Permission::Write),
+    rule(
+        "GET",
+        "/ngsi-ld/v1/temporal/entities/{id}",
+        Permission::Read,
+    ),
+    rule(
+        "DELETE",
+        "/ngsi-ld/v1/temporal/entities/{id}",
+        Permission::Write,
+    ),
+    rule(
+        "POST",
+        "/ngsi-ld/v1/temporal/entities/{id}/attrs",
+        Permission::Write,
+    ),
+    rule(
+        "DELETE",
+        "/ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}",
+        Permission::Write,
+    ),
+    rule(
+        "PATCH",
+        "/ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}/{instance}",
+        Permission::Write,
+    ),
+    rule(
+        "DELETE",
+        "/ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}/{instance}",
+        Permission::Write,
+    ),
+    rule(
+        "POST",
+        "/ngsi-ld/v1/temporalOperations/query",
+        Permission::Read,
+    ),
+    rule("GET", "/ngsi-ld/v1/subscriptions", Permission::Read),
+    rule("POST", "/ngsi-ld/v1/subscriptions", Permission::Operate),
+    rule("GET", "/ngsi-ld/v1/subscriptions/{id}", Permission::Read),
+    rule(
+        "PATCH",
+        "/ngsi-ld/v1/subscriptions/{id}",
+        Permission::Operate,
+    ),
+    rule(
+        "DELETE",
+        "/ngsi-ld/v1/subscriptions/{id}",
+        Permission::Operate,
+    ),
+];
+
+/// The whole application router: the hub's routes and the components', behind one
+/// front door ([`gate`]) and one metrics layer.
+pub fn router(state: AppState, components: Vec<Component>) -> Router {
     let api = Router::new()
         .merge(entities::routes())
         .merge(batch::routes())
         .merge(discovery::routes())
         .merge(temporal::routes())
         .merge(subscriptions::routes());
+    let mut rules: Vec<RouteRule> = ROUTES.iter().chain(auth_api::ROUTES).copied().collect();
+    let mut others = Router::new();
+    for c in components {
+        rules.extend(c.rules);
+        others = others.merge(c.router);
+    }
+    let front_door = Arc::new(gate::Gate::new(
+        state.identity.clone(),
+        (*state.gate).clone(),
+        rules,
+    ));
     Router::new()
         .nest("/ngsi-ld/v1", api)
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .merge(auth_api::routes())
         .merge(openapi::routes(&state.config.openapi_extra))
+        .with_state(state.clone())
+        .merge(others)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(front_door, gate::gate))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             record_metrics,
@@ -115,13 +262,12 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError(Error::new(ErrorKind::InternalError, "internal error")).into_response()
         }))
-        .with_state(state)
 }
 
 async fn health(State(state): State<AppState>) -> Response {
     let duties = state.duties.load(std::sync::atomic::Ordering::Relaxed);
     // A query that reaches the database (the default tenant's check does not).
-    match state.hub.store().tenants().await {
+    match state.hub.reachable().await {
         Ok(_) => (
             StatusCode::OK,
             axum::Json(serde_json::json!({"status": "ok", "duties": duties})),

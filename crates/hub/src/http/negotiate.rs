@@ -10,6 +10,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::{ApiError, AppState};
+use crate::auth::CallerRef;
 use crate::service::Scope;
 
 pub const JSON: &str = "application/json";
@@ -80,6 +81,12 @@ pub fn tenant(headers: &HeaderMap) -> Result<String, Error> {
         .to_str()
         .map_err(|_| Error::bad_data("unreadable NGSILD-Tenant header"))?
         .trim();
+    check_tenant_name(t)?;
+    Ok(t.to_string())
+}
+
+/// Checks a tenant's name (the default tenant is the empty name).
+pub fn check_tenant_name(t: &str) -> Result<(), Error> {
     let valid = t.len() <= MAX_TENANT_LEN
         && t.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/'));
@@ -88,7 +95,7 @@ pub fn tenant(headers: &HeaderMap) -> Result<String, Error> {
             "tenant names are up to {MAX_TENANT_LEN} letters, digits and _ - . : /"
         )));
     }
-    Ok(t.to_string())
+    Ok(())
 }
 
 /// The @context URL of a `Link` header, if one is given.
@@ -122,13 +129,29 @@ pub fn link_context(headers: &HeaderMap) -> Result<Option<String>, Error> {
 }
 
 /// The scope of a request without a JSON-LD body: tenant, and context from `Link`.
-pub async fn scope_from_headers(state: &AppState, headers: &HeaderMap) -> Result<Scope, Error> {
+pub async fn scope_from_headers(
+    state: &AppState,
+    headers: &HeaderMap,
+    caller: &CallerRef,
+) -> Result<Scope, Error> {
     let tenant = tenant(headers)?;
+    // The tenant grant is checked before any remote @context is fetched for the
+    // caller.
+    if !caller.is_anonymous() && !caller.has_tenant(&tenant) {
+        return Err(Error::forbidden(format!(
+            "no grant on tenant {}",
+            if tenant.is_empty() {
+                "(default)"
+            } else {
+                &tenant
+            }
+        )));
+    }
     let ctx = match link_context(headers)? {
         Some(url) => state.hub.contexts.resolve_link(&url).await?,
         None => Context::core(),
     };
-    Ok(Scope { tenant, ctx })
+    Ok(Scope::new(tenant, ctx, caller.clone()))
 }
 
 /// A JSON request body, read within the size limit, with its media type checked.
@@ -136,6 +159,8 @@ pub struct JsonBody {
     pub value: Value,
     pub ld: bool,
     pub headers: HeaderMap,
+    /// Who sent it ([`super::gate`]).
+    pub caller: CallerRef,
 }
 
 impl FromRequest<AppState> for JsonBody {
@@ -143,6 +168,7 @@ impl FromRequest<AppState> for JsonBody {
 
     async fn from_request(req: Request<Body>, state: &AppState) -> Result<Self, Self::Rejection> {
         let headers = req.headers().clone();
+        let caller = super::gate::caller_of(req.extensions());
         let media = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -175,7 +201,12 @@ impl FromRequest<AppState> for JsonBody {
             })?;
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::invalid(format!("the body is not valid JSON: {e}")))?;
-        Ok(JsonBody { value, ld, headers })
+        Ok(JsonBody {
+            value,
+            ld,
+            headers,
+            caller,
+        })
     }
 }
 
@@ -198,15 +229,18 @@ impl JsonBody {
             let ctx_value = item
                 .get("@context")
                 .ok_or_else(|| Error::bad_data("an application/ld+json body needs an @context"))?;
+            if !self.caller.is_anonymous() && !self.caller.has_tenant(&tenant) {
+                return Err(Error::forbidden("no grant on this tenant"));
+            }
             let ctx = state.hub.contexts.resolve(ctx_value).await?;
-            Ok(Scope { tenant, ctx })
+            Ok(Scope::new(tenant, ctx, self.caller.clone()))
         } else {
             if item.get("@context").is_some() {
                 return Err(Error::bad_data(
                     "an @context in the body needs Content-Type application/ld+json",
                 ));
             }
-            scope_from_headers(state, &self.headers).await
+            scope_from_headers(state, &self.headers, &self.caller).await
         }
     }
 }

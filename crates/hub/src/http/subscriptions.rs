@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::Value;
@@ -43,11 +43,11 @@ async fn create_subscription(State(s): State<AppState>, body: JsonBody) -> ApiRe
 
 async fn query_subscriptions(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     let wanted = accept(&headers, false)?;
-    let scope = scope_from_headers(&s, &headers).await?;
+    let scope = scope_from_headers(&s, &headers, &caller).await?;
     let params = Params::parse(raw.as_deref())?;
     let (limit, offset, count) = paging(&params)?;
     let page = s
@@ -71,12 +71,12 @@ async fn query_subscriptions(
 async fn retrieve_subscription(
     State(s): State<AppState>,
     PathParam(id): PathParam<String>,
-    headers: HeaderMap,
+    super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     let wanted = accept(&headers, false)?;
     checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers).await?;
+    let scope = scope_from_headers(&s, &headers, &caller).await?;
     let params = Params::parse(raw.as_deref())?;
     let stored = s.hub.get_subscription(&scope, &id).await?;
     let body = stored
@@ -99,10 +99,10 @@ async fn update_subscription(
 async fn delete_subscription(
     State(s): State<AppState>,
     PathParam(id): PathParam<String>,
-    headers: HeaderMap,
+    super::gate::Head { headers, caller }: super::gate::Head,
 ) -> ApiResult {
     checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers).await?;
+    let scope = scope_from_headers(&s, &headers, &caller).await?;
     s.hub.delete_subscription(&scope, &id).await?;
     Ok(no_content())
 }

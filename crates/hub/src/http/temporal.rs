@@ -123,12 +123,12 @@ fn partial(mut response: Response, answers: &[TemporalAnswer]) -> Response {
 async fn retrieve_temporal(
     State(s): State<AppState>,
     PathParam(id): PathParam<String>,
-    headers: HeaderMap,
+    super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     let wanted = accept(&headers, false)?;
     checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers).await?;
+    let scope = scope_from_headers(&s, &headers, &caller).await?;
     let params = Params::parse(raw.as_deref())?;
     let req = request(&params, &scope.ctx)?;
     let sys = params.options().contains("sysAttrs");
@@ -168,10 +168,10 @@ async fn run_temporal_query(
 
 async fn query_temporal(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    let scope = scope_from_headers(&s, &headers).await?;
+    let scope = scope_from_headers(&s, &headers, &caller).await?;
     let params = Params::parse(raw.as_deref())?;
     let spec = QuerySpec::from_params(&params);
     if spec.types.is_none()
@@ -302,11 +302,11 @@ async fn append_temporal(
 async fn delete_attr_temporal(
     State(s): State<AppState>,
     PathParam((id, attr)): PathParam<(String, String)>,
-    headers: HeaderMap,
+    super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers).await?;
+    let scope = scope_from_headers(&s, &headers, &caller).await?;
     let name = expand_attr(&attr, &scope.ctx)?;
     let (dataset_id, delete_all) = which_instances(&Params::parse(raw.as_deref())?)?;
     s.hub
@@ -351,10 +351,10 @@ async fn patch_instance(
 async fn delete_instance(
     State(s): State<AppState>,
     PathParam((id, attr, instance)): PathParam<(String, String, String)>,
-    headers: HeaderMap,
+    super::gate::Head { headers, caller }: super::gate::Head,
 ) -> ApiResult {
     checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers).await?;
+    let scope = scope_from_headers(&s, &headers, &caller).await?;
     let name = expand_attr(&attr, &scope.ctx)?;
     s.hub.delete_instance(&scope, &id, &name, &instance).await?;
     Ok(no_content())

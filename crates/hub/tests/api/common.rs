@@ -145,12 +145,18 @@ impl App {
 
     /// A hub over the SQLite file at `db` (created if missing), or over the
     /// PostgreSQL database named after that path.
-    pub async fn start_at(db: &Path, config: HubConfig) -> App {
+    pub async fn start_at(db: &Path, mut config: HubConfig) -> App {
         let url = store_url(db).await;
         let store = store::open(&url)
             .await
             .unwrap_or_else(|e| panic!("open the store {url}: {e}"));
-        let state = hub::state(store, &config);
+        // The tests' @context servers and notification receivers are on loopback.
+        if *config.outbound == hub::outbound::OutboundPolicy::strict() {
+            config.outbound =
+                std::sync::Arc::new(hub::outbound::OutboundPolicy::strict().with_loopback());
+        }
+        let state = hub::state(store, &config).expect("the hub's state");
+        admit(&state, ADMIN_KEY).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -159,10 +165,7 @@ impl App {
         let task = tokio::spawn(hub::serve(listener, state, async move {
             let _ = rx.await;
         }));
-        let client = Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("reqwest client");
+        let client = client_with_key(Some(ADMIN_KEY));
         App {
             base: format!("http://{addr}"),
             client,
@@ -176,7 +179,7 @@ impl App {
     /// app owns one) is handed back so that the file can be opened again.
     pub async fn stop(mut self) -> Option<tempfile::TempDir> {
         // Idle keep-alive connections would hold a graceful shutdown open.
-        self.client = Client::new();
+        self.client = client_with_key(Some(ADMIN_KEY));
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -261,6 +264,44 @@ impl App {
         .await;
         assert_eq!(r.status, 201, "write after an error: {}", r.text);
     }
+}
+
+/// The admin key of every test hub, which its client sends.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// Makes `key` an admin key of the hub.
+pub async fn admit(state: &hub::AppState, key: &str) {
+    state
+        .identity
+        .ensure_key(
+            key,
+            hub::auth::identity::NewKey {
+                name: "test-admin".into(),
+                role: hub::auth::Role::Admin,
+                tenants: vec!["*".into()],
+                types: None,
+                expires: None,
+            },
+            "system:test",
+        )
+        .await
+        .expect("the test admin key");
+}
+
+/// A client that sends `key` as its bearer credential (none: anonymous).
+pub fn client_with_key(key: Option<&str>) -> Client {
+    let mut headers = HeaderMap::new();
+    if let Some(key) = key {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {key}").parse().expect("a header value"),
+        );
+    }
+    Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("reqwest client")
 }
 
 fn uuid_like() -> String {

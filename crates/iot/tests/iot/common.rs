@@ -50,6 +50,25 @@ pub struct App {
 }
 
 impl App {
+    /// The key of the tests' client: an admin.
+    pub const ADMIN_KEY: &str = "iot-test-admin-key-0123456789abcdefghijklmnopq";
+
+    /// A client sending the tests' key.
+    pub fn client() -> Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", Self::ADMIN_KEY)
+                .parse()
+                .expect("a header value"),
+        );
+        Client::builder()
+            .default_headers(headers)
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("reqwest client")
+    }
+
     /// A hub over a fresh SQLite file, its agent subscribed (clean session).
     pub async fn start() -> App {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -78,7 +97,22 @@ impl App {
         let store = store::open(&format!("sqlite://{}", db.display()))
             .await
             .expect("open the SQLite store");
-        let state = hub::state(store, &hub::HubConfig::default());
+        let state = hub::state(store, &hub::HubConfig::default()).expect("the hub's state");
+        state
+            .identity
+            .ensure_key(
+                Self::ADMIN_KEY,
+                hub::auth::identity::NewKey {
+                    name: "test-admin".into(),
+                    role: hub::auth::Role::Admin,
+                    tenants: vec!["*".into()],
+                    types: None,
+                    expires: None,
+                },
+                "system:test",
+            )
+            .await
+            .expect("the test key");
         let agent = Arc::new(Agent::for_hub(&state));
         let hub = state.hub.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -89,7 +123,7 @@ impl App {
         let task = tokio::spawn(hub::serve_with(
             listener,
             state,
-            iot::routes(agent.clone()),
+            vec![iot::component(agent.clone())],
             async move {
                 let _ = rx.await;
             },
@@ -101,10 +135,7 @@ impl App {
         );
         App {
             base: format!("http://{addr}"),
-            client: Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .expect("reqwest client"),
+            client: Self::client(),
             hub,
             agent,
             mqtt: Some(mqtt),
@@ -128,7 +159,7 @@ impl App {
         if let Some(mqtt) = self.mqtt.take() {
             mqtt.stop().await;
         }
-        self.client = Client::new();
+        self.client = Self::client();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

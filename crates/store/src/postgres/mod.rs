@@ -9,6 +9,7 @@
 //! jsonb, the history a table partitioned by month. Migrations are embedded and
 //! applied on open under an advisory lock.
 
+mod audit;
 mod control;
 mod read;
 mod schema;
@@ -264,12 +265,37 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn write(
+    async fn write_audited(
         &self,
         tenant: &str,
         ops: Vec<WriteOp>,
+        audit: Option<crate::AuditRecord>,
     ) -> StoreResult<Vec<StoreResult<Applied>>> {
-        self.write_ops(tenant, ops).await
+        self.write_ops(tenant, ops, audit).await
+    }
+
+    async fn audit_append(&self, records: Vec<crate::AuditRecord>) -> StoreResult<()> {
+        self.append_audit(records).await
+    }
+
+    async fn audit_list(&self, filter: crate::AuditFilter) -> StoreResult<Vec<crate::StoredAudit>> {
+        self.list_audit(filter).await
+    }
+
+    async fn audit_seal(&self, max: usize) -> StoreResult<usize> {
+        self.seal_audit(max).await
+    }
+
+    async fn audit_chain(&self, after: i64, max: usize) -> StoreResult<crate::ChainPage> {
+        self.audit_chain_page(after, max).await
+    }
+
+    async fn audit_purge(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> StoreResult<u64> {
+        self.purge_audit(before, max).await
     }
 
     async fn tenant_exists(&self, tenant: &str) -> StoreResult<bool> {

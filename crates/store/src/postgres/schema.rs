@@ -140,4 +140,25 @@ pub const MIGRATIONS: &[&str] = &[
 
     INSERT INTO tenants (name) VALUES ('') ON CONFLICT DO NOTHING;
     "#,
+    // 2: the audit log (`store::audit`), as SQLite's version 7. `record` is text,
+    // not jsonb: the chain hashes the exact bytes.
+    r#"
+    CREATE TABLE audit_log (
+        id bigserial PRIMARY KEY,
+        time timestamptz NOT NULL,
+        actor text NOT NULL,
+        tenant text,
+        action text NOT NULL,
+        record text NOT NULL,
+        seq bigint UNIQUE,
+        hash text
+    );
+    CREATE INDEX audit_by_time ON audit_log (time);
+    CREATE INDEX audit_unsealed ON audit_log (id) WHERE seq IS NULL;
+    CREATE TABLE audit_checkpoint (
+        only integer PRIMARY KEY CHECK (only = 1),
+        seq bigint NOT NULL,
+        hash text NOT NULL
+    );
+    "#,
 ];

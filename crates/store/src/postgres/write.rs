@@ -233,6 +233,7 @@ impl PostgresStore {
         &self,
         tenant: &str,
         ops: Vec<WriteOp>,
+        audit: Option<crate::AuditRecord>,
     ) -> StoreResult<Vec<StoreResult<Applied>>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
@@ -254,17 +255,29 @@ impl PostgresStore {
         let tenant_known = version.is_some();
         let watched = self.watching(&tx, tenant, version.unwrap_or(0)).await?;
         let mut results = Vec::with_capacity(ops.len());
+        let mut failed = Vec::new();
         for op in ops {
+            let id = audit.as_ref().map(|_| op.entity_id.clone());
             match self.apply(&mut batch, tenant, op, watched) {
                 Ok((applied, fired)) => {
                     batch.notified += fired;
                     results.push(Ok(applied));
                 }
-                Err(e) => results.push(Err(e)),
+                Err(e) => {
+                    failed.extend(id);
+                    results.push(Err(e));
+                }
             }
         }
+        let audit = audit.map(|mut record| {
+            record.settle(failed);
+            record
+        });
         let flushed = async {
             batch.flush(self, &tx, tenant).await?;
+            if let Some(record) = &audit {
+                super::audit::insert(&tx, record).await?;
+            }
             if batch.changed && !tenant_known {
                 let add = tx
                     .prepare_cached("INSERT INTO tenants (name) VALUES ($1) ON CONFLICT DO NOTHING")

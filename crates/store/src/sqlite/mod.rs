@@ -7,6 +7,7 @@
 //! So a write is acknowledged only when durable, and many small writes share the cost
 //! of a commit. Reads run on their own connections and never wait for the writer.
 
+mod audit;
 mod history;
 mod hourly;
 mod plan;
@@ -197,22 +198,53 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn write(
+    async fn write_audited(
         &self,
         tenant: &str,
         ops: Vec<WriteOp>,
+        audit: Option<crate::AuditRecord>,
     ) -> StoreResult<Vec<StoreResult<Applied>>> {
         let (reply, answer) = oneshot::channel();
         self.writer
             .send(write::Job::Write {
                 tenant: tenant.to_string(),
                 ops,
+                audit,
                 reply,
             })
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+
+    async fn audit_append(&self, records: Vec<crate::AuditRecord>) -> StoreResult<()> {
+        self.audit_change(audit::AuditChange::Append(records))
+            .await
+            .map(|_| ())
+    }
+
+    async fn audit_list(&self, filter: crate::AuditFilter) -> StoreResult<Vec<crate::StoredAudit>> {
+        self.audit_rows(filter).await
+    }
+
+    async fn audit_seal(&self, max: usize) -> StoreResult<usize> {
+        self.audit_change(audit::AuditChange::Seal { max })
+            .await
+            .map(|n| n as usize)
+    }
+
+    async fn audit_chain(&self, after: i64, max: usize) -> StoreResult<crate::ChainPage> {
+        self.audit_chain_page(after, max).await
+    }
+
+    async fn audit_purge(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> StoreResult<u64> {
+        self.audit_change(audit::AuditChange::Purge { before, max })
+            .await
     }
 
     async fn tenant_exists(&self, tenant: &str) -> StoreResult<bool> {

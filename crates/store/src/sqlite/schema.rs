@@ -220,4 +220,26 @@ pub const MIGRATIONS: &[&str] = &[
                min(num), max(num)
         FROM attr_history GROUP BY 1, 2, 3, 4;
     "#,
+    // 7: the audit log (`store::audit`): appended in the transaction of what it
+    // records, sealed into a hash chain later (`seq`, `hash`), purged from the start
+    // of the chain with a checkpoint.
+    r#"
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,    -- ms since 1970 UTC
+        actor TEXT NOT NULL,
+        tenant TEXT,
+        action TEXT NOT NULL,
+        record TEXT NOT NULL,     -- the record's JSON, exactly as hashed
+        seq INTEGER UNIQUE,       -- place in the chain, once sealed
+        hash TEXT
+    );
+    CREATE INDEX audit_by_time ON audit_log (time);
+    CREATE INDEX audit_unsealed ON audit_log (id) WHERE seq IS NULL;
+    CREATE TABLE audit_checkpoint (
+        only INTEGER PRIMARY KEY CHECK (only = 1),
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL
+    );
+    "#,
 ];

@@ -35,6 +35,8 @@ pub enum Job {
     Write {
         tenant: String,
         ops: Vec<WriteOp>,
+        /// The write's audit record, inserted with it.
+        audit: Option<crate::AuditRecord>,
         reply: oneshot::Sender<StoreResult<Vec<StoreResult<Applied>>>>,
     },
     CacheContext {
@@ -65,6 +67,11 @@ pub enum Job {
     Subscription {
         change: super::subscriptions::SubscriptionChange,
         reply: oneshot::Sender<StoreResult<bool>>,
+    },
+    /// Audit records appended, sealed or purged (`sqlite::audit`).
+    Audit {
+        change: super::audit::AuditChange,
+        reply: oneshot::Sender<StoreResult<u64>>,
     },
 }
 
@@ -132,7 +139,8 @@ fn op_count(job: &Job) -> usize {
         | Job::EditHistory { .. }
         | Job::PurgeHistory { .. }
         | Job::Registry { .. }
-        | Job::Subscription { .. } => 1,
+        | Job::Subscription { .. }
+        | Job::Audit { .. } => 1,
     }
 }
 
@@ -142,7 +150,8 @@ enum Pending {
         Vec<StoreResult<Applied>>,
     ),
     Context(oneshot::Sender<StoreResult<()>>, StoreResult<()>),
-    History(oneshot::Sender<StoreResult<u64>>, u64),
+    /// A count: instances of a history edit, audit records appended, sealed or purged.
+    Count(oneshot::Sender<StoreResult<u64>>, u64),
     Purge(oneshot::Sender<StoreResult<PurgeStep>>, PurgeStep),
     Registry(oneshot::Sender<StoreResult<bool>>, StoreResult<bool>),
 }
@@ -213,25 +222,43 @@ fn commit_group(
     let mut notified = 0usize;
     for job in jobs {
         match job {
-            Job::Write { tenant, ops, reply } => {
+            Job::Write {
+                tenant,
+                ops,
+                audit,
+                reply,
+            } => {
                 let mut results = Vec::with_capacity(ops.len());
                 let mut changed = false;
+                let mut failed = Vec::new();
                 for op in ops {
                     if fault.is_some() {
                         results.push(Err(StoreError::Unavailable("group rolled back".into())));
                         continue;
                     }
+                    let id = audit.as_ref().map(|_| op.entity_id.clone());
                     match apply(&tx, &tenant, op, names, watchers) {
                         Ok((applied, wrote, fired)) => {
                             changed |= wrote;
                             notified += fired;
                             results.push(Ok(applied));
                         }
-                        Err(OpError::Op(e)) => results.push(Err(e)),
+                        Err(OpError::Op(e)) => {
+                            failed.extend(id);
+                            results.push(Err(e));
+                        }
                         Err(OpError::Fault(e)) => {
                             fault = Some(e.to_string());
                             results.push(Err(e));
                         }
+                    }
+                }
+                if let Some(mut record) = audit
+                    && fault.is_none()
+                {
+                    record.settle(failed);
+                    if let Err(e) = super::audit::insert(&tx, &record) {
+                        fault = Some(e.to_string());
                     }
                 }
                 if changed
@@ -260,7 +287,7 @@ fn commit_group(
                 edit,
                 reply,
             } => match edit_history(&tx, &tenant, &edit, names) {
-                Ok(n) => pending.push(Pending::History(reply, n)),
+                Ok(n) => pending.push(Pending::Count(reply, n)),
                 Err(e) => {
                     let e = sql_error(e);
                     fault = Some(e.to_string());
@@ -308,6 +335,14 @@ fn commit_group(
                     }
                 }
             }
+            Job::Audit { change, reply } => match super::audit::apply(&tx, change) {
+                Ok(n) => pending.push(Pending::Count(reply, n)),
+                Err(e) => {
+                    let e = sql_error(e);
+                    fault = Some(e.to_string());
+                    drop(reply.send(Err(e)));
+                }
+            },
         }
     }
     if let Some(msg) = fault {
@@ -321,7 +356,7 @@ fn commit_group(
                 Pending::Context(reply, _) => {
                     drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
                 }
-                Pending::History(reply, _) => {
+                Pending::Count(reply, _) => {
                     drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
                 }
                 Pending::Purge(reply, _) => {
@@ -340,7 +375,7 @@ fn commit_group(
                 match p {
                     Pending::Write(reply, results) => drop(reply.send(Ok(results))),
                     Pending::Context(reply, r) => drop(reply.send(r)),
-                    Pending::History(reply, n) => drop(reply.send(Ok(n))),
+                    Pending::Count(reply, n) => drop(reply.send(Ok(n))),
                     Pending::Purge(reply, step) => drop(reply.send(Ok(step))),
                     Pending::Registry(reply, r) => drop(reply.send(r)),
                 }
@@ -358,7 +393,7 @@ fn commit_group(
                     Pending::Context(reply, _) => {
                         drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
                     }
-                    Pending::History(reply, _) => {
+                    Pending::Count(reply, _) => {
                         drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
                     }
                     Pending::Purge(reply, _) => {
@@ -391,6 +426,7 @@ fn fail_all(jobs: Vec<Job>, e: StoreError) {
             Job::Registry { reply, .. } | Job::Subscription { reply, .. } => {
                 drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
             }
+            Job::Audit { reply, .. } => drop(reply.send(Err(StoreError::Unavailable(msg.clone())))),
         }
     }
 }
