@@ -157,6 +157,29 @@ pub struct ServeArgs {
         default_value = "dothi_tenants"
     )]
     pub oidc_tenants_claim: String,
+    /// A browser origin (https://app.example.vn) allowed to call the API (CORS);
+    /// repeatable. None by default.
+    #[arg(long, env = "DOTHI_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "DOTHI_TLS_CERT")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "DOTHI_TLS_KEY")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Served behind a TLS-terminating proxy: cookies are marked Secure and HSTS is
+    /// sent, as with --tls-cert.
+    #[arg(long, env = "DOTHI_BEHIND_TLS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub behind_tls: bool,
+    /// Logins per client address per minute (0: no limit).
+    #[arg(long, env = "DOTHI_RATE_LOGINS_PER_MINUTE", default_value_t = 20)]
+    pub rate_logins_per_minute: u32,
+    /// Requests without credentials per client address per minute (0: no limit).
+    #[arg(long, env = "DOTHI_RATE_ANONYMOUS_PER_MINUTE", default_value_t = 1_200)]
+    pub rate_anonymous_per_minute: u32,
+    /// Writes per API key or user per second; admins are not limited (0: no limit).
+    #[arg(long, env = "DOTHI_RATE_WRITES_PER_SECOND", default_value_t = 1_000)]
+    pub rate_writes_per_second: u32,
     /// Days audit records are kept.
     #[arg(long, env = "DOTHI_AUDIT_RETENTION_DAYS", default_value_t = 366)]
     pub audit_retention_days: u32,
@@ -269,6 +292,39 @@ impl ServeArgs {
         }
         hub.audit.retention = chrono::TimeDelta::days(i64::from(self.audit_retention_days));
         hub.gate.insecure = self.insecure;
+        for origin in self.cors_origin.iter().filter(|o| !o.trim().is_empty()) {
+            let o = origin.trim();
+            let parsed = url::Url::parse(o).ok().filter(|u| {
+                matches!(u.scheme(), "http" | "https") && u.path() == "/" && o.len() <= 256
+            });
+            if parsed.is_none() {
+                bail!("--cors-origin {o:?} must be an origin like https://app.example.vn");
+            }
+            hub.gate
+                .cors_origins
+                .push(o.trim_end_matches('/').to_string());
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                for f in [cert, key] {
+                    if !f.is_file() {
+                        bail!("TLS file {} does not exist", f.display());
+                    }
+                }
+                hub.tls = Some(hub::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                });
+            }
+            (None, None) => {}
+            _ => bail!("--tls-cert and --tls-key go together"),
+        }
+        hub.gate.tls = self.behind_tls;
+        hub.gate.limits = hub::http::gate::RateLimits {
+            logins_per_minute: self.rate_logins_per_minute,
+            anonymous_per_minute: self.rate_anonymous_per_minute,
+            writes_per_second: self.rate_writes_per_second,
+        };
         hub.gate.metrics_public = self.metrics_public;
         hub.identity.mfa_required = self.mfa.unwrap_or(default_mfa) == Mfa::Required;
         let mut outbound = hub::outbound::OutboundPolicy::parse_allow(&self.outbound_allow)

@@ -18,6 +18,9 @@ const PURGE_BATCH: usize = 5_000;
 pub struct AuditPolicy {
     pub retention: TimeDelta,
     pub seal_every: Duration,
+    /// Whether entity writes are audited. Always true in a server; `dothi bench hub`
+    /// turns it off to measure what the audit costs.
+    pub record_writes: bool,
 }
 
 impl Default for AuditPolicy {
@@ -25,6 +28,7 @@ impl Default for AuditPolicy {
         AuditPolicy {
             retention: TimeDelta::days(366),
             seal_every: Duration::from_secs(1),
+            record_writes: true,
         }
     }
 }

@@ -46,6 +46,15 @@ pub struct HubConfig {
     /// Which addresses requests made for callers may reach (remote @contexts,
     /// notifications).
     pub outbound: Arc<outbound::OutboundPolicy>,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of native TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 impl Default for HubConfig {
@@ -59,6 +68,7 @@ impl Default for HubConfig {
             gate: http::gate::GateConfig::default(),
             audit: audit::AuditPolicy::default(),
             outbound: Arc::new(outbound::OutboundPolicy::strict()),
+            tls: None,
         }
     }
 }
@@ -76,9 +86,20 @@ pub fn state(
     )?;
     Ok(AppState {
         identity: Arc::new(auth::Identity::new(store.clone(), config.identity.clone())),
-        gate: Arc::new(config.gate.clone()),
+        gate: Arc::new(http::gate::GateConfig {
+            tls: config.tls.is_some() || config.gate.tls,
+            ..config.gate.clone()
+        }),
+        tls: config.tls.clone(),
         audit: Arc::new(config.audit.clone()),
-        hub: Arc::new(Hub::new(store, contexts, config.outbound.clone())),
+        hub: Arc::new({
+            let hub = Hub::new(store, contexts, config.outbound.clone());
+            if config.audit.record_writes {
+                hub
+            } else {
+                hub.without_write_audit()
+            }
+        }),
         config: Arc::new(config.http.clone()),
         metrics: Arc::new(metrics::Metrics::default()),
         retention: Arc::new(config.retention.clone()),
@@ -115,10 +136,30 @@ pub async fn serve_with(
     );
     // The change feed, shared with the other nodes of the store when there are any.
     let sharing = changes::share(state.hub.clone());
+    let tls = state.tls.clone();
     let app = router(state, components).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(files) => {
+            let config =
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+                    .await?;
+            let handle = axum_server::Handle::new();
+            let stopping = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopping.graceful_shutdown(Some(Duration::from_secs(10)));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, config)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+    };
     duties.abort();
     let _ = duties.await;
     for task in sharing {

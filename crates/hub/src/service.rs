@@ -132,6 +132,8 @@ pub struct Hub {
     pub contexts: ContextResolver,
     changes: ChangeFeed,
     outbound: Arc<crate::outbound::OutboundPolicy>,
+    /// Whether entity writes are audited ([`crate::audit::AuditPolicy::record_writes`]).
+    audit_writes: bool,
 }
 
 pub(crate) fn store_error(e: StoreError) -> Error {
@@ -197,7 +199,14 @@ impl Hub {
             contexts,
             changes: ChangeFeed::default(),
             outbound,
+            audit_writes: true,
         }
+    }
+
+    /// Turns the audit of entity writes off (for `dothi bench hub`'s comparison).
+    pub fn without_write_audit(mut self) -> Self {
+        self.audit_writes = false;
+        self
     }
 
     /// The policy of requests made for callers.
@@ -283,7 +292,7 @@ impl Hub {
     ) -> Result<Vec<Result<Applied, StoreError>>, Error> {
         scope.check(Access::Write)?;
         let tenant = scope.tenant.as_str();
-        let audit = scope.caller.audited_writes.then(|| {
+        let audit = (self.audit_writes && scope.caller.audited_writes).then(|| {
             scope.caller.audit(
                 Some(tenant),
                 ops.iter().map(|op| op.entity_id.clone()).collect(),

@@ -8,6 +8,7 @@ use ngsi::subscription::{Subscription, SubscriptionStatus};
 use serde_json::Value;
 use store::{StoredSubscription, SubscriptionPage, SubscriptionWrite};
 
+use crate::auth::{Caller, Role};
 use crate::service::{Hub, Scope, store_error};
 
 /// A new subscription id.
@@ -63,11 +64,14 @@ impl Hub {
         id: &str,
     ) -> Result<StoredSubscription, Error> {
         self.require_tenant(scope).await?;
-        self.store()
+        let mut stored = self
+            .store()
             .subscription_get(&scope.tenant, id)
             .await
             .map_err(store_error)?
-            .ok_or_else(|| sub_not_found(id))
+            .ok_or_else(|| sub_not_found(id))?;
+        redact_for(&scope.caller, &mut stored);
+        Ok(stored)
     }
 
     /// GET /subscriptions.
@@ -78,13 +82,18 @@ impl Hub {
         limit: u64,
     ) -> Result<SubscriptionPage, Error> {
         self.require_tenant(scope).await?;
-        self.store()
+        let mut page = self
+            .store()
             .subscription_list(&scope.tenant, offset, limit)
             .await
-            .map_err(store_error)
+            .map_err(store_error)?;
+        for stored in &mut page.subscriptions {
+            redact_for(&scope.caller, stored);
+        }
+        Ok(page)
     }
 
-    /// PATCH /subscriptions/{id}.
+    /// PATCH /subscriptions/{id}: changed as stored, secrets included.
     pub async fn update_subscription(
         &self,
         scope: &Scope,
@@ -92,7 +101,14 @@ impl Hub {
         body: &Value,
     ) -> Result<(), Error> {
         self.require_unlimited_write(scope)?;
-        let mut sub = self.get_subscription(scope, id).await?.subscription;
+        self.require_tenant(scope).await?;
+        let mut sub = self
+            .store()
+            .subscription_get(&scope.tenant, id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| sub_not_found(id))?
+            .subscription;
         sub.apply_patch(body, &scope.ctx, ngsi::entity::now())?;
         self.check_notification_context(&sub).await?;
         self.store()
@@ -120,3 +136,25 @@ impl Hub {
         }
     }
 }
+
+/// What a caller who may not manage subscriptions (a viewer) must not see of one: the
+/// receiver's credentials (`receiverInfo` values, user information in the endpoint).
+fn redact_for(caller: &Caller, stored: &mut StoredSubscription) {
+    if matches!(caller.role, Some(Role::Admin | Role::Operator)) {
+        return;
+    }
+    let endpoint = &mut stored.subscription.notification.endpoint;
+    for (_, value) in &mut endpoint.receiver_info {
+        *value = HIDDEN.to_string();
+    }
+    if let Ok(mut url) = url::Url::parse(&endpoint.uri)
+        && (!url.username().is_empty() || url.password().is_some())
+    {
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        endpoint.uri = url.to_string();
+    }
+}
+
+/// What stands in for a hidden secret.
+const HIDDEN: &str = "(hidden)";

@@ -60,8 +60,8 @@ pub const ROUTE_RULES: &[RouteRule] = &[
     rule("GET", "/iot/devices/{device_id}", Permission::Operate),
     rule("PUT", "/iot/devices/{device_id}", Permission::Operate),
     rule("DELETE", "/iot/devices/{device_id}", Permission::Operate),
-    rule("POST", RESOURCE, Permission::Public),
-    rule("POST", "/iot/json/attrs/{name}", Permission::Public),
+    rule("POST", RESOURCE, Permission::DeviceKey),
+    rule("POST", "/iot/json/attrs/{name}", Permission::DeviceKey),
 ];
 
 /// The agent's routes and their permissions, to serve beside the hub's.

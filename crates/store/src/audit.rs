@@ -170,6 +170,7 @@ pub fn verify_run(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

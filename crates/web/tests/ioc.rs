@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 const GAUGE: &str = "urn:ngsi-ld:WaterObserved:demo-thach-han";
 const DONG_HA: &str = "urn:ngsi-ld:AdministrativeArea:VN-44-19333";
 
-/// The tests' client: an operator of the default tenant.
+/// The tests' client: an operator of the tenants the tests use.
 const OPERATOR_KEY: &str = "web-test-operator-key-0123456789abcdefghijklmn";
 
 struct App {
@@ -37,7 +37,13 @@ async fn start() -> App {
             hub::auth::identity::NewKey {
                 name: "test-operator".into(),
                 role: hub::auth::Role::Operator,
-                tenants: vec![String::new()],
+                // The tenants the tests write in, and no other.
+                tenants: vec![
+                    String::new(),
+                    "so-xay-dung".into(),
+                    "so-nn".into(),
+                    "nobody-here".into(),
+                ],
                 types: None,
                 expires: None,
             },

@@ -23,6 +23,7 @@
 //! MQTT on, publishes a reading a second from each through the local Mosquitto, and
 //! counts the measures stored in the history and samples the lag to queryable.
 
+mod access;
 mod data;
 mod ingest;
 mod nodes;

@@ -37,10 +37,10 @@ const JSON: &str = "application/json";
 type EntityMaker = fn(&str, usize, &Obs) -> Value;
 /// Request bodies, (id, stored document) of each entity, and for PostgreSQL each
 /// entity's rows as its baseline writes them.
-type Prepared = (Vec<Vec<u8>>, Vec<RawEntity>, Vec<RawRows>);
+pub(super) type Prepared = (Vec<Vec<u8>>, Vec<RawEntity>, Vec<RawRows>);
 
 /// One entity of figure 1 as the store writes it: its document and index rows.
-struct RawEntity {
+pub(super) struct RawEntity {
     id: String,
     doc: String,
     modified_at: String,
@@ -53,6 +53,7 @@ pub async fn run(sizes: &Sizes, dir: &Path, backend: &Backend) -> anyhow::Result
     patch(sizes, &server, &mut report).await?;
     server.stop().await?;
     queries(sizes, dir, backend, &mut report).await?;
+    super::access::run(sizes, dir, backend, &mut report).await?;
     if matches!(backend, Backend::Postgres { .. }) {
         println!();
         println!("== 4. Large store: SQLite only (it measures the file and a restart) ==");
@@ -87,7 +88,7 @@ async fn post_upsert(client: &reqwest::Client, url: &str, body: Vec<u8>) -> anyh
 }
 
 /// Sends a batch upsert, again after a failure (up to [`BATCH_ATTEMPTS`] in all).
-async fn upsert_retrying(
+pub(super) async fn upsert_retrying(
     client: &reqwest::Client,
     url: &str,
     body: Vec<u8>,
@@ -181,7 +182,7 @@ async fn timed_get(client: &reqwest::Client, url: &str) -> anyhow::Result<(Durat
 /// Request bodies of figure 1 and, for the SQLite baselines, each entity's stored
 /// document exactly as the hub stores it (the expanded entity as JSON) and its index
 /// rows.
-fn prepare_batches(n: usize, per: usize, postgres: bool) -> anyhow::Result<Prepared> {
+pub(super) fn prepare_batches(n: usize, per: usize, postgres: bool) -> anyhow::Result<Prepared> {
     let ctx = Context::core();
     let reader = Reader {
         ctx: &ctx,
@@ -511,14 +512,28 @@ fn raw_figures(
 
 // ---------------------------------------------------------------- figure 2
 
-async fn patch(sizes: &Sizes, server: &Server, report: &mut Report) -> anyhow::Result<()> {
-    let (n, clients) = (sizes.batch_entities, sizes.patch_clients);
-    section(&format!(
-        "2. PATCH /entities/{{id}}/attrs over HTTP (keep-alive): {clients} concurrent clients for {} s over {} existing entities",
-        sizes.patch_secs,
-        thousands(n as f64)
-    ));
-    let duration = Duration::from_secs_f64(sizes.patch_secs);
+/// What a run of PATCH clients did.
+pub(super) struct PatchRun {
+    pub latencies: Vec<Duration>,
+    pub took: Duration,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+impl PatchRun {
+    pub fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.took.as_secs_f64()
+    }
+}
+
+/// `clients` concurrent clients PATCH random entities of figure 1 (`0..n`) for
+/// `duration`.
+pub(super) async fn run_patches(
+    server: &Server,
+    n: usize,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<PatchRun> {
     let base = server.url("/ngsi-ld/v1/entities/");
     let start = Instant::now();
     let deadline = start + duration;
@@ -570,16 +585,41 @@ async fn patch(sizes: &Sizes, server: &Server, report: &mut Report) -> anyhow::R
     }
     let results = join_all(tasks).await?;
     let took = start.elapsed();
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    let mut first_error = None;
+    let mut run = PatchRun {
+        latencies: Vec::new(),
+        took,
+        errors: 0,
+        first_error: None,
+    };
     for (l, e, f) in results {
-        latencies.extend(l);
-        errors += e;
-        if first_error.is_none() {
-            first_error = f;
+        run.latencies.extend(l);
+        run.errors += e;
+        if run.first_error.is_none() {
+            run.first_error = f;
         }
     }
+    Ok(run)
+}
+
+async fn patch(sizes: &Sizes, server: &Server, report: &mut Report) -> anyhow::Result<()> {
+    let (n, clients) = (sizes.batch_entities, sizes.patch_clients);
+    section(&format!(
+        "2. PATCH /entities/{{id}}/attrs over HTTP (keep-alive): {clients} concurrent clients for {} s over {} existing entities",
+        sizes.patch_secs,
+        thousands(n as f64)
+    ));
+    let PatchRun {
+        latencies,
+        took,
+        errors,
+        first_error,
+    } = run_patches(
+        server,
+        n,
+        clients,
+        Duration::from_secs_f64(sizes.patch_secs),
+    )
+    .await?;
     let total = latencies.len() as u64;
     let rate = total as f64 / took.as_secs_f64();
     let p = percentiles(&latencies);

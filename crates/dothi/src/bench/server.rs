@@ -213,11 +213,20 @@ impl Server {
 
     /// Serves a new store of `backend` standing for the file `db`.
     pub async fn start_on(backend: &Backend, db: &Path) -> anyhow::Result<Server> {
+        Server::start_configured(backend, db, bench_config()).await
+    }
+
+    /// The same, with the hub configured as given (the benchmark key is an admin).
+    pub async fn start_configured(
+        backend: &Backend,
+        db: &Path,
+        config: hub::HubConfig,
+    ) -> anyhow::Result<Server> {
         let url = backend.store_url(db).await?;
         let store = store::open(&url)
             .await
             .with_context(|| format!("opening the store {url}"))?;
-        let state = hub::state(store, &bench_config())?;
+        let state = hub::state(store, &config)?;
         admit(&state).await?;
         Server::serve(state, client()?).await
     }

@@ -268,6 +268,7 @@ pub fn expand_types(types: &[String]) -> BTreeSet<String> {
 pub type CallerRef = Arc<Caller>;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -35,6 +35,10 @@ const REQUEST_ID: &str = "x-request-id";
 pub enum Permission {
     /// Anyone, without credentials.
     Public,
+    /// Device measures: no credentials at the door, the IoT agent checks the service
+    /// group's key in the request (the FIWARE convention); not limited as anonymous
+    /// traffic, since one gateway sends for many devices.
+    DeviceKey,
     /// Any authenticated caller.
     Signed,
     /// Reading entities, history, subscriptions, discovery: viewer, operator, admin.
@@ -53,7 +57,7 @@ impl Permission {
     /// The roles that hold it (anonymous callers hold only `Public`).
     pub fn allows(self, role: Role) -> bool {
         match self {
-            Permission::Public | Permission::Signed => true,
+            Permission::Public | Permission::DeviceKey | Permission::Signed => true,
             Permission::Read => role.allows(crate::auth::Access::Read),
             Permission::Write => role.allows(crate::auth::Access::Write),
             Permission::Operate => matches!(role, Role::Admin | Role::Operator),
@@ -79,9 +83,31 @@ pub const fn rule(method: &'static str, path: &'static str, permission: Permissi
     }
 }
 
+/// Requests allowed per window before 429 (0: no limit). Counted by each node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Logins (and login links) per client address per minute.
+    pub logins_per_minute: u32,
+    /// Requests without credentials per client address per minute.
+    pub anonymous_per_minute: u32,
+    /// Writes per credential per second; admins are never limited.
+    pub writes_per_second: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            logins_per_minute: 20,
+            anonymous_per_minute: 1_200,
+            writes_per_second: 1_000,
+        }
+    }
+}
+
 /// How the door behaves.
 #[derive(Debug, Clone, Default)]
 pub struct GateConfig {
+    pub limits: RateLimits,
     /// No authentication: every request acts as admin (development, conformance).
     pub insecure: bool,
     /// `/metrics` without credentials (for a private Prometheus network).
@@ -95,6 +121,7 @@ pub struct GateConfig {
 /// The front door: the route table, the identities, the settings.
 pub struct Gate {
     rules: HashMap<(Method, &'static str), Permission>,
+    windows: Windows,
     /// Paths with at least one declared method (another method gets 405, not 403).
     paths: std::collections::HashSet<&'static str>,
     all: Vec<RouteRule>,
@@ -114,6 +141,7 @@ impl Gate {
         }
         Gate {
             rules,
+            windows: Windows::default(),
             paths,
             all,
             identity,
@@ -133,6 +161,55 @@ impl Gate {
             method
         };
         self.rules.get(&(method.clone(), path)).copied()
+    }
+}
+
+/// What a rate limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Counted {
+    Login,
+    Anonymous,
+    Writes,
+}
+
+/// Fixed windows of request counts by (what, who).
+#[derive(Default)]
+struct Windows {
+    counts: std::sync::Mutex<HashMap<(Counted, String), (std::time::Instant, u32)>>,
+}
+
+/// Entries kept at most (older windows are dropped beyond).
+const MAX_WINDOWS: usize = 100_000;
+
+impl Windows {
+    /// Counts one request; the seconds to wait when over the limit.
+    fn hit(
+        &self,
+        what: Counted,
+        who: &str,
+        limit: u32,
+        window: std::time::Duration,
+    ) -> Result<(), u64> {
+        if limit == 0 {
+            return Ok(());
+        }
+        let Ok(mut counts) = self.counts.lock() else {
+            return Ok(());
+        };
+        let now = std::time::Instant::now();
+        if counts.len() >= MAX_WINDOWS {
+            counts.retain(|_, (start, _)| now.duration_since(*start) < window);
+        }
+        let entry = counts.entry((what, who.to_string())).or_insert((now, 0));
+        if now.duration_since(entry.0) >= window {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        if entry.1 > limit {
+            let left = window.saturating_sub(now.duration_since(entry.0));
+            return Err(left.as_secs().max(1));
+        }
+        Ok(())
     }
 }
 
@@ -237,13 +314,29 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut request: Request, next: Nex
         },
     };
     let mut known: Option<CallerRef> = None;
+    let is_login = method == Method::POST && route.as_deref() == Some("/auth/v1/login")
+        || route.as_deref() == Some("/auth/v1/login-link");
+    if is_login
+        && let Err(wait) = gate.windows.hit(
+            Counted::Login,
+            client.as_deref().unwrap_or(""),
+            gate.config.limits.logins_per_minute,
+            std::time::Duration::from_secs(60),
+        )
+    {
+        let mut r = too_many(wait, "too many logins from this address");
+        decorate(&gate, &mut r, &id);
+        return r;
+    }
     let mut response = match authenticate(&gate, request.headers(), info.clone()).await {
         Err(e) => unauthenticated(&e.detail),
         Ok(caller) => {
             let caller: CallerRef = Arc::new(caller);
             known = Some(caller.clone());
-            match decide(&gate, permission, &caller, &method, request.headers()) {
-                Err(r) => r,
+            let allowed = decide(&gate, permission, &caller, &method, request.headers())
+                .and_then(|()| limit(&gate, &caller, &method, permission));
+            match allowed {
+                Err(r) => *r,
                 Ok(()) => {
                     request.extensions_mut().insert(caller);
                     next.run(request).await
@@ -299,27 +392,31 @@ fn decide(
     caller: &Caller,
     method: &Method,
     headers: &HeaderMap,
-) -> Result<(), Response> {
+) -> Result<(), Box<Response>> {
     let Some(permission) = permission else {
-        return Err(ApiError(Error::forbidden(
-            "this route declares no permission and is refused",
-        ))
-        .into_response());
+        return Err(Box::new(
+            ApiError(Error::forbidden(
+                "this route declares no permission and is refused",
+            ))
+            .into_response(),
+        ));
     };
-    if permission == Permission::Public
+    if matches!(permission, Permission::Public | Permission::DeviceKey)
         || (permission == Permission::Metrics && gate.config.metrics_public)
     {
         return Ok(());
     }
     let Some(role) = caller.role else {
-        return Err(unauthenticated("credentials are required"));
+        return Err(Box::new(unauthenticated("credentials are required")));
     };
     if !permission.allows(role) {
-        return Err(ApiError(Error::forbidden(format!(
-            "the role {} may not use this route",
-            role.as_str()
-        )))
-        .into_response());
+        return Err(Box::new(
+            ApiError(Error::forbidden(format!(
+                "the role {} may not use this route",
+                role.as_str()
+            )))
+            .into_response(),
+        ));
     }
     // A browser sends the cookie with any request to this site: a write made with it
     // must prove it comes from our own page.
@@ -331,13 +428,60 @@ fn decide(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if !secrets::constant_time_eq(given.as_bytes(), csrf.as_bytes()) {
-            return Err(ApiError(Error::forbidden(
-                "a write with a session cookie needs its X-CSRF-Token header",
-            ))
-            .into_response());
+            return Err(Box::new(
+                ApiError(Error::forbidden(
+                    "a write with a session cookie needs its X-CSRF-Token header",
+                ))
+                .into_response(),
+            ));
         }
     }
     Ok(())
+}
+
+fn too_many(wait: u64, detail: &str) -> Response {
+    let mut r = ApiError(Error::new(ngsi::ErrorKind::TooManyRequests, detail)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// The rate limits of anonymous requests (by address) and of writes (by credential;
+/// admins and `--insecure` are not limited).
+fn limit(
+    gate: &Gate,
+    caller: &Caller,
+    method: &Method,
+    permission: Option<Permission>,
+) -> Result<(), Box<Response>> {
+    let limits = gate.config.limits;
+    if permission == Some(Permission::DeviceKey) {
+        return Ok(());
+    }
+    if caller.is_anonymous() {
+        let who = caller.request.client.as_deref().unwrap_or("");
+        return gate
+            .windows
+            .hit(
+                Counted::Anonymous,
+                who,
+                limits.anonymous_per_minute,
+                std::time::Duration::from_secs(60),
+            )
+            .map_err(|wait| Box::new(too_many(wait, "too many requests from this address")));
+    }
+    if caller.is_admin() || matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    gate.windows
+        .hit(
+            Counted::Writes,
+            &caller.actor,
+            limits.writes_per_second,
+            std::time::Duration::from_secs(1),
+        )
+        .map_err(|wait| Box::new(too_many(wait, "too many writes with this credential")))
 }
 
 /// Writes a refusal to the audit log without holding the answer back.

@@ -55,6 +55,8 @@ pub struct AppState {
     pub identity: Arc<crate::auth::Identity>,
     /// How the front door behaves.
     pub gate: Arc<gate::GateConfig>,
+    /// Native TLS, when configured.
+    pub tls: Option<crate::TlsFiles>,
     pub config: Arc<HttpConfig>,
     pub metrics: Arc<Metrics>,
     pub retention: Arc<crate::retention::RetentionPolicy>,
@@ -262,6 +264,46 @@ pub fn router(state: AppState, components: Vec<Component>) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError(Error::new(ErrorKind::InternalError, "internal error")).into_response()
         }))
+        .layer(tower::util::option_layer(cors(&state.gate.cors_origins)))
+}
+
+/// Browsers on these origins may call the API (none by default: the web app is
+/// served from this origin and needs no CORS).
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::LINK,
+            HeaderName::from_static("ngsild-tenant"),
+            HeaderName::from_static("fiware-service"),
+            HeaderName::from_static("x-csrf-token"),
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::LINK,
+            HeaderName::from_static("ngsild-results-count"),
+            HeaderName::from_static("x-request-id"),
+        ]);
+    Some(layer)
 }
 
 async fn health(State(state): State<AppState>) -> Response {

@@ -10,7 +10,7 @@ use crate::StoreResult;
 use crate::audit::{AuditFilter, AuditRecord, ChainPage, GENESIS, StoredAudit, chain_hash};
 
 /// The advisory lock key of the chain ("audit" in ASCII).
-const CHAIN_LOCK: i64 = 0x6175_6469_74;
+const CHAIN_LOCK: i64 = 0x0061_7564_6974;
 
 pub(super) async fn insert(
     tx: &Transaction<'_>,
@@ -134,7 +134,7 @@ impl PostgresStore {
     pub(super) async fn audit_chain_page(&self, after: i64, max: usize) -> StoreResult<ChainPage> {
         let client = self.client().await?;
         let checkpoint = client
-            .query_opt("SELECT seq, hash FROM audit_checkpoint WHERE only = 1", &[])
+            .query_opt("SELECT seq, hash FROM audit_checkpoint WHERE id = 1", &[])
             .await
             .map_err(pg_error)?
             .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)));
@@ -181,8 +181,8 @@ impl PostgresStore {
             .await
             .map_err(pg_error)?;
         tx.execute(
-            "INSERT INTO audit_checkpoint (only, seq, hash) VALUES (1, $1, $2)
-             ON CONFLICT (only) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            "INSERT INTO audit_checkpoint (id, seq, hash) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
             &[&seq, &hash],
         )
         .await
@@ -203,7 +203,7 @@ async fn chain_head(tx: &Transaction<'_>) -> Result<(i64, String), tokio_postgre
         return Ok((r.get(0), r.get(1)));
     }
     let checkpoint = tx
-        .query_opt("SELECT seq, hash FROM audit_checkpoint WHERE only = 1", &[])
+        .query_opt("SELECT seq, hash FROM audit_checkpoint WHERE id = 1", &[])
         .await?;
     Ok(checkpoint
         .map(|r| (r.get(0), r.get(1)))

@@ -81,7 +81,7 @@ fn chain_head(conn: &Connection) -> rusqlite::Result<(i64, String)> {
 }
 
 fn checkpoint(conn: &Connection) -> rusqlite::Result<Option<(i64, String)>> {
-    conn.prepare_cached("SELECT seq, hash FROM audit_checkpoint WHERE only = 1")?
+    conn.prepare_cached("SELECT seq, hash FROM audit_checkpoint WHERE id = 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
 }
@@ -130,8 +130,8 @@ fn purge(conn: &Connection, before: DateTime<Utc>, max: usize) -> rusqlite::Resu
         delete.execute([id])?;
     }
     conn.prepare_cached(
-        "INSERT INTO audit_checkpoint (only, seq, hash) VALUES (1, ?1, ?2)
-         ON CONFLICT (only) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        "INSERT INTO audit_checkpoint (id, seq, hash) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
     )?
     .execute(params![seq, hash])?;
     Ok(ids.len() as u64)

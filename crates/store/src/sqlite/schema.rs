@@ -237,7 +237,7 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_by_time ON audit_log (time);
     CREATE INDEX audit_unsealed ON audit_log (id) WHERE seq IS NULL;
     CREATE TABLE audit_checkpoint (
-        only INTEGER PRIMARY KEY CHECK (only = 1),
+        id INTEGER PRIMARY KEY CHECK (id = 1),
         seq INTEGER NOT NULL,
         hash TEXT NOT NULL
     );

@@ -1,0 +1,192 @@
+//! Figure 5 of `dothi bench hub`: what access control costs. The same batch upsert
+//! and PATCH load runs against three servers over fresh stores of the same backend,
+//! one after the other: with an API key (the default), with `--insecure`
+//! (authentication off), and with an API key but the audit of writes off; then
+//! logins of a user, one after another.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+use super::data::{Retries, join_all, ms, percentiles, section, thousands};
+use super::phases::{prepare_batches, run_patches, upsert_retrying};
+use super::server::{Backend, Server};
+use super::{Report, Sizes, Target};
+
+const UPSERT: &str = "/ngsi-ld/v1/entityOperations/upsert";
+/// Attributes per entity of the batches (as figure 1).
+const ATTRS_PER_ENTITY: usize = 5;
+/// Logins measured.
+const LOGINS: usize = 30;
+
+/// One server's run: attribute writes/s of the upsert, PATCH requests/s.
+struct Run {
+    upsert_rate: f64,
+    patch_rate: f64,
+    errors: u64,
+}
+
+async fn measure(
+    sizes: &Sizes,
+    dir: &Path,
+    backend: &Backend,
+    name: &str,
+    config: hub::HubConfig,
+) -> anyhow::Result<Run> {
+    // A tenth of figure 1's entities: enough for a steady rate, short enough to run
+    // three times.
+    let n = (sizes.batch_entities / 10).max(sizes.batch_size);
+    let (per, clients) = (sizes.batch_size, sizes.batch_clients);
+    let postgres = matches!(backend, Backend::Postgres { .. });
+    let (bodies, _, _) = tokio::task::spawn_blocking(move || prepare_batches(n, per, postgres))
+        .await
+        .map_err(super::data::join_error)??;
+    let server =
+        Server::start_configured(backend, &dir.join(format!("access-{name}.db")), config).await?;
+    server.wait_healthy(Duration::from_secs(10)).await?;
+    let queue = Arc::new(Mutex::new(bodies.into_iter()));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let queue = queue.clone();
+        let client = server.client.clone();
+        let url = server.url(UPSERT);
+        tasks.push(tokio::spawn(async move {
+            let mut retries = Retries::default();
+            loop {
+                let body = queue.lock().ok().and_then(|mut q| q.next());
+                let Some(body) = body else {
+                    return Ok(retries);
+                };
+                upsert_retrying(&client, &url, body, &mut retries).await?;
+            }
+        }));
+    }
+    let retried: u64 = join_all(tasks).await?.iter().map(|r| r.count).sum();
+    let upsert_rate = (n * ATTRS_PER_ENTITY) as f64 / start.elapsed().as_secs_f64();
+    let patched = run_patches(
+        &server,
+        n,
+        sizes.patch_clients,
+        Duration::from_secs_f64(sizes.patch_secs),
+    )
+    .await?;
+    println!(
+        "  {name:<24} batch upsert {} attribute writes/s; PATCH {} requests/s ({} errors), latency {}",
+        thousands(upsert_rate),
+        thousands(patched.rate()),
+        patched.errors,
+        ms(&percentiles(&patched.latencies))
+    );
+    if let Some(e) = &patched.first_error {
+        println!("  {:<24} first error: {e}", "");
+    }
+    server.stop().await?;
+    Ok(Run {
+        upsert_rate,
+        patch_rate: patched.rate(),
+        errors: patched.errors + retried,
+    })
+}
+
+pub async fn run(
+    sizes: &Sizes,
+    dir: &Path,
+    backend: &Backend,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    section(
+        "5. Access control: the same writes with an API key, with --insecure, and without the audit of writes",
+    );
+    let keyed = super::server::bench_config();
+    let insecure = hub::HubConfig {
+        gate: hub::http::gate::GateConfig {
+            insecure: true,
+            ..Default::default()
+        },
+        ..super::server::bench_config()
+    };
+    let unaudited = hub::HubConfig {
+        audit: hub::audit::AuditPolicy {
+            record_writes: false,
+            ..Default::default()
+        },
+        ..super::server::bench_config()
+    };
+    let with_key = measure(sizes, dir, backend, "API key, audit on", keyed.clone()).await?;
+    let open = measure(sizes, dir, backend, "--insecure, audit on", insecure).await?;
+    let no_audit = measure(sizes, dir, backend, "API key, audit off", unaudited).await?;
+    let clean = with_key.errors + open.errors + no_audit.errors == 0;
+    let patch_ratio = with_key.patch_rate / open.patch_rate;
+    let audit_ratio = with_key.upsert_rate / no_audit.upsert_rate;
+    println!(
+        "  PATCH with a key / with --insecure: {patch_ratio:.2}; batch upsert with audit / without: {audit_ratio:.2}"
+    );
+    report.row(
+        "access_patch_key_vs_insecure",
+        "5  PATCH with an API key / --insecure",
+        patch_ratio,
+        "×",
+        Some(Target::AtLeast(0.9)),
+        clean,
+    );
+    report.row(
+        "access_upsert_audit_vs_none",
+        "5  batch upsert with audit / without",
+        audit_ratio,
+        "×",
+        Some(Target::AtLeast(0.9)),
+        clean,
+    );
+
+    // Logins: each hashes the password once (argon2id, `hub::auth::password`).
+    let server = Server::start_configured(backend, &dir.join("access-login.db"), keyed).await?;
+    server.wait_healthy(Duration::from_secs(10)).await?;
+    let password = "bench-password-0123456789";
+    let created = server
+        .client
+        .post(server.url("/auth/v1/users"))
+        .json(&serde_json::json!({
+            "username": "bench-operator", "password": password,
+            "role": "operator", "tenants": ["*"]
+        }))
+        .send()
+        .await?;
+    if created.status() != 201 {
+        bail!("creating the bench user: {}", created.status());
+    }
+    let anonymous = reqwest::Client::new();
+    let mut latencies = Vec::with_capacity(LOGINS);
+    for _ in 0..LOGINS {
+        let t = Instant::now();
+        let r = anonymous
+            .post(server.url("/auth/v1/login"))
+            .json(&serde_json::json!({"username": "bench-operator", "password": password}))
+            .send()
+            .await?;
+        latencies.push(t.elapsed());
+        if r.status() != 200 {
+            bail!("a login answered {}", r.status());
+        }
+    }
+    server.stop().await?;
+    let p = percentiles(&latencies);
+    println!(
+        "  {LOGINS} logins one after another: latency {} (argon2id m={} MiB, t={}, p={})",
+        ms(&p),
+        hub::auth::password::ARGON2_MEMORY_KIB / 1024,
+        hub::auth::password::ARGON2_ITERATIONS,
+        hub::auth::password::ARGON2_PARALLELISM,
+    );
+    report.row(
+        "login_p95_ms",
+        "5  login, p95 latency",
+        p.p95,
+        "ms",
+        Some(Target::AtMost(300.0)),
+        true,
+    );
+    Ok(())
+}
