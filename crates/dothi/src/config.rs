@@ -134,7 +134,8 @@ pub struct ServeArgs {
     #[arg(long, env = "DOTHI_OIDC_ISSUER")]
     pub oidc_issuer: Option<String>,
     /// The issuer's signing keys as a JWKS file (for sites whose identity provider
-    /// this server cannot reach).
+    /// this server cannot reach); without it they are fetched from the issuer
+    /// (`/.well-known/openid-configuration`, then its `jwks_uri`).
     #[arg(long, env = "DOTHI_OIDC_JWKS")]
     pub oidc_jwks: Option<std::path::PathBuf>,
     /// The audience tokens must name (`aud`); repeatable.
@@ -334,17 +335,25 @@ impl ServeArgs {
         }
         hub.outbound = std::sync::Arc::new(outbound);
         if let Some(issuer) = self.oidc_issuer.filter(|i| !i.trim().is_empty()) {
-            let Some(path) = &self.oidc_jwks else {
-                bail!("--oidc-issuer needs --oidc-jwks FILE (the issuer's signing keys)");
+            let keys = match &self.oidc_jwks {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading --oidc-jwks {}", path.display()))?;
+                    let jwks = hub::auth::jwt::Jwks::from_json(&text)
+                        .map_err(|e| anyhow::anyhow!("--oidc-jwks {}: {e}", path.display()))?;
+                    hub::auth::oidc::KeySource::fixed(jwks)
+                }
+                None => {
+                    if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+                        bail!("--oidc-issuer must be an http(s) URL");
+                    }
+                    hub::auth::oidc::KeySource::discovered(issuer.trim())
+                }
             };
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading --oidc-jwks {}", path.display()))?;
-            let jwks = hub::auth::jwt::Jwks::from_json(&text)
-                .map_err(|e| anyhow::anyhow!("--oidc-jwks {}: {e}", path.display()))?;
             hub.identity.oidc.push(hub::auth::identity::OidcIssuer {
                 issuer: issuer.trim().to_string(),
                 audiences: self.oidc_audience.clone(),
-                jwks: std::sync::Arc::new(jwks),
+                keys: std::sync::Arc::new(keys),
                 role_claim: self.oidc_role_claim.clone(),
                 tenants_claim: self.oidc_tenants_claim.clone(),
             });

@@ -72,7 +72,8 @@ impl Default for IdentityConfig {
 pub struct OidcIssuer {
     pub issuer: String,
     pub audiences: Vec<String>,
-    pub jwks: Arc<jwt::Jwks>,
+    /// Its signing keys: from a file, or fetched from the issuer.
+    pub keys: Arc<super::oidc::KeySource>,
     /// The claim holding roles (a string or a list): the first that names a role of
     /// dothi wins; without one the token is refused.
     pub role_claim: String,
@@ -910,7 +911,7 @@ impl Identity {
             return Err(refused());
         }
         if credential.matches('.').count() == 2 && !self.config.oidc.is_empty() {
-            return self.token(credential, request);
+            return self.token(credential, request).await;
         }
         let digest = secrets::digest(credential);
         let generation = self.store.registry_generation();
@@ -974,7 +975,7 @@ impl Identity {
         });
     }
 
-    fn token(&self, token: &str, request: RequestInfo) -> Result<Caller, Error> {
+    async fn token(&self, token: &str, request: RequestInfo) -> Result<Caller, Error> {
         let refused = |why: &str| Error::unauthenticated(format!("the token is not valid: {why}"));
         let t = now().timestamp();
         let mut last = None;
@@ -984,7 +985,14 @@ impl Identity {
                 audiences: issuer.audiences.clone(),
                 leeway_secs: 30,
             };
-            match jwt::verify(token, &issuer.jwks, &v, t) {
+            let keys = issuer.keys.keys(false).await.map_err(|e| refused(&e))?;
+            let mut verified = jwt::verify(token, &keys, &v, t);
+            // A key the set lacks may be a new one: fetch the set again once.
+            if matches!(verified, Err(jwt::JwtError::UnknownKey)) {
+                let keys = issuer.keys.keys(true).await.map_err(|e| refused(&e))?;
+                verified = jwt::verify(token, &keys, &v, t);
+            }
+            match verified {
                 Ok(claims) => {
                     let strings = |name: &str| -> Vec<String> {
                         match claims.raw.get(name) {

@@ -11,6 +11,7 @@
 
 pub mod identity;
 pub mod jwt;
+pub mod oidc;
 pub mod password;
 pub mod secrets;
 pub mod totp;

@@ -11,6 +11,7 @@ mod discovery;
 mod entities;
 mod errors;
 mod kinds;
+mod oidc;
 mod query;
 mod subscriptions;
 mod temporal;
