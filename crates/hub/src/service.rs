@@ -233,13 +233,10 @@ impl Hub {
         self.store.tenants().await.map(|_| ()).map_err(store_error)
     }
 
-    /// Records a change made outside [`Hub::commit`] (subscriptions, history edits)
-    /// in the audit log, once it is done.
-    pub(crate) async fn record(&self, scope: &Scope, targets: Vec<String>) {
-        let record = scope.caller.audit(Some(&scope.tenant), targets);
-        if let Err(e) = self.store.audit_append(vec![record]).await {
-            tracing::error!(error = %e, "audit record not written");
-        }
+    /// The audit record of a change made outside [`Hub::commit`] (subscriptions,
+    /// history edits), which the store commits with the change.
+    pub(crate) fn audit_record(&self, scope: &Scope, targets: Vec<String>) -> store::AuditRecord {
+        scope.caller.audit(Some(&scope.tenant), targets)
     }
 
     /// Audit records, newest first (`GET /auth/v1/audit`): admins only.

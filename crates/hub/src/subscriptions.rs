@@ -50,10 +50,14 @@ impl Hub {
         self.check_notification_context(&sub).await?;
         let id = sub.id.clone();
         self.store()
-            .subscription_put(&scope.tenant, sub, SubscriptionWrite::Create)
+            .subscription_put_audited(
+                &scope.tenant,
+                sub,
+                SubscriptionWrite::Create,
+                Some(self.audit_record(scope, vec![id.clone()])),
+            )
             .await
             .map_err(store_error)?;
-        self.record(scope, vec![id.clone()]).await;
         Ok(id)
     }
 
@@ -112,10 +116,14 @@ impl Hub {
         sub.apply_patch(body, &scope.ctx, ngsi::entity::now())?;
         self.check_notification_context(&sub).await?;
         self.store()
-            .subscription_put(&scope.tenant, sub, SubscriptionWrite::Replace)
+            .subscription_put_audited(
+                &scope.tenant,
+                sub,
+                SubscriptionWrite::Replace,
+                Some(self.audit_record(scope, vec![id.to_string()])),
+            )
             .await
             .map_err(store_error)?;
-        self.record(scope, vec![id.to_string()]).await;
         Ok(())
     }
 
@@ -125,11 +133,14 @@ impl Hub {
         self.require_tenant(scope).await?;
         if self
             .store()
-            .subscription_delete(&scope.tenant, id)
+            .subscription_delete_audited(
+                &scope.tenant,
+                id,
+                Some(self.audit_record(scope, vec![id.to_string()])),
+            )
             .await
             .map_err(store_error)?
         {
-            self.record(scope, vec![id.to_string()]).await;
             Ok(())
         } else {
             Err(sub_not_found(id))

@@ -415,17 +415,17 @@ impl Hub {
         self.require_tenant(scope).await?;
         let deleted = self
             .store()
-            .edit_history(
+            .edit_history_audited(
                 &scope.tenant,
                 HistoryEdit::DeleteAttribute {
                     entity_id: id.to_string(),
                     name: name.to_string(),
                     dataset_id: (!delete_all).then(|| dataset_id.clone()),
                 },
+                Some(self.audit_record(scope, vec![id.to_string()])),
             )
             .await
             .map_err(store_error)?;
-        self.record(scope, vec![id.to_string()]).await;
         // The current attribute goes too, when it is there.
         let removed = self
             .delete_attr(scope, id, name, dataset_id, delete_all)
@@ -489,7 +489,11 @@ impl Hub {
         };
         let n = self
             .store()
-            .edit_history(&scope.tenant, edit)
+            .edit_history_audited(
+                &scope.tenant,
+                edit,
+                Some(self.audit_record(scope, vec![target])),
+            )
             .await
             .map_err(store_error)?;
         if n == 0 {
@@ -497,7 +501,6 @@ impl Hub {
                 "no such instance of this attribute of this entity",
             ));
         }
-        self.record(scope, vec![target]).await;
         Ok(())
     }
 }

@@ -239,7 +239,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<AggregatePage>>;
 
     /// Changes history alone; returns how many instances it changed or deleted.
-    async fn edit_history(&self, tenant: &str, edit: HistoryEdit) -> StoreResult<u64>;
+    async fn edit_history(&self, tenant: &str, edit: HistoryEdit) -> StoreResult<u64> {
+        self.edit_history_audited(tenant, edit, None).await
+    }
+
+    /// [`Store::edit_history`], with its audit record inserted in the same transaction
+    /// when it changed something.
+    async fn edit_history_audited(
+        &self,
+        tenant: &str,
+        edit: HistoryEdit,
+        audit: Option<AuditRecord>,
+    ) -> StoreResult<u64>;
 
     /// One bounded step of a retention purge: the history of up to `max_entities`
     /// entities after entity row `after` (0 to start), cut at their cutoff.
@@ -295,6 +306,18 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         subscription: ngsi::subscription::Subscription,
         mode: SubscriptionWrite,
+    ) -> StoreResult<()> {
+        self.subscription_put_audited(tenant, subscription, mode, None)
+            .await
+    }
+
+    /// [`Store::subscription_put`], with its audit record in the same transaction.
+    async fn subscription_put_audited(
+        &self,
+        tenant: &str,
+        subscription: ngsi::subscription::Subscription,
+        mode: SubscriptionWrite,
+        audit: Option<AuditRecord>,
     ) -> StoreResult<()>;
 
     async fn subscription_get(
@@ -313,7 +336,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes a subscription and its undelivered notifications; false when there
     /// was none.
-    async fn subscription_delete(&self, tenant: &str, id: &str) -> StoreResult<bool>;
+    async fn subscription_delete(&self, tenant: &str, id: &str) -> StoreResult<bool> {
+        self.subscription_delete_audited(tenant, id, None).await
+    }
+
+    /// [`Store::subscription_delete`], with its audit record in the same transaction
+    /// when there was one to delete.
+    async fn subscription_delete_audited(
+        &self,
+        tenant: &str,
+        id: &str,
+        audit: Option<AuditRecord>,
+    ) -> StoreResult<bool>;
 
     /// Up to `max` notifications due at `now`, in outbox order, at most one per
     /// subscription: the oldest of each (a later one waits until it is delivered,

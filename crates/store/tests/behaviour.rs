@@ -1619,6 +1619,84 @@ async fn keeps_an_audit_chain(store: Arc<dyn Store>) {
     assert!(store::audit::verify_run(hash, seq, &page.records).is_ok());
 }
 
+/// Subscriptions and history edits commit their records with them, and a change that
+/// did nothing (deleting what is not there) leaves none.
+async fn audits_subscriptions_and_history_edits(store: Arc<dyn Store>) {
+    let now = chrono::Utc::now();
+    let sub = subscription(
+        "urn:ngsi-ld:Subscription:audited",
+        json!({"type": "Subscription", "entities": [{"type": "T"}],
+               "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}}}),
+    );
+    store
+        .subscription_put_audited(
+            "a",
+            sub,
+            store::SubscriptionWrite::Create,
+            Some(audit_record("POST /subscriptions", now)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .subscription_delete_audited(
+                "a",
+                "urn:ngsi-ld:Subscription:none",
+                Some(audit_record("DELETE /subscriptions/{id}", now)),
+            )
+            .await
+            .is_ok_and(|found| !found)
+    );
+    assert!(
+        store
+            .subscription_delete_audited(
+                "a",
+                "urn:ngsi-ld:Subscription:audited",
+                Some(audit_record("DELETE /subscriptions/{id}", now)),
+            )
+            .await
+            .unwrap()
+    );
+    store
+        .write("a", vec![reading("urn:g:9", 1, 1.0)])
+        .await
+        .unwrap();
+    let n = store
+        .edit_history_audited(
+            "a",
+            store::HistoryEdit::DeleteAttribute {
+                entity_id: "urn:g:9".into(),
+                name: Context::core().expand("level"),
+                dataset_id: None,
+            },
+            Some(audit_record(
+                "DELETE /temporal/entities/{id}/attrs/{attr}",
+                now,
+            )),
+        )
+        .await
+        .unwrap();
+    assert!(n > 0);
+    let actions: Vec<String> = store
+        .audit_list(store::AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.record().unwrap().action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "DELETE /temporal/entities/{id}/attrs/{attr}",
+            "DELETE /subscriptions/{id}",
+            "POST /subscriptions"
+        ]
+    );
+}
+
 /// One test per backend for each check.
 macro_rules! behaviour {
     ($($check:ident),* $(,)?) => {
@@ -1669,6 +1747,7 @@ behaviour!(
     keeps_registry,
     keeps_subscriptions_and_their_outbox,
     keeps_an_audit_chain,
+    audits_subscriptions_and_history_edits,
 );
 
 /// A PostgreSQL database of one test, created empty and dropped when it ends (even

@@ -377,8 +377,13 @@ impl Store for PostgresStore {
         read::aggregate(&c, tenant, &query).await
     }
 
-    async fn edit_history(&self, tenant: &str, edit: HistoryEdit) -> StoreResult<u64> {
-        self.edit(tenant, edit).await
+    async fn edit_history_audited(
+        &self,
+        tenant: &str,
+        edit: HistoryEdit,
+        audit: Option<crate::AuditRecord>,
+    ) -> StoreResult<u64> {
+        self.edit(tenant, edit, audit).await
     }
 
     async fn purge_history(
@@ -433,13 +438,15 @@ impl Store for PostgresStore {
         self.delete_record(collection, tenant, key).await
     }
 
-    async fn subscription_put(
+    async fn subscription_put_audited(
         &self,
         tenant: &str,
         subscription: ngsi::subscription::Subscription,
         mode: SubscriptionWrite,
+        audit: Option<crate::AuditRecord>,
     ) -> StoreResult<()> {
-        self.put_subscription(tenant, subscription, mode).await
+        self.put_subscription(tenant, subscription, mode, audit)
+            .await
     }
 
     async fn subscription_get(
@@ -459,8 +466,13 @@ impl Store for PostgresStore {
         self.list_subscriptions(tenant, offset, limit).await
     }
 
-    async fn subscription_delete(&self, tenant: &str, id: &str) -> StoreResult<bool> {
-        self.delete_subscription(tenant, id).await
+    async fn subscription_delete_audited(
+        &self,
+        tenant: &str,
+        id: &str,
+        audit: Option<crate::AuditRecord>,
+    ) -> StoreResult<bool> {
+        self.delete_subscription(tenant, id, audit).await
     }
 
     async fn outbox_due(

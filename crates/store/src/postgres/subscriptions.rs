@@ -243,6 +243,7 @@ impl PostgresStore {
         tenant: &str,
         subscription: Subscription,
         mode: SubscriptionWrite,
+        audit: Option<crate::AuditRecord>,
     ) -> StoreResult<()> {
         let doc = serde_json::to_string(&subscription)
             .map_err(|e| StoreError::Other(format!("cannot store a subscription: {e}")))?;
@@ -277,6 +278,9 @@ impl PostgresStore {
             }));
         }
         bump_version(&tx, tenant).await?;
+        if let Some(record) = &audit {
+            super::audit::insert(&tx, record).await.map_err(pg_error)?;
+        }
         tx.commit().await.map_err(pg_error)
     }
 
@@ -329,7 +333,12 @@ impl PostgresStore {
         })
     }
 
-    pub(super) async fn delete_subscription(&self, tenant: &str, id: &str) -> StoreResult<bool> {
+    pub(super) async fn delete_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        audit: Option<crate::AuditRecord>,
+    ) -> StoreResult<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
         let n = tx
@@ -346,6 +355,9 @@ impl PostgresStore {
         .await
         .map_err(pg_error)?;
         bump_version(&tx, tenant).await?;
+        if let Some(record) = audit.filter(|_| n > 0) {
+            super::audit::insert(&tx, &record).await.map_err(pg_error)?;
+        }
         tx.commit().await.map_err(pg_error)?;
         Ok(n > 0)
     }

@@ -416,7 +416,12 @@ impl PostgresStore {
         Ok((applied, fired))
     }
 
-    pub(super) async fn edit(&self, tenant: &str, edit: HistoryEdit) -> StoreResult<u64> {
+    pub(super) async fn edit(
+        &self,
+        tenant: &str,
+        edit: HistoryEdit,
+        audit: Option<crate::AuditRecord>,
+    ) -> StoreResult<u64> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
         let entity_id = match &edit {
@@ -503,6 +508,9 @@ impl PostgresStore {
             }
         }
         .map_err(pg_error)?;
+        if let Some(record) = audit.filter(|_| n > 0) {
+            super::audit::insert(&tx, &record).await.map_err(pg_error)?;
+        }
         tx.commit().await.map_err(pg_error)?;
         Ok(n)
     }

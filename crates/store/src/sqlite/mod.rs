@@ -297,12 +297,18 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn edit_history(&self, tenant: &str, edit: HistoryEdit) -> StoreResult<u64> {
+    async fn edit_history_audited(
+        &self,
+        tenant: &str,
+        edit: HistoryEdit,
+        audit: Option<crate::AuditRecord>,
+    ) -> StoreResult<u64> {
         let (reply, answer) = oneshot::channel();
         self.writer
             .send(write::Job::EditHistory {
                 tenant: tenant.to_string(),
                 edit: Box::new(edit),
+                audit,
                 reply,
             })
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
@@ -391,13 +397,15 @@ impl Store for SqliteStore {
     }
 
     // Subscriptions and the outbox (`sqlite/subscriptions.rs`).
-    async fn subscription_put(
+    async fn subscription_put_audited(
         &self,
         tenant: &str,
         subscription: ngsi::subscription::Subscription,
         mode: SubscriptionWrite,
+        audit: Option<crate::AuditRecord>,
     ) -> StoreResult<()> {
-        self.put_subscription(tenant, subscription, mode).await
+        self.put_subscription(tenant, subscription, mode, audit)
+            .await
     }
 
     async fn subscription_get(
@@ -417,11 +425,19 @@ impl Store for SqliteStore {
         self.list_subscriptions(tenant, offset, limit).await
     }
 
-    async fn subscription_delete(&self, tenant: &str, id: &str) -> StoreResult<bool> {
-        self.subscription_change(subscriptions::SubscriptionChange::Delete {
-            tenant: tenant.to_string(),
-            id: id.to_string(),
-        })
+    async fn subscription_delete_audited(
+        &self,
+        tenant: &str,
+        id: &str,
+        audit: Option<crate::AuditRecord>,
+    ) -> StoreResult<bool> {
+        self.subscription_change(
+            subscriptions::SubscriptionChange::Delete {
+                tenant: tenant.to_string(),
+                id: id.to_string(),
+            },
+            audit,
+        )
         .await
     }
 
@@ -447,9 +463,12 @@ impl Store for SqliteStore {
         row: i64,
         at: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<()> {
-        self.subscription_change(subscriptions::SubscriptionChange::Delivered { row, at })
-            .await
-            .map(|_| ())
+        self.subscription_change(
+            subscriptions::SubscriptionChange::Delivered { row, at },
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn outbox_failed(
@@ -458,9 +477,12 @@ impl Store for SqliteStore {
         at: chrono::DateTime<chrono::Utc>,
         retry_at: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<()> {
-        self.subscription_change(subscriptions::SubscriptionChange::Failed { row, at, retry_at })
-            .await
-            .map(|_| ())
+        self.subscription_change(
+            subscriptions::SubscriptionChange::Failed { row, at, retry_at },
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn outbox_push(
@@ -470,13 +492,16 @@ impl Store for SqliteStore {
         entity_id: &str,
         payload: serde_json::Value,
     ) -> StoreResult<()> {
-        self.subscription_change(subscriptions::SubscriptionChange::Queue {
-            tenant: tenant.to_string(),
-            id: subscription_id.to_string(),
-            entity_id: entity_id.to_string(),
-            payload: payload.to_string(),
-            at: ngsi::entity::now(),
-        })
+        self.subscription_change(
+            subscriptions::SubscriptionChange::Queue {
+                tenant: tenant.to_string(),
+                id: subscription_id.to_string(),
+                entity_id: entity_id.to_string(),
+                payload: payload.to_string(),
+                at: ngsi::entity::now(),
+            },
+            None,
+        )
         .await
         .map(|_| ())
     }

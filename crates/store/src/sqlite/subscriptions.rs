@@ -34,10 +34,15 @@ impl SqliteStore {
     pub(super) async fn subscription_change(
         &self,
         change: SubscriptionChange,
+        audit: Option<crate::AuditRecord>,
     ) -> StoreResult<bool> {
         let (reply, answer) = oneshot::channel();
         self.writer
-            .send(write::Job::Subscription { change, reply })
+            .send(write::Job::Subscription {
+                change,
+                audit,
+                reply,
+            })
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
         answer
             .await
@@ -49,15 +54,19 @@ impl SqliteStore {
         tenant: &str,
         subscription: Subscription,
         mode: SubscriptionWrite,
+        audit: Option<crate::AuditRecord>,
     ) -> StoreResult<()> {
         let doc = serde_json::to_string(&subscription)
             .map_err(|e| StoreError::Other(format!("cannot store a subscription: {e}")))?;
-        self.subscription_change(SubscriptionChange::Put {
-            tenant: tenant.to_string(),
-            id: subscription.id,
-            doc,
-            mode,
-        })
+        self.subscription_change(
+            SubscriptionChange::Put {
+                tenant: tenant.to_string(),
+                id: subscription.id,
+                doc,
+                mode,
+            },
+            audit,
+        )
         .await
         .map(|_| ())
     }

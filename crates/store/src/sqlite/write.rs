@@ -47,6 +47,8 @@ pub enum Job {
     EditHistory {
         tenant: String,
         edit: Box<HistoryEdit>,
+        /// Inserted with the edit when it changes something.
+        audit: Option<crate::AuditRecord>,
         reply: oneshot::Sender<StoreResult<u64>>,
     },
     /// One bounded step of a purge, so that the group it joins stays short.
@@ -66,6 +68,8 @@ pub enum Job {
     /// (`sqlite::subscriptions`).
     Subscription {
         change: super::subscriptions::SubscriptionChange,
+        /// Inserted with the change when it changes something.
+        audit: Option<crate::AuditRecord>,
         reply: oneshot::Sender<StoreResult<bool>>,
     },
     /// Audit records appended, sealed or purged (`sqlite::audit`).
@@ -285,8 +289,14 @@ fn commit_group(
             Job::EditHistory {
                 tenant,
                 edit,
+                audit,
                 reply,
-            } => match edit_history(&tx, &tenant, &edit, names) {
+            } => match edit_history(&tx, &tenant, &edit, names).and_then(|n| {
+                if let Some(record) = audit.filter(|_| n > 0) {
+                    super::audit::insert(&tx, &record)?;
+                }
+                Ok(n)
+            }) {
                 Ok(n) => pending.push(Pending::Count(reply, n)),
                 Err(e) => {
                     let e = sql_error(e);
@@ -316,8 +326,20 @@ fn commit_group(
                     drop(reply.send(Err(e)));
                 }
             },
-            Job::Subscription { change, reply } => {
-                match super::subscriptions::apply(&tx, &change, watchers) {
+            Job::Subscription {
+                change,
+                audit,
+                reply,
+            } => {
+                let applied = super::subscriptions::apply(&tx, &change, watchers).and_then(|r| {
+                    if matches!(r, Ok(true))
+                        && let Some(record) = &audit
+                    {
+                        super::audit::insert(&tx, record)?;
+                    }
+                    Ok(r)
+                });
+                match applied {
                     Ok(r) => {
                         if matches!(
                             change,
