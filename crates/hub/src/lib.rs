@@ -137,7 +137,9 @@ pub async fn serve_with(
     // The change feed, shared with the other nodes of the store when there are any.
     let sharing = changes::share(state.hub.clone());
     let tls = state.tls.clone();
-    let app = router(state, components).into_make_service_with_connect_info::<SocketAddr>();
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        SocketAddr,
+    >(http::TrimSlash(router(state, components)));
     let served = match tls {
         None => {
             axum::serve(listener, app)

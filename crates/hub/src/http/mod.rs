@@ -103,6 +103,49 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
     }
 }
 
+/// `POST /ngsi-ld/v1/entities/` is `POST /ngsi-ld/v1/entities`: NGSI-LD clients (the
+/// ETSI conformance suite among them) address collections with a trailing slash, and
+/// other brokers accept both. Wraps the router, so that paths are trimmed before
+/// routing; only the NGSI-LD API's.
+#[derive(Clone)]
+pub struct TrimSlash<S>(pub S);
+
+impl<S, B> tower::Service<axum::http::Request<B>> for TrimSlash<S>
+where
+    S: tower::Service<axum::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        self.0.call(trim_trailing_slash(request))
+    }
+}
+
+fn trim_trailing_slash<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    let path = request.uri().path();
+    if path.len() > "/ngsi-ld/v1/".len() && path.starts_with("/ngsi-ld/v1/") && path.ends_with('/')
+    {
+        let trimmed = path.trim_end_matches('/').to_string();
+        let rewritten = match request.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed,
+        };
+        if let Ok(uri) = rewritten.parse() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
 /// The routes of another component served beside the hub's (the IoT agent, the web
 /// app, the city services), with the permission of each.
 pub struct Component {

@@ -840,3 +840,27 @@ async fn updating_an_entity_and_creating_after_a_delete_succeed() {
     .await;
     assert_eq!(r.status, 201, "{}", r.text);
 }
+
+/// Collections are also addressed with a trailing slash, as NGSI-LD clients (the ETSI
+/// conformance suite among them) send them.
+#[tokio::test]
+async fn a_trailing_slash_names_the_same_collection() {
+    let app = App::start().await;
+    let r = send(app.post(
+        "/entities/",
+        &json!({"id": "urn:ngsi-ld:T:slash", "type": "T", "n": 1}),
+    ))
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(app.query_ids(&[("type", "T")]).await.len(), 1);
+    let r = send(app.get("/entities/").query(&[("type", "T")])).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(ids(&r.body).len(), 1);
+    let r = send(app.post(
+        "/subscriptions/",
+        &json!({"type": "Subscription", "entities": [{"type": "T"}],
+                "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}}}),
+    ))
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}
