@@ -97,7 +97,8 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     let store = store::open(&config.store)
         .await
         .with_context(|| format!("opening the store {}", config.store))?;
-    let state = hub::state(store, &config.hub).context("setting up the hub")?;
+    let node = hub::Node::start(store, &config.hub).context("setting up the hub")?;
+    let state = node.state.clone();
     if config.hub.gate.insecure {
         tracing::warn!(
             "--insecure: authentication is OFF, every request acts as admin (development and conformance only)"
@@ -185,7 +186,7 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
         iot::component(agent),
         web::component(state.hub.clone(), config.web.clone()),
     ];
-    let served = hub::serve_with(listener, state, components, shutdown_signal()).await;
+    let served = node.serve(listener, components, shutdown_signal()).await;
     let _ = stop_simulator.send(true);
     if let Some(simulator) = simulator {
         let _ = simulator.await;

@@ -118,29 +118,90 @@ pub async fn serve(
 
 /// Serves the API and, beside it, the routes of other components (the IoT agent's
 /// `/iot/...`, the web app), which must not define a fallback of their own; all of
-/// them behind the one front door.
+/// them behind the one front door. The node's background work runs meanwhile.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     state: AppState,
     components: Vec<Component>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The notifier, periodic notifications and the history purge run while the hub is
-    // served (on the one node holding them, when several share a database), and stop
-    // with it.
-    let duties = duties::spawn(
-        state.hub.clone(),
-        (*state.retention).clone(),
-        (*state.audit).clone(),
-        state.duties.clone(),
-    );
-    // The change feed, shared with the other nodes of the store when there are any.
-    let sharing = changes::share(state.hub.clone());
+    Node::run(state).serve(listener, components, shutdown).await
+}
+
+/// A running hub: its state, and the background work it owns while it lives — the
+/// duties (notifier, periodic notifications, history purge, audit sealing) on the one
+/// node of a shared store holding them, and the change feed shared with the other
+/// nodes. Serving is separate ([`Node::serve`]); dropping the node stops the work.
+pub struct Node {
+    pub state: AppState,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Node {
+    /// Builds the hub over a store and starts its background work (inside a tokio
+    /// runtime).
+    pub fn start(
+        store: Arc<dyn store::Store>,
+        config: &HubConfig,
+    ) -> Result<Node, outbound::OutboundError> {
+        Ok(Node::run(state(store, config)?))
+    }
+
+    /// Starts the background work of a hub already built.
+    pub fn run(state: AppState) -> Node {
+        let mut tasks = vec![duties::spawn(
+            state.hub.clone(),
+            (*state.retention).clone(),
+            (*state.audit).clone(),
+            state.duties.clone(),
+        )];
+        tasks.extend(changes::share(state.hub.clone()));
+        Node { state, tasks }
+    }
+
+    /// Serves the node's routes and the components' on `listener` (HTTPS when the
+    /// configuration names TLS files) until `shutdown` resolves; then the node stops.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        components: Vec<Component>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let served = serve_only(listener, self.state.clone(), components, shutdown).await;
+        self.stop().await;
+        served
+    }
+
+    /// Stops the background work and waits until it has let go of the hub (a store
+    /// reopened afterwards at the same place finds no one else writing).
+    pub async fn stop(mut self) {
+        for task in std::mem::take(&mut self.tasks) {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Only serves: the router behind its front door, over plain HTTP or TLS.
+async fn serve_only(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    components: Vec<Component>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let tls = state.tls.clone();
     let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
         SocketAddr,
     >(http::TrimSlash(router(state, components)));
-    let served = match tls {
+    match tls {
         None => {
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
@@ -161,11 +222,5 @@ pub async fn serve_with(
                 .serve(app)
                 .await
         }
-    };
-    duties.abort();
-    let _ = duties.await;
-    for task in sharing {
-        task.abort();
     }
-    served
 }

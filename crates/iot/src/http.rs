@@ -23,8 +23,6 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Page size of the lists, by default and at most.
 const DEFAULT_LIMIT: u64 = 20;
 const MAX_LIMIT: u64 = 1_000;
-/// Longest tenant name (as the hub's `NGSILD-Tenant`).
-const MAX_TENANT_LEN: usize = 128;
 
 /// The agent's routes, to merge beside the hub's router (they have no fallback: the
 /// hub's answers unknown paths).
@@ -129,14 +127,8 @@ fn tenant(headers: &HeaderMap, caller: &hub::auth::Caller) -> Result<String, Api
         (None, Some(b)) => b,
         (None, None) => String::new(),
     };
-    let valid = t.len() <= MAX_TENANT_LEN
-        && t.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/'));
-    if !valid {
-        return Err(ApiError(Error::bad_data(format!(
-            "tenant names are up to {MAX_TENANT_LEN} letters, digits and _ - . : /"
-        ))));
-    }
+    // The hub's rule for tenant names, and the caller's grant on this one.
+    hub::http::negotiate::check_tenant_name(&t)?;
     caller.check(&t, hub::auth::Access::Write)?;
     Ok(t)
 }
