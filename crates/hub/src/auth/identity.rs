@@ -122,6 +122,15 @@ impl SessionView {
     pub fn csrf(&self) -> &str {
         &self.csrf
     }
+
+    /// The session as listed to admins: without its CSRF token.
+    pub fn shown(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            m.remove("csrf");
+        }
+        v
+    }
 }
 
 impl UserRecord {
@@ -155,7 +164,8 @@ pub struct KeyView {
     pub last_used: Option<DateTime<Utc>>,
 }
 
-/// A web session as stored (under its token's digest) and shown.
+/// A web session as stored (under its token's digest); [`SessionView::shown`] is what
+/// the API shows of it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SessionView {
     pub id: String,
@@ -163,7 +173,7 @@ pub struct SessionView {
     pub role: Role,
     pub created: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
-    #[serde(skip_serializing)]
+    /// Kept with the session (a write with its cookie must carry it); never listed.
     csrf: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,

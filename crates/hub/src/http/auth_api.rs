@@ -193,13 +193,23 @@ async fn login_link(
     let token = params
         .get("token")
         .ok_or_else(|| Error::bad_data("the link has no token"))?;
-    let session = s
+    let used = s
         .identity
         .use_login_link(token, caller.request.client.clone())
-        .await?;
-    let mut record = caller.audit(None, vec![format!("user:{}", session.session.username)]);
+        .await;
+    let mut record = caller.audit(None, Vec::new());
     record.action = "auth.login-link".into();
+    let session = match used {
+        Ok(session) => session,
+        Err(e) => {
+            record.outcome = "denied".into();
+            record.detail = Some(e.detail.clone());
+            s.identity.audit(vec![record]).await;
+            return Err(e.into());
+        }
+    };
     record.actor = format!("user:{}", session.session.username);
+    record.targets = vec![record.actor.clone()];
     s.identity.audit(vec![record]).await;
     let mut r = opened(&s, session);
     *r.status_mut() = StatusCode::SEE_OTHER;
@@ -349,7 +359,14 @@ async fn revoke_key(
 async fn list_sessions(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult {
     let params = Params::parse(raw.as_deref())?;
     let user = params.get("user");
-    Ok(ok(json!(s.identity.list_sessions(user).await?)))
+    let sessions: Vec<Value> = s
+        .identity
+        .list_sessions(user)
+        .await?
+        .iter()
+        .map(|s| s.shown())
+        .collect();
+    Ok(ok(Value::Array(sessions)))
 }
 
 async fn revoke_session(

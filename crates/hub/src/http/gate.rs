@@ -344,11 +344,17 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut request: Request, next: Nex
             }
         }
     };
-    // Every refusal, whether by this door or by the hub's grants, is audited.
-    if matches!(
-        response.status(),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-    ) {
+    // Every refusal, whether by this door or by the hub's grants, is audited; but a
+    // login's outcome is recorded by the login itself, and asking "who am I" without
+    // a session (every first visit of the web app) refuses nothing.
+    let self_audited =
+        is_login || (method == Method::GET && route.as_deref() == Some("/auth/v1/me"));
+    if !self_audited
+        && matches!(
+            response.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        )
+    {
         let caller = known.unwrap_or_else(|| Arc::new(Caller::anonymous(info)));
         refused(&gate, &caller, response.status());
     }
