@@ -87,16 +87,26 @@ function render() {
   box.replaceChildren(...parts);
 }
 
-/** Runs an admin action: its message on success, the server's reason on failure. */
+/** Shows a message above the section, leaving what was typed in its forms. */
+function showMessage(message) {
+  admin.message = message;
+  const box = $('#admin-body');
+  box.querySelector('.admin-message')?.remove();
+  if (message) {
+    box.prepend(el('p', { class: `admin-message${message.error ? ' error' : ''}`, role: 'status' }, message.text));
+  }
+}
+
+/** Runs an admin action: on success the section again with a message, on failure the
+ * server's reason (the forms keep what was typed). */
 async function act(fn, success) {
   try {
     await fn();
-    admin.message = success ? { text: success } : null;
   } catch (e) {
-    admin.message = { error: true, text: t('error')(e.message) };
-    render();
+    showMessage({ error: true, text: t('error')(e.message) });
     return false;
   }
+  admin.message = success ? { text: success } : null;
   await load();
   return true;
 }
@@ -196,7 +206,8 @@ async function enrolTotp(username) {
     admin.users = await getJson('/auth/v1/users');
     admin.message = null;
   } catch (e) {
-    admin.message = { error: true, text: t('error')(e.message) };
+    showMessage({ error: true, text: t('error')(e.message) });
+    return;
   }
   render();
 }
@@ -235,7 +246,7 @@ function renderKeys() {
     el('td', { class: 'actions' }, confirmButton(t('revoke'), t('confirmRevoke'),
       () => act(() => send('DELETE', `/auth/v1/keys/${encodeURIComponent(k.id)}`), t('keyRevoked')(k.name)), { 'data-action': 'revoke' }))));
   parts.push(el('div', { class: 'table-wrap' }, el('table', { class: 'admin-table', id: 'keys' },
-    el('thead', {}, el('tr', {}, [t('keyName'), t('role'), t('tenants'), t('createdBy'), t('created'), t('expires'), t('lastUsed'), t('actions')].map((h) => el('th', {}, h)))),
+    el('thead', {}, el('tr', {}, [t('keyName'), t('role'), t('tenants'), t('createdBy'), t('created'), t('expiresCol'), t('lastUsed'), t('actions')].map((h) => el('th', {}, h)))),
     el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 8, class: 'muted' }, t('noRecords')))))));
   parts.push(el('form', { class: 'admin-form', id: 'new-key-form', onsubmit: (e) => { e.preventDefault(); createKey(e.target); } },
     el('h3', {}, t('newKey')),
@@ -260,7 +271,8 @@ async function createKey(form) {
     admin.message = null;
     admin.newKey = created;
   } catch (e) {
-    admin.message = { error: true, text: t('error')(e.message) };
+    showMessage({ error: true, text: t('error')(e.message) });
+    return;
   }
   render();
 }

@@ -141,6 +141,7 @@ function showOnMap(id) {
   marker.openPopup();
 }
 page.show = showOnMap;
+page.refresh = () => refresh();
 
 // ---------- lists ----------
 
