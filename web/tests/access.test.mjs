@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { createHmac } from 'node:crypto';
 import { startDemo, launchBrowser, watchCsp, loginWithLink, api, SCREENSHOTS } from './server.mjs';
 
 const GAUGE = 'urn:ngsi-ld:WaterObserved:demo-thach-han';
@@ -24,6 +25,25 @@ after(async () => {
   await browser?.close();
   await demo?.stop();
 });
+
+/** The TOTP code of a base32 secret now (RFC 6238: HMAC-SHA-1, 30 s, 6 digits). */
+function totp(secret, at = Date.now()) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const bytes = [];
+  let acc = 0;
+  let bits = 0;
+  for (const c of secret.replace(/=+$/, '').toUpperCase()) {
+    acc = ((acc << 5) | alphabet.indexOf(c)) & 0xffff;
+    bits += 5;
+    if (bits >= 8) { bytes.push((acc >> (bits - 8)) & 0xff); bits -= 8; }
+  }
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / 30)));
+  const h = createHmac('sha1', Buffer.from(bytes)).update(counter).digest();
+  const o = h[h.length - 1] & 0xf;
+  const n = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
+  return String(n % 1_000_000).padStart(6, '0');
+}
 
 const shot = (name, p) => p.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
 
@@ -284,6 +304,39 @@ test('an admin adds a user, is told the password policy, resets a password and d
   await remove.click();
   await admin.waitForSelector('#users tr[data-user="canbo.xem"]', { state: 'detached' });
   assert.equal((await login('Nước-lên-nhanh-quá-2025')).status, 401);
+});
+
+test('an admin gives a user a TOTP secret; the login then asks for the code', async () => {
+  const user = { username: 'truongca.dem', password: 'Ca-đêm-trực-lũ-2025' };
+  await demo.api('POST', '/auth/v1/users', { ...user, role: 'operator', tenants: [''] });
+  await admin.locator('#admin-tabs [data-section="users"]').click();
+  await admin.waitForSelector('#admin-body[data-loaded="true"] #users');
+  const enrol = admin.locator(`#users tr[data-user="${user.username}"] [data-action="totp"]`);
+  await enrol.click();
+  await enrol.click();
+  await admin.waitForSelector('#new-totp #totp-secret');
+  const secret = await admin.locator('#totp-secret').inputValue();
+  assert.match(secret, /^[A-Z2-7]{32}$/);
+  assert.match(await admin.locator('#new-totp').innerText(), /otpauth:\/\/totp\//);
+  assert.match(await admin.locator(`#users tr[data-user="${user.username}"]`).innerText(), /có/);
+
+  const page = await freshPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  await page.goto(demo.base + '/ioc/');
+  await page.waitForSelector('#login-form');
+  await loginWithPassword(page, user);
+  await page.waitForSelector('#totp-row:not([hidden])');
+  assert.match(await page.locator('#login-error').innerText(), /mã xác thực hai lớp/);
+  await page.fill('#login-form input[name="totp"]', '000000' === totp(secret) ? '111111' : '000000');
+  await page.fill('#login-form input[name="password"]', user.password);
+  await page.locator('#login-form button[type="submit"]').click();
+  await page.waitForFunction(() => /không đúng/.test(document.querySelector('#login-error').textContent));
+  await shot('login-totp-390x844', page);
+  await page.fill('#login-form input[name="password"]', user.password);
+  await page.fill('#login-form input[name="totp"]', totp(secret));
+  await page.locator('#login-form button[type="submit"]').click();
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+  assert.equal(await page.locator('path[data-commune]').count(), 78);
+  assert.deepEqual(page.cspViolations, []);
 });
 
 test('the audit page lists the logins, filters and pages, and shows values as text', async () => {
