@@ -173,8 +173,9 @@ async function submitLogin(e) {
       showError(key, arg);
       return;
     }
+    // The cookie the login set must now name a session; if it does not, say so.
     const me = await whoAmI();
-    if (!me) { showError('errOther'); return; }
+    if (!me) { showError('errNoSession'); return; }
     form.password.value = '';
     form.totp.value = '';
     $('#login-error').hidden = true;
