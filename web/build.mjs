@@ -1,22 +1,32 @@
-// Bundles the operations-centre app with esbuild into $DOTHI_WEB_OUT (default dist/):
-// index.html, and assets/ with content-hashed names, which index.html refers to.
+// Bundles the two pages of the web app with esbuild into $DOTHI_WEB_OUT (default dist/):
+// the public page (src/public.html → index.html, served at /) and the operations
+// centre (src/ioc.html → ioc/index.html, served at /ioc/). Both are ES modules sharing
+// chunks (Leaflet, the words, the helpers) in assets/, with content-hashed names,
+// which the pages refer to.
 import { build } from 'esbuild';
 import { mkdir, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
 import path from 'node:path';
 
 const out = path.resolve(process.env.DOTHI_WEB_OUT || 'dist');
 await rm(out, { recursive: true, force: true });
-await mkdir(out, { recursive: true });
+await mkdir(path.join(out, 'ioc'), { recursive: true });
+
+const PAGES = [
+  { entry: 'src/public.js', html: 'src/public.html', target: 'index.html' },
+  { entry: 'src/main.js', html: 'src/ioc.html', target: 'ioc/index.html' },
+];
 
 const result = await build({
-  entryPoints: ['src/main.js'],
+  entryPoints: PAGES.map((p) => p.entry),
   bundle: true,
   minify: true,
   sourcemap: false,
-  format: 'iife',
+  format: 'esm',
+  splitting: true,
   target: ['es2020'],
   outdir: path.join(out, 'assets'),
   entryNames: '[name]-[hash]',
+  chunkNames: 'chunk-[hash]',
   assetNames: '[name]-[hash]',
   loader: { '.png': 'file', '.svg': 'file' },
   legalComments: 'eof',
@@ -24,14 +34,22 @@ const result = await build({
   logLevel: 'warning',
 });
 
-const built = Object.keys(result.metafile.outputs).map((p) => path.resolve(p));
-const find = (ext) => {
-  const file = built.find((p) => p.endsWith(ext) && path.basename(p).startsWith('main-'));
-  if (!file) throw new Error(`esbuild produced no main-*${ext}`);
-  return '/assets/' + path.basename(file);
-};
-const html = (await readFile('src/index.html', 'utf8'))
-  .replaceAll('{{js}}', find('.js'))
-  .replaceAll('{{css}}', find('.css'));
-await writeFile(path.join(out, 'index.html'), html);
+const outputs = result.metafile.outputs;
+const url = (file) => '/assets/' + path.basename(file);
+
+for (const page of PAGES) {
+  const [js, meta] = Object.entries(outputs).find(([, o]) => o.entryPoint === page.entry) || [];
+  if (!js) throw new Error(`esbuild produced nothing for ${page.entry}`);
+  if (!meta.cssBundle) throw new Error(`esbuild produced no stylesheet for ${page.entry}`);
+  // The chunks the page imports at once, fetched beside it rather than after it.
+  const preload = meta.imports
+    .filter((i) => i.kind === 'import-statement' && !i.external)
+    .map((i) => `<link rel="modulepreload" href="${url(i.path)}">`)
+    .join('\n');
+  const html = (await readFile(page.html, 'utf8'))
+    .replaceAll('{{js}}', url(js))
+    .replaceAll('{{css}}', url(meta.cssBundle))
+    .replaceAll('{{preload}}', preload);
+  await writeFile(path.join(out, page.target), html);
+}
 await copyFile('src/favicon.svg', path.join(out, 'assets', 'favicon.svg'));

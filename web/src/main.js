@@ -1,25 +1,33 @@
-// The operations-centre app: the province map with communes shaded by an indicator,
+// The operations-centre app at /ioc/: behind a login (the login page shows while
+// /auth/v1/me says 401), the province map with communes shaded by an indicator,
 // sector layers of clustered markers coloured by state, dashboard tiles, a panel with
-// an entity's attributes and history chart, and an explorer with export. Live changes
-// come from /ioc/api/stream (server-sent events). Times are shown in Asia/Ho_Chi_Minh.
+// an entity's attributes and history chart, an explorer with export, and the admin
+// pages for admins. Live changes come from /ioc/api/stream (server-sent events).
+// Times are shown in Asia/Ho_Chi_Minh.
 import L from 'leaflet';
 import 'leaflet.markercluster';
 import uPlot from 'uplot';
 import 'leaflet/dist/leaflet.css';
 import 'leaflet.markercluster/dist/MarkerCluster.css';
 import 'uplot/dist/uPlot.min.css';
+import './base.css';
 import './style.css';
-import { TEXT, LAYER_NAMES, STATE_NAMES, INDICATOR_NAMES, TILE_NAMES, ATTR_NAMES } from './i18n.js';
+import { TEXT, LAYER_NAMES, STATE_NAMES, INDICATOR_NAMES, TILE_NAMES, ATTR_NAMES, AUTH_TEXT, ROLE_NAMES } from './i18n.js';
+import {
+  $, el, escapeHtml, token, TZ, STATES, STATE_RANK, storedLang, saveLang, provinceMap, dotIcon,
+  fmtNumber as formatNumber, fmtTime as formatTime, fmtClock as formatClock,
+} from './common.js';
+import {
+  session, getJson, whoAmI, checkSession, initLogin, showLogin, translateLogin, renderUserMenu, ApiError,
+} from './auth.js';
+import { initAdmin, showAdmin, translateAdmin } from './admin.js';
 
-const TZ = 'Asia/Ho_Chi_Minh';
 const NGSI = '/ngsi-ld/v1';
-const STATES = ['normal', 'warning', 'alarm1', 'alarm2', 'alarm3', 'offline'];
-const STATE_RANK = Object.fromEntries(STATES.map((s, i) => [s, i]));
 const SHADES = ['#e8f1f8', '#b9d4ea', '#7fb0d6', '#3f84bd', '#14548f'];
 const PAGE = 50;
 
 const app = {
-  lang: localStorage.getItem('ioc.lang') === 'en' ? 'en' : 'vi',
+  lang: storedLang(),
   config: null,
   communes: null,
   communeLayer: null,
@@ -39,38 +47,13 @@ window.ioc = app; // for the operator's console and the browser tests
 app.focus = (id) => focusEntity(id);
 app.open = (id) => { openPanel(id, 'entity'); focusEntity(id); };
 
-const $ = (sel, root = document) => root.querySelector(sel);
 const t = (key) => TEXT[app.lang][key] ?? TEXT.vi[key] ?? key;
-const el = (tag, attrs = {}, ...children) => {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') e.className = v;
-    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined) e.append(c instanceof Node ? c : String(c));
-  return e;
-};
-
-const fmtNumber = (v, digits = 2) =>
-  new Intl.NumberFormat(app.lang === 'vi' ? 'vi-VN' : 'en-GB', { maximumFractionDigits: digits }).format(v);
-const fmtTime = (iso) =>
-  iso ? new Intl.DateTimeFormat(app.lang === 'vi' ? 'vi-VN' : 'en-GB', {
-    timeZone: TZ, day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
-  }).format(new Date(iso)) : '';
-const fmtClock = (iso) =>
-  iso ? new Intl.DateTimeFormat(app.lang === 'vi' ? 'vi-VN' : 'en-GB', {
-    timeZone: TZ, hour: '2-digit', minute: '2-digit', second: '2-digit',
-  }).format(new Date(iso)) : '';
+const authText = (key) => AUTH_TEXT[app.lang][key] ?? AUTH_TEXT.vi[key] ?? key;
+const fmtNumber = (v, digits = 2) => formatNumber(app.lang, v, digits);
+const fmtTime = (iso) => formatTime(app.lang, iso);
+const fmtClock = (iso) => formatClock(app.lang, iso);
 const itemName = (item) => (app.lang === 'en' && item.nameEn) || item.name;
 const communeName = (c) => (app.lang === 'en' && c.nameEn) || c.name;
-
-async function getJson(url) {
-  const r = await fetch(url, { headers: { Accept: 'application/json' } });
-  if (!r.ok) throw new Error(`${url}: ${r.status}`);
-  return r.json();
-}
 
 // ---------- header, language, clock ----------
 
@@ -78,8 +61,13 @@ function applyLanguage() {
   document.documentElement.lang = app.lang;
   for (const e of document.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
   for (const e of document.querySelectorAll('[data-i18n-placeholder]')) e.placeholder = t(e.dataset.i18nPlaceholder);
+  for (const e of document.querySelectorAll('#app [data-auth]')) e.textContent = authText(e.dataset.auth);
   for (const b of document.querySelectorAll('.lang button')) b.classList.toggle('active', b.dataset.lang === app.lang);
   document.title = `IOC ${t('org')} — ${t('title')}`;
+  translateLogin();
+  if (session.me) renderUserMenu(ROLE_NAMES);
+  translateAdmin();
+  if (app.error) showError(app.error);
   if (app.config) {
     renderIndicatorSelect();
     renderLayers();
@@ -104,11 +92,7 @@ function tick() {
 let map;
 
 function initMap() {
-  const c = app.config;
-  map = L.map('map', { zoomSnap: 0.25, minZoom: 6, maxZoom: 18, attributionControl: !!c.basemapUrl });
-  map.fitBounds([[c.bounds[0][1], c.bounds[0][0]], [c.bounds[1][1], c.bounds[1][0]]]);
-  if (c.basemapUrl) L.tileLayer(c.basemapUrl, { maxZoom: 18, opacity: 0.6 }).addTo(map);
-  map.createPane('communes').style.zIndex = 350;
+  map = provinceMap('map', app.config);
 }
 
 function indicatorValues() {
@@ -143,7 +127,7 @@ function shadeCommunes() {
 function communeTooltip(p) {
   const v = p[app.indicator];
   const value = typeof v === 'number' ? fmtNumber(v, 1) : t('noData');
-  return `<b>${communeName(p)}</b><br>${INDICATOR_NAMES[app.lang][app.indicator]}: ${value}`;
+  return `<b>${escapeHtml(communeName(p))}</b><br>${escapeHtml(INDICATOR_NAMES[app.lang][app.indicator])}: ${escapeHtml(value)}`;
 }
 
 function drawCommunes() {
@@ -162,12 +146,7 @@ function drawCommunes() {
 }
 
 function markerIcon(item) {
-  return L.divIcon({
-    className: '',
-    html: `<span class="mk st-${item.state} ly-${item.layer}${item.demo ? ' demo' : ''}" data-id="${item.id}" title="${escapeHtml(itemName(item))}"></span>`,
-    iconSize: [16, 16],
-    iconAnchor: [8, 8],
-  });
+  return dotIcon(item, itemName(item));
 }
 
 function clusterIcon(cluster, layer) {
@@ -177,7 +156,7 @@ function clusterIcon(cluster, layer) {
   }
   const n = cluster.getChildCount();
   const size = n < 10 ? 30 : n < 100 ? 36 : 44;
-  return L.divIcon({ html: `<span class="cl st-${worst} ly-${layer}">${n}</span>`, className: 'cluster', iconSize: [size, size] });
+  return L.divIcon({ html: `<span class="cl st-${token(worst)} ly-${token(layer)}">${Number(n)}</span>`, className: 'cluster', iconSize: [size, size] });
 }
 
 function ensureCluster(layer) {
@@ -365,7 +344,13 @@ function connectLive() {
     }
   });
   source.addEventListener('resync', () => { loadMarkers(); refreshSummarySoon(); reloadCommunes(); });
-  source.onerror = () => { live.dataset.state = 'off'; live.lastElementChild.textContent = t('offlineLive'); };
+  source.onerror = () => {
+    live.dataset.state = 'off';
+    live.lastElementChild.textContent = t('offlineLive');
+    // The stream does not say why it failed: a session that ended brings the login back.
+    checkSession();
+  };
+  app.source = source;
 }
 
 let communesTimer = null;
@@ -380,10 +365,6 @@ function reloadCommunes() {
 }
 
 // ---------- panel ----------
-
-function escapeHtml(s) {
-  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
-}
 
 function shortValue(attr) {
   const v = attr.value ?? attr.object ?? attr.languageMap ?? attr.vocab;
@@ -571,6 +552,7 @@ function showView(name) {
   for (const b of document.querySelectorAll('.tab')) b.classList.toggle('active', b.dataset.view === name);
   if (name === 'map') setTimeout(() => map.invalidateSize(), 0);
   if (name === 'explorer' && !app.explorerLoaded) { app.explorerLoaded = true; runSearch(); }
+  if (name === 'admin') showAdmin();
 }
 
 function fillExplorerSelects() {
@@ -636,12 +618,18 @@ function openFromExplorer(i) {
 
 // ---------- start ----------
 
+function showError(error) {
+  app.error = error;
+  const box = $('#app-error');
+  box.textContent = error instanceof ApiError && error.status === 403
+    ? authText('noAccess')
+    : `${authText('loadFailed')}: ${error.message}`;
+  box.hidden = false;
+}
+
 async function start() {
   tick();
   setInterval(tick, 1000);
-  for (const b of document.querySelectorAll('.lang button')) {
-    b.addEventListener('click', () => { app.lang = b.dataset.lang; localStorage.setItem('ioc.lang', app.lang); applyLanguage(); });
-  }
   for (const b of document.querySelectorAll('.tab')) b.addEventListener('click', () => showView(b.dataset.view));
   $('#panel-close').addEventListener('click', closePanel);
   $('#indicator').addEventListener('change', (e) => { app.indicator = e.target.value; shadeCommunes(); });
@@ -667,7 +655,36 @@ async function start() {
   document.body.dataset.ready = 'true';
 }
 
-start().catch((e) => {
-  console.error(e);
-  document.body.dataset.ready = 'error';
-});
+/** Signed in: the app, with the user's menu and, for admins, the admin pages. */
+function enter(me) {
+  session.me = me;
+  session.expired = false;
+  document.body.dataset.view = 'app';
+  $('#login').hidden = true;
+  $('#app').hidden = false;
+  $('.tab[data-view="admin"]').hidden = me.role !== 'admin';
+  renderUserMenu(ROLE_NAMES);
+  app.started = true;
+  start().catch((e) => {
+    console.error(e);
+    if (!session.expired) showError(e);
+    document.body.dataset.ready = 'error';
+  });
+}
+
+async function boot() {
+  for (const b of document.querySelectorAll('.lang button')) {
+    b.addEventListener('click', () => { app.lang = b.dataset.lang; saveLang(app.lang); applyLanguage(); });
+  }
+  // A login after the session ended starts a fresh page; the first one starts the app.
+  initLogin(() => app.lang, (me) => (app.started ? location.reload() : enter(me)));
+  initAdmin(() => app.lang);
+  session.onExpired = () => { app.source?.close(); };
+  applyLanguage();
+  let me = null;
+  try { me = await whoAmI(); } catch (e) { console.warn(e); }
+  if (me) enter(me);
+  else showLogin();
+}
+
+boot();

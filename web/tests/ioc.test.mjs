@@ -1,23 +1,26 @@
-// The operations-centre app in headless Chromium against a real `dothi demo`.
+// The operations-centre app at /ioc/ in headless Chromium against a real `dothi demo`,
+// signed in with the one-time login link `dothi demo` prints.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { startDemo, launchBrowser, api, SCREENSHOTS } from './server.mjs';
+import { startDemo, launchBrowser, watchCsp, loginWithLink, SCREENSHOTS } from './server.mjs';
 
 const GAUGE = 'urn:ngsi-ld:WaterObserved:demo-thach-han';
 const NGSI = '/ngsi-ld/v1';
 let demo;
 let browser;
+let context;
 let page;
 
 before(async () => {
   demo = await startDemo();
   browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1920, height: 1080 }, acceptDownloads: true });
+  context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, acceptDownloads: true });
+  page = await context.newPage();
   page.on('pageerror', (e) => console.error('page error:', e.message));
-  await page.goto(demo.base + '/');
-  await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+  await watchCsp(page);
+  await loginWithLink(page, demo);
 });
 
 after(async () => {
@@ -27,8 +30,13 @@ after(async () => {
 
 const shot = (name, p = page) => p.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
 
-test('dothi demo prints the web app first', () => {
-  assert.match(demo.firstLine, /web app \(IOC\): http:\/\/127\.0\.0\.1:\d+\//);
+test('dothi demo prints the public page, then a login link and an admin key', () => {
+  const lines = demo.printed.split('\n');
+  const first = lines.findIndex((l) => l.startsWith('dothi demo is running'));
+  assert.match(lines[first + 1], /public page:\s+http:\/\/127\.0\.0\.1:\d+\/$/);
+  assert.match(demo.loginLink, /^http:\/\/127\.0\.0\.1:\d+\/auth\/v1\/login-link\?token=\S+$/);
+  assert.match(demo.key, /^dothi_\S{20,}$/);
+  assert.equal(new URL(page.url()).pathname, '/ioc/');
 });
 
 test('the map shows the 78 communes, a legend and the tiles', async () => {
@@ -77,7 +85,7 @@ test('clicking a river gauge opens its chart with data', async () => {
       observedAt: new Date(now - i * 30 * 60_000).toISOString(),
     });
   }
-  await api(demo.base, 'POST', `${NGSI}/temporal/entities/${GAUGE}/attrs`, { waterLevel: instances });
+  await demo.api('POST', `${NGSI}/temporal/entities/${GAUGE}/attrs`, { waterLevel: instances });
   await page.evaluate((id) => window.ioc.focus(id), GAUGE);
   const marker = page.locator(`.mk[data-id="${GAUGE}"]`);
   await marker.waitFor({ state: 'visible' });
@@ -94,7 +102,7 @@ test('clicking a river gauge opens its chart with data', async () => {
 
 test('a reading sent through the API appears live', async () => {
   const id = 'urn:ngsi-ld:WaterObserved:test-live-cam-lo';
-  await api(demo.base, 'POST', `${NGSI}/entities`, {
+  await demo.api('POST', `${NGSI}/entities`, {
     id, type: 'WaterObserved',
     name: { type: 'LanguageProperty', languageMap: { vi: 'Trạm thử Cam Lộ', en: 'Cam Lo test gauge' } },
     waterLevel: { type: 'Property', value: 1.5, observedAt: new Date().toISOString() },
@@ -107,7 +115,7 @@ test('a reading sent through the API appears live', async () => {
   await item.first().waitFor({ timeout: 10_000 });
   await item.first().click();
   await page.waitForSelector('#panel:not([hidden]) tr[data-attr="waterLevel"]');
-  await api(demo.base, 'PATCH', `${NGSI}/entities/${id}/attrs`, {
+  await demo.api('PATCH', `${NGSI}/entities/${id}/attrs`, {
     waterLevel: { type: 'Property', value: 5.25, observedAt: new Date().toISOString() },
   });
   await page.waitForFunction(
@@ -118,13 +126,13 @@ test('a reading sent through the API appears live', async () => {
 });
 
 test('the language switch changes the labels', async () => {
-  await page.locator('.lang [data-lang="en"]').click();
+  await page.locator('.top .lang [data-lang="en"]').click();
   assert.equal(await page.locator('.tab[data-view="map"]').innerText(), 'Map');
   assert.equal(await page.locator('h1').innerText(), 'Smart City Operations Centre');
   assert.match(await page.locator('#legend').innerText(), /Households with broadband/);
   assert.match(await page.locator('#layers').innerText(), /Water and floods/);
   await shot('dashboard-en-1920x1080');
-  await page.locator('.lang [data-lang="vi"]').click();
+  await page.locator('.top .lang [data-lang="vi"]').click();
   assert.equal(await page.locator('.tab[data-view="map"]').innerText(), 'Bản đồ');
   assert.match(await page.locator('#layers').innerText(), /Nước và lũ lụt/);
 });
@@ -174,8 +182,12 @@ test('a dashboard tile lists the entities behind it', async () => {
 });
 
 test('on a phone the map comes first and the panel is a sheet', async () => {
-  const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
-  await phone.goto(demo.base + '/');
+  // The same session on the phone (the login link works once).
+  const phoneContext = await browser.newContext({
+    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, storageState: await context.storageState(),
+  });
+  const phone = await phoneContext.newPage();
+  await phone.goto(demo.base + '/ioc/');
   await phone.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
   assert.equal(await phone.locator('path[data-commune]').count(), 78);
   const mapBox = await phone.locator('#map').boundingBox();
@@ -191,5 +203,9 @@ test('on a phone the map comes first and the panel is a sheet', async () => {
   await phone.locator('.tab[data-view="explorer"]').click();
   await phone.waitForSelector('#results tbody tr[data-id]');
   await shot('explorer-390x844', phone);
-  await phone.close();
+  await phoneContext.close();
+});
+
+test('the page ran under its Content-Security-Policy without a refusal', () => {
+  assert.deepEqual(page.cspViolations, []);
 });

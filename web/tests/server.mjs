@@ -24,7 +24,11 @@ function freePort() {
   });
 }
 
-/** A running `dothi demo`: { base, stop() }. */
+/**
+ * A running `dothi demo`: { base, loginLink, key, printed, api(), stop() }. `dothi demo`
+ * prints the public page's address, a one-time login link to the operations centre
+ * and an admin API key; the tests read all three.
+ */
 export async function startDemo() {
   const bin = process.env.DOTHI_BIN;
   if (!bin) throw new Error('DOTHI_BIN must name the dothi binary (scripts/test.sh builds it)');
@@ -37,19 +41,23 @@ export async function startDemo() {
   let out = '';
   let err = '';
   child.stderr.on('data', (d) => { err += d; });
-  const base = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`dothi demo did not start in 180 s:\n${err}`)), 180_000);
+  const found = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`dothi demo did not start in 180 s:\n${out}\n${err}`)), 180_000);
     child.stdout.on('data', (d) => {
       out += d;
-      const m = out.match(/web app \(IOC\): (http:\/\/\S+?)\/?\s/);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
+      const base = out.match(/public page:\s+(http:\/\/\S+?)\/?\s/);
+      const link = out.match(/(http:\/\/\S+\/auth\/v1\/login-link\?token=\S+)/);
+      const key = out.match(/export KEY=(\S+)/);
+      if (base && link && key) { clearTimeout(timer); resolve({ base: base[1], loginLink: link[1], key: key[1] }); }
     });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`dothi demo exited (${code}):\n${err}`)); });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`dothi demo exited (${code}):\n${out}\n${err}`)); });
   });
   return {
-    base,
-    // The first line dothi demo prints is the web app's address.
-    firstLine: out.split('\n').find((l) => l.trim() && !l.startsWith('dothi demo is running')),
+    ...found,
+    printed: out,
+    /** JSON over the hub's API with the admin key. */
+    api: (method, pathname, body, headers = {}) =>
+      api(found.base, method, pathname, body, { Authorization: `Bearer ${found.key}`, ...headers }),
     async stop() {
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
@@ -63,7 +71,7 @@ export async function launchBrowser() {
   return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
 }
 
-/** JSON over the running hub's API. */
+/** JSON over the running hub's API (no credentials unless `headers` has them). */
 export async function api(base, method, pathname, body, headers = {}) {
   const r = await fetch(base + pathname, {
     method,
@@ -73,4 +81,25 @@ export async function api(base, method, pathname, body, headers = {}) {
   const text = await r.text();
   if (!r.ok) throw new Error(`${method} ${pathname}: ${r.status} ${text}`);
   return text ? JSON.parse(text) : null;
+}
+
+/**
+ * Records what the page's Content-Security-Policy refused (none is expected): call
+ * before the page loads, read `page.cspViolations` after.
+ */
+export async function watchCsp(page) {
+  page.cspViolations = [];
+  await page.exposeFunction('reportCspViolation', (v) => page.cspViolations.push(v));
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.reportCspViolation(`${e.violatedDirective}: ${e.blockedURI || 'inline'} (${e.sourceFile || ''}:${e.lineNumber || ''})`);
+    });
+  });
+}
+
+/** Opens the one-time login link in the page: the session cookie is set and the page
+ * lands on the operations centre, ready. */
+export async function loginWithLink(page, demo) {
+  await page.goto(demo.loginLink);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
 }

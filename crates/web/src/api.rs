@@ -47,6 +47,8 @@ pub struct WebState {
     /// The items of each tenant as last read, until the change feed says something
     /// changed; concurrent requests wait for one read instead of each reading.
     pub snapshots: Arc<tokio::sync::Mutex<Snapshots>>,
+    /// The Content-Security-Policy of the pages ([`crate::assets`]).
+    pub page_csp: HeaderValue,
 }
 
 /// Items and commune indicators by tenant, kept up to date from the change feed.
@@ -626,6 +628,7 @@ fn commune_item(c: &Commune, now: DateTime<Utc>) -> Item {
         observed_at: None,
         reading: c.population,
         alarm_level: None,
+        alarm_levels: None,
         indicator: None,
     }
 }

@@ -1,10 +1,15 @@
 //! The front-end built from `web/` by `build.rs`, embedded in the binary and served
-//! with its content type and ETag: `index.html` is revalidated on every load, the other
-//! files have content hashes in their names and are cached for a year.
+//! with its content type and ETag. There are two pages: the public page
+//! (`/index.html`, served at `/`) and the operations centre (`/ioc/index.html`, served
+//! at `/ioc/` and `/ioc`). Pages are revalidated on every load and carry the app's
+//! Content-Security-Policy; the other files have content hashes in their names and are
+//! cached for a year.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+
+use crate::api::WebState;
 
 /// One built file.
 pub struct Asset {
@@ -17,18 +22,45 @@ pub struct Asset {
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
-/// The asset at a URL path; `/` is `index.html`.
+/// The asset at a URL path: `/` is the public page, `/ioc/` (and `/ioc`) the
+/// operations centre.
 pub fn find(path: &str) -> Option<&'static Asset> {
-    let path = if path == "/" { "/index.html" } else { path };
+    let path = match path {
+        "/" => "/index.html",
+        "/ioc" | "/ioc/" => "/ioc/index.html",
+        other => other,
+    };
     ASSETS.iter().find(|a| a.path == path)
 }
 
+/// Whether an asset is one of the pages.
+pub fn is_page(asset: &Asset) -> bool {
+    asset.path.ends_with(".html")
+}
+
+/// The Content-Security-Policy of the pages: everything from this server only —
+/// scripts, styles (no inline ones), data it connects to — images also as `data:`
+/// URLs and from the base map's tile server when one is set, and never in a frame.
+pub fn content_security_policy(basemap_origin: Option<&str>) -> String {
+    let mut img = String::from("'self' data:");
+    if let Some(origin) = basemap_origin {
+        img.push(' ');
+        img.push_str(origin);
+    }
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src {img}; \
+         connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
 /// Serves the asset at the request's path (404 as ProblemDetails when there is none).
-pub async fn serve(request: Request) -> Response {
+pub async fn serve(State(state): State<WebState>, request: Request) -> Response {
     let Some(asset) = find(request.uri().path()) else {
         return hub::http::ApiError(ngsi::Error::not_found("no such resource")).into_response();
     };
-    let cache = if asset.path == "/index.html" {
+    let page = is_page(asset);
+    let cache = if page {
         "no-cache"
     } else {
         "public, max-age=31536000, immutable"
@@ -58,5 +90,8 @@ pub async fn serve(request: Request) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    if page {
+        headers.insert(header::CONTENT_SECURITY_POLICY, state.page_csp.clone());
+    }
     response
 }

@@ -93,6 +93,9 @@ pub struct Item {
     /// For gauges: the alarm level reached (0–3).
     #[serde(rename = "alarmLevel", skip_serializing_if = "Option::is_none")]
     pub alarm_level: Option<u8>,
+    /// For gauges: the water levels of alarm I, II and III (m), those it has.
+    #[serde(rename = "alarmLevels", skip_serializing_if = "Option::is_none")]
+    pub alarm_levels: Option<[Option<f64>; 3]>,
     /// For a key performance indicator: which (`broadband`, `5g`); its value is the
     /// reading.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -261,6 +264,7 @@ pub fn item(entity: &Entity, ctx: &Context, now: DateTime<Utc>) -> Item {
     let observed_at = v.observed_at();
     let mut reading = None;
     let mut alarm = None;
+    let mut alarm_levels = None;
     let mut state = match type_name.as_str() {
         "WaterObserved" | "FloodMonitoring" => {
             let level = v.number("waterLevel");
@@ -268,6 +272,7 @@ pub fn item(entity: &Entity, ctx: &Context, now: DateTime<Utc>) -> Item {
             let thresholds = ["alarmLevel1", "alarmLevel2", "alarmLevel3"].map(|n| v.number(n));
             let reached = level.map(|l| alarm_level(l, thresholds)).unwrap_or(0);
             alarm = Some(reached);
+            alarm_levels = thresholds.iter().any(Option::is_some).then_some(thresholds);
             alarm_state(reached)
         }
         "AirQualityObserved" => {
@@ -329,6 +334,7 @@ pub fn item(entity: &Entity, ctx: &Context, now: DateTime<Utc>) -> Item {
         observed_at,
         reading,
         alarm_level: alarm,
+        alarm_levels,
         indicator: (type_name == "KeyPerformanceIndicator")
             .then(|| v.text("indicator").map(str::to_string))
             .flatten(),

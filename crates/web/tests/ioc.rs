@@ -14,6 +14,8 @@ const DONG_HA: &str = "urn:ngsi-ld:AdministrativeArea:VN-44-19333";
 
 /// The tests' client: an operator of the tenants the tests use.
 const OPERATOR_KEY: &str = "web-test-operator-key-0123456789abcdefghijklmn";
+/// An admin of every tenant, for writing in other tenants.
+const ADMIN_KEY: &str = "web-test-admin-key-0123456789abcdefghijklmnopq";
 
 struct App {
     base: String,
@@ -44,6 +46,21 @@ async fn start() -> App {
                     "so-nn".into(),
                     "nobody-here".into(),
                 ],
+                types: None,
+                expires: None,
+            },
+            "system:test",
+        )
+        .await
+        .unwrap();
+    state
+        .identity
+        .ensure_key(
+            ADMIN_KEY,
+            hub::auth::identity::NewKey {
+                name: "test-admin".into(),
+                role: hub::auth::Role::Admin,
+                tenants: vec![hub::auth::ALL_TENANTS.into()],
                 types: None,
                 expires: None,
             },
@@ -376,10 +393,12 @@ async fn export_as_csv_and_geojson_and_tenants_apart() {
     let (status, body) = app.get("/ioc/api/export").await;
     assert_eq!(status, 403, "{body}");
 
-    // Another tenant sees only its own entities.
+    // Another tenant sees only its own entities (written and read by an admin: the
+    // operator is granted the default tenant only).
     let r = app
         .client
         .post(format!("{}/ngsi-ld/v1/entities", app.base))
+        .bearer_auth(ADMIN_KEY)
         .header("NGSILD-Tenant", "so-xay-dung")
         .json(&json!({"id": "urn:ngsi-ld:Streetlight:other", "type": "Streetlight",
             "status": {"type": "Property", "value": "brokenLantern"},
@@ -391,6 +410,7 @@ async fn export_as_csv_and_geojson_and_tenants_apart() {
     let r = app
         .client
         .get(format!("{}/ioc/api/markers", app.base))
+        .bearer_auth(ADMIN_KEY)
         .header("NGSILD-Tenant", "so-xay-dung")
         .send()
         .await
@@ -403,6 +423,7 @@ async fn export_as_csv_and_geojson_and_tenants_apart() {
     let r = app
         .client
         .get(format!("{}/ioc/api/communes", app.base))
+        .bearer_auth(ADMIN_KEY)
         .header("NGSILD-Tenant", "nobody-here")
         .send()
         .await
@@ -450,6 +471,7 @@ async fn the_stream_sends_each_tenant_its_own_changes() {
     let r = app
         .client
         .post(format!("{}/ngsi-ld/v1/entities", app.base))
+        .bearer_auth(ADMIN_KEY)
         .header("NGSILD-Tenant", "so-nn")
         .json(&json!({"id": "urn:ngsi-ld:WaterObserved:secret", "type": "WaterObserved"}))
         .send()
@@ -480,33 +502,70 @@ async fn the_stream_sends_each_tenant_its_own_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_is_served_with_types_etags_gzip_and_documented() {
     let app = start().await;
-    let r = app
-        .client
-        .get(format!("{}/", app.base))
+    let anonymous = Client::new();
+    // Two pages: the public one at /, the operations centre at /ioc/ (and /ioc), each
+    // revalidated by ETag and under the pages' Content-Security-Policy.
+    let mut pages = Vec::new();
+    for (path, words) in [
+        ("/", "Thông tin đô thị thông minh"),
+        ("/ioc/", "Trung tâm giám sát, điều hành đô thị thông minh"),
+        ("/ioc", "Trung tâm giám sát, điều hành đô thị thông minh"),
+    ] {
+        let r = anonymous
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+        assert_eq!(r.headers()["cache-control"], "no-cache");
+        let csp = r.headers()["content-security-policy"].to_str().unwrap();
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self';",
+            "img-src 'self' data:;",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {directive} in {csp}");
+        }
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert_eq!(r.headers()["x-frame-options"], "DENY");
+        let etag = r.headers()["etag"].to_str().unwrap().to_string();
+        let html = r.text().await.unwrap();
+        assert!(html.contains(words), "{path}");
+        let r = anonymous
+            .get(format!("{}{path}", app.base))
+            .header("If-None-Match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 304, "{path}");
+        pages.push(html);
+    }
+    assert_ne!(pages[0], pages[1]);
+    assert_eq!(pages[1], pages[2]);
+    // Only the pages carry the pages' policy; the assets keep the front door's.
+    let r = anonymous
+        .get(format!("{}/assets/favicon.svg", app.base))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
-    assert_eq!(r.headers()["cache-control"], "no-cache");
-    let etag = r.headers()["etag"].to_str().unwrap().to_string();
-    let html = r.text().await.unwrap();
-    assert!(html.contains("Trung tâm giám sát, điều hành đô thị thông minh"));
-    let r = app
-        .client
-        .get(format!("{}/", app.base))
-        .header("If-None-Match", &etag)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 304);
+    assert_eq!(
+        r.headers()["content-security-policy"],
+        "frame-ancestors 'none'"
+    );
 
-    let script = html
-        .split("<script src=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_string();
+    let script_of = |html: &str| {
+        html.split("<script type=\"module\" src=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap()
+            .to_string()
+    };
+    assert!(script_of(&pages[0]).starts_with("/assets/public-"));
+    let script = script_of(&pages[1]);
     assert!(script.starts_with("/assets/main-") && script.ends_with(".js"));
     let r = app
         .client
@@ -549,7 +608,7 @@ async fn the_app_is_served_with_types_etags_gzip_and_documented() {
         assert!(paths.contains_key(route), "{route} is not in openapi.json");
         seen += 1;
     }
-    assert!(seen >= 8, "{seen}");
+    assert!(seen >= 13, "{seen}");
     assert!(doc["components"]["parameters"]["IocTenant"].is_object());
 }
 
@@ -574,7 +633,15 @@ async fn the_data_needs_a_login_and_the_page_does_not() {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
         assert!(r.headers().contains_key("www-authenticate"), "{path}");
     }
-    for path in ["/", "/ioc/api/config"] {
+    for path in [
+        "/",
+        "/ioc/",
+        "/ioc",
+        "/ioc/api/config",
+        "/public/api/config",
+        "/public/api/communes",
+        "/public/api/markers",
+    ] {
         let r = anonymous
             .get(format!("{}{path}", app.base))
             .send()
@@ -591,4 +658,119 @@ async fn the_data_needs_a_login_and_the_page_does_not() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+/// The public page's data: anonymous, the default tenant's communes and its stations of
+/// the open layers (gauges, air, weather) only, whatever tenant or layer is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_data_is_open_and_only_the_public_layers() {
+    let app = start().await;
+    let anonymous = Client::new();
+    let get = |path: &str, tenant: Option<&str>| {
+        let mut request = anonymous.get(format!("{}{path}", app.base));
+        if let Some(t) = tenant {
+            request = request.header("NGSILD-Tenant", t);
+        }
+        async move {
+            let r = request.send().await.unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+
+    let (status, communes) = get("/public/api/communes", None).await;
+    assert_eq!(status, 200);
+    let features = communes["features"].as_array().unwrap();
+    assert_eq!(features.len(), 78);
+    let dong_ha = features.iter().find(|f| f["id"] == DONG_HA).unwrap();
+    assert_eq!(dong_ha["properties"]["name"], "Phường Đông Hà");
+    assert_eq!(dong_ha["geometry"]["type"], "MultiPolygon");
+    // Names and area only: nothing counted from the other layers.
+    let mut keys: Vec<&str> = dong_ha["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["areaKm2", "code", "id", "kind", "name", "nameEn"]);
+
+    // Every station of the three layers, as the hub counts them, and nothing else.
+    let (status, all) = get("/public/api/markers", None).await;
+    assert_eq!(status, 200, "{all}");
+    let markers = all["markers"].as_array().unwrap();
+    let of = |t: &str| markers.iter().filter(|m| m["type"] == t).count() as u64;
+    assert_eq!(
+        of("WaterObserved"),
+        app.ngsi_count("type=WaterObserved").await
+    );
+    assert_eq!(
+        of("AirQualityObserved"),
+        app.ngsi_count("type=AirQualityObserved").await
+    );
+    assert_eq!(
+        of("WeatherObserved"),
+        app.ngsi_count("type=WeatherObserved").await
+    );
+    assert_eq!(of("WaterObserved"), 4);
+    assert_eq!(all["count"].as_u64().unwrap(), markers.len() as u64);
+    assert_eq!(markers.len(), 4 + 13 + 12);
+    for m in markers {
+        let layer = m["layer"].as_str().unwrap();
+        let expected = match m["type"].as_str().unwrap() {
+            "WaterObserved" => "water",
+            "AirQualityObserved" => "air",
+            "WeatherObserved" => "weather",
+            other => panic!("{other} is not public"),
+        };
+        assert_eq!(layer, expected);
+        assert!(m["position"].is_array() && m.get("commune").is_none());
+    }
+    // A gauge carries its reading, its alarm level and the levels I–III.
+    let gauge = markers.iter().find(|m| m["id"] == GAUGE).unwrap();
+    assert!(gauge["reading"].is_number());
+    assert!(gauge["alarmLevel"].is_number());
+    assert_eq!(gauge["alarmLevels"].as_array().unwrap().len(), 3);
+
+    // One layer on request; a layer that is not public is refused, not served.
+    let (_, water) = get("/public/api/markers?layers=water", None).await;
+    assert_eq!(water["count"], 4);
+    for layer in ["energy", "transport", "environment", "water,health"] {
+        let (status, body) = get(&format!("/public/api/markers?layers={layer}"), None).await;
+        assert_eq!(status, 400, "{layer}: {body}");
+        assert_eq!(
+            body["type"],
+            "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+        );
+    }
+
+    // A gauge in another tenant, and a street light in the default one, never show;
+    // asking for another tenant still gives the default tenant's stations.
+    let admin = Client::new();
+    let r = admin
+        .post(format!("{}/ngsi-ld/v1/entities", app.base))
+        .bearer_auth(ADMIN_KEY)
+        .header("NGSILD-Tenant", "so-nong-nghiep")
+        .json(&json!({"id": "urn:ngsi-ld:WaterObserved:private-gauge", "type": "WaterObserved",
+            "waterLevel": {"type": "Property", "value": 2.0},
+            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [107.1, 16.8]}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (status, other) = get("/public/api/markers", Some("so-nong-nghiep")).await;
+    assert_eq!(status, 200);
+    assert_eq!(other["count"], all["count"]);
+    let (_, communes_other) = get("/public/api/communes", Some("so-nong-nghiep")).await;
+    assert_eq!(communes_other["features"].as_array().unwrap().len(), 78);
+    let text = other.to_string();
+    assert!(!text.contains("private-gauge"));
+    assert!(!text.contains("Streetlight") && !text.contains("WaterConsumptionObserved"));
+    let (_, again) = get("/public/api/markers", None).await;
+    assert!(!again.to_string().contains("private-gauge"));
+
+    // The same data that the operations centre's markers endpoint refuses to anonymous
+    // callers.
+    let (status, _) = get("/ioc/api/markers?layers=water", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
