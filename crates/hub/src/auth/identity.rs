@@ -154,7 +154,7 @@ pub struct KeyView {
     pub last_used: Option<DateTime<Utc>>,
 }
 
-/// A web session as stored (under its token's digest) and shown.
+/// A web session as shown (its CSRF token is not).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SessionView {
     pub id: String,
@@ -162,10 +162,33 @@ pub struct SessionView {
     pub role: Role,
     pub created: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
-    #[serde(skip_serializing)]
+    #[serde(skip)]
     csrf: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+}
+
+/// A web session as stored (under its token's digest): the view and its CSRF token.
+#[derive(Serialize, Deserialize)]
+struct StoredSession {
+    #[serde(flatten)]
+    view: SessionView,
+    csrf: String,
+}
+
+fn session_from_json(v: Value) -> Result<SessionView, Error> {
+    let stored: StoredSession = from_json(v)?;
+    Ok(SessionView {
+        csrf: stored.csrf,
+        ..stored.view
+    })
+}
+
+fn session_to_json(s: &SessionView) -> Result<Value, Error> {
+    to_json(&StoredSession {
+        view: s.clone(),
+        csrf: s.csrf.clone(),
+    })
 }
 
 /// What a new user is given.
@@ -569,7 +592,7 @@ impl Identity {
             .registry_put(
                 SESSIONS,
                 "",
-                vec![(secrets::digest(&token), to_json(&session)?)],
+                vec![(secrets::digest(&token), session_to_json(&session)?)],
                 RegistryWrite::Create,
             )
             .await
@@ -655,7 +678,7 @@ impl Identity {
                     .registry_get(SESSIONS, "", &key)
                     .await
                     .map_err(store_error)?
-                    .map(from_json::<SessionView>)
+                    .map(session_from_json)
                     .transpose()?;
                 if let Ok(mut m) = self.sessions.lock() {
                     m.insert(
@@ -688,14 +711,18 @@ impl Identity {
         let Some(user) = self.user(&session.username).await? else {
             return Ok(None);
         };
-        if t - session.last_seen > TOUCH_EVERY {
+        // Written often enough that a session in use never looks idle.
+        let touch_every = chrono::TimeDelta::from_std(idle / 4)
+            .unwrap_or(TOUCH_EVERY)
+            .min(TOUCH_EVERY);
+        if t - session.last_seen > touch_every {
             session.last_seen = t;
             let _ = self
                 .store
                 .registry_put(
                     SESSIONS,
                     "",
-                    vec![(key.clone(), to_json(&session)?)],
+                    vec![(key.clone(), session_to_json(&session)?)],
                     RegistryWrite::Replace,
                 )
                 .await;
@@ -737,7 +764,7 @@ impl Identity {
             .map_err(store_error)?;
         page.records
             .into_iter()
-            .map(|r| from_json::<SessionView>(r.value).map(|s| (r.key, s)))
+            .map(|r| session_from_json(r.value).map(|s| (r.key, s)))
             .collect()
     }
 

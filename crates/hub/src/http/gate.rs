@@ -95,8 +95,9 @@ pub struct GateConfig {
 /// The front door: the route table, the identities, the settings.
 pub struct Gate {
     rules: HashMap<(Method, &'static str), Permission>,
-    /// Paths with at least one declared method (another method gets 405, not 403).
-    paths: std::collections::HashSet<&'static str>,
+    /// The declared methods of each path: another method is answered 405 by the door
+    /// itself, so that a handler nobody declared never runs.
+    paths: HashMap<&'static str, Vec<Method>>,
     all: Vec<RouteRule>,
     pub identity: Arc<Identity>,
     pub config: GateConfig,
@@ -105,11 +106,11 @@ pub struct Gate {
 impl Gate {
     pub fn new(identity: Arc<Identity>, config: GateConfig, all: Vec<RouteRule>) -> Gate {
         let mut rules = HashMap::new();
-        let mut paths = std::collections::HashSet::new();
+        let mut paths: HashMap<&'static str, Vec<Method>> = HashMap::new();
         for r in &all {
             if let Ok(m) = Method::from_bytes(r.method.as_bytes()) {
-                rules.insert((m, r.path), r.permission);
-                paths.insert(r.path);
+                rules.insert((m.clone(), r.path), r.permission);
+                paths.entry(r.path).or_default().push(m);
             }
         }
         Gate {
@@ -134,6 +135,39 @@ impl Gate {
         };
         self.rules.get(&(method.clone(), path)).copied()
     }
+
+    /// What a request of `method` on the matched route `route` needs.
+    fn need(&self, method: &Method, route: Option<&str>) -> Need {
+        let Some(path) = route else {
+            // No route: the router answers 404.
+            return Need::Declared(Permission::Public);
+        };
+        if let Some(p) = self.permission(method, path) {
+            return Need::Declared(p);
+        }
+        match self.paths.get(path) {
+            Some(methods) => {
+                let mut allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
+                if methods.contains(&Method::GET) {
+                    allow.push("HEAD");
+                }
+                allow.sort_unstable();
+                allow.dedup();
+                Need::OtherMethod(allow.join(", "))
+            }
+            None => Need::Undeclared,
+        }
+    }
+}
+
+/// What a request needs to pass the door.
+enum Need {
+    /// The route's declared permission.
+    Declared(Permission),
+    /// The path is declared, but not with this method: 405, naming those that are.
+    OtherMethod(String),
+    /// Nobody declared the route: refused.
+    Undeclared,
 }
 
 /// The caller of a request, as the gate found it (anonymous when the request did not
@@ -225,24 +259,17 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut request: Request, next: Nex
         client: client.clone(),
         action: format!("{} {}", method, route.as_deref().unwrap_or("(unmatched)")),
     };
-    // What the route asks for. An unmatched path (404) or a declared path asked with
-    // another method (405) goes on to its plain error; a route nobody declared is
-    // refused.
-    let permission = match &route {
-        None => Some(Permission::Public),
-        Some(path) => match gate.permission(&method, path) {
-            Some(p) => Some(p),
-            None if gate.paths.contains(path.as_str()) => Some(Permission::Public),
-            None => None,
-        },
-    };
+    // What the route asks for. An unmatched path goes on to its 404; a declared path
+    // asked with another method is answered 405 here (its handler, if it has one, is
+    // not declared and never runs); a route nobody declared is refused.
+    let need = gate.need(&method, route.as_deref());
     let mut known: Option<CallerRef> = None;
     let mut response = match authenticate(&gate, request.headers(), info.clone()).await {
         Err(e) => unauthenticated(&e.detail),
         Ok(caller) => {
             let caller: CallerRef = Arc::new(caller);
             known = Some(caller.clone());
-            match decide(&gate, permission, &caller, &method, request.headers()) {
+            match decide(&gate, need, &caller, &method, request.headers()) {
                 Err(r) => r,
                 Ok(()) => {
                     request.extensions_mut().insert(caller);
@@ -295,16 +322,30 @@ async fn authenticate(
 
 fn decide(
     gate: &Gate,
-    permission: Option<Permission>,
+    need: Need,
     caller: &Caller,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<(), Response> {
-    let Some(permission) = permission else {
-        return Err(ApiError(Error::forbidden(
-            "this route declares no permission and is refused",
-        ))
-        .into_response());
+    let permission = match need {
+        Need::Declared(p) => p,
+        Need::Undeclared => {
+            return Err(ApiError(Error::forbidden(
+                "this route declares no permission and is refused",
+            ))
+            .into_response());
+        }
+        Need::OtherMethod(allow) => {
+            let mut r = ApiError(Error::new(
+                ngsi::ErrorKind::MethodNotAllowed,
+                "this method is not supported on this resource",
+            ))
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&allow) {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            return Err(r);
+        }
     };
     if permission == Permission::Public
         || (permission == Permission::Metrics && gate.config.metrics_public)

@@ -12,6 +12,7 @@ mod entities;
 mod errors;
 mod kinds;
 mod query;
+mod security;
 mod subscriptions;
 mod temporal;
 mod tenancy;
