@@ -744,3 +744,166 @@ async fn bench_nodes_measures_one_node_then_two() {
         .unwrap();
     assert!(left.is_none(), "{database} was left behind");
 }
+
+/// A request's status and JSON body.
+async fn status_of(rb: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn anonymous() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Asks `node` until `done` accepts the status, for at most `within`; how long it took.
+async fn until(
+    within: Duration,
+    what: &str,
+    mut ask: impl AsyncFnMut() -> u16,
+    done: impl Fn(u16) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let status = ask().await;
+        if done(status) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{what}: still {status} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logins_sessions_and_keys_are_shared_between_nodes() {
+    let db = Database::create("identity").await;
+    let a = Dothi::serve(&db.url(None)).await;
+    let b = Dothi::serve(&db.url(None)).await;
+    let password = "Thành cổ Quảng Trị 1972";
+    let (status, user) = status_of(a.client.post(format!("{}/auth/v1/users", a.base)).json(
+        &json!({"username": "chi", "password": password, "role": "operator", "tenants": [""]}),
+    ))
+    .await;
+    assert_eq!(status, 201, "{user}");
+    let login = |node: &Dothi, pw: &str| {
+        let request = anonymous()
+            .post(format!("{}/auth/v1/login", node.base))
+            .json(&json!({"username": "chi", "password": pw}));
+        async move { request.send().await.unwrap() }
+    };
+
+    // Failed logins alternating between the nodes count together: five lock.
+    for i in 0..5 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(login(node, "not the password").await.status(), 401);
+    }
+    for node in [&a, &b] {
+        let r = login(node, password).await;
+        assert_eq!(r.status(), 401, "locked on every node");
+        assert!(r.text().await.unwrap().contains("locked"));
+    }
+    // Unlocked on B, it logs in on A.
+    let (status, _) = status_of(
+        b.client
+            .patch(format!("{}/auth/v1/users/chi", b.base))
+            .json(&json!({"unlock": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let r = login(&a, password).await;
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = r.json::<Value>().await.unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The session made on A works on B, for reads and (with its CSRF token) writes.
+    let me = |node: &Dothi| {
+        let request = anonymous()
+            .get(format!("{}/auth/v1/me", node.base))
+            .header("cookie", &cookie);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(me(&b).await, 200);
+    let (status, body) = status_of(
+        anonymous()
+            .post(b.url("/entities"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .json(&json!({"id": "urn:ngsi-ld:Gauge:by-session", "type": "Gauge", "level": 1})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // Logged out on B, the session ends on A within a few seconds.
+    let (status, _) = status_of(
+        anonymous()
+            .post(format!("{}/auth/v1/logout", b.base))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf),
+    )
+    .await;
+    assert_eq!(status, 204);
+    until(
+        Duration::from_secs(6),
+        "a session ended on B, used on A",
+        async || me(&a).await,
+        |s| s == 401,
+    )
+    .await;
+
+    // A key made on A works on B; revoked on A, it stops working on B.
+    let (status, key) = status_of(
+        a.client
+            .post(format!("{}/auth/v1/keys", a.base))
+            .json(&json!({"name": "shared", "role": "viewer", "tenants": [""]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    let secret = key["key"].as_str().unwrap().to_string();
+    let read = |node: &Dothi| {
+        let request = anonymous()
+            .get(node.url("/entities/urn:ngsi-ld:Gauge:by-session"))
+            .bearer_auth(&secret);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(read(&b).await, 200);
+    assert_eq!(read(&a).await, 200);
+    let (status, _) = status_of(a.client.delete(format!(
+        "{}/auth/v1/keys/{}",
+        a.base,
+        key["id"].as_str().unwrap()
+    )))
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        read(&a).await,
+        401,
+        "revoked on the node that revoked it at once"
+    );
+    let took = until(
+        Duration::from_secs(6),
+        "a key revoked on A, used on B",
+        async || read(&b).await,
+        |s| s == 401,
+    )
+    .await;
+    eprintln!("the revocation reached the other node in {took:?}");
+    // And it stays revoked.
+    for _ in 0..5 {
+        assert_eq!(read(&b).await, 401);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -84,12 +84,15 @@ impl Server {
                 N.fetch_add(1, Ordering::Relaxed)
             );
             let admin = postgres_admin().await;
-            admin
-                .batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-                ))
-                .await
-                .expect("create the test database");
+            for sql in [
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                format!("CREATE DATABASE {name}"),
+            ] {
+                admin
+                    .batch_execute(&sql)
+                    .await
+                    .expect("create the test database");
+            }
             let server = postgres_server();
             let base = server.split('?').next().unwrap_or_default();
             let (prefix, _) = base.rsplit_once('/').expect("a database URL");

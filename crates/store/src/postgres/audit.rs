@@ -134,7 +134,10 @@ impl PostgresStore {
     pub(super) async fn audit_chain_page(&self, after: i64, max: usize) -> StoreResult<ChainPage> {
         let client = self.client().await?;
         let checkpoint = client
-            .query_opt("SELECT seq, hash FROM audit_checkpoint WHERE only = 1", &[])
+            .query_opt(
+                "SELECT seq, hash FROM audit_checkpoint WHERE singleton = 1",
+                &[],
+            )
             .await
             .map_err(pg_error)?
             .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)));
@@ -181,8 +184,8 @@ impl PostgresStore {
             .await
             .map_err(pg_error)?;
         tx.execute(
-            "INSERT INTO audit_checkpoint (only, seq, hash) VALUES (1, $1, $2)
-             ON CONFLICT (only) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            "INSERT INTO audit_checkpoint (singleton, seq, hash) VALUES (1, $1, $2)
+             ON CONFLICT (singleton) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
             &[&seq, &hash],
         )
         .await
@@ -203,7 +206,10 @@ async fn chain_head(tx: &Transaction<'_>) -> Result<(i64, String), tokio_postgre
         return Ok((r.get(0), r.get(1)));
     }
     let checkpoint = tx
-        .query_opt("SELECT seq, hash FROM audit_checkpoint WHERE only = 1", &[])
+        .query_opt(
+            "SELECT seq, hash FROM audit_checkpoint WHERE singleton = 1",
+            &[],
+        )
         .await?;
     Ok(checkpoint
         .map(|r| (r.get(0), r.get(1)))

@@ -156,7 +156,7 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_by_time ON audit_log (time);
     CREATE INDEX audit_unsealed ON audit_log (id) WHERE seq IS NULL;
     CREATE TABLE audit_checkpoint (
-        only integer PRIMARY KEY CHECK (only = 1),
+        singleton integer PRIMARY KEY CHECK (singleton = 1),
         seq bigint NOT NULL,
         hash text NOT NULL
     );
