@@ -907,3 +907,91 @@ async fn logins_sessions_and_keys_are_shared_between_nodes() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `dothi audit verify` over the store `url`: exit code and standard output.
+fn audit_verify(url: &str) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dothi"))
+        .args(["audit", "verify", "--store", url])
+        .env("DOTHI_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_audit_chain_of_two_nodes_holds_and_an_edit_breaks_it() {
+    let db = Database::create("audit").await;
+    let url = db.url(None);
+    let mut a = Dothi::serve(&url).await;
+    let mut b = Dothi::serve(&url).await;
+    let write = |node: &Dothi, n: usize| {
+        let request = node.client.post(node.url("/entities")).json(&gauge(
+            &format!("urn:ngsi-ld:WaterObserved:audit-{n}"),
+            n as f64,
+        ));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    for n in 0..40 {
+        assert_eq!(write(if n % 2 == 0 { &a } else { &b }, n).await, 201);
+    }
+    // Checked while the nodes write and seal.
+    let verifying = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || audit_verify(&url)
+    });
+    for n in 40..50 {
+        assert_eq!(write(if n % 2 == 0 { &a } else { &b }, n).await, 201);
+    }
+    let (code, out) = verifying.await.unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(a.terminate().await.success());
+    assert!(b.terminate().await.success());
+    let (code, out) = audit_verify(&url);
+    assert_eq!(code, Some(0), "{out}");
+    let checked: u64 = out
+        .split("records checked")
+        .next()
+        .and_then(|s| s.rsplit(' ').nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(checked >= 50, "every write is in the chain: {out}");
+
+    // One record edited: the chain breaks at it.
+    let pg = {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    };
+    let row = pg
+        .query_one(
+            "SELECT id, seq FROM audit_log WHERE seq IS NOT NULL
+             AND record LIKE '%\"POST /ngsi-ld/v1/entities\"%' ORDER BY seq OFFSET 20 LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (id, seq): (i64, i64) = (row.get(0), row.get(1));
+    let changed = pg
+        .execute(
+            "UPDATE audit_log SET record = replace(record, '\"outcome\":\"ok\"', '\"outcome\":\"failed\"') WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    let (code, out) = audit_verify(&url);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.contains(&format!("broken at record {id} (sequence {seq})")),
+        "{out}"
+    );
+}

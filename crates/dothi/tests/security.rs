@@ -63,6 +63,31 @@ async fn audit_verify_catches_an_edited_or_a_deleted_record() {
             .unwrap();
         assert_eq!(r.status(), 201);
     }
+    // Checked while the server writes and seals, from another process.
+    let verifying = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || verify(&db)
+    });
+    for n in 6..12 {
+        let r = server
+            .client
+            .post(server.url("/entities"))
+            .json(
+                &json!({"id": format!("urn:ngsi-ld:Gauge:audit-{n}"), "type": "Gauge", "level": n}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let out = verifying.await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     // A refused request is recorded too.
     let r = reqwest::Client::new()
         .delete(server.url("/entities/urn:ngsi-ld:Gauge:audit-0"))
@@ -94,7 +119,7 @@ async fn audit_verify_catches_an_edited_or_a_deleted_record() {
         .iter()
         .filter(|(_, _, r)| r.contains("\"POST /ngsi-ld/v1/entities\""))
         .collect();
-    assert_eq!(writes.len(), 6, "{rows:?}");
+    assert_eq!(writes.len(), 12, "{rows:?}");
     assert!(
         rows.iter()
             .any(|(_, _, r)| r.contains("\"outcome\":\"denied\"")
