@@ -171,6 +171,8 @@ pub fn verify_run(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn sealed(texts: &[&str]) -> Vec<StoredAudit> {

@@ -359,10 +359,10 @@ fn check_claims(
     if now_unix >= exp.saturating_add(leeway) {
         return Err(JwtError::Expired);
     }
-    if let Some(nbf) = time_claim(&raw, "nbf")? {
-        if now_unix.saturating_add(leeway) < nbf {
-            return Err(JwtError::NotYetValid);
-        }
+    if let Some(nbf) = time_claim(&raw, "nbf")?
+        && now_unix.saturating_add(leeway) < nbf
+    {
+        return Err(JwtError::NotYetValid);
     }
 
     let iss = match raw.get("iss") {

@@ -269,6 +269,8 @@ pub type CallerRef = Arc<Caller>;
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn caller(role: Role, tenants: &[&str]) -> Caller {

@@ -269,9 +269,9 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut request: Request, next: Nex
         Ok(caller) => {
             let caller: CallerRef = Arc::new(caller);
             known = Some(caller.clone());
-            match decide(&gate, need, &caller, &method, request.headers()) {
-                Err(r) => r,
-                Ok(()) => {
+            match refusal(&gate, need, &caller, &method, request.headers()) {
+                Some(r) => r,
+                None => {
                     request.extensions_mut().insert(caller);
                     next.run(request).await
                 }
@@ -320,20 +320,23 @@ async fn authenticate(
     Ok(Caller::anonymous(info))
 }
 
-fn decide(
+/// Why the door refuses the request, if it does.
+fn refusal(
     gate: &Gate,
     need: Need,
     caller: &Caller,
     method: &Method,
     headers: &HeaderMap,
-) -> Result<(), Response> {
+) -> Option<Response> {
     let permission = match need {
         Need::Declared(p) => p,
         Need::Undeclared => {
-            return Err(ApiError(Error::forbidden(
-                "this route declares no permission and is refused",
-            ))
-            .into_response());
+            return Some(
+                ApiError(Error::forbidden(
+                    "this route declares no permission and is refused",
+                ))
+                .into_response(),
+            );
         }
         Need::OtherMethod(allow) => {
             let mut r = ApiError(Error::new(
@@ -344,23 +347,25 @@ fn decide(
             if let Ok(v) = HeaderValue::from_str(&allow) {
                 r.headers_mut().insert(header::ALLOW, v);
             }
-            return Err(r);
+            return Some(r);
         }
     };
     if permission == Permission::Public
         || (permission == Permission::Metrics && gate.config.metrics_public)
     {
-        return Ok(());
+        return None;
     }
     let Some(role) = caller.role else {
-        return Err(unauthenticated("credentials are required"));
+        return Some(unauthenticated("credentials are required"));
     };
     if !permission.allows(role) {
-        return Err(ApiError(Error::forbidden(format!(
-            "the role {} may not use this route",
-            role.as_str()
-        )))
-        .into_response());
+        return Some(
+            ApiError(Error::forbidden(format!(
+                "the role {} may not use this route",
+                role.as_str()
+            )))
+            .into_response(),
+        );
     }
     // A browser sends the cookie with any request to this site: a write made with it
     // must prove it comes from our own page.
@@ -372,13 +377,15 @@ fn decide(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if !secrets::constant_time_eq(given.as_bytes(), csrf.as_bytes()) {
-            return Err(ApiError(Error::forbidden(
-                "a write with a session cookie needs its X-CSRF-Token header",
-            ))
-            .into_response());
+            return Some(
+                ApiError(Error::forbidden(
+                    "a write with a session cookie needs its X-CSRF-Token header",
+                ))
+                .into_response(),
+            );
         }
     }
-    Ok(())
+    None
 }
 
 /// Writes a refusal to the audit log without holding the answer back.

@@ -10,7 +10,7 @@ use crate::StoreResult;
 use crate::audit::{AuditFilter, AuditRecord, ChainPage, GENESIS, StoredAudit, chain_hash};
 
 /// The advisory lock key of the chain ("audit" in ASCII).
-const CHAIN_LOCK: i64 = 0x6175_6469_74;
+const CHAIN_LOCK: i64 = 0x0061_7564_6974;
 
 pub(super) async fn insert(
     tx: &Transaction<'_>,
