@@ -5,7 +5,8 @@
 # 127.0.0.1:5432 or DOTHI_TEST_DATABASE_URL, is the machine's; its tests fail, saying
 # so, without it), Node.js/npm to build the web app, and Chromium for its browser
 # tests (Debian's, at /usr/bin/chromium; no browser is ever downloaded otherwise).
-# The hub's HTTP API tests run twice: on SQLite, then on PostgreSQL.
+# The hub's HTTP API tests, the authorization matrix and the tenant isolation
+# property run twice: on SQLite, then on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,6 +59,8 @@ fi
 
 cargo test --workspace --locked "$@"
 DOTHI_TEST_STORE=postgres cargo test -p hub --test api --locked "$@"
+# The authorization matrix and the tenant isolation property, on PostgreSQL too.
+DOTHI_TEST_STORE=postgres cargo test -p dothi --test authz --test isolation --locked "$@"
 
 # Databases of tests that restart a hub at the same path (or that were stopped before
 # their end) are left behind: drop them.

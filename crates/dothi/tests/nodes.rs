@@ -744,3 +744,254 @@ async fn bench_nodes_measures_one_node_then_two() {
         .unwrap();
     assert!(left.is_none(), "{database} was left behind");
 }
+
+/// A request's status and JSON body.
+async fn status_of(rb: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn anonymous() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Asks `node` until `done` accepts the status, for at most `within`; how long it took.
+async fn until(
+    within: Duration,
+    what: &str,
+    mut ask: impl AsyncFnMut() -> u16,
+    done: impl Fn(u16) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let status = ask().await;
+        if done(status) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{what}: still {status} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logins_sessions_and_keys_are_shared_between_nodes() {
+    let db = Database::create("identity").await;
+    let a = Dothi::serve(&db.url(None)).await;
+    let b = Dothi::serve(&db.url(None)).await;
+    let password = "Thành cổ Quảng Trị 1972";
+    let (status, user) = status_of(a.client.post(format!("{}/auth/v1/users", a.base)).json(
+        &json!({"username": "chi", "password": password, "role": "operator", "tenants": [""]}),
+    ))
+    .await;
+    assert_eq!(status, 201, "{user}");
+    let login = |node: &Dothi, pw: &str| {
+        let request = anonymous()
+            .post(format!("{}/auth/v1/login", node.base))
+            .json(&json!({"username": "chi", "password": pw}));
+        async move { request.send().await.unwrap() }
+    };
+
+    // Failed logins alternating between the nodes count together: five lock.
+    for i in 0..5 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(login(node, "not the password").await.status(), 401);
+    }
+    for node in [&a, &b] {
+        let r = login(node, password).await;
+        assert_eq!(r.status(), 401, "locked on every node");
+        assert!(r.text().await.unwrap().contains("locked"));
+    }
+    // Unlocked on B, it logs in on A.
+    let (status, _) = status_of(
+        b.client
+            .patch(format!("{}/auth/v1/users/chi", b.base))
+            .json(&json!({"unlock": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let r = login(&a, password).await;
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = r.json::<Value>().await.unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The session made on A works on B, for reads and (with its CSRF token) writes.
+    let me = |node: &Dothi| {
+        let request = anonymous()
+            .get(format!("{}/auth/v1/me", node.base))
+            .header("cookie", &cookie);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(me(&b).await, 200);
+    let (status, body) = status_of(
+        anonymous()
+            .post(b.url("/entities"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .json(&json!({"id": "urn:ngsi-ld:Gauge:by-session", "type": "Gauge", "level": 1})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // Logged out on B, the session ends on A within a few seconds.
+    let (status, _) = status_of(
+        anonymous()
+            .post(format!("{}/auth/v1/logout", b.base))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf),
+    )
+    .await;
+    assert_eq!(status, 204);
+    until(
+        Duration::from_secs(6),
+        "a session ended on B, used on A",
+        async || me(&a).await,
+        |s| s == 401,
+    )
+    .await;
+
+    // A key made on A works on B; revoked on A, it stops working on B.
+    let (status, key) = status_of(
+        a.client
+            .post(format!("{}/auth/v1/keys", a.base))
+            .json(&json!({"name": "shared", "role": "viewer", "tenants": [""]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    let secret = key["key"].as_str().unwrap().to_string();
+    let read = |node: &Dothi| {
+        let request = anonymous()
+            .get(node.url("/entities/urn:ngsi-ld:Gauge:by-session"))
+            .bearer_auth(&secret);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(read(&b).await, 200);
+    assert_eq!(read(&a).await, 200);
+    let (status, _) = status_of(a.client.delete(format!(
+        "{}/auth/v1/keys/{}",
+        a.base,
+        key["id"].as_str().unwrap()
+    )))
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        read(&a).await,
+        401,
+        "revoked on the node that revoked it at once"
+    );
+    let took = until(
+        Duration::from_secs(6),
+        "a key revoked on A, used on B",
+        async || read(&b).await,
+        |s| s == 401,
+    )
+    .await;
+    eprintln!("the revocation reached the other node in {took:?}");
+    // And it stays revoked.
+    for _ in 0..5 {
+        assert_eq!(read(&b).await, 401);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `dothi audit verify` over the store `url`: exit code and standard output.
+fn audit_verify(url: &str) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dothi"))
+        .args(["audit", "verify", "--store", url])
+        .env("DOTHI_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_audit_chain_of_two_nodes_holds_and_an_edit_breaks_it() {
+    let db = Database::create("audit").await;
+    let url = db.url(None);
+    let mut a = Dothi::serve(&url).await;
+    let mut b = Dothi::serve(&url).await;
+    let write = |node: &Dothi, n: usize| {
+        let request = node.client.post(node.url("/entities")).json(&gauge(
+            &format!("urn:ngsi-ld:WaterObserved:audit-{n}"),
+            n as f64,
+        ));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    for n in 0..40 {
+        assert_eq!(write(if n % 2 == 0 { &a } else { &b }, n).await, 201);
+    }
+    // Checked while the nodes write and seal.
+    let verifying = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || audit_verify(&url)
+    });
+    for n in 40..50 {
+        assert_eq!(write(if n % 2 == 0 { &a } else { &b }, n).await, 201);
+    }
+    let (code, out) = verifying.await.unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(a.terminate().await.success());
+    assert!(b.terminate().await.success());
+    let (code, out) = audit_verify(&url);
+    assert_eq!(code, Some(0), "{out}");
+    let checked: u64 = out
+        .split("records checked")
+        .next()
+        .and_then(|s| s.rsplit(' ').nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(checked >= 50, "every write is in the chain: {out}");
+
+    // One record edited: the chain breaks at it.
+    let pg = {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    };
+    let row = pg
+        .query_one(
+            "SELECT id, seq FROM audit_log WHERE seq IS NOT NULL
+             AND record LIKE '%\"POST /ngsi-ld/v1/entities\"%' ORDER BY seq OFFSET 20 LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (id, seq): (i64, i64) = (row.get(0), row.get(1));
+    let changed = pg
+        .execute(
+            "UPDATE audit_log SET record = replace(record, '\"outcome\":\"ok\"', '\"outcome\":\"failed\"') WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    let (code, out) = audit_verify(&url);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.contains(&format!("broken at record {id} (sequence {seq})")),
+        "{out}"
+    );
+}

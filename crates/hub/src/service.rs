@@ -51,7 +51,7 @@ impl Scope {
 
     /// Refuses callers limited to entity types, for operations whose reach is not
     /// bounded by types (subscriptions, history edits).
-    fn check_unlimited_types(&self) -> Result<(), Error> {
+    pub(crate) fn check_unlimited_types(&self) -> Result<(), Error> {
         if self.caller.types.is_some() {
             return Err(Error::forbidden(
                 "a grant limited to entity types does not cover this operation",
@@ -820,13 +820,49 @@ impl Hub {
     /// GET /entities and POST /entityOperations/query.
     pub async fn query(&self, scope: &Scope, mut query: EntityQuery) -> Result<QueryPage, Error> {
         self.require_tenant(scope).await?;
+        let Some(granted) = &scope.caller.types else {
+            return self
+                .store
+                .query(&scope.tenant, query)
+                .await
+                .map_err(store_error);
+        };
         // A caller limited to types selects within them (counts and pages included).
-        if let Some(granted) = &scope.caller.types {
-            let within = TypeExpr::Or(granted.iter().cloned().map(TypeExpr::Type).collect());
-            query.types = Some(match query.types.take() {
-                Some(asked) => TypeExpr::And(vec![asked, within]),
-                None => within,
-            });
+        let within = TypeExpr::Or(granted.iter().cloned().map(TypeExpr::Type).collect());
+        let selected = match query.types.take() {
+            Some(asked) => TypeExpr::And(vec![asked, within]),
+            None => within,
+        };
+        query.types = Some(selected.clone());
+        // An entity that also has a type outside the grant is out of reach, but the
+        // store selects by the types an entity has, not those it lacks: when some of
+        // the selected entities are such, they are left out here, and the page and
+        // count made here.
+        let outside: Vec<TypeExpr> = self
+            .store
+            .types(&scope.tenant)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .filter(|t| !granted.contains(&t.type_iri))
+            .map(|t| TypeExpr::Type(t.type_iri))
+            .collect();
+        if !outside.is_empty() {
+            let mixed = EntityQuery {
+                types: Some(TypeExpr::And(vec![selected, TypeExpr::Or(outside)])),
+                limit: 0,
+                offset: 0,
+                count: true,
+                ..query.clone()
+            };
+            let found = self
+                .store
+                .query(&scope.tenant, mixed)
+                .await
+                .map_err(store_error)?;
+            if found.count != Some(0) {
+                return self.query_within_types(scope, query).await;
+            }
         }
         self.store
             .query(&scope.tenant, query)
@@ -834,29 +870,128 @@ impl Hub {
             .map_err(store_error)
     }
 
+    /// A query of a caller limited to types, when some entities it selects also have
+    /// another type: every match is read, those out of reach left out.
+    async fn query_within_types(
+        &self,
+        scope: &Scope,
+        query: EntityQuery,
+    ) -> Result<QueryPage, Error> {
+        const PAGE: usize = 1_000;
+        let mut entities = Vec::new();
+        let mut total = 0usize;
+        let mut at = 0;
+        loop {
+            let page = self
+                .store
+                .query(
+                    &scope.tenant,
+                    EntityQuery {
+                        offset: at,
+                        limit: PAGE,
+                        count: false,
+                        ..query.clone()
+                    },
+                )
+                .await
+                .map_err(store_error)?;
+            let n = page.entities.len();
+            for e in page.entities {
+                if scope.caller.allows_types(&e.types) {
+                    if total >= query.offset && entities.len() < query.limit {
+                        entities.push(e);
+                    }
+                    total += 1;
+                }
+            }
+            if n < PAGE || (!query.count && entities.len() >= query.limit) {
+                break;
+            }
+            at += n;
+        }
+        Ok(QueryPage {
+            entities,
+            count: query.count.then_some(total as u64),
+        })
+    }
+
+    /// Calls `f` on every entity of the tenant the caller can see (for the discovery
+    /// of a caller limited to types, whose counts cover only those).
+    async fn each_visible(&self, scope: &Scope, mut f: impl FnMut(&Entity)) -> Result<(), Error> {
+        const PAGE: usize = 1_000;
+        let mut offset = 0;
+        loop {
+            let page = self
+                .query(
+                    scope,
+                    EntityQuery {
+                        limit: PAGE,
+                        offset,
+                        ..EntityQuery::default()
+                    },
+                )
+                .await?;
+            let n = page.entities.len();
+            page.entities.iter().for_each(&mut f);
+            if n < PAGE {
+                return Ok(());
+            }
+            offset += n;
+        }
+    }
+
     pub async fn types(&self, scope: &Scope) -> Result<Vec<TypeSummary>, Error> {
         self.require_tenant(scope).await?;
-        let mut types = self.store.types(&scope.tenant).await.map_err(store_error)?;
-        if let Some(granted) = &scope.caller.types {
-            types.retain(|t| granted.contains(&t.type_iri));
+        if scope.caller.types.is_none() {
+            return self.store.types(&scope.tenant).await.map_err(store_error);
         }
-        Ok(types)
+        let mut out: BTreeMap<String, TypeSummary> = BTreeMap::new();
+        self.each_visible(scope, |e| {
+            for t in &e.types {
+                let summary = out.entry(t.clone()).or_insert_with(|| TypeSummary {
+                    type_iri: t.clone(),
+                    entity_count: 0,
+                    attributes: BTreeMap::new(),
+                });
+                summary.entity_count += 1;
+                for (name, instances) in &e.attrs {
+                    summary
+                        .attributes
+                        .entry(name.clone())
+                        .or_default()
+                        .extend(instances.iter().map(|i| i.kind));
+                }
+            }
+        })
+        .await?;
+        Ok(out.into_values().collect())
     }
 
     pub async fn attributes(&self, scope: &Scope) -> Result<Vec<AttributeSummary>, Error> {
         self.require_tenant(scope).await?;
-        let mut attrs = self
-            .store
-            .attributes(&scope.tenant)
-            .await
-            .map_err(store_error)?;
-        if let Some(granted) = &scope.caller.types {
-            for a in &mut attrs {
-                a.type_names.retain(|t| granted.contains(t));
-            }
-            attrs.retain(|a| !a.type_names.is_empty());
+        if scope.caller.types.is_none() {
+            return self
+                .store
+                .attributes(&scope.tenant)
+                .await
+                .map_err(store_error);
         }
-        Ok(attrs)
+        let mut out: BTreeMap<String, AttributeSummary> = BTreeMap::new();
+        self.each_visible(scope, |e| {
+            for (name, instances) in &e.attrs {
+                let a = out.entry(name.clone()).or_insert_with(|| AttributeSummary {
+                    name_iri: name.clone(),
+                    attribute_count: 0,
+                    type_names: Default::default(),
+                    kinds: Default::default(),
+                });
+                a.attribute_count += instances.len() as u64;
+                a.kinds.extend(instances.iter().map(|i| i.kind));
+                a.type_names.extend(e.types.iter().cloned());
+            }
+        })
+        .await?;
+        Ok(out.into_values().collect())
     }
 
     /// Checks that the caller may change subscriptions or history of the tenant.

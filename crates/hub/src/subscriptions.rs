@@ -61,13 +61,15 @@ impl Hub {
         Ok(id)
     }
 
-    /// GET /subscriptions/{id}.
+    /// GET /subscriptions/{id}. A subscription may name any entity and type, so a
+    /// caller limited to some types reads none.
     pub async fn get_subscription(
         &self,
         scope: &Scope,
         id: &str,
     ) -> Result<StoredSubscription, Error> {
         self.require_tenant(scope).await?;
+        scope.check_unlimited_types()?;
         let mut stored = self
             .store()
             .subscription_get(&scope.tenant, id)
@@ -86,6 +88,7 @@ impl Hub {
         limit: u64,
     ) -> Result<SubscriptionPage, Error> {
         self.require_tenant(scope).await?;
+        scope.check_unlimited_types()?;
         let mut page = self
             .store()
             .subscription_list(&scope.tenant, offset, limit)

@@ -172,6 +172,8 @@ pub fn verify_run(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn sealed(texts: &[&str]) -> Vec<StoredAudit> {

@@ -699,7 +699,11 @@ impl Identity {
         let Some(user) = self.user(&session.username).await? else {
             return Ok(None);
         };
-        if t - session.last_seen > TOUCH_EVERY {
+        // Written often enough that a session in use never looks idle.
+        let touch_every = chrono::TimeDelta::from_std(idle / 4)
+            .unwrap_or(TOUCH_EVERY)
+            .min(TOUCH_EVERY);
+        if t - session.last_seen > touch_every {
             session.last_seen = t;
             let _ = self
                 .store

@@ -271,6 +271,8 @@ pub type CallerRef = Arc<Caller>;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn caller(role: Role, tenants: &[&str]) -> Caller {

@@ -122,8 +122,9 @@ pub struct GateConfig {
 pub struct Gate {
     rules: HashMap<(Method, &'static str), Permission>,
     windows: Windows,
-    /// Paths with at least one declared method (another method gets 405, not 403).
-    paths: std::collections::HashSet<&'static str>,
+    /// The declared methods of each path: another method is answered 405 by the door
+    /// itself, so that a handler nobody declared never runs.
+    paths: HashMap<&'static str, Vec<Method>>,
     all: Vec<RouteRule>,
     pub identity: Arc<Identity>,
     pub config: GateConfig,
@@ -132,11 +133,11 @@ pub struct Gate {
 impl Gate {
     pub fn new(identity: Arc<Identity>, config: GateConfig, all: Vec<RouteRule>) -> Gate {
         let mut rules = HashMap::new();
-        let mut paths = std::collections::HashSet::new();
+        let mut paths: HashMap<&'static str, Vec<Method>> = HashMap::new();
         for r in &all {
             if let Ok(m) = Method::from_bytes(r.method.as_bytes()) {
-                rules.insert((m, r.path), r.permission);
-                paths.insert(r.path);
+                rules.insert((m.clone(), r.path), r.permission);
+                paths.entry(r.path).or_default().push(m);
             }
         }
         Gate {
@@ -162,6 +163,39 @@ impl Gate {
         };
         self.rules.get(&(method.clone(), path)).copied()
     }
+
+    /// What a request of `method` on the matched route `route` needs.
+    fn need(&self, method: &Method, route: Option<&str>) -> Need {
+        let Some(path) = route else {
+            // No route: the router answers 404.
+            return Need::Declared(Permission::Public);
+        };
+        if let Some(p) = self.permission(method, path) {
+            return Need::Declared(p);
+        }
+        match self.paths.get(path) {
+            Some(methods) => {
+                let mut allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
+                if methods.contains(&Method::GET) {
+                    allow.push("HEAD");
+                }
+                allow.sort_unstable();
+                allow.dedup();
+                Need::OtherMethod(allow.join(", "))
+            }
+            None => Need::Undeclared,
+        }
+    }
+}
+
+/// What a request needs to pass the door.
+enum Need {
+    /// The route's declared permission.
+    Declared(Permission),
+    /// The path is declared, but not with this method: 405, naming those that are.
+    OtherMethod(String),
+    /// Nobody declared the route: refused.
+    Undeclared,
 }
 
 /// What a rate limit counts.
@@ -302,17 +336,10 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut request: Request, next: Nex
         client: client.clone(),
         action: format!("{} {}", method, route.as_deref().unwrap_or("(unmatched)")),
     };
-    // What the route asks for. An unmatched path (404) or a declared path asked with
-    // another method (405) goes on to its plain error; a route nobody declared is
-    // refused.
-    let permission = match &route {
-        None => Some(Permission::Public),
-        Some(path) => match gate.permission(&method, path) {
-            Some(p) => Some(p),
-            None if gate.paths.contains(path.as_str()) => Some(Permission::Public),
-            None => None,
-        },
-    };
+    // What the route asks for. An unmatched path goes on to its 404; a declared path
+    // asked with another method is answered 405 here (its handler, if it has one, is
+    // not declared and never runs); a route nobody declared is refused.
+    let need = gate.need(&method, route.as_deref());
     let mut known: Option<CallerRef> = None;
     let is_login = method == Method::POST && route.as_deref() == Some("/auth/v1/login")
         || route.as_deref() == Some("/auth/v1/login-link");
@@ -333,11 +360,15 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut request: Request, next: Nex
         Ok(caller) => {
             let caller: CallerRef = Arc::new(caller);
             known = Some(caller.clone());
-            let allowed = decide(&gate, permission, &caller, &method, request.headers())
-                .and_then(|()| limit(&gate, &caller, &method, permission));
-            match allowed {
-                Err(r) => *r,
-                Ok(()) => {
+            let declared = match &need {
+                Need::Declared(p) => Some(*p),
+                _ => None,
+            };
+            let refused = refusal(&gate, need, &caller, &method, request.headers())
+                .or_else(|| limit(&gate, &caller, &method, declared));
+            match refused {
+                Some(r) => r,
+                None => {
                     request.extensions_mut().insert(caller);
                     next.run(request).await
                 }
@@ -392,37 +423,52 @@ async fn authenticate(
     Ok(Caller::anonymous(info))
 }
 
-fn decide(
+/// Why the door refuses the request, if it does.
+fn refusal(
     gate: &Gate,
-    permission: Option<Permission>,
+    need: Need,
     caller: &Caller,
     method: &Method,
     headers: &HeaderMap,
-) -> Result<(), Box<Response>> {
-    let Some(permission) = permission else {
-        return Err(Box::new(
-            ApiError(Error::forbidden(
-                "this route declares no permission and is refused",
+) -> Option<Response> {
+    let permission = match need {
+        Need::Declared(p) => p,
+        Need::Undeclared => {
+            return Some(
+                ApiError(Error::forbidden(
+                    "this route declares no permission and is refused",
+                ))
+                .into_response(),
+            );
+        }
+        Need::OtherMethod(allow) => {
+            let mut r = ApiError(Error::new(
+                ngsi::ErrorKind::MethodNotAllowed,
+                "this method is not supported on this resource",
             ))
-            .into_response(),
-        ));
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&allow) {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            return Some(r);
+        }
     };
     if matches!(permission, Permission::Public | Permission::DeviceKey)
         || (permission == Permission::Metrics && gate.config.metrics_public)
     {
-        return Ok(());
+        return None;
     }
     let Some(role) = caller.role else {
-        return Err(Box::new(unauthenticated("credentials are required")));
+        return Some(unauthenticated("credentials are required"));
     };
     if !permission.allows(role) {
-        return Err(Box::new(
+        return Some(
             ApiError(Error::forbidden(format!(
                 "the role {} may not use this route",
                 role.as_str()
             )))
             .into_response(),
-        ));
+        );
     }
     // A browser sends the cookie with any request to this site: a write made with it
     // must prove it comes from our own page.
@@ -434,15 +480,15 @@ fn decide(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if !secrets::constant_time_eq(given.as_bytes(), csrf.as_bytes()) {
-            return Err(Box::new(
+            return Some(
                 ApiError(Error::forbidden(
                     "a write with a session cookie needs its X-CSRF-Token header",
                 ))
                 .into_response(),
-            ));
+            );
         }
     }
-    Ok(())
+    None
 }
 
 fn too_many(wait: u64, detail: &str) -> Response {
@@ -460,10 +506,10 @@ fn limit(
     caller: &Caller,
     method: &Method,
     permission: Option<Permission>,
-) -> Result<(), Box<Response>> {
+) -> Option<Response> {
     let limits = gate.config.limits;
     if permission == Some(Permission::DeviceKey) {
-        return Ok(());
+        return None;
     }
     if caller.is_anonymous() {
         let who = caller.request.client.as_deref().unwrap_or("");
@@ -475,10 +521,11 @@ fn limit(
                 limits.anonymous_per_minute,
                 std::time::Duration::from_secs(60),
             )
-            .map_err(|wait| Box::new(too_many(wait, "too many requests from this address")));
+            .err()
+            .map(|wait| too_many(wait, "too many requests from this address"));
     }
     if caller.is_admin() || matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return Ok(());
+        return None;
     }
     gate.windows
         .hit(
@@ -487,7 +534,8 @@ fn limit(
             limits.writes_per_second,
             std::time::Duration::from_secs(1),
         )
-        .map_err(|wait| Box::new(too_many(wait, "too many writes with this credential")))
+        .err()
+        .map(|wait| too_many(wait, "too many writes with this credential"))
 }
 
 /// Writes a refusal to the audit log without holding the answer back.

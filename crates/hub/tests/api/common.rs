@@ -146,23 +146,46 @@ impl App {
     /// A hub over the SQLite file at `db` (created if missing), or over the
     /// PostgreSQL database named after that path.
     pub async fn start_at(db: &Path, mut config: HubConfig) -> App {
-        let url = store_url(db).await;
-        let store = store::open(&url)
-            .await
-            .unwrap_or_else(|e| panic!("open the store {url}: {e}"));
         // The tests' @context servers and notification receivers are on loopback.
         if *config.outbound == hub::outbound::OutboundPolicy::strict() {
             config.outbound =
                 std::sync::Arc::new(hub::outbound::OutboundPolicy::strict().with_loopback());
         }
+        App::serve_at(db, config, |_| Vec::new()).await
+    }
+
+    /// A hub over a fresh store, exactly as configured (a strict outbound policy
+    /// stays strict: not even loopback is reached), serving beside its own routes
+    /// the components `components` makes from its state.
+    pub async fn start_exact(
+        config: HubConfig,
+        components: impl FnOnce(&hub::AppState) -> Vec<hub::Component>,
+    ) -> App {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("dothi.db");
+        let mut app = App::serve_at(&db, config, components).await;
+        app.dir = Some(dir);
+        app
+    }
+
+    async fn serve_at(
+        db: &Path,
+        config: HubConfig,
+        components: impl FnOnce(&hub::AppState) -> Vec<hub::Component>,
+    ) -> App {
+        let url = store_url(db).await;
+        let store = store::open(&url)
+            .await
+            .unwrap_or_else(|e| panic!("open the store {url}: {e}"));
         let state = hub::state(store, &config).expect("the hub's state");
         admit(&state, ADMIN_KEY).await;
+        let components = components(&state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(hub::serve(listener, state, async move {
+        let task = tokio::spawn(hub::serve_with(listener, state, components, async move {
             let _ = rx.await;
         }));
         let client = client_with_key(Some(ADMIN_KEY));

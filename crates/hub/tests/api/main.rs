@@ -13,6 +13,7 @@ mod errors;
 mod kinds;
 mod oidc;
 mod query;
+mod security;
 mod subscriptions;
 mod temporal;
 mod tenancy;
