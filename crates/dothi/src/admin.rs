@@ -318,8 +318,13 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The credentials a server ensures at start: the `--admin-key`; on a store with no
-/// admin yet and no such key, a first admin user and key, printed once.
-pub async fn ensure_admin(identity: &Identity, admin_key: Option<&str>) -> anyhow::Result<()> {
+/// admin yet and no such key, when `first_admin` says so, a first admin user and key,
+/// printed once.
+pub async fn ensure_admin(
+    identity: &Identity,
+    admin_key: Option<&str>,
+    first_admin: bool,
+) -> anyhow::Result<()> {
     let e = |e: ngsi::Error| anyhow::anyhow!(e.detail);
     if let Some(key) = admin_key {
         identity
@@ -338,7 +343,7 @@ pub async fn ensure_admin(identity: &Identity, admin_key: Option<&str>) -> anyho
             .map_err(e)?;
         return Ok(());
     }
-    if identity.has_admin().await.map_err(e)? {
+    if !first_admin || identity.has_admin().await.map_err(e)? {
         return Ok(());
     }
     let password = generated_password()?;

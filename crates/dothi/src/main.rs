@@ -104,7 +104,8 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             "--insecure: authentication is OFF, every request acts as admin (development and conformance only)"
         );
     } else {
-        admin::ensure_admin(&state.identity, config.admin_key.as_deref()).await?;
+        // The demo makes its own admin and prints a login link instead (below).
+        admin::ensure_admin(&state.identity, config.admin_key.as_deref(), !load_demo).await?;
     }
     tracing::info!(outbound = %config.hub.outbound, "requests made for callers");
     if load_demo {

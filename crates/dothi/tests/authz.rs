@@ -162,7 +162,13 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("POST", "/iot/json/attrs/{name}", "AAAAA"),
     // The web app: its page and assets are public, its data is a tenant's.
     ("GET", "/", "AAAAA"),
+    ("GET", "/ioc", "AAAAA"),
+    ("GET", "/ioc/", "AAAAA"),
     ("GET", ASSETS, "AAAAA"),
+    // The public page's data: open layers of the default tenant, for anyone.
+    ("GET", "/public/api/config", "AAAAA"),
+    ("GET", "/public/api/communes", "AAAAA"),
+    ("GET", "/public/api/markers", "AAAAA"),
     ("GET", "/ioc/api/config", "AAAAA"),
     ("GET", "/ioc/api/communes", "UAAAF"),
     ("GET", "/ioc/api/markers", "UAAAF"),

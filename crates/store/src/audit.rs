@@ -172,7 +172,6 @@ pub fn verify_run(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
 

@@ -271,7 +271,6 @@ pub type CallerRef = Arc<Caller>;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
 

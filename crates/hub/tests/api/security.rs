@@ -234,7 +234,9 @@ async fn oidc_tokens_are_verified_and_forgeries_refused() {
     config.identity.oidc.push(OidcIssuer {
         issuer: ISSUER.into(),
         audiences: vec!["dothi".into()],
-        jwks: Arc::new(jwt::Jwks::from_json(&testing::jwks(&[&es_jwk, &rs_jwk])).unwrap()),
+        keys: Arc::new(hub::auth::oidc::KeySource::fixed(
+            jwt::Jwks::from_json(&testing::jwks(&[&es_jwk, &rs_jwk])).unwrap(),
+        )),
         role_claim: "dothi_role".into(),
         tenants_claim: "dothi_tenants".into(),
     });
