@@ -74,14 +74,14 @@ async fn measure(
     )
     .await?;
     println!(
-        "  {name:<24} batch upsert {} attribute writes/s; PATCH {} requests/s ({} errors), latency {}",
+        "  {name:<28} batch upsert {} attribute writes/s; PATCH {} requests/s ({} errors), latency {}",
         thousands(upsert_rate),
         thousands(patched.rate()),
         patched.errors,
         ms(&percentiles(&patched.latencies))
     );
     if let Some(e) = &patched.first_error {
-        println!("  {:<24} first error: {e}", "");
+        println!("  {:<28} first error: {e}", "");
     }
     server.stop().await?;
     Ok(Run {
@@ -115,14 +115,32 @@ pub async fn run(
         },
         ..super::server::bench_config()
     };
-    let with_key = measure(sizes, dir, backend, "API key, audit on", keyed.clone()).await?;
-    let open = measure(sizes, dir, backend, "--insecure, audit on", insecure).await?;
-    let no_audit = measure(sizes, dir, backend, "API key, audit off", unaudited).await?;
+    // Each server twice, interleaved (A B C A B C), and each figure the better of its
+    // two runs: the first server of a sequence runs on a colder machine, which would
+    // otherwise count against it.
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    let modes = [
+        ("API key, audit on", keyed.clone()),
+        ("--insecure, audit on", insecure),
+        ("API key, audit off", unaudited),
+    ];
+    for round in 0..2 {
+        for (i, (name, config)) in modes.iter().enumerate() {
+            let tag = format!("{name} ({})", round + 1);
+            runs[i].push(measure(sizes, dir, backend, &tag, config.clone()).await?);
+        }
+    }
+    let best = |rs: &[Run]| Run {
+        upsert_rate: rs.iter().map(|r| r.upsert_rate).fold(0.0, f64::max),
+        patch_rate: rs.iter().map(|r| r.patch_rate).fold(0.0, f64::max),
+        errors: rs.iter().map(|r| r.errors).sum(),
+    };
+    let (with_key, open, no_audit) = (best(&runs[0]), best(&runs[1]), best(&runs[2]));
     let clean = with_key.errors + open.errors + no_audit.errors == 0;
     let patch_ratio = with_key.patch_rate / open.patch_rate;
     let audit_ratio = with_key.upsert_rate / no_audit.upsert_rate;
     println!(
-        "  PATCH with a key / with --insecure: {patch_ratio:.2}; batch upsert with audit / without: {audit_ratio:.2}"
+        "  best of two: PATCH with a key / with --insecure: {patch_ratio:.2}; batch upsert with audit / without: {audit_ratio:.2}"
     );
     report.row(
         "access_patch_key_vs_insecure",
