@@ -333,7 +333,7 @@ pub async fn ensure_admin(
                 NewKey {
                     name: "admin-key".into(),
                     role: Role::Admin,
-                    tenants: vec![hub::auth::ALL_TENANTS.into()],
+                    tenants: every_tenant(),
                     types: None,
                     expires: None,
                 },
@@ -347,29 +347,8 @@ pub async fn ensure_admin(
         return Ok(());
     }
     let password = generated_password()?;
-    identity
-        .create_user(NewUser {
-            username: "admin".into(),
-            password: password.clone(),
-            role: Role::Admin,
-            tenants: vec![hub::auth::ALL_TENANTS.into()],
-            types: None,
-        })
-        .await
-        .map_err(e)?;
-    let (_, key) = identity
-        .create_key(
-            NewKey {
-                name: "admin".into(),
-                role: Role::Admin,
-                tenants: vec![hub::auth::ALL_TENANTS.into()],
-                types: None,
-                expires: None,
-            },
-            "system:start",
-        )
-        .await
-        .map_err(e)?;
+    create_admin_user(identity, &password).await?;
+    let key = create_admin_key(identity, "admin", "system:start").await?;
     audited(identity, "admin.first-start", "user:admin".into()).await;
     println!("First start: an admin was created. These are shown once; keep them safe.");
     println!("  user:     admin");
@@ -383,38 +362,55 @@ pub async fn ensure_admin(
 pub async fn demo_credentials(identity: &Identity) -> anyhow::Result<(String, String)> {
     let e = |e: ngsi::Error| anyhow::anyhow!(e.detail);
     if identity.get_user("admin").await.is_err() {
-        identity
-            .create_user(NewUser {
-                username: "admin".into(),
-                password: generated_password()?,
-                role: Role::Admin,
-                tenants: vec![hub::auth::ALL_TENANTS.into()],
-                types: None,
-            })
-            .await
-            .map_err(e)?;
+        create_admin_user(identity, &generated_password()?).await?;
     }
     for k in identity.list_keys().await.map_err(e)? {
         if k.name == "demo" {
             identity.revoke_key(&k.id).await.map_err(e)?;
         }
     }
-    let (_, key) = identity
-        .create_key(
-            NewKey {
-                name: "demo".into(),
-                role: Role::Admin,
-                tenants: vec![hub::auth::ALL_TENANTS.into()],
-                types: None,
-                expires: None,
-            },
-            "system:demo",
-        )
-        .await
-        .map_err(e)?;
+    let key = create_admin_key(identity, "demo", "system:demo").await?;
     let link = identity
         .login_link("admin", std::time::Duration::from_secs(24 * 3600))
         .await
         .map_err(e)?;
     Ok((key, link))
+}
+
+/// Every tenant, as an admin's grant.
+fn every_tenant() -> Vec<String> {
+    vec![hub::auth::ALL_TENANTS.into()]
+}
+
+/// The user `admin`, of every tenant, with this password.
+async fn create_admin_user(identity: &Identity, password: &str) -> anyhow::Result<()> {
+    identity
+        .create_user(NewUser {
+            username: "admin".into(),
+            password: password.to_string(),
+            role: Role::Admin,
+            tenants: every_tenant(),
+            types: None,
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?;
+    Ok(())
+}
+
+/// A new admin key of every tenant; the key itself (shown once).
+async fn create_admin_key(identity: &Identity, name: &str, by: &str) -> anyhow::Result<String> {
+    let (_, key) = identity
+        .create_key(
+            NewKey {
+                name: name.into(),
+                role: Role::Admin,
+                tenants: every_tenant(),
+                types: None,
+                expires: None,
+            },
+            by,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?;
+    Ok(key)
 }

@@ -5,17 +5,15 @@
 //! logins of a user, one after another.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use super::data::{Retries, join_all, ms, percentiles, section, thousands};
-use super::phases::{prepare_batches, run_patches, upsert_retrying};
+use super::data::{ms, percentiles, section, thousands};
+use super::phases::{prepare_batches, run_patches, send_batches};
 use super::server::{Backend, Server};
 use super::{Report, Sizes, Target};
 
-const UPSERT: &str = "/ngsi-ld/v1/entityOperations/upsert";
 /// Attributes per entity of the batches (as figure 1).
 const ATTRS_PER_ENTITY: usize = 5;
 /// Logins measured.
@@ -46,26 +44,9 @@ async fn measure(
     let server =
         Server::start_configured(backend, &dir.join(format!("access-{name}.db")), config).await?;
     server.wait_healthy(Duration::from_secs(10)).await?;
-    let queue = Arc::new(Mutex::new(bodies.into_iter()));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let queue = queue.clone();
-        let client = server.client.clone();
-        let url = server.url(UPSERT);
-        tasks.push(tokio::spawn(async move {
-            let mut retries = Retries::default();
-            loop {
-                let body = queue.lock().ok().and_then(|mut q| q.next());
-                let Some(body) = body else {
-                    return Ok(retries);
-                };
-                upsert_retrying(&client, &url, body, &mut retries).await?;
-            }
-        }));
-    }
-    let retried: u64 = join_all(tasks).await?.iter().map(|r| r.count).sum();
-    let upsert_rate = (n * ATTRS_PER_ENTITY) as f64 / start.elapsed().as_secs_f64();
+    let sent = send_batches(&server, bodies, clients).await?;
+    let retried = sent.retries.count;
+    let upsert_rate = (n * ATTRS_PER_ENTITY) as f64 / sent.took.as_secs_f64();
     let patched = run_patches(
         &server,
         n,

@@ -88,7 +88,7 @@ async fn post_upsert(client: &reqwest::Client, url: &str, body: Vec<u8>) -> anyh
 }
 
 /// Sends a batch upsert, again after a failure (up to [`BATCH_ATTEMPTS`] in all).
-pub(super) async fn upsert_retrying(
+async fn upsert_retrying(
     client: &reqwest::Client,
     url: &str,
     body: Vec<u8>,
@@ -358,38 +358,12 @@ async fn batch_upsert(
     let server = Server::start_on(backend, &dir.join("hub-write.db")).await?;
     server.wait_healthy(Duration::from_secs(10)).await?;
 
-    let queue = Arc::new(Mutex::new(bodies.into_iter()));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let queue = queue.clone();
-        let client = server.client.clone();
-        let url = server.url(UPSERT);
-        tasks.push(tokio::spawn(async move {
-            let mut created = 0;
-            let mut latencies = Vec::new();
-            let mut retries = Retries::default();
-            loop {
-                let body = queue.lock().ok().and_then(|mut q| q.next());
-                let Some(body) = body else {
-                    return Ok((created, latencies, retries));
-                };
-                let t = Instant::now();
-                created += upsert_retrying(&client, &url, body, &mut retries).await?;
-                latencies.push(t.elapsed());
-            }
-        }));
-    }
-    let results = join_all(tasks).await?;
-    let took = start.elapsed();
-    let mut created = 0;
-    let mut latencies = Vec::new();
-    let mut retries = Retries::default();
-    for (c, l, r) in results {
-        created += c;
-        latencies.extend(l);
-        retries.merge(r);
-    }
+    let Sent {
+        created,
+        latencies,
+        retries,
+        took,
+    } = send_batches(&server, bodies, clients).await?;
     let counted = server.count(&format!("type={TYPE}")).await?;
     let hub_rate = (n * ATTRS_PER_ENTITY) as f64 / took.as_secs_f64();
     println!(
@@ -511,6 +485,58 @@ fn raw_figures(
 }
 
 // ---------------------------------------------------------------- figure 2
+
+/// What sending a set of batch upserts did.
+pub(super) struct Sent {
+    pub created: u64,
+    pub latencies: Vec<Duration>,
+    pub retries: Retries,
+    pub took: Duration,
+}
+
+/// Sends these batch upsert bodies from `clients` concurrent clients, each taking the
+/// next body when it is done with one.
+pub(super) async fn send_batches(
+    server: &Server,
+    bodies: Vec<Vec<u8>>,
+    clients: usize,
+) -> anyhow::Result<Sent> {
+    let queue = Arc::new(Mutex::new(bodies.into_iter()));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let queue = queue.clone();
+        let client = server.client.clone();
+        let url = server.url(UPSERT);
+        tasks.push(tokio::spawn(async move {
+            let mut created = 0;
+            let mut latencies = Vec::new();
+            let mut retries = Retries::default();
+            loop {
+                let body = queue.lock().ok().and_then(|mut q| q.next());
+                let Some(body) = body else {
+                    return Ok((created, latencies, retries));
+                };
+                let t = Instant::now();
+                created += upsert_retrying(&client, &url, body, &mut retries).await?;
+                latencies.push(t.elapsed());
+            }
+        }));
+    }
+    let results = join_all(tasks).await?;
+    let mut sent = Sent {
+        created: 0,
+        latencies: Vec::new(),
+        retries: Retries::default(),
+        took: start.elapsed(),
+    };
+    for (c, l, r) in results {
+        sent.created += c;
+        sent.latencies.extend(l);
+        sent.retries.merge(r);
+    }
+    Ok(sent)
+}
 
 /// What a run of PATCH clients did.
 pub(super) struct PatchRun {
