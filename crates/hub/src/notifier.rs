@@ -128,6 +128,9 @@ struct Notifier {
     store: Arc<dyn Store>,
     /// Endpoints are reached only as the outbound policy allows.
     http: Option<crate::outbound::OutboundClient>,
+    /// The same policy for MQTT brokers, which are resolved and checked here and
+    /// connected to by address.
+    outbound: Arc<crate::outbound::OutboundPolicy>,
     /// One MQTT client per broker (host, port, user, TLS).
     brokers: Mutex<HashMap<BrokerKey, Broker>>,
     queues: Mutex<Queues>,
@@ -229,6 +232,7 @@ impl Notifier {
         Notifier {
             store,
             http,
+            outbound: outbound.clone(),
             brokers: Mutex::default(),
             queues: Mutex::default(),
             done: Notify::new(),
@@ -515,7 +519,15 @@ impl Notifier {
             1 => QoS::AtLeastOnce,
             _ => QoS::ExactlyOnce,
         };
-        let (client, connected) = self.broker(&target)?;
+        let address = self
+            .outbound
+            .resolve(&target.host, target.port)
+            .await
+            .map_err(|e| e.to_string())?
+            .first()
+            .copied()
+            .ok_or_else(|| format!("{} has no address", target.host))?;
+        let (client, connected) = self.broker(&target, address)?;
         // Wait a little for a new client's connection.
         for _ in 0..20 {
             if connected.load(std::sync::atomic::Ordering::Relaxed) {
@@ -538,10 +550,12 @@ impl Notifier {
         .map_err(|e| e.to_string())
     }
 
-    /// The client of a broker, connecting the first time.
+    /// The client of a broker, connecting the first time to `address` (the broker's
+    /// host as resolved and allowed by the outbound policy).
     fn broker(
         &self,
         target: &MqttTarget,
+        address: std::net::SocketAddr,
     ) -> Result<(AsyncClient, Arc<std::sync::atomic::AtomicBool>), String> {
         let key = (
             target.host.clone(),
@@ -566,7 +580,7 @@ impl Notifier {
             "dothi-notifier-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
-        let mut options = MqttOptions::new(id, &target.host, target.port);
+        let mut options = MqttOptions::new(id, address.ip().to_string(), address.port());
         options.set_keep_alive(Duration::from_secs(30));
         if let Some(user) = &target.username {
             options.set_credentials(user, target.password.clone().unwrap_or_default());

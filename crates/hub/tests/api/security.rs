@@ -876,6 +876,8 @@ async fn a_strict_outbound_policy_reaches_no_metadata_private_or_loopback_addres
     for uri in [
         "http://169.254.169.254/latest/meta-data/iam/security-credentials/".to_string(),
         format!("{}/notify", local.base),
+        // A broker on loopback (the tests' Mosquitto) is refused as well.
+        "mqtt://127.0.0.1:1883/dothi/strict-policy".to_string(),
     ] {
         let r = send(app.post(
             "/subscriptions",
