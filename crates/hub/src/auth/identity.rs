@@ -263,6 +263,15 @@ fn check_name(what: &str, name: &str) -> Result<(), Error> {
     }
 }
 
+/// A grant's tenant names as stored: `default` names the default tenant (whose name
+/// is empty), as in the OIDC tenants claim and the command line.
+fn tenant_names(tenants: Vec<String>) -> Vec<String> {
+    tenants
+        .into_iter()
+        .map(|t| if t == "default" { String::new() } else { t })
+        .collect()
+}
+
 /// Checks a grant's tenants and types.
 fn check_grants(tenants: &[String], types: &Option<Vec<String>>) -> Result<(), Error> {
     if tenants.len() > MAX_GRANTS || types.as_ref().is_some_and(|t| t.len() > MAX_GRANTS) {
@@ -368,7 +377,8 @@ impl Identity {
             .any(|k| k.role == Role::Admin))
     }
 
-    pub async fn create_user(&self, new: NewUser) -> Result<UserView, Error> {
+    pub async fn create_user(&self, mut new: NewUser) -> Result<UserView, Error> {
+        new.tenants = tenant_names(new.tenants);
         check_name("user name", &new.username)?;
         check_grants(&new.tenants, &new.types)?;
         password::check_policy(&new.username, &new.password)
@@ -430,7 +440,7 @@ impl Identity {
         if let Some(role) = change.role {
             user.role = role;
         }
-        if let Some(t) = change.tenants {
+        if let Some(t) = change.tenants.map(tenant_names) {
             check_grants(&t, &None)?;
             user.tenants = t;
         }
@@ -843,6 +853,8 @@ impl Identity {
         created_by: &str,
         mode: RegistryWrite,
     ) -> Result<KeyView, Error> {
+        let mut new = new;
+        new.tenants = tenant_names(new.tenants);
         check_name("key name", &new.name)?;
         check_grants(&new.tenants, &new.types)?;
         if new.expires.is_some_and(|e| e <= now()) {

@@ -908,3 +908,53 @@ async fn a_strict_outbound_policy_reaches_no_metadata_private_or_loopback_addres
         "no notification reached the loopback server"
     );
 }
+
+/// A viewer reads a subscription without the receiver's credentials; an operator sees
+/// them (it manages the subscription).
+#[tokio::test]
+async fn a_viewer_never_sees_a_subscriptions_credentials() {
+    let app = App::start().await;
+    let r = send(app.post(
+        "/subscriptions",
+        &json!({
+            "id": "urn:ngsi-ld:Subscription:with-secret",
+            "type": "Subscription",
+            "entities": [{"type": "Gauge"}],
+            "notification": {"endpoint": {
+                "uri": "http://user:pa55word@127.0.0.1:9/notify",
+                "accept": "application/json",
+                "receiverInfo": [{"key": "Authorization", "value": "Bearer receiver-secret"}]
+            }}
+        }),
+    ))
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let key = |role: &str| {
+        let app = &app;
+        let role = role.to_string();
+        async move {
+            let r = send(app.client.post(format!("{}/auth/v1/keys", app.base)).json(
+                &json!({"name": format!("{role}-key"), "role": role, "tenants": ["default"]}),
+            ))
+            .await;
+            assert_eq!(r.status, 201, "{}", r.text);
+            r.body["key"].as_str().unwrap().to_string()
+        }
+    };
+    let (viewer, operator) = (key("viewer").await, key("operator").await);
+    let read = |k: &str| {
+        send(
+            client_with_key(Some(k))
+                .get(app.url("/subscriptions/urn:ngsi-ld:Subscription:with-secret")),
+        )
+    };
+    let seen = read(&viewer).await;
+    assert_eq!(seen.status, 200, "{}", seen.text);
+    assert!(!seen.text.contains("receiver-secret"), "{}", seen.text);
+    assert!(!seen.text.contains("pa55word"), "{}", seen.text);
+    let listed = send(client_with_key(Some(&viewer)).get(app.url("/subscriptions"))).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert!(!listed.text.contains("receiver-secret"), "{}", listed.text);
+    let managed = read(&operator).await;
+    assert!(managed.text.contains("receiver-secret"), "{}", managed.text);
+}
