@@ -350,19 +350,14 @@ impl Context {
         iri.to_string()
     }
 
-    /// The @context to put in a JSON-LD response body.
+    /// The @context to put in a JSON-LD response body: the request's, as it was given
+    /// (a client compacts the answer with the context it sent; the core context
+    /// applies whether it is named or not), or the core context when none was.
     pub fn response_value(&self) -> Value {
-        let mut items: Vec<Value> = self
-            .source
-            .iter()
-            .filter(|v| !v.as_str().is_some_and(is_core_context_url))
-            .cloned()
-            .collect();
-        items.push(Value::String(CORE_CONTEXT_URL.into()));
-        if items.len() == 1 {
-            items.remove(0)
-        } else {
-            Value::Array(items)
+        match self.source.as_slice() {
+            [] => Value::String(CORE_CONTEXT_URL.into()),
+            [one] => one.clone(),
+            many => Value::Array(many.to_vec()),
         }
     }
 

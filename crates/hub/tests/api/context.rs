@@ -203,6 +203,8 @@ async fn response_framing_follows_accept() {
         other => panic!("@context {other}"),
     };
     assert!(names.contains(&url.as_str()), "@context {context}");
+    // The request's @context comes back as it was given, not merged with the core.
+    assert_eq!(*context, json!(url));
     assert_eq!(r.body["temperature"]["value"], 21.5);
     // With the core context only.
     let r = send(app.get(id).header("accept", JSON_LD)).await;
