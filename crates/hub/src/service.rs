@@ -23,6 +23,14 @@ use crate::contexts::ContextResolver;
 /// Who asks and in which frame: the tenant, the active @context, and the caller
 /// (identity, grants, and the request for the audit log).
 #[derive(Clone)]
+/// One entity of a batch merge: its id, the merge-patch body, and the @context it
+/// was sent with.
+pub struct MergeItem {
+    pub id: String,
+    pub body: Map<String, Value>,
+    pub ctx: Arc<Context>,
+}
+
 pub struct Scope {
     pub tenant: String,
     pub ctx: Arc<Context>,
@@ -415,7 +423,22 @@ impl Hub {
             let reader = Reader { ctx: &ctx, now };
             let attrs = reader.attributes(&body)?;
             check_type_change(e, &body, &reader)?;
-            let result = e.append(attrs, overwrite, now);
+            let mut result = e.append(attrs, overwrite, now);
+            // Scopes: replaced, or (noOverwrite) added to (clause 5.6.3).
+            if let Some(scope) = body.get("scope") {
+                let scopes = reader.scopes(Some(scope))?;
+                if overwrite {
+                    e.scopes = scopes;
+                } else {
+                    for s in scopes {
+                        if !e.scopes.contains(&s) {
+                            e.scopes.push(s);
+                        }
+                    }
+                }
+                result.updated.push("scope".into());
+                e.modified_at = now;
+            }
             check_size(e)?;
             Ok(Applied {
                 created: false,
@@ -440,8 +463,30 @@ impl Hub {
             WriteOp::new(id, move |current| {
                 let mut e = current.ok_or_else(|| not_found(&owned))?;
                 let now = ngsi::entity::now();
-                let attrs = Reader { ctx: &ctx, now }.attributes(&body)?;
-                let result = e.update(attrs, now);
+                let reader = Reader { ctx: &ctx, now };
+                let (body, deletions) = split_null_deletions(&body, &ctx)?;
+                let attrs = reader.attributes(&body)?;
+                let mut result = e.update(attrs, now);
+                delete_instances(&mut e, deletions, &mut result);
+                if let Some(t) = body.get("type")
+                    && e.add_types(reader.types(Some(t))?)
+                {
+                    result.updated.push("type".into());
+                }
+                // Scopes are updated only where there are some (clause 5.6.2).
+                if let Some(scope) = body.get("scope") {
+                    if e.scopes.is_empty() {
+                        result
+                            .not_updated
+                            .push(("scope".into(), "the entity has no scope".into()));
+                    } else {
+                        e.scopes = reader.scopes(Some(scope))?;
+                        result.updated.push("scope".into());
+                    }
+                }
+                if !result.updated.is_empty() {
+                    e.modified_at = now;
+                }
                 let change = if result.updated.is_empty() {
                     Change::Unchanged
                 } else {
@@ -488,6 +533,16 @@ impl Hub {
         let name = attr.to_string();
         self.change_existing(scope, id, move |e| {
             let now = ngsi::entity::now();
+            if let Some(dataset) = ngsi::entity::null_deletion(&fragment) {
+                if !e.remove_instance(&name, dataset.as_deref()) {
+                    return Err(Error::not_found(format!(
+                        "the entity has no instance of {} to delete",
+                        ctx.compact(&name)
+                    )));
+                }
+                e.modified_at = now;
+                return Ok(Applied::default());
+            }
             let dataset = fragment
                 .get("datasetId")
                 .and_then(Value::as_str)
@@ -549,6 +604,20 @@ impl Hub {
                 *old = inst;
             }
             e.modified_at = now;
+            Ok(Applied::default())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// DELETE /entities/{id}/attrs/scope: the entity's scopes removed.
+    pub async fn delete_scope(&self, scope: &Scope, id: &str) -> Result<(), Error> {
+        self.change_existing(scope, id, move |e| {
+            if e.scopes.is_empty() {
+                return Err(Error::not_found("the entity has no scope"));
+            }
+            e.scopes.clear();
+            e.modified_at = ngsi::entity::now();
             Ok(Applied::default())
         })
         .await
@@ -629,6 +698,29 @@ impl Hub {
         let ops = entities
             .into_iter()
             .map(|r| r.map(|e| WriteOp::new(e.id.clone(), move |current| create(current, e))))
+            .collect();
+        self.batch(scope, ops).await
+    }
+
+    /// POST /entityOperations/merge: each entity body merge-patched into the existing
+    /// entity of its id (clause 5.6.20); a missing entity is an error in its place.
+    pub async fn batch_merge(
+        &self,
+        scope: &Scope,
+        items: Vec<Result<MergeItem, (String, Error)>>,
+    ) -> Result<Vec<(String, BatchItem)>, Error> {
+        let ops = items
+            .into_iter()
+            .map(|r| {
+                r.map(|item| {
+                    let id = item.id.clone();
+                    WriteOp::new(item.id, move |current| {
+                        let mut e = current.ok_or_else(|| not_found(&id))?;
+                        merge(&mut e, &item.body, &item.ctx)?;
+                        Ok((Change::Put(e), Applied::default()))
+                    })
+                })
+            })
             .collect();
         self.batch(scope, ops).await
     }
@@ -729,7 +821,13 @@ impl Hub {
                     let id = new.id.clone();
                     WriteOp::new(new.id.clone(), move |current| {
                         let mut e = current.ok_or_else(|| not_found(&id))?;
-                        let result = e.append(new.attrs, overwrite, ngsi::entity::now());
+                        let now = ngsi::entity::now();
+                        let mut result = e.append(new.attrs, overwrite, now);
+                        // An update may add types, never remove them.
+                        if e.add_types(new.types) {
+                            result.updated.push("type".into());
+                            e.modified_at = now;
+                        }
                         check_size(&e)?;
                         Ok((
                             Change::Put(e),
@@ -1135,6 +1233,48 @@ fn check_type_change(e: &Entity, body: &Map<String, Value>, reader: &Reader) -> 
     Ok(())
 }
 
+/// Instances to delete: (expanded attribute name, datasetId).
+type Deletions = Vec<(String, Option<String>)>;
+
+/// Takes the attributes whose patch is NGSI-LD Null out of an update body: the body
+/// without them, and the instances to delete.
+fn split_null_deletions(
+    body: &Map<String, Value>,
+    ctx: &Context,
+) -> Result<(Map<String, Value>, Deletions), Error> {
+    let mut rest = Map::new();
+    let mut deletions = Vec::new();
+    for (name, patch) in body {
+        let reserved = matches!(name.as_str(), "id" | "type" | "scope" | "@context");
+        match ngsi::entity::null_deletion(patch) {
+            Some(dataset) if !reserved => {
+                deletions.push((ngsi::entity::expand_attr(name, ctx)?, dataset));
+            }
+            _ => {
+                rest.insert(name.clone(), patch.clone());
+            }
+        }
+    }
+    Ok((rest, deletions))
+}
+
+/// Deletes the instances NGSI-LD Null named, reporting each as updated or not.
+fn delete_instances(
+    e: &mut Entity,
+    deletions: Deletions,
+    result: &mut UpdateResult,
+) {
+    for (name, dataset) in deletions {
+        if e.remove_instance(&name, dataset.as_deref()) {
+            result.updated.push(name);
+        } else {
+            result
+                .not_updated
+                .push((name, "no instance of the attribute to delete".into()));
+        }
+    }
+}
+
 /// Merge-patch of an entity (clause 5.6.17): attributes merged member by member.
 fn merge(e: &mut Entity, body: &Map<String, Value>, ctx: &Context) -> Result<(), Error> {
     let now = ngsi::entity::now();
@@ -1165,10 +1305,8 @@ fn merge(e: &mut Entity, body: &Map<String, Value>, ctx: &Context) -> Result<(),
             continue;
         }
         let iri = ngsi::entity::expand_attr(name, ctx)?;
-        if patch.as_str() == Some(NGSI_LD_NULL)
-            || patch.get("value").and_then(Value::as_str) == Some(NGSI_LD_NULL)
-        {
-            e.attrs.remove(&iri);
+        if let Some(dataset) = ngsi::entity::null_deletion(patch) {
+            e.remove_instance(&iri, dataset.as_deref());
             continue;
         }
         // The patch merges into the instance of its own datasetId (default: none).

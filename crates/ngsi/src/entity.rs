@@ -237,7 +237,8 @@ pub fn is_valid_name(name: &str) -> bool {
 
 /// Expands and checks an entity type name.
 pub fn expand_type(name: &str, ctx: &Context) -> Result<String> {
-    if !is_valid_name(name) {
+    // JSON-LD keywords and their core aliases name no type.
+    if !is_valid_name(name) || name.starts_with('@') || matches!(name, "type" | "id") {
         return Err(Error::bad_data(format!(
             "{name:?} is not a valid entity type name"
         )));
@@ -267,7 +268,7 @@ impl Reader<'_> {
     pub fn entity(&self, body: &Value, path_id: Option<&str>) -> Result<Entity> {
         let obj = body
             .as_object()
-            .ok_or_else(|| Error::bad_data("an entity must be a JSON object"))?;
+            .ok_or_else(|| Error::invalid("an entity must be a JSON object"))?;
         let id = match (obj.get("id").or_else(|| obj.get("@id")), path_id) {
             (Some(Value::String(id)), Some(p)) if id != p => {
                 return Err(Error::bad_data(
@@ -325,7 +326,8 @@ impl Reader<'_> {
         Ok(types)
     }
 
-    fn scopes(&self, value: Option<&Value>) -> Result<Vec<String>> {
+    /// The scopes of an entity body: a string or a list, each like `/Province/District`.
+    pub fn scopes(&self, value: Option<&Value>) -> Result<Vec<String>> {
         let scopes: Vec<String> = match value {
             None | Some(Value::Null) => return Ok(Vec::new()),
             Some(Value::String(s)) => vec![s.clone()],
@@ -777,6 +779,59 @@ impl Entity {
     /// Whether the entity has `t` among its types.
     pub fn has_type(&self, t: &str) -> bool {
         self.types.iter().any(|x| x == t)
+    }
+}
+
+/// Whether an attribute patch is NGSI-LD Null (clause 4.5.x): `urn:ngsi-ld:null` as
+/// the whole patch, its value, object or `@none` language entry. Such a patch deletes
+/// the instance of its datasetId; the answer is that datasetId (`None`: the default
+/// instance).
+pub fn null_deletion(patch: &Value) -> Option<Option<String>> {
+    let is_null = |v: Option<&Value>| v.and_then(Value::as_str) == Some(NGSI_LD_NULL);
+    let deletes = match patch {
+        Value::String(s) => s == NGSI_LD_NULL,
+        Value::Object(m) => {
+            is_null(m.get("value"))
+                || is_null(m.get("object"))
+                || is_null(m.get("vocab"))
+                || is_null(m.get("languageMap").and_then(|l| l.get("@none")))
+        }
+        _ => false,
+    };
+    deletes.then(|| {
+        patch
+            .get("datasetId")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    })
+}
+
+impl Entity {
+    /// Removes the instance of `dataset_id` of an attribute, and the attribute with
+    /// its last instance. Whether there was such an instance.
+    pub fn remove_instance(&mut self, name: &str, dataset_id: Option<&str>) -> bool {
+        let Some(instances) = self.attrs.get_mut(name) else {
+            return false;
+        };
+        let before = instances.len();
+        instances.retain(|i| i.dataset_id.as_deref() != dataset_id);
+        let removed = instances.len() < before;
+        if instances.is_empty() {
+            self.attrs.remove(name);
+        }
+        removed
+    }
+
+    /// Adds the types it does not have yet (types are only ever added by updates).
+    pub fn add_types(&mut self, types: Vec<String>) -> bool {
+        let mut added = false;
+        for t in types {
+            if !self.has_type(&t) {
+                self.types.push(t);
+                added = true;
+            }
+        }
+        added
     }
 }
 

@@ -60,7 +60,8 @@ pub fn render_entity(e: &Entity, opts: &RenderOptions) -> Map<String, Value> {
     if opts.keep_type {
         out.insert("type".into(), render_types(&e.types, opts.ctx));
     }
-    if !e.scopes.is_empty() {
+    // Scope is picked and omitted like an attribute (its core name is an IRI).
+    if !e.scopes.is_empty() && opts.keeps(&opts.ctx.expand("scope")) {
         out.insert(
             "scope".into(),
             if e.scopes.len() == 1 {

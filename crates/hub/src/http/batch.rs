@@ -1,4 +1,4 @@
-//! /entityOperations: batch create, upsert, update and delete.
+//! /entityOperations: batch create, upsert, update, merge and delete.
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::negotiate::JsonBody;
 use super::params::Params;
 use super::{ApiError, AppState};
-use crate::service::{BatchItem, Scope};
+use crate::service::{BatchItem, MergeItem, Scope};
 
 /// Most entities in one batch.
 pub const MAX_BATCH: usize = 10_000;
@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/entityOperations/create", post(create))
         .route("/entityOperations/upsert", post(upsert))
         .route("/entityOperations/update", post(update))
+        .route("/entityOperations/merge", post(merge))
         .route("/entityOperations/delete", post(delete))
 }
 
@@ -167,6 +168,42 @@ async fn update(
             )));
         }
     }
+    let (success, errors) = problem_list(&results);
+    if errors.is_empty() {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Ok(multi_status(success, errors))
+    }
+}
+
+async fn merge(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+    let items = items(&body)?;
+    let scope = super::negotiate::scope_from_headers(&s, &body.headers, &body.caller).await?;
+    let mut parsed = Vec::with_capacity(items.len());
+    for item in items {
+        let id = item
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let one = async {
+            let item_scope = body.scope_of(&s, item).await?;
+            let obj = item
+                .as_object()
+                .ok_or_else(|| Error::bad_data("each entity of a batch is a JSON object"))?;
+            if !ngsi::entity::is_uri(&id) {
+                return Err(Error::bad_data("each entity needs an id that is a URI"));
+            }
+            Ok(MergeItem {
+                id: id.clone(),
+                body: obj.clone(),
+                ctx: item_scope.ctx,
+            })
+        }
+        .await;
+        parsed.push(one.map_err(|e| (id, e)));
+    }
+    let results = s.hub.batch_merge(&scope, parsed).await?;
     let (success, errors) = problem_list(&results);
     if errors.is_empty() {
         Ok(StatusCode::NO_CONTENT.into_response())

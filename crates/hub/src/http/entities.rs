@@ -17,7 +17,13 @@ use crate::service::Scope;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/entities", get(query_entities).post(create_entity))
+        .route(
+            "/entities",
+            get(query_entities)
+                .post(create_entity)
+                .put(id_missing)
+                .patch(id_missing),
+        )
         .route(
             "/entities/{id}",
             get(retrieve_entity)
@@ -69,6 +75,12 @@ fn update_response(result: UpdateResult, ctx: &Context) -> Response {
     (StatusCode::MULTI_STATUS, axum::Json(body)).into_response()
 }
 
+/// PUT or PATCH without an entity id in the path: a request missing its id (400),
+/// not an unknown method.
+async fn id_missing() -> ApiResult {
+    Err(Error::bad_data("the path needs the entity id: /ngsi-ld/v1/entities/{id}").into())
+}
+
 async fn create_entity(State(s): State<AppState>, body: JsonBody) -> ApiResult {
     let scope = body.scope(&s).await?;
     let entity = Reader {
@@ -106,16 +118,26 @@ async fn retrieve_entity(
     checked_id(&id)?;
     let scope = scope_from_headers(&s, &headers, &caller).await?;
     let params = Params::parse(raw.as_deref())?;
-    let attrs: Vec<String> = params
-        .get("attrs")
-        .map(|a| a.split(',').map(str::to_string).collect())
-        .unwrap_or_default();
+    let attrs = params.strict_list("attrs")?;
     let opts = render_options(&params, &scope.ctx, &attrs)?;
     let entity = s.hub.get_entity(&scope, &id).await?;
+    // Asking for attributes the entity does not have finds nothing (clause 5.7.1),
+    // as does a pick or omit that leaves no member.
+    let selected = opts
+        .keep_attrs
+        .as_ref()
+        .is_none_or(|keep| keep.iter().any(|a| entity.attrs.contains_key(a)));
+    if !attrs.is_empty() && !selected {
+        return Err(Error::not_found("the entity has none of the requested attributes").into());
+    }
     let body = if wanted == Accept::GeoJson {
         render_feature(&entity, &opts, &geometry_property(&params, &scope.ctx)?)
     } else {
-        Value::Object(render_entity(&entity, &opts))
+        let rendered = render_entity(&entity, &opts);
+        if rendered.keys().all(|k| k == "@context") {
+            return Err(Error::not_found("pick or omit leaves nothing of the entity").into());
+        }
+        Value::Object(rendered)
     };
     Ok(respond(StatusCode::OK, wanted, &scope.ctx, body))
 }
@@ -190,7 +212,8 @@ async fn query_entities(
     let wanted = accept(&headers, true)?;
     let scope = scope_from_headers(&s, &headers, &caller).await?;
     let params = Params::parse(raw.as_deref())?;
-    let spec = QuerySpec::from_params(&params);
+    let spec = QuerySpec::from_params(&params)?;
+    spec.require_selection()?;
     run_query(
         &s,
         &scope,
@@ -302,6 +325,11 @@ fn attribute_body(body: &JsonBody) -> Value {
 }
 
 fn attr_name(attr: &str, scope: &Scope) -> Result<String, Error> {
+    if !ngsi::entity::is_valid_name(attr) && !is_uri(attr) {
+        return Err(Error::bad_data(format!(
+            "{attr:?} is not a valid attribute name"
+        )));
+    }
     ngsi::entity::expand_attr(attr, &scope.ctx)
 }
 
@@ -339,6 +367,11 @@ async fn delete_attr(
 ) -> ApiResult {
     checked_id(&id)?;
     let scope = scope_from_headers(&s, &headers, &caller).await?;
+    if attr == "scope" {
+        // Scope is an entity member, not an attribute, but is deleted the same way.
+        s.hub.delete_scope(&scope, &id).await?;
+        return Ok(no_content());
+    }
     let name = attr_name(&attr, &scope)?;
     let (dataset_id, delete_all) = which_instances(&Params::parse(raw.as_deref())?)?;
     s.hub

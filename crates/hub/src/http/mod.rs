@@ -163,6 +163,9 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/docs/{*rest}", Permission::Public),
     rule("GET", "/ngsi-ld/v1/entities", Permission::Read),
     rule("POST", "/ngsi-ld/v1/entities", Permission::Write),
+    // Answered 400 (the id is missing), after the caller is known to be a writer.
+    rule("PUT", "/ngsi-ld/v1/entities", Permission::Write),
+    rule("PATCH", "/ngsi-ld/v1/entities", Permission::Write),
     rule("GET", "/ngsi-ld/v1/entities/{id}", Permission::Read),
     rule("PUT", "/ngsi-ld/v1/entities/{id}", Permission::Write),
     rule("PATCH", "/ngsi-ld/v1/entities/{id}", Permission::Write),
@@ -201,6 +204,11 @@ pub const ROUTES: &[RouteRule] = &[
     rule(
         "POST",
         "/ngsi-ld/v1/entityOperations/update",
+        Permission::Write,
+    ),
+    rule(
+        "POST",
+        "/ngsi-ld/v1/entityOperations/merge",
         Permission::Write,
     ),
     rule(

@@ -16,6 +16,28 @@ pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 1_000;
 /// Most ids in one `id` list.
 const MAX_IDS: usize = 1_000;
+/// The values `options` may hold, across the operations that take it.
+const KNOWN_OPTIONS: &[&str] = &[
+    "keyValues",
+    "simplified",
+    "concise",
+    "normalized",
+    "sysAttrs",
+    "noOverwrite",
+    "temporalValues",
+    "aggregatedValues",
+    "replace",
+    "update",
+];
+/// The values of `format`.
+const KNOWN_FORMATS: &[&str] = &[
+    "keyValues",
+    "simplified",
+    "concise",
+    "normalized",
+    "temporalValues",
+    "aggregatedValues",
+];
 
 /// Raw parameters of a request, as text.
 #[derive(Debug, Default, Clone)]
@@ -52,6 +74,38 @@ impl Params {
             set.insert(f.to_string());
         }
         set
+    }
+
+    /// Refuses `options` and `format` values that no operation knows (clause 6.3.7):
+    /// a misspelt option must not silently change nothing.
+    pub fn check_options(&self) -> Result<(), Error> {
+        if let Some(o) = self.get("options") {
+            for token in o.split(',').map(str::trim) {
+                if !KNOWN_OPTIONS.contains(&token) {
+                    return Err(Error::bad_data(format!("unknown option {token:?}")));
+                }
+            }
+        }
+        if let Some(f) = self.get("format")
+            && !KNOWN_FORMATS.contains(&f)
+        {
+            return Err(Error::bad_data(format!("unknown format {f:?}")));
+        }
+        Ok(())
+    }
+
+    /// A list whose items must all be present: `a,,b` and a trailing comma are refused.
+    pub fn strict_list(&self, key: &str) -> Result<Vec<String>, Error> {
+        let Some(v) = self.get(key) else {
+            return Ok(Vec::new());
+        };
+        let items: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
+        if items.iter().any(String::is_empty) {
+            return Err(Error::bad_data(format!(
+                "{key} has an empty item (two separators in a row?)"
+            )));
+        }
+        Ok(items)
     }
 
     pub fn flag(&self, key: &str) -> Result<bool, Error> {
@@ -114,19 +168,34 @@ pub struct QuerySpec {
 }
 
 impl QuerySpec {
-    pub fn from_params(p: &Params) -> QuerySpec {
-        QuerySpec {
+    pub fn from_params(p: &Params) -> Result<QuerySpec, Error> {
+        Ok(QuerySpec {
             types: p.get("type").map(str::to_string),
             ids: p.list("id"),
             id_pattern: p.get("idPattern").map(str::to_string),
-            attrs: p.list("attrs"),
+            attrs: p.strict_list("attrs")?,
             q: p.get("q").map(str::to_string),
             georel: p.get("georel").map(str::to_string),
             geometry: p.get("geometry").map(str::to_string),
             coordinates: p.get("coordinates").map(str::to_string),
             geoproperty: p.get("geoproperty").map(str::to_string),
             scope_q: p.get("scopeQ").map(str::to_string),
+        })
+    }
+
+    /// A query of entities names at least a type, attributes, `q` or a geo-query
+    /// (clause 5.7.2): ids alone do not select a set to page through.
+    pub fn require_selection(&self) -> Result<(), Error> {
+        if self.types.is_none()
+            && self.attrs.is_empty()
+            && self.q.is_none()
+            && self.georel.is_none()
+        {
+            return Err(Error::bad_data(
+                "a query needs at least one of type, attrs, q and a geo-query",
+            ));
         }
+        Ok(())
     }
 
     /// Reads the body of POST /entityOperations/query.
@@ -239,6 +308,11 @@ impl QuerySpec {
             }
         }
         let id_pattern = match &self.id_pattern {
+            Some(p) if has_stacked_quantifier(p) => {
+                return Err(Error::bad_data(format!(
+                    "invalid idPattern {p:?}: a repetition repeats nothing"
+                )));
+            }
             Some(p) => Some(
                 RegexBuilder::new(p)
                     .size_limit(1 << 20)
@@ -288,6 +362,38 @@ impl QuerySpec {
     }
 }
 
+/// Whether a pattern stacks repetitions (`a**`, `a+*`): an error in POSIX and
+/// ECMAScript patterns, which the regex crate would read as a repetition of one.
+/// A lazy `?` after a repetition stays allowed.
+fn has_stacked_quantifier(pattern: &str) -> bool {
+    let mut prev_quantifier = false;
+    let mut escaped = false;
+    let mut in_class = false;
+    for c in pattern.chars() {
+        if escaped {
+            escaped = false;
+            prev_quantifier = false;
+            continue;
+        }
+        match c {
+            '\\' => {
+                escaped = true;
+                prev_quantifier = false;
+            }
+            '[' if !in_class => in_class = true,
+            ']' if in_class => {
+                in_class = false;
+                prev_quantifier = false;
+            }
+            _ if in_class => {}
+            '*' | '+' | '{' if prev_quantifier => return true,
+            '*' | '+' | '?' | '}' => prev_quantifier = c != '?' || !prev_quantifier,
+            _ => prev_quantifier = false,
+        }
+    }
+    false
+}
+
 /// Reads `limit`, `offset` and `count`.
 pub fn paging(p: &Params) -> Result<(usize, usize, bool), Error> {
     let limit = p.number("limit", DEFAULT_LIMIT)?;
@@ -313,7 +419,26 @@ pub fn render_options<'a>(
     ctx: &'a Context,
     attrs: &[String],
 ) -> Result<RenderOptions<'a>, Error> {
-    let options = p.options();
+    p.check_options()?;
+    // `format` names the representation alone when given; `options` may then only
+    // add sysAttrs and the like (clause 6.3.7).
+    let options = match p.get("format") {
+        Some(f) => {
+            let mut o: HashSet<String> = p
+                .options()
+                .into_iter()
+                .filter(|o| {
+                    !matches!(
+                        o.as_str(),
+                        "keyValues" | "simplified" | "concise" | "normalized"
+                    )
+                })
+                .collect();
+            o.insert(f.to_string());
+            o
+        }
+        None => p.options(),
+    };
     let mut opts = RenderOptions::new(ctx);
     let formats: Vec<Format> = [
         ("keyValues", Format::KeyValues),
@@ -354,10 +479,15 @@ pub fn render_options<'a>(
         }
         opts.lang = Some(prefs);
     }
-    let pick = p.list("pick");
-    let omit = p.list("omit");
+    let pick = p.strict_list("pick")?;
+    let omit = p.strict_list("omit")?;
     if !pick.is_empty() && !omit.is_empty() {
         return Err(Error::bad_data("pick and omit cannot be used together"));
+    }
+    if (!pick.is_empty() || !omit.is_empty()) && !attrs.is_empty() {
+        return Err(Error::bad_data(
+            "attrs cannot be used with pick or omit (pick replaces it)",
+        ));
     }
     let mut keep: Option<HashSet<String>> = None;
     if !attrs.is_empty() {
@@ -367,10 +497,14 @@ pub fn render_options<'a>(
         opts.keep_id = pick.iter().any(|n| n == "id");
         opts.keep_type = pick.iter().any(|n| n == "type");
         let names: Vec<String> = pick
-            .into_iter()
-            .filter(|n| n != "id" && n != "type")
+            .iter()
+            .filter(|n| !matches!(n.as_str(), "id" | "type" | "scope"))
+            .cloned()
             .collect();
-        let picked: HashSet<String> = expand_names(&names, ctx)?.into_iter().collect();
+        let mut picked: HashSet<String> = expand_names(&names, ctx)?.into_iter().collect();
+        if pick.iter().any(|n| n == "scope") {
+            picked.insert(ctx.expand("scope"));
+        }
         keep = Some(match keep {
             Some(k) => k.intersection(&picked).cloned().collect(),
             None => picked,
@@ -380,10 +514,14 @@ pub fn render_options<'a>(
         opts.keep_id = !omit.iter().any(|n| n == "id");
         opts.keep_type = !omit.iter().any(|n| n == "type");
         let names: Vec<String> = omit
-            .into_iter()
-            .filter(|n| n != "id" && n != "type")
+            .iter()
+            .filter(|n| !matches!(n.as_str(), "id" | "type" | "scope"))
+            .cloned()
             .collect();
         opts.omit_attrs = expand_names(&names, ctx)?.into_iter().collect();
+        if omit.iter().any(|n| n == "scope") {
+            opts.omit_attrs.insert(ctx.expand("scope"));
+        }
     }
     opts.keep_attrs = keep;
     Ok(opts)

@@ -173,7 +173,7 @@ async fn query_temporal(
 ) -> ApiResult {
     let scope = scope_from_headers(&s, &headers, &caller).await?;
     let params = Params::parse(raw.as_deref())?;
-    let spec = QuerySpec::from_params(&params);
+    let spec = QuerySpec::from_params(&params)?;
     if spec.types.is_none()
         && spec.ids.is_empty()
         && spec.attrs.is_empty()

@@ -688,7 +688,6 @@ async fn unsupported_methods_are_405() {
     let app = App::start().await;
     for (method, path) in [
         (reqwest::Method::DELETE, "/entities"),
-        (reqwest::Method::PUT, "/entities"),
         (reqwest::Method::POST, "/entities/urn:ngsi-ld:T:1"),
         (reqwest::Method::GET, "/entityOperations/create"),
         (reqwest::Method::POST, "/types"),
@@ -700,6 +699,16 @@ async fn unsupported_methods_are_405() {
             "{method} {path}: a 405 names the allowed methods (RFC 9110): {:?}",
             r.headers
         );
+    }
+    // PUT and PATCH on the collection are requests that forgot the entity id.
+    for method in [reqwest::Method::PUT, reqwest::Method::PATCH] {
+        let r = send(
+            app.client
+                .request(method, app.url("/entities"))
+                .json(&json!({"type": "T"})),
+        )
+        .await;
+        assert_problem(&r, 400, "BadRequestData");
     }
     app.assert_alive().await;
 }

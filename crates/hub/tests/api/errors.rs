@@ -40,14 +40,13 @@ async fn invalid_json_is_400() {
     )
     .await;
     assert_problem(&r, 400, "InvalidRequest");
-    // JSON that is not an entity.
-    for body in [
-        json!([1, 2]),
-        json!("text"),
-        json!(42),
-        json!({"type": "T"}),
-        json!({"id": "urn:x:1"}),
-    ] {
+    // JSON that is not an object is not a request for an entity at all (InvalidRequest);
+    // an object that is not a valid entity is bad data.
+    for body in [json!([1, 2]), json!("text"), json!(42)] {
+        let r = send(app.post("/entities", &body)).await;
+        assert_problem(&r, 400, "InvalidRequest");
+    }
+    for body in [json!({"type": "T"}), json!({"id": "urn:x:1"})] {
         let r = send(app.post("/entities", &body)).await;
         assert_problem(&r, 400, "BadRequestData");
     }

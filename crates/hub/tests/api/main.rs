@@ -17,3 +17,4 @@ mod security;
 mod subscriptions;
 mod temporal;
 mod tenancy;
+mod updates;

@@ -176,12 +176,23 @@ async fn ids_id_pattern_and_attrs() {
     let app = App::start().await;
     app.create_all(stations()).await;
     let got = app
-        .query_ids(&[(
-            "id",
-            "urn:ngsi-ld:Station:s1,urn:ngsi-ld:Station:s3,urn:ngsi-ld:Station:nope",
-        )])
+        .query_ids(&[
+            (
+                "id",
+                "urn:ngsi-ld:Station:s1,urn:ngsi-ld:Station:s3,urn:ngsi-ld:Station:nope",
+            ),
+            ("type", "Station"),
+        ])
         .await;
     assert_eq!(got, st(&["s1", "s3"]));
+    // Ids alone select nothing to page through: a type, attrs, q or geo-query is needed
+    // (clause 6.4.3.2).
+    let r = send(
+        app.get("/entities")
+            .query(&[("id", "urn:ngsi-ld:Station:s1")]),
+    )
+    .await;
+    assert_problem(&r, 400, "BadRequestData");
     let got = app
         .query_ids(&[
             ("type", "Station"),
@@ -189,7 +200,9 @@ async fn ids_id_pattern_and_attrs() {
         ])
         .await;
     assert_eq!(got, st(&["s2", "s3"]));
-    let got = app.query_ids(&[("idPattern", "o1$")]).await;
+    let got = app
+        .query_ids(&[("idPattern", "o1$"), ("type", "Other")])
+        .await;
     assert_eq!(got, set(&["urn:ngsi-ld:Other:o1"]));
 
     // attrs: entities with at least one of them, projected to them.
@@ -208,10 +221,20 @@ async fn ids_id_pattern_and_attrs() {
             "{e}"
         );
     }
-    let r = send(app.get("/entities").query(&[("id", "not-a-uri")])).await;
+    let r = send(
+        app.get("/entities")
+            .query(&[("id", "not-a-uri"), ("type", "Station")]),
+    )
+    .await;
     assert_problem(&r, 400, "BadRequestData");
-    let r = send(app.get("/entities").query(&[("idPattern", "(unclosed")])).await;
-    assert_problem(&r, 400, "BadRequestData");
+    for pattern in ["(unclosed", "station**", "s+*"] {
+        let r = send(
+            app.get("/entities")
+                .query(&[("idPattern", pattern), ("type", "Station")]),
+        )
+        .await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
