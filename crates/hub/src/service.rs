@@ -1259,11 +1259,7 @@ fn split_null_deletions(
 }
 
 /// Deletes the instances NGSI-LD Null named, reporting each as updated or not.
-fn delete_instances(
-    e: &mut Entity,
-    deletions: Deletions,
-    result: &mut UpdateResult,
-) {
+fn delete_instances(e: &mut Entity, deletions: Deletions, result: &mut UpdateResult) {
     for (name, dataset) in deletions {
         if e.remove_instance(&name, dataset.as_deref()) {
             result.updated.push(name);

@@ -10,6 +10,7 @@ use ngsi::render::{render_entity, render_feature};
 use ngsi::{Context, Error};
 use serde_json::{Map, Value, json};
 
+use super::join::{Join, join_spec, with_links};
 use super::negotiate::{Accept, JsonBody, accept, respond, scope_from_headers};
 use super::params::{Params, QuerySpec, geometry_property, paging, render_options};
 use super::{ApiError, AppState, PathParam};
@@ -120,6 +121,7 @@ async fn retrieve_entity(
     let params = Params::parse(raw.as_deref())?;
     let attrs = params.strict_list("attrs")?;
     let opts = render_options(&params, &scope.ctx, &attrs)?;
+    let join = join_spec(&params)?;
     let entity = s.hub.get_entity(&scope, &id).await?;
     // Asking for attributes the entity does not have finds nothing (clause 5.7.1),
     // as does a pick or omit that leaves no member.
@@ -137,7 +139,19 @@ async fn retrieve_entity(
         if rendered.keys().all(|k| k == "@context") {
             return Err(Error::not_found("pick or omit leaves nothing of the entity").into());
         }
-        Value::Object(rendered)
+        match join {
+            None => Value::Object(rendered),
+            Some(join) => {
+                let roots = std::slice::from_ref(&entity);
+                let mut joined =
+                    with_links(&s.hub, &scope, roots, vec![rendered], &opts, join).await?;
+                if join.0 == Join::Flat {
+                    Value::Array(joined)
+                } else {
+                    joined.pop().unwrap_or_default()
+                }
+            }
+        }
     };
     Ok(respond(StatusCode::OK, wanted, &scope.ctx, body))
 }
@@ -158,6 +172,7 @@ async fn run_query(
         params.0.insert("lang".into(), lang);
     }
     let opts = render_options(&params, &scope.ctx, &spec.attrs)?;
+    let join = join_spec(&params)?;
     let page = s.hub.query(scope, query).await?;
     let body = if wanted == Accept::GeoJson {
         let geometry = geometry_property(&params, &scope.ctx)?;
@@ -166,12 +181,17 @@ async fn run_query(
             "features": page.entities.iter().map(|e| render_feature(e, &opts, &geometry)).collect::<Vec<_>>(),
         })
     } else {
-        Value::Array(
-            page.entities
-                .iter()
-                .map(|e| Value::Object(render_entity(e, &opts)))
-                .collect(),
-        )
+        let rendered: Vec<Map<String, Value>> = page
+            .entities
+            .iter()
+            .map(|e| render_entity(e, &opts))
+            .collect();
+        match join {
+            None => Value::Array(rendered.into_iter().map(Value::Object).collect()),
+            Some(join) => Value::Array(
+                with_links(&s.hub, scope, &page.entities, rendered, &opts, join).await?,
+            ),
+        }
     };
     let mut response = respond(StatusCode::OK, wanted, &scope.ctx, body);
     if let Some(n) = page.count

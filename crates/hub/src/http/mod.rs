@@ -6,6 +6,7 @@ mod batch;
 mod discovery;
 mod entities;
 pub mod gate;
+mod join;
 pub mod negotiate;
 mod openapi;
 pub mod params;

@@ -11,6 +11,7 @@ mod discovery;
 mod entities;
 mod errors;
 mod kinds;
+mod links;
 mod oidc;
 mod query;
 mod security;
