@@ -30,6 +30,9 @@ pub struct RenderOptions<'a> {
     pub omit_attrs: HashSet<String>,
     pub keep_id: bool,
     pub keep_type: bool,
+    /// The `datasetId` filter: only instances of these datasetIds (`@none` is the
+    /// default instance); None keeps every instance.
+    pub datasets: Option<HashSet<String>>,
 }
 
 impl<'a> RenderOptions<'a> {
@@ -43,6 +46,7 @@ impl<'a> RenderOptions<'a> {
             omit_attrs: HashSet::new(),
             keep_id: true,
             keep_type: true,
+            datasets: None,
         }
     }
 
@@ -75,7 +79,21 @@ pub fn render_entity(e: &Entity, opts: &RenderOptions) -> Map<String, Value> {
         if !opts.keeps(name) {
             continue;
         }
-        out.insert(opts.ctx.compact(name), render_instances(instances, opts));
+        match &opts.datasets {
+            None => {
+                out.insert(opts.ctx.compact(name), render_instances(instances, opts));
+            }
+            Some(datasets) => {
+                let kept: Vec<Attribute> = instances
+                    .iter()
+                    .filter(|i| datasets.contains(i.dataset_id.as_deref().unwrap_or("@none")))
+                    .cloned()
+                    .collect();
+                if !kept.is_empty() {
+                    out.insert(opts.ctx.compact(name), render_instances(&kept, opts));
+                }
+            }
+        }
     }
     if opts.sys_attrs && opts.format != Format::KeyValues {
         out.insert("createdAt".into(), json!(format_time(&e.created_at)));

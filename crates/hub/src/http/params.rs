@@ -524,6 +524,18 @@ pub fn render_options<'a>(
         }
     }
     opts.keep_attrs = keep;
+    let datasets = p.strict_list("datasetId")?;
+    if let Some(bad) = datasets
+        .iter()
+        .find(|d| *d != "@none" && !ngsi::entity::is_uri(d))
+    {
+        return Err(Error::bad_data(format!(
+            "datasetId must be URIs or @none, not {bad:?}"
+        )));
+    }
+    if !datasets.is_empty() {
+        opts.datasets = Some(datasets.into_iter().collect());
+    }
     Ok(opts)
 }
 

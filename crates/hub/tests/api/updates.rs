@@ -225,6 +225,22 @@ async fn representation_parameters_are_checked() {
         let r = send(app.get(&path).query(&query)).await;
         assert_problem(&r, 404, "ResourceNotFound");
     }
+    // datasetId keeps the instances of those datasets only (@none: the default ones).
+    let e = app
+        .entity_with(ID, &[("datasetId", "urn:ngsi-ld:Dataset:en")])
+        .await;
+    assert_eq!(e["name"]["value"], "Culture house", "{e}");
+    assert!(e.get("locatedAt").is_none(), "{e}");
+    let e = app
+        .entity_with(ID, &[("datasetId", "@none"), ("attrs", "name")])
+        .await;
+    assert_eq!(
+        e["name"],
+        json!({"type": "Property", "value": "Nhà văn hóa"}),
+        "{e}"
+    );
+    let r = send(app.get(&path).query(&[("datasetId", "not a uri")])).await;
+    assert_problem(&r, 400, "BadRequestData");
     // A type named like a JSON-LD keyword is refused.
     let r = send(app.post(
         "/entities",
