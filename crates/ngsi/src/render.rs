@@ -22,7 +22,7 @@ pub struct RenderOptions<'a> {
     pub ctx: &'a Context,
     pub format: Format,
     pub sys_attrs: bool,
-    /// A `lang` preference: tags in order (`*` keeps the whole language map).
+    /// A `lang` preference: tags in order (`*`: any language).
     pub lang: Option<Vec<String>>,
     /// Expanded names of the attributes to keep (`attrs` or `pick`); None keeps all.
     pub keep_attrs: Option<HashSet<String>>,
@@ -123,7 +123,13 @@ fn pick_language<'m>(
     prefs: &[String],
 ) -> Option<(&'m str, &'m Value)> {
     for p in prefs {
-        if let Some((k, v)) = map.iter().find(|(k, _)| k.eq_ignore_ascii_case(p)) {
+        // `*` is any language the map has (its first, the untagged one last).
+        let found = if p == "*" {
+            map.iter().find(|(k, _)| *k != "@none")
+        } else {
+            map.iter().find(|(k, _)| k.eq_ignore_ascii_case(p))
+        };
+        if let Some((k, v)) = found {
             return Some((k.as_str(), v));
         }
     }
@@ -161,7 +167,6 @@ pub(crate) fn render_attribute(a: &Attribute, opts: &RenderOptions) -> Value {
     let mut lang_tag = None;
     if let (AttrKind::LanguageProperty, Some(prefs), Value::Object(map)) =
         (a.kind, &opts.lang, &a.value)
-        && !prefs.iter().any(|p| p == "*")
         && let Some((tag, text)) = pick_language(map, prefs)
     {
         kind = AttrKind::Property;

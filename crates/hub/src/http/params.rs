@@ -462,11 +462,23 @@ pub fn render_options<'a>(
     };
     opts.sys_attrs = options.contains("sysAttrs");
     if let Some(lang) = p.get("lang") {
-        let prefs: Vec<String> = lang
+        // Tags in order of their weight (`fr;q=0.9`, 1 when unweighted), as in
+        // Accept-Language; equal weights keep their order.
+        let mut weighted: Vec<(String, f32)> = lang
             .split(',')
-            .map(|s| s.split(';').next().unwrap_or("").trim().to_string())
-            .filter(|s| !s.is_empty())
+            .map(|item| {
+                let mut parts = item.split(';');
+                let tag = parts.next().unwrap_or("").trim().to_string();
+                let q = parts
+                    .filter_map(|p| p.trim().strip_prefix("q="))
+                    .find_map(|q| q.parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                (tag, q)
+            })
+            .filter(|(tag, _)| !tag.is_empty())
             .collect();
+        weighted.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let prefs: Vec<String> = weighted.into_iter().map(|(tag, _)| tag).collect();
         if prefs.is_empty()
             || prefs.iter().any(|t| {
                 t.len() > 35

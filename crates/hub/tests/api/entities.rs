@@ -232,9 +232,17 @@ async fn lang_turns_a_language_property_into_a_property() {
         .entity_with(ID, &[("lang", "en"), ("options", "keyValues")])
         .await;
     assert_eq!(kv["name"], json!("Thach Han river"));
-    // lang=* keeps the whole map.
+    // Weights order the preferences, as in Accept-Language.
+    let e = app.entity_with(ID, &[("lang", "vi;q=0.5,en;q=0.9")]).await;
+    assert_eq!(e["name"]["lang"], "en");
+    // lang=* is any language the attribute has: one of its own, as a Property.
     let e = app.entity_with(ID, &[("lang", "*")]).await;
-    assert_eq!(e["name"], gauge_normalized()["name"]);
+    let tag = e["name"]["lang"].as_str().unwrap();
+    assert_eq!(
+        e["name"]["value"],
+        gauge_normalized()["name"]["languageMap"][tag],
+        "{e}"
+    );
     // Other attributes are untouched.
     let e = app.entity_with(ID, &[("lang", "en")]).await;
     assert_eq!(e["status"], json!({"type": "Property", "value": "ok"}));
