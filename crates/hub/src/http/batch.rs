@@ -194,6 +194,16 @@ async fn merge(State(s): State<AppState>, body: JsonBody) -> Result<Response, Ap
             if !ngsi::entity::is_uri(&id) {
                 return Err(Error::bad_data("each entity needs an id that is a URI"));
             }
+            // JSON null is never a value (NGSI-LD Null is urn:ngsi-ld:null): refused
+            // before the entity is looked for.
+            if let Some((name, _)) = obj
+                .iter()
+                .find(|(_, a)| a.is_null() || a.get("value").is_some_and(Value::is_null))
+            {
+                return Err(Error::bad_data(format!(
+                    "{name} is null: urn:ngsi-ld:null deletes an attribute"
+                )));
+            }
             Ok(MergeItem {
                 id: id.clone(),
                 body: obj.clone(),

@@ -214,6 +214,9 @@ impl JsonBody {
     /// Tenant and @context: from the body for JSON-LD (which must carry one, and no
     /// Link header), else from the `Link` header.
     pub async fn scope(&self, state: &AppState) -> Result<Scope, Error> {
+        if !self.value.is_object() {
+            return Err(Error::invalid("the body must be a JSON object"));
+        }
         self.scope_of(state, &self.value).await
     }
 

@@ -82,14 +82,14 @@ impl Params {
         if let Some(o) = self.get("options") {
             for token in o.split(',').map(str::trim) {
                 if !KNOWN_OPTIONS.contains(&token) {
-                    return Err(Error::bad_data(format!("unknown option {token:?}")));
+                    return Err(Error::invalid(format!("unknown option {token:?}")));
                 }
             }
         }
         if let Some(f) = self.get("format")
             && !KNOWN_FORMATS.contains(&f)
         {
-            return Err(Error::bad_data(format!("unknown format {f:?}")));
+            return Err(Error::invalid(format!("unknown format {f:?}")));
         }
         Ok(())
     }

@@ -171,7 +171,8 @@ async fn batch_merge_patches_each_entity_and_reports_the_missing() {
         &json!([
             {"id": other, "type": "Building", "height": {"type": "Property", "value": 14}},
             {"id": "urn:ngsi-ld:Building:none", "type": "Building", "height": {"type": "Property", "value": 1}},
-            {"id": "not a uri", "type": "Building"}
+            {"id": "not a uri", "type": "Building"},
+            {"id": "urn:ngsi-ld:Building:none", "type": "Building", "height": {"type": "Property", "value": null}}
         ]),
     ))
     .await;
@@ -183,7 +184,19 @@ async fn batch_merge_patches_each_entity_and_reports_the_missing() {
         .iter()
         .map(|e| e["entityId"].as_str().unwrap())
         .collect();
-    assert_eq!(errors, ["urn:ngsi-ld:Building:none", "not a uri"]);
+    assert_eq!(
+        errors,
+        [
+            "urn:ngsi-ld:Building:none",
+            "not a uri",
+            "urn:ngsi-ld:Building:none"
+        ]
+    );
+    // A JSON null value is bad data, found before the missing entity.
+    assert_eq!(
+        r.body["errors"][2]["error"]["type"],
+        "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+    );
     assert_eq!(app.entity(other).await["height"]["value"], 14);
     app.assert_alive().await;
 }
@@ -193,9 +206,15 @@ async fn representation_parameters_are_checked() {
     let app = App::start().await;
     app.create(building()).await;
     let path = format!("/entities/{ID}");
+    // An unknown format or option is not a request the API knows (InvalidRequest).
     for query in [
         vec![("format", "tabular")],
         vec![("options", "keyValues,fast")],
+    ] {
+        let r = send(app.get(&path).query(&query)).await;
+        assert_problem(&r, 400, "InvalidRequest");
+    }
+    for query in [
         vec![("pick", "name"), ("attrs", "name")],
         vec![("omit", "name"), ("attrs", "name")],
         vec![("pick", "name,,type")],
@@ -210,7 +229,7 @@ async fn representation_parameters_are_checked() {
             .query(&[("format", "tabular")]),
     )
     .await;
-    assert_problem(&r, 400, "BadRequestData");
+    assert_problem(&r, 400, "InvalidRequest");
     // format names the representation even beside options.
     let e = app
         .entity_with(ID, &[("format", "keyValues"), ("options", "normalized")])
