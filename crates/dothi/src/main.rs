@@ -121,7 +121,19 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
         );
     }
     // Citizen reports: the demo's categories and a year of reports.
-    let reports = reports::start(&state, reports::ReportsConfig::default())
+    let reports_config = reports::ReportsConfig {
+        base_url: format!(
+            "{}://{}",
+            if config.hub.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            config.listen
+        ),
+        ..Default::default()
+    };
+    let reports = reports::start(&state, reports_config)
         .await
         .context("setting up citizen reports")?;
     if load_demo {

@@ -35,6 +35,7 @@ pub const ROUTE_RULES: &[RouteRule] = &[
     rule("GET", "/open311/v2/services/{file}", Permission::Public),
     rule("GET", "/open311/v2/requests/{file}", Permission::Public),
     rule("GET", "/open311/v2/tokens/{file}", Permission::Public),
+    rule("GET", "/reports/v1/media/{file}", Permission::Public),
     rule("GET", "/reports/v1/requests", Permission::Read),
     rule("GET", "/reports/v1/requests/{id}", Permission::Read),
     rule(
@@ -82,8 +83,11 @@ pub fn routes(reports: Arc<Reports>) -> Router {
     Router::new()
         .route(
             "/open311/v2/{file}",
-            get(open311::get_root).post(open311::post_root),
+            get(open311::get_root).post(open311::post_root).layer(
+                axum::extract::DefaultBodyLimit::max(open311::MAX_MULTIPART_BYTES),
+            ),
         )
+        .route("/reports/v1/media/{file}", get(media))
         .route("/open311/v2/services/{file}", get(open311::get_service))
         .route("/open311/v2/requests/{file}", get(open311::get_request))
         .route("/open311/v2/tokens/{file}", get(open311::get_token))
@@ -143,6 +147,35 @@ pub fn public_view(r: &Report, now: chrono::DateTime<chrono::Utc>) -> Value {
         }
     }
     v
+}
+
+/// A photo (`{id}.jpg`) or its thumbnail (`{id}-thumb.jpg`): immutable, cached.
+async fn media(State(reports): State<Arc<Reports>>, PathParam(file): PathParam<String>) -> Answer {
+    let Some(stem) = file.strip_suffix(".jpg") else {
+        return Err(Error::not_found("no such photo").into());
+    };
+    let (id, thumb) = match stem.strip_suffix("-thumb") {
+        Some(id) => (id, true),
+        None => (stem, false),
+    };
+    let bytes = reports
+        .photo(id, thumb)
+        .await?
+        .ok_or_else(|| Error::not_found("no such photo"))?;
+    let mut r = bytes.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("image/jpeg"),
+    );
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("\"{stem}\"")) {
+        h.insert(axum::http::header::ETAG, v);
+    }
+    Ok(r)
 }
 
 async fn inbox(State(reports): State<Arc<Reports>>, RawQuery(q): RawQuery) -> Answer {

@@ -16,6 +16,7 @@ pub mod calendar;
 pub mod demo;
 mod doc;
 pub mod http;
+pub mod media;
 pub mod model;
 pub mod open311;
 pub mod places;

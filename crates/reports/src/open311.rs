@@ -23,6 +23,8 @@ use crate::service::{JURISDICTION, NewReport, ReportFilter, Reports};
 
 /// Largest form body.
 pub const MAX_FORM_BYTES: usize = 256 * 1024;
+/// Largest multipart body: 5 photos of 10 MB and the fields.
+pub const MAX_MULTIPART_BYTES: usize = 5 * crate::media::MAX_BYTES + 1024 * 1024;
 /// Most requests a list returns (the spec's default cap).
 const MAX_REQUESTS: usize = 1_000;
 const MAX_IDS: usize = 200;
@@ -401,24 +403,31 @@ pub async fn post_root(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !ctype.starts_with("application/x-www-form-urlencoded") {
+    let (params, files) = if ctype.starts_with("application/x-www-form-urlencoded") {
+        if body.len() > MAX_FORM_BYTES {
+            return error(format, &Error::bad_data("the form is too large"));
+        }
+        (Params::parse(&body), Vec::new())
+    } else if ctype.starts_with("multipart/form-data") {
+        match multipart(ctype, body).await {
+            Ok(x) => x,
+            Err(e) => return error(format, &e),
+        }
+    } else {
         return error(
             format,
             &Error::bad_data(
-                "send the parameters form-encoded (application/x-www-form-urlencoded)",
+                "send the parameters form-encoded (application/x-www-form-urlencoded or multipart/form-data)",
             ),
         );
-    }
-    if body.len() > MAX_FORM_BYTES {
-        return error(format, &Error::bad_data("the form is too large"));
-    }
-    let params = Params::parse(&body);
+    };
     let result = async {
         jurisdiction(&params)?;
         let caller = caller(&reports, gate, &params).await?;
         match name {
             "requests" => {
-                let new = new_report(&params)?;
+                let mut new = new_report(&params)?;
+                new.photos = photos(files).await?;
                 let s = reports.submit(&caller, new).await?;
                 Ok((
                     "service_requests",
@@ -472,6 +481,73 @@ pub async fn post_root(
         }
         Err(e) => error(format, &e),
     }
+}
+
+/// The fields and files of a multipart form: text fields as parameters, files named
+/// `photo1`…`photoN`, `photo` or `media` as photos (others are refused).
+async fn multipart(ctype: &str, body: Bytes) -> Result<(Params, Vec<Bytes>), Error> {
+    let boundary = multer::parse_boundary(ctype)
+        .map_err(|_| Error::bad_data("a multipart form needs its boundary"))?;
+    let constraints = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .whole_stream(MAX_MULTIPART_BYTES as u64)
+            .per_field(crate::media::MAX_BYTES as u64 + 1),
+    );
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut form = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let mut params = Vec::new();
+    let mut files = Vec::new();
+    let bad = |e: multer::Error| Error::bad_data(format!("unreadable multipart form: {e}"));
+    while let Some(field) = form.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or_default().to_string();
+        if field.file_name().is_some() {
+            let is_photo = name == "media"
+                || name == "photo"
+                || name.strip_prefix("photo").is_some_and(|n| {
+                    !n.is_empty() && n.len() <= 2 && n.chars().all(|c| c.is_ascii_digit())
+                });
+            if !is_photo {
+                return Err(Error::bad_data(format!(
+                    "file field {name:?}: photos are photo1…photo5 or media"
+                )));
+            }
+            let bytes = field.bytes().await.map_err(|e| match e {
+                multer::Error::FieldSizeExceeded { .. } => {
+                    Error::bad_data("a photo is at most 10 MB")
+                }
+                e => bad(e),
+            })?;
+            if !bytes.is_empty() {
+                files.push(bytes);
+            }
+            if files.len() > crate::media::MAX_PHOTOS {
+                return Err(Error::bad_data("at most 5 photos"));
+            }
+        } else {
+            if params.len() >= 200 {
+                return Err(Error::bad_data("too many form fields"));
+            }
+            let text = field.text().await.map_err(bad)?;
+            if text.len() > MAX_FORM_BYTES {
+                return Err(Error::bad_data("a form field is too large"));
+            }
+            params.push((name, text));
+        }
+    }
+    Ok((Params(params), files))
+}
+
+/// Checks and re-encodes photos off the async threads.
+async fn photos(files: Vec<Bytes>) -> Result<Vec<crate::media::Photo>, Error> {
+    let mut out = Vec::with_capacity(files.len());
+    for (i, f) in files.into_iter().enumerate() {
+        let p = tokio::task::spawn_blocking(move || crate::media::process(&f))
+            .await
+            .map_err(|_| Error::bad_data("the photo could not be processed"))?
+            .map_err(|e| Error::bad_data(format!("photo {}: {e}", i + 1)))?;
+        out.push(p);
+    }
+    Ok(out)
 }
 
 /// Names whose `attribute[…]` values are personal (FixMyStreet sends the last name as
@@ -540,6 +616,7 @@ pub fn new_report(p: &Params) -> Result<NewReport, Error> {
         contact,
         consent: p.string("consent"),
         honeypot: p.string("website").is_some(),
+        photos: Vec::new(),
     })
 }
 

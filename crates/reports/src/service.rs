@@ -78,6 +78,8 @@ pub struct NewReport {
     pub consent: Option<String>,
     /// A field people never fill and robots do.
     pub honeypot: bool,
+    /// Photos sent with the report, already checked and re-encoded.
+    pub photos: Vec<crate::media::Photo>,
 }
 
 /// What a submission returns.
@@ -326,8 +328,10 @@ impl Reports {
             }
             _ => return Err(Error::bad_data("lat and long go together")),
         };
-        if new.media_urls.len() > MAX_MEDIA {
-            return Err(Error::bad_data(format!("at most {MAX_MEDIA} media_url")));
+        if new.media_urls.len() + new.photos.len() > MAX_MEDIA {
+            return Err(Error::bad_data(format!(
+                "at most {MAX_MEDIA} photos and media_url in all"
+            )));
         }
         for u in &new.media_urls {
             if u.len() > 1_000 || !(u.starts_with("https://") || u.starts_with("http://")) {
@@ -354,6 +358,12 @@ impl Reports {
         let now = self.now();
         let calendar = self.calendar().await?;
         let (due_accept, due) = category.sla.due(&calendar, now, category.urgent);
+        let photo_ids: Vec<String> = new.photos.iter().map(|_| secret()).collect();
+        let mut media_urls: Vec<String> = photo_ids
+            .iter()
+            .map(|id| format!("{}/reports/v1/media/{id}.jpg", self.config.base_url))
+            .collect();
+        media_urls.extend(new.media_urls);
         let agency = match (&commune, category.communal) {
             (Some(c), true) => format!("UBND {}", c.name),
             _ => category.agency_responsible.clone(),
@@ -378,8 +388,8 @@ impl Reports {
             address_string,
             address_id,
             location,
-            media_url: new.media_urls.first().cloned(),
-            media_urls: new.media_urls,
+            media_url: media_urls.first().cloned(),
+            media_urls,
             attributes,
             jurisdiction_id: JURISDICTION.into(),
             stage: Stage::Received,
@@ -424,8 +434,31 @@ impl Reports {
                 Err(e) => return Err(e),
             }
         }
-        let token = secret();
         let records = self.hub.records();
+        if !new.photos.is_empty() {
+            let stored: Vec<(String, Value)> = photo_ids
+                .iter()
+                .zip(&new.photos)
+                .map(|(id, p)| {
+                    (
+                        id.clone(),
+                        json!(crate::media::Stored::new(&report.service_request_id, p)),
+                    )
+                })
+                .collect();
+            // A report and its photos stand or fall together.
+            if let Err(e) = records
+                .registry_put(crate::media::MEDIA, TENANT, stored, RegistryWrite::Create)
+                .await
+            {
+                let _ = self
+                    .hub
+                    .delete_entity(&scope, &report_id(&report.service_request_id))
+                    .await;
+                return Err(store_err(e));
+            }
+        }
+        let token = secret();
         records
             .registry_put(
                 TOKENS,
@@ -546,6 +579,23 @@ impl Reports {
     }
 
     /// The report of a tracking token.
+    /// A photo (or its thumbnail), as JPEG bytes.
+    pub async fn photo(&self, id: &str, thumb: bool) -> Result<Option<Vec<u8>>, Error> {
+        if !crate::media::is_id(id) {
+            return Ok(None);
+        }
+        let v = self
+            .hub
+            .records()
+            .registry_get(crate::media::MEDIA, TENANT, id)
+            .await
+            .map_err(store_err)?;
+        Ok(
+            v.and_then(|v| serde_json::from_value::<crate::media::Stored>(v).ok())
+                .and_then(|s| s.bytes(thumb)),
+        )
+    }
+
     pub async fn by_token(&self, token: &str) -> Result<Option<String>, Error> {
         if !is_token(token) {
             return Ok(None);

@@ -5,5 +5,6 @@
 mod common;
 mod demo;
 mod open311;
+mod photos;
 mod privacy;
 mod workflow;
