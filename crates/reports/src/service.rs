@@ -540,11 +540,43 @@ impl Reports {
         Ok(out)
     }
 
-    /// Reports matching a filter, newest first.
+    /// Reports matching a filter, newest first. The store narrows them by type,
+    /// attribute values (`q`) and bounding box (its geo index); dates and deadlines are
+    /// checked here.
     pub async fn list(&self, f: &ReportFilter) -> Result<Vec<Report>, Error> {
         let now = self.now();
         let mut out: Vec<Report> = if f.ids.is_empty() {
-            self.all().await?
+            let scope = Self::reader();
+            let query = narrowing(f, &scope.ctx)?;
+            let mut out = Vec::new();
+            let mut offset = 0;
+            loop {
+                let page = self
+                    .hub
+                    .query(
+                        &scope,
+                        EntityQuery {
+                            limit: PAGE,
+                            offset,
+                            ..query.clone()
+                        },
+                    )
+                    .await?;
+                let n = page.entities.len();
+                offset += n;
+                for e in page.entities {
+                    match model::from_entity::<Report>(&e) {
+                        Ok(r) => out.push(r),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "an unreadable report is left out")
+                        }
+                    }
+                }
+                if n < PAGE {
+                    break;
+                }
+            }
+            out
         } else {
             let mut v = Vec::new();
             for id in &f.ids {
@@ -778,6 +810,12 @@ impl Reports {
             .list(&ReportFilter {
                 service_codes: vec![code.to_string()],
                 status: Some("open".into()),
+                bbox: Some({
+                    // A box a little larger than the circle, for the geo index.
+                    let dlat = meters * 1.5 / 111_000.0;
+                    let dlon = dlat / lat.to_radians().cos().max(0.1);
+                    [lon - dlon, lat - dlat, lon + dlon, lat + dlat]
+                }),
                 ..Default::default()
             })
             .await?
@@ -1098,6 +1136,69 @@ impl Reports {
         self.identity.audit(vec![record]).await;
         Ok(())
     }
+}
+
+/// A quoted `q` literal; values with quotes or backslashes are refused.
+fn literal(v: &str) -> Result<String, Error> {
+    if v.is_empty() || v.len() > 200 || v.contains(['"', '\\']) || v.chars().any(char::is_control) {
+        return Err(Error::bad_data(format!(
+            "{v:?} is not a valid filter value"
+        )));
+    }
+    Ok(format!("\"{v}\""))
+}
+
+/// The store's part of a filter: type, attribute values, bounding box.
+fn narrowing(f: &ReportFilter, ctx: &Context) -> Result<EntityQuery, Error> {
+    let mut terms = Vec::new();
+    let list = |attr: &str, values: &[String]| -> Result<String, Error> {
+        let vs: Vec<String> = values
+            .iter()
+            .map(|v| literal(v))
+            .collect::<Result<_, _>>()?;
+        Ok(format!("{attr}=={}", vs.join(",")))
+    };
+    if let Some(s) = &f.status {
+        terms.push(list("status", std::slice::from_ref(s))?);
+    }
+    if !f.stages.is_empty() {
+        let names: Vec<String> = f.stages.iter().map(|s| s.as_str().to_string()).collect();
+        terms.push(list("workflowStatus", &names)?);
+    }
+    if !f.service_codes.is_empty() {
+        terms.push(list("service_code", &f.service_codes)?);
+    }
+    if let Some(a) = &f.agency {
+        terms.push(list("agency_responsible", std::slice::from_ref(a))?);
+    }
+    if let Some(c) = &f.commune {
+        terms.push(list("communeCode", std::slice::from_ref(c))?);
+    }
+    let q = if terms.is_empty() {
+        None
+    } else {
+        let expr = ngsi::query::parse_q(&terms.join(";"))
+            .map_err(|e| Error::bad_data(format!("filter: {e}")))?;
+        Some(ngsi::filter::QFilter::new(
+            expr.map_attrs(&|n| ctx.expand(n)),
+        )?)
+    };
+    let geo = match f.bbox {
+        None => None,
+        Some([x0, y0, x1, y1]) => {
+            let ring = format!("[[[{x0},{y0}],[{x1},{y0}],[{x1},{y1}],[{x0},{y1}],[{x0},{y0}]]]");
+            let mut gq = ngsi::query::parse_geoq("within", "Polygon", &ring, Some("location"))
+                .map_err(|e| Error::bad_data(format!("bbox: {e}")))?;
+            gq.geoproperty = ngsi::entity::expand_attr(&gq.geoproperty, ctx)?;
+            Some(ngsi::filter::GeoFilter::new(gq)?)
+        }
+    };
+    Ok(EntityQuery {
+        types: Some(TypeExpr::Type(ctx.expand(SERVICE_REQUEST))),
+        q,
+        geo,
+        ..Default::default()
+    })
 }
 
 fn bounded(what: &str, v: Option<String>, max: usize) -> Result<Option<String>, Error> {

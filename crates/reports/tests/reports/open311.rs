@@ -381,6 +381,49 @@ async fn a_json_client_gets_bare_arrays() {
         .await
         .json();
     assert_eq!(listed.as_array().map(Vec::len), Some(2));
+    let boxed = app
+        .get(
+            &app.anonymous,
+            "/open311/v2/requests.json?bbox=107.09,16.81,107.11,16.82",
+        )
+        .await
+        .json();
+    assert_eq!(boxed.as_array().map(Vec::len), Some(2), "{boxed}");
+    let elsewhere = app
+        .get(
+            &app.anonymous,
+            "/open311/v2/requests.json?bbox=106.5,17.4,106.7,17.5",
+        )
+        .await
+        .json();
+    assert_eq!(elsewhere, serde_json::json!([]));
+    let inbox = crate::common::send(app.admin.get(app.url("/reports/v1/requests?stage=received,accepted&agency=S%E1%BB%9F%20N%C3%B4ng%20nghi%E1%BB%87p%20v%C3%A0%20M%C3%B4i%20tr%C6%B0%E1%BB%9Dng"))).await;
+    assert_eq!(inbox.status, 200, "{}", inbox.text);
+    assert_eq!(
+        inbox.json().as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        inbox.text
+    );
+    let near = app
+        .get(
+            &app.anonymous,
+            &format!(
+                "/reports/v1/nearby?service_code=o-nhiem&lat={}&long={}",
+                DONG_HA.0, DONG_HA.1
+            ),
+        )
+        .await
+        .json();
+    assert_eq!(near.as_array().map(Vec::len), Some(2), "{near}");
+    let far = app
+        .get(
+            &app.anonymous,
+            "/reports/v1/nearby?service_code=o-nhiem&lat=16.8175&long=107.1003",
+        )
+        .await
+        .json();
+    assert_eq!(far, serde_json::json!([]), "130 m away is not a duplicate");
     let none = app
         .get(&app.anonymous, "/open311/v2/requests.json?status=closed")
         .await
