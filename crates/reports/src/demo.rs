@@ -423,6 +423,44 @@ fn pick<'a, T>(rng: &mut Rng, items: &'a [T], weight: impl Fn(&T) -> u32) -> &'a
     &items[items.len() - 1]
 }
 
+/// A point inside `commune` and inside the province's own boundary (the two sources
+/// differ by a few metres along the border), rounded to 6 decimals.
+fn point_in(
+    places: &Places,
+    commune: &crate::places::Commune,
+    shape: &city::geom::Shape,
+    rng: &mut Rng,
+) -> Option<[f64; 2]> {
+    let [x0, y0, x1, y1] = shape.bbox();
+    for _ in 0..200 {
+        let lon = ((x0 + (x1 - x0) * rng.unit()) * 1e6).round() / 1e6;
+        let lat = ((y0 + (y1 - y0) * rng.unit()) * 1e6).round() / 1e6;
+        if shape.contains([lon, lat])
+            && places
+                .locate(lon, lat)
+                .is_ok_and(|c| c.is_some_and(|c| c.code == commune.code))
+        {
+            return Some([lon, lat]);
+        }
+    }
+    None
+}
+
+/// `n` points (longitude, latitude) where residents report, spread as the demo's are
+/// (wards weigh five times a rural commune), for benchmarks.
+pub fn points(places: &Places, n: usize, seed: u64) -> Vec<(f64, f64)> {
+    let mut rng = Rng(seed);
+    let communes: Vec<_> = places.communes().collect();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let (commune, shape) = *pick(&mut rng, &communes, |(c, _)| if c.ward { 5 } else { 1 });
+        if let Some([lon, lat]) = point_in(places, commune, shape, &mut rng) {
+            out.push((lon, lat));
+        }
+    }
+    out
+}
+
 /// The demo reports at `now`: each made at its time, then taken through the workflow
 /// as far as its age and chance say.
 pub fn reports(places: &Places, calendar: &Calendar, now: DateTime<Utc>) -> Vec<Report> {
@@ -438,22 +476,7 @@ pub fn reports(places: &Places, calendar: &Calendar, now: DateTime<Utc>) -> Vec<
             .find(|c| c.service_code == spec.code)
             .unwrap_or(&cats[0]);
         let (commune, shape) = *pick(&mut rng, &communes, |(c, _)| if c.ward { 5 } else { 1 });
-        let [x0, y0, x1, y1] = shape.bbox();
-        let mut point = None;
-        for _ in 0..200 {
-            let lon = ((x0 + (x1 - x0) * rng.unit()) * 1e6).round() / 1e6;
-            let lat = ((y0 + (y1 - y0) * rng.unit()) * 1e6).round() / 1e6;
-            // Inside this commune and inside the province's own boundary (the two
-            // sources differ by a few metres along the border).
-            if shape.contains([lon, lat])
-                && places
-                    .locate(lon, lat)
-                    .is_ok_and(|c| c.is_some_and(|c| c.code == commune.code))
-            {
-                point = Some([lon, lat]);
-                break;
-            }
-        }
+        let point = point_in(places, commune, shape, &mut rng);
         // More reports lately (adoption grows), at daytime hours.
         let age_days = 365.0 * rng.unit().powf(1.4);
         let mut at = now - TimeDelta::seconds((age_days * 86_400.0) as i64);
