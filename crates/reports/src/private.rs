@@ -1,24 +1,32 @@
-//! The reporter's personal data, kept apart from the report: a registry record of the
-//! store (collection [`CONTACTS`]) that no NGSI-LD operation, export or public route
-//! returns, keyed by an opaque reference that only the tracking token and the
-//! reporter-access right lead to.
+//! The reporter's personal data, kept apart from the report: registry records of the
+//! store (collection [`PRIVATE`]) that no NGSI-LD operation, export or public route
+//! returns. One collection, three kinds of key, written together in one transaction:
 //!
-//! - The report entity holds neither the contact nor the reference: the link is kept
-//!   in [`LINKS`] (report → reference), read only here.
-//! - The tracking token is kept as its SHA-256 digest ([`TOKENS`]: digest → report).
-//! - Reading a contact needs the "see reporter" right ([`ACCESS`]: actor → agencies),
-//!   held by admins and by the operators an admin names; every read is audited.
+//! - `contact:{ref}`: the contact, under an opaque random reference;
+//! - `link:{service_request_id}`: the report's reference (the entity does not hold it);
+//! - `token:{sha256 of the token}`: the report of a tracking token (kept as a digest).
+//!
+//! Reading a contact needs the "see reporter" right ([`ACCESS`]: actor → agencies),
+//! held by admins and by the operators an admin names; every read is audited.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Contacts by opaque reference.
-pub const CONTACTS: &str = "reports.contacts";
-/// Report id → opaque reference of its contact.
-pub const LINKS: &str = "reports.links";
-/// Digest of a tracking token → report id.
-pub const TOKENS: &str = "reports.tokens";
+/// Contacts, links and tokens.
+pub const PRIVATE: &str = "reports.private";
+
+pub fn contact_key(reference: &str) -> String {
+    format!("contact:{reference}")
+}
+
+pub fn link_key(service_request_id: &str) -> String {
+    format!("link:{service_request_id}")
+}
+
+pub fn token_key(token: &str) -> String {
+    format!("token:{}", digest(token))
+}
 /// Actor → the agencies whose reporters they may see ("*": every agency).
 pub const ACCESS: &str = "reports.reporter-access";
 /// Holiday calendars by year (an admin's, replacing the shipped one).
@@ -110,7 +118,7 @@ impl Contact {
     }
 }
 
-/// The record kept in [`CONTACTS`].
+/// The record kept under `contact:{ref}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactRecord {
     pub service_request_id: String,

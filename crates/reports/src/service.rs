@@ -19,8 +19,8 @@ use crate::model::{
 };
 use crate::places::{Outside, Places};
 use crate::private::{
-    ACCESS, CONSENT_VERSION, CONTACTS, Contact, ContactRecord, HOLIDAYS, LINKS, ReporterAccess,
-    TOKENS, digest, is_token, secret,
+    ACCESS, CONSENT_VERSION, Contact, ContactRecord, HOLIDAYS, PRIVATE, ReporterAccess,
+    contact_key, is_token, link_key, secret, token_key,
 };
 use crate::workflow::{self, Action};
 
@@ -458,16 +458,9 @@ impl Reports {
                 return Err(store_err(e));
             }
         }
+        // The token, and the contact with its link: one write.
         let token = secret();
-        records
-            .registry_put(
-                TOKENS,
-                TENANT,
-                vec![(digest(&token), json!({"id": report.service_request_id}))],
-                RegistryWrite::Upsert,
-            )
-            .await
-            .map_err(store_err)?;
+        let mut private = vec![(token_key(&token), json!({"id": report.service_request_id}))];
         if !contact.is_empty() {
             let reference = secret();
             let record = ContactRecord {
@@ -484,25 +477,16 @@ impl Reports {
             };
             let value = serde_json::to_value(&record)
                 .map_err(|e| Error::bad_data(format!("contact: {e}")))?;
-            records
-                .registry_put(
-                    CONTACTS,
-                    TENANT,
-                    vec![(reference.clone(), value)],
-                    RegistryWrite::Upsert,
-                )
-                .await
-                .map_err(store_err)?;
-            records
-                .registry_put(
-                    LINKS,
-                    TENANT,
-                    vec![(report.service_request_id.clone(), json!({"ref": reference}))],
-                    RegistryWrite::Upsert,
-                )
-                .await
-                .map_err(store_err)?;
+            private.push((contact_key(&reference), value));
+            private.push((
+                link_key(&report.service_request_id),
+                json!({"ref": reference}),
+            ));
         }
+        records
+            .registry_put(PRIVATE, TENANT, private, RegistryWrite::Upsert)
+            .await
+            .map_err(store_err)?;
         Ok(Submitted {
             service_request_id: report.service_request_id.clone(),
             token,
@@ -635,7 +619,7 @@ impl Reports {
         let found = self
             .hub
             .records()
-            .registry_get(TOKENS, TENANT, &digest(token))
+            .registry_get(PRIVATE, TENANT, &token_key(token))
             .await
             .map_err(store_err)?;
         Ok(found.and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string)))
@@ -859,7 +843,7 @@ impl Reports {
         Ok(self
             .hub
             .records()
-            .registry_get(LINKS, TENANT, id)
+            .registry_get(PRIVATE, TENANT, &link_key(id))
             .await
             .map_err(store_err)?
             .and_then(|v| v.get("ref").and_then(Value::as_str).map(str::to_string)))
@@ -872,7 +856,7 @@ impl Reports {
         let v = self
             .hub
             .records()
-            .registry_get(CONTACTS, TENANT, &reference)
+            .registry_get(PRIVATE, TENANT, &contact_key(&reference))
             .await
             .map_err(store_err)?;
         Ok(v.and_then(|v| serde_json::from_value(v).ok()))
@@ -997,11 +981,11 @@ impl Reports {
             return Ok(false);
         };
         records
-            .registry_delete(CONTACTS, TENANT, &reference)
+            .registry_delete(PRIVATE, TENANT, &contact_key(&reference))
             .await
             .map_err(store_err)?;
         records
-            .registry_delete(LINKS, TENANT, id)
+            .registry_delete(PRIVATE, TENANT, &link_key(id))
             .await
             .map_err(store_err)?;
         if let Some(mut report) = self.get(id).await?
