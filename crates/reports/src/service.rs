@@ -227,8 +227,17 @@ impl Reports {
     }
 
     async fn all_of(&self, kind: &str) -> Result<Vec<ngsi::Entity>, Error> {
+        let expr = TypeExpr::Type(Context::core().expand(kind));
+        self.query_all(EntityQuery {
+            types: Some(expr),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Every entity a query matches, page by page.
+    async fn query_all(&self, query: EntityQuery) -> Result<Vec<ngsi::Entity>, Error> {
         let scope = Self::reader();
-        let expr = TypeExpr::Type(scope.ctx.expand(kind));
         let mut all = Vec::new();
         loop {
             let page = self
@@ -236,10 +245,9 @@ impl Reports {
                 .query(
                     &scope,
                     EntityQuery {
-                        types: Some(expr.clone()),
                         limit: PAGE,
                         offset: all.len(),
-                        ..Default::default()
+                        ..query.clone()
                     },
                 )
                 .await?;
@@ -530,34 +538,12 @@ impl Reports {
     pub async fn list(&self, f: &ReportFilter) -> Result<Vec<Report>, Error> {
         let now = self.now();
         let mut out: Vec<Report> = if f.ids.is_empty() {
-            let scope = Self::reader();
-            let query = narrowing(f, &scope.ctx)?;
+            let query = narrowing(f, &Self::reader().ctx)?;
             let mut out = Vec::new();
-            let mut offset = 0;
-            loop {
-                let page = self
-                    .hub
-                    .query(
-                        &scope,
-                        EntityQuery {
-                            limit: PAGE,
-                            offset,
-                            ..query.clone()
-                        },
-                    )
-                    .await?;
-                let n = page.entities.len();
-                offset += n;
-                for e in page.entities {
-                    match model::from_entity::<Report>(&e) {
-                        Ok(r) => out.push(r),
-                        Err(err) => {
-                            tracing::warn!(error = %err, "an unreadable report is left out")
-                        }
-                    }
-                }
-                if n < PAGE {
-                    break;
+            for e in self.query_all(query).await? {
+                match model::from_entity::<Report>(&e) {
+                    Ok(r) => out.push(r),
+                    Err(err) => tracing::warn!(error = %err, "an unreadable report is left out"),
                 }
             }
             out
