@@ -120,6 +120,33 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             "Quảng Trị data set loaded (administrative units and demo layers)"
         );
     }
+    // Citizen reports: the demo's categories and a year of reports.
+    let reports_config = reports::ReportsConfig {
+        base_url: format!(
+            "{}://{}",
+            if config.hub.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            config.listen
+        ),
+        ..Default::default()
+    };
+    let reports = reports::start(&state, reports_config)
+        .await
+        .context("setting up citizen reports")?;
+    if load_demo {
+        let loaded = reports::demo::load(&reports)
+            .await
+            .context("loading the demo reports")?;
+        tracing::info!(
+            categories = loaded.categories,
+            reports = loaded.reports,
+            "demo reports loaded"
+        );
+    }
+    let reports_sweep = reports::spawn_sweep(reports.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -186,8 +213,10 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     let components = vec![
         iot::component(agent),
         web::component(state.hub.clone(), config.web.clone()),
+        reports::component(reports),
     ];
     let served = node.serve(listener, components, shutdown_signal()).await;
+    reports_sweep.abort();
     let _ = stop_simulator.send(true);
     if let Some(simulator) = simulator {
         let _ = simulator.await;

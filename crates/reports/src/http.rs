@@ -1,0 +1,450 @@
+//! The routes of the service: Open311 at `/open311/v2/` ([`crate::open311`]), and
+//! `/reports/v1/` for staff (the inbox, actions, statistics, the reporter's contact for
+//! those holding the right, the holiday calendar) and for the reporter holding a
+//! tracking token (their report, their contact, erasure, rating). JSON, errors as
+//! ProblemDetails.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use hub::Scope;
+use hub::http::gate::CallerOf;
+use hub::http::{ApiError, PathParam, Permission, RouteRule, rule};
+use ngsi::{Context, Error};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::calendar::Holiday;
+use crate::model::{Category, Report, Stage};
+use crate::open311::{self, Params};
+use crate::service::{ReportFilter, Reports, TENANT};
+use crate::stats::{self, By};
+use crate::workflow::Action;
+
+const MAX_JSON: usize = 1024 * 1024;
+
+/// Every route and what it needs. Open311 is public: a key, when sent, is checked by
+/// the service, and answers carry no personal data either way.
+pub const ROUTE_RULES: &[RouteRule] = &[
+    rule("GET", "/open311/v2/{file}", Permission::Public),
+    rule("POST", "/open311/v2/{file}", Permission::Public),
+    rule("GET", "/open311/v2/services/{file}", Permission::Public),
+    rule("GET", "/open311/v2/requests/{file}", Permission::Public),
+    rule("GET", "/open311/v2/tokens/{file}", Permission::Public),
+    rule("GET", "/reports/v1/media/{file}", Permission::Public),
+    rule("GET", "/reports/v1/requests", Permission::Read),
+    rule("GET", "/reports/v1/requests/{id}", Permission::Read),
+    rule(
+        "POST",
+        "/reports/v1/requests/{id}/actions",
+        Permission::Operate,
+    ),
+    rule("POST", "/reports/v1/actions", Permission::Operate),
+    rule(
+        "GET",
+        "/reports/v1/requests/{id}/reporter",
+        Permission::Operate,
+    ),
+    rule(
+        "POST",
+        "/reports/v1/requests/{id}/support",
+        Permission::Public,
+    ),
+    rule(
+        "PUT",
+        "/reports/v1/reporter-access/{actor}",
+        Permission::Admin,
+    ),
+    rule("POST", "/reports/v1/categories", Permission::Admin),
+    rule("GET", "/reports/v1/stats", Permission::Read),
+    rule("GET", "/reports/v1/public/stats", Permission::Public),
+    rule("GET", "/reports/v1/nearby", Permission::Public),
+    rule("GET", "/reports/v1/holidays", Permission::Read),
+    rule("PUT", "/reports/v1/holidays/{year}", Permission::Admin),
+    rule("POST", "/reports/v1/sweep", Permission::Admin),
+    rule("GET", "/reports/v1/track/{token}", Permission::Public),
+    rule(
+        "DELETE",
+        "/reports/v1/track/{token}/contact",
+        Permission::Public,
+    ),
+    rule(
+        "POST",
+        "/reports/v1/track/{token}/rating",
+        Permission::Public,
+    ),
+];
+
+pub fn routes(reports: Arc<Reports>) -> Router {
+    Router::new()
+        .route(
+            "/open311/v2/{file}",
+            get(open311::get_root).post(open311::post_root).layer(
+                axum::extract::DefaultBodyLimit::max(open311::MAX_MULTIPART_BYTES),
+            ),
+        )
+        .route("/reports/v1/media/{file}", get(media))
+        .route("/open311/v2/services/{file}", get(open311::get_service))
+        .route("/open311/v2/requests/{file}", get(open311::get_request))
+        .route("/open311/v2/tokens/{file}", get(open311::get_token))
+        .route("/reports/v1/requests", get(inbox))
+        .route("/reports/v1/requests/{id}", get(one))
+        .route("/reports/v1/requests/{id}/actions", post(act))
+        .route("/reports/v1/actions", post(bulk))
+        .route("/reports/v1/requests/{id}/reporter", get(reporter))
+        .route("/reports/v1/requests/{id}/support", post(support))
+        .route("/reports/v1/reporter-access/{actor}", put(grant))
+        .route("/reports/v1/categories", post(categories))
+        .route("/reports/v1/stats", get(staff_stats))
+        .route("/reports/v1/public/stats", get(public_stats))
+        .route("/reports/v1/nearby", get(nearby))
+        .route("/reports/v1/holidays", get(holidays))
+        .route("/reports/v1/holidays/{year}", put(set_holidays))
+        .route("/reports/v1/sweep", post(sweep))
+        .route("/reports/v1/track/{token}", get(track))
+        .route("/reports/v1/track/{token}/contact", delete(erase))
+        .route("/reports/v1/track/{token}/rating", post(rate))
+        .with_state(reports)
+}
+
+type Answer = Result<Response, ApiError>;
+
+fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Error> {
+    if bytes.len() > MAX_JSON {
+        return Err(Error::bad_data("the body is too large"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| Error::bad_data(format!("invalid body: {e}")))
+}
+
+/// A report as staff see it: every workflow field, the deadline state, never the
+/// contact.
+pub fn staff_view(r: &Report, now: chrono::DateTime<chrono::Utc>) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("due".into(), json!(open311::w3c(r.due())));
+        m.insert("overdue".into(), json!(r.is_overdue(now)));
+    }
+    v
+}
+
+/// A report as anyone may see it (the tracking page, the public list): no actors.
+pub fn public_view(r: &Report, now: chrono::DateTime<chrono::Utc>) -> Value {
+    let mut v = staff_view(r, now);
+    if let Value::Object(m) = &mut v {
+        m.remove("workflowHistory");
+        m.remove("extensions");
+        m.remove("assignedOfficer");
+        if let Some(Value::Array(us)) = m.get_mut("updates") {
+            for u in us {
+                if let Value::Object(u) = u {
+                    u.remove("external_id");
+                }
+            }
+        }
+    }
+    v
+}
+
+/// A photo (`{id}.jpg`) or its thumbnail (`{id}-thumb.jpg`): immutable, cached.
+async fn media(State(reports): State<Arc<Reports>>, PathParam(file): PathParam<String>) -> Answer {
+    let Some(stem) = file.strip_suffix(".jpg") else {
+        return Err(Error::not_found("no such photo").into());
+    };
+    let (id, thumb) = match stem.strip_suffix("-thumb") {
+        Some(id) => (id, true),
+        None => (stem, false),
+    };
+    let bytes = reports
+        .photo(id, thumb)
+        .await?
+        .ok_or_else(|| Error::not_found("no such photo"))?;
+    let mut r = bytes.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("image/jpeg"),
+    );
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("\"{stem}\"")) {
+        h.insert(axum::http::header::ETAG, v);
+    }
+    Ok(r)
+}
+
+async fn inbox(State(reports): State<Arc<Reports>>, RawQuery(q): RawQuery) -> Answer {
+    let p = Params::parse(q.unwrap_or_default().as_bytes());
+    let stages = match p.get("stage") {
+        None => Vec::new(),
+        Some(s) => s
+            .split(',')
+            .map(|x| {
+                Stage::parse(x.trim())
+                    .ok_or_else(|| Error::bad_data(format!("unknown stage {x:?}")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let overdue = match p.get("overdue") {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(Error::bad_data("overdue is true or false").into()),
+    };
+    let limit = match p.get("limit") {
+        None => 200,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| Error::bad_data("limit: 1–1000"))?,
+    };
+    let filter = ReportFilter {
+        stages,
+        overdue,
+        agency: p.get("agency").map(str::to_string),
+        commune: p.get("commune").map(str::to_string),
+        service_codes: p
+            .get("service_code")
+            .map(|s| vec![s.to_string()])
+            .unwrap_or_default(),
+        limit,
+        ..Default::default()
+    };
+    let now = reports.now();
+    let list = reports.list(&filter).await?;
+    Ok(axum::Json(list.iter().map(|r| staff_view(r, now)).collect::<Vec<_>>()).into_response())
+}
+
+async fn one(State(reports): State<Arc<Reports>>, PathParam(id): PathParam<String>) -> Answer {
+    let r = reports
+        .get(&id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no report {id}")))?;
+    Ok(axum::Json(staff_view(&r, reports.now())).into_response())
+}
+
+fn staff_scope(caller: hub::auth::CallerRef) -> Scope {
+    Scope::new(TENANT, Context::core(), caller)
+}
+
+async fn act(
+    State(reports): State<Arc<Reports>>,
+    CallerOf(caller): CallerOf,
+    PathParam(id): PathParam<String>,
+    bytes: axum::body::Bytes,
+) -> Answer {
+    let action: Action = body(&bytes)?;
+    let r = reports.act(&staff_scope(caller), &id, &action).await?;
+    Ok(axum::Json(staff_view(&r, reports.now())).into_response())
+}
+
+#[derive(Deserialize)]
+struct Bulk {
+    ids: Vec<String>,
+    action: Action,
+}
+
+async fn bulk(
+    State(reports): State<Arc<Reports>>,
+    CallerOf(caller): CallerOf,
+    bytes: axum::body::Bytes,
+) -> Answer {
+    let b: Bulk = body(&bytes)?;
+    if b.ids.is_empty() || b.ids.len() > 200 {
+        return Err(Error::bad_data("ids: 1–200 reports").into());
+    }
+    let scope = staff_scope(caller);
+    let mut out = Vec::new();
+    for id in &b.ids {
+        match reports.act(&scope, id, &b.action).await {
+            Ok(_) => out.push(json!({"id": id, "ok": true})),
+            Err(e) => out.push(json!({"id": id, "ok": false, "error": e.detail})),
+        }
+    }
+    Ok(axum::Json(out).into_response())
+}
+
+async fn reporter(
+    State(reports): State<Arc<Reports>>,
+    CallerOf(caller): CallerOf,
+    PathParam(id): PathParam<String>,
+) -> Answer {
+    let found = reports.reporter(&caller, &id).await?;
+    Ok(axum::Json(json!({"service_request_id": id, "reporter": found})).into_response())
+}
+
+async fn support(
+    State(reports): State<Arc<Reports>>,
+    CallerOf(caller): CallerOf,
+    PathParam(id): PathParam<String>,
+) -> Answer {
+    let n = reports.support(&caller, &id).await?;
+    Ok(axum::Json(json!({"service_request_id": id, "supporters": n})).into_response())
+}
+
+#[derive(Deserialize)]
+struct Grant {
+    agencies: Vec<String>,
+}
+
+async fn grant(
+    State(reports): State<Arc<Reports>>,
+    CallerOf(caller): CallerOf,
+    PathParam(actor): PathParam<String>,
+    bytes: axum::body::Bytes,
+) -> Answer {
+    let g: Grant = body(&bytes)?;
+    reports
+        .set_reporter_access(&caller, &actor, g.agencies)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn categories(
+    State(reports): State<Arc<Reports>>,
+    CallerOf(caller): CallerOf,
+    bytes: axum::body::Bytes,
+) -> Answer {
+    let cats: Vec<Category> = body(&bytes)?;
+    if cats.is_empty() || cats.len() > 200 {
+        return Err(Error::bad_data("1–200 categories").into());
+    }
+    reports.put_categories(&staff_scope(caller), cats).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+type Window = Option<chrono::DateTime<chrono::Utc>>;
+
+fn stats_query(p: &Params) -> Result<(By, Window, Window), Error> {
+    let by = match p.get("by") {
+        None => By::All,
+        Some(b) => By::parse(b)
+            .ok_or_else(|| Error::bad_data("by: agency, commune, category, month or all"))?,
+    };
+    let date = |k: &str| -> Result<Window, Error> {
+        match p.get(k) {
+            None => Ok(None),
+            Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| Some(t.with_timezone(&chrono::Utc)))
+                .map_err(|_| Error::bad_data(format!("{k}: an ISO 8601 date-time"))),
+        }
+    };
+    Ok((by, date("from")?, date("to")?))
+}
+
+async fn staff_stats(State(reports): State<Arc<Reports>>, RawQuery(q): RawQuery) -> Answer {
+    let p = Params::parse(q.unwrap_or_default().as_bytes());
+    let (by, from, to) = stats_query(&p)?;
+    let all = reports.all().await?;
+    Ok(axum::Json(stats::compute(&all, by, from, to, reports.now())).into_response())
+}
+
+/// The public page's figures: by category or month, or all (never per agency staff).
+async fn public_stats(State(reports): State<Arc<Reports>>, RawQuery(q): RawQuery) -> Answer {
+    let p = Params::parse(q.unwrap_or_default().as_bytes());
+    let (by, from, to) = stats_query(&p)?;
+    let all = reports.all().await?;
+    Ok(axum::Json(stats::compute(&all, by, from, to, reports.now())).into_response())
+}
+
+async fn nearby(State(reports): State<Arc<Reports>>, RawQuery(q): RawQuery) -> Answer {
+    let p = Params::parse(q.unwrap_or_default().as_bytes());
+    let num = |k: &str| {
+        p.get(k)
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|f| f.is_finite())
+            .ok_or_else(|| Error::bad_data(format!("{k} is required (a number)")))
+    };
+    let (lat, lon) = (num("lat")?, num("long")?);
+    let code = p
+        .get("service_code")
+        .ok_or_else(|| Error::bad_data("service_code is required"))?;
+    let now = reports.now();
+    let found = reports.nearby(code, lon, lat, 50.0).await?;
+    Ok(axum::Json(
+        found
+            .iter()
+            .map(|r| public_view(r, now))
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
+}
+
+async fn holidays(State(reports): State<Arc<Reports>>) -> Answer {
+    let c = reports.calendar().await?;
+    let years: serde_json::Map<String, Value> =
+        c.years().map(|(y, d)| (y.to_string(), json!(d))).collect();
+    Ok(axum::Json(json!({"years": years})).into_response())
+}
+
+async fn set_holidays(
+    State(reports): State<Arc<Reports>>,
+    CallerOf(caller): CallerOf,
+    PathParam(year): PathParam<i32>,
+    bytes: axum::body::Bytes,
+) -> Answer {
+    let days: Vec<Holiday> = body(&bytes)?;
+    reports.set_holidays(&caller, year, days).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn sweep(State(reports): State<Arc<Reports>>) -> Answer {
+    let (closed, erased) = reports.sweep().await?;
+    Ok(axum::Json(json!({"closed": closed, "contactsErased": erased})).into_response())
+}
+
+async fn track(
+    State(reports): State<Arc<Reports>>,
+    CallerOf(caller): CallerOf,
+    PathParam(token): PathParam<String>,
+) -> Answer {
+    let (r, contact) = reports.track(&caller, &token).await?;
+    let mut v = public_view(&r, reports.now());
+    if let Value::Object(m) = &mut v {
+        m.insert(
+            "yourContact".into(),
+            contact.map_or(Value::Null, |c| json!(c)),
+        );
+    }
+    let mut resp = axum::Json(v).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(resp)
+}
+
+async fn erase(
+    State(reports): State<Arc<Reports>>,
+    CallerOf(caller): CallerOf,
+    PathParam(token): PathParam<String>,
+) -> Answer {
+    let erased = reports.erase_by_token(&caller, &token).await?;
+    Ok(axum::Json(json!({"erased": erased})).into_response())
+}
+
+#[derive(Deserialize)]
+struct Rating {
+    rating: u8,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+async fn rate(
+    State(reports): State<Arc<Reports>>,
+    CallerOf(caller): CallerOf,
+    PathParam(token): PathParam<String>,
+    bytes: axum::body::Bytes,
+) -> Answer {
+    let r: Rating = body(&bytes)?;
+    let report = reports
+        .rate_by_token(&caller, &token, r.rating, r.comment)
+        .await?;
+    Ok(axum::Json(public_view(&report, reports.now())).into_response())
+}

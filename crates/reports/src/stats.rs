@@ -1,0 +1,158 @@
+//! Statistics of reports per agency, commune, category or month: received, handled %,
+//! on time %, overdue, median time to first response and to resolution, satisfaction %
+//! (ratings of 4 or 5 among those rated). Pure: a list of reports in, figures out.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::calendar::local;
+use crate::model::Report;
+
+/// What to group by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    Agency,
+    Commune,
+    Category,
+    Month,
+    All,
+}
+
+impl By {
+    pub fn parse(s: &str) -> Option<By> {
+        Some(match s {
+            "agency" => By::Agency,
+            "commune" => By::Commune,
+            "category" => By::Category,
+            "month" => By::Month,
+            "all" => By::All,
+            _ => return None,
+        })
+    }
+
+    fn key(self, r: &Report) -> String {
+        match self {
+            By::Agency => r.agency_responsible.clone(),
+            By::Commune => r
+                .commune_name
+                .clone()
+                .unwrap_or_else(|| "(chưa xác định)".into()),
+            By::Category => r.service_code.clone(),
+            By::Month => r
+                .requested_datetime
+                .with_timezone(&local())
+                .format("%Y-%m")
+                .to_string(),
+            By::All => "all".into(),
+        }
+    }
+}
+
+/// The figures of one group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figures {
+    pub key: String,
+    pub received: u64,
+    pub handled: u64,
+    pub handled_pct: Option<f64>,
+    /// Of the handled, those answered by their deadline.
+    pub on_time: u64,
+    pub on_time_pct: Option<f64>,
+    /// Open and past their deadline now.
+    pub overdue: u64,
+    pub median_first_response_hours: Option<f64>,
+    pub median_resolution_hours: Option<f64>,
+    pub rated: u64,
+    pub satisfied: u64,
+    pub satisfaction_pct: Option<f64>,
+    pub urgent: u64,
+}
+
+fn pct(n: u64, d: u64) -> Option<f64> {
+    (d > 0).then(|| (n as f64 * 1000.0 / d as f64).round() / 10.0)
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    Some((m * 10.0).round() / 10.0)
+}
+
+fn hours(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_seconds() as f64 / 3600.0
+}
+
+/// Figures per group, of the reports received in `[from, to]`, at `now`.
+pub fn compute(
+    reports: &[Report],
+    by: By,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Vec<Figures> {
+    let mut groups: BTreeMap<String, Vec<&Report>> = BTreeMap::new();
+    for r in reports {
+        if from.is_some_and(|f| r.requested_datetime < f)
+            || to.is_some_and(|t| r.requested_datetime > t)
+        {
+            continue;
+        }
+        groups.entry(by.key(r)).or_default().push(r);
+    }
+    groups
+        .into_iter()
+        .map(|(key, rs)| {
+            let received = rs.len() as u64;
+            let handled: Vec<&&Report> = rs.iter().filter(|r| r.stage.is_handled()).collect();
+            let on_time = handled.iter().filter(|r| r.on_time() == Some(true)).count() as u64;
+            let rated: Vec<u8> = rs.iter().filter_map(|r| r.rating).collect();
+            let satisfied = rated.iter().filter(|&&x| x >= 4).count() as u64;
+            Figures {
+                key,
+                received,
+                handled: handled.len() as u64,
+                handled_pct: pct(handled.len() as u64, received),
+                on_time,
+                on_time_pct: pct(on_time, handled.len() as u64),
+                overdue: rs.iter().filter(|r| r.is_overdue(now)).count() as u64,
+                median_first_response_hours: median(
+                    rs.iter()
+                        .filter_map(|r| r.first_response_at.map(|t| hours(r.requested_datetime, t)))
+                        .collect(),
+                ),
+                median_resolution_hours: median(
+                    rs.iter()
+                        .filter_map(|r| r.resolved_at.map(|t| hours(r.requested_datetime, t)))
+                        .collect(),
+                ),
+                rated: rated.len() as u64,
+                satisfied,
+                satisfaction_pct: pct(satisfied, rated.len() as u64),
+                urgent: rs.iter().filter(|r| r.urgent).count() as u64,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_percentages() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
+        assert_eq!(pct(2, 3), Some(66.7));
+        assert_eq!(pct(1, 0), None);
+    }
+}

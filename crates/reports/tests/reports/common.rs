@@ -1,0 +1,284 @@
+//! The harness: a hub with the reports service over a fresh SQLite file, or with
+//! `DOTHI_TEST_STORE=postgres` a fresh PostgreSQL database (dropped with it), served on
+//! 127.0.0.1:0 behind the front door, with an admin key; a clock the test moves.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hub::auth::Role;
+use hub::auth::identity::NewKey;
+use reports::places::Places;
+use reports::{Reports, ReportsConfig};
+
+pub const ADMIN_KEY: &str = "reports-test-admin-key-0123456789abcdefghij";
+
+fn on_postgres() -> bool {
+    std::env::var("DOTHI_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+fn postgres_server() -> String {
+    std::env::var("DOTHI_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+async fn postgres_admin() -> tokio_postgres::Client {
+    let server = postgres_server();
+    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("DOTHI_TEST_STORE=postgres: cannot connect to {server}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+struct Database(String);
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            rt.block_on(async {
+                postgres_admin()
+                    .await
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+            })
+        })
+        .join();
+    }
+}
+
+/// The communes' boundaries, loaded once for every test of the binary.
+pub fn places() -> Arc<Places> {
+    static PLACES: OnceLock<Arc<Places>> = OnceLock::new();
+    PLACES
+        .get_or_init(|| Arc::new(Places::load().expect("the Quảng Trị data set")))
+        .clone()
+}
+
+/// A clock the test sets.
+#[derive(Clone)]
+pub struct TestClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl TestClock {
+    pub fn set(&self, t: &str) {
+        *self.0.lock().expect("clock") = DateTime::parse_from_rfc3339(t)
+            .expect("an RFC 3339 time")
+            .with_timezone(&Utc);
+    }
+    pub fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("clock")
+    }
+}
+
+pub struct App {
+    pub base: String,
+    pub state: hub::AppState,
+    pub reports: Arc<Reports>,
+    pub clock: TestClock,
+    /// Sends the admin key as a bearer header.
+    pub admin: reqwest::Client,
+    /// Sends nothing.
+    pub anonymous: reqwest::Client,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+    _database: Option<Database>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl App {
+    /// A server whose clock reads the real time until set.
+    pub async fn start() -> App {
+        App::start_with(ReportsConfig::default()).await
+    }
+
+    pub async fn start_with(config: ReportsConfig) -> App {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (url, database) = if on_postgres() {
+            let name = format!(
+                "dothi_test_reports_{}_{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            );
+            let admin = postgres_admin().await;
+            for sql in [
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                format!("CREATE DATABASE {name}"),
+            ] {
+                admin
+                    .batch_execute(&sql)
+                    .await
+                    .expect("create the test database");
+            }
+            let server = postgres_server();
+            let base = server.split('?').next().unwrap_or_default();
+            let (prefix, _) = base.rsplit_once('/').expect("a database URL");
+            (format!("{prefix}/{name}"), Some(Database(name)))
+        } else {
+            (
+                format!("sqlite://{}", dir.path().join("dothi.db").display()),
+                None,
+            )
+        };
+        let store = store::open(&url)
+            .await
+            .unwrap_or_else(|e| panic!("open the store {url}: {e}"));
+        let state = hub::state(store, &hub::HubConfig::default()).expect("the hub's state");
+        key(&state, ADMIN_KEY, "test-admin", Role::Admin).await;
+        let clock = TestClock(Arc::new(Mutex::new(Utc::now())));
+        let c = clock.clone();
+        let reports = Arc::new(
+            Reports::new(state.hub.clone(), state.identity.clone(), places(), config)
+                .with_clock(Arc::new(move || c.now())),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        let task = tokio::spawn(hub::serve_with(
+            listener,
+            state.clone(),
+            vec![reports::component(reports.clone())],
+            std::future::pending::<()>(),
+        ));
+        App {
+            base,
+            state,
+            reports,
+            clock,
+            admin: client(Some(ADMIN_KEY)),
+            anonymous: client(None),
+            task,
+            _dir: dir,
+            _database: database,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Loads the demo categories (not the reports).
+    pub async fn categories(&self) {
+        self.reports
+            .put_categories(&hub::Scope::system("test", ""), reports::demo::categories())
+            .await
+            .expect("the demo categories");
+    }
+
+    /// POST a form (pairs in order, repeated keys kept).
+    pub async fn form(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        pairs: &[(&str, &str)],
+    ) -> Answer {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        send(
+            client
+                .post(self.url(path))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+        .await
+    }
+
+    pub async fn get(&self, client: &reqwest::Client, path: &str) -> Answer {
+        send(client.get(self.url(path))).await
+    }
+}
+
+/// Makes `secret` a key with this role on every tenant; the key's actor name.
+pub async fn key(state: &hub::AppState, secret: &str, name: &str, role: Role) -> String {
+    let view = state
+        .identity
+        .ensure_key(
+            secret,
+            NewKey {
+                name: name.into(),
+                role,
+                tenants: vec!["*".into()],
+                types: None,
+                expires: None,
+            },
+            "system:test",
+        )
+        .await
+        .expect("a test key");
+    format!("key:{}", view.id)
+}
+
+pub fn client(key: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = key {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {key}").parse().expect("a header value"),
+        );
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("a client")
+}
+
+/// An answer: status, content type, body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub ctype: String,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// The text of the first `<tag>` element.
+    pub fn xml_first(&self, tag: &str) -> Option<String> {
+        let open = format!("<{tag}>");
+        let start = self.text.find(&open)? + open.len();
+        let end = self.text[start..].find(&format!("</{tag}>"))? + start;
+        Some(self.text[start..end].to_string())
+    }
+
+    /// How many `<tag>` elements there are.
+    pub fn xml_count(&self, tag: &str) -> usize {
+        self.text.matches(&format!("<{tag}>")).count()
+    }
+}
+
+pub async fn send(rb: reqwest::RequestBuilder) -> Answer {
+    let r = rb.send().await.expect("the server answers");
+    let status = r.status().as_u16();
+    let ctype = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = r.text().await.expect("a body");
+    Answer {
+        status,
+        ctype,
+        text,
+    }
+}
+
+/// A point inside Phường Đông Hà (the provincial capital).
+pub const DONG_HA: (&str, &str) = ("16.8163", "107.1003");

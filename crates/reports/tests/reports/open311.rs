@@ -1,0 +1,459 @@
+//! Open311 conversations: FixMyStreet's exact parameter set in XML, and a JSON client.
+
+use crate::common::{ADMIN_KEY, App, DONG_HA, places};
+
+/// A point inside the province's bounding box but outside its boundary.
+fn outside_point() -> (String, String) {
+    let p = places();
+    let [x0, y0, x1, y1] = p.province().bbox();
+    for i in 0..50 {
+        for j in 0..50 {
+            let lon = x0 + (x1 - x0) * f64::from(i) / 50.0;
+            let lat = y0 + (y1 - y0) * f64::from(j) / 50.0;
+            if !p.province().contains([lon, lat]) {
+                return (format!("{lat}"), format!("{lon}"));
+            }
+        }
+    }
+    panic!("no point of the bounding box is outside the province")
+}
+
+#[tokio::test]
+async fn fixmystreet_talks_to_us_in_xml() {
+    let app = App::start().await;
+    app.categories().await;
+    let fms = &app.anonymous;
+
+    let d = app.get(fms, "/open311/v2/discovery.xml").await;
+    assert_eq!(d.status, 200, "{}", d.text);
+    assert!(d.ctype.starts_with("text/xml"), "{}", d.ctype);
+    assert!(
+        d.text
+            .contains("<specification>http://wiki.open311.org/GeoReport_v2</specification>")
+    );
+
+    let s = app
+        .get(fms, "/open311/v2/services.xml?jurisdiction_id=quangtri")
+        .await;
+    assert_eq!(s.status, 200, "{}", s.text);
+    assert!(s.text.starts_with("<?xml"));
+    assert!(s.xml_count("service") >= 12, "{}", s.text);
+    assert!(s.text.contains("<service_code>o-nhiem</service_code>"));
+
+    let def = app
+        .get(
+            fms,
+            "/open311/v2/services/o-nhiem.xml?jurisdiction_id=quangtri",
+        )
+        .await;
+    assert_eq!(def.status, 200, "{}", def.text);
+    assert!(def.text.contains("<service_definition><service_code>o-nhiem</service_code><attributes><attribute><variable>true</variable><code>loai_o_nhiem</code><datatype>singlevaluelist</datatype><required>true</required>"), "{}", def.text);
+    assert_eq!(def.xml_count("value"), 4);
+
+    // FixMyStreet's parameters (Open311.pm, _populate_service_request_params), with
+    // its api_key in the body, extra attributes it adds and one repeated.
+    let detail = "Bãi rác tự phát\n\nRác đổ ra lòng đường\n\nhttps://fms.example/report/123\n";
+    let post = app
+        .form(
+            fms,
+            "/open311/v2/requests.xml",
+            &[
+                ("jurisdiction_id", "quangtri"),
+                ("api_key", ADMIN_KEY),
+                ("service_code", "rac-thai"),
+                ("description", detail),
+                ("first_name", "Trần"),
+                ("last_name", "Thị Bích"),
+                ("email", "tran.bich@example.vn"),
+                ("phone", "0905 111 222"),
+                ("lat", DONG_HA.0),
+                ("long", DONG_HA.1),
+                ("media_url", "https://fms.example/photo/123.0.full.jpeg"),
+                ("attribute[loai_rac]", "sinh_hoat"),
+                ("attribute[loai_rac]", "xa_ban"),
+                ("attribute[fixmystreet_id]", "123"),
+                ("attribute[title]", "Bãi rác tự phát"),
+                ("attribute[report_url]", "https://fms.example/report/123"),
+                ("attribute[easting]", "0"),
+                ("attribute[northing]", "0"),
+                ("attribute[last_name]", "Thị Bích"),
+            ],
+        )
+        .await;
+    assert_eq!(post.status, 201, "{}", post.text);
+    let id = post.xml_first("service_request_id").expect("an id");
+    let token = post.xml_first("token").expect("a token");
+
+    let got = app
+        .get(fms, &format!("/open311/v2/requests/{id}.xml"))
+        .await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(got.xml_count("request"), 1);
+    assert_eq!(got.xml_first("status").as_deref(), Some("open"));
+    assert_eq!(got.xml_first("service_code").as_deref(), Some("rac-thai"));
+    assert_eq!(got.xml_first("lat").as_deref(), Some(DONG_HA.0));
+    assert_eq!(
+        got.xml_first("media_url").as_deref(),
+        Some("https://fms.example/photo/123.0.full.jpeg")
+    );
+    // A communal category goes to the People's Committee of the commune of the point.
+    let agency = got.xml_first("agency_responsible").expect("an agency");
+    assert!(agency.starts_with("UBND Phường"), "{agency}");
+    for personal in ["tran.bich", "0905", "Bích", "Trần"] {
+        assert!(!got.text.contains(personal), "{personal} in {}", got.text);
+    }
+    // The repeated attribute is a list; unknown ones are kept; the name is not.
+    let report = app
+        .reports
+        .get(&id)
+        .await
+        .expect("read")
+        .expect("the report");
+    assert_eq!(
+        report.attributes["loai_rac"],
+        serde_json::json!(["sinh_hoat", "xa_ban"])
+    );
+    assert_eq!(
+        report.attributes["fixmystreet_id"],
+        serde_json::json!("123")
+    );
+    assert!(!report.attributes.contains_key("last_name"));
+    assert!(report.has_contact);
+
+    let t = app
+        .get(fms, &format!("/open311/v2/tokens/{token}.xml"))
+        .await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert_eq!(
+        t.xml_first("service_request_id").as_deref(),
+        Some(id.as_str())
+    );
+
+    // Refusals, as the spec's error documents.
+    let missing = app
+        .form(
+            fms,
+            "/open311/v2/requests.xml",
+            &[
+                ("api_key", ADMIN_KEY),
+                ("service_code", "o-nhiem"),
+                ("lat", DONG_HA.0),
+                ("long", DONG_HA.1),
+                ("description", "Khói"),
+            ],
+        )
+        .await;
+    assert_eq!(missing.status, 400, "{}", missing.text);
+    assert_eq!(missing.xml_first("code").as_deref(), Some("400"));
+    assert!(
+        missing
+            .xml_first("description")
+            .unwrap_or_default()
+            .contains("loai_o_nhiem")
+    );
+    let bad_key = app
+        .form(
+            fms,
+            "/open311/v2/requests.xml",
+            &[
+                ("api_key", "not-a-key-0123456789abcdef0123456789"),
+                ("service_code", "rac-thai"),
+                ("lat", DONG_HA.0),
+                ("long", DONG_HA.1),
+            ],
+        )
+        .await;
+    assert_eq!(bad_key.status, 403, "{}", bad_key.text);
+    assert_eq!(bad_key.xml_first("code").as_deref(), Some("403"));
+    let (lat, long) = outside_point();
+    let outside = app
+        .form(
+            fms,
+            "/open311/v2/requests.xml",
+            &[
+                ("api_key", ADMIN_KEY),
+                ("service_code", "rac-thai"),
+                ("lat", &lat),
+                ("long", &long),
+            ],
+        )
+        .await;
+    assert_eq!(outside.status, 400, "{}", outside.text);
+    assert!(
+        outside.text.contains("outside the province"),
+        "{}",
+        outside.text
+    );
+    for path in [
+        "/open311/v2/services/khong-co.xml",
+        "/open311/v2/requests/KHONGCO.xml",
+        "/open311/v2/tokens/0123456789abcdef0123456789abcdef.xml",
+        "/open311/v2/services.xml?jurisdiction_id=hanoi",
+    ] {
+        let r = app.get(fms, path).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.text);
+        assert_eq!(r.xml_first("code").as_deref(), Some("404"), "{path}");
+    }
+    // Nothing was stored by the refused posts.
+    assert_eq!(app.reports.all().await.expect("all").len(), 1);
+
+    // An address without coordinates is kept for staff to place.
+    let addr = app
+        .form(
+            fms,
+            "/open311/v2/requests.xml",
+            &[
+                ("api_key", ADMIN_KEY),
+                ("service_code", "duong-hu-hong"),
+                ("address_string", "Số 5 Lê Duẩn, Đông Hà"),
+                ("description", "Ổ gà"),
+            ],
+        )
+        .await;
+    assert_eq!(addr.status, 201, "{}", addr.text);
+    let addr_id = addr.xml_first("service_request_id").expect("an id");
+    let got = app
+        .get(fms, &format!("/open311/v2/requests/{addr_id}.xml"))
+        .await;
+    assert_eq!(
+        got.xml_first("address").as_deref(),
+        Some("Số 5 Lê Duẩn, Đông Hà")
+    );
+    assert!(got.text.contains("<lat/>"), "{}", got.text);
+
+    // The agency resolves; FixMyStreet fetches updates, then posts its user's update.
+    let start = (chrono::Utc::now() - chrono::TimeDelta::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for action in [
+        serde_json::json!({"action": "accept"}),
+        serde_json::json!({"action": "resolve", "result": "Đã thu gom xong"}),
+    ] {
+        let r = crate::common::send(
+            app.admin
+                .post(app.url(&format!("/reports/v1/requests/{id}/actions")))
+                .json(&action),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let end = (chrono::Utc::now() + chrono::TimeDelta::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let feed_path = format!(
+        "/open311/v2/servicerequestupdates.xml?jurisdiction_id=quangtri&api_key={ADMIN_KEY}&start_date={}&end_date={}",
+        start.replace('+', "%2B"),
+        end.replace('+', "%2B")
+    );
+    let feed = app.get(fms, &feed_path).await;
+    assert_eq!(feed.status, 200, "{}", feed.text);
+    assert!(
+        feed.text.contains("<status>FIXED</status>"),
+        "{}",
+        feed.text
+    );
+    assert!(
+        feed.text
+            .contains("<description>Đã thu gom xong</description>")
+    );
+
+    let app = &app;
+    let update = |status: &'static str, update_id: &'static str| {
+        let id = id.clone();
+        async move {
+            app.form(
+                fms,
+                "/open311/v2/servicerequestupdates.xml",
+                &[
+                    ("jurisdiction_id", "quangtri"),
+                    ("api_key", ADMIN_KEY),
+                    ("updated_datetime", "2026-03-01T10:00:00+07:00"),
+                    ("service_request_id", &id),
+                    ("status", status),
+                    ("description", "Rác vẫn còn nguyên"),
+                    ("last_name", "Bích"),
+                    ("first_name", "Trần"),
+                    ("email", "tran.bich@example.vn"),
+                    ("update_id", update_id),
+                ],
+            )
+            .await
+        }
+    };
+    let reopened = update("OPEN", "fms-comment-7").await;
+    assert_eq!(reopened.status, 201, "{}", reopened.text);
+    let update_id = reopened.xml_first("update_id").expect("an update id");
+    let again = update("OPEN", "fms-comment-7").await;
+    assert_eq!(
+        again.xml_first("update_id"),
+        Some(update_id.clone()),
+        "a repeated post is one update"
+    );
+    let report = app
+        .reports
+        .get(&id)
+        .await
+        .expect("read")
+        .expect("the report");
+    assert_eq!(
+        report.stage,
+        reports::Stage::InProgress,
+        "OPEN reopens a resolved report"
+    );
+    assert_eq!(report.status, "open");
+    let feed = app.get(fms, &feed_path).await;
+    assert!(feed.text.contains(&format!("<update_id>{update_id}</update_id><service_request_id>{id}</service_request_id><status>OPEN</status>")), "{}", feed.text);
+    assert!(
+        !feed.text.contains("tran.bich") && !feed.text.contains("Trần"),
+        "{}",
+        feed.text
+    );
+    let bad = update("MAYBE", "fms-comment-8").await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+}
+
+#[tokio::test]
+async fn a_json_client_gets_bare_arrays() {
+    let app = App::start().await;
+    app.categories().await;
+    let s = app.get(&app.anonymous, "/open311/v2/services.json").await;
+    assert_eq!(s.status, 200);
+    assert!(s.ctype.starts_with("application/json"));
+    let services = s.json();
+    assert!(
+        services.as_array().is_some_and(|a| a.len() >= 12),
+        "{services}"
+    );
+    assert!(services[0].get("service_code").is_some());
+    let def = app
+        .get(&app.anonymous, "/open311/v2/services/o-nhiem.json")
+        .await
+        .json();
+    assert_eq!(def["attributes"][0]["required"], true);
+    assert_eq!(
+        def["attributes"][0]["values"].as_array().map(Vec::len),
+        Some(4)
+    );
+
+    // The key as a bearer header this time, JSON answers.
+    let mut ids = Vec::new();
+    for kind in ["khong_khi", "nuoc"] {
+        let r = app
+            .form(
+                &app.admin,
+                "/open311/v2/requests.json",
+                &[
+                    ("service_code", "o-nhiem"),
+                    ("lat", DONG_HA.0),
+                    ("long", DONG_HA.1),
+                    ("description", "Khói đen"),
+                    ("attribute[loai_o_nhiem]", kind),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let v = r.json();
+        assert!(v.is_array(), "{v}");
+        ids.push(
+            v[0]["service_request_id"]
+                .as_str()
+                .expect("an id")
+                .to_string(),
+        );
+    }
+    let list = app
+        .get(
+            &app.anonymous,
+            &format!(
+                "/open311/v2/requests.json?service_request_id={},{}",
+                ids[0], ids[1]
+            ),
+        )
+        .await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    let v = list.json();
+    assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(v[0]["status"], "open");
+    assert!(v[0]["lat"].is_number());
+    let listed = app
+        .get(
+            &app.anonymous,
+            "/open311/v2/requests.json?status=open&service_code=o-nhiem",
+        )
+        .await
+        .json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(2));
+    let boxed = app
+        .get(
+            &app.anonymous,
+            "/open311/v2/requests.json?bbox=107.09,16.81,107.11,16.82",
+        )
+        .await
+        .json();
+    assert_eq!(boxed.as_array().map(Vec::len), Some(2), "{boxed}");
+    let elsewhere = app
+        .get(
+            &app.anonymous,
+            "/open311/v2/requests.json?bbox=106.5,17.4,106.7,17.5",
+        )
+        .await
+        .json();
+    assert_eq!(elsewhere, serde_json::json!([]));
+    let inbox = crate::common::send(app.admin.get(app.url("/reports/v1/requests?stage=received,accepted&agency=S%E1%BB%9F%20N%C3%B4ng%20nghi%E1%BB%87p%20v%C3%A0%20M%C3%B4i%20tr%C6%B0%E1%BB%9Dng"))).await;
+    assert_eq!(inbox.status, 200, "{}", inbox.text);
+    assert_eq!(
+        inbox.json().as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        inbox.text
+    );
+    let near = app
+        .get(
+            &app.anonymous,
+            &format!(
+                "/reports/v1/nearby?service_code=o-nhiem&lat={}&long={}",
+                DONG_HA.0, DONG_HA.1
+            ),
+        )
+        .await
+        .json();
+    assert_eq!(near.as_array().map(Vec::len), Some(2), "{near}");
+    let far = app
+        .get(
+            &app.anonymous,
+            "/reports/v1/nearby?service_code=o-nhiem&lat=16.8175&long=107.1003",
+        )
+        .await
+        .json();
+    assert_eq!(far, serde_json::json!([]), "130 m away is not a duplicate");
+    let none = app
+        .get(&app.anonymous, "/open311/v2/requests.json?status=closed")
+        .await
+        .json();
+    assert_eq!(none, serde_json::json!([]));
+    let err = app
+        .get(&app.anonymous, "/open311/v2/requests.json?status=maybe")
+        .await;
+    assert_eq!(err.status, 400);
+    assert_eq!(err.json()[0]["code"], 400);
+    let wrong_value = app
+        .form(
+            &app.admin,
+            "/open311/v2/requests.json",
+            &[
+                ("service_code", "o-nhiem"),
+                ("lat", DONG_HA.0),
+                ("long", DONG_HA.1),
+                ("attribute[loai_o_nhiem]", "lua"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong_value.status, 400, "{}", wrong_value.text);
+    let not_form = crate::common::send(
+        app.admin
+            .post(app.url("/open311/v2/requests.json"))
+            .json(&serde_json::json!({"service_code": "o-nhiem"})),
+    )
+    .await;
+    assert_eq!(not_form.status, 400, "{}", not_form.text);
+    let unknown = app.get(&app.anonymous, "/open311/v2/requests.csv").await;
+    assert_eq!(unknown.status, 404);
+}

@@ -1,0 +1,300 @@
+//! The workflow and its deadlines, with a clock the test moves across Tết 2026.
+
+use serde_json::{Value, json};
+
+use crate::common::{App, DONG_HA, send};
+
+async fn act(app: &App, id: &str, action: Value) -> crate::common::Answer {
+    send(
+        app.admin
+            .post(app.url(&format!("/reports/v1/requests/{id}/actions")))
+            .json(&action),
+    )
+    .await
+}
+
+async fn submit(app: &App, code: &str) -> (String, String) {
+    let r = app
+        .form(
+            &app.admin,
+            "/open311/v2/requests.json",
+            &[
+                ("service_code", code),
+                ("lat", DONG_HA.0),
+                ("long", DONG_HA.1),
+                ("description", "Ổ gà lớn"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let v = r.json();
+    (
+        v[0]["service_request_id"]
+            .as_str()
+            .expect("an id")
+            .to_string(),
+        v[0]["token"].as_str().expect("a token").to_string(),
+    )
+}
+
+#[tokio::test]
+async fn deadlines_count_working_days_across_tet() {
+    let app = App::start().await;
+    app.categories().await;
+    // Friday 13 Feb 2026, 10:00 in Quảng Trị; Tết runs from Saturday 14 to Sunday 22.
+    app.clock.set("2026-02-13T03:00:00Z");
+    let (id, token) = submit(&app, "duong-hu-hong").await;
+    let r = send(
+        app.admin
+            .get(app.url(&format!("/reports/v1/requests/{id}"))),
+    )
+    .await
+    .json();
+    assert_eq!(
+        r["dueAcceptAt"], "2026-02-24T16:59:59Z",
+        "2 working days: Mon 23, Tue 24"
+    );
+    assert_eq!(
+        r["expected_datetime"], "2026-03-13T16:59:59Z",
+        "15 working days"
+    );
+    assert_eq!(r["workflowStatus"], "received");
+    assert_eq!(r["overdue"], false);
+
+    // Still in time on Tuesday 24 (local), overdue on Wednesday 25.
+    app.clock.set("2026-02-24T10:00:00Z");
+    let inbox = send(app.admin.get(app.url("/reports/v1/requests?overdue=true")))
+        .await
+        .json();
+    assert_eq!(inbox, json!([]));
+    app.clock.set("2026-02-25T01:00:00Z");
+    let inbox = send(app.admin.get(app.url("/reports/v1/requests?overdue=true")))
+        .await
+        .json();
+    assert_eq!(inbox.as_array().map(Vec::len), Some(1), "{inbox}");
+
+    // Through the workflow; each step kept with its actor.
+    assert_eq!(
+        act(&app, &id, json!({"action": "start"})).await.status,
+        422,
+        "not before it is accepted"
+    );
+    assert_eq!(
+        act(&app, &id, json!({"action": "accept"})).await.status,
+        200
+    );
+    let r = act(
+        &app,
+        &id,
+        json!({"action": "assign", "officer": "Đội duy tu số 2"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(act(&app, &id, json!({"action": "start"})).await.status, 200);
+    let no_reason = act(
+        &app,
+        &id,
+        json!({"action": "extend", "working_days": 3, "reason": " "}),
+    )
+    .await;
+    assert_eq!(
+        no_reason.status, 400,
+        "an extension needs a reason: {}",
+        no_reason.text
+    );
+    let r = act(
+        &app,
+        &id,
+        json!({"action": "extend", "working_days": 3, "reason": "Chờ nhựa đường"}),
+    )
+    .await
+    .json();
+    assert_eq!(
+        r["expected_datetime"], "2026-03-18T16:59:59Z",
+        "Mon 16, Tue 17, Wed 18"
+    );
+    app.clock.set("2026-03-02T02:00:00Z");
+    assert_eq!(
+        act(
+            &app,
+            &id,
+            json!({"action": "resolve", "result": "Đã vá ổ gà"})
+        )
+        .await
+        .status,
+        200
+    );
+
+    // A bad rating reopens it; a good one closes it.
+    let rate = |rating: u8| {
+        let token = token.clone();
+        let app = &app;
+        async move {
+            send(
+                app.anonymous
+                    .post(app.url(&format!("/reports/v1/track/{token}/rating")))
+                    .json(&json!({"rating": rating, "comment": "Chưa ổn"})),
+            )
+            .await
+        }
+    };
+    let r = rate(2).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["workflowStatus"], "in_progress");
+    assert_eq!(
+        act(
+            &app,
+            &id,
+            json!({"action": "resolve", "result": "Đã vá lại"})
+        )
+        .await
+        .status,
+        200
+    );
+    let r = rate(5).await.json();
+    assert_eq!(r["workflowStatus"], "closed");
+    assert_eq!(r["status"], "closed");
+
+    let r = send(
+        app.admin
+            .get(app.url(&format!("/reports/v1/requests/{id}"))),
+    )
+    .await
+    .json();
+    let history = r["workflowHistory"].as_array().expect("a history");
+    let steps: Vec<(&str, &str)> = history
+        .iter()
+        .map(|h| {
+            (
+                h["to"].as_str().unwrap_or(""),
+                h["actor"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [
+            "accepted",
+            "assigned",
+            "in_progress",
+            "in_progress",
+            "resolved",
+            "in_progress",
+            "resolved",
+            "closed"
+        ]
+    );
+    assert!(steps[0].1.starts_with("key:"), "staff are named: {steps:?}");
+    assert_eq!(steps[5].1, "reporter");
+    assert_eq!(r["firstResponseAt"], "2026-02-25T01:00:00Z");
+
+    // The statistics of the agency: answered after its extended deadline? No: on time.
+    let stats = send(app.admin.get(app.url("/reports/v1/stats?by=agency")))
+        .await
+        .json();
+    assert_eq!(stats[0]["key"], "Sở Xây dựng");
+    assert_eq!(stats[0]["received"], 1);
+    assert_eq!(stats[0]["handled_pct"], 100.0);
+    assert_eq!(stats[0]["on_time"], 1);
+    assert_eq!(stats[0]["satisfaction_pct"], 100.0);
+    assert_eq!(stats[0]["overdue"], 0);
+}
+
+#[tokio::test]
+async fn reports_are_rejected_merged_and_close_by_themselves() {
+    let app = App::start().await;
+    app.categories().await;
+    app.clock.set("2026-04-22T02:00:00Z");
+    let (a, _) = submit(&app, "den-chieu-sang").await;
+    let (b, _) = submit(&app, "den-chieu-sang").await;
+    let (c, _) = submit(&app, "den-chieu-sang").await;
+    assert_eq!(
+        act(&app, &a, json!({"action": "reject", "reason": ""}))
+            .await
+            .status,
+        400
+    );
+    let r = act(
+        &app,
+        &a,
+        json!({"action": "reject", "reason": "Thuộc tuyến quốc lộ, do Cục Đường bộ quản lý"}),
+    )
+    .await
+    .json();
+    assert_eq!(r["status"], "closed");
+    let r = act(&app, &b, json!({"action": "merge", "into": c}))
+        .await
+        .json();
+    assert_eq!(r["mergedInto"], c.as_str());
+    let target = send(app.admin.get(app.url(&format!("/reports/v1/requests/{c}"))))
+        .await
+        .json();
+    assert_eq!(target["supporters"], 1);
+    for action in ["accept", "start"] {
+        assert_eq!(act(&app, &c, json!({"action": action})).await.status, 200);
+    }
+    assert_eq!(
+        act(
+            &app,
+            &c,
+            json!({"action": "resolve", "result": "Đã thay bóng"})
+        )
+        .await
+        .status,
+        200
+    );
+    // Unrated for 7 days: closed by the sweep, by the service.
+    app.clock.set("2026-04-28T02:00:00Z");
+    assert_eq!(app.reports.sweep().await.expect("sweep").0, 0);
+    app.clock.set("2026-04-29T03:00:00Z");
+    assert_eq!(app.reports.sweep().await.expect("sweep").0, 1);
+    let r = app
+        .reports
+        .get(&c)
+        .await
+        .expect("read")
+        .expect("the report");
+    assert_eq!(r.stage, reports::Stage::Closed);
+    assert_eq!(
+        r.history.last().map(|h| h.actor.as_str()),
+        Some("system:reports")
+    );
+    // Bulk actions answer per report.
+    let bulk = send(
+        app.admin
+            .post(app.url("/reports/v1/actions"))
+            .json(&json!({"ids": [a, "KHONGCO"], "action": {"action": "accept"}})),
+    )
+    .await
+    .json();
+    assert_eq!(bulk[0]["ok"], false);
+    assert_eq!(bulk[1]["ok"], false);
+    // Statistics per category: three received, all handled, one a rejection.
+    let stats = send(app.admin.get(app.url("/reports/v1/stats?by=category")))
+        .await
+        .json();
+    assert_eq!(stats[0]["received"], 3);
+    assert_eq!(stats[0]["handled"], 3);
+    // Holidays are data an admin edits: a new holiday moves the next deadlines.
+    let put = send(
+        app.admin
+            .put(app.url("/reports/v1/holidays/2026"))
+            .json(&json!([{"date": "2026-05-04", "name": "Nghỉ bù thử"}])),
+    )
+    .await;
+    assert_eq!(put.status, 204, "{}", put.text);
+    let bad = send(
+        app.admin
+            .put(app.url("/reports/v1/holidays/2026"))
+            .json(&json!([{"date": "2027-05-04", "name": "x"}])),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    app.clock.set("2026-05-01T02:00:00Z"); // Friday
+    let (d, _) = submit(&app, "den-chieu-sang").await;
+    let r = send(app.admin.get(app.url(&format!("/reports/v1/requests/{d}"))))
+        .await
+        .json();
+    // Mon 4 is now off (the shipped 30/4 and 1/5 are replaced by this year's list).
+    assert_eq!(r["dueAcceptAt"], "2026-05-06T16:59:59Z", "{r}");
+}
