@@ -5,7 +5,6 @@ mod admin;
 mod bench;
 mod config;
 mod export;
-mod formats;
 mod import;
 mod local;
 mod simulate;
