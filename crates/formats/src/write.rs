@@ -16,6 +16,8 @@ use crate::csv::{export_cell, guard_formula};
 /// Writes one entity after another in a format, then closes what the format opens.
 pub trait EntityWriter {
     fn entity(&mut self, e: &Entity) -> io::Result<()>;
+    /// Passes on what is buffered (a streamed download sends it as one chunk).
+    fn flush(&mut self) -> io::Result<()>;
     fn finish(&mut self) -> io::Result<()>;
 }
 
@@ -72,6 +74,10 @@ impl<W: Write> EntityWriter for JsonWriter<W> {
         Ok(())
     }
 
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn finish(&mut self) -> io::Result<()> {
         if self.array {
             self.out
@@ -119,6 +125,10 @@ impl<W: Write> EntityWriter for GeoJsonWriter<W> {
         serde_json::to_writer(&mut self.out, &feature)?;
         self.written += 1;
         Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -273,6 +283,10 @@ impl<W: Write> EntityWriter for CsvWriter<W> {
             });
         }
         self.out.record(&row)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 
     fn finish(&mut self) -> io::Result<()> {
