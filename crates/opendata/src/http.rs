@@ -261,17 +261,24 @@ async fn find(app: &App, name: &str) -> Result<crate::model::Dataset, ApiError> 
         .ok_or_else(|| ApiError(Error::not_found(format!("no dataset named {name}"))))
 }
 
-/// `/dataset/{name}.ttl`, `.jsonld`, `.rdf`: one dataset's DCAT-AP description.
+/// `/dataset/{name}.ttl`, `.jsonld`, `.rdf`: one dataset's DCAT-AP description;
+/// `/dataset/{name}` leads to its page in the web app.
 async fn dataset_file(
     State(app): State<App>,
     headers: HeaderMap,
     Path(file): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (name, ext) = file.rsplit_once('.').ok_or_else(|| {
-        ApiError(Error::not_found(
-            "the dataset page is /dataset/{name}.ttl, .jsonld or .rdf here",
-        ))
-    })?;
+    let Some((name, ext)) = file.rsplit_once('.') else {
+        // The dataset's page, in the web app's portal.
+        if !crate::model::is_name(&file) {
+            return Err(ApiError(Error::not_found("no such dataset")));
+        }
+        let mut r = StatusCode::SEE_OTHER.into_response();
+        if let Ok(to) = HeaderValue::from_str(&format!("/data/?dataset={file}")) {
+            r.headers_mut().insert(header::LOCATION, to);
+        }
+        return Ok(r);
+    };
     let d = find(&app, name).await?;
     let orgs = app.portal.organizations().await?;
     let org = orgs.iter().find(|o| o.name == d.organization);
