@@ -10,10 +10,13 @@ import path from 'node:path';
 const out = path.resolve(process.env.DOTHI_WEB_OUT || 'dist');
 await rm(out, { recursive: true, force: true });
 await mkdir(path.join(out, 'ioc'), { recursive: true });
+await mkdir(path.join(out, 'data'), { recursive: true });
 
 const PAGES = [
   { entry: 'src/public.js', html: 'src/public.html', target: 'index.html' },
   { entry: 'src/main.js', html: 'src/ioc.html', target: 'ioc/index.html' },
+  // The open data portal, served at /data/.
+  { entry: 'src/opendata.js', html: 'src/opendata.html', target: 'data/index.html' },
 ];
 
 const result = await build({

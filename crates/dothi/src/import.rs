@@ -23,10 +23,10 @@ use ngsi::Entity;
 use ngsi::entity::Reader;
 use serde_json::{Value, json};
 
-use crate::formats::csv::{AttributeColumn, Mapping};
-use crate::formats::geojson::FeatureMapping;
-use crate::formats::{self, Fatal, Format, Position, Records};
 use crate::local::HubArgs;
+use formats::csv::{AttributeColumn, Mapping};
+use formats::geojson::FeatureMapping;
+use formats::{self, Fatal, Format, Position, Records};
 
 /// Exit status when some records were rejected (the others are imported).
 pub const EXIT_REJECTED: u8 = 2;

@@ -5,7 +5,6 @@ mod admin;
 mod bench;
 mod config;
 mod export;
-mod formats;
 mod import;
 mod local;
 mod simulate;
@@ -209,11 +208,27 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             if simulator.is_some() { "" } else { ": off" }
         );
     }
-    // The IoT agent's routes and the operations-centre web app, beside the hub's.
+    if load_demo {
+        // Last of the demo data, so that it publishes what the other services loaded.
+        let portal = opendata::Portal::new(state.hub.clone());
+        let report = opendata::load_demo(&portal)
+            .await
+            .map_err(|e| anyhow::anyhow!("publishing the demo datasets: {e}"))?;
+        tracing::info!(
+            datasets = report.datasets.len(),
+            organizations = report.organizations,
+            skipped = ?report.skipped,
+            "open data portal: demo datasets published (http://{}/catalog.ttl, /api/3/action/package_list)",
+            config.listen
+        );
+    }
+    // The IoT agent's routes, the operations-centre web app and the open data portal,
+    // beside the hub's.
     let components = vec![
         iot::component(agent),
         web::component(state.hub.clone(), config.web.clone()),
         reports::component(reports),
+        opendata::component(state.hub.clone(), opendata::OpendataConfig::default()),
     ];
     let served = node.serve(listener, components, shutdown_signal()).await;
     reports_sweep.abort();

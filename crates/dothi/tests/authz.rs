@@ -164,6 +164,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET", "/", "AAAAA"),
     ("GET", "/ioc", "AAAAA"),
     ("GET", "/ioc/", "AAAAA"),
+    ("GET", "/data", "AAAAA"),
+    ("GET", "/data/", "AAAAA"),
     ("GET", ASSETS, "AAAAA"),
     // The public page's data: open layers of the default tenant, for anyone.
     ("GET", "/public/api/config", "AAAAA"),

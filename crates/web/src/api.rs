@@ -4,7 +4,6 @@
 //! errors as ProblemDetails, and bound every list.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -12,6 +11,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use formats::write::{CsvRecords, CsvStyle};
 use hub::http::ApiError;
 use hub::http::gate::Head;
 use hub::http::negotiate::tenant;
@@ -712,29 +712,21 @@ const CSV_COLUMNS: [&str; 12] = [
     "demo",
 ];
 
-fn csv_field(out: &mut String, field: &str) {
-    // Quoted when needed; a leading = + - @ is prefixed so spreadsheets never run it.
-    let risky = field.starts_with(['=', '+', '-', '@']) && field.parse::<f64>().is_err();
-    let field = if risky {
-        format!("'{field}")
-    } else {
-        field.to_string()
-    };
-    if field.contains([',', '"', '\n', '\r']) {
-        let _ = write!(out, "\"{}\"", field.replace('"', "\"\""));
-    } else {
-        out.push_str(&field);
-    }
+/// The items as CSV for spreadsheets (UTF-8 with a byte-order mark, so spreadsheets
+/// read the diacritics; formulas guarded).
+pub fn csv(items: &[Item]) -> String {
+    let mut out = Vec::new();
+    // Writing to memory cannot fail.
+    let _ = write_csv(&mut out, items);
+    String::from_utf8(out).unwrap_or_default()
 }
 
-/// The items as CSV (UTF-8 with a byte-order mark, so spreadsheets read the diacritics).
-pub fn csv(items: &[Item]) -> String {
-    let mut out = String::from("\u{feff}");
-    out.push_str(&CSV_COLUMNS.join(","));
-    out.push_str("\r\n");
+fn write_csv(out: &mut Vec<u8>, items: &[Item]) -> std::io::Result<()> {
+    let mut csv = CsvRecords::new(out, CsvStyle::SPREADSHEET)?;
+    csv.record(&CSV_COLUMNS)?;
     for i in items {
         let state = serde_json::to_value(i.state).unwrap_or(Value::Null);
-        let fields = [
+        csv.record(&[
             i.id.clone(),
             i.type_name.clone(),
             i.name.clone(),
@@ -747,16 +739,9 @@ pub fn csv(items: &[Item]) -> String {
             i.reading.map(|r| r.to_string()).unwrap_or_default(),
             ngsi::entity::format_time(&i.modified_at),
             i.demo.to_string(),
-        ];
-        for (n, f) in fields.iter().enumerate() {
-            if n > 0 {
-                out.push(',');
-            }
-            csv_field(&mut out, f);
-        }
-        out.push_str("\r\n");
+        ])?;
     }
-    out
+    csv.flush()
 }
 
 /// The items as a GeoJSON FeatureCollection (points; unlocated items have no geometry).

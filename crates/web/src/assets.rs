@@ -1,7 +1,7 @@
 //! The front-end built from `web/` by `build.rs`, embedded in the binary and served
-//! with its content type and ETag. There are two pages: the public page
-//! (`/index.html`, served at `/`) and the operations centre (`/ioc/index.html`, served
-//! at `/ioc/` and `/ioc`). Pages are revalidated on every load and carry the app's
+//! with its content type and ETag. There are three pages: the public page
+//! (`/index.html`, served at `/`), the operations centre (`/ioc/index.html`, served
+//! at `/ioc/` and `/ioc`) and the open data portal (`/data/index.html`, at `/data/`). Pages are revalidated on every load and carry the app's
 //! Content-Security-Policy; the other files have content hashes in their names and are
 //! cached for a year.
 
@@ -28,6 +28,7 @@ pub fn find(path: &str) -> Option<&'static Asset> {
     let path = match path {
         "/" => "/index.html",
         "/ioc" | "/ioc/" => "/ioc/index.html",
+        "/data" | "/data/" => "/data/index.html",
         other => other,
     };
     ASSETS.iter().find(|a| a.path == path)

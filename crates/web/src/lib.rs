@@ -97,6 +97,8 @@ pub fn route_rules() -> Vec<hub::RouteRule> {
         rule("GET", "/", Permission::Public),
         rule("GET", "/ioc", Permission::Public),
         rule("GET", "/ioc/", Permission::Public),
+        rule("GET", "/data", Permission::Public),
+        rule("GET", "/data/", Permission::Public),
         rule("GET", "/public/api/config", Permission::Public),
         rule("GET", "/public/api/communes", Permission::Public),
         rule("GET", "/public/api/markers", Permission::Public),
@@ -168,6 +170,8 @@ pub fn routes(hub: Arc<hub::Hub>, config: WebConfig) -> Router {
         .route("/", get(assets::serve))
         .route("/ioc", get(assets::serve))
         .route("/ioc/", get(assets::serve))
+        .route("/data", get(assets::serve))
+        .route("/data/", get(assets::serve))
         .with_state(state)
         // gzip for what is worth it; never for images or the event stream, which
         // compression would hold back (tower-http's default predicate).

@@ -28,6 +28,7 @@ mod data;
 mod ingest;
 mod nodes;
 mod notify;
+mod open_data;
 mod phases;
 mod raw_postgres;
 mod reports;
@@ -49,7 +50,8 @@ pub struct BenchArgs {
     /// (notifications of paced updates, across a server restart) or ingest (devices
     /// publishing over MQTT into the history) or nodes (one, then two `dothi serve`
     /// processes over one PostgreSQL database: needs --store) or reports (citizen reports:
-    /// creation over Open311, map and statistics queries, photo processing).
+    /// creation over Open311, map and statistics queries, photo processing) or opendata
+    /// (the CSV download of a large dataset, and package_search over many datasets).
     #[arg(default_value = "hub")]
     pub which: String,
     /// A smoke run. hub: 5,000 batch entities, a 10,000-entity query set, 100 queries
@@ -420,6 +422,7 @@ enum Benchmark {
     Ingest(ingest::IngestSizes),
     Nodes(nodes::NodesSizes),
     Reports(reports::ReportsSizes),
+    Opendata(open_data::OpendataSizes),
 }
 
 impl Benchmark {
@@ -446,9 +449,10 @@ impl Benchmark {
             "notify" => Ok(Benchmark::Notify(notify::NotifySizes::from_args(a)?)),
             "ingest" => Ok(Benchmark::Ingest(ingest::IngestSizes::from_args(a)?)),
             "reports" => Ok(Benchmark::Reports(reports::ReportsSizes::from_args(a)?)),
+            "opendata" => Ok(Benchmark::Opendata(open_data::OpendataSizes::from_args(a)?)),
             other => {
                 bail!(
-                    "unknown benchmark {other:?}: the ones available are `hub`, `temporal`, `notify`, `ingest`, `nodes` and `reports`"
+                    "unknown benchmark {other:?}: the ones available are `hub`, `temporal`, `notify`, `ingest`, `nodes`, `reports` and `opendata`"
                 )
             }
         }
@@ -462,6 +466,7 @@ impl Benchmark {
             Benchmark::Ingest(_) => "ingest",
             Benchmark::Nodes(_) => "nodes",
             Benchmark::Reports(_) => "reports",
+            Benchmark::Opendata(_) => "opendata",
         }
     }
 
@@ -485,6 +490,7 @@ impl Benchmark {
             Benchmark::Ingest(sizes) => sizes.describe(),
             Benchmark::Nodes(sizes) => sizes.describe(),
             Benchmark::Reports(sizes) => sizes.describe(),
+            Benchmark::Opendata(sizes) => sizes.describe(),
         }
     }
 }
@@ -540,6 +546,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Benchmark::Ingest(sizes) => ingest::run(sizes, dir.path()).await,
         Benchmark::Nodes(sizes) => nodes::run(sizes, dir.path()).await,
         Benchmark::Reports(sizes) => reports::run(sizes, dir.path()).await,
+        Benchmark::Opendata(sizes) => open_data::run(sizes, dir.path()).await,
     };
     let path = dir.path().to_path_buf();
     let cleanup = if args.keep {

@@ -405,13 +405,18 @@ async fn authenticate(
         let text = auth
             .to_str()
             .map_err(|_| Error::unauthenticated("unreadable Authorization header"))?;
-        let Some(credential) = text
+        let credential = match text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
-        else {
-            return Err(Error::unauthenticated(
-                "send credentials as Authorization: Bearer <key or token>",
-            ));
+        {
+            Some(c) => c,
+            // A bare key, as CKAN clients (ckanapi) send it.
+            None if !text.is_empty() && !text.contains(' ') => text,
+            None => {
+                return Err(Error::unauthenticated(
+                    "send credentials as Authorization: Bearer <key or token>",
+                ));
+            }
         };
         return gate.identity.bearer(credential.trim(), info).await;
     }

@@ -1,15 +1,24 @@
-//! The file formats of `dothi import` and `dothi export`: NGSI-LD JSON (an array, or
-//! JSON Lines), GeoJSON FeatureCollections and CSV with a column mapping.
+//! The file formats of dothi: NGSI-LD JSON (an array, or JSON Lines), GeoJSON
+//! FeatureCollections and CSV (read with a column mapping). `dothi import` reads them,
+//! `dothi export` and the open data downloads write them.
 //!
 //! Reading turns a file into *records*, one per entity it holds, each with where it
 //! is in the file and either the entity as NGSI-LD JSON or why it cannot be one. A
 //! record never needs the whole file in memory: each reader streams, and every record
 //! is bounded in size. A fault of the file's structure that leaves no way to find the
 //! next record (a broken JSON array, a CSV record over the limit) is a [`Fatal`].
+//!
+//! Writing ([`write`]) takes one entity at a time and keeps nothing of it: a writer's
+//! memory does not grow with the number of entities. CSV cells go through one policy
+//! against formula injection ([`csv::guard_formula`]), wherever CSV is made for people
+//! to open in a spreadsheet.
+//!
+//! **Invariant:** no I/O but the reader or writer it is given; no panic on any input.
 
 pub mod csv;
 pub mod geojson;
 pub mod json;
+pub mod write;
 
 use std::fmt;
 use std::path::Path;

@@ -438,6 +438,19 @@ pub fn records(input: impl Read + Send + 'static, mapping: &Mapping) -> Result<R
     })))
 }
 
+/// The one policy against formula injection (CWE-1236) of CSV made for spreadsheets:
+/// a cell a spreadsheet would take for a formula (starting with `=`, `+`, `-`, `@`, a
+/// tab or a carriage return) gets a leading `'`, so that it shows as text and never
+/// runs. Numbers (`-3.5`, `+1e3`) are left as they are.
+pub fn guard_formula(cell: &str) -> std::borrow::Cow<'_, str> {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && cell.parse::<f64>().is_err();
+    if risky {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
 /// A cell of an exported attribute: strings as they are, numbers and booleans as
 /// JSON writes them, a DateTime its value, anything else as JSON text.
 pub fn export_cell(value: &Value) -> String {
@@ -618,6 +631,23 @@ mod tests {
         let big = "z".repeat(MAX_RECORD_BYTES + 1);
         let err = rows(&m, &format!("id,name\nurn:a,b\nurn:b,\"{big}\"\n")).unwrap_err();
         assert!(err.contains("longer than"), "{err}");
+    }
+
+    #[test]
+    fn formulas_are_guarded_and_numbers_are_not() {
+        for (cell, shown) in [
+            ("=1+2", "'=1+2"),
+            ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("-3.5", "-3.5"),
+            ("+1e3", "+1e3"),
+            ("Đông Hà", "Đông Hà"),
+            ("", ""),
+        ] {
+            assert_eq!(guard_formula(cell), shown, "{cell:?}");
+        }
     }
 
     #[test]

@@ -1,0 +1,295 @@
+//! Writing entities one after another: a JSON array or JSON Lines of NGSI-LD entities,
+//! a GeoJSON FeatureCollection, or CSV with one column per attribute. A writer keeps
+//! nothing of the entities it has written, so any number of them can be streamed.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use ngsi::render::{self, RenderOptions};
+use ngsi::{AttrKind, Context, Entity};
+use serde_json::Value;
+
+use crate::csv::{export_cell, guard_formula};
+
+/// Writes one entity after another in a format, then closes what the format opens.
+pub trait EntityWriter {
+    fn entity(&mut self, e: &Entity) -> io::Result<()>;
+    /// Passes on what is buffered (a streamed download sends it as one chunk).
+    fn flush(&mut self) -> io::Result<()>;
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+/// How entities are rendered: the @context to compact with, the attributes kept (all
+/// when `None`), the representation.
+#[derive(Clone)]
+pub struct Rendering {
+    pub ctx: Arc<Context>,
+    pub keep: Option<HashSet<String>>,
+    pub format: render::Format,
+}
+
+impl Rendering {
+    fn options(&self) -> RenderOptions<'_> {
+        RenderOptions {
+            format: self.format,
+            keep_attrs: self.keep.clone(),
+            ..RenderOptions::new(&self.ctx)
+        }
+    }
+}
+
+/// NGSI-LD entities as a JSON array, or as JSON Lines.
+pub struct JsonWriter<W> {
+    out: W,
+    rendering: Rendering,
+    array: bool,
+    written: u64,
+}
+
+impl<W: Write> JsonWriter<W> {
+    pub fn new(out: W, rendering: Rendering, array: bool) -> Self {
+        JsonWriter {
+            out,
+            rendering,
+            array,
+            written: 0,
+        }
+    }
+}
+
+impl<W: Write> EntityWriter for JsonWriter<W> {
+    fn entity(&mut self, e: &Entity) -> io::Result<()> {
+        let v = Value::Object(render::render_entity(e, &self.rendering.options()));
+        if self.array {
+            self.out
+                .write_all(if self.written == 0 { b"[\n" } else { b",\n" })?;
+        }
+        serde_json::to_writer(&mut self.out, &v)?;
+        if !self.array {
+            self.out.write_all(b"\n")?;
+        }
+        self.written += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        if self.array {
+            self.out
+                .write_all(if self.written == 0 { b"[]\n" } else { b"\n]\n" })?;
+        }
+        self.out.flush()
+    }
+}
+
+/// A GeoJSON FeatureCollection: each entity a feature whose geometry is the
+/// `location` given (an expanded name) and whose properties are the other attributes
+/// as key-values.
+pub struct GeoJsonWriter<W> {
+    out: W,
+    rendering: Rendering,
+    location: String,
+    written: u64,
+}
+
+impl<W: Write> GeoJsonWriter<W> {
+    pub fn new(out: W, rendering: Rendering, location: String) -> Self {
+        GeoJsonWriter {
+            out,
+            rendering: Rendering {
+                format: render::Format::KeyValues,
+                ..rendering
+            },
+            location,
+            written: 0,
+        }
+    }
+}
+
+impl<W: Write> EntityWriter for GeoJsonWriter<W> {
+    fn entity(&mut self, e: &Entity) -> io::Result<()> {
+        let mut opts = self.rendering.options();
+        // The geometry is the feature's, not a property.
+        opts.omit_attrs.insert(self.location.clone());
+        let feature = render::render_feature(e, &opts, &self.location);
+        self.out.write_all(if self.written == 0 {
+            b"{\"type\": \"FeatureCollection\", \"features\": [\n"
+        } else {
+            b",\n"
+        })?;
+        serde_json::to_writer(&mut self.out, &feature)?;
+        self.written += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.write_all(if self.written == 0 {
+            b"{\"type\": \"FeatureCollection\", \"features\": []}\n"
+        } else {
+            b"\n]}\n"
+        })?;
+        self.out.flush()
+    }
+}
+
+/// How a CSV file is made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CsvStyle {
+    /// Starts with a UTF-8 byte-order mark, so that spreadsheets read the diacritics.
+    pub bom: bool,
+    /// Every cell passes [`guard_formula`] (files made for people to open; an export
+    /// made to be imported again keeps its cells as they are).
+    pub guard_formulas: bool,
+    /// Records end with CRLF (RFC 4180), else with LF.
+    pub crlf: bool,
+}
+
+impl CsvStyle {
+    /// CSV for spreadsheets: byte-order mark, formulas guarded.
+    pub const SPREADSHEET: CsvStyle = CsvStyle {
+        bom: true,
+        guard_formulas: true,
+        crlf: true,
+    };
+}
+
+/// Writes CSV records in a [`CsvStyle`]: the one CSV writer of dothi.
+pub struct CsvRecords<W: Write> {
+    out: ::csv::Writer<W>,
+    style: CsvStyle,
+}
+
+impl<W: Write> CsvRecords<W> {
+    pub fn new(mut out: W, style: CsvStyle) -> io::Result<Self> {
+        if style.bom {
+            out.write_all("\u{feff}".as_bytes())?;
+        }
+        Ok(CsvRecords {
+            out: ::csv::WriterBuilder::new()
+                .terminator(if style.crlf {
+                    ::csv::Terminator::CRLF
+                } else {
+                    ::csv::Terminator::Any(b'\n')
+                })
+                .from_writer(out),
+            style,
+        })
+    }
+
+    /// Writes one record.
+    pub fn record<S: AsRef<str>>(&mut self, cells: &[S]) -> io::Result<()> {
+        if self.style.guard_formulas {
+            self.out
+                .write_record(cells.iter().map(|c| match guard_formula(c.as_ref()) {
+                    Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                    Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+                }))?;
+        } else {
+            self.out.write_record(cells.iter().map(AsRef::as_ref))?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Entities as CSV: `id`, `type`, then one column per attribute (the `location`
+/// attribute as two, `lat` and `lon`, when it is a point).
+pub struct CsvWriter<W: Write> {
+    out: CsvRecords<W>,
+    ctx: Arc<Context>,
+    /// Expanded names of the attribute columns.
+    columns: Vec<String>,
+    location: String,
+}
+
+impl<W: Write> CsvWriter<W> {
+    /// Writes the header: `names` are the columns as they are shown, `columns` their
+    /// expanded names, `location` the expanded name of the attribute written as
+    /// `lat` and `lon`.
+    pub fn new(
+        out: W,
+        style: CsvStyle,
+        ctx: Arc<Context>,
+        names: &[String],
+        columns: Vec<String>,
+        location: String,
+    ) -> io::Result<Self> {
+        let mut out = CsvRecords::new(out, style)?;
+        let mut header = vec!["id".to_string(), "type".to_string()];
+        for (name, iri) in names.iter().zip(&columns) {
+            if *iri == location {
+                header.extend(["lat".to_string(), "lon".to_string()]);
+            } else {
+                header.push(name.clone());
+            }
+        }
+        out.record(&header)?;
+        Ok(CsvWriter {
+            out,
+            ctx,
+            columns,
+            location,
+        })
+    }
+}
+
+impl<W: Write> EntityWriter for CsvWriter<W> {
+    fn entity(&mut self, e: &Entity) -> io::Result<()> {
+        let types = render::render_types(&e.types, &self.ctx);
+        let mut row = vec![e.id.clone(), export_cell(&types)];
+        for name in &self.columns {
+            // The default instance (without datasetId), else the first.
+            let attr = e.attrs.get(name).and_then(|v| {
+                v.iter()
+                    .find(|a| a.dataset_id.is_none())
+                    .or_else(|| v.first())
+            });
+            if *name == self.location {
+                let point = attr
+                    .filter(|a| a.kind == AttrKind::GeoProperty)
+                    .and_then(|a| a.value.get("coordinates"))
+                    .filter(|_| attr.is_some_and(|a| a.value["type"] == "Point"));
+                match point.and_then(|c| Some((c.get(1)?, c.get(0)?))) {
+                    Some((lat, lon)) => row.extend([lat.to_string(), lon.to_string()]),
+                    None => row.extend([String::new(), String::new()]),
+                }
+                continue;
+            }
+            row.push(match attr {
+                None => String::new(),
+                Some(a)
+                    if a.kind == AttrKind::Relationship || a.kind == AttrKind::VocabProperty =>
+                {
+                    match &a.value {
+                        Value::String(iri) if a.kind == AttrKind::VocabProperty => {
+                            self.ctx.compact(iri)
+                        }
+                        v => export_cell(v),
+                    }
+                }
+                Some(a) => export_cell(&a.value),
+            });
+        }
+        self.out.record(&row)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}

@@ -1,0 +1,237 @@
+//! The portal: datasets and organisations kept as entities of the hub's default
+//! tenant, read and written through [`hub::Hub`] only.
+
+use std::sync::Arc;
+
+use hub::auth::Access;
+use hub::{Hub, Scope};
+use ngsi::entity::Reader;
+use ngsi::query::ast::TypeExpr;
+use ngsi::render::{Format, RenderOptions, render_entity};
+use ngsi::{Context, Entity, Error, ErrorKind};
+use serde_json::Value;
+use store::EntityQuery;
+
+use crate::model::{DATASET_TYPE, Dataset, Invalid, ORGANIZATION_TYPE, Organization};
+
+/// The tenant of the catalogue itself (the default tenant).
+pub const CATALOGUE_TENANT: &str = "";
+/// Entities read from the hub at a time.
+const PAGE: usize = 1_000;
+
+/// Why a portal operation failed.
+#[derive(Debug)]
+pub enum Fault {
+    /// A field is wrong (CKAN's Validation Error).
+    Invalid(Invalid),
+    /// Anything the hub says (not found, forbidden, unavailable...).
+    Hub(Error),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Invalid(i) => write!(f, "{}", i.message()),
+            Fault::Hub(e) => write!(f, "{}", e.detail),
+        }
+    }
+}
+
+impl std::error::Error for Fault {}
+
+impl From<Error> for Fault {
+    fn from(e: Error) -> Self {
+        Fault::Hub(e)
+    }
+}
+
+impl From<Invalid> for Fault {
+    fn from(i: Invalid) -> Self {
+        Fault::Invalid(i)
+    }
+}
+
+/// The open data portal over a hub.
+#[derive(Clone)]
+pub struct Portal {
+    hub: Arc<Hub>,
+}
+
+fn key_values(e: &Entity) -> Value {
+    let ctx = Context::core();
+    let opts = RenderOptions {
+        format: Format::KeyValues,
+        ..RenderOptions::new(&ctx)
+    };
+    Value::Object(render_entity(e, &opts))
+}
+
+impl Portal {
+    pub fn new(hub: Arc<Hub>) -> Portal {
+        Portal { hub }
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// The portal's own reads: the catalogue is public.
+    fn reader() -> Scope {
+        Scope::system("opendata", CATALOGUE_TENANT)
+    }
+
+    async fn all_of(&self, entity_type: &str) -> Result<Vec<Value>, Error> {
+        let scope = Portal::reader();
+        let mut out = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = self
+                .hub
+                .query(
+                    &scope,
+                    EntityQuery {
+                        types: Some(TypeExpr::Type(scope.ctx.expand(entity_type))),
+                        limit: PAGE,
+                        offset,
+                        ..EntityQuery::default()
+                    },
+                )
+                .await?;
+            let n = page.entities.len();
+            out.extend(page.entities.iter().map(key_values));
+            if n < PAGE {
+                return Ok(out);
+            }
+            offset += n;
+        }
+    }
+
+    /// Every dataset, by name.
+    pub async fn datasets(&self) -> Result<Vec<Dataset>, Error> {
+        let mut all: Vec<Dataset> = self
+            .all_of(DATASET_TYPE)
+            .await?
+            .iter()
+            .filter_map(Dataset::from_key_values)
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
+
+    pub async fn organizations(&self) -> Result<Vec<Organization>, Error> {
+        let mut all: Vec<Organization> = self
+            .all_of(ORGANIZATION_TYPE)
+            .await?
+            .iter()
+            .filter_map(Organization::from_key_values)
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
+
+    async fn read(&self, id: &str) -> Result<Option<Value>, Error> {
+        match self.hub.get_entity(&Portal::reader(), id).await {
+            Ok(e) => Ok(Some(key_values(&e))),
+            Err(e) if e.kind == ErrorKind::ResourceNotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The record of a name, or of an entity id (CKAN's `id`).
+    async fn record(
+        &self,
+        name_or_id: &str,
+        id_of: fn(&str) -> String,
+    ) -> Result<Option<Value>, Error> {
+        if name_or_id.starts_with("urn:") {
+            self.read(name_or_id).await
+        } else if crate::model::is_name(name_or_id) {
+            self.read(&id_of(name_or_id)).await
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// A dataset by name (or by its entity id).
+    pub async fn dataset(&self, name_or_id: &str) -> Result<Option<Dataset>, Error> {
+        let v = self.record(name_or_id, Dataset::entity_id).await?;
+        Ok(v.as_ref().and_then(Dataset::from_key_values))
+    }
+
+    pub async fn organization(&self, name_or_id: &str) -> Result<Option<Organization>, Error> {
+        let v = self.record(name_or_id, Organization::entity_id).await?;
+        Ok(v.as_ref().and_then(Organization::from_key_values))
+    }
+
+    /// Writes an entity with the caller's rights (audited as theirs).
+    async fn write(&self, scope: &Scope, body: Value, create: bool) -> Result<(), Error> {
+        let reader = Reader {
+            ctx: &scope.ctx,
+            now: ngsi::entity::now(),
+        };
+        let entity = reader.entity(&body, None)?;
+        if create {
+            self.hub.create_entity(scope, entity).await
+        } else {
+            self.hub.replace_entity(scope, entity).await
+        }
+    }
+
+    /// Publishes a dataset (`create`: a new one; else it replaces the one of its
+    /// name). The caller needs write access to the catalogue and read access to the
+    /// tenant the view reads; the organisation must exist.
+    pub async fn put_dataset(
+        &self,
+        caller: &Scope,
+        mut d: Dataset,
+        create: bool,
+    ) -> Result<Dataset, Fault> {
+        d.check()?;
+        caller.caller.check(&d.view.tenant, Access::Read)?;
+        if self.organization(&d.organization).await?.is_none() {
+            return Err(Invalid::field(
+                "owner_org",
+                format!("no organisation named {}", d.organization),
+            )
+            .into());
+        }
+        let now = ngsi::entity::format_time(&ngsi::entity::now());
+        let old = self.dataset(&d.name).await?;
+        match (&old, create) {
+            (Some(_), true) => {
+                return Err(Invalid::field("name", "that URL is already in use").into());
+            }
+            (None, false) => {
+                return Err(Error::not_found(format!("no dataset named {}", d.name)).into());
+            }
+            _ => {}
+        }
+        if d.issued.is_empty() {
+            d.issued = old.map_or_else(|| now.clone(), |o| o.issued);
+        }
+        d.modified = now;
+        let scope = Scope::new(CATALOGUE_TENANT, Context::core(), caller.caller.clone());
+        self.write(&scope, d.to_entity(), create).await?;
+        Ok(d)
+    }
+
+    pub async fn delete_dataset(&self, caller: &Scope, name_or_id: &str) -> Result<(), Fault> {
+        let Some(d) = self.dataset(name_or_id).await? else {
+            return Err(Error::not_found(format!("no dataset {name_or_id}")).into());
+        };
+        let scope = Scope::new(CATALOGUE_TENANT, Context::core(), caller.caller.clone());
+        self.hub
+            .delete_entity(&scope, &Dataset::entity_id(&d.name))
+            .await?;
+        Ok(())
+    }
+
+    /// Creates or replaces an organisation.
+    pub async fn put_organization(&self, caller: &Scope, o: Organization) -> Result<(), Fault> {
+        o.check()?;
+        let exists = self.organization(&o.name).await?.is_some();
+        let scope = Scope::new(CATALOGUE_TENANT, Context::core(), caller.caller.clone());
+        self.write(&scope, o.to_entity(), !exists).await?;
+        Ok(())
+    }
+}
