@@ -108,10 +108,10 @@ fn driving(rule: &Rule) -> Result<(String, Option<String>), Error> {
     }
 }
 
-fn request(attr: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> TemporalRequest {
+fn request(attr: &str, timerel: TimeRel) -> TemporalRequest {
     TemporalRequest {
         params: TemporalParams {
-            timerel: Some(TimeRel::Between(from, to)),
+            timerel: Some(timerel),
             time_property: TimeProperty::ObservedAt,
             last_n: None,
             format: TemporalFormat::Normalized,
@@ -129,12 +129,11 @@ async fn page(
     scope: &Scope,
     id: &str,
     attr: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    timerel: TimeRel,
 ) -> Result<Vec<Attribute>, Error> {
     match alerts
         .hub()
-        .temporal_entity(scope, id, &request(attr, from, to))
+        .temporal_entity(scope, id, &request(attr, timerel))
         .await?
     {
         TemporalAnswer::Instances { mut entity, .. } => Ok(entity
@@ -166,7 +165,7 @@ async fn entity_history(
     // The other attribute of a comparison (an alarm level) changes rarely: its
     // instances up to the end, and its value before the first is the current one.
     let others = match &other {
-        Some(o) => page(alerts, scope, &current.id, o, DateTime::<Utc>::MIN_UTC, to).await?,
+        Some(o) => page(alerts, scope, &current.id, o, TimeRel::Before(to)).await?,
         None => vec![],
     };
     let window = match &rule.condition {
@@ -184,39 +183,45 @@ async fn entity_history(
     let mut cursor = from;
     let mut previous: Option<DateTime<Utc>> = None;
     let id = |since| alert::alert_id(&rule.spec.id, &current.id, since);
-    let mut record =
-        |actions: Vec<Action>, incident: &Incident, entity: &Entity, out: &mut Vec<Raised>| {
-            for a in actions {
-                match a {
-                    Action::Fire { since, at } => {
-                        if out.len() < MAX_ALERTS {
-                            open = Some(out.len());
-                            out.push(Raised {
-                                entity: current.id.clone(),
-                                since,
-                                fired: at,
-                                resolved: None,
-                                value: incident.last.value.clone(),
-                                threshold: incident.last.threshold.clone(),
-                                message: (
-                                    alert::message(rule, entity, &incident.last, "vi"),
-                                    alert::message(rule, entity, &incident.last, "en"),
-                                ),
-                            });
-                        }
+    let mut record = |actions: Vec<Action>, entity: &Entity, out: &mut Vec<Raised>| {
+        for a in actions {
+            match a {
+                Action::Fire { since, at, obs } => {
+                    if out.len() < MAX_ALERTS {
+                        open = Some(out.len());
+                        out.push(Raised {
+                            entity: current.id.clone(),
+                            since,
+                            fired: at,
+                            resolved: None,
+                            value: obs.value.clone(),
+                            threshold: obs.threshold.clone(),
+                            message: (
+                                alert::message(rule, entity, &obs, "vi"),
+                                alert::message(rule, entity, &obs, "en"),
+                            ),
+                        });
                     }
-                    Action::Resolve { at, .. } => {
-                        if let Some(i) = open.take()
-                            && let Some(r) = out.get_mut(i)
-                        {
-                            r.resolved = Some(at);
-                        }
+                }
+                Action::Resolve { at, .. } => {
+                    if let Some(i) = open.take()
+                        && let Some(r) = out.get_mut(i)
+                    {
+                        r.resolved = Some(at);
                     }
                 }
             }
-        };
+        }
+    };
     loop {
-        let instances = page(alerts, scope, &current.id, &attr, cursor, to).await?;
+        let instances = page(
+            alerts,
+            scope,
+            &current.id,
+            &attr,
+            TimeRel::Between(cursor, to),
+        )
+        .await?;
         let n = instances.len();
         for inst in instances {
             let t = time_of(&inst);
@@ -228,7 +233,7 @@ async fn entity_history(
                 let at = prev + after;
                 let obs = eval::observe(rule, &entity, at, None);
                 let actions = eval::step(rule, &mut incident, obs, at, id);
-                record(actions, &incident, &entity, out);
+                record(actions, &entity, out);
             }
             previous = Some(t);
             // The entity as it was at t.
@@ -251,7 +256,7 @@ async fn entity_history(
             };
             let obs: Observation = eval::observe(rule, &entity, t, start);
             let actions = eval::step(rule, &mut incident, obs, t, id);
-            record(actions, &incident, &entity, out);
+            record(actions, &entity, out);
         }
         if n < MAX_INSTANCES {
             break;
@@ -264,10 +269,10 @@ async fn entity_history(
         let at = prev + after;
         let obs = eval::observe(rule, &entity, at, None);
         let actions = eval::step(rule, &mut incident, obs, at, id);
-        record(actions, &incident, &entity, out);
+        record(actions, &entity, out);
     }
     if let Some(a) = eval::advance(rule, &mut incident, to, id) {
-        record(vec![a], &incident, &entity, out);
+        record(vec![a], &entity, out);
     }
     Ok(())
 }

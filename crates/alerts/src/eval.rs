@@ -202,10 +202,12 @@ pub struct Incident {
 /// What a transition asks the evaluator to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Raise an alert for the incident that began at `since`, at time `at`.
+    /// Raise an alert for the incident that began at `since`, at time `at`, on the
+    /// observation that made it due.
     Fire {
         since: DateTime<Utc>,
         at: DateTime<Utc>,
+        obs: Observation,
     },
     /// Resolve the incident's alert at `at`.
     Resolve { alert: String, at: DateTime<Utc> },
@@ -234,7 +236,11 @@ pub fn advance(
                     alert: alert_id(since),
                     clearing: None,
                 };
-                Action::Fire { since, at: due }
+                Action::Fire {
+                    since,
+                    at: due,
+                    obs: incident.last.clone(),
+                }
             })
         }
         Phase::Firing {

@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, RawQuery, Request, State};
+use axum::extract::{FromRequest, MatchedPath, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hub::Scope;
 use hub::auth::Access;
 use hub::http::gate::Head;
+use hub::http::params::Params;
 use hub::http::{ApiError, PathParam, Permission, RouteRule, rule};
 use ngsi::render::{Format, RenderOptions, render_entity};
 use ngsi::{Context, Entity, Error, ErrorKind};
@@ -26,8 +27,6 @@ use crate::service::{Alerts, HandAction};
 
 /// Largest request body.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
-const DEFAULT_LIMIT: u64 = 100;
-const MAX_LIMIT: u64 = 1_000;
 /// Longest comment or assignee.
 const MAX_COMMENT: usize = 2_000;
 
@@ -40,9 +39,9 @@ pub fn routes(alerts: Arc<Alerts>) -> Router {
         )
         .route("/alerts/v1/alerts", get(list_alerts))
         .route("/alerts/v1/alerts/{id}", get(get_alert))
-        .route("/alerts/v1/alerts/{id}/acknowledge", post(acknowledge))
-        .route("/alerts/v1/alerts/{id}/assign", post(assign))
-        .route("/alerts/v1/alerts/{id}/resolve", post(resolve))
+        .route("/alerts/v1/alerts/{id}/acknowledge", post(act))
+        .route("/alerts/v1/alerts/{id}/assign", post(act))
+        .route("/alerts/v1/alerts/{id}/resolve", post(act))
         .route("/alerts/v1/backtest", post(run_backtest))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(alerts)
@@ -119,37 +118,16 @@ fn scope(head: &Head, access: Access) -> Result<Scope, ApiError> {
     Ok(Scope::new(tenant, Context::core(), head.caller.clone()))
 }
 
-fn params(raw: Option<String>) -> Vec<(String, String)> {
-    raw.map(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .into_owned()
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-fn number(
-    params: &[(String, String)],
-    name: &str,
-    default: u64,
-    max: u64,
-) -> Result<u64, ApiError> {
-    match param(params, name) {
-        None => Ok(default),
-        Some(v) => match v.parse::<u64>() {
-            Ok(n) if n <= max => Ok(n),
-            _ => Err(ApiError(Error::bad_data(format!(
-                "{name} must be a whole number from 0 to {max}"
-            )))),
-        },
-    }
+/// The query parameters and their paging (`limit` at most 1,000).
+fn paged(raw: Option<String>) -> Result<(Params, u64, u64), ApiError> {
+    let p = Params::parse(raw.as_deref())?;
+    let (limit, offset, _) = hub::http::params::paging(&Params(
+        p.0.iter()
+            .filter(|(k, _)| *k == "limit" || *k == "offset")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    ))?;
+    Ok((p, limit as u64, offset as u64))
 }
 
 fn rule_json(spec: &RuleSpec) -> Value {
@@ -164,9 +142,7 @@ async fn list_rules(
     RawQuery(raw): RawQuery,
 ) -> Answer {
     let scope = scope(&head, Access::Read)?;
-    let p = params(raw);
-    let offset = number(&p, "offset", 0, u64::from(u32::MAX))?;
-    let limit = number(&p, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
+    let (_, limit, offset) = paged(raw)?;
     let (count, rules) = alerts.list_rules(&scope, offset, limit).await?;
     let rules: Vec<Value> = rules.iter().map(rule_json).collect();
     Ok(axum::Json(json!({"count": count, "rules": rules})).into_response())
@@ -270,21 +246,19 @@ async fn list_alerts(
     RawQuery(raw): RawQuery,
 ) -> Answer {
     let scope = scope(&head, Access::Read)?;
-    let p = params(raw);
-    let limit = number(&p, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
-    let offset = number(&p, "offset", 0, u64::from(u32::MAX))?;
+    let (p, limit, offset) = paged(raw)?;
     let mut terms = Vec::new();
     for (name, attr) in [
         ("status", "status"),
         ("rule", "rule"),
         ("severity", "severity"),
     ] {
-        if let Some(v) = param(&p, name) {
+        if let Some(v) = p.get(name) {
             check_word(name, v)?;
             terms.push(format!("{attr}==\"{v}\""));
         }
     }
-    if param(&p, "open") == Some("true") {
+    if p.flag("open")? {
         terms.push("status!=\"resolved\"".into());
     }
     let spec = hub::http::params::QuerySpec {
@@ -328,44 +302,38 @@ fn text(body: &Value, name: &str) -> Result<Option<String>, ApiError> {
     }
 }
 
-async fn hand(alerts: &Alerts, head: &Head, id: &str, body: &Value, action: HandAction) -> Answer {
+/// `POST /alerts/v1/alerts/{id}/acknowledge`, `.../assign` (with an `assignee`) and
+/// `.../resolve`, each with an optional `comment`; the route names the action (and
+/// so does the audit log).
+async fn act(
+    State(alerts): State<Arc<Alerts>>,
+    head: Head,
+    route: MatchedPath,
+    PathParam(id): PathParam<String>,
+    JsonBody(body): JsonBody,
+) -> Answer {
+    let action = route.as_str().rsplit('/').next().unwrap_or_default();
     if !body.is_null() && !body.is_object() {
         return Err(ApiError(Error::bad_data("the body is a JSON object")));
     }
-    let scope = scope(head, Access::Write)?;
-    let comment = text(body, "comment")?;
-    let e = alerts.act(&scope, id, action, comment).await?;
+    let action = match action {
+        "acknowledge" => HandAction::Acknowledge,
+        "resolve" => HandAction::Resolve,
+        "assign" => HandAction::Assign(
+            text(&body, "assignee")?
+                .filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| ApiError(Error::bad_data("assign needs an assignee")))?,
+        ),
+        other => {
+            return Err(ApiError(Error::not_found(format!(
+                "no action {other:?}: acknowledge, assign or resolve"
+            ))));
+        }
+    };
+    let scope = scope(&head, Access::Write)?;
+    let comment = text(&body, "comment")?;
+    let e = alerts.act(&scope, &id, action, comment).await?;
     Ok(axum::Json(alert_json(&e)).into_response())
-}
-
-async fn acknowledge(
-    State(alerts): State<Arc<Alerts>>,
-    head: Head,
-    PathParam(id): PathParam<String>,
-    JsonBody(body): JsonBody,
-) -> Answer {
-    hand(&alerts, &head, &id, &body, HandAction::Acknowledge).await
-}
-
-async fn assign(
-    State(alerts): State<Arc<Alerts>>,
-    head: Head,
-    PathParam(id): PathParam<String>,
-    JsonBody(body): JsonBody,
-) -> Answer {
-    let to = text(&body, "assignee")?
-        .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| ApiError(Error::bad_data("assign needs an assignee")))?;
-    hand(&alerts, &head, &id, &body, HandAction::Assign(to)).await
-}
-
-async fn resolve(
-    State(alerts): State<Arc<Alerts>>,
-    head: Head,
-    PathParam(id): PathParam<String>,
-    JsonBody(body): JsonBody,
-) -> Answer {
-    hand(&alerts, &head, &id, &body, HandAction::Resolve).await
 }
 
 async fn run_backtest(

@@ -816,7 +816,7 @@ impl Alerts {
         }
         for action in actions {
             match action {
-                Action::Fire { since, at } => {
+                Action::Fire { since, at, obs } => {
                     let id = alert::alert_id(&rule.spec.id, &key.2, since);
                     let fetched;
                     let source = match source {
@@ -826,7 +826,7 @@ impl Alerts {
                             &fetched
                         }
                     };
-                    self.raise(rule, &id, source, &inc.last, since, at).await?;
+                    self.raise(rule, &id, source, &obs, since, at).await?;
                 }
                 Action::Resolve { alert, at } => self.resolve_alert(&key.0, &alert, at).await?,
             }

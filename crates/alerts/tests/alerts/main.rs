@@ -1,0 +1,8 @@
+//! The alerts service against a real hub (SQLite by default, PostgreSQL with
+//! `DOTHI_TEST_STORE=postgres`).
+
+mod backtest;
+mod common;
+mod evaluation;
+mod restart;
+mod rules;
