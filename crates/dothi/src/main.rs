@@ -136,6 +136,16 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             "demo devices provisioned (one per demo sensor)"
         );
     }
+    // Alert rules: evaluated on the node holding the duties; the demo's presets.
+    let alerts = std::sync::Arc::new(alerts::Alerts::new(state.hub.clone()));
+    if load_demo {
+        let types: Vec<&str> = city::demo::sensors().iter().map(|s| s.entity_type).collect();
+        let created = alerts::load_presets(&alerts, alerts::presets::demo(&types))
+            .await
+            .context("loading the demo's alert rules")?;
+        tracing::info!(created, "demo alert rules loaded");
+    }
+    let evaluator = alerts.clone().spawn();
     let mut mqtt_config = config.mqtt.clone();
     if load_demo && mqtt_config.is_none() {
         mqtt_config = local_broker(&config.mqtt_client_id).await;
@@ -186,8 +196,10 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     let components = vec![
         iot::component(agent),
         web::component(state.hub.clone(), config.web.clone()),
+        alerts::component(alerts),
     ];
     let served = node.serve(listener, components, shutdown_signal()).await;
+    evaluator.abort();
     let _ = stop_simulator.send(true);
     if let Some(simulator) = simulator {
         let _ = simulator.await;
