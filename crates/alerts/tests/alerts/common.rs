@@ -50,6 +50,12 @@ pub async fn store_url(db: &Path) -> String {
     if !on_postgres() {
         return format!("sqlite://{}", db.display());
     }
+    postgres_url(db).await
+}
+
+/// The PostgreSQL database of `db` (created when missing), whichever store the
+/// other tests use: several nodes share one only there.
+pub async fn postgres_url(db: &Path) -> String {
     let name = database_name(db);
     let admin = postgres_admin().await;
     let exists = admin
@@ -70,9 +76,6 @@ pub async fn store_url(db: &Path) -> String {
 }
 
 fn drop_database(db: &Path) {
-    if !on_postgres() {
-        return;
-    }
     let name = database_name(db);
     let _ = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -105,12 +108,23 @@ pub fn client(key: &str) -> Client {
 /// A file path no other test uses, in a directory that outlives the app.
 pub struct Place {
     pub dir: tempfile::TempDir,
+    /// On PostgreSQL whatever the other tests use.
+    postgres: bool,
 }
 
 impl Place {
     pub fn new() -> Place {
         Place {
             dir: tempfile::tempdir().expect("tempdir"),
+            postgres: on_postgres(),
+        }
+    }
+
+    /// A place on PostgreSQL, for tests of several nodes.
+    pub fn postgres() -> Place {
+        Place {
+            dir: tempfile::tempdir().expect("tempdir"),
+            postgres: true,
         }
     }
 
@@ -120,8 +134,11 @@ impl Place {
 }
 
 impl Drop for Place {
+    /// Its PostgreSQL database, if one was made, goes with it.
     fn drop(&mut self) {
-        drop_database(&self.db());
+        if self.postgres {
+            drop_database(&self.db());
+        }
     }
 }
 
@@ -145,8 +162,12 @@ static KEYS: AtomicUsize = AtomicUsize::new(0);
 impl App {
     /// A hub over the store at `db`, its evaluator running on a clock set to `at`.
     pub async fn start_at(db: &Path, at: DateTime<Utc>) -> App {
-        let url = store_url(db).await;
-        let store = store::open(&url).await.expect("open the store");
+        App::start_on(&store_url(db).await, at).await
+    }
+
+    /// A hub over the store at `url`, its evaluator running on a clock set to `at`.
+    pub async fn start_on(url: &str, at: DateTime<Utc>) -> App {
+        let store = store::open(url).await.expect("open the store");
         let state = hub::state(store, &hub::HubConfig::default()).expect("the hub's state");
         for (key, role) in [
             (ADMIN_KEY, hub::auth::Role::Admin),
@@ -201,6 +222,11 @@ impl App {
             shutdown: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// Whether this node holds the duties (and so evaluates).
+    pub fn evaluates(&self) -> bool {
+        *self.alerts.hub().duties().borrow()
     }
 
     /// Stops the evaluator at once (as a kill would) and the server.

@@ -4,5 +4,6 @@
 mod backtest;
 mod common;
 mod evaluation;
+mod nodes;
 mod restart;
 mod rules;
