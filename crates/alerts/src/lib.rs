@@ -31,6 +31,9 @@ pub use service::{
     Alerts, Clock, HandAction, INCIDENTS, ManualClock, RULES, Settings, SystemClock,
 };
 
+/// The description of the `/alerts/v1/` routes, merged into the hub's `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
 /// Loads rules into the default tenant, leaving those that exist as they are (for
 /// `dothi demo`). Returns how many were created.
 pub async fn load_presets(alerts: &Alerts, rules: Vec<RuleSpec>) -> Result<usize, ngsi::Error> {
@@ -47,4 +50,21 @@ pub async fn load_presets(alerts: &Alerts, rules: Vec<RuleSpec>) -> Result<usize
         }
     }
     Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_described_in_openapi() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("openapi.json");
+        for r in super::ROUTE_RULES {
+            let op = &doc["paths"][r.path][r.method.to_lowercase()];
+            assert!(
+                op.is_object(),
+                "{} {} is not in openapi.json",
+                r.method,
+                r.path
+            );
+        }
+    }
 }

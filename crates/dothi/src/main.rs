@@ -139,7 +139,10 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     // Alert rules: evaluated on the node holding the duties; the demo's presets.
     let alerts = std::sync::Arc::new(alerts::Alerts::new(state.hub.clone()));
     if load_demo {
-        let types: Vec<&str> = city::demo::sensors().iter().map(|s| s.entity_type).collect();
+        let types: Vec<&str> = city::demo::sensors()
+            .iter()
+            .map(|s| s.entity_type)
+            .collect();
         let created = alerts::load_presets(&alerts, alerts::presets::demo(&types))
             .await
             .context("loading the demo's alert rules")?;
