@@ -23,7 +23,7 @@ mod rule;
 mod service;
 
 pub use alert::{ALERT_TYPE, Status, alert_id};
-pub use backtest::BacktestRequest;
+pub use backtest::{BacktestRequest, run as backtest};
 pub use eval::{Incident, Observation, Phase};
 pub use http::{ROUTE_RULES, component, routes};
 pub use rule::{ConditionSpec, Op, Rule, RuleSpec, Severity, parse_duration};

@@ -101,6 +101,46 @@ impl Default for Settings {
 
 type Key = (String, String, String);
 
+/// The enabled rules of one entity type: those scoped by entity ids, by id, and the
+/// others.
+#[derive(Default)]
+struct TypeRules {
+    any: Vec<Arc<Rule>>,
+    by_id: HashMap<String, Vec<Arc<Rule>>>,
+}
+
+impl TypeRules {
+    fn build(
+        rules: &HashMap<String, BTreeMap<String, Arc<Rule>>>,
+    ) -> HashMap<(String, String), TypeRules> {
+        let mut out: HashMap<(String, String), TypeRules> = HashMap::new();
+        for rule in rules
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|r| r.spec.enabled)
+        {
+            let slot = out
+                .entry((rule.tenant.clone(), rule.entity_type.clone()))
+                .or_default();
+            if rule.query.ids.is_empty() {
+                slot.any.push(rule.clone());
+            } else {
+                for id in &rule.query.ids {
+                    slot.by_id.entry(id.clone()).or_default().push(rule.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The rules that may concern entity `id`.
+    fn of<'a>(&'a self, id: &str) -> impl Iterator<Item = &'a Arc<Rule>> {
+        self.any
+            .iter()
+            .chain(self.by_id.get(id).into_iter().flatten())
+    }
+}
+
 /// What the evaluator holds while it runs.
 #[derive(Default)]
 struct Engine {
@@ -109,6 +149,9 @@ struct Engine {
     generation: u64,
     version: u64,
     rules: HashMap<String, BTreeMap<String, Arc<Rule>>>,
+    /// The enabled rules by (tenant, expanded type): what a change of an entity of
+    /// that type may concern.
+    index: HashMap<(String, String), TypeRules>,
     /// By (tenant, rule, entity).
     incidents: HashMap<Key, Incident>,
     last_sweep: Option<DateTime<Utc>>,
@@ -513,6 +556,7 @@ impl Alerts {
             })
             .cloned()
             .collect();
+        engine.index = TypeRules::build(&rules);
         engine.rules = rules;
         engine.generation = generation;
         engine.version = version;
@@ -911,12 +955,11 @@ impl Alerts {
         if change.types.contains(&alert_type) {
             return self.on_alert_change(&mut engine, change).await;
         }
-        let Some(rules) = engine.rules.get(&change.tenant) else {
-            return Ok(());
-        };
-        let rules: Vec<Arc<Rule>> = rules
-            .values()
-            .filter(|r| r.spec.enabled && change.types.contains(&r.entity_type))
+        let rules: Vec<Arc<Rule>> = change
+            .types
+            .iter()
+            .filter_map(|t| engine.index.get(&(change.tenant.clone(), t.clone())))
+            .flat_map(|index| index.of(&change.id))
             .filter(|r| {
                 // A change of attributes the condition does not read changes nothing,
                 // unless the rule reads the whole entity.

@@ -24,6 +24,7 @@
 //! counts the measures stored in the history and samples the lag to queryable.
 
 mod access;
+mod alerts;
 mod data;
 mod ingest;
 mod nodes;
@@ -47,7 +48,8 @@ pub struct BenchArgs {
     /// sensor readings as history, and temporal queries on it) or notify
     /// (notifications of paced updates, across a server restart) or ingest (devices
     /// publishing over MQTT into the history) or nodes (one, then two `dothi serve`
-    /// processes over one PostgreSQL database: needs --store).
+    /// processes over one PostgreSQL database: needs --store) or alerts (rules
+    /// evaluated beside a write load, a staleness sweep, a backtest).
     #[arg(default_value = "hub")]
     pub which: String,
     /// A smoke run. hub: 5,000 batch entities, a 10,000-entity query set, 100 queries
@@ -417,6 +419,7 @@ enum Benchmark {
     Notify(notify::NotifySizes),
     Ingest(ingest::IngestSizes),
     Nodes(nodes::NodesSizes),
+    Alerts(alerts::AlertsSizes),
 }
 
 impl Benchmark {
@@ -442,6 +445,7 @@ impl Benchmark {
             }
             "notify" => Ok(Benchmark::Notify(notify::NotifySizes::from_args(a)?)),
             "ingest" => Ok(Benchmark::Ingest(ingest::IngestSizes::from_args(a)?)),
+            "alerts" => Ok(Benchmark::Alerts(alerts::AlertsSizes::from_args(a)?)),
             other => {
                 bail!(
                     "unknown benchmark {other:?}: the ones available are `hub`, `temporal`, `notify`, `ingest` and `nodes`"
@@ -457,6 +461,7 @@ impl Benchmark {
             Benchmark::Notify(_) => "notify",
             Benchmark::Ingest(_) => "ingest",
             Benchmark::Nodes(_) => "nodes",
+            Benchmark::Alerts(_) => "alerts",
         }
     }
 
@@ -479,6 +484,7 @@ impl Benchmark {
             Benchmark::Notify(sizes) => sizes.describe(),
             Benchmark::Ingest(sizes) => sizes.describe(),
             Benchmark::Nodes(sizes) => sizes.describe(),
+            Benchmark::Alerts(sizes) => sizes.describe(),
         }
     }
 }
@@ -533,6 +539,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Benchmark::Notify(sizes) => notify::run(sizes, dir.path()).await,
         Benchmark::Ingest(sizes) => ingest::run(sizes, dir.path()).await,
         Benchmark::Nodes(sizes) => nodes::run(sizes, dir.path()).await,
+        Benchmark::Alerts(sizes) => alerts::run(sizes, dir.path()).await,
     };
     let path = dir.path().to_path_buf();
     let cleanup = if args.keep {
