@@ -953,6 +953,10 @@ impl Alerts {
         }
         let alert_type = ngsi::Context::core().expand(alert::ALERT_TYPE);
         if change.types.contains(&alert_type) {
+            // Only this evaluator creates alerts; what people do to them is an update.
+            if change.kind != ChangeKind::Updated {
+                return Ok(());
+            }
             return self.on_alert_change(&mut engine, change).await;
         }
         let rules: Vec<Arc<Rule>> = change

@@ -248,6 +248,29 @@ async fn q_conditions_and_areas_select_what_fires() {
     let list2 = app.alerts_of("in-area").await;
     assert_eq!(list2.len(), 1, "{list2:?}");
     assert_eq!(list[0]["alertSource"], inside.as_str());
+    // A commune: the entities that name it.
+    let commune = unique_id("AdministrativeArea");
+    app.upsert(json!({"id": commune, "type": "AdministrativeArea",
+        "name": {"type": "Property", "value": "Phường Quảng Trị"}}))
+        .await;
+    app.create_rule(rule(
+        "in-commune",
+        json!({"kind": "threshold", "attribute": "waterLevel", "op": ">", "value": 3.0}),
+        json!({"scope": {"type": "WaterObserved", "area": {"commune": commune}}}),
+    ))
+    .await;
+    let named = unique_id("WaterObserved");
+    let mut g = gauge(&named, 5.0, t0);
+    g["refAdministrativeArea"] = json!({"type": "Relationship", "object": commune});
+    app.upsert(g).await;
+    app.until_alerts("in-commune", "the gauge of the commune fires", |l| {
+        !l.is_empty()
+    })
+    .await;
+    app.settle().await;
+    let list = app.alerts_of("in-commune").await;
+    assert_eq!(list.len(), 1, "only the gauge naming the commune: {list:?}");
+    assert_eq!(list[0]["alertSource"], named.as_str());
 }
 
 #[tokio::test]

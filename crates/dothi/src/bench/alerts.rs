@@ -265,7 +265,7 @@ async fn latency(
         // and falls back on the rounds between (its alert then resolves).
         let i = (k as usize) % sizes.sensors;
         let round = k / sizes.sensors as u64;
-        let crossing = (i as u64).is_multiple_of(CROSSING_EVERY) && round % 2 == 0;
+        let crossing = (i as u64).is_multiple_of(CROSSING_EVERY) && round.is_multiple_of(2);
         let (hub, pending, errors, crossings) = (
             hub.clone(),
             pending.clone(),
