@@ -43,6 +43,7 @@ pub fn routes(alerts: Arc<Alerts>) -> Router {
         .route("/alerts/v1/alerts/{id}/assign", post(act))
         .route("/alerts/v1/alerts/{id}/resolve", post(act))
         .route("/alerts/v1/backtest", post(run_backtest))
+        .route("/alerts/v1/stream", get(crate::stream::stream))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(alerts)
 }
@@ -68,6 +69,7 @@ pub const ROUTE_RULES: &[RouteRule] = &[
         Permission::Operate,
     ),
     rule("POST", "/alerts/v1/backtest", Permission::Read),
+    rule("GET", "/alerts/v1/stream", Permission::Read),
 ];
 
 /// The service's routes and their permissions, to serve beside the hub's.
@@ -112,7 +114,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 }
 
 /// The request's scope: its tenant, under the core @context, for its caller.
-fn scope(head: &Head, access: Access) -> Result<Scope, ApiError> {
+pub(crate) fn scope(head: &Head, access: Access) -> Result<Scope, ApiError> {
     let tenant = hub::http::negotiate::tenant(&head.headers)?;
     head.caller.check(&tenant, access)?;
     Ok(Scope::new(tenant, Context::core(), head.caller.clone()))

@@ -21,6 +21,7 @@ mod http;
 pub mod presets;
 mod rule;
 mod service;
+mod stream;
 
 pub use alert::{ALERT_TYPE, Status, alert_id};
 pub use backtest::{BacktestRequest, run as backtest};

@@ -166,6 +166,8 @@ pub struct Alerts {
     /// Moves whenever this node changes a rule.
     version: AtomicU64,
     wake: Notify,
+    /// Live streams open at once ([`crate::stream`]).
+    pub(crate) streams: Arc<tokio::sync::Semaphore>,
 }
 
 fn store_error(e: store::StoreError) -> Error {
@@ -198,6 +200,7 @@ impl Alerts {
             engine: Mutex::default(),
             version: AtomicU64::new(1),
             wake: Notify::new(),
+            streams: Arc::new(tokio::sync::Semaphore::new(crate::stream::MAX_STREAMS)),
         }
     }
 

@@ -380,3 +380,60 @@ async fn deleting_a_rule_resolves_its_alerts() {
     .await;
     app.until_phase("gone", &id, "idle").await;
 }
+
+#[tokio::test]
+async fn the_live_stream_sends_open_alerts_then_each_change() {
+    let place = Place::new();
+    let t0 = start_time();
+    let app = App::start_at(&place.db(), t0).await;
+    app.create_rule(rule(
+        "live",
+        json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": 3.0}),
+        json!({}),
+    ))
+    .await;
+    let id = unique_id("WaterObserved");
+    app.upsert(gauge(&id, 3.5, t0)).await;
+    app.until_alerts("live", "fires", |l| l.len() == 1).await;
+    let mut r = client(VIEWER_KEY)
+        .get(app.url("/alerts/v1/stream"))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(r.status(), 200);
+    let mut text = String::new();
+    let mut read_until = async |text: &mut String, what: &str| {
+        let start = std::time::Instant::now();
+        while !text.contains(what) {
+            assert!(start.elapsed() < WAIT, "no {what} in {text}");
+            let chunk = tokio::time::timeout(WAIT, r.chunk())
+                .await
+                .expect("in time");
+            text.push_str(&String::from_utf8_lossy(
+                &chunk.expect("chunk").expect("data"),
+            ));
+        }
+    };
+    read_until(&mut text, "event: open").await;
+    read_until(&mut text, "\"status\":\"firing\"").await;
+    // The gauge falls: the stream tells of the resolved alert.
+    app.upsert(gauge(&id, 1.0, t0)).await;
+    read_until(&mut text, "event: alert").await;
+    read_until(&mut text, "\"status\":\"resolved\"").await;
+    // Another tenant's stream is its own: nothing of this one in its first event.
+    let mut other = app
+        .admin
+        .get(app.url("/alerts/v1/stream"))
+        .header("NGSILD-Tenant", "elsewhere")
+        .send()
+        .await
+        .expect("stream");
+    let first = tokio::time::timeout(WAIT, other.chunk())
+        .await
+        .expect("in time");
+    let first = String::from_utf8_lossy(&first.expect("chunk").expect("data")).to_string();
+    assert!(
+        first.contains("event: open") && first.contains("\"alerts\":[]"),
+        "{first}"
+    );
+}
