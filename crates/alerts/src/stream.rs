@@ -1,8 +1,8 @@
 //! `GET /alerts/v1/stream`: the tenant's alerts as server-sent events, for the
-//! operations centre's banner. It opens with an `open` event (the alerts not yet
+//! operations centre's banner. It opens with a `snapshot` event (the alerts not yet
 //! resolved), then sends an `alert` event for each Alert entity created or changed,
 //! read after its commit from the hub's change feed. A stream that fell behind the
-//! feed gets a new `open` event instead of what it missed.
+//! feed gets a new `snapshot` event instead of what it missed.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -61,7 +61,7 @@ pub async fn stream(State(alerts): State<Arc<Alerts>>, head: Head) -> Response {
     };
     let feed = alerts.hub().subscribe_changes();
     let first = Event::default()
-        .event("open")
+        .event("snapshot")
         .data(open_alerts(&alerts, &scope).await.to_string());
     let alert_type = scope.ctx.expand(ALERT_TYPE);
     let events = stream::unfold(
@@ -87,7 +87,7 @@ pub async fn stream(State(alerts): State<Arc<Alerts>>, head: Head) -> Response {
                     }
                     Err(RecvError::Lagged(_)) => {
                         break Event::default()
-                            .event("open")
+                            .event("snapshot")
                             .data(open_alerts(&alerts, &scope).await.to_string());
                     }
                     Err(RecvError::Closed) => return None,

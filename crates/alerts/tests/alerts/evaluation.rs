@@ -414,7 +414,7 @@ async fn the_live_stream_sends_open_alerts_then_each_change() {
             ));
         }
     };
-    read_until(&mut text, "event: open").await;
+    read_until(&mut text, "event: snapshot").await;
     read_until(&mut text, "\"status\":\"firing\"").await;
     // The gauge falls: the stream tells of the resolved alert.
     app.upsert(gauge(&id, 1.0, t0)).await;
@@ -433,7 +433,7 @@ async fn the_live_stream_sends_open_alerts_then_each_change() {
         .expect("in time");
     let first = String::from_utf8_lossy(&first.expect("chunk").expect("data")).to_string();
     assert!(
-        first.contains("event: open") && first.contains("\"alerts\":[]"),
+        first.contains("event: snapshot") && first.contains("\"alerts\":[]"),
         "{first}"
     );
 }
