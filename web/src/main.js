@@ -21,6 +21,7 @@ import {
   session, getJson, whoAmI, checkSession, initLogin, showLogin, translateLogin, renderUserMenu, ApiError,
 } from './auth.js';
 import { initAdmin, showAdmin, translateAdmin } from './admin.js';
+import { startAlerts, stopAlerts, translateAlerts } from './alerts.js';
 
 const NGSI = '/ngsi-ld/v1';
 const SHADES = ['#e8f1f8', '#b9d4ea', '#7fb0d6', '#3f84bd', '#14548f'];
@@ -67,6 +68,7 @@ function applyLanguage() {
   translateLogin();
   if (session.me) renderUserMenu(ROLE_NAMES);
   translateAdmin();
+  translateAlerts();
   if (app.error) showError(app.error);
   if (app.config) {
     renderIndicatorSelect();
@@ -642,6 +644,7 @@ async function start() {
   app.visible = new Set(Array.isArray(stored) ? stored : ['environment', 'water', 'transport', 'tourism', 'health']);
   initMap();
   connectLive();
+  startAlerts(() => app.lang);
   const [communes, summary, types] = await Promise.all([
     getJson('/ioc/api/communes'), getJson('/ioc/api/summary'), getJson(`${NGSI}/types`).catch(() => ({ typeList: [] })),
   ]);
@@ -679,7 +682,7 @@ async function boot() {
   // A login after the session ended starts a fresh page; the first one starts the app.
   initLogin(() => app.lang, (me) => (app.started ? location.reload() : enter(me)));
   initAdmin(() => app.lang);
-  session.onExpired = () => { app.source?.close(); };
+  session.onExpired = () => { app.source?.close(); stopAlerts(); };
   applyLanguage();
   let me = null;
   try { me = await whoAmI(); } catch (e) { console.warn(e); }

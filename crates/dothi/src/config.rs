@@ -239,6 +239,7 @@ impl ServeArgs {
         let mut hub = hub::HubConfig::default();
         hub.http.max_body_bytes = self.max_body_bytes;
         hub.http.openapi_extra.push(web::OPENAPI);
+        hub.http.openapi_extra.push(alerts::OPENAPI);
         let web = web::WebConfig {
             basemap_url: self
                 .basemap_url

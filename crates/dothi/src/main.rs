@@ -162,6 +162,19 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             "demo devices provisioned (one per demo sensor)"
         );
     }
+    // Alert rules: evaluated on the node holding the duties; the demo's presets.
+    let alerts = std::sync::Arc::new(alerts::Alerts::new(state.hub.clone()));
+    if load_demo {
+        let types: Vec<&str> = city::demo::sensors()
+            .iter()
+            .map(|s| s.entity_type)
+            .collect();
+        let created = alerts::load_presets(&alerts, alerts::presets::demo(&types))
+            .await
+            .context("loading the demo's alert rules")?;
+        tracing::info!(created, "demo alert rules loaded");
+    }
+    let evaluator = alerts.clone().spawn();
     let mut mqtt_config = config.mqtt.clone();
     if load_demo && mqtt_config.is_none() {
         mqtt_config = local_broker(&config.mqtt_client_id).await;
@@ -222,16 +235,18 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             config.listen
         );
     }
-    // The IoT agent's routes, the operations-centre web app and the open data portal,
-    // beside the hub's.
+    // The services' routes beside the hub's: the IoT agent, the web app, citizen
+    // reports, the open data portal and alerts.
     let components = vec![
         iot::component(agent),
         web::component(state.hub.clone(), config.web.clone()),
         reports::component(reports),
         opendata::component(state.hub.clone(), opendata::OpendataConfig::default()),
+        alerts::component(alerts),
     ];
     let served = node.serve(listener, components, shutdown_signal()).await;
     reports_sweep.abort();
+    evaluator.abort();
     let _ = stop_simulator.send(true);
     if let Some(simulator) = simulator {
         let _ = simulator.await;

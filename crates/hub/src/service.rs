@@ -236,6 +236,13 @@ impl Hub {
         }
     }
 
+    /// Whether this node holds the background duties of a shared store, as it changes
+    /// ([`store::Store::duties`]): components with duties of their own (evaluating
+    /// alert rules) run them only while this is true. Always true on an embedded store.
+    pub fn duties(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.store.duties()
+    }
+
     /// Whether the store answers (what `/health` says).
     pub async fn reachable(&self) -> Result<(), Error> {
         self.store.tenants().await.map(|_| ()).map_err(store_error)

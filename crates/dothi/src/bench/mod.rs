@@ -24,6 +24,7 @@
 //! counts the measures stored in the history and samples the lag to queryable.
 
 mod access;
+mod alerts;
 mod data;
 mod ingest;
 mod nodes;
@@ -51,7 +52,8 @@ pub struct BenchArgs {
     /// publishing over MQTT into the history) or nodes (one, then two `dothi serve`
     /// processes over one PostgreSQL database: needs --store) or reports (citizen reports:
     /// creation over Open311, map and statistics queries, photo processing) or opendata
-    /// (the CSV download of a large dataset, and package_search over many datasets).
+    /// (the CSV download of a large dataset, and package_search over many datasets) or
+    /// alerts (rules evaluated beside a write load, a staleness sweep, a backtest).
     #[arg(default_value = "hub")]
     pub which: String,
     /// A smoke run. hub: 5,000 batch entities, a 10,000-entity query set, 100 queries
@@ -423,6 +425,7 @@ enum Benchmark {
     Nodes(nodes::NodesSizes),
     Reports(reports::ReportsSizes),
     Opendata(open_data::OpendataSizes),
+    Alerts(alerts::AlertsSizes),
 }
 
 impl Benchmark {
@@ -450,9 +453,10 @@ impl Benchmark {
             "ingest" => Ok(Benchmark::Ingest(ingest::IngestSizes::from_args(a)?)),
             "reports" => Ok(Benchmark::Reports(reports::ReportsSizes::from_args(a)?)),
             "opendata" => Ok(Benchmark::Opendata(open_data::OpendataSizes::from_args(a)?)),
+            "alerts" => Ok(Benchmark::Alerts(alerts::AlertsSizes::from_args(a)?)),
             other => {
                 bail!(
-                    "unknown benchmark {other:?}: the ones available are `hub`, `temporal`, `notify`, `ingest`, `nodes`, `reports` and `opendata`"
+                    "unknown benchmark {other:?}: the ones available are `hub`, `temporal`, `notify`, `ingest`, `nodes`, `reports`, `opendata` and `alerts`"
                 )
             }
         }
@@ -467,6 +471,7 @@ impl Benchmark {
             Benchmark::Nodes(_) => "nodes",
             Benchmark::Reports(_) => "reports",
             Benchmark::Opendata(_) => "opendata",
+            Benchmark::Alerts(_) => "alerts",
         }
     }
 
@@ -491,6 +496,7 @@ impl Benchmark {
             Benchmark::Nodes(sizes) => sizes.describe(),
             Benchmark::Reports(sizes) => sizes.describe(),
             Benchmark::Opendata(sizes) => sizes.describe(),
+            Benchmark::Alerts(sizes) => sizes.describe(),
         }
     }
 }
@@ -547,6 +553,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Benchmark::Nodes(sizes) => nodes::run(sizes, dir.path()).await,
         Benchmark::Reports(sizes) => reports::run(sizes, dir.path()).await,
         Benchmark::Opendata(sizes) => open_data::run(sizes, dir.path()).await,
+        Benchmark::Alerts(sizes) => alerts::run(sizes, dir.path()).await,
     };
     let path = dir.path().to_path_buf();
     let cleanup = if args.keep {

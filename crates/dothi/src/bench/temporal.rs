@@ -314,6 +314,33 @@ async fn load_hub(hub: &Arc<hub::Hub>, sizes: &TemporalSizes) -> anyhow::Result<
     Ok((done.load(Ordering::Relaxed), retries))
 }
 
+/// The temporal benchmark's readings of `sensors` sensors over `days` days, loaded
+/// through the hub (for `bench alerts`' backtest); how many instances went in.
+pub(super) async fn load_for_backtest(
+    hub: &Arc<hub::Hub>,
+    sensors: usize,
+    days: usize,
+) -> anyhow::Result<u64> {
+    let sizes = TemporalSizes {
+        sensors,
+        days,
+        queries: 1,
+        aggregate_queries: 1,
+        per_call: 10_000,
+        in_flight: 2,
+    };
+    Ok(load_hub(hub, &sizes).await?.0)
+}
+
+/// The period of `days` days of readings: its start and end (ISO 8601).
+pub(super) fn period(days: usize) -> (String, String) {
+    let end = START_MS + (days * PER_DAY) as i64 * STEP_MS;
+    (
+        ngsi::entity::format_time(&at(START_MS)),
+        ngsi::entity::format_time(&at(end)),
+    )
+}
+
 /// What the hub counts: the entities of the type and, by `totalCount` over the whole
 /// period, their instances.
 async fn count_hub(hub: &hub::Hub, sizes: &TemporalSizes) -> anyhow::Result<(u64, u64)> {

@@ -1,0 +1,321 @@
+//! Backtests: what a rule, as written, would have raised over a past period, from
+//! the hub's temporal history. Each entity's history is read page by page in time
+//! order (never whole) and run through the same evaluation as live readings
+//! ([`crate::eval`]), so for-durations, hysteresis and keep-firing count as they
+//! would have.
+
+use std::collections::VecDeque;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use hub::Scope;
+use hub::temporal::{MAX_INSTANCES, TemporalAnswer, TemporalRequest};
+use ngsi::temporal::{TemporalFormat, TemporalParams, TimeProperty, TimeRel};
+use ngsi::{Attribute, Entity, Error, ErrorKind};
+use serde_json::{Value, json};
+
+use crate::alert;
+use crate::eval::{self, Action, Incident, Observation};
+use crate::rule::{Condition, Rule, RuleSpec};
+use crate::service::Alerts;
+
+/// Longest period of one backtest.
+pub const MAX_PERIOD_DAYS: i64 = 366;
+/// Most entities one backtest reads, and most alerts it reports.
+pub const MAX_ENTITIES: usize = 1_000;
+pub const MAX_ALERTS: usize = 10_000;
+
+/// What a backtest asks: a rule (as it would be written) and a period.
+pub struct BacktestRequest {
+    pub rule: RuleSpec,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl BacktestRequest {
+    /// `{"rule": {...}, "from": "...", "to": "..."}`; `to` defaults to now, `from`
+    /// to 30 days before it.
+    pub fn from_json(body: &Value, now: DateTime<Utc>) -> Result<BacktestRequest, Error> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| Error::bad_data("a backtest is a JSON object with a rule"))?;
+        for key in obj.keys() {
+            if !matches!(key.as_str(), "rule" | "from" | "to") {
+                return Err(Error::bad_data(format!(
+                    "unknown member {key:?}: a backtest has rule, from and to"
+                )));
+            }
+        }
+        let rule = RuleSpec::from_json(
+            obj.get("rule")
+                .ok_or_else(|| Error::bad_data("a backtest needs a rule"))?,
+        )?;
+        let time = |key: &str| -> Result<Option<DateTime<Utc>>, Error> {
+            match obj.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => ngsi::entity::parse_time(s)
+                    .map(Some)
+                    .ok_or_else(|| Error::bad_data(format!("{key} is not an ISO 8601 time"))),
+                Some(_) => Err(Error::bad_data(format!("{key} is not an ISO 8601 time"))),
+            }
+        };
+        let to = time("to")?.unwrap_or(now);
+        let from = time("from")?.unwrap_or(to - TimeDelta::days(30));
+        if from >= to {
+            return Err(Error::bad_data("from must be before to"));
+        }
+        if to - from > TimeDelta::days(MAX_PERIOD_DAYS) {
+            return Err(Error::bad_data(format!(
+                "a backtest covers at most {MAX_PERIOD_DAYS} days"
+            )));
+        }
+        Ok(BacktestRequest { rule, from, to })
+    }
+}
+
+/// One alert the rule would have raised.
+struct Raised {
+    entity: String,
+    since: DateTime<Utc>,
+    fired: DateTime<Utc>,
+    resolved: Option<DateTime<Utc>>,
+    value: Option<Value>,
+    threshold: Option<Value>,
+    message: (String, String),
+}
+
+/// The attribute whose history drives the backtest, and another read beside it.
+fn driving(rule: &Rule) -> Result<(String, Option<String>), Error> {
+    match &rule.condition {
+        Condition::Threshold { attribute, .. } | Condition::Rate { attribute, .. } => {
+            Ok((attribute.clone(), None))
+        }
+        Condition::Compare {
+            attribute, other, ..
+        } => Ok((attribute.clone(), Some(other.clone()))),
+        Condition::Stale {
+            attribute: Some(a), ..
+        } => Ok((a.clone(), None)),
+        Condition::Stale {
+            attribute: None, ..
+        } => Err(Error::new(
+            ErrorKind::OperationNotSupported,
+            "a backtest of a staleness rule needs the condition's attribute",
+        )),
+        Condition::Q(_) => Err(Error::new(
+            ErrorKind::OperationNotSupported,
+            "q conditions cannot be backtested: write the condition as a threshold, compare or rate",
+        )),
+    }
+}
+
+fn request(attr: &str, timerel: TimeRel) -> TemporalRequest {
+    TemporalRequest {
+        params: TemporalParams {
+            timerel: Some(timerel),
+            time_property: TimeProperty::ObservedAt,
+            last_n: None,
+            format: TemporalFormat::Normalized,
+            aggr_methods: vec![],
+            aggr_period: None,
+        },
+        attrs: vec![attr.to_string()],
+        limit: MAX_INSTANCES,
+    }
+}
+
+/// One page of an attribute's instances from `from`, in time order.
+async fn page(
+    alerts: &Alerts,
+    scope: &Scope,
+    id: &str,
+    attr: &str,
+    timerel: TimeRel,
+) -> Result<Vec<Attribute>, Error> {
+    match alerts
+        .hub()
+        .temporal_entity(scope, id, &request(attr, timerel))
+        .await?
+    {
+        TemporalAnswer::Instances { mut entity, .. } => Ok(entity
+            .attrs
+            .remove(attr)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| i.attribute)
+            .collect()),
+        TemporalAnswer::Aggregated { .. } => Ok(vec![]),
+    }
+}
+
+fn time_of(a: &Attribute) -> DateTime<Utc> {
+    a.observed_at.unwrap_or(a.modified_at)
+}
+
+/// Runs the rule over one entity's history.
+async fn entity_history(
+    alerts: &Alerts,
+    scope: &Scope,
+    rule: &Rule,
+    current: &Entity,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    out: &mut Vec<Raised>,
+) -> Result<(), Error> {
+    let (attr, other) = driving(rule)?;
+    // The other attribute of a comparison (an alarm level) changes rarely: its
+    // instances up to the end, and its value before the first is the current one.
+    let others = match &other {
+        Some(o) => page(alerts, scope, &current.id, o, TimeRel::Before(to)).await?,
+        None => vec![],
+    };
+    let window = match &rule.condition {
+        Condition::Rate { window, .. } => TimeDelta::from_std(*window).ok(),
+        _ => None,
+    };
+    let stale_after = match &rule.condition {
+        Condition::Stale { after, .. } => TimeDelta::from_std(*after).ok(),
+        _ => None,
+    };
+    let mut incident = Incident::idle();
+    let mut open: Option<usize> = None;
+    let mut recent: VecDeque<(DateTime<Utc>, f64)> = VecDeque::new();
+    let mut entity = current.clone();
+    let mut cursor = from;
+    let mut previous: Option<DateTime<Utc>> = None;
+    let id = |since| alert::alert_id(&rule.spec.id, &current.id, since);
+    let mut record = |actions: Vec<Action>, entity: &Entity, out: &mut Vec<Raised>| {
+        for a in actions {
+            match a {
+                Action::Fire { since, at, obs } => {
+                    if out.len() < MAX_ALERTS {
+                        open = Some(out.len());
+                        out.push(Raised {
+                            entity: current.id.clone(),
+                            since,
+                            fired: at,
+                            resolved: None,
+                            value: obs.value.clone(),
+                            threshold: obs.threshold.clone(),
+                            message: (
+                                alert::message(rule, entity, &obs, "vi"),
+                                alert::message(rule, entity, &obs, "en"),
+                            ),
+                        });
+                    }
+                }
+                Action::Resolve { at, .. } => {
+                    if let Some(i) = open.take()
+                        && let Some(r) = out.get_mut(i)
+                    {
+                        r.resolved = Some(at);
+                    }
+                }
+            }
+        }
+    };
+    loop {
+        let instances = page(
+            alerts,
+            scope,
+            &current.id,
+            &attr,
+            TimeRel::Between(cursor, to),
+        )
+        .await?;
+        let n = instances.len();
+        for inst in instances {
+            let t = time_of(&inst);
+            cursor = t + TimeDelta::milliseconds(1);
+            // A gap in the readings, for a staleness rule: stale from prev + after.
+            if let (Some(after), Some(prev)) = (stale_after, previous)
+                && t - prev >= after
+            {
+                let at = prev + after;
+                let obs = eval::observe(rule, &entity, at, None);
+                let actions = eval::step(rule, &mut incident, obs, at, id);
+                record(actions, &entity, out);
+            }
+            previous = Some(t);
+            // The entity as it was at t.
+            if let Some(o) = &other {
+                let latest = others.iter().rev().find(|a| time_of(a) <= t);
+                if let Some(a) = latest {
+                    entity.attrs.insert(o.clone(), vec![a.clone()]);
+                }
+            }
+            entity.attrs.insert(attr.clone(), vec![inst.clone()]);
+            let start = match (window, eval::number(&inst)) {
+                (Some(w), Some(v)) => {
+                    recent.push_back((t, v));
+                    while recent.front().is_some_and(|(rt, _)| *rt < t - w) {
+                        recent.pop_front();
+                    }
+                    recent.front().map(|(_, v)| *v)
+                }
+                _ => None,
+            };
+            let obs: Observation = eval::observe(rule, &entity, t, start);
+            let actions = eval::step(rule, &mut incident, obs, t, id);
+            record(actions, &entity, out);
+        }
+        if n < MAX_INSTANCES {
+            break;
+        }
+    }
+    // The end of the period: timers that fell due, and a last stale stretch.
+    if let (Some(after), Some(prev)) = (stale_after, previous)
+        && to - prev >= after
+    {
+        let at = prev + after;
+        let obs = eval::observe(rule, &entity, at, None);
+        let actions = eval::step(rule, &mut incident, obs, at, id);
+        record(actions, &entity, out);
+    }
+    if let Some(a) = eval::advance(rule, &mut incident, to, id) {
+        record(vec![a], &entity, out);
+    }
+    Ok(())
+}
+
+/// Runs a backtest and reports the alerts the rule would have raised, in time order.
+pub async fn run(alerts: &Alerts, scope: &Scope, req: BacktestRequest) -> Result<Value, Error> {
+    let started = std::time::Instant::now();
+    let rule = req.rule.compile(&scope.tenant)?;
+    driving(&rule)?;
+    let mut query = rule.query.clone();
+    query.limit = MAX_ENTITIES;
+    let page = match alerts.hub().query(scope, query).await {
+        Ok(p) => p,
+        Err(e) if e.kind == ErrorKind::NonExistentTenant => store::QueryPage::default(),
+        Err(e) => return Err(e),
+    };
+    let mut raised = Vec::new();
+    for e in &page.entities {
+        entity_history(alerts, scope, &rule, e, req.from, req.to, &mut raised).await?;
+    }
+    raised.sort_by_key(|r| r.fired);
+    let items: Vec<Value> = raised
+        .iter()
+        .map(|r| {
+            json!({
+                "entity": r.entity,
+                "since": ngsi::entity::format_time(&r.since),
+                "firedAt": ngsi::entity::format_time(&r.fired),
+                "resolvedAt": r.resolved.as_ref().map(ngsi::entity::format_time),
+                "value": r.value,
+                "threshold": r.threshold,
+                "description": {"vi": r.message.0, "en": r.message.1},
+            })
+        })
+        .collect();
+    Ok(json!({
+        "rule": rule.spec.id,
+        "from": ngsi::entity::format_time(&req.from),
+        "to": ngsi::entity::format_time(&req.to),
+        "entities": page.entities.len(),
+        "count": items.len(),
+        "truncated": items.len() >= MAX_ALERTS || page.entities.len() >= MAX_ENTITIES,
+        "alerts": items,
+        "tookMs": started.elapsed().as_millis() as u64,
+    }))
+}

@@ -1,0 +1,350 @@
+//! The HTTP API under `/alerts/v1/`: rules (CRUD), alerts (list, read, acknowledge,
+//! assign, resolve) and backtests. Errors are ProblemDetails, as everywhere in dothi.
+//! The tenant is the `NGSILD-Tenant` header's, as on the NGSI-LD API.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, MatchedPath, RawQuery, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hub::Scope;
+use hub::auth::Access;
+use hub::http::gate::Head;
+use hub::http::params::Params;
+use hub::http::{ApiError, PathParam, Permission, RouteRule, rule};
+use ngsi::render::{Format, RenderOptions, render_entity};
+use ngsi::{Context, Entity, Error, ErrorKind};
+use serde_json::{Value, json};
+use store::RegistryWrite;
+
+use crate::alert::ALERT_TYPE;
+use crate::backtest::{self, BacktestRequest};
+use crate::rule::RuleSpec;
+use crate::service::{Alerts, HandAction};
+
+/// Largest request body.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Longest comment or assignee.
+const MAX_COMMENT: usize = 2_000;
+
+pub fn routes(alerts: Arc<Alerts>) -> Router {
+    Router::new()
+        .route("/alerts/v1/rules", get(list_rules).post(create_rule))
+        .route(
+            "/alerts/v1/rules/{id}",
+            get(get_rule).put(replace_rule).delete(delete_rule),
+        )
+        .route("/alerts/v1/alerts", get(list_alerts))
+        .route("/alerts/v1/alerts/{id}", get(get_alert))
+        .route("/alerts/v1/alerts/{id}/acknowledge", post(act))
+        .route("/alerts/v1/alerts/{id}/assign", post(act))
+        .route("/alerts/v1/alerts/{id}/resolve", post(act))
+        .route("/alerts/v1/backtest", post(run_backtest))
+        .route("/alerts/v1/stream", get(crate::stream::stream))
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(alerts)
+}
+
+/// Viewers read rules and alerts; operators and admins change rules and act on alerts.
+pub const ROUTE_RULES: &[RouteRule] = &[
+    rule("GET", "/alerts/v1/rules", Permission::Read),
+    rule("POST", "/alerts/v1/rules", Permission::Operate),
+    rule("GET", "/alerts/v1/rules/{id}", Permission::Read),
+    rule("PUT", "/alerts/v1/rules/{id}", Permission::Operate),
+    rule("DELETE", "/alerts/v1/rules/{id}", Permission::Operate),
+    rule("GET", "/alerts/v1/alerts", Permission::Read),
+    rule("GET", "/alerts/v1/alerts/{id}", Permission::Read),
+    rule(
+        "POST",
+        "/alerts/v1/alerts/{id}/acknowledge",
+        Permission::Operate,
+    ),
+    rule("POST", "/alerts/v1/alerts/{id}/assign", Permission::Operate),
+    rule(
+        "POST",
+        "/alerts/v1/alerts/{id}/resolve",
+        Permission::Operate,
+    ),
+    rule("POST", "/alerts/v1/backtest", Permission::Read),
+    rule("GET", "/alerts/v1/stream", Permission::Read),
+];
+
+/// The service's routes and their permissions, to serve beside the hub's.
+pub fn component(alerts: Arc<Alerts>) -> hub::Component {
+    hub::Component {
+        router: routes(alerts),
+        rules: ROUTE_RULES.to_vec(),
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+async fn method_not_allowed() -> ApiError {
+    ApiError(Error::new(
+        ErrorKind::MethodNotAllowed,
+        "this method is not supported on this resource",
+    ))
+}
+
+/// A JSON body, read within the size limit.
+struct JsonBody(Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes: Bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                ApiError(Error::new(
+                    ErrorKind::PayloadTooLarge,
+                    format!("the body is larger than {MAX_BODY_BYTES} bytes or unreadable"),
+                ))
+            })?;
+        if bytes.is_empty() {
+            return Ok(JsonBody(Value::Null));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError(Error::bad_data(format!("the body is not JSON: {e}"))))
+    }
+}
+
+/// The request's scope: its tenant, under the core @context, for its caller.
+pub(crate) fn scope(head: &Head, access: Access) -> Result<Scope, ApiError> {
+    let tenant = hub::http::negotiate::tenant(&head.headers)?;
+    head.caller.check(&tenant, access)?;
+    Ok(Scope::new(tenant, Context::core(), head.caller.clone()))
+}
+
+/// The query parameters and their paging (`limit` at most 1,000).
+fn paged(raw: Option<String>) -> Result<(Params, u64, u64), ApiError> {
+    let p = Params::parse(raw.as_deref())?;
+    let (limit, offset, _) = hub::http::params::paging(&Params(
+        p.0.iter()
+            .filter(|(k, _)| *k == "limit" || *k == "offset")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    ))?;
+    Ok((p, limit as u64, offset as u64))
+}
+
+fn rule_json(spec: &RuleSpec) -> Value {
+    serde_json::to_value(spec).unwrap_or(Value::Null)
+}
+
+// Rules.
+
+async fn list_rules(
+    State(alerts): State<Arc<Alerts>>,
+    head: Head,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let scope = scope(&head, Access::Read)?;
+    let (_, limit, offset) = paged(raw)?;
+    let (count, rules) = alerts.list_rules(&scope, offset, limit).await?;
+    let rules: Vec<Value> = rules.iter().map(rule_json).collect();
+    Ok(axum::Json(json!({"count": count, "rules": rules})).into_response())
+}
+
+async fn create_rule(
+    State(alerts): State<Arc<Alerts>>,
+    head: Head,
+    JsonBody(body): JsonBody,
+) -> Answer {
+    let scope = scope(&head, Access::Write)?;
+    let spec = RuleSpec::from_json(&body)?;
+    let rule = alerts.put_rule(&scope, spec, RegistryWrite::Create).await?;
+    let location = format!("/alerts/v1/rules/{}", rule.spec.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(rule_json(&rule.spec)),
+    )
+        .into_response())
+}
+
+async fn get_rule(
+    State(alerts): State<Arc<Alerts>>,
+    head: Head,
+    PathParam(id): PathParam<String>,
+) -> Answer {
+    let scope = scope(&head, Access::Read)?;
+    let spec = alerts.get_rule(&scope, &id).await?;
+    Ok(axum::Json(rule_json(&spec)).into_response())
+}
+
+async fn replace_rule(
+    State(alerts): State<Arc<Alerts>>,
+    head: Head,
+    PathParam(id): PathParam<String>,
+    JsonBody(mut body): JsonBody,
+) -> Answer {
+    let scope = scope(&head, Access::Write)?;
+    match body.get("id") {
+        None => {
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("id".into(), Value::String(id.clone()));
+            }
+        }
+        Some(Value::String(given)) if *given == id => {}
+        Some(_) => {
+            return Err(ApiError(Error::bad_data(
+                "the body's id differs from the path's",
+            )));
+        }
+    }
+    let spec = RuleSpec::from_json(&body)?;
+    let rule = alerts
+        .put_rule(&scope, spec, RegistryWrite::Replace)
+        .await?;
+    Ok(axum::Json(rule_json(&rule.spec)).into_response())
+}
+
+async fn delete_rule(
+    State(alerts): State<Arc<Alerts>>,
+    head: Head,
+    PathParam(id): PathParam<String>,
+) -> Answer {
+    let scope = scope(&head, Access::Write)?;
+    alerts.delete_rule(&scope, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// Alerts.
+
+/// An alert in concise form (keyValues), short names.
+pub fn alert_json(e: &Entity) -> Value {
+    let ctx = Context::core();
+    Value::Object(render_entity(
+        e,
+        &RenderOptions {
+            format: Format::KeyValues,
+            ..RenderOptions::new(&ctx)
+        },
+    ))
+}
+
+fn check_word(name: &str, v: &str) -> Result<(), ApiError> {
+    if v.is_empty()
+        || v.len() > 64
+        || !v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ApiError(Error::bad_data(format!(
+            "{name} must be 1 to 64 letters, digits, - or _"
+        ))));
+    }
+    Ok(())
+}
+
+async fn list_alerts(
+    State(alerts): State<Arc<Alerts>>,
+    head: Head,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let scope = scope(&head, Access::Read)?;
+    let (p, limit, offset) = paged(raw)?;
+    let mut terms = Vec::new();
+    for (name, attr) in [
+        ("status", "status"),
+        ("rule", "rule"),
+        ("severity", "severity"),
+    ] {
+        if let Some(v) = p.get(name) {
+            check_word(name, v)?;
+            terms.push(format!("{attr}==\"{v}\""));
+        }
+    }
+    if p.flag("open")? {
+        terms.push("status!=\"resolved\"".into());
+    }
+    let spec = hub::http::params::QuerySpec {
+        types: Some(ALERT_TYPE.into()),
+        q: (!terms.is_empty()).then(|| terms.join(";")),
+        ..Default::default()
+    };
+    let query = spec.build(&scope.ctx, limit as usize, offset as usize, true)?;
+    let page = match alerts.hub().query(&scope, query).await {
+        Ok(page) => page,
+        Err(e) if e.kind == ErrorKind::NonExistentTenant => store::QueryPage::default(),
+        Err(e) => return Err(e.into()),
+    };
+    let items: Vec<Value> = page.entities.iter().map(alert_json).collect();
+    Ok(
+        axum::Json(json!({"count": page.count.unwrap_or(items.len() as u64), "alerts": items}))
+            .into_response(),
+    )
+}
+
+async fn get_alert(
+    State(alerts): State<Arc<Alerts>>,
+    head: Head,
+    PathParam(id): PathParam<String>,
+) -> Answer {
+    let scope = scope(&head, Access::Read)?;
+    let e = alerts.hub().get_entity(&scope, &id).await?;
+    if !e.has_type(&scope.ctx.expand(ALERT_TYPE)) {
+        return Err(ApiError(Error::not_found(format!("no alert {id}"))));
+    }
+    Ok(axum::Json(alert_json(&e)).into_response())
+}
+
+fn text(body: &Value, name: &str) -> Result<Option<String>, ApiError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().count() <= MAX_COMMENT => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError(Error::bad_data(format!(
+            "{name} must be a text of at most {MAX_COMMENT} characters"
+        )))),
+    }
+}
+
+/// `POST /alerts/v1/alerts/{id}/acknowledge`, `.../assign` (with an `assignee`) and
+/// `.../resolve`, each with an optional `comment`; the route names the action (and
+/// so does the audit log).
+async fn act(
+    State(alerts): State<Arc<Alerts>>,
+    head: Head,
+    route: MatchedPath,
+    PathParam(id): PathParam<String>,
+    JsonBody(body): JsonBody,
+) -> Answer {
+    let action = route.as_str().rsplit('/').next().unwrap_or_default();
+    if !body.is_null() && !body.is_object() {
+        return Err(ApiError(Error::bad_data("the body is a JSON object")));
+    }
+    let action = match action {
+        "acknowledge" => HandAction::Acknowledge,
+        "resolve" => HandAction::Resolve,
+        "assign" => HandAction::Assign(
+            text(&body, "assignee")?
+                .filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| ApiError(Error::bad_data("assign needs an assignee")))?,
+        ),
+        other => {
+            return Err(ApiError(Error::not_found(format!(
+                "no action {other:?}: acknowledge, assign or resolve"
+            ))));
+        }
+    };
+    let scope = scope(&head, Access::Write)?;
+    let comment = text(&body, "comment")?;
+    let e = alerts.act(&scope, &id, action, comment).await?;
+    Ok(axum::Json(alert_json(&e)).into_response())
+}
+
+async fn run_backtest(
+    State(alerts): State<Arc<Alerts>>,
+    head: Head,
+    JsonBody(body): JsonBody,
+) -> Answer {
+    let scope = scope(&head, Access::Read)?;
+    let req = BacktestRequest::from_json(&body, alerts.now())?;
+    let report = backtest::run(&alerts, &scope, req).await?;
+    Ok(axum::Json(report).into_response())
+}

@@ -1,0 +1,71 @@
+//! Alerts and rules over the dothi hub (`docs/alerts.md`).
+//!
+//! Rules are data (`rule`): a scope of entities, a condition on them (threshold,
+//! comparison with another attribute, rate of change, staleness, `q`), a clear
+//! condition, for-duration, keep-firing-for, severity, labels and messages in
+//! Vietnamese and English. They are kept as the store's registry records, so every
+//! node sees them. Alerts are NGSI-LD `Alert` entities (`alert`), one per incident of
+//! a (rule, entity), so history, queries and subscriptions serve them as any entity.
+//! `eval` holds evaluation as pure functions; `service` runs it from the hub's change
+//! feed and a timer on the node holding the duties; `backtest` runs it over history.
+//!
+//! **Invariants:** the crate reads and writes through [`hub::Hub`] only (entities, and
+//! the registry through [`hub::Hub::records`]); it never opens the store. An incident
+//! is persisted before the alert it raises, and an alert's id is a function of its
+//! incident, so a restart neither loses nor doubles an alert.
+
+mod alert;
+mod backtest;
+mod eval;
+mod http;
+pub mod presets;
+mod rule;
+mod service;
+mod stream;
+
+pub use alert::{ALERT_TYPE, Status, alert_id};
+pub use backtest::{BacktestRequest, run as backtest};
+pub use eval::{Incident, Observation, Phase};
+pub use http::{ROUTE_RULES, component, routes};
+pub use rule::{ConditionSpec, Op, Rule, RuleSpec, Severity, parse_duration};
+pub use service::{
+    Alerts, Clock, HandAction, INCIDENTS, ManualClock, RULES, Settings, SystemClock,
+};
+
+/// The description of the `/alerts/v1/` routes, merged into the hub's `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Loads rules into the default tenant, leaving those that exist as they are (for
+/// `dothi demo`). Returns how many were created.
+pub async fn load_presets(alerts: &Alerts, rules: Vec<RuleSpec>) -> Result<usize, ngsi::Error> {
+    let scope = hub::Scope::system(service::COMPONENT, "");
+    let mut created = 0;
+    for rule in rules {
+        match alerts
+            .put_rule(&scope, rule, store::RegistryWrite::Create)
+            .await
+        {
+            Ok(_) => created += 1,
+            Err(e) if e.kind == ngsi::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_described_in_openapi() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("openapi.json");
+        for r in super::ROUTE_RULES {
+            let op = &doc["paths"][r.path][r.method.to_lowercase()];
+            assert!(
+                op.is_object(),
+                "{} {} is not in openapi.json",
+                r.method,
+                r.path
+            );
+        }
+    }
+}

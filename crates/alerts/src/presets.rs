@@ -1,0 +1,113 @@
+//! Preset rules, switched on by `dothi demo`: the province's flood alarm levels on
+//! the river gauges (each gauge's own `alarmLevel1..3`), air quality, silent sensors
+//! and street lights out.
+
+use serde_json::{Value, json};
+
+use crate::rule::RuleSpec;
+
+fn flood(level: u8, roman: &str, severity: &str) -> Value {
+    json!({
+        "id": format!("flood-level-{level}"),
+        "name": format!("Báo động lũ cấp {roman} / Flood alarm level {roman}"),
+        "scope": {"type": "WaterObserved"},
+        // Fires on the first reading at or above the gauge's level; clears 0.1 m below.
+        "condition": {"kind": "compare", "attribute": "waterLevel", "op": ">=", "other": format!("alarmLevel{level}")},
+        "clear": {"hysteresis": 0.1},
+        "severity": severity,
+        "category": "naturalDisaster",
+        "subCategory": "flood",
+        "labels": {"alarmLevel": level.to_string(), "group": "flood"},
+        "message": {
+            "vi": format!("{{place}}: mực nước {{value}} m, vượt mức báo động {roman} ({{threshold}} m)"),
+            "en": format!("{{place}}: water level {{value}} m, above alarm level {roman} ({{threshold}} m)"),
+        }
+    })
+}
+
+fn aqi(above: u32, severity: &str) -> Value {
+    json!({
+        "id": format!("aqi-above-{above}"),
+        "name": format!("AQI trên {above} trong 1 giờ / AQI above {above} for 1 hour"),
+        "scope": {"type": "AirQualityObserved"},
+        "condition": {"kind": "threshold", "attribute": "airQualityIndex", "op": ">", "value": above},
+        "for": "1h",
+        "severity": severity,
+        "category": "environment",
+        "subCategory": "airPollution",
+        "labels": {"group": "air"},
+        "message": {
+            "vi": format!("{{place}}: chỉ số AQI {{value}} trên {above} suốt 1 giờ"),
+            "en": format!("{{place}}: AQI {{value}}, above {above} for an hour"),
+        }
+    })
+}
+
+fn silent(entity_type: &str) -> Value {
+    json!({
+        "id": format!("silent-{}", entity_type.to_lowercase()),
+        "name": format!("Thiết bị im lặng 15 phút / Silent for 15 minutes ({entity_type})"),
+        "scope": {"type": entity_type},
+        "condition": {"kind": "stale", "after": "15m"},
+        "severity": "medium",
+        "category": "security",
+        "subCategory": "deviceSilent",
+        "labels": {"group": "devices"},
+        "message": {
+            "vi": "{place}: không nhận được dữ liệu từ {value}",
+            "en": "{place}: no data since {value}",
+        }
+    })
+}
+
+fn street_light_out() -> Value {
+    json!({
+        "id": "street-light-out",
+        "name": "Đèn đường hỏng / Street light out",
+        "scope": {"type": "Streetlight"},
+        "condition": {"kind": "q", "q": "status!=\"ok\""},
+        "severity": "low",
+        "category": "security",
+        "subCategory": "streetLightOut",
+        "labels": {"group": "lighting"},
+        "message": {
+            "vi": "{place} không sáng",
+            "en": "{place} is out",
+        }
+    })
+}
+
+/// The demo's rules: flood levels I–III, AQI above 150 and 200 for an hour, a
+/// staleness rule per sensor type (`sensor_types`), street lights out.
+pub fn demo(sensor_types: &[&str]) -> Vec<RuleSpec> {
+    let mut out = vec![
+        flood(1, "I", "medium"),
+        flood(2, "II", "high"),
+        flood(3, "III", "critical"),
+        aqi(150, "high"),
+        aqi(200, "critical"),
+        street_light_out(),
+    ];
+    let mut types: Vec<&str> = sensor_types.to_vec();
+    types.sort_unstable();
+    types.dedup();
+    out.extend(types.into_iter().map(silent));
+    out.into_iter()
+        .filter_map(|v| RuleSpec::from_json(&v).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_compiles() {
+        let rules = demo(&["WaterObserved", "AirQualityObserved", "WaterObserved"]);
+        assert_eq!(rules.len(), 6 + 2);
+        for r in rules {
+            let id = r.id.clone();
+            r.compile("").unwrap_or_else(|e| panic!("{id}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,1133 @@
+//! The alerts service: rules kept as registry records, incidents evaluated from the
+//! hub's change feed and a timer, alerts written as `Alert` entities, all through
+//! [`hub::Hub`].
+//!
+//! Rules and incidents live in the store's registry (collections [`RULES`],
+//! [`INCIDENTS`]), so every node sees them; the evaluator runs on the node holding
+//! the duties ([`Alerts::spawn`]). An incident's phase is written before the alert it
+//! raises, and the alert's id is a function of the incident, so an evaluator killed
+//! between the two raises the same alert on its next start: none is lost, none doubled.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use hub::auth::Access;
+use hub::{ChangeKind, EntityChange, Hub, Scope};
+use ngsi::temporal::{TemporalFormat, TemporalParams, TimeProperty, TimeRel};
+use ngsi::{Entity, Error, ErrorKind};
+use serde_json::{Map, json};
+use store::RegistryWrite;
+use tokio::sync::{Mutex, Notify};
+
+use crate::alert::{self, Status};
+use crate::eval::{self, Action, Incident, Phase};
+use crate::rule::{Condition, Rule, RuleSpec};
+
+/// Registry collections: rules by (tenant, id); the tenants that have rules (under
+/// the default tenant, by name); incidents by (tenant, "rule entity").
+pub const RULES: &str = "alerts.rules";
+pub const TENANTS: &str = "alerts.tenants";
+pub const INCIDENTS: &str = "alerts.incidents";
+/// Most rules of one tenant.
+pub const MAX_RULES: u64 = 20_000;
+/// Entities read per page when a rule is evaluated over its whole scope.
+const PAGE: usize = 1_000;
+/// The component name in the audit log.
+pub const COMPONENT: &str = "alerts";
+
+/// Where the time comes from: the system clock, or a controlled one in tests.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        ngsi::entity::now()
+    }
+}
+
+/// A clock that moves only when told to.
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(at: DateTime<Utc>) -> ManualClock {
+        ManualClock(std::sync::Mutex::new(at))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        if let Ok(mut t) = self.0.lock() {
+            *t = t
+                .checked_add_signed(TimeDelta::from_std(by).unwrap_or(TimeDelta::zero()))
+                .unwrap_or(*t);
+        }
+    }
+
+    pub fn set(&self, at: DateTime<Utc>) {
+        if let Ok(mut t) = self.0.lock() {
+            *t = at;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.lock().map_or_else(|_| ngsi::entity::now(), |t| *t)
+    }
+}
+
+/// How often the evaluator wakes.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Timers (for-durations, keep-firing) are checked this often.
+    pub tick: Duration,
+    /// Staleness rules are evaluated over their scope this often.
+    pub sweep: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            tick: Duration::from_secs(1),
+            sweep: Duration::from_secs(30),
+        }
+    }
+}
+
+type Key = (String, String, String);
+
+/// The enabled rules of one entity type: those scoped by entity ids, by id, and the
+/// others.
+#[derive(Default)]
+struct TypeRules {
+    any: Vec<Arc<Rule>>,
+    by_id: HashMap<String, Vec<Arc<Rule>>>,
+}
+
+impl TypeRules {
+    fn build(
+        rules: &HashMap<String, BTreeMap<String, Arc<Rule>>>,
+    ) -> HashMap<(String, String), TypeRules> {
+        let mut out: HashMap<(String, String), TypeRules> = HashMap::new();
+        for rule in rules
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|r| r.spec.enabled)
+        {
+            let slot = out
+                .entry((rule.tenant.clone(), rule.entity_type.clone()))
+                .or_default();
+            if rule.query.ids.is_empty() {
+                slot.any.push(rule.clone());
+            } else {
+                for id in &rule.query.ids {
+                    slot.by_id.entry(id.clone()).or_default().push(rule.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The rules that may concern entity `id`.
+    fn of<'a>(&'a self, id: &str) -> impl Iterator<Item = &'a Arc<Rule>> {
+        self.any
+            .iter()
+            .chain(self.by_id.get(id).into_iter().flatten())
+    }
+}
+
+/// What the evaluator holds while it runs.
+#[derive(Default)]
+struct Engine {
+    loaded: bool,
+    /// The registry generation and local version the rules were read at.
+    generation: u64,
+    version: u64,
+    rules: HashMap<String, BTreeMap<String, Arc<Rule>>>,
+    /// The enabled rules by (tenant, expanded type): what a change of an entity of
+    /// that type may concern.
+    index: HashMap<(String, String), TypeRules>,
+    /// By (tenant, rule, entity).
+    incidents: HashMap<Key, Incident>,
+    last_sweep: Option<DateTime<Utc>>,
+}
+
+/// The alerts service.
+pub struct Alerts {
+    hub: Arc<Hub>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    engine: Mutex<Engine>,
+    /// Moves whenever this node changes a rule.
+    version: AtomicU64,
+    wake: Notify,
+    /// Live streams open at once ([`crate::stream`]).
+    pub(crate) streams: Arc<tokio::sync::Semaphore>,
+}
+
+fn store_error(e: store::StoreError) -> Error {
+    match e {
+        store::StoreError::Rejected(e) => e,
+        other => {
+            tracing::warn!(error = %other, "alerts: registry unavailable");
+            Error::new(
+                ErrorKind::ServiceUnavailable,
+                "the store is unavailable, retry later",
+            )
+        }
+    }
+}
+
+fn incident_key(rule: &str, entity: &str) -> String {
+    format!("{rule} {entity}")
+}
+
+impl Alerts {
+    pub fn new(hub: Arc<Hub>) -> Alerts {
+        Alerts::with_clock(hub, Arc::new(SystemClock), Settings::default())
+    }
+
+    pub fn with_clock(hub: Arc<Hub>, clock: Arc<dyn Clock>, settings: Settings) -> Alerts {
+        Alerts {
+            hub,
+            clock,
+            settings,
+            engine: Mutex::default(),
+            version: AtomicU64::new(1),
+            wake: Notify::new(),
+            streams: Arc::new(tokio::sync::Semaphore::new(crate::stream::MAX_STREAMS)),
+        }
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn system(tenant: &str) -> Scope {
+        Scope::system(COMPONENT, tenant)
+    }
+
+    // Rules.
+
+    /// Checks a rule against the data: its commune exists, and the attributes it
+    /// compares hold numbers where entities in its scope have them.
+    async fn check_against_data(&self, scope: &Scope, rule: &Rule) -> Result<(), Error> {
+        if let Some(commune) = rule
+            .spec
+            .scope
+            .area
+            .as_ref()
+            .and_then(|a| a.commune.as_ref())
+        {
+            match self.hub.get_entity(scope, commune).await {
+                Ok(_) => {}
+                Err(e) if e.kind == ErrorKind::ResourceNotFound => {
+                    return Err(Error::bad_data(format!(
+                        "scope.area.commune {commune} is not an entity of this tenant"
+                    )));
+                }
+                Err(e) if e.kind == ErrorKind::NonExistentTenant => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !rule.numeric() {
+            return Ok(());
+        }
+        let mut query = rule.query.clone();
+        query.limit = 50;
+        let page = match self.hub.query(scope, query).await {
+            Ok(p) => p,
+            Err(e) if e.kind == ErrorKind::NonExistentTenant => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for e in &page.entities {
+            for name in rule.attributes() {
+                if let Some(a) = eval::instance(e, name)
+                    && eval::number(a).is_none()
+                {
+                    return Err(Error::bad_data(format!(
+                        "the condition compares numbers, but {} of {} is a {} holding {}",
+                        scope.ctx.compact(name),
+                        e.id,
+                        a.kind.name(),
+                        a.value
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks and stores a new rule (`create`) or replaces one.
+    pub async fn put_rule(
+        &self,
+        scope: &Scope,
+        spec: RuleSpec,
+        mode: RegistryWrite,
+    ) -> Result<Rule, Error> {
+        scope.check(Access::Write)?;
+        let rule = spec.compile(&scope.tenant)?;
+        self.check_against_data(scope, &rule).await?;
+        let records = self.hub.records();
+        if mode == RegistryWrite::Create {
+            let count = records
+                .registry_list(RULES, &scope.tenant, 0, 1)
+                .await
+                .map_err(store_error)?
+                .count;
+            if count >= MAX_RULES {
+                return Err(Error::bad_data(format!(
+                    "a tenant has at most {MAX_RULES} rules"
+                )));
+            }
+        }
+        let value = serde_json::to_value(&rule.spec)
+            .map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
+        records
+            .registry_put(
+                TENANTS,
+                "",
+                vec![(scope.tenant.clone(), json!({}))],
+                RegistryWrite::Upsert,
+            )
+            .await
+            .map_err(store_error)?;
+        records
+            .registry_put(
+                RULES,
+                &scope.tenant,
+                vec![(rule.spec.id.clone(), value)],
+                mode,
+            )
+            .await
+            .map_err(|e| match e {
+                store::StoreError::Rejected(e) if e.kind == ErrorKind::AlreadyExists => Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("a rule {} exists already", rule.spec.id),
+                ),
+                store::StoreError::Rejected(e) if e.kind == ErrorKind::ResourceNotFound => {
+                    Error::not_found(format!("no rule {}", rule.spec.id))
+                }
+                e => store_error(e),
+            })?;
+        self.rules_changed();
+        Ok(rule)
+    }
+
+    pub async fn get_rule(&self, scope: &Scope, id: &str) -> Result<RuleSpec, Error> {
+        scope.check(Access::Read)?;
+        let value = self
+            .hub
+            .records()
+            .registry_get(RULES, &scope.tenant, id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| Error::not_found(format!("no rule {id}")))?;
+        serde_json::from_value(value)
+            .map_err(|e| Error::new(ErrorKind::InternalError, format!("stored rule {id}: {e}")))
+    }
+
+    pub async fn list_rules(
+        &self,
+        scope: &Scope,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(u64, Vec<RuleSpec>), Error> {
+        scope.check(Access::Read)?;
+        let page = self
+            .hub
+            .records()
+            .registry_list(RULES, &scope.tenant, offset, limit)
+            .await
+            .map_err(store_error)?;
+        let rules = page
+            .records
+            .into_iter()
+            .filter_map(|r| serde_json::from_value(r.value).ok())
+            .collect();
+        Ok((page.count, rules))
+    }
+
+    pub async fn delete_rule(&self, scope: &Scope, id: &str) -> Result<(), Error> {
+        scope.check(Access::Write)?;
+        let gone = self
+            .hub
+            .records()
+            .registry_delete(RULES, &scope.tenant, id)
+            .await
+            .map_err(store_error)?;
+        if !gone {
+            return Err(Error::not_found(format!("no rule {id}")));
+        }
+        self.rules_changed();
+        Ok(())
+    }
+
+    fn rules_changed(&self) {
+        self.version.fetch_add(1, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    // Alerts, by hand.
+
+    /// Acknowledges, assigns or resolves an alert for a caller: the write is the
+    /// caller's, so the audit log names them; the alert records who and when.
+    pub async fn act(
+        &self,
+        scope: &Scope,
+        id: &str,
+        action: HandAction,
+        comment: Option<String>,
+    ) -> Result<Entity, Error> {
+        let current = self.hub.get_entity(scope, id).await?;
+        if !current.has_type(&scope.ctx.expand(alert::ALERT_TYPE)) {
+            return Err(Error::not_found(format!("no alert {id}")));
+        }
+        let status = alert::status_of(&current);
+        let now = self.now();
+        let actor = scope.caller.actor.clone();
+        let stamp = json!({"type": "Property", "value": ngsi::entity::format_time(&now)});
+        let mut body = Map::new();
+        match &action {
+            HandAction::Acknowledge => {
+                if status != Some(Status::Firing) {
+                    return Err(Error::new(
+                        ErrorKind::OperationNotSupported,
+                        format!(
+                            "only a firing alert can be acknowledged; this one is {}",
+                            status.map_or("unknown", Status::as_str)
+                        ),
+                    ));
+                }
+                body.insert(
+                    "status".into(),
+                    json!({"type": "Property", "value": "acknowledged"}),
+                );
+                body.insert(
+                    "acknowledgedBy".into(),
+                    json!({"type": "Property", "value": actor}),
+                );
+                body.insert("acknowledgedAt".into(), stamp);
+            }
+            HandAction::Assign(to) => {
+                if status == Some(Status::Resolved) {
+                    return Err(Error::new(
+                        ErrorKind::OperationNotSupported,
+                        "the alert is resolved",
+                    ));
+                }
+                body.insert(
+                    "assignedTo".into(),
+                    json!({"type": "Property", "value": to}),
+                );
+                body.insert(
+                    "assignedBy".into(),
+                    json!({"type": "Property", "value": actor}),
+                );
+            }
+            HandAction::Resolve => {
+                if status == Some(Status::Resolved) {
+                    return Err(Error::new(
+                        ErrorKind::OperationNotSupported,
+                        "the alert is resolved already",
+                    ));
+                }
+                body = alert::resolution(now, Some(&actor), None);
+            }
+        }
+        if let Some(c) = comment {
+            body.insert("comment".into(), json!({"type": "Property", "value": c}));
+        }
+        let core = Scope::new(
+            scope.tenant.clone(),
+            ngsi::Context::core(),
+            scope.caller.clone(),
+        );
+        self.hub.merge_entity(&core, id, body).await?;
+        self.hub.get_entity(scope, id).await
+    }
+
+    // The evaluator.
+
+    /// Runs the evaluator whenever this node holds the duties, until the task is
+    /// aborted: it subscribes to the change feed, loads rules and incidents,
+    /// reconciles them with the alerts, evaluates every rule once, then follows the
+    /// feed and its timer.
+    pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut duties = self.hub.duties();
+            loop {
+                if duties.wait_for(|h| *h).await.is_err() && !*duties.borrow() {
+                    return;
+                }
+                tracing::info!("alerts: this node evaluates the rules");
+                self.run_while_held(&mut duties).await;
+                *self.engine.lock().await = Engine::default();
+                tracing::warn!("alerts: this node stopped evaluating the rules");
+            }
+        })
+    }
+
+    async fn run_while_held(&self, duties: &mut tokio::sync::watch::Receiver<bool>) {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut feed = self.hub.subscribe_changes();
+        let mut timer = tokio::time::interval(self.settings.tick);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut held_for_good = false;
+        loop {
+            tokio::select! {
+                changed = duties.changed(), if !held_for_good => {
+                    if changed.is_err() {
+                        // The grant can no longer change: held for good.
+                        held_for_good = true;
+                    } else if !*duties.borrow() {
+                        return;
+                    }
+                }
+                change = feed.recv() => match change {
+                    Ok(change) => self.log(self.on_change(&change).await),
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "alerts: the change feed ran ahead; evaluating every rule again");
+                        self.log(self.evaluate_all().await);
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                _ = timer.tick() => self.log(self.tick().await),
+                _ = self.wake.notified() => self.log(self.tick().await),
+            }
+        }
+    }
+
+    fn log(&self, r: Result<(), Error>) {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "alerts: evaluation failed; it is retried on the next tick");
+        }
+    }
+
+    /// Loads rules and incidents when needed (first, or rules changed on this node or
+    /// another), reconciles, and evaluates the rules that are new or changed.
+    async fn refresh(&self, engine: &mut Engine) -> Result<(), Error> {
+        let generation = self.hub.records().registry_generation();
+        let version = self.version.load(Ordering::Relaxed);
+        if engine.loaded && engine.generation == generation && engine.version == version {
+            return Ok(());
+        }
+        let first = !engine.loaded;
+        let rules = self.load_rules().await?;
+        if first {
+            engine.incidents = self.load_incidents(&rules).await?;
+        }
+        // Incidents of rules that are gone or switched off are resolved.
+        let orphans: Vec<Key> = engine
+            .incidents
+            .keys()
+            .filter(|(t, r, _)| {
+                rules
+                    .get(t)
+                    .and_then(|m| m.get(r))
+                    .is_none_or(|rule| !rule.spec.enabled)
+            })
+            .cloned()
+            .collect();
+        for key in orphans {
+            if let Some(inc) = engine.incidents.remove(&key) {
+                if let Phase::Firing { alert, .. } = &inc.phase {
+                    self.resolve_alert(&key.0, alert, self.now()).await?;
+                }
+                self.forget(&key).await?;
+            }
+        }
+        let changed: Vec<Arc<Rule>> = rules
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|r| r.spec.enabled)
+            .filter(|r| {
+                engine
+                    .rules
+                    .get(&r.tenant)
+                    .and_then(|m| m.get(&r.spec.id))
+                    .is_none_or(|old| old.spec != r.spec)
+            })
+            .cloned()
+            .collect();
+        engine.index = TypeRules::build(&rules);
+        engine.rules = rules;
+        engine.generation = generation;
+        engine.version = version;
+        engine.loaded = true;
+        if first {
+            self.reconcile(engine).await?;
+        }
+        for rule in changed {
+            self.evaluate_rule(engine, &rule).await?;
+        }
+        Ok(())
+    }
+
+    async fn load_rules(&self) -> Result<HashMap<String, BTreeMap<String, Arc<Rule>>>, Error> {
+        let records = self.hub.records();
+        let mut out: HashMap<String, BTreeMap<String, Arc<Rule>>> = HashMap::new();
+        for tenant in self.list_all(TENANTS, "").await? {
+            let tenant = tenant.key;
+            for record in self.list_all(RULES, &tenant).await? {
+                let compiled = serde_json::from_value::<RuleSpec>(record.value)
+                    .map_err(|e| Error::bad_data(e.to_string()))
+                    .and_then(|s| s.compile(&tenant));
+                match compiled {
+                    Ok(rule) => {
+                        out.entry(tenant.clone())
+                            .or_default()
+                            .insert(rule.spec.id.clone(), Arc::new(rule));
+                    }
+                    Err(e) => {
+                        tracing::warn!(tenant = %tenant, rule = %record.key, error = %e, "alerts: a stored rule no longer compiles; skipped");
+                    }
+                }
+            }
+        }
+        drop(records);
+        Ok(out)
+    }
+
+    async fn list_all(
+        &self,
+        collection: &str,
+        tenant: &str,
+    ) -> Result<Vec<store::RegistryRecord>, Error> {
+        let records = self.hub.records();
+        let mut out = Vec::new();
+        loop {
+            let page = records
+                .registry_list(collection, tenant, out.len() as u64, 1_000)
+                .await
+                .map_err(store_error)?;
+            let n = page.records.len();
+            out.extend(page.records);
+            if n == 0 || out.len() as u64 >= page.count {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn load_incidents(
+        &self,
+        rules: &HashMap<String, BTreeMap<String, Arc<Rule>>>,
+    ) -> Result<HashMap<Key, Incident>, Error> {
+        let mut out = HashMap::new();
+        for tenant in rules.keys() {
+            for record in self.list_all(INCIDENTS, tenant).await? {
+                let Some((rule, entity)) = record.key.split_once(' ') else {
+                    continue;
+                };
+                if let Ok(inc) = serde_json::from_value::<Incident>(record.value) {
+                    out.insert((tenant.clone(), rule.to_string(), entity.to_string()), inc);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// After a start: every firing incident's alert exists and fires (raised again
+    /// when the evaluator stopped between the incident and its alert); one resolved
+    /// by hand meanwhile latches.
+    async fn reconcile(&self, engine: &mut Engine) -> Result<(), Error> {
+        let firing: Vec<(Key, String, DateTime<Utc>)> = engine
+            .incidents
+            .iter()
+            .filter_map(|(k, inc)| match &inc.phase {
+                Phase::Firing { alert, since, .. } => Some((k.clone(), alert.clone(), *since)),
+                _ => None,
+            })
+            .collect();
+        for (key, alert_id, since) in firing {
+            let (tenant, rule_id, entity_id) = &key;
+            let scope = Alerts::system(tenant);
+            match self.hub.get_entity(&scope, &alert_id).await {
+                Ok(a) if alert::status_of(&a) == Some(Status::Resolved) => {
+                    self.latch(engine, &key).await?;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind == ErrorKind::ResourceNotFound => {
+                    let Some(rule) = engine
+                        .rules
+                        .get(tenant)
+                        .and_then(|m| m.get(rule_id))
+                        .cloned()
+                    else {
+                        continue;
+                    };
+                    let last = engine
+                        .incidents
+                        .get(&key)
+                        .map(|i| i.last.clone())
+                        .unwrap_or_default();
+                    match self.hub.get_entity(&scope, entity_id).await {
+                        Ok(source) => {
+                            self.raise(&rule, &alert_id, &source, &last, since, self.now())
+                                .await?;
+                        }
+                        Err(e) if e.kind == ErrorKind::ResourceNotFound => {
+                            engine.incidents.remove(&key);
+                            self.forget(&key).await?;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn latch(&self, engine: &mut Engine, key: &Key) -> Result<(), Error> {
+        if let Some(inc) = engine.incidents.get_mut(key) {
+            inc.phase = if inc.last.cleared {
+                Phase::Idle
+            } else {
+                Phase::Latched
+            };
+            let inc = inc.clone();
+            self.persist(key, &inc).await?;
+            if inc.phase == Phase::Idle {
+                engine.incidents.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn persist(&self, key: &Key, inc: &Incident) -> Result<(), Error> {
+        let records = self.hub.records();
+        let k = incident_key(&key.1, &key.2);
+        if inc.phase == Phase::Idle {
+            records
+                .registry_delete(INCIDENTS, &key.0, &k)
+                .await
+                .map_err(store_error)?;
+        } else {
+            let value = serde_json::to_value(inc)
+                .map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
+            records
+                .registry_put(INCIDENTS, &key.0, vec![(k, value)], RegistryWrite::Upsert)
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(())
+    }
+
+    async fn forget(&self, key: &Key) -> Result<(), Error> {
+        self.persist(key, &Incident::idle()).await
+    }
+
+    async fn raise(
+        &self,
+        rule: &Rule,
+        id: &str,
+        source: &Entity,
+        obs: &eval::Observation,
+        since: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let body = alert::firing(rule, id, source, obs, since, at);
+        let entity = alert::entity(&body)?;
+        let scope = Alerts::system(&rule.tenant);
+        for (_, r) in self
+            .hub
+            .batch_upsert(&scope, vec![Ok(entity)], false)
+            .await?
+        {
+            r?;
+        }
+        tracing::info!(tenant = %rule.tenant, rule = %rule.spec.id, entity = %source.id, alert = %id, "alert fired");
+        Ok(())
+    }
+
+    async fn resolve_alert(&self, tenant: &str, id: &str, at: DateTime<Utc>) -> Result<(), Error> {
+        let scope = Alerts::system(tenant);
+        match self
+            .hub
+            .merge_entity(&scope, id, alert::resolution(at, None, None))
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(tenant = %tenant, alert = %id, "alert resolved");
+                Ok(())
+            }
+            Err(e) if e.kind == ErrorKind::ResourceNotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The oldest value of a rate rule's attribute recorded within its window.
+    async fn window_start(
+        &self,
+        rule: &Rule,
+        entity: &Entity,
+        now: DateTime<Utc>,
+    ) -> Result<Option<f64>, Error> {
+        let Condition::Rate {
+            attribute, window, ..
+        } = &rule.condition
+        else {
+            return Ok(None);
+        };
+        let from = now
+            .checked_sub_signed(TimeDelta::from_std(*window).unwrap_or(TimeDelta::MAX))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let to = now
+            .checked_add_signed(TimeDelta::milliseconds(1))
+            .unwrap_or(now);
+        let req = hub::temporal::TemporalRequest {
+            params: TemporalParams {
+                timerel: Some(TimeRel::Between(from, to)),
+                time_property: TimeProperty::ObservedAt,
+                last_n: None,
+                format: TemporalFormat::Normalized,
+                aggr_methods: vec![],
+                aggr_period: None,
+            },
+            attrs: vec![attribute.clone()],
+            limit: 1,
+        };
+        let scope = Alerts::system(&rule.tenant);
+        match self.hub.temporal_entity(&scope, &entity.id, &req).await? {
+            hub::temporal::TemporalAnswer::Instances { entity, .. } => Ok(entity
+                .attrs
+                .get(attribute)
+                .and_then(|v| v.first())
+                .and_then(|i| eval::number(&i.attribute))),
+            hub::temporal::TemporalAnswer::Aggregated { .. } => Ok(None),
+        }
+    }
+
+    /// Evaluates one rule on one entity (None: the entity is gone) now.
+    async fn evaluate(
+        &self,
+        engine: &mut Engine,
+        rule: &Arc<Rule>,
+        entity_id: &str,
+        entity: Option<&Entity>,
+    ) -> Result<(), Error> {
+        let now = self.now();
+        let key = (
+            rule.tenant.clone(),
+            rule.spec.id.clone(),
+            entity_id.to_string(),
+        );
+        let in_scope = entity.filter(|e| rule.query.matches(e));
+        let obs = match in_scope {
+            Some(e) => {
+                let start = self.window_start(rule, e, now).await?;
+                eval::observe(rule, e, now, start)
+            }
+            None => eval::Observation {
+                active: false,
+                cleared: true,
+                ..Default::default()
+            },
+        };
+        let known = engine.incidents.get(&key);
+        if known.is_none() && !obs.active {
+            return Ok(());
+        }
+        let mut inc = known.cloned().unwrap_or_else(Incident::idle);
+        let before = inc.phase.clone();
+        let id = |since| alert::alert_id(&rule.spec.id, entity_id, since);
+        let actions = eval::step(rule, &mut inc, obs, now, id);
+        self.apply(&key, rule, &before, inc, actions, in_scope, engine)
+            .await
+    }
+
+    /// Persists an incident that moved, then does what its transitions ask.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply(
+        &self,
+        key: &Key,
+        rule: &Rule,
+        before: &Phase,
+        inc: Incident,
+        actions: Vec<Action>,
+        source: Option<&Entity>,
+        engine: &mut Engine,
+    ) -> Result<(), Error> {
+        if &inc.phase != before {
+            self.persist(key, &inc).await?;
+        }
+        for action in actions {
+            match action {
+                Action::Fire { since, at, obs } => {
+                    let id = alert::alert_id(&rule.spec.id, &key.2, since);
+                    let fetched;
+                    let source = match source {
+                        Some(s) => s,
+                        None => {
+                            fetched = self.hub.get_entity(&Alerts::system(&key.0), &key.2).await?;
+                            &fetched
+                        }
+                    };
+                    self.raise(rule, &id, source, &obs, since, at).await?;
+                }
+                Action::Resolve { alert, at } => self.resolve_alert(&key.0, &alert, at).await?,
+            }
+        }
+        if inc.phase == Phase::Idle {
+            engine.incidents.remove(key);
+        } else {
+            engine.incidents.insert(key.clone(), inc);
+        }
+        Ok(())
+    }
+
+    /// Evaluates a rule over every entity of its scope (and the entities it has
+    /// incidents for).
+    async fn evaluate_rule(&self, engine: &mut Engine, rule: &Arc<Rule>) -> Result<(), Error> {
+        let scope = Alerts::system(&rule.tenant);
+        let mut seen = std::collections::HashSet::new();
+        let mut offset = 0;
+        loop {
+            let mut query = rule.query.clone();
+            query.limit = PAGE;
+            query.offset = offset;
+            let page = match self.hub.query(&scope, query).await {
+                Ok(p) => p,
+                Err(e) if e.kind == ErrorKind::NonExistentTenant => break,
+                Err(e) => return Err(e),
+            };
+            let n = page.entities.len();
+            for e in &page.entities {
+                seen.insert(e.id.clone());
+                self.evaluate(engine, rule, &e.id, Some(e)).await?;
+            }
+            if n < PAGE {
+                break;
+            }
+            offset += n;
+        }
+        // Entities with incidents that left the scope (or were deleted).
+        let left: Vec<String> = engine
+            .incidents
+            .keys()
+            .filter(|(t, r, e)| t == &rule.tenant && r == &rule.spec.id && !seen.contains(e))
+            .map(|k| k.2.clone())
+            .collect();
+        for id in left {
+            let e = match self.hub.get_entity(&scope, &id).await {
+                Ok(e) => Some(e),
+                Err(err) if err.kind == ErrorKind::ResourceNotFound => None,
+                Err(err) => return Err(err),
+            };
+            self.evaluate(engine, rule, &id, e.as_ref()).await?;
+        }
+        Ok(())
+    }
+
+    /// Evaluates every enabled rule over its scope.
+    pub async fn evaluate_all(&self) -> Result<(), Error> {
+        let mut engine = self.engine.lock().await;
+        self.refresh(&mut engine).await?;
+        let rules: Vec<Arc<Rule>> = engine
+            .rules
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|r| r.spec.enabled)
+            .cloned()
+            .collect();
+        for rule in rules {
+            self.evaluate_rule(&mut engine, &rule).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes one change of the feed.
+    pub async fn on_change(&self, change: &EntityChange) -> Result<(), Error> {
+        let mut engine = self.engine.lock().await;
+        self.refresh(&mut engine).await?;
+        if change.kind == ChangeKind::Missed {
+            drop(engine);
+            return self.evaluate_all().await;
+        }
+        let alert_type = ngsi::Context::core().expand(alert::ALERT_TYPE);
+        if change.types.contains(&alert_type) {
+            // Only this evaluator creates alerts; what people do to them is an update.
+            if change.kind != ChangeKind::Updated {
+                return Ok(());
+            }
+            return self.on_alert_change(&mut engine, change).await;
+        }
+        let rules: Vec<Arc<Rule>> = change
+            .types
+            .iter()
+            .filter_map(|t| engine.index.get(&(change.tenant.clone(), t.clone())))
+            .flat_map(|index| index.of(&change.id))
+            .filter(|r| {
+                // A change of attributes the condition does not read changes nothing,
+                // unless the rule reads the whole entity.
+                let read = r.attributes();
+                read.is_empty()
+                    || change.kind != ChangeKind::Updated
+                    || change.attrs.iter().any(|a| read.contains(&a.as_str()))
+                    || r.spec.scope.q.is_some()
+                    || r.spec.scope.area.is_some()
+            })
+            .cloned()
+            .collect();
+        if rules.is_empty() {
+            return Ok(());
+        }
+        let entity = if change.kind == ChangeKind::Deleted {
+            None
+        } else {
+            match self
+                .hub
+                .get_entity(&Alerts::system(&change.tenant), &change.id)
+                .await
+            {
+                Ok(e) => Some(e),
+                Err(e) if e.kind == ErrorKind::ResourceNotFound => None,
+                Err(e) => return Err(e),
+            }
+        };
+        for rule in rules {
+            self.evaluate(&mut engine, &rule, &change.id, entity.as_ref())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// An alert resolved by hand latches its incident.
+    async fn on_alert_change(
+        &self,
+        engine: &mut Engine,
+        change: &EntityChange,
+    ) -> Result<(), Error> {
+        let key = engine
+            .incidents
+            .iter()
+            .find_map(|(k, inc)| match &inc.phase {
+                Phase::Firing { alert, .. } if k.0 == change.tenant && alert == &change.id => {
+                    Some(k.clone())
+                }
+                _ => None,
+            });
+        let Some(key) = key else { return Ok(()) };
+        let resolved = match self
+            .hub
+            .get_entity(&Alerts::system(&change.tenant), &change.id)
+            .await
+        {
+            Ok(a) => alert::status_of(&a) == Some(Status::Resolved),
+            Err(e) if e.kind == ErrorKind::ResourceNotFound => true,
+            Err(e) => return Err(e),
+        };
+        if resolved {
+            self.latch(engine, &key).await?;
+        }
+        Ok(())
+    }
+
+    /// The timer: rules reloaded when changed, timed transitions (for-durations,
+    /// keep-firing), and staleness rules swept over their scope every
+    /// [`Settings::sweep`].
+    pub async fn tick(&self) -> Result<(), Error> {
+        let mut engine = self.engine.lock().await;
+        self.refresh(&mut engine).await?;
+        let now = self.now();
+        let due: Vec<Key> = engine
+            .incidents
+            .iter()
+            .filter(|(_, inc)| {
+                matches!(
+                    inc.phase,
+                    Phase::Pending { .. }
+                        | Phase::Firing {
+                            clearing: Some(_),
+                            ..
+                        }
+                )
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            let Some(rule) = engine
+                .rules
+                .get(&key.0)
+                .and_then(|m| m.get(&key.1))
+                .cloned()
+            else {
+                continue;
+            };
+            let Some(mut inc) = engine.incidents.get(&key).cloned() else {
+                continue;
+            };
+            let before = inc.phase.clone();
+            let id = |since| alert::alert_id(&rule.spec.id, &key.2, since);
+            if let Some(action) = eval::advance(&rule, &mut inc, now, id) {
+                self.apply(&key, &rule, &before, inc, vec![action], None, &mut engine)
+                    .await?;
+            }
+        }
+        let sweep = TimeDelta::from_std(self.settings.sweep).unwrap_or(TimeDelta::MAX);
+        if engine
+            .last_sweep
+            .is_none_or(|t| now.signed_duration_since(t) >= sweep || now < t)
+        {
+            engine.last_sweep = Some(now);
+            let stale: Vec<Arc<Rule>> = engine
+                .rules
+                .values()
+                .flat_map(|m| m.values())
+                .filter(|r| r.spec.enabled && matches!(r.condition, Condition::Stale { .. }))
+                .cloned()
+                .collect();
+            for rule in stale {
+                self.evaluate_rule(&mut engine, &rule).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A (rule, entity)'s incident as stored (what every node sees), if any.
+    pub async fn incident(
+        &self,
+        tenant: &str,
+        rule: &str,
+        entity: &str,
+    ) -> Result<Option<Incident>, Error> {
+        let value = self
+            .hub
+            .records()
+            .registry_get(INCIDENTS, tenant, &incident_key(rule, entity))
+            .await
+            .map_err(store_error)?;
+        Ok(value.and_then(|v| serde_json::from_value(v).ok()))
+    }
+}
+
+/// What a person does to an alert.
+#[derive(Debug, Clone)]
+pub enum HandAction {
+    Acknowledge,
+    Assign(String),
+    Resolve,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_when_told() {
+        let t = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+        let c = ManualClock::new(t);
+        c.advance(Duration::from_secs(90));
+        assert_eq!(c.now().signed_duration_since(t).num_seconds(), 90);
+    }
+}

@@ -1,0 +1,392 @@
+//! The harness: a real hub with the alerts service over a real SQLite file (or, with
+//! `DOTHI_TEST_STORE=postgres`, a PostgreSQL database of its own), served on
+//! 127.0.0.1:0 and spoken to over HTTP; the evaluator runs on a controlled clock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use alerts::{Alerts, ManualClock, Settings};
+use chrono::{DateTime, Utc};
+use reqwest::Client;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN_KEY: &str = "alerts-test-admin-key-0123456789abcdefghijklmn";
+pub const VIEWER_KEY: &str = "alerts-test-viewer-key-0123456789abcdefghijkl";
+pub const OPERATOR_KEY: &str = "alerts-test-operator-key-0123456789abcdefghi";
+/// How long an effect may take to appear.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+pub fn on_postgres() -> bool {
+    std::env::var("DOTHI_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+fn postgres_server() -> String {
+    std::env::var("DOTHI_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn database_name(db: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    db.hash(&mut h);
+    format!("dothi_test_alerts_{:016x}", h.finish())
+}
+
+async fn postgres_admin() -> tokio_postgres::Client {
+    let server = postgres_server();
+    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("DOTHI_TEST_STORE=postgres needs a server at {server}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// The URL of the store at `db`: the SQLite file, or its PostgreSQL database.
+pub async fn store_url(db: &Path) -> String {
+    if !on_postgres() {
+        return format!("sqlite://{}", db.display());
+    }
+    postgres_url(db).await
+}
+
+/// The PostgreSQL database of `db` (created when missing), whichever store the
+/// other tests use: several nodes share one only there.
+pub async fn postgres_url(db: &Path) -> String {
+    let name = database_name(db);
+    let admin = postgres_admin().await;
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .expect("look up the test database")
+        .is_some();
+    if !exists {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create the test database");
+    }
+    let server = postgres_server();
+    let base = server.split('?').next().unwrap_or_default();
+    let (prefix, _) = base.rsplit_once('/').expect("a database URL");
+    format!("{prefix}/{name}")
+}
+
+fn drop_database(db: &Path) {
+    let name = database_name(db);
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            postgres_admin()
+                .await
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+        })
+    })
+    .join();
+}
+
+pub fn client(key: &str) -> Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse().expect("a header value"),
+    );
+    Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("reqwest client")
+}
+
+/// A file path no other test uses, in a directory that outlives the app.
+pub struct Place {
+    pub dir: tempfile::TempDir,
+    /// On PostgreSQL whatever the other tests use.
+    postgres: bool,
+}
+
+impl Place {
+    pub fn new() -> Place {
+        Place {
+            dir: tempfile::tempdir().expect("tempdir"),
+            postgres: on_postgres(),
+        }
+    }
+
+    /// A place on PostgreSQL, for tests of several nodes.
+    pub fn postgres() -> Place {
+        Place {
+            dir: tempfile::tempdir().expect("tempdir"),
+            postgres: true,
+        }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("dothi.db")
+    }
+}
+
+impl Drop for Place {
+    /// Its PostgreSQL database, if one was made, goes with it.
+    fn drop(&mut self) {
+        if self.postgres {
+            drop_database(&self.db());
+        }
+    }
+}
+
+/// A running hub with the alerts service.
+pub struct App {
+    pub base: String,
+    pub admin: Client,
+    pub alerts: Arc<Alerts>,
+    pub clock: Arc<ManualClock>,
+    evaluator: Option<JoinHandle<()>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+pub fn start_time() -> DateTime<Utc> {
+    ngsi::entity::now()
+}
+
+static KEYS: AtomicUsize = AtomicUsize::new(0);
+
+impl App {
+    /// A hub over the store at `db`, its evaluator running on a clock set to `at`.
+    pub async fn start_at(db: &Path, at: DateTime<Utc>) -> App {
+        App::start_on(&store_url(db).await, at).await
+    }
+
+    /// A hub over the store at `url`, its evaluator running on a clock set to `at`.
+    pub async fn start_on(url: &str, at: DateTime<Utc>) -> App {
+        let store = store::open(url).await.expect("open the store");
+        let state = hub::state(store, &hub::HubConfig::default()).expect("the hub's state");
+        for (key, role) in [
+            (ADMIN_KEY, hub::auth::Role::Admin),
+            (VIEWER_KEY, hub::auth::Role::Viewer),
+            (OPERATOR_KEY, hub::auth::Role::Operator),
+        ] {
+            state
+                .identity
+                .ensure_key(
+                    key,
+                    hub::auth::identity::NewKey {
+                        name: format!(
+                            "test-{}-{}",
+                            role.as_str(),
+                            KEYS.fetch_add(1, Ordering::Relaxed)
+                        ),
+                        role,
+                        tenants: vec!["*".into()],
+                        types: None,
+                        expires: None,
+                    },
+                    "system:test",
+                )
+                .await
+                .expect("the test key");
+        }
+        let clock = Arc::new(ManualClock::new(at));
+        let alerts = Arc::new(Alerts::with_clock(
+            state.hub.clone(),
+            clock.clone(),
+            Settings {
+                tick: Duration::from_millis(50),
+                sweep: Duration::from_secs(30),
+            },
+        ));
+        let evaluator = alerts.clone().spawn();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let components = vec![alerts::component(alerts.clone())];
+        let task = tokio::spawn(hub::serve_with(listener, state, components, async move {
+            let _ = rx.await;
+        }));
+        App {
+            base: format!("http://{addr}"),
+            admin: client(ADMIN_KEY),
+            alerts,
+            clock,
+            evaluator: Some(evaluator),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Whether this node holds the duties (and so evaluates).
+    pub fn evaluates(&self) -> bool {
+        *self.alerts.hub().duties().borrow()
+    }
+
+    /// Stops the evaluator at once (as a kill would) and the server.
+    pub async fn stop(mut self) {
+        if let Some(e) = self.evaluator.take() {
+            e.abort();
+            let _ = e.await;
+        }
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request; the status and the JSON body (Null when none).
+    pub async fn send(&self, rb: reqwest::RequestBuilder) -> (u16, Value) {
+        let r = rb.send().await.expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn create_rule(&self, rule: Value) {
+        let (s, body) = self
+            .send(self.admin.post(self.url("/alerts/v1/rules")).json(&rule))
+            .await;
+        assert_eq!(s, 201, "creating {rule}: {body}");
+    }
+
+    /// Upserts an entity (normalized NGSI-LD) in the default tenant.
+    pub async fn upsert(&self, entity: Value) {
+        let (s, body) = self
+            .send(
+                self.admin
+                    .post(self.url("/ngsi-ld/v1/entityOperations/upsert?options=update"))
+                    .json(&json!([entity])),
+            )
+            .await;
+        assert!(s == 201 || s == 204, "upsert: {s} {body}");
+    }
+
+    /// The alerts of a rule (any status), via the alerts API.
+    pub async fn alerts_of(&self, rule: &str) -> Vec<Value> {
+        let (s, body) = self
+            .send(
+                self.admin
+                    .get(self.url(&format!("/alerts/v1/alerts?rule={rule}&limit=1000"))),
+            )
+            .await;
+        assert_eq!(s, 200, "{body}");
+        body["alerts"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until the alerts of `rule` satisfy `ok`; returns them.
+    pub async fn until_alerts(
+        &self,
+        rule: &str,
+        what: &str,
+        ok: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let list = until(
+            what,
+            || async { Value::Array(self.alerts_of(rule).await) },
+            |v| ok(v.as_array().map_or(&[], Vec::as_slice)),
+        )
+        .await;
+        list.as_array().cloned().unwrap_or_default()
+    }
+
+    /// The stored incident of (rule, entity), as JSON (null for none).
+    async fn incident_json(&self, rule: &str, entity: &str) -> Value {
+        let inc = self
+            .alerts
+            .incident("", rule, entity)
+            .await
+            .expect("incident");
+        serde_json::to_value(&inc).expect("json")
+    }
+
+    /// Waits until the stored incident of (rule, entity) is in `phase` ("idle" for none).
+    pub async fn until_phase(&self, rule: &str, entity: &str, phase: &str) {
+        self.until_incident(rule, entity, phase, |v| {
+            v["phase"].as_str().unwrap_or("idle") == phase
+        })
+        .await;
+    }
+
+    /// Waits until the stored incident of (rule, entity) satisfies `ok`.
+    pub async fn until_incident(
+        &self,
+        rule: &str,
+        entity: &str,
+        what: &str,
+        ok: impl Fn(&Value) -> bool,
+    ) {
+        until(what, || self.incident_json(rule, entity), ok).await;
+    }
+
+    /// Lets the evaluator finish what it is doing: a tick run by hand waits for it.
+    pub async fn settle(&self) {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        self.alerts.tick().await.expect("tick");
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(e) = &self.evaluator {
+            e.abort();
+        }
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Polls `read` until `ok` holds of what it reads (within [`WAIT`]); returns it.
+pub async fn until<F: std::future::Future<Output = Value>>(
+    what: &str,
+    read: impl Fn() -> F,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let v = read().await;
+        if ok(&v) {
+            return v;
+        }
+        assert!(start.elapsed() < WAIT, "{what}: still {v}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// A river gauge with its level and alarm levels I–III, observed at `at`.
+pub fn gauge(id: &str, level: f64, at: DateTime<Utc>) -> Value {
+    let t = ngsi::entity::format_time(&at);
+    json!({
+        "id": id,
+        "type": "WaterObserved",
+        "name": {"type": "LanguageProperty", "languageMap": {"vi": "Trạm Thạch Hãn", "en": "Thạch Hãn gauge"}},
+        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [107.183, 16.756]}},
+        "waterLevel": {"type": "Property", "value": level, "unitCode": "MTR", "observedAt": t},
+        "alarmLevel1": {"type": "Property", "value": 3.0, "unitCode": "MTR"},
+        "alarmLevel2": {"type": "Property", "value": 4.5, "unitCode": "MTR"},
+        "alarmLevel3": {"type": "Property", "value": 6.0, "unitCode": "MTR"}
+    })
+}
+
+/// A unique entity id of a type.
+pub fn unique_id(kind: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "urn:ngsi-ld:{kind}:t{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

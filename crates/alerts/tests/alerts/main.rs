@@ -1,0 +1,9 @@
+//! The alerts service against a real hub (SQLite by default, PostgreSQL with
+//! `DOTHI_TEST_STORE=postgres`).
+
+mod backtest;
+mod common;
+mod evaluation;
+mod nodes;
+mod restart;
+mod rules;

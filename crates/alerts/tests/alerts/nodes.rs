@@ -1,0 +1,83 @@
+//! Two nodes over one PostgreSQL database: one evaluates, and the other takes over
+//! when it stops, neither losing nor doubling an alert.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::common::*;
+
+async fn one_evaluator(nodes: &[&App]) -> usize {
+    let start = Instant::now();
+    loop {
+        let holders: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].evaluates()).collect();
+        assert!(holders.len() <= 1, "several nodes evaluate: {holders:?}");
+        if let [one] = holders[..] {
+            return one;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no node took the duties"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_on_postgres_fire_each_incident_once_and_one_takes_over() {
+    let place = Place::postgres();
+    let url = postgres_url(&place.db()).await;
+    let t0 = start_time();
+    let a = App::start_on(&url, t0).await;
+    let b = App::start_on(&url, t0).await;
+    let holder = one_evaluator(&[&a, &b]).await;
+    let (evaluator, other) = if holder == 0 { (a, b) } else { (b, a) };
+    // Rules and readings go through the node that does not evaluate.
+    other
+        .create_rule(json!({
+            "id": "shared",
+            "scope": {"type": "WaterObserved"},
+            "condition": {"kind": "compare", "attribute": "waterLevel", "op": ">=", "other": "alarmLevel1"},
+            "clear": {"hysteresis": 0.1},
+            "severity": "medium"
+        }))
+        .await;
+    let g1 = unique_id("WaterObserved");
+    let g2 = unique_id("WaterObserved");
+    other.upsert(gauge(&g1, 2.0, t0)).await;
+    other.upsert(gauge(&g1, 3.2, t0)).await;
+    other.upsert(gauge(&g1, 3.4, t0)).await;
+    other
+        .until_alerts("shared", "the evaluating node fires", |l| l.len() == 1)
+        .await;
+    evaluator.settle().await;
+    other.settle().await;
+    assert_eq!(
+        other.alerts_of("shared").await.len(),
+        1,
+        "once, not once per node"
+    );
+    // The evaluating node stops; the other takes over from the stored state.
+    evaluator.stop().await;
+    let start = Instant::now();
+    while !other.evaluates() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the survivor never took over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    other.upsert(gauge(&g2, 3.1, t0)).await;
+    other
+        .until_alerts("shared", "the survivor fires", |l| l.len() == 2)
+        .await;
+    // The first incident is the survivor's now: it resolves it, and raises no twin.
+    other.upsert(gauge(&g1, 2.5, t0)).await;
+    let list = other
+        .until_alerts("shared", "the survivor resolves", |l| {
+            l.iter()
+                .any(|x| x["alertSource"] == g1.as_str() && x["status"] == "resolved")
+        })
+        .await;
+    assert_eq!(list.len(), 2, "{list:?}");
+}
