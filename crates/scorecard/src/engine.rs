@@ -39,6 +39,9 @@ pub struct Scorecard {
     sources: Vec<Arc<dyn KpiSource>>,
     /// Tenants whose plan is recomputed on schedule.
     tenants: Mutex<BTreeSet<String>>,
+    /// One recomputation at a time in this process (the schedule, a change, a
+    /// request), so that two never both write the same new value.
+    recomputing: tokio::sync::Mutex<()>,
 }
 
 impl Scorecard {
@@ -50,6 +53,7 @@ impl Scorecard {
             hub,
             sources,
             tenants: Mutex::new(BTreeSet::from([String::new()])),
+            recomputing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -109,6 +113,7 @@ impl Scorecard {
 
     /// Recomputes every computed KPI of a tenant whose plan is seeded.
     pub async fn recompute(&self, tenant: &str) -> Result<Vec<Recomputed>, Error> {
+        let _one = self.recomputing.lock().await;
         let now = Utc::now();
         let mut out = Vec::new();
         for source in &self.sources {
