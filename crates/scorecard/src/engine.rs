@@ -151,7 +151,7 @@ impl Scorecard {
             && stored_inputs(&kpi)
                 == m.inputs
                     .iter()
-                    .map(|i| (i.query.clone(), i.count))
+                    .map(|i| (i.name.clone(), i.count))
                     .collect::<Vec<_>>();
         if !unchanged {
             let body = computed_attrs(&kpi, &m, now);
@@ -683,7 +683,8 @@ fn judged_by(kpi: &Map<String, Value>) -> Yardstick {
     (targets, baseline, increase)
 }
 
-/// The (query, count) pairs of a KPI's stored evidence.
+/// The (name, count) pairs of a KPI's stored evidence: a recomputation whose value
+/// and counts are the same adds nothing (its queries may differ by their time window).
 fn stored_inputs(kpi: &Map<String, Value>) -> Vec<(String, u64)> {
     kpi.get("evidence")
         .and_then(|e| e.get("inputs"))
@@ -692,7 +693,7 @@ fn stored_inputs(kpi: &Map<String, Value>) -> Vec<(String, u64)> {
             a.iter()
                 .filter_map(|i| {
                     Some((
-                        i.get("query")?.as_str()?.to_string(),
+                        i.get("name")?.as_str()?.to_string(),
                         i.get("count")?.as_u64()?,
                     ))
                 })

@@ -11,6 +11,7 @@
 //! person's scope, so the hub's audit log names them; the public summary carries no
 //! personal data.
 
+pub mod demo;
 pub mod egov;
 mod engine;
 mod http;

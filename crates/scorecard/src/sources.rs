@@ -244,7 +244,8 @@ impl KpiSource for LiveGroups {
 }
 
 /// The seven priority sectors of the plan's 2025 target and their feeds. E-government
-/// counts with citizen reports (`ServiceRequest`) and e-government dossiers.
+/// counts with citizen reports (`ServiceRequest`) and the indicators computed from
+/// imported dossiers (`EgovServiceIndex`).
 pub const PRIORITY_SECTORS: &[Group] = &[
     Group {
         slug: "health",
@@ -297,7 +298,7 @@ pub const PRIORITY_SECTORS: &[Group] = &[
         name: ("Chính quyền điện tử", "E-government"),
         feeds: &[
             ("ServiceRequest", "status", "modifiedAt"),
-            ("AdministrativeDossier", "receivedAt", "modifiedAt"),
+            ("EgovServiceIndex", "computedAt", "modifiedAt"),
         ],
     },
 ];

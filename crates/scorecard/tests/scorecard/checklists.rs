@@ -139,3 +139,42 @@ async fn a_dossier_file_with_a_bad_row_stores_nothing() {
     assert_eq!(status, 403);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_adds_a_year_of_quarters_and_the_marked_dossier_sample() {
+    let app = App::start().await;
+    let loaded = scorecard::demo::load(&app.scorecard)
+        .await
+        .expect("the demo");
+    assert_eq!(loaded.dossiers, 720);
+    assert_eq!(loaded.history, 4 * 4, "four quarters of four computed KPIs");
+    // The indices of four agencies over twelve months; e-government is now live.
+    let (_, report) = app.get("/scorecard/v1/egov", Some(VIEWER)).await;
+    assert_eq!(report["indices"].as_array().map(Vec::len), Some(48));
+    app.post("/scorecard/v1/recompute", Some(ADMIN), &json!({}))
+        .await;
+    assert_eq!(
+        app.kpi("priority-sectors-live").await["kpiValue"],
+        json!(7.0)
+    );
+    let (status, history) = app
+        .get(
+            "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:KeyPerformanceIndicator:plan-broadband-communes?attrs=kpiValue",
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let instances = history["kpiValue"].as_array().expect("instances");
+    assert_eq!(instances.len(), 5, "{history}");
+    let demo = instances
+        .iter()
+        .filter(|i| i["source"]["value"] == "demo")
+        .count();
+    assert_eq!(demo, 4, "every demo instance says so");
+    // Loading again adds nothing.
+    let again = scorecard::demo::load(&app.scorecard)
+        .await
+        .expect("the demo");
+    assert_eq!((again.created, again.history), (0, 0));
+    app.stop().await;
+}

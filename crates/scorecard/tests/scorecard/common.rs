@@ -38,6 +38,7 @@ async fn postgres(sql: String) {
 pub struct App {
     pub base: String,
     pub hub: Arc<hub::Hub>,
+    pub scorecard: Arc<scorecard::Scorecard>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     recompute: JoinHandle<()>,
@@ -123,6 +124,7 @@ impl App {
         App {
             base: format!("http://{addr}"),
             hub,
+            scorecard,
             shutdown: Some(tx),
             task: Some(task),
             recompute,

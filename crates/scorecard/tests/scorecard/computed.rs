@@ -74,6 +74,19 @@ async fn the_plan_is_data_and_computed_kpis_carry_the_queries_that_made_them() {
     let services = app.kpi("essential-services-live").await;
     assert_eq!(services["kpiValue"], json!(4.0), "{services}");
 
+    // Recomputing unchanged inputs adds no history.
+    let (status, again) = app
+        .post("/scorecard/v1/recompute", Some(ADMIN), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{again}");
+    let written: Vec<&Value> = again["recomputed"]
+        .as_array()
+        .expect("recomputed")
+        .iter()
+        .filter(|r| r["written"] == true)
+        .collect();
+    assert!(written.is_empty(), "{written:?}");
+
     // Entered KPIs have no value until one is approved.
     let grdp = app.kpi("digital-economy-grdp").await;
     assert_eq!(grdp["status"], "noData");
