@@ -56,6 +56,7 @@ pub const ROUTE_RULES: &[RouteRule] = &[
     rule("GET", "/scorecard/v1/dti", Permission::Read),
     rule("GET", "/scorecard/v1/egov", Permission::Read),
     rule("POST", "/scorecard/v1/egov/dossiers", Permission::Write),
+    rule("GET", "/scorecard/v1/export.xlsx", Permission::Read),
 ];
 
 pub fn routes(scorecard: Arc<Scorecard>) -> Router {
@@ -80,6 +81,7 @@ pub fn routes(scorecard: Arc<Scorecard>) -> Router {
         .route("/scorecard/v1/dti", get(dti))
         .route("/scorecard/v1/egov", get(egov_report))
         .route("/scorecard/v1/egov/dossiers", post(import_dossiers))
+        .route("/scorecard/v1/export.xlsx", get(export_xlsx))
         .with_state(scorecard)
 }
 
@@ -345,4 +347,24 @@ async fn egov_report(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
 async fn import_dossiers(State(s): State<Arc<Scorecard>>, head: Head, body: Body) -> Answer {
     let scope = scope(&head)?;
     Ok(ok(egov::import(s.hub(), &scope, &body.0).await?))
+}
+
+/// GET /scorecard/v1/export.xlsx
+async fn export_xlsx(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
+    let scope = scope(&head)?;
+    let bytes = crate::export::workbook(&s, &scope).await?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"bang-diem-ke-hoach.xlsx\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }

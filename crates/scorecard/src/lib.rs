@@ -14,6 +14,7 @@
 pub mod demo;
 pub mod egov;
 mod engine;
+mod export;
 mod http;
 pub mod maturity;
 pub mod plan;

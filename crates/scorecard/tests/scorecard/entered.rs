@@ -213,6 +213,24 @@ async fn the_public_summary_is_anonymous_and_names_no_one() {
         .post("/scorecard/v1/recompute", Some(VIEWER), &json!({}))
         .await;
     assert_eq!(status, 403);
+
+    // The spreadsheet: a zip holding the four sheets.
+    let response = app
+        .req(
+            reqwest::Method::GET,
+            "/scorecard/v1/export.xlsx",
+            Some(VIEWER),
+        )
+        .send()
+        .await
+        .expect("the export");
+    assert_eq!(response.status(), 200);
+    let bytes = response.bytes().await.expect("a body");
+    assert!(bytes.starts_with(b"PK\x03\x04"));
+    let names = String::from_utf8_lossy(&bytes);
+    assert!(names.contains("xl/worksheets/sheet4.xml"));
+    let (status, _) = app.get("/scorecard/v1/export.xlsx", None).await;
+    assert_eq!(status, 401);
     app.stop().await;
 }
 
