@@ -30,6 +30,7 @@ mod nodes;
 mod notify;
 mod phases;
 mod raw_postgres;
+mod scorecard;
 mod server;
 mod temporal;
 
@@ -47,7 +48,8 @@ pub struct BenchArgs {
     /// sensor readings as history, and temporal queries on it) or notify
     /// (notifications of paced updates, across a server restart) or ingest (devices
     /// publishing over MQTT into the history) or nodes (one, then two `dothi serve`
-    /// processes over one PostgreSQL database: needs --store).
+    /// processes over one PostgreSQL database: needs --store) or scorecard
+    /// (recomputing every plan KPI on the demo data grown to --entities).
     #[arg(default_value = "hub")]
     pub which: String,
     /// A smoke run. hub: 5,000 batch entities, a 10,000-entity query set, 100 queries
@@ -417,6 +419,7 @@ enum Benchmark {
     Notify(notify::NotifySizes),
     Ingest(ingest::IngestSizes),
     Nodes(nodes::NodesSizes),
+    Scorecard(scorecard::ScorecardSizes),
 }
 
 impl Benchmark {
@@ -442,9 +445,10 @@ impl Benchmark {
             }
             "notify" => Ok(Benchmark::Notify(notify::NotifySizes::from_args(a)?)),
             "ingest" => Ok(Benchmark::Ingest(ingest::IngestSizes::from_args(a)?)),
+            "scorecard" => Ok(Benchmark::Scorecard(scorecard::ScorecardSizes::from_args(a)?)),
             other => {
                 bail!(
-                    "unknown benchmark {other:?}: the ones available are `hub`, `temporal`, `notify`, `ingest` and `nodes`"
+                    "unknown benchmark {other:?}: the ones available are `hub`, `temporal`, `notify`, `ingest`, `nodes` and `scorecard`"
                 )
             }
         }
@@ -457,6 +461,7 @@ impl Benchmark {
             Benchmark::Notify(_) => "notify",
             Benchmark::Ingest(_) => "ingest",
             Benchmark::Nodes(_) => "nodes",
+            Benchmark::Scorecard(_) => "scorecard",
         }
     }
 
@@ -479,6 +484,7 @@ impl Benchmark {
             Benchmark::Notify(sizes) => sizes.describe(),
             Benchmark::Ingest(sizes) => sizes.describe(),
             Benchmark::Nodes(sizes) => sizes.describe(),
+            Benchmark::Scorecard(sizes) => sizes.describe(),
         }
     }
 }
@@ -533,6 +539,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Benchmark::Notify(sizes) => notify::run(sizes, dir.path()).await,
         Benchmark::Ingest(sizes) => ingest::run(sizes, dir.path()).await,
         Benchmark::Nodes(sizes) => nodes::run(sizes, dir.path()).await,
+        Benchmark::Scorecard(sizes) => scorecard::run(sizes, dir.path()).await,
     };
     let path = dir.path().to_path_buf();
     let cleanup = if args.keep {
