@@ -21,6 +21,7 @@ import {
   session, getJson, whoAmI, checkSession, initLogin, showLogin, translateLogin, renderUserMenu, ApiError,
 } from './auth.js';
 import { initAdmin, showAdmin, translateAdmin } from './admin.js';
+import { initScorecard, showScorecard, translateScorecard } from './scorecard.js';
 
 const NGSI = '/ngsi-ld/v1';
 const SHADES = ['#e8f1f8', '#b9d4ea', '#7fb0d6', '#3f84bd', '#14548f'];
@@ -67,6 +68,7 @@ function applyLanguage() {
   translateLogin();
   if (session.me) renderUserMenu(ROLE_NAMES);
   translateAdmin();
+  translateScorecard();
   if (app.error) showError(app.error);
   if (app.config) {
     renderIndicatorSelect();
@@ -553,6 +555,7 @@ function showView(name) {
   if (name === 'map') setTimeout(() => map.invalidateSize(), 0);
   if (name === 'explorer' && !app.explorerLoaded) { app.explorerLoaded = true; runSearch(); }
   if (name === 'admin') showAdmin();
+  if (name === 'scorecard') showScorecard();
 }
 
 function fillExplorerSelects() {
@@ -679,6 +682,7 @@ async function boot() {
   // A login after the session ended starts a fresh page; the first one starts the app.
   initLogin(() => app.lang, (me) => (app.started ? location.reload() : enter(me)));
   initAdmin(() => app.lang);
+  initScorecard(() => app.lang);
   session.onExpired = () => { app.source?.close(); };
   applyLanguage();
   let me = null;

@@ -321,6 +321,8 @@ pub async fn import(hub: &Hub, scope: &Scope, bytes: &[u8]) -> Result<Value, Err
     }
     let today = Utc::now().date_naive();
     let computed = compute(&dossiers, today);
+    // A file that says it is a synthetic sample is marked so wherever it shows.
+    let sample = bytes.starts_with(b"# SYNTHETIC SAMPLE");
     let ctx = Context::core();
     let reader = ngsi::entity::Reader {
         ctx: &ctx,
@@ -335,6 +337,7 @@ pub async fn import(hub: &Hub, scope: &Scope, bytes: &[u8]) -> Result<Value, Err
             "month": {"type": "Property", "value": m.month},
             "indicators": {"type": "Property", "value": serde_json::to_value(m).unwrap_or(Value::Null)},
             "computedAt": {"type": "Property", "value": ngsi::entity::format_time(&Utc::now())},
+            "syntheticSample": {"type": "Property", "value": sample},
         });
         batch.push(reader.entity(&v, None).map_err(|e| (String::new(), e)));
     }
@@ -348,9 +351,13 @@ pub async fn import(hub: &Hub, scope: &Scope, bytes: &[u8]) -> Result<Value, Err
 pub async fn report(hub: &Hub, scope: &Scope) -> Result<Value, Error> {
     let (_, entities) =
         crate::sources::run_query(hub, scope, "type=EgovServiceIndex", true).await?;
-    let mut indices: Vec<Value> = entities
+    let kv: Vec<_> = entities.iter().map(crate::engine::keyvalues).collect();
+    let sample = kv
         .iter()
-        .filter_map(|e| crate::engine::keyvalues(e).get("indicators").cloned())
+        .any(|e| e.get("syntheticSample") == Some(&Value::Bool(true)));
+    let mut indices: Vec<Value> = kv
+        .iter()
+        .filter_map(|e| e.get("indicators").cloned())
         .collect();
     indices.sort_by_key(|v| (v["month"].to_string(), v["agency"].to_string()));
     let mut province: BTreeMap<String, [u64; 6]> = BTreeMap::new();
@@ -386,7 +393,7 @@ pub async fn report(hub: &Hub, scope: &Scope) -> Result<Value, Error> {
         .iter()
         .map(|(c, n, p)| json!({"code": c, "name": n, "points": p}))
         .collect();
-    Ok(json!({"groups": groups, "indices": indices, "province": province}))
+    Ok(json!({"groups": groups, "indices": indices, "province": province, "sample": sample}))
 }
 
 #[cfg(test)]

@@ -445,7 +445,9 @@ impl Benchmark {
             }
             "notify" => Ok(Benchmark::Notify(notify::NotifySizes::from_args(a)?)),
             "ingest" => Ok(Benchmark::Ingest(ingest::IngestSizes::from_args(a)?)),
-            "scorecard" => Ok(Benchmark::Scorecard(scorecard::ScorecardSizes::from_args(a)?)),
+            "scorecard" => Ok(Benchmark::Scorecard(scorecard::ScorecardSizes::from_args(
+                a,
+            )?)),
             other => {
                 bail!(
                     "unknown benchmark {other:?}: the ones available are `hub`, `temporal`, `notify`, `ingest`, `nodes` and `scorecard`"

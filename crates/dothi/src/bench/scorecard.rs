@@ -25,7 +25,9 @@ impl ScorecardSizes {
             || a.sensors.is_some()
             || a.days.is_some()
         {
-            bail!("`bench scorecard` has only --entities, --queries (runs), --quick, --dir and --keep");
+            bail!(
+                "`bench scorecard` has only --entities, --queries (runs), --quick, --dir and --keep"
+            );
         }
         let q = a.quick;
         Ok(ScorecardSizes {
@@ -69,7 +71,10 @@ fn filler(i: usize, now: &str) -> Value {
         && let Some(obj) = e.as_object_mut()
     {
         // Indicators of other kinds, which the coverage queries must skip.
-        obj.insert("indicator".into(), json!({"type": "Property", "value": "bench"}));
+        obj.insert(
+            "indicator".into(),
+            json!({"type": "Property", "value": "bench"}),
+        );
     }
     e
 }
