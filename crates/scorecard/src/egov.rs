@@ -36,6 +36,74 @@ pub const INDICATORS: [(&str, &str, f64); 4] = [
 ];
 
 const MAX_ROWS: usize = 200_000;
+
+/// Checks the group scores of a Decision 766 total: known groups, each within its
+/// points, adding up to the total.
+pub fn check_group_scores(
+    kpi: &str,
+    groups: &BTreeMap<String, f64>,
+    total: f64,
+) -> Result<(), Error> {
+    if kpi != "egov-766" {
+        return Err(Error::bad_data(
+            "groupScores belong to the egov-766 KPI only",
+        ));
+    }
+    for (code, v) in groups {
+        let max = GROUPS
+            .iter()
+            .find(|g| g.0 == code)
+            .map(|g| f64::from(g.2))
+            .ok_or_else(|| Error::bad_data(format!("{code:?} is not a group of Decision 766")))?;
+        if !v.is_finite() || *v < 0.0 || *v > max {
+            return Err(Error::bad_data(format!("{code} is scored from 0 to {max}")));
+        }
+    }
+    let sum: f64 = groups.values().sum();
+    if (sum - total).abs() > 0.05 {
+        return Err(Error::bad_data(format!(
+            "the group scores add up to {sum:.2}, not to the value {total}"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads the national portal's yearly evaluation export (`data.evaluation[]` of
+/// `departmentCode`, `totalScore`, `groupScores`) for one department: its total and
+/// group scores.
+pub fn portal_scores(
+    export: &Value,
+    department: &str,
+) -> Result<(f64, BTreeMap<String, f64>), Error> {
+    let list = export
+        .pointer("/data/evaluation")
+        .or_else(|| export.get("evaluation"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::bad_data("the export has no data.evaluation list"))?;
+    let item = list
+        .iter()
+        .find(|e| {
+            e.get("departmentCode").and_then(Value::as_str) == Some(department)
+                || e.get("departmentId")
+                    .map(|v| v.to_string().trim_matches('"') == department)
+                    == Some(true)
+        })
+        .ok_or_else(|| Error::bad_data(format!("no department {department:?} in the export")))?;
+    let total = item
+        .get("totalScore")
+        .and_then(Value::as_f64)
+        .ok_or_else(|| Error::bad_data("the department has no totalScore"))?;
+    let groups: BTreeMap<String, f64> = item
+        .get("groupScores")
+        .and_then(Value::as_object)
+        .map(|g| {
+            g.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((total, groups))
+}
 const MAX_ERRORS_SHOWN: usize = 20;
 
 /// One dossier, as read from a row.
@@ -444,6 +512,27 @@ d6,STC,2026-11-01,2026-11-05,2026-11-05,1,0,0,0,0,0
         // An open dossier past its due date is late.
         let late = compute(&ds[4..5], day("2026-10-21"));
         assert_eq!(late[0].on_time, 0);
+    }
+
+    #[test]
+    fn the_portal_export_gives_a_department_total_and_groups() {
+        let export = serde_json::json!({"data": {"evaluation": [
+            {"departmentCode": "01", "totalScore": 90.0, "groupScores": {"CKMB": 18.0}},
+            {"departmentCode": "44", "totalScore": 71.5, "groupScores": {
+                "CKMB": 17.0, "TDGQ": 15.5, "CLGQ": 9.0, "TTTT": 6.0, "MDSH": 12.0, "MDHL": 12.0}}
+        ]}});
+        let (total, groups) = portal_scores(&export, "44").expect("province 44");
+        assert_eq!(total, 71.5);
+        assert!(check_group_scores("egov-766", &groups, total).is_ok());
+        assert!(
+            check_group_scores("egov-766", &groups, 80.0).is_err(),
+            "sum differs"
+        );
+        assert!(check_group_scores("dti", &groups, total).is_err());
+        let mut over = groups.clone();
+        over.insert("TTTT".into(), 11.0);
+        assert!(check_group_scores("egov-766", &over, total + 5.0).is_err());
+        assert!(portal_scores(&export, "99").is_err());
     }
 
     #[test]

@@ -303,6 +303,9 @@ impl Scorecard {
             if let Some(rank) = submission.rank {
                 obj.insert("rank".into(), plan::prop(rank));
             }
+            if let Some(groups) = &submission.group_scores {
+                obj.insert("groupScores".into(), plan::prop(json!(groups)));
+            }
         }
         let ctx = Context::core();
         let entity = ngsi::entity::Reader {
@@ -378,8 +381,12 @@ impl Scorecard {
                 "approvedBy": scope.caller.actor,
                 "approvedAt": ngsi::entity::format_time(&now),
             });
-            if let (Some(rank), Some(obj)) = (s.get("rank"), evidence.as_object_mut()) {
-                obj.insert("rank".into(), rank.clone());
+            if let Some(obj) = evidence.as_object_mut() {
+                for key in ["rank", "groupScores"] {
+                    if let Some(v) = s.get(key) {
+                        obj.insert(key.into(), v.clone());
+                    }
+                }
             }
             let kpi = keyvalues(&self.hub.get_entity(scope, &kpi_id).await?);
             let mut body = Map::new();
@@ -481,12 +488,18 @@ pub struct Submission {
     pub note: Option<String>,
     /// The rank, for the DTI.
     pub rank: Option<u32>,
+    /// The six group scores of a Decision 766 total (CKMB, TDGQ, CLGQ, TTTT, MDSH,
+    /// MDHL), for `egov-766` only; they add up to the value.
+    pub group_scores: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 impl Submission {
     fn check(&self, def: &plan::KpiDef) -> Result<(), Error> {
         if !self.value.is_finite() || self.value < 0.0 {
             return Err(Error::bad_data("value must be a number of 0 or more"));
+        }
+        if let Some(groups) = &self.group_scores {
+            crate::egov::check_group_scores(def.slug, groups, self.value)?;
         }
         if let Some(max) = def.max
             && self.value > max

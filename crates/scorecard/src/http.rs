@@ -57,6 +57,11 @@ pub const ROUTE_RULES: &[RouteRule] = &[
     rule("GET", "/scorecard/v1/egov", Permission::Read),
     rule("POST", "/scorecard/v1/egov/dossiers", Permission::Write),
     rule("GET", "/scorecard/v1/export.xlsx", Permission::Read),
+    rule(
+        "POST",
+        "/scorecard/v1/egov/portal-scores",
+        Permission::Write,
+    ),
 ];
 
 pub fn routes(scorecard: Arc<Scorecard>) -> Router {
@@ -82,6 +87,7 @@ pub fn routes(scorecard: Arc<Scorecard>) -> Router {
         .route("/scorecard/v1/egov", get(egov_report))
         .route("/scorecard/v1/egov/dossiers", post(import_dossiers))
         .route("/scorecard/v1/export.xlsx", get(export_xlsx))
+        .route("/scorecard/v1/egov/portal-scores", post(portal_scores))
         .with_state(scorecard)
 }
 
@@ -367,4 +373,37 @@ async fn export_xlsx(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
         bytes,
     )
         .into_response())
+}
+
+/// The body of `POST /scorecard/v1/egov/portal-scores`: the portal's export, the
+/// department to read (the province's code), and the period and evidence of the
+/// submission it becomes.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PortalScores {
+    export: Value,
+    department: String,
+    period_end: chrono::NaiveDate,
+    evidence_url: String,
+}
+
+/// Turns the national portal's 766 export into a pending submission of the
+/// `egov-766` KPI, with its group scores; an admin approves it as any other.
+async fn portal_scores(State(s): State<Arc<Scorecard>>, head: Head, body: Body) -> Answer {
+    let scope = scope(&head)?;
+    let p: PortalScores = body.json()?;
+    let (value, groups) = egov::portal_scores(&p.export, &p.department)?;
+    let sub = Submission {
+        value,
+        period_end: p.period_end,
+        evidence_url: p.evidence_url,
+        note: Some(format!(
+            "national portal export, department {}",
+            p.department
+        )),
+        rank: None,
+        group_scores: Some(groups),
+    };
+    let created = s.submit(&scope, "egov-766", sub).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)).into_response())
 }

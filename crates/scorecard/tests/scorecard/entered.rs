@@ -278,3 +278,55 @@ async fn task_groups_carry_their_owners_progress_and_evidence() {
     assert_eq!(status, 404);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_766_export_becomes_a_submission_with_its_group_scores() {
+    let app = App::start().await;
+    let export = json!({"data": {"evaluation": [
+        {"departmentCode": "44", "totalScore": 71.5, "groupScores": {
+            "CKMB": 17.0, "TDGQ": 15.5, "CLGQ": 9.0, "TTTT": 6.0, "MDSH": 12.0, "MDHL": 12.0}}
+    ]}});
+    let body = |department: &str| {
+        json!({"export": export, "department": department, "periodEnd": "2025-12-31",
+               "evidenceUrl": "https://dichvucong.gov.vn/p/home/dvc-danh-gia-chat-luong.html"})
+    };
+    let (status, v) = app
+        .post(
+            "/scorecard/v1/egov/portal-scores",
+            Some(OPERATOR),
+            &body("45"),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    let (status, sub) = app
+        .post(
+            "/scorecard/v1/egov/portal-scores",
+            Some(OPERATOR),
+            &body("44"),
+        )
+        .await;
+    assert_eq!(status, 201, "{sub}");
+    let id = sub["id"].as_str().expect("an id");
+    let (status, _) = app
+        .post(
+            &format!("/scorecard/v1/submissions/{id}/approve"),
+            Some(ADMIN),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let kpi = app.kpi("egov-766").await;
+    assert_eq!(kpi["kpiValue"], json!(71.5));
+    assert_eq!(kpi["evidence"]["groupScores"]["TDGQ"], json!(15.5));
+    // Group scores that do not add up are refused.
+    let (status, _) = app
+        .post(
+            "/scorecard/v1/kpis/egov-766/submissions",
+            Some(OPERATOR),
+            &json!({"value": 90.0, "periodEnd": "2025-12-31", "evidenceUrl": "https://x.vn/a",
+                    "groupScores": {"CKMB": 18.0}}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    app.stop().await;
+}
