@@ -22,6 +22,7 @@ import {
 } from './auth.js';
 import { initAdmin, showAdmin, translateAdmin } from './admin.js';
 import { startAlerts, stopAlerts, translateAlerts } from './alerts.js';
+import { initScorecard, showScorecard, translateScorecard } from './scorecard.js';
 
 const NGSI = '/ngsi-ld/v1';
 const SHADES = ['#e8f1f8', '#b9d4ea', '#7fb0d6', '#3f84bd', '#14548f'];
@@ -69,6 +70,7 @@ function applyLanguage() {
   if (session.me) renderUserMenu(ROLE_NAMES);
   translateAdmin();
   translateAlerts();
+  translateScorecard();
   if (app.error) showError(app.error);
   if (app.config) {
     renderIndicatorSelect();
@@ -555,6 +557,7 @@ function showView(name) {
   if (name === 'map') setTimeout(() => map.invalidateSize(), 0);
   if (name === 'explorer' && !app.explorerLoaded) { app.explorerLoaded = true; runSearch(); }
   if (name === 'admin') showAdmin();
+  if (name === 'scorecard') showScorecard();
 }
 
 function fillExplorerSelects() {
@@ -682,6 +685,7 @@ async function boot() {
   // A login after the session ended starts a fresh page; the first one starts the app.
   initLogin(() => app.lang, (me) => (app.started ? location.reload() : enter(me)));
   initAdmin(() => app.lang);
+  initScorecard(() => app.lang);
   session.onExpired = () => { app.source?.close(); stopAlerts(); };
   applyLanguage();
   let me = null;

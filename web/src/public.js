@@ -7,6 +7,7 @@ import 'leaflet/dist/leaflet.css';
 import './base.css';
 import './public.css';
 import { PUBLIC_TEXT, STATE_NAMES } from './i18n.js';
+import { loadPublicScorecard, renderPublicScorecard } from './scorecard-public.js';
 import {
   $, el, escapeHtml, token, STATES, storedLang, saveLang, provinceMap, dotIcon,
   fmtNumber, fmtShort, fmtClock,
@@ -56,6 +57,7 @@ function applyLanguage() {
   document.title = `${t('org')} — ${t('title')}`;
   $('#about-text').replaceChildren(...t('about').map((p) => el('p', {}, p)));
   renderStates();
+  renderPublicScorecard($('#plan-scorecard'), page.lang);
   if (page.config) render();
   if (page.communeLayer) page.communeLayer.eachLayer((l) => l.setTooltipContent(escapeHtml(communeOf(l.feature.properties))));
 }
@@ -266,7 +268,7 @@ async function start() {
   map = provinceMap('map', page.config, { scrollWheelZoom: false });
   page.communes = await getJson('/public/api/communes');
   drawCommunes();
-  await refresh();
+  await Promise.all([refresh(), loadPublicScorecard()]);
   applyLanguage();
   document.body.dataset.ready = 'true';
   setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);

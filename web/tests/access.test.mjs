@@ -83,8 +83,10 @@ test('the public page loads without a login and shows the gauges', async () => {
   assert.equal(await page.locator('.leaflet-marker-pane .mk[data-id]').count(), 4 + 13 + 12);
   // The stations are demo data, and the page says so; the sections to come are marked.
   assert.match(await page.locator('#demo-banner').innerText(), /dữ liệu minh họa/);
-  assert.equal(await page.locator('[data-placeholder]').count(), 3);
-  assert.match(await page.locator('#coming').innerText(), /Phản ánh hiện trường[\s\S]*Dữ liệu mở[\s\S]*Chỉ số đô thị thông minh/);
+  assert.equal(await page.locator('[data-placeholder]').count(), 2);
+  assert.match(await page.locator('#coming').innerText(), /Phản ánh hiện trường[\s\S]*Dữ liệu mở/);
+  // The plan's scorecard is no longer to come: its summary is on the page.
+  assert.equal(await page.locator('#plan-scorecard .pub-kpi').count(), 8);
   assert.match(await page.locator('#about').innerText(), /78 xã, phường và đặc khu/);
   // Public data only: nothing of the operations centre's or the NGSI-LD API.
   assert.deepEqual(asked.filter((p) => p.startsWith('/ioc/') || p.startsWith('/ngsi-ld/') || p.startsWith('/auth/')), []);

@@ -84,6 +84,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// How often the plan's computed KPIs are recomputed (besides on change).
+const SCORECARD_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// What `demo` adds to `serve`.
 struct Demo {
     /// Whether the simulator feeds the demo devices.
@@ -146,6 +149,22 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
         );
     }
     let reports_sweep = reports::spawn_sweep(reports.clone());
+    // The plan's scorecard: the demo loads the plan and its sample; KPIs are
+    // recomputed every few minutes and when their inputs change.
+    let scorecard = std::sync::Arc::new(scorecard::Scorecard::new(state.hub.clone()));
+    if load_demo {
+        let r = scorecard::demo::load(&scorecard)
+            .await
+            .context("loading the scorecard's demo")?;
+        tracing::info!(
+            created = r.created,
+            dossiers = r.dossiers,
+            computed = r.computed,
+            history = r.history,
+            "plan scorecard loaded (synthetic dossier sample, demo KPI history)"
+        );
+    }
+    let recompute = scorecard.clone().spawn(SCORECARD_EVERY);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -216,6 +235,7 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             "  API:           {base}/ngsi-ld/v1/entities?type=WaterObserved (Authorization: Bearer $KEY)"
         );
         println!("  API reference: {base}/docs");
+        println!("  plan scorecard: {base}/scorecard/v1/public");
         println!(
             "  devices:       {base}/iot/devices (fed by the simulator{})",
             if simulator.is_some() { "" } else { ": off" }
@@ -236,17 +256,19 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
         );
     }
     // The services' routes beside the hub's: the IoT agent, the web app, citizen
-    // reports, the open data portal and alerts.
+    // reports, the open data portal, alerts and the plan's scorecard.
     let components = vec![
         iot::component(agent),
         web::component(state.hub.clone(), config.web.clone()),
         reports::component(reports),
         opendata::component(state.hub.clone(), opendata::OpendataConfig::default()),
         alerts::component(alerts),
+        scorecard::component(scorecard),
     ];
     let served = node.serve(listener, components, shutdown_signal()).await;
     reports_sweep.abort();
     evaluator.abort();
+    recompute.abort();
     let _ = stop_simulator.send(true);
     if let Some(simulator) = simulator {
         let _ = simulator.await;

@@ -33,6 +33,7 @@ mod open_data;
 mod phases;
 mod raw_postgres;
 mod reports;
+mod scorecard;
 mod server;
 mod temporal;
 
@@ -53,7 +54,8 @@ pub struct BenchArgs {
     /// processes over one PostgreSQL database: needs --store) or reports (citizen reports:
     /// creation over Open311, map and statistics queries, photo processing) or opendata
     /// (the CSV download of a large dataset, and package_search over many datasets) or
-    /// alerts (rules evaluated beside a write load, a staleness sweep, a backtest).
+    /// alerts (rules evaluated beside a write load, a staleness sweep, a backtest) or
+    /// scorecard (recomputing every plan KPI on the demo data grown to --entities).
     #[arg(default_value = "hub")]
     pub which: String,
     /// A smoke run. hub: 5,000 batch entities, a 10,000-entity query set, 100 queries
@@ -426,6 +428,7 @@ enum Benchmark {
     Reports(reports::ReportsSizes),
     Opendata(open_data::OpendataSizes),
     Alerts(alerts::AlertsSizes),
+    Scorecard(scorecard::ScorecardSizes),
 }
 
 impl Benchmark {
@@ -454,9 +457,12 @@ impl Benchmark {
             "reports" => Ok(Benchmark::Reports(reports::ReportsSizes::from_args(a)?)),
             "opendata" => Ok(Benchmark::Opendata(open_data::OpendataSizes::from_args(a)?)),
             "alerts" => Ok(Benchmark::Alerts(alerts::AlertsSizes::from_args(a)?)),
+            "scorecard" => Ok(Benchmark::Scorecard(scorecard::ScorecardSizes::from_args(
+                a,
+            )?)),
             other => {
                 bail!(
-                    "unknown benchmark {other:?}: the ones available are `hub`, `temporal`, `notify`, `ingest`, `nodes`, `reports`, `opendata` and `alerts`"
+                    "unknown benchmark {other:?}: the ones available are `hub`, `temporal`, `notify`, `ingest`, `nodes`, `reports`, `opendata`, `alerts` and `scorecard`"
                 )
             }
         }
@@ -472,6 +478,7 @@ impl Benchmark {
             Benchmark::Reports(_) => "reports",
             Benchmark::Opendata(_) => "opendata",
             Benchmark::Alerts(_) => "alerts",
+            Benchmark::Scorecard(_) => "scorecard",
         }
     }
 
@@ -497,6 +504,7 @@ impl Benchmark {
             Benchmark::Reports(sizes) => sizes.describe(),
             Benchmark::Opendata(sizes) => sizes.describe(),
             Benchmark::Alerts(sizes) => sizes.describe(),
+            Benchmark::Scorecard(sizes) => sizes.describe(),
         }
     }
 }
@@ -554,6 +562,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Benchmark::Reports(sizes) => reports::run(sizes, dir.path()).await,
         Benchmark::Opendata(sizes) => open_data::run(sizes, dir.path()).await,
         Benchmark::Alerts(sizes) => alerts::run(sizes, dir.path()).await,
+        Benchmark::Scorecard(sizes) => scorecard::run(sizes, dir.path()).await,
     };
     let path = dir.path().to_path_buf();
     let cleanup = if args.keep {

@@ -1,0 +1,409 @@
+//! The scorecard's JSON API under `/scorecard/v1`, served beside the hub's. The public
+//! summary is anonymous and carries no personal data (no submitter, no approver); the
+//! rest needs a signed-in role. Errors are ProblemDetails.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use hub::Scope;
+use hub::http::gate::Head;
+use hub::http::{ApiError, PathParam, Permission, RouteRule, rule};
+use ngsi::{Context, Error};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::engine::{Scorecard, Submission, TaskUpdate};
+use crate::{egov, maturity, plan};
+
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+pub const ROUTE_RULES: &[RouteRule] = &[
+    rule("GET", "/scorecard/v1/public", Permission::Public),
+    rule("GET", "/scorecard/v1/kpis", Permission::Read),
+    rule("GET", "/scorecard/v1/kpis/{slug}", Permission::Read),
+    rule(
+        "POST",
+        "/scorecard/v1/kpis/{slug}/submissions",
+        Permission::Write,
+    ),
+    rule("GET", "/scorecard/v1/submissions", Permission::Read),
+    rule(
+        "POST",
+        "/scorecard/v1/submissions/{id}/approve",
+        Permission::Admin,
+    ),
+    rule(
+        "POST",
+        "/scorecard/v1/submissions/{id}/reject",
+        Permission::Admin,
+    ),
+    rule("POST", "/scorecard/v1/recompute", Permission::Operate),
+    rule("POST", "/scorecard/v1/plan", Permission::Admin),
+    rule("GET", "/scorecard/v1/tasks", Permission::Read),
+    rule("PATCH", "/scorecard/v1/tasks/{number}", Permission::Write),
+    rule("GET", "/scorecard/v1/maturity", Permission::Read),
+    rule("PUT", "/scorecard/v1/maturity/criteria", Permission::Admin),
+    rule(
+        "PUT",
+        "/scorecard/v1/maturity/{ward}/{code}",
+        Permission::Write,
+    ),
+    rule("GET", "/scorecard/v1/dti", Permission::Read),
+    rule("GET", "/scorecard/v1/egov", Permission::Read),
+    rule("POST", "/scorecard/v1/egov/dossiers", Permission::Write),
+    rule("GET", "/scorecard/v1/export.xlsx", Permission::Read),
+    rule(
+        "POST",
+        "/scorecard/v1/egov/portal-scores",
+        Permission::Write,
+    ),
+];
+
+pub fn routes(scorecard: Arc<Scorecard>) -> Router {
+    Router::new()
+        .route("/scorecard/v1/public", get(public))
+        .route("/scorecard/v1/kpis", get(kpis))
+        .route("/scorecard/v1/kpis/{slug}", get(kpi))
+        .route("/scorecard/v1/kpis/{slug}/submissions", post(submit))
+        .route("/scorecard/v1/submissions", get(submissions))
+        .route("/scorecard/v1/submissions/{id}/approve", post(approve))
+        .route("/scorecard/v1/submissions/{id}/reject", post(reject))
+        .route("/scorecard/v1/recompute", post(recompute))
+        .route("/scorecard/v1/plan", post(seed))
+        .route("/scorecard/v1/tasks", get(tasks))
+        .route(
+            "/scorecard/v1/tasks/{number}",
+            axum::routing::patch(update_task),
+        )
+        .route("/scorecard/v1/maturity", get(maturity_report))
+        .route("/scorecard/v1/maturity/criteria", put(replace_criteria))
+        .route("/scorecard/v1/maturity/{ward}/{code}", put(assess))
+        .route("/scorecard/v1/dti", get(dti))
+        .route("/scorecard/v1/egov", get(egov_report))
+        .route("/scorecard/v1/egov/dossiers", post(import_dossiers))
+        .route("/scorecard/v1/export.xlsx", get(export_xlsx))
+        .route("/scorecard/v1/egov/portal-scores", post(portal_scores))
+        .with_state(scorecard)
+}
+
+/// The scorecard's routes and their permissions, to serve beside the hub's.
+pub fn component(scorecard: Arc<Scorecard>) -> hub::Component {
+    hub::Component {
+        router: routes(scorecard),
+        rules: ROUTE_RULES.to_vec(),
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+/// The caller's scope in the tenant its request names.
+fn scope(head: &Head) -> Result<Scope, ApiError> {
+    let tenant = hub::http::negotiate::tenant(&head.headers)?;
+    head.caller.check(&tenant, hub::auth::Access::Read)?;
+    Ok(Scope::new(tenant, Context::core(), head.caller.clone()))
+}
+
+/// A JSON body, within the size limit, of the expected shape.
+struct Body(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map(Body)
+            .map_err(|_| {
+                ApiError(Error::new(
+                    ngsi::ErrorKind::PayloadTooLarge,
+                    format!("the body is larger than {MAX_BODY_BYTES} bytes or unreadable"),
+                ))
+            })
+    }
+}
+
+impl Body {
+    fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.0)
+            .map_err(|e| ApiError(Error::bad_data(format!("invalid body: {e}"))))
+    }
+}
+
+fn ok(v: Value) -> Response {
+    axum::Json(v).into_response()
+}
+
+/// GET /scorecard/v1/public: the plan's KPIs for everyone, in the default tenant.
+async fn public(State(s): State<Arc<Scorecard>>) -> Answer {
+    let scope = Scope::system("scorecard-public", String::new());
+    let kpis = s.kpis(&scope, true).await?;
+    let keep = [
+        "slug",
+        "id",
+        "name",
+        "kpiValue",
+        "unitCode",
+        "maximumValue",
+        "target",
+        "direction",
+        "mode",
+        "status",
+        "currentStanding",
+        "observedAt",
+        "calculationFormula",
+        "calculationPeriod",
+        "organization",
+        "planReference",
+        "evidence",
+    ];
+    let items: Vec<Value> = kpis
+        .into_iter()
+        .map(|k| {
+            let obj: serde_json::Map<String, Value> = k
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter(|(key, _)| keep.contains(&key.as_str()))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Value::Object(obj)
+        })
+        .collect();
+    Ok(ok(json!({"kpis": items})))
+}
+
+async fn kpis(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
+    let scope = scope(&head)?;
+    Ok(ok(json!({"kpis": s.kpis(&scope, false).await?})))
+}
+
+async fn kpi(
+    State(s): State<Arc<Scorecard>>,
+    head: Head,
+    PathParam(slug): PathParam<String>,
+) -> Answer {
+    let scope = scope(&head)?;
+    let found = s
+        .kpis(&scope, false)
+        .await?
+        .into_iter()
+        .find(|k| k.get("slug").and_then(Value::as_str) == Some(slug.as_str()))
+        .ok_or_else(|| ApiError(Error::not_found(format!("no KPI {slug:?}"))))?;
+    let mut v = found;
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(
+            "history".into(),
+            json!(format!(
+                "/ngsi-ld/v1/temporal/entities/{}?attrs=kpiValue",
+                plan::kpi_id(&slug)
+            )),
+        );
+    }
+    Ok(ok(v))
+}
+
+async fn submit(
+    State(s): State<Arc<Scorecard>>,
+    head: Head,
+    PathParam(slug): PathParam<String>,
+    body: Body,
+) -> Answer {
+    let scope = scope(&head)?;
+    let sub: Submission = body.json()?;
+    let created = s.submit(&scope, &slug, sub).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)).into_response())
+}
+
+async fn submissions(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
+    let scope = scope(&head)?;
+    let (_, entities) =
+        crate::sources::run_query(s.hub(), &scope, "type=KpiSubmission", true).await?;
+    let items: Vec<Value> = entities
+        .iter()
+        .map(|e| Value::Object(crate::engine::keyvalues(e)))
+        .collect();
+    Ok(ok(json!({"submissions": items})))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Decision {
+    reason: Option<String>,
+}
+
+async fn decide(s: &Scorecard, head: &Head, id: &str, body: &Body, approve: bool) -> Answer {
+    let scope = scope(head)?;
+    let d: Decision = if body.0.is_empty() {
+        Decision::default()
+    } else {
+        body.json()?
+    };
+    if d.reason.as_ref().is_some_and(|r| r.len() > 2_000) {
+        return Err(ApiError(Error::bad_data("reason is at most 2000 bytes")));
+    }
+    Ok(ok(s.decide(&scope, id, approve, d.reason).await?))
+}
+
+async fn approve(
+    State(s): State<Arc<Scorecard>>,
+    head: Head,
+    PathParam(id): PathParam<String>,
+    body: Body,
+) -> Answer {
+    decide(&s, &head, &id, &body, true).await
+}
+
+async fn reject(
+    State(s): State<Arc<Scorecard>>,
+    head: Head,
+    PathParam(id): PathParam<String>,
+    body: Body,
+) -> Answer {
+    decide(&s, &head, &id, &body, false).await
+}
+
+async fn recompute(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
+    let scope = scope(&head)?;
+    scope.check(hub::auth::Access::Write)?;
+    Ok(ok(json!({"recomputed": s.recompute(&scope.tenant).await?})))
+}
+
+async fn seed(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
+    let scope = scope(&head)?;
+    scope.check(hub::auth::Access::Write)?;
+    let created = s.seed(&scope.tenant).await?;
+    let recomputed = s.recompute(&scope.tenant).await?;
+    Ok(ok(json!({"created": created, "recomputed": recomputed})))
+}
+
+async fn tasks(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
+    let scope = scope(&head)?;
+    let (_, entities) =
+        crate::sources::run_query(s.hub(), &scope, "type=PlanTaskGroup", true).await?;
+    let mut items: Vec<Value> = entities
+        .iter()
+        .map(|e| Value::Object(crate::engine::keyvalues(e)))
+        .collect();
+    items.sort_by_key(|t| t.get("number").and_then(Value::as_u64).unwrap_or(u64::MAX));
+    Ok(ok(json!({"tasks": items})))
+}
+
+async fn update_task(
+    State(s): State<Arc<Scorecard>>,
+    head: Head,
+    PathParam(number): PathParam<u8>,
+    body: Body,
+) -> Answer {
+    let scope = scope(&head)?;
+    if !(1..=8).contains(&number) {
+        return Err(ApiError(Error::not_found(
+            "the plan has task groups 1 to 8",
+        )));
+    }
+    let update: TaskUpdate = body.json()?;
+    Ok(ok(s.update_task_group(&scope, number, update).await?))
+}
+
+async fn maturity_report(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
+    let scope = scope(&head)?;
+    Ok(ok(maturity::report(s.hub(), &scope).await?))
+}
+
+async fn replace_criteria(State(s): State<Arc<Scorecard>>, head: Head, body: Body) -> Answer {
+    let scope = scope(&head)?;
+    scope.check(hub::auth::Access::Write)?;
+    let list: maturity::Checklist = body.json()?;
+    maturity::replace_checklist(s.hub(), &scope.tenant, list).await?;
+    Ok(ok(maturity::report(s.hub(), &scope).await?))
+}
+
+async fn assess(
+    State(s): State<Arc<Scorecard>>,
+    head: Head,
+    PathParam((ward, code)): PathParam<(String, String)>,
+    body: Body,
+) -> Answer {
+    let scope = scope(&head)?;
+    let a: maturity::Assessment = body.json()?;
+    if a.assessor.is_some() || a.assessed_at.is_some() {
+        return Err(ApiError(Error::bad_data(
+            "assessor and assessedAt are set by the service",
+        )));
+    }
+    Ok(ok(maturity::assess(s.hub(), &scope, &ward, &code, a).await?))
+}
+
+async fn dti(head: Head) -> Answer {
+    scope(&head)?;
+    Ok(ok(maturity::dti()))
+}
+
+async fn egov_report(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
+    let scope = scope(&head)?;
+    Ok(ok(egov::report(s.hub(), &scope).await?))
+}
+
+async fn import_dossiers(State(s): State<Arc<Scorecard>>, head: Head, body: Body) -> Answer {
+    let scope = scope(&head)?;
+    Ok(ok(egov::import(s.hub(), &scope, &body.0).await?))
+}
+
+/// GET /scorecard/v1/export.xlsx
+async fn export_xlsx(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
+    let scope = scope(&head)?;
+    let bytes = crate::export::workbook(&s, &scope).await?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"bang-diem-ke-hoach.xlsx\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The body of `POST /scorecard/v1/egov/portal-scores`: the portal's export, the
+/// department to read (the province's code), and the period and evidence of the
+/// submission it becomes.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PortalScores {
+    export: Value,
+    department: String,
+    period_end: chrono::NaiveDate,
+    evidence_url: String,
+}
+
+/// Turns the national portal's 766 export into a pending submission of the
+/// `egov-766` KPI, with its group scores; an admin approves it as any other.
+async fn portal_scores(State(s): State<Arc<Scorecard>>, head: Head, body: Body) -> Answer {
+    let scope = scope(&head)?;
+    let p: PortalScores = body.json()?;
+    let (value, groups) = egov::portal_scores(&p.export, &p.department)?;
+    let sub = Submission {
+        value,
+        period_end: p.period_end,
+        evidence_url: p.evidence_url,
+        note: Some(format!(
+            "national portal export, department {}",
+            p.department
+        )),
+        rank: None,
+        group_scores: Some(groups),
+    };
+    let created = s.submit(&scope, "egov-766", sub).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)).into_response())
+}

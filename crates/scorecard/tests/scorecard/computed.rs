@@ -1,0 +1,170 @@
+//! Computed KPIs: their values, their evidence, and how they follow their inputs.
+
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::common::{ADMIN, App, VIEWER, WAIT};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_is_data_and_computed_kpis_carry_the_queries_that_made_them() {
+    let app = App::start().await;
+    let (status, v) = app
+        .post("/scorecard/v1/recompute", Some(ADMIN), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+
+    // Eight task groups, in order, with their owners.
+    let (status, tasks) = app.get("/scorecard/v1/tasks", Some(VIEWER)).await;
+    assert_eq!(status, 200, "{tasks}");
+    let numbers: Vec<u64> = tasks["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter_map(|t| t["number"].as_u64())
+        .collect();
+    assert_eq!(numbers, (1..=8).collect::<Vec<u64>>());
+
+    // The demo gives every one of the 78 units broadband and 5G above 0.
+    let broadband = app.kpi("broadband-communes").await;
+    assert_eq!(
+        broadband["id"],
+        "urn:ngsi-ld:KeyPerformanceIndicator:plan-broadband-communes"
+    );
+    assert_eq!(broadband["kpiValue"], json!(100.0));
+    assert_eq!(broadband["target"], json!({"2025": 100.0, "2030": 100.0}));
+    assert_eq!(broadband["mode"], "computed");
+    assert_eq!(broadband["status"], "onTrack");
+    assert_eq!(broadband["currentStanding"], "veryGood");
+    assert_eq!(app.kpi("5g-communes").await["kpiValue"], json!(100.0));
+
+    // The evidence: each query, run again through the NGSI-LD API, counts the same.
+    let inputs = broadband["evidence"]["inputs"]
+        .as_array()
+        .expect("inputs")
+        .clone();
+    assert!(!inputs.is_empty());
+    for input in &inputs {
+        let href = input["href"].as_str().expect("href");
+        let response = app
+            .req(
+                reqwest::Method::GET,
+                &format!("{href}&count=true&limit=0"),
+                Some(VIEWER),
+            )
+            .send()
+            .await
+            .expect("the evidence query");
+        assert_eq!(response.status(), 200, "{href}");
+        let count: u64 = response
+            .headers()
+            .get("NGSILD-Results-Count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("a count");
+        assert_eq!(Some(count), input["count"].as_u64(), "{href}");
+    }
+    assert_eq!(inputs[0]["count"], json!(78));
+
+    // Sectors and domains with live data: the demo has no e-government feed, and no
+    // banking, commerce, e-commerce or urban planning data.
+    let sectors = app.kpi("priority-sectors-live").await;
+    assert_eq!(sectors["kpiValue"], json!(6.0), "{sectors}");
+    assert_eq!(sectors["status"], "offTrack");
+    let services = app.kpi("essential-services-live").await;
+    assert_eq!(services["kpiValue"], json!(4.0), "{services}");
+
+    // Recomputing unchanged inputs adds no history.
+    let (status, again) = app
+        .post("/scorecard/v1/recompute", Some(ADMIN), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{again}");
+    let written: Vec<&Value> = again["recomputed"]
+        .as_array()
+        .expect("recomputed")
+        .iter()
+        .filter(|r| r["written"] == true)
+        .collect();
+    assert!(written.is_empty(), "{written:?}");
+
+    // Entered KPIs have no value until one is approved.
+    let grdp = app.kpi("digital-economy-grdp").await;
+    assert_eq!(grdp["status"], "noData");
+    assert!(grdp.get("kpiValue").is_none());
+    app.stop().await;
+}
+
+/// The id of the demo's broadband indicator of one unit.
+fn demo_broadband(code: &str) -> String {
+    format!("urn:ngsi-ld:KeyPerformanceIndicator:demo-broadband-{code}")
+}
+
+async fn wait_for(app: &App, slug: &str, want: f64) -> Value {
+    let started = Instant::now();
+    loop {
+        let kpi = app.kpi(slug).await;
+        if kpi["kpiValue"].as_f64() == Some(want) {
+            return kpi;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "{slug} did not reach {want} within {WAIT:?}: {kpi}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_computed_kpi_follows_its_inputs() {
+    let app = App::start().await;
+    app.post("/scorecard/v1/recompute", Some(ADMIN), &json!({}))
+        .await;
+    wait_for(&app, "broadband-communes", 100.0).await;
+
+    // One commune loses its broadband: the province moves by one unit of 78.
+    let id = demo_broadband("19333");
+    let response = app
+        .req(
+            reqwest::Method::PATCH,
+            &format!("/ngsi-ld/v1/entities/{id}/attrs"),
+            Some(ADMIN),
+        )
+        .json(&json!({"kpiValue": {"type": "Property", "value": 0}}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status(), 204);
+    let kpi = wait_for(&app, "broadband-communes", 98.7).await;
+    assert_eq!(kpi["evidence"]["inputs"][0]["count"], json!(77));
+    // Judged against the open 2030 target of 100 %: short by less than 10 points.
+    assert_eq!(kpi["status"], "atRisk");
+
+    // And back.
+    app.req(
+        reqwest::Method::PATCH,
+        &format!("/ngsi-ld/v1/entities/{id}/attrs"),
+        Some(ADMIN),
+    )
+    .json(&json!({"kpiValue": {"type": "Property", "value": 91.5}}))
+    .send()
+    .await
+    .expect("patch");
+    wait_for(&app, "broadband-communes", 100.0).await;
+
+    // The values are the KPI's time series.
+    let (status, history) = app
+        .get(
+            "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:KeyPerformanceIndicator:plan-broadband-communes?attrs=kpiValue&options=temporalValues",
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let values: Vec<f64> = history["kpiValue"]["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .filter_map(|p| p[0].as_f64())
+        .collect();
+    assert_eq!(values, vec![100.0, 98.7, 100.0], "{history}");
+    app.stop().await;
+}

@@ -1,0 +1,332 @@
+//! Entered values and their four-eyes approval, task groups, and who may read what.
+
+use serde_json::{Value, json};
+
+use crate::common::{ADMIN, ADMIN2, App, OPERATOR, OUTSIDER, VIEWER};
+
+fn grdp(value: f64) -> Value {
+    json!({
+        "value": value,
+        "periodEnd": "2025-12-31",
+        "evidenceUrl": "https://thongke.quangtri.gov.vn/bao-cao-2025.pdf",
+        "note": "Cục Thống kê, số liệu sơ bộ"
+    })
+}
+
+/// The audit records naming a target.
+async fn audited(app: &App, target: &str) -> Vec<Value> {
+    app.hub.audit_seal().await.expect("seal");
+    let (status, v) = app.get("/auth/v1/audit?limit=1000", Some(ADMIN)).await;
+    assert_eq!(status, 200, "{v}");
+    let records = v
+        .get("records")
+        .and_then(Value::as_array)
+        .or_else(|| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    records
+        .into_iter()
+        .filter(|r| {
+            r["targets"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == target))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entered_value_counts_once_a_second_person_approves_it() {
+    let app = App::start().await;
+    // Computed KPIs take no entered value; a viewer enters nothing.
+    let (status, _) = app
+        .post(
+            "/scorecard/v1/kpis/broadband-communes/submissions",
+            Some(OPERATOR),
+            &grdp(50.0),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = app
+        .post(
+            "/scorecard/v1/kpis/digital-economy-grdp/submissions",
+            Some(VIEWER),
+            &grdp(12.0),
+        )
+        .await;
+    assert_eq!(status, 403);
+    // Bad values and evidence are refused.
+    for bad in [
+        json!({"value": 120.0, "periodEnd": "2025-12-31", "evidenceUrl": "https://x.vn/a.pdf"}),
+        json!({"value": 12.0, "periodEnd": "2025-12-31", "evidenceUrl": "file:///etc/passwd"}),
+        json!({"value": 12.0, "periodEnd": "2025-12-31"}),
+        json!({"value": 12.0, "periodEnd": "31/12/2025", "evidenceUrl": "https://x.vn/a.pdf"}),
+    ] {
+        let (status, v) = app
+            .post(
+                "/scorecard/v1/kpis/digital-economy-grdp/submissions",
+                Some(OPERATOR),
+                &bad,
+            )
+            .await;
+        assert_eq!(status, 400, "{bad} → {v}");
+        assert!(v["detail"].is_string(), "a ProblemDetails: {v}");
+    }
+
+    // An operator of the statistics office enters the 2025 share.
+    let (status, sub) = app
+        .post(
+            "/scorecard/v1/kpis/digital-economy-grdp/submissions",
+            Some(OPERATOR),
+            &grdp(12.4),
+        )
+        .await;
+    assert_eq!(status, 201, "{sub}");
+    let id = sub["id"].as_str().expect("an id").to_string();
+    assert!(
+        app.kpi("digital-economy-grdp")
+            .await
+            .get("kpiValue")
+            .is_none(),
+        "pending"
+    );
+
+    // Operators do not approve; approving is for an admin.
+    let approve = format!("/scorecard/v1/submissions/{id}/approve");
+    let (status, _) = app.post(&approve, Some(OPERATOR), &json!({})).await;
+    assert_eq!(status, 403);
+    let (status, done) = app.post(&approve, Some(ADMIN), &json!({})).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["decision"], "approved");
+    let (status, _) = app.post(&approve, Some(ADMIN2), &json!({})).await;
+    assert_eq!(status, 409, "decided once");
+
+    let kpi = app.kpi("digital-economy-grdp").await;
+    assert_eq!(kpi["kpiValue"], json!(12.4));
+    assert_eq!(kpi["observedAt"], "2025-12-31T23:59:59Z");
+    assert_eq!(
+        kpi["evidence"]["url"],
+        "https://thongke.quangtri.gov.vn/bao-cao-2025.pdf"
+    );
+    assert_eq!(kpi["evidence"]["submission"], json!(id));
+    // 12.4 % against 30 % by 2030, no baseline: off track.
+    assert_eq!(kpi["status"], "offTrack");
+
+    // An admin does not approve their own submission.
+    let (_, own) = app
+        .post(
+            "/scorecard/v1/kpis/dti/submissions",
+            Some(ADMIN),
+            &json!({
+                "value": 0.55, "rank": 61, "periodEnd": "2024-12-31",
+                "evidenceUrl": "https://dti.gov.vn/xep-hang-2024"
+            }),
+        )
+        .await;
+    let own_id = own["id"].as_str().expect("an id").to_string();
+    let (status, v) = app
+        .post(
+            &format!("/scorecard/v1/submissions/{own_id}/approve"),
+            Some(ADMIN),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = app
+        .post(
+            &format!("/scorecard/v1/submissions/{own_id}/reject"),
+            Some(ADMIN2),
+            &json!({"reason": "rank to check"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["decision"], "rejected");
+    assert!(app.kpi("dti").await.get("kpiValue").is_none());
+
+    // Both steps are in the audit log, each under its actor.
+    let kpi_id = "urn:ngsi-ld:KeyPerformanceIndicator:plan-digital-economy-grdp";
+    let steps = audited(&app, &id).await;
+    let roles: Vec<&str> = steps.iter().filter_map(|r| r["role"].as_str()).collect();
+    assert!(
+        roles.contains(&"operator") && roles.contains(&"admin"),
+        "{steps:?}"
+    );
+    assert_ne!(steps[0]["actor"], steps[steps.len() - 1]["actor"]);
+    let value = audited(&app, kpi_id).await;
+    assert!(
+        value
+            .iter()
+            .any(|r| r["role"] == "admin"
+                && r["action"].as_str().is_some_and(|a| a.contains("approve"))),
+        "the approved value is written by the approver: {value:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_summary_is_anonymous_and_names_no_one() {
+    let app = App::start().await;
+    let (_, sub) = app
+        .post(
+            "/scorecard/v1/kpis/digital-economy-grdp/submissions",
+            Some(OPERATOR),
+            &grdp(12.4),
+        )
+        .await;
+    let id = sub["id"].as_str().expect("an id");
+    app.post(
+        &format!("/scorecard/v1/submissions/{id}/approve"),
+        Some(ADMIN),
+        &json!({}),
+    )
+    .await;
+
+    let (status, public) = app.get("/scorecard/v1/public", None).await;
+    assert_eq!(status, 200, "{public}");
+    let kpis = public["kpis"].as_array().expect("kpis");
+    assert_eq!(kpis.len(), 8);
+    assert_eq!(kpis[0]["slug"], "broadband-communes");
+    let text = public.to_string();
+    for personal in [
+        "key:",
+        "user:",
+        "enteredBy",
+        "approvedBy",
+        "test-operator",
+        "test-admin",
+    ] {
+        assert!(!text.contains(personal), "{personal} in the public summary");
+    }
+    let grdp = kpis
+        .iter()
+        .find(|k| k["slug"] == "digital-economy-grdp")
+        .expect("grdp");
+    assert_eq!(grdp["kpiValue"], json!(12.4));
+
+    // The rest needs a signed-in role of the tenant.
+    let (status, _) = app.get("/scorecard/v1/kpis", None).await;
+    assert_eq!(status, 401);
+    let (status, _) = app.get("/scorecard/v1/kpis", Some(OUTSIDER)).await;
+    assert_eq!(status, 403);
+    let (status, v) = app.get("/scorecard/v1/submissions", Some(VIEWER)).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, _) = app
+        .post("/scorecard/v1/recompute", Some(VIEWER), &json!({}))
+        .await;
+    assert_eq!(status, 403);
+
+    // The spreadsheet: a zip holding the four sheets.
+    let response = app
+        .req(
+            reqwest::Method::GET,
+            "/scorecard/v1/export.xlsx",
+            Some(VIEWER),
+        )
+        .send()
+        .await
+        .expect("the export");
+    assert_eq!(response.status(), 200);
+    let bytes = response.bytes().await.expect("a body");
+    assert!(bytes.starts_with(b"PK\x03\x04"));
+    let names = String::from_utf8_lossy(&bytes);
+    assert!(names.contains("xl/worksheets/sheet4.xml"));
+    let (status, _) = app.get("/scorecard/v1/export.xlsx", None).await;
+    assert_eq!(status, 401);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_groups_carry_their_owners_progress_and_evidence() {
+    let app = App::start().await;
+    let patch = |body: Value| {
+        app.req(
+            reqwest::Method::PATCH,
+            "/scorecard/v1/tasks/3",
+            Some(OPERATOR),
+        )
+        .json(&body)
+    };
+    let (status, t) = crate::common::send(patch(json!({
+        "status": "inProgress", "progress": 40, "note": "Đã phủ cáp quang 70/78 xã",
+        "evidence": ["https://stttt.quangtri.gov.vn/bao-cao-ha-tang.pdf"]
+    })))
+    .await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["progress"], 40);
+    assert_eq!(t["progressNotes"][0]["text"], "Đã phủ cáp quang 70/78 xã");
+    assert_eq!(
+        t["evidence"][0]["url"],
+        "https://stttt.quangtri.gov.vn/bao-cao-ha-tang.pdf"
+    );
+    for bad in [
+        json!({"progress": 140}),
+        json!({"status": "finished"}),
+        json!({}),
+        json!({"evidence": ["javascript:alert(1)"]}),
+    ] {
+        let (status, v) = crate::common::send(patch(bad.clone())).await;
+        assert_eq!(status, 400, "{bad} → {v}");
+    }
+    let (status, _) = crate::common::send(
+        app.req(
+            reqwest::Method::PATCH,
+            "/scorecard/v1/tasks/9",
+            Some(OPERATOR),
+        )
+        .json(&json!({"progress": 1})),
+    )
+    .await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_766_export_becomes_a_submission_with_its_group_scores() {
+    let app = App::start().await;
+    let export = json!({"data": {"evaluation": [
+        {"departmentCode": "44", "totalScore": 71.5, "groupScores": {
+            "CKMB": 17.0, "TDGQ": 15.5, "CLGQ": 9.0, "TTTT": 6.0, "MDSH": 12.0, "MDHL": 12.0}}
+    ]}});
+    let body = |department: &str| {
+        json!({"export": export, "department": department, "periodEnd": "2025-12-31",
+               "evidenceUrl": "https://dichvucong.gov.vn/p/home/dvc-danh-gia-chat-luong.html"})
+    };
+    let (status, v) = app
+        .post(
+            "/scorecard/v1/egov/portal-scores",
+            Some(OPERATOR),
+            &body("45"),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    let (status, sub) = app
+        .post(
+            "/scorecard/v1/egov/portal-scores",
+            Some(OPERATOR),
+            &body("44"),
+        )
+        .await;
+    assert_eq!(status, 201, "{sub}");
+    let id = sub["id"].as_str().expect("an id");
+    let (status, _) = app
+        .post(
+            &format!("/scorecard/v1/submissions/{id}/approve"),
+            Some(ADMIN),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let kpi = app.kpi("egov-766").await;
+    assert_eq!(kpi["kpiValue"], json!(71.5));
+    assert_eq!(kpi["evidence"]["groupScores"]["TDGQ"], json!(15.5));
+    // Group scores that do not add up are refused.
+    let (status, _) = app
+        .post(
+            "/scorecard/v1/kpis/egov-766/submissions",
+            Some(OPERATOR),
+            &json!({"value": 90.0, "periodEnd": "2025-12-31", "evidenceUrl": "https://x.vn/a",
+                    "groupScores": {"CKMB": 18.0}}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    app.stop().await;
+}
