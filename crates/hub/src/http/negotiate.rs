@@ -260,6 +260,13 @@ pub fn respond(
         Accept::JsonLd => JSON_LD,
         Accept::GeoJson => GEO_JSON,
     };
+    // GeoJSON carries its @context as a member of the Feature or FeatureCollection
+    // (clause 6.3.15), beside the Link header.
+    if accept == Accept::GeoJson
+        && let Value::Object(map) = &mut body
+    {
+        map.insert("@context".into(), ctx.response_value());
+    }
     if accept == Accept::JsonLd {
         let ctx_value = ctx.response_value();
         match &mut body {

@@ -534,6 +534,12 @@ async fn geojson_query_gives_a_feature_collection() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.content_type(), GEO_JSON);
     assert_eq!(r.body["type"], "FeatureCollection");
+    // The collection names its @context (here the core one, as a URL).
+    assert!(
+        r.body["@context"].to_string().contains("ngsi-ld-core-context"),
+        "{}",
+        r.body["@context"]
+    );
     let features = r.body["features"].as_array().expect("features");
     assert_eq!(features.len(), 5);
     for f in features {
