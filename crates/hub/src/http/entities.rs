@@ -345,7 +345,8 @@ fn attribute_body(body: &JsonBody) -> Value {
 }
 
 fn attr_name(attr: &str, scope: &Scope) -> Result<String, Error> {
-    if !ngsi::entity::is_valid_name(attr) && !is_uri(attr) {
+    // JSON-LD keywords (`@id`, `@invalid`…) name no attribute.
+    if attr.starts_with('@') || (!ngsi::entity::is_valid_name(attr) && !is_uri(attr)) {
         return Err(Error::bad_data(format!(
             "{attr:?} is not a valid attribute name"
         )));

@@ -536,7 +536,9 @@ async fn geojson_query_gives_a_feature_collection() {
     assert_eq!(r.body["type"], "FeatureCollection");
     // The collection names its @context (here the core one, as a URL).
     assert!(
-        r.body["@context"].to_string().contains("ngsi-ld-core-context"),
+        r.body["@context"]
+            .to_string()
+            .contains("ngsi-ld-core-context"),
         "{}",
         r.body["@context"]
     );

@@ -260,6 +260,13 @@ async fn representation_parameters_are_checked() {
     );
     let r = send(app.get(&path).query(&[("datasetId", "not a uri")])).await;
     assert_problem(&r, 400, "BadRequestData");
+    // An attribute path named like a JSON-LD keyword is refused before any lookup.
+    let r = send(app.put(
+        &format!("/entities/{ID}/attrs/@invalid"),
+        &json!({"type": "Property", "value": 1}),
+    ))
+    .await;
+    assert_problem(&r, 400, "BadRequestData");
     // A type named like a JSON-LD keyword is refused.
     let r = send(app.post(
         "/entities",
