@@ -82,6 +82,9 @@ const TABLE: &[(&str, &str, &str)] = &[
     // Entities: viewers read, operators write, in their tenant only.
     ("GET", "/ngsi-ld/v1/entities", "UAAAF"),
     ("POST", "/ngsi-ld/v1/entities", "UFAAF"),
+    // A write without the entity id: refused as bad data once the writer is known.
+    ("PUT", "/ngsi-ld/v1/entities", "UFAAA"),
+    ("PATCH", "/ngsi-ld/v1/entities", "UFAAA"),
     ("GET", "/ngsi-ld/v1/entities/{id}", "UAAAF"),
     ("PUT", "/ngsi-ld/v1/entities/{id}", "UFAAF"),
     ("PATCH", "/ngsi-ld/v1/entities/{id}", "UFAAF"),
@@ -94,6 +97,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("POST", "/ngsi-ld/v1/entityOperations/create", "UFAAF"),
     ("POST", "/ngsi-ld/v1/entityOperations/upsert", "UFAAF"),
     ("POST", "/ngsi-ld/v1/entityOperations/update", "UFAAF"),
+    ("POST", "/ngsi-ld/v1/entityOperations/merge", "UFAAF"),
     ("POST", "/ngsi-ld/v1/entityOperations/delete", "UFAAF"),
     ("POST", "/ngsi-ld/v1/entityOperations/query", "UAAAF"),
     ("GET", "/ngsi-ld/v1/types", "UAAAF"),
@@ -430,6 +434,10 @@ fn body(method: &str, path: &str, who: Who) -> Option<Value> {
             json!([{"id": id, "type": "Matrix", "temperature": 8}])
         }
         ("POST", "/ngsi-ld/v1/entityOperations/update") => json!([{"id": id, "temperature": 9}]),
+        ("POST", "/ngsi-ld/v1/entityOperations/merge") => {
+            json!([{"id": id, "type": "Matrix", "temperature": 10}])
+        }
+        ("PUT" | "PATCH", "/ngsi-ld/v1/entities") => json!({"type": "Matrix"}),
         ("POST", "/ngsi-ld/v1/entityOperations/delete") => json!([id]),
         ("POST", "/ngsi-ld/v1/entityOperations/query") => {
             json!({"type": "Query", "entities": [{"type": "Matrix"}]})
