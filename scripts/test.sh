@@ -57,6 +57,13 @@ if command -v apt-get >/dev/null; then
     done
 fi
 
+# Nothing is skipped here: the PostgreSQL tests get their server, and the web app
+# must be built (the crate would otherwise embed a placeholder page).
+export DOTHI_TEST_DATABASE_URL=${DOTHI_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+export DOTHI_WEB_REQUIRED=1
+[ web/node_modules/.package-lock.json -nt web/package-lock.json ] ||
+    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+
 cargo test --workspace --locked "$@"
 DOTHI_TEST_STORE=postgres cargo test -p hub --test api --locked "$@"
 # The authorization matrix and the tenant isolation property, on PostgreSQL too.
@@ -75,5 +82,4 @@ fi
 # The web app in a real browser, against a real `dothi demo` (the debug binary).
 echo "== browser tests (web/tests, headless Chromium)" >&2
 cargo build -p dothi --locked
-(cd web && [ -d node_modules ] || npm ci --no-audit --no-fund)
 DOTHI_BIN="$PWD/target/debug/dothi" node --test --test-concurrency=1 web/tests/*.test.mjs

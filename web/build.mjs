@@ -3,9 +3,10 @@
 // centre (src/ioc.html → ioc/index.html, served at /ioc/). Both are ES modules sharing
 // chunks (Leaflet, the words, the helpers) in assets/, with content-hashed names,
 // which the pages refer to.
-import { build } from 'esbuild';
-import { mkdir, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
+
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { build } from 'esbuild';
 
 const out = path.resolve(process.env.DOTHI_WEB_OUT || 'dist');
 await rm(out, { recursive: true, force: true });
@@ -14,7 +15,7 @@ await mkdir(path.join(out, 'data'), { recursive: true });
 
 const PAGES = [
   { entry: 'src/public.js', html: 'src/public.html', target: 'index.html' },
-  { entry: 'src/main.js', html: 'src/ioc.html', target: 'ioc/index.html' },
+  { entry: 'src/ioc/main.js', html: 'src/ioc.html', target: 'ioc/index.html' },
   // The open data portal, served at /data/.
   { entry: 'src/opendata.js', html: 'src/opendata.html', target: 'data/index.html' },
 ];
@@ -38,7 +39,7 @@ const result = await build({
 });
 
 const outputs = result.metafile.outputs;
-const url = (file) => '/assets/' + path.basename(file);
+const url = (file) => `/assets/${path.basename(file)}`;
 
 for (const page of PAGES) {
   const [js, meta] = Object.entries(outputs).find(([, o]) => o.entryPoint === page.entry) || [];
@@ -49,10 +50,7 @@ for (const page of PAGES) {
     .filter((i) => i.kind === 'import-statement' && !i.external)
     .map((i) => `<link rel="modulepreload" href="${url(i.path)}">`)
     .join('\n');
-  const html = (await readFile(page.html, 'utf8'))
-    .replaceAll('{{js}}', url(js))
-    .replaceAll('{{css}}', url(meta.cssBundle))
-    .replaceAll('{{preload}}', preload);
+  const html = (await readFile(page.html, 'utf8')).replaceAll('{{js}}', url(js)).replaceAll('{{css}}', url(meta.cssBundle)).replaceAll('{{preload}}', preload);
   await writeFile(path.join(out, page.target), html);
 }
 await copyFile('src/favicon.svg', path.join(out, 'assets', 'favicon.svg'));

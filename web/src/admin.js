@@ -1,9 +1,10 @@
 // The admin pages of the operations centre, shown to admins only (the server refuses
 // these calls to anyone else): users, API keys and the audit log. Every value from
 // the server goes into the page as text.
+
+import { getJson, send } from './auth.js';
 import { $, el, fmtTime, token } from './common.js';
 import { AUTH_TEXT, ROLE_NAMES } from './i18n.js';
-import { getJson, send } from './auth.js';
 
 const ROLES = ['admin', 'operator', 'viewer', 'device', 'citizen'];
 const AUDIT_PAGE = 50;
@@ -24,7 +25,10 @@ const time = (iso) => fmtTime(admin.lang(), iso);
 
 /** Tenants as the API has them ('' the default, '*' all) from what an admin types. */
 export function parseTenants(text) {
-  const list = String(text || '').split(',').map((s) => s.trim()).filter(Boolean)
+  const list = String(text || '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
     .map((s) => (['default', 'mặc định', '(default)'].includes(s.toLowerCase()) ? '' : s));
   return [...new Set(list)];
 }
@@ -113,20 +117,37 @@ async function act(fn, success) {
 
 /** A button that asks for a second click before it acts. */
 function confirmButton(label, confirmLabel, action, attrs = {}) {
-  const b = el('button', {
-    class: 'button small danger', ...attrs,
-    onclick: () => {
-      if (b.dataset.armed === 'true') { action(); return; }
-      b.dataset.armed = 'true';
-      b.textContent = confirmLabel;
-      setTimeout(() => { if (b.isConnected) { b.dataset.armed = 'false'; b.textContent = label; } }, 5000);
+  const b = el(
+    'button',
+    {
+      class: 'button small danger',
+      ...attrs,
+      onclick: () => {
+        if (b.dataset.armed === 'true') {
+          action();
+          return;
+        }
+        b.dataset.armed = 'true';
+        b.textContent = confirmLabel;
+        setTimeout(() => {
+          if (b.isConnected) {
+            b.dataset.armed = 'false';
+            b.textContent = label;
+          }
+        }, 5000);
+      },
     },
-  }, label);
+    label,
+  );
   return b;
 }
 
 function roleSelect(name, value = 'viewer') {
-  return el('select', { name, required: true }, ROLES.map((r) => el('option', { value: r, selected: r === value }, ROLE_NAMES[admin.lang()][r])));
+  return el(
+    'select',
+    { name, required: true },
+    ROLES.map((r) => el('option', { value: r, selected: r === value }, ROLE_NAMES[admin.lang()][r])),
+  );
 }
 
 const field = (label, control, hint) => el('label', { class: 'field' }, el('span', {}, label), control, hint ? el('small', {}, hint) : null);
@@ -134,39 +155,89 @@ const field = (label, control, hint) => el('label', { class: 'field' }, el('span
 // ---------- users ----------
 
 function renderUsers() {
-  const form = el('form', { class: 'admin-form', id: 'new-user', onsubmit: (e) => { e.preventDefault(); createUser(e.target); } },
+  const form = el(
+    'form',
+    {
+      class: 'admin-form',
+      id: 'new-user',
+      onsubmit: (e) => {
+        e.preventDefault();
+        createUser(e.target);
+      },
+    },
     el('h3', {}, t('newUser')),
     field(t('username'), el('input', { name: 'username', required: true, autocomplete: 'off', maxlength: 64 })),
     field(t('password'), el('input', { name: 'password', type: 'password', required: true, autocomplete: 'new-password', minlength: 12 }), t('passwordPolicy')),
     field(t('role'), roleSelect('role')),
     field(t('tenants'), el('input', { name: 'tenants', value: 'default', autocomplete: 'off' }), t('tenantsHint')),
-    el('button', { type: 'submit', class: 'primary' }, t('create')));
+    el('button', { type: 'submit', class: 'primary' }, t('create')),
+  );
   const rows = admin.users.map((u) => {
     const locked = u.locked_until && new Date(u.locked_until) > new Date();
-    const actions = el('td', { class: 'actions' },
+    const actions = el(
+      'td',
+      { class: 'actions' },
       el('button', { class: 'button small', 'data-action': 'password', onclick: (e) => passwordRow(e.target.closest('tr'), u.username) }, t('resetPassword')),
-      locked ? el('button', { class: 'button small', 'data-action': 'unlock', onclick: () => act(() => send('PATCH', userUrl(u.username), { unlock: true }), t('userUnlocked')(u.username)) }, t('unlock')) : null,
+      locked
+        ? el(
+            'button',
+            {
+              class: 'button small',
+              'data-action': 'unlock',
+              onclick: () => act(() => send('PATCH', userUrl(u.username), { unlock: true }), t('userUnlocked')(u.username)),
+            },
+            t('unlock'),
+          )
+        : null,
       confirmButton(t('enrolTotp'), t('confirmTotp'), () => enrolTotp(u.username), { 'data-action': 'totp' }),
-      confirmButton(t('remove'), t('confirmRemove'), () => act(() => send('DELETE', userUrl(u.username)), t('userRemoved')(u.username)), { 'data-action': 'delete' }));
-    return el('tr', { 'data-user': u.username },
+      confirmButton(t('remove'), t('confirmRemove'), () => act(() => send('DELETE', userUrl(u.username)), t('userRemoved')(u.username)), {
+        'data-action': 'delete',
+      }),
+    );
+    return el(
+      'tr',
+      { 'data-user': u.username },
       el('td', {}, el('b', {}, u.username)),
       el('td', {}, ROLE_NAMES[admin.lang()][u.role] || u.role),
       el('td', {}, tenantsText(u.tenants)),
       el('td', {}, u.mfa ? t('yes') : t('no')),
       el('td', { class: locked ? 'warn' : '' }, locked ? time(u.locked_until) : ''),
       el('td', { class: 'when' }, time(u.created)),
-      actions);
+      actions,
+    );
   });
   const parts = [];
   if (admin.newTotp) {
-    parts.push(el('div', { class: 'secret-box', id: 'new-totp' },
-      el('p', {}, t('totpShown')(admin.newTotp.user)),
-      secretField(admin.newTotp.secret, 'totp-secret'),
-      el('code', { class: 'uri' }, admin.newTotp.uri)));
+    parts.push(
+      el(
+        'div',
+        { class: 'secret-box', id: 'new-totp' },
+        el('p', {}, t('totpShown')(admin.newTotp.user)),
+        secretField(admin.newTotp.secret, 'totp-secret'),
+        el('code', { class: 'uri' }, admin.newTotp.uri),
+      ),
+    );
   }
-  parts.push(el('div', { class: 'table-wrap' }, el('table', { class: 'admin-table', id: 'users' },
-    el('thead', {}, el('tr', {}, [t('username'), t('role'), t('tenants'), t('mfa'), t('lockedUntil'), t('created'), t('actions')].map((h) => el('th', {}, h)))),
-    el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 7, class: 'muted' }, t('noRecords')))))));
+  parts.push(
+    el(
+      'div',
+      { class: 'table-wrap' },
+      el(
+        'table',
+        { class: 'admin-table', id: 'users' },
+        el(
+          'thead',
+          {},
+          el(
+            'tr',
+            {},
+            [t('username'), t('role'), t('tenants'), t('mfa'), t('lockedUntil'), t('created'), t('actions')].map((h) => el('th', {}, h)),
+          ),
+        ),
+        el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 7, class: 'muted' }, t('noRecords')))),
+      ),
+    ),
+  );
   parts.push(form);
   return parts;
 }
@@ -184,17 +255,33 @@ async function createUser(form) {
 }
 
 function passwordRow(row, username) {
-  if (row.nextElementSibling?.classList.contains('inline-form')) { row.nextElementSibling.remove(); return; }
-  const input = el('input', { name: 'password', type: 'password', required: true, minlength: 12, autocomplete: 'new-password', 'aria-label': t('newPassword') });
-  const form = el('form', {
-    class: 'inline', onsubmit: (e) => {
-      e.preventDefault();
-      act(() => send('PATCH', userUrl(username), { password: input.value }), t('passwordChanged')(username));
+  if (row.nextElementSibling?.classList.contains('inline-form')) {
+    row.nextElementSibling.remove();
+    return;
+  }
+  const input = el('input', {
+    name: 'password',
+    type: 'password',
+    required: true,
+    minlength: 12,
+    autocomplete: 'new-password',
+    'aria-label': t('newPassword'),
+  });
+  const form = el(
+    'form',
+    {
+      class: 'inline',
+      onsubmit: (e) => {
+        e.preventDefault();
+        act(() => send('PATCH', userUrl(username), { password: input.value }), t('passwordChanged')(username));
+      },
     },
-  }, el('span', {}, t('newPassword')), input,
-  el('button', { type: 'submit', class: 'primary small' }, t('save')),
-  el('button', { type: 'button', class: 'button small', onclick: () => form.closest('tr').remove() }, t('cancel')),
-  el('small', {}, t('passwordPolicy')));
+    el('span', {}, t('newPassword')),
+    input,
+    el('button', { type: 'submit', class: 'primary small' }, t('save')),
+    el('button', { type: 'button', class: 'button small', onclick: () => form.closest('tr').remove() }, t('cancel')),
+    el('small', {}, t('passwordPolicy')),
+  );
   row.after(el('tr', { class: 'inline-form' }, el('td', { colspan: 7 }, form)));
   input.focus();
 }
@@ -216,52 +303,115 @@ async function enrolTotp(username) {
 
 function secretField(value, id) {
   const input = el('input', { id, class: 'secret', readonly: true, value, spellcheck: 'false', onfocus: (e) => e.target.select() });
-  const button = el('button', {
-    type: 'button', class: 'button small copy', onclick: async () => {
-      input.select();
-      let done = false;
-      try { await navigator.clipboard.writeText(value); done = true; } catch { done = document.execCommand('copy'); }
-      if (done) { button.textContent = t('copied'); setTimeout(() => { button.textContent = t('copy'); }, 2000); }
+  const button = el(
+    'button',
+    {
+      type: 'button',
+      class: 'button small copy',
+      onclick: async () => {
+        input.select();
+        let done = false;
+        try {
+          await navigator.clipboard.writeText(value);
+          done = true;
+        } catch {
+          done = document.execCommand('copy');
+        }
+        if (done) {
+          button.textContent = t('copied');
+          setTimeout(() => {
+            button.textContent = t('copy');
+          }, 2000);
+        }
+      },
     },
-  }, t('copy'));
+    t('copy'),
+  );
   return el('div', { class: 'secret-row' }, input, button);
 }
 
 function renderKeys() {
   const parts = [];
   if (admin.newKey) {
-    parts.push(el('div', { class: 'secret-box', id: 'new-key' },
-      el('p', {}, t('keyShownOnce')),
-      secretField(admin.newKey.key, 'new-key-value'),
-      el('small', {}, `${admin.newKey.name} · ${admin.newKey.id}`)));
+    parts.push(
+      el(
+        'div',
+        { class: 'secret-box', id: 'new-key' },
+        el('p', {}, t('keyShownOnce')),
+        secretField(admin.newKey.key, 'new-key-value'),
+        el('small', {}, `${admin.newKey.name} · ${admin.newKey.id}`),
+      ),
+    );
   }
-  const rows = admin.keys.map((k) => el('tr', { 'data-key': k.id },
-    el('td', {}, el('b', {}, k.name), el('div', { class: 'muted small' }, k.id)),
-    el('td', {}, ROLE_NAMES[admin.lang()][k.role] || k.role),
-    el('td', {}, tenantsText(k.tenants), k.types?.length ? el('div', { class: 'muted small' }, k.types.join(', ')) : null),
-    el('td', {}, k.created_by),
-    el('td', { class: 'when' }, time(k.created)),
-    el('td', { class: 'when' }, k.expires ? time(k.expires) : t('never')),
-    el('td', { class: 'when' }, k.last_used ? time(k.last_used) : ''),
-    el('td', { class: 'actions' }, confirmButton(t('revoke'), t('confirmRevoke'),
-      () => act(() => send('DELETE', `/auth/v1/keys/${encodeURIComponent(k.id)}`), t('keyRevoked')(k.name)), { 'data-action': 'revoke' }))));
-  parts.push(el('div', { class: 'table-wrap' }, el('table', { class: 'admin-table', id: 'keys' },
-    el('thead', {}, el('tr', {}, [t('keyName'), t('role'), t('tenants'), t('createdBy'), t('created'), t('expiresCol'), t('lastUsed'), t('actions')].map((h) => el('th', {}, h)))),
-    el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 8, class: 'muted' }, t('noRecords')))))));
-  parts.push(el('form', { class: 'admin-form', id: 'new-key-form', onsubmit: (e) => { e.preventDefault(); createKey(e.target); } },
-    el('h3', {}, t('newKey')),
-    field(t('keyName'), el('input', { name: 'name', required: true, autocomplete: 'off', maxlength: 64 })),
-    field(t('role'), roleSelect('role')),
-    field(t('tenants'), el('input', { name: 'tenants', value: 'default', autocomplete: 'off' }), t('tenantsHint')),
-    field(t('types'), el('input', { name: 'types', autocomplete: 'off', placeholder: 'WaterObserved, AirQualityObserved' }), t('typesHint')),
-    field(t('expires'), el('input', { name: 'expires', type: 'date' })),
-    el('button', { type: 'submit', class: 'primary' }, t('create'))));
+  const rows = admin.keys.map((k) =>
+    el(
+      'tr',
+      { 'data-key': k.id },
+      el('td', {}, el('b', {}, k.name), el('div', { class: 'muted small' }, k.id)),
+      el('td', {}, ROLE_NAMES[admin.lang()][k.role] || k.role),
+      el('td', {}, tenantsText(k.tenants), k.types?.length ? el('div', { class: 'muted small' }, k.types.join(', ')) : null),
+      el('td', {}, k.created_by),
+      el('td', { class: 'when' }, time(k.created)),
+      el('td', { class: 'when' }, k.expires ? time(k.expires) : t('never')),
+      el('td', { class: 'when' }, k.last_used ? time(k.last_used) : ''),
+      el(
+        'td',
+        { class: 'actions' },
+        confirmButton(t('revoke'), t('confirmRevoke'), () => act(() => send('DELETE', `/auth/v1/keys/${encodeURIComponent(k.id)}`), t('keyRevoked')(k.name)), {
+          'data-action': 'revoke',
+        }),
+      ),
+    ),
+  );
+  parts.push(
+    el(
+      'div',
+      { class: 'table-wrap' },
+      el(
+        'table',
+        { class: 'admin-table', id: 'keys' },
+        el(
+          'thead',
+          {},
+          el(
+            'tr',
+            {},
+            [t('keyName'), t('role'), t('tenants'), t('createdBy'), t('created'), t('expiresCol'), t('lastUsed'), t('actions')].map((h) => el('th', {}, h)),
+          ),
+        ),
+        el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 8, class: 'muted' }, t('noRecords')))),
+      ),
+    ),
+  );
+  parts.push(
+    el(
+      'form',
+      {
+        class: 'admin-form',
+        id: 'new-key-form',
+        onsubmit: (e) => {
+          e.preventDefault();
+          createKey(e.target);
+        },
+      },
+      el('h3', {}, t('newKey')),
+      field(t('keyName'), el('input', { name: 'name', required: true, autocomplete: 'off', maxlength: 64 })),
+      field(t('role'), roleSelect('role')),
+      field(t('tenants'), el('input', { name: 'tenants', value: 'default', autocomplete: 'off' }), t('tenantsHint')),
+      field(t('types'), el('input', { name: 'types', autocomplete: 'off', placeholder: 'WaterObserved, AirQualityObserved' }), t('typesHint')),
+      field(t('expires'), el('input', { name: 'expires', type: 'date' })),
+      el('button', { type: 'submit', class: 'primary' }, t('create')),
+    ),
+  );
   return parts;
 }
 
 async function createKey(form) {
   const body = { name: form.name.value.trim(), role: form.role.value, tenants: parseTenants(form.tenants.value) };
-  const types = form.types.value.split(',').map((s) => s.trim()).filter(Boolean);
+  const types = form.types.value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (types.length) body.types = types;
   // The end of the chosen day, in Vietnam's time.
   if (form.expires.value) body.expires = new Date(`${form.expires.value}T23:59:59+07:00`).toISOString();
@@ -297,35 +447,108 @@ function vietnamTime(value) {
 function renderAudit() {
   const f = admin.audit.filter;
   const input = (name, attrs = {}) => el('input', { name, ...attrs, value: f[`${name}Input`] ?? f[name] ?? '', autocomplete: 'off' });
-  const form = el('form', { class: 'audit-filter', id: 'audit-filter', onsubmit: (e) => { e.preventDefault(); filterAudit(e.target); } },
+  const form = el(
+    'form',
+    {
+      class: 'audit-filter',
+      id: 'audit-filter',
+      onsubmit: (e) => {
+        e.preventDefault();
+        filterAudit(e.target);
+      },
+    },
     field(t('actor'), input('actor', { placeholder: 'user:admin' })),
     field(t('tenant'), input('tenant', { placeholder: 'default' })),
     field(t('action'), input('action', { placeholder: 'auth.login' })),
     field(`${t('from')} (UTC+7)`, input('from', { type: 'datetime-local' })),
     field(`${t('to')} (UTC+7)`, input('to', { type: 'datetime-local' })),
-    el('div', { class: 'buttons' },
+    el(
+      'div',
+      { class: 'buttons' },
       el('button', { type: 'submit', class: 'primary' }, t('filter')),
-      el('button', { type: 'button', class: 'button', onclick: () => { admin.audit = { filter: {}, before: null, stack: [], page: null }; load(); } }, t('clearFilter'))));
+      el(
+        'button',
+        {
+          type: 'button',
+          class: 'button',
+          onclick: () => {
+            admin.audit = { filter: {}, before: null, stack: [], page: null };
+            load();
+          },
+        },
+        t('clearFilter'),
+      ),
+    ),
+  );
   const page = admin.audit.page || { records: [], next: null };
-  const rows = page.records.map((r) => el('tr', { 'data-record': r.id, class: `outcome-${token(r.outcome)}` },
-    el('td', { class: 'when' }, time(r.time)),
-    el('td', {}, r.actor, r.role ? el('div', { class: 'muted small' }, r.role) : null),
-    el('td', {}, el('code', {}, r.action)),
-    el('td', {}, r.tenant === undefined || r.tenant === null ? '' : r.tenant === '' ? t('tenantDefault') : r.tenant),
-    el('td', { class: 'targets' }, targetList(r.targets || []), r.failed?.length ? el('div', { class: 'warn small' }, r.failed.join(', ')) : null),
-    el('td', {}, el('span', { class: `outcome ${token(r.outcome)}` }, t('outcomes')[r.outcome] || r.outcome)),
-    el('td', { class: 'detail' }, r.detail || ''),
-    el('td', { class: 'small' }, r.client || '', r.request_id ? el('div', { class: 'muted small' }, r.request_id) : null)));
+  const rows = page.records.map((r) =>
+    el(
+      'tr',
+      { 'data-record': r.id, class: `outcome-${token(r.outcome)}` },
+      el('td', { class: 'when' }, time(r.time)),
+      el('td', {}, r.actor, r.role ? el('div', { class: 'muted small' }, r.role) : null),
+      el('td', {}, el('code', {}, r.action)),
+      el('td', {}, r.tenant === undefined || r.tenant === null ? '' : r.tenant === '' ? t('tenantDefault') : r.tenant),
+      el('td', { class: 'targets' }, targetList(r.targets || []), r.failed?.length ? el('div', { class: 'warn small' }, r.failed.join(', ')) : null),
+      el('td', {}, el('span', { class: `outcome ${token(r.outcome)}` }, t('outcomes')[r.outcome] || r.outcome)),
+      el('td', { class: 'detail' }, r.detail || ''),
+      el('td', { class: 'small' }, r.client || '', r.request_id ? el('div', { class: 'muted small' }, r.request_id) : null),
+    ),
+  );
   const pageNo = admin.audit.stack.length + 1;
   return [
     form,
-    el('div', { class: 'table-wrap' }, el('table', { class: 'admin-table', id: 'audit' },
-      el('thead', {}, el('tr', {}, [t('time'), t('actor'), t('action'), t('tenant'), t('targets'), t('outcome'), t('detail'), `${t('client')} · ${t('requestId')}`].map((h) => el('th', {}, h)))),
-      el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 8, class: 'muted' }, t('noRecords')))))),
-    el('div', { class: 'pager' },
+    el(
+      'div',
+      { class: 'table-wrap' },
+      el(
+        'table',
+        { class: 'admin-table', id: 'audit' },
+        el(
+          'thead',
+          {},
+          el(
+            'tr',
+            {},
+            [t('time'), t('actor'), t('action'), t('tenant'), t('targets'), t('outcome'), t('detail'), `${t('client')} · ${t('requestId')}`].map((h) =>
+              el('th', {}, h),
+            ),
+          ),
+        ),
+        el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 8, class: 'muted' }, t('noRecords')))),
+      ),
+    ),
+    el(
+      'div',
+      { class: 'pager' },
       el('span', { id: 'audit-info' }, t('auditPage')(page.records.length, pageNo)),
-      el('button', { id: 'audit-newest', disabled: pageNo === 1, onclick: () => { admin.audit.before = null; admin.audit.stack = []; load(); } }, t('newest')),
-      el('button', { id: 'audit-older', disabled: !page.next, onclick: () => { admin.audit.stack.push(admin.audit.before); admin.audit.before = page.next; load(); } }, t('older'))),
+      el(
+        'button',
+        {
+          id: 'audit-newest',
+          disabled: pageNo === 1,
+          onclick: () => {
+            admin.audit.before = null;
+            admin.audit.stack = [];
+            load();
+          },
+        },
+        t('newest'),
+      ),
+      el(
+        'button',
+        {
+          id: 'audit-older',
+          disabled: !page.next,
+          onclick: () => {
+            admin.audit.stack.push(admin.audit.before);
+            admin.audit.before = page.next;
+            load();
+          },
+        },
+        t('older'),
+      ),
+    ),
   ];
 }
 
@@ -333,8 +556,12 @@ function renderAudit() {
 function targetList(targets) {
   const SHOWN = 3;
   if (targets.length <= SHOWN) return targets.join(', ');
-  return el('span', {}, targets.slice(0, SHOWN).join(', '),
-    el('details', {}, el('summary', {}, t('moreTargets')(targets.length - SHOWN)), targets.slice(SHOWN).join(', ')));
+  return el(
+    'span',
+    {},
+    targets.slice(0, SHOWN).join(', '),
+    el('details', {}, el('summary', {}, t('moreTargets')(targets.length - SHOWN)), targets.slice(SHOWN).join(', ')),
+  );
 }
 
 function filterAudit(form) {
@@ -349,7 +576,9 @@ function filterAudit(form) {
       fromInput: form.from.value,
       toInput: form.to.value,
     },
-    before: null, stack: [], page: null,
+    before: null,
+    stack: [],
+    page: null,
   };
   load();
 }

@@ -2,8 +2,9 @@
 // /alerts/v1/stream (server-sent events), the most severe and newest first, with a
 // sound when a serious one fires. Operators and admins acknowledge and resolve from
 // the banner; viewers see it.
+
+import { send, session } from './auth.js';
 import { el } from './common.js';
-import { session, send } from './auth.js';
 import './alerts.css';
 
 const SEVERITY_RANK = { critical: 4, high: 3, medium: 2, low: 1, informational: 0 };
@@ -56,7 +57,9 @@ function beep() {
       osc.start(ctx.currentTime + at);
       osc.stop(ctx.currentTime + at + 0.18);
     });
-  } catch (e) { console.warn('no sound', e); }
+  } catch (e) {
+    console.warn('no sound', e);
+  }
 }
 
 async function act(a, what) {
@@ -72,23 +75,29 @@ function render() {
   const banner = state.banner;
   if (!banner) return;
   const t = TEXT[state.lang()] || TEXT.vi;
-  const shown = [...state.open.values()].filter((a) => SHOWN.has(a.severity))
+  const shown = [...state.open.values()]
+    .filter((a) => SHOWN.has(a.severity))
     .sort((x, y) => rank(y) - rank(x) || String(y.dateIssued).localeCompare(String(x.dateIssued)));
   banner.hidden = shown.length === 0;
   banner.dataset.count = String(shown.length);
-  if (!shown.length) { banner.replaceChildren(); return; }
+  if (!shown.length) {
+    banner.replaceChildren();
+    return;
+  }
   const top = shown[0];
   banner.dataset.severity = top.severity;
   const canAct = ['operator', 'admin'].includes(session.me?.role);
-  const row = (a) => el('li', { 'data-alert': a.id, 'data-status': a.status },
-    el('span', { class: `al-sev al-${a.severity}` }, t.severity[a.severity] || a.severity),
-    el('span', { class: 'al-text' }, describe(a, state.lang())),
-    a.status === 'acknowledged' ? el('span', { class: 'al-ack' }, t.acknowledged) : null,
-    canAct && a.status === 'firing' ? el('button', { type: 'button', class: 'al-btn', onclick: () => act(a, 'acknowledge') }, t.acknowledge) : null,
-    canAct ? el('button', { type: 'button', class: 'al-btn', onclick: () => act(a, 'resolve') }, t.resolve) : null);
-  banner.replaceChildren(
-    el('strong', { class: 'al-count' }, t.open(shown.length)),
-    el('ul', { class: 'al-list' }, ...shown.slice(0, 5).map(row)));
+  const row = (a) =>
+    el(
+      'li',
+      { 'data-alert': a.id, 'data-status': a.status },
+      el('span', { class: `al-sev al-${a.severity}` }, t.severity[a.severity] || a.severity),
+      el('span', { class: 'al-text' }, describe(a, state.lang())),
+      a.status === 'acknowledged' ? el('span', { class: 'al-ack' }, t.acknowledged) : null,
+      canAct && a.status === 'firing' ? el('button', { type: 'button', class: 'al-btn', onclick: () => act(a, 'acknowledge') }, t.acknowledge) : null,
+      canAct ? el('button', { type: 'button', class: 'al-btn', onclick: () => act(a, 'resolve') }, t.resolve) : null,
+    );
+  banner.replaceChildren(el('strong', { class: 'al-count' }, t.open(shown.length)), el('ul', { class: 'al-list' }, ...shown.slice(0, 5).map(row)));
 }
 
 /** Takes an alert as the stream or an action returned it. */
@@ -107,7 +116,8 @@ export function startAlerts(lang) {
     state.banner = el('section', { id: 'alert-banner', class: 'alert-banner', role: 'alert', 'aria-live': 'assertive' });
     state.banner.hidden = true;
     const top = document.querySelector('header.top');
-    if (top) top.after(state.banner); else document.body.prepend(state.banner);
+    if (top) top.after(state.banner);
+    else document.body.prepend(state.banner);
   }
   state.source?.close();
   const source = new EventSource('/alerts/v1/stream');

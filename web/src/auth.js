@@ -23,7 +23,11 @@ export class ApiError extends Error {
 
 async function problemOf(r) {
   const text = await r.text().catch(() => '');
-  try { return JSON.parse(text); } catch { return { detail: text.slice(0, 300) || `HTTP ${r.status}` }; }
+  try {
+    return JSON.parse(text);
+  } catch {
+    return { detail: text.slice(0, 300) || `HTTP ${r.status}` };
+  }
 }
 
 /** A call to the server with the session's cookie, and its CSRF token on writes. */
@@ -32,7 +36,9 @@ export async function request(url, { method = 'GET', body, headers = {} } = {}) 
   if (!['GET', 'HEAD'].includes(method) && session.me?.csrf) h['X-CSRF-Token'] = session.me.csrf;
   if (body !== undefined) h['Content-Type'] = 'application/json';
   const r = await fetch(url, {
-    method, headers: h, credentials: 'same-origin',
+    method,
+    headers: h,
+    credentials: 'same-origin',
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (r.status === 401 && session.me) sessionEnded();
@@ -68,7 +74,9 @@ export async function checkSession() {
   try {
     const r = await fetch('/auth/v1/me', { credentials: 'same-origin' });
     if (r.status === 401) sessionEnded();
-  } catch { /* the network is down: the stream retries by itself */ }
+  } catch {
+    /* the network is down: the stream retries by itself */
+  }
 }
 
 function sessionEnded() {
@@ -155,7 +163,8 @@ async function submitLogin(e) {
   button.textContent = t('loggingIn');
   try {
     const r = await fetch('/auth/v1/login', {
-      method: 'POST', credentials: 'same-origin',
+      method: 'POST',
+      credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
       body: JSON.stringify(body),
     });
@@ -175,12 +184,15 @@ async function submitLogin(e) {
     }
     // The cookie the login set must now name a session; if it does not, say so.
     const me = await whoAmI();
-    if (!me) { showError('errNoSession'); return; }
+    if (!me) {
+      showError('errNoSession');
+      return;
+    }
     form.password.value = '';
     form.totp.value = '';
     $('#login-error').hidden = true;
     onLogin?.(me);
-  } catch (err) {
+  } catch (_err) {
     showError('errNetwork');
   } finally {
     button.disabled = false;
@@ -194,21 +206,35 @@ async function submitLogin(e) {
 export function renderUserMenu(roleNames) {
   const me = session.me;
   const box = $('#user');
-  const menu = el('div', { class: 'user-menu', id: 'user-menu', hidden: true, role: 'menu' },
-    el('div', { class: 'user-who' },
+  const menu = el(
+    'div',
+    { class: 'user-menu', id: 'user-menu', hidden: true, role: 'menu' },
+    el(
+      'div',
+      { class: 'user-who' },
       el('b', { class: 'user-name' }, me.name || me.actor),
-      el('span', { class: 'user-role' }, roleNames[lang()][me.role] || me.role)),
+      el('span', { class: 'user-role' }, roleNames[lang()][me.role] || me.role),
+    ),
     el('button', { id: 'logout', role: 'menuitem', onclick: () => logout(false) }, t('logout')),
-    el('button', { id: 'logout-everywhere', role: 'menuitem', onclick: () => logout(true) }, t('logoutEverywhere')));
-  const toggle = el('button', {
-    class: 'user-button', id: 'user-button', 'aria-haspopup': 'menu', 'aria-expanded': 'false', title: t('userMenu'),
-    onclick: (e) => {
-      e.stopPropagation();
-      menu.hidden = !menu.hidden;
-      toggle.setAttribute('aria-expanded', String(!menu.hidden));
+    el('button', { id: 'logout-everywhere', role: 'menuitem', onclick: () => logout(true) }, t('logoutEverywhere')),
+  );
+  const toggle = el(
+    'button',
+    {
+      class: 'user-button',
+      id: 'user-button',
+      'aria-haspopup': 'menu',
+      'aria-expanded': 'false',
+      title: t('userMenu'),
+      onclick: (e) => {
+        e.stopPropagation();
+        menu.hidden = !menu.hidden;
+        toggle.setAttribute('aria-expanded', String(!menu.hidden));
+      },
     },
-  }, el('span', { class: 'user-initial' }, (me.name || me.actor || '?').slice(0, 1).toUpperCase()),
-  el('span', { class: 'user-label' }, me.name || me.actor));
+    el('span', { class: 'user-initial' }, (me.name || me.actor || '?').slice(0, 1).toUpperCase()),
+    el('span', { class: 'user-label' }, me.name || me.actor),
+  );
   box.replaceChildren(toggle, menu);
   box.hidden = false;
 }

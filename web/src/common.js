@@ -48,23 +48,39 @@ export function saveLang(lang) {
 
 const locale = (lang) => (lang === 'vi' ? 'vi-VN' : 'en-GB');
 
-export const fmtNumber = (lang, v, digits = 2) =>
-  new Intl.NumberFormat(locale(lang), { maximumFractionDigits: digits }).format(v);
+export const fmtNumber = (lang, v, digits = 2) => new Intl.NumberFormat(locale(lang), { maximumFractionDigits: digits }).format(v);
 
 export const fmtTime = (lang, iso) =>
-  iso ? new Intl.DateTimeFormat(locale(lang), {
-    timeZone: TZ, day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
-  }).format(new Date(iso)) : '';
+  iso
+    ? new Intl.DateTimeFormat(locale(lang), {
+        timeZone: TZ,
+        day: '2-digit',
+        month: '2-digit',
+        year: 'numeric',
+        hour: '2-digit',
+        minute: '2-digit',
+        second: '2-digit',
+      }).format(new Date(iso))
+    : '';
 
 export const fmtClock = (lang, iso) =>
   iso ? new Intl.DateTimeFormat(locale(lang), { timeZone: TZ, hour: '2-digit', minute: '2-digit', second: '2-digit' }).format(new Date(iso)) : '';
 
 /** Hour and day, short: "07:42 06/12". */
-export function fmtShort(lang, iso) {
+export function fmtShort(_lang, iso) {
   if (!iso) return '';
-  const p = Object.fromEntries(new Intl.DateTimeFormat('en-GB', {
-    timeZone: TZ, day: '2-digit', month: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
-  }).formatToParts(new Date(iso)).map((x) => [x.type, x.value]));
+  const p = Object.fromEntries(
+    new Intl.DateTimeFormat('en-GB', {
+      timeZone: TZ,
+      day: '2-digit',
+      month: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    })
+      .formatToParts(new Date(iso))
+      .map((x) => [x.type, x.value]),
+  );
   return `${p.hour}:${p.minute} ${p.day}/${p.month}`;
 }
 
@@ -73,7 +89,10 @@ export function fmtShort(lang, iso) {
 export function provinceMap(container, config, options = {}) {
   const map = L.map(container, { zoomSnap: 0.25, minZoom: 6, maxZoom: 18, attributionControl: !!config.basemapUrl, ...options });
   const b = config.bounds;
-  map.fitBounds([[b[0][1], b[0][0]], [b[1][1], b[1][0]]]);
+  map.fitBounds([
+    [b[0][1], b[0][0]],
+    [b[1][1], b[1][0]],
+  ]);
   if (config.basemapUrl) L.tileLayer(config.basemapUrl, { maxZoom: 18, opacity: 0.6 }).addTo(map);
   map.createPane('communes').style.zIndex = 350;
   return map;

@@ -6,12 +6,9 @@ import L from 'leaflet';
 import 'leaflet/dist/leaflet.css';
 import './base.css';
 import './public.css';
+import { $, dotIcon, el, escapeHtml, fmtClock, fmtNumber, fmtShort, provinceMap, STATES, saveLang, storedLang, token } from './common.js';
 import { PUBLIC_TEXT, STATE_NAMES } from './i18n.js';
 import { loadPublicScorecard, renderPublicScorecard } from './scorecard-public.js';
-import {
-  $, el, escapeHtml, token, STATES, storedLang, saveLang, provinceMap, dotIcon,
-  fmtNumber, fmtShort, fmtClock,
-} from './common.js';
 
 const LAYERS = ['water', 'air', 'weather'];
 const REFRESH_MS = 60_000;
@@ -87,13 +84,16 @@ function readingText(m) {
 }
 
 function popup(m) {
-  return el('div', { class: 'popup', 'data-id': m.id },
+  return el(
+    'div',
+    { class: 'popup', 'data-id': m.id },
     el('b', {}, nameOf(m)),
     m.communeName ? el('div', { class: 'muted' }, m.communeName) : null,
     el('div', { class: 'popup-reading' }, readingText(m)),
     el('div', {}, el('span', { class: `badge st-${token(m.state)}` }, STATE_NAMES[page.lang][m.state] || m.state)),
     m.observedAt ? el('div', { class: 'muted small' }, `${t('observed')}: ${fmtShort(page.lang, m.observedAt)}`) : null,
-    m.demo ? el('div', { class: 'demo-tag' }, t('demo')) : null);
+    m.demo ? el('div', { class: 'demo-tag' }, t('demo')) : null,
+  );
 }
 
 function placeMarkers() {
@@ -105,7 +105,8 @@ function placeMarkers() {
     if (!marker) {
       marker = L.marker(latlng, { keyboard: false });
       page.onMap.set(m.id, marker);
-      (page.groups[m.layer] ||= L.layerGroup()).addLayer(marker);
+      page.groups[m.layer] ??= L.layerGroup();
+      page.groups[m.layer].addLayer(marker);
     } else {
       marker.setLatLng(latlng);
     }
@@ -120,14 +121,16 @@ function placeMarkers() {
     }
   }
   for (const layer of LAYERS) {
-    const group = (page.groups[layer] ||= L.layerGroup());
+    page.groups[layer] ??= L.layerGroup();
+    const group = page.groups[layer];
     if (page.visible.has(layer) && !map.hasLayer(group)) group.addTo(map);
     if (!page.visible.has(layer) && map.hasLayer(group)) group.remove();
   }
 }
 
 function toggleLayer(layer) {
-  if (page.visible.has(layer)) page.visible.delete(layer); else page.visible.add(layer);
+  if (page.visible.has(layer)) page.visible.delete(layer);
+  else page.visible.add(layer);
   placeMarkers();
   renderChips();
 }
@@ -150,15 +153,27 @@ page.refresh = () => refresh();
 const ofLayer = (layer) => page.markers.filter((m) => m.layer === layer);
 
 function renderChips() {
-  $('#layer-chips').replaceChildren(...LAYERS.map((layer) => el('button', {
-    type: 'button', class: `chip ly-${layer}${page.visible.has(layer) ? ' on' : ''}`, 'data-layer': layer,
-    'aria-pressed': String(page.visible.has(layer)), onclick: () => toggleLayer(layer),
-  }, el('span', { class: 'swatch' }), t('layers')[layer], el('span', { class: 'chip-count' }, ofLayer(layer).length))));
+  $('#layer-chips').replaceChildren(
+    ...LAYERS.map((layer) =>
+      el(
+        'button',
+        {
+          type: 'button',
+          class: `chip ly-${layer}${page.visible.has(layer) ? ' on' : ''}`,
+          'data-layer': layer,
+          'aria-pressed': String(page.visible.has(layer)),
+          onclick: () => toggleLayer(layer),
+        },
+        el('span', { class: 'swatch' }),
+        t('layers')[layer],
+        el('span', { class: 'chip-count' }, ofLayer(layer).length),
+      ),
+    ),
+  );
 }
 
 function renderStates() {
-  $('#states').replaceChildren(...STATES.map((s) => el('span', { class: 'state' },
-    el('span', { class: `mk st-${s}` }), STATE_NAMES[page.lang][s])));
+  $('#states').replaceChildren(...STATES.map((s) => el('span', { class: 'state' }, el('span', { class: `mk st-${s}` }), STATE_NAMES[page.lang][s])));
 }
 
 function renderSummary() {
@@ -166,15 +181,36 @@ function renderSummary() {
   const above = water.filter((m) => (m.alarmLevel || 0) > 0);
   const air = ofLayer('air').filter((m) => typeof m.reading === 'number' && m.state !== 'offline');
   const worst = air.reduce((w, m) => (!w || m.reading > w.reading ? m : w), null);
-  const temps = ofLayer('weather').filter((m) => typeof m.reading === 'number' && m.state !== 'offline').map((m) => m.reading);
-  const card = (layer, big, line, hot) => el('button', {
-    type: 'button', class: `summary-card ly-${layer}${hot ? ' hot' : ''}`, 'data-layer': layer,
-    onclick: () => document.getElementById(layer === 'water' ? 'gauges' : layer).scrollIntoView({ behavior: 'smooth' }),
-  }, el('span', { class: 'summary-title' }, t('layers')[layer]), el('span', { class: 'summary-big' }, big), el('span', { class: 'summary-line' }, line));
+  const temps = ofLayer('weather')
+    .filter((m) => typeof m.reading === 'number' && m.state !== 'offline')
+    .map((m) => m.reading);
+  const card = (layer, big, line, hot) =>
+    el(
+      'button',
+      {
+        type: 'button',
+        class: `summary-card ly-${layer}${hot ? ' hot' : ''}`,
+        'data-layer': layer,
+        onclick: () => document.getElementById(layer === 'water' ? 'gauges' : layer).scrollIntoView({ behavior: 'smooth' }),
+      },
+      el('span', { class: 'summary-title' }, t('layers')[layer]),
+      el('span', { class: 'summary-big' }, big),
+      el('span', { class: 'summary-line' }, line),
+    );
   $('#summary').replaceChildren(
     card('water', t('stations')(water.length), above.length ? t('aboveAlarm')(above.length) : t('noneAbove'), above.length > 0),
-    card('air', t('stations')(ofLayer('air').length), worst ? t('worstAqi')(num(worst.reading, 0), t('aqi')[aqiClass(worst.reading)]) : t('noReading'), worst && worst.reading > 150),
-    card('weather', t('stations')(ofLayer('weather').length), temps.length ? t('tempRange')(num(Math.min(...temps), 1), num(Math.max(...temps), 1)) : t('noReading')));
+    card(
+      'air',
+      t('stations')(ofLayer('air').length),
+      worst ? t('worstAqi')(num(worst.reading, 0), t('aqi')[aqiClass(worst.reading)]) : t('noReading'),
+      worst && worst.reading > 150,
+    ),
+    card(
+      'weather',
+      t('stations')(ofLayer('weather').length),
+      temps.length ? t('tempRange')(num(Math.min(...temps), 1), num(Math.max(...temps), 1)) : t('noReading'),
+    ),
+  );
 }
 
 function stateBadge(m) {
@@ -186,10 +222,14 @@ function when(m) {
 }
 
 function stationRow(m, ...body) {
-  return el('li', { class: `station st-${token(m.state)}${m.state === 'offline' ? ' offline' : ''}`, 'data-id': m.id },
+  return el(
+    'li',
+    { class: `station st-${token(m.state)}${m.state === 'offline' ? ' offline' : ''}`, 'data-id': m.id },
     el('button', { type: 'button', class: 'station-name', onclick: () => showOnMap(m.id) }, nameOf(m)),
     m.communeName ? el('span', { class: 'station-place' }, m.communeName) : null,
-    ...body, el('span', { class: 'station-when' }, when(m)));
+    ...body,
+    el('span', { class: 'station-when' }, when(m)),
+  );
 }
 
 /** A gauge's level against its alarm levels, on one scale. */
@@ -208,27 +248,54 @@ function levelBar(m) {
     mark.style.left = at(v);
     return mark;
   });
-  return el('div', { class: 'bar', role: 'img', 'aria-label': levels.map((v, i) => (v === null ? '' : `${t('alarm')[i]} ${num(v, 2)} m`)).filter(Boolean).join(', ') }, fill, marks);
+  return el(
+    'div',
+    {
+      class: 'bar',
+      role: 'img',
+      'aria-label': levels
+        .map((v, i) => (v === null ? '' : `${t('alarm')[i]} ${num(v, 2)} m`))
+        .filter(Boolean)
+        .join(', '),
+    },
+    fill,
+    marks,
+  );
 }
 
 function renderLists() {
   const byName = (a, b) => nameOf(a).localeCompare(nameOf(b), page.lang);
   const gauges = ofLayer('water').sort((a, b) => (b.alarmLevel || 0) - (a.alarmLevel || 0) || byName(a, b));
-  $('#gauge-list').replaceChildren(...gauges.map((m) => stationRow(m,
-    el('span', { class: 'station-value' }, typeof m.reading === 'number' ? `${num(m.reading, 2)} m` : t('noReading')),
-    stateBadge(m), levelBar(m))));
+  $('#gauge-list').replaceChildren(
+    ...gauges.map((m) =>
+      stationRow(
+        m,
+        el('span', { class: 'station-value' }, typeof m.reading === 'number' ? `${num(m.reading, 2)} m` : t('noReading')),
+        stateBadge(m),
+        levelBar(m),
+      ),
+    ),
+  );
   const air = ofLayer('air').sort((a, b) => (b.reading ?? -1) - (a.reading ?? -1) || byName(a, b));
-  $('#air-list').replaceChildren(...air.map((m) => {
-    if (typeof m.reading !== 'number') return stationRow(m, el('span', { class: 'station-value' }, t('noReading')));
-    const k = aqiClass(m.reading);
-    const chip = el('span', { class: 'aqi-chip', 'data-aqi-class': k }, `${num(m.reading, 0)}`);
-    chip.style.background = AQI_COLOURS[k];
-    return stationRow(m, el('span', { class: 'station-value' }, chip, ' ', t('aqi')[k]), m.state === 'offline' ? stateBadge(m) : null);
-  }));
+  $('#air-list').replaceChildren(
+    ...air.map((m) => {
+      if (typeof m.reading !== 'number') return stationRow(m, el('span', { class: 'station-value' }, t('noReading')));
+      const k = aqiClass(m.reading);
+      const chip = el('span', { class: 'aqi-chip', 'data-aqi-class': k }, `${num(m.reading, 0)}`);
+      chip.style.background = AQI_COLOURS[k];
+      return stationRow(m, el('span', { class: 'station-value' }, chip, ' ', t('aqi')[k]), m.state === 'offline' ? stateBadge(m) : null);
+    }),
+  );
   const weather = ofLayer('weather').sort(byName);
-  $('#weather-list').replaceChildren(...weather.map((m) => stationRow(m,
-    el('span', { class: 'station-value' }, typeof m.reading === 'number' ? `${num(m.reading, 1)} °C` : t('noReading')),
-    m.state === 'offline' ? stateBadge(m) : null)));
+  $('#weather-list').replaceChildren(
+    ...weather.map((m) =>
+      stationRow(
+        m,
+        el('span', { class: 'station-value' }, typeof m.reading === 'number' ? `${num(m.reading, 1)} °C` : t('noReading')),
+        m.state === 'offline' ? stateBadge(m) : null,
+      ),
+    ),
+  );
 }
 
 function render() {
@@ -260,7 +327,11 @@ async function refresh() {
 
 async function start() {
   for (const b of document.querySelectorAll('.lang button')) {
-    b.addEventListener('click', () => { page.lang = b.dataset.lang; saveLang(page.lang); applyLanguage(); });
+    b.addEventListener('click', () => {
+      page.lang = b.dataset.lang;
+      saveLang(page.lang);
+      applyLanguage();
+    });
   }
   applyLanguage();
   $('#updated').textContent = t('loading');
@@ -271,7 +342,9 @@ async function start() {
   await Promise.all([refresh(), loadPublicScorecard()]);
   applyLanguage();
   document.body.dataset.ready = 'true';
-  setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
+  setInterval(() => {
+    if (!document.hidden) refresh();
+  }, REFRESH_MS);
 }
 
 start().catch((e) => {

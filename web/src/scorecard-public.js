@@ -2,7 +2,7 @@
 // its status, read anonymously from /scorecard/v1/public (which carries no personal
 // data), with the formula and the public queries behind computed values.
 import { el, token } from './common.js';
-import { SCORECARD_TEXT, kpiName, kpiValueText, targetText } from './scorecard.js';
+import { kpiName, kpiValueText, SCORECARD_TEXT, targetText } from './scorecard.js';
 
 const state = { kpis: null, failed: false };
 
@@ -20,7 +20,7 @@ export async function loadPublicScorecard() {
     const r = await fetch('/scorecard/v1/public', { headers: { Accept: 'application/json' } });
     if (!r.ok) throw new Error(String(r.status));
     state.kpis = (await r.json()).kpis || [];
-  } catch (e) {
+  } catch (_e) {
     state.failed = true;
   }
 }
@@ -31,14 +31,16 @@ export function renderPublicScorecard(container, lang) {
   container.hidden = !state.kpis;
   if (!state.kpis) return;
   const words = SCORECARD_TEXT[lang] || SCORECARD_TEXT.vi;
-  const cards = state.kpis.map((k) => el('article', { class: `pub-kpi st-${token(k.status)}`, 'data-kpi': k.slug },
-    el('h3', {}, kpiName(k, lang)),
-    el('p', { class: 'pub-kpi-value' }, kpiValueText(k, lang) ?? words.noValue),
-    el('p', { class: 'muted' }, `${words.target}: ${targetText(k, lang)}`),
-    el('p', { class: 'pub-kpi-status' }, words.states[k.status] || k.status),
-    k.mode === 'computed' && k.calculationFormula ? el('p', { class: 'muted' }, k.calculationFormula) : null));
-  container.replaceChildren(
-    el('h2', {}, TITLE[lang] || TITLE.vi),
-    el('p', { class: 'muted' }, LEAD[lang] || LEAD.vi),
-    el('div', { class: 'pub-kpis' }, cards));
+  const cards = state.kpis.map((k) =>
+    el(
+      'article',
+      { class: `pub-kpi st-${token(k.status)}`, 'data-kpi': k.slug },
+      el('h3', {}, kpiName(k, lang)),
+      el('p', { class: 'pub-kpi-value' }, kpiValueText(k, lang) ?? words.noValue),
+      el('p', { class: 'muted' }, `${words.target}: ${targetText(k, lang)}`),
+      el('p', { class: 'pub-kpi-status' }, words.states[k.status] || k.status),
+      k.mode === 'computed' && k.calculationFormula ? el('p', { class: 'muted' }, k.calculationFormula) : null,
+    ),
+  );
+  container.replaceChildren(el('h2', {}, TITLE[lang] || TITLE.vi), el('p', { class: 'muted' }, LEAD[lang] || LEAD.vi), el('div', { class: 'pub-kpis' }, cards));
 }

@@ -5,8 +5,9 @@
 // Decision 766 indicators per month. "In báo cáo" prints it as an A4 report (print
 // CSS in scorecard.css); "Xuất XLSX" downloads the spreadsheet. Every value from the
 // server goes into the page as text.
-import { $, el, fmtNumber, fmtTime, token } from './common.js';
+
 import { getJson } from './auth.js';
+import { $, el, fmtNumber, fmtTime, token } from './common.js';
 import './scorecard.css';
 
 export const SCORECARD_TEXT = {
@@ -66,7 +67,7 @@ export const SCORECARD_TEXT = {
     progress: 'Progress',
     deadline: 'Deadline',
     maturity: 'Smart-city criteria (self-assessment)',
-    draft: "Draft list of criteria, to be replaced by the annex of Circular 03/2026/TT-BXD",
+    draft: 'Draft list of criteria, to be replaced by the annex of Circular 03/2026/TT-BXD',
     level: 'Level reached',
     passed: 'criteria passed',
     egov: 'Service to citizens and businesses (Decision 766), province by month',
@@ -119,13 +120,15 @@ export function targetText(k, lang) {
 /** A small line chart of a KPI's history (SVG, drawn from DOM nodes). */
 export function sparkline(points, max) {
   const NS = 'http://www.w3.org/2000/svg';
-  const w = 160; const h = 40;
+  const w = 160;
+  const h = 40;
   const svg = document.createElementNS(NS, 'svg');
   svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
   svg.setAttribute('class', 'spark');
   svg.setAttribute('role', 'img');
   if (points.length < 1) return svg;
-  const t0 = points[0][1]; const t1 = points[points.length - 1][1];
+  const t0 = points[0][1];
+  const t1 = points[points.length - 1][1];
   const top = Math.max(max || 0, ...points.map((p) => p[0])) || 1;
   const x = (tt) => (t1 === t0 ? w / 2 : 4 + ((tt - t0) / (t1 - t0)) * (w - 8));
   const y = (v) => h - 4 - (v / top) * (h - 8);
@@ -147,10 +150,12 @@ async function history(k) {
   try {
     const h = await getJson(`/ngsi-ld/v1/temporal/entities/${id}?attrs=kpiValue&lastN=20`);
     const raw = Array.isArray(h.kpiValue) ? h.kpiValue : h.kpiValue ? [h.kpiValue] : [];
-    const points = raw.map((i) => [Number(i.value), Date.parse(i.observedAt)])
-      .filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1])).sort((a, b) => a[1] - b[1]);
+    const points = raw
+      .map((i) => [Number(i.value), Date.parse(i.observedAt)])
+      .filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1]))
+      .sort((a, b) => a[1] - b[1]);
     return { points, demo: raw.some((i) => i.source?.value === 'demo') };
-  } catch (e) {
+  } catch (_e) {
     return { points: [], demo: false };
   }
 }
@@ -199,38 +204,52 @@ function evidenceOf(k) {
   if (typeof ev.url === 'string' && /^https?:\/\//.test(ev.url)) {
     items.push(el('li', {}, el('a', { href: ev.url, target: '_blank', rel: 'noopener noreferrer' }, ev.url)));
   }
-  return el('details', { class: 'sc-evidence' },
+  return el(
+    'details',
+    { class: 'sc-evidence' },
     el('summary', {}, t('evidence')),
     el('p', {}, `${t('formula')}: ${ev.formula || k.calculationFormula || ''}`),
     items.length ? el('ul', {}, items) : null,
-    ev.computedAt ? el('p', { class: 'muted' }, fmtTime(sc.lang(), ev.computedAt)) : null);
+    ev.computedAt ? el('p', { class: 'muted' }, fmtTime(sc.lang(), ev.computedAt)) : null,
+  );
 }
 
 function kpiRow(k, points) {
   const lang = sc.lang();
   const value = kpiValueText(k, lang);
-  return el('tr', { 'data-kpi': k.slug },
-    el('td', {}, el('strong', {}, kpiName(k, lang)), el('div', { class: 'muted' }, `${k.planReference || ''} · ${t('mode')[k.mode] || k.mode || ''} · ${k.organization?.name || ''}`)),
+  return el(
+    'tr',
+    { 'data-kpi': k.slug },
+    el(
+      'td',
+      {},
+      el('strong', {}, kpiName(k, lang)),
+      el('div', { class: 'muted' }, `${k.planReference || ''} · ${t('mode')[k.mode] || k.mode || ''} · ${k.organization?.name || ''}`),
+    ),
     el('td', { class: 'num' }, value ?? el('span', { class: 'muted' }, t('noValue'))),
     el('td', {}, targetText(k, lang)),
     el('td', {}, statusBadge(k.status)),
     el('td', {}, sparkline(points, k.maximumValue)),
-    el('td', {}, evidenceOf(k)));
+    el('td', {}, evidenceOf(k)),
+  );
 }
 
 function taskRow(task) {
   const lang = sc.lang();
-  const name = task.name && typeof task.name === 'object' ? ((lang === 'en' && task.name.en) || task.name.vi) : task.name;
+  const name = task.name && typeof task.name === 'object' ? (lang === 'en' && task.name.en) || task.name.vi : task.name;
   const bar = el('div', { class: 'sc-bar' }, el('i', { style: `width:${Math.max(0, Math.min(100, Number(task.progress) || 0))}%` }));
   const notes = task.progressNotes || [];
   const last = notes[notes.length - 1];
-  return el('tr', {},
+  return el(
+    'tr',
+    {},
     el('td', {}, String(task.number)),
     el('td', {}, name, last ? el('div', { class: 'muted' }, last.text) : null),
     el('td', {}, task.owner || ''),
     el('td', {}, task.deadline || ''),
     el('td', {}, t('taskStates')[task.taskStatus] || task.taskStatus || ''),
-    el('td', {}, bar, ` ${Number(task.progress) || 0} %`));
+    el('td', {}, bar, ` ${Number(task.progress) || 0} %`),
+  );
 }
 
 function pct(lang, v) {
@@ -241,33 +260,88 @@ function render() {
   const d = sc.data;
   const lang = sc.lang();
   const body = $('#scorecard-body');
-  const head = el('div', { class: 'sc-head' },
+  const head = el(
+    'div',
+    { class: 'sc-head' },
     el('div', {}, el('h2', {}, t('title')), el('p', { class: 'muted' }, `${t('printed')} ${fmtTime(lang, d.at)}`)),
-    el('div', { class: 'sc-actions no-print' },
+    el(
+      'div',
+      { class: 'sc-actions no-print' },
       el('button', { type: 'button', class: 'primary', id: 'sc-print', onclick: () => window.print() }, t('print')),
-      el('a', { class: 'button', href: '/scorecard/v1/export.xlsx', download: 'bang-diem-ke-hoach.xlsx' }, t('xlsx'))));
-  const kpiTable = el('table', { class: 'sc-table', id: 'sc-kpis' },
+      el('a', { class: 'button', href: '/scorecard/v1/export.xlsx', download: 'bang-diem-ke-hoach.xlsx' }, t('xlsx')),
+    ),
+  );
+  const kpiTable = el(
+    'table',
+    { class: 'sc-table', id: 'sc-kpis' },
     el('thead', {}, el('tr', {}, ...['kpis', 'value', 'target', 'status', 'trend', 'evidence'].map((k) => el('th', {}, t(k))))),
-    el('tbody', {}, d.kpis.map((k, i) => kpiRow(k, d.series[i]?.points || []))));
-  const taskTable = el('table', { class: 'sc-table', id: 'sc-tasks' },
-    el('thead', {}, el('tr', {}, el('th', {}, '#'), el('th', {}, t('tasks')), el('th', {}, t('owner')), el('th', {}, t('deadline')), el('th', {}, t('status')), el('th', {}, t('progress')))),
-    el('tbody', {}, d.tasks.map(taskRow)));
-  const wards = (d.maturity.wards || []).map((w) => el('li', {},
-    el('strong', {}, w.name), ` — ${t('level')}: ${w.levelReached} · ${w.passed}/${(w.criteria || []).length} ${t('passed')}`));
+    el(
+      'tbody',
+      {},
+      d.kpis.map((k, i) => kpiRow(k, d.series[i]?.points || [])),
+    ),
+  );
+  const taskTable = el(
+    'table',
+    { class: 'sc-table', id: 'sc-tasks' },
+    el(
+      'thead',
+      {},
+      el(
+        'tr',
+        {},
+        el('th', {}, '#'),
+        el('th', {}, t('tasks')),
+        el('th', {}, t('owner')),
+        el('th', {}, t('deadline')),
+        el('th', {}, t('status')),
+        el('th', {}, t('progress')),
+      ),
+    ),
+    el('tbody', {}, d.tasks.map(taskRow)),
+  );
+  const wards = (d.maturity.wards || []).map((w) =>
+    el('li', {}, el('strong', {}, w.name), ` — ${t('level')}: ${w.levelReached} · ${w.passed}/${(w.criteria || []).length} ${t('passed')}`),
+  );
   const months = (d.egov.province || []).slice(-12);
-  const egovTable = el('table', { class: 'sc-table', id: 'sc-egov' },
+  const egovTable = el(
+    'table',
+    { class: 'sc-table', id: 'sc-egov' },
     el('thead', {}, el('tr', {}, ...['month', 'dossiers', 'onTime', 'online', 'payment', 'digitised'].map((k) => el('th', {}, t(k))))),
-    el('tbody', {}, months.map((m) => el('tr', {},
-      el('td', {}, m.month), el('td', { class: 'num' }, fmtNumber(lang, m.dossiers, 0)),
-      el('td', { class: 'num' }, pct(lang, m.rates['2.1'])), el('td', { class: 'num' }, pct(lang, m.rates['3.3'])),
-      el('td', { class: 'num' }, pct(lang, m.rates['3.6'])), el('td', { class: 'num' }, pct(lang, m.rates['4.2']))))));
+    el(
+      'tbody',
+      {},
+      months.map((m) =>
+        el(
+          'tr',
+          {},
+          el('td', {}, m.month),
+          el('td', { class: 'num' }, fmtNumber(lang, m.dossiers, 0)),
+          el('td', { class: 'num' }, pct(lang, m.rates['2.1'])),
+          el('td', { class: 'num' }, pct(lang, m.rates['3.3'])),
+          el('td', { class: 'num' }, pct(lang, m.rates['3.6'])),
+          el('td', { class: 'num' }, pct(lang, m.rates['4.2'])),
+        ),
+      ),
+    ),
+  );
   body.replaceChildren(
     head,
-    el('section', { class: 'sc-section' }, el('h3', {}, t('kpis')), kpiTable,
-      el('p', { class: 'muted' }, t('rules'), d.series.some((x) => x.demo) ? ` ${t('demoHistory')}` : '')),
+    el(
+      'section',
+      { class: 'sc-section' },
+      el('h3', {}, t('kpis')),
+      kpiTable,
+      el('p', { class: 'muted' }, t('rules'), d.series.some((x) => x.demo) ? ` ${t('demoHistory')}` : ''),
+    ),
     el('section', { class: 'sc-section' }, el('h3', {}, t('tasks')), taskTable),
-    el('section', { class: 'sc-section' }, el('h3', {}, t('maturity')),
-      d.maturity.draft ? el('p', { class: 'sc-draft' }, t('draft')) : null, el('ul', { id: 'sc-wards' }, wards)),
-    el('section', { class: 'sc-section' }, el('h3', {}, t('egov')),
-      d.egov.sample ? el('p', { class: 'sc-draft' }, t('synthetic')) : null, egovTable));
+    el(
+      'section',
+      { class: 'sc-section' },
+      el('h3', {}, t('maturity')),
+      d.maturity.draft ? el('p', { class: 'sc-draft' }, t('draft')) : null,
+      el('ul', { id: 'sc-wards' }, wards),
+    ),
+    el('section', { class: 'sc-section' }, el('h3', {}, t('egov')), d.egov.sample ? el('p', { class: 'sc-draft' }, t('synthetic')) : null, egovTable),
+  );
 }

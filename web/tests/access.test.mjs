@@ -2,11 +2,12 @@
 // Chromium against a real `dothi demo`: anonymous visitors get the public page and the
 // login page; a user logs in (or fails to), logs out; an admin manages users and keys
 // and reads the audit log. Every page runs under its Content-Security-Policy.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { createHmac } from 'node:crypto';
-import { startDemo, launchBrowser, watchCsp, loginWithLink, api, SCREENSHOTS } from './server.mjs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { api, launchBrowser, loginWithLink, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
 
 const GAUGE = 'urn:ngsi-ld:WaterObserved:demo-thach-han';
 const OPERATOR = { username: 'dieuhanh.ha', password: 'Lũ-sông-Thạch-Hãn-2025' };
@@ -35,7 +36,10 @@ function totp(secret, at = Date.now()) {
   for (const c of secret.replace(/=+$/, '').toUpperCase()) {
     acc = ((acc << 5) | alphabet.indexOf(c)) & 0xffff;
     bits += 5;
-    if (bits >= 8) { bytes.push((acc >> (bits - 8)) & 0xff); bits -= 8; }
+    if (bits >= 8) {
+      bytes.push((acc >> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
   }
   const counter = Buffer.alloc(8);
   counter.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / 30)));
@@ -67,7 +71,7 @@ test('the public page loads without a login and shows the gauges', async () => {
   const page = await freshPage();
   const asked = [];
   page.on('request', (r) => asked.push(new URL(r.url()).pathname));
-  const r = await page.goto(demo.base + '/');
+  const r = await page.goto(`${demo.base}/`);
   assert.match(r.headers()['content-security-policy'], /default-src 'self'/);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
   assert.equal(await page.locator('path[data-commune]').count(), 78);
@@ -89,7 +93,10 @@ test('the public page loads without a login and shows the gauges', async () => {
   assert.equal(await page.locator('#plan-scorecard .pub-kpi').count(), 8);
   assert.match(await page.locator('#about').innerText(), /78 xã, phường và đặc khu/);
   // Public data only: nothing of the operations centre's or the NGSI-LD API.
-  assert.deepEqual(asked.filter((p) => p.startsWith('/ioc/') || p.startsWith('/ngsi-ld/') || p.startsWith('/auth/')), []);
+  assert.deepEqual(
+    asked.filter((p) => p.startsWith('/ioc/') || p.startsWith('/ngsi-ld/') || p.startsWith('/auth/')),
+    [],
+  );
   await shot('public-1920x1080', page);
 
   // A gauge past its level III turns to alarm III on the next reading of the page.
@@ -119,7 +126,7 @@ test('the public page loads without a login and shows the gauges', async () => {
 
 test('the public page on a phone: the map first, then the stations', async () => {
   const page = await freshPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
-  await page.goto(demo.base + '/');
+  await page.goto(`${demo.base}/`);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
   const map = await page.locator('#map').boundingBox();
   const gauges = await page.locator('#gauges').boundingBox();
@@ -136,27 +143,30 @@ test('/ioc/ without a session shows the login page', async () => {
   const page = await freshPage();
   const asked = [];
   page.on('request', (r) => asked.push(new URL(r.url()).pathname));
-  await page.goto(demo.base + '/ioc/');
+  await page.goto(`${demo.base}/ioc/`);
   await page.waitForSelector('#login:not([hidden]) #login-form');
   assert.equal(await page.locator('body').getAttribute('data-view'), 'login');
   assert.ok(await page.locator('#app').isHidden());
   assert.ok(await page.locator('#totp-row').isHidden());
   assert.match(await page.locator('#login').innerText(), /Đăng nhập[\s\S]*Tên đăng nhập[\s\S]*Mật khẩu/);
   // The app's data is not even asked for.
-  assert.deepEqual(asked.filter((p) => p.startsWith('/ioc/api/') && p !== '/ioc/api/config'), []);
+  assert.deepEqual(
+    asked.filter((p) => p.startsWith('/ioc/api/') && p !== '/ioc/api/config'),
+    [],
+  );
   await shot('login-1920x1080', page);
   await page.locator('#login .lang [data-lang="en"]').click();
   assert.match(await page.locator('#login').innerText(), /Log in[\s\S]*User name[\s\S]*Password/);
   await page.locator('#login .lang [data-lang="vi"]').click();
   // /ioc without the slash is the same page.
-  await page.goto(demo.base + '/ioc');
+  await page.goto(`${demo.base}/ioc`);
   await page.waitForSelector('#login:not([hidden]) #login-form');
   assert.deepEqual(page.cspViolations, []);
 });
 
 test('a wrong password shows the error; the right one opens the IOC; logging out closes it', async () => {
   const page = await freshPage();
-  await page.goto(demo.base + '/ioc/');
+  await page.goto(`${demo.base}/ioc/`);
   await page.waitForSelector('#login-form');
   await loginWithPassword(page, { username: OPERATOR.username, password: 'not-the-password-1' });
   await page.waitForSelector('#login-error:not([hidden])');
@@ -185,7 +195,7 @@ test('logging out everywhere ends the other sessions: their page returns to the 
   const first = await freshPage();
   const second = await freshPage();
   for (const page of [first, second]) {
-    await page.goto(demo.base + '/ioc/');
+    await page.goto(`${demo.base}/ioc/`);
     await page.waitForSelector('#login-form');
     await loginWithPassword(page, OPERATOR);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
@@ -295,9 +305,12 @@ test('an admin adds a user, is told the password policy, resets a password and d
   await admin.locator('tr.inline-form input[name="password"]').fill('Nước-lên-nhanh-quá-2025');
   await admin.locator('tr.inline-form button[type="submit"]').click();
   await admin.locator('.admin-message', { hasText: 'Đã đổi mật khẩu của canbo.xem.' }).waitFor();
-  const login = (password) => fetch(`${demo.base}/auth/v1/login`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'canbo.xem', password }),
-  });
+  const login = (password) =>
+    fetch(`${demo.base}/auth/v1/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: 'canbo.xem', password }),
+    });
   assert.equal((await login('Mưa-lớn-ở-Đông-Hà-2025')).status, 401);
   assert.equal((await login('Nước-lên-nhanh-quá-2025')).status, 200);
   // Deleted with two clicks.
@@ -323,7 +336,7 @@ test('an admin gives a user a TOTP secret; the login then asks for the code', as
   assert.match(await admin.locator(`#users tr[data-user="${user.username}"]`).innerText(), /có/);
 
   const page = await freshPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
-  await page.goto(demo.base + '/ioc/');
+  await page.goto(`${demo.base}/ioc/`);
   await page.waitForSelector('#login-form');
   await loginWithPassword(page, user);
   await page.waitForSelector('#totp-row:not([hidden])');
@@ -345,7 +358,9 @@ test('the audit page lists the logins, filters and pages, and shows values as te
   // A failed login whose user name is HTML.
   const probe = '<img src=x onerror=window.pwned=1>';
   const r = await fetch(`${demo.base}/auth/v1/login`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: probe, password: 'whatever-it-is' }),
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: probe, password: 'whatever-it-is' }),
   });
   assert.equal(r.status, 401);
   await admin.locator('#admin-tabs [data-section="audit"]').click();

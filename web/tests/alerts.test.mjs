@@ -1,10 +1,11 @@
 // The alert banner of the operations centre in headless Chromium against a real
 // `dothi demo`: a gauge's flood reading brings its alarms into the banner, and they
 // leave it when the water falls.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { startDemo, launchBrowser, watchCsp, loginWithLink, SCREENSHOTS } from './server.mjs';
+import { after, before, test } from 'node:test';
+import { launchBrowser, loginWithLink, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
 
 // A gauge of the test's own, so that the demo's simulated gauges do not interfere.
 const GAUGE = 'urn:ngsi-ld:WaterObserved:banner-test';
@@ -60,7 +61,13 @@ test('the banner shows a flood reading and clears when the water falls', async (
   const alerts = await demo.api('GET', `/alerts/v1/alerts?limit=1000`);
   const mine = alerts.alerts.filter((a) => a.alertSource === GAUGE);
   assert.equal(mine.length, 2);
-  assert.ok(mine.every((a) => a.status === 'resolved'), JSON.stringify(mine));
-  assert.ok(mine.some((a) => a.acknowledgedBy?.startsWith('user:')), JSON.stringify(mine));
+  assert.ok(
+    mine.every((a) => a.status === 'resolved'),
+    JSON.stringify(mine),
+  );
+  assert.ok(
+    mine.some((a) => a.acknowledgedBy?.startsWith('user:')),
+    JSON.stringify(mine),
+  );
   assert.deepEqual(page.cspViolations, []);
 });

@@ -1,10 +1,11 @@
 // The operations-centre app at /ioc/ in headless Chromium against a real `dothi demo`,
 // signed in with the one-time login link `dothi demo` prints.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { startDemo, launchBrowser, watchCsp, loginWithLink, SCREENSHOTS } from './server.mjs';
+import { after, before, test } from 'node:test';
+import { launchBrowser, loginWithLink, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
 
 const GAUGE = 'urn:ngsi-ld:WaterObserved:demo-thach-han';
 const NGSI = '/ngsi-ld/v1';
@@ -81,7 +82,8 @@ test('clicking a river gauge opens its chart with data', async () => {
   const instances = [];
   for (let i = 48; i >= 1; i--) {
     instances.push({
-      type: 'Property', value: 2 + Math.sin(i / 6) * 1.5,
+      type: 'Property',
+      value: 2 + Math.sin(i / 6) * 1.5,
       observedAt: new Date(now - i * 30 * 60_000).toISOString(),
     });
   }
@@ -100,13 +102,63 @@ test('clicking a river gauge opens its chart with data', async () => {
   await shot('gauge-panel-1920x1080');
 });
 
+test('the panel shows times in Vietnam, alarm levels in words and units with values', async () => {
+  // A gauge of its own (the simulator feeds the demo's), past alarm level II, with a
+  // time given in UTC.
+  const id = 'urn:ngsi-ld:WaterObserved:test-panel-format';
+  const now = new Date().toISOString();
+  await demo.api('POST', `${NGSI}/entities`, {
+    id,
+    type: 'WaterObserved',
+    name: { type: 'Property', value: 'Trạm thử định dạng' },
+    waterLevel: { type: 'Property', value: 4.82, unitCode: 'MTR', observedAt: now },
+    alarmLevel1: { type: 'Property', value: 3, unitCode: 'MTR' },
+    alarmLevel2: { type: 'Property', value: 4.5, unitCode: 'MTR' },
+    alarmLevel3: { type: 'Property', value: 6, unitCode: 'MTR' },
+    alarmLevelReached: { type: 'Property', value: 2, observedAt: now },
+    relativeHumidity: { type: 'Property', value: 0.87, observedAt: now },
+    lastInspection: { type: 'Property', value: { '@type': 'DateTime', '@value': '2026-03-01T01:30:00Z' } },
+    location: { type: 'GeoProperty', value: { type: 'Point', coordinates: [107.19, 16.75] } },
+  });
+  await page.evaluate((id) => window.ioc.open(id), id);
+  const row = (attr) => page.locator(`#panel tr[data-attr="${attr}"] .value`);
+  await page.waitForSelector('#panel tr[data-attr="alarmLevelReached"]');
+  assert.equal(await row('alarmLevelReached').innerText(), 'Báo động II');
+  // 01:30 UTC is 08:30 in Asia/Ho_Chi_Minh; no ISO string is left in the panel.
+  const inspection = await row('lastInspection').innerText();
+  assert.match(inspection, /01\/03\/2026/);
+  assert.match(inspection, /08:30/);
+  assert.doesNotMatch(await page.locator('#panel').innerText(), /\d{4}-\d{2}-\d{2}T\d{2}:/);
+  // Every number carries its unit: metres for the levels, percent for a ratio.
+  for (const attr of ['waterLevel', 'alarmLevel1', 'alarmLevel3']) {
+    assert.match(await row(attr).innerText(), /^[\d.,]+ m$/, attr);
+  }
+  assert.match(await row('relativeHumidity').innerText(), /^87 %$/);
+  // Back under alarm level I: the words follow the live change, in English too.
+  await demo.api('PATCH', `${NGSI}/entities/${id}/attrs`, {
+    alarmLevelReached: { type: 'Property', value: 0, observedAt: new Date().toISOString() },
+  });
+  const reads = (words) =>
+    page.waitForFunction(
+      ([attr, w]) => (document.querySelector(`#panel tr[data-attr="${attr}"] .value`)?.textContent || '') === w,
+      ['alarmLevelReached', words],
+    );
+  await reads('Dưới mức báo động I');
+  await page.locator('.top .lang [data-lang="en"]').click();
+  await reads('Below alarm level I');
+  await page.locator('.top .lang [data-lang="vi"]').click();
+  await demo.api('DELETE', `${NGSI}/entities/${id}`);
+});
+
 test('a reading sent through the API appears live', async () => {
   const id = 'urn:ngsi-ld:WaterObserved:test-live-cam-lo';
   await demo.api('POST', `${NGSI}/entities`, {
-    id, type: 'WaterObserved',
+    id,
+    type: 'WaterObserved',
     name: { type: 'LanguageProperty', languageMap: { vi: 'Trạm thử Cam Lộ', en: 'Cam Lo test gauge' } },
     waterLevel: { type: 'Property', value: 1.5, observedAt: new Date().toISOString() },
-    alarmLevel1: { type: 'Property', value: 3 }, alarmLevel2: { type: 'Property', value: 4 },
+    alarmLevel1: { type: 'Property', value: 3 },
+    alarmLevel2: { type: 'Property', value: 4 },
     alarmLevel3: { type: 'Property', value: 5 },
     location: { type: 'GeoProperty', value: { type: 'Point', coordinates: [107.0, 16.78] } },
   });
@@ -118,9 +170,9 @@ test('a reading sent through the API appears live', async () => {
   await demo.api('PATCH', `${NGSI}/entities/${id}/attrs`, {
     waterLevel: { type: 'Property', value: 5.25, observedAt: new Date().toISOString() },
   });
-  await page.waitForFunction(
-    () => /5,25/.test(document.querySelector('#panel tr[data-attr="waterLevel"] .value')?.textContent || ''),
-    null, { timeout: 10_000 });
+  await page.waitForFunction(() => /5,25/.test(document.querySelector('#panel tr[data-attr="waterLevel"] .value')?.textContent || ''), null, {
+    timeout: 10_000,
+  });
   await page.waitForSelector(`.mk.st-alarm3[data-id="${id}"]`, { state: 'attached', timeout: 10_000 });
   assert.match(await page.locator('#panel .badge.st-alarm3').innerText(), /Báo động III/);
 });
@@ -153,13 +205,16 @@ test('the explorer finds an entity and exports it', async () => {
   const lines = csvText.trim().split(/\r\n/);
   assert.equal(lines.length, 2);
   assert.match(lines[0], /^\uFEFF?id,type,name,/);
-  assert.ok(lines[1].startsWith(GAUGE + ',WaterObserved,'));
+  assert.ok(lines[1].startsWith(`${GAUGE},WaterObserved,`));
   assert.match(lines[1], /Thạch Hãn/);
 
   const [geo] = await Promise.all([page.waitForEvent('download'), page.locator('#export-geojson').click()]);
   const collection = JSON.parse(await readFile(await geo.path(), 'utf8'));
   assert.equal(collection.type, 'FeatureCollection');
-  assert.deepEqual(collection.features.map((f) => f.id), [GAUGE]);
+  assert.deepEqual(
+    collection.features.map((f) => f.id),
+    [GAUGE],
+  );
   assert.equal(collection.features[0].geometry.type, 'Point');
 
   // A row opens the entity on the map.
@@ -184,10 +239,13 @@ test('a dashboard tile lists the entities behind it', async () => {
 test('on a phone the map comes first and the panel is a sheet', async () => {
   // The same session on the phone (the login link works once).
   const phoneContext = await browser.newContext({
-    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, storageState: await context.storageState(),
+    viewport: { width: 390, height: 844 },
+    isMobile: true,
+    hasTouch: true,
+    storageState: await context.storageState(),
   });
   const phone = await phoneContext.newPage();
-  await phone.goto(demo.base + '/ioc/');
+  await phone.goto(`${demo.base}/ioc/`);
   await phone.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
   assert.equal(await phone.locator('path[data-commune]').count(), 78);
   const mapBox = await phone.locator('#map').boundingBox();

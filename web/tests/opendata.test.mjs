@@ -3,10 +3,11 @@
 // a dataset page (reached by /dataset/NAME) shows its downloads, a table of the first
 // rows and a map of the first points; the API page. Every page runs under its
 // Content-Security-Policy.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { startDemo, launchBrowser, watchCsp, SCREENSHOTS } from './server.mjs';
+import { after, before, test } from 'node:test';
+import { launchBrowser, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
 
 let demo;
 let browser;
@@ -59,7 +60,10 @@ test('a dataset page has downloads, a table preview and a map', async () => {
   await page.waitForSelector('#od-map .leaflet-interactive');
   const links = await page.locator('.od-downloads a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
   for (const file of ['data.csv', 'data.geojson', 'data.json', 'history.csv']) {
-    assert.ok(links.some((h) => h.endsWith(`/dataset/truong-hoc/${file}`)), `${file}: ${links}`);
+    assert.ok(
+      links.some((h) => h.endsWith(`/dataset/truong-hoc/${file}`)),
+      `${file}: ${links}`,
+    );
   }
   const head = await page.locator('#od-table th').allTextContents();
   assert.deepEqual(head.slice(0, 3), ['id', 'type', 'name']);

@@ -4,9 +4,10 @@
 // clustered, tiles shown) and bytes transferred (compressed, as on the wire; the event
 // stream left out). Printed, not asserted: figures depend on the machine. Targets:
 // 2 s and 1.5 MB.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { startDemo, launchBrowser } from './server.mjs';
+import { after, before, test } from 'node:test';
+import { launchBrowser, startDemo } from './server.mjs';
 
 const MARKERS = 2000;
 let demo;
@@ -29,7 +30,8 @@ test('first load with 78 communes and 2,000 markers', async () => {
   for (let i = 0; count + extra.length < MARKERS; i++) {
     const [lon, lat] = markers[i % markers.length].position;
     extra.push({
-      id: `urn:ngsi-ld:Streetlight:perf-${i}`, type: 'Streetlight',
+      id: `urn:ngsi-ld:Streetlight:perf-${i}`,
+      type: 'Streetlight',
       status: { type: 'Property', value: i % 17 === 0 ? 'defectiveLamp' : 'ok' },
       location: { type: 'GeoProperty', value: { type: 'Point', coordinates: [lon + ((i % 7) - 3) * 0.002, lat + ((i % 5) - 2) * 0.002] } },
     });
@@ -51,18 +53,24 @@ test('first load with 78 communes and 2,000 markers', async () => {
   await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
   let bytes = 0;
   let requests = 0;
-  cdp.on('Network.loadingFinished', (e) => { bytes += e.encodedDataLength; requests += 1; });
+  cdp.on('Network.loadingFinished', (e) => {
+    bytes += e.encodedDataLength;
+    requests += 1;
+  });
   // Every layer on, so that all markers are on the map.
-  await page.addInitScript(() => localStorage.setItem('ioc.layers', JSON.stringify(
-    ['environment', 'water', 'transport', 'energy', 'tourism', 'health', 'education', 'agriculture'])));
-  await page.goto(demo.base + '/ioc/');
+  await page.addInitScript(() =>
+    localStorage.setItem('ioc.layers', JSON.stringify(['environment', 'water', 'transport', 'energy', 'tourism', 'health', 'education', 'agriculture'])),
+  );
+  await page.goto(`${demo.base}/ioc/`);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
   const tti = await page.evaluate(() => window.iocReadyAt);
   const onMap = await page.evaluate(() => window.ioc.markers.size);
   const communes = await page.locator('path[data-commune]').count();
   await context.close();
-  console.log(`first load: ${communes} communes, ${onMap} markers, time to interactive ${Math.round(tti)} ms (target 2000), ` +
-    `${(bytes / 1024).toFixed(0)} KiB transferred in ${requests} responses (target 1536 KiB)`);
+  console.log(
+    `first load: ${communes} communes, ${onMap} markers, time to interactive ${Math.round(tti)} ms (target 2000), ` +
+      `${(bytes / 1024).toFixed(0)} KiB transferred in ${requests} responses (target 1536 KiB)`,
+  );
   assert.equal(communes, 78);
   assert.ok(onMap >= MARKERS);
 });

@@ -1,11 +1,12 @@
 // The plan's scorecard in headless Chromium against a real `dothi demo`: its summary
 // on the public page, the operations centre's scorecard view with its trends and
 // evidence, and its printed A4 report (print CSS, printed to PDF).
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { startDemo, launchBrowser, watchCsp, loginWithLink, SCREENSHOTS } from './server.mjs';
+import { after, before, test } from 'node:test';
+import { launchBrowser, loginWithLink, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
 
 let demo;
 let browser;
@@ -32,9 +33,12 @@ test('the public page shows the plan KPIs against their targets, anonymously', a
   await watchCsp(p);
   await p.goto(`${demo.base}/`);
   await p.waitForSelector('#plan-scorecard .pub-kpi', { timeout: 60_000 });
-  const cards = await p.$$eval('#plan-scorecard .pub-kpi', (els) => els.map((e) => ({
-    slug: e.dataset.kpi, value: e.querySelector('.pub-kpi-value')?.textContent || '',
-  })));
+  const cards = await p.$$eval('#plan-scorecard .pub-kpi', (els) =>
+    els.map((e) => ({
+      slug: e.dataset.kpi,
+      value: e.querySelector('.pub-kpi-value')?.textContent || '',
+    })),
+  );
   assert.equal(cards.length, 8);
   const broadband = cards.find((c) => c.slug === 'broadband-communes');
   assert.match(broadband.value, /100/);
@@ -47,18 +51,23 @@ test('the scorecard view shows each KPI with its status, trend and evidence', as
   await loginWithLink(page, demo);
   await page.click('.tab[data-view="scorecard"]');
   await page.waitForSelector('#sc-kpis tbody tr', { timeout: 30_000 });
-  const rows = await page.$$eval('#sc-kpis tbody tr', (trs) => trs.map((tr) => ({
-    slug: tr.dataset.kpi,
-    status: tr.querySelector('.sc-status')?.className || '',
-    points: (tr.querySelector('.spark polyline')?.getAttribute('points') || '').split(' ').filter(Boolean).length,
-    links: [...tr.querySelectorAll('.sc-evidence a')].map((a) => a.getAttribute('href')),
-  })));
+  const rows = await page.$$eval('#sc-kpis tbody tr', (trs) =>
+    trs.map((tr) => ({
+      slug: tr.dataset.kpi,
+      status: tr.querySelector('.sc-status')?.className || '',
+      points: (tr.querySelector('.spark polyline')?.getAttribute('points') || '').split(' ').filter(Boolean).length,
+      links: [...tr.querySelectorAll('.sc-evidence a')].map((a) => a.getAttribute('href')),
+    })),
+  );
   assert.equal(rows.length, 8);
   const broadband = rows.find((r) => r.slug === 'broadband-communes');
   assert.match(broadband.status, /st-onTrack/);
   // Four demo quarters and today's value.
   assert.ok(broadband.points >= 5, `trend points: ${broadband.points}`);
-  assert.ok(broadband.links.some((h) => h.startsWith('/ngsi-ld/v1/entities?type=KeyPerformanceIndicator')), broadband.links.join(' '));
+  assert.ok(
+    broadband.links.some((h) => h.startsWith('/ngsi-ld/v1/entities?type=KeyPerformanceIndicator')),
+    broadband.links.join(' '),
+  );
   // One click away: the evidence query answers with the entities it counted.
   const answer = await page.evaluate(async (href) => {
     const r = await fetch(`${href}&count=true&limit=0`, { headers: { Accept: 'application/json' } });
@@ -67,7 +76,7 @@ test('the scorecard view shows each KPI with its status, trend and evidence', as
   assert.deepEqual(answer, { status: 200, count: '78' });
   assert.equal(await page.$$eval('#sc-tasks tbody tr', (t) => t.length), 8);
   assert.equal(await page.$$eval('#sc-wards li', (t) => t.length), 3);
-  assert.ok(await page.$$eval('#sc-egov tbody tr', (t) => t.length) >= 1);
+  assert.ok((await page.$$eval('#sc-egov tbody tr', (t) => t.length)) >= 1);
   await page.screenshot({ path: path.join(SCREENSHOTS, 'scorecard-ioc.png'), fullPage: true });
 });
 

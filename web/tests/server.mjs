@@ -1,7 +1,7 @@
 // Starts a real `dothi demo` (the binary in $DOTHI_BIN) on a fresh temporary store and
 // an unused port, and headless Chromium from /usr/bin/chromium, for the browser tests.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,13 +34,16 @@ export async function startDemo() {
   if (!bin) throw new Error('DOTHI_BIN must name the dothi binary (scripts/test.sh builds it)');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'dothi-web-'));
   const port = await freePort();
-  const child = spawn(bin, [
-    'demo', '--listen', `127.0.0.1:${port}`, '--store', `sqlite://${dir}/dothi.db`,
-    '--mqtt-client-id', `dothi-web-test-${process.pid}`,
-  ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOTHI_LOG: 'warn' } });
+  const child = spawn(
+    bin,
+    ['demo', '--listen', `127.0.0.1:${port}`, '--store', `sqlite://${dir}/dothi.db`, '--mqtt-client-id', `dothi-web-test-${process.pid}`],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOTHI_LOG: 'warn' } },
+  );
   let out = '';
   let err = '';
-  child.stderr.on('data', (d) => { err += d; });
+  child.stderr.on('data', (d) => {
+    err += d;
+  });
   const found = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`dothi demo did not start in 180 s:\n${out}\n${err}`)), 180_000);
     child.stdout.on('data', (d) => {
@@ -48,16 +51,21 @@ export async function startDemo() {
       const base = out.match(/public page:\s+(http:\/\/\S+?)\/?\s/);
       const link = out.match(/(http:\/\/\S+\/auth\/v1\/login-link\?token=\S+)/);
       const key = out.match(/export KEY=(\S+)/);
-      if (base && link && key) { clearTimeout(timer); resolve({ base: base[1], loginLink: link[1], key: key[1] }); }
+      if (base && link && key) {
+        clearTimeout(timer);
+        resolve({ base: base[1], loginLink: link[1], key: key[1] });
+      }
     });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`dothi demo exited (${code}):\n${out}\n${err}`)); });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`dothi demo exited (${code}):\n${out}\n${err}`));
+    });
   });
   return {
     ...found,
     printed: out,
     /** JSON over the hub's API with the admin key. */
-    api: (method, pathname, body, headers = {}) =>
-      api(found.base, method, pathname, body, { Authorization: `Bearer ${found.key}`, ...headers }),
+    api: (method, pathname, body, headers = {}) => api(found.base, method, pathname, body, { Authorization: `Bearer ${found.key}`, ...headers }),
     async stop() {
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));

@@ -31,6 +31,7 @@ use axum::routing::get;
 use tower_http::compression::CompressionLayer;
 
 pub use api::WebState;
+pub use assets::FRONT_END_BUILT;
 
 /// The description of the web routes, merged into the hub's `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
