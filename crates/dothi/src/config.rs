@@ -28,7 +28,15 @@ pub enum Command {
     /// demo sensors, places and indicators; devices feed the demo sensors.
     Demo(DemoArgs),
     /// Measures the hub on this machine and prints the figures.
-    Bench(crate::bench::BenchArgs),
+    #[cfg(feature = "bench")]
+    Bench(bench::BenchArgs),
+    /// Measures the hub on this machine: not in this build.
+    #[cfg(not(feature = "bench"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
     /// Sends readings of the demo devices (those `dothi demo` provisions) over MQTT or
     /// HTTP: daily cycles, rush-hour pollution and a flood on the Thạch Hãn.
     Simulate(crate::simulate::SimulateArgs),

@@ -2,7 +2,6 @@
 //! the command runs.
 
 mod admin;
-mod bench;
 mod config;
 mod export;
 mod import;
@@ -59,7 +58,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             runtime.block_on(serve(config, Some(demo)))
         }
-        Command::Bench(args) => runtime.block_on(bench::run(args)),
+        // The figures are the output: only warnings are logged.
+        #[cfg(feature = "bench")]
+        Command::Bench(args) => {
+            init_logging(LogFormat::Text, "warn");
+            runtime.block_on(bench::run(args))
+        }
+        #[cfg(not(feature = "bench"))]
+        Command::Bench { .. } => anyhow::bail!(
+            "this dothi was built without the benchmarks (build it with the `bench` feature, the default)"
+        ),
         Command::Simulate(args) => {
             init_logging(LogFormat::Text, "info");
             runtime.block_on(simulate::run(args))

@@ -718,6 +718,7 @@ async fn a_database_that_goes_away_fails_fast_and_comes_back() {
     );
 }
 
+#[cfg(feature = "bench")]
 #[tokio::test]
 async fn bench_nodes_measures_one_node_then_two() {
     if !database_configured("bench_nodes_measures_one_node_then_two") {

@@ -23,12 +23,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, anyhow};
 use ngsi::{AttrKind, Attribute, Context};
 use serde_json::{Value, json};
 
 use super::data::{ms, percentiles, section, thousands};
-use super::{BenchArgs, Report, Target};
+use super::{Common, Report, Target, count, positive, secs_up_to_an_hour};
 
 const TYPE: &str = "Sensor";
 const DEVICE_TYPE: &str = "Device";
@@ -51,29 +51,54 @@ pub struct AlertsSizes {
     pub backtest_days: usize,
 }
 
-impl AlertsSizes {
-    pub fn from_args(a: &BenchArgs) -> anyhow::Result<AlertsSizes> {
-        let q = a.quick;
-        let s = AlertsSizes {
-            rules: a.entities.unwrap_or(if q { 1_000 } else { 10_000 }),
-            sensors: a.subscriptions.unwrap_or(if q { 500 } else { 5_000 }),
-            rate: a.rate.unwrap_or(if q { 500.0 } else { 5_000.0 }),
-            secs: a.secs.unwrap_or(if q { 3.0 } else { 10.0 }),
-            devices: a.devices.unwrap_or(if q { 5_000 } else { 100_000 }),
-            backtest_sensors: a.sensors.unwrap_or(if q { 10 } else { 100 }),
-            backtest_days: a.days.unwrap_or(if q { 3 } else { 30 }),
-        };
-        if s.rules == 0 || s.sensors == 0 || s.devices == 0 || s.backtest_sensors == 0 {
-            bail!(
-                "--entities (rules), --subscriptions (sensors), --devices and --sensors must be at least 1"
-            );
-        }
-        if !(s.rate > 0.0 && s.secs > 0.0 && s.secs <= 3600.0) || s.backtest_days == 0 {
-            bail!("--rate must be positive, --secs in (0, 3600] and --days at least 1");
-        }
-        Ok(s)
-    }
+/// `dothi bench alerts`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct AlertsArgs {
+    /// Alert rules [default: 10000; 1000 with --quick].
+    #[arg(long, value_parser = count(1..))]
+    pub entities: Option<usize>,
+    /// Sensors, each watched by rules and updated by the readings of figures 1 and 2
+    /// [default: 5000; 500 with --quick].
+    #[arg(long, value_parser = count(1..))]
+    pub subscriptions: Option<usize>,
+    /// Paced readings per second of figure 2, a positive number [default: 5000; 500
+    /// with --quick].
+    #[arg(long, value_parser = positive)]
+    pub rate: Option<f64>,
+    /// Seconds of each write load of figures 1 and 2, in (0, 3600] [default: 10; 3
+    /// with --quick].
+    #[arg(long, value_parser = secs_up_to_an_hour)]
+    pub secs: Option<f64>,
+    /// Devices of the staleness sweep (figure 3) [default: 100000; 5000 with --quick].
+    #[arg(long, value_parser = count(1..))]
+    pub devices: Option<usize>,
+    /// Sensors of the backtest (figure 4) [default: 100; 10 with --quick].
+    #[arg(long, value_parser = count(1..))]
+    pub sensors: Option<usize>,
+    /// Days of 5-minute readings of the backtest [default: 30; 3 with --quick].
+    #[arg(long, value_parser = count(1..))]
+    pub days: Option<usize>,
+    #[command(flatten)]
+    pub common: Common,
+}
 
+impl AlertsArgs {
+    /// The sizes these flags ask for.
+    pub fn sizes(&self) -> AlertsSizes {
+        let q = self.common.quick;
+        AlertsSizes {
+            rules: self.entities.unwrap_or(if q { 1_000 } else { 10_000 }),
+            sensors: self.subscriptions.unwrap_or(if q { 500 } else { 5_000 }),
+            rate: self.rate.unwrap_or(if q { 500.0 } else { 5_000.0 }),
+            secs: self.secs.unwrap_or(if q { 3.0 } else { 10.0 }),
+            devices: self.devices.unwrap_or(if q { 5_000 } else { 100_000 }),
+            backtest_sensors: self.sensors.unwrap_or(if q { 10 } else { 100 }),
+            backtest_days: self.days.unwrap_or(if q { 3 } else { 30 }),
+        }
+    }
+}
+
+impl AlertsSizes {
     pub fn describe(&self) -> String {
         format!(
             "{} rules over {} sensors; {} readings/s for {} s; a sweep of {} devices; a backtest over {} sensors × {} days",

@@ -12,7 +12,7 @@ use opendata::{Contact, Dataset, Organization, Portal, Text, View};
 
 use super::data::{self, full_entity, obs, percentiles, rss_bytes, section, thousands};
 use super::server::{admit, bench_config, client};
-use super::{BenchArgs, Report, Target};
+use super::{Common, Report, Target, count};
 
 /// Entities written at a time while loading.
 const BATCH: usize = 1_000;
@@ -29,20 +29,33 @@ pub struct OpendataSizes {
     pub searches: usize,
 }
 
-impl OpendataSizes {
-    pub fn from_args(a: &BenchArgs) -> anyhow::Result<OpendataSizes> {
-        let q = a.quick;
-        let s = OpendataSizes {
-            entities: a.entities.unwrap_or(if q { 20_000 } else { 1_000_000 }),
-            datasets: if q { 100 } else { 1_000 },
-            searches: a.queries.unwrap_or(if q { 100 } else { 500 }),
-        };
-        if s.entities == 0 || s.searches == 0 {
-            bail!("--entities and --queries must be at least 1");
-        }
-        Ok(s)
-    }
+/// `dothi bench opendata`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct OpendataArgs {
+    /// Entities in the dataset whose CSV is streamed (figure 1) [default: 1000000;
+    /// 20000 with --quick].
+    #[arg(long, value_parser = count(1..))]
+    pub entities: Option<usize>,
+    /// package_search calls measured (figure 2) [default: 500; 100 with --quick].
+    #[arg(long, value_parser = count(1..))]
+    pub queries: Option<usize>,
+    #[command(flatten)]
+    pub common: Common,
+}
 
+impl OpendataArgs {
+    /// The sizes these flags ask for.
+    pub fn sizes(&self) -> OpendataSizes {
+        let q = self.common.quick;
+        OpendataSizes {
+            entities: self.entities.unwrap_or(if q { 20_000 } else { 1_000_000 }),
+            datasets: if q { 100 } else { 1_000 },
+            searches: self.queries.unwrap_or(if q { 100 } else { 500 }),
+        }
+    }
+}
+
+impl OpendataSizes {
     pub fn describe(&self) -> String {
         format!(
             "CSV of {} entities; package_search × {} over {} datasets",

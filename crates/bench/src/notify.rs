@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 
 use super::data::{join_all, ms, percentiles, section, thousands};
 use super::server::Server;
-use super::{BenchArgs, Report, Target};
+use super::{Common, Report, Target, count, rate_up_to_100k, secs_one_to_an_hour};
 
 /// The type of every watched entity (a term of the default vocabulary).
 const TYPE: &str = "Sensor";
@@ -74,43 +74,43 @@ pub struct NotifySizes {
     pub server_exe: PathBuf,
 }
 
-impl NotifySizes {
-    pub fn from_args(a: &BenchArgs) -> anyhow::Result<NotifySizes> {
-        if a.entities.is_some()
-            || a.batch_entities.is_some()
-            || a.large_entities.is_some()
-            || a.patch_secs.is_some()
-            || a.queries.is_some()
-            || a.sensors.is_some()
-            || a.days.is_some()
-        {
-            bail!(
-                "--entities, --batch-entities, --large-entities, --patch-secs, --queries, --sensors and --days are sizes of `bench hub` and `bench temporal`, not of `bench notify`"
-            );
-        }
-        let q = a.quick;
-        let rate = a.rate.unwrap_or(if q { 200.0 } else { 2_000.0 });
-        let s = NotifySizes {
-            subscriptions: a.subscriptions.unwrap_or(if q { 100 } else { 1_000 }),
+/// `dothi bench notify`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct NotifyArgs {
+    /// Subscriptions, each watching one entity, 1 to 100000 [default: 1000; 100 with
+    /// --quick].
+    #[arg(long, value_parser = count(1..=100_000))]
+    pub subscriptions: Option<usize>,
+    /// Updates per second, all clients together, in (0, 100000] [default: 2000; 200
+    /// with --quick].
+    #[arg(long, value_parser = rate_up_to_100k)]
+    pub rate: Option<f64>,
+    /// Seconds of updates, in [1, 3600], with a server restart halfway [default: 60;
+    /// 10 with --quick].
+    #[arg(long, value_parser = secs_one_to_an_hour)]
+    pub secs: Option<f64>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+impl NotifyArgs {
+    /// The sizes these flags ask for.
+    pub fn sizes(&self) -> anyhow::Result<NotifySizes> {
+        let q = self.common.quick;
+        let rate = self.rate.unwrap_or(if q { 200.0 } else { 2_000.0 });
+        Ok(NotifySizes {
+            subscriptions: self.subscriptions.unwrap_or(if q { 100 } else { 1_000 }),
             rate,
-            secs: a.secs.unwrap_or(if q { 10.0 } else { 60.0 }),
+            secs: self.secs.unwrap_or(if q { 10.0 } else { 60.0 }),
             // About 50 updates/s per client: room for a PATCH of 20 ms.
             clients: ((rate / 50.0).ceil() as usize).clamp(4, 64),
             restart: true,
             server_exe: std::env::current_exe().context("finding this executable")?,
-        };
-        if s.subscriptions == 0 || s.subscriptions > 100_000 {
-            bail!("--subscriptions must be in 1..=100000");
-        }
-        if !(s.rate > 0.0 && s.rate <= 100_000.0) {
-            bail!("--rate must be in (0, 100000]");
-        }
-        if !(s.secs >= 1.0 && s.secs <= 3_600.0) {
-            bail!("--secs must be in [1, 3600]");
-        }
-        Ok(s)
+        })
     }
+}
 
+impl NotifySizes {
     pub fn describe(&self) -> String {
         format!(
             "{} subscriptions (one entity each), {} updates/s for {} s by {} clients, {}; the server is a `dothi serve` child process, the receiver in this process",
@@ -132,7 +132,7 @@ impl NotifySizes {
     }
 }
 
-/// What the unit test checks.
+/// What the run counted, which the tests check.
 #[derive(Debug, Default, Clone)]
 pub struct Counts {
     pub subscriptions_created: u64,
@@ -454,7 +454,8 @@ pub async fn run(sizes: &NotifySizes, dir: &Path) -> anyhow::Result<Report> {
 }
 
 /// The run, and the counts that say whether it measured what it meant to.
-async fn measure(sizes: &NotifySizes, dir: &Path) -> anyhow::Result<(Report, Counts)> {
+/// The run, with the counts that check it.
+pub async fn measure(sizes: &NotifySizes, dir: &Path) -> anyhow::Result<(Report, Counts)> {
     let mut report = Report::default();
     let mut counts = Counts::default();
     let db = dir.join("hub-notify.db");
@@ -765,57 +766,5 @@ mod tests {
             "data": [{"id": entity_id(7), "type": TYPE, "seq": -1}]
         });
         assert_eq!(parse_notification(created.to_string().as_bytes()), None);
-    }
-
-    /// The benchmark's whole code path at tiny sizes, restart included: every
-    /// acknowledged update is notified, nothing else is. No timing is asserted.
-    #[test]
-    fn tiny_benchmark_runs_and_counts_agree() {
-        let sizes = NotifySizes {
-            subscriptions: 20,
-            rate: 100.0,
-            secs: 3.0,
-            clients: 4,
-            restart: true,
-            // The test runs from target/<profile>/deps; `cargo test` builds the
-            // binary itself beside it, for the integration tests.
-            server_exe: std::env::current_exe()
-                .unwrap()
-                .parent()
-                .and_then(|deps| deps.parent())
-                .unwrap()
-                .join("dothi"),
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (report, c) = runtime.block_on(measure(&sizes, dir.path())).unwrap();
-        assert_eq!(c.subscriptions_created, 20, "{c:?}");
-        assert_eq!(c.updates_sent, 300, "{c:?}");
-        assert!(c.acknowledged > 0, "{c:?}");
-        assert_eq!(c.expected, c.acknowledged, "{c:?}");
-        assert_eq!(c.received, c.expected, "{c:?}");
-        assert_eq!(
-            (c.missing, c.unexpected, c.out_of_order),
-            (0, 0, 0),
-            "{c:?}"
-        );
-        assert!(
-            c.unacknowledged_notified <= c.updates_sent - c.acknowledged,
-            "{c:?}"
-        );
-        for key in [
-            "notify_latency_p50_ms",
-            "notify_latency_p99_ms",
-            "notify_updates_sent_per_s",
-            "notify_restart_s",
-        ] {
-            let v = report.value(key);
-            assert!(v.is_some_and(|v| v.is_finite() && v >= 0.0), "{key}: {v:?}");
-        }
-        report.print_summary("notify");
     }
 }

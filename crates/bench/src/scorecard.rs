@@ -7,35 +7,41 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use serde_json::{Value, json};
 
-use super::{BenchArgs, Report, Target, data::thousands};
+use super::{Common, Report, Target, count, data::thousands};
 
 pub struct ScorecardSizes {
     pub entities: usize,
     pub runs: usize,
 }
 
-impl ScorecardSizes {
-    pub fn from_args(a: &BenchArgs) -> anyhow::Result<ScorecardSizes> {
-        if a.batch_entities.is_some()
-            || a.large_entities.is_some()
-            || a.patch_secs.is_some()
-            || a.sensors.is_some()
-            || a.days.is_some()
-        {
-            bail!(
-                "`bench scorecard` has only --entities, --queries (runs), --quick, --dir and --keep"
-            );
-        }
-        let q = a.quick;
-        Ok(ScorecardSizes {
-            entities: a.entities.unwrap_or(if q { 10_000 } else { 100_000 }),
-            runs: a.queries.unwrap_or(if q { 3 } else { 10 }).max(1),
-        })
-    }
+/// `dothi bench scorecard`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ScorecardArgs {
+    /// Entities the demo data set is grown to [default: 100000; 10000 with --quick].
+    #[arg(long)]
+    pub entities: Option<usize>,
+    /// Recomputations of every KPI, at least 1 [default: 10; 3 with --quick].
+    #[arg(long, value_parser = count(1..))]
+    pub queries: Option<usize>,
+    #[command(flatten)]
+    pub common: Common,
+}
 
+impl ScorecardArgs {
+    /// The sizes these flags ask for.
+    pub fn sizes(&self) -> ScorecardSizes {
+        let q = self.common.quick;
+        ScorecardSizes {
+            entities: self.entities.unwrap_or(if q { 10_000 } else { 100_000 }),
+            runs: self.queries.unwrap_or(if q { 3 } else { 10 }),
+        }
+    }
+}
+
+impl ScorecardSizes {
     pub fn describe(&self) -> String {
         format!(
             "{} entities, {} recomputations",

@@ -13,7 +13,7 @@ use reqwest::header::CONTENT_TYPE;
 
 use super::data::{Rng, entity_id, full_entity, join_all, obs, section, thousands};
 use super::server::{Backend, Server};
-use super::{BenchArgs, Report};
+use super::{Common, Report, count, postgres_url, secs_up_to_an_hour};
 
 /// The data set of this benchmark's entities.
 const SET_NODES: u64 = 4;
@@ -43,26 +43,40 @@ pub struct NodesSizes {
     pub secs: f64,
 }
 
-impl NodesSizes {
-    pub fn from_args(a: &BenchArgs) -> anyhow::Result<NodesSizes> {
-        let Some(server) = a.store.clone() else {
-            bail!(
-                "bench nodes needs --store postgres://user@host/db (several nodes share a PostgreSQL database)"
-            );
-        };
-        let sizes = NodesSizes {
-            server,
-            entities: a.entities.unwrap_or(if a.quick { 2_000 } else { 20_000 }),
-            clients: a.patch_clients,
-            secs: a.secs.unwrap_or(if a.quick { 3.0 } else { 10.0 }),
-        };
-        if sizes.entities == 0 || sizes.clients < 2 || !(sizes.secs > 0.0 && sizes.secs <= 3_600.0)
-        {
-            bail!("bench nodes needs --entities ≥ 1, --patch-clients ≥ 2 and 0 < --secs ≤ 3600");
-        }
-        Ok(sizes)
-    }
+/// `dothi bench nodes`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct NodesArgs {
+    /// The PostgreSQL server the nodes share (postgres://user@host/db, with PostGIS):
+    /// a database is created there for the run, and dropped after.
+    #[arg(long, value_parser = postgres_url)]
+    pub store: String,
+    /// Entities loaded before the loads [default: 20000; 2000 with --quick].
+    #[arg(long, value_parser = count(1..))]
+    pub entities: Option<usize>,
+    /// Concurrent clients in all, split evenly between the nodes; at least 2.
+    #[arg(long, default_value_t = 16, value_parser = count(2..))]
+    pub patch_clients: usize,
+    /// Seconds of each load, in (0, 3600] [default: 10; 3 with --quick].
+    #[arg(long, value_parser = secs_up_to_an_hour)]
+    pub secs: Option<f64>,
+    #[command(flatten)]
+    pub common: Common,
+}
 
+impl NodesArgs {
+    /// The sizes these flags ask for.
+    pub fn sizes(&self) -> NodesSizes {
+        let q = self.common.quick;
+        NodesSizes {
+            server: self.store.clone(),
+            entities: self.entities.unwrap_or(if q { 2_000 } else { 20_000 }),
+            clients: self.patch_clients,
+            secs: self.secs.unwrap_or(if q { 3.0 } else { 10.0 }),
+        }
+    }
+}
+
+impl NodesSizes {
     pub fn describe(&self) -> String {
         format!(
             "{} entities; {} clients in all for {} s per load, on one node then split over two",

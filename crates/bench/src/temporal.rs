@@ -36,7 +36,7 @@ use super::data::{
     thousands, wal_path,
 };
 use super::server::{Backend, Server};
-use super::{BenchArgs, Report, Target};
+use super::{Common, Report, Target, count, postgres_url};
 
 /// The entity type of every sensor, and its one attribute (terms of the default
 /// vocabulary).
@@ -85,41 +85,46 @@ pub struct TemporalSizes {
     pub in_flight: usize,
 }
 
-impl TemporalSizes {
-    pub fn from_args(a: &BenchArgs) -> anyhow::Result<TemporalSizes> {
-        if a.entities.is_some()
-            || a.batch_entities.is_some()
-            || a.large_entities.is_some()
-            || a.patch_secs.is_some()
-        {
-            bail!(
-                "--entities, --batch-entities, --large-entities and --patch-secs are sizes of `bench hub`, not of `bench temporal`"
-            );
-        }
-        let q = a.quick;
-        let queries = a.queries.unwrap_or(if q { 50 } else { 200 });
-        let s = TemporalSizes {
-            sensors: a.sensors.unwrap_or(if q { 10 } else { 100 }),
-            days: a.days.unwrap_or(if q { 30 } else { 365 }),
+/// `dothi bench temporal`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct TemporalArgs {
+    /// Sensors, each with one reading every 5 minutes; at most the hub's page size,
+    /// as query (b) reads every sensor in one page [default: 100; 10 with --quick].
+    #[arg(long, value_parser = count(1..=hub::http::params::MAX_LIMIT as u64))]
+    pub sensors: Option<usize>,
+    /// Days of readings from 2025-01-01, 1 to 3650 [default: 365; 30 with --quick].
+    #[arg(long, value_parser = count(1..=3_650))]
+    pub days: Option<usize>,
+    /// Runs of queries (a) and (c), and a quarter as many of (b) [default: 200; 50
+    /// with --quick].
+    #[arg(long, value_parser = count(1..))]
+    pub queries: Option<usize>,
+    /// A PostgreSQL server (postgres://user@host/db, with PostGIS): the run is
+    /// measured on SQLite, then again on a database created there for the run (and
+    /// dropped after), and printed side by side.
+    #[arg(long, value_parser = postgres_url)]
+    pub store: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+impl TemporalArgs {
+    /// The sizes these flags ask for.
+    pub fn sizes(&self) -> TemporalSizes {
+        let q = self.common.quick;
+        let queries = self.queries.unwrap_or(if q { 50 } else { 200 });
+        TemporalSizes {
+            sensors: self.sensors.unwrap_or(if q { 10 } else { 100 }),
+            days: self.days.unwrap_or(if q { 30 } else { 365 }),
             queries,
             aggregate_queries: (queries / 4).max(1),
             per_call: 10_000,
             in_flight: 2,
-        };
-        let max_sensors = hub::http::params::MAX_LIMIT;
-        if s.sensors == 0 || s.sensors > max_sensors {
-            // Query (b) reads every sensor in one page.
-            bail!("--sensors must be in 1..={max_sensors}");
         }
-        if s.days == 0 || s.days > 3_650 {
-            bail!("--days must be in 1..=3650");
-        }
-        if s.queries == 0 {
-            bail!("--queries must be at least 1");
-        }
-        Ok(s)
     }
+}
 
+impl TemporalSizes {
     pub fn describe(&self) -> String {
         format!(
             "{} sensors × {} days of 5-minute readings = {} instances; {} runs of queries (a) and (c), {} of (b)",

@@ -14,12 +14,12 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::data::{percentiles, thousands};
 use super::server::Server;
-use super::{BenchArgs, Report};
+use super::{Common, Report, count};
 
 /// The broker the hub and the publishers connect to.
-const BROKER_HOST: &str = "127.0.0.1";
+pub const BROKER_HOST: &str = "127.0.0.1";
 /// The broker's port unless `--broker-port` names another.
-const BROKER_PORT: u16 = 1883;
+pub const BROKER_PORT: u16 = 1883;
 /// The entity type of the devices' entities.
 const ENTITY_TYPE: &str = "IngestSensor";
 /// Devices per provisioning request.
@@ -43,42 +43,51 @@ pub struct IngestSizes {
     pub broker_port: u16,
 }
 
-impl IngestSizes {
-    pub fn from_args(a: &BenchArgs) -> anyhow::Result<IngestSizes> {
-        if a.entities.is_some()
-            || a.batch_entities.is_some()
-            || a.large_entities.is_some()
-            || a.patch_secs.is_some()
-            || a.queries.is_some()
-            || a.sensors.is_some()
-            || a.days.is_some()
-            || a.subscriptions.is_some()
-            || a.rate.is_some()
-        {
-            bail!(
-                "`bench ingest` has only --devices, --secs, --broker-port, --quick, --dir and --keep"
-            );
-        }
-        let q = a.quick;
-        let secs = a.secs.unwrap_or(if q { 10.0 } else { 60.0 });
-        if !((1.0..=3_600.0).contains(&secs) && secs.fract() == 0.0) {
-            bail!("--secs must be a whole number in [1, 3600] for `bench ingest`");
-        }
-        let s = IngestSizes {
-            devices: a.devices.unwrap_or(if q { 500 } else { 10_000 }),
-            secs: secs as u64,
+/// `dothi bench ingest`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct IngestArgs {
+    /// Devices, each publishing a reading a second over MQTT, 1 to 100000 [default:
+    /// 10000; 500 with --quick].
+    #[arg(long, value_parser = count(1..=100_000))]
+    pub devices: Option<usize>,
+    /// Seconds of publishing, a whole number in [1, 3600] [default: 60; 10 with
+    /// --quick].
+    #[arg(long, value_parser = whole_secs)]
+    pub secs: Option<u64>,
+    /// The port of the MQTT broker on 127.0.0.1.
+    #[arg(long, default_value_t = BROKER_PORT)]
+    pub broker_port: u16,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// A whole number of seconds in [1, 3600] ("10" or "10.0").
+fn whole_secs(s: &str) -> Result<u64, String> {
+    let secs = super::secs_one_to_an_hour(s)?;
+    if secs.fract() == 0.0 {
+        Ok(secs as u64)
+    } else {
+        Err("must be a whole number of seconds".into())
+    }
+}
+
+impl IngestArgs {
+    /// The sizes these flags ask for.
+    pub fn sizes(&self) -> anyhow::Result<IngestSizes> {
+        let q = self.common.quick;
+        Ok(IngestSizes {
+            devices: self.devices.unwrap_or(if q { 500 } else { 10_000 }),
+            secs: self.secs.unwrap_or(if q { 10 } else { 60 }),
             publishers: 4,
             sample_every: 50,
             pollers: 4,
             server_exe: std::env::current_exe().context("finding this executable")?,
-            broker_port: a.broker_port.unwrap_or(BROKER_PORT),
-        };
-        if s.devices == 0 || s.devices > 100_000 {
-            bail!("--devices must be in 1..=100000");
-        }
-        Ok(s)
+            broker_port: self.broker_port,
+        })
     }
+}
 
+impl IngestSizes {
     pub fn describe(&self) -> String {
         format!(
             "{} devices × 1 reading/s for {} s over MQTT ({BROKER_HOST}:{}, QoS 1, {} connections), history on; lag sampled on 1 message in {} ({} pollers at most); the server is a `dothi serve` child process",
@@ -205,6 +214,7 @@ pub async fn run(sizes: &IngestSizes, dir: &Path) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// The run, with the counts that check it.
 pub async fn run_counted(
     sizes: &IngestSizes,
     dir: &Path,
@@ -512,48 +522,4 @@ async fn measure(
     report.extra("ingest_publish_errors", checks.publish_errors as f64);
     report.extra("ingest_connection_errors", checks.connection_errors as f64);
     Ok((report, checks))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    /// The whole path at a tiny size over the local Mosquitto: every published
-    /// measure is stored, without errors. No timing is asserted. It needs the broker
-    /// on 127.0.0.1:1883, which scripts/test.sh starts.
-    #[test]
-    fn tiny_ingest_stores_every_measure() {
-        assert!(
-            std::net::TcpStream::connect((BROKER_HOST, BROKER_PORT)).is_ok(),
-            "no MQTT broker on {BROKER_HOST}:{BROKER_PORT} (scripts/test.sh starts Mosquitto)"
-        );
-        let sizes = IngestSizes {
-            devices: 20,
-            secs: 3,
-            publishers: 2,
-            sample_every: 5,
-            pollers: 4,
-            server_exe: std::env::current_exe()
-                .unwrap()
-                .parent()
-                .and_then(|deps| deps.parent())
-                .unwrap()
-                .join("dothi"),
-            broker_port: BROKER_PORT,
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (report, c) = runtime.block_on(run_counted(&sizes, dir.path())).unwrap();
-        assert_eq!(c.published, 60, "{c:?}");
-        assert_eq!(c.stored, 60, "{c:?}");
-        assert_eq!((c.publish_errors, c.connection_errors), (0, 0), "{c:?}");
-        assert!(c.samples > 0, "{c:?}");
-        assert_eq!(report.value("ingest_missing"), Some(0.0));
-        report.print_summary("ingest");
-    }
 }

@@ -18,7 +18,7 @@ use anyhow::{Context as _, bail};
 
 use super::data::{Rng, ms, percentiles, section, thousands};
 use super::server::{admit, bench_config, client};
-use super::{BenchArgs, Report, Target};
+use super::{Common, Report, Target, count};
 
 pub struct ReportsSizes {
     pub reports: usize,
@@ -28,25 +28,38 @@ pub struct ReportsSizes {
     pub photos: usize,
 }
 
-impl ReportsSizes {
-    pub fn from_args(a: &BenchArgs) -> anyhow::Result<ReportsSizes> {
-        if a.batch_entities.is_some() || a.large_entities.is_some() || a.sensors.is_some() {
-            bail!("bench reports takes --entities (reports), --queries and --patch-clients");
-        }
-        let q = a.quick;
-        let s = ReportsSizes {
-            reports: a.entities.unwrap_or(if q { 5_000 } else { 200_000 }),
-            clients: a.patch_clients.max(1),
-            queries: a.queries.unwrap_or(if q { 50 } else { 200 }),
+/// `dothi bench reports`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ReportsArgs {
+    /// Reports created over Open311, 1 to 5000000 [default: 200000; 5000 with
+    /// --quick].
+    #[arg(long, value_parser = count(1..=5_000_000))]
+    pub entities: Option<usize>,
+    /// Bounding-box queries [default: 200; 50 with --quick].
+    #[arg(long, value_parser = count(1..))]
+    pub queries: Option<usize>,
+    /// Concurrent clients creating reports.
+    #[arg(long, default_value_t = 16, value_parser = count(1..))]
+    pub patch_clients: usize,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+impl ReportsArgs {
+    /// The sizes these flags ask for.
+    pub fn sizes(&self) -> ReportsSizes {
+        let q = self.common.quick;
+        ReportsSizes {
+            reports: self.entities.unwrap_or(if q { 5_000 } else { 200_000 }),
+            clients: self.patch_clients,
+            queries: self.queries.unwrap_or(if q { 50 } else { 200 }),
             stats_runs: if q { 5 } else { 20 },
             photos: if q { 5 } else { 30 },
-        };
-        if s.reports == 0 || s.reports > 5_000_000 || s.queries == 0 {
-            bail!("--entities: 1–5,000,000 reports; --queries at least 1");
         }
-        Ok(s)
     }
+}
 
+impl ReportsSizes {
     pub fn describe(&self) -> String {
         format!(
             "{} reports by {} clients, {} bounding-box queries, {} statistics runs, {} photos",
