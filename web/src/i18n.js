@@ -86,10 +86,12 @@ export const LAYER_NAMES = {
   vi: {
     environment: 'Môi trường', water: 'Nước và lũ lụt', transport: 'Giao thông', energy: 'Năng lượng',
     tourism: 'Du lịch', health: 'Y tế', education: 'Giáo dục', agriculture: 'Nông nghiệp',
+    banking: 'Ngân hàng', commerce: 'Thương mại', planning: 'Quy hoạch và nhà ở',
   },
   en: {
     environment: 'Environment', water: 'Water and floods', transport: 'Transport', energy: 'Energy',
     tourism: 'Tourism', health: 'Health', education: 'Education', agriculture: 'Agriculture',
+    banking: 'Banking', commerce: 'Commerce', planning: 'Planning and housing',
   },
 };
 

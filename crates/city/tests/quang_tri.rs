@@ -502,6 +502,10 @@ fn every_essential_service_has_its_layer() {
             .filter(|(_, s)| s.contains(at))
             .map(|(z, _)| z)
             .collect();
+        for z in &inside {
+            let zone = zones.iter().find(|e| e["id"] == z.as_str()).unwrap();
+            assert_ne!(zone["landUse"]["value"], "greenSpace", "{id} is in a park");
+        }
         match p.get("refUrbanPlanningZone") {
             Some(r) => {
                 assert_eq!(inside, [r["object"].as_str().unwrap()], "{id}");
