@@ -133,6 +133,11 @@ export const ATTR_NAMES = {
     totalActivePower: 'Công suất (kW)', totalActiveEnergyImport: 'Điện năng (kWh)', cropStatus: 'Tình trạng cây trồng',
     area: 'Diện tích', code: 'Mã', kind: 'Loại', areaKm2: 'Diện tích (km²)', alternateName: 'Tên ngắn',
     location: 'Vị trí', dateObserved: 'Thời điểm quan trắc', population: 'Dân số',
+    openingHours: 'Giờ mở cửa', landUse: 'Chức năng sử dụng đất', planName: 'Đồ án quy hoạch', planLevel: 'Cấp quy hoạch',
+    approvalDate: 'Ngày phê duyệt', buildingDensity: 'Mật độ xây dựng (%)', landUseCoefficient: 'Hệ số sử dụng đất',
+    maxFloorsAboveGround: 'Số tầng tối đa', permitNumber: 'Số giấy phép', permitType: 'Loại giấy phép',
+    floorsAboveGround: 'Số tầng', grossFloorArea: 'Tổng diện tích sàn (m²)', dateApplied: 'Ngày nộp hồ sơ',
+    dateDecided: 'Ngày quyết định', validUntil: 'Hiệu lực đến',
   },
   en: {
     waterLevel: 'Water level (m)', alarmLevel1: 'Alarm level I', alarmLevel2: 'Alarm level II', alarmLevel3: 'Alarm level III',
@@ -147,6 +152,11 @@ export const ATTR_NAMES = {
     totalActivePower: 'Power (kW)', totalActiveEnergyImport: 'Energy (kWh)', cropStatus: 'Crop status',
     area: 'Area', code: 'Code', kind: 'Kind', areaKm2: 'Area (km²)', alternateName: 'Short name',
     location: 'Location', dateObserved: 'Observed', population: 'Population',
+    openingHours: 'Opening hours', landUse: 'Land use', planName: 'Plan', planLevel: 'Plan level',
+    approvalDate: 'Approved on', buildingDensity: 'Building density (%)', landUseCoefficient: 'Land-use coefficient',
+    maxFloorsAboveGround: 'Most floors', permitNumber: 'Permit number', permitType: 'Permit type',
+    floorsAboveGround: 'Floors', grossFloorArea: 'Gross floor area (m²)', dateApplied: 'Applied on',
+    dateDecided: 'Decided on', validUntil: 'Valid until',
   },
 };
 
