@@ -194,7 +194,10 @@ async fn map_data_tiles_and_explorer_over_the_quang_tri_data_set() {
     // planning zones and building permits have a layer of their own.
     let mut split = 0;
     for (layer, query) in [
-        ("banking", "type=PointOfInterest&q=category==%22bank%22,%22atm%22"),
+        (
+            "banking",
+            "type=PointOfInterest&q=category==%22bank%22,%22atm%22",
+        ),
         (
             "commerce",
             "type=PointOfInterest&q=category==%22market%22,%22supermarket%22,%22shoppingCentre%22,%22tradeCentre%22",
