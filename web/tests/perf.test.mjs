@@ -59,7 +59,10 @@ test('first load with 78 communes and 2,000 markers', async () => {
   });
   // Every layer on, so that all markers are on the map.
   await page.addInitScript(() =>
-    localStorage.setItem('ioc.layers', JSON.stringify(['environment', 'water', 'transport', 'energy', 'tourism', 'health', 'education', 'agriculture'])),
+    localStorage.setItem(
+      'ioc.layers',
+      JSON.stringify(['environment', 'water', 'transport', 'energy', 'tourism', 'health', 'education', 'agriculture', 'banking', 'commerce', 'planning']),
+    ),
   );
   await page.goto(`${demo.base}/ioc/`);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });

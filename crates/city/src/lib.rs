@@ -5,7 +5,9 @@
 //! areas, full boundaries, boundaries simplified for maps, and the pre-2025 units each
 //! was formed from ([`admin`]). The **sector layers** are demo data: river gauges,
 //! air-quality and weather stations, traffic counters, street lights, meters, points of
-//! interest, hospitals, schools, farm parcels and connectivity figures ([`demo`]). Every
+//! interest, hospitals, schools, farm parcels, connectivity figures, bank offices and
+//! ATMs, markets and supermarkets, cashless-payment and e-commerce figures, planning
+//! zones and building permits ([`demo`]). Every
 //! demo entity says so (`dataProvider`, and `demo` in its id), names the commune it is
 //! in, and lies inside that commune's boundary.
 //!

@@ -259,7 +259,7 @@ fn display_boundaries_are_valid_shared_and_much_smaller() {
 fn demo_entities_are_marked_placed_and_deterministic() {
     let d = data();
     let n = d.entities.len();
-    assert!((300..=2_000).contains(&n), "{n} entities");
+    assert!((300..=3_000).contains(&n), "{n} entities");
     let ids: BTreeSet<&str> = d
         .entities
         .iter()
@@ -308,6 +308,7 @@ fn demo_entities_are_marked_placed_and_deterministic() {
             "AgriCrop",
             "AgriParcel",
             "AirQualityObserved",
+            "BuildingPermit",
             "Hospital",
             "KeyPerformanceIndicator",
             "MedicalClinic",
@@ -315,6 +316,7 @@ fn demo_entities_are_marked_placed_and_deterministic() {
             "School",
             "Streetlight",
             "TrafficFlowObserved",
+            "UrbanPlanningZone",
             "WaterConsumptionObserved",
             "WaterObserved",
             "WeatherObserved"
@@ -351,6 +353,180 @@ fn demo_entities_are_marked_placed_and_deterministic() {
     // Same time, same data set.
     let again = DataSet::build(Utc.with_ymd_and_hms(2026, 11, 27, 1, 0, 0).unwrap()).unwrap();
     assert!(again.entities == d.entities, "the build is deterministic");
+}
+
+/// The demo entities of `kind` whose `attr` value (or its first element) is `value`.
+fn of<'a>(kind: &str, attr: &str, value: &str) -> Vec<&'a Value> {
+    data()
+        .entities
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .filter(|e| {
+            let v = &e[attr]["value"];
+            v == value || v.get(0).is_some_and(|first| first == value)
+        })
+        .collect()
+}
+
+fn commune_code(e: &Value) -> &str {
+    e["refAdministrativeArea"]["object"]
+        .as_str()
+        .unwrap()
+        .rsplit('-')
+        .next()
+        .unwrap()
+}
+
+#[test]
+fn every_essential_service_has_its_layer() {
+    let d = data();
+    let wards: BTreeSet<&str> = d
+        .units
+        .iter()
+        .filter(|u| u.kind == UnitKind::Ward)
+        .map(|u| u.code.as_str())
+        .collect();
+    let smart = BTreeSet::from(["19333", "19351", "19360"]);
+
+    // Banking: 48 offices, 27 of them in the 8 wards, with 3 ATMs each there and 2
+    // elsewhere; one cashless-payment indicator per unit.
+    let banks = of("PointOfInterest", "category", "bank");
+    let atms = of("PointOfInterest", "category", "atm");
+    assert_eq!(banks.len(), 48);
+    assert_eq!(atms.len(), 123);
+    let in_wards = banks
+        .iter()
+        .filter(|e| wards.contains(commune_code(e)))
+        .count();
+    assert_eq!(in_wards, 27);
+    assert!(atms.iter().all(|a| a["status"]["observedAt"].is_string()));
+    // An ATM stands in the unit of its office, within a few km of it.
+    for a in &atms {
+        let id = a["id"].as_str().unwrap();
+        let office = id.replace(":demo-atm-", ":demo-bank-");
+        let office = &office[..office.rfind('-').unwrap()];
+        let b = banks.iter().find(|b| b["id"] == office).unwrap();
+        assert_eq!(commune_code(a), commune_code(b), "{id}");
+    }
+    let cashless = of("KeyPerformanceIndicator", "indicator", "cashless");
+    assert_eq!(cashless.len(), 78);
+
+    // Commerce: a market in every unit but Cồn Cỏ, 11 supermarkets and centres.
+    let markets = of("PointOfInterest", "category", "market");
+    assert_eq!(markets.len(), 77);
+    let with_market: BTreeSet<&str> = markets.iter().map(|e| commune_code(e)).collect();
+    assert_eq!(with_market.len(), 77);
+    assert!(!with_market.contains("19742"));
+    let shops: usize = ["supermarket", "shoppingCentre", "tradeCentre"]
+        .iter()
+        .map(|c| of("PointOfInterest", "category", c).len())
+        .sum();
+    assert_eq!(shops, 11);
+    let dong_ha_market = markets
+        .iter()
+        .find(|e| e["name"]["languageMap"]["vi"] == "Chợ Đông Hà")
+        .unwrap();
+    assert_eq!(commune_code(dong_ha_market), "19333");
+
+    // E-commerce: three indicators per unit, shares in % and parcels as a count.
+    for (indicator, unit_code) in [
+        ("online-buying", "P1"),
+        ("online-selling", "P1"),
+        ("parcels", "C62"),
+    ] {
+        let list = of("KeyPerformanceIndicator", "indicator", indicator);
+        assert_eq!(list.len(), 78, "{indicator}");
+        for e in &list {
+            assert_eq!(e["process"]["value"], "eCommerce");
+            assert_eq!(e["kpiValue"]["unitCode"], unit_code);
+            let v = e["kpiValue"]["value"].as_f64().unwrap();
+            assert!(v >= 0.0 && (unit_code != "P1" || v <= 100.0), "{v}");
+        }
+    }
+    // Every point of interest belongs to one sector, by its first category.
+    for e in d.entities.iter().filter(|e| e["type"] == "PointOfInterest") {
+        let categories = e["category"]["value"].as_array().unwrap();
+        let sector = city::demo::poi_sector(categories.iter().filter_map(Value::as_str));
+        assert!(sector.is_some(), "{}", e["id"]);
+    }
+
+    // Urban planning: 20 zones in the smart-city wards that do not overlap, and 200
+    // permits there, each linked to the zone it lies in, if any.
+    let zones: Vec<&Value> = d
+        .entities
+        .iter()
+        .filter(|e| e["type"] == "UrbanPlanningZone")
+        .collect();
+    assert_eq!(zones.len(), 20);
+    let shapes: Vec<(String, Shape)> = zones
+        .iter()
+        .map(|z| {
+            assert!(smart.contains(commune_code(z)));
+            let g = Geometry::from_geojson(&z["location"]["value"]).unwrap();
+            let Geometry::Polygon(p) = g else {
+                panic!("{} is not a polygon", z["id"])
+            };
+            (z["id"].as_str().unwrap().to_string(), Shape::new(vec![p]))
+        })
+        .collect();
+    for (i, (a, sa)) in shapes.iter().enumerate() {
+        for (b, sb) in shapes.iter().skip(i + 1) {
+            let touching = sa.polygons()[0][0].iter().any(|p| sb.contains(*p))
+                || sb.polygons()[0][0].iter().any(|p| sa.contains(*p));
+            assert!(!touching, "{a} overlaps {b}");
+        }
+    }
+    assert_eq!(
+        zones
+            .iter()
+            .filter(|z| z["approvalDate"].is_object())
+            .count(),
+        17
+    );
+    let permits: Vec<&Value> = d
+        .entities
+        .iter()
+        .filter(|e| e["type"] == "BuildingPermit")
+        .collect();
+    assert_eq!(permits.len(), 200);
+    let mut linked = 0;
+    let today = "2026-11-27";
+    for p in &permits {
+        let id = p["id"].as_str().unwrap();
+        assert!(smart.contains(commune_code(p)), "{id}");
+        let at = Geometry::from_geojson(&p["location"]["value"])
+            .unwrap()
+            .positions()[0];
+        let inside: Vec<&String> = shapes
+            .iter()
+            .filter(|(_, s)| s.contains(at))
+            .map(|(z, _)| z)
+            .collect();
+        for z in &inside {
+            let zone = zones.iter().find(|e| e["id"] == z.as_str()).unwrap();
+            assert_ne!(zone["landUse"]["value"], "greenSpace", "{id} is in a park");
+        }
+        match p.get("refUrbanPlanningZone") {
+            Some(r) => {
+                assert_eq!(inside, [r["object"].as_str().unwrap()], "{id}");
+                linked += 1;
+            }
+            None => assert!(inside.is_empty(), "{id} is in {inside:?}"),
+        }
+        let applied = p["dateApplied"]["value"].as_str().unwrap();
+        assert!(applied <= today, "{id}");
+        match p["status"]["value"].as_str().unwrap() {
+            "issued" => {
+                let decided = p["dateDecided"]["value"].as_str().unwrap();
+                assert!(applied < decided && decided <= today, "{id}");
+                assert!(p["validUntil"]["value"].as_str().unwrap() > decided);
+            }
+            "refused" => assert!(p.get("validUntil").is_none(), "{id}"),
+            "submitted" | "underReview" => assert!(p.get("dateDecided").is_none(), "{id}"),
+            other => panic!("{id}: status {other}"),
+        }
+    }
+    assert!(linked > 20, "{linked} permits in a zone");
 }
 
 async fn hub_over_sqlite(dir: &tempfile::TempDir) -> Arc<Hub> {

@@ -382,7 +382,7 @@ const SPECS: &[Spec] = &[
         frequency: "QUARTERLY",
         tags: &["chỉ tiêu", "KPI", "đô thị thông minh"],
         types: &["KeyPerformanceIndicator"],
-        q: Some("process!=\"digitalInfrastructure\""),
+        q: Some("process==\"digitalTransformationPlan\""),
         attrs: &[
             "name",
             "process",

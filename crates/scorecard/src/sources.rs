@@ -168,13 +168,49 @@ impl KpiSource for UnitsReached {
 }
 
 /// One group of a [`LiveGroups`] KPI (a sector, an essential-service domain) and the
-/// entity types that show it live, each with the attribute that carries its data.
+/// entities that show it live.
 #[derive(Debug, Clone)]
 pub struct Group {
     pub slug: &'static str,
     pub name: (&'static str, &'static str),
-    /// (entity type, attribute, `observedAt` or `modifiedAt`).
-    pub feeds: &'static [(&'static str, &'static str, &'static str)],
+    pub feeds: &'static [Feed],
+}
+
+/// Entities of one type (and, where the type alone does not tell the group, matching a
+/// condition), with the attribute that carries their data and which of its times
+/// counts: `observedAt` or `modifiedAt`.
+#[derive(Debug, Clone, Copy)]
+pub struct Feed {
+    pub ty: &'static str,
+    /// A q condition, e.g. `category=="atm"`.
+    pub filter: Option<&'static str>,
+    pub attr: &'static str,
+    pub time: &'static str,
+}
+
+/// A feed of every entity of a type.
+const fn feed(ty: &'static str, attr: &'static str, time: &'static str) -> Feed {
+    Feed {
+        ty,
+        filter: None,
+        attr,
+        time,
+    }
+}
+
+/// A feed of the entities of a type that match `filter`.
+const fn feed_where(
+    ty: &'static str,
+    filter: &'static str,
+    attr: &'static str,
+    time: &'static str,
+) -> Feed {
+    Feed {
+        ty,
+        filter: Some(filter),
+        attr,
+        time,
+    }
 }
 
 /// How many groups have at least one entity of their types updated within `window`.
@@ -185,8 +221,17 @@ pub struct LiveGroups {
 }
 
 impl LiveGroups {
-    fn feed_query(ty: &str, attr: &str, time: &str, since: &str) -> String {
-        format!("type={ty}&q={attr}.{time}%3E%3D{since}")
+    fn feed_query(feed: &Feed, since: &str) -> String {
+        let Feed {
+            ty,
+            filter,
+            attr,
+            time,
+        } = feed;
+        let condition = filter
+            .map(|f| format!("{};", encode(f)))
+            .unwrap_or_default();
+        format!("type={ty}&q={condition}{attr}.{time}%3E%3D{since}")
     }
 }
 
@@ -199,7 +244,7 @@ impl KpiSource for LiveGroups {
     fn watches(&self) -> Vec<String> {
         self.groups
             .iter()
-            .flat_map(|g| g.feeds.iter().map(|f| f.0.to_string()))
+            .flat_map(|g| g.feeds.iter().map(|f| f.ty.to_string()))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect()
@@ -216,8 +261,8 @@ impl KpiSource for LiveGroups {
         let mut live = Vec::new();
         for g in self.groups {
             let mut group_live = false;
-            for (ty, attr, time) in g.feeds {
-                let query = LiveGroups::feed_query(ty, attr, time, &since);
+            for feed in g.feeds {
+                let query = LiveGroups::feed_query(feed, &since);
                 let (count, _) = run_query(hub, scope, &query, false).await?;
                 group_live |= count > 0;
                 inputs.push(Input {
@@ -243,6 +288,12 @@ impl KpiSource for LiveGroups {
     }
 }
 
+/// The categories of the points of interest that are tourism, banking and commerce (as
+/// in `city::demo::POI_SECTORS`).
+const TOURISM_POI: &str = r#"category=="historicSite","monument","museum","memorial","cemetery","placeOfWorship","bridge","borderCrossing","beach","island","nature","nationalPark","worldHeritageSite","cave""#;
+const BANKING_POI: &str = r#"category=="bank","atm""#;
+const COMMERCE_POI: &str = r#"category=="market","supermarket","shoppingCentre","tradeCentre""#;
+
 /// The seven priority sectors of the plan's 2025 target and their feeds. E-government
 /// counts with citizen reports (`ServiceRequest`) and the indicators computed from
 /// imported dossiers (`EgovServiceIndex`).
@@ -251,24 +302,29 @@ pub const PRIORITY_SECTORS: &[Group] = &[
         slug: "health",
         name: ("Y tế", "Health"),
         feeds: &[
-            ("Hospital", "bedOccupancy", "observedAt"),
-            ("MedicalClinic", "location", "modifiedAt"),
+            feed("Hospital", "bedOccupancy", "observedAt"),
+            feed("MedicalClinic", "location", "modifiedAt"),
         ],
     },
     Group {
         slug: "education",
         name: ("Giáo dục", "Education"),
-        feeds: &[("School", "location", "modifiedAt")],
+        feeds: &[feed("School", "location", "modifiedAt")],
     },
     Group {
         slug: "tourism",
         name: ("Du lịch", "Tourism"),
-        feeds: &[("PointOfInterest", "location", "modifiedAt")],
+        feeds: &[feed_where(
+            "PointOfInterest",
+            TOURISM_POI,
+            "location",
+            "modifiedAt",
+        )],
     },
     Group {
         slug: "transport",
         name: ("Giao thông", "Transport"),
-        feeds: &[("TrafficFlowObserved", "intensity", "observedAt")],
+        feeds: &[feed("TrafficFlowObserved", "intensity", "observedAt")],
     },
     Group {
         slug: "environment",
@@ -277,9 +333,9 @@ pub const PRIORITY_SECTORS: &[Group] = &[
             "Natural resources and environment",
         ),
         feeds: &[
-            ("AirQualityObserved", "airQualityIndex", "observedAt"),
-            ("WaterObserved", "waterLevel", "observedAt"),
-            ("WeatherObserved", "temperature", "observedAt"),
+            feed("AirQualityObserved", "airQualityIndex", "observedAt"),
+            feed("WaterObserved", "waterLevel", "observedAt"),
+            feed("WeatherObserved", "temperature", "observedAt"),
         ],
     },
     Group {
@@ -289,16 +345,16 @@ pub const PRIORITY_SECTORS: &[Group] = &[
             "Agriculture and rural development",
         ),
         feeds: &[
-            ("AgriParcel", "location", "modifiedAt"),
-            ("AgriCrop", "location", "modifiedAt"),
+            feed("AgriParcel", "location", "modifiedAt"),
+            feed("AgriCrop", "location", "modifiedAt"),
         ],
     },
     Group {
         slug: "e-government",
         name: ("Chính quyền điện tử", "E-government"),
         feeds: &[
-            ("ServiceRequest", "status", "modifiedAt"),
-            ("EgovServiceIndex", "computedAt", "modifiedAt"),
+            feed("ServiceRequest", "status", "modifiedAt"),
+            feed("EgovServiceIndex", "computedAt", "modifiedAt"),
         ],
     },
 ];
@@ -309,52 +365,98 @@ pub const ESSENTIAL_SERVICES: &[Group] = &[
         slug: "electricity",
         name: ("Điện", "Electricity"),
         feeds: &[
-            ("ACMeasurement", "totalActivePower", "observedAt"),
-            ("Streetlight", "powerState", "observedAt"),
+            feed("ACMeasurement", "totalActivePower", "observedAt"),
+            feed("Streetlight", "powerState", "observedAt"),
         ],
     },
     Group {
         slug: "water",
         name: ("Nước", "Water"),
-        feeds: &[("WaterConsumptionObserved", "waterConsumption", "observedAt")],
+        feeds: &[feed(
+            "WaterConsumptionObserved",
+            "waterConsumption",
+            "observedAt",
+        )],
     },
     Group {
         slug: "banking",
         name: ("Ngân hàng", "Banking"),
-        feeds: &[("BankingService", "location", "modifiedAt")],
+        feeds: &[
+            feed_where("PointOfInterest", BANKING_POI, "location", "modifiedAt"),
+            feed_where(
+                "KeyPerformanceIndicator",
+                r#"process=="cashlessPayment""#,
+                "kpiValue",
+                "modifiedAt",
+            ),
+        ],
     },
     Group {
         slug: "commerce",
         name: ("Thương mại", "Commerce"),
-        feeds: &[("Market", "location", "modifiedAt")],
+        feeds: &[feed_where(
+            "PointOfInterest",
+            COMMERCE_POI,
+            "location",
+            "modifiedAt",
+        )],
     },
     Group {
         slug: "e-commerce",
         name: ("Thương mại điện tử", "E-commerce"),
-        feeds: &[("OnlineShop", "location", "modifiedAt")],
+        feeds: &[feed_where(
+            "KeyPerformanceIndicator",
+            r#"process=="eCommerce""#,
+            "kpiValue",
+            "modifiedAt",
+        )],
     },
     Group {
         slug: "tourism",
         name: ("Du lịch", "Tourism"),
-        feeds: &[("PointOfInterest", "location", "modifiedAt")],
+        feeds: &[feed_where(
+            "PointOfInterest",
+            TOURISM_POI,
+            "location",
+            "modifiedAt",
+        )],
     },
     Group {
         slug: "environment",
         name: ("Môi trường", "Environment"),
         feeds: &[
-            ("AirQualityObserved", "airQualityIndex", "observedAt"),
-            ("WaterObserved", "waterLevel", "observedAt"),
+            feed("AirQualityObserved", "airQualityIndex", "observedAt"),
+            feed("WaterObserved", "waterLevel", "observedAt"),
         ],
     },
     Group {
         slug: "urban-planning-housing",
         name: ("Quy hoạch và nhà ở đô thị", "Urban planning and housing"),
         feeds: &[
-            ("LandUsePlan", "location", "modifiedAt"),
-            ("Building", "location", "modifiedAt"),
+            feed("UrbanPlanningZone", "location", "modifiedAt"),
+            feed("BuildingPermit", "status", "modifiedAt"),
         ],
     },
 ];
+
+/// A q condition as a query-string value: quotes and comparison signs escaped.
+fn encode(q: &str) -> String {
+    let mut out = String::with_capacity(q.len());
+    for c in q.chars() {
+        match c {
+            '"' => out.push_str("%22"),
+            '>' => out.push_str("%3E"),
+            '<' => out.push_str("%3C"),
+            ' ' => out.push_str("%20"),
+            '&' => out.push_str("%26"),
+            '#' => out.push_str("%23"),
+            '%' => out.push_str("%25"),
+            '+' => out.push_str("%2B"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// The sources of the plan's computed KPIs that the hub's own data allows.
 pub fn plan_sources() -> Vec<std::sync::Arc<dyn KpiSource>> {
@@ -396,6 +498,44 @@ mod tests {
     }
 
     #[test]
+    fn point_of_interest_filters_follow_the_data_sets_sectors() {
+        for (filter, sector) in [
+            (TOURISM_POI, "tourism"),
+            (BANKING_POI, "banking"),
+            (COMMERCE_POI, "commerce"),
+        ] {
+            let listed: BTreeSet<&str> = filter
+                .trim_start_matches("category==")
+                .split(',')
+                .map(|c| c.trim_matches('"'))
+                .collect();
+            let expected: BTreeSet<&str> = city::demo::POI_SECTORS
+                .iter()
+                .filter(|(_, s)| *s == sector)
+                .map(|(c, _)| *c)
+                .collect();
+            assert_eq!(listed, expected, "{sector}");
+        }
+        // Every sector of the table is counted by one of the filters.
+        let sectors: BTreeSet<&str> = city::demo::POI_SECTORS.iter().map(|(_, s)| *s).collect();
+        assert_eq!(sectors, BTreeSet::from(["banking", "commerce", "tourism"]));
+    }
+
+    #[test]
+    fn a_filtered_feed_escapes_its_condition() {
+        let q = LiveGroups::feed_query(&ESSENTIAL_SERVICES[2].feeds[0], "2026-01-01T00:00:00Z");
+        assert_eq!(
+            q,
+            "type=PointOfInterest&q=category==%22bank%22,%22atm%22;location.modifiedAt%3E%3D2026-01-01T00:00:00Z"
+        );
+        let q = LiveGroups::feed_query(&ESSENTIAL_SERVICES[0].feeds[0], "2026-01-01T00:00:00Z");
+        assert_eq!(
+            q,
+            "type=ACMeasurement&q=totalActivePower.observedAt%3E%3D2026-01-01T00:00:00Z"
+        );
+    }
+
+    #[test]
     fn every_query_of_a_source_parses() {
         let ctx = Context::core();
         let since = "2026-01-01T00:00:00Z";
@@ -407,8 +547,8 @@ mod tests {
             .query(),
         ];
         for g in PRIORITY_SECTORS.iter().chain(ESSENTIAL_SERVICES) {
-            for (t, a, time) in g.feeds {
-                queries.push(LiveGroups::feed_query(t, a, time, since));
+            for feed in g.feeds {
+                queries.push(LiveGroups::feed_query(feed, since));
             }
         }
         for q in queries {

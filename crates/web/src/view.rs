@@ -18,7 +18,8 @@ pub const AQI_ALERT: f64 = 150.0;
 /// `dataProvider` of the demo entities.
 pub const DEMO_PROVIDER: &str = "dothi demo data";
 
-/// The sector layers and the entity types each shows.
+/// The sector layers and the entity types each shows. Points of interest are split by
+/// category between tourism, banking and commerce ([`layer_of_entity`]).
 pub const LAYERS: &[(&str, &[&str])] = &[
     ("environment", &["AirQualityObserved", "WeatherObserved"]),
     (
@@ -35,6 +36,9 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("health", &["Hospital", "MedicalClinic"]),
     ("education", &["School"]),
     ("agriculture", &["AgriParcel"]),
+    ("banking", &["PointOfInterest"]),
+    ("commerce", &["PointOfInterest"]),
+    ("planning", &["UrbanPlanningZone", "BuildingPermit"]),
 ];
 
 /// Types whose entities are fed by devices (and so can fall silent).
@@ -225,6 +229,25 @@ pub fn layer_of(type_name: &str) -> Option<&'static str> {
         .map(|(layer, _)| *layer)
 }
 
+/// The sector layer of an entity: that of its type, but a point of interest's is the
+/// sector of its category (`city::demo::POI_SECTORS`: banks and ATMs are banking,
+/// markets and shops commerce, the rest tourism).
+pub fn layer_of_entity(type_name: &str, v: &View) -> Option<&'static str> {
+    if type_name == "PointOfInterest" {
+        let categories: Vec<&str> = match v.value("category") {
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            Some(Value::String(one)) => vec![one.as_str()],
+            _ => Vec::new(),
+        };
+        if let Some(sector) = city::demo::poi_sector(categories)
+            && let Some((layer, _)) = LAYERS.iter().find(|(l, _)| *l == sector)
+        {
+            return Some(layer);
+        }
+    }
+    layer_of(type_name)
+}
+
 /// Vietnam's AQI for a PM2.5 concentration in µg/m³ (the data set's computation).
 pub fn aqi_pm25(pm25: f64) -> f64 {
     if !pm25.is_finite() || pm25 <= 0.0 {
@@ -317,7 +340,7 @@ pub fn item(entity: &Entity, ctx: &Context, now: DateTime<Utc>) -> Item {
     let address = v.value("address");
     Item {
         id: entity.id.clone(),
-        layer: layer_of(&type_name),
+        layer: layer_of_entity(&type_name, &v),
         name: v
             .localized("name", "vi")
             .unwrap_or_else(|| entity.id.rsplit(':').next().unwrap_or_default().to_string()),

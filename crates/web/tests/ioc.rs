@@ -190,6 +190,38 @@ async fn map_data_tiles_and_explorer_over_the_quang_tri_data_set() {
             .iter()
             .all(|m| m["position"].is_array() && m["demo"] == true)
     );
+    // Points of interest are split by category between banking, commerce and tourism;
+    // planning zones and building permits have a layer of their own.
+    let mut split = 0;
+    for (layer, query) in [
+        (
+            "banking",
+            "type=PointOfInterest&q=category==%22bank%22,%22atm%22",
+        ),
+        (
+            "commerce",
+            "type=PointOfInterest&q=category==%22market%22,%22supermarket%22,%22shoppingCentre%22,%22tradeCentre%22",
+        ),
+        ("planning", "type=UrbanPlanningZone,BuildingPermit"),
+    ] {
+        let (_, on) = app.get(&format!("/ioc/api/markers?layers={layer}")).await;
+        let expected = app.ngsi_count(query).await;
+        assert!(expected > 0, "{layer}");
+        assert_eq!(on["count"].as_u64().unwrap(), expected, "{layer}");
+        if layer != "planning" {
+            split += expected;
+        }
+    }
+    let (_, tourism) = app.get("/ioc/api/markers?layers=tourism").await;
+    let poi = app.ngsi_count("type=PointOfInterest").await;
+    assert_eq!(tourism["count"].as_u64().unwrap(), poi - split);
+    assert!(
+        tourism["markers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["type"] == "PointOfInterest")
+    );
     let (status, bad) = app.get("/ioc/api/markers?layers=water,sewers").await;
     assert_eq!(status, 400);
     assert!(bad["detail"].as_str().unwrap().contains("sewers"));

@@ -132,7 +132,7 @@ pub(super) fn parcels(d: &mut Demo) -> Result<()> {
 }
 
 /// A closed rectangle of `width` × `depth` metres around `centre`, turned by `angle`.
-fn rectangle(centre: Position, width: f64, depth: f64, angle: f64) -> Vec<Position> {
+pub(super) fn rectangle(centre: Position, width: f64, depth: f64, angle: f64) -> Vec<Position> {
     let half_diagonal = (width / 2.0).hypot(depth / 2.0);
     let corner_angle = (width / 2.0).atan2(depth / 2.0);
     let mut ring: Vec<Position> = [

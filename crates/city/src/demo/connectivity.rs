@@ -9,7 +9,7 @@ use crate::rng::Rng;
 use crate::{Error, Result};
 
 /// Units in the mountains and on the western plateau, where coverage is thinnest.
-const REMOTE: [&str; 22] = [
+pub(super) const REMOTE: [&str; 22] = [
     "18904", "18919", "18922", "18943", "18901", "18949", "18952", "18958", "19147", "19204",
     "19318", "19564", "19588", "19594", "19567", "19555", "19435", "19441", "19462", "19483",
     "19489", "19138",

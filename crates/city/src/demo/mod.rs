@@ -5,7 +5,9 @@
 //! (`WaterObserved`, `AirQualityObserved`, `WeatherObserved`, `TrafficFlowObserved`,
 //! `Streetlight`, `ACMeasurement`, `WaterConsumptionObserved`, `PointOfInterest`,
 //! `AgriCrop`, `AgriParcel`, `KeyPerformanceIndicator`) and schema.org where none does
-//! (`Hospital`, `MedicalClinic`, `School`).
+//! (`Hospital`, `MedicalClinic`, `School`). Urban planning has no model in either, so
+//! its two types are dothi's own (`UrbanPlanningZone`, `BuildingPermit`), described in
+//! `docs/data.md`.
 //!
 //! Positions: well-known places start from their approximate real coordinates; where
 //! those fall outside the named commune (or within 60 m of its border) they are moved
@@ -13,10 +15,13 @@
 //! generator seeded per layer, so every run gives the same data set.
 
 mod agriculture;
+mod banking;
+mod commerce;
 mod connectivity;
 mod environment;
 mod mobility;
 mod places;
+mod planning;
 mod sensors;
 mod utilities;
 
@@ -44,6 +49,42 @@ pub const SMART_WARDS: [(&str, Position); 3] = [
     ("19351", [107.1130, 16.8000]),
     ("19360", [107.1890, 16.7470]),
 ];
+
+/// The categories of the demo's `PointOfInterest` entities and the sector each belongs
+/// to: banks and ATMs are banking, markets and shops commerce, the rest tourism. A
+/// point of interest belongs to the sector of its first category.
+pub const POI_SECTORS: &[(&str, &str)] = &[
+    ("bank", "banking"),
+    ("atm", "banking"),
+    ("market", "commerce"),
+    ("supermarket", "commerce"),
+    ("shoppingCentre", "commerce"),
+    ("tradeCentre", "commerce"),
+    ("historicSite", "tourism"),
+    ("monument", "tourism"),
+    ("museum", "tourism"),
+    ("memorial", "tourism"),
+    ("cemetery", "tourism"),
+    ("placeOfWorship", "tourism"),
+    ("bridge", "tourism"),
+    ("borderCrossing", "tourism"),
+    ("beach", "tourism"),
+    ("island", "tourism"),
+    ("nature", "tourism"),
+    ("nationalPark", "tourism"),
+    ("worldHeritageSite", "tourism"),
+    ("cave", "tourism"),
+];
+
+/// The sector of a point of interest with these categories (its first known one).
+pub fn poi_sector<'c>(categories: impl IntoIterator<Item = &'c str>) -> Option<&'static str> {
+    categories.into_iter().find_map(|c| {
+        POI_SECTORS
+            .iter()
+            .find(|(category, _)| *category == c)
+            .map(|(_, sector)| *sector)
+    })
+}
 
 /// A well-known place moved from its given coordinates to fit inside its commune.
 #[derive(Debug, Clone)]
@@ -86,6 +127,12 @@ pub fn entities(units: &[AdminUnit], observed_at: DateTime<Utc>) -> Result<Layer
     places::schools(&mut demo)?;
     agriculture::parcels(&mut demo)?;
     connectivity::coverage(&mut demo)?;
+    banking::offices(&mut demo)?;
+    banking::cashless(&mut demo)?;
+    commerce::markets(&mut demo)?;
+    commerce::ecommerce(&mut demo)?;
+    planning::zones(&mut demo)?;
+    planning::permits(&mut demo)?;
     Ok(Layers {
         entities: demo.entities,
         placements: demo.placements,
@@ -158,6 +205,18 @@ impl<'a> Demo<'a> {
                     "no position found inside {} near {centre:?}",
                     unit.full_name
                 ),
+            })
+    }
+
+    /// One label position for a unit's figures: the position inside it nearest the
+    /// middle of its box.
+    fn label(&self, what: &str, unit: &AdminUnit) -> Result<Position> {
+        let [x0, y0, x1, y1] = unit.shape.bbox();
+        unit.shape
+            .place([(x0 + x1) / 2.0, (y0 + y1) / 2.0], MARGIN_M)
+            .ok_or_else(|| Error::Placement {
+                what: format!("{what} of {}", unit.code),
+                why: "no position inside".into(),
             })
     }
 

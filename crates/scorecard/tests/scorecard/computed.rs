@@ -66,13 +66,68 @@ async fn the_plan_is_data_and_computed_kpis_carry_the_queries_that_made_them() {
     }
     assert_eq!(inputs[0]["count"], json!(78));
 
-    // Sectors and domains with live data: the demo has no e-government feed, and no
-    // banking, commerce, e-commerce or urban planning data.
+    // Sectors and domains with live data: the demo has no e-government feed; it has
+    // data for all eight essential services.
     let sectors = app.kpi("priority-sectors-live").await;
     assert_eq!(sectors["kpiValue"], json!(6.0), "{sectors}");
     assert_eq!(sectors["status"], "offTrack");
     let services = app.kpi("essential-services-live").await;
-    assert_eq!(services["kpiValue"], json!(4.0), "{services}");
+    assert_eq!(services["kpiValue"], json!(8.0), "{services}");
+    let formula = services["evidence"]["formula"].as_str().expect("formula");
+    for domain in [
+        "electricity",
+        "water",
+        "banking",
+        "commerce",
+        "e-commerce",
+        "tourism",
+        "environment",
+        "urban-planning-housing",
+    ] {
+        assert!(formula.contains(domain), "{domain}: {formula}");
+    }
+    // Each domain's queries count what the API counts, and the points of interest are
+    // split between banking, commerce and tourism without overlap.
+    let mut poi = 0;
+    for input in services["evidence"]["inputs"].as_array().expect("inputs") {
+        let href = input["href"].as_str().expect("href");
+        let count = input["count"].as_u64().expect("count");
+        assert!(count > 0, "{href}");
+        let response = app
+            .req(
+                reqwest::Method::GET,
+                &format!("{href}&count=true&limit=0"),
+                Some(VIEWER),
+            )
+            .send()
+            .await
+            .expect("the evidence query");
+        assert_eq!(response.status(), 200, "{href}");
+        let counted: Option<u64> = response
+            .headers()
+            .get("NGSILD-Results-Count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        assert_eq!(counted, Some(count), "{href}");
+        if href.contains("type=PointOfInterest") {
+            poi += count;
+        }
+    }
+    let response = app
+        .req(
+            reqwest::Method::GET,
+            "/ngsi-ld/v1/entities?type=PointOfInterest&count=true&limit=0",
+            Some(VIEWER),
+        )
+        .send()
+        .await
+        .expect("points of interest");
+    let all: Option<u64> = response
+        .headers()
+        .get("NGSILD-Results-Count")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    assert_eq!(Some(poi), all);
 
     // Recomputing unchanged inputs adds no history.
     let (status, again) = app
