@@ -126,6 +126,11 @@ const TABLE: &[(&str, &str, &str)] = &[
         "UFAAF",
     ),
     ("POST", "/ngsi-ld/v1/temporalOperations/query", "UAAAF"),
+    (
+        "POST",
+        "/ngsi-ld/v1/temporal/entityOperations/query",
+        "UAAAF",
+    ),
     // Subscriptions: viewers read them, operators manage them.
     ("GET", "/ngsi-ld/v1/subscriptions", "UAAAF"),
     ("POST", "/ngsi-ld/v1/subscriptions", "UFAAF"),
@@ -447,7 +452,8 @@ fn body(method: &str, path: &str, who: Who) -> Option<Value> {
         }
         ("POST", "/ngsi-ld/v1/temporal/entities/{id}/attrs") => json!({"temperature": [instance]}),
         ("PATCH", "/ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}/{instance}") => instance,
-        ("POST", "/ngsi-ld/v1/temporalOperations/query") => json!({
+        ("POST", "/ngsi-ld/v1/temporalOperations/query")
+        | ("POST", "/ngsi-ld/v1/temporal/entityOperations/query") => json!({
             "type": "Query", "entities": [{"type": "Matrix"}],
             "temporalQ": {"timerel": "before", "timeAt": "2030-01-01T00:00:00Z"}
         }),

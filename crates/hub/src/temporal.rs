@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use ngsi::temporal::{
     AggrMethod, AggregatedAttr, Bucket, Instance, TemporalEntity, TemporalFormat, TemporalParams,
-    TimeProperty, TimeRel, buckets,
+    TimeProperty, TimeRel, buckets, buckets_through,
 };
 use ngsi::{AttrKind, Attribute, Entity, Error};
 use serde_json::Value;
@@ -20,6 +20,13 @@ use crate::service::{Hub, Scope, store_error};
 
 /// Most instances of one attribute in one response; more make a partial answer.
 pub const MAX_INSTANCES: usize = 1_000;
+/// Which end of an entity's history [`Hub::edge_time`] finds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Edge {
+    First,
+    Last,
+}
+
 /// Most periods of one aggregation.
 pub const MAX_PERIODS: usize = 10_000;
 /// Entities of one temporal query whose history is read at the same time.
@@ -50,6 +57,16 @@ pub enum TemporalAnswer {
         types: Vec<String>,
         attrs: BTreeMap<String, Vec<AggregatedAttr>>,
     },
+}
+
+impl TemporalAnswer {
+    /// Whether it holds no attribute at all.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            TemporalAnswer::Instances { entity, .. } => entity.attrs.is_empty(),
+            TemporalAnswer::Aggregated { attrs, .. } => attrs.is_empty(),
+        }
+    }
 }
 
 fn time_field(p: TimeProperty) -> TimeField {
@@ -121,7 +138,19 @@ impl Hub {
         req: &TemporalRequest,
     ) -> Result<TemporalAnswer, Error> {
         let entity = self.get_entity(scope, id).await?;
-        self.answer(scope, &entity, req).await
+        let answer = self.answer(scope, &entity, req).await?;
+        // Attributes the entity has not, and of which nothing is left in the history
+        // asked for, are not found (clause 5.7.3); one without instances in the range
+        // is an empty answer.
+        if !req.attrs.is_empty()
+            && !req.attrs.iter().any(|a| entity.attrs.contains_key(a))
+            && answer.is_empty()
+        {
+            return Err(Error::not_found(
+                "the entity has none of the requested attributes",
+            ));
+        }
+        Ok(answer)
     }
 
     /// GET /temporal/entities and POST /temporalOperations/query: the entities a query
@@ -145,7 +174,13 @@ impl Hub {
             .buffered(CONCURRENT_ANSWERS)
             .collect()
             .await;
-        let out = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let mut out = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
+        // A time restriction selects the entities with history in it: one with none
+        // there is not part of the answer (the count is of the entities the query
+        // matched before that).
+        if req.params.timerel.is_some() {
+            out.retain(|a| !a.is_empty());
+        }
         Ok((out, page.count))
     }
 
@@ -214,11 +249,19 @@ impl Hub {
     ) -> Result<TemporalAnswer, Error> {
         let p = &req.params;
         let field = time_field(p.time_property);
-        let range = time_range(p.timerel.as_ref());
-        // An open start is the first instance; an open end is now.
+        let mut range = time_range(p.timerel.as_ref());
+        // Periods start exactly at `timeAt`, also for `after`: a daily aggregate from
+        // midnight puts a reading taken at the next midnight in the next day.
+        if let Some(TimeRel::After(t)) = p.timerel.as_ref() {
+            range.from = Some(*t);
+        }
+        // An open start is the first instance; an open end is just past the last one.
         let start = match range.from {
             Some(t) => Some(t),
-            None => self.first_time(scope, entity, req, field).await?,
+            None => {
+                self.edge_time(scope, entity, req, field, Edge::First)
+                    .await?
+            }
         };
         let answer = |attrs| TemporalAnswer::Aggregated {
             id: entity.id.clone(),
@@ -228,15 +271,19 @@ impl Hub {
         let Some(start) = start else {
             return Ok(answer(BTreeMap::new()));
         };
-        let end = range.to.unwrap_or_else(|| {
-            ngsi::entity::now()
-                .checked_add_signed(TimeDelta::milliseconds(1))
-                .unwrap_or_else(ngsi::entity::now)
-        });
-        if end <= start {
-            return Ok(answer(BTreeMap::new()));
-        }
-        let periods = buckets(start, end, p.aggr_period.as_ref(), MAX_PERIODS)?;
+        let periods = match range.to {
+            Some(end) if end <= start => return Ok(answer(BTreeMap::new())),
+            Some(end) => buckets(start, end, p.aggr_period.as_ref(), MAX_PERIODS)?,
+            None => match self
+                .edge_time(scope, entity, req, field, Edge::Last)
+                .await?
+            {
+                Some(last) if last >= start => {
+                    buckets_through(start, last, p.aggr_period.as_ref(), MAX_PERIODS)?
+                }
+                _ => return Ok(answer(BTreeMap::new())),
+            },
+        };
         let stats = self
             .store()
             .aggregate(
@@ -287,13 +334,14 @@ impl Hub {
         Ok(answer(attrs))
     }
 
-    /// The time of the earliest instance among the attributes asked for.
-    async fn first_time(
+    /// The time of the earliest (or latest) instance among the attributes asked for.
+    async fn edge_time(
         &self,
         scope: &Scope,
         entity: &Entity,
         req: &TemporalRequest,
         field: TimeField,
+        edge: Edge,
     ) -> Result<Option<DateTime<Utc>>, Error> {
         let page = self
             .store()
@@ -303,6 +351,7 @@ impl Hub {
                     entity_id: entity.id.clone(),
                     attrs: req.attrs.clone(),
                     field,
+                    last_n: (edge == Edge::Last).then_some(1),
                     limit: 1,
                     ..Default::default()
                 },
@@ -310,15 +359,18 @@ impl Hub {
             .await
             .map_err(store_error)?
             .unwrap_or_default();
-        Ok(page
+        let times = page
             .attrs
             .values()
             .filter_map(|v| v.first())
             .map(|i| match field {
                 TimeField::Observed => i.attribute.observed_at.unwrap_or(i.attribute.modified_at),
                 TimeField::Written => i.attribute.modified_at,
-            })
-            .min())
+            });
+        Ok(match edge {
+            Edge::First => times.min(),
+            Edge::Last => times.max(),
+        })
     }
 
     /// POST /temporal/entities and POST /temporal/entities/{id}/attrs: instances a

@@ -263,6 +263,11 @@ pub const ROUTES: &[RouteRule] = &[
         "/ngsi-ld/v1/temporalOperations/query",
         Permission::Read,
     ),
+    rule(
+        "POST",
+        "/ngsi-ld/v1/temporal/entityOperations/query",
+        Permission::Read,
+    ),
     rule("GET", "/ngsi-ld/v1/subscriptions", Permission::Read),
     rule("POST", "/ngsi-ld/v1/subscriptions", Permission::Operate),
     rule("GET", "/ngsi-ld/v1/subscriptions/{id}", Permission::Read),

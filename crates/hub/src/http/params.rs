@@ -165,6 +165,9 @@ pub struct QuerySpec {
     pub coordinates: Option<String>,
     pub geoproperty: Option<String>,
     pub scope_q: Option<String>,
+    /// `local=true`: only this broker's entities. There are no context sources, so it
+    /// selects every entity, and may stand alone as the query's selection.
+    pub local: bool,
 }
 
 impl QuerySpec {
@@ -180,13 +183,15 @@ impl QuerySpec {
             coordinates: p.get("coordinates").map(str::to_string),
             geoproperty: p.get("geoproperty").map(str::to_string),
             scope_q: p.get("scopeQ").map(str::to_string),
+            local: p.flag("local")?,
         })
     }
 
     /// A query of entities names at least a type, attributes, `q` or a geo-query
     /// (clause 5.7.2): ids alone do not select a set to page through.
     pub fn require_selection(&self) -> Result<(), Error> {
-        if self.types.is_none()
+        if !self.local
+            && self.types.is_none()
             && self.attrs.is_empty()
             && self.q.is_none()
             && self.georel.is_none()

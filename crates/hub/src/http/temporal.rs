@@ -1,4 +1,5 @@
-//! /temporal/entities and /temporalOperations/query: history read, provided and edited.
+//! /temporal/entities and /temporal/entityOperations/query (also at
+//! /temporalOperations/query): history read, provided and edited.
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -39,14 +40,45 @@ pub fn routes() -> Router<AppState> {
             "/temporal/entities/{id}/attrs/{attr}/{instance}",
             patch(patch_instance).delete(delete_instance),
         )
+        // v1.8 names it /temporal/entityOperations/query; earlier versions
+        // /temporalOperations/query. Both are served.
         .route("/temporalOperations/query", post(query_temporal_post))
+        .route(
+            "/temporal/entityOperations/query",
+            post(query_temporal_post),
+        )
 }
 
 type ApiResult = Result<Response, ApiError>;
 
-/// The temporal parameters of a GET (or of a POST query's string).
+/// The representations `format` and `options` may name.
+const REPRESENTATIONS: &[&str] = &[
+    "temporalValues",
+    "aggregatedValues",
+    "normalized",
+    "keyValues",
+    "simplified",
+    "concise",
+];
+
+/// The temporal parameters of a GET (or of a POST query's string). An unknown option
+/// or format is refused; `format` names the representation alone when given, and
+/// `options` may then only add sysAttrs and the like (clause 6.3.7).
 fn temporal_params(p: &Params) -> Result<TemporalParams, Error> {
-    let options: Vec<String> = p.options().into_iter().collect();
+    p.check_options()?;
+    let mut options: Vec<String> = p
+        .get("options")
+        .map(|o| o.split(',').map(|s| s.trim().to_string()).collect())
+        .unwrap_or_default();
+    let mut aggregation = (p.get("aggrMethods"), p.get("aggrPeriodDuration"));
+    if let Some(format) = p.get("format") {
+        options.retain(|o| !REPRESENTATIONS.contains(&o.as_str()));
+        options.push(format.to_string());
+        // The aggregation's parameters go with the option `format` overrode.
+        if format != "aggregatedValues" {
+            aggregation = (None, None);
+        }
+    }
     let options: Vec<&str> = options.iter().map(String::as_str).collect();
     TemporalParams::parse(
         p.get("timerel"),
@@ -55,9 +87,47 @@ fn temporal_params(p: &Params) -> Result<TemporalParams, Error> {
         p.get("timeproperty"),
         p.get("lastN"),
         &options,
-        p.get("aggrMethods"),
-        p.get("aggrPeriodDuration"),
+        aggregation.0,
+        aggregation.1,
     )
+}
+
+/// `pick` or `omit` of a temporal answer: members (id, type, attributes) by the names
+/// the answer uses. Neither goes with `attrs`, nor with the other.
+#[derive(Default)]
+struct Projection {
+    pick: Option<Vec<String>>,
+    omit: Vec<String>,
+}
+
+impl Projection {
+    fn parse(p: &Params) -> Result<Projection, Error> {
+        let pick = p.strict_list("pick")?;
+        let omit = p.strict_list("omit")?;
+        if !pick.is_empty() && !omit.is_empty() {
+            return Err(Error::bad_data("pick and omit cannot be used together"));
+        }
+        if (!pick.is_empty() || !omit.is_empty()) && p.get("attrs").is_some() {
+            return Err(Error::bad_data(
+                "attrs cannot be used with pick or omit (pick replaces it)",
+            ));
+        }
+        Ok(Projection {
+            pick: (!pick.is_empty()).then_some(pick),
+            omit,
+        })
+    }
+
+    fn apply(&self, body: &mut Value) {
+        if let Value::Object(members) = body {
+            if let Some(pick) = &self.pick {
+                members.retain(|k, _| k == "@context" || pick.contains(k));
+            }
+            for name in &self.omit {
+                members.remove(name);
+            }
+        }
+    }
 }
 
 fn request(p: &Params, ctx: &Context) -> Result<TemporalRequest, Error> {
@@ -131,9 +201,17 @@ async fn retrieve_temporal(
     let scope = scope_from_headers(&s, &headers, &caller).await?;
     let params = Params::parse(raw.as_deref())?;
     let req = request(&params, &scope.ctx)?;
+    let projection = Projection::parse(&params)?;
     let sys = params.options().contains("sysAttrs");
     let answer = s.hub.temporal_entity(&scope, &id, &req).await?;
-    let body = render(&answer, &req, &scope.ctx, sys);
+    let mut body = render(&answer, &req, &scope.ctx, sys);
+    projection.apply(&mut body);
+    if body
+        .as_object()
+        .is_some_and(|m| m.keys().all(|k| k == "@context"))
+    {
+        return Err(Error::not_found("pick or omit leaves nothing of the entity").into());
+    }
     let response = respond(StatusCode::OK, wanted, &scope.ctx, body);
     Ok(partial(response, &[answer]))
 }
@@ -150,11 +228,16 @@ async fn run_temporal_query(
     let (limit, offset, count) = paging(params)?;
     let query = spec.build(&scope.ctx, limit, offset, count)?;
     let sys = params.options().contains("sysAttrs");
+    let projection = Projection::parse(params)?;
     let (answers, total) = s.hub.temporal_query(scope, query, &req).await?;
     let body = Value::Array(
         answers
             .iter()
-            .map(|a| render(a, &req, &scope.ctx, sys))
+            .map(|a| {
+                let mut body = render(a, &req, &scope.ctx, sys);
+                projection.apply(&mut body);
+                body
+            })
             .collect(),
     );
     let mut response = respond(StatusCode::OK, wanted, &scope.ctx, body);
@@ -174,18 +257,8 @@ async fn query_temporal(
     let scope = scope_from_headers(&s, &headers, &caller).await?;
     let params = Params::parse(raw.as_deref())?;
     let spec = QuerySpec::from_params(&params)?;
-    if spec.types.is_none()
-        && spec.ids.is_empty()
-        && spec.attrs.is_empty()
-        && spec.q.is_none()
-        && spec.georel.is_none()
-        && spec.id_pattern.is_none()
-    {
-        return Err(Error::bad_data(
-            "a temporal query needs type, id, idPattern, attrs, q or a geo-query",
-        )
-        .into());
-    }
+    // As for entities (clause 6.18.3.2): ids alone do not make a query.
+    spec.require_selection()?;
     let req = request(&params, &scope.ctx)?;
     run_temporal_query(&s, &scope, spec, &params, req, &headers).await
 }

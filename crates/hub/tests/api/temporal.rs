@@ -444,6 +444,167 @@ async fn bad_temporal_requests_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregation_periods_follow_the_data_and_start_at_time_at() {
+    let app = App::start().await;
+    // Six readings at midnight and noon of 1–3 March 2020: years before now.
+    let days: Vec<(f64, String)> = (0..6)
+        .map(|i| {
+            (
+                i as f64,
+                format!("2020-03-{:02}T{:02}:00:00Z", 1 + i / 2, (i % 2) * 12),
+            )
+        })
+        .collect();
+    provide(&app, GAUGE, &days).await;
+    let path = format!("/temporal/entities/{GAUGE}");
+    // An open end is the data's last instance, not now: hourly periods over six years
+    // would be refused as too many; these are the periods holding data.
+    let r = send(app.get(&path).query(&[
+        ("options", "aggregatedValues"),
+        ("aggrMethods", "sum"),
+        ("aggrPeriodDuration", "PT1H"),
+    ]))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let periods = r.body["waterLevel"]["sum"].as_array().unwrap();
+    assert_eq!(periods.len(), 6, "{}", r.text);
+    // The last period is whole, not clipped at the last instance.
+    assert_eq!(
+        periods[5],
+        json!([5, "2020-03-03T12:00:00Z", "2020-03-03T13:00:00Z"])
+    );
+    // Daily periods from midnight with `after`: they start exactly at timeAt, so each
+    // midnight reading opens its own day.
+    let r = send(app.get(&path).query(&[
+        ("options", "aggregatedValues"),
+        ("aggrMethods", "sum,totalCount"),
+        ("aggrPeriodDuration", "P1D"),
+        ("timerel", "after"),
+        ("timeAt", "2020-03-01T00:00:00Z"),
+    ]))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["waterLevel"]["sum"],
+        json!([
+            [1, "2020-03-01T00:00:00Z", "2020-03-02T00:00:00Z"],
+            [5, "2020-03-02T00:00:00Z", "2020-03-03T00:00:00Z"],
+            [9, "2020-03-03T00:00:00Z", "2020-03-04T00:00:00Z"]
+        ]),
+        "{}",
+        r.text
+    );
+    app.assert_alive().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporal_answers_are_projected_and_options_checked() {
+    let app = App::start().await;
+    provide(&app, GAUGE, &readings(3)).await;
+    let other = "urn:ngsi-ld:WaterObserved:ben-hai-1";
+    provide(&app, other, &[(1.0, "2020-01-01T00:00:00Z".into())]).await;
+    let path = format!("/temporal/entities/{GAUGE}");
+    // pick and omit select members; neither goes with attrs or with the other.
+    let r = send(app.get(&path).query(&[("pick", "id,waterLevel")])).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.body.get("type").is_none() && r.body["waterLevel"].is_array(),
+        "{}",
+        r.text
+    );
+    let r = send(app.get(&path).query(&[("omit", "waterLevel,type")])).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.body.get("waterLevel").is_none() && r.body["id"] == GAUGE,
+        "{}",
+        r.text
+    );
+    for query in [
+        vec![("pick", "id"), ("omit", "type")],
+        vec![("pick", "waterLevel"), ("attrs", "waterLevel")],
+    ] {
+        assert_problem(
+            &send(app.get(&path).query(&query)).await,
+            400,
+            "BadRequestData",
+        );
+    }
+    // Nothing left, or attributes the entity never had: not found.
+    for query in [vec![("pick", "nothing")], vec![("attrs", "nothing")]] {
+        assert_problem(
+            &send(app.get(&path).query(&query)).await,
+            404,
+            "ResourceNotFound",
+        );
+    }
+    // Unknown options and formats are refused; a format overrides the options.
+    for query in [
+        vec![("options", "temporalValues,sideways")],
+        vec![("format", "sideways")],
+    ] {
+        assert_problem(
+            &send(app.get(&path).query(&query)).await,
+            400,
+            "InvalidRequest",
+        );
+    }
+    let r = send(app.get(&path).query(&[
+        ("format", "temporalValues"),
+        ("options", "aggregatedValues"),
+        ("aggrMethods", "sum"),
+    ]))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["waterLevel"]["values"].as_array().unwrap().len(),
+        3,
+        "{}",
+        r.text
+    );
+    // A query needs a selection, which ids alone are not; local=true is one.
+    let r = send(app.get("/temporal/entities").query(&[("id", GAUGE)])).await;
+    assert_problem(&r, 400, "BadRequestData");
+    // With a time restriction, an entity without history in it is left out, over
+    // GET and over both paths of the POST query.
+    let r = send(app.get("/temporal/entities").query(&[
+        ("local", "true"),
+        ("timerel", "after"),
+        ("timeAt", "2026-01-01T00:00:00Z"),
+    ]))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let ids: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![GAUGE], "{}", r.text);
+    for post in [
+        "/temporal/entityOperations/query",
+        "/temporalOperations/query",
+    ] {
+        let r = send(app.post(
+            post,
+            &json!({"type": "Query", "entities": [{"type": "WaterObserved"}],
+                    "temporalQ": {"timerel": "before", "timeAt": "2021-01-01T00:00:00Z"}}),
+        ))
+        .await;
+        assert_eq!(r.status, 200, "{post}: {}", r.text);
+        let ids: Vec<&str> = r
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec![other], "{post}: {}", r.text);
+    }
+    app.assert_alive().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_survives_a_restart() {
     let app = App::start().await;
     provide(&app, GAUGE, &readings(30)).await;

@@ -207,6 +207,29 @@ fn truncate(text: &str) -> &str {
     }
 }
 
+/// The periods from `start` that hold every instance up to `last` (included), the
+/// last period whole rather than clipped: the periods of a range with an open end,
+/// which ends where the data does (not at the time of the request, which would make
+/// the number of periods grow with the age of the data).
+pub fn buckets_through(
+    start: DateTime<Utc>,
+    last: DateTime<Utc>,
+    period: Option<&IsoDuration>,
+    max: usize,
+) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>> {
+    let end = last
+        .checked_add_signed(chrono::TimeDelta::milliseconds(1))
+        .unwrap_or(last);
+    let mut out = buckets(start, end, period, max)?;
+    let n = out.len() as u64;
+    if let (Some(p), Some(final_period)) = (period.filter(|p| !p.is_zero()), out.last_mut())
+        && let Some(whole) = p.times(n).and_then(|d| d.add_to(start))
+    {
+        final_period.1 = final_period.1.max(whole);
+    }
+    Ok(out)
+}
+
 /// Cuts `[start, end)` into consecutive half-open aggregation periods of `period`,
 /// the last one clipped to end at `end`. No period, or the zero duration, gives one
 /// period over the whole range; an empty range gives none.

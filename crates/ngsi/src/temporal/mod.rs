@@ -13,7 +13,7 @@ mod params;
 mod render;
 
 pub use aggregate::aggregate;
-pub use duration::{IsoDuration, buckets};
+pub use duration::{IsoDuration, buckets, buckets_through};
 pub use params::{AggrMethod, TemporalFormat, TemporalParams, TimeProperty, TimeRel};
 pub use render::{
     AggregatedAttr, Bucket, Instance, TemporalEntity, render_aggregated, render_temporal,
