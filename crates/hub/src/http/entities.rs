@@ -203,23 +203,7 @@ async fn run_query(
     if let Some(path) = page_path {
         let more = page.entities.len() == limit
             && page.count.is_none_or(|n| (offset + limit) < n as usize);
-        let pages = [
-            (more, offset + limit, "next"),
-            (offset > 0, offset.saturating_sub(limit), "prev"),
-        ];
-        for (present, at, rel) in pages {
-            if !present || limit == 0 {
-                continue;
-            }
-            let mut p = params.0.clone();
-            p.insert("offset".into(), at.to_string());
-            let query: String = url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(p.iter())
-                .finish();
-            if let Ok(v) = HeaderValue::from_str(&format!("<{path}?{query}>; rel=\"{rel}\"")) {
-                response.headers_mut().append(header::LINK, v);
-            }
-        }
+        super::params::page_links(&mut response, path, &params, offset, limit, more);
     }
     Ok(response)
 }

@@ -565,3 +565,51 @@ pub fn geometry_property(p: &Params, ctx: &Context) -> Result<String, Error> {
 pub fn describe_types(t: &TypeExpr) -> String {
     t.to_string()
 }
+
+/// `Link` headers to the neighbouring pages of a GET listing (clause 6.3.14), each
+/// `</path?…>;rel="next";type="application/ld+json"` with the answer's media type and
+/// the request's other parameters kept, in name order. `more` says whether a next page
+/// exists.
+pub fn page_links(
+    response: &mut axum::response::Response,
+    path: &str,
+    params: &Params,
+    offset: usize,
+    limit: usize,
+    more: bool,
+) {
+    use axum::http::{HeaderValue, header};
+    if limit == 0 {
+        return;
+    }
+    let media = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
+        .unwrap_or_else(|| "application/json".into());
+    let pages = [
+        (offset > 0, offset.saturating_sub(limit), "prev"),
+        (more, offset + limit, "next"),
+    ];
+    for (present, at, rel) in pages {
+        if !present {
+            continue;
+        }
+        let mut p: Vec<(String, String)> = params
+            .0
+            .iter()
+            .filter(|(k, _)| k.as_str() != "offset")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        p.push(("offset".into(), at.to_string()));
+        p.sort();
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(p.iter())
+            .finish();
+        let link = format!("<{path}?{query}>;rel=\"{rel}\";type=\"{media}\"");
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            response.headers_mut().append(header::LINK, v);
+        }
+    }
+}

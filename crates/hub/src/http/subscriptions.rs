@@ -65,6 +65,15 @@ async fn query_subscriptions(
     if count && let Ok(v) = HeaderValue::from_str(&page.count.to_string()) {
         response.headers_mut().insert("NGSILD-Results-Count", v);
     }
+    let more = (offset + limit) < page.count as usize;
+    super::params::page_links(
+        &mut response,
+        "/ngsi-ld/v1/subscriptions",
+        &params,
+        offset,
+        limit,
+        more,
+    );
     Ok(response)
 }
 

@@ -200,8 +200,24 @@ async fn subscriptions_are_created_read_listed_updated_and_deleted() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.header("NGSILD-Results-Count"), Some("2"));
     assert_eq!(r.body.as_array().unwrap().len(), 1);
+    // Links to the neighbouring pages, with the other parameters kept.
+    assert_eq!(
+        r.link_rel("next").as_deref(),
+        Some("/ngsi-ld/v1/subscriptions?count=true&limit=1&offset=1")
+    );
+    assert_eq!(r.link_rel("prev"), None);
     let r = send(app.get("/subscriptions?offset=1")).await;
     assert_eq!(r.body.as_array().unwrap().len(), 1);
+    assert_eq!(r.link_rel("next"), None);
+    assert!(r.link_rel("prev").is_some(), "{:?}", r.header_all("link"));
+    // Defaults are left out: isActive while true, counters while nothing was sent.
+    let r = send(app.get(&sub_path(&id))).await;
+    assert!(r.body.get("isActive").is_none(), "{}", r.text);
+    assert!(
+        r.body["notification"].get("timesSent").is_none(),
+        "{}",
+        r.text
+    );
 
     // PATCH changes the members given; the notification is merged.
     let r = send(app.patch(

@@ -77,7 +77,11 @@ impl Subscription {
         if let Some(scope) = &self.scope_q {
             out.insert("scopeQ".into(), json!(scope));
         }
-        out.insert("isActive".into(), json!(self.is_active));
+        // Defaults are left out, as in what a client sends: `isActive` shows when the
+        // subscription is paused (`status` says it in any case).
+        if !self.is_active {
+            out.insert("isActive".into(), json!(false));
+        }
         out.insert("notification".into(), self.render_notification(ctx, status));
         if let Some(t) = &self.expires_at {
             out.insert("expiresAt".into(), json!(format_time(t)));
@@ -159,8 +163,13 @@ impl Subscription {
         if let Some(delivery) = status.delivery() {
             out.insert("status".into(), json!(delivery));
         }
-        out.insert("timesSent".into(), json!(status.times_sent));
-        out.insert("timesFailed".into(), json!(status.times_failed));
+        // Counters appear once there is something to count (clause 5.2.12).
+        if status.times_sent > 0 {
+            out.insert("timesSent".into(), json!(status.times_sent));
+        }
+        if status.times_failed > 0 {
+            out.insert("timesFailed".into(), json!(status.times_failed));
+        }
         for (name, t) in [
             ("lastNotification", &status.last_notification),
             ("lastSuccess", &status.last_success),
@@ -245,7 +254,8 @@ mod tests {
         let s = try_parse(&body(), &user_ctx()).unwrap();
         let fresh = s.render(&user_ctx(), &SubscriptionStatus::new(Status::Active), false);
         assert_eq!(fresh["status"], "active");
-        assert_eq!(fresh["isActive"], true);
+        // Defaults are left out: isActive when true, counters while zero.
+        assert!(fresh.get("isActive").is_none());
         assert_eq!(
             fresh["notificationTrigger"],
             json!(["attributeCreated", "attributeUpdated"])
@@ -257,10 +267,7 @@ mod tests {
             n["endpoint"]["notifierInfo"],
             json!([{"key": "X-Trace", "value": "1"}])
         );
-        assert_eq!(
-            (n["timesSent"].clone(), n["timesFailed"].clone()),
-            (json!(0), json!(0))
-        );
+        assert!(n.get("timesSent").is_none() && n.get("timesFailed").is_none());
         assert!(n.get("status").is_none() && n.get("lastNotification").is_none());
         assert!(fresh.get("createdAt").is_none());
 
