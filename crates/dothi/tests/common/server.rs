@@ -1,6 +1,7 @@
 //! The whole server in this test's process, composed as `dothi serve` composes it:
-//! the hub's routes and `/auth/v1`, the IoT agent's and the web app's, behind one
-//! front door. Over a fresh SQLite file, or with `DOTHI_TEST_STORE=postgres` over a
+//! the hub's routes and `/auth/v1`, the IoT agent's, the web app's, citizen reports',
+//! the open data portal's, alerts' and the plan scorecard's, behind one front door
+//! (without their periodic work: the tests call it when they need it). Over a fresh SQLite file, or with `DOTHI_TEST_STORE=postgres` over a
 //! fresh PostgreSQL database (`DOTHI_TEST_DATABASE_URL` names the server), dropped
 //! with it.
 
@@ -62,6 +63,12 @@ pub struct Server {
     pub state: hub::AppState,
     /// A client that sends the admin key.
     pub admin: reqwest::Client,
+    /// Every route the server declares: the hub's and `/auth/v1`'s, then each
+    /// component's, as the front door was given them.
+    pub rules: Vec<hub::RouteRule>,
+    pub reports: Arc<reports::Reports>,
+    pub alerts: Arc<alerts::Alerts>,
+    pub scorecard: Arc<scorecard::Scorecard>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
     _database: Option<Database>,
@@ -108,18 +115,41 @@ impl Server {
             .unwrap_or_else(|e| panic!("open the store {url}: {e}"));
         let mut config = hub::HubConfig::default();
         config.http.openapi_extra.push(web::OPENAPI);
+        config.http.openapi_extra.push(alerts::OPENAPI);
         config.outbound = Arc::new(hub::outbound::OutboundPolicy::strict().with_loopback());
         let state = hub::state(store, &config).expect("the hub's state");
         ensure_key(&state, ADMIN_KEY, "test-admin", Role::Admin, &["*"], None).await;
-        let agent = Arc::new(iot::Agent::for_hub(&state));
-        let components = vec![
-            iot::component(agent),
-            web::component(state.hub.clone(), web::WebConfig::default()),
-        ];
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let base = format!("http://{}", listener.local_addr().expect("an address"));
+        let agent = Arc::new(iot::Agent::for_hub(&state));
+        let reports = reports::start(
+            &state,
+            reports::ReportsConfig {
+                base_url: base.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("citizen reports");
+        let alerts = Arc::new(alerts::Alerts::new(state.hub.clone()));
+        let scorecard = Arc::new(scorecard::Scorecard::new(state.hub.clone()));
+        // The same services, in the same order, as `dothi serve`.
+        let components = vec![
+            iot::component(agent),
+            web::component(state.hub.clone(), web::WebConfig::default()),
+            reports::component(reports.clone()),
+            opendata::component(state.hub.clone(), opendata::OpendataConfig::default()),
+            alerts::component(alerts.clone()),
+            scorecard::component(scorecard.clone()),
+        ];
+        let rules = hub::http::ROUTES
+            .iter()
+            .chain(hub::http::auth_api::ROUTES)
+            .copied()
+            .chain(components.iter().flat_map(|c| c.rules.iter().copied()))
+            .collect();
         let task = tokio::spawn(hub::serve_with(
             listener,
             state.clone(),
@@ -130,6 +160,10 @@ impl Server {
             base,
             state,
             admin: client(Some(ADMIN_KEY)),
+            rules,
+            reports,
+            alerts,
+            scorecard,
             task,
             _dir: dir,
             _database: database,
@@ -141,7 +175,8 @@ impl Server {
     }
 }
 
-/// Makes `secret` a key of the server with this role and these grants.
+/// Makes `secret` a key of the server with this role and these grants; its actor as
+/// the audit log names it (`key:…`).
 pub async fn ensure_key(
     state: &hub::AppState,
     secret: &str,
@@ -149,8 +184,8 @@ pub async fn ensure_key(
     role: Role,
     tenants: &[&str],
     types: Option<&[&str]>,
-) {
-    state
+) -> String {
+    let view = state
         .identity
         .ensure_key(
             secret,
@@ -165,6 +200,7 @@ pub async fn ensure_key(
         )
         .await
         .expect("a test key");
+    format!("key:{}", view.id)
 }
 
 /// A client sending `key` as its bearer credential (none: anonymous).
