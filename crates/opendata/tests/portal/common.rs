@@ -32,7 +32,15 @@ impl Server {
         )
         .await;
         let state = hub.state.clone();
-        ensure_key(&state, VIEWER_KEY, "test-viewer", Role::Viewer, &["*"], None).await;
+        ensure_key(
+            &state,
+            VIEWER_KEY,
+            "test-viewer",
+            Role::Viewer,
+            &["*"],
+            None,
+        )
+        .await;
         city::load(&state.hub)
             .await
             .expect("the Quảng Trị data set");
