@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{FromRequest, MatchedPath, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +13,9 @@ use hub::Scope;
 use hub::auth::Access;
 use hub::http::gate::Head;
 use hub::http::params::Params;
-use hub::http::{ApiError, PathParam, Permission, RouteRule, rule};
+use hub::http::{
+    ApiError, BoundedBody, PathParam, Permission, RouteRule, method_not_allowed, rule,
+};
 use ngsi::render::{Format, RenderOptions, render_entity};
 use ngsi::{Context, Entity, Error, ErrorKind};
 use serde_json::{Value, json};
@@ -82,28 +83,14 @@ pub fn component(alerts: Arc<Alerts>) -> hub::Component {
 
 type Answer = Result<Response, ApiError>;
 
-async fn method_not_allowed() -> ApiError {
-    ApiError(Error::new(
-        ErrorKind::MethodNotAllowed,
-        "this method is not supported on this resource",
-    ))
-}
-
-/// A JSON body, read within the size limit.
+/// A JSON body, read within the size limit (Null when empty).
 struct JsonBody(Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes: Bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
-            .await
-            .map_err(|_| {
-                ApiError(Error::new(
-                    ErrorKind::PayloadTooLarge,
-                    format!("the body is larger than {MAX_BODY_BYTES} bytes or unreadable"),
-                ))
-            })?;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let BoundedBody(bytes) = BoundedBody::<MAX_BODY_BYTES>::from_request(req, state).await?;
         if bytes.is_empty() {
             return Ok(JsonBody(Value::Null));
         }

@@ -1,10 +1,13 @@
 //! The authorization matrix: every declared route of the server (the hub's, the
-//! identity API's, the IoT agent's, the web app's) asked by an anonymous caller, a
-//! viewer and an operator of the default tenant, an admin, and an operator of another
-//! tenant, each getting what the table below says: 401, 403, or in (anything but 401
-//! and 403). A declared route missing from the table, or a row for a route nobody
-//! declared, fails the test. Runs on SQLite, or on PostgreSQL with
-//! `DOTHI_TEST_STORE=postgres`.
+//! identity API's, and those of every service `dothi serve` composes: the IoT agent,
+//! the web app, citizen reports, the open data portal, alerts, the plan's scorecard)
+//! asked by an anonymous caller, a viewer and an operator of the default tenant, an
+//! admin, an operator of another tenant, a citizen, and an operator holding the
+//! "see reporter" right, each getting what the table below says: 401, 403, or in
+//! (anything but 401 and 403, and never a 5xx). The routes are those the test
+//! server's front door was given, so a route a service adds is in the matrix at once:
+//! a declared route missing from the table, or a row for a route nobody declared,
+//! fails the test. Runs on SQLite, or on PostgreSQL with `DOTHI_TEST_STORE=postgres`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -21,6 +24,8 @@ use serde_json::{Value, json};
 const VIEWER_KEY: &str = "matrix-viewer-key-0123456789abcdefghijklmnopq";
 const OPERATOR_KEY: &str = "matrix-operator-key-0123456789abcdefghijklmno";
 const OTHER_KEY: &str = "matrix-other-tenant-key-0123456789abcdefghijk";
+const CITIZEN_KEY: &str = "matrix-citizen-key-0123456789abcdefghijklmnop";
+const SEER_KEY: &str = "matrix-seer-key-0123456789abcdefghijklmnopqrst";
 const PASSWORD: &str = "Cầu Hiền Lương bắc qua sông Bến Hải";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,15 +36,22 @@ enum Who {
     Admin,
     /// An operator of the tenant `other`.
     Other,
+    /// A resident of the default tenant: files and follows their own reports.
+    Citizen,
+    /// An operator of the default tenant holding the "see reporter" right of
+    /// citizen reports (for every agency).
+    Seer,
 }
 
 /// The columns of the table, in order.
-const WHO: [Who; 5] = [
+const WHO: [Who; 7] = [
     Who::Anonymous,
     Who::Viewer,
     Who::Operator,
     Who::Admin,
     Who::Other,
+    Who::Citizen,
+    Who::Seer,
 ];
 
 impl Who {
@@ -50,6 +62,8 @@ impl Who {
             Who::Operator => Some(OPERATOR_KEY),
             Who::Admin => Some(common::ADMIN_KEY),
             Who::Other => Some(OTHER_KEY),
+            Who::Citizen => Some(CITIZEN_KEY),
+            Who::Seer => Some(SEER_KEY),
         }
     }
 
@@ -60,6 +74,8 @@ impl Who {
             Who::Operator => "operator",
             Who::Admin => "admin",
             Who::Other => "other",
+            Who::Citizen => "citizen",
+            Who::Seer => "seer",
         }
     }
 }
@@ -69,151 +85,273 @@ impl Who {
 const ASSETS: &str = "(each embedded asset of the web app)";
 
 /// What each caller gets, in the order of [`WHO`]: anonymous, viewer of the default
-/// tenant, operator of the default tenant, admin, operator of another tenant.
+/// tenant, operator of the default tenant, admin, operator of another tenant,
+/// citizen, operator with the "see reporter" right.
 /// `A`: let in (anything but 401 and 403), `U`: 401, `F`: 403.
 const TABLE: &[(&str, &str, &str)] = &[
     // The hub: public documents, metrics for admins.
-    ("GET", "/health", "AAAAA"),
-    ("GET", "/metrics", "UFFAF"),
-    ("GET", "/openapi.json", "AAAAA"),
-    ("GET", "/docs", "AAAAA"),
-    ("GET", "/docs/", "AAAAA"),
-    ("GET", "/docs/{*rest}", "AAAAA"),
+    ("GET", "/health", "AAAAAAA"),
+    ("GET", "/metrics", "UFFAFFF"),
+    ("GET", "/openapi.json", "AAAAAAA"),
+    ("GET", "/docs", "AAAAAAA"),
+    ("GET", "/docs/", "AAAAAAA"),
+    ("GET", "/docs/{*rest}", "AAAAAAA"),
     // Entities: viewers read, operators write, in their tenant only.
-    ("GET", "/ngsi-ld/v1/entities", "UAAAF"),
-    ("POST", "/ngsi-ld/v1/entities", "UFAAF"),
+    ("GET", "/ngsi-ld/v1/entities", "UAAAFFA"),
+    ("POST", "/ngsi-ld/v1/entities", "UFAAFFA"),
     // A write without the entity id: refused as bad data once the writer is known.
-    ("PUT", "/ngsi-ld/v1/entities", "UFAAA"),
-    ("PATCH", "/ngsi-ld/v1/entities", "UFAAA"),
-    ("GET", "/ngsi-ld/v1/entities/{id}", "UAAAF"),
-    ("PUT", "/ngsi-ld/v1/entities/{id}", "UFAAF"),
-    ("PATCH", "/ngsi-ld/v1/entities/{id}", "UFAAF"),
-    ("DELETE", "/ngsi-ld/v1/entities/{id}", "UFAAF"),
-    ("POST", "/ngsi-ld/v1/entities/{id}/attrs", "UFAAF"),
-    ("PATCH", "/ngsi-ld/v1/entities/{id}/attrs", "UFAAF"),
-    ("PATCH", "/ngsi-ld/v1/entities/{id}/attrs/{attr}", "UFAAF"),
-    ("PUT", "/ngsi-ld/v1/entities/{id}/attrs/{attr}", "UFAAF"),
-    ("DELETE", "/ngsi-ld/v1/entities/{id}/attrs/{attr}", "UFAAF"),
-    ("POST", "/ngsi-ld/v1/entityOperations/create", "UFAAF"),
-    ("POST", "/ngsi-ld/v1/entityOperations/upsert", "UFAAF"),
-    ("POST", "/ngsi-ld/v1/entityOperations/update", "UFAAF"),
-    ("POST", "/ngsi-ld/v1/entityOperations/merge", "UFAAF"),
-    ("POST", "/ngsi-ld/v1/entityOperations/delete", "UFAAF"),
-    ("POST", "/ngsi-ld/v1/entityOperations/query", "UAAAF"),
-    ("GET", "/ngsi-ld/v1/types", "UAAAF"),
-    ("GET", "/ngsi-ld/v1/types/{type}", "UAAAF"),
-    ("GET", "/ngsi-ld/v1/attributes", "UAAAF"),
-    ("GET", "/ngsi-ld/v1/attributes/{attr}", "UAAAF"),
+    ("PUT", "/ngsi-ld/v1/entities", "UFAAAFA"),
+    ("PATCH", "/ngsi-ld/v1/entities", "UFAAAFA"),
+    ("GET", "/ngsi-ld/v1/entities/{id}", "UAAAFFA"),
+    ("PUT", "/ngsi-ld/v1/entities/{id}", "UFAAFFA"),
+    ("PATCH", "/ngsi-ld/v1/entities/{id}", "UFAAFFA"),
+    ("DELETE", "/ngsi-ld/v1/entities/{id}", "UFAAFFA"),
+    ("POST", "/ngsi-ld/v1/entities/{id}/attrs", "UFAAFFA"),
+    ("PATCH", "/ngsi-ld/v1/entities/{id}/attrs", "UFAAFFA"),
+    ("PATCH", "/ngsi-ld/v1/entities/{id}/attrs/{attr}", "UFAAFFA"),
+    ("PUT", "/ngsi-ld/v1/entities/{id}/attrs/{attr}", "UFAAFFA"),
+    (
+        "DELETE",
+        "/ngsi-ld/v1/entities/{id}/attrs/{attr}",
+        "UFAAFFA",
+    ),
+    ("POST", "/ngsi-ld/v1/entityOperations/create", "UFAAFFA"),
+    ("POST", "/ngsi-ld/v1/entityOperations/upsert", "UFAAFFA"),
+    ("POST", "/ngsi-ld/v1/entityOperations/update", "UFAAFFA"),
+    ("POST", "/ngsi-ld/v1/entityOperations/merge", "UFAAFFA"),
+    ("POST", "/ngsi-ld/v1/entityOperations/delete", "UFAAFFA"),
+    ("POST", "/ngsi-ld/v1/entityOperations/query", "UAAAFFA"),
+    ("GET", "/ngsi-ld/v1/types", "UAAAFFA"),
+    ("GET", "/ngsi-ld/v1/types/{type}", "UAAAFFA"),
+    ("GET", "/ngsi-ld/v1/attributes", "UAAAFFA"),
+    ("GET", "/ngsi-ld/v1/attributes/{attr}", "UAAAFFA"),
     // History.
-    ("GET", "/ngsi-ld/v1/temporal/entities", "UAAAF"),
-    ("POST", "/ngsi-ld/v1/temporal/entities", "UFAAF"),
-    ("GET", "/ngsi-ld/v1/temporal/entities/{id}", "UAAAF"),
-    ("DELETE", "/ngsi-ld/v1/temporal/entities/{id}", "UFAAF"),
-    ("POST", "/ngsi-ld/v1/temporal/entities/{id}/attrs", "UFAAF"),
+    ("GET", "/ngsi-ld/v1/temporal/entities", "UAAAFFA"),
+    ("POST", "/ngsi-ld/v1/temporal/entities", "UFAAFFA"),
+    ("GET", "/ngsi-ld/v1/temporal/entities/{id}", "UAAAFFA"),
+    ("DELETE", "/ngsi-ld/v1/temporal/entities/{id}", "UFAAFFA"),
+    (
+        "POST",
+        "/ngsi-ld/v1/temporal/entities/{id}/attrs",
+        "UFAAFFA",
+    ),
     (
         "DELETE",
         "/ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}",
-        "UFAAF",
+        "UFAAFFA",
     ),
     (
         "PATCH",
         "/ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}/{instance}",
-        "UFAAF",
+        "UFAAFFA",
     ),
     (
         "DELETE",
         "/ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}/{instance}",
-        "UFAAF",
+        "UFAAFFA",
     ),
-    ("POST", "/ngsi-ld/v1/temporalOperations/query", "UAAAF"),
+    ("POST", "/ngsi-ld/v1/temporalOperations/query", "UAAAFFA"),
     (
         "POST",
         "/ngsi-ld/v1/temporal/entityOperations/query",
-        "UAAAF",
+        "UAAAFFA",
     ),
     // Subscriptions: viewers read them, operators manage them.
-    ("GET", "/ngsi-ld/v1/subscriptions", "UAAAF"),
-    ("POST", "/ngsi-ld/v1/subscriptions", "UFAAF"),
-    ("GET", "/ngsi-ld/v1/subscriptions/{id}", "UAAAF"),
-    ("PATCH", "/ngsi-ld/v1/subscriptions/{id}", "UFAAF"),
-    ("DELETE", "/ngsi-ld/v1/subscriptions/{id}", "UFAAF"),
+    ("GET", "/ngsi-ld/v1/subscriptions", "UAAAFFA"),
+    ("POST", "/ngsi-ld/v1/subscriptions", "UFAAFFA"),
+    ("GET", "/ngsi-ld/v1/subscriptions/{id}", "UAAAFFA"),
+    ("PATCH", "/ngsi-ld/v1/subscriptions/{id}", "UFAAFFA"),
+    ("DELETE", "/ngsi-ld/v1/subscriptions/{id}", "UFAAFFA"),
     // Identity: logging in is public, one's own session for anyone signed in, the
     // rest for admins.
-    ("POST", "/auth/v1/login", "AAAAA"),
-    ("GET", "/auth/v1/login-link", "AAAAA"),
-    ("POST", "/auth/v1/logout", "UAAAA"),
-    ("GET", "/auth/v1/me", "UAAAA"),
-    ("POST", "/auth/v1/me/totp", "UAAAA"),
-    ("GET", "/auth/v1/users", "UFFAF"),
-    ("POST", "/auth/v1/users", "UFFAF"),
-    ("GET", "/auth/v1/users/{name}", "UFFAF"),
-    ("PATCH", "/auth/v1/users/{name}", "UFFAF"),
-    ("DELETE", "/auth/v1/users/{name}", "UFFAF"),
-    ("POST", "/auth/v1/users/{name}/totp", "UFFAF"),
-    ("GET", "/auth/v1/keys", "UFFAF"),
-    ("POST", "/auth/v1/keys", "UFFAF"),
-    ("DELETE", "/auth/v1/keys/{id}", "UFFAF"),
-    ("GET", "/auth/v1/sessions", "UFFAF"),
-    ("DELETE", "/auth/v1/sessions/{id}", "UFFAF"),
-    ("GET", "/auth/v1/audit", "UFFAF"),
+    ("POST", "/auth/v1/login", "AAAAAAA"),
+    ("GET", "/auth/v1/login-link", "AAAAAAA"),
+    ("POST", "/auth/v1/logout", "UAAAAAA"),
+    ("GET", "/auth/v1/me", "UAAAAAA"),
+    ("POST", "/auth/v1/me/totp", "UAAAAAA"),
+    ("GET", "/auth/v1/users", "UFFAFFF"),
+    ("POST", "/auth/v1/users", "UFFAFFF"),
+    ("GET", "/auth/v1/users/{name}", "UFFAFFF"),
+    ("PATCH", "/auth/v1/users/{name}", "UFFAFFF"),
+    ("DELETE", "/auth/v1/users/{name}", "UFFAFFF"),
+    ("POST", "/auth/v1/users/{name}/totp", "UFFAFFF"),
+    ("GET", "/auth/v1/keys", "UFFAFFF"),
+    ("POST", "/auth/v1/keys", "UFFAFFF"),
+    ("DELETE", "/auth/v1/keys/{id}", "UFFAFFF"),
+    ("GET", "/auth/v1/sessions", "UFFAFFF"),
+    ("DELETE", "/auth/v1/sessions/{id}", "UFFAFFF"),
+    ("GET", "/auth/v1/audit", "UFFAFFF"),
     // The IoT agent: provisioning for operators of the tenant; measures carry their
     // group's key, which the agent checks.
-    ("GET", "/iot/services", "UFAAF"),
-    ("POST", "/iot/services", "UFAAF"),
-    ("PUT", "/iot/services", "UFAAF"),
-    ("DELETE", "/iot/services", "UFAAF"),
-    ("GET", "/iot/devices", "UFAAF"),
-    ("POST", "/iot/devices", "UFAAF"),
-    ("GET", "/iot/devices/{device_id}", "UFAAF"),
-    ("PUT", "/iot/devices/{device_id}", "UFAAF"),
-    ("DELETE", "/iot/devices/{device_id}", "UFAAF"),
-    ("POST", "/iot/json", "AAAAA"),
-    ("POST", "/iot/json/attrs/{name}", "AAAAA"),
+    ("GET", "/iot/services", "UFAAFFA"),
+    ("POST", "/iot/services", "UFAAFFA"),
+    ("PUT", "/iot/services", "UFAAFFA"),
+    ("DELETE", "/iot/services", "UFAAFFA"),
+    ("GET", "/iot/devices", "UFAAFFA"),
+    ("POST", "/iot/devices", "UFAAFFA"),
+    ("GET", "/iot/devices/{device_id}", "UFAAFFA"),
+    ("PUT", "/iot/devices/{device_id}", "UFAAFFA"),
+    ("DELETE", "/iot/devices/{device_id}", "UFAAFFA"),
+    ("POST", "/iot/json", "AAAAAAA"),
+    ("POST", "/iot/json/attrs/{name}", "AAAAAAA"),
     // The web app: its page and assets are public, its data is a tenant's.
-    ("GET", "/", "AAAAA"),
-    ("GET", "/ioc", "AAAAA"),
-    ("GET", "/ioc/", "AAAAA"),
-    ("GET", "/data", "AAAAA"),
-    ("GET", "/data/", "AAAAA"),
-    ("GET", ASSETS, "AAAAA"),
+    ("GET", "/", "AAAAAAA"),
+    ("GET", "/ioc", "AAAAAAA"),
+    ("GET", "/ioc/", "AAAAAAA"),
+    ("GET", "/data", "AAAAAAA"),
+    ("GET", "/data/", "AAAAAAA"),
+    ("GET", ASSETS, "AAAAAAA"),
     // The public page's data: open layers of the default tenant, for anyone.
-    ("GET", "/public/api/config", "AAAAA"),
-    ("GET", "/public/api/communes", "AAAAA"),
-    ("GET", "/public/api/markers", "AAAAA"),
-    ("GET", "/ioc/api/config", "AAAAA"),
-    ("GET", "/ioc/api/communes", "UAAAF"),
-    ("GET", "/ioc/api/markers", "UAAAF"),
-    ("GET", "/ioc/api/summary", "UAAAF"),
-    ("GET", "/ioc/api/entities", "UAAAF"),
-    ("GET", "/ioc/api/export", "UAAAF"),
-    ("GET", "/ioc/api/stream", "UAAAF"),
+    ("GET", "/public/api/config", "AAAAAAA"),
+    ("GET", "/public/api/communes", "AAAAAAA"),
+    ("GET", "/public/api/markers", "AAAAAAA"),
+    ("GET", "/ioc/api/config", "AAAAAAA"),
+    ("GET", "/ioc/api/communes", "UAAAFFA"),
+    ("GET", "/ioc/api/markers", "UAAAFFA"),
+    ("GET", "/ioc/api/summary", "UAAAFFA"),
+    ("GET", "/ioc/api/entities", "UAAAFFA"),
+    ("GET", "/ioc/api/export", "UAAAFFA"),
+    ("GET", "/ioc/api/stream", "UAAAFFA"),
+    // Citizen reports, Open311: public (a key, when sent, is checked); only keys of
+    // staff and citizens file reports. Public answers carry no reporter data (the
+    // reports crate's privacy test checks that).
+    ("GET", "/open311/v2/{file}", "AAAAAAA"),
+    ("POST", "/open311/v2/{file}", "AFAAAAA"),
+    ("GET", "/open311/v2/services/{file}", "AAAAAAA"),
+    ("GET", "/open311/v2/requests/{file}", "AAAAAAA"),
+    ("GET", "/open311/v2/tokens/{file}", "AAAAAAA"),
+    ("GET", "/reports/v1/media/{file}", "AAAAAAA"),
+    // The staff's inbox: the reports are the default tenant's.
+    ("GET", "/reports/v1/requests", "UAAAFFA"),
+    ("GET", "/reports/v1/requests/{id}", "UAAAFFA"),
+    ("POST", "/reports/v1/requests/{id}/actions", "UFAAFFA"),
+    ("POST", "/reports/v1/actions", "UFAAFFA"),
+    // The reporter's contact: admins, and operators an admin gave the right.
+    ("GET", "/reports/v1/requests/{id}/reporter", "UFFAFFA"),
+    ("POST", "/reports/v1/requests/{id}/support", "AAAAAAA"),
+    ("PUT", "/reports/v1/reporter-access/{actor}", "UFFAFFF"),
+    ("POST", "/reports/v1/categories", "UFFAFFF"),
+    ("GET", "/reports/v1/stats", "UAAAFFA"),
+    ("GET", "/reports/v1/public/stats", "AAAAAAA"),
+    ("GET", "/reports/v1/nearby", "AAAAAAA"),
+    ("GET", "/reports/v1/holidays", "UAAAFFA"),
+    ("PUT", "/reports/v1/holidays/{year}", "UFFAFFF"),
+    ("POST", "/reports/v1/sweep", "UFFAFFF"),
+    // The reporter's own report: the tracking token is the credential.
+    ("GET", "/reports/v1/track/{token}", "AAAAAAA"),
+    ("DELETE", "/reports/v1/track/{token}/contact", "AAAAAAA"),
+    ("POST", "/reports/v1/track/{token}/rating", "AAAAAAA"),
+    // The open data portal: public; CKAN's writes are decided by the action (below).
+    ("GET", "/api/3/action/{action}", "AAAAAAA"),
+    ("POST", "/api/3/action/{action}", "AAAAAAA"),
+    ("GET", "/api/action/{action}", "AAAAAAA"),
+    ("POST", "/api/action/{action}", "AAAAAAA"),
+    ("GET", "/catalog.ttl", "AAAAAAA"),
+    ("GET", "/catalog.jsonld", "AAAAAAA"),
+    ("GET", "/catalog.rdf", "AAAAAAA"),
+    ("GET", "/dataset/{file}", "AAAAAAA"),
+    ("GET", "/dataset/{name}/{file}", "AAAAAAA"),
+    // Alerts: viewers read rules and alerts, operators change rules and act.
+    ("GET", "/alerts/v1/rules", "UAAAFFA"),
+    ("POST", "/alerts/v1/rules", "UFAAFFA"),
+    ("GET", "/alerts/v1/rules/{id}", "UAAAFFA"),
+    ("PUT", "/alerts/v1/rules/{id}", "UFAAFFA"),
+    ("DELETE", "/alerts/v1/rules/{id}", "UFAAFFA"),
+    ("GET", "/alerts/v1/alerts", "UAAAFFA"),
+    ("GET", "/alerts/v1/alerts/{id}", "UAAAFFA"),
+    ("POST", "/alerts/v1/alerts/{id}/acknowledge", "UFAAFFA"),
+    ("POST", "/alerts/v1/alerts/{id}/assign", "UFAAFFA"),
+    ("POST", "/alerts/v1/alerts/{id}/resolve", "UFAAFFA"),
+    ("POST", "/alerts/v1/backtest", "UAAAFFA"),
+    ("GET", "/alerts/v1/stream", "UAAAFFA"),
+    // The plan's scorecard: a public summary; operators enter values, an admin
+    // (another than the one who entered it) approves them.
+    ("GET", "/scorecard/v1/public", "AAAAAAA"),
+    ("GET", "/scorecard/v1/kpis", "UAAAFFA"),
+    ("GET", "/scorecard/v1/kpis/{slug}", "UAAAFFA"),
+    ("POST", "/scorecard/v1/kpis/{slug}/submissions", "UFAAFFA"),
+    ("GET", "/scorecard/v1/submissions", "UAAAFFA"),
+    ("POST", "/scorecard/v1/submissions/{id}/approve", "UFFAFFF"),
+    ("POST", "/scorecard/v1/submissions/{id}/reject", "UFFAFFF"),
+    ("POST", "/scorecard/v1/recompute", "UFAAFFA"),
+    ("POST", "/scorecard/v1/plan", "UFFAFFF"),
+    ("GET", "/scorecard/v1/tasks", "UAAAFFA"),
+    ("PATCH", "/scorecard/v1/tasks/{number}", "UFAAFFA"),
+    ("GET", "/scorecard/v1/maturity", "UAAAFFA"),
+    ("PUT", "/scorecard/v1/maturity/criteria", "UFFAFFF"),
+    ("PUT", "/scorecard/v1/maturity/{ward}/{code}", "UFAAFFA"),
+    ("GET", "/scorecard/v1/dti", "UAAAFFA"),
+    ("GET", "/scorecard/v1/egov", "UAAAFFA"),
+    ("POST", "/scorecard/v1/egov/dossiers", "UFAAFFA"),
+    ("GET", "/scorecard/v1/export.xlsx", "UAAAFFA"),
+    ("POST", "/scorecard/v1/egov/portal-scores", "UFAAFFA"),
 ];
 
-/// Every route the server declares.
-fn declared() -> Vec<hub::RouteRule> {
-    hub::http::ROUTES
-        .iter()
-        .chain(hub::http::auth_api::ROUTES)
-        .chain(iot::ROUTE_RULES)
-        .copied()
-        .chain(web::route_rules())
-        .collect()
-}
+/// Rights a handler decides beyond the route's permission: (method, route, case,
+/// expected). The CKAN actions share one route; those that publish are for admins,
+/// and CKAN clients expect 403 ("Authorization Error"), not 401, without a key.
+const CASES: &[(&str, &str, &str, &str)] = &[
+    (
+        "POST",
+        "/api/3/action/{action}",
+        "package_create",
+        "FFFAFFF",
+    ),
+    (
+        "POST",
+        "/api/3/action/{action}",
+        "package_update",
+        "FFFAFFF",
+    ),
+    ("POST", "/api/3/action/{action}", "package_patch", "FFFAFFF"),
+    (
+        "POST",
+        "/api/3/action/{action}",
+        "package_delete",
+        "FFFAFFF",
+    ),
+    (
+        "POST",
+        "/api/3/action/{action}",
+        "organization_create",
+        "FFFAFFF",
+    ),
+    ("GET", "/api/3/action/{action}", "package_create", "FFFAFFF"),
+    ("POST", "/api/action/{action}", "package_create", "FFFAFFF"),
+    // Four eyes: a value is decided by another than the one who entered it, even an
+    // admin (the value is entered by the caller when its role may, else by the
+    // operator).
+    (
+        "POST",
+        "/scorecard/v1/submissions/{id}/approve",
+        "own",
+        "UFFFFFF",
+    ),
+    (
+        "POST",
+        "/scorecard/v1/submissions/{id}/reject",
+        "own",
+        "UFFFFFF",
+    ),
+];
 
 fn asset_paths() -> BTreeSet<&'static str> {
     web::assets::ASSETS.iter().map(|a| a.path).collect()
 }
 
-#[test]
-fn the_table_covers_exactly_the_declared_routes() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_table_covers_exactly_the_declared_routes() {
+    let s = Server::start().await;
     let assets = asset_paths();
     assert!(!assets.is_empty(), "the web app embeds its front-end");
     let table: BTreeSet<(&str, &str)> = TABLE.iter().map(|(m, p, _)| (*m, *p)).collect();
     assert_eq!(table.len(), TABLE.len(), "a route is twice in the table");
     let mut problems = Vec::new();
-    let mut declared_set = BTreeSet::new();
-    for r in declared() {
-        declared_set.insert((r.method, r.path));
+    let mut declared = BTreeSet::new();
+    for r in &s.rules {
+        if !declared.insert((r.method, r.path)) {
+            problems.push(format!("{} {} is declared twice", r.method, r.path));
+        }
         let covered = table.contains(&(r.method, r.path))
             || (r.method == "GET" && assets.contains(r.path) && table.contains(&("GET", ASSETS)));
         if !covered {
@@ -223,15 +361,40 @@ fn the_table_covers_exactly_the_declared_routes() {
             ));
         }
     }
+    // Every service of `dothi serve` is there.
+    for prefix in [
+        "/ngsi-ld/v1/",
+        "/auth/v1/",
+        "/iot/",
+        "/ioc/api/",
+        "/open311/v2/",
+        "/reports/v1/",
+        "/api/3/action/",
+        "/alerts/v1/",
+        "/scorecard/v1/",
+    ] {
+        if !declared.iter().any(|(_, p)| p.starts_with(prefix)) {
+            problems.push(format!("no route under {prefix} is declared"));
+        }
+    }
     for (m, p) in &table {
         if *p == ASSETS {
             continue;
         }
-        if !declared_set.contains(&(*m, *p)) {
+        if !declared.contains(&(*m, *p)) {
             problems.push(format!("the table has {m} {p}, which nobody declares"));
         }
     }
-    for expected in TABLE.iter().map(|(_, _, e)| e) {
+    for (m, p, c, _) in CASES {
+        if !declared.contains(&(*m, *p)) {
+            problems.push(format!("the case {c} of {m} {p} is of no declared route"));
+        }
+    }
+    for expected in TABLE
+        .iter()
+        .map(|(_, _, e)| e)
+        .chain(CASES.iter().map(|(_, _, _, e)| e))
+    {
         assert!(
             expected.len() == WHO.len() && expected.chars().all(|c| "AUF".contains(c)),
             "{expected}"
@@ -240,15 +403,108 @@ fn the_table_covers_exactly_the_declared_routes() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// What the requests of the matrix need: a user, an IoT group and device.
-async fn fixtures(s: &Server) {
+/// The Open311 category the matrix files its reports in, and a point of Đông Hà.
+const CATEGORY: &str = "duong-hu-hong";
+const DONG_HA: (&str, &str) = ("16.8163", "107.1003");
+/// The KPI values are entered for, and one of the plan's wards.
+const KPI: &str = "digital-economy-grdp";
+const WARD: &str = "19333";
+
+/// What the requests of the matrix act on, made once.
+struct World {
+    s: Server,
+    /// A report with a reporter's contact, and its tracking token.
+    report: String,
+    token: String,
+    /// An alert of the rule `matrix`.
+    alert: String,
+}
+
+/// Files a report as `client` (with a contact); its id and tracking token.
+async fn file_report(s: &Server, client: &reqwest::Client) -> (String, String) {
+    let email = format!("{}@example.vn", unique("reporter"));
+    let r = client
+        .post(s.url("/open311/v2/requests.json"))
+        .form(&[
+            ("service_code", CATEGORY),
+            ("lat", DONG_HA.0),
+            ("long", DONG_HA.1),
+            ("description", "Ổ gà trên đường"),
+            ("email", &email),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{v}");
+    (
+        v[0]["service_request_id"].as_str().unwrap().to_string(),
+        v[0]["token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Enters a value of [`KPI`] with `key`; the submission's id.
+async fn submission(s: &Server, key: &str) -> String {
+    let r = client(Some(key))
+        .post(s.url(&format!("/scorecard/v1/kpis/{KPI}/submissions")))
+        .json(&submission_body())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+fn submission_body() -> Value {
+    json!({
+        "value": 12.5, "periodEnd": "2025-12-31",
+        "evidenceUrl": "https://thongke.quangtri.gov.vn/bao-cao-2025.pdf"
+    })
+}
+
+fn alert_rule(id: &str) -> Value {
+    json!({
+        "id": id,
+        "scope": {"type": "MatrixGauge"},
+        "condition": {"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": 3.0},
+        "severity": "high"
+    })
+}
+
+/// Creates, as the admin, what [`prepare`] asks for: 200 or 201 (or 409 if made before).
+async fn made(r: reqwest::Response) {
+    let status = r.status().as_u16();
+    assert!(
+        matches!(status, 200 | 201 | 204 | 409),
+        "{status} {}",
+        r.text().await.unwrap()
+    );
+}
+
+/// What the requests of the matrix need: the callers, a user, reports, an alert,
+/// the plan, a dataset.
+async fn fixtures(s: Server) -> World {
     for (secret, name, role, tenant) in [
         (VIEWER_KEY, "viewer", Role::Viewer, ""),
         (OPERATOR_KEY, "operator", Role::Operator, ""),
         (OTHER_KEY, "other", Role::Operator, "other"),
+        (CITIZEN_KEY, "citizen", Role::Citizen, ""),
     ] {
         ensure_key(&s.state, secret, name, role, &[tenant], None).await;
     }
+    let seer = ensure_key(&s.state, SEER_KEY, "seer", Role::Operator, &[""], None).await;
+    made(
+        s.admin
+            .put(s.url(&format!("/reports/v1/reporter-access/{seer}")))
+            .json(&json!({"agencies": ["*"]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     for user in ["matrix.user", "matrix.totp"] {
         let r = s
             .admin
@@ -271,6 +527,79 @@ async fn fixtures(s: &Server) {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    // Citizen reports: the demo's categories, one report with a contact.
+    s.reports
+        .put_categories(
+            &hub::Scope::system("matrix", ""),
+            reports::demo::categories(),
+        )
+        .await
+        .unwrap();
+    let (report, token) = file_report(&s, &s.admin).await;
+    // An alert: a rule, a gauge above it, an evaluation.
+    made(
+        s.admin
+            .post(s.url("/alerts/v1/rules"))
+            .json(&alert_rule("matrix"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    made(
+        s.admin
+            .post(s.url("/ngsi-ld/v1/entities"))
+            .json(&json!({"id": "urn:ngsi-ld:MatrixGauge:1", "type": "MatrixGauge", "waterLevel": 5.0}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    s.alerts.evaluate_all().await.unwrap();
+    let r = s
+        .admin
+        .get(s.url("/alerts/v1/alerts?rule=matrix"))
+        .send()
+        .await
+        .unwrap();
+    let alerts: Value = r.json().await.unwrap();
+    let alert = alerts["alerts"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an alert in {alerts}"))
+        .to_string();
+    // The plan's KPIs and task groups.
+    s.scorecard.seed("").await.unwrap();
+    // A dataset of the open data portal.
+    for (action, body) in [
+        (
+            "organization_create",
+            json!({"name": "matrix-org", "title": "Ma trận"}),
+        ),
+        (
+            "package_create",
+            json!({
+                "name": "matrix-data", "title": "Ma trận", "notes": "Thử nghiệm",
+                "owner_org": "matrix-org", "license_id": "cc-by-4.0",
+                "ngsi_ld_view": {"types": ["Matrix"], "attrs": ["temperature"]}
+            }),
+        ),
+    ] {
+        made(
+            s.admin
+                .post(s.url(&format!("/api/3/action/{action}")))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+    }
+    World {
+        s,
+        report,
+        token,
+        alert,
+    }
 }
 
 fn entity_id(who: Who) -> String {
@@ -282,14 +611,17 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", N.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Makes what one request of `who` on `path` acts on exist (as the admin); returns
-/// the values of the path's parameters and the query.
+/// Makes what one request of `who` on `path` (in the `case` of a shared route) acts
+/// on exist (as the admin); returns the values of the path's parameters and the
+/// query.
 async fn prepare(
-    s: &Server,
+    w: &World,
     method: &str,
     path: &str,
+    case: Option<&str>,
     who: Who,
 ) -> (BTreeMap<&'static str, String>, String) {
+    let s = &w.s;
     let admin = &s.admin;
     let id = entity_id(who);
     let mut params = BTreeMap::new();
@@ -408,12 +740,232 @@ async fn prepare(
             params.insert("*rest", "index.html".into());
         }
         "/ioc/api/export" => query = "format=csv".into(),
+        "/open311/v2/{file}" => {
+            params.insert("file", "requests.json".into());
+        }
+        "/open311/v2/services/{file}" => {
+            params.insert("file", format!("{CATEGORY}.json"));
+        }
+        "/open311/v2/requests/{file}" => {
+            params.insert("file", format!("{}.json", w.report));
+        }
+        "/open311/v2/tokens/{file}" => {
+            params.insert("file", format!("{}.json", w.token));
+        }
+        // No photo of that name: whoever asks, 404.
+        "/reports/v1/media/{file}" => {
+            params.insert("file", "0123456789abcdef0123456789abcdef.jpg".into());
+        }
+        // Acting on a report: a fresh one each time.
+        "/reports/v1/requests/{id}/actions" => {
+            params.insert("id", file_report(s, admin).await.0);
+        }
+        "/reports/v1/requests/{id}" | "/reports/v1/requests/{id}/reporter" => {
+            params.insert("id", w.report.clone());
+        }
+        // One support per address and report: a fresh report each time.
+        "/reports/v1/requests/{id}/support" => {
+            params.insert("id", file_report(s, admin).await.0);
+        }
+        // A right granted (and taken back) for an actor that does not exist.
+        "/reports/v1/reporter-access/{actor}" => {
+            params.insert("actor", "key:matrix-nobody".into());
+        }
+        "/reports/v1/nearby" => {
+            query = format!(
+                "lat={}&long={}&service_code={CATEGORY}",
+                DONG_HA.0, DONG_HA.1
+            );
+        }
+        "/reports/v1/holidays/{year}" => {
+            params.insert("year", "2031".into());
+        }
+        "/reports/v1/track/{token}"
+        | "/reports/v1/track/{token}/contact"
+        | "/reports/v1/track/{token}/rating" => {
+            params.insert("token", w.token.clone());
+        }
+        "/api/3/action/{action}" | "/api/action/{action}" => {
+            let action = case.unwrap_or(if method == "GET" {
+                "package_list"
+            } else {
+                "package_search"
+            });
+            params.insert("action", action.to_string());
+            if method == "GET" && case.is_some() {
+                query = format!("name={}", unique("matrix-get"));
+            }
+        }
+        "/dataset/{file}" => {
+            params.insert("file", "matrix-data.ttl".into());
+        }
+        "/dataset/{name}/{file}" => {
+            params.insert("name", "matrix-data".into());
+            params.insert("file", "data.csv".into());
+        }
+        "/alerts/v1/rules/{id}" if method == "GET" => {
+            params.insert("id", "matrix".into());
+        }
+        // Changing or deleting a rule: a fresh one each time.
+        "/alerts/v1/rules/{id}" => {
+            let rule = unique(&format!("matrix-{}", who.tag()));
+            made(
+                admin
+                    .post(s.url("/alerts/v1/rules"))
+                    .json(&alert_rule(&rule))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            params.insert("id", rule);
+        }
+        "/alerts/v1/alerts/{id}"
+        | "/alerts/v1/alerts/{id}/acknowledge"
+        | "/alerts/v1/alerts/{id}/assign"
+        | "/alerts/v1/alerts/{id}/resolve" => {
+            params.insert("id", w.alert.clone());
+        }
+        "/scorecard/v1/kpis/{slug}" | "/scorecard/v1/kpis/{slug}/submissions" => {
+            params.insert("slug", KPI.into());
+        }
+        // A decision is on a fresh value, entered by the operator (in the case `own`,
+        // by the caller when it may).
+        "/scorecard/v1/submissions/{id}/approve" | "/scorecard/v1/submissions/{id}/reject" => {
+            let key = match (case, who) {
+                (Some("own"), Who::Operator | Who::Admin | Who::Seer) => who.key(),
+                _ => None,
+            };
+            params.insert("id", submission(s, key.unwrap_or(OPERATOR_KEY)).await);
+        }
+        "/scorecard/v1/tasks/{number}" => {
+            params.insert("number", "3".into());
+        }
+        "/scorecard/v1/maturity/{ward}/{code}" => {
+            params.insert("ward", WARD.into());
+            params.insert("code", "B1.1".into());
+        }
         _ => {}
     }
     (params, query)
 }
 
+/// What a request carries.
+enum Payload {
+    Json(Value),
+    Form(Vec<(&'static str, String)>),
+    Text(&'static str, String),
+}
+
 /// A small valid body for a write.
+async fn payload(
+    w: &World,
+    method: &str,
+    path: &str,
+    case: Option<&str>,
+    who: Who,
+) -> Option<Payload> {
+    let s = &w.s;
+    Some(match (method, path) {
+        ("POST", "/iot/json/attrs/{name}") => Payload::Text("text/plain", "22.5".into()),
+        ("POST", "/open311/v2/{file}") => Payload::Form(vec![
+            ("service_code", CATEGORY.into()),
+            ("lat", DONG_HA.0.into()),
+            ("long", DONG_HA.1.into()),
+            ("description", "Đèn đường hỏng".into()),
+            ("email", format!("{}@example.vn", unique(who.tag()))),
+        ]),
+        ("POST", "/reports/v1/requests/{id}/actions") => {
+            Payload::Json(json!({"action": "accept", "note": "đã tiếp nhận"}))
+        }
+        ("POST", "/reports/v1/actions") => Payload::Json(json!({
+            "ids": [file_report(s, &s.admin).await.0],
+            "action": {"action": "accept"}
+        })),
+        ("PUT", "/reports/v1/reporter-access/{actor}") => {
+            Payload::Json(json!({"agencies": ["Sở Xây dựng"]}))
+        }
+        ("POST", "/reports/v1/categories") => {
+            let mine: Vec<_> = reports::demo::categories()
+                .into_iter()
+                .filter(|c| c.service_code == CATEGORY)
+                .collect();
+            Payload::Json(json!(mine))
+        }
+        ("PUT", "/reports/v1/holidays/{year}") => Payload::Json(json!([
+            {"date": "2031-01-01", "name": "Tết Dương lịch"}
+        ])),
+        // The report is not resolved yet: once let in, the rating is refused (422).
+        ("POST", "/reports/v1/track/{token}/rating") => Payload::Json(json!({"rating": 5})),
+        ("POST", "/api/3/action/{action}" | "/api/action/{action}") => Payload::Json(match case {
+            Some("package_create") => json!({
+                "name": unique("matrix-new"), "title": "Ma trận", "notes": "Thử nghiệm",
+                "owner_org": "matrix-org", "license_id": "cc-by-4.0",
+                "ngsi_ld_view": {"types": ["Matrix"], "attrs": ["temperature"]}
+            }),
+            Some("package_update" | "package_patch") => {
+                json!({"id": "matrix-data", "notes": "Đã sửa"})
+            }
+            // A dataset that does not exist: deleting it is 404 for an admin.
+            Some("package_delete") => json!({"id": "matrix-nothing"}),
+            Some("organization_create") => {
+                json!({"name": unique("matrix-org"), "title": "Ma trận"})
+            }
+            _ => json!({"q": "Ma trận"}),
+        }),
+        ("POST", "/alerts/v1/rules") => {
+            Payload::Json(alert_rule(&unique(&format!("matrix-{}", who.tag()))))
+        }
+        ("PUT", "/alerts/v1/rules/{id}") => {
+            let mut r = alert_rule("ignored");
+            r.as_object_mut().unwrap().remove("id");
+            r["severity"] = json!("critical");
+            Payload::Json(r)
+        }
+        ("POST", "/alerts/v1/alerts/{id}/acknowledge" | "/alerts/v1/alerts/{id}/resolve") => {
+            Payload::Json(json!({"comment": "đã xem"}))
+        }
+        ("POST", "/alerts/v1/alerts/{id}/assign") => {
+            Payload::Json(json!({"assignee": "doi-truc", "comment": "xử lý"}))
+        }
+        ("POST", "/alerts/v1/backtest") => Payload::Json(json!({
+            "rule": alert_rule("matrix-backtest"),
+            "from": "2025-01-01T00:00:00Z", "to": "2025-01-02T00:00:00Z"
+        })),
+        ("POST", "/scorecard/v1/kpis/{slug}/submissions") => Payload::Json(submission_body()),
+        ("POST", "/scorecard/v1/submissions/{id}/approve") => Payload::Json(json!({})),
+        ("POST", "/scorecard/v1/submissions/{id}/reject") => {
+            Payload::Json(json!({"reason": "thiếu minh chứng"}))
+        }
+        ("PATCH", "/scorecard/v1/tasks/{number}") => {
+            Payload::Json(json!({"status": "inProgress", "progress": 40}))
+        }
+        ("PUT", "/scorecard/v1/maturity/criteria") => Payload::Json(json!({
+            "draft": false, "source": "Phụ lục",
+            "criteria": [{"code": "B1.1", "group": "B1", "level": 1, "text": "Tiêu chí",
+                          "evidenceRequired": "Biên bản"}]
+        })),
+        ("PUT", "/scorecard/v1/maturity/{ward}/{code}") => Payload::Json(json!({
+            "result": "pass", "evidence": ["https://quangtri.gov.vn/bien-ban.pdf"]
+        })),
+        ("POST", "/scorecard/v1/egov/dossiers") => Payload::Text(
+            "text/csv",
+            "dossier_id,agency,received,due,finished,channel,fee,online_payment,digitised,supplements,supplement_days\n\
+             m1,SXD,2026-10-01,2026-10-10,2026-10-09,2,1,1,1,0,0\n"
+                .into(),
+        ),
+        ("POST", "/scorecard/v1/egov/portal-scores") => Payload::Json(json!({
+            "export": {"data": {"evaluation": [{"departmentCode": "44", "totalScore": 71.5,
+                "groupScores": {"CKMB": 17.0, "TDGQ": 15.5, "CLGQ": 9.0, "TTTT": 6.0,
+                                "MDSH": 12.0, "MDHL": 12.0}}]}},
+            "department": "44", "periodEnd": "2025-12-31",
+            "evidenceUrl": "https://dichvucong.gov.vn/p/home/dvc-danh-gia-chat-luong.html"
+        })),
+        _ => return body(method, path, who).map(Payload::Json),
+    })
+}
+
+/// A small valid body for a write of the hub, the identity API or the IoT agent.
 fn body(method: &str, path: &str, who: Who) -> Option<Value> {
     let id = entity_id(who);
     let fresh = || format!("urn:ngsi-ld:Matrix:{}", unique(who.tag()));
@@ -505,32 +1057,42 @@ fn class(status: u16) -> char {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_declared_route_lets_in_exactly_the_callers_the_table_says() {
-    let s = Server::start().await;
-    fixtures(&s).await;
+    let w = fixtures(Server::start().await).await;
+    let s = &w.s;
     let assets = asset_paths();
-    let mut rows: Vec<(String, String, &str)> = Vec::new();
+    let mut rows: Vec<(String, String, Option<&str>, &str)> = Vec::new();
     for (m, p, e) in TABLE {
         if *p == ASSETS {
-            rows.extend(assets.iter().map(|a| (m.to_string(), a.to_string(), *e)));
+            rows.extend(
+                assets
+                    .iter()
+                    .map(|a| (m.to_string(), a.to_string(), None, *e)),
+            );
         } else {
-            rows.push((m.to_string(), p.to_string(), *e));
+            rows.push((m.to_string(), p.to_string(), None, *e));
         }
+    }
+    for (m, p, c, e) in CASES {
+        rows.push((m.to_string(), p.to_string(), Some(*c), *e));
     }
     let mut wrong = Vec::new();
     let mut seen = BTreeMap::new();
-    for (method, path, expected) in &rows {
+    for (method, path, case, expected) in &rows {
         for (who, want) in WHO.iter().zip(expected.chars()) {
-            let (params, query) = prepare(&s, method, path, *who).await;
+            let (params, query) = prepare(&w, method, path, *case, *who).await;
             let mut url = s.url(&fill(path, &params));
             if !query.is_empty() {
                 url = format!("{url}?{query}");
             }
             let mut request =
                 client(who.key()).request(Method::from_bytes(method.as_bytes()).unwrap(), &url);
-            if path == "/iot/json/attrs/{name}" {
-                request = request.header("content-type", "text/plain").body("22.5");
-            } else if let Some(b) = body(method, path, *who) {
-                request = request.json(&b);
+            match payload(&w, method, path, *case, *who).await {
+                Some(Payload::Json(b)) => request = request.json(&b),
+                Some(Payload::Form(pairs)) => request = request.form(&pairs),
+                Some(Payload::Text(kind, text)) => {
+                    request = request.header("content-type", kind).body(text)
+                }
+                None => {}
             }
             let r = request.send().await.unwrap();
             let status = r.status().as_u16();
@@ -548,7 +1110,8 @@ async fn every_declared_route_lets_in_exactly_the_callers_the_table_says() {
             *seen.entry(status).or_insert(0) += 1;
             if got != want || (got == 'U' && !challenge) || (got == 'A' && status >= 500) {
                 wrong.push(format!(
-                    "{method} {path} as {}: expected {want}, got {status} {}",
+                    "{method} {path}{} as {}: expected {want}, got {status} {}",
+                    case.map(|c| format!(" ({c})")).unwrap_or_default(),
                     who.tag(),
                     text.chars().take(200).collect::<String>()
                 ));

@@ -25,9 +25,7 @@ mod common;
 
 use common::{Dothi, Receiver, free_port};
 
-fn server_url() -> String {
-    std::env::var("DOTHI_TEST_DATABASE_URL").unwrap_or_default()
-}
+use hub::test_support::{postgres_admin as admin, postgres_server as server_url};
 
 /// Whether a PostgreSQL server is configured (`DOTHI_TEST_DATABASE_URL`). Without one
 /// the test says on the terminal that it was skipped, past the harness's capture, and
@@ -83,21 +81,7 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // A runtime of its own: the test's may be shutting down.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                admin()
-                    .await
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-            })
-        })
-        .join();
+        hub::test_support::drop_database(&self.name);
     }
 }
 
@@ -105,20 +89,6 @@ fn server_config() -> tokio_postgres::Config {
     server_url()
         .parse()
         .expect("DOTHI_TEST_DATABASE_URL is a PostgreSQL URL")
-}
-
-async fn admin() -> tokio_postgres::Client {
-    let server = server_url();
-    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "these tests need a PostgreSQL server: cannot connect to {server} ({e}); \
-                 start PostgreSQL (scripts/test.sh does) or set DOTHI_TEST_DATABASE_URL"
-            )
-        });
-    tokio::spawn(connection);
-    client
 }
 
 /// What the tests ask of a node.

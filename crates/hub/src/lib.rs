@@ -18,6 +18,8 @@ pub mod retention;
 pub mod service;
 pub mod subscriptions;
 pub mod temporal;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -5,14 +5,15 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{FromRequest, RawQuery, Request, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hub::http::gate::Head;
-use hub::http::{ApiError, PathParam, Permission, RouteRule, rule};
-use ngsi::{Error, ErrorKind};
+use hub::http::{
+    ApiError, BoundedBody, PathParam, Permission, RouteRule, method_not_allowed, rule,
+};
+use ngsi::Error;
 use serde_json::{Value, json};
 
 use crate::agent::{Agent, Message, Payload, Transport, summary};
@@ -72,31 +73,8 @@ pub fn component(agent: Arc<Agent>) -> hub::Component {
 
 type Answer = Result<Response, ApiError>;
 
-async fn method_not_allowed() -> ApiError {
-    ApiError(Error::new(
-        ErrorKind::MethodNotAllowed,
-        "this method is not supported on this resource",
-    ))
-}
-
 /// A request body, read within the size limit (413 beyond, as a ProblemDetails).
-struct BodyBytes(Bytes);
-
-impl<S: Send + Sync> FromRequest<S> for BodyBytes {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
-            .await
-            .map(BodyBytes)
-            .map_err(|_| {
-                ApiError(Error::new(
-                    ErrorKind::PayloadTooLarge,
-                    format!("the body is larger than {MAX_BODY_BYTES} bytes or unreadable"),
-                ))
-            })
-    }
-}
+type BodyBytes = BoundedBody<MAX_BODY_BYTES>;
 
 fn json_body(bytes: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes)
@@ -197,7 +175,7 @@ fn status(code: StatusCode) -> Response {
 async fn create_groups(
     State(agent): State<Arc<Agent>>,
     Head { headers, caller }: Head,
-    BodyBytes(body): BodyBytes,
+    BoundedBody(body): BodyBytes,
 ) -> Answer {
     let tenant = tenant(&headers, &caller)?;
     let body = json_body(&body)?;
@@ -226,7 +204,7 @@ async fn update_group(
     State(agent): State<Arc<Agent>>,
     Head { headers, caller }: Head,
     RawQuery(raw): RawQuery,
-    BodyBytes(body): BodyBytes,
+    BoundedBody(body): BodyBytes,
 ) -> Answer {
     let tenant = tenant(&headers, &caller)?;
     let apikey = group_key(&query(raw))?;
@@ -268,7 +246,7 @@ async fn delete_group(
 async fn create_devices(
     State(agent): State<Arc<Agent>>,
     Head { headers, caller }: Head,
-    BodyBytes(body): BodyBytes,
+    BoundedBody(body): BodyBytes,
 ) -> Answer {
     let tenant = tenant(&headers, &caller)?;
     let body = json_body(&body)?;
@@ -323,7 +301,7 @@ async fn update_device(
     State(agent): State<Arc<Agent>>,
     Head { headers, caller }: Head,
     PathParam(id): PathParam<String>,
-    BodyBytes(body): BodyBytes,
+    BoundedBody(body): BodyBytes,
 ) -> Answer {
     let tenant = tenant(&headers, &caller)?;
     let body = json_body(&body)?;
@@ -389,7 +367,7 @@ async fn ingest(agent: &Agent, raw: Option<String>, payload: Payload<'_>) -> Ans
 async fn measures(
     State(agent): State<Arc<Agent>>,
     RawQuery(raw): RawQuery,
-    BodyBytes(body): BodyBytes,
+    BoundedBody(body): BodyBytes,
 ) -> Answer {
     ingest(&agent, raw, Payload::Measures(&body)).await
 }
@@ -398,7 +376,7 @@ async fn single_measure(
     State(agent): State<Arc<Agent>>,
     PathParam(name): PathParam<String>,
     RawQuery(raw): RawQuery,
-    BodyBytes(body): BodyBytes,
+    BoundedBody(body): BodyBytes,
 ) -> Answer {
     ingest(
         &agent,

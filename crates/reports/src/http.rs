@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use hub::Scope;
+use hub::auth::Access;
 use hub::http::gate::CallerOf;
 use hub::http::{ApiError, PathParam, Permission, RouteRule, rule};
 use ngsi::{Context, Error};
@@ -178,7 +179,19 @@ async fn media(State(reports): State<Arc<Reports>>, PathParam(file): PathParam<S
     Ok(r)
 }
 
-async fn inbox(State(reports): State<Arc<Reports>>, RawQuery(q): RawQuery) -> Answer {
+/// Whether the caller is staff of the reports' tenant (its grants, beyond the role
+/// the route asks for: the service reads the reports itself, not in the caller's
+/// scope).
+fn staff(caller: &hub::auth::Caller, access: Access) -> Result<(), ApiError> {
+    caller.check(TENANT, access).map_err(ApiError)
+}
+
+async fn inbox(
+    State(reports): State<Arc<Reports>>,
+    CallerOf(caller): CallerOf,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    staff(&caller, Access::Read)?;
     let p = Params::parse(q.unwrap_or_default().as_bytes());
     let stages = match p.get("stage") {
         None => Vec::new(),
@@ -221,7 +234,12 @@ async fn inbox(State(reports): State<Arc<Reports>>, RawQuery(q): RawQuery) -> An
     Ok(axum::Json(list.iter().map(|r| staff_view(r, now)).collect::<Vec<_>>()).into_response())
 }
 
-async fn one(State(reports): State<Arc<Reports>>, PathParam(id): PathParam<String>) -> Answer {
+async fn one(
+    State(reports): State<Arc<Reports>>,
+    CallerOf(caller): CallerOf,
+    PathParam(id): PathParam<String>,
+) -> Answer {
+    staff(&caller, Access::Read)?;
     let r = reports
         .get(&id)
         .await?
@@ -239,6 +257,7 @@ async fn act(
     PathParam(id): PathParam<String>,
     bytes: axum::body::Bytes,
 ) -> Answer {
+    staff(&caller, Access::Write)?;
     let action: Action = body(&bytes)?;
     let r = reports.act(&staff_scope(caller), &id, &action).await?;
     Ok(axum::Json(staff_view(&r, reports.now())).into_response())
@@ -255,6 +274,7 @@ async fn bulk(
     CallerOf(caller): CallerOf,
     bytes: axum::body::Bytes,
 ) -> Answer {
+    staff(&caller, Access::Write)?;
     let b: Bulk = body(&bytes)?;
     if b.ids.is_empty() || b.ids.len() > 200 {
         return Err(Error::bad_data("ids: 1–200 reports").into());
@@ -338,7 +358,12 @@ fn stats_query(p: &Params) -> Result<(By, Window, Window), Error> {
     Ok((by, date("from")?, date("to")?))
 }
 
-async fn staff_stats(State(reports): State<Arc<Reports>>, RawQuery(q): RawQuery) -> Answer {
+async fn staff_stats(
+    State(reports): State<Arc<Reports>>,
+    CallerOf(caller): CallerOf,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    staff(&caller, Access::Read)?;
     let p = Params::parse(q.unwrap_or_default().as_bytes());
     let (by, from, to) = stats_query(&p)?;
     let all = reports.all().await?;
@@ -376,7 +401,8 @@ async fn nearby(State(reports): State<Arc<Reports>>, RawQuery(q): RawQuery) -> A
     .into_response())
 }
 
-async fn holidays(State(reports): State<Arc<Reports>>) -> Answer {
+async fn holidays(State(reports): State<Arc<Reports>>, CallerOf(caller): CallerOf) -> Answer {
+    staff(&caller, Access::Read)?;
     let c = reports.calendar().await?;
     let years: serde_json::Map<String, Value> =
         c.years().map(|(y, d)| (y.to_string(), json!(d))).collect();

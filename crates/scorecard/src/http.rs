@@ -5,14 +5,13 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use hub::Scope;
 use hub::http::gate::Head;
-use hub::http::{ApiError, PathParam, Permission, RouteRule, rule};
+use hub::http::{ApiError, BoundedBody, PathParam, Permission, RouteRule, rule};
 use ngsi::{Context, Error};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -108,30 +107,13 @@ fn scope(head: &Head) -> Result<Scope, ApiError> {
     Ok(Scope::new(tenant, Context::core(), head.caller.clone()))
 }
 
-/// A JSON body, within the size limit, of the expected shape.
-struct Body(Bytes);
+/// A body within the size limit (413 beyond, as a ProblemDetails).
+type Body = BoundedBody<MAX_BODY_BYTES>;
 
-impl<S: Send + Sync> FromRequest<S> for Body {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
-            .await
-            .map(Body)
-            .map_err(|_| {
-                ApiError(Error::new(
-                    ngsi::ErrorKind::PayloadTooLarge,
-                    format!("the body is larger than {MAX_BODY_BYTES} bytes or unreadable"),
-                ))
-            })
-    }
-}
-
-impl Body {
-    fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        serde_json::from_slice(&self.0)
-            .map_err(|e| ApiError(Error::bad_data(format!("invalid body: {e}"))))
-    }
+/// The body as JSON of the expected shape.
+fn json<T: DeserializeOwned>(body: &Body) -> Result<T, ApiError> {
+    serde_json::from_slice(&body.0)
+        .map_err(|e| ApiError(Error::bad_data(format!("invalid body: {e}"))))
 }
 
 fn ok(v: Value) -> Response {
@@ -216,7 +198,7 @@ async fn submit(
     body: Body,
 ) -> Answer {
     let scope = scope(&head)?;
-    let sub: Submission = body.json()?;
+    let sub: Submission = json(&body)?;
     let created = s.submit(&scope, &slug, sub).await?;
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
 }
@@ -243,7 +225,7 @@ async fn decide(s: &Scorecard, head: &Head, id: &str, body: &Body, approve: bool
     let d: Decision = if body.0.is_empty() {
         Decision::default()
     } else {
-        body.json()?
+        json(body)?
     };
     if d.reason.as_ref().is_some_and(|r| r.len() > 2_000) {
         return Err(ApiError(Error::bad_data("reason is at most 2000 bytes")));
@@ -307,7 +289,7 @@ async fn update_task(
             "the plan has task groups 1 to 8",
         )));
     }
-    let update: TaskUpdate = body.json()?;
+    let update: TaskUpdate = json(&body)?;
     Ok(ok(s.update_task_group(&scope, number, update).await?))
 }
 
@@ -319,7 +301,7 @@ async fn maturity_report(State(s): State<Arc<Scorecard>>, head: Head) -> Answer 
 async fn replace_criteria(State(s): State<Arc<Scorecard>>, head: Head, body: Body) -> Answer {
     let scope = scope(&head)?;
     scope.check(hub::auth::Access::Write)?;
-    let list: maturity::Checklist = body.json()?;
+    let list: maturity::Checklist = json(&body)?;
     maturity::replace_checklist(s.hub(), &scope.tenant, list).await?;
     Ok(ok(maturity::report(s.hub(), &scope).await?))
 }
@@ -331,7 +313,7 @@ async fn assess(
     body: Body,
 ) -> Answer {
     let scope = scope(&head)?;
-    let a: maturity::Assessment = body.json()?;
+    let a: maturity::Assessment = json(&body)?;
     if a.assessor.is_some() || a.assessed_at.is_some() {
         return Err(ApiError(Error::bad_data(
             "assessor and assessedAt are set by the service",
@@ -391,7 +373,7 @@ struct PortalScores {
 /// `egov-766` KPI, with its group scores; an admin approves it as any other.
 async fn portal_scores(State(s): State<Arc<Scorecard>>, head: Head, body: Body) -> Answer {
     let scope = scope(&head)?;
-    let p: PortalScores = body.json()?;
+    let p: PortalScores = json(&body)?;
     let (value, groups) = egov::portal_scores(&p.export, &p.department)?;
     let sub = Submission {
         value,

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use hub::test_support::{TestHub, TestStore, ensure_key};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -20,78 +21,34 @@ const ADMIN_KEY: &str = "web-test-admin-key-0123456789abcdefghijklmnopq";
 struct App {
     base: String,
     client: Client,
-    _dir: tempfile::TempDir,
+    _hub: TestHub,
 }
 
-/// A hub with the data set loaded and the web routes beside it.
+/// A hub with the data set loaded and the web routes beside it, on SQLite.
 async fn start() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::open(&format!("sqlite://{}", dir.path().join("d.db").display()))
-        .await
-        .unwrap();
     let mut config = hub::HubConfig::default();
     config.http.openapi_extra.push(web::OPENAPI);
-    let state = hub::state(store, &config).unwrap();
-    state
-        .identity
-        .ensure_key(
-            OPERATOR_KEY,
-            hub::auth::identity::NewKey {
-                name: "test-operator".into(),
-                role: hub::auth::Role::Operator,
-                // The tenants the tests write in, and no other.
-                tenants: vec![
-                    String::new(),
-                    "so-xay-dung".into(),
-                    "so-nn".into(),
-                    "nobody-here".into(),
-                ],
-                types: None,
-                expires: None,
-            },
-            "system:test",
-        )
-        .await
-        .unwrap();
-    state
-        .identity
-        .ensure_key(
-            ADMIN_KEY,
-            hub::auth::identity::NewKey {
-                name: "test-admin".into(),
-                role: hub::auth::Role::Admin,
-                tenants: vec![hub::auth::ALL_TENANTS.into()],
-                types: None,
-                expires: None,
-            },
-            "system:test",
-        )
-        .await
-        .unwrap();
+    let mut hub = TestHub::new(TestStore::sqlite(), &config, ADMIN_KEY).await;
+    let state = hub.state.clone();
+    // The tenants the tests write in, and no other.
+    ensure_key(
+        &state,
+        OPERATOR_KEY,
+        "test-operator",
+        hub::auth::Role::Operator,
+        &["", "so-xay-dung", "so-nn", "nobody-here"],
+        None,
+    )
+    .await;
     city::load(&state.hub).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let routes = web::component(state.hub.clone(), web::WebConfig::default());
-    tokio::spawn(hub::serve_with(
-        listener,
-        state,
-        vec![routes],
-        std::future::pending::<()>(),
-    ));
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {OPERATOR_KEY}").parse().unwrap(),
-    );
-    let client = Client::builder()
-        .default_headers(headers)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    hub.serve(vec![web::component(
+        state.hub.clone(),
+        web::WebConfig::default(),
+    )]);
     App {
-        base,
-        client,
-        _dir: dir,
+        base: hub.base.clone(),
+        client: hub::test_support::client(Some(OPERATOR_KEY), Duration::from_secs(30)),
+        _hub: hub,
     }
 }
 

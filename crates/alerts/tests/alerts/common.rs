@@ -20,89 +20,25 @@ pub const OPERATOR_KEY: &str = "alerts-test-operator-key-0123456789abcdefghi";
 /// How long an effect may take to appear.
 pub const WAIT: Duration = Duration::from_secs(15);
 
-pub fn on_postgres() -> bool {
-    std::env::var("DOTHI_TEST_STORE").is_ok_and(|v| v == "postgres")
-}
-
-fn postgres_server() -> String {
-    std::env::var("DOTHI_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn database_name(db: &Path) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    db.hash(&mut h);
-    format!("dothi_test_alerts_{:016x}", h.finish())
-}
-
-async fn postgres_admin() -> tokio_postgres::Client {
-    let server = postgres_server();
-    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("DOTHI_TEST_STORE=postgres needs a server at {server}: {e}"));
-    tokio::spawn(connection);
-    client
-}
+pub use hub::test_support::on_postgres;
 
 /// The URL of the store at `db`: the SQLite file, or its PostgreSQL database.
 pub async fn store_url(db: &Path) -> String {
-    if !on_postgres() {
-        return format!("sqlite://{}", db.display());
-    }
-    postgres_url(db).await
+    hub::test_support::store_url_at("alerts", db).await
 }
 
 /// The PostgreSQL database of `db` (created when missing), whichever store the
 /// other tests use: several nodes share one only there.
 pub async fn postgres_url(db: &Path) -> String {
-    let name = database_name(db);
-    let admin = postgres_admin().await;
-    let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .expect("look up the test database")
-        .is_some();
-    if !exists {
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create the test database");
-    }
-    let server = postgres_server();
-    let base = server.split('?').next().unwrap_or_default();
-    let (prefix, _) = base.rsplit_once('/').expect("a database URL");
-    format!("{prefix}/{name}")
+    hub::test_support::postgres_url_at("alerts", db).await
 }
 
 fn drop_database(db: &Path) {
-    let name = database_name(db);
-    let _ = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        rt.block_on(async {
-            postgres_admin()
-                .await
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await
-        })
-    })
-    .join();
+    hub::test_support::drop_database(&hub::test_support::database_at("alerts", db));
 }
 
 pub fn client(key: &str) -> Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {key}").parse().expect("a header value"),
-    );
-    Client::builder()
-        .default_headers(headers)
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("reqwest client")
+    hub::test_support::client(Some(key), Duration::from_secs(20))
 }
 
 /// A file path no other test uses, in a directory that outlives the app.
@@ -174,25 +110,12 @@ impl App {
             (VIEWER_KEY, hub::auth::Role::Viewer),
             (OPERATOR_KEY, hub::auth::Role::Operator),
         ] {
-            state
-                .identity
-                .ensure_key(
-                    key,
-                    hub::auth::identity::NewKey {
-                        name: format!(
-                            "test-{}-{}",
-                            role.as_str(),
-                            KEYS.fetch_add(1, Ordering::Relaxed)
-                        ),
-                        role,
-                        tenants: vec!["*".into()],
-                        types: None,
-                        expires: None,
-                    },
-                    "system:test",
-                )
-                .await
-                .expect("the test key");
+            let name = format!(
+                "test-{}-{}",
+                role.as_str(),
+                KEYS.fetch_add(1, Ordering::Relaxed)
+            );
+            hub::test_support::ensure_key(&state, key, &name, role, &["*"], None).await;
         }
         let clock = Arc::new(ManualClock::new(at));
         let alerts = Arc::new(Alerts::with_clock(

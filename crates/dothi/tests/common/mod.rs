@@ -20,16 +20,7 @@ pub const ADMIN_KEY: &str = "dothi-test-admin-key-0123456789abcdefghijklmnop";
 
 /// A client sending the tests' admin key.
 pub fn client(timeout: Duration) -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {ADMIN_KEY}").parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .timeout(timeout)
-        .build()
-        .unwrap()
+    hub::test_support::client(Some(ADMIN_KEY), timeout)
 }
 
 /// A port that was free a moment ago.

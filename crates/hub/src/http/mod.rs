@@ -395,11 +395,33 @@ async fn not_found() -> ApiError {
     ApiError(Error::not_found("no such resource"))
 }
 
-async fn method_not_allowed() -> ApiError {
+/// The answer to a method a path is not served with: 405 as a ProblemDetails (a
+/// router's `method_not_allowed_fallback`, for the hub and the services beside it).
+pub async fn method_not_allowed() -> ApiError {
     ApiError(Error::new(
         ErrorKind::MethodNotAllowed,
         "this method is not supported on this resource",
     ))
+}
+
+/// A request body read whole, within `MAX` bytes: a larger or unreadable one is
+/// refused with 413 as a ProblemDetails (the services' extractor for raw bodies).
+pub struct BoundedBody<const MAX: usize>(pub axum::body::Bytes);
+
+impl<S: Send + Sync, const MAX: usize> axum::extract::FromRequest<S> for BoundedBody<MAX> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::to_bytes(req.into_body(), MAX)
+            .await
+            .map(BoundedBody)
+            .map_err(|_| {
+                ApiError(Error::new(
+                    ErrorKind::PayloadTooLarge,
+                    format!("the body is larger than {MAX} bytes or unreadable"),
+                ))
+            })
+    }
 }
 
 async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {

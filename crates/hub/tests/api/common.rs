@@ -16,64 +16,13 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Which store the hubs of the tests run on: `DOTHI_TEST_STORE` is `sqlite` (the
-/// default) or `postgres`.
-fn on_postgres() -> bool {
-    std::env::var("DOTHI_TEST_STORE").is_ok_and(|v| v == "postgres")
-}
-
-/// The PostgreSQL server of the tests (`DOTHI_TEST_DATABASE_URL`).
-fn postgres_server() -> String {
-    std::env::var("DOTHI_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// The database a test's store file stands for: one per path, so that a restart
-/// at the same path finds the same data.
-fn database_name(db: &Path) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    db.hash(&mut h);
-    format!("dothi_test_api_{:016x}", h.finish())
-}
-
-async fn postgres_admin() -> tokio_postgres::Client {
-    let server = postgres_server();
-    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "DOTHI_TEST_STORE=postgres needs a server: cannot connect to {server} ({e}); \
-                 start PostgreSQL or set DOTHI_TEST_DATABASE_URL"
-            )
-        });
-    tokio::spawn(connection);
-    client
-}
+use hub::test_support::on_postgres;
 
 /// The URL of the store at `db`: the SQLite file, or its PostgreSQL database
-/// (created when missing).
+/// (created when missing; one per path, so that a restart at the same path finds the
+/// same data). `DOTHI_TEST_STORE` is `sqlite` (the default) or `postgres`.
 async fn store_url(db: &Path) -> String {
-    if !on_postgres() {
-        return format!("sqlite://{}", db.display());
-    }
-    let name = database_name(db);
-    let admin = postgres_admin().await;
-    let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .expect("look up the test database")
-        .is_some();
-    if !exists {
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create the test database");
-    }
-    let server = postgres_server();
-    let base = server.split('?').next().unwrap_or_default();
-    let (prefix, _) = base.rsplit_once('/').expect("a database URL");
-    format!("{prefix}/{name}")
+    hub::test_support::store_url_at("api", db).await
 }
 
 /// Drops the PostgreSQL database of a store file that is gone for good (the
@@ -82,23 +31,8 @@ fn drop_database(db: &Path) {
     if !on_postgres() {
         return;
     }
-    let name = database_name(db);
-    let dropping = name.clone();
-    // A runtime of its own: the test's may be shutting down.
-    let dropped = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        rt.block_on(async {
-            postgres_admin()
-                .await
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {dropping} WITH (FORCE)"))
-                .await
-        })
-    })
-    .join();
-    if !matches!(dropped, Ok(Ok(()))) {
+    let name = hub::test_support::database_at("api", db);
+    if !hub::test_support::drop_database(&name) {
         eprintln!("test database {name} was not dropped");
     }
 }
@@ -294,37 +228,20 @@ pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdefghijklmnopqrstuvwxyz
 
 /// Makes `key` an admin key of the hub.
 pub async fn admit(state: &hub::AppState, key: &str) {
-    state
-        .identity
-        .ensure_key(
-            key,
-            hub::auth::identity::NewKey {
-                name: "test-admin".into(),
-                role: hub::auth::Role::Admin,
-                tenants: vec!["*".into()],
-                types: None,
-                expires: None,
-            },
-            "system:test",
-        )
-        .await
-        .expect("the test admin key");
+    hub::test_support::ensure_key(
+        state,
+        key,
+        "test-admin",
+        hub::auth::Role::Admin,
+        &["*"],
+        None,
+    )
+    .await;
 }
 
 /// A client that sends `key` as its bearer credential (none: anonymous).
 pub fn client_with_key(key: Option<&str>) -> Client {
-    let mut headers = HeaderMap::new();
-    if let Some(key) = key {
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            format!("Bearer {key}").parse().expect("a header value"),
-        );
-    }
-    Client::builder()
-        .default_headers(headers)
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("reqwest client")
+    hub::test_support::client(key, Duration::from_secs(20))
 }
 
 fn uuid_like() -> String {

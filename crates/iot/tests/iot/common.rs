@@ -55,18 +55,7 @@ impl App {
 
     /// A client sending the tests' key.
     pub fn client() -> Client {
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            format!("Bearer {}", Self::ADMIN_KEY)
-                .parse()
-                .expect("a header value"),
-        );
-        Client::builder()
-            .default_headers(headers)
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("reqwest client")
+        hub::test_support::client(Some(Self::ADMIN_KEY), Duration::from_secs(20))
     }
 
     /// A hub over a fresh SQLite file, its agent subscribed (clean session).
@@ -98,21 +87,15 @@ impl App {
             .await
             .expect("open the SQLite store");
         let state = hub::state(store, &hub::HubConfig::default()).expect("the hub's state");
-        state
-            .identity
-            .ensure_key(
-                Self::ADMIN_KEY,
-                hub::auth::identity::NewKey {
-                    name: "test-admin".into(),
-                    role: hub::auth::Role::Admin,
-                    tenants: vec!["*".into()],
-                    types: None,
-                    expires: None,
-                },
-                "system:test",
-            )
-            .await
-            .expect("the test key");
+        hub::test_support::ensure_key(
+            &state,
+            Self::ADMIN_KEY,
+            "test-admin",
+            hub::auth::Role::Admin,
+            &["*"],
+            None,
+        )
+        .await;
         let agent = Arc::new(Agent::for_hub(&state));
         let hub = state.hub.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -1,57 +1,18 @@
 //! The harness: a hub with the reports service over a fresh SQLite file, or with
 //! `DOTHI_TEST_STORE=postgres` a fresh PostgreSQL database (dropped with it), served on
-//! 127.0.0.1:0 behind the front door, with an admin key; a clock the test moves.
+//! 127.0.0.1:0 behind the front door, with an admin key (`hub::test_support`); a clock
+//! the test moves.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hub::auth::Role;
-use hub::auth::identity::NewKey;
+use hub::test_support::{TestHub, TestStore};
 use reports::places::Places;
 use reports::{Reports, ReportsConfig};
 
 pub const ADMIN_KEY: &str = "reports-test-admin-key-0123456789abcdefghij";
-
-fn on_postgres() -> bool {
-    std::env::var("DOTHI_TEST_STORE").is_ok_and(|v| v == "postgres")
-}
-
-fn postgres_server() -> String {
-    std::env::var("DOTHI_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-async fn postgres_admin() -> tokio_postgres::Client {
-    let server = postgres_server();
-    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("DOTHI_TEST_STORE=postgres: cannot connect to {server}: {e}"));
-    tokio::spawn(connection);
-    client
-}
-
-struct Database(String);
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let name = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            rt.block_on(async {
-                postgres_admin()
-                    .await
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-            })
-        })
-        .join();
-    }
-}
 
 /// The communes' boundaries, loaded once for every test of the binary.
 pub fn places() -> Arc<Places> {
@@ -85,15 +46,7 @@ pub struct App {
     pub admin: reqwest::Client,
     /// Sends nothing.
     pub anonymous: reqwest::Client,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    _dir: tempfile::TempDir,
-    _database: Option<Database>,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _hub: TestHub,
 }
 
 impl App {
@@ -103,65 +56,28 @@ impl App {
     }
 
     pub async fn start_with(config: ReportsConfig) -> App {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let (url, database) = if on_postgres() {
-            let name = format!(
-                "dothi_test_reports_{}_{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            );
-            let admin = postgres_admin().await;
-            for sql in [
-                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                format!("CREATE DATABASE {name}"),
-            ] {
-                admin
-                    .batch_execute(&sql)
-                    .await
-                    .expect("create the test database");
-            }
-            let server = postgres_server();
-            let base = server.split('?').next().unwrap_or_default();
-            let (prefix, _) = base.rsplit_once('/').expect("a database URL");
-            (format!("{prefix}/{name}"), Some(Database(name)))
-        } else {
-            (
-                format!("sqlite://{}", dir.path().join("dothi.db").display()),
-                None,
-            )
-        };
-        let store = store::open(&url)
-            .await
-            .unwrap_or_else(|e| panic!("open the store {url}: {e}"));
-        let state = hub::state(store, &hub::HubConfig::default()).expect("the hub's state");
-        key(&state, ADMIN_KEY, "test-admin", Role::Admin).await;
+        let mut hub = TestHub::new(
+            TestStore::fresh("reports").await,
+            &hub::HubConfig::default(),
+            ADMIN_KEY,
+        )
+        .await;
+        let state = hub.state.clone();
         let clock = TestClock(Arc::new(Mutex::new(Utc::now())));
         let c = clock.clone();
         let reports = Arc::new(
             Reports::new(state.hub.clone(), state.identity.clone(), places(), config)
                 .with_clock(Arc::new(move || c.now())),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let base = format!("http://{}", listener.local_addr().expect("an address"));
-        let task = tokio::spawn(hub::serve_with(
-            listener,
-            state.clone(),
-            vec![reports::component(reports.clone())],
-            std::future::pending::<()>(),
-        ));
+        hub.serve(vec![reports::component(reports.clone())]);
         App {
-            base,
+            base: hub.base.clone(),
             state,
             reports,
             clock,
             admin: client(Some(ADMIN_KEY)),
             anonymous: client(None),
-            task,
-            _dir: dir,
-            _database: database,
+            _hub: hub,
         }
     }
 
@@ -203,37 +119,11 @@ impl App {
 
 /// Makes `secret` a key with this role on every tenant; the key's actor name.
 pub async fn key(state: &hub::AppState, secret: &str, name: &str, role: Role) -> String {
-    let view = state
-        .identity
-        .ensure_key(
-            secret,
-            NewKey {
-                name: name.into(),
-                role,
-                tenants: vec!["*".into()],
-                types: None,
-                expires: None,
-            },
-            "system:test",
-        )
-        .await
-        .expect("a test key");
-    format!("key:{}", view.id)
+    hub::test_support::ensure_key(state, secret, name, role, &["*"], None).await
 }
 
 pub fn client(key: Option<&str>) -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(key) = key {
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            format!("Bearer {key}").parse().expect("a header value"),
-        );
-    }
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("a client")
+    hub::test_support::client(key, Duration::from_secs(30))
 }
 
 /// An answer: status, content type, body.
