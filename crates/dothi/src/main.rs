@@ -255,6 +255,8 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             config.listen
         );
     }
+    // The demo's past year of readings, written as history in the background.
+    let backfill = load_demo.then(|| simulate::spawn_backfill(state.hub.clone()));
     // The services' routes beside the hub's: the IoT agent, the web app, citizen
     // reports, the open data portal, alerts and the plan's scorecard.
     let components = vec![
@@ -269,6 +271,9 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     reports_sweep.abort();
     evaluator.abort();
     recompute.abort();
+    if let Some(backfill) = backfill {
+        backfill.abort();
+    }
     let _ = stop_simulator.send(true);
     if let Some(simulator) = simulator {
         let _ = simulator.await;

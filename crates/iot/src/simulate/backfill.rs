@@ -3,12 +3,15 @@
 //! in one store write ([`hub::Hub::add_past_history`]), never as live updates: the
 //! entities keep their current values, no subscription fires and no alert is raised.
 //!
+//! **Newest first.** The history is written from the window's end backwards, so that
+//! the last days, those an operator looks at first, are there within seconds.
+//!
 //! **Written once.** The window is decided at the first start and kept in a registry
-//! record ([`COLLECTION`], [`KEY`]) with how far the backfill has gone; a later start
-//! reads it: done, nothing is written; interrupted, the backfill goes on from there.
-//! Each chunk of days is one write, all of it or nothing, so the record may lag behind
-//! the data by at most one chunk: on resuming, a chunk already in the history is seen
-//! and skipped, never written twice.
+//! record ([`COLLECTION`], [`KEY`]) with how far back the backfill has gone; a later
+//! start reads it: done, nothing is written; interrupted, the backfill goes on from
+//! there. Each chunk of days is one write, all of it or nothing, so the record may lag
+//! behind the data by at most one chunk: on resuming, a chunk already in the history
+//! is seen and skipped, never written twice.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -39,25 +42,24 @@ const CHUNK: TimeDelta = TimeDelta::days(2);
 pub struct Window {
     /// The first reading's time.
     pub from: DateTime<Utc>,
-    /// The end, excluded: the time of the first start, on a whole quarter of an hour.
+    /// The end, excluded: the hour of the first start (the demo data set's values
+    /// are observed at that hour; the live readings come after).
     pub to: DateTime<Utc>,
-    /// Written up to here (excluded).
-    pub through: DateTime<Utc>,
+    /// Written from here (included) to `to`.
+    pub back_to: DateTime<Utc>,
     pub complete: bool,
 }
 
 impl Window {
-    /// The window of a first start at `now`: the past [`SPAN`] up to `now` on a whole
-    /// quarter of an hour.
+    /// The window of a first start at `now`: the past [`SPAN`] up to the hour.
     pub fn first(now: DateTime<Utc>) -> Window {
-        let step = STEP.num_seconds();
-        let to = DateTime::from_timestamp(now.timestamp().div_euclid(step) * step, 0)
+        let to = DateTime::from_timestamp(now.timestamp().div_euclid(3600) * 3600, 0)
             .unwrap_or(now);
         let from = to - SPAN;
         Window {
             from,
             to,
-            through: from,
+            back_to: to,
             complete: false,
         }
     }
@@ -66,7 +68,7 @@ impl Window {
         json!({
             "from": ngsi::entity::format_time(&self.from),
             "to": ngsi::entity::format_time(&self.to),
-            "through": ngsi::entity::format_time(&self.through),
+            "backTo": ngsi::entity::format_time(&self.back_to),
             "stepSeconds": STEP.num_seconds(),
             "complete": self.complete,
             "readings": report.readings,
@@ -81,10 +83,10 @@ impl Window {
         let w = Window {
             from: time("from")?,
             to: time("to")?,
-            through: time("through")?,
+            back_to: time("backTo")?,
             complete: v.get("complete")?.as_bool()?,
         };
-        let sane = w.from <= w.through && w.through <= w.to && w.to - w.from <= SPAN;
+        let sane = w.from <= w.back_to && w.back_to <= w.to && w.to - w.from <= SPAN;
         sane.then_some(w)
     }
 }
@@ -151,43 +153,40 @@ pub async fn run(
         }
     };
     if report.resumed {
-        // The chunk after the record may be in already (its write committed, the
+        // The chunk before the record's may be in already (its write committed, the
         // record's update did not).
-        while window.through < window.to
-            && chunk_written(hub, scope, devices, window.through, chunk_end(&window)).await?
+        while window.back_to > window.from
+            && chunk_written(hub, scope, devices, chunk_start(&window), window.back_to).await?
         {
-            window.through = chunk_end(&window);
+            window.back_to = chunk_start(&window);
         }
     }
     let templates: Vec<Templates> = devices.iter().map(Templates::of).collect();
     let total = (window.to - window.from).num_seconds().max(1) as f64;
     // The next chunk is made while the store writes this one.
-    let mut next = (window.through < window.to).then(|| {
+    let make = |from: DateTime<Utc>, to: DateTime<Utc>| {
         let (s, d, t) = (scenario.clone(), devices.to_vec(), templates.clone());
-        let (a, b) = (window.through, chunk_end(&window));
-        tokio::task::spawn_blocking(move || make_chunk(&s, &d, &t, a, b))
-    });
+        tokio::task::spawn_blocking(move || make_chunk(&s, &d, &t, from, to))
+    };
+    let mut next = (window.back_to > window.from)
+        .then(|| make(chunk_start(&window), window.back_to));
     while let Some(made) = next.take() {
         let chunk = made
             .await
             .map_err(|e| Error::new(ngsi::ErrorKind::InternalError, e.to_string()))?;
-        let end = chunk_end(&window);
-        if end < window.to {
-            let (s, d, t) = (scenario.clone(), devices.to_vec(), templates.clone());
-            let b = (end + CHUNK).min(window.to);
-            next = Some(tokio::task::spawn_blocking(move || {
-                make_chunk(&s, &d, &t, end, b)
-            }));
+        let start = chunk_start(&window);
+        if start > window.from {
+            next = Some(make((start - CHUNK).max(window.from), start));
         }
         let (readings, instances) = (chunk.readings, chunk.instances);
         for r in hub.add_past_history(scope, chunk.entries).await? {
             r?;
         }
-        window.through = end;
-        window.complete = end >= window.to;
+        window.back_to = start;
+        window.complete = start <= window.from;
         report.readings += readings;
         report.instances += instances;
-        report.done = (window.through - window.from).num_seconds() as f64 / total;
+        report.done = (window.to - window.back_to).num_seconds() as f64 / total;
         records
             .registry_put(
                 COLLECTION,
@@ -206,8 +205,9 @@ pub async fn run(
     Ok(report)
 }
 
-fn chunk_end(w: &Window) -> DateTime<Utc> {
-    (w.through + CHUNK).min(w.to)
+/// The start of the chunk that ends where the history written so far begins.
+fn chunk_start(w: &Window) -> DateTime<Utc> {
+    (w.back_to - CHUNK).max(w.from)
 }
 
 /// Whether any device's entity has history in `[from, to)`.
@@ -404,13 +404,13 @@ mod tests {
     fn the_window_is_the_past_year_on_quarter_hours() {
         let now = DateTime::from_timestamp(1_796_540_000, 0).unwrap_or_default();
         let w = Window::first(now);
-        assert_eq!(w.to.timestamp() % 900, 0);
-        assert!(w.to <= now && now - w.to < STEP);
+        assert_eq!(w.to.timestamp() % 3600, 0);
+        assert!(w.to <= now && now - w.to < TimeDelta::hours(1));
         assert_eq!(w.to - w.from, SPAN);
         let report = Report::default();
         assert_eq!(Window::from_record(&w.record(&report)), Some(w.clone()));
         let mut bad = w.record(&report);
-        bad["through"] = json!("1999-01-01T00:00:00Z");
+        bad["backTo"] = json!("1999-01-01T00:00:00Z");
         assert_eq!(Window::from_record(&bad), None);
     }
 }
