@@ -419,4 +419,65 @@ mod tests {
             .collect();
         assert_eq!(flooding, ["gauge-thach-han"]);
     }
+
+    #[test]
+    fn the_demo_year_knows_tet_2026_from_the_holiday_calendar() {
+        let year = demo_year();
+        let tet: Vec<String> = year.tet().map(|d| d.to_string()).collect();
+        assert!(tet.contains(&"2026-02-17".to_string()), "{tet:?}");
+        assert!(tet.iter().all(|d| d.contains("-02-")), "Tết falls in February: {tet:?}");
+        assert!(demo_simulator().scenario.year.is_some());
+    }
+
+    fn args(more: &[&str]) -> SimulateArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: SimulateArgs,
+        }
+        let mut argv = vec!["simulate", "--http", "http://127.0.0.1:1026"];
+        argv.extend_from_slice(more);
+        <Cli as clap::Parser>::try_parse_from(argv)
+            .map(|c| c.args)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn flood_2020_replays_the_flood_at_a_simulated_hour_a_minute() {
+        let (sim, _, ticks, _) = args(&["--scenario", "flood-2020"])
+            .validate()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sim.scenario.event, Some(Event::Flood2020));
+        assert_eq!(sim.scenario.start, flood2020::start());
+        // 10 s a tick at 60 times real time: 10 simulated minutes a tick.
+        assert_eq!(sim.scenario.step, TimeDelta::minutes(10));
+        assert_eq!(sim.scenario.flood, TimeDelta::zero());
+        // To the end of the flood, the peak on the way.
+        let ticks = ticks.unwrap_or(0);
+        assert_eq!(sim.scenario.time(ticks - 1), flood2020::end());
+        let gauge = sim
+            .devices
+            .iter()
+            .find(|d| d.device_id == "gauge-thach-han")
+            .cloned()
+            .unwrap_or_else(|| panic!("the Thạch Hãn gauge"));
+        let peak = (0..ticks)
+            .map(|t| sim.scenario.reading(&gauge, t))
+            .max_by(|a, b| a["l"].as_f64().partial_cmp(&b["l"].as_f64()).unwrap_or(std::cmp::Ordering::Equal))
+            .unwrap_or_default();
+        assert!((peak["l"].as_f64().unwrap_or(0.0) - 7.4).abs() < 0.1, "{peak:?}");
+        assert_eq!(peak["a"], 3);
+        // A start outside the flood is refused; a faster replay is allowed.
+        assert!(args(&["--scenario", "flood-2020", "--start", "2020-11-01T00:00:00Z"])
+            .validate()
+            .is_err());
+        let (fast, _, _, _) = args(&["--scenario", "flood-2020", "--speed", "360"])
+            .validate()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(fast.scenario.step, TimeDelta::hours(1));
+        // The demo scenario is as it was: real time, the hourly flood.
+        let (demo, _, none, _) = args(&[]).validate().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((demo.scenario.event, none), (None, None));
+        assert_eq!(demo.scenario.step, TimeDelta::seconds(10));
+    }
 }
