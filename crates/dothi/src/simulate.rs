@@ -317,7 +317,9 @@ fn human(seconds: f64) -> String {
 
 /// A time in Vietnam (UTC+7), to the minute.
 fn local_time(at: DateTime<Utc>) -> String {
-    (at + TimeDelta::hours(7)).format("%Y-%m-%d %H:%M").to_string()
+    (at + TimeDelta::hours(7))
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 /// One summary line.
@@ -372,18 +374,19 @@ pub fn spawn_backfill(hub: Arc<hub::Hub>) -> tokio::task::JoinHandle<()> {
         };
         let devices = demo_devices();
         let mut next_tenth = 1.0;
-        let run = iot::simulate::backfill::run(&hub, &scope, &scenario, &devices, Utc::now(), |r| {
-            if r.done * 10.0 >= next_tenth {
-                next_tenth = (r.done * 10.0).floor() + 1.0;
-                tracing::info!(
-                    percent = (r.done * 100.0).round() as u64,
-                    readings = r.readings,
-                    elapsed_s = r.elapsed.as_secs(),
-                    resumed = r.resumed,
-                    "demo history: writing the past year, newest first"
-                );
-            }
-        });
+        let run =
+            iot::simulate::backfill::run(&hub, &scope, &scenario, &devices, Utc::now(), |r| {
+                if r.done * 10.0 >= next_tenth {
+                    next_tenth = (r.done * 10.0).floor() + 1.0;
+                    tracing::info!(
+                        percent = (r.done * 100.0).round() as u64,
+                        readings = r.readings,
+                        elapsed_s = r.elapsed.as_secs(),
+                        resumed = r.resumed,
+                        "demo history: writing the past year, newest first"
+                    );
+                }
+            });
         match run.await {
             Ok(r) if r.already_done => {
                 tracing::info!("demo history: the past year is already written")
@@ -425,7 +428,10 @@ mod tests {
         let year = demo_year();
         let tet: Vec<String> = year.tet().map(|d| d.to_string()).collect();
         assert!(tet.contains(&"2026-02-17".to_string()), "{tet:?}");
-        assert!(tet.iter().all(|d| d.contains("-02-")), "Tết falls in February: {tet:?}");
+        assert!(
+            tet.iter().all(|d| d.contains("-02-")),
+            "Tết falls in February: {tet:?}"
+        );
         assert!(demo_simulator().scenario.year.is_some());
     }
 
@@ -463,14 +469,29 @@ mod tests {
             .unwrap_or_else(|| panic!("the Thạch Hãn gauge"));
         let peak = (0..ticks)
             .map(|t| sim.scenario.reading(&gauge, t))
-            .max_by(|a, b| a["l"].as_f64().partial_cmp(&b["l"].as_f64()).unwrap_or(std::cmp::Ordering::Equal))
+            .max_by(|a, b| {
+                a["l"]
+                    .as_f64()
+                    .partial_cmp(&b["l"].as_f64())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
             .unwrap_or_default();
-        assert!((peak["l"].as_f64().unwrap_or(0.0) - 7.4).abs() < 0.1, "{peak:?}");
+        assert!(
+            (peak["l"].as_f64().unwrap_or(0.0) - 7.4).abs() < 0.1,
+            "{peak:?}"
+        );
         assert_eq!(peak["a"], 3);
         // A start outside the flood is refused; a faster replay is allowed.
-        assert!(args(&["--scenario", "flood-2020", "--start", "2020-11-01T00:00:00Z"])
+        assert!(
+            args(&[
+                "--scenario",
+                "flood-2020",
+                "--start",
+                "2020-11-01T00:00:00Z"
+            ])
             .validate()
-            .is_err());
+            .is_err()
+        );
         let (fast, _, _, _) = args(&["--scenario", "flood-2020", "--speed", "360"])
             .validate()
             .unwrap_or_else(|e| panic!("{e}"));

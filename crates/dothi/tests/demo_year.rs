@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use common::{ADMIN_KEY, client, free_port};
 use iot::simulate::Scenario;
-use iot::simulate::backfill::{STEP, SPAN, Window, planned_readings};
+use iot::simulate::backfill::{SPAN, STEP, Window, planned_readings};
 use serde_json::Value;
 
 const GAUGE: &str = "urn:ngsi-ld:WaterObserved:demo-thach-han";
@@ -58,7 +58,11 @@ impl Demo {
             if let Some(status) = demo.child.try_wait().unwrap() {
                 panic!("dothi demo exited before it was ready: {status}");
             }
-            if let Ok(r) = demo.client.get(format!("{}/health", demo.base)).send().await
+            if let Ok(r) = demo
+                .client
+                .get(format!("{}/health", demo.base))
+                .send()
+                .await
                 && r.status() == 200
             {
                 break;
@@ -84,7 +88,9 @@ impl Demo {
         let at = e["waterLevel"]["observedAt"].as_str().unwrap();
         (
             e["waterLevel"]["value"].as_f64().unwrap(),
-            DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&Utc),
+            DateTime::parse_from_rfc3339(at)
+                .unwrap()
+                .with_timezone(&Utc),
         )
     }
 
@@ -94,7 +100,10 @@ impl Demo {
         let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let r = self
             .client
-            .get(format!("{}/ngsi-ld/v1/temporal/entities/{GAUGE}", self.base))
+            .get(format!(
+                "{}/ngsi-ld/v1/temporal/entities/{GAUGE}",
+                self.base
+            ))
             .query(&[
                 ("attrs", "waterLevel"),
                 ("timerel", "between"),
@@ -174,7 +183,10 @@ async fn a_fresh_demo_has_a_month_of_gauge_history_and_a_restart_adds_none() {
     let planned = planned_readings(&scenario, &gauge, &window, month, to);
     // A reading every 15 minutes, less the gauge's planned silences.
     let every = (TimeDelta::days(30).num_seconds() / STEP.num_seconds()) as u64;
-    assert!(planned <= every && planned + 96 > every, "{planned} of {every}");
+    assert!(
+        planned <= every && planned + 96 > every,
+        "{planned} of {every}"
+    );
 
     let got = wait_for(&demo, month, to, planned).await;
     println!(
@@ -185,7 +197,11 @@ async fn a_fresh_demo_has_a_month_of_gauge_history_and_a_restart_adds_none() {
     // Nothing from the backfill is newer than the data set's value: the gauge's
     // current value is still the one loaded.
     assert_eq!(demo.level().await, (level, to));
-    assert_eq!(demo.count(to, to + TimeDelta::days(1)).await, 1, "the loaded value");
+    assert_eq!(
+        demo.count(to, to + TimeDelta::days(1)).await,
+        1,
+        "the loaded value"
+    );
 
     // The month before, as far as it has gone.
     let before = demo.count(month - TimeDelta::days(30), month).await;
@@ -193,8 +209,13 @@ async fn a_fresh_demo_has_a_month_of_gauge_history_and_a_restart_adds_none() {
 
     let again = Demo::start(&db).await;
     // The backfill goes on (or is already done): the month before fills up...
-    let planned_before =
-        planned_readings(&scenario, &gauge, &window, month - TimeDelta::days(30), month);
+    let planned_before = planned_readings(
+        &scenario,
+        &gauge,
+        &window,
+        month - TimeDelta::days(30),
+        month,
+    );
     let filled = wait_for(&again, month - TimeDelta::days(30), month, planned_before).await;
     assert!(filled >= before);
     assert_eq!(filled, planned_before, "the month before, once");

@@ -319,7 +319,11 @@ impl Scenario {
                 let (season, washed) = match year {
                     Some(y) => (
                         y.pm25_season(at),
-                        if self.rain_at(at, device) > 3.0 { 0.6 } else { 1.0 },
+                        if self.rain_at(at, device) > 3.0 {
+                            0.6
+                        } else {
+                            1.0
+                        },
                     ),
                     None => (1.0, 1.0),
                 };
@@ -335,13 +339,15 @@ impl Scenario {
                     * (1.0 + 0.1 * noise.get(0));
                 put("pm25", json!(round(pm25, 1)));
                 put("pm10", json!(round(pm25 * (1.7 + 0.1 * noise.get(1)), 1)));
-                let no2 = no2 * base * from_traffic * (1.0 + 1.2 * rush) * (1.0 + 0.1 * noise.get(2));
+                let no2 =
+                    no2 * base * from_traffic * (1.0 + 1.2 * rush) * (1.0 + 0.1 * noise.get(2));
                 put("no2", json!(round(no2, 1)));
                 // Ozone follows the sun.
                 let o3 = 25.0 + 45.0 * sun(hour) + 4.0 * noise.get(3);
                 put("o3", json!(round(o3, 1)));
                 put("so2", json!(round(8.0 + 2.0 * noise.get(4), 1)));
-                let co = 450.0 * base * from_traffic * (1.0 + 0.8 * rush) * (1.0 + 0.1 * noise.get(5));
+                let co =
+                    450.0 * base * from_traffic * (1.0 + 0.8 * rush) * (1.0 + 0.1 * noise.get(5));
                 put("co", json!(round(co, 0)));
             }
             Profile::Weather {
@@ -353,8 +359,7 @@ impl Scenario {
                 let story_rain = self.rain_at(at, device);
                 let raining = self.raining(at) || story_rain > 3.0;
                 let season = year.map_or(0.0, |y| y.temperature_offset(at));
-                let t = mean_temperature + season + 3.5 * cycle
-                    - if raining { 2.0 } else { 0.0 }
+                let t = mean_temperature + season + 3.5 * cycle - if raining { 2.0 } else { 0.0 }
                     + 0.3 * noise.get(0);
                 put("t", json!(round(t, 1)));
                 let humid = year.map_or(0.86, |y| y.humidity(at));

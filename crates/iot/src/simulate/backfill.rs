@@ -53,8 +53,8 @@ pub struct Window {
 impl Window {
     /// The window of a first start at `now`: the past [`SPAN`] up to the hour.
     pub fn first(now: DateTime<Utc>) -> Window {
-        let to = DateTime::from_timestamp(now.timestamp().div_euclid(3600) * 3600, 0)
-            .unwrap_or(now);
+        let to =
+            DateTime::from_timestamp(now.timestamp().div_euclid(3600) * 3600, 0).unwrap_or(now);
         let from = to - SPAN;
         Window {
             from,
@@ -146,7 +146,12 @@ pub async fn run(
                 RegistryWrite::Create
             };
             records
-                .registry_put(COLLECTION, &tenant, vec![(KEY.into(), w.record(&report))], mode)
+                .registry_put(
+                    COLLECTION,
+                    &tenant,
+                    vec![(KEY.into(), w.record(&report))],
+                    mode,
+                )
                 .await
                 .map_err(crate::registry::store_error)?;
             w
@@ -168,8 +173,8 @@ pub async fn run(
         let (s, d, t) = (scenario.clone(), devices.to_vec(), templates.clone());
         tokio::task::spawn_blocking(move || make_chunk(&s, &d, &t, from, to))
     };
-    let mut next = (window.back_to > window.from)
-        .then(|| make(chunk_start(&window), window.back_to));
+    let mut next =
+        (window.back_to > window.from).then(|| make(chunk_start(&window), window.back_to));
     while let Some(made) = next.take() {
         let chunk = made
             .await
@@ -264,7 +269,8 @@ impl Templates {
             } else {
                 json!(0)
             };
-            if let Ok(made) = crate::measure::attribute(m.name, m.attr_type, &sample, m.unit, Some(t), t)
+            if let Ok(made) =
+                crate::measure::attribute(m.name, m.attr_type, &sample, m.unit, Some(t), t)
             {
                 out.insert(m.object_id.to_string(), made);
             }

@@ -142,19 +142,13 @@ fn monotone(points: &[(f64, f64)], x: f64) -> f64 {
                 0.0
             } else {
                 // The weighted harmonic mean keeps the curve monotone on each side.
-                let (h0, h1) = (
-                    points[i].0 - points[i - 1].0,
-                    points[i + 1].0 - points[i].0,
-                );
+                let (h0, h1) = (points[i].0 - points[i - 1].0, points[i + 1].0 - points[i].0);
                 let (w1, w2) = (2.0 * h1 + h0, h1 + 2.0 * h0);
                 (w1 + w2) / (w1 / a + w2 / b)
             }
         }
     };
-    let i = points
-        .windows(2)
-        .position(|w| x < w[1].0)
-        .unwrap_or(n - 2);
+    let i = points.windows(2).position(|w| x < w[1].0).unwrap_or(n - 2);
     let ((x0, y0), (x1, y1)) = (points[i], points[i + 1]);
     let h = x1 - x0;
     let t = (x - x0) / h;
@@ -201,7 +195,10 @@ mod tests {
         let (one, two, three) = (first_at(3.0), first_at(4.5), first_at(6.0));
         assert!(one <= two && two < three && three < peak());
         let rise = peak() - first_at(3.5);
-        assert!(rise >= TimeDelta::hours(48) && rise <= TimeDelta::hours(84), "{rise}");
+        assert!(
+            rise >= TimeDelta::hours(48) && rise <= TimeDelta::hours(84),
+            "{rise}"
+        );
         // Monotone up to the peak, then down.
         let mut t = start();
         let mut last = thach_han(t);
@@ -219,7 +216,11 @@ mod tests {
         assert!(thach_han(peak() + TimeDelta::hours(36)) < 6.0);
         assert!(thach_han(end()) < 3.0);
         // The severity follows the alarm levels.
-        assert!((severity(peak()) - 3.9333).abs() < 0.01, "{}", severity(peak()));
+        assert!(
+            (severity(peak()) - 3.9333).abs() < 0.01,
+            "{}",
+            severity(peak())
+        );
         assert!(rain(peak() - TimeDelta::hours(30)) > 20.0);
         assert_eq!(rain(end()), 0.0);
     }

@@ -334,7 +334,13 @@ pub fn level_at_severity(severity: f64, base: f64, alarms: &[Option<f64>; 3]) ->
         return base + severity;
     };
     let a2 = a2.unwrap_or((a1 + a3) / 2.0);
-    let points = [(0.0, base), (1.0, a1), (2.0, a2), (3.0, a3), (4.0, a3 + (a3 - a2))];
+    let points = [
+        (0.0, base),
+        (1.0, a1),
+        (2.0, a2),
+        (3.0, a3),
+        (4.0, a3 + (a3 - a2)),
+    ];
     let s = severity.clamp(0.0, 4.0);
     let mut level = base;
     for w in points.windows(2) {
@@ -409,7 +415,9 @@ mod tests {
 
     /// 00:00 local time on a date.
     fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, m, d, h, 0, 0).single().unwrap_or_default()
+        Utc.with_ymd_and_hms(y, m, d, h, 0, 0)
+            .single()
+            .unwrap_or_default()
             - TimeDelta::seconds(VIETNAM_OFFSET_SECS)
     }
 
@@ -436,7 +444,10 @@ mod tests {
         let hieu = [Some(2.0), None, Some(4.0)];
         assert_eq!(level_at_severity(2.0, 1.0, &hieu), 3.0);
         // Never under the river's level.
-        assert_eq!(level_at_severity(0.5, 1.25, &[Some(1.0), Some(2.0), Some(2.5)]), 1.25);
+        assert_eq!(
+            level_at_severity(0.5, 1.25, &[Some(1.0), Some(2.0), Some(2.5)]),
+            1.25
+        );
     }
 
     #[test]
@@ -474,7 +485,10 @@ mod tests {
         let july = y.river_level(at(2026, 7, 15, 12), 2.35, &THACH_HAN, 1.0);
         let december = y.river_level(at(2026, 12, 15, 12), 2.35, &THACH_HAN, 1.0);
         assert!(july < 0.7 * december, "{july} {december}");
-        assert!(y.temperature_offset(at(2026, 6, 20, 12)) > y.temperature_offset(at(2026, 1, 15, 12)) + 8.0);
+        assert!(
+            y.temperature_offset(at(2026, 6, 20, 12))
+                > y.temperature_offset(at(2026, 1, 15, 12)) + 8.0
+        );
         assert!(y.west_wind(at(2026, 6, 10, 12)));
         assert!(y.humidity(at(2026, 6, 10, 12)) < y.humidity(at(2026, 11, 10, 12)) - 0.2);
         // Rain before the great flood, none in the middle of a dry night.
