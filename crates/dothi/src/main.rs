@@ -56,6 +56,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging(config.log_format, "info");
             let demo = Demo {
                 simulate: !args.no_simulate,
+                history: !args.no_history,
             };
             runtime.block_on(serve(config, Some(demo)))
         }
@@ -91,6 +92,8 @@ const SCORECARD_EVERY: std::time::Duration = std::time::Duration::from_secs(300)
 struct Demo {
     /// Whether the simulator feeds the demo devices.
     simulate: bool,
+    /// Whether the past year of readings is written as history.
+    history: bool,
 }
 
 async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<ExitCode> {
@@ -256,7 +259,10 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
         );
     }
     // The demo's past year of readings, written as history in the background.
-    let backfill = load_demo.then(|| simulate::spawn_backfill(state.hub.clone()));
+    let backfill = demo
+        .as_ref()
+        .is_some_and(|d| d.history)
+        .then(|| simulate::spawn_backfill(state.hub.clone()));
     // The services' routes beside the hub's: the IoT agent, the web app, citizen
     // reports, the open data portal, alerts and the plan's scorecard.
     let components = vec![
