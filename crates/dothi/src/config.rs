@@ -61,6 +61,10 @@ pub struct DemoArgs {
     /// Do not run the simulator that feeds the demo devices.
     #[arg(long)]
     pub no_simulate: bool,
+    /// Do not write the past year of the demo sensors' readings as history (written
+    /// once per store, in the background, otherwise).
+    #[arg(long, env = "DOTHI_DEMO_NO_HISTORY")]
+    pub no_history: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

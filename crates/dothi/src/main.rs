@@ -55,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging(config.log_format, "info");
             let demo = Demo {
                 simulate: !args.no_simulate,
+                history: !args.no_history,
             };
             runtime.block_on(serve(config, Some(demo)))
         }
@@ -99,6 +100,8 @@ const SCORECARD_EVERY: std::time::Duration = std::time::Duration::from_secs(300)
 struct Demo {
     /// Whether the simulator feeds the demo devices.
     simulate: bool,
+    /// Whether the past year of readings is written as history.
+    history: bool,
 }
 
 async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<ExitCode> {
@@ -263,6 +266,11 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             config.listen
         );
     }
+    // The demo's past year of readings, written as history in the background.
+    let backfill = demo
+        .as_ref()
+        .is_some_and(|d| d.history)
+        .then(|| simulate::spawn_backfill(state.hub.clone()));
     // The services' routes beside the hub's: the IoT agent, the web app, citizen
     // reports, the open data portal, alerts and the plan's scorecard.
     let components = vec![
@@ -277,6 +285,9 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     reports_sweep.abort();
     evaluator.abort();
     recompute.abort();
+    if let Some(backfill) = backfill {
+        backfill.abort();
+    }
     let _ = stop_simulator.send(true);
     if let Some(simulator) = simulator {
         let _ = simulator.await;

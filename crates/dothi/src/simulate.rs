@@ -4,11 +4,16 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, TimeDelta, Utc};
 use city::demo::{Sensor, SensorKind};
-use clap::Args;
-use iot::simulate::{Profile, Provisioned, Scenario, SimDevice, Simulator, Sink, Stats};
+use clap::{Args, ValueEnum};
+use iot::simulate::year::Year;
+use iot::simulate::{
+    Event, Profile, Provisioned, Scenario, SimDevice, Simulator, Sink, Stats, flood2020,
+};
 
 /// The API key of the demo devices' service group.
 pub const DEMO_APIKEY: &str = "quangtri-demo";
@@ -17,6 +22,8 @@ pub const DEMO_TENANT: &str = "";
 
 /// The river whose gauge floods in the simulation.
 const FLOOD_RIVER: &str = "Thạch Hãn";
+/// The default speed of the flood-2020 replay: a simulated hour a minute.
+const FLOOD_2020_SPEED: f64 = 60.0;
 
 /// One device per demo sensor, feeding that very entity.
 pub fn demo_devices() -> Vec<SimDevice> {
@@ -61,8 +68,20 @@ pub async fn provision_demo(agent: &iot::Agent) -> anyhow::Result<Provisioned> {
         .map_err(|e| anyhow::anyhow!("provisioning the demo devices: {}", e.detail))
 }
 
+/// The demo's year: its seasons and events, with Vietnam's public holidays from the
+/// calendar the citizen reports ship (Tết among them).
+pub fn demo_year() -> Arc<Year> {
+    let calendar = reports::calendar::Calendar::shipped();
+    let days: Vec<(chrono::NaiveDate, &str)> = calendar
+        .years()
+        .flat_map(|(_, days)| days.iter().map(|d| (d.date, d.name.as_str())))
+        .collect();
+    Arc::new(Year::new(days))
+}
+
 /// The simulator `dothi demo` runs: a reading of every device every 10 seconds, in
-/// real time from now, a flood rising and falling over 30 minutes every hour.
+/// real time from now, with the seasons of the demo's year, and a flood rising and
+/// falling over 30 minutes every hour.
 pub fn demo_simulator() -> Simulator {
     Simulator {
         scenario: Scenario {
@@ -70,6 +89,8 @@ pub fn demo_simulator() -> Simulator {
             start: Utc::now(),
             step: TimeDelta::seconds(10),
             flood: TimeDelta::minutes(30),
+            year: Some(demo_year()),
+            event: None,
         },
         apikey: DEMO_APIKEY.into(),
         devices: demo_devices(),
@@ -77,8 +98,22 @@ pub fn demo_simulator() -> Simulator {
     }
 }
 
+/// What `dothi simulate` plays.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScenarioName {
+    /// The demo's readings from now on, a Thạch Hãn flood every `--flood-secs`.
+    Demo,
+    /// The historic flood of October 2020 on the Thạch Hãn (7.40 m on 18 October),
+    /// replayed from 15 to 23 October 2020 and stamped with the time of sending.
+    #[value(name = "flood-2020")]
+    Flood2020,
+}
+
 #[derive(Args, Clone)]
 pub struct SimulateArgs {
+    /// What to play.
+    #[arg(long, value_enum, default_value = "demo")]
+    pub scenario: ScenarioName,
     /// Broker to publish readings to (topics /json/{apikey}/{device_id}/attrs).
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     pub mqtt_url: String,
@@ -98,13 +133,15 @@ pub struct SimulateArgs {
     /// How long to run, in real seconds (without it: until stopped).
     #[arg(long)]
     pub duration_secs: Option<f64>,
-    /// How much faster than real time the simulated clock runs.
-    #[arg(long, default_value_t = 1.0)]
-    pub speed: f64,
+    /// How much faster than real time the simulated clock runs (default: 1, and 60 for
+    /// flood-2020: one simulated hour a minute, the whole flood in 3 h 12 min).
+    #[arg(long)]
+    pub speed: Option<f64>,
     /// Seed of the noise: the same seed and start give the same readings.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Simulated time of the first reading, RFC 3339 (default: now).
+    /// Simulated time of the first reading, RFC 3339 (default: now; for flood-2020,
+    /// 2020-10-15T00:00:00+07:00, and it must fall within the flood's days).
     #[arg(long)]
     pub start: Option<String>,
     /// Simulated seconds the Thạch Hãn flood takes to rise and fall back; it starts
@@ -124,10 +161,14 @@ enum Target {
 
 impl SimulateArgs {
     fn validate(self) -> anyhow::Result<(Simulator, Target, Option<u64>, Duration)> {
+        let replay = self.scenario == ScenarioName::Flood2020;
         if !(0.01..=86_400.0).contains(&self.interval_secs) {
             bail!("--interval-secs must be between 0.01 and 86400");
         }
-        if !(0.001..=1_000_000.0).contains(&self.speed) {
+        let speed = self
+            .speed
+            .unwrap_or(if replay { FLOOD_2020_SPEED } else { 1.0 });
+        if !(0.001..=1_000_000.0).contains(&speed) {
             bail!("--speed must be between 0.001 and 1000000");
         }
         if self.flood_secs == 0 || self.flood_secs > 366 * 86_400 {
@@ -136,16 +177,30 @@ impl SimulateArgs {
         if !iot::simulate::is_key(&self.apikey) {
             bail!("--apikey {:?} is not a valid API key", self.apikey);
         }
-        let ticks = match self.duration_secs {
-            Some(d) if !(d > 0.0 && d.is_finite()) => bail!("--duration-secs must be positive"),
-            Some(d) => Some((d / self.interval_secs).ceil().max(1.0) as u64),
-            None => None,
-        };
         let start = match &self.start {
             Some(s) => DateTime::parse_from_rfc3339(s)
                 .with_context(|| format!("--start {s:?} is not an RFC 3339 time"))?
                 .with_timezone(&Utc),
+            None if replay => flood2020::start(),
             None => Utc::now(),
+        };
+        if replay && !(flood2020::start()..flood2020::end()).contains(&start) {
+            bail!(
+                "--start must fall within the flood of 2020, from {} to {}",
+                flood2020::start(),
+                flood2020::end()
+            );
+        }
+        let step_ms = (self.interval_secs * speed * 1000.0).round().max(1.0) as i64;
+        let ticks = match self.duration_secs {
+            Some(d) if !(d > 0.0 && d.is_finite()) => bail!("--duration-secs must be positive"),
+            Some(d) => Some((d / self.interval_secs).ceil().max(1.0) as u64),
+            // A replay ends with its event.
+            None if replay => {
+                let left = (flood2020::end() - start).num_milliseconds() as f64;
+                Some((left / step_ms as f64).floor() as u64 + 1)
+            }
+            None => None,
         };
         let target = match self.http {
             Some(url) => {
@@ -162,13 +217,15 @@ impl SimulateArgs {
                     .map_err(|e| anyhow::anyhow!("--mqtt-url: {e}"))?,
             ),
         };
-        let step_ms = (self.interval_secs * self.speed * 1000.0).round().max(1.0) as i64;
         let simulator = Simulator {
             scenario: Scenario {
                 seed: self.seed,
                 start,
                 step: TimeDelta::milliseconds(step_ms),
-                flood: TimeDelta::seconds(self.flood_secs as i64),
+                // The replay has its own flood.
+                flood: TimeDelta::seconds(if replay { 0 } else { self.flood_secs as i64 }),
+                year: Some(demo_year()),
+                event: replay.then_some(Event::Flood2020),
             },
             apikey: self.apikey,
             devices: demo_devices(),
@@ -207,12 +264,28 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<std::process::ExitCode> {
         let _ = tokio::signal::ctrl_c().await;
         let _ = stop.send(true);
     });
+    if simulator.scenario.event == Some(Event::Flood2020) {
+        println!(
+            "simulate: the flood of October 2020 from {} (local time), {} simulated per real second; readings stamped with the time they are sent",
+            local_time(simulator.scenario.start),
+            human(simulator.scenario.step.num_seconds() as f64 / simulator.interval.as_secs_f64())
+        );
+    }
     let mut last = Instant::now();
+    let scenario = simulator.scenario.clone();
     let stats = simulator
         .run(&sink, ticks, stopped, |s| {
             if last.elapsed() >= every {
                 last = Instant::now();
                 println!("{}", summary(s));
+                if scenario.event == Some(Event::Flood2020) {
+                    let at = scenario.time(s.ticks.saturating_sub(1));
+                    println!(
+                        "simulate: {} (local), Thạch Hãn at {:.2} m",
+                        local_time(at),
+                        flood2020::thach_han(at)
+                    );
+                }
             }
         })
         .await;
@@ -229,6 +302,24 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<std::process::ExitCode> {
     } else {
         std::process::ExitCode::FAILURE
     })
+}
+
+/// How fast the replay goes, for people: "1 h", "10 min".
+fn human(seconds: f64) -> String {
+    if seconds >= 3600.0 {
+        format!("{:.1} h", seconds / 3600.0)
+    } else if seconds >= 60.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        format!("{seconds:.0} s")
+    }
+}
+
+/// A time in Vietnam (UTC+7), to the minute.
+fn local_time(at: DateTime<Utc>) -> String {
+    (at + TimeDelta::hours(7))
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 /// One summary line.
@@ -269,6 +360,53 @@ pub fn spawn_demo(
     })
 }
 
+/// Writes the demo's past year of readings as history, in the background: once per
+/// store (a later start finds it written, or goes on from where an interrupted one
+/// stopped). Progress is logged at every tenth, and the total at the end.
+pub fn spawn_backfill(hub: Arc<hub::Hub>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let scope = hub::Scope::system("demo", DEMO_TENANT);
+        // The live simulator's model and seed: the history leads into the live readings.
+        let scenario = Scenario {
+            seed: 1,
+            year: Some(demo_year()),
+            ..Default::default()
+        };
+        let devices = demo_devices();
+        let mut next_tenth = 1.0;
+        let run =
+            iot::simulate::backfill::run(&hub, &scope, &scenario, &devices, Utc::now(), |r| {
+                if r.done * 10.0 >= next_tenth {
+                    next_tenth = (r.done * 10.0).floor() + 1.0;
+                    tracing::info!(
+                        percent = (r.done * 100.0).round() as u64,
+                        readings = r.readings,
+                        elapsed_s = r.elapsed.as_secs(),
+                        resumed = r.resumed,
+                        "demo history: writing the past year, newest first"
+                    );
+                }
+            });
+        match run.await {
+            Ok(r) if r.already_done => {
+                tracing::info!("demo history: the past year is already written")
+            }
+            Ok(r) => tracing::info!(
+                devices = devices.len(),
+                readings = r.readings,
+                instances = r.instances,
+                resumed = r.resumed,
+                backfill_s = (r.elapsed.as_secs_f64() * 10.0).round() / 10.0,
+                "demo history: the past year written (a reading of every device every 15 minutes)"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e.detail,
+                "demo history: stopped; the next start goes on from where it stopped"
+            ),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,5 +421,84 @@ mod tests {
             .map(|d| d.device_id.as_str())
             .collect();
         assert_eq!(flooding, ["gauge-thach-han"]);
+    }
+
+    #[test]
+    fn the_demo_year_knows_tet_2026_from_the_holiday_calendar() {
+        let year = demo_year();
+        let tet: Vec<String> = year.tet().map(|d| d.to_string()).collect();
+        assert!(tet.contains(&"2026-02-17".to_string()), "{tet:?}");
+        assert!(
+            tet.iter().all(|d| d.contains("-02-")),
+            "Tết falls in February: {tet:?}"
+        );
+        assert!(demo_simulator().scenario.year.is_some());
+    }
+
+    fn args(more: &[&str]) -> SimulateArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: SimulateArgs,
+        }
+        let mut argv = vec!["simulate", "--http", "http://127.0.0.1:1026"];
+        argv.extend_from_slice(more);
+        <Cli as clap::Parser>::try_parse_from(argv)
+            .map(|c| c.args)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn flood_2020_replays_the_flood_at_a_simulated_hour_a_minute() {
+        let (sim, _, ticks, _) = args(&["--scenario", "flood-2020"])
+            .validate()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sim.scenario.event, Some(Event::Flood2020));
+        assert_eq!(sim.scenario.start, flood2020::start());
+        // 10 s a tick at 60 times real time: 10 simulated minutes a tick.
+        assert_eq!(sim.scenario.step, TimeDelta::minutes(10));
+        assert_eq!(sim.scenario.flood, TimeDelta::zero());
+        // To the end of the flood, the peak on the way.
+        let ticks = ticks.unwrap_or(0);
+        assert_eq!(sim.scenario.time(ticks - 1), flood2020::end());
+        let gauge = sim
+            .devices
+            .iter()
+            .find(|d| d.device_id == "gauge-thach-han")
+            .cloned()
+            .unwrap_or_else(|| panic!("the Thạch Hãn gauge"));
+        let peak = (0..ticks)
+            .map(|t| sim.scenario.reading(&gauge, t))
+            .max_by(|a, b| {
+                a["l"]
+                    .as_f64()
+                    .partial_cmp(&b["l"].as_f64())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .unwrap_or_default();
+        assert!(
+            (peak["l"].as_f64().unwrap_or(0.0) - 7.4).abs() < 0.1,
+            "{peak:?}"
+        );
+        assert_eq!(peak["a"], 3);
+        // A start outside the flood is refused; a faster replay is allowed.
+        assert!(
+            args(&[
+                "--scenario",
+                "flood-2020",
+                "--start",
+                "2020-11-01T00:00:00Z"
+            ])
+            .validate()
+            .is_err()
+        );
+        let (fast, _, _, _) = args(&["--scenario", "flood-2020", "--speed", "360"])
+            .validate()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(fast.scenario.step, TimeDelta::hours(1));
+        // The demo scenario is as it was: real time, the hourly flood.
+        let (demo, _, none, _) = args(&[]).validate().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((demo.scenario.event, none), (None, None));
+        assert_eq!(demo.scenario.step, TimeDelta::seconds(10));
     }
 }

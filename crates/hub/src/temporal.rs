@@ -33,6 +33,8 @@ pub const MAX_PERIODS: usize = 10_000;
 const CONCURRENT_ANSWERS: usize = 4;
 /// Most instances one request may provide.
 pub const MAX_PROVIDED_INSTANCES: usize = 100_000;
+/// Most instances one [`Hub::add_past_history`] writes.
+pub const MAX_PAST_INSTANCES: usize = 2_000_000;
 
 /// What a temporal read asks for beside the entity: the parameters, the attributes
 /// (expanded; empty for all) and the page size per attribute.
@@ -451,6 +453,40 @@ impl Hub {
                 "the store answered no result",
             )),
         }
+    }
+
+    /// Past instances of existing entities, written in one store write (one
+    /// transaction on SQLite), each entity's current state left exactly as it is: a
+    /// bulk load of history (the demo's year of readings). Since no entity changes,
+    /// nothing is published on the change feed and no subscription fires. Returns one
+    /// result per entity, in order; an entity that does not exist is refused.
+    pub async fn add_past_history(
+        &self,
+        scope: &Scope,
+        entries: Vec<(String, Vec<(String, Attribute)>)>,
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        let total: usize = entries.iter().map(|(_, i)| i.len()).sum();
+        if total > MAX_PAST_INSTANCES {
+            return Err(Error::bad_data(format!(
+                "{total} instances: at most {MAX_PAST_INSTANCES} in one write"
+            )));
+        }
+        let ops = entries
+            .into_iter()
+            .map(|(id, instances)| {
+                let owned = id.clone();
+                WriteOp::new(id, move |current| match current {
+                    Some(e) => Ok((Change::Put(e), Applied::default())),
+                    None => Err(Error::not_found(format!("entity {owned} not found"))),
+                })
+                .with_history(instances)
+            })
+            .collect();
+        let results = self.commit(scope, ops).await?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.map(|_| ()).map_err(store_error))
+            .collect())
     }
 
     /// DELETE /temporal/entities/{id}/attrs/{attrId}: the attribute's history (of one

@@ -162,3 +162,81 @@ async fn a_subscriber_that_does_not_read_never_holds_writers_back() {
     let newest = idle.recv().await.unwrap();
     assert_eq!(newest.kind, ChangeKind::Created);
 }
+
+#[tokio::test]
+async fn past_history_is_written_without_changing_or_publishing_anything() {
+    let s = serve().await;
+    let id = "urn:ngsi-ld:WaterObserved:thach-han";
+    let mut body = gauge(id, 2.35);
+    body["waterLevel"]["observedAt"] = json!("2026-12-06T06:00:00Z");
+    assert_eq!(s.send("POST", "/entities", None, body).await, 201);
+    let mut rx = s.state.hub.subscribe_changes();
+    let get = |path: String| {
+        let client = s.client.clone();
+        async move {
+            client
+                .get(path)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let before = get(format!("{}/entities/{id}", s.base)).await;
+
+    // Three readings of the past, and one for an entity that does not exist.
+    let ctx = ngsi::Context::core();
+    let reader = ngsi::entity::Reader {
+        ctx: &ctx,
+        now: ngsi::entity::now(),
+    };
+    let mut past = Vec::new();
+    for (hour, level) in [(1, 2.1), (2, 2.2), (3, 2.3)] {
+        let mut attrs = serde_json::Map::new();
+        attrs.insert(
+            "waterLevel".into(),
+            json!({"type": "Property", "value": level, "unitCode": "MTR",
+                   "observedAt": format!("2026-12-05T0{hour}:00:00Z")}),
+        );
+        for (name, list) in reader.attributes(&attrs).unwrap() {
+            past.extend(list.into_iter().map(|a| (name.clone(), a)));
+        }
+    }
+    let scope = hub::Scope::system("test", "");
+    let results = s
+        .state
+        .hub
+        .add_past_history(
+            &scope,
+            vec![
+                (id.to_string(), past.clone()),
+                ("urn:ngsi-ld:WaterObserved:none".to_string(), past),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert_eq!(
+        results[1].as_ref().unwrap_err().kind,
+        ngsi::ErrorKind::ResourceNotFound
+    );
+
+    // The entity is as it was, and nobody heard of a change...
+    assert_eq!(get(format!("{}/entities/{id}", s.base)).await, before);
+    assert_eq!(rx.try_recv().unwrap_err(), TryRecvError::Empty);
+    // ...but its history has the three readings before the current value.
+    let history = get(format!(
+        "{}/temporal/entities/{id}?attrs=waterLevel&options=temporalValues",
+        s.base
+    ))
+    .await;
+    let values: Vec<f64> = history["waterLevel"]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v[0].as_f64().unwrap())
+        .collect();
+    assert_eq!(values, [2.1, 2.2, 2.3, 2.35], "{history}");
+}

@@ -7,6 +7,16 @@
 //! 17–19 h, Vietnam time), noise, and a flood on the gauges that flood, rising through
 //! alarm levels I, II and III and falling back. The same seed and start give the same
 //! values; nothing depends on the wall clock but the default start.
+//!
+//! With a [`year::Year`], readings also follow the seasons and the events of the
+//! demo's year (floods, dry season, Tết, silent devices), so that any past reading can
+//! be made on its own ([`Scenario::reading_at`]): [`backfill`] writes a year of them as
+//! history. [`flood2020`] is the historic flood of October 2020, replayed as an
+//! [`Event`].
+
+pub mod backfill;
+pub mod flood2020;
+pub mod year;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -206,8 +216,16 @@ pub async fn provision(
     Ok(done)
 }
 
+/// A historic event a scenario replays: its values replace the usual ones where it
+/// has some.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The flood of October 2020 on the Thạch Hãn ([`flood2020`]).
+    Flood2020,
+}
+
 /// How readings are made.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Scenario {
     pub seed: u64,
     /// The simulated time of the first reading.
@@ -215,8 +233,12 @@ pub struct Scenario {
     /// Simulated time between two readings of a device.
     pub step: TimeDelta,
     /// How long a flood takes to rise and fall back (simulated time); it starts at
-    /// `start` and again after as long a calm.
+    /// `start` and again after as long a calm. Zero: no such flood.
     pub flood: TimeDelta,
+    /// The year's seasons and events; None: every day alike.
+    pub year: Option<Arc<year::Year>>,
+    /// A historic event replayed; its simulated times are those of the event.
+    pub event: Option<Event>,
 }
 
 impl Scenario {
@@ -228,13 +250,27 @@ impl Scenario {
 
     /// Reading `tick` of a device: a JSON object of measures with its `TimeInstant`.
     pub fn reading(&self, device: &SimDevice, tick: u64) -> Map<String, Value> {
-        let at = self.time(tick);
+        self.reading_at(device, self.time(tick))
+    }
+
+    /// Whether the device sends nothing at `at` (the year's silences).
+    pub fn silent(&self, device: &SimDevice, at: DateTime<Utc>) -> bool {
+        self.year
+            .as_ref()
+            .is_some_and(|y| y.silent(&device.device_id, at))
+    }
+
+    /// The reading a device makes at `at`, past or future: a pure function of the
+    /// scenario, the device and the time.
+    pub fn reading_at(&self, device: &SimDevice, at: DateTime<Utc>) -> Map<String, Value> {
         // Vietnam has no daylight saving time: local time is UTC+7 all year.
         let local = at + TimeDelta::seconds(VIETNAM_OFFSET_SECS);
         let hour = local.hour() as f64 + local.minute() as f64 / 60.0;
         let noise = Noise {
-            key: mix(self.seed ^ fnv(&device.device_id)) ^ mix(tick),
+            key: mix(self.seed ^ fnv(&device.device_id)) ^ mix(at.timestamp_millis() as u64),
         };
+        let year = self.year.as_deref();
+        let replaying = self.event == Some(Event::Flood2020);
         let mut out = Map::new();
         let mut put = |k: &str, v: Value| {
             out.insert(k.to_string(), v);
@@ -246,7 +282,22 @@ impl Scenario {
                 floods,
             } => {
                 let daily = 0.04 * (std::f64::consts::TAU * hour / 12.0).sin();
-                let mut level = usual_level + daily + 0.02 * noise.get(0);
+                let share = year::river_share(&device.device_id, *floods);
+                let base = match year {
+                    Some(y) => y.river_level(at, *usual_level, alarm_levels, share),
+                    None => *usual_level,
+                };
+                let base = if replaying {
+                    let severity = flood2020::severity(at) * share;
+                    if *floods {
+                        flood2020::thach_han(at)
+                    } else {
+                        year::level_at_severity(severity, *usual_level, alarm_levels)
+                    }
+                } else {
+                    base
+                };
+                let mut level = base + daily + 0.02 * noise.get(0);
                 if *floods {
                     level += self.flood_rise(at, *usual_level, alarm_levels);
                 }
@@ -262,19 +313,41 @@ impl Scenario {
                 put("a", json!(reached));
             }
             Profile::AirQuality { pm25, no2 } => {
-                let rush = rush_hour(hour);
+                // Traffic makes NO₂ and CO, and part of the dust; rain washes it out.
+                let (traffic, rush_share) = year.map_or((1.0, 1.0), |y| y.traffic(at));
+                let rush = rush_hour(hour) * rush_share;
+                let (season, washed) = match year {
+                    Some(y) => (
+                        y.pm25_season(at),
+                        if self.rain_at(at, device) > 3.0 {
+                            0.6
+                        } else {
+                            1.0
+                        },
+                    ),
+                    None => (1.0, 1.0),
+                };
+                let from_traffic = 0.4 + 0.6 * traffic;
                 // Cleaner air at night, traffic in the rush hours.
                 let base = 0.85 + 0.15 * day(hour);
-                let pm25 = pm25 * base * (1.0 + 0.9 * rush) * (1.0 + 0.1 * noise.get(0));
+                let pm25 = pm25
+                    * base
+                    * season
+                    * washed
+                    * (0.6 + 0.4 * traffic)
+                    * (1.0 + 0.9 * rush)
+                    * (1.0 + 0.1 * noise.get(0));
                 put("pm25", json!(round(pm25, 1)));
                 put("pm10", json!(round(pm25 * (1.7 + 0.1 * noise.get(1)), 1)));
-                let no2 = no2 * base * (1.0 + 1.2 * rush) * (1.0 + 0.1 * noise.get(2));
+                let no2 =
+                    no2 * base * from_traffic * (1.0 + 1.2 * rush) * (1.0 + 0.1 * noise.get(2));
                 put("no2", json!(round(no2, 1)));
                 // Ozone follows the sun.
                 let o3 = 25.0 + 45.0 * sun(hour) + 4.0 * noise.get(3);
                 put("o3", json!(round(o3, 1)));
                 put("so2", json!(round(8.0 + 2.0 * noise.get(4), 1)));
-                let co = 450.0 * base * (1.0 + 0.8 * rush) * (1.0 + 0.1 * noise.get(5));
+                let co =
+                    450.0 * base * from_traffic * (1.0 + 0.8 * rush) * (1.0 + 0.1 * noise.get(5));
                 put("co", json!(round(co, 0)));
             }
             Profile::Weather {
@@ -283,16 +356,23 @@ impl Scenario {
             } => {
                 // Warmest at 14–15 h, coolest before dawn.
                 let cycle = (std::f64::consts::TAU * (hour - 9.0) / 24.0).sin();
-                let raining = self.raining(at);
-                let t = mean_temperature + 3.5 * cycle - if raining { 2.0 } else { 0.0 }
+                let story_rain = self.rain_at(at, device);
+                let raining = self.raining(at) || story_rain > 3.0;
+                let season = year.map_or(0.0, |y| y.temperature_offset(at));
+                let t = mean_temperature + season + 3.5 * cycle - if raining { 2.0 } else { 0.0 }
                     + 0.3 * noise.get(0);
                 put("t", json!(round(t, 1)));
+                let humid = year.map_or(0.86, |y| y.humidity(at));
                 let h =
-                    (0.86 - 0.1 * cycle + if raining { 0.08 } else { 0.0 } + 0.02 * noise.get(1))
+                    (humid - 0.1 * cycle + if raining { 0.08 } else { 0.0 } + 0.02 * noise.get(1))
                         .clamp(0.3, 1.0);
                 put("h", json!(round(h, 2)));
-                let rain = if raining {
+                let rain = if story_rain > 0.0 {
+                    story_rain * (1.0 + 0.3 * noise.get(2))
+                } else if self.raining(at) {
                     12.0 + 8.0 * noise.get(2)
+                } else if year.is_some() {
+                    0.0
                 } else {
                     (0.6 * noise.get(2)).max(0.0)
                 };
@@ -309,8 +389,9 @@ impl Scenario {
                 );
             }
             Profile::TrafficCounter { vehicles_per_hour } => {
-                let load = 0.15 + 0.85 * day(hour) + 0.6 * rush_hour(hour);
-                let n = (vehicles_per_hour * load * (1.0 + 0.08 * noise.get(0))).max(0.0);
+                let (traffic, rush_share) = year.map_or((1.0, 1.0), |y| y.traffic(at));
+                let load = 0.15 + 0.85 * day(hour) + 0.6 * rush_share * rush_hour(hour);
+                let n = (vehicles_per_hour * traffic * load * (1.0 + 0.08 * noise.get(0))).max(0.0);
                 let n = n.round();
                 let occupancy = (n / 1600.0 * (1.0 + 0.1 * noise.get(1))).clamp(0.0, 0.95);
                 let congested = occupancy > 0.55;
@@ -330,6 +411,16 @@ impl Scenario {
             json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         );
         out
+    }
+
+    /// The rain of the year or of the event at `at` (mm in the hour); 0 without them.
+    fn rain_at(&self, at: DateTime<Utc>, device: &SimDevice) -> f64 {
+        if self.event == Some(Event::Flood2020) {
+            return flood2020::rain(at);
+        }
+        self.year
+            .as_ref()
+            .map_or(0.0, |y| y.rain(at, fnv(&device.device_id)))
     }
 
     /// Whether it rains hard: the first half of a flood.
@@ -534,10 +625,22 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    /// Sends reading `tick` of every device; counts into `stats`.
+    /// Sends reading `tick` of every device but the silent ones; counts into `stats`.
+    /// A replayed event's readings are stamped with the time they are sent (its own
+    /// times are in the past).
     pub async fn tick(&self, sink: &Sink, tick: u64, stats: &mut Stats) {
+        let at = self.scenario.time(tick);
         for d in &self.devices {
-            let reading = self.scenario.reading(d, tick);
+            if self.scenario.silent(d, at) {
+                continue;
+            }
+            let mut reading = self.scenario.reading_at(d, at);
+            if self.scenario.event.is_some() {
+                reading.insert(
+                    crate::measure::TIME_INSTANT.into(),
+                    json!(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                );
+            }
             if sink.send(&self.apikey, &d.device_id, &reading).await {
                 stats.sent += 1;
             } else {
@@ -585,6 +688,7 @@ mod tests {
                 .unwrap_or_default(),
             step: TimeDelta::minutes(5),
             flood: TimeDelta::hours(12),
+            ..Default::default()
         }
     }
 

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod backfill;
 mod common;
 
 mod ingest_http;

@@ -125,6 +125,7 @@ async fn the_simulator_feeds_the_demo_sensors_over_mqtt_and_http() {
             start: Utc::now() - TimeDelta::minutes(15),
             step: TimeDelta::seconds(10),
             flood: TimeDelta::minutes(30),
+            ..Default::default()
         },
         apikey,
         devices,
