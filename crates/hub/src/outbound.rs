@@ -530,9 +530,12 @@ impl OutboundPolicy {
     /// timeouts, and may replace the redirect policy by `Policy::none()`; they must
     /// not set another resolver or a proxy. Literal IP hosts bypass resolvers, so
     /// each URL must still pass `check_url` before sending: `OutboundClient` does
-    /// that.
+    /// that. Header names go out in title case (`Link`, `Content-Type`): HTTP says
+    /// they are case-insensitive, but some receivers of notifications look them up
+    /// as written.
     pub fn client_builder(self: &Arc<Self>) -> reqwest::ClientBuilder {
         reqwest::Client::builder()
+            .http1_title_case_headers()
             .no_proxy()
             .dns_resolver(Arc::new(CheckingResolver(Arc::clone(self))))
             .redirect(self.redirect_policy())

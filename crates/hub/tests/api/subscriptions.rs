@@ -375,6 +375,42 @@ async fn changes_are_notified_in_order_with_format_and_attributes() {
     assert!(r.body["notification"]["lastSuccess"].is_string());
 }
 
+/// Header names reach a receiver as written in the standard (`Link`, not `link`):
+/// read off the wire, since HTTP libraries fold them.
+#[tokio::test]
+async fn notification_headers_are_sent_in_title_case() {
+    use tokio::io::AsyncReadExt as _;
+    let app = App::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    subscribe(
+        &app,
+        json!({
+            "type": "Subscription",
+            "entities": [{"type": "Gauge"}],
+            "notification": {"endpoint": {"uri": format!("http://127.0.0.1:{port}/n"),
+                "receiverInfo": [{"key": "X-Additional-Key", "value": "v"}]}}
+        }),
+    )
+    .await;
+    app.create(gauge("urn:ngsi-ld:Gauge:1", 4.0)).await;
+    let (mut socket, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("a notification within 10 s")
+        .unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the connection closed before the headers ended");
+        head.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    for name in ["\r\nContent-Type: ", "\r\nLink: ", "\r\nX-Additional-Key: "] {
+        assert!(head.contains(name), "{name:?} in {head}");
+    }
+}
+
 #[tokio::test]
 async fn json_ld_endpoints_get_the_context_in_the_body() {
     let app = App::start().await;
@@ -393,6 +429,8 @@ async fn json_ld_endpoints_get_the_context_in_the_body() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].headers["content-type"], "application/ld+json");
     assert!(got[0].body.get("@context").is_some(), "{}", got[0].body);
+    // Each entity is a JSON-LD document of its own.
+    assert_eq!(got[0].body["data"][0]["@context"], got[0].body["@context"]);
     // Normalized by default, every attribute.
     assert_eq!(got[0].body["data"][0]["river"]["value"], "Thạch Hãn");
 }

@@ -44,8 +44,10 @@ impl CompiledSubscription {
     /// shows changes or listens to attribute deletions. For a deleted attribute,
     /// `deletedAt` is when the entity changed.
     ///
-    /// With `accept` ld+json the @context goes in the body; otherwise it goes in the
-    /// `Link` header of [`Subscription::http_headers`].
+    /// With `accept` ld+json the @context goes in the body, at the top and in each
+    /// entity of `data` (each is then a JSON-LD document of its own, as receivers
+    /// that pass entities on expect); otherwise it goes in the `Link` header of
+    /// [`Subscription::http_headers`].
     pub fn notification(
         &self,
         changes: &[EntityChange<'_>],
@@ -54,10 +56,16 @@ impl CompiledSubscription {
         now: DateTime<Utc>,
     ) -> Value {
         let opts = self.render_options(ctx);
+        let in_body = self.subscription().context_in_body();
         let data: Vec<Value> = changes
             .iter()
             .filter_map(|c| self.render_change(c, &opts, now))
-            .map(Value::Object)
+            .map(|mut entity| {
+                if in_body {
+                    entity.insert("@context".into(), ctx.response_value());
+                }
+                Value::Object(entity)
+            })
             .collect();
         let mut out = Map::new();
         out.insert("id".into(), json!(notification_id));
@@ -65,7 +73,7 @@ impl CompiledSubscription {
         out.insert("subscriptionId".into(), json!(self.subscription().id));
         out.insert("notifiedAt".into(), json!(format_time(&now)));
         out.insert("data".into(), Value::Array(data));
-        if self.subscription().context_in_body() {
+        if in_body {
             out.insert("@context".into(), ctx.response_value());
         }
         Value::Object(out)
@@ -500,6 +508,7 @@ mod tests {
         assert_eq!(n["notifiedAt"], "2024-05-01T00:00:00Z");
         assert!(n.get("@context").is_none());
         let data = &n["data"][0];
+        assert!(data.get("@context").is_none(), "{data}");
         assert_eq!(data["id"], ID);
         assert_eq!(data["type"], "Gauge");
         assert_eq!(
@@ -788,6 +797,7 @@ mod tests {
         assert_eq!(n["data"][0]["type"], "Gauge");
         assert_eq!(n["data"][0]["level"]["value"], 1);
         assert_eq!(n["@context"], ctx.response_value());
+        assert_eq!(n["data"][0]["@context"], ctx.response_value());
         assert!(s.context_in_body());
         assert_eq!(s.link_header(), None);
         assert_eq!(s.notification_context(), ctx.source[0]);
