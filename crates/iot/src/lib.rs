@@ -17,7 +17,7 @@
 
 mod agent;
 mod http;
-mod measure;
+pub mod measure;
 mod model;
 mod mqtt;
 mod registry;

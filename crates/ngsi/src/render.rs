@@ -95,7 +95,9 @@ pub fn render_entity(e: &Entity, opts: &RenderOptions) -> Map<String, Value> {
             }
         }
     }
-    if opts.sys_attrs && opts.format != Format::KeyValues {
+    // The entity's own system times are members of the entity in every format,
+    // keyValues included (only attributes lose their sub-members there).
+    if opts.sys_attrs {
         out.insert("createdAt".into(), json!(format_time(&e.created_at)));
         out.insert("modifiedAt".into(), json!(format_time(&e.modified_at)));
     }
@@ -281,6 +283,13 @@ mod tests {
         let simplified = Value::Object(render_entity(&e, &opts));
         assert_eq!(simplified["n"], json!("River"));
         assert_eq!(simplified["r"], json!("urn:y:1"));
+        assert!(simplified.get("createdAt").is_none());
+        // With sysAttrs the entity's own times are there; its attributes stay values.
+        opts.sys_attrs = true;
+        let with_times = Value::Object(render_entity(&e, &opts));
+        assert!(with_times["createdAt"].is_string() && with_times["modifiedAt"].is_string());
+        assert_eq!(with_times["a"], json!(1));
+        opts.sys_attrs = false;
         // Concise output parses back to the same entity.
         opts.format = Format::Concise;
         opts.lang = None;
