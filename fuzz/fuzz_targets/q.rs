@@ -7,7 +7,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(expr) = ngsi::query::parse_q(text) {
             let printed = expr.to_string();
-            assert!(ngsi::query::parse_q(&printed).is_ok(), "{text:?} printed as {printed:?}");
+            assert!(
+                ngsi::query::parse_q(&printed).is_ok(),
+                "{text:?} printed as {printed:?}"
+            );
         }
     }
 });
