@@ -42,6 +42,7 @@ mod raw_postgres;
 mod reports;
 mod scorecard;
 pub mod server;
+pub mod soak;
 mod temporal;
 
 use std::ops::RangeBounds;
@@ -61,6 +62,7 @@ pub use notify::NotifyArgs;
 pub use open_data::OpendataArgs;
 pub use reports::ReportsArgs;
 pub use scorecard::ScorecardArgs;
+pub use soak::SoakArgs;
 pub use temporal::TemporalArgs;
 
 /// `dothi bench <name>`: which benchmark, and its sizes.
@@ -96,6 +98,9 @@ pub enum Which {
     Alerts(AlertsArgs),
     /// Recomputing every plan KPI on the demo data grown to --entities.
     Scorecard(ScorecardArgs),
+    /// A `dothi serve` process under updates, notifications, queries and the live
+    /// stream for a long time, its memory sampled all along.
+    Soak(SoakArgs),
 }
 
 /// The flags every benchmark takes.
@@ -491,6 +496,7 @@ enum Benchmark {
     Opendata(open_data::OpendataSizes),
     Alerts(alerts::AlertsSizes),
     Scorecard(scorecard::ScorecardSizes),
+    Soak(soak::SoakSizes),
 }
 
 impl Which {
@@ -506,6 +512,7 @@ impl Which {
             Which::Opendata(a) => &a.common,
             Which::Alerts(a) => &a.common,
             Which::Scorecard(a) => &a.common,
+            Which::Soak(a) => &a.common,
         }
     }
 
@@ -521,6 +528,7 @@ impl Which {
             Which::Opendata(_) => "opendata",
             Which::Alerts(_) => "alerts",
             Which::Scorecard(_) => "scorecard",
+            Which::Soak(_) => "soak",
         }
     }
 
@@ -535,6 +543,7 @@ impl Which {
             Which::Opendata(a) => Benchmark::Opendata(a.sizes()),
             Which::Alerts(a) => Benchmark::Alerts(a.sizes()),
             Which::Scorecard(a) => Benchmark::Scorecard(a.sizes()),
+            Which::Soak(a) => Benchmark::Soak(a.sizes()?),
         })
     }
 }
@@ -563,6 +572,7 @@ impl Benchmark {
             Benchmark::Opendata(sizes) => sizes.describe(),
             Benchmark::Alerts(sizes) => sizes.describe(),
             Benchmark::Scorecard(sizes) => sizes.describe(),
+            Benchmark::Soak(sizes) => sizes.describe(),
         }
     }
 }
@@ -582,7 +592,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("dothi bench {name}");
     let placement = match benchmark {
-        Benchmark::Nodes(_) => "nodes are `dothi serve` processes, the load generator this one",
+        Benchmark::Nodes(_) | Benchmark::Soak(_) => {
+            "the server is a `dothi serve` process, the load generator this one"
+        }
         _ => "server and load generator in this process",
     };
     println!(
@@ -618,6 +630,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Benchmark::Opendata(sizes) => open_data::run(sizes, dir.path()).await,
         Benchmark::Alerts(sizes) => alerts::run(sizes, dir.path()).await,
         Benchmark::Scorecard(sizes) => scorecard::run(sizes, dir.path()).await,
+        Benchmark::Soak(sizes) => soak::run(sizes, dir.path()).await,
     };
     let path = dir.path().to_path_buf();
     let cleanup = if common.keep {
@@ -698,6 +711,7 @@ mod tests {
             "opendata",
             "alerts",
             "scorecard",
+            "soak",
         ] {
             let which = parse(&[name]).unwrap();
             assert_eq!(which.name(), name);
@@ -813,6 +827,8 @@ mod tests {
             &["alerts", "--rate=-1"],
             &["alerts", "--days", "0"],
             &["scorecard", "--queries", "0"],
+            &["soak", "--rate", "0"],
+            &["soak", "--clients", "0"],
         ] {
             assert_eq!(error_kind(args), ValueValidation, "{args:?}");
         }
@@ -906,6 +922,21 @@ mod tests {
         };
         let s = a.sizes();
         assert_eq!((s.entities, s.runs), (10_000, 3));
+        let Which::Soak(a) = parse(&["soak"]).unwrap() else {
+            panic!()
+        };
+        let s = a.sizes().unwrap();
+        assert_eq!(
+            (s.minutes, s.rate, s.entities, s.clients, s.subscriptions),
+            (30.0, 2_000, 1_000, 16, 5)
+        );
+        assert_eq!((s.queries_per_second, s.sample_secs), (20, 30));
+        for minutes in ["--minutes=0", "--minutes=-1", "--minutes=1441"] {
+            let Which::Soak(a) = parse(&["soak", minutes]).unwrap() else {
+                panic!()
+            };
+            assert!(a.sizes().is_err(), "{minutes}");
+        }
     }
 
     fn runtime() -> tokio::runtime::Runtime {

@@ -338,6 +338,14 @@ impl Server {
         }
     }
 
+    /// The id of the server's process, when it runs in a process of its own.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.process {
+            Process::Child(child) => child.id(),
+            Process::InProcess { .. } => None,
+        }
+    }
+
     pub fn url(&self, path_and_query: &str) -> String {
         format!("http://{}{}", self.addr, path_and_query)
     }
