@@ -23,6 +23,8 @@ pub struct SoakSizes {
     pub subscriptions: usize,
     pub queries_per_second: usize,
     pub sample_secs: u64,
+    /// The `dothi` executable that runs the server.
+    pub server_exe: std::path::PathBuf,
 }
 
 /// `dothi bench soak`.
@@ -72,6 +74,7 @@ impl SoakArgs {
             subscriptions: self.subscriptions,
             queries_per_second: self.queries_per_second,
             sample_secs,
+            server_exe: std::env::current_exe().context("finding this executable")?,
         })
     }
 }
@@ -126,8 +129,7 @@ fn gauge(i: usize, level: f64) -> serde_json::Value {
 }
 
 pub async fn run(sizes: &SoakSizes, dir: &std::path::Path) -> anyhow::Result<Report> {
-    let exe = std::env::current_exe().context("finding this executable")?;
-    let server = Server::spawn(&exe, &dir.join("soak.db")).await?;
+    let server = Server::spawn(&sizes.server_exe, &dir.join("soak.db")).await?;
     server.wait_healthy(Duration::from_secs(60)).await?;
     let pid = server
         .pid()

@@ -151,3 +151,27 @@ fn tiny_ingest_benchmark_stores_every_measure() {
     assert_eq!(report.value("ingest_missing"), Some(0.0));
     report.print_summary("ingest");
 }
+
+/// `bench soak` for a few seconds at a low rate: the server's memory is sampled, the
+/// updates, queries, notifications and the live stream go through without an error.
+#[test]
+fn tiny_soak_benchmark_runs_without_errors() {
+    let sizes = bench::soak::SoakSizes {
+        minutes: 0.1,
+        rate: 50,
+        entities: 50,
+        clients: 2,
+        subscriptions: 1,
+        queries_per_second: 2,
+        sample_secs: 2,
+        server_exe: dothi(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let report = runtime()
+        .block_on(bench::soak::run(&sizes, dir.path()))
+        .unwrap();
+    assert_eq!(report.value("soak_errors"), Some(0.0));
+    let rate = report.value("soak_updates_per_s").unwrap();
+    assert!(rate > 10.0, "{rate} updates/s");
+    assert!(report.value("soak_rss_growth_pct").unwrap().is_finite());
+}
