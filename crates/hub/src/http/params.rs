@@ -363,6 +363,7 @@ impl QuerySpec {
             limit,
             offset,
             count,
+            after: None,
         })
     }
 }
