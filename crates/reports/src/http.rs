@@ -32,7 +32,7 @@ const MAX_JSON: usize = 1024 * 1024;
 /// the service, and answers carry no personal data either way.
 pub const ROUTE_RULES: &[RouteRule] = &[
     rule("GET", "/open311/v2/{file}", Permission::Public),
-    rule("POST", "/open311/v2/{file}", Permission::Public),
+    rule("POST", "/open311/v2/{file}", Permission::KeyInRequest),
     rule("GET", "/open311/v2/services/{file}", Permission::Public),
     rule("GET", "/open311/v2/requests/{file}", Permission::Public),
     rule("GET", "/open311/v2/tokens/{file}", Permission::Public),

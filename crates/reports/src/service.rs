@@ -261,6 +261,18 @@ impl Reports {
 
     // ---- intake
 
+    /// Counts a submission of a caller other than staff against its address (or its
+    /// key). The door does not count Open311 posts (their key may be in the form), so
+    /// this limit is what bounds anonymous submissions and updates.
+    fn limit_address(&self, caller: &Caller) -> Result<(), Error> {
+        let who = if caller.is_anonymous() {
+            caller.request.client.clone().unwrap_or_default()
+        } else {
+            caller.actor.clone()
+        };
+        self.limited("address", &who, self.config.per_address_per_hour)
+    }
+
     fn limited(&self, what: &str, who: &str, limit: u32) -> Result<(), Error> {
         if limit == 0 {
             return Ok(());
@@ -350,14 +362,8 @@ impl Reports {
         }
         let attributes = check_attributes(&category, &new.attributes)?;
         let contact = new.contact.check().map_err(Error::bad_data)?;
-        let staff = matches!(caller.role, Some(Role::Admin | Role::Operator));
-        if !staff {
-            let who = if caller.is_anonymous() {
-                caller.request.client.clone().unwrap_or_default()
-            } else {
-                caller.actor.clone()
-            };
-            self.limited("address", &who, self.config.per_address_per_hour)?;
+        if !is_staff(caller) {
+            self.limit_address(caller)?;
             if let Some(k) = contact.key() {
                 self.limited("contact", &k, self.config.per_contact_per_hour)?;
             }
@@ -678,6 +684,9 @@ impl Reports {
         let status = status.to_ascii_uppercase();
         if !matches!(status.as_str(), "OPEN" | "CLOSED") {
             return Err(Error::bad_data("status is OPEN or CLOSED"));
+        }
+        if !is_staff(caller) {
+            self.limit_address(caller)?;
         }
         if description.len() > MAX_DESCRIPTION {
             return Err(Error::bad_data("description too long"));
@@ -1301,4 +1310,9 @@ fn check_attributes(
         );
     }
     Ok(out)
+}
+
+/// Staff submit and update without limits: an agency's system may file for many.
+fn is_staff(caller: &Caller) -> bool {
+    matches!(caller.role, Some(Role::Admin | Role::Operator))
 }
