@@ -8,6 +8,10 @@
 //! a (rule, entity), so history, queries and subscriptions serve them as any entity.
 //! `eval` holds evaluation as pure functions; `service` runs it from the hub's change
 //! feed and a timer on the node holding the duties; `backtest` runs it over history.
+//! Notification policies, silences and inhibitions are data too (`policy`); groups
+//! and their timers are pure functions (`delivery`); `notify` routes open alerts into
+//! groups and keeps an outbox on the same node, and `channel` sends on webhooks,
+//! e-mail and MQTT.
 //!
 //! **Invariants:** the crate reads and writes through [`hub::Hub`] only (entities, and
 //! the registry through [`hub::Hub::records`]); it never opens the store. An incident
@@ -16,8 +20,12 @@
 
 mod alert;
 mod backtest;
+mod channel;
+mod delivery;
 mod eval;
 mod http;
+mod notify;
+mod policy;
 pub mod presets;
 mod rule;
 mod service;
@@ -25,8 +33,11 @@ mod stream;
 
 pub use alert::{ALERT_TYPE, Status, alert_id};
 pub use backtest::{BacktestRequest, run as backtest};
+pub use channel::{SmtpRelay, SmtpSecurity};
 pub use eval::{Incident, Observation, Phase};
-pub use http::{ROUTE_RULES, component, routes};
+pub use http::{ROUTE_RULES, alert_json, component, routes};
+pub use notify::{GROUPS, OUTBOX};
+pub use policy::{InhibitionSpec, PolicySpec, Record, SilenceSpec};
 pub use rule::{ConditionSpec, Op, Rule, RuleSpec, Severity, parse_duration};
 pub use service::{
     Alerts, Clock, HandAction, INCIDENTS, ManualClock, RULES, Settings, SystemClock,

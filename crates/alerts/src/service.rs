@@ -161,8 +161,13 @@ struct Engine {
 pub struct Alerts {
     hub: Arc<Hub>,
     clock: Arc<dyn Clock>,
-    settings: Settings,
+    pub(crate) settings: Settings,
     engine: Mutex<Engine>,
+    /// The notification half ([`crate::notify`]).
+    pub(crate) delivery: Mutex<crate::notify::Delivery>,
+    pub(crate) senders: crate::channel::Senders,
+    /// Moves whenever this node changes a policy, silence or inhibition.
+    pub(crate) config_version: AtomicU64,
     /// Moves whenever this node changes a rule.
     version: AtomicU64,
     wake: Notify,
@@ -170,7 +175,7 @@ pub struct Alerts {
     pub(crate) streams: Arc<tokio::sync::Semaphore>,
 }
 
-fn store_error(e: store::StoreError) -> Error {
+pub(crate) fn store_error(e: store::StoreError) -> Error {
     match e {
         store::StoreError::Rejected(e) => e,
         other => {
@@ -193,15 +198,25 @@ impl Alerts {
     }
 
     pub fn with_clock(hub: Arc<Hub>, clock: Arc<dyn Clock>, settings: Settings) -> Alerts {
+        let senders = crate::channel::Senders::new(hub.outbound());
         Alerts {
             hub,
             clock,
             settings,
             engine: Mutex::default(),
+            delivery: Mutex::default(),
+            senders,
+            config_version: AtomicU64::new(1),
             version: AtomicU64::new(1),
             wake: Notify::new(),
             streams: Arc::new(tokio::sync::Semaphore::new(crate::stream::MAX_STREAMS)),
         }
+    }
+
+    /// E-mail channels go through this SMTP relay (none: they are refused).
+    pub fn with_smtp(mut self, relay: crate::channel::SmtpRelay) -> Result<Alerts, String> {
+        self.senders = crate::channel::Senders::new(self.hub.outbound()).with_smtp(&relay)?;
+        Ok(self)
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -469,9 +484,13 @@ impl Alerts {
                 if duties.wait_for(|h| *h).await.is_err() && !*duties.borrow() {
                     return;
                 }
-                tracing::info!("alerts: this node evaluates the rules");
-                self.run_while_held(&mut duties).await;
+                tracing::info!("alerts: this node evaluates the rules and sends notifications");
+                tokio::select! {
+                    _ = self.run_while_held(&mut duties) => {}
+                    _ = self.deliver_forever() => {}
+                }
                 *self.engine.lock().await = Engine::default();
+                self.reset_delivery().await;
                 tracing::warn!("alerts: this node stopped evaluating the rules");
             }
         })
