@@ -236,6 +236,10 @@ impl Alerts {
     /// One round: routes the open alerts into groups, writes the messages they are
     /// due to the outbox, and sends what is due in it.
     pub async fn deliver(&self) -> Result<(), Error> {
+        // Only the node holding the duties sends, whoever calls.
+        if !*self.hub().duties().borrow() {
+            return Ok(());
+        }
         let mut d = self.delivery.lock().await;
         if !d.loaded {
             self.load_delivery(&mut d).await?;
