@@ -81,3 +81,65 @@ async fn two_nodes_on_postgres_fire_each_incident_once_and_one_takes_over() {
         .await;
     assert_eq!(list.len(), 2, "{list:?}");
 }
+
+#[tokio::test]
+async fn two_nodes_on_postgres_send_each_notification_once_and_one_takes_over() {
+    use crate::notify::Sink;
+    let place = Place::postgres();
+    let url = postgres_url(&place.db()).await;
+    let t0 = start_time();
+    let a = App::start_on(&url, t0).await;
+    let b = App::start_on(&url, t0).await;
+    let holder = one_evaluator(&[&a, &b]).await;
+    let (sender, other) = if holder == 0 { (a, b) } else { (b, a) };
+    let sink = Sink::start().await;
+    other
+        .create_rule(json!({
+            "id": "shared",
+            "scope": {"type": "WaterObserved"},
+            "condition": {"kind": "compare", "attribute": "waterLevel", "op": ">=", "other": "alarmLevel1"},
+            "severity": "high"
+        }))
+        .await;
+    other
+        .create(
+            "policies",
+            json!({"id": "default", "groupWait": "10s", "repeatInterval": "1h",
+                   "channels": [{"kind": "webhook", "url": sink.url("ops")}]}),
+        )
+        .await;
+    other
+        .upsert(gauge(&unique_id("WaterObserved"), 3.3, t0))
+        .await;
+    other
+        .until_alerts("shared", "fires", |l| l.len() == 1)
+        .await;
+    for node in [&sender, &other] {
+        node.deliver().await;
+        node.advance(Duration::from_secs(10));
+        node.deliver().await;
+    }
+    sink.until("ops", 1).await;
+    for node in [&sender, &other] {
+        node.deliver().await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.on("ops").len(), 1, "once, not once per node");
+    // The sender stops; the other takes over, and repeats on time from the stored
+    // state: not at once, as a node that forgot would.
+    sender.stop().await;
+    let start = Instant::now();
+    while !other.evaluates() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the survivor never took over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    other.advance(Duration::from_secs(30 * 60));
+    other.deliver().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.on("ops").len(), 1);
+    other.advance(Duration::from_secs(30 * 60));
+    sink.until("ops", 2).await;
+}

@@ -730,3 +730,130 @@ async fn mqtt_channel_publishes_to_the_broker() {
         "{m}"
     );
 }
+
+/// The Python of a virtual environment holding aiosmtpd, made once under target/.
+fn smtp_python() -> std::path::PathBuf {
+    static READY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = READY.lock().unwrap_or_else(|e| e.into_inner());
+    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target/")
+        .join("alerts-smtp-venv");
+    let python = venv.join("bin/python");
+    let has = |p: &std::path::Path| {
+        std::process::Command::new(p)
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has(&python) {
+        let made = std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 -m venv");
+        assert!(made.success(), "making {venv:?}");
+        let pip = std::process::Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "aiosmtpd>=1.4",
+            ])
+            .status()
+            .expect("pip install aiosmtpd");
+        assert!(pip.success(), "installing aiosmtpd");
+    }
+    python
+}
+
+/// A real SMTP server on loopback: its port, the file of the messages it got, and
+/// the process (stopped when dropped).
+async fn smtp_server(dir: &std::path::Path) -> (u16, std::path::PathBuf, tokio::process::Child) {
+    use tokio::io::AsyncBufReadExt;
+    let python = tokio::task::spawn_blocking(smtp_python)
+        .await
+        .expect("the venv");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let file = dir.join("mail.jsonl");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
+    let mut child = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(port.to_string())
+        .arg(&file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the SMTP server");
+    let out = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(out).lines();
+    let ready = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("the SMTP server starts in time")
+        .expect("its output");
+    assert_eq!(ready.as_deref(), Some("ready"));
+    (port, file, child)
+}
+
+#[tokio::test]
+async fn email_goes_through_a_real_smtp_server_in_both_languages() {
+    let place = Place::new();
+    let t0 = start_time();
+    let (port, file, _server) = smtp_server(place.dir.path()).await;
+    let relay = alerts::SmtpRelay {
+        host: "127.0.0.1".into(),
+        port,
+        from: "Trung tâm IOC <canh-bao@dothi.test>".into(),
+        credentials: None,
+        security: alerts::SmtpSecurity::None,
+    };
+    let app = App::start_with(&store_url(&place.db()).await, t0, Some(relay)).await;
+    app.create_rule(level_rule(2)).await;
+    app.create(
+        "policies",
+        json!({"id": "default", "groupWait": "5s",
+               "channels": [{"kind": "email", "to": ["truc-ban@dothi.test", "chi-huy@dothi.test"]}]}),
+    )
+    .await;
+    let g = unique_id("WaterObserved");
+    app.upsert(gauge(&g, 4.9, t0)).await;
+    app.until_alerts("level-2", "fires", |l| l.len() == 1).await;
+    app.deliver().await;
+    app.advance(Duration::from_secs(5));
+    let read = || {
+        std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect::<Vec<_>>()
+    };
+    let mails = until(
+        "an e-mail",
+        || async { Value::Array(read()) },
+        |v| v.as_array().is_some_and(|a| !a.is_empty()),
+    )
+    .await;
+    let mail = &mails[0];
+    assert_eq!(mail["from"], "canh-bao@dothi.test");
+    assert_eq!(
+        mail["to"],
+        json!(["truc-ban@dothi.test", "chi-huy@dothi.test"])
+    );
+    let subject = mail["subject"].as_str().unwrap_or_default();
+    assert!(
+        subject.contains("1 cảnh báo đang hoạt động") && subject.contains("1 alert(s) firing"),
+        "{subject}"
+    );
+    let text = mail["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("Trạm Thạch Hãn: mực nước 4.9 m, vượt báo động 2 (4.5 m)")
+            && text.contains("Thạch Hãn gauge: water level 4.9 m, above alarm level 2 (4.5 m)"),
+        "{text}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(read().len(), 1, "one e-mail");
+}
