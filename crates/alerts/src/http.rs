@@ -33,7 +33,11 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 const MAX_COMMENT: usize = 2_000;
 
 pub fn routes(alerts: Arc<Alerts>) -> Router {
-    Router::new()
+    let router = Router::new();
+    let router = record_routes::<PolicySpec>(router);
+    let router = record_routes::<SilenceSpec>(router);
+    let router = record_routes::<InhibitionSpec>(router);
+    router
         .route("/alerts/v1/rules", get(list_rules).post(create_rule))
         .route(
             "/alerts/v1/rules/{id}",
@@ -46,36 +50,6 @@ pub fn routes(alerts: Arc<Alerts>) -> Router {
         .route("/alerts/v1/alerts/{id}/resolve", post(act))
         .route("/alerts/v1/backtest", post(run_backtest))
         .route("/alerts/v1/stream", get(crate::stream::stream))
-        .route(
-            "/alerts/v1/policies",
-            get(list_records::<PolicySpec>).post(create_record::<PolicySpec>),
-        )
-        .route(
-            "/alerts/v1/policies/{id}",
-            get(get_record::<PolicySpec>)
-                .put(replace_record::<PolicySpec>)
-                .delete(delete_record::<PolicySpec>),
-        )
-        .route(
-            "/alerts/v1/silences",
-            get(list_records::<SilenceSpec>).post(create_record::<SilenceSpec>),
-        )
-        .route(
-            "/alerts/v1/silences/{id}",
-            get(get_record::<SilenceSpec>)
-                .put(replace_record::<SilenceSpec>)
-                .delete(delete_record::<SilenceSpec>),
-        )
-        .route(
-            "/alerts/v1/inhibitions",
-            get(list_records::<InhibitionSpec>).post(create_record::<InhibitionSpec>),
-        )
-        .route(
-            "/alerts/v1/inhibitions/{id}",
-            get(get_record::<InhibitionSpec>)
-                .put(replace_record::<InhibitionSpec>)
-                .delete(delete_record::<InhibitionSpec>),
-        )
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(alerts)
 }
@@ -389,6 +363,20 @@ async fn run_backtest(
 }
 
 // Policies, silences and inhibitions: the same five routes each.
+
+fn record_routes<T: Record + 'static>(router: Router<Arc<Alerts>>) -> Router<Arc<Alerts>> {
+    router
+        .route(
+            &format!("/alerts/v1/{}", T::PLURAL),
+            get(list_records::<T>).post(create_record::<T>),
+        )
+        .route(
+            &format!("/alerts/v1/{}/{{id}}", T::PLURAL),
+            get(get_record::<T>)
+                .put(replace_record::<T>)
+                .delete(delete_record::<T>),
+        )
+}
 
 fn record_json<T: Record>(record: &T) -> Value {
     serde_json::to_value(record).unwrap_or(Value::Null)

@@ -117,47 +117,16 @@ impl Alerts {
                 "e-mail channels need an SMTP relay, and this server has none configured",
             ));
         }
-        let records = self.hub().records();
-        if mode == RegistryWrite::Create {
-            let count = records
-                .registry_list(T::COLLECTION, &scope.tenant, 0, 1)
-                .await
-                .map_err(store_error)?
-                .count;
-            if count >= MAX_RECORDS {
-                return Err(Error::bad_data(format!(
-                    "a tenant has at most {MAX_RECORDS} of these"
-                )));
-            }
-        }
         let value = serde_json::to_value(&record).map_err(internal)?;
-        records
-            .registry_put(
-                TENANTS,
-                "",
-                vec![(scope.tenant.clone(), json!({}))],
-                RegistryWrite::Upsert,
-            )
-            .await
-            .map_err(store_error)?;
-        records
-            .registry_put(
-                T::COLLECTION,
-                &scope.tenant,
-                vec![(record.id().to_string(), value)],
-                mode,
-            )
-            .await
-            .map_err(|e| match e {
-                store::StoreError::Rejected(e) if e.kind == ErrorKind::AlreadyExists => Error::new(
-                    ErrorKind::AlreadyExists,
-                    format!("a {} {} exists already", T::NOUN, record.id()),
-                ),
-                store::StoreError::Rejected(e) if e.kind == ErrorKind::ResourceNotFound => {
-                    Error::not_found(format!("no {} {}", T::NOUN, record.id()))
-                }
-                e => store_error(e),
-            })?;
+        self.store_record(
+            scope,
+            T::COLLECTION,
+            (T::NOUN, T::PLURAL, MAX_RECORDS),
+            record.id(),
+            value,
+            mode,
+        )
+        .await?;
         self.config_changed();
         Ok(record)
     }
@@ -263,29 +232,9 @@ impl Alerts {
         self.send_due(&mut d, now).await
     }
 
-    async fn list_all_records(
-        &self,
-        collection: &str,
-        tenant: &str,
-    ) -> Result<Vec<store::RegistryRecord>, Error> {
-        let records = self.hub().records();
-        let mut out = Vec::new();
-        loop {
-            let page = records
-                .registry_list(collection, tenant, out.len() as u64, 1_000)
-                .await
-                .map_err(store_error)?;
-            let n = page.records.len();
-            out.extend(page.records);
-            if n == 0 || out.len() as u64 >= page.count {
-                return Ok(out);
-            }
-        }
-    }
-
     async fn tenants(&self) -> Result<Vec<String>, Error> {
         Ok(self
-            .list_all_records(TENANTS, "")
+            .list_all(TENANTS, "")
             .await?
             .into_iter()
             .map(|r| r.key)
@@ -294,12 +243,12 @@ impl Alerts {
 
     async fn load_delivery(&self, d: &mut Delivery) -> Result<(), Error> {
         for tenant in self.tenants().await? {
-            for r in self.list_all_records(GROUPS, &tenant).await? {
+            for r in self.list_all(GROUPS, &tenant).await? {
                 if let Ok(g) = serde_json::from_value::<Group>(r.value) {
                     d.groups.insert((tenant.clone(), r.key), g);
                 }
             }
-            for r in self.list_all_records(OUTBOX, &tenant).await? {
+            for r in self.list_all(OUTBOX, &tenant).await? {
                 if let Ok(item) = serde_json::from_value::<OutboxItem>(r.value) {
                     d.outbox.insert((tenant.clone(), r.key), item);
                 }
@@ -320,7 +269,7 @@ impl Alerts {
         let mut config = HashMap::new();
         for tenant in self.tenants().await? {
             let mut c = TenantConfig::default();
-            for r in self.list_all_records(policy::POLICIES, &tenant).await? {
+            for r in self.list_all(policy::POLICIES, &tenant).await? {
                 match serde_json::from_value::<PolicySpec>(r.value)
                     .map_err(internal)
                     .and_then(|s| s.compile())
@@ -333,7 +282,7 @@ impl Alerts {
             }
             c.policies
                 .sort_by(|a, b| (a.spec.order, &a.spec.id).cmp(&(b.spec.order, &b.spec.id)));
-            for r in self.list_all_records(policy::SILENCES, &tenant).await? {
+            for r in self.list_all(policy::SILENCES, &tenant).await? {
                 if let Ok(s) = serde_json::from_value::<SilenceSpec>(r.value)
                     .map_err(internal)
                     .and_then(|s| s.compile())
@@ -341,7 +290,7 @@ impl Alerts {
                     c.silences.push(s);
                 }
             }
-            for r in self.list_all_records(policy::INHIBITIONS, &tenant).await? {
+            for r in self.list_all(policy::INHIBITIONS, &tenant).await? {
                 if let Ok(i) = serde_json::from_value::<InhibitionSpec>(r.value)
                     .map_err(internal)
                     .and_then(|s| s.compile())

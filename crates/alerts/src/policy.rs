@@ -232,7 +232,15 @@ impl Channel {
                 if url.len() > MAX_URL {
                     return Err(bad(format!("{what}.url is longer than {MAX_URL} bytes")));
                 }
-                Channel::mqtt_topic(url).map_err(|e| bad(format!("{what}.url: {e}")))?;
+                let target =
+                    Channel::mqtt_topic(url).map_err(|e| bad(format!("{what}.url: {e}")))?;
+                // What can be judged before connecting (a literal address, a metadata
+                // host), as for a webhook; host names are judged when resolved.
+                let host = url::Url::parse(&format!("http://{}:{}/", target.host, target.port))
+                    .map_err(|e| bad(format!("{what}.url: {e}")))?;
+                outbound
+                    .check_url(&host)
+                    .map_err(|e| bad(format!("{what}.url is refused: {e}")))?;
                 if qos.is_some_and(|q| q > 1) {
                     return Err(bad(format!("{what}.qos is 0 or 1")));
                 }
@@ -778,6 +786,10 @@ mod tests {
             (
                 json!({"id": "p", "channels": [{"kind": "mqtt", "url": "mqtt://h/a/#"}]}),
                 "wildcard",
+            ),
+            (
+                json!({"id": "p", "channels": [{"kind": "mqtt", "url": "mqtt://169.254.169.254/a"}]}),
+                "refused",
             ),
             (
                 json!({"id": "p", "channels": [{"kind": "sms", "to": "1"}]}),

@@ -292,21 +292,47 @@ impl Alerts {
         scope.check(Access::Write)?;
         let rule = spec.compile(&scope.tenant)?;
         self.check_against_data(scope, &rule).await?;
+        let value = serde_json::to_value(&rule.spec)
+            .map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
+        self.store_record(
+            scope,
+            RULES,
+            ("rule", "rules", MAX_RULES),
+            &rule.spec.id,
+            value,
+            mode,
+        )
+        .await?;
+        self.rules_changed();
+        Ok(rule)
+    }
+
+    /// Stores one record of a tenant's collection (a rule, policy, silence,
+    /// inhibition: its `noun` and `plural` in messages): at most `limit` of them, 409 when a new one's id is taken, 404
+    /// when a replaced one is missing; the tenant is recorded among those that have
+    /// records.
+    pub(crate) async fn store_record(
+        &self,
+        scope: &Scope,
+        collection: &str,
+        (noun, plural, limit): (&str, &str, u64),
+        id: &str,
+        value: serde_json::Value,
+        mode: RegistryWrite,
+    ) -> Result<(), Error> {
         let records = self.hub.records();
         if mode == RegistryWrite::Create {
             let count = records
-                .registry_list(RULES, &scope.tenant, 0, 1)
+                .registry_list(collection, &scope.tenant, 0, 1)
                 .await
                 .map_err(store_error)?
                 .count;
-            if count >= MAX_RULES {
+            if count >= limit {
                 return Err(Error::bad_data(format!(
-                    "a tenant has at most {MAX_RULES} rules"
+                    "a tenant has at most {limit} {plural}"
                 )));
             }
         }
-        let value = serde_json::to_value(&rule.spec)
-            .map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
         records
             .registry_put(
                 TENANTS,
@@ -318,24 +344,22 @@ impl Alerts {
             .map_err(store_error)?;
         records
             .registry_put(
-                RULES,
+                collection,
                 &scope.tenant,
-                vec![(rule.spec.id.clone(), value)],
+                vec![(id.to_string(), value)],
                 mode,
             )
             .await
             .map_err(|e| match e {
                 store::StoreError::Rejected(e) if e.kind == ErrorKind::AlreadyExists => Error::new(
                     ErrorKind::AlreadyExists,
-                    format!("a rule {} exists already", rule.spec.id),
+                    format!("a {noun} {id} exists already"),
                 ),
                 store::StoreError::Rejected(e) if e.kind == ErrorKind::ResourceNotFound => {
-                    Error::not_found(format!("no rule {}", rule.spec.id))
+                    Error::not_found(format!("no {noun} {id}"))
                 }
                 e => store_error(e),
-            })?;
-        self.rules_changed();
-        Ok(rule)
+            })
     }
 
     pub async fn get_rule(&self, scope: &Scope, id: &str) -> Result<RuleSpec, Error> {
@@ -617,7 +641,7 @@ impl Alerts {
         Ok(out)
     }
 
-    async fn list_all(
+    pub(crate) async fn list_all(
         &self,
         collection: &str,
         tenant: &str,

@@ -117,6 +117,26 @@ pub struct ServeArgs {
     /// node (an MQTT shared subscription, `$share/GROUP/…`).
     #[arg(long, env = "DOTHI_MQTT_SHARED_GROUP")]
     pub mqtt_shared_group: Option<String>,
+    /// The SMTP relay of alert e-mails, `host[:port]`; without it, notification
+    /// policies with e-mail channels are refused.
+    #[arg(long, env = "DOTHI_SMTP_RELAY")]
+    pub smtp_relay: Option<String>,
+    /// The sender of alert e-mails.
+    #[arg(
+        long,
+        env = "DOTHI_SMTP_FROM",
+        default_value = "dothi <dothi@localhost>"
+    )]
+    pub smtp_from: String,
+    /// How the relay is spoken to: starttls (port 587 by default), tls (465) or none
+    /// (25; loopback or a trusted network only).
+    #[arg(long, env = "DOTHI_SMTP_SECURITY", default_value = "starttls")]
+    pub smtp_security: String,
+    /// The relay's user name; its password comes from DOTHI_SMTP_PASSWORD.
+    #[arg(long, env = "DOTHI_SMTP_USER")]
+    pub smtp_user: Option<String>,
+    #[arg(skip = std::env::var("DOTHI_SMTP_PASSWORD").ok())]
+    pub smtp_password: Option<String>,
     /// A tile URL template (https://…/{z}/{x}/{y}.png) drawn under the communes in
     /// the web app; without it the app draws no base map and needs no tile server.
     #[arg(long, env = "DOTHI_BASEMAP_URL")]
@@ -214,6 +234,8 @@ pub struct Config {
     /// The IoT agent's MQTT connection; None: MQTT off.
     pub mqtt: Option<iot::MqttConfig>,
     pub mqtt_client_id: String,
+    /// The relay of alert e-mails; None: e-mail channels are refused.
+    pub smtp: Option<alerts::SmtpRelay>,
     /// The operations-centre web app.
     pub web: web::WebConfig,
     /// An admin API key ensured at start.
@@ -221,6 +243,47 @@ pub struct Config {
 }
 
 impl ServeArgs {
+    /// `--smtp-relay` and its companions, checked.
+    fn smtp_relay(&self) -> anyhow::Result<Option<alerts::SmtpRelay>> {
+        let Some(relay) = self
+            .smtp_relay
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        else {
+            return Ok(None);
+        };
+        let (security, default_port) = match self.smtp_security.as_str() {
+            "starttls" => (alerts::SmtpSecurity::StartTls, 587),
+            "tls" => (alerts::SmtpSecurity::Tls, 465),
+            "none" => (alerts::SmtpSecurity::None, 25),
+            other => anyhow::bail!("--smtp-security is starttls, tls or none, not {other:?}"),
+        };
+        let (host, port) = match relay.rsplit_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse::<u16>()
+                    .map_err(|_| anyhow::anyhow!("--smtp-relay: {port:?} is not a port"))?,
+            ),
+            None => (relay, default_port),
+        };
+        if host.is_empty() {
+            anyhow::bail!("--smtp-relay names a host");
+        }
+        let credentials = match (&self.smtp_user, &self.smtp_password) {
+            (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+            (None, None) => None,
+            _ => anyhow::bail!("--smtp-user and DOTHI_SMTP_PASSWORD go together"),
+        };
+        Ok(Some(alerts::SmtpRelay {
+            host: host.to_string(),
+            port,
+            from: self.smtp_from.clone(),
+            credentials,
+            security,
+        }))
+    }
+
     /// Checks the flags; `demo` makes a second factor optional unless told otherwise.
     pub fn validate(self) -> anyhow::Result<Config> {
         self.validate_for(Mfa::Required)
@@ -373,6 +436,7 @@ impl ServeArgs {
         } else if self.oidc_jwks.is_some() {
             bail!("--oidc-jwks needs --oidc-issuer");
         }
+        let smtp = self.smtp_relay()?;
         Ok(Config {
             listen,
             store: self.store,
@@ -380,6 +444,7 @@ impl ServeArgs {
             hub,
             mqtt,
             mqtt_client_id: self.mqtt_client_id,
+            smtp,
             web,
             admin_key: self.admin_key,
         })

@@ -23,6 +23,18 @@ async fn one_evaluator(nodes: &[&App]) -> usize {
     }
 }
 
+/// Waits until `node` holds the duties.
+async fn takes_over(node: &App) {
+    let start = Instant::now();
+    while !node.evaluates() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the survivor never took over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn two_nodes_on_postgres_fire_each_incident_once_and_one_takes_over() {
     let place = Place::postgres();
@@ -59,14 +71,7 @@ async fn two_nodes_on_postgres_fire_each_incident_once_and_one_takes_over() {
     );
     // The evaluating node stops; the other takes over from the stored state.
     evaluator.stop().await;
-    let start = Instant::now();
-    while !other.evaluates() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the survivor never took over"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    takes_over(&other).await;
     other.upsert(gauge(&g2, 3.1, t0)).await;
     other
         .until_alerts("shared", "the survivor fires", |l| l.len() == 2)
@@ -128,14 +133,7 @@ async fn two_nodes_on_postgres_send_each_notification_once_and_one_takes_over() 
     // The sender stops; the other takes over, and repeats on time from the stored
     // state: not at once, as a node that forgot would.
     sender.stop().await;
-    let start = Instant::now();
-    while !other.evaluates() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the survivor never took over"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    takes_over(&other).await;
     other.advance(Duration::from_secs(30 * 60));
     other.deliver().await;
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -274,20 +274,16 @@ async fn policies_are_managed_checked_and_kept_per_tenant() {
         .send(viewer.get(app.url(&format!("/alerts/v1/silences/{id}"))))
         .await;
     assert_eq!(s, 200);
-    let (s, _) = app
-        .send(
-            app.admin
-                .delete(app.url(&format!("/alerts/v1/silences/{id}"))),
-        )
-        .await;
-    assert_eq!(s, 204);
-    let (s, _) = app
-        .send(
-            app.admin
-                .delete(app.url(&format!("/alerts/v1/silences/{id}"))),
-        )
-        .await;
-    assert_eq!(s, 404);
+    // Deleted once; then there is nothing to delete.
+    for status in [204, 404] {
+        let (s, _) = app
+            .send(
+                app.admin
+                    .delete(app.url(&format!("/alerts/v1/silences/{id}"))),
+            )
+            .await;
+        assert_eq!(s, status);
+    }
     let (s, problem) = app
         .send(
             app.admin
@@ -466,9 +462,9 @@ async fn level_three_inhibits_levels_one_and_two_of_the_same_gauge_only() {
             .cloned()
             .unwrap_or(Value::Null)
     };
-    assert_eq!(ids(&by_rule("level-3")), [high.clone()]);
+    assert_eq!(ids(&by_rule("level-3")), [high.as_str()]);
     // The other gauge's level I is not inhibited: it has no level III.
-    assert_eq!(ids(&by_rule("level-1")), [low.clone()]);
+    assert_eq!(ids(&by_rule("level-1")), [low.as_str()]);
     assert!(by_rule("level-2").is_null(), "{got:#?}");
 }
 
@@ -515,7 +511,7 @@ async fn an_alert_left_unacknowledged_is_escalated_to_the_next_contact() {
     still(&sink, "chief", 0, &app).await;
     app.advance(minutes(1));
     let got = sink.until("chief", 1).await;
-    assert_eq!(ids(&got[0]), [ignored.clone()]);
+    assert_eq!(ids(&got[0]), [ignored.as_str()]);
     assert_eq!(got[0]["escalation"]["step"], 1);
     assert!(
         got[0]["title"]["vi"]
@@ -528,7 +524,7 @@ async fn an_alert_left_unacknowledged_is_escalated_to_the_next_contact() {
     still(&sink, "chief", 1, &app).await;
     app.advance(minutes(20));
     let got = sink.until("director", 1).await;
-    assert_eq!(ids(&got[0]), [ignored.clone()]);
+    assert_eq!(ids(&got[0]), [ignored.as_str()]);
     still(&sink, "director", 1, &app).await;
     still(&sink, "duty", 1, &app).await;
 }
@@ -654,10 +650,13 @@ async fn policies_route_by_area_to_their_own_channels_and_the_rest_to_the_defaul
     app.until_alerts("level-1", "three alerts", |l| l.len() == 3)
         .await;
     app.deliver().await;
-    assert_eq!(ids(&sink.until("dongha", 1).await[0]), [in_commune.clone()]);
+    assert_eq!(
+        ids(&sink.until("dongha", 1).await[0]),
+        [in_commune.as_str()]
+    );
     // The commune's gauge is in the box too, but the first policy took it.
-    assert_eq!(ids(&sink.until("box", 1).await[0]), [in_box.clone()]);
-    assert_eq!(ids(&sink.until("rest", 1).await[0]), [elsewhere.clone()]);
+    assert_eq!(ids(&sink.until("box", 1).await[0]), [in_box.as_str()]);
+    assert_eq!(ids(&sink.until("rest", 1).await[0]), [elsewhere.as_str()]);
 }
 
 #[tokio::test]
@@ -715,7 +714,7 @@ async fn mqtt_channel_publishes_to_the_broker() {
         .await
         .expect("a message in time")
         .expect("a message");
-    assert_eq!(ids(&m), [g.clone()]);
+    assert_eq!(ids(&m), [g.as_str()]);
     assert_eq!(m["status"], "firing");
     // English only, as the channel asks.
     assert!(
