@@ -290,6 +290,7 @@ impl ServeArgs {
     }
 
     pub fn validate_for(self, default_mfa: Mfa) -> anyhow::Result<Config> {
+        let smtp = self.smtp_relay()?;
         let listen: SocketAddr = self.listen.parse().with_context(|| {
             format!(
                 "--listen {:?} is not an address like 127.0.0.1:1026",
@@ -436,7 +437,6 @@ impl ServeArgs {
         } else if self.oidc_jwks.is_some() {
             bail!("--oidc-jwks needs --oidc-issuer");
         }
-        let smtp = self.smtp_relay()?;
         Ok(Config {
             listen,
             store: self.store,
