@@ -50,12 +50,34 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 /// `dothi demo`). Returns how many were created.
 pub async fn load_presets(alerts: &Alerts, rules: Vec<RuleSpec>) -> Result<usize, ngsi::Error> {
     let scope = hub::Scope::system(service::COMPONENT, "");
+    create_missing(rules, |r| {
+        alerts.put_rule(&scope, r, store::RegistryWrite::Create)
+    })
+    .await
+}
+
+/// Loads policies, silences or inhibitions into the default tenant, leaving those
+/// that exist as they are (for `dothi demo`). Returns how many were created.
+pub async fn load_preset_records<T: Record>(
+    alerts: &Alerts,
+    records: Vec<T>,
+) -> Result<usize, ngsi::Error> {
+    let scope = hub::Scope::system(service::COMPONENT, "");
+    create_missing(records, |r| {
+        alerts.put_record(&scope, r, store::RegistryWrite::Create)
+    })
+    .await
+}
+
+/// Creates each item with `create`, counting those created; one that exists already
+/// is left alone.
+async fn create_missing<T, R, F: std::future::Future<Output = Result<R, ngsi::Error>>>(
+    items: Vec<T>,
+    create: impl Fn(T) -> F,
+) -> Result<usize, ngsi::Error> {
     let mut created = 0;
-    for rule in rules {
-        match alerts
-            .put_rule(&scope, rule, store::RegistryWrite::Create)
-            .await
-        {
+    for item in items {
+        match create(item).await {
             Ok(_) => created += 1,
             Err(e) if e.kind == ngsi::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),

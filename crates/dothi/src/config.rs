@@ -450,3 +450,46 @@ impl ServeArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        let mut all = vec!["dothi", "serve"];
+        all.extend_from_slice(args);
+        match Cli::try_parse_from(all) {
+            Ok(Cli {
+                command: Command::Serve(s),
+                ..
+            }) => s,
+            _ => panic!("not a serve command: {args:?}"),
+        }
+    }
+
+    #[test]
+    fn the_smtp_relay_takes_its_port_from_the_security_unless_given() {
+        let r = serve(&["--smtp-relay", "smtp.quangtri.gov.vn"])
+            .smtp_relay()
+            .expect("valid")
+            .expect("a relay");
+        assert_eq!((r.host.as_str(), r.port), ("smtp.quangtri.gov.vn", 587));
+        assert_eq!(r.security, alerts::SmtpSecurity::StartTls);
+        let r = serve(&["--smtp-relay", "127.0.0.1:2525", "--smtp-security", "none"])
+            .smtp_relay()
+            .expect("valid")
+            .expect("a relay");
+        assert_eq!((r.port, r.security), (2525, alerts::SmtpSecurity::None));
+        assert!(serve(&[]).smtp_relay().expect("valid").is_none());
+        for bad in [
+            &["--smtp-relay", "h:port"][..],
+            &["--smtp-relay", "h", "--smtp-security", "ssl"],
+            &["--smtp-relay", ":25"],
+            &["--smtp-relay", "h", "--smtp-user", "u"],
+        ] {
+            assert!(serve(bad).smtp_relay().is_err(), "{bad:?}");
+        }
+    }
+}

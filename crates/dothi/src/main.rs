@@ -209,6 +209,10 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             .await
             .context("loading the demo's alert rules")?;
         tracing::info!(created, "demo alert rules loaded");
+        let created = alerts::load_preset_records(&alerts, alerts::presets::demo_inhibitions())
+            .await
+            .context("loading the demo's alert inhibitions")?;
+        tracing::info!(created, "demo alert inhibitions loaded");
     }
     let evaluator = alerts.clone().spawn();
     let mut mqtt_config = config.mqtt.clone();

@@ -90,6 +90,15 @@ async fn receive(
     StatusCode::NO_CONTENT
 }
 
+/// A fresh store, a hub with the alerts service on a clock at `t0`, and a webhook
+/// receiver (the store's place lives as long as the first).
+async fn started() -> (Place, DateTime<Utc>, App, Sink) {
+    let place = Place::new();
+    let t0 = start_time();
+    let app = App::start_at(&place.db(), t0).await;
+    (place, t0, app, Sink::start().await)
+}
+
 fn level_rule(level: u8) -> Value {
     json!({
         "id": format!("level-{level}"),
@@ -297,10 +306,7 @@ async fn policies_are_managed_checked_and_kept_per_tenant() {
 
 #[tokio::test]
 async fn twenty_gauges_rising_together_make_one_message_then_a_repeat_then_one_resolution() {
-    let place = Place::new();
-    let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
-    let sink = Sink::start().await;
+    let (_place, t0, app, sink) = started().await;
     app.create_rule(level_rule(1)).await;
     app.create(
         "policies",
@@ -382,10 +388,7 @@ async fn twenty_gauges_rising_together_make_one_message_then_a_repeat_then_one_r
 
 #[tokio::test]
 async fn a_silence_keeps_its_alerts_quiet_for_its_period() {
-    let place = Place::new();
-    let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
-    let sink = Sink::start().await;
+    let (_place, t0, app, sink) = started().await;
     app.create_rule(level_rule(1)).await;
     app.create_rule(level_rule(2)).await;
     app.create(
@@ -425,10 +428,7 @@ async fn a_silence_keeps_its_alerts_quiet_for_its_period() {
 
 #[tokio::test]
 async fn level_three_inhibits_levels_one_and_two_of_the_same_gauge_only() {
-    let place = Place::new();
-    let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
-    let sink = Sink::start().await;
+    let (_place, t0, app, sink) = started().await;
     for level in [1, 2, 3] {
         app.create_rule(level_rule(level)).await;
     }
@@ -470,10 +470,7 @@ async fn level_three_inhibits_levels_one_and_two_of_the_same_gauge_only() {
 
 #[tokio::test]
 async fn an_alert_left_unacknowledged_is_escalated_to_the_next_contact() {
-    let place = Place::new();
-    let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
-    let sink = Sink::start().await;
+    let (_place, t0, app, sink) = started().await;
     app.create_rule(level_rule(2)).await;
     app.create(
         "policies",
@@ -531,10 +528,7 @@ async fn an_alert_left_unacknowledged_is_escalated_to_the_next_contact() {
 
 #[tokio::test]
 async fn a_failing_webhook_is_retried_with_a_growing_delay() {
-    let place = Place::new();
-    let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
-    let sink = Sink::start().await;
+    let (_place, t0, app, sink) = started().await;
     app.create_rule(level_rule(1)).await;
     app.create(
         "policies",
@@ -612,10 +606,7 @@ async fn delivery_state_and_the_outbox_survive_a_restart() {
 
 #[tokio::test]
 async fn policies_route_by_area_to_their_own_channels_and_the_rest_to_the_default() {
-    let place = Place::new();
-    let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
-    let sink = Sink::start().await;
+    let (_place, t0, app, sink) = started().await;
     app.create_rule(level_rule(1)).await;
     let commune = "urn:ngsi-ld:AdministrativeArea:VN-45-19489";
     app.create(
