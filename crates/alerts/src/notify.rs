@@ -43,6 +43,9 @@ pub const MAX_ATTEMPTS: u32 = 6;
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Messages sent at once.
 const SEND_BATCH: usize = 64;
+/// The open alerts are read again at least this often (clock time), even when the
+/// change feed told of no change.
+const REREAD: TimeDelta = TimeDelta::seconds(30);
 
 /// A message waiting to be sent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +76,17 @@ pub(crate) struct Delivery {
     config: HashMap<String, Arc<TenantConfig>>,
     groups: BTreeMap<(String, String), Group>,
     outbox: BTreeMap<(String, String), OutboxItem>,
+    /// When the open alerts were last read, and what was read by tenant.
+    read_at: Option<DateTime<Utc>>,
+    routed: HashMap<String, Routed>,
+}
+
+/// What one reading of a tenant's open alerts says: their labels (the sources of
+/// inhibitions), and the (group, alert) pairs they route to.
+#[derive(Default, Clone)]
+struct Routed {
+    open: Vec<Labels>,
+    seen: HashSet<(String, String)>,
 }
 
 fn internal(e: impl std::fmt::Display) -> Error {
@@ -185,14 +199,31 @@ impl Alerts {
 
     // Delivery.
 
-    /// The delivery loop, while this node holds the duties.
+    /// The delivery loop, while this node holds the duties: a round every tick; the
+    /// open alerts are read again when the change feed says an alert changed (or
+    /// may have), and every [`REREAD`] whatever it says.
     pub(crate) async fn deliver_forever(&self) {
+        use tokio::sync::broadcast::error::RecvError;
+        let alert_type = ngsi::Context::core().expand(crate::alert::ALERT_TYPE);
+        let mut feed = self.hub().subscribe_changes();
+        let mut feed_open = true;
         let mut timer = tokio::time::interval(self.settings.tick);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            timer.tick().await;
-            if let Err(e) = self.deliver().await {
-                tracing::warn!(error = %e, "alerts: delivery failed; it is retried on the next tick");
+            tokio::select! {
+                _ = timer.tick() => {
+                    if let Err(e) = self.deliver().await {
+                        tracing::warn!(error = %e, "alerts: delivery failed; it is retried on the next tick");
+                    }
+                }
+                change = feed.recv(), if feed_open => match change {
+                    Ok(c) if c.types.contains(&alert_type) || c.kind == hub::ChangeKind::Missed => {
+                        self.alerts_changed.store(true, Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => self.alerts_changed.store(true, Ordering::Relaxed),
+                    Err(RecvError::Closed) => feed_open = false,
+                },
             }
         }
     }
@@ -213,8 +244,20 @@ impl Alerts {
         if !d.loaded {
             self.load_delivery(&mut d).await?;
         }
+        let config_at = d.config_at;
         self.refresh_config(&mut d).await?;
         let now = self.now();
+        // Read the open alerts again when one changed, the configuration changed, or
+        // a while has passed; timers need no reading.
+        let changed = self.alerts_changed.swap(false, Ordering::Relaxed);
+        let reread = changed
+            || config_at != d.config_at
+            || d.read_at
+                .is_none_or(|t| now.signed_duration_since(t) >= REREAD || now < t);
+        if reread {
+            d.read_at = Some(now);
+            d.routed.clear();
+        }
         let mut tenants: Vec<String> = d
             .config
             .iter()
@@ -337,54 +380,18 @@ impl Alerts {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let config = d.config.get(tenant).cloned().unwrap_or_default();
-        let open = if config.policies.is_empty() {
-            vec![]
-        } else {
-            self.open_alerts(tenant).await?
-        };
-        // Route every open alert into its groups.
-        let mut open_labels: Vec<Labels> = Vec::new();
-        let mut seen: HashSet<(String, String)> = HashSet::new();
-        for e in &open {
-            let concise = crate::http::alert_json(e);
-            let labels = crate::alert::labels_of(&concise);
-            let status = concise["status"].as_str().unwrap_or("firing").to_string();
-            for p in policy::route(&config.policies, &labels, e) {
-                let values = p.group_values(&labels);
-                let key = (tenant.to_string(), delivery::group_key(&p.spec.id, &values));
-                let group = d.groups.entry(key.clone()).or_insert_with(|| Group {
-                    policy: p.spec.id.clone(),
-                    labels: p
-                        .group_by
-                        .iter()
-                        .cloned()
-                        .zip(values.iter().cloned())
-                        .collect(),
-                    ..Default::default()
-                });
-                match group.members.get_mut(&e.id) {
-                    Some(m) => {
-                        m.alert = concise.clone();
-                        m.labels = labels.clone();
-                        m.status = status.clone();
-                    }
-                    None => {
-                        group.members.insert(
-                            e.id.clone(),
-                            Member {
-                                alert: concise.clone(),
-                                labels: labels.clone(),
-                                status: status.clone(),
-                                notified_at: None,
-                                escalated: 0,
-                            },
-                        );
-                    }
-                }
-                seen.insert((key.1, e.id.clone()));
+        let routed = match d.routed.get(tenant) {
+            Some(r) => r.clone(),
+            None => {
+                let r = self.route_open(d, tenant, &config).await?;
+                d.routed.insert(tenant.to_string(), r.clone());
+                r
             }
-            open_labels.push(labels);
-        }
+        };
+        let Routed {
+            open: open_labels,
+            seen,
+        } = routed;
         let muted = |m: &Member| {
             config.silences.iter().any(|s| s.mutes(&m.labels, now))
                 || config
@@ -448,6 +455,67 @@ impl Alerts {
             }
         }
         Ok(())
+    }
+
+    /// Reads a tenant's open alerts and routes each into its groups (members added,
+    /// or refreshed from the alert as it is now).
+    async fn route_open(
+        &self,
+        d: &mut Delivery,
+        tenant: &str,
+        config: &TenantConfig,
+    ) -> Result<Routed, Error> {
+        let open = if config.policies.is_empty() {
+            vec![]
+        } else {
+            self.open_alerts(tenant).await?
+        };
+        let mut open_labels: Vec<Labels> = Vec::new();
+        let mut seen: HashSet<(String, String)> = HashSet::new();
+        for e in &open {
+            let concise = crate::http::alert_json(e);
+            let labels = crate::alert::labels_of(&concise);
+            let status = concise["status"].as_str().unwrap_or("firing").to_string();
+            for p in policy::route(&config.policies, &labels, e) {
+                let values = p.group_values(&labels);
+                let key = (tenant.to_string(), delivery::group_key(&p.spec.id, &values));
+                let group = d.groups.entry(key.clone()).or_insert_with(|| Group {
+                    policy: p.spec.id.clone(),
+                    labels: p
+                        .group_by
+                        .iter()
+                        .cloned()
+                        .zip(values.iter().cloned())
+                        .collect(),
+                    ..Default::default()
+                });
+                match group.members.get_mut(&e.id) {
+                    Some(m) => {
+                        m.alert = concise.clone();
+                        m.labels = labels.clone();
+                        m.status = status.clone();
+                    }
+                    None => {
+                        group.members.insert(
+                            e.id.clone(),
+                            Member {
+                                alert: concise.clone(),
+                                labels: labels.clone(),
+                                status: status.clone(),
+                                notified_at: None,
+                                escalated: 0,
+                            },
+                        );
+                    }
+                }
+                seen.insert((key.1, e.id.clone()));
+            }
+            open_labels.push(labels);
+        }
+        Ok(Routed {
+            open: open_labels,
+            seen,
+        })
     }
 
     /// Writes a notice's messages, one a channel, to the outbox.

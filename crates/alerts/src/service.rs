@@ -168,6 +168,8 @@ pub struct Alerts {
     pub(crate) senders: crate::channel::Senders,
     /// Moves whenever this node changes a policy, silence or inhibition.
     pub(crate) config_version: AtomicU64,
+    /// Set when an alert changed since delivery last read the open alerts.
+    pub(crate) alerts_changed: std::sync::atomic::AtomicBool,
     /// Moves whenever this node changes a rule.
     version: AtomicU64,
     wake: Notify,
@@ -207,6 +209,7 @@ impl Alerts {
             delivery: Mutex::default(),
             senders,
             config_version: AtomicU64::new(1),
+            alerts_changed: std::sync::atomic::AtomicBool::new(true),
             version: AtomicU64::new(1),
             wake: Notify::new(),
             streams: Arc::new(tokio::sync::Semaphore::new(crate::stream::MAX_STREAMS)),
