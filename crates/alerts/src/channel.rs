@@ -119,7 +119,7 @@ impl Senders {
             .json(payload)
             .send()
             .await
-            .map_err(|e| hub::outbound::describe(&e))?;
+            .map_err(|e| hub::outbound::describe(&e.without_url()))?;
         if response.status().is_success() {
             Ok(())
         } else {

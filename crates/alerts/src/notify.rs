@@ -589,7 +589,7 @@ impl Alerts {
                 Err(e) => {
                     item.attempts += 1;
                     if item.attempts >= MAX_ATTEMPTS {
-                        tracing::warn!(tenant = %key.0, channel = ?item.channel, error = %e, attempts = item.attempts, "alerts: a notification was given up");
+                        tracing::warn!(tenant = %key.0, channel = item.channel.kind(), error = %e, attempts = item.attempts, "alerts: a notification was given up");
                         records
                             .registry_delete(OUTBOX, &key.0, &key.1)
                             .await

@@ -186,6 +186,16 @@ pub struct MqttTopic {
 }
 
 impl Channel {
+    /// Its kind, for logs (which never hold addresses or URLs: they may carry
+    /// tokens).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Channel::Webhook { .. } => "webhook",
+            Channel::Email { .. } => "email",
+            Channel::Mqtt { .. } => "mqtt",
+        }
+    }
+
     /// The languages a message on this channel speaks (`vi` first).
     pub fn languages(&self) -> Vec<&'static str> {
         let lang = match self {
