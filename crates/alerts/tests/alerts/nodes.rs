@@ -23,6 +23,19 @@ async fn one_evaluator(nodes: &[&App]) -> usize {
     }
 }
 
+/// Two nodes over a fresh PostgreSQL database, on clocks set to `t0`: the one that
+/// holds the duties, then the other (the place lives as long as the first).
+async fn two_nodes() -> (Place, chrono::DateTime<chrono::Utc>, App, App) {
+    let place = Place::postgres();
+    let url = postgres_url(&place.db()).await;
+    let t0 = start_time();
+    let a = App::start_on(&url, t0).await;
+    let b = App::start_on(&url, t0).await;
+    let holder = one_evaluator(&[&a, &b]).await;
+    let (first, second) = if holder == 0 { (a, b) } else { (b, a) };
+    (place, t0, first, second)
+}
+
 /// Waits until `node` holds the duties.
 async fn takes_over(node: &App) {
     let start = Instant::now();
@@ -37,13 +50,7 @@ async fn takes_over(node: &App) {
 
 #[tokio::test]
 async fn two_nodes_on_postgres_fire_each_incident_once_and_one_takes_over() {
-    let place = Place::postgres();
-    let url = postgres_url(&place.db()).await;
-    let t0 = start_time();
-    let a = App::start_on(&url, t0).await;
-    let b = App::start_on(&url, t0).await;
-    let holder = one_evaluator(&[&a, &b]).await;
-    let (evaluator, other) = if holder == 0 { (a, b) } else { (b, a) };
+    let (_place, t0, evaluator, other) = two_nodes().await;
     // Rules and readings go through the node that does not evaluate.
     other
         .create_rule(json!({
@@ -90,13 +97,7 @@ async fn two_nodes_on_postgres_fire_each_incident_once_and_one_takes_over() {
 #[tokio::test]
 async fn two_nodes_on_postgres_send_each_notification_once_and_one_takes_over() {
     use crate::notify::Sink;
-    let place = Place::postgres();
-    let url = postgres_url(&place.db()).await;
-    let t0 = start_time();
-    let a = App::start_on(&url, t0).await;
-    let b = App::start_on(&url, t0).await;
-    let holder = one_evaluator(&[&a, &b]).await;
-    let (sender, other) = if holder == 0 { (a, b) } else { (b, a) };
+    let (_place, t0, sender, other) = two_nodes().await;
     let sink = Sink::start().await;
     other
         .create_rule(json!({
