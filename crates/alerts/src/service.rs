@@ -937,25 +937,24 @@ impl Alerts {
     async fn evaluate_rule(&self, engine: &mut Engine, rule: &Arc<Rule>) -> Result<(), Error> {
         let scope = Alerts::system(&rule.tenant);
         let mut seen = std::collections::HashSet::new();
-        let mut offset = 0;
+        let mut after = None;
         loop {
             let mut query = rule.query.clone();
             query.limit = PAGE;
-            query.offset = offset;
+            query.after = after;
             let page = match self.hub.query(&scope, query).await {
                 Ok(p) => p,
                 Err(e) if e.kind == ErrorKind::NonExistentTenant => break,
                 Err(e) => return Err(e),
             };
-            let n = page.entities.len();
+            after = page.next(PAGE);
             for e in &page.entities {
                 seen.insert(e.id.clone());
                 self.evaluate(engine, rule, &e.id, Some(e)).await?;
             }
-            if n < PAGE {
+            if after.is_none() {
                 break;
             }
-            offset += n;
         }
         // Entities with incidents that left the scope (or were deleted).
         let left: Vec<String> = engine
