@@ -12,12 +12,15 @@ const out = path.resolve(process.env.DOTHI_WEB_OUT || 'dist');
 await rm(out, { recursive: true, force: true });
 await mkdir(path.join(out, 'ioc'), { recursive: true });
 await mkdir(path.join(out, 'data'), { recursive: true });
+await mkdir(path.join(out, 'report'), { recursive: true });
 
 const PAGES = [
   { entry: 'src/public.js', html: 'src/public.html', target: 'index.html' },
   { entry: 'src/ioc/main.js', html: 'src/ioc.html', target: 'ioc/index.html' },
   // The open data portal, served at /data/.
   { entry: 'src/opendata.js', html: 'src/opendata.html', target: 'data/index.html' },
+  // The citizen's report page and its tracking page, served at /report/.
+  { entry: 'src/report/main.js', html: 'src/report.html', target: 'report/index.html' },
 ];
 
 const result = await build({

@@ -1,7 +1,9 @@
 //! The front-end built from `web/` by `build.rs`, embedded in the binary and served
-//! with its content type and ETag. There are three pages: the public page
+//! with its content type and ETag. There are four pages: the public page
 //! (`/index.html`, served at `/`), the operations centre (`/ioc/index.html`, served
-//! at `/ioc/` and `/ioc`) and the open data portal (`/data/index.html`, at `/data/`). Pages are revalidated on every load and carry the app's
+//! at `/ioc/` and `/ioc`), the open data portal (`/data/index.html`, at `/data/`) and
+//! the citizen's report page (`/report/index.html`, at `/report/` and
+//! `/report/track`). Pages are revalidated on every load and carry the app's
 //! Content-Security-Policy; the other files have content hashes in their names and are
 //! cached for a year.
 
@@ -29,6 +31,9 @@ pub fn find(path: &str) -> Option<&'static Asset> {
         "/" => "/index.html",
         "/ioc" | "/ioc/" => "/ioc/index.html",
         "/data" | "/data/" => "/data/index.html",
+        // The report form and the tracking page are one page (the token stays in the
+        // fragment, never sent to the server in a URL).
+        "/report" | "/report/" | "/report/track" => "/report/index.html",
         other => other,
     };
     ASSETS.iter().find(|a| a.path == path)
