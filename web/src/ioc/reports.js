@@ -121,6 +121,7 @@ function tiles() {
 
 function setFilter(change) {
   Object.assign(rs.filter, change);
+  rs.note = '';
   loadReports().catch(showFailure);
 }
 
@@ -167,7 +168,7 @@ function bulkBar() {
     fieldsBox.replaceChildren(...(v ? actionInputs(v) : []));
   });
   const fieldsBox = el('span', { class: 'rs-bulk-fields' });
-  const note = el('span', { class: 'rs-bulk-note', id: 'bulk-note', role: 'status' }, rs.note);
+  const note = el('span', { class: 'rs-bulk-note' });
   return el(
     'form',
     {
@@ -274,6 +275,7 @@ export function renderReports() {
     tiles(),
     filters(),
     bulkBar(),
+    rs.note ? el('p', { class: 'rs-bulk-note', id: 'bulk-note', role: 'status' }, rs.note) : null,
     el('p', { class: 'muted', id: 'report-count' }, t('count', rs.list.length)),
     el('div', { class: 'rs-grid' }, table(), el('aside', { class: 'rs-panel', id: 'report-panel', hidden: !rs.current }, ...panel())),
   );
