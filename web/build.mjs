@@ -1,8 +1,9 @@
-// Bundles the two pages of the web app with esbuild into $DOTHI_WEB_OUT (default dist/):
-// the public page (src/public.html → index.html, served at /) and the operations
-// centre (src/ioc.html → ioc/index.html, served at /ioc/). Both are ES modules sharing
-// chunks (Leaflet, the words, the helpers) in assets/, with content-hashed names,
-// which the pages refer to.
+// Bundles the pages of the web app with esbuild into $DOTHI_WEB_OUT (default dist/):
+// the public page (src/public.html → index.html, served at /), the operations centre
+// (src/ioc.html → ioc/index.html, served at /ioc/), the open data portal
+// (data/index.html) and the citizen's report page (report/index.html). All are ES
+// modules sharing chunks (Leaflet, the words, the helpers) in assets/, with
+// content-hashed names, which the pages refer to.
 
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';

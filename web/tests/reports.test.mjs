@@ -236,7 +236,7 @@ test('staff work the inbox: tiles, a filter, an action, a bulk action, the repor
   await page.locator('#panel-stage[data-stage="accepted"]').waitFor();
   assert.equal((await demo.api('GET', `/reports/v1/requests/${mine.service_request_id}`)).workflowStatus, 'accepted');
   await page.screenshot({ path: path.join(SCREENSHOTS, 'reports-inbox-390x844.png'), fullPage: true });
-  // A reason is needed to reject: the server's refusal is shown.
+  // An extension of the deadline, with its reason.
   await page.locator('[data-action="extend"]').click();
   await page.locator('#action-form textarea[name="reason"]').fill('Chờ vật tư');
   await page.locator('#action-form button[type="submit"]').click();
