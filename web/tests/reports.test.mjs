@@ -141,10 +141,27 @@ test('a resident files a report with a photo, supports one nearby, tracks it and
   await context.close();
 });
 
-test('a report made without signal waits on the phone and is sent when the connection returns', async () => {
+test('the page opens without signal; a report made then waits on the phone and is sent when the connection returns', async () => {
   const { context, page } = await phonePage();
   await page.goto(`${demo.base}/report/`);
   await page.waitForSelector('body[data-ready="true"]');
+  // Once opened with signal, the page opens again without it (its service worker).
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+  // Offline: the page's requests, and the service worker's (which setOffline does not
+  // reach), fail.
+  const cut = [];
+  const noSignal = (route) => {
+    if (route.request().serviceWorker()) cut.push(new URL(route.request().url()).pathname);
+    return route.abort('internetdisconnected');
+  };
+  await context.setOffline(true);
+  await context.route('**', noSignal);
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.locator('#offline-note').waitFor();
+  assert.equal(await page.locator('#load-error').isHidden(), true);
+  assert.ok(cut.includes('/report/'), `the service worker asked the network for the page: ${cut.join(' ')}`);
   await page.locator('.rp-cat[data-code="den-chieu-sang"]').click();
   // The pin by a tap on the map.
   await page.locator('#report-map').scrollIntoViewIfNeeded();
@@ -157,9 +174,6 @@ test('a report made without signal waits on the phone and is sent when the conne
   }, DONG_HA);
   await page.mouse.click(point.x, point.y);
   await page.waitForFunction(() => /16\.816/.test(document.querySelector('#place').textContent));
-
-  await context.setOffline(true);
-  await page.locator('#offline-note').waitFor();
   await page.locator('#photos').setInputFiles(photo);
   await page.locator('#photo-list img').waitFor();
   await page.locator('#description').fill('Đèn đường không sáng cả tuần nay');
@@ -183,6 +197,7 @@ test('a report made without signal waits on the phone and is sent when the conne
   await page.screenshot({ path: path.join(SCREENSHOTS, 'report-offline-390x844.png') });
 
   // The connection returns: it is sent, and the outbox is empty.
+  await context.unroute('**', noSignal);
   await context.setOffline(false);
   const sent = page.locator('#outbox .rp-sent');
   await sent.waitFor({ timeout: 20_000 });

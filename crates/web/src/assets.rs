@@ -4,8 +4,8 @@
 //! at `/ioc/` and `/ioc`), the open data portal (`/data/index.html`, at `/data/`) and
 //! the citizen's report page (`/report/index.html`, at `/report/` and
 //! `/report/track`). Pages are revalidated on every load and carry the app's
-//! Content-Security-Policy; the other files have content hashes in their names and are
-//! cached for a year.
+//! Content-Security-Policy; the report page's service worker (`/report/sw.js`) is
+//! revalidated too; the other files have content hashes in their names and are cached for a year.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -66,7 +66,8 @@ pub async fn serve(State(state): State<WebState>, request: Request) -> Response 
         return hub::http::ApiError(ngsi::Error::not_found("no such resource")).into_response();
     };
     let page = is_page(asset);
-    let cache = if page {
+    // A service worker keeps its name, so it is revalidated like a page.
+    let cache = if page || asset.path.ends_with("/sw.js") {
         "no-cache"
     } else {
         "public, max-age=31536000, immutable"

@@ -202,7 +202,7 @@ function table() {
   if (!rs.list.length) return el('p', { class: 'muted' }, t('none'));
   const all = el('input', {
     type: 'checkbox',
-    'aria-label': 'all',
+    'aria-label': t('selected', rs.list.length),
     checked: rs.list.every((r) => rs.checked.has(r.service_request_id)),
     onchange: (e) => {
       for (const r of rs.list) e.target.checked ? rs.checked.add(r.service_request_id) : rs.checked.delete(r.service_request_id);
@@ -505,7 +505,13 @@ function reporterBox(r) {
   else {
     const p = c.contact || {};
     box.append(
-      el('dl', { class: 'rs-facts' }, fact('Tên / Name', [p.first_name, p.last_name].filter(Boolean).join(' ')), fact('☎', p.phone), fact('✉', p.email)),
+      el(
+        'dl',
+        { class: 'rs-facts' },
+        fact(t('reporterName'), [p.first_name, p.last_name].filter(Boolean).join(' ')),
+        fact(t('reporterPhone'), p.phone),
+        fact(t('reporterEmail'), p.email),
+      ),
       el('p', { class: 'muted small' }, t('consent', c.consent_version, fmtTime(lang, c.consent_at))),
     );
   }

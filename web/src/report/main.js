@@ -125,6 +125,8 @@ async function boot() {
     const t = tokenInUrl();
     if (t && location.pathname.startsWith('/report/track')) showTrack(page, t);
   });
+  // Keeps the page and its data on the phone, so that it opens again without signal.
+  if ('serviceWorker' in navigator) navigator.serviceWorker.register('/report/sw.js', { scope: '/report/' }).catch((e) => console.warn(e));
   document.body.dataset.ready = 'true';
 }
 
