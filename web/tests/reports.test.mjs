@@ -274,7 +274,8 @@ test('staff work the inbox: tiles, a filter, an action, a bulk action, the repor
   // An urgent report reaches the centre at once.
   const flood = await file({ service_code: 'lu-lut-cuu-ho', description: 'Nước lũ dâng cao, một hộ dân bị cô lập' });
   const notice = page.locator(`#urgent-reports [data-id="${flood.service_request_id}"]`);
-  await notice.waitFor({ timeout: 25_000 });
+  // The change stream brings it within seconds (the fallback poll is every 30 s).
+  await notice.waitFor({ timeout: 10_000 });
   assert.match(await notice.innerText(), /Phản ánh khẩn cấp mới/);
   await page.screenshot({ path: path.join(SCREENSHOTS, 'reports-urgent-390x844.png') });
   await notice.locator('button.primary').click();

@@ -2,9 +2,9 @@
 // urgent reports, an inbox per agency with filters and deadline colours, a report's
 // panel (map, photos, timeline, the reporter's contact for those holding the right,
 // each read audited by the server), the workflow's actions one by one or in bulk, and
-// a notice as soon as an urgent report arrives (the inbox is asked again every few
-// seconds; reports are not among the map's layers, so the change stream does not
-// carry them).
+// a notice as soon as an urgent report arrives: the change stream (live.js) says when
+// a report changed, and the received reports are then asked again; they are also asked
+// every half minute, in case the stream is down.
 import L from 'leaflet';
 import { ApiError, getJson, send, session } from '../auth.js';
 import { $, el, fmtTime, provinceMap } from '../common.js';
@@ -13,7 +13,7 @@ import { showView } from './explorer.js';
 import { app } from './state.js';
 import '../report/staff.css';
 
-const POLL_MS = 10_000;
+const POLL_MS = 30_000;
 const OPEN_STAGES = 'received,accepted,assigned,in_progress';
 const SOON_MS = 24 * 3600 * 1000;
 
@@ -271,14 +271,15 @@ function table() {
 export function renderReports() {
   const box = $('#reports-body');
   if (!box || !rs.loaded) return;
-  box.replaceChildren(
+  const parts = [
     tiles(),
     filters(),
     bulkBar(),
     rs.note ? el('p', { class: 'rs-bulk-note', id: 'bulk-note', role: 'status' }, rs.note) : null,
     el('p', { class: 'muted', id: 'report-count' }, t('count', rs.list.length)),
     el('div', { class: 'rs-grid' }, table(), el('aside', { class: 'rs-panel', id: 'report-panel', hidden: !rs.current }, ...panel())),
-  );
+  ];
+  box.replaceChildren(...parts.filter(Boolean));
   if (rs.current) drawPanelMap();
 }
 
@@ -294,6 +295,7 @@ export async function openReport(id) {
   rs.current = await getJson(`/reports/v1/requests/${encodeURIComponent(id)}`);
   rs.acting = null;
   rs.contact = null;
+  rs.panelNote = '';
   renderReports();
 }
 
@@ -392,7 +394,10 @@ function drawPanelMap() {
   rs.map?.remove();
   const [lon, lat] = r.location.coordinates;
   rs.map = provinceMap(box, app.config, { zoomControl: false });
-  rs.map.setView([lat, lon], 16);
+  // The communes around it, for bearings when there is no base map.
+  if (app.communes)
+    L.geoJSON(app.communes, { interactive: false, style: { color: '#51657a', weight: 1, fillColor: '#e8f1f8', fillOpacity: 0.6 } }).addTo(rs.map);
+  rs.map.setView([lat, lon], 14);
   L.circleMarker([lat, lon], { radius: 9, color: '#b3261e', weight: 3, fillColor: '#ff5a4f', fillOpacity: 0.9 }).addTo(rs.map);
 }
 
@@ -424,7 +429,6 @@ function actionsBox(r) {
   const allowed = STAGE_ACTIONS[r.workflowStatus] || [];
   if (!allowed.length) return null;
   const note = el('p', { class: 'rs-note', id: 'panel-note', role: 'status' }, rs.panelNote || '');
-  rs.panelNote = '';
   const buttons = el(
     'div',
     { class: 'rs-actions' },
@@ -437,6 +441,7 @@ function actionsBox(r) {
           class: rs.acting === a ? 'primary' : '',
           onclick: () => {
             rs.acting = rs.acting === a ? null : a;
+            rs.panelNote = '';
             renderReports();
           },
         },
@@ -532,11 +537,24 @@ async function poll() {
         announce(r);
       }
     }
-    if (rs.loaded && document.querySelector('#view-reports.active')) await loadReports();
+    // The inbox follows, unless the operator is filling in an action or a selection.
+    if (rs.loaded && document.querySelector('#view-reports.active') && !rs.acting && !rs.checked.size) await loadReports();
   } catch (e) {
     if (session.expired) return;
     console.warn(e);
   }
+}
+
+let soon = null;
+
+/** A report changed (the change stream says so): the inbox is asked again shortly, as
+ * one call for a burst of changes. */
+export function reportsChanged() {
+  if (!rs.timer || soon) return;
+  soon = setTimeout(() => {
+    soon = null;
+    poll();
+  }, 300);
 }
 
 function announce(r) {

@@ -153,7 +153,8 @@ function setPoint(lat, lon, zoom) {
   form.point = { lat, lon };
   if (form.pin) form.pin.setLatLng([lat, lon]);
   else form.pin = L.circleMarker([lat, lon], { radius: 10, color: '#b3261e', weight: 3, fillColor: '#ff5a4f', fillOpacity: 0.9 }).addTo(form.map);
-  if (zoom) form.map.setView([lat, lon], 17);
+  // Close enough to see the street's commune around it (there may be no base map).
+  if (zoom) form.map.setView([lat, lon], 15);
   renderPlace();
   lookNearby();
 }
@@ -514,6 +515,10 @@ export function initForm(page) {
     e.target.value = '';
   });
   $('#report-form').addEventListener('submit', submit);
+  // What was wrong is said again at the next try, not left over after a correction.
+  $('#report-form').addEventListener('change', (e) => {
+    if (e.target.id !== 'photos') $('#form-error').hidden = true;
+  });
   window.addEventListener('online', flush);
 }
 
