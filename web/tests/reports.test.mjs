@@ -283,3 +283,33 @@ test('staff work the inbox: tiles, a filter, an action, a bulk action, the repor
   assert.deepEqual(page.cspViolations, []);
   await context.close();
 });
+
+test("an operator sees a reporter's contact only once granted the right for the agency", async () => {
+  const operator = { username: 'tiepnhan.pa', password: 'Cống-rãnh-Đông-Hà-2026' };
+  await demo.api('POST', '/auth/v1/users', { ...operator, role: 'operator', tenants: [''] });
+  const filed = await file({ service_code: 'rac-thai', 'attribute[loai_rac]': 'sinh_hoat', description: 'Rác đổ bên đường', phone: '0934 556 677' });
+  const { context, page } = await phonePage();
+  await page.goto(`${demo.base}/ioc/`);
+  await page.fill('#login-form input[name="username"]', operator.username);
+  await page.fill('#login-form input[name="password"]', operator.password);
+  await page.locator('#login-form button[type="submit"]').click();
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.locator('.tab[data-view="reports"]').click();
+  await page.locator('#report-tiles').waitFor();
+  await page.locator('select[name="stage"]').selectOption('received');
+  await page.locator(`#report-inbox tr[data-id="${filed.service_request_id}"] td:nth-child(3)`).click();
+  await page.locator('#show-reporter').click();
+  await page.locator('#panel-reporter', { hasText: 'không có quyền' }).waitFor();
+  assert.doesNotMatch(await page.locator('#report-panel').innerText(), /0934 556 677/);
+  // The admin grants the right for the report's agency: the contact shows.
+  const { agency_responsible: agency } = await demo.api('GET', `/reports/v1/requests/${filed.service_request_id}`);
+  await demo.api('PUT', `/reports/v1/reporter-access/user:${operator.username}`, { agencies: [agency] });
+  await page.locator(`#report-inbox tr[data-id="${filed.service_request_id}"] td:nth-child(3)`).click();
+  await page.locator('#show-reporter').click();
+  await page.locator('#panel-reporter', { hasText: '0934 556 677' }).waitFor();
+  // Both reads are in the audit log, the refused one too.
+  const { records } = await demo.api('GET', `/auth/v1/audit?actor=user:${operator.username}&action=read%20reporter%20contact`);
+  assert.deepEqual(records.map((r) => r.outcome).sort(), ['ok', 'refused'], JSON.stringify(records));
+  assert.deepEqual(page.cspViolations, []);
+  await context.close();
+});

@@ -87,8 +87,10 @@ function query(stage) {
   return q;
 }
 
-/** The inbox and the tiles, read again. */
-export async function loadReports() {
+/** The inbox and the tiles, read again; in the `background`, the view is drawn again
+ * only when the operator is not filling in an action or a selection (it would wipe
+ * what they typed). */
+export async function loadReports({ background = false } = {}) {
   if (!rs.categories.length) rs.categories = await getJson('/reports/v1/categories');
   const q = query(rs.filter.stage === 'open' ? OPEN_STAGES : rs.filter.stage);
   if (rs.filter.service_code) q.set('service_code', rs.filter.service_code);
@@ -99,6 +101,7 @@ export async function loadReports() {
   rs.loaded = true;
   const ids = new Set(rs.list.map((r) => r.service_request_id));
   for (const id of rs.checked) if (!ids.has(id)) rs.checked.delete(id);
+  if (background && (rs.acting || rs.checked.size)) return;
   renderReports();
 }
 
@@ -538,7 +541,7 @@ async function poll() {
       }
     }
     // The inbox follows, unless the operator is filling in an action or a selection.
-    if (rs.loaded && document.querySelector('#view-reports.active') && !rs.acting && !rs.checked.size) await loadReports();
+    if (rs.loaded && document.querySelector('#view-reports.active')) await loadReports({ background: true });
   } catch (e) {
     if (session.expired) return;
     console.warn(e);
