@@ -65,7 +65,7 @@ async function phonePage(options = {}) {
   return { context, page };
 }
 
-test('a resident files a report with a photo, supports one nearby, tracks it and erases their contact', async () => {
+test('a resident files a report with a photo, supports one nearby, tracks it, erases their contact and rates the result', async () => {
   // Someone reported a blocked drain here already.
   const earlier = await file({ service_code: 'thoat-nuoc', description: 'Cống trước chợ bị tắc, nước tràn ra đường' });
   const { context, page } = await phonePage();
@@ -134,6 +134,18 @@ test('a resident files a report with a photo, supports one nearby, tracks it and
   // English.
   await page.locator('.lang button[data-lang="en"]').click();
   assert.equal(await page.locator('#track-status').innerText(), 'Received');
+  // Resolved by staff, the report is rated from the tracking page.
+  for (const action of [{ action: 'accept' }, { action: 'resolve', result: 'Đã nạo vét cống' }]) {
+    await demo.api('POST', `/reports/v1/requests/${id}/actions`, action);
+  }
+  await page.reload();
+  await page.waitForSelector('#track-code');
+  assert.equal(await page.locator('#track-status').innerText(), 'Resolved');
+  assert.match(await page.locator('#track').innerText(), /Đã nạo vét cống/);
+  await page.locator('#rating').selectOption('4');
+  await page.locator('.rp-rate button[type="submit"]').click();
+  await page.locator('#track', { hasText: 'You rated it 4/5.' }).waitFor();
+  assert.equal((await demo.api('GET', `/reports/v1/requests/${id}`)).rating, 4);
 
   // The page asked only its public routes, never the staff's or the NGSI-LD API.
   assert.ok(!calls.some((p) => p.startsWith('/ngsi-ld/') || p.startsWith('/ioc/api') || /^\/reports\/v1\/requests(\/[^/]+)?$/.test(p)), calls.join(' '));
