@@ -336,8 +336,8 @@ function collect() {
   return { fields };
 }
 
-/** Posts a report: `{ answer }` when taken, `{ refused }` when the server said no,
- * `{ offline: true }` when it could not be reached (or failed: it is tried again). */
+/** Posts a report: `{ answer }` when taken, `{ refused, status }` when the server said
+ * no, `{ offline: true }` when it could not be reached (or failed: it is tried again). */
 async function post(fields, photos) {
   let r;
   try {
@@ -349,7 +349,7 @@ async function post(fields, photos) {
   if (r.ok && Array.isArray(body) && body[0]?.token) return { answer: body[0] };
   if (r.status >= 500) return { offline: true };
   const why = Array.isArray(body) ? body.map((e) => e.description).join('; ') : `HTTP ${r.status}`;
-  return { refused: why };
+  return { refused: why, status: r.status };
 }
 
 async function submit(e) {
@@ -370,9 +370,14 @@ async function submit(e) {
       remember(result.answer, form.category.service_code);
       showDone(result.answer);
     } else if (result.offline) {
-      await keep([...fields, ['attribute[recorded_offline_at]', new Date().toISOString()]], photos);
-      showQueued();
-      scheduleFlush();
+      try {
+        await keep([...fields, ['attribute[recorded_offline_at]', new Date().toISOString()]], photos);
+        showQueued();
+        scheduleFlush();
+      } catch (e) {
+        // No room, or no IndexedDB (some private windows): the form stays as it is.
+        showFormError(`${t('keepFailed')}${e?.message || e}`);
+      }
     } else {
       showFormError(`${t('refused')}${result.refused}`);
     }
@@ -447,7 +452,8 @@ export async function flush() {
     for (const item of await waiting()) {
       if (item.error) continue;
       const result = await post(item.fields, item.photos);
-      if (result.offline) {
+      // No signal, or too many reports from here for now: later.
+      if (result.offline || result.status === 429) {
         scheduleFlush();
         break;
       }
