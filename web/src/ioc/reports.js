@@ -16,6 +16,7 @@ import '../report/staff.css';
 const POLL_MS = 30_000;
 const OPEN_STAGES = 'received,accepted,assigned,in_progress';
 const SOON_MS = 24 * 3600 * 1000;
+const AGENCY_KEY = 'ioc.reports.agency';
 
 /** What each stage allows, and the fields each action asks for (* required). */
 const STAGE_ACTIONS = {
@@ -49,7 +50,8 @@ const rs = {
   categories: [],
   list: [], // the inbox as filtered
   open: [], // every open report of the agency (the tiles)
-  filter: { agency: '', stage: 'open', service_code: '', overdue: false, urgent: false },
+  // The agency is remembered by the browser: an operator's inbox is their agency's.
+  filter: { agency: localStorage.getItem(AGENCY_KEY) || '', stage: 'open', service_code: '', overdue: false, urgent: false },
   checked: new Set(),
   current: null, // the report in the panel
   acting: null, // the action whose form is open
@@ -124,6 +126,7 @@ function tiles() {
 
 function setFilter(change) {
   Object.assign(rs.filter, change);
+  localStorage.setItem(AGENCY_KEY, rs.filter.agency);
   rs.note = '';
   loadReports().catch(showFailure);
 }
