@@ -286,7 +286,7 @@ test('staff work the inbox: tiles, a filter, an action, a bulk action, the repor
   // An urgent report reaches the centre at once.
   const flood = await file({ service_code: 'lu-lut-cuu-ho', description: 'Nước lũ dâng cao, một hộ dân bị cô lập' });
   const notice = page.locator(`#urgent-reports [data-id="${flood.service_request_id}"]`);
-  // The change stream brings it within seconds (the fallback poll is every 30 s).
+  // The change stream brings it within seconds.
   await notice.waitFor({ timeout: 10_000 });
   assert.match(await notice.innerText(), /Phản ánh khẩn cấp mới/);
   await page.screenshot({ path: path.join(SCREENSHOTS, 'reports-urgent-390x844.png') });

@@ -16,6 +16,8 @@ export function connectLive() {
   const live = $('#live');
   const source = new EventSource('/ioc/api/stream');
   source.addEventListener('hello', () => {
+    // (Re)connected: reports may have changed meanwhile.
+    reportsChanged();
     live.dataset.state = 'on';
     live.lastElementChild.textContent = t('live');
   });
@@ -37,6 +39,7 @@ export function connectLive() {
     }
   });
   source.addEventListener('resync', () => {
+    reportsChanged();
     loadMarkers();
     refreshSummarySoon();
     reloadCommunes();

@@ -3,8 +3,8 @@
 // panel (map, photos, timeline, the reporter's contact for those holding the right,
 // each read audited by the server), the workflow's actions one by one or in bulk, and
 // a notice as soon as an urgent report arrives: the change stream (live.js) says when
-// a report changed, and the received reports are then asked again; they are also asked
-// every half minute, in case the stream is down.
+// a report changed, or that it (re)connected and may have missed changes, and the
+// received reports are then asked again.
 import L from 'leaflet';
 import { ApiError, getJson, send, session } from '../auth.js';
 import { $, el, fmtTime, provinceMap } from '../common.js';
@@ -13,7 +13,6 @@ import { showView } from './explorer.js';
 import { app } from './state.js';
 import '../report/staff.css';
 
-const POLL_MS = 30_000;
 const OPEN_STAGES = 'received,accepted,assigned,in_progress';
 const SOON_MS = 24 * 3600 * 1000;
 const AGENCY_KEY = 'ioc.reports.agency';
@@ -59,7 +58,7 @@ const rs = {
   contact: null, // the reporter's contact once asked: found, refused or none
   note: '', // what the last bulk action did
   seenUrgent: null, // ids of urgent reports already announced
-  timer: null,
+  watching: false, // whether urgent reports are watched (signed in)
   map: null,
 };
 const t = (k, ...a) => {
@@ -556,7 +555,7 @@ let soon = null;
 /** A report changed (the change stream says so): the inbox is asked again shortly, as
  * one call for a burst of changes. */
 export function reportsChanged() {
-  if (!rs.timer || soon) return;
+  if (!rs.watching || soon) return;
   soon = setTimeout(() => {
     soon = null;
     poll();
@@ -594,17 +593,17 @@ function announce(r) {
   box.prepend(item);
 }
 
-/** Starts the watch for urgent reports (every signed-in member of staff sees them). */
+/** Starts the watch for urgent reports (every signed-in member of staff sees them):
+ * the received reports now, then whenever the change stream says a report changed or
+ * the stream (re)connects — no polling. */
 export function startReports(getLang) {
   rs.lang = getLang;
-  stopReports();
+  rs.watching = true;
   poll();
-  rs.timer = setInterval(poll, POLL_MS);
 }
 
 export function stopReports() {
-  if (rs.timer) clearInterval(rs.timer);
-  rs.timer = null;
+  rs.watching = false;
 }
 
 /** The view, when its tab is opened. */
