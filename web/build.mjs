@@ -1,9 +1,11 @@
-// Bundles the two pages of the web app with esbuild into $DOTHI_WEB_OUT (default dist/):
-// the public page (src/public.html → index.html, served at /) and the operations
-// centre (src/ioc.html → ioc/index.html, served at /ioc/). Both are ES modules sharing
-// chunks (Leaflet, the words, the helpers) in assets/, with content-hashed names,
-// which the pages refer to.
+// Bundles the pages of the web app with esbuild into $DOTHI_WEB_OUT (default dist/):
+// the public page (src/public.html → index.html, served at /), the operations centre
+// (src/ioc.html → ioc/index.html, served at /ioc/), the open data portal
+// (data/index.html) and the citizen's report page (report/index.html). All are ES
+// modules sharing chunks (Leaflet, the words, the helpers) in assets/, with
+// content-hashed names, which the pages refer to.
 
+import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build } from 'esbuild';
@@ -12,12 +14,15 @@ const out = path.resolve(process.env.DOTHI_WEB_OUT || 'dist');
 await rm(out, { recursive: true, force: true });
 await mkdir(path.join(out, 'ioc'), { recursive: true });
 await mkdir(path.join(out, 'data'), { recursive: true });
+await mkdir(path.join(out, 'report'), { recursive: true });
 
 const PAGES = [
   { entry: 'src/public.js', html: 'src/public.html', target: 'index.html' },
   { entry: 'src/ioc/main.js', html: 'src/ioc.html', target: 'ioc/index.html' },
   // The open data portal, served at /data/.
   { entry: 'src/opendata.js', html: 'src/opendata.html', target: 'data/index.html' },
+  // The citizen's report page and its tracking page, served at /report/.
+  { entry: 'src/report/main.js', html: 'src/report.html', target: 'report/index.html' },
 ];
 
 const result = await build({
@@ -54,3 +59,27 @@ for (const page of PAGES) {
   await writeFile(path.join(out, page.target), html);
 }
 await copyFile('src/favicon.svg', path.join(out, 'assets', 'favicon.svg'));
+
+// The citizen's page's service worker, with the list of the files the page needs
+// (everything its script imports, its stylesheet and what that refers to), so that the
+// page opens without signal.
+{
+  const page = PAGES.find((p) => p.target === 'report/index.html');
+  const files = new Set(['/assets/favicon.svg']);
+  const visit = (file) => {
+    const u = url(file);
+    if (files.has(u) || !outputs[file]) return;
+    files.add(u);
+    for (const i of outputs[file].imports) if (!i.external) visit(i.path);
+  };
+  const [js, meta] = Object.entries(outputs).find(([, o]) => o.entryPoint === page.entry);
+  visit(js);
+  visit(meta.cssBundle);
+  const list = [...files].sort();
+  const version = createHash('sha256').update(list.join('\n')).digest('hex').slice(0, 16);
+  const source = (await readFile('src/report/sw.js', 'utf8'))
+    .replace('const FILES = [];', `const FILES = ${JSON.stringify(list)};`)
+    .replace("const VERSION = 'dev';", `const VERSION = '${version}';`);
+  if (!source.includes(version)) throw new Error('src/report/sw.js: the FILES and VERSION lines were not found');
+  await writeFile(path.join(out, 'report', 'sw.js'), source);
+}

@@ -200,6 +200,9 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET", "/ioc/", "AAAAAAA"),
     ("GET", "/data", "AAAAAAA"),
     ("GET", "/data/", "AAAAAAA"),
+    ("GET", "/report", "AAAAAAA"),
+    ("GET", "/report/", "AAAAAAA"),
+    ("GET", "/report/track", "AAAAAAA"),
     ("GET", ASSETS, "AAAAAAA"),
     // The public page's data: open layers of the default tenant, for anyone.
     ("GET", "/public/api/config", "AAAAAAA"),
@@ -230,6 +233,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET", "/reports/v1/requests/{id}/reporter", "UFFAFFA"),
     ("POST", "/reports/v1/requests/{id}/support", "AAAAAAA"),
     ("PUT", "/reports/v1/reporter-access/{actor}", "UFFAFFF"),
+    ("GET", "/reports/v1/categories", "AAAAAAA"),
     ("POST", "/reports/v1/categories", "UFFAFFF"),
     ("GET", "/reports/v1/stats", "UAAAFFA"),
     ("GET", "/reports/v1/public/stats", "AAAAAAA"),

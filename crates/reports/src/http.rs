@@ -60,6 +60,7 @@ pub const ROUTE_RULES: &[RouteRule] = &[
         "/reports/v1/reporter-access/{actor}",
         Permission::Admin,
     ),
+    rule("GET", "/reports/v1/categories", Permission::Public),
     rule("POST", "/reports/v1/categories", Permission::Admin),
     rule("GET", "/reports/v1/stats", Permission::Read),
     rule("GET", "/reports/v1/public/stats", Permission::Public),
@@ -99,7 +100,10 @@ pub fn routes(reports: Arc<Reports>) -> Router {
         .route("/reports/v1/requests/{id}/reporter", get(reporter))
         .route("/reports/v1/requests/{id}/support", post(support))
         .route("/reports/v1/reporter-access/{actor}", put(grant))
-        .route("/reports/v1/categories", post(categories))
+        .route(
+            "/reports/v1/categories",
+            get(list_categories).post(categories),
+        )
         .route("/reports/v1/stats", get(staff_stats))
         .route("/reports/v1/public/stats", get(public_stats))
         .route("/reports/v1/nearby", get(nearby))
@@ -324,6 +328,18 @@ async fn grant(
         .set_reporter_access(&caller, &actor, g.agencies)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The categories as the citizen page shows them: both languages, group, icon,
+/// urgency, the agency, the attributes to fill. Nothing personal is in a category.
+async fn list_categories(State(reports): State<Arc<Reports>>) -> Answer {
+    let cats = reports.categories().await?;
+    let mut r = axum::Json(cats).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    Ok(r)
 }
 
 async fn categories(

@@ -1,9 +1,11 @@
 //! The front-end built from `web/` by `build.rs`, embedded in the binary and served
-//! with its content type and ETag. There are three pages: the public page
+//! with its content type and ETag. There are four pages: the public page
 //! (`/index.html`, served at `/`), the operations centre (`/ioc/index.html`, served
-//! at `/ioc/` and `/ioc`) and the open data portal (`/data/index.html`, at `/data/`). Pages are revalidated on every load and carry the app's
-//! Content-Security-Policy; the other files have content hashes in their names and are
-//! cached for a year.
+//! at `/ioc/` and `/ioc`), the open data portal (`/data/index.html`, at `/data/`) and
+//! the citizen's report page (`/report/index.html`, at `/report/` and
+//! `/report/track`). Pages are revalidated on every load and carry the app's
+//! Content-Security-Policy; the report page's service worker (`/report/sw.js`) is
+//! revalidated too; the other files have content hashes in their names and are cached for a year.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -29,6 +31,9 @@ pub fn find(path: &str) -> Option<&'static Asset> {
         "/" => "/index.html",
         "/ioc" | "/ioc/" => "/ioc/index.html",
         "/data" | "/data/" => "/data/index.html",
+        // The report form and the tracking page are one page (the token stays in the
+        // fragment, never sent to the server in a URL).
+        "/report" | "/report/" | "/report/track" => "/report/index.html",
         other => other,
     };
     ASSETS.iter().find(|a| a.path == path)
@@ -61,7 +66,8 @@ pub async fn serve(State(state): State<WebState>, request: Request) -> Response 
         return hub::http::ApiError(ngsi::Error::not_found("no such resource")).into_response();
     };
     let page = is_page(asset);
-    let cache = if page {
+    // A service worker keeps its name, so it is revalidated like a page.
+    let cache = if page || asset.path.ends_with("/sw.js") {
         "no-cache"
     } else {
         "public, max-age=31536000, immutable"

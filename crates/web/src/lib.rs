@@ -1,5 +1,6 @@
 //! The web app of dothi: the public page at `/` (the province's map with its open
-//! sensor layers, for anyone) and the operations centre (IOC) at `/ioc/` (the map,
+//! sensor layers, for anyone), the citizen's report page at `/report/` (and its
+//! tracking page, `/report/track`), and the operations centre (IOC) at `/ioc/` (the map,
 //! sector layers, dashboards, explorer and admin pages, behind a login), both served
 //! by `dothi serve` and `dothi demo`.
 //!
@@ -100,6 +101,9 @@ pub fn route_rules() -> Vec<hub::RouteRule> {
         rule("GET", "/ioc/", Permission::Public),
         rule("GET", "/data", Permission::Public),
         rule("GET", "/data/", Permission::Public),
+        rule("GET", "/report", Permission::Public),
+        rule("GET", "/report/", Permission::Public),
+        rule("GET", "/report/track", Permission::Public),
         rule("GET", "/public/api/config", Permission::Public),
         rule("GET", "/public/api/communes", Permission::Public),
         rule("GET", "/public/api/markers", Permission::Public),
@@ -173,6 +177,9 @@ pub fn routes(hub: Arc<hub::Hub>, config: WebConfig) -> Router {
         .route("/ioc/", get(assets::serve))
         .route("/data", get(assets::serve))
         .route("/data/", get(assets::serve))
+        .route("/report", get(assets::serve))
+        .route("/report/", get(assets::serve))
+        .route("/report/track", get(assets::serve))
         .with_state(state)
         // gzip for what is worth it; never for images or the event stream, which
         // compression would hold back (tower-http's default predicate).

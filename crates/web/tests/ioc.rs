@@ -502,13 +502,17 @@ async fn the_app_is_served_with_types_etags_gzip_and_documented() {
     }
     let app = start().await;
     let anonymous = Client::new();
-    // Two pages: the public one at /, the operations centre at /ioc/ (and /ioc), each
-    // revalidated by ETag and under the pages' Content-Security-Policy.
+    // The public page at /, the operations centre at /ioc/ (and /ioc), the citizen's
+    // report page at /report/ (and /report, /report/track), each revalidated by ETag
+    // and under the pages' Content-Security-Policy.
     let mut pages = Vec::new();
     for (path, words) in [
         ("/", "Thông tin đô thị thông minh"),
         ("/ioc/", "Trung tâm giám sát, điều hành đô thị thông minh"),
         ("/ioc", "Trung tâm giám sát, điều hành đô thị thông minh"),
+        ("/report/", "Phản ánh hiện trường"),
+        ("/report", "Phản ánh hiện trường"),
+        ("/report/track", "Phản ánh hiện trường"),
     ] {
         let r = anonymous
             .get(format!("{}{path}", app.base))
@@ -545,6 +549,9 @@ async fn the_app_is_served_with_types_etags_gzip_and_documented() {
     }
     assert_ne!(pages[0], pages[1]);
     assert_eq!(pages[1], pages[2]);
+    assert_ne!(pages[0], pages[3]);
+    assert_eq!(pages[3], pages[4]);
+    assert_eq!(pages[3], pages[5]);
     // Only the pages carry the pages' policy; the assets keep the front door's.
     let r = anonymous
         .get(format!("{}/assets/favicon.svg", app.base))
@@ -564,6 +571,25 @@ async fn the_app_is_served_with_types_etags_gzip_and_documented() {
             .to_string()
     };
     assert!(script_of(&pages[0]).starts_with("/assets/public-"));
+    // The report page's service worker keeps its name, so it is revalidated, and it
+    // lists the page's script among the files it keeps.
+    let r = anonymous
+        .get(format!("{}/report/sw.js", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(r.headers()["cache-control"], "no-cache");
+    let worker = r.text().await.unwrap();
+    let report_script = script_of(&pages[3]);
+    assert!(
+        worker.contains(&format!("\"{report_script}\"")),
+        "{report_script} in {worker}"
+    );
     let script = script_of(&pages[1]);
     assert!(script.starts_with("/assets/main-") && script.ends_with(".js"));
     let r = app

@@ -1,4 +1,4 @@
-// The views (map, explorer, scorecard, admin) and the explorer: a filtered, paged
+// The views (map, explorer, scorecard, reports, admin) and the explorer: a filtered, paged
 // list of entities with CSV and GeoJSON export of the same filter.
 
 import { showAdmin } from '../admin.js';
@@ -8,6 +8,7 @@ import { LAYER_NAMES, STATE_NAMES } from '../i18n.js';
 import { showScorecard } from '../scorecard.js';
 import { focusEntity, resizeMap } from './map.js';
 import { openPanel } from './panel.js';
+import { showReports } from './reports.js';
 import { app, communeName, fmtNumber, fmtTime, itemName, t } from './state.js';
 
 export const PAGE = 50;
@@ -22,6 +23,7 @@ export function showView(name) {
   }
   if (name === 'admin') showAdmin();
   if (name === 'scorecard') showScorecard();
+  if (name === 'reports') showReports();
 }
 
 /** The explorer limited to these entities (a tile's). */

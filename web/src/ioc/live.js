@@ -1,10 +1,12 @@
 // Live changes from /ioc/api/stream (server-sent events): markers, the feed, the
-// counts, the communes' indicators and the open panel follow them.
+// counts, the communes' indicators and the open panel follow them; a citizen report
+// that changed has the reports' inbox asked again (and an urgent one announced).
 
 import { checkSession } from '../auth.js';
 import { $ } from '../common.js';
 import { loadMarkers, reloadCommunes, removeMarker, upsertMarker } from './map.js';
 import { refreshPanel } from './panel.js';
+import { reportsChanged } from './reports.js';
 import { refreshSummarySoon, renderFeed } from './side.js';
 import { app, t } from './state.js';
 
@@ -14,6 +16,8 @@ export function connectLive() {
   const live = $('#live');
   const source = new EventSource('/ioc/api/stream');
   source.addEventListener('hello', () => {
+    // (Re)connected: reports may have changed meanwhile.
+    reportsChanged();
     live.dataset.state = 'on';
     live.lastElementChild.textContent = t('live');
   });
@@ -25,6 +29,7 @@ export function connectLive() {
       if (item.layer) app.feed.unshift({ item, attrs, at: data.at });
     }
     for (const id of data.removed) removeMarker(id);
+    if (data.items.some((i) => i.type === 'Open311_ServiceRequest')) reportsChanged();
     app.feed = app.feed.slice(0, FEED_LENGTH);
     renderFeed();
     refreshSummarySoon();
@@ -34,6 +39,7 @@ export function connectLive() {
     }
   });
   source.addEventListener('resync', () => {
+    reportsChanged();
     loadMarkers();
     refreshSummarySoon();
     reloadCommunes();

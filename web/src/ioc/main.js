@@ -23,6 +23,7 @@ import { fillExplorerSelects, initExplorer, runSearch, showView } from './explor
 import { connectLive } from './live.js';
 import { drawCommunes, focusEntity, initMap, loadMarkers, shadeCommunes } from './map.js';
 import { closePanel, openPanel } from './panel.js';
+import { startReports, stopReports, translateReports } from './reports.js';
 import { renderFeed, renderIndicatorSelect, renderLayers, renderLegend, renderTiles } from './side.js';
 import { app, authText, NGSI, t } from './state.js';
 
@@ -46,6 +47,7 @@ function applyLanguage() {
   translateAdmin();
   translateAlerts();
   translateScorecard();
+  translateReports();
   if (app.error) showError(app.error);
   if (app.config) {
     renderIndicatorSelect();
@@ -98,6 +100,7 @@ async function start() {
   initMap();
   connectLive();
   startAlerts(() => app.lang);
+  startReports(() => app.lang);
   const [communes, summary, types] = await Promise.all([
     getJson('/ioc/api/communes'),
     getJson('/ioc/api/summary'),
@@ -148,6 +151,7 @@ async function boot() {
   session.onExpired = () => {
     app.source?.close();
     stopAlerts();
+    stopReports();
   };
   applyLanguage();
   let me = null;

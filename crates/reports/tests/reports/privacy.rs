@@ -99,6 +99,8 @@ async fn no_public_route_shows_personal_data() {
         }
     }
     paths.push("/reports/v1/public/stats?by=commune".into());
+    // The citizen page's categories.
+    paths.push("/reports/v1/categories".into());
     paths.push(format!(
         "/reports/v1/nearby?service_code=thoat-nuoc&lat={}&long={}",
         DONG_HA.0, DONG_HA.1
