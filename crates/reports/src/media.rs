@@ -77,8 +77,10 @@ pub fn process(bytes: &[u8]) -> Result<Photo, Refused> {
     let img = reader
         .decode()
         .map_err(|e| Refused::Broken(e.to_string()))?;
+    // Scaling down averages the source pixels each target pixel covers (integer
+    // arithmetic): as sharp as a filtered resize for a reduction, several times faster.
     let img = if img.width().max(img.height()) > MAX_SIDE {
-        img.resize(MAX_SIDE, MAX_SIDE, image::imageops::FilterType::Triangle)
+        img.thumbnail(MAX_SIDE, MAX_SIDE)
     } else {
         img
     };
