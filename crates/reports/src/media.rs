@@ -94,11 +94,16 @@ pub fn process(bytes: &[u8]) -> Result<Photo, Refused> {
 }
 
 fn jpeg(img: &DynamicImage, quality: u8) -> Result<Vec<u8>, Refused> {
-    // RGB only: transparency is flattened, and JPEG has no alpha.
-    let rgb = DynamicImage::ImageRgb8(img.to_rgb8());
+    // RGB only: transparency is flattened, and JPEG has no alpha. The encoder writes a
+    // JFIF header and the picture, nothing else (no EXIF, no GPS, no comment).
+    let rgb = img.to_rgb8();
+    let (Ok(width), Ok(height)) = (u16::try_from(rgb.width()), u16::try_from(rgb.height()))
+    else {
+        return Err(Refused::TooManyPixels);
+    };
     let mut out = Vec::new();
-    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
-    rgb.write_with_encoder(encoder)
+    jpeg_encoder::Encoder::new(&mut out, quality)
+        .encode(rgb.as_raw(), width, height, jpeg_encoder::ColorType::Rgb)
         .map_err(|e| Refused::Broken(e.to_string()))?;
     Ok(out)
 }
