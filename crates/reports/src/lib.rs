@@ -56,9 +56,14 @@ pub async fn start(
     )))
 }
 
-/// Runs [`Reports::sweep`] every [`SWEEP_EVERY`] until the task is aborted.
+/// Reads the statistics' facts once (so that the first reader of the statistics does
+/// not wait for every report to be read), then runs [`Reports::sweep`] every
+/// [`SWEEP_EVERY`] until the task is aborted.
 pub fn spawn_sweep(reports: Arc<Reports>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        if let Err(e) = reports.stats(stats::By::All, None, None).await {
+            tracing::warn!(error = %e, "reports: the statistics' facts could not be read");
+        }
         loop {
             tokio::time::sleep(SWEEP_EVERY).await;
             match reports.sweep().await {
