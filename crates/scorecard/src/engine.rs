@@ -42,6 +42,8 @@ pub struct Scorecard {
     /// One recomputation at a time in this process (the schedule, a change, a
     /// request), so that two never both write the same new value.
     recomputing: tokio::sync::Mutex<()>,
+    /// Where reads worth recording (evidence downloads) are audited.
+    audit: Option<Arc<hub::auth::Identity>>,
 }
 
 impl Scorecard {
@@ -49,11 +51,28 @@ impl Scorecard {
     pub fn new(hub: Arc<Hub>) -> Scorecard {
         let mut sources = crate::sources::plan_sources();
         sources.push(Arc::new(crate::maturity::WardsAtLevel));
+        sources.extend(crate::services::service_sources());
         Scorecard {
             hub,
             sources,
             tenants: Mutex::new(BTreeSet::from([String::new()])),
             recomputing: tokio::sync::Mutex::new(()),
+            audit: None,
+        }
+    }
+
+    /// Records evidence downloads in the audit log of `identity`.
+    pub fn with_audit(mut self, identity: Arc<hub::auth::Identity>) -> Scorecard {
+        self.audit = Some(identity);
+        self
+    }
+
+    /// Records a read of `target` by the scope's caller (writes are audited by the hub).
+    pub(crate) async fn audit_read(&self, scope: &Scope, action: &str, target: String) {
+        if let Some(identity) = &self.audit {
+            let mut record = scope.caller.audit(Some(&scope.tenant), vec![target]);
+            record.action = format!("{action} ({})", record.action);
+            identity.audit(vec![record]).await;
         }
     }
 
@@ -252,6 +271,8 @@ impl Scorecard {
                 if public && let Some(Value::Object(ev)) = kpi.get_mut("evidence") {
                     ev.remove("enteredBy");
                     ev.remove("approvedBy");
+                    // Files are for signed-in readers of the tenant.
+                    ev.remove("evidenceFile");
                 }
                 Value::Object(kpi)
             })
@@ -281,8 +302,12 @@ impl Scorecard {
             )));
         }
         submission.check(def)?;
-        // The KPI must exist in this tenant.
+        // The KPI must exist in this tenant, and the file named be one of its files.
         self.hub.get_entity(scope, &plan::kpi_id(slug)).await?;
+        let file = match &submission.evidence_file {
+            Some(key) => Some(crate::evidence::describe(&self.hub, scope, key).await?),
+            None => None,
+        };
         let id = format!("urn:ngsi-ld:KpiSubmission:{}", uuid::Uuid::new_v4());
         let now = ngsi::entity::format_time(&Utc::now());
         let mut e = json!({
@@ -291,12 +316,17 @@ impl Scorecard {
             "refKpi": {"type": "Relationship", "object": plan::kpi_id(slug)},
             "value": plan::prop(submission.value),
             "periodEnd": plan::prop(submission.period_end.to_string()),
-            "evidenceUrl": plan::prop(submission.evidence_url.clone()),
             "submittedBy": plan::prop(scope.caller.actor.clone()),
             "submittedAt": plan::prop(now),
             "decision": plan::prop("pending"),
         });
         if let Some(obj) = e.as_object_mut() {
+            if let Some(url) = &submission.evidence_url {
+                obj.insert("evidenceUrl".into(), plan::prop(url.clone()));
+            }
+            if let Some(file) = &file {
+                obj.insert("evidenceFile".into(), plan::prop(file.clone()));
+            }
             if let Some(note) = &submission.note {
                 obj.insert("note".into(), plan::prop(note.clone()));
             }
@@ -382,7 +412,7 @@ impl Scorecard {
                 "approvedAt": ngsi::entity::format_time(&now),
             });
             if let Some(obj) = evidence.as_object_mut() {
-                for key in ["rank", "groupScores"] {
+                for key in ["rank", "groupScores", "evidenceFile"] {
                     if let Some(v) = s.get(key) {
                         obj.insert(key.into(), v.clone());
                     }
@@ -484,7 +514,11 @@ pub struct Submission {
     /// The last day of the period the value measures (31/12 for a yearly figure).
     pub period_end: NaiveDate,
     /// A link to the evidence (the statistics bulletin, the portal's export).
-    pub evidence_url: String,
+    #[serde(default)]
+    pub evidence_url: Option<String>,
+    /// An uploaded evidence file (its id, from `POST /scorecard/v1/evidence`).
+    #[serde(default)]
+    pub evidence_file: Option<String>,
     pub note: Option<String>,
     /// The rank, for the DTI.
     pub rank: Option<u32>,
@@ -506,7 +540,15 @@ impl Submission {
         {
             return Err(Error::bad_data(format!("value must be at most {max}")));
         }
-        check_url(&self.evidence_url)?;
+        match (&self.evidence_url, &self.evidence_file) {
+            (None, None) => {
+                return Err(Error::bad_data(
+                    "evidence is required: evidenceUrl (a link), evidenceFile (an uploaded file) or both",
+                ));
+            }
+            (Some(u), _) => check_url(u)?,
+            (None, Some(_)) => {}
+        }
         if self.note.as_ref().is_some_and(|n| n.len() > MAX_TEXT) {
             return Err(Error::bad_data(format!(
                 "note is longer than {MAX_TEXT} bytes"
@@ -740,7 +782,19 @@ fn computed_attrs(
     let inputs: Vec<Value> = m
         .inputs
         .iter()
-        .map(|i| json!({"name": i.name, "query": i.query, "count": i.count, "href": i.href()}))
+        .map(|i| {
+            let mut v =
+                json!({"name": i.name, "query": i.query, "count": i.count, "href": i.href()});
+            if let Some(obj) = v.as_object_mut() {
+                if i.api != crate::sources::Api::Entities {
+                    obj.insert("api".into(), json!(i.api));
+                }
+                if let Some(rule) = &i.rule {
+                    obj.insert("rule".into(), json!(rule));
+                }
+            }
+            v
+        })
         .collect();
     body.insert(
         "evidence".into(),

@@ -14,10 +14,12 @@
 pub mod demo;
 pub mod egov;
 mod engine;
+pub mod evidence;
 mod export;
 mod http;
 pub mod maturity;
 pub mod plan;
+pub mod services;
 pub mod sources;
 
 pub use engine::{
@@ -25,4 +27,4 @@ pub use engine::{
     keyvalues, standing,
 };
 pub use http::{ROUTE_RULES, component, routes};
-pub use sources::{Input, KpiSource, Measurement};
+pub use sources::{Api, Input, KpiSource, Measurement};

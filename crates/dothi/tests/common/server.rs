@@ -49,7 +49,9 @@ impl Server {
         .await
         .expect("citizen reports");
         let alerts = Arc::new(alerts::Alerts::new(state.hub.clone()));
-        let scorecard = Arc::new(scorecard::Scorecard::new(state.hub.clone()));
+        let scorecard = Arc::new(
+            scorecard::Scorecard::new(state.hub.clone()).with_audit(state.identity.clone()),
+        );
         // The same services, in the same order, as `dothi serve`.
         let components = vec![
             iot::component(agent),
