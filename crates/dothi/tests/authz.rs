@@ -270,6 +270,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET", "/scorecard/v1/kpis", "UAAAFFA"),
     ("GET", "/scorecard/v1/kpis/{slug}", "UAAAFFA"),
     ("POST", "/scorecard/v1/kpis/{slug}/submissions", "UFAAFFA"),
+    ("POST", "/scorecard/v1/kpis/{slug}/confirm", "UFAAFFA"),
     ("GET", "/scorecard/v1/submissions", "UAAAFFA"),
     ("POST", "/scorecard/v1/submissions/{id}/approve", "UFFAFFF"),
     ("POST", "/scorecard/v1/submissions/{id}/reject", "UFFAFFF"),
@@ -838,6 +839,10 @@ async fn prepare(
         "/scorecard/v1/kpis/{slug}" | "/scorecard/v1/kpis/{slug}/submissions" => {
             params.insert("slug", KPI.into());
         }
+        // The plan's KPI in confirmed mode (without a value yet: 400 once let in).
+        "/scorecard/v1/kpis/{slug}/confirm" => {
+            params.insert("slug", "smart-city-wards".into());
+        }
         // A decision is on a fresh value, entered by the operator (in the case `own`,
         // by the caller when it may).
         "/scorecard/v1/submissions/{id}/approve" | "/scorecard/v1/submissions/{id}/reject" => {
@@ -960,6 +965,7 @@ async fn payload(
             "from": "2025-01-01T00:00:00Z", "to": "2025-01-02T00:00:00Z"
         })),
         ("POST", "/scorecard/v1/kpis/{slug}/submissions") => Payload::Json(submission_body()),
+        ("POST", "/scorecard/v1/kpis/{slug}/confirm") => Payload::Json(json!({"value": 1})),
         ("POST", "/scorecard/v1/submissions/{id}/approve") => Payload::Json(json!({})),
         ("POST", "/scorecard/v1/submissions/{id}/reject") => {
             Payload::Json(json!({"reason": "thiếu minh chứng"}))

@@ -265,8 +265,19 @@ impl Scorecard {
                     "slug".into(),
                     json!(e.id.trim_start_matches("urn:ngsi-ld:KeyPerformanceIndicator:plan-")),
                 );
-                if let Some(at) = observed_at(e, "kpiValue") {
+                let observed = observed_at(e, "kpiValue");
+                if kpi.get("mode").and_then(Value::as_str) == Some(Mode::Confirmed.as_str()) {
+                    kpi.insert(
+                        "confirmed".into(),
+                        json!(is_confirmed(&kpi, observed.as_deref())),
+                    );
+                }
+                if let Some(at) = observed {
                     kpi.insert("observedAt".into(), json!(at));
+                }
+                if public {
+                    // Who confirmed is not for the public; that it is confirmed is.
+                    kpi.remove("confirmation");
                 }
                 if public && let Some(Value::Object(ev)) = kpi.get_mut("evidence") {
                     ev.remove("enteredBy");
@@ -436,6 +447,72 @@ impl Scorecard {
         )))
     }
 
+    /// An officer confirms the value a confirmed-mode KPI has now: the value they
+    /// looked at must still be the KPI's (409 when it has changed since). The sign-off
+    /// is written in the officer's scope, so the audit log names them; a later value
+    /// is unconfirmed until confirmed again.
+    pub async fn confirm(
+        &self,
+        scope: &Scope,
+        slug: &str,
+        confirmation: Confirmation,
+    ) -> Result<Value, Error> {
+        let def = plan::kpi(slug)
+            .ok_or_else(|| Error::not_found(format!("no KPI {slug:?} in the plan")))?;
+        if def.mode != Mode::Confirmed {
+            return Err(Error::bad_data(format!(
+                "{slug} is {}: only KPIs in confirmed mode are confirmed",
+                def.mode.as_str()
+            )));
+        }
+        if confirmation
+            .note
+            .as_ref()
+            .is_some_and(|n| n.len() > MAX_TEXT)
+        {
+            return Err(Error::bad_data(format!(
+                "note is longer than {MAX_TEXT} bytes"
+            )));
+        }
+        let id = plan::kpi_id(slug);
+        let entity = self.hub.get_entity(scope, &id).await?;
+        let kpi = keyvalues(&entity);
+        let (Some(value), Some(observed)) = (
+            kpi.get("kpiValue").and_then(Value::as_f64),
+            observed_at(&entity, "kpiValue"),
+        ) else {
+            return Err(Error::bad_data(format!(
+                "{slug} has no value to confirm yet"
+            )));
+        };
+        if value != confirmation.value {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "{slug} is now {value}, not {}: look at it again before confirming",
+                    confirmation.value
+                ),
+            ));
+        }
+        let mut signed = json!({
+            "value": value,
+            "valueObservedAt": observed,
+            "confirmedBy": scope.caller.actor,
+            "confirmedAt": ngsi::entity::format_time(&Utc::now()),
+        });
+        if let (Some(note), Some(obj)) = (confirmation.note, signed.as_object_mut()) {
+            obj.insert("note".into(), json!(note));
+        }
+        let mut patch = Map::new();
+        patch.insert("confirmation".into(), plan::prop(signed));
+        self.hub.append_attrs(scope, &id, patch, true).await?;
+        self.kpis(scope, false)
+            .await?
+            .into_iter()
+            .find(|k| k.get("slug").and_then(Value::as_str) == Some(slug))
+            .ok_or_else(|| Error::not_found(format!("no KPI {slug:?}")))
+    }
+
     /// Updates a task group's status, progress, deadline, owner, with a note and
     /// evidence links appended.
     pub async fn update_task_group(
@@ -573,6 +650,25 @@ pub(crate) fn check_url(u: &str) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// An officer's confirmation of a computed value.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    /// The value the officer confirms, as they saw it.
+    pub value: f64,
+    pub note: Option<String>,
+}
+
+/// Whether a KPI's current value (observed at `observed`) is the one last confirmed.
+fn is_confirmed(kpi: &Map<String, Value>, observed: Option<&str>) -> bool {
+    let Some(c) = kpi.get("confirmation") else {
+        return false;
+    };
+    observed.is_some()
+        && c.get("value").and_then(Value::as_f64) == kpi.get("kpiValue").and_then(Value::as_f64)
+        && c.get("valueObservedAt").and_then(Value::as_str) == observed
 }
 
 /// A change of a task group by its owner.

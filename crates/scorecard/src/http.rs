@@ -16,7 +16,7 @@ use ngsi::{Context, Error};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::engine::{Scorecard, Submission, TaskUpdate};
+use crate::engine::{Confirmation, Scorecard, Submission, TaskUpdate};
 use crate::{egov, evidence, maturity, plan};
 
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -28,6 +28,11 @@ pub const ROUTE_RULES: &[RouteRule] = &[
     rule(
         "POST",
         "/scorecard/v1/kpis/{slug}/submissions",
+        Permission::Write,
+    ),
+    rule(
+        "POST",
+        "/scorecard/v1/kpis/{slug}/confirm",
         Permission::Write,
     ),
     rule("GET", "/scorecard/v1/submissions", Permission::Read),
@@ -76,6 +81,7 @@ pub fn routes(scorecard: Arc<Scorecard>) -> Router {
         .route("/scorecard/v1/kpis", get(kpis))
         .route("/scorecard/v1/kpis/{slug}", get(kpi))
         .route("/scorecard/v1/kpis/{slug}/submissions", post(submit))
+        .route("/scorecard/v1/kpis/{slug}/confirm", post(confirm))
         .route("/scorecard/v1/submissions", get(submissions))
         .route("/scorecard/v1/submissions/{id}/approve", post(approve))
         .route("/scorecard/v1/submissions/{id}/reject", post(reject))
@@ -155,6 +161,7 @@ async fn public(State(s): State<Arc<Scorecard>>) -> Answer {
         "organization",
         "planReference",
         "evidence",
+        "confirmed",
     ];
     let items: Vec<Value> = kpis
         .into_iter()
@@ -214,6 +221,18 @@ async fn submit(
     let sub: Submission = json(&body)?;
     let created = s.submit(&scope, &slug, sub).await?;
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
+}
+
+/// An officer confirms a confirmed-mode KPI's current value.
+async fn confirm(
+    State(s): State<Arc<Scorecard>>,
+    head: Head,
+    PathParam(slug): PathParam<String>,
+    body: Body,
+) -> Answer {
+    let scope = scope(&head)?;
+    let c: Confirmation = json(&body)?;
+    Ok(ok(s.confirm(&scope, &slug, c).await?))
 }
 
 async fn submissions(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {

@@ -28,8 +28,8 @@ pub mod services;
 pub mod sources;
 
 pub use engine::{
-    AT_RISK_TOLERANCE, COMPONENT, Recomputed, Scorecard, Standing, Submission, TaskUpdate,
-    keyvalues, standing,
+    AT_RISK_TOLERANCE, COMPONENT, Confirmation, Recomputed, Scorecard, Standing, Submission,
+    TaskUpdate, keyvalues, standing,
 };
 pub use http::{ROUTE_RULES, component, routes};
 pub use sources::{Api, Input, KpiSource, Measurement};

@@ -14,7 +14,7 @@ fn grdp(value: f64) -> Value {
 }
 
 /// The audit records naming a target.
-async fn audited(app: &App, target: &str) -> Vec<Value> {
+pub async fn audited(app: &App, target: &str) -> Vec<Value> {
     app.hub.audit_seal().await.expect("seal");
     let (status, v) = app.get("/auth/v1/audit?limit=1000", Some(ADMIN)).await;
     assert_eq!(status, 200, "{v}");
