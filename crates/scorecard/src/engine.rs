@@ -31,6 +31,8 @@ pub struct Recomputed {
     pub value: Option<f64>,
     /// Whether a new value was written (an unchanged value adds no history).
     pub written: bool,
+    /// How long computing (and writing) it took.
+    pub ms: u64,
 }
 
 /// The scorecard: the hub, and the sources of the computed KPIs.
@@ -136,7 +138,9 @@ impl Scorecard {
         let now = Utc::now();
         let mut out = Vec::new();
         for source in &self.sources {
-            if let Some(r) = self.recompute_one(tenant, source.as_ref(), now).await? {
+            let started = std::time::Instant::now();
+            if let Some(mut r) = self.recompute_one(tenant, source.as_ref(), now).await? {
+                r.ms = started.elapsed().as_millis() as u64;
                 out.push(r);
             }
         }
@@ -163,6 +167,7 @@ impl Scorecard {
                 kpi: source.kpi().into(),
                 value: None,
                 written: false,
+                ms: 0,
             }));
         };
         let kpi = keyvalues(&current);
@@ -180,6 +185,7 @@ impl Scorecard {
             kpi: source.kpi().into(),
             value: Some(m.value),
             written: !unchanged,
+            ms: 0,
         }))
     }
 

@@ -27,8 +27,16 @@ fn percent(n: u64, d: u64) -> f64 {
     round(n as f64 * 100.0 / d as f64, 1)
 }
 
+/// The start of a window, to the second.
 fn since(now: DateTime<Utc>, window: TimeDelta) -> String {
-    ngsi::entity::format_time(&(now - window))
+    (now - window).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `attr >= since` where the attribute's value is a time written as text (the reports'
+/// `requested_datetime`, a dataset's `modified`): compared as text, which orders ISO
+/// 8601 UTC times as time and lets the store narrow it by its index.
+fn at_or_after(attr: &str, since: &str) -> String {
+    format!("{attr}%3E%3D%22{since}%22")
 }
 
 /// Citizen reports answered by their deadline, of those answered: the rule of the
@@ -64,8 +72,9 @@ impl ReportsOnTime {
     fn query(since: &str) -> String {
         let stages: Vec<String> = ANSWERED.iter().map(|s| format!("%22{s}%22")).collect();
         format!(
-            "type={REPORT_TYPE}&q=workflowStatus=={};requested_datetime%3E%3D{since}&attrs=workflowStatus,resolvedAt,firstResponseAt,updated_datetime,dueAcceptAt,expected_datetime",
-            stages.join(",")
+            "type={REPORT_TYPE}&q=workflowStatus=={};{}&attrs=workflowStatus,resolvedAt,firstResponseAt,updated_datetime,dueAcceptAt,expected_datetime",
+            stages.join(","),
+            at_or_after("requested_datetime", since)
         )
     }
 }
@@ -132,9 +141,9 @@ impl KpiSource for ReportsSatisfaction {
         now: DateTime<Utc>,
     ) -> Result<Option<Measurement>, Error> {
         let since = since(now, REPORT_WINDOW);
-        let rated = format!("type={REPORT_TYPE}&q=rating%3E%3D1;requested_datetime%3E%3D{since}");
-        let satisfied =
-            format!("type={REPORT_TYPE}&q=rating%3E%3D4;requested_datetime%3E%3D{since}");
+        let window = at_or_after("requested_datetime", &since);
+        let rated = format!("type={REPORT_TYPE}&q=rating%3E%3D1;{window}");
+        let satisfied = format!("type={REPORT_TYPE}&q=rating%3E%3D4;{window}");
         share(
             hub,
             scope,
@@ -238,7 +247,7 @@ impl KpiSource for DatasetsUpdated {
             scope,
             (
                 "datasets updated within 3 months",
-                format!("type={DATASET_TYPE}&q=modified%3E%3D{since}"),
+                format!("type={DATASET_TYPE}&q={}", at_or_after("modified", &since)),
             ),
             ("datasets", format!("type={DATASET_TYPE}")),
             |n, d| format!("{n} datasets modified since {since} (3 months) / {d} datasets × 100"),

@@ -58,9 +58,9 @@ async fn citizen_report_kpis_agree_with_the_reports_own_statistics() {
         .as_str()
         .expect("query");
     let since = query
-        .split("requested_datetime%3E%3D")
+        .split("requested_datetime%3E%3D%22")
         .nth(1)
-        .and_then(|s| s.split('&').next())
+        .and_then(|s| s.split("%22").next())
         .expect("a window");
     let since = chrono::DateTime::parse_from_rfc3339(since)
         .expect("a time")
