@@ -100,6 +100,59 @@ async fn citizen_report_kpis_agree_with_the_reports_own_statistics() {
     );
     check_counts(&app, &on_time).await;
     check_counts(&app, &satisfaction).await;
+
+    // Unchanged reports: the same counts (from the kept count).
+    recompute(&app).await;
+    let again = app.kpi("reports-on-time").await;
+    assert_eq!(again["evidence"]["inputs"], on_time["evidence"]["inputs"]);
+
+    // A report answered on time is found to have been resolved a day late, and updated
+    // as the reports service does: the count follows, and agrees again.
+    let (_, resolved) = app
+        .get(
+            "/ngsi-ld/v1/entities?type=Open311_ServiceRequest&q=workflowStatus==%22resolved%22&limit=100&options=keyValues",
+            Some(ADMIN),
+        )
+        .await;
+    let late = resolved
+        .as_array()
+        .expect("resolved reports")
+        .iter()
+        .find(|r| r["resolvedAt"].as_str() < r["expected_datetime"].as_str())
+        .expect("a report resolved on time");
+    let due =
+        chrono::DateTime::parse_from_rfc3339(late["expected_datetime"].as_str().expect("due"))
+            .expect("a time")
+            .with_timezone(&Utc);
+    let id = late["id"].as_str().expect("an id");
+    let response = app
+        .req(
+            reqwest::Method::PATCH,
+            &format!("/ngsi-ld/v1/entities/{id}/attrs"),
+            Some(ADMIN),
+        )
+        .json(&json!({
+            "resolvedAt": {"type": "Property", "value": ngsi::entity::format_time(&(due + TimeDelta::days(1)))},
+            "updated_datetime": {"type": "Property", "value": ngsi::entity::format_time(&Utc::now())}
+        }))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status(), 204);
+    recompute(&app).await;
+    let after = app.kpi("reports-on-time").await;
+    assert_eq!(
+        input(&after, "of them answered on time")["count"],
+        json!(f.on_time - 1)
+    );
+    let all = reports.all().await.expect("reports");
+    let figures =
+        reports::stats::compute(&all, reports::stats::By::All, Some(since), None, Utc::now());
+    assert_eq!(
+        after["kpiValue"].as_f64(),
+        figures[0].on_time_pct,
+        "{after}"
+    );
     app.stop().await;
 }
 
