@@ -76,22 +76,7 @@ async fn the_plan_is_data_and_computed_kpis_carry_the_queries_that_made_them() {
         let href = input["href"].as_str().expect("href");
         let count = input["count"].as_u64().expect("count");
         assert!(count > 0, "{href}");
-        let response = app
-            .req(
-                reqwest::Method::GET,
-                &format!("{href}&count=true&limit=0"),
-                Some(VIEWER),
-            )
-            .send()
-            .await
-            .expect("the evidence query");
-        assert_eq!(response.status(), 200, "{href}");
-        let counted: Option<u64> = response
-            .headers()
-            .get("NGSILD-Results-Count")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        assert_eq!(counted, Some(count), "{href}");
+        assert_eq!(crate::common::api_count(&app, href).await, count, "{href}");
         if href.contains("type=PointOfInterest") {
             poi += count;
         }
