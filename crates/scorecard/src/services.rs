@@ -353,7 +353,7 @@ impl GoodAirDays {
 
     pub fn query(from: &DateTime<Utc>, to: &DateTime<Utc>) -> String {
         format!(
-            "type={AIR_TYPE}&attrs=pm25&timerel=between&timeAt={}&endTimeAt={}&format=aggregatedValues&aggrMethods=avg&aggrPeriodDuration=P1D",
+            "type={AIR_TYPE}&q=pm25&attrs=pm25&timerel=between&timeAt={}&endTimeAt={}&format=aggregatedValues&aggrMethods=avg&aggrPeriodDuration=P1D",
             encode(&ngsi::entity::format_time(from)),
             encode(&ngsi::entity::format_time(to)),
         )
@@ -378,7 +378,8 @@ impl KpiSource for GoodAirDays {
         scope: &Scope,
         now: DateTime<Utc>,
     ) -> Result<Option<Measurement>, Error> {
-        let stations_query = format!("type={AIR_TYPE}");
+        // The stations measuring PM2.5: the aggregation pages over these alone.
+        let stations_query = format!("type={AIR_TYPE}&q=pm25");
         let (stations, _) = run_query(hub, scope, &stations_query, false).await?;
         if stations == 0 {
             return Ok(None);
