@@ -176,6 +176,18 @@ pub fn firing(
             json!({"type": "GeoProperty", "value": a.value}),
         );
     }
+    // The source's commune, so that notification policies can route by area.
+    if let Some(area) = instance(
+        source,
+        &ngsi::Context::core().expand("refAdministrativeArea"),
+    )
+    .and_then(|a| a.value.as_str())
+    {
+        m.insert(
+            "refAdministrativeArea".into(),
+            json!({"type": "Relationship", "object": area}),
+        );
+    }
     m.insert("status".into(), prop(Status::Firing.as_str()));
     m.insert("rule".into(), prop(rule.spec.id.clone()));
     if let Some(a) = rule.attribute_short() {
@@ -222,6 +234,32 @@ pub fn resolution(
         m.insert("comment".into(), prop(c));
     }
     m
+}
+
+/// The labels an alert is matched by (silences, inhibitions, policies): its rule's
+/// labels, and `rule`, `severity`, `category`, `subCategory` and `entity` (the alert's
+/// source), read from its concise form.
+pub fn labels_of(concise: &Value) -> crate::policy::Labels {
+    let mut out = crate::policy::Labels::new();
+    if let Some(Value::Object(labels)) = concise.get("labels") {
+        for (k, v) in labels {
+            if let Some(v) = v.as_str() {
+                out.insert(k.clone(), v.to_string());
+            }
+        }
+    }
+    for (label, member) in [
+        ("rule", "rule"),
+        ("severity", "severity"),
+        ("category", "category"),
+        ("subCategory", "subCategory"),
+        ("entity", "alertSource"),
+    ] {
+        if let Some(v) = concise.get(member).and_then(Value::as_str) {
+            out.insert(label.to_string(), v.to_string());
+        }
+    }
+    out
 }
 
 /// An alert's status, as stored.

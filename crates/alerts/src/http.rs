@@ -23,6 +23,7 @@ use store::RegistryWrite;
 
 use crate::alert::ALERT_TYPE;
 use crate::backtest::{self, BacktestRequest};
+use crate::policy::{InhibitionSpec, PolicySpec, Record, SilenceSpec};
 use crate::rule::RuleSpec;
 use crate::service::{Alerts, HandAction};
 
@@ -32,7 +33,11 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 const MAX_COMMENT: usize = 2_000;
 
 pub fn routes(alerts: Arc<Alerts>) -> Router {
-    Router::new()
+    let router = Router::new();
+    let router = record_routes::<PolicySpec>(router);
+    let router = record_routes::<SilenceSpec>(router);
+    let router = record_routes::<InhibitionSpec>(router);
+    router
         .route("/alerts/v1/rules", get(list_rules).post(create_rule))
         .route(
             "/alerts/v1/rules/{id}",
@@ -71,6 +76,23 @@ pub const ROUTE_RULES: &[RouteRule] = &[
     ),
     rule("POST", "/alerts/v1/backtest", Permission::Read),
     rule("GET", "/alerts/v1/stream", Permission::Read),
+    // Policies name contacts and webhook URLs (which may hold tokens): operators
+    // read them too.
+    rule("GET", "/alerts/v1/policies", Permission::Operate),
+    rule("POST", "/alerts/v1/policies", Permission::Operate),
+    rule("GET", "/alerts/v1/policies/{id}", Permission::Operate),
+    rule("PUT", "/alerts/v1/policies/{id}", Permission::Operate),
+    rule("DELETE", "/alerts/v1/policies/{id}", Permission::Operate),
+    rule("GET", "/alerts/v1/silences", Permission::Read),
+    rule("POST", "/alerts/v1/silences", Permission::Operate),
+    rule("GET", "/alerts/v1/silences/{id}", Permission::Read),
+    rule("PUT", "/alerts/v1/silences/{id}", Permission::Operate),
+    rule("DELETE", "/alerts/v1/silences/{id}", Permission::Operate),
+    rule("GET", "/alerts/v1/inhibitions", Permission::Read),
+    rule("POST", "/alerts/v1/inhibitions", Permission::Operate),
+    rule("GET", "/alerts/v1/inhibitions/{id}", Permission::Read),
+    rule("PUT", "/alerts/v1/inhibitions/{id}", Permission::Operate),
+    rule("DELETE", "/alerts/v1/inhibitions/{id}", Permission::Operate),
 ];
 
 /// The service's routes and their permissions, to serve beside the hub's.
@@ -164,6 +186,22 @@ async fn get_rule(
     Ok(axum::Json(rule_json(&spec)).into_response())
 }
 
+/// A replacement's body takes the path's id; one that names another is refused.
+fn same_id(body: &mut Value, id: &str) -> Result<(), ApiError> {
+    match body.get("id") {
+        None => {
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("id".into(), Value::String(id.to_string()));
+            }
+            Ok(())
+        }
+        Some(Value::String(given)) if given == id => Ok(()),
+        Some(_) => Err(ApiError(Error::bad_data(
+            "the body's id differs from the path's",
+        ))),
+    }
+}
+
 async fn replace_rule(
     State(alerts): State<Arc<Alerts>>,
     head: Head,
@@ -171,19 +209,7 @@ async fn replace_rule(
     JsonBody(mut body): JsonBody,
 ) -> Answer {
     let scope = scope(&head, Access::Write)?;
-    match body.get("id") {
-        None => {
-            if let Some(obj) = body.as_object_mut() {
-                obj.insert("id".into(), Value::String(id.clone()));
-            }
-        }
-        Some(Value::String(given)) if *given == id => {}
-        Some(_) => {
-            return Err(ApiError(Error::bad_data(
-                "the body's id differs from the path's",
-            )));
-        }
-    }
+    same_id(&mut body, &id)?;
     let spec = RuleSpec::from_json(&body)?;
     let rule = alerts
         .put_rule(&scope, spec, RegistryWrite::Replace)
@@ -334,4 +360,90 @@ async fn run_backtest(
     let req = BacktestRequest::from_json(&body, alerts.now())?;
     let report = backtest::run(&alerts, &scope, req).await?;
     Ok(axum::Json(report).into_response())
+}
+
+// Policies, silences and inhibitions: the same five routes each.
+
+fn record_routes<T: Record + 'static>(router: Router<Arc<Alerts>>) -> Router<Arc<Alerts>> {
+    router
+        .route(
+            &format!("/alerts/v1/{}", T::PLURAL),
+            get(list_records::<T>).post(create_record::<T>),
+        )
+        .route(
+            &format!("/alerts/v1/{}/{{id}}", T::PLURAL),
+            get(get_record::<T>)
+                .put(replace_record::<T>)
+                .delete(delete_record::<T>),
+        )
+}
+
+fn record_json<T: Record>(record: &T) -> Value {
+    serde_json::to_value(record).unwrap_or(Value::Null)
+}
+
+async fn list_records<T: Record>(
+    State(alerts): State<Arc<Alerts>>,
+    head: Head,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let scope = scope(&head, Access::Read)?;
+    let (_, limit, offset) = paged(raw)?;
+    let (count, items) = alerts.list_records::<T>(&scope, offset, limit).await?;
+    let items: Vec<Value> = items.iter().map(record_json).collect();
+    Ok(axum::Json(json!({"count": count, T::PLURAL: items})).into_response())
+}
+
+async fn create_record<T: Record>(
+    State(alerts): State<Arc<Alerts>>,
+    head: Head,
+    JsonBody(body): JsonBody,
+) -> Answer {
+    let scope = scope(&head, Access::Write)?;
+    let record = crate::policy::from_json::<T>(&body)?;
+    let record = alerts
+        .put_record(&scope, record, RegistryWrite::Create)
+        .await?;
+    let location = format!("/alerts/v1/{}/{}", T::PLURAL, record.id());
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(record_json(&record)),
+    )
+        .into_response())
+}
+
+async fn get_record<T: Record>(
+    State(alerts): State<Arc<Alerts>>,
+    head: Head,
+    PathParam(id): PathParam<String>,
+) -> Answer {
+    let scope = scope(&head, Access::Read)?;
+    let record = alerts.get_record::<T>(&scope, &id).await?;
+    Ok(axum::Json(record_json(&record)).into_response())
+}
+
+async fn replace_record<T: Record>(
+    State(alerts): State<Arc<Alerts>>,
+    head: Head,
+    PathParam(id): PathParam<String>,
+    JsonBody(mut body): JsonBody,
+) -> Answer {
+    let scope = scope(&head, Access::Write)?;
+    same_id(&mut body, &id)?;
+    let record = crate::policy::from_json::<T>(&body)?;
+    let record = alerts
+        .put_record(&scope, record, RegistryWrite::Replace)
+        .await?;
+    Ok(axum::Json(record_json(&record)).into_response())
+}
+
+async fn delete_record<T: Record>(
+    State(alerts): State<Arc<Alerts>>,
+    head: Head,
+    PathParam(id): PathParam<String>,
+) -> Answer {
+    let scope = scope(&head, Access::Write)?;
+    alerts.delete_record::<T>(&scope, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -8,6 +8,10 @@
 //! a (rule, entity), so history, queries and subscriptions serve them as any entity.
 //! `eval` holds evaluation as pure functions; `service` runs it from the hub's change
 //! feed and a timer on the node holding the duties; `backtest` runs it over history.
+//! Notification policies, silences and inhibitions are data too (`policy`); groups
+//! and their timers are pure functions (`delivery`); `notify` routes open alerts into
+//! groups and keeps an outbox on the same node, and `channel` sends on webhooks,
+//! e-mail and MQTT.
 //!
 //! **Invariants:** the crate reads and writes through [`hub::Hub`] only (entities, and
 //! the registry through [`hub::Hub::records`]); it never opens the store. An incident
@@ -16,8 +20,12 @@
 
 mod alert;
 mod backtest;
+mod channel;
+mod delivery;
 mod eval;
 mod http;
+mod notify;
+mod policy;
 pub mod presets;
 mod rule;
 mod service;
@@ -25,8 +33,11 @@ mod stream;
 
 pub use alert::{ALERT_TYPE, Status, alert_id};
 pub use backtest::{BacktestRequest, run as backtest};
+pub use channel::{SmtpRelay, SmtpSecurity};
 pub use eval::{Incident, Observation, Phase};
-pub use http::{ROUTE_RULES, component, routes};
+pub use http::{ROUTE_RULES, alert_json, component, routes};
+pub use notify::{GROUPS, OUTBOX};
+pub use policy::{InhibitionSpec, PolicySpec, Record, SilenceSpec};
 pub use rule::{ConditionSpec, Op, Rule, RuleSpec, Severity, parse_duration};
 pub use service::{
     Alerts, Clock, HandAction, INCIDENTS, ManualClock, RULES, Settings, SystemClock,
@@ -39,12 +50,34 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 /// `dothi demo`). Returns how many were created.
 pub async fn load_presets(alerts: &Alerts, rules: Vec<RuleSpec>) -> Result<usize, ngsi::Error> {
     let scope = hub::Scope::system(service::COMPONENT, "");
+    create_missing(rules, |r| {
+        alerts.put_rule(&scope, r, store::RegistryWrite::Create)
+    })
+    .await
+}
+
+/// Loads policies, silences or inhibitions into the default tenant, leaving those
+/// that exist as they are (for `dothi demo`). Returns how many were created.
+pub async fn load_preset_records<T: Record>(
+    alerts: &Alerts,
+    records: Vec<T>,
+) -> Result<usize, ngsi::Error> {
+    let scope = hub::Scope::system(service::COMPONENT, "");
+    create_missing(records, |r| {
+        alerts.put_record(&scope, r, store::RegistryWrite::Create)
+    })
+    .await
+}
+
+/// Creates each item with `create`, counting those created; one that exists already
+/// is left alone.
+async fn create_missing<T, R, F: std::future::Future<Output = Result<R, ngsi::Error>>>(
+    items: Vec<T>,
+    create: impl Fn(T) -> F,
+) -> Result<usize, ngsi::Error> {
     let mut created = 0;
-    for rule in rules {
-        match alerts
-            .put_rule(&scope, rule, store::RegistryWrite::Create)
-            .await
-        {
+    for item in items {
+        match create(item).await {
             Ok(_) => created += 1,
             Err(e) if e.kind == ngsi::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),

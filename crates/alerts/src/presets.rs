@@ -1,9 +1,10 @@
 //! Preset rules, switched on by `dothi demo`: the province's flood alarm levels on
 //! the river gauges (each gauge's own `alarmLevel1..3`), air quality, silent sensors
-//! and street lights out.
+//! and street lights out; and the inhibitions among the flood levels.
 
 use serde_json::{Value, json};
 
+use crate::policy::InhibitionSpec;
 use crate::rule::RuleSpec;
 
 fn flood(level: u8, roman: &str, severity: &str) -> Value {
@@ -97,9 +98,40 @@ pub fn demo(sensor_types: &[&str]) -> Vec<RuleSpec> {
         .collect()
 }
 
+/// The demo's inhibitions: a gauge's flood level III mutes its levels I and II, and
+/// level II its level I, so that a policy tells of the highest level alone.
+pub fn demo_inhibitions() -> Vec<InhibitionSpec> {
+    let flood = json!({"name": "group", "value": "flood"});
+    [
+        ("flood-level-3-over-1-2", "3", "1|2"),
+        ("flood-level-2-over-1", "2", "1"),
+    ]
+    .into_iter()
+    .filter_map(|(id, source, target)| {
+        crate::policy::from_json::<InhibitionSpec>(&json!({
+            "id": id,
+            "source": [flood, {"name": "alarmLevel", "value": source}],
+            "target": [flood, {"name": "alarmLevel", "op": "=~", "value": target}],
+            "equal": ["entity"],
+            "comment": "Mức cao hơn thay mức thấp hơn / The higher level stands for the lower"
+        }))
+        .ok()
+    })
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_inhibitions_compile() {
+        let list = demo_inhibitions();
+        assert_eq!(list.len(), 2);
+        for i in list {
+            i.compile().unwrap_or_else(|e| panic!("{}: {e}", i.id));
+        }
+    }
 
     #[test]
     fn every_preset_compiles() {

@@ -107,6 +107,49 @@ pub struct Area {
     pub polygon: Option<Value>,
 }
 
+impl Area {
+    /// Narrows a query to the area: a commune by `refAdministrativeArea`, a polygon
+    /// by `within`. `what` names the member in errors.
+    pub(crate) fn restrict(
+        &self,
+        spec: &mut hub::http::params::QuerySpec,
+        what: &str,
+    ) -> Result<(), Error> {
+        match (&self.commune, &self.polygon) {
+            (Some(commune), None) => {
+                if !ngsi::entity::is_uri(commune) {
+                    return Err(bad(format!("{what}.commune {commune:?} is not a URI")));
+                }
+                let term = format!("refAdministrativeArea==\"{commune}\"");
+                spec.q = Some(match &spec.q {
+                    Some(q) => format!("({q});{term}"),
+                    None => term,
+                });
+            }
+            (None, Some(polygon)) => {
+                let points: usize = polygon
+                    .as_array()
+                    .map(|rings| rings.iter().filter_map(Value::as_array).map(Vec::len).sum())
+                    .unwrap_or(0);
+                if points > MAX_POLYGON_POINTS {
+                    return Err(bad(format!(
+                        "{what}.polygon has more than {MAX_POLYGON_POINTS} points"
+                    )));
+                }
+                spec.georel = Some("within".into());
+                spec.geometry = Some("Polygon".into());
+                spec.coordinates = Some(polygon.to_string());
+            }
+            _ => {
+                return Err(bad(format!(
+                    "{what} names either a commune or a polygon, and one of them"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Which entities a rule watches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -300,7 +343,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, Error> {
     Ok(d)
 }
 
-fn check_text(what: &str, text: &str) -> Result<(), Error> {
+pub(crate) fn check_text(what: &str, text: &str) -> Result<(), Error> {
     if text.chars().count() > MAX_TEXT {
         return Err(bad(format!("{what} is longer than {MAX_TEXT} characters")));
     }
@@ -430,37 +473,7 @@ impl RuleSpec {
             check_text("scope.q", q)?;
         }
         if let Some(area) = &scope.area {
-            match (&area.commune, &area.polygon) {
-                (Some(commune), None) => {
-                    if !ngsi::entity::is_uri(commune) {
-                        return Err(bad(format!("scope.area.commune {commune:?} is not a URI")));
-                    }
-                    let term = format!("refAdministrativeArea==\"{commune}\"");
-                    spec.q = Some(match &spec.q {
-                        Some(q) => format!("({q});{term}"),
-                        None => term,
-                    });
-                }
-                (None, Some(polygon)) => {
-                    let points: usize = polygon
-                        .as_array()
-                        .map(|rings| rings.iter().filter_map(Value::as_array).map(Vec::len).sum())
-                        .unwrap_or(0);
-                    if points > MAX_POLYGON_POINTS {
-                        return Err(bad(format!(
-                            "scope.area.polygon has more than {MAX_POLYGON_POINTS} points"
-                        )));
-                    }
-                    spec.georel = Some("within".into());
-                    spec.geometry = Some("Polygon".into());
-                    spec.coordinates = Some(polygon.to_string());
-                }
-                _ => {
-                    return Err(bad(
-                        "scope.area names either a commune or a polygon, and one of them",
-                    ));
-                }
-            }
+            area.restrict(&mut spec, "scope.area")?;
         }
         let query = spec
             .build(&ctx, hub::http::params::MAX_LIMIT, 0, false)

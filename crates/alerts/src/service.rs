@@ -161,8 +161,15 @@ struct Engine {
 pub struct Alerts {
     hub: Arc<Hub>,
     clock: Arc<dyn Clock>,
-    settings: Settings,
+    pub(crate) settings: Settings,
     engine: Mutex<Engine>,
+    /// The notification half ([`crate::notify`]).
+    pub(crate) delivery: Mutex<crate::notify::Delivery>,
+    pub(crate) senders: crate::channel::Senders,
+    /// Moves whenever this node changes a policy, silence or inhibition.
+    pub(crate) config_version: AtomicU64,
+    /// Set when an alert changed since delivery last read the open alerts.
+    pub(crate) alerts_changed: std::sync::atomic::AtomicBool,
     /// Moves whenever this node changes a rule.
     version: AtomicU64,
     wake: Notify,
@@ -170,7 +177,7 @@ pub struct Alerts {
     pub(crate) streams: Arc<tokio::sync::Semaphore>,
 }
 
-fn store_error(e: store::StoreError) -> Error {
+pub(crate) fn store_error(e: store::StoreError) -> Error {
     match e {
         store::StoreError::Rejected(e) => e,
         other => {
@@ -193,15 +200,26 @@ impl Alerts {
     }
 
     pub fn with_clock(hub: Arc<Hub>, clock: Arc<dyn Clock>, settings: Settings) -> Alerts {
+        let senders = crate::channel::Senders::new(hub.outbound());
         Alerts {
             hub,
             clock,
             settings,
             engine: Mutex::default(),
+            delivery: Mutex::default(),
+            senders,
+            config_version: AtomicU64::new(1),
+            alerts_changed: std::sync::atomic::AtomicBool::new(true),
             version: AtomicU64::new(1),
             wake: Notify::new(),
             streams: Arc::new(tokio::sync::Semaphore::new(crate::stream::MAX_STREAMS)),
         }
+    }
+
+    /// E-mail channels go through this SMTP relay (none: they are refused).
+    pub fn with_smtp(mut self, relay: crate::channel::SmtpRelay) -> Result<Alerts, String> {
+        self.senders = crate::channel::Senders::new(self.hub.outbound()).with_smtp(&relay)?;
+        Ok(self)
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -277,21 +295,47 @@ impl Alerts {
         scope.check(Access::Write)?;
         let rule = spec.compile(&scope.tenant)?;
         self.check_against_data(scope, &rule).await?;
+        let value = serde_json::to_value(&rule.spec)
+            .map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
+        self.store_record(
+            scope,
+            RULES,
+            ("rule", "rules", MAX_RULES),
+            &rule.spec.id,
+            value,
+            mode,
+        )
+        .await?;
+        self.rules_changed();
+        Ok(rule)
+    }
+
+    /// Stores one record of a tenant's collection (a rule, policy, silence,
+    /// inhibition: its `noun` and `plural` in messages): at most `limit` of them, 409 when a new one's id is taken, 404
+    /// when a replaced one is missing; the tenant is recorded among those that have
+    /// records.
+    pub(crate) async fn store_record(
+        &self,
+        scope: &Scope,
+        collection: &str,
+        (noun, plural, limit): (&str, &str, u64),
+        id: &str,
+        value: serde_json::Value,
+        mode: RegistryWrite,
+    ) -> Result<(), Error> {
         let records = self.hub.records();
         if mode == RegistryWrite::Create {
             let count = records
-                .registry_list(RULES, &scope.tenant, 0, 1)
+                .registry_list(collection, &scope.tenant, 0, 1)
                 .await
                 .map_err(store_error)?
                 .count;
-            if count >= MAX_RULES {
+            if count >= limit {
                 return Err(Error::bad_data(format!(
-                    "a tenant has at most {MAX_RULES} rules"
+                    "a tenant has at most {limit} {plural}"
                 )));
             }
         }
-        let value = serde_json::to_value(&rule.spec)
-            .map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
         records
             .registry_put(
                 TENANTS,
@@ -303,24 +347,22 @@ impl Alerts {
             .map_err(store_error)?;
         records
             .registry_put(
-                RULES,
+                collection,
                 &scope.tenant,
-                vec![(rule.spec.id.clone(), value)],
+                vec![(id.to_string(), value)],
                 mode,
             )
             .await
             .map_err(|e| match e {
                 store::StoreError::Rejected(e) if e.kind == ErrorKind::AlreadyExists => Error::new(
                     ErrorKind::AlreadyExists,
-                    format!("a rule {} exists already", rule.spec.id),
+                    format!("a {noun} {id} exists already"),
                 ),
                 store::StoreError::Rejected(e) if e.kind == ErrorKind::ResourceNotFound => {
-                    Error::not_found(format!("no rule {}", rule.spec.id))
+                    Error::not_found(format!("no {noun} {id}"))
                 }
                 e => store_error(e),
-            })?;
-        self.rules_changed();
-        Ok(rule)
+            })
     }
 
     pub async fn get_rule(&self, scope: &Scope, id: &str) -> Result<RuleSpec, Error> {
@@ -469,9 +511,13 @@ impl Alerts {
                 if duties.wait_for(|h| *h).await.is_err() && !*duties.borrow() {
                     return;
                 }
-                tracing::info!("alerts: this node evaluates the rules");
-                self.run_while_held(&mut duties).await;
+                tracing::info!("alerts: this node evaluates the rules and sends notifications");
+                tokio::select! {
+                    _ = self.run_while_held(&mut duties) => {}
+                    _ = self.deliver_forever() => {}
+                }
                 *self.engine.lock().await = Engine::default();
+                self.reset_delivery().await;
                 tracing::warn!("alerts: this node stopped evaluating the rules");
             }
         })
@@ -598,7 +644,7 @@ impl Alerts {
         Ok(out)
     }
 
-    async fn list_all(
+    pub(crate) async fn list_all(
         &self,
         collection: &str,
         tenant: &str,
@@ -891,25 +937,24 @@ impl Alerts {
     async fn evaluate_rule(&self, engine: &mut Engine, rule: &Arc<Rule>) -> Result<(), Error> {
         let scope = Alerts::system(&rule.tenant);
         let mut seen = std::collections::HashSet::new();
-        let mut offset = 0;
+        let mut after = None;
         loop {
             let mut query = rule.query.clone();
             query.limit = PAGE;
-            query.offset = offset;
+            query.after = after;
             let page = match self.hub.query(&scope, query).await {
                 Ok(p) => p,
                 Err(e) if e.kind == ErrorKind::NonExistentTenant => break,
                 Err(e) => return Err(e),
             };
-            let n = page.entities.len();
+            after = page.next(PAGE);
             for e in &page.entities {
                 seen.insert(e.id.clone());
                 self.evaluate(engine, rule, &e.id, Some(e)).await?;
             }
-            if n < PAGE {
+            if after.is_none() {
                 break;
             }
-            offset += n;
         }
         // Entities with incidents that left the scope (or were deleted).
         let left: Vec<String> = engine

@@ -117,6 +117,26 @@ pub struct ServeArgs {
     /// node (an MQTT shared subscription, `$share/GROUP/…`).
     #[arg(long, env = "DOTHI_MQTT_SHARED_GROUP")]
     pub mqtt_shared_group: Option<String>,
+    /// The SMTP relay of alert e-mails, `host[:port]`; without it, notification
+    /// policies with e-mail channels are refused.
+    #[arg(long, env = "DOTHI_SMTP_RELAY")]
+    pub smtp_relay: Option<String>,
+    /// The sender of alert e-mails.
+    #[arg(
+        long,
+        env = "DOTHI_SMTP_FROM",
+        default_value = "dothi <dothi@localhost>"
+    )]
+    pub smtp_from: String,
+    /// How the relay is spoken to: starttls (port 587 by default), tls (465) or none
+    /// (25; loopback or a trusted network only).
+    #[arg(long, env = "DOTHI_SMTP_SECURITY", default_value = "starttls")]
+    pub smtp_security: String,
+    /// The relay's user name; its password comes from DOTHI_SMTP_PASSWORD.
+    #[arg(long, env = "DOTHI_SMTP_USER")]
+    pub smtp_user: Option<String>,
+    #[arg(skip = std::env::var("DOTHI_SMTP_PASSWORD").ok())]
+    pub smtp_password: Option<String>,
     /// A tile URL template (https://…/{z}/{x}/{y}.png) drawn under the communes in
     /// the web app; without it the app draws no base map and needs no tile server.
     #[arg(long, env = "DOTHI_BASEMAP_URL")]
@@ -214,6 +234,8 @@ pub struct Config {
     /// The IoT agent's MQTT connection; None: MQTT off.
     pub mqtt: Option<iot::MqttConfig>,
     pub mqtt_client_id: String,
+    /// The relay of alert e-mails; None: e-mail channels are refused.
+    pub smtp: Option<alerts::SmtpRelay>,
     /// The operations-centre web app.
     pub web: web::WebConfig,
     /// An admin API key ensured at start.
@@ -221,12 +243,54 @@ pub struct Config {
 }
 
 impl ServeArgs {
+    /// `--smtp-relay` and its companions, checked.
+    fn smtp_relay(&self) -> anyhow::Result<Option<alerts::SmtpRelay>> {
+        let Some(relay) = self
+            .smtp_relay
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        else {
+            return Ok(None);
+        };
+        let (security, default_port) = match self.smtp_security.as_str() {
+            "starttls" => (alerts::SmtpSecurity::StartTls, 587),
+            "tls" => (alerts::SmtpSecurity::Tls, 465),
+            "none" => (alerts::SmtpSecurity::None, 25),
+            other => anyhow::bail!("--smtp-security is starttls, tls or none, not {other:?}"),
+        };
+        let (host, port) = match relay.rsplit_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse::<u16>()
+                    .map_err(|_| anyhow::anyhow!("--smtp-relay: {port:?} is not a port"))?,
+            ),
+            None => (relay, default_port),
+        };
+        if host.is_empty() {
+            anyhow::bail!("--smtp-relay names a host");
+        }
+        let credentials = match (&self.smtp_user, &self.smtp_password) {
+            (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+            (None, None) => None,
+            _ => anyhow::bail!("--smtp-user and DOTHI_SMTP_PASSWORD go together"),
+        };
+        Ok(Some(alerts::SmtpRelay {
+            host: host.to_string(),
+            port,
+            from: self.smtp_from.clone(),
+            credentials,
+            security,
+        }))
+    }
+
     /// Checks the flags; `demo` makes a second factor optional unless told otherwise.
     pub fn validate(self) -> anyhow::Result<Config> {
         self.validate_for(Mfa::Required)
     }
 
     pub fn validate_for(self, default_mfa: Mfa) -> anyhow::Result<Config> {
+        let smtp = self.smtp_relay()?;
         let listen: SocketAddr = self.listen.parse().with_context(|| {
             format!(
                 "--listen {:?} is not an address like 127.0.0.1:1026",
@@ -381,8 +445,52 @@ impl ServeArgs {
             hub,
             mqtt,
             mqtt_client_id: self.mqtt_client_id,
+            smtp,
             web,
             admin_key: self.admin_key,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        let mut all = vec!["dothi", "serve"];
+        all.extend_from_slice(args);
+        match Cli::try_parse_from(all) {
+            Ok(Cli {
+                command: Command::Serve(s),
+                ..
+            }) => s,
+            _ => panic!("not a serve command: {args:?}"),
+        }
+    }
+
+    #[test]
+    fn the_smtp_relay_takes_its_port_from_the_security_unless_given() {
+        let r = serve(&["--smtp-relay", "smtp.quangtri.gov.vn"])
+            .smtp_relay()
+            .expect("valid")
+            .expect("a relay");
+        assert_eq!((r.host.as_str(), r.port), ("smtp.quangtri.gov.vn", 587));
+        assert_eq!(r.security, alerts::SmtpSecurity::StartTls);
+        let r = serve(&["--smtp-relay", "127.0.0.1:2525", "--smtp-security", "none"])
+            .smtp_relay()
+            .expect("valid")
+            .expect("a relay");
+        assert_eq!((r.port, r.security), (2525, alerts::SmtpSecurity::None));
+        assert!(serve(&[]).smtp_relay().expect("valid").is_none());
+        for bad in [
+            &["--smtp-relay", "h:port"][..],
+            &["--smtp-relay", "h", "--smtp-security", "ssl"],
+            &["--smtp-relay", ":25"],
+            &["--smtp-relay", "h", "--smtp-user", "u"],
+        ] {
+            assert!(serve(bad).smtp_relay().is_err(), "{bad:?}");
+        }
     }
 }

@@ -109,12 +109,13 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             location,
         )?),
     };
-    let mut offset = 0;
+    let mut after = None;
     let mut written = 0u64;
     loop {
-        let query = spec
-            .build(&scope.ctx, PAGE, offset, false)
+        let mut query = spec
+            .build(&scope.ctx, PAGE, 0, false)
             .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+        query.after = after;
         let page = state
             .hub
             .query(&scope, query)
@@ -124,10 +125,10 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             sink.entity(e).context("writing the export")?;
         }
         written += page.entities.len() as u64;
-        if page.entities.len() < PAGE {
+        after = page.next(PAGE);
+        if after.is_none() {
             break;
         }
-        offset += PAGE;
     }
     sink.finish().context("writing the export")?;
     eprintln!("dothi export: {written} entities");

@@ -195,7 +195,13 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
         );
     }
     // Alert rules: evaluated on the node holding the duties; the demo's presets.
-    let alerts = std::sync::Arc::new(alerts::Alerts::new(state.hub.clone()));
+    let mut alerts = alerts::Alerts::new(state.hub.clone());
+    if let Some(relay) = config.smtp.clone() {
+        alerts = alerts
+            .with_smtp(relay)
+            .map_err(|e| anyhow::anyhow!("--smtp-relay: {e}"))?;
+    }
+    let alerts = std::sync::Arc::new(alerts);
     if load_demo {
         let types: Vec<&str> = city::demo::sensors()
             .iter()
@@ -205,6 +211,10 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             .await
             .context("loading the demo's alert rules")?;
         tracing::info!(created, "demo alert rules loaded");
+        let created = alerts::load_preset_records(&alerts, alerts::presets::demo_inhibitions())
+            .await
+            .context("loading the demo's alert inhibitions")?;
+        tracing::info!(created, "demo alert inhibitions loaded");
     }
     let evaluator = alerts.clone().spawn();
     let mut mqtt_config = config.mqtt.clone();

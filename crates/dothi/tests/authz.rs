@@ -264,6 +264,23 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("POST", "/alerts/v1/alerts/{id}/resolve", "UFAAFFA"),
     ("POST", "/alerts/v1/backtest", "UAAAFFA"),
     ("GET", "/alerts/v1/stream", "UAAAFFA"),
+    // Notification policies name contacts: operators read them; silences and
+    // inhibitions are read by viewers. All are written by operators.
+    ("GET", "/alerts/v1/policies", "UFAAFFA"),
+    ("POST", "/alerts/v1/policies", "UFAAFFA"),
+    ("GET", "/alerts/v1/policies/{id}", "UFAAFFA"),
+    ("PUT", "/alerts/v1/policies/{id}", "UFAAFFA"),
+    ("DELETE", "/alerts/v1/policies/{id}", "UFAAFFA"),
+    ("GET", "/alerts/v1/silences", "UAAAFFA"),
+    ("POST", "/alerts/v1/silences", "UFAAFFA"),
+    ("GET", "/alerts/v1/silences/{id}", "UAAAFFA"),
+    ("PUT", "/alerts/v1/silences/{id}", "UFAAFFA"),
+    ("DELETE", "/alerts/v1/silences/{id}", "UFAAFFA"),
+    ("GET", "/alerts/v1/inhibitions", "UAAAFFA"),
+    ("POST", "/alerts/v1/inhibitions", "UFAAFFA"),
+    ("GET", "/alerts/v1/inhibitions/{id}", "UAAAFFA"),
+    ("PUT", "/alerts/v1/inhibitions/{id}", "UFAAFFA"),
+    ("DELETE", "/alerts/v1/inhibitions/{id}", "UFAAFFA"),
     // The plan's scorecard: a public summary; operators enter values, an admin
     // (another than the one who entered it) approves them.
     ("GET", "/scorecard/v1/public", "AAAAAAA"),
@@ -482,6 +499,23 @@ fn alert_rule(id: &str) -> Value {
         "condition": {"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": 3.0},
         "severity": "high"
     })
+}
+
+/// A policy, silence or inhibition of `/alerts/v1/{plural}` (without its id). The
+/// policy matches no alert, so it never sends anything.
+fn alert_record(plural: &str) -> Value {
+    let never = json!([{"name": "matrix", "value": "never"}]);
+    match plural {
+        "policies" => json!({
+            "match": {"labels": never},
+            "channels": [{"kind": "mqtt", "url": "mqtt://broker.example.org/dothi-matrix"}]
+        }),
+        "silences" => json!({
+            "matchers": never,
+            "endsAt": ngsi::entity::format_time(&(ngsi::entity::now() + chrono::TimeDelta::days(1)))
+        }),
+        _ => json!({"source": never, "target": never, "equal": ["entity"]}),
+    }
 }
 
 /// Creates, as the admin, what [`prepare`] asks for: 200 or 201 (or 409 if made before).
@@ -830,6 +864,23 @@ async fn prepare(
             .await;
             params.insert("id", rule);
         }
+        // A policy, silence or inhibition: a fresh one each time.
+        "/alerts/v1/policies/{id}" | "/alerts/v1/silences/{id}" | "/alerts/v1/inhibitions/{id}" => {
+            let plural = path.split('/').nth(3).unwrap();
+            let id = unique(&format!("matrix-{}", who.tag()));
+            let mut body = alert_record(plural);
+            body["id"] = json!(id);
+            made(
+                admin
+                    .post(s.url(&format!("/alerts/v1/{plural}")))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            params.insert("id", id);
+        }
         "/alerts/v1/alerts/{id}"
         | "/alerts/v1/alerts/{id}/acknowledge"
         | "/alerts/v1/alerts/{id}/assign"
@@ -959,6 +1010,10 @@ async fn payload(
         }
         ("POST", "/alerts/v1/alerts/{id}/assign") => {
             Payload::Json(json!({"assignee": "doi-truc", "comment": "xử lý"}))
+        }
+        ("POST" | "PUT", "/alerts/v1/policies" | "/alerts/v1/silences" | "/alerts/v1/inhibitions"
+            | "/alerts/v1/policies/{id}" | "/alerts/v1/silences/{id}" | "/alerts/v1/inhibitions/{id}") => {
+            Payload::Json(alert_record(path.split('/').nth(3).unwrap()))
         }
         ("POST", "/alerts/v1/backtest") => Payload::Json(json!({
             "rule": alert_rule("matrix-backtest"),

@@ -983,39 +983,41 @@ impl Hub {
         query: EntityQuery,
     ) -> Result<QueryPage, Error> {
         const PAGE: usize = 1_000;
-        let mut entities = Vec::new();
+        let (mut entities, mut positions) = (Vec::new(), Vec::new());
         let mut total = 0usize;
-        let mut at = 0;
+        let mut after = query.after;
         loop {
             let page = self
                 .store
                 .query(
                     &scope.tenant,
                     EntityQuery {
-                        offset: at,
+                        offset: 0,
                         limit: PAGE,
                         count: false,
+                        after,
                         ..query.clone()
                     },
                 )
                 .await
                 .map_err(store_error)?;
-            let n = page.entities.len();
-            for e in page.entities {
+            after = page.next(PAGE);
+            for (e, at) in page.entities.into_iter().zip(page.positions) {
                 if scope.caller.allows_types(&e.types) {
                     if total >= query.offset && entities.len() < query.limit {
                         entities.push(e);
+                        positions.push(at);
                     }
                     total += 1;
                 }
             }
-            if n < PAGE || (!query.count && entities.len() >= query.limit) {
+            if after.is_none() || (!query.count && entities.len() >= query.limit) {
                 break;
             }
-            at += n;
         }
         Ok(QueryPage {
             entities,
+            positions,
             count: query.count.then_some(total as u64),
         })
     }
@@ -1024,24 +1026,23 @@ impl Hub {
     /// of a caller limited to types, whose counts cover only those).
     async fn each_visible(&self, scope: &Scope, mut f: impl FnMut(&Entity)) -> Result<(), Error> {
         const PAGE: usize = 1_000;
-        let mut offset = 0;
+        let mut after = None;
         loop {
             let page = self
                 .query(
                     scope,
                     EntityQuery {
                         limit: PAGE,
-                        offset,
+                        after,
                         ..EntityQuery::default()
                     },
                 )
                 .await?;
-            let n = page.entities.len();
             page.entities.iter().for_each(&mut f);
-            if n < PAGE {
+            after = page.next(PAGE);
+            if after.is_none() {
                 return Ok(());
             }
-            offset += n;
         }
     }
 

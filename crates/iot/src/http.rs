@@ -59,8 +59,8 @@ pub const ROUTE_RULES: &[RouteRule] = &[
     rule("GET", "/iot/devices/{device_id}", Permission::Operate),
     rule("PUT", "/iot/devices/{device_id}", Permission::Operate),
     rule("DELETE", "/iot/devices/{device_id}", Permission::Operate),
-    rule("POST", RESOURCE, Permission::DeviceKey),
-    rule("POST", "/iot/json/attrs/{name}", Permission::DeviceKey),
+    rule("POST", RESOURCE, Permission::KeyInRequest),
+    rule("POST", "/iot/json/attrs/{name}", Permission::KeyInRequest),
 ];
 
 /// The agent's routes and their permissions, to serve beside the hub's.

@@ -199,7 +199,7 @@ async fn dispatch(cx: &Ctx<'_>, action: &str, p: &Params) -> Result<Value> {
             "extensions": ["dcat", "ngsi-ld"],
         })),
         "package_list" => {
-            let names: Vec<String> = cx.portal.datasets().await?.into_iter().map(|d| d.name).collect();
+            let names: Vec<String> = cx.portal.datasets().await?.iter().map(|d| d.name.clone()).collect();
             let offset = p.number("offset", 0, usize::MAX)?;
             let limit = p.number("limit", names.len(), usize::MAX)?;
             Ok(json!(names.into_iter().skip(offset).take(limit).collect::<Vec<_>>()))
@@ -252,7 +252,7 @@ async fn dispatch(cx: &Ctx<'_>, action: &str, p: &Params) -> Result<Value> {
             }
         }
         "tag_list" => {
-            let mut tags: Vec<String> = cx.portal.datasets().await?.into_iter().flat_map(|d| d.keywords).collect();
+            let mut tags: Vec<String> = cx.portal.datasets().await?.iter().flat_map(|d| d.keywords.iter().cloned()).collect();
             if let Some(q) = p.str("query") {
                 let q = q.to_lowercase();
                 tags.retain(|t| t.to_lowercase().contains(&q));

@@ -444,12 +444,13 @@ async fn communes(portal: &Portal, view: &View) -> Result<(u64, Vec<String>), Er
     let total = sel.count(portal.hub()).await?;
     let area = sel.scope.ctx.expand("refAdministrativeArea");
     let mut found = BTreeSet::new();
-    let mut offset = 0;
+    let mut after = None;
     loop {
         let page = portal
             .hub()
-            .query(&sel.scope, sel.query(1_000, offset, false)?)
+            .query(&sel.scope, sel.page_after(1_000, after)?)
             .await?;
+        after = page.next(1_000);
         for e in &page.entities {
             if e.types.iter().any(|t| t.ends_with("AdministrativeArea")) {
                 found.insert(e.id.clone());
@@ -460,10 +461,9 @@ async fn communes(portal: &Portal, view: &View) -> Result<(u64, Vec<String>), Er
                 }
             }
         }
-        if page.entities.len() < 1_000 || found.len() >= 500 {
+        if after.is_none() || found.len() >= 500 {
             break;
         }
-        offset += page.entities.len();
     }
     Ok((total, found.into_iter().take(500).collect()))
 }

@@ -106,6 +106,14 @@ impl Selection {
         self.spec.build(&self.scope.ctx, limit, offset, count)
     }
 
+    /// A page of the view read on after a position of the last page (keyset paging:
+    /// each page costs the same however deep the download is).
+    pub fn page_after(&self, limit: usize, after: Option<i64>) -> Result<EntityQuery, Error> {
+        let mut query = self.query(limit, 0, false)?;
+        query.after = after;
+        Ok(query)
+    }
+
     fn rendering(&self) -> Rendering {
         Rendering {
             ctx: self.scope.ctx.clone(),
@@ -156,9 +164,9 @@ pub fn entities(hub: Arc<Hub>, view: &View, kind: Kind) -> Result<Body, Error> {
     };
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(IN_FLIGHT);
     tokio::spawn(async move {
-        let mut offset = 0;
+        let mut after = None;
         loop {
-            let page = match sel.query(PAGE, offset, false) {
+            let page = match sel.page_after(PAGE, after) {
                 Ok(q) => hub.query(&sel.scope, q).await,
                 Err(e) => Err(e),
             };
@@ -172,13 +180,13 @@ pub fn entities(hub: Arc<Hub>, view: &View, kind: Kind) -> Result<Body, Error> {
                     return;
                 }
             };
-            let n = page.entities.len();
+            after = page.next(PAGE);
             let written = page
                 .entities
                 .iter()
                 .try_for_each(|e| writer.entity(e))
                 .and_then(|()| {
-                    if n < PAGE {
+                    if after.is_none() {
                         writer.finish()
                     } else {
                         writer.flush()
@@ -192,10 +200,9 @@ pub fn entities(hub: Arc<Hub>, view: &View, kind: Kind) -> Result<Body, Error> {
                 // The client has gone.
                 return;
             }
-            if n < PAGE {
+            if after.is_none() {
                 return;
             }
-            offset += n;
         }
     });
     Ok(body(rx))
@@ -242,9 +249,9 @@ pub fn history(
         .map_err(|e| Error::new(ErrorKind::InternalError, e.to_string()))?;
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(IN_FLIGHT);
     tokio::spawn(async move {
-        let mut offset = 0;
+        let mut after = None;
         loop {
-            let page = match sel.query(HISTORY_PAGE, offset, false) {
+            let page = match sel.page_after(HISTORY_PAGE, after) {
                 Ok(q) => hub.query(&sel.scope, q).await,
                 Err(e) => Err(e),
             };
@@ -255,7 +262,7 @@ pub fn history(
                     return;
                 }
             };
-            let n = page.entities.len();
+            after = page.next(HISTORY_PAGE);
             for e in &page.entities {
                 for attr in &sel.attrs {
                     if let Err(err) =
@@ -266,7 +273,7 @@ pub fn history(
                     }
                 }
             }
-            let done = n < HISTORY_PAGE;
+            let done = after.is_none();
             if let Err(e) = csv.flush() {
                 let _ = tx.send(Err(e)).await;
                 return;
@@ -274,7 +281,6 @@ pub fn history(
             if tx.send(Ok(chunks.take())).await.is_err() || done {
                 return;
             }
-            offset += n;
         }
     });
     Ok(body(rx))

@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::ckan;
 use crate::dcat::{self, CatalogueInfo, PAGE_SIZE, Paging};
 use crate::download::{self, Kind};
+use crate::model::Dataset;
 use crate::portal::{CATALOGUE_TENANT, Portal};
 
 /// Largest body of a CKAN action.
@@ -198,15 +199,21 @@ async fn catalog_graph(
 ) -> Result<dcat::Graph, ApiError> {
     let q = catalog_query(raw)?;
     let base = base(app, headers);
-    let mut datasets = app.portal.datasets().await?;
-    if let Some(since) = &q.modified_since {
-        datasets.retain(|d| d.modified >= *since);
-    }
+    let all = app.portal.datasets().await?;
+    let datasets: Vec<&Dataset> = all
+        .iter()
+        .filter(|d| {
+            q.modified_since
+                .as_ref()
+                .is_none_or(|since| d.modified >= *since)
+        })
+        .collect();
     let total = datasets.len();
-    let page: Vec<_> = datasets
+    let page: Vec<Dataset> = datasets
         .into_iter()
         .skip((q.page - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
+        .cloned()
         .collect();
     let orgs = app.portal.organizations().await?;
     let keep = q

@@ -1,16 +1,17 @@
 //! The portal: datasets and organisations kept as entities of the hub's default
 //! tenant, read and written through [`hub::Hub`] only.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use hub::auth::Access;
-use hub::{Hub, Scope};
+use hub::{ChangeKind, EntityChange, Hub, Scope};
 use ngsi::entity::Reader;
 use ngsi::query::ast::TypeExpr;
 use ngsi::render::{Format, RenderOptions, render_entity};
 use ngsi::{Context, Entity, Error, ErrorKind};
 use serde_json::Value;
 use store::EntityQuery;
+use tokio::sync::broadcast;
 
 use crate::model::{DATASET_TYPE, Dataset, Invalid, ORGANIZATION_TYPE, Organization};
 
@@ -55,6 +56,64 @@ impl From<Invalid> for Fault {
 #[derive(Clone)]
 pub struct Portal {
     hub: Arc<Hub>,
+    cache: Arc<Cache>,
+}
+
+/// The catalogue as last read, kept until the hub's change feed tells of a change to
+/// a dataset or an organisation (or that changes were missed). Every read looks at
+/// the feed first, so a write is seen by the next read of whoever made it.
+struct Cache {
+    feed: Mutex<broadcast::Receiver<Arc<EntityChange>>>,
+    datasets: Mutex<Option<Arc<Vec<Dataset>>>>,
+    organizations: Mutex<Option<Arc<Vec<Organization>>>>,
+    /// The expanded types whose changes matter.
+    watched: [String; 2],
+}
+
+impl Cache {
+    fn new(hub: &Hub) -> Cache {
+        let ctx = Context::core();
+        Cache {
+            feed: Mutex::new(hub.subscribe_changes()),
+            datasets: Mutex::new(None),
+            organizations: Mutex::new(None),
+            watched: [ctx.expand(DATASET_TYPE), ctx.expand(ORGANIZATION_TYPE)],
+        }
+    }
+
+    /// Drops what the changes since the last look make stale.
+    fn take_feed(&self) {
+        use broadcast::error::TryRecvError;
+        let mut feed = self.feed.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut stale = false;
+        loop {
+            match feed.try_recv() {
+                Ok(change) => {
+                    stale |= change.kind == ChangeKind::Missed
+                        || (change.tenant == CATALOGUE_TENANT
+                            && change.types.iter().any(|t| self.watched.contains(t)));
+                }
+                // Changes were lost: anything may have changed.
+                Err(TryRecvError::Lagged(_)) => stale = true,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        if stale {
+            *self.datasets.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            *self
+                .organizations
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+}
+
+fn cached<T>(slot: &Mutex<Option<Arc<T>>>) -> Option<Arc<T>> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
+fn keep<T>(slot: &Mutex<Option<Arc<T>>>, value: &Arc<T>) {
+    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(value.clone());
 }
 
 fn key_values(e: &Entity) -> Value {
@@ -68,7 +127,8 @@ fn key_values(e: &Entity) -> Value {
 
 impl Portal {
     pub fn new(hub: Arc<Hub>) -> Portal {
-        Portal { hub }
+        let cache = Arc::new(Cache::new(&hub));
+        Portal { hub, cache }
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -83,7 +143,7 @@ impl Portal {
     async fn all_of(&self, entity_type: &str) -> Result<Vec<Value>, Error> {
         let scope = Portal::reader();
         let mut out = Vec::new();
-        let mut offset = 0;
+        let mut after = None;
         loop {
             let page = self
                 .hub
@@ -92,22 +152,25 @@ impl Portal {
                     EntityQuery {
                         types: Some(TypeExpr::Type(scope.ctx.expand(entity_type))),
                         limit: PAGE,
-                        offset,
+                        after,
                         ..EntityQuery::default()
                     },
                 )
                 .await?;
-            let n = page.entities.len();
             out.extend(page.entities.iter().map(key_values));
-            if n < PAGE {
+            after = page.next(PAGE);
+            if after.is_none() {
                 return Ok(out);
             }
-            offset += n;
         }
     }
 
-    /// Every dataset, by name.
-    pub async fn datasets(&self) -> Result<Vec<Dataset>, Error> {
+    /// Every dataset, by name (from the cache while no dataset changed).
+    pub async fn datasets(&self) -> Result<Arc<Vec<Dataset>>, Error> {
+        self.cache.take_feed();
+        if let Some(all) = cached(&self.cache.datasets) {
+            return Ok(all);
+        }
         let mut all: Vec<Dataset> = self
             .all_of(DATASET_TYPE)
             .await?
@@ -115,10 +178,17 @@ impl Portal {
             .filter_map(Dataset::from_key_values)
             .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
+        let all = Arc::new(all);
+        keep(&self.cache.datasets, &all);
         Ok(all)
     }
 
-    pub async fn organizations(&self) -> Result<Vec<Organization>, Error> {
+    /// Every organisation, by name (from the cache while none changed).
+    pub async fn organizations(&self) -> Result<Arc<Vec<Organization>>, Error> {
+        self.cache.take_feed();
+        if let Some(all) = cached(&self.cache.organizations) {
+            return Ok(all);
+        }
         let mut all: Vec<Organization> = self
             .all_of(ORGANIZATION_TYPE)
             .await?
@@ -126,6 +196,8 @@ impl Portal {
             .filter_map(Organization::from_key_values)
             .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
+        let all = Arc::new(all);
+        keep(&self.cache.organizations, &all);
         Ok(all)
     }
 

@@ -15,6 +15,7 @@
 pub mod calendar;
 pub mod demo;
 mod doc;
+mod facts;
 pub mod http;
 pub mod media;
 pub mod model;

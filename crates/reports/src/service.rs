@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use store::{EntityQuery, RegistryWrite};
 
 use crate::calendar::{Calendar, Holiday};
+use crate::facts::FactCache;
 use crate::model::{
     self, Category, Point, Report, SERVICE_REQUEST, SERVICE_TYPE, Stage, category_id, report_id,
 };
@@ -22,6 +23,7 @@ use crate::private::{
     ACCESS, CONSENT_VERSION, Contact, ContactRecord, HOLIDAYS, PRIVATE, ReporterAccess,
     contact_key, is_token, link_key, secret, token_key,
 };
+use crate::stats::{self, By, Figures};
 use crate::workflow::{self, Action};
 
 /// The jurisdiction of the province (Open311 `jurisdiction_id`).
@@ -117,6 +119,7 @@ pub struct Reports {
     clock: Clock,
     places: Arc<Places>,
     limits: Mutex<HashMap<String, (DateTime<Utc>, u32)>>,
+    facts: FactCache,
 }
 
 fn store_err(e: store::StoreError) -> Error {
@@ -139,6 +142,7 @@ impl Reports {
         places: Arc<Places>,
         config: ReportsConfig,
     ) -> Reports {
+        let facts = FactCache::new(&hub);
         Reports {
             hub,
             identity,
@@ -146,6 +150,7 @@ impl Reports {
             clock: Arc::new(Utc::now),
             places,
             limits: Mutex::new(HashMap::new()),
+            facts,
         }
     }
 
@@ -239,6 +244,7 @@ impl Reports {
     async fn query_all(&self, query: EntityQuery) -> Result<Vec<ngsi::Entity>, Error> {
         let scope = Self::reader();
         let mut all = Vec::new();
+        let mut after = None;
         loop {
             let page = self
                 .hub
@@ -246,20 +252,32 @@ impl Reports {
                     &scope,
                     EntityQuery {
                         limit: PAGE,
-                        offset: all.len(),
+                        after,
                         ..query.clone()
                     },
                 )
                 .await?;
-            let n = page.entities.len();
+            after = page.next(PAGE);
             all.extend(page.entities);
-            if n < PAGE {
+            if after.is_none() {
                 return Ok(all);
             }
         }
     }
 
     // ---- intake
+
+    /// Counts a submission of a caller other than staff against its address (or its
+    /// key). The door does not count Open311 posts (their key may be in the form), so
+    /// this limit is what bounds anonymous submissions and updates.
+    fn limit_address(&self, caller: &Caller) -> Result<(), Error> {
+        let who = if caller.is_anonymous() {
+            caller.request.client.clone().unwrap_or_default()
+        } else {
+            caller.actor.clone()
+        };
+        self.limited("address", &who, self.config.per_address_per_hour)
+    }
 
     fn limited(&self, what: &str, who: &str, limit: u32) -> Result<(), Error> {
         if limit == 0 {
@@ -350,14 +368,8 @@ impl Reports {
         }
         let attributes = check_attributes(&category, &new.attributes)?;
         let contact = new.contact.check().map_err(Error::bad_data)?;
-        let staff = matches!(caller.role, Some(Role::Admin | Role::Operator));
-        if !staff {
-            let who = if caller.is_anonymous() {
-                caller.request.client.clone().unwrap_or_default()
-            } else {
-                caller.actor.clone()
-            };
-            self.limited("address", &who, self.config.per_address_per_hour)?;
+        if !is_staff(caller) {
+            self.limit_address(caller)?;
             if let Some(k) = contact.key() {
                 self.limited("contact", &k, self.config.per_contact_per_hour)?;
             }
@@ -532,6 +544,20 @@ impl Reports {
         Ok(out)
     }
 
+    /// Figures per group of the reports received in `[from, to]`, now.
+    pub async fn stats(
+        &self,
+        by: By,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Figures>, Error> {
+        let facts = self
+            .facts
+            .current(&self.hub, &Self::reader(), || self.all())
+            .await?;
+        Ok(stats::compute(facts.values(), by, from, to, self.now()))
+    }
+
     /// Reports matching a filter, newest first. The store narrows them by type,
     /// attribute values (`q`) and bounding box (its geo index); dates and deadlines are
     /// checked here.
@@ -678,6 +704,9 @@ impl Reports {
         let status = status.to_ascii_uppercase();
         if !matches!(status.as_str(), "OPEN" | "CLOSED") {
             return Err(Error::bad_data("status is OPEN or CLOSED"));
+        }
+        if !is_staff(caller) {
+            self.limit_address(caller)?;
         }
         if description.len() > MAX_DESCRIPTION {
             return Err(Error::bad_data("description too long"));
@@ -1301,4 +1330,9 @@ fn check_attributes(
         );
     }
     Ok(out)
+}
+
+/// Staff submit and update without limits: an agency's system may file for many.
+fn is_staff(caller: &Caller) -> bool {
+    matches!(caller.role, Some(Role::Admin | Role::Operator))
 }

@@ -1,6 +1,9 @@
 //! Statistics of reports per agency, commune, category or month: received, handled %,
 //! on time %, overdue, median time to first response and to resolution, satisfaction %
-//! (ratings of 4 or 5 among those rated). Pure: a list of reports in, figures out.
+//! (ratings of 4 or 5 among those rated). Pure: a list of [`Fact`]s in, figures out.
+//! A fact is the little of a report the figures need, so that a province's year of
+//! reports stays in memory ([`crate::service::Reports::stats`] keeps them, current
+//! from the hub's change feed).
 
 use std::collections::BTreeMap;
 
@@ -32,21 +35,62 @@ impl By {
         })
     }
 
-    fn key(self, r: &Report) -> String {
+    fn key(self, f: &Fact) -> String {
         match self {
-            By::Agency => r.agency_responsible.clone(),
-            By::Commune => r
-                .commune_name
+            By::Agency => f.agency.clone(),
+            By::Commune => f
+                .commune
                 .clone()
                 .unwrap_or_else(|| "(chưa xác định)".into()),
-            By::Category => r.service_code.clone(),
-            By::Month => r
-                .requested_datetime
+            By::Category => f.service_code.clone(),
+            By::Month => f
+                .requested
                 .with_timezone(&local())
                 .format("%Y-%m")
                 .to_string(),
             By::All => "all".into(),
         }
+    }
+}
+
+/// What the figures need of one report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    agency: String,
+    commune: Option<String>,
+    service_code: String,
+    requested: DateTime<Utc>,
+    handled: bool,
+    open: bool,
+    due: DateTime<Utc>,
+    on_time: Option<bool>,
+    first_response: Option<DateTime<Utc>>,
+    resolved: Option<DateTime<Utc>>,
+    rating: Option<u8>,
+    urgent: bool,
+}
+
+impl Fact {
+    pub fn of(r: &Report) -> Fact {
+        Fact {
+            agency: r.agency_responsible.clone(),
+            commune: r.commune_name.clone(),
+            service_code: r.service_code.clone(),
+            requested: r.requested_datetime,
+            handled: r.stage.is_handled(),
+            open: r.stage.is_open(),
+            due: r.due(),
+            on_time: r.on_time(),
+            first_response: r.first_response_at,
+            resolved: r.resolved_at,
+            rating: r.rating,
+            urgent: r.urgent,
+        }
+    }
+
+    /// Open and past its deadline at `now` (as [`Report::is_overdue`]).
+    fn is_overdue(&self, now: DateTime<Utc>) -> bool {
+        self.open && now > self.due
     }
 }
 
@@ -92,18 +136,16 @@ fn hours(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 }
 
 /// Figures per group, of the reports received in `[from, to]`, at `now`.
-pub fn compute(
-    reports: &[Report],
+pub fn compute<'a>(
+    facts: impl IntoIterator<Item = &'a Fact>,
     by: By,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Vec<Figures> {
-    let mut groups: BTreeMap<String, Vec<&Report>> = BTreeMap::new();
-    for r in reports {
-        if from.is_some_and(|f| r.requested_datetime < f)
-            || to.is_some_and(|t| r.requested_datetime > t)
-        {
+    let mut groups: BTreeMap<String, Vec<&Fact>> = BTreeMap::new();
+    for r in facts {
+        if from.is_some_and(|f| r.requested < f) || to.is_some_and(|t| r.requested > t) {
             continue;
         }
         groups.entry(by.key(r)).or_default().push(r);
@@ -112,8 +154,8 @@ pub fn compute(
         .into_iter()
         .map(|(key, rs)| {
             let received = rs.len() as u64;
-            let handled: Vec<&&Report> = rs.iter().filter(|r| r.stage.is_handled()).collect();
-            let on_time = handled.iter().filter(|r| r.on_time() == Some(true)).count() as u64;
+            let handled: Vec<&&Fact> = rs.iter().filter(|r| r.handled).collect();
+            let on_time = handled.iter().filter(|r| r.on_time == Some(true)).count() as u64;
             let rated: Vec<u8> = rs.iter().filter_map(|r| r.rating).collect();
             let satisfied = rated.iter().filter(|&&x| x >= 4).count() as u64;
             Figures {
@@ -126,12 +168,12 @@ pub fn compute(
                 overdue: rs.iter().filter(|r| r.is_overdue(now)).count() as u64,
                 median_first_response_hours: median(
                     rs.iter()
-                        .filter_map(|r| r.first_response_at.map(|t| hours(r.requested_datetime, t)))
+                        .filter_map(|r| r.first_response.map(|t| hours(r.requested, t)))
                         .collect(),
                 ),
                 median_resolution_hours: median(
                     rs.iter()
-                        .filter_map(|r| r.resolved_at.map(|t| hours(r.requested_datetime, t)))
+                        .filter_map(|r| r.resolved.map(|t| hours(r.requested, t)))
                         .collect(),
                 ),
                 rated: rated.len() as u64,

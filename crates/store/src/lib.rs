@@ -114,8 +114,21 @@ pub type AggregatePage = BTreeMap<String, BTreeMap<Option<String>, Vec<PeriodSta
 #[derive(Debug, Default)]
 pub struct QueryPage {
     pub entities: Vec<Entity>,
+    /// Each entity's position in the store's order (entity by entity), to read on
+    /// after it with [`EntityQuery::after`].
+    pub positions: Vec<i64>,
     /// The total number of matches, when asked for.
     pub count: Option<u64>,
+}
+
+impl QueryPage {
+    /// Where the next page starts, when this one is full (`limit` entities): the
+    /// position of its last entity.
+    pub fn next(&self, limit: usize) -> Option<i64> {
+        (limit > 0 && self.entities.len() >= limit)
+            .then(|| self.positions.last().copied())
+            .flatten()
+    }
 }
 
 /// An entity type in use, for discovery.

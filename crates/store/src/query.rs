@@ -23,6 +23,11 @@ pub struct EntityQuery {
     pub limit: usize,
     pub offset: usize,
     pub count: bool,
+    /// Keyset paging: only entities stored after this position (a value of
+    /// [`QueryPage::positions`]). Unlike `offset`, reading on from a position costs
+    /// the same at any depth, and a write between two pages neither repeats nor skips
+    /// an entity that stays.
+    pub after: Option<i64>,
 }
 
 impl EntityQuery {
@@ -48,6 +53,7 @@ impl EntityQuery {
 pub(crate) struct Filtered<'q> {
     query: &'q EntityQuery,
     entities: Vec<Entity>,
+    positions: Vec<i64>,
     matched: usize,
 }
 
@@ -56,13 +62,14 @@ impl<'q> Filtered<'q> {
         Filtered {
             query,
             entities: Vec::new(),
+            positions: Vec::new(),
             matched: 0,
         }
     }
 
-    /// Tests the next candidate; false once the page is full and nothing more needs
-    /// reading (no count asked).
-    pub fn offer(&mut self, entity: Entity) -> bool {
+    /// Tests the next candidate, stored at `position`; false once the page is full and
+    /// nothing more needs reading (no count asked).
+    pub fn offer(&mut self, entity: Entity, position: i64) -> bool {
         let q = self.query;
         if !q.matches(&entity) {
             return true;
@@ -70,6 +77,7 @@ impl<'q> Filtered<'q> {
         self.matched += 1;
         if self.matched > q.offset && self.entities.len() < q.limit {
             self.entities.push(entity);
+            self.positions.push(position);
             true
         } else {
             q.count || self.entities.len() < q.limit
@@ -79,6 +87,7 @@ impl<'q> Filtered<'q> {
     pub fn page(self) -> QueryPage {
         QueryPage {
             entities: self.entities,
+            positions: self.positions,
             count: self.query.count.then_some(self.matched as u64),
         }
     }

@@ -165,6 +165,7 @@ async fn read_all(hub: &Hub, scope: &Scope, types: &[String]) -> Result<Vec<Enti
             .collect(),
     );
     let mut all = Vec::new();
+    let mut after = None;
     loop {
         let page = hub
             .query(
@@ -172,14 +173,14 @@ async fn read_all(hub: &Hub, scope: &Scope, types: &[String]) -> Result<Vec<Enti
                 EntityQuery {
                     types: Some(expr.clone()),
                     limit: READ_PAGE,
-                    offset: all.len(),
+                    after,
                     ..Default::default()
                 },
             )
             .await?;
-        let n = page.entities.len();
+        after = page.next(READ_PAGE);
         all.extend(page.entities);
-        if n < READ_PAGE || all.len() >= MAX_ENTITIES {
+        if after.is_none() || all.len() >= MAX_ENTITIES {
             break;
         }
     }

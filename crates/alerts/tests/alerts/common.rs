@@ -103,8 +103,18 @@ impl App {
 
     /// A hub over the store at `url`, its evaluator running on a clock set to `at`.
     pub async fn start_on(url: &str, at: DateTime<Utc>) -> App {
+        App::start_with(url, at, None).await
+    }
+
+    /// The same, e-mail going through `smtp`. Outbound requests may reach loopback,
+    /// where the tests' webhook receivers and broker are.
+    pub async fn start_with(url: &str, at: DateTime<Utc>, smtp: Option<alerts::SmtpRelay>) -> App {
         let store = store::open(url).await.expect("open the store");
-        let state = hub::state(store, &hub::HubConfig::default()).expect("the hub's state");
+        let config = hub::HubConfig {
+            outbound: Arc::new(hub::outbound::OutboundPolicy::strict().with_loopback()),
+            ..Default::default()
+        };
+        let state = hub::state(store, &config).expect("the hub's state");
         for (key, role) in [
             (ADMIN_KEY, hub::auth::Role::Admin),
             (VIEWER_KEY, hub::auth::Role::Viewer),
@@ -118,14 +128,18 @@ impl App {
             hub::test_support::ensure_key(&state, key, &name, role, &["*"], None).await;
         }
         let clock = Arc::new(ManualClock::new(at));
-        let alerts = Arc::new(Alerts::with_clock(
+        let mut alerts = Alerts::with_clock(
             state.hub.clone(),
             clock.clone(),
             Settings {
                 tick: Duration::from_millis(50),
                 sweep: Duration::from_secs(30),
             },
-        ));
+        );
+        if let Some(relay) = smtp {
+            alerts = alerts.with_smtp(relay).expect("the SMTP relay");
+        }
+        let alerts = Arc::new(alerts);
         let evaluator = alerts.clone().spawn();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

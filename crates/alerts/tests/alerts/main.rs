@@ -5,5 +5,6 @@ mod backtest;
 mod common;
 mod evaluation;
 mod nodes;
+mod notify;
 mod restart;
 mod rules;

@@ -23,15 +23,34 @@ async fn one_evaluator(nodes: &[&App]) -> usize {
     }
 }
 
-#[tokio::test]
-async fn two_nodes_on_postgres_fire_each_incident_once_and_one_takes_over() {
+/// Two nodes over a fresh PostgreSQL database, on clocks set to `t0`: the one that
+/// holds the duties, then the other (the place lives as long as the first).
+async fn two_nodes() -> (Place, chrono::DateTime<chrono::Utc>, App, App) {
     let place = Place::postgres();
     let url = postgres_url(&place.db()).await;
     let t0 = start_time();
     let a = App::start_on(&url, t0).await;
     let b = App::start_on(&url, t0).await;
     let holder = one_evaluator(&[&a, &b]).await;
-    let (evaluator, other) = if holder == 0 { (a, b) } else { (b, a) };
+    let (first, second) = if holder == 0 { (a, b) } else { (b, a) };
+    (place, t0, first, second)
+}
+
+/// Waits until `node` holds the duties.
+async fn takes_over(node: &App) {
+    let start = Instant::now();
+    while !node.evaluates() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the survivor never took over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_on_postgres_fire_each_incident_once_and_one_takes_over() {
+    let (_place, t0, evaluator, other) = two_nodes().await;
     // Rules and readings go through the node that does not evaluate.
     other
         .create_rule(json!({
@@ -59,14 +78,7 @@ async fn two_nodes_on_postgres_fire_each_incident_once_and_one_takes_over() {
     );
     // The evaluating node stops; the other takes over from the stored state.
     evaluator.stop().await;
-    let start = Instant::now();
-    while !other.evaluates() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the survivor never took over"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    takes_over(&other).await;
     other.upsert(gauge(&g2, 3.1, t0)).await;
     other
         .until_alerts("shared", "the survivor fires", |l| l.len() == 2)
@@ -80,4 +92,53 @@ async fn two_nodes_on_postgres_fire_each_incident_once_and_one_takes_over() {
         })
         .await;
     assert_eq!(list.len(), 2, "{list:?}");
+}
+
+#[tokio::test]
+async fn two_nodes_on_postgres_send_each_notification_once_and_one_takes_over() {
+    use crate::notify::Sink;
+    let (_place, t0, sender, other) = two_nodes().await;
+    let sink = Sink::start().await;
+    other
+        .create_rule(json!({
+            "id": "shared",
+            "scope": {"type": "WaterObserved"},
+            "condition": {"kind": "compare", "attribute": "waterLevel", "op": ">=", "other": "alarmLevel1"},
+            "severity": "high"
+        }))
+        .await;
+    other
+        .create(
+            "policies",
+            json!({"id": "default", "groupWait": "10s", "repeatInterval": "1h",
+                   "channels": [{"kind": "webhook", "url": sink.url("ops")}]}),
+        )
+        .await;
+    other
+        .upsert(gauge(&unique_id("WaterObserved"), 3.3, t0))
+        .await;
+    other
+        .until_alerts("shared", "fires", |l| l.len() == 1)
+        .await;
+    for node in [&sender, &other] {
+        node.deliver().await;
+        node.advance(Duration::from_secs(10));
+        node.deliver().await;
+    }
+    sink.until("ops", 1).await;
+    for node in [&sender, &other] {
+        node.deliver().await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.on("ops").len(), 1, "once, not once per node");
+    // The sender stops; the other takes over, and repeats on time from the stored
+    // state: not at once, as a node that forgot would.
+    sender.stop().await;
+    takes_over(&other).await;
+    other.advance(Duration::from_secs(30 * 60));
+    other.deliver().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.on("ops").len(), 1);
+    other.advance(Duration::from_secs(30 * 60));
+    sink.until("ops", 2).await;
 }

@@ -35,10 +35,12 @@ const REQUEST_ID: &str = "x-request-id";
 pub enum Permission {
     /// Anyone, without credentials.
     Public,
-    /// Device measures: no credentials at the door, the IoT agent checks the service
-    /// group's key in the request (the FIWARE convention); not limited as anonymous
-    /// traffic, since one gateway sends for many devices.
-    DeviceKey,
+    /// No credentials at the door: the service checks a key sent inside the request
+    /// and limits its traffic itself. Device measures (the IoT agent checks the service
+    /// group's key, the FIWARE convention; one gateway sends for many devices) and
+    /// Open311 submissions (`api_key` in the form; citizens' reports are limited per
+    /// address and contact by the reports service, staff keys not at all).
+    KeyInRequest,
     /// Any authenticated caller.
     Signed,
     /// Reading entities, history, subscriptions, discovery: viewer, operator, admin.
@@ -57,7 +59,7 @@ impl Permission {
     /// The roles that hold it (anonymous callers hold only `Public`).
     pub fn allows(self, role: Role) -> bool {
         match self {
-            Permission::Public | Permission::DeviceKey | Permission::Signed => true,
+            Permission::Public | Permission::KeyInRequest | Permission::Signed => true,
             Permission::Read => role.allows(crate::auth::Access::Read),
             Permission::Write => role.allows(crate::auth::Access::Write),
             Permission::Operate => matches!(role, Role::Admin | Role::Operator),
@@ -458,7 +460,7 @@ fn refusal(
             return Some(r);
         }
     };
-    if matches!(permission, Permission::Public | Permission::DeviceKey)
+    if matches!(permission, Permission::Public | Permission::KeyInRequest)
         || (permission == Permission::Metrics && gate.config.metrics_public)
     {
         return None;
@@ -513,7 +515,7 @@ fn limit(
     permission: Option<Permission>,
 ) -> Option<Response> {
     let limits = gate.config.limits;
-    if permission == Some(Permission::DeviceKey) {
+    if permission == Some(Permission::KeyInRequest) {
         return None;
     }
     if caller.is_anonymous() {

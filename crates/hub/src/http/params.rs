@@ -76,6 +76,37 @@ impl Params {
         set
     }
 
+    /// The options in effect: `format`, when given, names the representation alone,
+    /// replacing any of `representations` among `options`, which may then only add
+    /// sysAttrs and the like (clause 6.3.7).
+    pub fn options_under_format(&self, representations: &[&str]) -> Vec<String> {
+        let mut options: Vec<String> = self
+            .get("options")
+            .map(|o| o.split(',').map(|s| s.trim().to_string()).collect())
+            .unwrap_or_default();
+        if let Some(format) = self.get("format") {
+            options.retain(|o| !representations.contains(&o.as_str()));
+            options.push(format.to_string());
+        }
+        options
+    }
+
+    /// `pick` and `omit`: at most one of them, and neither beside `attrs` (`pick`
+    /// replaces it).
+    pub fn pick_omit(&self, has_attrs: bool) -> Result<(Vec<String>, Vec<String>), Error> {
+        let pick = self.strict_list("pick")?;
+        let omit = self.strict_list("omit")?;
+        if !pick.is_empty() && !omit.is_empty() {
+            return Err(Error::bad_data("pick and omit cannot be used together"));
+        }
+        if (!pick.is_empty() || !omit.is_empty()) && has_attrs {
+            return Err(Error::bad_data(
+                "attrs cannot be used with pick or omit (pick replaces it)",
+            ));
+        }
+        Ok((pick, omit))
+    }
+
     /// Refuses `options` and `format` values that no operation knows (clause 6.3.7):
     /// a misspelt option must not silently change nothing.
     pub fn check_options(&self) -> Result<(), Error> {
@@ -363,6 +394,7 @@ impl QuerySpec {
             limit,
             offset,
             count,
+            after: None,
         })
     }
 }
@@ -425,25 +457,10 @@ pub fn render_options<'a>(
     attrs: &[String],
 ) -> Result<RenderOptions<'a>, Error> {
     p.check_options()?;
-    // `format` names the representation alone when given; `options` may then only
-    // add sysAttrs and the like (clause 6.3.7).
-    let options = match p.get("format") {
-        Some(f) => {
-            let mut o: HashSet<String> = p
-                .options()
-                .into_iter()
-                .filter(|o| {
-                    !matches!(
-                        o.as_str(),
-                        "keyValues" | "simplified" | "concise" | "normalized"
-                    )
-                })
-                .collect();
-            o.insert(f.to_string());
-            o
-        }
-        None => p.options(),
-    };
+    let options: HashSet<String> = p
+        .options_under_format(&["keyValues", "simplified", "concise", "normalized"])
+        .into_iter()
+        .collect();
     let mut opts = RenderOptions::new(ctx);
     let formats: Vec<Format> = [
         ("keyValues", Format::KeyValues),
@@ -496,16 +513,7 @@ pub fn render_options<'a>(
         }
         opts.lang = Some(prefs);
     }
-    let pick = p.strict_list("pick")?;
-    let omit = p.strict_list("omit")?;
-    if !pick.is_empty() && !omit.is_empty() {
-        return Err(Error::bad_data("pick and omit cannot be used together"));
-    }
-    if (!pick.is_empty() || !omit.is_empty()) && !attrs.is_empty() {
-        return Err(Error::bad_data(
-            "attrs cannot be used with pick or omit (pick replaces it)",
-        ));
-    }
+    let (pick, omit) = p.pick_omit(!attrs.is_empty())?;
     let mut keep: Option<HashSet<String>> = None;
     if !attrs.is_empty() {
         keep = Some(expand_names(attrs, ctx)?.into_iter().collect());

@@ -66,18 +66,11 @@ const REPRESENTATIONS: &[&str] = &[
 /// `options` may then only add sysAttrs and the like (clause 6.3.7).
 fn temporal_params(p: &Params) -> Result<TemporalParams, Error> {
     p.check_options()?;
-    let mut options: Vec<String> = p
-        .get("options")
-        .map(|o| o.split(',').map(|s| s.trim().to_string()).collect())
-        .unwrap_or_default();
+    let options = p.options_under_format(REPRESENTATIONS);
     let mut aggregation = (p.get("aggrMethods"), p.get("aggrPeriodDuration"));
-    if let Some(format) = p.get("format") {
-        options.retain(|o| !REPRESENTATIONS.contains(&o.as_str()));
-        options.push(format.to_string());
-        // The aggregation's parameters go with the option `format` overrode.
-        if format != "aggregatedValues" {
-            aggregation = (None, None);
-        }
+    // The aggregation's parameters go with the option `format` overrode.
+    if p.get("format").is_some_and(|f| f != "aggregatedValues") {
+        aggregation = (None, None);
     }
     let options: Vec<&str> = options.iter().map(String::as_str).collect();
     TemporalParams::parse(
@@ -102,16 +95,7 @@ struct Projection {
 
 impl Projection {
     fn parse(p: &Params) -> Result<Projection, Error> {
-        let pick = p.strict_list("pick")?;
-        let omit = p.strict_list("omit")?;
-        if !pick.is_empty() && !omit.is_empty() {
-            return Err(Error::bad_data("pick and omit cannot be used together"));
-        }
-        if (!pick.is_empty() || !omit.is_empty()) && p.get("attrs").is_some() {
-            return Err(Error::bad_data(
-                "attrs cannot be used with pick or omit (pick replaces it)",
-            ));
-        }
+        let (pick, omit) = p.pick_omit(p.get("attrs").is_some())?;
         Ok(Projection {
             pick: (!pick.is_empty()).then_some(pick),
             omit,

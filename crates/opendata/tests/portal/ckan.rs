@@ -78,3 +78,52 @@ async fn envelope_errors_and_both_prefixes() {
     // The dataset survived the refused delete.
     assert_eq!(s.action("package_show", "id=muc-nuoc-song").await.0, 200);
 }
+
+/// The portal keeps the catalogue between reads; a dataset changed or deleted through
+/// the NGSI-LD API (not the portal) shows on the next read all the same.
+#[tokio::test]
+async fn the_catalogue_follows_writes_made_through_the_hub() {
+    let s = Server::start().await;
+    let keywords = |body: &serde_json::Value| -> Vec<String> {
+        body["result"]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, before) = s.action("package_show", "id=muc-nuoc-song").await;
+    assert_eq!(status, 200, "{before}");
+    assert!(!keywords(&before).contains(&"thu-nghiem-bo-dem".to_string()));
+    let (_, search) = s.action("package_search", "q=thu-nghiem-bo-dem").await;
+    assert_eq!(search["result"]["count"], 0, "{search}");
+
+    let id = "urn:ngsi-ld:Dataset:muc-nuoc-song";
+    let r = s
+        .admin
+        .patch(s.url(&format!("/ngsi-ld/v1/entities/{id}/attrs")))
+        .json(&serde_json::json!({
+            "keywords": {"type": "Property", "value": ["thu-nghiem-bo-dem"]},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    let (_, after) = s.action("package_show", "id=muc-nuoc-song").await;
+    assert_eq!(keywords(&after), ["thu-nghiem-bo-dem"]);
+    let (_, search) = s.action("package_search", "q=thu-nghiem-bo-dem").await;
+    assert_eq!(search["result"]["count"], 1, "{search}");
+
+    let r = s
+        .admin
+        .delete(s.url(&format!("/ngsi-ld/v1/entities/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (status, _) = s.action("package_show", "id=muc-nuoc-song").await;
+    assert_eq!(status, 404);
+    let (_, list) = s.action("package_list", "").await;
+    let names: Vec<String> = serde_json::from_value(list["result"].clone()).unwrap();
+    assert!(!names.contains(&"muc-nuoc-song".to_string()), "{names:?}");
+}

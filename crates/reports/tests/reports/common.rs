@@ -56,12 +56,12 @@ impl App {
     }
 
     pub async fn start_with(config: ReportsConfig) -> App {
-        let mut hub = TestHub::new(
-            TestStore::fresh("reports").await,
-            &hub::HubConfig::default(),
-            ADMIN_KEY,
-        )
-        .await;
+        App::start_behind(config, hub::HubConfig::default()).await
+    }
+
+    /// A server whose front door (rate limits and the like) is configured too.
+    pub async fn start_behind(config: ReportsConfig, hub_config: hub::HubConfig) -> App {
+        let mut hub = TestHub::new(TestStore::fresh("reports").await, &hub_config, ADMIN_KEY).await;
         let state = hub.state.clone();
         let clock = TestClock(Arc::new(Mutex::new(Utc::now())));
         let c = clock.clone();

@@ -457,3 +457,89 @@ async fn a_json_client_gets_bare_arrays() {
     let unknown = app.get(&app.anonymous, "/open311/v2/requests.csv").await;
     assert_eq!(unknown.status, 404);
 }
+
+/// Open311 posts carry their key in the form, which the front door does not read: the
+/// door does not count them as anonymous traffic, the reports service limits citizens
+/// by address (reports and updates alike), and a staff key in `api_key` is not limited.
+#[tokio::test]
+async fn limits_count_citizens_not_the_key_in_the_form() {
+    let mut door = hub::HubConfig::default();
+    door.gate.limits.anonymous_per_minute = 3;
+    let config = reports::ReportsConfig {
+        per_address_per_hour: 4,
+        ..reports::ReportsConfig::default()
+    };
+    let app = App::start_behind(config, door).await;
+    app.categories().await;
+    let (lat, long) = DONG_HA;
+    let report = |key: Option<&'static str>| {
+        let mut pairs = vec![
+            ("service_code", "den-chieu-sang"),
+            ("lat", lat),
+            ("long", long),
+            ("description", "Đèn đường hỏng"),
+        ];
+        if let Some(k) = key {
+            pairs.push(("api_key", k));
+        }
+        pairs
+    };
+    // The admin key in the form, more often than the door lets anonymous traffic in.
+    let mut first = String::new();
+    for i in 0..6 {
+        let r = app
+            .form(
+                &app.anonymous,
+                "/open311/v2/requests.json",
+                &report(Some(ADMIN_KEY)),
+            )
+            .await;
+        assert_eq!(r.status, 201, "staff post {i}: {}", r.text);
+        if i == 0 {
+            first = r.json()[0]["service_request_id"]
+                .as_str()
+                .expect("an id")
+                .to_string();
+        }
+    }
+    // A citizen: four reports and updates an hour from one address, then 429.
+    for i in 0..3 {
+        let r = app
+            .form(&app.anonymous, "/open311/v2/requests.json", &report(None))
+            .await;
+        assert_eq!(r.status, 201, "citizen post {i}: {}", r.text);
+    }
+    let update = [
+        ("service_request_id", first.as_str()),
+        ("status", "OPEN"),
+        ("description", "Vẫn chưa sửa"),
+    ];
+    for expected in [201, 429] {
+        let r = app
+            .form(
+                &app.anonymous,
+                "/open311/v2/servicerequestupdates.json",
+                &update,
+            )
+            .await;
+        assert_eq!(r.status, expected, "{}", r.text);
+    }
+    let r = app
+        .form(&app.anonymous, "/open311/v2/requests.json", &report(None))
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(r.json()[0]["code"], 429, "{}", r.text);
+    // Anonymous reads are still counted at the door.
+    let statuses: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(
+                app.get(&app.anonymous, "/open311/v2/services.json")
+                    .await
+                    .status,
+            );
+        }
+        v
+    };
+    assert_eq!(statuses, [200, 200, 200, 429]);
+}

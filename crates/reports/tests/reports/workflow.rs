@@ -72,6 +72,14 @@ async fn deadlines_count_working_days_across_tet() {
         .await
         .json();
     assert_eq!(inbox.as_array().map(Vec::len), Some(1), "{inbox}");
+    // The statistics now (kept between reads: the ones at the end show that they
+    // follow every change made since).
+    let stats = send(app.admin.get(app.url("/reports/v1/stats?by=agency")))
+        .await
+        .json();
+    assert_eq!(stats[0]["received"], 1, "{stats}");
+    assert_eq!(stats[0]["handled"], 0, "{stats}");
+    assert_eq!(stats[0]["overdue"], 1, "{stats}");
 
     // Through the workflow; each step kept with its actor.
     assert_eq!(

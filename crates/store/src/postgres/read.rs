@@ -45,8 +45,12 @@ pub async fn query(
 ) -> StoreResult<QueryPage> {
     let mut exact = q.geo.is_none() && q.scope.is_none() && q.id_pattern.is_none();
     let mut sql = Sql::new(PG);
-    sql.push("SELECT e.id, e.doc::text FROM entities e WHERE e.tenant = ");
+    sql.push("SELECT e.id, e.doc::text, e.rowid FROM entities e WHERE e.tenant = ");
     sql.bind(tenant);
+    if let Some(after) = q.after {
+        sql.push(" AND e.rowid > ");
+        sql.bind(after);
+    }
     if let Some(types) = &q.types {
         sql.push(" AND ");
         sql.append(type_probe(PG, tenant, types));
@@ -110,7 +114,12 @@ pub async fn query(
             .iter()
             .map(|r| parse_doc(r.get(0), r.get(1)))
             .collect::<StoreResult<_>>()?;
-        return Ok(QueryPage { entities, count });
+        let positions = rows.iter().map(|r| r.get(2)).collect();
+        return Ok(QueryPage {
+            entities,
+            positions,
+            count,
+        });
     }
     let stream = c
         .query_raw(&sql.numbered(), params(&sql.params))
@@ -119,7 +128,7 @@ pub async fn query(
     pin_mut!(stream);
     let mut page = Filtered::new(q);
     while let Some(row) = stream.try_next().await.map_err(pg_error)? {
-        if !page.offer(parse_doc(row.get(0), row.get(1))?) {
+        if !page.offer(parse_doc(row.get(0), row.get(1))?, row.get(2)) {
             break;
         }
     }

@@ -195,6 +195,14 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
         sql.push(" AND ");
         sql.append(p);
     }
+    if let Some(after) = q.after {
+        sql.push(if walks_type {
+            " AND t.entity > "
+        } else {
+            " AND e.rowid > "
+        });
+        sql.bind(after);
+    }
     // Rows come in entity order from every driver; say so in the driver's own terms,
     // so that SQLite walks in that order rather than sorting.
     sql.push(if walks_type {
@@ -234,11 +242,16 @@ fn run_exact(c: &Connection, mut sql: Sql, q: &EntityQuery) -> StoreResult<Query
     let mut rows = stmt
         .query(params_from_iter(sql.params.iter()))
         .map_err(sql_error)?;
-    let mut entities = Vec::new();
+    let (mut entities, mut positions) = (Vec::new(), Vec::new());
     while let Some(row) = rows.next().map_err(sql_error)? {
         entities.push(read_entity(row)?);
+        positions.push(row.get(0).map_err(sql_error)?);
     }
-    Ok(QueryPage { entities, count })
+    Ok(QueryPage {
+        entities,
+        positions,
+        count,
+    })
 }
 
 /// Each candidate is read and tested by the model.
@@ -249,7 +262,7 @@ fn run_filtered(c: &Connection, sql: Sql, q: &EntityQuery) -> StoreResult<QueryP
         .map_err(sql_error)?;
     let mut page = Filtered::new(q);
     while let Some(row) = rows.next().map_err(sql_error)? {
-        if !page.offer(read_entity(row)?) {
+        if !page.offer(read_entity(row)?, row.get(0).map_err(sql_error)?) {
             break;
         }
     }
