@@ -23,6 +23,7 @@ export const SCORECARD_TEXT = {
     status: 'Tình trạng',
     trend: 'Xu hướng',
     evidence: 'Minh chứng',
+    evidenceFile: 'Tệp minh chứng',
     owner: 'Cơ quan chủ trì',
     formula: 'Công thức',
     noValue: 'Chưa có số liệu',
@@ -60,6 +61,7 @@ export const SCORECARD_TEXT = {
     status: 'Status',
     trend: 'Trend',
     evidence: 'Evidence',
+    evidenceFile: 'Evidence file',
     owner: 'Owner agency',
     formula: 'Formula',
     noValue: 'No data yet',
@@ -199,7 +201,13 @@ function evidenceOf(k) {
   const items = [];
   for (const input of ev.inputs || []) {
     if (typeof input.href !== 'string' || !input.href.startsWith('/ngsi-ld/v1/')) continue;
-    items.push(el('li', {}, el('a', { href: input.href, target: '_blank', rel: 'noopener' }, input.name || input.query), ` (${input.count})`));
+    // A count read from the answer by a rule says which rule.
+    const rule = typeof input.rule === 'string' ? `: ${input.rule}` : '';
+    items.push(el('li', {}, el('a', { href: input.href, target: '_blank', rel: 'noopener' }, input.name || input.query), ` (${input.count})${rule}`));
+  }
+  const file = ev.evidenceFile;
+  if (file && typeof file.href === 'string' && file.href.startsWith('/scorecard/v1/evidence/')) {
+    items.push(el('li', {}, el('a', { href: file.href }, file.fileName || t('evidenceFile')), ` (${file.mediaType || ''})`));
   }
   if (typeof ev.url === 'string' && /^https?:\/\//.test(ev.url)) {
     items.push(el('li', {}, el('a', { href: ev.url, target: '_blank', rel: 'noopener noreferrer' }, ev.url)));

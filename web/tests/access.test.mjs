@@ -90,7 +90,7 @@ test('the public page loads without a login and shows the gauges', async () => {
   assert.equal(await page.locator('[data-placeholder]').count(), 2);
   assert.match(await page.locator('#coming').innerText(), /Phản ánh hiện trường[\s\S]*Dữ liệu mở/);
   // The plan's scorecard is no longer to come: its summary is on the page.
-  assert.equal(await page.locator('#plan-scorecard .pub-kpi').count(), 8);
+  assert.equal(await page.locator('#plan-scorecard .pub-kpi').count(), 14);
   assert.match(await page.locator('#about').innerText(), /78 xã, phường và đặc khu/);
   // Public data only: nothing of the operations centre's or the NGSI-LD API.
   assert.deepEqual(

@@ -39,7 +39,8 @@ test('the public page shows the plan KPIs against their targets, anonymously', a
       value: e.querySelector('.pub-kpi-value')?.textContent || '',
     })),
   );
-  assert.equal(cards.length, 8);
+  // The plan's eight, and the six read from the other services.
+  assert.equal(cards.length, 14);
   const broadband = cards.find((c) => c.slug === 'broadband-communes');
   assert.match(broadband.value, /100/);
   assert.deepEqual(p.cspViolations, []);
@@ -59,7 +60,19 @@ test('the scorecard view shows each KPI with its status, trend and evidence', as
       links: [...tr.querySelectorAll('.sc-evidence a')].map((a) => a.getAttribute('href')),
     })),
   );
-  assert.equal(rows.length, 8);
+  assert.equal(rows.length, 14);
+  // KPIs read from the other services link to their queries: reports, and the
+  // stations' daily aggregation in the temporal API.
+  const onTime = rows.find((r) => r.slug === 'reports-on-time');
+  assert.ok(
+    onTime.links.some((h) => h.startsWith('/ngsi-ld/v1/entities?type=Open311_ServiceRequest')),
+    onTime.links.join(' '),
+  );
+  const air = rows.find((r) => r.slug === 'good-air-days');
+  assert.ok(
+    air.links.some((h) => h.startsWith('/ngsi-ld/v1/temporal/entities?type=AirQualityObserved')),
+    air.links.join(' '),
+  );
   const broadband = rows.find((r) => r.slug === 'broadband-communes');
   assert.match(broadband.status, /st-onTrack/);
   // Four demo quarters and today's value.

@@ -316,6 +316,7 @@ impl ServeArgs {
         hub.http.max_body_bytes = self.max_body_bytes;
         hub.http.openapi_extra.push(web::OPENAPI);
         hub.http.openapi_extra.push(alerts::OPENAPI);
+        hub.http.openapi_extra.push(scorecard::OPENAPI);
         let web = web::WebConfig {
             basemap_url: self
                 .basemap_url

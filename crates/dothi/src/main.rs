@@ -162,7 +162,9 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     let reports_sweep = reports::spawn_sweep(reports.clone());
     // The plan's scorecard: the demo loads the plan and its sample; KPIs are
     // recomputed every few minutes and when their inputs change.
-    let scorecard = std::sync::Arc::new(scorecard::Scorecard::new(state.hub.clone()));
+    let scorecard = std::sync::Arc::new(
+        scorecard::Scorecard::new(state.hub.clone()).with_audit(state.identity.clone()),
+    );
     if load_demo {
         let r = scorecard::demo::load(&scorecard)
             .await
@@ -274,6 +276,15 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             skipped = ?report.skipped,
             "open data portal: demo datasets published (http://{}/catalog.ttl, /api/3/action/package_list)",
             config.listen
+        );
+        // The scorecard's open data KPIs read the catalogue just published.
+        let computed = scorecard
+            .recompute("")
+            .await
+            .context("computing the scorecard's KPIs")?;
+        tracing::info!(
+            computed = computed.iter().filter(|r| r.value.is_some()).count(),
+            "plan scorecard: KPIs computed over the loaded demo"
         );
     }
     // The demo's past year of readings, written as history in the background.

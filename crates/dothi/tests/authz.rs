@@ -291,6 +291,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET", "/scorecard/v1/kpis", "UAAAFFA"),
     ("GET", "/scorecard/v1/kpis/{slug}", "UAAAFFA"),
     ("POST", "/scorecard/v1/kpis/{slug}/submissions", "UFAAFFA"),
+    ("POST", "/scorecard/v1/kpis/{slug}/confirm", "UFAAFFA"),
     ("GET", "/scorecard/v1/submissions", "UAAAFFA"),
     ("POST", "/scorecard/v1/submissions/{id}/approve", "UFFAFFF"),
     ("POST", "/scorecard/v1/submissions/{id}/reject", "UFFAFFF"),
@@ -306,6 +307,9 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("POST", "/scorecard/v1/egov/dossiers", "UFAAFFA"),
     ("GET", "/scorecard/v1/export.xlsx", "UAAAFFA"),
     ("POST", "/scorecard/v1/egov/portal-scores", "UFAAFFA"),
+    ("POST", "/scorecard/v1/egov/portal-scores.csv", "UFAAFFA"),
+    ("POST", "/scorecard/v1/evidence", "UFAAFFA"),
+    ("GET", "/scorecard/v1/evidence/{id}", "UAAAFFA"),
 ];
 
 /// Rights a handler decides beyond the route's permission: (method, route, case,
@@ -478,6 +482,12 @@ async fn submission(s: &Server, key: &str) -> String {
     assert_eq!(status, 201, "{v}");
     v["id"].as_str().unwrap().to_string()
 }
+
+/// The smallest evidence file: a PDF of one empty page.
+const MATRIX_PDF: &str = "%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n\
+    2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n\
+    3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >> endobj\n\
+    trailer << /Root 1 0 R >>\n%%EOF\n";
 
 fn submission_body() -> Value {
     json!({
@@ -884,6 +894,10 @@ async fn prepare(
         "/scorecard/v1/kpis/{slug}" | "/scorecard/v1/kpis/{slug}/submissions" => {
             params.insert("slug", KPI.into());
         }
+        // The plan's KPI in confirmed mode (without a value yet: 400 once let in).
+        "/scorecard/v1/kpis/{slug}/confirm" => {
+            params.insert("slug", "smart-city-wards".into());
+        }
         // A decision is on a fresh value, entered by the operator (in the case `own`,
         // by the caller when it may).
         "/scorecard/v1/submissions/{id}/approve" | "/scorecard/v1/submissions/{id}/reject" => {
@@ -895,6 +909,24 @@ async fn prepare(
         }
         "/scorecard/v1/tasks/{number}" => {
             params.insert("number", "3".into());
+        }
+        "/scorecard/v1/egov/portal-scores.csv" => {
+            query = "department=44&periodEnd=2025-12-31&evidenceUrl=https%3A%2F%2Fdichvucong.gov.vn%2Fp%2Fhome".into();
+        }
+        // A file uploaded by the admin.
+        "/scorecard/v1/evidence/{id}" => {
+            let r = admin
+                .post(s.url("/scorecard/v1/evidence?name=matrix.pdf"))
+                .header("content-type", "application/pdf")
+                .body(MATRIX_PDF)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(status, 201, "{v}");
+            let href = v["href"].as_str().unwrap();
+            params.insert("id", href.rsplit('/').next().unwrap().to_string());
         }
         "/scorecard/v1/maturity/{ward}/{code}" => {
             params.insert("ward", WARD.into());
@@ -992,6 +1024,7 @@ async fn payload(
             "from": "2025-01-01T00:00:00Z", "to": "2025-01-02T00:00:00Z"
         })),
         ("POST", "/scorecard/v1/kpis/{slug}/submissions") => Payload::Json(submission_body()),
+        ("POST", "/scorecard/v1/kpis/{slug}/confirm") => Payload::Json(json!({"value": 1})),
         ("POST", "/scorecard/v1/submissions/{id}/approve") => Payload::Json(json!({})),
         ("POST", "/scorecard/v1/submissions/{id}/reject") => {
             Payload::Json(json!({"reason": "thiếu minh chứng"}))
@@ -1011,6 +1044,12 @@ async fn payload(
             "text/csv",
             "dossier_id,agency,received,due,finished,channel,fee,online_payment,digitised,supplements,supplement_days\n\
              m1,SXD,2026-10-01,2026-10-10,2026-10-09,2,1,1,1,0,0\n"
+                .into(),
+        ),
+        ("POST", "/scorecard/v1/evidence") => Payload::Text("application/pdf", MATRIX_PDF.into()),
+        ("POST", "/scorecard/v1/egov/portal-scores.csv") => Payload::Text(
+            "text/csv",
+            "departmentCode,totalScore,CKMB,TDGQ,CLGQ,TTTT,MDSH,MDHL\n44,71.5,17,15.5,9,6,12,12\n"
                 .into(),
         ),
         ("POST", "/scorecard/v1/egov/portal-scores") => Payload::Json(json!({

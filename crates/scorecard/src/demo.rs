@@ -1,8 +1,9 @@
 //! What `dothi demo` adds for the scorecard, in the default tenant: the plan, the
 //! synthetic dossier sample (marked as such), the computed KPIs, and a demo history of
-//! the last four quarter ends for each computed KPI so that its trend shows. Every
-//! demo history instance carries `source: "demo"`; entered KPIs stay empty until an
-//! agency enters them.
+//! the last four quarter ends for each computed KPI the hub has no past of (not those
+//! read from the other services' reports, catalogue and history) so that its trend
+//! shows. Every demo history instance carries `source: "demo"`; entered KPIs stay
+//! empty until an agency enters them.
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use hub::Scope;
@@ -75,8 +76,17 @@ pub async fn load(s: &Scorecard) -> Result<DemoReport, Error> {
         now: ngsi::entity::now(),
     };
     let ends = past_quarter_ends(Utc::now());
+    // KPIs read from the other services have a past of their own (reports, the
+    // stations' history): no made-up trend for them.
+    let measured: Vec<String> = crate::services::service_sources()
+        .iter()
+        .map(|s| s.kpi().to_string())
+        .collect();
     for r in computed {
         let Some(now_value) = r.value else { continue };
+        if measured.contains(&r.kpi) {
+            continue;
+        }
         let id = plan::kpi_id(&r.kpi);
         // Demo history only where there is none yet (a restarted demo adds nothing).
         let history = s

@@ -104,6 +104,152 @@ pub fn portal_scores(
         .unwrap_or_default();
     Ok((total, groups))
 }
+
+/// The columns of the portal's CSV export of the 766 scores that are read: the
+/// department's code, its total and the six group scores (by their codes). Other
+/// columns (the department's name, its rank) are left alone.
+pub const PORTAL_CSV_COLUMNS: [&str; 8] = [
+    "departmentCode",
+    "totalScore",
+    "CKMB",
+    "TDGQ",
+    "CLGQ",
+    "TTTT",
+    "MDSH",
+    "MDHL",
+];
+
+/// Reads the portal's CSV export of the 766 scores (one department a row) and gives
+/// one department's total and group scores. Every row is checked — a department code,
+/// numbers, each group within its points, groups adding up to the total, no
+/// department twice — and a file with any bad row is refused whole, each bad row
+/// named by its line and reason.
+pub fn portal_scores_csv(
+    bytes: &[u8],
+    department: &str,
+) -> Result<(f64, BTreeMap<String, f64>), Error> {
+    let rows = parse_portal_csv(bytes).map_err(|errors| bad_rows(&errors))?;
+    rows.into_iter()
+        .find(|(code, _, _)| code == department)
+        .map(|(_, total, groups)| (total, groups))
+        .ok_or_else(|| Error::bad_data(format!("no department {department:?} in the file")))
+}
+
+/// A CSV file's reader (lines starting with `#` are comments, cells trimmed) and its
+/// header.
+#[allow(clippy::type_complexity)]
+fn csv_reader(bytes: &[u8]) -> Result<(csv::Reader<&[u8]>, csv::StringRecord), Vec<(u64, String)>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    match reader.headers() {
+        Ok(h) => {
+            let h = h.clone();
+            Ok((reader, h))
+        }
+        Err(e) => Err(vec![(1, format!("unreadable header: {e}"))]),
+    }
+}
+
+/// A department's row of the portal's CSV: code, total, group scores.
+type PortalRow = (String, f64, BTreeMap<String, f64>);
+
+fn parse_portal_csv(bytes: &[u8]) -> Result<Vec<PortalRow>, Vec<(u64, String)>> {
+    // A spreadsheet's export may start with a byte-order mark.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let (mut reader, headers) = csv_reader(bytes)?;
+    let mut index = Vec::new();
+    for name in PORTAL_CSV_COLUMNS {
+        match headers.iter().position(|h| h == name) {
+            Some(i) => index.push(i),
+            None => {
+                return Err(vec![(
+                    1,
+                    format!(
+                        "the header has no column {name} (it needs {})",
+                        PORTAL_CSV_COLUMNS.join(",")
+                    ),
+                )]);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for record in reader.records() {
+        let r = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                errors.push((line, format!("unreadable row: {e}")));
+                continue;
+            }
+        };
+        let line = r.position().map_or(0, |p| p.line());
+        let cell = |i: usize| r.get(index[i]).unwrap_or_default();
+        let row = || -> Result<PortalRow, String> {
+            let dept = code(cell(0), "departmentCode")?;
+            let number = |i: usize| {
+                let text = cell(i).replace(',', ".");
+                text.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| {
+                        format!(
+                            "{} must be a number, not {:?}",
+                            PORTAL_CSV_COLUMNS[i],
+                            cell(i)
+                        )
+                    })
+            };
+            let total = number(1)?;
+            let mut groups = BTreeMap::new();
+            for (i, group) in PORTAL_CSV_COLUMNS.iter().enumerate().skip(2) {
+                groups.insert(group.to_string(), number(i)?);
+            }
+            check_group_scores("egov-766", &groups, total).map_err(|e| e.detail)?;
+            if !(0.0..=100.0).contains(&total) {
+                return Err("totalScore is from 0 to 100".into());
+            }
+            Ok((dept, total, groups))
+        };
+        match row() {
+            Ok(d) if !seen.insert(d.0.clone()) => {
+                errors.push((line, format!("department {} appears twice", d.0)));
+            }
+            Ok(d) => out.push(d),
+            Err(reason) => errors.push((line, reason)),
+        }
+        if out.len() + errors.len() > MAX_ROWS {
+            errors.push((0, format!("more than {MAX_ROWS} rows")));
+            break;
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if out.is_empty() {
+        return Err(vec![(1, "the file holds no department".into())]);
+    }
+    Ok(out)
+}
+
+/// The error of a file refused for its bad rows: the first of them by line.
+fn bad_rows(errors: &[(u64, String)]) -> Error {
+    let shown: Vec<String> = errors
+        .iter()
+        .take(MAX_ERRORS_SHOWN)
+        .map(|(line, why)| format!("line {line}: {why}"))
+        .collect();
+    Error::bad_data(format!(
+        "{} bad row(s), nothing stored: {}",
+        errors.len(),
+        shown.join("; ")
+    ))
+}
+
 const MAX_ERRORS_SHOWN: usize = 20;
 
 /// One dossier, as read from a row.
@@ -238,15 +384,7 @@ fn row(r: &csv::StringRecord) -> Result<Dossier, String> {
 /// Reads a dossier file: every dossier, or every bad row with its line and reason.
 /// Lines starting with `#` are comments.
 pub fn parse(bytes: &[u8]) -> Result<Vec<Dossier>, Vec<(u64, String)>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .comment(Some(b'#'))
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(bytes);
-    let headers = match reader.headers() {
-        Ok(h) => h.clone(),
-        Err(e) => return Err(vec![(1, format!("unreadable header: {e}"))]),
-    };
+    let (mut reader, headers) = csv_reader(bytes)?;
     let names: Vec<&str> = headers.iter().collect();
     if names != COLUMNS {
         return Err(vec![(
@@ -372,18 +510,7 @@ fn index_id(agency: &str, month: &str) -> String {
 /// Imports a dossier file: checks every row, then writes one `EgovServiceIndex`
 /// entity per agency and month (replacing those of the same agency and month).
 pub async fn import(hub: &Hub, scope: &Scope, bytes: &[u8]) -> Result<Value, Error> {
-    let dossiers = parse(bytes).map_err(|errors| {
-        let shown: Vec<String> = errors
-            .iter()
-            .take(MAX_ERRORS_SHOWN)
-            .map(|(line, why)| format!("line {line}: {why}"))
-            .collect();
-        Error::bad_data(format!(
-            "{} bad row(s), nothing stored: {}",
-            errors.len(),
-            shown.join("; ")
-        ))
-    })?;
+    let dossiers = parse(bytes).map_err(|errors| bad_rows(&errors))?;
     if dossiers.is_empty() {
         return Err(Error::bad_data("the file holds no dossier"));
     }
@@ -533,6 +660,45 @@ d6,STC,2026-11-01,2026-11-05,2026-11-05,1,0,0,0,0,0
         over.insert("TTTT".into(), 11.0);
         assert!(check_group_scores("egov-766", &over, total + 5.0).is_err());
         assert!(portal_scores(&export, "99").is_err());
+    }
+
+    #[test]
+    fn the_portal_csv_gives_a_department_and_names_bad_rows() {
+        let csv = "\u{feff}departmentCode,departmentName,totalScore,CKMB,TDGQ,CLGQ,TTTT,MDSH,MDHL
+01,Hà Nội,90.5,18,19,11.5,10,17,15
+44,Quảng Trị,\"71,5\",17,15.5,9,6,12,12
+";
+        let (total, groups) = portal_scores_csv(csv.as_bytes(), "44").expect("province 44");
+        assert_eq!(total, 71.5);
+        assert_eq!(groups["TDGQ"], 15.5);
+        assert_eq!(groups.len(), 6);
+        assert!(portal_scores_csv(csv.as_bytes(), "45").is_err());
+
+        let bad = "departmentCode,totalScore,CKMB,TDGQ,CLGQ,TTTT,MDSH,MDHL
+01,90.5,18,19,11.5,10,17,15
+44,80,17,15.5,9,6,12,12
+45,71.5,17,25,9,6,2.5,12
+46,x,17,15.5,9,6,12,12
+01,90.5,18,19,11.5,10,17,15
+";
+        let errors = parse_portal_csv(bad.as_bytes()).expect_err("bad rows");
+        let lines: Vec<u64> = errors.iter().map(|e| e.0).collect();
+        assert_eq!(lines, vec![3, 4, 5, 6], "{errors:?}");
+        assert!(errors[0].1.contains("add up"), "{errors:?}");
+        assert!(errors[1].1.contains("TDGQ"), "{errors:?}");
+        assert!(errors[2].1.contains("totalScore"), "{errors:?}");
+        assert!(errors[3].1.contains("twice"), "{errors:?}");
+        let detail = portal_scores_csv(bad.as_bytes(), "01")
+            .expect_err("refused whole")
+            .detail;
+        assert!(
+            detail.starts_with("4 bad row(s), nothing stored: line 3:"),
+            "{detail}"
+        );
+        assert!(
+            parse_portal_csv(b"departmentCode,totalScore\n44,71.5\n").is_err(),
+            "columns"
+        );
     }
 
     #[test]

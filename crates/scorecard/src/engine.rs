@@ -31,6 +31,8 @@ pub struct Recomputed {
     pub value: Option<f64>,
     /// Whether a new value was written (an unchanged value adds no history).
     pub written: bool,
+    /// How long computing (and writing) it took.
+    pub ms: u64,
 }
 
 /// The scorecard: the hub, and the sources of the computed KPIs.
@@ -42,6 +44,8 @@ pub struct Scorecard {
     /// One recomputation at a time in this process (the schedule, a change, a
     /// request), so that two never both write the same new value.
     recomputing: tokio::sync::Mutex<()>,
+    /// Where reads worth recording (evidence downloads) are audited.
+    audit: Option<Arc<hub::auth::Identity>>,
 }
 
 impl Scorecard {
@@ -49,11 +53,28 @@ impl Scorecard {
     pub fn new(hub: Arc<Hub>) -> Scorecard {
         let mut sources = crate::sources::plan_sources();
         sources.push(Arc::new(crate::maturity::WardsAtLevel));
+        sources.extend(crate::services::service_sources());
         Scorecard {
             hub,
             sources,
             tenants: Mutex::new(BTreeSet::from([String::new()])),
             recomputing: tokio::sync::Mutex::new(()),
+            audit: None,
+        }
+    }
+
+    /// Records evidence downloads in the audit log of `identity`.
+    pub fn with_audit(mut self, identity: Arc<hub::auth::Identity>) -> Scorecard {
+        self.audit = Some(identity);
+        self
+    }
+
+    /// Records a read of `target` by the scope's caller (writes are audited by the hub).
+    pub(crate) async fn audit_read(&self, scope: &Scope, action: &str, target: String) {
+        if let Some(identity) = &self.audit {
+            let mut record = scope.caller.audit(Some(&scope.tenant), vec![target]);
+            record.action = format!("{action} ({})", record.action);
+            identity.audit(vec![record]).await;
         }
     }
 
@@ -117,7 +138,9 @@ impl Scorecard {
         let now = Utc::now();
         let mut out = Vec::new();
         for source in &self.sources {
-            if let Some(r) = self.recompute_one(tenant, source.as_ref(), now).await? {
+            let started = std::time::Instant::now();
+            if let Some(mut r) = self.recompute_one(tenant, source.as_ref(), now).await? {
+                r.ms = started.elapsed().as_millis() as u64;
                 out.push(r);
             }
         }
@@ -144,6 +167,7 @@ impl Scorecard {
                 kpi: source.kpi().into(),
                 value: None,
                 written: false,
+                ms: 0,
             }));
         };
         let kpi = keyvalues(&current);
@@ -161,6 +185,7 @@ impl Scorecard {
             kpi: source.kpi().into(),
             value: Some(m.value),
             written: !unchanged,
+            ms: 0,
         }))
     }
 
@@ -246,12 +271,25 @@ impl Scorecard {
                     "slug".into(),
                     json!(e.id.trim_start_matches("urn:ngsi-ld:KeyPerformanceIndicator:plan-")),
                 );
-                if let Some(at) = observed_at(e, "kpiValue") {
+                let observed = observed_at(e, "kpiValue");
+                if kpi.get("mode").and_then(Value::as_str) == Some(Mode::Confirmed.as_str()) {
+                    kpi.insert(
+                        "confirmed".into(),
+                        json!(is_confirmed(&kpi, observed.as_deref())),
+                    );
+                }
+                if let Some(at) = observed {
                     kpi.insert("observedAt".into(), json!(at));
+                }
+                if public {
+                    // Who confirmed is not for the public; that it is confirmed is.
+                    kpi.remove("confirmation");
                 }
                 if public && let Some(Value::Object(ev)) = kpi.get_mut("evidence") {
                     ev.remove("enteredBy");
                     ev.remove("approvedBy");
+                    // Files are for signed-in readers of the tenant.
+                    ev.remove("evidenceFile");
                 }
                 Value::Object(kpi)
             })
@@ -281,8 +319,12 @@ impl Scorecard {
             )));
         }
         submission.check(def)?;
-        // The KPI must exist in this tenant.
+        // The KPI must exist in this tenant, and the file named be one of its files.
         self.hub.get_entity(scope, &plan::kpi_id(slug)).await?;
+        let file = match &submission.evidence_file {
+            Some(key) => Some(crate::evidence::describe(&self.hub, scope, key).await?),
+            None => None,
+        };
         let id = format!("urn:ngsi-ld:KpiSubmission:{}", uuid::Uuid::new_v4());
         let now = ngsi::entity::format_time(&Utc::now());
         let mut e = json!({
@@ -291,12 +333,17 @@ impl Scorecard {
             "refKpi": {"type": "Relationship", "object": plan::kpi_id(slug)},
             "value": plan::prop(submission.value),
             "periodEnd": plan::prop(submission.period_end.to_string()),
-            "evidenceUrl": plan::prop(submission.evidence_url.clone()),
             "submittedBy": plan::prop(scope.caller.actor.clone()),
             "submittedAt": plan::prop(now),
             "decision": plan::prop("pending"),
         });
         if let Some(obj) = e.as_object_mut() {
+            if let Some(url) = &submission.evidence_url {
+                obj.insert("evidenceUrl".into(), plan::prop(url.clone()));
+            }
+            if let Some(file) = &file {
+                obj.insert("evidenceFile".into(), plan::prop(file.clone()));
+            }
             if let Some(note) = &submission.note {
                 obj.insert("note".into(), plan::prop(note.clone()));
             }
@@ -382,7 +429,7 @@ impl Scorecard {
                 "approvedAt": ngsi::entity::format_time(&now),
             });
             if let Some(obj) = evidence.as_object_mut() {
-                for key in ["rank", "groupScores"] {
+                for key in ["rank", "groupScores", "evidenceFile"] {
                     if let Some(v) = s.get(key) {
                         obj.insert(key.into(), v.clone());
                     }
@@ -404,6 +451,72 @@ impl Scorecard {
         Ok(Value::Object(keyvalues(
             &self.hub.get_entity(scope, id).await?,
         )))
+    }
+
+    /// An officer confirms the value a confirmed-mode KPI has now: the value they
+    /// looked at must still be the KPI's (409 when it has changed since). The sign-off
+    /// is written in the officer's scope, so the audit log names them; a later value
+    /// is unconfirmed until confirmed again.
+    pub async fn confirm(
+        &self,
+        scope: &Scope,
+        slug: &str,
+        confirmation: Confirmation,
+    ) -> Result<Value, Error> {
+        let def = plan::kpi(slug)
+            .ok_or_else(|| Error::not_found(format!("no KPI {slug:?} in the plan")))?;
+        if def.mode != Mode::Confirmed {
+            return Err(Error::bad_data(format!(
+                "{slug} is {}: only KPIs in confirmed mode are confirmed",
+                def.mode.as_str()
+            )));
+        }
+        if confirmation
+            .note
+            .as_ref()
+            .is_some_and(|n| n.len() > MAX_TEXT)
+        {
+            return Err(Error::bad_data(format!(
+                "note is longer than {MAX_TEXT} bytes"
+            )));
+        }
+        let id = plan::kpi_id(slug);
+        let entity = self.hub.get_entity(scope, &id).await?;
+        let kpi = keyvalues(&entity);
+        let (Some(value), Some(observed)) = (
+            kpi.get("kpiValue").and_then(Value::as_f64),
+            observed_at(&entity, "kpiValue"),
+        ) else {
+            return Err(Error::bad_data(format!(
+                "{slug} has no value to confirm yet"
+            )));
+        };
+        if value != confirmation.value {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "{slug} is now {value}, not {}: look at it again before confirming",
+                    confirmation.value
+                ),
+            ));
+        }
+        let mut signed = json!({
+            "value": value,
+            "valueObservedAt": observed,
+            "confirmedBy": scope.caller.actor,
+            "confirmedAt": ngsi::entity::format_time(&Utc::now()),
+        });
+        if let (Some(note), Some(obj)) = (confirmation.note, signed.as_object_mut()) {
+            obj.insert("note".into(), json!(note));
+        }
+        let mut patch = Map::new();
+        patch.insert("confirmation".into(), plan::prop(signed));
+        self.hub.append_attrs(scope, &id, patch, true).await?;
+        self.kpis(scope, false)
+            .await?
+            .into_iter()
+            .find(|k| k.get("slug").and_then(Value::as_str) == Some(slug))
+            .ok_or_else(|| Error::not_found(format!("no KPI {slug:?}")))
     }
 
     /// Updates a task group's status, progress, deadline, owner, with a note and
@@ -484,7 +597,11 @@ pub struct Submission {
     /// The last day of the period the value measures (31/12 for a yearly figure).
     pub period_end: NaiveDate,
     /// A link to the evidence (the statistics bulletin, the portal's export).
-    pub evidence_url: String,
+    #[serde(default)]
+    pub evidence_url: Option<String>,
+    /// An uploaded evidence file (its id, from `POST /scorecard/v1/evidence`).
+    #[serde(default)]
+    pub evidence_file: Option<String>,
     pub note: Option<String>,
     /// The rank, for the DTI.
     pub rank: Option<u32>,
@@ -506,7 +623,15 @@ impl Submission {
         {
             return Err(Error::bad_data(format!("value must be at most {max}")));
         }
-        check_url(&self.evidence_url)?;
+        match (&self.evidence_url, &self.evidence_file) {
+            (None, None) => {
+                return Err(Error::bad_data(
+                    "evidence is required: evidenceUrl (a link), evidenceFile (an uploaded file) or both",
+                ));
+            }
+            (Some(u), _) => check_url(u)?,
+            (None, Some(_)) => {}
+        }
         if self.note.as_ref().is_some_and(|n| n.len() > MAX_TEXT) {
             return Err(Error::bad_data(format!(
                 "note is longer than {MAX_TEXT} bytes"
@@ -531,6 +656,25 @@ pub(crate) fn check_url(u: &str) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// An officer's confirmation of a computed value.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    /// The value the officer confirms, as they saw it.
+    pub value: f64,
+    pub note: Option<String>,
+}
+
+/// Whether a KPI's current value (observed at `observed`) is the one last confirmed.
+fn is_confirmed(kpi: &Map<String, Value>, observed: Option<&str>) -> bool {
+    let Some(c) = kpi.get("confirmation") else {
+        return false;
+    };
+    observed.is_some()
+        && c.get("value").and_then(Value::as_f64) == kpi.get("kpiValue").and_then(Value::as_f64)
+        && c.get("valueObservedAt").and_then(Value::as_str) == observed
 }
 
 /// A change of a task group by its owner.
@@ -740,7 +884,19 @@ fn computed_attrs(
     let inputs: Vec<Value> = m
         .inputs
         .iter()
-        .map(|i| json!({"name": i.name, "query": i.query, "count": i.count, "href": i.href()}))
+        .map(|i| {
+            let mut v =
+                json!({"name": i.name, "query": i.query, "count": i.count, "href": i.href()});
+            if let Some(obj) = v.as_object_mut() {
+                if i.api != crate::sources::Api::Entities {
+                    obj.insert("api".into(), json!(i.api));
+                }
+                if let Some(rule) = &i.rule {
+                    obj.insert("rule".into(), json!(rule));
+                }
+            }
+            v
+        })
         .collect();
     body.insert(
         "evidence".into(),

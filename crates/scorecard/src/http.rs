@@ -16,8 +16,8 @@ use ngsi::{Context, Error};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::engine::{Scorecard, Submission, TaskUpdate};
-use crate::{egov, maturity, plan};
+use crate::engine::{Confirmation, Scorecard, Submission, TaskUpdate};
+use crate::{egov, evidence, maturity, plan};
 
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
@@ -28,6 +28,11 @@ pub const ROUTE_RULES: &[RouteRule] = &[
     rule(
         "POST",
         "/scorecard/v1/kpis/{slug}/submissions",
+        Permission::Write,
+    ),
+    rule(
+        "POST",
+        "/scorecard/v1/kpis/{slug}/confirm",
         Permission::Write,
     ),
     rule("GET", "/scorecard/v1/submissions", Permission::Read),
@@ -61,6 +66,13 @@ pub const ROUTE_RULES: &[RouteRule] = &[
         "/scorecard/v1/egov/portal-scores",
         Permission::Write,
     ),
+    rule(
+        "POST",
+        "/scorecard/v1/egov/portal-scores.csv",
+        Permission::Write,
+    ),
+    rule("POST", "/scorecard/v1/evidence", Permission::Write),
+    rule("GET", "/scorecard/v1/evidence/{id}", Permission::Read),
 ];
 
 pub fn routes(scorecard: Arc<Scorecard>) -> Router {
@@ -69,6 +81,7 @@ pub fn routes(scorecard: Arc<Scorecard>) -> Router {
         .route("/scorecard/v1/kpis", get(kpis))
         .route("/scorecard/v1/kpis/{slug}", get(kpi))
         .route("/scorecard/v1/kpis/{slug}/submissions", post(submit))
+        .route("/scorecard/v1/kpis/{slug}/confirm", post(confirm))
         .route("/scorecard/v1/submissions", get(submissions))
         .route("/scorecard/v1/submissions/{id}/approve", post(approve))
         .route("/scorecard/v1/submissions/{id}/reject", post(reject))
@@ -87,6 +100,12 @@ pub fn routes(scorecard: Arc<Scorecard>) -> Router {
         .route("/scorecard/v1/egov/dossiers", post(import_dossiers))
         .route("/scorecard/v1/export.xlsx", get(export_xlsx))
         .route("/scorecard/v1/egov/portal-scores", post(portal_scores))
+        .route(
+            "/scorecard/v1/egov/portal-scores.csv",
+            post(portal_scores_csv),
+        )
+        .route("/scorecard/v1/evidence", post(upload_evidence))
+        .route("/scorecard/v1/evidence/{id}", get(download_evidence))
         .with_state(scorecard)
 }
 
@@ -142,6 +161,7 @@ async fn public(State(s): State<Arc<Scorecard>>) -> Answer {
         "organization",
         "planReference",
         "evidence",
+        "confirmed",
     ];
     let items: Vec<Value> = kpis
         .into_iter()
@@ -201,6 +221,18 @@ async fn submit(
     let sub: Submission = json(&body)?;
     let created = s.submit(&scope, &slug, sub).await?;
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
+}
+
+/// An officer confirms a confirmed-mode KPI's current value.
+async fn confirm(
+    State(s): State<Arc<Scorecard>>,
+    head: Head,
+    PathParam(slug): PathParam<String>,
+    body: Body,
+) -> Answer {
+    let scope = scope(&head)?;
+    let c: Confirmation = json(&body)?;
+    Ok(ok(s.confirm(&scope, &slug, c).await?))
 }
 
 async fn submissions(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
@@ -378,7 +410,8 @@ async fn portal_scores(State(s): State<Arc<Scorecard>>, head: Head, body: Body) 
     let sub = Submission {
         value,
         period_end: p.period_end,
-        evidence_url: p.evidence_url,
+        evidence_url: Some(p.evidence_url),
+        evidence_file: None,
         note: Some(format!(
             "national portal export, department {}",
             p.department
@@ -388,4 +421,107 @@ async fn portal_scores(State(s): State<Arc<Scorecard>>, head: Head, body: Body) 
     };
     let created = s.submit(&scope, "egov-766", sub).await?;
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
+}
+
+/// The query of `POST /scorecard/v1/egov/portal-scores.csv`: the department to read,
+/// and the period and evidence of the submission it becomes.
+fn csv_submission(
+    raw: Option<&str>,
+) -> Result<(String, chrono::NaiveDate, Option<String>, Option<String>), ApiError> {
+    let p = hub::http::params::Params::parse(raw)?;
+    let department = p
+        .get("department")
+        .ok_or_else(|| ApiError(Error::bad_data("the query needs department")))?
+        .to_string();
+    let period_end = p
+        .get("periodEnd")
+        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .ok_or_else(|| {
+            ApiError(Error::bad_data(
+                "the query needs periodEnd, a date YYYY-MM-DD",
+            ))
+        })?;
+    Ok((
+        department,
+        period_end,
+        p.get("evidenceUrl").map(str::to_string),
+        p.get("evidenceFile").map(str::to_string),
+    ))
+}
+
+/// The national portal's 766 scores as its CSV export (one department a row): the
+/// department's row becomes a pending `egov-766` submission; a file with any bad row
+/// is refused whole.
+async fn portal_scores_csv(
+    State(s): State<Arc<Scorecard>>,
+    head: Head,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    body: Body,
+) -> Answer {
+    let scope = scope(&head)?;
+    let (department, period_end, evidence_url, evidence_file) = csv_submission(raw.as_deref())?;
+    let (value, groups) = egov::portal_scores_csv(&body.0, &department)?;
+    let sub = Submission {
+        value,
+        period_end,
+        evidence_url,
+        evidence_file,
+        note: Some(format!(
+            "national portal CSV export, department {department}"
+        )),
+        rank: None,
+        group_scores: Some(groups),
+    };
+    let created = s.submit(&scope, "egov-766", sub).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)).into_response())
+}
+
+/// An evidence file: the body is the file itself (PDF, PNG or JPEG, at most 10 MB),
+/// `?name=` its name for people.
+async fn upload_evidence(
+    State(s): State<Arc<Scorecard>>,
+    head: Head,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    body: BoundedBody<{ evidence::MAX_BYTES }>,
+) -> Answer {
+    let scope = scope(&head)?;
+    let p = hub::http::params::Params::parse(raw.as_deref())?;
+    let name = p.get("name").map(str::to_string);
+    let described = evidence::upload(s.hub(), &scope, body.0.to_vec(), name).await?;
+    Ok((StatusCode::CREATED, axum::Json(described)).into_response())
+}
+
+/// An evidence file, to signed-in readers of its tenant; each download is audited.
+async fn download_evidence(
+    State(s): State<Arc<Scorecard>>,
+    head: Head,
+    PathParam(key): PathParam<String>,
+) -> Answer {
+    let scope = scope(&head)?;
+    let (kind, bytes) = evidence::download(s.hub(), &scope, &key).await?;
+    s.audit_read(&scope, "download evidence", evidence::file_id(&key))
+        .await;
+    let disposition = format!(
+        "attachment; filename=\"evidence-{key}.{}\"",
+        kind.extension()
+    );
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                kind.media_type().to_string(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+            (
+                axum::http::header::X_CONTENT_TYPE_OPTIONS,
+                "nosniff".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox".to_string(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }

@@ -407,7 +407,7 @@ pub async fn platform_evidence(hub: &Hub, scope: &Scope, hook: &str) -> Result<V
             ("traffic", "type=TrafficFlowObserved".to_string()),
             ("weather", "type=WeatherObserved".to_string()),
         ],
-        "citizen-reports" => vec![("reports", "type=ServiceRequest".to_string())],
+        "citizen-reports" => vec![("reports", "type=Open311_ServiceRequest".to_string())],
         "open-data" => vec![("datasets", "type=Dataset".to_string())],
         "hub" => vec![("entity types", "type=AdministrativeArea".to_string())],
         "ioc" => {
@@ -421,11 +421,7 @@ pub async fn platform_evidence(hub: &Hub, scope: &Scope, hook: &str) -> Result<V
     let mut out = Vec::new();
     for (name, q) in queries {
         let (count, _) = run_query(hub, scope, &q, false).await?;
-        let input = Input {
-            name: name.into(),
-            query: q,
-            count,
-        };
+        let input = Input::counted(name, q, count);
         out.push(json!({"name": input.name, "query": input.query, "count": input.count, "href": input.href()}));
     }
     Ok(out)
@@ -471,11 +467,7 @@ impl KpiSource for WardsAtLevel {
                 if list.draft { " (draft checklist)" } else { "" },
                 at_level.join(", ")
             ),
-            inputs: vec![Input {
-                name: "assessments".into(),
-                query: query.into(),
-                count,
-            }],
+            inputs: vec![Input::counted("assessments", query, count)],
         }))
     }
 }

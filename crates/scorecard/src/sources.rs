@@ -14,20 +14,59 @@ use ngsi::{Context, Entity, Error};
 use serde::Serialize;
 
 /// One query a value was computed from: the NGSI-LD query string (the parameters of
-/// `GET /ngsi-ld/v1/entities`) and what it matched.
+/// `GET /ngsi-ld/v1/entities`, or of `GET /ngsi-ld/v1/temporal/entities`) and what it
+/// matched.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Input {
     /// What the query stands for (a sector, "numerator").
     pub name: String,
     pub query: String,
-    /// Entities matched.
+    /// Entities matched; with a `rule`, what the rule selects in the query's answer.
     pub count: u64,
+    /// Which API the query is for.
+    #[serde(default, skip_serializing_if = "Api::is_entities")]
+    pub api: Api,
+    /// How the count is read from the answer when it is not the number of entities
+    /// matched (a comparison of two attributes of each entity, the buckets of a
+    /// temporal aggregation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+}
+
+/// The NGSI-LD API an input's query is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Api {
+    #[default]
+    Entities,
+    /// The temporal API (history, aggregations).
+    Temporal,
+}
+
+impl Api {
+    fn is_entities(&self) -> bool {
+        *self == Api::Entities
+    }
 }
 
 impl Input {
+    /// An input counting the entities `query` matches.
+    pub fn counted(name: impl Into<String>, query: impl Into<String>, count: u64) -> Input {
+        Input {
+            name: name.into(),
+            query: query.into(),
+            count,
+            api: Api::Entities,
+            rule: None,
+        }
+    }
+
     /// The query as a link relative to the server (one click away in the UI).
     pub fn href(&self) -> String {
-        format!("/ngsi-ld/v1/entities?{}", self.query)
+        match self.api {
+            Api::Entities => format!("/ngsi-ld/v1/entities?{}", self.query),
+            Api::Temporal => format!("/ngsi-ld/v1/temporal/entities?{}", self.query),
+        }
     }
 }
 
@@ -152,16 +191,16 @@ impl KpiSource for UnitsReached {
                 "{reached} distinct units (refAdministrativeArea) of the matching entities / {denominator} commune-level units × 100"
             ),
             inputs: vec![
-                Input {
-                    name: format!("units with {} above 0", self.indicator),
+                Input::counted(
+                    format!("units with {} above 0", self.indicator),
                     query,
                     count,
-                },
-                Input {
-                    name: format!("units publishing {}", self.indicator),
-                    query: all,
-                    count: published,
-                },
+                ),
+                Input::counted(
+                    format!("units publishing {}", self.indicator),
+                    all,
+                    published,
+                ),
             ],
         }))
     }
@@ -187,6 +226,11 @@ pub struct Feed {
     pub attr: &'static str,
     pub time: &'static str,
 }
+
+/// The `time` of a feed whose attribute's value is itself the time of the last update,
+/// written as text (the reports' `updated_datetime`): compared as text, which the
+/// store narrows by its index.
+const VALUE: &str = "value";
 
 /// A feed of every entity of a type.
 const fn feed(ty: &'static str, attr: &'static str, time: &'static str) -> Feed {
@@ -231,6 +275,9 @@ impl LiveGroups {
         let condition = filter
             .map(|f| format!("{};", encode(f)))
             .unwrap_or_default();
+        if *time == VALUE {
+            return format!("type={ty}&q={condition}{attr}%3E%3D%22{since}%22");
+        }
         format!("type={ty}&q={condition}{attr}.{time}%3E%3D{since}")
     }
 }
@@ -265,11 +312,7 @@ impl KpiSource for LiveGroups {
                 let query = LiveGroups::feed_query(feed, &since);
                 let (count, _) = run_query(hub, scope, &query, false).await?;
                 group_live |= count > 0;
-                inputs.push(Input {
-                    name: g.slug.to_string(),
-                    query,
-                    count,
-                });
+                inputs.push(Input::counted(g.slug, query, count));
             }
             if group_live {
                 live.push(g.slug);
@@ -295,7 +338,7 @@ const BANKING_POI: &str = r#"category=="bank","atm""#;
 const COMMERCE_POI: &str = r#"category=="market","supermarket","shoppingCentre","tradeCentre""#;
 
 /// The seven priority sectors of the plan's 2025 target and their feeds. E-government
-/// counts with citizen reports (`ServiceRequest`) and the indicators computed from
+/// counts with citizen reports (`Open311_ServiceRequest`, by their `updated_datetime`) and the indicators computed from
 /// imported dossiers (`EgovServiceIndex`).
 pub const PRIORITY_SECTORS: &[Group] = &[
     Group {
@@ -353,7 +396,7 @@ pub const PRIORITY_SECTORS: &[Group] = &[
         slug: "e-government",
         name: ("Chính quyền điện tử", "E-government"),
         feeds: &[
-            feed("ServiceRequest", "status", "modifiedAt"),
+            feed("Open311_ServiceRequest", "updated_datetime", VALUE),
             feed("EgovServiceIndex", "computedAt", "modifiedAt"),
         ],
     },
@@ -440,7 +483,7 @@ pub const ESSENTIAL_SERVICES: &[Group] = &[
 ];
 
 /// A q condition as a query-string value: quotes and comparison signs escaped.
-fn encode(q: &str) -> String {
+pub(crate) fn encode(q: &str) -> String {
     let mut out = String::with_capacity(q.len());
     for c in q.chars() {
         match c {

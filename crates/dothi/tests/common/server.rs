@@ -34,6 +34,7 @@ impl Server {
         let mut config = hub::HubConfig::default();
         config.http.openapi_extra.push(web::OPENAPI);
         config.http.openapi_extra.push(alerts::OPENAPI);
+        config.http.openapi_extra.push(scorecard::OPENAPI);
         config.outbound = Arc::new(hub::outbound::OutboundPolicy::strict().with_loopback());
         let mut hub = TestHub::new(TestStore::fresh("server").await, &config, ADMIN_KEY).await;
         let state = hub.state.clone();
@@ -49,7 +50,9 @@ impl Server {
         .await
         .expect("citizen reports");
         let alerts = Arc::new(alerts::Alerts::new(state.hub.clone()));
-        let scorecard = Arc::new(scorecard::Scorecard::new(state.hub.clone()));
+        let scorecard = Arc::new(
+            scorecard::Scorecard::new(state.hub.clone()).with_audit(state.identity.clone()),
+        );
         // The same services, in the same order, as `dothi serve`.
         let components = vec![
             iot::component(agent),

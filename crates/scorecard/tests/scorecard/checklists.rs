@@ -60,6 +60,42 @@ async fn a_ward_reaches_a_level_when_every_criterion_passes_with_evidence() {
         .await;
     let kpi = app.kpi("smart-city-wards").await;
     assert_eq!(kpi["kpiValue"], json!(1.0), "{kpi}");
+    assert_eq!(kpi["confirmed"], false, "computed, not yet confirmed");
+
+    // An officer confirms the value they see; only a confirmed-mode KPI, only its
+    // current value, only with the right to write.
+    assert_eq!(confirm(&app, "smart-city-wards", VIEWER, 1.0).await.0, 403);
+    assert_eq!(
+        confirm(&app, "broadband-communes", OPERATOR, 100.0).await.0,
+        400
+    );
+    let (status, v) = confirm(&app, "smart-city-wards", OPERATOR, 2.0).await;
+    assert_eq!(status, 409, "{v}");
+    let (status, kpi) = confirm(&app, "smart-city-wards", OPERATOR, 1.0).await;
+    assert_eq!(status, 200, "{kpi}");
+    assert_eq!(kpi["confirmed"], true, "{kpi}");
+    assert!(
+        kpi["confirmation"]["confirmedBy"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("key:")),
+        "{kpi}"
+    );
+    let (_, public) = app.get("/scorecard/v1/public", None).await;
+    let wards = public["kpis"]
+        .as_array()
+        .and_then(|a| a.iter().find(|k| k["slug"] == "smart-city-wards"))
+        .expect("the wards' KPI");
+    assert_eq!(wards["confirmed"], true);
+    assert!(wards.get("confirmation").is_none(), "no names in public");
+    let signed = crate::entered::audited(
+        &app,
+        "urn:ngsi-ld:KeyPerformanceIndicator:plan-smart-city-wards",
+    )
+    .await;
+    assert!(
+        signed.iter().any(|r| r["role"] == "operator"),
+        "the confirmation is audited under the officer: {signed:?}"
+    );
 
     // An admin replaces the draft with the annex.
     let (status, v) = crate::common::send(
@@ -72,6 +108,19 @@ async fn a_ward_reaches_a_level_when_every_criterion_passes_with_evidence() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["draft"], false);
     assert_eq!(v["wards"][0]["levelReached"], 1);
+    // A second ward reaches level 1: the new value waits for its confirmation.
+    let (status, v) = crate::common::send(put(
+        "19351",
+        "B1.1",
+        json!({"result": "pass", "evidence": ["https://quangtri.gov.vn/ioc/bien-ban-2.pdf"]}),
+    ))
+    .await;
+    assert_eq!(status, 200, "{v}");
+    app.post("/scorecard/v1/recompute", Some(ADMIN), &json!({}))
+        .await;
+    let kpi = app.kpi("smart-city-wards").await;
+    assert_eq!(kpi["kpiValue"], json!(2.0), "{kpi}");
+    assert_eq!(kpi["confirmed"], false, "{kpi}");
     let (status, _) = crate::common::send(
         app.req(
             reqwest::Method::PUT,
@@ -83,6 +132,16 @@ async fn a_ward_reaches_a_level_when_every_criterion_passes_with_evidence() {
     .await;
     assert_eq!(status, 403);
     app.stop().await;
+}
+
+/// Confirms `value` of the KPI `slug` with `key`.
+async fn confirm(app: &App, slug: &str, key: &str, value: f64) -> (u16, serde_json::Value) {
+    app.post(
+        &format!("/scorecard/v1/kpis/{slug}/confirm"),
+        Some(key),
+        &json!({"value": value, "note": "Đã đối chiếu biên bản"}),
+    )
+    .await
 }
 
 const DOSSIERS: &str = "\

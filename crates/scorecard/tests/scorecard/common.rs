@@ -52,7 +52,8 @@ impl App {
         }
         let hub = state.hub.clone();
         city::load(&hub).await.expect("the Quảng Trị data set");
-        let scorecard = Arc::new(scorecard::Scorecard::new(hub.clone()));
+        let scorecard =
+            Arc::new(scorecard::Scorecard::new(hub.clone()).with_audit(state.identity.clone()));
         scorecard.seed("").await.expect("the plan");
         // Scheduled recomputation rarely; changes trigger it.
         let recompute = scorecard.clone().spawn(Duration::from_secs(3_600));
@@ -64,6 +65,11 @@ impl App {
             recompute,
             server,
         }
+    }
+
+    /// The server's state, to start the other services over the same hub.
+    pub fn state(&self) -> &hub::AppState {
+        &self.server.state
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -107,6 +113,42 @@ impl Drop for App {
     /// The recomputation stops, then the server, then its store goes.
     fn drop(&mut self) {
         self.recompute.abort();
+    }
+}
+
+/// The count the NGSI-LD API gives for an evidence link, asked by a viewer.
+pub async fn api_count(app: &App, href: &str) -> u64 {
+    let response = app
+        .req(
+            reqwest::Method::GET,
+            &format!("{href}&count=true&limit=0"),
+            Some(VIEWER),
+        )
+        .send()
+        .await
+        .expect("the evidence query");
+    assert_eq!(response.status(), 200, "{href}");
+    response
+        .headers()
+        .get("NGSILD-Results-Count")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a count")
+}
+
+/// The KPI of `slug` once `done` holds of it (within [`WAIT`]).
+pub async fn wait_until(app: &App, slug: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let kpi = app.kpi(slug).await;
+        if done(&kpi) {
+            return kpi;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "{slug} did not change as expected within {WAIT:?}: {kpi}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -1,10 +1,8 @@
 //! Computed KPIs: their values, their evidence, and how they follow their inputs.
 
-use std::time::Instant;
-
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN, App, VIEWER, WAIT};
+use crate::common::{ADMIN, App, VIEWER};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plan_is_data_and_computed_kpis_carry_the_queries_that_made_them() {
@@ -46,22 +44,7 @@ async fn the_plan_is_data_and_computed_kpis_carry_the_queries_that_made_them() {
     assert!(!inputs.is_empty());
     for input in &inputs {
         let href = input["href"].as_str().expect("href");
-        let response = app
-            .req(
-                reqwest::Method::GET,
-                &format!("{href}&count=true&limit=0"),
-                Some(VIEWER),
-            )
-            .send()
-            .await
-            .expect("the evidence query");
-        assert_eq!(response.status(), 200, "{href}");
-        let count: u64 = response
-            .headers()
-            .get("NGSILD-Results-Count")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .expect("a count");
+        let count = crate::common::api_count(&app, href).await;
         assert_eq!(Some(count), input["count"].as_u64(), "{href}");
     }
     assert_eq!(inputs[0]["count"], json!(78));
@@ -93,22 +76,7 @@ async fn the_plan_is_data_and_computed_kpis_carry_the_queries_that_made_them() {
         let href = input["href"].as_str().expect("href");
         let count = input["count"].as_u64().expect("count");
         assert!(count > 0, "{href}");
-        let response = app
-            .req(
-                reqwest::Method::GET,
-                &format!("{href}&count=true&limit=0"),
-                Some(VIEWER),
-            )
-            .send()
-            .await
-            .expect("the evidence query");
-        assert_eq!(response.status(), 200, "{href}");
-        let counted: Option<u64> = response
-            .headers()
-            .get("NGSILD-Results-Count")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        assert_eq!(counted, Some(count), "{href}");
+        assert_eq!(crate::common::api_count(&app, href).await, count, "{href}");
         if href.contains("type=PointOfInterest") {
             poi += count;
         }
@@ -155,18 +123,7 @@ fn demo_broadband(code: &str) -> String {
 }
 
 async fn wait_for(app: &App, slug: &str, want: f64) -> Value {
-    let started = Instant::now();
-    loop {
-        let kpi = app.kpi(slug).await;
-        if kpi["kpiValue"].as_f64() == Some(want) {
-            return kpi;
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "{slug} did not reach {want} within {WAIT:?}: {kpi}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
+    crate::common::wait_until(app, slug, |k| k["kpiValue"].as_f64() == Some(want)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ fn grdp(value: f64) -> Value {
 }
 
 /// The audit records naming a target.
-async fn audited(app: &App, target: &str) -> Vec<Value> {
+pub async fn audited(app: &App, target: &str) -> Vec<Value> {
     app.hub.audit_seal().await.expect("seal");
     let (status, v) = app.get("/auth/v1/audit?limit=1000", Some(ADMIN)).await;
     assert_eq!(status, 200, "{v}");
@@ -183,7 +183,7 @@ async fn the_public_summary_is_anonymous_and_names_no_one() {
     let (status, public) = app.get("/scorecard/v1/public", None).await;
     assert_eq!(status, 200, "{public}");
     let kpis = public["kpis"].as_array().expect("kpis");
-    assert_eq!(kpis.len(), 8);
+    assert_eq!(kpis.len(), scorecard::plan::KPIS.len());
     assert_eq!(kpis[0]["slug"], "broadband-communes");
     let text = public.to_string();
     for personal in [
@@ -306,15 +306,7 @@ async fn the_portal_766_export_becomes_a_submission_with_its_group_scores() {
         )
         .await;
     assert_eq!(status, 201, "{sub}");
-    let id = sub["id"].as_str().expect("an id");
-    let (status, _) = app
-        .post(
-            &format!("/scorecard/v1/submissions/{id}/approve"),
-            Some(ADMIN),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    approve(&app, &sub).await;
     let kpi = app.kpi("egov-766").await;
     assert_eq!(kpi["kpiValue"], json!(71.5));
     assert_eq!(kpi["evidence"]["groupScores"]["TDGQ"], json!(15.5));
@@ -329,4 +321,197 @@ async fn the_portal_766_export_becomes_a_submission_with_its_group_scores() {
         .await;
     assert_eq!(status, 400);
     app.stop().await;
+}
+
+/// A PDF of one empty page.
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n\
+2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n\
+3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >> endobj\n\
+trailer << /Root 1 0 R >>\n%%EOF\n";
+
+async fn upload(app: &App, key: &str, bytes: Vec<u8>, declared: &str) -> (u16, Value) {
+    crate::common::send(
+        app.req(
+            reqwest::Method::POST,
+            "/scorecard/v1/evidence?name=bao-cao.pdf",
+            Some(key),
+        )
+        .header("content-type", declared)
+        .body(bytes),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_file_is_the_evidence_of_an_entered_value() {
+    let app = App::start().await;
+    // Checked by content, not by the declared type; bounded in size.
+    for (bytes, declared) in [
+        (
+            b"<html><script>alert(1)</script></html>".to_vec(),
+            "application/pdf",
+        ),
+        (b"%PDF-1.4\n1 0 obj".to_vec(), "application/pdf"),
+        (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec(), "image/png"),
+        (b"GIF89a\x01\x00\x01\x00".to_vec(), "image/gif"),
+    ] {
+        let (status, v) = upload(&app, OPERATOR, bytes, declared).await;
+        assert_eq!(status, 400, "{v}");
+        assert!(v["detail"].is_string(), "{v}");
+    }
+    let mut big = b"%PDF-1.4\n".to_vec();
+    big.resize(scorecard::evidence::MAX_BYTES + 1, b' ');
+    let (status, _) = upload(&app, OPERATOR, big, "application/pdf").await;
+    assert_eq!(status, 413);
+    let (status, _) = upload(&app, VIEWER, PDF.to_vec(), "application/pdf").await;
+    assert_eq!(status, 403);
+
+    let (status, file) = upload(&app, OPERATOR, PDF.to_vec(), "text/plain").await;
+    assert_eq!(status, 201, "{file}");
+    assert_eq!(file["mediaType"], "application/pdf");
+    assert_eq!(file["size"], json!(PDF.len()));
+    assert!(
+        file["uploadedBy"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("key:")),
+        "the uploader's key: {file}"
+    );
+    let href = file["href"].as_str().expect("href").to_string();
+    let key = href.rsplit('/').next().expect("a key").to_string();
+
+    // Downloaded as uploaded by readers of the tenant, not by others.
+    let response = app
+        .req(reqwest::Method::GET, &href, Some(VIEWER))
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().ok(),
+        Some("application/pdf")
+    );
+    assert_eq!(
+        response.headers()["x-content-type-options"].to_str().ok(),
+        Some("nosniff")
+    );
+    assert_eq!(response.bytes().await.expect("bytes").as_ref(), PDF);
+    let (status, _) = app.get(&href, Some(OUTSIDER)).await;
+    assert_eq!(status, 403);
+    let (status, _) = app.get(&href, None).await;
+    assert_eq!(status, 401);
+    let (status, _) = app
+        .get(
+            "/scorecard/v1/evidence/00000000-0000-4000-8000-000000000000",
+            Some(VIEWER),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // A value entered with the file alone, then approved: the file is its evidence.
+    let (status, v) = app
+        .post(
+            "/scorecard/v1/kpis/digital-economy-grdp/submissions",
+            Some(OPERATOR),
+            &json!({"value": 13.1, "periodEnd": "2025-12-31", "evidenceFile": "not-a-file"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = app
+        .post(
+            "/scorecard/v1/kpis/digital-economy-grdp/submissions",
+            Some(OPERATOR),
+            &json!({"value": 13.1, "periodEnd": "2025-12-31"}),
+        )
+        .await;
+    assert_eq!(status, 400, "no evidence: {v}");
+    let (status, sub) = app
+        .post(
+            "/scorecard/v1/kpis/digital-economy-grdp/submissions",
+            Some(OPERATOR),
+            &json!({"value": 13.1, "periodEnd": "2025-12-31", "evidenceFile": key}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sub}");
+    approve(&app, &sub).await;
+    let kpi = app.kpi("digital-economy-grdp").await;
+    assert_eq!(kpi["kpiValue"], json!(13.1));
+    assert_eq!(kpi["evidence"]["evidenceFile"]["href"], json!(href));
+    assert_eq!(kpi["evidence"]["evidenceFile"]["sha256"], file["sha256"]);
+    // The public summary does not link to it.
+    let (_, public) = app.get("/scorecard/v1/public", None).await;
+    assert!(!public.to_string().contains(&key), "{public}");
+
+    // The upload and each download are in the audit log under their actors.
+    let records = audited(&app, &format!("urn:ngsi-ld:KpiEvidenceFile:{key}")).await;
+    assert!(
+        records.iter().any(|r| r["role"] == "operator"),
+        "the upload: {records:?}"
+    );
+    assert!(
+        records.iter().any(|r| r["role"] == "viewer"
+            && r["action"]
+                .as_str()
+                .is_some_and(|a| a.contains("download evidence"))),
+        "the download: {records:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_766_csv_becomes_a_submission_or_is_refused_whole() {
+    let app = App::start().await;
+    let post = |csv: &'static str, query: &'static str| {
+        crate::common::send(
+            app.req(
+                reqwest::Method::POST,
+                &format!("/scorecard/v1/egov/portal-scores.csv?{query}"),
+                Some(OPERATOR),
+            )
+            .header("content-type", "text/csv")
+            .body(csv),
+        )
+    };
+    let query =
+        "department=44&periodEnd=2025-12-31&evidenceUrl=https%3A%2F%2Fdichvucong.gov.vn%2Fp%2Fhome";
+    let bad = "departmentCode,departmentName,totalScore,CKMB,TDGQ,CLGQ,TTTT,MDSH,MDHL
+01,Hà Nội,90.5,18,19,11.5,10,17,15
+44,Quảng Trị,80,17,15.5,9,6,12,12
+45,Huế,70,17,25,9,6,1,12
+";
+    let (status, v) = post(bad, query).await;
+    assert_eq!(status, 400, "{v}");
+    let detail = v["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("line 3:") && detail.contains("line 4:"),
+        "{detail}"
+    );
+    let (_, subs) = app.get("/scorecard/v1/submissions", Some(ADMIN)).await;
+    assert_eq!(subs["submissions"], json!([]), "nothing stored");
+
+    let good = "departmentCode,departmentName,totalScore,CKMB,TDGQ,CLGQ,TTTT,MDSH,MDHL
+01,Hà Nội,90.5,18,19,11.5,10,17,15
+44,Quảng Trị,71.5,17,15.5,9,6,12,12
+";
+    let (status, v) = post(good, "department=44&evidenceUrl=https%3A%2F%2Fx.vn").await;
+    assert_eq!(status, 400, "no period: {v}");
+    let (status, sub) = post(good, query).await;
+    assert_eq!(status, 201, "{sub}");
+    approve(&app, &sub).await;
+    let kpi = app.kpi("egov-766").await;
+    assert_eq!(kpi["kpiValue"], json!(71.5));
+    assert_eq!(kpi["evidence"]["groupScores"]["MDSH"], json!(12.0));
+    app.stop().await;
+}
+
+/// Approves a created submission as the first admin.
+async fn approve(app: &App, submission: &Value) {
+    let id = submission["id"].as_str().expect("an id");
+    let (status, v) = app
+        .post(
+            &format!("/scorecard/v1/submissions/{id}/approve"),
+            Some(ADMIN),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
 }

@@ -5,3 +5,4 @@ mod checklists;
 mod common;
 mod computed;
 mod entered;
+mod services;
