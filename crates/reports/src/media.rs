@@ -97,8 +97,7 @@ fn jpeg(img: &DynamicImage, quality: u8) -> Result<Vec<u8>, Refused> {
     // RGB only: transparency is flattened, and JPEG has no alpha. The encoder writes a
     // JFIF header and the picture, nothing else (no EXIF, no GPS, no comment).
     let rgb = img.to_rgb8();
-    let (Ok(width), Ok(height)) = (u16::try_from(rgb.width()), u16::try_from(rgb.height()))
-    else {
+    let (Ok(width), Ok(height)) = (u16::try_from(rgb.width()), u16::try_from(rgb.height())) else {
         return Err(Refused::TooManyPixels);
     };
     let mut out = Vec::new();
