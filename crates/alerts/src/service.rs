@@ -166,6 +166,9 @@ struct Engine {
     /// scope (the change feed, and each full pass: at start, on `Missed` or lag, when
     /// the rule changes), so that the sweep scans memory instead of querying.
     timed: HashMap<(String, String), HashMap<String, Timed>>,
+    /// Timed rules whose last full pass did not finish (the store failed): their
+    /// memory is incomplete, so their next sweep is a full pass.
+    partial: std::collections::HashSet<(String, String)>,
     last_sweep: Option<DateTime<Utc>>,
 }
 
@@ -622,12 +625,14 @@ impl Alerts {
             })
             .cloned()
             .collect();
-        engine.timed.retain(|(t, r), _| {
+        let timed = |(t, r): &(String, String)| {
             rules
                 .get(t)
                 .and_then(|m| m.get(r))
                 .is_some_and(|rule| rule.spec.enabled && rule.timed())
-        });
+        };
+        engine.timed.retain(|k, _| timed(k));
+        engine.partial.retain(timed);
         engine.index = TypeRules::build(&rules);
         engine.rules = rules;
         engine.generation = generation;
@@ -977,9 +982,11 @@ impl Alerts {
         let mut seen = std::collections::HashSet::new();
         let mut after = None;
         // A full pass reads every entity in scope again.
-        engine
-            .timed
-            .remove(&(rule.tenant.clone(), rule.spec.id.clone()));
+        let key = (rule.tenant.clone(), rule.spec.id.clone());
+        engine.timed.remove(&key);
+        if rule.timed() {
+            engine.partial.insert(key.clone());
+        }
         loop {
             let mut query = rule.query.clone();
             query.limit = PAGE;
@@ -1013,6 +1020,7 @@ impl Alerts {
             };
             self.evaluate(engine, rule, &id, e.as_ref()).await?;
         }
+        engine.partial.remove(&key);
         Ok(())
     }
 
@@ -1184,9 +1192,14 @@ impl Alerts {
             .cloned()
             .collect();
         for rule in rules {
+            let key = (rule.tenant.clone(), rule.spec.id.clone());
+            if engine.partial.contains(&key) {
+                self.evaluate_rule(engine, &rule).await?;
+                continue;
+            }
             let due: Vec<String> = engine
                 .timed
-                .get(&(rule.tenant.clone(), rule.spec.id.clone()))
+                .get(&key)
                 .map(|m| {
                     m.iter()
                         .filter(|(_, t)| !t.held && eval::holds(&rule, t.at, now))
