@@ -92,7 +92,8 @@ fn report_overdue(id: &str, attribute: &str, stages: &str, what: (&str, &str)) -
         "name": format!("Phản ánh quá hạn {} / Citizen report overdue: {}", what.0, what.1),
         "scope": {"type": REPORT_TYPE, "q": format!("workflowStatus=={stages}")},
         "condition": {"kind": "deadline", "attribute": attribute},
-        "severity": "medium",
+        // An office matter, not an emergency: below the operations centre's banner.
+        "severity": "low",
         "category": "administrative",
         "subCategory": "reportOverdue",
         "labels": {"group": "reports"},

@@ -153,7 +153,7 @@ async fn the_demo_presets_tell_of_reports_overdue_for_acceptance_then_for_an_ans
             l.len() == 1
         })
         .await;
-    assert_eq!(list[0]["severity"], "medium");
+    assert_eq!(list[0]["severity"], "low");
     assert!(
         list[0]["description"]["vi"]
             .as_str()
