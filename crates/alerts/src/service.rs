@@ -1013,15 +1013,20 @@ impl Alerts {
             .map(|k| k.2.clone())
             .collect();
         for id in left {
-            let e = match self.hub.get_entity(&scope, &id).await {
-                Ok(e) => Some(e),
-                Err(err) if err.kind == ErrorKind::ResourceNotFound => None,
-                Err(err) => return Err(err),
-            };
+            let e = self.read_entity(&scope, &id).await?;
             self.evaluate(engine, rule, &id, e.as_ref()).await?;
         }
         engine.partial.remove(&key);
         Ok(())
+    }
+
+    /// An entity as it is now, None when it is gone.
+    async fn read_entity(&self, scope: &Scope, id: &str) -> Result<Option<Entity>, Error> {
+        match self.hub.get_entity(scope, id).await {
+            Ok(e) => Ok(Some(e)),
+            Err(err) if err.kind == ErrorKind::ResourceNotFound => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// Evaluates every enabled rule over its scope.
@@ -1080,15 +1085,8 @@ impl Alerts {
         let entity = if change.kind == ChangeKind::Deleted {
             None
         } else {
-            match self
-                .hub
-                .get_entity(&Alerts::system(&change.tenant), &change.id)
-                .await
-            {
-                Ok(e) => Some(e),
-                Err(e) if e.kind == ErrorKind::ResourceNotFound => None,
-                Err(e) => return Err(e),
-            }
+            self.read_entity(&Alerts::system(&change.tenant), &change.id)
+                .await?
         };
         for rule in rules {
             self.evaluate(&mut engine, &rule, &change.id, entity.as_ref())
@@ -1209,11 +1207,7 @@ impl Alerts {
                 .unwrap_or_default();
             let scope = Alerts::system(&rule.tenant);
             for id in due {
-                let e = match self.hub.get_entity(&scope, &id).await {
-                    Ok(e) => Some(e),
-                    Err(err) if err.kind == ErrorKind::ResourceNotFound => None,
-                    Err(err) => return Err(err),
-                };
+                let e = self.read_entity(&scope, &id).await?;
                 self.evaluate(engine, &rule, &id, e.as_ref()).await?;
             }
         }
