@@ -101,6 +101,10 @@ fn driving(rule: &Rule) -> Result<(String, Option<String>), Error> {
             ErrorKind::OperationNotSupported,
             "a backtest of a staleness rule needs the condition's attribute",
         )),
+        Condition::Deadline { .. } => Err(Error::new(
+            ErrorKind::OperationNotSupported,
+            "deadline conditions cannot be backtested: whether a due date had passed depends on the scope's history too (e.g. the report's stage)",
+        )),
         Condition::Q(_) => Err(Error::new(
             ErrorKind::OperationNotSupported,
             "q conditions cannot be backtested: write the condition as a threshold, compare or rate",

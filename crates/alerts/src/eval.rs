@@ -71,6 +71,67 @@ pub fn last_update(e: &Entity, attribute: Option<&str>) -> Option<DateTime<Utc>>
     }
 }
 
+/// A date-time held by a Property: an ISO 8601 text, or a typed literal
+/// `{"@type": "DateTime", "@value": …}`.
+pub fn date_time(a: &Attribute) -> Option<DateTime<Utc>> {
+    if a.kind != AttrKind::Property {
+        return None;
+    }
+    let text = match &a.value {
+        Value::String(s) => s.as_str(),
+        Value::Object(o) => o.get("@value")?.as_str()?,
+        _ => return None,
+    };
+    ngsi::entity::parse_time(text)
+}
+
+/// For a timed condition (staleness, deadline), the time it counts from: the
+/// entity's (or attribute's) last update, or the attribute's due date. None when the
+/// entity has no such time (the condition does not apply).
+pub fn moment(rule: &Rule, entity: &Entity) -> Option<DateTime<Utc>> {
+    match &rule.condition {
+        Condition::Stale { attribute, .. } => last_update(entity, attribute.as_deref()),
+        Condition::Deadline { attribute, .. } => instance(entity, attribute).and_then(date_time),
+        _ => None,
+    }
+}
+
+/// When a timed condition counting from `at` comes to hold: `after` past the last
+/// update, or `grace` past the due date. None for other conditions.
+pub fn due(rule: &Rule, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let wait = match &rule.condition {
+        Condition::Stale { after, .. } => *after,
+        Condition::Deadline { grace, .. } => *grace,
+        _ => return None,
+    };
+    Some(
+        at.checked_add_signed(TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
+    )
+}
+
+/// Whether a timed condition counting from `at` holds at `now`.
+pub fn holds(rule: &Rule, at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    match (&rule.condition, due(rule, at)) {
+        (Condition::Stale { .. }, Some(due)) => now >= due,
+        (Condition::Deadline { .. }, Some(due)) => now > due,
+        _ => false,
+    }
+}
+
+/// What a timed condition counting from `at` says at `now`. A staleness rule holds
+/// once `after` has passed; a deadline once now is later than the due date plus the
+/// grace.
+pub fn timed(rule: &Rule, at: DateTime<Utc>, now: DateTime<Utc>) -> Observation {
+    let active = holds(rule, at, now);
+    Observation {
+        active,
+        cleared: !active,
+        value: Some(Value::String(ngsi::entity::format_time(&at))),
+        threshold: None,
+    }
+}
+
 fn numeric(op: crate::rule::Op, value: f64, threshold: f64, margin: f64) -> Observation {
     Observation {
         active: op.holds(value, threshold),
@@ -143,19 +204,10 @@ pub fn observe(
                 _ => Observation::not_applicable(),
             }
         }
-        Condition::Stale { after, attribute } => {
-            let Some(last) = last_update(entity, attribute.as_deref()) else {
-                return Observation::not_applicable();
-            };
-            let after = TimeDelta::from_std(*after).unwrap_or(TimeDelta::MAX);
-            let active = now.signed_duration_since(last) >= after;
-            Observation {
-                active,
-                cleared: !active,
-                value: Some(Value::String(ngsi::entity::format_time(&last))),
-                threshold: None,
-            }
-        }
+        Condition::Stale { .. } | Condition::Deadline { .. } => match moment(rule, entity) {
+            Some(at) => timed(rule, at, now),
+            None => Observation::not_applicable(),
+        },
         Condition::Q(filter) => {
             let active = filter.matches(entity);
             Observation {
@@ -335,19 +387,23 @@ mod tests {
             .expect("rule")
     }
 
-    fn gauge(level: f64) -> Entity {
+    /// An entity read from normalized JSON, written at t(0).
+    fn read(v: Value) -> Entity {
         let ctx = ngsi::Context::core();
         ngsi::entity::Reader {
             ctx: &ctx,
             now: t(0),
         }
-        .entity(
-            &json!({"id": "urn:ngsi-ld:WaterObserved:g", "type": "WaterObserved",
+        .entity(&v, None)
+        .expect("entity")
+    }
+
+    fn gauge(level: f64) -> Entity {
+        read(
+            json!({"id": "urn:ngsi-ld:WaterObserved:g", "type": "WaterObserved",
                     "waterLevel": {"type": "Property", "value": level},
                     "alarmLevel2": {"type": "Property", "value": 4.5}}),
-            None,
         )
-        .expect("entity")
     }
 
     fn t(s: i64) -> DateTime<Utc> {
@@ -448,6 +504,39 @@ mod tests {
         // The gauge's attributes were written at t(0).
         assert!(!observe(&r, &gauge(1.0), t(899), None).active);
         assert!(observe(&r, &gauge(1.0), t(900), None).active);
+    }
+
+    fn report(due: &Value) -> Entity {
+        read(
+            json!({"id": "urn:ngsi-ld:Open311_ServiceRequest:r", "type": "Open311_ServiceRequest",
+                    "expected_datetime": {"type": "Property", "value": due}}),
+        )
+    }
+
+    #[test]
+    fn a_deadline_holds_once_the_due_date_and_its_grace_have_passed() {
+        let r = rule(
+            json!({"condition": {"kind": "deadline", "attribute": "expected_datetime", "grace": "1h"}}),
+        );
+        let due = ngsi::entity::format_time(&t(1_000));
+        for value in [json!(due), json!({"@type": "DateTime", "@value": due})] {
+            let e = report(&value);
+            assert!(!observe(&r, &e, t(4_600), None).active);
+            let o = observe(&r, &e, t(4_601), None);
+            assert!(o.active && !o.cleared);
+            assert_eq!(o.value, Some(json!(due)));
+        }
+        // Not a date-time, or missing: not in alarm.
+        for value in [json!("tomorrow"), json!(42)] {
+            let o = observe(&r, &report(&value), t(1_000_000), None);
+            assert!(!o.active && o.cleared);
+        }
+        let o = observe(&r, &gauge(1.0), t(1_000_000), None);
+        assert!(!o.active && o.cleared);
+        // Without a grace, it holds as soon as now is later than the date.
+        let r = rule(json!({"condition": {"kind": "deadline", "attribute": "expected_datetime"}}));
+        assert!(!observe(&r, &report(&json!(due)), t(1_000), None).active);
+        assert!(observe(&r, &report(&json!(due)), t(1_001), None).active);
     }
 
     #[test]

@@ -78,8 +78,35 @@ fn street_light_out() -> Value {
     })
 }
 
+/// The entity type of citizen reports (written by the reports service).
+pub const REPORT_TYPE: &str = "Open311_ServiceRequest";
+
+/// A citizen report past a due date while it still waits for the agency: the answer
+/// (`expected_datetime`) while the report is open, its acceptance (`dueAcceptAt`)
+/// while it is only received. Together they say what the reports service calls
+/// overdue; the alert clears when the date moves (an extension) or the report moves
+/// on.
+fn report_overdue(id: &str, attribute: &str, stages: &str, what: (&str, &str)) -> Value {
+    json!({
+        "id": id,
+        "name": format!("Phản ánh quá hạn {} / Citizen report overdue: {}", what.0, what.1),
+        "scope": {"type": REPORT_TYPE, "q": format!("workflowStatus=={stages}")},
+        "condition": {"kind": "deadline", "attribute": attribute},
+        // An office matter, not an emergency: below the operations centre's banner.
+        "severity": "low",
+        "category": "administrative",
+        "subCategory": "reportOverdue",
+        "labels": {"group": "reports"},
+        "message": {
+            "vi": format!("Phản ánh {{entity}} quá hạn {}: hạn {{value}}", what.0),
+            "en": format!("Report {{entity}} is overdue ({}): due {{value}}", what.1),
+        }
+    })
+}
+
 /// The demo's rules: flood levels I–III, AQI above 150 and 200 for an hour, a
-/// staleness rule per sensor type (`sensor_types`), street lights out.
+/// staleness rule per sensor type (`sensor_types`), street lights out, citizen
+/// reports overdue.
 pub fn demo(sensor_types: &[&str]) -> Vec<RuleSpec> {
     let mut out = vec![
         flood(1, "I", "medium"),
@@ -88,6 +115,18 @@ pub fn demo(sensor_types: &[&str]) -> Vec<RuleSpec> {
         aqi(150, "high"),
         aqi(200, "critical"),
         street_light_out(),
+        report_overdue(
+            "report-overdue",
+            "expected_datetime",
+            "\"received\",\"accepted\",\"assigned\",\"in_progress\"",
+            ("trả lời", "answer"),
+        ),
+        report_overdue(
+            "report-acceptance-overdue",
+            "dueAcceptAt",
+            "\"received\"",
+            ("tiếp nhận", "acceptance"),
+        ),
     ];
     let mut types: Vec<&str> = sensor_types.to_vec();
     types.sort_unstable();
@@ -136,7 +175,7 @@ mod tests {
     #[test]
     fn every_preset_compiles() {
         let rules = demo(&["WaterObserved", "AirQualityObserved", "WaterObserved"]);
-        assert_eq!(rules.len(), 6 + 2);
+        assert_eq!(rules.len(), 8 + 2);
         for r in rules {
             let id = r.id.clone();
             r.compile("").unwrap_or_else(|e| panic!("{id}: {e}"));

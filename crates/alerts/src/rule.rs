@@ -200,6 +200,14 @@ pub enum ConditionSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         attribute: Option<String>,
     },
+    /// A due date passed: `attribute` holds a date-time, and now is later than it
+    /// (plus `grace`, when given).
+    #[serde(rename_all = "camelCase")]
+    Deadline {
+        attribute: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grace: Option<String>,
+    },
     /// An NGSI-LD `q` expression over the entity.
     Q { q: String },
 }
@@ -273,6 +281,10 @@ pub enum Condition {
     Stale {
         after: Duration,
         attribute: Option<String>,
+    },
+    Deadline {
+        attribute: String,
+        grace: Duration,
     },
     Q(QFilter),
 }
@@ -548,6 +560,15 @@ impl RuleSpec {
                         .transpose()?,
                 }
             }
+            ConditionSpec::Deadline { attribute, grace } => Condition::Deadline {
+                attribute: attribute_name("condition.attribute", attribute, &ctx)?,
+                grace: grace
+                    .as_deref()
+                    .map(parse_duration)
+                    .transpose()
+                    .map_err(|e| bad(format!("condition.grace: {}", e.detail)))?
+                    .unwrap_or_default(),
+            },
             ConditionSpec::Q { q } => {
                 check_text("condition.q", q)?;
                 let expr = ngsi::query::parse_q(q)
@@ -566,7 +587,7 @@ impl RuleSpec {
                         *op != Op::Eq && matches!(value, Threshold::Number(_))
                     }
                     Condition::Compare { op, .. } | Condition::Rate { op, .. } => *op != Op::Eq,
-                    Condition::Stale { .. } | Condition::Q(_) => false,
+                    Condition::Stale { .. } | Condition::Deadline { .. } | Condition::Q(_) => false,
                 };
                 if !numeric {
                     return Err(bad(
@@ -602,9 +623,9 @@ impl Rule {
     /// The expanded attributes the condition reads (for checking their kind).
     pub fn attributes(&self) -> Vec<&str> {
         match &self.condition {
-            Condition::Threshold { attribute, .. } | Condition::Rate { attribute, .. } => {
-                vec![attribute]
-            }
+            Condition::Threshold { attribute, .. }
+            | Condition::Rate { attribute, .. }
+            | Condition::Deadline { attribute, .. } => vec![attribute],
             Condition::Compare {
                 attribute, other, ..
             } => vec![attribute, other],
@@ -618,8 +639,17 @@ impl Rule {
         match &self.condition {
             Condition::Threshold { value, .. } => matches!(value, Threshold::Number(_)),
             Condition::Compare { .. } | Condition::Rate { .. } => true,
-            Condition::Stale { .. } | Condition::Q(_) => false,
+            Condition::Stale { .. } | Condition::Deadline { .. } | Condition::Q(_) => false,
         }
+    }
+
+    /// Whether the condition comes to hold as time passes, with no change of the
+    /// entity (staleness, deadlines): the timer sweeps these.
+    pub fn timed(&self) -> bool {
+        matches!(
+            self.condition,
+            Condition::Stale { .. } | Condition::Deadline { .. }
+        )
     }
 
     /// The short name of the attribute the condition is about, for messages.
@@ -627,7 +657,8 @@ impl Rule {
         match &self.spec.condition {
             ConditionSpec::Threshold { attribute, .. }
             | ConditionSpec::Compare { attribute, .. }
-            | ConditionSpec::Rate { attribute, .. } => Some(attribute.clone()),
+            | ConditionSpec::Rate { attribute, .. }
+            | ConditionSpec::Deadline { attribute, .. } => Some(attribute.clone()),
             ConditionSpec::Stale { attribute, .. } => attribute.clone(),
             ConditionSpec::Q { .. } => None,
         }
@@ -729,6 +760,14 @@ mod tests {
             (json!({"clear": {"hysteresis": -1}}), "hysteresis"),
             (
                 json!({"condition": {"kind": "stale", "after": "15m"}, "clear": {"hysteresis": 0.1}}),
+                "hysteresis applies",
+            ),
+            (
+                json!({"condition": {"kind": "deadline", "attribute": "dueAt", "grace": "later"}}),
+                "condition.grace",
+            ),
+            (
+                json!({"condition": {"kind": "deadline", "attribute": "dueAt"}, "clear": {"hysteresis": 1}}),
                 "hysteresis applies",
             ),
             (json!({"unknown": 1}), "unknown field"),

@@ -141,6 +141,14 @@ impl TypeRules {
     }
 }
 
+/// An in-scope entity of a timed rule (staleness, deadline), as last read: the time
+/// its condition counts from, and whether the condition held then (its incident
+/// then follows it, and the sweep has nothing to do until the entity changes).
+struct Timed {
+    at: DateTime<Utc>,
+    held: bool,
+}
+
 /// What the evaluator holds while it runs.
 #[derive(Default)]
 struct Engine {
@@ -154,6 +162,13 @@ struct Engine {
     index: HashMap<(String, String), TypeRules>,
     /// By (tenant, rule, entity).
     incidents: HashMap<Key, Incident>,
+    /// By (tenant, timed rule), then entity: kept from every read of an entity in
+    /// scope (the change feed, and each full pass: at start, on `Missed` or lag, when
+    /// the rule changes), so that the sweep scans memory instead of querying.
+    timed: HashMap<(String, String), HashMap<String, Timed>>,
+    /// Timed rules whose last full pass did not finish (the store failed): their
+    /// memory is incomplete, so their next sweep is a full pass.
+    partial: std::collections::HashSet<(String, String)>,
     last_sweep: Option<DateTime<Utc>>,
 }
 
@@ -257,9 +272,14 @@ impl Alerts {
                 Err(e) => return Err(e),
             }
         }
-        if !rule.numeric() {
+        // What the condition's attributes must hold, where entities have them.
+        let (wanted, fits): (&str, fn(&ngsi::Attribute) -> bool) = if rule.numeric() {
+            ("compares numbers", |a| eval::number(a).is_some())
+        } else if matches!(rule.condition, Condition::Deadline { .. }) {
+            ("reads a date-time", |a| eval::date_time(a).is_some())
+        } else {
             return Ok(());
-        }
+        };
         let mut query = rule.query.clone();
         query.limit = 50;
         let page = match self.hub.query(scope, query).await {
@@ -270,10 +290,10 @@ impl Alerts {
         for e in &page.entities {
             for name in rule.attributes() {
                 if let Some(a) = eval::instance(e, name)
-                    && eval::number(a).is_none()
+                    && !fits(a)
                 {
                     return Err(Error::bad_data(format!(
-                        "the condition compares numbers, but {} of {} is a {} holding {}",
+                        "the condition {wanted}, but {} of {} is a {} holding {}",
                         scope.ctx.compact(name),
                         e.id,
                         a.kind.name(),
@@ -605,6 +625,14 @@ impl Alerts {
             })
             .cloned()
             .collect();
+        let timed = |(t, r): &(String, String)| {
+            rules
+                .get(t)
+                .and_then(|m| m.get(r))
+                .is_some_and(|rule| rule.spec.enabled && rule.timed())
+        };
+        engine.timed.retain(|k, _| timed(k));
+        engine.partial.retain(timed);
         engine.index = TypeRules::build(&rules);
         engine.rules = rules;
         engine.generation = generation;
@@ -869,6 +897,21 @@ impl Alerts {
             entity_id.to_string(),
         );
         let in_scope = entity.filter(|e| rule.query.matches(e));
+        if rule.timed() {
+            let slot = engine
+                .timed
+                .entry((rule.tenant.clone(), rule.spec.id.clone()))
+                .or_default();
+            match in_scope.and_then(|e| eval::moment(rule, e)) {
+                Some(at) => {
+                    let held = eval::holds(rule, at, now);
+                    slot.insert(entity_id.to_string(), Timed { at, held });
+                }
+                None => {
+                    slot.remove(entity_id);
+                }
+            }
+        }
         let obs = match in_scope {
             Some(e) => {
                 let start = self.window_start(rule, e, now).await?;
@@ -938,6 +981,12 @@ impl Alerts {
         let scope = Alerts::system(&rule.tenant);
         let mut seen = std::collections::HashSet::new();
         let mut after = None;
+        // A full pass reads every entity in scope again.
+        let key = (rule.tenant.clone(), rule.spec.id.clone());
+        engine.timed.remove(&key);
+        if rule.timed() {
+            engine.partial.insert(key.clone());
+        }
         loop {
             let mut query = rule.query.clone();
             query.limit = PAGE;
@@ -964,14 +1013,20 @@ impl Alerts {
             .map(|k| k.2.clone())
             .collect();
         for id in left {
-            let e = match self.hub.get_entity(&scope, &id).await {
-                Ok(e) => Some(e),
-                Err(err) if err.kind == ErrorKind::ResourceNotFound => None,
-                Err(err) => return Err(err),
-            };
+            let e = self.read_entity(&scope, &id).await?;
             self.evaluate(engine, rule, &id, e.as_ref()).await?;
         }
+        engine.partial.remove(&key);
         Ok(())
+    }
+
+    /// An entity as it is now, None when it is gone.
+    async fn read_entity(&self, scope: &Scope, id: &str) -> Result<Option<Entity>, Error> {
+        match self.hub.get_entity(scope, id).await {
+            Ok(e) => Ok(Some(e)),
+            Err(err) if err.kind == ErrorKind::ResourceNotFound => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// Evaluates every enabled rule over its scope.
@@ -1030,15 +1085,8 @@ impl Alerts {
         let entity = if change.kind == ChangeKind::Deleted {
             None
         } else {
-            match self
-                .hub
-                .get_entity(&Alerts::system(&change.tenant), &change.id)
-                .await
-            {
-                Ok(e) => Some(e),
-                Err(e) if e.kind == ErrorKind::ResourceNotFound => None,
-                Err(e) => return Err(e),
-            }
+            self.read_entity(&Alerts::system(&change.tenant), &change.id)
+                .await?
         };
         for rule in rules {
             self.evaluate(&mut engine, &rule, &change.id, entity.as_ref())
@@ -1125,15 +1173,42 @@ impl Alerts {
             .is_none_or(|t| now.signed_duration_since(t) >= sweep || now < t)
         {
             engine.last_sweep = Some(now);
-            let stale: Vec<Arc<Rule>> = engine
-                .rules
-                .values()
-                .flat_map(|m| m.values())
-                .filter(|r| r.spec.enabled && matches!(r.condition, Condition::Stale { .. }))
-                .cloned()
-                .collect();
-            for rule in stale {
-                self.evaluate_rule(&mut engine, &rule).await?;
+            self.sweep(&mut engine, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Evaluates again the entities of timed rules whose condition has come to hold
+    /// since they were last read: a scan of the evaluator's memory, then one read of
+    /// each such entity.
+    async fn sweep(&self, engine: &mut Engine, now: DateTime<Utc>) -> Result<(), Error> {
+        let rules: Vec<Arc<Rule>> = engine
+            .rules
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|r| r.spec.enabled && r.timed())
+            .cloned()
+            .collect();
+        for rule in rules {
+            let key = (rule.tenant.clone(), rule.spec.id.clone());
+            if engine.partial.contains(&key) {
+                self.evaluate_rule(engine, &rule).await?;
+                continue;
+            }
+            let due: Vec<String> = engine
+                .timed
+                .get(&key)
+                .map(|m| {
+                    m.iter()
+                        .filter(|(_, t)| !t.held && eval::holds(&rule, t.at, now))
+                        .map(|(id, _)| id.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let scope = Alerts::system(&rule.tenant);
+            for id in due {
+                let e = self.read_entity(&scope, &id).await?;
+                self.evaluate(engine, &rule, &id, e.as_ref()).await?;
             }
         }
         Ok(())

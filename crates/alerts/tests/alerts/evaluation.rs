@@ -437,3 +437,34 @@ async fn the_live_stream_sends_open_alerts_then_each_change() {
         "{first}"
     );
 }
+
+#[tokio::test]
+async fn a_whole_entity_is_stale_from_its_latest_update_as_the_feed_told_the_sweep() {
+    let place = Place::new();
+    let t0 = start_time();
+    let app = App::start_at(&place.db(), t0).await;
+    let id = unique_id("WaterObserved");
+    app.upsert(gauge(&id, 1.0, t0)).await;
+    app.create_rule(rule(
+        "silent-gauge",
+        json!({"kind": "stale", "after": "15m"}),
+        json!({"severity": "medium"}),
+    ))
+    .await;
+    // A reading 10 minutes on: the sweep counts from it, not from the first one.
+    app.clock.advance(Duration::from_secs(10 * 60));
+    app.upsert(gauge(&id, 1.1, t0 + TimeDelta::minutes(10)))
+        .await;
+    app.settle().await;
+    app.clock.advance(Duration::from_secs(6 * 60));
+    app.settle().await;
+    assert!(
+        app.alerts_of("silent-gauge").await.is_empty(),
+        "16 minutes after the first reading, 6 after the last"
+    );
+    app.clock.advance(Duration::from_secs(10 * 60));
+    app.until_alerts("silent-gauge", "silent 16 minutes after the last", |l| {
+        l.len() == 1
+    })
+    .await;
+}

@@ -3,6 +3,7 @@
 
 mod backtest;
 mod common;
+mod deadline;
 mod evaluation;
 mod nodes;
 mod notify;
