@@ -130,6 +130,8 @@ pub struct LoadReport {
     /// Time to build the data set and to write it.
     pub build_time: Duration,
     pub write_time: Duration,
+    /// The hour the demo's observations are dated to (where a demo's history ends).
+    pub observed_at: DateTime<Utc>,
 }
 
 impl LoadReport {
@@ -183,5 +185,6 @@ pub async fn load(hub: &Hub) -> Result<LoadReport> {
         display_boundary_bytes: data.display_boundary_bytes(),
         build_time,
         write_time: started.elapsed(),
+        observed_at,
     })
 }

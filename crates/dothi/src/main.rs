@@ -121,6 +121,8 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
         admin::ensure_admin(&state.identity, config.admin_key.as_deref(), !load_demo).await?;
     }
     tracing::info!(outbound = %config.hub.outbound, "requests made for callers");
+    // The hour the data set's observations are dated to: the demo's history ends there.
+    let mut observed_at = chrono::Utc::now();
     if load_demo {
         let report = city::load(&state.hub)
             .await
@@ -132,6 +134,7 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             write_ms = report.write_time.as_millis() as u64,
             "Quảng Trị data set loaded (administrative units and demo layers)"
         );
+        observed_at = report.observed_at;
     }
     // Citizen reports: the demo's categories and a year of reports.
     let reports_config = reports::ReportsConfig {
@@ -291,7 +294,7 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     let backfill = demo
         .as_ref()
         .is_some_and(|d| d.history)
-        .then(|| simulate::spawn_backfill(state.hub.clone()));
+        .then(|| simulate::spawn_backfill(state.hub.clone(), observed_at));
     // The services' routes beside the hub's: the IoT agent, the web app, citizen
     // reports, the open data portal, alerts and the plan's scorecard.
     let components = vec![

@@ -362,8 +362,13 @@ pub fn spawn_demo(
 
 /// Writes the demo's past year of readings as history, in the background: once per
 /// store (a later start finds it written, or goes on from where an interrupted one
-/// stopped). Progress is logged at every tenth, and the total at the end.
-pub fn spawn_backfill(hub: Arc<hub::Hub>) -> tokio::task::JoinHandle<()> {
+/// stopped). Progress is logged at every tenth, and the total at the end. The history
+/// ends at the hour of `until`: the hour the data set's observations are dated to, even
+/// when the clock has passed into the next hour since they were loaded.
+pub fn spawn_backfill(
+    hub: Arc<hub::Hub>,
+    until: chrono::DateTime<Utc>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let scope = hub::Scope::system("demo", DEMO_TENANT);
         // The live simulator's model and seed: the history leads into the live readings.
@@ -374,19 +379,18 @@ pub fn spawn_backfill(hub: Arc<hub::Hub>) -> tokio::task::JoinHandle<()> {
         };
         let devices = demo_devices();
         let mut next_tenth = 1.0;
-        let run =
-            iot::simulate::backfill::run(&hub, &scope, &scenario, &devices, Utc::now(), |r| {
-                if r.done * 10.0 >= next_tenth {
-                    next_tenth = (r.done * 10.0).floor() + 1.0;
-                    tracing::info!(
-                        percent = (r.done * 100.0).round() as u64,
-                        readings = r.readings,
-                        elapsed_s = r.elapsed.as_secs(),
-                        resumed = r.resumed,
-                        "demo history: writing the past year, newest first"
-                    );
-                }
-            });
+        let run = iot::simulate::backfill::run(&hub, &scope, &scenario, &devices, until, |r| {
+            if r.done * 10.0 >= next_tenth {
+                next_tenth = (r.done * 10.0).floor() + 1.0;
+                tracing::info!(
+                    percent = (r.done * 100.0).round() as u64,
+                    readings = r.readings,
+                    elapsed_s = r.elapsed.as_secs(),
+                    resumed = r.resumed,
+                    "demo history: writing the past year, newest first"
+                );
+            }
+        });
         match run.await {
             Ok(r) if r.already_done => {
                 tracing::info!("demo history: the past year is already written")
