@@ -5,7 +5,10 @@
 //! the same columns in every backend; names are interned ids in SQLite, text in
 //! PostgreSQL.
 
+use ngsi::context::NGSI_LD;
 use ngsi::query::ast::{AttrPath, CompareOp, QExpr, QTerm, QValue, TypeExpr};
+
+use crate::rows::{observed_name, observed_text};
 
 /// PostgreSQL's value index holds at most this many bytes of a text (a B-tree entry
 /// must fit a third of a page); a longer text is kept as its prefix.
@@ -196,6 +199,57 @@ fn is_plain(path: &AttrPath) -> bool {
     path.sub_attrs.is_empty() && path.compound.is_empty()
 }
 
+/// Whether a path reads an attribute's `observedAt`.
+fn is_observed_at(path: &AttrPath) -> bool {
+    path.compound.is_empty()
+        && matches!(path.sub_attrs.as_slice(),
+            [sub] if sub.strip_prefix(NGSI_LD) == Some("observedAt"))
+}
+
+/// The SQL operator of an ordering comparison.
+fn comparison(op: CompareOp) -> Option<&'static str> {
+    Some(match op {
+        CompareOp::Eq => "=",
+        CompareOp::Lt => "<",
+        CompareOp::Le => "<=",
+        CompareOp::Gt => ">",
+        CompareOp::Ge => ">=",
+        _ => return None,
+    })
+}
+
+/// `attr.observedAt` compared with a datetime (or a range of them), decided exactly
+/// by the observation times indexed under [`observed_name`]. The model reads a
+/// quoted text as a text, not a time: only unquoted datetimes are decided here.
+fn observed_condition(
+    dialect: Dialect,
+    path: &AttrPath,
+    op: CompareOp,
+    value: &QValue,
+) -> Option<ValueCondition> {
+    let mut sql = Sql::new(dialect);
+    match (op, value) {
+        (_, QValue::DateTime(t)) => {
+            sql.push(&format!("a.txt {} ", comparison(op)?));
+            sql.bind(observed_text(t));
+        }
+        (CompareOp::Eq, QValue::Range(lo, hi)) => match (lo.as_ref(), hi.as_ref()) {
+            (QValue::DateTime(lo), QValue::DateTime(hi)) => {
+                sql.push("a.txt BETWEEN ");
+                sql.bind(observed_text(lo));
+                sql.push(" AND ");
+                sql.bind(observed_text(hi));
+            }
+            _ => return None,
+        },
+        _ => return None,
+    }
+    Some(ValueCondition {
+        name: observed_name(&path.attr),
+        sql,
+    })
+}
+
 /// The SQL of a comparison that the value index decides exactly, if it can.
 fn value_condition(
     dialect: Dialect,
@@ -203,18 +257,14 @@ fn value_condition(
     op: CompareOp,
     value: &QValue,
 ) -> Option<ValueCondition> {
+    if is_observed_at(path) {
+        return observed_condition(dialect, path, op, value);
+    }
     if !is_plain(path) || (dialect == Dialect::Postgres && has_long_text(value)) {
         return None;
     }
     let mut sql = Sql::new(dialect);
-    let sym = match op {
-        CompareOp::Eq => "=",
-        CompareOp::Lt => "<",
-        CompareOp::Le => "<=",
-        CompareOp::Gt => ">",
-        CompareOp::Ge => ">=",
-        _ => return None,
-    };
+    let sym = comparison(op)?;
     match (op, value) {
         (_, QValue::Number(n)) => {
             sql.push(&format!("a.num {sym} "));

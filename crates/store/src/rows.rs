@@ -2,9 +2,15 @@
 //! the kinds of its instances, the scalars `q` compares with and its geometries. A
 //! write compares the rows before and after, attribute by attribute, and rewrites
 //! only what differs.
+//!
+//! Observation times are indexed too, so that `q=attr.observedAt>=…` (how fresh a
+//! feed is) is answered by the index rather than by reading every entity: each
+//! attribute's `observedAt`s are value rows under a derived name
+//! ([`observed_name`]), as fixed-width text whose order is the order of time.
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use ngsi::Entity;
 use serde_json::Value;
 
@@ -47,12 +53,37 @@ impl IndexRows {
                 }
             }
             attrs.insert(name.clone(), rows);
+            let observed: Vec<_> = instances
+                .iter()
+                .filter_map(|inst| inst.observed_at.as_ref())
+                .map(|t| (None, Some(observed_text(t))))
+                .collect();
+            if !observed.is_empty() {
+                // Value rows alone: no kinds, so discovery never lists the name.
+                let rows = AttrRows {
+                    values: observed,
+                    ..AttrRows::default()
+                };
+                attrs.insert(observed_name(name), rows);
+            }
         }
         IndexRows {
             types: e.types.clone(),
             attrs,
         }
     }
+}
+
+/// The name under which attribute `name`'s observation times are indexed. An
+/// expanded attribute name is an IRI, which holds no space: no attribute has it.
+pub(crate) fn observed_name(name: &str) -> String {
+    format!("{name} observedAt")
+}
+
+/// An observation time as indexed: UTC with nine fraction digits, so that comparing
+/// the texts compares the times exactly (years 0 to 9999, all RFC 3339 can write).
+pub(crate) fn observed_text(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
 }
 
 /// The indexed form of a scalar: (num, txt); None for what q cannot compare.

@@ -308,6 +308,22 @@ async fn queries_agree_with_the_model(store: Arc<dyn Store>) {
         if rng.below(2) == 0 {
             v["count"] = json!([rng.below(5), rng.below(5)]);
         }
+        // Observation times of every precision RFC 3339 writes, some levels with a
+        // second instance (a datasetId) observed at another time.
+        let observed = |rng: &mut Lcg| {
+            let fraction = ["", ".25", ".000125", ".000000375"][rng.below(4) as usize];
+            let (m, s) = (rng.below(60), rng.below(60));
+            format!("2026-03-01T10:{m:02}:{s:02}{fraction}Z")
+        };
+        match rng.below(4) {
+            0 => {}
+            1 => {
+                let second = json!({"type": "Property", "value": 1, "datasetId": "urn:ds:2", "observedAt": observed(&mut rng)});
+                v["level"]["observedAt"] = json!(observed(&mut rng));
+                v["level"] = json!([v["level"].clone(), second]);
+            }
+            _ => v["level"]["observedAt"] = json!(observed(&mut rng)),
+        }
         all.push(entity(v));
     }
     let ops: Vec<WriteOp> = all.iter().cloned().map(create).collect();
@@ -334,6 +350,12 @@ async fn queries_agree_with_the_model(store: Arc<dyn Store>) {
         "count==3",
         "(level>8|level<1);status",
         "level==4.2",
+        "level.observedAt>=2026-03-01T10:30:00Z",
+        "level.observedAt>2026-03-01T10:20:00.25Z",
+        "level.observedAt<2026-03-01T10:10:00.000000375Z",
+        "level.observedAt==2026-03-01T10:10:00Z..2026-03-01T10:40:00.000125Z",
+        "level.observedAt<=2026-03-01T10:45:00Z;status==\"alarm\"",
+        "level.observedAt>=2026-03-01T10:50:00Z|level<1",
     ];
     let types = [
         None,
@@ -509,7 +531,12 @@ async fn queries_agree_with_the_model(store: Arc<dyn Store>) {
         .iter()
         .find(|a| a.name_iri == ctx.expand("level"))
         .unwrap();
-    assert_eq!(level.attribute_count, 400);
+    let instances: usize = all
+        .iter()
+        .map(|e| e.attrs[&ctx.expand("level")].len())
+        .sum();
+    assert!(instances > 400, "some levels have a second instance");
+    assert_eq!(level.attribute_count, instances as u64);
 }
 
 /// Texts of any length are stored and compared whole, as the model compares them
@@ -628,6 +655,60 @@ async fn compares_long_texts(store: Arc<dyn Store>) {
         let shown: String = q.chars().take(40).collect();
         agrees_with_the_model(&store, "t", &all, query, &format!("q={shown}…")).await;
     }
+}
+
+/// `attr.observedAt` comparisons follow the entity as it changes: a new reading
+/// moves it, a deletion removes it.
+async fn indexes_observation_times(store: Arc<dyn Store>) {
+    let ctx = Context::core();
+    let gauge = |observed: &str| {
+        entity(json!({"id": "urn:o:1", "type": "Gauge",
+            "level": {"type": "Property", "value": 2, "observedAt": observed}}))
+    };
+    let put = |e: Entity| {
+        WriteOp::new(e.id.clone(), move |_| {
+            Ok((Change::Put(e), Applied::default()))
+        })
+    };
+    let count = |q: &str| {
+        let store = store.clone();
+        let query = EntityQuery {
+            q: Some(QFilter::new(parse_q(q).unwrap().map_attrs(&|n| ctx.expand(n))).unwrap()),
+            limit: 10,
+            count: true,
+            ..Default::default()
+        };
+        async move { store.query("o", query).await.unwrap().count }
+    };
+    let fresh = "level.observedAt>=2026-03-01T10:00:00Z";
+    let old = "level.observedAt<2026-03-01T10:00:00Z";
+    assert!(
+        store
+            .write("o", vec![put(gauge("2026-03-01T10:00:00Z"))])
+            .await
+            .unwrap()[0]
+            .is_ok()
+    );
+    assert_eq!((count(fresh).await, count(old).await), (Some(1), Some(0)));
+    assert!(
+        store
+            .write("o", vec![put(gauge("2026-03-01T09:59:59.999999999Z"))])
+            .await
+            .unwrap()[0]
+            .is_ok()
+    );
+    assert_eq!((count(fresh).await, count(old).await), (Some(0), Some(1)));
+    // Discovery lists the attribute, not the index's own name for its times.
+    let attributes = store.attributes("o").await.unwrap();
+    assert_eq!(attributes.len(), 1);
+    assert_eq!(attributes[0].name_iri, ctx.expand("level"));
+    let types = store.types("o").await.unwrap();
+    assert_eq!(
+        types[0].attributes.keys().collect::<Vec<_>>(),
+        vec![&ctx.expand("level")]
+    );
+    assert!(store.write("o", vec![delete("urn:o:1")]).await.unwrap()[0].is_ok());
+    assert_eq!((count(fresh).await, count(old).await), (Some(0), Some(0)));
 }
 
 async fn keeps_contexts(store: Arc<dyn Store>) {
@@ -1894,6 +1975,7 @@ behaviour!(
     queries_agree_with_the_model,
     keyset_pages_survive_writes,
     compares_long_texts,
+    indexes_observation_times,
     keeps_contexts,
     keeps_history,
     aggregates_agree_with_the_instances,
@@ -2187,5 +2269,109 @@ mod postgres_only {
             matches!(refused, Err(StoreError::Rejected(_))),
             "{refused:?}"
         );
+    }
+}
+
+/// Entities stored before observation times were indexed (SQLite schema 7,
+/// PostgreSQL schema 2) get them from the migration that indexes them.
+mod observation_time_migration {
+    use super::*;
+
+    /// Gauges observed at every precision of time, each with a second instance.
+    async fn write_gauges(store: &Arc<dyn Store>) {
+        let times = [
+            "2026-03-01T10:00:00Z",
+            "2026-03-01T10:00:00.5Z",
+            "2026-03-01T10:00:00.000001Z",
+            "2026-03-01T10:00:00.000000001Z",
+        ];
+        let ops = times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                create(entity(json!({"id": format!("urn:m:{i}"), "type": "Gauge",
+                    "level": [{"type": "Property", "value": 1, "observedAt": t},
+                              {"type": "Property", "value": 2, "datasetId": "urn:d:b", "observedAt": "2025-01-01T00:00:00Z"}]})))
+            })
+            .collect();
+        assert!(
+            store
+                .write("", ops)
+                .await
+                .unwrap()
+                .iter()
+                .all(Result::is_ok)
+        );
+    }
+
+    /// The index answers as the times say (it decides these queries alone: without
+    /// its rows they would count nothing).
+    async fn assert_indexed(store: &Arc<dyn Store>) {
+        let ctx = Context::core();
+        for (q, expected) in [
+            ("level.observedAt>2026-03-01T10:00:00Z", 3),
+            ("level.observedAt>2026-03-01T10:00:00.000000001Z", 2),
+            ("level.observedAt>=2026-03-01T10:00:00.5Z", 1),
+            ("level.observedAt<2026-01-01T00:00:00Z", 4),
+            ("level.observedAt==2026-03-01T10:00:00Z", 1),
+        ] {
+            let query = EntityQuery {
+                q: Some(QFilter::new(parse_q(q).unwrap().map_attrs(&|n| ctx.expand(n))).unwrap()),
+                limit: 0,
+                count: true,
+                ..Default::default()
+            };
+            assert_eq!(
+                store.query("", query).await.unwrap().count,
+                Some(expected),
+                "{q}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_version_8_indexes_what_was_stored_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_sqlite(&dir).await;
+        write_gauges(&store).await;
+        drop(store);
+        {
+            let c = rusqlite::Connection::open(dir.path().join("hub.db")).unwrap();
+            let gone = c
+                .execute(
+                    "DELETE FROM attr_values WHERE name IN (SELECT id FROM names WHERE name LIKE '% observedAt')",
+                    [],
+                )
+                .unwrap();
+            assert_eq!(gone, 8);
+            c.pragma_update(None, "user_version", 7).unwrap();
+        }
+        assert_indexed(&open_sqlite(&dir).await).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_version_3_indexes_what_was_stored_before() {
+        let Some(db) =
+            TestDatabase::create("postgres_version_3_indexes_what_was_stored_before").await
+        else {
+            return;
+        };
+        let store = db.open().await;
+        write_gauges(&store).await;
+        drop(store);
+        let client = connect(&db.url()).await;
+        let gone = client
+            .execute(
+                "DELETE FROM attr_values WHERE name LIKE '% observedAt'",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(gone, 8);
+        client
+            .batch_execute("DELETE FROM schema_version WHERE version = 3")
+            .await
+            .unwrap();
+        assert_indexed(&db.open().await).await;
     }
 }

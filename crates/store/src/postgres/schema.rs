@@ -161,4 +161,18 @@ pub const MIGRATIONS: &[&str] = &[
         hash text NOT NULL
     );
     "#,
+    // 3: observation times in the value index, as SQLite's version 8.
+    r#"
+    INSERT INTO attr_values (entity, name, k, num, txt)
+        SELECT e.rowid, a.key || ' observedAt', (i.ord - 1)::integer, NULL,
+               CASE WHEN length(i.value->>'o') = 20
+                    THEN substr(i.value->>'o', 1, 19) || '.000000000Z'
+               ELSE substr(i.value->>'o', 1, 20)
+                    || substr(substr(i.value->>'o', 21, length(i.value->>'o') - 21) || '000000000', 1, 9)
+                    || 'Z'
+               END
+        FROM entities e, jsonb_each(e.doc->'a') a,
+             jsonb_array_elements(a.value) WITH ORDINALITY i(value, ord)
+        WHERE jsonb_typeof(i.value->'o') = 'string';
+    "#,
 ];

@@ -242,4 +242,23 @@ pub const MIGRATIONS: &[&str] = &[
         hash TEXT NOT NULL
     );
     "#,
+    // 8: observation times in the value index, under "<attribute> observedAt"
+    // (`rows::observed_name`), as UTC text with nine fraction digits
+    // (`rows::observed_text`). Filled here for the entities already stored; the
+    // documents write times as RFC 3339 with 0, 3, 6 or 9 fraction digits and `Z`.
+    r#"
+    CREATE TEMP TABLE observed_backfill AS
+        SELECT e.rowid AS entity, a.key || ' observedAt' AS name, i.key AS k,
+               json_extract(i.value, '$.o') AS s
+        FROM entities e, json_each(e.doc, '$.a') a, json_each(a.value) i
+        WHERE json_type(i.value, '$.o') = 'text';
+    INSERT OR IGNORE INTO names (name) SELECT DISTINCT name FROM observed_backfill;
+    INSERT INTO attr_values (entity, name, k, num, txt)
+        SELECT o.entity, n.id, o.k, NULL,
+               CASE WHEN length(o.s) = 20 THEN substr(o.s, 1, 19) || '.000000000Z'
+               ELSE substr(o.s, 1, 20) || substr(substr(o.s, 21, length(o.s) - 21) || '000000000', 1, 9) || 'Z'
+               END
+        FROM observed_backfill o JOIN names n ON n.name = o.name;
+    DROP TABLE observed_backfill;
+    "#,
 ];
