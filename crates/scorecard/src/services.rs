@@ -508,7 +508,9 @@ impl KpiSource for DeviceUptime {
         let mut inputs = Vec::new();
         let (mut all, mut up) = (0, 0);
         for (ty, attr) in SENSORS {
-            let sensors = format!("type={ty}&q={attr}");
+            // Every sensor of the type: one that never reported is not up. (This
+            // count and the next are both decided by the store's indexes.)
+            let sensors = format!("type={ty}");
             let (n, _) = run_query(hub, scope, &sensors, false).await?;
             if n == 0 {
                 continue;
