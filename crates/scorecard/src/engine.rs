@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use futures_util::{StreamExt, TryStreamExt, stream};
 use hub::{Hub, Scope};
 use ngsi::render::{Format, RenderOptions, render_entity};
 use ngsi::{Context, Entity, Error, ErrorKind};
@@ -23,6 +24,9 @@ use crate::sources::{KpiSource, Measurement};
 pub const COMPONENT: &str = "scorecard";
 /// Changes of watched types are gathered this long before one recomputation.
 const SETTLE: Duration = Duration::from_secs(2);
+/// How many KPIs a recomputation measures at once (and how many queries one KPI of
+/// many feeds runs at once).
+pub(crate) const KPIS_AT_ONCE: usize = 4;
 
 /// What a recomputation did to one KPI.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -136,15 +140,33 @@ impl Scorecard {
     pub async fn recompute(&self, tenant: &str) -> Result<Vec<Recomputed>, Error> {
         let _one = self.recomputing.lock().await;
         let now = Utc::now();
-        let mut out = Vec::new();
-        for source in &self.sources {
-            let started = std::time::Instant::now();
-            if let Some(mut r) = self.recompute_one(tenant, source.as_ref(), now).await? {
-                r.ms = started.elapsed().as_millis() as u64;
-                out.push(r);
-            }
-        }
-        Ok(out)
+        // A few KPIs at once: each waits on its queries in turn, and the store
+        // answers several readers side by side.
+        let each: Vec<_> = self
+            .sources
+            .iter()
+            .map(|source| self.recompute_timed(tenant, source.as_ref(), now))
+            .collect();
+        let measured: Vec<Option<Recomputed>> = stream::iter(each)
+            .buffered(KPIS_AT_ONCE)
+            .try_collect()
+            .await?;
+        Ok(measured.into_iter().flatten().collect())
+    }
+
+    /// [`Engine::recompute_one`], with the time it took.
+    async fn recompute_timed(
+        &self,
+        tenant: &str,
+        source: &dyn KpiSource,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Recomputed>, Error> {
+        let started = std::time::Instant::now();
+        let r = self.recompute_one(tenant, source, now).await?;
+        Ok(r.map(|r| Recomputed {
+            ms: started.elapsed().as_millis() as u64,
+            ..r
+        }))
     }
 
     /// Recomputes one KPI; None when the tenant has no such KPI entity.

@@ -8,6 +8,9 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use crate::engine::KPIS_AT_ONCE;
 use hub::http::params::{Params, QuerySpec};
 use hub::{Hub, Scope};
 use ngsi::{Context, Entity, Error};
@@ -126,6 +129,12 @@ pub async fn run_query(
         }
     }
     Ok((count, entities))
+}
+
+/// The count of a query, as an input named `name`.
+async fn count_input(hub: &Hub, scope: &Scope, name: &str, query: String) -> Result<Input, Error> {
+    let (count, _) = run_query(hub, scope, &query, false).await?;
+    Ok(Input::counted(name, query, count))
 }
 
 /// The share of the province's commune-level units whose per-unit
@@ -304,20 +313,23 @@ impl KpiSource for LiveGroups {
         now: DateTime<Utc>,
     ) -> Result<Option<Measurement>, Error> {
         let since = ngsi::entity::format_time(&(now - self.window));
-        let mut inputs = Vec::new();
-        let mut live = Vec::new();
-        for g in self.groups {
-            let mut group_live = false;
-            for feed in g.feeds {
-                let query = LiveGroups::feed_query(feed, &since);
-                let (count, _) = run_query(hub, scope, &query, false).await?;
-                group_live |= count > 0;
-                inputs.push(Input::counted(g.slug, query, count));
-            }
-            if group_live {
-                live.push(g.slug);
-            }
-        }
+        // The feeds' counts side by side, kept in the groups' order.
+        let counts: Vec<_> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.feeds.iter().map(move |f| (g.slug, f)))
+            .map(|(slug, feed)| count_input(hub, scope, slug, LiveGroups::feed_query(feed, &since)))
+            .collect();
+        let inputs: Vec<Input> = stream::iter(counts)
+            .buffered(KPIS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let live: Vec<&str> = self
+            .groups
+            .iter()
+            .filter(|g| inputs.iter().any(|i| i.name == g.slug && i.count > 0))
+            .map(|g| g.slug)
+            .collect();
         Ok(Some(Measurement {
             value: live.len() as f64,
             formula: format!(
