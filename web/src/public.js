@@ -159,7 +159,8 @@ function placeReportMarkers() {
   page.groups[REPORTS].clearLayers();
   page.reportMarkers.clear();
   for (const r of mappable(page.reports)) {
-    const marker = L.marker([r.lat, r.long], { keyboard: false, icon: reportIcon(L, r, r.service_name) });
+    // Under the stations, whose state matters more at a glance.
+    const marker = L.marker([r.lat, r.long], { keyboard: false, zIndexOffset: -1000, icon: reportIcon(L, r, r.service_name) });
     marker.bindPopup(() => reportPopup(r, wordsContext()));
     page.reportMarkers.set(r.service_request_id, marker);
     page.groups[REPORTS].addLayer(marker);

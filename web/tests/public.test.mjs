@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { launchBrowser, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
+import { drawJpeg, launchBrowser, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
 
 const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
 // Đông Hà, inside the province.
@@ -23,24 +23,12 @@ let filed; // the report filed with a contact and a photo
 before(async () => {
   demo = await startDemo();
   browser = await launchBrowser();
-  // A JPEG drawn by the browser, for the report's photo.
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const dataUrl = await page.evaluate(() => {
-    const c = document.createElement('canvas');
-    c.width = 320;
-    c.height = 240;
-    const g = c.getContext('2d');
-    g.fillStyle = '#4b6584';
-    g.fillRect(0, 0, 320, 240);
-    return c.toDataURL('image/jpeg', 0.9);
-  });
-  await context.close();
+  const photo = await drawJpeg(browser, 'cong.jpg', '#4b6584');
   const form = new FormData();
   for (const [k, v] of Object.entries({ jurisdiction_id: 'quangtri', service_code: 'thoat-nuoc', ...DONG_HA, description: DESCRIPTION, ...REPORTER })) {
     form.append(k, String(v));
   }
-  form.append('media', new Blob([Buffer.from(dataUrl.split(',')[1], 'base64')], { type: 'image/jpeg' }), 'cong.jpg');
+  form.append('media', new Blob([photo.buffer], { type: photo.mimeType }), photo.name);
   // With the admin key: staff are not rate-limited.
   const r = await fetch(`${demo.base}/open311/v2/requests.json`, { method: 'POST', headers: { Authorization: `Bearer ${demo.key}` }, body: form });
   const body = await r.json();
