@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use crate::calendar::Holiday;
 use crate::model::{Category, Report, Stage};
 use crate::open311::{self, Params};
-use crate::public::PublicReport;
+use crate::public::{PublicReport, RecentAnswers};
 use crate::service::{ReportFilter, Reports, TENANT};
 use crate::stats::By;
 use crate::workflow::Action;
@@ -85,6 +85,7 @@ pub const ROUTE_RULES: &[RouteRule] = &[
 ];
 
 pub fn routes(reports: Arc<Reports>) -> Router {
+    let recent = Arc::new(RecentAnswers::default());
     Router::new()
         .route(
             "/open311/v2/{file}",
@@ -109,7 +110,10 @@ pub fn routes(reports: Arc<Reports>) -> Router {
         )
         .route("/reports/v1/stats", get(staff_stats))
         .route("/reports/v1/public/stats", get(public_stats))
-        .route("/reports/v1/public/requests", get(public_requests))
+        .route(
+            "/reports/v1/public/requests",
+            get(move |state, query| public_requests(state, query, recent.clone())),
+        )
         .route("/reports/v1/nearby", get(nearby))
         .route("/reports/v1/holidays", get(holidays))
         .route("/reports/v1/holidays/{year}", put(set_holidays))
@@ -398,8 +402,12 @@ async fn public_stats(State(reports): State<Arc<Reports>>, RawQuery(q): RawQuery
 
 /// The public page's list and map: the newest reports of the last `days` (1–365,
 /// default 30), at most `limit` (1–500, default 200), each as [`PublicReport`] shows
-/// it.
-async fn public_requests(State(reports): State<Arc<Reports>>, RawQuery(q): RawQuery) -> Answer {
+/// it. An answer is kept a short while ([`RecentAnswers`]).
+async fn public_requests(
+    State(reports): State<Arc<Reports>>,
+    RawQuery(q): RawQuery,
+    recent: Arc<RecentAnswers>,
+) -> Answer {
     let p = Params::parse(q.unwrap_or_default().as_bytes());
     let bounded = |key: &str, default: i64, max: i64| -> Result<i64, Error> {
         match p.get(key) {
@@ -413,21 +421,36 @@ async fn public_requests(State(reports): State<Arc<Reports>>, RawQuery(q): RawQu
     };
     let days = bounded("days", 30, 365)?;
     let limit = bounded("limit", 200, 500)?;
-    let now = reports.now();
-    let filter = ReportFilter {
-        start: Some(now - chrono::TimeDelta::days(days)),
-        limit: usize::try_from(limit).unwrap_or(200),
-        ..Default::default()
+    let body = match recent.get((days, limit)) {
+        Some(body) => body,
+        None => {
+            let now = reports.now();
+            let filter = ReportFilter {
+                start: Some(now - chrono::TimeDelta::days(days)),
+                limit: usize::try_from(limit).unwrap_or(200),
+                ..Default::default()
+            };
+            let list = reports.list(&filter).await?;
+            let body = axum::body::Bytes::from(
+                json!({
+                    "generatedAt": open311::w3c(now),
+                    "requests": list.iter().map(|r| PublicReport::of(r, now)).collect::<Vec<_>>(),
+                })
+                .to_string(),
+            );
+            recent.put((days, limit), body.clone());
+            body
+        }
     };
-    let list = reports.list(&filter).await?;
-    let mut r = axum::Json(json!({
-        "generatedAt": open311::w3c(now),
-        "requests": list.iter().map(|r| PublicReport::of(r, now)).collect::<Vec<_>>(),
-    }))
-    .into_response();
-    r.headers_mut().insert(
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    h.insert(
         axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("public, max-age=60"),
+        axum::http::HeaderValue::from_static("public, max-age=30"),
     );
     Ok(r)
 }

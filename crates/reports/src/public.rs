@@ -5,6 +5,11 @@
 //! here. The citizen's description is left out too: it is free text, the one field of
 //! a report where a reporter may write about themselves.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -71,6 +76,36 @@ impl PublicReport {
     }
 }
 
+/// The public list's last answers, each kept [`RecentAnswers::KEEP`]: the route is
+/// anonymous, every open public page asks it every minute, and reading a month of
+/// reports is the costliest thing it does. Keyed by the query's bounds; a few keys at
+/// most, so that varying them cannot grow it.
+#[derive(Default)]
+pub struct RecentAnswers {
+    kept: Mutex<HashMap<(i64, i64), (Instant, Bytes)>>,
+}
+
+impl RecentAnswers {
+    pub const KEEP: Duration = Duration::from_secs(30);
+    const MAX_KEYS: usize = 16;
+
+    pub fn get(&self, key: (i64, i64)) -> Option<Bytes> {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.get(&key)
+            .filter(|(at, _)| at.elapsed() < Self::KEEP)
+            .map(|(_, body)| body.clone())
+    }
+
+    pub fn put(&self, key: (i64, i64), body: Bytes) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.retain(|_, (at, _)| at.elapsed() < Self::KEEP);
+        if kept.len() >= Self::MAX_KEYS {
+            kept.clear();
+        }
+        kept.insert(key, (Instant::now(), body));
+    }
+}
+
 /// `…/reports/v1/media/{id}.jpg` → `/reports/v1/media/{id}-thumb.jpg`; `None` for a
 /// photo stored elsewhere.
 fn thumbnail(media_url: &str) -> Option<String> {
@@ -82,7 +117,22 @@ fn thumbnail(media_url: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::thumbnail;
+    use axum::body::Bytes;
+
+    use super::{RecentAnswers, thumbnail};
+
+    #[test]
+    fn recent_answers_are_kept_per_query_and_stay_few() {
+        let recent = RecentAnswers::default();
+        recent.put((30, 200), Bytes::from_static(b"a"));
+        assert_eq!(recent.get((30, 200)).as_deref(), Some(&b"a"[..]));
+        assert_eq!(recent.get((30, 300)), None);
+        for limit in 0..100 {
+            recent.put((1, limit), Bytes::from_static(b"b"));
+        }
+        let kept = recent.kept.lock().expect("the lock").len();
+        assert!(kept <= RecentAnswers::MAX_KEYS, "{kept} answers kept");
+    }
 
     #[test]
     fn thumbnails_are_only_for_the_servers_own_photos() {
