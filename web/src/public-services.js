@@ -8,7 +8,7 @@ import { categoryName, iconOf, STAGE_NAMES } from './report/words.js';
 
 /** How far back the map and the list go, and how many reports they hold at most. */
 export const REPORT_DAYS = 30;
-export const REPORT_LIMIT = 300;
+export const REPORT_LIMIT = 500;
 /** How many reports the list shows before "show more", and how many more each time. */
 const LIST_STEP = 8;
 const RECENT_DATASETS = 4;
