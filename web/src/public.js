@@ -1,16 +1,33 @@
 // The province's public page at /: the map of the 78 communes with the open sensor
-// layers — river gauges with their alarm state, air quality, weather — lists of the
-// stations, a note about the data, and room for the services to come. No login: it
-// reads /public/api only, and reads it again every minute.
+// layers — river gauges with their alarm state, air quality, weather — and the citizen
+// reports of the last 30 days, lists of the stations and of the reports with the last
+// 12 months' figures, the open data portal's newest datasets, and a note about the
+// data. No login: it reads public endpoints only (/public/api, /reports/v1/public/…,
+// the CKAN API), and reads them again every minute.
 import L from 'leaflet';
 import 'leaflet/dist/leaflet.css';
 import './base.css';
 import './public.css';
 import { $, dotIcon, el, escapeHtml, fmtClock, fmtNumber, fmtShort, provinceMap, STATES, saveLang, storedLang, token } from './common.js';
 import { PUBLIC_TEXT, STATE_NAMES } from './i18n.js';
+import {
+  FIRST_SHOWN,
+  loadOpenData,
+  loadReports,
+  mappable,
+  nextShown,
+  openDataBlock,
+  reportFigures,
+  reportIcon,
+  reportPopup,
+  reportRows,
+} from './public-services.js';
 import { loadPublicScorecard, renderPublicScorecard } from './scorecard-public.js';
 
 const LAYERS = ['water', 'air', 'weather'];
+/** The map's chips: the sensor layers, then the citizen reports. */
+const REPORTS = 'reports';
+const CHIPS = [...LAYERS, REPORTS];
 const REFRESH_MS = 60_000;
 const AQI_COLOURS = ['#2e9e5b', '#f0c419', '#f2812f', '#e0452f', '#8e3b9c', '#7e0023'];
 
@@ -20,9 +37,15 @@ const page = {
   communes: null,
   markers: [],
   generatedAt: null,
-  visible: new Set(LAYERS),
+  visible: new Set(CHIPS),
   onMap: new Map(), // id -> Leaflet marker
   groups: {}, // layer -> layer group
+  reports: null, // the last 30 days' reports, null until loaded
+  categories: new Map(),
+  year: null, // the last 12 months' figures
+  shownReports: FIRST_SHOWN,
+  reportMarkers: new Map(), // service_request_id -> Leaflet marker
+  openData: null,
 };
 window.dothiPublic = page; // for the browser tests
 
@@ -56,6 +79,8 @@ function applyLanguage() {
   renderStates();
   renderPublicScorecard($('#plan-scorecard'), page.lang);
   if (page.config) render();
+  renderReports();
+  renderOpenData();
   if (page.communeLayer) page.communeLayer.eachLayer((l) => l.setTooltipContent(escapeHtml(communeOf(l.feature.properties))));
 }
 
@@ -120,11 +145,25 @@ function placeMarkers() {
       page.onMap.delete(id);
     }
   }
-  for (const layer of LAYERS) {
+  for (const layer of CHIPS) {
     page.groups[layer] ??= L.layerGroup();
     const group = page.groups[layer];
     if (page.visible.has(layer) && !map.hasLayer(group)) group.addTo(map);
     if (!page.visible.has(layer) && map.hasLayer(group)) group.remove();
+  }
+}
+
+/** The reports' markers, drawn again from the last list read. */
+function placeReportMarkers() {
+  page.groups[REPORTS] ??= L.layerGroup();
+  page.groups[REPORTS].clearLayers();
+  page.reportMarkers.clear();
+  for (const r of mappable(page.reports)) {
+    // Under the stations, whose state matters more at a glance.
+    const marker = L.marker([r.lat, r.long], { keyboard: false, zIndexOffset: -1000, icon: reportIcon(L, r, r.service_name) });
+    marker.bindPopup(() => reportPopup(r, wordsContext()));
+    page.reportMarkers.set(r.service_request_id, marker);
+    page.groups[REPORTS].addLayer(marker);
   }
 }
 
@@ -134,6 +173,17 @@ function toggleLayer(layer) {
   placeMarkers();
   renderChips();
 }
+
+/** Shows a report on the map with its popup. */
+function showReport(id) {
+  const marker = page.reportMarkers.get(id);
+  if (!marker) return;
+  if (!page.visible.has(REPORTS)) toggleLayer(REPORTS);
+  $('#map').scrollIntoView({ behavior: 'smooth', block: 'center' });
+  map.setView(marker.getLatLng(), Math.max(map.getZoom(), 13), { animate: false });
+  marker.openPopup();
+}
+page.showReport = showReport;
 
 /** Shows a station on the map with its popup. */
 function showOnMap(id) {
@@ -152,9 +202,11 @@ page.refresh = () => refresh();
 
 const ofLayer = (layer) => page.markers.filter((m) => m.layer === layer);
 
+const chipCount = (layer) => (layer === REPORTS ? mappable(page.reports).length : ofLayer(layer).length);
+
 function renderChips() {
   $('#layer-chips').replaceChildren(
-    ...LAYERS.map((layer) =>
+    ...CHIPS.map((layer) =>
       el(
         'button',
         {
@@ -166,7 +218,7 @@ function renderChips() {
         },
         el('span', { class: 'swatch' }),
         t('layers')[layer],
-        el('span', { class: 'chip-count' }, ofLayer(layer).length),
+        el('span', { class: 'chip-count' }, chipCount(layer)),
       ),
     ),
   );
@@ -307,6 +359,62 @@ function render() {
   $('#updated').textContent = page.generatedAt ? t('updated')(fmtClock(page.lang, page.generatedAt)) : t('loading');
 }
 
+// ---------- citizen reports and open data ----------
+
+/** What the reports' and open data's rendering needs: the language and its words. */
+function wordsContext() {
+  return { lang: page.lang, words: { ...PUBLIC_TEXT.vi, ...PUBLIC_TEXT[page.lang] }, categories: page.categories };
+}
+
+function renderReports() {
+  const ctx = wordsContext();
+  $('#report-figures').replaceChildren(...reportFigures(page.year, ctx));
+  $('#report-figures').hidden = !page.year;
+  const list = $('#report-list');
+  const more = $('#report-more');
+  if (page.reports === null) {
+    list.replaceChildren(el('li', { class: 'muted' }, page.reportsFailed ? t('reportsFailed') : t('loading')));
+    more.hidden = true;
+    return;
+  }
+  if (!page.reports.length) {
+    list.replaceChildren(el('li', { class: 'muted' }, t('noReports')));
+    more.hidden = true;
+    return;
+  }
+  list.replaceChildren(...reportRows(page.reports, page.shownReports, ctx, showReport));
+  more.hidden = page.shownReports >= page.reports.length;
+}
+
+async function refreshReports() {
+  const loaded = await loadReports();
+  page.reportsFailed = loaded.reports === null;
+  if (loaded.reports !== null) page.reports = loaded.reports;
+  if (loaded.categories.size) page.categories = loaded.categories;
+  if (loaded.year) page.year = loaded.year;
+  placeReportMarkers();
+  placeMarkers();
+  renderChips();
+  renderReports();
+}
+
+function renderOpenData() {
+  const body = $('#opendata-body');
+  if (page.openData === 'failed') body.replaceChildren(el('p', { class: 'muted' }, t('openDataFailed')));
+  else if (page.openData) body.replaceChildren(...openDataBlock(page.openData, wordsContext()));
+  else body.replaceChildren(el('p', { class: 'muted' }, t('loading')));
+}
+
+async function refreshOpenData() {
+  try {
+    page.openData = await loadOpenData();
+  } catch (e) {
+    console.warn(e);
+    if (!page.openData) page.openData = 'failed';
+  }
+  renderOpenData();
+}
+
 // ---------- start ----------
 
 async function refresh() {
@@ -339,11 +447,18 @@ async function start() {
   map = provinceMap('map', page.config, { scrollWheelZoom: false });
   page.communes = await getJson('/public/api/communes');
   drawCommunes();
-  await Promise.all([refresh(), loadPublicScorecard()]);
+  $('#report-more').addEventListener('click', () => {
+    page.shownReports = nextShown(page.shownReports, page.reports?.length || 0);
+    renderReports();
+  });
+  await Promise.all([refresh(), loadPublicScorecard(), refreshReports(), refreshOpenData()]);
   applyLanguage();
   document.body.dataset.ready = 'true';
   setInterval(() => {
-    if (!document.hidden) refresh();
+    if (document.hidden) return;
+    refresh();
+    refreshReports();
+    refreshOpenData();
   }, REFRESH_MS);
 }
 

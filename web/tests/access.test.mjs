@@ -85,10 +85,11 @@ test('the public page loads without a login and shows the gauges', async () => {
   assert.equal(await page.locator('#air-list li[data-id]').count(), 13);
   assert.equal(await page.locator('#weather-list li[data-id]').count(), 12);
   assert.equal(await page.locator('.leaflet-marker-pane .mk[data-id]').count(), 4 + 13 + 12);
-  // The stations are demo data, and the page says so; the sections to come are marked.
+  // The stations are demo data, and the page says so; citizen reports and open data
+  // have their sections (public.test.mjs looks into them).
   assert.match(await page.locator('#demo-banner').innerText(), /dữ liệu minh họa/);
-  assert.equal(await page.locator('[data-placeholder]').count(), 2);
-  assert.match(await page.locator('#coming').innerText(), /Phản ánh hiện trường[\s\S]*Dữ liệu mở/);
+  assert.match(await page.locator('#reports').innerText(), /Phản ánh hiện trường/);
+  assert.match(await page.locator('#opendata').innerText(), /Dữ liệu mở/);
   // The plan's scorecard is no longer to come: its summary is on the page.
   assert.equal(await page.locator('#plan-scorecard .pub-kpi').count(), 14);
   assert.match(await page.locator('#about').innerText(), /78 xã, phường và đặc khu/);

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { launchBrowser, loginWithLink, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
+import { drawJpeg, launchBrowser, loginWithLink, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
 
 // Đông Hà, inside the province and the ward's boundary.
 const DONG_HA = { latitude: 16.8163, longitude: 107.1003 };
@@ -23,21 +23,7 @@ let photo; // a JPEG drawn by the browser
 before(async () => {
   demo = await startDemo();
   browser = await launchBrowser();
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const dataUrl = await page.evaluate(() => {
-    const c = document.createElement('canvas');
-    c.width = 320;
-    c.height = 240;
-    const g = c.getContext('2d');
-    g.fillStyle = '#6b8e23';
-    g.fillRect(0, 0, 320, 240);
-    g.fillStyle = '#333';
-    g.fillRect(60, 80, 200, 60);
-    return c.toDataURL('image/jpeg', 0.9);
-  });
-  photo = { name: 'cong-tac.jpg', mimeType: 'image/jpeg', buffer: Buffer.from(dataUrl.split(',')[1], 'base64') };
-  await context.close();
+  photo = await drawJpeg(browser, 'cong-tac.jpg', '#6b8e23', true);
 });
 
 after(async () => {

@@ -79,6 +79,31 @@ export async function launchBrowser() {
   return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
 }
 
+/** A 320×240 JPEG drawn by the browser (a field of `colour`, an optional dark band), as
+ * Playwright's file input takes it: { name, mimeType, buffer }. */
+export async function drawJpeg(browser, name, colour, band = false) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const dataUrl = await page.evaluate(
+    ([fill, withBand]) => {
+      const c = document.createElement('canvas');
+      c.width = 320;
+      c.height = 240;
+      const g = c.getContext('2d');
+      g.fillStyle = fill;
+      g.fillRect(0, 0, 320, 240);
+      if (withBand) {
+        g.fillStyle = '#333';
+        g.fillRect(60, 80, 200, 60);
+      }
+      return c.toDataURL('image/jpeg', 0.9);
+    },
+    [colour, band],
+  );
+  await context.close();
+  return { name, mimeType: 'image/jpeg', buffer: Buffer.from(dataUrl.split(',')[1], 'base64') };
+}
+
 /** JSON over the running hub's API (no credentials unless `headers` has them). */
 export async function api(base, method, pathname, body, headers = {}) {
   const r = await fetch(base + pathname, {

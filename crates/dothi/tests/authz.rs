@@ -237,6 +237,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("POST", "/reports/v1/categories", "UFFAFFF"),
     ("GET", "/reports/v1/stats", "UAAAFFA"),
     ("GET", "/reports/v1/public/stats", "AAAAAAA"),
+    ("GET", "/reports/v1/public/requests", "AAAAAAA"),
     ("GET", "/reports/v1/nearby", "AAAAAAA"),
     ("GET", "/reports/v1/holidays", "UAAAFFA"),
     ("PUT", "/reports/v1/holidays/{year}", "UFFAFFF"),

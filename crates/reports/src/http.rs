@@ -1,8 +1,9 @@
 //! The routes of the service: Open311 at `/open311/v2/` ([`crate::open311`]), and
 //! `/reports/v1/` for staff (the inbox, actions, statistics, the reporter's contact for
-//! those holding the right, the holiday calendar) and for the reporter holding a
-//! tracking token (their report, their contact, erasure, rating). JSON, errors as
-//! ProblemDetails.
+//! those holding the right, the holiday calendar), for the reporter holding a
+//! tracking token (their report, their contact, erasure, rating) and for anyone (the
+//! categories, aggregated statistics, the public page's list of reports, photos).
+//! JSON, errors as ProblemDetails.
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use serde_json::{Value, json};
 use crate::calendar::Holiday;
 use crate::model::{Category, Report, Stage};
 use crate::open311::{self, Params};
+use crate::public::{PublicReport, RecentAnswers};
 use crate::service::{ReportFilter, Reports, TENANT};
 use crate::stats::By;
 use crate::workflow::Action;
@@ -64,6 +66,7 @@ pub const ROUTE_RULES: &[RouteRule] = &[
     rule("POST", "/reports/v1/categories", Permission::Admin),
     rule("GET", "/reports/v1/stats", Permission::Read),
     rule("GET", "/reports/v1/public/stats", Permission::Public),
+    rule("GET", "/reports/v1/public/requests", Permission::Public),
     rule("GET", "/reports/v1/nearby", Permission::Public),
     rule("GET", "/reports/v1/holidays", Permission::Read),
     rule("PUT", "/reports/v1/holidays/{year}", Permission::Admin),
@@ -82,6 +85,7 @@ pub const ROUTE_RULES: &[RouteRule] = &[
 ];
 
 pub fn routes(reports: Arc<Reports>) -> Router {
+    let recent = Arc::new(RecentAnswers::default());
     Router::new()
         .route(
             "/open311/v2/{file}",
@@ -106,6 +110,10 @@ pub fn routes(reports: Arc<Reports>) -> Router {
         )
         .route("/reports/v1/stats", get(staff_stats))
         .route("/reports/v1/public/stats", get(public_stats))
+        .route(
+            "/reports/v1/public/requests",
+            get(move |state, query| public_requests(state, query, recent.clone())),
+        )
         .route("/reports/v1/nearby", get(nearby))
         .route("/reports/v1/holidays", get(holidays))
         .route("/reports/v1/holidays/{year}", put(set_holidays))
@@ -390,6 +398,61 @@ async fn public_stats(State(reports): State<Arc<Reports>>, RawQuery(q): RawQuery
     let p = Params::parse(q.unwrap_or_default().as_bytes());
     let (by, from, to) = stats_query(&p)?;
     Ok(axum::Json(reports.stats(by, from, to).await?).into_response())
+}
+
+/// The public page's list and map: the newest reports of the last `days` (1–365,
+/// default 30), at most `limit` (1–500, default 200), each as [`PublicReport`] shows
+/// it. An answer is kept a short while ([`RecentAnswers`]).
+async fn public_requests(
+    State(reports): State<Arc<Reports>>,
+    RawQuery(q): RawQuery,
+    recent: Arc<RecentAnswers>,
+) -> Answer {
+    let p = Params::parse(q.unwrap_or_default().as_bytes());
+    let bounded = |key: &str, default: i64, max: i64| -> Result<i64, Error> {
+        match p.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| Error::bad_data(format!("{key}: 1–{max}"))),
+        }
+    };
+    let days = bounded("days", 30, 365)?;
+    let limit = bounded("limit", 200, 500)?;
+    let body = match recent.get((days, limit)) {
+        Some(body) => body,
+        None => {
+            let now = reports.now();
+            let filter = ReportFilter {
+                start: Some(now - chrono::TimeDelta::days(days)),
+                limit: usize::try_from(limit).unwrap_or(200),
+                ..Default::default()
+            };
+            let list = reports.list(&filter).await?;
+            let body = axum::body::Bytes::from(
+                json!({
+                    "generatedAt": open311::w3c(now),
+                    "requests": list.iter().map(|r| PublicReport::of(r, now)).collect::<Vec<_>>(),
+                })
+                .to_string(),
+            );
+            recent.put((days, limit), body.clone());
+            body
+        }
+    };
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("public, max-age=30"),
+    );
+    Ok(r)
 }
 
 async fn nearby(State(reports): State<Arc<Reports>>, RawQuery(q): RawQuery) -> Answer {

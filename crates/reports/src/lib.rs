@@ -22,6 +22,7 @@ pub mod model;
 pub mod open311;
 pub mod places;
 pub mod private;
+pub mod public;
 pub mod service;
 pub mod stats;
 pub mod workflow;

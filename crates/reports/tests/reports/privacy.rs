@@ -99,6 +99,9 @@ async fn no_public_route_shows_personal_data() {
         }
     }
     paths.push("/reports/v1/public/stats?by=commune".into());
+    // The public page's list of reports.
+    paths.push("/reports/v1/public/requests".into());
+    paths.push("/reports/v1/public/requests?days=365&limit=500".into());
     // The citizen page's categories.
     paths.push("/reports/v1/categories".into());
     paths.push(format!(
@@ -136,6 +139,75 @@ async fn no_public_route_shows_personal_data() {
     assert_eq!(t.status, 200);
     assert!(t.text.contains(EMAIL), "{}", t.text);
     assert_eq!(t.json()["yourContact"]["contact"]["last_name"], LAST);
+}
+
+/// The public page's list names its fields one by one: a report there has those and no
+/// other (not the description, where a reporter may write about themselves), and its
+/// bounds are checked.
+#[tokio::test]
+async fn the_public_list_has_only_the_pages_fields() {
+    let app = App::start().await;
+    app.categories().await;
+    let r = app
+        .form(
+            &app.anonymous,
+            "/open311/v2/requests.json",
+            &[
+                ("jurisdiction_id", "quangtri"),
+                ("service_code", "thoat-nuoc"),
+                ("lat", DONG_HA.0),
+                ("long", DONG_HA.1),
+                ("description", "Cống tắc, nhà tôi số 7731"),
+                ("email", EMAIL),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let list = app.get(&app.anonymous, "/reports/v1/public/requests").await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    clean("the public list", &list.text);
+    let body = list.json();
+    let reports = body["requests"].as_array().expect("a list");
+    assert_eq!(reports.len(), 1, "{}", list.text);
+    let one = reports[0].as_object().expect("an object");
+    let mut keys: Vec<&str> = one.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "agency_responsible",
+            "commune_name",
+            "due",
+            "lat",
+            "long",
+            "overdue",
+            "rating",
+            "requested_datetime",
+            "result",
+            "service_code",
+            "service_name",
+            "service_request_id",
+            "stage",
+            "status",
+            "thumbnail",
+        ]
+    );
+    assert_eq!(one["stage"], "received");
+    assert_eq!(one["status"], "open");
+    assert!(
+        one["agency_responsible"]
+            .as_str()
+            .is_some_and(|a| !a.is_empty())
+    );
+    for bad in ["days=0", "days=366", "limit=0", "limit=501", "days=x"] {
+        let a = app
+            .get(
+                &app.anonymous,
+                &format!("/reports/v1/public/requests?{bad}"),
+            )
+            .await;
+        assert_eq!(a.status, 400, "{bad}: {}", a.text);
+    }
 }
 
 #[tokio::test]
