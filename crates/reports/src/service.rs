@@ -1173,6 +1173,18 @@ fn narrowing(f: &ReportFilter, ctx: &Context) -> Result<EntityQuery, Error> {
     if let Some(c) = &f.commune {
         terms.push(list("communeCode", std::slice::from_ref(c))?);
     }
+    // The period, as text the value index compares: a stored time is RFC 3339 in UTC
+    // whose first 19 characters are its whole seconds, so bounds a second wider on
+    // each side keep every report of the period (the exact test follows in memory).
+    let seconds = |t: DateTime<Utc>| format!("{}Z", t.format("%Y-%m-%dT%H:%M:%S"));
+    if let Some(start) = f.start {
+        let bound = seconds(start - TimeDelta::seconds(1));
+        terms.push(format!("requested_datetime>={}", literal(&bound)?));
+    }
+    if let Some(end) = f.end {
+        let bound = seconds(end + TimeDelta::seconds(1));
+        terms.push(format!("requested_datetime<={}", literal(&bound)?));
+    }
     let q = if terms.is_empty() {
         None
     } else {

@@ -127,6 +127,14 @@ impl Sql {
         }
         self.push(")");
     }
+    /// The same SQL on another entity column: probes name the entity whose row they
+    /// test `e.rowid`.
+    pub fn on_entity(&self, column: &str) -> Sql {
+        Sql {
+            text: self.text.replace("e.rowid", column),
+            ..self.clone()
+        }
+    }
     pub fn append(&mut self, other: Sql) {
         self.text.push_str(&other.text);
         self.params.extend(other.params);

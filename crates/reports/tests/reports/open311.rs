@@ -397,6 +397,40 @@ async fn a_json_client_gets_bare_arrays() {
         .await
         .json();
     assert_eq!(elsewhere, serde_json::json!([]));
+    // A period: the listed time is in whole seconds, the stored one finer; a report
+    // made within the second the period starts or ends in is in it.
+    let listed_at = v[0]["requested_datetime"].as_str().expect("a time");
+    let at = chrono::DateTime::parse_from_rfc3339(listed_at).expect("W3C");
+    let w3c = |t: chrono::DateTime<chrono::FixedOffset>| {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let in_period = |start: String, end: String| {
+        let app = &app;
+        async move {
+            let q = format!(
+                "/open311/v2/requests.json?service_code=o-nhiem&start_date={start}&end_date={end}"
+            );
+            let v = app.get(&app.anonymous, &q).await.json();
+            v.as_array()
+                .expect("a list")
+                .iter()
+                .filter_map(|r| r["service_request_id"].as_str().map(String::from))
+                .collect::<Vec<_>>()
+        }
+    };
+    let second = chrono::TimeDelta::seconds(1);
+    let found = in_period(w3c(at), w3c(at + second)).await;
+    assert!(
+        found.contains(
+            &v[0]["service_request_id"]
+                .as_str()
+                .expect("an id")
+                .to_string()
+        ),
+        "{found:?}"
+    );
+    let before = in_period(w3c(at - second * 60), w3c(at - second)).await;
+    assert!(before.is_empty(), "{before:?}");
     let inbox = crate::common::send(app.admin.get(app.url("/reports/v1/requests?stage=received,accepted&agency=S%E1%BB%9F%20N%C3%B4ng%20nghi%E1%BB%87p%20v%C3%A0%20M%C3%B4i%20tr%C6%B0%E1%BB%9Dng"))).await;
     assert_eq!(inbox.status, 200, "{}", inbox.text);
     assert_eq!(

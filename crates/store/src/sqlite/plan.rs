@@ -172,6 +172,27 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
     }
 
     let walks_type = matches!(driver, Driver::Type(_));
+    // Counting a type's rows needs no entity row: without the join, SQLite reads the
+    // type's index and the probes' alone (ids are in the entity row).
+    let count_of_type = match &driver {
+        Driver::Type(t) if exact && q.count && q.ids.is_empty() => {
+            let mut count = Sql::new(SQLITE);
+            count.push("SELECT COUNT(*) FROM entity_types t WHERE t.tenant = ");
+            count.bind(tenant.to_string());
+            count.push(" AND t.type = ");
+            count.bind_name(t.clone());
+            for p in &probes {
+                count.push(" AND ");
+                count.append(p.on_entity("t.entity"));
+            }
+            if let Some(after) = q.after {
+                count.push(" AND t.entity > ");
+                count.bind(after);
+            }
+            Some(count)
+        }
+        _ => None,
+    };
     let mut sql = Sql::new(SQLITE);
     match driver {
         Driver::Type(t) => {
@@ -211,7 +232,7 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
         " ORDER BY e.rowid"
     });
     if exact {
-        return run_exact(c, sql, q);
+        return run_exact(c, sql, count_of_type, q);
     }
     run_filtered(c, sql, q)
 }
@@ -222,13 +243,25 @@ fn read_entity(row: &rusqlite::Row) -> StoreResult<Entity> {
     serde_json::from_str(&doc).map_err(|e| StoreError::Other(format!("corrupt entity {id}: {e}")))
 }
 
-/// SQL decides: the database pages and counts.
-fn run_exact(c: &Connection, mut sql: Sql, q: &EntityQuery) -> StoreResult<QueryPage> {
+/// SQL decides: the database pages and counts (by `count` when given, else by
+/// counting `sql`'s rows).
+fn run_exact(
+    c: &Connection,
+    mut sql: Sql,
+    count: Option<Sql>,
+    q: &EntityQuery,
+) -> StoreResult<QueryPage> {
     let count = if q.count {
-        let text = format!("SELECT COUNT(*) FROM ({})", sql.text);
+        let count = count.unwrap_or_else(|| {
+            let mut all = Sql::new(SQLITE);
+            all.push("SELECT COUNT(*) FROM (");
+            all.append(sql.clone());
+            all.push(")");
+            all
+        });
         let n: i64 = c
-            .prepare(&text)
-            .and_then(|mut s| s.query_row(params_from_iter(sql.params.iter()), |r| r.get(0)))
+            .prepare(&count.text)
+            .and_then(|mut s| s.query_row(params_from_iter(count.params.iter()), |r| r.get(0)))
             .map_err(sql_error)?;
         Some(n.max(0) as u64)
     } else {
