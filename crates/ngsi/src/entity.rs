@@ -2,8 +2,11 @@
 //!
 //! Inside dothi every type and attribute name is a full IRI; [`crate::context`] maps
 //! them from and to the short names a client uses. This module parses the normalized
-//! and concise JSON a client sends into an [`Entity`], checks it, and applies the
-//! API's changes to it (append, update, merge, replace, delete) as pure functions.
+//! and concise JSON a client sends into an [`Entity`] and checks it; [`change`] holds
+//! the rules of every write operation (create, append, update, merge, replace, delete,
+//! upsert, import), as pure functions from the stored entity to what to store.
+
+pub mod change;
 
 use std::collections::BTreeMap;
 
