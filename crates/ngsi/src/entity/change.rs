@@ -338,15 +338,13 @@ pub fn patch_attr(
         .find(|i| i.dataset_id.as_deref() == dataset)
         .ok_or_else(|| Error::not_found("no instance of the attribute with this datasetId"))?;
     let merged = overlay_attribute(&normalized(inst, ctx), fragment);
-    let Some(mut new) = Reader { ctx, now }
+    let Some(new) = Reader { ctx, now }
         .attribute(&compact, name, &merged, 0)?
         .pop()
     else {
         return Err(Error::bad_data("empty attribute"));
     };
-    new.created_at = inst.created_at;
-    new.modified_at = now;
-    *inst = new;
+    inst.renew(new, now);
     e.modified_at = now;
     Ok(Outcome::put(e))
 }
@@ -368,14 +366,12 @@ pub fn replace_attr(
         .attrs
         .get_mut(name)
         .ok_or_else(|| Error::not_found(format!("the entity has no attribute {compact}")))?;
-    for mut inst in instances {
-        let old = stored
+    for inst in instances {
+        stored
             .iter_mut()
             .find(|o| o.dataset_id == inst.dataset_id)
-            .ok_or_else(|| Error::not_found("no instance of the attribute with this datasetId"))?;
-        inst.created_at = old.created_at;
-        inst.modified_at = now;
-        *old = inst;
+            .ok_or_else(|| Error::not_found("no instance of the attribute with this datasetId"))?
+            .renew(inst, now);
     }
     e.modified_at = now;
     Ok(Outcome::put(e))
@@ -567,12 +563,7 @@ pub fn add_latest(
         let current = e.attrs.entry(name).or_default();
         match current.iter_mut().find(|a| a.dataset_id == inst.dataset_id) {
             Some(old) if old.observed_at.is_some_and(|o| Some(o) > inst.observed_at) => {}
-            Some(old) => {
-                let created_at = old.created_at;
-                *old = inst;
-                old.created_at = created_at;
-                old.modified_at = now;
-            }
+            Some(old) => old.renew(inst, now),
             None => current.push(inst),
         }
     }
