@@ -2,6 +2,9 @@
 //!
 //! The HTTP layer, and later the IoT agent and the city services, call these methods.
 //! Each takes the request's [`Scope`] (tenant and @context) and returns NGSI-LD errors.
+//! What a write does to an entity is decided by a rule of [`ngsi::entity::change`]: a
+//! write method checks the scope, builds the write from its rule (`rule_write`) and
+//! commits it ([`Hub::commit`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
