@@ -2,13 +2,17 @@
 //!
 //! The HTTP layer, and later the IoT agent and the city services, call these methods.
 //! Each takes the request's [`Scope`] (tenant and @context) and returns NGSI-LD errors.
+//! What a write does to an entity is decided by a rule of [`ngsi::entity::change`]: a
+//! write method checks the scope, builds the write from its rule (`rule_write`) and
+//! commits it ([`Hub::commit`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ngsi::entity::{NGSI_LD_NULL, Reader, UpdateResult, overlay_attribute};
+use chrono::{DateTime, Utc};
+use ngsi::entity::UpdateResult;
+use ngsi::entity::change::{self, Outcome, Write, not_found};
 use ngsi::query::ast::TypeExpr;
-use ngsi::render::{Format, RenderOptions, render_entity};
 use ngsi::{Attribute, Context, Entity, Error, ErrorKind};
 use serde_json::{Map, Value};
 use store::{
@@ -23,18 +27,19 @@ use crate::contexts::ContextResolver;
 /// Who asks and in which frame: the tenant, the active @context, and the caller
 /// (identity, grants, and the request for the audit log).
 #[derive(Clone)]
-/// One entity of a batch merge: its id, the merge-patch body, and the @context it
-/// was sent with.
-pub struct MergeItem {
-    pub id: String,
-    pub body: Map<String, Value>,
-    pub ctx: Arc<Context>,
-}
-
 pub struct Scope {
     pub tenant: String,
     pub ctx: Arc<Context>,
     pub caller: CallerRef,
+}
+
+/// One entity of a batch merge: its id, the merge-patch body, and the @context it
+/// was sent with.
+#[derive(Clone)]
+pub struct MergeItem {
+    pub id: String,
+    pub body: Map<String, Value>,
+    pub ctx: Arc<Context>,
 }
 
 impl Scope {
@@ -171,29 +176,26 @@ fn exactly_one(mut results: Vec<Result<Applied, StoreError>>) -> Result<Applied,
     }
 }
 
-fn not_found(id: &str) -> Error {
-    Error::not_found(format!("entity {id} not found"))
-}
-
-/// Renders one attribute in normalized form under `ctx`, for overlaying a patch on it.
-fn attribute_json(attr: &Attribute, ctx: &Context) -> Value {
-    let e = Entity {
-        id: "urn:x".into(),
-        types: vec![],
-        scopes: vec![],
-        attrs: BTreeMap::from([("a".to_string(), vec![attr.clone()])]),
-        created_at: attr.created_at,
-        modified_at: attr.modified_at,
-    };
-    render_entity(
-        &e,
-        &RenderOptions {
-            format: Format::Normalized,
-            ..RenderOptions::new(ctx)
-        },
-    )
-    .remove("a")
-    .unwrap_or(Value::Null)
+/// The store write of one entity whose change an entity rule of `ngsi`
+/// ([`ngsi::entity::change`]) decides, from the entity as the store holds it and the
+/// time at which the store applies the write.
+pub(crate) fn rule_write(
+    id: impl Into<String>,
+    rule: impl FnOnce(Option<Entity>, DateTime<Utc>) -> Result<Outcome, Error> + Send + 'static,
+) -> WriteOp {
+    WriteOp::new(id, move |before| {
+        let outcome = rule(before, ngsi::entity::now())?;
+        let change = match outcome.write {
+            Write::Put(e) => Change::Put(e),
+            Write::Delete => Change::Delete,
+            Write::Unchanged => Change::Unchanged,
+        };
+        let applied = Applied {
+            created: outcome.created,
+            result: outcome.result,
+        };
+        Ok((change, applied))
+    })
 }
 
 impl Hub {
@@ -333,22 +335,6 @@ impl Hub {
         exactly_one(results)
     }
 
-    /// Changes an existing entity (404 when there is none) and stores it.
-    async fn change_existing(
-        &self,
-        scope: &Scope,
-        id: &str,
-        change: impl FnOnce(&mut Entity) -> Result<Applied, Error> + Send + 'static,
-    ) -> Result<Applied, Error> {
-        let owned = id.to_string();
-        let op = WriteOp::new(id, move |current| {
-            let mut e = current.ok_or_else(|| not_found(&owned))?;
-            let applied = change(&mut e)?;
-            Ok((Change::Put(e), applied))
-        });
-        self.write_one(scope, op).await
-    }
-
     /// Checks that the caller may read the tenant, and that it exists, as reads of
     /// an unknown tenant must fail.
     pub async fn require_tenant(&self, scope: &Scope) -> Result<(), Error> {
@@ -370,13 +356,10 @@ impl Hub {
 
     /// POST /entities.
     pub async fn create_entity(&self, scope: &Scope, entity: Entity) -> Result<(), Error> {
-        let id = entity.id.clone();
-        self.write_one(
-            scope,
-            WriteOp::new(id.clone(), move |current| create(current, entity)),
-        )
-        .await
-        .map(|_| ())
+        let op = rule_write(entity.id.clone(), move |before, _| {
+            change::create(before, entity)
+        });
+        self.write_one(scope, op).await.map(|_| ())
     }
 
     /// GET /entities/{id}.
@@ -394,26 +377,16 @@ impl Hub {
     /// DELETE /entities/{id}.
     pub async fn delete_entity(&self, scope: &Scope, id: &str) -> Result<(), Error> {
         let owned = id.to_string();
-        self.write_one(
-            scope,
-            WriteOp::new(id, move |current| match current {
-                Some(_) => Ok((Change::Delete, Applied::default())),
-                None => Err(not_found(&owned)),
-            }),
-        )
-        .await
-        .map(|_| ())
+        let op = rule_write(id, move |before, _| change::delete(before, &owned));
+        self.write_one(scope, op).await.map(|_| ())
     }
 
     /// PUT /entities/{id}: the entity's content replaced, its id and creation kept.
     pub async fn replace_entity(&self, scope: &Scope, new: Entity) -> Result<(), Error> {
-        let id = new.id.clone();
-        self.change_existing(scope, &id, move |e| {
-            e.replace_with(new, ngsi::entity::now());
-            Ok(Applied::default())
-        })
-        .await
-        .map(|_| ())
+        let op = rule_write(new.id.clone(), move |before, now| {
+            change::replace(before, new, now)
+        });
+        self.write_one(scope, op).await.map(|_| ())
     }
 
     /// POST /entities/{id}/attrs (append; `overwrite` false for options=noOverwrite).
@@ -424,36 +397,11 @@ impl Hub {
         body: Map<String, Value>,
         overwrite: bool,
     ) -> Result<UpdateResult, Error> {
-        let ctx = scope.ctx.clone();
-        self.change_existing(scope, id, move |e| {
-            let now = ngsi::entity::now();
-            let reader = Reader { ctx: &ctx, now };
-            let attrs = reader.attributes(&body)?;
-            check_type_change(e, &body, &reader)?;
-            let mut result = e.append(attrs, overwrite, now);
-            // Scopes: replaced, or (noOverwrite) added to (clause 5.6.3).
-            if let Some(scope) = body.get("scope") {
-                let scopes = reader.scopes(Some(scope))?;
-                if overwrite {
-                    e.scopes = scopes;
-                } else {
-                    for s in scopes {
-                        if !e.scopes.contains(&s) {
-                            e.scopes.push(s);
-                        }
-                    }
-                }
-                result.updated.push("scope".into());
-                e.modified_at = now;
-            }
-            check_size(e)?;
-            Ok(Applied {
-                created: false,
-                result,
-            })
-        })
-        .await
-        .map(|a| a.result)
+        let (owned, ctx) = (id.to_string(), scope.ctx.clone());
+        let op = rule_write(id, move |before, now| {
+            change::append(before, &owned, &body, &ctx, overwrite, now)
+        });
+        self.write_one(scope, op).await.map(|a| a.result)
     }
 
     /// PATCH /entities/{id}/attrs (update existing attributes only).
@@ -463,53 +411,11 @@ impl Hub {
         id: &str,
         body: Map<String, Value>,
     ) -> Result<UpdateResult, Error> {
-        let ctx = scope.ctx.clone();
-        let owned = id.to_string();
-        self.write_one(
-            scope,
-            WriteOp::new(id, move |current| {
-                let mut e = current.ok_or_else(|| not_found(&owned))?;
-                let now = ngsi::entity::now();
-                let reader = Reader { ctx: &ctx, now };
-                let (body, deletions) = split_null_deletions(&body, &ctx)?;
-                let attrs = reader.attributes(&body)?;
-                let mut result = e.update(attrs, now);
-                delete_instances(&mut e, deletions, &mut result);
-                if let Some(t) = body.get("type")
-                    && e.add_types(reader.types(Some(t))?)
-                {
-                    result.updated.push("type".into());
-                }
-                // Scopes are updated only where there are some (clause 5.6.2).
-                if let Some(scope) = body.get("scope") {
-                    if e.scopes.is_empty() {
-                        result
-                            .not_updated
-                            .push(("scope".into(), "the entity has no scope".into()));
-                    } else {
-                        e.scopes = reader.scopes(Some(scope))?;
-                        result.updated.push("scope".into());
-                    }
-                }
-                if !result.updated.is_empty() {
-                    e.modified_at = now;
-                }
-                let change = if result.updated.is_empty() {
-                    Change::Unchanged
-                } else {
-                    Change::Put(e)
-                };
-                Ok((
-                    change,
-                    Applied {
-                        created: false,
-                        result,
-                    },
-                ))
-            }),
-        )
-        .await
-        .map(|a| a.result)
+        let (owned, ctx) = (id.to_string(), scope.ctx.clone());
+        let op = rule_write(id, move |before, now| {
+            change::update(before, &owned, &body, &ctx, now)
+        });
+        self.write_one(scope, op).await.map(|a| a.result)
     }
 
     /// PATCH /entities/{id} (merge-patch): attributes merged, `urn:ngsi-ld:null` deletes.
@@ -519,13 +425,11 @@ impl Hub {
         id: &str,
         body: Map<String, Value>,
     ) -> Result<(), Error> {
-        let ctx = scope.ctx.clone();
-        self.change_existing(scope, id, move |e| {
-            merge(e, &body, &ctx)?;
-            Ok(Applied::default())
-        })
-        .await
-        .map(|_| ())
+        let (owned, ctx) = (id.to_string(), scope.ctx.clone());
+        let op = rule_write(id, move |before, now| {
+            change::merge(before, &owned, &body, &ctx, now)
+        });
+        self.write_one(scope, op).await.map(|_| ())
     }
 
     /// PATCH /entities/{id}/attrs/{attr}: the fragment's members replace the instance's.
@@ -536,50 +440,11 @@ impl Hub {
         attr: &str,
         fragment: Value,
     ) -> Result<(), Error> {
-        let ctx = scope.ctx.clone();
-        let name = attr.to_string();
-        self.change_existing(scope, id, move |e| {
-            let now = ngsi::entity::now();
-            if let Some(dataset) = ngsi::entity::null_deletion(&fragment) {
-                if !e.remove_instance(&name, dataset.as_deref()) {
-                    return Err(Error::not_found(format!(
-                        "the entity has no instance of {} to delete",
-                        ctx.compact(&name)
-                    )));
-                }
-                e.modified_at = now;
-                return Ok(Applied::default());
-            }
-            let dataset = fragment
-                .get("datasetId")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            let instances = e.attrs.get_mut(&name).ok_or_else(|| {
-                Error::not_found(format!(
-                    "the entity has no attribute {}",
-                    ctx.compact(&name)
-                ))
-            })?;
-            let inst = instances
-                .iter_mut()
-                .find(|i| i.dataset_id == dataset)
-                .ok_or_else(|| {
-                    Error::not_found("no instance of the attribute with this datasetId")
-                })?;
-            let merged = overlay_attribute(&attribute_json(inst, &ctx), &fragment);
-            let compact = ctx.compact(&name);
-            let mut new = Reader { ctx: &ctx, now }.attribute(&compact, &name, &merged, 0)?;
-            let Some(mut new) = new.pop() else {
-                return Err(Error::bad_data("empty attribute"));
-            };
-            new.created_at = inst.created_at;
-            new.modified_at = now;
-            *inst = new;
-            e.modified_at = now;
-            Ok(Applied::default())
-        })
-        .await
-        .map(|_| ())
+        let (owned, name, ctx) = (id.to_string(), attr.to_string(), scope.ctx.clone());
+        let op = rule_write(id, move |before, now| {
+            change::patch_attr(before, &owned, &name, &fragment, &ctx, now)
+        });
+        self.write_one(scope, op).await.map(|_| ())
     }
 
     /// PUT /entities/{id}/attrs/{attr}: the attribute (instance of its datasetId) replaced.
@@ -590,45 +455,20 @@ impl Hub {
         attr: &str,
         body: Value,
     ) -> Result<(), Error> {
-        let ctx = scope.ctx.clone();
-        let name = attr.to_string();
-        self.change_existing(scope, id, move |e| {
-            let now = ngsi::entity::now();
-            let compact = ctx.compact(&name);
-            let instances = Reader { ctx: &ctx, now }.attribute(&compact, &name, &body, 0)?;
-            let existing = e.attrs.get_mut(&name).ok_or_else(|| {
-                Error::not_found(format!("the entity has no attribute {compact}"))
-            })?;
-            for mut inst in instances {
-                let old = existing
-                    .iter_mut()
-                    .find(|o| o.dataset_id == inst.dataset_id)
-                    .ok_or_else(|| {
-                        Error::not_found("no instance of the attribute with this datasetId")
-                    })?;
-                inst.created_at = old.created_at;
-                inst.modified_at = now;
-                *old = inst;
-            }
-            e.modified_at = now;
-            Ok(Applied::default())
-        })
-        .await
-        .map(|_| ())
+        let (owned, name, ctx) = (id.to_string(), attr.to_string(), scope.ctx.clone());
+        let op = rule_write(id, move |before, now| {
+            change::replace_attr(before, &owned, &name, &body, &ctx, now)
+        });
+        self.write_one(scope, op).await.map(|_| ())
     }
 
     /// DELETE /entities/{id}/attrs/scope: the entity's scopes removed.
     pub async fn delete_scope(&self, scope: &Scope, id: &str) -> Result<(), Error> {
-        self.change_existing(scope, id, move |e| {
-            if e.scopes.is_empty() {
-                return Err(Error::not_found("the entity has no scope"));
-            }
-            e.scopes.clear();
-            e.modified_at = ngsi::entity::now();
-            Ok(Applied::default())
-        })
-        .await
-        .map(|_| ())
+        let owned = id.to_string();
+        let op = rule_write(id, move |before, now| {
+            change::delete_scope(before, &owned, now)
+        });
+        self.write_one(scope, op).await.map(|_| ())
     }
 
     /// DELETE /entities/{id}/attrs/{attr}.
@@ -640,18 +480,18 @@ impl Hub {
         dataset_id: Option<String>,
         delete_all: bool,
     ) -> Result<(), Error> {
-        let name = attr.to_string();
-        self.change_existing(scope, id, move |e| {
-            e.delete_attr(
+        let (owned, name) = (id.to_string(), attr.to_string());
+        let op = rule_write(id, move |before, now| {
+            change::delete_attr(
+                before,
+                &owned,
                 &name,
                 dataset_id.as_deref(),
                 delete_all,
-                ngsi::entity::now(),
-            )?;
-            Ok(Applied::default())
-        })
-        .await
-        .map(|_| ())
+                now,
+            )
+        });
+        self.write_one(scope, op).await.map(|_| ())
     }
 
     /// Runs a batch of mutations; parse failures are reported in place.
@@ -696,17 +536,27 @@ impl Hub {
         Ok(out)
     }
 
+    /// A batch of entities, each written by the rule `write` builds for it.
+    async fn batch_of<T>(
+        &self,
+        scope: &Scope,
+        items: Vec<Result<T, (String, Error)>>,
+        write: impl Fn(T) -> WriteOp,
+    ) -> Result<Vec<(String, BatchItem)>, Error> {
+        let ops = items.into_iter().map(|r| r.map(&write)).collect();
+        self.batch(scope, ops).await
+    }
+
     /// POST /entityOperations/create.
     pub async fn batch_create(
         &self,
         scope: &Scope,
         entities: Vec<Result<Entity, (String, Error)>>,
     ) -> Result<Vec<(String, BatchItem)>, Error> {
-        let ops = entities
-            .into_iter()
-            .map(|r| r.map(|e| WriteOp::new(e.id.clone(), move |current| create(current, e))))
-            .collect();
-        self.batch(scope, ops).await
+        self.batch_of(scope, entities, |new| {
+            rule_write(new.id.clone(), move |before, _| change::create(before, new))
+        })
+        .await
     }
 
     /// POST /entityOperations/merge: each entity body merge-patched into the existing
@@ -716,20 +566,12 @@ impl Hub {
         scope: &Scope,
         items: Vec<Result<MergeItem, (String, Error)>>,
     ) -> Result<Vec<(String, BatchItem)>, Error> {
-        let ops = items
-            .into_iter()
-            .map(|r| {
-                r.map(|item| {
-                    let id = item.id.clone();
-                    WriteOp::new(item.id, move |current| {
-                        let mut e = current.ok_or_else(|| not_found(&id))?;
-                        merge(&mut e, &item.body, &item.ctx)?;
-                        Ok((Change::Put(e), Applied::default()))
-                    })
-                })
+        self.batch_of(scope, items, |item| {
+            rule_write(item.id.clone(), move |before, now| {
+                change::merge(before, &item.id, &item.body, &item.ctx, now)
             })
-            .collect();
-        self.batch(scope, ops).await
+        })
+        .await
     }
 
     /// POST /entityOperations/upsert: `replace` (default) or update (append, overwriting).
@@ -739,40 +581,12 @@ impl Hub {
         entities: Vec<Result<Entity, (String, Error)>>,
         replace: bool,
     ) -> Result<Vec<(String, BatchItem)>, Error> {
-        let ops = entities
-            .into_iter()
-            .map(|r| {
-                r.map(|new| {
-                    WriteOp::new(new.id.clone(), move |current| {
-                        let now = ngsi::entity::now();
-                        match current {
-                            None => create(None, new),
-                            Some(mut e) if replace => {
-                                e.replace_with(new, now);
-                                Ok((Change::Put(e), Applied::default()))
-                            }
-                            Some(mut e) => {
-                                for t in new.types {
-                                    if !e.types.contains(&t) {
-                                        e.types.push(t);
-                                    }
-                                }
-                                let result = e.append(new.attrs, true, now);
-                                check_size(&e)?;
-                                Ok((
-                                    Change::Put(e),
-                                    Applied {
-                                        created: false,
-                                        result,
-                                    },
-                                ))
-                            }
-                        }
-                    })
-                })
+        self.batch_of(scope, entities, |new| {
+            rule_write(new.id.clone(), move |before, now| {
+                change::upsert(before, new, replace, now)
             })
-            .collect();
-        self.batch(scope, ops).await
+        })
+        .await
     }
 
     /// Upserts entities for a bulk import: each entity becomes exactly what is given
@@ -780,7 +594,7 @@ impl Hub {
     /// one transaction). An entity whose content is already stored, timestamps aside,
     /// is left untouched, so importing the same data again adds no history; of a
     /// changed entity, only the attributes whose content changed are written (and
-    /// recorded in the history).
+    /// recorded in the history); see [`change::import`].
     pub async fn import_batch(
         &self,
         scope: &Scope,
@@ -792,10 +606,10 @@ impl Hub {
             .map(|new| {
                 let outcome = Arc::new(std::sync::OnceLock::new());
                 outcomes.push(outcome.clone());
-                Ok(WriteOp::new(new.id.clone(), move |current| {
-                    let (change, imported) = import_change(current, new)?;
-                    let _ = outcome.set(imported);
-                    Ok((change, Applied::default()))
+                Ok(rule_write(new.id.clone(), move |before, now| {
+                    let decided = change::import(before, new, now)?;
+                    let _ = outcome.set(Imported::of(&decided));
+                    Ok(decided)
                 }))
             })
             .collect();
@@ -821,41 +635,16 @@ impl Hub {
         entities: Vec<Result<Entity, (String, Error)>>,
         overwrite: bool,
     ) -> Result<Vec<(String, BatchItem)>, Error> {
-        let ops = entities
-            .into_iter()
-            .map(|r| {
-                r.map(|new| {
-                    let id = new.id.clone();
-                    WriteOp::new(new.id.clone(), move |current| {
-                        let mut e = current.ok_or_else(|| not_found(&id))?;
-                        let now = ngsi::entity::now();
-                        let mut result = e.append(new.attrs, overwrite, now);
-                        // An update may add types, never remove them.
-                        if e.add_types(new.types) {
-                            result.updated.push("type".into());
-                            e.modified_at = now;
-                        }
-                        check_size(&e)?;
-                        Ok((
-                            Change::Put(e),
-                            Applied {
-                                created: false,
-                                result,
-                            },
-                        ))
-                    })
-                })
+        self.batch_of(scope, entities, |new| {
+            rule_write(new.id.clone(), move |before, now| {
+                change::append_entity(before, new, overwrite, now)
             })
-            .collect();
-        self.batch(scope, ops).await
+        })
+        .await
     }
 
     /// Records a device's readings on its entity, in one atomic write (the IoT agent's
-    /// update). `measures` overwrite their attributes, each a new instance in the
-    /// history; `statics` are written only where the entity lacks them or holds other
-    /// content (timestamps aside), so an unchanged static attribute adds no history.
-    /// The entity is created with `types` when it does not exist; an existing one
-    /// gains them.
+    /// update): see [`change::record_measures`].
     pub async fn record_measures(
         &self,
         scope: &Scope,
@@ -868,34 +657,8 @@ impl Hub {
             return Err(Error::bad_data(format!("{id:?} is not a URI")));
         }
         let owned = id.to_string();
-        let op = WriteOp::new(id, move |current| {
-            let now = ngsi::entity::now();
-            let created = current.is_none();
-            if created && types.is_empty() {
-                return Err(Error::bad_data("a new entity needs a type"));
-            }
-            let mut e = current.unwrap_or_else(|| Entity {
-                id: owned,
-                types: Vec::new(),
-                scopes: Vec::new(),
-                attrs: BTreeMap::new(),
-                created_at: now,
-                modified_at: now,
-            });
-            for t in types {
-                if !e.has_type(&t) {
-                    e.types.push(t);
-                }
-            }
-            let stale: BTreeMap<String, Vec<Attribute>> = statics
-                .into_iter()
-                .filter(|(name, new)| e.attrs.get(name).is_none_or(|old| !same_content(old, new)))
-                .collect();
-            let mut result = e.append(stale, true, now);
-            let measured = e.append(measures, true, now);
-            result.updated.extend(measured.updated);
-            check_size(&e)?;
-            Ok((Change::Put(e), Applied { created, result }))
+        let op = rule_write(id, move |before, now| {
+            change::record_measures(before, &owned, types, measures, statics, now)
         });
         self.write_one(scope, op).await
     }
@@ -913,9 +676,8 @@ impl Hub {
                     return Err((id.clone(), Error::bad_data(format!("{id:?} is not a URI"))));
                 }
                 let owned = id.clone();
-                Ok(WriteOp::new(id, move |current| match current {
-                    Some(_) => Ok((Change::Delete, Applied::default())),
-                    None => Err(not_found(&owned)),
+                Ok(rule_write(id, move |before, _| {
+                    change::delete(before, &owned)
                 }))
             })
             .collect();
@@ -1121,7 +883,7 @@ fn limit_types(caller: &CallerRef, mut op: WriteOp) -> WriteOp {
             && !caller.allows_types(&e.types)
         {
             // Out of reach is not there: as a read would say.
-            return Err(Error::not_found(format!("entity {} not found", e.id)));
+            return Err(not_found(&e.id));
         }
         let (change, applied) = mutate(current)?;
         if let Change::Put(e) = &change
@@ -1134,22 +896,6 @@ fn limit_types(caller: &CallerRef, mut op: WriteOp) -> WriteOp {
     op
 }
 
-fn create(current: Option<Entity>, e: Entity) -> Result<(Change, Applied), Error> {
-    if current.is_some() {
-        return Err(Error::already_exists(format!(
-            "entity {} already exists",
-            e.id
-        )));
-    }
-    Ok((
-        Change::Put(e),
-        Applied {
-            created: true,
-            result: UpdateResult::default(),
-        },
-    ))
-}
-
 /// What an import did to one entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Imported {
@@ -1159,262 +905,15 @@ pub enum Imported {
     Unchanged,
 }
 
-/// The change an import makes to an entity: none when nothing but timestamps would
-/// differ; else the new entity, keeping the stored instances of unchanged attributes
-/// as they are (so the history records only what changed).
-fn import_change(current: Option<Entity>, mut new: Entity) -> Result<(Change, Imported), Error> {
-    check_size(&new)?;
-    let Some(mut e) = current else {
-        return Ok((Change::Put(new), Imported::Created));
-    };
-    let same_set = |a: &[String], b: &[String]| {
-        a.len() == b.len() && a.iter().all(|x| b.contains(x)) && b.iter().all(|x| a.contains(x))
-    };
-    let same_attrs = e.attrs.len() == new.attrs.len()
-        && e.attrs
-            .iter()
-            .all(|(name, old)| new.attrs.get(name).is_some_and(|n| same_instances(old, n)));
-    if same_attrs && same_set(&e.types, &new.types) && same_set(&e.scopes, &new.scopes) {
-        return Ok((Change::Unchanged, Imported::Unchanged));
-    }
-    for (name, instances) in new.attrs.iter_mut() {
-        if let Some(old) = e.attrs.get(name)
-            && same_instances(old, instances)
-        {
-            instances.clone_from(old);
+impl Imported {
+    fn of(outcome: &Outcome) -> Imported {
+        match outcome {
+            Outcome { created: true, .. } => Imported::Created,
+            Outcome {
+                write: Write::Unchanged,
+                ..
+            } => Imported::Unchanged,
+            _ => Imported::Updated,
         }
-    }
-    let now = ngsi::entity::now();
-    e.replace_with(new, now);
-    Ok((Change::Put(e), Imported::Updated))
-}
-
-/// Whether two sets of instances say the same, timestamps aside at every level
-/// (sub-attributes included).
-fn same_instances(old: &[Attribute], new: &[Attribute]) -> bool {
-    fn timeless(a: &Attribute) -> Attribute {
-        Attribute {
-            created_at: chrono::DateTime::UNIX_EPOCH,
-            modified_at: chrono::DateTime::UNIX_EPOCH,
-            sub_attrs: a
-                .sub_attrs
-                .iter()
-                .map(|(k, v)| (k.clone(), v.iter().map(timeless).collect()))
-                .collect(),
-            ..a.clone()
-        }
-    }
-    old.len() == new.len() && old.iter().zip(new).all(|(a, b)| timeless(a) == timeless(b))
-}
-
-/// Whether two sets of instances say the same, whenever they were written (top-level
-/// timestamps aside; sub-attributes are compared whole).
-fn same_content(old: &[Attribute], new: &[Attribute]) -> bool {
-    let timeless = |a: &Attribute| Attribute {
-        created_at: chrono::DateTime::UNIX_EPOCH,
-        modified_at: chrono::DateTime::UNIX_EPOCH,
-        ..a.clone()
-    };
-    old.len() == new.len() && old.iter().zip(new).all(|(a, b)| timeless(a) == timeless(b))
-}
-
-fn check_size(e: &Entity) -> Result<(), Error> {
-    if e.attrs.len() > ngsi::entity::MAX_ATTRIBUTES {
-        return Err(Error::bad_data(format!(
-            "an entity may hold at most {} attributes",
-            ngsi::entity::MAX_ATTRIBUTES
-        )));
-    }
-    Ok(())
-}
-
-/// An append body may repeat the entity's type; naming another type is refused.
-fn check_type_change(e: &Entity, body: &Map<String, Value>, reader: &Reader) -> Result<(), Error> {
-    if let Some(t) = body.get("type") {
-        let types = reader.types(Some(t))?;
-        if types.iter().any(|t| !e.has_type(t)) {
-            return Err(Error::bad_data(
-                "appending attributes cannot change the entity type",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Instances to delete: (expanded attribute name, datasetId).
-type Deletions = Vec<(String, Option<String>)>;
-
-/// Takes the attributes whose patch is NGSI-LD Null out of an update body: the body
-/// without them, and the instances to delete.
-fn split_null_deletions(
-    body: &Map<String, Value>,
-    ctx: &Context,
-) -> Result<(Map<String, Value>, Deletions), Error> {
-    let mut rest = Map::new();
-    let mut deletions = Vec::new();
-    for (name, patch) in body {
-        let reserved = matches!(name.as_str(), "id" | "type" | "scope" | "@context");
-        match ngsi::entity::null_deletion(patch) {
-            Some(dataset) if !reserved => {
-                deletions.push((ngsi::entity::expand_attr(name, ctx)?, dataset));
-            }
-            _ => {
-                rest.insert(name.clone(), patch.clone());
-            }
-        }
-    }
-    Ok((rest, deletions))
-}
-
-/// Deletes the instances NGSI-LD Null named, reporting each as updated or not.
-fn delete_instances(e: &mut Entity, deletions: Deletions, result: &mut UpdateResult) {
-    for (name, dataset) in deletions {
-        if e.remove_instance(&name, dataset.as_deref()) {
-            result.updated.push(name);
-        } else {
-            result
-                .not_updated
-                .push((name, "no instance of the attribute to delete".into()));
-        }
-    }
-}
-
-/// Merge-patch of an entity (clause 5.6.17): attributes merged member by member.
-fn merge(e: &mut Entity, body: &Map<String, Value>, ctx: &Context) -> Result<(), Error> {
-    let now = ngsi::entity::now();
-    let reader = Reader { ctx, now };
-    if let Some(t) = body.get("type") {
-        for t in reader.types(Some(t))? {
-            if !e.has_type(&t) {
-                e.types.push(t);
-            }
-        }
-    }
-    if let Some(scope) = body.get("scope") {
-        if scope.as_str() == Some(NGSI_LD_NULL) {
-            e.scopes.clear();
-        } else {
-            let parsed = reader.entity(
-                &serde_json::json!({"id": e.id, "type": "T", "scope": scope}),
-                None,
-            )?;
-            e.scopes = parsed.scopes;
-        }
-    }
-    for (name, patch) in body {
-        if matches!(
-            name.as_str(),
-            "id" | "type" | "scope" | "@context" | "createdAt" | "modifiedAt"
-        ) {
-            continue;
-        }
-        let iri = ngsi::entity::expand_attr(name, ctx)?;
-        if let Some(dataset) = ngsi::entity::null_deletion(patch) {
-            e.remove_instance(&iri, dataset.as_deref());
-            continue;
-        }
-        // The patch merges into the instance of its own datasetId (default: none).
-        let dataset = patch.get("datasetId").and_then(Value::as_str);
-        let base = e
-            .attrs
-            .get(&iri)
-            .and_then(|v| v.iter().find(|i| i.dataset_id.as_deref() == dataset));
-        let merged = match base {
-            Some(current) if !patch.is_array() => {
-                overlay_attribute(&attribute_json(current, ctx), patch)
-            }
-            _ => patch.clone(),
-        };
-        let mut instances = reader.attribute(name, &iri, &merged, 0)?;
-        if let Some(old) = e.attrs.get(&iri) {
-            for inst in &mut instances {
-                if let Some(o) = old.iter().find(|o| o.dataset_id == inst.dataset_id) {
-                    inst.created_at = o.created_at;
-                }
-            }
-            // Instances of other datasets that the patch does not name stay.
-            for o in old {
-                if !instances.iter().any(|i| i.dataset_id == o.dataset_id) {
-                    instances.push(o.clone());
-                }
-            }
-        }
-        e.attrs.insert(iri, instances);
-    }
-    check_size(e)?;
-    e.modified_at = now;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use serde_json::json;
-
-    /// An entity read at time `t` (seconds).
-    fn read(body: Value, t: i64) -> Entity {
-        let now = chrono::DateTime::from_timestamp(t, 0).unwrap();
-        Reader {
-            ctx: &Context::core(),
-            now,
-        }
-        .entity(&body, None)
-        .unwrap()
-    }
-
-    fn light(power: i64) -> Value {
-        json!({"id": "urn:x:1", "type": ["Streetlight", "Device"],
-            "power": {"type": "Property", "value": power, "unitCode": "WTT",
-                      "status": {"type": "Property", "value": "ok"}},
-            "street": "Lê Duẩn"})
-    }
-
-    #[test]
-    fn an_import_creates_what_is_missing() {
-        let (change, imported) = import_change(None, read(light(1), 10)).unwrap();
-        assert_eq!(imported, Imported::Created);
-        assert!(matches!(change, Change::Put(e) if e.id == "urn:x:1"));
-    }
-
-    #[test]
-    fn the_same_content_read_later_is_unchanged() {
-        let stored = read(light(1), 10);
-        let mut again = light(1);
-        again["type"] = json!(["Device", "Streetlight"]);
-        let (change, imported) = import_change(Some(stored), read(again, 99)).unwrap();
-        assert_eq!(imported, Imported::Unchanged);
-        assert!(matches!(change, Change::Unchanged));
-    }
-
-    #[test]
-    fn a_changed_entity_keeps_the_instances_it_does_not_change() {
-        let stored = read(light(1), 10);
-        let mut new = light(2);
-        new.as_object_mut().unwrap().remove("street");
-        new["colour"] = json!("vàng");
-        let (change, imported) = import_change(Some(stored.clone()), read(new, 99)).unwrap();
-        assert_eq!(imported, Imported::Updated);
-        let Change::Put(e) = change else {
-            panic!("an update writes the entity")
-        };
-        let power = &e.attrs[&Context::core().expand("power")][0];
-        assert_eq!(power.value, json!(2));
-        assert_eq!(power.created_at.timestamp(), 10);
-        assert_eq!(power.modified_at.timestamp(), 99);
-        assert!(!e.attrs.values().any(|v| v[0].value == "Lê Duẩn"));
-        assert_eq!(e.attrs.len(), 2);
-        assert_eq!(e.created_at, stored.created_at);
-
-        // Only the changed attribute differs from what was stored.
-        let mut one = light(5);
-        one["street"] = json!("Lê Duẩn");
-        let (change, _) = import_change(Some(stored.clone()), read(one, 99)).unwrap();
-        let Change::Put(e) = change else {
-            panic!("an update writes the entity")
-        };
-        let street = Context::core().expand("street");
-        assert_eq!(e.attrs[&street], stored.attrs[&street]);
     }
 }

@@ -16,7 +16,7 @@ use store::{
     TimeField, TimeRange, WriteOp,
 };
 
-use crate::service::{Hub, Scope, store_error};
+use crate::service::{Hub, Scope, rule_write, store_error};
 
 /// Most instances of one attribute in one response; more make a partial answer.
 pub const MAX_INSTANCES: usize = 1_000;
@@ -395,54 +395,8 @@ impl Hub {
         }
         let latest = latest_instances(&instances);
         let owned = id.to_string();
-        let op = WriteOp::new(id, move |current| {
-            let now = ngsi::entity::now();
-            let (mut entity, created) = match current {
-                Some(e) => (e, false),
-                None if must_exist => {
-                    return Err(Error::not_found(format!("entity {owned} not found")));
-                }
-                None if types.is_empty() => {
-                    return Err(Error::bad_data("a new temporal entity needs a type"));
-                }
-                None => (
-                    Entity {
-                        id: owned.clone(),
-                        types: Vec::new(),
-                        scopes: Vec::new(),
-                        attrs: BTreeMap::new(),
-                        created_at: now,
-                        modified_at: now,
-                    },
-                    true,
-                ),
-            };
-            for t in types {
-                if !entity.types.contains(&t) {
-                    entity.types.push(t);
-                }
-            }
-            for (name, inst) in latest {
-                let current = entity.attrs.entry(name).or_default();
-                match current.iter_mut().find(|a| a.dataset_id == inst.dataset_id) {
-                    Some(old) if old.observed_at.is_some_and(|o| Some(o) > inst.observed_at) => {}
-                    Some(old) => {
-                        let created_at = old.created_at;
-                        *old = inst;
-                        old.created_at = created_at;
-                        old.modified_at = now;
-                    }
-                    None => current.push(inst),
-                }
-            }
-            entity.modified_at = now;
-            Ok((
-                Change::Put(entity),
-                Applied {
-                    created,
-                    ..Default::default()
-                },
-            ))
+        let op = rule_write(id, move |before, now| {
+            ngsi::entity::change::add_latest(before, &owned, types, latest, must_exist, now)
         })
         .with_history(instances);
         let results = self.commit(scope, vec![op]).await?;

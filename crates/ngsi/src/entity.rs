@@ -2,8 +2,11 @@
 //!
 //! Inside dothi every type and attribute name is a full IRI; [`crate::context`] maps
 //! them from and to the short names a client uses. This module parses the normalized
-//! and concise JSON a client sends into an [`Entity`], checks it, and applies the
-//! API's changes to it (append, update, merge, replace, delete) as pure functions.
+//! and concise JSON a client sends into an [`Entity`] and checks it; [`change`] holds
+//! the rules of every write operation (create, append, update, merge, replace, delete,
+//! upsert, import), as pure functions from the stored entity to what to store.
+
+pub mod change;
 
 use std::collections::BTreeMap;
 
@@ -123,6 +126,14 @@ pub struct Attribute {
 }
 
 impl Attribute {
+    /// Becomes `new`, written at `now`, keeping its own creation time.
+    pub fn renew(&mut self, new: Attribute, now: DateTime<Utc>) {
+        let created_at = self.created_at;
+        *self = new;
+        self.created_at = created_at;
+        self.modified_at = now;
+    }
+
     /// The geometry of a GeoProperty.
     pub fn geometry(&self) -> Option<Geometry> {
         if self.kind == AttrKind::GeoProperty {
@@ -659,13 +670,11 @@ impl Entity {
             let existing = self.attrs.entry(name.clone()).or_default();
             let mut wrote = false;
             let mut kept = false;
-            for mut inst in instances {
+            for inst in instances {
                 match existing.iter_mut().find(|e| same_dataset(e, &inst)) {
                     Some(_) if !overwrite => kept = true,
                     Some(old) => {
-                        inst.created_at = old.created_at;
-                        inst.modified_at = now;
-                        *old = inst;
+                        old.renew(inst, now);
                         wrote = true;
                     }
                     None => {
@@ -705,11 +714,9 @@ impl Entity {
                 continue;
             };
             let mut wrote = false;
-            for mut inst in instances {
+            for inst in instances {
                 if let Some(old) = existing.iter_mut().find(|e| same_dataset(e, &inst)) {
-                    inst.created_at = old.created_at;
-                    inst.modified_at = now;
-                    *old = inst;
+                    old.renew(inst, now);
                     wrote = true;
                 }
             }
