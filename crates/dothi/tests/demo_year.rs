@@ -40,6 +40,12 @@ impl Demo {
                 "--store",
                 &format!("sqlite://{}", db.display()),
                 "--no-simulate",
+                // A session of its own at the machine's broker: under the default
+                // client id, the broker hands over the measures queued for whichever
+                // `dothi` process used it last (another demo's simulator), which would
+                // land in this gauge's history.
+                "--mqtt-client-id",
+                &format!("demo-year-{}-{port}", std::process::id()),
             ])
             .env("DOTHI_ADMIN_KEY", ADMIN_KEY)
             .env("DOTHI_LOG", "warn")
