@@ -6,7 +6,7 @@
 
 import { actOn, onAlertsChanged } from '../alerts.js';
 import { ApiError, getJson, session } from '../auth.js';
-import { $, el, fmtTime, token } from '../common.js';
+import { $, el, fmtTime, select, token } from '../common.js';
 
 /** The most recent alerts listed. */
 const SHOWN = 500;
@@ -120,14 +120,6 @@ async function act(a, what) {
     al.note = `${t('failed')}${e.message}`;
     renderAlertList();
   }
-}
-
-function select(name, value, options, onchange) {
-  return el(
-    'select',
-    { name, 'aria-label': name, onchange: (e) => onchange(e.target.value) },
-    ...options.map(([v, label]) => el('option', { value: v, selected: v === value }, label)),
-  );
 }
 
 function filters() {
