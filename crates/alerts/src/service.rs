@@ -630,6 +630,9 @@ impl Alerts {
         let mut timer = tokio::time::interval(self.settings.tick);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut held_for_good = false;
+        // A batch failed (the store is unavailable): it is tried again on the next
+        // tick, not at once.
+        let mut failed = false;
         loop {
             tokio::select! {
                 changed = duties.changed(), if !held_for_good => {
@@ -641,13 +644,19 @@ impl Alerts {
                     }
                 }
                 // One batch at a time, so that the timer has its turns under load.
-                () = ready.notified() => self.log(self.catch_up(&backlog).await),
-                _ = timer.tick() => self.log(self.tick().await),
+                () = ready.notified() => {
+                    let r = self.catch_up(&backlog).await;
+                    failed = r.is_err();
+                    self.log(r);
+                }
+                _ = timer.tick() => {
+                    failed = false;
+                    self.log(self.tick().await);
+                }
                 () = self.wake.notified() => self.log(self.tick().await),
             }
-            // What still waits (the rest of a burst, or a batch that failed) is taken
-            // on the next turn.
-            if waiting() {
+            // What still waits (the rest of a burst) is taken on the next turn.
+            if !failed && waiting() {
                 ready.notify_one();
             }
         }
