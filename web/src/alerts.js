@@ -31,7 +31,16 @@ const TEXT = {
   },
 };
 
-const state = { open: new Map(), lang: () => 'vi', source: null, banner: null, audio: null };
+const state = { open: new Map(), lang: () => 'vi', source: null, banner: null, audio: null, listeners: [] };
+
+/** Calls `fn` whenever an alert changes (the stream's events and actions taken here). */
+export function onAlertsChanged(fn) {
+  state.listeners.push(fn);
+}
+
+function changed() {
+  for (const fn of state.listeners) fn();
+}
 
 function rank(a) {
   return (SEVERITY_RANK[a.severity] ?? 0) * 10 + (a.status === 'firing' ? 1 : 0);
@@ -62,10 +71,17 @@ function beep() {
   }
 }
 
+/** Acknowledges or resolves an alert (`what`), for an operator; returns it as it is
+ * then, or throws. */
+export async function actOn(id, what) {
+  const done = await send('POST', `/alerts/v1/alerts/${encodeURIComponent(id)}/${what}`, {});
+  take(done, false);
+  return done;
+}
+
 async function act(a, what) {
   try {
-    const done = await send('POST', `/alerts/v1/alerts/${encodeURIComponent(a.id)}/${what}`, {});
-    take(done, false);
+    await actOn(a.id, what);
   } catch (e) {
     window.alert(TEXT[state.lang()].failed + e.message);
   }
@@ -107,6 +123,7 @@ function take(a, live) {
   else state.open.set(a.id, a);
   if (live && !known && a.status === 'firing' && LOUD.has(a.severity)) beep();
   render();
+  changed();
 }
 
 /** Starts the banner above the page's main area; `lang` says the current language. */
@@ -125,6 +142,7 @@ export function startAlerts(lang) {
     state.open.clear();
     for (const a of JSON.parse(e.data).alerts || []) state.open.set(a.id, a);
     render();
+    changed();
   });
   source.addEventListener('alert', (e) => take(JSON.parse(e.data), true));
   state.source = source;

@@ -27,6 +27,16 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+/** A `<select>` named `name` of `options` ([value, label] pairs) with `value` chosen;
+ * `onchange` gets the value picked. */
+export function select(name, value, options, onchange) {
+  return el(
+    'select',
+    { name, 'aria-label': name, onchange: (e) => onchange(e.target.value) },
+    ...options.map(([v, label]) => el('option', { value: v, selected: v === value }, label)),
+  );
+}
+
 /** Text made safe to put in HTML (text and attribute values). */
 export function escapeHtml(s) {
   return String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);

@@ -1,6 +1,7 @@
-// The alert banner of the operations centre in headless Chromium against a real
-// `dothi demo`: a gauge's flood reading brings its alarms into the banner, and they
-// leave it when the water falls.
+// The alert banner and the alert list of the operations centre in headless Chromium
+// against a real `dothi demo`: a gauge's flood reading brings its alarms into the
+// banner, and they leave it when the water falls; the list shows, filters and
+// acknowledges alerts, and shows what the data holds as text.
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -28,10 +29,10 @@ after(async () => {
   await demo?.stop();
 });
 
-const gauge = (level) => ({
-  id: GAUGE,
+const gauge = (level, id = GAUGE, name = 'Trạm thử nghiệm cảnh báo') => ({
+  id,
   type: 'WaterObserved',
-  name: { type: 'LanguageProperty', languageMap: { vi: 'Trạm thử nghiệm cảnh báo', en: 'Banner test gauge' } },
+  name: { type: 'LanguageProperty', languageMap: { vi: name, en: 'Banner test gauge' } },
   location: { type: 'GeoProperty', value: { type: 'Point', coordinates: [107.183, 16.756] } },
   waterLevel: { type: 'Property', value: level, unitCode: 'MTR' },
   alarmLevel1: { type: 'Property', value: 3.0, unitCode: 'MTR' },
@@ -69,5 +70,74 @@ test('the banner shows a flood reading and clears when the water falls', async (
     mine.some((a) => a.acknowledgedBy?.startsWith('user:')),
     JSON.stringify(mine),
   );
+  assert.deepEqual(page.cspViolations, []);
+});
+
+// An id with characters that mean something in HTML attributes, and a name that is markup.
+const LISTED = "urn:ngsi-ld:WaterObserved:list-test&x='1'";
+const MARKUP = '<img src=x onerror="window.injected=1">Trạm danh sách';
+
+/** The rows of the alert list for the listed gauge: [{ id, status, severity }]. */
+const listed = () =>
+  page.evaluate((source) => {
+    const rows = [...document.querySelectorAll('#alert-list tbody tr')].filter((tr) => tr.children[2]?.textContent === source);
+    return rows.map((tr) => ({ id: tr.getAttribute('data-alert'), status: tr.dataset.status, severity: tr.dataset.severity }));
+  }, LISTED);
+
+async function waitForListed(what, ok) {
+  const started = Date.now();
+  let rows = [];
+  while (Date.now() - started < 20_000) {
+    rows = await listed();
+    if (ok(rows)) return rows;
+    await page.waitForTimeout(200);
+  }
+  assert.fail(`${what}: ${JSON.stringify(rows)}`);
+}
+
+test('the alert list shows, filters and acknowledges alerts', async () => {
+  await demo.api('POST', '/ngsi-ld/v1/entityOperations/upsert', [gauge(1.0, LISTED, MARKUP)]);
+  await page.locator('.tab[data-view="alerts"]').click();
+  await page.locator('#alert-filters').waitFor({ timeout: 10_000 });
+  // A reading over level III: levels I, II and III fire, and the open list shows them.
+  await demo.api('POST', '/ngsi-ld/v1/entityOperations/upsert?options=update', [gauge(6.2, LISTED, MARKUP)]);
+  let rows = await waitForListed('three firing alerts', (r) => r.length === 3 && r.every((a) => a.status === 'firing'));
+  assert.deepEqual(rows.map((a) => a.severity).sort(), ['critical', 'high', 'medium']);
+  // The attribute holds the alert's id as the API gives it; the name is shown as text.
+  const api = await demo.api('GET', '/alerts/v1/alerts?open=true&limit=1000');
+  const ids = api.alerts.filter((a) => a.alertSource === LISTED).map((a) => a.id);
+  assert.deepEqual(rows.map((a) => a.id).sort(), ids.sort());
+  const text = await page.locator('#alert-list tbody tr', { hasText: 'Trạm danh sách' }).first().innerText();
+  assert.match(text, /<img src=x/);
+  assert.equal(await page.locator('#alert-list img').count(), 0);
+  assert.equal(await page.evaluate(() => window.injected), undefined);
+  // By severity: only the critical ones.
+  await page.locator('#alert-filters select[name="severity"]').selectOption('critical');
+  rows = await waitForListed('the critical one alone', (r) => r.length === 1);
+  assert.equal(rows[0].severity, 'critical');
+  const all = await page.locator('#alert-list tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.severity));
+  assert.ok(
+    all.every((s) => s === 'critical'),
+    JSON.stringify(all),
+  );
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'alert-list.png') });
+  // An admin acknowledges it from the list.
+  const critical = page.locator(`#alert-list tr[data-alert="${rows[0].id}"]`);
+  await critical.locator('button', { hasText: 'Xác nhận' }).click();
+  await waitForListed('acknowledged', (r) => r.length === 1 && r[0].status === 'acknowledged');
+  // By state: the acknowledged one, not the firing ones.
+  await page.locator('#alert-filters select[name="severity"]').selectOption('');
+  await page.locator('#alert-filters select[name="state"]').selectOption('acknowledged');
+  rows = await waitForListed('the acknowledged one alone', (r) => r.length === 1);
+  assert.equal(rows[0].severity, 'critical');
+  const states = await page.locator('#alert-list tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.status));
+  assert.ok(
+    states.every((s) => s === 'acknowledged'),
+    JSON.stringify(states),
+  );
+  // The water falls: the list of resolved alerts follows the stream.
+  await page.locator('#alert-filters select[name="state"]').selectOption('resolved');
+  await demo.api('POST', '/ngsi-ld/v1/entityOperations/upsert?options=update', [gauge(1.0, LISTED, MARKUP)]);
+  await waitForListed('three resolved', (r) => r.length === 3 && r.every((a) => a.status === 'resolved'));
   assert.deepEqual(page.cspViolations, []);
 });

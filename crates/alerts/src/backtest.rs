@@ -5,8 +5,10 @@
 //! would have.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::StreamExt;
 use hub::Scope;
 use hub::temporal::{MAX_INSTANCES, TemporalAnswer, TemporalRequest};
 use ngsi::temporal::{TemporalFormat, TemporalParams, TimeProperty, TimeRel};
@@ -23,6 +25,8 @@ pub const MAX_PERIOD_DAYS: i64 = 366;
 /// Most entities one backtest reads, and most alerts it reports.
 pub const MAX_ENTITIES: usize = 1_000;
 pub const MAX_ALERTS: usize = 10_000;
+/// Entities whose history is read at once (the store's readers work side by side).
+const ENTITIES_AT_ONCE: usize = 4;
 
 /// What a backtest asks: a rule (as it would be written) and a period.
 pub struct BacktestRequest {
@@ -155,7 +159,14 @@ fn time_of(a: &Attribute) -> DateTime<Utc> {
     a.observed_at.unwrap_or(a.modified_at)
 }
 
-/// Runs the rule over one entity's history.
+/// Takes one alert from what is left of a backtest's allowance.
+fn take_one(left: &AtomicUsize) -> bool {
+    left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+/// Runs the rule over one entity's history: the alerts it would have raised, as many
+/// as `left` allows (shared by the entities of a backtest).
 async fn entity_history(
     alerts: &Alerts,
     scope: &Scope,
@@ -163,8 +174,10 @@ async fn entity_history(
     current: &Entity,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    out: &mut Vec<Raised>,
-) -> Result<(), Error> {
+    left: &AtomicUsize,
+) -> Result<Vec<Raised>, Error> {
+    let mut raised = Vec::new();
+    let out = &mut raised;
     let (attr, other) = driving(rule)?;
     // The other attribute of a comparison (an alarm level) changes rarely: its
     // instances up to the end, and its value before the first is the current one.
@@ -191,7 +204,7 @@ async fn entity_history(
         for a in actions {
             match a {
                 Action::Fire { since, at, obs } => {
-                    if out.len() < MAX_ALERTS {
+                    if take_one(left) {
                         open = Some(out.len());
                         out.push(Raised {
                             entity: current.id.clone(),
@@ -278,7 +291,7 @@ async fn entity_history(
     if let Some(a) = eval::advance(rule, &mut incident, to, id) {
         record(vec![a], &entity, out);
     }
-    Ok(())
+    Ok(raised)
 }
 
 /// Runs a backtest and reports the alerts the rule would have raised, in time order.
@@ -293,11 +306,22 @@ pub async fn run(alerts: &Alerts, scope: &Scope, req: BacktestRequest) -> Result
         Err(e) if e.kind == ErrorKind::NonExistentTenant => store::QueryPage::default(),
         Err(e) => return Err(e),
     };
+    let left = AtomicUsize::new(MAX_ALERTS);
+    let entities = page.entities.len();
+    let (rule, left) = (&rule, &left);
+    let histories: Vec<Result<Vec<Raised>, Error>> =
+        futures_util::stream::iter(page.entities)
+            .map(|e| async move {
+                entity_history(alerts, scope, rule, &e, req.from, req.to, left).await
+            })
+            .buffered(ENTITIES_AT_ONCE)
+            .collect()
+            .await;
     let mut raised = Vec::new();
-    for e in &page.entities {
-        entity_history(alerts, scope, &rule, e, req.from, req.to, &mut raised).await?;
+    for h in histories {
+        raised.extend(h?);
     }
-    raised.sort_by_key(|r| r.fired);
+    raised.sort_by(|a, b| a.fired.cmp(&b.fired).then_with(|| a.entity.cmp(&b.entity)));
     let items: Vec<Value> = raised
         .iter()
         .map(|r| {
@@ -316,9 +340,9 @@ pub async fn run(alerts: &Alerts, scope: &Scope, req: BacktestRequest) -> Result
         "rule": rule.spec.id,
         "from": ngsi::entity::format_time(&req.from),
         "to": ngsi::entity::format_time(&req.to),
-        "entities": page.entities.len(),
+        "entities": entities,
         "count": items.len(),
-        "truncated": items.len() >= MAX_ALERTS || page.entities.len() >= MAX_ENTITIES,
+        "truncated": items.len() >= MAX_ALERTS || entities >= MAX_ENTITIES,
         "alerts": items,
         "tookMs": started.elapsed().as_millis() as u64,
     }))

@@ -19,6 +19,7 @@
 //! incident, so a restart neither loses nor doubles an alert.
 
 mod alert;
+mod backlog;
 mod backtest;
 mod channel;
 mod delivery;

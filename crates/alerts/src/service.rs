@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::StreamExt;
 use hub::auth::Access;
-use hub::{ChangeKind, EntityChange, Hub, Scope};
+use hub::{Hub, Scope};
 use ngsi::temporal::{TemporalFormat, TemporalParams, TimeProperty, TimeRel};
 use ngsi::{Entity, Error, ErrorKind};
 use serde_json::{Map, json};
@@ -23,6 +24,7 @@ use store::RegistryWrite;
 use tokio::sync::{Mutex, Notify};
 
 use crate::alert::{self, Status};
+use crate::backlog::{Backlog, Batch, Dirty, EntityKey};
 use crate::eval::{self, Action, Incident, Phase};
 use crate::rule::{Condition, Rule, RuleSpec};
 
@@ -35,6 +37,12 @@ pub const INCIDENTS: &str = "alerts.incidents";
 pub const MAX_RULES: u64 = 20_000;
 /// Entities read per page when a rule is evaluated over its whole scope.
 const PAGE: usize = 1_000;
+/// Changed entities evaluated together, at most.
+const BATCH: usize = 1_000;
+/// Entities read by id in one query.
+const READ_AT_ONCE: usize = 500;
+/// Transitions applied at once (their writes share the store's commits).
+const APPLY_AT_ONCE: usize = 64;
 /// The component name in the audit log.
 pub const COMPONENT: &str = "alerts";
 
@@ -141,6 +149,21 @@ impl TypeRules {
     }
 }
 
+/// A changed entity's id and the rules it may concern.
+type Concerned<'a> = (&'a str, Vec<Arc<Rule>>);
+
+/// What one rule made of one entity: the incident's next state and the alerts to
+/// raise or resolve, to be written by [`Alerts::apply_all`].
+struct Transition {
+    key: Key,
+    rule: Arc<Rule>,
+    before: Phase,
+    inc: Incident,
+    actions: Vec<Action>,
+    /// The entity, when an alert is raised from it (read again when absent).
+    source: Option<Entity>,
+}
+
 /// An in-scope entity of a timed rule (staleness, deadline), as last read: the time
 /// its condition counts from, and whether the condition held then (its incident
 /// then follows it, and the sweep has nothing to do until the entity changes).
@@ -172,6 +195,51 @@ struct Engine {
     last_sweep: Option<DateTime<Utc>>,
 }
 
+impl Engine {
+    /// Keeps an incident in its new state (an idle one is forgotten).
+    fn remember(&mut self, key: Key, inc: Incident) {
+        if inc.phase == Phase::Idle {
+            self.incidents.remove(&key);
+        } else {
+            self.incidents.insert(key, inc);
+        }
+    }
+
+    /// The enabled rules that changes `dirty` of entity `id` may concern: those of
+    /// its types, scoped to it or to all; a change of attributes a condition does not
+    /// read concerns it only if its scope reads the whole entity (`q`, area).
+    fn concerned(&self, tenant: &str, id: &str, dirty: &Dirty) -> Vec<Arc<Rule>> {
+        let mut rules: Vec<Arc<Rule>> = Vec::new();
+        for t in &dirty.types {
+            let Some(index) = self.index.get(&(tenant.to_string(), t.clone())) else {
+                continue;
+            };
+            for r in index.of(id) {
+                let read = r.attributes();
+                let concerned = read.is_empty()
+                    || dirty.whole
+                    || dirty.attrs.iter().any(|a| read.contains(&a.as_str()))
+                    || r.spec.scope.q.is_some()
+                    || r.spec.scope.area.is_some();
+                // An entity of two watched types meets a rule once.
+                if concerned && !rules.iter().any(|x| Arc::ptr_eq(x, r)) {
+                    rules.push(r.clone());
+                }
+            }
+        }
+        rules
+    }
+}
+
+/// Aborts a task when dropped (the evaluator's feed drain ends with it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The alerts service.
 pub struct Alerts {
     hub: Arc<Hub>,
@@ -187,6 +255,8 @@ pub struct Alerts {
     pub(crate) alerts_changed: std::sync::atomic::AtomicBool,
     /// Moves whenever this node changes a rule.
     version: AtomicU64,
+    /// Times changes were lost and every rule evaluated again.
+    gaps: AtomicU64,
     wake: Notify,
     /// Live streams open at once ([`crate::stream`]).
     pub(crate) streams: Arc<tokio::sync::Semaphore>,
@@ -226,6 +296,7 @@ impl Alerts {
             config_version: AtomicU64::new(1),
             alerts_changed: std::sync::atomic::AtomicBool::new(true),
             version: AtomicU64::new(1),
+            gaps: AtomicU64::new(0),
             wake: Notify::new(),
             streams: Arc::new(tokio::sync::Semaphore::new(crate::stream::MAX_STREAMS)),
         }
@@ -544,11 +615,24 @@ impl Alerts {
     }
 
     async fn run_while_held(&self, duties: &mut tokio::sync::watch::Receiver<bool>) {
-        use tokio::sync::broadcast::error::RecvError;
-        let mut feed = self.hub.subscribe_changes();
+        // The feed is drained into the backlog by a task of its own, so that it does
+        // not overflow while the evaluator works on a batch.
+        let backlog = Arc::new(std::sync::Mutex::new(Backlog::new(
+            crate::backlog::MAX_ENTITIES,
+        )));
+        let ready = Arc::new(Notify::new());
+        let _drain = AbortOnDrop(tokio::spawn(crate::backlog::drain(
+            self.hub.subscribe_changes(),
+            backlog.clone(),
+            ready.clone(),
+        )));
+        let waiting = || backlog.lock().map(|b| !b.is_empty()).unwrap_or(false);
         let mut timer = tokio::time::interval(self.settings.tick);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut held_for_good = false;
+        // A batch failed (the store is unavailable): it is tried again on the next
+        // tick, not at once.
+        let mut failed = false;
         loop {
             tokio::select! {
                 changed = duties.changed(), if !held_for_good => {
@@ -559,16 +643,21 @@ impl Alerts {
                         return;
                     }
                 }
-                change = feed.recv() => match change {
-                    Ok(change) => self.log(self.on_change(&change).await),
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "alerts: the change feed ran ahead; evaluating every rule again");
-                        self.log(self.evaluate_all().await);
-                    }
-                    Err(RecvError::Closed) => return,
-                },
-                _ = timer.tick() => self.log(self.tick().await),
-                _ = self.wake.notified() => self.log(self.tick().await),
+                // One batch at a time, so that the timer has its turns under load.
+                () = ready.notified() => {
+                    let r = self.catch_up(&backlog).await;
+                    failed = r.is_err();
+                    self.log(r);
+                }
+                _ = timer.tick() => {
+                    failed = false;
+                    self.log(self.tick().await);
+                }
+                () = self.wake.notified() => self.log(self.tick().await),
+            }
+            // What still waits (the rest of a burst) is taken on the next turn.
+            if !failed && waiting() {
+                ready.notify_one();
             }
         }
     }
@@ -882,14 +971,16 @@ impl Alerts {
         }
     }
 
-    /// Evaluates one rule on one entity (None: the entity is gone) now.
-    async fn evaluate(
+    /// Decides what one rule makes of one entity (None: the entity is gone) now: the
+    /// incident's next state and what it asks for, applied by [`Alerts::apply_all`].
+    /// None when there is no incident and the condition does not hold.
+    async fn decide(
         &self,
         engine: &mut Engine,
         rule: &Arc<Rule>,
         entity_id: &str,
         entity: Option<&Entity>,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Transition>, Error> {
         let now = self.now();
         let key = (
             rule.tenant.clone(),
@@ -925,52 +1016,84 @@ impl Alerts {
         };
         let known = engine.incidents.get(&key);
         if known.is_none() && !obs.active {
-            return Ok(());
+            return Ok(None);
         }
         let mut inc = known.cloned().unwrap_or_else(Incident::idle);
         let before = inc.phase.clone();
         let id = |since| alert::alert_id(&rule.spec.id, entity_id, since);
         let actions = eval::step(rule, &mut inc, obs, now, id);
-        self.apply(&key, rule, &before, inc, actions, in_scope, engine)
-            .await
+        let fires = actions.iter().any(|a| matches!(a, Action::Fire { .. }));
+        Ok(Some(Transition {
+            key,
+            rule: rule.clone(),
+            before,
+            inc,
+            actions,
+            source: in_scope.filter(|_| fires).cloned(),
+        }))
     }
 
-    /// Persists an incident that moved, then does what its transitions ask.
-    #[allow(clippy::too_many_arguments)]
-    async fn apply(
+    /// Applies transitions of distinct incidents. Each is persisted if its phase
+    /// moved, then its alert raised or resolved, in that order; several transitions
+    /// run at once, so that their writes share the store's commits. An incident is
+    /// remembered in its new state once its own writes are done (one that failed is
+    /// decided again on its next evaluation); the first error is returned after the
+    /// others are applied.
+    async fn apply_all(
         &self,
-        key: &Key,
-        rule: &Rule,
-        before: &Phase,
-        inc: Incident,
-        actions: Vec<Action>,
-        source: Option<&Entity>,
         engine: &mut Engine,
+        transitions: Vec<Transition>,
     ) -> Result<(), Error> {
-        if &inc.phase != before {
-            self.persist(key, &inc).await?;
+        let (quiet, moving): (Vec<Transition>, Vec<Transition>) = transitions
+            .into_iter()
+            .partition(|t| t.inc.phase == t.before && t.actions.is_empty());
+        for t in quiet {
+            engine.remember(t.key, t.inc);
         }
-        for action in actions {
+        let done: Vec<(Transition, Result<(), Error>)> = futures_util::stream::iter(moving)
+            .map(|t| async move {
+                let r = self.effects(&t).await;
+                (t, r)
+            })
+            .buffer_unordered(APPLY_AT_ONCE)
+            .collect()
+            .await;
+        let mut first = None;
+        for (t, r) in done {
+            match r {
+                Ok(()) => engine.remember(t.key, t.inc),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// The writes of one transition: its incident, then its alert.
+    async fn effects(&self, t: &Transition) -> Result<(), Error> {
+        if t.inc.phase != t.before {
+            self.persist(&t.key, &t.inc).await?;
+        }
+        for action in &t.actions {
             match action {
                 Action::Fire { since, at, obs } => {
-                    let id = alert::alert_id(&rule.spec.id, &key.2, since);
+                    let id = alert::alert_id(&t.rule.spec.id, &t.key.2, *since);
                     let fetched;
-                    let source = match source {
+                    let source = match &t.source {
                         Some(s) => s,
                         None => {
-                            fetched = self.hub.get_entity(&Alerts::system(&key.0), &key.2).await?;
+                            fetched = self
+                                .hub
+                                .get_entity(&Alerts::system(&t.key.0), &t.key.2)
+                                .await?;
                             &fetched
                         }
                     };
-                    self.raise(rule, &id, source, &obs, since, at).await?;
+                    self.raise(&t.rule, &id, source, obs, *since, *at).await?;
                 }
-                Action::Resolve { alert, at } => self.resolve_alert(&key.0, &alert, at).await?,
+                Action::Resolve { alert, at } => self.resolve_alert(&t.key.0, alert, *at).await?,
             }
-        }
-        if inc.phase == Phase::Idle {
-            engine.incidents.remove(key);
-        } else {
-            engine.incidents.insert(key.clone(), inc);
         }
         Ok(())
     }
@@ -997,10 +1120,12 @@ impl Alerts {
                 Err(e) => return Err(e),
             };
             after = page.next(PAGE);
+            let mut transitions = Vec::new();
             for e in &page.entities {
                 seen.insert(e.id.clone());
-                self.evaluate(engine, rule, &e.id, Some(e)).await?;
+                transitions.extend(self.decide(engine, rule, &e.id, Some(e)).await?);
             }
+            self.apply_all(engine, transitions).await?;
             if after.is_none() {
                 break;
             }
@@ -1012,21 +1137,38 @@ impl Alerts {
             .filter(|(t, r, e)| t == &rule.tenant && r == &rule.spec.id && !seen.contains(e))
             .map(|k| k.2.clone())
             .collect();
+        let found = self.read_entities(&rule.tenant, left.clone()).await?;
+        let mut transitions = Vec::new();
         for id in left {
-            let e = self.read_entity(&scope, &id).await?;
-            self.evaluate(engine, rule, &id, e.as_ref()).await?;
+            transitions.extend(self.decide(engine, rule, &id, found.get(&id)).await?);
         }
+        self.apply_all(engine, transitions).await?;
         engine.partial.remove(&key);
         Ok(())
     }
 
-    /// An entity as it is now, None when it is gone.
-    async fn read_entity(&self, scope: &Scope, id: &str) -> Result<Option<Entity>, Error> {
-        match self.hub.get_entity(scope, id).await {
-            Ok(e) => Ok(Some(e)),
-            Err(err) if err.kind == ErrorKind::ResourceNotFound => Ok(None),
-            Err(err) => Err(err),
+    /// The entities of `ids` of a tenant as they are now (those gone are missing),
+    /// read [`READ_AT_ONCE`] at a time.
+    async fn read_entities(
+        &self,
+        tenant: &str,
+        ids: Vec<String>,
+    ) -> Result<HashMap<String, Entity>, Error> {
+        let scope = Alerts::system(tenant);
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(READ_AT_ONCE) {
+            let query = store::EntityQuery {
+                ids: chunk.to_vec(),
+                limit: chunk.len(),
+                ..Default::default()
+            };
+            match self.hub.query(&scope, query).await {
+                Ok(page) => out.extend(page.entities.into_iter().map(|e| (e.id.clone(), e))),
+                Err(e) if e.kind == ErrorKind::NonExistentTenant => break,
+                Err(e) => return Err(e),
+            }
         }
+        Ok(out)
     }
 
     /// Evaluates every enabled rule over its scope.
@@ -1046,51 +1188,71 @@ impl Alerts {
         Ok(())
     }
 
-    /// Takes one change of the feed.
-    pub async fn on_change(&self, change: &EntityChange) -> Result<(), Error> {
+    /// After changes were lost: every rule over its scope, and every firing
+    /// incident's alert checked (one may have been resolved by hand meanwhile).
+    async fn evaluate_after_gap(&self) -> Result<(), Error> {
+        self.gaps.fetch_add(1, Ordering::Relaxed);
+        self.evaluate_all().await?;
+        let mut engine = self.engine.lock().await;
+        self.reconcile(&mut engine).await
+    }
+
+    /// How many times changes of the feed were lost, so that every rule was
+    /// evaluated again over its scope.
+    pub fn gaps(&self) -> u64 {
+        self.gaps.load(Ordering::Relaxed)
+    }
+
+    /// Evaluates the next batch of changed entities waiting in the backlog (or every
+    /// rule, when changes were lost); on failure, the batch waits again.
+    async fn catch_up(&self, backlog: &std::sync::Mutex<Backlog>) -> Result<(), Error> {
+        let Ok(batch) = backlog.lock().map(|mut b| b.take(BATCH)) else {
+            return Ok(());
+        };
+        let r = match &batch {
+            Batch::Gap => self.evaluate_after_gap().await,
+            Batch::Entities(e) if e.is_empty() => return Ok(()),
+            Batch::Entities(e) => self.on_changes(e).await,
+        };
+        if r.is_err()
+            && let Ok(mut b) = backlog.lock()
+        {
+            b.restore(batch);
+        }
+        r
+    }
+
+    /// Evaluates changed entities: the rules each change may concern, on the entities
+    /// as they are now, read together.
+    async fn on_changes(&self, changed: &[(EntityKey, Dirty)]) -> Result<(), Error> {
         let mut engine = self.engine.lock().await;
         self.refresh(&mut engine).await?;
-        if change.kind == ChangeKind::Missed {
-            drop(engine);
-            return self.evaluate_all().await;
-        }
         let alert_type = ngsi::Context::core().expand(alert::ALERT_TYPE);
-        if change.types.contains(&alert_type) {
-            // Only this evaluator creates alerts; what people do to them is an update.
-            if change.kind != ChangeKind::Updated {
-                return Ok(());
+        let mut wanted: BTreeMap<&str, Vec<Concerned>> = BTreeMap::new();
+        for ((tenant, id), dirty) in changed {
+            if dirty.types.contains(&alert_type) {
+                // Only this evaluator creates alerts; what people do to them is an
+                // update.
+                if dirty.updated {
+                    self.on_alert_change(&mut engine, tenant, id).await?;
+                }
+                continue;
             }
-            return self.on_alert_change(&mut engine, change).await;
+            let rules = engine.concerned(tenant, id, dirty);
+            if !rules.is_empty() {
+                wanted.entry(tenant).or_default().push((id, rules));
+            }
         }
-        let rules: Vec<Arc<Rule>> = change
-            .types
-            .iter()
-            .filter_map(|t| engine.index.get(&(change.tenant.clone(), t.clone())))
-            .flat_map(|index| index.of(&change.id))
-            .filter(|r| {
-                // A change of attributes the condition does not read changes nothing,
-                // unless the rule reads the whole entity.
-                let read = r.attributes();
-                read.is_empty()
-                    || change.kind != ChangeKind::Updated
-                    || change.attrs.iter().any(|a| read.contains(&a.as_str()))
-                    || r.spec.scope.q.is_some()
-                    || r.spec.scope.area.is_some()
-            })
-            .cloned()
-            .collect();
-        if rules.is_empty() {
-            return Ok(());
-        }
-        let entity = if change.kind == ChangeKind::Deleted {
-            None
-        } else {
-            self.read_entity(&Alerts::system(&change.tenant), &change.id)
-                .await?
-        };
-        for rule in rules {
-            self.evaluate(&mut engine, &rule, &change.id, entity.as_ref())
-                .await?;
+        for (tenant, entities) in wanted {
+            let ids = entities.iter().map(|(id, _)| id.to_string()).collect();
+            let found = self.read_entities(tenant, ids).await?;
+            let mut transitions = Vec::new();
+            for (id, rules) in entities {
+                for rule in rules {
+                    transitions.extend(self.decide(&mut engine, &rule, id, found.get(id)).await?);
+                }
+            }
+            self.apply_all(&mut engine, transitions).await?;
         }
         Ok(())
     }
@@ -1099,23 +1261,18 @@ impl Alerts {
     async fn on_alert_change(
         &self,
         engine: &mut Engine,
-        change: &EntityChange,
+        tenant: &str,
+        id: &str,
     ) -> Result<(), Error> {
         let key = engine
             .incidents
             .iter()
             .find_map(|(k, inc)| match &inc.phase {
-                Phase::Firing { alert, .. } if k.0 == change.tenant && alert == &change.id => {
-                    Some(k.clone())
-                }
+                Phase::Firing { alert, .. } if k.0 == tenant && alert == id => Some(k.clone()),
                 _ => None,
             });
         let Some(key) = key else { return Ok(()) };
-        let resolved = match self
-            .hub
-            .get_entity(&Alerts::system(&change.tenant), &change.id)
-            .await
-        {
+        let resolved = match self.hub.get_entity(&Alerts::system(tenant), id).await {
             Ok(a) => alert::status_of(&a) == Some(Status::Resolved),
             Err(e) if e.kind == ErrorKind::ResourceNotFound => true,
             Err(e) => return Err(e),
@@ -1148,6 +1305,7 @@ impl Alerts {
             })
             .map(|(k, _)| k.clone())
             .collect();
+        let mut transitions = Vec::new();
         for key in due {
             let Some(rule) = engine
                 .rules
@@ -1163,10 +1321,17 @@ impl Alerts {
             let before = inc.phase.clone();
             let id = |since| alert::alert_id(&rule.spec.id, &key.2, since);
             if let Some(action) = eval::advance(&rule, &mut inc, now, id) {
-                self.apply(&key, &rule, &before, inc, vec![action], None, &mut engine)
-                    .await?;
+                transitions.push(Transition {
+                    key,
+                    rule,
+                    before,
+                    inc,
+                    actions: vec![action],
+                    source: None,
+                });
             }
         }
+        self.apply_all(&mut engine, transitions).await?;
         let sweep = TimeDelta::from_std(self.settings.sweep).unwrap_or(TimeDelta::MAX);
         if engine
             .last_sweep
@@ -1180,7 +1345,7 @@ impl Alerts {
 
     /// Evaluates again the entities of timed rules whose condition has come to hold
     /// since they were last read: a scan of the evaluator's memory, then one read of
-    /// each such entity.
+    /// such entities.
     async fn sweep(&self, engine: &mut Engine, now: DateTime<Utc>) -> Result<(), Error> {
         let rules: Vec<Arc<Rule>> = engine
             .rules
@@ -1205,11 +1370,15 @@ impl Alerts {
                         .collect()
                 })
                 .unwrap_or_default();
-            let scope = Alerts::system(&rule.tenant);
-            for id in due {
-                let e = self.read_entity(&scope, &id).await?;
-                self.evaluate(engine, &rule, &id, e.as_ref()).await?;
+            if due.is_empty() {
+                continue;
             }
+            let found = self.read_entities(&rule.tenant, due.clone()).await?;
+            let mut transitions = Vec::new();
+            for id in due {
+                transitions.extend(self.decide(engine, &rule, &id, found.get(&id)).await?);
+            }
+            self.apply_all(engine, transitions).await?;
         }
         Ok(())
     }

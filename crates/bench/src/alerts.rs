@@ -394,6 +394,10 @@ pub async fn run(sizes: &AlertsSizes, dir: &Path) -> anyhow::Result<Report> {
         ms(&p),
         missing
     );
+    // Full passes over every rule's scope since the evaluator started (figures 1 and
+    // 2): each means the change feed lost changes.
+    println!("  full passes after lost changes: {}", alerts.gaps());
+    report.extra("evaluator_gaps", alerts.gaps() as f64);
     report.row(
         "alert_latency_p99_ms",
         format!(

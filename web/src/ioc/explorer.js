@@ -1,4 +1,4 @@
-// The views (map, explorer, scorecard, reports, admin) and the explorer: a filtered, paged
+// The views (map, explorer, scorecard, reports, alerts, admin) and the explorer: a filtered, paged
 // list of entities with CSV and GeoJSON export of the same filter.
 
 import { showAdmin } from '../admin.js';
@@ -6,6 +6,7 @@ import { getJson } from '../auth.js';
 import { $, el, STATES } from '../common.js';
 import { LAYER_NAMES, STATE_NAMES } from '../i18n.js';
 import { showScorecard } from '../scorecard.js';
+import { showAlertList } from './alertlist.js';
 import { focusEntity, resizeMap } from './map.js';
 import { openPanel } from './panel.js';
 import { showReports } from './reports.js';
@@ -24,6 +25,7 @@ export function showView(name) {
   if (name === 'admin') showAdmin();
   if (name === 'scorecard') showScorecard();
   if (name === 'reports') showReports();
+  showAlertList(name === 'alerts');
 }
 
 /** The explorer limited to these entities (a tile's). */

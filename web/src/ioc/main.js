@@ -1,8 +1,9 @@
 // The operations-centre app at /ioc/: behind a login (the login page shows while
 // /auth/v1/me says 401), the province map with communes shaded by an indicator,
 // sector layers of clustered markers coloured by state, dashboard tiles, a panel with
-// an entity's attributes and history chart, an explorer with export, and the admin
-// pages for admins. Live changes come from /ioc/api/stream (server-sent events).
+// an entity's attributes and history chart, an explorer with export, the citizen
+// reports, the alert list, and the admin pages for admins. Live changes come from
+// /ioc/api/stream (server-sent events).
 // Times are shown in Asia/Ho_Chi_Minh.
 //
 // The modules beside this one: state (what the page remembers), map, side (layers,
@@ -19,6 +20,7 @@ import { ApiError, getJson, initLogin, renderUserMenu, session, showLogin, trans
 import { $, saveLang, TZ } from '../common.js';
 import { ROLE_NAMES } from '../i18n.js';
 import { initScorecard, translateScorecard } from '../scorecard.js';
+import { initAlertList, translateAlertList } from './alertlist.js';
 import { fillExplorerSelects, initExplorer, runSearch, showView } from './explorer.js';
 import { connectLive } from './live.js';
 import { drawCommunes, focusEntity, initMap, loadMarkers, shadeCommunes } from './map.js';
@@ -48,6 +50,7 @@ function applyLanguage() {
   translateAlerts();
   translateScorecard();
   translateReports();
+  translateAlertList();
   if (app.error) showError(app.error);
   if (app.config) {
     renderIndicatorSelect();
@@ -148,6 +151,7 @@ async function boot() {
   );
   initAdmin(() => app.lang);
   initScorecard(() => app.lang);
+  initAlertList(() => app.lang);
   session.onExpired = () => {
     app.source?.close();
     stopAlerts();

@@ -7,7 +7,7 @@
 // received reports are then asked again.
 import L from 'leaflet';
 import { ApiError, getJson, send, session } from '../auth.js';
-import { $, el, fmtTime, provinceMap } from '../common.js';
+import { $, el, fmtTime, provinceMap, select } from '../common.js';
 import { categoryName, iconOf, STAFF_TEXT, STAGE_NAMES } from '../report/words.js';
 import { showView } from './explorer.js';
 import { app } from './state.js';
@@ -128,14 +128,6 @@ function setFilter(change) {
   localStorage.setItem(AGENCY_KEY, rs.filter.agency);
   rs.note = '';
   loadReports().catch(showFailure);
-}
-
-function select(name, value, options, onchange) {
-  return el(
-    'select',
-    { name, 'aria-label': name, onchange: (e) => onchange(e.target.value) },
-    ...options.map(([v, label]) => el('option', { value: v, selected: v === value }, label)),
-  );
 }
 
 function filters() {

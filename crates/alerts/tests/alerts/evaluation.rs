@@ -468,3 +468,59 @@ async fn a_whole_entity_is_stale_from_its_latest_update_as_the_feed_told_the_swe
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_burst_longer_than_the_change_feed_is_evaluated_without_a_full_pass() {
+    const GAUGES: usize = 300;
+    let place = Place::new();
+    let t0 = start_time();
+    let app = App::start_at(&place.db(), t0).await;
+    app.create_rule(rule(
+        "burst",
+        json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": 5.0}),
+        json!({}),
+    ))
+    .await;
+    let ids: Vec<String> = (0..GAUGES).map(|_| unique_id("WaterObserved")).collect();
+    let round = |level: f64| -> Value { ids.iter().map(|id| gauge(id, level, t0)).collect() };
+    // More changes than the feed holds, written as fast as the hub takes them, all
+    // under the threshold, then one round over it.
+    let rounds = hub::changes::FEED_CAPACITY / GAUGES + 2;
+    for r in 0..rounds {
+        let (s, body) = app
+            .send(
+                app.admin
+                    .post(app.url("/ngsi-ld/v1/entityOperations/upsert?options=update"))
+                    .json(&round(1.0 + r as f64 / 100.0)),
+            )
+            .await;
+        assert!(s == 201 || s == 204, "upsert: {s} {body}");
+    }
+    let (s, body) = app
+        .send(
+            app.admin
+                .post(app.url("/ngsi-ld/v1/entityOperations/upsert?options=update"))
+                .json(&round(5.5)),
+        )
+        .await;
+    assert_eq!(s, 204, "{body}");
+    app.until_alerts("burst", "every gauge's alert", |l| l.len() >= GAUGES)
+        .await;
+    app.settle().await;
+    let list = app.alerts_of("burst").await;
+    assert_eq!(list.len(), GAUGES, "one alert per gauge, none doubled");
+    let sources: std::collections::BTreeSet<&str> = list
+        .iter()
+        .filter_map(|a| a["alertSource"].as_str())
+        .collect();
+    assert_eq!(sources.len(), GAUGES);
+    assert!(
+        list.iter()
+            .all(|a| a["value"] == 5.5 && status(a) == "firing")
+    );
+    assert_eq!(
+        app.alerts.gaps(),
+        0,
+        "no change was lost, so no rule was evaluated again over its scope"
+    );
+}
