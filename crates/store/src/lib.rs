@@ -9,6 +9,7 @@
 //! **Invariant:** what a query returns agrees with [`ngsi::filter`]: indexes may narrow
 //! the candidates, the model's own evaluation decides.
 
+mod apply;
 pub mod audit;
 pub mod history;
 mod plan;
@@ -26,13 +27,14 @@ use async_trait::async_trait;
 use ngsi::entity::UpdateResult;
 use ngsi::{AttrKind, Entity};
 
+pub use apply::{Effect, Outcome, apply};
 pub use audit::{AuditFilter, AuditRecord, ChainPage, StoredAudit};
 pub use history::{
     AggregateQuery, HistoryEdit, HistoryPage, HistoryQuery, HistoryWrite, PeriodStats, PurgeStep,
     RetentionCutoffs, StoredInstance, TimeField, TimeRange,
 };
 pub use query::EntityQuery;
-pub use registry::{RegistryPage, RegistryRecord, RegistryWrite};
+pub use registry::{RegistryPage, RegistryPut, RegistryRecord, RegistryWrite};
 pub use subscription::{
     Delivery, OutboxRow, StoredSubscription, SubscriptionPage, SubscriptionWrite,
 };
@@ -85,6 +87,9 @@ pub struct WriteOp {
     pub mutate: Mutation,
     /// What the write adds to the temporal history (in the same transaction).
     pub history: HistoryWrite,
+    /// Registry records written with the entity, in the same transaction: all of them
+    /// and the entity's change, or none (a refused record fails the operation).
+    pub records: Vec<RegistryPut>,
 }
 
 impl WriteOp {
@@ -96,6 +101,7 @@ impl WriteOp {
             entity_id: entity_id.into(),
             mutate: Box::new(mutate),
             history: HistoryWrite::Changes,
+            records: Vec::new(),
         }
     }
 
@@ -103,6 +109,15 @@ impl WriteOp {
     /// of the instances the mutation changes.
     pub fn with_history(mut self, instances: Vec<(String, ngsi::Attribute)>) -> Self {
         self.history = HistoryWrite::Instances(instances);
+        self
+    }
+
+    /// Writes these registry records with the operation, all or nothing: when the
+    /// mutation refuses, nothing is written; when the registry refuses a record (a
+    /// `Create` of a taken key, a `Replace` of a free one), the operation fails with
+    /// that refusal and its entity change is not written either.
+    pub fn with_records(mut self, put: RegistryPut) -> Self {
+        self.records.push(put);
         self
     }
 }

@@ -64,10 +64,8 @@ fn sql_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
-pub use write::{
-    BaselineAttr, BaselineInstance, BaselineRows, baseline_rows,
-    instance_columns as history_columns,
-};
+pub use crate::history::instance_columns as history_columns;
+pub use write::{BaselineAttr, BaselineInstance, BaselineRows, baseline_rows};
 
 /// A write connection to a database with this store's schema and settings, for a
 /// baseline that writes the same rows as the store with plain SQL (`dothi bench`).
