@@ -379,6 +379,24 @@ impl Hub {
         .map(|_| ())
     }
 
+    /// [`Hub::create_entity`], and registry records committed in the same transaction:
+    /// the entity and every record, or nothing (a refused record fails the create
+    /// with that refusal). The caller's rights and the audit record are those of
+    /// the create.
+    pub async fn create_entity_with_records(
+        &self,
+        scope: &Scope,
+        entity: Entity,
+        records: Vec<store::RegistryPut>,
+    ) -> Result<(), Error> {
+        let id = entity.id.clone();
+        let op = records.into_iter().fold(
+            WriteOp::new(id, move |current| create(current, entity)),
+            WriteOp::with_records,
+        );
+        self.write_one(scope, op).await.map(|_| ())
+    }
+
     /// GET /entities/{id}.
     pub async fn get_entity(&self, scope: &Scope, id: &str) -> Result<Entity, Error> {
         self.require_tenant(scope).await?;
