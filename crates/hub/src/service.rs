@@ -70,10 +70,12 @@ impl Scope {
 }
 
 /// The registry of the store, and nothing else of it: records of components by
-/// (collection, tenant, key), which no NGSI-LD operation returns.
+/// (collection, tenant, key), which no NGSI-LD operation returns. It holds the store's
+/// registry facet alone, so a component given it (the IoT agent) cannot reach
+/// entities, history or subscriptions but through the Hub.
 #[derive(Clone)]
 pub struct Records {
-    store: Arc<dyn Store>,
+    store: Arc<dyn store::RegistryStore>,
 }
 
 impl Records {
@@ -232,6 +234,7 @@ impl Hub {
     /// the entities (the IoT agent's devices).
     pub fn records(&self) -> Records {
         Records {
+            // The whole store, upcast to its registry facet.
             store: self.store.clone(),
         }
     }

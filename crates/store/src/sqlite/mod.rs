@@ -27,8 +27,11 @@ use tokio::sync::oneshot;
 
 use crate::{
     AggregatePage, AggregateQuery, Applied, AttributeSummary, EntityQuery, HistoryEdit,
-    HistoryPage, HistoryQuery, PurgeStep, QueryPage, RetentionCutoffs, Store, StoreError,
-    StoreResult, TypeSummary, WriteOp,
+    HistoryPage, HistoryQuery, PurgeStep, QueryPage, RetentionCutoffs, StoreError, StoreResult,
+    TypeSummary, WriteOp,
+};
+use crate::{
+    AuditStore, ClusterStore, EntityStore, HistoryStore, RegistryStore, SubscriptionStore,
 };
 use crate::{OutboxRow, StoredSubscription, SubscriptionPage, SubscriptionWrite};
 use crate::{RegistryPage, RegistryRecord, RegistryWrite};
@@ -195,7 +198,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl EntityStore for SqliteStore {
     async fn write_audited(
         &self,
         tenant: &str,
@@ -214,35 +217,6 @@ impl Store for SqliteStore {
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
-    }
-
-    async fn audit_append(&self, records: Vec<crate::AuditRecord>) -> StoreResult<()> {
-        self.audit_change(audit::AuditChange::Append(records))
-            .await
-            .map(|_| ())
-    }
-
-    async fn audit_list(&self, filter: crate::AuditFilter) -> StoreResult<Vec<crate::StoredAudit>> {
-        self.audit_rows(filter).await
-    }
-
-    async fn audit_seal(&self, max: usize) -> StoreResult<usize> {
-        self.audit_change(audit::AuditChange::Seal { max })
-            .await
-            .map(|n| n as usize)
-    }
-
-    async fn audit_chain(&self, after: i64, max: usize) -> StoreResult<crate::ChainPage> {
-        self.audit_chain_page(after, max).await
-    }
-
-    async fn audit_purge(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-        max: usize,
-    ) -> StoreResult<u64> {
-        self.audit_change(audit::AuditChange::Purge { before, max })
-            .await
     }
 
     async fn tenant_exists(&self, tenant: &str) -> StoreResult<bool> {
@@ -279,6 +253,23 @@ impl Store for SqliteStore {
         self.read(move |c| read::cached_context(c, &url)).await
     }
 
+    async fn cache_context(&self, url: &str, body: &str) -> StoreResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(write::Job::CacheContext {
+                url: url.to_string(),
+                body: body.to_string(),
+                reply,
+            })
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+}
+
+#[async_trait]
+impl HistoryStore for SqliteStore {
     async fn history(&self, tenant: &str, query: HistoryQuery) -> StoreResult<Option<HistoryPage>> {
         let tenant = tenant.to_string();
         self.read(move |c| history::history(c, &tenant, &query))
@@ -336,21 +327,10 @@ impl Store for SqliteStore {
             .await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
     }
+}
 
-    async fn cache_context(&self, url: &str, body: &str) -> StoreResult<()> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(write::Job::CacheContext {
-                url: url.to_string(),
-                body: body.to_string(),
-                reply,
-            })
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
-    }
-
+#[async_trait]
+impl RegistryStore for SqliteStore {
     // The registry (`sqlite/registry.rs`).
     async fn registry_put(
         &self,
@@ -393,7 +373,10 @@ impl Store for SqliteStore {
     ) -> StoreResult<bool> {
         self.delete_record(collection, tenant, key).await
     }
+}
 
+#[async_trait]
+impl SubscriptionStore for SqliteStore {
     // Subscriptions and the outbox (`sqlite/subscriptions.rs`).
     async fn subscription_put_audited(
         &self,
@@ -508,6 +491,42 @@ impl Store for SqliteStore {
         self.outbox.clone()
     }
 }
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn audit_append(&self, records: Vec<crate::AuditRecord>) -> StoreResult<()> {
+        self.audit_change(audit::AuditChange::Append(records))
+            .await
+            .map(|_| ())
+    }
+
+    async fn audit_list(&self, filter: crate::AuditFilter) -> StoreResult<Vec<crate::StoredAudit>> {
+        self.audit_rows(filter).await
+    }
+
+    async fn audit_seal(&self, max: usize) -> StoreResult<usize> {
+        self.audit_change(audit::AuditChange::Seal { max })
+            .await
+            .map(|n| n as usize)
+    }
+
+    async fn audit_chain(&self, after: i64, max: usize) -> StoreResult<crate::ChainPage> {
+        self.audit_chain_page(after, max).await
+    }
+
+    async fn audit_purge(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> StoreResult<u64> {
+        self.audit_change(audit::AuditChange::Purge { before, max })
+            .await
+    }
+}
+
+/// An embedded store: one process owns it, holds the duties for good and shares no
+/// announcements (the defaults).
+impl ClusterStore for SqliteStore {}
 
 #[cfg(test)]
 mod tests {
