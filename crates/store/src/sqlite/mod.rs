@@ -197,6 +197,19 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Sends a job to the writer thread and waits for its answer.
+    pub(super) async fn on_writer<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> write::Job,
+    ) -> StoreResult<T> {
+        let stopped = || StoreError::Unavailable("the writer has stopped".into());
+        let (reply, answer) = oneshot::channel();
+        self.writer.send(job(reply)).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
 #[async_trait]
 impl EntityStore for SqliteStore {
     async fn write_audited(
@@ -205,18 +218,13 @@ impl EntityStore for SqliteStore {
         ops: Vec<WriteOp>,
         audit: Option<crate::AuditRecord>,
     ) -> StoreResult<Vec<StoreResult<Applied>>> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(write::Job::Write {
-                tenant: tenant.to_string(),
-                ops,
-                audit,
-                reply,
-            })
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+        self.on_writer(|reply| write::Job::Write {
+            tenant: tenant.to_string(),
+            ops,
+            audit,
+            reply,
+        })
+        .await
     }
 
     async fn tenant_exists(&self, tenant: &str) -> StoreResult<bool> {
@@ -254,17 +262,12 @@ impl EntityStore for SqliteStore {
     }
 
     async fn cache_context(&self, url: &str, body: &str) -> StoreResult<()> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(write::Job::CacheContext {
-                url: url.to_string(),
-                body: body.to_string(),
-                reply,
-            })
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+        self.on_writer(|reply| write::Job::CacheContext {
+            url: url.to_string(),
+            body: body.to_string(),
+            reply,
+        })
+        .await
     }
 }
 
@@ -292,18 +295,13 @@ impl HistoryStore for SqliteStore {
         edit: HistoryEdit,
         audit: Option<crate::AuditRecord>,
     ) -> StoreResult<u64> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(write::Job::EditHistory {
-                tenant: tenant.to_string(),
-                edit: Box::new(edit),
-                audit,
-                reply,
-            })
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+        self.on_writer(|reply| write::Job::EditHistory {
+            tenant: tenant.to_string(),
+            edit: Box::new(edit),
+            audit,
+            reply,
+        })
+        .await
     }
 
     async fn purge_history(
@@ -313,19 +311,14 @@ impl HistoryStore for SqliteStore {
         after: i64,
         max_entities: usize,
     ) -> StoreResult<PurgeStep> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(write::Job::PurgeHistory {
-                tenant: tenant.to_string(),
-                cutoffs,
-                after,
-                max_entities,
-                reply,
-            })
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+        self.on_writer(|reply| write::Job::PurgeHistory {
+            tenant: tenant.to_string(),
+            cutoffs,
+            after,
+            max_entities,
+            reply,
+        })
+        .await
     }
 }
 

@@ -6,20 +6,14 @@ use std::collections::HashSet;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use super::{SqliteStore, sql_error, write};
 use crate::{RegistryPage, RegistryPut, RegistryRecord, RegistryWrite, StoreError, StoreResult};
 
 impl SqliteStore {
     async fn registry_change(&self, change: RegistryChange) -> StoreResult<bool> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(write::Job::Registry { change, reply })
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
+        self.on_writer(|reply| write::Job::Registry { change, reply })
             .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
     }
 
     pub(super) async fn put_records(
