@@ -1,7 +1,8 @@
 //! The writer thread: group commit of every queued write.
 //!
-//! Each mutation runs before any SQL of its own is written (read, decide, write), so a
-//! mutation that refuses leaves nothing to undo and needs no savepoint. Only a fault of
+//! Each operation is decided before any SQL of its own is written (read, decide with
+//! [`crate::apply`], check the registry records it carries, write), so an operation
+//! that is refused leaves nothing to undo and needs no savepoint. Only a fault of
 //! the database itself (I/O error, disk full) can fail midway; then the whole group is
 //! rolled back and every caller in it gets an error: nothing half-done is committed.
 //! Index rows are rewritten only where the entity changed.
