@@ -75,10 +75,12 @@ impl Scope {
 }
 
 /// The registry of the store, and nothing else of it: records of components by
-/// (collection, tenant, key), which no NGSI-LD operation returns.
+/// (collection, tenant, key), which no NGSI-LD operation returns. It holds the store's
+/// registry facet alone, so a component given it (the IoT agent) cannot reach
+/// entities, history or subscriptions but through the Hub.
 #[derive(Clone)]
 pub struct Records {
-    store: Arc<dyn Store>,
+    store: Arc<dyn store::RegistryStore>,
 }
 
 impl Records {
@@ -234,6 +236,7 @@ impl Hub {
     /// the entities (the IoT agent's devices).
     pub fn records(&self) -> Records {
         Records {
+            // The whole store, upcast to its registry facet.
             store: self.store.clone(),
         }
     }
@@ -359,6 +362,24 @@ impl Hub {
         let op = rule_write(entity.id.clone(), move |before, _| {
             change::create(before, entity)
         });
+        self.write_one(scope, op).await.map(|_| ())
+    }
+
+    /// [`Hub::create_entity`], and registry records committed in the same transaction:
+    /// the entity and every record, or nothing (a refused record fails the create
+    /// with that refusal). The caller's rights and the audit record are those of
+    /// the create.
+    pub async fn create_entity_with_records(
+        &self,
+        scope: &Scope,
+        entity: Entity,
+        records: Vec<store::RegistryPut>,
+    ) -> Result<(), Error> {
+        let id = entity.id.clone();
+        let op = records.into_iter().fold(
+            WriteOp::new(id, move |current| create(current, entity)),
+            WriteOp::with_records,
+        );
         self.write_one(scope, op).await.map(|_| ())
     }
 

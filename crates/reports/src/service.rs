@@ -11,7 +11,7 @@ use hub::{Hub, Scope};
 use ngsi::query::ast::TypeExpr;
 use ngsi::{Context, Error, ErrorKind};
 use serde_json::{Value, json};
-use store::{EntityQuery, RegistryWrite};
+use store::{EntityQuery, RegistryPut, RegistryWrite};
 
 use crate::calendar::{Calendar, Holiday};
 use crate::facts::FactCache;
@@ -435,18 +435,59 @@ impl Reports {
             demo: false,
         };
         let scope = self.writer(caller);
-        // A fresh id, again on the rare clash.
+        let token = secret();
+        let consent_version = new
+            .consent
+            .filter(|c| !c.is_empty() && c.len() <= 40)
+            .unwrap_or_else(|| match caller.is_anonymous() {
+                true => CONSENT_VERSION.to_string(),
+                false => format!("given to the client {}", caller.actor),
+            });
+        // The report, its photos, its token and the contact with its link: one
+        // commit, so that none stands without the others. A fresh id, again on the
+        // rare clash.
         let mut tries = 0;
         loop {
             report.service_request_id = new_request_id();
-            let v = model::to_entity(
-                &report_id(&report.service_request_id),
-                SERVICE_REQUEST,
-                &report,
-            )?;
+            let id = &report.service_request_id;
+            let v = model::to_entity(&report_id(id), SERVICE_REQUEST, &report)?;
+            let mut records = Vec::new();
+            if !new.photos.is_empty() {
+                let stored = photo_ids
+                    .iter()
+                    .zip(&new.photos)
+                    .map(|(photo, p)| (photo.clone(), json!(crate::media::Stored::new(id, p))))
+                    .collect();
+                records.push(RegistryPut::new(
+                    crate::media::MEDIA,
+                    TENANT,
+                    stored,
+                    RegistryWrite::Create,
+                ));
+            }
+            let mut private = vec![(token_key(&token), json!({"id": id}))];
+            if !contact.is_empty() {
+                let reference = secret();
+                let record = ContactRecord {
+                    service_request_id: id.clone(),
+                    contact: contact.clone(),
+                    consent_version: consent_version.clone(),
+                    consent_at: now,
+                };
+                let value = serde_json::to_value(&record)
+                    .map_err(|e| Error::bad_data(format!("contact: {e}")))?;
+                private.push((contact_key(&reference), value));
+                private.push((link_key(id), json!({"ref": reference})));
+            }
+            records.push(RegistryPut::new(
+                PRIVATE,
+                TENANT,
+                private,
+                RegistryWrite::Upsert,
+            ));
             match self
                 .hub
-                .create_entity(&scope, model::parse_entity(&v)?)
+                .create_entity_with_records(&scope, model::parse_entity(&v)?, records)
                 .await
             {
                 Ok(()) => break,
@@ -454,59 +495,6 @@ impl Reports {
                 Err(e) => return Err(e),
             }
         }
-        let records = self.hub.records();
-        if !new.photos.is_empty() {
-            let stored: Vec<(String, Value)> = photo_ids
-                .iter()
-                .zip(&new.photos)
-                .map(|(id, p)| {
-                    (
-                        id.clone(),
-                        json!(crate::media::Stored::new(&report.service_request_id, p)),
-                    )
-                })
-                .collect();
-            // A report and its photos stand or fall together.
-            if let Err(e) = records
-                .registry_put(crate::media::MEDIA, TENANT, stored, RegistryWrite::Create)
-                .await
-            {
-                let _ = self
-                    .hub
-                    .delete_entity(&scope, &report_id(&report.service_request_id))
-                    .await;
-                return Err(store_err(e));
-            }
-        }
-        // The token, and the contact with its link: one write.
-        let token = secret();
-        let mut private = vec![(token_key(&token), json!({"id": report.service_request_id}))];
-        if !contact.is_empty() {
-            let reference = secret();
-            let record = ContactRecord {
-                service_request_id: report.service_request_id.clone(),
-                contact,
-                consent_version: new
-                    .consent
-                    .filter(|c| !c.is_empty() && c.len() <= 40)
-                    .unwrap_or_else(|| match caller.is_anonymous() {
-                        true => CONSENT_VERSION.to_string(),
-                        false => format!("given to the client {}", caller.actor),
-                    }),
-                consent_at: now,
-            };
-            let value = serde_json::to_value(&record)
-                .map_err(|e| Error::bad_data(format!("contact: {e}")))?;
-            private.push((contact_key(&reference), value));
-            private.push((
-                link_key(&report.service_request_id),
-                json!({"ref": reference}),
-            ));
-        }
-        records
-            .registry_put(PRIVATE, TENANT, private, RegistryWrite::Upsert)
-            .await
-            .map_err(store_err)?;
         Ok(Submitted {
             service_request_id: report.service_request_id.clone(),
             token,

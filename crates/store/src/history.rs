@@ -197,3 +197,40 @@ pub fn instance_number(uri: &str) -> Option<i64> {
         .ok()
         .filter(|n: &i64| *n > 0)
 }
+
+/// The history columns of an instance, on every backend: (t, written, num, txt,
+/// unit, doc), times in milliseconds since the epoch (PostgreSQL stores them as
+/// timestamps).
+pub type InstanceColumns = (
+    i64,
+    i64,
+    Option<f64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The stored columns of an instance. A plain numeric Property observed at a time (a
+/// sensor's reading, most of the history) keeps no document: the columns say all of
+/// it.
+pub fn instance_columns(inst: &ngsi::Attribute) -> InstanceColumns {
+    let written = inst.modified_at.timestamp_millis();
+    let t = inst.observed_at.map_or(written, |o| o.timestamp_millis());
+    let (num, txt) = match &inst.value {
+        serde_json::Value::Number(n) => (n.as_f64(), None),
+        serde_json::Value::String(s) => (None, Some(s.clone())),
+        other => (None, Some(other.to_string())),
+    };
+    let plain = inst.kind == ngsi::AttrKind::Property
+        && num.is_some()
+        && inst.observed_at.is_some()
+        && inst.dataset_id.is_none()
+        && inst.object_type.is_none()
+        && inst.sub_attrs.is_empty();
+    let doc = if plain {
+        None
+    } else {
+        serde_json::to_string(inst).ok()
+    };
+    (t, written, num, txt, inst.unit_code.clone(), doc)
+}

@@ -6,9 +6,15 @@
 //! so that read-modify-write is atomic whatever the backend. A write returns only once
 //! it is durable.
 //!
+//! [`Store`] is the sum of narrow facets ([`EntityStore`], [`HistoryStore`],
+//! [`RegistryStore`], [`SubscriptionStore`], [`AuditStore`], [`ClusterStore`]), so that a
+//! component can be given only the one it needs. What an operation does to its entity
+//! is decided once, by the write core ([`apply()`]); a backend only persists it.
+//!
 //! **Invariant:** what a query returns agrees with [`ngsi::filter`]: indexes may narrow
 //! the candidates, the model's own evaluation decides.
 
+mod apply;
 pub mod audit;
 pub mod history;
 mod plan;
@@ -26,13 +32,14 @@ use async_trait::async_trait;
 use ngsi::entity::UpdateResult;
 use ngsi::{AttrKind, Entity};
 
+pub use apply::{Effect, Outcome, apply};
 pub use audit::{AuditFilter, AuditRecord, ChainPage, StoredAudit};
 pub use history::{
     AggregateQuery, HistoryEdit, HistoryPage, HistoryQuery, HistoryWrite, PeriodStats, PurgeStep,
     RetentionCutoffs, StoredInstance, TimeField, TimeRange,
 };
 pub use query::EntityQuery;
-pub use registry::{RegistryPage, RegistryRecord, RegistryWrite};
+pub use registry::{RegistryPage, RegistryPut, RegistryRecord, RegistryWrite};
 pub use subscription::{
     Delivery, OutboxRow, StoredSubscription, SubscriptionPage, SubscriptionWrite,
 };
@@ -85,6 +92,9 @@ pub struct WriteOp {
     pub mutate: Mutation,
     /// What the write adds to the temporal history (in the same transaction).
     pub history: HistoryWrite,
+    /// Registry records written with the entity, in the same transaction: all of them
+    /// and the entity's change, or none (a refused record fails the operation).
+    pub records: Vec<RegistryPut>,
 }
 
 impl WriteOp {
@@ -96,6 +106,7 @@ impl WriteOp {
             entity_id: entity_id.into(),
             mutate: Box::new(mutate),
             history: HistoryWrite::Changes,
+            records: Vec::new(),
         }
     }
 
@@ -103,6 +114,15 @@ impl WriteOp {
     /// of the instances the mutation changes.
     pub fn with_history(mut self, instances: Vec<(String, ngsi::Attribute)>) -> Self {
         self.history = HistoryWrite::Instances(instances);
+        self
+    }
+
+    /// Writes these registry records with the operation, all or nothing: when the
+    /// mutation refuses, nothing is written; when the registry refuses a record (a
+    /// `Create` of a taken key, a `Replace` of a free one), the operation fails with
+    /// that refusal and its entity change is not written either.
+    pub fn with_records(mut self, put: RegistryPut) -> Self {
+        self.records.push(put);
         self
     }
 }
@@ -172,10 +192,11 @@ impl AttributeSummary {
     }
 }
 
-/// The storage behind the hub. Every operation names its tenant; tenants never see
-/// each other's data.
+/// Entities and their tenants: writes (with the history, registry records and
+/// notifications they carry), reads, queries, discovery, and the cache of remote
+/// @contexts.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait EntityStore: Send + Sync + 'static {
     /// Applies mutations, each atomically and independently (one failing does not undo
     /// the others), and returns once all changes are durable. Creates the tenant on its
     /// first change.
@@ -187,7 +208,7 @@ pub trait Store: Send + Sync + 'static {
         self.write_audited(tenant, ops, None).await
     }
 
-    /// [`Store::write`], and the audit record of the write inserted in the same
+    /// [`EntityStore::write`], and the audit record of the write inserted in the same
     /// transaction, settled with the ids of the operations that failed
     /// ([`AuditRecord::settle`]): nothing commits without its record.
     async fn write_audited(
@@ -196,30 +217,6 @@ pub trait Store: Send + Sync + 'static {
         ops: Vec<WriteOp>,
         audit: Option<AuditRecord>,
     ) -> StoreResult<Vec<StoreResult<Applied>>>;
-
-    /// Appends audit records (logins, refusals, changes of users and keys), durably.
-    async fn audit_append(&self, records: Vec<AuditRecord>) -> StoreResult<()>;
-
-    /// Audit records newest first, as the filter says.
-    async fn audit_list(&self, filter: AuditFilter) -> StoreResult<Vec<StoredAudit>>;
-
-    /// Seals up to `max` unsealed records in the order they were inserted: each gets
-    /// the next sequence number and its chain hash ([`audit::chain_hash`]). Returns
-    /// how many it sealed. Run by one process at a time (the duties' holder).
-    async fn audit_seal(&self, max: usize) -> StoreResult<usize>;
-
-    /// Up to `max` sealed records after sequence `after`, in order, with the chain's
-    /// checkpoint.
-    async fn audit_chain(&self, after: i64, max: usize) -> StoreResult<ChainPage>;
-
-    /// Purges up to `max` sealed records older than `before` from the start of the
-    /// chain, keeping the last purged one's hash as the checkpoint. Returns how many
-    /// it purged.
-    async fn audit_purge(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-        max: usize,
-    ) -> StoreResult<u64>;
 
     /// Whether the tenant exists (the default tenant always does).
     async fn tenant_exists(&self, tenant: &str) -> StoreResult<bool>;
@@ -239,7 +236,11 @@ pub trait Store: Send + Sync + 'static {
     async fn cached_context(&self, url: &str) -> StoreResult<Option<String>>;
 
     async fn cache_context(&self, url: &str, body: &str) -> StoreResult<()>;
+}
 
+/// The temporal history: reads, per-period statistics, edits and the retention purge.
+#[async_trait]
+pub trait HistoryStore: Send + Sync + 'static {
     /// A page of an entity's history; None when the entity does not exist.
     async fn history(&self, tenant: &str, query: HistoryQuery) -> StoreResult<Option<HistoryPage>>;
 
@@ -256,7 +257,7 @@ pub trait Store: Send + Sync + 'static {
         self.edit_history_audited(tenant, edit, None).await
     }
 
-    /// [`Store::edit_history`], with its audit record inserted in the same transaction
+    /// [`HistoryStore::edit_history`], with its audit record inserted in the same transaction
     /// when it changed something.
     async fn edit_history_audited(
         &self,
@@ -274,7 +275,12 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         max_entities: usize,
     ) -> StoreResult<PurgeStep>;
+}
 
+/// The registry: components' own JSON records by (collection, tenant, key), never
+/// entities.
+#[async_trait]
+pub trait RegistryStore: Send + Sync + 'static {
     /// Writes records of the registry (`registry`), all or none, and returns once they
     /// are durable. `Create` refuses with `Rejected(AlreadyExists)` when a key holds a
     /// record, `Replace` with `Rejected(ResourceNotFound)` when one does not.
@@ -310,6 +316,18 @@ pub trait Store: Send + Sync + 'static {
     async fn registry_delete(&self, collection: &str, tenant: &str, key: &str)
     -> StoreResult<bool>;
 
+    /// A number that moves whenever the registry may have been changed by another
+    /// process sharing the store (or notice of such changes may have been missed): a
+    /// cache of registry records taken at one value is stale at another. Constant for
+    /// an embedded store, which only this process writes.
+    fn registry_generation(&self) -> u64 {
+        0
+    }
+}
+
+/// Subscriptions and the outbox of their notifications.
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync + 'static {
     /// Writes a subscription (`subscription`), durably. `Create` refuses with
     /// `Rejected(AlreadyExists)` when the id holds one, `Replace` with
     /// `Rejected(ResourceNotFound)` when it does not. Changes of the tenant's entities
@@ -324,7 +342,7 @@ pub trait Store: Send + Sync + 'static {
             .await
     }
 
-    /// [`Store::subscription_put`], with its audit record in the same transaction.
+    /// [`SubscriptionStore::subscription_put`], with its audit record in the same transaction.
     async fn subscription_put_audited(
         &self,
         tenant: &str,
@@ -353,7 +371,7 @@ pub trait Store: Send + Sync + 'static {
         self.subscription_delete_audited(tenant, id, None).await
     }
 
-    /// [`Store::subscription_delete`], with its audit record in the same transaction
+    /// [`SubscriptionStore::subscription_delete`], with its audit record in the same transaction
     /// when there was one to delete.
     async fn subscription_delete_audited(
         &self,
@@ -409,9 +427,42 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
 
     /// Notified after each commit that added notifications to the outbox (on a
-    /// shared database, by any node, when this node holds the [`Store::duties`]).
+    /// shared database, by any node, when this node holds the [`ClusterStore::duties`]).
     fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
+}
 
+/// The audit log: records appended, listed, sealed into the hash chain, purged.
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    /// Appends audit records (logins, refusals, changes of users and keys), durably.
+    async fn audit_append(&self, records: Vec<AuditRecord>) -> StoreResult<()>;
+
+    /// Audit records newest first, as the filter says.
+    async fn audit_list(&self, filter: AuditFilter) -> StoreResult<Vec<StoredAudit>>;
+
+    /// Seals up to `max` unsealed records in the order they were inserted: each gets
+    /// the next sequence number and its chain hash ([`audit::chain_hash`]). Returns
+    /// how many it sealed. Run by one process at a time (the duties' holder).
+    async fn audit_seal(&self, max: usize) -> StoreResult<usize>;
+
+    /// Up to `max` sealed records after sequence `after`, in order, with the chain's
+    /// checkpoint.
+    async fn audit_chain(&self, after: i64, max: usize) -> StoreResult<ChainPage>;
+
+    /// Purges up to `max` sealed records older than `before` from the start of the
+    /// chain, keeping the last purged one's hash as the checkpoint. Returns how many
+    /// it purged.
+    async fn audit_purge(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> StoreResult<u64>;
+}
+
+/// What the processes sharing a store share besides data: the background duties and
+/// announcements.
+#[async_trait]
+pub trait ClusterStore: Send + Sync + 'static {
     /// Whether this process holds the background duties that one process among all
     /// those sharing the store runs alone: delivering the outbox, periodic
     /// notifications and the history purge. True while held; it may turn false (the
@@ -420,14 +471,6 @@ pub trait Store: Send + Sync + 'static {
     /// embedded store, which one process owns, holds them at once and for good.
     fn duties(&self) -> tokio::sync::watch::Receiver<bool> {
         tokio::sync::watch::channel(true).1
-    }
-
-    /// A number that moves whenever the registry may have been changed by another
-    /// process sharing the store (or notice of such changes may have been missed): a
-    /// cache of registry records taken at one value is stale at another. Constant for
-    /// an embedded store, which only this process writes.
-    fn registry_generation(&self) -> u64 {
-        0
     }
 
     /// Passes a message of at most [`MAX_ANNOUNCEMENT_BYTES`] to every process sharing
@@ -446,7 +489,28 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// The largest message [`Store::announce`] passes (PostgreSQL's `NOTIFY` takes
+/// The storage behind the hub: every facet. Every operation names its tenant;
+/// tenants never see each other's data. Implemented for anything that implements
+/// every facet; a component that needs one facet takes only that one
+/// (`Arc<dyn Store>` upcasts to `Arc<dyn RegistryStore>`).
+pub trait Store:
+    EntityStore + HistoryStore + RegistryStore + SubscriptionStore + AuditStore + ClusterStore
+{
+}
+
+impl<
+    T: EntityStore
+        + HistoryStore
+        + RegistryStore
+        + SubscriptionStore
+        + AuditStore
+        + ClusterStore
+        + ?Sized,
+> Store for T
+{
+}
+
+/// The largest message [`ClusterStore::announce`] passes (PostgreSQL's `NOTIFY` takes
 /// somewhat less than 8,000 bytes).
 pub const MAX_ANNOUNCEMENT_BYTES: usize = 7_500;
 

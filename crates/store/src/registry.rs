@@ -37,3 +37,87 @@ pub struct RegistryPage {
     /// How many records the tenant has in the collection, in all.
     pub count: u64,
 }
+
+/// Registry records written with an entity operation ([`crate::WriteOp::with_records`]):
+/// they commit with the operation, and a refusal of either fails both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistryPut {
+    pub collection: String,
+    pub tenant: String,
+    /// (key, value)
+    pub records: Vec<(String, Value)>,
+    pub mode: RegistryWrite,
+}
+
+impl RegistryPut {
+    pub fn new(
+        collection: impl Into<String>,
+        tenant: impl Into<String>,
+        records: Vec<(String, Value)>,
+        mode: RegistryWrite,
+    ) -> Self {
+        RegistryPut {
+            collection: collection.into(),
+            tenant: tenant.into(),
+            records,
+            mode,
+        }
+    }
+}
+
+/// Why a put of records under `keys` is refused, given which keys hold a record:
+/// a `Create` when a key is taken or repeated, a `Replace` when one is free. Every
+/// backend decides with this, before it writes anything.
+pub(crate) fn refusal<'a>(
+    mode: RegistryWrite,
+    keys: impl IntoIterator<Item = &'a str>,
+    mut exists: impl FnMut(&str) -> bool,
+) -> Option<ngsi::Error> {
+    if mode == RegistryWrite::Upsert {
+        return None;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for key in keys {
+        let found = exists(key);
+        let repeated = !seen.insert(key);
+        match mode {
+            RegistryWrite::Create if found || repeated => {
+                return Some(ngsi::Error::already_exists(format!(
+                    "{key:?} already exists"
+                )));
+            }
+            RegistryWrite::Replace if !found => {
+                return Some(ngsi::Error::not_found(format!("{key:?} not found")));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_put_is_refused_as_its_mode_says() {
+        let taken = |k: &str| k == "a";
+        let kind = |mode, keys: &[&str]| refusal(mode, keys.iter().copied(), taken).map(|e| e.kind);
+        use ngsi::ErrorKind::{AlreadyExists, ResourceNotFound};
+        assert_eq!(kind(RegistryWrite::Create, &["b", "c"]), None);
+        assert_eq!(
+            kind(RegistryWrite::Create, &["b", "a"]),
+            Some(AlreadyExists)
+        );
+        assert_eq!(
+            kind(RegistryWrite::Create, &["b", "b"]),
+            Some(AlreadyExists)
+        );
+        assert_eq!(kind(RegistryWrite::Replace, &["a"]), None);
+        assert_eq!(
+            kind(RegistryWrite::Replace, &["a", "b"]),
+            Some(ResourceNotFound)
+        );
+        assert_eq!(kind(RegistryWrite::Upsert, &["a", "a", "b"]), None);
+    }
+}

@@ -1366,6 +1366,142 @@ async fn keeps_registry(store: Arc<dyn Store>) {
     assert!(store.get("reg-1", "a").await.unwrap().is_none());
 }
 
+/// Registry records carried by an entity operation commit with it or not at all: a
+/// refused entity change writes no record, a refused record no entity change, and
+/// each operation of a batch stands alone.
+async fn commits_records_with_entity_writes(store: Arc<dyn Store>) {
+    use store::RegistryPut;
+    use store::RegistryWrite::{Create, Replace, Upsert};
+    const TENANT: &str = "rec";
+    let sensor = |n: u32| {
+        entity(json!({
+            "id": format!("urn:ngsi-ld:Sensor:rec-{n}"),
+            "type": "Sensor",
+            "level": {"type": "Property", "value": n},
+        }))
+    };
+    let records = |keys: &[&str], mode| {
+        let records = keys
+            .iter()
+            .map(|k| (k.to_string(), json!({"key": k})))
+            .collect();
+        RegistryPut::new("private", "records", records, mode)
+    };
+    let record = async |key: &str| store.registry_get("private", "records", key).await.unwrap();
+    let exists = async |n: u32| {
+        store
+            .get(TENANT, &format!("urn:ngsi-ld:Sensor:rec-{n}"))
+            .await
+            .unwrap()
+            .is_some()
+    };
+    let refused = |r: &Result<Applied, StoreError>, kind: ngsi::ErrorKind| {
+        assert!(
+            matches!(r, Err(StoreError::Rejected(e)) if e.kind == kind),
+            "{r:?}"
+        );
+    };
+
+    // Both commit.
+    let r = store
+        .write(
+            TENANT,
+            vec![create(sensor(1)).with_records(records(&["a", "b"], Create))],
+        )
+        .await
+        .unwrap();
+    assert!(r[0].is_ok(), "{r:?}");
+    assert!(exists(1).await);
+    assert_eq!(record("a").await, Some(json!({"key": "a"})));
+    assert_eq!(record("b").await, Some(json!({"key": "b"})));
+
+    // The entity change is refused (it exists): no record.
+    let r = store
+        .write(
+            TENANT,
+            vec![create(sensor(1)).with_records(records(&["c"], Upsert))],
+        )
+        .await
+        .unwrap();
+    refused(&r[0], ngsi::ErrorKind::AlreadyExists);
+    assert_eq!(record("c").await, None);
+
+    // A record is refused (its key is taken, or missing for a replace): no entity,
+    // and no other record of the operation.
+    let r = store
+        .write(
+            TENANT,
+            vec![create(sensor(2)).with_records(records(&["d", "a"], Create))],
+        )
+        .await
+        .unwrap();
+    refused(&r[0], ngsi::ErrorKind::AlreadyExists);
+    assert!(!exists(2).await);
+    assert_eq!(record("d").await, None);
+    let r = store
+        .write(
+            TENANT,
+            vec![
+                create(sensor(3))
+                    .with_records(records(&["e"], Upsert))
+                    .with_records(records(&["missing"], Replace)),
+            ],
+        )
+        .await
+        .unwrap();
+    refused(&r[0], ngsi::ErrorKind::ResourceNotFound);
+    assert!(!exists(3).await);
+    assert_eq!(record("e").await, None);
+    // Nor does the refused operation leave a tenant behind.
+    assert!(!store.tenant_exists("rec-refused").await.unwrap());
+    let r = store
+        .write(
+            "rec-refused",
+            vec![create(sensor(9)).with_records(records(&["a"], Create))],
+        )
+        .await
+        .unwrap();
+    assert!(r[0].is_err());
+    assert!(!store.tenant_exists("rec-refused").await.unwrap());
+
+    // In a batch each operation stands alone, and a later one sees the records an
+    // earlier one wrote.
+    let r = store
+        .write(
+            TENANT,
+            vec![
+                create(sensor(4)).with_records(records(&["f"], Create)),
+                create(sensor(5)).with_records(records(&["f"], Create)),
+                create(sensor(6)).with_records(records(&["f"], Replace)),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(r[0].is_ok(), "{r:?}");
+    refused(&r[1], ngsi::ErrorKind::AlreadyExists);
+    assert!(r[2].is_ok(), "{r:?}");
+    assert!(exists(4).await && !exists(5).await && exists(6).await);
+    assert_eq!(record("f").await, Some(json!({"key": "f"})));
+
+    // An operation that changes nothing still writes its records.
+    let unchanged = WriteOp::new("urn:ngsi-ld:Sensor:rec-1", |_| {
+        Ok((Change::Unchanged, Applied::default()))
+    })
+    .with_records(records(&["g"], Upsert));
+    let r = store.write(TENANT, vec![unchanged]).await.unwrap();
+    assert!(r[0].is_ok(), "{r:?}");
+    assert_eq!(record("g").await, Some(json!({"key": "g"})));
+
+    // The records are the registry's: listed there, and no entity of their tenant.
+    let page = store
+        .registry_list("private", "records", 0, 100)
+        .await
+        .unwrap();
+    let keys: Vec<&str> = page.records.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["a", "b", "f", "g"]);
+    assert!(!store.tenant_exists("records").await.unwrap());
+}
+
 fn subscription(id: &str, body: Value) -> ngsi::subscription::Subscription {
     let mut body = body;
     body["id"] = json!(id);
@@ -1980,6 +2116,7 @@ behaviour!(
     keeps_history,
     aggregates_agree_with_the_instances,
     keeps_registry,
+    commits_records_with_entity_writes,
     keeps_subscriptions_and_their_outbox,
     keeps_an_audit_chain,
     audits_subscriptions_and_history_edits,

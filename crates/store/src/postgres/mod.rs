@@ -30,8 +30,11 @@ use crate::plan::Param;
 use crate::watch::TenantWatchers;
 use crate::{
     AggregatePage, AggregateQuery, Applied, AttributeSummary, EntityQuery, HistoryEdit,
-    HistoryPage, HistoryQuery, PurgeStep, QueryPage, RetentionCutoffs, Store, StoreError,
-    StoreResult, TypeSummary, WriteOp,
+    HistoryPage, HistoryQuery, PurgeStep, QueryPage, RetentionCutoffs, StoreError, StoreResult,
+    TypeSummary, WriteOp,
+};
+use crate::{
+    AuditStore, ClusterStore, EntityStore, HistoryStore, RegistryStore, SubscriptionStore,
 };
 use crate::{OutboxRow, StoredSubscription, SubscriptionPage, SubscriptionWrite};
 use crate::{RegistryPage, RegistryRecord, RegistryWrite};
@@ -264,7 +267,7 @@ impl PostgresStore {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl EntityStore for PostgresStore {
     async fn write_audited(
         &self,
         tenant: &str,
@@ -272,30 +275,6 @@ impl Store for PostgresStore {
         audit: Option<crate::AuditRecord>,
     ) -> StoreResult<Vec<StoreResult<Applied>>> {
         self.write_ops(tenant, ops, audit).await
-    }
-
-    async fn audit_append(&self, records: Vec<crate::AuditRecord>) -> StoreResult<()> {
-        self.append_audit(records).await
-    }
-
-    async fn audit_list(&self, filter: crate::AuditFilter) -> StoreResult<Vec<crate::StoredAudit>> {
-        self.list_audit(filter).await
-    }
-
-    async fn audit_seal(&self, max: usize) -> StoreResult<usize> {
-        self.seal_audit(max).await
-    }
-
-    async fn audit_chain(&self, after: i64, max: usize) -> StoreResult<crate::ChainPage> {
-        self.audit_chain_page(after, max).await
-    }
-
-    async fn audit_purge(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-        max: usize,
-    ) -> StoreResult<u64> {
-        self.purge_audit(before, max).await
     }
 
     async fn tenant_exists(&self, tenant: &str) -> StoreResult<bool> {
@@ -362,7 +341,10 @@ impl Store for PostgresStore {
         .map_err(pg_error)?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl HistoryStore for PostgresStore {
     async fn history(&self, tenant: &str, query: HistoryQuery) -> StoreResult<Option<HistoryPage>> {
         let c = self.client().await?;
         read::history(&c, tenant, &query).await
@@ -395,7 +377,10 @@ impl Store for PostgresStore {
     ) -> StoreResult<PurgeStep> {
         self.purge(tenant, &cutoffs, after, max_entities).await
     }
+}
 
+#[async_trait]
+impl RegistryStore for PostgresStore {
     async fn registry_put(
         &self,
         collection: &str,
@@ -438,6 +423,15 @@ impl Store for PostgresStore {
         self.delete_record(collection, tenant, key).await
     }
 
+    fn registry_generation(&self) -> u64 {
+        self.control
+            .registry_generation
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for PostgresStore {
     async fn subscription_put_audited(
         &self,
         tenant: &str,
@@ -522,7 +516,37 @@ impl Store for PostgresStore {
     fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
         self.control.wake.clone()
     }
+}
 
+#[async_trait]
+impl AuditStore for PostgresStore {
+    async fn audit_append(&self, records: Vec<crate::AuditRecord>) -> StoreResult<()> {
+        self.append_audit(records).await
+    }
+
+    async fn audit_list(&self, filter: crate::AuditFilter) -> StoreResult<Vec<crate::StoredAudit>> {
+        self.list_audit(filter).await
+    }
+
+    async fn audit_seal(&self, max: usize) -> StoreResult<usize> {
+        self.seal_audit(max).await
+    }
+
+    async fn audit_chain(&self, after: i64, max: usize) -> StoreResult<crate::ChainPage> {
+        self.audit_chain_page(after, max).await
+    }
+
+    async fn audit_purge(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> StoreResult<u64> {
+        self.purge_audit(before, max).await
+    }
+}
+
+#[async_trait]
+impl ClusterStore for PostgresStore {
     fn duties(&self) -> tokio::sync::watch::Receiver<bool> {
         let duties = self.control.duties.subscribe();
         if !self
@@ -555,11 +579,5 @@ impl Store for PostgresStore {
 
     fn announcements(&self) -> Option<tokio::sync::broadcast::Receiver<Arc<str>>> {
         Some(self.control.announcements.subscribe())
-    }
-
-    fn registry_generation(&self) -> u64 {
-        self.control
-            .registry_generation
-            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }

@@ -78,7 +78,7 @@ impl PostgresStore {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        let mut seen = std::collections::HashSet::new();
+        let mut taken = std::collections::HashSet::new();
         for (key, _) in &records {
             if mode == RegistryWrite::Upsert {
                 break;
@@ -92,20 +92,13 @@ impl PostgresStore {
                 .await
                 .map_err(pg_error)?
                 .is_some();
-            let repeated = !seen.insert(key.as_str());
-            match mode {
-                RegistryWrite::Create if found || repeated => {
-                    return Err(StoreError::Rejected(ngsi::Error::already_exists(format!(
-                        "{key:?} already exists"
-                    ))));
-                }
-                RegistryWrite::Replace if !found => {
-                    return Err(StoreError::Rejected(ngsi::Error::not_found(format!(
-                        "{key:?} not found"
-                    ))));
-                }
-                _ => {}
+            if found {
+                taken.insert(key.as_str());
             }
+        }
+        let keys = records.iter().map(|(k, _)| k.as_str());
+        if let Some(refused) = crate::registry::refusal(mode, keys, |k| taken.contains(k)) {
+            return Err(StoreError::Rejected(refused));
         }
         for (key, value) in &records {
             tx.execute(

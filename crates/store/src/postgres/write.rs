@@ -12,13 +12,13 @@ use serde_json::Value;
 use tokio_postgres::Statement;
 
 use super::{PostgresStore, ms, pg_error, refuse_nul};
+use crate::history::instance_columns;
 use crate::plan::INDEXED_TEXT_BYTES;
 use crate::rows::{AttrRows, IndexRows};
-use crate::sqlite::history_columns;
 use crate::watch::TenantWatchers;
 use crate::{
-    Applied, Change, HistoryEdit, HistoryWrite, PurgeStep, RetentionCutoffs, StoreError,
-    StoreResult, WriteOp,
+    Applied, Effect, HistoryEdit, HistoryWrite, PurgeStep, RegistryPut, RegistryWrite,
+    RetentionCutoffs, StoreError, StoreResult, WriteOp,
 };
 
 /// The advisory lock that orders the outbox: taken by a transaction before it adds
@@ -67,31 +67,6 @@ fn month_start(month: i64) -> Option<DateTime<Utc>> {
     let year = i32::try_from(month.div_euclid(12)).ok()?;
     let m = u32::try_from(month.rem_euclid(12)).ok()? + 1;
     Utc.with_ymd_and_hms(year, m, 1, 0, 0, 0).single()
-}
-
-/// The instances a write records: those not among the old attributes (compared
-/// whole: a rewritten instance has a new modifiedAt), or those the client provided.
-fn recorded<'a>(
-    entity: &'a Entity,
-    old: Option<&BTreeMap<String, Vec<ngsi::Attribute>>>,
-    history: &'a HistoryWrite,
-) -> Vec<(&'a str, &'a ngsi::Attribute)> {
-    match history {
-        HistoryWrite::Instances(instances) => {
-            instances.iter().map(|(n, i)| (n.as_str(), i)).collect()
-        }
-        HistoryWrite::Changes => entity
-            .attrs
-            .iter()
-            .flat_map(|(name, instances)| {
-                let before = old.and_then(|a| a.get(name));
-                instances
-                    .iter()
-                    .filter(move |i| !before.is_some_and(|o| o.contains(i)))
-                    .map(move |i| (name.as_str(), i))
-            })
-            .collect(),
-    }
 }
 
 impl PostgresStore {
@@ -252,6 +227,13 @@ impl PostgresStore {
                 return Err(pg_error(e));
             }
         };
+        match PendingRegistry::read(&tx, PendingRegistry::keys(&ops)).await {
+            Ok(registry) => batch.registry = registry,
+            Err(e) => {
+                self.forget_watchers(tenant);
+                return Err(pg_error(e));
+            }
+        }
         let tenant_known = version.is_some();
         let watched = self.watching(&tx, tenant, version.unwrap_or(0)).await?;
         let mut results = Vec::with_capacity(ops.len());
@@ -322,9 +304,10 @@ impl PostgresStore {
         });
     }
 
-    /// Applies one mutation to the call's entities in memory: (what it reports, how
-    /// many notifications it queued). An error is this operation's alone: nothing of
-    /// it is kept.
+    /// Applies one operation to the call's entities in memory: the write core
+    /// ([`crate::apply`]) decides, and its outcome is queued for the flush. Returns
+    /// (what the mutation reports, how many notifications it queued). An error is
+    /// this operation's alone: nothing of it is kept.
     fn apply(
         &self,
         batch: &mut Batch,
@@ -339,23 +322,37 @@ impl PostgresStore {
                 refuse_nul(&json)?;
             }
         }
-        let slot = batch.slots.entry(op.entity_id.clone()).or_default();
+        for put in &op.records {
+            for (key, value) in &put.records {
+                refuse_nul(&Value::String(key.clone()).to_string())?;
+                refuse_nul(&value.to_string())?;
+            }
+        }
+        let entity_id = op.entity_id.clone();
+        let slot = batch.slots.entry(entity_id.clone()).or_default();
         if let Some(e) = &slot.corrupt {
             return Err(StoreError::Other(format!(
-                "corrupt entity {}: {e}",
-                op.entity_id
+                "corrupt entity {entity_id}: {e}"
             )));
         }
-        let before = slot.entity.clone();
-        let old_attrs = match (&op.history, &before) {
-            (HistoryWrite::Changes, Some(e)) => Some(e.attrs.clone()),
-            _ => None,
+        let outcome = crate::apply(op, slot.entity.clone(), watched)?;
+        // Everything that can refuse the operation runs before anything is queued.
+        let doc = match outcome.after() {
+            Some(entity) => {
+                let doc =
+                    serde_json::to_string(entity).map_err(|e| StoreError::Other(e.to_string()))?;
+                refuse_nul(&doc)?;
+                Some(doc)
+            }
+            None => None,
         };
-        let kept = if watched { before.clone() } else { None };
-        let (change, applied) = (op.mutate)(before)?;
-        let after = match change {
-            Change::Unchanged => return Ok((applied, 0)),
-            Change::Delete => {
+        batch.registry.check(&outcome.records)?;
+        let Some(slot) = batch.slots.get_mut(&entity_id) else {
+            return Err(StoreError::Other("entity slot lost".into()));
+        };
+        match &outcome.effect {
+            Effect::Unchanged => {}
+            Effect::Deleted => {
                 if let Some(rowid) = slot.rowid.take() {
                     // Whatever this call queued for the entity goes with it, and so
                     // does what it had in the database (its history with it, the
@@ -366,15 +363,8 @@ impl PostgresStore {
                     }
                 }
                 slot.entity = None;
-                None
             }
-            Change::Put(entity) => {
-                if entity.id != op.entity_id {
-                    return Err(StoreError::Other("a mutation changed the entity id".into()));
-                }
-                let doc =
-                    serde_json::to_string(&entity).map_err(|e| StoreError::Other(e.to_string()))?;
-                refuse_nul(&doc)?;
+            Effect::Created(entity) | Effect::Changed(entity) => {
                 let rowid = match slot.rowid {
                     Some(rowid) => rowid,
                     None => {
@@ -385,35 +375,37 @@ impl PostgresStore {
                         rowid
                     }
                 };
-                for (name, inst) in recorded(&entity, old_attrs.as_ref(), &op.history) {
+                for (name, inst) in &outcome.history {
                     batch.history.push(rowid, name, inst);
                 }
-                slot.doc = Some(doc);
+                slot.doc = doc;
                 slot.entity = Some(entity.clone());
-                Some(entity)
             }
-        };
-        slot.dirty = true;
-        batch.changed = true;
+        }
+        if outcome.wrote() {
+            slot.dirty = true;
+            batch.changed = true;
+        }
+        batch.registry.queue(&outcome.records);
         let mut fired = 0;
-        if watched && (after.is_some() || kept.is_some()) {
+        if let Some((before, after)) = outcome.watched_change() {
             let now = ngsi::entity::now();
             let notifications = match self.watchers.lock() {
                 Ok(mut w) => w
                     .get_mut(tenant)
-                    .map(|(_, w)| w.fire(kept.as_ref(), after.as_ref(), now))
+                    .map(|(_, w)| w.fire(before, after, now))
                     .unwrap_or_default(),
                 Err(_) => Vec::new(),
             };
             for n in notifications {
                 batch.outbox.subscription.push(n.subscription);
-                batch.outbox.entity.push(op.entity_id.clone());
+                batch.outbox.entity.push(entity_id.clone());
                 batch.outbox.payload.push(n.payload.to_string());
                 batch.outbox.created.push(ms(now));
                 fired += 1;
             }
         }
-        Ok((applied, fired))
+        Ok((outcome.applied, fired))
     }
 
     pub(super) async fn edit(
@@ -570,7 +562,7 @@ impl PostgresStore {
     }
 }
 
-/// An instance's history columns (the SQLite store's, with times as timestamps).
+/// An instance's history columns ([`instance_columns`], with times as timestamps).
 struct HistoryRow {
     t: DateTime<Utc>,
     written: DateTime<Utc>,
@@ -582,7 +574,7 @@ struct HistoryRow {
 
 impl HistoryRow {
     fn of(inst: &ngsi::Attribute) -> HistoryRow {
-        let (t, written, num, txt, unit, doc) = history_columns(inst);
+        let (t, written, num, txt, unit, doc) = instance_columns(inst);
         let time = |v: i64| DateTime::from_timestamp_millis(v).unwrap_or_default();
         HistoryRow {
             t: time(t),
@@ -636,6 +628,7 @@ struct Batch {
     /// Rows deleted by this call (stored or placeholders): their queued history goes.
     dead: BTreeSet<i64>,
     history: PendingHistory,
+    registry: PendingRegistry,
     outbox: OutboxColumns,
     changed: bool,
     notified: usize,
@@ -779,7 +772,7 @@ impl Batch {
         tx: &Transaction<'_>,
         tenant: &str,
     ) -> Result<(), tokio_postgres::Error> {
-        if !self.changed {
+        if !self.changed && self.registry.rows.is_empty() {
             return Ok(());
         }
         let fresh: Vec<i64> = if self.created > 0 {
@@ -945,7 +938,146 @@ impl Batch {
             )
             .await?;
         }
+        let registry = self.registry.columns();
+        if !registry.key.is_empty() {
+            p.add(
+                "INSERT INTO registry (collection, tenant, key, value, modified_at)
+                 SELECT collection, tenant, key, value::jsonb, now()
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+                      AS r(collection, tenant, key, value)
+                 ON CONFLICT (collection, tenant, key)
+                 DO UPDATE SET value = excluded.value, modified_at = excluded.modified_at",
+                &[
+                    &registry.collection,
+                    &registry.tenant,
+                    &registry.key,
+                    &registry.value,
+                ],
+            )
+            .await?;
+            // Other nodes drop what they cached of these collections.
+            for collection in &registry.collections {
+                p.add(
+                    "SELECT pg_notify($1, $2)",
+                    &[&super::control::REGISTRY_CHANNEL, collection],
+                )
+                .await?;
+            }
+        }
         p.run().await
+    }
+}
+
+/// The registry records a call's operations write ([`WriteOp::records`]): which of
+/// their keys hold a record (read and locked at the start of the call, then as the
+/// accepted operations leave them), and the rows to write.
+#[derive(Default)]
+struct PendingRegistry {
+    taken: BTreeSet<(String, String, String)>,
+    /// The value of each key, the last operation's when several write it.
+    rows: BTreeMap<(String, String, String), String>,
+}
+
+/// The registry rows of a call, as the columns of one statement.
+struct RegistryColumns<'a> {
+    collection: Vec<&'a str>,
+    tenant: Vec<&'a str>,
+    key: Vec<&'a str>,
+    value: Vec<&'a str>,
+    collections: BTreeSet<&'a str>,
+}
+
+impl PendingRegistry {
+    /// The keys the operations' records may not take or must find, each once, in
+    /// order (the order they are locked in).
+    fn keys(ops: &[WriteOp]) -> Vec<(String, String, String)> {
+        ops.iter()
+            .flat_map(|op| &op.records)
+            .filter(|put| put.mode != RegistryWrite::Upsert)
+            .flat_map(|put| {
+                put.records
+                    .iter()
+                    .map(|(key, _)| (put.collection.clone(), put.tenant.clone(), key.clone()))
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// Locks and reads which of `keys` hold a record; a concurrent put of the same
+    /// key waits for this call.
+    async fn read(
+        tx: &Transaction<'_>,
+        keys: Vec<(String, String, String)>,
+    ) -> Result<PendingRegistry, tokio_postgres::Error> {
+        let mut pending = PendingRegistry::default();
+        if keys.is_empty() {
+            return Ok(pending);
+        }
+        let mut columns: [Vec<&str>; 3] = Default::default();
+        for (c, t, k) in &keys {
+            columns[0].push(c);
+            columns[1].push(t);
+            columns[2].push(k);
+        }
+        let rows = tx
+            .query(
+                "SELECT r.collection, r.tenant, r.key FROM registry r
+                 JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(collection, tenant, key)
+                   ON r.collection = k.collection AND r.tenant = k.tenant AND r.key = k.key
+                 ORDER BY 1, 2, 3 FOR UPDATE OF r",
+                &[&columns[0], &columns[1], &columns[2]],
+            )
+            .await?;
+        pending.taken = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        Ok(pending)
+    }
+
+    /// Refuses an operation's records as their [`RegistryWrite`] says.
+    fn check(&self, puts: &[RegistryPut]) -> StoreResult<()> {
+        for put in puts {
+            let keys = put.records.iter().map(|(k, _)| k.as_str());
+            let taken = |key: &str| {
+                self.taken
+                    .contains(&(put.collection.clone(), put.tenant.clone(), key.to_string()))
+            };
+            if let Some(refused) = crate::registry::refusal(put.mode, keys, taken) {
+                return Err(StoreError::Rejected(refused));
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues an accepted operation's records.
+    fn queue(&mut self, puts: &[RegistryPut]) {
+        for put in puts {
+            for (key, value) in &put.records {
+                let at = (put.collection.clone(), put.tenant.clone(), key.clone());
+                self.taken.insert(at.clone());
+                self.rows.insert(at, value.to_string());
+            }
+        }
+    }
+
+    fn columns(&self) -> RegistryColumns<'_> {
+        let mut out = RegistryColumns {
+            collection: Vec::new(),
+            tenant: Vec::new(),
+            key: Vec::new(),
+            value: Vec::new(),
+            collections: BTreeSet::new(),
+        };
+        for ((collection, tenant, key), value) in &self.rows {
+            out.collection.push(collection);
+            out.tenant.push(tenant);
+            out.key.push(key);
+            out.value.push(value);
+            out.collections.insert(collection);
+        }
+        out
     }
 }
 

@@ -5,11 +5,10 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::oneshot;
 
 use super::{SqliteStore, sql_error, write};
+use crate::StoreResult;
 use crate::audit::{AuditFilter, AuditRecord, ChainPage, GENESIS, StoredAudit, chain_hash};
-use crate::{StoreError, StoreResult};
 
 /// What the writer does to the log.
 pub enum AuditChange {
@@ -20,13 +19,8 @@ pub enum AuditChange {
 
 impl SqliteStore {
     pub(super) async fn audit_change(&self, change: AuditChange) -> StoreResult<u64> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(write::Job::Audit { change, reply })
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
+        self.on_writer(|reply| write::Job::Audit { change, reply })
             .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
     }
 
     pub(super) async fn audit_rows(&self, filter: AuditFilter) -> StoreResult<Vec<StoredAudit>> {

@@ -27,8 +27,11 @@ use tokio::sync::oneshot;
 
 use crate::{
     AggregatePage, AggregateQuery, Applied, AttributeSummary, EntityQuery, HistoryEdit,
-    HistoryPage, HistoryQuery, PurgeStep, QueryPage, RetentionCutoffs, Store, StoreError,
-    StoreResult, TypeSummary, WriteOp,
+    HistoryPage, HistoryQuery, PurgeStep, QueryPage, RetentionCutoffs, StoreError, StoreResult,
+    TypeSummary, WriteOp,
+};
+use crate::{
+    AuditStore, ClusterStore, EntityStore, HistoryStore, RegistryStore, SubscriptionStore,
 };
 use crate::{OutboxRow, StoredSubscription, SubscriptionPage, SubscriptionWrite};
 use crate::{RegistryPage, RegistryRecord, RegistryWrite};
@@ -64,10 +67,8 @@ fn sql_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
-pub use write::{
-    BaselineAttr, BaselineInstance, BaselineRows, baseline_rows,
-    instance_columns as history_columns,
-};
+pub use crate::history::instance_columns as history_columns;
+pub use write::{BaselineAttr, BaselineInstance, BaselineRows, baseline_rows};
 
 /// A write connection to a database with this store's schema and settings, for a
 /// baseline that writes the same rows as the store with plain SQL (`dothi bench`).
@@ -196,55 +197,34 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Sends a job to the writer thread and waits for its answer.
+    pub(super) async fn on_writer<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> write::Job,
+    ) -> StoreResult<T> {
+        let stopped = || StoreError::Unavailable("the writer has stopped".into());
+        let (reply, answer) = oneshot::channel();
+        self.writer.send(job(reply)).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
 #[async_trait]
-impl Store for SqliteStore {
+impl EntityStore for SqliteStore {
     async fn write_audited(
         &self,
         tenant: &str,
         ops: Vec<WriteOp>,
         audit: Option<crate::AuditRecord>,
     ) -> StoreResult<Vec<StoreResult<Applied>>> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(write::Job::Write {
-                tenant: tenant.to_string(),
-                ops,
-                audit,
-                reply,
-            })
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
-    }
-
-    async fn audit_append(&self, records: Vec<crate::AuditRecord>) -> StoreResult<()> {
-        self.audit_change(audit::AuditChange::Append(records))
-            .await
-            .map(|_| ())
-    }
-
-    async fn audit_list(&self, filter: crate::AuditFilter) -> StoreResult<Vec<crate::StoredAudit>> {
-        self.audit_rows(filter).await
-    }
-
-    async fn audit_seal(&self, max: usize) -> StoreResult<usize> {
-        self.audit_change(audit::AuditChange::Seal { max })
-            .await
-            .map(|n| n as usize)
-    }
-
-    async fn audit_chain(&self, after: i64, max: usize) -> StoreResult<crate::ChainPage> {
-        self.audit_chain_page(after, max).await
-    }
-
-    async fn audit_purge(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-        max: usize,
-    ) -> StoreResult<u64> {
-        self.audit_change(audit::AuditChange::Purge { before, max })
-            .await
+        self.on_writer(|reply| write::Job::Write {
+            tenant: tenant.to_string(),
+            ops,
+            audit,
+            reply,
+        })
+        .await
     }
 
     async fn tenant_exists(&self, tenant: &str) -> StoreResult<bool> {
@@ -281,6 +261,18 @@ impl Store for SqliteStore {
         self.read(move |c| read::cached_context(c, &url)).await
     }
 
+    async fn cache_context(&self, url: &str, body: &str) -> StoreResult<()> {
+        self.on_writer(|reply| write::Job::CacheContext {
+            url: url.to_string(),
+            body: body.to_string(),
+            reply,
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl HistoryStore for SqliteStore {
     async fn history(&self, tenant: &str, query: HistoryQuery) -> StoreResult<Option<HistoryPage>> {
         let tenant = tenant.to_string();
         self.read(move |c| history::history(c, &tenant, &query))
@@ -303,18 +295,13 @@ impl Store for SqliteStore {
         edit: HistoryEdit,
         audit: Option<crate::AuditRecord>,
     ) -> StoreResult<u64> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(write::Job::EditHistory {
-                tenant: tenant.to_string(),
-                edit: Box::new(edit),
-                audit,
-                reply,
-            })
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+        self.on_writer(|reply| write::Job::EditHistory {
+            tenant: tenant.to_string(),
+            edit: Box::new(edit),
+            audit,
+            reply,
+        })
+        .await
     }
 
     async fn purge_history(
@@ -324,35 +311,19 @@ impl Store for SqliteStore {
         after: i64,
         max_entities: usize,
     ) -> StoreResult<PurgeStep> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(write::Job::PurgeHistory {
-                tenant: tenant.to_string(),
-                cutoffs,
-                after,
-                max_entities,
-                reply,
-            })
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+        self.on_writer(|reply| write::Job::PurgeHistory {
+            tenant: tenant.to_string(),
+            cutoffs,
+            after,
+            max_entities,
+            reply,
+        })
+        .await
     }
+}
 
-    async fn cache_context(&self, url: &str, body: &str) -> StoreResult<()> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(write::Job::CacheContext {
-                url: url.to_string(),
-                body: body.to_string(),
-                reply,
-            })
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
-    }
-
+#[async_trait]
+impl RegistryStore for SqliteStore {
     // The registry (`sqlite/registry.rs`).
     async fn registry_put(
         &self,
@@ -395,7 +366,10 @@ impl Store for SqliteStore {
     ) -> StoreResult<bool> {
         self.delete_record(collection, tenant, key).await
     }
+}
 
+#[async_trait]
+impl SubscriptionStore for SqliteStore {
     // Subscriptions and the outbox (`sqlite/subscriptions.rs`).
     async fn subscription_put_audited(
         &self,
@@ -510,6 +484,42 @@ impl Store for SqliteStore {
         self.outbox.clone()
     }
 }
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn audit_append(&self, records: Vec<crate::AuditRecord>) -> StoreResult<()> {
+        self.audit_change(audit::AuditChange::Append(records))
+            .await
+            .map(|_| ())
+    }
+
+    async fn audit_list(&self, filter: crate::AuditFilter) -> StoreResult<Vec<crate::StoredAudit>> {
+        self.audit_rows(filter).await
+    }
+
+    async fn audit_seal(&self, max: usize) -> StoreResult<usize> {
+        self.audit_change(audit::AuditChange::Seal { max })
+            .await
+            .map(|n| n as usize)
+    }
+
+    async fn audit_chain(&self, after: i64, max: usize) -> StoreResult<crate::ChainPage> {
+        self.audit_chain_page(after, max).await
+    }
+
+    async fn audit_purge(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> StoreResult<u64> {
+        self.audit_change(audit::AuditChange::Purge { before, max })
+            .await
+    }
+}
+
+/// An embedded store: one process owns it, holds the duties for good and shares no
+/// announcements (the defaults).
+impl ClusterStore for SqliteStore {}
 
 #[cfg(test)]
 mod tests {

@@ -2,22 +2,18 @@
 //! value as JSON text. Writes run on the writer thread inside its group transaction;
 //! reads on the reader connections.
 
+use std::collections::HashSet;
+
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use super::{SqliteStore, sql_error, write};
-use crate::{RegistryPage, RegistryRecord, RegistryWrite, StoreError, StoreResult};
+use crate::{RegistryPage, RegistryPut, RegistryRecord, RegistryWrite, StoreError, StoreResult};
 
 impl SqliteStore {
     async fn registry_change(&self, change: RegistryChange) -> StoreResult<bool> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(write::Job::Registry { change, reply })
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
+        self.on_writer(|reply| write::Job::Registry { change, reply })
             .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
     }
 
     pub(super) async fn put_records(
@@ -115,34 +111,22 @@ pub fn apply(conn: &Connection, change: &RegistryChange) -> rusqlite::Result<Sto
             records,
             mode,
         } => {
-            if *mode != RegistryWrite::Upsert {
-                let mut exists = conn.prepare_cached(
-                    "SELECT 1 FROM registry WHERE collection = ?1 AND tenant = ?2 AND key = ?3",
-                )?;
-                let mut seen = std::collections::HashSet::new();
-                for (key, _) in records {
-                    let found = exists.exists(params![collection, tenant, key])?;
-                    let repeated = !seen.insert(key.as_str());
-                    match mode {
-                        RegistryWrite::Create if found || repeated => {
-                            return Ok(Err(StoreError::Rejected(ngsi::Error::already_exists(
-                                format!("{key:?} already exists"),
-                            ))));
-                        }
-                        RegistryWrite::Replace if !found => {
-                            return Ok(Err(StoreError::Rejected(ngsi::Error::not_found(format!(
-                                "{key:?} not found"
-                            )))));
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            let mut put = conn.prepare_cached(
-                "INSERT OR REPLACE INTO registry (collection, tenant, key, value, modified_at) VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            let taken = taken(
+                conn,
+                collection,
+                tenant,
+                *mode,
+                records.iter().map(|(k, _)| k),
             )?;
+            if let Some(refused) =
+                crate::registry::refusal(*mode, records.iter().map(|(k, _)| k.as_str()), |k| {
+                    taken.contains(k)
+                })
+            {
+                return Ok(Err(StoreError::Rejected(refused)));
+            }
             for (key, value) in records {
-                put.execute(params![collection, tenant, key, value])?;
+                insert(conn, collection, tenant, key, value)?;
             }
             Ok(Ok(true))
         }
@@ -159,6 +143,63 @@ pub fn apply(conn: &Connection, change: &RegistryChange) -> rusqlite::Result<Sto
             Ok(Ok(n > 0))
         }
     }
+}
+
+/// The keys among `keys` that hold a record, when the mode asks (an upsert does
+/// not look).
+fn taken<'a>(
+    conn: &Connection,
+    collection: &str,
+    tenant: &str,
+    mode: RegistryWrite,
+    keys: impl Iterator<Item = &'a String>,
+) -> rusqlite::Result<HashSet<String>> {
+    let mut taken = HashSet::new();
+    if mode == RegistryWrite::Upsert {
+        return Ok(taken);
+    }
+    let mut exists = conn.prepare_cached(
+        "SELECT 1 FROM registry WHERE collection = ?1 AND tenant = ?2 AND key = ?3",
+    )?;
+    for key in keys {
+        if exists.exists(params![collection, tenant, key])? {
+            taken.insert(key.clone());
+        }
+    }
+    Ok(taken)
+}
+
+fn insert(
+    conn: &Connection,
+    collection: &str,
+    tenant: &str,
+    key: &str,
+    value: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO registry (collection, tenant, key, value, modified_at) VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+    )?
+    .execute(params![collection, tenant, key, value])?;
+    Ok(())
+}
+
+/// Refuses the records an entity write carries as [`RegistryWrite`] says, before
+/// the write writes anything.
+pub fn check(conn: &Connection, put: &RegistryPut) -> StoreResult<()> {
+    let keys = || put.records.iter().map(|(k, _)| k);
+    let taken = taken(conn, &put.collection, &put.tenant, put.mode, keys()).map_err(sql_error)?;
+    match crate::registry::refusal(put.mode, keys().map(String::as_str), |k| taken.contains(k)) {
+        Some(refused) => Err(StoreError::Rejected(refused)),
+        None => Ok(()),
+    }
+}
+
+/// Writes the records an entity write carries, once [`check`] let them through.
+pub fn put(conn: &Connection, put: &RegistryPut) -> rusqlite::Result<()> {
+    for (key, value) in &put.records {
+        insert(conn, &put.collection, &put.tenant, key, &value.to_string())?;
+    }
+    Ok(())
 }
 
 fn parse(key: &str, text: &str) -> StoreResult<Value> {

@@ -13,7 +13,6 @@ use ngsi::Entity;
 use ngsi::subscription::Subscription;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use super::{SqliteStore, sql_error, write};
 use crate::watch::TenantWatchers;
@@ -36,17 +35,12 @@ impl SqliteStore {
         change: SubscriptionChange,
         audit: Option<crate::AuditRecord>,
     ) -> StoreResult<bool> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(write::Job::Subscription {
-                change,
-                audit,
-                reply,
-            })
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+        self.on_writer(|reply| write::Job::Subscription {
+            change,
+            audit,
+            reply,
+        })
+        .await
     }
 
     pub(super) async fn put_subscription(

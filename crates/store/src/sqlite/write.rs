@@ -1,7 +1,8 @@
 //! The writer thread: group commit of every queued write.
 //!
-//! Each mutation runs before any SQL of its own is written (read, decide, write), so a
-//! mutation that refuses leaves nothing to undo and needs no savepoint. Only a fault of
+//! Each operation is decided before any SQL of its own is written (read, decide with
+//! [`crate::apply`], check the registry records it carries, write), so an operation
+//! that is refused leaves nothing to undo and needs no savepoint. Only a fault of
 //! the database itself (I/O error, disk full) can fail midway; then the whole group is
 //! rolled back and every caller in it gets an error: nothing half-done is committed.
 //! Index rows are rewritten only where the entity changed.
@@ -9,23 +10,22 @@
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 
 use ngsi::entity::format_time;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use std::sync::Arc;
 
 use ngsi::Entity;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::sync::oneshot;
 
 use super::hourly;
 use super::sql_error;
 use super::subscriptions::Watchers;
+use crate::history::instance_columns;
 use crate::rows::{AttrRows, IndexRows};
 use crate::{
-    Applied, Change, HistoryEdit, HistoryWrite, PurgeStep, RetentionCutoffs, StoreError,
-    StoreResult, WriteOp,
+    Applied, Effect, HistoryEdit, PurgeStep, RetentionCutoffs, StoreError, StoreResult, WriteOp,
 };
 
 /// The most operations one commit takes, so one commit stays short.
@@ -461,8 +461,9 @@ fn ensure_tenant(conn: &Connection, tenant: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Applies one mutation: (what it reports, whether it wrote, how many notifications
-/// it queued).
+/// Applies one operation: reads its entity, lets the write core decide
+/// ([`crate::apply`]), and writes what it decided. Returns (what the mutation
+/// reports, whether it wrote to the entity, how many notifications it queued).
 fn apply(
     conn: &Connection,
     tenant: &str,
@@ -492,164 +493,85 @@ fn apply(
         None => (None, None),
     };
     let old_rows = before.as_ref().map(IndexRows::of);
-    // What the history compares against: the attributes as they were.
-    let old_attrs = match (&op.history, &before) {
-        (HistoryWrite::Changes, Some(e)) => Some(e.attrs.clone()),
-        _ => None,
-    };
-    // Subscriptions compare the entity before and after: keep it only when the
-    // tenant has some (the mutation consumes it).
     let watched = watchers.watching(conn, tenant).map_err(OpError::Op)?;
-    let kept = if watched { before.clone() } else { None };
-    let (change, applied) = (op.mutate)(before).map_err(|e| OpError::Op(e.into()))?;
-    let fault = |e: rusqlite::Error| OpError::Fault(sql_error(e));
-    match change {
-        Change::Unchanged => Ok((applied, false, 0)),
-        Change::Delete => {
-            if let (Some(rowid), Some(old)) = (rowid, &old_rows) {
-                old.delete_all(conn, tenant, rowid, names).map_err(fault)?;
-                conn.prepare_cached("DELETE FROM entities WHERE rowid = ?1")
-                    .and_then(|mut s| s.execute([rowid]))
-                    .map_err(fault)?;
-                // The history goes with the entity (the NGSI-LD default).
-                conn.prepare_cached("DELETE FROM attr_history WHERE entity = ?1")
-                    .and_then(|mut s| s.execute([rowid]))
-                    .map_err(fault)?;
-                hourly::forget_entity(conn, rowid).map_err(fault)?;
-            }
-            let fired = if watched && kept.is_some() {
-                watchers
-                    .fire(conn, tenant, kept.as_ref(), None, ngsi::entity::now())
-                    .map_err(fault)?
-            } else {
-                0
-            };
-            Ok((applied, true, fired))
-        }
-        Change::Put(entity) => {
-            if entity.id != op.entity_id {
-                return Err(OpError::Op(StoreError::Other(
-                    "a mutation changed the entity id".into(),
-                )));
-            }
-            let doc = serde_json::to_string(&entity)
-                .map_err(|e| OpError::Op(StoreError::Other(e.to_string())))?;
-            let modified = format_time(&entity.modified_at);
-            let new_rows = IndexRows::of(&entity);
-            match (rowid, old_rows) {
-                (Some(rowid), Some(old)) => {
-                    conn.prepare_cached(
-                        "UPDATE entities SET doc = ?2, modified_at = ?3 WHERE rowid = ?1",
-                    )
-                    .and_then(|mut s| s.execute(params![rowid, doc, modified]))
-                    .map_err(fault)?;
-                    new_rows
-                        .replace(&old, conn, tenant, rowid, names)
-                        .map_err(fault)?;
-                    record_history(conn, rowid, &entity, old_attrs.as_ref(), &op.history, names)
-                        .map_err(fault)?;
-                }
-                _ => {
-                    conn.prepare_cached(
-                        "INSERT INTO entities (tenant, id, doc, modified_at) VALUES (?1, ?2, ?3, ?4)",
-                    )
-                    .and_then(|mut s| s.execute(params![tenant, entity.id, doc, modified]))
-                    .map_err(fault)?;
-                    let rowid = conn.last_insert_rowid();
-                    new_rows
-                        .replace(&IndexRows::default(), conn, tenant, rowid, names)
-                        .map_err(fault)?;
-                    record_history(conn, rowid, &entity, None, &op.history, names)
-                        .map_err(fault)?;
-                }
-            }
-            let fired = if watched {
-                watchers
-                    .fire(
-                        conn,
-                        tenant,
-                        kept.as_ref(),
-                        Some(&entity),
-                        ngsi::entity::now(),
-                    )
-                    .map_err(fault)?
-            } else {
-                0
-            };
-            Ok((applied, true, fired))
-        }
+    let outcome = crate::apply(op, before, watched).map_err(OpError::Op)?;
+    // Everything that can refuse the operation runs before its first write.
+    let doc = outcome
+        .after()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| OpError::Op(StoreError::Other(e.to_string())))?;
+    for put in &outcome.records {
+        super::registry::check(conn, put).map_err(OpError::Op)?;
     }
+    let fault = |e: rusqlite::Error| OpError::Fault(sql_error(e));
+    match (&outcome.effect, rowid, old_rows, doc) {
+        (Effect::Deleted, Some(rowid), Some(old), _) => {
+            old.delete_all(conn, tenant, rowid, names).map_err(fault)?;
+            conn.prepare_cached("DELETE FROM entities WHERE rowid = ?1")
+                .and_then(|mut s| s.execute([rowid]))
+                .map_err(fault)?;
+            // The history goes with the entity (the NGSI-LD default).
+            conn.prepare_cached("DELETE FROM attr_history WHERE entity = ?1")
+                .and_then(|mut s| s.execute([rowid]))
+                .map_err(fault)?;
+            hourly::forget_entity(conn, rowid).map_err(fault)?;
+        }
+        (Effect::Changed(entity), Some(rowid), Some(old), Some(doc)) => {
+            conn.prepare_cached("UPDATE entities SET doc = ?2, modified_at = ?3 WHERE rowid = ?1")
+                .and_then(|mut s| s.execute(params![rowid, doc, format_time(&entity.modified_at)]))
+                .map_err(fault)?;
+            IndexRows::of(entity)
+                .replace(&old, conn, tenant, rowid, names)
+                .map_err(fault)?;
+            record_history(conn, rowid, &outcome.history, names).map_err(fault)?;
+        }
+        (Effect::Created(entity), _, _, Some(doc)) => {
+            conn.prepare_cached(
+                "INSERT INTO entities (tenant, id, doc, modified_at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant,
+                    entity.id,
+                    doc,
+                    format_time(&entity.modified_at)
+                ])
+            })
+            .map_err(fault)?;
+            let rowid = conn.last_insert_rowid();
+            IndexRows::of(entity)
+                .replace(&IndexRows::default(), conn, tenant, rowid, names)
+                .map_err(fault)?;
+            record_history(conn, rowid, &outcome.history, names).map_err(fault)?;
+        }
+        // Nothing to write: unchanged, or deleted when there was nothing.
+        _ => {}
+    }
+    for put in &outcome.records {
+        super::registry::put(conn, put).map_err(fault)?;
+    }
+    let fired = match outcome.watched_change() {
+        Some((before, after)) => watchers
+            .fire(conn, tenant, before, after, ngsi::entity::now())
+            .map_err(fault)?,
+        None => 0,
+    };
+    let wrote = outcome.wrote();
+    Ok((outcome.applied, wrote, fired))
 }
 
-/// Appends to the history the instances the write changed (those not among the old
-/// attributes, compared whole: a rewritten instance has a new modifiedAt), or the
-/// instances the client provided.
+/// Appends the instances the write core chose to the entity's history.
 fn record_history(
     conn: &Connection,
     rowid: i64,
-    entity: &Entity,
-    old_attrs: Option<&BTreeMap<String, Vec<ngsi::Attribute>>>,
-    history: &HistoryWrite,
+    instances: &[(String, ngsi::Attribute)],
     names: &mut Names,
 ) -> rusqlite::Result<()> {
-    match history {
-        HistoryWrite::Instances(instances) => {
-            for (name, inst) in instances {
-                insert_instance(conn, rowid, names.id(conn, name)?, inst)?;
-            }
-        }
-        HistoryWrite::Changes => {
-            for (name, instances) in &entity.attrs {
-                let old = old_attrs.and_then(|a| a.get(name));
-                let mut name_id = None;
-                for inst in instances {
-                    if old.is_some_and(|o| o.contains(inst)) {
-                        continue;
-                    }
-                    let id = match name_id {
-                        Some(id) => id,
-                        None => *name_id.insert(names.id(conn, name)?),
-                    };
-                    insert_instance(conn, rowid, id, inst)?;
-                }
-            }
-        }
+    for (name, inst) in instances {
+        insert_instance(conn, rowid, names.id(conn, name)?, inst)?;
     }
     Ok(())
-}
-
-/// The stored columns of an instance: (t, written, num, txt, unit, doc). A plain
-/// numeric Property observed at a time (a sensor's reading, most of the history) keeps
-/// no document: the columns say all of it.
-pub fn instance_columns(
-    inst: &ngsi::Attribute,
-) -> (
-    i64,
-    i64,
-    Option<f64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-) {
-    let written = inst.modified_at.timestamp_millis();
-    let t = inst.observed_at.map_or(written, |o| o.timestamp_millis());
-    let (num, txt) = match &inst.value {
-        Value::Number(n) => (n.as_f64(), None),
-        Value::String(s) => (None, Some(s.clone())),
-        other => (None, Some(other.to_string())),
-    };
-    let plain = inst.kind == ngsi::AttrKind::Property
-        && num.is_some()
-        && inst.observed_at.is_some()
-        && inst.dataset_id.is_none()
-        && inst.object_type.is_none()
-        && inst.sub_attrs.is_empty();
-    let doc = if plain {
-        None
-    } else {
-        serde_json::to_string(inst).ok()
-    };
-    (t, written, num, txt, inst.unit_code.clone(), doc)
 }
 
 fn insert_instance(
@@ -832,18 +754,7 @@ pub struct BaselineRows {
 }
 
 /// A history row: attribute name, datasetId, and (t, written, num, txt, unit, doc).
-pub type BaselineInstance = (
-    String,
-    Option<String>,
-    (
-        i64,
-        i64,
-        Option<f64>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    ),
-);
+pub type BaselineInstance = (String, Option<String>, crate::history::InstanceColumns);
 
 pub struct BaselineAttr {
     pub name: String,

@@ -1,0 +1,266 @@
+//! The write core: what one operation does to its entity, whatever the backend.
+//!
+//! A backend reads the entity an operation names, hands both to [`apply`], and
+//! persists what the [`Outcome`] says: the entity inserted, updated or deleted, the
+//! history instances appended, the registry records written with it and, when the
+//! tenant has subscriptions, the change matched against them. Deciding is here and
+//! nowhere else; storing is the backend's.
+//!
+//! **Invariant:** this module does no I/O. The same operation on the same entity
+//! gives the same outcome on every backend.
+
+use ngsi::{Attribute, Entity};
+
+use crate::{Applied, Change, HistoryWrite, RegistryPut, StoreError, StoreResult, WriteOp};
+
+/// What an operation does to its entity row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// The entity did not exist: insert it.
+    Created(Entity),
+    /// The entity existed: store it as it is now.
+    Changed(Entity),
+    /// Delete the entity, with its history (the NGSI-LD default). A delete of an
+    /// entity that does not exist writes nothing but still counts as a write.
+    Deleted,
+    /// Nothing to write.
+    Unchanged,
+}
+
+/// Everything a backend persists for one operation.
+#[derive(Debug)]
+pub struct Outcome {
+    /// What the mutation reports to the caller.
+    pub applied: Applied,
+    pub effect: Effect,
+    /// The entity before the operation, kept only when the tenant is watched:
+    /// subscriptions compare it with the entity after.
+    pub before: Option<Entity>,
+    /// The instances to append to the history, as (expanded name, instance).
+    pub history: Vec<(String, Attribute)>,
+    /// Registry records that commit with the operation or not at all.
+    pub records: Vec<RegistryPut>,
+    watched: bool,
+}
+
+impl Outcome {
+    /// The entity as the operation leaves it; None when deleted or unchanged.
+    pub fn after(&self) -> Option<&Entity> {
+        match &self.effect {
+            Effect::Created(e) | Effect::Changed(e) => Some(e),
+            Effect::Deleted | Effect::Unchanged => None,
+        }
+    }
+
+    /// Whether the operation writes to the entity (a tenant is created on its first).
+    pub fn wrote(&self) -> bool {
+        self.effect != Effect::Unchanged
+    }
+
+    /// The change the tenant's subscriptions are matched against, as (before,
+    /// after); None when nothing is watched or nothing changed.
+    pub fn watched_change(&self) -> Option<(Option<&Entity>, Option<&Entity>)> {
+        let after = self.after();
+        (self.watched && self.wrote() && (self.before.is_some() || after.is_some()))
+            .then_some((self.before.as_ref(), after))
+    }
+}
+
+/// Applies an operation to its entity as stored (`before`, None when there is
+/// none). `watched`: whether the tenant has subscriptions, so that the entity before
+/// is kept for them. A refusal of the mutation is `Rejected`; nothing of a failed
+/// operation is to be written.
+pub fn apply(op: WriteOp, before: Option<Entity>, watched: bool) -> StoreResult<Outcome> {
+    let WriteOp {
+        entity_id,
+        mutate,
+        history,
+        records,
+    } = op;
+    let existed = before.is_some();
+    // The mutation consumes the entity: keep a copy when subscriptions or the
+    // history compare with it.
+    let copy = match (&history, watched) {
+        (HistoryWrite::Changes, _) | (_, true) => before.clone(),
+        (HistoryWrite::Instances(_), false) => None,
+    };
+    let (change, applied) = mutate(before)?;
+    let (effect, history) = match change {
+        Change::Unchanged => (Effect::Unchanged, Vec::new()),
+        Change::Delete => (Effect::Deleted, Vec::new()),
+        Change::Put(entity) => {
+            if entity.id != entity_id {
+                return Err(StoreError::Other("a mutation changed the entity id".into()));
+            }
+            let history = match history {
+                HistoryWrite::Instances(instances) => instances,
+                HistoryWrite::Changes => changed_instances(&entity, copy.as_ref()),
+            };
+            let effect = if existed {
+                Effect::Changed(entity)
+            } else {
+                Effect::Created(entity)
+            };
+            (effect, history)
+        }
+    };
+    Ok(Outcome {
+        applied,
+        effect,
+        before: copy.filter(|_| watched),
+        history,
+        records,
+        watched,
+    })
+}
+
+/// The instances of `entity` not among those of `before`, compared whole (a
+/// rewritten instance has a new modifiedAt, so it counts as changed).
+fn changed_instances(entity: &Entity, before: Option<&Entity>) -> Vec<(String, Attribute)> {
+    entity
+        .attrs
+        .iter()
+        .flat_map(|(name, instances)| {
+            let old = before.and_then(|b| b.attrs.get(name));
+            instances
+                .iter()
+                .filter(move |i| !old.is_some_and(|o| o.contains(i)))
+                .map(move |i| (name.clone(), i.clone()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use ngsi::entity::Reader;
+    use ngsi::{Context, Error};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::RegistryWrite;
+
+    const ID: &str = "urn:ngsi-ld:Sensor:1";
+    const LEVEL: &str = "https://uri.etsi.org/ngsi-ld/default-context/level";
+    const NAME: &str = "https://uri.etsi.org/ngsi-ld/default-context/name";
+
+    fn entity(level: f64, name: &str) -> Entity {
+        let ctx = Context::core();
+        let v: Value = json!({
+            "id": ID,
+            "type": "Sensor",
+            "level": {"type": "Property", "value": level},
+            "name": {"type": "Property", "value": name},
+        });
+        Reader {
+            ctx: &ctx,
+            now: ngsi::entity::now(),
+        }
+        .entity(&v, None)
+        .unwrap()
+    }
+
+    fn put(e: Entity) -> WriteOp {
+        WriteOp::new(ID, move |_| Ok((Change::Put(e), Applied::default())))
+    }
+
+    fn names(history: &[(String, Attribute)]) -> Vec<&str> {
+        history.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn a_new_entity_is_created_with_every_instance_in_its_history() {
+        let out = apply(put(entity(1.0, "a")), None, false).unwrap();
+        assert!(matches!(out.effect, Effect::Created(_)));
+        assert_eq!(names(&out.history), [LEVEL, NAME]);
+        assert!(out.before.is_none());
+        assert!(out.wrote());
+        // Nobody watches: nothing to match.
+        assert!(out.watched_change().is_none());
+    }
+
+    #[test]
+    fn a_change_records_only_the_instances_it_changed() {
+        let old = entity(1.0, "a");
+        let mut new = old.clone();
+        new.attrs.get_mut(LEVEL).unwrap()[0].value = json!(2.0);
+        let out = apply(put(new), Some(old), false).unwrap();
+        assert!(matches!(out.effect, Effect::Changed(_)));
+        assert_eq!(names(&out.history), [LEVEL]);
+        assert_eq!(out.history[0].1.value, json!(2.0));
+        assert!(out.before.is_none(), "kept only when watched");
+    }
+
+    #[test]
+    fn a_watched_change_keeps_the_entity_before_for_the_subscriptions() {
+        let old = entity(1.0, "a");
+        let mut new = old.clone();
+        new.attrs.get_mut(NAME).unwrap()[0].value = json!("b");
+        let out = apply(put(new), Some(old.clone()), true).unwrap();
+        assert_eq!(out.before.as_ref(), Some(&old));
+        let (before, after) = out.watched_change().unwrap();
+        assert_eq!(before, Some(&old));
+        assert_eq!(after.unwrap().attrs[NAME][0].value, json!("b"));
+    }
+
+    #[test]
+    fn instances_given_by_the_client_replace_the_changes_in_the_history() {
+        let old = entity(1.0, "a");
+        let given = old.attrs[LEVEL][0].clone();
+        let op = put(entity(5.0, "z")).with_history(vec![(LEVEL.into(), given.clone())]);
+        let out = apply(op, Some(old), false).unwrap();
+        assert_eq!(out.history, vec![(LEVEL.to_string(), given)]);
+    }
+
+    #[test]
+    fn a_delete_records_no_history_and_is_watched_only_when_something_was_there() {
+        let delete = || WriteOp::new(ID, |_| Ok((Change::Delete, Applied::default())));
+        let out = apply(delete(), Some(entity(1.0, "a")), true).unwrap();
+        assert_eq!(out.effect, Effect::Deleted);
+        assert!(out.history.is_empty());
+        let (before, after) = out.watched_change().unwrap();
+        assert!(before.is_some() && after.is_none());
+        // Deleting nothing still counts as a write, and fires nothing.
+        let out = apply(delete(), None, true).unwrap();
+        assert!(out.wrote());
+        assert!(out.watched_change().is_none());
+    }
+
+    #[test]
+    fn an_unchanged_entity_writes_nothing_and_fires_nothing() {
+        let op = WriteOp::new(ID, |_| Ok((Change::Unchanged, Applied::default())));
+        let out = apply(op, Some(entity(1.0, "a")), true).unwrap();
+        assert!(!out.wrote());
+        assert!(out.history.is_empty());
+        assert!(out.watched_change().is_none());
+    }
+
+    #[test]
+    fn a_refusal_or_a_changed_id_fails_the_operation() {
+        let op = WriteOp::new(ID, |_| Err(Error::not_found("none")));
+        assert!(matches!(
+            apply(op, None, false),
+            Err(StoreError::Rejected(e)) if e.kind == ngsi::ErrorKind::ResourceNotFound
+        ));
+        let mut other = entity(1.0, "a");
+        other.id = "urn:ngsi-ld:Sensor:2".into();
+        assert!(matches!(
+            apply(put(other), None, false),
+            Err(StoreError::Other(_))
+        ));
+    }
+
+    #[test]
+    fn registry_records_ride_with_the_operation() {
+        let op = put(entity(1.0, "a")).with_records(RegistryPut::new(
+            "c",
+            "t",
+            vec![("k".into(), json!(1))],
+            RegistryWrite::Create,
+        ));
+        let out = apply(op, None, false).unwrap();
+        assert_eq!(out.records.len(), 1);
+        assert_eq!(out.records[0].records, vec![("k".to_string(), json!(1))]);
+    }
+}
