@@ -377,7 +377,7 @@ impl Hub {
     ) -> Result<(), Error> {
         let id = entity.id.clone();
         let op = records.into_iter().fold(
-            WriteOp::new(id, move |current| create(current, entity)),
+            rule_write(id, move |before, _| change::create(before, entity)),
             WriteOp::with_records,
         );
         self.write_one(scope, op).await.map(|_| ())

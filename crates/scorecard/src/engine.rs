@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
-use futures_util::{StreamExt, TryStreamExt, stream};
 use hub::{Hub, Scope};
 use ngsi::render::{Format, RenderOptions, render_entity};
 use ngsi::{Context, Entity, Error, ErrorKind};
@@ -24,9 +23,8 @@ use crate::sources::{KpiSource, Measurement};
 pub const COMPONENT: &str = "scorecard";
 /// Changes of watched types are gathered this long before one recomputation.
 const SETTLE: Duration = Duration::from_secs(2);
-/// How many KPIs a recomputation measures at once (and how many queries one KPI of
-/// many feeds runs at once).
-pub(crate) const KPIS_AT_ONCE: usize = 4;
+/// How many queries one KPI of many feeds runs at once.
+pub(crate) const QUERIES_AT_ONCE: usize = 4;
 
 /// What a recomputation did to one KPI.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -140,18 +138,15 @@ impl Scorecard {
     pub async fn recompute(&self, tenant: &str) -> Result<Vec<Recomputed>, Error> {
         let _one = self.recomputing.lock().await;
         let now = Utc::now();
-        // A few KPIs at once: each waits on its queries in turn, and the store
-        // answers several readers side by side.
-        let each: Vec<_> = self
-            .sources
-            .iter()
-            .map(|source| self.recompute_timed(tenant, source.as_ref(), now))
-            .collect();
-        let measured: Vec<Option<Recomputed>> = stream::iter(each)
-            .buffered(KPIS_AT_ONCE)
-            .try_collect()
-            .await?;
-        Ok(measured.into_iter().flatten().collect())
+        // One KPI after the other, in the plan's order: a KPI may read what the
+        // ones before it wrote (KPIs are entities too).
+        let mut out = Vec::new();
+        for source in &self.sources {
+            if let Some(r) = self.recompute_timed(tenant, source.as_ref(), now).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
     }
 
     /// [`Engine::recompute_one`], with the time it took.

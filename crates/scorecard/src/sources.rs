@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use crate::engine::KPIS_AT_ONCE;
+use crate::engine::QUERIES_AT_ONCE;
 use hub::http::params::{Params, QuerySpec};
 use hub::{Hub, Scope};
 use ngsi::{Context, Entity, Error};
@@ -321,7 +321,7 @@ impl KpiSource for LiveGroups {
             .map(|(slug, feed)| count_input(hub, scope, slug, LiveGroups::feed_query(feed, &since)))
             .collect();
         let inputs: Vec<Input> = stream::iter(counts)
-            .buffered(KPIS_AT_ONCE)
+            .buffered(QUERIES_AT_ONCE)
             .try_collect()
             .await?;
         let live: Vec<&str> = self
