@@ -222,7 +222,7 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     let evaluator = alerts.clone().spawn();
     let mut mqtt_config = config.mqtt.clone();
     if load_demo && mqtt_config.is_none() {
-        mqtt_config = local_broker(&config.mqtt_client_id).await;
+        mqtt_config = iot::MqttConfig::local_broker(&config.mqtt_client_id).await;
     }
     let mut mqtt = mqtt_config
         .clone()
@@ -322,18 +322,6 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     served.context("serving")?;
     tracing::info!("dothi stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// The MQTT settings of a broker on 127.0.0.1:1883 when one accepts a connection.
-async fn local_broker(client_id: &str) -> Option<iot::MqttConfig> {
-    let probe = tokio::net::TcpStream::connect(("127.0.0.1", iot::MqttConfig::DEFAULT_PORT));
-    match tokio::time::timeout(std::time::Duration::from_millis(500), probe).await {
-        Ok(Ok(_)) => iot::MqttConfig::from_url("mqtt://127.0.0.1:1883", client_id).ok(),
-        _ => {
-            tracing::info!("no MQTT broker on 127.0.0.1:1883: device measures over HTTP only");
-            None
-        }
-    }
 }
 
 async fn shutdown_signal() {
