@@ -30,16 +30,18 @@ async function problemOf(r) {
   }
 }
 
-/** A call to the server with the session's cookie, and its CSRF token on writes. */
-export async function request(url, { method = 'GET', body, headers = {} } = {}) {
+/** A call to the server with the session's cookie, and its CSRF token on writes. The
+ * body is JSON (`body`) or a file sent as it is (`file`, a Blob). */
+export async function request(url, { method = 'GET', body, file, headers = {} } = {}) {
   const h = { Accept: 'application/json', ...headers };
   if (!['GET', 'HEAD'].includes(method) && session.me?.csrf) h['X-CSRF-Token'] = session.me.csrf;
   if (body !== undefined) h['Content-Type'] = 'application/json';
+  if (file) h['Content-Type'] = file.type || 'application/octet-stream';
   const r = await fetch(url, {
     method,
     headers: h,
     credentials: 'same-origin',
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: file ?? (body === undefined ? undefined : JSON.stringify(body)),
   });
   if (r.status === 401 && session.me) sessionEnded();
   return r;
@@ -58,6 +60,13 @@ export async function send(method, url, body) {
   if (!r.ok) throw new ApiError(r.status, await problemOf(r));
   const text = await r.text();
   return text ? JSON.parse(text) : null;
+}
+
+/** A file posted as the body itself: the answer's JSON, or an ApiError. */
+export async function sendFile(url, file) {
+  const r = await request(url, { method: 'POST', file });
+  if (!r.ok) throw new ApiError(r.status, await problemOf(r));
+  return r.json();
 }
 
 /** Who is signed in, or null (401). */

@@ -3,10 +3,12 @@
 // click away (the NGSI-LD queries that produced it, or the approved document); the
 // eight task groups with their progress; the smart-city checklist per ward; the
 // Decision 766 indicators per month. "In báo cáo" prints it as an A4 report (print
-// CSS in scorecard.css); "Xuất XLSX" downloads the spreadsheet. Every value from the
-// server goes into the page as text.
+// CSS in scorecard.css); "Xuất XLSX" downloads the spreadsheet. An operator enters the
+// value of an entered KPI with its evidence (a file uploaded first, or a link); an
+// admin other than the submitter approves or rejects it (four eyes). Every value from
+// the server goes into the page as text.
 
-import { getJson } from './auth.js';
+import { getJson, send, sendFile, session } from './auth.js';
 import { $, el, fmtNumber, fmtTime, token } from './common.js';
 import './scorecard.css';
 
@@ -48,6 +50,18 @@ export const SCORECARD_TEXT = {
     states: { onTrack: 'Đúng tiến độ', atRisk: 'Có nguy cơ', offTrack: 'Chậm', noData: 'Chưa có số liệu', noTarget: 'Chưa có mục tiêu' },
     taskStates: { notStarted: 'Chưa bắt đầu', inProgress: 'Đang thực hiện', done: 'Hoàn thành', blocked: 'Vướng mắc' },
     failed: 'Không tải được bảng điểm',
+    enter: 'Nhập giá trị',
+    periodEnd: 'Cuối kỳ',
+    evidenceLink: 'hoặc đường dẫn minh chứng',
+    submit: 'Gửi phê duyệt',
+    pending: 'Chờ phê duyệt',
+    submittedBy: 'người nhập',
+    approve: 'Phê duyệt',
+    reject: 'Từ chối',
+    otherAdmin: 'cần quản trị viên khác phê duyệt',
+    needEvidence: 'Cần tệp minh chứng hoặc đường dẫn',
+    badType: 'Tệp minh chứng phải là PDF, PNG hoặc JPEG',
+    tooBig: 'Tệp minh chứng tối đa 10 MB',
   },
   en: {
     tab: 'Plan scorecard',
@@ -86,12 +100,29 @@ export const SCORECARD_TEXT = {
     states: { onTrack: 'On track', atRisk: 'At risk', offTrack: 'Off track', noData: 'No data', noTarget: 'No target' },
     taskStates: { notStarted: 'Not started', inProgress: 'In progress', done: 'Done', blocked: 'Blocked' },
     failed: 'The scorecard could not be loaded',
+    enter: 'Enter a value',
+    periodEnd: 'Period end',
+    evidenceLink: 'or a link to the evidence',
+    submit: 'Send for approval',
+    pending: 'Waiting for approval',
+    submittedBy: 'entered by',
+    approve: 'Approve',
+    reject: 'Reject',
+    otherAdmin: 'another admin approves it',
+    needEvidence: 'An evidence file or a link is needed',
+    badType: 'The evidence file must be a PDF, PNG or JPEG',
+    tooBig: 'The evidence file is at most 10 MB',
   },
 };
 
 const sc = { lang: () => 'vi', data: null, loading: null };
 const t = (key) => SCORECARD_TEXT[sc.lang()][key] ?? SCORECARD_TEXT.vi[key] ?? key;
 const KPI_PREFIX = 'urn:ngsi-ld:KeyPerformanceIndicator:plan-';
+// The server's limits for an evidence file, checked here first to spare the upload.
+const EVIDENCE_MAX_BYTES = 10 * 1024 * 1024;
+const EVIDENCE_TYPES = ['application/pdf', 'image/png', 'image/jpeg'];
+const canEnter = () => ['operator', 'admin'].includes(session.me?.role);
+const isAdmin = () => session.me?.role === 'admin';
 
 export function initScorecard(getLang) {
   sc.lang = getLang;
@@ -163,14 +194,16 @@ async function history(k) {
 }
 
 async function load() {
-  const [kpis, tasks, maturity, egov] = await Promise.all([
+  const [kpis, tasks, maturity, egov, submissions] = await Promise.all([
     getJson('/scorecard/v1/kpis'),
     getJson('/scorecard/v1/tasks'),
     getJson('/scorecard/v1/maturity'),
     getJson('/scorecard/v1/egov'),
+    getJson('/scorecard/v1/submissions'),
   ]);
   const series = await Promise.all(kpis.kpis.map(history));
-  return { kpis: kpis.kpis, series, tasks: tasks.tasks, maturity, egov, at: new Date().toISOString() };
+  const pending = submissions.submissions.filter((s) => s.decision === 'pending');
+  return { kpis: kpis.kpis, series, pending, tasks: tasks.tasks, maturity, egov, at: new Date().toISOString() };
 }
 
 /** Opens the scorecard view (loaded again). */
@@ -196,6 +229,18 @@ function statusBadge(status) {
   return el('span', { class: `sc-status st-${token(status)}` }, t('states')[status] || status);
 }
 
+/** The uploaded file and the link of an entered value, as list items. */
+function documentItems(file, url) {
+  const items = [];
+  if (file && typeof file.href === 'string' && file.href.startsWith('/scorecard/v1/evidence/')) {
+    items.push(el('li', {}, el('a', { href: file.href }, file.fileName || t('evidenceFile')), ` (${file.mediaType || ''})`));
+  }
+  if (typeof url === 'string' && /^https?:\/\//.test(url)) {
+    items.push(el('li', {}, el('a', { href: url, target: '_blank', rel: 'noopener noreferrer' }, url)));
+  }
+  return items;
+}
+
 function evidenceOf(k) {
   const ev = k.evidence || {};
   const items = [];
@@ -205,13 +250,7 @@ function evidenceOf(k) {
     const rule = typeof input.rule === 'string' ? `: ${input.rule}` : '';
     items.push(el('li', {}, el('a', { href: input.href, target: '_blank', rel: 'noopener' }, input.name || input.query), ` (${input.count})${rule}`));
   }
-  const file = ev.evidenceFile;
-  if (file && typeof file.href === 'string' && file.href.startsWith('/scorecard/v1/evidence/')) {
-    items.push(el('li', {}, el('a', { href: file.href }, file.fileName || t('evidenceFile')), ` (${file.mediaType || ''})`));
-  }
-  if (typeof ev.url === 'string' && /^https?:\/\//.test(ev.url)) {
-    items.push(el('li', {}, el('a', { href: ev.url, target: '_blank', rel: 'noopener noreferrer' }, ev.url)));
-  }
+  items.push(...documentItems(ev.evidenceFile, ev.url));
   return el(
     'details',
     { class: 'sc-evidence' },
@@ -222,9 +261,108 @@ function evidenceOf(k) {
   );
 }
 
-function kpiRow(k, points) {
+/** Why an evidence file would be refused by the server, or null. */
+export function evidenceFileProblem(file) {
+  const byName = /\.(pdf|png|jpe?g)$/i.test(file.name);
+  if (!EVIDENCE_TYPES.includes(file.type) && !(file.type === '' && byName)) return t('badType');
+  if (file.size > EVIDENCE_MAX_BYTES) return t('tooBig');
+  return null;
+}
+
+/** Uploads the file (if any), then enters the value with its evidence. */
+async function enterValue(k, form, problem) {
+  problem.textContent = '';
+  const file = form.elements.file.files[0];
+  const url = form.elements.url.value.trim();
+  if (!file && !url) {
+    problem.textContent = t('needEvidence');
+    return;
+  }
+  const refused = file && evidenceFileProblem(file);
+  if (refused) {
+    problem.textContent = refused;
+    return;
+  }
+  const button = form.querySelector('button');
+  button.disabled = true;
+  try {
+    const body = { value: Number(form.elements.value.value), periodEnd: form.elements.periodEnd.value };
+    if (url) body.evidenceUrl = url;
+    if (file) {
+      const name = file.name ? `?name=${encodeURIComponent(file.name.slice(0, 200))}` : '';
+      const described = await sendFile(`/scorecard/v1/evidence${name}`, file);
+      // A submission names the file by its key, the last part of its link.
+      body.evidenceFile = String(described.href).split('/').pop();
+    }
+    await send('POST', `/scorecard/v1/kpis/${encodeURIComponent(k.slug)}/submissions`, body);
+    await showScorecard();
+  } catch (e) {
+    problem.textContent = e.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function entryForm(k) {
+  const problem = el('p', { class: 'sc-problem', role: 'alert' });
+  const form = el(
+    'form',
+    { class: 'sc-entry' },
+    el('label', {}, `${t('value')} `, el('input', { name: 'value', type: 'number', step: 'any', required: true })),
+    el('label', {}, `${t('periodEnd')} `, el('input', { name: 'periodEnd', type: 'date', required: true, value: `${new Date().getFullYear() - 1}-12-31` })),
+    el('label', {}, `${t('evidenceFile')} `, el('input', { name: 'file', type: 'file', accept: '.pdf,.png,.jpg,.jpeg,application/pdf,image/png,image/jpeg' })),
+    el('label', {}, `${t('evidenceLink')} `, el('input', { name: 'url', type: 'url', placeholder: 'https://' })),
+    el('button', { type: 'submit' }, t('submit')),
+    problem,
+  );
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    enterValue(k, form, problem);
+  });
+  return el('details', { class: 'sc-enter no-print' }, el('summary', {}, t('enter')), form);
+}
+
+async function decide(s, verdict, problem) {
+  problem.textContent = '';
+  try {
+    await send('POST', `/scorecard/v1/submissions/${encodeURIComponent(s.id)}/${verdict}`);
+    await showScorecard();
+  } catch (e) {
+    problem.textContent = e.message;
+  }
+}
+
+/** A value waiting for approval, with its evidence; an admin other than the submitter decides. */
+function pendingValue(k, s) {
+  const lang = sc.lang();
+  const problem = el('p', { class: 'sc-problem', role: 'alert' });
+  const mine = s.submittedBy === session.me?.actor;
+  const actions = !isAdmin()
+    ? null
+    : mine
+      ? el('p', { class: 'muted' }, t('otherAdmin'))
+      : el(
+          'div',
+          { class: 'sc-decide no-print' },
+          el('button', { type: 'button', class: 'primary', onclick: () => decide(s, 'approve', problem) }, t('approve')),
+          el('button', { type: 'button', onclick: () => decide(s, 'reject', problem) }, t('reject')),
+        );
+  return el(
+    'div',
+    { class: 'sc-pending', 'data-submission': s.id },
+    el('strong', {}, `${t('pending')}: `),
+    el('span', { class: 'sc-pending-value' }, kpiValueText({ ...k, kpiValue: s.value }, lang) ?? ''),
+    el('div', { class: 'muted' }, `${t('periodEnd')} ${s.periodEnd || ''} · ${t('submittedBy')} ${s.submittedBy || ''}`),
+    el('ul', {}, documentItems(s.evidenceFile, s.evidenceUrl)),
+    actions,
+    problem,
+  );
+}
+
+function kpiRow(k, points, pending) {
   const lang = sc.lang();
   const value = kpiValueText(k, lang);
+  const entered = k.mode === 'entered';
   return el(
     'tr',
     { 'data-kpi': k.slug },
@@ -234,7 +372,13 @@ function kpiRow(k, points) {
       el('strong', {}, kpiName(k, lang)),
       el('div', { class: 'muted' }, `${k.planReference || ''} · ${t('mode')[k.mode] || k.mode || ''} · ${k.organization?.name || ''}`),
     ),
-    el('td', { class: 'num' }, value ?? el('span', { class: 'muted' }, t('noValue'))),
+    el(
+      'td',
+      { class: 'num' },
+      value ?? el('span', { class: 'muted' }, t('noValue')),
+      pending.map((s) => pendingValue(k, s)),
+      entered && canEnter() ? entryForm(k) : null,
+    ),
     el('td', {}, targetText(k, lang)),
     el('td', {}, statusBadge(k.status)),
     el('td', {}, sparkline(points, k.maximumValue)),
@@ -286,7 +430,13 @@ function render() {
     el(
       'tbody',
       {},
-      d.kpis.map((k, i) => kpiRow(k, d.series[i]?.points || [])),
+      d.kpis.map((k, i) =>
+        kpiRow(
+          k,
+          d.series[i]?.points || [],
+          d.pending.filter((s) => s.refKpi === `${KPI_PREFIX}${k.slug}`),
+        ),
+      ),
     ),
   );
   const taskTable = el(
