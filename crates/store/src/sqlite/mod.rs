@@ -126,7 +126,11 @@ fn open_connection(path: &str, read_only: bool) -> rusqlite::Result<Connection> 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.transaction()?;
+        // IMMEDIATE: take the write lock first, waiting for it. A deferred transaction
+        // that reads and then writes fails at once ("database is locked") when another
+        // connection commits or checkpoints in between, as a closing store's writer
+        // does when the database is reopened straight away.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
