@@ -54,6 +54,15 @@ export async function getJson(url) {
   return r.json();
 }
 
+/** A page of a list: its items, how many there are in all (`X-Total-Count`) and the
+ * next page's URL (`Link: <…>; rel="next"`), or an ApiError. */
+export async function getPage(url) {
+  const r = await request(url);
+  if (!r.ok) throw new ApiError(r.status, await problemOf(r));
+  const next = /<([^>]+)>;\s*rel="next"/.exec(r.headers.get('Link') ?? '')?.[1] ?? null;
+  return { items: await r.json(), total: Number(r.headers.get('X-Total-Count') ?? 0), next };
+}
+
 /** A write with a JSON body: the answer's JSON (null when empty), or an ApiError. */
 export async function send(method, url, body) {
   const r = await request(url, { method, body });

@@ -36,7 +36,17 @@ export async function startDemo() {
   const port = await freePort();
   const child = spawn(
     bin,
-    ['demo', '--no-history', '--listen', `127.0.0.1:${port}`, '--store', `sqlite://${dir}/dothi.db`, '--mqtt-client-id', `dothi-web-test-${process.pid}`],
+    [
+      'demo',
+      '--no-history',
+      '--no-new-reports',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--store',
+      `sqlite://${dir}/dothi.db`,
+      '--mqtt-client-id',
+      `dothi-web-test-${process.pid}`,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOTHI_LOG: 'warn' } },
   );
   let out = '';

@@ -58,9 +58,13 @@ pub enum Command {
 pub struct DemoArgs {
     #[command(flatten)]
     pub serve: ServeArgs,
-    /// Do not run the simulator that feeds the demo devices.
+    /// Do not run the simulator that feeds the demo devices and files new demo reports.
     #[arg(long)]
     pub no_simulate: bool,
+    /// Do not file new demo reports now and then (the simulator's residents), e.g. for
+    /// tests that count reports.
+    #[arg(long)]
+    pub no_new_reports: bool,
     /// Do not write the past year of the demo sensors' readings as history (written
     /// once per store, in the background, otherwise).
     #[arg(long, env = "DOTHI_DEMO_NO_HISTORY")]

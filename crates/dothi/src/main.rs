@@ -55,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging(config.log_format, "info");
             let demo = Demo {
                 simulate: !args.no_simulate,
+                new_reports: !args.no_simulate && !args.no_new_reports,
                 history: !args.no_history,
             };
             runtime.block_on(serve(config, Some(demo)))
@@ -100,6 +101,8 @@ const SCORECARD_EVERY: std::time::Duration = std::time::Duration::from_secs(300)
 struct Demo {
     /// Whether the simulator feeds the demo devices.
     simulate: bool,
+    /// Whether the simulator files a new report now and then.
+    new_reports: bool,
     /// Whether the past year of readings is written as history.
     history: bool,
 }
@@ -231,6 +234,7 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     // agent in this process.
     let (stop_simulator, simulator_stopped) = tokio::sync::watch::channel(false);
     let mut simulator = None;
+    let mut new_reports = None;
     if demo.as_ref().is_some_and(|d| d.simulate) {
         let sink = match (&mqtt_config, mqtt.as_mut()) {
             (Some(c), Some(m)) => {
@@ -241,7 +245,14 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             }
             _ => iot::simulate::Sink::Agent(agent.clone()),
         };
-        simulator = Some(simulate::spawn_demo(sink, simulator_stopped));
+        simulator = Some(simulate::spawn_demo(sink, simulator_stopped.clone()));
+    }
+    if demo.as_ref().is_some_and(|d| d.new_reports) {
+        new_reports = Some(reports::demo::spawn_new_reports(
+            reports.clone(),
+            reports::demo::NEW_REPORT_EVERY,
+            simulator_stopped,
+        ));
     }
     tracing::info!(listen = %config.listen, store = %config.store, mqtt = mqtt.is_some(), ready_ms = started.elapsed().as_millis() as u64, "dothi is ready");
     if load_demo {
@@ -315,6 +326,9 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     let _ = stop_simulator.send(true);
     if let Some(simulator) = simulator {
         let _ = simulator.await;
+    }
+    if let Some(new_reports) = new_reports {
+        let _ = new_reports.await;
     }
     if let Some(mqtt) = mqtt {
         mqtt.stop().await;

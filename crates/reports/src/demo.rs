@@ -5,6 +5,7 @@
 //! The same seed gives the same reports, so loading again replaces them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use hub::{Hub, Scope};
@@ -469,79 +470,149 @@ pub fn reports(places: &Places, calendar: &Calendar, now: DateTime<Utc>) -> Vec<
     let communes: Vec<_> = places.communes().collect();
     let mut out: Vec<Report> = Vec::with_capacity(REPORTS);
     let actor = "system:demo";
-    for n in 0..REPORTS {
-        let spec = pick(&mut rng, SPECS, |s| s.weight);
-        let cat = cats
-            .iter()
-            .find(|c| c.service_code == spec.code)
-            .unwrap_or(&cats[0]);
-        let (commune, shape) = *pick(&mut rng, &communes, |(c, _)| if c.ward { 5 } else { 1 });
-        let point = point_in(places, commune, shape, &mut rng);
-        // More reports lately (adoption grows), at daytime hours.
+    // More reports lately (adoption grows), at daytime hours.
+    let when = |rng: &mut Rng| {
         let age_days = 365.0 * rng.unit().powf(1.4);
         let mut at = now - TimeDelta::seconds((age_days * 86_400.0) as i64);
         let local_hour = (at.hour() + 7) % 24;
         if !(6..22).contains(&local_hour) {
             at -= TimeDelta::hours(10);
         }
-        let at = at.with_nanosecond(0).unwrap_or(at);
-        let (due_accept, due) = cat.sla.due(calendar, at, cat.urgent);
-        let mut r = Report {
-            service_request_id: format!("DEMO{n:06}"),
-            service_code: cat.service_code.clone(),
-            service_name: cat.service_name.clone(),
-            description: spec.texts[rng.below(spec.texts.len())].to_string(),
-            status: "open".into(),
-            status_notes: None,
-            agency_responsible: if cat.communal {
-                format!("UBND {}", commune.name)
-            } else {
-                cat.agency_responsible.clone()
-            },
-            service_notice: None,
-            requested_datetime: at,
-            updated_datetime: at,
-            expected_datetime: due,
-            address_string: None,
-            address_id: None,
-            location: point.map(|p| Point::new(p[0], p[1])),
-            media_url: None,
-            media_urls: Vec::new(),
-            attributes: match cat.service_code.as_str() {
-                "o-nhiem" => [(
-                    "loai_o_nhiem".to_string(),
-                    serde_json::json!(["khong_khi", "nuoc", "mui", "tieng_on"][rng.below(4)]),
-                )]
-                .into(),
-                _ => Default::default(),
-            },
-            jurisdiction_id: JURISDICTION.into(),
-            stage: Stage::Received,
-            urgent: cat.urgent,
-            commune_code: Some(commune.code.clone()),
-            commune_name: Some(commune.name.clone()),
-            area: Some(commune.id.clone()),
-            service_type: category_id(&cat.service_code),
-            due_accept,
-            first_response_at: None,
-            resolved_at: None,
-            closed_at: None,
-            officer: None,
-            result: None,
-            reason: None,
-            merged_into: None,
-            rating: None,
-            supporters: u32::from(rng.chance(0.1)) * (1 + rng.below(4) as u32),
-            extensions: Vec::new(),
-            history: Vec::new(),
-            updates: Vec::new(),
-            has_contact: false,
-            demo: true,
-        };
+        at.with_nanosecond(0).unwrap_or(at)
+    };
+    for n in 0..REPORTS {
+        let id = format!("DEMO{n:06}");
+        let mut r = received(&mut rng, &cats, places, &communes, calendar, when, id);
         walk(&mut r, &mut rng, calendar, now, actor, &out);
         out.push(r);
     }
     out
+}
+
+/// A demo report just received at the time `when` draws: a category and its words by
+/// the demo's weights, in a commune (wards weigh five times a rural one), routed as
+/// the service routes. (The draws keep their order, so the seed gives the same demo.)
+fn received(
+    rng: &mut Rng,
+    cats: &[Category],
+    places: &Places,
+    communes: &[(&crate::places::Commune, &city::geom::Shape)],
+    calendar: &Calendar,
+    when: impl FnOnce(&mut Rng) -> DateTime<Utc>,
+    id: String,
+) -> Report {
+    let spec = pick(rng, SPECS, |s| s.weight);
+    let cat = cats
+        .iter()
+        .find(|c| c.service_code == spec.code)
+        .unwrap_or(&cats[0]);
+    let (commune, shape) = *pick(rng, communes, |(c, _)| if c.ward { 5 } else { 1 });
+    let point = point_in(places, commune, shape, rng);
+    let at = when(rng);
+    let (due_accept, due) = cat.sla.due(calendar, at, cat.urgent);
+    Report {
+        service_request_id: id,
+        service_code: cat.service_code.clone(),
+        service_name: cat.service_name.clone(),
+        description: spec.texts[rng.below(spec.texts.len())].to_string(),
+        status: "open".into(),
+        status_notes: None,
+        agency_responsible: if cat.communal {
+            format!("UBND {}", commune.name)
+        } else {
+            cat.agency_responsible.clone()
+        },
+        service_notice: None,
+        requested_datetime: at,
+        updated_datetime: at,
+        expected_datetime: due,
+        address_string: None,
+        address_id: None,
+        location: point.map(|p| Point::new(p[0], p[1])),
+        media_url: None,
+        media_urls: Vec::new(),
+        attributes: match cat.service_code.as_str() {
+            "o-nhiem" => [(
+                "loai_o_nhiem".to_string(),
+                serde_json::json!(["khong_khi", "nuoc", "mui", "tieng_on"][rng.below(4)]),
+            )]
+            .into(),
+            _ => Default::default(),
+        },
+        jurisdiction_id: JURISDICTION.into(),
+        stage: Stage::Received,
+        urgent: cat.urgent,
+        commune_code: Some(commune.code.clone()),
+        commune_name: Some(commune.name.clone()),
+        area: Some(commune.id.clone()),
+        service_type: category_id(&cat.service_code),
+        due_accept,
+        first_response_at: None,
+        resolved_at: None,
+        closed_at: None,
+        officer: None,
+        result: None,
+        reason: None,
+        merged_into: None,
+        rating: None,
+        supporters: u32::from(rng.chance(0.1)) * (1 + rng.below(4) as u32),
+        extensions: Vec::new(),
+        history: Vec::new(),
+        updates: Vec::new(),
+        has_contact: false,
+        demo: true,
+    }
+}
+
+/// How long the demo's simulator waits between two new reports: a few an hour, at
+/// random between these bounds.
+pub const NEW_REPORT_EVERY: (Duration, Duration) =
+    (Duration::from_secs(4 * 60), Duration::from_secs(16 * 60));
+
+/// The demo's simulator of residents: a new report (marked `demo`, received now, with
+/// an id of its own: `DEMO-` and 12 letters or digits) every few minutes, until `stop`
+/// turns true. The operations centre sees them arrive as it would real ones, urgent
+/// ones with their notice.
+pub fn spawn_new_reports(
+    reports: Arc<Reports>,
+    every: (Duration, Duration),
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let seed = reports.now().timestamp_nanos_opt().unwrap_or_default() as u64;
+        let mut rng = Rng(seed);
+        loop {
+            let (lo, hi) = every;
+            let wait = lo + (hi.saturating_sub(lo)).mul_f64(rng.unit());
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            match new_report(&reports, &mut rng).await {
+                Ok(id) => tracing::debug!(id, "demo: a new report"),
+                Err(e) => tracing::warn!(error = %e, "demo: a new report could not be written"),
+            }
+        }
+    })
+}
+
+async fn new_report(reports: &Reports, rng: &mut Rng) -> Result<String, Error> {
+    let cats = categories();
+    let places = reports.places();
+    let communes: Vec<_> = places.communes().collect();
+    let calendar = reports.calendar().await?;
+    let id = format!("DEMO-{}", crate::service::new_request_id());
+    let now = reports.now();
+    let r = received(rng, &cats, places, &communes, &calendar, |_| now, id);
+    let v = model::to_entity(&report_id(&r.service_request_id), SERVICE_REQUEST, &r)?;
+    reports
+        .hub()
+        .create_entity(&Scope::system("demo", TENANT), model::parse_entity(&v)?)
+        .await?;
+    Ok(r.service_request_id)
 }
 
 /// Takes a demo report through the workflow, each step at a plausible time, never

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use hub::Scope;
@@ -24,7 +24,7 @@ use crate::calendar::Holiday;
 use crate::model::{Category, Report, Stage};
 use crate::open311::{self, Params};
 use crate::public::{PublicReport, RecentAnswers};
-use crate::service::{ReportFilter, Reports, TENANT};
+use crate::service::{PageMark, ReportFilter, Reports, TENANT};
 use crate::stats::By;
 use crate::workflow::Action;
 
@@ -215,12 +215,7 @@ async fn inbox(
             })
             .collect::<Result<_, _>>()?,
     };
-    let overdue = match p.get("overdue") {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => return Err(Error::bad_data("overdue is true or false").into()),
-    };
+    let overdue = flag(&p, "overdue")?;
     let limit = match p.get("limit") {
         None => 200,
         Some(l) => l
@@ -229,9 +224,17 @@ async fn inbox(
             .filter(|l| (1..=1000).contains(l))
             .ok_or_else(|| Error::bad_data("limit: 1–1000"))?,
     };
+    let urgent = flag(&p, "urgent")?;
+    let after = match p.get("after") {
+        None => None,
+        Some(a) => Some(PageMark::parse(a).ok_or_else(|| {
+            Error::bad_data("after: the mark of a page's end, as its next link gives it")
+        })?),
+    };
     let filter = ReportFilter {
         stages,
         overdue,
+        urgent,
         agency: p.get("agency").map(str::to_string),
         commune: p.get("commune").map(str::to_string),
         service_codes: p
@@ -242,8 +245,39 @@ async fn inbox(
         ..Default::default()
     };
     let now = reports.now();
-    let list = reports.list(&filter).await?;
-    Ok(axum::Json(list.iter().map(|r| staff_view(r, now)).collect::<Vec<_>>()).into_response())
+    let page = reports.page(&filter, after.as_ref()).await?;
+    let mut response = axum::Json(
+        page.reports
+            .iter()
+            .map(|r| staff_view(r, now))
+            .collect::<Vec<_>>(),
+    )
+    .into_response();
+    let headers = response.headers_mut();
+    headers.insert("X-Total-Count", HeaderValue::from(page.total));
+    if let Some(next) = page.next {
+        // The same query with `after` set to this page's end.
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in p.0.iter().filter(|(k, _)| k != "after") {
+            query.append_pair(k, v);
+        }
+        query.append_pair("after", &next.encode());
+        let link = format!("</reports/v1/requests?{}>; rel=\"next\"", query.finish());
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            headers.insert(axum::http::header::LINK, v);
+        }
+    }
+    Ok(response)
+}
+
+/// A filter that is `true`, `false` or absent.
+fn flag(p: &Params, name: &str) -> Result<Option<bool>, Error> {
+    match p.get(name) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => Err(Error::bad_data(format!("{name} is true or false"))),
+    }
 }
 
 async fn one(

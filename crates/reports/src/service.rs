@@ -108,7 +108,61 @@ pub struct ReportFilter {
     /// (min lon, min lat, max lon, max lat)
     pub bbox: Option<[f64; 4]>,
     pub overdue: Option<bool>,
+    pub urgent: Option<bool>,
     pub limit: usize,
+}
+
+/// A page of a list of reports, newest first: the reports, how many match in all,
+/// and where the next page starts when there is one.
+#[derive(Debug, Clone)]
+pub struct ReportPage {
+    pub reports: Vec<Report>,
+    pub total: usize,
+    pub next: Option<PageMark>,
+}
+
+/// Where a page ends: its last report's time and id. Reports are listed newest
+/// first and, at the same time, by id, so the next page starts strictly after the
+/// mark and neither skips nor repeats a report when new ones arrive meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageMark {
+    pub at: DateTime<Utc>,
+    pub id: String,
+}
+
+impl PageMark {
+    fn of(r: &Report) -> PageMark {
+        PageMark {
+            at: r.requested_datetime,
+            id: r.service_request_id.clone(),
+        }
+    }
+
+    /// `<time, RFC 3339 with nanoseconds>~<id>`: what the `after` parameter takes.
+    pub fn encode(&self) -> String {
+        format!(
+            "{}~{}",
+            self.at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            self.id
+        )
+    }
+
+    pub fn parse(s: &str) -> Option<PageMark> {
+        let (at, id) = s.split_once('~')?;
+        if !model::valid_code(id) {
+            return None;
+        }
+        let at = DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc);
+        Some(PageMark {
+            at,
+            id: id.to_string(),
+        })
+    }
+
+    /// Whether `r` comes after the mark in the list's order.
+    fn precedes(&self, r: &Report) -> bool {
+        (r.requested_datetime, r.service_request_id.as_str()) < (self.at, self.id.as_str())
+    }
 }
 
 /// The service.
@@ -550,6 +604,40 @@ impl Reports {
     /// attribute values (`q`) and bounding box (its geo index); dates and deadlines are
     /// checked here.
     pub async fn list(&self, f: &ReportFilter) -> Result<Vec<Report>, Error> {
+        let mut out = self.matching(f).await?;
+        if f.limit > 0 {
+            out.truncate(f.limit);
+        }
+        Ok(out)
+    }
+
+    /// A page of the reports matching `f` (at most `f.limit`, or all with 0), after
+    /// `after` when given.
+    pub async fn page(
+        &self,
+        f: &ReportFilter,
+        after: Option<&PageMark>,
+    ) -> Result<ReportPage, Error> {
+        let all = self.matching(f).await?;
+        let total = all.len();
+        let mut rest: Vec<Report> = match after {
+            None => all,
+            Some(mark) => all.into_iter().filter(|r| mark.precedes(r)).collect(),
+        };
+        let more = f.limit > 0 && rest.len() > f.limit;
+        if more {
+            rest.truncate(f.limit);
+        }
+        let next = rest.last().filter(|_| more).map(PageMark::of);
+        Ok(ReportPage {
+            reports: rest,
+            total,
+            next,
+        })
+    }
+
+    /// Every report matching `f`, newest first (ties by id, the newer id first).
+    async fn matching(&self, f: &ReportFilter) -> Result<Vec<Report>, Error> {
         let now = self.now();
         let mut out: Vec<Report> = if f.ids.is_empty() {
             let query = narrowing(f, &Self::reader().ctx)?;
@@ -581,16 +669,17 @@ impl Reports {
                 && f.start.is_none_or(|s| r.requested_datetime >= s)
                 && f.end.is_none_or(|e| r.requested_datetime <= e)
                 && f.overdue.is_none_or(|o| r.is_overdue(now) == o)
+                && f.urgent.is_none_or(|u| r.urgent == u)
                 && f.bbox.is_none_or(|[x0, y0, x1, y1]| {
                     r.location.is_some_and(|p| {
                         p.lon() >= x0 && p.lon() <= x1 && p.lat() >= y0 && p.lat() <= y1
                     })
                 })
         });
-        out.sort_by_key(|r| std::cmp::Reverse(r.requested_datetime));
-        if f.limit > 0 {
-            out.truncate(f.limit);
-        }
+        out.sort_by(|a, b| {
+            (b.requested_datetime, &b.service_request_id)
+                .cmp(&(a.requested_datetime, &a.service_request_id))
+        });
         Ok(out)
     }
 
@@ -1212,7 +1301,7 @@ fn bounded(what: &str, v: Option<String>, max: usize) -> Result<Option<String>, 
 }
 
 /// A new public id: 12 characters, digits and capitals.
-fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> String {
     let u = uuid::Uuid::new_v4().as_u128();
     const DIGITS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
     let mut n = u;

@@ -6,7 +6,7 @@
 // a report changed, or that it (re)connected and may have missed changes, and the
 // received reports are then asked again.
 import L from 'leaflet';
-import { ApiError, getJson, send, session } from '../auth.js';
+import { ApiError, getJson, getPage, send, session } from '../auth.js';
 import { $, el, fmtTime, provinceMap, select } from '../common.js';
 import { categoryName, iconOf, STAFF_TEXT, STAGE_NAMES } from '../report/words.js';
 import { showView } from './explorer.js';
@@ -15,6 +15,8 @@ import '../report/staff.css';
 
 const OPEN_STAGES = 'received,accepted,assigned,in_progress';
 const SOON_MS = 24 * 3600 * 1000;
+// Reports per page of the inbox; "more" reads the next page.
+const PAGE_SIZE = 100;
 const AGENCY_KEY = 'ioc.reports.agency';
 
 /** What each stage allows, and the fields each action asks for (* required). */
@@ -47,8 +49,10 @@ const rs = {
   lang: () => 'vi',
   loaded: false,
   categories: [],
-  list: [], // the inbox as filtered
-  open: [], // every open report of the agency (the tiles)
+  list: [], // the inbox as filtered, the pages read so far
+  total: 0, // how many reports the filter matches
+  next: null, // the next page's URL
+  counts: { fresh: 0, late: 0, urgent: 0 }, // the tiles: the agency's open reports
   // The agency is remembered by the browser: an operator's inbox is their agency's.
   filter: { agency: localStorage.getItem(AGENCY_KEY) || '', stage: 'open', service_code: '', overdue: false, urgent: false },
   checked: new Set(),
@@ -77,28 +81,42 @@ export function dueClass(r, now = Date.now()) {
 
 function agencies() {
   const names = new Set(rs.categories.filter((c) => !c.communal).map((c) => c.agency_responsible));
-  for (const r of [...rs.open, ...rs.list]) if (r.agency_responsible) names.add(r.agency_responsible);
+  for (const r of rs.list) if (r.agency_responsible) names.add(r.agency_responsible);
+  if (rs.filter.agency) names.add(rs.filter.agency);
   return [...names].sort((a, b) => a.localeCompare(b, 'vi'));
 }
 
-function query(stage) {
-  const q = new URLSearchParams({ limit: '1000' });
+function query(stage, limit = PAGE_SIZE) {
+  const q = new URLSearchParams({ limit: String(limit) });
   if (stage) q.set('stage', stage);
   if (rs.filter.agency) q.set('agency', rs.filter.agency);
   return q;
 }
 
-/** The inbox and the tiles, read again; in the `background`, the view is drawn again
- * only when the operator is not filling in an action or a selection (it would wipe
- * what they typed). */
+/** How many reports a query matches (the server counts; one report is read). */
+async function countOf(stage, extra = {}) {
+  const q = query(stage, 1);
+  for (const [k, v] of Object.entries(extra)) q.set(k, v);
+  return (await getPage(`/reports/v1/requests?${q}`)).total;
+}
+
+/** The inbox's first page and the tiles, read again; in the `background`, the view
+ * is drawn again only when the operator is not filling in an action or a selection
+ * (it would wipe what they typed). */
 export async function loadReports({ background = false } = {}) {
   if (!rs.categories.length) rs.categories = await getJson('/reports/v1/categories');
   const q = query(rs.filter.stage === 'open' ? OPEN_STAGES : rs.filter.stage);
   if (rs.filter.service_code) q.set('service_code', rs.filter.service_code);
   if (rs.filter.overdue) q.set('overdue', 'true');
-  const [list, open] = await Promise.all([getJson(`/reports/v1/requests?${q}`), getJson(`/reports/v1/requests?${query(OPEN_STAGES)}`)]);
-  rs.list = rs.filter.urgent ? list.filter((r) => r.urgent) : list;
-  rs.open = open;
+  if (rs.filter.urgent) q.set('urgent', 'true');
+  const [page, fresh, late, urgent] = await Promise.all([
+    getPage(`/reports/v1/requests?${q}`),
+    countOf('received'),
+    countOf(OPEN_STAGES, { overdue: 'true' }),
+    countOf(OPEN_STAGES, { urgent: 'true' }),
+  ]);
+  showPage(page, false);
+  rs.counts = { fresh, late, urgent };
   rs.loaded = true;
   const ids = new Set(rs.list.map((r) => r.service_request_id));
   for (const id of rs.checked) if (!ids.has(id)) rs.checked.delete(id);
@@ -106,12 +124,23 @@ export async function loadReports({ background = false } = {}) {
   renderReports();
 }
 
+function showPage(page, append) {
+  rs.list = append ? [...rs.list, ...page.items] : page.items;
+  rs.total = page.total;
+  rs.next = page.next;
+}
+
+/** The next page of the inbox, below the rows already shown. */
+async function loadMore() {
+  if (!rs.next) return;
+  showPage(await getPage(rs.next), true);
+  renderReports();
+}
+
 // ---------- the view ----------
 
 function tiles() {
-  const fresh = rs.open.filter((r) => r.workflowStatus === 'received').length;
-  const late = rs.open.filter((r) => r.overdue).length;
-  const urgent = rs.open.filter((r) => r.urgent).length;
+  const { fresh, late, urgent } = rs.counts;
   const tile = (key, n, cls, apply) =>
     el('button', { type: 'button', class: `rs-tile ${cls}`, 'data-tile': key, onclick: apply }, el('strong', {}, String(n)), el('span', {}, t(key)));
   return el(
@@ -261,6 +290,7 @@ function table() {
           );
         }),
       ),
+      more(),
     ),
   );
 }
@@ -273,11 +303,22 @@ export function renderReports() {
     filters(),
     bulkBar(),
     rs.note ? el('p', { class: 'rs-bulk-note', id: 'bulk-note', role: 'status' }, rs.note) : null,
-    el('p', { class: 'muted', id: 'report-count' }, t('count', rs.list.length)),
+    el('p', { class: 'muted', id: 'report-count' }, rs.total > rs.list.length ? t('countOf', rs.list.length, rs.total) : t('count', rs.total)),
     el('div', { class: 'rs-grid' }, table(), el('aside', { class: 'rs-panel', id: 'report-panel', hidden: !rs.current }, ...panel())),
   ];
   box.replaceChildren(...parts.filter(Boolean));
   if (rs.current) drawPanelMap();
+}
+
+/** The table's last row when more pages follow: a button that reads the next one. */
+function more() {
+  if (!rs.next) return '';
+  const button = el(
+    'button',
+    { type: 'button', class: 'rs-more', id: 'report-more', onclick: () => loadMore().catch(showFailure) },
+    t('more', rs.total - rs.list.length),
+  );
+  return el('tfoot', {}, el('tr', {}, el('td', { colspan: '7' }, button)));
 }
 
 function showFailure(e) {

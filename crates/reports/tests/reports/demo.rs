@@ -73,3 +73,53 @@ async fn the_demo_loads_and_is_served() {
         reports::demo::REPORTS
     );
 }
+
+#[tokio::test]
+async fn the_simulator_files_new_reports_until_stopped() {
+    let app = App::start().await;
+    app.categories().await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let every = (
+        std::time::Duration::from_millis(5),
+        std::time::Duration::from_millis(20),
+    );
+    let task = reports::demo::spawn_new_reports(app.reports.clone(), every, stopped);
+    let new = || async {
+        app.reports
+            .all()
+            .await
+            .expect("all")
+            .into_iter()
+            .filter(|r| r.service_request_id.starts_with("DEMO-"))
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while new().await.len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "three new reports within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.send(true).expect("the simulator listens");
+    task.await.expect("the simulator stops");
+    let made = new().await;
+    // Each is received now, marked demo, routed, and inside the commune it names.
+    let p = places();
+    for r in &made {
+        assert_eq!(
+            r.stage,
+            reports::Stage::Received,
+            "{}",
+            r.service_request_id
+        );
+        assert!(r.demo && r.expected_datetime > r.requested_datetime);
+        assert!(!r.agency_responsible.is_empty());
+        let loc = r.location.expect("a point");
+        let c = p.locate(loc.lon(), loc.lat()).expect("inside the province");
+        assert_eq!(c.map(|c| c.code.clone()), r.commune_code);
+    }
+    // Stopped means stopped.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(new().await.len(), made.len());
+}

@@ -306,3 +306,98 @@ async fn reports_are_rejected_merged_and_close_by_themselves() {
     // Mon 4 is now off (the shipped 30/4 and 1/5 are replaced by this year's list).
     assert_eq!(r["dueAcceptAt"], "2026-05-06T16:59:59Z", "{r}");
 }
+
+/// One page of the inbox: ids, the total, and the next page's path.
+async fn inbox_page(app: &App, path: &str) -> (Vec<String>, usize, Option<String>) {
+    let r = app
+        .admin
+        .get(app.url(path))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(r.status(), 200, "{path}");
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().expect("a text header").to_string())
+    };
+    let total = header("x-total-count")
+        .expect("a total")
+        .parse()
+        .expect("a number");
+    let next = header("link").map(|l| {
+        let path = l
+            .strip_prefix('<')
+            .and_then(|l| l.split_once(">; rel=\"next\""))
+            .unwrap_or_else(|| panic!("a next link: {l}"))
+            .0;
+        path.to_string()
+    });
+    let body: Value = r.json().await.expect("JSON");
+    let ids = body
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| r["service_request_id"].as_str().expect("an id").to_string())
+        .collect();
+    (ids, total, next)
+}
+
+#[tokio::test]
+async fn the_inbox_pages_newest_first_without_skipping_or_repeating() {
+    let app = App::start().await;
+    app.categories().await;
+    // Five reports, three of them in the same instant (the clock stands still), so
+    // that the order among them rests on their ids.
+    let mut made = Vec::new();
+    for (at, code) in [
+        ("2026-03-02T01:00:00Z", "duong-hu-hong"),
+        ("2026-03-02T02:00:00Z", "duong-hu-hong"),
+        ("2026-03-02T02:00:00Z", "cay-do-chan-duong"),
+        ("2026-03-02T02:00:00Z", "duong-hu-hong"),
+        ("2026-03-02T03:00:00Z", "duong-hu-hong"),
+    ] {
+        app.clock.set(at);
+        made.push((at, submit(&app, code).await.0));
+    }
+    made.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+    let newest_first: Vec<String> = made.into_iter().map(|(_, id)| id).collect();
+
+    let (all, total, next) = inbox_page(&app, "/reports/v1/requests").await;
+    assert_eq!((all.clone(), total, next), (newest_first.clone(), 5, None));
+
+    // Pages of two; a report made between two reads is newer than the marks, so it
+    // shows on no later page and nothing is skipped or repeated.
+    let (first, total, next) = inbox_page(&app, "/reports/v1/requests?limit=2").await;
+    assert_eq!((first.as_slice(), total), (&newest_first[..2], 5));
+    app.clock.set("2026-03-02T04:00:00Z");
+    let newer = submit(&app, "duong-hu-hong").await.0;
+    let next = next.expect("a second page");
+    assert!(next.contains("limit=2"), "the query is kept: {next}");
+    let (second, total, next) = inbox_page(&app, &next).await;
+    assert_eq!((second.as_slice(), total), (&newest_first[2..4], 6));
+    let (third, _, next) = inbox_page(&app, &next.expect("a third page")).await;
+    assert_eq!((third.as_slice(), next), (&newest_first[4..], None));
+    let (first, _, _) = inbox_page(&app, "/reports/v1/requests?limit=2").await;
+    assert_eq!(first, [newer.clone(), newest_first[0].clone()]);
+
+    // Filters apply before paging, and the total counts what they keep.
+    let (urgent, total, _) = inbox_page(&app, "/reports/v1/requests?urgent=true").await;
+    let (calm, calm_total, _) = inbox_page(&app, "/reports/v1/requests?urgent=false").await;
+    assert_eq!(total + calm_total, 6);
+    assert_eq!(urgent.len() + calm.len(), 6);
+    assert_eq!(total, 1, "the fallen tree is urgent");
+
+    for bad in [
+        "after=yesterday",
+        "after=2026-03-02T02:00:00Z~%3Cb%3E",
+        "urgent=maybe",
+    ] {
+        let r = send(
+            app.admin
+                .get(app.url(&format!("/reports/v1/requests?{bad}"))),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text);
+    }
+}
