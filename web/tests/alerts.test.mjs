@@ -141,3 +141,97 @@ test('the alert list shows, filters and acknowledges alerts', async () => {
   await waitForListed('three resolved', (r) => r.length === 3 && r.every((a) => a.status === 'resolved'));
   assert.deepEqual(page.cspViolations, []);
 });
+
+test('rules, silences and inhibitions are managed from the centre, with the server refusing what it cannot evaluate', async () => {
+  page.on('dialog', (d) => d.accept());
+  await page.locator('.tab[data-view="alerts"]').click();
+  const ruleRows = page.locator('#alert-rules tbody tr');
+  await ruleRows.first().waitFor({ timeout: 10_000 });
+  // The demo's rules, as the API lists them.
+  const listed = async () => ruleRows.evaluateAll((trs) => trs.map((tr) => tr.dataset.id));
+  const before = await demo.api('GET', '/alerts/v1/rules?limit=1000');
+  assert.deepEqual(
+    await listed(),
+    before.rules.map((r) => r.id),
+  );
+
+  // A new rule whose q cannot be evaluated is refused, with the server's reason shown.
+  const rule = {
+    id: 'centre-test-rule',
+    enabled: false,
+    scope: { type: 'WaterObserved', q: 'waterLevel>>1' },
+    condition: { kind: 'threshold', attribute: 'waterLevel', op: '>=', value: 2.5 },
+    severity: 'low',
+    message: { vi: `${MARKUP} {value}`, en: 'Test {value}' },
+  };
+  await page.locator('#alert-rules [data-action="add"]').click();
+  const editor = page.locator('#alert-rule-editor textarea');
+  await editor.fill(JSON.stringify(rule));
+  await page.locator('#alert-rule-editor button[type="submit"]').click();
+  await page.locator('#alert-rule-error').waitFor();
+  assert.match(await page.locator('#alert-rule-error').innerText(), /\bq\b/);
+  assert.equal((await listed()).includes(rule.id), false);
+  // Written JSON that does not parse is said so before anything is sent.
+  await editor.fill('{"id": ');
+  await page.locator('#alert-rule-editor button[type="submit"]').click();
+  await page.waitForFunction(() => document.querySelector('#alert-rule-error')?.textContent.startsWith('JSON không hợp lệ'));
+  // Corrected, it is saved, listed and off; its message shows as text.
+  delete rule.scope.q;
+  await editor.fill(JSON.stringify(rule));
+  await page.locator('#alert-rule-editor button[type="submit"]').click();
+  const row = page.locator(`#alert-rules tr[data-id="${rule.id}"]`);
+  await row.waitFor();
+  assert.equal(await page.locator('#alert-rule-editor').count(), 0);
+  assert.equal((await demo.api('GET', `/alerts/v1/rules/${rule.id}`)).enabled, false);
+  assert.ok((await row.innerText()).includes(MARKUP));
+  assert.equal(await page.evaluate(() => window.injected), undefined);
+
+  // Switched on from its row.
+  await row.locator('input[name="enabled"]').check();
+  for (let i = 0; ; i++) {
+    if ((await demo.api('GET', `/alerts/v1/rules/${rule.id}`)).enabled === true) break;
+    assert.ok(i < 50, 'the rule is switched on');
+    await page.waitForTimeout(100);
+  }
+
+  // A backtest says what the API's backtest of the same rule says.
+  await page.locator(`#alert-rules tr[data-id="${rule.id}"] [data-action="backtest"]`).click();
+  await page.locator('#alert-rules .arules-note').waitFor();
+  const said = Number((await page.locator('#alert-rules .arules-note').innerText()).match(/tạo (\d+) cảnh báo/)?.[1]);
+  const stored = await demo.api('GET', `/alerts/v1/rules/${rule.id}`);
+  assert.equal(said, (await demo.api('POST', '/alerts/v1/backtest', { rule: stored })).count);
+
+  // A silence for the test's gauge: written from the template, listed, then deleted.
+  await page.locator('#alert-silences [data-action="add"]').click();
+  const silence = {
+    id: 'centre-test-silence',
+    matchers: [{ name: 'entity', value: GAUGE }],
+    endsAt: new Date(Date.now() + 3600_000).toISOString(),
+    comment: 'bảo trì',
+  };
+  await page.locator('#alert-rule-editor textarea').fill(JSON.stringify(silence));
+  await page.locator('#alert-rule-editor button[type="submit"]').click();
+  const silenceRow = page.locator(`#alert-silences tr[data-id="${silence.id}"]`);
+  await silenceRow.waitFor();
+  assert.ok((await silenceRow.innerText()).includes(`entity = ${GAUGE}`));
+  assert.equal((await demo.api('GET', `/alerts/v1/silences/${silence.id}`)).createdBy !== undefined, true);
+  await silenceRow.locator('[data-action="delete"]').click();
+  await silenceRow.waitFor({ state: 'detached' });
+  const gone = await fetch(`${demo.base}/alerts/v1/silences/${silence.id}`, { headers: { Authorization: `Bearer ${demo.key}` } });
+  assert.equal(gone.status, 404);
+
+  // The demo's inhibition is listed; the rule is deleted from its row.
+  const inhibitions = await demo.api('GET', '/alerts/v1/inhibitions?limit=1000');
+  assert.deepEqual(
+    await page.locator('#alert-inhibitions tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.id)),
+    inhibitions.inhibitions.map((i) => i.id),
+  );
+  await row.locator('[data-action="delete"]').click();
+  await row.waitFor({ state: 'detached' });
+  assert.deepEqual(
+    await listed(),
+    before.rules.map((r) => r.id),
+  );
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'alert-rules.png') });
+  assert.deepEqual(page.cspViolations, []);
+});

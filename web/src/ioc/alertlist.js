@@ -186,11 +186,14 @@ function table() {
 export function renderAlertList() {
   const box = $('#alerts-body');
   if (!box || !al.loaded) return;
+  // (replaceChildren would write a null as the text "null".)
   box.replaceChildren(
-    filters(),
-    al.note ? el('p', { class: 'app-error', role: 'alert' }, al.note) : null,
-    el('p', { class: 'muted', id: 'alert-count' }, t('count', al.list.length, al.total)),
-    table(),
+    ...[
+      filters(),
+      al.note ? el('p', { class: 'app-error', role: 'alert' }, al.note) : null,
+      el('p', { class: 'muted', id: 'alert-count' }, t('count', al.list.length, al.total)),
+      table(),
+    ].filter(Boolean),
   );
 }
 

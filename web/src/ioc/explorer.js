@@ -7,6 +7,7 @@ import { $, el, STATES } from '../common.js';
 import { LAYER_NAMES, STATE_NAMES } from '../i18n.js';
 import { showScorecard } from '../scorecard.js';
 import { showAlertList } from './alertlist.js';
+import { showAlertRules } from './alertrules.js';
 import { focusEntity, resizeMap } from './map.js';
 import { openPanel } from './panel.js';
 import { showReports } from './reports.js';
@@ -26,6 +27,7 @@ export function showView(name) {
   if (name === 'scorecard') showScorecard();
   if (name === 'reports') showReports();
   showAlertList(name === 'alerts');
+  if (name === 'alerts') showAlertRules();
 }
 
 /** The explorer limited to these entities (a tile's). */

@@ -21,6 +21,7 @@ import { $, saveLang, TZ } from '../common.js';
 import { ROLE_NAMES } from '../i18n.js';
 import { initScorecard, translateScorecard } from '../scorecard.js';
 import { initAlertList, translateAlertList } from './alertlist.js';
+import { initAlertRules, renderAlertRules } from './alertrules.js';
 import { fillExplorerSelects, initExplorer, runSearch, showView } from './explorer.js';
 import { connectLive } from './live.js';
 import { drawCommunes, focusEntity, initMap, loadMarkers, shadeCommunes } from './map.js';
@@ -51,6 +52,7 @@ function applyLanguage() {
   translateScorecard();
   translateReports();
   translateAlertList();
+  renderAlertRules();
   if (app.error) showError(app.error);
   if (app.config) {
     renderIndicatorSelect();
@@ -152,6 +154,7 @@ async function boot() {
   initAdmin(() => app.lang);
   initScorecard(() => app.lang);
   initAlertList(() => app.lang);
+  initAlertRules(() => app.lang);
   session.onExpired = () => {
     app.source?.close();
     stopAlerts();
