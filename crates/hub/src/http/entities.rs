@@ -12,7 +12,9 @@ use serde_json::{Map, Value, json};
 
 use super::join::{Join, join_spec, with_links};
 use super::negotiate::{Accept, JsonBody, accept, respond, scope_from_headers};
-use super::params::{Params, QuerySpec, geometry_property, paging, render_options};
+use super::params::{
+    Params, QuerySpec, geometry_property, paging, picked_attributes, render_options,
+};
 use super::{ApiError, AppState, PathParam};
 use crate::service::Scope;
 
@@ -166,7 +168,10 @@ async fn run_query(
     page_path: Option<&str>,
 ) -> ApiResult {
     let (limit, offset, count) = paging(params)?;
-    let query = spec.build(&scope.ctx, limit, offset, count)?;
+    let mut query = spec.build(&scope.ctx, limit, offset, count)?;
+    if let Some(picked) = picked_attributes(params, &scope.ctx)? {
+        query.attrs = picked;
+    }
     let mut params = params.clone();
     if let Some(lang) = lang {
         params.0.insert("lang".into(), lang);

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use ngsi::filter::{GeoFilter, QFilter};
+use ngsi::order::OrderBy;
 use ngsi::query::{self, ast::TypeExpr};
 use ngsi::render::{Format, RenderOptions};
 use ngsi::{Context, Error, ErrorKind};
@@ -199,6 +200,8 @@ pub struct QuerySpec {
     /// `local=true`: only this broker's entities. There are no context sources, so it
     /// selects every entity, and may stand alone as the query's selection.
     pub local: bool,
+    /// `orderBy` (v1.9.1), as written.
+    pub order_by: Option<String>,
 }
 
 impl QuerySpec {
@@ -215,6 +218,7 @@ impl QuerySpec {
             geoproperty: p.get("geoproperty").map(str::to_string),
             scope_q: p.get("scopeQ").map(str::to_string),
             local: p.flag("local")?,
+            order_by: p.get("orderBy").map(str::to_string),
         })
     }
 
@@ -254,6 +258,7 @@ impl QuerySpec {
         let mut spec = QuerySpec {
             q: text("q")?,
             scope_q: text("scopeQ")?,
+            order_by: text("orderBy")?,
             ..Default::default()
         };
         if let Some(entities) = obj.get("entities") {
@@ -395,6 +400,10 @@ impl QuerySpec {
             offset,
             count,
             after: None,
+            order: match &self.order_by {
+                Some(text) => Some(OrderBy::parse(text)?.map_attrs(&|n| ctx.expand(n))),
+                None => None,
+            },
         })
     }
 }
@@ -448,6 +457,22 @@ pub fn paging(p: &Params) -> Result<(usize, usize, bool), Error> {
         ));
     }
     Ok((limit, offset, count))
+}
+
+/// The attributes a `pick` of attributes alone names (expanded): a query answers only
+/// the entities that keep some member once picked, so it selects the entities having
+/// one of them, and counts and pages over those. None when `pick` is absent or keeps
+/// a core member (`id`, `type`, `scope`), which every entity has.
+pub fn picked_attributes(p: &Params, ctx: &Context) -> Result<Option<Vec<String>>, Error> {
+    let pick = p.strict_list("pick")?;
+    if pick.is_empty()
+        || pick
+            .iter()
+            .any(|n| matches!(n.as_str(), "id" | "type" | "scope"))
+    {
+        return Ok(None);
+    }
+    Ok(Some(expand_names(&pick, ctx)?))
 }
 
 /// Reads the representation and projection parameters.
