@@ -12,6 +12,8 @@ use regex::RegexBuilder;
 use serde_json::Value;
 use store::EntityQuery;
 
+use super::projection::{self, Projection};
+
 /// Default and largest page size.
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 1_000;
@@ -94,9 +96,21 @@ impl Params {
 
     /// `pick` and `omit`: at most one of them, and neither beside `attrs` (`pick`
     /// replaces it).
+    /// Braced members (`locatedAt{name}`) project linked entities ([`Self::projection`]);
+    /// the lists answered are the members of the entities themselves.
     pub fn pick_omit(&self, has_attrs: bool) -> Result<(Vec<String>, Vec<String>), Error> {
-        let pick = self.strict_list("pick")?;
-        let omit = self.strict_list("omit")?;
+        let names = |key: &str| -> Result<Vec<String>, Error> {
+            Ok(match self.get(key) {
+                Some(text) => Projection {
+                    pick: key == "pick",
+                    items: projection::parse(text)?,
+                }
+                .names(),
+                None => Vec::new(),
+            })
+        };
+        let pick = names("pick")?;
+        let omit = names("omit")?;
         if !pick.is_empty() && !omit.is_empty() {
             return Err(Error::bad_data("pick and omit cannot be used together"));
         }
@@ -106,6 +120,17 @@ impl Params {
             ));
         }
         Ok((pick, omit))
+    }
+
+    /// The `pick` or `omit` given, with its braced members.
+    pub fn projection(&self) -> Result<Option<Projection>, Error> {
+        for (key, pick) in [("pick", true), ("omit", false)] {
+            if let Some(text) = self.get(key) {
+                let items = projection::parse(text)?;
+                return Ok(Some(Projection { pick, items }));
+            }
+        }
+        Ok(None)
     }
 
     /// Refuses `options` and `format` values that no operation knows (clause 6.3.7):
@@ -464,7 +489,7 @@ pub fn paging(p: &Params) -> Result<(usize, usize, bool), Error> {
 /// one of them, and counts and pages over those. None when `pick` is absent or keeps
 /// a core member (`id`, `type`, `scope`), which every entity has.
 pub fn picked_attributes(p: &Params, ctx: &Context) -> Result<Option<Vec<String>>, Error> {
-    let pick = p.strict_list("pick")?;
+    let (pick, _) = p.pick_omit(false)?;
     if pick.is_empty()
         || pick
             .iter()

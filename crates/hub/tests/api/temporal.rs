@@ -325,6 +325,15 @@ async fn provided_history_is_added_edited_and_deleted() {
     )))
     .await;
     assert_problem(&r, 404, "ResourceNotFound");
+    // An instanceId that is not a URI is a bad request, whether deleting or patching.
+    let bad = format!("/temporal/entities/{GAUGE}/attrs/waterLevel/invalidId");
+    assert_problem(&send(app.delete(&bad)).await, 400, "BadRequestData");
+    let r = send(app.patch(
+        &bad,
+        &json!({"waterLevel": {"type": "Property", "value": 0.5, "observedAt": hour(1)}}),
+    ))
+    .await;
+    assert_problem(&r, 400, "BadRequestData");
     let body = send(app.get(&format!("/temporal/entities/{GAUGE}")))
         .await
         .body;
