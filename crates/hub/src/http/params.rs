@@ -96,6 +96,7 @@ impl Params {
 
     /// `pick` and `omit`: at most one of them, and neither beside `attrs` (`pick`
     /// replaces it).
+    ///
     /// Braced members (`locatedAt{name}`) project linked entities ([`Self::projection`]);
     /// the lists answered are the members of the entities themselves.
     pub fn pick_omit(&self, has_attrs: bool) -> Result<(Vec<String>, Vec<String>), Error> {
@@ -486,8 +487,8 @@ pub fn paging(p: &Params) -> Result<(usize, usize, bool), Error> {
 
 /// The attributes a `pick` of attributes alone names (expanded): a query answers only
 /// the entities that keep some member once picked, so it selects the entities having
-/// one of them, and counts and pages over those. None when `pick` is absent or keeps
-/// a core member (`id`, `type`, `scope`), which every entity has.
+/// one of them, and counts and pages over those. None when `pick` is absent or names
+/// an entity member (`id`, `type`, `scope`): the query then selects as without it.
 pub fn picked_attributes(p: &Params, ctx: &Context) -> Result<Option<Vec<String>>, Error> {
     let (pick, _) = p.pick_omit(false)?;
     if pick.is_empty()
