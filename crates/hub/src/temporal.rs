@@ -548,6 +548,10 @@ impl Hub {
 }
 
 fn instance(uri: &str) -> Result<i64, Error> {
+    // An instanceId is a URI: anything else is a bad request, not a missing instance.
+    if !ngsi::entity::is_uri(uri) {
+        return Err(Error::bad_data(format!("{uri:?} is not a URI")));
+    }
     instance_number(uri)
         .ok_or_else(|| Error::not_found(format!("{uri:?} is not an instance of this hub")))
 }

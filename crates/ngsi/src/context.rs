@@ -82,6 +82,8 @@ pub struct Context {
 struct Core {
     terms: HashMap<String, String>,
     reverse: HashMap<String, String>,
+    /// Prefix → namespace IRI (`ngsi-ld` → `https://uri.etsi.org/ngsi-ld/`).
+    prefixes: Vec<(String, String)>,
 }
 
 fn core() -> &'static Core {
@@ -128,9 +130,12 @@ fn core() -> &'static Core {
                 })
                 .or_insert_with(|| term.clone());
         }
+        let mut prefixes: Vec<(String, String)> = prefixes.into_iter().collect();
+        prefixes.sort();
         Core {
             terms: resolved,
             reverse,
+            prefixes,
         }
     })
 }
@@ -334,20 +339,37 @@ impl Context {
             return term.clone();
         }
         let vocab = self.vocab.as_deref().unwrap_or(DEFAULT_VOCAB);
+        // A suffix of @vocab that is itself a term would expand to that term's IRI,
+        // not back to this one (JSON-LD 1.1 IRI compaction): a compact IRI is used.
         if let Some(term) = iri.strip_prefix(vocab)
             && !term.is_empty()
             && !term.contains(['/', '#', ':'])
+            && !self.is_term(term)
         {
             return term.to_string();
         }
-        for (prefix, ns) in &self.prefixes {
+        // The shortest compact IRI of the user's prefixes and the core's (`ngsi-ld:`),
+        // the least in text order among equals.
+        let mut best: Option<String> = None;
+        for (prefix, ns) in self.prefixes.iter().chain(&core().prefixes) {
             if let Some(suffix) = iri.strip_prefix(ns.as_str())
                 && !suffix.is_empty()
             {
-                return format!("{prefix}:{suffix}");
+                let candidate = format!("{prefix}:{suffix}");
+                if best
+                    .as_ref()
+                    .is_none_or(|b| (candidate.len(), &candidate) < (b.len(), b))
+                {
+                    best = Some(candidate);
+                }
             }
         }
-        iri.to_string()
+        best.unwrap_or_else(|| iri.to_string())
+    }
+
+    /// Whether `name` is a term of this context or of the core context.
+    fn is_term(&self, name: &str) -> bool {
+        self.user_terms.contains_key(name) || core().terms.contains_key(name)
     }
 
     /// The @context to put in a JSON-LD response body: the request's, as it was given
@@ -423,6 +445,37 @@ mod tests {
         assert_eq!(ctx.compact("https://schema.org/address"), "schema:address");
         assert_eq!(ctx.compact(&format!("{DEFAULT_VOCAB}level")), "level");
         assert_eq!(ctx.compact("https://other.org/x"), "https://other.org/x");
+    }
+
+    #[test]
+    fn a_vocab_suffix_that_is_a_term_compacts_to_a_compact_iri() {
+        // `name` means schema:name here, so the default-context `name` cannot be
+        // written `name`: it becomes `ngsi-ld:default-context/name`, which expands back.
+        let ctx = Context::build(
+            &json!({"schema": "https://schema.org/", "name": "schema:name"}),
+            &no_remote,
+        )
+        .unwrap();
+        let iri = format!("{DEFAULT_VOCAB}name");
+        assert_eq!(ctx.compact(&iri), "ngsi-ld:default-context/name");
+        assert_eq!(ctx.expand(&ctx.compact(&iri)), iri);
+        // Other default-context names stay short, under the core context too.
+        assert_eq!(ctx.compact(&format!("{DEFAULT_VOCAB}level")), "level");
+        assert_eq!(Context::core().compact(&iri), "name");
+        // The shortest compact IRI wins among prefixes.
+        let ctx = Context::build(
+            &json!({"dc": "https://uri.etsi.org/ngsi-ld/default-context/x/"}),
+            &no_remote,
+        )
+        .unwrap();
+        assert_eq!(
+            ctx.compact("https://uri.etsi.org/ngsi-ld/default-context/x/y"),
+            "dc:y"
+        );
+        assert_eq!(
+            ctx.compact("https://uri.etsi.org/ngsi-ld/other/y"),
+            "ngsi-ld:other/y"
+        );
     }
 
     #[test]

@@ -99,7 +99,7 @@ fn collect_patterns(expr: &QExpr, out: &mut HashMap<String, Regex>) -> Result<()
 }
 
 /// The values a path points at in an entity (one per instance, array elements spread).
-fn targets(e: &Entity, path: &AttrPath) -> Vec<Value> {
+pub(crate) fn targets(e: &Entity, path: &AttrPath) -> Vec<Value> {
     let mut out = Vec::new();
     let Some(instances) = e.attrs.get(&path.attr) else {
         return out;
@@ -324,7 +324,9 @@ impl GeoFilter {
             GeoRel::Contains => g.relate(&self.reference).is_contains(),
             GeoRel::Intersects => g.intersects(&self.reference),
             GeoRel::Disjoint => !g.intersects(&self.reference),
-            GeoRel::Equals => g.relate(&self.reference).is_equal_topo(),
+            // The same coordinates are equal even where the shape is not valid (a
+            // ring that crosses itself), which the relate matrix cannot judge.
+            GeoRel::Equals => g == self.reference || g.relate(&self.reference).is_equal_topo(),
             GeoRel::Overlaps => g.relate(&self.reference).is_overlaps(),
         }
     }
@@ -517,6 +519,12 @@ mod tests {
         assert!(f(GeoRel::Intersects, &square).matches(&inside));
         assert!(f(GeoRel::Disjoint, &square).matches(&outside));
         assert!(f(GeoRel::Equals, &inside).matches(&inside));
+        assert!(f(GeoRel::Equals, &square).matches(&square));
+        assert!(!f(GeoRel::Equals, &square).matches(&inside));
+        // A polygon whose ring crosses itself equals its own coordinates.
+        let crossed = Geometry::from_geojson(&json!({"type": "Polygon", "coordinates": [[[13.2865906,52.5648645],[13.2879639,52.5648645],[13.2797241,52.4988679],[13.477478,52.4712703],[13.5049438,52.5373084],[13.2865906,52.5648645]]]})).unwrap();
+        assert!(f(GeoRel::Equals, &crossed).matches(&crossed));
+        assert!(!f(GeoRel::Equals, &crossed).matches(&square));
         // 0.01 degree of latitude is about 1.11 km.
         let near = |max, min| {
             f(

@@ -10,6 +10,7 @@ pub mod entity;
 pub mod error;
 pub mod filter;
 pub mod geometry;
+pub mod order;
 pub mod query;
 pub mod render;
 pub mod subscription;

@@ -4,6 +4,7 @@ use ngsi::Entity;
 
 use crate::QueryPage;
 use ngsi::filter::{GeoFilter, QFilter};
+use ngsi::order::OrderBy;
 use ngsi::query::ast::{ScopeExpr, TypeExpr};
 use regex::Regex;
 
@@ -28,6 +29,9 @@ pub struct EntityQuery {
     /// the same at any depth, and a write between two pages neither repeats nor skips
     /// an entity that stays.
     pub after: Option<i64>,
+    /// `orderBy`: the order of the answer (names expanded). Without it, entities come
+    /// in the order they were stored.
+    pub order: Option<OrderBy>,
 }
 
 impl EntityQuery {
@@ -55,6 +59,8 @@ pub(crate) struct Filtered<'q> {
     entities: Vec<Entity>,
     positions: Vec<i64>,
     matched: usize,
+    /// With an `orderBy`: the first matches in that order so far, with their positions.
+    ordered: Vec<(Entity, i64)>,
 }
 
 impl<'q> Filtered<'q> {
@@ -64,6 +70,7 @@ impl<'q> Filtered<'q> {
             entities: Vec::new(),
             positions: Vec::new(),
             matched: 0,
+            ordered: Vec::new(),
         }
     }
 
@@ -75,6 +82,17 @@ impl<'q> Filtered<'q> {
             return true;
         }
         self.matched += 1;
+        if let Some(order) = &q.order {
+            // Every match is read; only the first `offset + limit` in the order are
+            // kept, so memory stays within twice that.
+            let keep = q.offset.saturating_add(q.limit);
+            self.ordered.push((entity, position));
+            if self.ordered.len() > keep.saturating_mul(2).max(64) {
+                self.ordered.sort_by(|a, b| order.compare(&a.0, &b.0));
+                self.ordered.truncate(keep);
+            }
+            return true;
+        }
         if self.matched > q.offset && self.entities.len() < q.limit {
             self.entities.push(entity);
             self.positions.push(position);
@@ -84,7 +102,19 @@ impl<'q> Filtered<'q> {
         }
     }
 
-    pub fn page(self) -> QueryPage {
+    pub fn page(mut self) -> QueryPage {
+        if let Some(order) = &self.query.order {
+            self.ordered.sort_by(|a, b| order.compare(&a.0, &b.0));
+            for (e, position) in self
+                .ordered
+                .into_iter()
+                .skip(self.query.offset)
+                .take(self.query.limit)
+            {
+                self.entities.push(e);
+                self.positions.push(position);
+            }
+        }
         QueryPage {
             entities: self.entities,
             positions: self.positions,

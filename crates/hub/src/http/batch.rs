@@ -27,6 +27,8 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn items(body: &JsonBody) -> Result<&Vec<Value>, Error> {
+    // Refused as a whole, not item by item.
+    body.check_framing()?;
     let items = body
         .value
         .as_array()
@@ -150,10 +152,11 @@ async fn update(
     let (scope, entities) = parse_entities(&s, &body).await?;
     let results = s.hub.batch_update(&scope, entities, overwrite).await?;
     let mut results: Vec<(String, BatchItem)> = results;
-    // An entity whose attributes were all kept (noOverwrite) is reported as not updated.
+    // An entity of which some attribute was kept (noOverwrite) is reported among the
+    // errors, as Append Entity Attributes answers 207 for it (clauses 5.6.3, 5.6.9);
+    // the attributes it did not have are added all the same.
     for (_, r) in results.iter_mut() {
         if let Ok(applied) = r
-            && applied.result.updated.is_empty()
             && !applied.result.not_updated.is_empty()
         {
             let names: Vec<String> = applied

@@ -12,7 +12,9 @@ use serde_json::{Map, Value, json};
 
 use super::join::{Join, join_spec, with_links};
 use super::negotiate::{Accept, JsonBody, accept, respond, scope_from_headers};
-use super::params::{Params, QuerySpec, geometry_property, paging, render_options};
+use super::params::{
+    Params, QuerySpec, geometry_property, paging, picked_attributes, render_options,
+};
 use super::{ApiError, AppState, PathParam};
 use crate::service::Scope;
 
@@ -143,8 +145,17 @@ async fn retrieve_entity(
             None => Value::Object(rendered),
             Some(join) => {
                 let roots = std::slice::from_ref(&entity);
-                let mut joined =
-                    with_links(&s.hub, &scope, roots, vec![rendered], &opts, join).await?;
+                let projection = params.projection()?;
+                let mut joined = with_links(
+                    &s.hub,
+                    &scope,
+                    roots,
+                    vec![rendered],
+                    &opts,
+                    projection.as_ref(),
+                    join,
+                )
+                .await?;
                 if join.0 == Join::Flat {
                     Value::Array(joined)
                 } else {
@@ -162,14 +173,17 @@ async fn run_query(
     spec: QuerySpec,
     params: &Params,
     wanted: Accept,
-    lang: Option<String>,
+    body_params: Vec<(&'static str, String)>,
     page_path: Option<&str>,
 ) -> ApiResult {
     let (limit, offset, count) = paging(params)?;
-    let query = spec.build(&scope.ctx, limit, offset, count)?;
+    let mut query = spec.build(&scope.ctx, limit, offset, count)?;
+    if let Some(picked) = picked_attributes(params, &scope.ctx)? {
+        query.attrs = picked;
+    }
     let mut params = params.clone();
-    if let Some(lang) = lang {
-        params.0.insert("lang".into(), lang);
+    for (key, value) in body_params {
+        params.0.insert(key.into(), value);
     }
     let opts = render_options(&params, &scope.ctx, &spec.attrs)?;
     let join = join_spec(&params)?;
@@ -189,7 +203,16 @@ async fn run_query(
         match join {
             None => Value::Array(rendered.into_iter().map(Value::Object).collect()),
             Some(join) => Value::Array(
-                with_links(&s.hub, scope, &page.entities, rendered, &opts, join).await?,
+                with_links(
+                    &s.hub,
+                    scope,
+                    &page.entities,
+                    rendered,
+                    &opts,
+                    params.projection()?.as_ref(),
+                    join,
+                )
+                .await?,
             ),
         }
     };
@@ -224,7 +247,7 @@ async fn query_entities(
         spec,
         &params,
         wanted,
-        None,
+        Vec::new(),
         Some("/ngsi-ld/v1/entities"),
     )
     .await
@@ -239,12 +262,20 @@ async fn query_post(
     let scope = body.scope(&s).await?;
     let params = Params::parse(raw.as_deref())?;
     let spec = QuerySpec::from_query_body(&body.value)?;
-    let lang = body
-        .value
-        .get("lang")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    run_query(&s, &scope, spec, &params, wanted, lang, None).await
+    // Members of the Query body that shape the answer as the same GET parameters do
+    // (the Query data type), read the same way.
+    let mut body_params = Vec::new();
+    for key in ["lang", "join", "joinLevel", "geometryProperty"] {
+        match body.value.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(v)) => body_params.push((key, v.clone())),
+            Some(Value::Number(n)) => body_params.push((key, n.to_string())),
+            Some(_) => {
+                return Err(Error::bad_data(format!("{key} must be a string")).into());
+            }
+        }
+    }
+    run_query(&s, &scope, spec, &params, wanted, body_params, None).await
 }
 
 async fn replace_entity(

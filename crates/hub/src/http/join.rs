@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use store::EntityQuery;
 
 use super::params::Params;
+use super::projection::Projection;
 use crate::{Hub, Scope};
 
 /// The deepest `joinLevel` served.
@@ -53,16 +54,19 @@ pub fn join_spec(p: &Params) -> Result<Option<(Join, usize)>, Error> {
     Ok(Some((join, level)))
 }
 
-/// The ids the Relationships of these entities point to.
-fn targets(entities: &[Entity]) -> Vec<String> {
+/// The ids the Relationships of an entity point to, with the name of the
+/// Relationship, of the attributes `follow` accepts (by expanded name).
+fn targets(e: &Entity, follow: &dyn Fn(&str) -> bool) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for e in entities {
-        for inst in e.attrs.values().flatten() {
+    for (name, instances) in e.attrs.iter().filter(|(name, _)| follow(name)) {
+        for inst in instances {
             match (&inst.kind, &inst.value) {
-                (AttrKind::Relationship, Value::String(id)) => out.push(id.clone()),
-                (AttrKind::ListRelationship, Value::Array(ids)) => {
-                    out.extend(ids.iter().filter_map(Value::as_str).map(str::to_string));
-                }
+                (AttrKind::Relationship, Value::String(id)) => out.push((id.clone(), name.clone())),
+                (AttrKind::ListRelationship, Value::Array(ids)) => out.extend(
+                    ids.iter()
+                        .filter_map(Value::as_str)
+                        .map(|id| (id.to_string(), name.clone())),
+                ),
                 _ => {}
             }
         }
@@ -70,68 +74,114 @@ fn targets(entities: &[Entity]) -> Vec<String> {
     out
 }
 
+/// A linked entity, with the projection of the Relationship it was reached by
+/// (`locatedAt{name}`), if any.
+pub struct Linked {
+    pub entity: Entity,
+    pub projection: Option<Projection>,
+}
+
 /// The entities reachable from `roots` in at most `level` hops, in the order found.
+/// Of the roots, only the Relationships their projection keeps (`attrs`, `pick`,
+/// `omit` in `opts`) are followed: a link the answer does not show is not joined.
 pub async fn linked(
     hub: &Hub,
     scope: &Scope,
     roots: &[Entity],
+    opts: &RenderOptions<'_>,
+    projection: Option<&Projection>,
     level: usize,
-) -> Result<Vec<Entity>, Error> {
+) -> Result<Vec<Linked>, Error> {
     let mut seen: HashSet<String> = roots.iter().map(|e| e.id.clone()).collect();
-    let mut found: Vec<Entity> = Vec::new();
-    let mut frontier = targets(roots);
+    let mut found: Vec<Linked> = Vec::new();
+    let shown = |name: &str| {
+        opts.keep_attrs.as_ref().is_none_or(|k| k.contains(name)) && !opts.omit_attrs.contains(name)
+    };
+    // (target id, the projection it is to be rendered with)
+    let next = |e: &Entity, p: Option<&Projection>, follow: &dyn Fn(&str) -> bool| {
+        targets(e, follow)
+            .into_iter()
+            .map(|(id, rel)| {
+                let child = p.and_then(|p| p.child(&rel, opts));
+                (id, child)
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut frontier: Vec<(String, Option<Projection>)> = roots
+        .iter()
+        .flat_map(|e| next(e, projection, &shown))
+        .collect();
     for _ in 0..level {
-        frontier.retain(|id| seen.insert(id.clone()));
+        frontier.retain(|(id, _)| seen.insert(id.clone()));
         frontier.truncate(MAX_LINKED.saturating_sub(found.len()));
         if frontier.is_empty() {
             break;
         }
         let query = EntityQuery {
             limit: frontier.len(),
-            ids: std::mem::take(&mut frontier),
+            ids: frontier.iter().map(|(id, _)| id.clone()).collect(),
             ..Default::default()
         };
         let page = hub.query(scope, query).await?;
-        frontier = targets(&page.entities);
-        found.extend(page.entities);
+        let mut projections: HashMap<String, Option<Projection>> =
+            std::mem::take(&mut frontier).into_iter().collect();
+        for entity in page.entities {
+            let projection = projections.remove(&entity.id).flatten();
+            let shown = |name: &str| projection.as_ref().is_none_or(|p| p.shows(name, opts));
+            frontier.extend(next(&entity, projection.as_ref(), &shown));
+            found.push(Linked { entity, projection });
+        }
     }
     Ok(found)
 }
 
 /// How linked entities are rendered: as the entities asked for, without their
-/// projection (`attrs`, `pick`, `omit` select members of those entities only).
-pub fn linked_options<'a>(opts: &RenderOptions<'a>) -> RenderOptions<'a> {
+/// projection (`attrs`, `pick`, `omit` select members of those entities only), unless
+/// the Relationship they were reached by has a braced projection of its own.
+pub fn linked_options<'a>(
+    opts: &RenderOptions<'a>,
+    projection: Option<&Projection>,
+) -> Result<RenderOptions<'a>, Error> {
     let mut out = RenderOptions::new(opts.ctx);
     out.format = opts.format;
     out.sys_attrs = opts.sys_attrs;
     out.lang = opts.lang.clone();
-    out
+    match projection {
+        Some(p) => p.apply(out),
+        None => Ok(out),
+    }
 }
 
-/// Puts the linked entities inside the rendered entity's Relationships, `depth` deep.
+/// Puts the linked entities inside the rendered entity's Relationships, `depth` deep;
+/// `projection` is the one `e` was rendered with, whose braced members project the
+/// entities it links to.
 pub fn inline(
     rendered: &mut Map<String, Value>,
     e: &Entity,
     opts: &RenderOptions,
+    projection: Option<&Projection>,
     linked: &HashMap<&str, &Entity>,
     depth: usize,
-) {
+) -> Result<(), Error> {
     if depth == 0 {
-        return;
+        return Ok(());
     }
-    let inner = linked_options(opts);
-    let render_target = |id: &str| -> Option<Value> {
-        let target = linked.get(id)?;
-        let mut m = render_entity(target, &inner);
-        inline(&mut m, target, &inner, linked, depth - 1);
-        Some(Value::Object(m))
-    };
     for (name, instances) in &e.attrs {
         if !instances.iter().any(|i| i.kind == AttrKind::Relationship) {
             continue;
         }
         let Some(slot) = rendered.get_mut(&opts.ctx.compact(name)) else {
             continue;
+        };
+        let child = projection.and_then(|p| p.child(name, opts));
+        let inner = linked_options(opts, child.as_ref())?;
+        let render_target = |id: &str| -> Result<Option<Value>, Error> {
+            let Some(target) = linked.get(id) else {
+                return Ok(None);
+            };
+            let mut m = render_entity(target, &inner);
+            inline(&mut m, target, &inner, child.as_ref(), linked, depth - 1)?;
+            Ok(Some(Value::Object(m)))
         };
         let slots: Vec<&mut Value> = match slot {
             Value::Array(items) => items.iter_mut().collect(),
@@ -140,7 +190,7 @@ pub fn inline(
         for slot in slots {
             match (opts.format, &mut *slot) {
                 (Format::KeyValues, Value::String(id)) => {
-                    if let Some(v) = render_target(id) {
+                    if let Some(v) = render_target(id)? {
                         *slot = v;
                     }
                 }
@@ -149,7 +199,9 @@ pub fn inline(
                         .get("object")
                         .and_then(Value::as_str)
                         .map(str::to_string);
-                    if let Some(v) = target.and_then(|id| render_target(&id)) {
+                    if let Some(id) = target
+                        && let Some(v) = render_target(&id)?
+                    {
                         rel.insert("entity".into(), v);
                     }
                 }
@@ -157,46 +209,43 @@ pub fn inline(
             }
         }
     }
+    Ok(())
 }
 
 /// The rendered entities with their links joined: inline, one value per entity; flat,
-/// the entities then each linked entity once.
+/// the entities then each linked entity once. `projection` is the request's `pick` or
+/// `omit`, whose braced members project the linked entities.
 pub async fn with_links(
     hub: &Hub,
     scope: &Scope,
     roots: &[Entity],
     rendered: Vec<Map<String, Value>>,
     opts: &RenderOptions<'_>,
+    projection: Option<&Projection>,
     (join, level): (Join, usize),
 ) -> Result<Vec<Value>, Error> {
-    let linked = linked(hub, scope, roots, level).await?;
+    let linked = linked(hub, scope, roots, opts, projection, level).await?;
     Ok(match join {
         Join::Inline => {
             let by_id: HashMap<&str, &Entity> = roots
                 .iter()
-                .chain(linked.iter())
+                .chain(linked.iter().map(|l| &l.entity))
                 .map(|e| (e.id.as_str(), e))
                 .collect();
-            roots
-                .iter()
-                .zip(rendered)
-                .map(|(e, mut r)| {
-                    inline(&mut r, e, opts, &by_id, level);
-                    Value::Object(r)
-                })
-                .collect()
+            let mut out = Vec::with_capacity(rendered.len());
+            for (e, mut r) in roots.iter().zip(rendered) {
+                inline(&mut r, e, opts, projection, &by_id, level)?;
+                out.push(Value::Object(r));
+            }
+            out
         }
         Join::Flat => {
-            let inner = linked_options(opts);
-            rendered
-                .into_iter()
-                .map(Value::Object)
-                .chain(
-                    linked
-                        .iter()
-                        .map(|e| Value::Object(render_entity(e, &inner))),
-                )
-                .collect()
+            let mut out: Vec<Value> = rendered.into_iter().map(Value::Object).collect();
+            for l in &linked {
+                let inner = linked_options(opts, l.projection.as_ref())?;
+                out.push(Value::Object(render_entity(&l.entity, &inner)));
+            }
+            out
         }
     })
 }

@@ -10,6 +10,7 @@ mod join;
 pub mod negotiate;
 mod openapi;
 pub mod params;
+mod projection;
 mod subscriptions;
 mod temporal;
 

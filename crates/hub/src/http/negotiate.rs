@@ -220,15 +220,22 @@ impl JsonBody {
         self.scope_of(state, &self.value).await
     }
 
+    /// A JSON-LD body carries its own @context: a Link header beside it is refused
+    /// (clause 6.3.5), for the whole request.
+    pub fn check_framing(&self) -> Result<(), Error> {
+        if self.ld && link_context(&self.headers)?.is_some() {
+            return Err(Error::bad_data(
+                "with application/ld+json the @context goes in the body, not in a Link header",
+            ));
+        }
+        Ok(())
+    }
+
     /// The same, for one item of an array body (batch operations).
     pub async fn scope_of(&self, state: &AppState, item: &Value) -> Result<Scope, Error> {
         let tenant = tenant(&self.headers)?;
         if self.ld {
-            if link_context(&self.headers)?.is_some() {
-                return Err(Error::bad_data(
-                    "with application/ld+json the @context goes in the body, not in a Link header",
-                ));
-            }
+            self.check_framing()?;
             let ctx_value = item
                 .get("@context")
                 .ok_or_else(|| Error::bad_data("an application/ld+json body needs an @context"))?;

@@ -4,12 +4,15 @@
 use std::collections::{HashMap, HashSet};
 
 use ngsi::filter::{GeoFilter, QFilter};
+use ngsi::order::OrderBy;
 use ngsi::query::{self, ast::TypeExpr};
 use ngsi::render::{Format, RenderOptions};
 use ngsi::{Context, Error, ErrorKind};
 use regex::RegexBuilder;
 use serde_json::Value;
 use store::EntityQuery;
+
+use super::projection::{self, Projection};
 
 /// Default and largest page size.
 pub const DEFAULT_LIMIT: usize = 20;
@@ -93,9 +96,22 @@ impl Params {
 
     /// `pick` and `omit`: at most one of them, and neither beside `attrs` (`pick`
     /// replaces it).
+    ///
+    /// Braced members (`locatedAt{name}`) project linked entities ([`Self::projection`]);
+    /// the lists answered are the members of the entities themselves.
     pub fn pick_omit(&self, has_attrs: bool) -> Result<(Vec<String>, Vec<String>), Error> {
-        let pick = self.strict_list("pick")?;
-        let omit = self.strict_list("omit")?;
+        let names = |key: &str| -> Result<Vec<String>, Error> {
+            Ok(match self.get(key) {
+                Some(text) => Projection {
+                    pick: key == "pick",
+                    items: projection::parse(text)?,
+                }
+                .names(),
+                None => Vec::new(),
+            })
+        };
+        let pick = names("pick")?;
+        let omit = names("omit")?;
         if !pick.is_empty() && !omit.is_empty() {
             return Err(Error::bad_data("pick and omit cannot be used together"));
         }
@@ -105,6 +121,17 @@ impl Params {
             ));
         }
         Ok((pick, omit))
+    }
+
+    /// The `pick` or `omit` given, with its braced members.
+    pub fn projection(&self) -> Result<Option<Projection>, Error> {
+        for (key, pick) in [("pick", true), ("omit", false)] {
+            if let Some(text) = self.get(key) {
+                let items = projection::parse(text)?;
+                return Ok(Some(Projection { pick, items }));
+            }
+        }
+        Ok(None)
     }
 
     /// Refuses `options` and `format` values that no operation knows (clause 6.3.7):
@@ -199,6 +226,8 @@ pub struct QuerySpec {
     /// `local=true`: only this broker's entities. There are no context sources, so it
     /// selects every entity, and may stand alone as the query's selection.
     pub local: bool,
+    /// `orderBy` (v1.9.1), as written.
+    pub order_by: Option<String>,
 }
 
 impl QuerySpec {
@@ -215,6 +244,7 @@ impl QuerySpec {
             geoproperty: p.get("geoproperty").map(str::to_string),
             scope_q: p.get("scopeQ").map(str::to_string),
             local: p.flag("local")?,
+            order_by: p.get("orderBy").map(str::to_string),
         })
     }
 
@@ -254,6 +284,7 @@ impl QuerySpec {
         let mut spec = QuerySpec {
             q: text("q")?,
             scope_q: text("scopeQ")?,
+            order_by: text("orderBy")?,
             ..Default::default()
         };
         if let Some(entities) = obj.get("entities") {
@@ -395,6 +426,10 @@ impl QuerySpec {
             offset,
             count,
             after: None,
+            order: match &self.order_by {
+                Some(text) => Some(OrderBy::parse(text)?.map_attrs(&|n| ctx.expand(n))),
+                None => None,
+            },
         })
     }
 }
@@ -448,6 +483,22 @@ pub fn paging(p: &Params) -> Result<(usize, usize, bool), Error> {
         ));
     }
     Ok((limit, offset, count))
+}
+
+/// The attributes a `pick` of attributes alone names (expanded): a query answers only
+/// the entities that keep some member once picked, so it selects the entities having
+/// one of them, and counts and pages over those. None when `pick` is absent or names
+/// an entity member (`id`, `type`, `scope`): the query then selects as without it.
+pub fn picked_attributes(p: &Params, ctx: &Context) -> Result<Option<Vec<String>>, Error> {
+    let (pick, _) = p.pick_omit(false)?;
+    if pick.is_empty()
+        || pick
+            .iter()
+            .any(|n| matches!(n.as_str(), "id" | "type" | "scope"))
+    {
+        return Ok(None);
+    }
+    Ok(Some(expand_names(&pick, ctx)?))
 }
 
 /// Reads the representation and projection parameters.

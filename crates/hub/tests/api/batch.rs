@@ -190,7 +190,14 @@ async fn batch_update_and_no_overwrite() {
         .query(&[("options", "noOverwrite")]),
     )
     .await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    // The kept attribute is reported: the entity is among the errors.
+    assert_eq!(r.status, 207, "{}", r.text);
+    assert_eq!(r.body["success"], json!([]));
+    assert_eq!(r.body["errors"][0]["entityId"], room_id(1));
+    let detail = r.body["errors"][0]["error"]["detail"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(detail.contains("temperature"), "{detail}");
     let e = app.entity(&room_id(1)).await;
     assert_eq!(e["temperature"]["value"], 23.5, "noOverwrite keeps it");
     assert_eq!(e["co2"]["value"], 410, "new attributes are added");

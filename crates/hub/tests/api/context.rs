@@ -175,6 +175,23 @@ async fn inline_context_in_ld_json() {
     assert_eq!(r.status, 201, "{}", r.text);
     let e = app.entity("urn:ngsi-ld:Room:b1").await;
     assert_eq!(e["https://example.org/ns/humidity"]["value"], 50);
+    // A Link header beside it refuses the whole batch, not each item (207).
+    let items = json!([
+        {"@context": {"humidity": "https://example.org/ns/humidity"}, "id": "urn:ngsi-ld:Room:b2", "type": "Room", "humidity": 51},
+    ]);
+    for op in ["create", "upsert", "update", "merge"] {
+        let r = send(
+            app.client
+                .post(app.url(&format!("/entityOperations/{op}")))
+                .header("content-type", JSON_LD)
+                .header("link", link("https://example.org/ctx.jsonld"))
+                .body(items.to_string()),
+        )
+        .await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+    let r = send(app.get("/entities/urn:ngsi-ld:Room:b2")).await;
+    assert_problem(&r, 404, "ResourceNotFound");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -436,4 +453,43 @@ async fn vocab_core_urls_and_malformed_links() {
         assert_problem(&r, 400, "BadRequestData");
     }
     app.assert_alive().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_context_name_the_context_redefines_is_answered_as_a_compact_iri() {
+    let ctx = ContextServer::start(user_context()).await;
+    let url = ctx.url("/ctx.jsonld");
+    let app = App::start().await;
+    // Created without a context: `temperature` is the default-context name.
+    app.create(json!({"id": "urn:ngsi-ld:Sensor:dc", "type": "Sensor",
+                      "temperature": 20.5, "plain": 1}))
+        .await;
+    let r = send(
+        app.get("/entities/urn:ngsi-ld:Sensor:dc")
+            .header("link", link(&url)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The context's `temperature` is ex:temperature: the default-context one is
+    // written with the core's `ngsi-ld:` prefix, which expands back to it.
+    assert_eq!(
+        r.body["ngsi-ld:default-context/temperature"]["value"], 20.5,
+        "{}",
+        r.body
+    );
+    assert!(r.body.get("temperature").is_none(), "{}", r.body);
+    assert_eq!(r.body["plain"]["value"], 1);
+    assert_eq!(r.body["type"], "ngsi-ld:default-context/Sensor");
+    // The compact IRI names the attribute in a request as well.
+    let r = send(
+        app.get("/entities")
+            .query(&[
+                ("type", "ngsi-ld:default-context/Sensor"),
+                ("attrs", "ngsi-ld:default-context/temperature"),
+            ])
+            .header("link", link(&url)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(id_list(&r.body), vec!["urn:ngsi-ld:Sensor:dc".to_string()]);
 }

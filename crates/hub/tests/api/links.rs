@@ -98,3 +98,130 @@ async fn linked_entities_inline_and_flat() {
     }
     app.assert_alive().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_query_joins_as_its_body_asks() {
+    let app = App::start().await;
+    chain(&app).await;
+    let query = |extra: Value| {
+        let mut body = json!({"type": "Query", "entities": [{"type": "Building"}]});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        body
+    };
+    // `join` and `joinLevel` in the body, with keyValues from the URL.
+    let r = send(
+        app.post(
+            "/entityOperations/query",
+            &query(json!({"join": "inline", "joinLevel": 2})),
+        )
+        .query(&[("options", "keyValues")]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body[0]["locatedAt"]["locatedAt"]["population"], 1_870_000,
+        "{}",
+        r.body
+    );
+    let r = send(app.post("/entityOperations/query", &query(json!({"join": "flat"})))).await;
+    assert_eq!(
+        id_list(&r.body),
+        [
+            "urn:ngsi-ld:Building:b1",
+            "urn:ngsi-ld:Building:b2",
+            "urn:ngsi-ld:City:DongHa"
+        ]
+    );
+    for bad in [json!({"join": "sideways"}), json!({"join": ["inline"]})] {
+        let r = send(app.post("/entityOperations/query", &query(bad))).await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relationship_the_projection_leaves_out_is_not_joined() {
+    let app = App::start().await;
+    chain(&app).await;
+    let buildings = ["urn:ngsi-ld:Building:b1", "urn:ngsi-ld:Building:b2"];
+    for projection in [("pick", "id,type"), ("omit", "locatedAt")] {
+        let r =
+            send(
+                app.get("/entities")
+                    .query(&[("type", "Building"), ("join", "flat"), projection]),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(id_list(&r.body), buildings, "{projection:?}");
+    }
+    // Kept, it is joined.
+    let r = send(app.get("/entities").query(&[
+        ("type", "Building"),
+        ("join", "flat"),
+        ("pick", "id,locatedAt"),
+    ]))
+    .await;
+    assert_eq!(
+        id_list(&r.body),
+        [buildings[0], buildings[1], "urn:ngsi-ld:City:DongHa"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pick_and_omit_reach_into_linked_entities() {
+    let app = App::start().await;
+    chain(&app).await;
+    let city = "urn:ngsi-ld:City:DongHa";
+    let province = "urn:ngsi-ld:Province:QuangTri";
+    let pick = "id,locatedAt{id,locatedAt{population}}";
+    let query = |join: &'static str, key: &'static str, value: &'static str| {
+        app.get("/entities").query(&[
+            ("type", "Building"),
+            ("join", join),
+            ("joinLevel", "2"),
+            (key, value),
+        ])
+    };
+    // Inline: each level projected by its braces.
+    let r = send(query("inline", "pick", pick)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rel = |object: &str, entity: Value| json!({"type": "Relationship", "object": object, "entity": entity});
+    assert_eq!(
+        r.body[0],
+        json!({"id": "urn:ngsi-ld:Building:b1", "locatedAt": rel(city, json!({
+            "id": city,
+            "locatedAt": rel(province, json!({"population": {"type": "Property", "value": 1_870_000}}))
+        }))})
+    );
+    // Flat: each linked entity projected by the braces of the link that reached it.
+    let r = send(query("flat", "pick", pick)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body[2],
+        json!({"id": city, "locatedAt": {"type": "Relationship", "object": province}})
+    );
+    assert_eq!(
+        r.body[3],
+        json!({"population": {"type": "Property", "value": 1_870_000}})
+    );
+    // An omit leaves the braced Relationship in place, and only its members go.
+    let r = send(query("flat", "omit", "locatedAt{type,locatedAt}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body[0]["locatedAt"]["object"], city, "{}", r.body);
+    assert_eq!(r.body[2], json!({"id": city}));
+    // A link the linked entity's projection leaves out is not followed further.
+    let r = send(query("flat", "pick", "id,locatedAt{id}")).await;
+    assert_eq!(
+        id_list(&r.body),
+        ["urn:ngsi-ld:Building:b1", "urn:ngsi-ld:Building:b2", city]
+    );
+    // Unbraced, a linked entity is whole.
+    let r = send(query("flat", "pick", "id,locatedAt")).await;
+    assert_eq!(r.body[2]["type"], "City", "{}", r.body);
+
+    for bad in ["locatedAt{id", "locatedAt}", "id,,name", "locatedAt{}"] {
+        let r = send(query("inline", "pick", bad)).await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+}

@@ -787,3 +787,152 @@ async fn query_responses_link_to_neighbouring_pages() {
         r.headers
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pick_of_attributes_answers_the_entities_it_leaves_something_of() {
+    let app = App::start().await;
+    app.create_all(stations()).await;
+    // Only s2 has a label: nothing of the others would be left, so they are neither
+    // answered nor counted.
+    let r = send(app.get("/entities").query(&[
+        ("type", "Station"),
+        ("pick", "label"),
+        ("count", "true"),
+    ]))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("NGSILD-Results-Count"), Some("1"));
+    assert_eq!(
+        r.body,
+        json!([{"label": {"type": "LanguageProperty", "languageMap": {"vi": "Trạm Hiếu", "en": "Hieu station"}}}])
+    );
+    let r = send(
+        app.get("/entities")
+            .query(&[("type", "Station"), ("pick", "level,label")]),
+    )
+    .await;
+    assert_eq!(r.body.as_array().map(Vec::len), Some(3), "{}", r.body);
+    // With the id picked, every entity keeps something.
+    let r = send(
+        app.get("/entities")
+            .query(&[("type", "Station"), ("pick", "id,label")]),
+    )
+    .await;
+    assert_eq!(ids(&r.body), st(&["s1", "s2", "s3", "s4"]));
+    let s4 = r
+        .body
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["id"] == "urn:ngsi-ld:Station:s4"));
+    assert_eq!(s4, Some(&json!({"id": "urn:ngsi-ld:Station:s4"})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equals_finds_a_polygon_by_its_own_coordinates_even_one_that_crosses_itself() {
+    let app = App::start().await;
+    // The last edge crosses the second: not a valid polygon, but stored as given.
+    let crossed = json!([[
+        [107.10, 16.90],
+        [107.11, 16.90],
+        [107.09, 16.80],
+        [107.30, 16.78],
+        [107.32, 16.85],
+        [107.10, 16.90]
+    ]]);
+    let square = json!([[
+        [107.0, 16.7],
+        [107.2, 16.7],
+        [107.2, 16.9],
+        [107.0, 16.9],
+        [107.0, 16.7]
+    ]]);
+    for (name, coordinates) in [("crossed", &crossed), ("square", &square)] {
+        app.create(json!({"id": format!("urn:ngsi-ld:Zone:{name}"), "type": "Zone",
+            "location": {"type": "GeoProperty", "value": {"type": "Polygon", "coordinates": coordinates}}}))
+            .await;
+    }
+    for (coordinates, expected) in [(&crossed, "crossed"), (&square, "square")] {
+        let r = send(app.get("/entities").query(&[
+            ("type", "Zone"),
+            ("georel", "equals"),
+            ("geometry", "Polygon"),
+            ("coordinates", &coordinates.to_string()),
+        ]))
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(ids(&r.body), urns("Zone", &[expected]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_by_sorts_the_answer_and_pages_in_that_order() {
+    let app = App::start().await;
+    app.create_all(stations()).await;
+    let order = |by: &'static str| {
+        let app = &app;
+        async move {
+            let r = send(
+                app.get("/entities")
+                    .query(&[("type", "Station"), ("orderBy", by)]),
+            )
+            .await;
+            assert_eq!(r.status, 200, "orderBy={by}: {}", r.text);
+            id_list(&r.body)
+        }
+    };
+    let st = |names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .map(|n| format!("urn:ngsi-ld:Station:{n}"))
+            .collect()
+    };
+    // s4 has no level: last, ascending or descending.
+    assert_eq!(order("level").await, st(&["s3", "s1", "s2", "s4"]));
+    assert_eq!(order("level;desc").await, st(&["s2", "s1", "s3", "s4"]));
+    assert_eq!(order("id;desc").await, st(&["s4", "s3", "s2", "s1"]));
+    // A sub-attribute, an attribute's metadata, a key of a JSON value.
+    assert_eq!(
+        order("level.accuracy;desc").await,
+        st(&["s2", "s1", "s3", "s4"])
+    );
+    assert_eq!(
+        order("level.observedAt").await,
+        st(&["s2", "s1", "s3", "s4"])
+    );
+    // Texts compare by code point: "Quảng Trị" < "Vĩnh Linh" < "Đông Hà".
+    assert_eq!(order("address[city]").await, st(&["s2", "s3", "s1", "s4"]));
+    // Equal keys fall to the next one.
+    assert_eq!(
+        order("status,name;desc").await,
+        st(&["s2", "s4", "s1", "s3"])
+    );
+    assert_eq!(order("type,level").await, st(&["s3", "s1", "s2", "s4"]));
+
+    // Pages follow the order, and the count is of every match.
+    let r = send(app.get("/entities").query(&[
+        ("type", "Station"),
+        ("orderBy", "level;desc"),
+        ("limit", "2"),
+        ("offset", "1"),
+        ("count", "true"),
+    ]))
+    .await;
+    assert_eq!(id_list(&r.body), st(&["s1", "s3"]));
+    assert_eq!(r.header("NGSILD-Results-Count"), Some("4"));
+    // The same in a POST query, where every filter is exact SQL but the order is not.
+    let r = send(app.post(
+        "/entityOperations/query",
+        &json!({"type": "Query", "entities": [{"type": "Station"}], "q": "active==true", "orderBy": "name"}),
+    ))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(id_list(&r.body), st(&["s3", "s1"]));
+
+    for bad in ["level;up", "level,,id", "level==1", "level;desc;asc"] {
+        let r = send(
+            app.get("/entities")
+                .query(&[("type", "Station"), ("orderBy", bad)]),
+        )
+        .await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+}

@@ -325,6 +325,15 @@ async fn provided_history_is_added_edited_and_deleted() {
     )))
     .await;
     assert_problem(&r, 404, "ResourceNotFound");
+    // An instanceId that is not a URI is a bad request, whether deleting or patching.
+    let bad = format!("/temporal/entities/{GAUGE}/attrs/waterLevel/invalidId");
+    assert_problem(&send(app.delete(&bad)).await, 400, "BadRequestData");
+    let r = send(app.patch(
+        &bad,
+        &json!({"waterLevel": {"type": "Property", "value": 0.5, "observedAt": hour(1)}}),
+    ))
+    .await;
+    assert_problem(&r, 400, "BadRequestData");
     let body = send(app.get(&format!("/temporal/entities/{GAUGE}")))
         .await
         .body;
@@ -720,4 +729,41 @@ async fn retention_purges_old_history_per_tenant_and_type() {
         app.entity("urn:ngsi-ld:WaterObserved:r1").await["reading"]["value"],
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporal_query_answers_in_the_order_of_order_by() {
+    let app = App::start().await;
+    // Created in the order b, a, c; their current levels 2, 1, 3.
+    for (name, level) in [("b", 2.0), ("a", 1.0), ("c", 3.0)] {
+        let id = format!("urn:ngsi-ld:WaterObserved:{name}");
+        provide(&app, &id, &[(level, hour(1))]).await;
+    }
+    let ids = |body: &Value| -> Vec<String> {
+        id_list(body)
+            .iter()
+            .map(|id| id.rsplit(':').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    for (order, expected) in [
+        ("id", ["a", "b", "c"]),
+        ("id;desc", ["c", "b", "a"]),
+        ("createdAt", ["b", "a", "c"]),
+        ("waterLevel;desc", ["c", "b", "a"]),
+    ] {
+        let r = send(
+            app.get("/temporal/entities")
+                .query(&[("type", "WaterObserved"), ("orderBy", order)]),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(ids(&r.body), expected, "orderBy={order}");
+    }
+    let r = send(app.post(
+        "/temporalOperations/query",
+        &json!({"type": "Query", "entities": [{"type": "WaterObserved"}], "orderBy": "waterLevel"}),
+    ))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(ids(&r.body), ["a", "b", "c"]);
 }

@@ -276,3 +276,29 @@ async fn representation_parameters_are_checked() {
     assert_problem(&r, 400, "BadRequestData");
     app.assert_alive().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_update_cannot_change_the_kind_of_an_attribute() {
+    let app = App::start().await;
+    app.create(building()).await;
+    // `name` is a Property: a Relationship fragment is refused and changes nothing.
+    let r = send(app.patch(
+        &format!("/entities/{ID}/attrs/name"),
+        &json!({"type": "Relationship", "object": "urn:ngsi-ld:City:Hue"}),
+    ))
+    .await;
+    assert_problem(&r, 400, "BadRequestData");
+    let e = app.entity(ID).await;
+    assert_eq!(instances(&e, "name")[0]["value"], "Nhà văn hóa");
+    // The same kind is patched as before.
+    let r = send(app.patch(
+        &format!("/entities/{ID}/attrs/locatedAt"),
+        &json!({"type": "Relationship", "object": "urn:ngsi-ld:City:Hue"}),
+    ))
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(
+        app.entity(ID).await["locatedAt"]["object"],
+        "urn:ngsi-ld:City:Hue"
+    );
+}

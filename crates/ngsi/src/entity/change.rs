@@ -344,6 +344,15 @@ pub fn patch_attr(
     else {
         return Err(Error::bad_data("empty attribute"));
     };
+    // A fragment patches the attribute it names; it cannot turn a Property into a
+    // Relationship or another kind (clause 5.6.4: BadRequestData).
+    if new.kind != inst.kind {
+        return Err(Error::bad_data(format!(
+            "{compact} is a {}, the fragment a {}",
+            inst.kind.name(),
+            new.kind.name()
+        )));
+    }
     inst.renew(new, now);
     e.modified_at = now;
     Ok(Outcome::put(e))

@@ -43,7 +43,9 @@ pub async fn query(
     tenant: &str,
     q: &EntityQuery,
 ) -> StoreResult<QueryPage> {
-    let mut exact = q.geo.is_none() && q.scope.is_none() && q.id_pattern.is_none();
+    // An orderBy is applied by the model to every match, as the filters are.
+    let mut exact =
+        q.geo.is_none() && q.scope.is_none() && q.id_pattern.is_none() && q.order.is_none();
     let mut sql = Sql::new(PG);
     sql.push("SELECT e.id, e.doc::text, e.rowid FROM entities e WHERE e.tenant = ");
     sql.bind(tenant);

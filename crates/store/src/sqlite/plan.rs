@@ -72,7 +72,9 @@ enum Driver {
 /// Runs a query: choose the driver, add the probes, then read, test and page.
 pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPage> {
     let mut probes: Vec<Sql> = Vec::new();
-    let mut exact = q.geo.is_none() && q.scope.is_none() && q.id_pattern.is_none();
+    // An orderBy is applied by the model to every match, as the filters are.
+    let mut exact =
+        q.geo.is_none() && q.scope.is_none() && q.id_pattern.is_none() && q.order.is_none();
 
     // Candidates to drive, each with its measured size.
     let mut best: Option<(i64, Sql, Option<usize>)> = None;
