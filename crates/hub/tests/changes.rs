@@ -150,7 +150,14 @@ async fn a_change_carries_the_state_it_committed_in_the_order_of_its_writes() {
     // Two writes of the entity in one request: the later has the larger sequence.
     let batch = json!([gauge(id, 2.5), gauge(id, 3.5)]);
     let url = format!("{}/entityOperations/upsert?options=update", s.base);
-    let status = s.client.post(url).json(&batch).send().await.unwrap().status();
+    let status = s
+        .client
+        .post(url)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap()
+        .status();
     assert!(status.is_success(), "{status}");
     let (first, second) = (next(&mut rx), next(&mut rx));
     assert_eq!((level(&first), level(&second)), (json!(2.5), json!(3.5)));

@@ -164,7 +164,9 @@ mod tests {
     }
 
     fn put(e: Entity) -> WriteOp {
-        WriteOp::new(ID, move |_| Ok((Change::Put(Arc::new(e)), Applied::default())))
+        WriteOp::new(ID, move |_| {
+            Ok((Change::Put(Arc::new(e)), Applied::default()))
+        })
     }
 
     fn names(history: &[(String, Attribute)]) -> Vec<&str> {
