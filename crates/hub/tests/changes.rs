@@ -60,6 +60,18 @@ impl Served {
         }
         req.send().await.unwrap().status().as_u16()
     }
+
+    /// Posts a batch of entities to an `/entityOperations/...` path.
+    async fn post_batch(&self, path: &str, batch: &Value) -> reqwest::StatusCode {
+        let url = format!("{}/entityOperations/{path}", self.base);
+        self.client
+            .post(url)
+            .json(batch)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
 }
 
 fn next(rx: &mut Receiver<Arc<EntityChange>>) -> EntityChange {
@@ -149,15 +161,7 @@ async fn a_change_carries_the_state_it_committed_in_the_order_of_its_writes() {
 
     // Two writes of the entity in one request: the later has the larger sequence.
     let batch = json!([gauge(id, 2.5), gauge(id, 3.5)]);
-    let url = format!("{}/entityOperations/upsert?options=update", s.base);
-    let status = s
-        .client
-        .post(url)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let status = s.post_batch("upsert?options=update", &batch).await;
     assert!(status.is_success(), "{status}");
     let (first, second) = (next(&mut rx), next(&mut rx));
     assert_eq!((level(&first), level(&second)), (json!(2.5), json!(3.5)));
@@ -186,15 +190,7 @@ async fn a_subscriber_that_does_not_read_never_holds_writers_back() {
                 )
             })
             .collect();
-        let url = format!("{}/entityOperations/upsert", s.base);
-        let status = s
-            .client
-            .post(url)
-            .json(&batch)
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let status = s.post_batch("upsert", &Value::from(batch)).await;
         assert!(status.is_success(), "batch {chunk}: {status}");
     }
     // Every write went through; the idle subscriber lost the oldest changes and is

@@ -542,28 +542,25 @@ async fn two_writes_of_one_gauge_evaluated_together_are_judged_on_the_later() {
     // One request, two writes of the gauge: their changes are published together,
     // so the evaluator finds them merged in one entry of its backlog. The first
     // crosses, the second falls back; only the second is the gauge now.
-    let (s, body) = app
-        .send(
-            app.admin
-                .post(app.url("/ngsi-ld/v1/entityOperations/upsert?options=update"))
-                .json(&json!([gauge(&id, 5.5, t0), gauge(&id, 1.5, t0)])),
-        )
-        .await;
-    assert_eq!(s, 204, "{body}");
+    let app = &app;
+    let upsert = |batch: Value| async move {
+        let (s, body) = app
+            .send(
+                app.admin
+                    .post(app.url("/ngsi-ld/v1/entityOperations/upsert?options=update"))
+                    .json(&batch),
+            )
+            .await;
+        assert_eq!(s, 204, "{body}");
+    };
+    upsert(json!([gauge(&id, 5.5, t0), gauge(&id, 1.5, t0)])).await;
     app.settle().await;
     assert!(
         app.alerts_of("later").await.is_empty(),
         "evaluated on the earlier state"
     );
     // The other way round, it fires, with the later write's value.
-    let (s, body) = app
-        .send(
-            app.admin
-                .post(app.url("/ngsi-ld/v1/entityOperations/upsert?options=update"))
-                .json(&json!([gauge(&id, 1.5, t0), gauge(&id, 5.7, t0)])),
-        )
-        .await;
-    assert_eq!(s, 204, "{body}");
+    upsert(json!([gauge(&id, 1.5, t0), gauge(&id, 5.7, t0)])).await;
     let list = app
         .until_alerts("later", "the later write fires", |l| l.len() == 1)
         .await;
