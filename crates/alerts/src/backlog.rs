@@ -4,8 +4,16 @@
 //! the oldest changes. So the evaluator does not read it directly. A small task
 //! ([`drain`]) moves each change into the backlog as it comes (a map insert), and the
 //! evaluator takes entities from the backlog in batches, in the order they first
-//! changed. Changes of an entity that wait together are merged: the evaluator reads
-//! the entity as it is when its turn comes, so one read serves them all.
+//! changed. Changes of an entity that wait together are merged.
+//!
+//! A change committed through this node carries the entity's new state: the entry
+//! keeps the state of the latest of its changes (by the feed's sequence, since two
+//! writes of one entity may be published in either order), and the evaluator
+//! evaluates it without reading. The entity is read when its turn comes instead when
+//! a change carries no state (heard from another node), when a change may be older
+//! than what the evaluator has already evaluated of the entity (it came after a
+//! newer one was taken, or while the entity was being read), or when more than
+//! [`MAX_STATES`] entries already hold one.
 //!
 //! The backlog holds at most one entry per entity and at most a given number of
 //! entities. Changes are known to be lost only when the feed itself overflowed, said
@@ -17,18 +25,32 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use hub::{ChangeKind, EntityChange};
+use ngsi::Entity;
 use tokio::sync::Notify;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 /// Most entities waiting to be evaluated; beyond, the backlog has a gap.
 pub(crate) const MAX_ENTITIES: usize = 100_000;
+/// Most entries holding their entity's state: beyond, entities are read when their
+/// turn comes, so that a backlog far behind does not hold every entity in memory.
+pub(crate) const MAX_STATES: usize = 10_000;
 
 /// An entity, by (tenant, id).
 pub(crate) type EntityKey = (String, String);
 
+/// What an entity is evaluated on.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Latest {
+    /// The entity as it is when its turn comes, read then.
+    Read,
+    /// The state the latest of its changes committed (None: deleted), and that
+    /// change's sequence on the feed.
+    State(u64, Option<Arc<Entity>>),
+}
+
 /// What changed in one entity since it was last evaluated.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Dirty {
     /// Its types (expanded), in every change.
     pub types: BTreeSet<String>,
@@ -38,10 +60,23 @@ pub(crate) struct Dirty {
     pub whole: bool,
     /// Updated at least once (for an `Alert`: a person may have resolved it).
     pub updated: bool,
+    pub latest: Latest,
 }
 
 impl Dirty {
-    fn add(&mut self, change: &EntityChange) {
+    fn new(change: &EntityChange, latest: Latest) -> Dirty {
+        let mut d = Dirty {
+            types: BTreeSet::new(),
+            attrs: BTreeSet::new(),
+            whole: false,
+            updated: false,
+            latest,
+        };
+        d.describe(change);
+        d
+    }
+
+    fn describe(&mut self, change: &EntityChange) {
         self.types.extend(change.types.iter().cloned());
         self.attrs.extend(change.attrs.iter().cloned());
         match change.kind {
@@ -50,11 +85,33 @@ impl Dirty {
         }
     }
 
+    /// Adds a later change of the entity (`latest`: what it says of the state).
+    fn add(&mut self, change: &EntityChange, latest: Latest) {
+        self.describe(change);
+        self.keep_latest(latest);
+    }
+
     fn merge(&mut self, other: Dirty) {
         self.types.extend(other.types);
         self.attrs.extend(other.attrs);
         self.whole |= other.whole;
         self.updated |= other.updated;
+        self.keep_latest(other.latest);
+    }
+
+    /// Of two states, the later; a change to read makes the entry read.
+    fn keep_latest(&mut self, other: Latest) {
+        match (&self.latest, other) {
+            (Latest::State(mine, _), Latest::State(theirs, e)) if theirs > *mine => {
+                self.latest = Latest::State(theirs, e);
+            }
+            (Latest::State(..), Latest::State(..)) | (Latest::Read, _) => {}
+            (Latest::State(..), Latest::Read) => self.latest = Latest::Read,
+        }
+    }
+
+    fn holds_state(&self) -> bool {
+        matches!(self.latest, Latest::State(..))
     }
 }
 
@@ -68,12 +125,22 @@ pub(crate) enum Batch {
     Entities(Vec<(EntityKey, Dirty)>),
 }
 
+/// Evaluation in flight: whatever comes meanwhile may be older than what it reads.
+const READING: u64 = u64::MAX;
+
 #[derive(Debug)]
 pub(crate) struct Backlog {
     entries: HashMap<EntityKey, Dirty>,
     order: VecDeque<EntityKey>,
     gap: bool,
     limit: usize,
+    /// Entries holding a state.
+    states: usize,
+    /// By entity, the latest sequence of the feed its last evaluation covered (or
+    /// [`READING`]): a change at or below it that comes afterwards is read instead.
+    evaluated: HashMap<EntityKey, u64>,
+    /// The same, for the entities not in `evaluated`.
+    floor: u64,
 }
 
 impl Backlog {
@@ -83,6 +150,22 @@ impl Backlog {
             order: VecDeque::new(),
             gap: false,
             limit,
+            states: 0,
+            evaluated: HashMap::new(),
+            floor: 0,
+        }
+    }
+
+    /// What a change says of its entity's state, for an entity that has no entry.
+    fn latest(&self, key: &EntityKey, change: &EntityChange) -> Latest {
+        let Some(state) = &change.state else {
+            return Latest::Read;
+        };
+        let covered = self.evaluated.get(key).copied().unwrap_or(self.floor);
+        if state.seq <= covered {
+            Latest::Read
+        } else {
+            Latest::State(state.seq, state.entity.clone())
         }
     }
 
@@ -96,12 +179,30 @@ impl Backlog {
             return;
         }
         let key = (change.tenant.clone(), change.id.clone());
+        let latest = match &change.state {
+            Some(s) => Latest::State(s.seq, s.entity.clone()),
+            None => Latest::Read,
+        };
         match self.entries.entry(key) {
-            Entry::Occupied(mut e) => e.get_mut().add(change),
+            Entry::Occupied(mut e) => {
+                // Not evaluated yet: the later of the two states is what counts.
+                let held = e.get().holds_state();
+                e.get_mut().add(change, latest);
+                if held && !e.get().holds_state() {
+                    self.states = self.states.saturating_sub(1);
+                }
+            }
             Entry::Vacant(_) if self.order.len() >= self.limit => self.lost(),
             Entry::Vacant(e) => {
-                self.order.push_back(e.key().clone());
-                e.insert(Dirty::default()).add(change);
+                let key = e.key().clone();
+                let mut latest = self.latest(&key, change);
+                if self.states >= MAX_STATES {
+                    latest = Latest::Read;
+                }
+                let dirty = Dirty::new(change, latest);
+                self.states += usize::from(dirty.holds_state());
+                self.order.push_back(key.clone());
+                self.entries.insert(key, dirty);
             }
         }
     }
@@ -111,21 +212,72 @@ impl Backlog {
         self.gap = true;
         self.entries.clear();
         self.order.clear();
+        self.states = 0;
     }
 
-    /// The gap, when there is one, or up to `max` entities, oldest first.
+    /// The gap, when there is one, or up to `max` entities, oldest first. Until the
+    /// evaluator reports it done ([`Backlog::evaluated`]), what it reads counts as
+    /// being read.
     pub(crate) fn take(&mut self, max: usize) -> Batch {
         if self.gap {
             self.gap = false;
+            self.evaluated.clear();
+            self.floor = READING;
             return Batch::Gap;
         }
         let n = max.min(self.order.len());
-        let taken = self
+        let taken: Vec<(EntityKey, Dirty)> = self
             .order
             .drain(..n)
             .filter_map(|k| self.entries.remove(&k).map(|d| (k, d)))
             .collect();
+        for (key, dirty) in &taken {
+            let covered = match dirty.latest {
+                Latest::State(seq, _) => {
+                    self.states = self.states.saturating_sub(1);
+                    seq
+                }
+                Latest::Read => READING,
+            };
+            let slot = self.evaluated.entry(key.clone()).or_insert(covered);
+            *slot = (*slot).max(covered);
+        }
+        if self.evaluated.len() > self.limit {
+            // Forget the entities evaluated, keeping the highest sequence they
+            // covered for all (those being read stay).
+            let highest = self
+                .evaluated
+                .values()
+                .filter(|s| **s != READING)
+                .max()
+                .copied()
+                .unwrap_or(0);
+            self.floor = self.floor.max(highest);
+            self.evaluated.retain(|_, s| *s == READING);
+        }
         Batch::Entities(taken)
+    }
+
+    /// The evaluator is done with a batch it took: what it read was read when the
+    /// feed's sequence was at most `seq`.
+    pub(crate) fn evaluated(&mut self, batch: &Batch, seq: u64) {
+        match batch {
+            Batch::Gap => {
+                if self.floor == READING {
+                    self.floor = seq;
+                }
+            }
+            Batch::Entities(e) => {
+                for (key, dirty) in e {
+                    if dirty.latest == Latest::Read
+                        && let Some(s) = self.evaluated.get_mut(key)
+                        && *s == READING
+                    {
+                        *s = seq;
+                    }
+                }
+            }
+        }
     }
 
     /// Puts back a batch the evaluator could not finish, ahead of what came since (an
@@ -141,8 +293,15 @@ impl Backlog {
         for (key, dirty) in entities.into_iter().rev() {
             match self.entries.entry(key) {
                 // It changed again since: it waits in its newer place.
-                Entry::Occupied(mut e) => e.get_mut().merge(dirty),
+                Entry::Occupied(mut e) => {
+                    let held = e.get().holds_state();
+                    e.get_mut().merge(dirty);
+                    if held && !e.get().holds_state() {
+                        self.states = self.states.saturating_sub(1);
+                    }
+                }
                 Entry::Vacant(e) => {
+                    self.states += usize::from(dirty.holds_state());
                     self.order.push_front(e.key().clone());
                     e.insert(dirty);
                 }
@@ -195,7 +354,133 @@ mod tests {
             types: vec!["Sensor".into()],
             attrs: attrs.iter().map(|a| a.to_string()).collect(),
             kind,
+            state: None,
         }
+    }
+
+    /// A change of this node committing `level` (None: a deletion) at `seq`.
+    fn committed(id: &str, seq: u64, level: Option<f64>) -> EntityChange {
+        let entity = level.map(|v| {
+            let ctx = ngsi::Context::core();
+            let json = serde_json::json!({"id": format!("urn:ngsi-ld:Sensor:{id}"), "type": "Sensor",
+                "level": {"type": "Property", "value": v}});
+            let reader = ngsi::entity::Reader {
+                ctx: &ctx,
+                now: ngsi::entity::now(),
+            };
+            Arc::new(reader.entity(&json, None).expect("an entity"))
+        });
+        let kind = if level.is_some() {
+            ChangeKind::Updated
+        } else {
+            ChangeKind::Deleted
+        };
+        EntityChange {
+            state: Some(hub::Committed { seq, entity }),
+            ..change(id, kind, &["level"])
+        }
+    }
+
+    /// The level of the state an entry holds; None: read it; Some(None): deleted.
+    fn level(dirty: &Dirty) -> Option<Option<f64>> {
+        match &dirty.latest {
+            Latest::Read => None,
+            Latest::State(_, e) => Some(e.as_ref().map(|e| {
+                let name = ngsi::Context::core().expand("level");
+                e.attrs[&name][0].value.as_f64().expect("a number")
+            })),
+        }
+    }
+
+    fn entities(batch: Batch) -> Vec<(EntityKey, Dirty)> {
+        match batch {
+            Batch::Gap => panic!("a gap"),
+            Batch::Entities(e) => e,
+        }
+    }
+
+    #[test]
+    fn two_changes_of_one_entity_keep_the_later_state_in_whatever_order_they_come() {
+        let mut b = Backlog::new(10);
+        b.add(&committed("a", 2, Some(150.0)));
+        b.add(&committed("b", 3, Some(1.0)));
+        b.add(&committed("b", 4, Some(2.0)));
+        // Published after the write that followed it.
+        b.add(&committed("a", 1, Some(10.0)));
+        let e = entities(b.take(10));
+        assert_eq!(level(&e[0].1), Some(Some(150.0)));
+        assert_eq!(level(&e[1].1), Some(Some(2.0)));
+        // A deletion is a state too: the entity is gone.
+        b.add(&committed("c", 5, Some(1.0)));
+        b.add(&committed("c", 6, None));
+        assert_eq!(level(&entities(b.take(10))[0].1), Some(None));
+    }
+
+    #[test]
+    fn a_change_older_than_what_was_evaluated_or_without_state_is_read() {
+        let mut b = Backlog::new(10);
+        b.add(&committed("a", 5, Some(150.0)));
+        let first = b.take(10);
+        b.evaluated(&first, 5);
+        // The older write comes after the newer one was taken: it is read, not
+        // evaluated on its stale state.
+        b.add(&committed("a", 4, Some(10.0)));
+        // A newer one is evaluated on its state.
+        b.add(&committed("b", 6, Some(1.0)));
+        let e = entities(b.take(10));
+        assert_eq!(level(&e[0].1), None);
+        assert_eq!(level(&e[1].1), Some(Some(1.0)));
+        b.evaluated(&Batch::Entities(e), 9);
+        // Read at 9: what was decided before is read again, what comes after is not.
+        b.add(&committed("a", 8, Some(20.0)));
+        b.add(&committed("b", 10, Some(30.0)));
+        let batch = b.take(10);
+        let Batch::Entities(e) = &batch else {
+            unreachable!()
+        };
+        assert_eq!(level(&e[0].1), None);
+        assert_eq!(level(&e[1].1), Some(Some(30.0)));
+        // While an entity is being read, any change of it is read again.
+        b.add(&committed("a", 100, Some(1.0)));
+        assert_eq!(level(&entities(b.take(10))[0].1), None);
+        b.evaluated(&batch, 10);
+        b.add(&committed("a", 101, Some(1.0)));
+        assert_eq!(level(&entities(b.take(10))[0].1), Some(Some(1.0)));
+        // A change heard from another node makes the entry read.
+        b.add(&committed("c", 11, Some(1.0)));
+        b.add(&change("c", ChangeKind::Updated, &["level"]));
+        assert_eq!(level(&entities(b.take(10))[0].1), None);
+        // After a gap, what was decided before the full pass read is read again.
+        b.add(&change("", ChangeKind::Missed, &[]));
+        let gap = b.take(10);
+        b.add(&committed("d", 12, Some(1.0)));
+        b.evaluated(&gap, 12);
+        b.add(&committed("e", 12, Some(1.0)));
+        b.add(&committed("f", 13, Some(1.0)));
+        let e = entities(b.take(10));
+        assert_eq!(
+            e.iter().map(|(_, d)| level(d)).collect::<Vec<_>>(),
+            [None, None, Some(Some(1.0))]
+        );
+    }
+
+    #[test]
+    fn states_held_are_bounded_and_counted_back() {
+        let mut b = Backlog::new(MAX_ENTITIES);
+        for i in 0..MAX_STATES + 5 {
+            b.add(&committed(&format!("e{i}"), i as u64 + 1, Some(1.0)));
+        }
+        assert_eq!(b.states, MAX_STATES);
+        let e = entities(b.take(MAX_STATES + 5));
+        assert!(e[..MAX_STATES].iter().all(|(_, d)| d.holds_state()));
+        assert!(e[MAX_STATES..].iter().all(|(_, d)| !d.holds_state()));
+        assert_eq!(b.states, 0);
+        // Put back, they hold their states again; a newer change without state
+        // makes one read.
+        b.restore(Batch::Entities(e));
+        assert_eq!(b.states, MAX_STATES);
+        b.add(&change("e0", ChangeKind::Updated, &["level"]));
+        assert_eq!(b.states, MAX_STATES - 1);
     }
 
     fn ids(batch: &Batch) -> Vec<&str> {

@@ -24,7 +24,7 @@ use store::RegistryWrite;
 use tokio::sync::{Mutex, Notify};
 
 use crate::alert::{self, Status};
-use crate::backlog::{Backlog, Batch, Dirty, EntityKey};
+use crate::backlog::{Backlog, Batch, Dirty, EntityKey, Latest};
 use crate::eval::{self, Action, Incident, Phase};
 use crate::rule::{Condition, Rule, RuleSpec};
 
@@ -149,8 +149,8 @@ impl TypeRules {
     }
 }
 
-/// A changed entity's id and the rules it may concern.
-type Concerned<'a> = (&'a str, Vec<Arc<Rule>>);
+/// A changed entity's id, the rules it may concern and what it is evaluated on.
+type Concerned<'a> = (&'a str, Vec<Arc<Rule>>, &'a Latest);
 
 /// What one rule made of one entity: the incident's next state and the alerts to
 /// raise or resolve, to be written by [`Alerts::apply_all`].
@@ -1214,16 +1214,21 @@ impl Alerts {
             Batch::Entities(e) if e.is_empty() => return Ok(()),
             Batch::Entities(e) => self.on_changes(e).await,
         };
-        if r.is_err()
-            && let Ok(mut b) = backlog.lock()
-        {
-            b.restore(batch);
+        // Whatever was read was read before this.
+        let seq = self.hub.change_sequence();
+        if let Ok(mut b) = backlog.lock() {
+            if r.is_ok() {
+                b.evaluated(&batch, seq);
+            } else {
+                b.restore(batch);
+            }
         }
         r
     }
 
-    /// Evaluates changed entities: the rules each change may concern, on the entities
-    /// as they are now, read together.
+    /// Evaluates changed entities: the rules each change may concern, on the state
+    /// their latest change committed, or on the entities as they are now, read
+    /// together, when the feed did not carry it.
     async fn on_changes(&self, changed: &[(EntityKey, Dirty)]) -> Result<(), Error> {
         let mut engine = self.engine.lock().await;
         self.refresh(&mut engine).await?;
@@ -1240,16 +1245,27 @@ impl Alerts {
             }
             let rules = engine.concerned(tenant, id, dirty);
             if !rules.is_empty() {
-                wanted.entry(tenant).or_default().push((id, rules));
+                wanted
+                    .entry(tenant)
+                    .or_default()
+                    .push((id, rules, &dirty.latest));
             }
         }
         for (tenant, entities) in wanted {
-            let ids = entities.iter().map(|(id, _)| id.to_string()).collect();
+            let ids = entities
+                .iter()
+                .filter(|(_, _, latest)| **latest == Latest::Read)
+                .map(|(id, _, _)| id.to_string())
+                .collect();
             let found = self.read_entities(tenant, ids).await?;
             let mut transitions = Vec::new();
-            for (id, rules) in entities {
+            for (id, rules, latest) in entities {
+                let entity = match latest {
+                    Latest::State(_, state) => state.as_deref(),
+                    Latest::Read => found.get(id),
+                };
                 for rule in rules {
-                    transitions.extend(self.decide(&mut engine, &rule, id, found.get(id)).await?);
+                    transitions.extend(self.decide(&mut engine, &rule, id, entity).await?);
                 }
             }
             self.apply_all(&mut engine, transitions).await?;

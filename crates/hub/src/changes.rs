@@ -14,8 +14,15 @@
 //! (every [`SHARE_WINDOW`]); a burst of more than [`SHARE_MAX`] changes in one window,
 //! or announcements missed, is passed on as [`ChangeKind::Missed`]: listeners then
 //! read again whatever they derived from the feed.
+//!
+//! A change committed through this node carries the entity as the write left it
+//! ([`EntityChange::state`]: the store's own copy, shared, not copied), so that a
+//! listener need not read it again. Changes are published when their writes return,
+//! and two writes of one entity may return in either order: the state's sequence
+//! tells which is the later. Changes heard from other nodes carry no state.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,6 +65,21 @@ pub struct EntityChange {
     /// Expanded names of the attributes added, changed or removed.
     pub attrs: Vec<String>,
     pub kind: ChangeKind,
+    /// The entity as this change left it, when it was committed through this node
+    /// (never announced to other nodes: what they hear, they read).
+    #[serde(skip)]
+    pub state: Option<Committed>,
+}
+
+/// The state a change committed, and where it stands among the changes of its entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    /// Taken inside the store's transaction: of two changes of one entity committed
+    /// through one node, the later has the larger sequence, whatever the order in
+    /// which they are published ([`ChangeFeed::sequence`]).
+    pub seq: u64,
+    /// The entity after the change; None when it was deleted.
+    pub entity: Option<Arc<Entity>>,
 }
 
 /// The sending side, owned by the hub.
@@ -67,6 +89,8 @@ pub struct ChangeFeed {
     sender: broadcast::Sender<Arc<EntityChange>>,
     /// The changes committed through this node only (what it announces).
     local: broadcast::Sender<Arc<EntityChange>>,
+    /// The last sequence given to a watched mutation.
+    seq: Arc<AtomicU64>,
 }
 
 impl Default for ChangeFeed {
@@ -74,6 +98,7 @@ impl Default for ChangeFeed {
         ChangeFeed {
             sender: broadcast::channel(FEED_CAPACITY).0,
             local: broadcast::channel(FEED_CAPACITY).0,
+            seq: Arc::default(),
         }
     }
 }
@@ -87,6 +112,13 @@ impl ChangeFeed {
         self.sender.subscribe()
     }
 
+    /// The last sequence given to a change of this node (see [`Committed::seq`]): a
+    /// change published later with a sequence at most this one was decided before
+    /// now. 0 before the first.
+    pub fn sequence(&self) -> u64 {
+        self.seq.load(Ordering::SeqCst)
+    }
+
     /// Wraps the mutation so that it records what it changes, when anyone listens.
     pub(crate) fn watch(&self, tenant: &str, mut op: WriteOp) -> (WriteOp, Option<Pending>) {
         if self.sender.receiver_count() == 0 && self.local.receiver_count() == 0 {
@@ -95,11 +127,15 @@ impl ChangeFeed {
         let pending: Pending = Arc::default();
         let slot = pending.clone();
         let tenant = tenant.to_string();
+        let seq = self.seq.clone();
         let mutate = op.mutate;
         op.mutate = Box::new(move |current: Option<Entity>| {
             let before = current.clone();
             let (change, applied) = mutate(current)?;
-            let record = describe(&tenant, before.as_ref(), &change);
+            // Taken while the store holds the entity's write (SQLite's one writer,
+            // PostgreSQL's row lock), so in the order its changes commit.
+            let seq = seq.fetch_add(1, Ordering::SeqCst) + 1;
+            let record = describe(&tenant, before.as_ref(), &change, seq);
             if let Ok(mut slot) = slot.lock() {
                 *slot = record;
             }
@@ -127,6 +163,7 @@ impl ChangeFeed {
             types: Vec::new(),
             attrs: Vec::new(),
             kind: ChangeKind::Missed,
+            state: None,
         })
     }
 }
@@ -258,7 +295,12 @@ async fn publish_heard(hub: Arc<Hub>, node: String, mut heard: broadcast::Receiv
 }
 
 /// The change a mutation decided, or none when it leaves the entity as it was.
-fn describe(tenant: &str, before: Option<&Entity>, change: &Change) -> Option<EntityChange> {
+fn describe(
+    tenant: &str,
+    before: Option<&Entity>,
+    change: &Change,
+    seq: u64,
+) -> Option<EntityChange> {
     let (kind, id, types, attrs) = match (before, change) {
         (_, Change::Unchanged) | (None, Change::Delete) => return None,
         (Some(old), Change::Delete) => (
@@ -291,12 +333,17 @@ fn describe(tenant: &str, before: Option<&Entity>, change: &Change) -> Option<En
             )
         }
     };
+    let entity = match change {
+        Change::Put(new) => Some(new.clone()),
+        Change::Delete | Change::Unchanged => None,
+    };
     Some(EntityChange {
         tenant: tenant.to_string(),
         id,
         types,
         attrs,
         kind,
+        state: Some(Committed { seq, entity }),
     })
 }
 
@@ -314,12 +361,20 @@ mod tests {
                 .map(|a| format!("https://example.org/attribute-{a}"))
                 .collect(),
             kind: ChangeKind::Updated,
+            state: None,
         })
     }
 
     #[test]
     fn a_window_is_split_into_announcements_within_the_limit_in_order() {
-        let changes: Vec<_> = (0..300).map(|n| change(n, n % 7)).collect();
+        let mut changes: Vec<_> = (0..300).map(|n| change(n, n % 7)).collect();
+        // The state a change committed stays on this node.
+        let mut with_state = (*changes[0]).clone();
+        with_state.state = Some(Committed {
+            seq: 1,
+            entity: None,
+        });
+        changes[0] = Arc::new(with_state);
         let messages = messages("node-a", &changes, false);
         assert!(messages.len() > 1, "300 changes fit in one announcement?");
         let mut back = Vec::new();
@@ -334,7 +389,14 @@ mod tests {
             assert!(!a.missed);
             back.extend(a.changes);
         }
-        let sent: Vec<EntityChange> = changes.iter().map(|c| (**c).clone()).collect();
+        let sent: Vec<EntityChange> = changes
+            .iter()
+            .map(|c| EntityChange {
+                state: None,
+                ..(**c).clone()
+            })
+            .collect();
+        assert!(messages.iter().all(|m| !m.contains("seq")));
         assert_eq!(back, sent);
     }
 

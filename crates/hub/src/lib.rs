@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use changes::{ChangeKind, EntityChange};
+pub use changes::{ChangeKind, Committed, EntityChange};
 pub use http::{AppState, Component, HttpConfig, Permission, RouteRule, router, rule};
 pub use service::{Hub, Imported, Records, Scope};
 

@@ -188,7 +188,7 @@ pub(crate) fn rule_write(
     WriteOp::new(id, move |before| {
         let outcome = rule(before, ngsi::entity::now())?;
         let change = match outcome.write {
-            Write::Put(e) => Change::Put(e),
+            Write::Put(e) => Change::Put(Arc::new(e)),
             Write::Delete => Change::Delete,
             Write::Unchanged => Change::Unchanged,
         };
@@ -291,7 +291,14 @@ impl Hub {
         &self.changes
     }
 
-    /// Every entity change committed from now on, in commit order (see
+    /// The sequence of the last change decided through this node
+    /// ([`crate::changes::ChangeFeed::sequence`]).
+    pub fn change_sequence(&self) -> u64 {
+        self.changes.sequence()
+    }
+
+    /// Every entity change committed from now on, as each write returns (two writes
+    /// of one entity are told apart by [`crate::Committed::seq`]; see
     /// [`crate::changes`]).
     pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<Arc<EntityChange>> {
         self.changes.subscribe()

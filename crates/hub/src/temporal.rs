@@ -430,7 +430,7 @@ impl Hub {
             .map(|(id, instances)| {
                 let owned = id.clone();
                 WriteOp::new(id, move |current| match current {
-                    Some(e) => Ok((Change::Put(e), Applied::default())),
+                    Some(e) => Ok((Change::Put(e.into()), Applied::default())),
                     None => Err(Error::not_found(format!("entity {owned} not found"))),
                 })
                 .with_history(instances)

@@ -60,6 +60,18 @@ impl Served {
         }
         req.send().await.unwrap().status().as_u16()
     }
+
+    /// Posts a batch of entities to an `/entityOperations/...` path.
+    async fn post_batch(&self, path: &str, batch: &Value) -> reqwest::StatusCode {
+        let url = format!("{}/entityOperations/{path}", self.base);
+        self.client
+            .post(url)
+            .json(batch)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
 }
 
 fn next(rx: &mut Receiver<Arc<EntityChange>>) -> EntityChange {
@@ -128,6 +140,42 @@ async fn committed_changes_are_published_with_their_attributes_and_tenant() {
 }
 
 #[tokio::test]
+async fn a_change_carries_the_state_it_committed_in_the_order_of_its_writes() {
+    let s = serve().await;
+    let mut rx = s.state.hub.subscribe_changes();
+    let id = "urn:ngsi-ld:WaterObserved:cam-lo";
+    let scope = hub::Scope::system("test", "");
+    let level = |c: &EntityChange| {
+        let state = c.state.as_ref().expect("a state");
+        let e = state.entity.as_ref().expect("an entity");
+        e.attrs[&format!("{VOCAB}waterLevel")][0].value.clone()
+    };
+
+    assert_eq!(s.send("POST", "/entities", None, gauge(id, 1.2)).await, 201);
+    let created = next(&mut rx);
+    // The very entity the store holds, not another reading of it.
+    let stored = s.state.hub.get_entity(&scope, id).await.unwrap();
+    let state = created.state.clone().unwrap();
+    assert_eq!(state.entity.as_deref(), Some(&stored));
+    assert!(state.seq >= 1 && state.seq <= s.state.hub.change_sequence());
+
+    // Two writes of the entity in one request: the later has the larger sequence.
+    let batch = json!([gauge(id, 2.5), gauge(id, 3.5)]);
+    let status = s.post_batch("upsert?options=update", &batch).await;
+    assert!(status.is_success(), "{status}");
+    let (first, second) = (next(&mut rx), next(&mut rx));
+    assert_eq!((level(&first), level(&second)), (json!(2.5), json!(3.5)));
+    let seq = |c: &EntityChange| c.state.as_ref().unwrap().seq;
+    assert!(seq(&created) < seq(&first) && seq(&first) < seq(&second));
+
+    // A deletion's state is the entity gone.
+    let path = format!("/entities/{id}");
+    assert_eq!(s.send("DELETE", &path, None, Value::Null).await, 204);
+    let deleted = next(&mut rx).state.unwrap();
+    assert!(deleted.entity.is_none() && deleted.seq > seq(&second));
+}
+
+#[tokio::test]
 async fn a_subscriber_that_does_not_read_never_holds_writers_back() {
     let s = serve().await;
     let mut idle = s.state.hub.subscribe_changes();
@@ -142,15 +190,7 @@ async fn a_subscriber_that_does_not_read_never_holds_writers_back() {
                 )
             })
             .collect();
-        let url = format!("{}/entityOperations/upsert", s.base);
-        let status = s
-            .client
-            .post(url)
-            .json(&batch)
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let status = s.post_batch("upsert", &Value::from(batch)).await;
         assert!(status.is_success(), "batch {chunk}: {status}");
     }
     // Every write went through; the idle subscriber lost the oldest changes and is

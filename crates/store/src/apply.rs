@@ -9,6 +9,8 @@
 //! **Invariant:** this module does no I/O. The same operation on the same entity
 //! gives the same outcome on every backend.
 
+use std::sync::Arc;
+
 use ngsi::{Attribute, Entity};
 
 use crate::{Applied, Change, HistoryWrite, RegistryPut, StoreError, StoreResult, WriteOp};
@@ -17,9 +19,9 @@ use crate::{Applied, Change, HistoryWrite, RegistryPut, StoreError, StoreResult,
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// The entity did not exist: insert it.
-    Created(Entity),
+    Created(Arc<Entity>),
     /// The entity existed: store it as it is now.
-    Changed(Entity),
+    Changed(Arc<Entity>),
     /// Delete the entity, with its history (the NGSI-LD default). A delete of an
     /// entity that does not exist writes nothing but still counts as a write.
     Deleted,
@@ -162,7 +164,9 @@ mod tests {
     }
 
     fn put(e: Entity) -> WriteOp {
-        WriteOp::new(ID, move |_| Ok((Change::Put(e), Applied::default())))
+        WriteOp::new(ID, move |_| {
+            Ok((Change::Put(Arc::new(e)), Applied::default()))
+        })
     }
 
     fn names(history: &[(String, Attribute)]) -> Vec<&str> {

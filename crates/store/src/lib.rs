@@ -27,6 +27,7 @@ pub mod subscription;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use ngsi::entity::UpdateResult;
@@ -66,8 +67,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// What a mutation decides.
 #[derive(Debug)]
 pub enum Change {
-    /// Store this entity (created or changed).
-    Put(Entity),
+    /// Store this entity (created or changed). Shared, so that whoever watches the
+    /// write keeps the state it committed without copying it.
+    Put(Arc<Entity>),
     /// Delete the entity.
     Delete,
     /// Nothing to write.

@@ -39,7 +39,7 @@ fn create(e: Entity) -> WriteOp {
             return Err(Error::already_exists("exists"));
         }
         Ok((
-            Change::Put(e),
+            Change::Put(e.into()),
             Applied {
                 created: true,
                 result: UpdateResult::default(),
@@ -156,7 +156,7 @@ async fn batch_items_are_independent(store: Arc<dyn Store>) {
     assert!(store.write("", vec![create(v(1))]).await.unwrap()[0].is_ok());
     let replace = |e: Entity| {
         WriteOp::new(e.id.clone(), move |_| {
-            Ok((Change::Put(e), Applied::default()))
+            Ok((Change::Put(e.into()), Applied::default()))
         })
     };
     assert!(store.write("", vec![replace(v(2))]).await.unwrap()[0].is_ok());
@@ -667,7 +667,7 @@ async fn indexes_observation_times(store: Arc<dyn Store>) {
     };
     let put = |e: Entity| {
         WriteOp::new(e.id.clone(), move |_| {
-            Ok((Change::Put(e), Applied::default()))
+            Ok((Change::Put(e.into()), Applied::default()))
         })
     };
     let count = |q: &str| {
@@ -744,7 +744,7 @@ fn reading(id: &str, minute: u32, level: f64) -> WriteOp {
     WriteOp::new(id, move |current| {
         let Some(mut cur) = current else {
             return Ok((
-                Change::Put(e),
+                Change::Put(e.into()),
                 Applied {
                     created: true,
                     ..Default::default()
@@ -759,7 +759,7 @@ fn reading(id: &str, minute: u32, level: f64) -> WriteOp {
             ngsi::entity::now(),
         );
         Ok((
-            Change::Put(cur),
+            Change::Put(cur.into()),
             Applied {
                 created: false,
                 result,
@@ -1070,7 +1070,7 @@ async fn aggregates_agree_with_the_instances(store: Arc<dyn Store>) {
         })
         .collect();
     let op = WriteOp::new(id, |current| {
-        Ok((Change::Put(current.unwrap()), Applied::default()))
+        Ok((Change::Put(current.unwrap().into()), Applied::default()))
     })
     .with_history(extra);
     assert!(store.write("agg", vec![op]).await.unwrap()[0].is_ok());
@@ -2221,7 +2221,7 @@ mod postgres_only {
             if let Some(cur) = current {
                 next.created_at = cur.created_at;
             }
-            Ok((Change::Put(next), Applied::default()))
+            Ok((Change::Put(next.into()), Applied::default()))
         })
     }
 
@@ -2343,7 +2343,7 @@ mod postgres_only {
                 attr.value = json!(attr.value.as_i64().unwrap() + 1);
                 let by_name = Context::core().expand("by");
                 e.attrs.get_mut(&by_name).unwrap()[0].value = json!(by);
-                Ok((Change::Put(e), Applied::default()))
+                Ok((Change::Put(e.into()), Applied::default()))
             })
         };
         let run = |store: Arc<dyn Store>, by: &'static str| async move {

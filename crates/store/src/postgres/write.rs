@@ -379,7 +379,7 @@ impl PostgresStore {
                     batch.history.push(rowid, name, inst);
                 }
                 slot.doc = doc;
-                slot.entity = Some(entity.clone());
+                slot.entity = Some(Entity::clone(entity));
             }
         }
         if outcome.wrote() {

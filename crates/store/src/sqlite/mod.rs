@@ -664,7 +664,10 @@ mod tests {
         let mut changed = gauge.clone();
         changed.types.push(ctx.expand("Station"));
         let op = crate::WriteOp::new(gauge.id.clone(), move |_| {
-            Ok((crate::Change::Put(changed), crate::Applied::default()))
+            Ok((
+                crate::Change::Put(changed.into()),
+                crate::Applied::default(),
+            ))
         });
         assert!(store.write("", vec![op]).await.unwrap()[0].is_ok());
         let by_station = EntityQuery {
