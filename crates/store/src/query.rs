@@ -28,6 +28,10 @@ pub struct EntityQuery {
     /// the same at any depth, and a write between two pages neither repeats nor skips
     /// an entity that stays.
     pub after: Option<i64>,
+    /// Reads only these attributes of each entity (expanded names); the others are
+    /// left unread, as if the entity had none. The conditions above still see the
+    /// whole entity. `None` reads every attribute.
+    pub only_attrs: Option<Vec<String>>,
 }
 
 impl EntityQuery {
@@ -69,13 +73,14 @@ impl<'q> Filtered<'q> {
 
     /// Tests the next candidate, stored at `position`; false once the page is full and
     /// nothing more needs reading (no count asked).
-    pub fn offer(&mut self, entity: Entity, position: i64) -> bool {
+    pub fn offer(&mut self, mut entity: Entity, position: i64) -> bool {
         let q = self.query;
         if !q.matches(&entity) {
             return true;
         }
         self.matched += 1;
         if self.matched > q.offset && self.entities.len() < q.limit {
+            crate::project::keep(&mut entity, q.only_attrs.as_deref());
             self.entities.push(entity);
             self.positions.push(position);
             true

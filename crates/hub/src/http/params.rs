@@ -395,6 +395,7 @@ impl QuerySpec {
             offset,
             count,
             after: None,
+            only_attrs: None,
         })
     }
 }

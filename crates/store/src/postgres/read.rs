@@ -20,7 +20,7 @@ use crate::{
 const PG: Dialect = Dialect::Postgres;
 
 fn parse_doc(id: &str, doc: &str) -> StoreResult<Entity> {
-    serde_json::from_str(doc).map_err(|e| StoreError::Other(format!("corrupt entity {id}: {e}")))
+    crate::project::parse(id, doc, None)
 }
 
 pub async fn get(c: &impl GenericClient, tenant: &str, id: &str) -> StoreResult<Option<Entity>> {
@@ -112,7 +112,7 @@ pub async fn query(
             .map_err(pg_error)?;
         let entities = rows
             .iter()
-            .map(|r| parse_doc(r.get(0), r.get(1)))
+            .map(|r| crate::project::parse(r.get(0), r.get(1), q.only_attrs.as_deref()))
             .collect::<StoreResult<_>>()?;
         let positions = rows.iter().map(|r| r.get(2)).collect();
         return Ok(QueryPage {
