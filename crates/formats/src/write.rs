@@ -17,6 +17,10 @@ use crate::csv::{export_cell_into, guard_formula};
 /// Writes one entity after another in a format, then closes what the format opens.
 pub trait EntityWriter {
     fn entity(&mut self, e: &Entity) -> io::Result<()>;
+    /// Writes entities one after another, preparing once what their rendering shares.
+    fn entities(&mut self, es: &[Entity]) -> io::Result<()> {
+        es.iter().try_for_each(|e| self.entity(e))
+    }
     /// Passes on what is buffered (a streamed download sends it as one chunk).
     fn flush(&mut self) -> io::Result<()>;
     fn finish(&mut self) -> io::Result<()>;
@@ -60,9 +64,9 @@ impl<W: Write> JsonWriter<W> {
     }
 }
 
-impl<W: Write> EntityWriter for JsonWriter<W> {
-    fn entity(&mut self, e: &Entity) -> io::Result<()> {
-        let v = Value::Object(render::render_entity(e, &self.rendering.options()));
+impl<W: Write> JsonWriter<W> {
+    fn write(&mut self, e: &Entity, opts: &RenderOptions) -> io::Result<()> {
+        let v = Value::Object(render::render_entity(e, opts));
         if self.array {
             self.out
                 .write_all(if self.written == 0 { b"[\n" } else { b",\n" })?;
@@ -73,6 +77,18 @@ impl<W: Write> EntityWriter for JsonWriter<W> {
         }
         self.written += 1;
         Ok(())
+    }
+}
+
+impl<W: Write> EntityWriter for JsonWriter<W> {
+    fn entity(&mut self, e: &Entity) -> io::Result<()> {
+        self.entities(std::slice::from_ref(e))
+    }
+
+    fn entities(&mut self, es: &[Entity]) -> io::Result<()> {
+        let rendering = self.rendering.clone();
+        let opts = rendering.options();
+        es.iter().try_for_each(|e| self.write(e, &opts))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -112,12 +128,9 @@ impl<W: Write> GeoJsonWriter<W> {
     }
 }
 
-impl<W: Write> EntityWriter for GeoJsonWriter<W> {
-    fn entity(&mut self, e: &Entity) -> io::Result<()> {
-        let mut opts = self.rendering.options();
-        // The geometry is the feature's, not a property.
-        opts.omit_attrs.insert(self.location.clone());
-        let feature = render::render_feature(e, &opts, &self.location);
+impl<W: Write> GeoJsonWriter<W> {
+    fn write(&mut self, e: &Entity, opts: &RenderOptions) -> io::Result<()> {
+        let feature = render::render_feature(e, opts, &self.location);
         self.out.write_all(if self.written == 0 {
             b"{\"type\": \"FeatureCollection\", \"features\": [\n"
         } else {
@@ -126,6 +139,20 @@ impl<W: Write> EntityWriter for GeoJsonWriter<W> {
         serde_json::to_writer(&mut self.out, &feature)?;
         self.written += 1;
         Ok(())
+    }
+}
+
+impl<W: Write> EntityWriter for GeoJsonWriter<W> {
+    fn entity(&mut self, e: &Entity) -> io::Result<()> {
+        self.entities(std::slice::from_ref(e))
+    }
+
+    fn entities(&mut self, es: &[Entity]) -> io::Result<()> {
+        let rendering = self.rendering.clone();
+        let mut opts = rendering.options();
+        // The geometry is the feature's, not a property.
+        opts.omit_attrs.insert(self.location.clone());
+        es.iter().try_for_each(|e| self.write(e, &opts))
     }
 
     fn flush(&mut self) -> io::Result<()> {

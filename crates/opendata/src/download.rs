@@ -183,11 +183,7 @@ pub fn entities(hub: Arc<Hub>, view: &View, kind: Kind) -> Result<Body, Error> {
                 }
             };
             after = page.next(PAGE);
-            let written = page
-                .entities
-                .iter()
-                .try_for_each(|e| writer.entity(e))
-                .and_then(|()| {
+            let written = writer.entities(&page.entities).and_then(|()| {
                     if after.is_none() {
                         writer.finish()
                     } else {
