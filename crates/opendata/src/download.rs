@@ -184,12 +184,12 @@ pub fn entities(hub: Arc<Hub>, view: &View, kind: Kind) -> Result<Body, Error> {
             };
             after = page.next(PAGE);
             let written = writer.entities(&page.entities).and_then(|()| {
-                    if after.is_none() {
-                        writer.finish()
-                    } else {
-                        writer.flush()
-                    }
-                });
+                if after.is_none() {
+                    writer.finish()
+                } else {
+                    writer.flush()
+                }
+            });
             if let Err(e) = written {
                 let _ = tx.send(Err(e)).await;
                 return;

@@ -2096,15 +2096,15 @@ async fn reads_only_the_attributes_asked(store: Arc<dyn Store>) {
             "id": format!("urn:p:{i}"),
             "type": if i % 6 == 5 { "Other" } else { "Station" },
             "temperature": {"type": "Property", "value": i as f64 + if tenant.is_empty() { 0.5 } else { 1000.0 }, "unitCode": "CEL"},
-            "status": if i % 3 == 0 { "bad" } else { "ok" },
+            "status": if i.is_multiple_of(3) { "bad" } else { "ok" },
             "owner": {"type": "Property", "value": {"name": format!("person {i}"), "phone": "0900"}},
             "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [106.0 + i as f64 / 10.0, 16.5]}},
         });
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             // A second instance of the attribute read.
             v["temperature"] = json!([v["temperature"].clone(), {"type": "Property", "value": -1, "datasetId": "urn:ds:b"}]);
         }
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             v.as_object_mut().unwrap().remove("temperature");
         }
         entity(v)
