@@ -1,6 +1,7 @@
 //! CSV with a column mapping: which column holds the id, the type, the coordinates
 //! and the observation time, and which columns become which attributes.
 
+use std::fmt::Write as _;
 use std::io::{self, Read};
 
 use serde::Deserialize;
@@ -454,15 +455,24 @@ pub fn guard_formula(cell: &str) -> std::borrow::Cow<'_, str> {
 /// A cell of an exported attribute: strings as they are, numbers and booleans as
 /// JSON writes them, a DateTime its value, anything else as JSON text.
 pub fn export_cell(value: &Value) -> String {
+    let mut cell = String::new();
+    export_cell_into(value, &mut cell);
+    cell
+}
+
+/// Writes the cell [`export_cell`] makes into `out`, reusing its allocation (a writer
+/// of many rows keeps one buffer for all its cells).
+pub fn export_cell_into(value: &Value, out: &mut String) {
     match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        Value::Object(o) if o.get("@type").and_then(Value::as_str) == Some("DateTime") => o
-            .get("@value")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        other => other.to_string(),
+        Value::String(s) => out.push_str(s),
+        Value::Null => {}
+        Value::Object(o) if o.get("@type").and_then(Value::as_str) == Some("DateTime") => {
+            out.push_str(o.get("@value").and_then(Value::as_str).unwrap_or_default());
+        }
+        // JSON's own text of the value (formatting into a String does not fail).
+        other => {
+            let _ = write!(out, "{other}");
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::sync::Arc;
 
@@ -11,11 +12,15 @@ use ngsi::render::{self, RenderOptions};
 use ngsi::{AttrKind, Context, Entity};
 use serde_json::Value;
 
-use crate::csv::{export_cell, guard_formula};
+use crate::csv::{export_cell_into, guard_formula};
 
 /// Writes one entity after another in a format, then closes what the format opens.
 pub trait EntityWriter {
     fn entity(&mut self, e: &Entity) -> io::Result<()>;
+    /// Writes entities one after another, preparing once what their rendering shares.
+    fn entities(&mut self, es: &[Entity]) -> io::Result<()> {
+        es.iter().try_for_each(|e| self.entity(e))
+    }
     /// Passes on what is buffered (a streamed download sends it as one chunk).
     fn flush(&mut self) -> io::Result<()>;
     fn finish(&mut self) -> io::Result<()>;
@@ -59,9 +64,9 @@ impl<W: Write> JsonWriter<W> {
     }
 }
 
-impl<W: Write> EntityWriter for JsonWriter<W> {
-    fn entity(&mut self, e: &Entity) -> io::Result<()> {
-        let v = Value::Object(render::render_entity(e, &self.rendering.options()));
+impl<W: Write> JsonWriter<W> {
+    fn write(&mut self, e: &Entity, opts: &RenderOptions) -> io::Result<()> {
+        let v = Value::Object(render::render_entity(e, opts));
         if self.array {
             self.out
                 .write_all(if self.written == 0 { b"[\n" } else { b",\n" })?;
@@ -72,6 +77,18 @@ impl<W: Write> EntityWriter for JsonWriter<W> {
         }
         self.written += 1;
         Ok(())
+    }
+}
+
+impl<W: Write> EntityWriter for JsonWriter<W> {
+    fn entity(&mut self, e: &Entity) -> io::Result<()> {
+        self.entities(std::slice::from_ref(e))
+    }
+
+    fn entities(&mut self, es: &[Entity]) -> io::Result<()> {
+        let rendering = self.rendering.clone();
+        let opts = rendering.options();
+        es.iter().try_for_each(|e| self.write(e, &opts))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -111,12 +128,9 @@ impl<W: Write> GeoJsonWriter<W> {
     }
 }
 
-impl<W: Write> EntityWriter for GeoJsonWriter<W> {
-    fn entity(&mut self, e: &Entity) -> io::Result<()> {
-        let mut opts = self.rendering.options();
-        // The geometry is the feature's, not a property.
-        opts.omit_attrs.insert(self.location.clone());
-        let feature = render::render_feature(e, &opts, &self.location);
+impl<W: Write> GeoJsonWriter<W> {
+    fn write(&mut self, e: &Entity, opts: &RenderOptions) -> io::Result<()> {
+        let feature = render::render_feature(e, opts, &self.location);
         self.out.write_all(if self.written == 0 {
             b"{\"type\": \"FeatureCollection\", \"features\": [\n"
         } else {
@@ -125,6 +139,20 @@ impl<W: Write> EntityWriter for GeoJsonWriter<W> {
         serde_json::to_writer(&mut self.out, &feature)?;
         self.written += 1;
         Ok(())
+    }
+}
+
+impl<W: Write> EntityWriter for GeoJsonWriter<W> {
+    fn entity(&mut self, e: &Entity) -> io::Result<()> {
+        self.entities(std::slice::from_ref(e))
+    }
+
+    fn entities(&mut self, es: &[Entity]) -> io::Result<()> {
+        let rendering = self.rendering.clone();
+        let mut opts = rendering.options();
+        // The geometry is the feature's, not a property.
+        opts.omit_attrs.insert(self.location.clone());
+        es.iter().try_for_each(|e| self.write(e, &opts))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -199,19 +227,41 @@ impl<W: Write> CsvRecords<W> {
         Ok(())
     }
 
+    /// Writes one cell of the record being written, which [`CsvRecords::end`] ends:
+    /// a row written cell by cell is never built.
+    pub fn cell(&mut self, cell: &str) -> io::Result<()> {
+        if self.style.guard_formulas {
+            self.out.write_field(guard_formula(cell).as_bytes())?;
+        } else {
+            self.out.write_field(cell)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the record whose cells [`CsvRecords::cell`] wrote.
+    pub fn end(&mut self) -> io::Result<()> {
+        self.out.write_record(None::<&[u8]>)?;
+        Ok(())
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 }
 
 /// Entities as CSV: `id`, `type`, then one column per attribute (the `location`
-/// attribute as two, `lat` and `lon`, when it is a point).
+/// attribute as two, `lat` and `lon`, when it is a point). Rows are written cell by
+/// cell through one reused buffer, so a row allocates nothing of its own.
 pub struct CsvWriter<W: Write> {
     out: CsvRecords<W>,
     ctx: Arc<Context>,
     /// Expanded names of the attribute columns.
     columns: Vec<String>,
     location: String,
+    /// The text of the cell being written.
+    cell: String,
+    /// The last types written and their cell: entities of one type follow each other.
+    types: (Vec<String>, String),
 }
 
 impl<W: Write> CsvWriter<W> {
@@ -241,15 +291,31 @@ impl<W: Write> CsvWriter<W> {
             ctx,
             columns,
             location,
+            cell: String::new(),
+            types: (Vec::new(), String::new()),
         })
+    }
+
+    /// Writes `value` as a cell.
+    fn value_cell(&mut self, value: &Value) -> io::Result<()> {
+        self.cell.clear();
+        export_cell_into(value, &mut self.cell);
+        self.out.cell(&self.cell)
     }
 }
 
 impl<W: Write> EntityWriter for CsvWriter<W> {
     fn entity(&mut self, e: &Entity) -> io::Result<()> {
-        let types = render::render_types(&e.types, &self.ctx);
-        let mut row = vec![e.id.clone(), export_cell(&types)];
-        for name in &self.columns {
+        self.out.cell(&e.id)?;
+        if self.types.0 != e.types {
+            let types = render::render_types(&e.types, &self.ctx);
+            self.types.1.clear();
+            export_cell_into(&types, &mut self.types.1);
+            self.types.0.clone_from(&e.types);
+        }
+        self.out.cell(&self.types.1)?;
+        for i in 0..self.columns.len() {
+            let name = &self.columns[i];
             // The default instance (without datasetId), else the first.
             let attr = e.attrs.get(name).and_then(|v| {
                 v.iter()
@@ -258,31 +324,38 @@ impl<W: Write> EntityWriter for CsvWriter<W> {
             });
             if *name == self.location {
                 let point = attr
-                    .filter(|a| a.kind == AttrKind::GeoProperty)
+                    .filter(|a| a.kind == AttrKind::GeoProperty && a.value["type"] == "Point")
                     .and_then(|a| a.value.get("coordinates"))
-                    .filter(|_| attr.is_some_and(|a| a.value["type"] == "Point"));
-                match point.and_then(|c| Some((c.get(1)?, c.get(0)?))) {
-                    Some((lat, lon)) => row.extend([lat.to_string(), lon.to_string()]),
-                    None => row.extend([String::new(), String::new()]),
+                    .and_then(|c| Some((c.get(1)?, c.get(0)?)));
+                match point {
+                    Some((lat, lon)) => {
+                        // Coordinates as JSON writes them, whatever their kind.
+                        self.cell.clear();
+                        let _ = write!(self.cell, "{lat}");
+                        self.out.cell(&self.cell)?;
+                        self.cell.clear();
+                        let _ = write!(self.cell, "{lon}");
+                        self.out.cell(&self.cell)?;
+                    }
+                    None => {
+                        self.out.cell("")?;
+                        self.out.cell("")?;
+                    }
                 }
                 continue;
             }
-            row.push(match attr {
-                None => String::new(),
-                Some(a)
-                    if a.kind == AttrKind::Relationship || a.kind == AttrKind::VocabProperty =>
-                {
-                    match &a.value {
-                        Value::String(iri) if a.kind == AttrKind::VocabProperty => {
-                            self.ctx.compact(iri)
-                        }
-                        v => export_cell(v),
+            match attr {
+                None => self.out.cell("")?,
+                Some(a) => match &a.value {
+                    Value::String(iri) if a.kind == AttrKind::VocabProperty => {
+                        let short = self.ctx.compact(iri);
+                        self.out.cell(&short)?;
                     }
-                }
-                Some(a) => export_cell(&a.value),
-            });
+                    v => self.value_cell(v)?,
+                },
+            }
         }
-        self.out.record(&row)
+        self.out.end()
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -7,6 +7,7 @@
 //! upsert, import), as pure functions from the stored entity to what to store.
 
 pub mod change;
+mod stored_time;
 
 use std::collections::BTreeMap;
 
@@ -94,9 +95,9 @@ pub struct Entity {
     pub scopes: Vec<String>,
     #[serde(rename = "a")]
     pub attrs: BTreeMap<String, Vec<Attribute>>,
-    #[serde(rename = "c")]
+    #[serde(rename = "c", deserialize_with = "stored_time::de")]
     pub created_at: DateTime<Utc>,
-    #[serde(rename = "m")]
+    #[serde(rename = "m", deserialize_with = "stored_time::de")]
     pub modified_at: DateTime<Utc>,
 }
 
@@ -111,15 +112,20 @@ pub struct Attribute {
     pub value: Value,
     #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
     pub dataset_id: Option<String>,
-    #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "o",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "stored_time::de_option"
+    )]
     pub observed_at: Option<DateTime<Utc>>,
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
     pub unit_code: Option<String>,
     #[serde(rename = "ot", default, skip_serializing_if = "Option::is_none")]
     pub object_type: Option<String>,
-    #[serde(rename = "c")]
+    #[serde(rename = "c", deserialize_with = "stored_time::de")]
     pub created_at: DateTime<Utc>,
-    #[serde(rename = "m")]
+    #[serde(rename = "m", deserialize_with = "stored_time::de")]
     pub modified_at: DateTime<Utc>,
     #[serde(rename = "sub", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sub_attrs: BTreeMap<String, Vec<Attribute>>,

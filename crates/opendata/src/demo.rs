@@ -446,10 +446,11 @@ async fn communes(portal: &Portal, view: &View) -> Result<(u64, Vec<String>), Er
     let mut found = BTreeSet::new();
     let mut after = None;
     loop {
-        let page = portal
-            .hub()
-            .query(&sel.scope, sel.page_after(1_000, after)?)
-            .await?;
+        let mut query = sel.page_after(1_000, after)?;
+        // The commune link places the dataset whether it is public or not; nothing
+        // of it is shown.
+        query.only_attrs = Some(vec![area.clone()]);
+        let page = portal.hub().query(&sel.scope, query).await?;
         after = page.next(1_000);
         for e in &page.entities {
             if e.types.iter().any(|t| t.ends_with("AdministrativeArea")) {

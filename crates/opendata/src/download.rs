@@ -108,9 +108,11 @@ impl Selection {
 
     /// A page of the view read on after a position of the last page (keyset paging:
     /// each page costs the same however deep the download is).
+    /// Only the public attributes are read: the store leaves the others unparsed.
     pub fn page_after(&self, limit: usize, after: Option<i64>) -> Result<EntityQuery, Error> {
         let mut query = self.query(limit, 0, false)?;
         query.after = after;
+        query.only_attrs = Some(self.attrs.clone());
         Ok(query)
     }
 
@@ -181,17 +183,13 @@ pub fn entities(hub: Arc<Hub>, view: &View, kind: Kind) -> Result<Body, Error> {
                 }
             };
             after = page.next(PAGE);
-            let written = page
-                .entities
-                .iter()
-                .try_for_each(|e| writer.entity(e))
-                .and_then(|()| {
-                    if after.is_none() {
-                        writer.finish()
-                    } else {
-                        writer.flush()
-                    }
-                });
+            let written = writer.entities(&page.entities).and_then(|()| {
+                if after.is_none() {
+                    writer.finish()
+                } else {
+                    writer.flush()
+                }
+            });
             if let Err(e) = written {
                 let _ = tx.send(Err(e)).await;
                 return;
@@ -251,8 +249,15 @@ pub fn history(
     tokio::spawn(async move {
         let mut after = None;
         loop {
+            // The entities' ids alone: their values come from the history.
             let page = match sel.page_after(HISTORY_PAGE, after) {
-                Ok(q) => hub.query(&sel.scope, q).await,
+                Ok(q) => {
+                    let q = EntityQuery {
+                        only_attrs: Some(Vec::new()),
+                        ..q
+                    };
+                    hub.query(&sel.scope, q).await
+                }
                 Err(e) => Err(e),
             };
             let page = match page {

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod history;
 mod plan;
 pub mod postgres;
+mod project;
 mod query;
 pub mod registry;
 mod rows;

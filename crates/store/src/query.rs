@@ -32,6 +32,10 @@ pub struct EntityQuery {
     /// `orderBy`: the order of the answer (names expanded). Without it, entities come
     /// in the order they were stored.
     pub order: Option<OrderBy>,
+    /// Reads only these attributes of each entity (expanded names); the others are
+    /// left unread, as if the entity had none. The conditions above still see the
+    /// whole entity. `None` reads every attribute.
+    pub only_attrs: Option<Vec<String>>,
 }
 
 impl EntityQuery {
@@ -76,7 +80,7 @@ impl<'q> Filtered<'q> {
 
     /// Tests the next candidate, stored at `position`; false once the page is full and
     /// nothing more needs reading (no count asked).
-    pub fn offer(&mut self, entity: Entity, position: i64) -> bool {
+    pub fn offer(&mut self, mut entity: Entity, position: i64) -> bool {
         let q = self.query;
         if !q.matches(&entity) {
             return true;
@@ -94,6 +98,7 @@ impl<'q> Filtered<'q> {
             return true;
         }
         if self.matched > q.offset && self.entities.len() < q.limit {
+            crate::project::keep(&mut entity, q.only_attrs.as_deref());
             self.entities.push(entity);
             self.positions.push(position);
             true
@@ -105,12 +110,14 @@ impl<'q> Filtered<'q> {
     pub fn page(mut self) -> QueryPage {
         if let Some(order) = &self.query.order {
             self.ordered.sort_by(|a, b| order.compare(&a.0, &b.0));
-            for (e, position) in self
+            for (mut e, position) in self
                 .ordered
                 .into_iter()
                 .skip(self.query.offset)
                 .take(self.query.limit)
             {
+                // Ordered on the whole entity; the projection applies to the answer.
+                crate::project::keep(&mut e, self.query.only_attrs.as_deref());
                 self.entities.push(e);
                 self.positions.push(position);
             }

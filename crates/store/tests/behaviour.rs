@@ -2063,6 +2063,233 @@ async fn audits_subscriptions_and_history_edits(store: Arc<dyn Store>) {
 }
 
 /// One test per backend for each check.
+/// Reads every page of a query after each other (keyset paging), `limit` at a time.
+async fn all_pages(store: &Arc<dyn Store>, tenant: &str, query: EntityQuery) -> Vec<Entity> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .query(
+                tenant,
+                EntityQuery {
+                    after,
+                    ..query.clone()
+                },
+            )
+            .await
+            .unwrap();
+        after = page.next(query.limit);
+        out.extend(page.entities);
+        if after.is_none() {
+            return out;
+        }
+    }
+}
+
+/// A query reading only some attributes gives, page after page, the entities the
+/// whole query gives, each less the other attributes; its conditions (type, `q`, a
+/// geo-query the model decides) still see the whole entity; tenants stay apart.
+async fn reads_only_the_attributes_asked(store: Arc<dyn Store>) {
+    let ctx = Context::core();
+    let make = |tenant: &str, i: usize| {
+        let mut v = json!({
+            "id": format!("urn:p:{i}"),
+            "type": if i % 6 == 5 { "Other" } else { "Station" },
+            "temperature": {"type": "Property", "value": i as f64 + if tenant.is_empty() { 0.5 } else { 1000.0 }, "unitCode": "CEL"},
+            "status": if i.is_multiple_of(3) { "bad" } else { "ok" },
+            "owner": {"type": "Property", "value": {"name": format!("person {i}"), "phone": "0900"}},
+            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [106.0 + i as f64 / 10.0, 16.5]}},
+        });
+        if i.is_multiple_of(4) {
+            // A second instance of the attribute read.
+            v["temperature"] = json!([v["temperature"].clone(), {"type": "Property", "value": -1, "datasetId": "urn:ds:b"}]);
+        }
+        if i.is_multiple_of(5) {
+            v.as_object_mut().unwrap().remove("temperature");
+        }
+        entity(v)
+    };
+    for tenant in ["", "p2"] {
+        let ops: Vec<WriteOp> = (0..36).map(|i| create(make(tenant, i))).collect();
+        assert!(
+            store
+                .write(tenant, ops)
+                .await
+                .unwrap()
+                .iter()
+                .all(Result::is_ok)
+        );
+    }
+    let names = |list: &[&str]| -> Vec<String> { list.iter().map(|n| ctx.expand(n)).collect() };
+    let only = names(&["temperature", "location"]);
+    let station = Some(
+        parse_type_expr("Station")
+            .unwrap()
+            .map_names(&|n| ctx.expand(n)),
+    );
+    let q = |text: &str| {
+        Some(QFilter::new(parse_q(text).unwrap().map_attrs(&|n| ctx.expand(n))).unwrap())
+    };
+    let mut g = parse_geoq(
+        "within",
+        "Polygon",
+        "[[[106.75,16],[108,16],[108,17],[106.75,17],[106.75,16]]]",
+        None,
+    )
+    .unwrap();
+    g.geoproperty = ctx.expand(&g.geoproperty);
+    let geo = Some(GeoFilter::new(g).unwrap());
+    let cases = [
+        // How many match in each tenant.
+        ("every Station", station.clone(), None, None, [30, 30]),
+        (
+            "q on an attribute not read",
+            station.clone(),
+            q("status==\"bad\""),
+            None,
+            [12, 12],
+        ),
+        (
+            "q on an attribute read",
+            station.clone(),
+            q("temperature>20"),
+            None,
+            [10, 24],
+        ),
+        (
+            "a geo-query the model decides",
+            station.clone(),
+            None,
+            geo.clone(),
+            [10, 10],
+        ),
+        ("q and geo, no type", None, q("status==\"ok\""), geo, [8, 8]),
+    ];
+    for (t, tenant) in ["", "p2"].into_iter().enumerate() {
+        for (what, types, q, geo, expected) in &cases {
+            let expected = &expected[t];
+            let whole = EntityQuery {
+                types: types.clone(),
+                q: q.clone(),
+                geo: geo.clone(),
+                limit: 1000,
+                ..Default::default()
+            };
+            let all = store.query(tenant, whole.clone()).await.unwrap().entities;
+            assert_eq!(all.len(), *expected, "{what} in {tenant:?}");
+            // Page sizes that end on a page boundary, inside one, and cover it all.
+            for limit in [1, 5, 7, *expected, 1000] {
+                let read = all_pages(
+                    &store,
+                    tenant,
+                    EntityQuery {
+                        limit,
+                        only_attrs: Some(only.clone()),
+                        ..whole.clone()
+                    },
+                )
+                .await;
+                let expected: Vec<Entity> = all
+                    .iter()
+                    .map(|e| {
+                        let mut e = e.clone();
+                        e.attrs.retain(|name, _| only.contains(name));
+                        e
+                    })
+                    .collect();
+                assert_eq!(read, expected, "{what} in {tenant:?}, pages of {limit}");
+            }
+        }
+    }
+    // Ordered by an attribute not read: the order is that of the whole entities, the
+    // answer keeps only what was asked.
+    let order = ngsi::order::OrderBy::parse("status;desc,temperature")
+        .unwrap()
+        .map_attrs(&|n| ctx.expand(n));
+    let ordered = EntityQuery {
+        types: station.clone(),
+        order: Some(order),
+        limit: 1000,
+        ..Default::default()
+    };
+    let whole = store.query("", ordered.clone()).await.unwrap().entities;
+    assert_eq!(whole.len(), 30);
+    for (offset, limit) in [(0, 1000), (5, 7)] {
+        let read = store
+            .query(
+                "",
+                EntityQuery {
+                    offset,
+                    limit,
+                    only_attrs: Some(only.clone()),
+                    ..ordered.clone()
+                },
+            )
+            .await
+            .unwrap()
+            .entities;
+        let expected: Vec<Entity> = whole
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|e| {
+                let mut e = e.clone();
+                e.attrs.retain(|name, _| only.contains(name));
+                e
+            })
+            .collect();
+        assert_eq!(read, expected, "ordered, from {offset}");
+    }
+    // The values are the tenant's own, every instance of an attribute is read, and
+    // what is not asked for is absent.
+    let read = store
+        .query(
+            "p2",
+            EntityQuery {
+                ids: vec!["urn:p:4".into()],
+                limit: 10,
+                only_attrs: Some(names(&["temperature", "owner"])),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .entities;
+    let temps: Vec<&Value> = read[0].attrs[&ctx.expand("temperature")]
+        .iter()
+        .map(|a| &a.value)
+        .collect();
+    assert_eq!(temps, [&json!(1004.0), &json!(-1)]);
+    assert_eq!(
+        read[0].attrs[&ctx.expand("owner")][0].value["name"],
+        "person 4"
+    );
+    assert_eq!(read[0].attrs.len(), 2);
+    // None asked: ids and types alone.
+    let bare = store
+        .query(
+            "",
+            EntityQuery {
+                types: station,
+                limit: 3,
+                only_attrs: Some(Vec::new()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .entities;
+    assert_eq!(ids_of(&bare), ["urn:p:0", "urn:p:1", "urn:p:2"]);
+    assert!(
+        bare.iter()
+            .all(|e| e.attrs.is_empty() && !e.types.is_empty())
+    );
+}
+
+fn ids_of(entities: &[Entity]) -> Vec<String> {
+    entities.iter().map(|e| e.id.clone()).collect()
+}
+
 macro_rules! behaviour {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
@@ -2110,6 +2337,7 @@ behaviour!(
     batch_items_are_independent,
     queries_agree_with_the_model,
     keyset_pages_survive_writes,
+    reads_only_the_attributes_asked,
     compares_long_texts,
     indexes_observation_times,
     keeps_contexts,

@@ -430,6 +430,7 @@ impl QuerySpec {
                 Some(text) => Some(OrderBy::parse(text)?.map_attrs(&|n| ctx.expand(n))),
                 None => None,
             },
+            only_attrs: None,
         })
     }
 }

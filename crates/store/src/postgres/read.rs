@@ -20,7 +20,7 @@ use crate::{
 const PG: Dialect = Dialect::Postgres;
 
 fn parse_doc(id: &str, doc: &str) -> StoreResult<Entity> {
-    serde_json::from_str(doc).map_err(|e| StoreError::Other(format!("corrupt entity {id}: {e}")))
+    crate::project::parse(id, doc, None)
 }
 
 pub async fn get(c: &impl GenericClient, tenant: &str, id: &str) -> StoreResult<Option<Entity>> {
@@ -46,8 +46,9 @@ pub async fn query(
     // An orderBy is applied by the model to every match, as the filters are.
     let mut exact =
         q.geo.is_none() && q.scope.is_none() && q.id_pattern.is_none() && q.order.is_none();
+    // The conditions; what is selected depends on whether SQL decides them all.
     let mut sql = Sql::new(PG);
-    sql.push("SELECT e.id, e.doc::text, e.rowid FROM entities e WHERE e.tenant = ");
+    sql.push(" FROM entities e WHERE e.tenant = ");
     sql.bind(tenant);
     if let Some(after) = q.after {
         sql.push(" AND e.rowid > ");
@@ -92,6 +93,27 @@ pub async fn query(
         sql.push(")");
     }
     sql.push(" ORDER BY e.rowid");
+    let mut select = Sql::new(PG);
+    select.push("SELECT e.id, ");
+    match &q.only_attrs {
+        // Only the attributes asked leave the database; when the model tests the
+        // entities it needs them whole.
+        Some(names) if exact => {
+            select.push("jsonb_set(e.doc, '{a}', ");
+            if names.is_empty() {
+                select.push("'{}'::jsonb");
+            } else {
+                select.push("COALESCE((SELECT jsonb_object_agg(x.key, x.value) FROM jsonb_each(e.doc->'a') x WHERE x.key IN ");
+                select.bind_list(names);
+                select.push("), '{}'::jsonb)");
+            }
+            select.push(")::text");
+        }
+        _ => select.push("e.doc::text"),
+    }
+    select.push(", e.rowid");
+    select.append(sql);
+    let mut sql = select;
     if exact {
         let count = if q.count {
             let text = format!("SELECT count(*) FROM ({}) s", sql.numbered());
@@ -114,7 +136,7 @@ pub async fn query(
             .map_err(pg_error)?;
         let entities = rows
             .iter()
-            .map(|r| parse_doc(r.get(0), r.get(1)))
+            .map(|r| crate::project::parse(r.get(0), r.get(1), q.only_attrs.as_deref()))
             .collect::<StoreResult<_>>()?;
         let positions = rows.iter().map(|r| r.get(2)).collect();
         return Ok(QueryPage {

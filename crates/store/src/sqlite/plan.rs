@@ -18,7 +18,7 @@ use rusqlite::{Connection, params_from_iter};
 use super::sql_error;
 use crate::plan::{Dialect, Sql, driver_candidates, q_probe, type_probe};
 use crate::query::Filtered;
-use crate::{EntityQuery, QueryPage, StoreError, StoreResult};
+use crate::{EntityQuery, QueryPage, StoreResult};
 
 const SQLITE: Dialect = Dialect::Sqlite;
 
@@ -239,10 +239,15 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
     run_filtered(c, sql, q)
 }
 
-fn read_entity(row: &rusqlite::Row) -> StoreResult<Entity> {
-    let id: String = row.get(1).map_err(sql_error)?;
-    let doc: String = row.get(2).map_err(sql_error)?;
-    serde_json::from_str(&doc).map_err(|e| StoreError::Other(format!("corrupt entity {id}: {e}")))
+/// A row's entity, as much of it as the query reads (borrowing the row's text: the
+/// document is not copied before it is parsed).
+fn read_entity(row: &rusqlite::Row, only: Option<&[String]>) -> StoreResult<Entity> {
+    let text = |i: usize| {
+        row.get_ref(i)
+            .and_then(|v| v.as_str().map_err(Into::into))
+            .map_err(sql_error)
+    };
+    crate::project::parse(text(1)?, text(2)?, only)
 }
 
 /// SQL decides: the database pages and counts (by `count` when given, else by
@@ -279,7 +284,7 @@ fn run_exact(
         .map_err(sql_error)?;
     let (mut entities, mut positions) = (Vec::new(), Vec::new());
     while let Some(row) = rows.next().map_err(sql_error)? {
-        entities.push(read_entity(row)?);
+        entities.push(read_entity(row, q.only_attrs.as_deref())?);
         positions.push(row.get(0).map_err(sql_error)?);
     }
     Ok(QueryPage {
@@ -297,7 +302,7 @@ fn run_filtered(c: &Connection, sql: Sql, q: &EntityQuery) -> StoreResult<QueryP
         .map_err(sql_error)?;
     let mut page = Filtered::new(q);
     while let Some(row) = rows.next().map_err(sql_error)? {
-        if !page.offer(read_entity(row)?, row.get(0).map_err(sql_error)?) {
+        if !page.offer(read_entity(row, None)?, row.get(0).map_err(sql_error)?) {
             break;
         }
     }

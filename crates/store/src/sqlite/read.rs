@@ -6,11 +6,10 @@ use ngsi::Entity;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::sql_error;
-use crate::{AttributeSummary, EntityQuery, QueryPage, StoreError, StoreResult, TypeSummary};
+use crate::{AttributeSummary, EntityQuery, QueryPage, StoreResult, TypeSummary};
 
 fn parse_doc(id_hint: &str, doc: &str) -> StoreResult<Entity> {
-    serde_json::from_str(doc)
-        .map_err(|e| StoreError::Other(format!("corrupt entity {id_hint}: {e}")))
+    crate::project::parse(id_hint, doc, None)
 }
 
 pub fn tenant_exists(c: &Connection, tenant: &str) -> StoreResult<bool> {
