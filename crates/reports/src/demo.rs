@@ -13,11 +13,10 @@ use ngsi::Error;
 
 use crate::calendar::{Calendar, Sla};
 use crate::model::{
-    self, AttributeDef, Category, ListValue, Point, Report, SERVICE_REQUEST, Stage, category_id,
-    report_id,
+    self, AttributeDef, Category, ListValue, Point, Report, SERVICE_REQUEST, report_id,
 };
 use crate::places::Places;
-use crate::service::{JURISDICTION, Reports, TENANT};
+use crate::service::{Reports, TENANT};
 use crate::workflow::{self, Action};
 
 /// Reports the demo makes.
@@ -509,59 +508,30 @@ fn received(
     let (commune, shape) = *pick(rng, communes, |(c, _)| if c.ward { 5 } else { 1 });
     let point = point_in(places, commune, shape, rng);
     let at = when(rng);
-    let (due_accept, due) = cat.sla.due(calendar, at, cat.urgent);
-    Report {
-        service_request_id: id,
-        service_code: cat.service_code.clone(),
-        service_name: cat.service_name.clone(),
-        description: spec.texts[rng.below(spec.texts.len())].to_string(),
-        status: "open".into(),
-        status_notes: None,
-        agency_responsible: if cat.communal {
-            format!("UBND {}", commune.name)
-        } else {
-            cat.agency_responsible.clone()
-        },
-        service_notice: None,
-        requested_datetime: at,
-        updated_datetime: at,
-        expected_datetime: due,
-        address_string: None,
-        address_id: None,
-        location: point.map(|p| Point::new(p[0], p[1])),
-        media_url: None,
-        media_urls: Vec::new(),
-        attributes: match cat.service_code.as_str() {
-            "o-nhiem" => [(
-                "loai_o_nhiem".to_string(),
-                serde_json::json!(["khong_khi", "nuoc", "mui", "tieng_on"][rng.below(4)]),
-            )]
-            .into(),
-            _ => Default::default(),
-        },
-        jurisdiction_id: JURISDICTION.into(),
-        stage: Stage::Received,
-        urgent: cat.urgent,
-        commune_code: Some(commune.code.clone()),
-        commune_name: Some(commune.name.clone()),
-        area: Some(commune.id.clone()),
-        service_type: category_id(&cat.service_code),
-        due_accept,
-        first_response_at: None,
-        resolved_at: None,
-        closed_at: None,
-        officer: None,
-        result: None,
-        reason: None,
-        merged_into: None,
-        rating: None,
-        supporters: u32::from(rng.chance(0.1)) * (1 + rng.below(4) as u32),
-        extensions: Vec::new(),
-        history: Vec::new(),
-        updates: Vec::new(),
-        has_contact: false,
-        demo: true,
+    let agency = if cat.communal {
+        format!("UBND {}", commune.name)
+    } else {
+        cat.agency_responsible.clone()
+    };
+    let description = spec.texts[rng.below(spec.texts.len())].to_string();
+    let location = point.map(|p| Point::new(p[0], p[1]));
+    let dues = cat.sla.due(calendar, at, cat.urgent);
+    let mut r = Report::received(
+        id,
+        cat,
+        description,
+        agency,
+        at,
+        dues,
+        (location, Some(commune)),
+    );
+    if cat.service_code == "o-nhiem" {
+        let kind = ["khong_khi", "nuoc", "mui", "tieng_on"][rng.below(4)];
+        r.attributes = [("loai_o_nhiem".to_string(), serde_json::json!(kind))].into();
     }
+    r.supporters = u32::from(rng.chance(0.1)) * (1 + rng.below(4) as u32);
+    r.demo = true;
+    r
 }
 
 /// How long the demo's simulator waits between two new reports: a few an hour, at

@@ -407,6 +407,62 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report just received at `at`: of `category`, routed to `agency`, due to be
+    /// accepted and answered by `dues`, at `place` (the point and the commune it lies
+    /// in), with nothing of the workflow yet. The intake sets what it knows besides
+    /// (address, photos, notice, attributes, contact, demo).
+    pub fn received(
+        id: String,
+        category: &Category,
+        description: String,
+        agency: String,
+        at: DateTime<Utc>,
+        (due_accept, due): (DateTime<Utc>, DateTime<Utc>),
+        (location, commune): (Option<Point>, Option<&crate::places::Commune>),
+    ) -> Report {
+        Report {
+            service_request_id: id,
+            service_code: category.service_code.clone(),
+            service_name: category.service_name.clone(),
+            description,
+            status: "open".into(),
+            status_notes: None,
+            agency_responsible: agency,
+            service_notice: None,
+            requested_datetime: at,
+            updated_datetime: at,
+            expected_datetime: due,
+            address_string: None,
+            address_id: None,
+            location,
+            media_url: None,
+            media_urls: Vec::new(),
+            attributes: BTreeMap::new(),
+            jurisdiction_id: crate::service::JURISDICTION.into(),
+            stage: Stage::Received,
+            urgent: category.urgent,
+            commune_code: commune.map(|c| c.code.clone()),
+            commune_name: commune.map(|c| c.name.clone()),
+            area: commune.map(|c| c.id.clone()),
+            service_type: category_id(&category.service_code),
+            due_accept,
+            first_response_at: None,
+            resolved_at: None,
+            closed_at: None,
+            officer: None,
+            result: None,
+            reason: None,
+            merged_into: None,
+            rating: None,
+            supporters: 0,
+            extensions: Vec::new(),
+            history: Vec::new(),
+            updates: Vec::new(),
+            has_contact: false,
+            demo: false,
+        }
+    }
+
     /// When the next step is due: acceptance while received, the answer after.
     pub fn due(&self) -> DateTime<Utc> {
         if self.stage == Stage::Received {

@@ -447,47 +447,22 @@ impl Reports {
         } else {
             "Đã tiếp nhận phản ánh. Received."
         };
-        let mut report = Report {
-            service_request_id: String::new(),
-            service_code: category.service_code.clone(),
-            service_name: category.service_name.clone(),
+        let mut report = Report::received(
+            String::new(),
+            &category,
             description,
-            status: "open".into(),
-            status_notes: None,
-            agency_responsible: agency,
-            service_notice: Some(service_notice.into()),
-            requested_datetime: now,
-            updated_datetime: now,
-            expected_datetime: due,
-            address_string,
-            address_id,
-            location,
-            media_url: media_urls.first().cloned(),
-            media_urls,
-            attributes,
-            jurisdiction_id: JURISDICTION.into(),
-            stage: Stage::Received,
-            urgent: category.urgent,
-            commune_code: commune.as_ref().map(|c| c.code.clone()),
-            commune_name: commune.as_ref().map(|c| c.name.clone()),
-            area: commune.as_ref().map(|c| c.id.clone()),
-            service_type: category_id(&category.service_code),
-            due_accept,
-            first_response_at: None,
-            resolved_at: None,
-            closed_at: None,
-            officer: None,
-            result: None,
-            reason: None,
-            merged_into: None,
-            rating: None,
-            supporters: 0,
-            extensions: Vec::new(),
-            history: Vec::new(),
-            updates: Vec::new(),
-            has_contact: !contact.is_empty(),
-            demo: false,
-        };
+            agency,
+            now,
+            (due_accept, due),
+            (location, commune.as_ref()),
+        );
+        report.service_notice = Some(service_notice.into());
+        report.address_string = address_string;
+        report.address_id = address_id;
+        report.media_url = media_urls.first().cloned();
+        report.media_urls = media_urls;
+        report.attributes = attributes;
+        report.has_contact = !contact.is_empty();
         let scope = self.writer(caller);
         let token = secret();
         let consent_version = new
