@@ -112,6 +112,10 @@ test('the report prints on A4 with only the scorecard', async () => {
 test('an operator enters a value with an uploaded PDF, and an admin approves it', async () => {
   const operator = { username: 'thongke.qt', password: 'Số-liệu-kinh-tế-số-2026' };
   await demo.api('POST', '/auth/v1/users', { ...operator, role: 'operator', tenants: [''] });
+  // The digital economy share is the statistics office's to enter.
+  await demo.api('PUT', `/scorecard/v1/members/user:${operator.username}`, {
+    agencies: ['Thống kê tỉnh Quảng Trị'],
+  });
   // A real PDF, printed by the browser: the statistics bulletin.
   const bulletinContext = await browser.newContext();
   const bulletinPage = await bulletinContext.newPage();

@@ -300,6 +300,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("POST", "/scorecard/v1/plan", "UFFAFFF"),
     ("GET", "/scorecard/v1/tasks", "UAAAFFA"),
     ("PATCH", "/scorecard/v1/tasks/{number}", "UFAAFFA"),
+    ("GET", "/scorecard/v1/members", "UFFAFFF"),
+    ("PUT", "/scorecard/v1/members/{actor}", "UFFAFFF"),
     ("GET", "/scorecard/v1/maturity", "UAAAFFA"),
     ("PUT", "/scorecard/v1/maturity/criteria", "UFFAFFF"),
     ("PUT", "/scorecard/v1/maturity/{ward}/{code}", "UFAAFFA"),
@@ -536,13 +538,17 @@ async fn made(r: reqwest::Response) {
 /// What the requests of the matrix need: the callers, a user, reports, an alert,
 /// the plan, a dataset.
 async fn fixtures(s: Server) -> World {
+    let mut operator = String::new();
     for (secret, name, role, tenant) in [
         (VIEWER_KEY, "viewer", Role::Viewer, ""),
         (OPERATOR_KEY, "operator", Role::Operator, ""),
         (OTHER_KEY, "other", Role::Operator, "other"),
         (CITIZEN_KEY, "citizen", Role::Citizen, ""),
     ] {
-        ensure_key(&s.state, secret, name, role, &[tenant], None).await;
+        let actor = ensure_key(&s.state, secret, name, role, &[tenant], None).await;
+        if secret == OPERATOR_KEY {
+            operator = actor;
+        }
     }
     let seer = ensure_key(&s.state, SEER_KEY, "seer", Role::Operator, &[""], None).await;
     made(
@@ -616,8 +622,24 @@ async fn fixtures(s: Server) -> World {
         .as_str()
         .unwrap_or_else(|| panic!("an alert in {alerts}"))
         .to_string();
-    // The plan's KPIs and task groups.
+    // The plan's KPIs and task groups; both operators act for the agencies that own
+    // the KPIs and the task group the matrix writes.
     s.scorecard.seed("").await.unwrap();
+    for actor in [&operator, &seer] {
+        made(
+            s.admin
+                .put(s.url(&format!("/scorecard/v1/members/{actor}")))
+                .json(&json!({"agencies": [
+                    scorecard::plan::DEPT_SCIENCE,
+                    scorecard::plan::STATISTICS_OFFICE,
+                    scorecard::plan::PROVINCE_OFFICE,
+                ]}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+    }
     // A dataset of the open data portal.
     for (action, body) in [
         (
@@ -911,6 +933,10 @@ async fn prepare(
         "/scorecard/v1/tasks/{number}" => {
             params.insert("number", "3".into());
         }
+        // A membership granted to an actor that does not exist.
+        "/scorecard/v1/members/{actor}" => {
+            params.insert("actor", "key:matrix-nobody".into());
+        }
         "/scorecard/v1/egov/portal-scores.csv" => {
             query = "department=44&periodEnd=2025-12-31&evidenceUrl=https%3A%2F%2Fdichvucong.gov.vn%2Fp%2Fhome".into();
         }
@@ -1026,6 +1052,9 @@ async fn payload(
         })),
         ("POST", "/scorecard/v1/kpis/{slug}/submissions") => Payload::Json(submission_body()),
         ("POST", "/scorecard/v1/kpis/{slug}/confirm") => Payload::Json(json!({"value": 1})),
+        ("PUT", "/scorecard/v1/members/{actor}") => {
+            Payload::Json(json!({"agencies": ["Sở Xây dựng"]}))
+        }
         ("POST", "/scorecard/v1/submissions/{id}/approve") => Payload::Json(json!({})),
         ("POST", "/scorecard/v1/submissions/{id}/reject") => {
             Payload::Json(json!({"reason": "thiếu minh chứng"}))

@@ -65,14 +65,28 @@ impl Scorecard {
         }
     }
 
+    /// Records the agencies `actor` acts for in the scope's tenant (admins), audited.
+    pub async fn set_membership(
+        &self,
+        scope: &Scope,
+        actor: &str,
+        agencies: Vec<String>,
+    ) -> Result<(), Error> {
+        crate::owners::set(&self.hub, scope, actor, agencies).await?;
+        self.audit_action(scope, "grant owner-agency membership", actor.to_string())
+            .await;
+        Ok(())
+    }
+
     /// Records evidence downloads in the audit log of `identity`.
     pub fn with_audit(mut self, identity: Arc<hub::auth::Identity>) -> Scorecard {
         self.audit = Some(identity);
         self
     }
 
-    /// Records a read of `target` by the scope's caller (writes are audited by the hub).
-    pub(crate) async fn audit_read(&self, scope: &Scope, action: &str, target: String) {
+    /// Records `action` on `target` by the scope's caller, for the reads and registry
+    /// writes the hub does not audit itself (its entity writes are).
+    pub(crate) async fn audit_action(&self, scope: &Scope, action: &str, target: String) {
         if let Some(identity) = &self.audit {
             let mut record = scope.caller.audit(Some(&scope.tenant), vec![target]);
             record.action = format!("{action} ({})", record.action);
@@ -336,8 +350,15 @@ impl Scorecard {
             )));
         }
         submission.check(def)?;
-        // The KPI must exist in this tenant, and the file named be one of its files.
-        self.hub.get_entity(scope, &plan::kpi_id(slug)).await?;
+        // The KPI must exist in this tenant, its owner agency submits its values, and
+        // the file named must be one of the tenant's files.
+        let kpi = keyvalues(&self.hub.get_entity(scope, &plan::kpi_id(slug)).await?);
+        let owner = kpi
+            .get("organization")
+            .and_then(|o| o.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        crate::owners::require(&self.hub, scope, owner, "entering this KPI's value").await?;
         let file = match &submission.evidence_file {
             Some(key) => Some(crate::evidence::describe(&self.hub, scope, key).await?),
             None => None,
@@ -547,6 +568,13 @@ impl Scorecard {
         let id = plan::task_group_id(number);
         let current = keyvalues(&self.hub.get_entity(scope, &id).await?);
         update.check()?;
+        let owner = current.get("owner").and_then(Value::as_str).unwrap_or("");
+        crate::owners::require(&self.hub, scope, owner, "editing a task group").await?;
+        if update.owner.as_deref().is_some_and(|o| o != owner) && !scope.caller.is_admin() {
+            return Err(Error::forbidden(
+                "a task group's owner is changed by admins",
+            ));
+        }
         let mut patch = Map::new();
         if let Some(s) = &update.status {
             patch.insert("taskStatus".into(), plan::prop(s.clone()));

@@ -49,6 +49,8 @@ pub const ROUTE_RULES: &[RouteRule] = &[
     rule("POST", "/scorecard/v1/recompute", Permission::Operate),
     rule("POST", "/scorecard/v1/plan", Permission::Admin),
     rule("GET", "/scorecard/v1/tasks", Permission::Read),
+    rule("GET", "/scorecard/v1/members", Permission::Admin),
+    rule("PUT", "/scorecard/v1/members/{actor}", Permission::Admin),
     rule("PATCH", "/scorecard/v1/tasks/{number}", Permission::Write),
     rule("GET", "/scorecard/v1/maturity", Permission::Read),
     rule("PUT", "/scorecard/v1/maturity/criteria", Permission::Admin),
@@ -88,6 +90,8 @@ pub fn routes(scorecard: Arc<Scorecard>) -> Router {
         .route("/scorecard/v1/recompute", post(recompute))
         .route("/scorecard/v1/plan", post(seed))
         .route("/scorecard/v1/tasks", get(tasks))
+        .route("/scorecard/v1/members", get(members))
+        .route("/scorecard/v1/members/{actor}", put(set_membership))
         .route(
             "/scorecard/v1/tasks/{number}",
             axum::routing::patch(update_task),
@@ -325,6 +329,24 @@ async fn update_task(
     Ok(ok(s.update_task_group(&scope, number, update).await?))
 }
 
+async fn members(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
+    let scope = scope(&head)?;
+    Ok(ok(crate::owners::list(s.hub(), &scope).await?))
+}
+
+async fn set_membership(
+    State(s): State<Arc<Scorecard>>,
+    head: Head,
+    PathParam(actor): PathParam<String>,
+    body: Body,
+) -> Answer {
+    let scope = scope(&head)?;
+    let membership: crate::owners::Membership = json(&body)?;
+    s.set_membership(&scope, &actor, membership.agencies)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 async fn maturity_report(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
     let scope = scope(&head)?;
     Ok(ok(maturity::report(s.hub(), &scope).await?))
@@ -499,7 +521,7 @@ async fn download_evidence(
 ) -> Answer {
     let scope = scope(&head)?;
     let (kind, bytes) = evidence::download(s.hub(), &scope, &key).await?;
-    s.audit_read(&scope, "download evidence", evidence::file_id(&key))
+    s.audit_action(&scope, "download evidence", evidence::file_id(&key))
         .await;
     let disposition = format!(
         "attachment; filename=\"evidence-{key}.{}\"",

@@ -10,7 +10,8 @@
 //! uploaded PDF or image as evidence.
 //!
 //! **Invariants:** everything is read and written through `hub::Hub` (the registry
-//! only for the checklist an admin loads and the evidence files); the other services
+//! only for the checklist an admin loads, the evidence files and who acts for which
+//! owner agency); the other services
 //! are read as entities, never through their code; a computed value always carries its formula
 //! and the NGSI-LD queries it ran with their counts; a person's write is made in that
 //! person's scope, so the hub's audit log names them; the public summary carries no
@@ -23,6 +24,7 @@ pub mod evidence;
 mod export;
 mod http;
 pub mod maturity;
+pub mod owners;
 pub mod plan;
 pub mod services;
 pub mod sources;

@@ -28,6 +28,8 @@ pub struct App {
 pub const ADMIN: &str = "scorecard-test-admin-key-0123456789abcdefghij";
 pub const ADMIN2: &str = "scorecard-test-admin2-key-0123456789abcdefghi";
 pub const OPERATOR: &str = "scorecard-test-operator-key-0123456789abcdefg";
+/// An operator of the tenant who acts for no owner agency (`OPERATOR` acts for all).
+pub const OTHER_OPERATOR: &str = "scorecard-test-other-operator-key-0123456789";
 pub const VIEWER: &str = "scorecard-test-viewer-key-0123456789abcdefghi";
 /// A viewer of another tenant only.
 pub const OUTSIDER: &str = "scorecard-test-outsider-key-0123456789abcdefg";
@@ -42,13 +44,23 @@ impl App {
         )
         .await;
         let state = server.state.clone();
+        let mut operator = String::new();
         for (key, name, role, tenants) in [
             (ADMIN2, "test-admin-2", Role::Admin, vec!["*"]),
             (OPERATOR, "test-operator", Role::Operator, vec!["default"]),
+            (
+                OTHER_OPERATOR,
+                "test-other-operator",
+                Role::Operator,
+                vec!["default"],
+            ),
             (VIEWER, "test-viewer", Role::Viewer, vec!["default"]),
             (OUTSIDER, "test-outsider", Role::Viewer, vec!["elsewhere"]),
         ] {
-            ensure_key(&state, key, name, role, &tenants, None).await;
+            let actor = ensure_key(&state, key, name, role, &tenants, None).await;
+            if key == OPERATOR {
+                operator = actor;
+            }
         }
         let hub = state.hub.clone();
         city::load(&hub).await.expect("the Quảng Trị data set");
@@ -58,13 +70,28 @@ impl App {
         // Scheduled recomputation rarely; changes trigger it.
         let recompute = scorecard.clone().spawn(Duration::from_secs(3_600));
         server.serve(vec![scorecard::component(scorecard.clone())]);
-        App {
+        let app = App {
             base: server.base.clone(),
             hub,
             scorecard,
             recompute,
             server,
-        }
+        };
+        // OPERATOR acts for every agency that owns a task group or a KPI.
+        let agencies: std::collections::BTreeSet<&str> = scorecard::plan::TASK_GROUPS
+            .iter()
+            .map(|t| t.owner)
+            .chain(scorecard::plan::KPIS.iter().map(|k| k.owner))
+            .collect();
+        let (status, v) = app
+            .put(
+                &format!("/scorecard/v1/members/{operator}"),
+                Some(ADMIN),
+                &serde_json::json!({ "agencies": agencies }),
+            )
+            .await;
+        assert_eq!(status, 204, "{v}");
+        app
     }
 
     /// The server's state, to start the other services over the same hub.
@@ -93,6 +120,10 @@ impl App {
 
     pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
         send(self.req(reqwest::Method::POST, path, key).json(body)).await
+    }
+
+    pub async fn put(&self, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
+        send(self.req(reqwest::Method::PUT, path, key).json(body)).await
     }
 
     /// The plan's KPI of this slug, as the scorecard API shows it.

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN, ADMIN2, App, OPERATOR, OUTSIDER, VIEWER};
+use crate::common::{ADMIN, ADMIN2, App, OPERATOR, OTHER_OPERATOR, OUTSIDER, VIEWER};
 
 fn grdp(value: f64) -> Value {
     json!({
@@ -277,6 +277,153 @@ async fn task_groups_carry_their_owners_progress_and_evidence() {
     .await;
     assert_eq!(status, 404);
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_owner_agency_edits_its_task_groups_and_enters_its_values() {
+    let app = App::start().await;
+    let send = |method: reqwest::Method, path: &str, key: &str, body: Value| {
+        crate::common::send(app.req(method, path, Some(key)).json(&body))
+    };
+    let patch = reqwest::Method::PATCH;
+    let grdp_path = "/scorecard/v1/kpis/digital-economy-grdp/submissions";
+    // An operator acting for no agency edits nothing and enters nothing.
+    let (status, v) = send(
+        patch.clone(),
+        "/scorecard/v1/tasks/3",
+        OTHER_OPERATOR,
+        json!({"progress": 10}),
+    )
+    .await;
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = send(reqwest::Method::POST, grdp_path, OTHER_OPERATOR, grdp(18.0)).await;
+    assert_eq!(status, 403, "{v}");
+    // Memberships are an admin's to grant, and bounded.
+    let actor = other_operator_actor(&app).await;
+    let path = format!("/scorecard/v1/members/{actor}");
+    let science = scorecard::plan::DEPT_SCIENCE;
+    let (status, _) = send(
+        reqwest::Method::PUT,
+        &path,
+        OPERATOR,
+        json!({"agencies": [science]}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    for bad in [
+        json!({"agencies": [""]}),
+        json!({"agencies": ["x".repeat(201)]}),
+        json!({"agencies": vec!["a"; 101]}),
+        json!({"agency": science}),
+    ] {
+        let (status, v) = send(reqwest::Method::PUT, &path, ADMIN, bad.clone()).await;
+        assert_eq!(status, 400, "{bad} → {v}");
+    }
+    let (status, v) = send(
+        reqwest::Method::PUT,
+        "/scorecard/v1/members/nobody",
+        ADMIN,
+        json!({"agencies": [science]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = send(
+        reqwest::Method::PUT,
+        &path,
+        ADMIN,
+        json!({"agencies": [science]}),
+    )
+    .await;
+    assert_eq!(status, 204, "{v}");
+    let (status, v) = app.get("/scorecard/v1/members", Some(ADMIN)).await;
+    assert_eq!(status, 200, "{v}");
+    let listed = v["members"].as_array().expect("members");
+    assert!(
+        listed
+            .iter()
+            .any(|m| m["actor"] == actor.as_str() && m["agencies"] == json!([science])),
+        "{v}"
+    );
+    assert_eq!(
+        app.get("/scorecard/v1/members", Some(OPERATOR)).await.0,
+        403
+    );
+    assert!(
+        audited(&app, &actor).await.iter().any(|r| r["action"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("grant owner-agency membership"))),
+        "the grant is audited"
+    );
+    // Task group 3 belongs to the Department of Science and Technology, group 1 to
+    // another agency.
+    let (status, t) = send(
+        patch.clone(),
+        "/scorecard/v1/tasks/3",
+        OTHER_OPERATOR,
+        json!({"progress": 10}),
+    )
+    .await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["progress"], 10);
+    let (status, _) = send(
+        patch.clone(),
+        "/scorecard/v1/tasks/1",
+        OTHER_OPERATOR,
+        json!({"progress": 10}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // The owner itself is changed by admins only.
+    let (status, _) = send(
+        patch.clone(),
+        "/scorecard/v1/tasks/3",
+        OTHER_OPERATOR,
+        json!({"owner": "Sở Tài chính tỉnh Quảng Trị"}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, t) = send(
+        patch.clone(),
+        "/scorecard/v1/tasks/3",
+        ADMIN,
+        json!({"owner": "Sở Tài chính tỉnh Quảng Trị"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{t}");
+    let (status, _) = send(
+        patch.clone(),
+        "/scorecard/v1/tasks/3",
+        OTHER_OPERATOR,
+        json!({"progress": 20}),
+    )
+    .await;
+    assert_eq!(status, 403, "the group has moved to another agency");
+    // The digital economy share is the statistics office's: still refused; an empty list
+    // takes the membership back.
+    let (status, _) = send(reqwest::Method::POST, grdp_path, OTHER_OPERATOR, grdp(18.0)).await;
+    assert_eq!(status, 403);
+    let (status, _) = send(reqwest::Method::PUT, &path, ADMIN, json!({"agencies": []})).await;
+    assert_eq!(status, 204);
+    let (status, v) = app.get("/scorecard/v1/members", Some(ADMIN)).await;
+    assert!(
+        status == 200
+            && !v["members"]
+                .as_array()
+                .expect("members")
+                .iter()
+                .any(|m| m["actor"] == actor.as_str()),
+        "{v}"
+    );
+    app.stop().await;
+}
+
+/// The actor the audit log names for `OTHER_OPERATOR`.
+async fn other_operator_actor(app: &App) -> String {
+    let (status, v) =
+        crate::common::send(app.req(reqwest::Method::GET, "/auth/v1/me", Some(OTHER_OPERATOR)))
+            .await;
+    assert_eq!(status, 200, "{v}");
+    v["actor"].as_str().expect("an actor").to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
