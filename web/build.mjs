@@ -81,5 +81,17 @@ await copyFile('src/favicon.svg', path.join(out, 'assets', 'favicon.svg'));
     .replace('const FILES = [];', `const FILES = ${JSON.stringify(list)};`)
     .replace("const VERSION = 'dev';", `const VERSION = '${version}';`);
   if (!source.includes(version)) throw new Error('src/report/sw.js: the FILES and VERSION lines were not found');
-  await writeFile(path.join(out, 'report', 'sw.js'), source);
+  // One classic script with the outbox it imports (service workers as modules are not
+  // everywhere yet).
+  const worker = await build({
+    stdin: { contents: source, resolveDir: 'src/report', sourcefile: 'sw.js' },
+    bundle: true,
+    minify: true,
+    format: 'iife',
+    target: ['es2020'],
+    write: false,
+    legalComments: 'eof',
+    logLevel: 'warning',
+  });
+  await writeFile(path.join(out, 'report', 'sw.js'), worker.outputFiles[0].contents);
 }

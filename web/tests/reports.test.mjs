@@ -182,7 +182,7 @@ test('the page opens without signal; a report made then waits on the phone and i
   const kept = await page.evaluate(
     () =>
       new Promise((resolve) => {
-        const req = indexedDB.open('dothi-reports', 1);
+        const req = indexedDB.open('dothi-reports');
         req.onsuccess = () => {
           const all = req.result.transaction('outbox').objectStore('outbox').getAll();
           all.onsuccess = () => resolve(all.result.map((i) => ({ photos: i.photos.length, bytes: i.photos[0]?.blob.size, fields: i.fields.length })));
@@ -207,6 +207,70 @@ test('the page opens without signal; a report made then waits on the phone and i
   assert.equal(report.mediaUrls.length, 1);
   assert.ok(Date.parse(report.attributes.recorded_offline_at) < Date.parse(report.requested_datetime));
   assert.deepEqual(page.cspViolations, []);
+
+  // Another report made without signal, and the page closed before the connection
+  // returns: the service worker sends it when the browser hands it the background sync
+  // the page asked for. The test hands it over as the browser's developer tools do,
+  // since the browser's own trigger is the machine's real network coming back.
+  await context.setOffline(true);
+  await context.route('**', noSignal);
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.locator('.rp-cat[data-code="den-chieu-sang"]').click();
+  await page.locator('#report-map').scrollIntoViewIfNeeded();
+  await page.evaluate(({ latitude, longitude }) => window.dothiReport.form.map.setView([latitude, longitude], 17, { animate: false }), DONG_HA);
+  await page.mouse.click(point.x, point.y);
+  await page.waitForFunction(() => /16\.816/.test(document.querySelector('#place').textContent));
+  const description = 'Cột đèn nghiêng trước chợ, gửi khi trang đã đóng';
+  await page.locator('#description').fill(description);
+  // The browser may fire the sync at once (its network is up) and, failing, keep it
+  // for later out of sight of getTags(): the page's request is watched instead.
+  await page.evaluate(() => {
+    window.askedSyncs = [];
+    const register = SyncManager.prototype.register;
+    SyncManager.prototype.register = function (tag) {
+      window.askedSyncs.push(tag);
+      return register.call(this, tag);
+    };
+  });
+  await page.locator('#submit').click();
+  await page.locator('#queued-note').waitFor();
+  await page.waitForFunction(() => window.askedSyncs.length > 0);
+  assert.deepEqual(await page.evaluate(() => window.askedSyncs), ['dothi-report-outbox'], 'the page asked for a background sync');
+  await page.close();
+  await context.unroute('**', noSignal);
+  await context.setOffline(false);
+  const listedAgain = async () => (await demo.api('GET', '/reports/v1/requests?limit=50')).filter((r) => r.description === description);
+  assert.equal((await listedAgain()).length, 0, 'nothing is sent before the sync');
+  // Another page of the site, only to reach the browser's developer interface.
+  const other = await context.newPage();
+  await other.goto(`${demo.base}/`);
+  const cdp = await context.newCDPSession(other);
+  const registration = new Promise((resolve) =>
+    cdp.on('ServiceWorker.workerRegistrationUpdated', ({ registrations }) => {
+      const found = registrations.find((r) => r.scopeURL === `${demo.base}/report/` && !r.isDeleted);
+      if (found) resolve(found.registrationId);
+    }),
+  );
+  await cdp.send('ServiceWorker.enable');
+  const registrationId = await registration;
+  let taken = [];
+  for (let i = 0; i < 40 && taken.length === 0; i++) {
+    await cdp.send('ServiceWorker.dispatchSyncEvent', { origin: demo.base, registrationId, tag: 'dothi-report-outbox', lastChance: false });
+    await new Promise((r) => setTimeout(r, 500));
+    taken = await listedAgain();
+  }
+  assert.equal(taken.length, 1, 'the service worker sent the report once, with no page open');
+  await other.close();
+  // Opened again, the page shows it as sent and keeps its tracking link.
+  const again = await context.newPage();
+  await again.goto(`${demo.base}/report/`);
+  const sentAgain = again.locator('#outbox .rp-sent');
+  await sentAgain.waitFor({ timeout: 20_000 });
+  assert.match(await sentAgain.innerText(), new RegExp(taken[0].service_request_id));
+  const mineIds = await again.evaluate(() => JSON.parse(localStorage.getItem('dothi.reports.mine')).map((m) => m.id));
+  assert.ok(mineIds.includes(taken[0].service_request_id), mineIds.join(' '));
+  assert.equal(await again.locator('#outbox-count').count(), 0);
   await context.close();
 });
 

@@ -5,7 +5,7 @@
 // on the phone (outbox.js) and sent when the connection returns.
 import L from 'leaflet';
 import { $, el, fmtTime, provinceMap } from '../common.js';
-import { drop, formOf, keep, markRefused, waiting } from './outbox.js';
+import { askForSync, drop, keep, send, sendWaiting, takeSent, waiting } from './outbox.js';
 import { CONSENT_VERSION, categoryName, groupName, iconOf, STAGE_NAMES } from './words.js';
 
 const MAX_PHOTOS = 5;
@@ -22,7 +22,6 @@ export const form = {
   photos: [], // { name, type, blob, dataUrl }
   map: null,
   pin: null,
-  flushing: false,
 };
 
 const t = (k, ...a) => form.page.t(k, ...a);
@@ -336,22 +335,6 @@ function collect() {
   return { fields };
 }
 
-/** Posts a report: `{ answer }` when taken, `{ refused, status }` when the server said
- * no, `{ offline: true }` when it could not be reached (or failed: it is tried again). */
-async function post(fields, photos) {
-  let r;
-  try {
-    r = await fetch('/open311/v2/requests.json', { method: 'POST', body: formOf(fields, photos), headers: { Accept: 'application/json' } });
-  } catch {
-    return { offline: true };
-  }
-  const body = await r.json().catch(() => null);
-  if (r.ok && Array.isArray(body) && body[0]?.token) return { answer: body[0] };
-  if (r.status >= 500) return { offline: true };
-  const why = Array.isArray(body) ? body.map((e) => e.description).join('; ') : `HTTP ${r.status}`;
-  return { refused: why, status: r.status };
-}
-
 async function submit(e) {
   e.preventDefault();
   $('#form-error').hidden = true;
@@ -365,7 +348,7 @@ async function submit(e) {
   button.disabled = true;
   button.textContent = t('sending');
   try {
-    const result = navigator.onLine ? await post(fields, photos) : { offline: true };
+    const result = navigator.onLine ? await send(fields, photos) : { offline: true };
     if (result.answer) {
       remember(result.answer, form.category.service_code);
       showDone(result.answer);
@@ -374,6 +357,7 @@ async function submit(e) {
         await keep([...fields, ['attribute[recorded_offline_at]', new Date().toISOString()]], photos);
         showQueued();
         scheduleFlush();
+        askForSync();
       } catch (e) {
         // No room, or no IndexedDB (some private windows): the form stays as it is.
         showFormError(`${t('keepFailed')}${e?.message || e}`);
@@ -441,37 +425,30 @@ function scheduleFlush() {
   if (!timer) timer = setTimeout(flush, RETRY_MS);
 }
 
-/** Sends what waits on the phone, oldest first; stops at the first report that cannot
- * reach the server. */
+/** Sends what waits on the phone (unless the service worker is at it: one sender at a
+ * time), then shows what was sent, by the page or by the service worker while the page
+ * was closed, and remembers its tracking link. */
 export async function flush() {
   timer = null;
-  if (form.flushing) return;
-  form.flushing = true;
-  const sent = [];
   try {
-    for (const item of await waiting()) {
-      if (item.error) continue;
-      const result = await post(item.fields, item.photos);
-      // No signal, or too many reports from here for now: later.
-      if (result.offline || result.status === 429) {
-        scheduleFlush();
-        break;
-      }
-      if (result.answer) {
-        const code = item.fields.find(([k]) => k === 'service_code')?.[1];
-        remember(result.answer, code);
-        await drop(item.key);
-        sent.push(result.answer);
-      } else {
-        await markRefused(item, result.refused);
-      }
-    }
+    const { retry } = await sendWaiting();
+    if (retry) scheduleFlush();
   } catch (e) {
     console.warn(e);
-  } finally {
-    form.flushing = false;
   }
-  await renderOutbox(sent);
+  await showSent();
+}
+
+/** Remembers and shows the reports sent since the page last looked. */
+export async function showSent() {
+  let sent = [];
+  try {
+    sent = await takeSent();
+  } catch {
+    /* no IndexedDB (a private window): nothing was kept, so nothing was sent */
+  }
+  for (const s of sent) remember(s.answer, s.code);
+  await renderOutbox(sent.map((s) => s.answer));
   if (sent.length) form.page.renderMine();
 }
 
@@ -526,6 +503,10 @@ export function initForm(page) {
     if (e.target.id !== 'photos') $('#form-error').hidden = true;
   });
   window.addEventListener('online', flush);
+  // The service worker says when it has sent what waited.
+  navigator.serviceWorker?.addEventListener('message', (e) => {
+    if (e.data?.type === 'reports-sent') showSent();
+  });
 }
 
 /** The form's words again, in the page's language. */

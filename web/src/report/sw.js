@@ -3,7 +3,10 @@
 // communes), so that the page opens again without signal and a report can be made and
 // kept in the outbox. The page and the data are asked of the network first, and taken
 // from the cache only when it does not answer; nothing personal is ever cached (the
-// tracking calls and every write go to the network only).
+// tracking calls and every write go to the network only). When the browser hands it a
+// background sync, it sends the reports kept in the outbox (outbox.js), even while the
+// page is closed. Bundled by build.mjs with what it imports.
+import { SYNC_TAG, sendWaiting } from './outbox.js';
 
 // Filled in by build.mjs: the page's files, and a version that changes with them.
 const FILES = [];
@@ -57,4 +60,17 @@ self.addEventListener('fetch', (event) => {
   } else if (DATA.has(url.pathname)) {
     event.respondWith(networkFirst(request, url.pathname));
   }
+});
+
+self.addEventListener('sync', (event) => {
+  if (event.tag !== SYNC_TAG) return;
+  event.waitUntil(
+    sendWaiting().then(async ({ retry, sent }) => {
+      if (sent) {
+        for (const client of await self.clients.matchAll({ type: 'window' })) client.postMessage({ type: 'reports-sent' });
+      }
+      // A failed sync is tried again by the browser later, with its own back-off.
+      if (retry) throw new Error('the reports still wait for the network');
+    }),
+  );
 });
