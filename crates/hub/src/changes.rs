@@ -128,19 +128,20 @@ impl ChangeFeed {
         let slot = pending.clone();
         let tenant = tenant.to_string();
         let seq = self.seq.clone();
-        let mutate = op.mutate;
-        op.mutate = Box::new(move |current: Option<Entity>| {
-            let before = current.clone();
-            let (change, applied) = mutate(current)?;
+        let earlier = op.observe.take();
+        // The store shows the entity before from the copy it keeps for the history.
+        op.observe = Some(Box::new(move |before: Option<&Entity>, change: &Change| {
+            if let Some(earlier) = earlier {
+                earlier(before, change);
+            }
             // Taken while the store holds the entity's write (SQLite's one writer,
             // PostgreSQL's row lock), so in the order its changes commit.
             let seq = seq.fetch_add(1, Ordering::SeqCst) + 1;
-            let record = describe(&tenant, before.as_ref(), &change, seq);
+            let record = describe(&tenant, before, change, seq);
             if let Ok(mut slot) = slot.lock() {
                 *slot = record;
             }
-            Ok((change, applied))
-        });
+        }));
         (op, Some(pending))
     }
 

@@ -76,17 +76,21 @@ pub fn apply(op: WriteOp, before: Option<Entity>, watched: bool) -> StoreResult<
     let WriteOp {
         entity_id,
         mutate,
+        observe,
         history,
         records,
     } = op;
     let existed = before.is_some();
-    // The mutation consumes the entity: keep a copy when subscriptions or the
-    // history compare with it.
-    let copy = match (&history, watched) {
+    // The mutation consumes the entity: keep one copy when subscriptions, the history
+    // or an observer compare with it.
+    let copy = match (&history, watched || observe.is_some()) {
         (HistoryWrite::Changes, _) | (_, true) => before.clone(),
         (HistoryWrite::Instances(_), false) => None,
     };
     let (change, applied) = mutate(before)?;
+    if let Some(observe) = observe {
+        observe(copy.as_ref(), &change);
+    }
     let (effect, history) = match change {
         Change::Unchanged => (Effect::Unchanged, Vec::new()),
         Change::Delete => (Effect::Deleted, Vec::new()),
@@ -206,6 +210,51 @@ mod tests {
         let (before, after) = out.watched_change().unwrap();
         assert_eq!(before, Some(&old));
         assert_eq!(after.unwrap().attrs[NAME][0].value, json!("b"));
+    }
+
+    #[test]
+    fn an_observer_sees_the_entity_before_and_the_change_and_nothing_of_a_refusal() {
+        type Seen = Vec<(Option<Entity>, Option<Arc<Entity>>)>;
+        let seen: Arc<std::sync::Mutex<Seen>> = Arc::default();
+        let watch = |op: WriteOp| {
+            let seen = seen.clone();
+            WriteOp {
+                observe: Some(Box::new(move |before, change| {
+                    let put = match change {
+                        Change::Put(e) => Some(e.clone()),
+                        Change::Delete | Change::Unchanged => None,
+                    };
+                    seen.lock().unwrap().push((before.cloned(), put));
+                })),
+                ..op
+            }
+        };
+        let old = entity(1.0, "a");
+        let mut new = old.clone();
+        new.attrs.get_mut(LEVEL).unwrap()[0].value = json!(2.0);
+        // The copy kept for the history is the one shown; the history is unchanged.
+        let out = apply(watch(put(new.clone())), Some(old.clone()), false).unwrap();
+        assert_eq!(names(&out.history), [LEVEL]);
+        assert!(
+            out.before.is_none(),
+            "kept for subscriptions only when watched"
+        );
+        // With the client's instances, the entity before is still shown.
+        let given = old.attrs[LEVEL][0].clone();
+        let op = watch(put(new.clone())).with_history(vec![(LEVEL.into(), given)]);
+        apply(op, Some(old.clone()), false).unwrap();
+        // A creation shows no entity before; a refusal shows nothing.
+        apply(watch(put(new.clone())), None, false).unwrap();
+        let refused = watch(WriteOp::new(ID, |_| Err(Error::not_found("none"))));
+        assert!(apply(refused, Some(old.clone()), false).is_err());
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[0].0.as_ref(), Some(&old));
+        assert_eq!(seen[1].0.as_ref(), Some(&old));
+        assert_eq!(seen[2].0, None);
+        for (_, put) in seen.iter() {
+            assert_eq!(put.as_deref(), Some(&new));
+        }
     }
 
     #[test]

@@ -89,10 +89,18 @@ pub struct Applied {
 pub type Mutation =
     Box<dyn FnOnce(Option<Entity>) -> Result<(Change, Applied), ngsi::Error> + Send>;
 
+/// Told, inside the transaction, what a mutation did: the entity before it (None when
+/// there was none) and the change. Called only when the mutation succeeds.
+pub type Observer = Box<dyn FnOnce(Option<&Entity>, &Change) + Send>;
+
 /// One entity's mutation in a write.
 pub struct WriteOp {
     pub entity_id: String,
     pub mutate: Mutation,
+    /// Who watches the mutation (the hub's change feed): it is shown the entity before
+    /// from the copy the write core keeps anyway for the history, so that it need not
+    /// copy the entity again.
+    pub observe: Option<Observer>,
     /// What the write adds to the temporal history (in the same transaction).
     pub history: HistoryWrite,
     /// Registry records written with the entity, in the same transaction: all of them
@@ -108,6 +116,7 @@ impl WriteOp {
         WriteOp {
             entity_id: entity_id.into(),
             mutate: Box::new(mutate),
+            observe: None,
             history: HistoryWrite::Changes,
             records: Vec::new(),
         }
