@@ -44,6 +44,25 @@ const result = await build({
 });
 
 const outputs = result.metafile.outputs;
+
+// The public pages' brand, `{{brand <href> <title>}}`: the province's mark and name
+// above the page's title, a link to the page's home.
+const brand = (href, title) =>
+  [
+    `<a class="pub-brand" href="${href}">`,
+    '    <img src="/assets/favicon.svg" alt="" width="34" height="34">',
+    '    <span>',
+    '      <span class="pub-org" data-t="org">Tỉnh Quảng Trị</span>',
+    `      <h1 data-t="title">${title}</h1>`,
+    '    </span>',
+    '  </a>',
+  ].join('\n');
+// The public pages' language switch, `{{lang}}`.
+const LANG_SWITCH = [
+  '<div class="lang" role="group" aria-label="Ngôn ngữ / Language">',
+  '      <button type="button" data-lang="vi" class="active">VI</button><button type="button" data-lang="en">EN</button>',
+  '    </div>',
+].join('\n');
 const url = (file) => `/assets/${path.basename(file)}`;
 
 for (const page of PAGES) {
@@ -55,7 +74,19 @@ for (const page of PAGES) {
     .filter((i) => i.kind === 'import-statement' && !i.external)
     .map((i) => `<link rel="modulepreload" href="${url(i.path)}">`)
     .join('\n');
-  const html = (await readFile(page.html, 'utf8')).replaceAll('{{js}}', url(js)).replaceAll('{{css}}', url(meta.cssBundle)).replaceAll('{{preload}}', preload);
+  // What every page's <head> holds after its title and description, `{{head}}`.
+  const head = [
+    '<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">',
+    `<link rel="stylesheet" href="${url(meta.cssBundle)}">`,
+    preload,
+    `<script type="module" src="${url(js)}"></script>`,
+  ]
+    .filter(Boolean)
+    .join('\n');
+  const html = (await readFile(page.html, 'utf8'))
+    .replaceAll('{{head}}', head)
+    .replace(/\{\{brand (\S+) (.+?)\}\}/g, (_, href, title) => brand(href, title))
+    .replaceAll('{{lang}}', LANG_SWITCH);
   await writeFile(path.join(out, page.target), html);
 }
 await copyFile('src/favicon.svg', path.join(out, 'assets', 'favicon.svg'));

@@ -660,3 +660,108 @@ export const PUBLIC_TEXT = {
     footer: 'Quảng Trị Province · Smart City Operations Centre',
   },
 };
+
+// The operations centre's alert list (ioc/alertlist.js).
+export const ALERT_LIST_TEXT = {
+  vi: {
+    tab: 'Cảnh báo',
+    severity: 'Mức độ',
+    state: 'Trạng thái',
+    anySeverity: 'Mọi mức độ',
+    severities: { critical: 'Khẩn cấp', high: 'Cao', medium: 'Trung bình', low: 'Thấp', informational: 'Thông tin' },
+    states: { active: 'Đang mở', firing: 'Đang báo', acknowledged: 'Đã xác nhận', resolved: 'Đã xử lý', all: 'Tất cả' },
+    colSeverity: 'Mức độ',
+    colAlert: 'Cảnh báo',
+    colEntity: 'Đối tượng',
+    colSince: 'Từ lúc',
+    colState: 'Trạng thái',
+    colActions: '',
+    acknowledge: 'Xác nhận',
+    resolve: 'Đã xử lý',
+    by: (who) => `bởi ${who}`,
+    count: (n, total) => (n < total ? `${n} cảnh báo gần nhất trong ${total}` : `${n} cảnh báo`),
+    none: 'Không có cảnh báo nào.',
+    refresh: 'Làm mới',
+    failed: 'Không thực hiện được: ',
+  },
+  en: {
+    tab: 'Alerts',
+    severity: 'Severity',
+    state: 'State',
+    anySeverity: 'Any severity',
+    severities: { critical: 'Critical', high: 'High', medium: 'Medium', low: 'Low', informational: 'Info' },
+    states: { active: 'Open', firing: 'Firing', acknowledged: 'Acknowledged', resolved: 'Resolved', all: 'All' },
+    colSeverity: 'Severity',
+    colAlert: 'Alert',
+    colEntity: 'Entity',
+    colSince: 'Since',
+    colState: 'State',
+    colActions: '',
+    acknowledge: 'Acknowledge',
+    resolve: 'Resolve',
+    by: (who) => `by ${who}`,
+    count: (n, total) => (n < total ? `the ${n} most recent of ${total} alerts` : `${n} alert${n === 1 ? '' : 's'}`),
+    none: 'No alerts.',
+    refresh: 'Refresh',
+    failed: 'Could not do it: ',
+  },
+};
+
+// The operations centre's rules, silences, inhibitions and notification policies
+// (ioc/alertrules.js).
+export const ALERT_RULES_TEXT = {
+  vi: {
+    title: 'Quy tắc và thông báo',
+    kinds: { rules: 'Quy tắc', silences: 'Tạm dừng thông báo', inhibitions: 'Ức chế', policies: 'Chính sách thông báo' },
+    add: 'Thêm mới',
+    edit: 'Sửa',
+    remove: 'Xóa',
+    save: 'Lưu',
+    cancel: 'Hủy',
+    enabled: 'Bật',
+    backtest: 'Chạy thử 30 ngày',
+    backtested: (n, ms) => `Trong 30 ngày qua, quy tắc này sẽ tạo ${n} cảnh báo (${ms} ms).`,
+    confirmRemove: (id) => `Xóa ${id}?`,
+    badJson: 'JSON không hợp lệ: ',
+    none: 'Chưa có.',
+    notAllowed: 'Chỉ điều hành viên và quản trị viên xem được mục này.',
+    failed: 'Không thực hiện được: ',
+    colId: 'Mã',
+    colWhat: 'Nội dung',
+    colSeverity: 'Mức độ',
+    colUntil: 'Đến',
+  },
+  en: {
+    title: 'Rules and notifications',
+    kinds: { rules: 'Rules', silences: 'Silences', inhibitions: 'Inhibitions', policies: 'Notification policies' },
+    add: 'Add',
+    edit: 'Edit',
+    remove: 'Delete',
+    save: 'Save',
+    cancel: 'Cancel',
+    enabled: 'On',
+    backtest: 'Backtest 30 days',
+    backtested: (n, ms) => `Over the last 30 days this rule would have raised ${n} alert${n === 1 ? '' : 's'} (${ms} ms).`,
+    confirmRemove: (id) => `Delete ${id}?`,
+    badJson: 'Not valid JSON: ',
+    none: 'None yet.',
+    notAllowed: 'Only operators and admins see this.',
+    failed: 'Could not do it: ',
+    colId: 'Id',
+    colWhat: 'What',
+    colSeverity: 'Severity',
+    colUntil: 'Until',
+  },
+};
+
+/**
+ * `t(key, ...args)` over a table of words: the word for `key` in the language `lang()`
+ * names (Vietnamese where the table has none for it), called with `args` when it is a
+ * function.
+ */
+export const wordsOf =
+  (table, lang) =>
+  (key, ...args) => {
+    const v = (table[lang()] || table.vi)[key];
+    return typeof v === 'function' ? v(...args) : v;
+  };

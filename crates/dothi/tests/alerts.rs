@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::Dothi;
+use common::{Dothi, get_json};
 
 const GAUGES: usize = 20;
 
@@ -30,18 +30,11 @@ impl Dothi {
 
     /// The alerts of the rule, by gauge: how many each has, and their statuses.
     async fn alerts_by_gauge(&self) -> BTreeMap<String, Vec<String>> {
-        let body: Value = self
-            .client
-            .get(format!(
-                "{}/alerts/v1/alerts?rule=kill&limit=1000",
-                self.base
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = get_json(
+            &self.client,
+            format!("{}/alerts/v1/alerts?rule=kill&limit=1000", self.base),
+        )
+        .await;
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for a in body["alerts"].as_array().unwrap() {
             out.entry(a["alertSource"].as_str().unwrap().to_string())

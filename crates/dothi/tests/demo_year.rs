@@ -8,11 +8,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{ADMIN_KEY, client, free_port};
+use common::{client, free_port, get_json, quiet_dothi, until_healthy};
 use iot::simulate::Scenario;
 use iot::simulate::backfill::{SPAN, STEP, Window, planned_readings};
 use serde_json::Value;
@@ -32,65 +32,40 @@ impl Demo {
     async fn start(db: &Path) -> Demo {
         let port = free_port();
         let started = Instant::now();
-        let child = Command::new(env!("CARGO_BIN_EXE_dothi"))
-            .args([
-                "demo",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--store",
-                &format!("sqlite://{}", db.display()),
-                "--no-simulate",
-                // A session of its own at the machine's broker: under the default
-                // client id, the broker hands over the measures queued for whichever
-                // `dothi` process used it last (another demo's simulator), which would
-                // land in this gauge's history.
-                "--mqtt-client-id",
-                &format!("demo-year-{}-{port}", std::process::id()),
-            ])
-            .env("DOTHI_ADMIN_KEY", ADMIN_KEY)
-            .env("DOTHI_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start dothi demo");
+        let child = quiet_dothi([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--store",
+            &format!("sqlite://{}", db.display()),
+            "--no-simulate",
+            // A session of its own at the machine's broker: under the default
+            // client id, the broker hands over the measures queued for whichever
+            // `dothi` process used it last (another demo's simulator), which would
+            // land in this gauge's history.
+            "--mqtt-client-id",
+            &format!("demo-year-{}-{port}", std::process::id()),
+        ])
+        .spawn()
+        .expect("start dothi demo");
         let mut demo = Demo {
             child,
             base: format!("http://127.0.0.1:{port}"),
             client: client(Duration::from_secs(30)),
             started,
         };
-        loop {
-            if let Some(status) = demo.child.try_wait().unwrap() {
-                panic!("dothi demo exited before it was ready: {status}");
-            }
-            if let Ok(r) = demo
-                .client
-                .get(format!("{}/health", demo.base))
-                .send()
-                .await
-                && r.status() == 200
-            {
-                break;
-            }
-            assert!(started.elapsed() < PATIENCE, "dothi demo never got ready");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        until_healthy(&mut demo.child, &demo.client, &demo.base, PATIENCE).await;
         println!("demo ready after {:.1} s", started.elapsed().as_secs_f64());
         demo
     }
 
     /// The gauge's current water level and when it was observed.
     async fn level(&self) -> (f64, DateTime<Utc>) {
-        let e: Value = self
-            .client
-            .get(format!("{}/ngsi-ld/v1/entities/{GAUGE}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let e = get_json(
+            &self.client,
+            format!("{}/ngsi-ld/v1/entities/{GAUGE}", self.base),
+        )
+        .await;
         let at = e["waterLevel"]["observedAt"].as_str().unwrap();
         (
             e["waterLevel"]["value"].as_f64().unwrap(),

@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ADMIN_KEY, free_port};
+use common::{ADMIN_KEY, free_port, quiet_dothi};
 
 #[tokio::test]
 async fn serves_https_with_secure_cookies() {
@@ -19,19 +18,13 @@ async fn serves_https_with_secure_cookies() {
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dothi"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+    let mut child = quiet_dothi(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--store")
         .arg(format!("sqlite://{}", dir.path().join("d.db").display()))
         .arg("--tls-cert")
         .arg(&cert_path)
         .arg("--tls-key")
         .arg(&key_path)
-        .env("DOTHI_ADMIN_KEY", ADMIN_KEY)
-        .env("DOTHI_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     // The certificate is the test's own: trust it, and only it.

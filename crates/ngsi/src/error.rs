@@ -164,3 +164,12 @@ pub struct ProblemDetails {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The start of a client's text, so that an error detail stays short.
+pub(crate) fn shorten(text: &str) -> &str {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::plan::{self, SMART_CITY_WARDS};
-use crate::sources::{Input, KpiSource, Measurement, run_query};
+use crate::sources::{Input, KpiSource, Measured, Measurement, run_query};
 
 /// One criterion of the maturity checklist.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -440,12 +440,7 @@ impl KpiSource for WardsAtLevel {
         vec!["SmartCityAssessment".into()]
     }
 
-    async fn measure(
-        &self,
-        hub: &Hub,
-        scope: &Scope,
-        _now: DateTime<Utc>,
-    ) -> Result<Option<Measurement>, Error> {
+    async fn measure(&self, hub: &Hub, scope: &Scope, _now: DateTime<Utc>) -> Measured {
         let query =
             "type=SmartCityAssessment&idPattern=%5Eurn%3Angsi-ld%3ASmartCityAssessment%3Aplan-";
         let (count, _) = run_query(hub, scope, query, false).await?;

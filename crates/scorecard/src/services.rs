@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Days, NaiveTime, TimeDelta, Utc};
+use futures_util::future::BoxFuture;
 use hub::http::params::{Params, QuerySpec};
 use hub::temporal::{TemporalAnswer, TemporalRequest};
 use hub::{Hub, Scope};
@@ -13,7 +14,7 @@ use ngsi::temporal::{AggrMethod, TemporalParams};
 use ngsi::{Context, Error};
 use serde_json::Value;
 
-use crate::sources::{Api, Input, KpiSource, Measurement, encode, round, run_query};
+use crate::sources::{Api, Input, KpiSource, Measured, Measurement, encode, round, run_query};
 
 /// The entity type of citizen reports.
 pub const REPORT_TYPE: &str = "Open311_ServiceRequest";
@@ -141,12 +142,7 @@ impl KpiSource for ReportsOnTime {
         vec![REPORT_TYPE.into()]
     }
 
-    async fn measure(
-        &self,
-        hub: &Hub,
-        scope: &Scope,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Measurement>, Error> {
+    async fn measure(&self, hub: &Hub, scope: &Scope, now: DateTime<Utc>) -> Measured {
         let since = since(now, REPORT_WINDOW);
         let query = ReportsOnTime::query(&since);
         let (answered, _) = run_query(hub, scope, &query, false).await?;
@@ -192,41 +188,21 @@ impl KpiSource for ReportsOnTime {
 }
 
 /// Citizen reports rated 4 or 5 by their reporter, of those rated.
-pub struct ReportsSatisfaction;
-
-#[async_trait]
-impl KpiSource for ReportsSatisfaction {
-    fn kpi(&self) -> &str {
-        "reports-satisfaction"
-    }
-
-    fn watches(&self) -> Vec<String> {
-        vec![REPORT_TYPE.into()]
-    }
-
-    async fn measure(
-        &self,
-        hub: &Hub,
-        scope: &Scope,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Measurement>, Error> {
-        let since = since(now, REPORT_WINDOW);
-        let window = at_or_after("requested_datetime", &since);
-        let rated = format!("type={REPORT_TYPE}&q=rating%3E%3D1;{window}");
-        let satisfied = format!("type={REPORT_TYPE}&q=rating%3E%3D4;{window}");
-        share(
-            hub,
-            scope,
-            ("reports rated 4 or 5", satisfied),
-            ("reports rated", rated),
-            |n, d| {
-                format!(
-                    "{n} reports rated 4 or 5 / {d} reports rated, received since {since}, × 100"
-                )
-            },
-        )
-        .await
-    }
+async fn reports_satisfaction(hub: &Hub, scope: &Scope, now: DateTime<Utc>) -> Measured {
+    let since = since(now, REPORT_WINDOW);
+    let window = at_or_after("requested_datetime", &since);
+    let rated = format!("type={REPORT_TYPE}&q=rating%3E%3D1;{window}");
+    let satisfied = format!("type={REPORT_TYPE}&q=rating%3E%3D4;{window}");
+    share(
+        hub,
+        scope,
+        ("reports rated 4 or 5", satisfied),
+        ("reports rated", rated),
+        |n, d| {
+            format!("{n} reports rated 4 or 5 / {d} reports rated, received since {since}, × 100")
+        },
+    )
+    .await
 }
 
 /// The share of the entities `whole` matches that `part` (a narrower query) matches,
@@ -257,35 +233,17 @@ async fn share(
 pub const DATASET_TYPE: &str = "Dataset";
 
 /// The datasets of the open data catalogue.
-pub struct DatasetsPublished;
-
-#[async_trait]
-impl KpiSource for DatasetsPublished {
-    fn kpi(&self) -> &str {
-        "open-datasets"
+async fn datasets_published(hub: &Hub, scope: &Scope, _now: DateTime<Utc>) -> Measured {
+    let query = format!("type={DATASET_TYPE}");
+    let (count, _) = run_query(hub, scope, &query, false).await?;
+    if count == 0 {
+        return Ok(None);
     }
-
-    fn watches(&self) -> Vec<String> {
-        vec![DATASET_TYPE.into()]
-    }
-
-    async fn measure(
-        &self,
-        hub: &Hub,
-        scope: &Scope,
-        _now: DateTime<Utc>,
-    ) -> Result<Option<Measurement>, Error> {
-        let query = format!("type={DATASET_TYPE}");
-        let (count, _) = run_query(hub, scope, &query, false).await?;
-        if count == 0 {
-            return Ok(None);
-        }
-        Ok(Some(Measurement {
-            value: count as f64,
-            formula: format!("{count} datasets in the open data catalogue"),
-            inputs: vec![Input::counted("datasets", query, count)],
-        }))
-    }
+    Ok(Some(Measurement {
+        value: count as f64,
+        formula: format!("{count} datasets in the open data catalogue"),
+        inputs: vec![Input::counted("datasets", query, count)],
+    }))
 }
 
 /// How recent a dataset's `modified` must be to count as updated.
@@ -293,37 +251,19 @@ pub const DATASET_FRESH: TimeDelta = TimeDelta::days(92);
 
 /// The share of datasets whose `modified` (the portal sets it on every change of the
 /// dataset) is within the last 3 months.
-pub struct DatasetsUpdated;
-
-#[async_trait]
-impl KpiSource for DatasetsUpdated {
-    fn kpi(&self) -> &str {
-        "open-datasets-updated"
-    }
-
-    fn watches(&self) -> Vec<String> {
-        vec![DATASET_TYPE.into()]
-    }
-
-    async fn measure(
-        &self,
-        hub: &Hub,
-        scope: &Scope,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Measurement>, Error> {
-        let since = since(now, DATASET_FRESH);
-        share(
-            hub,
-            scope,
-            (
-                "datasets updated within 3 months",
-                format!("type={DATASET_TYPE}&q={}", at_or_after("modified", &since)),
-            ),
-            ("datasets", format!("type={DATASET_TYPE}")),
-            |n, d| format!("{n} datasets modified since {since} (3 months) / {d} datasets × 100"),
-        )
-        .await
-    }
+async fn datasets_updated(hub: &Hub, scope: &Scope, now: DateTime<Utc>) -> Measured {
+    let since = since(now, DATASET_FRESH);
+    share(
+        hub,
+        scope,
+        (
+            "datasets updated within 3 months",
+            format!("type={DATASET_TYPE}&q={}", at_or_after("modified", &since)),
+        ),
+        ("datasets", format!("type={DATASET_TYPE}")),
+        |n, d| format!("{n} datasets modified since {since} (3 months) / {d} datasets × 100"),
+    )
+    .await
 }
 
 /// The daily mean PM2.5 (µg/m³) at or under which a day is good: 25 µg/m³ is AQI 50
@@ -360,59 +300,42 @@ impl GoodAirDays {
     }
 }
 
-#[async_trait]
-impl KpiSource for GoodAirDays {
-    fn kpi(&self) -> &str {
-        "good-air-days"
+/// The share of good-air station-days (see [`GoodAirDays`]).
+async fn good_air_days(hub: &Hub, scope: &Scope, now: DateTime<Utc>) -> Measured {
+    // The stations measuring PM2.5: the aggregation pages over these alone.
+    let stations_query = format!("type={AIR_TYPE}&q=pm25");
+    let (stations, _) = run_query(hub, scope, &stations_query, false).await?;
+    if stations == 0 {
+        return Ok(None);
     }
-
-    /// Readings come every few minutes and the value moves by the day: the schedule
-    /// recomputes it, not every reading.
-    fn watches(&self) -> Vec<String> {
-        Vec::new()
+    let from = GoodAirDays::window_start(now);
+    let query = GoodAirDays::query(&from, &now);
+    let means = daily_means(hub, scope, &query, stations).await?;
+    let days = means.len() as u64;
+    if days == 0 {
+        return Ok(None);
     }
-
-    async fn measure(
-        &self,
-        hub: &Hub,
-        scope: &Scope,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Measurement>, Error> {
-        // The stations measuring PM2.5: the aggregation pages over these alone.
-        let stations_query = format!("type={AIR_TYPE}&q=pm25");
-        let (stations, _) = run_query(hub, scope, &stations_query, false).await?;
-        if stations == 0 {
-            return Ok(None);
-        }
-        let from = GoodAirDays::window_start(now);
-        let query = GoodAirDays::query(&from, &now);
-        let means = daily_means(hub, scope, &query, stations).await?;
-        let days = means.len() as u64;
-        if days == 0 {
-            return Ok(None);
-        }
-        let good = means.iter().filter(|m| **m <= GOOD_PM25).count() as u64;
-        Ok(Some(Measurement {
-            value: percent(good, days),
-            formula: format!(
-                "{good} good station-days (daily mean PM2.5 ≤ {GOOD_PM25} µg/m³, AQI ≤ 50) / {days} station-days with readings, {AIR_DAYS} days from {} × 100",
-                ngsi::entity::format_time(&from)
-            ),
-            inputs: vec![
-                Input::counted("air-quality stations", stations_query, stations),
-                Input {
-                    api: Api::Temporal,
-                    rule: Some("daily buckets (avg of pm25) in the answer".into()),
-                    ..Input::counted("station-days with readings", query.clone(), days)
-                },
-                Input {
-                    api: Api::Temporal,
-                    rule: Some(format!("daily buckets whose avg is at most {GOOD_PM25}")),
-                    ..Input::counted("good station-days", query, good)
-                },
-            ],
-        }))
-    }
+    let good = means.iter().filter(|m| **m <= GOOD_PM25).count() as u64;
+    Ok(Some(Measurement {
+        value: percent(good, days),
+        formula: format!(
+            "{good} good station-days (daily mean PM2.5 ≤ {GOOD_PM25} µg/m³, AQI ≤ 50) / {days} station-days with readings, {AIR_DAYS} days from {} × 100",
+            ngsi::entity::format_time(&from)
+        ),
+        inputs: vec![
+            Input::counted("air-quality stations", stations_query, stations),
+            Input {
+                api: Api::Temporal,
+                rule: Some("daily buckets (avg of pm25) in the answer".into()),
+                ..Input::counted("station-days with readings", query.clone(), days)
+            },
+            Input {
+                api: Api::Temporal,
+                rule: Some(format!("daily buckets whose avg is at most {GOOD_PM25}")),
+                ..Input::counted("good station-days", query, good)
+            },
+        ],
+    }))
 }
 
 /// The entity type of air-quality stations.
@@ -485,66 +408,103 @@ pub const SENSORS: [(&str, &str); 4] = [
 ];
 
 /// The share of sensors whose reading was observed within [`SILENT_AFTER`].
-pub struct DeviceUptime;
+async fn device_uptime(hub: &Hub, scope: &Scope, now: DateTime<Utc>) -> Measured {
+    let since = since(now, SILENT_AFTER);
+    let mut inputs = Vec::new();
+    let (mut all, mut up) = (0, 0);
+    for (ty, attr) in SENSORS {
+        // Every sensor of the type: one that never reported is not up. (This
+        // count and the next are both decided by the store's indexes.)
+        let sensors = format!("type={ty}");
+        let (n, _) = run_query(hub, scope, &sensors, false).await?;
+        if n == 0 {
+            continue;
+        }
+        let recent = format!("type={ty}&q={attr}.observedAt%3E%3D{since}");
+        let (r, _) = run_query(hub, scope, &recent, false).await?;
+        all += n;
+        up += r;
+        inputs.push(Input::counted(format!("{ty} reporting"), recent, r));
+        inputs.push(Input::counted(format!("{ty} sensors"), sensors, n));
+    }
+    if all == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Measurement {
+        value: percent(up, all),
+        formula: format!(
+            "{up} sensors with a reading observed since {since} (15 minutes) / {all} sensors × 100"
+        ),
+        inputs,
+    }))
+}
+
+/// A KPI measured by a function of the hub's entities alone, with nothing of its own
+/// kept between measurements.
+struct ServiceKpi {
+    /// The KPI's slug.
+    slug: &'static str,
+    /// The entity types whose changes move the value; none where the schedule
+    /// recomputes it.
+    watches: &'static [&'static str],
+    measure: for<'a> fn(&'a Hub, &'a Scope, DateTime<Utc>) -> BoxFuture<'a, Measured>,
+}
 
 #[async_trait]
-impl KpiSource for DeviceUptime {
+impl KpiSource for ServiceKpi {
     fn kpi(&self) -> &str {
-        "device-uptime"
+        self.slug
     }
 
-    /// Silence is the absence of a change: the schedule recomputes it.
     fn watches(&self) -> Vec<String> {
-        Vec::new()
+        self.watches.iter().map(|t| t.to_string()).collect()
     }
 
-    async fn measure(
-        &self,
-        hub: &Hub,
-        scope: &Scope,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Measurement>, Error> {
-        let since = since(now, SILENT_AFTER);
-        let mut inputs = Vec::new();
-        let (mut all, mut up) = (0, 0);
-        for (ty, attr) in SENSORS {
-            // Every sensor of the type: one that never reported is not up. (This
-            // count and the next are both decided by the store's indexes.)
-            let sensors = format!("type={ty}");
-            let (n, _) = run_query(hub, scope, &sensors, false).await?;
-            if n == 0 {
-                continue;
-            }
-            let recent = format!("type={ty}&q={attr}.observedAt%3E%3D{since}");
-            let (r, _) = run_query(hub, scope, &recent, false).await?;
-            all += n;
-            up += r;
-            inputs.push(Input::counted(format!("{ty} reporting"), recent, r));
-            inputs.push(Input::counted(format!("{ty} sensors"), sensors, n));
-        }
-        if all == 0 {
-            return Ok(None);
-        }
-        Ok(Some(Measurement {
-            value: percent(up, all),
-            formula: format!(
-                "{up} sensors with a reading observed since {since} (15 minutes) / {all} sensors × 100"
-            ),
-            inputs,
-        }))
+    async fn measure(&self, hub: &Hub, scope: &Scope, now: DateTime<Utc>) -> Measured {
+        (self.measure)(hub, scope, now).await
     }
 }
 
+/// The KPIs measured by one function each.
+const SERVICE_KPIS: [ServiceKpi; 5] = [
+    ServiceKpi {
+        slug: "reports-satisfaction",
+        watches: &[REPORT_TYPE],
+        measure: |hub, scope, now| Box::pin(reports_satisfaction(hub, scope, now)),
+    },
+    ServiceKpi {
+        slug: "open-datasets",
+        watches: &[DATASET_TYPE],
+        measure: |hub, scope, now| Box::pin(datasets_published(hub, scope, now)),
+    },
+    ServiceKpi {
+        slug: "open-datasets-updated",
+        watches: &[DATASET_TYPE],
+        measure: |hub, scope, now| Box::pin(datasets_updated(hub, scope, now)),
+    },
+    // Readings come every few minutes and the value moves by the day: the schedule
+    // recomputes it, not every reading.
+    ServiceKpi {
+        slug: "good-air-days",
+        watches: &[],
+        measure: |hub, scope, now| Box::pin(good_air_days(hub, scope, now)),
+    },
+    // Silence is the absence of a change: the schedule recomputes it.
+    ServiceKpi {
+        slug: "device-uptime",
+        watches: &[],
+        measure: |hub, scope, now| Box::pin(device_uptime(hub, scope, now)),
+    },
+];
+
 /// The sources of the KPIs that read the other services' entities.
 pub fn service_sources() -> Vec<std::sync::Arc<dyn KpiSource>> {
-    vec![
-        std::sync::Arc::new(ReportsOnTime::default()),
-        std::sync::Arc::new(ReportsSatisfaction),
-        std::sync::Arc::new(DatasetsPublished),
-        std::sync::Arc::new(DatasetsUpdated),
-        std::sync::Arc::new(GoodAirDays),
-        std::sync::Arc::new(DeviceUptime),
-    ]
+    let mut sources: Vec<std::sync::Arc<dyn KpiSource>> =
+        vec![std::sync::Arc::new(ReportsOnTime::default())];
+    for kpi in SERVICE_KPIS {
+        sources.push(std::sync::Arc::new(kpi));
+    }
+    sources
 }
 
 #[cfg(test)]

@@ -81,6 +81,10 @@ pub struct Measurement {
     pub inputs: Vec<Input>,
 }
 
+/// What measuring a KPI answers: its value now, or None when the hub holds none of its
+/// inputs yet.
+pub type Measured = Result<Option<Measurement>, Error>;
+
 /// Computes one KPI of the plan from the hub.
 #[async_trait]
 pub trait KpiSource: Send + Sync {
@@ -89,12 +93,7 @@ pub trait KpiSource: Send + Sync {
     /// The entity types (short names, core @context) whose changes move the value.
     fn watches(&self) -> Vec<String>;
     /// The value now, or None when the hub holds none of its inputs yet.
-    async fn measure(
-        &self,
-        hub: &Hub,
-        scope: &Scope,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Measurement>, Error>;
+    async fn measure(&self, hub: &Hub, scope: &Scope, now: DateTime<Utc>) -> Measured;
 }
 
 /// Page size when a source reads the matching entities themselves.
@@ -164,12 +163,7 @@ impl KpiSource for UnitsReached {
         vec!["KeyPerformanceIndicator".into()]
     }
 
-    async fn measure(
-        &self,
-        hub: &Hub,
-        scope: &Scope,
-        _now: DateTime<Utc>,
-    ) -> Result<Option<Measurement>, Error> {
+    async fn measure(&self, hub: &Hub, scope: &Scope, _now: DateTime<Utc>) -> Measured {
         let all = format!(
             "type=KeyPerformanceIndicator&q=indicator==%22{}%22",
             self.indicator
@@ -306,12 +300,7 @@ impl KpiSource for LiveGroups {
             .collect()
     }
 
-    async fn measure(
-        &self,
-        hub: &Hub,
-        scope: &Scope,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Measurement>, Error> {
+    async fn measure(&self, hub: &Hub, scope: &Scope, now: DateTime<Utc>) -> Measured {
         let since = ngsi::entity::format_time(&(now - self.window));
         // The feeds' counts side by side, kept in the groups' order.
         let counts: Vec<_> = self

@@ -7,56 +7,12 @@
 import { actOn, onAlertsChanged } from '../alerts.js';
 import { ApiError, getJson, session } from '../auth.js';
 import { $, el, fmtTime, select, token } from '../common.js';
+import { ALERT_LIST_TEXT, wordsOf } from '../i18n.js';
 
 /** The most recent alerts listed. */
 const SHOWN = 500;
 const SEVERITIES = ['critical', 'high', 'medium', 'low', 'informational'];
 const STATES = ['active', 'firing', 'acknowledged', 'resolved', 'all'];
-
-const TEXT = {
-  vi: {
-    tab: 'Cảnh báo',
-    severity: 'Mức độ',
-    state: 'Trạng thái',
-    anySeverity: 'Mọi mức độ',
-    severities: { critical: 'Khẩn cấp', high: 'Cao', medium: 'Trung bình', low: 'Thấp', informational: 'Thông tin' },
-    states: { active: 'Đang mở', firing: 'Đang báo', acknowledged: 'Đã xác nhận', resolved: 'Đã xử lý', all: 'Tất cả' },
-    colSeverity: 'Mức độ',
-    colAlert: 'Cảnh báo',
-    colEntity: 'Đối tượng',
-    colSince: 'Từ lúc',
-    colState: 'Trạng thái',
-    colActions: '',
-    acknowledge: 'Xác nhận',
-    resolve: 'Đã xử lý',
-    by: (who) => `bởi ${who}`,
-    count: (n, total) => (n < total ? `${n} cảnh báo gần nhất trong ${total}` : `${n} cảnh báo`),
-    none: 'Không có cảnh báo nào.',
-    refresh: 'Làm mới',
-    failed: 'Không thực hiện được: ',
-  },
-  en: {
-    tab: 'Alerts',
-    severity: 'Severity',
-    state: 'State',
-    anySeverity: 'Any severity',
-    severities: { critical: 'Critical', high: 'High', medium: 'Medium', low: 'Low', informational: 'Info' },
-    states: { active: 'Open', firing: 'Firing', acknowledged: 'Acknowledged', resolved: 'Resolved', all: 'All' },
-    colSeverity: 'Severity',
-    colAlert: 'Alert',
-    colEntity: 'Entity',
-    colSince: 'Since',
-    colState: 'State',
-    colActions: '',
-    acknowledge: 'Acknowledge',
-    resolve: 'Resolve',
-    by: (who) => `by ${who}`,
-    count: (n, total) => (n < total ? `the ${n} most recent of ${total} alerts` : `${n} alert${n === 1 ? '' : 's'}`),
-    none: 'No alerts.',
-    refresh: 'Refresh',
-    failed: 'Could not do it: ',
-  },
-};
 
 const al = {
   lang: () => 'vi',
@@ -68,10 +24,7 @@ const al = {
   note: '',
   soon: null,
 };
-const t = (k, ...a) => {
-  const v = (TEXT[al.lang()] || TEXT.vi)[k];
-  return typeof v === 'function' ? v(...a) : v;
-};
+const t = wordsOf(ALERT_LIST_TEXT, () => al.lang());
 const canAct = () => ['operator', 'admin'].includes(session.me?.role);
 const since = (a) => a.validFrom || a.dateIssued || '';
 

@@ -8,54 +8,10 @@
 
 import { ApiError, getJson, send, session } from '../auth.js';
 import { $, el, token } from '../common.js';
+import { ALERT_RULES_TEXT, wordsOf } from '../i18n.js';
 
 /** Records listed per kind (the API's largest page). */
 const LISTED = 1000;
-
-const TEXT = {
-  vi: {
-    title: 'Quy tắc và thông báo',
-    kinds: { rules: 'Quy tắc', silences: 'Tạm dừng thông báo', inhibitions: 'Ức chế', policies: 'Chính sách thông báo' },
-    add: 'Thêm mới',
-    edit: 'Sửa',
-    remove: 'Xóa',
-    save: 'Lưu',
-    cancel: 'Hủy',
-    enabled: 'Bật',
-    backtest: 'Chạy thử 30 ngày',
-    backtested: (n, ms) => `Trong 30 ngày qua, quy tắc này sẽ tạo ${n} cảnh báo (${ms} ms).`,
-    confirmRemove: (id) => `Xóa ${id}?`,
-    badJson: 'JSON không hợp lệ: ',
-    none: 'Chưa có.',
-    notAllowed: 'Chỉ điều hành viên và quản trị viên xem được mục này.',
-    failed: 'Không thực hiện được: ',
-    colId: 'Mã',
-    colWhat: 'Nội dung',
-    colSeverity: 'Mức độ',
-    colUntil: 'Đến',
-  },
-  en: {
-    title: 'Rules and notifications',
-    kinds: { rules: 'Rules', silences: 'Silences', inhibitions: 'Inhibitions', policies: 'Notification policies' },
-    add: 'Add',
-    edit: 'Edit',
-    remove: 'Delete',
-    save: 'Save',
-    cancel: 'Cancel',
-    enabled: 'On',
-    backtest: 'Backtest 30 days',
-    backtested: (n, ms) => `Over the last 30 days this rule would have raised ${n} alert${n === 1 ? '' : 's'} (${ms} ms).`,
-    confirmRemove: (id) => `Delete ${id}?`,
-    badJson: 'Not valid JSON: ',
-    none: 'None yet.',
-    notAllowed: 'Only operators and admins see this.',
-    failed: 'Could not do it: ',
-    colId: 'Id',
-    colWhat: 'What',
-    colSeverity: 'Severity',
-    colUntil: 'Until',
-  },
-};
 
 const hours = (n) => new Date(Date.now() + n * 3600_000).toISOString();
 const matchers = (ms) => (ms || []).map((m) => `${m.name} ${m.op || '='} ${m.value}`).join(', ');
@@ -103,10 +59,7 @@ const ar = {
   editing: null, // { kind, id (null for a new one), text, error }
   notes: {}, // kind → what the last action said
 };
-const t = (k, ...a) => {
-  const v = (TEXT[ar.lang()] || TEXT.vi)[k];
-  return typeof v === 'function' ? v(...a) : v;
-};
+const t = wordsOf(ALERT_RULES_TEXT, () => ar.lang());
 const canWrite = () => ['operator', 'admin'].includes(session.me?.role);
 const path = (kind, id) => `/alerts/v1/${kind}${id === undefined ? '' : `/${encodeURIComponent(id)}`}`;
 

@@ -11,24 +11,20 @@ async fn backtest(app: &App, body: &Value) -> (u16, Value) {
 }
 
 fn level_2(extra: Value) -> Value {
-    let mut r = json!({
+    let r = json!({
         "id": "level-2",
         "scope": {"type": "WaterObserved"},
         "condition": {"kind": "compare", "attribute": "waterLevel", "op": ">=", "other": "alarmLevel2"},
         "clear": {"hysteresis": 0.1},
         "severity": "high"
     });
-    for (k, v) in extra.as_object().expect("object") {
-        r[k] = v.clone();
-    }
-    r
+    with(r, extra)
 }
 
 #[tokio::test]
 async fn a_backtest_shows_what_a_rule_would_have_raised_and_raises_nothing() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     let id = unique_id("WaterObserved");
     // Hourly readings over the last ten hours.
     let levels = [2.0, 3.1, 4.6, 4.7, 4.45, 4.3, 6.1, 5.0, 2.0, 1.5];

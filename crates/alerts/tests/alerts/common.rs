@@ -87,6 +87,24 @@ pub struct App {
     evaluator: Option<JoinHandle<()>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    /// The store's place when the app has one of its own: it goes after the app.
+    place: Option<Place>,
+}
+
+/// The batch upsert of entities that updates those that exist.
+pub const UPSERT: &str = "/ngsi-ld/v1/entityOperations/upsert?options=update";
+
+/// `base` with the members of the object `extra` set over its own.
+pub fn with(mut base: Value, extra: Value) -> Value {
+    for (k, v) in extra.as_object().expect("object") {
+        base[k] = v.clone();
+    }
+    base
+}
+
+/// An alert's status (`firing`, `acknowledged`, `resolved`).
+pub fn status(a: &Value) -> &str {
+    a["status"].as_str().unwrap_or_default()
 }
 
 pub fn start_time() -> DateTime<Utc> {
@@ -96,6 +114,15 @@ pub fn start_time() -> DateTime<Utc> {
 static KEYS: AtomicUsize = AtomicUsize::new(0);
 
 impl App {
+    /// A hub over a store of its own, which goes with it, its evaluator running on a
+    /// clock set to `at`.
+    pub async fn start(at: DateTime<Utc>) -> App {
+        let place = Place::new();
+        let mut app = App::start_at(&place.db(), at).await;
+        app.place = Some(place);
+        app
+    }
+
     /// A hub over the store at `db`, its evaluator running on a clock set to `at`.
     pub async fn start_at(db: &Path, at: DateTime<Utc>) -> App {
         App::start_on(&store_url(db).await, at).await
@@ -158,6 +185,7 @@ impl App {
             evaluator: Some(evaluator),
             shutdown: Some(tx),
             task: Some(task),
+            place: None,
         }
     }
 
@@ -192,22 +220,30 @@ impl App {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// POSTs `body` to `path` as the admin: the status and the answer.
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(self.admin.post(self.url(path)).json(body)).await
+    }
+
+    /// PUTs `body` at `path` as the admin: the status and the answer.
+    pub async fn put_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(self.admin.put(self.url(path)).json(body)).await
+    }
+
+    /// Moves the clock on by `by` and lets the evaluator catch up.
+    pub async fn pass(&self, by: Duration) {
+        self.clock.advance(by);
+        self.settle().await;
+    }
+
     pub async fn create_rule(&self, rule: Value) {
-        let (s, body) = self
-            .send(self.admin.post(self.url("/alerts/v1/rules")).json(&rule))
-            .await;
+        let (s, body) = self.post_json("/alerts/v1/rules", &rule).await;
         assert_eq!(s, 201, "creating {rule}: {body}");
     }
 
     /// Upserts an entity (normalized NGSI-LD) in the default tenant.
     pub async fn upsert(&self, entity: Value) {
-        let (s, body) = self
-            .send(
-                self.admin
-                    .post(self.url("/ngsi-ld/v1/entityOperations/upsert?options=update"))
-                    .json(&json!([entity])),
-            )
-            .await;
+        let (s, body) = self.post_json(UPSERT, &json!([entity])).await;
         assert!(s == 201 || s == 204, "upsert: {s} {body}");
     }
 

@@ -30,15 +30,10 @@ fn report(id: &str, stage: &str, accept_by: DateTime<Utc>, answer_by: DateTime<U
     })
 }
 
-fn status(a: &Value) -> &str {
-    a["status"].as_str().unwrap_or_default()
-}
-
 #[tokio::test]
 async fn a_deadline_fires_once_past_due_and_clears_when_moved_or_out_of_scope() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     app.create_rule(json!({
         "id": "overdue",
         "scope": {"type": "Open311_ServiceRequest", "q": OPEN},
@@ -51,8 +46,7 @@ async fn a_deadline_fires_once_past_due_and_clears_when_moved_or_out_of_scope() 
     let due = t0 + TimeDelta::hours(1);
     app.upsert(report(&id, "accepted", t0, due)).await;
     // Past the date but within the grace: nothing.
-    app.clock.advance(Duration::from_secs(65 * 60));
-    app.settle().await;
+    app.pass(Duration::from_secs(65 * 60)).await;
     assert!(app.alerts_of("overdue").await.is_empty());
     // Past the grace: the timer finds it, with no change of the report.
     app.clock.advance(Duration::from_secs(6 * 60));
@@ -68,8 +62,7 @@ async fn a_deadline_fires_once_past_due_and_clears_when_moved_or_out_of_scope() 
     );
     // Later sweeps raise nothing more.
     for _ in 0..3 {
-        app.clock.advance(Duration::from_secs(60));
-        app.settle().await;
+        app.pass(Duration::from_secs(60)).await;
     }
     assert_eq!(app.alerts_of("overdue").await.len(), 1);
     // An extension moves the date to the future: it clears.
@@ -90,16 +83,14 @@ async fn a_deadline_fires_once_past_due_and_clears_when_moved_or_out_of_scope() 
     })
     .await;
     // Whatever time passes, a report out of scope raises nothing.
-    app.clock.advance(Duration::from_secs(3_600));
-    app.settle().await;
+    app.pass(Duration::from_secs(3_600)).await;
     assert_eq!(app.alerts_of("overdue").await.len(), 2);
 }
 
 #[tokio::test]
 async fn a_deleted_report_leaves_the_sweep_and_its_alert_clears() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     let id = unique_id("Open311_ServiceRequest");
     app.upsert(report(
         &id,
@@ -129,16 +120,14 @@ async fn a_deleted_report_leaves_the_sweep_and_its_alert_clears() {
         status(&l[0]) == "resolved"
     })
     .await;
-    app.clock.advance(Duration::from_secs(3_600));
-    app.settle().await;
+    app.pass(Duration::from_secs(3_600)).await;
     assert_eq!(app.alerts_of("accept-late").await.len(), 1);
 }
 
 #[tokio::test]
 async fn the_demo_presets_tell_of_reports_overdue_for_acceptance_then_for_an_answer() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     let created = alerts::load_presets(&app.alerts, alerts::presets::demo(&[]))
         .await
         .expect("presets");
@@ -178,9 +167,8 @@ async fn the_demo_presets_tell_of_reports_overdue_for_acceptance_then_for_an_ans
 
 #[tokio::test]
 async fn a_deadline_on_something_that_is_not_a_date_time_is_refused() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     let id = unique_id("Open311_ServiceRequest");
     app.upsert(report(&id, "accepted", t0, t0 + TimeDelta::days(1)))
         .await;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 fn rule(id: &str, condition: Value, extra: Value) -> Value {
-    let mut r = json!({
+    let r = json!({
         "id": id,
         "scope": {"type": "WaterObserved"},
         "condition": condition,
@@ -19,21 +19,13 @@ fn rule(id: &str, condition: Value, extra: Value) -> Value {
         "message": {"vi": "{place}: mực nước {value} m, báo động ({threshold} m)",
                     "en": "{place}: water level {value} m, alarm ({threshold} m)"}
     });
-    for (k, v) in extra.as_object().expect("object") {
-        r[k] = v.clone();
-    }
-    r
-}
-
-fn status(a: &Value) -> &str {
-    a["status"].as_str().unwrap_or_default()
+    with(r, extra)
 }
 
 #[tokio::test]
 async fn a_comparison_with_hysteresis_fires_once_per_incident_and_clears() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     app.create_rule(rule(
         "level-2",
         json!({"kind": "compare", "attribute": "waterLevel", "op": ">=", "other": "alarmLevel2"}),
@@ -109,9 +101,8 @@ async fn a_comparison_with_hysteresis_fires_once_per_incident_and_clears() {
 
 #[tokio::test]
 async fn for_duration_and_keep_firing_follow_the_clock() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     app.create_rule(rule(
         "held",
         json!({"kind": "threshold", "attribute": "waterLevel", "op": ">", "value": 3.0}),
@@ -121,8 +112,7 @@ async fn for_duration_and_keep_firing_follow_the_clock() {
     let id = unique_id("WaterObserved");
     app.upsert(gauge(&id, 3.5, t0)).await;
     app.until_phase("held", &id, "pending").await;
-    app.clock.advance(Duration::from_secs(9 * 60));
-    app.settle().await;
+    app.pass(Duration::from_secs(9 * 60)).await;
     assert!(
         app.alerts_of("held").await.is_empty(),
         "not yet: 9 of 10 minutes"
@@ -141,8 +131,7 @@ async fn for_duration_and_keep_firing_follow_the_clock() {
     app.upsert(gauge(&id, 2.0, t0)).await;
     app.until_incident("held", &id, "clearing", |i| i["clearing"].is_string())
         .await;
-    app.clock.advance(Duration::from_secs(4 * 60));
-    app.settle().await;
+    app.pass(Duration::from_secs(4 * 60)).await;
     assert_eq!(status(&app.alerts_of("held").await[0]), "firing");
     app.clock.advance(Duration::from_secs(60));
     app.until_alerts("held", "resolves after keep-firing", |l| {
@@ -156,16 +145,14 @@ async fn for_duration_and_keep_firing_follow_the_clock() {
     app.clock.advance(Duration::from_secs(60));
     app.upsert(gauge(&id, 2.5, t0)).await;
     app.until_phase("held", &id, "idle").await;
-    app.clock.advance(Duration::from_secs(3600));
-    app.settle().await;
+    app.pass(Duration::from_secs(3600)).await;
     assert_eq!(app.alerts_of("held").await.len(), 1);
 }
 
 #[tokio::test]
 async fn staleness_fires_when_a_sensor_goes_silent_and_clears_when_it_speaks() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     let id = unique_id("WaterObserved");
     app.upsert(gauge(&id, 1.0, t0)).await;
     app.create_rule(rule(
@@ -174,8 +161,7 @@ async fn staleness_fires_when_a_sensor_goes_silent_and_clears_when_it_speaks() {
         json!({"severity": "medium", "message": {"en": "{place}: no data since {value}"}}),
     ))
     .await;
-    app.clock.advance(Duration::from_secs(10 * 60));
-    app.settle().await;
+    app.pass(Duration::from_secs(10 * 60)).await;
     assert!(app.alerts_of("silent").await.is_empty());
     app.clock.advance(Duration::from_secs(6 * 60));
     let list = app
@@ -197,9 +183,8 @@ async fn staleness_fires_when_a_sensor_goes_silent_and_clears_when_it_speaks() {
 
 #[tokio::test]
 async fn a_rate_of_change_reads_the_window_from_history() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     app.create_rule(rule(
         "rising",
         json!({"kind": "rate", "attribute": "waterLevel", "op": ">", "value": 0.5, "window": "1h"}),
@@ -225,9 +210,8 @@ async fn a_rate_of_change_reads_the_window_from_history() {
 
 #[tokio::test]
 async fn q_conditions_and_areas_select_what_fires() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     // A square around the first gauge only.
     app.create_rule(rule(
         "in-area",
@@ -275,9 +259,8 @@ async fn q_conditions_and_areas_select_what_fires() {
 
 #[tokio::test]
 async fn acknowledge_assign_and_resolve_by_hand_are_audited_and_a_resolved_incident_latches() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     app.create_rule(rule(
         "hand",
         json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": 3.0}),
@@ -358,9 +341,8 @@ async fn acknowledge_assign_and_resolve_by_hand_are_audited_and_a_resolved_incid
 
 #[tokio::test]
 async fn deleting_a_rule_resolves_its_alerts() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     app.create_rule(rule(
         "gone",
         json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": 3.0}),
@@ -383,9 +365,8 @@ async fn deleting_a_rule_resolves_its_alerts() {
 
 #[tokio::test]
 async fn the_live_stream_sends_open_alerts_then_each_change() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     app.create_rule(rule(
         "live",
         json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": 3.0}),
@@ -440,9 +421,8 @@ async fn the_live_stream_sends_open_alerts_then_each_change() {
 
 #[tokio::test]
 async fn a_whole_entity_is_stale_from_its_latest_update_as_the_feed_told_the_sweep() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     let id = unique_id("WaterObserved");
     app.upsert(gauge(&id, 1.0, t0)).await;
     app.create_rule(rule(
@@ -456,8 +436,7 @@ async fn a_whole_entity_is_stale_from_its_latest_update_as_the_feed_told_the_swe
     app.upsert(gauge(&id, 1.1, t0 + TimeDelta::minutes(10)))
         .await;
     app.settle().await;
-    app.clock.advance(Duration::from_secs(6 * 60));
-    app.settle().await;
+    app.pass(Duration::from_secs(6 * 60)).await;
     assert!(
         app.alerts_of("silent-gauge").await.is_empty(),
         "16 minutes after the first reading, 6 after the last"
@@ -472,9 +451,8 @@ async fn a_whole_entity_is_stale_from_its_latest_update_as_the_feed_told_the_swe
 #[tokio::test]
 async fn a_burst_longer_than_the_change_feed_is_evaluated_without_a_full_pass() {
     const GAUGES: usize = 300;
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     app.create_rule(rule(
         "burst",
         json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": 5.0}),
@@ -487,22 +465,10 @@ async fn a_burst_longer_than_the_change_feed_is_evaluated_without_a_full_pass() 
     // under the threshold, then one round over it.
     let rounds = hub::changes::FEED_CAPACITY / GAUGES + 2;
     for r in 0..rounds {
-        let (s, body) = app
-            .send(
-                app.admin
-                    .post(app.url("/ngsi-ld/v1/entityOperations/upsert?options=update"))
-                    .json(&round(1.0 + r as f64 / 100.0)),
-            )
-            .await;
+        let (s, body) = app.post_json(UPSERT, &round(1.0 + r as f64 / 100.0)).await;
         assert!(s == 201 || s == 204, "upsert: {s} {body}");
     }
-    let (s, body) = app
-        .send(
-            app.admin
-                .post(app.url("/ngsi-ld/v1/entityOperations/upsert?options=update"))
-                .json(&round(5.5)),
-        )
-        .await;
+    let (s, body) = app.post_json(UPSERT, &round(5.5)).await;
     assert_eq!(s, 204, "{body}");
     app.until_alerts("burst", "every gauge's alert", |l| l.len() >= GAUGES)
         .await;
@@ -527,9 +493,8 @@ async fn a_burst_longer_than_the_change_feed_is_evaluated_without_a_full_pass() 
 
 #[tokio::test]
 async fn two_writes_of_one_gauge_evaluated_together_are_judged_on_the_later() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     app.create_rule(rule(
         "later",
         json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": 5.0}),
@@ -544,13 +509,7 @@ async fn two_writes_of_one_gauge_evaluated_together_are_judged_on_the_later() {
     // crosses, the second falls back; only the second is the gauge now.
     let app = &app;
     let upsert = |batch: Value| async move {
-        let (s, body) = app
-            .send(
-                app.admin
-                    .post(app.url("/ngsi-ld/v1/entityOperations/upsert?options=update"))
-                    .json(&batch),
-            )
-            .await;
+        let (s, body) = app.post_json(UPSERT, &batch).await;
         assert_eq!(s, 204, "{body}");
     };
     upsert(json!([gauge(&id, 5.5, t0), gauge(&id, 1.5, t0)])).await;
@@ -570,9 +529,8 @@ async fn two_writes_of_one_gauge_evaluated_together_are_judged_on_the_later() {
 
 #[tokio::test]
 async fn changes_lost_by_a_lagging_feed_are_read_and_still_raise_the_alert() {
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     let watched = unique_id("WaterObserved");
     app.create_rule(rule(
         "lagged",

@@ -120,26 +120,14 @@ fn webhook(sink: &Sink, path: &str) -> Value {
 
 impl App {
     pub async fn create(&self, what: &str, body: Value) -> Value {
-        let (s, out) = self
-            .send(
-                self.admin
-                    .post(self.url(&format!("/alerts/v1/{what}")))
-                    .json(&body),
-            )
-            .await;
+        let (s, out) = self.post_json(&format!("/alerts/v1/{what}"), &body).await;
         assert_eq!(s, 201, "creating {body}: {out}");
         out
     }
 
     /// Upserts many gauges in one request.
     pub async fn upsert_all(&self, entities: Vec<Value>) {
-        let (s, body) = self
-            .send(
-                self.admin
-                    .post(self.url("/ngsi-ld/v1/entityOperations/upsert?options=update"))
-                    .json(&entities),
-            )
-            .await;
+        let (s, body) = self.post_json(UPSERT, &Value::from(entities)).await;
         assert!(s == 201 || s == 204, "upsert: {s} {body}");
     }
 
@@ -181,8 +169,7 @@ fn minutes(n: u64) -> Duration {
 
 #[tokio::test]
 async fn policies_are_managed_checked_and_kept_per_tenant() {
-    let place = Place::new();
-    let app = App::start_at(&place.db(), start_time()).await;
+    let app = App::start(start_time()).await;
     let sink = Sink::start().await;
     let body = json!({"id": "floods", "channels": [webhook(&sink, "a")],
                       "match": {"severity": ["high", "critical"]}});
@@ -653,9 +640,8 @@ async fn policies_route_by_area_to_their_own_channels_and_the_rest_to_the_defaul
 #[tokio::test]
 async fn mqtt_channel_publishes_to_the_broker() {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-    let place = Place::new();
     let t0 = start_time();
-    let app = App::start_at(&place.db(), t0).await;
+    let app = App::start(t0).await;
     let topic = format!("dothi-test/alerts/{}", unique_id("t").replace(':', "-"));
     let mut options = MqttOptions::new(
         format!("alerts-test-{}", std::process::id()),

@@ -19,8 +19,7 @@ fn flood_rule(id: &str) -> Value {
 
 #[tokio::test]
 async fn rules_are_created_read_replaced_listed_and_deleted() {
-    let place = Place::new();
-    let app = App::start_at(&place.db(), start_time()).await;
+    let app = App::start(start_time()).await;
     app.create_rule(flood_rule("level-2")).await;
     let (s, got) = app
         .send(app.admin.get(app.url("/alerts/v1/rules/level-2")))
@@ -30,33 +29,17 @@ async fn rules_are_created_read_replaced_listed_and_deleted() {
     assert_eq!(got["enabled"], true);
     // The same id again is a conflict.
     let (s, body) = app
-        .send(
-            app.admin
-                .post(app.url("/alerts/v1/rules"))
-                .json(&flood_rule("level-2")),
-        )
+        .post_json("/alerts/v1/rules", &flood_rule("level-2"))
         .await;
     assert_eq!(s, 409, "{body}");
     // Replaced: the path's id is the rule's.
     let mut changed = flood_rule("level-2");
     changed["severity"] = json!("critical");
     changed.as_object_mut().expect("object").remove("id");
-    let (s, body) = app
-        .send(
-            app.admin
-                .put(app.url("/alerts/v1/rules/level-2"))
-                .json(&changed),
-        )
-        .await;
+    let (s, body) = app.put_json("/alerts/v1/rules/level-2", &changed).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["severity"], "critical");
-    let (s, _) = app
-        .send(
-            app.admin
-                .put(app.url("/alerts/v1/rules/nope"))
-                .json(&changed),
-        )
-        .await;
+    let (s, _) = app.put_json("/alerts/v1/rules/nope", &changed).await;
     assert_eq!(s, 404);
     app.create_rule(flood_rule("level-3")).await;
     let (s, list) = app.send(app.admin.get(app.url("/alerts/v1/rules"))).await;
@@ -84,8 +67,7 @@ async fn rules_are_created_read_replaced_listed_and_deleted() {
 
 #[tokio::test]
 async fn bad_rules_are_refused_with_problem_details_that_say_why() {
-    let place = Place::new();
-    let app = App::start_at(&place.db(), start_time()).await;
+    let app = App::start(start_time()).await;
     // A gauge whose alarmLevel2 is text: a comparison with it cannot be evaluated.
     let mut g = gauge("urn:ngsi-ld:WaterObserved:text-level", 1.0, start_time());
     g["alarmLevel2"] = json!({"type": "Property", "value": "high"});
@@ -139,8 +121,7 @@ async fn bad_rules_are_refused_with_problem_details_that_say_why() {
 
 #[tokio::test]
 async fn viewers_read_rules_operators_write_them_and_tenants_are_apart() {
-    let place = Place::new();
-    let app = App::start_at(&place.db(), start_time()).await;
+    let app = App::start(start_time()).await;
     let viewer = client(VIEWER_KEY);
     let operator = client(OPERATOR_KEY);
     let (s, _) = app

@@ -158,22 +158,11 @@ pub(super) fn cashless(d: &mut Demo) -> Result<()> {
             _ => (35.0, 70.0),
         };
         let at = d.label("cashless payment", unit)?;
-        let id = format!(
-            "urn:ngsi-ld:KeyPerformanceIndicator:demo-cashless-{}",
-            unit.code
-        );
-        let e = d.base(
-            &id,
-            "KeyPerformanceIndicator",
+        let e = d.unit_kpi(
+            "cashless",
             (
-                &format!(
-                    "Tỷ lệ cơ sở kinh doanh chấp nhận thanh toán không dùng tiền mặt – {}",
-                    unit.full_name
-                ),
-                &format!(
-                    "Businesses accepting cashless payment – {}",
-                    unit.full_name_en
-                ),
+                "Tỷ lệ cơ sở kinh doanh chấp nhận thanh toán không dùng tiền mặt",
+                "Businesses accepting cashless payment",
             ),
             unit,
             at,

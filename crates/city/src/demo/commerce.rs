@@ -8,24 +8,14 @@
 use serde_json::json;
 
 use super::connectivity::REMOTE;
-use super::{Demo, prop, prop_in};
+use super::{Demo, Landmark, prop, prop_in};
 use crate::Result;
 use crate::admin::UnitKind;
-use crate::geom::Position;
 use crate::rng::Rng;
-
-/// (Vietnamese name, English name, unit, near, categories)
-type Shop = (
-    &'static str,
-    &'static str,
-    &'static str,
-    Position,
-    &'static [&'static str],
-);
 
 /// The main market of these units, by name.
 #[rustfmt::skip]
-const NAMED_MARKETS: [Shop; 7] = [
+const NAMED_MARKETS: [Landmark; 7] = [
     ("Chợ Đông Hà", "Đông Hà Market", "19333", [107.0990, 16.8190], &["market"]),
     ("Chợ Quảng Trị", "Quảng Trị Market", "19360", [107.1900, 16.7480], &["market"]),
     ("Chợ Đồng Hới", "Đồng Hới Market", "18880", [106.6230, 17.4740], &["market"]),
@@ -38,7 +28,7 @@ const NAMED_MARKETS: [Shop; 7] = [
 /// Supermarkets and trade centres: the real ones by name, and demo supermarkets
 /// (named after their unit) in four more wards and towns.
 #[rustfmt::skip]
-const SHOPS: [Shop; 11] = [
+const SHOPS: [Landmark; 11] = [
     ("Siêu thị Co.opmart Đông Hà", "Co.opmart Đông Hà", "19333", [107.0960, 16.8160], &["supermarket"]),
     ("Vincom Plaza Đông Hà", "Vincom Plaza Đông Hà", "19333", [107.1000, 16.8200], &["shoppingCentre"]),
     ("Siêu thị Co.opmart Đồng Hới", "Co.opmart Đồng Hới", "18880", [106.6200, 17.4700], &["supermarket"]),
@@ -163,20 +153,7 @@ pub(super) fn ecommerce(d: &mut Demo) -> Result<()> {
                 "E-commerce parcels delivered",
             ),
         ] {
-            let id = format!(
-                "urn:ngsi-ld:KeyPerformanceIndicator:demo-{slug}-{}",
-                unit.code
-            );
-            let e = d.base(
-                &id,
-                "KeyPerformanceIndicator",
-                (
-                    &format!("{vi} – {}", unit.full_name),
-                    &format!("{en} – {}", unit.full_name_en),
-                ),
-                unit,
-                at,
-            );
+            let e = d.unit_kpi(slug, (vi, en), unit, at);
             let value = rng.value(range.0, range.1, decimals);
             // Counts are whole numbers.
             let value = if decimals == 0 {

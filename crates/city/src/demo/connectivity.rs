@@ -50,20 +50,7 @@ pub(super) fn coverage(d: &mut Demo) -> Result<()> {
                 "Population covered by 5G",
             ),
         ] {
-            let id = format!(
-                "urn:ngsi-ld:KeyPerformanceIndicator:demo-{slug}-{}",
-                unit.code
-            );
-            let e = d.base(
-                &id,
-                "KeyPerformanceIndicator",
-                (
-                    &format!("{vi} – {}", unit.full_name),
-                    &format!("{en} – {}", unit.full_name_en),
-                ),
-                unit,
-                at,
-            );
+            let e = d.unit_kpi(slug, (vi, en), unit, at);
             let attrs = json!({
                 "category": prop(json!(["quantitative"])),
                 "process": prop("digitalInfrastructure"),

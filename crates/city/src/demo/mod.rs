@@ -139,6 +139,16 @@ pub fn entities(units: &[AdminUnit], observed_at: DateTime<Utc>) -> Result<Layer
     })
 }
 
+/// A named place of the demo data: (Vietnamese name, English name, unit, near,
+/// categories).
+type Landmark = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Position,
+    &'static [&'static str],
+);
+
 /// What the layers share while being built.
 struct Demo<'a> {
     units: BTreeMap<&'a str, &'a AdminUnit>,
@@ -248,6 +258,25 @@ impl<'a> Demo<'a> {
             Value::Object(m) => m,
             _ => Map::new(),
         }
+    }
+
+    /// The attributes of a commune's demo KPI `slug`
+    /// (`urn:ngsi-ld:KeyPerformanceIndicator:demo-{slug}-{code}`), named after the KPI
+    /// and the commune.
+    fn unit_kpi(
+        &self,
+        slug: &str,
+        name: (&str, &str),
+        unit: &AdminUnit,
+        at: Position,
+    ) -> Map<String, Value> {
+        let id = format!(
+            "urn:ngsi-ld:KeyPerformanceIndicator:demo-{slug}-{}",
+            unit.code
+        );
+        let vi = format!("{} – {}", name.0, unit.full_name);
+        let en = format!("{} – {}", name.1, unit.full_name_en);
+        self.base(&id, "KeyPerformanceIndicator", (&vi, &en), unit, at)
     }
 
     /// A measured Property, stamped with the observation time.

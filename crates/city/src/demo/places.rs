@@ -6,23 +6,14 @@
 
 use serde_json::json;
 
-use super::{Demo, prop, slug};
+use super::{Demo, Landmark, prop, slug};
 use crate::Result;
 use crate::admin::UnitKind;
 use crate::geom::Position;
 use crate::rng::Rng;
 
-/// (Vietnamese name, English name, unit, near, categories)
-type Place = (
-    &'static str,
-    &'static str,
-    &'static str,
-    Position,
-    &'static [&'static str],
-);
-
 #[rustfmt::skip]
-const POINTS_OF_INTEREST: [Place; 24] = [
+const POINTS_OF_INTEREST: [Landmark; 24] = [
     ("Thành Cổ Quảng Trị", "Quảng Trị Citadel", "19360", [107.1893, 16.7519], &["historicSite", "monument"]),
     ("Địa đạo Vịnh Mốc", "Vịnh Mốc Tunnels", "19414", [107.1068, 17.0596], &["historicSite"]),
     ("Bãi biển Cửa Tùng", "Cửa Tùng Beach", "19414", [107.1080, 17.0170], &["beach"]),

@@ -23,6 +23,11 @@ pub fn client(timeout: Duration) -> reqwest::Client {
     hub::test_support::client(Some(ADMIN_KEY), timeout)
 }
 
+/// The JSON body of a GET of `url`.
+pub async fn get_json(client: &reqwest::Client, url: String) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -30,6 +35,46 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `dothi <args>` with the tests' admin key, quiet (warnings only, its output and input
+/// closed): to be spawned.
+pub fn quiet_dothi(args: impl IntoIterator<Item = impl AsRef<std::ffi::OsStr>>) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dothi"));
+    command
+        .args(args)
+        .env("DOTHI_ADMIN_KEY", ADMIN_KEY)
+        .env("DOTHI_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+/// Waits until `base`/health answers 200 (checked every 50 ms), panicking when `child`
+/// exits first or `patience` runs out; how long it took.
+pub async fn until_healthy(
+    child: &mut Child,
+    client: &reqwest::Client,
+    base: &str,
+    patience: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("dothi exited before it was ready: {status}");
+        }
+        if let Ok(r) = client.get(format!("{base}/health")).send().await
+            && r.status() == 200
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < patience,
+            "dothi was not ready within {patience:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// `dothi serve` in a process of its own, over one SQLite file or a PostgreSQL
@@ -50,23 +95,17 @@ impl Dothi {
     /// /health is 200.
     pub async fn serve(url: &str) -> Dothi {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_dothi"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--store",
-                url,
-                "--outbound-allow",
-                "127.0.0.0/8",
-            ])
-            .env("DOTHI_ADMIN_KEY", ADMIN_KEY)
-            .env("DOTHI_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start dothi");
+        let child = quiet_dothi([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--store",
+            url,
+            "--outbound-allow",
+            "127.0.0.0/8",
+        ])
+        .spawn()
+        .expect("start dothi");
         let mut d = Dothi {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -77,23 +116,8 @@ impl Dothi {
     }
 
     async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("dothi exited before it was ready: {status}");
-            }
-            if let Ok(r) = self
-                .client
-                .get(format!("{}/health", self.base))
-                .send()
-                .await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "dothi was not ready within 20 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let patience = Duration::from_secs(20);
+        until_healthy(&mut self.child, &self.client, &self.base, patience).await;
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -158,6 +158,13 @@ impl App {
         self.client.get(self.url(path))
     }
 
+    /// GETs `path` with the `query` parameters, asserting that the answer is a 200.
+    pub async fn get_ok(&self, path: &str, query: &[(&str, &str)]) -> Resp {
+        let r = send(self.get(path).query(query)).await;
+        assert_eq!(r.status, 200, "GET {path} {query:?}: {}", r.text);
+        r
+    }
+
     pub fn delete(&self, path: &str) -> RequestBuilder {
         self.client.delete(self.url(path))
     }
@@ -204,6 +211,13 @@ impl App {
         let r = send(self.get("/entities").query(query)).await;
         assert_eq!(r.status, 200, "query {query:?}: {}", r.text);
         ids(&r.body)
+    }
+
+    /// Asserts that `r` is the ProblemDetails `status` and `kind`, and that the hub still
+    /// answers after it.
+    pub async fn assert_refused(&self, r: &Resp, status: u16, kind: &str) {
+        assert_problem(r, status, kind);
+        self.assert_alive().await;
     }
 
     /// Asserts that the hub still answers: health, a query and a write.

@@ -34,8 +34,7 @@ fn by<'a>(items: &'a Value, key: &str) -> BTreeMap<String, &'a Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn types_list_and_details() {
     let app = seeded().await;
-    let r = send(app.get("/types")).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.get_ok("/types", &[]).await;
     assert_eq!(r.content_type(), JSON);
     assert_eq!(r.body["type"], "EntityTypeList");
     assert!(
@@ -47,8 +46,7 @@ async fn types_list_and_details() {
     );
     assert_eq!(string_set(&r.body["typeList"]), set(&["River", "Station"]));
 
-    let r = send(app.get("/types").query(&[("details", "true")])).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.get_ok("/types", &[("details", "true")]).await;
     let types = by(&r.body, "typeName");
     assert_eq!(types.len(), 2, "{}", r.text);
     let station = types["Station"];
@@ -67,8 +65,7 @@ async fn types_list_and_details() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn type_info() {
     let app = seeded().await;
-    let r = send(app.get("/types/Station")).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.get_ok("/types/Station", &[]).await;
     assert_eq!(r.body["id"], format!("{DEFAULT_VOCAB}Station"));
     assert_eq!(r.body["type"], "EntityTypeInfo");
     assert_eq!(r.body["typeName"], "Station");
@@ -128,8 +125,7 @@ async fn type_info() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attributes_list_details_and_info() {
     let app = seeded().await;
-    let r = send(app.get("/attributes")).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.get_ok("/attributes", &[]).await;
     assert_eq!(r.body["type"], "AttributeList");
     assert!(
         r.body["id"]
@@ -143,8 +139,7 @@ async fn attributes_list_details_and_info() {
         set(&["length", "level", "location", "name", "refRiver"])
     );
 
-    let r = send(app.get("/attributes").query(&[("details", "true")])).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.get_ok("/attributes", &[("details", "true")]).await;
     let attrs = by(&r.body, "attributeName");
     assert_eq!(attrs.len(), 5, "{}", r.text);
     let name = attrs["name"];
@@ -159,8 +154,7 @@ async fn attributes_list_details_and_info() {
     assert_eq!(attrs["level"]["attributeCount"], 2);
     assert_eq!(attrs["level"]["typeNames"], json!(["Station"]));
 
-    let r = send(app.get("/attributes/level")).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.get_ok("/attributes/level", &[]).await;
     assert_eq!(
         r.body,
         json!({"id": format!("{DEFAULT_VOCAB}level"), "type": "Attribute", "attributeName": "level",
@@ -182,11 +176,9 @@ async fn attributes_list_details_and_info() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_of_an_empty_hub() {
     let app = App::start().await;
-    let r = send(app.get("/types")).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.get_ok("/types", &[]).await;
     assert_eq!(r.body["typeList"], json!([]));
-    let r = send(app.get("/attributes")).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.get_ok("/attributes", &[]).await;
     assert_eq!(r.body["attributeList"], json!([]));
     let r = send(app.get("/types").header("accept", GEO_JSON)).await;
     assert_problem(&r, 406, "NotAcceptable");

@@ -195,8 +195,7 @@ async fn ids_that_are_not_uris_are_400() {
             .query(&[("datasetId", "nope")]),
     )
     .await;
-    assert_problem(&r, 400, "BadRequestData");
-    app.assert_alive().await;
+    app.assert_refused(&r, 400, "BadRequestData").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,8 +262,7 @@ async fn invalid_q_and_geo_queries_are_400() {
     let r = send(app.post("/entityOperations/query", &json!({"type": "Subscription"}))).await;
     assert_problem(&r, 400, "BadRequestData");
     let r = send(app.post("/entityOperations/query", &json!({"q": 5}))).await;
-    assert_problem(&r, 400, "BadRequestData");
-    app.assert_alive().await;
+    app.assert_refused(&r, 400, "BadRequestData").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,8 +311,7 @@ async fn invalid_geometries_are_400() {
         json!({"type": "Point", "coordinates": [107.1, 16.8]})
     );
     let r = send(app.get("/entities/urn:ngsi-ld:Shape:bad")).await;
-    assert_problem(&r, 404, "ResourceNotFound");
-    app.assert_alive().await;
+    app.assert_refused(&r, 404, "ResourceNotFound").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,8 +355,7 @@ async fn deeply_nested_json_is_400_without_a_crash() {
         &json!({"id": "urn:ngsi-ld:T:subs", "type": "T", "a": attr}),
     ))
     .await;
-    assert_problem(&r, 400, "BadRequestData");
-    app.assert_alive().await;
+    app.assert_refused(&r, 400, "BadRequestData").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -436,6 +432,5 @@ async fn invalid_names_and_values_are_400() {
         assert_problem(&r, 400, "BadRequestData");
     }
     let r = send(app.get("/entities/urn:ngsi-ld:T:1")).await;
-    assert_problem(&r, 404, "ResourceNotFound");
-    app.assert_alive().await;
+    app.assert_refused(&r, 404, "ResourceNotFound").await;
 }

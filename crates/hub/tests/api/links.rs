@@ -58,12 +58,12 @@ async fn linked_entities_inline_and_flat() {
     );
 
     // Flat: the entity, then each linked one.
-    let r = send(
-        app.get(&format!("/entities/{b1}"))
-            .query(&[("join", "flat"), ("joinLevel", "2")]),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok(
+            &format!("/entities/{b1}"),
+            &[("join", "flat"), ("joinLevel", "2")],
+        )
+        .await;
     assert_eq!(
         id_list(&r.body),
         [
@@ -74,12 +74,9 @@ async fn linked_entities_inline_and_flat() {
     );
 
     // A query lists a target shared by two entities once, after them.
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "Building"), ("join", "flat")]),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok("/entities", &[("type", "Building"), ("join", "flat")])
+        .await;
     assert_eq!(
         id_list(&r.body),
         [

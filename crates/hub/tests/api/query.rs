@@ -206,12 +206,12 @@ async fn ids_id_pattern_and_attrs() {
     assert_eq!(got, set(&["urn:ngsi-ld:Other:o1"]));
 
     // attrs: entities with at least one of them, projected to them.
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "Station"), ("attrs", "level,refRiver")]),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok(
+            "/entities",
+            &[("type", "Station"), ("attrs", "level,refRiver")],
+        )
+        .await;
     assert_eq!(ids(&r.body), st(&["s1", "s2", "s3"]));
     for e in r.body.as_array().unwrap() {
         let keys: BTreeSet<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
@@ -244,12 +244,9 @@ async fn query_representations_and_lang() {
         "name": {"type": "LanguageProperty", "languageMap": {"vi": "Sông Thạch Hãn", "en": "Thach Han river"}},
         "length": {"type": "Property", "value": 155.5, "unitCode": "KMT"}}))
         .await;
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "River"), ("lang", "vi")]),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok("/entities", &[("type", "River"), ("lang", "vi")])
+        .await;
     assert_eq!(
         r.body[0]["name"],
         json!({"type": "Property", "value": "Sông Thạch Hãn", "lang": "vi"})
@@ -508,16 +505,19 @@ async fn geo_queries() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(ids(&r.body), urns("City", &["dong-ha", "quang-tri"]));
     // Combined with q and count.
-    let r = send(app.get("/entities").query(&[
-        ("georel", "within"),
-        ("geometry", "Polygon"),
-        ("coordinates", BOX),
-        ("q", "location"),
-        ("type", "City"),
-        ("count", "true"),
-    ]))
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok(
+            "/entities",
+            &[
+                ("georel", "within"),
+                ("geometry", "Polygon"),
+                ("coordinates", BOX),
+                ("q", "location"),
+                ("type", "City"),
+                ("count", "true"),
+            ],
+        )
+        .await;
     assert_eq!(r.header("NGSILD-Results-Count"), Some("2"));
 }
 
@@ -794,13 +794,12 @@ async fn a_pick_of_attributes_answers_the_entities_it_leaves_something_of() {
     app.create_all(stations()).await;
     // Only s2 has a label: nothing of the others would be left, so they are neither
     // answered nor counted.
-    let r = send(app.get("/entities").query(&[
-        ("type", "Station"),
-        ("pick", "label"),
-        ("count", "true"),
-    ]))
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok(
+            "/entities",
+            &[("type", "Station"), ("pick", "label"), ("count", "true")],
+        )
+        .await;
     assert_eq!(r.header("NGSILD-Results-Count"), Some("1"));
     assert_eq!(
         r.body,
@@ -851,14 +850,17 @@ async fn equals_finds_a_polygon_by_its_own_coordinates_even_one_that_crosses_its
             .await;
     }
     for (coordinates, expected) in [(&crossed, "crossed"), (&square, "square")] {
-        let r = send(app.get("/entities").query(&[
-            ("type", "Zone"),
-            ("georel", "equals"),
-            ("geometry", "Polygon"),
-            ("coordinates", &coordinates.to_string()),
-        ]))
-        .await;
-        assert_eq!(r.status, 200, "{}", r.text);
+        let r = app
+            .get_ok(
+                "/entities",
+                &[
+                    ("type", "Zone"),
+                    ("georel", "equals"),
+                    ("geometry", "Polygon"),
+                    ("coordinates", &coordinates.to_string()),
+                ],
+            )
+            .await;
         assert_eq!(ids(&r.body), urns("Zone", &[expected]));
     }
 }

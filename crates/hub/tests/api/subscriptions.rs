@@ -173,8 +173,7 @@ async fn subscriptions_are_created_read_listed_updated_and_deleted() {
     )
     .await;
     assert!(id.starts_with("urn:ngsi-ld:Subscription:"), "{id}");
-    let r = send(app.get(&sub_path(&id))).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.get_ok(&sub_path(&id), &[]).await;
     assert_eq!(r.body["id"], id.as_str());
     assert_eq!(r.body["type"], "Subscription");
     assert_eq!(r.body["entities"][0]["type"], "Gauge");
@@ -196,8 +195,7 @@ async fn subscriptions_are_created_read_listed_updated_and_deleted() {
     let r = send(app.post("/subscriptions", &given)).await;
     assert_problem(&r, 409, "AlreadyExists");
 
-    let r = send(app.get("/subscriptions?count=true&limit=1")).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.get_ok("/subscriptions?count=true&limit=1", &[]).await;
     assert_eq!(r.header("NGSILD-Results-Count"), Some("2"));
     assert_eq!(r.body.as_array().unwrap().len(), 1);
     // Links to the neighbouring pages, with the other parameters kept.

@@ -65,8 +65,9 @@ async fn every_change_is_recorded_and_read_back() {
     .await;
     assert!(r.status == 204 || r.status == 201, "{}", r.text);
 
-    let r = send(app.get(&format!("/temporal/entities/{GAUGE}"))).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok(&format!("/temporal/entities/{GAUGE}"), &[])
+        .await;
     assert_eq!(r.body["id"], GAUGE);
     assert_eq!(r.body["type"], "WaterObserved");
     assert_eq!(
@@ -86,14 +87,17 @@ async fn every_change_is_recorded_and_read_back() {
     assert_eq!(ids.len(), 5, "distinct instanceIds");
 
     // timerel, lastN and attrs.
-    let r = send(app.get(&format!("/temporal/entities/{GAUGE}")).query(&[
-        ("timerel", "between"),
-        ("timeAt", hour(1).as_str()),
-        ("endTimeAt", hour(3).as_str()),
-        ("attrs", "waterLevel"),
-    ]))
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok(
+            &format!("/temporal/entities/{GAUGE}"),
+            &[
+                ("timerel", "between"),
+                ("timeAt", hour(1).as_str()),
+                ("endTimeAt", hour(3).as_str()),
+                ("attrs", "waterLevel"),
+            ],
+        )
+        .await;
     assert_eq!(values_of(&r.body, "waterLevel"), vec![2.8, 3.4]);
     assert!(r.body.get("river").is_none());
     let r = send(
@@ -119,12 +123,12 @@ async fn every_change_is_recorded_and_read_back() {
     assert_eq!(values_of(&r.body, "waterLevel"), vec![4.6, 5.2]);
 
     // The simplified temporal representation: [value, time] pairs.
-    let r = send(
-        app.get(&format!("/temporal/entities/{GAUGE}"))
-            .query(&[("options", "temporalValues"), ("attrs", "waterLevel")]),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok(
+            &format!("/temporal/entities/{GAUGE}"),
+            &[("options", "temporalValues"), ("attrs", "waterLevel")],
+        )
+        .await;
     assert_eq!(r.body["waterLevel"]["type"], "Property");
     let pairs = r.body["waterLevel"]["values"].as_array().unwrap();
     assert_eq!(pairs.len(), 5);
@@ -151,19 +155,22 @@ async fn aggregations_agree_with_the_instances() {
     let app = App::start().await;
     let data = readings(48);
     assert_eq!(provide(&app, GAUGE, &data).await, 201);
-    let r = send(app.get(&format!("/temporal/entities/{GAUGE}")).query(&[
-        ("options", "aggregatedValues"),
-        (
-            "aggrMethods",
-            "totalCount,distinctCount,sum,avg,min,max,stddev,sumsq",
-        ),
-        ("aggrPeriodDuration", "P1D"),
-        ("timerel", "between"),
-        ("timeAt", "2026-10-17T00:00:00Z"),
-        ("endTimeAt", "2026-10-19T00:00:00Z"),
-    ]))
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok(
+            &format!("/temporal/entities/{GAUGE}"),
+            &[
+                ("options", "aggregatedValues"),
+                (
+                    "aggrMethods",
+                    "totalCount,distinctCount,sum,avg,min,max,stddev,sumsq",
+                ),
+                ("aggrPeriodDuration", "P1D"),
+                ("timerel", "between"),
+                ("timeAt", "2026-10-17T00:00:00Z"),
+                ("endTimeAt", "2026-10-19T00:00:00Z"),
+            ],
+        )
+        .await;
     let attr = &r.body["waterLevel"];
     assert_eq!(attr["type"], "Property");
     for (day, start, end) in [
@@ -206,16 +213,19 @@ async fn aggregations_agree_with_the_instances() {
     ];
     let other = "urn:ngsi-ld:WaterObserved:months";
     provide(&app, other, &month_data).await;
-    let r = send(app.get(&format!("/temporal/entities/{other}")).query(&[
-        ("options", "aggregatedValues"),
-        ("aggrMethods", "sum"),
-        ("aggrPeriodDuration", "P1M"),
-        ("timerel", "between"),
-        ("timeAt", "2026-10-01T00:00:00Z"),
-        ("endTimeAt", "2027-01-01T00:00:00Z"),
-    ]))
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok(
+            &format!("/temporal/entities/{other}"),
+            &[
+                ("options", "aggregatedValues"),
+                ("aggrMethods", "sum"),
+                ("aggrPeriodDuration", "P1M"),
+                ("timerel", "between"),
+                ("timeAt", "2026-10-01T00:00:00Z"),
+                ("endTimeAt", "2027-01-01T00:00:00Z"),
+            ],
+        )
+        .await;
     assert_eq!(
         r.body["waterLevel"]["sum"],
         json!([
@@ -226,18 +236,21 @@ async fn aggregations_agree_with_the_instances() {
     );
 
     // A temporal query over several entities, GET and POST.
-    let r = send(app.get("/temporal/entities").query(&[
-        ("type", "WaterObserved"),
-        ("options", "aggregatedValues"),
-        ("aggrMethods", "max"),
-        ("aggrPeriodDuration", "P1Y"),
-        ("timerel", "between"),
-        ("timeAt", "2026-01-01T00:00:00Z"),
-        ("endTimeAt", "2027-01-01T00:00:00Z"),
-        ("count", "true"),
-    ]))
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok(
+            "/temporal/entities",
+            &[
+                ("type", "WaterObserved"),
+                ("options", "aggregatedValues"),
+                ("aggrMethods", "max"),
+                ("aggrPeriodDuration", "P1Y"),
+                ("timerel", "between"),
+                ("timeAt", "2026-01-01T00:00:00Z"),
+                ("endTimeAt", "2027-01-01T00:00:00Z"),
+                ("count", "true"),
+            ],
+        )
+        .await;
     assert_eq!(r.header("NGSILD-Results-Count"), Some("2"));
     let maxima: Vec<f64> = r
         .body
@@ -373,12 +386,12 @@ async fn long_histories_come_in_pages() {
         Some("date-time 2026-10-17T00:00:00Z-2026-10-17T16:39:00Z/*")
     );
     // The next page starts after the range's end.
-    let r = send(
-        app.get(&format!("/temporal/entities/{GAUGE}"))
-            .query(&[("timerel", "after"), ("timeAt", "2026-10-17T16:39:00Z")]),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok(
+            &format!("/temporal/entities/{GAUGE}"),
+            &[("timerel", "after"), ("timeAt", "2026-10-17T16:39:00Z")],
+        )
+        .await;
     let rest = values_of(&r.body, "waterLevel");
     assert_eq!(rest.len(), 200);
     assert_eq!(rest[0], 1000.0);
@@ -448,8 +461,7 @@ async fn bad_temporal_requests_are_refused() {
         &json!({"id": "not a uri", "type": "X", "a": [{"type": "Property", "value": 1}]}),
     ))
     .await;
-    assert_problem(&r, 400, "BadRequestData");
-    app.assert_alive().await;
+    app.assert_refused(&r, 400, "BadRequestData").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,13 +480,16 @@ async fn aggregation_periods_follow_the_data_and_start_at_time_at() {
     let path = format!("/temporal/entities/{GAUGE}");
     // An open end is the data's last instance, not now: hourly periods over six years
     // would be refused as too many; these are the periods holding data.
-    let r = send(app.get(&path).query(&[
-        ("options", "aggregatedValues"),
-        ("aggrMethods", "sum"),
-        ("aggrPeriodDuration", "PT1H"),
-    ]))
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok(
+            &path,
+            &[
+                ("options", "aggregatedValues"),
+                ("aggrMethods", "sum"),
+                ("aggrPeriodDuration", "PT1H"),
+            ],
+        )
+        .await;
     let periods = r.body["waterLevel"]["sum"].as_array().unwrap();
     assert_eq!(periods.len(), 6, "{}", r.text);
     // The last period is whole, not clipped at the last instance.
@@ -484,15 +499,18 @@ async fn aggregation_periods_follow_the_data_and_start_at_time_at() {
     );
     // Daily periods from midnight with `after`: they start exactly at timeAt, so each
     // midnight reading opens its own day.
-    let r = send(app.get(&path).query(&[
-        ("options", "aggregatedValues"),
-        ("aggrMethods", "sum,totalCount"),
-        ("aggrPeriodDuration", "P1D"),
-        ("timerel", "after"),
-        ("timeAt", "2020-03-01T00:00:00Z"),
-    ]))
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok(
+            &path,
+            &[
+                ("options", "aggregatedValues"),
+                ("aggrMethods", "sum,totalCount"),
+                ("aggrPeriodDuration", "P1D"),
+                ("timerel", "after"),
+                ("timeAt", "2020-03-01T00:00:00Z"),
+            ],
+        )
+        .await;
     assert_eq!(
         r.body["waterLevel"]["sum"],
         json!([
@@ -514,15 +532,13 @@ async fn temporal_answers_are_projected_and_options_checked() {
     provide(&app, other, &[(1.0, "2020-01-01T00:00:00Z".into())]).await;
     let path = format!("/temporal/entities/{GAUGE}");
     // pick and omit select members; neither goes with attrs or with the other.
-    let r = send(app.get(&path).query(&[("pick", "id,waterLevel")])).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.get_ok(&path, &[("pick", "id,waterLevel")]).await;
     assert!(
         r.body.get("type").is_none() && r.body["waterLevel"].is_array(),
         "{}",
         r.text
     );
-    let r = send(app.get(&path).query(&[("omit", "waterLevel,type")])).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.get_ok(&path, &[("omit", "waterLevel,type")]).await;
     assert!(
         r.body.get("waterLevel").is_none() && r.body["id"] == GAUGE,
         "{}",
@@ -557,13 +573,16 @@ async fn temporal_answers_are_projected_and_options_checked() {
             "InvalidRequest",
         );
     }
-    let r = send(app.get(&path).query(&[
-        ("format", "temporalValues"),
-        ("options", "aggregatedValues"),
-        ("aggrMethods", "sum"),
-    ]))
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok(
+            &path,
+            &[
+                ("format", "temporalValues"),
+                ("options", "aggregatedValues"),
+                ("aggrMethods", "sum"),
+            ],
+        )
+        .await;
     assert_eq!(
         r.body["waterLevel"]["values"].as_array().unwrap().len(),
         3,
@@ -575,13 +594,16 @@ async fn temporal_answers_are_projected_and_options_checked() {
     assert_problem(&r, 400, "BadRequestData");
     // With a time restriction, an entity without history in it is left out, over
     // GET and over both paths of the POST query.
-    let r = send(app.get("/temporal/entities").query(&[
-        ("local", "true"),
-        ("timerel", "after"),
-        ("timeAt", "2026-01-01T00:00:00Z"),
-    ]))
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .get_ok(
+            "/temporal/entities",
+            &[
+                ("local", "true"),
+                ("timerel", "after"),
+                ("timeAt", "2026-01-01T00:00:00Z"),
+            ],
+        )
+        .await;
     let ids: Vec<&str> = r
         .body
         .as_array()
@@ -751,12 +773,12 @@ async fn a_temporal_query_answers_in_the_order_of_order_by() {
         ("createdAt", ["b", "a", "c"]),
         ("waterLevel;desc", ["c", "b", "a"]),
     ] {
-        let r = send(
-            app.get("/temporal/entities")
-                .query(&[("type", "WaterObserved"), ("orderBy", order)]),
-        )
-        .await;
-        assert_eq!(r.status, 200, "{}", r.text);
+        let r = app
+            .get_ok(
+                "/temporal/entities",
+                &[("type", "WaterObserved"), ("orderBy", order)],
+            )
+            .await;
         assert_eq!(ids(&r.body), expected, "orderBy={order}");
     }
     let r = send(app.post(

@@ -158,8 +158,7 @@ async fn invalid_tenant_names_are_refused() {
         .header(TENANT, long.as_str()),
     )
     .await;
-    assert_problem(&r, 400, "BadRequestData");
-    app.assert_alive().await;
+    app.assert_refused(&r, 400, "BadRequestData").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -273,8 +273,7 @@ async fn representation_parameters_are_checked() {
         &json!({"id": "urn:ngsi-ld:X:1", "type": "type"}),
     ))
     .await;
-    assert_problem(&r, 400, "BadRequestData");
-    app.assert_alive().await;
+    app.assert_refused(&r, 400, "BadRequestData").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -592,30 +592,9 @@ mod tests {
         QValue::Range(Box::new(a), Box::new(b))
     }
 
-    /// Parses `input` and compares with the expected tree, or with the expected error
-    /// offset and a fragment of its message. A parsed tree must also print back into
-    /// text that parses to the same tree.
+    /// [`crate::query::check_parse`] for the q parser.
     fn check(input: &str, expected: Result<QExpr, (usize, &str)>) {
-        let got = parse_q(input);
-        match (&got, &expected) {
-            (Ok(tree), Ok(want)) => {
-                assert_eq!(tree, want, "{input}");
-                let printed = tree.to_string();
-                assert_eq!(
-                    parse_q(&printed).as_ref(),
-                    Ok(tree),
-                    "{input} printed as {printed}"
-                );
-            }
-            (Err(e), Err((offset, fragment))) => {
-                assert!(
-                    e.message.contains(fragment),
-                    "{input}: {e} lacks {fragment:?}"
-                );
-                assert_eq!(e.offset, *offset, "{input}: {e}");
-            }
-            _ => panic!("{input}: got {got:?}, expected {expected:?}"),
-        }
+        crate::query::check_parse(parse_q, input, expected);
     }
 
     use CompareOp::*;

@@ -92,30 +92,9 @@ mod tests {
         TypeExpr::Type(name.into())
     }
 
-    /// Parses `input` and compares with the expected tree, or with the expected error
-    /// offset and a fragment of its message; a parsed tree must print back into text
-    /// that parses to the same tree.
+    /// [`crate::query::check_parse`] for the type selection parser.
     fn check(input: &str, expected: Result<TypeExpr, (usize, &str)>) {
-        let got = parse_type_expr(input);
-        match (&got, &expected) {
-            (Ok(tree), Ok(want)) => {
-                assert_eq!(tree, want, "{input}");
-                let printed = tree.to_string();
-                assert_eq!(
-                    parse_type_expr(&printed).as_ref(),
-                    Ok(tree),
-                    "{input} printed as {printed}"
-                );
-            }
-            (Err(e), Err((offset, fragment))) => {
-                assert!(
-                    e.message.contains(fragment),
-                    "{input}: {e} lacks {fragment:?}"
-                );
-                assert_eq!(e.offset, *offset, "{input}: {e}");
-            }
-            _ => panic!("{input}: got {got:?}, expected {expected:?}"),
-        }
+        crate::query::check_parse(parse_type_expr, input, expected);
     }
 
     #[test]

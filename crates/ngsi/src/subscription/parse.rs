@@ -21,7 +21,7 @@ use super::{
 };
 use crate::context::Context;
 use crate::entity::{NGSI_LD_NULL, expand_attr, is_uri, is_valid_name, parse_time};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, shorten};
 use crate::filter::{GeoFilter, QFilter};
 use crate::query::ast::{QExpr, QTerm};
 use crate::query::{parse_geoq, parse_q, parse_scope_q, parse_type_expr};
@@ -1005,15 +1005,6 @@ fn key_values(name: &str, value: &Value) -> Result<Vec<(String, String)>> {
         }
     }
     Ok(out)
-}
-
-/// The start of a client's text, so that an error detail stays short.
-fn shorten(text: &str) -> &str {
-    const MAX: usize = 64;
-    match text.char_indices().nth(MAX) {
-        Some((i, _)) => &text[..i],
-        None => text,
-    }
 }
 
 #[cfg(test)]

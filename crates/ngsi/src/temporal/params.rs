@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::duration::IsoDuration;
 use crate::entity::{Attribute, parse_time};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shorten};
 
 /// An ISO 8601 datetime is about 35 characters; anything much longer is not one.
 const MAX_TIME_LEN: usize = 64;
@@ -343,15 +343,6 @@ fn parse_aggr_methods(text: &str) -> Result<Vec<AggrMethod>> {
         }
     }
     Ok(methods)
-}
-
-/// The start of a client's text, so that an error detail stays short.
-fn shorten(text: &str) -> &str {
-    const MAX: usize = 64;
-    match text.char_indices().nth(MAX) {
-        Some((i, _)) => &text[..i],
-        None => text,
-    }
 }
 
 #[cfg(test)]

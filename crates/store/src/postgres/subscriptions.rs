@@ -1,5 +1,6 @@
 //! The registry, subscriptions and the outbox in PostgreSQL.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ngsi::subscription::Subscription;
 use serde_json::Value;
@@ -7,8 +8,8 @@ use serde_json::Value;
 use super::write::OUTBOX_LOCK;
 use super::{PostgresStore, ms, pg_error, refuse_nul};
 use crate::{
-    Delivery, OutboxRow, RegistryPage, RegistryRecord, RegistryWrite, StoreError, StoreResult,
-    StoredSubscription, SubscriptionPage, SubscriptionWrite,
+    Delivery, OutboxRow, RegistryPage, RegistryRecord, RegistryStore, RegistryWrite, StoreError,
+    StoreResult, StoredSubscription, SubscriptionPage, SubscriptionWrite,
 };
 
 /// How long rows taken by [`crate::Store::outbox_due`] stay claimed by the node that
@@ -65,172 +66,6 @@ fn outbox_row(r: &tokio_postgres::Row) -> StoreResult<OutboxRow> {
 }
 
 impl PostgresStore {
-    pub(super) async fn put_records(
-        &self,
-        collection: &str,
-        tenant: &str,
-        records: Vec<(String, Value)>,
-        mode: RegistryWrite,
-    ) -> StoreResult<()> {
-        for (key, value) in &records {
-            refuse_nul(&Value::String(key.clone()).to_string())?;
-            refuse_nul(&value.to_string())?;
-        }
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        let mut taken = std::collections::HashSet::new();
-        for (key, _) in &records {
-            if mode == RegistryWrite::Upsert {
-                break;
-            }
-            // Locked, so that a concurrent put of the same key waits for this one.
-            let found = tx
-                .query_opt(
-                    "SELECT 1 FROM registry WHERE collection = $1 AND tenant = $2 AND key = $3 FOR UPDATE",
-                    &[&collection, &tenant, key],
-                )
-                .await
-                .map_err(pg_error)?
-                .is_some();
-            if found {
-                taken.insert(key.as_str());
-            }
-        }
-        let keys = records.iter().map(|(k, _)| k.as_str());
-        if let Some(refused) = crate::registry::refusal(mode, keys, |k| taken.contains(k)) {
-            return Err(StoreError::Rejected(refused));
-        }
-        for (key, value) in &records {
-            tx.execute(
-                "INSERT INTO registry (collection, tenant, key, value, modified_at)
-                 VALUES ($1, $2, $3, $4::text::jsonb, now())
-                 ON CONFLICT (collection, tenant, key)
-                 DO UPDATE SET value = excluded.value, modified_at = excluded.modified_at",
-                &[&collection, &tenant, key, &value.to_string()],
-            )
-            .await
-            .map_err(|e| match mode {
-                // Two nodes creating one key at once: the second finds it taken.
-                RegistryWrite::Create
-                    if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
-                {
-                    StoreError::Rejected(ngsi::Error::already_exists(format!(
-                        "{key:?} already exists"
-                    )))
-                }
-                _ => pg_error(e),
-            })?;
-        }
-        announce_registry_change(&tx, collection).await?;
-        tx.commit().await.map_err(pg_error)
-    }
-
-    pub(super) async fn delete_record(
-        &self,
-        collection: &str,
-        tenant: &str,
-        key: &str,
-    ) -> StoreResult<bool> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        let n = tx
-            .execute(
-                "DELETE FROM registry WHERE collection = $1 AND tenant = $2 AND key = $3",
-                &[&collection, &tenant, &key],
-            )
-            .await
-            .map_err(pg_error)?;
-        if n > 0 {
-            announce_registry_change(&tx, collection).await?;
-        }
-        tx.commit().await.map_err(pg_error)?;
-        Ok(n > 0)
-    }
-
-    pub(super) async fn get_record(
-        &self,
-        collection: &str,
-        tenant: &str,
-        key: &str,
-    ) -> StoreResult<Option<Value>> {
-        let c = self.client().await?;
-        let row = c
-            .query_opt(
-                "SELECT value::text FROM registry WHERE collection = $1 AND tenant = $2 AND key = $3",
-                &[&collection, &tenant, &key],
-            )
-            .await
-            .map_err(pg_error)?;
-        row.map(|r| parse(&format!("registry record {key:?}"), r.get(0)))
-            .transpose()
-    }
-
-    pub(super) async fn find_records(
-        &self,
-        collection: &str,
-        key: &str,
-    ) -> StoreResult<Vec<RegistryRecord>> {
-        let c = self.client().await?;
-        let rows = c
-            .query(
-                "SELECT tenant, value::text FROM registry WHERE collection = $1 AND key = $2 ORDER BY tenant COLLATE \"C\"",
-                &[&collection, &key],
-            )
-            .await
-            .map_err(pg_error)?;
-        rows.iter()
-            .map(|r| {
-                Ok(RegistryRecord {
-                    tenant: r.get(0),
-                    key: key.to_string(),
-                    value: parse(&format!("registry record {key:?}"), r.get(1))?,
-                })
-            })
-            .collect()
-    }
-
-    pub(super) async fn list_records(
-        &self,
-        collection: &str,
-        tenant: &str,
-        offset: u64,
-        limit: u64,
-    ) -> StoreResult<RegistryPage> {
-        let c = self.client().await?;
-        let n: i64 = c
-            .query_one(
-                "SELECT count(*) FROM registry WHERE collection = $1 AND tenant = $2",
-                &[&collection, &tenant],
-            )
-            .await
-            .map_err(pg_error)?
-            .get(0);
-        let rows = c
-            .query(
-                "SELECT key, value::text FROM registry WHERE collection = $1 AND tenant = $2
-                 ORDER BY key COLLATE \"C\" LIMIT $3 OFFSET $4",
-                &[&collection, &tenant, &big(limit), &big(offset)],
-            )
-            .await
-            .map_err(pg_error)?;
-        let records = rows
-            .iter()
-            .map(|r| {
-                let key: String = r.get(0);
-                let value = parse(&format!("registry record {key:?}"), r.get(1))?;
-                Ok(RegistryRecord {
-                    tenant: tenant.to_string(),
-                    key,
-                    value,
-                })
-            })
-            .collect::<StoreResult<_>>()?;
-        Ok(RegistryPage {
-            records,
-            count: count(n),
-        })
-    }
-
     pub(super) async fn put_subscription(
         &self,
         tenant: &str,
@@ -492,6 +327,178 @@ impl PostgresStore {
             self.outbox.notify_one();
         }
         Ok(())
+    }
+}
+
+// The registry, in table `registry`.
+#[async_trait]
+impl RegistryStore for PostgresStore {
+    async fn registry_put(
+        &self,
+        collection: &str,
+        tenant: &str,
+        records: Vec<(String, Value)>,
+        mode: RegistryWrite,
+    ) -> StoreResult<()> {
+        for (key, value) in &records {
+            refuse_nul(&Value::String(key.clone()).to_string())?;
+            refuse_nul(&value.to_string())?;
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let mut taken = std::collections::HashSet::new();
+        for (key, _) in &records {
+            if mode == RegistryWrite::Upsert {
+                break;
+            }
+            // Locked, so that a concurrent put of the same key waits for this one.
+            let found = tx
+                .query_opt(
+                    "SELECT 1 FROM registry WHERE collection = $1 AND tenant = $2 AND key = $3 FOR UPDATE",
+                    &[&collection, &tenant, key],
+                )
+                .await
+                .map_err(pg_error)?
+                .is_some();
+            if found {
+                taken.insert(key.as_str());
+            }
+        }
+        let keys = records.iter().map(|(k, _)| k.as_str());
+        if let Some(refused) = crate::registry::refusal(mode, keys, |k| taken.contains(k)) {
+            return Err(StoreError::Rejected(refused));
+        }
+        for (key, value) in &records {
+            tx.execute(
+                "INSERT INTO registry (collection, tenant, key, value, modified_at)
+                 VALUES ($1, $2, $3, $4::text::jsonb, now())
+                 ON CONFLICT (collection, tenant, key)
+                 DO UPDATE SET value = excluded.value, modified_at = excluded.modified_at",
+                &[&collection, &tenant, key, &value.to_string()],
+            )
+            .await
+            .map_err(|e| match mode {
+                // Two nodes creating one key at once: the second finds it taken.
+                RegistryWrite::Create
+                    if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+                {
+                    StoreError::Rejected(ngsi::Error::already_exists(format!(
+                        "{key:?} already exists"
+                    )))
+                }
+                _ => pg_error(e),
+            })?;
+        }
+        announce_registry_change(&tx, collection).await?;
+        tx.commit().await.map_err(pg_error)
+    }
+
+    async fn registry_get(
+        &self,
+        collection: &str,
+        tenant: &str,
+        key: &str,
+    ) -> StoreResult<Option<Value>> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "SELECT value::text FROM registry WHERE collection = $1 AND tenant = $2 AND key = $3",
+                &[&collection, &tenant, &key],
+            )
+            .await
+            .map_err(pg_error)?;
+        row.map(|r| parse(&format!("registry record {key:?}"), r.get(0)))
+            .transpose()
+    }
+
+    async fn registry_find(&self, collection: &str, key: &str) -> StoreResult<Vec<RegistryRecord>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT tenant, value::text FROM registry WHERE collection = $1 AND key = $2 ORDER BY tenant COLLATE \"C\"",
+                &[&collection, &key],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(RegistryRecord {
+                    tenant: r.get(0),
+                    key: key.to_string(),
+                    value: parse(&format!("registry record {key:?}"), r.get(1))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn registry_list(
+        &self,
+        collection: &str,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<RegistryPage> {
+        let c = self.client().await?;
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM registry WHERE collection = $1 AND tenant = $2",
+                &[&collection, &tenant],
+            )
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        let rows = c
+            .query(
+                "SELECT key, value::text FROM registry WHERE collection = $1 AND tenant = $2
+                 ORDER BY key COLLATE \"C\" LIMIT $3 OFFSET $4",
+                &[&collection, &tenant, &big(limit), &big(offset)],
+            )
+            .await
+            .map_err(pg_error)?;
+        let records = rows
+            .iter()
+            .map(|r| {
+                let key: String = r.get(0);
+                let value = parse(&format!("registry record {key:?}"), r.get(1))?;
+                Ok(RegistryRecord {
+                    tenant: tenant.to_string(),
+                    key,
+                    value,
+                })
+            })
+            .collect::<StoreResult<_>>()?;
+        Ok(RegistryPage {
+            records,
+            count: count(n),
+        })
+    }
+
+    async fn registry_delete(
+        &self,
+        collection: &str,
+        tenant: &str,
+        key: &str,
+    ) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let n = tx
+            .execute(
+                "DELETE FROM registry WHERE collection = $1 AND tenant = $2 AND key = $3",
+                &[&collection, &tenant, &key],
+            )
+            .await
+            .map_err(pg_error)?;
+        if n > 0 {
+            announce_registry_change(&tx, collection).await?;
+        }
+        tx.commit().await.map_err(pg_error)?;
+        Ok(n > 0)
+    }
+
+    fn registry_generation(&self) -> u64 {
+        self.control
+            .registry_generation
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

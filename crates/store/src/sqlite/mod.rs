@@ -30,11 +30,8 @@ use crate::{
     HistoryPage, HistoryQuery, PurgeStep, QueryPage, RetentionCutoffs, StoreError, StoreResult,
     TypeSummary, WriteOp,
 };
-use crate::{
-    AuditStore, ClusterStore, EntityStore, HistoryStore, RegistryStore, SubscriptionStore,
-};
+use crate::{AuditStore, ClusterStore, EntityStore, HistoryStore, SubscriptionStore};
 use crate::{OutboxRow, StoredSubscription, SubscriptionPage, SubscriptionWrite};
-use crate::{RegistryPage, RegistryRecord, RegistryWrite};
 
 /// The most readers kept open (each with a page cache of 8 MB). Opening one parses
 /// the schema: a pool smaller than the usual concurrency (the IoT agent's 32 workers
@@ -323,52 +320,6 @@ impl HistoryStore for SqliteStore {
             reply,
         })
         .await
-    }
-}
-
-#[async_trait]
-impl RegistryStore for SqliteStore {
-    // The registry (`sqlite/registry.rs`).
-    async fn registry_put(
-        &self,
-        collection: &str,
-        tenant: &str,
-        records: Vec<(String, serde_json::Value)>,
-        mode: RegistryWrite,
-    ) -> StoreResult<()> {
-        self.put_records(collection, tenant, records, mode).await
-    }
-
-    async fn registry_get(
-        &self,
-        collection: &str,
-        tenant: &str,
-        key: &str,
-    ) -> StoreResult<Option<serde_json::Value>> {
-        self.get_record(collection, tenant, key).await
-    }
-
-    async fn registry_find(&self, collection: &str, key: &str) -> StoreResult<Vec<RegistryRecord>> {
-        self.find_records(collection, key).await
-    }
-
-    async fn registry_list(
-        &self,
-        collection: &str,
-        tenant: &str,
-        offset: u64,
-        limit: u64,
-    ) -> StoreResult<RegistryPage> {
-        self.list_records(collection, tenant, offset, limit).await
-    }
-
-    async fn registry_delete(
-        &self,
-        collection: &str,
-        tenant: &str,
-        key: &str,
-    ) -> StoreResult<bool> {
-        self.delete_record(collection, tenant, key).await
     }
 }
 

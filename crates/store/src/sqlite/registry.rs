@@ -4,19 +4,26 @@
 
 use std::collections::HashSet;
 
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{SqliteStore, sql_error, write};
-use crate::{RegistryPage, RegistryPut, RegistryRecord, RegistryWrite, StoreError, StoreResult};
+use crate::{
+    RegistryPage, RegistryPut, RegistryRecord, RegistryStore, RegistryWrite, StoreError,
+    StoreResult,
+};
 
 impl SqliteStore {
     async fn registry_change(&self, change: RegistryChange) -> StoreResult<bool> {
         self.on_writer(|reply| write::Job::Registry { change, reply })
             .await
     }
+}
 
-    pub(super) async fn put_records(
+#[async_trait]
+impl RegistryStore for SqliteStore {
+    async fn registry_put(
         &self,
         collection: &str,
         tenant: &str,
@@ -37,7 +44,35 @@ impl SqliteStore {
         .map(|_| ())
     }
 
-    pub(super) async fn delete_record(
+    async fn registry_get(
+        &self,
+        collection: &str,
+        tenant: &str,
+        key: &str,
+    ) -> StoreResult<Option<Value>> {
+        let (collection, tenant, key) =
+            (collection.to_string(), tenant.to_string(), key.to_string());
+        self.read(move |c| get(c, &collection, &tenant, &key)).await
+    }
+
+    async fn registry_find(&self, collection: &str, key: &str) -> StoreResult<Vec<RegistryRecord>> {
+        let (collection, key) = (collection.to_string(), key.to_string());
+        self.read(move |c| find(c, &collection, &key)).await
+    }
+
+    async fn registry_list(
+        &self,
+        collection: &str,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<RegistryPage> {
+        let (collection, tenant) = (collection.to_string(), tenant.to_string());
+        self.read(move |c| list(c, &collection, &tenant, offset, limit))
+            .await
+    }
+
+    async fn registry_delete(
         &self,
         collection: &str,
         tenant: &str,
@@ -49,38 +84,6 @@ impl SqliteStore {
             key: key.to_string(),
         })
         .await
-    }
-
-    pub(super) async fn get_record(
-        &self,
-        collection: &str,
-        tenant: &str,
-        key: &str,
-    ) -> StoreResult<Option<Value>> {
-        let (collection, tenant, key) =
-            (collection.to_string(), tenant.to_string(), key.to_string());
-        self.read(move |c| get(c, &collection, &tenant, &key)).await
-    }
-
-    pub(super) async fn find_records(
-        &self,
-        collection: &str,
-        key: &str,
-    ) -> StoreResult<Vec<RegistryRecord>> {
-        let (collection, key) = (collection.to_string(), key.to_string());
-        self.read(move |c| find(c, &collection, &key)).await
-    }
-
-    pub(super) async fn list_records(
-        &self,
-        collection: &str,
-        tenant: &str,
-        offset: u64,
-        limit: u64,
-    ) -> StoreResult<RegistryPage> {
-        let (collection, tenant) = (collection.to_string(), tenant.to_string());
-        self.read(move |c| list(c, &collection, &tenant, offset, limit))
-            .await
     }
 }
 
