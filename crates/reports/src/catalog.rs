@@ -145,3 +145,38 @@ impl CalendarCache {
         self.local.fetch_add(1, Ordering::AcqRel);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(l: Lookup<Arc<Calendar>>) -> Option<Arc<Calendar>> {
+        match l {
+            Lookup::Kept(c) => Some(c),
+            Lookup::Missing(_) => None,
+        }
+    }
+
+    #[test]
+    fn the_calendar_is_kept_until_a_year_is_replaced_or_the_registry_moves() {
+        let cache = CalendarCache::default();
+        let Lookup::Missing(local) = cache.lookup(7) else {
+            panic!("nothing is kept at first");
+        };
+        let calendar = Arc::new(Calendar::shipped());
+        cache.keep(calendar.clone(), 7, local);
+        assert_eq!(kept(cache.lookup(7)), Some(calendar.clone()));
+        // Another node changed the registry (or notice of it was lost).
+        assert_eq!(kept(cache.lookup(8)), None);
+        cache.keep(calendar.clone(), 8, local);
+        assert_eq!(kept(cache.lookup(8)), Some(calendar.clone()));
+        // A year replaced here; a calendar read before it is not kept.
+        let Lookup::Missing(before) = cache.lookup(9) else {
+            panic!("the registry moved");
+        };
+        cache.changed();
+        assert_eq!(kept(cache.lookup(8)), None);
+        cache.keep(calendar.clone(), 8, before);
+        assert_eq!(kept(cache.lookup(8)), None, "read before the change");
+    }
+}
