@@ -13,6 +13,7 @@
 //! their tracking token. Every input is bounded; bad input is a 4xx and stores nothing.
 
 pub mod calendar;
+mod catalog;
 pub mod demo;
 mod doc;
 mod facts;

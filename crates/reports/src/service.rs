@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use store::{EntityQuery, RegistryPut, RegistryWrite};
 
 use crate::calendar::{Calendar, Holiday};
+use crate::catalog::{CalendarCache, CategoryCache, Lookup};
 use crate::facts::FactCache;
 use crate::model::{
     self, Category, Point, Report, SERVICE_REQUEST, SERVICE_TYPE, Stage, category_id, report_id,
@@ -174,6 +175,8 @@ pub struct Reports {
     places: Arc<Places>,
     limits: Mutex<HashMap<String, (DateTime<Utc>, u32)>>,
     facts: FactCache,
+    kept_categories: CategoryCache,
+    kept_calendar: CalendarCache,
 }
 
 fn store_err(e: store::StoreError) -> Error {
@@ -197,6 +200,7 @@ impl Reports {
         config: ReportsConfig,
     ) -> Reports {
         let facts = FactCache::new(&hub);
+        let categories = CategoryCache::new(&hub, TENANT);
         Reports {
             hub,
             identity,
@@ -205,6 +209,8 @@ impl Reports {
             places,
             limits: Mutex::new(HashMap::new()),
             facts,
+            kept_categories: categories,
+            kept_calendar: CalendarCache::default(),
         }
     }
 
@@ -256,19 +262,26 @@ impl Reports {
         Ok(out)
     }
 
+    /// The category of a code, as last read (`catalog`: read again after a change).
     pub async fn category(&self, code: &str) -> Result<Option<Category>, Error> {
         if !model::valid_code(code) {
             return Ok(None);
         }
-        match self
+        let generation = match self.kept_categories.lookup(code) {
+            Lookup::Kept(c) => return Ok(c),
+            Lookup::Missing(generation) => generation,
+        };
+        let found = match self
             .hub
             .get_entity(&Self::reader(), &category_id(code))
             .await
         {
-            Ok(e) => model::from_entity(&e).map(Some),
-            Err(e) if e.kind == ErrorKind::ResourceNotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+            Ok(e) => Some(model::from_entity(&e)?),
+            Err(e) if e.kind == ErrorKind::ResourceNotFound => None,
+            Err(e) => return Err(e),
+        };
+        self.kept_categories.keep(code, found.clone(), generation);
+        Ok(found)
     }
 
     /// Creates or replaces categories (the caller needs write access).
@@ -1139,11 +1152,17 @@ impl Reports {
 
     /// The holiday calendar: the shipped one, with the years an admin set replacing
     /// it.
-    pub async fn calendar(&self) -> Result<Calendar, Error> {
+    /// Kept between calls (`catalog`): read again after a year is replaced here, or
+    /// when the store says the registry may have changed elsewhere.
+    pub async fn calendar(&self) -> Result<Arc<Calendar>, Error> {
+        let records = self.hub.records();
+        let registry = records.registry_generation();
+        let local = match self.kept_calendar.lookup(registry) {
+            Lookup::Kept(c) => return Ok(c),
+            Lookup::Missing(local) => local,
+        };
         let mut c = Calendar::shipped();
-        let page = self
-            .hub
-            .records()
+        let page = records
             .registry_list(HOLIDAYS, TENANT, 0, 200)
             .await
             .map_err(store_err)?;
@@ -1155,6 +1174,8 @@ impl Reports {
                 let _ = c.set_year(year, days);
             }
         }
+        let c = Arc::new(c);
+        self.kept_calendar.keep(c.clone(), registry, local);
         Ok(c)
     }
 
@@ -1182,6 +1203,7 @@ impl Reports {
             )
             .await
             .map_err(store_err)?;
+        self.kept_calendar.changed();
         let mut record = caller.audit(Some(TENANT), vec![format!("holidays:{year}")]);
         record.action = format!("set holidays ({})", record.action);
         self.identity.audit(vec![record]).await;

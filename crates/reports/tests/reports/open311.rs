@@ -1,6 +1,6 @@
 //! Open311 conversations: FixMyStreet's exact parameter set in XML, and a JSON client.
 
-use crate::common::{ADMIN_KEY, App, DONG_HA, places};
+use crate::common::{ADMIN_KEY, App, DONG_HA, places, send};
 
 /// A point inside the province's bounding box but outside its boundary.
 fn outside_point() -> (String, String) {
@@ -576,4 +576,74 @@ async fn limits_count_citizens_not_the_key_in_the_form() {
         v
     };
     assert_eq!(statuses, [200, 200, 200, 429]);
+}
+
+/// Submits a report of `code` at Đông Hà as staff: its agency, or the refusal's status.
+async fn agency_given(app: &App, code: &str) -> Result<String, u16> {
+    let answer = app.staff_report(code, "Đèn tắt cả tuần").await;
+    if answer.status != 201 {
+        return Err(answer.status);
+    }
+    let id = answer.json()[0]["service_request_id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    let r = app
+        .get(&app.admin, &format!("/open311/v2/requests/{id}.json"))
+        .await
+        .json();
+    Ok(r[0]["agency_responsible"]
+        .as_str()
+        .expect("an agency")
+        .to_string())
+}
+
+/// The intake keeps the categories between submissions: one changed through the
+/// NGSI-LD API, created or deleted is what the very next submission sees.
+#[tokio::test]
+async fn the_next_submission_sees_a_category_changed_through_the_hub() {
+    let app = App::start().await;
+    app.categories().await;
+    assert_eq!(
+        agency_given(&app, "den-chieu-sang").await,
+        Ok("Sở Xây dựng".into())
+    );
+    let entity = "/ngsi-ld/v1/entities/urn:ngsi-ld:Open311_ServiceType:den-chieu-sang";
+    let patched = send(
+        app.admin
+            .patch(app.url(&format!("{entity}/attrs")))
+            .header("content-type", "application/json")
+            .body(r#"{"agency_responsible": {"type": "Property", "value": "Sở Công Thương"}}"#),
+    )
+    .await;
+    assert_eq!(patched.status, 204, "{}", patched.text);
+    assert_eq!(
+        agency_given(&app, "den-chieu-sang").await,
+        Ok("Sở Công Thương".into())
+    );
+
+    // A code refused as unknown is taken once the category exists.
+    assert_eq!(agency_given(&app, "cot-dien-nghieng").await, Err(400));
+    let mut new = reports::demo::categories()
+        .into_iter()
+        .find(|c| c.service_code == "den-chieu-sang")
+        .expect("the street lights");
+    new.service_code = "cot-dien-nghieng".into();
+    new.agency_responsible = "Công ty Điện lực Quảng Trị".into();
+    app.reports
+        .put_categories(&hub::Scope::system("test", ""), vec![new])
+        .await
+        .expect("a new category");
+    assert_eq!(
+        agency_given(&app, "cot-dien-nghieng").await,
+        Ok("Công ty Điện lực Quảng Trị".into())
+    );
+    // And refused again once deleted.
+    let deleted =
+        send(app.admin.delete(
+            app.url("/ngsi-ld/v1/entities/urn:ngsi-ld:Open311_ServiceType:cot-dien-nghieng"),
+        ))
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    assert_eq!(agency_given(&app, "cot-dien-nghieng").await, Err(400));
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{App, DONG_HA, send};
+use crate::common::{App, send};
 
 async fn act(app: &App, id: &str, action: Value) -> crate::common::Answer {
     send(
@@ -14,18 +14,7 @@ async fn act(app: &App, id: &str, action: Value) -> crate::common::Answer {
 }
 
 async fn submit(app: &App, code: &str) -> (String, String) {
-    let r = app
-        .form(
-            &app.admin,
-            "/open311/v2/requests.json",
-            &[
-                ("service_code", code),
-                ("lat", DONG_HA.0),
-                ("long", DONG_HA.1),
-                ("description", "Ổ gà lớn"),
-            ],
-        )
-        .await;
+    let r = app.staff_report(code, "Ổ gà lớn").await;
     assert_eq!(r.status, 201, "{}", r.text);
     let v = r.json();
     (
