@@ -21,9 +21,26 @@ pub trait EntityWriter {
     fn entities(&mut self, es: &[Entity]) -> io::Result<()> {
         es.iter().try_for_each(|e| self.entity(e))
     }
+    /// Writes entities given in their stored form (`store::Documents`, the serde form
+    /// of [`Entity`]): by default each is read into the model and written as above;
+    /// a writer that needs little of each reads only that.
+    fn documents(&mut self, docs: &mut dyn Iterator<Item = &str>) -> io::Result<()> {
+        let es = docs
+            .map(|doc| serde_json::from_str::<Entity>(doc).map_err(corrupt))
+            .collect::<io::Result<Vec<_>>>()?;
+        self.entities(&es)
+    }
     /// Passes on what is buffered (a streamed download sends it as one chunk).
     fn flush(&mut self) -> io::Result<()>;
     fn finish(&mut self) -> io::Result<()>;
+}
+
+/// A stored document that does not read as an entity.
+fn corrupt(e: serde_json::Error) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("a corrupt stored entity: {e}"),
+    )
 }
 
 /// How entities are rendered: the @context to compact with, the attributes kept (all
@@ -262,6 +279,8 @@ pub struct CsvWriter<W: Write> {
     cell: String,
     /// The last types written and their cell: entities of one type follow each other.
     types: (Vec<String>, String),
+    /// The same for documents: the last types as stored, and their cell.
+    stored_types: (String, String),
 }
 
 impl<W: Write> CsvWriter<W> {
@@ -293,6 +312,7 @@ impl<W: Write> CsvWriter<W> {
             location,
             cell: String::new(),
             types: (Vec::new(), String::new()),
+            stored_types: (String::new(), String::new()),
         })
     }
 
@@ -302,6 +322,85 @@ impl<W: Write> CsvWriter<W> {
         export_cell_into(value, &mut self.cell);
         self.out.cell(&self.cell)
     }
+
+    /// Writes a point's latitude and longitude as two cells (empty when there is none).
+    fn point_cells(&mut self, point: Option<(&Value, &Value)>) -> io::Result<()> {
+        match point {
+            Some((lat, lon)) => {
+                // Coordinates as JSON writes them, whatever their kind.
+                self.cell.clear();
+                let _ = write!(self.cell, "{lat}");
+                self.out.cell(&self.cell)?;
+                self.cell.clear();
+                let _ = write!(self.cell, "{lon}");
+                self.out.cell(&self.cell)
+            }
+            None => {
+                self.out.cell("")?;
+                self.out.cell("")
+            }
+        }
+    }
+
+    /// Writes one stored entity as a row, reading of it only its id, its types and
+    /// the instance shown of each column's attribute, as text borrowed from the
+    /// document: no attribute is built. The row is the one [`EntityWriter::entity`]
+    /// writes of the same entity.
+    fn document(&mut self, doc: &str) -> io::Result<()> {
+        let lean = ngsi::stored::read_lean(doc, &self.columns).map_err(corrupt)?;
+        self.out.cell(&lean.id)?;
+        if self.stored_types.0 != lean.types.get() {
+            let types: Vec<String> = serde_json::from_str(lean.types.get()).map_err(corrupt)?;
+            let types = render::render_types(&types, &self.ctx);
+            self.stored_types.1.clear();
+            export_cell_into(&types, &mut self.stored_types.1);
+            self.stored_types.0.clear();
+            self.stored_types.0.push_str(lean.types.get());
+        }
+        self.out.cell(&self.stored_types.1)?;
+        for (i, attr) in lean.attrs.iter().enumerate() {
+            if self.columns[i] == self.location {
+                let point = attr
+                    .filter(|a| a.kind == AttrKind::GeoProperty && a.value.get().starts_with('{'))
+                    .and_then(|a| serde_json::from_str::<StoredPoint>(a.value.get()).ok())
+                    .filter(|p| p.kind.as_ref().is_some_and(|k| k.0 == "Point"));
+                let coordinates = point.as_ref().and_then(|p| p.coordinates.as_deref());
+                self.point_cells(match coordinates {
+                    Some([lon, lat, ..]) => Some((lat, lon)),
+                    _ => None,
+                })?;
+                continue;
+            }
+            let Some(a) = attr else {
+                self.out.cell("")?;
+                continue;
+            };
+            let text = a.value.get();
+            if text.starts_with('"') {
+                let ngsi::stored::Text(s) = serde_json::from_str(text).map_err(corrupt)?;
+                if a.kind == AttrKind::VocabProperty {
+                    let short = self.ctx.compact(&s);
+                    self.out.cell(&short)?;
+                } else {
+                    self.out.cell(&s)?;
+                }
+            } else {
+                // Numbers, booleans and null are built without allocating; objects
+                // and arrays are rare in a table.
+                let v: Value = serde_json::from_str(text).map_err(corrupt)?;
+                self.value_cell(&v)?;
+            }
+        }
+        self.out.end()
+    }
+}
+
+/// A stored GeoJSON geometry, as much of it as a point's cells need.
+#[derive(serde::Deserialize)]
+struct StoredPoint<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<ngsi::stored::Text<'a>>,
+    coordinates: Option<Vec<Value>>,
 }
 
 impl<W: Write> EntityWriter for CsvWriter<W> {
@@ -327,21 +426,7 @@ impl<W: Write> EntityWriter for CsvWriter<W> {
                     .filter(|a| a.kind == AttrKind::GeoProperty && a.value["type"] == "Point")
                     .and_then(|a| a.value.get("coordinates"))
                     .and_then(|c| Some((c.get(1)?, c.get(0)?)));
-                match point {
-                    Some((lat, lon)) => {
-                        // Coordinates as JSON writes them, whatever their kind.
-                        self.cell.clear();
-                        let _ = write!(self.cell, "{lat}");
-                        self.out.cell(&self.cell)?;
-                        self.cell.clear();
-                        let _ = write!(self.cell, "{lon}");
-                        self.out.cell(&self.cell)?;
-                    }
-                    None => {
-                        self.out.cell("")?;
-                        self.out.cell("")?;
-                    }
-                }
+                self.point_cells(point)?;
                 continue;
             }
             match attr {
@@ -358,11 +443,176 @@ impl<W: Write> EntityWriter for CsvWriter<W> {
         self.out.end()
     }
 
+    fn documents(&mut self, docs: &mut dyn Iterator<Item = &str>) -> io::Result<()> {
+        for doc in docs {
+            self.document(doc)?;
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
     fn finish(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const EX: &str = "https://example.org/";
+
+    /// Stored entities with what a table has to take care of: several instances,
+    /// vocabulary, points and other geometries, strings with escapes, formulas,
+    /// objects, absent attributes, and a private attribute.
+    fn stored() -> Vec<Entity> {
+        let t = r#""c": "2026-01-01T00:00:00Z", "m": "2026-01-02T00:00:00Z""#;
+        let loc = Context::core().expand("location");
+        [
+            format!(
+                r#"{{"id": "urn:ngsi-ld:S:\"1\",x", "t": ["{EX}S", "{EX}T"], "a": {{
+                "{EX}p": [{{"k": "Property", "v": 1.5, "d": "urn:d", {t}}}, {{"k": "Property", "v": "=cmd()", {t}}}],
+                "{EX}q": [{{"k": "VocabProperty", "v": "{EX}v\u00e9", {t}}}],
+                "{EX}r": [{{"k": "Relationship", "v": "urn:x", "d": "urn:a", {t}}}, {{"k": "Relationship", "v": "urn:y", "d": "urn:b", {t}}}],
+                "{loc}": [{{"k": "GeoProperty", "v": {{"type": "Point", "coordinates": [106.7, -16.75, 3]}}, {t}}}],
+                "{EX}j": [{{"k": "JsonProperty", "v": {{"z": 1, "a": [true, null]}}, {t}}}],
+                "{EX}w": [{{"k": "Property", "v": {{"@type": "DateTime", "@value": "2026-01-01T00:00:00Z"}}, {t}}}],
+                "{EX}secret": [{{"k": "Property", "v": "never shown", {t}}}]}}, {t}}}"#
+            ),
+            format!(
+                r#"{{"id": "urn:ngsi-ld:S:2", "t": ["{EX}S", "{EX}T"], "a": {{
+                "{EX}p": [{{"k": "Property", "v": "a\"b\nc\t\\", {t}}}],
+                "{loc}": [{{"k": "GeoProperty", "v": {{"type": "Polygon", "coordinates": [[[1, 2], [3, 4], [5, 6], [1, 2]]]}}, {t}}}]}}, {t}}}"#
+            ),
+            format!(
+                r#"{{"id": "urn:ngsi-ld:U:3", "t": ["{EX}U"], "a": {{
+                "{EX}p": [{{"k": "Property", "v": -3, "sub": {{"{EX}x": [{{"k": "Property", "v": 1, {t}}}]}}, {t}}}],
+                "{EX}q": [{{"k": "Property", "v": false, {t}}}],
+                "{EX}j": [{{"k": "ListProperty", "v": [1, "two", 3.25e-7], {t}}}],
+                "{loc}": [{{"k": "Property", "v": {{"type": "Point", "coordinates": [1, 2]}}, {t}}}]}}, {t}}}"#
+            ),
+            format!(
+                r#"{{"id": "urn:ngsi-ld:U:4", "t": ["{EX}U"], "a": {{
+                "{EX}p": [{{"k": "Property", "v": 12345678901234567890, {t}}}],
+                "{EX}w": [{{"k": "Property", "v": "+1 @ \u0041", {t}}}],
+                "{loc}": [{{"k": "GeoProperty", "v": {{"coordinates": ["a", "b"], "type": "Poi\u006et"}}, {t}}}]}}, {t}}}"#
+            ),
+        ]
+        .iter()
+        .map(|doc| serde_json::from_str(doc).unwrap())
+        .collect()
+    }
+
+    fn csv(write: impl FnOnce(&mut CsvWriter<&mut Vec<u8>>)) -> String {
+        let names: Vec<String> = ["p", "q", "r", "location", "j", "w", "absent"]
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        let ctx = Context::core();
+        let columns = names
+            .iter()
+            .map(|n| {
+                if n == "location" {
+                    ctx.expand(n)
+                } else {
+                    format!("{EX}{n}")
+                }
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut w = CsvWriter::new(
+            &mut out,
+            CsvStyle::SPREADSHEET,
+            ctx.clone(),
+            &names,
+            columns,
+            ctx.expand("location"),
+        )
+        .unwrap();
+        write(&mut w);
+        w.finish().unwrap();
+        drop(w);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// A row read from the stored document is the row written of the built entity,
+    /// whatever the spacing of the document (PostgreSQL gives its own).
+    #[test]
+    fn csv_of_documents_is_csv_of_entities() {
+        let es = stored();
+        let of_entities = csv(|w| w.entities(&es).unwrap());
+        assert!(of_entities.contains("'=cmd()"), "{of_entities}");
+        assert!(of_entities.contains("-16.75,106.7"), "{of_entities}");
+        assert!(!of_entities.contains("never shown"));
+        for pretty in [false, true] {
+            let docs: Vec<String> = es
+                .iter()
+                .map(|e| {
+                    if pretty {
+                        serde_json::to_string_pretty(e).unwrap()
+                    } else {
+                        serde_json::to_string(e).unwrap()
+                    }
+                })
+                .collect();
+            let of_docs = csv(|w| {
+                w.documents(&mut docs.iter().map(String::as_str)).unwrap();
+            });
+            assert_eq!(of_docs, of_entities);
+        }
+    }
+
+    #[test]
+    fn a_corrupt_document_is_an_error_not_a_row() {
+        for bad in [r#"{"id": "x"}"#, "[1]", "{"] {
+            let mut err = None;
+            let written = csv(|w| err = w.documents(&mut std::iter::once(bad)).err());
+            assert_eq!(err.unwrap().kind(), io::ErrorKind::InvalidData, "{bad}");
+            assert_eq!(written.lines().count(), 1, "{bad}: the header alone");
+        }
+    }
+
+    /// The other writers read documents into the model: the same output.
+    #[test]
+    fn json_and_geojson_of_documents_are_those_of_entities() {
+        let es = stored();
+        let docs: Vec<String> = es
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect();
+        let rendering = Rendering {
+            ctx: Context::core(),
+            keep: None,
+            format: render::Format::Normalized,
+        };
+        let location = Context::core().expand("location");
+        let run = |of_docs: bool, geo: bool| {
+            let mut out = Vec::new();
+            let mut w: Box<dyn EntityWriter> = if geo {
+                Box::new(GeoJsonWriter::new(
+                    &mut out,
+                    rendering.clone(),
+                    location.clone(),
+                ))
+            } else {
+                Box::new(JsonWriter::new(&mut out, rendering.clone(), true))
+            };
+            if of_docs {
+                w.documents(&mut docs.iter().map(String::as_str)).unwrap();
+            } else {
+                w.entities(&es).unwrap();
+            }
+            w.finish().unwrap();
+            drop(w);
+            String::from_utf8(out).unwrap()
+        };
+        for geo in [false, true] {
+            assert_eq!(run(true, geo), run(false, geo));
+        }
     }
 }

@@ -786,6 +786,8 @@ impl Hub {
                         limit: PAGE,
                         count: false,
                         after,
+                        // The types are read from the entities.
+                        as_documents: false,
                         ..query.clone()
                     },
                 )
@@ -805,11 +807,16 @@ impl Hub {
                 break;
             }
         }
-        Ok(QueryPage {
+        let mut page = QueryPage {
             entities,
             positions,
             count: query.count.then_some(total as u64),
-        })
+            ..QueryPage::default()
+        };
+        if query.as_documents {
+            page.entities_as_documents().map_err(store_error)?;
+        }
+        Ok(page)
     }
 
     /// Calls `f` on every entity of the tenant the caller can see (for the discovery

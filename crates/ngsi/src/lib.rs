@@ -13,6 +13,7 @@ pub mod geometry;
 pub mod order;
 pub mod query;
 pub mod render;
+pub mod stored;
 pub mod subscription;
 pub mod temporal;
 

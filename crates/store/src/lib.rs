@@ -151,15 +151,88 @@ pub struct QueryPage {
     pub positions: Vec<i64>,
     /// The total number of matches, when asked for.
     pub count: Option<u64>,
+    /// With [`EntityQuery::as_documents`]: the entities as stored documents, in place
+    /// of `entities`.
+    pub documents: Documents,
 }
 
 impl QueryPage {
     /// Where the next page starts, when this one is full (`limit` entities): the
     /// position of its last entity.
     pub fn next(&self, limit: usize) -> Option<i64> {
-        (limit > 0 && self.entities.len() >= limit)
+        (limit > 0 && self.positions.len() >= limit)
             .then(|| self.positions.last().copied())
             .flatten()
+    }
+
+    /// The page's entities as stored documents (when they were read as entities).
+    pub fn entities_as_documents(&mut self) -> StoreResult<()> {
+        for e in std::mem::take(&mut self.entities) {
+            self.documents.push_entity(&e)?;
+        }
+        Ok(())
+    }
+}
+
+/// Entities in their stored form (the serde form of [`Entity`]: its JSON with short
+/// member names), one after another in one text: a page of them is one allocation,
+/// which a reader parses as little of as it needs (`ngsi::stored`). Each holds only
+/// the attributes its query reads.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Documents {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Documents {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The documents, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let doc = &self.text[start..end];
+            start = end;
+            doc
+        })
+    }
+
+    /// Adds a document as it is.
+    pub(crate) fn push(&mut self, doc: &str) {
+        self.text.push_str(doc);
+        self.ends.push(self.text.len());
+    }
+
+    /// Adds a document that `write` writes at the end of the text; nothing when it
+    /// fails.
+    pub(crate) fn push_with<E>(
+        &mut self,
+        write: impl FnOnce(&mut String) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.text.len();
+        match write(&mut self.text) {
+            Ok(()) => {
+                self.ends.push(self.text.len());
+                Ok(())
+            }
+            Err(e) => {
+                self.text.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds an entity, written in its stored form.
+    pub(crate) fn push_entity(&mut self, e: &Entity) -> StoreResult<()> {
+        let doc = serde_json::to_string(e).map_err(|e| StoreError::Other(e.to_string()))?;
+        self.push(&doc);
+        Ok(())
     }
 }
 

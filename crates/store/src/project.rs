@@ -5,10 +5,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use ngsi::stored::Text;
 use ngsi::{Attribute, Entity};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
-use crate::{StoreError, StoreResult};
+use crate::{Documents, StoreError, StoreResult};
 
 /// Parses a stored document: the whole entity, or only the attributes `only` names
 /// (expanded names) beside its id, types, scopes and times.
@@ -23,6 +25,32 @@ pub(crate) fn parse(id_hint: &str, doc: &str, only: Option<&[String]>) -> StoreR
         }
     };
     parsed.map_err(|e| StoreError::Other(format!("corrupt entity {id_hint}: {e}")))
+}
+
+/// Adds a stored document to `docs` with only the attributes `only` names (all when
+/// `None`): the kept parts are copied as they are, the others scanned past, nothing is
+/// built.
+pub(crate) fn copy(
+    id_hint: &str,
+    doc: &str,
+    only: Option<&[String]>,
+    docs: &mut Documents,
+) -> StoreResult<()> {
+    let Some(names) = only else {
+        docs.push(doc);
+        return Ok(());
+    };
+    docs.push_with(|out| {
+        let mut de = serde_json::Deserializer::from_str(doc);
+        DocSeed {
+            names,
+            level: Level::Entity,
+            out,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+    })
+    .map_err(|e| StoreError::Other(format!("corrupt entity {id_hint}: {e}")))
 }
 
 /// Leaves an entity (read whole, for the model to test) with the attributes `only`
@@ -154,6 +182,89 @@ impl<'de> Visitor<'de> for NameSeed<'_> {
     }
 }
 
+/// Copies a JSON object of a stored document into `out`: the entity, whose attributes
+/// map is copied with the attributes `names` names alone, or that map.
+struct DocSeed<'n, 'o> {
+    names: &'n [String],
+    level: Level,
+    out: &'o mut String,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Level {
+    Entity,
+    Attrs,
+}
+
+impl<'de> DeserializeSeed<'de> for DocSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+/// Writes a JSON string (a name: one without quotes, backslashes or control
+/// characters, the usual case, as it is).
+fn push_json_str<E: de::Error>(out: &mut String, s: &str) -> Result<(), E> {
+    if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(&serde_json::to_string(s).map_err(E::custom)?);
+    } else {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
+    Ok(())
+}
+
+impl<'de> Visitor<'de> for DocSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self.level {
+            Level::Entity => "a stored entity",
+            Level::Attrs => "a map of attributes",
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let out = self.out;
+        out.push('{');
+        let mut first = true;
+        // The members an entity cannot lack.
+        let mut required = [("id", false), ("t", false), ("a", false)];
+        while let Some(Text(key)) = map.next_key::<Text>()? {
+            if self.level == Level::Attrs && !self.names.iter().any(|n| *n == key) {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            if let Some(seen) = required.iter_mut().find(|(name, _)| *name == key) {
+                seen.1 = true;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            push_json_str(out, &key)?;
+            out.push(':');
+            if self.level == Level::Entity && key == "a" {
+                map.next_value_seed(DocSeed {
+                    names: self.names,
+                    level: Level::Attrs,
+                    out: &mut *out,
+                })?;
+            } else {
+                out.push_str(map.next_value::<&RawValue>()?.get());
+            }
+        }
+        out.push('}');
+        match required.iter().find(|(_, seen)| !seen) {
+            Some((name, _)) if self.level == Level::Entity => Err(de::Error::missing_field(name)),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -195,6 +306,12 @@ mod tests {
             keep(&mut expected, Some(&names));
             assert_eq!(parse("x", &doc, Some(&names)).unwrap(), expected);
             assert_eq!(expected.attrs.len(), names.len().min(2));
+            // Copied as a document, it reads as the same entity.
+            let mut docs = Documents::default();
+            copy("x", &doc, Some(&names), &mut docs).unwrap();
+            let copied: Vec<&str> = docs.iter().collect();
+            assert_eq!(copied.len(), 1);
+            assert_eq!(parse("x", copied[0], None).unwrap(), expected);
         }
         assert_eq!(parse("x", &doc, None).unwrap(), whole);
     }
@@ -206,6 +323,12 @@ mod tests {
         for bad in [&doc[..doc.len() - 1], "{\"id\": \"x\"}", "[]"] {
             let err = parse("urn:bad", bad, Some(&names)).unwrap_err();
             assert!(err.to_string().contains("urn:bad"), "{err}");
+            let mut docs = Documents::default();
+            docs.push("{}");
+            let err = copy("urn:bad", bad, Some(&names), &mut docs).unwrap_err();
+            assert!(err.to_string().contains("urn:bad"), "{err}");
+            // A failed copy leaves nothing behind.
+            assert_eq!(docs.iter().collect::<Vec<_>>(), vec!["{}"]);
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use ngsi::Entity;
 
-use crate::QueryPage;
+use crate::{Documents, QueryPage, StoreResult};
 use ngsi::filter::{GeoFilter, QFilter};
 use ngsi::order::OrderBy;
 use ngsi::query::ast::{ScopeExpr, TypeExpr};
@@ -36,6 +36,10 @@ pub struct EntityQuery {
     /// left unread, as if the entity had none. The conditions above still see the
     /// whole entity. `None` reads every attribute.
     pub only_attrs: Option<Vec<String>>,
+    /// Answers with the entities' stored documents ([`QueryPage::documents`]), each
+    /// with only the attributes `only_attrs` names, rather than with built entities:
+    /// for a reader of many entities that needs little of each.
+    pub as_documents: bool,
 }
 
 impl EntityQuery {
@@ -107,7 +111,7 @@ impl<'q> Filtered<'q> {
         }
     }
 
-    pub fn page(mut self) -> QueryPage {
+    pub fn page(mut self) -> StoreResult<QueryPage> {
         if let Some(order) = &self.query.order {
             self.ordered.sort_by(|a, b| order.compare(&a.0, &b.0));
             for (mut e, position) in self
@@ -122,10 +126,15 @@ impl<'q> Filtered<'q> {
                 self.positions.push(position);
             }
         }
-        QueryPage {
+        let mut page = QueryPage {
             entities: self.entities,
             positions: self.positions,
             count: self.query.count.then_some(self.matched as u64),
+            documents: Documents::default(),
+        };
+        if self.query.as_documents {
+            page.entities_as_documents()?;
         }
+        Ok(page)
     }
 }

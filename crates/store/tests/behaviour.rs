@@ -19,8 +19,8 @@ use ngsi::query::{parse_geoq, parse_q, parse_type_expr};
 use ngsi::{Context, Entity, Error};
 use serde_json::{Value, json};
 use store::{
-    AggregateQuery, Applied, Change, EntityQuery, HistoryEdit, HistoryQuery, Store, StoreError,
-    TimeField, TimeRange, WriteOp,
+    AggregateQuery, Applied, Change, EntityQuery, HistoryEdit, HistoryQuery, QueryPage, Store,
+    StoreError, TimeField, TimeRange, WriteOp,
 };
 
 fn entity(v: Value) -> Entity {
@@ -2064,7 +2064,7 @@ async fn audits_subscriptions_and_history_edits(store: Arc<dyn Store>) {
 
 /// One test per backend for each check.
 /// Reads every page of a query after each other (keyset paging), `limit` at a time.
-async fn all_pages(store: &Arc<dyn Store>, tenant: &str, query: EntityQuery) -> Vec<Entity> {
+async fn pages(store: &Arc<dyn Store>, tenant: &str, query: &EntityQuery) -> Vec<QueryPage> {
     let mut out = Vec::new();
     let mut after = None;
     loop {
@@ -2079,11 +2079,44 @@ async fn all_pages(store: &Arc<dyn Store>, tenant: &str, query: EntityQuery) -> 
             .await
             .unwrap();
         after = page.next(query.limit);
-        out.extend(page.entities);
+        out.push(page);
         if after.is_none() {
             return out;
         }
     }
+}
+
+/// The entities of every page of a query (read from their stored documents when the
+/// query asks for those).
+async fn all_pages(store: &Arc<dyn Store>, tenant: &str, query: EntityQuery) -> Vec<Entity> {
+    let mut out = Vec::new();
+    for page in pages(store, tenant, &query).await {
+        if query.as_documents {
+            assert!(page.entities.is_empty());
+            assert_eq!(page.documents.len(), page.positions.len());
+            out.extend(
+                page.documents
+                    .iter()
+                    .map(|doc| serde_json::from_str::<Entity>(doc).unwrap()),
+            );
+        } else {
+            out.extend(page.entities);
+        }
+    }
+    out
+}
+
+/// The stored documents of every page of a query, as text.
+async fn all_documents(store: &Arc<dyn Store>, tenant: &str, query: EntityQuery) -> Vec<String> {
+    let query = EntityQuery {
+        as_documents: true,
+        ..query
+    };
+    let pages = pages(store, tenant, &query).await;
+    pages
+        .iter()
+        .flat_map(|p| p.documents.iter().map(str::to_string))
+        .collect()
 }
 
 /// A query reading only some attributes gives, page after page, the entities the
@@ -2198,6 +2231,33 @@ async fn reads_only_the_attributes_asked(store: Arc<dyn Store>) {
                     })
                     .collect();
                 assert_eq!(read, expected, "{what} in {tenant:?}, pages of {limit}");
+                // As stored documents: the same entities, and nothing of the others
+                // in their text.
+                let query = EntityQuery {
+                    limit,
+                    only_attrs: Some(only.clone()),
+                    ..whole.clone()
+                };
+                let read = all_pages(
+                    &store,
+                    tenant,
+                    EntityQuery {
+                        as_documents: true,
+                        ..query.clone()
+                    },
+                )
+                .await;
+                assert_eq!(read, expected, "{what} in {tenant:?}, documents of {limit}");
+                for doc in all_documents(&store, tenant, query).await {
+                    for private in [
+                        "person",
+                        "0900",
+                        &ctx.expand("owner"),
+                        &ctx.expand("status"),
+                    ] {
+                        assert!(!doc.contains(private), "{what}: {private} in {doc}");
+                    }
+                }
             }
         }
     }
@@ -2215,19 +2275,6 @@ async fn reads_only_the_attributes_asked(store: Arc<dyn Store>) {
     let whole = store.query("", ordered.clone()).await.unwrap().entities;
     assert_eq!(whole.len(), 30);
     for (offset, limit) in [(0, 1000), (5, 7)] {
-        let read = store
-            .query(
-                "",
-                EntityQuery {
-                    offset,
-                    limit,
-                    only_attrs: Some(only.clone()),
-                    ..ordered.clone()
-                },
-            )
-            .await
-            .unwrap()
-            .entities;
         let expected: Vec<Entity> = whole
             .iter()
             .skip(offset)
@@ -2238,7 +2285,34 @@ async fn reads_only_the_attributes_asked(store: Arc<dyn Store>) {
                 e
             })
             .collect();
-        assert_eq!(read, expected, "ordered, from {offset}");
+        for as_documents in [false, true] {
+            let page = store
+                .query(
+                    "",
+                    EntityQuery {
+                        offset,
+                        limit,
+                        only_attrs: Some(only.clone()),
+                        as_documents,
+                        ..ordered.clone()
+                    },
+                )
+                .await
+                .unwrap();
+            let read: Vec<Entity> = if as_documents {
+                assert!(page.entities.is_empty());
+                page.documents
+                    .iter()
+                    .map(|doc| serde_json::from_str(doc).unwrap())
+                    .collect()
+            } else {
+                page.entities
+            };
+            assert_eq!(
+                read, expected,
+                "ordered, from {offset}, as documents: {as_documents}"
+            );
+        }
     }
     // The values are the tenant's own, every instance of an attribute is read, and
     // what is not asked for is absent.

@@ -431,6 +431,7 @@ impl QuerySpec {
                 None => None,
             },
             only_attrs: None,
+            as_documents: false,
         })
     }
 }

@@ -259,3 +259,68 @@ async fn history_downloads_by_period() {
         assert_eq!(status, 400, "{q}: {body}");
     }
 }
+
+/// Whether the store pages by itself (no `q`) or its model tests each entity (a `q`
+/// with a pattern), a download reads the public attributes alone, and the rows are
+/// the same.
+#[tokio::test]
+async fn downloads_with_and_without_a_filter_show_the_same_public_values() {
+    let s = Server::start().await;
+    let stations: Vec<Value> = (1..=3)
+        .map(|i| {
+            json!({"id": format!("urn:ngsi-ld:TestStation:{i}"), "type": "TestStation",
+                "level": {"type": "Property", "value": i as f64 + 0.5},
+                "name": {"type": "Property", "value": format!("Trạm \"{i}\", bờ bắc")},
+                "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [107.125, 16.75]}},
+                "secretNote": {"type": "Property", "value": "internal"}})
+        })
+        .collect();
+    create(&s, json!(stations)).await;
+    let attrs = json!(["name", "level", "location"]);
+    let (status, body) = publish(&s, "tram-thu", "TestStation", attrs.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let r = s
+        .admin
+        .post(s.url("/api/action/package_create"))
+        .json(&json!({
+            "name": "tram-thu-loc", "title": "Lọc", "notes": "Lọc", "owner_org": "van-phong-ubnd-tinh",
+            "license_id": "cc-by-4.0",
+            "ngsi_ld_view": {"types": ["TestStation"], "attrs": attrs, "q": "name~=\"Trạm\""},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let mut downloads = Vec::new();
+    for name in ["tram-thu", "tram-thu-loc"] {
+        for file in ["data.csv", "data.geojson", "data.json"] {
+            let (status, text) = text(&s, &format!("/dataset/{name}/{file}")).await;
+            assert_eq!(status, 200, "{name}/{file}: {text}");
+            for secret in ["internal", "secretNote"] {
+                assert!(
+                    !text.contains(secret),
+                    "{name}/{file} shows {secret}: {text}"
+                );
+            }
+            downloads.push(text);
+        }
+        let (header, rows) = csv_rows(&downloads[downloads.len() - 3]);
+        assert_eq!(header, ["id", "type", "name", "level", "lat", "lon"]);
+        let expected: Vec<Vec<String>> = (1..=3)
+            .map(|i| {
+                [
+                    format!("urn:ngsi-ld:TestStation:{i}"),
+                    "TestStation".into(),
+                    format!("Trạm \"{i}\", bờ bắc"),
+                    format!("{i}.5"),
+                    "16.75".into(),
+                    "107.125".into(),
+                ]
+                .to_vec()
+            })
+            .collect();
+        assert_eq!(rows, expected, "{name}");
+    }
+    // Each format says the same with or without the filter.
+    assert_eq!(downloads[..3], downloads[3..]);
+}

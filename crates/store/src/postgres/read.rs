@@ -134,16 +134,24 @@ pub async fn query(
             .query(&sql.numbered(), &params(&sql.params))
             .await
             .map_err(pg_error)?;
-        let entities = rows
-            .iter()
-            .map(|r| crate::project::parse(r.get(0), r.get(1), q.only_attrs.as_deref()))
-            .collect::<StoreResult<_>>()?;
-        let positions = rows.iter().map(|r| r.get(2)).collect();
-        return Ok(QueryPage {
-            entities,
-            positions,
+        let mut page = QueryPage {
             count,
-        });
+            positions: rows.iter().map(|r| r.get(2)).collect(),
+            ..QueryPage::default()
+        };
+        for r in &rows {
+            if q.as_documents {
+                // The database has already left out the attributes not read.
+                page.documents.push(r.get(1));
+            } else {
+                page.entities.push(crate::project::parse(
+                    r.get(0),
+                    r.get(1),
+                    q.only_attrs.as_deref(),
+                )?);
+            }
+        }
+        return Ok(page);
     }
     let stream = c
         .query_raw(&sql.numbered(), params(&sql.params))
@@ -156,7 +164,7 @@ pub async fn query(
             break;
         }
     }
-    Ok(page.page())
+    page.page()
 }
 
 use crate::rows::kind_of;

@@ -282,16 +282,30 @@ fn run_exact(
     let mut rows = stmt
         .query(params_from_iter(sql.params.iter()))
         .map_err(sql_error)?;
-    let (mut entities, mut positions) = (Vec::new(), Vec::new());
-    while let Some(row) = rows.next().map_err(sql_error)? {
-        entities.push(read_entity(row, q.only_attrs.as_deref())?);
-        positions.push(row.get(0).map_err(sql_error)?);
-    }
-    Ok(QueryPage {
-        entities,
-        positions,
+    let mut page = QueryPage {
         count,
-    })
+        ..QueryPage::default()
+    };
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        if q.as_documents {
+            let text = |i: usize| {
+                row.get_ref(i)
+                    .and_then(|v| v.as_str().map_err(Into::into))
+                    .map_err(sql_error)
+            };
+            crate::project::copy(
+                text(1)?,
+                text(2)?,
+                q.only_attrs.as_deref(),
+                &mut page.documents,
+            )?;
+        } else {
+            page.entities
+                .push(read_entity(row, q.only_attrs.as_deref())?);
+        }
+        page.positions.push(row.get(0).map_err(sql_error)?);
+    }
+    Ok(page)
 }
 
 /// Each candidate is read and tested by the model.
@@ -306,5 +320,5 @@ fn run_filtered(c: &Connection, sql: Sql, q: &EntityQuery) -> StoreResult<QueryP
             break;
         }
     }
-    Ok(page.page())
+    page.page()
 }
