@@ -122,6 +122,8 @@ const KPI_PREFIX = 'urn:ngsi-ld:KeyPerformanceIndicator:plan-';
 const EVIDENCE_MAX_BYTES = 10 * 1024 * 1024;
 const EVIDENCE_TYPES = ['application/pdf', 'image/png', 'image/jpeg'];
 const canEnter = () => ['operator', 'admin'].includes(session.me?.role);
+/** Whether the caller acts for the KPI's owner agency (`mine`: GET /scorecard/v1/members/me). */
+const actsFor = (mine, k) => Boolean(mine?.all || mine?.agencies?.includes(k.organization?.name));
 const isAdmin = () => session.me?.role === 'admin';
 
 export function initScorecard(getLang) {
@@ -194,16 +196,17 @@ async function history(k) {
 }
 
 async function load() {
-  const [kpis, tasks, maturity, egov, submissions] = await Promise.all([
+  const [kpis, tasks, maturity, egov, submissions, mine] = await Promise.all([
     getJson('/scorecard/v1/kpis'),
     getJson('/scorecard/v1/tasks'),
     getJson('/scorecard/v1/maturity'),
     getJson('/scorecard/v1/egov'),
     getJson('/scorecard/v1/submissions'),
+    canEnter() ? getJson('/scorecard/v1/members/me') : null,
   ]);
   const series = await Promise.all(kpis.kpis.map(history));
   const pending = submissions.submissions.filter((s) => s.decision === 'pending');
-  return { kpis: kpis.kpis, series, pending, tasks: tasks.tasks, maturity, egov, at: new Date().toISOString() };
+  return { kpis: kpis.kpis, series, pending, tasks: tasks.tasks, maturity, egov, mine, at: new Date().toISOString() };
 }
 
 /** Opens the scorecard view (loaded again). */
@@ -359,7 +362,7 @@ function pendingValue(k, s) {
   );
 }
 
-function kpiRow(k, points, pending) {
+function kpiRow(k, points, pending, mine) {
   const lang = sc.lang();
   const value = kpiValueText(k, lang);
   const entered = k.mode === 'entered';
@@ -377,7 +380,7 @@ function kpiRow(k, points, pending) {
       { class: 'num' },
       value ?? el('span', { class: 'muted' }, t('noValue')),
       pending.map((s) => pendingValue(k, s)),
-      entered && canEnter() ? entryForm(k) : null,
+      entered && canEnter() && actsFor(mine, k) ? entryForm(k) : null,
     ),
     el('td', {}, targetText(k, lang)),
     el('td', {}, statusBadge(k.status)),
@@ -435,6 +438,7 @@ function render() {
           k,
           d.series[i]?.points || [],
           d.pending.filter((s) => s.refKpi === `${KPI_PREFIX}${k.slug}`),
+          d.mine,
         ),
       ),
     ),

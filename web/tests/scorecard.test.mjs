@@ -136,6 +136,12 @@ test('an operator enters a value with an uploaded PDF, and an admin approves it'
   // Computed KPIs take no entered value: no form there.
   await row.waitFor({ timeout: 30_000 });
   assert.equal(await op.locator('#sc-kpis tr[data-kpi="broadband-communes"] .sc-entry').count(), 0);
+  // Entered KPIs of agencies the operator does not act for offer no form either: the
+  // DTI is the Department of Science and Technology's, the 766 score the province
+  // office's.
+  for (const other of ['dti', 'egov-766']) {
+    assert.equal(await op.locator(`#sc-kpis tr[data-kpi="${other}"] .sc-enter`).count(), 0, other);
+  }
   await row.locator('.sc-enter summary').click();
   const form = row.locator('.sc-entry');
   const problem = form.locator('.sc-problem');

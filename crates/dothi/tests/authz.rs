@@ -301,6 +301,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET", "/scorecard/v1/tasks", "UAAAFFA"),
     ("PATCH", "/scorecard/v1/tasks/{number}", "UFAAFFA"),
     ("GET", "/scorecard/v1/members", "UFFAFFF"),
+    ("GET", "/scorecard/v1/members/me", "UAAAFFA"),
     ("PUT", "/scorecard/v1/members/{actor}", "UFFAFFF"),
     ("GET", "/scorecard/v1/maturity", "UAAAFFA"),
     ("PUT", "/scorecard/v1/maturity/criteria", "UFFAFFF"),

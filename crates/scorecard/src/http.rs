@@ -50,6 +50,7 @@ pub const ROUTE_RULES: &[RouteRule] = &[
     rule("POST", "/scorecard/v1/plan", Permission::Admin),
     rule("GET", "/scorecard/v1/tasks", Permission::Read),
     rule("GET", "/scorecard/v1/members", Permission::Admin),
+    rule("GET", "/scorecard/v1/members/me", Permission::Read),
     rule("PUT", "/scorecard/v1/members/{actor}", Permission::Admin),
     rule("PATCH", "/scorecard/v1/tasks/{number}", Permission::Write),
     rule("GET", "/scorecard/v1/maturity", Permission::Read),
@@ -91,6 +92,7 @@ pub fn routes(scorecard: Arc<Scorecard>) -> Router {
         .route("/scorecard/v1/plan", post(seed))
         .route("/scorecard/v1/tasks", get(tasks))
         .route("/scorecard/v1/members", get(members))
+        .route("/scorecard/v1/members/me", get(my_membership))
         .route("/scorecard/v1/members/{actor}", put(set_membership))
         .route(
             "/scorecard/v1/tasks/{number}",
@@ -332,6 +334,11 @@ async fn update_task(
 async fn members(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
     let scope = scope(&head)?;
     Ok(ok(crate::owners::list(s.hub(), &scope).await?))
+}
+
+async fn my_membership(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
+    let scope = scope(&head)?;
+    Ok(ok(crate::owners::mine(s.hub(), &scope).await?))
 }
 
 async fn set_membership(

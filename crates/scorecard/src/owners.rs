@@ -25,11 +25,8 @@ fn store_error(e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::InternalError, e.to_string())
 }
 
-/// Whether the scope's caller acts for `agency` in the scope's tenant.
-pub async fn acts_for(hub: &Hub, scope: &Scope, agency: &str) -> Result<bool, Error> {
-    if scope.caller.is_admin() {
-        return Ok(true);
-    }
+/// The agencies the scope's caller acts for in the scope's tenant (none recorded: none).
+async fn membership(hub: &Hub, scope: &Scope) -> Result<Vec<String>, Error> {
     let stored = hub
         .records()
         .registry_get(MEMBERS, &scope.tenant, &scope.caller.actor)
@@ -37,7 +34,28 @@ pub async fn acts_for(hub: &Hub, scope: &Scope, agency: &str) -> Result<bool, Er
         .map_err(store_error)?;
     Ok(stored
         .and_then(|v| serde_json::from_value::<Membership>(v).ok())
-        .is_some_and(|m| m.agencies.iter().any(|a| a == agency)))
+        .map(|m| m.agencies)
+        .unwrap_or_default())
+}
+
+/// Whether the scope's caller acts for `agency` in the scope's tenant.
+pub async fn acts_for(hub: &Hub, scope: &Scope, agency: &str) -> Result<bool, Error> {
+    if scope.caller.is_admin() {
+        return Ok(true);
+    }
+    Ok(membership(hub, scope).await?.iter().any(|a| a == agency))
+}
+
+/// What the caller acts for, for the page to offer only what it may do: `all` for an
+/// admin, else the agencies recorded.
+pub async fn mine(hub: &Hub, scope: &Scope) -> Result<Value, Error> {
+    let all = scope.caller.is_admin();
+    let agencies = if all {
+        Vec::new()
+    } else {
+        membership(hub, scope).await?
+    };
+    Ok(json!({"actor": scope.caller.actor, "all": all, "agencies": agencies}))
 }
 
 /// Refuses (403) a caller who does not act for `agency`; `what` names the action.

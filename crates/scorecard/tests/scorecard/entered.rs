@@ -348,6 +348,22 @@ async fn only_the_owner_agency_edits_its_task_groups_and_enters_its_values() {
         app.get("/scorecard/v1/members", Some(OPERATOR)).await.0,
         403
     );
+    // Each caller reads what they act for, so that the page offers only that.
+    let (status, me) = app
+        .get("/scorecard/v1/members/me", Some(OTHER_OPERATOR))
+        .await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(
+        me,
+        json!({"actor": actor, "all": false, "agencies": [science]})
+    );
+    assert_eq!(
+        app.get("/scorecard/v1/members/me", Some(ADMIN)).await.1["all"],
+        true
+    );
+    let (_, viewer) = app.get("/scorecard/v1/members/me", Some(VIEWER)).await;
+    assert_eq!(viewer["agencies"], json!([]));
+    assert_eq!(app.get("/scorecard/v1/members/me", None).await.0, 401);
     assert!(
         audited(&app, &actor).await.iter().any(|r| r["action"]
             .as_str()
