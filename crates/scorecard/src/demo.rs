@@ -88,21 +88,30 @@ pub async fn load(s: &Scorecard) -> Result<DemoReport, Error> {
             continue;
         }
         let id = plan::kpi_id(&r.kpi);
-        // Demo history only where there is none yet (a restarted demo adds nothing).
+        // Demo history only where the past quarters have none yet (a restarted demo
+        // adds nothing). Values recomputed meanwhile, by the recomputation that the
+        // changes of the import set off, are observed now, after the quarters.
+        let Some(last) = ends.last() else { continue };
+        let params = ngsi::temporal::TemporalParams {
+            timerel: Some(ngsi::temporal::TimeRel::Before(
+                *last + chrono::TimeDelta::milliseconds(1),
+            )),
+            ..Default::default()
+        };
         let history = s
             .hub()
             .temporal_entity(
                 &scope,
                 &id,
                 &hub::temporal::TemporalRequest {
-                    params: Default::default(),
+                    params,
                     attrs: vec![ctx.expand("kpiValue")],
-                    limit: 10,
+                    limit: 1,
                 },
             )
             .await;
         if let Ok(hub::temporal::TemporalAnswer::Instances { entity, .. }) = &history
-            && entity.attrs.values().map(Vec::len).sum::<usize>() > 1
+            && entity.attrs.values().any(|instances| !instances.is_empty())
         {
             continue;
         }
