@@ -122,6 +122,9 @@ test('the panel shows times in Vietnam, alarm levels in words and units with val
   });
   await page.evaluate((id) => window.ioc.open(id), id);
   const row = (attr) => page.locator(`#panel tr[data-attr="${attr}"] .value`);
+  // The panel of the earlier test's gauge has the same rows until this one's entity
+  // arrives: wait for its name.
+  await page.waitForFunction(() => document.querySelector('#panel-body')?.textContent.includes('Trạm thử định dạng'));
   await page.waitForSelector('#panel tr[data-attr="alarmLevelReached"]');
   assert.equal(await row('alarmLevelReached').innerText(), 'Báo động II');
   // 01:30 UTC is 08:30 in Asia/Ho_Chi_Minh; no ISO string is left in the panel.

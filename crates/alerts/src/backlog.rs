@@ -15,6 +15,13 @@
 //! newer one was taken, or while the entity was being read), or when more than
 //! [`MAX_STATES`] entries already hold one.
 //!
+//! A read does not tell which of the entity's changes it saw, only that it saw none
+//! decided after the feed's sequence when it ended. So a change decided before that
+//! and published after it is read again, unless a change decided later comes while it
+//! waits: that change's state is later than both, and is evaluated instead. Under a
+//! steady stream of writes this is what keeps the evaluator from reading an entity
+//! again and again, each read making the next change it hears ambiguous.
+//!
 //! The backlog holds at most one entry per entity and at most a given number of
 //! entities. Changes are known to be lost only when the feed itself overflowed, said
 //! that changes were missed (another node's burst), or the backlog was full: then the
@@ -44,6 +51,10 @@ pub(crate) type EntityKey = (String, String);
 pub(crate) enum Latest {
     /// The entity as it is when its turn comes, read then.
     Read,
+    /// Read when its turn comes, unless a change of this node decided after the
+    /// given sequence comes first ([`READING`]: the bound of a read still in flight,
+    /// set when it ends): that change's state is then the one evaluated.
+    ReadUnlessLater(u64),
     /// The state the latest of its changes committed (None: deleted), and that
     /// change's sequence on the feed.
     State(u64, Option<Arc<Entity>>),
@@ -99,19 +110,39 @@ impl Dirty {
         self.keep_latest(other.latest);
     }
 
-    /// Of two states, the later; a change to read makes the entry read.
+    /// Of two states, the later; a change to read makes the entry read, unless the
+    /// entry's state (or a later change's) was decided after every change the read
+    /// stands for.
     fn keep_latest(&mut self, other: Latest) {
-        match (&self.latest, other) {
-            (Latest::State(mine, _), Latest::State(theirs, e)) if theirs > *mine => {
-                self.latest = Latest::State(theirs, e);
+        use Latest::{Read, ReadUnlessLater, State};
+        let next = match (&self.latest, other) {
+            (State(mine, _), State(theirs, e)) if theirs > *mine => State(theirs, e),
+            (ReadUnlessLater(bound), State(theirs, e)) if theirs > *bound => State(theirs, e),
+            (ReadUnlessLater(mine), ReadUnlessLater(theirs)) => {
+                ReadUnlessLater((*mine).max(theirs))
             }
-            (Latest::State(..), Latest::State(..)) | (Latest::Read, _) => {}
-            (Latest::State(..), Latest::Read) => self.latest = Latest::Read,
-        }
+            (State(mine, _), ReadUnlessLater(bound)) if bound >= *mine => ReadUnlessLater(bound),
+            (_, Read) => Read,
+            (State(..) | ReadUnlessLater(_) | Read, _) => return,
+        };
+        self.latest = next;
     }
 
     fn holds_state(&self) -> bool {
         matches!(self.latest, Latest::State(..))
+    }
+
+    /// The read in flight that made this entry's bound ended when the feed's
+    /// sequence was at most `seq`.
+    fn bound_read_at(&mut self, seq: u64) {
+        if self.latest == Latest::ReadUnlessLater(READING) {
+            self.latest = Latest::ReadUnlessLater(seq);
+        }
+    }
+
+    /// The entry is read, whatever comes (held states are bounded).
+    fn read_anyway(&mut self) {
+        self.latest = Latest::Read;
     }
 }
 
@@ -163,7 +194,7 @@ impl Backlog {
         };
         let covered = self.evaluated.get(key).copied().unwrap_or(self.floor);
         if state.seq <= covered {
-            Latest::Read
+            Latest::ReadUnlessLater(covered)
         } else {
             Latest::State(state.seq, state.entity.clone())
         }
@@ -188,9 +219,7 @@ impl Backlog {
                 // Not evaluated yet: the later of the two states is what counts.
                 let held = e.get().holds_state();
                 e.get_mut().add(change, latest);
-                if held && !e.get().holds_state() {
-                    self.states = self.states.saturating_sub(1);
-                }
+                self.states = count_state(self.states, held, e.get_mut());
             }
             Entry::Vacant(_) if self.order.len() >= self.limit => self.lost(),
             Entry::Vacant(e) => {
@@ -237,7 +266,7 @@ impl Backlog {
                     self.states = self.states.saturating_sub(1);
                     seq
                 }
-                Latest::Read => READING,
+                Latest::Read | Latest::ReadUnlessLater(_) => READING,
             };
             let slot = self.evaluated.entry(key.clone()).or_insert(covered);
             *slot = (*slot).max(covered);
@@ -266,14 +295,21 @@ impl Backlog {
                 if self.floor == READING {
                     self.floor = seq;
                 }
+                for dirty in self.entries.values_mut() {
+                    dirty.bound_read_at(seq);
+                }
             }
             Batch::Entities(e) => {
                 for (key, dirty) in e {
-                    if dirty.latest == Latest::Read
+                    if !dirty.holds_state()
                         && let Some(s) = self.evaluated.get_mut(key)
                         && *s == READING
                     {
                         *s = seq;
+                        // A change heard while it was read waits for a later one.
+                        if let Some(waiting) = self.entries.get_mut(key) {
+                            waiting.bound_read_at(seq);
+                        }
                     }
                 }
             }
@@ -296,9 +332,7 @@ impl Backlog {
                 Entry::Occupied(mut e) => {
                     let held = e.get().holds_state();
                     e.get_mut().merge(dirty);
-                    if held && !e.get().holds_state() {
-                        self.states = self.states.saturating_sub(1);
-                    }
+                    self.states = count_state(self.states, held, e.get_mut());
                 }
                 Entry::Vacant(e) => {
                     self.states += usize::from(dirty.holds_state());
@@ -314,6 +348,20 @@ impl Backlog {
 
     pub(crate) fn is_empty(&self) -> bool {
         !self.gap && self.order.is_empty()
+    }
+}
+
+/// The number of entries holding a state, after `dirty` (which held one or not) took
+/// a change: an entry that comes to hold one beyond [`MAX_STATES`] is read instead.
+fn count_state(states: usize, held: bool, dirty: &mut Dirty) -> usize {
+    match (held, dirty.holds_state()) {
+        (true, false) => states.saturating_sub(1),
+        (false, true) if states >= MAX_STATES => {
+            dirty.read_anyway();
+            states
+        }
+        (false, true) => states + 1,
+        _ => states,
     }
 }
 
@@ -384,7 +432,7 @@ mod tests {
     /// The level of the state an entry holds; None: read it; Some(None): deleted.
     fn level(dirty: &Dirty) -> Option<Option<f64>> {
         match &dirty.latest {
-            Latest::Read => None,
+            Latest::Read | Latest::ReadUnlessLater(_) => None,
             Latest::State(_, e) => Some(e.as_ref().map(|e| {
                 let name = ngsi::Context::core().expand("level");
                 e.attrs[&name][0].value.as_f64().expect("a number")
@@ -462,6 +510,76 @@ mod tests {
             e.iter().map(|(_, d)| level(d)).collect::<Vec<_>>(),
             [None, None, Some(Some(1.0))]
         );
+    }
+
+    #[test]
+    fn a_change_decided_after_a_read_ended_is_evaluated_on_its_state_in_place_of_the_read() {
+        let mut b = Backlog::new(10);
+        b.add(&change("a", ChangeKind::Updated, &["level"]));
+        let read = b.take(10);
+        b.evaluated(&read, 10);
+        // Decided before the read ended, published after it: read, unless…
+        b.add(&committed("a", 8, Some(1.0)));
+        b.add(&committed("a", 9, Some(2.0)));
+        assert_eq!(b.states, 0);
+        // …a change decided after it comes while it waits: its state is the latest.
+        b.add(&committed("a", 12, Some(3.0)));
+        assert_eq!(b.states, 1);
+        let e = entities(b.take(10));
+        assert_eq!(level(&e[0].1), Some(Some(3.0)));
+        b.evaluated(&Batch::Entities(e), 12);
+
+        // Heard while the entity is read: the bound is where that read ends.
+        b.add(&change("b", ChangeKind::Updated, &["level"]));
+        let read = b.take(10);
+        b.add(&committed("b", 15, Some(1.0)));
+        b.add(&committed("b", 16, Some(1.0)));
+        b.evaluated(&read, 20);
+        b.add(&committed("b", 18, Some(2.0)));
+        assert_eq!(b.entries[&key("b")].latest, Latest::ReadUnlessLater(20));
+        b.add(&committed("b", 21, Some(4.0)));
+        let e = entities(b.take(10));
+        assert_eq!(level(&e[0].1), Some(Some(4.0)));
+        b.evaluated(&Batch::Entities(e), 21);
+
+        // A change heard from another node is read whatever comes after it.
+        b.add(&committed("a", 11, Some(1.0)));
+        b.add(&change("a", ChangeKind::Updated, &["level"]));
+        b.add(&committed("a", 30, Some(5.0)));
+        assert_eq!(level(&entities(b.take(10))[0].1), None);
+
+        // An entry holding a state decided after the read keeps it when an older,
+        // ambiguous change comes; one decided before it is read.
+        let mut b = Backlog::new(10);
+        b.add(&change("c", ChangeKind::Updated, &["level"]));
+        let read = b.take(10);
+        b.evaluated(&read, 40);
+        b.add(&committed("c", 41, Some(6.0)));
+        b.add(&committed("c", 39, Some(0.0)));
+        assert_eq!(level(&entities(b.take(10))[0].1), Some(Some(6.0)));
+    }
+
+    fn key(id: &str) -> EntityKey {
+        ("t".to_string(), id.to_string())
+    }
+
+    #[test]
+    fn a_read_given_way_to_a_later_state_counts_within_the_bound_of_states() {
+        let mut b = Backlog::new(MAX_ENTITIES);
+        // One entity waits to be read again after its read ended at 10…
+        b.add(&change("x", ChangeKind::Updated, &["level"]));
+        let read = b.take(1);
+        b.evaluated(&read, 10);
+        b.add(&committed("x", 5, Some(1.0)));
+        // …while the others hold every state the backlog may hold.
+        for i in 0..MAX_STATES {
+            b.add(&committed(&format!("e{i}"), i as u64 + 11, Some(1.0)));
+        }
+        assert_eq!(b.states, MAX_STATES);
+        // A later change of it would hold one more: it is read instead.
+        b.add(&committed("x", 1_000_000, Some(2.0)));
+        assert_eq!(b.states, MAX_STATES);
+        assert_eq!(b.entries[&key("x")].latest, Latest::Read);
     }
 
     #[test]

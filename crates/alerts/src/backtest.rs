@@ -125,33 +125,42 @@ fn request(attr: &str, timerel: TimeRel) -> TemporalRequest {
             format: TemporalFormat::Normalized,
             aggr_methods: vec![],
             aggr_period: None,
+            datasets: None,
         },
         attrs: vec![attr.to_string()],
         limit: MAX_INSTANCES,
     }
 }
 
-/// One page of an attribute's instances from `from`, in time order.
+/// One page of an attribute's instances from `from`, in time order, and whether
+/// more follow (the page then ends between two times: the next starts past it).
 async fn page(
     alerts: &Alerts,
     scope: &Scope,
     id: &str,
     attr: &str,
     timerel: TimeRel,
-) -> Result<Vec<Attribute>, Error> {
+) -> Result<(Vec<Attribute>, bool), Error> {
     match alerts
         .hub()
         .temporal_entity(scope, id, &request(attr, timerel))
         .await?
     {
-        TemporalAnswer::Instances { mut entity, .. } => Ok(entity
-            .attrs
-            .remove(attr)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| i.attribute)
-            .collect()),
-        TemporalAnswer::Aggregated { .. } => Ok(vec![]),
+        TemporalAnswer::Instances {
+            mut entity,
+            partial,
+            ..
+        } => Ok((
+            entity
+                .attrs
+                .remove(attr)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| i.attribute)
+                .collect(),
+            !partial.is_empty(),
+        )),
+        TemporalAnswer::Aggregated { .. } => Ok((vec![], false)),
     }
 }
 
@@ -182,7 +191,11 @@ async fn entity_history(
     // The other attribute of a comparison (an alarm level) changes rarely: its
     // instances up to the end, and its value before the first is the current one.
     let others = match &other {
-        Some(o) => page(alerts, scope, &current.id, o, TimeRel::Before(to)).await?,
+        Some(o) => {
+            page(alerts, scope, &current.id, o, TimeRel::Before(to))
+                .await?
+                .0
+        }
         None => vec![],
     };
     let window = match &rule.condition {
@@ -231,7 +244,7 @@ async fn entity_history(
         }
     };
     loop {
-        let instances = page(
+        let (instances, more) = page(
             alerts,
             scope,
             &current.id,
@@ -239,7 +252,6 @@ async fn entity_history(
             TimeRel::Between(cursor, to),
         )
         .await?;
-        let n = instances.len();
         for inst in instances {
             let t = time_of(&inst);
             cursor = t + TimeDelta::milliseconds(1);
@@ -275,7 +287,7 @@ async fn entity_history(
             let actions = eval::step(rule, &mut incident, obs, t, id);
             record(actions, &entity, out);
         }
-        if n < MAX_INSTANCES {
+        if !more {
             break;
         }
     }

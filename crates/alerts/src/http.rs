@@ -9,7 +9,6 @@ use axum::extract::{FromRequest, MatchedPath, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hub::Scope;
 use hub::auth::Access;
 use hub::http::gate::Head;
 use hub::http::params::Params;
@@ -122,13 +121,6 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-/// The request's scope: its tenant, under the core @context, for its caller.
-pub(crate) fn scope(head: &Head, access: Access) -> Result<Scope, ApiError> {
-    let tenant = hub::http::negotiate::tenant(&head.headers)?;
-    head.caller.check(&tenant, access)?;
-    Ok(Scope::new(tenant, Context::core(), head.caller.clone()))
-}
-
 /// The query parameters and their paging (`limit` at most 1,000).
 fn paged(raw: Option<String>) -> Result<(Params, u64, u64), ApiError> {
     let p = Params::parse(raw.as_deref())?;
@@ -152,7 +144,7 @@ async fn list_rules(
     head: Head,
     RawQuery(raw): RawQuery,
 ) -> Answer {
-    let scope = scope(&head, Access::Read)?;
+    let scope = head.scope(Access::Read)?;
     let (_, limit, offset) = paged(raw)?;
     let (count, rules) = alerts.list_rules(&scope, offset, limit).await?;
     let rules: Vec<Value> = rules.iter().map(rule_json).collect();
@@ -164,7 +156,7 @@ async fn create_rule(
     head: Head,
     JsonBody(body): JsonBody,
 ) -> Answer {
-    let scope = scope(&head, Access::Write)?;
+    let scope = head.scope(Access::Write)?;
     let spec = RuleSpec::from_json(&body)?;
     let rule = alerts.put_rule(&scope, spec, RegistryWrite::Create).await?;
     let location = format!("/alerts/v1/rules/{}", rule.spec.id);
@@ -181,7 +173,7 @@ async fn get_rule(
     head: Head,
     PathParam(id): PathParam<String>,
 ) -> Answer {
-    let scope = scope(&head, Access::Read)?;
+    let scope = head.scope(Access::Read)?;
     let spec = alerts.get_rule(&scope, &id).await?;
     Ok(axum::Json(rule_json(&spec)).into_response())
 }
@@ -208,7 +200,7 @@ async fn replace_rule(
     PathParam(id): PathParam<String>,
     JsonBody(mut body): JsonBody,
 ) -> Answer {
-    let scope = scope(&head, Access::Write)?;
+    let scope = head.scope(Access::Write)?;
     same_id(&mut body, &id)?;
     let spec = RuleSpec::from_json(&body)?;
     let rule = alerts
@@ -222,7 +214,7 @@ async fn delete_rule(
     head: Head,
     PathParam(id): PathParam<String>,
 ) -> Answer {
-    let scope = scope(&head, Access::Write)?;
+    let scope = head.scope(Access::Write)?;
     alerts.delete_rule(&scope, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -260,7 +252,7 @@ async fn list_alerts(
     head: Head,
     RawQuery(raw): RawQuery,
 ) -> Answer {
-    let scope = scope(&head, Access::Read)?;
+    let scope = head.scope(Access::Read)?;
     let (p, limit, offset) = paged(raw)?;
     let mut terms = Vec::new();
     for (name, attr) in [
@@ -299,7 +291,7 @@ async fn get_alert(
     head: Head,
     PathParam(id): PathParam<String>,
 ) -> Answer {
-    let scope = scope(&head, Access::Read)?;
+    let scope = head.scope(Access::Read)?;
     let e = alerts.hub().get_entity(&scope, &id).await?;
     if !e.has_type(&scope.ctx.expand(ALERT_TYPE)) {
         return Err(ApiError(Error::not_found(format!("no alert {id}"))));
@@ -345,7 +337,7 @@ async fn act(
             ))));
         }
     };
-    let scope = scope(&head, Access::Write)?;
+    let scope = head.scope(Access::Write)?;
     let comment = text(&body, "comment")?;
     let e = alerts.act(&scope, &id, action, comment).await?;
     Ok(axum::Json(alert_json(&e)).into_response())
@@ -356,7 +348,7 @@ async fn run_backtest(
     head: Head,
     JsonBody(body): JsonBody,
 ) -> Answer {
-    let scope = scope(&head, Access::Read)?;
+    let scope = head.scope(Access::Read)?;
     let req = BacktestRequest::from_json(&body, alerts.now())?;
     let report = backtest::run(&alerts, &scope, req).await?;
     Ok(axum::Json(report).into_response())
@@ -387,7 +379,7 @@ async fn list_records<T: Record>(
     head: Head,
     RawQuery(raw): RawQuery,
 ) -> Answer {
-    let scope = scope(&head, Access::Read)?;
+    let scope = head.scope(Access::Read)?;
     let (_, limit, offset) = paged(raw)?;
     let (count, items) = alerts.list_records::<T>(&scope, offset, limit).await?;
     let items: Vec<Value> = items.iter().map(record_json).collect();
@@ -399,7 +391,7 @@ async fn create_record<T: Record>(
     head: Head,
     JsonBody(body): JsonBody,
 ) -> Answer {
-    let scope = scope(&head, Access::Write)?;
+    let scope = head.scope(Access::Write)?;
     let record = crate::policy::from_json::<T>(&body)?;
     let record = alerts
         .put_record(&scope, record, RegistryWrite::Create)
@@ -418,7 +410,7 @@ async fn get_record<T: Record>(
     head: Head,
     PathParam(id): PathParam<String>,
 ) -> Answer {
-    let scope = scope(&head, Access::Read)?;
+    let scope = head.scope(Access::Read)?;
     let record = alerts.get_record::<T>(&scope, &id).await?;
     Ok(axum::Json(record_json(&record)).into_response())
 }
@@ -429,7 +421,7 @@ async fn replace_record<T: Record>(
     PathParam(id): PathParam<String>,
     JsonBody(mut body): JsonBody,
 ) -> Answer {
-    let scope = scope(&head, Access::Write)?;
+    let scope = head.scope(Access::Write)?;
     same_id(&mut body, &id)?;
     let record = crate::policy::from_json::<T>(&body)?;
     let record = alerts
@@ -443,7 +435,7 @@ async fn delete_record<T: Record>(
     head: Head,
     PathParam(id): PathParam<String>,
 ) -> Answer {
-    let scope = scope(&head, Access::Write)?;
+    let scope = head.scope(Access::Write)?;
     alerts.delete_record::<T>(&scope, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

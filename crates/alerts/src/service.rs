@@ -956,6 +956,7 @@ impl Alerts {
                 format: TemporalFormat::Normalized,
                 aggr_methods: vec![],
                 aggr_period: None,
+                datasets: None,
             },
             attrs: vec![attribute.clone()],
             limit: 1,
@@ -1254,7 +1255,7 @@ impl Alerts {
         for (tenant, entities) in wanted {
             let ids = entities
                 .iter()
-                .filter(|(_, _, latest)| **latest == Latest::Read)
+                .filter(|(_, _, latest)| !matches!(latest, Latest::State(..)))
                 .map(|(id, _, _)| id.to_string())
                 .collect();
             let found = self.read_entities(tenant, ids).await?;
@@ -1262,7 +1263,7 @@ impl Alerts {
             for (id, rules, latest) in entities {
                 let entity = match latest {
                     Latest::State(_, state) => state.as_deref(),
-                    Latest::Read => found.get(id),
+                    Latest::Read | Latest::ReadUnlessLater(_) => found.get(id),
                 };
                 for rule in rules {
                     transitions.extend(self.decide(&mut engine, &rule, id, entity).await?);

@@ -48,7 +48,7 @@ async fn open_alerts(alerts: &Alerts, scope: &Scope) -> Value {
 }
 
 pub async fn stream(State(alerts): State<Arc<Alerts>>, head: Head) -> Response {
-    let scope = match crate::http::scope(&head, Access::Read) {
+    let scope = match head.scope(Access::Read) {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };

@@ -6,8 +6,9 @@
 //! Readings are `Hub::record_measures` calls, as the IoT agent writes them.
 //!
 //! 1. The write path's throughput: concurrent writers as fast as they go for a while
-//!    with no evaluator, then as long with the evaluator following the change feed
-//!    (readings under the thresholds: every one is evaluated, none fires).
+//!    with no evaluator, then with the evaluator following the change feed (readings
+//!    under the thresholds: every one is evaluated, none fires), in four windows: off,
+//!    on, on, off, after a window with rules off that warms the fresh store up.
 //! 2. From a reading's commit to its Alert's commit: paced readings at the given rate,
 //!    going round the sensors; one sensor in 50 crosses its threshold on every other
 //!    round and falls back on the rounds between; the time from the crossing write's
@@ -65,8 +66,9 @@ pub struct AlertsArgs {
     /// with --quick].
     #[arg(long, value_parser = positive)]
     pub rate: Option<f64>,
-    /// Seconds of each write load of figures 1 and 2, in (0, 3600] [default: 10; 3
-    /// with --quick].
+    /// Seconds of each write load of figures 1 and 2, in (0, 3600] [default: 30, long
+    /// enough that a window's own spread does not hide the evaluator's cost; 3 with
+    /// --quick].
     #[arg(long, value_parser = secs_up_to_an_hour)]
     pub secs: Option<f64>,
     /// Devices of the staleness sweep (figure 3) [default: 100000; 5000 with --quick].
@@ -90,7 +92,7 @@ impl AlertsArgs {
             rules: self.entities.unwrap_or(if q { 1_000 } else { 10_000 }),
             sensors: self.subscriptions.unwrap_or(if q { 500 } else { 5_000 }),
             rate: self.rate.unwrap_or(if q { 500.0 } else { 5_000.0 }),
-            secs: self.secs.unwrap_or(if q { 3.0 } else { 10.0 }),
+            secs: self.secs.unwrap_or(if q { 3.0 } else { 30.0 }),
             devices: self.devices.unwrap_or(if q { 5_000 } else { 100_000 }),
             backtest_sensors: self.sensors.unwrap_or(if q { 10 } else { 100 }),
             backtest_days: self.days.unwrap_or(if q { 3 } else { 30 }),
@@ -194,6 +196,16 @@ async fn create(
         }
     }
     Ok(())
+}
+
+/// Starts the evaluator and waits for its first pass over every rule, so that no
+/// window of figure 1 or 2 holds it.
+async fn start_evaluator(
+    alerts: &Arc<::alerts::Alerts>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let evaluator = alerts.clone().spawn();
+    alerts.evaluate_all().await.map_err(|e| anyhow!(e.detail))?;
+    Ok(evaluator)
 }
 
 /// Figure 1: readings under the thresholds, as fast as `WRITERS` writers go.
@@ -366,24 +378,53 @@ pub async fn run(sizes: &AlertsSizes, dir: &Path) -> anyhow::Result<Report> {
         t.elapsed().as_secs_f64()
     );
 
-    section("1. Write throughput, rules off then on");
-    let (off, off_errors) = throughput(&hub, sizes).await?;
-    println!("  rules off: {} readings/s", thousands(off));
-    let evaluator = alerts.clone().spawn();
-    // The evaluator's first pass over every rule, before the load.
-    alerts.evaluate_all().await.map_err(|e| anyhow!(e.detail))?;
-    let (on, on_errors) = throughput(&hub, sizes).await?;
-    println!("  rules on:  {} readings/s", thousands(on));
+    section("1. Write throughput, rules off and on (off, on, on, off)");
+    // A first window with rules off, not counted: on the freshly loaded store it ran
+    // 10 to 35 % faster than every later window, rules on or off, in every run (the
+    // history's first instances, the caches still covering the whole file), so it
+    // measured the fresh store rather than the evaluator.
+    let (warm_up, errors_0) = throughput(&hub, sizes).await?;
+    println!(
+        "  rules off: {} readings/s (warming up, not counted)",
+        thousands(warm_up)
+    );
+    // Then four windows in the order off, on, on, off: a drift of the machine or of
+    // the growing database over the run (the disk, the WAL's checkpoints, the
+    // history's size) weighs on both sides alike, where one window of each, off
+    // first, would count all of it against the evaluator.
+    let (off_1, errors_1) = throughput(&hub, sizes).await?;
+    println!("  rules off: {} readings/s", thousands(off_1));
+    let evaluator = start_evaluator(&alerts).await?;
+    let (on_1, errors_2) = throughput(&hub, sizes).await?;
+    println!("  rules on:  {} readings/s", thousands(on_1));
+    let (on_2, errors_3) = throughput(&hub, sizes).await?;
+    println!("  rules on:  {} readings/s", thousands(on_2));
+    // Off again: the evaluator stops and its feed receiver goes with it, so writes
+    // are no longer watched. It keeps what it knows (no incident: every reading of
+    // this figure is under the thresholds) and takes up again for figure 2.
+    evaluator.abort();
+    let _ = evaluator.await;
+    let (off_2, errors_4) = throughput(&hub, sizes).await?;
+    println!("  rules off: {} readings/s", thousands(off_2));
+    let (on, off) = (on_1 + on_2, off_1 + off_2);
+    println!(
+        "  ratio on / off: {:.3} over the four windows ({:.3} of the first two alone)",
+        on / off,
+        on_1 / off_1
+    );
     report.row(
         "throughput_ratio",
         "write throughput, rules on / off",
         on / off,
         "×",
         Some(Target::AtLeast(0.85)),
-        off_errors + on_errors == 0,
+        errors_0 + errors_1 + errors_2 + errors_3 + errors_4 == 0,
     );
-    report.extra("readings_per_s_rules_off", off);
-    report.extra("readings_per_s_rules_on", on);
+    report.extra("readings_per_s_rules_off", off / 2.0);
+    report.extra("readings_per_s_rules_on", on / 2.0);
+    report.extra("throughput_ratio_first_pair", on_1 / off_1);
+    report.extra("readings_per_s_warm_up", warm_up);
+    let evaluator = start_evaluator(&alerts).await?;
 
     section("2. From a reading's commit to its Alert's commit");
     let (lat, crossings, missing) = latency(&hub, sizes).await?;

@@ -17,37 +17,8 @@ pub const STATUSES: [&str; 3] = ["ok", "warning", "alarm"];
 pub const LON: (f64, f64) = (105.6, 107.6);
 pub const LAT: (f64, f64) = (16.0, 18.1);
 
-/// SplitMix64: small, fast, good enough to spread test data.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-
-    /// Uniform in 0..n (n > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
-}
+/// SplitMix64, shared with the demo layers; seeded by number here.
+pub use city::rng::Rng;
 
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
@@ -72,7 +43,7 @@ pub struct Obs {
 
 /// The observation of entity `i` of data set `set`: the same every run.
 pub fn obs(set: u64, i: usize) -> Obs {
-    let mut r = Rng::new(set.wrapping_mul(0x0100_0000_01B3) ^ (i as u64).wrapping_mul(31));
+    let mut r = Rng::from_seed(set.wrapping_mul(0x0100_0000_01B3) ^ (i as u64).wrapping_mul(31));
     r.next_u64();
     let u = r.unit();
     let s = r.unit();
@@ -203,6 +174,60 @@ pub fn section(title: &str) {
 
 pub fn join_error(e: tokio::task::JoinError) -> anyhow::Error {
     anyhow!("a benchmark task failed: {e}")
+}
+
+/// What the loading tasks have loaded, told on stderr at each tenth of the total.
+pub struct Progress {
+    done: std::sync::atomic::AtomicU64,
+    total: u64,
+    /// What a line calls the load ("" or " instances") and its rate's unit.
+    noun: &'static str,
+    unit: &'static str,
+    start: std::time::Instant,
+}
+
+impl Progress {
+    pub fn new(total: u64, noun: &'static str, unit: &'static str) -> std::sync::Arc<Progress> {
+        std::sync::Arc::new(Progress {
+            done: std::sync::atomic::AtomicU64::new(0),
+            total,
+            noun,
+            unit,
+            start: std::time::Instant::now(),
+        })
+    }
+
+    /// Counts `n` more loaded.
+    pub fn add(&self, n: u64) {
+        let before = self.done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        let step = (self.total / 10).max(1);
+        let after = before + n;
+        if before / step != after / step {
+            eprintln!(
+                "  … {} / {}{} loaded ({} {}/s)",
+                thousands(after as f64),
+                thousands(self.total as f64),
+                self.noun,
+                thousands(after as f64 / self.start.elapsed().as_secs_f64()),
+                self.unit
+            );
+        }
+    }
+
+    /// Waits for the loading tasks: how many were loaded, and their retries.
+    pub async fn finish(
+        &self,
+        tasks: Vec<JoinHandle<anyhow::Result<Retries>>>,
+    ) -> anyhow::Result<(u64, Retries)> {
+        let mut retries = Retries::default();
+        for r in join_all(tasks).await? {
+            retries.merge(r);
+        }
+        Ok((
+            self.done.load(std::sync::atomic::Ordering::Relaxed),
+            retries,
+        ))
+    }
 }
 
 pub async fn join_all<T>(tasks: Vec<JoinHandle<anyhow::Result<T>>>) -> anyhow::Result<Vec<T>> {

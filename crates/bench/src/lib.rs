@@ -915,7 +915,7 @@ mod tests {
                 s.backtest_sensors,
                 s.backtest_days
             ),
-            (10_000, 5_000, 5_000.0, 10.0, 100_000, 100, 30)
+            (10_000, 5_000, 5_000.0, 30.0, 100_000, 100, 30)
         );
         let Which::Scorecard(a) = parse(&["scorecard", "--quick"]).unwrap() else {
             panic!()

@@ -235,7 +235,7 @@ async fn drive(nodes: &[&Server], kind: Kind, sizes: &NodesSizes) -> anyhow::Res
         let base = nodes[node].url("/ngsi-ld/v1/entities/");
         let (ok, errors, n) = (ok.clone(), errors.clone(), sizes.entities);
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng::new(7_000 + c as u64);
+            let mut rng = Rng::from_seed(7_000 + c as u64);
             while Instant::now() < deadline {
                 let id = entity_id("n", rng.below(n));
                 let sent = match kind {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,8 +14,9 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::data::{
-    self, BATCH_ATTEMPTS, Obs, Retries, Rng, STATUSES, TYPE, enc, entity_id, file_mb, full_entity,
-    join_all, join_error, ms, obs, percentiles, section, small_entity, thousands, wal_path,
+    self, BATCH_ATTEMPTS, Obs, Progress, Retries, Rng, STATUSES, TYPE, enc, entity_id, file_mb,
+    full_entity, join_all, join_error, ms, obs, percentiles, section, small_entity, thousands,
+    wal_path,
 };
 use super::raw_postgres::{self, RawRows};
 use super::server::{self, Backend, Server};
@@ -568,7 +569,7 @@ pub(super) async fn run_patches(
         let client = server.client.clone();
         let base = base.clone();
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng::new(1_000 + c as u64);
+            let mut rng = Rng::from_seed(1_000 + c as u64);
             let mut latencies = Vec::with_capacity(64 * 1024);
             let mut errors = 0u64;
             let mut first_error = None;
@@ -847,7 +848,7 @@ async fn queries(
     let data: Vec<Obs> = (0..n).map(|i| obs(SET_QUERY, i)).collect();
 
     // Warm-up, untimed: the first queries open reader connections and fill caches.
-    let mut rng = Rng::new(7);
+    let mut rng = Rng::from_seed(7);
     let mut warm = QueryRun::default();
     for _ in 0..20 {
         if warm.started.elapsed() > Duration::from_secs(10) {
@@ -871,7 +872,7 @@ async fn queries(
         println!("  WARM-UP ERROR: {e}");
     }
 
-    let mut rng = Rng::new(77);
+    let mut rng = Rng::from_seed(77);
     let mut qrun = QueryRun::default();
     for _ in 0..sizes.queries {
         if qrun.exhausted() {
@@ -954,11 +955,10 @@ async fn queries(
 async fn load_in_process(hub: &Arc<hub::Hub>, n: usize) -> anyhow::Result<(u64, Retries)> {
     const PER: usize = 5_000;
     let next = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
+    let progress = Progress::new(n as u64, "", "entities");
     let mut tasks = Vec::new();
     for _ in 0..2 {
-        let (next, done, hub) = (next.clone(), done.clone(), hub.clone());
+        let (next, progress, hub) = (next.clone(), progress.clone(), hub.clone());
         tasks.push(tokio::spawn(async move {
             let scope = hub::Scope::system("bench", "");
             let mut retries = Retries::default();
@@ -1001,25 +1001,11 @@ async fn load_in_process(hub: &Arc<hub::Hub>, n: usize) -> anyhow::Result<(u64, 
                         bail!("loading {id}: {e}");
                     }
                 }
-                let before = done.fetch_add((hi - lo) as u64, Ordering::Relaxed);
-                let step = (n / 10).max(1) as u64;
-                let after = before + (hi - lo) as u64;
-                if before / step != after / step {
-                    eprintln!(
-                        "  … {} / {} loaded ({} entities/s)",
-                        thousands(after as f64),
-                        thousands(n as f64),
-                        thousands(after as f64 / start.elapsed().as_secs_f64())
-                    );
-                }
+                progress.add((hi - lo) as u64);
             }
         }));
     }
-    let mut retries = Retries::default();
-    for r in join_all(tasks).await? {
-        retries.merge(r);
-    }
-    Ok((done.load(Ordering::Relaxed), retries))
+    progress.finish(tasks).await
 }
 
 fn mb(bytes: Option<u64>) -> f64 {
@@ -1095,7 +1081,7 @@ async fn large(sizes: &Sizes, dir: &Path, report: &mut Report) -> anyhow::Result
     first.print_errors(1);
 
     // The sweep: q, geo, by id, and plain pages, in turn.
-    let mut rng = Rng::new(4242);
+    let mut rng = Rng::from_seed(4242);
     let mut by_kind: [QueryRun; 4] = Default::default();
     for k in 0..sizes.sweep_queries {
         let url = match k % 4 {

@@ -74,7 +74,7 @@ impl ReportsSizes {
 
 /// A JPEG of about 2 MB: a photo-like gradient with grain, at high quality.
 fn two_mb_jpeg() -> anyhow::Result<Vec<u8>> {
-    let mut rng = Rng::new(7);
+    let mut rng = Rng::from_seed(7);
     let img = image::RgbImage::from_fn(2400, 1800, |x, y| {
         let n = (rng.next_u64() & 0x3f) as u32;
         image::Rgb([
@@ -141,7 +141,7 @@ pub async fn run(sizes: &ReportsSizes, dir: &Path) -> anyhow::Result<Report> {
             (http.clone(), base.clone(), codes.clone(), points.clone());
         let n = per.min(sizes.reports.saturating_sub(c * per));
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng::new(100 + c as u64);
+            let mut rng = Rng::from_seed(100 + c as u64);
             let mut errors = 0usize;
             for _ in 0..n {
                 let (lon, lat) = points[rng.below(points.len())];
@@ -185,7 +185,7 @@ pub async fn run(sizes: &ReportsSizes, dir: &Path) -> anyhow::Result<Report> {
     );
 
     section("2. open reports in a map bounding box");
-    let mut rng = Rng::new(3);
+    let mut rng = Rng::from_seed(3);
     let mut lat_samples = Vec::new();
     let mut returned = 0u64;
     let mut bad = 0;

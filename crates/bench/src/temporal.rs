@@ -20,7 +20,7 @@ use std::f64::consts::TAU;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
@@ -32,7 +32,7 @@ use ngsi::{AttrKind, Attribute, Context};
 use serde_json::Value;
 
 use super::data::{
-    BATCH_ATTEMPTS, Retries, Rng, enc, file_mb, join_all, join_error, ms, percentiles, section,
+    BATCH_ATTEMPTS, Progress, Retries, Rng, enc, file_mb, join_error, ms, percentiles, section,
     thousands, wal_path,
 };
 use super::server::{Backend, Server};
@@ -189,7 +189,7 @@ struct Sensor {
 }
 
 fn sensor(i: usize) -> Sensor {
-    let mut r = Rng::new(0x5EA5_0000 ^ i as u64);
+    let mut r = Rng::from_seed(0x5EA5_0000 ^ i as u64);
     Sensor {
         base: r.range(0.5, 3.0),
         daily: r.range(0.1, 0.6),
@@ -213,7 +213,7 @@ fn sensor_index(id: &str) -> Option<usize> {
 fn level(s: &Sensor, i: usize, k: usize) -> f64 {
     let day = (k % PER_DAY) as f64 / PER_DAY as f64;
     let year = (k / PER_DAY) as f64 / 365.0;
-    let noise = Rng::new(((i as u64) << 32) ^ k as u64).range(-0.05, 0.05);
+    let noise = Rng::from_seed(((i as u64) << 32) ^ k as u64).range(-0.05, 0.05);
     let v = s.base + s.daily * (TAU * day + s.phase).sin() + s.seasonal * (TAU * year).sin();
     ((v + noise) * 1000.0).round() / 1000.0
 }
@@ -263,11 +263,11 @@ async fn load_hub(hub: &Arc<hub::Hub>, sizes: &TemporalSizes) -> anyhow::Result<
     let (type_iri, attr_iri) = (ctx.expand(TYPE), ctx.expand(ATTR));
     let total = sizes.instances();
     let next = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
+    let progress = Progress::new(total, " instances", "instances");
     let mut tasks = Vec::new();
     for _ in 0..sizes.in_flight {
-        let (next, done, hub, sizes) = (next.clone(), done.clone(), hub.clone(), sizes.clone());
+        let (next, progress, hub, sizes) =
+            (next.clone(), progress.clone(), hub.clone(), sizes.clone());
         let (type_iri, attr_iri, ctx) = (type_iri.clone(), attr_iri.clone(), ctx.clone());
         tasks.push(tokio::spawn(async move {
             let scope = hub::Scope::new(
@@ -298,25 +298,11 @@ async fn load_hub(hub: &Arc<hub::Hub>, sizes: &TemporalSizes) -> anyhow::Result<
                         Err(e) => bail!("Hub::add_history failed {BATCH_ATTEMPTS} times: {e}"),
                     }
                 }
-                let before = done.fetch_add(n, Ordering::Relaxed);
-                let step = (total / 10).max(1);
-                let after = before + n;
-                if before / step != after / step {
-                    eprintln!(
-                        "  … {} / {} instances loaded ({} instances/s)",
-                        thousands(after as f64),
-                        thousands(total as f64),
-                        thousands(after as f64 / start.elapsed().as_secs_f64())
-                    );
-                }
+                progress.add(n);
             }
         }));
     }
-    let mut retries = Retries::default();
-    for r in join_all(tasks).await? {
-        retries.merge(r);
-    }
-    Ok((done.load(Ordering::Relaxed), retries))
+    progress.finish(tasks).await
 }
 
 /// The temporal benchmark's readings of `sensors` sensors over `days` days, loaded
@@ -896,7 +882,7 @@ async fn queries(
     println!("  for context: {ANCHORS}");
     let client = &server.client;
     let maxima = daily_maxima(sizes);
-    let mut rng = Rng::new(2025);
+    let mut rng = Rng::from_seed(2025);
     let random_hourly = |rng: &mut Rng| {
         let i = rng.below(sizes.sensors);
         let day = rng.below(sizes.days - window + 1);

@@ -22,7 +22,7 @@ pub mod demo;
 pub mod geom;
 pub mod simplify;
 
-mod rng;
+pub mod rng;
 mod source;
 
 use std::collections::BTreeMap;

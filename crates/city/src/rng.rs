@@ -3,9 +3,15 @@
 //! Each layer seeds its own generator from a label, so the demo data is the same on
 //! every run and on every machine, and changing one layer does not move the others.
 
+#[derive(Debug, Clone)]
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator seeded from a number (the benchmarks' data, by index).
+    pub fn from_seed(seed: u64) -> Rng {
+        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
+    }
+
     pub fn new(label: &str) -> Rng {
         // FNV-1a of the label.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;

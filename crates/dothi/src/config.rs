@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// Largest request body, in bytes (larger ones get 413).
     #[arg(long, env = "DOTHI_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Most instances of one attribute in one answer of the temporal API; a longer
+    /// history comes in pages (206 Partial Content with a `Content-Range`).
+    #[arg(long, env = "DOTHI_TEMPORAL_PAGE_INSTANCES", default_value_t = hub::temporal::MAX_INSTANCES)]
+    pub temporal_page_instances: usize,
     /// Log format.
     #[arg(long, env = "DOTHI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -145,6 +149,11 @@ pub struct ServeArgs {
     /// the web app; without it the app draws no base map and needs no tile server.
     #[arg(long, env = "DOTHI_BASEMAP_URL")]
     pub basemap_url: Option<String>,
+    /// The base URL callers reach this server at (`https://hub.example.gov.vn`),
+    /// which the URLs it gives out for @contexts start with; by default the origin
+    /// each request was sent to.
+    #[arg(long, env = "DOTHI_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// An admin API key (32 characters or more), made one at every start: for
     /// automation and tests. Sent as `Authorization: Bearer KEY`.
     #[arg(long, env = "DOTHI_ADMIN_KEY", hide_env_values = true)]
@@ -316,8 +325,15 @@ impl ServeArgs {
         if !(1..=120).contains(&self.context_timeout_secs) {
             bail!("--context-timeout-secs must be between 1 and 120");
         }
+        if !(1..=hub::temporal::MAX_PAGE_INSTANCES).contains(&self.temporal_page_instances) {
+            bail!(
+                "--temporal-page-instances must be between 1 and {}",
+                hub::temporal::MAX_PAGE_INSTANCES
+            );
+        }
         let mut hub = hub::HubConfig::default();
         hub.http.max_body_bytes = self.max_body_bytes;
+        hub.http.temporal_page_instances = self.temporal_page_instances;
         hub.http.openapi_extra.push(web::OPENAPI);
         hub.http.openapi_extra.push(alerts::OPENAPI);
         hub.http.openapi_extra.push(scorecard::OPENAPI);
@@ -330,6 +346,10 @@ impl ServeArgs {
         .validate()
         .map_err(|e| anyhow::anyhow!("--basemap-url: {e}"))?;
         hub.context_fetch_timeout = std::time::Duration::from_secs(self.context_timeout_secs);
+        hub.public_url = match self.public_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => Some(check_public_url(url)?),
+        };
         if !(1..=86_400).contains(&self.retention_interval_secs) {
             bail!("--retention-interval-secs must be between 1 and 86400");
         }
@@ -456,6 +476,22 @@ impl ServeArgs {
     }
 }
 
+/// A public base URL: http(s), a host, perhaps a path; no query, fragment or user
+/// information. Without its trailing slash.
+fn check_public_url(text: &str) -> anyhow::Result<String> {
+    let url = url::Url::parse(text).map_err(|e| anyhow::anyhow!("--public-url {text:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        bail!("--public-url {text:?} must be an http(s) base URL like https://hub.example.gov.vn");
+    }
+    Ok(text.trim_end_matches('/').to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -471,6 +507,49 @@ mod tests {
                 ..
             }) => s,
             _ => panic!("not a serve command: {args:?}"),
+        }
+    }
+
+    #[test]
+    fn the_public_url_is_an_http_base_url() {
+        let hub = |args: &[&str]| serve(args).validate().map(|c| c.hub.public_url);
+        assert_eq!(hub(&[]).expect("valid"), None);
+        assert_eq!(
+            hub(&["--public-url", "https://hub.example.gov.vn/"]).expect("valid"),
+            Some("https://hub.example.gov.vn".to_string())
+        );
+        assert_eq!(
+            hub(&["--public-url", "http://10.0.0.2:8080/dothi"]).expect("valid"),
+            Some("http://10.0.0.2:8080/dothi".to_string())
+        );
+        for bad in [
+            "hub.example.gov.vn",
+            "ftp://h",
+            "https://h/?a=1",
+            "https://u:p@h",
+        ] {
+            assert!(hub(&["--public-url", bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_temporal_page_is_configurable_within_bounds() {
+        let page = |args: &[&str]| {
+            serve(args)
+                .validate()
+                .map(|c| c.hub.http.temporal_page_instances)
+        };
+        assert_eq!(page(&[]).expect("valid"), hub::temporal::MAX_INSTANCES);
+        assert_eq!(
+            page(&["--temporal-page-instances", "10"]).expect("valid"),
+            10
+        );
+        for bad in ["0", "10001", "many"] {
+            assert!(
+                Cli::try_parse_from(["dothi", "serve", "--temporal-page-instances", bad]).is_err()
+                    || page(&["--temporal-page-instances", bad]).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -312,7 +312,12 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
         iot::component(agent),
         web::component(state.hub.clone(), config.web.clone()),
         reports::component(reports),
-        opendata::component(state.hub.clone(), opendata::OpendataConfig::default()),
+        opendata::component(
+            state.hub.clone(),
+            opendata::OpendataConfig {
+                public_url: config.hub.public_url.clone(),
+            },
+        ),
         alerts::component(alerts),
         scorecard::component(scorecard),
     ];

@@ -157,6 +157,12 @@ const TABLE: &[(&str, &str, &str)] = &[
         "UAAAFFA",
     ),
     // Subscriptions: viewers read them, operators manage them.
+    // Hosted @contexts: shared by every tenant, so only a writer of every tenant
+    // (an admin) adds or deletes one; any reader may read them.
+    ("GET", "/ngsi-ld/v1/jsonldContexts", "UAAAAFA"),
+    ("POST", "/ngsi-ld/v1/jsonldContexts", "UFFAFFF"),
+    ("GET", "/ngsi-ld/v1/jsonldContexts/{id}", "UAAAAFA"),
+    ("DELETE", "/ngsi-ld/v1/jsonldContexts/{id}", "UFFAFFF"),
     ("GET", "/ngsi-ld/v1/subscriptions", "UAAAFFA"),
     ("POST", "/ngsi-ld/v1/subscriptions", "UFAAFFA"),
     ("GET", "/ngsi-ld/v1/subscriptions/{id}", "UAAAFFA"),
@@ -734,6 +740,10 @@ async fn prepare(
             query = "type=Matrix".into();
         }
     }
+    // No hosted @context of that id: 404 once let in.
+    if path == "/ngsi-ld/v1/jsonldContexts/{id}" {
+        params.insert("id", "00000000-0000-0000-0000-000000000000".into());
+    }
     if path.starts_with("/ngsi-ld/v1/subscriptions/") {
         let r = admin
             .post(s.url("/ngsi-ld/v1/subscriptions"))
@@ -1138,6 +1148,9 @@ fn body(method: &str, path: &str, who: Who) -> Option<Value> {
             "type": "Query", "entities": [{"type": "Matrix"}],
             "temporalQ": {"timerel": "before", "timeAt": "2030-01-01T00:00:00Z"}
         }),
+        ("POST", "/ngsi-ld/v1/jsonldContexts") => {
+            json!({"@context": {"matrix": "urn:ngsi-ld:Matrix:term"}})
+        }
         ("POST", "/ngsi-ld/v1/subscriptions") => json!({
             "type": "Subscription", "entities": [{"type": "Matrix"}],
             "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify"}}

@@ -8,11 +8,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{client, free_port, get_json, quiet_dothi, until_healthy};
+use common::{Dothi, get_json, quiet_dothi};
 use iot::simulate::Scenario;
 use iot::simulate::backfill::{SPAN, STEP, Window, planned_readings};
 use serde_json::Value;
@@ -22,48 +21,40 @@ const GAUGE: &str = "urn:ngsi-ld:WaterObserved:demo-thach-han";
 const PATIENCE: Duration = Duration::from_secs(600);
 
 struct Demo {
-    child: Child,
-    base: String,
-    client: reqwest::Client,
+    dothi: Dothi,
     started: Instant,
 }
 
 impl Demo {
     async fn start(db: &Path) -> Demo {
-        let port = free_port();
         let started = Instant::now();
-        let child = quiet_dothi([
-            "demo",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--store",
-            &format!("sqlite://{}", db.display()),
-            "--no-simulate",
-            // A session of its own at the machine's broker: under the default
-            // client id, the broker hands over the measures queued for whichever
-            // `dothi` process used it last (another demo's simulator), which would
-            // land in this gauge's history.
-            "--mqtt-client-id",
-            &format!("demo-year-{}-{port}", std::process::id()),
-        ])
-        .spawn()
-        .expect("start dothi demo");
-        let mut demo = Demo {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            client: client(Duration::from_secs(30)),
-            started,
-        };
-        until_healthy(&mut demo.child, &demo.client, &demo.base, PATIENCE).await;
+        let store = format!("sqlite://{}", db.display());
+        let dothi = Dothi::launch(PATIENCE, Duration::from_secs(30), |port| {
+            quiet_dothi([
+                "demo",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--store",
+                &store,
+                "--no-simulate",
+                // A session of its own at the machine's broker: under the default
+                // client id, the broker hands over the measures queued for whichever
+                // `dothi` process used it last (another demo's simulator), which would
+                // land in this gauge's history.
+                "--mqtt-client-id",
+                &format!("demo-year-{}-{port}", std::process::id()),
+            ])
+        })
+        .await;
         println!("demo ready after {:.1} s", started.elapsed().as_secs_f64());
-        demo
+        Demo { dothi, started }
     }
 
     /// The gauge's current water level and when it was observed.
     async fn level(&self) -> (f64, DateTime<Utc>) {
         let e = get_json(
-            &self.client,
-            format!("{}/ngsi-ld/v1/entities/{GAUGE}", self.base),
+            &self.dothi.client,
+            format!("{}/ngsi-ld/v1/entities/{GAUGE}", self.dothi.base),
         )
         .await;
         let at = e["waterLevel"]["observedAt"].as_str().unwrap();
@@ -80,10 +71,11 @@ impl Demo {
     async fn count(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
         let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let r = self
+            .dothi
             .client
             .get(format!(
                 "{}/ngsi-ld/v1/temporal/entities/{GAUGE}",
-                self.base
+                self.dothi.base
             ))
             .query(&[
                 ("attrs", "waterLevel"),
@@ -106,23 +98,7 @@ impl Demo {
     }
 
     async fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "dothi did not stop");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        assert!(self.dothi.terminate().await.success());
     }
 }
 

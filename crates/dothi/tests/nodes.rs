@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{Dothi, Receiver, free_port};
+use common::{Dothi, Receiver};
 
 use hub::test_support::{postgres_admin as admin, postgres_server as server_url};
 
@@ -226,8 +226,8 @@ async fn two_nodes_behave_as_one_hub() {
     duty_holder(&[&a, &b]).await;
 
     // A subscription made on B fires for writes made through either node.
-    let receiver_port = free_port();
-    let receiver = Receiver::start(receiver_port).await;
+    let receiver = Receiver::start(0).await;
+    let receiver_port = receiver.port;
     let sub = "urn:ngsi-ld:Subscription:nodes-one-hub";
     let (status, _) = b
         .send(
@@ -456,8 +456,8 @@ async fn a_node_killed_under_write_load_loses_nothing() {
     let holder = duty_holder(&[&nodes[0], &nodes[1]]).await;
     let survivor = 1 - holder;
 
-    let receiver_port = free_port();
-    let receiver = Receiver::start(receiver_port).await;
+    let receiver = Receiver::start(0).await;
+    let receiver_port = receiver.port;
     let (status, _) = nodes[survivor]
         .send(
             reqwest::Method::POST,
@@ -551,19 +551,38 @@ struct Relay {
 
 impl Relay {
     async fn start(upstream: SocketAddr) -> Relay {
+        // Port 0: a port picked beforehand could be taken by another test's connection
+        // before the relay binds it.
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
         let relay = Relay {
-            port: free_port(),
+            port: listener.local_addr().unwrap().port(),
             upstream,
             tasks: Arc::default(),
         };
-        relay.open().await;
+        relay.accept(listener);
         relay
     }
 
-    async fn open(&self) {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .unwrap();
+    /// Listens again on the relay's port, which was released by `cut`; retried for a
+    /// while in case a client's connection took the port meanwhile.
+    async fn reopen(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => break listener,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("relay port {} not yet free: {e}", self.port);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("relay port {} stayed taken: {e}", self.port),
+            }
+        };
+        self.accept(listener);
+    }
+
+    fn accept(&self, listener: tokio::net::TcpListener) {
         let upstream = self.upstream;
         let tasks = self.tasks.clone();
         let accept = tokio::spawn(async move {
@@ -613,8 +632,8 @@ async fn a_database_that_goes_away_fails_fast_and_comes_back() {
     let relay = Relay::start(upstream).await;
     let node = Dothi::serve(&db.url(Some(relay.port))).await;
     duty_holder(&[&node]).await;
-    let receiver_port = free_port();
-    let receiver = Receiver::start(receiver_port).await;
+    let receiver = Receiver::start(0).await;
+    let receiver_port = receiver.port;
     let (status, _) = node
         .send(
             reqwest::Method::POST,
@@ -659,7 +678,7 @@ async fn a_database_that_goes_away_fails_fast_and_comes_back() {
     );
 
     // Back: the node reconnects by itself.
-    relay.open().await;
+    relay.reopen().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut n = 15;
     while write(n).await != 201 {

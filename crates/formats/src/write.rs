@@ -36,7 +36,7 @@ pub trait EntityWriter {
 }
 
 /// A stored document that does not read as an entity.
-fn corrupt(e: serde_json::Error) -> io::Error {
+fn corrupt(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!("a corrupt stored entity: {e}"),
@@ -342,6 +342,23 @@ impl<W: Write> CsvWriter<W> {
         }
     }
 
+    /// Writes a stored value (its JSON text) as JSON writes it: a number as it reads
+    /// (`1.50` as `1.5`), built only when it is not a number.
+    fn json_cell(&mut self, text: &str) -> io::Result<()> {
+        if written_as_read(text) {
+            return self.out.cell(text);
+        }
+        self.cell.clear();
+        if text.starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']) {
+            let n: serde_json::Number = text.parse().map_err(corrupt)?;
+            let _ = write!(self.cell, "{n}");
+        } else {
+            let v: Value = serde_json::from_str(text).map_err(corrupt)?;
+            let _ = write!(self.cell, "{v}");
+        }
+        self.out.cell(&self.cell)
+    }
+
     /// Writes one stored entity as a row, reading of it only its id, its types and
     /// the instance shown of each column's attribute, as text borrowed from the
     /// document: no attribute is built. The row is the one [`EntityWriter::entity`]
@@ -349,58 +366,91 @@ impl<W: Write> CsvWriter<W> {
     fn document(&mut self, doc: &str) -> io::Result<()> {
         let lean = ngsi::stored::read_lean(doc, &self.columns).map_err(corrupt)?;
         self.out.cell(&lean.id)?;
-        if self.stored_types.0 != lean.types.get() {
-            let types: Vec<String> = serde_json::from_str(lean.types.get()).map_err(corrupt)?;
+        if self.stored_types.0 != lean.types {
+            let types: Vec<String> = serde_json::from_str(lean.types).map_err(corrupt)?;
             let types = render::render_types(&types, &self.ctx);
             self.stored_types.1.clear();
             export_cell_into(&types, &mut self.stored_types.1);
             self.stored_types.0.clear();
-            self.stored_types.0.push_str(lean.types.get());
+            self.stored_types.0.push_str(lean.types);
         }
         self.out.cell(&self.stored_types.1)?;
         for (i, attr) in lean.attrs.iter().enumerate() {
             if self.columns[i] == self.location {
                 let point = attr
-                    .filter(|a| a.kind == AttrKind::GeoProperty && a.value.get().starts_with('{'))
-                    .and_then(|a| serde_json::from_str::<StoredPoint>(a.value.get()).ok())
-                    .filter(|p| p.kind.as_ref().is_some_and(|k| k.0 == "Point"));
-                let coordinates = point.as_ref().and_then(|p| p.coordinates.as_deref());
-                self.point_cells(match coordinates {
-                    Some([lon, lat, ..]) => Some((lat, lon)),
-                    _ => None,
-                })?;
+                    .filter(|a| a.kind == AttrKind::GeoProperty)
+                    .and_then(|a| ngsi::stored::point_coordinates(a.value));
+                match point {
+                    Some((lon, lat)) => {
+                        self.json_cell(lat)?;
+                        self.json_cell(lon)?;
+                    }
+                    None => self.point_cells(None)?,
+                }
                 continue;
             }
             let Some(a) = attr else {
                 self.out.cell("")?;
                 continue;
             };
-            let text = a.value.get();
-            if text.starts_with('"') {
-                let ngsi::stored::Text(s) = serde_json::from_str(text).map_err(corrupt)?;
-                if a.kind == AttrKind::VocabProperty {
-                    let short = self.ctx.compact(&s);
-                    self.out.cell(&short)?;
-                } else {
-                    self.out.cell(&s)?;
-                }
-            } else {
-                // Numbers, booleans and null are built without allocating; objects
-                // and arrays are rare in a table.
-                let v: Value = serde_json::from_str(text).map_err(corrupt)?;
-                self.value_cell(&v)?;
-            }
+            self.stored_value_cell(a.kind, a.value)?;
         }
         self.out.end()
     }
+
+    /// Writes a stored value (its JSON text) as the cell [`CsvWriter::value_cell`]
+    /// writes of it built: strings, numbers and the three words are written from
+    /// the text; objects and arrays, rare in a table, are built.
+    fn stored_value_cell(&mut self, kind: AttrKind, text: &str) -> io::Result<()> {
+        match text.as_bytes().first() {
+            Some(b'"') => {
+                let s = ngsi::stored::string_text(text).map_err(corrupt)?;
+                if kind == AttrKind::VocabProperty {
+                    let short = self.ctx.compact(&s);
+                    self.out.cell(&short)
+                } else {
+                    self.out.cell(&s)
+                }
+            }
+            Some(b'-' | b'0'..=b'9') => self.json_cell(text),
+            _ if text == "null" => self.out.cell(""),
+            _ if text == "true" || text == "false" => self.out.cell(text),
+            _ => {
+                let v: Value = serde_json::from_str(text).map_err(corrupt)?;
+                self.value_cell(&v)
+            }
+        }
+    }
 }
 
-/// A stored GeoJSON geometry, as much of it as a point's cells need.
-#[derive(serde::Deserialize)]
-struct StoredPoint<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<ngsi::stored::Text<'a>>,
-    coordinates: Option<Vec<Value>>,
+/// Whether JSON writes the number `text` reads as `text` itself, so that it need not
+/// be read: an integer of up to 18 digits, or a decimal of up to 15 significant digits
+/// (which a float holds exactly enough that its shortest form gives them back), not
+/// below 0.001 (smaller ones are written with an exponent), whose fraction does not end
+/// in a zero unless it is that zero alone (`1.0`).
+fn written_as_read(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = match digits.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (digits, None),
+    };
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !plain(whole) || (whole.len() > 1 && whole.starts_with('0')) {
+        return false;
+    }
+    match fraction {
+        // `-0` reads as a float, written `-0.0`.
+        None => whole.len() <= 18 && text != "-0",
+        Some(f) => {
+            let significant = whole.trim_start_matches('0').len() + f.len();
+            plain(f)
+                && significant <= 15
+                && (f == "0" || !f.ends_with('0'))
+                && (whole != "0"
+                    || f.starts_with(['1', '2', '3', '4', '5', '6', '7', '8', '9'])
+                    || f.get(1..2).is_some_and(|d| d != "0"))
+        }
+    }
 }
 
 impl<W: Write> EntityWriter for CsvWriter<W> {
@@ -574,6 +624,28 @@ mod tests {
             let written = csv(|w| err = w.documents(&mut std::iter::once(bad)).err());
             assert_eq!(err.unwrap().kind(), io::ErrorKind::InvalidData, "{bad}");
             assert_eq!(written.lines().count(), 1, "{bad}: the header alone");
+        }
+    }
+
+    #[test]
+    fn a_number_is_copied_only_when_json_writes_it_as_it_is() {
+        for text in ["21.5", "-16.75", "106.7", "0.05", "1.0", "0", "-12", "150"] {
+            assert!(written_as_read(text), "{text}");
+        }
+        for text in [
+            "1.50", "1e5", "-0", "0.0001", "01", "1.", ".5", "-", "1.2.3",
+        ] {
+            assert!(!written_as_read(text), "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_number_copied_is_the_number_json_writes(text in "-?(0|[1-9][0-9]{0,19})(\\.[0-9]{1,17})?") {
+            if written_as_read(&text) {
+                let n: serde_json::Number = text.parse().unwrap();
+                proptest::prop_assert_eq!(n.to_string(), text);
+            }
         }
     }
 

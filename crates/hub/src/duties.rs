@@ -56,7 +56,7 @@ impl Running {
         flag: Arc<AtomicBool>,
     ) -> Running {
         let mut tasks = vec![
-            notifier::spawn(hub.store().clone(), hub.outbound()),
+            notifier::spawn(hub.clone()),
             periodic::spawn(hub.clone()),
             crate::audit::spawn(hub.store().clone(), audit.clone()),
         ];

@@ -9,6 +9,8 @@ pub mod auth;
 pub mod changes;
 pub mod contexts;
 pub mod duties;
+pub mod grants;
+pub mod hosted_contexts;
 pub mod http;
 pub mod metrics;
 pub mod notifier;
@@ -50,6 +52,10 @@ pub struct HubConfig {
     pub outbound: Arc<outbound::OutboundPolicy>,
     /// Serve HTTPS with this certificate chain and key (PEM files).
     pub tls: Option<TlsFiles>,
+    /// The base URL callers reach the hub at (`https://hub.example.gov.vn`), which
+    /// the URLs it gives out for @contexts start with; without it, the origin each
+    /// request was sent to.
+    pub public_url: Option<String>,
 }
 
 /// The PEM files of native TLS.
@@ -71,6 +77,7 @@ impl Default for HubConfig {
             audit: audit::AuditPolicy::default(),
             outbound: Arc::new(outbound::OutboundPolicy::strict()),
             tls: None,
+            public_url: None,
         }
     }
 }
@@ -84,6 +91,7 @@ pub fn state(
         store.clone(),
         config.context_fetch_timeout,
         config.context_max_bytes,
+        config.public_url.as_deref(),
         &config.outbound,
     )?;
     Ok(AppState {

@@ -21,10 +21,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use ngsi::Entity;
 use ngsi::subscription::{MqttTarget, MqttVersion, Subscription};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use store::{OutboxRow, Store};
+use serde_json::Value;
+use store::{EntityQuery, OutboxRow, Store};
 use tokio::sync::Notify;
+
+use crate::Hub;
+use crate::http::join::{Join, LinkSource, with_links};
 
 /// Deliveries in flight at most (one per subscription).
 pub const MAX_IN_FLIGHT: usize = 32;
@@ -58,13 +63,10 @@ const RECORDS_QUEUED: usize = 8_192;
 const RECORD_BATCH: usize = 256;
 
 /// Starts the notifier; it runs until the task is aborted.
-pub fn spawn(
-    store: Arc<dyn Store>,
-    outbound: Arc<crate::outbound::OutboundPolicy>,
-) -> tokio::task::JoinHandle<()> {
+pub fn spawn(hub: Arc<Hub>) -> tokio::task::JoinHandle<()> {
     let (records, delivered) = tokio::sync::mpsc::channel(RECORDS_QUEUED);
-    let recorder = tokio::spawn(record_deliveries(store.clone(), delivered));
-    let notifier = Arc::new(Notifier::new(store, records, &outbound));
+    let recorder = tokio::spawn(record_deliveries(hub.store().clone(), delivered));
+    let notifier = Arc::new(Notifier::new(hub, records));
     tokio::spawn(async move {
         // The recorder ends when the notifier's sender is dropped with it.
         let _recorder = AbortOnDrop(recorder);
@@ -126,6 +128,8 @@ async fn record_deliveries(
 
 struct Notifier {
     store: Arc<dyn Store>,
+    /// For the @context and the linked entities of a notification with a `join`.
+    hub: Arc<Hub>,
     /// Endpoints are reached only as the outbound policy allows.
     http: Option<crate::outbound::OutboundClient>,
     /// The same policy for MQTT brokers, which are resolved and checked here and
@@ -217,11 +221,9 @@ async fn run(notifier: Arc<Notifier>) {
 }
 
 impl Notifier {
-    fn new(
-        store: Arc<dyn Store>,
-        records: tokio::sync::mpsc::Sender<(i64, DateTime<Utc>)>,
-        outbound: &Arc<crate::outbound::OutboundPolicy>,
-    ) -> Notifier {
+    fn new(hub: Arc<Hub>, records: tokio::sync::mpsc::Sender<(i64, DateTime<Utc>)>) -> Notifier {
+        let store = hub.store().clone();
+        let outbound = &hub.outbound();
         // A notifier that cannot build its checked client sends nothing (every
         // attempt fails and is retried) rather than send unchecked.
         let http = crate::outbound::OutboundClient::new(outbound, |b| {
@@ -231,6 +233,7 @@ impl Notifier {
         .ok();
         Notifier {
             store,
+            hub,
             http,
             outbound: outbound.clone(),
             brokers: Mutex::default(),
@@ -431,6 +434,16 @@ impl Notifier {
                 return Outcome::Again(later(ngsi::entity::now(), FIRST_BACKOFF));
             }
         };
+        let mut row = row;
+        if let Some(join) = sub.notification.join {
+            match self.joined(&sub, &row, join).await {
+                Ok(payload) => row.payload = payload,
+                Err(e) => {
+                    tracing::warn!(subscription = %sub.id, error = %e, "cannot join the linked entities; retrying");
+                    return Outcome::Again(later(ngsi::entity::now(), FIRST_BACKOFF));
+                }
+            }
+        }
         let sent = match sub.notification.endpoint.mqtt_target() {
             Some(target) => self.publish(&sub, target, &row).await,
             None => self.post(&sub, &row).await,
@@ -473,6 +486,94 @@ impl Notifier {
                 Outcome::Again(later(now, FIRST_BACKOFF))
             }
         }
+    }
+
+    /// The notification of `row` with the entities its entities link to
+    /// (`notification.join`, clause 4.5.23): inline, inside the Relationships;
+    /// flat, after the notified entities. The links are those of each entity as it
+    /// is when the notification goes, and the linked entities as they are then; an
+    /// entity no longer there (a deletion) is sent as it was, without links.
+    async fn joined(
+        &self,
+        sub: &Subscription,
+        row: &OutboxRow,
+        join: ngsi::subscription::Join,
+    ) -> Result<Value, ngsi::Error> {
+        let mut payload = row.payload.clone();
+        let Some(data) = payload.get_mut("data").and_then(Value::as_array_mut) else {
+            return Ok(payload);
+        };
+        let ids: Vec<String> = data
+            .iter()
+            .filter_map(|e| e.get("id").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect();
+        if ids.is_empty() {
+            return Ok(payload);
+        }
+        let reader = LinkSource::Tenant(self.store.as_ref(), &row.tenant);
+        let mut current: HashMap<String, Entity> = self
+            .store
+            .query(
+                &row.tenant,
+                EntityQuery {
+                    limit: ids.len(),
+                    ids,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(crate::service::store_error)?
+            .entities
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect();
+        let ctx = self
+            .hub
+            .contexts
+            .resolve(&sub.notification_context())
+            .await?;
+        let compiled = sub.compile()?;
+        let opts = compiled.render_options(&ctx);
+        // The notified entities still there, and where each is in `data`.
+        let mut at = Vec::new();
+        let mut roots = Vec::new();
+        let mut rendered = Vec::new();
+        for (i, item) in data.iter_mut().enumerate() {
+            let found = item
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|id| current.remove(id));
+            if let (Some(entity), Value::Object(map)) = (found, item) {
+                at.push(i);
+                roots.push(entity);
+                rendered.push(std::mem::take(map));
+            }
+        }
+        let level = usize::from(sub.notification.join_level.unwrap_or(1));
+        let how = match join {
+            ngsi::subscription::Join::Inline => Join::Inline,
+            ngsi::subscription::Join::Flat => Join::Flat,
+        };
+        let mut joined = with_links(&reader, &roots, rendered, &opts, None, (how, level))
+            .await?
+            .into_iter();
+        for i in at {
+            if let Some(v) = joined.next() {
+                data[i] = v;
+            }
+        }
+        // Flat: the linked entities follow, each a JSON-LD document of its own when
+        // the @context travels in the body.
+        for mut linked in joined {
+            if sub.context_in_body()
+                && let Value::Object(map) = &mut linked
+            {
+                map.insert("@context".into(), ctx.response_value());
+            }
+            data.push(linked);
+        }
+        Ok(payload)
     }
 
     async fn post(&self, sub: &Subscription, row: &OutboxRow) -> Result<(), String> {

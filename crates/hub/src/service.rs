@@ -151,7 +151,8 @@ pub struct Hub {
     audit_writes: bool,
 }
 
-pub(crate) fn store_error(e: StoreError) -> Error {
+/// Store errors as NGSI-LD errors; details of faults are logged, not returned.
+pub fn store_error(e: StoreError) -> Error {
     match e {
         StoreError::Rejected(e) => e,
         StoreError::Unavailable(msg) => {
@@ -710,6 +711,35 @@ impl Hub {
             })
             .collect();
         self.batch(scope, ops).await
+    }
+
+    /// Every entity `query` selects, read in pages of `page` entities from the query's
+    /// own position on (its limit is the page's).
+    pub async fn query_all(
+        &self,
+        scope: &Scope,
+        query: EntityQuery,
+        page: usize,
+    ) -> Result<Vec<Entity>, Error> {
+        let mut all = Vec::new();
+        let mut after = query.after;
+        loop {
+            let found = self
+                .query(
+                    scope,
+                    EntityQuery {
+                        limit: page,
+                        after,
+                        ..query.clone()
+                    },
+                )
+                .await?;
+            after = found.next(page);
+            all.extend(found.entities);
+            if after.is_none() {
+                return Ok(all);
+            }
+        }
     }
 
     /// GET /entities and POST /entityOperations/query.

@@ -43,13 +43,30 @@ impl Hub {
             .map(|_| ())
     }
 
-    /// POST /subscriptions: returns the id.
-    pub async fn create_subscription(&self, scope: &Scope, body: &Value) -> Result<String, Error> {
+    /// POST /subscriptions: returns the id. A subscription whose @context is more
+    /// than one URL gets an implicitly created context (clause 5.13.1), under
+    /// `origin` (the hub's, [`crate::contexts::ContextResolver::origin`]), which its
+    /// `jsonldContext` names.
+    pub async fn create_subscription(
+        &self,
+        scope: &Scope,
+        body: &Value,
+        origin: &str,
+    ) -> Result<String, Error> {
         self.require_unlimited_write(scope)?;
-        let sub = Subscription::parse(body, &scope.ctx, new_subscription_id, ngsi::entity::now())?;
+        let mut sub =
+            Subscription::parse(body, &scope.ctx, new_subscription_id, ngsi::entity::now())?;
         self.check_notification_context(&sub).await?;
+        if sub.jsonld_context.is_none() && crate::hosted_contexts::wants_implicit(&sub.context) {
+            sub.jsonld_context = self
+                .contexts
+                .add_implicit(&sub.notification_context(), origin, &scope.tenant, &sub.id)
+                .await?;
+        }
         let id = sub.id.clone();
-        self.store()
+        let implicit = sub.jsonld_context.clone();
+        let stored = self
+            .store()
             .subscription_put_audited(
                 &scope.tenant,
                 sub,
@@ -57,7 +74,11 @@ impl Hub {
                 Some(self.audit_record(scope, vec![id.clone()])),
             )
             .await
-            .map_err(store_error)?;
+            .map_err(store_error);
+        if let (Err(_), Some(url)) = (&stored, &implicit) {
+            self.contexts.drop_implicit(url, &scope.tenant, &id).await?;
+        }
+        stored?;
         Ok(id)
     }
 
@@ -134,6 +155,13 @@ impl Hub {
     pub async fn delete_subscription(&self, scope: &Scope, id: &str) -> Result<(), Error> {
         self.require_unlimited_write(scope)?;
         self.require_tenant(scope).await?;
+        // Its implicitly created context goes with it.
+        let implicit = self
+            .store()
+            .subscription_get(&scope.tenant, id)
+            .await
+            .map_err(store_error)?
+            .and_then(|s| s.subscription.jsonld_context);
         if self
             .store()
             .subscription_delete_audited(
@@ -144,6 +172,9 @@ impl Hub {
             .await
             .map_err(store_error)?
         {
+            if let Some(url) = implicit {
+                self.contexts.drop_implicit(&url, &scope.tenant, id).await?;
+            }
             Ok(())
         } else {
             Err(sub_not_found(id))

@@ -1,7 +1,7 @@
 //! The temporal operations of the `Hub`: an entity's history read as instances or
 //! aggregated per period, history provided by clients, and history edited.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use ngsi::temporal::{
@@ -10,7 +10,7 @@ use ngsi::temporal::{
 };
 use ngsi::{AttrKind, Attribute, Entity, Error};
 use serde_json::Value;
-use store::history::{instance_number, instance_uri};
+use store::history::{deletion_uri, instance_number, instance_uri};
 use store::{
     AggregateQuery, Applied, Change, EntityQuery, HistoryEdit, HistoryQuery, PeriodStats,
     TimeField, TimeRange, WriteOp,
@@ -18,8 +18,11 @@ use store::{
 
 use crate::service::{Hub, Scope, rule_write, store_error};
 
-/// Most instances of one attribute in one response; more make a partial answer.
+/// Most instances of one attribute in one response, unless configured otherwise
+/// (`HttpConfig::temporal_page_instances`); more make a partial answer.
 pub const MAX_INSTANCES: usize = 1_000;
+/// The largest page a configuration may set: it bounds what one read holds in memory.
+pub const MAX_PAGE_INSTANCES: usize = 10_000;
 /// Which end of an entity's history [`Hub::edge_time`] finds.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Edge {
@@ -49,16 +52,29 @@ pub struct TemporalRequest {
 pub enum TemporalAnswer {
     Instances {
         entity: TemporalEntity,
-        /// Some attribute had more instances than the page holds.
-        truncated: bool,
-        /// The earliest and latest time among the instances returned.
-        span: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        /// The attributes that had more instances than one answer holds.
+        partial: BTreeSet<String>,
+        /// When the answer (of which this entity is part) is partial, the part of the
+        /// requested time range it covers.
+        page: Option<PageRange>,
     },
     Aggregated {
         id: String,
         types: Vec<String>,
         attrs: BTreeMap<String, Vec<AggregatedAttr>>,
     },
+}
+
+/// The part of the requested time range a partial answer covers (clause 6.3.10):
+/// from `start` to `end` in the direction of the paging, forwards in time, or
+/// backwards with `lastN` (then `start` is the later time). Every attribute of the
+/// answer is whole within it; the next page starts past `end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRange {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// `lastN`, when asked for.
+    pub size: Option<u64>,
 }
 
 impl TemporalAnswer {
@@ -76,6 +92,7 @@ fn time_field(p: TimeProperty) -> TimeField {
         TimeProperty::ObservedAt => TimeField::Observed,
         // An instance is created when written, and modified when replaced.
         TimeProperty::CreatedAt | TimeProperty::ModifiedAt => TimeField::Written,
+        TimeProperty::DeletedAt => TimeField::Deleted,
     }
 }
 
@@ -152,6 +169,9 @@ impl Hub {
                 "the entity has none of the requested attributes",
             ));
         }
+        let mut answers = [answer];
+        cut_to_one_range(&mut answers, &req.params);
+        let [answer] = answers;
         Ok(answer)
     }
 
@@ -183,6 +203,7 @@ impl Hub {
         if req.params.timerel.is_some() {
             out.retain(|a| !a.is_empty());
         }
+        cut_to_one_range(&mut out, &req.params);
         Ok((out, page.count))
     }
 
@@ -202,7 +223,8 @@ impl Hub {
             field: time_field(p.time_property),
             range: time_range(p.timerel.as_ref()),
             last_n: p.last_n,
-            limit: req.limit.clamp(1, MAX_INSTANCES),
+            limit: req.limit.clamp(1, MAX_PAGE_INSTANCES),
+            datasets: p.datasets.clone(),
         };
         let page = self
             .store()
@@ -210,24 +232,17 @@ impl Hub {
             .await
             .map_err(store_error)?
             .unwrap_or_default();
-        let mut span: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
         let mut attrs = BTreeMap::new();
         for (name, instances) in page.attrs {
             let list: Vec<Instance> = instances
                 .into_iter()
-                .map(|i| {
-                    let t = p
-                        .time_property
-                        .of(&i.attribute)
-                        .unwrap_or(i.attribute.modified_at);
-                    span = Some(match span {
-                        None => (t, t),
-                        Some((a, b)) => (a.min(t), b.max(t)),
-                    });
-                    Instance {
-                        instance_id: instance_uri(i.id),
-                        attribute: i.attribute,
-                    }
+                .map(|i| Instance {
+                    instance_id: match i.deleted_at {
+                        Some(_) => deletion_uri(i.id),
+                        None => instance_uri(i.id),
+                    },
+                    attribute: i.attribute,
+                    deleted_at: i.deleted_at,
                 })
                 .collect();
             attrs.insert(name, list);
@@ -237,9 +252,10 @@ impl Hub {
                 id: entity.id.clone(),
                 types: entity.types.clone(),
                 attrs,
+                emptied: BTreeMap::new(),
             },
-            truncated: page.truncated,
-            span,
+            partial: page.partial,
+            page: None,
         })
     }
 
@@ -302,7 +318,14 @@ impl Hub {
             .map_err(store_error)?
             .unwrap_or_default();
         let mut attrs = BTreeMap::new();
-        for (name, by_dataset) in stats {
+        for (name, mut by_dataset) in stats {
+            // Each datasetId is aggregated apart: the filter keeps those asked for.
+            if let Some(datasets) = &p.datasets {
+                by_dataset.retain(|d, _| datasets.contains(d));
+                if by_dataset.is_empty() {
+                    continue;
+                }
+            }
             let kind_of = |dataset: &Option<String>| {
                 entity
                     .attrs
@@ -355,6 +378,7 @@ impl Hub {
                     field,
                     last_n: (edge == Edge::Last).then_some(1),
                     limit: 1,
+                    datasets: req.params.datasets.clone(),
                     ..Default::default()
                 },
             )
@@ -368,6 +392,7 @@ impl Hub {
             .map(|i| match field {
                 TimeField::Observed => i.attribute.observed_at.unwrap_or(i.attribute.modified_at),
                 TimeField::Written => i.attribute.modified_at,
+                TimeField::Deleted => i.deleted_at.unwrap_or(i.attribute.modified_at),
             });
         Ok(match edge {
             Edge::First => times.min(),
@@ -455,6 +480,11 @@ impl Hub {
     ) -> Result<(), Error> {
         self.require_unlimited_write(scope)?;
         self.require_tenant(scope).await?;
+        // The current attribute goes too, when it is there; first, so that the record
+        // of its deletion goes with the rest of its history.
+        let removed = self
+            .delete_attr(scope, id, name, dataset_id.clone(), delete_all)
+            .await;
         let deleted = self
             .store()
             .edit_history_audited(
@@ -462,16 +492,12 @@ impl Hub {
                 HistoryEdit::DeleteAttribute {
                     entity_id: id.to_string(),
                     name: name.to_string(),
-                    dataset_id: (!delete_all).then(|| dataset_id.clone()),
+                    dataset_id: (!delete_all).then_some(dataset_id),
                 },
                 Some(self.audit_record(scope, vec![id.to_string()])),
             )
             .await
             .map_err(store_error)?;
-        // The current attribute goes too, when it is there.
-        let removed = self
-            .delete_attr(scope, id, name, dataset_id, delete_all)
-            .await;
         match removed {
             Ok(()) => Ok(()),
             Err(_) if deleted > 0 => Ok(()),
@@ -544,6 +570,93 @@ impl Hub {
             ));
         }
         Ok(())
+    }
+}
+
+/// The time by which an instance is paged: its deletion, or the time property asked
+/// for (`observedAt` falls back to when it was written, as the store orders it).
+fn paging_time(i: &Instance, p: &TemporalParams) -> DateTime<Utc> {
+    i.deleted_at
+        .or_else(|| p.time_property.of(&i.attribute))
+        .unwrap_or(i.attribute.modified_at)
+}
+
+/// When some attribute of the answers had more instances than one answer holds, cuts
+/// every attribute of every answer to one time range, as clause 6.3.10 pages
+/// temporal data: forwards, up to the last instance of the attribute that ends first;
+/// backwards (`lastN`), down to the earliest instance of the attribute that starts
+/// last. Every attribute is then whole in the range, and the next page, asked from its
+/// end, misses nothing. An attribute left without instances is shown empty
+/// (`TemporalEntity::emptied`): it has some past the range. The range starts where the request does (`timeAt`, or
+/// `endTimeAt` backwards), else at the first instance in the paging direction; it is
+/// recorded in each answer.
+fn cut_to_one_range(answers: &mut [TemporalAnswer], p: &TemporalParams) {
+    let backwards = p.last_n.is_some();
+    let mut cut: Option<DateTime<Utc>> = None;
+    for answer in answers.iter() {
+        let TemporalAnswer::Instances {
+            entity, partial, ..
+        } = answer
+        else {
+            continue;
+        };
+        for name in partial {
+            let Some(list) = entity.attrs.get(name) else {
+                continue;
+            };
+            // Oldest first: the far end of the page is the last one forwards, the first
+            // one backwards.
+            let far = if backwards { list.first() } else { list.last() };
+            if let Some(t) = far.map(|i| paging_time(i, p)) {
+                cut = Some(match cut {
+                    None => t,
+                    Some(c) if backwards => c.max(t),
+                    Some(c) => c.min(t),
+                });
+            }
+        }
+    }
+    let Some(cut) = cut else {
+        return;
+    };
+    let mut near: Option<DateTime<Utc>> = None;
+    for answer in answers.iter_mut() {
+        let TemporalAnswer::Instances { entity, .. } = answer else {
+            continue;
+        };
+        for (name, list) in entity.attrs.iter_mut() {
+            let kind = list.first().map(|i| i.attribute.kind);
+            list.retain(|i| {
+                let t = paging_time(i, p);
+                if backwards { t >= cut } else { t <= cut }
+            });
+            if let (true, Some(kind)) = (list.is_empty(), kind) {
+                entity.emptied.insert(name.clone(), kind);
+            }
+            let first = if backwards { list.last() } else { list.first() };
+            if let Some(t) = first.map(|i| paging_time(i, p)) {
+                near = Some(match near {
+                    None => t,
+                    Some(n) if backwards => n.max(t),
+                    Some(n) => n.min(t),
+                });
+            }
+        }
+    }
+    let asked = match (p.timerel, backwards) {
+        (Some(TimeRel::Before(t)), true) | (Some(TimeRel::Between(_, t)), true) => Some(t),
+        (Some(TimeRel::After(t)), false) | (Some(TimeRel::Between(t, _)), false) => Some(t),
+        _ => None,
+    };
+    let range = PageRange {
+        start: asked.or(near).unwrap_or(cut),
+        end: cut,
+        size: p.last_n,
+    };
+    for answer in answers.iter_mut() {
+        if let TemporalAnswer::Instances { page, .. } = answer {
+            *page = Some(range);
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use hub::Records;
 use ngsi::{Error, ErrorKind};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use store::{RegistryWrite, StoreError};
+use store::RegistryWrite;
 
 use crate::model::{Device, ServiceGroup};
 
@@ -41,23 +41,7 @@ pub enum Found<T> {
     Ambiguous,
 }
 
-/// Store errors as NGSI-LD errors; details of faults are logged, not returned.
-pub(crate) fn store_error(e: StoreError) -> Error {
-    match e {
-        StoreError::Rejected(e) => e,
-        StoreError::Unavailable(msg) => {
-            tracing::warn!(error = %msg, "store unavailable");
-            Error::new(
-                ErrorKind::ServiceUnavailable,
-                "the store is unavailable, retry later",
-            )
-        }
-        StoreError::Other(msg) => {
-            tracing::error!(error = %msg, "store fault");
-            Error::new(ErrorKind::InternalError, "internal store error")
-        }
-    }
-}
+pub(crate) use hub::service::store_error;
 
 fn decode<T: DeserializeOwned>(key: &str, value: serde_json::Value) -> Result<T, Error> {
     serde_json::from_value(value).map_err(|e| {

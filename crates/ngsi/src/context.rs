@@ -21,7 +21,8 @@ pub const DEFAULT_VOCAB: &str = "https://uri.etsi.org/ngsi-ld/default-context/";
 /// The `ngsi-ld:` namespace.
 pub const NGSI_LD: &str = "https://uri.etsi.org/ngsi-ld/";
 
-const CORE_CONTEXT_TEXT: &str = include_str!("../context/ngsi-ld-core-context-v1.9.jsonld");
+/// The core context document (v1.9), as published.
+pub const CORE_CONTEXT_TEXT: &str = include_str!("../context/ngsi-ld-core-context-v1.9.jsonld");
 
 /// Bounds that keep a hostile @context from costing much.
 const MAX_TERMS: usize = 20_000;

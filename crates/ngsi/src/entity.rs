@@ -30,6 +30,33 @@ pub const MAX_SCOPES: usize = 100;
 /// The value that, in a merge-patch, deletes what it is given for.
 pub const NGSI_LD_NULL: &str = "urn:ngsi-ld:null";
 
+/// What the temporal history shows of an attribute instance deleted at `at`: its kind,
+/// its datasetId, and NGSI-LD Null as its value, in the form its kind has (clause
+/// 4.5.7): a language map `{"@none": null}` for a LanguageProperty, a list of it for
+/// the list kinds, the bare null for every other.
+pub fn deleted_instance(
+    kind: AttrKind,
+    dataset_id: Option<String>,
+    at: DateTime<Utc>,
+) -> Attribute {
+    let value = match kind {
+        AttrKind::LanguageProperty => serde_json::json!({ "@none": NGSI_LD_NULL }),
+        AttrKind::ListProperty | AttrKind::ListRelationship => serde_json::json!([NGSI_LD_NULL]),
+        _ => Value::String(NGSI_LD_NULL.into()),
+    };
+    Attribute {
+        kind,
+        value,
+        dataset_id,
+        observed_at: None,
+        unit_code: None,
+        object_type: None,
+        created_at: at,
+        modified_at: at,
+        sub_attrs: BTreeMap::new(),
+    }
+}
+
 /// The kinds of attribute NGSI-LD defines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AttrKind {
@@ -95,9 +122,17 @@ pub struct Entity {
     pub scopes: Vec<String>,
     #[serde(rename = "a")]
     pub attrs: BTreeMap<String, Vec<Attribute>>,
-    #[serde(rename = "c", deserialize_with = "stored_time::de")]
+    #[serde(
+        rename = "c",
+        serialize_with = "stored_time::ser",
+        deserialize_with = "stored_time::de"
+    )]
     pub created_at: DateTime<Utc>,
-    #[serde(rename = "m", deserialize_with = "stored_time::de")]
+    #[serde(
+        rename = "m",
+        serialize_with = "stored_time::ser",
+        deserialize_with = "stored_time::de"
+    )]
     pub modified_at: DateTime<Utc>,
 }
 
@@ -116,6 +151,7 @@ pub struct Attribute {
         rename = "o",
         default,
         skip_serializing_if = "Option::is_none",
+        serialize_with = "stored_time::ser_option",
         deserialize_with = "stored_time::de_option"
     )]
     pub observed_at: Option<DateTime<Utc>>,
@@ -123,9 +159,17 @@ pub struct Attribute {
     pub unit_code: Option<String>,
     #[serde(rename = "ot", default, skip_serializing_if = "Option::is_none")]
     pub object_type: Option<String>,
-    #[serde(rename = "c", deserialize_with = "stored_time::de")]
+    #[serde(
+        rename = "c",
+        serialize_with = "stored_time::ser",
+        deserialize_with = "stored_time::de"
+    )]
     pub created_at: DateTime<Utc>,
-    #[serde(rename = "m", deserialize_with = "stored_time::de")]
+    #[serde(
+        rename = "m",
+        serialize_with = "stored_time::ser",
+        deserialize_with = "stored_time::de"
+    )]
     pub modified_at: DateTime<Utc>,
     #[serde(rename = "sub", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sub_attrs: BTreeMap<String, Vec<Attribute>>,

@@ -115,8 +115,25 @@ pub fn render_types(types: &[String], ctx: &Context) -> Value {
 fn render_instances(instances: &[Attribute], opts: &RenderOptions) -> Value {
     match instances {
         [one] => render_attribute(one, opts),
+        many if opts.format == Format::KeyValues => simplified_instances(
+            many.iter()
+                .map(|a| (a.dataset_id.as_deref(), render_attribute(a, opts))),
+        ),
         many => Value::Array(many.iter().map(|a| render_attribute(a, opts)).collect()),
     }
+}
+
+/// The simplified (keyValues) form of an attribute with several instances (clause
+/// 4.5.4): `{"dataset": {datasetId: value, ...}}`, the default instance under
+/// `@none`. Given each instance's datasetId and simplified value.
+pub fn simplified_instances<'a>(
+    instances: impl IntoIterator<Item = (Option<&'a str>, Value)>,
+) -> Value {
+    let dataset: Map<String, Value> = instances
+        .into_iter()
+        .map(|(ds, v)| (ds.unwrap_or("@none").to_string(), v))
+        .collect();
+    json!({ "dataset": dataset })
 }
 
 /// Picks the string of a language map for a `lang` preference.

@@ -1,6 +1,6 @@
 //! The distributions of a dataset, streamed: the view's entities are read from the
-//! hub a page at a time and each page is written and sent before the next is read,
-//! so memory stays flat however many entities there are.
+//! hub a page at a time, the next page read while one is written, so memory stays
+//! flat however many entities there are.
 
 use std::collections::HashSet;
 use std::io::{self, Write};
@@ -127,11 +127,22 @@ impl Selection {
         Ok(query)
     }
 
-    /// [`Selection::page_after`] answered with the entities' stored documents, each
-    /// holding the public attributes alone: a writer reads of them what it shows.
-    pub fn documents_after(&self, limit: usize, after: Option<i64>) -> Result<EntityQuery, Error> {
+    /// [`Selection::page_after`] answered with the entities' stored documents. Cut,
+    /// each holds the public attributes alone, for a writer that reads the whole
+    /// document. Uncut, the documents are whole (the store copies them without
+    /// reading them), for the CSV writer, which reads of each document the public
+    /// columns alone: the document is scanned once, not once to cut and again to write.
+    pub fn documents_after(
+        &self,
+        limit: usize,
+        after: Option<i64>,
+        cut: bool,
+    ) -> Result<EntityQuery, Error> {
         let mut query = self.page_after(limit, after)?;
         query.as_documents = true;
+        if !cut {
+            query.only_attrs = None;
+        }
         Ok(query)
     }
 
@@ -185,12 +196,13 @@ pub fn entities(hub: Arc<Hub>, view: &View, kind: Kind) -> Result<Body, Error> {
     };
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(IN_FLIGHT);
     let size = kind.page();
+    let sel = Arc::new(sel);
     tokio::spawn(async move {
-        let mut after = None;
-        loop {
-            let page = match sel.documents_after(size, after) {
-                Ok(q) => hub.query(&sel.scope, q).await,
-                Err(e) => Err(e),
+        let mut reading = Some(read_page(&hub, &sel, kind, None));
+        while let Some(next) = reading.take() {
+            let page = match next.await {
+                Ok(read) => read,
+                Err(e) => Err(Error::new(ErrorKind::InternalError, e.to_string())),
             };
             let page = match page {
                 Ok(p) => p,
@@ -202,7 +214,10 @@ pub fn entities(hub: Arc<Hub>, view: &View, kind: Kind) -> Result<Body, Error> {
                     return;
                 }
             };
-            after = page.next(size);
+            let after = page.next(size);
+            // The next page is read while this one is written: the store's reader
+            // and the writer each keep a core busy.
+            reading = after.map(|after| read_page(&hub, &sel, kind, Some(after)));
             let written = writer.documents(&mut page.documents.iter()).and_then(|()| {
                 if after.is_none() {
                     writer.finish()
@@ -218,12 +233,24 @@ pub fn entities(hub: Arc<Hub>, view: &View, kind: Kind) -> Result<Body, Error> {
                 // The client has gone.
                 return;
             }
-            if after.is_none() {
-                return;
-            }
         }
     });
     Ok(body(rx))
+}
+
+/// Reads the page of stored documents after `after`, on a task of its own.
+fn read_page(
+    hub: &Arc<Hub>,
+    sel: &Arc<Selection>,
+    kind: Kind,
+    after: Option<i64>,
+) -> tokio::task::JoinHandle<Result<store::QueryPage, Error>> {
+    let (hub, sel, size) = (hub.clone(), sel.clone(), kind.page());
+    tokio::spawn(async move {
+        // The CSV writer reads the public columns alone (above).
+        let query = sel.documents_after(size, after, kind != Kind::Csv)?;
+        hub.query(&sel.scope, query).await
+    })
 }
 
 /// A response body of the chunks a task sends.
@@ -349,7 +376,10 @@ async fn attribute_history(
             .temporal_entity(&sel.scope, id, &req)
             .await
             .map_err(|e| io::Error::other(e.detail))?;
-        let TemporalAnswer::Instances { entity, .. } = answer else {
+        let TemporalAnswer::Instances {
+            entity, partial, ..
+        } = answer
+        else {
             return Ok(());
         };
         let instances = entity.attrs.get(attr).map(Vec::as_slice).unwrap_or(&[]);
@@ -372,7 +402,8 @@ async fn attribute_history(
             last = Some(at);
         }
         match last {
-            Some(t) if instances.len() >= MAX_INSTANCES && t < to => {
+            // A partial answer ends between two times: the next starts past it.
+            Some(t) if !partial.is_empty() && t < to => {
                 start = t + TimeDelta::milliseconds(1);
             }
             _ => return Ok(()),

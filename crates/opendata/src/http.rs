@@ -83,16 +83,7 @@ fn base(app: &App, headers: &HeaderMap) -> String {
     if let Some(url) = &app.config.public_url {
         return url.trim_end_matches('/').to_string();
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.len() <= 255
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
+    let host = hub::http::negotiate::request_host(headers);
     let https = headers
         .get("x-forwarded-proto")
         .is_some_and(|v| v.as_bytes() == b"https");

@@ -142,27 +142,12 @@ impl Portal {
 
     async fn all_of(&self, entity_type: &str) -> Result<Vec<Value>, Error> {
         let scope = Portal::reader();
-        let mut out = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self
-                .hub
-                .query(
-                    &scope,
-                    EntityQuery {
-                        types: Some(TypeExpr::Type(scope.ctx.expand(entity_type))),
-                        limit: PAGE,
-                        after,
-                        ..EntityQuery::default()
-                    },
-                )
-                .await?;
-            out.extend(page.entities.iter().map(key_values));
-            after = page.next(PAGE);
-            if after.is_none() {
-                return Ok(out);
-            }
-        }
+        let query = EntityQuery {
+            types: Some(TypeExpr::Type(scope.ctx.expand(entity_type))),
+            ..EntityQuery::default()
+        };
+        let all = self.hub.query_all(&scope, query, PAGE).await?;
+        Ok(all.iter().map(key_values).collect())
     }
 
     /// Every dataset, by name (from the cache while no dataset changed).

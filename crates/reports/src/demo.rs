@@ -577,10 +577,10 @@ async fn new_report(reports: &Reports, rng: &mut Rng) -> Result<String, Error> {
     let id = format!("DEMO-{}", crate::service::new_request_id());
     let now = reports.now();
     let r = received(rng, &cats, places, &communes, &calendar, |_| now, id);
-    let v = model::to_entity(&report_id(&r.service_request_id), SERVICE_REQUEST, &r)?;
+    let entity = model::entity(&report_id(&r.service_request_id), SERVICE_REQUEST, &r)?;
     reports
         .hub()
-        .create_entity(&Scope::system("demo", TENANT), model::parse_entity(&v)?)
+        .create_entity(&Scope::system("demo", TENANT), entity)
         .await?;
     Ok(r.service_request_id)
 }
@@ -739,8 +739,11 @@ pub async fn load(reports: &Arc<Reports>) -> Result<Loaded, Error> {
     for chunk in list.chunks(250) {
         let mut batch = Vec::with_capacity(chunk.len());
         for r in chunk {
-            let v = model::to_entity(&report_id(&r.service_request_id), SERVICE_REQUEST, r)?;
-            batch.push(Ok(model::parse_entity(&v)?));
+            batch.push(Ok(model::entity(
+                &report_id(&r.service_request_id),
+                SERVICE_REQUEST,
+                r,
+            )?));
         }
         for (id, result) in hub.batch_upsert(&scope, batch, false).await? {
             result.map_err(|e| Error::new(e.kind, format!("{id}: {}", e.detail)))?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use hub::Scope;
@@ -162,6 +162,16 @@ pub fn public_view(r: &Report, now: chrono::DateTime<chrono::Utc>) -> Value {
     v
 }
 
+/// A response with how long it may be cached (`Cache-Control`).
+fn cached(r: impl IntoResponse, cache: &'static str) -> Response {
+    ([(header::CACHE_CONTROL, cache)], r).into_response()
+}
+
+/// A body of `content_type`, with how long it may be cached.
+fn typed(body: impl IntoResponse, content_type: &'static str, cache: &'static str) -> Response {
+    cached(([(header::CONTENT_TYPE, content_type)], body), cache)
+}
+
 /// A photo (`{id}.jpg`) or its thumbnail (`{id}-thumb.jpg`): immutable, cached.
 async fn media(State(reports): State<Arc<Reports>>, PathParam(file): PathParam<String>) -> Answer {
     let Some(stem) = file.strip_suffix(".jpg") else {
@@ -175,18 +185,9 @@ async fn media(State(reports): State<Arc<Reports>>, PathParam(file): PathParam<S
         .photo(id, thumb)
         .await?
         .ok_or_else(|| Error::not_found("no such photo"))?;
-    let mut r = bytes.into_response();
-    let h = r.headers_mut();
-    h.insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("image/jpeg"),
-    );
-    h.insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
-    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("\"{stem}\"")) {
-        h.insert(axum::http::header::ETAG, v);
+    let mut r = typed(bytes, "image/jpeg", "public, max-age=31536000, immutable");
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{stem}\"")) {
+        r.headers_mut().insert(header::ETAG, v);
     }
     Ok(r)
 }
@@ -376,12 +377,7 @@ async fn grant(
 /// urgency, the agency, the attributes to fill. Nothing personal is in a category.
 async fn list_categories(State(reports): State<Arc<Reports>>) -> Answer {
     let cats = reports.categories().await?;
-    let mut r = axum::Json(cats).into_response();
-    r.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-cache"),
-    );
-    Ok(r)
+    Ok(cached(axum::Json(cats), "no-cache"))
 }
 
 async fn categories(
@@ -476,17 +472,7 @@ async fn public_requests(
             body
         }
     };
-    let mut r = body.into_response();
-    let h = r.headers_mut();
-    h.insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/json"),
-    );
-    h.insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("public, max-age=30"),
-    );
-    Ok(r)
+    Ok(typed(body, "application/json", "public, max-age=30"))
 }
 
 async fn nearby(State(reports): State<Arc<Reports>>, RawQuery(q): RawQuery) -> Answer {
@@ -549,12 +535,7 @@ async fn track(
             contact.map_or(Value::Null, |c| json!(c)),
         );
     }
-    let mut resp = axum::Json(v).into_response();
-    resp.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    Ok(resp)
+    Ok(cached(axum::Json(v), "no-store"))
 }
 
 async fn erase(

@@ -27,7 +27,8 @@ pub fn link_key(service_request_id: &str) -> String {
 pub fn token_key(token: &str) -> String {
     format!("token:{}", digest(token))
 }
-/// Actor → the agencies whose reporters they may see ("*": every agency).
+/// The "see reporter" right ([`hub::grants`]): actor → the agencies whose reporters
+/// they may see ("*": every agency).
 pub const ACCESS: &str = "reports.reporter-access";
 /// Holiday calendars by year (an admin's, replacing the shipped one).
 pub const HOLIDAYS: &str = "reports.holidays";
@@ -141,18 +142,4 @@ pub fn digest(token: &str) -> String {
 /// Whether `s` has the shape of a token (so that other strings are never looked up).
 pub fn is_token(s: &str) -> bool {
     s.len() == 32 && s.chars().all(|c| c.is_ascii_hexdigit())
-}
-
-/// The "see reporter" right of one actor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReporterAccess {
-    /// Agencies (`agency_responsible` values) whose reporters the actor may see, or
-    /// `*` for all.
-    pub agencies: Vec<String>,
-}
-
-impl ReporterAccess {
-    pub fn covers(&self, agency: &str) -> bool {
-        self.agencies.iter().any(|a| a == "*" || a == agency)
-    }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use hub::auth::{Caller, Identity, Role};
+use hub::grants::AgencyGrant;
 use hub::{Hub, Scope};
 use ngsi::query::ast::TypeExpr;
 use ngsi::{Context, Error, ErrorKind};
@@ -21,8 +22,8 @@ use crate::model::{
 };
 use crate::places::{Outside, Places};
 use crate::private::{
-    ACCESS, CONSENT_VERSION, Contact, ContactRecord, HOLIDAYS, PRIVATE, ReporterAccess,
-    contact_key, is_token, link_key, secret, token_key,
+    ACCESS, CONSENT_VERSION, Contact, ContactRecord, HOLIDAYS, PRIVATE, contact_key, is_token,
+    link_key, secret, token_key,
 };
 use crate::stats::{self, By, Figures};
 use crate::workflow::{self, Action};
@@ -192,6 +193,23 @@ fn store_err(e: store::StoreError) -> Error {
     }
 }
 
+/// The "see reporter" right: actor → the agencies (`agency_responsible` values) whose
+/// reporters they may see, or `*` for all.
+const REPORTER_ACCESS: AgencyGrant = AgencyGrant {
+    collection: ACCESS,
+    audit_action: "grant see-reporter",
+    admins_only: "rights are granted by admins",
+    check: |actor, agencies| {
+        if actor.is_empty() || actor.len() > 200 || agencies.len() > 100 {
+            return Err(Error::bad_data(
+                "an actor (user:NAME or key:ID) and at most 100 agencies",
+            ));
+        }
+        Ok(())
+    },
+    store_error: store_err,
+};
+
 impl Reports {
     pub fn new(
         hub: Arc<Hub>,
@@ -289,8 +307,11 @@ impl Reports {
         let mut batch = Vec::new();
         for mut c in cats {
             c.check()?;
-            let v = model::to_entity(&category_id(&c.service_code), SERVICE_TYPE, &c)?;
-            batch.push(Ok(model::parse_entity(&v)?));
+            batch.push(Ok(model::entity(
+                &category_id(&c.service_code),
+                SERVICE_TYPE,
+                &c,
+            )?));
         }
         for (id, r) in self.hub.batch_upsert(scope, batch, false).await? {
             r.map_err(|e| Error::new(e.kind, format!("{id}: {}", e.detail)))?;
@@ -309,27 +330,7 @@ impl Reports {
 
     /// Every entity a query matches, page by page.
     async fn query_all(&self, query: EntityQuery) -> Result<Vec<ngsi::Entity>, Error> {
-        let scope = Self::reader();
-        let mut all = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self
-                .hub
-                .query(
-                    &scope,
-                    EntityQuery {
-                        limit: PAGE,
-                        after,
-                        ..query.clone()
-                    },
-                )
-                .await?;
-            after = page.next(PAGE);
-            all.extend(page.entities);
-            if after.is_none() {
-                return Ok(all);
-            }
-        }
+        self.hub.query_all(&Self::reader(), query, PAGE).await
     }
 
     // ---- intake
@@ -492,7 +493,7 @@ impl Reports {
         loop {
             report.service_request_id = new_request_id();
             let id = &report.service_request_id;
-            let v = model::to_entity(&report_id(id), SERVICE_REQUEST, &report)?;
+            let entity = model::entity(&report_id(id), SERVICE_REQUEST, &report)?;
             let mut records = Vec::new();
             if !new.photos.is_empty() {
                 let stored = photo_ids
@@ -529,7 +530,7 @@ impl Reports {
             ));
             match self
                 .hub
-                .create_entity_with_records(&scope, model::parse_entity(&v)?, records)
+                .create_entity_with_records(&scope, entity, records)
                 .await
             {
                 Ok(()) => break,
@@ -705,14 +706,12 @@ impl Reports {
     // ---- workflow
 
     async fn save(&self, scope: &Scope, report: &Report) -> Result<(), Error> {
-        let v = model::to_entity(
+        let entity = model::entity(
             &report_id(&report.service_request_id),
             SERVICE_REQUEST,
             report,
         )?;
-        self.hub
-            .replace_entity(scope, model::parse_entity(&v)?)
-            .await
+        self.hub.replace_entity(scope, entity).await
     }
 
     /// An action of staff (their own scope: the audit log names them) or of the
@@ -957,14 +956,10 @@ impl Reports {
         if caller.role != Some(Role::Operator) || !caller.has_tenant(TENANT) {
             return Ok(false);
         }
-        let access = self
-            .hub
-            .records()
-            .registry_get(ACCESS, TENANT, &caller.actor)
-            .await
-            .map_err(store_err)?
-            .and_then(|v| serde_json::from_value::<ReporterAccess>(v).ok());
-        Ok(access.is_some_and(|a| a.covers(agency)))
+        let agencies = REPORTER_ACCESS
+            .agencies(&self.hub.records(), TENANT, &caller.actor)
+            .await?;
+        Ok(agencies.iter().any(|a| a == "*" || a == agency))
     }
 
     /// The reporter's contact, for staff holding the right; every read (and every
@@ -1000,35 +995,16 @@ impl Reports {
         actor: &str,
         agencies: Vec<String>,
     ) -> Result<(), Error> {
-        if !caller.is_admin() {
-            return Err(Error::forbidden("rights are granted by admins"));
-        }
-        if actor.is_empty() || actor.len() > 200 || agencies.len() > 100 {
-            return Err(Error::bad_data(
-                "an actor (user:NAME or key:ID) and at most 100 agencies",
-            ));
-        }
-        let records = self.hub.records();
-        if agencies.is_empty() {
-            records
-                .registry_delete(ACCESS, TENANT, actor)
-                .await
-                .map_err(store_err)?;
-        } else {
-            records
-                .registry_put(
-                    ACCESS,
-                    TENANT,
-                    vec![(actor.to_string(), json!(ReporterAccess { agencies }))],
-                    RegistryWrite::Upsert,
-                )
-                .await
-                .map_err(store_err)?;
-        }
-        let mut record = caller.audit(Some(TENANT), vec![actor.to_string()]);
-        record.action = format!("grant see-reporter ({})", record.action);
-        self.identity.audit(vec![record]).await;
-        Ok(())
+        REPORTER_ACCESS
+            .set(
+                &self.hub.records(),
+                Some(&*self.identity),
+                caller,
+                TENANT,
+                actor,
+                agencies,
+            )
+            .await
     }
 
     /// What the holder of a tracking token sees: the report and their own contact.

@@ -72,10 +72,16 @@ impl Scorecard {
         actor: &str,
         agencies: Vec<String>,
     ) -> Result<(), Error> {
-        crate::owners::set(&self.hub, scope, actor, agencies).await?;
-        self.audit_action(scope, "grant owner-agency membership", actor.to_string())
-            .await;
-        Ok(())
+        crate::owners::MEMBERS
+            .set(
+                &self.hub.records(),
+                self.audit.as_deref(),
+                &scope.caller,
+                &scope.tenant,
+                actor,
+                agencies,
+            )
+            .await
     }
 
     /// Records evidence downloads in the audit log of `identity`.

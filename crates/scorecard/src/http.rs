@@ -12,7 +12,7 @@ use axum::routing::{get, post, put};
 use hub::Scope;
 use hub::http::gate::Head;
 use hub::http::{ApiError, BoundedBody, PathParam, Permission, RouteRule, rule};
-use ngsi::{Context, Error};
+use ngsi::Error;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -127,9 +127,7 @@ type Answer = Result<Response, ApiError>;
 
 /// The caller's scope in the tenant its request names.
 fn scope(head: &Head) -> Result<Scope, ApiError> {
-    let tenant = hub::http::negotiate::tenant(&head.headers)?;
-    head.caller.check(&tenant, hub::auth::Access::Read)?;
-    Ok(Scope::new(tenant, Context::core(), head.caller.clone()))
+    head.scope(hub::auth::Access::Read)
 }
 
 /// A body within the size limit (413 beyond, as a ProblemDetails).

@@ -3,39 +3,58 @@
 //! acts for (`PUT /scorecard/v1/members/{actor}`), per tenant. Admins act for every
 //! agency. Each grant is audited by the caller.
 
+use hub::grants::AgencyGrant;
 use hub::{Hub, Scope};
 use ngsi::{Error, ErrorKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// The registry collection of memberships, keyed by actor (`user:…`, `key:…`).
-const MEMBERS: &str = "scorecard-members";
+/// Memberships: a registry collection keyed by actor (`user:…`, `key:…`).
+pub(crate) const MEMBERS: AgencyGrant = AgencyGrant {
+    collection: "scorecard-members",
+    audit_action: "grant owner-agency membership",
+    admins_only: "memberships are granted by admins",
+    check,
+    store_error,
+};
 const MAX_AGENCIES: usize = 100;
 const MAX_NAME: usize = 200;
 const MAX_LISTED: u64 = 1_000;
 
-/// The agencies an actor acts for in one tenant.
+/// The agencies an actor acts for in one tenant (the body of a grant).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Membership {
     pub agencies: Vec<String>,
 }
 
-fn store_error(e: impl std::fmt::Display) -> Error {
+fn store_error(e: store::StoreError) -> Error {
     Error::new(ErrorKind::InternalError, e.to_string())
+}
+
+fn check(actor: &str, agencies: &[String]) -> Result<(), Error> {
+    if actor.is_empty() || actor.len() > MAX_NAME || !actor.contains(':') {
+        return Err(Error::bad_data(
+            "the actor is named as the audit log names it: user:NAME or key:ID",
+        ));
+    }
+    if agencies.len() > MAX_AGENCIES
+        || agencies
+            .iter()
+            .any(|a| a.trim().is_empty() || a.len() > MAX_NAME)
+    {
+        return Err(Error::bad_data(format!(
+            "at most {MAX_AGENCIES} agencies, each named in 1 to {MAX_NAME} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// The agencies the scope's caller acts for in the scope's tenant (none recorded: none).
 async fn membership(hub: &Hub, scope: &Scope) -> Result<Vec<String>, Error> {
-    let stored = hub
-        .records()
-        .registry_get(MEMBERS, &scope.tenant, &scope.caller.actor)
+    MEMBERS
+        .agencies(&hub.records(), &scope.tenant, &scope.caller.actor)
         .await
-        .map_err(store_error)?;
-    Ok(stored
-        .and_then(|v| serde_json::from_value::<Membership>(v).ok())
-        .map(|m| m.agencies)
-        .unwrap_or_default())
 }
 
 /// Whether the scope's caller acts for `agency` in the scope's tenant.
@@ -69,61 +88,14 @@ pub async fn require(hub: &Hub, scope: &Scope, agency: &str, what: &str) -> Resu
     }
 }
 
-/// Records the agencies `actor` acts for (admins); none removes the membership.
-pub async fn set(
-    hub: &Hub,
-    scope: &Scope,
-    actor: &str,
-    agencies: Vec<String>,
-) -> Result<(), Error> {
-    if !scope.caller.is_admin() {
-        return Err(Error::forbidden("memberships are granted by admins"));
-    }
-    if actor.is_empty() || actor.len() > MAX_NAME || !actor.contains(':') {
-        return Err(Error::bad_data(
-            "the actor is named as the audit log names it: user:NAME or key:ID",
-        ));
-    }
-    if agencies.len() > MAX_AGENCIES
-        || agencies
-            .iter()
-            .any(|a| a.trim().is_empty() || a.len() > MAX_NAME)
-    {
-        return Err(Error::bad_data(format!(
-            "at most {MAX_AGENCIES} agencies, each named in 1 to {MAX_NAME} bytes"
-        )));
-    }
-    let records = hub.records();
-    if agencies.is_empty() {
-        records
-            .registry_delete(MEMBERS, &scope.tenant, actor)
-            .await
-            .map_err(store_error)?;
-    } else {
-        records
-            .registry_put(
-                MEMBERS,
-                &scope.tenant,
-                vec![(actor.to_string(), json!(Membership { agencies }))],
-                store::RegistryWrite::Upsert,
-            )
-            .await
-            .map_err(store_error)?;
-    }
-    Ok(())
-}
-
 /// Every membership of the scope's tenant, by actor.
 pub async fn list(hub: &Hub, scope: &Scope) -> Result<Value, Error> {
-    let page = hub
-        .records()
-        .registry_list(MEMBERS, &scope.tenant, 0, MAX_LISTED)
-        .await
-        .map_err(store_error)?;
-    let members: Vec<Value> = page
-        .records
+    let (grants, total) = MEMBERS
+        .list(&hub.records(), &scope.tenant, MAX_LISTED)
+        .await?;
+    let members: Vec<Value> = grants
         .into_iter()
-        .map(|r| json!({"actor": r.key, "agencies": r.value["agencies"]}))
+        .map(|(actor, agencies)| json!({"actor": actor, "agencies": agencies}))
         .collect();
-    Ok(json!({"members": members, "total": page.count}))
+    Ok(json!({"members": members, "total": total}))
 }

@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use ngsi::{Attribute, Entity};
 
-use crate::{Applied, Change, HistoryWrite, RegistryPut, StoreError, StoreResult, WriteOp};
+use crate::{
+    Applied, Change, Deletion, HistoryWrite, RegistryPut, StoreError, StoreResult, WriteOp,
+};
 
 /// What an operation does to its entity row.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +42,8 @@ pub struct Outcome {
     pub before: Option<Entity>,
     /// The instances to append to the history, as (expanded name, instance).
     pub history: Vec<(String, Attribute)>,
+    /// The attribute instances the operation removed, to record in the history.
+    pub deletions: Vec<Deletion>,
     /// Registry records that commit with the operation or not at all.
     pub records: Vec<RegistryPut>,
     watched: bool,
@@ -91,23 +95,28 @@ pub fn apply(op: WriteOp, before: Option<Entity>, watched: bool) -> StoreResult<
     if let Some(observe) = observe {
         observe(copy.as_ref(), &change);
     }
-    let (effect, history) = match change {
-        Change::Unchanged => (Effect::Unchanged, Vec::new()),
-        Change::Delete => (Effect::Deleted, Vec::new()),
+    let (effect, history, deletions) = match change {
+        Change::Unchanged => (Effect::Unchanged, Vec::new(), Vec::new()),
+        // The history goes with the entity: no deletion is recorded.
+        Change::Delete => (Effect::Deleted, Vec::new(), Vec::new()),
         Change::Put(entity) => {
             if entity.id != entity_id {
                 return Err(StoreError::Other("a mutation changed the entity id".into()));
             }
-            let history = match history {
-                HistoryWrite::Instances(instances) => instances,
-                HistoryWrite::Changes => changed_instances(&entity, copy.as_ref()),
+            let (history, deletions) = match history {
+                // History a client provides adds instances and removes none.
+                HistoryWrite::Instances(instances) => (instances, Vec::new()),
+                HistoryWrite::Changes => (
+                    changed_instances(&entity, copy.as_ref()),
+                    deleted_instances(&entity, copy.as_ref()),
+                ),
             };
             let effect = if existed {
                 Effect::Changed(entity)
             } else {
                 Effect::Created(entity)
             };
-            (effect, history)
+            (effect, history, deletions)
         }
     };
     Ok(Outcome {
@@ -115,6 +124,7 @@ pub fn apply(op: WriteOp, before: Option<Entity>, watched: bool) -> StoreResult<
         effect,
         before: copy.filter(|_| watched),
         history,
+        deletions,
         records,
         watched,
     })
@@ -132,6 +142,32 @@ fn changed_instances(entity: &Entity, before: Option<&Entity>) -> Vec<(String, A
                 .iter()
                 .filter(move |i| !old.is_some_and(|o| o.contains(i)))
                 .map(move |i| (name.clone(), i.clone()))
+        })
+        .collect()
+}
+
+/// The instances of `before` (by name and datasetId) that `entity` no longer has,
+/// deleted when `entity` was last modified.
+fn deleted_instances(entity: &Entity, before: Option<&Entity>) -> Vec<Deletion> {
+    let Some(before) = before else {
+        return Vec::new();
+    };
+    before
+        .attrs
+        .iter()
+        .flat_map(|(name, instances)| {
+            let now = entity.attrs.get(name);
+            instances
+                .iter()
+                .filter(move |i| {
+                    !now.is_some_and(|n| n.iter().any(|a| a.dataset_id == i.dataset_id))
+                })
+                .map(move |i| Deletion {
+                    name: name.clone(),
+                    dataset_id: i.dataset_id.clone(),
+                    kind: i.kind,
+                    at: entity.modified_at,
+                })
         })
         .collect()
 }
@@ -255,6 +291,55 @@ mod tests {
         for (_, put) in seen.iter() {
             assert_eq!(put.as_deref(), Some(&new));
         }
+    }
+
+    #[test]
+    fn a_removed_instance_is_recorded_as_deleted_at_the_write_time() {
+        let old = entity(1.0, "a");
+        let mut new = old.clone();
+        new.attrs.remove(NAME);
+        new.modified_at = old.modified_at + chrono::TimeDelta::seconds(5);
+        let out = apply(put(new.clone()), Some(old.clone()), false).unwrap();
+        assert!(out.history.is_empty(), "nothing left changed");
+        assert_eq!(
+            out.deletions,
+            vec![Deletion {
+                name: NAME.into(),
+                dataset_id: None,
+                kind: ngsi::AttrKind::Property,
+                at: new.modified_at,
+            }]
+        );
+        // Another datasetId of the same name is another instance.
+        let mut with_dataset = old.clone();
+        let mut other = old.attrs[NAME][0].clone();
+        other.dataset_id = Some("urn:ngsi-ld:Dataset:b".into());
+        with_dataset.attrs.get_mut(NAME).unwrap().push(other);
+        let out = apply(put(old.clone()), Some(with_dataset), false).unwrap();
+        assert_eq!(out.deletions.len(), 1);
+        assert_eq!(
+            out.deletions[0].dataset_id.as_deref(),
+            Some("urn:ngsi-ld:Dataset:b")
+        );
+        // A creation, a change that keeps every instance, and history a client
+        // provides delete nothing.
+        assert!(
+            apply(put(old.clone()), None, false)
+                .unwrap()
+                .deletions
+                .is_empty()
+        );
+        let mut changed = old.clone();
+        changed.attrs.get_mut(LEVEL).unwrap()[0].value = json!(3.0);
+        assert!(
+            apply(put(changed), Some(old.clone()), false)
+                .unwrap()
+                .deletions
+                .is_empty()
+        );
+        let given = old.attrs[LEVEL][0].clone();
+        let op = put(new).with_history(vec![(LEVEL.into(), given)]);
+        assert!(apply(op, Some(old), true).unwrap().deletions.is_empty());
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub enum TimeField {
     Observed,
     /// When the instance was written (its `modifiedAt`, which is also its `createdAt`).
     Written,
+    /// When the attribute instance was deleted: selects the records of deletions, and
+    /// only them (an instance never deleted has no such time).
+    Deleted,
 }
 
 /// A half-open time range `[from, to)`; either end may be open.
@@ -35,13 +38,38 @@ pub struct HistoryQuery {
     pub last_n: Option<u64>,
     /// At most this many instances per attribute in one page.
     pub limit: usize,
+    /// Only the instances of these datasetIds (None: the default instance); None for
+    /// all.
+    pub datasets: Option<Vec<Option<String>>>,
 }
 
-/// One stored instance and its id (`instanceId` is built from it).
+/// One stored instance and its id (`instanceId` is built from it), or the record of a
+/// deletion: then `deleted_at` is its time, `id` its number among the deletions, and
+/// the attribute NGSI-LD Null ([`ngsi::entity::deleted_instance`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredInstance {
     pub id: i64,
     pub attribute: Attribute,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// The record of a deleted attribute instance, kept in the history: a write that
+/// leaves an entity without an instance (name and datasetId) it had records one, timed
+/// by the write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deletion {
+    /// Expanded attribute name.
+    pub name: String,
+    pub dataset_id: Option<String>,
+    pub kind: ngsi::AttrKind,
+    pub at: DateTime<Utc>,
+}
+
+impl Deletion {
+    /// The instance the history shows for it.
+    pub fn instance(&self) -> Attribute {
+        ngsi::entity::deleted_instance(self.kind, self.dataset_id.clone(), self.at)
+    }
 }
 
 /// A page of one entity's history.
@@ -51,6 +79,8 @@ pub struct HistoryPage {
     pub attrs: BTreeMap<String, Vec<StoredInstance>>,
     /// Whether some attribute had more instances than the page holds.
     pub truncated: bool,
+    /// The attributes that had more instances than the page holds.
+    pub partial: std::collections::BTreeSet<String>,
 }
 
 /// What each aggregation period of one attribute holds; the methods are computed from
@@ -71,21 +101,62 @@ pub struct PeriodStats {
     pub max: Option<f64>,
 }
 
+impl HistoryQuery {
+    /// The order of a page's read (backwards for `lastN`) and how many rows it takes
+    /// of each attribute: one more than the page holds tells whether there are more.
+    pub(crate) fn order_and_take(&self) -> (&'static str, usize) {
+        let limit = self.limit.max(1);
+        match self.last_n {
+            Some(n) => (
+                "DESC",
+                usize::try_from(n).unwrap_or(usize::MAX).min(limit + 1),
+            ),
+            None => ("ASC", limit + 1),
+        }
+    }
+}
+
+impl StoredInstance {
+    /// The time a read by `field` orders it by (to the millisecond, as times are kept):
+    /// an observation without `observedAt` is ordered by when it was written.
+    pub fn time_millis(&self, field: TimeField) -> i64 {
+        let a = &self.attribute;
+        match field {
+            TimeField::Observed => a.observed_at.unwrap_or(a.modified_at),
+            TimeField::Written => a.modified_at,
+            TimeField::Deleted => self.deleted_at.unwrap_or(a.modified_at),
+        }
+        .timestamp_millis()
+    }
+}
+
 impl HistoryPage {
-    /// Adds one attribute's instances as read for `q`: at most `limit` of them (the page
-    /// is then marked truncated), oldest first (a `lastN` read comes newest first).
+    /// Adds one attribute's instances as read for `q`: at most `q.limit` of them (the
+    /// page is then marked truncated), oldest first (a `lastN` read comes newest first).
+    /// A truncated page ends between two times, never within one: the instances at
+    /// the time of the first one left out are left out with it, so that the next
+    /// page, asked strictly past this one's end, has them all. (Only when more
+    /// instances than a page holds share one time is the page cut within it.)
     pub(crate) fn add_attribute(
         &mut self,
         name: String,
         mut instances: Vec<StoredInstance>,
-        limit: usize,
-        last_n: bool,
+        q: &HistoryQuery,
     ) {
+        let limit = q.limit.max(1);
         if instances.len() > limit {
+            let next = instances[limit].time_millis(q.field);
             instances.truncate(limit);
+            if let Some(last) = instances
+                .iter()
+                .rposition(|i| i.time_millis(q.field) != next)
+            {
+                instances.truncate(last + 1);
+            }
             self.truncated = true;
+            self.partial.insert(name.clone());
         }
-        if last_n {
+        if q.last_n.is_some() {
             instances.reverse();
         }
         if !instances.is_empty() {
@@ -188,6 +259,12 @@ pub(crate) fn number_value(n: f64) -> serde_json::Value {
 /// The URI of a stored instance.
 pub fn instance_uri(id: i64) -> String {
     format!("urn:ngsi-ld:Instance:{id}")
+}
+
+/// The URI of the record of a deletion: numbered apart from the instances, and not
+/// one [`instance_number`] reads (a deletion is not edited through the temporal API).
+pub fn deletion_uri(id: i64) -> String {
+    format!("urn:ngsi-ld:Instance:deleted:{id}")
 }
 
 /// The stored id of an instance URI, if it is one of ours.

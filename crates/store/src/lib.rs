@@ -37,8 +37,8 @@ use ngsi::{AttrKind, Entity};
 pub use apply::{Effect, Outcome, apply};
 pub use audit::{AuditFilter, AuditRecord, ChainPage, StoredAudit};
 pub use history::{
-    AggregateQuery, HistoryEdit, HistoryPage, HistoryQuery, HistoryWrite, PeriodStats, PurgeStep,
-    RetentionCutoffs, StoredInstance, TimeField, TimeRange,
+    AggregateQuery, Deletion, HistoryEdit, HistoryPage, HistoryQuery, HistoryWrite, PeriodStats,
+    PurgeStep, RetentionCutoffs, StoredInstance, TimeField, TimeRange,
 };
 pub use query::EntityQuery;
 pub use registry::{RegistryPage, RegistryPut, RegistryRecord, RegistryWrite};
@@ -321,6 +321,9 @@ pub trait EntityStore: Send + Sync + 'static {
     async fn cached_context(&self, url: &str) -> StoreResult<Option<String>>;
 
     async fn cache_context(&self, url: &str, body: &str) -> StoreResult<()>;
+
+    /// Drops a cached @context document (deleted, or to be fetched again).
+    async fn forget_context(&self, url: &str) -> StoreResult<()>;
 }
 
 /// The temporal history: reads, per-period statistics, edits and the retention purge.

@@ -731,6 +731,27 @@ async fn keeps_contexts(store: Arc<dyn Store>) {
             .as_deref(),
         Some("{\"@context\":{}}")
     );
+    // Another, forgotten; the first stays (`survives_reopening` reads it again).
+    store
+        .cache_context("https://example.org/gone.jsonld", "{\"@context\":{}}")
+        .await
+        .unwrap();
+    store
+        .forget_context("https://example.org/gone.jsonld")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .cached_context("https://example.org/gone.jsonld")
+            .await
+            .unwrap(),
+        None
+    );
+    // Forgetting what is not held is no error.
+    store
+        .forget_context("https://example.org/gone.jsonld")
+        .await
+        .unwrap();
 }
 
 /// A reading of gauge `id` at minute `minute` of 2026-10-18 (UTC), value `level`.
@@ -1236,6 +1257,189 @@ async fn aggregates_agree_with_the_instances(store: Arc<dyn Store>) {
     check("after a dataset deleted").await;
 }
 
+/// An operation removing an attribute instance (of `dataset`; `all` of them) at `now`.
+fn remove_attr(
+    id: &str,
+    name: &str,
+    dataset: Option<&str>,
+    all: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> WriteOp {
+    let (name, dataset) = (name.to_string(), dataset.map(str::to_string));
+    WriteOp::new(id, move |current| {
+        let mut e = current.ok_or_else(|| Error::not_found("none"))?;
+        e.delete_attr(&name, dataset.as_deref(), all, now)?;
+        Ok((Change::Put(e.into()), Applied::default()))
+    })
+}
+
+/// Deleted attribute instances stay in the history as records of their deletion, read
+/// by their time (`TimeField::Deleted`) and by nothing else, and go with the
+/// attribute's history, a purge, or the entity.
+async fn keeps_deletions_in_history(store: Arc<dyn Store>) {
+    let ctx = Context::core();
+    let (level, river, label) = (
+        ctx.expand("level"),
+        ctx.expand("river"),
+        ctx.expand("label"),
+    );
+    let id = "urn:ngsi-ld:Gauge:del";
+    let e = entity(json!({
+        "id": id, "type": "Gauge",
+        "level": [
+            {"type": "Property", "value": 1.5, "observedAt": "2026-10-18T00:00:00Z"},
+            {"type": "Property", "value": 1.7, "observedAt": "2026-10-18T00:00:00Z",
+             "datasetId": "urn:ngsi-ld:Dataset:backup"}
+        ],
+        "river": {"type": "Relationship", "object": "urn:ngsi-ld:River:1"},
+        "label": {"type": "LanguageProperty", "languageMap": {"vi": "Trạm", "en": "Gauge"}},
+    }));
+    store.write("d", vec![create(e)]).await.unwrap();
+    let time = |text: &str| ngsi::entity::parse_time(text).unwrap();
+    let (t1, t2, t3) = (
+        time("2026-11-01T10:00:00Z"),
+        time("2026-11-01T11:00:00Z"),
+        time("2026-11-01T12:00:00Z"),
+    );
+    for op in [
+        remove_attr(id, &river, None, false, t1),
+        remove_attr(id, &level, Some("urn:ngsi-ld:Dataset:backup"), false, t2),
+        remove_attr(id, &label, None, true, t3),
+    ] {
+        assert!(store.write("d", vec![op]).await.unwrap()[0].is_ok());
+    }
+    let deleted = |attrs: Vec<String>, range: TimeRange, last_n: Option<u64>| HistoryQuery {
+        entity_id: id.into(),
+        attrs,
+        field: TimeField::Deleted,
+        range,
+        last_n,
+        limit: 100,
+        datasets: None,
+    };
+    let page = store
+        .history("d", deleted(vec![], TimeRange::default(), None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page.attrs.len(), 3, "{:?}", page.attrs.keys());
+    let one = |name: &str| {
+        let list = &page.attrs[name];
+        assert_eq!(list.len(), 1, "{name}");
+        list[0].clone()
+    };
+    let r = one(&river);
+    assert_eq!(r.deleted_at, Some(t1));
+    assert_eq!(r.attribute.kind, ngsi::AttrKind::Relationship);
+    assert_eq!(r.attribute.value, json!("urn:ngsi-ld:null"));
+    let l = one(&level);
+    assert_eq!(l.deleted_at, Some(t2));
+    assert_eq!(
+        l.attribute.dataset_id.as_deref(),
+        Some("urn:ngsi-ld:Dataset:backup")
+    );
+    let g = one(&label);
+    assert_eq!(g.attribute.kind, ngsi::AttrKind::LanguageProperty);
+    assert_eq!(g.attribute.value, json!({"@none": "urn:ngsi-ld:null"}));
+    // By the time of deletion: a range, and the last one.
+    let range = TimeRange {
+        from: Some(t2),
+        to: None,
+    };
+    let page = store
+        .history("d", deleted(vec![], range, None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page.attrs.keys().collect::<Vec<_>>(), [&label, &level]);
+    let page = store
+        .history(
+            "d",
+            deleted(vec![river.clone()], TimeRange::default(), Some(1)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page.attrs[&river][0].deleted_at, Some(t1));
+    // Queries by the other times see instances only.
+    let observed = store
+        .history(
+            "d",
+            HistoryQuery {
+                entity_id: id.into(),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(observed.attrs[&river].len(), 1);
+    assert!(observed.attrs[&river][0].deleted_at.is_none());
+    assert_eq!(observed.attrs[&level].len(), 2);
+    // Instances and deletions of some datasetIds (None: the default instance).
+    let backup = Some("urn:ngsi-ld:Dataset:backup".to_string());
+    for (datasets, want) in [
+        (vec![backup.clone()], vec![backup.clone()]),
+        (vec![None], vec![None]),
+        (vec![None, backup.clone()], vec![None, backup.clone()]),
+    ] {
+        let q = HistoryQuery {
+            entity_id: id.into(),
+            attrs: vec![level.clone()],
+            limit: 100,
+            datasets: Some(datasets.clone()),
+            ..Default::default()
+        };
+        let page = store.history("d", q).await.unwrap().unwrap();
+        let mut got: Vec<Option<String>> = page.attrs[&level]
+            .iter()
+            .map(|i| i.attribute.dataset_id.clone())
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{datasets:?}");
+    }
+    let mut only_default = deleted(vec![], TimeRange::default(), None);
+    only_default.datasets = Some(vec![None]);
+    let page = store.history("d", only_default).await.unwrap().unwrap();
+    assert_eq!(page.attrs.keys().collect::<Vec<_>>(), [&label, &river]);
+    // Deleting an attribute's history deletes the records of its deletions.
+    let edit = HistoryEdit::DeleteAttribute {
+        entity_id: id.into(),
+        name: river.clone(),
+        dataset_id: None,
+    };
+    assert_eq!(store.edit_history("d", edit).await.unwrap(), 2);
+    let page = store
+        .history("d", deleted(vec![], TimeRange::default(), None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!page.attrs.contains_key(&river));
+    // A purge takes those older than the cutoff.
+    let cutoffs = store::RetentionCutoffs {
+        default: Some(t3),
+        by_type: vec![],
+    };
+    store.purge_history("d", cutoffs, 0, 10).await.unwrap();
+    let page = store
+        .history("d", deleted(vec![], TimeRange::default(), None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page.attrs.keys().collect::<Vec<_>>(), [&label]);
+    // The entity takes them with it: created again, it has none.
+    store.write("d", vec![delete(id)]).await.unwrap();
+    let again = entity(json!({"id": id, "type": "Gauge", "level": 2}));
+    store.write("d", vec![create(again)]).await.unwrap();
+    let page = store
+        .history("d", deleted(vec![], TimeRange::default(), None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(page.attrs.is_empty());
+}
+
 /// The registry: records by (collection, tenant, key), written all or none, tenants
 /// apart, and no entity of any tenant.
 async fn keeps_registry(store: Arc<dyn Store>) {
@@ -1292,10 +1496,16 @@ async fn keeps_registry(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
+    // And in the default tenant, whose records the by-key index does not hold.
+    store
+        .registry_put("devices", "", vec![("a".into(), json!({"n": 4}))], Create)
+        .await
+        .unwrap();
     let found = store.registry_find("devices", "a").await.unwrap();
     let tenants: Vec<&str> = found.iter().map(|r| r.tenant.as_str()).collect();
-    assert_eq!(tenants, ["reg-1", "reg-2"]);
-    assert_eq!(found[1].value, json!({"n": 3}));
+    assert_eq!(tenants, ["", "reg-1", "reg-2"]);
+    assert_eq!(found[0].value, json!({"n": 4}));
+    assert_eq!(found[2].value, json!({"n": 3}));
     assert!(
         store
             .registry_find("devices", "q")
@@ -1817,7 +2027,7 @@ async fn survives_reopening(store: Arc<dyn Store>, reopen: impl AsyncFnOnce() ->
         store.registry_get("devices", "reg-1", "a").await.unwrap(),
         Some(json!({"n": 10}))
     );
-    assert_eq!(store.registry_find("devices", "a").await.unwrap().len(), 2);
+    assert_eq!(store.registry_find("devices", "a").await.unwrap().len(), 3);
     assert_eq!(
         store
             .registry_list("devices", "reg-1", 0, 10)
@@ -2417,6 +2627,7 @@ behaviour!(
     keeps_contexts,
     keeps_history,
     aggregates_agree_with_the_instances,
+    keeps_deletions_in_history,
     keeps_registry,
     commits_records_with_entity_writes,
     keeps_subscriptions_and_their_outbox,
@@ -2743,6 +2954,29 @@ mod observation_time_migration {
         );
     }
 
+    /// The migrations after it (the deletions of the history) apply on a database that
+    /// has entities and history.
+    async fn assert_records_deletions(store: &Arc<dyn Store>) {
+        let level = Context::core().expand("level");
+        let op = remove_attr("urn:m:0", &level, Some("urn:d:b"), false, at(30));
+        assert!(store.write("", vec![op]).await.unwrap()[0].is_ok());
+        let page = store
+            .history(
+                "",
+                HistoryQuery {
+                    entity_id: "urn:m:0".into(),
+                    field: TimeField::Deleted,
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(page.attrs[&level].len(), 1);
+        assert_eq!(page.attrs[&level][0].deleted_at, Some(at(30)));
+    }
+
     /// The index answers as the times say (it decides these queries alone: without
     /// its rows they would count nothing).
     async fn assert_indexed(store: &Arc<dyn Store>) {
@@ -2783,9 +3017,13 @@ mod observation_time_migration {
                 )
                 .unwrap();
             assert_eq!(gone, 8);
+            // A database of version 7 has none of the later tables either.
+            c.execute_batch("DROP TABLE attr_deletions").unwrap();
             c.pragma_update(None, "user_version", 7).unwrap();
         }
-        assert_indexed(&open_sqlite(&dir).await).await;
+        let store = open_sqlite(&dir).await;
+        assert_indexed(&store).await;
+        assert_records_deletions(&store).await;
     }
 
     #[tokio::test]
@@ -2808,9 +3046,13 @@ mod observation_time_migration {
             .unwrap();
         assert_eq!(gone, 8);
         client
-            .batch_execute("DELETE FROM schema_version WHERE version = 3")
+            .batch_execute(
+                "DROP TABLE attr_deletions; DELETE FROM schema_version WHERE version >= 3",
+            )
             .await
             .unwrap();
-        assert_indexed(&db.open().await).await;
+        let store = db.open().await;
+        assert_indexed(&store).await;
+        assert_records_deletions(&store).await;
     }
 }

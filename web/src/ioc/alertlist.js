@@ -23,6 +23,9 @@ const al = {
   total: 0,
   note: '',
   soon: null,
+  /** The number of the latest reading asked for: an older answer that comes back after
+   * a newer one (the filter changed twice quickly) is dropped, not shown. */
+  asked: 0,
 };
 const t = wordsOf(ALERT_LIST_TEXT, () => al.lang());
 const canAct = () => ['operator', 'admin'].includes(session.me?.role);
@@ -46,12 +49,14 @@ function params() {
 /** The list, read again. The API lists alerts in the order they were raised, so the
  * most recent are its last page. */
 export async function loadAlertList() {
+  const asked = ++al.asked;
   const q = params();
   q.set('limit', '1');
   const head = await getJson(`/alerts/v1/alerts?${q}`);
   q.set('limit', String(SHOWN));
   q.set('offset', String(Math.max(0, head.count - SHOWN)));
   const page = await getJson(`/alerts/v1/alerts?${q}`);
+  if (asked !== al.asked) return;
   al.list = (page.alerts || []).sort((x, y) => String(since(y)).localeCompare(String(since(x))));
   al.total = Math.max(page.count ?? 0, al.list.length);
   al.loaded = true;

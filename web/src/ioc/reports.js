@@ -64,6 +64,9 @@ const rs = {
   seenUrgent: null, // ids of urgent reports already announced
   watching: false, // whether urgent reports are watched (signed in)
   map: null,
+  // The number of the latest inbox reading: an answer that comes back after a newer
+  // one was asked for (the filter changed again) is dropped, not shown.
+  asked: 0,
 };
 const t = (k, ...a) => {
   const v = STAFF_TEXT[rs.lang()][k] ?? STAFF_TEXT.vi[k] ?? k;
@@ -104,6 +107,7 @@ async function countOf(stage, extra = {}) {
  * is drawn again only when the operator is not filling in an action or a selection
  * (it would wipe what they typed). */
 export async function loadReports({ background = false } = {}) {
+  const asked = ++rs.asked;
   if (!rs.categories.length) rs.categories = await getJson('/reports/v1/categories');
   const q = query(rs.filter.stage === 'open' ? OPEN_STAGES : rs.filter.stage);
   if (rs.filter.service_code) q.set('service_code', rs.filter.service_code);
@@ -115,6 +119,7 @@ export async function loadReports({ background = false } = {}) {
     countOf(OPEN_STAGES, { overdue: 'true' }),
     countOf(OPEN_STAGES, { urgent: 'true' }),
   ]);
+  if (asked !== rs.asked) return;
   showPage(page, false);
   rs.counts = { fresh, late, urgent };
   rs.loaded = true;
@@ -133,7 +138,11 @@ function showPage(page, append) {
 /** The next page of the inbox, below the rows already shown. */
 async function loadMore() {
   if (!rs.next) return;
-  showPage(await getPage(rs.next), true);
+  const asked = rs.asked;
+  const page = await getPage(rs.next);
+  // (The inbox was read again meanwhile: this page belongs to the list it replaced.)
+  if (asked !== rs.asked) return;
+  showPage(page, true);
   renderReports();
 }
 

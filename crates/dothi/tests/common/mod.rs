@@ -51,23 +51,23 @@ pub fn quiet_dothi(args: impl IntoIterator<Item = impl AsRef<std::ffi::OsStr>>) 
     command
 }
 
-/// Waits until `base`/health answers 200 (checked every 50 ms), panicking when `child`
-/// exits first or `patience` runs out; how long it took.
-pub async fn until_healthy(
+/// Waits until `base`/health answers 200 (checked every 50 ms), panicking when
+/// `patience` runs out; how long it took, or `child`'s exit status when it exits first.
+async fn healthy_or_exited(
     child: &mut Child,
     client: &reqwest::Client,
     base: &str,
     patience: Duration,
-) -> Duration {
+) -> Result<Duration, std::process::ExitStatus> {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("dothi exited before it was ready: {status}");
+            return Err(status);
         }
         if let Ok(r) = client.get(format!("{base}/health")).send().await
             && r.status() == 200
         {
-            return started.elapsed();
+            return Ok(started.elapsed());
         }
         assert!(
             started.elapsed() < patience,
@@ -94,30 +94,51 @@ impl Dothi {
     /// Starts `dothi serve` on a free port over the store `url` and waits until
     /// /health is 200.
     pub async fn serve(url: &str) -> Dothi {
-        let port = free_port();
-        let child = quiet_dothi([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--store",
-            url,
-            "--outbound-allow",
-            "127.0.0.0/8",
-        ])
-        .spawn()
-        .expect("start dothi");
-        let mut d = Dothi {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            client: client(Duration::from_secs(10)),
-        };
-        d.wait_ready().await;
-        d
+        // Not a measure of start-up: under load (several test binaries and builds on
+        // two cores) a start has taken longer than 20 s.
+        let patience = Duration::from_secs(60);
+        Dothi::launch(patience, Duration::from_secs(10), |port| {
+            quiet_dothi([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--store",
+                url,
+                "--outbound-allow",
+                "127.0.0.0/8",
+            ])
+        })
+        .await
     }
 
-    async fn wait_ready(&mut self) {
-        let patience = Duration::from_secs(20);
-        until_healthy(&mut self.child, &self.client, &self.base, patience).await;
+    /// Spawns the command `dothi_on` builds for a free port and waits (up to
+    /// `patience`) until its /health is 200; its client times out after
+    /// `client_timeout`.
+    pub async fn launch(
+        patience: Duration,
+        client_timeout: Duration,
+        dothi_on: impl Fn(u16) -> Command,
+    ) -> Dothi {
+        // The port was free when picked, but another test's connection may take it
+        // before dothi binds it; dothi then exits, and starts again on another.
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let port = free_port();
+            let child = dothi_on(port).spawn().expect("start dothi");
+            let mut d = Dothi {
+                child,
+                base: format!("http://127.0.0.1:{port}"),
+                client: client(client_timeout),
+            };
+            match healthy_or_exited(&mut d.child, &d.client, &d.base, patience).await {
+                Ok(_) => return d,
+                Err(status) if attempt < ATTEMPTS => {
+                    eprintln!("dothi on port {port} exited before it was ready ({status}); again");
+                }
+                Err(status) => panic!("dothi exited before it was ready: {status}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -130,21 +151,21 @@ impl Dothi {
         self.child.wait().unwrap();
     }
 
-    /// SIGTERM, then the exit status (within 15 s).
+    /// SIGTERM, then the exit status (within 30 s).
     pub async fn terminate(&mut self) -> ExitStatus {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("run kill -TERM");
         assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
             assert!(
                 Instant::now() < deadline,
-                "dothi did not stop within 15 s of SIGTERM"
+                "dothi did not stop within 30 s of SIGTERM"
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -163,12 +184,14 @@ impl Drop for Dothi {
 /// A notification receiver on 127.0.0.1: answers 200 and records every body it is
 /// sent.
 pub struct Receiver {
+    /// The port it answers on (the one asked for, or the one picked for port 0).
+    pub port: u16,
     received: Arc<Mutex<Vec<Value>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
-    /// Starts answering on `port`.
+    /// Starts answering on `port` (0: any free port, then read `port`).
     pub async fn start(port: u16) -> Receiver {
         let received = Arc::new(Mutex::new(Vec::new()));
         let app = axum::Router::new()
@@ -177,10 +200,15 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .unwrap();
+        let port = listener.local_addr().unwrap().port();
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Receiver { received, task }
+        Receiver {
+            port,
+            received,
+            task,
+        }
     }
 
     pub fn received(&self) -> Vec<Value> {

@@ -10,7 +10,7 @@ use ngsi::render::{render_entity, render_feature};
 use ngsi::{Context, Error};
 use serde_json::{Map, Value, json};
 
-use super::join::{Join, join_spec, with_links};
+use super::join::{Join, LinkSource, join_spec, with_links};
 use super::negotiate::{Accept, JsonBody, accept, respond, scope_from_headers};
 use super::params::{
     Params, QuerySpec, geometry_property, paging, picked_attributes, render_options,
@@ -147,8 +147,7 @@ async fn retrieve_entity(
                 let roots = std::slice::from_ref(&entity);
                 let projection = params.projection()?;
                 let mut joined = with_links(
-                    &s.hub,
-                    &scope,
+                    &LinkSource::Caller(&s.hub, &scope),
                     roots,
                     vec![rendered],
                     &opts,
@@ -204,8 +203,7 @@ async fn run_query(
             None => Value::Array(rendered.into_iter().map(Value::Object).collect()),
             Some(join) => Value::Array(
                 with_links(
-                    &s.hub,
-                    scope,
+                    &LinkSource::Caller(&s.hub, scope),
                     &page.entities,
                     rendered,
                     &opts,

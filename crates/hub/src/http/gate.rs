@@ -286,6 +286,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Head {
     }
 }
 
+impl Head {
+    /// The caller's scope in the tenant the request names, once the caller holds
+    /// `access` there (the shape of the components' handlers).
+    pub fn scope(&self, access: crate::auth::Access) -> Result<crate::Scope, ApiError> {
+        let tenant = super::negotiate::tenant(&self.headers)?;
+        self.caller.check(&tenant, access)?;
+        Ok(crate::Scope::new(
+            tenant,
+            ngsi::Context::core(),
+            self.caller.clone(),
+        ))
+    }
+}
+
 /// The value of a cookie of the request.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers

@@ -3,6 +3,7 @@
 //! target's id in the simplified form); `join=flat` lists the targets after the
 //! entities asked for. `joinLevel` follows the targets' own relationships that many
 //! hops. Targets the caller may not read are left out, as a query would leave them.
+//! The notifier joins a notification's entities the same way ([`LinkSource::Tenant`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,7 +11,7 @@ use ngsi::entity::AttrKind;
 use ngsi::render::{Format, RenderOptions, render_entity};
 use ngsi::{Entity, Error};
 use serde_json::{Map, Value};
-use store::EntityQuery;
+use store::{EntityQuery, Store};
 
 use super::params::Params;
 use super::projection::Projection;
@@ -74,6 +75,28 @@ fn targets(e: &Entity, follow: &dyn Fn(&str) -> bool) -> Vec<(String, String)> {
     out
 }
 
+/// Where linked entities are read from.
+pub enum LinkSource<'a> {
+    /// As a caller, whose grants filter them as they filter a query.
+    Caller(&'a Hub, &'a Scope),
+    /// A tenant's entities, all of them: for a notification, whose subscription only
+    /// a caller who may read every entity can create.
+    Tenant(&'a dyn Store, &'a str),
+}
+
+impl LinkSource<'_> {
+    async fn read(&self, query: EntityQuery) -> Result<Vec<Entity>, Error> {
+        match self {
+            LinkSource::Caller(hub, scope) => Ok(hub.query(scope, query).await?.entities),
+            LinkSource::Tenant(store, tenant) => store
+                .query(tenant, query)
+                .await
+                .map(|page| page.entities)
+                .map_err(crate::service::store_error),
+        }
+    }
+}
+
 /// A linked entity, with the projection of the Relationship it was reached by
 /// (`locatedAt{name}`), if any.
 pub struct Linked {
@@ -85,8 +108,7 @@ pub struct Linked {
 /// Of the roots, only the Relationships their projection keeps (`attrs`, `pick`,
 /// `omit` in `opts`) are followed: a link the answer does not show is not joined.
 pub async fn linked(
-    hub: &Hub,
-    scope: &Scope,
+    reader: &LinkSource<'_>,
     roots: &[Entity],
     opts: &RenderOptions<'_>,
     projection: Option<&Projection>,
@@ -122,10 +144,10 @@ pub async fn linked(
             ids: frontier.iter().map(|(id, _)| id.clone()).collect(),
             ..Default::default()
         };
-        let page = hub.query(scope, query).await?;
+        let entities = reader.read(query).await?;
         let mut projections: HashMap<String, Option<Projection>> =
             std::mem::take(&mut frontier).into_iter().collect();
-        for entity in page.entities {
+        for entity in entities {
             let projection = projections.remove(&entity.id).flatten();
             let shown = |name: &str| projection.as_ref().is_none_or(|p| p.shows(name, opts));
             frontier.extend(next(&entity, projection.as_ref(), &shown));
@@ -216,15 +238,14 @@ pub fn inline(
 /// the entities then each linked entity once. `projection` is the request's `pick` or
 /// `omit`, whose braced members project the linked entities.
 pub async fn with_links(
-    hub: &Hub,
-    scope: &Scope,
+    reader: &LinkSource<'_>,
     roots: &[Entity],
     rendered: Vec<Map<String, Value>>,
     opts: &RenderOptions<'_>,
     projection: Option<&Projection>,
     (join, level): (Join, usize),
 ) -> Result<Vec<Value>, Error> {
-    let linked = linked(hub, scope, roots, opts, projection, level).await?;
+    let linked = linked(reader, roots, opts, projection, level).await?;
     Ok(match join {
         Join::Inline => {
             let by_id: HashMap<&str, &Entity> = roots

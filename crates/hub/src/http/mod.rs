@@ -6,7 +6,8 @@ mod batch;
 mod discovery;
 mod entities;
 pub mod gate;
-mod join;
+pub(crate) mod join;
+mod jsonld_contexts;
 pub mod negotiate;
 mod openapi;
 pub mod params;
@@ -39,6 +40,9 @@ pub struct HttpConfig {
     /// OpenAPI documents of the routes other components serve beside the hub's (the
     /// IOC web app's); their paths and components are added to `/openapi.json`.
     pub openapi_extra: Vec<&'static str>,
+    /// Most instances of one attribute in one temporal answer (clause 6.3.10 leaves
+    /// the page to the server); more make a 206 partial answer.
+    pub temporal_page_instances: usize,
 }
 
 impl Default for HttpConfig {
@@ -46,6 +50,7 @@ impl Default for HttpConfig {
         HttpConfig {
             max_body_bytes: 8 * 1024 * 1024,
             openapi_extra: Vec::new(),
+            temporal_page_instances: crate::temporal::MAX_INSTANCES,
         }
     }
 }
@@ -269,6 +274,14 @@ pub const ROUTES: &[RouteRule] = &[
         "/ngsi-ld/v1/temporal/entityOperations/query",
         Permission::Read,
     ),
+    rule("GET", "/ngsi-ld/v1/jsonldContexts", Permission::Read),
+    rule("POST", "/ngsi-ld/v1/jsonldContexts", Permission::Write),
+    rule("GET", "/ngsi-ld/v1/jsonldContexts/{id}", Permission::Read),
+    rule(
+        "DELETE",
+        "/ngsi-ld/v1/jsonldContexts/{id}",
+        Permission::Write,
+    ),
     rule("GET", "/ngsi-ld/v1/subscriptions", Permission::Read),
     rule("POST", "/ngsi-ld/v1/subscriptions", Permission::Operate),
     rule("GET", "/ngsi-ld/v1/subscriptions/{id}", Permission::Read),
@@ -292,7 +305,8 @@ pub fn router(state: AppState, components: Vec<Component>) -> Router {
         .merge(batch::routes())
         .merge(discovery::routes())
         .merge(temporal::routes())
-        .merge(subscriptions::routes());
+        .merge(subscriptions::routes())
+        .merge(jsonld_contexts::routes());
     let mut rules: Vec<RouteRule> = ROUTES.iter().chain(auth_api::ROUTES).copied().collect();
     let mut others = Router::new();
     for c in components {

@@ -128,6 +128,36 @@ pub fn link_context(headers: &HeaderMap) -> Result<Option<String>, Error> {
     Ok(found)
 }
 
+/// The origin a request was sent to (`http://host:port`, from its `Host`), under
+/// which the URLs of the hub's @contexts are its own when no public URL is
+/// configured.
+pub fn request_origin(state: &AppState, headers: &HeaderMap) -> String {
+    let scheme = if state.gate.tls { "https" } else { "http" };
+    format!("{scheme}://{}", request_host(headers))
+}
+
+/// The `Host` a request was sent to, when it is a plain host name or address and
+/// port (else `localhost`): what links back to the server may be built with.
+pub fn request_host(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost")
+}
+
+/// The origin the URLs of the hub's @contexts start with, for a request: the
+/// configured public URL, else the request's own origin.
+pub fn own_origin(state: &AppState, headers: &HeaderMap) -> String {
+    let request = request_origin(state, headers);
+    state.hub.contexts.origin(&request).to_string()
+}
+
 /// The scope of a request without a JSON-LD body: tenant, and context from `Link`.
 pub async fn scope_from_headers(
     state: &AppState,
@@ -148,7 +178,10 @@ pub async fn scope_from_headers(
         )));
     }
     let ctx = match link_context(headers)? {
-        Some(url) => state.hub.contexts.resolve_link(&url).await?,
+        Some(url) => {
+            let origin = request_origin(state, headers);
+            state.hub.contexts.resolve_link(&url, Some(&origin)).await?
+        }
         None => Context::core(),
     };
     Ok(Scope::new(tenant, ctx, caller.clone()))
@@ -242,7 +275,12 @@ impl JsonBody {
             if !self.caller.is_anonymous() && !self.caller.has_tenant(&tenant) {
                 return Err(Error::forbidden("no grant on this tenant"));
             }
-            let ctx = state.hub.contexts.resolve(ctx_value).await?;
+            let origin = request_origin(state, &self.headers);
+            let ctx = state
+                .hub
+                .contexts
+                .resolve_at(ctx_value, Some(&origin))
+                .await?;
             Ok(Scope::new(tenant, ctx, self.caller.clone()))
         } else {
             if item.get("@context").is_some() {

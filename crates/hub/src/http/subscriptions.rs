@@ -9,7 +9,7 @@ use axum::routing::get;
 use serde_json::Value;
 
 use super::entities::{checked_id, created, no_content};
-use super::negotiate::{JsonBody, accept, respond, scope_from_headers};
+use super::negotiate::{JsonBody, accept, own_origin, respond, scope_from_headers};
 use super::params::{Params, paging};
 use super::{ApiError, AppState, PathParam};
 use crate::subscriptions::status;
@@ -37,7 +37,11 @@ fn sys_attrs(params: &Params) -> bool {
 
 async fn create_subscription(State(s): State<AppState>, body: JsonBody) -> ApiResult {
     let scope = body.scope(&s).await?;
-    let id = s.hub.create_subscription(&scope, &body.value).await?;
+    let origin = own_origin(&s, &body.headers);
+    let id = s
+        .hub
+        .create_subscription(&scope, &body.value, &origin)
+        .await?;
     Ok(created("/ngsi-ld/v1/subscriptions/", &id))
 }
 

@@ -18,7 +18,7 @@ use super::negotiate::{JsonBody, accept, respond, scope_from_headers};
 use super::params::{Params, QuerySpec, paging};
 use super::{ApiError, AppState, PathParam};
 use crate::service::Scope;
-use crate::temporal::{MAX_INSTANCES, TemporalAnswer, TemporalRequest};
+use crate::temporal::{TemporalAnswer, TemporalRequest};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -114,15 +114,21 @@ impl Projection {
     }
 }
 
-fn request(p: &Params, ctx: &Context) -> Result<TemporalRequest, Error> {
+/// The request of `p`, paged by `limit` instances of each attribute.
+fn request(p: &Params, ctx: &Context, limit: usize) -> Result<TemporalRequest, Error> {
+    let mut params = temporal_params(p)?;
+    params.datasets = p
+        .get("datasetId")
+        .map(TemporalParams::parse_datasets)
+        .transpose()?;
     Ok(TemporalRequest {
-        params: temporal_params(p)?,
+        params,
         attrs: p
             .list("attrs")
             .iter()
             .map(|n| expand_attr(n, ctx))
             .collect::<Result<_, _>>()?,
-        limit: MAX_INSTANCES,
+        limit,
     })
 }
 
@@ -137,38 +143,23 @@ fn render(answer: &TemporalAnswer, req: &TemporalRequest, ctx: &Context, sys: bo
     }
 }
 
-/// 206 with the time range of what was returned when some attribute had more
-/// instances than one answer holds; the client asks again from the range's end.
+/// 206 with the time range the answer covers when it is partial (clause 6.3.10):
+/// `Content-Range: date-time <start>-<end>/<lastN or *>`; the client asks again from
+/// the range's end.
 fn partial(mut response: Response, answers: &[TemporalAnswer]) -> Response {
-    let mut truncated = false;
-    let mut span: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = None;
-    for a in answers {
-        if let TemporalAnswer::Instances {
-            truncated: t,
-            span: s,
-            ..
-        } = a
-        {
-            truncated |= *t;
-            if let Some((from, to)) = s {
-                span = Some(match span {
-                    None => (*from, *to),
-                    Some((a, b)) => (a.min(*from), b.max(*to)),
-                });
-            }
-        }
-    }
-    if !truncated {
+    let Some(range) = answers.iter().find_map(|a| match a {
+        TemporalAnswer::Instances { page, .. } => *page,
+        TemporalAnswer::Aggregated { .. } => None,
+    }) else {
         return response;
-    }
+    };
     *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-    if let Some((from, to)) = span
-        && let Ok(v) = HeaderValue::from_str(&format!(
-            "date-time {}-{}/*",
-            format_time(&from),
-            format_time(&to)
-        ))
-    {
+    let size = range.size.map_or("*".to_string(), |n| n.to_string());
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "date-time {}-{}/{size}",
+        format_time(&range.start),
+        format_time(&range.end)
+    )) {
         response.headers_mut().insert(header::CONTENT_RANGE, v);
     }
     response
@@ -184,7 +175,7 @@ async fn retrieve_temporal(
     checked_id(&id)?;
     let scope = scope_from_headers(&s, &headers, &caller).await?;
     let params = Params::parse(raw.as_deref())?;
-    let req = request(&params, &scope.ctx)?;
+    let req = request(&params, &scope.ctx, s.config.temporal_page_instances)?;
     let projection = Projection::parse(&params)?;
     let sys = params.options().contains("sysAttrs");
     let answer = s.hub.temporal_entity(&scope, &id, &req).await?;
@@ -243,7 +234,7 @@ async fn query_temporal(
     let spec = QuerySpec::from_params(&params)?;
     // As for entities (clause 6.18.3.2): ids alone do not make a query.
     spec.require_selection()?;
-    let req = request(&params, &scope.ctx)?;
+    let req = request(&params, &scope.ctx, s.config.temporal_page_instances)?;
     run_temporal_query(&s, &scope, spec, &params, req, &headers).await
 }
 
@@ -276,7 +267,7 @@ async fn query_temporal_post(
             }
         }
     }
-    let mut req = request(&params, &scope.ctx)?;
+    let mut req = request(&params, &scope.ctx, s.config.temporal_page_instances)?;
     req.attrs = spec
         .attrs
         .iter()

@@ -880,3 +880,38 @@ async fn a_trailing_slash_names_the_same_collection() {
     .await;
     assert_eq!(r.status, 201, "{}", r.text);
 }
+
+#[tokio::test]
+async fn a_multi_attribute_is_simplified_by_dataset() {
+    let app = App::start().await;
+    app.create(json!({
+        "id": "urn:ngsi-ld:Gauge:multi", "type": "Gauge",
+        "level": [
+            {"type": "Property", "value": 1.5},
+            {"type": "Property", "value": 1.7, "datasetId": "urn:ngsi-ld:Dataset:radar"}
+        ],
+        "river": {"type": "Property", "value": "Hiếu", "datasetId": "urn:ngsi-ld:Dataset:map"}
+    }))
+    .await;
+    for options in ["keyValues", "simplified"] {
+        let r = app
+            .get_ok("/entities/urn:ngsi-ld:Gauge:multi", &[("options", options)])
+            .await;
+        // Clause 4.5.4: the instances keyed by datasetId, the default one as @none;
+        // an attribute of one instance stays its value.
+        assert_eq!(
+            r.body["level"],
+            json!({"dataset": {"@none": 1.5, "urn:ngsi-ld:Dataset:radar": 1.7}}),
+            "{}",
+            r.text
+        );
+        assert_eq!(r.body["river"], "Hiếu", "{}", r.text);
+    }
+    let r = app.get_ok("/entities/urn:ngsi-ld:Gauge:multi", &[]).await;
+    assert_eq!(
+        r.body["level"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        r.text
+    );
+}

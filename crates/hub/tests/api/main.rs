@@ -10,6 +10,7 @@ mod context;
 mod discovery;
 mod entities;
 mod errors;
+mod jsonld_contexts;
 mod kinds;
 mod links;
 mod oidc;

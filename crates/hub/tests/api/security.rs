@@ -21,7 +21,12 @@ const TENANT: &str = "NGSILD-Tenant";
 // ---- helpers
 
 /// A key made by the admin: (its id, its secret).
-async fn make_key(app: &App, name: &str, role: &str, tenants: &[&str]) -> (String, String) {
+pub(crate) async fn make_key(
+    app: &App,
+    name: &str,
+    role: &str,
+    tenants: &[&str],
+) -> (String, String) {
     make_key_with(app, json!({"name": name, "role": role, "tenants": tenants})).await
 }
 

@@ -14,10 +14,10 @@ use crate::common::*;
 
 /// One notification as the receiver got it.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: Value,
+pub(crate) struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
 }
 
 #[derive(Clone, Default)]
@@ -30,7 +30,7 @@ struct Log {
 /// An HTTP receiver: `/ok/...` answers 204, `/fail-once/...` 500 the first time,
 /// `/hang/...` never in time. Every request is recorded once answered (or, for
 /// /hang, when it arrives).
-struct Receiver {
+pub(crate) struct Receiver {
     base: String,
     log: Log,
     task: JoinHandle<()>,
@@ -70,7 +70,7 @@ async fn receive(
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub async fn start() -> Receiver {
         Receiver::start_on("127.0.0.1:0").await
     }
 
@@ -91,7 +91,7 @@ impl Receiver {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
@@ -108,7 +108,7 @@ impl Receiver {
     }
 
     /// Waits until `n` notifications arrived on `prefix` (at most `within`).
-    async fn wait(&self, prefix: &str, n: usize, within: Duration) -> Vec<Received> {
+    pub async fn wait(&self, prefix: &str, n: usize, within: Duration) -> Vec<Received> {
         let start = std::time::Instant::now();
         loop {
             let got = self.on(prefix);
@@ -217,10 +217,21 @@ async fn subscriptions_are_created_read_listed_updated_and_deleted() {
         r.text
     );
 
-    // PATCH changes the members given; the notification is merged.
+    // PATCH replaces the members given, the notification whole (clause 5.8.2): a
+    // notification without its endpoint is not a valid one, and changes nothing.
     let r = send(app.patch(
         &sub_path(&id),
         &json!({"isActive": false, "notification": {"format": "normalized"}}),
+    ))
+    .await;
+    assert_problem(&r, 400, "BadRequestData");
+    let r = send(app.get(&sub_path(&id))).await;
+    assert_eq!(r.body["status"], "active");
+    assert_eq!(r.body["notification"]["format"], "keyValues");
+    let endpoint = r.body["notification"]["endpoint"].clone();
+    let r = send(app.patch(
+        &sub_path(&id),
+        &json!({"isActive": false, "notification": {"format": "normalized", "endpoint": endpoint}}),
     ))
     .await;
     assert_eq!(r.status, 204, "{}", r.text);
@@ -228,7 +239,12 @@ async fn subscriptions_are_created_read_listed_updated_and_deleted() {
     assert_eq!(r.body["status"], "paused");
     assert_eq!(r.body["isActive"], false);
     assert_eq!(r.body["notification"]["format"], "normalized");
-    assert_eq!(r.body["notification"]["attributes"], json!(["level"]));
+    assert!(
+        r.body["notification"].get("attributes").is_none(),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.body["notification"]["endpoint"], endpoint);
     let r = send(app.patch(
         &sub_path("urn:ngsi-ld:Subscription:none"),
         &json!({"isActive": true}),
@@ -735,4 +751,181 @@ async fn a_backlog_longer_than_the_notifier_keeps_in_memory_arrives_in_order() {
         .map(|i| format!("urn:ngsi-ld:Gauge:{i:04}"))
         .collect();
     assert_eq!(ids, expected);
+}
+
+#[tokio::test]
+async fn an_entity_deletion_is_notified_with_its_times_and_watched_attributes() {
+    let app = App::start().await;
+    let rx = Receiver::start().await;
+    // keyValues with sysAttrs: the entity's own times are members in that format too.
+    subscribe(
+        &app,
+        json!({
+            "type": "Subscription",
+            "entities": [{"type": "Gauge"}],
+            "notificationTrigger": ["entityDeleted"],
+            "notification": {"format": "keyValues", "sysAttrs": true,
+                             "endpoint": {"uri": rx.url("/ok/deleted")}}
+        }),
+    )
+    .await;
+    // Attribute deletions of `level` only: deleting the entity deletes `river` too,
+    // which this subscription does not watch.
+    subscribe(
+        &app,
+        json!({
+            "type": "Subscription",
+            "entities": [{"type": "Gauge"}],
+            "watchedAttributes": ["level"],
+            "notificationTrigger": ["attributeDeleted"],
+            "notification": {"endpoint": {"uri": rx.url("/ok/level")}}
+        }),
+    )
+    .await;
+    app.create(gauge("urn:ngsi-ld:Gauge:gone", 2.0)).await;
+    let r = send(app.delete("/entities/urn:ngsi-ld:Gauge:gone")).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+
+    let deleted = rx.wait("/ok/deleted", 1, Duration::from_secs(5)).await;
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    let entity = deleted[0].body["data"][0].as_object().unwrap().clone();
+    let mut members: Vec<&str> = entity.keys().map(String::as_str).collect();
+    members.sort_unstable();
+    assert_eq!(
+        members,
+        ["createdAt", "deletedAt", "id", "modifiedAt", "type"],
+        "{entity:?}"
+    );
+    assert_eq!(entity["id"], "urn:ngsi-ld:Gauge:gone");
+
+    let level = rx.wait("/ok/level", 1, Duration::from_secs(5)).await;
+    assert_eq!(level.len(), 1, "{level:?}");
+    let entity = &level[0].body["data"][0];
+    assert_eq!(
+        entity["level"],
+        json!({"type": "Property", "value": "urn:ngsi-ld:null"}),
+        "{entity}"
+    );
+    assert!(entity.get("river").is_none(), "{entity}");
+    assert!(entity.get("deletedAt").is_some(), "{entity}");
+}
+
+#[tokio::test]
+async fn notifications_join_the_linked_entities_flat_or_inline() {
+    let app = App::start().await;
+    let rx = Receiver::start().await;
+    app.create(json!({
+        "id": "urn:ngsi-ld:Country:vn", "type": "Country",
+        "name": {"type": "Property", "value": "Việt Nam"}
+    }))
+    .await;
+    app.create(json!({
+        "id": "urn:ngsi-ld:Province:qt", "type": "Province",
+        "name": {"type": "Property", "value": "Quảng Trị"},
+        "inCountry": {"type": "Relationship", "object": "urn:ngsi-ld:Country:vn"}
+    }))
+    .await;
+    app.create(json!({
+        "id": "urn:ngsi-ld:Gauge:th", "type": "Gauge",
+        "level": {"type": "Property", "value": 1.0},
+        "inProvince": {"type": "Relationship", "object": "urn:ngsi-ld:Province:qt"}
+    }))
+    .await;
+    for (path, notification) in [
+        ("/ok/flat-1", json!({"join": "flat"})),
+        ("/ok/flat-2", json!({"join": "flat", "joinLevel": 2})),
+        ("/ok/inline-n", json!({"join": "inline"})),
+        (
+            "/ok/inline-kv",
+            json!({"join": "inline", "format": "keyValues"}),
+        ),
+        ("/ok/none", json!({"join": "@none"})),
+    ] {
+        let mut notification = notification;
+        notification["endpoint"] = json!({"uri": rx.url(path)});
+        subscribe(
+            &app,
+            json!({
+                "type": "Subscription",
+                "entities": [{"type": "Gauge"}],
+                "notification": notification
+            }),
+        )
+        .await;
+    }
+    let r = send(app.patch(
+        "/entities/urn:ngsi-ld:Gauge:th/attrs",
+        &json!({"level": {"type": "Property", "value": 2.0}}),
+    ))
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+
+    let got = |path: &'static str| {
+        let rx = &rx;
+        async move {
+            let got = rx.wait(path, 1, Duration::from_secs(5)).await;
+            assert_eq!(got.len(), 1, "{path}: {got:?}");
+            got[0].body["data"].as_array().unwrap().clone()
+        }
+    };
+    let ids = |data: &[Value]| -> Vec<String> {
+        data.iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Flat: the notified entity, then the one it links to (one hop by default).
+    let flat = got("/ok/flat-1").await;
+    assert_eq!(
+        ids(&flat),
+        ["urn:ngsi-ld:Gauge:th", "urn:ngsi-ld:Province:qt"]
+    );
+    assert_eq!(flat[0]["level"]["value"], 2.0);
+    assert_eq!(flat[1]["name"]["value"], "Quảng Trị");
+    // Two hops reach the country.
+    let flat2 = got("/ok/flat-2").await;
+    assert_eq!(
+        ids(&flat2),
+        [
+            "urn:ngsi-ld:Gauge:th",
+            "urn:ngsi-ld:Province:qt",
+            "urn:ngsi-ld:Country:vn"
+        ]
+    );
+    // Inline: the linked entity inside the Relationship.
+    let inline = got("/ok/inline-n").await;
+    assert_eq!(ids(&inline), ["urn:ngsi-ld:Gauge:th"]);
+    let rel = &inline[0]["inProvince"];
+    assert_eq!(rel["object"], "urn:ngsi-ld:Province:qt");
+    assert_eq!(rel["entity"]["id"], "urn:ngsi-ld:Province:qt");
+    assert_eq!(rel["entity"]["name"]["value"], "Quảng Trị");
+    assert!(rel["entity"]["inCountry"].get("entity").is_none(), "{rel}");
+    // keyValues: the linked entity in place of its id.
+    let kv = got("/ok/inline-kv").await;
+    assert_eq!(
+        kv[0]["inProvince"],
+        json!({"id": "urn:ngsi-ld:Province:qt", "type": "Province",
+               "name": "Quảng Trị", "inCountry": "urn:ngsi-ld:Country:vn"})
+    );
+    // `@none` joins nothing.
+    let none = got("/ok/none").await;
+    assert_eq!(ids(&none), ["urn:ngsi-ld:Gauge:th"]);
+    assert_eq!(none[0]["inProvince"]["object"], "urn:ngsi-ld:Province:qt");
+    assert!(none[0]["inProvince"].get("entity").is_none());
+
+    // The subscription shows its join.
+    let r = app.get_ok("/subscriptions", &[]).await;
+    let joins: Vec<(Value, Value)> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["notification"]["join"].clone(),
+                s["notification"]["joinLevel"].clone(),
+            )
+        })
+        .collect();
+    assert!(joins.contains(&(json!("flat"), json!(2))), "{joins:?}");
+    assert!(joins.contains(&(json!("inline"), Value::Null)), "{joins:?}");
 }

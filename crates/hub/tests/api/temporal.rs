@@ -363,6 +363,159 @@ async fn provided_history_is_added_edited_and_deleted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_attributes_are_read_by_their_deletion_time() {
+    let app = App::start().await;
+    app.create(json!({"id": GAUGE, "type": "WaterObserved",
+        "waterLevel": [
+            {"type": "Property", "value": 2.1, "observedAt": hour(0)},
+            {"type": "Property", "value": 2.4, "observedAt": hour(0), "datasetId": "urn:ngsi-ld:Dataset:backup"}
+        ],
+        "refRiver": {"type": "Relationship", "object": "urn:ngsi-ld:River:thach-han"},
+        "label": {"type": "LanguageProperty", "languageMap": {"vi": "Trạm Thạch Hãn"}}}))
+        .await;
+    let path = format!("/temporal/entities/{GAUGE}");
+    // Nothing deleted yet: no attribute has a deletion time.
+    let r = app.get_ok(&path, &[("timeproperty", "deletedAt")]).await;
+    assert_eq!(r.body.as_object().unwrap().len(), 2, "{}", r.body);
+    for (attr, query) in [
+        ("refRiver", ""),
+        ("waterLevel", "?datasetId=urn:ngsi-ld:Dataset:backup"),
+        ("label", ""),
+    ] {
+        let r = send(app.delete(&format!("/entities/{GAUGE}/attrs/{attr}{query}"))).await;
+        assert_eq!(r.status, 204, "{}", r.text);
+    }
+    let r = app.get_ok(&path, &[("timeproperty", "deletedAt")]).await;
+    let river = r.body["refRiver"].as_array().unwrap();
+    assert_eq!(river.len(), 1);
+    assert_eq!(river[0]["type"], "Relationship");
+    assert_eq!(river[0]["object"], "urn:ngsi-ld:null");
+    let deleted_at = river[0]["deletedAt"].as_str().unwrap().to_string();
+    assert!(
+        river[0]["instanceId"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:ngsi-ld:Instance:")
+    );
+    assert_eq!(
+        r.body["label"][0]["languageMap"],
+        json!({"@none": "urn:ngsi-ld:null"})
+    );
+    // Only the backup's instance was deleted.
+    let level = r.body["waterLevel"].as_array().unwrap();
+    assert_eq!(level.len(), 1);
+    assert_eq!(level[0]["datasetId"], "urn:ngsi-ld:Dataset:backup");
+    assert_eq!(level[0]["value"], "urn:ngsi-ld:null");
+    // The simplified representation pairs the null with the deletion time.
+    let r = app
+        .get_ok(
+            &path,
+            &[("timeproperty", "deletedAt"), ("options", "temporalValues")],
+        )
+        .await;
+    assert_eq!(
+        r.body["refRiver"],
+        json!({"type": "Relationship", "objects": [["urn:ngsi-ld:null", deleted_at]]})
+    );
+    // A time restriction applies to the deletion time.
+    let r = app
+        .get_ok(
+            &path,
+            &[
+                ("timeproperty", "deletedAt"),
+                ("timerel", "before"),
+                ("timeAt", "2026-01-01T00:00:00Z"),
+            ],
+        )
+        .await;
+    assert!(r.body.get("refRiver").is_none(), "{}", r.body);
+    // By observation time, the history shows the instances as they were, no deletion.
+    let r = app.get_ok(&path, &[]).await;
+    assert_eq!(
+        r.body["refRiver"][0]["object"],
+        "urn:ngsi-ld:River:thach-han"
+    );
+    assert!(r.body["refRiver"][0].get("deletedAt").is_none());
+    assert_eq!(r.body["waterLevel"].as_array().unwrap().len(), 2);
+    // Deleting the attribute's history through the temporal API takes its deletions.
+    let r = send(app.delete(&format!("{path}/attrs/refRiver"))).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = app.get_ok(&path, &[("timeproperty", "deletedAt")]).await;
+    assert!(r.body.get("refRiver").is_none(), "{}", r.body);
+    assert!(r.body.get("label").is_some(), "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_are_filtered_by_dataset_id() {
+    let app = App::start().await;
+    let backup = "urn:ngsi-ld:Dataset:backup";
+    let instances: Vec<Value> = (0..4)
+        .map(|h| {
+            let mut i = json!({"type": "Property", "value": h, "observedAt": hour(h)});
+            if h % 2 == 1 {
+                i["datasetId"] = json!(backup);
+            }
+            i
+        })
+        .collect();
+    let r = send(app.post(
+        "/temporal/entities",
+        &json!({"id": GAUGE, "type": "WaterObserved", "waterLevel": instances,
+                "river": [{"type": "Property", "value": "Thạch Hãn", "observedAt": hour(0)}]}),
+    ))
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let path = format!("/temporal/entities/{GAUGE}");
+    let r = app.get_ok(&path, &[("datasetId", backup)]).await;
+    assert_eq!(values_of(&r.body, "waterLevel"), vec![1.0, 3.0]);
+    assert!(r.body.get("river").is_none(), "{}", r.body);
+    let r = app.get_ok(&path, &[("datasetId", "@none")]).await;
+    assert_eq!(values_of(&r.body, "waterLevel"), vec![0.0, 2.0]);
+    assert_eq!(r.body["river"].as_array().unwrap().len(), 1);
+    let both = format!("@none,{backup}");
+    let r = app.get_ok(&path, &[("datasetId", both.as_str())]).await;
+    assert_eq!(values_of(&r.body, "waterLevel"), vec![0.0, 1.0, 2.0, 3.0]);
+    // The simplified representation of one datasetId is one object.
+    let r = app
+        .get_ok(
+            &path,
+            &[("datasetId", backup), ("options", "temporalValues")],
+        )
+        .await;
+    assert_eq!(r.body["waterLevel"]["datasetId"], backup);
+    // Aggregation counts the datasetIds asked for.
+    let r = app
+        .get_ok(
+            &path,
+            &[
+                ("datasetId", "@none"),
+                ("options", "aggregatedValues"),
+                ("aggrMethods", "sum"),
+            ],
+        )
+        .await;
+    assert!(
+        r.body["waterLevel"].get("datasetId").is_none(),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["waterLevel"]["sum"][0][0], 2);
+    // A query with a time restriction leaves out the entities with nothing left.
+    let query = [
+        ("type", "WaterObserved"),
+        ("attrs", "river"),
+        ("datasetId", backup),
+        ("timerel", "after"),
+        ("timeAt", "2026-01-01T00:00:00Z"),
+    ];
+    let r = app.get_ok("/temporal/entities", &query).await;
+    assert_eq!(r.body, json!([]));
+    // A datasetId is a URI or @none.
+    let r = send(app.get(&path).query(&[("datasetId", "backup")])).await;
+    assert_problem(&r, 400, "BadRequestData");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_histories_come_in_pages() {
     let app = App::start().await;
     // 1,200 readings a minute apart: more than one answer holds (1,000).
@@ -404,6 +557,268 @@ async fn long_histories_come_in_pages() {
     assert_eq!(r.status, 206, "{}", r.text);
     let got = values_of(&r.body, "waterLevel");
     assert_eq!((got.len(), got[0], got[999]), (1000, 200.0, 1199.0));
+    // Backwards: from the latest instance down to the earliest returned, of lastN.
+    assert_eq!(
+        r.header("content-range"),
+        Some("date-time 2026-10-17T19:59:00Z-2026-10-17T03:20:00Z/1100")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_answer_cuts_every_attribute_to_one_range() {
+    let app = App::start().await;
+    let minute = |m: u32| format!("2026-10-17T{:02}:{:02}:00Z", m / 60, m % 60);
+    let levels: Vec<Value> = (0..1200)
+        .map(|m| json!({"type": "Property", "value": m, "observedAt": minute(m)}))
+        .collect();
+    let flows: Vec<Value> = [600, 1080, 1200]
+        .iter()
+        .map(|m| json!({"type": "Property", "value": m, "observedAt": minute(*m)}))
+        .collect();
+    let r = send(app.post(
+        "/temporal/entities",
+        &json!({"id": GAUGE, "type": "WaterObserved", "waterLevel": levels, "flow": flows,
+                "alarm": [{"type": "Property", "value": true, "observedAt": minute(1100)}]}),
+    ))
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let path = format!("/temporal/entities/{GAUGE}");
+    // Forwards from timeAt: waterLevel fills the page up to 16:39; the other
+    // attributes stop there too, and one with nothing before is an empty array.
+    let r = send(
+        app.get(&path)
+            .query(&[("timerel", "after"), ("timeAt", "2026-10-16T00:00:00Z")]),
+    )
+    .await;
+    assert_eq!(r.status, 206, "{}", r.text);
+    assert_eq!(
+        r.header("content-range"),
+        Some("date-time 2026-10-16T00:00:00Z-2026-10-17T16:39:00Z/*")
+    );
+    assert_eq!(values_of(&r.body, "waterLevel").len(), 1000);
+    assert_eq!(values_of(&r.body, "flow"), vec![600.0]);
+    assert_eq!(r.body["alarm"], json!([]));
+    let r = send(app.get(&path).query(&[
+        ("timerel", "after"),
+        ("timeAt", "2026-10-16T00:00:00Z"),
+        ("options", "temporalValues"),
+    ]))
+    .await;
+    assert_eq!(r.status, 206, "{}", r.text);
+    assert_eq!(r.body["alarm"], json!({"type": "Property", "values": []}));
+    assert_eq!(r.body["flow"]["values"].as_array().unwrap().len(), 1);
+    // The next page, from the range's end, has the rest of each attribute.
+    let r = app
+        .get_ok(
+            &path,
+            &[("timerel", "after"), ("timeAt", "2026-10-17T16:39:00Z")],
+        )
+        .await;
+    assert_eq!(values_of(&r.body, "waterLevel").len(), 200);
+    assert_eq!(values_of(&r.body, "flow"), vec![1080.0, 1200.0]);
+    assert_eq!(r.body["alarm"].as_array().unwrap().len(), 1);
+    // Backwards from endTimeAt: down to the earliest waterLevel returned (03:20).
+    let r = send(app.get(&path).query(&[
+        ("lastN", "1100"),
+        ("timerel", "between"),
+        ("timeAt", "2026-10-17T00:00:00Z"),
+        ("endTimeAt", "2026-10-18T00:00:00Z"),
+    ]))
+    .await;
+    assert_eq!(r.status, 206, "{}", r.text);
+    assert_eq!(
+        r.header("content-range"),
+        Some("date-time 2026-10-18T00:00:00Z-2026-10-17T03:20:00Z/1100")
+    );
+    assert_eq!(values_of(&r.body, "flow"), vec![600.0, 1080.0, 1200.0]);
+    // A whole answer is 200, without Content-Range.
+    let r = send(app.get(&path).query(&[("attrs", "flow,alarm")])).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.header("content-range").is_none());
+    // A query cuts every entity to the same range.
+    let other = "urn:ngsi-ld:WaterObserved:thach-han-2";
+    let r = send(app.post(
+        "/temporal/entities",
+        &json!({"id": other, "type": "WaterObserved", "flow": [
+            {"type": "Property", "value": 1, "observedAt": minute(500)},
+            {"type": "Property", "value": 2, "observedAt": minute(1000)}]}),
+    ))
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = send(app.get("/temporal/entities").query(&[
+        ("type", "WaterObserved"),
+        ("timerel", "after"),
+        ("timeAt", "2026-10-16T00:00:00Z"),
+    ]))
+    .await;
+    assert_eq!(r.status, 206, "{}", r.text);
+    assert_eq!(
+        r.header("content-range"),
+        Some("date-time 2026-10-16T00:00:00Z-2026-10-17T16:39:00Z/*")
+    );
+    let second = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == other)
+        .unwrap();
+    assert_eq!(values_of(second, "flow"), vec![1.0]);
+}
+
+/// A hub whose temporal answers hold at most `n` instances of each attribute.
+async fn paged_by(n: usize) -> App {
+    let mut config = hub::HubConfig::default();
+    config.http.temporal_page_instances = n;
+    App::start_with(config).await
+}
+
+/// A partial answer (206) of the range `range` (`Content-Range`).
+fn assert_page(r: &Resp, range: &str) {
+    assert_eq!(r.status, 206, "{}", r.text);
+    assert_eq!(r.header("content-range"), Some(range));
+}
+
+/// The times of an attribute's instances in a temporal answer.
+fn times_of(body: &Value, attr: &str) -> Vec<String> {
+    body[attr]
+        .as_array()
+        .unwrap_or_else(|| panic!("{attr} is not an array: {body}"))
+        .iter()
+        .map(|i| i["observedAt"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_size_is_configured() {
+    // Two attributes of 20 instances a minute apart, the second two minutes later.
+    let minute = |m: u32| format!("2020-01-01T01:{m:02}:00Z");
+    let series = |first: u32| -> Vec<Value> {
+        (first..first + 20)
+            .map(|m| json!({"type": "Property", "value": m, "observedAt": minute(m)}))
+            .collect()
+    };
+    let vehicle = json!({"id": "urn:ngsi-ld:Vehicle:bus-1", "type": "Vehicle",
+        "speed": series(1), "fuelLevel": series(3)});
+    let path = "/temporal/entities/urn:ngsi-ld:Vehicle:bus-1";
+
+    // By default (1,000 instances) the history is one whole answer, lastN=20 too.
+    let app = App::start().await;
+    assert_eq!(
+        send(app.post("/temporal/entities", &vehicle)).await.status,
+        201
+    );
+    for query in [vec![], vec![("lastN", "20")]] {
+        let r = send(app.get(path).query(&query)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(r.header("content-range").is_none());
+        assert_eq!(times_of(&r.body, "speed").len(), 20);
+        assert_eq!(times_of(&r.body, "fuelLevel").len(), 20);
+    }
+    app.stop().await;
+
+    // With pages of 10: forwards up to the 10th speed, fuelLevel cut there too.
+    let app = paged_by(10).await;
+    assert_eq!(
+        send(app.post("/temporal/entities", &vehicle)).await.status,
+        201
+    );
+    let r = send(app.get(path)).await;
+    assert_page(&r, "date-time 2020-01-01T01:01:00Z-2020-01-01T01:10:00Z/*");
+    assert_eq!(times_of(&r.body, "speed").len(), 10);
+    assert_eq!(
+        times_of(&r.body, "fuelLevel"),
+        (3..=10).map(minute).collect::<Vec<_>>()
+    );
+    // lastN larger than the page: backwards from the latest, lastN as the size.
+    let r = send(app.get(path).query(&[("lastN", "20")])).await;
+    assert_page(&r, "date-time 2020-01-01T01:22:00Z-2020-01-01T01:13:00Z/20");
+    assert_eq!(times_of(&r.body, "fuelLevel").len(), 10);
+    assert_eq!(
+        times_of(&r.body, "speed"),
+        (13..=20).map(minute).collect::<Vec<_>>()
+    );
+    // Following the pages forwards from each range's end reads every instance once.
+    let mut seen = Vec::new();
+    let mut from = "2019-01-01T00:00:00Z".to_string();
+    loop {
+        let r = send(
+            app.get(path)
+                .query(&[("timerel", "after"), ("timeAt", from.as_str())]),
+        )
+        .await;
+        // An attribute with nothing left in the range is not in the answer.
+        for attr in ["speed", "fuelLevel"] {
+            if r.body.get(attr).is_some() {
+                seen.extend(times_of(&r.body, attr).into_iter().map(|t| (attr, t)));
+            }
+        }
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 206, "{}", r.text);
+        // date-time <start>-<end>/*, each time 20 characters.
+        let range = r.header("content-range").unwrap().to_string();
+        from = range.rsplit_once('/').unwrap().0[31..].to_string();
+        assert!(seen.len() < 80, "the pages do not advance: {range}");
+    }
+    seen.sort();
+    let before = seen.len();
+    seen.dedup();
+    assert_eq!((before, seen.len()), (40, 40));
+    // A query is paged alike.
+    let r = send(app.get("/temporal/entities").query(&[
+        ("type", "Vehicle"),
+        ("timerel", "before"),
+        ("timeAt", "2021-01-01T00:00:00Z"),
+    ]))
+    .await;
+    assert_page(&r, "date-time 2020-01-01T01:01:00Z-2020-01-01T01:10:00Z/*");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_ends_between_two_times() {
+    // Three datasets read at the same two times: six instances of one attribute.
+    let app = paged_by(4).await;
+    let at = ["2026-10-17T00:00:00Z", "2026-10-17T01:00:00Z"];
+    let instances: Vec<Value> = at
+        .iter()
+        .flat_map(|t| {
+            ["a", "b", "c"].map(|d| {
+                json!({"type": "Property", "value": 1, "observedAt": t,
+                       "datasetId": format!("urn:ngsi-ld:Dataset:{d}")})
+            })
+        })
+        .collect();
+    let r = send(app.post(
+        "/temporal/entities",
+        &json!({"id": GAUGE, "type": "WaterObserved", "waterLevel": instances}),
+    ))
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let path = format!("/temporal/entities/{GAUGE}");
+    // Four would split the second time: the page stops after the first.
+    let r = send(app.get(&path)).await;
+    assert_page(&r, "date-time 2026-10-17T00:00:00Z-2026-10-17T00:00:00Z/*");
+    assert_eq!(times_of(&r.body, "waterLevel"), vec![at[0]; 3]);
+    let r = send(
+        app.get(&path)
+            .query(&[("timerel", "after"), ("timeAt", at[0])]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(times_of(&r.body, "waterLevel"), vec![at[1]; 3]);
+    // Backwards alike.
+    let r = send(app.get(&path).query(&[("lastN", "6")])).await;
+    assert_page(&r, "date-time 2026-10-17T01:00:00Z-2026-10-17T01:00:00Z/6");
+    assert_eq!(times_of(&r.body, "waterLevel"), vec![at[1]; 3]);
+    let r = send(
+        app.get(&path)
+            .query(&[("lastN", "6"), ("timerel", "before"), ("timeAt", at[1])]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(times_of(&r.body, "waterLevel"), vec![at[0]; 3]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,7 +845,7 @@ async fn bad_temporal_requests_are_refused() {
             ("aggrPeriodDuration", "1 hour"),
         ],
         vec![("aggrMethods", "avg")],
-        vec![("timeproperty", "deletedAt")],
+        vec![("timeproperty", "deletedat")],
     ] {
         let r = send(app.get(&path).query(&query)).await;
         assert_problem(&r, 400, "BadRequestData");

@@ -49,3 +49,74 @@ fn check_parse<T>(
         _ => panic!("{input}: got {got:?}, expected {expected:?}"),
     }
 }
+
+/// Random and/or trees of the three languages, for their property tests.
+#[cfg(test)]
+mod trees {
+    use proptest::prelude::*;
+
+    use super::ast::{QExpr, ScopeExpr, TypeExpr};
+
+    /// An expression made of conjunctions and disjunctions of leaves.
+    pub(crate) trait AndOr: Sized + Clone + std::fmt::Debug + 'static {
+        fn and_or(and: bool, items: Vec<Self>) -> Self;
+        /// The children of an and (`and`) or of an or (`!and`); anything else back.
+        fn children(self, and: bool) -> Result<Vec<Self>, Self>;
+    }
+
+    macro_rules! and_or {
+        ($($t:ident),*) => {$(
+            impl AndOr for $t {
+                fn and_or(and: bool, items: Vec<Self>) -> Self {
+                    if and { $t::And(items) } else { $t::Or(items) }
+                }
+                fn children(self, and: bool) -> Result<Vec<Self>, Self> {
+                    match self {
+                        $t::And(inner) if and => Ok(inner),
+                        $t::Or(inner) if !and => Ok(inner),
+                        other => Err(other),
+                    }
+                }
+            }
+        )*};
+    }
+    and_or!(QExpr, ScopeExpr, TypeExpr);
+
+    /// Builds an and/or as the parsers do: children of the same kind merged.
+    fn flat<E: AndOr>(and: bool, items: Vec<E>) -> E {
+        let mut out = Vec::new();
+        for item in items {
+            match item.children(and) {
+                Ok(inner) => out.extend(inner),
+                Err(other) => out.push(other),
+            }
+        }
+        E::and_or(and, out)
+    }
+
+    /// Printing `e` gives text that parses back to `e` (and so prints the same again).
+    pub(crate) fn prints_back<E>(
+        parse: impl Fn(&str) -> Result<E, crate::query::ParseError>,
+        e: &E,
+    ) -> Result<(), TestCaseError>
+    where
+        E: PartialEq + std::fmt::Debug + std::fmt::Display,
+    {
+        let printed = e.to_string();
+        let parsed = parse(&printed);
+        prop_assert_eq!(parsed.as_ref(), Ok(e), "printed: {}", printed);
+        Ok(())
+    }
+
+    /// Ands and ors of `leaf`, up to four levels deep.
+    pub(crate) fn tree<E: AndOr>(
+        leaf: impl Strategy<Value = E> + 'static,
+    ) -> impl Strategy<Value = E> {
+        leaf.prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 2..4).prop_map(|v| flat(true, v)),
+                prop::collection::vec(inner, 2..4).prop_map(|v| flat(false, v)),
+            ]
+        })
+    }
+}

@@ -1043,42 +1043,22 @@ mod tests {
         ]
     }
 
-    /// Builds an and/or as the parser does: children of the same kind merged.
-    fn flat(and: bool, items: Vec<QExpr>) -> QExpr {
-        let mut out = Vec::new();
-        for item in items {
-            match item {
-                QExpr::And(inner) if and => out.extend(inner),
-                QExpr::Or(inner) if !and => out.extend(inner),
-                other => out.push(other),
-            }
-        }
-        if and { QExpr::And(out) } else { QExpr::Or(out) }
-    }
-
     fn qexpr() -> impl Strategy<Value = QExpr> {
-        term()
-            .prop_map(QExpr::Term)
-            .prop_recursive(4, 24, 4, |inner| {
-                prop_oneof![
-                    prop::collection::vec(inner.clone(), 2..4).prop_map(|v| flat(true, v)),
-                    prop::collection::vec(inner, 2..4).prop_map(|v| flat(false, v)),
-                ]
-            })
+        crate::query::trees::tree(term().prop_map(QExpr::Term))
     }
 
     proptest! {
         #[test]
         fn never_panics_on_any_text(s in any::<String>()) {
             if let Ok(e) = parse_q(&s) {
-                prop_assert_eq!(parse_q(&e.to_string()), Ok(e));
+                crate::query::trees::prints_back(parse_q, &e)?;
             }
         }
 
         #[test]
         fn never_panics_on_near_misses(s in "[a-z0-9() !;|,.=<>~\"\\[\\]:/#+\\-TZ\\\\]{0,40}") {
             if let Ok(e) = parse_q(&s) {
-                prop_assert_eq!(parse_q(&e.to_string()), Ok(e));
+                crate::query::trees::prints_back(parse_q, &e)?;
             }
         }
 
@@ -1090,10 +1070,7 @@ mod tests {
 
         #[test]
         fn print_then_parse_round_trips(e in qexpr()) {
-            let printed = e.to_string();
-            let parsed = parse_q(&printed);
-            prop_assert_eq!(parsed.as_ref(), Ok(&e), "printed: {}", printed);
-            prop_assert_eq!(parsed.unwrap().to_string(), printed);
+            crate::query::trees::prints_back(parse_q, &e)?;
         }
     }
 }

@@ -333,34 +333,15 @@ mod tests {
         })
     }
 
-    fn flat(and: bool, items: Vec<ScopeExpr>) -> ScopeExpr {
-        let mut out = Vec::new();
-        for item in items {
-            match item {
-                And(inner) if and => out.extend(inner),
-                Or(inner) if !and => out.extend(inner),
-                other => out.push(other),
-            }
-        }
-        if and { And(out) } else { Or(out) }
-    }
-
     fn scope_expr() -> impl Strategy<Value = ScopeExpr> {
-        pattern()
-            .prop_map(ScopeExpr::Scope)
-            .prop_recursive(4, 24, 4, |inner| {
-                prop_oneof![
-                    prop::collection::vec(inner.clone(), 2..4).prop_map(|v| flat(true, v)),
-                    prop::collection::vec(inner, 2..4).prop_map(|v| flat(false, v)),
-                ]
-            })
+        crate::query::trees::tree(pattern().prop_map(ScopeExpr::Scope))
     }
 
     proptest! {
         #[test]
         fn never_panics_on_any_text(s in any::<String>()) {
             if let Ok(e) = parse_scope_q(&s) {
-                prop_assert_eq!(parse_scope_q(&e.to_string()), Ok(e));
+                crate::query::trees::prints_back(parse_scope_q, &e)?;
             }
             let _ = parse_scope(&s);
         }
@@ -368,7 +349,7 @@ mod tests {
         #[test]
         fn never_panics_on_near_misses(s in "[/a-c#+;,|() ]{0,40}") {
             if let Ok(e) = parse_scope_q(&s) {
-                prop_assert_eq!(parse_scope_q(&e.to_string()), Ok(e.clone()));
+                crate::query::trees::prints_back(parse_scope_q, &e)?;
                 let _ = scope_expr_matches(&e, &["/a/b", "/c"]);
             }
         }
@@ -380,10 +361,7 @@ mod tests {
 
         #[test]
         fn print_then_parse_round_trips(e in scope_expr()) {
-            let printed = e.to_string();
-            let parsed = parse_scope_q(&printed);
-            prop_assert_eq!(parsed.as_ref(), Ok(&e), "printed: {}", printed);
-            prop_assert_eq!(parsed.unwrap().to_string(), printed);
+            crate::query::trees::prints_back(parse_scope_q, &e)?;
         }
 
         #[test]

@@ -168,41 +168,22 @@ mod tests {
         ]
     }
 
-    fn flat(and: bool, items: Vec<TypeExpr>) -> TypeExpr {
-        let mut out = Vec::new();
-        for item in items {
-            match item {
-                And(inner) if and => out.extend(inner),
-                Or(inner) if !and => out.extend(inner),
-                other => out.push(other),
-            }
-        }
-        if and { And(out) } else { Or(out) }
-    }
-
     fn type_expr() -> impl Strategy<Value = TypeExpr> {
-        name()
-            .prop_map(TypeExpr::Type)
-            .prop_recursive(4, 24, 4, |inner| {
-                prop_oneof![
-                    prop::collection::vec(inner.clone(), 2..4).prop_map(|v| flat(true, v)),
-                    prop::collection::vec(inner, 2..4).prop_map(|v| flat(false, v)),
-                ]
-            })
+        crate::query::trees::tree(name().prop_map(TypeExpr::Type))
     }
 
     proptest! {
         #[test]
         fn never_panics_on_any_text(s in any::<String>()) {
             if let Ok(e) = parse_type_expr(&s) {
-                prop_assert_eq!(parse_type_expr(&e.to_string()), Ok(e));
+                crate::query::trees::prints_back(parse_type_expr, &e)?;
             }
         }
 
         #[test]
         fn never_panics_on_near_misses(s in "[A-C:/.;,|() ]{0,40}") {
             if let Ok(e) = parse_type_expr(&s) {
-                prop_assert_eq!(parse_type_expr(&e.to_string()), Ok(e.clone()));
+                crate::query::trees::prints_back(parse_type_expr, &e)?;
                 let _ = e.matches(&["A", "C"]);
             }
         }
@@ -214,10 +195,7 @@ mod tests {
 
         #[test]
         fn print_then_parse_round_trips(e in type_expr()) {
-            let printed = e.to_string();
-            let parsed = parse_type_expr(&printed);
-            prop_assert_eq!(parsed.as_ref(), Ok(&e), "printed: {}", printed);
-            prop_assert_eq!(parsed.unwrap().to_string(), printed);
+            crate::query::trees::prints_back(parse_type_expr, &e)?;
         }
 
         #[test]

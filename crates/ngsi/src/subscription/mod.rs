@@ -36,8 +36,8 @@ use crate::render::Format;
 pub use matching::CompiledSubscription;
 pub use notify::{EntityChange, MqttTarget, MqttVersion};
 pub use parse::{
-    MAX_COORDINATES_LEN, MAX_FILTER_LEN, MAX_KEY_VALUES, MAX_MILLIS, MAX_NAMES, MAX_SECONDS,
-    MAX_SELECTORS,
+    MAX_COORDINATES_LEN, MAX_FILTER_LEN, MAX_JOIN_LEVEL, MAX_KEY_VALUES, MAX_MILLIS, MAX_NAMES,
+    MAX_SECONDS, MAX_SELECTORS,
 };
 
 /// The `accept` of an endpoint that wants the @context in a `Link` header.
@@ -165,7 +165,34 @@ pub struct NotificationParams {
     pub show_changes: bool,
     #[serde(default)]
     pub sys_attrs: bool,
+    /// Linked entities added to each notified entity (clause 4.5.23); none when
+    /// absent (`join` `@none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<Join>,
+    /// How many hops of Relationships `join` follows; 1 when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_level: Option<u8>,
     pub endpoint: Endpoint,
+}
+
+/// How linked entities join a notified entity (`notification.join`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Join {
+    /// Each linked entity inside the Relationship that points to it.
+    Inline,
+    /// The linked entities listed after the notified ones.
+    Flat,
+}
+
+impl Join {
+    /// The wire name, as `notification.join` holds it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Join::Inline => "inline",
+            Join::Flat => "flat",
+        }
+    }
 }
 
 /// A subscription, names expanded; the form the store keeps.

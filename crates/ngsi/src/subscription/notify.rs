@@ -20,6 +20,7 @@ use crate::context::{CORE_CONTEXT_URL, Context};
 use crate::entity::{AttrKind, Attribute, Entity, NGSI_LD_NULL, format_time};
 use crate::render::{
     Format, RenderOptions, compact_value, render_attribute, render_entity, render_types,
+    simplified_instances,
 };
 
 /// The `rel` of a `Link` header that carries an @context.
@@ -40,9 +41,10 @@ impl CompiledSubscription {
     ///
     /// A deleted entity is shown as `id`, `type` and `deletedAt` (`now`, so build the
     /// notification when the deletion commits), plus `createdAt` and `modifiedAt`
-    /// with sysAttrs; its attributes are listed, nulled, only when the subscription
-    /// shows changes or listens to attribute deletions. For a deleted attribute,
-    /// `deletedAt` is when the entity changed.
+    /// with sysAttrs (in every format); its attributes are listed, nulled, only when
+    /// the subscription shows changes or listens to attribute deletions, and then
+    /// only those it watches (all when `watchedAttributes` is empty). For a deleted
+    /// attribute, `deletedAt` is when the entity changed.
     ///
     /// With `accept` ld+json the @context goes in the body, at the top and in each
     /// entity of `data` (each is then a JSON-LD document of its own, as receivers
@@ -79,7 +81,10 @@ impl CompiledSubscription {
         Value::Object(out)
     }
 
-    fn render_options<'a>(&self, ctx: &'a Context) -> RenderOptions<'a> {
+    /// How the subscription's entities are rendered: its format, sysAttrs,
+    /// language and projection (`attributes`, `pick`, `omit`), names compacted with
+    /// `ctx`.
+    pub fn render_options<'a>(&self, ctx: &'a Context) -> RenderOptions<'a> {
         let n = &self.subscription().notification;
         let mut opts = RenderOptions::new(ctx);
         opts.format = n.format;
@@ -160,15 +165,23 @@ impl CompiledSubscription {
                 if opts.keep_type {
                     out.insert("type".into(), render_types(&before.types, opts.ctx));
                 }
-                if opts.sys_attrs && opts.format != Format::KeyValues {
+                // As for an entity that is still there, the entity's own system times
+                // are members in every format, keyValues included.
+                if opts.sys_attrs {
                     out.insert("createdAt".into(), json!(format_time(&before.created_at)));
                     out.insert("modifiedAt".into(), json!(format_time(&before.modified_at)));
                 }
                 out.insert("deletedAt".into(), json!(format_time(&now)));
-                let triggers = &self.subscription().triggers;
-                if show_changes || triggers.contains(&Trigger::AttributeDeleted) {
+                let sub = self.subscription();
+                if show_changes || sub.triggers.contains(&Trigger::AttributeDeleted) {
+                    // The deletion of the entity deletes every attribute, but only
+                    // those the subscription watches are its changes (all when it
+                    // watches none).
+                    let watched = |name: &String| {
+                        sub.watched_attributes.is_empty() || sub.watched_attributes.contains(name)
+                    };
                     for (name, instances) in &before.attrs {
-                        if !opts.keeps(name) {
+                        if !opts.keeps(name) || !watched(name) {
                             continue;
                         }
                         if let Some(v) = changed_attribute(instances, &[], opts, show_changes, now)
@@ -206,24 +219,27 @@ fn changed_attribute(
     if deleted.is_empty() && !updated {
         return None;
     }
-    let mut items: Vec<Value> = new
+    let mut items: Vec<(Option<&str>, Value)> = new
         .iter()
         .map(|a| {
             let rendered = render_attribute(a, opts);
-            match previous(a) {
+            let rendered = match previous(a) {
                 Some(b) if show_changes => with_previous(rendered, a, b, opts.ctx),
                 _ => rendered,
-            }
+            };
+            (a.dataset_id.as_deref(), rendered)
         })
         .collect();
-    items.extend(
-        deleted
-            .into_iter()
-            .map(|b| deleted_instance(b, opts, show_changes, deleted_at)),
-    );
+    items.extend(deleted.into_iter().map(|b| {
+        (
+            b.dataset_id.as_deref(),
+            deleted_instance(b, opts, show_changes, deleted_at),
+        )
+    }));
     Some(match items.len() {
-        1 => items.remove(0),
-        _ => Value::Array(items),
+        1 => items.remove(0).1,
+        _ if opts.format == Format::KeyValues => simplified_instances(items),
+        _ => Value::Array(items.into_iter().map(|(_, v)| v).collect()),
     })
 }
 
@@ -721,6 +737,23 @@ mod tests {
         );
         assert_eq!(sys.as_object().unwrap().len(), 5);
         assert_eq!(sys["createdAt"], "2024-04-30T00:00:00Z");
+        let simple = one(
+            json!({"notificationTrigger": ["entityDeleted"],
+                   "notification": {"sysAttrs": true, "format": "keyValues"}}),
+            Some(&b),
+            None,
+        );
+        assert_eq!(simple, sys);
+        let watched = one(
+            json!({"notificationTrigger": ["attributeDeleted"], "watchedAttributes": ["level"]}),
+            Some(&b),
+            None,
+        );
+        assert_eq!(
+            watched,
+            json!({"id": ID, "type": "Gauge", "deletedAt": "2024-05-01T00:00:00Z",
+                   "level": {"type": "Property", "value": NGSI_LD_NULL}})
+        );
         let changes = one(
             json!({"notificationTrigger": ["entityDeleted"], "notification": {"showChanges": true}}),
             Some(&b),
@@ -766,6 +799,31 @@ mod tests {
         );
         let all = one(json!({}), None, Some(&e));
         assert_eq!(all["level"].as_array().unwrap().len(), 2);
+        // Simplified: one value per datasetId (clause 4.5.4), a deleted one null.
+        let simple = one(
+            json!({"notification": {"format": "keyValues"}}),
+            None,
+            Some(&e),
+        );
+        assert_eq!(
+            simple["level"],
+            json!({"dataset": {"@none": 1, "urn:ngsi-ld:Dataset:radar": 2}})
+        );
+        let mut radar_gone = e.clone();
+        radar_gone
+            .attrs
+            .values_mut()
+            .for_each(|v| v.retain(|a| a.dataset_id.is_none()));
+        let deleted = one(
+            json!({"notification": {"format": "keyValues"},
+                   "notificationTrigger": ["attributeDeleted"]}),
+            Some(&e),
+            Some(&radar_gone),
+        );
+        assert_eq!(
+            deleted["level"],
+            json!({"dataset": {"@none": 1, "urn:ngsi-ld:Dataset:radar": NGSI_LD_NULL}})
+        );
     }
 
     #[test]

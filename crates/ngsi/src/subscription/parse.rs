@@ -2,8 +2,8 @@
 //! 5.8.2): every member on its own, then the rules that tie members together.
 //!
 //! Every violation is a 400 BadRequestData whose detail names the member, except the
-//! members dothi knows but does not implement (`temporalQ`, `join` other than
-//! `@none`), which are 422 OperationNotSupported: accepting them would promise an
+//! member dothi knows but does not implement (`temporalQ`), which is 422
+//! OperationNotSupported: accepting it would promise an
 //! effect the subscriber would not get. Unknown members are refused for the same
 //! reason (a misspelt `watchedAttribute` would silently watch everything); the
 //! read-only members of Table 5.2.12-2 that a client copies back are ignored.
@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 
 use super::format_name;
 use super::{
-    ACCEPT_JSON, ACCEPT_JSON_LD, Endpoint, EntitySelector, GeoQText, NotificationParams, QText,
-    Subscription, Trigger,
+    ACCEPT_JSON, ACCEPT_JSON_LD, Endpoint, EntitySelector, GeoQText, Join, NotificationParams,
+    QText, Subscription, Trigger,
 };
 use crate::context::Context;
 use crate::entity::{NGSI_LD_NULL, expand_attr, is_uri, is_valid_name, parse_time};
@@ -44,6 +44,9 @@ pub const MAX_COORDINATES_LEN: usize = 64 * 1024;
 pub const MAX_SECONDS: u64 = 366 * 86_400;
 /// Largest `timeout` and `cooldown`, in milliseconds (a day).
 pub const MAX_MILLIS: u64 = 86_400_000;
+/// Largest `notification.joinLevel`: hops of Relationships followed for one
+/// notification (as for a query's `joinLevel`).
+pub const MAX_JOIN_LEVEL: u8 = 5;
 
 const MAX_SUBSCRIPTION_NAME_LEN: usize = 256;
 const MAX_DESCRIPTION_LEN: usize = 4 * 1024;
@@ -146,9 +149,9 @@ impl Subscription {
     }
 
     /// Applies a PATCH /subscriptions/{id} fragment: each member given replaces the
-    /// current one (`notification` is merged member by member, so that a client may
-    /// change only its format), null or `urn:ngsi-ld:null` removes an optional
-    /// member, and the result is checked as a whole. On error nothing changes.
+    /// current one (`notification` too, whole: it must name its endpoint), null or
+    /// `urn:ngsi-ld:null` removes an optional member, and the result is checked as a
+    /// whole. On error nothing changes.
     pub fn apply_patch(&mut self, body: &Value, ctx: &Context, now: DateTime<Utc>) -> Result<()> {
         let obj = body
             .as_object()
@@ -221,12 +224,17 @@ impl Subscription {
                 let obj = value
                     .as_object()
                     .ok_or_else(|| Error::bad_data("notification must be a JSON object"))?;
-                if mode == Mode::Create && !obj.contains_key("endpoint") {
+                // A fragment's notification replaces the subscription's whole (clause
+                // 5.8.2 replaces each member given), so it is a complete
+                // NotificationParams, endpoint included.
+                if !obj.contains_key("endpoint") {
                     return Err(Error::bad_data("notification.endpoint is required"));
                 }
+                let mut notification = NotificationParams::default();
                 for (key, value) in obj {
-                    set_notification_member(&mut self.notification, key, value, ctx, mode)?;
+                    set_notification_member(&mut notification, key, value, ctx, mode)?;
                 }
+                self.notification = notification;
             }
             "temporalQ" => {
                 return Err(Error::new(
@@ -364,7 +372,8 @@ fn set_notification_member(
             "format" => n.format = Format::Normalized,
             "showChanges" => n.show_changes = false,
             "sysAttrs" => n.sys_attrs = false,
-            "join" | "joinLevel" => {}
+            "join" => n.join = None,
+            "joinLevel" => n.join_level = None,
             "endpoint" => {
                 return Err(Error::bad_data(
                     "notification.endpoint is mandatory and cannot be removed",
@@ -390,31 +399,26 @@ fn set_notification_member(
         "showChanges" => n.show_changes = boolean("notification.showChanges", value)?,
         "sysAttrs" => n.sys_attrs = boolean("notification.sysAttrs", value)?,
         "endpoint" => n.endpoint = endpoint(value)?,
-        "join" => match value.as_str() {
-            Some("@none") => {}
-            Some("flat" | "inline") => {
-                return Err(Error::new(
-                    ErrorKind::OperationNotSupported,
-                    "notification.join: linked entities in notifications are not supported",
-                ));
+        "join" => {
+            n.join = match value.as_str() {
+                Some("@none") => None,
+                Some("flat") => Some(Join::Flat),
+                Some("inline") => Some(Join::Inline),
+                _ => {
+                    return Err(Error::bad_data(
+                        "notification.join must be flat, inline or @none",
+                    ));
+                }
             }
-            _ => {
-                return Err(Error::bad_data(
-                    "notification.join must be flat, inline or @none",
-                ));
-            }
-        },
+        }
         "joinLevel" => {
-            positive(
+            let level = positive(
                 "notification.joinLevel",
                 value,
-                u64::from(u8::MAX),
+                u64::from(MAX_JOIN_LEVEL),
                 "a positive integer",
             )?;
-            return Err(Error::new(
-                ErrorKind::OperationNotSupported,
-                "notification.joinLevel: linked entities in notifications are not supported",
-            ));
+            n.join_level = u8::try_from(level).ok();
         }
         other => return Err(unknown_notification_member(other)),
     }
@@ -1484,13 +1488,34 @@ mod tests {
 
     #[test]
     fn refuses_what_it_does_not_implement() {
-        for patch in [
-            json!({"temporalQ": {"timerel": "after", "timeAt": "2024-01-01T00:00:00Z"}}),
-            json!({"notification": {"join": "flat"}}),
-            json!({"notification": {"join": "inline", "joinLevel": 2}}),
-        ] {
-            let err = try_parse(&with(minimal(), patch.clone()), &Context::core()).unwrap_err();
-            assert_eq!(err.kind, ErrorKind::OperationNotSupported, "{patch}");
+        let patch = json!({"temporalQ": {"timerel": "after", "timeAt": "2024-01-01T00:00:00Z"}});
+        let err = try_parse(&with(minimal(), patch.clone()), &Context::core()).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::OperationNotSupported, "{patch}");
+    }
+
+    #[test]
+    fn reads_join_and_join_level() {
+        let ctx = Context::core();
+        let s = sub(json!({"notification": {"join": "inline", "joinLevel": 2}}));
+        assert_eq!(
+            (s.notification.join, s.notification.join_level),
+            (Some(Join::Inline), Some(2))
+        );
+        let s = sub(json!({"notification": {"join": "flat"}}));
+        assert_eq!(
+            (s.notification.join, s.notification.join_level),
+            (Some(Join::Flat), None)
+        );
+        let s = sub(json!({"notification": {"join": "@none"}}));
+        assert_eq!(s.notification.join, None);
+        for level in [json!(0), json!(6), json!("2"), json!(1.5)] {
+            let body = with(
+                minimal(),
+                json!({"notification": {"join": "flat", "joinLevel": level}}),
+            );
+            let err = try_parse(&body, &ctx).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::BadRequestData, "{level}");
+            assert!(err.detail.contains("joinLevel"), "{}", err.detail);
         }
     }
 
@@ -1528,7 +1553,8 @@ mod tests {
         let mut s = sub(json!({"q": "level>1", "throttling": 10}));
         let later = t("2024-05-02T00:00:00Z");
         s.apply_patch(
-            &json!({"id": SUB_ID, "type": "Subscription", "notification": {"format": "keyValues"},
+            &json!({"id": SUB_ID, "type": "Subscription",
+                    "notification": {"format": "keyValues", "endpoint": {"uri": "http://example.org/notify"}},
                     "q": null, "throttling": "urn:ngsi-ld:null", "watchedAttributes": ["level"]}),
             &ctx,
             later,
@@ -1549,7 +1575,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.notification.endpoint.uri, "https://example.org/other");
         assert_eq!(s.notification.endpoint.accept, ACCEPT_JSON_LD);
-        assert_eq!(s.notification.format, Format::KeyValues);
+        // The notification was replaced whole: its format is the default again.
+        assert_eq!(s.notification.format, Format::Normalized);
         assert_eq!(s.status(later), Status::Paused);
         assert_eq!(s.triggers, vec![Trigger::EntityDeleted]);
         s.apply_patch(
@@ -1593,6 +1620,7 @@ mod tests {
             json!({"notification": null}),
             json!({"notification": {"endpoint": null}}),
             json!({"notification": {"endpoint": {"accept": "application/json"}}}),
+            json!({"notification": {"format": "keyValues"}}),
             json!({"entities": null, "watchedAttributes": null}),
             json!({"timeInterval": 5}),
             json!({"notification": {"format": "keyValues", "showChanges": true}}),

@@ -136,6 +136,12 @@ impl Subscription {
         if n.sys_attrs {
             out.insert("sysAttrs".into(), json!(true));
         }
+        if let Some(join) = n.join {
+            out.insert("join".into(), json!(join.name()));
+        }
+        if let Some(level) = n.join_level {
+            out.insert("joinLevel".into(), json!(level));
+        }
         let e = &n.endpoint;
         let mut endpoint = Map::new();
         endpoint.insert("uri".into(), json!(e.uri));

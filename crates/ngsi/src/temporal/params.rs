@@ -27,6 +27,9 @@ pub enum TimeProperty {
     ObservedAt,
     CreatedAt,
     ModifiedAt,
+    /// When an attribute (instance) was deleted: only the records of deletions have it
+    /// (clause 4.5.7), so a query by it answers the deletions alone.
+    DeletedAt,
 }
 
 impl TimeProperty {
@@ -36,6 +39,7 @@ impl TimeProperty {
             TimeProperty::ObservedAt => "observedAt",
             TimeProperty::CreatedAt => "createdAt",
             TimeProperty::ModifiedAt => "modifiedAt",
+            TimeProperty::DeletedAt => "deletedAt",
         }
     }
 
@@ -44,16 +48,20 @@ impl TimeProperty {
             "observedAt" => TimeProperty::ObservedAt,
             "createdAt" => TimeProperty::CreatedAt,
             "modifiedAt" => TimeProperty::ModifiedAt,
+            "deletedAt" => TimeProperty::DeletedAt,
             _ => return None,
         })
     }
 
-    /// The time this property gives an instance; None when it has no observedAt.
+    /// The time this property gives an instance; None when it has no observedAt, and
+    /// for deletedAt, which only the record of a deletion carries (beside its
+    /// attribute).
     pub fn of(self, a: &Attribute) -> Option<DateTime<Utc>> {
         match self {
             TimeProperty::ObservedAt => a.observed_at,
             TimeProperty::CreatedAt => Some(a.created_at),
             TimeProperty::ModifiedAt => Some(a.modified_at),
+            TimeProperty::DeletedAt => None,
         }
     }
 }
@@ -147,6 +155,9 @@ pub struct TemporalParams {
     pub aggr_methods: Vec<AggrMethod>,
     /// None, or the zero duration: one period over the whole range.
     pub aggr_period: Option<IsoDuration>,
+    /// `datasetId`: only the instances of these datasetIds (None in the list: the
+    /// default instance, `@none` on the wire); None for every instance.
+    pub datasets: Option<Vec<Option<String>>>,
 }
 
 impl TemporalParams {
@@ -176,7 +187,7 @@ impl TemporalParams {
             None => TimeProperty::default(),
             Some(text) => TimeProperty::parse(text).ok_or_else(|| {
                 Error::bad_data(format!(
-                    "timeproperty {:?} is not observedAt, createdAt or modifiedAt",
+                    "timeproperty {:?} is not observedAt, createdAt, modifiedAt or deletedAt",
                     shorten(text)
                 ))
             })?,
@@ -217,7 +228,24 @@ impl TemporalParams {
             format,
             aggr_methods,
             aggr_period,
+            datasets: None,
         })
+    }
+
+    /// The `datasetId` parameter of a query (clause 4.5.5): a comma-separated list of
+    /// datasetIds, each a URI or `@none` for the default instance.
+    pub fn parse_datasets(text: &str) -> Result<Vec<Option<String>>> {
+        text.split(',')
+            .map(str::trim)
+            .map(|d| match d {
+                "@none" => Ok(None),
+                _ if crate::entity::is_uri(d) => Ok(Some(d.to_string())),
+                _ => Err(Error::bad_data(format!(
+                    "datasetId {:?} is neither a URI nor @none",
+                    shorten(d)
+                ))),
+            })
+            .collect()
     }
 }
 
@@ -407,6 +435,7 @@ mod tests {
                 format: TemporalFormat::TemporalValues,
                 aggr_methods: vec![],
                 aggr_period: None,
+                datasets: None,
             }
         );
         let p = parse(
@@ -473,7 +502,6 @@ mod tests {
                 "timerel=between&timeAt=2024-01-01T00:00:00Z&endTimeAt=2024-13-01T00:00:00Z",
                 "endTimeAt",
             ),
-            ("timeproperty=deletedAt", "timeproperty"),
             ("timeproperty=observedat", "timeproperty"),
             ("lastN=0", "lastN"),
             ("lastN=-3", "lastN"),
@@ -550,6 +578,17 @@ mod tests {
     }
 
     #[test]
+    fn dataset_ids_are_uris_or_the_default_instance() {
+        assert_eq!(
+            TemporalParams::parse_datasets("urn:ngsi-ld:Dataset:a, @none").unwrap(),
+            vec![Some("urn:ngsi-ld:Dataset:a".to_string()), None]
+        );
+        for bad in ["", "a,b", "urn:ngsi-ld:Dataset:a,", "none"] {
+            assert!(TemporalParams::parse_datasets(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn names_round_trip() {
         for m in AggrMethod::ALL {
             assert_eq!(AggrMethod::parse(m.name()), Some(m));
@@ -558,6 +597,7 @@ mod tests {
             TimeProperty::ObservedAt,
             TimeProperty::CreatedAt,
             TimeProperty::ModifiedAt,
+            TimeProperty::DeletedAt,
         ] {
             assert_eq!(TimeProperty::parse(p.name()), Some(p));
         }

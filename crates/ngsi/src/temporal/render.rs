@@ -14,10 +14,13 @@ use crate::render::{RenderOptions, compact_value, render_attribute, render_types
 
 /// One recorded instance of an attribute: the attribute as it was, and the id the
 /// temporal API gives it (`instanceId`, by which a client may change or delete it).
+/// The record of a deletion has `deleted_at`, and its attribute holds NGSI-LD Null
+/// ([`crate::entity::deleted_instance`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Instance {
     pub instance_id: String,
     pub attribute: Attribute,
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// The history of one entity: its id, types and, per expanded attribute name, instances
@@ -27,6 +30,9 @@ pub struct TemporalEntity {
     pub id: String,
     pub types: Vec<String>,
     pub attrs: BTreeMap<String, Vec<Instance>>,
+    /// Attributes shown without instances, with their kind: a partial answer (clause
+    /// 6.3.10) shows so an attribute whose instances all lie past its time range.
+    pub emptied: BTreeMap<String, AttrKind>,
 }
 
 /// Renders the history of an entity, without @context.
@@ -36,11 +42,14 @@ pub struct TemporalEntity {
 /// array stays an array for a single instance, so that a client reads every attribute
 /// the same way.
 ///
+/// The record of a deletion is its attribute, NGSI-LD Null, with `instanceId` and
+/// `deletedAt` (clause 4.5.7).
+///
 /// `TemporalValues`: each attribute is `{"type", "values": [[value, time], ...]}`
 /// (`objects` for a Relationship, `languageMaps`, `valueLists`, `jsons`, `vocabs`,
 /// `objectLists` for the other kinds: the core context's terms). The time is
 /// `observedAt`, or `modifiedAt` (when that instance was recorded) for an instance
-/// never observed. A language map, a JSON value and a vocab are wrapped as
+/// never observed, or `deletedAt` for the record of a deletion. A language map, a JSON value and a vocab are wrapped as
 /// `{"languageMap": ...}`, `{"json": ...}` and `{"vocab": ...}`, because only those
 /// terms give them their JSON-LD meaning (a language container, a JSON literal, a
 /// vocabulary IRI). Instances of different datasetIds (or kinds) become separate
@@ -72,6 +81,15 @@ pub fn render_temporal(
         };
         out.insert(ctx.compact(name), rendered);
     }
+    for (name, kind) in &e.emptied {
+        let rendered = match format {
+            TemporalFormat::TemporalValues => {
+                json!({"type": kind.name(), values_member(*kind): []})
+            }
+            TemporalFormat::Normalized | TemporalFormat::AggregatedValues => json!([]),
+        };
+        out.insert(ctx.compact(name), rendered);
+    }
     out
 }
 
@@ -82,6 +100,9 @@ fn normalized(instance: &Instance, opts: &RenderOptions) -> Value {
             "instanceId".into(),
             Value::String(instance.instance_id.clone()),
         );
+        if let Some(t) = instance.deleted_at {
+            map.insert("deletedAt".into(), json!(format_time(&t)));
+        }
     }
     rendered
 }
@@ -102,9 +123,15 @@ fn values_member(kind: AttrKind) -> &'static str {
 fn simplified(instances: &[Instance], ctx: &Context) -> Value {
     // (datasetId, kind) → pairs, in order of first appearance.
     let mut groups: Vec<(Option<&str>, AttrKind, Vec<Value>)> = Vec::new();
-    for Instance { attribute: a, .. } in instances {
+    for Instance {
+        attribute: a,
+        deleted_at,
+        ..
+    } in instances
+    {
         let dataset = a.dataset_id.as_deref();
-        let pair = json!([simplified_value(a, ctx), format_time(&time_of(a))]);
+        let time = deleted_at.unwrap_or_else(|| time_of(a));
+        let pair = json!([simplified_value(a, ctx), format_time(&time)]);
         match groups
             .iter_mut()
             .find(|(d, k, _)| *d == dataset && *k == a.kind)
@@ -239,11 +266,13 @@ mod tests {
         Instance {
             instance_id: format!("urn:ngsi-ld:instance:{id}"),
             attribute,
+            deleted_at: None,
         }
     }
 
     fn entity(attrs: Vec<(&str, Vec<Instance>)>) -> TemporalEntity {
         TemporalEntity {
+            emptied: BTreeMap::new(),
             id: "urn:ngsi-ld:WaterObserved:thach-han".into(),
             types: vec![format!("{DEFAULT_VOCAB}WaterObserved")],
             attrs: attrs
@@ -321,6 +350,53 @@ mod tests {
         assert_eq!(
             render_temporal(&e, TemporalFormat::AggregatedValues, &ctx, false),
             render_temporal(&e, TemporalFormat::Normalized, &ctx, false)
+        );
+    }
+
+    #[test]
+    fn renders_attributes_emptied_by_a_page_as_empty() {
+        let ctx = Context::core();
+        let mut e = entity(vec![]);
+        e.emptied
+            .insert(format!("{DEFAULT_VOCAB}river"), AttrKind::Relationship);
+        let normalized = render_temporal(&e, TemporalFormat::Normalized, &ctx, false);
+        assert_eq!(normalized["river"], json!([]));
+        let values = render_temporal(&e, TemporalFormat::TemporalValues, &ctx, false);
+        assert_eq!(
+            values["river"],
+            json!({"type": "Relationship", "objects": []})
+        );
+    }
+
+    #[test]
+    fn renders_deletions_with_their_time() {
+        let ctx = Context::core();
+        let at = t("2024-03-01T08:30:00Z");
+        let name = format!("{DEFAULT_VOCAB}name");
+        let deleted = |kind| Instance {
+            instance_id: "urn:ngsi-ld:Instance:deleted:7".into(),
+            attribute: crate::entity::deleted_instance(kind, None, at),
+            deleted_at: Some(at),
+        };
+        let e = entity(vec![(&name, vec![deleted(AttrKind::LanguageProperty)])]);
+        let normalized = render_temporal(&e, TemporalFormat::Normalized, &ctx, false);
+        assert_eq!(
+            normalized["name"],
+            json!([{"type": "LanguageProperty", "languageMap": {"@none": "urn:ngsi-ld:null"},
+                    "instanceId": "urn:ngsi-ld:Instance:deleted:7",
+                    "deletedAt": "2024-03-01T08:30:00Z"}])
+        );
+        let values = render_temporal(&e, TemporalFormat::TemporalValues, &ctx, false);
+        assert_eq!(
+            values["name"],
+            json!({"type": "LanguageProperty", "languageMaps": [
+                [{"languageMap": {"@none": "urn:ngsi-ld:null"}}, "2024-03-01T08:30:00Z"]]})
+        );
+        let e = entity(vec![(&name, vec![deleted(AttrKind::Relationship)])]);
+        let values = render_temporal(&e, TemporalFormat::TemporalValues, &ctx, false);
+        assert_eq!(
+            values["name"],
+            json!({"type": "Relationship", "objects": [["urn:ngsi-ld:null", "2024-03-01T08:30:00Z"]]})
         );
     }
 
@@ -459,6 +535,7 @@ mod tests {
         )
         .unwrap();
         let e = TemporalEntity {
+            emptied: BTreeMap::new(),
             id: "urn:ngsi-ld:River:1".into(),
             types: vec![
                 "https://example.org/River".into(),

@@ -324,3 +324,52 @@ async fn downloads_with_and_without_a_filter_show_the_same_public_values() {
     // Each format says the same with or without the filter.
     assert_eq!(downloads[..3], downloads[3..]);
 }
+
+/// A download of several pages (the next page is read while one is written) holds
+/// every entity once, in the order of the view, in each format.
+#[tokio::test]
+async fn a_download_of_many_pages_holds_every_entity_once_in_order() {
+    let s = Server::start().await;
+    // Two CSV pages of 5,000 and a row beyond; ten pages and a row of the others.
+    const GAUGES: usize = 10_001;
+    let id = |i: usize| format!("urn:ngsi-ld:TestGauge:{i:05}");
+    for start in (0..GAUGES).step_by(1_000) {
+        let batch: Vec<Value> = (start..(start + 1_000).min(GAUGES))
+            .map(|i| {
+                json!({"id": id(i), "type": "TestGauge",
+                    "level": {"type": "Property", "value": i}})
+            })
+            .collect();
+        create(&s, json!(batch)).await;
+    }
+    let (status, body) = publish(&s, "muc-nuoc-nhieu", "TestGauge", json!(["level"])).await;
+    assert_eq!(status, 200, "{body}");
+    let expected: Vec<String> = (0..GAUGES).map(id).collect();
+
+    let (status, csv) = text(&s, "/dataset/muc-nuoc-nhieu/data.csv").await;
+    assert_eq!(status, 200);
+    let (header, rows) = csv_rows(&csv);
+    assert_eq!(header, ["id", "type", "level"]);
+    let ids: Vec<String> = rows.iter().map(|r| r[0].clone()).collect();
+    assert_eq!(ids, expected, "CSV rows");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row[2], i.to_string(), "{}", row[0]);
+    }
+
+    let (status, json) = text(&s, "/dataset/muc-nuoc-nhieu/data.json").await;
+    assert_eq!(status, 200);
+    let json: Vec<Value> = serde_json::from_str(&json).unwrap();
+    let ids: Vec<&str> = json.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, expected, "NGSI-LD entities");
+
+    let (status, geojson) = text(&s, "/dataset/muc-nuoc-nhieu/data.geojson").await;
+    assert_eq!(status, 200);
+    let geojson: Value = serde_json::from_str(&geojson).unwrap();
+    let ids: Vec<&str> = geojson["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, expected, "GeoJSON features");
+}

@@ -127,6 +127,15 @@ impl App {
         .await
     }
 
+    /// The stored report `id` (there must be one).
+    pub async fn report(&self, id: &str) -> reports::Report {
+        self.reports
+            .get(id)
+            .await
+            .expect("read")
+            .unwrap_or_else(|| panic!("no report {id}"))
+    }
+
     pub async fn get(&self, client: &reqwest::Client, path: &str) -> Answer {
         send(client.get(self.url(path))).await
     }
@@ -152,6 +161,14 @@ pub struct Answer {
 impl Answer {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// The `service_request_id` of the first request of a JSON answer.
+    pub fn first_id(&self) -> String {
+        self.json()[0]["service_request_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id: {}", self.text))
+            .to_string()
     }
 
     /// The text of the first `<tag>` element.

@@ -103,12 +103,7 @@ async fn fixmystreet_talks_to_us_in_xml() {
         assert!(!got.text.contains(personal), "{personal} in {}", got.text);
     }
     // The repeated attribute is a list; unknown ones are kept; the name is not.
-    let report = app
-        .reports
-        .get(&id)
-        .await
-        .expect("read")
-        .expect("the report");
+    let report = app.report(&id).await;
     assert_eq!(
         report.attributes["loai_rac"],
         serde_json::json!(["sinh_hoat", "xa_ban"])
@@ -287,12 +282,7 @@ async fn fixmystreet_talks_to_us_in_xml() {
         Some(update_id.clone()),
         "a repeated post is one update"
     );
-    let report = app
-        .reports
-        .get(&id)
-        .await
-        .expect("read")
-        .expect("the report");
+    let report = app.report(&id).await;
     assert_eq!(
         report.stage,
         reports::Stage::InProgress,
@@ -530,10 +520,7 @@ async fn limits_count_citizens_not_the_key_in_the_form() {
             .await;
         assert_eq!(r.status, 201, "staff post {i}: {}", r.text);
         if i == 0 {
-            first = r.json()[0]["service_request_id"]
-                .as_str()
-                .expect("an id")
-                .to_string();
+            first = r.first_id();
         }
     }
     // A citizen: four reports and updates an hour from one address, then 429.
@@ -584,10 +571,7 @@ async fn agency_given(app: &App, code: &str) -> Result<String, u16> {
     if answer.status != 201 {
         return Err(answer.status);
     }
-    let id = answer.json()[0]["service_request_id"]
-        .as_str()
-        .expect("an id")
-        .to_string();
+    let id = answer.first_id();
     let r = app
         .get(&app.admin, &format!("/open311/v2/requests/{id}.json"))
         .await

@@ -107,16 +107,8 @@ async fn a_jpeg_with_gps_exif_comes_out_clean() {
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let id = r.json()[0]["service_request_id"]
-        .as_str()
-        .expect("an id")
-        .to_string();
-    let report = app
-        .reports
-        .get(&id)
-        .await
-        .expect("read")
-        .expect("the report");
+    let id = r.first_id();
+    let report = app.report(&id).await;
     assert_eq!(report.media_urls.len(), 2);
     let got = app
         .get(&app.anonymous, &format!("/open311/v2/requests/{id}.json"))

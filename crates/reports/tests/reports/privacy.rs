@@ -232,10 +232,7 @@ async fn only_staff_with_the_right_see_the_reporter_and_every_read_is_audited() 
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let id = r.json()[0]["service_request_id"]
-        .as_str()
-        .expect("an id")
-        .to_string();
+    let id = r.first_id();
     let token = r.json()[0]["token"].as_str().expect("a token").to_string();
     let path = format!("/reports/v1/requests/{id}/reporter");
 
@@ -304,12 +301,7 @@ async fn only_staff_with_the_right_see_the_reporter_and_every_read_is_audited() 
     assert_eq!(erased.json()["erased"], true);
     let after = app.get(&operator, &path).await.json();
     assert_eq!(after["reporter"], serde_json::Value::Null);
-    let report = app
-        .reports
-        .get(&id)
-        .await
-        .expect("read")
-        .expect("the report stays");
+    let report = app.report(&id).await;
     assert!(!report.has_contact);
     let t = app
         .get(&app.anonymous, &format!("/reports/v1/track/{token}"))
@@ -340,10 +332,7 @@ async fn contacts_are_erased_after_their_retention() {
             ],
         )
         .await;
-    let id = r.json()[0]["service_request_id"]
-        .as_str()
-        .expect("an id")
-        .to_string();
+    let id = r.first_id();
     let scope = hub::Scope::system("test", "");
     app.reports
         .act(

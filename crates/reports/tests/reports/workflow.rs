@@ -245,12 +245,7 @@ async fn reports_are_rejected_merged_and_close_by_themselves() {
     assert_eq!(app.reports.sweep().await.expect("sweep").0, 0);
     app.clock.set("2026-04-29T03:00:00Z");
     assert_eq!(app.reports.sweep().await.expect("sweep").0, 1);
-    let r = app
-        .reports
-        .get(&c)
-        .await
-        .expect("read")
-        .expect("the report");
+    let r = app.report(&c).await;
     assert_eq!(r.stage, reports::Stage::Closed);
     assert_eq!(
         r.history.last().map(|h| h.actor.as_str()),

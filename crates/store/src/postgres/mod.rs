@@ -338,6 +338,14 @@ impl EntityStore for PostgresStore {
         .map_err(pg_error)?;
         Ok(())
     }
+
+    async fn forget_context(&self, url: &str) -> StoreResult<()> {
+        let c = self.client().await?;
+        c.execute("DELETE FROM contexts WHERE url = $1", &[&url])
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -274,10 +274,13 @@ async fn attribute_names(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-fn column(field: TimeField) -> &'static str {
+/// The column of the time `field` names; None for the time of a deletion, which only
+/// `attr_deletions` holds.
+fn column(field: TimeField) -> Option<&'static str> {
     match field {
-        TimeField::Observed => "t",
-        TimeField::Written => "written",
+        TimeField::Observed => Some("t"),
+        TimeField::Written => Some("written"),
+        TimeField::Deleted => None,
     }
 }
 
@@ -289,32 +292,22 @@ pub async fn history(
     let Some(rowid) = entity_rowid(c, tenant, &q.entity_id).await? else {
         return Ok(None);
     };
-    let col = column(q.field);
-    let limit = q.limit.max(1);
-    // One more row than the page holds tells whether there are more.
-    let (order, take) = match q.last_n {
-        Some(n) => (
-            "DESC",
-            usize::try_from(n).unwrap_or(usize::MAX).min(limit + 1),
-        ),
-        None => ("ASC", limit + 1),
+    let Some(col) = column(q.field) else {
+        return deletions(c, rowid, q).await.map(Some);
     };
-    let take = i64::try_from(take).unwrap_or(i64::MAX);
-    let from: Option<DateTime<Utc>> = q.range.from.map(ms);
-    let to: Option<DateTime<Utc>> = q.range.to.map(ms);
+    let a = PageArgs::of(q);
     let sql = format!(
         "SELECT id, t, written, num, unit, doc::text FROM attr_history
          WHERE entity = $1 AND name = $2
            AND ($3::timestamptz IS NULL OR {col} >= $3)
            AND ($4::timestamptz IS NULL OR {col} < $4)
-         ORDER BY {col} {order}, id {order} LIMIT $5"
+           AND ($6::text[] IS NULL OR dataset = ANY($6) OR ($7 AND dataset IS NULL))
+         ORDER BY {col} {order}, id {order} LIMIT $5",
+        order = a.order
     );
     let mut page = HistoryPage::default();
     for name in attribute_names(c, rowid, &q.attrs).await? {
-        let rows = c
-            .query(&sql, &[&rowid, &name, &from, &to, &take])
-            .await
-            .map_err(pg_error)?;
+        let rows = a.rows(c, &sql, rowid, &name).await?;
         let mut instances = Vec::with_capacity(rows.len());
         for r in rows {
             let id: i64 = r.get(0);
@@ -342,11 +335,124 @@ pub async fn history(
             // An instance is created when written; a replaced one keeps its new time.
             attribute.created_at = written;
             attribute.modified_at = written;
-            instances.push(StoredInstance { id, attribute });
+            instances.push(StoredInstance {
+                id,
+                attribute,
+                deleted_at: None,
+            });
         }
-        page.add_attribute(name, instances, limit, q.last_n.is_some());
+        page.add_attribute(name, instances, q);
     }
     Ok(Some(page))
+}
+
+/// The parameters of a page's read of one attribute, besides the entity and the name.
+struct PageArgs {
+    order: &'static str,
+    take: i64,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    /// The datasetIds kept (None for every instance), and whether the default instance
+    /// is among them.
+    named: Option<Vec<String>>,
+    default: bool,
+}
+
+impl PageArgs {
+    /// The rows of one attribute, by a statement whose parameters are the entity
+    /// ($1), the name ($2) and these ($3 to $7).
+    async fn rows(
+        &self,
+        c: &impl GenericClient,
+        sql: &str,
+        rowid: i64,
+        name: &str,
+    ) -> StoreResult<Vec<tokio_postgres::Row>> {
+        c.query(
+            sql,
+            &[
+                &rowid,
+                &name,
+                &self.from,
+                &self.to,
+                &self.take,
+                &self.named,
+                &self.default,
+            ],
+        )
+        .await
+        .map_err(pg_error)
+    }
+
+    fn of(q: &HistoryQuery) -> PageArgs {
+        let (order, take) = q.order_and_take();
+        let (named, default) = match q.datasets.as_deref() {
+            None => (None, true),
+            Some(list) => (
+                Some(list.iter().flatten().cloned().collect()),
+                list.iter().any(Option::is_none),
+            ),
+        };
+        PageArgs {
+            order,
+            take: i64::try_from(take).unwrap_or(i64::MAX),
+            from: q.range.from.map(ms),
+            to: q.range.to.map(ms),
+            named,
+            default,
+        }
+    }
+}
+
+/// A page of the records of the entity's deleted attribute instances, by the time of
+/// their deletion (as [`history`] reads instances).
+async fn deletions(
+    c: &impl GenericClient,
+    rowid: i64,
+    q: &HistoryQuery,
+) -> StoreResult<HistoryPage> {
+    let a = PageArgs::of(q);
+    let names: Vec<String> = if q.attrs.is_empty() {
+        c.query(
+            "SELECT DISTINCT name FROM attr_deletions WHERE entity = $1 ORDER BY name",
+            &[&rowid],
+        )
+        .await
+        .map_err(pg_error)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    } else {
+        q.attrs.clone()
+    };
+    let sql = format!(
+        "SELECT id, at, doc::text FROM attr_deletions
+         WHERE entity = $1 AND name = $2
+           AND ($3::timestamptz IS NULL OR at >= $3)
+           AND ($4::timestamptz IS NULL OR at < $4)
+           AND ($6::text[] IS NULL OR dataset = ANY($6) OR ($7 AND dataset IS NULL))
+         ORDER BY at {order}, id {order} LIMIT $5",
+        order = a.order
+    );
+    let mut page = HistoryPage::default();
+    for name in names {
+        let rows = a.rows(c, &sql, rowid, &name).await?;
+        let mut instances = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: i64 = r.get(0);
+            let at: DateTime<Utc> = r.get(1);
+            let doc: String = r.get(2);
+            let attribute = serde_json::from_str::<Attribute>(&doc)
+                .map_err(|e| StoreError::Other(format!("corrupt deletion record {id}: {e}")))?;
+            instances.push(StoredInstance {
+                id,
+                attribute,
+                deleted_at: Some(at),
+            });
+        }
+        page.add_attribute(name, instances, q);
+    }
+    Ok(page)
 }
 
 /// Per-period statistics, grouped by the database: the periods are joined with the
@@ -363,7 +469,10 @@ pub async fn aggregate(
     if q.periods.is_empty() {
         return Ok(Some(AggregatePage::new()));
     }
-    let col = column(q.field);
+    // The records of deletions hold no value to aggregate.
+    let Some(col) = column(q.field) else {
+        return Ok(Some(AggregatePage::new()));
+    };
     let starts: Vec<DateTime<Utc>> = q.periods.iter().map(|(s, _)| ms(*s)).collect();
     let ends: Vec<DateTime<Utc>> = q.periods.iter().map(|(_, e)| ms(*e)).collect();
     // Distinct values: a number by its value, anything else by its text (a number

@@ -175,4 +175,22 @@ pub const MIGRATIONS: &[&str] = &[
              jsonb_array_elements(a.value) WITH ORDINALITY i(value, ord)
         WHERE jsonb_typeof(i.value->'o') = 'string';
     "#,
+    // 4: deletions of attribute instances, as SQLite's version 9.
+    r#"
+    CREATE TABLE attr_deletions (
+        id bigserial PRIMARY KEY,
+        entity bigint NOT NULL,
+        name text NOT NULL,
+        dataset text,
+        at timestamptz NOT NULL,
+        doc jsonb NOT NULL
+    );
+    CREATE INDEX deletions_by_time ON attr_deletions (entity, name, at);
+    "#,
+    // 5: the by-key index of the registry holds the records of named tenants only,
+    // as SQLite's version 10: in the default tenant the primary key finds a key.
+    r#"
+    DROP INDEX registry_by_key;
+    CREATE INDEX registry_by_key ON registry (collection, key) WHERE tenant <> '';
+    "#,
 ];

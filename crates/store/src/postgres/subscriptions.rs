@@ -415,7 +415,15 @@ impl RegistryStore for PostgresStore {
         let c = self.client().await?;
         let rows = c
             .query(
-                "SELECT tenant, value::text FROM registry WHERE collection = $1 AND key = $2 ORDER BY tenant COLLATE \"C\"",
+                // The default tenant through the primary key, the others through the
+                // by-key index, which holds only theirs (schema version 5).
+                "SELECT tenant, value FROM (
+                     SELECT tenant, value::text FROM registry
+                     WHERE collection = $1 AND tenant = '' AND key = $2
+                     UNION ALL
+                     SELECT tenant, value::text FROM registry
+                     WHERE collection = $1 AND key = $2 AND tenant <> ''
+                 ) r ORDER BY tenant COLLATE \"C\"",
                 &[&collection, &key],
             )
             .await

@@ -378,6 +378,15 @@ impl PostgresStore {
                 for (name, inst) in &outcome.history {
                     batch.history.push(rowid, name, inst);
                 }
+                for d in &outcome.deletions {
+                    let doc = serde_json::to_string(&d.instance())
+                        .map_err(|e| StoreError::Other(e.to_string()))?;
+                    batch.deletions.push(PendingDeletion {
+                        rowid,
+                        deletion: d.clone(),
+                        doc,
+                    });
+                }
                 slot.doc = doc;
                 slot.entity = Some(Entity::clone(entity));
             }
@@ -435,20 +444,32 @@ impl PostgresStore {
         let n = match &edit {
             HistoryEdit::DeleteAttribute {
                 name, dataset_id, ..
-            } => match dataset_id {
-                None => tx
-                    .execute(
-                        "DELETE FROM attr_history WHERE entity = $1 AND name = $2",
-                        &[&rowid, name],
-                    )
-                    .await,
-                Some(d) => tx
-                    .execute(
-                        "DELETE FROM attr_history WHERE entity = $1 AND name = $2 AND dataset IS NOT DISTINCT FROM $3",
-                        &[&rowid, name, d],
-                    )
-                    .await,
-            },
+            } => {
+                // Its instances and the records of its deletions.
+                let mut n = 0;
+                for table in ["attr_history", "attr_deletions"] {
+                    n += match dataset_id {
+                        None => {
+                            tx.execute(
+                                &format!("DELETE FROM {table} WHERE entity = $1 AND name = $2"),
+                                &[&rowid, name],
+                            )
+                            .await
+                        }
+                        Some(d) => {
+                            tx.execute(
+                                &format!(
+                                    "DELETE FROM {table} WHERE entity = $1 AND name = $2 AND dataset IS NOT DISTINCT FROM $3"
+                                ),
+                                &[&rowid, name, d],
+                            )
+                            .await
+                        }
+                    }
+                    .map_err(pg_error)?;
+                }
+                Ok(n)
+            }
             HistoryEdit::DeleteInstance { name, instance, .. } => {
                 tx.execute(
                     "DELETE FROM attr_history WHERE id = $1 AND entity = $2 AND name = $3",
@@ -548,13 +569,15 @@ impl PostgresStore {
             let Some(cutoff) = cutoff else {
                 continue;
             };
-            deleted += tx
-                .execute(
-                    "DELETE FROM attr_history WHERE entity = $1 AND t < $2",
-                    &[&rowid, &ms(cutoff)],
-                )
-                .await
-                .map_err(pg_error)?;
+            for sql in [
+                "DELETE FROM attr_history WHERE entity = $1 AND t < $2",
+                "DELETE FROM attr_deletions WHERE entity = $1 AND at < $2",
+            ] {
+                deleted += tx
+                    .execute(sql, &[&rowid, &ms(cutoff)])
+                    .await
+                    .map_err(pg_error)?;
+            }
         }
         tx.commit().await.map_err(pg_error)?;
         let next = (rows.len() == max_entities).then_some(last).flatten();
@@ -628,12 +651,22 @@ struct Batch {
     /// Rows deleted by this call (stored or placeholders): their queued history goes.
     dead: BTreeSet<i64>,
     history: PendingHistory,
+    /// The attribute instances the call's operations removed.
+    deletions: Vec<PendingDeletion>,
     registry: PendingRegistry,
     outbox: OutboxColumns,
     changed: bool,
     notified: usize,
     /// Entity rows inserted by the flush.
     inserted: u64,
+}
+
+/// A deletion to record: the entity row, and the deletion with the instance shown
+/// for it, as JSON.
+struct PendingDeletion {
+    rowid: i64,
+    deletion: crate::Deletion,
+    doc: String,
 }
 
 #[derive(Default)]
@@ -648,6 +681,16 @@ impl PendingHistory {
             HistoryRow::of(inst),
         ));
     }
+}
+
+/// Records of deletions as the columns of one multi-row INSERT.
+#[derive(Default)]
+struct DeletionColumns {
+    entity: Vec<i64>,
+    name: Vec<String>,
+    dataset: Vec<Option<String>>,
+    at: Vec<DateTime<Utc>>,
+    doc: Vec<String>,
 }
 
 /// History rows as the columns of one multi-row INSERT.
@@ -847,6 +890,17 @@ impl Batch {
             history.unit.push(row.unit);
             history.doc.push(row.doc);
         }
+        let mut deletions = DeletionColumns::default();
+        for d in std::mem::take(&mut self.deletions) {
+            if self.dead.contains(&d.rowid) {
+                continue;
+            }
+            deletions.entity.push(real(d.rowid));
+            deletions.name.push(d.deletion.name);
+            deletions.dataset.push(d.deletion.dataset_id);
+            deletions.at.push(ms(d.deletion.at));
+            deletions.doc.push(d.doc);
+        }
         if !history.t.is_empty() {
             let months: Vec<i64> = history.t.iter().map(|t| month_of(*t)).collect();
             store.ensure_months(&months).await;
@@ -867,6 +921,7 @@ impl Batch {
                 "DELETE FROM geo_attr WHERE entity = ANY($1)",
                 // The history goes with the entity (the NGSI-LD default).
                 "DELETE FROM attr_history WHERE entity = ANY($1)",
+                "DELETE FROM attr_deletions WHERE entity = ANY($1)",
                 "DELETE FROM entities WHERE rowid = ANY($1)",
             ] {
                 p.add(sql, &[&deleted]).await?;
@@ -915,6 +970,22 @@ impl Batch {
                     &history.txt,
                     &history.unit,
                     &history.doc,
+                ],
+            )
+            .await?;
+        }
+        if !deletions.entity.is_empty() {
+            p.add(
+                "INSERT INTO attr_deletions (entity, name, dataset, at, doc)
+                 SELECT entity, name, dataset, at, doc::jsonb
+                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
+                      AS r(entity, name, dataset, at, doc)",
+                &[
+                    &deletions.entity,
+                    &deletions.name,
+                    &deletions.dataset,
+                    &deletions.at,
+                    &deletions.doc,
                 ],
             )
             .await?;

@@ -65,6 +65,49 @@ fn attribute_names(
     Ok(out)
 }
 
+/// The end of a page's read of one attribute by the time `column`: the time range,
+/// the datasetIds, the order and how many rows (its values appended to `args`, which
+/// hold the entity and the name).
+fn page_conditions(column: &str, q: &HistoryQuery, args: &mut Vec<SqlValue>) -> String {
+    let mut sql = String::new();
+    if let Some(from) = q.range.from {
+        args.push(millis(from).into());
+        sql.push_str(&format!(" AND {column} >= ?{}", args.len()));
+    }
+    if let Some(to) = q.range.to {
+        args.push(millis(to).into());
+        sql.push_str(&format!(" AND {column} < ?{}", args.len()));
+    }
+    sql.push_str(&dataset_condition(q.datasets.as_deref(), args));
+    let (order, take) = q.order_and_take();
+    sql.push_str(&format!(
+        " ORDER BY {column} {order}, id {order} LIMIT {take}"
+    ));
+    sql
+}
+
+/// The condition on `dataset` that `datasets` asks for (its values appended to
+/// `args`), or nothing when every instance is asked for.
+fn dataset_condition(datasets: Option<&[Option<String>]>, args: &mut Vec<SqlValue>) -> String {
+    let Some(datasets) = datasets else {
+        return String::new();
+    };
+    let mut alternatives = Vec::new();
+    for d in datasets {
+        match d {
+            None => alternatives.push("dataset IS NULL".to_string()),
+            Some(d) => {
+                args.push(d.clone().into());
+                alternatives.push(format!("dataset = ?{}", args.len()));
+            }
+        }
+    }
+    if alternatives.is_empty() {
+        return " AND 0".into();
+    }
+    format!(" AND ({})", alternatives.join(" OR "))
+}
+
 fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -112,30 +155,15 @@ pub fn history(c: &Connection, tenant: &str, q: &HistoryQuery) -> StoreResult<Op
     let column = match q.field {
         TimeField::Observed => "t",
         TimeField::Written => "written",
+        TimeField::Deleted => return deletions(c, rowid, q).map(Some),
     };
-    let limit = q.limit.max(1);
     let mut page = HistoryPage::default();
     for (name_id, name) in attribute_names(c, rowid, &q.attrs)? {
         let mut sql = String::from(
             "SELECT id, t, written, num, unit, doc FROM attr_history WHERE entity = ?1 AND name = ?2",
         );
         let mut args: Vec<SqlValue> = vec![rowid.into(), name_id.into()];
-        if let Some(from) = q.range.from {
-            args.push(millis(from).into());
-            sql.push_str(&format!(" AND {column} >= ?{}", args.len()));
-        }
-        if let Some(to) = q.range.to {
-            args.push(millis(to).into());
-            sql.push_str(&format!(" AND {column} < ?{}", args.len()));
-        }
-        // One more row than the page holds tells whether there are more.
-        let (order, take) = match q.last_n {
-            Some(n) => ("DESC", (n as usize).min(limit + 1)),
-            None => ("ASC", limit + 1),
-        };
-        sql.push_str(&format!(
-            " ORDER BY {column} {order}, id {order} LIMIT {take}"
-        ));
+        sql.push_str(&page_conditions(column, q, &mut args));
         let mut stmt = c.prepare_cached(&sql).map_err(sql_error)?;
         let rows = stmt
             .query_map(params_from_iter(args.iter()), instance_from_row)
@@ -146,11 +174,60 @@ pub fn history(c: &Connection, tenant: &str, q: &HistoryQuery) -> StoreResult<Op
             instances.push(StoredInstance {
                 id,
                 attribute: attribute?,
+                deleted_at: None,
             });
         }
-        page.add_attribute(name, instances, limit, q.last_n.is_some());
+        page.add_attribute(name, instances, q);
     }
     Ok(Some(page))
+}
+
+/// A page of the records of the entity's deleted attribute instances, by the time of
+/// their deletion (as [`history`] reads instances).
+fn deletions(c: &Connection, rowid: i64, q: &HistoryQuery) -> StoreResult<HistoryPage> {
+    let names: Vec<(i64, String)> = if q.attrs.is_empty() {
+        let mut s = c
+            .prepare_cached(
+                "SELECT DISTINCT d.name, names.name FROM attr_deletions d
+                 JOIN names ON names.id = d.name WHERE d.entity = ?1 ORDER BY d.name",
+            )
+            .map_err(sql_error)?;
+        s.query_map([rowid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<_>>())
+            .map_err(sql_error)?
+    } else {
+        attribute_names(c, rowid, &q.attrs)?
+    };
+    let mut page = HistoryPage::default();
+    for (name_id, name) in names {
+        let mut sql =
+            String::from("SELECT id, at, doc FROM attr_deletions WHERE entity = ?1 AND name = ?2");
+        let mut args: Vec<SqlValue> = vec![rowid.into(), name_id.into()];
+        sql.push_str(&page_conditions("at", q, &mut args));
+        let mut stmt = c.prepare_cached(&sql).map_err(sql_error)?;
+        let rows = stmt
+            .query_map(params_from_iter(args.iter()), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(sql_error)?;
+        let mut instances = Vec::new();
+        for row in rows {
+            let (id, at, doc) = row.map_err(sql_error)?;
+            let attribute = serde_json::from_str::<Attribute>(&doc)
+                .map_err(|e| StoreError::Other(format!("corrupt deletion record {id}: {e}")))?;
+            instances.push(StoredInstance {
+                id,
+                attribute,
+                deleted_at: Some(time(at)),
+            });
+        }
+        page.add_attribute(name, instances, q);
+    }
+    Ok(page)
 }
 
 pub fn aggregate(
@@ -167,6 +244,8 @@ pub fn aggregate(
     let column = match q.field {
         TimeField::Observed => "t",
         TimeField::Written => "written",
+        // The records of deletions hold no value to aggregate.
+        TimeField::Deleted => return Ok(Some(AggregatePage::new())),
     };
     // One pass over the attribute's range of the covering index, in time order; each
     // row falls in the next period or a later one, so bucketing is a walk, not a search.

@@ -265,7 +265,16 @@ impl EntityStore for SqliteStore {
     async fn cache_context(&self, url: &str, body: &str) -> StoreResult<()> {
         self.on_writer(|reply| write::Job::CacheContext {
             url: url.to_string(),
-            body: body.to_string(),
+            body: Some(body.to_string()),
+            reply,
+        })
+        .await
+    }
+
+    async fn forget_context(&self, url: &str) -> StoreResult<()> {
+        self.on_writer(|reply| write::Job::CacheContext {
+            url: url.to_string(),
+            body: None,
             reply,
         })
         .await

@@ -223,11 +223,16 @@ fn get(c: &Connection, collection: &str, tenant: &str, key: &str) -> StoreResult
     text.map(|t| parse(key, &t)).transpose()
 }
 
-/// A key in every tenant. Sorted by tenant in Rust, not by SQL: without statistics
-/// SQLite would read the primary key in tenant order (every record of the collection)
-/// rather than this lookup's index — 10,000 devices read for each measure.
-const FIND: &str = "SELECT tenant, value FROM registry INDEXED BY registry_by_key
-     WHERE collection = ?1 AND key = ?2";
+/// A key in every tenant: in the default tenant through the primary key, in the
+/// others through the by-key index, which holds only theirs (schema v10). Sorted by
+/// tenant in Rust, not by SQL: without statistics SQLite would read the primary key
+/// in tenant order (every record of the collection) rather than this lookup's index —
+/// 10,000 devices read for each measure.
+const FIND: &str = "SELECT tenant, value FROM registry
+     WHERE collection = ?1 AND tenant = '' AND key = ?2
+     UNION ALL
+     SELECT tenant, value FROM registry INDEXED BY registry_by_key
+     WHERE collection = ?1 AND key = ?2 AND tenant <> ''";
 
 fn find(c: &Connection, collection: &str, key: &str) -> StoreResult<Vec<RegistryRecord>> {
     let mut s = c.prepare_cached(FIND).map_err(sql_error)?;
@@ -296,7 +301,9 @@ mod tests {
 
     use super::*;
 
-    /// A lookup by key reads its index, however many records the collection holds.
+    /// A lookup by key reads the primary key in the default tenant and the by-key
+    /// index in the others, however many records the collection holds; the index
+    /// holds no record of the default tenant.
     #[tokio::test]
     async fn a_lookup_by_key_reads_the_key_index() {
         let dir = tempfile::tempdir().unwrap();
@@ -307,12 +314,14 @@ mod tests {
                 .unwrap(),
         );
         let c = Connection::open(&path).unwrap();
-        for i in 0..2_000 {
-            c.execute(
-                "INSERT INTO registry VALUES ('devices', '', ?1, '{}', '2026-01-01T00:00:00Z')",
-                params![format!("device-{i:04}")],
-            )
-            .unwrap();
+        for tenant in ["", "a", "b"] {
+            for i in 0..2_000 {
+                c.execute(
+                    "INSERT INTO registry VALUES ('devices', ?1, ?2, '{}', '2026-01-01T00:00:00Z')",
+                    params![tenant, format!("device-{i:04}")],
+                )
+                .unwrap();
+            }
         }
         let plan: Vec<String> = c
             .prepare(&format!("EXPLAIN QUERY PLAN {FIND}"))
@@ -321,13 +330,29 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(plan.len(), 1, "{plan:?}");
+        let searches: Vec<&String> = plan.iter().filter(|p| p.contains("registry")).collect();
+        assert_eq!(searches.len(), 2, "{plan:?}");
         assert!(
-            plan[0].contains("registry_by_key (collection=? AND key=?)"),
+            searches[0].contains("PRIMARY KEY (collection=? AND tenant=? AND key=?)"),
             "{plan:?}"
         );
+        assert!(
+            searches[1].contains("registry_by_key (collection=? AND key=?)"),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|p| p.contains("SCAN")), "{plan:?}");
+        let index: String = c
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'registry_by_key'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(index.ends_with("WHERE tenant <> ''"), "{index}");
         let found = find(&c, "devices", "device-0042").unwrap();
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].key, "device-0042");
+        let tenants: Vec<&str> = found.iter().map(|r| r.tenant.as_str()).collect();
+        assert_eq!(tenants, ["", "a", "b"]);
+        assert!(found.iter().all(|r| r.key == "device-0042"));
+        assert!(find(&c, "devices", "device-9999").unwrap().is_empty());
     }
 }

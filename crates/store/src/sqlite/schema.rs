@@ -261,4 +261,26 @@ pub const MIGRATIONS: &[&str] = &[
         FROM observed_backfill o JOIN names n ON n.name = o.name;
     DROP TABLE observed_backfill;
     "#,
+    // 9: deletions of attribute instances, kept in the history (clause 4.5.7) and read
+    // by `timeproperty=deletedAt`. Apart from `attr_history`, so that its time index
+    // and the hourly statistics hold instances only.
+    r#"
+    CREATE TABLE attr_deletions (
+        id INTEGER PRIMARY KEY,   -- numbers the deletion (urn:ngsi-ld:Instance:deleted:N)
+        entity INTEGER NOT NULL,  -- entities.rowid
+        name INTEGER NOT NULL,    -- names.id
+        dataset TEXT,             -- datasetId, NULL for the default instance
+        at INTEGER NOT NULL,      -- when deleted: ms since 1970 UTC
+        doc TEXT NOT NULL         -- the instance shown (store JSON): kind, NGSI-LD Null
+    );
+    CREATE INDEX deletions_by_time ON attr_deletions (entity, name, at);
+    "#,
+    // 10: the by-key index of the registry holds the records of named tenants only.
+    // In the default tenant the primary key (collection, '', key) is already in key
+    // order, so a lookup by key reads it there; its records (the citizen reports'
+    // tokens and contacts among them) are no longer written twice.
+    r#"
+    DROP INDEX registry_by_key;
+    CREATE INDEX registry_by_key ON registry (collection, key) WHERE tenant <> '';
+    "#,
 ];

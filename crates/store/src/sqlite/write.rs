@@ -39,9 +39,10 @@ pub enum Job {
         audit: Option<crate::AuditRecord>,
         reply: oneshot::Sender<StoreResult<Vec<StoreResult<Applied>>>>,
     },
+    /// Keeps a fetched @context document, or with no body drops it.
     CacheContext {
         url: String,
-        body: String,
+        body: Option<String>,
         reply: oneshot::Sender<StoreResult<()>>,
     },
     EditHistory {
@@ -160,6 +161,22 @@ enum Pending {
     Registry(oneshot::Sender<StoreResult<bool>>, StoreResult<bool>),
 }
 
+impl Pending {
+    /// Tells the caller that its write was not kept: the group failed as a whole.
+    fn fail(self, msg: &str) {
+        fn lost<T>(msg: &str) -> StoreResult<T> {
+            Err(StoreError::Unavailable(msg.to_string()))
+        }
+        match self {
+            Pending::Write(reply, _) => drop(reply.send(lost(msg))),
+            Pending::Context(reply, _) => drop(reply.send(lost(msg))),
+            Pending::Count(reply, _) => drop(reply.send(lost(msg))),
+            Pending::Purge(reply, _) => drop(reply.send(lost(msg))),
+            Pending::Registry(reply, _) => drop(reply.send(lost(msg))),
+        }
+    }
+}
+
 /// Why one operation of a group failed.
 enum OpError {
     /// This operation alone fails (refused by its mutation, or unreadable); nothing of
@@ -274,12 +291,14 @@ fn commit_group(
                 pending.push(Pending::Write(reply, results));
             }
             Job::CacheContext { url, body, reply } => {
-                let r = tx
-                    .execute(
+                let r = match body {
+                    Some(body) => tx.execute(
                         "INSERT OR REPLACE INTO contexts (url, body, fetched_at) VALUES (?1, ?2, datetime('now'))",
                         params![url, body],
-                    )
-                    .map(|_| ())
+                    ),
+                    None => tx.execute("DELETE FROM contexts WHERE url = ?1", params![url]),
+                }
+                .map(|_| ())
                     .map_err(sql_error);
                 if let Err(e) = &r {
                     fault = Some(e.to_string());
@@ -371,23 +390,7 @@ fn commit_group(
         tracing::error!(error = %msg, "SQLite write failed; the group is rolled back");
         drop(tx);
         for p in pending {
-            match p {
-                Pending::Write(reply, _) => {
-                    drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
-                }
-                Pending::Context(reply, _) => {
-                    drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
-                }
-                Pending::Count(reply, _) => {
-                    drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
-                }
-                Pending::Purge(reply, _) => {
-                    drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
-                }
-                Pending::Registry(reply, _) => {
-                    drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
-                }
-            }
+            p.fail(&msg);
         }
         return None;
     }
@@ -408,23 +411,7 @@ fn commit_group(
             tracing::error!(error = %e, "SQLite commit failed");
             let msg = e.to_string();
             for p in pending {
-                match p {
-                    Pending::Write(reply, _) => {
-                        drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
-                    }
-                    Pending::Context(reply, _) => {
-                        drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
-                    }
-                    Pending::Count(reply, _) => {
-                        drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
-                    }
-                    Pending::Purge(reply, _) => {
-                        drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
-                    }
-                    Pending::Registry(reply, _) => {
-                        drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
-                    }
-                }
+                p.fail(&msg);
             }
             None
         }
@@ -512,9 +499,14 @@ fn apply(
                 .and_then(|mut s| s.execute([rowid]))
                 .map_err(fault)?;
             // The history goes with the entity (the NGSI-LD default).
-            conn.prepare_cached("DELETE FROM attr_history WHERE entity = ?1")
-                .and_then(|mut s| s.execute([rowid]))
-                .map_err(fault)?;
+            for sql in [
+                "DELETE FROM attr_history WHERE entity = ?1",
+                "DELETE FROM attr_deletions WHERE entity = ?1",
+            ] {
+                conn.prepare_cached(sql)
+                    .and_then(|mut s| s.execute([rowid]))
+                    .map_err(fault)?;
+            }
             hourly::forget_entity(conn, rowid).map_err(fault)?;
         }
         (Effect::Changed(entity), Some(rowid), Some(old), Some(doc)) => {
@@ -525,6 +517,7 @@ fn apply(
                 .replace(&old, conn, tenant, rowid, names)
                 .map_err(fault)?;
             record_history(conn, rowid, &outcome.history, names).map_err(fault)?;
+            record_deletions(conn, rowid, &outcome.deletions, names).map_err(fault)?;
         }
         (Effect::Created(entity), _, _, Some(doc)) => {
             conn.prepare_cached(
@@ -574,6 +567,30 @@ fn record_history(
     Ok(())
 }
 
+/// Records the attribute instances the write removed.
+fn record_deletions(
+    conn: &Connection,
+    rowid: i64,
+    deletions: &[crate::Deletion],
+    names: &mut Names,
+) -> rusqlite::Result<()> {
+    for d in deletions {
+        let doc = serde_json::to_string(&d.instance())
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        conn.prepare_cached(
+            "INSERT INTO attr_deletions (entity, name, dataset, at, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            rowid,
+            names.id(conn, &d.name)?,
+            d.dataset_id,
+            d.at.timestamp_millis(),
+            doc
+        ])?;
+    }
+    Ok(())
+}
+
 fn insert_instance(
     conn: &Connection,
     rowid: i64,
@@ -619,6 +636,8 @@ fn purge_step(
     )?;
     let mut delete =
         conn.prepare_cached("DELETE FROM attr_history WHERE entity = ?1 AND name = ?2 AND t < ?3")?;
+    let mut delete_deletions =
+        conn.prepare_cached("DELETE FROM attr_deletions WHERE entity = ?1 AND at < ?2")?;
     let mut deleted = 0u64;
     for rowid in &rows {
         // The longest retention among the entity's types with a rule, else the default.
@@ -641,6 +660,7 @@ fn purge_step(
             }
             deleted += n as u64;
         }
+        deleted += delete_deletions.execute(params![rowid, cutoff.timestamp_millis()])? as u64;
     }
     let next = (rows.len() == max_entities)
         .then(|| rows.last().copied())
@@ -672,16 +692,23 @@ fn edit_history(
         } => {
             let name = names.id(conn, name)?;
             hourly::forget_attribute(conn, rowid, name, dataset_id.as_ref().map(|d| d.as_deref()))?;
-            match dataset_id {
-                None => conn
-                    .prepare_cached("DELETE FROM attr_history WHERE entity = ?1 AND name = ?2")?
-                    .execute(params![rowid, name])?,
-                Some(d) => conn
-                    .prepare_cached(
-                        "DELETE FROM attr_history WHERE entity = ?1 AND name = ?2 AND dataset IS ?3",
-                    )?
-                    .execute(params![rowid, name, d])?,
+            // Its instances and the records of its deletions.
+            let mut n = 0;
+            for table in ["attr_history", "attr_deletions"] {
+                n += match dataset_id {
+                    None => conn
+                        .prepare_cached(&format!(
+                            "DELETE FROM {table} WHERE entity = ?1 AND name = ?2"
+                        ))?
+                        .execute(params![rowid, name])?,
+                    Some(d) => conn
+                        .prepare_cached(&format!(
+                            "DELETE FROM {table} WHERE entity = ?1 AND name = ?2 AND dataset IS ?3"
+                        ))?
+                        .execute(params![rowid, name, d])?,
+                };
             }
+            n
         }
         HistoryEdit::DeleteInstance { name, instance, .. } => {
             let name = names.id(conn, name)?;
