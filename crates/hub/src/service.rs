@@ -233,6 +233,17 @@ impl Hub {
         &self.store
     }
 
+    /// Leaves the values of the attributes `names` (expanded) out of the store's value
+    /// index from now on (`store::EntityStore::leave_out_of_value_index`): for the
+    /// attributes of a service's entities that no query of the service compares.
+    /// Queries on them still answer; they read more entities to.
+    pub async fn leave_out_of_value_index(&self, names: &[String]) -> Result<(), Error> {
+        self.store
+            .leave_out_of_value_index(names)
+            .await
+            .map_err(store_error)
+    }
+
     /// The store's registry, for components that keep records of their own beside
     /// the entities (the IoT agent's devices).
     pub fn records(&self) -> Records {

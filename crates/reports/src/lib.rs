@@ -50,12 +50,14 @@ pub async fn start(
             what: "the communes' boundaries".into(),
             why: e.to_string(),
         })??;
-    Ok(Arc::new(Reports::new(
+    let reports = Reports::new(
         state.hub.clone(),
         state.identity.clone(),
         Arc::new(places),
         config,
-    )))
+    );
+    reports.leave_uncompared_out_of_the_index().await?;
+    Ok(Arc::new(reports))
 }
 
 /// Reads the statistics' facts once (so that the first reader of the statistics does

@@ -210,6 +210,40 @@ const REPORTER_ACCESS: AgencyGrant = AgencyGrant {
     store_error: store_err,
 };
 
+/// The attributes of a report that no query compares: the service's filters compare
+/// the status, stage, category, agency, commune and time of request, and the
+/// scorecard's the stage, times of request and update, and rating. Their values stay
+/// out of the store's value index, so that a report's writes add few rows to it
+/// (`docs/storage.md`); a `q` on them still answers, from the entities.
+pub const UNCOMPARED_ATTRIBUTES: &[&str] = &[
+    // What a report has from its receipt.
+    "service_request_id",
+    "service_name",
+    "description",
+    "service_notice",
+    "expected_datetime",
+    "jurisdiction_id",
+    "urgent",
+    "address_string",
+    "address_id",
+    "media_url",
+    "communeName",
+    "refAdministrativeArea",
+    "refServiceType",
+    "dueAcceptAt",
+    "hasContact",
+    "supporters",
+    // What the workflow adds.
+    "status_notes",
+    "assignedOfficer",
+    "resolution",
+    "rejectionReason",
+    "mergedInto",
+    "firstResponseAt",
+    "resolvedAt",
+    "closedAt",
+];
+
 impl Reports {
     pub fn new(
         hub: Arc<Hub>,
@@ -230,6 +264,17 @@ impl Reports {
             kept_categories: categories,
             kept_calendar: CalendarCache::default(),
         }
+    }
+
+    /// Leaves [`UNCOMPARED_ATTRIBUTES`] out of the store's value index (once per
+    /// database; again is a no-op). Called before the service takes reports.
+    pub async fn leave_uncompared_out_of_the_index(&self) -> Result<(), Error> {
+        let ctx = Context::core();
+        let names: Vec<String> = UNCOMPARED_ATTRIBUTES
+            .iter()
+            .map(|n| ctx.expand(n))
+            .collect();
+        self.hub.leave_out_of_value_index(&names).await
     }
 
     /// The same service reading the time from `clock`.

@@ -25,6 +25,7 @@ pub mod registry;
 mod rows;
 pub mod sqlite;
 pub mod subscription;
+mod value_index;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -324,6 +325,14 @@ pub trait EntityStore: Send + Sync + 'static {
 
     /// Drops a cached @context document (deleted, or to be fetched again).
     async fn forget_context(&self, url: &str) -> StoreResult<()>;
+
+    /// Leaves the values of the attributes `names` (expanded, in every tenant) out of
+    /// the value index from now on, and drops the rows it holds of them: for
+    /// attributes that no query of a service compares, so that their writes cost less
+    /// (`value_index`). A `q` on them is still answered, by testing candidates. Kept
+    /// in the database; a name once left out stays so. Nodes of one database must
+    /// declare the same names.
+    async fn leave_out_of_value_index(&self, names: &[String]) -> StoreResult<()>;
 }
 
 /// The temporal history: reads, per-period statistics, edits and the retention purge.

@@ -5,6 +5,8 @@
 //! the same columns in every backend; names are interned ids in SQLite, text in
 //! PostgreSQL.
 
+use std::collections::BTreeSet;
+
 use ngsi::context::NGSI_LD;
 use ngsi::query::ast::{AttrPath, CompareOp, QExpr, QTerm, QValue, TypeExpr};
 
@@ -258,9 +260,11 @@ fn observed_condition(
     })
 }
 
-/// The SQL of a comparison that the value index decides exactly, if it can.
+/// The SQL of a comparison that the value index decides exactly, if it can: not for
+/// an attribute whose values it leaves out (`left_out`).
 fn value_condition(
     dialect: Dialect,
+    left_out: &BTreeSet<String>,
     path: &AttrPath,
     op: CompareOp,
     value: &QValue,
@@ -268,7 +272,10 @@ fn value_condition(
     if is_observed_at(path) {
         return observed_condition(dialect, path, op, value);
     }
-    if !is_plain(path) || (dialect == Dialect::Postgres && has_long_text(value)) {
+    if !is_plain(path)
+        || (dialect == Dialect::Postgres && has_long_text(value))
+        || left_out.contains(&path.attr)
+    {
         return None;
     }
     let mut sql = Sql::new(dialect);
@@ -332,13 +339,18 @@ fn value_condition(
 }
 
 /// A `q` expression as SQL probes: `(sql, exact)`. None when SQL cannot narrow it.
-pub(crate) fn q_probe(dialect: Dialect, expr: &QExpr) -> Option<(Sql, bool)> {
+/// `left_out`: the attributes whose values the value index leaves out.
+pub(crate) fn q_probe(
+    dialect: Dialect,
+    left_out: &BTreeSet<String>,
+    expr: &QExpr,
+) -> Option<(Sql, bool)> {
     match expr {
         QExpr::And(items) => {
             let mut exact = true;
             let mut parts = Vec::new();
             for item in items {
-                match q_probe(dialect, item) {
+                match q_probe(dialect, left_out, item) {
                     Some((sql, e)) => {
                         exact &= e;
                         parts.push(sql);
@@ -352,21 +364,25 @@ pub(crate) fn q_probe(dialect: Dialect, expr: &QExpr) -> Option<(Sql, bool)> {
             let mut exact = true;
             let mut parts = Vec::new();
             for item in items {
-                let (sql, e) = q_probe(dialect, item)?;
+                let (sql, e) = q_probe(dialect, left_out, item)?;
                 exact &= e;
                 parts.push(sql);
             }
             Some((Sql::joined(dialect, parts, " OR "), exact))
         }
         QExpr::Term(QTerm::Compare { path, op, value }) => {
-            value_condition(dialect, path, *op, value).map(|c| (c.probe(), true))
+            value_condition(dialect, left_out, path, *op, value).map(|c| (c.probe(), true))
         }
         QExpr::Term(_) => None,
     }
 }
 
 /// The top-level conjuncts of a `q` that could drive the query.
-pub(crate) fn driver_candidates(dialect: Dialect, expr: &QExpr) -> Vec<(usize, ValueCondition)> {
+pub(crate) fn driver_candidates(
+    dialect: Dialect,
+    left_out: &BTreeSet<String>,
+    expr: &QExpr,
+) -> Vec<(usize, ValueCondition)> {
     let items: Vec<&QExpr> = match expr {
         QExpr::And(items) => items.iter().collect(),
         other => vec![other],
@@ -376,7 +392,7 @@ pub(crate) fn driver_candidates(dialect: Dialect, expr: &QExpr) -> Vec<(usize, V
         .enumerate()
         .filter_map(|(i, item)| match item {
             QExpr::Term(QTerm::Compare { path, op, value }) => {
-                value_condition(dialect, path, *op, value).map(|c| (i, c))
+                value_condition(dialect, left_out, path, *op, value).map(|c| (i, c))
             }
             _ => None,
         })

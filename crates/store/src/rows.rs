@@ -8,7 +8,7 @@
 //! attribute's `observedAt`s are value rows under a derived name
 //! ([`observed_name`]), as fixed-width text whose order is the order of time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use ngsi::Entity;
@@ -35,18 +35,23 @@ pub(crate) struct AttrRows {
 }
 
 impl IndexRows {
-    pub fn of(e: &Entity) -> IndexRows {
+    /// The rows of `e`, with no value rows for the attributes in `left_out`
+    /// (`value_index`).
+    pub fn of(e: &Entity, left_out: &BTreeSet<String>) -> IndexRows {
         let mut attrs = BTreeMap::new();
         for (name, instances) in &e.attrs {
             let mut rows = AttrRows::default();
+            let values = !left_out.contains(name);
             for inst in instances {
                 rows.kinds.push(inst.kind.name());
                 // Index exactly the values q compares with (ngsi::filter decides which).
-                rows.values.extend(
-                    ngsi::filter::value_targets(inst)
-                        .iter()
-                        .filter_map(indexed_value),
-                );
+                if values {
+                    rows.values.extend(
+                        ngsi::filter::value_targets(inst)
+                            .iter()
+                            .filter_map(indexed_value),
+                    );
+                }
                 if let Some(g) = inst.geometry() {
                     rows.boxes.push(g.bbox());
                     rows.geometries.push(g.to_geojson().to_string());

@@ -287,6 +287,22 @@ async fn agrees_with_the_model(
 /// Random entities; then each query's answer from the store must equal the model's
 /// own evaluation over every entity (the indexes may narrow, never drop a match).
 async fn queries_agree_with_the_model(store: Arc<dyn Store>) {
+    let all = model_entities();
+    let ops: Vec<WriteOp> = all.iter().cloned().map(create).collect();
+    assert!(
+        store
+            .write("q", ops)
+            .await
+            .unwrap()
+            .iter()
+            .all(Result::is_ok)
+    );
+    q_agrees_with_the_model(&store, "q", &all).await;
+    geo_paging_and_discovery_agree_with_the_model(&store, &all).await;
+}
+
+/// The 400 random entities of [`queries_agree_with_the_model`].
+fn model_entities() -> Vec<Entity> {
     let mut rng = Lcg(7);
     let statuses = ["ok", "alarm", "offline", "Đông Hà"];
     let mut all = Vec::new();
@@ -326,16 +342,12 @@ async fn queries_agree_with_the_model(store: Arc<dyn Store>) {
         }
         all.push(entity(v));
     }
-    let ops: Vec<WriteOp> = all.iter().cloned().map(create).collect();
-    assert!(
-        store
-            .write("q", ops)
-            .await
-            .unwrap()
-            .iter()
-            .all(Result::is_ok)
-    );
+    all
+}
 
+/// Each `q` of a list, with each type selection, answers in `tenant` what the model
+/// finds among `all`.
+async fn q_agrees_with_the_model(store: &Arc<dyn Store>, tenant: &str, all: &[Entity]) {
     let ctx = Context::core();
     let qs = [
         "level>5",
@@ -372,9 +384,116 @@ async fn queries_agree_with_the_model(store: Arc<dyn Store>) {
                 count: true,
                 ..Default::default()
             };
-            agrees_with_the_model(&store, "q", &all, query, &format!("q={q} type={t:?}")).await;
+            agrees_with_the_model(store, tenant, all, query, &format!("q={q} type={t:?}")).await;
         }
     }
+}
+
+/// An entity of [`model_entities`] written again with another `status` (or none), by
+/// an upsert.
+fn restated(e: &Entity, i: usize) -> (Entity, WriteOp) {
+    let ctx = Context::core();
+    let mut next = e.clone();
+    let status = ctx.expand("status");
+    match i % 3 {
+        0 => {
+            next.attrs.remove(&status);
+        }
+        _ => {
+            let value = ["ok", "alarm", "Đông Hà"][i % 3];
+            let moved = entity(json!({"id": e.id, "type": "Gauge", "status": value}));
+            next.attrs
+                .insert(status.clone(), moved.attrs[&status].clone());
+        }
+    }
+    let put = next.clone();
+    let op = WriteOp::new(e.id.clone(), move |_| {
+        Ok((Change::Put(put.into()), Applied::default()))
+    });
+    (next, op)
+}
+
+/// Attributes left out of the value index are still compared exactly: `status` is
+/// left out after half of the entities were written (their rows are dropped), the
+/// other half and a rewrite of some of the first are written after, and `level`
+/// (numbers, with sub-attributes and observation times) is left out last. Every `q`
+/// then agrees with the model, and a bad name is refused. Returns the entities of
+/// tenant `lo` as the model has them.
+async fn compares_attributes_left_out_of_the_value_index(store: Arc<dyn Store>) -> Vec<Entity> {
+    let ctx = Context::core();
+    let mut all = model_entities();
+    let (first, rest) = all.split_at(200);
+    let write = async |ops: Vec<WriteOp>| {
+        let results = store.write("lo", ops).await.unwrap();
+        assert!(results.iter().all(Result::is_ok));
+    };
+    write(first.iter().cloned().map(create).collect()).await;
+    store
+        .leave_out_of_value_index(&[ctx.expand("status")])
+        .await
+        .unwrap();
+    // Declaring it again, with a name already left out, changes nothing.
+    store
+        .leave_out_of_value_index(&[ctx.expand("status"), ctx.expand("status")])
+        .await
+        .unwrap();
+    write(rest.iter().cloned().map(create).collect()).await;
+    let mut rewrites = Vec::new();
+    for i in (0..200).step_by(4) {
+        let (next, op) = restated(&all[i], i);
+        all[i] = next;
+        rewrites.push(op);
+    }
+    write(rewrites).await;
+    q_agrees_with_the_model(&store, "lo", &all).await;
+    store
+        .leave_out_of_value_index(&[ctx.expand("level")])
+        .await
+        .unwrap();
+    q_agrees_with_the_model(&store, "lo", &all).await;
+    for bad in ["", "has space"] {
+        let refused = store.leave_out_of_value_index(&[bad.to_string()]).await;
+        assert!(
+            matches!(refused, Err(StoreError::Rejected(_))),
+            "{bad:?}: {refused:?}"
+        );
+    }
+    all
+}
+
+/// The rows the value index holds of attribute `name` in the SQLite file `db`.
+fn sqlite_value_rows(db: &std::path::Path, name: &str) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM attr_values a JOIN names n ON n.id = a.name WHERE n.name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// The value index keeps no row of an attribute left out, while the observation
+/// times of one are still rows of their own.
+#[tokio::test]
+async fn sqlite_keeps_no_value_rows_of_attributes_left_out() {
+    let ctx = Context::core();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    queries_agree_with_the_model(open_sqlite(&dir).await).await;
+    // Tenant q's entities, written before anything was left out, have rows.
+    let before = sqlite_value_rows(&db, &ctx.expand("status"));
+    assert!(before > 0);
+    compares_attributes_left_out_of_the_value_index(open_sqlite(&dir).await).await;
+    assert_eq!(sqlite_value_rows(&db, &ctx.expand("status")), 0);
+    assert_eq!(sqlite_value_rows(&db, &ctx.expand("level")), 0);
+    assert!(sqlite_value_rows(&db, &format!("{} observedAt", ctx.expand("level"))) > 0);
+}
+
+/// Geo-queries, pages and discovery over the entities of [`model_entities`] in
+/// tenant `q`.
+async fn geo_paging_and_discovery_agree_with_the_model(store: &Arc<dyn Store>, all: &[Entity]) {
+    let ctx = Context::core();
     for (georel, geometry, coordinates) in [
         ("near;maxDistance==20000", "Point", "[107,17]"),
         ("near;minDistance==50000", "Point", "[107,17]"),
@@ -2019,9 +2138,13 @@ async fn survives_reopening(store: Arc<dyn Store>, reopen: impl AsyncFnOnce() ->
     aggregates_agree_with_the_instances(store.clone()).await;
     keeps_registry(store.clone()).await;
     keeps_subscriptions_and_their_outbox(store.clone()).await;
+    let left_out = compares_attributes_left_out_of_the_value_index(store.clone()).await;
     drop(store);
     // Everything written is there after reopening.
     let store = reopen().await;
+    // The attributes left out of the value index are known before any is declared
+    // again: a planner that trusted the index would miss entities.
+    q_agrees_with_the_model(&store, "lo", &left_out).await;
     // The registry too.
     assert_eq!(
         store.registry_get("devices", "reg-1", "a").await.unwrap(),
@@ -2620,6 +2743,7 @@ behaviour!(
     writes_reads_and_isolates_tenants,
     batch_items_are_independent,
     queries_agree_with_the_model,
+    compares_attributes_left_out_of_the_value_index,
     keyset_pages_survive_writes,
     reads_only_the_attributes_asked,
     compares_long_texts,
@@ -2761,6 +2885,26 @@ mod postgres_only {
             .await
             .unwrap()
             .get(0)
+    }
+
+    /// The value index keeps no row of an attribute left out (the observation times
+    /// of one are rows of their own), and another node opened over the database
+    /// plans with the names left out.
+    #[tokio::test]
+    async fn keeps_no_value_rows_of_attributes_left_out() {
+        let Some(db) = TestDatabase::create("keeps_no_value_rows_of_attributes_left_out").await
+        else {
+            return;
+        };
+        let ctx = Context::core();
+        let all = compares_attributes_left_out_of_the_value_index(db.open().await).await;
+        let rows = |name: String| format!("SELECT count(*) FROM attr_values WHERE name = '{name}'");
+        assert_eq!(count(&db, &rows(ctx.expand("status"))).await, 0);
+        assert_eq!(count(&db, &rows(ctx.expand("level"))).await, 0);
+        let observed = format!("{} observedAt", ctx.expand("level"));
+        assert!(count(&db, &rows(observed)).await > 0);
+        let other = db.open().await;
+        q_agrees_with_the_model(&other, "lo", &all).await;
     }
 
     /// Writing into a month creates its partition; a month whose rows already sit
@@ -3018,7 +3162,8 @@ mod observation_time_migration {
                 .unwrap();
             assert_eq!(gone, 8);
             // A database of version 7 has none of the later tables either.
-            c.execute_batch("DROP TABLE attr_deletions").unwrap();
+            c.execute_batch("DROP TABLE attr_deletions; DROP TABLE unindexed_values")
+                .unwrap();
             c.pragma_update(None, "user_version", 7).unwrap();
         }
         let store = open_sqlite(&dir).await;
@@ -3047,7 +3192,8 @@ mod observation_time_migration {
         assert_eq!(gone, 8);
         client
             .batch_execute(
-                "DROP TABLE attr_deletions; DELETE FROM schema_version WHERE version >= 3",
+                "DROP TABLE attr_deletions; DROP TABLE unindexed_values;
+                 DELETE FROM schema_version WHERE version >= 3",
             )
             .await
             .unwrap();

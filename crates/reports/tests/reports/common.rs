@@ -69,6 +69,12 @@ impl App {
             Reports::new(state.hub.clone(), state.identity.clone(), places(), config)
                 .with_clock(Arc::new(move || c.now())),
         );
+        // As `reports::start` does: the service's queries are tested against the
+        // index as it is in use.
+        reports
+            .leave_uncompared_out_of_the_index()
+            .await
+            .expect("leave the uncompared attributes out of the index");
         hub.serve(vec![reports::component(reports.clone())]);
         App {
             base: hub.base.clone(),

@@ -27,6 +27,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use crate::plan::Param;
+use crate::value_index::ValueIndexPolicy;
 use crate::watch::TenantWatchers;
 use crate::{
     AggregatePage, AggregateQuery, Applied, AttributeSummary, EntityQuery, HistoryEdit,
@@ -65,6 +66,8 @@ pub struct PostgresStore {
     months: Mutex<HashSet<i64>>,
     /// Rows added since the planner's statistics were refreshed.
     growth: write::Growth,
+    /// The attributes whose values the value index leaves out.
+    values: ValueIndexPolicy,
     /// This node, as the claimant of the outbox rows it takes: the URL's
     /// `application_name` when given, else the host name. A node restarted under the
     /// same name takes back at once the rows it had claimed.
@@ -228,6 +231,13 @@ impl PostgresStore {
             .map_err(|e| StoreError::Other(format!("cannot set up the connection pool: {e}")))?;
         let mut client = pool.get().await.map_err(pool_error)?;
         migrate(&mut client).await?;
+        let left_out: Vec<String> = client
+            .query("SELECT name FROM unindexed_values", &[])
+            .await
+            .map_err(pg_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         drop(client);
         let node = node_name(&config);
         let outbox = Arc::new(tokio::sync::Notify::new());
@@ -249,6 +259,7 @@ impl PostgresStore {
             watchers: Mutex::new(HashMap::new()),
             months: Mutex::new(HashSet::new()),
             growth: Default::default(),
+            values: ValueIndexPolicy::new(left_out),
             node,
         };
         // This month's and the next one's partitions, ahead of the writes.
@@ -305,7 +316,7 @@ impl EntityStore for PostgresStore {
 
     async fn query(&self, tenant: &str, query: EntityQuery) -> StoreResult<QueryPage> {
         let c = self.client().await?;
-        read::query(&c, tenant, &query).await
+        read::query(&c, tenant, &query, &self.values.left_out()).await
     }
 
     async fn types(&self, tenant: &str) -> StoreResult<Vec<TypeSummary>> {
@@ -345,6 +356,25 @@ impl EntityStore for PostgresStore {
             .await
             .map_err(pg_error)?;
         Ok(())
+    }
+
+    async fn leave_out_of_value_index(&self, names: &[String]) -> StoreResult<()> {
+        let names = self.values.declare(names)?;
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_error)?;
+        tx.execute(
+            "INSERT INTO unindexed_values (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+            &[&names],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.execute("DELETE FROM attr_values WHERE name = ANY($1)", &[&names])
+            .await
+            .map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Reads: entity lookup, queries (SQL narrows with indexes, the model decides),
 //! discovery, and the history with its per-period statistics computed in SQL.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -42,6 +42,7 @@ pub async fn query(
     c: &impl GenericClient,
     tenant: &str,
     q: &EntityQuery,
+    left_out: &BTreeSet<String>,
 ) -> StoreResult<QueryPage> {
     // An orderBy is applied by the model to every match, as the filters are.
     let mut exact =
@@ -59,7 +60,7 @@ pub async fn query(
         sql.append(type_probe(PG, tenant, types));
     }
     if let Some(filter) = &q.q {
-        match q_probe(PG, filter.expr()) {
+        match q_probe(PG, left_out, filter.expr()) {
             Some((probe, e)) => {
                 sql.push(" AND ");
                 sql.append(probe);

@@ -193,4 +193,11 @@ pub const MIGRATIONS: &[&str] = &[
     DROP INDEX registry_by_key;
     CREATE INDEX registry_by_key ON registry (collection, key) WHERE tenant <> '';
     "#,
+    // 6: the attributes whose values the value index leaves out, as SQLite's
+    // version 11.
+    r#"
+    CREATE TABLE unindexed_values (
+        name text PRIMARY KEY
+    );
+    "#,
 ];

@@ -848,6 +848,7 @@ impl Batch {
         let (mut updated, mut inserted) = (EntityColumns::default(), EntityColumns::default());
         let mut index = IndexChanges::default();
         let no_rows = IndexRows::default();
+        let left_out = store.values.left_out();
         for (id, slot) in &self.slots {
             if !slot.dirty {
                 continue;
@@ -862,11 +863,11 @@ impl Batch {
             else {
                 continue;
             };
-            let new_rows = IndexRows::of(entity);
+            let new_rows = IndexRows::of(entity, &left_out);
             match stored {
                 Some((stored_rowid, old)) if *stored_rowid == rowid => {
                     updated.push(rowid, id, doc, entity.modified_at);
-                    index.diff(rowid, &IndexRows::of(old), &new_rows);
+                    index.diff(rowid, &IndexRows::of(old, &left_out), &new_rows);
                 }
                 _ => {
                     inserted.push(real(rowid), id, doc, entity.modified_at);

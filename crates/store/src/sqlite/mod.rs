@@ -25,6 +25,7 @@ use ngsi::Entity;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
+use crate::value_index::ValueIndexPolicy;
 use crate::{
     AggregatePage, AggregateQuery, Applied, AttributeSummary, EntityQuery, HistoryEdit,
     HistoryPage, HistoryQuery, PurgeStep, QueryPage, RetentionCutoffs, StoreError, StoreResult,
@@ -44,6 +45,8 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     /// Notified after each commit that added notifications to the outbox.
     outbox: Arc<tokio::sync::Notify>,
+    /// The attributes whose values the value index leaves out.
+    values: Arc<ValueIndexPolicy>,
 }
 
 fn sql_error(e: rusqlite::Error) -> StoreError {
@@ -141,34 +144,45 @@ impl SqliteStore {
     pub async fn open(path: &str) -> StoreResult<SqliteStore> {
         let path: Arc<str> = Arc::from(path);
         let p = path.clone();
-        let conn = tokio::task::spawn_blocking(move || -> StoreResult<Connection> {
-            if let Some(dir) = Path::new(&*p).parent()
-                && !dir.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-                })?;
-            }
-            let mut conn = open_connection(&p, false).map_err(sql_error)?;
-            migrate(&mut conn).map_err(sql_error)?;
-            conn.execute(
-                "INSERT OR IGNORE INTO tenants (name, created_at) VALUES ('', datetime('now'))",
-                [],
-            )
-            .map_err(sql_error)?;
-            conn.execute_batch("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002")
+        let conn =
+            tokio::task::spawn_blocking(move || -> StoreResult<(Connection, Vec<String>)> {
+                if let Some(dir) = Path::new(&*p).parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                let mut conn = open_connection(&p, false).map_err(sql_error)?;
+                migrate(&mut conn).map_err(sql_error)?;
+                conn.execute(
+                    "INSERT OR IGNORE INTO tenants (name, created_at) VALUES ('', datetime('now'))",
+                    [],
+                )
                 .map_err(sql_error)?;
-            Ok(conn)
-        })
-        .await
-        .map_err(join_error)??;
+                conn.execute_batch("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002")
+                    .map_err(sql_error)?;
+                let left_out = conn
+                    .prepare("SELECT name FROM unindexed_values")
+                    .and_then(|mut s| {
+                        s.query_map([], |r| r.get::<_, String>(0))?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+                    .map_err(sql_error)?;
+                Ok((conn, left_out))
+            })
+            .await
+            .map_err(join_error)??;
+        let (conn, left_out) = conn;
         let outbox = Arc::new(tokio::sync::Notify::new());
-        let writer = write::spawn(conn, outbox.clone());
+        let values = Arc::new(ValueIndexPolicy::new(left_out));
+        let writer = write::spawn(conn, outbox.clone(), values.clone());
         Ok(SqliteStore {
             path,
             writer,
             readers: Arc::new(Mutex::new(Vec::new())),
             outbox,
+            values,
         })
     }
 
@@ -244,7 +258,9 @@ impl EntityStore for SqliteStore {
 
     async fn query(&self, tenant: &str, query: EntityQuery) -> StoreResult<QueryPage> {
         let tenant = tenant.to_string();
-        self.read(move |c| read::query(c, &tenant, &query)).await
+        let left_out = self.values.left_out();
+        self.read(move |c| plan::run(c, &tenant, &query, &left_out))
+            .await
     }
 
     async fn types(&self, tenant: &str) -> StoreResult<Vec<TypeSummary>> {
@@ -278,6 +294,15 @@ impl EntityStore for SqliteStore {
             reply,
         })
         .await
+    }
+
+    async fn leave_out_of_value_index(&self, names: &[String]) -> StoreResult<()> {
+        let names = self.values.declare(names)?;
+        if names.is_empty() {
+            return Ok(());
+        }
+        self.on_writer(|reply| write::Job::LeaveOutValues { names, reply })
+            .await
     }
 }
 

@@ -11,6 +11,8 @@
 //! attribute) is exact; when every condition is, the database pages and counts on its
 //! own. Otherwise each row is read and tested by [`EntityQuery::matches`].
 
+use std::collections::BTreeSet;
+
 use ngsi::Entity;
 use ngsi::query::ast::{QExpr, TypeExpr};
 use rusqlite::{Connection, params_from_iter};
@@ -70,7 +72,13 @@ enum Driver {
 }
 
 /// Runs a query: choose the driver, add the probes, then read, test and page.
-pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPage> {
+/// `left_out`: the attributes whose values the value index leaves out.
+pub fn run(
+    c: &Connection,
+    tenant: &str,
+    q: &EntityQuery,
+    left_out: &BTreeSet<String>,
+) -> StoreResult<QueryPage> {
     let mut probes: Vec<Sql> = Vec::new();
     // An orderBy is applied by the model to every match, as the filters are.
     let mut exact =
@@ -84,7 +92,7 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
         }
     };
     if let Some(filter) = &q.q {
-        for (i, cond) in driver_candidates(SQLITE, filter.expr()) {
+        for (i, cond) in driver_candidates(SQLITE, left_out, filter.expr()) {
             let sub = cond.entities();
             consider(estimate(c, &sub)?, sub, Some(i));
         }
@@ -144,7 +152,7 @@ pub fn run(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPa
             (other, None) => Some(other.clone()),
         };
         if let Some(rest) = rest {
-            match q_probe(SQLITE, &rest) {
+            match q_probe(SQLITE, left_out, &rest) {
                 Some((sql, e)) => {
                     probes.push(sql);
                     exact &= e;

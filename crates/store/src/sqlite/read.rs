@@ -6,7 +6,7 @@ use ngsi::Entity;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::sql_error;
-use crate::{AttributeSummary, EntityQuery, QueryPage, StoreResult, TypeSummary};
+use crate::{AttributeSummary, StoreResult, TypeSummary};
 
 fn parse_doc(id_hint: &str, doc: &str) -> StoreResult<Entity> {
     crate::project::parse(id_hint, doc, None)
@@ -41,10 +41,6 @@ pub fn cached_context(c: &Connection, url: &str) -> StoreResult<Option<String>> 
     c.prepare_cached("SELECT body FROM contexts WHERE url = ?1")
         .and_then(|mut s| s.query_row([url], |r| r.get(0)).optional())
         .map_err(sql_error)
-}
-
-pub fn query(c: &Connection, tenant: &str, q: &EntityQuery) -> StoreResult<QueryPage> {
-    super::plan::run(c, tenant, q)
 }
 
 pub fn types(c: &Connection, tenant: &str) -> StoreResult<Vec<TypeSummary>> {

@@ -283,4 +283,11 @@ pub const MIGRATIONS: &[&str] = &[
     DROP INDEX registry_by_key;
     CREATE INDEX registry_by_key ON registry (collection, key) WHERE tenant <> '';
     "#,
+    // 11: the attributes whose values the value index leaves out (`store::value_index`),
+    // declared by the services that no query of theirs compares them.
+    r#"
+    CREATE TABLE unindexed_values (
+        name TEXT PRIMARY KEY     -- expanded attribute name
+    ) WITHOUT ROWID;
+    "#,
 ];

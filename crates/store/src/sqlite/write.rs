@@ -24,6 +24,7 @@ use super::sql_error;
 use super::subscriptions::Watchers;
 use crate::history::instance_columns;
 use crate::rows::{AttrRows, IndexRows};
+use crate::value_index::ValueIndexPolicy;
 use crate::{
     Applied, Effect, HistoryEdit, PurgeStep, RetentionCutoffs, StoreError, StoreResult, WriteOp,
 };
@@ -60,6 +61,12 @@ pub enum Job {
         max_entities: usize,
         reply: oneshot::Sender<StoreResult<PurgeStep>>,
     },
+    /// Attributes whose values the value index leaves out from now on
+    /// (`crate::value_index`): kept, and their rows dropped.
+    LeaveOutValues {
+        names: Vec<String>,
+        reply: oneshot::Sender<StoreResult<()>>,
+    },
     /// A registry record written or deleted (`sqlite::registry`).
     Registry {
         change: super::registry::RegistryChange,
@@ -80,11 +87,11 @@ pub enum Job {
     },
 }
 
-pub fn spawn(conn: Connection, outbox: Arc<Notify>) -> Sender<Job> {
+pub fn spawn(conn: Connection, outbox: Arc<Notify>, values: Arc<ValueIndexPolicy>) -> Sender<Job> {
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("dothi-sqlite-writer".into())
-        .spawn(move || run(conn, rx, &outbox));
+        .spawn(move || run(conn, rx, &outbox, &values));
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the SQLite writer thread");
     }
@@ -94,7 +101,7 @@ pub fn spawn(conn: Connection, outbox: Arc<Notify>) -> Sender<Job> {
 /// Operations between two refreshes of the query planner's statistics.
 const OPS_PER_OPTIMIZE: usize = 50_000;
 
-fn run(mut conn: Connection, rx: Receiver<Job>, outbox: &Notify) {
+fn run(mut conn: Connection, rx: Receiver<Job>, outbox: &Notify, values: &ValueIndexPolicy) {
     let mut since_optimize = 0usize;
     let mut names = Names::default();
     let mut watchers = Watchers::default();
@@ -110,7 +117,10 @@ fn run(mut conn: Connection, rx: Receiver<Job>, outbox: &Notify) {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        match commit_group(&mut conn, jobs, &mut names, &mut watchers) {
+        // Read after the group's jobs were taken: a declaration in the group was
+        // added to the policy before it was sent.
+        let left_out = values.left_out();
+        match commit_group(&mut conn, jobs, &mut names, &mut watchers, &left_out) {
             // The notifier is woken as soon as notifications are durable.
             Some(notified) if notified > 0 => outbox.notify_one(),
             Some(_) => {}
@@ -141,6 +151,7 @@ fn op_count(job: &Job) -> usize {
     match job {
         Job::Write { ops, .. } => ops.len().max(1),
         Job::CacheContext { .. }
+        | Job::LeaveOutValues { .. }
         | Job::EditHistory { .. }
         | Job::PurgeHistory { .. }
         | Job::Registry { .. }
@@ -154,7 +165,7 @@ enum Pending {
         oneshot::Sender<StoreResult<Vec<StoreResult<Applied>>>>,
         Vec<StoreResult<Applied>>,
     ),
-    Context(oneshot::Sender<StoreResult<()>>, StoreResult<()>),
+    Done(oneshot::Sender<StoreResult<()>>, StoreResult<()>),
     /// A count: instances of a history edit, audit records appended, sealed or purged.
     Count(oneshot::Sender<StoreResult<u64>>, u64),
     Purge(oneshot::Sender<StoreResult<PurgeStep>>, PurgeStep),
@@ -169,7 +180,7 @@ impl Pending {
         }
         match self {
             Pending::Write(reply, _) => drop(reply.send(lost(msg))),
-            Pending::Context(reply, _) => drop(reply.send(lost(msg))),
+            Pending::Done(reply, _) => drop(reply.send(lost(msg))),
             Pending::Count(reply, _) => drop(reply.send(lost(msg))),
             Pending::Purge(reply, _) => drop(reply.send(lost(msg))),
             Pending::Registry(reply, _) => drop(reply.send(lost(msg))),
@@ -230,6 +241,7 @@ fn commit_group(
     jobs: Vec<Job>,
     names: &mut Names,
     watchers: &mut Watchers,
+    left_out: &BTreeSet<String>,
 ) -> Option<usize> {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -258,7 +270,7 @@ fn commit_group(
                         continue;
                     }
                     let id = audit.as_ref().map(|_| op.entity_id.clone());
-                    match apply(&tx, &tenant, op, names, watchers) {
+                    match apply(&tx, &tenant, op, names, watchers, left_out) {
                         Ok((applied, wrote, fired)) => {
                             changed |= wrote;
                             notified += fired;
@@ -303,7 +315,14 @@ fn commit_group(
                 if let Err(e) = &r {
                     fault = Some(e.to_string());
                 }
-                pending.push(Pending::Context(reply, r));
+                pending.push(Pending::Done(reply, r));
+            }
+            Job::LeaveOutValues { names: left, reply } => {
+                let r = leave_out_values(&tx, &left).map_err(sql_error);
+                if let Err(e) = &r {
+                    fault = Some(e.to_string());
+                }
+                pending.push(Pending::Done(reply, r));
             }
             Job::EditHistory {
                 tenant,
@@ -399,7 +418,7 @@ fn commit_group(
             for p in pending {
                 match p {
                     Pending::Write(reply, results) => drop(reply.send(Ok(results))),
-                    Pending::Context(reply, r) => drop(reply.send(r)),
+                    Pending::Done(reply, r) => drop(reply.send(r)),
                     Pending::Count(reply, n) => drop(reply.send(Ok(n))),
                     Pending::Purge(reply, step) => drop(reply.send(Ok(step))),
                     Pending::Registry(reply, r) => drop(reply.send(r)),
@@ -423,7 +442,7 @@ fn fail_all(jobs: Vec<Job>, e: StoreError) {
     for job in jobs {
         match job {
             Job::Write { reply, .. } => drop(reply.send(Err(StoreError::Unavailable(msg.clone())))),
-            Job::CacheContext { reply, .. } => {
+            Job::CacheContext { reply, .. } | Job::LeaveOutValues { reply, .. } => {
                 drop(reply.send(Err(StoreError::Unavailable(msg.clone()))))
             }
             Job::EditHistory { reply, .. } => {
@@ -438,6 +457,19 @@ fn fail_all(jobs: Vec<Job>, e: StoreError) {
             Job::Audit { reply, .. } => drop(reply.send(Err(StoreError::Unavailable(msg.clone())))),
         }
     }
+}
+
+/// Keeps `names` as left out of the value index and drops their rows there.
+fn leave_out_values(conn: &Connection, names: &[String]) -> rusqlite::Result<()> {
+    for name in names {
+        conn.prepare_cached("INSERT OR IGNORE INTO unindexed_values (name) VALUES (?1)")?
+            .execute([name])?;
+        conn.prepare_cached(
+            "DELETE FROM attr_values WHERE name = (SELECT id FROM names WHERE name = ?1)",
+        )?
+        .execute([name])?;
+    }
+    Ok(())
 }
 
 fn ensure_tenant(conn: &Connection, tenant: &str) -> rusqlite::Result<()> {
@@ -457,6 +489,7 @@ fn apply(
     op: WriteOp,
     names: &mut Names,
     watchers: &mut Watchers,
+    left_out: &BTreeSet<String>,
 ) -> Result<(Applied, bool, usize), OpError> {
     let current: Option<(i64, String)> = conn
         .prepare_cached("SELECT rowid, doc FROM entities WHERE tenant = ?1 AND id = ?2")
@@ -479,7 +512,7 @@ fn apply(
         }
         None => (None, None),
     };
-    let old_rows = before.as_ref().map(IndexRows::of);
+    let old_rows = before.as_ref().map(|e| IndexRows::of(e, left_out));
     let watched = watchers.watching(conn, tenant).map_err(OpError::Op)?;
     let outcome = crate::apply(op, before, watched).map_err(OpError::Op)?;
     // Everything that can refuse the operation runs before its first write.
@@ -513,7 +546,7 @@ fn apply(
             conn.prepare_cached("UPDATE entities SET doc = ?2, modified_at = ?3 WHERE rowid = ?1")
                 .and_then(|mut s| s.execute(params![rowid, doc, format_time(&entity.modified_at)]))
                 .map_err(fault)?;
-            IndexRows::of(entity)
+            IndexRows::of(entity, left_out)
                 .replace(&old, conn, tenant, rowid, names)
                 .map_err(fault)?;
             record_history(conn, rowid, &outcome.history, names).map_err(fault)?;
@@ -533,7 +566,7 @@ fn apply(
             })
             .map_err(fault)?;
             let rowid = conn.last_insert_rowid();
-            IndexRows::of(entity)
+            IndexRows::of(entity, left_out)
                 .replace(&IndexRows::default(), conn, tenant, rowid, names)
                 .map_err(fault)?;
             record_history(conn, rowid, &outcome.history, names).map_err(fault)?;
@@ -791,7 +824,7 @@ pub struct BaselineAttr {
 }
 
 pub fn baseline_rows(e: &Entity) -> BaselineRows {
-    let rows = IndexRows::of(e);
+    let rows = IndexRows::of(e, &BTreeSet::new());
     let history = e
         .attrs
         .iter()
