@@ -51,16 +51,7 @@ struct Database {
 impl Database {
     async fn create(tag: &str) -> Database {
         let name = format!("dothi_test_nodes_{tag}_{}", std::process::id());
-        let admin = admin().await;
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            admin
-                .batch_execute(&sql)
-                .await
-                .expect("create the test database");
-        }
+        hub::test_support::recreate_database(&name).await;
         Database { name }
     }
 

@@ -27,6 +27,33 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Asserts that a run of `dothi` succeeded, showing its output when it did not.
+fn assert_exited_0(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// Creates the gauges `audit-{n}` for each `n` in `numbers`, one request each.
+async fn create_gauges(server: &Dothi, numbers: std::ops::Range<u32>) {
+    for n in numbers {
+        let r = server
+            .client
+            .post(server.url("/entities"))
+            .json(
+                &json!({"id": format!("urn:ngsi-ld:Gauge:audit-{n}"), "type": "Gauge", "level": n}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+}
+
 /// The sealed audit rows, in chain order: (id, seq, record).
 fn sealed(db: &Path) -> Vec<(i64, i64, String)> {
     let conn = rusqlite::Connection::open(db).unwrap();
@@ -51,43 +78,15 @@ async fn audit_verify_catches_an_edited_or_a_deleted_record() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("dothi.db");
     let mut server = Dothi::start(&db).await;
-    for n in 0..6 {
-        let r = server
-            .client
-            .post(server.url("/entities"))
-            .json(
-                &json!({"id": format!("urn:ngsi-ld:Gauge:audit-{n}"), "type": "Gauge", "level": n}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
+    create_gauges(&server, 0..6).await;
     // Checked while the server writes and seals, from another process.
     let verifying = tokio::task::spawn_blocking({
         let db = db.clone();
         move || verify(&db)
     });
-    for n in 6..12 {
-        let r = server
-            .client
-            .post(server.url("/entities"))
-            .json(
-                &json!({"id": format!("urn:ngsi-ld:Gauge:audit-{n}"), "type": "Gauge", "level": n}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
+    create_gauges(&server, 6..12).await;
     let out = verifying.await.unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_exited_0(&out);
     // A refused request is recorded too.
     let r = reqwest::Client::new()
         .delete(server.url("/entities/urn:ngsi-ld:Gauge:audit-0"))
@@ -98,13 +97,7 @@ async fn audit_verify_catches_an_edited_or_a_deleted_record() {
     assert!(server.terminate().await.success());
 
     let out = verify(&db);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_exited_0(&out);
     assert!(
         text(&out.stdout).contains("the audit chain holds"),
         "{}",

@@ -173,6 +173,14 @@ impl App {
         with_json(self.client.post(self.url(path)), body)
     }
 
+    /// POSTs `body` as application/ld+json, its @context inside it.
+    pub fn post_ld(&self, path: &str, body: &Value) -> RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .header(CONTENT_TYPE, JSON_LD)
+            .body(body.to_string())
+    }
+
     pub fn patch(&self, path: &str, body: &Value) -> RequestBuilder {
         with_json(self.client.patch(self.url(path)), body)
     }

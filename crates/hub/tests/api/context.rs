@@ -127,13 +127,7 @@ async fn inline_context_in_ld_json() {
         "@context": [{"humidity": "https://example.org/ns/humidity", "Room": "https://example.org/ns/Room"}, CORE],
         "id": "urn:ngsi-ld:Room:ld", "type": "Room", "humidity": 55
     });
-    let r = send(
-        app.client
-            .post(app.url("/entities"))
-            .header("content-type", JSON_LD)
-            .body(body.to_string()),
-    )
-    .await;
+    let r = send(app.post_ld("/entities", &body)).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let e = app.entity("urn:ngsi-ld:Room:ld").await;
     assert_eq!(e["type"], "https://example.org/ns/Room");
@@ -141,20 +135,15 @@ async fn inline_context_in_ld_json() {
     assert!(e.get("@context").is_none());
 
     // application/ld+json without @context, or with a Link header too, is refused.
-    let r = send(
-        app.client
-            .post(app.url("/entities"))
-            .header("content-type", JSON_LD)
-            .body(json!({"id": "urn:ngsi-ld:Room:x", "type": "Room"}).to_string()),
-    )
+    let r = send(app.post_ld(
+        "/entities",
+        &json!({"id": "urn:ngsi-ld:Room:x", "type": "Room"}),
+    ))
     .await;
     assert_problem(&r, 400, "BadRequestData");
     let r = send(
-        app.client
-            .post(app.url("/entities"))
-            .header("content-type", JSON_LD)
-            .header("link", link("https://example.org/ctx.jsonld"))
-            .body(body.to_string()),
+        app.post_ld("/entities", &body)
+            .header("link", link("https://example.org/ctx.jsonld")),
     )
     .await;
     assert_problem(&r, 400, "BadRequestData");
@@ -165,13 +154,7 @@ async fn inline_context_in_ld_json() {
     let items = json!([
         {"@context": {"humidity": "https://example.org/ns/humidity"}, "id": "urn:ngsi-ld:Room:b1", "type": "Room", "humidity": 50},
     ]);
-    let r = send(
-        app.client
-            .post(app.url("/entityOperations/create"))
-            .header("content-type", JSON_LD)
-            .body(items.to_string()),
-    )
-    .await;
+    let r = send(app.post_ld("/entityOperations/create", &items)).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let e = app.entity("urn:ngsi-ld:Room:b1").await;
     assert_eq!(e["https://example.org/ns/humidity"]["value"], 50);
@@ -181,11 +164,8 @@ async fn inline_context_in_ld_json() {
     ]);
     for op in ["create", "upsert", "update", "merge"] {
         let r = send(
-            app.client
-                .post(app.url(&format!("/entityOperations/{op}")))
-                .header("content-type", JSON_LD)
-                .header("link", link("https://example.org/ctx.jsonld"))
-                .body(items.to_string()),
+            app.post_ld(&format!("/entityOperations/{op}"), &items)
+                .header("link", link("https://example.org/ctx.jsonld")),
         )
         .await;
         assert_problem(&r, 400, "BadRequestData");
@@ -381,13 +361,7 @@ async fn vocab_core_urls_and_malformed_links() {
         "@context": {"@vocab": "https://example.org/vocab/"},
         "id": "urn:ngsi-ld:Thing:v", "type": "Thing", "colour": "red"
     });
-    let r = send(
-        app.client
-            .post(app.url("/entities"))
-            .header("content-type", JSON_LD)
-            .body(body.to_string()),
-    )
-    .await;
+    let r = send(app.post_ld("/entities", &body)).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let e = app.entity("urn:ngsi-ld:Thing:v").await;
     assert_eq!(e["type"], "https://example.org/vocab/Thing");
@@ -439,15 +413,10 @@ async fn vocab_core_urls_and_malformed_links() {
         json!({"term": 1}),
         json!("ftp://example.org/ctx"),
     ] {
-        let r = send(
-            app.client
-                .post(app.url("/entities"))
-                .header("content-type", JSON_LD)
-                .body(
-                    json!({"@context": ctx, "id": "urn:ngsi-ld:Thing:w", "type": "Thing"})
-                        .to_string(),
-                ),
-        )
+        let r = send(app.post_ld(
+            "/entities",
+            &json!({"@context": ctx, "id": "urn:ngsi-ld:Thing:w", "type": "Thing"}),
+        ))
         .await;
         assert_problem(&r, 400, "BadRequestData");
     }

@@ -137,13 +137,7 @@ async fn a_hosted_context_is_used_by_link_without_any_fetch() {
     let mut body = json!({"id": "urn:ngsi-ld:Pump:2", "type": "Pump",
                           "flow": {"type": "Property", "value": 3}});
     body["@context"] = json!([url, CORE]);
-    let r = send(
-        app.client
-            .post(app.url("/entities"))
-            .header("content-type", JSON_LD)
-            .body(body.to_string()),
-    )
-    .await;
+    let r = send(app.post_ld("/entities", &body)).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let e = app.entity("urn:ngsi-ld:Pump:2").await;
     assert_eq!(e["type"], format!("{NS}Pump"));
@@ -317,13 +311,7 @@ async fn create_pump(app: &App, id: &str, url: &str) -> Resp {
 
 /// POST /subscriptions of `body`, which carries its @context (JSON-LD).
 async fn subscribe(app: &App, body: &Value) -> Resp {
-    send(
-        app.client
-            .post(app.url("/subscriptions"))
-            .header("content-type", JSON_LD)
-            .body(body.to_string()),
-    )
-    .await
+    send(app.post_ld("/subscriptions", body)).await
 }
 
 /// A subscription whose @context has an inline object, which gets an implicitly
@@ -653,14 +641,7 @@ async fn an_implicit_context_is_seen_by_its_tenant_alone() {
     const TENANT: &str = "NGSILD-Tenant";
     let app = App::start().await;
     let sub = inline_subscription("east");
-    let r = send(
-        app.client
-            .post(app.url("/subscriptions"))
-            .header("content-type", JSON_LD)
-            .header(TENANT, "east")
-            .body(sub.to_string()),
-    )
-    .await;
+    let r = send(app.post_ld("/subscriptions", &sub).header(TENANT, "east")).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let implicit = |r: &Resp| -> Vec<String> {
         r.body

@@ -92,6 +92,26 @@ async fn me(app: &App, client: &Client, cookie: Option<&str>) -> Resp {
     send(rb).await
 }
 
+/// Waits (up to 5 s) for the audit record of a request refused to the key `key_id`.
+async fn audited_refusal(app: &App, what: &str, key_id: &str) -> Value {
+    let actor = format!("key:{key_id}");
+    audited(app, what, |r| {
+        r["actor"] == actor.as_str() && r["outcome"] == "refused"
+    })
+    .await
+}
+
+/// A query of the gauges with a session cookie and nothing else.
+async fn gauges_with_cookie(app: &App, browser: &Client, cookie: &str) -> Resp {
+    send(
+        browser
+            .get(app.url("/entities"))
+            .query(&[("type", "Gauge")])
+            .header("cookie", cookie),
+    )
+    .await
+}
+
 /// A 403 ProblemDetails.
 #[track_caller]
 fn assert_forbidden(r: &Resp) {
@@ -448,13 +468,7 @@ async fn a_session_cookie_needs_its_csrf_token_to_write_and_ends_at_logout() {
         r.text
     );
     // Reads with the cookie need nothing else.
-    let r = send(
-        browser
-            .get(app.url("/entities"))
-            .query(&[("type", "Gauge")])
-            .header("cookie", &cookie),
-    )
-    .await;
+    let r = gauges_with_cookie(&app, &browser, &cookie).await;
     assert_eq!(r.status, 200, "{}", r.text);
     // A write without the CSRF token, or with a wrong one, is refused.
     let entity = json!({"id": "urn:ngsi-ld:Gauge:csrf", "type": "Gauge", "level": 1});
@@ -536,13 +550,7 @@ async fn a_session_ends_after_its_idle_time_and_activity_keeps_it() {
     tokio::time::sleep(Duration::from_millis(3000)).await;
     let r = me(&app, &browser, Some(&cookie)).await;
     assert_unauthenticated(&r, "an idle session");
-    let r = send(
-        browser
-            .get(app.url("/entities"))
-            .query(&[("type", "Gauge")])
-            .header("cookie", &cookie),
-    )
-    .await;
+    let r = gauges_with_cookie(&app, &browser, &cookie).await;
     assert_unauthenticated(&r, "a read with an idle session");
     let r = send(
         app.client
@@ -690,21 +698,13 @@ async fn writes_refusals_and_logins_leave_audit_records() {
     ))
     .await;
     assert_eq!(r.status, 403);
-    let viewer_actor = format!("key:{viewer_id}");
-    let r = audited(&app, "a refusal at the door", |r| {
-        r["actor"] == viewer_actor.as_str() && r["outcome"] == "refused"
-    })
-    .await;
+    let r = audited_refusal(&app, "a refusal at the door", &viewer_id).await;
     assert_eq!(r["action"], "POST /ngsi-ld/v1/entities", "{r}");
     assert_eq!(r["role"], "viewer", "{r}");
     // A request refused by the hub's tenant grants.
     let r = send(client_with_key(Some(&other)).get(app.url(&format!("/entities/{id}")))).await;
     assert_eq!(r.status, 403);
-    let other_actor = format!("key:{other_id}");
-    let r = audited(&app, "a refusal by the grants", |r| {
-        r["actor"] == other_actor.as_str() && r["outcome"] == "refused"
-    })
-    .await;
+    let r = audited_refusal(&app, "a refusal by the grants", &other_id).await;
     assert_eq!(r["action"], "GET /ngsi-ld/v1/entities/{id}", "{r}");
     // No credentials, and bad credentials.
     let r = send(
