@@ -27,6 +27,18 @@ impl Dothi {
         Ok(r.status().as_u16())
     }
 
+    /// Creates the gauges `{prefix}-0` to `{prefix}-{count - 1}` one by one, each
+    /// acknowledged; their ids.
+    async fn create_gauges(&self, prefix: &str, count: usize) -> Vec<String> {
+        let ids: Vec<String> = (0..count)
+            .map(|n| format!("urn:ngsi-ld:WaterObserved:{prefix}-{n}"))
+            .collect();
+        for (n, id) in ids.iter().enumerate() {
+            assert_eq!(self.create(&gauge(id, n)).await.unwrap(), 201, "{id}");
+        }
+        ids
+    }
+
     async fn get(&self, id: &str) -> (u16, Value) {
         let r = self
             .client
@@ -72,12 +84,7 @@ async fn acknowledged_writes_survive_sigkill() {
     let mut server = Dothi::start(&db).await;
 
     // One by one, each acknowledged.
-    let sequential: Vec<String> = (0..40)
-        .map(|n| format!("urn:ngsi-ld:WaterObserved:seq-{n}"))
-        .collect();
-    for (n, id) in sequential.iter().enumerate() {
-        assert_eq!(server.create(&gauge(id, n)).await.unwrap(), 201, "{id}");
-    }
+    let sequential = server.create_gauges("seq", 40).await;
 
     // Then writers racing the kill: whatever was acknowledged must survive.
     let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
@@ -148,12 +155,7 @@ async fn graceful_restart_exits_cleanly_and_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("dothi.db");
     let mut server = Dothi::start(&db).await;
-    let ids: Vec<String> = (0..20)
-        .map(|n| format!("urn:ngsi-ld:WaterObserved:g-{n}"))
-        .collect();
-    for (n, id) in ids.iter().enumerate() {
-        assert_eq!(server.create(&gauge(id, n)).await.unwrap(), 201, "{id}");
-    }
+    let ids = server.create_gauges("g", 20).await;
     let old_base = server.base.clone();
     let status = server.terminate().await;
     assert!(

@@ -173,6 +173,19 @@ impl App {
         with_json(self.client.post(self.url(path)), body)
     }
 
+    /// POSTs `body` as it is, said to be `content_type`.
+    pub fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .header(CONTENT_TYPE, content_type)
+            .body(body)
+    }
+
     /// POSTs `body` as application/ld+json, its @context inside it.
     pub fn post_ld(&self, path: &str, body: &Value) -> RequestBuilder {
         self.client
@@ -275,7 +288,22 @@ fn uuid_like() -> String {
     )
 }
 
-fn with_json(rb: RequestBuilder, body: &Value) -> RequestBuilder {
+/// The Location of a 201 Created without a body, checked to be in `collection`
+/// (`/entities`...).
+#[track_caller]
+pub fn created_location(r: &Resp, collection: &str) -> String {
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(r.text.is_empty(), "a 201 has no body: {}", r.text);
+    let location = r.header("location").expect("a Location header").to_string();
+    assert!(
+        location.starts_with(&format!("/ngsi-ld/v1{collection}/")),
+        "Location {location}"
+    );
+    location
+}
+
+/// `rb` with `body` as its JSON.
+pub fn with_json(rb: RequestBuilder, body: &Value) -> RequestBuilder {
     rb.header(CONTENT_TYPE, JSON).body(body.to_string())
 }
 
@@ -431,6 +459,19 @@ pub fn link(url: &str) -> String {
     format!("<{url}>; rel=\"{CONTEXT_REL}\"; type=\"application/ld+json\"")
 }
 
+/// Serves `app` on `addr` (port 0 for any free one) in a task of its own: the
+/// server's base URL, and the task.
+pub async fn serve_in_background(addr: &str, app: axum::Router) -> (String, JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("bind a test server");
+    let addr = listener.local_addr().expect("local addr");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), task)
+}
+
 /// A local HTTP server of @context documents that counts its hits.
 ///
 /// `/ctx.jsonld` serves the document given; `/missing.jsonld` answers 404; `/hang`
@@ -470,18 +511,8 @@ impl ContextServer {
                     "too late"
                 }),
             );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the context server");
-        let addr = listener.local_addr().expect("local addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        ContextServer {
-            base: format!("http://{addr}"),
-            hits,
-            task,
-        }
+        let (base, task) = serve_in_background("127.0.0.1:0", app).await;
+        ContextServer { base, hits, task }
     }
 
     pub fn url(&self, path: &str) -> String {

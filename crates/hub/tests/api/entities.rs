@@ -47,13 +47,7 @@ fn path(id: &str) -> String {
 async fn create_answers_201_with_a_location_that_retrieves_the_entity() {
     let app = App::start().await;
     let r = send(app.post("/entities", &gauge())).await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    assert!(r.text.is_empty(), "a 201 of create has no body: {}", r.text);
-    let location = r.header("location").expect("a Location header").to_string();
-    assert!(
-        location.starts_with("/ngsi-ld/v1/entities/"),
-        "Location {location}"
-    );
+    let location = created_location(&r, "/entities");
     let followed = send(app.client.get(format!("{}{location}", app.base))).await;
     assert_eq!(followed.status, 200, "{}", followed.text);
     assert_eq!(followed.body["id"], ID);

@@ -25,14 +25,7 @@ fn document() -> Value {
 /// Adds `doc` and returns the Location (a path on the hub).
 async fn add(app: &App, doc: &Value) -> String {
     let r = send(app.post("/jsonldContexts", doc)).await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    assert!(r.text.is_empty(), "no body: {}", r.text);
-    let location = r.header("location").expect("a Location").to_string();
-    assert!(
-        location.starts_with("/ngsi-ld/v1/jsonldContexts/"),
-        "{location}"
-    );
-    location
+    created_location(&r, "/jsonldContexts")
 }
 
 fn local_id(location: &str) -> &str {
@@ -178,12 +171,11 @@ async fn hosted_contexts_outlive_a_restart() {
 async fn bad_requests_are_refused() {
     let app = App::start().await;
     // Not JSON; no "@context"; an @context of the wrong type.
-    let r = send(
-        app.client
-            .post(app.url("/jsonldContexts"))
-            .header("content-type", JSON)
-            .body("{\"A1\": \"urn:a\" \"A2\": \"urn:b\"}"),
-    )
+    let r = send(app.post_raw(
+        "/jsonldContexts",
+        JSON,
+        "{\"A1\": \"urn:a\" \"A2\": \"urn:b\"}",
+    ))
     .await;
     assert_problem(&r, 400, "InvalidRequest");
     let r = send(app.post("/jsonldContexts", &json!({"A1": "urn:a"}))).await;
@@ -239,12 +231,10 @@ async fn a_context_larger_than_the_bound_is_refused() {
 async fn writes_need_a_writer_of_every_tenant() {
     let app = App::start().await;
     let anonymous = client_with_key(None);
-    let r = send(
-        anonymous
-            .post(app.url("/jsonldContexts"))
-            .header("content-type", JSON)
-            .body(document().to_string()),
-    )
+    let r = send(with_json(
+        anonymous.post(app.url("/jsonldContexts")),
+        &document(),
+    ))
     .await;
     assert_eq!(r.status, 401, "{}", r.text);
     let r = send(anonymous.get(app.url("/jsonldContexts"))).await;

@@ -31,7 +31,7 @@ pub(crate) async fn make_key(
 }
 
 async fn make_key_with(app: &App, body: Value) -> (String, String) {
-    let r = send(with_body(
+    let r = send(with_json(
         app.client.post(format!("{}/auth/v1/keys", app.base)),
         &body,
     ))
@@ -44,16 +44,12 @@ async fn make_key_with(app: &App, body: Value) -> (String, String) {
 }
 
 async fn make_user(app: &App, name: &str, password: &str, role: &str, tenants: &[&str]) {
-    let r = send(with_body(
+    let r = send(with_json(
         app.client.post(format!("{}/auth/v1/users", app.base)),
         &json!({"username": name, "password": password, "role": role, "tenants": tenants}),
     ))
     .await;
     assert_eq!(r.status, 201, "creating the user {name}: {}", r.text);
-}
-
-fn with_body(rb: reqwest::RequestBuilder, body: &Value) -> reqwest::RequestBuilder {
-    rb.header("content-type", JSON).body(body.to_string())
 }
 
 /// A client with no credentials of its own.
@@ -62,7 +58,7 @@ fn anonymous() -> Client {
 }
 
 async fn login(app: &App, name: &str, password: &str) -> Resp {
-    send(with_body(
+    send(with_json(
         anonymous().post(format!("{}/auth/v1/login", app.base)),
         &json!({"username": name, "password": password}),
     ))
@@ -300,7 +296,7 @@ async fn oidc_tokens_are_verified_and_forgeries_refused() {
     assert_eq!(r.body["role"], "operator");
     assert_eq!(r.body["actor"], format!("oidc:{ISSUER}#mai.tran"));
     // It writes too (an operator), but not in a tenant it is not granted.
-    let r = send(with_body(
+    let r = send(with_json(
         client_with_key(Some(&good)).post(app.url("/entities")),
         &json!({"id": "urn:ngsi-ld:Gauge:2", "type": "Gauge", "level": 3}),
     ))
@@ -318,7 +314,7 @@ async fn oidc_tokens_are_verified_and_forgeries_refused() {
     let r =
         send(client_with_key(Some(&viewer)).get(app.url("/entities/urn:ngsi-ld:Gauge:1"))).await;
     assert_eq!(r.status, 200, "a good RS256 token reads: {}", r.text);
-    let r = send(with_body(
+    let r = send(with_json(
         client_with_key(Some(&viewer)).post(app.url("/entities")),
         &json!({"id": "urn:ngsi-ld:Gauge:3", "type": "Gauge", "level": 3}),
     ))
@@ -474,7 +470,7 @@ async fn a_session_cookie_needs_its_csrf_token_to_write_and_ends_at_logout() {
     let entity = json!({"id": "urn:ngsi-ld:Gauge:csrf", "type": "Gauge", "level": 1});
     for token in [None, Some("not-the-token"), Some("")] {
         let mut rb =
-            with_body(browser.post(app.url("/entities")), &entity).header("cookie", &cookie);
+            with_json(browser.post(app.url("/entities")), &entity).header("cookie", &cookie);
         if let Some(t) = token {
             rb = rb.header("x-csrf-token", t);
         }
@@ -485,7 +481,7 @@ async fn a_session_cookie_needs_its_csrf_token_to_write_and_ends_at_logout() {
     assert_eq!(r.status, 404, "the refused write wrote nothing: {}", r.text);
     // With it, allowed.
     let r = send(
-        with_body(browser.post(app.url("/entities")), &entity)
+        with_json(browser.post(app.url("/entities")), &entity)
             .header("cookie", &cookie)
             .header("x-csrf-token", &csrf),
     )
@@ -512,7 +508,7 @@ async fn a_session_cookie_needs_its_csrf_token_to_write_and_ends_at_logout() {
     let r = me(&app, &browser, Some(&cookie)).await;
     assert_unauthenticated(&r, "after logout");
     let r = send(
-        with_body(browser.post(app.url("/entities")), &entity)
+        with_json(browser.post(app.url("/entities")), &entity)
             .header("cookie", &cookie)
             .header("x-csrf-token", &csrf),
     )
@@ -591,10 +587,10 @@ async fn five_wrong_passwords_lock_an_account_until_an_admin_unlocks_it() {
     assert_unauthenticated(&r, "another spelling of a locked account");
     // Unlocking is for admins.
     let unlock = json!({"unlock": true});
-    let r = send(with_body(anonymous().patch(&users), &unlock)).await;
+    let r = send(with_json(anonymous().patch(&users), &unlock)).await;
     assert_unauthenticated(&r, "an anonymous unlock");
     let (_, viewer) = make_key(&app, "viewer", "viewer", &[""]).await;
-    let r = send(with_body(
+    let r = send(with_json(
         client_with_key(Some(&viewer)).patch(&users),
         &unlock,
     ))
@@ -602,7 +598,7 @@ async fn five_wrong_passwords_lock_an_account_until_an_admin_unlocks_it() {
     assert_forbidden(&r);
     let r = login(&app, "binh", PASSWORD).await;
     assert_eq!(r.status, 401, "still locked: {}", r.text);
-    let r = send(with_body(app.client.patch(&users), &unlock)).await;
+    let r = send(with_json(app.client.patch(&users), &unlock)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.body.get("locked_until").is_none(), "{}", r.text);
     let (cookie, _) = session_of(&login(&app, "binh", PASSWORD).await);
@@ -624,7 +620,7 @@ async fn passwords_follow_the_policy() {
         ("thu", "QWERTY123456", "on the list in another case"),
         ("nguyen.van.thu", "Nguyen.Van.Thu", "the user name"),
     ] {
-        let r = send(with_body(
+        let r = send(with_json(
             app.client.post(&users),
             &json!({"username": name, "password": password, "role": "viewer"}),
         ))
@@ -641,7 +637,7 @@ async fn passwords_follow_the_policy() {
     // A good one, then a bad change of it.
     make_user(&app, "thu", PASSWORD, "viewer", &[""]).await;
     for bad in ["short-pw", "qwerty123456", "THU"] {
-        let r = send(with_body(
+        let r = send(with_json(
             app.client.patch(format!("{users}/thu")),
             &json!({"password": bad}),
         ))
@@ -692,7 +688,7 @@ async fn writes_refusals_and_logins_leave_audit_records() {
     assert_eq!(r["outcome"], "ok", "{r}");
 
     // A request the role may not make, refused at the door.
-    let r = send(with_body(
+    let r = send(with_json(
         client_with_key(Some(&viewer)).post(app.url("/entities")),
         &json!({"id": "urn:ngsi-ld:Gauge:audit-2", "type": "Gauge"}),
     ))

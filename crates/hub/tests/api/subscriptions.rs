@@ -79,16 +79,8 @@ impl Receiver {
         let app = axum::Router::new()
             .route("/{mode}/{*rest}", axum::routing::post(receive))
             .with_state(log.clone());
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Receiver {
-            base: format!("http://{addr}"),
-            log,
-            task,
-        }
+        let (base, task) = serve_in_background(addr, app).await;
+        Receiver { base, log, task }
     }
 
     pub fn url(&self, path: &str) -> String {
