@@ -158,9 +158,14 @@ impl App {
         self.client.get(self.url(path))
     }
 
+    /// GETs `path` with the `query` parameters.
+    pub async fn get_with<Q: serde::Serialize + ?Sized>(&self, path: &str, query: &Q) -> Resp {
+        send(self.get(path).query(query)).await
+    }
+
     /// GETs `path` with the `query` parameters, asserting that the answer is a 200.
     pub async fn get_ok(&self, path: &str, query: &[(&str, &str)]) -> Resp {
-        let r = send(self.get(path).query(query)).await;
+        let r = self.get_with(path, query).await;
         assert_eq!(r.status, 200, "GET {path} {query:?}: {}", r.text);
         r
     }
@@ -222,14 +227,14 @@ impl App {
 
     /// GET /entities/{id} with query parameters, asserting 200.
     pub async fn entity_with(&self, id: &str, query: &[(&str, &str)]) -> Value {
-        let r = send(self.get(&format!("/entities/{id}")).query(query)).await;
+        let r = self.get_with(&format!("/entities/{id}"), query).await;
         assert_eq!(r.status, 200, "retrieving {id} {query:?}: {}", r.text);
         r.body
     }
 
     /// GET /entities with query parameters, asserting 200; the ids returned.
     pub async fn query_ids(&self, query: &[(&str, &str)]) -> BTreeSet<String> {
-        let r = send(self.get("/entities").query(query)).await;
+        let r = self.get_with("/entities", query).await;
         assert_eq!(r.status, 200, "query {query:?}: {}", r.text);
         ids(&r.body)
     }
@@ -246,7 +251,7 @@ impl App {
         let r = send(self.client.get(format!("{}/health", self.base))).await;
         assert_eq!(r.status, 200, "health: {}", r.text);
         assert_eq!(r.body["status"], "ok");
-        let r = send(self.get("/entities").query(&[("type", "Nothing")])).await;
+        let r = self.get_with("/entities", &[("type", "Nothing")]).await;
         assert_eq!(r.status, 200, "query after an error: {}", r.text);
         let id = format!("urn:ngsi-ld:Probe:{}", uuid_like());
         let r = send(self.post(

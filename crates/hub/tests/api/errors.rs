@@ -196,7 +196,7 @@ async fn invalid_q_and_geo_queries_are_400() {
         "level==1..",
         &format!("{}level==1{}", "(".repeat(10_000), ")".repeat(10_000)),
     ] {
-        let r = send(app.get("/entities").query(&[("type", "T"), ("q", q)])).await;
+        let r = app.get_with("/entities", &[("type", "T"), ("q", q)]).await;
         assert_problem(&r, 400, "BadRequestData");
     }
     let point = ("geometry", "Point");
@@ -231,7 +231,7 @@ async fn invalid_q_and_geo_queries_are_400() {
         ],
     ];
     for params in &bad_geo {
-        let r = send(app.get("/entities").query(params)).await;
+        let r = app.get_with("/entities", params).await;
         assert_problem(&r, 400, "BadRequestData");
     }
     let r = send(app.post(

@@ -188,7 +188,7 @@ async fn bad_requests_are_refused() {
 
     // Parameters out of their domains.
     for (key, value) in [("details", "other"), ("kind", "other"), ("kind", "hosted")] {
-        let r = send(app.get("/jsonldContexts").query(&[(key, value)])).await;
+        let r = app.get_with("/jsonldContexts", &[(key, value)]).await;
         assert_problem(&r, 400, "BadRequestData");
     }
 
