@@ -174,6 +174,12 @@ impl App {
         self.client.delete(self.url(path))
     }
 
+    /// DELETEs `path`, asserting 204.
+    pub async fn delete_ok(&self, path: &str) {
+        let r = send(self.delete(path)).await;
+        assert_eq!(r.status, 204, "DELETE {path}: {}", r.text);
+    }
+
     pub fn post(&self, path: &str, body: &Value) -> RequestBuilder {
         with_json(self.client.post(self.url(path)), body)
     }

@@ -522,8 +522,7 @@ async fn delete_attribute_default_dataset_and_all() {
     .await;
     let attr = format!("{}/attrs/temperature", path(id));
     // The default instance.
-    let r = send(app.delete(&attr)).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&attr).await;
     let e = app.entity(id).await;
     let left: Vec<&Value> = e["temperature"].as_array().unwrap().iter().collect();
     assert_eq!(left.len(), 2, "{e}");
@@ -823,8 +822,7 @@ async fn updating_an_entity_and_creating_after_a_delete_succeed() {
             .await
             .is_empty()
     );
-    let r = send(app.delete("/entities/urn:ngsi-ld:T:1")).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok("/entities/urn:ngsi-ld:T:1").await;
     let r = send(app.post(
         "/entities",
         &json!({"id": "urn:ngsi-ld:T:2", "type": "T", "a": 1}),

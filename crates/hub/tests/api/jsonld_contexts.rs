@@ -136,8 +136,8 @@ async fn a_hosted_context_is_used_by_link_without_any_fetch() {
     assert_eq!(e["type"], format!("{NS}Pump"));
 
     // Once deleted, the URL is no longer resolved (and not fetched: refused).
-    let r = send(app.delete(&format!("/jsonldContexts/{}", local_id(&location)))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("/jsonldContexts/{}", local_id(&location)))
+        .await;
     let r = send(
         app.get("/entities/urn:ngsi-ld:Pump:1")
             .header("link", link(&url)),
@@ -271,8 +271,8 @@ async fn the_number_of_hosted_contexts_is_bounded() {
 
     // Deleting one makes room for another.
     let first = listed[0].as_str().unwrap();
-    let r = send(app.delete(&format!("/jsonldContexts/{}", local_id(first)))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("/jsonldContexts/{}", local_id(first)))
+        .await;
     add(&app, &document()).await;
 }
 
@@ -368,8 +368,8 @@ async fn a_fetched_context_is_listed_served_and_deleted_as_cached() {
     assert_eq!(server.hits(), 1, "read from the cache");
 
     // Deleted: gone, and fetched again when next named.
-    let r = send(app.delete(&format!("/jsonldContexts/{}", encoded(&url)))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("/jsonldContexts/{}", encoded(&url)))
+        .await;
     assert_eq!(app.get_ok("/jsonldContexts", &[]).await.body, json!([]));
     let r = send(app.get(&format!("/jsonldContexts/{local_id}"))).await;
     assert_problem(&r, 404, "ResourceNotFound");
@@ -467,8 +467,7 @@ async fn a_cached_context_is_reloaded_and_kept_when_its_server_is_gone() {
     assert_eq!(r.body["flow"]["value"], 1, "{}", r.text);
 
     // Deleted, it cannot be had again.
-    let r = send(app.delete(&path)).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&path).await;
     let r = send(
         app.get("/entities/urn:ngsi-ld:Pump:r1")
             .header("link", link(&url)),
@@ -492,8 +491,8 @@ async fn a_cached_context_is_deleted_from_the_store_after_a_restart() {
     let dir = app.stop().await.expect("the app's directory");
     let app = App::start_at(&dir.path().join("dothi.db"), HubConfig::default()).await;
     assert_eq!(app.get_ok("/jsonldContexts", &[]).await.body, json!([]));
-    let r = send(app.delete(&format!("/jsonldContexts/{}", encoded(&url)))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("/jsonldContexts/{}", encoded(&url)))
+        .await;
     let r = send(
         app.get("/entities/urn:ngsi-ld:Pump:s1")
             .header("link", link(&url)),
@@ -584,8 +583,8 @@ async fn a_subscription_with_several_contexts_gets_an_implicit_one() {
     assert_eq!(got[0].body["data"][0]["level"], 3, "{}", got[0].body);
 
     // Deleting the subscription deletes it.
-    let r = send(app.delete("/subscriptions/urn:ngsi-ld:Subscription:implicit")).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok("/subscriptions/urn:ngsi-ld:Subscription:implicit")
+        .await;
     let r = send(app.get(&format!("/jsonldContexts/{id}"))).await;
     assert_problem(&r, 404, "ResourceNotFound");
 
@@ -615,12 +614,11 @@ async fn an_implicit_context_is_deleted_on_its_own() {
     assert_eq!(r.status, 201, "{}", r.text);
     let d = only_one(&app, "ImplicitlyCreated").await;
     let id = d["localId"].as_str().unwrap();
-    let r = send(app.delete(&format!("/jsonldContexts/{id}"))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("/jsonldContexts/{id}")).await;
     assert_eq!(app.get_ok("/jsonldContexts", &[]).await.body, json!([]));
     // The subscription stays; deleting it later finds no context to delete.
-    let r = send(app.delete("/subscriptions/urn:ngsi-ld:Subscription:own")).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok("/subscriptions/urn:ngsi-ld:Subscription:own")
+        .await;
 }
 
 /// An implicitly created context belongs to its subscription's tenant: listed,

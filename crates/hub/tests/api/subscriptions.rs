@@ -265,8 +265,7 @@ async fn subscriptions_are_created_read_listed_updated_and_deleted() {
     let r = send(app.get(&sub_path(&id)).header("NGSILD-Tenant", "elsewhere")).await;
     assert_eq!(r.status, 404, "{}", r.text);
 
-    let r = send(app.delete(&sub_path(&id))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&sub_path(&id)).await;
     let r = send(app.get(&sub_path(&id))).await;
     assert_problem(&r, 404, "ResourceNotFound");
     let r = send(app.delete(&sub_path(&id))).await;
@@ -360,8 +359,7 @@ async fn changes_are_notified_in_order_with_format_and_attributes() {
     ))
     .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    let r = send(app.delete("/entities/urn:ngsi-ld:Gauge:1")).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok("/entities/urn:ngsi-ld:Gauge:1").await;
 
     let got = rx.wait("/ok/a", 3, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 3, "{got:?}");
@@ -625,8 +623,8 @@ async fn watched_attributes_q_and_throttling_decide_what_fires() {
     assert_eq!(set("river", json!("Hiếu")).await.status, 204); // not watched
     assert_eq!(set("level", json!(3.0)).await.status, 204); // q fails after
     assert_eq!(set("level", json!(8.0)).await.status, 204); // fires
-    let r = send(app.delete("/entities/urn:ngsi-ld:Gauge:1/attrs/level")).await;
-    assert_eq!(r.status, 204, "{}", r.text); // q fails: no level left
+    app.delete_ok("/entities/urn:ngsi-ld:Gauge:1/attrs/level")
+        .await; // q fails: no level left
     let watched = rx.wait("/ok/watch", 3, Duration::from_secs(3)).await;
     let levels: Vec<&Value> = watched
         .iter()
@@ -751,8 +749,7 @@ async fn an_entity_deletion_is_notified_with_its_times_and_watched_attributes() 
     )
     .await;
     app.create(gauge("urn:ngsi-ld:Gauge:gone", 2.0)).await;
-    let r = send(app.delete("/entities/urn:ngsi-ld:Gauge:gone")).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok("/entities/urn:ngsi-ld:Gauge:gone").await;
 
     let deleted = rx.wait("/ok/deleted", 1, Duration::from_secs(5)).await;
     assert_eq!(deleted.len(), 1, "{deleted:?}");

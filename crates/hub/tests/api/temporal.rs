@@ -141,8 +141,7 @@ async fn every_change_is_recorded_and_read_back() {
     assert_eq!(pairs[1], json!([2.8, hour(1)]));
 
     // The history goes with the entity.
-    let r = send(app.delete(&format!("/temporal/entities/{GAUGE}"))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("/temporal/entities/{GAUGE}")).await;
     let r = send(app.get(&format!("/temporal/entities/{GAUGE}"))).await;
     assert_problem(&r, 404, "ResourceNotFound");
     let r = send(app.get(&format!("/entities/{GAUGE}"))).await;
@@ -335,8 +334,7 @@ async fn provided_history_is_added_edited_and_deleted() {
         .body;
     assert_eq!(body["waterLevel"][1]["value"], 0.5);
     assert_eq!(body["waterLevel"][1]["instanceId"], instance.as_str());
-    let r = send(app.delete(&path)).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&path).await;
     let r = send(app.delete(&path)).await;
     assert_problem(&r, 404, "ResourceNotFound");
     let r = send(app.delete(&format!(
@@ -359,8 +357,8 @@ async fn provided_history_is_added_edited_and_deleted() {
     assert_eq!(body["waterLevel"].as_array().unwrap().len(), 5);
 
     // Delete the attribute: its history and its current value.
-    let r = send(app.delete(&format!("/temporal/entities/{GAUGE}/attrs/waterLevel"))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("/temporal/entities/{GAUGE}/attrs/waterLevel"))
+        .await;
     let body = send(app.get(&format!("/temporal/entities/{GAUGE}")))
         .await
         .body;
@@ -388,8 +386,8 @@ async fn deleted_attributes_are_read_by_their_deletion_time() {
         ("waterLevel", "?datasetId=urn:ngsi-ld:Dataset:backup"),
         ("label", ""),
     ] {
-        let r = send(app.delete(&format!("/entities/{GAUGE}/attrs/{attr}{query}"))).await;
-        assert_eq!(r.status, 204, "{}", r.text);
+        app.delete_ok(&format!("/entities/{GAUGE}/attrs/{attr}{query}"))
+            .await;
     }
     let r = app.get_ok(&path, &[("timeproperty", "deletedAt")]).await;
     let river = r.body["refRiver"].as_array().unwrap();
@@ -444,8 +442,7 @@ async fn deleted_attributes_are_read_by_their_deletion_time() {
     assert!(r.body["refRiver"][0].get("deletedAt").is_none());
     assert_eq!(r.body["waterLevel"].as_array().unwrap().len(), 2);
     // Deleting the attribute's history through the temporal API takes its deletions.
-    let r = send(app.delete(&format!("{path}/attrs/refRiver"))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("{path}/attrs/refRiver")).await;
     let r = app.get_ok(&path, &[("timeproperty", "deletedAt")]).await;
     assert!(r.body.get("refRiver").is_none(), "{}", r.body);
     assert!(r.body.get("label").is_some(), "{}", r.body);

@@ -130,8 +130,7 @@ async fn updates_add_types_and_handle_scopes() {
         json!(["/QuangTri/DongHa", "/Tourism"])
     );
     // …deleted as if it were an attribute, once.
-    let r = send(app.delete(&format!("/entities/{ID}/attrs/scope"))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("/entities/{ID}/attrs/scope")).await;
     assert!(app.entity(ID).await.get("scope").is_none());
     let r = send(app.delete(&format!("/entities/{ID}/attrs/scope"))).await;
     assert_problem(&r, 404, "ResourceNotFound");
