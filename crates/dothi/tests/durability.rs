@@ -52,13 +52,11 @@ impl Dothi {
 
     async fn count(&self, entity_type: &str) -> String {
         let r = self
-            .client
-            .get(self.url("/entities"))
-            .query(&[("type", entity_type), ("count", "true"), ("limit", "0")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+            .get_ok(
+                "/entities",
+                &[("type", entity_type), ("count", "true"), ("limit", "0")],
+            )
+            .await;
         r.headers()
             .get("NGSILD-Results-Count")
             .and_then(|v| v.to_str().ok())
@@ -184,21 +182,15 @@ async fn graceful_restart_exits_cleanly_and_keeps_everything() {
     }
     assert_eq!(server.count("WaterObserved").await, "20");
     // Geo and q queries still work on the reopened file.
-    let r = server
-        .client
-        .get(server.url("/entities"))
-        .query(&[
-            ("type", "WaterObserved"),
-            ("q", "height>=10"),
-            ("georel", "near;maxDistance==1000"),
-            ("geometry", "Point"),
-            ("coordinates", "[107.19,16.753]"),
-            ("count", "true"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let query = [
+        ("type", "WaterObserved"),
+        ("q", "height>=10"),
+        ("georel", "near;maxDistance==1000"),
+        ("geometry", "Point"),
+        ("coordinates", "[107.19,16.753]"),
+        ("count", "true"),
+    ];
+    let r = server.get_ok("/entities", &query).await;
     assert_eq!(
         r.headers()
             .get("NGSILD-Results-Count")

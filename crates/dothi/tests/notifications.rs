@@ -28,13 +28,7 @@ fn gauge(id: &str, height: f64) -> Value {
 
 /// `notification.timesFailed` of the subscription `id`.
 async fn times_failed(server: &Dothi, id: &str) -> u64 {
-    let r = server
-        .client
-        .get(server.url(&format!("/subscriptions/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let r = server.get_ok(&format!("/subscriptions/{id}"), &[]).await;
     let sub: Value = r.json().await.unwrap();
     sub["notification"]["timesFailed"].as_u64().unwrap_or(0)
 }

@@ -145,6 +145,19 @@ impl Dothi {
         format!("{}/ngsi-ld/v1{path}", self.base)
     }
 
+    /// GET of an API path (`/entities`…) with the `query` parameters, asserting 200.
+    pub async fn get_ok(&self, path: &str, query: &[(&str, &str)]) -> reqwest::Response {
+        let r = self
+            .client
+            .get(self.url(path))
+            .query(query)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "GET {path}");
+        r
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
