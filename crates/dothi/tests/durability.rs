@@ -77,8 +77,7 @@ fn gauge(id: &str, n: usize) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dothi.db");
+    let (_dir, db) = common::temp_db();
     let mut server = Dothi::start(&db).await;
 
     // One by one, each acknowledged.
@@ -150,8 +149,7 @@ async fn acknowledged_writes_survive_sigkill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn graceful_restart_exits_cleanly_and_keeps_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dothi.db");
+    let (_dir, db) = common::temp_db();
     let mut server = Dothi::start(&db).await;
     let ids = server.create_gauges("g", 20).await;
     let old_base = server.base.clone();

@@ -54,8 +54,7 @@ fn notified(received: &[Value], subscription: &str) -> Vec<(String, f64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn notification_acknowledged_then_sigkill_is_delivered_after_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dothi.db");
+    let (_dir, db) = common::temp_db();
     let mut server = Dothi::start(&db).await;
     // The receiver is down: nothing listens on its port yet.
     let receiver_port = free_port();

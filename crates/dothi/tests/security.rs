@@ -75,8 +75,7 @@ fn execute(db: &Path, sql: &str, params: impl rusqlite::Params) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_verify_catches_an_edited_or_a_deleted_record() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dothi.db");
+    let (_dir, db) = common::temp_db();
     let mut server = Dothi::start(&db).await;
     create_gauges(&server, 0..6).await;
     // Checked while the server writes and seals, from another process.
@@ -218,8 +217,7 @@ fn exited(mut child: Child) -> Option<Output> {
 
 #[test]
 fn insecure_is_refused_off_loopback() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dothi.db");
+    let (_dir, db) = common::temp_db();
     for listen in [
         format!("0.0.0.0:{}", free_port()),
         format!("[::]:{}", free_port()),
@@ -257,8 +255,7 @@ fn insecure_is_refused_off_loopback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insecure_on_loopback_says_so_on_every_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dothi.db");
+    let (_dir, db) = common::temp_db();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut child = serve(&["--insecure", "--listen", &listen], &db);
