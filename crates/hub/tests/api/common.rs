@@ -158,6 +158,11 @@ impl App {
         self.client.get(self.url(path))
     }
 
+    /// GETs `path` with the @context at `context_url`, named by a Link header.
+    pub async fn get_in_context(&self, path: &str, context_url: &str) -> Resp {
+        send(self.get(path).header("link", link(context_url))).await
+    }
+
     /// GETs `path` with the `query` parameters.
     pub async fn get_with<Q: serde::Serialize + ?Sized>(&self, path: &str, query: &Q) -> Resp {
         send(self.get(path).query(query)).await

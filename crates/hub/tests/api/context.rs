@@ -26,13 +26,20 @@ fn sensor() -> Value {
            "plain": 1})
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn link_context_expands_and_compacts_names() {
+/// A hub holding [`sensor`], created with the @context of a server of its own
+/// ([`user_context`]): the server, the context's URL and the hub.
+async fn with_sensor_in_user_context() -> (ContextServer, String, App) {
     let ctx = ContextServer::start(user_context()).await;
     let url = ctx.url("/ctx.jsonld");
     let app = App::start().await;
     let r = send(app.post("/entities", &sensor()).header("link", link(&url))).await;
     assert_eq!(r.status, 201, "{}", r.text);
+    (ctx, url, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_context_expands_and_compacts_names() {
+    let (ctx, url, app) = with_sensor_in_user_context().await;
 
     // Without the Link header: the full IRIs.
     let e = app.entity("urn:ngsi-ld:Sensor:ctx").await;
@@ -53,11 +60,9 @@ async fn link_context_expands_and_compacts_names() {
     );
 
     // With it: the short names, and the Link echoed.
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Sensor:ctx")
-            .header("link", link(&url)),
-    )
-    .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Sensor:ctx", &url)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
         r.body,
@@ -101,18 +106,14 @@ async fn link_context_expands_and_compacts_names() {
         22.5
     );
     // Discovery compacts too.
-    let r = send(app.get("/types").header("link", link(&url))).await;
+    let r = app.get_in_context("/types", &url).await;
     assert_eq!(string_set(&r.body["typeList"]), set(&["Sensor"]));
     let r = send(app.get("/types")).await;
     assert_eq!(
         string_set(&r.body["typeList"]),
         set(&[&format!("{NS}Sensor")])
     );
-    let r = send(
-        app.get("/attributes/temperature")
-            .header("link", link(&url)),
-    )
-    .await;
+    let r = app.get_in_context("/attributes/temperature", &url).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["id"], format!("{NS}temperature"));
     assert_eq!(r.body["typeNames"], json!(["Sensor"]));
@@ -176,11 +177,7 @@ async fn inline_context_in_ld_json() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_framing_follows_accept() {
-    let ctx = ContextServer::start(user_context()).await;
-    let url = ctx.url("/ctx.jsonld");
-    let app = App::start().await;
-    let r = send(app.post("/entities", &sensor()).header("link", link(&url))).await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    let (_ctx, url, app) = with_sensor_in_user_context().await;
     let id = "/entities/urn:ngsi-ld:Sensor:ctx";
 
     // application/ld+json: @context in the body, no Link.
@@ -315,11 +312,9 @@ async fn context_is_fetched_once_and_survives_a_restart_without_its_server() {
     let r = send(app.post("/entities", &sensor()).header("link", link(&url))).await;
     assert_eq!(r.status, 201, "{}", r.text);
     for _ in 0..5 {
-        let r = send(
-            app.get("/entities/urn:ngsi-ld:Sensor:ctx")
-                .header("link", link(&url)),
-        )
-        .await;
+        let r = app
+            .get_in_context("/entities/urn:ngsi-ld:Sensor:ctx", &url)
+            .await;
         assert_eq!(r.status, 200, "{}", r.text);
         let r = send(
             app.get("/entities")
@@ -334,11 +329,9 @@ async fn context_is_fetched_once_and_survives_a_restart_without_its_server() {
     ctx.stop().await;
     // The context server is gone: the hub must use its stored copy.
     let app = App::start_at(&db, HubConfig::default()).await;
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Sensor:ctx")
-            .header("link", link(&url)),
-    )
-    .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Sensor:ctx", &url)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["type"], "Sensor");
     assert_eq!(r.body["temperature"]["value"], 21.5);
@@ -371,11 +364,9 @@ async fn vocab_core_urls_and_malformed_links() {
     for version in ["1.3", "1.8"] {
         let url = format!("https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v{version}.jsonld");
         let start = Instant::now();
-        let r = send(
-            app.get("/entities/urn:ngsi-ld:Thing:v")
-                .header("link", link(&url)),
-        )
-        .await;
+        let r = app
+            .get_in_context("/entities/urn:ngsi-ld:Thing:v", &url)
+            .await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert!(start.elapsed() < Duration::from_secs(2));
         assert_eq!(r.body["type"], "https://example.org/vocab/Thing");
@@ -432,11 +423,9 @@ async fn a_default_context_name_the_context_redefines_is_answered_as_a_compact_i
     app.create(json!({"id": "urn:ngsi-ld:Sensor:dc", "type": "Sensor",
                       "temperature": 20.5, "plain": 1}))
         .await;
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Sensor:dc")
-            .header("link", link(&url)),
-    )
-    .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Sensor:dc", &url)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     // The context's `temperature` is ex:temperature: the default-context one is
     // written with the core's `ngsi-ld:` prefix, which expands back to it.

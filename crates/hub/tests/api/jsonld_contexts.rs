@@ -117,11 +117,9 @@ async fn a_hosted_context_is_used_by_link_without_any_fetch() {
     assert_eq!(e[format!("{NS}flow").as_str()]["value"], 12.5, "{e}");
 
     // Read back in the short names with the same Link.
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Pump:1")
-            .header("link", link(&url)),
-    )
-    .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Pump:1", &url)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["type"], "Pump", "{}", r.text);
     assert_eq!(r.body["flow"]["value"], 12.5, "{}", r.text);
@@ -138,11 +136,9 @@ async fn a_hosted_context_is_used_by_link_without_any_fetch() {
     // Once deleted, the URL is no longer resolved (and not fetched: refused).
     app.delete_ok(&format!("/jsonldContexts/{}", local_id(&location)))
         .await;
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Pump:1")
-            .header("link", link(&url)),
-    )
-    .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Pump:1", &url)
+        .await;
     assert_problem(&r, 503, "LdContextNotAvailable");
 }
 
@@ -373,11 +369,9 @@ async fn a_fetched_context_is_listed_served_and_deleted_as_cached() {
     assert_eq!(app.get_ok("/jsonldContexts", &[]).await.body, json!([]));
     let r = send(app.get(&format!("/jsonldContexts/{local_id}"))).await;
     assert_problem(&r, 404, "ResourceNotFound");
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Pump:c1")
-            .header("link", link(&url)),
-    )
-    .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Pump:c1", &url)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["type"], "Pump");
     assert_eq!(server.hits(), 2);
@@ -458,21 +452,17 @@ async fn a_cached_context_is_reloaded_and_kept_when_its_server_is_gone() {
     assert_problem(&r, 503, "LdContextNotAvailable");
     let r = app.get_ok(&path, &[("details", "true")]).await;
     assert_eq!(r.body["kind"], "Cached");
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Pump:r1")
-            .header("link", link(&url)),
-    )
-    .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Pump:r1", &url)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["flow"]["value"], 1, "{}", r.text);
 
     // Deleted, it cannot be had again.
     app.delete_ok(&path).await;
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Pump:r1")
-            .header("link", link(&url)),
-    )
-    .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Pump:r1", &url)
+        .await;
     assert_problem(&r, 503, "LdContextNotAvailable");
     // A reload of what is not cached is a bad request (the ETSI suite's 051_04).
     let r = send(app.delete(&path).query(&[("reload", "true")])).await;
@@ -493,11 +483,9 @@ async fn a_cached_context_is_deleted_from_the_store_after_a_restart() {
     assert_eq!(app.get_ok("/jsonldContexts", &[]).await.body, json!([]));
     app.delete_ok(&format!("/jsonldContexts/{}", encoded(&url)))
         .await;
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Pump:s1")
-            .header("link", link(&url)),
-    )
-    .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Pump:s1", &url)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(server.hits(), 2, "fetched again, not read from the store");
     drop(app);
@@ -774,11 +762,9 @@ async fn a_configured_public_url_makes_the_contexts_urls() {
     let r = create_pump(&app, "urn:ngsi-ld:Pump:p1", &url).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let by_request = format!("{}{location}", app.base);
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Pump:p1")
-            .header("link", link(&by_request)),
-    )
-    .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Pump:p1", &by_request)
+        .await;
     assert_problem(&r, 503, "LdContextNotAvailable");
 
     // A subscription's implicit context is under it too.

@@ -662,7 +662,7 @@ async fn the_request_context_names_the_terms_of_subscriptions_and_notifications(
     let id = url_decode(r.header("location").unwrap().rsplit('/').next().unwrap());
 
     // Read with the same @context: short names; with the core context: IRIs.
-    let r = send(app.get(&sub_path(&id)).header("Link", link(&ctx_url))).await;
+    let r = app.get_in_context(&sub_path(&id), &ctx_url).await;
     assert_eq!(r.body["entities"][0]["type"], "Gauge", "{}", r.text);
     assert_eq!(r.body["notification"]["attributes"], json!(["level"]));
     let r = send(app.get(&sub_path(&id))).await;
