@@ -318,6 +318,19 @@ pub fn created_location(r: &Resp, collection: &str) -> String {
     location
 }
 
+/// Sends `rb`, which names an @context the hub cannot have, and asserts that it is
+/// refused (503 LdContextNotAvailable) within `within`.
+pub async fn assert_context_unavailable(rb: RequestBuilder, within: Duration, what: &str) {
+    let start = std::time::Instant::now();
+    let r = send(rb).await;
+    assert_problem(&r, 503, "LdContextNotAvailable");
+    assert!(
+        start.elapsed() < within,
+        "{what} took {:?}",
+        start.elapsed()
+    );
+}
+
 /// `rb` with `body` as its JSON.
 pub fn with_json(rb: RequestBuilder, body: &Value) -> RequestBuilder {
     rb.header(CONTENT_TYPE, JSON).body(body.to_string())
