@@ -300,6 +300,17 @@ async fn subscribe(app: &App, body: &Value) -> Resp {
     send(app.post_ld("/subscriptions", body)).await
 }
 
+/// A hub holding the pump `id`, created with the @context ([`document`]) of a server
+/// of its own: the hub, the server and the context's URL.
+async fn with_pump_in_served_context(id: &str) -> (App, ContextServer, String) {
+    let app = App::start().await;
+    let server = ContextServer::start(document()).await;
+    let url = server.url("/ctx.jsonld");
+    let r = create_pump(&app, id, &url).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    (app, server, url)
+}
+
 /// A subscription whose @context has an inline object, which gets an implicitly
 /// created context; its notifications go nowhere.
 fn inline_subscription(name: &str) -> Value {
@@ -314,11 +325,7 @@ fn inline_subscription(name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetched_context_is_listed_served_and_deleted_as_cached() {
-    let app = App::start().await;
-    let server = ContextServer::start(document()).await;
-    let url = server.url("/ctx.jsonld");
-    let r = create_pump(&app, "urn:ngsi-ld:Pump:c1", &url).await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    let (app, server, url) = with_pump_in_served_context("urn:ngsi-ld:Pump:c1").await;
     assert_eq!(server.hits(), 1);
 
     // Listed by URL, with every kind but Hosted and ImplicitlyCreated.
@@ -336,6 +343,7 @@ async fn a_fetched_context_is_listed_served_and_deleted_as_cached() {
     assert!(d["lastUsage"].is_string(), "{d}");
     assert!(d["createdAt"].is_string(), "{d}");
     let local_id = d["localId"].as_str().unwrap().to_string();
+    let by_id = format!("/jsonldContexts/{local_id}");
 
     // Served by its URL (percent-encoded) or its local id; a serve is a use, counted
     // after the answer.
@@ -344,22 +352,12 @@ async fn a_fetched_context_is_listed_served_and_deleted_as_cached() {
         .await;
     assert_eq!(r.content_type(), JSON);
     assert_eq!(r.body, document());
-    let r = app
-        .get_ok(
-            &format!("/jsonldContexts/{local_id}"),
-            &[("details", "true")],
-        )
-        .await;
+    let r = app.get_ok(&by_id, &[("details", "true")]).await;
     assert_eq!(r.body["numberOfHits"], 2, "{}", r.body);
     // Each request naming it counts, though its built context is reused.
     let r = create_pump(&app, "urn:ngsi-ld:Pump:c2", &url).await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let r = app
-        .get_ok(
-            &format!("/jsonldContexts/{local_id}"),
-            &[("details", "true")],
-        )
-        .await;
+    let r = app.get_ok(&by_id, &[("details", "true")]).await;
     assert_eq!(r.body["numberOfHits"], 4, "{}", r.body);
     assert_eq!(server.hits(), 1, "read from the cache");
 
@@ -367,7 +365,7 @@ async fn a_fetched_context_is_listed_served_and_deleted_as_cached() {
     app.delete_ok(&format!("/jsonldContexts/{}", encoded(&url)))
         .await;
     assert_eq!(app.get_ok("/jsonldContexts", &[]).await.body, json!([]));
-    let r = send(app.get(&format!("/jsonldContexts/{local_id}"))).await;
+    let r = send(app.get(&by_id)).await;
     assert_problem(&r, 404, "ResourceNotFound");
     let r = app
         .get_in_context("/entities/urn:ngsi-ld:Pump:c1", &url)
@@ -473,11 +471,7 @@ async fn a_cached_context_is_reloaded_and_kept_when_its_server_is_gone() {
 /// the store's copy too, though the node has not read it since it started.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_context_is_deleted_from_the_store_after_a_restart() {
-    let app = App::start().await;
-    let server = ContextServer::start(document()).await;
-    let url = server.url("/ctx.jsonld");
-    let r = create_pump(&app, "urn:ngsi-ld:Pump:s1", &url).await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    let (app, server, url) = with_pump_in_served_context("urn:ngsi-ld:Pump:s1").await;
     let dir = app.stop().await.expect("the app's directory");
     let app = App::start_at(&dir.path().join("dothi.db"), HubConfig::default()).await;
     assert_eq!(app.get_ok("/jsonldContexts", &[]).await.body, json!([]));
@@ -791,11 +785,7 @@ async fn a_configured_public_url_makes_the_contexts_urls() {
 /// needs the write right on every tenant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_contexts_need_the_same_rights() {
-    let app = App::start().await;
-    let server = ContextServer::start(document()).await;
-    let url = server.url("/ctx.jsonld");
-    let r = create_pump(&app, "urn:ngsi-ld:Pump:a1", &url).await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    let (app, server, url) = with_pump_in_served_context("urn:ngsi-ld:Pump:a1").await;
     let path = format!("/jsonldContexts/{}", encoded(&url));
     let anonymous = client_with_key(None);
     let r = send(anonymous.get(app.url(&path))).await;
