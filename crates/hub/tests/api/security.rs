@@ -741,6 +741,7 @@ async fn writes_refusals_and_logins_leave_audit_records() {
     assert!(r.get("tenant").is_none(), "a login is outside tenants: {r}");
 
     // The filters select; no secret is ever written.
+    let viewer_actor = format!("key:{viewer_id}");
     let only = audit(&app, &[("actor", viewer_actor.as_str()), ("limit", "1000")]).await;
     assert!(!only.is_empty() && only.iter().all(|r| r["actor"] == viewer_actor.as_str()));
     let logins = audit(&app, &[("action", "auth."), ("limit", "1000")]).await;
