@@ -39,6 +39,16 @@ fn init_logging(format: LogFormat, default_level: &str) {
     }
 }
 
+/// Runs a command on `runtime`, logging as text from `default_level` up.
+fn with_text_logs(
+    runtime: &tokio::runtime::Runtime,
+    default_level: &str,
+    command: impl Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    init_logging(LogFormat::Text, default_level);
+    runtime.block_on(command)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -62,35 +72,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         // The figures are the output: only warnings are logged.
         #[cfg(feature = "bench")]
-        Command::Bench(args) => {
-            init_logging(LogFormat::Text, "warn");
-            runtime.block_on(bench::run(args))
-        }
+        Command::Bench(args) => with_text_logs(&runtime, "warn", bench::run(args)),
         #[cfg(not(feature = "bench"))]
         Command::Bench { .. } => anyhow::bail!(
             "this dothi was built without the benchmarks (build it with the `bench` feature, the default)"
         ),
-        Command::Simulate(args) => {
-            init_logging(LogFormat::Text, "info");
-            runtime.block_on(simulate::run(args))
-        }
+        Command::Simulate(args) => with_text_logs(&runtime, "info", simulate::run(args)),
         // Their output is the data and its summary: only warnings are logged.
-        Command::Import(args) => {
-            init_logging(LogFormat::Text, "warn");
-            runtime.block_on(import::run(args))
-        }
-        Command::Export(args) => {
-            init_logging(LogFormat::Text, "warn");
-            runtime.block_on(export::run(args))
-        }
-        Command::Admin(args) => {
-            init_logging(LogFormat::Text, "warn");
-            runtime.block_on(admin::run(args))
-        }
-        Command::Audit(args) => {
-            init_logging(LogFormat::Text, "warn");
-            runtime.block_on(admin::audit(args))
-        }
+        Command::Import(args) => with_text_logs(&runtime, "warn", import::run(args)),
+        Command::Export(args) => with_text_logs(&runtime, "warn", export::run(args)),
+        Command::Admin(args) => with_text_logs(&runtime, "warn", admin::run(args)),
+        Command::Audit(args) => with_text_logs(&runtime, "warn", admin::audit(args)),
     }
 }
 

@@ -55,8 +55,7 @@ fn gauge(n: usize, level: f64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sigkill_while_alerts_fire_loses_none_and_doubles_none() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dothi.db");
+    let (_dir, db) = common::temp_db();
     let mut node = Dothi::start(&db).await;
     let rule = json!({
         "id": "kill",

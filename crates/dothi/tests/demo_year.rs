@@ -70,26 +70,20 @@ impl Demo {
     /// temporal API one day at a time.
     async fn count(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
         let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let (from, to) = (fmt(from), fmt(to));
+        let query = [
+            ("attrs", "waterLevel"),
+            ("timerel", "between"),
+            ("timeAt", from.as_str()),
+            ("endTimeAt", to.as_str()),
+            ("options", "aggregatedValues"),
+            ("aggrMethods", "totalCount"),
+            ("aggrPeriodDuration", "P1D"),
+        ];
         let r = self
             .dothi
-            .client
-            .get(format!(
-                "{}/ngsi-ld/v1/temporal/entities/{GAUGE}",
-                self.dothi.base
-            ))
-            .query(&[
-                ("attrs", "waterLevel"),
-                ("timerel", "between"),
-                ("timeAt", &fmt(from)),
-                ("endTimeAt", &fmt(to)),
-                ("options", "aggregatedValues"),
-                ("aggrMethods", "totalCount"),
-                ("aggrPeriodDuration", "P1D"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+            .get_ok(&format!("/temporal/entities/{GAUGE}"), &query)
+            .await;
         let body: Value = r.json().await.unwrap();
         body["waterLevel"]["totalCount"]
             .as_array()

@@ -27,6 +27,18 @@ impl Dothi {
         Ok(r.status().as_u16())
     }
 
+    /// Creates the gauges `{prefix}-0` to `{prefix}-{count - 1}` one by one, each
+    /// acknowledged; their ids.
+    async fn create_gauges(&self, prefix: &str, count: usize) -> Vec<String> {
+        let ids: Vec<String> = (0..count)
+            .map(|n| format!("urn:ngsi-ld:WaterObserved:{prefix}-{n}"))
+            .collect();
+        for (n, id) in ids.iter().enumerate() {
+            assert_eq!(self.create(&gauge(id, n)).await.unwrap(), 201, "{id}");
+        }
+        ids
+    }
+
     async fn get(&self, id: &str) -> (u16, Value) {
         let r = self
             .client
@@ -40,13 +52,11 @@ impl Dothi {
 
     async fn count(&self, entity_type: &str) -> String {
         let r = self
-            .client
-            .get(self.url("/entities"))
-            .query(&[("type", entity_type), ("count", "true"), ("limit", "0")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+            .get_ok(
+                "/entities",
+                &[("type", entity_type), ("count", "true"), ("limit", "0")],
+            )
+            .await;
         r.headers()
             .get("NGSILD-Results-Count")
             .and_then(|v| v.to_str().ok())
@@ -67,17 +77,11 @@ fn gauge(id: &str, n: usize) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dothi.db");
+    let (_dir, db) = common::temp_db();
     let mut server = Dothi::start(&db).await;
 
     // One by one, each acknowledged.
-    let sequential: Vec<String> = (0..40)
-        .map(|n| format!("urn:ngsi-ld:WaterObserved:seq-{n}"))
-        .collect();
-    for (n, id) in sequential.iter().enumerate() {
-        assert_eq!(server.create(&gauge(id, n)).await.unwrap(), 201, "{id}");
-    }
+    let sequential = server.create_gauges("seq", 40).await;
 
     // Then writers racing the kill: whatever was acknowledged must survive.
     let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
@@ -145,15 +149,9 @@ async fn acknowledged_writes_survive_sigkill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn graceful_restart_exits_cleanly_and_keeps_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dothi.db");
+    let (_dir, db) = common::temp_db();
     let mut server = Dothi::start(&db).await;
-    let ids: Vec<String> = (0..20)
-        .map(|n| format!("urn:ngsi-ld:WaterObserved:g-{n}"))
-        .collect();
-    for (n, id) in ids.iter().enumerate() {
-        assert_eq!(server.create(&gauge(id, n)).await.unwrap(), 201, "{id}");
-    }
+    let ids = server.create_gauges("g", 20).await;
     let old_base = server.base.clone();
     let status = server.terminate().await;
     assert!(
@@ -182,21 +180,15 @@ async fn graceful_restart_exits_cleanly_and_keeps_everything() {
     }
     assert_eq!(server.count("WaterObserved").await, "20");
     // Geo and q queries still work on the reopened file.
-    let r = server
-        .client
-        .get(server.url("/entities"))
-        .query(&[
-            ("type", "WaterObserved"),
-            ("q", "height>=10"),
-            ("georel", "near;maxDistance==1000"),
-            ("geometry", "Point"),
-            ("coordinates", "[107.19,16.753]"),
-            ("count", "true"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let query = [
+        ("type", "WaterObserved"),
+        ("q", "height>=10"),
+        ("georel", "near;maxDistance==1000"),
+        ("geometry", "Point"),
+        ("coordinates", "[107.19,16.753]"),
+        ("count", "true"),
+    ];
+    let r = server.get_ok("/entities", &query).await;
     assert_eq!(
         r.headers()
             .get("NGSILD-Results-Count")

@@ -172,6 +172,20 @@ fn status(what: &str, got: &Got, want: u16) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Fails the case unless `got`, the answer to `what`, is a 200 listing exactly the
+/// entities `ids`, with none of `hidden` in it.
+fn lists_exactly(
+    what: &str,
+    got: &Got,
+    ids: &BTreeSet<String>,
+    hidden: &[String],
+) -> Result<(), TestCaseError> {
+    status(what, got, 200)?;
+    clean(what, got, hidden)?;
+    prop_assert_eq!(&ids_of(&got.body), ids, "{}", what);
+    Ok(())
+}
+
 const SELECT_ALL: &str = "type=Alpha,Beta,BinhTriThienOnly";
 
 /// The checks of one case.
@@ -372,9 +386,7 @@ async fn case(s: &Server, n: usize, a: Vec<Spec>, b: Vec<Spec>) -> Result<(), Te
         format!("/ngsi-ld/v1/temporal/entities?{SELECT_ALL}&count=true&options=temporalValues"),
     ] {
         let r = k.get(&ta, &path).await;
-        status(&path, &r, 200)?;
-        clean(&path, &r, &forbidden)?;
-        prop_assert_eq!(&ids_of(&r.body), &a_ids, "{}", path);
+        lists_exactly(&path, &r, &a_ids, &forbidden)?;
         prop_assert_eq!(r.count, Some(a.len() as u64), "{}", path);
     }
     let every_type = json!([{"type": ALPHA}, {"type": BETA}, {"type": B_ONLY_TYPE}]);
@@ -390,9 +402,7 @@ async fn case(s: &Server, n: usize, a: Vec<Spec>, b: Vec<Spec>) -> Result<(), Te
         ),
     ] {
         let r = k.write("POST", &ta, path, Some(body)).await;
-        status(path, &r, 200)?;
-        clean(path, &r, &forbidden)?;
-        prop_assert_eq!(&ids_of(&r.body), &a_ids, "{}", path);
+        lists_exactly(path, &r, &a_ids, &forbidden)?;
     }
     // Subscriptions: its own tenant's only.
     let r = k.get(&ta, "/ngsi-ld/v1/subscriptions").await;
@@ -608,9 +618,7 @@ async fn case(s: &Server, n: usize, a: Vec<Spec>, b: Vec<Spec>) -> Result<(), Te
         format!("/ngsi-ld/v1/temporal/entities?{SELECT_ALL}&count=true"),
     ] {
         let r = l.get(&ta, &path).await;
-        status(&path, &r, 200)?;
-        clean(&path, &r, &hidden)?;
-        prop_assert_eq!(&ids_of(&r.body), &alpha, "{}", path);
+        lists_exactly(&path, &r, &alpha, &hidden)?;
         prop_assert_eq!(r.count, Some(alpha.len() as u64), "{}", path);
     }
     let r = l

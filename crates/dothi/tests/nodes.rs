@@ -43,6 +43,18 @@ fn database_configured(test: &str) -> bool {
     configured
 }
 
+/// Two nodes on a fresh database of the test's own, or none when no server is
+/// configured (the test is then skipped).
+async fn two_nodes(test: &str, tag: &str) -> Option<(Database, Dothi, Dothi)> {
+    if !database_configured(test) {
+        return None;
+    }
+    let db = Database::create(tag).await;
+    let a = Dothi::serve(&db.url(None)).await;
+    let b = Dothi::serve(&db.url(None)).await;
+    Some((db, a, b))
+}
+
 /// A database of one test, dropped with it.
 struct Database {
     name: String,
@@ -51,16 +63,7 @@ struct Database {
 impl Database {
     async fn create(tag: &str) -> Database {
         let name = format!("dothi_test_nodes_{tag}_{}", std::process::id());
-        let admin = admin().await;
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            admin
-                .batch_execute(&sql)
-                .await
-                .expect("create the test database");
-        }
+        hub::test_support::recreate_database(&name).await;
         Database { name }
     }
 
@@ -103,6 +106,15 @@ impl Dothi {
         let r = request.send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates the [`subscription`] `id`, asserting 201.
+    async fn subscribe(&self, id: &str, receiver_port: u16) {
+        let body = subscription(id, receiver_port);
+        let (status, _) = self
+            .send(reqwest::Method::POST, "/subscriptions", Some(body))
+            .await;
+        assert_eq!(status, 201);
     }
 
     async fn health(&self) -> (u16, Value) {
@@ -217,26 +229,16 @@ async fn duty_holder(nodes: &[&Dothi]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_behave_as_one_hub() {
-    if !database_configured("two_nodes_behave_as_one_hub") {
+    let Some((_db, a, b)) = two_nodes("two_nodes_behave_as_one_hub", "one_hub").await else {
         return;
-    }
-    let db = Database::create("one_hub").await;
-    let a = Dothi::serve(&db.url(None)).await;
-    let b = Dothi::serve(&db.url(None)).await;
+    };
     duty_holder(&[&a, &b]).await;
 
     // A subscription made on B fires for writes made through either node.
     let receiver = Receiver::start(0).await;
     let receiver_port = receiver.port;
     let sub = "urn:ngsi-ld:Subscription:nodes-one-hub";
-    let (status, _) = b
-        .send(
-            reqwest::Method::POST,
-            "/subscriptions",
-            Some(subscription(sub, receiver_port)),
-        )
-        .await;
-    assert_eq!(status, 201);
+    b.subscribe(sub, receiver_port).await;
 
     let mut wanted = BTreeSet::new();
     for n in 0..60 {
@@ -315,12 +317,14 @@ async fn two_nodes_behave_as_one_hub() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_live_stream_of_one_node_shows_writes_through_the_other() {
-    if !database_configured("the_live_stream_of_one_node_shows_writes_through_the_other") {
+    let Some((_db, a, b)) = two_nodes(
+        "the_live_stream_of_one_node_shows_writes_through_the_other",
+        "stream",
+    )
+    .await
+    else {
         return;
-    }
-    let db = Database::create("stream").await;
-    let a = Dothi::serve(&db.url(None)).await;
-    let b = Dothi::serve(&db.url(None)).await;
+    };
     let client = common::client(Duration::from_secs(600));
     let mut stream = client
         .get(format!("{}/ioc/api/stream", a.base))
@@ -354,12 +358,14 @@ async fn the_live_stream_of_one_node_shows_writes_through_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn registry_changes_on_one_node_reach_the_other_at_once() {
-    if !database_configured("registry_changes_on_one_node_reach_the_other_at_once") {
+    let Some((_db, a, b)) = two_nodes(
+        "registry_changes_on_one_node_reach_the_other_at_once",
+        "registry",
+    )
+    .await
+    else {
         return;
-    }
-    let db = Database::create("registry").await;
-    let a = Dothi::serve(&db.url(None)).await;
-    let b = Dothi::serve(&db.url(None)).await;
+    };
     let apikey = "nodes-key";
     let custom = "urn:ngsi-ld:Thermometer:nodes-custom";
     assert_eq!(
@@ -446,29 +452,19 @@ async fn write_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_killed_under_write_load_loses_nothing() {
-    if !database_configured("a_node_killed_under_write_load_loses_nothing") {
+    let Some((_db, a, b)) = two_nodes("a_node_killed_under_write_load_loses_nothing", "kill").await
+    else {
         return;
-    }
-    let db = Database::create("kill").await;
-    let a = Dothi::serve(&db.url(None)).await;
-    let b = Dothi::serve(&db.url(None)).await;
+    };
     let mut nodes = [a, b];
     let holder = duty_holder(&[&nodes[0], &nodes[1]]).await;
     let survivor = 1 - holder;
 
     let receiver = Receiver::start(0).await;
     let receiver_port = receiver.port;
-    let (status, _) = nodes[survivor]
-        .send(
-            reqwest::Method::POST,
-            "/subscriptions",
-            Some(subscription(
-                "urn:ngsi-ld:Subscription:nodes-kill",
-                receiver_port,
-            )),
-        )
+    nodes[survivor]
+        .subscribe("urn:ngsi-ld:Subscription:nodes-kill", receiver_port)
         .await;
-    assert_eq!(status, 201);
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::new()));
@@ -634,17 +630,8 @@ async fn a_database_that_goes_away_fails_fast_and_comes_back() {
     duty_holder(&[&node]).await;
     let receiver = Receiver::start(0).await;
     let receiver_port = receiver.port;
-    let (status, _) = node
-        .send(
-            reqwest::Method::POST,
-            "/subscriptions",
-            Some(subscription(
-                "urn:ngsi-ld:Subscription:nodes-outage",
-                receiver_port,
-            )),
-        )
+    node.subscribe("urn:ngsi-ld:Subscription:nodes-outage", receiver_port)
         .await;
-    assert_eq!(status, 201);
     let mut wanted = BTreeSet::new();
     let mut write = async |n: u32| {
         let id = format!("urn:ngsi-ld:WaterObserved:outage-{n}");
@@ -806,12 +793,14 @@ async fn until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn logins_sessions_and_keys_are_shared_between_nodes() {
-    if !database_configured("logins_sessions_and_keys_are_shared_between_nodes") {
+    let Some((_db, a, b)) = two_nodes(
+        "logins_sessions_and_keys_are_shared_between_nodes",
+        "identity",
+    )
+    .await
+    else {
         return;
-    }
-    let db = Database::create("identity").await;
-    let a = Dothi::serve(&db.url(None)).await;
-    let b = Dothi::serve(&db.url(None)).await;
+    };
     let password = "Thành cổ Quảng Trị 1972";
     let (status, user) = status_of(a.client.post(format!("{}/auth/v1/users", a.base)).json(
         &json!({"username": "chi", "password": password, "role": "operator", "tenants": [""]}),

@@ -28,13 +28,7 @@ fn gauge(id: &str, height: f64) -> Value {
 
 /// `notification.timesFailed` of the subscription `id`.
 async fn times_failed(server: &Dothi, id: &str) -> u64 {
-    let r = server
-        .client
-        .get(server.url(&format!("/subscriptions/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let r = server.get_ok(&format!("/subscriptions/{id}"), &[]).await;
     let sub: Value = r.json().await.unwrap();
     sub["notification"]["timesFailed"].as_u64().unwrap_or(0)
 }
@@ -60,8 +54,7 @@ fn notified(received: &[Value], subscription: &str) -> Vec<(String, f64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn notification_acknowledged_then_sigkill_is_delivered_after_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dothi.db");
+    let (_dir, db) = common::temp_db();
     let mut server = Dothi::start(&db).await;
     // The receiver is down: nothing listens on its port yet.
     let receiver_port = free_port();

@@ -27,6 +27,33 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Asserts that a run of `dothi` succeeded, showing its output when it did not.
+fn assert_exited_0(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// Creates the gauges `audit-{n}` for each `n` in `numbers`, one request each.
+async fn create_gauges(server: &Dothi, numbers: std::ops::Range<u32>) {
+    for n in numbers {
+        let r = server
+            .client
+            .post(server.url("/entities"))
+            .json(
+                &json!({"id": format!("urn:ngsi-ld:Gauge:audit-{n}"), "type": "Gauge", "level": n}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+}
+
 /// The sealed audit rows, in chain order: (id, seq, record).
 fn sealed(db: &Path) -> Vec<(i64, i64, String)> {
     let conn = rusqlite::Connection::open(db).unwrap();
@@ -48,46 +75,17 @@ fn execute(db: &Path, sql: &str, params: impl rusqlite::Params) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_verify_catches_an_edited_or_a_deleted_record() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dothi.db");
+    let (_dir, db) = common::temp_db();
     let mut server = Dothi::start(&db).await;
-    for n in 0..6 {
-        let r = server
-            .client
-            .post(server.url("/entities"))
-            .json(
-                &json!({"id": format!("urn:ngsi-ld:Gauge:audit-{n}"), "type": "Gauge", "level": n}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
+    create_gauges(&server, 0..6).await;
     // Checked while the server writes and seals, from another process.
     let verifying = tokio::task::spawn_blocking({
         let db = db.clone();
         move || verify(&db)
     });
-    for n in 6..12 {
-        let r = server
-            .client
-            .post(server.url("/entities"))
-            .json(
-                &json!({"id": format!("urn:ngsi-ld:Gauge:audit-{n}"), "type": "Gauge", "level": n}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
+    create_gauges(&server, 6..12).await;
     let out = verifying.await.unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_exited_0(&out);
     // A refused request is recorded too.
     let r = reqwest::Client::new()
         .delete(server.url("/entities/urn:ngsi-ld:Gauge:audit-0"))
@@ -98,13 +96,7 @@ async fn audit_verify_catches_an_edited_or_a_deleted_record() {
     assert!(server.terminate().await.success());
 
     let out = verify(&db);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_exited_0(&out);
     assert!(
         text(&out.stdout).contains("the audit chain holds"),
         "{}",
@@ -225,8 +217,7 @@ fn exited(mut child: Child) -> Option<Output> {
 
 #[test]
 fn insecure_is_refused_off_loopback() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dothi.db");
+    let (_dir, db) = common::temp_db();
     for listen in [
         format!("0.0.0.0:{}", free_port()),
         format!("[::]:{}", free_port()),
@@ -264,8 +255,7 @@ fn insecure_is_refused_off_loopback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insecure_on_loopback_says_so_on_every_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dothi.db");
+    let (_dir, db) = common::temp_db();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut child = serve(&["--insecure", "--listen", &listen], &db);

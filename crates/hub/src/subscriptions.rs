@@ -66,15 +66,8 @@ impl Hub {
         let id = sub.id.clone();
         let implicit = sub.jsonld_context.clone();
         let stored = self
-            .store()
-            .subscription_put_audited(
-                &scope.tenant,
-                sub,
-                SubscriptionWrite::Create,
-                Some(self.audit_record(scope, vec![id.clone()])),
-            )
-            .await
-            .map_err(store_error);
+            .put_subscription(scope, sub, SubscriptionWrite::Create)
+            .await;
         if let (Err(_), Some(url)) = (&stored, &implicit) {
             self.contexts.drop_implicit(url, &scope.tenant, &id).await?;
         }
@@ -139,16 +132,22 @@ impl Hub {
             .subscription;
         sub.apply_patch(body, &scope.ctx, ngsi::entity::now())?;
         self.check_notification_context(&sub).await?;
-        self.store()
-            .subscription_put_audited(
-                &scope.tenant,
-                sub,
-                SubscriptionWrite::Replace,
-                Some(self.audit_record(scope, vec![id.to_string()])),
-            )
+        self.put_subscription(scope, sub, SubscriptionWrite::Replace)
             .await
-            .map_err(store_error)?;
-        Ok(())
+    }
+
+    /// Writes `sub` in the caller's tenant, with the audit record naming it.
+    async fn put_subscription(
+        &self,
+        scope: &Scope,
+        sub: Subscription,
+        write: SubscriptionWrite,
+    ) -> Result<(), Error> {
+        let audit = self.audit_record(scope, vec![sub.id.clone()]);
+        self.store()
+            .subscription_put_audited(&scope.tenant, sub, write, Some(audit))
+            .await
+            .map_err(store_error)
     }
 
     /// DELETE /subscriptions/{id}.

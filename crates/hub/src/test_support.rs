@@ -53,6 +53,21 @@ fn database_url(name: &str) -> String {
     format!("{prefix}/{name}")
 }
 
+/// Creates the database `name` on the tests' server, empty: dropped first if a
+/// previous run left it there.
+pub async fn recreate_database(name: &str) {
+    let admin = postgres_admin().await;
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        admin
+            .batch_execute(&sql)
+            .await
+            .expect("create the test database");
+    }
+}
+
 /// Drops a database of the tests' server, in a runtime of its own (the test's may be
 /// shutting down); false if it could not be.
 pub fn drop_database(name: &str) -> bool {
@@ -144,16 +159,7 @@ impl TestStore {
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
-        let admin = postgres_admin().await;
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            admin
-                .batch_execute(&sql)
-                .await
-                .expect("create the test database");
-        }
+        recreate_database(&name).await;
         TestStore {
             url: database_url(&name),
             dir: tempfile::tempdir().expect("a temporary directory"),

@@ -41,6 +41,15 @@ fn private(key: &str) -> RegistryPut {
     )
 }
 
+/// A caller holding `role` in the tests' tenant.
+fn member(role: Role) -> Caller {
+    Caller {
+        role: Some(role),
+        tenants: BTreeSet::from([TENANT.to_string()]),
+        ..Caller::system("test")
+    }
+}
+
 fn scope(caller: Caller) -> Scope {
     Scope::new(TENANT, Context::core(), Arc::new(caller))
 }
@@ -67,13 +76,8 @@ async fn records_commit_with_the_entity_under_the_rights_of_the_create() {
     };
 
     // A viewer may not create: neither the entity nor its record is written.
-    let viewer = Caller {
-        role: Some(Role::Viewer),
-        tenants: BTreeSet::from([TENANT.to_string()]),
-        ..Caller::system("test")
-    };
     let e = hub
-        .create_entity_with_records(&scope(viewer), report(1), vec![private("a")])
+        .create_entity_with_records(&scope(member(Role::Viewer)), report(1), vec![private("a")])
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Forbidden);
@@ -82,10 +86,8 @@ async fn records_commit_with_the_entity_under_the_rights_of_the_create() {
 
     // A caller limited to other types may not create this one.
     let limited = Caller {
-        role: Some(Role::Operator),
-        tenants: BTreeSet::from([TENANT.to_string()]),
         types: Some(BTreeSet::from([Context::core().expand("Streetlight")])),
-        ..Caller::system("test")
+        ..member(Role::Operator)
     };
     let e = hub
         .create_entity_with_records(&scope(limited), report(1), vec![private("a")])

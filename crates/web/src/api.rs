@@ -348,28 +348,37 @@ pub async fn communes_geojson(
     // The snapshot first: it drops the cached communes when they changed.
     let indicators = snapshot(&state, &scope).await?.indicators;
     let list = communes(&state, &scope).await?;
+    Ok(communes_feature_collection(&list, |c| {
+        let ind = indicators.get(&c.id).cloned().unwrap_or_default();
+        json!({
+            "population": c.population,
+            "broadband": ind.broadband, "5g": ind.five_g, "aqi": ind.aqi,
+            "alerts": ind.alerts, "entities": ind.entities,
+        })
+    }))
+}
+
+/// The communes as a GeoJSON FeatureCollection: each with its boundary, and as
+/// properties its names, code, kind and area followed by the members `more` gives.
+pub(crate) fn communes_feature_collection(
+    list: &[Commune],
+    more: impl Fn(&Commune) -> Value,
+) -> Response {
     let features: Vec<Value> = list
         .iter()
         .map(|c| {
-            let ind = indicators.get(&c.id).cloned().unwrap_or_default();
-            json!({
-                "type": "Feature",
-                "id": c.id,
-                "geometry": c.boundary,
-                "properties": {
-                    "id": c.id, "code": c.code, "name": c.name, "nameEn": c.name_en,
-                    "kind": c.kind, "areaKm2": c.area_km2, "population": c.population,
-                    "broadband": ind.broadband, "5g": ind.five_g, "aqi": ind.aqi,
-                    "alerts": ind.alerts, "entities": ind.entities,
-                }
-            })
+            let mut properties = json!({
+                "id": c.id, "code": c.code, "name": c.name, "nameEn": c.name_en,
+                "kind": c.kind, "areaKm2": c.area_km2,
+            });
+            if let (Some(properties), Value::Object(more)) = (properties.as_object_mut(), more(c)) {
+                properties.extend(more);
+            }
+            json!({"type": "Feature", "id": c.id, "geometry": c.boundary, "properties": properties})
         })
         .collect();
     let body = json!({"type": "FeatureCollection", "features": features});
-    Ok(with_type(
-        Json(body).into_response(),
-        "application/geo+json",
-    ))
+    with_type(Json(body).into_response(), "application/geo+json")
 }
 
 fn with_type(mut response: Response, content_type: &'static str) -> Response {

@@ -10,7 +10,7 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use hub::Scope;
 use hub::http::ApiError;
@@ -19,7 +19,7 @@ use ngsi::Error;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::api::{WebState, communes, snapshot};
+use crate::api::{WebState, communes, communes_feature_collection, snapshot};
 use crate::view::{self, Item, State as ItemState};
 
 /// The public layers and the one entity type each shows.
@@ -114,27 +114,7 @@ pub async fn communes_geojson(State(state): State<WebState>) -> Result<Response,
     // The snapshot first: it drops the cached communes when they changed.
     snapshot(&state, &scope).await?;
     let list = communes(&state, &scope).await?;
-    let features: Vec<Value> = list
-        .iter()
-        .map(|c| {
-            json!({
-                "type": "Feature",
-                "id": c.id,
-                "geometry": c.boundary,
-                "properties": {
-                    "id": c.id, "code": c.code, "name": c.name, "nameEn": c.name_en,
-                    "kind": c.kind, "areaKm2": c.area_km2,
-                }
-            })
-        })
-        .collect();
-    let mut response =
-        Json(json!({"type": "FeatureCollection", "features": features})).into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/geo+json"),
-    );
-    Ok(response)
+    Ok(communes_feature_collection(&list, |_| json!({})))
 }
 
 /// GET /public/api/markers?layers=water,air,weather: the stations of the public layers

@@ -68,6 +68,15 @@ impl App {
         )
     }
 
+    /// A GET without credentials, as a visitor's browser sends it.
+    async fn get_anonymously(&self, path: &str) -> reqwest::Response {
+        Client::new()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn patch(&self, id: &str, attrs: Value) {
         let r = self
             .client
@@ -98,6 +107,17 @@ impl App {
     }
 }
 
+/// Đông Hà in a communes answer, checked to hold the 78 communes and to give Đông Hà
+/// its name and boundary.
+fn dong_ha_of(communes: &Value) -> &Value {
+    let features = communes["features"].as_array().unwrap();
+    assert_eq!(features.len(), 78);
+    let dong_ha = features.iter().find(|f| f["id"] == DONG_HA).unwrap();
+    assert_eq!(dong_ha["properties"]["name"], "Phường Đông Hà");
+    assert_eq!(dong_ha["geometry"]["type"], "MultiPolygon");
+    dong_ha
+}
+
 fn tile<'a>(summary: &'a Value, id: &str) -> &'a Value {
     summary["tiles"]
         .as_array()
@@ -123,14 +143,11 @@ async fn map_data_tiles_and_explorer_over_the_quang_tri_data_set() {
     // 78 communes with boundaries, names with their diacritics and indicators.
     let (status, communes) = app.get("/ioc/api/communes").await;
     assert_eq!(status, 200);
-    let features = communes["features"].as_array().unwrap();
-    assert_eq!(features.len(), 78);
-    let dong_ha = features.iter().find(|f| f["id"] == DONG_HA).unwrap();
-    assert_eq!(dong_ha["properties"]["name"], "Phường Đông Hà");
-    assert_eq!(dong_ha["geometry"]["type"], "MultiPolygon");
+    let dong_ha = dong_ha_of(&communes);
     let broadband = dong_ha["properties"]["broadband"].as_f64().unwrap();
     assert!((0.0..=100.0).contains(&broadband));
     assert!(dong_ha["properties"]["entities"].as_u64().unwrap() > 100);
+    let features = communes["features"].as_array().unwrap();
     assert!(features.iter().all(|f| f["properties"]["5g"].is_number()));
 
     // Markers: every located entity of the layers, the water layer alone on request.
@@ -514,11 +531,7 @@ async fn the_app_is_served_with_types_etags_gzip_and_documented() {
         ("/report", "Phản ánh hiện trường"),
         ("/report/track", "Phản ánh hiện trường"),
     ] {
-        let r = anonymous
-            .get(format!("{}{path}", app.base))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get_anonymously(path).await;
         assert_eq!(r.status(), 200, "{path}");
         assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
         assert_eq!(r.headers()["cache-control"], "no-cache");
@@ -553,11 +566,7 @@ async fn the_app_is_served_with_types_etags_gzip_and_documented() {
     assert_eq!(pages[3], pages[4]);
     assert_eq!(pages[3], pages[5]);
     // Only the pages carry the pages' policy; the assets keep the front door's.
-    let r = anonymous
-        .get(format!("{}/assets/favicon.svg", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_anonymously("/assets/favicon.svg").await;
     assert_eq!(
         r.headers()["content-security-policy"],
         "frame-ancestors 'none'"
@@ -573,11 +582,7 @@ async fn the_app_is_served_with_types_etags_gzip_and_documented() {
     assert!(script_of(&pages[0]).starts_with("/assets/public-"));
     // The report page's service worker keeps its name, so it is revalidated, and it
     // lists the page's script among the files it keeps.
-    let r = anonymous
-        .get(format!("{}/report/sw.js", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_anonymously("/report/sw.js").await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers()["content-type"],
@@ -642,7 +647,6 @@ async fn the_app_is_served_with_types_etags_gzip_and_documented() {
 #[tokio::test]
 async fn the_data_needs_a_login_and_the_page_does_not() {
     let app = start().await;
-    let anonymous = Client::new();
     for path in [
         "/ioc/api/markers",
         "/ioc/api/summary",
@@ -650,11 +654,7 @@ async fn the_data_needs_a_login_and_the_page_does_not() {
         "/ioc/api/entities",
         "/ioc/api/stream",
     ] {
-        let r = anonymous
-            .get(format!("{}{path}", app.base))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get_anonymously(path).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
         assert!(r.headers().contains_key("www-authenticate"), "{path}");
     }
@@ -667,11 +667,7 @@ async fn the_data_needs_a_login_and_the_page_does_not() {
         "/public/api/communes",
         "/public/api/markers",
     ] {
-        let r = anonymous
-            .get(format!("{}{path}", app.base))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get_anonymously(path).await;
         assert_eq!(r.status(), StatusCode::OK, "{path}");
     }
     // A tenant the key is not granted is refused, not shown empty.
@@ -705,11 +701,7 @@ async fn the_public_data_is_open_and_only_the_public_layers() {
 
     let (status, communes) = get("/public/api/communes", None).await;
     assert_eq!(status, 200);
-    let features = communes["features"].as_array().unwrap();
-    assert_eq!(features.len(), 78);
-    let dong_ha = features.iter().find(|f| f["id"] == DONG_HA).unwrap();
-    assert_eq!(dong_ha["properties"]["name"], "Phường Đông Hà");
-    assert_eq!(dong_ha["geometry"]["type"], "MultiPolygon");
+    let dong_ha = dong_ha_of(&communes);
     // Names and area only: nothing counted from the other layers.
     let mut keys: Vec<&str> = dong_ha["properties"]
         .as_object()

@@ -28,6 +28,13 @@ pub async fn get_json(client: &reqwest::Client, url: String) -> Value {
     client.get(url).send().await.unwrap().json().await.unwrap()
 }
 
+/// A SQLite file `dothi.db` in a temporary directory, removed with the directory.
+pub fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dothi.db");
+    (dir, db)
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -143,6 +150,19 @@ impl Dothi {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}/ngsi-ld/v1{path}", self.base)
+    }
+
+    /// GET of an API path (`/entities`…) with the `query` parameters, asserting 200.
+    pub async fn get_ok(&self, path: &str, query: &[(&str, &str)]) -> reqwest::Response {
+        let r = self
+            .client
+            .get(self.url(path))
+            .query(query)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "GET {path}");
+        r
     }
 
     /// SIGKILL: no chance to flush anything.

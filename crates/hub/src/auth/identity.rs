@@ -232,11 +232,38 @@ struct Cached<T> {
     value: Option<T>,
 }
 
+/// Lookups remembered by key.
+type Cache<T> = Mutex<HashMap<String, Cached<T>>>;
+
+/// What `cache` remembers of `key`, when it is recent and the registry has not
+/// changed since (`generation`).
+fn recall<T: Clone>(cache: &Cache<T>, key: &str, generation: u64) -> Option<Option<T>> {
+    cache.lock().ok().and_then(|m| {
+        m.get(key)
+            .filter(|c| c.at.elapsed() < CACHE_FOR && c.generation == generation)
+            .map(|c| c.value.clone())
+    })
+}
+
+/// Remembers what the lookup of `key` found at `generation`.
+fn remember<T>(cache: &Cache<T>, key: &str, generation: u64, value: Option<T>) {
+    if let Ok(mut m) = cache.lock() {
+        m.insert(
+            key.to_string(),
+            Cached {
+                at: Instant::now(),
+                generation,
+                value,
+            },
+        );
+    }
+}
+
 pub struct Identity {
     store: Arc<dyn Store>,
     config: IdentityConfig,
-    keys: Mutex<HashMap<String, Cached<KeyView>>>,
-    sessions: Mutex<HashMap<String, Cached<SessionView>>>,
+    keys: Cache<KeyView>,
+    sessions: Cache<SessionView>,
 }
 
 fn now() -> DateTime<Utc> {
@@ -416,15 +443,12 @@ impl Identity {
     }
 
     pub async fn list_users(&self) -> Result<Vec<UserView>, Error> {
-        let page = self
-            .store
-            .registry_list(USERS, "", 0, MAX_LISTED)
-            .await
-            .map_err(store_error)?;
-        page.records
+        Ok(self
+            .records::<UserRecord>(USERS)
+            .await?
             .into_iter()
-            .map(|r| from_json::<UserRecord>(r.value).map(|u| u.view()))
-            .collect()
+            .map(|(_, u)| u.view())
+            .collect())
     }
 
     pub async fn update_user(&self, username: &str, change: UserChange) -> Result<UserView, Error> {
@@ -663,12 +687,7 @@ impl Identity {
     ) -> Result<Option<Caller>, Error> {
         let key = secrets::digest(token);
         let generation = self.store.registry_generation();
-        let cached = self.sessions.lock().ok().and_then(|m| {
-            m.get(&key)
-                .filter(|c| c.at.elapsed() < CACHE_FOR && c.generation == generation)
-                .map(|c| c.value.clone())
-        });
-        let session = match cached {
+        let session = match recall(&self.sessions, &key, generation) {
             Some(s) => s,
             None => {
                 let s = self
@@ -678,16 +697,7 @@ impl Identity {
                     .map_err(store_error)?
                     .map(from_json::<SessionView>)
                     .transpose()?;
-                if let Ok(mut m) = self.sessions.lock() {
-                    m.insert(
-                        key.clone(),
-                        Cached {
-                            at: Instant::now(),
-                            generation,
-                            value: s.clone(),
-                        },
-                    );
-                }
+                remember(&self.sessions, &key, generation, s.clone());
                 s
             }
         };
@@ -755,30 +765,13 @@ impl Identity {
     }
 
     async fn session_records(&self) -> Result<Vec<(String, SessionView)>, Error> {
-        let page = self
-            .store
-            .registry_list(SESSIONS, "", 0, MAX_LISTED)
-            .await
-            .map_err(store_error)?;
-        page.records
-            .into_iter()
-            .map(|r| from_json::<SessionView>(r.value).map(|s| (r.key, s)))
-            .collect()
+        self.records(SESSIONS).await
     }
 
     /// Ends a session by its public id; false when there is none.
     pub async fn revoke_session(&self, id: &str) -> Result<bool, Error> {
-        for (key, s) in self.session_records().await? {
-            if s.id == id {
-                self.store
-                    .registry_delete(SESSIONS, "", &key)
-                    .await
-                    .map_err(store_error)?;
-                self.forget();
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        self.delete_first(SESSIONS, |s: &SessionView| s.id == id)
+            .await
     }
 
     /// Ends the session of a cookie token (logout).
@@ -894,15 +887,43 @@ impl Identity {
     }
 
     async fn key_records(&self) -> Result<Vec<(String, KeyView)>, Error> {
+        self.records(KEYS).await
+    }
+
+    /// The records of the registry `kind` (users, sessions, keys), each with its key.
+    async fn records<T: for<'de> Deserialize<'de>>(
+        &self,
+        kind: &str,
+    ) -> Result<Vec<(String, T)>, Error> {
         let page = self
             .store
-            .registry_list(KEYS, "", 0, MAX_LISTED)
+            .registry_list(kind, "", 0, MAX_LISTED)
             .await
             .map_err(store_error)?;
         page.records
             .into_iter()
-            .map(|r| from_json::<KeyView>(r.value).map(|view| (r.key, view)))
+            .map(|r| from_json::<T>(r.value).map(|value| (r.key, value)))
             .collect()
+    }
+
+    /// Deletes the first record of the registry `kind` that `is_it` picks; false when
+    /// none does.
+    async fn delete_first<T: for<'de> Deserialize<'de>>(
+        &self,
+        kind: &str,
+        is_it: impl Fn(&T) -> bool,
+    ) -> Result<bool, Error> {
+        for (key, value) in self.records::<T>(kind).await? {
+            if is_it(&value) {
+                self.store
+                    .registry_delete(kind, "", &key)
+                    .await
+                    .map_err(store_error)?;
+                self.forget();
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     pub async fn list_keys(&self) -> Result<Vec<KeyView>, Error> {
@@ -916,17 +937,7 @@ impl Identity {
 
     /// Revokes a key by its id; false when there is none.
     pub async fn revoke_key(&self, id: &str) -> Result<bool, Error> {
-        for (digest, k) in self.key_records().await? {
-            if k.id == id {
-                self.store
-                    .registry_delete(KEYS, "", &digest)
-                    .await
-                    .map_err(store_error)?;
-                self.forget();
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        self.delete_first(KEYS, |k: &KeyView| k.id == id).await
     }
 
     /// The caller of an `Authorization: Bearer` credential: an API key, or a token
@@ -941,12 +952,7 @@ impl Identity {
         }
         let digest = secrets::digest(credential);
         let generation = self.store.registry_generation();
-        let cached = self.keys.lock().ok().and_then(|m| {
-            m.get(&digest)
-                .filter(|c| c.at.elapsed() < CACHE_FOR && c.generation == generation)
-                .map(|c| c.value.clone())
-        });
-        let key = match cached {
+        let key = match recall(&self.keys, &digest, generation) {
             Some(k) => k,
             None => {
                 let k = self.key_record(&digest).await?;
@@ -955,19 +961,12 @@ impl Identity {
                 {
                     self.touch_key(&digest, k.clone());
                 }
-                if let Ok(mut m) = self.keys.lock() {
-                    if m.len() > 10_000 {
-                        m.clear();
-                    }
-                    m.insert(
-                        digest.clone(),
-                        Cached {
-                            at: Instant::now(),
-                            generation,
-                            value: k.clone(),
-                        },
-                    );
+                if let Ok(mut m) = self.keys.lock()
+                    && m.len() > 10_000
+                {
+                    m.clear();
                 }
+                remember(&self.keys, &digest, generation, k.clone());
                 k
             }
         };

@@ -522,6 +522,11 @@ mod tests {
         Validation::new(ISSUER, vec![AUDIENCE.to_owned()])
     }
 
+    /// `verify` with the tests' validation, at `NOW`.
+    fn check(token: &str, keys: &Jwks) -> Result<Claims, JwtError> {
+        verify(token, keys, &validation(), NOW)
+    }
+
     fn claims() -> Value {
         json!({
             "iss": ISSUER,
@@ -569,7 +574,7 @@ mod tests {
     fn es256_token_verifies() {
         let (ec, _, set) = setup();
         let token = es256("ec1", &claims(), &ec);
-        let verified = verify(&token, &set, &validation(), NOW).unwrap();
+        let verified = check(&token, &set).unwrap();
         assert_eq!(verified.sub, "user-42");
         assert_eq!(verified.iss, ISSUER);
         assert_eq!(verified.exp, NOW + 300);
@@ -581,7 +586,7 @@ mod tests {
     fn rs256_token_verifies() {
         let (_, rsa, set) = setup();
         let token = rs256("rsa1", &claims(), &rsa);
-        let verified = verify(&token, &set, &validation(), NOW).unwrap();
+        let verified = check(&token, &set).unwrap();
         assert_eq!(verified.sub, "user-42");
     }
 
@@ -594,14 +599,11 @@ mod tests {
         let header = r#"{"alg":"ES256"}"#;
         for signer in [&ec, &other] {
             let token = sign(header, &claims().to_string(), signer);
-            assert!(verify(&token, &set, &validation(), NOW).is_ok());
+            assert!(check(&token, &set).is_ok());
         }
         let (stranger, _) = es256_key("stranger");
         let token = sign(header, &claims().to_string(), &stranger);
-        assert_eq!(
-            verify(&token, &set, &validation(), NOW),
-            Err(JwtError::BadSignature)
-        );
+        assert_eq!(check(&token, &set), Err(JwtError::BadSignature));
     }
 
     #[test]
@@ -615,7 +617,7 @@ mod tests {
                 format!("{header}.{payload}.{}", b64("x")),
             ] {
                 assert_eq!(
-                    verify(&token, &set, &validation(), NOW),
+                    check(&token, &set),
                     Err(JwtError::UnsupportedAlg(alg.to_owned())),
                     "{alg:?}"
                 );
@@ -647,7 +649,7 @@ mod tests {
                 let tag = ring::hmac::sign(&key, signing_input.as_bytes());
                 let token = format!("{signing_input}.{}", b64(tag));
                 assert_eq!(
-                    verify(&token, &set, &validation(), NOW),
+                    check(&token, &set),
                     Err(JwtError::UnsupportedAlg(alg.to_owned()))
                 );
             }
@@ -664,7 +666,7 @@ mod tests {
             let header = b64(json!({"alg": alg}).to_string());
             let token = format!("{header}.{payload}.{}", b64("sig"));
             assert_eq!(
-                verify(&token, &empty, &validation(), NOW),
+                check(&token, &empty),
                 Err(JwtError::UnsupportedAlg(alg.to_owned())),
                 "{alg:?}"
             );
@@ -673,7 +675,7 @@ mod tests {
         let header = b64(json!({"alg": long}).to_string());
         let token = format!("{header}.{payload}.{}", b64("sig"));
         assert_eq!(
-            verify(&token, &empty, &validation(), NOW),
+            check(&token, &empty),
             Err(JwtError::UnsupportedAlg("A".repeat(32)))
         );
     }
@@ -683,10 +685,7 @@ mod tests {
         let (_, _, set) = setup();
         let (impostor, _) = es256_key("ec1");
         let token = es256("ec1", &claims(), &impostor);
-        assert_eq!(
-            verify(&token, &set, &validation(), NOW),
-            Err(JwtError::BadSignature)
-        );
+        assert_eq!(check(&token, &set), Err(JwtError::BadSignature));
     }
 
     #[test]
@@ -696,14 +695,11 @@ mod tests {
             let parts: Vec<&str> = token.split('.').collect();
             let forged = b64(with(claims(), "sub", json!("admin")).to_string());
             let tampered = format!("{}.{forged}.{}", parts[0], parts[2]);
-            assert_eq!(
-                verify(&tampered, &set, &validation(), NOW),
-                Err(JwtError::BadSignature)
-            );
+            assert_eq!(check(&tampered, &set), Err(JwtError::BadSignature));
             // A swapped header is caught too: the signature covers it.
             let header = b64(json!({"alg": parts_alg(&token), "kid": "ec1"}).to_string());
             let swapped = format!("{header}.{}.{}", parts[1], parts[2]);
-            assert!(verify(&swapped, &set, &validation(), NOW).is_err());
+            assert!(check(&swapped, &set).is_err());
         }
     }
 
@@ -741,11 +737,8 @@ mod tests {
             "x": b64(&point[1..33]), "y": b64(&point[33..65]),
         });
         let set = Jwks::from_json(&jwks(&[&jwk.to_string()])).unwrap();
-        assert!(verify(&good, &set, &validation(), NOW).is_ok());
-        assert_eq!(
-            verify(&bad, &set, &validation(), NOW),
-            Err(JwtError::BadSignature)
-        );
+        assert!(check(&good, &set).is_ok());
+        assert_eq!(check(&bad, &set), Err(JwtError::BadSignature));
     }
 
     #[test]
@@ -753,29 +746,17 @@ mod tests {
         let (ec, rsa, set) = setup();
         // No key has this kid.
         let token = es256("rotated-away", &claims(), &ec);
-        assert_eq!(
-            verify(&token, &set, &validation(), NOW),
-            Err(JwtError::UnknownKey)
-        );
+        assert_eq!(check(&token, &set), Err(JwtError::UnknownKey));
         // ES256 naming the RSA key, and RS256 naming the EC key.
         let token = es256("rsa1", &claims(), &ec);
-        assert_eq!(
-            verify(&token, &set, &validation(), NOW),
-            Err(JwtError::UnknownKey)
-        );
+        assert_eq!(check(&token, &set), Err(JwtError::UnknownKey));
         let token = rs256("ec1", &claims(), &rsa);
-        assert_eq!(
-            verify(&token, &set, &validation(), NOW),
-            Err(JwtError::UnknownKey)
-        );
+        assert_eq!(check(&token, &set), Err(JwtError::UnknownKey));
         // RS256 without kid against a set with no RSA key.
         let (_, ec_only) = es256_key("ec1");
         let ec_only = Jwks::from_json(&jwks(&[&ec_only])).unwrap();
         let token = sign(r#"{"alg":"RS256"}"#, &claims().to_string(), &rsa);
-        assert_eq!(
-            verify(&token, &ec_only, &validation(), NOW),
-            Err(JwtError::UnknownKey)
-        );
+        assert_eq!(check(&token, &ec_only), Err(JwtError::UnknownKey));
     }
 
     #[test]
@@ -797,39 +778,27 @@ mod tests {
         assert!(verify(&token, &set, &strict, NOW - 1).is_ok());
 
         let token = es256("ec1", &without(claims(), "exp"), &ec);
-        assert_eq!(
-            verify(&token, &set, &validation(), NOW),
-            Err(JwtError::MissingClaim("exp"))
-        );
+        assert_eq!(check(&token, &set), Err(JwtError::MissingClaim("exp")));
         let token = es256("ec1", &with(claims(), "exp", json!("tomorrow")), &ec);
-        assert!(matches!(
-            verify(&token, &set, &validation(), NOW),
-            Err(JwtError::Malformed(_))
-        ));
+        assert!(matches!(check(&token, &set), Err(JwtError::Malformed(_))));
         let token = es256("ec1", &with(claims(), "exp", json!(1e300)), &ec);
-        assert!(matches!(
-            verify(&token, &set, &validation(), NOW),
-            Err(JwtError::Malformed(_))
-        ));
+        assert!(matches!(check(&token, &set), Err(JwtError::Malformed(_))));
         // Fractional NumericDates are allowed.
         let token = es256("ec1", &with(claims(), "exp", json!(NOW as f64 + 0.5)), &ec);
         assert_eq!(verify(&token, &set, &strict, NOW - 1).unwrap().exp, NOW);
         // An exp near i64::MAX must not overflow with the leeway.
         let token = es256("ec1", &with(claims(), "exp", json!(i64::MAX)), &ec);
-        assert!(verify(&token, &set, &validation(), NOW).is_ok());
+        assert!(check(&token, &set).is_ok());
     }
 
     #[test]
     fn not_before_is_checked_when_present() {
         let (ec, _, set) = setup();
         let token = es256("ec1", &with(claims(), "nbf", json!(NOW + 120)), &ec);
-        assert_eq!(
-            verify(&token, &set, &validation(), NOW),
-            Err(JwtError::NotYetValid)
-        );
+        assert_eq!(check(&token, &set), Err(JwtError::NotYetValid));
         assert!(verify(&token, &set, &validation(), NOW + 60).is_ok());
         let token = es256("ec1", &with(claims(), "nbf", json!(NOW)), &ec);
-        assert!(verify(&token, &set, &validation(), NOW).is_ok());
+        assert!(check(&token, &set).is_ok());
     }
 
     #[test]
@@ -842,17 +811,10 @@ mod tests {
             json!(null),
         ] {
             let token = es256("ec1", &with(claims(), "iss", iss.clone()), &ec);
-            assert_eq!(
-                verify(&token, &set, &validation(), NOW),
-                Err(JwtError::WrongIssuer),
-                "{iss}"
-            );
+            assert_eq!(check(&token, &set), Err(JwtError::WrongIssuer), "{iss}");
         }
         let token = es256("ec1", &without(claims(), "iss"), &ec);
-        assert_eq!(
-            verify(&token, &set, &validation(), NOW),
-            Err(JwtError::MissingClaim("iss"))
-        );
+        assert_eq!(check(&token, &set), Err(JwtError::MissingClaim("iss")));
     }
 
     #[test]
@@ -863,7 +825,7 @@ mod tests {
             &with(claims(), "aud", json!(["account", AUDIENCE])),
             &ec,
         );
-        assert!(verify(&token, &set, &validation(), NOW).is_ok());
+        assert!(check(&token, &set).is_ok());
         let mut several = validation();
         several.audiences = vec!["other".into(), "account".into()];
         assert!(verify(&token, &set, &several, NOW).is_ok());
@@ -879,17 +841,10 @@ mod tests {
             json!(7),
         ] {
             let token = es256("ec1", &with(claims(), "aud", aud.clone()), &ec);
-            assert_eq!(
-                verify(&token, &set, &validation(), NOW),
-                Err(JwtError::WrongAudience),
-                "{aud}"
-            );
+            assert_eq!(check(&token, &set), Err(JwtError::WrongAudience), "{aud}");
         }
         let token = es256("ec1", &without(claims(), "aud"), &ec);
-        assert_eq!(
-            verify(&token, &set, &validation(), NOW),
-            Err(JwtError::MissingClaim("aud"))
-        );
+        assert_eq!(check(&token, &set), Err(JwtError::MissingClaim("aud")));
         // No configured audience accepts nothing.
         let token = es256("ec1", &claims(), &ec);
         let nobody = Validation::new(ISSUER, vec![]);
@@ -903,10 +858,7 @@ mod tests {
     fn subject_is_required() {
         let (ec, _, set) = setup();
         let token = es256("ec1", &without(claims(), "sub"), &ec);
-        assert_eq!(
-            verify(&token, &set, &validation(), NOW),
-            Err(JwtError::MissingClaim("sub"))
-        );
+        assert_eq!(check(&token, &set), Err(JwtError::MissingClaim("sub")));
     }
 
     #[test]
@@ -941,12 +893,9 @@ mod tests {
         ];
         for token in cases {
             assert!(
-                matches!(
-                    verify(&token, &set, &validation(), NOW),
-                    Err(JwtError::Malformed(_))
-                ),
+                matches!(check(&token, &set), Err(JwtError::Malformed(_))),
                 "{token:?}: {:?}",
-                verify(&token, &set, &validation(), NOW)
+                check(&token, &set)
             );
         }
         // A correctly signed payload that is not a JSON object.
@@ -954,7 +903,7 @@ mod tests {
         for payload in ["[]", "\"text\"", "{"] {
             let token = sign(header, payload, &ec);
             assert_eq!(
-                verify(&token, &set, &validation(), NOW),
+                check(&token, &set),
                 Err(JwtError::Malformed("payload is not a JSON object"))
             );
         }
@@ -966,7 +915,7 @@ mod tests {
         let header = r#"{"alg":"ES256","kid":"ec1","crit":["exp"],"exp":1}"#;
         let token = sign(header, &claims().to_string(), &ec);
         assert_eq!(
-            verify(&token, &set, &validation(), NOW),
+            check(&token, &set),
             Err(JwtError::Malformed("critical header extensions"))
         );
     }
@@ -977,12 +926,12 @@ mod tests {
         let padding = "x".repeat(MAX_TOKEN_BYTES);
         let big = es256("ec1", &with(claims(), "padding", json!(padding)), &ec);
         assert_eq!(
-            verify(&big, &set, &validation(), NOW),
+            check(&big, &set),
             Err(JwtError::Malformed("token too large"))
         );
         let junk = "a".repeat(MAX_TOKEN_BYTES + 1);
         assert_eq!(
-            verify(&junk, &set, &validation(), NOW),
+            check(&junk, &set),
             Err(JwtError::Malformed("token too large"))
         );
         // Just under the bound is fine.
@@ -990,7 +939,7 @@ mod tests {
         let fill = "x".repeat(room * 3 / 4 - 20);
         let near = es256("ec1", &with(claims(), "fill", json!(fill)), &ec);
         assert!(near.len() <= MAX_TOKEN_BYTES && near.len() > MAX_TOKEN_BYTES - 100);
-        assert!(verify(&near, &set, &validation(), NOW).is_ok());
+        assert!(check(&near, &set).is_ok());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use ngsi::{Entity, Error};
 use serde_json::{Value, json};
 
 use super::negotiate::JsonBody;
-use super::params::Params;
+use super::params::{Params, strings};
 use super::{ApiError, AppState};
 use crate::service::{BatchItem, MergeItem, Scope};
 
@@ -44,6 +44,14 @@ fn items(body: &JsonBody) -> Result<&Vec<Value>, Error> {
     Ok(items)
 }
 
+/// The id an item of a batch names, to report its outcome under: empty when none.
+fn item_id(item: &Value) -> String {
+    item.get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
 /// Parses each entity of a batch; a bad one becomes an error in its place. All items
 /// share the tenant; each may carry its own @context.
 async fn parse_entities(
@@ -56,11 +64,7 @@ async fn parse_entities(
     let mut out = Vec::with_capacity(items.len());
     let now = ngsi::entity::now();
     for item in items {
-        let id = item
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let id = item_id(item);
         let parsed = async {
             let scope = body.scope_of(s, item).await?;
             let e = Reader {
@@ -101,6 +105,16 @@ fn multi_status(success: Vec<String>, errors: Vec<Value>) -> Response {
         axum::Json(json!({"success": success, "errors": errors})),
     )
         .into_response()
+}
+
+/// 204 when every entity of the batch succeeded, else 207 naming each outcome.
+fn all_or_multi_status(results: &[(String, BatchItem)]) -> Response {
+    let (success, errors) = problem_list(results);
+    if errors.is_empty() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        multi_status(success, errors)
+    }
 }
 
 async fn create(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
@@ -171,12 +185,7 @@ async fn update(
             )));
         }
     }
-    let (success, errors) = problem_list(&results);
-    if errors.is_empty() {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Ok(multi_status(success, errors))
-    }
+    Ok(all_or_multi_status(&results))
 }
 
 async fn merge(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
@@ -184,11 +193,7 @@ async fn merge(State(s): State<AppState>, body: JsonBody) -> Result<Response, Ap
     let scope = super::negotiate::scope_from_headers(&s, &body.headers, &body.caller).await?;
     let mut parsed = Vec::with_capacity(items.len());
     for item in items {
-        let id = item
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let id = item_id(item);
         let one = async {
             let item_scope = body.scope_of(&s, item).await?;
             let obj = item
@@ -217,30 +222,13 @@ async fn merge(State(s): State<AppState>, body: JsonBody) -> Result<Response, Ap
         parsed.push(one.map_err(|e| (id, e)));
     }
     let results = s.hub.batch_merge(&scope, parsed).await?;
-    let (success, errors) = problem_list(&results);
-    if errors.is_empty() {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Ok(multi_status(success, errors))
-    }
+    Ok(all_or_multi_status(&results))
 }
 
 async fn delete(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
     let items = items(&body)?;
     let scope = super::negotiate::scope_from_headers(&s, &body.headers, &body.caller).await?;
-    let ids: Vec<String> = items
-        .iter()
-        .map(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| Error::bad_data("a delete batch is an array of entity ids"))
-        })
-        .collect::<Result<_, _>>()?;
+    let ids = strings(items, "a delete batch is an array of entity ids")?;
     let results = s.hub.batch_delete(&scope, ids).await?;
-    let (success, errors) = problem_list(&results);
-    if errors.is_empty() {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Ok(multi_status(success, errors))
-    }
+    Ok(all_or_multi_status(&results))
 }

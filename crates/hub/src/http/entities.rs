@@ -367,15 +367,26 @@ fn attr_name(attr: &str, scope: &Scope) -> Result<String, Error> {
     ngsi::entity::expand_attr(attr, &scope.ctx)
 }
 
+/// What a write of one attribute of the entity `id` needs: the caller's scope, the
+/// attribute's expanded name and the body without its @context.
+async fn attribute_write(
+    s: &AppState,
+    id: &str,
+    attr: &str,
+    body: &JsonBody,
+) -> Result<(Scope, String, Value), Error> {
+    checked_id(id)?;
+    let scope = body.scope(s).await?;
+    let name = attr_name(attr, &scope)?;
+    Ok((scope, name, attribute_body(body)))
+}
+
 async fn patch_attr(
     State(s): State<AppState>,
     PathParam((id, attr)): PathParam<(String, String)>,
     body: JsonBody,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = body.scope(&s).await?;
-    let name = attr_name(&attr, &scope)?;
-    let fragment = attribute_body(&body);
+    let (scope, name, fragment) = attribute_write(&s, &id, &attr, &body).await?;
     s.hub.patch_attr(&scope, &id, &name, fragment).await?;
     Ok(no_content())
 }
@@ -385,10 +396,7 @@ async fn replace_attr(
     PathParam((id, attr)): PathParam<(String, String)>,
     body: JsonBody,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = body.scope(&s).await?;
-    let name = attr_name(&attr, &scope)?;
-    let value = attribute_body(&body);
+    let (scope, name, value) = attribute_write(&s, &id, &attr, &body).await?;
     s.hub.replace_attr(&scope, &id, &name, value).await?;
     Ok(no_content())
 }

@@ -198,6 +198,18 @@ impl Params {
     }
 }
 
+/// The strings of a JSON array; `refusal` says what is wrong when one is not a string.
+pub fn strings(items: &[Value], refusal: &str) -> Result<Vec<String>, Error> {
+    items
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| Error::bad_data(refusal))
+        })
+        .collect()
+}
+
 fn syntax_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::bad_data(format!("invalid {what}: {e}"))
 }
@@ -311,14 +323,7 @@ impl QuerySpec {
             let items = attrs
                 .as_array()
                 .ok_or_else(|| Error::bad_data("attrs must be an array of names"))?;
-            spec.attrs = items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| Error::bad_data("attrs must be names"))
-                })
-                .collect::<Result<_, _>>()?;
+            spec.attrs = strings(items, "attrs must be names")?;
         }
         if let Some(geo) = obj.get("geoQ") {
             spec.georel = geo

@@ -158,9 +158,19 @@ impl App {
         self.client.get(self.url(path))
     }
 
+    /// GETs `path` with the @context at `context_url`, named by a Link header.
+    pub async fn get_in_context(&self, path: &str, context_url: &str) -> Resp {
+        send(self.get(path).header("link", link(context_url))).await
+    }
+
+    /// GETs `path` with the `query` parameters.
+    pub async fn get_with<Q: serde::Serialize + ?Sized>(&self, path: &str, query: &Q) -> Resp {
+        send(self.get(path).query(query)).await
+    }
+
     /// GETs `path` with the `query` parameters, asserting that the answer is a 200.
     pub async fn get_ok(&self, path: &str, query: &[(&str, &str)]) -> Resp {
-        let r = send(self.get(path).query(query)).await;
+        let r = self.get_with(path, query).await;
         assert_eq!(r.status, 200, "GET {path} {query:?}: {}", r.text);
         r
     }
@@ -169,8 +179,35 @@ impl App {
         self.client.delete(self.url(path))
     }
 
+    /// DELETEs `path`, asserting 204.
+    pub async fn delete_ok(&self, path: &str) {
+        let r = send(self.delete(path)).await;
+        assert_eq!(r.status, 204, "DELETE {path}: {}", r.text);
+    }
+
     pub fn post(&self, path: &str, body: &Value) -> RequestBuilder {
         with_json(self.client.post(self.url(path)), body)
+    }
+
+    /// POSTs `body` as it is, said to be `content_type`.
+    pub fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .header(CONTENT_TYPE, content_type)
+            .body(body)
+    }
+
+    /// POSTs `body` as application/ld+json, its @context inside it.
+    pub fn post_ld(&self, path: &str, body: &Value) -> RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .header(CONTENT_TYPE, JSON_LD)
+            .body(body.to_string())
     }
 
     pub fn patch(&self, path: &str, body: &Value) -> RequestBuilder {
@@ -201,14 +238,14 @@ impl App {
 
     /// GET /entities/{id} with query parameters, asserting 200.
     pub async fn entity_with(&self, id: &str, query: &[(&str, &str)]) -> Value {
-        let r = send(self.get(&format!("/entities/{id}")).query(query)).await;
+        let r = self.get_with(&format!("/entities/{id}"), query).await;
         assert_eq!(r.status, 200, "retrieving {id} {query:?}: {}", r.text);
         r.body
     }
 
     /// GET /entities with query parameters, asserting 200; the ids returned.
     pub async fn query_ids(&self, query: &[(&str, &str)]) -> BTreeSet<String> {
-        let r = send(self.get("/entities").query(query)).await;
+        let r = self.get_with("/entities", query).await;
         assert_eq!(r.status, 200, "query {query:?}: {}", r.text);
         ids(&r.body)
     }
@@ -225,7 +262,7 @@ impl App {
         let r = send(self.client.get(format!("{}/health", self.base))).await;
         assert_eq!(r.status, 200, "health: {}", r.text);
         assert_eq!(r.body["status"], "ok");
-        let r = send(self.get("/entities").query(&[("type", "Nothing")])).await;
+        let r = self.get_with("/entities", &[("type", "Nothing")]).await;
         assert_eq!(r.status, 200, "query after an error: {}", r.text);
         let id = format!("urn:ngsi-ld:Probe:{}", uuid_like());
         let r = send(self.post(
@@ -267,7 +304,35 @@ fn uuid_like() -> String {
     )
 }
 
-fn with_json(rb: RequestBuilder, body: &Value) -> RequestBuilder {
+/// The Location of a 201 Created without a body, checked to be in `collection`
+/// (`/entities`...).
+#[track_caller]
+pub fn created_location(r: &Resp, collection: &str) -> String {
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(r.text.is_empty(), "a 201 has no body: {}", r.text);
+    let location = r.header("location").expect("a Location header").to_string();
+    assert!(
+        location.starts_with(&format!("/ngsi-ld/v1{collection}/")),
+        "Location {location}"
+    );
+    location
+}
+
+/// Sends `rb`, which names an @context the hub cannot have, and asserts that it is
+/// refused (503 LdContextNotAvailable) within `within`.
+pub async fn assert_context_unavailable(rb: RequestBuilder, within: Duration, what: &str) {
+    let start = std::time::Instant::now();
+    let r = send(rb).await;
+    assert_problem(&r, 503, "LdContextNotAvailable");
+    assert!(
+        start.elapsed() < within,
+        "{what} took {:?}",
+        start.elapsed()
+    );
+}
+
+/// `rb` with `body` as its JSON.
+pub fn with_json(rb: RequestBuilder, body: &Value) -> RequestBuilder {
     rb.header(CONTENT_TYPE, JSON).body(body.to_string())
 }
 
@@ -423,6 +488,19 @@ pub fn link(url: &str) -> String {
     format!("<{url}>; rel=\"{CONTEXT_REL}\"; type=\"application/ld+json\"")
 }
 
+/// Serves `app` on `addr` (port 0 for any free one) in a task of its own: the
+/// server's base URL, and the task.
+pub async fn serve_in_background(addr: &str, app: axum::Router) -> (String, JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("bind a test server");
+    let addr = listener.local_addr().expect("local addr");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), task)
+}
+
 /// A local HTTP server of @context documents that counts its hits.
 ///
 /// `/ctx.jsonld` serves the document given; `/missing.jsonld` answers 404; `/hang`
@@ -462,18 +540,8 @@ impl ContextServer {
                     "too late"
                 }),
             );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the context server");
-        let addr = listener.local_addr().expect("local addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        ContextServer {
-            base: format!("http://{addr}"),
-            hits,
-            task,
-        }
+        let (base, task) = serve_in_background("127.0.0.1:0", app).await;
+        ContextServer { base, hits, task }
     }
 
     pub fn url(&self, path: &str) -> String {

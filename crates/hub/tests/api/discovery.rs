@@ -31,19 +31,26 @@ fn by<'a>(items: &'a Value, key: &str) -> BTreeMap<String, &'a Value> {
         .collect()
 }
 
+/// Asserts that `r` is a list of the `kind` given, with a generated id of that kind.
+#[track_caller]
+fn assert_list(r: &Resp, kind: &str) {
+    assert_eq!(r.body["type"], kind, "{}", r.text);
+    let prefix = format!("urn:ngsi-ld:{kind}:");
+    assert!(
+        r.body["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with(&prefix)),
+        "{}",
+        r.text
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn types_list_and_details() {
     let app = seeded().await;
     let r = app.get_ok("/types", &[]).await;
     assert_eq!(r.content_type(), JSON);
-    assert_eq!(r.body["type"], "EntityTypeList");
-    assert!(
-        r.body["id"]
-            .as_str()
-            .is_some_and(|id| id.starts_with("urn:ngsi-ld:EntityTypeList:")),
-        "{}",
-        r.text
-    );
+    assert_list(&r, "EntityTypeList");
     assert_eq!(string_set(&r.body["typeList"]), set(&["River", "Station"]));
 
     let r = app.get_ok("/types", &[("details", "true")]).await;
@@ -103,8 +110,7 @@ async fn type_info() {
     assert_problem(&r, 404, "ResourceNotFound");
 
     // Counts follow deletions.
-    let r = send(app.delete("/entities/urn:ngsi-ld:Station:d2")).await;
-    assert_eq!(r.status, 204);
+    app.delete_ok("/entities/urn:ngsi-ld:Station:d2").await;
     let r = send(app.get("/types/Station")).await;
     assert_eq!(r.body["entityCount"], 1);
     assert_eq!(
@@ -114,8 +120,7 @@ async fn type_info() {
             .collect::<Vec<_>>(),
         vec!["level", "location", "refRiver"]
     );
-    let r = send(app.delete("/entities/urn:ngsi-ld:Station:d1")).await;
-    assert_eq!(r.status, 204);
+    app.delete_ok("/entities/urn:ngsi-ld:Station:d1").await;
     let r = send(app.get("/types/Station")).await;
     assert_problem(&r, 404, "ResourceNotFound");
     let r = send(app.get("/types")).await;
@@ -126,14 +131,7 @@ async fn type_info() {
 async fn attributes_list_details_and_info() {
     let app = seeded().await;
     let r = app.get_ok("/attributes", &[]).await;
-    assert_eq!(r.body["type"], "AttributeList");
-    assert!(
-        r.body["id"]
-            .as_str()
-            .is_some_and(|id| id.starts_with("urn:ngsi-ld:AttributeList:")),
-        "{}",
-        r.text
-    );
+    assert_list(&r, "AttributeList");
     assert_eq!(
         string_set(&r.body["attributeList"]),
         set(&["length", "level", "location", "name", "refRiver"])
@@ -167,8 +165,8 @@ async fn attributes_list_details_and_info() {
     assert_problem(&r, 404, "ResourceNotFound");
 
     // Counts follow changes.
-    let r = send(app.delete("/entities/urn:ngsi-ld:Station:d1/attrs/level")).await;
-    assert_eq!(r.status, 204);
+    app.delete_ok("/entities/urn:ngsi-ld:Station:d1/attrs/level")
+        .await;
     let r = send(app.get("/attributes/level")).await;
     assert_eq!(r.body["attributeCount"], 1);
 }

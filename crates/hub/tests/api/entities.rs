@@ -23,20 +23,36 @@ fn gauge() -> Value {
     })
 }
 
+/// The path of an attribute of [`gauge`].
+fn gauge_attr(name: &str) -> String {
+    format!("{}/attrs/{name}", path(ID))
+}
+
+/// [`gauge`] in the normalized form.
 fn gauge_normalized() -> Value {
-    json!({
-        "id": ID,
-        "type": "WaterObserved",
-        "height": {
-            "type": "Property", "value": 3.2, "unitCode": "MTR",
-            "observedAt": "2024-05-01T10:00:00Z",
-            "accuracy": {"type": "Property", "value": 0.05, "unitCode": "MTR"}
-        },
-        "status": {"type": "Property", "value": "ok"},
-        "refRiver": {"type": "Relationship", "object": "urn:ngsi-ld:River:thach-han"},
-        "name": {"type": "LanguageProperty", "languageMap": {"vi": "Sông Thạch Hãn", "en": "Thach Han river"}},
-        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [107.1905, 16.753]}}
-    })
+    let mut gauge = gauge();
+    gauge["status"] = json!({"type": "Property", "value": "ok"});
+    gauge
+}
+
+/// A hub holding [`gauge`].
+async fn with_gauge() -> App {
+    let app = App::start().await;
+    app.create(gauge()).await;
+    app
+}
+
+/// A sensor `id` whose temperature is in °C by default and in °F in the dataset
+/// `urn:ngsi-ld:Dataset:f`.
+async fn create_sensor_in_two_units(app: &App, id: &str) {
+    app.create(json!({
+        "id": id, "type": "Sensor",
+        "temperature": [
+            {"type": "Property", "value": 20.5, "unitCode": "CEL"},
+            {"type": "Property", "value": 68.5, "unitCode": "FAH", "datasetId": "urn:ngsi-ld:Dataset:f"}
+        ]
+    }))
+    .await;
 }
 
 fn path(id: &str) -> String {
@@ -47,13 +63,7 @@ fn path(id: &str) -> String {
 async fn create_answers_201_with_a_location_that_retrieves_the_entity() {
     let app = App::start().await;
     let r = send(app.post("/entities", &gauge())).await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    assert!(r.text.is_empty(), "a 201 of create has no body: {}", r.text);
-    let location = r.header("location").expect("a Location header").to_string();
-    assert!(
-        location.starts_with("/ngsi-ld/v1/entities/"),
-        "Location {location}"
-    );
+    let location = created_location(&r, "/entities");
     let followed = send(app.client.get(format!("{}{location}", app.base))).await;
     assert_eq!(followed.status, 200, "{}", followed.text);
     assert_eq!(followed.body["id"], ID);
@@ -61,8 +71,7 @@ async fn create_answers_201_with_a_location_that_retrieves_the_entity() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_twice_is_409_already_exists_and_keeps_the_first() {
-    let app = App::start().await;
-    app.create(gauge()).await;
+    let app = with_gauge().await;
     let mut other = gauge();
     other["status"] = json!("changed");
     let r = send(app.post("/entities", &other)).await;
@@ -72,8 +81,7 @@ async fn create_twice_is_409_already_exists_and_keeps_the_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retrieve_normalized_is_the_full_form() {
-    let app = App::start().await;
-    app.create(gauge()).await;
+    let app = with_gauge().await;
     let r = send(app.get(&path(ID))).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.content_type(), JSON);
@@ -88,8 +96,7 @@ async fn retrieve_normalized_is_the_full_form() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retrieve_key_values_and_concise() {
-    let app = App::start().await;
-    app.create(gauge()).await;
+    let app = with_gauge().await;
     let kv = app.entity_with(ID, &[("options", "keyValues")]).await;
     assert_eq!(kv["id"], ID);
     assert_eq!(kv["type"], "WaterObserved");
@@ -127,11 +134,9 @@ async fn retrieve_key_values_and_concise() {
     again["id"] = json!(ID);
     assert_eq!(again, gauge_normalized());
     // Two formats at once are refused.
-    let r = send(
-        app.get(&path(ID))
-            .query(&[("options", "keyValues,concise")]),
-    )
-    .await;
+    let r = app
+        .get_with(&path(ID), &[("options", "keyValues,concise")])
+        .await;
     assert_problem(&r, 400, "BadRequestData");
 }
 
@@ -171,8 +176,7 @@ async fn sys_attrs_give_created_and_modified_at() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attrs_pick_and_omit_project_the_entity() {
-    let app = App::start().await;
-    app.create(gauge()).await;
+    let app = with_gauge().await;
     let e = app.entity_with(ID, &[("attrs", "height,status")]).await;
     let keys: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
@@ -203,18 +207,15 @@ async fn attrs_pick_and_omit_project_the_entity() {
         e,
         json!({"status": "ok", "refRiver": "urn:ngsi-ld:River:thach-han"})
     );
-    let r = send(
-        app.get(&path(ID))
-            .query(&[("pick", "status"), ("omit", "name")]),
-    )
-    .await;
+    let r = app
+        .get_with(&path(ID), &[("pick", "status"), ("omit", "name")])
+        .await;
     assert_problem(&r, 400, "BadRequestData");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lang_turns_a_language_property_into_a_property() {
-    let app = App::start().await;
-    app.create(gauge()).await;
+    let app = with_gauge().await;
     let e = app.entity_with(ID, &[("lang", "en")]).await;
     assert_eq!(
         e["name"],
@@ -250,8 +251,7 @@ async fn lang_turns_a_language_property_into_a_property() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replace_entity_removes_attributes_not_in_the_body() {
-    let app = App::start().await;
-    app.create(gauge()).await;
+    let app = with_gauge().await;
     let created = app.entity_with(ID, &[("options", "sysAttrs")]).await["createdAt"].clone();
     let r = send(app.put(
         &path(ID),
@@ -292,8 +292,7 @@ async fn replace_entity_removes_attributes_not_in_the_body() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merge_patch_merges_values_and_sub_attributes_and_deletes_with_null() {
-    let app = App::start().await;
-    app.create(gauge()).await;
+    let app = with_gauge().await;
     let r = send(
         app.client
             .patch(app.url(&path(ID)))
@@ -348,14 +347,7 @@ async fn merge_patch_merges_values_and_sub_attributes_and_deletes_with_null() {
 async fn merge_patch_of_one_dataset_instance_keeps_that_instance_members() {
     let app = App::start().await;
     let id = "urn:ngsi-ld:Sensor:ds";
-    app.create(json!({
-        "id": id, "type": "Sensor",
-        "temperature": [
-            {"type": "Property", "value": 20.5, "unitCode": "CEL"},
-            {"type": "Property", "value": 68.5, "unitCode": "FAH", "datasetId": "urn:ngsi-ld:Dataset:f"}
-        ]
-    }))
-    .await;
+    create_sensor_in_two_units(&app, id).await;
     let r = send(app.patch(
         &path(id),
         &json!({"temperature": {"value": 70.5, "datasetId": "urn:ngsi-ld:Dataset:f"}}),
@@ -384,8 +376,7 @@ async fn merge_patch_of_one_dataset_instance_keeps_that_instance_members() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn append_attrs_and_no_overwrite() {
-    let app = App::start().await;
-    app.create(gauge()).await;
+    let app = with_gauge().await;
     let attrs = format!("{}/attrs", path(ID));
     let r = send(app.post(
         &attrs,
@@ -430,8 +421,7 @@ async fn append_attrs_and_no_overwrite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_attrs_updates_existing_ones_only() {
-    let app = App::start().await;
-    app.create(gauge()).await;
+    let app = with_gauge().await;
     let attrs = format!("{}/attrs", path(ID));
     let r = send(app.patch(
         &attrs,
@@ -464,13 +454,8 @@ async fn update_attrs_updates_existing_ones_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_attribute_update_keeps_other_members() {
-    let app = App::start().await;
-    app.create(gauge()).await;
-    let r = send(app.patch(
-        &format!("{}/attrs/height", path(ID)),
-        &json!({"value": 4.1}),
-    ))
-    .await;
+    let app = with_gauge().await;
+    let r = send(app.patch(&gauge_attr("height"), &json!({"value": 4.1}))).await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(
         app.entity(ID).await["height"],
@@ -479,7 +464,7 @@ async fn partial_attribute_update_keeps_other_members() {
                "accuracy": {"type": "Property", "value": 0.05, "unitCode": "MTR"}})
     );
     let r = send(app.patch(
-        &format!("{}/attrs/refRiver", path(ID)),
+        &gauge_attr("refRiver"),
         &json!({"object": "urn:ngsi-ld:River:hieu"}),
     ))
     .await;
@@ -488,7 +473,7 @@ async fn partial_attribute_update_keeps_other_members() {
         app.entity(ID).await["refRiver"],
         json!({"type": "Relationship", "object": "urn:ngsi-ld:River:hieu"})
     );
-    let r = send(app.patch(&format!("{}/attrs/nothing", path(ID)), &json!({"value": 1}))).await;
+    let r = send(app.patch(&gauge_attr("nothing"), &json!({"value": 1}))).await;
     assert_problem(&r, 404, "ResourceNotFound");
     let r = send(app.patch(
         "/entities/urn:ngsi-ld:X:none/attrs/height",
@@ -500,10 +485,9 @@ async fn partial_attribute_update_keeps_other_members() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replace_attribute_replaces_it_whole() {
-    let app = App::start().await;
-    app.create(gauge()).await;
+    let app = with_gauge().await;
     let r = send(app.put(
-        &format!("{}/attrs/height", path(ID)),
+        &gauge_attr("height"),
         &json!({"type": "Property", "value": 9.9}),
     ))
     .await;
@@ -514,7 +498,7 @@ async fn replace_attribute_replaces_it_whole() {
         "unitCode, observedAt and sub-attributes are gone"
     );
     let r = send(app.put(
-        &format!("{}/attrs/unknown", path(ID)),
+        &gauge_attr("unknown"),
         &json!({"type": "Property", "value": 1}),
     ))
     .await;
@@ -538,8 +522,7 @@ async fn delete_attribute_default_dataset_and_all() {
     .await;
     let attr = format!("{}/attrs/temperature", path(id));
     // The default instance.
-    let r = send(app.delete(&attr)).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&attr).await;
     let e = app.entity(id).await;
     let left: Vec<&Value> = e["temperature"].as_array().unwrap().iter().collect();
     assert_eq!(left.len(), 2, "{e}");
@@ -591,8 +574,7 @@ async fn delete_attribute_default_dataset_and_all() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_entity_then_it_is_gone() {
-    let app = App::start().await;
-    app.create(gauge()).await;
+    let app = with_gauge().await;
     let r = send(app.delete(&path(ID))).await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert!(r.text.is_empty());
@@ -608,8 +590,7 @@ async fn delete_entity_then_it_is_gone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn geojson_retrieval_gives_a_feature() {
-    let app = App::start().await;
-    app.create(gauge()).await;
+    let app = with_gauge().await;
     let r = send(app.get(&path(ID)).header("accept", GEO_JSON)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.content_type(), GEO_JSON);
@@ -725,14 +706,7 @@ async fn unsupported_methods_are_405() {
 async fn attribute_operations_address_one_dataset_instance() {
     let app = App::start().await;
     let id = "urn:ngsi-ld:Sensor:ds-ops";
-    app.create(json!({
-        "id": id, "type": "Sensor",
-        "temperature": [
-            {"type": "Property", "value": 20.5, "unitCode": "CEL"},
-            {"type": "Property", "value": 68.5, "unitCode": "FAH", "datasetId": "urn:ngsi-ld:Dataset:f"}
-        ]
-    }))
-    .await;
+    create_sensor_in_two_units(&app, id).await;
     let attr = format!("{}/attrs/temperature", path(id));
     let instance = |e: &Value, ds: Option<&str>| -> Value {
         e["temperature"]
@@ -848,8 +822,7 @@ async fn updating_an_entity_and_creating_after_a_delete_succeed() {
             .await
             .is_empty()
     );
-    let r = send(app.delete("/entities/urn:ngsi-ld:T:1")).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok("/entities/urn:ngsi-ld:T:1").await;
     let r = send(app.post(
         "/entities",
         &json!({"id": "urn:ngsi-ld:T:2", "type": "T", "a": 1}),

@@ -6,18 +6,6 @@ use serde_json::{Map, Value, json};
 
 use crate::common::*;
 
-fn raw_post(
-    app: &App,
-    path: &str,
-    content_type: &str,
-    body: impl Into<reqwest::Body>,
-) -> reqwest::RequestBuilder {
-    app.client
-        .post(app.url(path))
-        .header("content-type", content_type)
-        .body(body)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_json_is_400() {
     let app = App::start().await;
@@ -27,10 +15,10 @@ async fn invalid_json_is_400() {
         "{\"id\": \"urn:x:1\", \"type\": \"T\",}",
         "\u{0}",
     ] {
-        let r = send(raw_post(&app, "/entities", JSON, body)).await;
+        let r = send(app.post_raw("/entities", JSON, body)).await;
         assert_problem(&r, 400, "InvalidRequest");
     }
-    let r = send(raw_post(&app, "/entityOperations/upsert", JSON, "[{")).await;
+    let r = send(app.post_raw("/entityOperations/upsert", JSON, "[{")).await;
     assert_problem(&r, 400, "InvalidRequest");
     let r = send(
         app.client
@@ -62,13 +50,12 @@ async fn wrong_content_type_is_415() {
         "application/xml",
         "application/x-www-form-urlencoded",
     ] {
-        let r = send(raw_post(&app, "/entities", ct, body.clone())).await;
+        let r = send(app.post_raw("/entities", ct, body.clone())).await;
         assert_problem(&r, 415, "UnsupportedMediaType");
     }
     let r = send(app.client.post(app.url("/entities")).body(body.clone())).await;
     assert_problem(&r, 415, "UnsupportedMediaType");
-    let r = send(raw_post(
-        &app,
+    let r = send(app.post_raw(
         "/entityOperations/create",
         "text/plain",
         format!("[{body}]"),
@@ -76,13 +63,7 @@ async fn wrong_content_type_is_415() {
     .await;
     assert_problem(&r, 415, "UnsupportedMediaType");
     // Parameters of the media type are fine.
-    let r = send(raw_post(
-        &app,
-        "/entities",
-        "application/json; charset=utf-8",
-        body,
-    ))
-    .await;
+    let r = send(app.post_raw("/entities", "application/json; charset=utf-8", body)).await;
     assert_eq!(r.status, 201, "{}", r.text);
     app.assert_alive().await;
 }
@@ -215,7 +196,7 @@ async fn invalid_q_and_geo_queries_are_400() {
         "level==1..",
         &format!("{}level==1{}", "(".repeat(10_000), ")".repeat(10_000)),
     ] {
-        let r = send(app.get("/entities").query(&[("type", "T"), ("q", q)])).await;
+        let r = app.get_with("/entities", &[("type", "T"), ("q", q)]).await;
         assert_problem(&r, 400, "BadRequestData");
     }
     let point = ("geometry", "Point");
@@ -250,7 +231,7 @@ async fn invalid_q_and_geo_queries_are_400() {
         ],
     ];
     for params in &bad_geo {
-        let r = send(app.get("/entities").query(params)).await;
+        let r = app.get_with("/entities", params).await;
         assert_problem(&r, 400, "BadRequestData");
     }
     let r = send(app.post(
@@ -318,7 +299,7 @@ async fn invalid_geometries_are_400() {
 async fn deeply_nested_json_is_400_without_a_crash() {
     let app = App::start().await;
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    let r = send(raw_post(&app, "/entities", JSON, deep.clone())).await;
+    let r = send(app.post_raw("/entities", JSON, deep.clone())).await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(
         r.body["type"]
@@ -327,23 +308,17 @@ async fn deeply_nested_json_is_400_without_a_crash() {
         "{}",
         r.text
     );
-    let r = send(raw_post(
-        &app,
-        "/entityOperations/create",
-        JSON,
-        deep.clone(),
-    ))
-    .await;
+    let r = send(app.post_raw("/entityOperations/create", JSON, deep.clone())).await;
     assert_eq!(r.status, 400, "{}", r.text);
     let inside = format!("{{\"id\": \"urn:ngsi-ld:T:deep\", \"type\": \"T\", \"a\": {deep}}}");
-    let r = send(raw_post(&app, "/entities", JSON, inside)).await;
+    let r = send(app.post_raw("/entities", JSON, inside)).await;
     assert_eq!(r.status, 400, "{}", r.text);
     let objects = format!(
         "{{\"id\": \"urn:ngsi-ld:T:deep\", \"type\": \"T\", \"a\": {}1{}}}",
         "{\"a\":".repeat(10_000),
         "}".repeat(10_000)
     );
-    let r = send(raw_post(&app, "/entities", JSON, objects)).await;
+    let r = send(app.post_raw("/entities", JSON, objects)).await;
     assert_eq!(r.status, 400, "{}", r.text);
     // Sub-attributes nested deeper than the limit (within what JSON parsing accepts).
     let mut attr = json!({"type": "Property", "value": 1});

@@ -25,14 +25,7 @@ fn document() -> Value {
 /// Adds `doc` and returns the Location (a path on the hub).
 async fn add(app: &App, doc: &Value) -> String {
     let r = send(app.post("/jsonldContexts", doc)).await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    assert!(r.text.is_empty(), "no body: {}", r.text);
-    let location = r.header("location").expect("a Location").to_string();
-    assert!(
-        location.starts_with("/ngsi-ld/v1/jsonldContexts/"),
-        "{location}"
-    );
-    location
+    created_location(&r, "/jsonldContexts")
 }
 
 fn local_id(location: &str) -> &str {
@@ -124,11 +117,9 @@ async fn a_hosted_context_is_used_by_link_without_any_fetch() {
     assert_eq!(e[format!("{NS}flow").as_str()]["value"], 12.5, "{e}");
 
     // Read back in the short names with the same Link.
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Pump:1")
-            .header("link", link(&url)),
-    )
-    .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Pump:1", &url)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["type"], "Pump", "{}", r.text);
     assert_eq!(r.body["flow"]["value"], 12.5, "{}", r.text);
@@ -137,25 +128,17 @@ async fn a_hosted_context_is_used_by_link_without_any_fetch() {
     let mut body = json!({"id": "urn:ngsi-ld:Pump:2", "type": "Pump",
                           "flow": {"type": "Property", "value": 3}});
     body["@context"] = json!([url, CORE]);
-    let r = send(
-        app.client
-            .post(app.url("/entities"))
-            .header("content-type", JSON_LD)
-            .body(body.to_string()),
-    )
-    .await;
+    let r = send(app.post_ld("/entities", &body)).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let e = app.entity("urn:ngsi-ld:Pump:2").await;
     assert_eq!(e["type"], format!("{NS}Pump"));
 
     // Once deleted, the URL is no longer resolved (and not fetched: refused).
-    let r = send(app.delete(&format!("/jsonldContexts/{}", local_id(&location)))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Pump:1")
-            .header("link", link(&url)),
-    )
-    .await;
+    app.delete_ok(&format!("/jsonldContexts/{}", local_id(&location)))
+        .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Pump:1", &url)
+        .await;
     assert_problem(&r, 503, "LdContextNotAvailable");
 }
 
@@ -184,12 +167,11 @@ async fn hosted_contexts_outlive_a_restart() {
 async fn bad_requests_are_refused() {
     let app = App::start().await;
     // Not JSON; no "@context"; an @context of the wrong type.
-    let r = send(
-        app.client
-            .post(app.url("/jsonldContexts"))
-            .header("content-type", JSON)
-            .body("{\"A1\": \"urn:a\" \"A2\": \"urn:b\"}"),
-    )
+    let r = send(app.post_raw(
+        "/jsonldContexts",
+        JSON,
+        "{\"A1\": \"urn:a\" \"A2\": \"urn:b\"}",
+    ))
     .await;
     assert_problem(&r, 400, "InvalidRequest");
     let r = send(app.post("/jsonldContexts", &json!({"A1": "urn:a"}))).await;
@@ -202,7 +184,7 @@ async fn bad_requests_are_refused() {
 
     // Parameters out of their domains.
     for (key, value) in [("details", "other"), ("kind", "other"), ("kind", "hosted")] {
-        let r = send(app.get("/jsonldContexts").query(&[(key, value)])).await;
+        let r = app.get_with("/jsonldContexts", &[(key, value)]).await;
         assert_problem(&r, 400, "BadRequestData");
     }
 
@@ -245,12 +227,10 @@ async fn a_context_larger_than_the_bound_is_refused() {
 async fn writes_need_a_writer_of_every_tenant() {
     let app = App::start().await;
     let anonymous = client_with_key(None);
-    let r = send(
-        anonymous
-            .post(app.url("/jsonldContexts"))
-            .header("content-type", JSON)
-            .body(document().to_string()),
-    )
+    let r = send(with_json(
+        anonymous.post(app.url("/jsonldContexts")),
+        &document(),
+    ))
     .await;
     assert_eq!(r.status, 401, "{}", r.text);
     let r = send(anonymous.get(app.url("/jsonldContexts"))).await;
@@ -287,8 +267,8 @@ async fn the_number_of_hosted_contexts_is_bounded() {
 
     // Deleting one makes room for another.
     let first = listed[0].as_str().unwrap();
-    let r = send(app.delete(&format!("/jsonldContexts/{}", local_id(first)))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("/jsonldContexts/{}", local_id(first)))
+        .await;
     add(&app, &document()).await;
 }
 
@@ -317,13 +297,18 @@ async fn create_pump(app: &App, id: &str, url: &str) -> Resp {
 
 /// POST /subscriptions of `body`, which carries its @context (JSON-LD).
 async fn subscribe(app: &App, body: &Value) -> Resp {
-    send(
-        app.client
-            .post(app.url("/subscriptions"))
-            .header("content-type", JSON_LD)
-            .body(body.to_string()),
-    )
-    .await
+    send(app.post_ld("/subscriptions", body)).await
+}
+
+/// A hub holding the pump `id`, created with the @context ([`document`]) of a server
+/// of its own: the hub, the server and the context's URL.
+async fn with_pump_in_served_context(id: &str) -> (App, ContextServer, String) {
+    let app = App::start().await;
+    let server = ContextServer::start(document()).await;
+    let url = server.url("/ctx.jsonld");
+    let r = create_pump(&app, id, &url).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    (app, server, url)
 }
 
 /// A subscription whose @context has an inline object, which gets an implicitly
@@ -340,11 +325,7 @@ fn inline_subscription(name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetched_context_is_listed_served_and_deleted_as_cached() {
-    let app = App::start().await;
-    let server = ContextServer::start(document()).await;
-    let url = server.url("/ctx.jsonld");
-    let r = create_pump(&app, "urn:ngsi-ld:Pump:c1", &url).await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    let (app, server, url) = with_pump_in_served_context("urn:ngsi-ld:Pump:c1").await;
     assert_eq!(server.hits(), 1);
 
     // Listed by URL, with every kind but Hosted and ImplicitlyCreated.
@@ -362,6 +343,7 @@ async fn a_fetched_context_is_listed_served_and_deleted_as_cached() {
     assert!(d["lastUsage"].is_string(), "{d}");
     assert!(d["createdAt"].is_string(), "{d}");
     let local_id = d["localId"].as_str().unwrap().to_string();
+    let by_id = format!("/jsonldContexts/{local_id}");
 
     // Served by its URL (percent-encoded) or its local id; a serve is a use, counted
     // after the answer.
@@ -370,36 +352,24 @@ async fn a_fetched_context_is_listed_served_and_deleted_as_cached() {
         .await;
     assert_eq!(r.content_type(), JSON);
     assert_eq!(r.body, document());
-    let r = app
-        .get_ok(
-            &format!("/jsonldContexts/{local_id}"),
-            &[("details", "true")],
-        )
-        .await;
+    let r = app.get_ok(&by_id, &[("details", "true")]).await;
     assert_eq!(r.body["numberOfHits"], 2, "{}", r.body);
     // Each request naming it counts, though its built context is reused.
     let r = create_pump(&app, "urn:ngsi-ld:Pump:c2", &url).await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let r = app
-        .get_ok(
-            &format!("/jsonldContexts/{local_id}"),
-            &[("details", "true")],
-        )
-        .await;
+    let r = app.get_ok(&by_id, &[("details", "true")]).await;
     assert_eq!(r.body["numberOfHits"], 4, "{}", r.body);
     assert_eq!(server.hits(), 1, "read from the cache");
 
     // Deleted: gone, and fetched again when next named.
-    let r = send(app.delete(&format!("/jsonldContexts/{}", encoded(&url)))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("/jsonldContexts/{}", encoded(&url)))
+        .await;
     assert_eq!(app.get_ok("/jsonldContexts", &[]).await.body, json!([]));
-    let r = send(app.get(&format!("/jsonldContexts/{local_id}"))).await;
+    let r = send(app.get(&by_id)).await;
     assert_problem(&r, 404, "ResourceNotFound");
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Pump:c1")
-            .header("link", link(&url)),
-    )
-    .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Pump:c1", &url)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["type"], "Pump");
     assert_eq!(server.hits(), 2);
@@ -480,22 +450,17 @@ async fn a_cached_context_is_reloaded_and_kept_when_its_server_is_gone() {
     assert_problem(&r, 503, "LdContextNotAvailable");
     let r = app.get_ok(&path, &[("details", "true")]).await;
     assert_eq!(r.body["kind"], "Cached");
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Pump:r1")
-            .header("link", link(&url)),
-    )
-    .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Pump:r1", &url)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["flow"]["value"], 1, "{}", r.text);
 
     // Deleted, it cannot be had again.
-    let r = send(app.delete(&path)).await;
-    assert_eq!(r.status, 204, "{}", r.text);
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Pump:r1")
-            .header("link", link(&url)),
-    )
-    .await;
+    app.delete_ok(&path).await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Pump:r1", &url)
+        .await;
     assert_problem(&r, 503, "LdContextNotAvailable");
     // A reload of what is not cached is a bad request (the ETSI suite's 051_04).
     let r = send(app.delete(&path).query(&[("reload", "true")])).await;
@@ -506,21 +471,15 @@ async fn a_cached_context_is_reloaded_and_kept_when_its_server_is_gone() {
 /// the store's copy too, though the node has not read it since it started.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_context_is_deleted_from_the_store_after_a_restart() {
-    let app = App::start().await;
-    let server = ContextServer::start(document()).await;
-    let url = server.url("/ctx.jsonld");
-    let r = create_pump(&app, "urn:ngsi-ld:Pump:s1", &url).await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    let (app, server, url) = with_pump_in_served_context("urn:ngsi-ld:Pump:s1").await;
     let dir = app.stop().await.expect("the app's directory");
     let app = App::start_at(&dir.path().join("dothi.db"), HubConfig::default()).await;
     assert_eq!(app.get_ok("/jsonldContexts", &[]).await.body, json!([]));
-    let r = send(app.delete(&format!("/jsonldContexts/{}", encoded(&url)))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Pump:s1")
-            .header("link", link(&url)),
-    )
-    .await;
+    app.delete_ok(&format!("/jsonldContexts/{}", encoded(&url)))
+        .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Pump:s1", &url)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(server.hits(), 2, "fetched again, not read from the store");
     drop(app);
@@ -606,8 +565,8 @@ async fn a_subscription_with_several_contexts_gets_an_implicit_one() {
     assert_eq!(got[0].body["data"][0]["level"], 3, "{}", got[0].body);
 
     // Deleting the subscription deletes it.
-    let r = send(app.delete("/subscriptions/urn:ngsi-ld:Subscription:implicit")).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok("/subscriptions/urn:ngsi-ld:Subscription:implicit")
+        .await;
     let r = send(app.get(&format!("/jsonldContexts/{id}"))).await;
     assert_problem(&r, 404, "ResourceNotFound");
 
@@ -637,12 +596,11 @@ async fn an_implicit_context_is_deleted_on_its_own() {
     assert_eq!(r.status, 201, "{}", r.text);
     let d = only_one(&app, "ImplicitlyCreated").await;
     let id = d["localId"].as_str().unwrap();
-    let r = send(app.delete(&format!("/jsonldContexts/{id}"))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("/jsonldContexts/{id}")).await;
     assert_eq!(app.get_ok("/jsonldContexts", &[]).await.body, json!([]));
     // The subscription stays; deleting it later finds no context to delete.
-    let r = send(app.delete("/subscriptions/urn:ngsi-ld:Subscription:own")).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok("/subscriptions/urn:ngsi-ld:Subscription:own")
+        .await;
 }
 
 /// An implicitly created context belongs to its subscription's tenant: listed,
@@ -653,14 +611,7 @@ async fn an_implicit_context_is_seen_by_its_tenant_alone() {
     const TENANT: &str = "NGSILD-Tenant";
     let app = App::start().await;
     let sub = inline_subscription("east");
-    let r = send(
-        app.client
-            .post(app.url("/subscriptions"))
-            .header("content-type", JSON_LD)
-            .header(TENANT, "east")
-            .body(sub.to_string()),
-    )
-    .await;
+    let r = send(app.post_ld("/subscriptions", &sub).header(TENANT, "east")).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let implicit = |r: &Resp| -> Vec<String> {
         r.body
@@ -805,11 +756,9 @@ async fn a_configured_public_url_makes_the_contexts_urls() {
     let r = create_pump(&app, "urn:ngsi-ld:Pump:p1", &url).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let by_request = format!("{}{location}", app.base);
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Pump:p1")
-            .header("link", link(&by_request)),
-    )
-    .await;
+    let r = app
+        .get_in_context("/entities/urn:ngsi-ld:Pump:p1", &by_request)
+        .await;
     assert_problem(&r, 503, "LdContextNotAvailable");
 
     // A subscription's implicit context is under it too.
@@ -836,11 +785,7 @@ async fn a_configured_public_url_makes_the_contexts_urls() {
 /// needs the write right on every tenant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_contexts_need_the_same_rights() {
-    let app = App::start().await;
-    let server = ContextServer::start(document()).await;
-    let url = server.url("/ctx.jsonld");
-    let r = create_pump(&app, "urn:ngsi-ld:Pump:a1", &url).await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    let (app, server, url) = with_pump_in_served_context("urn:ngsi-ld:Pump:a1").await;
     let path = format!("/jsonldContexts/{}", encoded(&url));
     let anonymous = client_with_key(None);
     let r = send(anonymous.get(app.url(&path))).await;

@@ -90,7 +90,7 @@ async fn linked_entities_inline_and_flat() {
         [("join", "sideways"), ("joinLevel", "1")],
         [("join", "inline"), ("joinLevel", "0")],
     ] {
-        let r = send(app.get(&format!("/entities/{b1}")).query(&query)).await;
+        let r = app.get_with(&format!("/entities/{b1}"), &query).await;
         assert_problem(&r, 400, "BadRequestData");
     }
     app.assert_alive().await;
@@ -143,22 +143,26 @@ async fn a_relationship_the_projection_leaves_out_is_not_joined() {
     chain(&app).await;
     let buildings = ["urn:ngsi-ld:Building:b1", "urn:ngsi-ld:Building:b2"];
     for projection in [("pick", "id,type"), ("omit", "locatedAt")] {
-        let r =
-            send(
-                app.get("/entities")
-                    .query(&[("type", "Building"), ("join", "flat"), projection]),
+        let r = app
+            .get_with(
+                "/entities",
+                &[("type", "Building"), ("join", "flat"), projection],
             )
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(id_list(&r.body), buildings, "{projection:?}");
     }
     // Kept, it is joined.
-    let r = send(app.get("/entities").query(&[
-        ("type", "Building"),
-        ("join", "flat"),
-        ("pick", "id,locatedAt"),
-    ]))
-    .await;
+    let r = app
+        .get_with(
+            "/entities",
+            &[
+                ("type", "Building"),
+                ("join", "flat"),
+                ("pick", "id,locatedAt"),
+            ],
+        )
+        .await;
     assert_eq!(
         id_list(&r.body),
         [buildings[0], buildings[1], "urn:ngsi-ld:City:DongHa"]

@@ -149,7 +149,7 @@ async fn type_selection_expressions() {
         ("Nothing", &[]),
     ];
     for (t, want) in cases {
-        let r = send(app.get("/entities").query(&[("type", *t)])).await;
+        let r = app.get_with("/entities", &[("type", *t)]).await;
         assert_eq!(r.status, 200, "type={t}: {}", r.text);
         let list = id_list(&r.body);
         let unique: BTreeSet<String> = list.iter().cloned().collect();
@@ -187,11 +187,9 @@ async fn ids_id_pattern_and_attrs() {
     assert_eq!(got, st(&["s1", "s3"]));
     // Ids alone select nothing to page through: a type, attrs, q or geo-query is needed
     // (clause 6.4.3.2).
-    let r = send(
-        app.get("/entities")
-            .query(&[("id", "urn:ngsi-ld:Station:s1")]),
-    )
-    .await;
+    let r = app
+        .get_with("/entities", &[("id", "urn:ngsi-ld:Station:s1")])
+        .await;
     assert_problem(&r, 400, "BadRequestData");
     let got = app
         .query_ids(&[
@@ -221,18 +219,14 @@ async fn ids_id_pattern_and_attrs() {
             "{e}"
         );
     }
-    let r = send(
-        app.get("/entities")
-            .query(&[("id", "not-a-uri"), ("type", "Station")]),
-    )
-    .await;
+    let r = app
+        .get_with("/entities", &[("id", "not-a-uri"), ("type", "Station")])
+        .await;
     assert_problem(&r, 400, "BadRequestData");
     for pattern in ["(unclosed", "station**", "s+*"] {
-        let r = send(
-            app.get("/entities")
-                .query(&[("idPattern", pattern), ("type", "Station")]),
-        )
-        .await;
+        let r = app
+            .get_with("/entities", &[("idPattern", pattern), ("type", "Station")])
+            .await;
         assert_problem(&r, 400, "BadRequestData");
     }
 }
@@ -251,12 +245,12 @@ async fn query_representations_and_lang() {
         r.body[0]["name"],
         json!({"type": "Property", "value": "Sông Thạch Hãn", "lang": "vi"})
     );
-    let r = send(app.get("/entities").query(&[
-        ("type", "River"),
-        ("options", "keyValues"),
-        ("lang", "en"),
-    ]))
-    .await;
+    let r = app
+        .get_with(
+            "/entities",
+            &[("type", "River"), ("options", "keyValues"), ("lang", "en")],
+        )
+        .await;
     assert_eq!(
         r.body,
         json!([{"id": "urn:ngsi-ld:River:thach-han", "type": "River", "name": "Thach Han river", "length": 155.5}])
@@ -268,20 +262,16 @@ async fn query_representations_and_lang() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body[0]["name"]["value"], "Thach Han river");
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "River"), ("options", "concise")]),
-    )
-    .await;
+    let r = app
+        .get_with("/entities", &[("type", "River"), ("options", "concise")])
+        .await;
     assert_eq!(
         r.body[0]["length"],
         json!({"value": 155.5, "unitCode": "KMT"})
     );
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "River"), ("lang", "not a tag!")]),
-    )
-    .await;
+    let r = app
+        .get_with("/entities", &[("type", "River"), ("lang", "not a tag!")])
+        .await;
     assert_problem(&r, 400, "BadRequestData");
 }
 
@@ -312,11 +302,9 @@ async fn scope_q() {
         app.entity("urn:ngsi-ld:P:khe-sanh").await["scope"],
         json!(["/QuangTri/HuongHoa/KheSanh", "/Border"])
     );
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "P"), ("scopeQ", "QuangTri")]),
-    )
-    .await;
+    let r = app
+        .get_with("/entities", &[("type", "P"), ("scopeQ", "QuangTri")])
+        .await;
     assert_problem(&r, 400, "BadRequestData");
 }
 
@@ -594,7 +582,7 @@ async fn page(app: &App, extra: &[(&str, &str)], offset: usize) -> Vec<String> {
         ("offset", offset.as_str()),
     ];
     params.extend_from_slice(extra);
-    let r = send(app.get("/entities").query(&params)).await;
+    let r = app.get_with("/entities", &params).await;
     assert_eq!(r.status, 200, "{}", r.text);
     id_list(&r.body)
 }
@@ -625,13 +613,17 @@ async fn paging_is_stable_and_pages_do_not_overlap() {
     let q = [("q", "idx>=20")];
     let first = page(&app, &q, 0).await;
     assert_eq!(first.len(), 5);
-    let r = send(app.get("/entities").query(&[
-        ("type", "Page"),
-        ("q", "idx>=20"),
-        ("limit", "2"),
-        ("offset", "2"),
-    ]))
-    .await;
+    let r = app
+        .get_with(
+            "/entities",
+            &[
+                ("type", "Page"),
+                ("q", "idx>=20"),
+                ("limit", "2"),
+                ("offset", "2"),
+            ],
+        )
+        .await;
     assert_eq!(id_list(&r.body), first[2..4].to_vec());
     // Updating entities does not move them between pages.
     let p0 = page(&app, &[], 0).await;
@@ -643,50 +635,52 @@ async fn paging_is_stable_and_pages_do_not_overlap() {
     assert_eq!(page(&app, &[], 0).await, p0);
     assert_eq!(page(&app, &[], 10).await, p1);
     // The default limit is 20.
-    let r = send(app.get("/entities").query(&[("type", "Page")])).await;
+    let r = app.get_with("/entities", &[("type", "Page")]).await;
     assert_eq!(r.body.as_array().unwrap().len(), 20);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn count_and_limits() {
     let app = pages().await;
-    let r =
-        send(
-            app.get("/entities")
-                .query(&[("type", "Page"), ("count", "true"), ("limit", "5")]),
+    let r = app
+        .get_with(
+            "/entities",
+            &[("type", "Page"), ("count", "true"), ("limit", "5")],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.header("NGSILD-Results-Count"), Some("25"));
     assert_eq!(r.body.as_array().unwrap().len(), 5);
-    let r = send(app.get("/entities").query(&[
-        ("type", "Page"),
-        ("count", "true"),
-        ("q", "idx<7"),
-        ("limit", "2"),
-    ]))
-    .await;
+    let r = app
+        .get_with(
+            "/entities",
+            &[
+                ("type", "Page"),
+                ("count", "true"),
+                ("q", "idx<7"),
+                ("limit", "2"),
+            ],
+        )
+        .await;
     assert_eq!(r.header("NGSILD-Results-Count"), Some("7"));
     assert_eq!(r.body.as_array().unwrap().len(), 2);
     // limit=0&count=true: the count alone.
-    let r =
-        send(
-            app.get("/entities")
-                .query(&[("type", "Page"), ("count", "true"), ("limit", "0")]),
+    let r = app
+        .get_with(
+            "/entities",
+            &[("type", "Page"), ("count", "true"), ("limit", "0")],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body, json!([]));
     assert_eq!(r.header("NGSILD-Results-Count"), Some("25"));
     // limit=0 alone asks for nothing.
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "Page"), ("limit", "0")]),
-    )
-    .await;
+    let r = app
+        .get_with("/entities", &[("type", "Page"), ("limit", "0")])
+        .await;
     assert_problem(&r, 400, "BadRequestData");
     // Without count, no header.
-    let r = send(app.get("/entities").query(&[("type", "Page")])).await;
+    let r = app.get_with("/entities", &[("type", "Page")]).await;
     assert!(r.header("NGSILD-Results-Count").is_none());
     // Count on POST query.
     let r = send(
@@ -700,30 +694,22 @@ async fn count_and_limits() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.header("NGSILD-Results-Count"), Some("25"));
     // Limits.
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "Page"), ("limit", "1001")]),
-    )
-    .await;
+    let r = app
+        .get_with("/entities", &[("type", "Page"), ("limit", "1001")])
+        .await;
     assert_problem(&r, 403, "TooManyResults");
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "Page"), ("limit", "1000")]),
-    )
-    .await;
+    let r = app
+        .get_with("/entities", &[("type", "Page"), ("limit", "1000")])
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body.as_array().unwrap().len(), 25);
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "Page"), ("limit", "-1")]),
-    )
-    .await;
+    let r = app
+        .get_with("/entities", &[("type", "Page"), ("limit", "-1")])
+        .await;
     assert_problem(&r, 400, "BadRequestData");
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "Page"), ("count", "maybe")]),
-    )
-    .await;
+    let r = app
+        .get_with("/entities", &[("type", "Page"), ("count", "maybe")])
+        .await;
     assert_problem(&r, 400, "BadRequestData");
 }
 
@@ -772,13 +758,17 @@ async fn query_responses_link_to_neighbouring_pages() {
         third.headers
     );
     // With count, a full last page has no next either.
-    let r = send(app.get("/entities").query(&[
-        ("type", "Page"),
-        ("limit", "5"),
-        ("offset", "20"),
-        ("count", "true"),
-    ]))
-    .await;
+    let r = app
+        .get_with(
+            "/entities",
+            &[
+                ("type", "Page"),
+                ("limit", "5"),
+                ("offset", "20"),
+                ("count", "true"),
+            ],
+        )
+        .await;
     assert_eq!(r.body.as_array().unwrap().len(), 5);
     assert!(r.link_rel("next").is_none(), "{:?}", r.headers);
     assert!(
@@ -805,18 +795,14 @@ async fn a_pick_of_attributes_answers_the_entities_it_leaves_something_of() {
         r.body,
         json!([{"label": {"type": "LanguageProperty", "languageMap": {"vi": "Trạm Hiếu", "en": "Hieu station"}}}])
     );
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "Station"), ("pick", "level,label")]),
-    )
-    .await;
+    let r = app
+        .get_with("/entities", &[("type", "Station"), ("pick", "level,label")])
+        .await;
     assert_eq!(r.body.as_array().map(Vec::len), Some(3), "{}", r.body);
     // With the id picked, every entity keeps something.
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "Station"), ("pick", "id,label")]),
-    )
-    .await;
+    let r = app
+        .get_with("/entities", &[("type", "Station"), ("pick", "id,label")])
+        .await;
     assert_eq!(ids(&r.body), st(&["s1", "s2", "s3", "s4"]));
     let s4 = r
         .body
@@ -872,11 +858,9 @@ async fn order_by_sorts_the_answer_and_pages_in_that_order() {
     let order = |by: &'static str| {
         let app = &app;
         async move {
-            let r = send(
-                app.get("/entities")
-                    .query(&[("type", "Station"), ("orderBy", by)]),
-            )
-            .await;
+            let r = app
+                .get_with("/entities", &[("type", "Station"), ("orderBy", by)])
+                .await;
             assert_eq!(r.status, 200, "orderBy={by}: {}", r.text);
             id_list(&r.body)
         }
@@ -910,14 +894,18 @@ async fn order_by_sorts_the_answer_and_pages_in_that_order() {
     assert_eq!(order("type,level").await, st(&["s3", "s1", "s2", "s4"]));
 
     // Pages follow the order, and the count is of every match.
-    let r = send(app.get("/entities").query(&[
-        ("type", "Station"),
-        ("orderBy", "level;desc"),
-        ("limit", "2"),
-        ("offset", "1"),
-        ("count", "true"),
-    ]))
-    .await;
+    let r = app
+        .get_with(
+            "/entities",
+            &[
+                ("type", "Station"),
+                ("orderBy", "level;desc"),
+                ("limit", "2"),
+                ("offset", "1"),
+                ("count", "true"),
+            ],
+        )
+        .await;
     assert_eq!(id_list(&r.body), st(&["s1", "s3"]));
     assert_eq!(r.header("NGSILD-Results-Count"), Some("4"));
     // The same in a POST query, where every filter is exact SQL but the order is not.
@@ -930,11 +918,9 @@ async fn order_by_sorts_the_answer_and_pages_in_that_order() {
     assert_eq!(id_list(&r.body), st(&["s3", "s1"]));
 
     for bad in ["level;up", "level,,id", "level==1", "level;desc;asc"] {
-        let r = send(
-            app.get("/entities")
-                .query(&[("type", "Station"), ("orderBy", bad)]),
-        )
-        .await;
+        let r = app
+            .get_with("/entities", &[("type", "Station"), ("orderBy", bad)])
+            .await;
         assert_problem(&r, 400, "BadRequestData");
     }
 }

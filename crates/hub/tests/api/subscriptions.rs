@@ -79,16 +79,8 @@ impl Receiver {
         let app = axum::Router::new()
             .route("/{mode}/{*rest}", axum::routing::post(receive))
             .with_state(log.clone());
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Receiver {
-            base: format!("http://{addr}"),
-            log,
-            task,
-        }
+        let (base, task) = serve_in_background(addr, app).await;
+        Receiver { base, log, task }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -140,6 +132,15 @@ async fn subscribe(app: &App, body: Value) -> String {
     let location = r.header("location").unwrap().to_string();
     let id = location.rsplit('/').next().unwrap().to_string();
     url_decode(&id)
+}
+
+/// Subscribes to every Gauge, with `members` added to the subscription.
+async fn subscribe_to_gauges(app: &App, members: Value) -> String {
+    let mut body = json!({"type": "Subscription", "entities": [{"type": "Gauge"}]});
+    for (name, value) in members.as_object().unwrap() {
+        body[name] = value.clone();
+    }
+    subscribe(app, body).await
 }
 
 fn url_decode(text: &str) -> String {
@@ -264,8 +265,7 @@ async fn subscriptions_are_created_read_listed_updated_and_deleted() {
     let r = send(app.get(&sub_path(&id)).header("NGSILD-Tenant", "elsewhere")).await;
     assert_eq!(r.status, 404, "{}", r.text);
 
-    let r = send(app.delete(&sub_path(&id))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&sub_path(&id)).await;
     let r = send(app.get(&sub_path(&id))).await;
     assert_problem(&r, 404, "ResourceNotFound");
     let r = send(app.delete(&sub_path(&id))).await;
@@ -332,11 +332,9 @@ async fn invalid_subscriptions_are_refused() {
 async fn changes_are_notified_in_order_with_format_and_attributes() {
     let app = App::start().await;
     let rx = Receiver::start().await;
-    let id = subscribe(
+    let id = subscribe_to_gauges(
         &app,
         json!({
-            "type": "Subscription",
-            "entities": [{"type": "Gauge"}],
             "notificationTrigger": ["entityCreated", "attributeUpdated", "entityDeleted"],
             "notification": {"attributes": ["level"], "format": "keyValues",
                              "endpoint": {"uri": rx.url("/ok/a"), "accept": "application/json",
@@ -361,8 +359,7 @@ async fn changes_are_notified_in_order_with_format_and_attributes() {
     ))
     .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    let r = send(app.delete("/entities/urn:ngsi-ld:Gauge:1")).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok("/entities/urn:ngsi-ld:Gauge:1").await;
 
     let got = rx.wait("/ok/a", 3, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 3, "{got:?}");
@@ -397,11 +394,9 @@ async fn notification_headers_are_sent_in_title_case() {
     let app = App::start().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    subscribe(
+    subscribe_to_gauges(
         &app,
         json!({
-            "type": "Subscription",
-            "entities": [{"type": "Gauge"}],
             "notification": {"endpoint": {"uri": format!("http://127.0.0.1:{port}/n"),
                 "receiverInfo": [{"key": "X-Additional-Key", "value": "v"}]}}
         }),
@@ -429,11 +424,9 @@ async fn notification_headers_are_sent_in_title_case() {
 async fn json_ld_endpoints_get_the_context_in_the_body() {
     let app = App::start().await;
     let rx = Receiver::start().await;
-    subscribe(
+    subscribe_to_gauges(
         &app,
         json!({
-            "type": "Subscription",
-            "entities": [{"type": "Gauge"}],
             "notification": {"endpoint": {"uri": rx.url("/ok/ld"), "accept": "application/ld+json"}}
         }),
     )
@@ -453,13 +446,9 @@ async fn json_ld_endpoints_get_the_context_in_the_body() {
 async fn a_failed_notification_is_retried() {
     let app = App::start().await;
     let rx = Receiver::start().await;
-    let id = subscribe(
+    let id = subscribe_to_gauges(
         &app,
-        json!({
-            "type": "Subscription",
-            "entities": [{"type": "Gauge"}],
-            "notification": {"endpoint": {"uri": rx.url("/fail-once/r")}}
-        }),
+        json!({"notification": {"endpoint": {"uri": rx.url("/fail-once/r")}}}),
     )
     .await;
     app.create(gauge("urn:ngsi-ld:Gauge:1", 4.0)).await;
@@ -484,13 +473,9 @@ async fn a_hanging_receiver_does_not_delay_other_subscriptions() {
     let app = App::start().await;
     let rx = Receiver::start().await;
     for path in ["/hang/h", "/ok/fast"] {
-        subscribe(
+        subscribe_to_gauges(
             &app,
-            json!({
-                "type": "Subscription",
-                "entities": [{"type": "Gauge"}],
-                "notification": {"endpoint": {"uri": rx.url(path), "timeout": 60000}}
-            }),
+            json!({"notification": {"endpoint": {"uri": rx.url(path), "timeout": 60000}}}),
         )
         .await;
     }
@@ -522,11 +507,9 @@ async fn notifications_are_published_over_mqtt() {
     .expect("the broker at 127.0.0.1:1883 acknowledges");
 
     let app = App::start().await;
-    subscribe(
+    subscribe_to_gauges(
         &app,
         json!({
-            "type": "Subscription",
-            "entities": [{"type": "Gauge"}],
             "notification": {"endpoint": {"uri": format!("mqtt://127.0.0.1:1883/{topic}"),
                                           "notifierInfo": [{"key": "MQTT-QoS", "value": "1"}]}}
         }),
@@ -559,11 +542,9 @@ async fn an_undelivered_notification_is_sent_after_a_restart() {
         l.local_addr().unwrap().port()
     };
     let app = App::start_at(&db, hub::HubConfig::default()).await;
-    subscribe(
+    subscribe_to_gauges(
         &app,
         json!({
-            "type": "Subscription",
-            "entities": [{"type": "Gauge"}],
             "notification": {"endpoint": {"uri": format!("http://127.0.0.1:{port}/ok/later")}}
         }),
     )
@@ -587,11 +568,9 @@ async fn periodic_subscriptions_notify_every_interval() {
     let rx = Receiver::start().await;
     app.create(gauge("urn:ngsi-ld:Gauge:1", 4.0)).await;
     app.create(gauge("urn:ngsi-ld:Gauge:2", 9.0)).await;
-    subscribe(
+    subscribe_to_gauges(
         &app,
         json!({
-            "type": "Subscription",
-            "entities": [{"type": "Gauge"}],
             "q": "level>5",
             "timeInterval": 1,
             "notification": {"endpoint": {"uri": rx.url("/ok/periodic")}}
@@ -613,11 +592,9 @@ async fn watched_attributes_q_and_throttling_decide_what_fires() {
     let app = App::start().await;
     let rx = Receiver::start().await;
     // Fires when `level` changes while above 5.
-    subscribe(
+    subscribe_to_gauges(
         &app,
         json!({
-            "type": "Subscription",
-            "entities": [{"type": "Gauge"}],
             "watchedAttributes": ["level"],
             "q": "level>5",
             "notificationTrigger": ["attributeCreated", "attributeUpdated", "attributeDeleted"],
@@ -646,8 +623,8 @@ async fn watched_attributes_q_and_throttling_decide_what_fires() {
     assert_eq!(set("river", json!("Hiếu")).await.status, 204); // not watched
     assert_eq!(set("level", json!(3.0)).await.status, 204); // q fails after
     assert_eq!(set("level", json!(8.0)).await.status, 204); // fires
-    let r = send(app.delete("/entities/urn:ngsi-ld:Gauge:1/attrs/level")).await;
-    assert_eq!(r.status, 204, "{}", r.text); // q fails: no level left
+    app.delete_ok("/entities/urn:ngsi-ld:Gauge:1/attrs/level")
+        .await; // q fails: no level left
     let watched = rx.wait("/ok/watch", 3, Duration::from_secs(3)).await;
     let levels: Vec<&Value> = watched
         .iter()
@@ -670,27 +647,22 @@ async fn the_request_context_names_the_terms_of_subscriptions_and_notifications(
     let ctx_url = ctx.url("/ctx.jsonld");
     let app = App::start().await;
     let rx = Receiver::start().await;
-    let r = send(
-        app.client
-            .post(app.url("/subscriptions"))
-            .header("Content-Type", JSON_LD)
-            .body(
-                json!({
-                    "@context": ctx_url,
-                    "type": "Subscription",
-                    "entities": [{"type": "Gauge"}],
-                    "notification": {"attributes": ["level"],
-                                     "endpoint": {"uri": rx.url("/ok/ctx"), "accept": "application/json"}}
-                })
-                .to_string(),
-            ),
-    )
+    let r = send(app.post_ld(
+        "/subscriptions",
+        &json!({
+            "@context": ctx_url,
+            "type": "Subscription",
+            "entities": [{"type": "Gauge"}],
+            "notification": {"attributes": ["level"],
+                             "endpoint": {"uri": rx.url("/ok/ctx"), "accept": "application/json"}}
+        }),
+    ))
     .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let id = url_decode(r.header("location").unwrap().rsplit('/').next().unwrap());
 
     // Read with the same @context: short names; with the core context: IRIs.
-    let r = send(app.get(&sub_path(&id)).header("Link", link(&ctx_url))).await;
+    let r = app.get_in_context(&sub_path(&id), &ctx_url).await;
     assert_eq!(r.body["entities"][0]["type"], "Gauge", "{}", r.text);
     assert_eq!(r.body["notification"]["attributes"], json!(["level"]));
     let r = send(app.get(&sub_path(&id))).await;
@@ -723,11 +695,9 @@ async fn the_request_context_names_the_terms_of_subscriptions_and_notifications(
 async fn a_backlog_longer_than_the_notifier_keeps_in_memory_arrives_in_order() {
     let app = App::start().await;
     let rx = Receiver::start().await;
-    subscribe(
+    subscribe_to_gauges(
         &app,
         json!({
-            "type": "Subscription",
-            "entities": [{"type": "Gauge"}],
             "notificationTrigger": ["entityCreated"],
             "notification": {"endpoint": {"uri": rx.url("/fail-once/backlog")}}
         }),
@@ -758,11 +728,9 @@ async fn an_entity_deletion_is_notified_with_its_times_and_watched_attributes() 
     let app = App::start().await;
     let rx = Receiver::start().await;
     // keyValues with sysAttrs: the entity's own times are members in that format too.
-    subscribe(
+    subscribe_to_gauges(
         &app,
         json!({
-            "type": "Subscription",
-            "entities": [{"type": "Gauge"}],
             "notificationTrigger": ["entityDeleted"],
             "notification": {"format": "keyValues", "sysAttrs": true,
                              "endpoint": {"uri": rx.url("/ok/deleted")}}
@@ -771,11 +739,9 @@ async fn an_entity_deletion_is_notified_with_its_times_and_watched_attributes() 
     .await;
     // Attribute deletions of `level` only: deleting the entity deletes `river` too,
     // which this subscription does not watch.
-    subscribe(
+    subscribe_to_gauges(
         &app,
         json!({
-            "type": "Subscription",
-            "entities": [{"type": "Gauge"}],
             "watchedAttributes": ["level"],
             "notificationTrigger": ["attributeDeleted"],
             "notification": {"endpoint": {"uri": rx.url("/ok/level")}}
@@ -783,8 +749,7 @@ async fn an_entity_deletion_is_notified_with_its_times_and_watched_attributes() 
     )
     .await;
     app.create(gauge("urn:ngsi-ld:Gauge:gone", 2.0)).await;
-    let r = send(app.delete("/entities/urn:ngsi-ld:Gauge:gone")).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok("/entities/urn:ngsi-ld:Gauge:gone").await;
 
     let deleted = rx.wait("/ok/deleted", 1, Duration::from_secs(5)).await;
     assert_eq!(deleted.len(), 1, "{deleted:?}");
@@ -843,15 +808,7 @@ async fn notifications_join_the_linked_entities_flat_or_inline() {
     ] {
         let mut notification = notification;
         notification["endpoint"] = json!({"uri": rx.url(path)});
-        subscribe(
-            &app,
-            json!({
-                "type": "Subscription",
-                "entities": [{"type": "Gauge"}],
-                "notification": notification
-            }),
-        )
-        .await;
+        subscribe_to_gauges(&app, json!({"notification": notification})).await;
     }
     let r = send(app.patch(
         "/entities/urn:ngsi-ld:Gauge:th/attrs",

@@ -100,26 +100,32 @@ async fn every_change_is_recorded_and_read_back() {
         .await;
     assert_eq!(values_of(&r.body, "waterLevel"), vec![2.8, 3.4]);
     assert!(r.body.get("river").is_none());
-    let r = send(
-        app.get(&format!("/temporal/entities/{GAUGE}"))
-            .query(&[("timerel", "after"), ("timeAt", hour(2).as_str())]),
-    )
-    .await;
+    let r = app
+        .get_with(
+            &format!("/temporal/entities/{GAUGE}"),
+            &[("timerel", "after"), ("timeAt", hour(2).as_str())],
+        )
+        .await;
     assert_eq!(values_of(&r.body, "waterLevel"), vec![4.6, 5.2]);
     // A time with an offset is the same instant in UTC (hour(2) is 02:00Z, 09:00 in
     // Vietnam); answers are always in UTC.
-    let r = send(app.get(&format!("/temporal/entities/{GAUGE}")).query(&[
-        ("timerel", "after"),
-        ("timeAt", "2026-10-17T09:00:00+07:00"),
-    ]))
-    .await;
+    let r = app
+        .get_with(
+            &format!("/temporal/entities/{GAUGE}"),
+            &[
+                ("timerel", "after"),
+                ("timeAt", "2026-10-17T09:00:00+07:00"),
+            ],
+        )
+        .await;
     assert_eq!(values_of(&r.body, "waterLevel"), vec![4.6, 5.2]);
     assert_eq!(r.body["waterLevel"][0]["observedAt"], hour(3));
-    let r = send(
-        app.get(&format!("/temporal/entities/{GAUGE}"))
-            .query(&[("lastN", "2"), ("attrs", "waterLevel")]),
-    )
-    .await;
+    let r = app
+        .get_with(
+            &format!("/temporal/entities/{GAUGE}"),
+            &[("lastN", "2"), ("attrs", "waterLevel")],
+        )
+        .await;
     assert_eq!(values_of(&r.body, "waterLevel"), vec![4.6, 5.2]);
 
     // The simplified temporal representation: [value, time] pairs.
@@ -135,8 +141,7 @@ async fn every_change_is_recorded_and_read_back() {
     assert_eq!(pairs[1], json!([2.8, hour(1)]));
 
     // The history goes with the entity.
-    let r = send(app.delete(&format!("/temporal/entities/{GAUGE}"))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("/temporal/entities/{GAUGE}")).await;
     let r = send(app.get(&format!("/temporal/entities/{GAUGE}"))).await;
     assert_problem(&r, 404, "ResourceNotFound");
     let r = send(app.get(&format!("/entities/{GAUGE}"))).await;
@@ -329,8 +334,7 @@ async fn provided_history_is_added_edited_and_deleted() {
         .body;
     assert_eq!(body["waterLevel"][1]["value"], 0.5);
     assert_eq!(body["waterLevel"][1]["instanceId"], instance.as_str());
-    let r = send(app.delete(&path)).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&path).await;
     let r = send(app.delete(&path)).await;
     assert_problem(&r, 404, "ResourceNotFound");
     let r = send(app.delete(&format!(
@@ -353,8 +357,8 @@ async fn provided_history_is_added_edited_and_deleted() {
     assert_eq!(body["waterLevel"].as_array().unwrap().len(), 5);
 
     // Delete the attribute: its history and its current value.
-    let r = send(app.delete(&format!("/temporal/entities/{GAUGE}/attrs/waterLevel"))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("/temporal/entities/{GAUGE}/attrs/waterLevel"))
+        .await;
     let body = send(app.get(&format!("/temporal/entities/{GAUGE}")))
         .await
         .body;
@@ -382,8 +386,8 @@ async fn deleted_attributes_are_read_by_their_deletion_time() {
         ("waterLevel", "?datasetId=urn:ngsi-ld:Dataset:backup"),
         ("label", ""),
     ] {
-        let r = send(app.delete(&format!("/entities/{GAUGE}/attrs/{attr}{query}"))).await;
-        assert_eq!(r.status, 204, "{}", r.text);
+        app.delete_ok(&format!("/entities/{GAUGE}/attrs/{attr}{query}"))
+            .await;
     }
     let r = app.get_ok(&path, &[("timeproperty", "deletedAt")]).await;
     let river = r.body["refRiver"].as_array().unwrap();
@@ -438,8 +442,7 @@ async fn deleted_attributes_are_read_by_their_deletion_time() {
     assert!(r.body["refRiver"][0].get("deletedAt").is_none());
     assert_eq!(r.body["waterLevel"].as_array().unwrap().len(), 2);
     // Deleting the attribute's history through the temporal API takes its deletions.
-    let r = send(app.delete(&format!("{path}/attrs/refRiver"))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("{path}/attrs/refRiver")).await;
     let r = app.get_ok(&path, &[("timeproperty", "deletedAt")]).await;
     assert!(r.body.get("refRiver").is_none(), "{}", r.body);
     assert!(r.body.get("label").is_some(), "{}", r.body);
@@ -511,7 +514,7 @@ async fn instances_are_filtered_by_dataset_id() {
     let r = app.get_ok("/temporal/entities", &query).await;
     assert_eq!(r.body, json!([]));
     // A datasetId is a URI or @none.
-    let r = send(app.get(&path).query(&[("datasetId", "backup")])).await;
+    let r = app.get_with(&path, &[("datasetId", "backup")]).await;
     assert_problem(&r, 400, "BadRequestData");
 }
 
@@ -549,11 +552,9 @@ async fn long_histories_come_in_pages() {
     assert_eq!(rest.len(), 200);
     assert_eq!(rest[0], 1000.0);
     // lastN larger than a page: the latest page, and 206.
-    let r = send(
-        app.get(&format!("/temporal/entities/{GAUGE}"))
-            .query(&[("lastN", "1100")]),
-    )
-    .await;
+    let r = app
+        .get_with(&format!("/temporal/entities/{GAUGE}"), &[("lastN", "1100")])
+        .await;
     assert_eq!(r.status, 206, "{}", r.text);
     let got = values_of(&r.body, "waterLevel");
     assert_eq!((got.len(), got[0], got[999]), (1000, 200.0, 1199.0));
@@ -585,11 +586,12 @@ async fn a_partial_answer_cuts_every_attribute_to_one_range() {
     let path = format!("/temporal/entities/{GAUGE}");
     // Forwards from timeAt: waterLevel fills the page up to 16:39; the other
     // attributes stop there too, and one with nothing before is an empty array.
-    let r = send(
-        app.get(&path)
-            .query(&[("timerel", "after"), ("timeAt", "2026-10-16T00:00:00Z")]),
-    )
-    .await;
+    let r = app
+        .get_with(
+            &path,
+            &[("timerel", "after"), ("timeAt", "2026-10-16T00:00:00Z")],
+        )
+        .await;
     assert_eq!(r.status, 206, "{}", r.text);
     assert_eq!(
         r.header("content-range"),
@@ -598,12 +600,16 @@ async fn a_partial_answer_cuts_every_attribute_to_one_range() {
     assert_eq!(values_of(&r.body, "waterLevel").len(), 1000);
     assert_eq!(values_of(&r.body, "flow"), vec![600.0]);
     assert_eq!(r.body["alarm"], json!([]));
-    let r = send(app.get(&path).query(&[
-        ("timerel", "after"),
-        ("timeAt", "2026-10-16T00:00:00Z"),
-        ("options", "temporalValues"),
-    ]))
-    .await;
+    let r = app
+        .get_with(
+            &path,
+            &[
+                ("timerel", "after"),
+                ("timeAt", "2026-10-16T00:00:00Z"),
+                ("options", "temporalValues"),
+            ],
+        )
+        .await;
     assert_eq!(r.status, 206, "{}", r.text);
     assert_eq!(r.body["alarm"], json!({"type": "Property", "values": []}));
     assert_eq!(r.body["flow"]["values"].as_array().unwrap().len(), 1);
@@ -618,13 +624,17 @@ async fn a_partial_answer_cuts_every_attribute_to_one_range() {
     assert_eq!(values_of(&r.body, "flow"), vec![1080.0, 1200.0]);
     assert_eq!(r.body["alarm"].as_array().unwrap().len(), 1);
     // Backwards from endTimeAt: down to the earliest waterLevel returned (03:20).
-    let r = send(app.get(&path).query(&[
-        ("lastN", "1100"),
-        ("timerel", "between"),
-        ("timeAt", "2026-10-17T00:00:00Z"),
-        ("endTimeAt", "2026-10-18T00:00:00Z"),
-    ]))
-    .await;
+    let r = app
+        .get_with(
+            &path,
+            &[
+                ("lastN", "1100"),
+                ("timerel", "between"),
+                ("timeAt", "2026-10-17T00:00:00Z"),
+                ("endTimeAt", "2026-10-18T00:00:00Z"),
+            ],
+        )
+        .await;
     assert_eq!(r.status, 206, "{}", r.text);
     assert_eq!(
         r.header("content-range"),
@@ -632,7 +642,7 @@ async fn a_partial_answer_cuts_every_attribute_to_one_range() {
     );
     assert_eq!(values_of(&r.body, "flow"), vec![600.0, 1080.0, 1200.0]);
     // A whole answer is 200, without Content-Range.
-    let r = send(app.get(&path).query(&[("attrs", "flow,alarm")])).await;
+    let r = app.get_with(&path, &[("attrs", "flow,alarm")]).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.header("content-range").is_none());
     // A query cuts every entity to the same range.
@@ -645,12 +655,16 @@ async fn a_partial_answer_cuts_every_attribute_to_one_range() {
     ))
     .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let r = send(app.get("/temporal/entities").query(&[
-        ("type", "WaterObserved"),
-        ("timerel", "after"),
-        ("timeAt", "2026-10-16T00:00:00Z"),
-    ]))
-    .await;
+    let r = app
+        .get_with(
+            "/temporal/entities",
+            &[
+                ("type", "WaterObserved"),
+                ("timerel", "after"),
+                ("timeAt", "2026-10-16T00:00:00Z"),
+            ],
+        )
+        .await;
     assert_eq!(r.status, 206, "{}", r.text);
     assert_eq!(
         r.header("content-range"),
@@ -709,7 +723,7 @@ async fn the_page_size_is_configured() {
         201
     );
     for query in [vec![], vec![("lastN", "20")]] {
-        let r = send(app.get(path).query(&query)).await;
+        let r = app.get_with(path, &query).await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert!(r.header("content-range").is_none());
         assert_eq!(times_of(&r.body, "speed").len(), 20);
@@ -731,7 +745,7 @@ async fn the_page_size_is_configured() {
         (3..=10).map(minute).collect::<Vec<_>>()
     );
     // lastN larger than the page: backwards from the latest, lastN as the size.
-    let r = send(app.get(path).query(&[("lastN", "20")])).await;
+    let r = app.get_with(path, &[("lastN", "20")]).await;
     assert_page(&r, "date-time 2020-01-01T01:22:00Z-2020-01-01T01:13:00Z/20");
     assert_eq!(times_of(&r.body, "fuelLevel").len(), 10);
     assert_eq!(
@@ -742,11 +756,9 @@ async fn the_page_size_is_configured() {
     let mut seen = Vec::new();
     let mut from = "2019-01-01T00:00:00Z".to_string();
     loop {
-        let r = send(
-            app.get(path)
-                .query(&[("timerel", "after"), ("timeAt", from.as_str())]),
-        )
-        .await;
+        let r = app
+            .get_with(path, &[("timerel", "after"), ("timeAt", from.as_str())])
+            .await;
         // An attribute with nothing left in the range is not in the answer.
         for attr in ["speed", "fuelLevel"] {
             if r.body.get(attr).is_some() {
@@ -767,12 +779,16 @@ async fn the_page_size_is_configured() {
     seen.dedup();
     assert_eq!((before, seen.len()), (40, 40));
     // A query is paged alike.
-    let r = send(app.get("/temporal/entities").query(&[
-        ("type", "Vehicle"),
-        ("timerel", "before"),
-        ("timeAt", "2021-01-01T00:00:00Z"),
-    ]))
-    .await;
+    let r = app
+        .get_with(
+            "/temporal/entities",
+            &[
+                ("type", "Vehicle"),
+                ("timerel", "before"),
+                ("timeAt", "2021-01-01T00:00:00Z"),
+            ],
+        )
+        .await;
     assert_page(&r, "date-time 2020-01-01T01:01:00Z-2020-01-01T01:10:00Z/*");
 }
 
@@ -801,22 +817,21 @@ async fn a_page_ends_between_two_times() {
     let r = send(app.get(&path)).await;
     assert_page(&r, "date-time 2026-10-17T00:00:00Z-2026-10-17T00:00:00Z/*");
     assert_eq!(times_of(&r.body, "waterLevel"), vec![at[0]; 3]);
-    let r = send(
-        app.get(&path)
-            .query(&[("timerel", "after"), ("timeAt", at[0])]),
-    )
-    .await;
+    let r = app
+        .get_with(&path, &[("timerel", "after"), ("timeAt", at[0])])
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(times_of(&r.body, "waterLevel"), vec![at[1]; 3]);
     // Backwards alike.
-    let r = send(app.get(&path).query(&[("lastN", "6")])).await;
+    let r = app.get_with(&path, &[("lastN", "6")]).await;
     assert_page(&r, "date-time 2026-10-17T01:00:00Z-2026-10-17T01:00:00Z/6");
     assert_eq!(times_of(&r.body, "waterLevel"), vec![at[1]; 3]);
-    let r = send(
-        app.get(&path)
-            .query(&[("lastN", "6"), ("timerel", "before"), ("timeAt", at[1])]),
-    )
-    .await;
+    let r = app
+        .get_with(
+            &path,
+            &[("lastN", "6"), ("timerel", "before"), ("timeAt", at[1])],
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(times_of(&r.body, "waterLevel"), vec![at[0]; 3]);
 }
@@ -847,19 +862,23 @@ async fn bad_temporal_requests_are_refused() {
         vec![("aggrMethods", "avg")],
         vec![("timeproperty", "deletedat")],
     ] {
-        let r = send(app.get(&path).query(&query)).await;
+        let r = app.get_with(&path, &query).await;
         assert_problem(&r, 400, "BadRequestData");
     }
     // Too many periods for one answer.
-    let r = send(app.get(&path).query(&[
-        ("options", "aggregatedValues"),
-        ("aggrMethods", "avg"),
-        ("aggrPeriodDuration", "PT1S"),
-        ("timerel", "between"),
-        ("timeAt", "2026-01-01T00:00:00Z"),
-        ("endTimeAt", "2026-12-01T00:00:00Z"),
-    ]))
-    .await;
+    let r = app
+        .get_with(
+            &path,
+            &[
+                ("options", "aggregatedValues"),
+                ("aggrMethods", "avg"),
+                ("aggrPeriodDuration", "PT1S"),
+                ("timerel", "between"),
+                ("timeAt", "2026-01-01T00:00:00Z"),
+                ("endTimeAt", "2026-12-01T00:00:00Z"),
+            ],
+        )
+        .await;
     assert_problem(&r, 400, "BadRequestData");
     // A temporal query must select something.
     let r = send(app.get("/temporal/entities")).await;
@@ -963,30 +982,18 @@ async fn temporal_answers_are_projected_and_options_checked() {
         vec![("pick", "id"), ("omit", "type")],
         vec![("pick", "waterLevel"), ("attrs", "waterLevel")],
     ] {
-        assert_problem(
-            &send(app.get(&path).query(&query)).await,
-            400,
-            "BadRequestData",
-        );
+        assert_problem(&app.get_with(&path, &query).await, 400, "BadRequestData");
     }
     // Nothing left, or attributes the entity never had: not found.
     for query in [vec![("pick", "nothing")], vec![("attrs", "nothing")]] {
-        assert_problem(
-            &send(app.get(&path).query(&query)).await,
-            404,
-            "ResourceNotFound",
-        );
+        assert_problem(&app.get_with(&path, &query).await, 404, "ResourceNotFound");
     }
     // Unknown options and formats are refused; a format overrides the options.
     for query in [
         vec![("options", "temporalValues,sideways")],
         vec![("format", "sideways")],
     ] {
-        assert_problem(
-            &send(app.get(&path).query(&query)).await,
-            400,
-            "InvalidRequest",
-        );
+        assert_problem(&app.get_with(&path, &query).await, 400, "InvalidRequest");
     }
     let r = app
         .get_ok(
@@ -1005,7 +1012,7 @@ async fn temporal_answers_are_projected_and_options_checked() {
         r.text
     );
     // A query needs a selection, which ids alone are not; local=true is one.
-    let r = send(app.get("/temporal/entities").query(&[("id", GAUGE)])).await;
+    let r = app.get_with("/temporal/entities", &[("id", GAUGE)]).await;
     assert_problem(&r, 400, "BadRequestData");
     // With a time restriction, an entity without history in it is left out, over
     // GET and over both paths of the POST query.

@@ -6,6 +6,21 @@ use crate::common::*;
 
 const TENANT: &str = "NGSILD-Tenant";
 
+/// GET `path` in `tenant`.
+async fn get_in(app: &App, tenant: &str, path: &str) -> Resp {
+    send(app.get(path).header(TENANT, tenant)).await
+}
+
+/// The query of every Bin in `tenant`.
+async fn bins_in(app: &App, tenant: &str) -> Resp {
+    send(
+        app.get("/entities")
+            .query(&[("type", "Bin")])
+            .header(TENANT, tenant),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_are_isolated() {
     let app = App::start().await;
@@ -14,19 +29,10 @@ async fn tenants_are_isolated() {
     assert_eq!(r.status, 201, "{}", r.text);
 
     // Visible in its tenant.
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Bin:1")
-            .header(TENANT, "quangtri"),
-    )
-    .await;
+    let r = get_in(&app, "quangtri", "/entities/urn:ngsi-ld:Bin:1").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["fill"]["value"], 0.5);
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "Bin")])
-            .header(TENANT, "quangtri"),
-    )
-    .await;
+    let r = bins_in(&app, "quangtri").await;
     assert_eq!(ids(&r.body), set(&["urn:ngsi-ld:Bin:1"]));
 
     // Invisible in the default tenant.
@@ -55,13 +61,9 @@ async fn tenants_are_isolated() {
     let other = json!({"id": "urn:ngsi-ld:Bin:1", "type": "Bin", "fill": 0.9});
     let r = send(app.post("/entities", &other).header(TENANT, "hue")).await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let r = send(app.get("/entities/urn:ngsi-ld:Bin:1").header(TENANT, "hue")).await;
+    let r = get_in(&app, "hue", "/entities/urn:ngsi-ld:Bin:1").await;
     assert_eq!(r.body["fill"]["value"], 0.9);
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Bin:1")
-            .header(TENANT, "quangtri"),
-    )
-    .await;
+    let r = get_in(&app, "quangtri", "/entities/urn:ngsi-ld:Bin:1").await;
     assert_eq!(r.body["fill"]["value"], 0.5);
 
     // Deleting in one tenant leaves the other.
@@ -71,19 +73,10 @@ async fn tenants_are_isolated() {
     )
     .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Bin:1")
-            .header(TENANT, "quangtri"),
-    )
-    .await;
+    let r = get_in(&app, "quangtri", "/entities/urn:ngsi-ld:Bin:1").await;
     assert_eq!(r.status, 200, "{}", r.text);
     // The tenant stays, empty.
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "Bin")])
-            .header(TENANT, "hue"),
-    )
-    .await;
+    let r = bins_in(&app, "hue").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body, json!([]));
 
@@ -97,9 +90,9 @@ async fn tenants_are_isolated() {
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let r = send(app.get("/types/Bin").header(TENANT, "quangtri")).await;
+    let r = get_in(&app, "quangtri", "/types/Bin").await;
     assert_eq!(r.body["entityCount"], 2);
-    let r = send(app.get("/attributes/fill").header(TENANT, "quangtri")).await;
+    let r = get_in(&app, "quangtri", "/attributes/fill").await;
     assert_eq!(r.body["attributeCount"], 2);
     let r = send(app.get("/types/Bin")).await;
     assert_problem(&r, 404, "ResourceNotFound");
@@ -117,12 +110,7 @@ async fn a_failed_write_does_not_create_a_tenant() {
     )
     .await;
     assert_problem(&r, 400, "BadRequestData");
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "Bin")])
-            .header(TENANT, "danang"),
-    )
-    .await;
+    let r = bins_in(&app, "danang").await;
     assert_problem(&r, 404, "NonexistentTenant");
     let r = send(
         app.patch("/entities/urn:ngsi-ld:Bin:1/attrs", &json!({"fill": 1}))
@@ -130,24 +118,14 @@ async fn a_failed_write_does_not_create_a_tenant() {
     )
     .await;
     assert_eq!(r.status, 404, "{}", r.text);
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "Bin")])
-            .header(TENANT, "danang"),
-    )
-    .await;
+    let r = bins_in(&app, "danang").await;
     assert_problem(&r, 404, "NonexistentTenant");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_tenant_names_are_refused() {
     let app = App::start().await;
-    let r = send(
-        app.get("/entities")
-            .query(&[("type", "Bin")])
-            .header(TENANT, "bad tenant!"),
-    )
-    .await;
+    let r = bins_in(&app, "bad tenant!").await;
     assert_problem(&r, 400, "BadRequestData");
     let long = "t".repeat(200);
     let r = send(
@@ -181,6 +159,6 @@ async fn a_batch_that_writes_nothing_does_not_create_a_tenant() {
     )
     .await;
     assert_eq!(r.status, 207, "{}", r.text);
-    let r = send(app.get("/types").header(TENANT, "danang")).await;
+    let r = get_in(&app, "danang", "/types").await;
     assert_problem(&r, 404, "NonexistentTenant");
 }

@@ -22,6 +22,13 @@ fn building() -> Value {
     })
 }
 
+/// A hub holding [`building`].
+async fn with_building() -> App {
+    let app = App::start().await;
+    app.create(building()).await;
+    app
+}
+
 /// The instances of an attribute of a retrieved entity, as a list.
 fn instances(entity: &Value, name: &str) -> Vec<Value> {
     match &entity[name] {
@@ -33,9 +40,8 @@ fn instances(entity: &Value, name: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ngsi_ld_null_deletes_one_instance_in_every_kind_of_update() {
-    let app = App::start().await;
+    let app = with_building().await;
     // Partial attribute update: the datasetId instance goes, the default one stays.
-    app.create(building()).await;
     let r = send(app.patch(
         &format!("/entities/{ID}/attrs/name"),
         &json!({"type": "Property", "value": "urn:ngsi-ld:null", "datasetId": "urn:ngsi-ld:Dataset:en"}),
@@ -99,8 +105,7 @@ async fn ngsi_ld_null_deletes_one_instance_in_every_kind_of_update() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_add_types_and_handle_scopes() {
-    let app = App::start().await;
-    app.create(building()).await;
+    let app = with_building().await;
     // PATCH /attrs with a type adds it; types are never removed by an update.
     let r = send(app.patch(&format!("/entities/{ID}/attrs"), &json!({"type": "School"}))).await;
     assert_eq!(r.status, 204, "{}", r.text);
@@ -125,8 +130,7 @@ async fn updates_add_types_and_handle_scopes() {
         json!(["/QuangTri/DongHa", "/Tourism"])
     );
     // …deleted as if it were an attribute, once.
-    let r = send(app.delete(&format!("/entities/{ID}/attrs/scope"))).await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete_ok(&format!("/entities/{ID}/attrs/scope")).await;
     assert!(app.entity(ID).await.get("scope").is_none());
     let r = send(app.delete(&format!("/entities/{ID}/attrs/scope"))).await;
     assert_problem(&r, 404, "ResourceNotFound");
@@ -139,8 +143,7 @@ async fn updates_add_types_and_handle_scopes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_merge_patches_each_entity_and_reports_the_missing() {
-    let app = App::start().await;
-    app.create(building()).await;
+    let app = with_building().await;
     let other = "urn:ngsi-ld:Building:u2";
     app.create(
         json!({"id": other, "type": "Building", "height": {"type": "Property", "value": 12}}),
@@ -203,15 +206,14 @@ async fn batch_merge_patches_each_entity_and_reports_the_missing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn representation_parameters_are_checked() {
-    let app = App::start().await;
-    app.create(building()).await;
+    let app = with_building().await;
     let path = format!("/entities/{ID}");
     // An unknown format or option is not a request the API knows (InvalidRequest).
     for query in [
         vec![("format", "tabular")],
         vec![("options", "keyValues,fast")],
     ] {
-        let r = send(app.get(&path).query(&query)).await;
+        let r = app.get_with(&path, &query).await;
         assert_problem(&r, 400, "InvalidRequest");
     }
     for query in [
@@ -220,15 +222,16 @@ async fn representation_parameters_are_checked() {
         vec![("pick", "name,,type")],
         vec![("attrs", "name,")],
     ] {
-        let r = send(app.get(&path).query(&query)).await;
+        let r = app.get_with(&path, &query).await;
         assert_problem(&r, 400, "BadRequestData");
     }
     // The checks come before the entity is looked up.
-    let r = send(
-        app.get("/entities/urn:ngsi-ld:Building:none")
-            .query(&[("format", "tabular")]),
-    )
-    .await;
+    let r = app
+        .get_with(
+            "/entities/urn:ngsi-ld:Building:none",
+            &[("format", "tabular")],
+        )
+        .await;
     assert_problem(&r, 400, "InvalidRequest");
     // format names the representation even beside options.
     let e = app
@@ -241,7 +244,7 @@ async fn representation_parameters_are_checked() {
         vec![("pick", "colour")],
         vec![("omit", "id,type,scope,name,locatedAt,location")],
     ] {
-        let r = send(app.get(&path).query(&query)).await;
+        let r = app.get_with(&path, &query).await;
         assert_problem(&r, 404, "ResourceNotFound");
     }
     // datasetId keeps the instances of those datasets only (@none: the default ones).
@@ -258,7 +261,7 @@ async fn representation_parameters_are_checked() {
         json!({"type": "Property", "value": "Nhà văn hóa"}),
         "{e}"
     );
-    let r = send(app.get(&path).query(&[("datasetId", "not a uri")])).await;
+    let r = app.get_with(&path, &[("datasetId", "not a uri")]).await;
     assert_problem(&r, 400, "BadRequestData");
     // An attribute path named like a JSON-LD keyword is refused before any lookup.
     let r = send(app.put(
@@ -278,8 +281,7 @@ async fn representation_parameters_are_checked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partial_update_cannot_change_the_kind_of_an_attribute() {
-    let app = App::start().await;
-    app.create(building()).await;
+    let app = with_building().await;
     // `name` is a Property: a Relationship fragment is refused and changes nothing.
     let r = send(app.patch(
         &format!("/entities/{ID}/attrs/name"),
