@@ -126,6 +126,37 @@ impl App {
         send(self.req(reqwest::Method::PUT, path, key).json(body)).await
     }
 
+    pub async fn patch(&self, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
+        send(self.req(reqwest::Method::PATCH, path, key).json(body)).await
+    }
+
+    /// PATCHes `attrs` of the entity `id` through the NGSI-LD API, as the admin: the
+    /// status.
+    pub async fn patch_attrs(&self, id: &str, attrs: &Value) -> u16 {
+        self.req(
+            reqwest::Method::PATCH,
+            &format!("/ngsi-ld/v1/entities/{id}/attrs"),
+            Some(ADMIN),
+        )
+        .json(attrs)
+        .send()
+        .await
+        .expect("patch")
+        .status()
+        .as_u16()
+    }
+
+    /// The temporal entity of the plan's KPI `slug` with its `kpiValue` history
+    /// (`options`: more of the query, from `&`), read as the admin.
+    pub async fn kpi_history(&self, slug: &str, options: &str) -> Value {
+        let path = format!(
+            "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:KeyPerformanceIndicator:plan-{slug}?attrs=kpiValue{options}"
+        );
+        let (status, history) = self.get(&path, Some(ADMIN)).await;
+        assert_eq!(status, 200, "{history}");
+        history
+    }
+
     /// The plan's KPI of this slug, as the scorecard API shows it.
     pub async fn kpi(&self, slug: &str) -> Value {
         let (status, v) = self
