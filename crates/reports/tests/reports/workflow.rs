@@ -13,6 +13,13 @@ async fn act(app: &App, id: &str, action: Value) -> crate::common::Answer {
     .await
 }
 
+/// `act`, which must succeed: the request as it is after.
+async fn act_ok(app: &App, id: &str, action: Value) -> Value {
+    let r = act(app, id, action).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()
+}
+
 async fn submit(app: &App, code: &str) -> (String, String) {
     let r = app.staff_report(code, "Ổ gà lớn").await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -76,18 +83,14 @@ async fn deadlines_count_working_days_across_tet() {
         422,
         "not before it is accepted"
     );
-    assert_eq!(
-        act(&app, &id, json!({"action": "accept"})).await.status,
-        200
-    );
-    let r = act(
+    act_ok(&app, &id, json!({"action": "accept"})).await;
+    act_ok(
         &app,
         &id,
         json!({"action": "assign", "officer": "Đội duy tu số 2"}),
     )
     .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(act(&app, &id, json!({"action": "start"})).await.status, 200);
+    act_ok(&app, &id, json!({"action": "start"})).await;
     let no_reason = act(
         &app,
         &id,
@@ -99,28 +102,23 @@ async fn deadlines_count_working_days_across_tet() {
         "an extension needs a reason: {}",
         no_reason.text
     );
-    let r = act(
+    let r = act_ok(
         &app,
         &id,
         json!({"action": "extend", "working_days": 3, "reason": "Chờ nhựa đường"}),
     )
-    .await
-    .json();
+    .await;
     assert_eq!(
         r["expected_datetime"], "2026-03-18T16:59:59Z",
         "Mon 16, Tue 17, Wed 18"
     );
     app.clock.set("2026-03-02T02:00:00Z");
-    assert_eq!(
-        act(
-            &app,
-            &id,
-            json!({"action": "resolve", "result": "Đã vá ổ gà"})
-        )
-        .await
-        .status,
-        200
-    );
+    act_ok(
+        &app,
+        &id,
+        json!({"action": "resolve", "result": "Đã vá ổ gà"}),
+    )
+    .await;
 
     // A bad rating reopens it; a good one closes it.
     let rate = |rating: u8| {
@@ -138,16 +136,12 @@ async fn deadlines_count_working_days_across_tet() {
     let r = rate(2).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["workflowStatus"], "in_progress");
-    assert_eq!(
-        act(
-            &app,
-            &id,
-            json!({"action": "resolve", "result": "Đã vá lại"})
-        )
-        .await
-        .status,
-        200
-    );
+    act_ok(
+        &app,
+        &id,
+        json!({"action": "resolve", "result": "Đã vá lại"}),
+    )
+    .await;
     let r = rate(5).await.json();
     assert_eq!(r["workflowStatus"], "closed");
     assert_eq!(r["status"], "closed");
@@ -211,35 +205,28 @@ async fn reports_are_rejected_merged_and_close_by_themselves() {
             .status,
         400
     );
-    let r = act(
+    let r = act_ok(
         &app,
         &a,
         json!({"action": "reject", "reason": "Thuộc tuyến quốc lộ, do Cục Đường bộ quản lý"}),
     )
-    .await
-    .json();
+    .await;
     assert_eq!(r["status"], "closed");
-    let r = act(&app, &b, json!({"action": "merge", "into": c}))
-        .await
-        .json();
+    let r = act_ok(&app, &b, json!({"action": "merge", "into": c})).await;
     assert_eq!(r["mergedInto"], c.as_str());
     let target = send(app.admin.get(app.url(&format!("/reports/v1/requests/{c}"))))
         .await
         .json();
     assert_eq!(target["supporters"], 1);
     for action in ["accept", "start"] {
-        assert_eq!(act(&app, &c, json!({"action": action})).await.status, 200);
+        act_ok(&app, &c, json!({"action": action})).await;
     }
-    assert_eq!(
-        act(
-            &app,
-            &c,
-            json!({"action": "resolve", "result": "Đã thay bóng"})
-        )
-        .await
-        .status,
-        200
-    );
+    act_ok(
+        &app,
+        &c,
+        json!({"action": "resolve", "result": "Đã thay bóng"}),
+    )
+    .await;
     // Unrated for 7 days: closed by the sweep, by the service.
     app.clock.set("2026-04-28T02:00:00Z");
     assert_eq!(app.reports.sweep().await.expect("sweep").0, 0);
