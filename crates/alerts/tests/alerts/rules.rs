@@ -114,26 +114,24 @@ async fn bad_rules_are_refused_with_problem_details_that_say_why() {
     assert_eq!(list["count"], 0, "nothing was stored");
 }
 
+/// POSTs the flood rule `id` with `client`: the status and the answer.
+async fn post_flood_rule(app: &App, client: &reqwest::Client, id: &str) -> (u16, Value) {
+    app.send(
+        client
+            .post(app.url("/alerts/v1/rules"))
+            .json(&flood_rule(id)),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn viewers_read_rules_operators_write_them_and_tenants_are_apart() {
     let app = App::start(start_time()).await;
     let viewer = client(VIEWER_KEY);
     let operator = client(OPERATOR_KEY);
-    let (s, _) = app
-        .send(
-            viewer
-                .post(app.url("/alerts/v1/rules"))
-                .json(&flood_rule("v")),
-        )
-        .await;
+    let (s, _) = post_flood_rule(&app, &viewer, "v").await;
     assert_eq!(s, 403);
-    let (s, body) = app
-        .send(
-            operator
-                .post(app.url("/alerts/v1/rules"))
-                .json(&flood_rule("op")),
-        )
-        .await;
+    let (s, body) = post_flood_rule(&app, &operator, "op").await;
     assert_eq!(s, 201, "{body}");
     let (s, body) = app.send(viewer.get(app.url("/alerts/v1/rules/op"))).await;
     assert_eq!(s, 200, "{body}");
