@@ -20,6 +20,16 @@ async fn act_ok(app: &App, id: &str, action: Value) -> Value {
     r.json()
 }
 
+/// The report `id` as staff see it.
+async fn staff_view(app: &App, id: &str) -> Value {
+    send(
+        app.admin
+            .get(app.url(&format!("/reports/v1/requests/{id}"))),
+    )
+    .await
+    .json()
+}
+
 async fn submit(app: &App, code: &str) -> (String, String) {
     let r = app.staff_report(code, "Ổ gà lớn").await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -40,12 +50,7 @@ async fn deadlines_count_working_days_across_tet() {
     // Friday 13 Feb 2026, 10:00 in Quảng Trị; Tết runs from Saturday 14 to Sunday 22.
     app.clock.set("2026-02-13T03:00:00Z");
     let (id, token) = submit(&app, "duong-hu-hong").await;
-    let r = send(
-        app.admin
-            .get(app.url(&format!("/reports/v1/requests/{id}"))),
-    )
-    .await
-    .json();
+    let r = staff_view(&app, &id).await;
     assert_eq!(
         r["dueAcceptAt"], "2026-02-24T16:59:59Z",
         "2 working days: Mon 23, Tue 24"
@@ -146,12 +151,7 @@ async fn deadlines_count_working_days_across_tet() {
     assert_eq!(r["workflowStatus"], "closed");
     assert_eq!(r["status"], "closed");
 
-    let r = send(
-        app.admin
-            .get(app.url(&format!("/reports/v1/requests/{id}"))),
-    )
-    .await
-    .json();
+    let r = staff_view(&app, &id).await;
     let history = r["workflowHistory"].as_array().expect("a history");
     let steps: Vec<(&str, &str)> = history
         .iter()
@@ -214,9 +214,7 @@ async fn reports_are_rejected_merged_and_close_by_themselves() {
     assert_eq!(r["status"], "closed");
     let r = act_ok(&app, &b, json!({"action": "merge", "into": c})).await;
     assert_eq!(r["mergedInto"], c.as_str());
-    let target = send(app.admin.get(app.url(&format!("/reports/v1/requests/{c}"))))
-        .await
-        .json();
+    let target = staff_view(&app, &c).await;
     assert_eq!(target["supporters"], 1);
     for action in ["accept", "start"] {
         act_ok(&app, &c, json!({"action": action})).await;
@@ -271,9 +269,7 @@ async fn reports_are_rejected_merged_and_close_by_themselves() {
     assert_eq!(bad.status, 400);
     app.clock.set("2026-05-01T02:00:00Z"); // Friday
     let (d, _) = submit(&app, "den-chieu-sang").await;
-    let r = send(app.admin.get(app.url(&format!("/reports/v1/requests/{d}"))))
-        .await
-        .json();
+    let r = staff_view(&app, &d).await;
     // Mon 4 is now off (the shipped 30/4 and 1/5 are replaced by this year's list).
     assert_eq!(r["dueAcceptAt"], "2026-05-06T16:59:59Z", "{r}");
 }
