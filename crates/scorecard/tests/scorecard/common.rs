@@ -114,6 +114,14 @@ impl App {
         }
     }
 
+    /// GET `path` with `key`: the response itself, its body not yet read.
+    pub async fn get_response(&self, path: &str, key: Option<&str>) -> reqwest::Response {
+        self.req(reqwest::Method::GET, path, key)
+            .send()
+            .await
+            .expect("an answer")
+    }
+
     pub async fn get(&self, path: &str, key: Option<&str>) -> (u16, Value) {
         send(self.req(reqwest::Method::GET, path, key)).await
     }

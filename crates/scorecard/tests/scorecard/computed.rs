@@ -82,14 +82,11 @@ async fn the_plan_is_data_and_computed_kpis_carry_the_queries_that_made_them() {
         }
     }
     let response = app
-        .req(
-            reqwest::Method::GET,
+        .get_response(
             "/ngsi-ld/v1/entities?type=PointOfInterest&count=true&limit=0",
             Some(VIEWER),
         )
-        .send()
-        .await
-        .expect("points of interest");
+        .await;
     let all: Option<u64> = response
         .headers()
         .get("NGSILD-Results-Count")

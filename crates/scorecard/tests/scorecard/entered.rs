@@ -216,14 +216,8 @@ async fn the_public_summary_is_anonymous_and_names_no_one() {
 
     // The spreadsheet: a zip holding the four sheets.
     let response = app
-        .req(
-            reqwest::Method::GET,
-            "/scorecard/v1/export.xlsx",
-            Some(VIEWER),
-        )
-        .send()
-        .await
-        .expect("the export");
+        .get_response("/scorecard/v1/export.xlsx", Some(VIEWER))
+        .await;
     assert_eq!(response.status(), 200);
     let bytes = response.bytes().await.expect("a body");
     assert!(bytes.starts_with(b"PK\x03\x04"));
