@@ -116,7 +116,8 @@ fn driving(rule: &Rule) -> Result<(String, Option<String>), Error> {
     }
 }
 
-fn request(attr: &str, timerel: TimeRel) -> TemporalRequest {
+/// The normalized `observedAt` instances of `attr` within `timerel`, at most `limit`.
+pub(crate) fn observed(attr: &str, timerel: TimeRel, limit: usize) -> TemporalRequest {
     TemporalRequest {
         params: TemporalParams {
             timerel: Some(timerel),
@@ -128,7 +129,7 @@ fn request(attr: &str, timerel: TimeRel) -> TemporalRequest {
             datasets: None,
         },
         attrs: vec![attr.to_string()],
-        limit: MAX_INSTANCES,
+        limit,
     }
 }
 
@@ -143,7 +144,7 @@ async fn page(
 ) -> Result<(Vec<Attribute>, bool), Error> {
     match alerts
         .hub()
-        .temporal_entity(scope, id, &request(attr, timerel))
+        .temporal_entity(scope, id, &observed(attr, timerel, MAX_INSTANCES))
         .await?
     {
         TemporalAnswer::Instances {

@@ -146,14 +146,9 @@ impl Alerts {
     }
 
     pub async fn get_record<T: Record>(&self, scope: &Scope, id: &str) -> Result<T, Error> {
-        scope.check(Access::Read)?;
         let value = self
-            .hub()
-            .records()
-            .registry_get(T::COLLECTION, &scope.tenant, id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| Error::not_found(format!("no {} {id}", T::NOUN)))?;
+            .stored_record(scope, T::COLLECTION, T::NOUN, id)
+            .await?;
         serde_json::from_value(value).map_err(internal)
     }
 
@@ -163,34 +158,36 @@ impl Alerts {
         offset: u64,
         limit: u64,
     ) -> Result<(u64, Vec<T>), Error> {
-        scope.check(Access::Read)?;
-        let page = self
-            .hub()
-            .records()
-            .registry_list(T::COLLECTION, &scope.tenant, offset, limit)
+        self.stored_records(scope, T::COLLECTION, offset, limit)
             .await
-            .map_err(store_error)?;
-        let items = page
-            .records
-            .into_iter()
-            .filter_map(|r| serde_json::from_value(r.value).ok())
-            .collect();
-        Ok((page.count, items))
     }
 
     pub async fn delete_record<T: Record>(&self, scope: &Scope, id: &str) -> Result<(), Error> {
-        scope.check(Access::Write)?;
-        let gone = self
-            .hub()
-            .records()
-            .registry_delete(T::COLLECTION, &scope.tenant, id)
-            .await
-            .map_err(store_error)?;
-        if !gone {
-            return Err(Error::not_found(format!("no {} {id}", T::NOUN)));
-        }
+        self.delete_stored_record(scope, T::COLLECTION, T::NOUN, id)
+            .await?;
         self.config_changed();
         Ok(())
+    }
+
+    /// Stores one item of a tenant's collection, or replaces it.
+    async fn upsert(
+        &self,
+        collection: &str,
+        tenant: &str,
+        id: &str,
+        item: &impl Serialize,
+    ) -> Result<(), Error> {
+        let value = serde_json::to_value(item).map_err(internal)?;
+        self.hub()
+            .records()
+            .registry_put(
+                collection,
+                tenant,
+                vec![(id.to_string(), value)],
+                RegistryWrite::Upsert,
+            )
+            .await
+            .map_err(store_error)
     }
 
     fn config_changed(&self) {
@@ -439,17 +436,7 @@ impl Alerts {
                 d.groups.remove(&key);
             } else {
                 if group != before {
-                    let value = serde_json::to_value(&group).map_err(internal)?;
-                    self.hub()
-                        .records()
-                        .registry_put(
-                            GROUPS,
-                            tenant,
-                            vec![(key.1.clone(), value)],
-                            RegistryWrite::Upsert,
-                        )
-                        .await
-                        .map_err(store_error)?;
+                    self.upsert(GROUPS, tenant, &key.1, &group).await?;
                 }
                 d.groups.insert(key, group);
             }
@@ -600,16 +587,7 @@ impl Alerts {
                     tracing::info!(tenant = %key.0, error = %e, attempts = item.attempts, "alerts: a notification failed; it is retried");
                     item.next_at = later(now, backoff(item.attempts));
                     item.last_error = Some(e);
-                    let value = serde_json::to_value(&item).map_err(internal)?;
-                    records
-                        .registry_put(
-                            OUTBOX,
-                            &key.0,
-                            vec![(key.1.clone(), value)],
-                            RegistryWrite::Upsert,
-                        )
-                        .await
-                        .map_err(store_error)?;
+                    self.upsert(OUTBOX, &key.0, &key.1, &item).await?;
                     d.outbox.insert(key, item);
                 }
             }

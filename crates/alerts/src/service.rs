@@ -17,7 +17,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
 use hub::auth::Access;
 use hub::{Hub, Scope};
-use ngsi::temporal::{TemporalFormat, TemporalParams, TimeProperty, TimeRel};
+use ngsi::temporal::TimeRel;
 use ngsi::{Entity, Error, ErrorKind};
 use serde_json::{Map, json};
 use store::RegistryWrite;
@@ -456,15 +456,70 @@ impl Alerts {
             })
     }
 
-    pub async fn get_rule(&self, scope: &Scope, id: &str) -> Result<RuleSpec, Error> {
+    /// The stored record `id` of a tenant's collection (a `noun`), 404 when missing.
+    pub(crate) async fn stored_record(
+        &self,
+        scope: &Scope,
+        collection: &str,
+        noun: &str,
+        id: &str,
+    ) -> Result<serde_json::Value, Error> {
         scope.check(Access::Read)?;
-        let value = self
-            .hub
+        self.hub
             .records()
-            .registry_get(RULES, &scope.tenant, id)
+            .registry_get(collection, &scope.tenant, id)
             .await
             .map_err(store_error)?
-            .ok_or_else(|| Error::not_found(format!("no rule {id}")))?;
+            .ok_or_else(|| Error::not_found(format!("no {noun} {id}")))
+    }
+
+    /// A page of a tenant's collection, with the count of all; a record that no longer
+    /// reads as a `T` is left out.
+    pub(crate) async fn stored_records<T: serde::de::DeserializeOwned>(
+        &self,
+        scope: &Scope,
+        collection: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(u64, Vec<T>), Error> {
+        scope.check(Access::Read)?;
+        let page = self
+            .hub
+            .records()
+            .registry_list(collection, &scope.tenant, offset, limit)
+            .await
+            .map_err(store_error)?;
+        let items = page
+            .records
+            .into_iter()
+            .filter_map(|r| serde_json::from_value(r.value).ok())
+            .collect();
+        Ok((page.count, items))
+    }
+
+    /// Deletes the record `id` of a tenant's collection (a `noun`), 404 when missing.
+    pub(crate) async fn delete_stored_record(
+        &self,
+        scope: &Scope,
+        collection: &str,
+        noun: &str,
+        id: &str,
+    ) -> Result<(), Error> {
+        scope.check(Access::Write)?;
+        let gone = self
+            .hub
+            .records()
+            .registry_delete(collection, &scope.tenant, id)
+            .await
+            .map_err(store_error)?;
+        if !gone {
+            return Err(Error::not_found(format!("no {noun} {id}")));
+        }
+        Ok(())
+    }
+
+    pub async fn get_rule(&self, scope: &Scope, id: &str) -> Result<RuleSpec, Error> {
+        let value = self.stored_record(scope, RULES, "rule", id).await?;
         serde_json::from_value(value)
             .map_err(|e| Error::new(ErrorKind::InternalError, format!("stored rule {id}: {e}")))
     }
@@ -475,32 +530,11 @@ impl Alerts {
         offset: u64,
         limit: u64,
     ) -> Result<(u64, Vec<RuleSpec>), Error> {
-        scope.check(Access::Read)?;
-        let page = self
-            .hub
-            .records()
-            .registry_list(RULES, &scope.tenant, offset, limit)
-            .await
-            .map_err(store_error)?;
-        let rules = page
-            .records
-            .into_iter()
-            .filter_map(|r| serde_json::from_value(r.value).ok())
-            .collect();
-        Ok((page.count, rules))
+        self.stored_records(scope, RULES, offset, limit).await
     }
 
     pub async fn delete_rule(&self, scope: &Scope, id: &str) -> Result<(), Error> {
-        scope.check(Access::Write)?;
-        let gone = self
-            .hub
-            .records()
-            .registry_delete(RULES, &scope.tenant, id)
-            .await
-            .map_err(store_error)?;
-        if !gone {
-            return Err(Error::not_found(format!("no rule {id}")));
-        }
+        self.delete_stored_record(scope, RULES, "rule", id).await?;
         self.rules_changed();
         Ok(())
     }
@@ -948,19 +982,7 @@ impl Alerts {
         let to = now
             .checked_add_signed(TimeDelta::milliseconds(1))
             .unwrap_or(now);
-        let req = hub::temporal::TemporalRequest {
-            params: TemporalParams {
-                timerel: Some(TimeRel::Between(from, to)),
-                time_property: TimeProperty::ObservedAt,
-                last_n: None,
-                format: TemporalFormat::Normalized,
-                aggr_methods: vec![],
-                aggr_period: None,
-                datasets: None,
-            },
-            attrs: vec![attribute.clone()],
-            limit: 1,
-        };
+        let req = crate::backtest::observed(attribute, TimeRel::Between(from, to), 1);
         let scope = Alerts::system(&rule.tenant);
         match self.hub.temporal_entity(&scope, &entity.id, &req).await? {
             hub::temporal::TemporalAnswer::Instances { entity, .. } => Ok(entity

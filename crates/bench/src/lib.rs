@@ -725,38 +725,33 @@ mod tests {
         );
     }
 
+    /// The flags of a `hub` command line.
+    fn hub_args(args: &[&str]) -> HubArgs {
+        let Which::Hub(a) = parse(args).unwrap() else {
+            panic!("not hub")
+        };
+        a
+    }
+
     #[test]
     fn hub_sizes_default_as_documented() {
-        let Which::Hub(a) = parse(&["hub"]).unwrap() else {
-            panic!("not hub")
-        };
-        let s = a.sizes().unwrap();
-        assert_eq!(
+        let entities = |s: &Sizes| {
             (
                 s.batch_entities,
                 s.query_entities,
                 s.queries,
-                s.large_entities
-            ),
-            (50_000, 100_000, 500, 1_000_000)
-        );
+                s.large_entities,
+            )
+        };
+        let a = hub_args(&["hub"]);
+        let s = a.sizes().unwrap();
+        assert_eq!(entities(&s), (50_000, 100_000, 500, 1_000_000));
         assert_eq!((s.patch_secs, s.patch_clients), (10.0, 16));
         assert_eq!(a.store, None);
-        let Which::Hub(a) = parse(&["hub", "--quick"]).unwrap() else {
-            panic!("not hub")
-        };
-        let s = a.sizes().unwrap();
-        assert_eq!(
-            (
-                s.batch_entities,
-                s.query_entities,
-                s.queries,
-                s.large_entities
-            ),
-            (5_000, 10_000, 100, 0)
-        );
+        let s = hub_args(&["hub", "--quick"]).sizes().unwrap();
+        assert_eq!(entities(&s), (5_000, 10_000, 100, 0));
         assert_eq!(s.patch_secs, 3.0);
-        let Which::Hub(a) = parse(&[
+        let a = hub_args(&[
             "hub",
             "--quick",
             "--million",
@@ -765,10 +760,7 @@ mod tests {
             "0.5",
             "--store",
             "postgresql://u@h/db",
-        ])
-        .unwrap() else {
-            panic!("not hub")
-        };
+        ]);
         let s = a.sizes().unwrap();
         assert_eq!((s.large_entities, s.patch_secs), (7, 0.5));
         assert_eq!(a.store.as_deref(), Some("postgresql://u@h/db"));

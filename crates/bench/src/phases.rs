@@ -160,18 +160,8 @@ const QUERY_KIND_BUDGET: Duration = Duration::from_secs(60);
 
 /// GET, timed until the whole body is in; returns the time and the number of entities.
 async fn timed_get(client: &reqwest::Client, url: &str) -> anyhow::Result<(Duration, usize)> {
-    let start = Instant::now();
-    let r = client.get(url).timeout(QUERY_TIMEOUT).send().await?;
-    let status = r.status();
-    let bytes = r.bytes().await?;
-    let took = start.elapsed();
-    if !status.is_success() {
-        bail!(
-            "GET {url} answered {status}: {}",
-            String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
-        );
-    }
-    let n = match serde_json::from_slice::<Value>(&bytes)? {
+    let (took, body) = server::timed_get(client, url, QUERY_TIMEOUT).await?;
+    let n = match body {
         Value::Array(items) => items.len(),
         _ => 1,
     };

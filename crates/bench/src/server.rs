@@ -186,6 +186,27 @@ pub async fn admit(state: &hub::AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// GET `url` within `timeout`, timed until the whole body is in; the time and the body
+/// as JSON. An answer other than a success is an error that quotes its start.
+pub async fn timed_get(
+    client: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+) -> anyhow::Result<(Duration, serde_json::Value)> {
+    let start = Instant::now();
+    let r = client.get(url).timeout(timeout).send().await?;
+    let status = r.status();
+    let bytes = r.bytes().await?;
+    let took = start.elapsed();
+    if !status.is_success() {
+        bail!(
+            "answered {status}: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
+        );
+    }
+    Ok((took, serde_json::from_slice(&bytes)?))
+}
+
 /// A keep-alive client with a connection pool, as a real load generator would use,
 /// sending the benchmark key.
 pub fn client() -> anyhow::Result<reqwest::Client> {

@@ -35,7 +35,7 @@ use super::data::{
     BATCH_ATTEMPTS, Progress, Retries, Rng, enc, file_mb, join_error, ms, percentiles, section,
     thousands, wal_path,
 };
-use super::server::{Backend, Server};
+use super::server::{self, Backend, Server};
 use super::{Common, Report, Target, count, postgres_url};
 
 /// The entity type of every sensor, and its one attribute (terms of the default
@@ -663,22 +663,7 @@ impl Runs {
         url: &str,
         check: impl FnOnce(&Value) -> Result<(), String>,
     ) {
-        let start = Instant::now();
-        let answer = async {
-            let r = client.get(url).timeout(QUERY_TIMEOUT).send().await?;
-            let status = r.status();
-            let bytes = r.bytes().await?;
-            let took = start.elapsed();
-            if !status.is_success() {
-                bail!(
-                    "answered {status}: {}",
-                    String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
-                );
-            }
-            anyhow::Ok((took, serde_json::from_slice::<Value>(&bytes)?))
-        }
-        .await;
-        match answer {
+        match server::timed_get(client, url, QUERY_TIMEOUT).await {
             Ok((took, body)) => {
                 self.latencies.push(took);
                 if let Err(e) = check(&body) {

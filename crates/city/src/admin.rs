@@ -157,6 +157,18 @@ fn source_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Source(format!("{what}: {e}"))
 }
 
+/// The province's record in a source list (`what`, in errors).
+fn province_record<T: serde::de::DeserializeOwned>(
+    json: &str,
+    what: &str,
+    is_province: impl Fn(&T) -> bool,
+) -> Result<T> {
+    let all: Vec<T> = serde_json::from_str(json).map_err(|e| source_error(what, e))?;
+    all.into_iter()
+        .find(is_province)
+        .ok_or_else(|| source_error(what, "no province 44"))
+}
+
 /// Some names in the merge list carry doubled or trailing spaces.
 fn tidy(name: &str) -> String {
     name.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -217,18 +229,12 @@ pub struct Units {
 /// The province and its units, joined from the three sources, with boundaries
 /// simplified for display.
 pub fn units() -> Result<Units> {
-    let provinces: Vec<UnitRecord> =
-        serde_json::from_str(source::UNITS).map_err(|e| source_error("unit list", e))?;
-    let province = provinces
-        .into_iter()
-        .find(|p| p.code == PROVINCE_CODE)
-        .ok_or_else(|| source_error("unit list", "no province 44"))?;
-    let merges: Vec<MergeRecord> =
-        serde_json::from_str(source::MERGES).map_err(|e| source_error("merge list", e))?;
-    let province_merges = merges
-        .into_iter()
-        .find(|m| m.id == PROVINCE_CODE)
-        .ok_or_else(|| source_error("merge list", "no province 44"))?;
+    let province = province_record(source::UNITS, "unit list", |p: &UnitRecord| {
+        p.code == PROVINCE_CODE
+    })?;
+    let province_merges = province_record(source::MERGES, "merge list", |m: &MergeRecord| {
+        m.id == PROVINCE_CODE
+    })?;
     let mut unit_merges: BTreeMap<String, Vec<MergedRecord>> = province_merges
         .level2s
         .into_iter()

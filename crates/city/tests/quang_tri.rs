@@ -355,12 +355,14 @@ fn demo_entities_are_marked_placed_and_deterministic() {
     assert!(again.entities == d.entities, "the build is deterministic");
 }
 
+/// The demo entities of `kind`.
+fn all_of(kind: &str) -> impl Iterator<Item = &'static Value> {
+    data().entities.iter().filter(move |e| e["type"] == kind)
+}
+
 /// The demo entities of `kind` whose `attr` value (or its first element) is `value`.
 fn of<'a>(kind: &str, attr: &str, value: &str) -> Vec<&'a Value> {
-    data()
-        .entities
-        .iter()
-        .filter(|e| e["type"] == kind)
+    all_of(kind)
         .filter(|e| {
             let v = &e[attr]["value"];
             v == value || v.get(0).is_some_and(|first| first == value)
@@ -444,7 +446,7 @@ fn every_essential_service_has_its_layer() {
         }
     }
     // Every point of interest belongs to one sector, by its first category.
-    for e in d.entities.iter().filter(|e| e["type"] == "PointOfInterest") {
+    for e in all_of("PointOfInterest") {
         let categories = e["category"]["value"].as_array().unwrap();
         let sector = city::demo::poi_sector(categories.iter().filter_map(Value::as_str));
         assert!(sector.is_some(), "{}", e["id"]);
@@ -452,11 +454,7 @@ fn every_essential_service_has_its_layer() {
 
     // Urban planning: 20 zones in the smart-city wards that do not overlap, and 200
     // permits there, each linked to the zone it lies in, if any.
-    let zones: Vec<&Value> = d
-        .entities
-        .iter()
-        .filter(|e| e["type"] == "UrbanPlanningZone")
-        .collect();
+    let zones: Vec<&Value> = all_of("UrbanPlanningZone").collect();
     assert_eq!(zones.len(), 20);
     let shapes: Vec<(String, Shape)> = zones
         .iter()
@@ -483,11 +481,7 @@ fn every_essential_service_has_its_layer() {
             .count(),
         17
     );
-    let permits: Vec<&Value> = d
-        .entities
-        .iter()
-        .filter(|e| e["type"] == "BuildingPermit")
-        .collect();
+    let permits: Vec<&Value> = all_of("BuildingPermit").collect();
     assert_eq!(permits.len(), 200);
     let mut linked = 0;
     let today = "2026-11-27";

@@ -500,6 +500,15 @@ mod tests {
         .collect()
     }
 
+    /// Ids from the column `id`, every entity of type `T`.
+    fn ids_of_type_t() -> Mapping {
+        Mapping {
+            id: Some("id".into()),
+            entity_type: Some("T".into()),
+            ..Mapping::default()
+        }
+    }
+
     fn lights() -> Mapping {
         Mapping {
             id: Some("code".into()),
@@ -572,11 +581,7 @@ mod tests {
 
     #[test]
     fn a_byte_order_mark_before_the_header_is_no_part_of_it() {
-        let m = Mapping {
-            id: Some("id".into()),
-            entity_type: Some("T".into()),
-            ..Mapping::default()
-        };
+        let m = ids_of_type_t();
         let got = rows(&m, "\u{feff}id,name\nurn:x:1,a\n").unwrap();
         assert_eq!(got[0].1.as_ref().unwrap()["id"], "urn:x:1");
     }
@@ -606,11 +611,7 @@ mod tests {
             ..Mapping::default()
         };
         assert!(rows(&m, "id\n").unwrap_err().contains("no type"));
-        let m = Mapping {
-            id: Some("id".into()),
-            entity_type: Some("T".into()),
-            ..Mapping::default()
-        };
+        let m = ids_of_type_t();
         let err = rows(&m, "id,type\n").unwrap_err();
         assert!(err.contains("\"type\" cannot name an attribute"), "{err}");
     }
@@ -633,11 +634,7 @@ mod tests {
 
     #[test]
     fn an_overlong_record_stops_reading() {
-        let m = Mapping {
-            id: Some("id".into()),
-            entity_type: Some("T".into()),
-            ..Mapping::default()
-        };
+        let m = ids_of_type_t();
         let big = "z".repeat(MAX_RECORD_BYTES + 1);
         let err = rows(&m, &format!("id,name\nurn:a,b\nurn:b,\"{big}\"\n")).unwrap_err();
         assert!(err.contains("longer than"), "{err}");

@@ -64,8 +64,8 @@ pub struct Portal {
 /// the feed first, so a write is seen by the next read of whoever made it.
 struct Cache {
     feed: Mutex<broadcast::Receiver<Arc<EntityChange>>>,
-    datasets: Mutex<Option<Arc<Vec<Dataset>>>>,
-    organizations: Mutex<Option<Arc<Vec<Organization>>>>,
+    datasets: Listing<Dataset>,
+    organizations: Listing<Organization>,
     /// The expanded types whose changes matter.
     watched: [String; 2],
 }
@@ -75,8 +75,10 @@ impl Cache {
         let ctx = Context::core();
         Cache {
             feed: Mutex::new(hub.subscribe_changes()),
-            datasets: Mutex::new(None),
-            organizations: Mutex::new(None),
+            datasets: Listing::new(DATASET_TYPE, Dataset::from_key_values, |d| &d.name),
+            organizations: Listing::new(ORGANIZATION_TYPE, Organization::from_key_values, |o| {
+                &o.name
+            }),
             watched: [ctx.expand(DATASET_TYPE), ctx.expand(ORGANIZATION_TYPE)],
         }
     }
@@ -99,21 +101,45 @@ impl Cache {
             }
         }
         if stale {
-            *self.datasets.lock().unwrap_or_else(PoisonError::into_inner) = None;
-            *self
-                .organizations
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = None;
+            self.datasets.set(None);
+            self.organizations.set(None);
         }
     }
 }
 
-fn cached<T>(slot: &Mutex<Option<Arc<T>>>) -> Option<Arc<T>> {
-    slot.lock().unwrap_or_else(PoisonError::into_inner).clone()
+/// The catalogue entities of one type as last read (None: to read again), and how to
+/// read them: a reader of their key-values and the name they are sorted by.
+struct Listing<T> {
+    entity_type: &'static str,
+    read: fn(&Value) -> Option<T>,
+    name: fn(&T) -> &String,
+    all: Mutex<Option<Arc<Vec<T>>>>,
 }
 
-fn keep<T>(slot: &Mutex<Option<Arc<T>>>, value: &Arc<T>) {
-    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(value.clone());
+impl<T> Listing<T> {
+    fn new(
+        entity_type: &'static str,
+        read: fn(&Value) -> Option<T>,
+        name: fn(&T) -> &String,
+    ) -> Self {
+        Listing {
+            entity_type,
+            read,
+            name,
+            all: Mutex::new(None),
+        }
+    }
+
+    fn get(&self) -> Option<Arc<Vec<T>>> {
+        self.all
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, all: Option<Arc<Vec<T>>>) {
+        *self.all.lock().unwrap_or_else(PoisonError::into_inner) = all;
+    }
 }
 
 fn key_values(e: &Entity) -> Value {
@@ -152,37 +178,30 @@ impl Portal {
 
     /// Every dataset, by name (from the cache while no dataset changed).
     pub async fn datasets(&self) -> Result<Arc<Vec<Dataset>>, Error> {
-        self.cache.take_feed();
-        if let Some(all) = cached(&self.cache.datasets) {
-            return Ok(all);
-        }
-        let mut all: Vec<Dataset> = self
-            .all_of(DATASET_TYPE)
-            .await?
-            .iter()
-            .filter_map(Dataset::from_key_values)
-            .collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        let all = Arc::new(all);
-        keep(&self.cache.datasets, &all);
-        Ok(all)
+        self.listed(&self.cache.datasets).await
     }
 
     /// Every organisation, by name (from the cache while none changed).
     pub async fn organizations(&self) -> Result<Arc<Vec<Organization>>, Error> {
+        self.listed(&self.cache.organizations).await
+    }
+
+    /// Every entity of a listing, by name: from the cache while none changed, else
+    /// read and kept there.
+    async fn listed<T>(&self, listing: &Listing<T>) -> Result<Arc<Vec<T>>, Error> {
         self.cache.take_feed();
-        if let Some(all) = cached(&self.cache.organizations) {
+        if let Some(all) = listing.get() {
             return Ok(all);
         }
-        let mut all: Vec<Organization> = self
-            .all_of(ORGANIZATION_TYPE)
+        let mut all: Vec<T> = self
+            .all_of(listing.entity_type)
             .await?
             .iter()
-            .filter_map(Organization::from_key_values)
+            .filter_map(listing.read)
             .collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all.sort_by(|a, b| (listing.name)(a).cmp((listing.name)(b)));
         let all = Arc::new(all);
-        keep(&self.cache.organizations, &all);
+        listing.set(Some(all.clone()));
         Ok(all)
     }
 

@@ -102,6 +102,11 @@ pub fn with(mut base: Value, extra: Value) -> Value {
     base
 }
 
+/// A JSON string's text ("" for anything else).
+pub fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
 /// An alert's status (`firing`, `acknowledged`, `resolved`).
 pub fn status(a: &Value) -> &str {
     a["status"].as_str().unwrap_or_default()
@@ -220,6 +225,16 @@ impl App {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// GETs `path` as the admin in `tenant`: the status and the answer.
+    pub async fn get_in_tenant(&self, tenant: &str, path: &str) -> (u16, Value) {
+        self.send(
+            self.admin
+                .get(self.url(path))
+                .header("NGSILD-Tenant", tenant),
+        )
+        .await
+    }
+
     /// POSTs `body` to `path` as the admin: the status and the answer.
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         self.send(self.admin.post(self.url(path)).json(body)).await
@@ -273,6 +288,12 @@ impl App {
         )
         .await;
         list.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until the first alert of `rule` is resolved (by `what`).
+    pub async fn until_resolved(&self, rule: &str, what: &str) {
+        self.until_alerts(rule, what, |l| status(&l[0]) == "resolved")
+            .await;
     }
 
     /// The stored incident of (rule, entity), as JSON (null for none).

@@ -68,8 +68,7 @@ async fn a_deadline_fires_once_past_due_and_clears_when_moved_or_out_of_scope() 
     // An extension moves the date to the future: it clears.
     let extended = t0 + TimeDelta::hours(3);
     app.upsert(report(&id, "in_progress", t0, extended)).await;
-    app.until_alerts("overdue", "extended", |l| status(&l[0]) == "resolved")
-        .await;
+    app.until_resolved("overdue", "extended").await;
     // Past the new date: a new incident.
     app.clock.set(extended + TimeDelta::minutes(11));
     app.until_alerts("overdue", "overdue again", |l| {
@@ -116,10 +115,8 @@ async fn a_deleted_report_leaves_the_sweep_and_its_alert_clears() {
         )
         .await;
     assert_eq!(s, 204);
-    app.until_alerts("accept-late", "the report is gone", |l| {
-        status(&l[0]) == "resolved"
-    })
-    .await;
+    app.until_resolved("accept-late", "the report is gone")
+        .await;
     app.pass(Duration::from_secs(3_600)).await;
     assert_eq!(app.alerts_of("accept-late").await.len(), 1);
 }
@@ -144,10 +141,7 @@ async fn the_demo_presets_tell_of_reports_overdue_for_acceptance_then_for_an_ans
         .await;
     assert_eq!(list[0]["severity"], "low");
     assert!(
-        list[0]["description"]["vi"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("quá hạn tiếp nhận"),
+        text(&list[0]["description"]["vi"]).contains("quá hạn tiếp nhận"),
         "{}",
         list[0]
     );
@@ -155,10 +149,8 @@ async fn the_demo_presets_tell_of_reports_overdue_for_acceptance_then_for_an_ans
     // Accepted: the acceptance alert clears; the answer is not yet due.
     app.upsert(report(&id, "accepted", accept_by, answer_by))
         .await;
-    app.until_alerts("report-acceptance-overdue", "accepted", |l| {
-        status(&l[0]) == "resolved"
-    })
-    .await;
+    app.until_resolved("report-acceptance-overdue", "accepted")
+        .await;
     app.clock.set(answer_by + TimeDelta::seconds(31));
     app.until_alerts("report-overdue", "not answered in time", |l| l.len() == 1)
         .await;
@@ -201,11 +193,5 @@ async fn a_deadline_on_something_that_is_not_a_date_time_is_refused() {
         })))
         .await;
     assert_eq!(s, 400, "{body}");
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("condition.grace"),
-        "{body}"
-    );
+    assert!(text(&body["detail"]).contains("condition.grace"), "{body}");
 }

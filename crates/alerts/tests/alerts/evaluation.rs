@@ -134,10 +134,8 @@ async fn for_duration_and_keep_firing_follow_the_clock() {
     app.pass(Duration::from_secs(4 * 60)).await;
     assert_eq!(status(&app.alerts_of("held").await[0]), "firing");
     app.clock.advance(Duration::from_secs(60));
-    app.until_alerts("held", "resolves after keep-firing", |l| {
-        status(&l[0]) == "resolved"
-    })
-    .await;
+    app.until_resolved("held", "resolves after keep-firing")
+        .await;
     app.until_phase("held", &id, "idle").await;
     // A blip shorter than the for-duration raises nothing.
     app.upsert(gauge(&id, 3.5, t0)).await;
@@ -168,17 +166,13 @@ async fn staleness_fires_when_a_sensor_goes_silent_and_clears_when_it_speaks() {
         .until_alerts("silent", "silent for 16 minutes", |l| l.len() == 1)
         .await;
     assert!(
-        list[0]["description"]["en"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("Thạch Hãn gauge: no data since "),
+        text(&list[0]["description"]["en"]).starts_with("Thạch Hãn gauge: no data since "),
         "{}",
         list[0]
     );
     app.upsert(gauge(&id, 1.0, t0 + TimeDelta::minutes(16)))
         .await;
-    app.until_alerts("silent", "speaks again", |l| status(&l[0]) == "resolved")
-        .await;
+    app.until_resolved("silent", "speaks again").await;
 }
 
 #[tokio::test]
@@ -283,13 +277,7 @@ async fn acknowledge_assign_and_resolve_by_hand_are_audited_and_a_resolved_incid
         .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["status"], "acknowledged");
-    assert!(
-        body["acknowledgedBy"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("key:"),
-        "{body}"
-    );
+    assert!(text(&body["acknowledgedBy"]).starts_with("key:"), "{body}");
     assert_eq!(body["comment"], "đang xử lý");
     let (s, body) = app.send(act(&operator, "acknowledge")).await;
     assert_eq!(s, 422, "acknowledged twice: {body}");
@@ -356,10 +344,7 @@ async fn deleting_a_rule_resolves_its_alerts() {
         .send(app.admin.delete(app.url("/alerts/v1/rules/gone")))
         .await;
     assert_eq!(s, 204);
-    app.until_alerts("gone", "resolved with its rule", |l| {
-        status(&l[0]) == "resolved"
-    })
-    .await;
+    app.until_resolved("gone", "resolved with its rule").await;
     app.until_phase("gone", &id, "idle").await;
 }
 

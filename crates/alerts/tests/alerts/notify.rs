@@ -187,13 +187,7 @@ async fn policies_are_managed_checked_and_kept_per_tenant() {
         .await;
     assert_eq!((s, list["count"].clone()), (200, json!(1)), "{list}");
     // Another tenant sees none of it.
-    let (s, other) = app
-        .send(
-            app.admin
-                .get(app.url("/alerts/v1/policies"))
-                .header("NGSILD-Tenant", "other"),
-        )
-        .await;
+    let (s, other) = app.get_in_tenant("other", "/alerts/v1/policies").await;
     assert_eq!((s, other["count"].clone()), (200, json!(0)), "{other}");
     // Viewers neither read policies (they name contacts) nor write them; operators do.
     let viewer = client(VIEWER_KEY);
@@ -319,24 +313,15 @@ async fn twenty_gauges_rising_together_make_one_message_then_a_repeat_then_one_r
     expected.sort();
     assert_eq!(ids(m), expected);
     assert!(
-        m["title"]["vi"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("20 cảnh báo đang hoạt động"),
+        text(&m["title"]["vi"]).contains("20 cảnh báo đang hoạt động"),
         "{m}"
     );
     assert!(
-        m["title"]["en"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("20 alert(s) firing"),
+        text(&m["title"]["en"]).contains("20 alert(s) firing"),
         "{m}"
     );
     assert!(
-        m["text"]["vi"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("Trạm Thạch Hãn: mực nước 3.5 m, vượt báo động 1 (3.0 m)"),
+        text(&m["text"]["vi"]).contains("Trạm Thạch Hãn: mực nước 3.5 m, vượt báo động 1 (3.0 m)"),
         "{m}"
     );
     assert_eq!(m["alerts"][0]["labels"]["alarmLevel"], "1");
@@ -498,10 +483,7 @@ async fn an_alert_left_unacknowledged_is_escalated_to_the_next_contact() {
     assert_eq!(ids(&got[0]), [ignored.as_str()]);
     assert_eq!(got[0]["escalation"]["step"], 1);
     assert!(
-        got[0]["title"]["vi"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("chưa được xác nhận sau 10m"),
+        text(&got[0]["title"]["vi"]).contains("chưa được xác nhận sau 10m"),
         "{}",
         got[0]
     );
@@ -699,10 +681,7 @@ async fn mqtt_channel_publishes_to_the_broker() {
         "{m}"
     );
     assert!(
-        m["text"]["en"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("water level 3.4 m, above alarm level 1"),
+        text(&m["text"]["en"]).contains("water level 3.4 m, above alarm level 1"),
         "{m}"
     );
 }

@@ -53,12 +53,7 @@ async fn rules_are_created_read_replaced_listed_and_deleted() {
         .send(app.admin.get(app.url("/alerts/v1/rules/level-3")))
         .await;
     assert_eq!(s, 404);
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("level-3")
-    );
+    assert!(text(&body["detail"]).contains("level-3"));
     let (s, _) = app
         .send(app.admin.delete(app.url("/alerts/v1/rules/level-3")))
         .await;
@@ -119,26 +114,24 @@ async fn bad_rules_are_refused_with_problem_details_that_say_why() {
     assert_eq!(list["count"], 0, "nothing was stored");
 }
 
+/// POSTs the flood rule `id` with `client`: the status and the answer.
+async fn post_flood_rule(app: &App, client: &reqwest::Client, id: &str) -> (u16, Value) {
+    app.send(
+        client
+            .post(app.url("/alerts/v1/rules"))
+            .json(&flood_rule(id)),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn viewers_read_rules_operators_write_them_and_tenants_are_apart() {
     let app = App::start(start_time()).await;
     let viewer = client(VIEWER_KEY);
     let operator = client(OPERATOR_KEY);
-    let (s, _) = app
-        .send(
-            viewer
-                .post(app.url("/alerts/v1/rules"))
-                .json(&flood_rule("v")),
-        )
-        .await;
+    let (s, _) = post_flood_rule(&app, &viewer, "v").await;
     assert_eq!(s, 403);
-    let (s, body) = app
-        .send(
-            operator
-                .post(app.url("/alerts/v1/rules"))
-                .json(&flood_rule("op")),
-        )
-        .await;
+    let (s, body) = post_flood_rule(&app, &operator, "op").await;
     assert_eq!(s, 201, "{body}");
     let (s, body) = app.send(viewer.get(app.url("/alerts/v1/rules/op"))).await;
     assert_eq!(s, 200, "{body}");
@@ -151,21 +144,9 @@ async fn viewers_read_rules_operators_write_them_and_tenants_are_apart() {
         .await;
     assert_eq!(s, 401);
     // Another tenant sees none of the default tenant's rules.
-    let (s, list) = app
-        .send(
-            app.admin
-                .get(app.url("/alerts/v1/rules"))
-                .header("NGSILD-Tenant", "other"),
-        )
-        .await;
+    let (s, list) = app.get_in_tenant("other", "/alerts/v1/rules").await;
     assert_eq!(s, 200);
     assert_eq!(list["count"], 0);
-    let (s, _) = app
-        .send(
-            app.admin
-                .get(app.url("/alerts/v1/rules/op"))
-                .header("NGSILD-Tenant", "other"),
-        )
-        .await;
+    let (s, _) = app.get_in_tenant("other", "/alerts/v1/rules/op").await;
     assert_eq!(s, 404);
 }

@@ -9,7 +9,7 @@
 use serde_json::json;
 
 use super::connectivity::REMOTE;
-use super::{Demo, prop, prop_in};
+use super::{Demo, prop};
 use crate::Result;
 use crate::admin::{AdminUnit, UnitKind};
 use crate::geom::Position;
@@ -147,8 +147,6 @@ pub(super) fn offices(d: &mut Demo) -> Result<()> {
 }
 
 pub(super) fn cashless(d: &mut Demo) -> Result<()> {
-    let period_end = d.at.format("%Y-%m-%d").to_string();
-    let period_start = d.at.format("%Y-01-01").to_string();
     for unit in d.all {
         let mut rng = Rng::new(&format!("cashless-{}", unit.code));
         let range = match unit.kind {
@@ -167,15 +165,8 @@ pub(super) fn cashless(d: &mut Demo) -> Result<()> {
             unit,
             at,
         );
-        let attrs = json!({
-            "category": prop(json!(["quantitative"])),
-            "process": prop("cashlessPayment"),
-            "indicator": prop("cashless"),
-            "kpiValue": prop_in(rng.value(range.0, range.1, 1), "P1"),
-            "calculationPeriod": prop(json!({"from": period_start, "to": period_end})),
-            "calculationFrequency": prop("quarterly"),
-            "calculationMethod": prop("manual"),
-        });
+        let percent = rng.value(range.0, range.1, 1);
+        let attrs = d.surveyed_percent("cashlessPayment", "cashless", percent);
         d.push(e, attrs);
     }
     Ok(())

@@ -8,7 +8,7 @@
 use serde_json::json;
 
 use super::connectivity::REMOTE;
-use super::{Demo, Landmark, prop, prop_in};
+use super::{Demo, Landmark, kpi_figure, prop};
 use crate::Result;
 use crate::admin::UnitKind;
 use crate::rng::Rng;
@@ -161,15 +161,15 @@ pub(super) fn ecommerce(d: &mut Demo) -> Result<()> {
             } else {
                 json!(value)
             };
-            let attrs = json!({
-                "category": prop(json!(["quantitative"])),
-                "process": prop("eCommerce"),
-                "indicator": prop(slug),
-                "kpiValue": prop_in(value, unit_code),
-                "calculationPeriod": prop(json!({"from": from, "to": period_end})),
-                "calculationFrequency": prop(frequency),
-                "calculationMethod": prop("automatic"),
-            });
+            let attrs = kpi_figure(
+                "eCommerce",
+                slug,
+                value,
+                unit_code,
+                (from, &period_end),
+                frequency,
+                "automatic",
+            );
             d.push(e, attrs);
         }
     }

@@ -1,9 +1,7 @@
 //! Fixed broadband and 5G coverage per commune-level unit, as key performance
 //! indicators. The figures are demo: higher in wards, lower in the mountains.
 
-use serde_json::json;
-
-use super::{Demo, prop, prop_in};
+use super::Demo;
 use crate::admin::UnitKind;
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -16,8 +14,6 @@ pub(super) const REMOTE: [&str; 22] = [
 ];
 
 pub(super) fn coverage(d: &mut Demo) -> Result<()> {
-    let period_end = d.at.format("%Y-%m-%d").to_string();
-    let period_start = d.at.format("%Y-01-01").to_string();
     for unit in d.all {
         let mut rng = Rng::new(&format!("coverage-{}", unit.code));
         let remote = REMOTE.contains(&unit.code.as_str());
@@ -51,15 +47,8 @@ pub(super) fn coverage(d: &mut Demo) -> Result<()> {
             ),
         ] {
             let e = d.unit_kpi(slug, (vi, en), unit, at);
-            let attrs = json!({
-                "category": prop(json!(["quantitative"])),
-                "process": prop("digitalInfrastructure"),
-                "indicator": prop(slug),
-                "kpiValue": prop_in(rng.value(range.0, range.1, 1), "P1"),
-                "calculationPeriod": prop(json!({"from": period_start, "to": period_end})),
-                "calculationFrequency": prop("quarterly"),
-                "calculationMethod": prop("manual"),
-            });
+            let percent = rng.value(range.0, range.1, 1);
+            let attrs = d.surveyed_percent("digitalInfrastructure", slug, percent);
             d.push(e, attrs);
         }
     }

@@ -279,6 +279,22 @@ impl<'a> Demo<'a> {
         self.base(&id, "KeyPerformanceIndicator", (&vi, &en), unit, at)
     }
 
+    /// The attributes of a commune's KPI in per cent from a manual survey, reported
+    /// quarterly over the year so far.
+    fn surveyed_percent(&self, process: &str, indicator: &str, percent: f64) -> Value {
+        let from = self.at.format("%Y-01-01").to_string();
+        let to = self.at.format("%Y-%m-%d").to_string();
+        kpi_figure(
+            process,
+            indicator,
+            percent,
+            "P1",
+            (&from, &to),
+            "quarterly",
+            "manual",
+        )
+    }
+
     /// A measured Property, stamped with the observation time.
     fn measured(&self, value: impl Into<Value>, unit_code: Option<&str>) -> Value {
         let mut v =
@@ -305,6 +321,29 @@ fn prop(value: impl Into<Value>) -> Value {
 /// A Property with a unit code (UN/CEFACT).
 fn prop_in(value: impl Into<Value>, unit_code: &str) -> Value {
     json!({"type": "Property", "value": value.into(), "unitCode": unit_code})
+}
+
+/// The attributes of a commune's quantitative demo KPI: the figure of `indicator`
+/// (part of `process`) in `unit_code` over `period` (from, to), calculated every
+/// `frequency` by `method` (`manual` for a survey, `automatic` for a feed).
+fn kpi_figure(
+    process: &str,
+    indicator: &str,
+    value: impl Into<Value>,
+    unit_code: &str,
+    period: (&str, &str),
+    frequency: &str,
+    method: &str,
+) -> Value {
+    json!({
+        "category": prop(json!(["quantitative"])),
+        "process": prop(process),
+        "indicator": prop(indicator),
+        "kpiValue": prop_in(value, unit_code),
+        "calculationPeriod": prop(json!({"from": period.0, "to": period.1})),
+        "calculationFrequency": prop(frequency),
+        "calculationMethod": prop(method),
+    })
 }
 
 /// A slug for ids: lower-case ASCII letters and digits, words joined by `-`.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use hub::temporal::{TemporalAnswer, TemporalRequest};
-use hub::{Hub, Scope};
+use hub::{Hub, Records, Scope};
 use ngsi::temporal::{TemporalParams, TimeRel};
 use ngsi::{Attribute, Error};
 use serde_json::{Value, json};
@@ -62,6 +62,26 @@ impl Window {
             back_to: to,
             complete: false,
         }
+    }
+
+    /// Keeps the window, with `report`'s counts, in the tenant's record, so that an
+    /// interrupted run can go on from it.
+    async fn keep(
+        &self,
+        records: &Records,
+        tenant: &str,
+        report: &Report,
+        mode: RegistryWrite,
+    ) -> Result<(), Error> {
+        records
+            .registry_put(
+                COLLECTION,
+                tenant,
+                vec![(KEY.into(), self.record(report))],
+                mode,
+            )
+            .await
+            .map_err(crate::registry::store_error)
     }
 
     fn record(&self, report: &Report) -> Value {
@@ -145,15 +165,7 @@ pub async fn run(
             } else {
                 RegistryWrite::Create
             };
-            records
-                .registry_put(
-                    COLLECTION,
-                    &tenant,
-                    vec![(KEY.into(), w.record(&report))],
-                    mode,
-                )
-                .await
-                .map_err(crate::registry::store_error)?;
+            w.keep(&records, &tenant, &report, mode).await?;
             w
         }
     };
@@ -168,15 +180,9 @@ pub async fn run(
         if window.back_to <= window.from {
             // Everything was in: only the record lagged.
             window.complete = true;
-            records
-                .registry_put(
-                    COLLECTION,
-                    &tenant,
-                    vec![(KEY.into(), window.record(&report))],
-                    RegistryWrite::Upsert,
-                )
-                .await
-                .map_err(crate::registry::store_error)?;
+            window
+                .keep(&records, &tenant, &report, RegistryWrite::Upsert)
+                .await?;
         }
     }
     let templates: Vec<Templates> = devices.iter().map(Templates::of).collect();
@@ -205,15 +211,9 @@ pub async fn run(
         report.readings += readings;
         report.instances += instances;
         report.done = (window.to - window.back_to).num_seconds() as f64 / total;
-        records
-            .registry_put(
-                COLLECTION,
-                &tenant,
-                vec![(KEY.into(), window.record(&report))],
-                RegistryWrite::Upsert,
-            )
-            .await
-            .map_err(crate::registry::store_error)?;
+        window
+            .keep(&records, &tenant, &report, RegistryWrite::Upsert)
+            .await?;
         report.elapsed = started.elapsed();
         progress(&report);
     }

@@ -168,22 +168,34 @@ impl App {
 
     /// POST /iot/services with one group, asserting 201.
     pub async fn provision_group(&self, tenant: &str, group: Value) {
-        let r = send(
-            self.iot(reqwest::Method::POST, "/iot/services", tenant)
-                .json(&serde_json::json!({"services": [group]})),
-        )
-        .await;
-        assert_eq!(r.status, 201, "provisioning a group: {}", r.text);
+        self.provision(tenant, "services", "a group", group).await;
     }
 
     /// POST /iot/devices with one device, asserting 201.
     pub async fn provision_device(&self, tenant: &str, device: Value) {
+        self.provision(tenant, "devices", "a device", device).await;
+    }
+
+    /// POST /iot/{plural} with one item (`what`), asserting 201.
+    async fn provision(&self, tenant: &str, plural: &str, what: &str, item: Value) {
         let r = send(
-            self.iot(reqwest::Method::POST, "/iot/devices", tenant)
-                .json(&serde_json::json!({"devices": [device]})),
+            self.iot(reqwest::Method::POST, &format!("/iot/{plural}"), tenant)
+                .json(&serde_json::json!({plural: [item]})),
         )
         .await;
-        assert_eq!(r.status, 201, "provisioning a device: {}", r.text);
+        assert_eq!(r.status, 201, "provisioning {what}: {}", r.text);
+    }
+
+    /// POSTs measures, a JSON body, to `/iot/json?{query}` (the query names the API key
+    /// and the device).
+    pub async fn post_measures(&self, query: &str, body: impl Into<reqwest::Body>) -> Resp {
+        send(
+            self.client
+                .post(self.url(&format!("/iot/json?{query}")))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await
     }
 
     /// GET /ngsi-ld/v1/entities/{id} in a tenant: the entity, or None on 404.

@@ -26,19 +26,12 @@ async fn http_measures_are_written_before_the_answer() {
     .await;
     let accepted = "dothi_iot_messages_total{transport=\"http\",outcome=\"accepted\"}";
     let before = app.metric(accepted).await;
-    let post = |query: String, body: &'static str| {
-        send(
-            app.client
-                .post(app.url(&format!("/iot/json?{query}")))
-                .header("content-type", "application/json")
-                .body(body),
+    let r = app
+        .post_measures(
+            &format!("k={apikey}&i=thach-han"),
+            r#"{"l": 1.25, "TimeInstant": "2026-11-27T02:00:00Z"}"#,
         )
-    };
-    let r = post(
-        format!("k={apikey}&i=thach-han"),
-        r#"{"l": 1.25, "TimeInstant": "2026-11-27T02:00:00Z"}"#,
-    )
-    .await;
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["accepted"], 1);
     assert_eq!(r.body["entity"], "urn:ngsi-ld:WaterObserved:thach-han");
@@ -58,11 +51,12 @@ async fn http_measures_are_written_before_the_answer() {
     assert_eq!(app.metric(accepted).await, before + 1);
 
     // The `t` parameter times the measures; one attribute at a time.
-    let r = post(
-        format!("k={apikey}&i=thach-han&t=2026-11-27T03:00:00Z"),
-        r#"{"l": 1.5}"#,
-    )
-    .await;
+    let r = app
+        .post_measures(
+            &format!("k={apikey}&i=thach-han&t=2026-11-27T03:00:00Z"),
+            r#"{"l": 1.5}"#,
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = send(
         app.client
@@ -78,16 +72,19 @@ async fn http_measures_are_written_before_the_answer() {
     assert_eq!(e["height"]["value"], 1.75);
 
     // Some measures bad: the good ones are written and the bad ones listed.
-    let r = post(
-        format!("k={apikey}&i=thach-han"),
-        r#"{"l": "high", "trend": "rising"}"#,
-    )
-    .await;
+    let r = app
+        .post_measures(
+            &format!("k={apikey}&i=thach-han"),
+            r#"{"l": "high", "trend": "rising"}"#,
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["accepted"], 1);
     assert_eq!(r.body["rejected"][0]["measure"], "l");
     // All bad: 400, nothing written.
-    let r = post(format!("k={apikey}&i=thach-han"), r#"{"l": "high"}"#).await;
+    let r = app
+        .post_measures(&format!("k={apikey}&i=thach-han"), r#"{"l": "high"}"#)
+        .await;
     assert_problem(&r, 400, "BadRequestData");
     assert!(
         r.body["detail"].as_str().unwrap().contains("l: "),
@@ -95,13 +92,21 @@ async fn http_measures_are_written_before_the_answer() {
         r.text
     );
     // Malformed, unknown, incomplete.
-    let r = post(format!("k={apikey}&i=thach-han"), "{\"l\":").await;
+    let r = app
+        .post_measures(&format!("k={apikey}&i=thach-han"), "{\"l\":")
+        .await;
     assert_problem(&r, 400, "BadRequestData");
-    let r = post(format!("k={}&i=thach-han", unique("nokey")), r#"{"l": 1}"#).await;
+    let r = app
+        .post_measures(&format!("k={}&i=thach-han", unique("nokey")), r#"{"l": 1}"#)
+        .await;
     assert_problem(&r, 404, "ResourceNotFound");
-    let r = post(format!("k={apikey}&i=stranger"), r#"{"l": 1}"#).await;
+    let r = app
+        .post_measures(&format!("k={apikey}&i=stranger"), r#"{"l": 1}"#)
+        .await;
     assert_problem(&r, 404, "ResourceNotFound");
-    let r = post(format!("k={apikey}"), r#"{"l": 1}"#).await;
+    let r = app
+        .post_measures(&format!("k={apikey}"), r#"{"l": 1}"#)
+        .await;
     assert_problem(&r, 400, "BadRequestData");
     for outcome in ["malformed", "unknown_apikey", "unknown_device", "invalid"] {
         let series =
@@ -139,14 +144,8 @@ async fn provisioning_changes_apply_to_the_next_measure() {
         json!({"device_id": "hieu", "entity_name": "urn:ngsi-ld:WaterObserved:hieu"}),
     )
     .await;
-    let measure = |value: f64| {
-        send(
-            app.client
-                .post(app.url(&format!("/iot/json?k={apikey}&i=hieu")))
-                .header("content-type", "application/json")
-                .body(json!({ "l": value }).to_string()),
-        )
-    };
+    let query = format!("k={apikey}&i=hieu");
+    let measure = |value: f64| app.post_measures(&query, json!({ "l": value }).to_string());
     let r = measure(1.0).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let e = app

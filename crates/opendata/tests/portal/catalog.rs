@@ -3,11 +3,6 @@
 
 use crate::common::{Server, run_python};
 
-async fn get(s: &Server, path: &str) -> (u16, String) {
-    let r = s.anonymous.get(s.url(path)).send().await.unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
 #[tokio::test]
 async fn the_catalogue_conforms_to_the_dcat_ap_3_shapes() {
     let s = Server::start().await;
@@ -21,7 +16,7 @@ async fn the_catalogue_conforms_to_the_dcat_ap_3_shapes() {
     let mut jsonld = Vec::new();
     let mut datasets = 0;
     for page in 1..=pages {
-        let (status, body) = get(&s, &format!("/catalog.ttl?page={page}")).await;
+        let (status, body) = s.get_text(&format!("/catalog.ttl?page={page}")).await;
         assert_eq!(status, 200);
         datasets += body.matches("\n    a dcat:Dataset").count();
         if page < pages {
@@ -30,7 +25,7 @@ async fn the_catalogue_conforms_to_the_dcat_ap_3_shapes() {
         let path = dir.path().join(format!("catalog-{page}.ttl"));
         std::fs::write(&path, body).unwrap();
         ttl.push(path.display().to_string());
-        let (status, body) = get(&s, &format!("/catalog.jsonld?page={page}")).await;
+        let (status, body) = s.get_text(&format!("/catalog.jsonld?page={page}")).await;
         assert_eq!(status, 200);
         let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert!(doc["@context"].is_object(), "the @context is embedded");
@@ -39,7 +34,7 @@ async fn the_catalogue_conforms_to_the_dcat_ap_3_shapes() {
         jsonld.push(path.display().to_string());
     }
     assert_eq!(datasets, total, "every dataset on one page");
-    let (status, body) = get(&s, "/dataset/muc-nuoc-song.ttl").await;
+    let (status, body) = s.get_text("/dataset/muc-nuoc-song.ttl").await;
     assert_eq!(status, 200);
     let path = dir.path().join("dataset.ttl");
     std::fs::write(&path, body).unwrap();
@@ -54,13 +49,15 @@ async fn the_catalogue_conforms_to_the_dcat_ap_3_shapes() {
     run_python("shacl.py", &args).await;
 
     // RDF/XML parses too, and past the last page there are no datasets.
-    let (status, rdf) = get(&s, "/catalog.rdf").await;
+    let (status, rdf) = s.get_text("/catalog.rdf").await;
     assert_eq!(status, 200);
     assert!(rdf.contains("<rdf:RDF"));
-    let (_, empty) = get(&s, &format!("/catalog.ttl?page={}", pages + 1)).await;
+    let (_, empty) = s
+        .get_text(&format!("/catalog.ttl?page={}", pages + 1))
+        .await;
     assert!(!empty.contains("a dcat:Dataset"));
-    let (_, later) = get(&s, "/catalog.ttl?modified_since=2999-01-01").await;
+    let (_, later) = s.get_text("/catalog.ttl?modified_since=2999-01-01").await;
     assert!(!later.contains("a dcat:Dataset"));
-    assert_eq!(get(&s, "/catalog.ttl?page=0").await.0, 400);
-    assert_eq!(get(&s, "/catalog.ttl?modified_since=soon").await.0, 400);
+    assert_eq!(s.get_text("/catalog.ttl?page=0").await.0, 400);
+    assert_eq!(s.get_text("/catalog.ttl?modified_since=soon").await.0, 400);
 }

@@ -64,6 +64,12 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// GET `path` anonymously: its status and body.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let r = self.anonymous.get(self.url(path)).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
     /// A CKAN action by GET, anonymously: its status and body.
     pub async fn action(&self, name: &str, query: &str) -> (u16, serde_json::Value) {
         let r = self

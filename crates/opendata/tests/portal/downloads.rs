@@ -17,11 +17,6 @@ fn csv_rows(body: &str) -> (Vec<String>, Vec<Vec<String>>) {
     (header, rows)
 }
 
-async fn text(s: &Server, path: &str) -> (u16, String) {
-    let r = s.anonymous.get(s.url(path)).send().await.unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
 #[tokio::test]
 async fn row_counts_agree_across_csv_geojson_json_and_the_ngsi_ld_query() {
     let s = Server::start().await;
@@ -58,7 +53,7 @@ async fn row_counts_agree_across_csv_geojson_json_and_the_ngsi_ld_query() {
             .unwrap();
         assert!(count > 0, "{name}: the demo has entities");
 
-        let (status, csv) = text(&s, &format!("/dataset/{name}/data.csv")).await;
+        let (status, csv) = s.get_text(&format!("/dataset/{name}/data.csv")).await;
         assert_eq!(status, 200);
         let (header, rows) = csv_rows(&csv);
         assert_eq!(rows.len(), count, "{name}: CSV rows");
@@ -73,7 +68,7 @@ async fn row_counts_agree_across_csv_geojson_json_and_the_ngsi_ld_query() {
         }
         assert_eq!(header, expected, "{name}");
 
-        let (status, geo) = text(&s, &format!("/dataset/{name}/data.geojson")).await;
+        let (status, geo) = s.get_text(&format!("/dataset/{name}/data.geojson")).await;
         assert_eq!(status, 200);
         let geo: Value = serde_json::from_str(&geo).unwrap();
         let features = geo["features"].as_array().unwrap();
@@ -87,7 +82,7 @@ async fn row_counts_agree_across_csv_geojson_json_and_the_ngsi_ld_query() {
             }
         }
 
-        let (status, json) = text(&s, &format!("/dataset/{name}/data.json")).await;
+        let (status, json) = s.get_text(&format!("/dataset/{name}/data.json")).await;
         assert_eq!(status, 200);
         let json: Value = serde_json::from_str(&json).unwrap();
         let entities = json.as_array().unwrap();
@@ -102,8 +97,8 @@ async fn row_counts_agree_across_csv_geojson_json_and_the_ngsi_ld_query() {
         }
     }
     // An unknown dataset or file.
-    assert_eq!(text(&s, "/dataset/nope/data.csv").await.0, 404);
-    assert_eq!(text(&s, "/dataset/truong-hoc/data.xlsx").await.0, 404);
+    assert_eq!(s.get_text("/dataset/nope/data.csv").await.0, 404);
+    assert_eq!(s.get_text("/dataset/truong-hoc/data.xlsx").await.0, 404);
 }
 
 /// Creates entities of a type of this test through the NGSI-LD API.
@@ -185,13 +180,13 @@ async fn personal_data_is_never_published_and_formulas_are_guarded() {
     let (status, body) = publish(&s, "bao-cao-thu", "TestReport", json!(["status"])).await;
     assert_eq!(status, 200, "{body}");
     for file in ["data.csv", "data.geojson", "data.json"] {
-        let (status, text) = text(&s, &format!("/dataset/bao-cao-thu/{file}")).await;
+        let (status, text) = s.get_text(&format!("/dataset/bao-cao-thu/{file}")).await;
         assert_eq!(status, 200);
         for secret in ["dan@example.vn", "b@example.vn", "Nguyễn Văn A", "reporter"] {
             assert!(!text.contains(secret), "{file} shows {secret}: {text}");
         }
     }
-    let (_, csv) = text(&s, "/dataset/bao-cao-thu/data.csv").await;
+    let (_, csv) = s.get_text("/dataset/bao-cao-thu/data.csv").await;
     let (_, rows) = csv_rows(&csv);
     assert_eq!(rows.len(), 2);
     assert_eq!(
@@ -200,7 +195,7 @@ async fn personal_data_is_never_published_and_formulas_are_guarded() {
     );
     assert_eq!(rows[1][2], "-3.5", "a number is left alone");
     // The view's geometry is not public here: GeoJSON has none.
-    let (_, geo) = text(&s, "/dataset/bao-cao-thu/data.geojson").await;
+    let (_, geo) = s.get_text("/dataset/bao-cao-thu/data.geojson").await;
     let geo: Value = serde_json::from_str(&geo).unwrap();
     assert_eq!(geo["features"][0]["geometry"], Value::Null);
 }
@@ -221,11 +216,11 @@ async fn history_downloads_by_period() {
     }
     let (status, body) = publish(&s, "muc-nuoc-thu", "TestGauge", json!(["waterLevel"])).await;
     assert_eq!(status, 200, "{body}");
-    let (status, csv) = text(
-        &s,
-        "/dataset/muc-nuoc-thu/history.csv?from=2026-01-01T00:00:00Z&to=2026-01-03T00:00:00Z",
-    )
-    .await;
+    let (status, csv) = s
+        .get_text(
+            "/dataset/muc-nuoc-thu/history.csv?from=2026-01-01T00:00:00Z&to=2026-01-03T00:00:00Z",
+        )
+        .await;
     assert_eq!(status, 200, "{csv}");
     let (header, rows) = csv_rows(&csv);
     assert_eq!(header, ["time", "entity", "attribute", "value"]);
@@ -255,7 +250,9 @@ async fn history_downloads_by_period() {
         "?from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
         "?from=yesterday&to=2026-01-01T00:00:00Z",
     ] {
-        let (status, body) = text(&s, &format!("/dataset/muc-nuoc-thu/history.csv{q}")).await;
+        let (status, body) = s
+            .get_text(&format!("/dataset/muc-nuoc-thu/history.csv{q}"))
+            .await;
         assert_eq!(status, 400, "{q}: {body}");
     }
 }
@@ -294,7 +291,7 @@ async fn downloads_with_and_without_a_filter_show_the_same_public_values() {
     let mut downloads = Vec::new();
     for name in ["tram-thu", "tram-thu-loc"] {
         for file in ["data.csv", "data.geojson", "data.json"] {
-            let (status, text) = text(&s, &format!("/dataset/{name}/{file}")).await;
+            let (status, text) = s.get_text(&format!("/dataset/{name}/{file}")).await;
             assert_eq!(status, 200, "{name}/{file}: {text}");
             for secret in ["internal", "secretNote"] {
                 assert!(
@@ -346,7 +343,7 @@ async fn a_download_of_many_pages_holds_every_entity_once_in_order() {
     assert_eq!(status, 200, "{body}");
     let expected: Vec<String> = (0..GAUGES).map(id).collect();
 
-    let (status, csv) = text(&s, "/dataset/muc-nuoc-nhieu/data.csv").await;
+    let (status, csv) = s.get_text("/dataset/muc-nuoc-nhieu/data.csv").await;
     assert_eq!(status, 200);
     let (header, rows) = csv_rows(&csv);
     assert_eq!(header, ["id", "type", "level"]);
@@ -356,13 +353,13 @@ async fn a_download_of_many_pages_holds_every_entity_once_in_order() {
         assert_eq!(row[2], i.to_string(), "{}", row[0]);
     }
 
-    let (status, json) = text(&s, "/dataset/muc-nuoc-nhieu/data.json").await;
+    let (status, json) = s.get_text("/dataset/muc-nuoc-nhieu/data.json").await;
     assert_eq!(status, 200);
     let json: Vec<Value> = serde_json::from_str(&json).unwrap();
     let ids: Vec<&str> = json.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids, expected, "NGSI-LD entities");
 
-    let (status, geojson) = text(&s, "/dataset/muc-nuoc-nhieu/data.geojson").await;
+    let (status, geojson) = s.get_text("/dataset/muc-nuoc-nhieu/data.geojson").await;
     assert_eq!(status, 200);
     let geojson: Value = serde_json::from_str(&geojson).unwrap();
     let ids: Vec<&str> = geojson["features"]

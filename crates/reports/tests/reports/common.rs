@@ -120,17 +120,31 @@ impl App {
 
     /// A report of `code` at Đông Hà, sent with the admin key (so never limited).
     pub async fn staff_report(&self, code: &str, description: &str) -> Answer {
-        self.form(
+        self.report_at_dong_ha(
             &self.admin,
             "/open311/v2/requests.json",
-            &[
-                ("service_code", code),
-                ("lat", DONG_HA.0),
-                ("long", DONG_HA.1),
-                ("description", description),
-            ],
+            code,
+            &[("description", description)],
         )
         .await
+    }
+
+    /// A report of `code` at Đông Hà, posted by `client` to `path` with the fields
+    /// `more` after the place.
+    pub async fn report_at_dong_ha(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        code: &str,
+        more: &[(&str, &str)],
+    ) -> Answer {
+        let mut pairs = vec![
+            ("service_code", code),
+            ("lat", DONG_HA.0),
+            ("long", DONG_HA.1),
+        ];
+        pairs.extend_from_slice(more);
+        self.form(client, path, &pairs).await
     }
 
     /// The stored report `id` (there must be one).
@@ -167,6 +181,12 @@ pub struct Answer {
 impl Answer {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// Asserts the status, and a body that holds `text`.
+    pub fn assert_says(&self, status: u16, text: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert!(self.text.contains(text), "{}", self.text);
     }
 
     /// The `service_request_id` of the first request of a JSON answer.

@@ -185,12 +185,7 @@ async fn bad_photos_are_refused_and_nothing_is_stored() {
         vec![("photo1", b"<svg onload=alert(1)>".to_vec())],
     )
     .await;
-    assert_eq!(not_image.status, 400, "{}", not_image.text);
-    assert!(
-        not_image.text.contains("JPEG, PNG or WebP"),
-        "{}",
-        not_image.text
-    );
+    not_image.assert_says(400, "JPEG, PNG or WebP");
     let mut truncated = jpeg_with_gps();
     truncated.truncate(truncated.len() / 3);
     let broken = post(

@@ -37,14 +37,12 @@ async fn no_public_route_shows_personal_data() {
     let app = App::start().await;
     app.categories().await;
     let r = app
-        .form(
+        .report_at_dong_ha(
             &app.anonymous,
             "/open311/v2/requests.xml",
+            "thoat-nuoc",
             &[
                 ("jurisdiction_id", "quangtri"),
-                ("service_code", "thoat-nuoc"),
-                ("lat", DONG_HA.0),
-                ("long", DONG_HA.1),
                 ("description", "Cống tắc trước nhà"),
                 ("first_name", FIRST),
                 ("last_name", LAST),
@@ -149,14 +147,12 @@ async fn the_public_list_has_only_the_pages_fields() {
     let app = App::start().await;
     app.categories().await;
     let r = app
-        .form(
+        .report_at_dong_ha(
             &app.anonymous,
             "/open311/v2/requests.json",
+            "thoat-nuoc",
             &[
                 ("jurisdiction_id", "quangtri"),
-                ("service_code", "thoat-nuoc"),
-                ("lat", DONG_HA.0),
-                ("long", DONG_HA.1),
                 ("description", "Cống tắc, nhà tôi số 7731"),
                 ("email", EMAIL),
             ],
@@ -218,17 +214,11 @@ async fn only_staff_with_the_right_see_the_reporter_and_every_read_is_audited() 
     let operator_actor = key(&app.state, OPERATOR, "ops", Role::Operator).await;
     let operator = crate::common::client(Some(OPERATOR));
     let r = app
-        .form(
+        .report_at_dong_ha(
             &app.anonymous,
             "/open311/v2/requests.json",
-            &[
-                ("service_code", "duong-hu-hong"),
-                ("lat", DONG_HA.0),
-                ("long", DONG_HA.1),
-                ("email", EMAIL),
-                ("phone", PHONE),
-                ("first_name", FIRST),
-            ],
+            "duong-hu-hong",
+            &[("email", EMAIL), ("phone", PHONE), ("first_name", FIRST)],
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -321,15 +311,11 @@ async fn contacts_are_erased_after_their_retention() {
     app.categories().await;
     app.clock.set("2026-06-01T02:00:00Z");
     let r = app
-        .form(
+        .report_at_dong_ha(
             &app.anonymous,
             "/open311/v2/requests.json",
-            &[
-                ("service_code", "duong-hu-hong"),
-                ("lat", DONG_HA.0),
-                ("long", DONG_HA.1),
-                ("email", EMAIL),
-            ],
+            "duong-hu-hong",
+            &[("email", EMAIL)],
         )
         .await;
     let id = r.first_id();

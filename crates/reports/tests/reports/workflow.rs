@@ -13,6 +13,23 @@ async fn act(app: &App, id: &str, action: Value) -> crate::common::Answer {
     .await
 }
 
+/// `act`, which must succeed: the request as it is after.
+async fn act_ok(app: &App, id: &str, action: Value) -> Value {
+    let r = act(app, id, action).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()
+}
+
+/// The report `id` as staff see it.
+async fn staff_view(app: &App, id: &str) -> Value {
+    send(
+        app.admin
+            .get(app.url(&format!("/reports/v1/requests/{id}"))),
+    )
+    .await
+    .json()
+}
+
 async fn submit(app: &App, code: &str) -> (String, String) {
     let r = app.staff_report(code, "Ổ gà lớn").await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -33,12 +50,7 @@ async fn deadlines_count_working_days_across_tet() {
     // Friday 13 Feb 2026, 10:00 in Quảng Trị; Tết runs from Saturday 14 to Sunday 22.
     app.clock.set("2026-02-13T03:00:00Z");
     let (id, token) = submit(&app, "duong-hu-hong").await;
-    let r = send(
-        app.admin
-            .get(app.url(&format!("/reports/v1/requests/{id}"))),
-    )
-    .await
-    .json();
+    let r = staff_view(&app, &id).await;
     assert_eq!(
         r["dueAcceptAt"], "2026-02-24T16:59:59Z",
         "2 working days: Mon 23, Tue 24"
@@ -76,18 +88,14 @@ async fn deadlines_count_working_days_across_tet() {
         422,
         "not before it is accepted"
     );
-    assert_eq!(
-        act(&app, &id, json!({"action": "accept"})).await.status,
-        200
-    );
-    let r = act(
+    act_ok(&app, &id, json!({"action": "accept"})).await;
+    act_ok(
         &app,
         &id,
         json!({"action": "assign", "officer": "Đội duy tu số 2"}),
     )
     .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(act(&app, &id, json!({"action": "start"})).await.status, 200);
+    act_ok(&app, &id, json!({"action": "start"})).await;
     let no_reason = act(
         &app,
         &id,
@@ -99,28 +107,23 @@ async fn deadlines_count_working_days_across_tet() {
         "an extension needs a reason: {}",
         no_reason.text
     );
-    let r = act(
+    let r = act_ok(
         &app,
         &id,
         json!({"action": "extend", "working_days": 3, "reason": "Chờ nhựa đường"}),
     )
-    .await
-    .json();
+    .await;
     assert_eq!(
         r["expected_datetime"], "2026-03-18T16:59:59Z",
         "Mon 16, Tue 17, Wed 18"
     );
     app.clock.set("2026-03-02T02:00:00Z");
-    assert_eq!(
-        act(
-            &app,
-            &id,
-            json!({"action": "resolve", "result": "Đã vá ổ gà"})
-        )
-        .await
-        .status,
-        200
-    );
+    act_ok(
+        &app,
+        &id,
+        json!({"action": "resolve", "result": "Đã vá ổ gà"}),
+    )
+    .await;
 
     // A bad rating reopens it; a good one closes it.
     let rate = |rating: u8| {
@@ -138,26 +141,17 @@ async fn deadlines_count_working_days_across_tet() {
     let r = rate(2).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["workflowStatus"], "in_progress");
-    assert_eq!(
-        act(
-            &app,
-            &id,
-            json!({"action": "resolve", "result": "Đã vá lại"})
-        )
-        .await
-        .status,
-        200
-    );
+    act_ok(
+        &app,
+        &id,
+        json!({"action": "resolve", "result": "Đã vá lại"}),
+    )
+    .await;
     let r = rate(5).await.json();
     assert_eq!(r["workflowStatus"], "closed");
     assert_eq!(r["status"], "closed");
 
-    let r = send(
-        app.admin
-            .get(app.url(&format!("/reports/v1/requests/{id}"))),
-    )
-    .await
-    .json();
+    let r = staff_view(&app, &id).await;
     let history = r["workflowHistory"].as_array().expect("a history");
     let steps: Vec<(&str, &str)> = history
         .iter()
@@ -211,35 +205,26 @@ async fn reports_are_rejected_merged_and_close_by_themselves() {
             .status,
         400
     );
-    let r = act(
+    let r = act_ok(
         &app,
         &a,
         json!({"action": "reject", "reason": "Thuộc tuyến quốc lộ, do Cục Đường bộ quản lý"}),
     )
-    .await
-    .json();
+    .await;
     assert_eq!(r["status"], "closed");
-    let r = act(&app, &b, json!({"action": "merge", "into": c}))
-        .await
-        .json();
+    let r = act_ok(&app, &b, json!({"action": "merge", "into": c})).await;
     assert_eq!(r["mergedInto"], c.as_str());
-    let target = send(app.admin.get(app.url(&format!("/reports/v1/requests/{c}"))))
-        .await
-        .json();
+    let target = staff_view(&app, &c).await;
     assert_eq!(target["supporters"], 1);
     for action in ["accept", "start"] {
-        assert_eq!(act(&app, &c, json!({"action": action})).await.status, 200);
+        act_ok(&app, &c, json!({"action": action})).await;
     }
-    assert_eq!(
-        act(
-            &app,
-            &c,
-            json!({"action": "resolve", "result": "Đã thay bóng"})
-        )
-        .await
-        .status,
-        200
-    );
+    act_ok(
+        &app,
+        &c,
+        json!({"action": "resolve", "result": "Đã thay bóng"}),
+    )
+    .await;
     // Unrated for 7 days: closed by the sweep, by the service.
     app.clock.set("2026-04-28T02:00:00Z");
     assert_eq!(app.reports.sweep().await.expect("sweep").0, 0);
@@ -284,9 +269,7 @@ async fn reports_are_rejected_merged_and_close_by_themselves() {
     assert_eq!(bad.status, 400);
     app.clock.set("2026-05-01T02:00:00Z"); // Friday
     let (d, _) = submit(&app, "den-chieu-sang").await;
-    let r = send(app.admin.get(app.url(&format!("/reports/v1/requests/{d}"))))
-        .await
-        .json();
+    let r = staff_view(&app, &d).await;
     // Mon 4 is now off (the shipped 30/4 and 1/5 are replaced by this year's list).
     assert_eq!(r["dueAcceptAt"], "2026-05-06T16:59:59Z", "{r}");
 }

@@ -121,15 +121,13 @@ async fn a_ward_reaches_a_level_when_every_criterion_passes_with_evidence() {
     let kpi = app.kpi("smart-city-wards").await;
     assert_eq!(kpi["kpiValue"], json!(2.0), "{kpi}");
     assert_eq!(kpi["confirmed"], false, "{kpi}");
-    let (status, _) = crate::common::send(
-        app.req(
-            reqwest::Method::PUT,
+    let (status, _) = app
+        .put(
             "/scorecard/v1/maturity/criteria",
             Some(OPERATOR),
+            &json!({}),
         )
-        .json(&json!({})),
-    )
-    .await;
+        .await;
     assert_eq!(status, 403);
     app.stop().await;
 }
@@ -216,13 +214,7 @@ async fn the_demo_adds_a_year_of_quarters_and_the_marked_dossier_sample() {
         app.kpi("priority-sectors-live").await["kpiValue"],
         json!(7.0)
     );
-    let (status, history) = app
-        .get(
-            "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:KeyPerformanceIndicator:plan-broadband-communes?attrs=kpiValue",
-            Some(ADMIN),
-        )
-        .await;
-    assert_eq!(status, 200, "{history}");
+    let history = app.kpi_history("broadband-communes", "").await;
     let instances = history["kpiValue"].as_array().expect("instances");
     assert_eq!(instances.len(), 5, "{history}");
     let demo = instances

@@ -114,6 +114,14 @@ impl App {
         }
     }
 
+    /// GET `path` with `key`: the response itself, its body not yet read.
+    pub async fn get_response(&self, path: &str, key: Option<&str>) -> reqwest::Response {
+        self.req(reqwest::Method::GET, path, key)
+            .send()
+            .await
+            .expect("an answer")
+    }
+
     pub async fn get(&self, path: &str, key: Option<&str>) -> (u16, Value) {
         send(self.req(reqwest::Method::GET, path, key)).await
     }
@@ -124,6 +132,37 @@ impl App {
 
     pub async fn put(&self, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
         send(self.req(reqwest::Method::PUT, path, key).json(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
+        send(self.req(reqwest::Method::PATCH, path, key).json(body)).await
+    }
+
+    /// PATCHes `attrs` of the entity `id` through the NGSI-LD API, as the admin: the
+    /// status.
+    pub async fn patch_attrs(&self, id: &str, attrs: &Value) -> u16 {
+        self.req(
+            reqwest::Method::PATCH,
+            &format!("/ngsi-ld/v1/entities/{id}/attrs"),
+            Some(ADMIN),
+        )
+        .json(attrs)
+        .send()
+        .await
+        .expect("patch")
+        .status()
+        .as_u16()
+    }
+
+    /// The temporal entity of the plan's KPI `slug` with its `kpiValue` history
+    /// (`options`: more of the query, from `&`), read as the admin.
+    pub async fn kpi_history(&self, slug: &str, options: &str) -> Value {
+        let path = format!(
+            "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:KeyPerformanceIndicator:plan-{slug}?attrs=kpiValue{options}"
+        );
+        let (status, history) = self.get(&path, Some(ADMIN)).await;
+        assert_eq!(status, 200, "{history}");
+        history
     }
 
     /// The plan's KPI of this slug, as the scorecard API shows it.

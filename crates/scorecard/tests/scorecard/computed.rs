@@ -82,14 +82,11 @@ async fn the_plan_is_data_and_computed_kpis_carry_the_queries_that_made_them() {
         }
     }
     let response = app
-        .req(
-            reqwest::Method::GET,
+        .get_response(
             "/ngsi-ld/v1/entities?type=PointOfInterest&count=true&limit=0",
             Some(VIEWER),
         )
-        .send()
-        .await
-        .expect("points of interest");
+        .await;
     let all: Option<u64> = response
         .headers()
         .get("NGSILD-Results-Count")
@@ -135,42 +132,27 @@ async fn a_computed_kpi_follows_its_inputs() {
 
     // One commune loses its broadband: the province moves by one unit of 78.
     let id = demo_broadband("19333");
-    let response = app
-        .req(
-            reqwest::Method::PATCH,
-            &format!("/ngsi-ld/v1/entities/{id}/attrs"),
-            Some(ADMIN),
-        )
-        .json(&json!({"kpiValue": {"type": "Property", "value": 0}}))
-        .send()
-        .await
-        .expect("patch");
-    assert_eq!(response.status(), 204);
+    let status = app
+        .patch_attrs(&id, &json!({"kpiValue": {"type": "Property", "value": 0}}))
+        .await;
+    assert_eq!(status, 204);
     let kpi = wait_for(&app, "broadband-communes", 98.7).await;
     assert_eq!(kpi["evidence"]["inputs"][0]["count"], json!(77));
     // Judged against the open 2030 target of 100 %: short by less than 10 points.
     assert_eq!(kpi["status"], "atRisk");
 
     // And back.
-    app.req(
-        reqwest::Method::PATCH,
-        &format!("/ngsi-ld/v1/entities/{id}/attrs"),
-        Some(ADMIN),
+    app.patch_attrs(
+        &id,
+        &json!({"kpiValue": {"type": "Property", "value": 91.5}}),
     )
-    .json(&json!({"kpiValue": {"type": "Property", "value": 91.5}}))
-    .send()
-    .await
-    .expect("patch");
+    .await;
     wait_for(&app, "broadband-communes", 100.0).await;
 
     // The values are the KPI's time series.
-    let (status, history) = app
-        .get(
-            "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:KeyPerformanceIndicator:plan-broadband-communes?attrs=kpiValue&options=temporalValues",
-            Some(ADMIN),
-        )
+    let history = app
+        .kpi_history("broadband-communes", "&options=temporalValues")
         .await;
-    assert_eq!(status, 200, "{history}");
     let values: Vec<f64> = history["kpiValue"]["values"]
         .as_array()
         .expect("values")

@@ -216,14 +216,8 @@ async fn the_public_summary_is_anonymous_and_names_no_one() {
 
     // The spreadsheet: a zip holding the four sheets.
     let response = app
-        .req(
-            reqwest::Method::GET,
-            "/scorecard/v1/export.xlsx",
-            Some(VIEWER),
-        )
-        .send()
-        .await
-        .expect("the export");
+        .get_response("/scorecard/v1/export.xlsx", Some(VIEWER))
+        .await;
     assert_eq!(response.status(), 200);
     let bytes = response.bytes().await.expect("a body");
     assert!(bytes.starts_with(b"PK\x03\x04"));
@@ -237,19 +231,12 @@ async fn the_public_summary_is_anonymous_and_names_no_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_groups_carry_their_owners_progress_and_evidence() {
     let app = App::start().await;
-    let patch = |body: Value| {
-        app.req(
-            reqwest::Method::PATCH,
-            "/scorecard/v1/tasks/3",
-            Some(OPERATOR),
-        )
-        .json(&body)
-    };
-    let (status, t) = crate::common::send(patch(json!({
+    let task = "/scorecard/v1/tasks/3";
+    let update = json!({
         "status": "inProgress", "progress": 40, "note": "Đã phủ cáp quang 70/78 xã",
         "evidence": ["https://stttt.quangtri.gov.vn/bao-cao-ha-tang.pdf"]
-    })))
-    .await;
+    });
+    let (status, t) = app.patch(task, Some(OPERATOR), &update).await;
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["progress"], 40);
     assert_eq!(t["progressNotes"][0]["text"], "Đã phủ cáp quang 70/78 xã");
@@ -263,18 +250,16 @@ async fn task_groups_carry_their_owners_progress_and_evidence() {
         json!({}),
         json!({"evidence": ["javascript:alert(1)"]}),
     ] {
-        let (status, v) = crate::common::send(patch(bad.clone())).await;
+        let (status, v) = app.patch(task, Some(OPERATOR), &bad).await;
         assert_eq!(status, 400, "{bad} → {v}");
     }
-    let (status, _) = crate::common::send(
-        app.req(
-            reqwest::Method::PATCH,
+    let (status, _) = app
+        .patch(
             "/scorecard/v1/tasks/9",
             Some(OPERATOR),
+            &json!({"progress": 1}),
         )
-        .json(&json!({"progress": 1})),
-    )
-    .await;
+        .await;
     assert_eq!(status, 404);
     app.stop().await;
 }

@@ -103,32 +103,27 @@ async fn citizen_report_kpis_agree_with_the_reports_own_statistics() {
     // The reports service's own rule over the same window.
     let f = Figures::of(&reports.all().await.expect("reports"), since);
     assert!(f.handled > 0 && f.rated > 0, "{f:?}");
-    assert_eq!(
-        input(&on_time, "reports answered")["count"],
-        json!(f.handled)
-    );
-    assert_eq!(
-        input(&on_time, "of them answered on time")["count"],
-        json!(f.on_time)
-    );
-    assert_eq!(
-        on_time["kpiValue"].as_f64(),
-        Some(pct(f.on_time, f.handled)),
-        "{on_time}"
-    );
-    assert_eq!(
-        input(&satisfaction, "reports rated")["count"],
-        json!(f.rated)
-    );
-    assert_eq!(
-        input(&satisfaction, "reports rated 4 or 5")["count"],
-        json!(f.satisfied)
-    );
-    assert_eq!(
-        satisfaction["kpiValue"].as_f64(),
-        Some(pct(f.satisfied, f.rated)),
-        "{satisfaction}"
-    );
+    // Each KPI: its inputs' counts (the whole, then the part) and the part's share.
+    for (kpi, (whole, of_whole), (part, of_part)) in [
+        (
+            &on_time,
+            ("reports answered", f.handled),
+            ("of them answered on time", f.on_time),
+        ),
+        (
+            &satisfaction,
+            ("reports rated", f.rated),
+            ("reports rated 4 or 5", f.satisfied),
+        ),
+    ] {
+        assert_eq!(input(kpi, whole)["count"], json!(of_whole));
+        assert_eq!(input(kpi, part)["count"], json!(of_part));
+        assert_eq!(
+            kpi["kpiValue"].as_f64(),
+            Some(pct(of_part, of_whole)),
+            "{kpi}"
+        );
+    }
     assert!(
         input(&on_time, "of them answered on time")["rule"].is_string(),
         "the on-time count says how it is read"
@@ -160,20 +155,12 @@ async fn citizen_report_kpis_agree_with_the_reports_own_statistics() {
             .expect("a time")
             .with_timezone(&Utc);
     let id = late["id"].as_str().expect("an id");
-    let response = app
-        .req(
-            reqwest::Method::PATCH,
-            &format!("/ngsi-ld/v1/entities/{id}/attrs"),
-            Some(ADMIN),
-        )
-        .json(&json!({
-            "resolvedAt": {"type": "Property", "value": ngsi::entity::format_time(&(due + TimeDelta::days(1)))},
-            "updated_datetime": {"type": "Property", "value": ngsi::entity::format_time(&Utc::now())}
-        }))
-        .send()
-        .await
-        .expect("patch");
-    assert_eq!(response.status(), 204);
+    let attrs = json!({
+        "resolvedAt": {"type": "Property", "value": ngsi::entity::format_time(&(due + TimeDelta::days(1)))},
+        "updated_datetime": {"type": "Property", "value": ngsi::entity::format_time(&Utc::now())}
+    });
+    let status = app.patch_attrs(id, &attrs).await;
+    assert_eq!(status, 204);
     recompute(&app).await;
     let after = app.kpi("reports-on-time").await;
     assert_eq!(
@@ -213,17 +200,13 @@ async fn open_data_kpis_count_the_catalogue_and_follow_its_updates() {
         .await;
     let id = list[0]["id"].as_str().expect("a dataset").to_string();
     let old = ngsi::entity::format_time(&(Utc::now() - TimeDelta::days(180)));
-    let response = app
-        .req(
-            reqwest::Method::PATCH,
-            &format!("/ngsi-ld/v1/entities/{id}/attrs"),
-            Some(ADMIN),
+    let status = app
+        .patch_attrs(
+            &id,
+            &json!({"modified": {"type": "Property", "value": old}}),
         )
-        .json(&json!({"modified": {"type": "Property", "value": old}}))
-        .send()
-        .await
-        .expect("patch");
-    assert_eq!(response.status(), 204);
+        .await;
+    assert_eq!(status, 204);
     let want = ((n - 1.0) * 1000.0 / n).round() / 10.0;
     let updated = crate::common::wait_until(&app, "open-datasets-updated", |k| {
         k["kpiValue"].as_f64() == Some(want)
@@ -317,18 +300,10 @@ async fn good_air_days_come_from_the_daily_aggregation_of_the_history() {
 
 /// Sets a river gauge's reading, observed at `at`.
 async fn gauge_reading(app: &App, id: &str, at: chrono::DateTime<Utc>) {
-    let response = app
-        .req(
-            reqwest::Method::PATCH,
-            &format!("/ngsi-ld/v1/entities/{id}/attrs"),
-            Some(ADMIN),
-        )
-        .json(&json!({"waterLevel": {"type": "Property", "value": 1.2,
-                                     "observedAt": ngsi::entity::format_time(&at)}}))
-        .send()
-        .await
-        .expect("patch");
-    assert_eq!(response.status(), 204);
+    let attrs = json!({"waterLevel": {"type": "Property", "value": 1.2,
+                                  "observedAt": ngsi::entity::format_time(&at)}});
+    let status = app.patch_attrs(id, &attrs).await;
+    assert_eq!(status, 204);
 }
 
 /// The sensors reporting and all the sensors, summed from a KPI's inputs.
