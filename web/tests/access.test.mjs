@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { api, launchBrowser, loginWithLink, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
+import { test } from 'node:test';
+import { api, loginWithLink, openPage, SCREENSHOTS, withDemoAndBrowser } from './server.mjs';
 
 const GAUGE = 'urn:ngsi-ld:WaterObserved:demo-thach-han';
 const OPERATOR = { username: 'dieuhanh.ha', password: 'Lũ-sông-Thạch-Hãn-2025' };
@@ -16,15 +16,9 @@ let browser;
 let admin; // the admin's page, signed in with the login link
 const contexts = [];
 
-before(async () => {
-  demo = await startDemo();
-  browser = await launchBrowser();
+withDemoAndBrowser(async (started) => {
+  ({ demo, browser } = started);
   await demo.api('POST', '/auth/v1/users', { ...OPERATOR, role: 'operator', tenants: [''] });
-});
-
-after(async () => {
-  await browser?.close();
-  await demo?.stop();
 });
 
 /** The TOTP code of a base32 secret now (RFC 6238: HMAC-SHA-1, 30 s, 6 digits). */
@@ -53,11 +47,8 @@ const shot = (name, p) => p.screenshot({ path: path.join(SCREENSHOTS, `${name}.p
 
 /** A fresh browser (no cookie), its page watched for refusals of the CSP. */
 async function freshPage(options = { viewport: { width: 1920, height: 1080 } }) {
-  const context = await browser.newContext(options);
-  contexts.push(context);
-  const page = await context.newPage();
-  page.on('pageerror', (e) => console.error('page error:', e.message));
-  await watchCsp(page);
+  const page = await openPage(browser, options);
+  contexts.push(page.context());
   return page;
 }
 

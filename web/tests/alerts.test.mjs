@@ -5,8 +5,8 @@
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { launchBrowser, loginWithLink, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
+import { test } from 'node:test';
+import { SCREENSHOTS, signedInPage, withDemoAndBrowser } from './server.mjs';
 
 // A gauge of the test's own, so that the demo's simulated gauges do not interfere.
 const GAUGE = 'urn:ngsi-ld:WaterObserved:banner-test';
@@ -14,19 +14,9 @@ let demo;
 let browser;
 let page;
 
-before(async () => {
-  demo = await startDemo();
-  browser = await launchBrowser();
-  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-  page = await context.newPage();
-  page.on('pageerror', (e) => console.error('page error:', e.message));
-  await watchCsp(page);
-  await loginWithLink(page, demo);
-});
-
-after(async () => {
-  await browser?.close();
-  await demo?.stop();
+withDemoAndBrowser(async (started) => {
+  ({ demo, browser } = started);
+  page = await signedInPage(browser, demo, { viewport: { width: 1440, height: 900 } });
 });
 
 const gauge = (level, id = GAUGE, name = 'Trạm thử nghiệm cảnh báo') => ({

@@ -4,29 +4,18 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { launchBrowser, loginWithLink, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
+import { test } from 'node:test';
+import { SCREENSHOTS, signedInPage, withDemoAndBrowser } from './server.mjs';
 
 const GAUGE = 'urn:ngsi-ld:WaterObserved:demo-thach-han';
 const NGSI = '/ngsi-ld/v1';
 let demo;
 let browser;
-let context;
 let page;
 
-before(async () => {
-  demo = await startDemo();
-  browser = await launchBrowser();
-  context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, acceptDownloads: true });
-  page = await context.newPage();
-  page.on('pageerror', (e) => console.error('page error:', e.message));
-  await watchCsp(page);
-  await loginWithLink(page, demo);
-});
-
-after(async () => {
-  await browser?.close();
-  await demo?.stop();
+withDemoAndBrowser(async (started) => {
+  ({ demo, browser } = started);
+  page = await signedInPage(browser, demo, { viewport: { width: 1920, height: 1080 }, acceptDownloads: true });
 });
 
 const shot = (name, p = page) => p.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
@@ -245,7 +234,7 @@ test('on a phone the map comes first and the panel is a sheet', async () => {
     viewport: { width: 390, height: 844 },
     isMobile: true,
     hasTouch: true,
-    storageState: await context.storageState(),
+    storageState: await page.context().storageState(),
   });
   const phone = await phoneContext.newPage();
   await phone.goto(`${demo.base}/ioc/`);

@@ -6,29 +6,18 @@
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { launchBrowser, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
+import { test } from 'node:test';
+import { openPage, SCREENSHOTS, withDemoAndBrowser } from './server.mjs';
 
 let demo;
 let browser;
 
-before(async () => {
-  demo = await startDemo();
-  browser = await launchBrowser();
+withDemoAndBrowser((started) => {
+  ({ demo, browser } = started);
 });
 
-after(async () => {
-  await browser?.close();
-  await demo?.stop();
-});
-
-async function freshPage() {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  page.on('pageerror', (e) => console.error('page error:', e.message));
-  await watchCsp(page);
-  return page;
-}
+/** A page with no cookie of its own. */
+const freshPage = () => openPage(browser, { viewport: { width: 1280, height: 900 } });
 
 test('the catalogue lists, searches and filters the datasets', async () => {
   const page = await freshPage();

@@ -6,21 +6,15 @@
 // 2 s and 1.5 MB.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, startDemo } from './server.mjs';
+import { test } from 'node:test';
+import { withDemoAndBrowser } from './server.mjs';
 
 const MARKERS = 2000;
 let demo;
 let browser;
 
-before(async () => {
-  demo = await startDemo();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await demo?.stop();
+withDemoAndBrowser((started) => {
+  ({ demo, browser } = started);
 });
 
 test('first load with 78 communes and 2,000 markers', async () => {

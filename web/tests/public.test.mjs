@@ -6,8 +6,8 @@
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { drawJpeg, launchBrowser, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
+import { test } from 'node:test';
+import { drawJpeg, openPage, SCREENSHOTS, withDemoAndBrowser } from './server.mjs';
 
 const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
 // Đông Hà, inside the province.
@@ -20,9 +20,8 @@ let demo;
 let browser;
 let filed; // the report filed with a contact and a photo
 
-before(async () => {
-  demo = await startDemo();
-  browser = await launchBrowser();
+withDemoAndBrowser(async (started) => {
+  ({ demo, browser } = started);
   const photo = await drawJpeg(browser, 'cong.jpg', '#4b6584');
   const form = new FormData();
   for (const [k, v] of Object.entries({ jurisdiction_id: 'quangtri', service_code: 'thoat-nuoc', ...DONG_HA, description: DESCRIPTION, ...REPORTER })) {
@@ -36,18 +35,10 @@ before(async () => {
   filed = body[0].service_request_id;
 });
 
-after(async () => {
-  await browser?.close();
-  await demo?.stop();
-});
-
 const shot = (name, p) => p.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
 
 test('on a phone: the reports on the map and in a list, the year in figures, open data, nothing personal', async () => {
-  const context = await browser.newContext(PHONE);
-  const page = await context.newPage();
-  page.on('pageerror', (e) => console.error('page error:', e.message));
-  await watchCsp(page);
+  const page = await openPage(browser, PHONE);
   const asked = [];
   page.on('request', (r) => asked.push(new URL(r.url()).pathname));
   await page.goto(`${demo.base}/`);
@@ -146,5 +137,5 @@ test('on a phone: the reports on the map and in a list, the year in figures, ope
   await links.first().click();
   await page.waitForURL(/\/data\/\?dataset=/);
   await page.waitForFunction((t) => document.body.innerText.includes(t), title, { timeout: 30_000 });
-  await context.close();
+  await page.context().close();
 });

@@ -8,8 +8,8 @@
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { drawJpeg, launchBrowser, loginWithLink, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
+import { test } from 'node:test';
+import { drawJpeg, loginWithLink, openPage, SCREENSHOTS, withDemoAndBrowser } from './server.mjs';
 
 // Đông Hà, inside the province and the ward's boundary.
 const DONG_HA = { latitude: 16.8163, longitude: 107.1003 };
@@ -20,15 +20,9 @@ let demo;
 let browser;
 let photo; // a JPEG drawn by the browser
 
-before(async () => {
-  demo = await startDemo();
-  browser = await launchBrowser();
+withDemoAndBrowser(async (started) => {
+  ({ demo, browser } = started);
   photo = await drawJpeg(browser, 'cong-tac.jpg', '#6b8e23', true);
-});
-
-after(async () => {
-  await browser?.close();
-  await demo?.stop();
 });
 
 /** A report filed over Open311 with the admin key (staff are not rate-limited). */
@@ -44,11 +38,8 @@ async function file(fields) {
 }
 
 async function phonePage(options = {}) {
-  const context = await browser.newContext({ ...PHONE, geolocation: DONG_HA, permissions: ['geolocation'], ...options });
-  const page = await context.newPage();
-  page.on('pageerror', (e) => console.error('page error:', e.message));
-  await watchCsp(page);
-  return { context, page };
+  const page = await openPage(browser, { ...PHONE, geolocation: DONG_HA, permissions: ['geolocation'], ...options });
+  return { context: page.context(), page };
 }
 
 test('a resident files a report with a photo, supports one nearby, tracks it, erases their contact and rates the result', async () => {

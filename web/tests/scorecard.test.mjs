@@ -6,26 +6,16 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { launchBrowser, loginWithLink, SCREENSHOTS, startDemo, watchCsp } from './server.mjs';
+import { test } from 'node:test';
+import { loginWithLink, openPage, SCREENSHOTS, watchCsp, withDemoAndBrowser } from './server.mjs';
 
 let demo;
 let browser;
-let context;
 let page;
 
-before(async () => {
-  demo = await startDemo();
-  browser = await launchBrowser();
-  context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-  page = await context.newPage();
-  page.on('pageerror', (e) => console.error('page error:', e.message));
-  await watchCsp(page);
-});
-
-after(async () => {
-  await browser?.close();
-  await demo?.stop();
+withDemoAndBrowser(async (started) => {
+  ({ demo, browser } = started);
+  page = await openPage(browser, { viewport: { width: 1440, height: 900 } });
 });
 
 test('the public page shows the plan KPIs against their targets, anonymously', async () => {

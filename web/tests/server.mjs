@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -87,6 +88,46 @@ export async function startDemo() {
 export async function launchBrowser() {
   await mkdir(SCREENSHOTS, { recursive: true });
   return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+}
+
+/**
+ * A running `dothi demo` and Chromium for the test file's tests: both start before the
+ * first test, and `started({ demo, browser })` runs once they are up (it keeps them and
+ * prepares what the tests share); after the last test the browser closes and the demo
+ * stops.
+ */
+export function withDemoAndBrowser(started) {
+  let demo;
+  let browser;
+  before(async () => {
+    demo = await startDemo();
+    browser = await launchBrowser();
+    await started({ demo, browser });
+  });
+  after(async () => {
+    await browser?.close();
+    await demo?.stop();
+  });
+}
+
+/**
+ * A page in a new browser context (`options` as `browser.newContext` takes them) that
+ * prints the page's uncaught errors and records what its Content-Security-Policy refused
+ * (see `watchCsp`). The context is `page.context()`.
+ */
+export async function openPage(browser, options = {}) {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await watchCsp(page);
+  return page;
+}
+
+/** `openPage`, signed in to the operations centre with the demo's login link. */
+export async function signedInPage(browser, demo, options) {
+  const page = await openPage(browser, options);
+  await loginWithLink(page, demo);
+  return page;
 }
 
 /** A 320×240 JPEG drawn by the browser (a field of `colour`, an optional dark band), as
