@@ -56,6 +56,22 @@ export function saveLang(lang) {
   localStorage.setItem('ioc.lang', lang);
 }
 
+/** Makes the page's language buttons (`.lang button`) switch the language: the browser
+ * keeps the one picked, then `switchTo(lang)` shows the page in it. */
+export function onLangButtons(switchTo) {
+  for (const b of document.querySelectorAll('.lang button')) {
+    b.addEventListener('click', () => {
+      saveLang(b.dataset.lang);
+      switchTo(b.dataset.lang);
+    });
+  }
+}
+
+/** Marks the language button of `lang` as the active one. */
+export function markLangButton(lang) {
+  for (const b of document.querySelectorAll('.lang button')) b.classList.toggle('active', b.dataset.lang === lang);
+}
+
 const locale = (lang) => (lang === 'vi' ? 'vi-VN' : 'en-GB');
 
 export const fmtNumber = (lang, v, digits = 2) => new Intl.NumberFormat(locale(lang), { maximumFractionDigits: digits }).format(v);

@@ -6,7 +6,7 @@ import 'leaflet/dist/leaflet.css';
 import './base.css';
 import './public.css';
 import './opendata.css';
-import { $, el, fmtTime, saveLang, storedLang } from './common.js';
+import { $, el, fmtTime, markLangButton, onLangButtons, storedLang } from './common.js';
 
 const ROWS = 10;
 const PREVIEW_ROWS = 20;
@@ -113,7 +113,7 @@ function translate() {
   document.querySelectorAll('[data-t]').forEach((n) => {
     n.textContent = t(n.dataset.t);
   });
-  for (const b of document.querySelectorAll('[data-lang]')) b.classList.toggle('active', b.dataset.lang === page.lang);
+  markLangButton(page.lang);
 }
 
 function facetList(id, field, items) {
@@ -367,14 +367,11 @@ function route() {
   }
 }
 
-for (const b of document.querySelectorAll('[data-lang]')) {
-  b.addEventListener('click', () => {
-    page.lang = b.dataset.lang;
-    saveLang(page.lang);
-    translate();
-    route();
-  });
-}
+onLangButtons((lang) => {
+  page.lang = lang;
+  translate();
+  route();
+});
 $('#search-form').addEventListener('submit', (e) => {
   e.preventDefault();
   page.q = $('#search-q').value.trim();

@@ -8,7 +8,7 @@ import L from 'leaflet';
 import 'leaflet/dist/leaflet.css';
 import './base.css';
 import './public.css';
-import { $, dotIcon, el, escapeHtml, fmtClock, fmtNumber, fmtShort, provinceMap, STATES, saveLang, storedLang, token } from './common.js';
+import { $, dotIcon, el, escapeHtml, fmtClock, fmtNumber, fmtShort, markLangButton, onLangButtons, provinceMap, STATES, storedLang, token } from './common.js';
 import { PUBLIC_TEXT, STATE_NAMES } from './i18n.js';
 import {
   FIRST_SHOWN,
@@ -73,7 +73,7 @@ function applyLanguage() {
   document.documentElement.lang = page.lang;
   for (const e of document.querySelectorAll('[data-t]')) e.textContent = t(e.dataset.t);
   for (const e of document.querySelectorAll('[data-layer-title]')) e.textContent = t('layers')[e.dataset.layerTitle];
-  for (const b of document.querySelectorAll('.lang button')) b.classList.toggle('active', b.dataset.lang === page.lang);
+  markLangButton(page.lang);
   document.title = `${t('org')} — ${t('title')}`;
   $('#about-text').replaceChildren(...t('about').map((p) => el('p', {}, p)));
   renderStates();
@@ -434,13 +434,10 @@ async function refresh() {
 }
 
 async function start() {
-  for (const b of document.querySelectorAll('.lang button')) {
-    b.addEventListener('click', () => {
-      page.lang = b.dataset.lang;
-      saveLang(page.lang);
-      applyLanguage();
-    });
-  }
+  onLangButtons((lang) => {
+    page.lang = lang;
+    applyLanguage();
+  });
   applyLanguage();
   $('#updated').textContent = t('loading');
   page.config = await getJson('/public/api/config');

@@ -17,7 +17,7 @@ import '../style.css';
 import { initAdmin, translateAdmin } from '../admin.js';
 import { startAlerts, stopAlerts, translateAlerts } from '../alerts.js';
 import { ApiError, getJson, initLogin, renderUserMenu, session, showLogin, translateLogin, whoAmI } from '../auth.js';
-import { $, saveLang, TZ } from '../common.js';
+import { $, markLangButton, onLangButtons, TZ } from '../common.js';
 import { ROLE_NAMES } from '../i18n.js';
 import { initScorecard, translateScorecard } from '../scorecard.js';
 import { initAlertList, translateAlertList } from './alertlist.js';
@@ -43,7 +43,7 @@ function applyLanguage() {
   for (const e of document.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
   for (const e of document.querySelectorAll('[data-i18n-placeholder]')) e.placeholder = t(e.dataset.i18nPlaceholder);
   for (const e of document.querySelectorAll('#app [data-auth]')) e.textContent = authText(e.dataset.auth);
-  for (const b of document.querySelectorAll('.lang button')) b.classList.toggle('active', b.dataset.lang === app.lang);
+  markLangButton(app.lang);
   document.title = `IOC ${t('org')} — ${t('title')}`;
   translateLogin();
   if (session.me) renderUserMenu(ROLE_NAMES);
@@ -139,13 +139,10 @@ function enter(me) {
 }
 
 async function boot() {
-  for (const b of document.querySelectorAll('.lang button')) {
-    b.addEventListener('click', () => {
-      app.lang = b.dataset.lang;
-      saveLang(app.lang);
-      applyLanguage();
-    });
-  }
+  onLangButtons((lang) => {
+    app.lang = lang;
+    applyLanguage();
+  });
   // A login after the session ended starts a fresh page; the first one starts the app.
   initLogin(
     () => app.lang,

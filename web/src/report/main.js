@@ -7,7 +7,7 @@ import 'leaflet/dist/leaflet.css';
 import '../base.css';
 import '../public.css';
 import './report.css';
-import { $, el, fmtTime, saveLang, storedLang } from '../common.js';
+import { $, el, fmtTime, markLangButton, onLangButtons, storedLang } from '../common.js';
 import { flush, form, initForm, initMap, mine, renderOutbox, trackUrl, translateForm } from './form.js';
 import { renderTrack, showTrack, tokenInUrl } from './track.js';
 import { CITIZEN_TEXT, categoryName } from './words.js';
@@ -75,7 +75,7 @@ function renderMine() {
 function applyLanguage() {
   document.documentElement.lang = page.lang;
   for (const e of document.querySelectorAll('[data-t]')) e.textContent = page.t(e.dataset.t);
-  for (const b of document.querySelectorAll('.lang button')) b.classList.toggle('active', b.dataset.lang === page.lang);
+  markLangButton(page.lang);
   document.title = `${page.t('title')} — ${page.t('org')}`;
   translateForm();
   renderMine();
@@ -88,13 +88,10 @@ function showOnline() {
 }
 
 async function boot() {
-  for (const b of document.querySelectorAll('.lang button')) {
-    b.addEventListener('click', () => {
-      page.lang = b.dataset.lang;
-      saveLang(page.lang);
-      applyLanguage();
-    });
-  }
+  onLangButtons((lang) => {
+    page.lang = lang;
+    applyLanguage();
+  });
   window.addEventListener('online', showOnline);
   window.addEventListener('offline', showOnline);
   showOnline();
