@@ -152,24 +152,49 @@ function roleSelect(name, value = 'viewer') {
 
 const field = (label, control, hint) => el('label', { class: 'field' }, el('span', {}, label), control, hint ? el('small', {}, hint) : null);
 
+/** A form that stays on the page: submitting it calls `submit(form)`. */
+const inPageForm = (attrs, submit, ...children) =>
+  el(
+    'form',
+    {
+      ...attrs,
+      onsubmit: (e) => {
+        e.preventDefault();
+        submit(e.target);
+      },
+    },
+    ...children,
+  );
+
+const tenantsField = () => field(t('tenants'), el('input', { name: 'tenants', value: 'default', autocomplete: 'off' }), t('tenantsHint'));
+
+/** An admin table in its scrolling box: `headings` above `rows`, or a line saying there
+ * are none. */
+function adminTable(id, headings, rows) {
+  const none = el('tr', {}, el('td', { colspan: headings.length, class: 'muted' }, t('noRecords')));
+  return el(
+    'div',
+    { class: 'table-wrap' },
+    el(
+      'table',
+      { class: 'admin-table', id },
+      el('thead', {}, el('tr', {}, ...headings.map((h) => el('th', {}, h)))),
+      el('tbody', {}, rows.length ? rows : none),
+    ),
+  );
+}
+
 // ---------- users ----------
 
 function renderUsers() {
-  const form = el(
-    'form',
-    {
-      class: 'admin-form',
-      id: 'new-user',
-      onsubmit: (e) => {
-        e.preventDefault();
-        createUser(e.target);
-      },
-    },
+  const newUser = inPageForm(
+    { class: 'admin-form', id: 'new-user' },
+    createUser,
     el('h3', {}, t('newUser')),
     field(t('username'), el('input', { name: 'username', required: true, autocomplete: 'off', maxlength: 64 })),
     field(t('password'), el('input', { name: 'password', type: 'password', required: true, autocomplete: 'new-password', minlength: 12 }), t('passwordPolicy')),
     field(t('role'), roleSelect('role')),
-    field(t('tenants'), el('input', { name: 'tenants', value: 'default', autocomplete: 'off' }), t('tenantsHint')),
+    tenantsField(),
     el('button', { type: 'submit', class: 'primary' }, t('create')),
   );
   const rows = admin.users.map((u) => {
@@ -208,37 +233,11 @@ function renderUsers() {
   });
   const parts = [];
   if (admin.newTotp) {
-    parts.push(
-      el(
-        'div',
-        { class: 'secret-box', id: 'new-totp' },
-        el('p', {}, t('totpShown')(admin.newTotp.user)),
-        secretField(admin.newTotp.secret, 'totp-secret'),
-        el('code', { class: 'uri' }, admin.newTotp.uri),
-      ),
-    );
+    const { user, secret, uri } = admin.newTotp;
+    parts.push(secretBox('new-totp', t('totpShown')(user), secretField(secret, 'totp-secret'), el('code', { class: 'uri' }, uri)));
   }
-  parts.push(
-    el(
-      'div',
-      { class: 'table-wrap' },
-      el(
-        'table',
-        { class: 'admin-table', id: 'users' },
-        el(
-          'thead',
-          {},
-          el(
-            'tr',
-            {},
-            [t('username'), t('role'), t('tenants'), t('mfa'), t('lockedUntil'), t('created'), t('actions')].map((h) => el('th', {}, h)),
-          ),
-        ),
-        el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 7, class: 'muted' }, t('noRecords')))),
-      ),
-    ),
-  );
-  parts.push(form);
+  parts.push(adminTable('users', [t('username'), t('role'), t('tenants'), t('mfa'), t('lockedUntil'), t('created'), t('actions')], rows));
+  parts.push(newUser);
   return parts;
 }
 
@@ -267,15 +266,9 @@ function passwordRow(row, username) {
     autocomplete: 'new-password',
     'aria-label': t('newPassword'),
   });
-  const form = el(
-    'form',
-    {
-      class: 'inline',
-      onsubmit: (e) => {
-        e.preventDefault();
-        act(() => send('PATCH', userUrl(username), { password: input.value }), t('passwordChanged')(username));
-      },
-    },
+  const form = inPageForm(
+    { class: 'inline' },
+    () => act(() => send('PATCH', userUrl(username), { password: input.value }), t('passwordChanged')(username)),
     el('span', {}, t('newPassword')),
     input,
     el('button', { type: 'submit', class: 'primary small' }, t('save')),
@@ -330,18 +323,14 @@ function secretField(value, id) {
   return el('div', { class: 'secret-row' }, input, button);
 }
 
+/** The box that shows a new secret, once: what it is, the secret to copy, what it belongs to. */
+const secretBox = (id, note, field, detail) => el('div', { class: 'secret-box', id }, el('p', {}, note), field, detail);
+
 function renderKeys() {
   const parts = [];
   if (admin.newKey) {
-    parts.push(
-      el(
-        'div',
-        { class: 'secret-box', id: 'new-key' },
-        el('p', {}, t('keyShownOnce')),
-        secretField(admin.newKey.key, 'new-key-value'),
-        el('small', {}, `${admin.newKey.name} · ${admin.newKey.id}`),
-      ),
-    );
+    const { key, name, id } = admin.newKey;
+    parts.push(secretBox('new-key', t('keyShownOnce'), secretField(key, 'new-key-value'), el('small', {}, `${name} · ${id}`)));
   }
   const rows = admin.keys.map((k) =>
     el(
@@ -363,41 +352,15 @@ function renderKeys() {
       ),
     ),
   );
+  parts.push(adminTable('keys', [t('keyName'), t('role'), t('tenants'), t('createdBy'), t('created'), t('expiresCol'), t('lastUsed'), t('actions')], rows));
   parts.push(
-    el(
-      'div',
-      { class: 'table-wrap' },
-      el(
-        'table',
-        { class: 'admin-table', id: 'keys' },
-        el(
-          'thead',
-          {},
-          el(
-            'tr',
-            {},
-            [t('keyName'), t('role'), t('tenants'), t('createdBy'), t('created'), t('expiresCol'), t('lastUsed'), t('actions')].map((h) => el('th', {}, h)),
-          ),
-        ),
-        el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 8, class: 'muted' }, t('noRecords')))),
-      ),
-    ),
-  );
-  parts.push(
-    el(
-      'form',
-      {
-        class: 'admin-form',
-        id: 'new-key-form',
-        onsubmit: (e) => {
-          e.preventDefault();
-          createKey(e.target);
-        },
-      },
+    inPageForm(
+      { class: 'admin-form', id: 'new-key-form' },
+      createKey,
       el('h3', {}, t('newKey')),
       field(t('keyName'), el('input', { name: 'name', required: true, autocomplete: 'off', maxlength: 64 })),
       field(t('role'), roleSelect('role')),
-      field(t('tenants'), el('input', { name: 'tenants', value: 'default', autocomplete: 'off' }), t('tenantsHint')),
+      tenantsField(),
       field(t('types'), el('input', { name: 'types', autocomplete: 'off', placeholder: 'WaterObserved, AirQualityObserved' }), t('typesHint')),
       field(t('expires'), el('input', { name: 'expires', type: 'date' })),
       el('button', { type: 'submit', class: 'primary' }, t('create')),
@@ -447,16 +410,9 @@ function vietnamTime(value) {
 function renderAudit() {
   const f = admin.audit.filter;
   const input = (name, attrs = {}) => el('input', { name, ...attrs, value: f[`${name}Input`] ?? f[name] ?? '', autocomplete: 'off' });
-  const form = el(
-    'form',
-    {
-      class: 'audit-filter',
-      id: 'audit-filter',
-      onsubmit: (e) => {
-        e.preventDefault();
-        filterAudit(e.target);
-      },
-    },
+  const form = inPageForm(
+    { class: 'audit-filter', id: 'audit-filter' },
+    filterAudit,
     field(t('actor'), input('actor', { placeholder: 'user:admin' })),
     field(t('tenant'), input('tenant', { placeholder: 'default' })),
     field(t('action'), input('action', { placeholder: 'auth.login' })),
@@ -498,26 +454,7 @@ function renderAudit() {
   const pageNo = admin.audit.stack.length + 1;
   return [
     form,
-    el(
-      'div',
-      { class: 'table-wrap' },
-      el(
-        'table',
-        { class: 'admin-table', id: 'audit' },
-        el(
-          'thead',
-          {},
-          el(
-            'tr',
-            {},
-            [t('time'), t('actor'), t('action'), t('tenant'), t('targets'), t('outcome'), t('detail'), `${t('client')} · ${t('requestId')}`].map((h) =>
-              el('th', {}, h),
-            ),
-          ),
-        ),
-        el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 8, class: 'muted' }, t('noRecords')))),
-      ),
-    ),
+    adminTable('audit', [t('time'), t('actor'), t('action'), t('tenant'), t('targets'), t('outcome'), t('detail'), `${t('client')} · ${t('requestId')}`], rows),
     el(
       'div',
       { class: 'pager' },
