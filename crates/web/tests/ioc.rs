@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use hub::test_support::{TestHub, TestStore, ensure_key};
-use reqwest::{Client, StatusCode};
+use reqwest::{Client, Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
 const GAUGE: &str = "urn:ngsi-ld:WaterObserved:demo-thach-han";
@@ -53,13 +53,21 @@ async fn start() -> App {
 }
 
 impl App {
+    /// A request to `path` on the hub with the operator's key.
+    fn at(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    /// A request with the admin key in `tenant`, for the tenants the operator is not
+    /// granted.
+    fn as_admin_in(&self, tenant: &str, method: Method, path: &str) -> RequestBuilder {
+        self.at(method, path)
+            .bearer_auth(ADMIN_KEY)
+            .header("NGSILD-Tenant", tenant)
+    }
+
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
+        let r = self.at(Method::GET, path).send().await.unwrap();
         let status = r.status();
         let text = r.text().await.unwrap();
         (
@@ -79,8 +87,7 @@ impl App {
 
     async fn patch(&self, id: &str, attrs: Value) {
         let r = self
-            .client
-            .patch(format!("{}/ngsi-ld/v1/entities/{id}/attrs", self.base))
+            .at(Method::PATCH, &format!("/ngsi-ld/v1/entities/{id}/attrs"))
             .json(&attrs)
             .send()
             .await
@@ -90,11 +97,10 @@ impl App {
 
     async fn ngsi_count(&self, query: &str) -> u64 {
         let r = self
-            .client
-            .get(format!(
-                "{}/ngsi-ld/v1/entities?{query}&count=true&limit=0",
-                self.base
-            ))
+            .at(
+                Method::GET,
+                &format!("/ngsi-ld/v1/entities?{query}&count=true&limit=0"),
+            )
             .send()
             .await
             .unwrap();
@@ -237,8 +243,7 @@ async fn map_data_tiles_and_explorer_over_the_quang_tri_data_set() {
     // A gauge whose last reading is an hour old is silent; the fresh ones are not.
     let hour_ago = chrono::Utc::now() - chrono::TimeDelta::hours(1);
     let r = app
-        .client
-        .post(format!("{}/ngsi-ld/v1/entities", app.base))
+        .at(Method::POST, "/ngsi-ld/v1/entities")
         .json(
             &json!({"id": "urn:ngsi-ld:WaterObserved:quiet", "type": "WaterObserved",
             "waterLevel": {"type": "Property", "value": 1.0,
@@ -254,11 +259,10 @@ async fn map_data_tiles_and_explorer_over_the_quang_tri_data_set() {
     assert!(!silent.contains(&GAUGE.to_string()) && !silent.contains(&station));
     // A deleted entity leaves the tiles and the markers at once.
     let r = app
-        .client
-        .delete(format!(
-            "{}/ngsi-ld/v1/entities/urn:ngsi-ld:WaterObserved:quiet",
-            app.base
-        ))
+        .at(
+            Method::DELETE,
+            "/ngsi-ld/v1/entities/urn:ngsi-ld:WaterObserved:quiet",
+        )
         .send()
         .await
         .unwrap();
@@ -324,8 +328,7 @@ async fn map_data_tiles_and_explorer_over_the_quang_tri_data_set() {
     let (status, _) = app.get("/ioc/api/entities?limit=5").await;
     assert_eq!(status, 200);
     let r = app
-        .client
-        .get(format!("{}/ioc/api/summary", app.base))
+        .at(Method::GET, "/ioc/api/summary")
         .header("NGSILD-Tenant", "bad tenant!")
         .send()
         .await
@@ -340,11 +343,7 @@ async fn export_as_csv_and_geojson_and_tenants_apart() {
     assert_eq!(found["total"], 4);
 
     let r = app
-        .client
-        .get(format!(
-            "{}/ioc/api/export?type=WaterObserved&format=csv",
-            app.base
-        ))
+        .at(Method::GET, "/ioc/api/export?type=WaterObserved&format=csv")
         .send()
         .await
         .unwrap();
@@ -385,8 +384,7 @@ async fn export_as_csv_and_geojson_and_tenants_apart() {
     assert_eq!(status, 400);
     // More than the export's bound is refused, not cut silently.
     let r = app
-        .client
-        .post(format!("{}/ngsi-ld/v1/entityOperations/upsert", app.base))
+        .at(Method::POST, "/ngsi-ld/v1/entityOperations/upsert")
         .json(
             &(0..web::api::MAX_EXPORT)
                 .map(|i| json!({"id": format!("urn:ngsi-ld:Streetlight:x{i}"), "type": "Streetlight"}))
@@ -402,10 +400,7 @@ async fn export_as_csv_and_geojson_and_tenants_apart() {
     // Another tenant sees only its own entities (written and read by an admin: the
     // operator is granted the default tenant only).
     let r = app
-        .client
-        .post(format!("{}/ngsi-ld/v1/entities", app.base))
-        .bearer_auth(ADMIN_KEY)
-        .header("NGSILD-Tenant", "so-xay-dung")
+        .as_admin_in("so-xay-dung", Method::POST, "/ngsi-ld/v1/entities")
         .json(&json!({"id": "urn:ngsi-ld:Streetlight:other", "type": "Streetlight",
             "status": {"type": "Property", "value": "brokenLantern"},
             "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [107.1, 16.8]}}}))
@@ -414,10 +409,7 @@ async fn export_as_csv_and_geojson_and_tenants_apart() {
         .unwrap();
     assert_eq!(r.status(), 201);
     let r = app
-        .client
-        .get(format!("{}/ioc/api/markers", app.base))
-        .bearer_auth(ADMIN_KEY)
-        .header("NGSILD-Tenant", "so-xay-dung")
+        .as_admin_in("so-xay-dung", Method::GET, "/ioc/api/markers")
         .send()
         .await
         .unwrap();
@@ -427,10 +419,7 @@ async fn export_as_csv_and_geojson_and_tenants_apart() {
     let (_, default) = app.get("/ioc/api/entities?q=other&type=Streetlight").await;
     assert_eq!(default["total"], 0);
     let r = app
-        .client
-        .get(format!("{}/ioc/api/communes", app.base))
-        .bearer_auth(ADMIN_KEY)
-        .header("NGSILD-Tenant", "nobody-here")
+        .as_admin_in("nobody-here", Method::GET, "/ioc/api/communes")
         .send()
         .await
         .unwrap();
@@ -458,12 +447,7 @@ async fn read_events(response: &mut reqwest::Response, found: impl Fn(&str) -> b
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_sends_each_tenant_its_own_changes() {
     let app = start().await;
-    let mut stream = app
-        .client
-        .get(format!("{}/ioc/api/stream", app.base))
-        .send()
-        .await
-        .unwrap();
+    let mut stream = app.at(Method::GET, "/ioc/api/stream").send().await.unwrap();
     assert_eq!(stream.status(), 200);
     assert!(
         stream.headers()["content-type"]
@@ -475,10 +459,7 @@ async fn the_stream_sends_each_tenant_its_own_changes() {
 
     // A change in another tenant first, then one in the default tenant.
     let r = app
-        .client
-        .post(format!("{}/ngsi-ld/v1/entities", app.base))
-        .bearer_auth(ADMIN_KEY)
-        .header("NGSILD-Tenant", "so-nn")
+        .as_admin_in("so-nn", Method::POST, "/ngsi-ld/v1/entities")
         .json(&json!({"id": "urn:ngsi-ld:WaterObserved:secret", "type": "WaterObserved"}))
         .send()
         .await
@@ -598,8 +579,7 @@ async fn the_app_is_served_with_types_etags_gzip_and_documented() {
     let script = script_of(&pages[1]);
     assert!(script.starts_with("/assets/main-") && script.ends_with(".js"));
     let r = app
-        .client
-        .get(format!("{}{script}", app.base))
+        .at(Method::GET, &script)
         .header("Accept-Encoding", "gzip")
         .send()
         .await
@@ -672,8 +652,7 @@ async fn the_data_needs_a_login_and_the_page_does_not() {
     }
     // A tenant the key is not granted is refused, not shown empty.
     let r = app
-        .client
-        .get(format!("{}/ioc/api/markers", app.base))
+        .at(Method::GET, "/ioc/api/markers")
         .header("NGSILD-Tenant", "another")
         .send()
         .await
