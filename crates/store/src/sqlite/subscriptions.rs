@@ -43,6 +43,11 @@ impl SqliteStore {
         .await
     }
 
+    /// A change of the outbox: it carries no audit record, and answers only success.
+    pub(super) async fn outbox_change(&self, change: SubscriptionChange) -> StoreResult<()> {
+        self.subscription_change(change, None).await.map(|_| ())
+    }
+
     pub(super) async fn put_subscription(
         &self,
         tenant: &str,
@@ -80,8 +85,8 @@ impl SqliteStore {
         offset: u64,
         limit: u64,
     ) -> StoreResult<SubscriptionPage> {
-        let tenant = tenant.to_string();
-        self.read(move |c| list(c, &tenant, offset, limit)).await
+        self.read_in(tenant, move |c, tenant| list(c, tenant, offset, limit))
+            .await
     }
 
     pub(super) async fn due_notifications(
