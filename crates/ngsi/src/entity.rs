@@ -122,17 +122,9 @@ pub struct Entity {
     pub scopes: Vec<String>,
     #[serde(rename = "a")]
     pub attrs: BTreeMap<String, Vec<Attribute>>,
-    #[serde(
-        rename = "c",
-        serialize_with = "stored_time::ser",
-        deserialize_with = "stored_time::de"
-    )]
+    #[serde(rename = "c", with = "stored_time")]
     pub created_at: DateTime<Utc>,
-    #[serde(
-        rename = "m",
-        serialize_with = "stored_time::ser",
-        deserialize_with = "stored_time::de"
-    )]
+    #[serde(rename = "m", with = "stored_time")]
     pub modified_at: DateTime<Utc>,
 }
 
@@ -151,25 +143,16 @@ pub struct Attribute {
         rename = "o",
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "stored_time::ser_option",
-        deserialize_with = "stored_time::de_option"
+        with = "stored_time::option"
     )]
     pub observed_at: Option<DateTime<Utc>>,
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
     pub unit_code: Option<String>,
     #[serde(rename = "ot", default, skip_serializing_if = "Option::is_none")]
     pub object_type: Option<String>,
-    #[serde(
-        rename = "c",
-        serialize_with = "stored_time::ser",
-        deserialize_with = "stored_time::de"
-    )]
+    #[serde(rename = "c", with = "stored_time")]
     pub created_at: DateTime<Utc>,
-    #[serde(
-        rename = "m",
-        serialize_with = "stored_time::ser",
-        deserialize_with = "stored_time::de"
-    )]
+    #[serde(rename = "m", with = "stored_time")]
     pub modified_at: DateTime<Utc>,
     #[serde(rename = "sub", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sub_attrs: BTreeMap<String, Vec<Attribute>>,

@@ -384,94 +384,56 @@ mod tests {
                 "{expr:?}"
             )
         };
-        check(
-            cmp(path("level", &[], &[]), CompareOp::Gt, QValue::Number(4.5)),
-            true,
-        );
-        check(
-            cmp(path("level", &[], &[]), CompareOp::Le, QValue::Number(4.5)),
-            false,
-        );
-        check(
-            cmp(
-                path("level", &[], &[]),
-                CompareOp::Eq,
-                QValue::Range(Box::new(QValue::Number(4.0)), Box::new(QValue::Number(5.0))),
-            ),
-            true,
-        );
-        check(
-            cmp(path("level", &[], &[]), CompareOp::Ne, QValue::Number(4.6)),
-            false,
-        );
-        check(
-            cmp(
-                path("missing", &[], &[]),
-                CompareOp::Ne,
-                QValue::Number(4.6),
-            ),
-            false,
-        );
-        check(
-            cmp(
-                path("level", &["quality"], &[]),
+        let plain = |attr: &str| path(attr, &[], &[]);
+        let sub = |attr: &str, sub: &str| path(attr, &[sub], &[]);
+        let member = |attr: &str, key: &str| path(attr, &[], &[key]);
+        let four_to_five =
+            QValue::Range(Box::new(QValue::Number(4.0)), Box::new(QValue::Number(5.0)));
+        let since_six = QValue::DateTime(parse_time("2020-10-18T06:00:00Z").unwrap());
+        let tags = QValue::List(vec![QValue::Text("gauge".into()), QValue::Text("x".into())]);
+        let compares = [
+            (plain("level"), CompareOp::Gt, QValue::Number(4.5), true),
+            (plain("level"), CompareOp::Le, QValue::Number(4.5), false),
+            (plain("level"), CompareOp::Eq, four_to_five, true),
+            (plain("level"), CompareOp::Ne, QValue::Number(4.6), false),
+            (plain("missing"), CompareOp::Ne, QValue::Number(4.6), false),
+            (
+                sub("level", "quality"),
                 CompareOp::Eq,
                 QValue::Text("good".into()),
+                true,
             ),
-            true,
-        );
-        check(
-            cmp(
-                path("level", &["observedAt"], &[]),
-                CompareOp::Ge,
-                QValue::DateTime(parse_time("2020-10-18T06:00:00Z").unwrap()),
-            ),
-            true,
-        );
-        check(
-            cmp(
-                path("address", &[], &["city"]),
+            (sub("level", "observedAt"), CompareOp::Ge, since_six, true),
+            (
+                member("address", "city"),
                 CompareOp::Eq,
                 QValue::Text("Đông Hà".into()),
+                true,
             ),
-            true,
-        );
-        check(
-            cmp(
-                path("address", &[], &["zip"]),
+            (
+                member("address", "zip"),
                 CompareOp::Lt,
                 QValue::Number(50000.0),
+                true,
             ),
-            true,
-        );
-        check(
-            cmp(
-                path("tags", &[], &[]),
-                CompareOp::Eq,
-                QValue::List(vec![QValue::Text("gauge".into()), QValue::Text("x".into())]),
-            ),
-            true,
-        );
-        check(
-            cmp(
-                path("name", &[], &[]),
+            (plain("tags"), CompareOp::Eq, tags, true),
+            (
+                plain("name"),
                 CompareOp::Matches,
                 QValue::Text("^Sông".into()),
+                true,
             ),
-            true,
-        );
-        check(
-            cmp(
-                path("name", &[], &[]),
+            (
+                plain("name"),
                 CompareOp::NotMatches,
                 QValue::Text("River$".into()),
+                false,
             ),
-            false,
-        );
-        check(
-            cmp(path("on", &[], &[]), CompareOp::Eq, QValue::Bool(true)),
-            true,
-        );
+            (plain("on"), CompareOp::Eq, QValue::Bool(true), true),
+        ];
+        for (attr, op, value, want) in compares {
+            check(cmp(attr, op, value), want);
+        }
         check(
             QExpr::Term(QTerm::NotExists(path("missing", &[], &[]))),
             true,

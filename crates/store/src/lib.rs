@@ -256,7 +256,46 @@ pub struct AttributeSummary {
     pub kinds: BTreeSet<AttrKind>,
 }
 
+impl TypeSummary {
+    /// Counts `n` entities of type `type_iri` in a discovery listing.
+    pub(crate) fn count(out: &mut BTreeMap<String, TypeSummary>, type_iri: String, n: i64) {
+        out.insert(
+            type_iri.clone(),
+            TypeSummary {
+                type_iri,
+                entity_count: n.max(0) as u64,
+                attributes: BTreeMap::new(),
+            },
+        );
+    }
+
+    /// Notes that entities of type `type_iri` (already counted) hold attribute `name`
+    /// of kind `kind` (as the index rows name it).
+    pub(crate) fn note_attribute(
+        out: &mut BTreeMap<String, TypeSummary>,
+        type_iri: &str,
+        name: String,
+        kind: &str,
+    ) {
+        if let (Some(summary), Some(kind)) = (out.get_mut(type_iri), rows::kind_of(kind)) {
+            summary.attributes.entry(name).or_default().insert(kind);
+        }
+    }
+}
+
 impl AttributeSummary {
+    /// Notes that attribute `name` (already counted) is held by entities of type
+    /// `type_name`.
+    pub(crate) fn note_type(
+        out: &mut BTreeMap<String, AttributeSummary>,
+        name: &str,
+        type_name: String,
+    ) {
+        if let Some(entry) = out.get_mut(name) {
+            entry.type_names.insert(type_name);
+        }
+    }
+
     /// Counts `n` instances of attribute `name` of kind `kind` (as the index rows name
     /// it) in a discovery listing.
     pub(crate) fn count(

@@ -567,19 +567,12 @@ async fn sqlite_keeps_no_value_rows_of_attributes_left_out() {
 /// tenant `q`.
 async fn geo_paging_and_discovery_agree_with_the_model(store: &Arc<dyn Store>, all: &[Entity]) {
     let ctx = Context::core();
+    let square = "[[[106.5,16.5],[107.5,16.5],[107.5,17.5],[106.5,17.5],[106.5,16.5]]]";
     for (georel, geometry, coordinates) in [
         ("near;maxDistance==20000", "Point", "[107,17]"),
         ("near;minDistance==50000", "Point", "[107,17]"),
-        (
-            "within",
-            "Polygon",
-            "[[[106.5,16.5],[107.5,16.5],[107.5,17.5],[106.5,17.5],[106.5,16.5]]]",
-        ),
-        (
-            "disjoint",
-            "Polygon",
-            "[[[106.5,16.5],[107.5,16.5],[107.5,17.5],[106.5,17.5],[106.5,16.5]]]",
-        ),
+        ("within", "Polygon", square),
+        ("disjoint", "Polygon", square),
     ] {
         let mut g = parse_geoq(georel, geometry, coordinates, None).unwrap();
         g.geoproperty = ctx.expand(&g.geoproperty);
@@ -2288,6 +2281,19 @@ fn audit_record(action: &str, time: chrono::DateTime<chrono::Utc>) -> store::Aud
     }
 }
 
+/// The first ten audit records of the filter `narrow` makes of the unfiltered one.
+async fn audits(
+    store: &Arc<dyn Store>,
+    narrow: impl FnOnce(&mut store::AuditFilter),
+) -> Vec<store::StoredAudit> {
+    let mut filter = store::AuditFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    narrow(&mut filter);
+    store.audit_list(filter).await.unwrap()
+}
+
 /// A write's record commits with it, settled with its refused items; records are
 /// sealed into a chain that verifies, an edit breaks it, and a purge keeps what
 /// remains verifiable.
@@ -2314,37 +2320,16 @@ async fn keeps_an_audit_chain(store: Arc<dyn Store>) {
         ])
         .await
         .unwrap();
-    let listed = store
-        .audit_list(store::AuditFilter {
-            action: Some("POST".into()),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let listed = audits(&store, |f| f.action = Some("POST".into())).await;
     assert_eq!(listed.len(), 1);
     let written = listed[0].record().unwrap();
     assert_eq!(written.outcome, "partial");
     assert_eq!(written.failed, vec!["urn:none:1".to_string()]);
     assert_eq!(listed[0].seq, None, "not sealed yet");
     // Filters: tenant, actor, time.
-    let by_tenant = store
-        .audit_list(store::AuditFilter {
-            tenant: Some("b".into()),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let by_tenant = audits(&store, |f| f.tenant = Some("b".into())).await;
     assert!(by_tenant.is_empty());
-    let recent = store
-        .audit_list(store::AuditFilter {
-            from: Some(now - chrono::TimeDelta::days(1)),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let recent = audits(&store, |f| f.from = Some(now - chrono::TimeDelta::days(1))).await;
     assert_eq!(recent.len(), 2);
 
     assert_eq!(store.audit_seal(100).await.unwrap(), 3);
@@ -2448,13 +2433,8 @@ async fn audits_subscriptions_and_history_edits(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(n > 0);
-    let actions: Vec<String> = store
-        .audit_list(store::AuditFilter {
-            limit: 10,
-            ..Default::default()
-        })
+    let actions: Vec<String> = audits(&store, |_| {})
         .await
-        .unwrap()
         .iter()
         .map(|r| r.record().unwrap().action)
         .collect();

@@ -45,6 +45,12 @@ impl Outcome {
         Outcome::reporting(e, UpdateResult::default())
     }
 
+    /// `e`, changed at `now`, to be written.
+    fn modified(mut e: Entity, now: DateTime<Utc>) -> Outcome {
+        e.modified_at = now;
+        Outcome::put(e)
+    }
+
     fn reporting(e: Entity, result: UpdateResult) -> Outcome {
         Outcome {
             write: Write::Put(e),
@@ -292,8 +298,7 @@ pub fn merge(
         e.attrs.insert(iri, instances);
     }
     check_size(&e)?;
-    e.modified_at = now;
-    Ok(Outcome::put(e))
+    Ok(Outcome::modified(e, now))
 }
 
 /// One instance in normalized form under `ctx`, as a patch is overlaid on it.
@@ -325,8 +330,7 @@ pub fn patch_attr(
                 ctx.compact(name)
             )));
         }
-        e.modified_at = now;
-        return Ok(Outcome::put(e));
+        return Ok(Outcome::modified(e, now));
     }
     let dataset = fragment.get("datasetId").and_then(Value::as_str);
     let compact = ctx.compact(name);
@@ -354,8 +358,7 @@ pub fn patch_attr(
         )));
     }
     inst.renew(new, now);
-    e.modified_at = now;
-    Ok(Outcome::put(e))
+    Ok(Outcome::modified(e, now))
 }
 
 /// PUT /entities/{id}/attrs/{attr} (`name` expanded): each instance of the body
@@ -382,8 +385,7 @@ pub fn replace_attr(
             .ok_or_else(|| Error::not_found("no instance of the attribute with this datasetId"))?
             .renew(inst, now);
     }
-    e.modified_at = now;
-    Ok(Outcome::put(e))
+    Ok(Outcome::modified(e, now))
 }
 
 /// DELETE /entities/{id}/attrs/scope.
@@ -393,8 +395,7 @@ pub fn delete_scope(before: Option<Entity>, id: &str, now: DateTime<Utc>) -> Res
         return Err(Error::not_found("the entity has no scope"));
     }
     e.scopes.clear();
-    e.modified_at = now;
-    Ok(Outcome::put(e))
+    Ok(Outcome::modified(e, now))
 }
 
 /// DELETE /entities/{id}/attrs/{attr} (`name` expanded): the default instance, the

@@ -47,18 +47,10 @@ fn parse<E: serde::de::Error>(text: &str) -> Result<DateTime<Utc>, E> {
     }
 }
 
-/// A time, for `#[serde(deserialize_with)]`.
-pub fn de<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+/// A time, for `#[serde(with = "stored_time")]`.
+pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
     let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
     parse(&text)
-}
-
-/// An optional time, for `#[serde(deserialize_with)]`.
-pub fn de_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    match <Option<std::borrow::Cow<'de, str>>>::deserialize(d)? {
-        Some(text) => parse(&text).map(Some),
-        None => Ok(None),
-    }
 }
 
 /// The longest text [`canonical_text`] writes: nine fraction digits.
@@ -106,8 +98,8 @@ fn canonical_text(t: &DateTime<Utc>, out: &mut [u8; MAX_TEXT]) -> Option<usize> 
     Some(end + 1)
 }
 
-/// A time, for `#[serde(serialize_with)]`: the text chrono's own `Serialize` writes.
-pub fn ser<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+/// A time, for `#[serde(with = "stored_time")]`: the text chrono's own `Serialize` writes.
+pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     let mut out = [0u8; MAX_TEXT];
     match canonical_text(t, &mut out) {
         Some(n) => {
@@ -117,11 +109,24 @@ pub fn ser<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
-/// An optional time, for `#[serde(serialize_with)]` (with `skip_serializing_if`).
-pub fn ser_option<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => ser(t, s),
-        None => s.serialize_none(),
+/// An optional time, for `#[serde(with = "stored_time::option")]` (with
+/// `skip_serializing_if`).
+pub mod option {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        match <Option<std::borrow::Cow<'de, str>>>::deserialize(d)? {
+            Some(text) => super::parse(&text).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::serialize(t, s),
+            None => s.serialize_none(),
+        }
     }
 }
 
@@ -174,7 +179,7 @@ mod tests {
     fn writes_what_chrono_writes() {
         let written = |t: &DateTime<Utc>| {
             let mut out = Vec::new();
-            ser(t, &mut serde_json::Serializer::new(&mut out)).unwrap();
+            serialize(t, &mut serde_json::Serializer::new(&mut out)).unwrap();
             String::from_utf8(out).unwrap()
         };
         for seed in seeds(7, 20_000) {
@@ -204,7 +209,7 @@ mod tests {
             assert_eq!(written(&t), serde_json::to_string(&t).unwrap());
         }
         let mut out = Vec::new();
-        ser_option(&None, &mut serde_json::Serializer::new(&mut out)).unwrap();
+        option::serialize(&None, &mut serde_json::Serializer::new(&mut out)).unwrap();
         assert_eq!(out, b"null");
     }
 

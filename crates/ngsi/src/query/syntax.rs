@@ -149,7 +149,9 @@ pub(crate) fn parse_tree<T>(
     if c.at_end() {
         return Err(c.error(format!("empty {} expression", grammar.what)));
     }
-    let tree = parse_or(&mut c, grammar, leaf, 0)?;
+    let mut parser = TreeParser { c, grammar, leaf };
+    let tree = parser.or(0)?;
+    let mut c = parser.c;
     c.skip_ws();
     match c.peek() {
         None => Ok(tree),
@@ -163,81 +165,80 @@ pub(crate) fn parse_tree<T>(
     }
 }
 
-fn parse_or<T>(
-    c: &mut Cursor,
-    grammar: &Grammar,
-    leaf: &mut LeafParser<'_, T>,
-    depth: usize,
-) -> Result<Tree<T>, ParseError> {
-    let mut items = Vec::new();
-    push_flat(&mut items, parse_and(c, grammar, leaf, depth)?, false);
-    loop {
-        c.skip_ws();
-        match c.peek() {
-            Some(sep) if grammar.or_seps.contains(&sep) => {
-                c.bump();
-                push_flat(&mut items, parse_and(c, grammar, leaf, depth)?, false);
-            }
-            _ => break,
-        }
-    }
-    Ok(group(items, Tree::Or))
+/// What one [`parse_tree`] call works with: the text, the language and its leaves.
+struct TreeParser<'p, 'l, T> {
+    c: Cursor<'p>,
+    grammar: &'p Grammar<'p>,
+    leaf: &'p mut LeafParser<'l, T>,
 }
 
-fn parse_and<T>(
-    c: &mut Cursor,
-    grammar: &Grammar,
-    leaf: &mut LeafParser<'_, T>,
-    depth: usize,
-) -> Result<Tree<T>, ParseError> {
-    let mut items = Vec::new();
-    push_flat(&mut items, parse_factor(c, grammar, leaf, depth)?, true);
-    loop {
-        c.skip_ws();
-        if !c.eat(';') {
-            break;
+impl<T> TreeParser<'_, '_, T> {
+    /// `and (or and)*`, at `depth` parentheses.
+    fn or(&mut self, depth: usize) -> Result<Tree<T>, ParseError> {
+        let mut items = Vec::new();
+        push_flat(&mut items, self.and(depth)?, false);
+        loop {
+            self.c.skip_ws();
+            match self.c.peek() {
+                Some(sep) if self.grammar.or_seps.contains(&sep) => {
+                    self.c.bump();
+                    push_flat(&mut items, self.and(depth)?, false);
+                }
+                _ => break,
+            }
         }
-        push_flat(&mut items, parse_factor(c, grammar, leaf, depth)?, true);
+        Ok(group(items, Tree::Or))
     }
-    Ok(group(items, Tree::And))
-}
 
-fn parse_factor<T>(
-    c: &mut Cursor,
-    grammar: &Grammar,
-    leaf: &mut LeafParser<'_, T>,
-    depth: usize,
-) -> Result<Tree<T>, ParseError> {
-    c.skip_ws();
-    match c.peek() {
-        Some('(') => {
-            let open = c.pos;
-            if depth >= MAX_NESTING {
-                return Err(c.error(format!("parentheses nested deeper than {MAX_NESTING}")));
+    /// `factor (';' factor)*`.
+    fn and(&mut self, depth: usize) -> Result<Tree<T>, ParseError> {
+        let mut items = Vec::new();
+        push_flat(&mut items, self.factor(depth)?, true);
+        loop {
+            self.c.skip_ws();
+            if !self.c.eat(';') {
+                break;
             }
-            c.bump();
-            let inner = parse_or(c, grammar, leaf, depth + 1)?;
-            c.skip_ws();
-            if c.eat(')') {
-                Ok(inner)
-            } else if c.at_end() {
-                Err(ParseError::new(open, "unbalanced '(': never closed"))
-            } else {
-                Err(c.error(format!(
-                    "{}; expected {} or ')'",
-                    c.describe_next(),
-                    grammar.expected_separator()
-                )))
+            push_flat(&mut items, self.factor(depth)?, true);
+        }
+        Ok(group(items, Tree::And))
+    }
+
+    /// A parenthesised group or a leaf.
+    fn factor(&mut self, depth: usize) -> Result<Tree<T>, ParseError> {
+        self.c.skip_ws();
+        match self.c.peek() {
+            Some('(') => {
+                let open = self.c.pos;
+                if depth >= MAX_NESTING {
+                    return Err(self
+                        .c
+                        .error(format!("parentheses nested deeper than {MAX_NESTING}")));
+                }
+                self.c.bump();
+                let inner = self.or(depth + 1)?;
+                self.c.skip_ws();
+                if self.c.eat(')') {
+                    Ok(inner)
+                } else if self.c.at_end() {
+                    Err(ParseError::new(open, "unbalanced '(': never closed"))
+                } else {
+                    Err(self.c.error(format!(
+                        "{}; expected {} or ')'",
+                        self.c.describe_next(),
+                        self.grammar.expected_separator()
+                    )))
+                }
             }
+            None => Err(self.c.error(format!(
+                "unexpected end of the {}; expected a term",
+                self.grammar.what
+            ))),
+            Some(ch) if self.grammar.is_separator(ch) => Err(self
+                .c
+                .error(format!("{}; expected a term", self.c.describe_next()))),
+            Some(_) => (self.leaf)(&mut self.c).map(Tree::Leaf),
         }
-        None => Err(c.error(format!(
-            "unexpected end of the {}; expected a term",
-            grammar.what
-        ))),
-        Some(ch) if grammar.is_separator(ch) => {
-            Err(c.error(format!("{}; expected a term", c.describe_next())))
-        }
-        Some(_) => leaf(c).map(Tree::Leaf),
     }
 }
 

@@ -113,6 +113,24 @@ impl IsoDuration {
     }
 }
 
+/// Splits the digits that begin `text` from the rest: `none` when there are none,
+/// `too_many` when there are more than `max`.
+fn split_digits<'t>(
+    text: &'t [u8],
+    max: usize,
+    none: &'static str,
+    too_many: &'static str,
+) -> Result<(&'t [u8], &'t [u8]), &'static str> {
+    let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return Err(none);
+    }
+    if digits > max {
+        return Err(too_many);
+    }
+    Ok(text.split_at(digits))
+}
+
 /// Reads the numbers and designators of one part (date or time) into `total`.
 fn parse_part(
     mut text: &[u8],
@@ -122,28 +140,24 @@ fn parse_part(
     // Index of the next designator allowed, so that each appears once and in order.
     let mut next_unit = 0;
     while !text.is_empty() {
-        let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits == 0 {
-            return Err("a number must come before each designator");
-        }
-        if digits > MAX_NUMBER_DIGITS {
-            return Err("a number is too large");
-        }
-        let (number, rest) = text.split_at(digits);
+        let (number, rest) = split_digits(
+            text,
+            MAX_NUMBER_DIGITS,
+            "a number must come before each designator",
+            "a number is too large",
+        )?;
         let mut number = parse_digits(number);
         text = rest;
         let mut fraction_millis = 0;
         if let Some((&mark, rest)) = text.split_first()
             && (mark == b'.' || mark == b',')
         {
-            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-            if digits == 0 {
-                return Err("a decimal mark must be followed by digits");
-            }
-            if digits > MAX_FRACTION_DIGITS {
-                return Err("the fraction has more than 9 digits");
-            }
-            let (fraction, rest) = rest.split_at(digits);
+            let (fraction, rest) = split_digits(
+                rest,
+                MAX_FRACTION_DIGITS,
+                "a decimal mark must be followed by digits",
+                "the fraction has more than 9 digits",
+            )?;
             if rest.first() != Some(&b'S') {
                 return Err("only the seconds may have a fraction");
             }

@@ -168,8 +168,6 @@ pub async fn query(
     page.page()
 }
 
-use crate::rows::kind_of;
-
 pub async fn types(c: &impl GenericClient, tenant: &str) -> StoreResult<Vec<TypeSummary>> {
     let mut out: BTreeMap<String, TypeSummary> = BTreeMap::new();
     let rows = c
@@ -180,16 +178,7 @@ pub async fn types(c: &impl GenericClient, tenant: &str) -> StoreResult<Vec<Type
         .await
         .map_err(pg_error)?;
     for r in rows {
-        let t: String = r.get(0);
-        let n: i64 = r.get(1);
-        out.insert(
-            t.clone(),
-            TypeSummary {
-                type_iri: t,
-                entity_count: n.max(0) as u64,
-                attributes: BTreeMap::new(),
-            },
-        );
+        TypeSummary::count(&mut out, r.get(0), r.get(1));
     }
     let rows = c
         .query(
@@ -200,9 +189,7 @@ pub async fn types(c: &impl GenericClient, tenant: &str) -> StoreResult<Vec<Type
         .map_err(pg_error)?;
     for r in rows {
         let (t, name, kind): (String, String, String) = (r.get(0), r.get(1), r.get(2));
-        if let (Some(summary), Some(kind)) = (out.get_mut(&t), kind_of(&kind)) {
-            summary.attributes.entry(name).or_default().insert(kind);
-        }
+        TypeSummary::note_attribute(&mut out, &t, name, &kind);
     }
     Ok(out.into_values().collect())
 }
@@ -231,10 +218,8 @@ pub async fn attributes(
         .await
         .map_err(pg_error)?;
     for r in rows {
-        let (name, t): (String, String) = (r.get(0), r.get(1));
-        if let Some(entry) = out.get_mut(&name) {
-            entry.type_names.insert(t);
-        }
+        let name: String = r.get(0);
+        AttributeSummary::note_type(&mut out, &name, r.get(1));
     }
     Ok(out.into_values().collect())
 }

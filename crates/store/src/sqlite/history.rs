@@ -292,18 +292,16 @@ pub fn aggregate(
             (Option<String>, usize),
             std::collections::HashSet<String>,
         > = std::collections::HashMap::new();
-        let mut k = 0usize;
+        let mut walk = PeriodWalk {
+            bounds: &bounds,
+            k: 0,
+        };
         while let Some(row) = rows.next().map_err(sql_error)? {
-            let t: i64 = row.get(0).map_err(sql_error)?;
-            while k < bounds.len() && t >= bounds[k].1 {
-                k += 1;
-            }
-            if k == bounds.len() {
-                break;
-            }
-            if t < bounds[k].0 {
-                continue;
-            }
+            let k = match walk.place(row.get(0).map_err(sql_error)?) {
+                Place::In(k) => k,
+                Place::Between => continue,
+                Place::After => break,
+            };
             let num: Option<f64> = row.get(1).map_err(sql_error)?;
             let dataset: Option<String> = row.get(2).map_err(sql_error)?;
             if q.distinct {
@@ -338,6 +336,37 @@ pub fn aggregate(
     Ok(Some(out))
 }
 
+/// Where a time falls among the periods of an aggregation.
+enum Place {
+    /// In the period of this index.
+    In(usize),
+    /// Before the next period, after any earlier one.
+    Between,
+    /// After the last period.
+    After,
+}
+
+/// A walk over the periods `bounds` (`[start, end)` in ms, in order, not
+/// overlapping) along times met in ascending order.
+struct PeriodWalk<'b> {
+    bounds: &'b [(i64, i64)],
+    /// The first period that does not end at or before the last time placed.
+    k: usize,
+}
+
+impl PeriodWalk<'_> {
+    fn place(&mut self, t: i64) -> Place {
+        while self.k < self.bounds.len() && t >= self.bounds[self.k].1 {
+            self.k += 1;
+        }
+        match self.bounds.get(self.k) {
+            None => Place::After,
+            Some((start, _)) if t < *start => Place::Between,
+            Some(_) => Place::In(self.k),
+        }
+    }
+}
+
 /// One attribute's periods from its hourly statistics: a walk over the hours of the
 /// range in order, as [`aggregate`] walks the instances.
 fn aggregate_hours(
@@ -360,18 +389,13 @@ fn aggregate_hours(
         .query(params![rowid, name_id, first.0, last.1])
         .map_err(sql_error)?;
     let mut by_dataset: BTreeMap<Option<String>, Vec<PeriodStats>> = BTreeMap::new();
-    let mut k = 0usize;
+    let mut walk = PeriodWalk { bounds, k: 0 };
     while let Some(row) = rows.next().map_err(sql_error)? {
-        let hour: i64 = row.get(0).map_err(sql_error)?;
-        while k < bounds.len() && hour >= bounds[k].1 {
-            k += 1;
-        }
-        if k == bounds.len() {
-            break;
-        }
-        if hour < bounds[k].0 {
-            continue;
-        }
+        let k = match walk.place(row.get(0).map_err(sql_error)?) {
+            Place::In(k) => k,
+            Place::Between => continue,
+            Place::After => break,
+        };
         let dataset: String = row.get(1).map_err(sql_error)?;
         let dataset = (!dataset.is_empty()).then_some(dataset);
         let total: i64 = row.get(2).map_err(sql_error)?;

@@ -210,6 +210,16 @@ impl SqliteStore {
         .await
         .map_err(join_error)?
     }
+
+    /// [`SqliteStore::read`] of one tenant's data: `f` is given the tenant's name.
+    async fn read_in<T: Send + 'static>(
+        &self,
+        tenant: &str,
+        f: impl FnOnce(&Connection, &str) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let tenant = tenant.to_string();
+        self.read(move |c| f(c, &tenant)).await
+    }
 }
 
 impl SqliteStore {
@@ -243,8 +253,7 @@ impl EntityStore for SqliteStore {
     }
 
     async fn tenant_exists(&self, tenant: &str) -> StoreResult<bool> {
-        let tenant = tenant.to_string();
-        self.read(move |c| read::tenant_exists(c, &tenant)).await
+        self.read_in(tenant, read::tenant_exists).await
     }
 
     async fn tenants(&self) -> StoreResult<Vec<String>> {
@@ -264,13 +273,11 @@ impl EntityStore for SqliteStore {
     }
 
     async fn types(&self, tenant: &str) -> StoreResult<Vec<TypeSummary>> {
-        let tenant = tenant.to_string();
-        self.read(move |c| read::types(c, &tenant)).await
+        self.read_in(tenant, read::types).await
     }
 
     async fn attributes(&self, tenant: &str) -> StoreResult<Vec<AttributeSummary>> {
-        let tenant = tenant.to_string();
-        self.read(move |c| read::attributes(c, &tenant)).await
+        self.read_in(tenant, read::attributes).await
     }
 
     async fn cached_context(&self, url: &str) -> StoreResult<Option<String>> {
@@ -309,8 +316,7 @@ impl EntityStore for SqliteStore {
 #[async_trait]
 impl HistoryStore for SqliteStore {
     async fn history(&self, tenant: &str, query: HistoryQuery) -> StoreResult<Option<HistoryPage>> {
-        let tenant = tenant.to_string();
-        self.read(move |c| history::history(c, &tenant, &query))
+        self.read_in(tenant, move |c, tenant| history::history(c, tenant, &query))
             .await
     }
 
@@ -319,9 +325,10 @@ impl HistoryStore for SqliteStore {
         tenant: &str,
         query: AggregateQuery,
     ) -> StoreResult<Option<AggregatePage>> {
-        let tenant = tenant.to_string();
-        self.read(move |c| history::aggregate(c, &tenant, &query))
-            .await
+        self.read_in(tenant, move |c, tenant| {
+            history::aggregate(c, tenant, &query)
+        })
+        .await
     }
 
     async fn edit_history_audited(
@@ -426,12 +433,8 @@ impl SubscriptionStore for SqliteStore {
         row: i64,
         at: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<()> {
-        self.subscription_change(
-            subscriptions::SubscriptionChange::Delivered { row, at },
-            None,
-        )
-        .await
-        .map(|_| ())
+        self.outbox_change(subscriptions::SubscriptionChange::Delivered { row, at })
+            .await
     }
 
     async fn outbox_failed(
@@ -440,12 +443,8 @@ impl SubscriptionStore for SqliteStore {
         at: chrono::DateTime<chrono::Utc>,
         retry_at: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<()> {
-        self.subscription_change(
-            subscriptions::SubscriptionChange::Failed { row, at, retry_at },
-            None,
-        )
-        .await
-        .map(|_| ())
+        self.outbox_change(subscriptions::SubscriptionChange::Failed { row, at, retry_at })
+            .await
     }
 
     async fn outbox_push(
@@ -455,18 +454,14 @@ impl SubscriptionStore for SqliteStore {
         entity_id: &str,
         payload: serde_json::Value,
     ) -> StoreResult<()> {
-        self.subscription_change(
-            subscriptions::SubscriptionChange::Queue {
-                tenant: tenant.to_string(),
-                id: subscription_id.to_string(),
-                entity_id: entity_id.to_string(),
-                payload: payload.to_string(),
-                at: ngsi::entity::now(),
-            },
-            None,
-        )
+        self.outbox_change(subscriptions::SubscriptionChange::Queue {
+            tenant: tenant.to_string(),
+            id: subscription_id.to_string(),
+            entity_id: entity_id.to_string(),
+            payload: payload.to_string(),
+            at: ngsi::entity::now(),
+        })
         .await
-        .map(|_| ())
     }
 
     fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
@@ -600,15 +595,12 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let one = vec![gauge.id.clone()];
-        let by_type = EntityQuery {
-            types: Some(
-                parse_type_expr("Gauge")
-                    .unwrap()
-                    .map_names(&|n| ctx.expand(n)),
-            ),
+        let of_type = |name: &str| EntityQuery {
+            types: Some(parse_type_expr(name).unwrap().map_names(&|n| ctx.expand(n))),
             limit: 10,
             ..Default::default()
         };
+        let by_type = of_type("Gauge");
         assert_eq!(found(by_type.clone()).await, one);
         let q = |text: &str| EntityQuery {
             q: Some(QFilter::new(parse_q(text).unwrap().map_attrs(&|n| ctx.expand(n))).unwrap()),
@@ -655,15 +647,6 @@ mod tests {
             ))
         });
         assert!(store.write("", vec![op]).await.unwrap()[0].is_ok());
-        let by_station = EntityQuery {
-            types: Some(
-                parse_type_expr("Station")
-                    .unwrap()
-                    .map_names(&|n| ctx.expand(n)),
-            ),
-            limit: 10,
-            ..Default::default()
-        };
-        assert_eq!(found(by_station).await, one);
+        assert_eq!(found(of_type("Station")).await, one);
     }
 }

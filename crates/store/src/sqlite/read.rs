@@ -43,85 +43,60 @@ pub fn cached_context(c: &Connection, url: &str) -> StoreResult<Option<String>> 
         .map_err(sql_error)
 }
 
+/// The rows of a discovery statement over one tenant (its `?1`), each read by `row`.
+fn tenant_rows<T>(
+    c: &Connection,
+    sql: &str,
+    tenant: &str,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Vec<T>> {
+    let mut s = c.prepare_cached(sql).map_err(sql_error)?;
+    let rows = s.query_map([tenant], row).map_err(sql_error)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(sql_error)
+}
+
 pub fn types(c: &Connection, tenant: &str) -> StoreResult<Vec<TypeSummary>> {
     let mut out: BTreeMap<String, TypeSummary> = BTreeMap::new();
-    let mut s = c
-        .prepare_cached("SELECT n.name, COUNT(*) FROM entity_types t JOIN names n ON n.id = t.type WHERE t.tenant = ?1 GROUP BY t.type")
-        .map_err(sql_error)?;
-    let rows = s
-        .query_map([tenant], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })
-        .map_err(sql_error)?;
-    for row in rows {
-        let (t, n) = row.map_err(sql_error)?;
-        out.insert(
-            t.clone(),
-            TypeSummary {
-                type_iri: t,
-                entity_count: n.max(0) as u64,
-                attributes: BTreeMap::new(),
-            },
-        );
+    let counts = tenant_rows(
+        c,
+        "SELECT n.name, COUNT(*) FROM entity_types t JOIN names n ON n.id = t.type WHERE t.tenant = ?1 GROUP BY t.type",
+        tenant,
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    for (t, n) in counts {
+        TypeSummary::count(&mut out, t, n);
     }
-    let mut s = c
-        .prepare_cached(
-            "SELECT tn.name, an.name, kn.name FROM (SELECT DISTINCT t.type, a.name, a.kind FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = ?1) d JOIN names tn ON tn.id = d.type JOIN names an ON an.id = d.name JOIN names kn ON kn.id = d.kind",
-        )
-        .map_err(sql_error)?;
-    let rows = s
-        .query_map([tenant], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .map_err(sql_error)?;
-    for row in rows {
-        let (t, name, kind) = row.map_err(sql_error)?;
-        if let (Some(summary), Some(kind)) = (out.get_mut(&t), kind_of(&kind)) {
-            summary.attributes.entry(name).or_default().insert(kind);
-        }
+    let attributes = tenant_rows(
+        c,
+        "SELECT tn.name, an.name, kn.name FROM (SELECT DISTINCT t.type, a.name, a.kind FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = ?1) d JOIN names tn ON tn.id = d.type JOIN names an ON an.id = d.name JOIN names kn ON kn.id = d.kind",
+        tenant,
+        |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, String>(2)?)),
+    )?;
+    for (t, name, kind) in attributes {
+        TypeSummary::note_attribute(&mut out, &t, name, &kind);
     }
     Ok(out.into_values().collect())
 }
 
-use crate::rows::kind_of;
-
 pub fn attributes(c: &Connection, tenant: &str) -> StoreResult<Vec<AttributeSummary>> {
     let mut out: BTreeMap<String, AttributeSummary> = BTreeMap::new();
-    let mut s = c
-        .prepare_cached(
-            "SELECT an.name, kn.name, d.n FROM (SELECT a.name, a.kind, COUNT(*) AS n FROM attr_index a JOIN entities e ON e.rowid = a.entity WHERE e.tenant = ?1 GROUP BY a.name, a.kind) d JOIN names an ON an.id = d.name JOIN names kn ON kn.id = d.kind",
-        )
-        .map_err(sql_error)?;
-    let rows = s
-        .query_map([tenant], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })
-        .map_err(sql_error)?;
-    for row in rows {
-        let (name, kind, n) = row.map_err(sql_error)?;
+    let counts = tenant_rows(
+        c,
+        "SELECT an.name, kn.name, d.n FROM (SELECT a.name, a.kind, COUNT(*) AS n FROM attr_index a JOIN entities e ON e.rowid = a.entity WHERE e.tenant = ?1 GROUP BY a.name, a.kind) d JOIN names an ON an.id = d.name JOIN names kn ON kn.id = d.kind",
+        tenant,
+        |r| Ok((r.get(0)?, r.get::<_, String>(1)?, r.get(2)?)),
+    )?;
+    for (name, kind, n) in counts {
         AttributeSummary::count(&mut out, name, &kind, n);
     }
-    let mut s = c
-        .prepare_cached("SELECT an.name, tn.name FROM (SELECT DISTINCT a.name, t.type FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = ?1) d JOIN names an ON an.id = d.name JOIN names tn ON tn.id = d.type")
-        .map_err(sql_error)?;
-    let rows = s
-        .query_map([tenant], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })
-        .map_err(sql_error)?;
-    for row in rows {
-        let (name, t) = row.map_err(sql_error)?;
-        if let Some(entry) = out.get_mut(&name) {
-            entry.type_names.insert(t);
-        }
+    let types = tenant_rows(
+        c,
+        "SELECT an.name, tn.name FROM (SELECT DISTINCT a.name, t.type FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = ?1) d JOIN names an ON an.id = d.name JOIN names tn ON tn.id = d.type",
+        tenant,
+        |r| Ok((r.get::<_, String>(0)?, r.get(1)?)),
+    )?;
+    for (name, t) in types {
+        AttributeSummary::note_type(&mut out, &name, t);
     }
     Ok(out.into_values().collect())
 }

@@ -43,6 +43,11 @@ impl SqliteStore {
         .await
     }
 
+    /// A change of the outbox: it carries no audit record, and answers only success.
+    pub(super) async fn outbox_change(&self, change: SubscriptionChange) -> StoreResult<()> {
+        self.subscription_change(change, None).await.map(|_| ())
+    }
+
     pub(super) async fn put_subscription(
         &self,
         tenant: &str,
@@ -80,8 +85,8 @@ impl SqliteStore {
         offset: u64,
         limit: u64,
     ) -> StoreResult<SubscriptionPage> {
-        let tenant = tenant.to_string();
-        self.read(move |c| list(c, &tenant, offset, limit)).await
+        self.read_in(tenant, move |c, tenant| list(c, tenant, offset, limit))
+            .await
     }
 
     pub(super) async fn due_notifications(
@@ -202,7 +207,7 @@ fn due(conn: &Connection, now: DateTime<Utc>, max: usize) -> StoreResult<Vec<Out
     heads.truncate(max);
     let mut read = conn
         .prepare_cached(
-            "SELECT tenant, subscription, entity, payload, created_at, attempts, next_attempt_at
+            "SELECT id, tenant, subscription, entity, payload, created_at, attempts, next_attempt_at
              FROM outbox WHERE id = ?1",
         )
         .map_err(sql_error)?;
@@ -211,18 +216,7 @@ fn due(conn: &Connection, now: DateTime<Utc>, max: usize) -> StoreResult<Vec<Out
         // The reads above and this one are not one snapshot: a row delivered (and
         // deleted by the writer) in between is gone, and skipped, not an error.
         let Some(row) = read
-            .query_row([id], |r| {
-                Ok(RawRow {
-                    id,
-                    tenant: r.get(0)?,
-                    subscription: r.get(1)?,
-                    entity: r.get(2)?,
-                    payload: r.get(3)?,
-                    created_at: r.get(4)?,
-                    attempts: r.get(5)?,
-                    next_attempt_at: r.get(6)?,
-                })
-            })
+            .query_row([id], RawRow::read)
             .optional()
             .map_err(sql_error)?
         else {
@@ -246,6 +240,21 @@ struct RawRow {
 }
 
 impl RawRow {
+    /// Reads a row whose columns are `id, tenant, subscription, entity, payload,
+    /// created_at, attempts, next_attempt_at`.
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+        Ok(RawRow {
+            id: r.get(0)?,
+            tenant: r.get(1)?,
+            subscription: r.get(2)?,
+            entity: r.get(3)?,
+            payload: r.get(4)?,
+            created_at: r.get(5)?,
+            attempts: r.get(6)?,
+            next_attempt_at: r.get(7)?,
+        })
+    }
+
     fn decode(self) -> StoreResult<OutboxRow> {
         let id = self.id;
         Ok(OutboxRow {
@@ -271,25 +280,13 @@ fn rows_after(
     max: usize,
 ) -> StoreResult<Vec<OutboxRow>> {
     let max = i64::try_from(max).unwrap_or(i64::MAX);
-    let raw = |r: &rusqlite::Row<'_>| {
-        Ok(RawRow {
-            id: r.get(0)?,
-            tenant: r.get(1)?,
-            subscription: r.get(2)?,
-            entity: r.get(3)?,
-            payload: r.get(4)?,
-            created_at: r.get(5)?,
-            attempts: r.get(6)?,
-            next_attempt_at: r.get(7)?,
-        })
-    };
     let rows: Vec<RawRow> = match subscription {
         None => conn
             .prepare_cached(
                 "SELECT id, tenant, subscription, entity, payload, created_at, attempts, next_attempt_at
                  FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
             )
-            .and_then(|mut s| s.query_map(params![after, max], raw)?.collect()),
+            .and_then(|mut s| s.query_map(params![after, max], RawRow::read)?.collect()),
         Some((tenant, id)) => conn
             .prepare_cached(
                 "SELECT id, tenant, subscription, entity, payload, created_at, attempts, next_attempt_at
@@ -297,7 +294,7 @@ fn rows_after(
                  ORDER BY id LIMIT ?4",
             )
             .and_then(|mut s| {
-                s.query_map(params![tenant, id, after, max], raw)?
+                s.query_map(params![tenant, id, after, max], RawRow::read)?
                     .collect()
             }),
     }
@@ -338,6 +335,11 @@ pub enum SubscriptionChange {
     },
 }
 
+fn subscription_exists(conn: &Connection, tenant: &str, id: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM subscriptions WHERE tenant = ?1 AND id = ?2")?
+        .exists(params![tenant, id])
+}
+
 /// Applies a change in the writer's transaction. The outer error is a fault of the
 /// database (the group is rolled back); the inner one a refusal, decided before
 /// anything is written.
@@ -353,9 +355,7 @@ pub fn apply(
             doc,
             mode,
         } => {
-            let exists = conn
-                .prepare_cached("SELECT 1 FROM subscriptions WHERE tenant = ?1 AND id = ?2")?
-                .exists(params![tenant, id])?;
+            let exists = subscription_exists(conn, tenant, id)?;
             match (mode, exists) {
                 (SubscriptionWrite::Create, true) => {
                     return Ok(Err(StoreError::Rejected(ngsi::Error::already_exists(
@@ -403,9 +403,7 @@ pub fn apply(
             payload,
             at,
         } => {
-            let exists = conn
-                .prepare_cached("SELECT 1 FROM subscriptions WHERE tenant = ?1 AND id = ?2")?
-                .exists(params![tenant, id])?;
+            let exists = subscription_exists(conn, tenant, id)?;
             if exists {
                 conn.prepare_cached(
                     "INSERT INTO outbox (tenant, subscription, entity, payload, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",

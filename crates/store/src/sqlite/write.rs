@@ -336,11 +336,7 @@ fn commit_group(
                 Ok(n)
             }) {
                 Ok(n) => pending.push(Pending::Count(reply, n)),
-                Err(e) => {
-                    let e = sql_error(e);
-                    fault = Some(e.to_string());
-                    drop(reply.send(Err(e)));
-                }
+                Err(e) => fail_job(reply, sql_error(e), &mut fault),
             },
             Job::PurgeHistory {
                 tenant,
@@ -350,19 +346,11 @@ fn commit_group(
                 reply,
             } => match purge_step(&tx, &tenant, &cutoffs, after, max_entities) {
                 Ok(step) => pending.push(Pending::Purge(reply, step)),
-                Err(e) => {
-                    let e = sql_error(e);
-                    fault = Some(e.to_string());
-                    drop(reply.send(Err(e)));
-                }
+                Err(e) => fail_job(reply, sql_error(e), &mut fault),
             },
             Job::Registry { change, reply } => match super::registry::apply(&tx, &change) {
                 Ok(r) => pending.push(Pending::Registry(reply, r)),
-                Err(e) => {
-                    let e = sql_error(e);
-                    fault = Some(e.to_string());
-                    drop(reply.send(Err(e)));
-                }
+                Err(e) => fail_job(reply, sql_error(e), &mut fault),
             },
             Job::Subscription {
                 change,
@@ -388,20 +376,12 @@ fn commit_group(
                         }
                         pending.push(Pending::Registry(reply, r));
                     }
-                    Err(e) => {
-                        let e = sql_error(e);
-                        fault = Some(e.to_string());
-                        drop(reply.send(Err(e)));
-                    }
+                    Err(e) => fail_job(reply, sql_error(e), &mut fault),
                 }
             }
             Job::Audit { change, reply } => match super::audit::apply(&tx, change) {
                 Ok(n) => pending.push(Pending::Count(reply, n)),
-                Err(e) => {
-                    let e = sql_error(e);
-                    fault = Some(e.to_string());
-                    drop(reply.send(Err(e)));
-                }
+                Err(e) => fail_job(reply, sql_error(e), &mut fault),
             },
         }
     }
@@ -435,6 +415,12 @@ fn commit_group(
             None
         }
     }
+}
+
+/// Answers a job whose statements failed with the failure, which rolls the group back.
+fn fail_job<T>(reply: oneshot::Sender<StoreResult<T>>, e: StoreError, fault: &mut Option<String>) {
+    *fault = Some(e.to_string());
+    drop(reply.send(Err(e)));
 }
 
 fn fail_all(jobs: Vec<Job>, e: StoreError) {
