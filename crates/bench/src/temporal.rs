@@ -111,11 +111,10 @@ pub struct TemporalArgs {
 impl TemporalArgs {
     /// The sizes these flags ask for.
     pub fn sizes(&self) -> TemporalSizes {
-        let q = self.common.quick;
-        let queries = self.queries.unwrap_or(if q { 50 } else { 200 });
+        let queries = self.common.size(self.queries, 50, 200);
         TemporalSizes {
-            sensors: self.sensors.unwrap_or(if q { 10 } else { 100 }),
-            days: self.days.unwrap_or(if q { 30 } else { 365 }),
+            sensors: self.common.size(self.sensors, 10, 100),
+            days: self.common.size(self.days, 30, 365),
             queries,
             aggregate_queries: (queries / 4).max(1),
             per_call: 10_000,
