@@ -940,7 +940,8 @@ mod tests {
         }
     }
 
-    fn runtime() -> tokio::runtime::Runtime {
+    /// A runtime for the tiny runs of the tests.
+    pub(crate) fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -948,12 +949,17 @@ mod tests {
             .unwrap()
     }
 
+    /// The PostgreSQL server of the tests: `DOTHI_TEST_DATABASE_URL`, else the local one.
+    pub(crate) fn postgres_server() -> String {
+        std::env::var("DOTHI_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
     /// The same path on PostgreSQL (`DOTHI_TEST_DATABASE_URL`, else the local
     /// server): figures 1 to 3 run, count what they loaded, and drop their databases.
     #[test]
     fn tiny_benchmark_runs_on_postgres_and_counts_agree() {
-        let server_url = std::env::var("DOTHI_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let server_url = postgres_server();
         let sizes = tiny_sizes();
         let dir = tempfile::tempdir().unwrap();
         let runtime = runtime();

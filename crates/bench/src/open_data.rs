@@ -329,11 +329,7 @@ mod tests {
             searches: 10,
         };
         let dir = tempfile::tempdir().unwrap();
-        let report = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
+        let report = crate::tests::runtime()
             .block_on(run(&sizes, dir.path()))
             .unwrap();
         assert!(report.rows.iter().all(|r| r.clean), "{:?}", report.rows);
