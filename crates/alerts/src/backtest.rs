@@ -16,7 +16,7 @@ use ngsi::{Attribute, Entity, Error, ErrorKind};
 use serde_json::{Value, json};
 
 use crate::alert;
-use crate::eval::{self, Action, Incident, Observation};
+use crate::eval::{self, Action, Incident};
 use crate::rule::{Condition, Rule, RuleSpec};
 use crate::service::Alerts;
 
@@ -175,6 +175,17 @@ fn take_one(left: &AtomicUsize) -> bool {
         .is_ok()
 }
 
+/// When the entity of a staleness rule (stale `after` a reading) went stale between
+/// its reading at `previous` and `until`, if it did.
+fn stale_at(
+    after: Option<TimeDelta>,
+    previous: Option<DateTime<Utc>>,
+    until: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let (after, previous) = (after?, previous?);
+    (until - previous >= after).then_some(previous + after)
+}
+
 /// Runs the rule over one entity's history: the alerts it would have raised, as many
 /// as `left` allows (shared by the entities of a backtest).
 async fn entity_history(
@@ -244,6 +255,12 @@ async fn entity_history(
             }
         }
     };
+    // The rule evaluated on the entity as it is at `at`, and what it did recorded.
+    let mut evaluate = |entity: &Entity, at: DateTime<Utc>, start: Option<f64>| {
+        let obs = eval::observe(rule, entity, at, start);
+        let actions = eval::step(rule, &mut incident, obs, at, id);
+        record(actions, entity, out);
+    };
     loop {
         let (instances, more) = page(
             alerts,
@@ -256,14 +273,9 @@ async fn entity_history(
         for inst in instances {
             let t = time_of(&inst);
             cursor = t + TimeDelta::milliseconds(1);
-            // A gap in the readings, for a staleness rule: stale from prev + after.
-            if let (Some(after), Some(prev)) = (stale_after, previous)
-                && t - prev >= after
-            {
-                let at = prev + after;
-                let obs = eval::observe(rule, &entity, at, None);
-                let actions = eval::step(rule, &mut incident, obs, at, id);
-                record(actions, &entity, out);
+            // A gap in the readings, for a staleness rule.
+            if let Some(at) = stale_at(stale_after, previous, t) {
+                evaluate(&entity, at, None);
             }
             previous = Some(t);
             // The entity as it was at t.
@@ -284,22 +296,15 @@ async fn entity_history(
                 }
                 _ => None,
             };
-            let obs: Observation = eval::observe(rule, &entity, t, start);
-            let actions = eval::step(rule, &mut incident, obs, t, id);
-            record(actions, &entity, out);
+            evaluate(&entity, t, start);
         }
         if !more {
             break;
         }
     }
     // The end of the period: timers that fell due, and a last stale stretch.
-    if let (Some(after), Some(prev)) = (stale_after, previous)
-        && to - prev >= after
-    {
-        let at = prev + after;
-        let obs = eval::observe(rule, &entity, at, None);
-        let actions = eval::step(rule, &mut incident, obs, at, id);
-        record(actions, &entity, out);
+    if let Some(at) = stale_at(stale_after, previous, to) {
+        evaluate(&entity, at, None);
     }
     if let Some(a) = eval::advance(rule, &mut incident, to, id) {
         record(vec![a], &entity, out);

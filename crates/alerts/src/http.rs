@@ -133,8 +133,19 @@ fn paged(raw: Option<String>) -> Result<(Params, u64, u64), ApiError> {
     Ok((p, limit as u64, offset as u64))
 }
 
-fn rule_json(spec: &RuleSpec) -> Value {
-    serde_json::to_value(spec).unwrap_or(Value::Null)
+/// A rule, policy, silence or inhibition as the API shows it.
+fn stored_json(item: &impl serde::Serialize) -> Value {
+    serde_json::to_value(item).unwrap_or(Value::Null)
+}
+
+/// 201 Created: what was stored, and where it is now read.
+fn created(location: String, body: Value) -> Response {
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 // Rules.
@@ -147,7 +158,7 @@ async fn list_rules(
     let scope = head.scope(Access::Read)?;
     let (_, limit, offset) = paged(raw)?;
     let (count, rules) = alerts.list_rules(&scope, offset, limit).await?;
-    let rules: Vec<Value> = rules.iter().map(rule_json).collect();
+    let rules: Vec<Value> = rules.iter().map(stored_json).collect();
     Ok(axum::Json(json!({"count": count, "rules": rules})).into_response())
 }
 
@@ -160,12 +171,7 @@ async fn create_rule(
     let spec = RuleSpec::from_json(&body)?;
     let rule = alerts.put_rule(&scope, spec, RegistryWrite::Create).await?;
     let location = format!("/alerts/v1/rules/{}", rule.spec.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        axum::Json(rule_json(&rule.spec)),
-    )
-        .into_response())
+    Ok(created(location, stored_json(&rule.spec)))
 }
 
 async fn get_rule(
@@ -175,7 +181,7 @@ async fn get_rule(
 ) -> Answer {
     let scope = head.scope(Access::Read)?;
     let spec = alerts.get_rule(&scope, &id).await?;
-    Ok(axum::Json(rule_json(&spec)).into_response())
+    Ok(axum::Json(stored_json(&spec)).into_response())
 }
 
 /// A replacement's body takes the path's id; one that names another is refused.
@@ -206,7 +212,7 @@ async fn replace_rule(
     let rule = alerts
         .put_rule(&scope, spec, RegistryWrite::Replace)
         .await?;
-    Ok(axum::Json(rule_json(&rule.spec)).into_response())
+    Ok(axum::Json(stored_json(&rule.spec)).into_response())
 }
 
 async fn delete_rule(
@@ -370,10 +376,6 @@ fn record_routes<T: Record + 'static>(router: Router<Arc<Alerts>>) -> Router<Arc
         )
 }
 
-fn record_json<T: Record>(record: &T) -> Value {
-    serde_json::to_value(record).unwrap_or(Value::Null)
-}
-
 async fn list_records<T: Record>(
     State(alerts): State<Arc<Alerts>>,
     head: Head,
@@ -382,7 +384,7 @@ async fn list_records<T: Record>(
     let scope = head.scope(Access::Read)?;
     let (_, limit, offset) = paged(raw)?;
     let (count, items) = alerts.list_records::<T>(&scope, offset, limit).await?;
-    let items: Vec<Value> = items.iter().map(record_json).collect();
+    let items: Vec<Value> = items.iter().map(stored_json).collect();
     Ok(axum::Json(json!({"count": count, T::PLURAL: items})).into_response())
 }
 
@@ -397,12 +399,7 @@ async fn create_record<T: Record>(
         .put_record(&scope, record, RegistryWrite::Create)
         .await?;
     let location = format!("/alerts/v1/{}/{}", T::PLURAL, record.id());
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        axum::Json(record_json(&record)),
-    )
-        .into_response())
+    Ok(created(location, stored_json(&record)))
 }
 
 async fn get_record<T: Record>(
@@ -412,7 +409,7 @@ async fn get_record<T: Record>(
 ) -> Answer {
     let scope = head.scope(Access::Read)?;
     let record = alerts.get_record::<T>(&scope, &id).await?;
-    Ok(axum::Json(record_json(&record)).into_response())
+    Ok(axum::Json(stored_json(&record)).into_response())
 }
 
 async fn replace_record<T: Record>(
@@ -427,7 +424,7 @@ async fn replace_record<T: Record>(
     let record = alerts
         .put_record(&scope, record, RegistryWrite::Replace)
         .await?;
-    Ok(axum::Json(record_json(&record)).into_response())
+    Ok(axum::Json(stored_json(&record)).into_response())
 }
 
 async fn delete_record<T: Record>(

@@ -87,15 +87,14 @@ pub struct AlertsArgs {
 impl AlertsArgs {
     /// The sizes these flags ask for.
     pub fn sizes(&self) -> AlertsSizes {
-        let q = self.common.quick;
         AlertsSizes {
-            rules: self.entities.unwrap_or(if q { 1_000 } else { 10_000 }),
-            sensors: self.subscriptions.unwrap_or(if q { 500 } else { 5_000 }),
-            rate: self.rate.unwrap_or(if q { 500.0 } else { 5_000.0 }),
-            secs: self.secs.unwrap_or(if q { 3.0 } else { 30.0 }),
-            devices: self.devices.unwrap_or(if q { 5_000 } else { 100_000 }),
-            backtest_sensors: self.sensors.unwrap_or(if q { 10 } else { 100 }),
-            backtest_days: self.days.unwrap_or(if q { 3 } else { 30 }),
+            rules: self.common.size(self.entities, 1_000, 10_000),
+            sensors: self.common.size(self.subscriptions, 500, 5_000),
+            rate: self.common.size(self.rate, 500.0, 5_000.0),
+            secs: self.common.size(self.secs, 3.0, 30.0),
+            devices: self.common.size(self.devices, 5_000, 100_000),
+            backtest_sensors: self.common.size(self.sensors, 10, 100),
+            backtest_days: self.common.size(self.days, 3, 30),
         }
     }
 }

@@ -74,10 +74,9 @@ fn whole_secs(s: &str) -> Result<u64, String> {
 impl IngestArgs {
     /// The sizes these flags ask for.
     pub fn sizes(&self) -> anyhow::Result<IngestSizes> {
-        let q = self.common.quick;
         Ok(IngestSizes {
-            devices: self.devices.unwrap_or(if q { 500 } else { 10_000 }),
-            secs: self.secs.unwrap_or(if q { 10 } else { 60 }),
+            devices: self.common.size(self.devices, 500, 10_000),
+            secs: self.common.size(self.secs, 10, 60),
             publishers: 4,
             sample_every: 50,
             pollers: 4,

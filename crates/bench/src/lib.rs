@@ -119,6 +119,18 @@ pub struct Common {
     pub keep: bool,
 }
 
+impl Common {
+    /// A size given by its flag, else its default for this run ([`Common::default_size`]).
+    pub fn size<T>(&self, given: Option<T>, quick: T, full: T) -> T {
+        given.unwrap_or(self.default_size(quick, full))
+    }
+
+    /// A size's default: `quick` for a smoke run (`--quick`), `full` otherwise.
+    pub fn default_size<T>(&self, quick: T, full: T) -> T {
+        if self.quick { quick } else { full }
+    }
+}
+
 /// `dothi bench hub`.
 #[derive(Args, Clone, Debug)]
 pub struct HubArgs {
@@ -219,18 +231,15 @@ pub struct Sizes {
 impl HubArgs {
     /// The sizes these flags ask for.
     pub fn sizes(&self) -> anyhow::Result<Sizes> {
-        let q = self.common.quick;
         Ok(Sizes {
-            batch_entities: self
-                .batch_entities
-                .unwrap_or(if q { 5_000 } else { 50_000 }),
+            batch_entities: self.common.size(self.batch_entities, 5_000, 50_000),
             batch_size: 1_000,
             batch_clients: 2,
-            patch_secs: self.patch_secs.unwrap_or(if q { 3.0 } else { 10.0 }),
+            patch_secs: self.common.size(self.patch_secs, 3.0, 10.0),
             patch_clients: self.patch_clients,
-            query_entities: self.entities.unwrap_or(if q { 10_000 } else { 100_000 }),
-            queries: self.queries.unwrap_or(if q { 100 } else { 500 }),
-            large_entities: self.large_entities.unwrap_or(if q { 0 } else { 1_000_000 }),
+            query_entities: self.common.size(self.entities, 10_000, 100_000),
+            queries: self.common.size(self.queries, 100, 500),
+            large_entities: self.common.size(self.large_entities, 0, 1_000_000),
             sweep_queries: 200,
             server_exe: std::env::current_exe().context("finding this executable")?,
         })
@@ -931,7 +940,8 @@ mod tests {
         }
     }
 
-    fn runtime() -> tokio::runtime::Runtime {
+    /// A runtime for the tiny runs of the tests.
+    pub(crate) fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -939,12 +949,17 @@ mod tests {
             .unwrap()
     }
 
+    /// The PostgreSQL server of the tests: `DOTHI_TEST_DATABASE_URL`, else the local one.
+    pub(crate) fn postgres_server() -> String {
+        std::env::var("DOTHI_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
     /// The same path on PostgreSQL (`DOTHI_TEST_DATABASE_URL`, else the local
     /// server): figures 1 to 3 run, count what they loaded, and drop their databases.
     #[test]
     fn tiny_benchmark_runs_on_postgres_and_counts_agree() {
-        let server_url = std::env::var("DOTHI_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let server_url = postgres_server();
         let sizes = tiny_sizes();
         let dir = tempfile::tempdir().unwrap();
         let runtime = runtime();

@@ -66,12 +66,11 @@ pub struct NodesArgs {
 impl NodesArgs {
     /// The sizes these flags ask for.
     pub fn sizes(&self) -> NodesSizes {
-        let q = self.common.quick;
         NodesSizes {
             server: self.store.clone(),
-            entities: self.entities.unwrap_or(if q { 2_000 } else { 20_000 }),
+            entities: self.common.size(self.entities, 2_000, 20_000),
             clients: self.patch_clients,
-            secs: self.secs.unwrap_or(if q { 3.0 } else { 10.0 }),
+            secs: self.common.size(self.secs, 3.0, 10.0),
         }
     }
 }

@@ -96,12 +96,11 @@ pub struct NotifyArgs {
 impl NotifyArgs {
     /// The sizes these flags ask for.
     pub fn sizes(&self) -> anyhow::Result<NotifySizes> {
-        let q = self.common.quick;
-        let rate = self.rate.unwrap_or(if q { 200.0 } else { 2_000.0 });
+        let rate = self.common.size(self.rate, 200.0, 2_000.0);
         Ok(NotifySizes {
-            subscriptions: self.subscriptions.unwrap_or(if q { 100 } else { 1_000 }),
+            subscriptions: self.common.size(self.subscriptions, 100, 1_000),
             rate,
-            secs: self.secs.unwrap_or(if q { 10.0 } else { 60.0 }),
+            secs: self.common.size(self.secs, 10.0, 60.0),
             // About 50 updates/s per client: room for a PATCH of 20 ms.
             clients: ((rate / 50.0).ceil() as usize).clamp(4, 64),
             restart: true,

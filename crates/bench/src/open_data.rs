@@ -46,11 +46,10 @@ pub struct OpendataArgs {
 impl OpendataArgs {
     /// The sizes these flags ask for.
     pub fn sizes(&self) -> OpendataSizes {
-        let q = self.common.quick;
         OpendataSizes {
-            entities: self.entities.unwrap_or(if q { 20_000 } else { 1_000_000 }),
-            datasets: if q { 100 } else { 1_000 },
-            searches: self.queries.unwrap_or(if q { 100 } else { 500 }),
+            entities: self.common.size(self.entities, 20_000, 1_000_000),
+            datasets: self.common.default_size(100, 1_000),
+            searches: self.common.size(self.queries, 100, 500),
         }
     }
 }
@@ -330,11 +329,7 @@ mod tests {
             searches: 10,
         };
         let dir = tempfile::tempdir().unwrap();
-        let report = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
+        let report = crate::tests::runtime()
             .block_on(run(&sizes, dir.path()))
             .unwrap();
         assert!(report.rows.iter().all(|r| r.clean), "{:?}", report.rows);

@@ -48,13 +48,12 @@ pub struct ReportsArgs {
 impl ReportsArgs {
     /// The sizes these flags ask for.
     pub fn sizes(&self) -> ReportsSizes {
-        let q = self.common.quick;
         ReportsSizes {
-            reports: self.entities.unwrap_or(if q { 5_000 } else { 200_000 }),
+            reports: self.common.size(self.entities, 5_000, 200_000),
             clients: self.patch_clients,
-            queries: self.queries.unwrap_or(if q { 50 } else { 200 }),
-            stats_runs: if q { 5 } else { 20 },
-            photos: if q { 5 } else { 30 },
+            queries: self.common.size(self.queries, 50, 200),
+            stats_runs: self.common.default_size(5, 20),
+            photos: self.common.default_size(5, 30),
         }
     }
 }

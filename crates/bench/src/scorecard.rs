@@ -36,10 +36,9 @@ pub struct ScorecardArgs {
 impl ScorecardArgs {
     /// The sizes these flags ask for.
     pub fn sizes(&self) -> ScorecardSizes {
-        let q = self.common.quick;
         ScorecardSizes {
-            entities: self.entities.unwrap_or(if q { 10_000 } else { 100_000 }),
-            runs: self.queries.unwrap_or(if q { 3 } else { 10 }),
+            entities: self.common.size(self.entities, 10_000, 100_000),
+            runs: self.common.size(self.queries, 3, 10),
         }
     }
 }

@@ -57,12 +57,11 @@ pub struct SoakArgs {
 
 impl SoakArgs {
     pub fn sizes(&self) -> anyhow::Result<SoakSizes> {
-        let q = self.common.quick;
-        let minutes = self.minutes.unwrap_or(if q { 1.0 } else { 30.0 });
+        let minutes = self.common.size(self.minutes, 1.0, 30.0);
         if !(minutes > 0.0 && minutes <= 24.0 * 60.0) {
             bail!("--minutes must be in (0, 1440], not {minutes}");
         }
-        let sample_secs = self.sample_secs.unwrap_or(if q { 5 } else { 30 });
+        let sample_secs = self.common.size(self.sample_secs, 5, 30);
         if sample_secs == 0 {
             bail!("--sample-secs must be at least 1");
         }

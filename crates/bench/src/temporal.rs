@@ -111,11 +111,10 @@ pub struct TemporalArgs {
 impl TemporalArgs {
     /// The sizes these flags ask for.
     pub fn sizes(&self) -> TemporalSizes {
-        let q = self.common.quick;
-        let queries = self.queries.unwrap_or(if q { 50 } else { 200 });
+        let queries = self.common.size(self.queries, 50, 200);
         TemporalSizes {
-            sensors: self.sensors.unwrap_or(if q { 10 } else { 100 }),
-            days: self.days.unwrap_or(if q { 30 } else { 365 }),
+            sensors: self.common.size(self.sensors, 10, 100),
+            days: self.common.size(self.days, 30, 365),
             queries,
             aggregate_queries: (queries / 4).max(1),
             per_call: 10_000,
@@ -1077,20 +1076,14 @@ mod tests {
             per_call: 100,
             in_flight: 2,
         };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        (sizes, tempfile::tempdir().unwrap(), runtime)
+        (sizes, tempfile::tempdir().unwrap(), crate::tests::runtime())
     }
 
     /// The same on PostgreSQL (a database created for the test, then dropped): every
     /// query answered as the readings say; the plain-SQL baseline is SQLite's only.
     #[test]
     fn tiny_benchmark_runs_on_postgres_and_counts_agree() {
-        let server_url = std::env::var("DOTHI_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let server_url = crate::tests::postgres_server();
         let (sizes, dir, runtime) = tiny();
         let backend = Backend::postgres(&server_url);
         let measured = runtime.block_on(measure(&sizes, dir.path(), &backend));

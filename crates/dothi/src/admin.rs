@@ -37,12 +37,8 @@ pub enum UserCommand {
     /// Creates a user; prints a generated password unless one is given.
     Create {
         name: String,
-        #[arg(long, default_value = "viewer")]
-        role: String,
-        /// A tenant the user is granted (repeatable; `default` for the default
-        /// tenant, `*` for all).
-        #[arg(long = "tenant")]
-        tenants: Vec<String>,
+        #[command(flatten)]
+        grant: Grant,
         /// The password (12 characters or more); generated when left out.
         #[arg(long, env = "DOTHI_NEW_PASSWORD", hide_env_values = true)]
         password: Option<String>,
@@ -66,10 +62,8 @@ pub enum KeyCommand {
     /// Creates a key and prints it (shown once: only its digest is kept).
     Create {
         name: String,
-        #[arg(long, default_value = "viewer")]
-        role: String,
-        #[arg(long = "tenant")]
-        tenants: Vec<String>,
+        #[command(flatten)]
+        grant: Grant,
         /// Entity types the key is limited to (repeatable).
         #[arg(long = "type")]
         types: Vec<String>,
@@ -81,6 +75,30 @@ pub enum KeyCommand {
     Revoke { id: String },
     /// Lists the keys (never the secrets).
     List,
+}
+
+/// The role and the tenants a new user or key is granted.
+#[derive(Args)]
+pub struct Grant {
+    #[arg(long, default_value = "viewer")]
+    role: String,
+    /// A tenant granted (repeatable; `default` for the default tenant, `*` for all).
+    #[arg(long = "tenant")]
+    tenants: Vec<String>,
+}
+
+impl Grant {
+    fn role(&self) -> anyhow::Result<Role> {
+        Role::parse(&self.role).map_err(|e| anyhow::anyhow!(e.detail))
+    }
+
+    /// The tenants as the store names them (the default tenant is "").
+    fn tenants(self) -> Vec<String> {
+        self.tenants
+            .into_iter()
+            .map(|t| if t == "default" { String::new() } else { t })
+            .collect()
+    }
 }
 
 #[derive(Args)]
@@ -101,17 +119,6 @@ pub enum AuditCommand {
         #[arg(short, long)]
         output: Option<std::path::PathBuf>,
     },
-}
-
-fn tenants(given: Vec<String>) -> Vec<String> {
-    given
-        .into_iter()
-        .map(|t| if t == "default" { String::new() } else { t })
-        .collect()
-}
-
-fn role(text: &str) -> anyhow::Result<Role> {
-    Role::parse(text).map_err(|e| anyhow::anyhow!(e.detail))
 }
 
 /// A password a person can type: 20 characters of URL-safe base64.
@@ -140,8 +147,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         AdminCommand::User(UserCommand::Create {
             name,
-            role: r,
-            tenants: t,
+            grant,
             password,
         }) => {
             let generated = password.is_none();
@@ -153,8 +159,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 .create_user(NewUser {
                     username: name,
                     password: password.clone(),
-                    role: role(&r)?,
-                    tenants: tenants(t),
+                    role: grant.role()?,
+                    tenants: grant.tenants(),
                     types: None,
                 })
                 .await
@@ -214,8 +220,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
         }
         AdminCommand::Key(KeyCommand::Create {
             name,
-            role: r,
-            tenants: t,
+            grant,
             types,
             expires,
         }) => {
@@ -230,8 +235,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 .create_key(
                     NewKey {
                         name,
-                        role: role(&r)?,
-                        tenants: tenants(t),
+                        role: grant.role()?,
+                        tenants: grant.tenants(),
                         types: (!types.is_empty()).then_some(types),
                         expires,
                     },

@@ -264,19 +264,10 @@ async fn insecure_on_loopback_says_so_on_every_answer() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "dothi --insecure on {listen} exited"
-        );
-        if let Ok(r) = http.get(format!("{base}/health")).send().await
-            && r.status() == 200
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not ready within 20 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Err(status) =
+        common::healthy_or_exited(&mut child, &http, &base, Duration::from_secs(20)).await
+    {
+        panic!("dothi --insecure on {listen} exited: {status}");
     }
     let requests = [
         http.get(format!("{base}/health")),

@@ -28,6 +28,8 @@ use crate::model::{Device, ServiceGroup};
 pub const GROUPS: &str = "iot.groups";
 /// Registry collection of the devices (key: device id).
 pub const DEVICES: &str = "iot.devices";
+/// Why a service group is refused when its API key is taken.
+const GROUP_TAKEN: &str = "a service group with this apikey already exists";
 
 /// What a lookup across tenants found.
 #[derive(Debug)]
@@ -189,6 +191,25 @@ impl Registry {
         written
     }
 
+    /// Creates records, all or none: 409 saying `taken` when one's key is taken (or is
+    /// given twice).
+    async fn create<T: Serialize>(
+        &self,
+        collection: &str,
+        tenant: &str,
+        records: Vec<(String, &T)>,
+        taken: &str,
+    ) -> Result<(), Error> {
+        self.put(collection, tenant, records, RegistryWrite::Create)
+            .await
+            .map_err(|e| match e.kind {
+                ErrorKind::AlreadyExists => {
+                    Error::already_exists(format!("{taken} (or is given twice)"))
+                }
+                _ => e,
+            })
+    }
+
     async fn delete(&self, collection: &str, tenant: &str, key: &str) -> Result<bool, Error> {
         let deleted = self
             .store
@@ -211,20 +232,11 @@ impl Registry {
                 .await
                 .map_err(store_error)?;
             if !elsewhere.is_empty() {
-                return Err(Error::already_exists(
-                    "a service group with this apikey already exists",
-                ));
+                return Err(Error::already_exists(GROUP_TAKEN));
             }
         }
         let records = groups.iter().map(|g| (g.apikey.clone(), g)).collect();
-        self.put(GROUPS, tenant, records, RegistryWrite::Create)
-            .await
-            .map_err(|e| match e.kind {
-                ErrorKind::AlreadyExists => Error::already_exists(
-                    "a service group with this apikey already exists (or is given twice)",
-                ),
-                _ => e,
-            })
+        self.create(GROUPS, tenant, records, GROUP_TAKEN).await
     }
 
     pub async fn group(&self, tenant: &str, apikey: &str) -> Result<Option<ServiceGroup>, Error> {
@@ -292,14 +304,8 @@ impl Registry {
             self.check_unique(tenant, d).await?;
         }
         let records = devices.iter().map(|d| (d.device_id.clone(), d)).collect();
-        self.put(DEVICES, tenant, records, RegistryWrite::Create)
-            .await
-            .map_err(|e| match e.kind {
-                ErrorKind::AlreadyExists => Error::already_exists(
-                    "a device with this device_id already exists (or is given twice)",
-                ),
-                _ => e,
-            })
+        let taken = "a device with this device_id already exists";
+        self.create(DEVICES, tenant, records, taken).await
     }
 
     pub async fn device(&self, tenant: &str, device_id: &str) -> Result<Option<Device>, Error> {

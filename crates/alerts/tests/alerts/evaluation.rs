@@ -22,6 +22,11 @@ fn rule(id: &str, condition: Value, extra: Value) -> Value {
     with(r, extra)
 }
 
+/// The condition "waterLevel >= `level`".
+fn level_at_least(level: f64) -> Value {
+    json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": level})
+}
+
 #[tokio::test]
 async fn a_comparison_with_hysteresis_fires_once_per_incident_and_clears() {
     let t0 = start_time();
@@ -255,12 +260,8 @@ async fn q_conditions_and_areas_select_what_fires() {
 async fn acknowledge_assign_and_resolve_by_hand_are_audited_and_a_resolved_incident_latches() {
     let t0 = start_time();
     let app = App::start(t0).await;
-    app.create_rule(rule(
-        "hand",
-        json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": 3.0}),
-        json!({}),
-    ))
-    .await;
+    app.create_rule(rule("hand", level_at_least(3.0), json!({})))
+        .await;
     let id = unique_id("WaterObserved");
     app.upsert(gauge(&id, 3.2, t0)).await;
     let list = app.until_alerts("hand", "fires", |l| l.len() == 1).await;
@@ -331,12 +332,8 @@ async fn acknowledge_assign_and_resolve_by_hand_are_audited_and_a_resolved_incid
 async fn deleting_a_rule_resolves_its_alerts() {
     let t0 = start_time();
     let app = App::start(t0).await;
-    app.create_rule(rule(
-        "gone",
-        json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": 3.0}),
-        json!({}),
-    ))
-    .await;
+    app.create_rule(rule("gone", level_at_least(3.0), json!({})))
+        .await;
     let id = unique_id("WaterObserved");
     app.upsert(gauge(&id, 3.2, t0)).await;
     app.until_alerts("gone", "fires", |l| l.len() == 1).await;
@@ -352,12 +349,8 @@ async fn deleting_a_rule_resolves_its_alerts() {
 async fn the_live_stream_sends_open_alerts_then_each_change() {
     let t0 = start_time();
     let app = App::start(t0).await;
-    app.create_rule(rule(
-        "live",
-        json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": 3.0}),
-        json!({}),
-    ))
-    .await;
+    app.create_rule(rule("live", level_at_least(3.0), json!({})))
+        .await;
     let id = unique_id("WaterObserved");
     app.upsert(gauge(&id, 3.5, t0)).await;
     app.until_alerts("live", "fires", |l| l.len() == 1).await;
@@ -438,12 +431,8 @@ async fn a_burst_longer_than_the_change_feed_is_evaluated_without_a_full_pass() 
     const GAUGES: usize = 300;
     let t0 = start_time();
     let app = App::start(t0).await;
-    app.create_rule(rule(
-        "burst",
-        json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": 5.0}),
-        json!({}),
-    ))
-    .await;
+    app.create_rule(rule("burst", level_at_least(5.0), json!({})))
+        .await;
     let ids: Vec<String> = (0..GAUGES).map(|_| unique_id("WaterObserved")).collect();
     let round = |level: f64| -> Value { ids.iter().map(|id| gauge(id, level, t0)).collect() };
     // More changes than the feed holds, written as fast as the hub takes them, all
@@ -480,12 +469,8 @@ async fn a_burst_longer_than_the_change_feed_is_evaluated_without_a_full_pass() 
 async fn two_writes_of_one_gauge_evaluated_together_are_judged_on_the_later() {
     let t0 = start_time();
     let app = App::start(t0).await;
-    app.create_rule(rule(
-        "later",
-        json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": 5.0}),
-        json!({}),
-    ))
-    .await;
+    app.create_rule(rule("later", level_at_least(5.0), json!({})))
+        .await;
     let id = unique_id("WaterObserved");
     app.upsert(gauge(&id, 1.0, t0)).await;
     app.settle().await;
@@ -519,7 +504,7 @@ async fn changes_lost_by_a_lagging_feed_are_read_and_still_raise_the_alert() {
     let watched = unique_id("WaterObserved");
     app.create_rule(rule(
         "lagged",
-        json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": 5.0}),
+        level_at_least(5.0),
         json!({"scope": {"type": "WaterObserved", "ids": [watched]}}),
     ))
     .await;

@@ -91,12 +91,12 @@ pub(super) fn parcels(d: &mut Demo) -> Result<()> {
                     why: format!("no room for a parcel in {}", unit.full_name),
                 })?;
             let (centre, ring) = corners;
-            let mut e = d.base(
+            let mut e = d.base_in_unit(
                 &id,
                 "AgriParcel",
                 (
-                    &format!("Thửa {} {} – {}", vi.to_lowercase(), n + 1, unit.full_name),
-                    &format!("{en} parcel {} – {}", n + 1, unit.full_name_en),
+                    &format!("Thửa {} {}", vi.to_lowercase(), n + 1),
+                    &format!("{en} parcel {}", n + 1),
                 ),
                 unit,
                 centre,

@@ -123,12 +123,12 @@ pub(super) fn offices(d: &mut Demo) -> Result<()> {
                     1 => "outOfCash",
                     _ => "inService",
                 };
-                let e = d.base(
+                let e = d.base_in_unit(
                     &atm,
                     "PointOfInterest",
                     (
-                        &format!("ATM {bank} {n}.{k} – {}", unit.full_name),
-                        &format!("{bank} ATM {n}.{k} – {}", unit.full_name_en),
+                        &format!("ATM {bank} {n}.{k}"),
+                        &format!("{bank} ATM {n}.{k}"),
                     ),
                     unit,
                     p,

@@ -47,10 +47,7 @@ const REAL_SHOPS: usize = 5;
 
 pub(super) fn markets(d: &mut Demo) -> Result<()> {
     for (vi, en, code, near, categories) in NAMED_MARKETS {
-        let id = format!("urn:ngsi-ld:PointOfInterest:demo-{}", super::slug(vi));
-        let unit = d.unit(code)?;
-        let at = d.known(&id, unit, near)?;
-        let e = d.base(&id, "PointOfInterest", (vi, en), unit, at);
+        let e = d.landmark("PointOfInterest", (vi, en), code, near)?;
         d.push(
             e,
             json!({
@@ -65,9 +62,7 @@ pub(super) fn markets(d: &mut Demo) -> Result<()> {
             continue;
         }
         let id = format!("urn:ngsi-ld:PointOfInterest:demo-market-{}", unit.code);
-        let mut rng = Rng::new(&id);
-        let at = d.anywhere(&id, unit, &mut rng)?;
-        let e = d.base(
+        let (e, mut rng) = d.commune_place(
             &id,
             "PointOfInterest",
             (
@@ -75,8 +70,7 @@ pub(super) fn markets(d: &mut Demo) -> Result<()> {
                 &format!("{} Market", unit.name_en),
             ),
             unit,
-            at,
-        );
+        )?;
         d.push(
             e,
             json!({

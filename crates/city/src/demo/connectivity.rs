@@ -2,9 +2,9 @@
 //! indicators. The figures are demo: higher in wards, lower in the mountains.
 
 use super::Demo;
+use crate::Result;
 use crate::admin::UnitKind;
 use crate::rng::Rng;
-use crate::{Error, Result};
 
 /// Units in the mountains and on the western plateau, where coverage is thinnest.
 pub(super) const REMOTE: [&str; 22] = [
@@ -23,15 +23,7 @@ pub(super) fn coverage(d: &mut Demo) -> Result<()> {
             _ if remote => ((35.0, 65.0), (5.0, 35.0)),
             _ => ((60.0, 88.0), (30.0, 70.0)),
         };
-        // One label position per unit: the point inside nearest the middle of its box.
-        let [x0, y0, x1, y1] = unit.shape.bbox();
-        let at = unit
-            .shape
-            .place([(x0 + x1) / 2.0, (y0 + y1) / 2.0], super::MARGIN_M)
-            .ok_or_else(|| Error::Placement {
-                what: format!("coverage of {}", unit.code),
-                why: "no position inside".into(),
-            })?;
+        let at = d.label("coverage", unit)?;
         for (slug, range, vi, en) in [
             (
                 "broadband",

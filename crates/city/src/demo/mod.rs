@@ -188,6 +188,36 @@ impl<'a> Demo<'a> {
         Ok(placed)
     }
 
+    /// The attributes of a named place of type `kind` at its approximate coordinates in
+    /// unit `code`; its id is `urn:ngsi-ld:{kind}:demo-{slug of its Vietnamese name}`.
+    fn landmark(
+        &mut self,
+        kind: &str,
+        name: (&str, &str),
+        code: &str,
+        near: Position,
+    ) -> Result<Map<String, Value>> {
+        let id = format!("urn:ngsi-ld:{kind}:demo-{}", slug(name.0));
+        let unit = self.unit(code)?;
+        let at = self.known(&id, unit, near)?;
+        Ok(self.base(&id, kind, name, unit, at))
+    }
+
+    /// The attributes of a commune's own place `id` of type `kind`, drawn anywhere
+    /// inside `unit` by a generator seeded with its id; the generator goes on to draw
+    /// the place's figures.
+    fn commune_place(
+        &self,
+        id: &str,
+        kind: &str,
+        name: (&str, &str),
+        unit: &AdminUnit,
+    ) -> Result<(Map<String, Value>, Rng)> {
+        let mut rng = Rng::new(id);
+        let at = self.anywhere(id, unit, &mut rng)?;
+        Ok((self.base(id, kind, name, unit, at), rng))
+    }
+
     /// A position drawn anywhere inside `unit`.
     fn anywhere(&self, id: &str, unit: &AdminUnit, rng: &mut Rng) -> Result<Position> {
         unit.shape
@@ -260,6 +290,21 @@ impl<'a> Demo<'a> {
         }
     }
 
+    /// The attributes of one of a commune's things, named "{name} – {commune}" in
+    /// both languages.
+    fn base_in_unit(
+        &self,
+        id: &str,
+        kind: &str,
+        name: (&str, &str),
+        unit: &AdminUnit,
+        at: Position,
+    ) -> Map<String, Value> {
+        let vi = format!("{} – {}", name.0, unit.full_name);
+        let en = format!("{} – {}", name.1, unit.full_name_en);
+        self.base(id, kind, (&vi, &en), unit, at)
+    }
+
     /// The attributes of a commune's demo KPI `slug`
     /// (`urn:ngsi-ld:KeyPerformanceIndicator:demo-{slug}-{code}`), named after the KPI
     /// and the commune.
@@ -274,9 +319,7 @@ impl<'a> Demo<'a> {
             "urn:ngsi-ld:KeyPerformanceIndicator:demo-{slug}-{}",
             unit.code
         );
-        let vi = format!("{} – {}", name.0, unit.full_name);
-        let en = format!("{} – {}", name.1, unit.full_name_en);
-        self.base(&id, "KeyPerformanceIndicator", (&vi, &en), unit, at)
+        self.base_in_unit(&id, "KeyPerformanceIndicator", name, unit, at)
     }
 
     /// The attributes of a commune's KPI in per cent from a manual survey, reported

@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use super::{Demo, Landmark, prop, slug};
+use super::{Demo, Landmark, prop};
 use crate::Result;
 use crate::admin::UnitKind;
 use crate::geom::Position;
@@ -42,10 +42,7 @@ const POINTS_OF_INTEREST: [Landmark; 24] = [
 
 pub(super) fn points_of_interest(d: &mut Demo) -> Result<()> {
     for (vi, en, code, near, categories) in POINTS_OF_INTEREST {
-        let id = format!("urn:ngsi-ld:PointOfInterest:demo-{}", slug(vi));
-        let unit = d.unit(code)?;
-        let at = d.known(&id, unit, near)?;
-        let e = d.base(&id, "PointOfInterest", (vi, en), unit, at);
+        let e = d.landmark("PointOfInterest", (vi, en), code, near)?;
         d.push(e, json!({"category": prop(categories)}));
     }
     Ok(())
@@ -76,10 +73,7 @@ const HOSPITALS: [(&str, &str, &str, Position, u32); 17] = [
 pub(super) fn health(d: &mut Demo) -> Result<()> {
     let mut rng = Rng::new("health");
     for (vi, en, code, near, beds) in HOSPITALS {
-        let id = format!("urn:ngsi-ld:Hospital:demo-{}", slug(vi));
-        let unit = d.unit(code)?;
-        let at = d.known(&id, unit, near)?;
-        let e = d.base(&id, "Hospital", (vi, en), unit, at);
+        let e = d.landmark("Hospital", (vi, en), code, near)?;
         let category = if vi.starts_with("Bệnh viện") {
             "generalHospital"
         } else {
@@ -95,9 +89,7 @@ pub(super) fn health(d: &mut Demo) -> Result<()> {
     // Every commune-level unit has a health station (trạm y tế).
     for unit in d.all {
         let id = format!("urn:ngsi-ld:MedicalClinic:demo-{}", unit.code);
-        let mut rng = Rng::new(&id);
-        let at = d.anywhere(&id, unit, &mut rng)?;
-        let e = d.base(
+        let (e, mut rng) = d.commune_place(
             &id,
             "MedicalClinic",
             (
@@ -105,8 +97,7 @@ pub(super) fn health(d: &mut Demo) -> Result<()> {
                 &format!("{} Health Station", unit.full_name_en),
             ),
             unit,
-            at,
-        );
+        )?;
         let attrs = json!({
             "category": prop(json!(["communeHealthStation"])),
             "staff": prop(3 + rng.below(6)),
@@ -128,15 +119,12 @@ const NAMED_SCHOOLS: [(&str, &str, &str, Position, &str); 4] = [
 pub(super) fn schools(d: &mut Demo) -> Result<()> {
     let mut rng = Rng::new("schools");
     for (vi, en, code, near, level) in NAMED_SCHOOLS {
-        let id = format!("urn:ngsi-ld:School:demo-{}", slug(vi));
-        let unit = d.unit(code)?;
-        let at = d.known(&id, unit, near)?;
+        let e = d.landmark("School", (vi, en), code, near)?;
         let students = if level == "university" {
             2000 + rng.below(4000)
         } else {
             700 + rng.below(500)
         };
-        let e = d.base(&id, "School", (vi, en), unit, at);
         let attrs = json!({"educationLevel": prop(level), "numberOfStudents": prop(students)});
         d.push(e, attrs);
     }
@@ -156,9 +144,7 @@ pub(super) fn schools(d: &mut Demo) -> Result<()> {
             ),
         ] {
             let id = format!("urn:ngsi-ld:School:demo-{}-{level}", unit.code);
-            let mut rng = Rng::new(&id);
-            let at = d.anywhere(&id, unit, &mut rng)?;
-            let e = d.base(
+            let (e, mut rng) = d.commune_place(
                 &id,
                 "School",
                 (
@@ -166,8 +152,7 @@ pub(super) fn schools(d: &mut Demo) -> Result<()> {
                     &format!("{} {en}", unit.name_en),
                 ),
                 unit,
-                at,
-            );
+            )?;
             let attrs = json!({
                 "educationLevel": prop(level),
                 "numberOfStudents": prop(pupils.0 + rng.below(pupils.1 - pupils.0)),

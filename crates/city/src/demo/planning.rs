@@ -105,12 +105,12 @@ fn ward_zones(
             })?;
         placed.push((at, radius));
         let (land_use, vi, en, floors, density, coefficient) = LAND_USES[(n - 1) % LAND_USES.len()];
-        let mut e = d.base(
+        let mut e = d.base_in_unit(
             &id,
             "UrbanPlanningZone",
             (
-                &format!("Khu {n:02} – {vi} – {}", unit.full_name),
-                &format!("Zone {n:02} – {en} – {}", unit.full_name_en),
+                &format!("Khu {n:02} – {vi}"),
+                &format!("Zone {n:02} – {en}"),
             ),
             unit,
             at,
@@ -272,12 +272,12 @@ pub(super) fn permits(d: &mut Demo) -> Result<()> {
             } else {
                 ("issued", Some(decided))
             };
-            let e = d.base(
+            let e = d.base_in_unit(
                 &id,
                 "BuildingPermit",
                 (
-                    &format!("Giấy phép xây dựng {n:04} – {}", unit.full_name),
-                    &format!("Building permit {n:04} – {}", unit.full_name_en),
+                    &format!("Giấy phép xây dựng {n:04}"),
+                    &format!("Building permit {n:04}"),
                 ),
                 unit,
                 at,

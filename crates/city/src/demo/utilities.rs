@@ -61,12 +61,12 @@ pub(super) fn street_lights(d: &mut Demo) -> Result<()> {
                 } else {
                     ("off", 0.0)
                 };
-                let e = d.base(
+                let e = d.base_in_unit(
                     &id,
                     "Streetlight",
                     (
-                        &format!("Đèn đường {n:04} – {}", unit.full_name),
-                        &format!("Street light {n:04} – {}", unit.full_name_en),
+                        &format!("Đèn đường {n:04}"),
+                        &format!("Street light {n:04}"),
                     ),
                     unit,
                     p,
@@ -99,12 +99,12 @@ pub(super) fn meters(d: &mut Demo) -> Result<()> {
             let voltage = rng.value(220.0, 232.0, 1);
             let power_factor = rng.value(0.85, 0.99, 2);
             let current = Rng::round(power_kw * 1000.0 / (voltage * power_factor), 2);
-            let e = d.base(
+            let e = d.base_in_unit(
                 &id,
                 "ACMeasurement",
                 (
-                    &format!("Công tơ điện {n:04} – {}", unit.full_name),
-                    &format!("Electricity meter {n:04} – {}", unit.full_name_en),
+                    &format!("Công tơ điện {n:04}"),
+                    &format!("Electricity meter {n:04}"),
                 ),
                 unit,
                 at,
@@ -132,12 +132,12 @@ pub(super) fn meters(d: &mut Demo) -> Result<()> {
                 )
                 .unwrap_or(at);
             let leak = rng.chance(0.04);
-            let e = d.base(
+            let e = d.base_in_unit(
                 &id,
                 "WaterConsumptionObserved",
                 (
-                    &format!("Đồng hồ nước {n:04} – {}", unit.full_name),
-                    &format!("Water meter {n:04} – {}", unit.full_name_en),
+                    &format!("Đồng hồ nước {n:04}"),
+                    &format!("Water meter {n:04}"),
                 ),
                 unit,
                 at,

@@ -60,7 +60,7 @@ pub fn quiet_dothi(args: impl IntoIterator<Item = impl AsRef<std::ffi::OsStr>>) 
 
 /// Waits until `base`/health answers 200 (checked every 50 ms), panicking when
 /// `patience` runs out; how long it took, or `child`'s exit status when it exits first.
-async fn healthy_or_exited(
+pub async fn healthy_or_exited(
     child: &mut Child,
     client: &reqwest::Client,
     base: &str,

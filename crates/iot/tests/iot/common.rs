@@ -166,6 +166,16 @@ impl App {
         }
     }
 
+    /// A tenant of its own (named after `prefix`) with one service group: `group` and
+    /// an API key of its own. Returns (tenant, apikey).
+    pub async fn tenant_with_group(&self, prefix: &str, mut group: Value) -> (String, String) {
+        let tenant = unique(prefix);
+        let apikey = unique("key");
+        group["apikey"] = Value::String(apikey.clone());
+        self.provision_group(&tenant, group).await;
+        (tenant, apikey)
+    }
+
     /// POST /iot/services with one group, asserting 201.
     pub async fn provision_group(&self, tenant: &str, group: Value) {
         self.provision(tenant, "services", "a group", group).await;

@@ -9,16 +9,15 @@ use crate::common::{App, assert_problem, send, unique};
 #[tokio::test]
 async fn http_measures_are_written_before_the_answer() {
     let app = App::start().await;
-    let tenant = unique("http");
-    let apikey = unique("key");
-    app.provision_group(
-        &tenant,
-        json!({"apikey": apikey, "entity_type": "WaterObserved", "autoprovision": false,
-               "attributes": [{"object_id": "l", "name": "height", "type": "Number",
-                               "metadata": {"unitCode": {"type": "Text", "value": "MTR"}}}],
-               "static_attributes": [{"name": "location", "type": "geo:point", "value": "16.75, 107.19"}]}),
-    )
-    .await;
+    let (tenant, apikey) = app
+        .tenant_with_group(
+            "http",
+            json!({"entity_type": "WaterObserved", "autoprovision": false,
+                   "attributes": [{"object_id": "l", "name": "height", "type": "Number",
+                                   "metadata": {"unitCode": {"type": "Text", "value": "MTR"}}}],
+                   "static_attributes": [{"name": "location", "type": "geo:point", "value": "16.75, 107.19"}]}),
+        )
+        .await;
     app.provision_device(
         &tenant,
         json!({"device_id": "thach-han", "entity_name": "urn:ngsi-ld:WaterObserved:thach-han"}),
@@ -131,14 +130,13 @@ async fn http_measures_are_written_before_the_answer() {
 #[tokio::test]
 async fn provisioning_changes_apply_to_the_next_measure() {
     let app = App::start().await;
-    let tenant = unique("lookups");
-    let apikey = unique("key");
-    app.provision_group(
-        &tenant,
-        json!({"apikey": apikey, "entity_type": "WaterObserved", "autoprovision": false,
-               "attributes": [{"object_id": "l", "name": "height", "type": "Number"}]}),
-    )
-    .await;
+    let (tenant, apikey) = app
+        .tenant_with_group(
+            "lookups",
+            json!({"entity_type": "WaterObserved", "autoprovision": false,
+                   "attributes": [{"object_id": "l", "name": "height", "type": "Number"}]}),
+        )
+        .await;
     app.provision_device(
         &tenant,
         json!({"device_id": "hieu", "entity_name": "urn:ngsi-ld:WaterObserved:hieu"}),

@@ -9,15 +9,14 @@ use crate::common::{App, BROKER, Publisher, Relay, WAIT, mqtt_messages, send, un
 /// A tenant with a thermometer: `t` → temperature (Number, CEL), `h` → humidity, a
 /// static category. Returns (tenant, apikey, device id, entity id).
 async fn thermometer(app: &App) -> (String, String, String, String) {
-    let tenant = unique("mqtt");
-    let apikey = unique("key");
+    let (tenant, apikey) = app
+        .tenant_with_group(
+            "mqtt",
+            json!({"entity_type": "Thermometer", "autoprovision": false,
+                   "static_attributes": [{"name": "category", "type": "Text", "value": "sensor"}]}),
+        )
+        .await;
     let device = unique("thermo");
-    app.provision_group(
-        &tenant,
-        json!({"apikey": apikey, "entity_type": "Thermometer", "autoprovision": false,
-               "static_attributes": [{"name": "category", "type": "Text", "value": "sensor"}]}),
-    )
-    .await;
     app.provision_device(
         &tenant,
         json!({
@@ -197,15 +196,14 @@ async fn unknown_apikeys_and_devices_are_dropped_and_counted() {
 #[tokio::test]
 async fn a_group_with_autoprovision_provisions_new_devices() {
     let app = App::start().await;
-    let tenant = unique("auto");
-    let apikey = unique("key");
-    app.provision_group(
-        &tenant,
-        json!({"apikey": apikey, "entity_type": "AirQualityObserved", "autoprovision": true,
-               "attributes": [{"object_id": "p", "name": "pm25", "type": "Number",
-                               "metadata": {"unitCode": {"type": "Text", "value": "GQ"}}}]}),
-    )
-    .await;
+    let (tenant, apikey) = app
+        .tenant_with_group(
+            "auto",
+            json!({"entity_type": "AirQualityObserved", "autoprovision": true,
+                   "attributes": [{"object_id": "p", "name": "pm25", "type": "Number",
+                                   "metadata": {"unitCode": {"type": "Text", "value": "GQ"}}}]}),
+        )
+        .await;
     let device = unique("aq");
     let mut publisher = Publisher::connect().await;
     publisher
@@ -332,13 +330,12 @@ async fn the_agent_reconnects_after_the_connection_is_cut() {
 #[tokio::test]
 async fn a_burst_of_messages_never_stalls_the_agent() {
     let app = App::start().await;
-    let tenant = unique("burst");
-    let apikey = unique("key");
-    app.provision_group(
-        &tenant,
-        json!({"apikey": apikey, "entity_type": "Gauge", "autoprovision": true}),
-    )
-    .await;
+    let (tenant, apikey) = app
+        .tenant_with_group(
+            "burst",
+            json!({"entity_type": "Gauge", "autoprovision": true}),
+        )
+        .await;
     let mut publisher = Publisher::connect().await;
     for i in 0..3_000u32 {
         let topic = format!("/json/{apikey}/gauge-{}/attrs", i % 40);

@@ -107,9 +107,8 @@ async fn service_groups_are_created_listed_changed_and_deleted() {
 #[tokio::test]
 async fn devices_are_created_listed_paged_changed_and_deleted() {
     let app = App::start().await;
-    let tenant = unique("devices");
-    let apikey = unique("key");
-    app.provision_group(&tenant, json!({"apikey": apikey, "entity_type": "Gauge"}))
+    let (tenant, apikey) = app
+        .tenant_with_group("devices", json!({"entity_type": "Gauge"}))
         .await;
     let devices: Vec<Value> = (0..5)
         .map(|i| {
