@@ -298,7 +298,7 @@ impl GeoFilter {
 
     /// Whether an entity's geometry stands in the asked relation to the reference.
     pub fn matches(&self, geometry: &Geometry) -> bool {
-        use geo::{Distance, Haversine, HaversineClosestPoint, Intersects, Relate};
+        use geo::{Contains, Distance, Haversine, HaversineClosestPoint, Intersects, Relate};
         let g = geometry.to_geo();
         match self.query.georel {
             GeoRel::Near {
@@ -320,7 +320,14 @@ impl GeoFilter {
                 max_distance.is_none_or(|d| distance <= d)
                     && min_distance.is_none_or(|d| distance >= d)
             }
-            GeoRel::Within => g.relate(&self.reference).is_within(),
+            // A point is within an area when it lies in its interior (not on its
+            // edge): what `contains` answers directly, without the relate matrix
+            // that a map's query would otherwise build for every candidate.
+            GeoRel::Within => match (&g, &self.reference) {
+                (geo::Geometry::Point(p), geo::Geometry::Polygon(area)) => area.contains(p),
+                (geo::Geometry::Point(p), geo::Geometry::MultiPolygon(area)) => area.contains(p),
+                _ => g.relate(&self.reference).is_within(),
+            },
             GeoRel::Contains => g.relate(&self.reference).is_contains(),
             GeoRel::Intersects => g.intersects(&self.reference),
             GeoRel::Disjoint => !g.intersects(&self.reference),
@@ -503,5 +510,38 @@ mod tests {
         assert!(near(Some(10.0), None).matches(&square));
         let (x0, y0, x1, y1) = near(Some(2000.0), None).search_box().unwrap();
         assert!(x0 < 107.1 && x1 > 107.1 && y0 < 16.79 && y1 > 16.81);
+    }
+
+    /// `within` tests a point by `contains`, every other geometry by the relate matrix:
+    /// both agree on points inside, outside, on edges and vertices, and in holes.
+    #[test]
+    fn a_point_within_an_area_agrees_with_the_relate_matrix() {
+        use geo::Relate;
+        let areas = [
+            json!({"type": "Polygon", "coordinates": [[[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0], [0.0, 0.0]],
+                                                      [[1.0, 1.0], [2.0, 1.0], [2.0, 2.0], [1.0, 2.0], [1.0, 1.0]]]}),
+            json!({"type": "MultiPolygon", "coordinates": [[[[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 0.0]]],
+                                                           [[[3.0, 3.0], [5.0, 3.0], [5.0, 5.0], [3.0, 5.0], [3.0, 3.0]]]]}),
+        ];
+        for area in &areas {
+            let area = Geometry::from_geojson(area).unwrap();
+            let filter = GeoFilter::new(GeoQuery {
+                georel: GeoRel::Within,
+                geometry: area.clone(),
+                geoproperty: "location".into(),
+            })
+            .unwrap();
+            let mut inside = 0;
+            // Every half unit from -1 to 6: vertices, edges, holes, inside and out.
+            for i in -2..=12 {
+                for j in -2..=12 {
+                    let point = Geometry::Point([f64::from(i) / 2.0, f64::from(j) / 2.0]);
+                    let by_relate = point.to_geo().relate(&area.to_geo()).is_within();
+                    assert_eq!(filter.matches(&point), by_relate, "{point:?} in {area:?}");
+                    inside += usize::from(by_relate);
+                }
+            }
+            assert!(inside > 0, "some points are inside {area:?}");
+        }
     }
 }

@@ -88,6 +88,14 @@ impl OrderBy {
         }
     }
 
+    /// The attributes the order reads (the attribute of each path key).
+    pub fn attributes(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().filter_map(|(k, _)| match k {
+            SortKey::Path(p) => Some(p.attr.as_str()),
+            _ => None,
+        })
+    }
+
     /// How `a` compares with `b` in this order.
     pub fn compare(&self, a: &Entity, b: &Entity) -> Ordering {
         for (key, descending) in &self.keys {

@@ -43,6 +43,30 @@ pub struct EntityQuery {
 }
 
 impl EntityQuery {
+    /// The attributes a candidate is read with when the model tests it: with a
+    /// projection ([`EntityQuery::only_attrs`]), those it shows and those the
+    /// conditions and the order read (the others are scanned past, never built);
+    /// `None` (the whole entity) without one.
+    pub(crate) fn attributes_read(&self) -> Option<Vec<String>> {
+        let mut names = self.only_attrs.clone()?;
+        let mut add = |name: &str| {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        };
+        self.attrs.iter().for_each(|a| add(a));
+        if let Some(q) = &self.q {
+            q.expr().attributes().into_iter().for_each(&mut add);
+        }
+        if let Some(g) = &self.geo {
+            add(&g.query.geoproperty);
+        }
+        if let Some(order) = &self.order {
+            order.attributes().for_each(&mut add);
+        }
+        Some(names)
+    }
+
     /// Whether an entity matches every condition: the final word on a candidate.
     pub fn matches(&self, e: &Entity) -> bool {
         (self.ids.is_empty() || self.ids.contains(&e.id))

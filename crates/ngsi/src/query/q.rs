@@ -43,6 +43,28 @@ impl QExpr {
             QExpr::Term(term) => QExpr::Term(term.map_attrs(f)),
         }
     }
+
+    /// The attributes the expression reads (each term's attribute, once each): what an
+    /// entity must hold for the expression to be tested on it.
+    pub fn attributes(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect_attributes(&mut out);
+        out
+    }
+
+    fn collect_attributes<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            QExpr::And(items) | QExpr::Or(items) => {
+                items.iter().for_each(|e| e.collect_attributes(out));
+            }
+            QExpr::Term(term) => {
+                let attr = term.path().attr.as_str();
+                if !out.contains(&attr) {
+                    out.push(attr);
+                }
+            }
+        }
+    }
 }
 
 impl QTerm {
@@ -599,6 +621,12 @@ mod tests {
 
     use CompareOp::*;
     use QExpr::{And, Or};
+
+    #[test]
+    fn names_the_attributes_it_reads_once_each() {
+        let q = parse_q("a>1;(b.c==2|!d|a[x]==\"y\");e.observedAt<2020-01-01T00:00:00Z").unwrap();
+        assert_eq!(q.attributes(), ["a", "b", "d", "e"]);
+    }
 
     #[test]
     fn parses_terms_and_paths() {

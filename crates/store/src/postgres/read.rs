@@ -96,10 +96,16 @@ pub async fn query(
     sql.push(" ORDER BY e.rowid");
     let mut select = Sql::new(PG);
     select.push("SELECT e.id, ");
-    match &q.only_attrs {
-        // Only the attributes asked leave the database; when the model tests the
-        // entities it needs them whole.
-        Some(names) if exact => {
+    // Only the attributes asked leave the database: those the answer shows when SQL
+    // decides, with those the conditions and the order read when the model tests the
+    // candidates (the whole entity without a projection).
+    let read = if exact {
+        q.only_attrs.clone()
+    } else {
+        q.attributes_read()
+    };
+    match &read {
+        Some(names) => {
             select.push("jsonb_set(e.doc, '{a}', ");
             if names.is_empty() {
                 select.push("'{}'::jsonb");
@@ -110,7 +116,7 @@ pub async fn query(
             }
             select.push(")::text");
         }
-        _ => select.push("e.doc::text"),
+        None => select.push("e.doc::text"),
     }
     select.push(", e.rowid");
     select.append(sql);
@@ -161,7 +167,8 @@ pub async fn query(
     pin_mut!(stream);
     let mut page = Filtered::new(q);
     while let Some(row) = stream.try_next().await.map_err(pg_error)? {
-        if !page.offer(parse_doc(row.get(0), row.get(1))?, row.get(2)) {
+        let candidate = crate::project::parse(row.get(0), row.get(1), read.as_deref())?;
+        if !page.offer(candidate, row.get(2)) {
             break;
         }
     }

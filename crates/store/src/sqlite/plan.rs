@@ -323,8 +323,12 @@ fn run_filtered(c: &Connection, sql: Sql, q: &EntityQuery) -> StoreResult<QueryP
         .query(params_from_iter(sql.params.iter()))
         .map_err(sql_error)?;
     let mut page = Filtered::new(q);
+    let read = q.attributes_read();
     while let Some(row) = rows.next().map_err(sql_error)? {
-        if !page.offer(read_entity(row, None)?, row.get(0).map_err(sql_error)?) {
+        if !page.offer(
+            read_entity(row, read.as_deref())?,
+            row.get(0).map_err(sql_error)?,
+        ) {
             break;
         }
     }
