@@ -614,3 +614,133 @@ async fn the_next_submission_sees_a_category_changed_through_the_hub() {
     assert_eq!(deleted.status, 204, "{}", deleted.text);
     assert_eq!(agency_given(&app, "cot-dien-nghieng").await, Err(400));
 }
+
+/// A list with a limit (Open311's `requests`, the map) is read by a quicker path than
+/// a whole list: it must give exactly the first reports of the whole list, whatever the
+/// filter, with reports made at the same instant, on a box's edge, urgent or not.
+#[tokio::test]
+async fn a_limited_list_is_the_head_of_the_whole_list() {
+    let app = App::start().await;
+    app.categories().await;
+    let times = [
+        "2026-03-01T08:00:00Z",
+        "2026-03-01T08:00:00.250Z",
+        "2026-03-01T08:00:00.750Z",
+        "2026-03-01T08:00:01Z",
+        "2026-03-02T09:30:00Z",
+    ];
+    let mut made = 0;
+    for (t, time) in times.iter().enumerate() {
+        app.clock.set(time);
+        // Several reports at the same instant: they are ordered by id.
+        for i in 0..6 {
+            // Ordinary and urgent categories, on a small grid whose column 2 lies on
+            // the edge of the box below.
+            let code = if (t + i) % 3 == 0 {
+                "cay-do-chan-duong"
+            } else {
+                "duong-hu-hong"
+            };
+            let lat = format!("{:.3}", 16.812 + 0.001 * ((t + i) % 5) as f64);
+            let lon = format!("{:.3}", 107.090 + 0.001 * (i % 4) as f64);
+            let answer = app
+                .form(
+                    &app.admin,
+                    "/open311/v2/requests.json",
+                    &[
+                        ("service_code", code),
+                        ("lat", &lat),
+                        ("long", &lon),
+                        ("description", "Cây đổ, đường hư hỏng"),
+                    ],
+                )
+                .await;
+            assert_eq!(answer.status, 201, "{}", answer.text);
+            made += 1;
+        }
+    }
+    let at = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .expect("a time")
+            .with_timezone(&chrono::Utc)
+    };
+    let filters = [
+        ("every report", reports::ReportFilter::default()),
+        (
+            "a box, one column on its edge",
+            reports::ReportFilter {
+                bbox: Some([107.0905, 16.8125, 107.092, 16.816]),
+                ..Default::default()
+            },
+        ),
+        (
+            "open, of one category",
+            reports::ReportFilter {
+                status: Some("open".into()),
+                service_codes: vec!["duong-hu-hong".into()],
+                ..Default::default()
+            },
+        ),
+        (
+            "urgent",
+            reports::ReportFilter {
+                urgent: Some(true),
+                ..Default::default()
+            },
+        ),
+        (
+            "not urgent, in a box",
+            reports::ReportFilter {
+                urgent: Some(false),
+                bbox: Some([107.0, 16.0, 107.0915, 16.9]),
+                ..Default::default()
+            },
+        ),
+        (
+            "a period starting and ending within a second",
+            reports::ReportFilter {
+                start: Some(at("2026-03-01T08:00:00.100Z")),
+                end: Some(at("2026-03-01T08:00:00.900Z")),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (what, filter) in filters {
+        let whole = app.reports.list(&filter).await.expect("the whole list");
+        assert!(
+            !whole.is_empty() && whole.len() <= made,
+            "{what}: {}",
+            whole.len()
+        );
+        assert!(
+            whole.windows(2).all(|w| {
+                (w[0].requested_datetime, &w[0].service_request_id)
+                    > (w[1].requested_datetime, &w[1].service_request_id)
+            }),
+            "{what}: newest first, then by id"
+        );
+        let ids = |list: &[reports::Report]| -> Vec<String> {
+            list.iter().map(|r| r.service_request_id.clone()).collect()
+        };
+        for limit in [1, 2, 5, 7, whole.len(), 100] {
+            let head = app
+                .reports
+                .list(&reports::ReportFilter {
+                    limit,
+                    ..filter.clone()
+                })
+                .await
+                .expect("a limited list");
+            assert_eq!(
+                ids(&head),
+                ids(&whole[..limit.min(whole.len())]),
+                "{what}, the first {limit}"
+            );
+            assert_eq!(
+                head,
+                whole[..limit.min(whole.len())],
+                "{what}: whole reports"
+            );
+        }
+    }
+}
