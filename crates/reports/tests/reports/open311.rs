@@ -705,6 +705,12 @@ async fn a_limited_list_is_the_head_of_the_whole_list() {
             },
         ),
     ];
+    let nowhere = reports::ReportFilter {
+        bbox: Some([106.5, 17.4, 106.7, 17.5]),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(app.reports.list(&nowhere).await.expect("a list"), []);
     for (what, filter) in filters {
         let whole = app.reports.list(&filter).await.expect("the whole list");
         assert!(
