@@ -209,9 +209,15 @@ test('the explorer finds an entity and exports it', async () => {
   );
   assert.equal(collection.features[0].geometry.type, 'Point');
 
-  // A row opens the entity on the map.
+  // A row opens the entity on the map. The panel may still show the gauge an earlier
+  // test opened: wait for it to show this one.
   await row.click();
   await page.waitForSelector('#view-map.active #panel:not([hidden])');
+  await page
+    .waitForFunction(() => /Thạch Hãn/.test(document.querySelector('.panel-title')?.textContent || ''), null, {
+      timeout: 10_000,
+    })
+    .catch(() => {});
   assert.match(await page.locator('.panel-title').innerText(), /Thạch Hãn/);
 });
 

@@ -387,6 +387,30 @@ async fn q_agrees_with_the_model(store: &Arc<dyn Store>, tenant: &str, all: &[En
             agrees_with_the_model(store, tenant, all, query, &format!("q={q} type={t:?}")).await;
         }
     }
+    // A few ids asked (they drive the query), with a type, a `q`, and an id that no
+    // entity has.
+    let some_ids: Vec<String> = all
+        .iter()
+        .step_by(7)
+        .map(|e| e.id.clone())
+        .chain(["urn:q:none".to_string()])
+        .collect();
+    for q in [None, Some("level>5"), Some("status==\"alarm\"")] {
+        for t in types {
+            let query = EntityQuery {
+                ids: some_ids.clone(),
+                types: t.map(|t| parse_type_expr(t).unwrap().map_names(&|n| ctx.expand(n))),
+                q: q.map(|q| {
+                    QFilter::new(parse_q(q).unwrap().map_attrs(&|n| ctx.expand(n))).unwrap()
+                }),
+                limit: 1000,
+                count: true,
+                ..Default::default()
+            };
+            let what = format!("{} ids, q={q:?} type={t:?}", some_ids.len());
+            agrees_with_the_model(store, tenant, all, query, &what).await;
+        }
+    }
 }
 
 /// A box holding more entities than a planner counts at first, in a type larger still

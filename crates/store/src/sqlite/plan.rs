@@ -2,9 +2,10 @@
 //!
 //! SQL narrows, the model decides. Each condition becomes SQL in one of two roles:
 //! - the **driver**, the one set of rows the query walks. It is the most selective
-//!   of: an equality or range of `q` read from the value index, the geo-query's
-//!   search box in the R*Tree (each measured with a bounded count first), or else the
-//!   entity type's rows (in entity order, so a page stops reading when it is full);
+//!   of: the ids asked (the unique index of ids), an equality or range of `q` read
+//!   from the value index, the geo-query's search box in the R*Tree (each measured
+//!   with a bounded count first), or else the entity type's rows (in entity order, so
+//!   a page stops reading when it is full);
 //! - **probes**, checked per row through primary keys (`EXISTS`), which never drive.
 //!
 //! A `q` term SQL can decide exactly (a comparison of numbers or strings on a plain
@@ -26,6 +27,17 @@ const SQLITE: Dialect = Dialect::Sqlite;
 
 /// Above this many rows, an index condition is not selective enough to drive.
 const DRIVER_LIMIT: i64 = 2_000;
+
+/// What a set of rows that drives a query stands for.
+#[derive(Clone, Copy)]
+enum Drives {
+    /// The ids asked.
+    Ids,
+    /// The `q` conjunct of this index.
+    Q(usize),
+    /// The geo-query's search box.
+    Geo,
+}
 
 /// How many rows a subquery gives, counted up to `DRIVER_LIMIT + 1`.
 fn estimate(c: &Connection, subquery: &Sql) -> StoreResult<i64> {
@@ -85,16 +97,29 @@ pub fn run(
         q.geo.is_none() && q.scope.is_none() && q.id_pattern.is_none() && q.order.is_none();
 
     // Candidates to drive, each with its measured size.
-    let mut best: Option<(i64, Sql, Option<usize>)> = None;
-    let mut consider = |size: i64, sql: Sql, q_index: Option<usize>| {
+    let mut best: Option<(i64, Sql, Drives)> = None;
+    let mut consider = |size: i64, sql: Sql, drives: Drives| {
         if size <= DRIVER_LIMIT && best.as_ref().is_none_or(|(b, _, _)| size < *b) {
-            best = Some((size, sql, q_index));
+            best = Some((size, sql, drives));
         }
     };
+    if !q.ids.is_empty() {
+        // Looked up in the unique index of ids: as many rows as ids, at most.
+        let mut sub = Sql::new(SQLITE);
+        sub.push("SELECT rowid FROM entities WHERE tenant = ");
+        sub.bind(tenant.to_string());
+        sub.push(" AND id IN ");
+        sub.bind_list(&q.ids);
+        consider(
+            i64::try_from(q.ids.len()).unwrap_or(i64::MAX),
+            sub,
+            Drives::Ids,
+        );
+    }
     if let Some(filter) = &q.q {
         for (i, cond) in driver_candidates(SQLITE, left_out, filter.expr()) {
             let sub = cond.entities();
-            consider(estimate(c, &sub)?, sub, Some(i));
+            consider(estimate(c, &sub)?, sub, Drives::Q(i));
         }
     }
     let geo_box = q
@@ -103,7 +128,7 @@ pub fn run(
         .and_then(|g| g.search_box().map(|b| (g.query.geoproperty.clone(), b)));
     if let Some((name, b)) = &geo_box {
         let sub = geo_box_subquery(name, *b, false);
-        consider(estimate(c, &sub)?, sub, None);
+        consider(estimate(c, &sub)?, sub, Drives::Geo);
     }
     let single_type = match &q.types {
         Some(TypeExpr::Type(t)) => Some(t.clone()),
@@ -121,12 +146,16 @@ pub fn run(
             best = None;
         }
     }
-    let (driver, driver_q) = match best {
-        Some((_, sql, q_index)) => (Driver::Set(sql), q_index),
+    let (driver, drives) = match best {
+        Some((_, sql, drives)) => (Driver::Set(sql), Some(drives)),
         None => match &single_type {
             Some(t) => (Driver::Type(t.clone()), None),
             None => (Driver::Tenant, None),
         },
+    };
+    let driver_q = match drives {
+        Some(Drives::Q(i)) => Some(i),
+        _ => None,
     };
 
     // Probes for everything the driver does not already ensure.
@@ -161,7 +190,7 @@ pub fn run(
             }
         }
     }
-    let geo_drives = matches!(driver, Driver::Set(_)) && driver_q.is_none();
+    let geo_drives = matches!(drives, Some(Drives::Geo));
     if let Some((name, b)) = &geo_box
         && !geo_drives
     {
