@@ -33,7 +33,7 @@ use std::time::Duration;
 
 pub use http::{ROUTE_RULES, routes};
 pub use model::{Category, Report, Stage};
-pub use service::{NewReport, ReportFilter, Reports, ReportsConfig};
+pub use service::{NewReport, Reports, ReportsConfig};
 
 /// How often resolved reports are closed and old contacts erased.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(3600);

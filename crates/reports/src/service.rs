@@ -114,52 +114,6 @@ pub struct ReportFilter {
     pub limit: usize,
 }
 
-impl ReportFilter {
-    /// Whether a report passes every condition of the filter.
-    fn keeps(&self, r: &Report, now: DateTime<Utc>) -> bool {
-        (self.service_codes.is_empty() || self.service_codes.contains(&r.service_code))
-            && self.status.as_ref().is_none_or(|s| &r.status == s)
-            && (self.stages.is_empty() || self.stages.contains(&r.stage))
-            && self
-                .agency
-                .as_ref()
-                .is_none_or(|a| &r.agency_responsible == a)
-            && self
-                .commune
-                .as_ref()
-                .is_none_or(|c| r.commune_code.as_ref() == Some(c))
-            && self.overdue.is_none_or(|o| r.is_overdue(now) == o)
-            && self.admits(r.requested_datetime, r.location.as_ref(), r.urgent)
-    }
-
-    /// The conditions the store's query ([`narrowing`]) tests only roughly or not at
-    /// all: the period to the nanosecond, the box with its edges, urgency.
-    fn admits(&self, requested: DateTime<Utc>, location: Option<&Point>, urgent: bool) -> bool {
-        self.start.is_none_or(|s| requested >= s)
-            && self.end.is_none_or(|e| requested <= e)
-            && self.urgent.is_none_or(|u| urgent == u)
-            && self.bbox.is_none_or(|[x0, y0, x1, y1]| {
-                location.is_some_and(|p| {
-                    p.lon() >= x0 && p.lon() <= x1 && p.lat() >= y0 && p.lat() <= y1
-                })
-            })
-    }
-}
-
-/// What [`ReportFilter::admits`] reads of a report.
-#[derive(serde::Deserialize)]
-struct Sieve {
-    requested_datetime: DateTime<Utc>,
-    #[serde(default)]
-    location: Option<Point>,
-    #[serde(default)]
-    urgent: bool,
-}
-
-impl Sieve {
-    const ATTRIBUTES: [&str; 3] = ["requested_datetime", "location", "urgent"];
-}
-
 /// A page of a list of reports, newest first: the reports, how many match in all,
 /// and where the next page starts when there is one.
 #[derive(Debug, Clone)]
@@ -684,9 +638,6 @@ impl Reports {
     /// attribute values (`q`) and bounding box (its geo index); dates and deadlines are
     /// checked here.
     pub async fn list(&self, f: &ReportFilter) -> Result<Vec<Report>, Error> {
-        if f.limit > 0 && f.ids.is_empty() && f.overdue.is_none() {
-            return self.newest(f).await;
-        }
         let mut out = self.matching(f).await?;
         if f.limit > 0 {
             out.truncate(f.limit);
@@ -741,85 +692,28 @@ impl Reports {
             }
             v
         };
-        out.retain(|r| f.keeps(r, now));
+        out.retain(|r| {
+            (f.service_codes.is_empty() || f.service_codes.contains(&r.service_code))
+                && f.status.as_ref().is_none_or(|s| &r.status == s)
+                && (f.stages.is_empty() || f.stages.contains(&r.stage))
+                && f.agency.as_ref().is_none_or(|a| &r.agency_responsible == a)
+                && f.commune
+                    .as_ref()
+                    .is_none_or(|c| r.commune_code.as_ref() == Some(c))
+                && f.start.is_none_or(|s| r.requested_datetime >= s)
+                && f.end.is_none_or(|e| r.requested_datetime <= e)
+                && f.overdue.is_none_or(|o| r.is_overdue(now) == o)
+                && f.urgent.is_none_or(|u| r.urgent == u)
+                && f.bbox.is_none_or(|[x0, y0, x1, y1]| {
+                    r.location.is_some_and(|p| {
+                        p.lon() >= x0 && p.lon() <= x1 && p.lat() >= y0 && p.lat() <= y1
+                    })
+                })
+        });
         out.sort_by(|a, b| {
             (b.requested_datetime, &b.service_request_id)
                 .cmp(&(a.requested_datetime, &a.service_request_id))
         });
-        Ok(out)
-    }
-
-    /// The first `f.limit` reports of [`Reports::matching`], without reading every
-    /// match whole: the store orders the matches as `matching` does (newest first,
-    /// then by id, the greater first) and reads of each only what
-    /// [`ReportFilter::admits`] tests; the reports kept are then read whole. A list of
-    /// a dense map view thus costs its page, not every report in the view.
-    async fn newest(&self, f: &ReportFilter) -> Result<Vec<Report>, Error> {
-        let reader = Self::reader();
-        let ctx = &reader.ctx;
-        let mut query = narrowing(f, ctx)?;
-        query.order = Some(
-            ngsi::order::OrderBy::parse("requested_datetime;desc,id;desc")?
-                .map_attrs(&|n| ctx.expand(n)),
-        );
-        query.only_attrs = Some(Sieve::ATTRIBUTES.iter().map(|n| ctx.expand(n)).collect());
-        let mut kept = Vec::new();
-        let mut offset = 0;
-        'pages: loop {
-            let page = self
-                .hub
-                .query(
-                    &reader,
-                    EntityQuery {
-                        limit: f.limit,
-                        offset,
-                        ..query.clone()
-                    },
-                )
-                .await?;
-            let read = page.entities.len();
-            for e in page.entities {
-                match model::from_entity::<Sieve>(&e) {
-                    Ok(s) if f.admits(s.requested_datetime, s.location.as_ref(), s.urgent) => {
-                        kept.push(e.id);
-                        if kept.len() == f.limit {
-                            break 'pages;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(err) => tracing::warn!(error = %err, "an unreadable report is left out"),
-                }
-            }
-            if read < f.limit {
-                break;
-            }
-            offset += read;
-        }
-        if kept.is_empty() {
-            // Nothing to read (a query without ids would read every report).
-            return Ok(Vec::new());
-        }
-        let mut whole: HashMap<String, ngsi::Entity> = self
-            .query_all(EntityQuery {
-                ids: kept.clone(),
-                types: query.types.clone(),
-                ..Default::default()
-            })
-            .await?
-            .into_iter()
-            .map(|e| (e.id.clone(), e))
-            .collect();
-        let now = self.now();
-        let mut out = Vec::with_capacity(kept.len());
-        for id in kept {
-            // A report changed since it was chosen is tested again as it is now.
-            let Some(e) = whole.remove(&id) else { continue };
-            match model::from_entity::<Report>(&e) {
-                Ok(r) if f.keeps(&r, now) => out.push(r),
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "an unreadable report is left out"),
-            }
-        }
         Ok(out)
     }
 
