@@ -39,22 +39,12 @@ enum Drives {
     Geo,
 }
 
-/// A box this large still drives when its type holds at least
-/// `FAR_DRIVER_TYPE_RATIO` times more: a street-level map view of a dense district.
-const FAR_DRIVER_LIMIT: i64 = 20_000;
-const FAR_DRIVER_TYPE_RATIO: i64 = 4;
-
 /// How many rows a subquery gives, counted up to `DRIVER_LIMIT + 1`.
 fn estimate(c: &Connection, subquery: &Sql) -> StoreResult<i64> {
-    count_up_to(c, subquery, DRIVER_LIMIT)
-}
-
-/// How many rows a subquery gives, counted up to `limit + 1`.
-fn count_up_to(c: &Connection, subquery: &Sql, limit: i64) -> StoreResult<i64> {
     let text = format!(
         "SELECT COUNT(*) FROM ({} LIMIT {})",
         subquery.text,
-        limit + 1
+        DRIVER_LIMIT + 1
     );
     c.prepare_cached(&text)
         .and_then(|mut s| s.query_row(params_from_iter(subquery.params.iter()), |r| r.get(0)))
@@ -154,20 +144,6 @@ pub fn run(
         let size = estimate(c, &sub)?;
         if size <= DRIVER_LIMIT && best.as_ref().is_none_or(|(b, _, _)| size < *b) {
             best = None;
-        } else if best.is_none()
-            && let Some((name, b)) = &geo_box
-        {
-            // Nothing small drives, and the type is large: a box of up to
-            // FAR_DRIVER_LIMIT entities in a type several times larger still reads
-            // far fewer rows than the type's walk, whose every row would be probed.
-            let boxed = geo_box_subquery(name, *b, false);
-            let in_box = count_up_to(c, &boxed, FAR_DRIVER_LIMIT)?;
-            if in_box <= FAR_DRIVER_LIMIT {
-                let of_type = count_up_to(c, &sub, in_box * FAR_DRIVER_TYPE_RATIO)?;
-                if of_type > in_box * FAR_DRIVER_TYPE_RATIO {
-                    best = Some((in_box, boxed, Drives::Geo));
-                }
-            }
         }
     }
     let (driver, drives) = match best {
