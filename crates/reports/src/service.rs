@@ -25,7 +25,7 @@ use crate::private::{
     ACCESS, CONSENT_VERSION, Contact, ContactRecord, HOLIDAYS, PRIVATE, contact_key, is_token,
     link_key, secret, token_key,
 };
-use crate::stats::{self, By, Figures};
+use crate::stats::{self, By, Fact, Figures};
 use crate::workflow::{self, Action};
 
 /// The jurisdiction of the province (Open311 `jurisdiction_id`).
@@ -114,6 +114,28 @@ pub struct ReportFilter {
     pub limit: usize,
 }
 
+impl ReportFilter {
+    /// Whether a report (its fact) passes every filter, at `now` for deadlines.
+    fn admits(&self, r: &Fact, now: DateTime<Utc>) -> bool {
+        (self.service_codes.is_empty() || self.service_codes.contains(&r.service_code))
+            && self.status.as_ref().is_none_or(|s| &r.status == s)
+            && (self.stages.is_empty() || self.stages.contains(&r.stage))
+            && self.agency.as_ref().is_none_or(|a| &r.agency == a)
+            && self
+                .commune
+                .as_ref()
+                .is_none_or(|c| r.commune_code.as_ref() == Some(c))
+            && self.start.is_none_or(|s| r.requested >= s)
+            && self.end.is_none_or(|e| r.requested <= e)
+            && self.overdue.is_none_or(|o| r.is_overdue(now) == o)
+            && self.urgent.is_none_or(|u| r.urgent == u)
+            && self.bbox.is_none_or(|[x0, y0, x1, y1]| {
+                r.location
+                    .is_some_and(|(lon, lat)| lon >= x0 && lon <= x1 && lat >= y0 && lat <= y1)
+            })
+    }
+}
+
 /// A page of a list of reports, newest first: the reports, how many match in all,
 /// and where the next page starts when there is one.
 #[derive(Debug, Clone)]
@@ -175,7 +197,7 @@ pub struct Reports {
     clock: Clock,
     places: Arc<Places>,
     limits: Mutex<HashMap<String, (DateTime<Utc>, u32)>>,
-    facts: FactCache,
+    facts: Arc<FactCache>,
     kept_categories: CategoryCache,
     kept_calendar: CalendarCache,
 }
@@ -251,7 +273,7 @@ impl Reports {
         places: Arc<Places>,
         config: ReportsConfig,
     ) -> Reports {
-        let facts = FactCache::new(&hub);
+        let facts = FactCache::new(hub.clone(), Self::reader());
         let categories = CategoryCache::new(&hub, TENANT);
         Reports {
             hub,
@@ -627,27 +649,33 @@ impl Reports {
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
     ) -> Result<Vec<Figures>, Error> {
-        let facts = self
-            .facts
-            .current(&self.hub, &Self::reader(), || self.all())
-            .await?;
+        let facts = self.facts.current().await?;
         Ok(stats::compute(facts.values(), by, from, to, self.now()))
     }
 
-    /// Reports matching a filter, newest first. The store narrows them by type,
-    /// attribute values (`q`) and bounding box (its geo index); dates and deadlines are
-    /// checked here.
+    /// Reports matching a filter, newest first (at most `f.limit`, or all with 0).
     pub async fn list(&self, f: &ReportFilter) -> Result<Vec<Report>, Error> {
-        let mut out = self.matching(f).await?;
-        if f.limit > 0 {
-            out.truncate(f.limit);
-        }
-        Ok(out)
+        Ok(self.page(f, None).await?.reports)
     }
 
     /// A page of the reports matching `f` (at most `f.limit`, or all with 0), after
-    /// `after` when given.
+    /// `after` when given: chosen by the facts in memory when they are known (after a
+    /// start, or missed changes, they are read again meanwhile), else by the store.
     pub async fn page(
+        &self,
+        f: &ReportFilter,
+        after: Option<&PageMark>,
+    ) -> Result<ReportPage, Error> {
+        match self.page_from_facts(f, after).await? {
+            Some(page) => Ok(page),
+            None => self.page_from_store(f, after).await,
+        }
+    }
+
+    /// [`Reports::page`] as the store chooses it: the store narrows the reports by type,
+    /// attribute values (`q`) and bounding box (its geo index), reads them all, and the
+    /// rest of the filter is tested here.
+    pub async fn page_from_store(
         &self,
         f: &ReportFilter,
         after: Option<&PageMark>,
@@ -670,7 +698,77 @@ impl Reports {
         })
     }
 
-    /// Every report matching `f`, newest first (ties by id, the newer id first).
+    /// [`Reports::page`] as the facts in memory choose it, or None while they are not
+    /// known (or ids are asked). Only the page's reports are read, and tested again: a
+    /// fact behind the store may shorten a page but never shows a report that does not
+    /// match.
+    pub async fn page_from_facts(
+        &self,
+        f: &ReportFilter,
+        after: Option<&PageMark>,
+    ) -> Result<Option<ReportPage>, Error> {
+        if !f.ids.is_empty() {
+            return Ok(None);
+        }
+        let Some(facts) = self.facts.current_if_warm().await? else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let mut chosen: Vec<&Fact> = facts.values().filter(|x| f.admits(x, now)).collect();
+        let total = chosen.len();
+        if let Some(mark) = after {
+            chosen.retain(|x| {
+                (x.requested, x.service_request_id.as_str()) < (mark.at, mark.id.as_str())
+            });
+        }
+        let newest_first = |a: &&Fact, b: &&Fact| {
+            (b.requested, &b.service_request_id).cmp(&(a.requested, &a.service_request_id))
+        };
+        let more = f.limit > 0 && chosen.len() > f.limit;
+        if more {
+            chosen.select_nth_unstable_by(f.limit, newest_first);
+            chosen.truncate(f.limit);
+        }
+        chosen.sort_unstable_by(newest_first);
+        let next = chosen.last().filter(|_| more).map(|x| PageMark {
+            at: x.requested,
+            id: x.service_request_id.clone(),
+        });
+        let ids: Vec<String> = chosen
+            .iter()
+            .map(|x| report_id(&x.service_request_id))
+            .collect();
+        let mut read: HashMap<String, Report> = HashMap::with_capacity(ids.len());
+        for batch in ids.chunks(PAGE) {
+            let query = EntityQuery {
+                ids: batch.to_vec(),
+                types: Some(TypeExpr::Type(Context::core().expand(SERVICE_REQUEST))),
+                ..Default::default()
+            };
+            for e in self.query_all(query).await? {
+                match model::from_entity::<Report>(&e) {
+                    Ok(r) if f.admits(&Fact::of(&r), now) => {
+                        read.insert(r.service_request_id.clone(), r);
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "an unreadable report is left out"),
+                }
+            }
+        }
+        let reports = chosen
+            .iter()
+            .filter_map(|x| read.remove(&x.service_request_id))
+            .collect();
+        Ok(Some(ReportPage {
+            reports,
+            total,
+            next,
+        }))
+    }
+
+    /// Every report matching `f`, newest first (ties by id, the newer id first), as the
+    /// store finds them: it narrows them by type, attribute values (`q`) and bounding
+    /// box (its geo index); dates and deadlines are checked here.
     async fn matching(&self, f: &ReportFilter) -> Result<Vec<Report>, Error> {
         let now = self.now();
         let mut out: Vec<Report> = if f.ids.is_empty() {
@@ -692,24 +790,7 @@ impl Reports {
             }
             v
         };
-        out.retain(|r| {
-            (f.service_codes.is_empty() || f.service_codes.contains(&r.service_code))
-                && f.status.as_ref().is_none_or(|s| &r.status == s)
-                && (f.stages.is_empty() || f.stages.contains(&r.stage))
-                && f.agency.as_ref().is_none_or(|a| &r.agency_responsible == a)
-                && f.commune
-                    .as_ref()
-                    .is_none_or(|c| r.commune_code.as_ref() == Some(c))
-                && f.start.is_none_or(|s| r.requested_datetime >= s)
-                && f.end.is_none_or(|e| r.requested_datetime <= e)
-                && f.overdue.is_none_or(|o| r.is_overdue(now) == o)
-                && f.urgent.is_none_or(|u| r.urgent == u)
-                && f.bbox.is_none_or(|[x0, y0, x1, y1]| {
-                    r.location.is_some_and(|p| {
-                        p.lon() >= x0 && p.lon() <= x1 && p.lat() >= y0 && p.lat() <= y1
-                    })
-                })
-        });
+        out.retain(|r| f.admits(&Fact::of(r), now));
         out.sort_by(|a, b| {
             (b.requested_datetime, &b.service_request_id)
                 .cmp(&(a.requested_datetime, &a.service_request_id))

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::calendar::local;
-use crate::model::Report;
+use crate::model::{Report, Stage};
 
 /// What to group by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,13 +53,20 @@ impl By {
     }
 }
 
-/// What the figures need of one report.
+/// What the figures and the lists' filters need of one report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fact {
-    agency: String,
-    commune: Option<String>,
-    service_code: String,
-    requested: DateTime<Utc>,
+    pub(crate) service_request_id: String,
+    pub(crate) agency: String,
+    pub(crate) commune: Option<String>,
+    pub(crate) commune_code: Option<String>,
+    pub(crate) service_code: String,
+    /// Open311's `open` or `closed`.
+    pub(crate) status: String,
+    pub(crate) stage: Stage,
+    pub(crate) requested: DateTime<Utc>,
+    /// (longitude, latitude)
+    pub(crate) location: Option<(f64, f64)>,
     handled: bool,
     open: bool,
     due: DateTime<Utc>,
@@ -67,16 +74,23 @@ pub struct Fact {
     first_response: Option<DateTime<Utc>>,
     resolved: Option<DateTime<Utc>>,
     rating: Option<u8>,
-    urgent: bool,
+    pub(crate) urgent: bool,
+    /// The change-feed sequence of the state it was taken from (0: read from the store).
+    pub(crate) seq: u64,
 }
 
 impl Fact {
     pub fn of(r: &Report) -> Fact {
         Fact {
+            service_request_id: r.service_request_id.clone(),
             agency: r.agency_responsible.clone(),
             commune: r.commune_name.clone(),
+            commune_code: r.commune_code.clone(),
             service_code: r.service_code.clone(),
+            status: r.status.clone(),
+            stage: r.stage,
             requested: r.requested_datetime,
+            location: r.location.map(|p| (p.lon(), p.lat())),
             handled: r.stage.is_handled(),
             open: r.stage.is_open(),
             due: r.due(),
@@ -85,11 +99,12 @@ impl Fact {
             resolved: r.resolved_at,
             rating: r.rating,
             urgent: r.urgent,
+            seq: 0,
         }
     }
 
     /// Open and past its deadline at `now` (as [`Report::is_overdue`]).
-    fn is_overdue(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn is_overdue(&self, now: DateTime<Utc>) -> bool {
         self.open && now > self.due
     }
 }

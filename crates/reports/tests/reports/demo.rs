@@ -123,3 +123,122 @@ async fn the_simulator_files_new_reports_until_stopped() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(new().await.len(), made.len());
 }
+
+/// Lists are chosen from the reports' facts in memory once those are known; over the
+/// demo's 2,000 reports in every stage, every filter the lists offer (alone, together,
+/// page by page) chooses the same reports, in the same order, as the store does, and
+/// a report written just before is in the next list.
+#[tokio::test]
+async fn lists_from_the_facts_agree_with_the_store() {
+    use reports::service::{PageMark, ReportFilter};
+    let app = App::start().await;
+    reports::demo::load(&app.reports).await.expect("the demo");
+    // The statistics read the facts: from here on they are known.
+    app.reports
+        .stats(reports::stats::By::All, None, None)
+        .await
+        .expect("statistics");
+    let all = app.reports.all().await.expect("all");
+    let first = &all[0];
+    let loc = first.location.expect("a demo report has a point");
+    let now = app.reports.now();
+    let ids = |p: &reports::service::ReportPage| {
+        p.reports
+            .iter()
+            .map(|r| r.service_request_id.clone())
+            .collect::<Vec<_>>()
+    };
+    let around = |d: f64| Some([loc.lon() - d, loc.lat() - d, loc.lon() + d, loc.lat() + d]);
+    let filters = [
+        ReportFilter::default(),
+        ReportFilter {
+            bbox: around(0.02),
+            ..Default::default()
+        },
+        ReportFilter {
+            bbox: around(0.3),
+            status: Some("open".into()),
+            ..Default::default()
+        },
+        ReportFilter {
+            status: Some("closed".into()),
+            start: Some(now - chrono::TimeDelta::days(90)),
+            ..Default::default()
+        },
+        ReportFilter {
+            service_codes: vec![first.service_code.clone()],
+            end: Some(now - chrono::TimeDelta::days(30)),
+            ..Default::default()
+        },
+        ReportFilter {
+            agency: Some(first.agency_responsible.clone()),
+            overdue: Some(true),
+            ..Default::default()
+        },
+        ReportFilter {
+            commune: first.commune_code.clone(),
+            ..Default::default()
+        },
+        ReportFilter {
+            stages: vec![reports::Stage::Received, reports::Stage::Assigned],
+            urgent: Some(false),
+            ..Default::default()
+        },
+        ReportFilter {
+            urgent: Some(true),
+            overdue: Some(false),
+            ..Default::default()
+        },
+    ];
+    for filter in filters {
+        for limit in [0, 7, 250] {
+            let f = ReportFilter {
+                limit,
+                ..filter.clone()
+            };
+            // Page by page to the end (or the whole list with no limit).
+            let mut after: Option<PageMark> = None;
+            let mut pages = 0;
+            loop {
+                let from_facts = app
+                    .reports
+                    .page_from_facts(&f, after.as_ref())
+                    .await
+                    .expect("a page")
+                    .expect("the facts are known");
+                let from_store = app
+                    .reports
+                    .page_from_store(&f, after.as_ref())
+                    .await
+                    .expect("a page");
+                assert_eq!(ids(&from_facts), ids(&from_store), "{f:?} after {after:?}");
+                assert_eq!(from_facts.total, from_store.total, "{f:?}");
+                assert_eq!(from_facts.next, from_store.next, "{f:?}");
+                pages += 1;
+                match from_facts.next {
+                    Some(next) if pages < 4 => after = Some(next),
+                    _ => break,
+                }
+            }
+        }
+    }
+    // A report just written is in the next list.
+    let made = app
+        .staff_report("duong-hu-hong", "Ổ gà trước cổng chợ")
+        .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let id = made.first_id();
+    let newest = app
+        .reports
+        .page_from_facts(
+            &ReportFilter {
+                limit: 1,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .expect("a page")
+        .expect("the facts are known");
+    assert_eq!(ids(&newest), vec![id]);
+}
