@@ -119,17 +119,7 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     // The hour the data set's observations are dated to: the demo's history ends there.
     let mut observed_at = chrono::Utc::now();
     if load_demo {
-        let report = city::load(&state.hub)
-            .await
-            .context("loading the Quảng Trị data set")?;
-        tracing::info!(
-            entities = report.entities(),
-            created = report.created,
-            build_ms = report.build_time.as_millis() as u64,
-            write_ms = report.write_time.as_millis() as u64,
-            "Quảng Trị data set loaded (administrative units and demo layers)"
-        );
-        observed_at = report.observed_at;
+        observed_at = demo::load_city(&state.hub).await?;
     }
     // Citizen reports: the demo's categories and a year of reports.
     let reports_config = reports::ReportsConfig {
@@ -148,14 +138,7 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
         .await
         .context("setting up citizen reports")?;
     if load_demo {
-        let loaded = reports::demo::load(&reports)
-            .await
-            .context("loading the demo reports")?;
-        tracing::info!(
-            categories = loaded.categories,
-            reports = loaded.reports,
-            "demo reports loaded"
-        );
+        demo::load_reports(&reports).await?;
     }
     let reports_sweep = reports::spawn_sweep(reports.clone());
     // The plan's scorecard: the demo loads the plan and its sample; KPIs are
@@ -164,16 +147,7 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
         scorecard::Scorecard::new(state.hub.clone()).with_audit(state.identity.clone()),
     );
     if load_demo {
-        let r = scorecard::demo::load(&scorecard)
-            .await
-            .context("loading the scorecard's demo")?;
-        tracing::info!(
-            created = r.created,
-            dossiers = r.dossiers,
-            computed = r.computed,
-            history = r.history,
-            "plan scorecard loaded (synthetic dossier sample, demo KPI history)"
-        );
+        demo::load_scorecard(&scorecard).await?;
     }
     let recompute = scorecard.clone().spawn(SCORECARD_EVERY);
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -183,14 +157,7 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     // (`demo` turns it on when a broker answers on 127.0.0.1:1883).
     let agent = std::sync::Arc::new(iot::Agent::for_hub(&state));
     if load_demo {
-        let p = simulate::provision_demo(&agent).await?;
-        tracing::info!(
-            created = p.created,
-            replaced = p.replaced,
-            unchanged = p.unchanged,
-            apikey = simulate::DEMO_APIKEY,
-            "demo devices provisioned (one per demo sensor)"
-        );
+        demo::provision_devices(&agent).await?;
     }
     // Alert rules: evaluated on the node holding the duties; the demo's presets.
     let mut alerts = alerts::Alerts::new(state.hub.clone());
@@ -201,18 +168,7 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     }
     let alerts = std::sync::Arc::new(alerts);
     if load_demo {
-        let types: Vec<&str> = city::demo::sensors()
-            .iter()
-            .map(|s| s.entity_type)
-            .collect();
-        let created = alerts::load_presets(&alerts, alerts::presets::demo(&types))
-            .await
-            .context("loading the demo's alert rules")?;
-        tracing::info!(created, "demo alert rules loaded");
-        let created = alerts::load_preset_records(&alerts, alerts::presets::demo_inhibitions())
-            .await
-            .context("loading the demo's alert inhibitions")?;
-        tracing::info!(created, "demo alert inhibitions loaded");
+        demo::load_alerts(&alerts).await?;
     }
     let evaluator = alerts.clone().spawn();
     let mut mqtt_config = config.mqtt.clone();
@@ -237,7 +193,10 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
             }
             _ => iot::simulate::Sink::Agent(agent.clone()),
         };
-        simulator = Some(simulate::spawn_demo(sink, simulator_stopped.clone()));
+        simulator = Some(demo::sensors::spawn_simulator(
+            sink,
+            simulator_stopped.clone(),
+        ));
     }
     if demo.as_ref().is_some_and(|d| d.new_reports) {
         new_reports = Some(reports::demo::spawn_new_reports(
@@ -272,32 +231,14 @@ async fn serve(config: config::Config, demo: Option<Demo>) -> anyhow::Result<Exi
     }
     if load_demo {
         // Last of the demo data, so that it publishes what the other services loaded.
-        let portal = opendata::Portal::new(state.hub.clone());
-        let report = opendata::load_demo(&portal)
-            .await
-            .map_err(|e| anyhow::anyhow!("publishing the demo datasets: {e}"))?;
-        tracing::info!(
-            datasets = report.datasets.len(),
-            organizations = report.organizations,
-            skipped = ?report.skipped,
-            "open data portal: demo datasets published (http://{}/catalog.ttl, /api/3/action/package_list)",
-            config.listen
-        );
-        // The scorecard's open data KPIs read the catalogue just published.
-        let computed = scorecard
-            .recompute("")
-            .await
-            .context("computing the scorecard's KPIs")?;
-        tracing::info!(
-            computed = computed.iter().filter(|r| r.value.is_some()).count(),
-            "plan scorecard: KPIs computed over the loaded demo"
-        );
+        let base = format!("http://{}", config.listen);
+        demo::publish_open_data(state.hub.clone(), &scorecard, &base).await?;
     }
     // The demo's past year of readings, written as history in the background.
     let backfill = demo
         .as_ref()
         .is_some_and(|d| d.history)
-        .then(|| simulate::spawn_backfill(state.hub.clone(), observed_at));
+        .then(|| demo::sensors::spawn_backfill(state.hub.clone(), observed_at));
     // The services' routes beside the hub's: the IoT agent, the web app, citizen
     // reports, the open data portal, alerts and the plan's scorecard.
     let components = vec![

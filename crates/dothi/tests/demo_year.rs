@@ -127,7 +127,7 @@ async fn a_fresh_demo_has_a_month_of_gauge_history_and_a_restart_adds_none() {
     let gauge = dothi_gauge();
     let scenario = Scenario {
         seed: 1,
-        year: Some(demo_year()),
+        year: Some(demo::sensors::year()),
         ..Default::default()
     };
     let month = to - TimeDelta::days(30);
@@ -177,35 +177,8 @@ async fn a_fresh_demo_has_a_month_of_gauge_history_and_a_restart_adds_none() {
 
 /// The Thạch Hãn gauge's simulated device, as `dothi demo` provisions it.
 fn dothi_gauge() -> iot::simulate::SimDevice {
-    city::demo::sensors()
+    demo::sensors::devices()
         .into_iter()
-        .find(|s| s.entity_id == GAUGE)
-        .map(|s| match s.kind {
-            city::demo::SensorKind::RiverGauge {
-                usual_level,
-                alarm_levels,
-                ..
-            } => iot::simulate::SimDevice {
-                device_id: s.device_id,
-                entity_id: s.entity_id,
-                entity_type: s.entity_type.into(),
-                profile: iot::simulate::Profile::RiverGauge {
-                    usual_level,
-                    alarm_levels,
-                    floods: true,
-                },
-            },
-            other => panic!("not a gauge: {other:?}"),
-        })
-        .unwrap()
-}
-
-/// The demo's year, with the shipped holiday calendar.
-fn demo_year() -> std::sync::Arc<iot::simulate::year::Year> {
-    let calendar = reports::calendar::Calendar::shipped();
-    let days: Vec<(chrono::NaiveDate, &str)> = calendar
-        .years()
-        .flat_map(|(_, days)| days.iter().map(|d| (d.date, d.name.as_str())))
-        .collect();
-    std::sync::Arc::new(iot::simulate::year::Year::new(days))
+        .find(|d| d.entity_id == GAUGE)
+        .expect("the Thạch Hãn gauge is a demo device")
 }

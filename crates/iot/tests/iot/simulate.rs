@@ -6,45 +6,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use city::demo::SensorKind;
 use iot::MqttConfig;
-use iot::simulate::{MqttSink, Profile, Scenario, SimDevice, Simulator, Sink, Stats, provision};
+use iot::simulate::{MqttSink, Scenario, Simulator, Sink, Stats, provision};
 
 use crate::common::{App, BROKER, WAIT, send, unique};
-
-/// The demo devices, as `dothi demo` makes them (one per sensor; the Thạch Hãn floods).
-fn demo_devices() -> Vec<SimDevice> {
-    city::demo::sensors()
-        .into_iter()
-        .map(|s| SimDevice {
-            profile: match s.kind {
-                SensorKind::RiverGauge {
-                    river,
-                    usual_level,
-                    alarm_levels,
-                } => Profile::RiverGauge {
-                    usual_level,
-                    alarm_levels,
-                    floods: river == "Thạch Hãn",
-                },
-                SensorKind::AirQuality { pm25, no2 } => Profile::AirQuality { pm25, no2 },
-                SensorKind::Weather {
-                    mean_temperature,
-                    wind_factor,
-                } => Profile::Weather {
-                    mean_temperature,
-                    wind_factor,
-                },
-                SensorKind::TrafficCounter { vehicles_per_hour } => {
-                    Profile::TrafficCounter { vehicles_per_hour }
-                }
-            },
-            device_id: s.device_id,
-            entity_id: s.entity_id,
-            entity_type: s.entity_type.to_string(),
-        })
-        .collect()
-}
 
 /// (device, measure in payloads, attribute on the entity) watched by the test.
 const WATCHED: [(&str, &str, &str); 4] = [
@@ -106,7 +71,7 @@ async fn the_simulator_feeds_the_demo_sensors_over_mqtt_and_http() {
     let app = App::start().await;
     city::load(&app.hub).await.expect("the data set loads");
     let apikey = unique("quangtri-sim");
-    let devices = demo_devices();
+    let devices = demo::sensors::devices();
     let n = devices.len();
     let done = provision(app.agent.registry(), "", &apikey, &devices)
         .await
