@@ -21,7 +21,7 @@ use ngsi::{Context, Error, ErrorKind};
 use store::EntityQuery;
 use tokio::sync::{Mutex, broadcast};
 
-use crate::model::{self, Report, SERVICE_REQUEST};
+use crate::model::{self, SERVICE_REQUEST};
 use crate::stats::Fact;
 
 /// Reports heard changed on other nodes read again one by one at most; beyond, all
@@ -32,8 +32,93 @@ const BACKLOG_MAX: usize = 200_000;
 /// Entities per page of the full read.
 const PAGE: usize = 1_000;
 
-/// Facts by report entity id.
-pub type Facts = Arc<HashMap<String, Fact>>;
+/// The facts, shared by their readers (a change copies them only while one still
+/// holds them).
+pub type Facts = Arc<FactTable>;
+
+/// Side of a cell of the grid that places the facts, in degrees (about 1.1 km).
+const CELL: f64 = 0.01;
+
+/// Facts by report entity id, and the ids of those with a place by grid cell, so that
+/// a map view looks at the reports of its cells only.
+#[derive(Clone, Default)]
+pub struct FactTable {
+    by_id: HashMap<String, Fact>,
+    cells: HashMap<(i32, i32), Vec<String>>,
+}
+
+impl FactTable {
+    pub fn values(&self) -> impl Iterator<Item = &Fact> {
+        self.by_id.values()
+    }
+
+    /// The facts that may lie in the box `[min lon, min lat, max lon, max lat]`: those
+    /// of the cells it touches (a superset; the caller tests each).
+    pub fn near(&self, [x0, y0, x1, y1]: [f64; 4]) -> Box<dyn Iterator<Item = &Fact> + '_> {
+        let (cx0, cy0) = cell((x0, y0));
+        let (cx1, cy1) = cell((x1, y1));
+        let touched = (i64::from(cx1) - i64::from(cx0) + 1) * (i64::from(cy1) - i64::from(cy0) + 1);
+        if touched > self.cells.len() as i64 {
+            return Box::new(self.by_id.values());
+        }
+        Box::new(
+            (cx0..=cx1)
+                .flat_map(move |x| (cy0..=cy1).map(move |y| (x, y)))
+                .filter_map(|c| self.cells.get(&c))
+                .flatten()
+                .filter_map(|id| self.by_id.get(id)),
+        )
+    }
+
+    fn get(&self, id: &str) -> Option<&Fact> {
+        self.by_id.get(id)
+    }
+
+    fn insert(&mut self, id: String, fact: Fact) {
+        let place = fact.location.map(cell);
+        match self.by_id.insert(id.clone(), fact) {
+            Some(old) if old.location.map(cell) == place => return,
+            Some(old) => self.unplace(&id, old.location.map(cell)),
+            None => {}
+        }
+        if let Some(c) = place {
+            self.cells.entry(c).or_default().push(id);
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some(old) = self.by_id.remove(id) {
+            self.unplace(id, old.location.map(cell));
+        }
+    }
+
+    fn unplace(&mut self, id: &str, place: Option<(i32, i32)>) {
+        if let Some(c) = place
+            && let Some(ids) = self.cells.get_mut(&c)
+        {
+            ids.retain(|x| x != id);
+            if ids.is_empty() {
+                self.cells.remove(&c);
+            }
+        }
+    }
+}
+
+impl FromIterator<(String, Fact)> for FactTable {
+    fn from_iter<I: IntoIterator<Item = (String, Fact)>>(iter: I) -> Self {
+        let mut table = FactTable::default();
+        for (id, fact) in iter {
+            table.insert(id, fact);
+        }
+        table
+    }
+}
+
+/// The grid cell of a point (longitude, latitude); far-off values are clamped.
+fn cell((lon, lat): (f64, f64)) -> (i32, i32) {
+    let at = |v: f64| (v / CELL).floor().clamp(-40_000.0, 40_000.0) as i32;
+    (at(lon), at(lat))
+}
 
 pub struct FactCache {
     hub: Arc<Hub>,
@@ -174,18 +259,16 @@ impl FactCache {
         for change in changes {
             match &change.state {
                 Some(committed) => {
-                    let map = Arc::make_mut(facts);
-                    if map.get(&change.id).is_some_and(|f| f.seq > committed.seq) {
+                    let table = Arc::make_mut(facts);
+                    if table.get(&change.id).is_some_and(|f| f.seq > committed.seq) {
                         continue; // a later change of this report is in already
                     }
                     match committed.entity.as_deref().and_then(fact_of) {
                         Some(mut fact) => {
                             fact.seq = committed.seq;
-                            map.insert(change.id.clone(), fact);
+                            table.insert(change.id.clone(), fact);
                         }
-                        None => {
-                            map.remove(&change.id);
-                        }
+                        None => table.remove(&change.id),
                     }
                 }
                 None => heard.push(change.id.clone()),
@@ -202,15 +285,13 @@ impl FactCache {
                 Err(e) if e.kind == ErrorKind::ResourceNotFound => None,
                 Err(e) => return Err(e),
             };
-            let map = Arc::make_mut(facts);
+            let table = Arc::make_mut(facts);
             match fact {
                 Some(mut f) => {
-                    f.seq = map.get(&id).map_or(0, |old| old.seq);
-                    map.insert(id, f);
+                    f.seq = table.get(&id).map_or(0, |old| old.seq);
+                    table.insert(id, f);
                 }
-                None => {
-                    map.remove(&id);
-                }
+                None => table.remove(&id),
             }
         }
         Ok(true)
@@ -284,11 +365,86 @@ impl FactCache {
 
 /// The fact of a report entity; None (and a warning) when it is not a readable report.
 fn fact_of(e: &ngsi::Entity) -> Option<Fact> {
-    match model::from_entity::<Report>(e) {
-        Ok(r) => Some(Fact::of(&r)),
-        Err(err) => {
-            tracing::warn!(error = %err, id = %e.id, "an unreadable report is left out");
-            None
+    model::readable_report(e).map(|r| Fact::of(&r))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::model::{Report, report_id};
+
+    fn in_box(f: &Fact, [x0, y0, x1, y1]: [f64; 4]) -> bool {
+        f.location
+            .is_some_and(|(x, y)| x >= x0 && x <= x1 && y >= y0 && y <= y1)
+    }
+
+    /// The ids `near` finds in a box, tested, sorted; and those a scan finds.
+    fn found(table: &FactTable, bbox: [f64; 4]) -> (Vec<String>, Vec<String>) {
+        let mut near: Vec<String> = table
+            .near(bbox)
+            .filter(|f| in_box(f, bbox))
+            .map(|f| f.service_request_id.clone())
+            .collect();
+        let mut scan: Vec<String> = table
+            .values()
+            .filter(|f| in_box(f, bbox))
+            .map(|f| f.service_request_id.clone())
+            .collect();
+        near.sort();
+        scan.sort();
+        (near, scan)
+    }
+
+    #[test]
+    fn the_grid_finds_what_a_scan_finds_as_reports_move_and_go() {
+        let places = crate::places::Places::load().unwrap();
+        let calendar = crate::calendar::Calendar::shipped();
+        let reports: Vec<Report> =
+            crate::demo::reports(&places, &calendar, "2026-06-01T08:00:00Z".parse().unwrap());
+        let mut table: FactTable = reports
+            .iter()
+            .map(|r| (report_id(&r.service_request_id), Fact::of(r)))
+            .collect();
+        let boxes = |reports: &[Report]| {
+            let mut out = vec![
+                // The whole province, and the world (both scan every fact).
+                [106.0, 16.0, 108.0, 18.0],
+                [-180.0, -90.0, 180.0, 90.0],
+                // An empty box, and a box on no report.
+                [107.1, 16.8, 107.1, 16.8],
+                [106.1, 16.1, 106.11, 16.11],
+            ];
+            for (i, r) in reports.iter().enumerate().step_by(97) {
+                let p = r.location.unwrap();
+                let d = [0.0005, 0.005, 0.01, 0.05][i % 4];
+                out.push([p.lon() - d, p.lat() - d, p.lon() + d, p.lat() + d]);
+            }
+            out
+        };
+        for bbox in boxes(&reports) {
+            let (near, scan) = found(&table, bbox);
+            assert_eq!(near, scan, "{bbox:?}");
         }
+        // A report moves to another's place (another cell), one is placed no more,
+        // one is gone; the grid follows.
+        let mut moved = reports[0].clone();
+        moved.location = reports[1500].location;
+        table.insert(report_id(&moved.service_request_id), Fact::of(&moved));
+        let mut unplaced = reports[1].clone();
+        unplaced.location = None;
+        table.insert(report_id(&unplaced.service_request_id), Fact::of(&unplaced));
+        table.remove(&report_id(&reports[2].service_request_id));
+        let now: Vec<Report> = reports[3..].to_vec();
+        for bbox in boxes(&now) {
+            let (near, scan) = found(&table, bbox);
+            assert_eq!(near, scan, "{bbox:?}");
+        }
+        let p = moved.location.unwrap();
+        let (near, _) = found(&table, [p.lon(), p.lat(), p.lon(), p.lat()]);
+        assert!(near.contains(&moved.service_request_id));
+        let total: usize = table.cells.values().map(Vec::len).sum();
+        assert_eq!(total, reports.len() - 2, "every placed fact in one cell");
     }
 }

@@ -57,6 +57,7 @@ pub async fn start(
         config,
     );
     reports.leave_uncompared_out_of_the_index().await?;
+    reports.read_facts_in_background();
     Ok(Arc::new(reports))
 }
 

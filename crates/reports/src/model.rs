@@ -606,6 +606,15 @@ pub fn parse_entity(v: &Value) -> Result<Entity, Error> {
     .entity(v, None)
 }
 
+/// The report of an entity; None (and a warning) when it is not a readable report.
+pub(crate) fn readable_report(e: &Entity) -> Option<Report> {
+    from_entity::<Report>(e)
+        .inspect_err(
+            |err| tracing::warn!(error = %err, id = %e.id, "an unreadable report is left out"),
+        )
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

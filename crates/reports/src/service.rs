@@ -33,6 +33,8 @@ pub const JURISDICTION: &str = "quangtri";
 /// The tenant reports live in.
 pub const TENANT: &str = "";
 const PAGE: usize = 1_000;
+/// Reports of a page read by one query: a page of 1,000 is read in four parts at once.
+const READ_PART: usize = 250;
 const MAX_DESCRIPTION: usize = 4_000;
 const MAX_MEDIA: usize = 5;
 const MAX_ATTRIBUTES: usize = 40;
@@ -115,24 +117,25 @@ pub struct ReportFilter {
 }
 
 impl ReportFilter {
-    /// Whether a report (its fact) passes every filter, at `now` for deadlines.
+    /// Whether a report (its fact) passes every filter, at `now` for deadlines. The
+    /// tests of values kept in the fact itself come first: a list scans every fact,
+    /// and most fail the box or the period.
     fn admits(&self, r: &Fact, now: DateTime<Utc>) -> bool {
-        (self.service_codes.is_empty() || self.service_codes.contains(&r.service_code))
-            && self.status.as_ref().is_none_or(|s| &r.status == s)
+        self.bbox.is_none_or(|[x0, y0, x1, y1]| {
+            r.location
+                .is_some_and(|(lon, lat)| lon >= x0 && lon <= x1 && lat >= y0 && lat <= y1)
+        }) && self.start.is_none_or(|s| r.requested >= s)
+            && self.end.is_none_or(|e| r.requested <= e)
+            && self.urgent.is_none_or(|u| r.urgent == u)
             && (self.stages.is_empty() || self.stages.contains(&r.stage))
+            && self.overdue.is_none_or(|o| r.is_overdue(now) == o)
+            && self.status.as_ref().is_none_or(|s| &r.status == s)
+            && (self.service_codes.is_empty() || self.service_codes.contains(&r.service_code))
             && self.agency.as_ref().is_none_or(|a| &r.agency == a)
             && self
                 .commune
                 .as_ref()
                 .is_none_or(|c| r.commune_code.as_ref() == Some(c))
-            && self.start.is_none_or(|s| r.requested >= s)
-            && self.end.is_none_or(|e| r.requested <= e)
-            && self.overdue.is_none_or(|o| r.is_overdue(now) == o)
-            && self.urgent.is_none_or(|u| r.urgent == u)
-            && self.bbox.is_none_or(|[x0, y0, x1, y1]| {
-                r.location
-                    .is_some_and(|(lon, lat)| lon >= x0 && lon <= x1 && lat >= y0 && lat <= y1)
-            })
     }
 }
 
@@ -297,6 +300,17 @@ impl Reports {
             .map(|n| ctx.expand(n))
             .collect();
         self.hub.leave_out_of_value_index(&names).await
+    }
+
+    /// Starts reading the reports' facts (and following the change feed) in the
+    /// background, so that the first list or statistics find them known.
+    pub fn read_facts_in_background(&self) {
+        let facts = self.facts.clone();
+        tokio::spawn(async move {
+            if let Err(e) = facts.current().await {
+                tracing::warn!(error = %e, "reports: the facts could not be read");
+            }
+        });
     }
 
     /// The same service reading the time from `clock`.
@@ -632,14 +646,8 @@ impl Reports {
 
     /// Every report (for lists and statistics).
     pub async fn all(&self) -> Result<Vec<Report>, Error> {
-        let mut out = Vec::new();
-        for e in self.all_of(SERVICE_REQUEST).await? {
-            match model::from_entity::<Report>(&e) {
-                Ok(r) => out.push(r),
-                Err(err) => tracing::warn!(error = %err, "an unreadable report is left out"),
-            }
-        }
-        Ok(out)
+        let all = self.all_of(SERVICE_REQUEST).await?;
+        Ok(all.iter().filter_map(model::readable_report).collect())
     }
 
     /// Figures per group of the reports received in `[from, to]`, now.
@@ -714,51 +722,72 @@ impl Reports {
             return Ok(None);
         };
         let now = self.now();
-        let mut chosen: Vec<&Fact> = facts.values().filter(|x| f.admits(x, now)).collect();
-        let total = chosen.len();
-        if let Some(mark) = after {
-            chosen.retain(|x| {
-                (x.requested, x.service_request_id.as_str()) < (mark.at, mark.id.as_str())
+        let (ids, total, next) = {
+            let candidates = match f.bbox {
+                Some(bbox) => facts.near(bbox),
+                None => Box::new(facts.values()),
+            };
+            let mut chosen: Vec<&Fact> = candidates.filter(|x| f.admits(x, now)).collect();
+            let total = chosen.len();
+            if let Some(mark) = after {
+                chosen.retain(|x| {
+                    (x.requested, x.service_request_id.as_str()) < (mark.at, mark.id.as_str())
+                });
+            }
+            let newest_first = |a: &&Fact, b: &&Fact| {
+                (b.requested, &b.service_request_id).cmp(&(a.requested, &a.service_request_id))
+            };
+            let more = f.limit > 0 && chosen.len() > f.limit;
+            if more {
+                chosen.select_nth_unstable_by(f.limit, newest_first);
+                chosen.truncate(f.limit);
+            }
+            chosen.sort_unstable_by(newest_first);
+            let next = chosen.last().filter(|_| more).map(|x| PageMark {
+                at: x.requested,
+                id: x.service_request_id.clone(),
             });
-        }
-        let newest_first = |a: &&Fact, b: &&Fact| {
-            (b.requested, &b.service_request_id).cmp(&(a.requested, &a.service_request_id))
+            let ids: Vec<String> = chosen
+                .iter()
+                .map(|x| x.service_request_id.clone())
+                .collect();
+            (ids, total, next)
         };
-        let more = f.limit > 0 && chosen.len() > f.limit;
-        if more {
-            chosen.select_nth_unstable_by(f.limit, newest_first);
-            chosen.truncate(f.limit);
-        }
-        chosen.sort_unstable_by(newest_first);
-        let next = chosen.last().filter(|_| more).map(|x| PageMark {
-            at: x.requested,
-            id: x.service_request_id.clone(),
-        });
-        let ids: Vec<String> = chosen
-            .iter()
-            .map(|x| report_id(&x.service_request_id))
-            .collect();
-        let mut read: HashMap<String, Report> = HashMap::with_capacity(ids.len());
-        for batch in ids.chunks(PAGE) {
+        // Let go of the facts before reading: a change meanwhile need not copy them.
+        drop(facts);
+        // Read in parts side by side (each part a query by ids, the store's unique
+        // index driving it, then turned into reports).
+        let mut parts = tokio::task::JoinSet::new();
+        let entity_ids: Vec<String> = ids.iter().map(|id| report_id(id)).collect();
+        for part in entity_ids.chunks(READ_PART) {
+            let hub = self.hub.clone();
             let query = EntityQuery {
-                ids: batch.to_vec(),
+                ids: part.to_vec(),
                 types: Some(TypeExpr::Type(Context::core().expand(SERVICE_REQUEST))),
                 ..Default::default()
             };
-            for e in self.query_all(query).await? {
-                match model::from_entity::<Report>(&e) {
-                    Ok(r) if f.admits(&Fact::of(&r), now) => {
-                        read.insert(r.service_request_id.clone(), r);
-                    }
-                    Ok(_) => {}
-                    Err(err) => tracing::warn!(error = %err, "an unreadable report is left out"),
+            parts.spawn(async move {
+                let entities = hub.query_all(&Self::reader(), query, PAGE).await?;
+                Ok::<_, Error>(
+                    entities
+                        .iter()
+                        .filter_map(model::readable_report)
+                        .collect::<Vec<_>>(),
+                )
+            });
+        }
+        let mut read: HashMap<String, Report> = HashMap::with_capacity(ids.len());
+        while let Some(part) = parts.join_next().await {
+            let part = part.map_err(|e| {
+                Error::new(ErrorKind::InternalError, format!("reading a page: {e}"))
+            })??;
+            for r in part {
+                if f.admits(&Fact::of(&r), now) {
+                    read.insert(r.service_request_id.clone(), r);
                 }
             }
         }
-        let reports = chosen
-            .iter()
-            .filter_map(|x| read.remove(&x.service_request_id))
-            .collect();
+        let reports = ids.iter().filter_map(|id| read.remove(id)).collect();
         Ok(Some(ReportPage {
             reports,
             total,
@@ -773,14 +802,8 @@ impl Reports {
         let now = self.now();
         let mut out: Vec<Report> = if f.ids.is_empty() {
             let query = narrowing(f, &Self::reader().ctx)?;
-            let mut out = Vec::new();
-            for e in self.query_all(query).await? {
-                match model::from_entity::<Report>(&e) {
-                    Ok(r) => out.push(r),
-                    Err(err) => tracing::warn!(error = %err, "an unreadable report is left out"),
-                }
-            }
-            out
+            let found = self.query_all(query).await?;
+            found.iter().filter_map(model::readable_report).collect()
         } else {
             let mut v = Vec::new();
             for id in &f.ids {

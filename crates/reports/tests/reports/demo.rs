@@ -240,5 +240,39 @@ async fn lists_from_the_facts_agree_with_the_store() {
         .await
         .expect("a page")
         .expect("the facts are known");
-    assert_eq!(ids(&newest), vec![id]);
+    assert_eq!(ids(&newest), vec![id.clone()]);
+    // Listed (and so kept as read), then rejected: the next lists see it rejected.
+    let received = ReportFilter {
+        stages: vec![reports::Stage::Received],
+        limit: 1,
+        ..Default::default()
+    };
+    let listed = app.reports.page(&received, None).await.expect("a page");
+    assert_eq!(ids(&listed), vec![id.clone()]);
+    app.reports
+        .act(
+            &hub::Scope::system("test", ""),
+            &id,
+            &reports::workflow::Action::Reject {
+                reason: "Trùng lặp".into(),
+            },
+        )
+        .await
+        .expect("rejected");
+    let rejected = app
+        .reports
+        .page_from_facts(
+            &ReportFilter {
+                limit: 1,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .expect("a page")
+        .expect("the facts are known");
+    assert_eq!(ids(&rejected), vec![id.clone()]);
+    assert_eq!(rejected.reports[0].stage, reports::Stage::Rejected);
+    let still = app.reports.page(&received, None).await.expect("a page");
+    assert!(!ids(&still).contains(&id), "{:?}", ids(&still));
 }
