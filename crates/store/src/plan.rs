@@ -129,6 +129,16 @@ impl Sql {
         }
         self.push(")");
     }
+    /// `column IN (…)` over `items`, or false when there are none (`IN ()` is no SQL).
+    pub fn bind_in<T: Into<Param> + Clone>(&mut self, column: &str, items: &[T]) {
+        if items.is_empty() {
+            self.push("1 = 0");
+        } else {
+            self.push(column);
+            self.push(" IN ");
+            self.bind_list(items);
+        }
+    }
     /// The same SQL on another entity column: probes name the entity whose row they
     /// test `e.rowid`.
     pub fn on_entity(&self, column: &str) -> Sql {
@@ -315,19 +325,9 @@ fn value_condition(
                 }
             }
             sql.push("(");
-            if nums.is_empty() {
-                sql.push("1 = 0");
-            } else {
-                sql.push("a.num IN ");
-                sql.bind_list(&nums);
-            }
+            sql.bind_in("a.num", &nums);
             sql.push(" OR ");
-            if txts.is_empty() {
-                sql.push("1 = 0");
-            } else {
-                sql.push("a.txt IN ");
-                sql.bind_list(&txts);
-            }
+            sql.bind_in("a.txt", &txts);
             sql.push(")");
         }
         _ => return None,

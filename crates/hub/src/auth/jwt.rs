@@ -527,6 +527,11 @@ mod tests {
         verify(token, keys, &validation(), NOW)
     }
 
+    /// Asserts that `check` refuses `token` as malformed, for `reason`.
+    fn assert_malformed(token: &str, keys: &Jwks, reason: &'static str) {
+        assert_eq!(check(token, keys), Err(JwtError::Malformed(reason)));
+    }
+
     fn claims() -> Value {
         json!({
             "iss": ISSUER,
@@ -571,23 +576,16 @@ mod tests {
     }
 
     #[test]
-    fn es256_token_verifies() {
-        let (ec, _, set) = setup();
-        let token = es256("ec1", &claims(), &ec);
-        let verified = check(&token, &set).unwrap();
-        assert_eq!(verified.sub, "user-42");
-        assert_eq!(verified.iss, ISSUER);
-        assert_eq!(verified.exp, NOW + 300);
-        assert_eq!(verified.raw["scope"], "entities:read");
-        assert_eq!(verified.expires_at().unwrap().timestamp(), verified.exp);
-    }
-
-    #[test]
-    fn rs256_token_verifies() {
-        let (_, rsa, set) = setup();
-        let token = rs256("rsa1", &claims(), &rsa);
-        let verified = check(&token, &set).unwrap();
-        assert_eq!(verified.sub, "user-42");
+    fn es256_and_rs256_tokens_verify() {
+        let (ec, rsa, set) = setup();
+        for token in [es256("ec1", &claims(), &ec), rs256("rsa1", &claims(), &rsa)] {
+            let verified = check(&token, &set).unwrap();
+            assert_eq!(verified.sub, "user-42");
+            assert_eq!(verified.iss, ISSUER);
+            assert_eq!(verified.exp, NOW + 300);
+            assert_eq!(verified.raw["scope"], "entities:read");
+            assert_eq!(verified.expires_at().unwrap().timestamp(), verified.exp);
+        }
     }
 
     #[test]
@@ -902,10 +900,7 @@ mod tests {
         let header = r#"{"alg":"ES256","kid":"ec1"}"#;
         for payload in ["[]", "\"text\"", "{"] {
             let token = sign(header, payload, &ec);
-            assert_eq!(
-                check(&token, &set),
-                Err(JwtError::Malformed("payload is not a JSON object"))
-            );
+            assert_malformed(&token, &set, "payload is not a JSON object");
         }
     }
 
@@ -914,10 +909,7 @@ mod tests {
         let (ec, _, set) = setup();
         let header = r#"{"alg":"ES256","kid":"ec1","crit":["exp"],"exp":1}"#;
         let token = sign(header, &claims().to_string(), &ec);
-        assert_eq!(
-            check(&token, &set),
-            Err(JwtError::Malformed("critical header extensions"))
-        );
+        assert_malformed(&token, &set, "critical header extensions");
     }
 
     #[test]
@@ -925,15 +917,9 @@ mod tests {
         let (ec, _, set) = setup();
         let padding = "x".repeat(MAX_TOKEN_BYTES);
         let big = es256("ec1", &with(claims(), "padding", json!(padding)), &ec);
-        assert_eq!(
-            check(&big, &set),
-            Err(JwtError::Malformed("token too large"))
-        );
+        assert_malformed(&big, &set, "token too large");
         let junk = "a".repeat(MAX_TOKEN_BYTES + 1);
-        assert_eq!(
-            check(&junk, &set),
-            Err(JwtError::Malformed("token too large"))
-        );
+        assert_malformed(&junk, &set, "token too large");
         // Just under the bound is fine.
         let room = MAX_TOKEN_BYTES - es256("ec1", &claims(), &ec).len();
         let fill = "x".repeat(room * 3 / 4 - 20);

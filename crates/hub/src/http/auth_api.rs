@@ -60,9 +60,15 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/auth/v1/users/{name}/totp", post(enrol_totp))
         .route("/auth/v1/keys", get(list_keys).post(create_key))
-        .route("/auth/v1/keys/{id}", delete(revoke_key))
+        .route(
+            "/auth/v1/keys/{id}",
+            delete(|s, caller, id| revoke(Revocable::Key, s, caller, id)),
+        )
         .route("/auth/v1/sessions", get(list_sessions))
-        .route("/auth/v1/sessions/{id}", delete(revoke_session))
+        .route(
+            "/auth/v1/sessions/{id}",
+            delete(|s, caller, id| revoke(Revocable::Session, s, caller, id)),
+        )
         .route("/auth/v1/audit", get(audit))
 }
 
@@ -103,6 +109,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 
 fn ok(body: Value) -> Response {
     (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// Audits the caller's change of one user, key or session (`user:…`, `key:…`,
+/// `session:…`).
+async fn audit_change(s: &AppState, caller: &Caller, target: String) {
+    s.identity
+        .audit(vec![caller.audit(None, vec![target])])
+        .await;
 }
 
 fn me_json(caller: &Caller) -> Value {
@@ -282,11 +296,7 @@ async fn create_user(
     Body(new): Body<NewUser>,
 ) -> ApiResult {
     let user = s.identity.create_user(new).await?;
-    s.identity
-        .audit(vec![
-            caller.audit(None, vec![format!("user:{}", user.username)]),
-        ])
-        .await;
+    audit_change(&s, &caller, format!("user:{}", user.username)).await;
     Ok((StatusCode::CREATED, axum::Json(json!(user))).into_response())
 }
 
@@ -301,11 +311,7 @@ async fn update_user(
     Body(change): Body<UserChange>,
 ) -> ApiResult {
     let user = s.identity.update_user(&name, change).await?;
-    s.identity
-        .audit(vec![
-            caller.audit(None, vec![format!("user:{}", user.username)]),
-        ])
-        .await;
+    audit_change(&s, &caller, format!("user:{}", user.username)).await;
     Ok(ok(json!(user)))
 }
 
@@ -315,12 +321,7 @@ async fn delete_user(
     PathParam(name): PathParam<String>,
 ) -> ApiResult {
     s.identity.delete_user(&name).await?;
-    s.identity
-        .audit(vec![caller.audit(
-            None,
-            vec![format!("user:{}", name.to_ascii_lowercase())],
-        )])
-        .await;
+    audit_change(&s, &caller, format!("user:{}", name.to_ascii_lowercase())).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -334,26 +335,10 @@ async fn create_key(
     Body(new): Body<NewKey>,
 ) -> ApiResult {
     let (view, secret) = s.identity.create_key(new, &caller.actor).await?;
-    s.identity
-        .audit(vec![caller.audit(None, vec![format!("key:{}", view.id)])])
-        .await;
+    audit_change(&s, &caller, format!("key:{}", view.id)).await;
     let mut body = json!(view);
     body["key"] = Value::String(secret);
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
-}
-
-async fn revoke_key(
-    State(s): State<AppState>,
-    CallerOf(caller): CallerOf,
-    PathParam(id): PathParam<String>,
-) -> ApiResult {
-    if !s.identity.revoke_key(&id).await? {
-        return Err(Error::not_found(format!("no key {id}")).into());
-    }
-    s.identity
-        .audit(vec![caller.audit(None, vec![format!("key:{id}")])])
-        .await;
-    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn list_sessions(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult {
@@ -369,17 +354,28 @@ async fn list_sessions(State(s): State<AppState>, RawQuery(raw): RawQuery) -> Ap
     Ok(ok(Value::Array(sessions)))
 }
 
-async fn revoke_session(
+/// What `DELETE /auth/v1/keys/{id}` and `DELETE /auth/v1/sessions/{id}` revoke.
+#[derive(Clone, Copy)]
+enum Revocable {
+    Key,
+    Session,
+}
+
+/// Revokes a key or session: 404 when there is none, otherwise audited and 204.
+async fn revoke(
+    what: Revocable,
     State(s): State<AppState>,
     CallerOf(caller): CallerOf,
     PathParam(id): PathParam<String>,
 ) -> ApiResult {
-    if !s.identity.revoke_session(&id).await? {
-        return Err(Error::not_found(format!("no session {id}")).into());
+    let (kind, found) = match what {
+        Revocable::Key => ("key", s.identity.revoke_key(&id).await?),
+        Revocable::Session => ("session", s.identity.revoke_session(&id).await?),
+    };
+    if !found {
+        return Err(Error::not_found(format!("no {kind} {id}")).into());
     }
-    s.identity
-        .audit(vec![caller.audit(None, vec![format!("session:{id}")])])
-        .await;
+    audit_change(&s, &caller, format!("{kind}:{id}")).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -161,6 +161,7 @@ pub struct Component {
 }
 
 /// The hub's own routes and what each needs.
+#[rustfmt::skip]
 pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/health", Permission::Public),
     rule("GET", "/metrics", Permission::Metrics),
@@ -178,123 +179,39 @@ pub const ROUTES: &[RouteRule] = &[
     rule("PATCH", "/ngsi-ld/v1/entities/{id}", Permission::Write),
     rule("DELETE", "/ngsi-ld/v1/entities/{id}", Permission::Write),
     rule("POST", "/ngsi-ld/v1/entities/{id}/attrs", Permission::Write),
-    rule(
-        "PATCH",
-        "/ngsi-ld/v1/entities/{id}/attrs",
-        Permission::Write,
-    ),
-    rule(
-        "PATCH",
-        "/ngsi-ld/v1/entities/{id}/attrs/{attr}",
-        Permission::Write,
-    ),
-    rule(
-        "PUT",
-        "/ngsi-ld/v1/entities/{id}/attrs/{attr}",
-        Permission::Write,
-    ),
-    rule(
-        "DELETE",
-        "/ngsi-ld/v1/entities/{id}/attrs/{attr}",
-        Permission::Write,
-    ),
-    rule(
-        "POST",
-        "/ngsi-ld/v1/entityOperations/create",
-        Permission::Write,
-    ),
-    rule(
-        "POST",
-        "/ngsi-ld/v1/entityOperations/upsert",
-        Permission::Write,
-    ),
-    rule(
-        "POST",
-        "/ngsi-ld/v1/entityOperations/update",
-        Permission::Write,
-    ),
-    rule(
-        "POST",
-        "/ngsi-ld/v1/entityOperations/merge",
-        Permission::Write,
-    ),
-    rule(
-        "POST",
-        "/ngsi-ld/v1/entityOperations/delete",
-        Permission::Write,
-    ),
-    rule(
-        "POST",
-        "/ngsi-ld/v1/entityOperations/query",
-        Permission::Read,
-    ),
+    rule("PATCH", "/ngsi-ld/v1/entities/{id}/attrs", Permission::Write),
+    rule("PATCH", "/ngsi-ld/v1/entities/{id}/attrs/{attr}", Permission::Write),
+    rule("PUT", "/ngsi-ld/v1/entities/{id}/attrs/{attr}", Permission::Write),
+    rule("DELETE", "/ngsi-ld/v1/entities/{id}/attrs/{attr}", Permission::Write),
+    rule("POST", "/ngsi-ld/v1/entityOperations/create", Permission::Write),
+    rule("POST", "/ngsi-ld/v1/entityOperations/upsert", Permission::Write),
+    rule("POST", "/ngsi-ld/v1/entityOperations/update", Permission::Write),
+    rule("POST", "/ngsi-ld/v1/entityOperations/merge", Permission::Write),
+    rule("POST", "/ngsi-ld/v1/entityOperations/delete", Permission::Write),
+    rule("POST", "/ngsi-ld/v1/entityOperations/query", Permission::Read),
     rule("GET", "/ngsi-ld/v1/types", Permission::Read),
     rule("GET", "/ngsi-ld/v1/types/{type}", Permission::Read),
     rule("GET", "/ngsi-ld/v1/attributes", Permission::Read),
     rule("GET", "/ngsi-ld/v1/attributes/{attr}", Permission::Read),
     rule("GET", "/ngsi-ld/v1/temporal/entities", Permission::Read),
     rule("POST", "/ngsi-ld/v1/temporal/entities", Permission::Write),
-    rule(
-        "GET",
-        "/ngsi-ld/v1/temporal/entities/{id}",
-        Permission::Read,
-    ),
-    rule(
-        "DELETE",
-        "/ngsi-ld/v1/temporal/entities/{id}",
-        Permission::Write,
-    ),
-    rule(
-        "POST",
-        "/ngsi-ld/v1/temporal/entities/{id}/attrs",
-        Permission::Write,
-    ),
-    rule(
-        "DELETE",
-        "/ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}",
-        Permission::Write,
-    ),
-    rule(
-        "PATCH",
-        "/ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}/{instance}",
-        Permission::Write,
-    ),
-    rule(
-        "DELETE",
-        "/ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}/{instance}",
-        Permission::Write,
-    ),
-    rule(
-        "POST",
-        "/ngsi-ld/v1/temporalOperations/query",
-        Permission::Read,
-    ),
-    rule(
-        "POST",
-        "/ngsi-ld/v1/temporal/entityOperations/query",
-        Permission::Read,
-    ),
+    rule("GET", "/ngsi-ld/v1/temporal/entities/{id}", Permission::Read),
+    rule("DELETE", "/ngsi-ld/v1/temporal/entities/{id}", Permission::Write),
+    rule("POST", "/ngsi-ld/v1/temporal/entities/{id}/attrs", Permission::Write),
+    rule("DELETE", "/ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}", Permission::Write),
+    rule("PATCH", "/ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}/{instance}", Permission::Write),
+    rule("DELETE", "/ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}/{instance}", Permission::Write),
+    rule("POST", "/ngsi-ld/v1/temporalOperations/query", Permission::Read),
+    rule("POST", "/ngsi-ld/v1/temporal/entityOperations/query", Permission::Read),
     rule("GET", "/ngsi-ld/v1/jsonldContexts", Permission::Read),
     rule("POST", "/ngsi-ld/v1/jsonldContexts", Permission::Write),
     rule("GET", "/ngsi-ld/v1/jsonldContexts/{id}", Permission::Read),
-    rule(
-        "DELETE",
-        "/ngsi-ld/v1/jsonldContexts/{id}",
-        Permission::Write,
-    ),
+    rule("DELETE", "/ngsi-ld/v1/jsonldContexts/{id}", Permission::Write),
     rule("GET", "/ngsi-ld/v1/subscriptions", Permission::Read),
     rule("POST", "/ngsi-ld/v1/subscriptions", Permission::Operate),
     rule("GET", "/ngsi-ld/v1/subscriptions/{id}", Permission::Read),
-    rule(
-        "PATCH",
-        "/ngsi-ld/v1/subscriptions/{id}",
-        Permission::Operate,
-    ),
-    rule(
-        "DELETE",
-        "/ngsi-ld/v1/subscriptions/{id}",
-        Permission::Operate,
-    ),
+    rule("PATCH", "/ngsi-ld/v1/subscriptions/{id}", Permission::Operate),
+    rule("DELETE", "/ngsi-ld/v1/subscriptions/{id}", Permission::Operate),
 ];
 
 /// The whole application router: the hub's routes and the components', behind one

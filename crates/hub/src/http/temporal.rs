@@ -20,33 +20,19 @@ use super::{ApiError, AppState, PathParam};
 use crate::service::Scope;
 use crate::temporal::{TemporalAnswer, TemporalRequest};
 
+#[rustfmt::skip]
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/temporal/entities",
-            get(query_temporal).post(create_temporal),
-        )
-        .route(
-            "/temporal/entities/{id}",
-            // Deleting a temporal entity is deleting the entity: its history goes with it.
-            get(retrieve_temporal).delete(delete_entity),
-        )
+        .route("/temporal/entities", get(query_temporal).post(create_temporal))
+        // Deleting a temporal entity is deleting the entity: its history goes with it.
+        .route("/temporal/entities/{id}", get(retrieve_temporal).delete(delete_entity))
         .route("/temporal/entities/{id}/attrs", post(append_temporal))
-        .route(
-            "/temporal/entities/{id}/attrs/{attr}",
-            axum::routing::delete(delete_attr_temporal),
-        )
-        .route(
-            "/temporal/entities/{id}/attrs/{attr}/{instance}",
-            patch(patch_instance).delete(delete_instance),
-        )
+        .route("/temporal/entities/{id}/attrs/{attr}", axum::routing::delete(delete_attr_temporal))
+        .route("/temporal/entities/{id}/attrs/{attr}/{instance}", patch(patch_instance).delete(delete_instance))
         // v1.8 names it /temporal/entityOperations/query; earlier versions
         // /temporalOperations/query. Both are served.
         .route("/temporalOperations/query", post(query_temporal_post))
-        .route(
-            "/temporal/entityOperations/query",
-            post(query_temporal_post),
-        )
+        .route("/temporal/entityOperations/query", post(query_temporal_post))
 }
 
 type ApiResult = Result<Response, ApiError>;
