@@ -128,6 +128,13 @@ impl App {
         app
     }
 
+    /// A hub over a store of its own, its evaluator's clock starting now; and that
+    /// start.
+    pub async fn start_now() -> (DateTime<Utc>, App) {
+        let t0 = start_time();
+        (t0, App::start(t0).await)
+    }
+
     /// A hub over the store at `db`, its evaluator running on a clock set to `at`.
     pub async fn start_at(db: &Path, at: DateTime<Utc>) -> App {
         App::start_on(&store_url(db).await, at).await
@@ -249,6 +256,13 @@ impl App {
     pub async fn pass(&self, by: Duration) {
         self.clock.advance(by);
         self.settle().await;
+    }
+
+    /// How many alerts `rule` has once another hour has passed: time alone raises
+    /// nothing more and loses none.
+    pub async fn alerts_an_hour_later(&self, rule: &str) -> usize {
+        self.pass(Duration::from_secs(3_600)).await;
+        self.alerts_of(rule).await.len()
     }
 
     pub async fn create_rule(&self, rule: Value) {

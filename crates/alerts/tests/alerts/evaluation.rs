@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -27,10 +27,25 @@ fn level_at_least(level: f64) -> Value {
     json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": level})
 }
 
+/// A rule `name` of the condition "waterLevel >= 3" and a new gauge at `level`, once
+/// the rule's one alert for it fires: the gauge's id and the alerts.
+async fn firing_gauge(
+    app: &App,
+    t0: DateTime<Utc>,
+    name: &str,
+    level: f64,
+) -> (String, Vec<Value>) {
+    app.create_rule(rule(name, level_at_least(3.0), json!({})))
+        .await;
+    let id = unique_id("WaterObserved");
+    app.upsert(gauge(&id, level, t0)).await;
+    let list = app.until_alerts(name, "fires", |l| l.len() == 1).await;
+    (id, list)
+}
+
 #[tokio::test]
 async fn a_comparison_with_hysteresis_fires_once_per_incident_and_clears() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     app.create_rule(rule(
         "level-2",
         json!({"kind": "compare", "attribute": "waterLevel", "op": ">=", "other": "alarmLevel2"}),
@@ -106,8 +121,7 @@ async fn a_comparison_with_hysteresis_fires_once_per_incident_and_clears() {
 
 #[tokio::test]
 async fn for_duration_and_keep_firing_follow_the_clock() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     app.create_rule(rule(
         "held",
         json!({"kind": "threshold", "attribute": "waterLevel", "op": ">", "value": 3.0}),
@@ -148,14 +162,12 @@ async fn for_duration_and_keep_firing_follow_the_clock() {
     app.clock.advance(Duration::from_secs(60));
     app.upsert(gauge(&id, 2.5, t0)).await;
     app.until_phase("held", &id, "idle").await;
-    app.pass(Duration::from_secs(3600)).await;
-    assert_eq!(app.alerts_of("held").await.len(), 1);
+    assert_eq!(app.alerts_an_hour_later("held").await, 1);
 }
 
 #[tokio::test]
 async fn staleness_fires_when_a_sensor_goes_silent_and_clears_when_it_speaks() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     let id = unique_id("WaterObserved");
     app.upsert(gauge(&id, 1.0, t0)).await;
     app.create_rule(rule(
@@ -182,8 +194,7 @@ async fn staleness_fires_when_a_sensor_goes_silent_and_clears_when_it_speaks() {
 
 #[tokio::test]
 async fn a_rate_of_change_reads_the_window_from_history() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     app.create_rule(rule(
         "rising",
         json!({"kind": "rate", "attribute": "waterLevel", "op": ">", "value": 0.5, "window": "1h"}),
@@ -209,8 +220,7 @@ async fn a_rate_of_change_reads_the_window_from_history() {
 
 #[tokio::test]
 async fn q_conditions_and_areas_select_what_fires() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     // A square around the first gauge only.
     app.create_rule(rule(
         "in-area",
@@ -258,13 +268,8 @@ async fn q_conditions_and_areas_select_what_fires() {
 
 #[tokio::test]
 async fn acknowledge_assign_and_resolve_by_hand_are_audited_and_a_resolved_incident_latches() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
-    app.create_rule(rule("hand", level_at_least(3.0), json!({})))
-        .await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 3.2, t0)).await;
-    let list = app.until_alerts("hand", "fires", |l| l.len() == 1).await;
+    let (t0, app) = App::start_now().await;
+    let (id, list) = firing_gauge(&app, t0, "hand", 3.2).await;
     let alert = list[0]["id"].as_str().expect("id").to_string();
     let operator = client(OPERATOR_KEY);
     let viewer = client(VIEWER_KEY);
@@ -330,13 +335,8 @@ async fn acknowledge_assign_and_resolve_by_hand_are_audited_and_a_resolved_incid
 
 #[tokio::test]
 async fn deleting_a_rule_resolves_its_alerts() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
-    app.create_rule(rule("gone", level_at_least(3.0), json!({})))
-        .await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 3.2, t0)).await;
-    app.until_alerts("gone", "fires", |l| l.len() == 1).await;
+    let (t0, app) = App::start_now().await;
+    let (id, _) = firing_gauge(&app, t0, "gone", 3.2).await;
     let (s, _) = app
         .send(app.admin.delete(app.url("/alerts/v1/rules/gone")))
         .await;
@@ -347,13 +347,8 @@ async fn deleting_a_rule_resolves_its_alerts() {
 
 #[tokio::test]
 async fn the_live_stream_sends_open_alerts_then_each_change() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
-    app.create_rule(rule("live", level_at_least(3.0), json!({})))
-        .await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 3.5, t0)).await;
-    app.until_alerts("live", "fires", |l| l.len() == 1).await;
+    let (t0, app) = App::start_now().await;
+    let (id, _) = firing_gauge(&app, t0, "live", 3.5).await;
     let mut r = client(VIEWER_KEY)
         .get(app.url("/alerts/v1/stream"))
         .send()
@@ -399,8 +394,7 @@ async fn the_live_stream_sends_open_alerts_then_each_change() {
 
 #[tokio::test]
 async fn a_whole_entity_is_stale_from_its_latest_update_as_the_feed_told_the_sweep() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     let id = unique_id("WaterObserved");
     app.upsert(gauge(&id, 1.0, t0)).await;
     app.create_rule(rule(
@@ -429,8 +423,7 @@ async fn a_whole_entity_is_stale_from_its_latest_update_as_the_feed_told_the_swe
 #[tokio::test]
 async fn a_burst_longer_than_the_change_feed_is_evaluated_without_a_full_pass() {
     const GAUGES: usize = 300;
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     app.create_rule(rule("burst", level_at_least(5.0), json!({})))
         .await;
     let ids: Vec<String> = (0..GAUGES).map(|_| unique_id("WaterObserved")).collect();
@@ -467,8 +460,7 @@ async fn a_burst_longer_than_the_change_feed_is_evaluated_without_a_full_pass() 
 
 #[tokio::test]
 async fn two_writes_of_one_gauge_evaluated_together_are_judged_on_the_later() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     app.create_rule(rule("later", level_at_least(5.0), json!({})))
         .await;
     let id = unique_id("WaterObserved");
@@ -499,8 +491,7 @@ async fn two_writes_of_one_gauge_evaluated_together_are_judged_on_the_later() {
 
 #[tokio::test]
 async fn changes_lost_by_a_lagging_feed_are_read_and_still_raise_the_alert() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     let watched = unique_id("WaterObserved");
     app.create_rule(rule(
         "lagged",

@@ -622,8 +622,7 @@ async fn policies_route_by_area_to_their_own_channels_and_the_rest_to_the_defaul
 #[tokio::test]
 async fn mqtt_channel_publishes_to_the_broker() {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     let topic = format!("dothi-test/alerts/{}", unique_id("t").replace(':', "-"));
     let mut options = MqttOptions::new(
         format!("alerts-test-{}", std::process::id()),
