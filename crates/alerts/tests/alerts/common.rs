@@ -288,6 +288,11 @@ impl App {
         body["alerts"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Waits until `rule` has one alert; returns the list it is in.
+    pub async fn until_one_alert(&self, rule: &str, what: &str) -> Vec<Value> {
+        self.until_alerts(rule, what, |l| l.len() == 1).await
+    }
+
     /// Waits until the alerts of `rule` satisfy `ok`; returns them.
     pub async fn until_alerts(
         &self,

@@ -50,7 +50,7 @@ async fn a_deadline_fires_once_past_due_and_clears_when_moved_or_out_of_scope() 
     // Past the grace: the timer finds it, with no change of the report.
     app.clock.advance(Duration::from_secs(6 * 60));
     let list = app
-        .until_alerts("overdue", "overdue past the grace", |l| l.len() == 1)
+        .until_one_alert("overdue", "overdue past the grace")
         .await;
     assert_eq!(status(&list[0]), "firing");
     assert_eq!(list[0]["alertSource"], id.as_str());
@@ -103,7 +103,7 @@ async fn a_deleted_report_leaves_the_sweep_and_its_alert_clears() {
     }))
     .await;
     app.clock.advance(Duration::from_secs(6 * 60));
-    app.until_alerts("accept-late", "not accepted in time", |l| l.len() == 1)
+    app.until_one_alert("accept-late", "not accepted in time")
         .await;
     let (s, _) = app
         .send(
@@ -147,7 +147,7 @@ async fn the_demo_presets_tell_of_reports_overdue_for_acceptance_then_for_an_ans
     app.until_resolved("report-acceptance-overdue", "accepted")
         .await;
     app.clock.set(answer_by + TimeDelta::seconds(31));
-    app.until_alerts("report-overdue", "not answered in time", |l| l.len() == 1)
+    app.until_one_alert("report-overdue", "not answered in time")
         .await;
     assert_eq!(app.alerts_of("report-acceptance-overdue").await.len(), 1);
 }

@@ -39,7 +39,7 @@ async fn firing_gauge(
         .await;
     let id = unique_id("WaterObserved");
     app.upsert(gauge(&id, level, t0)).await;
-    let list = app.until_alerts(name, "fires", |l| l.len() == 1).await;
+    let list = app.until_one_alert(name, "fires").await;
     (id, list)
 }
 
@@ -58,9 +58,7 @@ async fn a_comparison_with_hysteresis_fires_once_per_incident_and_clears() {
     assert!(app.alerts_of("level-2").await.is_empty());
     // Readings at or above level II: one alert, with the first reading's value.
     app.upsert(gauge(&id, 4.5, t0)).await;
-    let list = app
-        .until_alerts("level-2", "one alert fires", |l| l.len() == 1)
-        .await;
+    let list = app.until_one_alert("level-2", "one alert fires").await;
     for level in [4.8, 5.1] {
         app.upsert(gauge(&id, level, t0)).await;
     }
@@ -137,9 +135,7 @@ async fn for_duration_and_keep_firing_follow_the_clock() {
         "not yet: 9 of 10 minutes"
     );
     app.clock.advance(Duration::from_secs(60));
-    let list = app
-        .until_alerts("held", "fires after 10 minutes", |l| l.len() == 1)
-        .await;
+    let list = app.until_one_alert("held", "fires after 10 minutes").await;
     // The incident began with the first reading; the alert was issued 10 minutes on.
     let from =
         ngsi::entity::parse_time(list[0]["validFrom"].as_str().expect("validFrom")).expect("time");
@@ -179,9 +175,7 @@ async fn staleness_fires_when_a_sensor_goes_silent_and_clears_when_it_speaks() {
     app.pass(Duration::from_secs(10 * 60)).await;
     assert!(app.alerts_of("silent").await.is_empty());
     app.clock.advance(Duration::from_secs(6 * 60));
-    let list = app
-        .until_alerts("silent", "silent for 16 minutes", |l| l.len() == 1)
-        .await;
+    let list = app.until_one_alert("silent", "silent for 16 minutes").await;
     assert!(
         text(&list[0]["description"]["en"]).starts_with("Thạch Hãn gauge: no data since "),
         "{}",
@@ -212,9 +206,7 @@ async fn a_rate_of_change_reads_the_window_from_history() {
     // 2.6 − 2.2 (the oldest within the hour) = 0.4: not yet.
     assert!(app.alerts_of("rising").await.is_empty());
     app.upsert(gauge(&id, 2.8, t0)).await;
-    let list = app
-        .until_alerts("rising", "rose 0.6 m in an hour", |l| l.len() == 1)
-        .await;
+    let list = app.until_one_alert("rising", "rose 0.6 m in an hour").await;
     assert_eq!(list[0]["value"], 2.8);
 }
 
@@ -482,9 +474,7 @@ async fn two_writes_of_one_gauge_evaluated_together_are_judged_on_the_later() {
     );
     // The other way round, it fires, with the later write's value.
     upsert(json!([gauge(&id, 1.5, t0), gauge(&id, 5.7, t0)])).await;
-    let list = app
-        .until_alerts("later", "the later write fires", |l| l.len() == 1)
-        .await;
+    let list = app.until_one_alert("later", "the later write fires").await;
     assert_eq!(list[0]["value"], 5.7);
     assert_eq!(app.alerts.gaps(), 0);
 }
@@ -529,7 +519,7 @@ async fn changes_lost_by_a_lagging_feed_are_read_and_still_raise_the_alert() {
         assert!(r.is_ok(), "{id}: {r:?}");
     }
     let list = app
-        .until_alerts("lagged", "the crossing, read again", |l| l.len() == 1)
+        .until_one_alert("lagged", "the crossing, read again")
         .await;
     assert_eq!(list[0]["value"], 5.5);
     assert!(app.alerts.gaps() >= 1, "the feed lagged, yet no full pass");

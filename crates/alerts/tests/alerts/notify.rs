@@ -378,10 +378,8 @@ async fn a_silence_keeps_its_alerts_quiet_for_its_period() {
     .await;
     let g = unique_id("WaterObserved");
     app.upsert(gauge(&g, 4.6, t0)).await;
-    app.until_alerts("level-2", "level II fires", |l| l.len() == 1)
-        .await;
-    app.until_alerts("level-1", "level I fires", |l| l.len() == 1)
-        .await;
+    app.until_one_alert("level-2", "level II fires").await;
+    app.until_one_alert("level-1", "level I fires").await;
     app.deliver().await;
     app.advance(Duration::from_secs(10));
     // Level II is told; level I is silenced.
@@ -420,8 +418,7 @@ async fn level_three_inhibits_levels_one_and_two_of_the_same_gauge_only() {
     let low = unique_id("WaterObserved");
     app.upsert(gauge(&high, 6.2, t0)).await;
     app.upsert(gauge(&low, 3.1, t0)).await;
-    app.until_alerts("level-3", "level III fires", |l| l.len() == 1)
-        .await;
+    app.until_one_alert("level-3", "level III fires").await;
     app.until_alerts("level-1", "level I fires twice", |l| l.len() == 2)
         .await;
     app.deliver().await;
@@ -507,7 +504,7 @@ async fn a_failing_webhook_is_retried_with_a_growing_delay() {
     sink.fail_next("ops", 2);
     app.upsert(gauge(&unique_id("WaterObserved"), 3.3, t0))
         .await;
-    app.until_alerts("level-1", "fires", |l| l.len() == 1).await;
+    app.until_one_alert("level-1", "fires").await;
     app.deliver().await;
     app.deliver().await;
     // Two failures so far at most; one second later, a second try; two more, a third.
@@ -544,7 +541,7 @@ async fn delivery_state_and_the_outbox_survive_a_restart() {
     .await;
     app.upsert(gauge(&unique_id("WaterObserved"), 3.3, t0))
         .await;
-    app.until_alerts("level-1", "fires", |l| l.len() == 1).await;
+    app.until_one_alert("level-1", "fires").await;
     app.deliver().await;
     // `ops` receives; `log` fails, and its message waits in the outbox.
     sink.fail_next("log", 1);
@@ -666,7 +663,7 @@ async fn mqtt_channel_publishes_to_the_broker() {
     .await;
     let g = unique_id("WaterObserved");
     app.upsert(gauge(&g, 3.4, t0)).await;
-    app.until_alerts("level-1", "fires", |l| l.len() == 1).await;
+    app.until_one_alert("level-1", "fires").await;
     app.deliver().await;
     let m = tokio::time::timeout(WAIT, rx.recv())
         .await
@@ -775,7 +772,7 @@ async fn email_goes_through_a_real_smtp_server_in_both_languages() {
     .await;
     let g = unique_id("WaterObserved");
     app.upsert(gauge(&g, 4.9, t0)).await;
-    app.until_alerts("level-2", "fires", |l| l.len() == 1).await;
+    app.until_one_alert("level-2", "fires").await;
     app.deliver().await;
     app.advance(Duration::from_secs(5));
     let read = || {
