@@ -276,6 +276,13 @@ impl App {
         assert!(s == 201 || s == 204, "upsert: {s} {body}");
     }
 
+    /// A new river gauge reading `level` (m) at `at`; its id.
+    pub async fn new_gauge(&self, level: f64, at: DateTime<Utc>) -> String {
+        let id = unique_id("WaterObserved");
+        self.upsert(gauge(&id, level, at)).await;
+        id
+    }
+
     /// The alerts of a rule (any status), via the alerts API.
     pub async fn alerts_of(&self, rule: &str) -> Vec<Value> {
         let (s, body) = self

@@ -37,8 +37,7 @@ async fn firing_gauge(
 ) -> (String, Vec<Value>) {
     app.create_rule(rule(name, level_at_least(3.0), json!({})))
         .await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, level, t0)).await;
+    let id = app.new_gauge(level, t0).await;
     let list = app.until_one_alert(name, "fires").await;
     (id, list)
 }
@@ -52,8 +51,7 @@ async fn a_comparison_with_hysteresis_fires_once_per_incident_and_clears() {
         json!({"clear": {"hysteresis": 0.1}, "labels": {"river": "thach-han"}}),
     ))
     .await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 4.0, t0)).await;
+    let id = app.new_gauge(4.0, t0).await;
     app.settle().await;
     assert!(app.alerts_of("level-2").await.is_empty());
     // Readings at or above level II: one alert, with the first reading's value.
@@ -126,8 +124,7 @@ async fn for_duration_and_keep_firing_follow_the_clock() {
         json!({"for": "10m", "keepFiringFor": "5m"}),
     ))
     .await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 3.5, t0)).await;
+    let id = app.new_gauge(3.5, t0).await;
     app.until_phase("held", &id, "pending").await;
     app.pass(Duration::from_secs(9 * 60)).await;
     assert!(
@@ -164,8 +161,7 @@ async fn for_duration_and_keep_firing_follow_the_clock() {
 #[tokio::test]
 async fn staleness_fires_when_a_sensor_goes_silent_and_clears_when_it_speaks() {
     let (t0, app) = App::start_now().await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 1.0, t0)).await;
+    let id = app.new_gauge(1.0, t0).await;
     app.create_rule(rule(
         "silent",
         json!({"kind": "stale", "after": "15m", "attribute": "waterLevel"}),
@@ -268,27 +264,23 @@ async fn acknowledge_assign_and_resolve_by_hand_are_audited_and_a_resolved_incid
     let act = |who: &reqwest::Client, what: &str| {
         who.post(app.url(&format!("/alerts/v1/alerts/{alert}/{what}")))
     };
+    // The operator acts on the alert with a JSON body.
+    let operate = |what: &str, body: Value| app.send(act(&operator, what).json(&body));
     let (s, _) = app.send(act(&viewer, "acknowledge").json(&json!({}))).await;
     assert_eq!(s, 403, "viewers do not acknowledge");
-    let (s, body) = app
-        .send(act(&operator, "acknowledge").json(&json!({"comment": "đang xử lý"})))
-        .await;
+    let (s, body) = operate("acknowledge", json!({"comment": "đang xử lý"})).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["status"], "acknowledged");
     assert!(text(&body["acknowledgedBy"]).starts_with("key:"), "{body}");
     assert_eq!(body["comment"], "đang xử lý");
     let (s, body) = app.send(act(&operator, "acknowledge")).await;
     assert_eq!(s, 422, "acknowledged twice: {body}");
-    let (s, body) = app
-        .send(act(&operator, "assign").json(&json!({"assignee": "ca trực 2"})))
-        .await;
+    let (s, body) = operate("assign", json!({"assignee": "ca trực 2"})).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["assignedTo"], "ca trực 2");
-    let (s, body) = app.send(act(&operator, "assign").json(&json!({}))).await;
+    let (s, body) = operate("assign", json!({})).await;
     assert_eq!(s, 400, "{body}");
-    let (s, body) = app
-        .send(act(&operator, "resolve").json(&json!({"comment": "đã kiểm tra"})))
-        .await;
+    let (s, body) = operate("resolve", json!({"comment": "đã kiểm tra"})).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["status"], "resolved");
     // The audit log names the operator on the alert.
@@ -387,8 +379,7 @@ async fn the_live_stream_sends_open_alerts_then_each_change() {
 #[tokio::test]
 async fn a_whole_entity_is_stale_from_its_latest_update_as_the_feed_told_the_sweep() {
     let (t0, app) = App::start_now().await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 1.0, t0)).await;
+    let id = app.new_gauge(1.0, t0).await;
     app.create_rule(rule(
         "silent-gauge",
         json!({"kind": "stale", "after": "15m"}),
@@ -455,8 +446,7 @@ async fn two_writes_of_one_gauge_evaluated_together_are_judged_on_the_later() {
     let (t0, app) = App::start_now().await;
     app.create_rule(rule("later", level_at_least(5.0), json!({})))
         .await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 1.0, t0)).await;
+    let id = app.new_gauge(1.0, t0).await;
     app.settle().await;
     // One request, two writes of the gauge: their changes are published together,
     // so the evaluator finds them merged in one entry of its backlog. The first

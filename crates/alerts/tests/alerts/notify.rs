@@ -376,8 +376,7 @@ async fn a_silence_keeps_its_alerts_quiet_for_its_period() {
                "comment": "bảo trì"}),
     )
     .await;
-    let g = unique_id("WaterObserved");
-    app.upsert(gauge(&g, 4.6, t0)).await;
+    app.new_gauge(4.6, t0).await;
     app.until_one_alert("level-2", "level II fires").await;
     app.until_one_alert("level-1", "level I fires").await;
     app.deliver().await;
@@ -661,8 +660,7 @@ async fn mqtt_channel_publishes_to_the_broker() {
                "channels": [{"kind": "mqtt", "url": format!("mqtt://127.0.0.1:1883/{topic}"), "lang": "en"}]}),
     )
     .await;
-    let g = unique_id("WaterObserved");
-    app.upsert(gauge(&g, 3.4, t0)).await;
+    let g = app.new_gauge(3.4, t0).await;
     app.until_one_alert("level-1", "fires").await;
     app.deliver().await;
     let m = tokio::time::timeout(WAIT, rx.recv())
@@ -770,8 +768,7 @@ async fn email_goes_through_a_real_smtp_server_in_both_languages() {
                "channels": [{"kind": "email", "to": ["truc-ban@dothi.test", "chi-huy@dothi.test"]}]}),
     )
     .await;
-    let g = unique_id("WaterObserved");
-    app.upsert(gauge(&g, 4.9, t0)).await;
+    app.new_gauge(4.9, t0).await;
     app.until_one_alert("level-2", "fires").await;
     app.deliver().await;
     app.advance(Duration::from_secs(5));
