@@ -125,6 +125,11 @@ impl App {
         out
     }
 
+    /// Creates a notification policy.
+    pub async fn create_policy(&self, body: Value) -> Value {
+        self.create("policies", body).await
+    }
+
     /// Upserts many gauges in one request.
     pub async fn upsert_all(&self, entities: Vec<Value>) {
         let (s, body) = self.post_json(UPSERT, &Value::from(entities)).await;
@@ -289,12 +294,12 @@ async fn policies_are_managed_checked_and_kept_per_tenant() {
 async fn twenty_gauges_rising_together_make_one_message_then_a_repeat_then_one_resolution() {
     let (_place, t0, app, sink) = started().await;
     app.create_rule(level_rule(1)).await;
-    app.create(
-        "policies",
-        json!({"id": "floods", "match": {"labels": [{"name": "category", "value": "naturalDisaster"}]},
-               "channels": [webhook(&sink, "ops")],
-               "groupWait": "30s", "groupInterval": "1m", "repeatInterval": "1h"}),
-    )
+    app.create_policy(json!({
+        "id": "floods",
+        "match": {"labels": [{"name": "category", "value": "naturalDisaster"}]},
+        "channels": [webhook(&sink, "ops")],
+        "groupWait": "30s", "groupInterval": "1m", "repeatInterval": "1h"
+    }))
     .await;
     let gauges: Vec<String> = (0..20).map(|_| unique_id("WaterObserved")).collect();
     app.upsert_all(gauges.iter().map(|g| gauge(g, 3.5, t0)).collect())
@@ -363,8 +368,7 @@ async fn a_silence_keeps_its_alerts_quiet_for_its_period() {
     let (_place, t0, app, sink) = started().await;
     app.create_rule(level_rule(1)).await;
     app.create_rule(level_rule(2)).await;
-    app.create(
-        "policies",
+    app.create_policy(
         json!({"id": "default", "channels": [webhook(&sink, "ops")], "groupWait": "10s"}),
     )
     .await;
@@ -401,8 +405,7 @@ async fn level_three_inhibits_levels_one_and_two_of_the_same_gauge_only() {
     for level in [1, 2, 3] {
         app.create_rule(level_rule(level)).await;
     }
-    app.create(
-        "policies",
+    app.create_policy(
         json!({"id": "default", "channels": [webhook(&sink, "ops")], "groupWait": "10s"}),
     )
     .await;
@@ -440,8 +443,7 @@ async fn level_three_inhibits_levels_one_and_two_of_the_same_gauge_only() {
 async fn an_alert_left_unacknowledged_is_escalated_to_the_next_contact() {
     let (_place, t0, app, sink) = started().await;
     app.create_rule(level_rule(2)).await;
-    app.create(
-        "policies",
+    app.create_policy(
         json!({"id": "floods", "channels": [webhook(&sink, "duty")], "groupWait": "10s",
                "repeatInterval": "1d",
                "escalation": [{"after": "10m", "channels": [webhook(&sink, "chief")]},
@@ -495,8 +497,7 @@ async fn an_alert_left_unacknowledged_is_escalated_to_the_next_contact() {
 async fn a_failing_webhook_is_retried_with_a_growing_delay() {
     let (_place, t0, app, sink) = started().await;
     app.create_rule(level_rule(1)).await;
-    app.create(
-        "policies",
+    app.create_policy(
         json!({"id": "default", "channels": [webhook(&sink, "ops")], "groupWait": "0s"}),
     )
     .await;
@@ -532,8 +533,7 @@ async fn delivery_state_and_the_outbox_survive_a_restart() {
     let sink = Sink::start().await;
     let app = App::start_on(&url, t0).await;
     app.create_rule(level_rule(1)).await;
-    app.create(
-        "policies",
+    app.create_policy(
         json!({"id": "default", "channels": [webhook(&sink, "ops"), webhook(&sink, "log")],
                "groupWait": "10s", "repeatInterval": "1h"}),
     )
@@ -574,23 +574,20 @@ async fn policies_route_by_area_to_their_own_channels_and_the_rest_to_the_defaul
     let (_place, t0, app, sink) = started().await;
     app.create_rule(level_rule(1)).await;
     let commune = "urn:ngsi-ld:AdministrativeArea:VN-45-19489";
-    app.create(
-        "policies",
+    app.create_policy(
         json!({"id": "dong-ha", "order": 1, "match": {"area": {"commune": commune}},
                "channels": [webhook(&sink, "dongha")], "groupWait": "0s"}),
     )
     .await;
     // A box around the gauges' point (107.183, 16.756).
-    app.create(
-        "policies",
-        json!({"id": "box", "order": 2,
-               "match": {"area": {"polygon": [[[107.1, 16.7], [107.3, 16.7], [107.3, 16.8], [107.1, 16.8], [107.1, 16.7]]]},
-                         "severity": ["high"]},
-               "channels": [webhook(&sink, "box")], "groupWait": "0s"}),
-    )
+    app.create_policy(json!({
+        "id": "box", "order": 2,
+        "match": {"area": {"polygon": [[[107.1, 16.7], [107.3, 16.7], [107.3, 16.8], [107.1, 16.8], [107.1, 16.7]]]},
+                  "severity": ["high"]},
+        "channels": [webhook(&sink, "box")], "groupWait": "0s"
+    }))
     .await;
-    app.create(
-        "policies",
+    app.create_policy(
         json!({"id": "default", "channels": [webhook(&sink, "rest")], "groupWait": "0s"}),
     )
     .await;
@@ -654,11 +651,10 @@ async fn mqtt_channel_publishes_to_the_broker() {
         .expect("subscribed in time")
         .expect("subscribed");
     app.create_rule(level_rule(1)).await;
-    app.create(
-        "policies",
-        json!({"id": "default", "groupWait": "0s",
-               "channels": [{"kind": "mqtt", "url": format!("mqtt://127.0.0.1:1883/{topic}"), "lang": "en"}]}),
-    )
+    app.create_policy(json!({
+        "id": "default", "groupWait": "0s",
+        "channels": [{"kind": "mqtt", "url": format!("mqtt://127.0.0.1:1883/{topic}"), "lang": "en"}]
+    }))
     .await;
     let g = app.new_gauge(3.4, t0).await;
     app.until_one_alert("level-1", "fires").await;
@@ -762,11 +758,10 @@ async fn email_goes_through_a_real_smtp_server_in_both_languages() {
     };
     let app = App::start_with(&store_url(&place.db()).await, t0, Some(relay)).await;
     app.create_rule(level_rule(2)).await;
-    app.create(
-        "policies",
-        json!({"id": "default", "groupWait": "5s",
-               "channels": [{"kind": "email", "to": ["truc-ban@dothi.test", "chi-huy@dothi.test"]}]}),
-    )
+    app.create_policy(json!({
+        "id": "default", "groupWait": "5s",
+        "channels": [{"kind": "email", "to": ["truc-ban@dothi.test", "chi-huy@dothi.test"]}]
+    }))
     .await;
     app.new_gauge(4.9, t0).await;
     app.until_one_alert("level-2", "fires").await;
