@@ -9,6 +9,7 @@ use axum::extract::{FromRequest, MatchedPath, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hub::Scope;
 use hub::auth::Access;
 use hub::http::gate::Head;
 use hub::http::params::Params;
@@ -32,16 +33,11 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 const MAX_COMMENT: usize = 2_000;
 
 pub fn routes(alerts: Arc<Alerts>) -> Router {
-    let router = Router::new();
-    let router = record_routes::<PolicySpec>(router);
-    let router = record_routes::<SilenceSpec>(router);
-    let router = record_routes::<InhibitionSpec>(router);
+    let router = stored_routes::<RuleSpec>(Router::new());
+    let router = stored_routes::<PolicySpec>(router);
+    let router = stored_routes::<SilenceSpec>(router);
+    let router = stored_routes::<InhibitionSpec>(router);
     router
-        .route("/alerts/v1/rules", get(list_rules).post(create_rule))
-        .route(
-            "/alerts/v1/rules/{id}",
-            get(get_rule).put(replace_rule).delete(delete_rule),
-        )
         .route("/alerts/v1/alerts", get(list_alerts))
         .route("/alerts/v1/alerts/{id}", get(get_alert))
         .route("/alerts/v1/alerts/{id}/acknowledge", post(act))
@@ -121,8 +117,10 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-/// The query parameters and their paging (`limit` at most 1,000).
-fn paged(raw: Option<String>) -> Result<(Params, u64, u64), ApiError> {
+/// The reader's scope, then the query parameters and their paging (`limit` at most
+/// 1,000).
+fn listing(head: &Head, raw: Option<String>) -> Result<(Scope, Params, u64, u64), ApiError> {
+    let scope = head.scope(Access::Read)?;
     let p = Params::parse(raw.as_deref())?;
     let (limit, offset, _) = hub::http::params::paging(&Params(
         p.0.iter()
@@ -130,7 +128,7 @@ fn paged(raw: Option<String>) -> Result<(Params, u64, u64), ApiError> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     ))?;
-    Ok((p, limit as u64, offset as u64))
+    Ok((scope, p, limit as u64, offset as u64))
 }
 
 /// A rule, policy, silence or inhibition as the API shows it.
@@ -148,42 +146,6 @@ fn created(location: String, body: Value) -> Response {
         .into_response()
 }
 
-// Rules.
-
-async fn list_rules(
-    State(alerts): State<Arc<Alerts>>,
-    head: Head,
-    RawQuery(raw): RawQuery,
-) -> Answer {
-    let scope = head.scope(Access::Read)?;
-    let (_, limit, offset) = paged(raw)?;
-    let (count, rules) = alerts.list_rules(&scope, offset, limit).await?;
-    let rules: Vec<Value> = rules.iter().map(stored_json).collect();
-    Ok(axum::Json(json!({"count": count, "rules": rules})).into_response())
-}
-
-async fn create_rule(
-    State(alerts): State<Arc<Alerts>>,
-    head: Head,
-    JsonBody(body): JsonBody,
-) -> Answer {
-    let scope = head.scope(Access::Write)?;
-    let spec = RuleSpec::from_json(&body)?;
-    let rule = alerts.put_rule(&scope, spec, RegistryWrite::Create).await?;
-    let location = format!("/alerts/v1/rules/{}", rule.spec.id);
-    Ok(created(location, stored_json(&rule.spec)))
-}
-
-async fn get_rule(
-    State(alerts): State<Arc<Alerts>>,
-    head: Head,
-    PathParam(id): PathParam<String>,
-) -> Answer {
-    let scope = head.scope(Access::Read)?;
-    let spec = alerts.get_rule(&scope, &id).await?;
-    Ok(axum::Json(stored_json(&spec)).into_response())
-}
-
 /// A replacement's body takes the path's id; one that names another is refused.
 fn same_id(body: &mut Value, id: &str) -> Result<(), ApiError> {
     match body.get("id") {
@@ -198,31 +160,6 @@ fn same_id(body: &mut Value, id: &str) -> Result<(), ApiError> {
             "the body's id differs from the path's",
         ))),
     }
-}
-
-async fn replace_rule(
-    State(alerts): State<Arc<Alerts>>,
-    head: Head,
-    PathParam(id): PathParam<String>,
-    JsonBody(mut body): JsonBody,
-) -> Answer {
-    let scope = head.scope(Access::Write)?;
-    same_id(&mut body, &id)?;
-    let spec = RuleSpec::from_json(&body)?;
-    let rule = alerts
-        .put_rule(&scope, spec, RegistryWrite::Replace)
-        .await?;
-    Ok(axum::Json(stored_json(&rule.spec)).into_response())
-}
-
-async fn delete_rule(
-    State(alerts): State<Arc<Alerts>>,
-    head: Head,
-    PathParam(id): PathParam<String>,
-) -> Answer {
-    let scope = head.scope(Access::Write)?;
-    alerts.delete_rule(&scope, &id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 // Alerts.
@@ -258,8 +195,7 @@ async fn list_alerts(
     head: Head,
     RawQuery(raw): RawQuery,
 ) -> Answer {
-    let scope = head.scope(Access::Read)?;
-    let (p, limit, offset) = paged(raw)?;
+    let (scope, p, limit, offset) = listing(&head, raw)?;
     let mut terms = Vec::new();
     for (name, attr) in [
         ("status", "status"),
@@ -360,59 +296,147 @@ async fn run_backtest(
     Ok(axum::Json(report).into_response())
 }
 
-// Policies, silences and inhibitions: the same five routes each.
+// Rules, policies, silences and inhibitions: the same five routes each.
 
-fn record_routes<T: Record + 'static>(router: Router<Arc<Alerts>>) -> Router<Arc<Alerts>> {
+/// A page of stored items, and how many there are in all.
+type Listed<T> = Result<(u64, Vec<T>), Error>;
+
+/// What the API keeps under `/alerts/v1/{PLURAL}`: rules, and the records (policies,
+/// silences, inhibitions); the service checks and stores each kind its own way.
+trait Stored: serde::Serialize + Send + Sized + 'static {
+    /// The last segment of its routes and its list's member.
+    const PLURAL: &'static str;
+    fn from_json(body: &Value) -> Result<Self, Error>;
+    fn id(&self) -> &str;
+    fn put(
+        self,
+        alerts: &Alerts,
+        scope: &Scope,
+        mode: RegistryWrite,
+    ) -> impl Future<Output = Result<Self, Error>> + Send;
+    fn get(
+        alerts: &Alerts,
+        scope: &Scope,
+        id: &str,
+    ) -> impl Future<Output = Result<Self, Error>> + Send;
+    fn list(
+        alerts: &Alerts,
+        scope: &Scope,
+        offset: u64,
+        limit: u64,
+    ) -> impl Future<Output = Listed<Self>> + Send;
+    fn delete(
+        alerts: &Alerts,
+        scope: &Scope,
+        id: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+impl Stored for RuleSpec {
+    const PLURAL: &'static str = "rules";
+
+    fn from_json(body: &Value) -> Result<Self, Error> {
+        RuleSpec::from_json(body)
+    }
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn put(self, alerts: &Alerts, scope: &Scope, mode: RegistryWrite) -> Result<Self, Error> {
+        Ok(alerts.put_rule(scope, self, mode).await?.spec)
+    }
+
+    async fn get(alerts: &Alerts, scope: &Scope, id: &str) -> Result<Self, Error> {
+        alerts.get_rule(scope, id).await
+    }
+
+    async fn list(alerts: &Alerts, scope: &Scope, offset: u64, limit: u64) -> Listed<Self> {
+        alerts.list_rules(scope, offset, limit).await
+    }
+
+    async fn delete(alerts: &Alerts, scope: &Scope, id: &str) -> Result<(), Error> {
+        alerts.delete_rule(scope, id).await
+    }
+}
+
+impl<T: Record + 'static> Stored for T {
+    const PLURAL: &'static str = T::PLURAL;
+
+    fn from_json(body: &Value) -> Result<Self, Error> {
+        crate::policy::from_json(body)
+    }
+
+    fn id(&self) -> &str {
+        Record::id(self)
+    }
+
+    async fn put(self, alerts: &Alerts, scope: &Scope, mode: RegistryWrite) -> Result<Self, Error> {
+        alerts.put_record(scope, self, mode).await
+    }
+
+    async fn get(alerts: &Alerts, scope: &Scope, id: &str) -> Result<Self, Error> {
+        alerts.get_record(scope, id).await
+    }
+
+    async fn list(alerts: &Alerts, scope: &Scope, offset: u64, limit: u64) -> Listed<Self> {
+        alerts.list_records(scope, offset, limit).await
+    }
+
+    async fn delete(alerts: &Alerts, scope: &Scope, id: &str) -> Result<(), Error> {
+        alerts.delete_record::<T>(scope, id).await
+    }
+}
+
+fn stored_routes<T: Stored>(router: Router<Arc<Alerts>>) -> Router<Arc<Alerts>> {
     router
         .route(
             &format!("/alerts/v1/{}", T::PLURAL),
-            get(list_records::<T>).post(create_record::<T>),
+            get(list_stored::<T>).post(create_stored::<T>),
         )
         .route(
             &format!("/alerts/v1/{}/{{id}}", T::PLURAL),
-            get(get_record::<T>)
-                .put(replace_record::<T>)
-                .delete(delete_record::<T>),
+            get(get_stored::<T>)
+                .put(replace_stored::<T>)
+                .delete(delete_stored::<T>),
         )
 }
 
-async fn list_records<T: Record>(
+async fn list_stored<T: Stored>(
     State(alerts): State<Arc<Alerts>>,
     head: Head,
     RawQuery(raw): RawQuery,
 ) -> Answer {
-    let scope = head.scope(Access::Read)?;
-    let (_, limit, offset) = paged(raw)?;
-    let (count, items) = alerts.list_records::<T>(&scope, offset, limit).await?;
+    let (scope, _, limit, offset) = listing(&head, raw)?;
+    let (count, items) = T::list(&alerts, &scope, offset, limit).await?;
     let items: Vec<Value> = items.iter().map(stored_json).collect();
     Ok(axum::Json(json!({"count": count, T::PLURAL: items})).into_response())
 }
 
-async fn create_record<T: Record>(
+async fn create_stored<T: Stored>(
     State(alerts): State<Arc<Alerts>>,
     head: Head,
     JsonBody(body): JsonBody,
 ) -> Answer {
     let scope = head.scope(Access::Write)?;
-    let record = crate::policy::from_json::<T>(&body)?;
-    let record = alerts
-        .put_record(&scope, record, RegistryWrite::Create)
+    let item = T::from_json(&body)?
+        .put(&alerts, &scope, RegistryWrite::Create)
         .await?;
-    let location = format!("/alerts/v1/{}/{}", T::PLURAL, record.id());
-    Ok(created(location, stored_json(&record)))
+    let location = format!("/alerts/v1/{}/{}", T::PLURAL, item.id());
+    Ok(created(location, stored_json(&item)))
 }
 
-async fn get_record<T: Record>(
+async fn get_stored<T: Stored>(
     State(alerts): State<Arc<Alerts>>,
     head: Head,
     PathParam(id): PathParam<String>,
 ) -> Answer {
     let scope = head.scope(Access::Read)?;
-    let record = alerts.get_record::<T>(&scope, &id).await?;
-    Ok(axum::Json(stored_json(&record)).into_response())
+    let item = T::get(&alerts, &scope, &id).await?;
+    Ok(axum::Json(stored_json(&item)).into_response())
 }
 
-async fn replace_record<T: Record>(
+async fn replace_stored<T: Stored>(
     State(alerts): State<Arc<Alerts>>,
     head: Head,
     PathParam(id): PathParam<String>,
@@ -420,19 +444,18 @@ async fn replace_record<T: Record>(
 ) -> Answer {
     let scope = head.scope(Access::Write)?;
     same_id(&mut body, &id)?;
-    let record = crate::policy::from_json::<T>(&body)?;
-    let record = alerts
-        .put_record(&scope, record, RegistryWrite::Replace)
+    let item = T::from_json(&body)?
+        .put(&alerts, &scope, RegistryWrite::Replace)
         .await?;
-    Ok(axum::Json(stored_json(&record)).into_response())
+    Ok(axum::Json(stored_json(&item)).into_response())
 }
 
-async fn delete_record<T: Record>(
+async fn delete_stored<T: Stored>(
     State(alerts): State<Arc<Alerts>>,
     head: Head,
     PathParam(id): PathParam<String>,
-) -> Answer {
+) -> Result<StatusCode, ApiError> {
     let scope = head.scope(Access::Write)?;
-    alerts.delete_record::<T>(&scope, &id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    T::delete(&alerts, &scope, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

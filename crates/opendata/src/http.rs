@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{MatchedPath, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -69,9 +69,9 @@ pub fn routes(hub: Arc<Hub>, config: OpendataConfig) -> Router {
     Router::new()
         .route("/api/3/action/{action}", get(action).post(action))
         .route("/api/action/{action}", get(action).post(action))
-        .route("/catalog.ttl", get(catalog_ttl))
-        .route("/catalog.jsonld", get(catalog_jsonld))
-        .route("/catalog.rdf", get(catalog_rdf))
+        .route("/catalog.ttl", get(catalog_file))
+        .route("/catalog.jsonld", get(catalog_file))
+        .route("/catalog.rdf", get(catalog_file))
         .route("/dataset/{file}", get(dataset_file))
         .route("/dataset/{name}/{file}", get(download))
         .with_state(app)
@@ -225,31 +225,31 @@ async fn catalog_graph(
     ))
 }
 
-async fn catalog_ttl(
+/// `/catalog.ttl`, `.jsonld`, `.rdf`: the catalogue's DCAT-AP description, in the
+/// format of the route's extension.
+async fn catalog_file(
     State(app): State<App>,
     headers: HeaderMap,
+    route: MatchedPath,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let g = catalog_graph(&app, &headers, raw.as_deref(), "catalog.ttl").await?;
-    Ok(typed(g.to_turtle(), "text/turtle; charset=utf-8"))
+    let file = route.as_str().rsplit('/').next().unwrap_or_default();
+    let g = catalog_graph(&app, &headers, raw.as_deref(), file).await?;
+    rendered(&g, file.rsplit_once('.').map_or("", |(_, ext)| ext))
 }
 
-async fn catalog_jsonld(
-    State(app): State<App>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    let g = catalog_graph(&app, &headers, raw.as_deref(), "catalog.jsonld").await?;
-    Ok(typed(g.to_json_ld().to_string(), "application/ld+json"))
-}
-
-async fn catalog_rdf(
-    State(app): State<App>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    let g = catalog_graph(&app, &headers, raw.as_deref(), "catalog.rdf").await?;
-    Ok(typed(g.to_rdf_xml(), "application/rdf+xml"))
+/// A DCAT-AP graph in the format a file extension names (404 for another).
+fn rendered(g: &dcat::Graph, ext: &str) -> Result<Response, ApiError> {
+    Ok(match ext {
+        "ttl" => typed(g.to_turtle(), "text/turtle; charset=utf-8"),
+        "jsonld" => typed(g.to_json_ld().to_string(), "application/ld+json"),
+        "rdf" => typed(g.to_rdf_xml(), "application/rdf+xml"),
+        _ => {
+            return Err(ApiError(Error::not_found(
+                "formats are .ttl, .jsonld and .rdf",
+            )));
+        }
+    })
 }
 
 async fn find(app: &App, name: &str) -> Result<crate::model::Dataset, ApiError> {
@@ -282,16 +282,7 @@ async fn dataset_file(
     let org = orgs.iter().find(|o| o.name == d.organization);
     let mut g = dcat::Graph::default();
     dcat::dataset(&mut g, &base(&app, &headers), &d, org);
-    Ok(match ext {
-        "ttl" => typed(g.to_turtle(), "text/turtle; charset=utf-8"),
-        "jsonld" => typed(g.to_json_ld().to_string(), "application/ld+json"),
-        "rdf" => typed(g.to_rdf_xml(), "application/rdf+xml"),
-        _ => {
-            return Err(ApiError(Error::not_found(
-                "formats are .ttl, .jsonld and .rdf",
-            )));
-        }
-    })
+    rendered(&g, ext)
 }
 
 fn attachment(mut r: Response, name: &str) -> Response {

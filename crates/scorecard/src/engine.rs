@@ -348,8 +348,7 @@ impl Scorecard {
         slug: &str,
         submission: Submission,
     ) -> Result<Value, Error> {
-        let def = plan::kpi(slug)
-            .ok_or_else(|| Error::not_found(format!("no KPI {slug:?} in the plan")))?;
+        let def = planned(slug)?;
         if def.mode == Mode::Computed {
             return Err(Error::bad_data(format!(
                 "{slug} is computed from the hub's data; it takes no entered value"
@@ -507,8 +506,7 @@ impl Scorecard {
         slug: &str,
         confirmation: Confirmation,
     ) -> Result<Value, Error> {
-        let def = plan::kpi(slug)
-            .ok_or_else(|| Error::not_found(format!("no KPI {slug:?} in the plan")))?;
+        let def = planned(slug)?;
         if def.mode != Mode::Confirmed {
             return Err(Error::bad_data(format!(
                 "{slug} is {}: only KPIs in confirmed mode are confirmed",
@@ -807,6 +805,11 @@ impl Standing {
 /// track".
 pub const AT_RISK_TOLERANCE: f64 = 0.10;
 
+/// The plan's KPI of a slug (404 when the plan has none).
+fn planned(slug: &str) -> Result<&'static plan::KpiDef, Error> {
+    plan::kpi(slug).ok_or_else(|| Error::not_found(format!("no KPI {slug:?} in the plan")))
+}
+
 /// Judges a value against the targets (year → value): the target of the first year
 /// not yet over (or the last, when all are over). Before that deadline, and given a
 /// baseline (value, date), the value is expected on the straight line from the
@@ -1006,53 +1009,46 @@ mod tests {
 
     #[test]
     fn standing_follows_the_documented_rules() {
+        use Standing::{AtRisk, NoData, NoTarget, OffTrack, OnTrack};
         let targets = [(2025, 20.0), (2030, 30.0)];
         let today = day("2026-12-06");
-        // Judged against 2030 (2025 is over): without a baseline the target itself.
-        assert_eq!(
-            standing(Some(30.0), &targets, None, true, today),
-            (Standing::OnTrack, true)
-        );
-        assert_eq!(
-            standing(Some(27.5), &targets, None, true, today).0,
-            Standing::AtRisk
-        );
-        assert_eq!(
-            standing(Some(20.0), &targets, None, true, today).0,
-            Standing::OffTrack
-        );
         // With a baseline of 10 at the end of 2025, the line to 30 at the end of 2030
         // expects about 14 at the end of 2026.
         let base = Some((10.0, day("2025-12-31")));
-        assert_eq!(
-            standing(Some(14.5), &targets, base, true, today),
-            (Standing::OnTrack, false)
+        // (value, targets, baseline, higher is better, standing, judged by the target
+        // itself when it says).
+        type Case<'a> = (
+            Option<f64>,
+            &'a [(u16, f64)],
+            Option<(f64, NaiveDate)>,
+            bool,
+            Standing,
+            Option<bool>,
         );
-        assert_eq!(
-            standing(Some(13.0), &targets, base, true, today).0,
-            Standing::AtRisk
-        );
-        assert_eq!(
-            standing(Some(11.0), &targets, base, true, today).0,
-            Standing::OffTrack
-        );
-        // Only a 2025 target, which is over: judged against it.
-        assert_eq!(
-            standing(Some(6.0), &[(2025, 7.0)], None, true, today).0,
-            Standing::OffTrack
-        );
-        // Lower is better.
-        assert_eq!(
-            standing(Some(4.0), &[(2030, 5.0)], None, false, today).0,
-            Standing::OnTrack
-        );
-        assert_eq!(
-            standing(None, &targets, None, true, today).0,
-            Standing::NoData
-        );
-        assert_eq!(
-            standing(Some(1.0), &[], None, true, today).0,
-            Standing::NoTarget
-        );
+        let cases: &[Case] = &[
+            // Judged against 2030 (2025 is over): without a baseline the target itself.
+            (Some(30.0), &targets, None, true, OnTrack, Some(true)),
+            (Some(27.5), &targets, None, true, AtRisk, None),
+            (Some(20.0), &targets, None, true, OffTrack, None),
+            (Some(14.5), &targets, base, true, OnTrack, Some(false)),
+            (Some(13.0), &targets, base, true, AtRisk, None),
+            (Some(11.0), &targets, base, true, OffTrack, None),
+            // Only a 2025 target, which is over: judged against it.
+            (Some(6.0), &[(2025, 7.0)], None, true, OffTrack, None),
+            // Lower is better.
+            (Some(4.0), &[(2030, 5.0)], None, false, OnTrack, None),
+            (None, &targets, None, true, NoData, None),
+            (Some(1.0), &[], None, true, NoTarget, None),
+        ];
+        for (value, targets, baseline, increase, expected, by_target) in cases {
+            let (got, judged) = standing(*value, targets, *baseline, *increase, today);
+            assert_eq!(
+                got, *expected,
+                "{value:?} against {targets:?}, {baseline:?}"
+            );
+            if let Some(by_target) = by_target {
+                assert_eq!(judged, *by_target, "{value:?} against {targets:?}");
+            }
+        }
     }
 }

@@ -2,16 +2,19 @@
 //! summary is anonymous and carries no personal data (no submitter, no approver); the
 //! rest needs a signed-in role. Errors are ProblemDetails.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use hub::Scope;
+use hub::http::Permission::{Admin, Operate, Public, Read, Write};
 use hub::http::gate::Head;
-use hub::http::{ApiError, BoundedBody, PathParam, Permission, RouteRule, rule};
+use hub::http::{ApiError, BoundedBody, PathParam, RouteRule, rule};
 use ngsi::Error;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -22,60 +25,32 @@ use crate::{egov, evidence, maturity, plan};
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 pub const ROUTE_RULES: &[RouteRule] = &[
-    rule("GET", "/scorecard/v1/public", Permission::Public),
-    rule("GET", "/scorecard/v1/kpis", Permission::Read),
-    rule("GET", "/scorecard/v1/kpis/{slug}", Permission::Read),
-    rule(
-        "POST",
-        "/scorecard/v1/kpis/{slug}/submissions",
-        Permission::Write,
-    ),
-    rule(
-        "POST",
-        "/scorecard/v1/kpis/{slug}/confirm",
-        Permission::Write,
-    ),
-    rule("GET", "/scorecard/v1/submissions", Permission::Read),
-    rule(
-        "POST",
-        "/scorecard/v1/submissions/{id}/approve",
-        Permission::Admin,
-    ),
-    rule(
-        "POST",
-        "/scorecard/v1/submissions/{id}/reject",
-        Permission::Admin,
-    ),
-    rule("POST", "/scorecard/v1/recompute", Permission::Operate),
-    rule("POST", "/scorecard/v1/plan", Permission::Admin),
-    rule("GET", "/scorecard/v1/tasks", Permission::Read),
-    rule("GET", "/scorecard/v1/members", Permission::Admin),
-    rule("GET", "/scorecard/v1/members/me", Permission::Read),
-    rule("PUT", "/scorecard/v1/members/{actor}", Permission::Admin),
-    rule("PATCH", "/scorecard/v1/tasks/{number}", Permission::Write),
-    rule("GET", "/scorecard/v1/maturity", Permission::Read),
-    rule("PUT", "/scorecard/v1/maturity/criteria", Permission::Admin),
-    rule(
-        "PUT",
-        "/scorecard/v1/maturity/{ward}/{code}",
-        Permission::Write,
-    ),
-    rule("GET", "/scorecard/v1/dti", Permission::Read),
-    rule("GET", "/scorecard/v1/egov", Permission::Read),
-    rule("POST", "/scorecard/v1/egov/dossiers", Permission::Write),
-    rule("GET", "/scorecard/v1/export.xlsx", Permission::Read),
-    rule(
-        "POST",
-        "/scorecard/v1/egov/portal-scores",
-        Permission::Write,
-    ),
-    rule(
-        "POST",
-        "/scorecard/v1/egov/portal-scores.csv",
-        Permission::Write,
-    ),
-    rule("POST", "/scorecard/v1/evidence", Permission::Write),
-    rule("GET", "/scorecard/v1/evidence/{id}", Permission::Read),
+    rule("GET", "/scorecard/v1/public", Public),
+    rule("GET", "/scorecard/v1/kpis", Read),
+    rule("GET", "/scorecard/v1/kpis/{slug}", Read),
+    rule("POST", "/scorecard/v1/kpis/{slug}/submissions", Write),
+    rule("POST", "/scorecard/v1/kpis/{slug}/confirm", Write),
+    rule("GET", "/scorecard/v1/submissions", Read),
+    rule("POST", "/scorecard/v1/submissions/{id}/approve", Admin),
+    rule("POST", "/scorecard/v1/submissions/{id}/reject", Admin),
+    rule("POST", "/scorecard/v1/recompute", Operate),
+    rule("POST", "/scorecard/v1/plan", Admin),
+    rule("GET", "/scorecard/v1/tasks", Read),
+    rule("GET", "/scorecard/v1/members", Admin),
+    rule("GET", "/scorecard/v1/members/me", Read),
+    rule("PUT", "/scorecard/v1/members/{actor}", Admin),
+    rule("PATCH", "/scorecard/v1/tasks/{number}", Write),
+    rule("GET", "/scorecard/v1/maturity", Read),
+    rule("PUT", "/scorecard/v1/maturity/criteria", Admin),
+    rule("PUT", "/scorecard/v1/maturity/{ward}/{code}", Write),
+    rule("GET", "/scorecard/v1/dti", Read),
+    rule("GET", "/scorecard/v1/egov", Read),
+    rule("POST", "/scorecard/v1/egov/dossiers", Write),
+    rule("GET", "/scorecard/v1/export.xlsx", Read),
+    rule("POST", "/scorecard/v1/egov/portal-scores", Write),
+    rule("POST", "/scorecard/v1/egov/portal-scores.csv", Write),
+    rule("POST", "/scorecard/v1/evidence", Write),
+    rule("GET", "/scorecard/v1/evidence/{id}", Read),
 ];
 
 pub fn routes(scorecard: Arc<Scorecard>) -> Router {
@@ -94,10 +69,7 @@ pub fn routes(scorecard: Arc<Scorecard>) -> Router {
         .route("/scorecard/v1/members", get(members))
         .route("/scorecard/v1/members/me", get(my_membership))
         .route("/scorecard/v1/members/{actor}", put(set_membership))
-        .route(
-            "/scorecard/v1/tasks/{number}",
-            axum::routing::patch(update_task),
-        )
+        .route("/scorecard/v1/tasks/{number}", patch(update_task))
         .route("/scorecard/v1/maturity", get(maturity_report))
         .route("/scorecard/v1/maturity/criteria", put(replace_criteria))
         .route("/scorecard/v1/maturity/{ward}/{code}", put(assess))
@@ -125,9 +97,27 @@ pub fn component(scorecard: Arc<Scorecard>) -> hub::Component {
 
 type Answer = Result<Response, ApiError>;
 
-/// The caller's scope in the tenant its request names.
-fn scope(head: &Head) -> Result<Scope, ApiError> {
-    head.scope(hub::auth::Access::Read)
+/// What the routes read before their path and body: the scorecard, and the request's
+/// caller and tenant.
+struct Call {
+    s: Arc<Scorecard>,
+    head: Head,
+}
+
+impl FromRequestParts<Arc<Scorecard>> for Call {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<Scorecard>) -> Result<Self, Infallible> {
+        let head = Head::from_request_parts(parts, s).await?;
+        Ok(Call { s: s.clone(), head })
+    }
+}
+
+impl Call {
+    /// The caller's scope in the tenant its request names.
+    fn scope(&self) -> Result<Scope, ApiError> {
+        self.head.scope(hub::auth::Access::Read)
+    }
 }
 
 /// A body within the size limit (413 beyond, as a ProblemDetails).
@@ -185,23 +175,19 @@ async fn public(State(s): State<Arc<Scorecard>>) -> Answer {
     Ok(ok(json!({"kpis": items})))
 }
 
-async fn kpis(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
-    let scope = scope(&head)?;
-    Ok(ok(json!({"kpis": s.kpis(&scope, false).await?})))
+async fn kpis(c: Call) -> Answer {
+    let scope = c.scope()?;
+    Ok(ok(json!({"kpis": c.s.kpis(&scope, false).await?})))
 }
 
-async fn kpi(
-    State(s): State<Arc<Scorecard>>,
-    head: Head,
-    PathParam(slug): PathParam<String>,
-) -> Answer {
-    let scope = scope(&head)?;
-    let found = s
-        .kpis(&scope, false)
-        .await?
-        .into_iter()
-        .find(|k| k.get("slug").and_then(Value::as_str) == Some(slug.as_str()))
-        .ok_or_else(|| ApiError(Error::not_found(format!("no KPI {slug:?}"))))?;
+async fn kpi(c: Call, PathParam(slug): PathParam<String>) -> Answer {
+    let scope = c.scope()?;
+    let found =
+        c.s.kpis(&scope, false)
+            .await?
+            .into_iter()
+            .find(|k| k.get("slug").and_then(Value::as_str) == Some(slug.as_str()))
+            .ok_or_else(|| ApiError(Error::not_found(format!("no KPI {slug:?}"))))?;
     let mut v = found;
     if let Some(obj) = v.as_object_mut() {
         obj.insert(
@@ -215,39 +201,33 @@ async fn kpi(
     Ok(ok(v))
 }
 
-async fn submit(
-    State(s): State<Arc<Scorecard>>,
-    head: Head,
-    PathParam(slug): PathParam<String>,
-    body: Body,
-) -> Answer {
-    let scope = scope(&head)?;
+async fn submit(c: Call, PathParam(slug): PathParam<String>, body: Body) -> Answer {
+    let scope = c.scope()?;
     let sub: Submission = json(&body)?;
-    let created = s.submit(&scope, &slug, sub).await?;
+    let created = c.s.submit(&scope, &slug, sub).await?;
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
 }
 
 /// An officer confirms a confirmed-mode KPI's current value.
-async fn confirm(
-    State(s): State<Arc<Scorecard>>,
-    head: Head,
-    PathParam(slug): PathParam<String>,
-    body: Body,
-) -> Answer {
-    let scope = scope(&head)?;
-    let c: Confirmation = json(&body)?;
-    Ok(ok(s.confirm(&scope, &slug, c).await?))
+async fn confirm(c: Call, PathParam(slug): PathParam<String>, body: Body) -> Answer {
+    let scope = c.scope()?;
+    let confirmation: Confirmation = json(&body)?;
+    Ok(ok(c.s.confirm(&scope, &slug, confirmation).await?))
 }
 
-async fn submissions(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
-    let scope = scope(&head)?;
-    let (_, entities) =
-        crate::sources::run_query(s.hub(), &scope, "type=KpiSubmission", true).await?;
-    let items: Vec<Value> = entities
+async fn submissions(c: Call) -> Answer {
+    let items = key_values(&c, "type=KpiSubmission").await?;
+    Ok(ok(json!({"submissions": items})))
+}
+
+/// The entities a query finds in the caller's scope, in key-values form.
+async fn key_values(c: &Call, query: &str) -> Result<Vec<Value>, ApiError> {
+    let scope = c.scope()?;
+    let (_, entities) = crate::sources::run_query(c.s.hub(), &scope, query, true).await?;
+    Ok(entities
         .iter()
         .map(|e| Value::Object(crate::engine::keyvalues(e)))
-        .collect();
-    Ok(ok(json!({"submissions": items})))
+        .collect())
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -256,8 +236,8 @@ struct Decision {
     reason: Option<String>,
 }
 
-async fn decide(s: &Scorecard, head: &Head, id: &str, body: &Body, approve: bool) -> Answer {
-    let scope = scope(head)?;
+async fn decide(c: &Call, id: &str, body: &Body, approve: bool) -> Answer {
+    let scope = c.scope()?;
     let d: Decision = if body.0.is_empty() {
         Decision::default()
     } else {
@@ -266,140 +246,117 @@ async fn decide(s: &Scorecard, head: &Head, id: &str, body: &Body, approve: bool
     if d.reason.as_ref().is_some_and(|r| r.len() > 2_000) {
         return Err(ApiError(Error::bad_data("reason is at most 2000 bytes")));
     }
-    Ok(ok(s.decide(&scope, id, approve, d.reason).await?))
+    Ok(ok(c.s.decide(&scope, id, approve, d.reason).await?))
 }
 
-async fn approve(
-    State(s): State<Arc<Scorecard>>,
-    head: Head,
-    PathParam(id): PathParam<String>,
-    body: Body,
-) -> Answer {
-    decide(&s, &head, &id, &body, true).await
+async fn approve(c: Call, PathParam(id): PathParam<String>, body: Body) -> Answer {
+    decide(&c, &id, &body, true).await
 }
 
-async fn reject(
-    State(s): State<Arc<Scorecard>>,
-    head: Head,
-    PathParam(id): PathParam<String>,
-    body: Body,
-) -> Answer {
-    decide(&s, &head, &id, &body, false).await
+async fn reject(c: Call, PathParam(id): PathParam<String>, body: Body) -> Answer {
+    decide(&c, &id, &body, false).await
 }
 
-async fn recompute(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
-    let scope = scope(&head)?;
+async fn recompute(c: Call) -> Answer {
+    let scope = c.scope()?;
     scope.check(hub::auth::Access::Write)?;
-    Ok(ok(json!({"recomputed": s.recompute(&scope.tenant).await?})))
+    Ok(ok(
+        json!({"recomputed": c.s.recompute(&scope.tenant).await?}),
+    ))
 }
 
-async fn seed(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
-    let scope = scope(&head)?;
+async fn seed(c: Call) -> Answer {
+    let scope = c.scope()?;
     scope.check(hub::auth::Access::Write)?;
-    let created = s.seed(&scope.tenant).await?;
-    let recomputed = s.recompute(&scope.tenant).await?;
+    let created = c.s.seed(&scope.tenant).await?;
+    let recomputed = c.s.recompute(&scope.tenant).await?;
     Ok(ok(json!({"created": created, "recomputed": recomputed})))
 }
 
-async fn tasks(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
-    let scope = scope(&head)?;
-    let (_, entities) =
-        crate::sources::run_query(s.hub(), &scope, "type=PlanTaskGroup", true).await?;
-    let mut items: Vec<Value> = entities
-        .iter()
-        .map(|e| Value::Object(crate::engine::keyvalues(e)))
-        .collect();
+async fn tasks(c: Call) -> Answer {
+    let mut items = key_values(&c, "type=PlanTaskGroup").await?;
     items.sort_by_key(|t| t.get("number").and_then(Value::as_u64).unwrap_or(u64::MAX));
     Ok(ok(json!({"tasks": items})))
 }
 
-async fn update_task(
-    State(s): State<Arc<Scorecard>>,
-    head: Head,
-    PathParam(number): PathParam<u8>,
-    body: Body,
-) -> Answer {
-    let scope = scope(&head)?;
+async fn update_task(c: Call, PathParam(number): PathParam<u8>, body: Body) -> Answer {
+    let scope = c.scope()?;
     if !(1..=8).contains(&number) {
         return Err(ApiError(Error::not_found(
             "the plan has task groups 1 to 8",
         )));
     }
     let update: TaskUpdate = json(&body)?;
-    Ok(ok(s.update_task_group(&scope, number, update).await?))
+    Ok(ok(c.s.update_task_group(&scope, number, update).await?))
 }
 
-async fn members(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
-    let scope = scope(&head)?;
-    Ok(ok(crate::owners::list(s.hub(), &scope).await?))
+async fn members(c: Call) -> Answer {
+    let scope = c.scope()?;
+    Ok(ok(crate::owners::list(c.s.hub(), &scope).await?))
 }
 
-async fn my_membership(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
-    let scope = scope(&head)?;
-    Ok(ok(crate::owners::mine(s.hub(), &scope).await?))
+async fn my_membership(c: Call) -> Answer {
+    let scope = c.scope()?;
+    Ok(ok(crate::owners::mine(c.s.hub(), &scope).await?))
 }
 
-async fn set_membership(
-    State(s): State<Arc<Scorecard>>,
-    head: Head,
-    PathParam(actor): PathParam<String>,
-    body: Body,
-) -> Answer {
-    let scope = scope(&head)?;
+async fn set_membership(c: Call, PathParam(actor): PathParam<String>, body: Body) -> Answer {
+    let scope = c.scope()?;
     let membership: crate::owners::Membership = json(&body)?;
-    s.set_membership(&scope, &actor, membership.agencies)
+    c.s.set_membership(&scope, &actor, membership.agencies)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn maturity_report(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
-    let scope = scope(&head)?;
-    Ok(ok(maturity::report(s.hub(), &scope).await?))
+async fn maturity_report(c: Call) -> Answer {
+    let scope = c.scope()?;
+    Ok(ok(maturity::report(c.s.hub(), &scope).await?))
 }
 
-async fn replace_criteria(State(s): State<Arc<Scorecard>>, head: Head, body: Body) -> Answer {
-    let scope = scope(&head)?;
+async fn replace_criteria(c: Call, body: Body) -> Answer {
+    let scope = c.scope()?;
     scope.check(hub::auth::Access::Write)?;
     let list: maturity::Checklist = json(&body)?;
-    maturity::replace_checklist(s.hub(), &scope.tenant, list).await?;
-    Ok(ok(maturity::report(s.hub(), &scope).await?))
+    maturity::replace_checklist(c.s.hub(), &scope.tenant, list).await?;
+    Ok(ok(maturity::report(c.s.hub(), &scope).await?))
 }
 
 async fn assess(
-    State(s): State<Arc<Scorecard>>,
-    head: Head,
+    c: Call,
     PathParam((ward, code)): PathParam<(String, String)>,
     body: Body,
 ) -> Answer {
-    let scope = scope(&head)?;
+    let scope = c.scope()?;
     let a: maturity::Assessment = json(&body)?;
     if a.assessor.is_some() || a.assessed_at.is_some() {
         return Err(ApiError(Error::bad_data(
             "assessor and assessedAt are set by the service",
         )));
     }
-    Ok(ok(maturity::assess(s.hub(), &scope, &ward, &code, a).await?))
+    Ok(ok(
+        maturity::assess(c.s.hub(), &scope, &ward, &code, a).await?
+    ))
 }
 
-async fn dti(head: Head) -> Answer {
-    scope(&head)?;
+async fn dti(c: Call) -> Answer {
+    c.scope()?;
     Ok(ok(maturity::dti()))
 }
 
-async fn egov_report(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
-    let scope = scope(&head)?;
-    Ok(ok(egov::report(s.hub(), &scope).await?))
+async fn egov_report(c: Call) -> Answer {
+    let scope = c.scope()?;
+    Ok(ok(egov::report(c.s.hub(), &scope).await?))
 }
 
-async fn import_dossiers(State(s): State<Arc<Scorecard>>, head: Head, body: Body) -> Answer {
-    let scope = scope(&head)?;
-    Ok(ok(egov::import(s.hub(), &scope, &body.0).await?))
+async fn import_dossiers(c: Call, body: Body) -> Answer {
+    let scope = c.scope()?;
+    Ok(ok(egov::import(c.s.hub(), &scope, &body.0).await?))
 }
 
 /// GET /scorecard/v1/export.xlsx
-async fn export_xlsx(State(s): State<Arc<Scorecard>>, head: Head) -> Answer {
-    let scope = scope(&head)?;
-    let bytes = crate::export::workbook(&s, &scope).await?;
+async fn export_xlsx(c: Call) -> Answer {
+    let scope = c.scope()?;
+    let bytes = crate::export::workbook(&c.s, &scope).await?;
     Ok((
         [
             (
@@ -430,8 +387,8 @@ struct PortalScores {
 
 /// Turns the national portal's 766 export into a pending submission of the
 /// `egov-766` KPI, with its group scores; an admin approves it as any other.
-async fn portal_scores(State(s): State<Arc<Scorecard>>, head: Head, body: Body) -> Answer {
-    let scope = scope(&head)?;
+async fn portal_scores(c: Call, body: Body) -> Answer {
+    let scope = c.scope()?;
     let p: PortalScores = json(&body)?;
     let (value, groups) = egov::portal_scores(&p.export, &p.department)?;
     let sub = Submission {
@@ -446,7 +403,7 @@ async fn portal_scores(State(s): State<Arc<Scorecard>>, head: Head, body: Body) 
         rank: None,
         group_scores: Some(groups),
     };
-    let created = s.submit(&scope, "egov-766", sub).await?;
+    let created = c.s.submit(&scope, "egov-766", sub).await?;
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
 }
 
@@ -480,12 +437,11 @@ fn csv_submission(
 /// department's row becomes a pending `egov-766` submission; a file with any bad row
 /// is refused whole.
 async fn portal_scores_csv(
-    State(s): State<Arc<Scorecard>>,
-    head: Head,
+    c: Call,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
     body: Body,
 ) -> Answer {
-    let scope = scope(&head)?;
+    let scope = c.scope()?;
     let (department, period_end, evidence_url, evidence_file) = csv_submission(raw.as_deref())?;
     let (value, groups) = egov::portal_scores_csv(&body.0, &department)?;
     let sub = Submission {
@@ -499,34 +455,29 @@ async fn portal_scores_csv(
         rank: None,
         group_scores: Some(groups),
     };
-    let created = s.submit(&scope, "egov-766", sub).await?;
+    let created = c.s.submit(&scope, "egov-766", sub).await?;
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
 }
 
 /// An evidence file: the body is the file itself (PDF, PNG or JPEG, at most 10 MB),
 /// `?name=` its name for people.
 async fn upload_evidence(
-    State(s): State<Arc<Scorecard>>,
-    head: Head,
+    c: Call,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
     body: BoundedBody<{ evidence::MAX_BYTES }>,
 ) -> Answer {
-    let scope = scope(&head)?;
+    let scope = c.scope()?;
     let p = hub::http::params::Params::parse(raw.as_deref())?;
     let name = p.get("name").map(str::to_string);
-    let described = evidence::upload(s.hub(), &scope, body.0.to_vec(), name).await?;
+    let described = evidence::upload(c.s.hub(), &scope, body.0.to_vec(), name).await?;
     Ok((StatusCode::CREATED, axum::Json(described)).into_response())
 }
 
 /// An evidence file, to signed-in readers of its tenant; each download is audited.
-async fn download_evidence(
-    State(s): State<Arc<Scorecard>>,
-    head: Head,
-    PathParam(key): PathParam<String>,
-) -> Answer {
-    let scope = scope(&head)?;
-    let (kind, bytes) = evidence::download(s.hub(), &scope, &key).await?;
-    s.audit_action(&scope, "download evidence", evidence::file_id(&key))
+async fn download_evidence(c: Call, PathParam(key): PathParam<String>) -> Answer {
+    let scope = c.scope()?;
+    let (kind, bytes) = evidence::download(c.s.hub(), &scope, &key).await?;
+    c.s.audit_action(&scope, "download evidence", evidence::file_id(&key))
         .await;
     let disposition = format!(
         "attachment; filename=\"evidence-{key}.{}\"",

@@ -23,8 +23,7 @@ fn level_2(extra: Value) -> Value {
 
 #[tokio::test]
 async fn a_backtest_shows_what_a_rule_would_have_raised_and_raises_nothing() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     let id = unique_id("WaterObserved");
     // Hourly readings over the last ten hours.
     let levels = [2.0, 3.1, 4.6, 4.7, 4.45, 4.3, 6.1, 5.0, 2.0, 1.5];

@@ -128,6 +128,13 @@ impl App {
         app
     }
 
+    /// A hub over a store of its own, its evaluator's clock starting now; and that
+    /// start.
+    pub async fn start_now() -> (DateTime<Utc>, App) {
+        let t0 = start_time();
+        (t0, App::start(t0).await)
+    }
+
     /// A hub over the store at `db`, its evaluator running on a clock set to `at`.
     pub async fn start_at(db: &Path, at: DateTime<Utc>) -> App {
         App::start_on(&store_url(db).await, at).await
@@ -251,6 +258,13 @@ impl App {
         self.settle().await;
     }
 
+    /// How many alerts `rule` has once another hour has passed: time alone raises
+    /// nothing more and loses none.
+    pub async fn alerts_an_hour_later(&self, rule: &str) -> usize {
+        self.pass(Duration::from_secs(3_600)).await;
+        self.alerts_of(rule).await.len()
+    }
+
     pub async fn create_rule(&self, rule: Value) {
         let (s, body) = self.post_json("/alerts/v1/rules", &rule).await;
         assert_eq!(s, 201, "creating {rule}: {body}");
@@ -260,6 +274,13 @@ impl App {
     pub async fn upsert(&self, entity: Value) {
         let (s, body) = self.post_json(UPSERT, &json!([entity])).await;
         assert!(s == 201 || s == 204, "upsert: {s} {body}");
+    }
+
+    /// A new river gauge reading `level` (m) at `at`; its id.
+    pub async fn new_gauge(&self, level: f64, at: DateTime<Utc>) -> String {
+        let id = unique_id("WaterObserved");
+        self.upsert(gauge(&id, level, at)).await;
+        id
     }
 
     /// The alerts of a rule (any status), via the alerts API.
@@ -272,6 +293,11 @@ impl App {
             .await;
         assert_eq!(s, 200, "{body}");
         body["alerts"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until `rule` has one alert; returns the list it is in.
+    pub async fn until_one_alert(&self, rule: &str, what: &str) -> Vec<Value> {
+        self.until_alerts(rule, what, |l| l.len() == 1).await
     }
 
     /// Waits until the alerts of `rule` satisfy `ok`; returns them.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -27,25 +27,36 @@ fn level_at_least(level: f64) -> Value {
     json!({"kind": "threshold", "attribute": "waterLevel", "op": ">=", "value": level})
 }
 
+/// A rule `name` of the condition "waterLevel >= 3" and a new gauge at `level`, once
+/// the rule's one alert for it fires: the gauge's id and the alerts.
+async fn firing_gauge(
+    app: &App,
+    t0: DateTime<Utc>,
+    name: &str,
+    level: f64,
+) -> (String, Vec<Value>) {
+    app.create_rule(rule(name, level_at_least(3.0), json!({})))
+        .await;
+    let id = app.new_gauge(level, t0).await;
+    let list = app.until_one_alert(name, "fires").await;
+    (id, list)
+}
+
 #[tokio::test]
 async fn a_comparison_with_hysteresis_fires_once_per_incident_and_clears() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     app.create_rule(rule(
         "level-2",
         json!({"kind": "compare", "attribute": "waterLevel", "op": ">=", "other": "alarmLevel2"}),
         json!({"clear": {"hysteresis": 0.1}, "labels": {"river": "thach-han"}}),
     ))
     .await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 4.0, t0)).await;
+    let id = app.new_gauge(4.0, t0).await;
     app.settle().await;
     assert!(app.alerts_of("level-2").await.is_empty());
     // Readings at or above level II: one alert, with the first reading's value.
     app.upsert(gauge(&id, 4.5, t0)).await;
-    let list = app
-        .until_alerts("level-2", "one alert fires", |l| l.len() == 1)
-        .await;
+    let list = app.until_one_alert("level-2", "one alert fires").await;
     for level in [4.8, 5.1] {
         app.upsert(gauge(&id, level, t0)).await;
     }
@@ -106,16 +117,14 @@ async fn a_comparison_with_hysteresis_fires_once_per_incident_and_clears() {
 
 #[tokio::test]
 async fn for_duration_and_keep_firing_follow_the_clock() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     app.create_rule(rule(
         "held",
         json!({"kind": "threshold", "attribute": "waterLevel", "op": ">", "value": 3.0}),
         json!({"for": "10m", "keepFiringFor": "5m"}),
     ))
     .await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 3.5, t0)).await;
+    let id = app.new_gauge(3.5, t0).await;
     app.until_phase("held", &id, "pending").await;
     app.pass(Duration::from_secs(9 * 60)).await;
     assert!(
@@ -123,9 +132,7 @@ async fn for_duration_and_keep_firing_follow_the_clock() {
         "not yet: 9 of 10 minutes"
     );
     app.clock.advance(Duration::from_secs(60));
-    let list = app
-        .until_alerts("held", "fires after 10 minutes", |l| l.len() == 1)
-        .await;
+    let list = app.until_one_alert("held", "fires after 10 minutes").await;
     // The incident began with the first reading; the alert was issued 10 minutes on.
     let from =
         ngsi::entity::parse_time(list[0]["validFrom"].as_str().expect("validFrom")).expect("time");
@@ -148,16 +155,13 @@ async fn for_duration_and_keep_firing_follow_the_clock() {
     app.clock.advance(Duration::from_secs(60));
     app.upsert(gauge(&id, 2.5, t0)).await;
     app.until_phase("held", &id, "idle").await;
-    app.pass(Duration::from_secs(3600)).await;
-    assert_eq!(app.alerts_of("held").await.len(), 1);
+    assert_eq!(app.alerts_an_hour_later("held").await, 1);
 }
 
 #[tokio::test]
 async fn staleness_fires_when_a_sensor_goes_silent_and_clears_when_it_speaks() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 1.0, t0)).await;
+    let (t0, app) = App::start_now().await;
+    let id = app.new_gauge(1.0, t0).await;
     app.create_rule(rule(
         "silent",
         json!({"kind": "stale", "after": "15m", "attribute": "waterLevel"}),
@@ -167,9 +171,7 @@ async fn staleness_fires_when_a_sensor_goes_silent_and_clears_when_it_speaks() {
     app.pass(Duration::from_secs(10 * 60)).await;
     assert!(app.alerts_of("silent").await.is_empty());
     app.clock.advance(Duration::from_secs(6 * 60));
-    let list = app
-        .until_alerts("silent", "silent for 16 minutes", |l| l.len() == 1)
-        .await;
+    let list = app.until_one_alert("silent", "silent for 16 minutes").await;
     assert!(
         text(&list[0]["description"]["en"]).starts_with("Thạch Hãn gauge: no data since "),
         "{}",
@@ -182,8 +184,7 @@ async fn staleness_fires_when_a_sensor_goes_silent_and_clears_when_it_speaks() {
 
 #[tokio::test]
 async fn a_rate_of_change_reads_the_window_from_history() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     app.create_rule(rule(
         "rising",
         json!({"kind": "rate", "attribute": "waterLevel", "op": ">", "value": 0.5, "window": "1h"}),
@@ -201,16 +202,13 @@ async fn a_rate_of_change_reads_the_window_from_history() {
     // 2.6 − 2.2 (the oldest within the hour) = 0.4: not yet.
     assert!(app.alerts_of("rising").await.is_empty());
     app.upsert(gauge(&id, 2.8, t0)).await;
-    let list = app
-        .until_alerts("rising", "rose 0.6 m in an hour", |l| l.len() == 1)
-        .await;
+    let list = app.until_one_alert("rising", "rose 0.6 m in an hour").await;
     assert_eq!(list[0]["value"], 2.8);
 }
 
 #[tokio::test]
 async fn q_conditions_and_areas_select_what_fires() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     // A square around the first gauge only.
     app.create_rule(rule(
         "in-area",
@@ -258,40 +256,31 @@ async fn q_conditions_and_areas_select_what_fires() {
 
 #[tokio::test]
 async fn acknowledge_assign_and_resolve_by_hand_are_audited_and_a_resolved_incident_latches() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
-    app.create_rule(rule("hand", level_at_least(3.0), json!({})))
-        .await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 3.2, t0)).await;
-    let list = app.until_alerts("hand", "fires", |l| l.len() == 1).await;
+    let (t0, app) = App::start_now().await;
+    let (id, list) = firing_gauge(&app, t0, "hand", 3.2).await;
     let alert = list[0]["id"].as_str().expect("id").to_string();
     let operator = client(OPERATOR_KEY);
     let viewer = client(VIEWER_KEY);
     let act = |who: &reqwest::Client, what: &str| {
         who.post(app.url(&format!("/alerts/v1/alerts/{alert}/{what}")))
     };
+    // The operator acts on the alert with a JSON body.
+    let operate = |what: &str, body: Value| app.send(act(&operator, what).json(&body));
     let (s, _) = app.send(act(&viewer, "acknowledge").json(&json!({}))).await;
     assert_eq!(s, 403, "viewers do not acknowledge");
-    let (s, body) = app
-        .send(act(&operator, "acknowledge").json(&json!({"comment": "đang xử lý"})))
-        .await;
+    let (s, body) = operate("acknowledge", json!({"comment": "đang xử lý"})).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["status"], "acknowledged");
     assert!(text(&body["acknowledgedBy"]).starts_with("key:"), "{body}");
     assert_eq!(body["comment"], "đang xử lý");
     let (s, body) = app.send(act(&operator, "acknowledge")).await;
     assert_eq!(s, 422, "acknowledged twice: {body}");
-    let (s, body) = app
-        .send(act(&operator, "assign").json(&json!({"assignee": "ca trực 2"})))
-        .await;
+    let (s, body) = operate("assign", json!({"assignee": "ca trực 2"})).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["assignedTo"], "ca trực 2");
-    let (s, body) = app.send(act(&operator, "assign").json(&json!({}))).await;
+    let (s, body) = operate("assign", json!({})).await;
     assert_eq!(s, 400, "{body}");
-    let (s, body) = app
-        .send(act(&operator, "resolve").json(&json!({"comment": "đã kiểm tra"})))
-        .await;
+    let (s, body) = operate("resolve", json!({"comment": "đã kiểm tra"})).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["status"], "resolved");
     // The audit log names the operator on the alert.
@@ -330,13 +319,8 @@ async fn acknowledge_assign_and_resolve_by_hand_are_audited_and_a_resolved_incid
 
 #[tokio::test]
 async fn deleting_a_rule_resolves_its_alerts() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
-    app.create_rule(rule("gone", level_at_least(3.0), json!({})))
-        .await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 3.2, t0)).await;
-    app.until_alerts("gone", "fires", |l| l.len() == 1).await;
+    let (t0, app) = App::start_now().await;
+    let (id, _) = firing_gauge(&app, t0, "gone", 3.2).await;
     let (s, _) = app
         .send(app.admin.delete(app.url("/alerts/v1/rules/gone")))
         .await;
@@ -347,13 +331,8 @@ async fn deleting_a_rule_resolves_its_alerts() {
 
 #[tokio::test]
 async fn the_live_stream_sends_open_alerts_then_each_change() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
-    app.create_rule(rule("live", level_at_least(3.0), json!({})))
-        .await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 3.5, t0)).await;
-    app.until_alerts("live", "fires", |l| l.len() == 1).await;
+    let (t0, app) = App::start_now().await;
+    let (id, _) = firing_gauge(&app, t0, "live", 3.5).await;
     let mut r = client(VIEWER_KEY)
         .get(app.url("/alerts/v1/stream"))
         .send()
@@ -399,10 +378,8 @@ async fn the_live_stream_sends_open_alerts_then_each_change() {
 
 #[tokio::test]
 async fn a_whole_entity_is_stale_from_its_latest_update_as_the_feed_told_the_sweep() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 1.0, t0)).await;
+    let (t0, app) = App::start_now().await;
+    let id = app.new_gauge(1.0, t0).await;
     app.create_rule(rule(
         "silent-gauge",
         json!({"kind": "stale", "after": "15m"}),
@@ -429,8 +406,7 @@ async fn a_whole_entity_is_stale_from_its_latest_update_as_the_feed_told_the_swe
 #[tokio::test]
 async fn a_burst_longer_than_the_change_feed_is_evaluated_without_a_full_pass() {
     const GAUGES: usize = 300;
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     app.create_rule(rule("burst", level_at_least(5.0), json!({})))
         .await;
     let ids: Vec<String> = (0..GAUGES).map(|_| unique_id("WaterObserved")).collect();
@@ -467,12 +443,10 @@ async fn a_burst_longer_than_the_change_feed_is_evaluated_without_a_full_pass() 
 
 #[tokio::test]
 async fn two_writes_of_one_gauge_evaluated_together_are_judged_on_the_later() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     app.create_rule(rule("later", level_at_least(5.0), json!({})))
         .await;
-    let id = unique_id("WaterObserved");
-    app.upsert(gauge(&id, 1.0, t0)).await;
+    let id = app.new_gauge(1.0, t0).await;
     app.settle().await;
     // One request, two writes of the gauge: their changes are published together,
     // so the evaluator finds them merged in one entry of its backlog. The first
@@ -490,17 +464,14 @@ async fn two_writes_of_one_gauge_evaluated_together_are_judged_on_the_later() {
     );
     // The other way round, it fires, with the later write's value.
     upsert(json!([gauge(&id, 1.5, t0), gauge(&id, 5.7, t0)])).await;
-    let list = app
-        .until_alerts("later", "the later write fires", |l| l.len() == 1)
-        .await;
+    let list = app.until_one_alert("later", "the later write fires").await;
     assert_eq!(list[0]["value"], 5.7);
     assert_eq!(app.alerts.gaps(), 0);
 }
 
 #[tokio::test]
 async fn changes_lost_by_a_lagging_feed_are_read_and_still_raise_the_alert() {
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     let watched = unique_id("WaterObserved");
     app.create_rule(rule(
         "lagged",
@@ -538,7 +509,7 @@ async fn changes_lost_by_a_lagging_feed_are_read_and_still_raise_the_alert() {
         assert!(r.is_ok(), "{id}: {r:?}");
     }
     let list = app
-        .until_alerts("lagged", "the crossing, read again", |l| l.len() == 1)
+        .until_one_alert("lagged", "the crossing, read again")
         .await;
     assert_eq!(list[0]["value"], 5.5);
     assert!(app.alerts.gaps() >= 1, "the feed lagged, yet no full pass");

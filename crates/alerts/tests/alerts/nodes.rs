@@ -67,7 +67,7 @@ async fn two_nodes_on_postgres_fire_each_incident_once_and_one_takes_over() {
     other.upsert(gauge(&g1, 3.2, t0)).await;
     other.upsert(gauge(&g1, 3.4, t0)).await;
     other
-        .until_alerts("shared", "the evaluating node fires", |l| l.len() == 1)
+        .until_one_alert("shared", "the evaluating node fires")
         .await;
     evaluator.settle().await;
     other.settle().await;
@@ -117,9 +117,7 @@ async fn two_nodes_on_postgres_send_each_notification_once_and_one_takes_over() 
     other
         .upsert(gauge(&unique_id("WaterObserved"), 3.3, t0))
         .await;
-    other
-        .until_alerts("shared", "fires", |l| l.len() == 1)
-        .await;
+    other.until_one_alert("shared", "fires").await;
     for node in [&sender, &other] {
         node.deliver().await;
         node.advance(Duration::from_secs(10));

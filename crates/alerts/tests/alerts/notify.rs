@@ -125,6 +125,11 @@ impl App {
         out
     }
 
+    /// Creates a notification policy.
+    pub async fn create_policy(&self, body: Value) -> Value {
+        self.create("policies", body).await
+    }
+
     /// Upserts many gauges in one request.
     pub async fn upsert_all(&self, entities: Vec<Value>) {
         let (s, body) = self.post_json(UPSERT, &Value::from(entities)).await;
@@ -289,12 +294,12 @@ async fn policies_are_managed_checked_and_kept_per_tenant() {
 async fn twenty_gauges_rising_together_make_one_message_then_a_repeat_then_one_resolution() {
     let (_place, t0, app, sink) = started().await;
     app.create_rule(level_rule(1)).await;
-    app.create(
-        "policies",
-        json!({"id": "floods", "match": {"labels": [{"name": "category", "value": "naturalDisaster"}]},
-               "channels": [webhook(&sink, "ops")],
-               "groupWait": "30s", "groupInterval": "1m", "repeatInterval": "1h"}),
-    )
+    app.create_policy(json!({
+        "id": "floods",
+        "match": {"labels": [{"name": "category", "value": "naturalDisaster"}]},
+        "channels": [webhook(&sink, "ops")],
+        "groupWait": "30s", "groupInterval": "1m", "repeatInterval": "1h"
+    }))
     .await;
     let gauges: Vec<String> = (0..20).map(|_| unique_id("WaterObserved")).collect();
     app.upsert_all(gauges.iter().map(|g| gauge(g, 3.5, t0)).collect())
@@ -363,8 +368,7 @@ async fn a_silence_keeps_its_alerts_quiet_for_its_period() {
     let (_place, t0, app, sink) = started().await;
     app.create_rule(level_rule(1)).await;
     app.create_rule(level_rule(2)).await;
-    app.create(
-        "policies",
+    app.create_policy(
         json!({"id": "default", "channels": [webhook(&sink, "ops")], "groupWait": "10s"}),
     )
     .await;
@@ -376,12 +380,9 @@ async fn a_silence_keeps_its_alerts_quiet_for_its_period() {
                "comment": "bảo trì"}),
     )
     .await;
-    let g = unique_id("WaterObserved");
-    app.upsert(gauge(&g, 4.6, t0)).await;
-    app.until_alerts("level-2", "level II fires", |l| l.len() == 1)
-        .await;
-    app.until_alerts("level-1", "level I fires", |l| l.len() == 1)
-        .await;
+    app.new_gauge(4.6, t0).await;
+    app.until_one_alert("level-2", "level II fires").await;
+    app.until_one_alert("level-1", "level I fires").await;
     app.deliver().await;
     app.advance(Duration::from_secs(10));
     // Level II is told; level I is silenced.
@@ -404,8 +405,7 @@ async fn level_three_inhibits_levels_one_and_two_of_the_same_gauge_only() {
     for level in [1, 2, 3] {
         app.create_rule(level_rule(level)).await;
     }
-    app.create(
-        "policies",
+    app.create_policy(
         json!({"id": "default", "channels": [webhook(&sink, "ops")], "groupWait": "10s"}),
     )
     .await;
@@ -420,8 +420,7 @@ async fn level_three_inhibits_levels_one_and_two_of_the_same_gauge_only() {
     let low = unique_id("WaterObserved");
     app.upsert(gauge(&high, 6.2, t0)).await;
     app.upsert(gauge(&low, 3.1, t0)).await;
-    app.until_alerts("level-3", "level III fires", |l| l.len() == 1)
-        .await;
+    app.until_one_alert("level-3", "level III fires").await;
     app.until_alerts("level-1", "level I fires twice", |l| l.len() == 2)
         .await;
     app.deliver().await;
@@ -444,8 +443,7 @@ async fn level_three_inhibits_levels_one_and_two_of_the_same_gauge_only() {
 async fn an_alert_left_unacknowledged_is_escalated_to_the_next_contact() {
     let (_place, t0, app, sink) = started().await;
     app.create_rule(level_rule(2)).await;
-    app.create(
-        "policies",
+    app.create_policy(
         json!({"id": "floods", "channels": [webhook(&sink, "duty")], "groupWait": "10s",
                "repeatInterval": "1d",
                "escalation": [{"after": "10m", "channels": [webhook(&sink, "chief")]},
@@ -499,15 +497,14 @@ async fn an_alert_left_unacknowledged_is_escalated_to_the_next_contact() {
 async fn a_failing_webhook_is_retried_with_a_growing_delay() {
     let (_place, t0, app, sink) = started().await;
     app.create_rule(level_rule(1)).await;
-    app.create(
-        "policies",
+    app.create_policy(
         json!({"id": "default", "channels": [webhook(&sink, "ops")], "groupWait": "0s"}),
     )
     .await;
     sink.fail_next("ops", 2);
     app.upsert(gauge(&unique_id("WaterObserved"), 3.3, t0))
         .await;
-    app.until_alerts("level-1", "fires", |l| l.len() == 1).await;
+    app.until_one_alert("level-1", "fires").await;
     app.deliver().await;
     app.deliver().await;
     // Two failures so far at most; one second later, a second try; two more, a third.
@@ -536,15 +533,14 @@ async fn delivery_state_and_the_outbox_survive_a_restart() {
     let sink = Sink::start().await;
     let app = App::start_on(&url, t0).await;
     app.create_rule(level_rule(1)).await;
-    app.create(
-        "policies",
+    app.create_policy(
         json!({"id": "default", "channels": [webhook(&sink, "ops"), webhook(&sink, "log")],
                "groupWait": "10s", "repeatInterval": "1h"}),
     )
     .await;
     app.upsert(gauge(&unique_id("WaterObserved"), 3.3, t0))
         .await;
-    app.until_alerts("level-1", "fires", |l| l.len() == 1).await;
+    app.until_one_alert("level-1", "fires").await;
     app.deliver().await;
     // `ops` receives; `log` fails, and its message waits in the outbox.
     sink.fail_next("log", 1);
@@ -578,23 +574,20 @@ async fn policies_route_by_area_to_their_own_channels_and_the_rest_to_the_defaul
     let (_place, t0, app, sink) = started().await;
     app.create_rule(level_rule(1)).await;
     let commune = "urn:ngsi-ld:AdministrativeArea:VN-45-19489";
-    app.create(
-        "policies",
+    app.create_policy(
         json!({"id": "dong-ha", "order": 1, "match": {"area": {"commune": commune}},
                "channels": [webhook(&sink, "dongha")], "groupWait": "0s"}),
     )
     .await;
     // A box around the gauges' point (107.183, 16.756).
-    app.create(
-        "policies",
-        json!({"id": "box", "order": 2,
-               "match": {"area": {"polygon": [[[107.1, 16.7], [107.3, 16.7], [107.3, 16.8], [107.1, 16.8], [107.1, 16.7]]]},
-                         "severity": ["high"]},
-               "channels": [webhook(&sink, "box")], "groupWait": "0s"}),
-    )
+    app.create_policy(json!({
+        "id": "box", "order": 2,
+        "match": {"area": {"polygon": [[[107.1, 16.7], [107.3, 16.7], [107.3, 16.8], [107.1, 16.8], [107.1, 16.7]]]},
+                  "severity": ["high"]},
+        "channels": [webhook(&sink, "box")], "groupWait": "0s"
+    }))
     .await;
-    app.create(
-        "policies",
+    app.create_policy(
         json!({"id": "default", "channels": [webhook(&sink, "rest")], "groupWait": "0s"}),
     )
     .await;
@@ -622,8 +615,7 @@ async fn policies_route_by_area_to_their_own_channels_and_the_rest_to_the_defaul
 #[tokio::test]
 async fn mqtt_channel_publishes_to_the_broker() {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-    let t0 = start_time();
-    let app = App::start(t0).await;
+    let (t0, app) = App::start_now().await;
     let topic = format!("dothi-test/alerts/{}", unique_id("t").replace(':', "-"));
     let mut options = MqttOptions::new(
         format!("alerts-test-{}", std::process::id()),
@@ -659,15 +651,13 @@ async fn mqtt_channel_publishes_to_the_broker() {
         .expect("subscribed in time")
         .expect("subscribed");
     app.create_rule(level_rule(1)).await;
-    app.create(
-        "policies",
-        json!({"id": "default", "groupWait": "0s",
-               "channels": [{"kind": "mqtt", "url": format!("mqtt://127.0.0.1:1883/{topic}"), "lang": "en"}]}),
-    )
+    app.create_policy(json!({
+        "id": "default", "groupWait": "0s",
+        "channels": [{"kind": "mqtt", "url": format!("mqtt://127.0.0.1:1883/{topic}"), "lang": "en"}]
+    }))
     .await;
-    let g = unique_id("WaterObserved");
-    app.upsert(gauge(&g, 3.4, t0)).await;
-    app.until_alerts("level-1", "fires", |l| l.len() == 1).await;
+    let g = app.new_gauge(3.4, t0).await;
+    app.until_one_alert("level-1", "fires").await;
     app.deliver().await;
     let m = tokio::time::timeout(WAIT, rx.recv())
         .await
@@ -768,15 +758,13 @@ async fn email_goes_through_a_real_smtp_server_in_both_languages() {
     };
     let app = App::start_with(&store_url(&place.db()).await, t0, Some(relay)).await;
     app.create_rule(level_rule(2)).await;
-    app.create(
-        "policies",
-        json!({"id": "default", "groupWait": "5s",
-               "channels": [{"kind": "email", "to": ["truc-ban@dothi.test", "chi-huy@dothi.test"]}]}),
-    )
+    app.create_policy(json!({
+        "id": "default", "groupWait": "5s",
+        "channels": [{"kind": "email", "to": ["truc-ban@dothi.test", "chi-huy@dothi.test"]}]
+    }))
     .await;
-    let g = unique_id("WaterObserved");
-    app.upsert(gauge(&g, 4.9, t0)).await;
-    app.until_alerts("level-2", "fires", |l| l.len() == 1).await;
+    app.new_gauge(4.9, t0).await;
+    app.until_one_alert("level-2", "fires").await;
     app.deliver().await;
     app.advance(Duration::from_secs(5));
     let read = || {

@@ -130,6 +130,16 @@ impl App {
         send(self.req(reqwest::Method::POST, path, key).json(body)).await
     }
 
+    /// POST a submission of the KPI `slug` with `key`.
+    pub async fn submit(&self, slug: &str, key: &str, body: &Value) -> (u16, Value) {
+        self.post(
+            &format!("/scorecard/v1/kpis/{slug}/submissions"),
+            Some(key),
+            body,
+        )
+        .await
+    }
+
     pub async fn put(&self, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
         send(self.req(reqwest::Method::PUT, path, key).json(body)).await
     }
@@ -189,14 +199,8 @@ impl Drop for App {
 /// The count the NGSI-LD API gives for an evidence link, asked by a viewer.
 pub async fn api_count(app: &App, href: &str) -> u64 {
     let response = app
-        .req(
-            reqwest::Method::GET,
-            &format!("{href}&count=true&limit=0"),
-            Some(VIEWER),
-        )
-        .send()
-        .await
-        .expect("the evidence query");
+        .get_response(&format!("{href}&count=true&limit=0"), Some(VIEWER))
+        .await;
     assert_eq!(response.status(), 200, "{href}");
     response
         .headers()

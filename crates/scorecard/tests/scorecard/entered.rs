@@ -4,6 +4,10 @@ use serde_json::{Value, json};
 
 use crate::common::{ADMIN, ADMIN2, App, OPERATOR, OTHER_OPERATOR, OUTSIDER, VIEWER};
 
+/// The entered KPI most tests submit to.
+const GRDP: &str = "digital-economy-grdp";
+
+/// A submission of the GRDP share, with its evidence.
 fn grdp(value: f64) -> Value {
     json!({
         "value": value,
@@ -39,20 +43,10 @@ async fn an_entered_value_counts_once_a_second_person_approves_it() {
     let app = App::start().await;
     // Computed KPIs take no entered value; a viewer enters nothing.
     let (status, _) = app
-        .post(
-            "/scorecard/v1/kpis/broadband-communes/submissions",
-            Some(OPERATOR),
-            &grdp(50.0),
-        )
+        .submit("broadband-communes", OPERATOR, &grdp(50.0))
         .await;
     assert_eq!(status, 400);
-    let (status, _) = app
-        .post(
-            "/scorecard/v1/kpis/digital-economy-grdp/submissions",
-            Some(VIEWER),
-            &grdp(12.0),
-        )
-        .await;
+    let (status, _) = app.submit(GRDP, VIEWER, &grdp(12.0)).await;
     assert_eq!(status, 403);
     // Bad values and evidence are refused.
     for bad in [
@@ -61,25 +55,13 @@ async fn an_entered_value_counts_once_a_second_person_approves_it() {
         json!({"value": 12.0, "periodEnd": "2025-12-31"}),
         json!({"value": 12.0, "periodEnd": "31/12/2025", "evidenceUrl": "https://x.vn/a.pdf"}),
     ] {
-        let (status, v) = app
-            .post(
-                "/scorecard/v1/kpis/digital-economy-grdp/submissions",
-                Some(OPERATOR),
-                &bad,
-            )
-            .await;
+        let (status, v) = app.submit(GRDP, OPERATOR, &bad).await;
         assert_eq!(status, 400, "{bad} → {v}");
         assert!(v["detail"].is_string(), "a ProblemDetails: {v}");
     }
 
     // An operator of the statistics office enters the 2025 share.
-    let (status, sub) = app
-        .post(
-            "/scorecard/v1/kpis/digital-economy-grdp/submissions",
-            Some(OPERATOR),
-            &grdp(12.4),
-        )
-        .await;
+    let (status, sub) = app.submit(GRDP, OPERATOR, &grdp(12.4)).await;
     assert_eq!(status, 201, "{sub}");
     let id = sub["id"].as_str().expect("an id").to_string();
     assert!(
@@ -123,21 +105,16 @@ async fn an_entered_value_counts_once_a_second_person_approves_it() {
         )
         .await;
     let own_id = own["id"].as_str().expect("an id").to_string();
-    let (status, v) = app
-        .post(
-            &format!("/scorecard/v1/submissions/{own_id}/approve"),
-            Some(ADMIN),
-            &json!({}),
-        )
-        .await;
+    let (status, v) = decide(&app, &own_id, "approve", ADMIN, json!({})).await;
     assert_eq!(status, 403, "{v}");
-    let (status, v) = app
-        .post(
-            &format!("/scorecard/v1/submissions/{own_id}/reject"),
-            Some(ADMIN2),
-            &json!({"reason": "rank to check"}),
-        )
-        .await;
+    let (status, v) = decide(
+        &app,
+        &own_id,
+        "reject",
+        ADMIN2,
+        json!({"reason": "rank to check"}),
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["decision"], "rejected");
     assert!(app.kpi("dti").await.get("kpiValue").is_none());
@@ -165,20 +142,8 @@ async fn an_entered_value_counts_once_a_second_person_approves_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_public_summary_is_anonymous_and_names_no_one() {
     let app = App::start().await;
-    let (_, sub) = app
-        .post(
-            "/scorecard/v1/kpis/digital-economy-grdp/submissions",
-            Some(OPERATOR),
-            &grdp(12.4),
-        )
-        .await;
-    let id = sub["id"].as_str().expect("an id");
-    app.post(
-        &format!("/scorecard/v1/submissions/{id}/approve"),
-        Some(ADMIN),
-        &json!({}),
-    )
-    .await;
+    let (_, sub) = app.submit(GRDP, OPERATOR, &grdp(12.4)).await;
+    approve(&app, &sub).await;
 
     let (status, public) = app.get("/scorecard/v1/public", None).await;
     assert_eq!(status, 200, "{public}");
@@ -270,30 +235,22 @@ async fn only_the_owner_agency_edits_its_task_groups_and_enters_its_values() {
     let send = |method: reqwest::Method, path: &str, key: &str, body: Value| {
         crate::common::send(app.req(method, path, Some(key)).json(&body))
     };
-    let patch = reqwest::Method::PATCH;
+    let task = |number: u8, key: &str, body: Value| {
+        let path = format!("/scorecard/v1/tasks/{number}");
+        send(reqwest::Method::PATCH, &path, key, body)
+    };
     let grdp_path = "/scorecard/v1/kpis/digital-economy-grdp/submissions";
     // An operator acting for no agency edits nothing and enters nothing.
-    let (status, v) = send(
-        patch.clone(),
-        "/scorecard/v1/tasks/3",
-        OTHER_OPERATOR,
-        json!({"progress": 10}),
-    )
-    .await;
+    let (status, v) = task(3, OTHER_OPERATOR, json!({"progress": 10})).await;
     assert_eq!(status, 403, "{v}");
     let (status, v) = send(reqwest::Method::POST, grdp_path, OTHER_OPERATOR, grdp(18.0)).await;
     assert_eq!(status, 403, "{v}");
     // Memberships are an admin's to grant, and bounded.
     let actor = other_operator_actor(&app).await;
     let path = format!("/scorecard/v1/members/{actor}");
+    let grant = |key: &str, body: Value| send(reqwest::Method::PUT, &path, key, body);
     let science = scorecard::plan::DEPT_SCIENCE;
-    let (status, _) = send(
-        reqwest::Method::PUT,
-        &path,
-        OPERATOR,
-        json!({"agencies": [science]}),
-    )
-    .await;
+    let (status, _) = grant(OPERATOR, json!({"agencies": [science]})).await;
     assert_eq!(status, 403);
     for bad in [
         json!({"agencies": [""]}),
@@ -301,7 +258,7 @@ async fn only_the_owner_agency_edits_its_task_groups_and_enters_its_values() {
         json!({"agencies": vec!["a"; 101]}),
         json!({"agency": science}),
     ] {
-        let (status, v) = send(reqwest::Method::PUT, &path, ADMIN, bad.clone()).await;
+        let (status, v) = grant(ADMIN, bad.clone()).await;
         assert_eq!(status, 400, "{bad} → {v}");
     }
     let (status, v) = send(
@@ -312,13 +269,7 @@ async fn only_the_owner_agency_edits_its_task_groups_and_enters_its_values() {
     )
     .await;
     assert_eq!(status, 400, "{v}");
-    let (status, v) = send(
-        reqwest::Method::PUT,
-        &path,
-        ADMIN,
-        json!({"agencies": [science]}),
-    )
-    .await;
+    let (status, v) = grant(ADMIN, json!({"agencies": [science]})).await;
     assert_eq!(status, 204, "{v}");
     let (status, v) = app.get("/scorecard/v1/members", Some(ADMIN)).await;
     assert_eq!(status, 200, "{v}");
@@ -357,53 +308,28 @@ async fn only_the_owner_agency_edits_its_task_groups_and_enters_its_values() {
     );
     // Task group 3 belongs to the Department of Science and Technology, group 1 to
     // another agency.
-    let (status, t) = send(
-        patch.clone(),
-        "/scorecard/v1/tasks/3",
-        OTHER_OPERATOR,
-        json!({"progress": 10}),
-    )
-    .await;
+    let (status, t) = task(3, OTHER_OPERATOR, json!({"progress": 10})).await;
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["progress"], 10);
-    let (status, _) = send(
-        patch.clone(),
-        "/scorecard/v1/tasks/1",
-        OTHER_OPERATOR,
-        json!({"progress": 10}),
-    )
-    .await;
+    let (status, _) = task(1, OTHER_OPERATOR, json!({"progress": 10})).await;
     assert_eq!(status, 403);
     // The owner itself is changed by admins only.
-    let (status, _) = send(
-        patch.clone(),
-        "/scorecard/v1/tasks/3",
+    let (status, _) = task(
+        3,
         OTHER_OPERATOR,
         json!({"owner": "Sở Tài chính tỉnh Quảng Trị"}),
     )
     .await;
     assert_eq!(status, 403);
-    let (status, t) = send(
-        patch.clone(),
-        "/scorecard/v1/tasks/3",
-        ADMIN,
-        json!({"owner": "Sở Tài chính tỉnh Quảng Trị"}),
-    )
-    .await;
+    let (status, t) = task(3, ADMIN, json!({"owner": "Sở Tài chính tỉnh Quảng Trị"})).await;
     assert_eq!(status, 200, "{t}");
-    let (status, _) = send(
-        patch.clone(),
-        "/scorecard/v1/tasks/3",
-        OTHER_OPERATOR,
-        json!({"progress": 20}),
-    )
-    .await;
+    let (status, _) = task(3, OTHER_OPERATOR, json!({"progress": 20})).await;
     assert_eq!(status, 403, "the group has moved to another agency");
     // The digital economy share is the statistics office's: still refused; an empty list
     // takes the membership back.
     let (status, _) = send(reqwest::Method::POST, grdp_path, OTHER_OPERATOR, grdp(18.0)).await;
     assert_eq!(status, 403);
-    let (status, _) = send(reqwest::Method::PUT, &path, ADMIN, json!({"agencies": []})).await;
+    let (status, _) = grant(ADMIN, json!({"agencies": []})).await;
     assert_eq!(status, 204);
     let (status, v) = app.get("/scorecard/v1/members", Some(ADMIN)).await;
     assert!(
@@ -434,39 +360,23 @@ async fn the_portal_766_export_becomes_a_submission_with_its_group_scores() {
         {"departmentCode": "44", "totalScore": 71.5, "groupScores": {
             "CKMB": 17.0, "TDGQ": 15.5, "CLGQ": 9.0, "TTTT": 6.0, "MDSH": 12.0, "MDHL": 12.0}}
     ]}});
+    let scores = "/scorecard/v1/egov/portal-scores";
     let body = |department: &str| {
         json!({"export": export, "department": department, "periodEnd": "2025-12-31",
                "evidenceUrl": "https://dichvucong.gov.vn/p/home/dvc-danh-gia-chat-luong.html"})
     };
-    let (status, v) = app
-        .post(
-            "/scorecard/v1/egov/portal-scores",
-            Some(OPERATOR),
-            &body("45"),
-        )
-        .await;
+    let (status, v) = app.post(scores, Some(OPERATOR), &body("45")).await;
     assert_eq!(status, 400, "{v}");
-    let (status, sub) = app
-        .post(
-            "/scorecard/v1/egov/portal-scores",
-            Some(OPERATOR),
-            &body("44"),
-        )
-        .await;
+    let (status, sub) = app.post(scores, Some(OPERATOR), &body("44")).await;
     assert_eq!(status, 201, "{sub}");
     approve(&app, &sub).await;
     let kpi = app.kpi("egov-766").await;
     assert_eq!(kpi["kpiValue"], json!(71.5));
     assert_eq!(kpi["evidence"]["groupScores"]["TDGQ"], json!(15.5));
     // Group scores that do not add up are refused.
-    let (status, _) = app
-        .post(
-            "/scorecard/v1/kpis/egov-766/submissions",
-            Some(OPERATOR),
-            &json!({"value": 90.0, "periodEnd": "2025-12-31", "evidenceUrl": "https://x.vn/a",
-                    "groupScores": {"CKMB": 18.0}}),
-        )
-        .await;
+    let unbalanced = json!({"value": 90.0, "periodEnd": "2025-12-31", "evidenceUrl": "https://x.vn/a",
+                            "groupScores": {"CKMB": 18.0}});
+    let (status, _) = app.submit("egov-766", OPERATOR, &unbalanced).await;
     assert_eq!(status, 400);
     app.stop().await;
 }
@@ -556,28 +466,21 @@ async fn an_uploaded_file_is_the_evidence_of_an_entered_value() {
     assert_eq!(status, 404);
 
     // A value entered with the file alone, then approved: the file is its evidence.
+    let with_file = |file: Option<&str>| {
+        let mut body = json!({"value": 13.1, "periodEnd": "2025-12-31"});
+        if let Some(file) = file {
+            body["evidenceFile"] = json!(file);
+        }
+        body
+    };
     let (status, v) = app
-        .post(
-            "/scorecard/v1/kpis/digital-economy-grdp/submissions",
-            Some(OPERATOR),
-            &json!({"value": 13.1, "periodEnd": "2025-12-31", "evidenceFile": "not-a-file"}),
-        )
+        .submit(GRDP, OPERATOR, &with_file(Some("not-a-file")))
         .await;
     assert_eq!(status, 400, "{v}");
-    let (status, v) = app
-        .post(
-            "/scorecard/v1/kpis/digital-economy-grdp/submissions",
-            Some(OPERATOR),
-            &json!({"value": 13.1, "periodEnd": "2025-12-31"}),
-        )
-        .await;
+    let (status, v) = app.submit(GRDP, OPERATOR, &with_file(None)).await;
     assert_eq!(status, 400, "no evidence: {v}");
     let (status, sub) = app
-        .post(
-            "/scorecard/v1/kpis/digital-economy-grdp/submissions",
-            Some(OPERATOR),
-            &json!({"value": 13.1, "periodEnd": "2025-12-31", "evidenceFile": key}),
-        )
+        .submit(GRDP, OPERATOR, &with_file(Some(key.as_str())))
         .await;
     assert_eq!(status, 201, "{sub}");
     approve(&app, &sub).await;
@@ -654,12 +557,12 @@ async fn the_portal_766_csv_becomes_a_submission_or_is_refused_whole() {
 /// Approves a created submission as the first admin.
 async fn approve(app: &App, submission: &Value) {
     let id = submission["id"].as_str().expect("an id");
-    let (status, v) = app
-        .post(
-            &format!("/scorecard/v1/submissions/{id}/approve"),
-            Some(ADMIN),
-            &json!({}),
-        )
-        .await;
+    let (status, v) = decide(app, id, "approve", ADMIN, json!({})).await;
     assert_eq!(status, 200, "{v}");
+}
+
+/// Approves or rejects (`action`) a submission with `key`.
+async fn decide(app: &App, id: &str, action: &str, key: &str, body: Value) -> (u16, Value) {
+    let path = format!("/scorecard/v1/submissions/{id}/{action}");
+    app.post(&path, Some(key), &body).await
 }
