@@ -48,10 +48,7 @@ async fn the_demo_loads_and_is_served() {
     let app = App::start().await;
     let loaded = reports::demo::load(&app.reports).await.expect("the demo");
     assert_eq!(loaded.reports, reports::demo::REPORTS);
-    let services = app
-        .get(&app.anonymous, "/open311/v2/services.json")
-        .await
-        .json();
+    let services = app.public_json("/open311/v2/services.json").await;
     assert_eq!(services.as_array().map(Vec::len), Some(loaded.categories));
     let stats = app
         .get(&app.admin, "/reports/v1/stats?by=month")
@@ -76,8 +73,7 @@ async fn the_demo_loads_and_is_served() {
 
 #[tokio::test]
 async fn the_simulator_files_new_reports_until_stopped() {
-    let app = App::start().await;
-    app.categories().await;
+    let app = App::with_categories().await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let every = (
         std::time::Duration::from_millis(5),
