@@ -120,6 +120,19 @@ async fn the_simulator_files_new_reports_until_stopped() {
     assert_eq!(new().await.len(), made.len());
 }
 
+/// The newest report, as the list read from the facts has it.
+async fn newest_from_facts(app: &App) -> reports::service::ReportPage {
+    let newest = reports::service::ReportFilter {
+        limit: 1,
+        ..Default::default()
+    };
+    app.reports
+        .page_from_facts(&newest, None)
+        .await
+        .expect("a page")
+        .expect("the facts are known")
+}
+
 /// Lists are chosen from the reports' facts in memory once those are known; over the
 /// demo's 2,000 reports in every stage, every filter the lists offer (alone, together,
 /// page by page) chooses the same reports, in the same order, as the store does, and
@@ -224,18 +237,7 @@ async fn lists_from_the_facts_agree_with_the_store() {
         .await;
     assert_eq!(made.status, 201, "{}", made.text);
     let id = made.first_id();
-    let newest = app
-        .reports
-        .page_from_facts(
-            &ReportFilter {
-                limit: 1,
-                ..Default::default()
-            },
-            None,
-        )
-        .await
-        .expect("a page")
-        .expect("the facts are known");
+    let newest = newest_from_facts(&app).await;
     assert_eq!(ids(&newest), vec![id.clone()]);
     // Listed (and so kept as read), then rejected: the next lists see it rejected.
     let received = ReportFilter {
@@ -255,18 +257,7 @@ async fn lists_from_the_facts_agree_with_the_store() {
         )
         .await
         .expect("rejected");
-    let rejected = app
-        .reports
-        .page_from_facts(
-            &ReportFilter {
-                limit: 1,
-                ..Default::default()
-            },
-            None,
-        )
-        .await
-        .expect("a page")
-        .expect("the facts are known");
+    let rejected = newest_from_facts(&app).await;
     assert_eq!(ids(&rejected), vec![id.clone()]);
     assert_eq!(rejected.reports[0].stage, reports::Stage::Rejected);
     let still = app.reports.page(&received, None).await.expect("a page");
