@@ -228,6 +228,25 @@ pub struct Sizes {
     pub server_exe: PathBuf,
 }
 
+impl Sizes {
+    /// Every figure at the smallest sizes that still measure something: the runs of
+    /// the tests, here and in the `dothi` crate (which has the executable at hand).
+    pub fn tiny(server_exe: PathBuf) -> Sizes {
+        Sizes {
+            batch_entities: 1_000,
+            batch_size: 500,
+            batch_clients: 2,
+            patch_secs: 0.3,
+            patch_clients: 4,
+            query_entities: 1_000,
+            queries: 5,
+            large_entities: 1_000,
+            sweep_queries: 8,
+            server_exe,
+        }
+    }
+}
+
 impl HubArgs {
     /// The sizes these flags ask for.
     pub fn sizes(&self) -> anyhow::Result<Sizes> {
@@ -352,6 +371,19 @@ impl Report {
             target,
             clean,
         });
+    }
+
+    /// A figure's p95 latency, whose target is at most `max_ms`.
+    pub fn p95_row(
+        &mut self,
+        key: &'static str,
+        label: impl Into<String>,
+        p: &data::Pcts,
+        max_ms: f64,
+        clean: bool,
+    ) {
+        let target = Some(Target::AtMost(max_ms));
+        self.row(key, label, p.p95, "ms", target, clean);
     }
 
     pub fn extra(&mut self, key: impl Into<String>, value: f64) {
@@ -672,18 +704,7 @@ mod tests {
     /// run, which includes it, is a test of the `dothi` crate
     /// (`crates/dothi/tests/bench.rs`), where the executable is at hand.
     fn tiny_sizes() -> Sizes {
-        Sizes {
-            batch_entities: 1_000,
-            batch_size: 500,
-            batch_clients: 2,
-            patch_secs: 0.3,
-            patch_clients: 4,
-            query_entities: 1_000,
-            queries: 5,
-            large_entities: 1_000,
-            sweep_queries: 8,
-            server_exe: PathBuf::from("dothi"),
-        }
+        Sizes::tiny(PathBuf::from("dothi"))
     }
 
     /// `dothi bench …` as the binary parses it.
@@ -838,38 +859,28 @@ mod tests {
 
     #[test]
     fn other_benchmarks_default_as_documented() {
-        let Which::Temporal(a) = parse(&["temporal"]).unwrap() else {
-            panic!()
-        };
-        let s = a.sizes();
-        assert_eq!(
-            (s.sensors, s.days, s.queries, s.aggregate_queries),
-            (100, 365, 200, 50)
-        );
-        let Which::Temporal(a) = parse(&["temporal", "--quick"]).unwrap() else {
-            panic!()
-        };
-        let s = a.sizes();
-        assert_eq!(
-            (s.sensors, s.days, s.queries, s.aggregate_queries),
-            (10, 30, 50, 12)
-        );
-        let Which::Notify(a) = parse(&["notify"]).unwrap() else {
-            panic!()
-        };
-        let s = a.sizes().unwrap();
-        assert_eq!(
-            (s.subscriptions, s.rate, s.secs, s.clients),
-            (1_000, 2_000.0, 60.0, 40)
-        );
-        let Which::Notify(a) = parse(&["notify", "--quick"]).unwrap() else {
-            panic!()
-        };
-        let s = a.sizes().unwrap();
-        assert_eq!(
-            (s.subscriptions, s.rate, s.secs, s.clients),
-            (100, 200.0, 10.0, 4)
-        );
+        for (args, expected) in [
+            (&["temporal"][..], (100, 365, 200, 50)),
+            (&["temporal", "--quick"][..], (10, 30, 50, 12)),
+        ] {
+            let Which::Temporal(a) = parse(args).unwrap() else {
+                panic!()
+            };
+            let s = a.sizes();
+            let got = (s.sensors, s.days, s.queries, s.aggregate_queries);
+            assert_eq!(got, expected, "{args:?}");
+        }
+        for (args, expected) in [
+            (&["notify"][..], (1_000, 2_000.0, 60.0, 40)),
+            (&["notify", "--quick"][..], (100, 200.0, 10.0, 4)),
+        ] {
+            let Which::Notify(a) = parse(args).unwrap() else {
+                panic!()
+            };
+            let s = a.sizes().unwrap();
+            let got = (s.subscriptions, s.rate, s.secs, s.clients);
+            assert_eq!(got, expected, "{args:?}");
+        }
         let Which::Ingest(a) = parse(&["ingest"]).unwrap() else {
             panic!()
         };

@@ -36,7 +36,7 @@ use super::data::{
     thousands, wal_path,
 };
 use super::server::{self, Backend, Server};
-use super::{Common, Report, Target, count, postgres_url};
+use super::{Common, Report, count, postgres_url};
 
 /// The entity type of every sensor, and its one attribute (terms of the default
 /// vocabulary).
@@ -977,14 +977,7 @@ async fn queries(
         let clean =
             loaded_ok && runs.errors == 0 && runs.mismatches == 0 && !runs.latencies.is_empty();
         report.row(keys[0], format!("{label}, p50"), p.p50, "ms", None, clean);
-        report.row(
-            keys[1],
-            format!("{label}, p95"),
-            p.p95,
-            "ms",
-            Some(Target::AtMost(target)),
-            clean,
-        );
+        report.p95_row(keys[1], format!("{label}, p95"), &p, target, clean);
         report.row(keys[2], format!("{label}, p99"), p.p99, "ms", None, clean);
         report.extra(format!("{name}_errors"), runs.errors as f64);
         report.extra(format!("{name}_wrong_answers"), runs.mismatches as f64);

@@ -27,18 +27,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// large store in a `dothi serve` process.
 #[test]
 fn tiny_hub_benchmark_runs_and_counts_agree() {
-    let sizes = bench::Sizes {
-        batch_entities: 1_000,
-        batch_size: 500,
-        batch_clients: 2,
-        patch_secs: 0.3,
-        patch_clients: 4,
-        query_entities: 1_000,
-        queries: 5,
-        large_entities: 1_000,
-        sweep_queries: 8,
-        server_exe: dothi(),
-    };
+    let sizes = bench::Sizes::tiny(dothi());
     let dir = tempfile::tempdir().unwrap();
     let report = runtime()
         .block_on(bench::phases::run(&sizes, dir.path(), &Backend::Sqlite))

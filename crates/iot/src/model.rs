@@ -118,6 +118,15 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// A string member, checked by `check` (given the member's path for its errors).
+    fn checked(
+        &self,
+        key: &str,
+        check: fn(&str, &str) -> Result<String, Error>,
+    ) -> Result<Option<String>, Error> {
+        self.str(key)?.map(|s| check(&self.at(key), s)).transpose()
+    }
+
     fn bool(&self, key: &str) -> Result<Option<bool>, Error> {
         match self.map.get(key) {
             None => Ok(None),
@@ -232,10 +241,7 @@ fn mapping(at: String, value: &Value) -> Result<AttributeMapping, Error> {
         .str("name")?
         .ok_or_else(|| bad(&obj.at("name"), "is required"))?;
     Ok(AttributeMapping {
-        object_id: obj
-            .str("object_id")?
-            .map(|s| key(&obj.at("object_id"), s))
-            .transpose()?,
+        object_id: obj.checked("object_id", key)?,
         name: attr_name(&obj.at("name"), name)?,
         attr_type: word(&obj.at("type"), obj.str("type")?.unwrap_or("Property"))?,
         unit_code: unit_code(&obj)?,
@@ -331,6 +337,13 @@ pub fn items<'a>(body: &'a Value, member: &str) -> Result<&'a [Value], Error> {
     Ok(items)
 }
 
+/// Puts what an update gives in `slot`; leaves it as it is when the update omits it.
+fn set<T>(slot: &mut T, given: Option<T>) {
+    if let Some(v) = given {
+        *slot = v;
+    }
+}
+
 /// A service group as a request gives it: every member optional (an update names only
 /// what it changes).
 #[derive(Debug, Default)]
@@ -362,10 +375,7 @@ pub fn parse_group(at: String, value: &Value) -> Result<GroupInput, Error> {
         None => obj.str("type")?,
     };
     Ok(GroupInput {
-        apikey: obj
-            .str("apikey")?
-            .map(|s| key(&obj.at("apikey"), s))
-            .transpose()?,
+        apikey: obj.checked("apikey", key)?,
         entity_type: entity_type_value
             .map(|t| entity_type(&obj.at("entity_type"), t))
             .transpose()?,
@@ -404,21 +414,11 @@ impl GroupInput {
                 "the apikey of a service group cannot be changed",
             ));
         }
-        if let Some(t) = self.entity_type {
-            group.entity_type = t;
-        }
-        if let Some(a) = self.attributes {
-            group.attributes = a;
-        }
-        if let Some(s) = self.static_attributes {
-            group.static_attributes = s;
-        }
-        if self.explicit_attrs.is_some() {
-            group.explicit_attrs = self.explicit_attrs;
-        }
-        if let Some(a) = self.autoprovision {
-            group.autoprovision = a;
-        }
+        set(&mut group.entity_type, self.entity_type);
+        set(&mut group.attributes, self.attributes);
+        set(&mut group.static_attributes, self.static_attributes);
+        set(&mut group.explicit_attrs, self.explicit_attrs.map(Some));
+        set(&mut group.autoprovision, self.autoprovision);
         Ok(())
     }
 }
@@ -442,31 +442,16 @@ pub struct DeviceInput {
 /// display only.
 pub fn parse_device(at: String, value: &Value) -> Result<DeviceInput, Error> {
     let obj = Obj::new(at, value)?;
-    let word_of = |k: &str| -> Result<Option<String>, Error> {
-        obj.str(k)?.map(|s| word(&obj.at(k), s)).transpose()
-    };
     Ok(DeviceInput {
-        device_id: obj
-            .str("device_id")?
-            .map(|s| key(&obj.at("device_id"), s))
-            .transpose()?,
-        apikey: obj
-            .str("apikey")?
-            .map(|s| key(&obj.at("apikey"), s))
-            .transpose()?,
-        entity_name: obj
-            .str("entity_name")?
-            .map(|s| entity_name(&obj.at("entity_name"), s))
-            .transpose()?,
-        entity_type: obj
-            .str("entity_type")?
-            .map(|t| entity_type(&obj.at("entity_type"), t))
-            .transpose()?,
+        device_id: obj.checked("device_id", key)?,
+        apikey: obj.checked("apikey", key)?,
+        entity_name: obj.checked("entity_name", entity_name)?,
+        entity_type: obj.checked("entity_type", entity_type)?,
         attributes: mappings(&obj, "attributes")?,
         static_attributes: statics(&obj)?,
         explicit_attrs: obj.bool("explicitAttrs")?,
-        protocol: word_of("protocol")?,
-        transport: word_of("transport")?,
+        protocol: obj.checked("protocol", word)?,
+        transport: obj.checked("transport", word)?,
     })
 }
 
@@ -530,30 +515,14 @@ impl DeviceInput {
                 "the device_id of a device cannot be changed",
             ));
         }
-        if let Some(k) = self.apikey {
-            device.apikey = k;
-        }
-        if let Some(n) = self.entity_name {
-            device.entity_name = n;
-        }
-        if let Some(t) = self.entity_type {
-            device.entity_type = t;
-        }
-        if let Some(a) = self.attributes {
-            device.attributes = a;
-        }
-        if let Some(s) = self.static_attributes {
-            device.static_attributes = s;
-        }
-        if self.explicit_attrs.is_some() {
-            device.explicit_attrs = self.explicit_attrs;
-        }
-        if self.protocol.is_some() {
-            device.protocol = self.protocol;
-        }
-        if self.transport.is_some() {
-            device.transport = self.transport;
-        }
+        set(&mut device.apikey, self.apikey);
+        set(&mut device.entity_name, self.entity_name);
+        set(&mut device.entity_type, self.entity_type);
+        set(&mut device.attributes, self.attributes);
+        set(&mut device.static_attributes, self.static_attributes);
+        set(&mut device.explicit_attrs, self.explicit_attrs.map(Some));
+        set(&mut device.protocol, self.protocol.map(Some));
+        set(&mut device.transport, self.transport.map(Some));
         Ok(())
     }
 }

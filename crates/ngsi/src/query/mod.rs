@@ -50,6 +50,20 @@ fn check_parse<T>(
     }
 }
 
+/// Parentheses nested one deeper than [`MAX_NESTING`] around `leaf` are refused where
+/// the excess starts, and a text of nothing but `(` where it passes the length limit.
+#[cfg(test)]
+fn check_nesting_limit<T>(parse: impl Fn(&str) -> Result<T, ParseError>, leaf: &str)
+where
+    T: PartialEq + std::fmt::Debug + std::fmt::Display,
+{
+    let over = MAX_NESTING + 1;
+    let deep = format!("{}{leaf}{}", "(".repeat(over), ")".repeat(over));
+    check_parse(&parse, &deep, Err((MAX_NESTING, "nested deeper")));
+    let open = "(".repeat(100_000);
+    assert_eq!(parse(&open).err().map(|e| e.offset), Some(MAX_QUERY_LEN));
+}
+
 /// Random and/or trees of the three languages, for their property tests.
 #[cfg(test)]
 mod trees {
@@ -106,6 +120,24 @@ mod trees {
         let parsed = parse(&printed);
         prop_assert_eq!(parsed.as_ref(), Ok(e), "printed: {}", printed);
         Ok(())
+    }
+
+    /// Parses `s`; a tree it gives must print back into text that parses to the same
+    /// tree. The tree, for further checks.
+    pub(crate) fn parsed_prints_back<E>(
+        parse: impl Fn(&str) -> Result<E, crate::query::ParseError>,
+        s: &str,
+    ) -> Result<Option<E>, TestCaseError>
+    where
+        E: PartialEq + std::fmt::Debug + std::fmt::Display,
+    {
+        match parse(s) {
+            Ok(e) => {
+                prints_back(&parse, &e)?;
+                Ok(Some(e))
+            }
+            Err(_) => Ok(None),
+        }
     }
 
     /// Ands and ors of `leaf`, up to four levels deep.

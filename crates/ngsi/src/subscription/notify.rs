@@ -508,6 +508,21 @@ mod tests {
         n["data"][0].clone()
     }
 
+    /// The entity notified of its deletion (or of its attributes') by `subscription`.
+    fn deleted(subscription: Value, before: &Entity) -> Value {
+        one(subscription, Some(before), None)
+    }
+
+    /// The entity notified of its change from `before` to `after` by a subscription of
+    /// this `notification` member.
+    fn changed(notification: Value, before: &Entity, after: &Entity) -> Value {
+        one(
+            json!({"notification": notification}),
+            Some(before),
+            Some(after),
+        )
+    }
+
     #[test]
     fn builds_the_notification() {
         let e = after();
@@ -616,11 +631,7 @@ mod tests {
         assert_eq!(keys(&omitted), ["id", "level"]);
         // A deletion outside the attributes shown stays out of sight.
         let b = before();
-        let level_only = one(
-            json!({"notification": {"attributes": ["level"]}}),
-            Some(&b),
-            Some(&e),
-        );
+        let level_only = changed(json!({"attributes": ["level"]}), &b, &e);
         assert_eq!(keys(&level_only), ["id", "level", "type"]);
     }
 
@@ -636,11 +647,7 @@ mod tests {
             plain["level"],
             json!({"type": "Property", "value": 3.1, "unitCode": "MTR"})
         );
-        let shown = one(
-            json!({"notification": {"showChanges": true}}),
-            Some(&b),
-            Some(&a),
-        );
+        let shown = changed(json!({"showChanges": true}), &b, &a);
         assert_eq!(
             shown["level"],
             json!({"type": "Property", "value": 3.1, "unitCode": "MTR", "previousValue": 2.5})
@@ -653,26 +660,14 @@ mod tests {
         assert_eq!(shown["alarm"], json!({"type": "Property", "value": true}));
         assert!(shown["river"].get("previousObject").is_none());
         // Concise: a bare value becomes an object to hold the previous one.
-        let concise = one(
-            json!({"notification": {"showChanges": true, "format": "concise"}}),
-            Some(&b),
-            Some(&a),
-        );
+        let concise = changed(json!({"showChanges": true, "format": "concise"}), &b, &a);
         assert_eq!(
             concise["status"],
             json!({"value": NGSI_LD_NULL, "previousValue": "ok"})
         );
-        let kv = one(
-            json!({"notification": {"format": "keyValues"}}),
-            Some(&b),
-            Some(&a),
-        );
+        let kv = changed(json!({"format": "keyValues"}), &b, &a);
         assert_eq!(kv["status"], json!(NGSI_LD_NULL));
-        let sys = one(
-            json!({"notification": {"sysAttrs": true}}),
-            Some(&b),
-            Some(&a),
-        );
+        let sys = changed(json!({"sysAttrs": true}), &b, &a);
         assert_eq!(sys["status"]["deletedAt"], "2024-04-30T01:00:00Z");
         assert_eq!(sys["status"]["createdAt"], "2024-04-30T00:00:00Z");
     }
@@ -695,11 +690,7 @@ mod tests {
                    "kind": {"type": "VocabProperty", "vocab": "Sensor"}}),
             later,
         );
-        let shown = one(
-            json!({"notification": {"showChanges": true}}),
-            Some(&b),
-            Some(&a),
-        );
+        let shown = changed(json!({"showChanges": true}), &b, &a);
         assert_eq!(shown["river"]["previousObject"], "urn:ngsi-ld:River:hieu");
         assert_eq!(shown["river"]["object"], "urn:ngsi-ld:River:thach-han");
         assert_eq!(shown["kind"]["previousVocab"], "Gauge");
@@ -721,43 +712,35 @@ mod tests {
     #[test]
     fn shows_deleted_entities() {
         let b = before();
-        let deleted = one(
-            json!({"notificationTrigger": ["entityDeleted"]}),
-            Some(&b),
-            None,
-        );
+        let gone = deleted(json!({"notificationTrigger": ["entityDeleted"]}), &b);
         assert_eq!(
-            deleted,
+            gone,
             json!({"id": ID, "type": "Gauge", "deletedAt": "2024-05-01T00:00:00Z"})
         );
-        let sys = one(
+        let sys = deleted(
             json!({"notificationTrigger": ["entityDeleted"], "notification": {"sysAttrs": true}}),
-            Some(&b),
-            None,
+            &b,
         );
         assert_eq!(sys.as_object().unwrap().len(), 5);
         assert_eq!(sys["createdAt"], "2024-04-30T00:00:00Z");
-        let simple = one(
+        let simple = deleted(
             json!({"notificationTrigger": ["entityDeleted"],
                    "notification": {"sysAttrs": true, "format": "keyValues"}}),
-            Some(&b),
-            None,
+            &b,
         );
         assert_eq!(simple, sys);
-        let watched = one(
+        let watched = deleted(
             json!({"notificationTrigger": ["attributeDeleted"], "watchedAttributes": ["level"]}),
-            Some(&b),
-            None,
+            &b,
         );
         assert_eq!(
             watched,
             json!({"id": ID, "type": "Gauge", "deletedAt": "2024-05-01T00:00:00Z",
                    "level": {"type": "Property", "value": NGSI_LD_NULL}})
         );
-        let changes = one(
+        let changes = deleted(
             json!({"notificationTrigger": ["entityDeleted"], "notification": {"showChanges": true}}),
-            Some(&b),
-            None,
+            &b,
         );
         assert_eq!(
             changes["level"],
@@ -768,10 +751,9 @@ mod tests {
             json!({"type": "Relationship", "object": NGSI_LD_NULL,
                    "previousObject": "urn:ngsi-ld:River:hieu"})
         );
-        let attrs = one(
+        let attrs = deleted(
             json!({"notificationTrigger": ["attributeDeleted"], "notification": {"attributes": ["level"]}}),
-            Some(&b),
-            None,
+            &b,
         );
         assert_eq!(
             attrs,

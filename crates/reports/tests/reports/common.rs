@@ -55,6 +55,13 @@ impl App {
         App::start_with(ReportsConfig::default()).await
     }
 
+    /// A server with the demo categories loaded, ready for reports.
+    pub async fn with_categories() -> App {
+        let app = App::start().await;
+        app.categories().await;
+        app
+    }
+
     pub async fn start_with(config: ReportsConfig) -> App {
         App::start_behind(config, hub::HubConfig::default()).await
     }
@@ -158,6 +165,11 @@ impl App {
 
     pub async fn get(&self, client: &reqwest::Client, path: &str) -> Answer {
         send(client.get(self.url(path))).await
+    }
+
+    /// What anyone may read at `path`, as JSON.
+    pub async fn public_json(&self, path: &str) -> serde_json::Value {
+        self.get(&self.anonymous, path).await.json()
     }
 }
 

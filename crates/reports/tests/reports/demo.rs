@@ -48,10 +48,7 @@ async fn the_demo_loads_and_is_served() {
     let app = App::start().await;
     let loaded = reports::demo::load(&app.reports).await.expect("the demo");
     assert_eq!(loaded.reports, reports::demo::REPORTS);
-    let services = app
-        .get(&app.anonymous, "/open311/v2/services.json")
-        .await
-        .json();
+    let services = app.public_json("/open311/v2/services.json").await;
     assert_eq!(services.as_array().map(Vec::len), Some(loaded.categories));
     let stats = app
         .get(&app.admin, "/reports/v1/stats?by=month")
@@ -76,8 +73,7 @@ async fn the_demo_loads_and_is_served() {
 
 #[tokio::test]
 async fn the_simulator_files_new_reports_until_stopped() {
-    let app = App::start().await;
-    app.categories().await;
+    let app = App::with_categories().await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let every = (
         std::time::Duration::from_millis(5),
@@ -122,6 +118,19 @@ async fn the_simulator_files_new_reports_until_stopped() {
     // Stopped means stopped.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(new().await.len(), made.len());
+}
+
+/// The newest report, as the list read from the facts has it.
+async fn newest_from_facts(app: &App) -> reports::service::ReportPage {
+    let newest = reports::service::ReportFilter {
+        limit: 1,
+        ..Default::default()
+    };
+    app.reports
+        .page_from_facts(&newest, None)
+        .await
+        .expect("a page")
+        .expect("the facts are known")
 }
 
 /// Lists are chosen from the reports' facts in memory once those are known; over the
@@ -228,18 +237,7 @@ async fn lists_from_the_facts_agree_with_the_store() {
         .await;
     assert_eq!(made.status, 201, "{}", made.text);
     let id = made.first_id();
-    let newest = app
-        .reports
-        .page_from_facts(
-            &ReportFilter {
-                limit: 1,
-                ..Default::default()
-            },
-            None,
-        )
-        .await
-        .expect("a page")
-        .expect("the facts are known");
+    let newest = newest_from_facts(&app).await;
     assert_eq!(ids(&newest), vec![id.clone()]);
     // Listed (and so kept as read), then rejected: the next lists see it rejected.
     let received = ReportFilter {
@@ -259,18 +257,7 @@ async fn lists_from_the_facts_agree_with_the_store() {
         )
         .await
         .expect("rejected");
-    let rejected = app
-        .reports
-        .page_from_facts(
-            &ReportFilter {
-                limit: 1,
-                ..Default::default()
-            },
-            None,
-        )
-        .await
-        .expect("a page")
-        .expect("the facts are known");
+    let rejected = newest_from_facts(&app).await;
     assert_eq!(ids(&rejected), vec![id.clone()]);
     assert_eq!(rejected.reports[0].stage, reports::Stage::Rejected);
     let still = app.reports.page(&received, None).await.expect("a page");

@@ -20,8 +20,7 @@ fn outside_point() -> (String, String) {
 
 #[tokio::test]
 async fn fixmystreet_talks_to_us_in_xml() {
-    let app = App::start().await;
-    app.categories().await;
+    let app = App::with_categories().await;
     let fms = &app.anonymous;
 
     let d = app.get(fms, "/open311/v2/discovery.xml").await;
@@ -291,8 +290,7 @@ async fn fixmystreet_talks_to_us_in_xml() {
 
 #[tokio::test]
 async fn a_json_client_gets_bare_arrays() {
-    let app = App::start().await;
-    app.categories().await;
+    let app = App::with_categories().await;
     let s = app.get(&app.anonymous, "/open311/v2/services.json").await;
     assert_eq!(s.status, 200);
     assert!(s.ctype.starts_with("application/json"));
@@ -302,10 +300,7 @@ async fn a_json_client_gets_bare_arrays() {
         "{services}"
     );
     assert!(services[0].get("service_code").is_some());
-    let def = app
-        .get(&app.anonymous, "/open311/v2/services/o-nhiem.json")
-        .await
-        .json();
+    let def = app.public_json("/open311/v2/services/o-nhiem.json").await;
     assert_eq!(def["attributes"][0]["required"], true);
     assert_eq!(
         def["attributes"][0]["values"].as_array().map(Vec::len),
@@ -351,28 +346,16 @@ async fn a_json_client_gets_bare_arrays() {
     assert_eq!(v[0]["status"], "open");
     assert!(v[0]["lat"].is_number());
     let listed = app
-        .get(
-            &app.anonymous,
-            "/open311/v2/requests.json?status=open&service_code=o-nhiem",
-        )
-        .await
-        .json();
+        .public_json("/open311/v2/requests.json?status=open&service_code=o-nhiem")
+        .await;
     assert_eq!(listed.as_array().map(Vec::len), Some(2));
     let boxed = app
-        .get(
-            &app.anonymous,
-            "/open311/v2/requests.json?bbox=107.09,16.81,107.11,16.82",
-        )
-        .await
-        .json();
+        .public_json("/open311/v2/requests.json?bbox=107.09,16.81,107.11,16.82")
+        .await;
     assert_eq!(boxed.as_array().map(Vec::len), Some(2), "{boxed}");
     let elsewhere = app
-        .get(
-            &app.anonymous,
-            "/open311/v2/requests.json?bbox=106.5,17.4,106.7,17.5",
-        )
-        .await
-        .json();
+        .public_json("/open311/v2/requests.json?bbox=106.5,17.4,106.7,17.5")
+        .await;
     assert_eq!(elsewhere, serde_json::json!([]));
     // A period: the listed time is in whole seconds, the stored one finer; a report
     // made within the second the period starts or ends in is in it.
@@ -387,7 +370,7 @@ async fn a_json_client_gets_bare_arrays() {
             let q = format!(
                 "/open311/v2/requests.json?service_code=o-nhiem&start_date={start}&end_date={end}"
             );
-            let v = app.get(&app.anonymous, &q).await.json();
+            let v = app.public_json(&q).await;
             v.as_array()
                 .expect("a list")
                 .iter()
@@ -417,28 +400,19 @@ async fn a_json_client_gets_bare_arrays() {
         inbox.text
     );
     let near = app
-        .get(
-            &app.anonymous,
-            &format!(
-                "/reports/v1/nearby?service_code=o-nhiem&lat={}&long={}",
-                DONG_HA.0, DONG_HA.1
-            ),
-        )
-        .await
-        .json();
+        .public_json(&format!(
+            "/reports/v1/nearby?service_code=o-nhiem&lat={}&long={}",
+            DONG_HA.0, DONG_HA.1
+        ))
+        .await;
     assert_eq!(near.as_array().map(Vec::len), Some(2), "{near}");
     let far = app
-        .get(
-            &app.anonymous,
-            "/reports/v1/nearby?service_code=o-nhiem&lat=16.8175&long=107.1003",
-        )
-        .await
-        .json();
+        .public_json("/reports/v1/nearby?service_code=o-nhiem&lat=16.8175&long=107.1003")
+        .await;
     assert_eq!(far, serde_json::json!([]), "130 m away is not a duplicate");
     let none = app
-        .get(&app.anonymous, "/open311/v2/requests.json?status=closed")
-        .await
-        .json();
+        .public_json("/open311/v2/requests.json?status=closed")
+        .await;
     assert_eq!(none, serde_json::json!([]));
     let err = app
         .get(&app.anonymous, "/open311/v2/requests.json?status=maybe")
@@ -569,8 +543,7 @@ async fn agency_given(app: &App, code: &str) -> Result<String, u16> {
 /// NGSI-LD API, created or deleted is what the very next submission sees.
 #[tokio::test]
 async fn the_next_submission_sees_a_category_changed_through_the_hub() {
-    let app = App::start().await;
-    app.categories().await;
+    let app = App::with_categories().await;
     assert_eq!(
         agency_given(&app, "den-chieu-sang").await,
         Ok("Sở Xây dựng".into())

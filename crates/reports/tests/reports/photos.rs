@@ -93,8 +93,7 @@ async fn post(
 
 #[tokio::test]
 async fn a_jpeg_with_gps_exif_comes_out_clean() {
-    let app = App::start().await;
-    app.categories().await;
+    let app = App::with_categories().await;
     let original = jpeg_with_gps();
     assert!(contains(&original, b"Exif") && contains(&original, &SECONDS));
     image::load_from_memory(&original).expect("the test JPEG decodes");
@@ -111,9 +110,8 @@ async fn a_jpeg_with_gps_exif_comes_out_clean() {
     let report = app.report(&id).await;
     assert_eq!(report.media_urls.len(), 2);
     let got = app
-        .get(&app.anonymous, &format!("/open311/v2/requests/{id}.json"))
-        .await
-        .json();
+        .public_json(&format!("/open311/v2/requests/{id}.json"))
+        .await;
     let url = got[0]["media_url"]
         .as_str()
         .expect("a media_url")
@@ -176,8 +174,7 @@ async fn a_jpeg_with_gps_exif_comes_out_clean() {
 
 #[tokio::test]
 async fn bad_photos_are_refused_and_nothing_is_stored() {
-    let app = App::start().await;
-    app.categories().await;
+    let app = App::with_categories().await;
     let not_image = post(
         &app,
         &app.admin,

@@ -34,8 +34,7 @@ fn clean(what: &str, text: &str) {
 
 #[tokio::test]
 async fn no_public_route_shows_personal_data() {
-    let app = App::start().await;
-    app.categories().await;
+    let app = App::with_categories().await;
     let r = app
         .report_at_dong_ha(
             &app.anonymous,
@@ -144,8 +143,7 @@ async fn no_public_route_shows_personal_data() {
 /// bounds are checked.
 #[tokio::test]
 async fn the_public_list_has_only_the_pages_fields() {
-    let app = App::start().await;
-    app.categories().await;
+    let app = App::with_categories().await;
     let r = app
         .report_at_dong_ha(
             &app.anonymous,
@@ -208,8 +206,7 @@ async fn the_public_list_has_only_the_pages_fields() {
 
 #[tokio::test]
 async fn only_staff_with_the_right_see_the_reporter_and_every_read_is_audited() {
-    let app = App::start().await;
-    app.categories().await;
+    let app = App::with_categories().await;
     const OPERATOR: &str = "reports-test-operator-key-0123456789abcdefgh";
     let operator_actor = key(&app.state, OPERATOR, "ops", Role::Operator).await;
     let operator = crate::common::client(Some(OPERATOR));
@@ -293,10 +290,7 @@ async fn only_staff_with_the_right_see_the_reporter_and_every_read_is_audited() 
     assert_eq!(after["reporter"], serde_json::Value::Null);
     let report = app.report(&id).await;
     assert!(!report.has_contact);
-    let t = app
-        .get(&app.anonymous, &format!("/reports/v1/track/{token}"))
-        .await
-        .json();
+    let t = app.public_json(&format!("/reports/v1/track/{token}")).await;
     assert_eq!(t["yourContact"], serde_json::Value::Null);
     let _ = ADMIN_KEY;
 }

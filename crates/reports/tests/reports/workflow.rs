@@ -45,8 +45,7 @@ async fn submit(app: &App, code: &str) -> (String, String) {
 
 #[tokio::test]
 async fn deadlines_count_working_days_across_tet() {
-    let app = App::start().await;
-    app.categories().await;
+    let app = App::with_categories().await;
     // Friday 13 Feb 2026, 10:00 in Quảng Trị; Tết runs from Saturday 14 to Sunday 22.
     app.clock.set("2026-02-13T03:00:00Z");
     let (id, token) = submit(&app, "duong-hu-hong").await;
@@ -193,8 +192,7 @@ async fn deadlines_count_working_days_across_tet() {
 
 #[tokio::test]
 async fn reports_are_rejected_merged_and_close_by_themselves() {
-    let app = App::start().await;
-    app.categories().await;
+    let app = App::with_categories().await;
     app.clock.set("2026-04-22T02:00:00Z");
     let (a, _) = submit(&app, "den-chieu-sang").await;
     let (b, _) = submit(&app, "den-chieu-sang").await;
@@ -312,8 +310,7 @@ async fn inbox_page(app: &App, path: &str) -> (Vec<String>, usize, Option<String
 
 #[tokio::test]
 async fn the_inbox_pages_newest_first_without_skipping_or_repeating() {
-    let app = App::start().await;
-    app.categories().await;
+    let app = App::with_categories().await;
     // Five reports, three of them in the same instant (the clock stands still), so
     // that the order among them rests on their ids.
     let mut made = Vec::new();
