@@ -21,7 +21,7 @@ use ngsi::{Context, Error, ErrorKind};
 use store::EntityQuery;
 use tokio::sync::{Mutex, broadcast};
 
-use crate::model::{self, SERVICE_REQUEST};
+use crate::model::{self, Report, SERVICE_REQUEST};
 use crate::stats::Fact;
 
 /// Reports heard changed on other nodes read again one by one at most; beyond, all
@@ -310,36 +310,31 @@ impl FactCache {
             let _ = self.drain(&mut inner.feed);
             inner.backlog = Some(Backlog::default());
         }
-        let read = self
-            .hub
-            .query_all(
-                &self.reader,
-                EntityQuery {
-                    types: Some(TypeExpr::Type(self.report_type.clone())),
-                    ..Default::default()
-                },
-                PAGE,
-            )
-            .await;
+        // Page by page, each page's entities let go once their facts are taken: a
+        // province's year of reports read whole would take gigabytes at once.
+        let read = self.read_facts().await;
         let mut inner = self.inner.lock().await;
         let drained = self.drain(&mut inner.feed);
         let mut backlog = inner.backlog.take().unwrap_or_default();
-        let entities = read?;
+        let mut facts: Facts = Arc::new(read?);
         backlog.missed |= drained.missed;
         backlog.changes.extend(drained.changes);
         if backlog.missed {
             return Ok(());
         }
-        let mut facts: Facts = Arc::new(
-            entities
-                .iter()
-                .filter_map(|e| fact_of(e).map(|f| (e.id.clone(), f)))
-                .collect(),
-        );
         if self.apply(&mut facts, &backlog.changes).await? {
             inner.facts = Some(facts);
         }
         Ok(())
+    }
+
+    /// Every report's fact, read a page at a time.
+    async fn read_facts(&self) -> Result<FactTable, Error> {
+        let facts = each_report(&self.hub, &self.reader, |r| {
+            Some((model::report_id(&r.service_request_id), Fact::of(&r)))
+        })
+        .await?;
+        Ok(facts.into_iter().collect())
     }
 
     /// The report changes of the reader's tenant waiting in the feed.
@@ -359,6 +354,40 @@ impl FactCache {
                 Err(TryRecvError::Lagged(_)) => out.missed = true,
                 Err(TryRecvError::Empty | TryRecvError::Closed) => return out,
             }
+        }
+    }
+}
+
+/// What `keep` takes of every report, read a page at a time: memory holds one page of
+/// reports (and what is kept), not a province's year of them at once.
+pub(crate) async fn each_report<T>(
+    hub: &Hub,
+    reader: &Scope,
+    mut keep: impl FnMut(Report) -> Option<T>,
+) -> Result<Vec<T>, Error> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = hub
+            .query(
+                reader,
+                EntityQuery {
+                    types: Some(TypeExpr::Type(Context::core().expand(SERVICE_REQUEST))),
+                    limit: PAGE,
+                    after,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        after = page.next(PAGE);
+        out.extend(
+            page.entities
+                .iter()
+                .filter_map(model::readable_report)
+                .filter_map(&mut keep),
+        );
+        if after.is_none() {
+            return Ok(out);
         }
     }
 }

@@ -16,7 +16,7 @@ use store::{EntityQuery, RegistryPut, RegistryWrite};
 
 use crate::calendar::{Calendar, Holiday};
 use crate::catalog::{CalendarCache, CategoryCache, Lookup};
-use crate::facts::FactCache;
+use crate::facts::{FactCache, each_report};
 use crate::model::{
     self, Category, Point, Report, SERVICE_REQUEST, SERVICE_TYPE, Stage, category_id, report_id,
 };
@@ -646,8 +646,7 @@ impl Reports {
 
     /// Every report (for lists and statistics).
     pub async fn all(&self) -> Result<Vec<Report>, Error> {
-        let all = self.all_of(SERVICE_REQUEST).await?;
-        Ok(all.iter().filter_map(model::readable_report).collect())
+        each_report(&self.hub, &Self::reader(), Some).await
     }
 
     /// Figures per group of the reports received in `[from, to]`, now.
@@ -994,17 +993,18 @@ impl Reports {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<Vec<(String, model::Update)>, Error> {
-        let mut out = Vec::new();
-        for r in self.all().await? {
-            if r.updated_datetime < start {
-                continue;
-            }
-            for u in r.updates {
-                if u.updated_datetime >= start && u.updated_datetime <= end {
-                    out.push((r.service_request_id.clone(), u));
-                }
-            }
-        }
+        let found = each_report(&self.hub, &Self::reader(), |r| {
+            (r.updated_datetime >= start).then(|| {
+                let id = r.service_request_id;
+                r.updates
+                    .into_iter()
+                    .filter(|u| u.updated_datetime >= start && u.updated_datetime <= end)
+                    .map(|u| (id.clone(), u))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await?;
+        let mut out: Vec<(String, model::Update)> = found.into_iter().flatten().collect();
         out.sort_by_key(|u| u.1.updated_datetime);
         Ok(out)
     }
@@ -1238,33 +1238,32 @@ impl Reports {
         let now = self.now();
         let system = Caller::system("reports");
         let scope = Scope::system("reports", TENANT);
-        let mut closed = 0;
-        let mut erased = 0;
-        for r in self.all().await? {
-            if workflow::closes_by_itself(&r, now) {
-                let note = Some("closed: no rating within 7 days".to_string());
-                if self
-                    .act(&scope, &r.service_request_id, &Action::Close { note })
-                    .await
-                    .is_ok()
-                {
-                    closed += 1;
-                }
-            }
+        let retention = self.config.contact_retention;
+        // What is due, read a page at a time; then done.
+        let due = each_report(&self.hub, &Self::reader(), |r| {
+            let close = workflow::closes_by_itself(&r, now);
             let ended = match r.stage {
                 Stage::Closed | Stage::Rejected | Stage::Merged => {
                     Some(r.closed_at.unwrap_or(r.updated_datetime))
                 }
                 _ => None,
             };
-            if r.has_contact
-                && ended.is_some_and(|t| now - t >= self.config.contact_retention)
+            let erase = r.has_contact && ended.is_some_and(|t| now - t >= retention);
+            (close || erase).then_some((r.service_request_id, close, erase))
+        })
+        .await?;
+        let mut closed = 0;
+        let mut erased = 0;
+        for (id, close, erase) in due {
+            if close {
+                let note = Some("closed: no rating within 7 days".to_string());
+                if self.act(&scope, &id, &Action::Close { note }).await.is_ok() {
+                    closed += 1;
+                }
+            }
+            if erase
                 && self
-                    .erase_contact(
-                        &system,
-                        &r.service_request_id,
-                        "contact erased after its retention",
-                    )
+                    .erase_contact(&system, &id, "contact erased after its retention")
                     .await?
             {
                 erased += 1;
