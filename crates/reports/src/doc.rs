@@ -2,7 +2,7 @@
 //! array (as in the spec's examples) and, in XML, a root element holding one element
 //! per item.
 
-use serde_json::{Map, Value};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 /// A node of a document.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,24 +25,6 @@ impl Doc {
 
     pub fn opt(s: Option<impl Into<String>>) -> Doc {
         s.map_or(Doc::Null, |s| Doc::Text(s.into()))
-    }
-
-    pub fn json(&self) -> Value {
-        match self {
-            Doc::Obj(fields) => {
-                let mut m = Map::new();
-                for (k, v) in fields {
-                    m.insert((*k).to_string(), v.json());
-                }
-                Value::Object(m)
-            }
-            Doc::List(_, items) => Value::Array(items.iter().map(Doc::json).collect()),
-            Doc::Text(s) => Value::String(s.clone()),
-            Doc::Num(n) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
-            Doc::Int(n) => Value::from(*n),
-            Doc::Bool(b) => Value::Bool(*b),
-            Doc::Null => Value::Null,
-        }
     }
 
     /// The XML document with `root` as its root element.
@@ -89,6 +71,35 @@ impl Doc {
     }
 }
 
+/// The JSON form, written straight from the document (no JSON tree built first).
+impl Serialize for Doc {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Doc::Obj(fields) => {
+                let mut m = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+            Doc::List(_, items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for i in items {
+                    seq.serialize_element(i)?;
+                }
+                seq.end()
+            }
+            Doc::Text(t) => s.serialize_str(t),
+            // JSON has no NaN nor infinity: such a number is null, as serde_json's own
+            // numbers make it.
+            Doc::Num(n) if n.is_finite() => s.serialize_f64(*n),
+            Doc::Num(_) | Doc::Null => s.serialize_unit(),
+            Doc::Int(n) => s.serialize_i64(*n),
+            Doc::Bool(b) => s.serialize_bool(*b),
+        }
+    }
+}
+
 fn escape(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
@@ -119,8 +130,13 @@ mod tests {
             ])],
         );
         assert_eq!(
-            d.json().to_string(),
+            serde_json::to_string(&d).unwrap_or_default(),
             r#"[{"service_request_id":"A<1>&","lat":16.8,"media_url":null}]"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Doc::List("n", vec![Doc::Num(f64::NAN), Doc::Int(3)]))
+                .unwrap_or_default(),
+            "[null,3]"
         );
         assert_eq!(
             d.xml("service_requests"),

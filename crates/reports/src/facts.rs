@@ -128,6 +128,9 @@ pub struct FactCache {
     /// Held by the one full read at a time.
     full_read: Mutex<()>,
     following: AtomicBool,
+    /// A background full read has been started and has not ended: lists asked
+    /// meanwhile do not start another.
+    reading_behind: AtomicBool,
 }
 
 struct Inner {
@@ -165,6 +168,7 @@ impl FactCache {
             report_type: Context::core().expand(SERVICE_REQUEST),
             full_read: Mutex::new(()),
             following: AtomicBool::new(false),
+            reading_behind: AtomicBool::new(false),
         })
     }
 
@@ -195,12 +199,13 @@ impl FactCache {
     pub async fn current_if_warm(self: &Arc<Self>) -> Result<Option<Facts>, Error> {
         self.follow();
         let facts = self.catch_up().await?;
-        if facts.is_none() {
+        if facts.is_none() && !self.reading_behind.swap(true, Ordering::AcqRel) {
             let cache = self.clone();
             tokio::spawn(async move {
                 if let Err(e) = cache.current().await {
                     tracing::warn!(error = %e, "reports: the facts could not be read");
                 }
+                cache.reading_behind.store(false, Ordering::Release);
             });
         }
         Ok(facts)

@@ -48,7 +48,10 @@ fn split(file: &str) -> Option<(&str, Format)> {
 fn render(format: Format, root: &'static str, doc: &Doc, status: StatusCode) -> Response {
     let (body, ctype) = match format {
         Format::Xml => (doc.xml(root), "text/xml; charset=utf-8"),
-        Format::Json => (doc.json().to_string(), "application/json; charset=utf-8"),
+        Format::Json => (
+            serde_json::to_string(doc).unwrap_or_default(),
+            "application/json; charset=utf-8",
+        ),
     };
     let mut r = (status, body).into_response();
     r.headers_mut()
