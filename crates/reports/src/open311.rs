@@ -224,7 +224,7 @@ pub async fn get_root(
                 let list = list_requests(&reports, &params).await?;
                 Ok((
                     "service_requests",
-                    Doc::List("request", list.iter().map(request).collect()),
+                    Doc::List("request", list.iter().map(|r| r.doc()).collect()),
                 ))
             }
             "servicerequestupdates" => {
@@ -352,7 +352,7 @@ pub async fn get_request(
         |r, id| async move {
             r.get(id)
                 .await?
-                .map(|x| Doc::List("request", vec![request(&x)]))
+                .map(|x| Doc::List("request", vec![Request::of(&x).doc()]))
                 .ok_or_else(|| Error::not_found(format!("service_request_id {id:?} not found")))
         },
     )
@@ -623,7 +623,7 @@ pub fn new_report(p: &Params) -> Result<NewReport, Error> {
     })
 }
 
-async fn list_requests(reports: &Reports, p: &Params) -> Result<Vec<Report>, Error> {
+async fn list_requests(reports: &Reports, p: &Params) -> Result<Vec<Arc<Request>>, Error> {
     let ids = p.list("service_request_id");
     if ids.len() > MAX_IDS {
         return Err(Error::bad_data(format!(
@@ -675,7 +675,7 @@ async fn list_requests(reports: &Reports, p: &Params) -> Result<Vec<Report>, Err
         limit: MAX_REQUESTS,
         ..Default::default()
     };
-    reports.list(&filter).await
+    reports.open311_requests(&filter).await
 }
 
 fn discovery(reports: &Reports) -> Doc {
@@ -774,40 +774,84 @@ fn definition(c: &Category) -> Doc {
     ])
 }
 
-/// A request as Open311 shows it: no personal data, whoever asks.
-pub fn request(r: &Report) -> Doc {
-    let (lat, long) = match r.location {
-        Some(p) => (Doc::Num(p.lat()), Doc::Num(p.lon())),
-        None => (Doc::Null, Doc::Null),
-    };
-    let notes = match r.stage {
-        Stage::Resolved | Stage::Closed => r.result.clone().or(r.status_notes.clone()),
-        Stage::Rejected => r.reason.clone(),
-        _ => r.status_notes.clone(),
-    };
-    Doc::Obj(vec![
-        (
-            "service_request_id",
-            Doc::text(r.service_request_id.clone()),
-        ),
-        ("status", Doc::text(r.status.clone())),
-        ("status_notes", Doc::opt(notes)),
-        ("service_name", Doc::text(r.service_name.clone())),
-        ("service_code", Doc::text(r.service_code.clone())),
-        ("description", Doc::text(r.description.clone())),
-        (
-            "agency_responsible",
-            Doc::text(r.agency_responsible.clone()),
-        ),
-        ("service_notice", Doc::opt(r.service_notice.clone())),
-        ("requested_datetime", Doc::text(w3c(r.requested_datetime))),
-        ("updated_datetime", Doc::text(w3c(r.updated_datetime))),
-        ("expected_datetime", Doc::text(w3c(r.expected_datetime))),
-        ("address", Doc::opt(r.address_string.clone())),
-        ("address_id", Doc::opt(r.address_id.clone())),
-        ("zipcode", Doc::Null),
-        ("lat", lat),
-        ("long", long),
-        ("media_url", Doc::opt(r.media_url.clone())),
-    ])
+/// A request as Open311 shows it: no personal data, whoever asks. The reports' facts
+/// keep one for each report, so that a list is answered without reading the reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    service_request_id: String,
+    status: String,
+    status_notes: Option<String>,
+    service_name: String,
+    service_code: String,
+    description: String,
+    agency_responsible: String,
+    service_notice: Option<String>,
+    requested: DateTime<Utc>,
+    updated: DateTime<Utc>,
+    expected: DateTime<Utc>,
+    address: Option<String>,
+    address_id: Option<String>,
+    /// (longitude, latitude)
+    location: Option<(f64, f64)>,
+    media_url: Option<String>,
+}
+
+impl Request {
+    pub fn of(r: &Report) -> Request {
+        // The notes of the stage: the result once resolved, the reason of a refusal.
+        let status_notes = match r.stage {
+            Stage::Resolved | Stage::Closed => r.result.clone().or(r.status_notes.clone()),
+            Stage::Rejected => r.reason.clone(),
+            _ => r.status_notes.clone(),
+        };
+        Request {
+            service_request_id: r.service_request_id.clone(),
+            status: r.status.clone(),
+            status_notes,
+            service_name: r.service_name.clone(),
+            service_code: r.service_code.clone(),
+            description: r.description.clone(),
+            agency_responsible: r.agency_responsible.clone(),
+            service_notice: r.service_notice.clone(),
+            requested: r.requested_datetime,
+            updated: r.updated_datetime,
+            expected: r.expected_datetime,
+            address: r.address_string.clone(),
+            address_id: r.address_id.clone(),
+            location: r.location.map(|p| (p.lon(), p.lat())),
+            media_url: r.media_url.clone(),
+        }
+    }
+
+    pub fn doc(&self) -> Doc {
+        let (lat, long) = match self.location {
+            Some((lon, lat)) => (Doc::Num(lat), Doc::Num(lon)),
+            None => (Doc::Null, Doc::Null),
+        };
+        Doc::Obj(vec![
+            (
+                "service_request_id",
+                Doc::text(self.service_request_id.clone()),
+            ),
+            ("status", Doc::text(self.status.clone())),
+            ("status_notes", Doc::opt(self.status_notes.clone())),
+            ("service_name", Doc::text(self.service_name.clone())),
+            ("service_code", Doc::text(self.service_code.clone())),
+            ("description", Doc::text(self.description.clone())),
+            (
+                "agency_responsible",
+                Doc::text(self.agency_responsible.clone()),
+            ),
+            ("service_notice", Doc::opt(self.service_notice.clone())),
+            ("requested_datetime", Doc::text(w3c(self.requested))),
+            ("updated_datetime", Doc::text(w3c(self.updated))),
+            ("expected_datetime", Doc::text(w3c(self.expected))),
+            ("address", Doc::opt(self.address.clone())),
+            ("address_id", Doc::opt(self.address_id.clone())),
+            ("zipcode", Doc::Null),
+            ("lat", lat),
+            ("long", long),
+            ("media_url", Doc::opt(self.media_url.clone())),
+        ])
+    }
 }

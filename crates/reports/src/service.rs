@@ -16,10 +16,11 @@ use store::{EntityQuery, RegistryPut, RegistryWrite};
 
 use crate::calendar::{Calendar, Holiday};
 use crate::catalog::{CalendarCache, CategoryCache, Lookup};
-use crate::facts::{FactCache, each_report};
+use crate::facts::{FactCache, FactTable, each_report};
 use crate::model::{
     self, Category, Point, Report, SERVICE_REQUEST, SERVICE_TYPE, Stage, category_id, report_id,
 };
+use crate::open311;
 use crate::places::{Outside, Places};
 use crate::private::{
     ACCESS, CONSENT_VERSION, Contact, ContactRecord, HOLIDAYS, PRIVATE, contact_key, is_token,
@@ -146,6 +147,41 @@ pub struct ReportPage {
     pub reports: Vec<Report>,
     pub total: usize,
     pub next: Option<PageMark>,
+}
+
+/// The facts of the page of reports matching `f` after `after`, newest first (ties by
+/// id, the newer id first), with how many match in all and where the page ends when
+/// more follow. A box looks only at the facts of the grid cells it touches.
+fn choose<'a>(
+    facts: &'a FactTable,
+    f: &ReportFilter,
+    after: Option<&PageMark>,
+    now: DateTime<Utc>,
+) -> (Vec<&'a Fact>, usize, Option<PageMark>) {
+    let candidates = match f.bbox {
+        Some(bbox) => facts.near(bbox),
+        None => Box::new(facts.values()),
+    };
+    let mut chosen: Vec<&Fact> = candidates.filter(|x| f.admits(x, now)).collect();
+    let total = chosen.len();
+    if let Some(mark) = after {
+        chosen
+            .retain(|x| (x.requested, x.service_request_id.as_str()) < (mark.at, mark.id.as_str()));
+    }
+    let newest_first = |a: &&Fact, b: &&Fact| {
+        (b.requested, &b.service_request_id).cmp(&(a.requested, &a.service_request_id))
+    };
+    let more = f.limit > 0 && chosen.len() > f.limit;
+    if more {
+        chosen.select_nth_unstable_by(f.limit, newest_first);
+        chosen.truncate(f.limit);
+    }
+    chosen.sort_unstable_by(newest_first);
+    let next = chosen.last().filter(|_| more).map(|x| PageMark {
+        at: x.requested,
+        id: x.service_request_id.clone(),
+    });
+    (chosen, total, next)
 }
 
 /// Where a page ends: its last report's time and id. Reports are listed newest
@@ -665,6 +701,25 @@ impl Reports {
         Ok(self.page(f, None).await?.reports)
     }
 
+    /// [`Reports::list`] as Open311 shows it: from the facts in memory when they are
+    /// known and no ids are asked (no report is read), else from the reports.
+    pub async fn open311_requests(
+        &self,
+        f: &ReportFilter,
+    ) -> Result<Vec<Arc<open311::Request>>, Error> {
+        if f.ids.is_empty()
+            && let Some(facts) = self.facts.current_if_warm().await?
+        {
+            let (chosen, _, _) = choose(&facts, f, None, self.now());
+            return Ok(chosen.iter().map(|x| x.open311.clone()).collect());
+        }
+        let reports = self.list(f).await?;
+        Ok(reports
+            .iter()
+            .map(|r| Arc::new(open311::Request::of(r)))
+            .collect())
+    }
+
     /// A page of the reports matching `f` (at most `f.limit`, or all with 0), after
     /// `after` when given: chosen by the facts in memory when they are known (after a
     /// start, or missed changes, they are read again meanwhile), else by the store.
@@ -722,30 +777,7 @@ impl Reports {
         };
         let now = self.now();
         let (ids, total, next) = {
-            let candidates = match f.bbox {
-                Some(bbox) => facts.near(bbox),
-                None => Box::new(facts.values()),
-            };
-            let mut chosen: Vec<&Fact> = candidates.filter(|x| f.admits(x, now)).collect();
-            let total = chosen.len();
-            if let Some(mark) = after {
-                chosen.retain(|x| {
-                    (x.requested, x.service_request_id.as_str()) < (mark.at, mark.id.as_str())
-                });
-            }
-            let newest_first = |a: &&Fact, b: &&Fact| {
-                (b.requested, &b.service_request_id).cmp(&(a.requested, &a.service_request_id))
-            };
-            let more = f.limit > 0 && chosen.len() > f.limit;
-            if more {
-                chosen.select_nth_unstable_by(f.limit, newest_first);
-                chosen.truncate(f.limit);
-            }
-            chosen.sort_unstable_by(newest_first);
-            let next = chosen.last().filter(|_| more).map(|x| PageMark {
-                at: x.requested,
-                id: x.service_request_id.clone(),
-            });
+            let (chosen, total, next) = choose(&facts, f, after, now);
             let ids: Vec<String> = chosen
                 .iter()
                 .map(|x| x.service_request_id.clone())

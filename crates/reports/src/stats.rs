@@ -6,6 +6,7 @@
 //! from the hub's change feed).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -77,6 +78,8 @@ pub struct Fact {
     pub(crate) urgent: bool,
     /// The change-feed sequence of the state it was taken from (0: read from the store).
     pub(crate) seq: u64,
+    /// The report as Open311 lists it (shared: a copy of the facts does not copy it).
+    pub(crate) open311: Arc<crate::open311::Request>,
 }
 
 impl Fact {
@@ -100,6 +103,7 @@ impl Fact {
             rating: r.rating,
             urgent: r.urgent,
             seq: 0,
+            open311: Arc::new(crate::open311::Request::of(r)),
         }
     }
 

@@ -139,6 +139,7 @@ async fn newest_from_facts(app: &App) -> reports::service::ReportPage {
 /// a report written just before is in the next list.
 #[tokio::test]
 async fn lists_from_the_facts_agree_with_the_store() {
+    use reports::open311::Request;
     use reports::service::{PageMark, ReportFilter};
     let app = App::start().await;
     reports::demo::load(&app.reports).await.expect("the demo");
@@ -223,6 +224,13 @@ async fn lists_from_the_facts_agree_with_the_store() {
                 assert_eq!(ids(&from_facts), ids(&from_store), "{f:?} after {after:?}");
                 assert_eq!(from_facts.total, from_store.total, "{f:?}");
                 assert_eq!(from_facts.next, from_store.next, "{f:?}");
+                if after.is_none() {
+                    // Open311's list, from the facts alone, shows the store's reports.
+                    let listed = app.reports.open311_requests(&f).await.expect("a list");
+                    let listed: Vec<Request> = listed.iter().map(|r| (**r).clone()).collect();
+                    let read: Vec<Request> = from_store.reports.iter().map(Request::of).collect();
+                    assert_eq!(listed, read, "{f:?}");
+                }
                 pages += 1;
                 match from_facts.next {
                     Some(next) if pages < 4 => after = Some(next),
@@ -260,6 +268,15 @@ async fn lists_from_the_facts_agree_with_the_store() {
     let rejected = newest_from_facts(&app).await;
     assert_eq!(ids(&rejected), vec![id.clone()]);
     assert_eq!(rejected.reports[0].stage, reports::Stage::Rejected);
+    let newest_open311 = app
+        .reports
+        .open311_requests(&ReportFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("a list");
+    assert_eq!(*newest_open311[0], Request::of(&rejected.reports[0]));
     let still = app.reports.page(&received, None).await.expect("a page");
     assert!(!ids(&still).contains(&id), "{:?}", ids(&still));
 }
