@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use ngsi::subscription::Subscription;
 use serde_json::Value;
 
+use crate::{StoreError, StoreResult};
+
 /// How [`crate::Store::subscription_put`] treats an id that already holds one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubscriptionWrite {
@@ -61,4 +63,10 @@ pub struct OutboxRow {
     pub attempts: u32,
     /// When it may be tried (again).
     pub next_attempt_at: DateTime<Utc>,
+}
+
+/// A subscription as the stored document (JSON text), the same on every backend.
+pub(crate) fn document(subscription: &Subscription) -> StoreResult<String> {
+    serde_json::to_string(subscription)
+        .map_err(|e| StoreError::Other(format!("cannot store a subscription: {e}")))
 }

@@ -136,6 +136,15 @@ fn params(p: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     p.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
 }
 
+/// The rows of a query, the database's errors mapped.
+async fn rows(
+    c: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<Vec<tokio_postgres::Row>> {
+    c.query(sql, params).await.map_err(pg_error)
+}
+
 /// Refuses a JSON text holding the character U+0000 (escaped `\u0000`), which
 /// PostgreSQL stores neither in text nor in jsonb: the write is refused as bad data
 /// rather than failing in the database.

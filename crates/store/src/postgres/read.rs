@@ -9,7 +9,7 @@ use futures_util::{TryStreamExt, pin_mut};
 use ngsi::{AttrKind, Attribute, Entity};
 use serde_json::Value;
 
-use super::{ms, params, pg_error};
+use super::{ms, params, pg_error, rows};
 use crate::plan::{Dialect, Sql, q_probe, type_probe};
 use crate::query::Filtered;
 use crate::{
@@ -177,24 +177,12 @@ pub async fn query(
 
 pub async fn types(c: &impl GenericClient, tenant: &str) -> StoreResult<Vec<TypeSummary>> {
     let mut out: BTreeMap<String, TypeSummary> = BTreeMap::new();
-    let rows = c
-        .query(
-            "SELECT type, count(*) FROM entity_types WHERE tenant = $1 GROUP BY type",
-            &[&tenant],
-        )
-        .await
-        .map_err(pg_error)?;
-    for r in rows {
+    let counts = "SELECT type, count(*) FROM entity_types WHERE tenant = $1 GROUP BY type";
+    for r in rows(c, counts, &[&tenant]).await? {
         TypeSummary::count(&mut out, r.get(0), r.get(1));
     }
-    let rows = c
-        .query(
-            "SELECT DISTINCT t.type, a.name, a.kind FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = $1",
-            &[&tenant],
-        )
-        .await
-        .map_err(pg_error)?;
-    for r in rows {
+    let attrs = "SELECT DISTINCT t.type, a.name, a.kind FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = $1";
+    for r in rows(c, attrs, &[&tenant]).await? {
         let (t, name, kind): (String, String, String) = (r.get(0), r.get(1), r.get(2));
         TypeSummary::note_attribute(&mut out, &t, name, &kind);
     }
@@ -206,25 +194,13 @@ pub async fn attributes(
     tenant: &str,
 ) -> StoreResult<Vec<AttributeSummary>> {
     let mut out: BTreeMap<String, AttributeSummary> = BTreeMap::new();
-    let rows = c
-        .query(
-            "SELECT a.name, a.kind, count(*) FROM attr_index a JOIN entities e ON e.rowid = a.entity WHERE e.tenant = $1 GROUP BY a.name, a.kind",
-            &[&tenant],
-        )
-        .await
-        .map_err(pg_error)?;
-    for r in rows {
+    let counts = "SELECT a.name, a.kind, count(*) FROM attr_index a JOIN entities e ON e.rowid = a.entity WHERE e.tenant = $1 GROUP BY a.name, a.kind";
+    for r in rows(c, counts, &[&tenant]).await? {
         let (name, kind, n): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
         AttributeSummary::count(&mut out, name, &kind, n);
     }
-    let rows = c
-        .query(
-            "SELECT DISTINCT a.name, t.type FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = $1",
-            &[&tenant],
-        )
-        .await
-        .map_err(pg_error)?;
-    for r in rows {
+    let types = "SELECT DISTINCT a.name, t.type FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = $1";
+    for r in rows(c, types, &[&tenant]).await? {
         let name: String = r.get(0);
         AttributeSummary::note_type(&mut out, &name, r.get(1));
     }

@@ -73,28 +73,23 @@ impl PostgresStore {
         mode: SubscriptionWrite,
         audit: Option<crate::AuditRecord>,
     ) -> StoreResult<()> {
-        let doc = serde_json::to_string(&subscription)
-            .map_err(|e| StoreError::Other(format!("cannot store a subscription: {e}")))?;
+        let doc = crate::subscription::document(&subscription)?;
         refuse_nul(&doc)?;
         let id = subscription.id;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        let n = match mode {
-            SubscriptionWrite::Create => tx
-                .execute(
-                    "INSERT INTO subscriptions (tenant, id, doc) VALUES ($1, $2, $3::text::jsonb) ON CONFLICT DO NOTHING",
-                    &[&tenant, &id, &doc],
-                )
-                .await
-                .map_err(pg_error)?,
-            SubscriptionWrite::Replace => tx
-                .execute(
-                    "UPDATE subscriptions SET doc = $3::text::jsonb WHERE tenant = $1 AND id = $2",
-                    &[&tenant, &id, &doc],
-                )
-                .await
-                .map_err(pg_error)?,
+        let sql = match mode {
+            SubscriptionWrite::Create => {
+                "INSERT INTO subscriptions (tenant, id, doc) VALUES ($1, $2, $3::text::jsonb) ON CONFLICT DO NOTHING"
+            }
+            SubscriptionWrite::Replace => {
+                "UPDATE subscriptions SET doc = $3::text::jsonb WHERE tenant = $1 AND id = $2"
+            }
         };
+        let n = tx
+            .execute(sql, &[&tenant, &id, &doc])
+            .await
+            .map_err(pg_error)?;
         if n == 0 {
             return Err(StoreError::Rejected(match mode {
                 SubscriptionWrite::Create => {

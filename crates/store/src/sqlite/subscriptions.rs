@@ -55,8 +55,7 @@ impl SqliteStore {
         mode: SubscriptionWrite,
         audit: Option<crate::AuditRecord>,
     ) -> StoreResult<()> {
-        let doc = serde_json::to_string(&subscription)
-            .map_err(|e| StoreError::Other(format!("cannot store a subscription: {e}")))?;
+        let doc = crate::subscription::document(&subscription)?;
         self.subscription_change(
             SubscriptionChange::Put {
                 tenant: tenant.to_string(),
