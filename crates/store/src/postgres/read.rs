@@ -6,15 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use futures_util::{TryStreamExt, pin_mut};
-use ngsi::{AttrKind, Attribute, Entity};
-use serde_json::Value;
+use ngsi::Entity;
 
 use super::{ms, params, pg_error, rows};
 use crate::plan::{Dialect, Sql, q_probe, type_probe};
 use crate::query::Filtered;
 use crate::{
     AggregatePage, AggregateQuery, AttributeSummary, EntityQuery, HistoryPage, HistoryQuery,
-    PeriodStats, QueryPage, StoreError, StoreResult, StoredInstance, TimeField, TypeSummary,
+    PeriodStats, QueryPage, StoreResult, StoredInstance, TimeField, TypeSummary,
 };
 
 const PG: Dialect = Dialect::Postgres;
@@ -279,36 +278,11 @@ pub async fn history(
         let rows = a.rows(c, &sql, rowid, &name).await?;
         let mut instances = Vec::with_capacity(rows.len());
         for r in rows {
-            let id: i64 = r.get(0);
-            let t: DateTime<Utc> = r.get(1);
-            let written: DateTime<Utc> = r.get(2);
-            let num: Option<f64> = r.get(3);
-            let unit: Option<String> = r.get(4);
-            let doc: Option<String> = r.get(5);
-            let mut attribute = match doc {
-                Some(doc) => serde_json::from_str::<Attribute>(&doc).map_err(|e| {
-                    StoreError::Other(format!("corrupt history instance {id}: {e}"))
-                })?,
-                None => Attribute {
-                    kind: AttrKind::Property,
-                    value: num.map_or(Value::Null, crate::history::number_value),
-                    dataset_id: None,
-                    observed_at: Some(t),
-                    unit_code: unit,
-                    object_type: None,
-                    created_at: written,
-                    modified_at: written,
-                    sub_attrs: BTreeMap::new(),
-                },
-            };
-            // An instance is created when written; a replaced one keeps its new time.
-            attribute.created_at = written;
-            attribute.modified_at = written;
-            instances.push(StoredInstance {
-                id,
-                attribute,
-                deleted_at: None,
-            });
+            let (id, t, written) = (r.get(0), r.get(1), r.get(2));
+            let (num, unit, doc) = (r.get(3), r.get(4), r.get(5));
+            instances.push(StoredInstance::from_columns(
+                id, t, written, num, unit, doc,
+            )?);
         }
         page.add_attribute(name, instances, q);
     }
@@ -408,16 +382,7 @@ async fn deletions(
         let rows = a.rows(c, &sql, rowid, &name).await?;
         let mut instances = Vec::with_capacity(rows.len());
         for r in rows {
-            let id: i64 = r.get(0);
-            let at: DateTime<Utc> = r.get(1);
-            let doc: String = r.get(2);
-            let attribute = serde_json::from_str::<Attribute>(&doc)
-                .map_err(|e| StoreError::Other(format!("corrupt deletion record {id}: {e}")))?;
-            instances.push(StoredInstance {
-                id,
-                attribute,
-                deleted_at: Some(at),
-            });
+            instances.push(StoredInstance::deletion(r.get(0), r.get(1), r.get(2))?);
         }
         page.add_attribute(name, instances, q);
     }

@@ -32,19 +32,14 @@ const SUBSCRIPTION_COLUMNS: &str =
     "doc::text, times_sent, times_failed, last_notification, last_success, last_failure";
 
 fn stored(r: &tokio_postgres::Row) -> StoreResult<StoredSubscription> {
-    let doc: String = r.get(0);
-    let subscription: Subscription = serde_json::from_str(&doc)
-        .map_err(|e| StoreError::Other(format!("corrupt subscription: {e}")))?;
-    Ok(StoredSubscription {
-        subscription,
-        delivery: Delivery {
-            times_sent: count(r.get(1)),
-            times_failed: count(r.get(2)),
-            last_notification: r.get(3),
-            last_success: r.get(4),
-            last_failure: r.get(5),
-        },
-    })
+    let delivery = Delivery {
+        times_sent: count(r.get(1)),
+        times_failed: count(r.get(2)),
+        last_notification: r.get(3),
+        last_success: r.get(4),
+        last_failure: r.get(5),
+    };
+    crate::subscription::stored(r.get(0), delivery)
 }
 
 const OUTBOX_COLUMNS: &str =
@@ -91,14 +86,7 @@ impl PostgresStore {
             .await
             .map_err(pg_error)?;
         if n == 0 {
-            return Err(StoreError::Rejected(match mode {
-                SubscriptionWrite::Create => {
-                    ngsi::Error::already_exists(format!("subscription {id} already exists"))
-                }
-                SubscriptionWrite::Replace => {
-                    ngsi::Error::not_found(format!("subscription {id} not found"))
-                }
-            }));
+            return Err(mode.refusal(&id));
         }
         bump_version(&tx, tenant).await?;
         if let Some(record) = &audit {
