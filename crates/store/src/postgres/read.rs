@@ -8,7 +8,7 @@ use deadpool_postgres::GenericClient;
 use futures_util::{TryStreamExt, pin_mut};
 use ngsi::Entity;
 
-use super::{ms, params, pg_error, rows};
+use super::{ms, optional_row, params, pg_error, rows};
 use crate::plan::{Dialect, Sql, q_probe, type_probe};
 use crate::query::Filtered;
 use crate::{
@@ -23,13 +23,12 @@ fn parse_doc(id: &str, doc: &str) -> StoreResult<Entity> {
 }
 
 pub async fn get(c: &impl GenericClient, tenant: &str, id: &str) -> StoreResult<Option<Entity>> {
-    let row = c
-        .query_opt(
-            "SELECT doc::text FROM entities WHERE tenant = $1 AND id = $2",
-            &[&tenant, &id],
-        )
-        .await
-        .map_err(pg_error)?;
+    let row = optional_row(
+        c,
+        "SELECT doc::text FROM entities WHERE tenant = $1 AND id = $2",
+        &[&tenant, &id],
+    )
+    .await?;
     row.map(|r| parse_doc(id, r.get(0))).transpose()
 }
 
@@ -206,14 +205,15 @@ pub async fn attributes(
     Ok(out.into_values().collect())
 }
 
-async fn entity_rowid(c: &impl GenericClient, tenant: &str, id: &str) -> StoreResult<Option<i64>> {
-    Ok(c.query_opt(
-        "SELECT rowid FROM entities WHERE tenant = $1 AND id = $2",
-        &[&tenant, &id],
-    )
-    .await
-    .map_err(pg_error)?
-    .map(|r| r.get(0)))
+/// The row of the tenant's entity `id`, if it has one.
+pub(super) async fn entity_rowid(
+    c: &impl GenericClient,
+    tenant: &str,
+    id: &str,
+) -> StoreResult<Option<i64>> {
+    let sql = "SELECT rowid FROM entities WHERE tenant = $1 AND id = $2";
+    let row = optional_row(c, sql, &[&tenant, &id]).await?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 /// The attributes asked for, or every attribute with history (each distinct name by

@@ -6,7 +6,7 @@ use ngsi::subscription::Subscription;
 use serde_json::Value;
 
 use super::write::OUTBOX_LOCK;
-use super::{PostgresStore, ms, pg_error, refuse_nul};
+use super::{PostgresStore, ms, optional_row, pg_error, refuse_nul};
 use crate::{
     Delivery, OutboxRow, RegistryPage, RegistryRecord, RegistryStore, RegistryWrite, StoreError,
     StoreResult, StoredSubscription, SubscriptionPage, SubscriptionWrite,
@@ -101,15 +101,10 @@ impl PostgresStore {
         id: &str,
     ) -> StoreResult<Option<StoredSubscription>> {
         let c = self.client().await?;
-        let row = c
-            .query_opt(
-                &format!(
-                    "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE tenant = $1 AND id = $2"
-                ),
-                &[&tenant, &id],
-            )
-            .await
-            .map_err(pg_error)?;
+        let sql = format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE tenant = $1 AND id = $2"
+        );
+        let row = optional_row(&c, &sql, &[&tenant, &id]).await?;
         row.as_ref().map(stored).transpose()
     }
 
@@ -383,13 +378,12 @@ impl RegistryStore for PostgresStore {
         key: &str,
     ) -> StoreResult<Option<Value>> {
         let c = self.client().await?;
-        let row = c
-            .query_opt(
-                "SELECT value::text FROM registry WHERE collection = $1 AND tenant = $2 AND key = $3",
-                &[&collection, &tenant, &key],
-            )
-            .await
-            .map_err(pg_error)?;
+        let row = optional_row(
+            &c,
+            "SELECT value::text FROM registry WHERE collection = $1 AND tenant = $2 AND key = $3",
+            &[&collection, &tenant, &key],
+        )
+        .await?;
         row.map(|r| parse(&format!("registry record {key:?}"), r.get(0)))
             .transpose()
     }
