@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use ngsi::Attribute;
 
+use crate::{StoreError, StoreResult};
+
 /// Which time of an instance a history query selects and orders by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimeField {
@@ -117,6 +119,52 @@ impl HistoryQuery {
 }
 
 impl StoredInstance {
+    /// An instance from its stored columns, the inverse of [`instance_columns`]: its
+    /// document, or for a plain numeric Property the columns alone. It reads as
+    /// created and modified when written (a replaced instance keeps its new time).
+    pub(crate) fn from_columns(
+        id: i64,
+        t: DateTime<Utc>,
+        written: DateTime<Utc>,
+        num: Option<f64>,
+        unit: Option<String>,
+        doc: Option<&str>,
+    ) -> StoreResult<StoredInstance> {
+        let mut attribute = match doc {
+            Some(doc) => serde_json::from_str::<Attribute>(doc)
+                .map_err(|e| StoreError::Other(format!("corrupt history instance {id}: {e}")))?,
+            None => Attribute {
+                kind: ngsi::AttrKind::Property,
+                value: num.map_or(serde_json::Value::Null, number_value),
+                dataset_id: None,
+                observed_at: Some(t),
+                unit_code: unit,
+                object_type: None,
+                created_at: written,
+                modified_at: written,
+                sub_attrs: BTreeMap::new(),
+            },
+        };
+        attribute.created_at = written;
+        attribute.modified_at = written;
+        Ok(StoredInstance {
+            id,
+            attribute,
+            deleted_at: None,
+        })
+    }
+
+    /// The record of a deletion at `at`, from its stored document.
+    pub(crate) fn deletion(id: i64, at: DateTime<Utc>, doc: &str) -> StoreResult<StoredInstance> {
+        let attribute = serde_json::from_str::<Attribute>(doc)
+            .map_err(|e| StoreError::Other(format!("corrupt deletion record {id}: {e}")))?;
+        Ok(StoredInstance {
+            id,
+            attribute,
+            deleted_at: Some(at),
+        })
+    }
+
     /// The time a read by `field` orders it by (to the millisecond, as times are kept):
     /// an observation without `observedAt` is ordered by when it was written.
     pub fn time_millis(&self, field: TimeField) -> i64 {

@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use ngsi::subscription::Subscription;
 use serde_json::Value;
 
+use crate::{StoreError, StoreResult};
+
 /// How [`crate::Store::subscription_put`] treats an id that already holds one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubscriptionWrite {
@@ -61,4 +63,35 @@ pub struct OutboxRow {
     pub attempts: u32,
     /// When it may be tried (again).
     pub next_attempt_at: DateTime<Utc>,
+}
+
+/// A subscription as the stored document (JSON text), the same on every backend.
+pub(crate) fn document(subscription: &Subscription) -> StoreResult<String> {
+    serde_json::to_string(subscription)
+        .map_err(|e| StoreError::Other(format!("cannot store a subscription: {e}")))
+}
+
+/// A stored subscription from its document (see [`document`]) and its counters.
+pub(crate) fn stored(doc: &str, delivery: Delivery) -> StoreResult<StoredSubscription> {
+    let subscription = serde_json::from_str(doc)
+        .map_err(|e| StoreError::Other(format!("corrupt subscription: {e}")))?;
+    Ok(StoredSubscription {
+        subscription,
+        delivery,
+    })
+}
+
+impl SubscriptionWrite {
+    /// The refusal of a write in this mode when the id holds a subscription
+    /// (`Create`) or holds none (`Replace`).
+    pub(crate) fn refusal(self, id: &str) -> StoreError {
+        StoreError::Rejected(match self {
+            SubscriptionWrite::Create => {
+                ngsi::Error::already_exists(format!("subscription {id} already exists"))
+            }
+            SubscriptionWrite::Replace => {
+                ngsi::Error::not_found(format!("subscription {id} not found"))
+            }
+        })
+    }
 }

@@ -19,8 +19,8 @@ use ngsi::query::{parse_geoq, parse_q, parse_type_expr};
 use ngsi::{Context, Entity, Error};
 use serde_json::{Value, json};
 use store::{
-    AggregateQuery, Applied, Change, EntityQuery, HistoryEdit, HistoryQuery, QueryPage, Store,
-    StoreError, TimeField, TimeRange, WriteOp,
+    AggregateQuery, Applied, Change, EntityQuery, HistoryEdit, HistoryPage, HistoryQuery,
+    QueryPage, Store, StoreError, StoreResult, TimeField, TimeRange, WriteOp,
 };
 
 fn entity(v: Value) -> Entity {
@@ -65,6 +65,62 @@ fn ids(page: &store::QueryPage) -> Vec<String> {
     page.entities.iter().map(|e| e.id.clone()).collect()
 }
 
+/// Writes one entity, created from its JSON: the write's results.
+async fn create_in(store: &Arc<dyn Store>, tenant: &str, v: Value) -> Vec<StoreResult<Applied>> {
+    store.write(tenant, vec![create(entity(v))]).await.unwrap()
+}
+
+/// Whether every operation of a write succeeded.
+async fn all_written(store: &Arc<dyn Store>, tenant: &str, ops: Vec<WriteOp>) -> bool {
+    store
+        .write(tenant, ops)
+        .await
+        .unwrap()
+        .iter()
+        .all(Result::is_ok)
+}
+
+/// An entity that must be stored.
+async fn stored(store: &Arc<dyn Store>, tenant: &str, id: &str) -> Entity {
+    store.get(tenant, id).await.unwrap().unwrap()
+}
+
+/// Asserts that a call was refused by the store with an error of this kind.
+fn assert_rejected<T: std::fmt::Debug>(r: &StoreResult<T>, kind: ngsi::ErrorKind) {
+    assert!(
+        matches!(r, Err(StoreError::Rejected(e)) if e.kind == kind),
+        "{r:?}"
+    );
+}
+
+/// The ids of the entities a query selects, by the model's own evaluation.
+fn model_ids(all: &[Entity], query: &EntityQuery) -> Vec<String> {
+    all.iter()
+        .filter(|e| query.matches(e))
+        .map(|e| e.id.clone())
+        .collect()
+}
+
+/// How many records a tenant has in a collection.
+async fn record_count(store: &Arc<dyn Store>, collection: &str, tenant: &str) -> u64 {
+    let page = store.registry_list(collection, tenant, 0, 10).await;
+    page.unwrap().count
+}
+
+/// The first `limit` instances of an entity's history, by observation time.
+fn history_query(id: &str, limit: usize) -> HistoryQuery {
+    HistoryQuery {
+        entity_id: id.into(),
+        limit,
+        ..Default::default()
+    }
+}
+
+/// A page of the history of an entity that must exist.
+async fn history_page(store: &Arc<dyn Store>, tenant: &str, query: HistoryQuery) -> HistoryPage {
+    store.history(tenant, query).await.unwrap().unwrap()
+}
+
 async fn writes_reads_and_isolates_tenants(store: Arc<dyn Store>) {
     let r = store
         .write(
@@ -77,16 +133,8 @@ async fn writes_reads_and_isolates_tenants(store: Arc<dyn Store>) {
         .unwrap();
     assert!(r[0].as_ref().unwrap().created);
     // The same id again is refused by the mutation, and the refusal comes back as is.
-    let r = store
-        .write(
-            "",
-            vec![create(entity(json!({"id": "urn:a:1", "type": "T"})))],
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(&r[0], Err(StoreError::Rejected(e)) if e.kind == ngsi::ErrorKind::AlreadyExists)
-    );
+    let r = create_in(&store, "", json!({"id": "urn:a:1", "type": "T"})).await;
+    assert_rejected(&r[0], ngsi::ErrorKind::AlreadyExists);
     assert_eq!(
         store.get("", "urn:a:1").await.unwrap().unwrap().attrs.len(),
         1
@@ -94,29 +142,17 @@ async fn writes_reads_and_isolates_tenants(store: Arc<dyn Store>) {
 
     // Tenants: created by the first write, isolated.
     assert!(!store.tenant_exists("city-a").await.unwrap());
-    store
-        .write(
-            "city-a",
-            vec![create(entity(json!({"id": "urn:a:1", "type": "Other"})))],
-        )
-        .await
-        .unwrap();
+    create_in(&store, "city-a", json!({"id": "urn:a:1", "type": "Other"})).await;
     assert!(store.tenant_exists("city-a").await.unwrap());
     assert_eq!(store.tenants().await.unwrap(), vec!["city-a".to_string()]);
     assert!(
-        store
-            .get("city-a", "urn:a:1")
+        stored(&store, "city-a", "urn:a:1")
             .await
-            .unwrap()
-            .unwrap()
             .has_type(&Context::core().expand("Other"))
     );
     assert!(
-        store
-            .get("", "urn:a:1")
+        stored(&store, "", "urn:a:1")
             .await
-            .unwrap()
-            .unwrap()
             .has_type(&Context::core().expand("T"))
     );
     assert!(store.get("city-b", "urn:a:1").await.unwrap().is_none());
@@ -153,21 +189,14 @@ async fn batch_items_are_independent(store: Arc<dyn Store>) {
             json!({"id": "urn:b:3", "type": "B", "n": n, "tags": ["a", "b"], "location": {"type": "Point", "coordinates": [107.0, 16.8]}}),
         )
     };
-    assert!(store.write("", vec![create(v(1))]).await.unwrap()[0].is_ok());
+    assert!(all_written(&store, "", vec![create(v(1))]).await);
     let replace = |e: Entity| {
         WriteOp::new(e.id.clone(), move |_| {
             Ok((Change::Put(e.into()), Applied::default()))
         })
     };
-    assert!(store.write("", vec![replace(v(2))]).await.unwrap()[0].is_ok());
-    assert!(
-        store
-            .write("", vec![replace(v(3)), replace(v(4))])
-            .await
-            .unwrap()
-            .iter()
-            .all(Result::is_ok)
-    );
+    assert!(all_written(&store, "", vec![replace(v(2))]).await);
+    assert!(all_written(&store, "", vec![replace(v(3)), replace(v(4))]).await);
     let ctx = Context::core();
     let n_is = |n: i64| EntityQuery {
         q: Some(
@@ -186,8 +215,8 @@ async fn batch_items_are_independent(store: Arc<dyn Store>) {
         vec!["urn:b:3".to_string()]
     );
     assert!(store.query("", n_is(1)).await.unwrap().entities.is_empty());
-    assert!(store.write("", vec![delete("urn:b:3")]).await.unwrap()[0].is_ok());
-    assert!(store.write("", vec![create(v(5))]).await.unwrap()[0].is_ok());
+    assert!(all_written(&store, "", vec![delete("urn:b:3")]).await);
+    assert!(all_written(&store, "", vec![create(v(5))]).await);
     assert_eq!(
         ids(&store.query("", n_is(5)).await.unwrap()),
         vec!["urn:b:3".to_string()]
@@ -228,13 +257,8 @@ async fn batch_items_are_independent(store: Arc<dyn Store>) {
     assert!(store.query("", n_is(1)).await.unwrap().entities.is_empty());
     assert!(store.get("", "urn:b:6").await.unwrap().is_none());
     let n = ctx.expand("n");
-    let history = |id: &str| HistoryQuery {
-        entity_id: id.into(),
-        limit: 100,
-        ..Default::default()
-    };
     for (id, expected) in [("urn:b:4", vec![3.0]), ("urn:b:5", vec![1.0, 2.0])] {
-        let page = store.history("", history(id)).await.unwrap().unwrap();
+        let page = history_page(&store, "", history_query(id, 100)).await;
         let values: Vec<f64> = page.attrs[&n]
             .iter()
             .map(|i| i.attribute.value.as_f64().unwrap())
@@ -243,7 +267,7 @@ async fn batch_items_are_independent(store: Arc<dyn Store>) {
     }
     assert!(
         store
-            .history("", history("urn:b:6"))
+            .history("", history_query("urn:b:6", 100))
             .await
             .unwrap()
             .is_none()
@@ -274,11 +298,7 @@ async fn agrees_with_the_model(
     query: EntityQuery,
     what: &str,
 ) {
-    let expected: Vec<String> = all
-        .iter()
-        .filter(|e| query.matches(e))
-        .map(|e| e.id.clone())
-        .collect();
+    let expected = model_ids(all, &query);
     let page = store.query(tenant, query).await.unwrap();
     assert_eq!(ids(&page), expected, "{what}");
     assert_eq!(page.count, Some(expected.len() as u64), "{what}");
@@ -289,14 +309,7 @@ async fn agrees_with_the_model(
 async fn queries_agree_with_the_model(store: Arc<dyn Store>) {
     let all = model_entities();
     let ops: Vec<WriteOp> = all.iter().cloned().map(create).collect();
-    assert!(
-        store
-            .write("q", ops)
-            .await
-            .unwrap()
-            .iter()
-            .all(Result::is_ok)
-    );
+    assert!(all_written(&store, "q", ops).await);
     q_agrees_with_the_model(&store, "q", &all).await;
     geo_paging_and_discovery_agree_with_the_model(&store, &all).await;
 }
@@ -470,11 +483,7 @@ async fn a_large_box_in_a_larger_type_agrees_with_the_model(store: Arc<dyn Store
         count: true,
         ..Default::default()
     };
-    let expected: Vec<String> = all
-        .iter()
-        .filter(|e| base.matches(e))
-        .map(|e| e.id.clone())
-        .collect();
+    let expected = model_ids(&all, &base);
     assert_eq!(expected.len(), 1500);
     let mut paged = Vec::new();
     let query = EntityQuery { limit: 300, ..base };
@@ -606,11 +615,7 @@ async fn geo_paging_and_discovery_agree_with_the_model(store: &Arc<dyn Store>, a
             count: true,
             ..Default::default()
         };
-        let expected: Vec<String> = all
-            .iter()
-            .filter(|e| query.matches(e))
-            .map(|e| e.id.clone())
-            .collect();
+        let expected = model_ids(all, &query);
         assert!(!expected.is_empty(), "{georel} should match some");
         let page = store.query("q", query).await.unwrap();
         assert_eq!(ids(&page), expected, "{georel}");
@@ -759,14 +764,7 @@ async fn keyset_pages_survive_writes(store: Arc<dyn Store>) {
         )
     };
     let ops: Vec<WriteOp> = (0..10).map(|i| create(make(i))).collect();
-    assert!(
-        store
-            .write("k", ops)
-            .await
-            .unwrap()
-            .iter()
-            .all(Result::is_ok)
-    );
+    assert!(all_written(&store, "k", ops).await);
     let page = |after| EntityQuery {
         limit: 4,
         after,
@@ -891,20 +889,15 @@ async fn indexes_observation_times(store: Arc<dyn Store>) {
     };
     let fresh = "level.observedAt>=2026-03-01T10:00:00Z";
     let old = "level.observedAt<2026-03-01T10:00:00Z";
-    assert!(
-        store
-            .write("o", vec![put(gauge("2026-03-01T10:00:00Z"))])
-            .await
-            .unwrap()[0]
-            .is_ok()
-    );
+    assert!(all_written(&store, "o", vec![put(gauge("2026-03-01T10:00:00Z"))]).await);
     assert_eq!((count(fresh).await, count(old).await), (Some(1), Some(0)));
     assert!(
-        store
-            .write("o", vec![put(gauge("2026-03-01T09:59:59.999999999Z"))])
-            .await
-            .unwrap()[0]
-            .is_ok()
+        all_written(
+            &store,
+            "o",
+            vec![put(gauge("2026-03-01T09:59:59.999999999Z"))]
+        )
+        .await
     );
     assert_eq!((count(fresh).await, count(old).await), (Some(0), Some(1)));
     // Discovery lists the attribute, not the index's own name for its times.
@@ -916,7 +909,7 @@ async fn indexes_observation_times(store: Arc<dyn Store>) {
         types[0].attributes.keys().collect::<Vec<_>>(),
         vec![&ctx.expand("level")]
     );
-    assert!(store.write("o", vec![delete("urn:o:1")]).await.unwrap()[0].is_ok());
+    assert!(all_written(&store, "o", vec![delete("urn:o:1")]).await);
     assert_eq!((count(fresh).await, count(old).await), (Some(0), Some(0)));
 }
 
@@ -1019,12 +1012,8 @@ async fn keeps_history(store: Arc<dyn Store>) {
             .unwrap();
         assert!(r[0].is_ok());
     }
-    let all = HistoryQuery {
-        entity_id: "urn:g:1".into(),
-        limit: 1000,
-        ..Default::default()
-    };
-    let page = store.history("h", all.clone()).await.unwrap().unwrap();
+    let all = history_query("urn:g:1", 1000);
+    let page = history_page(&store, "h", all.clone()).await;
     // `name` never changed after the creation: one instance; `level` one per reading.
     assert_eq!(page.attrs[&name].len(), 1);
     let got: Vec<f64> = page.attrs[&level]
@@ -1049,7 +1038,7 @@ async fn keeps_history(store: Arc<dyn Store>) {
         },
         ..all.clone()
     };
-    let page = store.history("h", ranged.clone()).await.unwrap().unwrap();
+    let page = history_page(&store, "h", ranged.clone()).await;
     assert_eq!(page.attrs.len(), 1);
     assert_eq!(page.attrs[&level].len(), 12);
     assert_eq!(page.attrs[&level][0].attribute.observed_at, Some(at(60)));
@@ -1057,7 +1046,7 @@ async fn keeps_history(store: Arc<dyn Store>) {
         last_n: Some(3),
         ..ranged.clone()
     };
-    let page = store.history("h", last).await.unwrap().unwrap();
+    let page = history_page(&store, "h", last).await;
     let times: Vec<_> = page.attrs[&level]
         .iter()
         .map(|i| i.attribute.observed_at.unwrap())
@@ -1067,7 +1056,7 @@ async fn keeps_history(store: Arc<dyn Store>) {
         limit: 5,
         ..ranged.clone()
     };
-    let page = store.history("h", limited).await.unwrap().unwrap();
+    let page = history_page(&store, "h", limited).await;
     assert_eq!(page.attrs[&level].len(), 5);
     assert!(page.truncated);
     // By write time: every instance was written just now, none before that morning.
@@ -1123,7 +1112,7 @@ async fn keeps_history(store: Arc<dyn Store>) {
     }
 
     // Edits: replace an instance, delete one, then the attribute's whole history.
-    let page = store.history("h", ranged.clone()).await.unwrap().unwrap();
+    let page = history_page(&store, "h", ranged.clone()).await;
     let target = page.attrs[&level][0].clone();
     let mut changed = target.attribute.clone();
     changed.value = json!(9.5);
@@ -1140,7 +1129,7 @@ async fn keeps_history(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(n, 1);
-    let page = store.history("h", ranged.clone()).await.unwrap().unwrap();
+    let page = history_page(&store, "h", ranged.clone()).await;
     assert_eq!(page.attrs[&level][0].attribute.value, json!(9.5));
     let delete_one = HistoryEdit::DeleteInstance {
         entity_id: "urn:g:1".into(),
@@ -1152,7 +1141,7 @@ async fn keeps_history(store: Arc<dyn Store>) {
         1
     );
     assert_eq!(store.edit_history("h", delete_one).await.unwrap(), 0);
-    let page = store.history("h", ranged.clone()).await.unwrap().unwrap();
+    let page = history_page(&store, "h", ranged.clone()).await;
     assert_eq!(page.attrs[&level].len(), 11);
     // Another tenant sees none of it.
     assert!(store.history("other", all.clone()).await.unwrap().is_none());
@@ -1171,18 +1160,16 @@ async fn keeps_history(store: Arc<dyn Store>) {
         })
         .collect();
     let op = create(given).with_history(instances);
-    assert!(store.write("h", vec![op]).await.unwrap()[0].is_ok());
-    let page = store
-        .history(
-            "h",
-            HistoryQuery {
-                entity_id: "urn:g:2".into(),
-                ..all.clone()
-            },
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(all_written(&store, "h", vec![op]).await);
+    let page = history_page(
+        &store,
+        "h",
+        HistoryQuery {
+            entity_id: "urn:g:2".into(),
+            ..all.clone()
+        },
+    )
+    .await;
     let got: Vec<_> = page.attrs[&level]
         .iter()
         .map(|i| (i.attribute.value.clone(), i.attribute.dataset_id.clone()))
@@ -1216,7 +1203,7 @@ async fn keeps_history(store: Arc<dyn Store>) {
     );
 
     // Deleting the entity deletes its history.
-    assert!(store.write("h", vec![delete("urn:g:2")]).await.unwrap()[0].is_ok());
+    assert!(all_written(&store, "h", vec![delete("urn:g:2")]).await);
     assert!(
         store
             .history(
@@ -1273,16 +1260,8 @@ async fn aggregates_agree_with_the_instances(store: Arc<dyn Store>) {
     // Readings every 7 minutes for 10 hours, some of them text (a sensor fault code),
     // two datasets.
     for i in 0..86u32 {
-        assert!(
-            store
-                .write(
-                    "agg",
-                    vec![reading(id, i * 7, f64::from((i * 13) % 29) - 9.5)]
-                )
-                .await
-                .unwrap()[0]
-                .is_ok()
-        );
+        let op = reading(id, i * 7, f64::from((i * 13) % 29) - 9.5);
+        assert!(all_written(&store, "agg", vec![op]).await);
     }
     let given = entity(json!({"id": id, "type": "Gauge",
         "level": {"type": "Property", "value": 0.0, "observedAt": "2026-10-18T00:00:00Z"}}));
@@ -1303,30 +1282,23 @@ async fn aggregates_agree_with_the_instances(store: Arc<dyn Store>) {
         Ok((Change::Put(current.unwrap().into()), Applied::default()))
     })
     .with_history(extra);
-    assert!(store.write("agg", vec![op]).await.unwrap()[0].is_ok());
+    assert!(all_written(&store, "agg", vec![op]).await);
 
     let hours = |n: u32, len: u32| -> Vec<_> {
         (0..n)
             .map(|h| (at(h * len * 60), at((h + 1) * len * 60)))
             .collect()
     };
+    let levels = HistoryQuery {
+        attrs: vec![level.clone()],
+        ..history_query(id, 10_000)
+    };
     let check = |label: &'static str| {
         let store = store.clone();
         let level = level.clone();
+        let levels = levels.clone();
         async move {
-            let all = store
-                .history(
-                    "agg",
-                    HistoryQuery {
-                        entity_id: id.into(),
-                        attrs: vec![level.clone()],
-                        limit: 10_000,
-                        ..Default::default()
-                    },
-                )
-                .await
-                .unwrap()
-                .unwrap();
+            let all = history_page(&store, "agg", levels).await;
             let instances = all.attrs.get(&level).cloned().unwrap_or_default();
             // Hourly, 3-hourly, and periods off the hour (2h30 long).
             for periods in [
@@ -1382,29 +1354,15 @@ async fn aggregates_agree_with_the_instances(store: Arc<dyn Store>) {
     check("as written").await;
 
     // Replace an instance with one in another hour, then delete one.
-    let page = store
-        .history(
-            "agg",
-            HistoryQuery {
-                entity_id: id.into(),
-                attrs: vec![level.clone()],
-                limit: 10_000,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let page = history_page(&store, "agg", levels.clone()).await;
+    let by_number = |a: &&store::StoredInstance, b: &&store::StoredInstance| {
+        let number = |i: &store::StoredInstance| i.attribute.value.as_f64().unwrap();
+        number(a).total_cmp(&number(b))
+    };
     let lowest = page.attrs[&level]
         .iter()
         .filter(|i| i.attribute.dataset_id.is_none())
-        .min_by(|a, b| {
-            a.attribute
-                .value
-                .as_f64()
-                .unwrap()
-                .total_cmp(&b.attribute.value.as_f64().unwrap())
-        })
+        .min_by(by_number)
         .unwrap()
         .clone();
     let mut moved = lowest.attribute.clone();
@@ -1421,13 +1379,7 @@ async fn aggregates_agree_with_the_instances(store: Arc<dyn Store>) {
     let highest_backup = page.attrs[&level]
         .iter()
         .filter(|i| i.attribute.dataset_id.is_some() && i.attribute.value.is_number())
-        .max_by(|a, b| {
-            a.attribute
-                .value
-                .as_f64()
-                .unwrap()
-                .total_cmp(&b.attribute.value.as_f64().unwrap())
-        })
+        .max_by(by_number)
         .unwrap()
         .clone();
     let delete_one = HistoryEdit::DeleteInstance {
@@ -1515,7 +1467,7 @@ async fn keeps_deletions_in_history(store: Arc<dyn Store>) {
         remove_attr(id, &level, Some("urn:ngsi-ld:Dataset:backup"), false, t2),
         remove_attr(id, &label, None, true, t3),
     ] {
-        assert!(store.write("d", vec![op]).await.unwrap()[0].is_ok());
+        assert!(all_written(&store, "d", vec![op]).await);
     }
     let deleted = |attrs: Vec<String>, range: TimeRange, last_n: Option<u64>| HistoryQuery {
         entity_id: id.into(),
@@ -1561,28 +1513,15 @@ async fn keeps_deletions_in_history(store: Arc<dyn Store>) {
         .unwrap()
         .unwrap();
     assert_eq!(page.attrs.keys().collect::<Vec<_>>(), [&label, &level]);
-    let page = store
-        .history(
-            "d",
-            deleted(vec![river.clone()], TimeRange::default(), Some(1)),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let page = history_page(
+        &store,
+        "d",
+        deleted(vec![river.clone()], TimeRange::default(), Some(1)),
+    )
+    .await;
     assert_eq!(page.attrs[&river][0].deleted_at, Some(t1));
     // Queries by the other times see instances only.
-    let observed = store
-        .history(
-            "d",
-            HistoryQuery {
-                entity_id: id.into(),
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let observed = history_page(&store, "d", history_query(id, 100)).await;
     assert_eq!(observed.attrs[&river].len(), 1);
     assert!(observed.attrs[&river][0].deleted_at.is_none());
     assert_eq!(observed.attrs[&level].len(), 2);
@@ -1600,7 +1539,7 @@ async fn keeps_deletions_in_history(store: Arc<dyn Store>) {
             datasets: Some(datasets.clone()),
             ..Default::default()
         };
-        let page = store.history("d", q).await.unwrap().unwrap();
+        let page = history_page(&store, "d", q).await;
         let mut got: Vec<Option<String>> = page.attrs[&level]
             .iter()
             .map(|i| i.attribute.dataset_id.clone())
@@ -1610,7 +1549,7 @@ async fn keeps_deletions_in_history(store: Arc<dyn Store>) {
     }
     let mut only_default = deleted(vec![], TimeRange::default(), None);
     only_default.datasets = Some(vec![None]);
-    let page = store.history("d", only_default).await.unwrap().unwrap();
+    let page = history_page(&store, "d", only_default).await;
     assert_eq!(page.attrs.keys().collect::<Vec<_>>(), [&label, &river]);
     // Deleting an attribute's history deletes the records of its deletions.
     let edit = HistoryEdit::DeleteAttribute {
@@ -1653,12 +1592,13 @@ async fn keeps_deletions_in_history(store: Arc<dyn Store>) {
 /// apart, and no entity of any tenant.
 async fn keeps_registry(store: Arc<dyn Store>) {
     use store::RegistryWrite::{Create, Replace, Upsert};
-    let rejected = |r: Result<(), StoreError>, kind: ngsi::ErrorKind| {
-        assert!(
-            matches!(&r, Err(StoreError::Rejected(e)) if e.kind == kind),
-            "{r:?}"
-        );
+    // One record of the collection "devices".
+    let put = async |tenant: &str, key: &str, value: Value, mode| {
+        let record = vec![(key.to_string(), value)];
+        store.registry_put("devices", tenant, record, mode).await
     };
+    let get =
+        async |tenant: &str, key: &str| store.registry_get("devices", tenant, key).await.unwrap();
     let records = vec![
         ("a".to_string(), json!({"apikey": "k1", "n": 1})),
         ("b".to_string(), json!({"n": 2})),
@@ -1668,48 +1608,31 @@ async fn keeps_registry(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(
-        store.registry_get("devices", "reg-1", "a").await.unwrap(),
+        get("reg-1", "a").await,
         Some(json!({"apikey": "k1", "n": 1}))
     );
     // Another tenant, another collection: nothing there.
-    assert_eq!(
-        store.registry_get("devices", "reg-2", "a").await.unwrap(),
-        None
-    );
+    assert_eq!(get("reg-2", "a").await, None);
     assert_eq!(
         store.registry_get("groups", "reg-1", "a").await.unwrap(),
         None
     );
     // A create that names an existing key writes nothing, not even its new keys.
     let again = vec![("z".to_string(), json!(0)), ("a".to_string(), json!(0))];
-    rejected(
-        store.registry_put("devices", "reg-1", again, Create).await,
+    assert_rejected(
+        &store.registry_put("devices", "reg-1", again, Create).await,
         ngsi::ErrorKind::AlreadyExists,
     );
-    assert_eq!(
-        store.registry_get("devices", "reg-1", "z").await.unwrap(),
-        None
-    );
+    assert_eq!(get("reg-1", "z").await, None);
     let twice = vec![("y".to_string(), json!(0)), ("y".to_string(), json!(1))];
-    rejected(
-        store.registry_put("devices", "reg-1", twice, Create).await,
+    assert_rejected(
+        &store.registry_put("devices", "reg-1", twice, Create).await,
         ngsi::ErrorKind::AlreadyExists,
     );
     // The same key in another tenant is another record; a lookup by key finds both.
-    store
-        .registry_put(
-            "devices",
-            "reg-2",
-            vec![("a".into(), json!({"n": 3}))],
-            Create,
-        )
-        .await
-        .unwrap();
+    put("reg-2", "a", json!({"n": 3}), Create).await.unwrap();
     // And in the default tenant, whose records the by-key index does not hold.
-    store
-        .registry_put("devices", "", vec![("a".into(), json!({"n": 4}))], Create)
-        .await
-        .unwrap();
+    put("", "a", json!({"n": 4}), Create).await.unwrap();
     let found = store.registry_find("devices", "a").await.unwrap();
     let tenants: Vec<&str> = found.iter().map(|r| r.tenant.as_str()).collect();
     assert_eq!(tenants, ["", "reg-1", "reg-2"]);
@@ -1723,30 +1646,12 @@ async fn keeps_registry(store: Arc<dyn Store>) {
             .is_empty()
     );
     // Replace needs the key; upsert does not.
-    rejected(
-        store
-            .registry_put("devices", "reg-1", vec![("c".into(), json!(0))], Replace)
-            .await,
+    assert_rejected(
+        &put("reg-1", "c", json!(0), Replace).await,
         ngsi::ErrorKind::ResourceNotFound,
     );
-    store
-        .registry_put(
-            "devices",
-            "reg-1",
-            vec![("a".into(), json!({"n": 10}))],
-            Replace,
-        )
-        .await
-        .unwrap();
-    store
-        .registry_put(
-            "devices",
-            "reg-1",
-            vec![("c".into(), json!({"n": 4}))],
-            Upsert,
-        )
-        .await
-        .unwrap();
+    put("reg-1", "a", json!({"n": 10}), Replace).await.unwrap();
+    put("reg-1", "c", json!({"n": 4}), Upsert).await.unwrap();
     // Pages in key order, with the total.
     let page = store.registry_list("devices", "reg-1", 0, 2).await.unwrap();
     assert_eq!(page.count, 3);
@@ -1759,14 +1664,7 @@ async fn keeps_registry(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(page.records.len(), 1);
     assert_eq!(page.records[0].key, "c");
-    assert_eq!(
-        store
-            .registry_list("devices", "nobody", 0, 10)
-            .await
-            .unwrap()
-            .count,
-        0
-    );
+    assert_eq!(record_count(&store, "devices", "nobody").await, 0);
     // Delete.
     assert!(
         store
@@ -1807,6 +1705,7 @@ async fn commits_records_with_entity_writes(store: Arc<dyn Store>) {
         RegistryPut::new("private", "records", records, mode)
     };
     let record = async |key: &str| store.registry_get("private", "records", key).await.unwrap();
+    let write_one = async |op: WriteOp| store.write(TENANT, vec![op]).await.unwrap();
     let exists = async |n: u32| {
         store
             .get(TENANT, &format!("urn:ngsi-ld:Sensor:rec-{n}"))
@@ -1814,47 +1713,23 @@ async fn commits_records_with_entity_writes(store: Arc<dyn Store>) {
             .unwrap()
             .is_some()
     };
-    let refused = |r: &Result<Applied, StoreError>, kind: ngsi::ErrorKind| {
-        assert!(
-            matches!(r, Err(StoreError::Rejected(e)) if e.kind == kind),
-            "{r:?}"
-        );
-    };
 
     // Both commit.
-    let r = store
-        .write(
-            TENANT,
-            vec![create(sensor(1)).with_records(records(&["a", "b"], Create))],
-        )
-        .await
-        .unwrap();
+    let r = write_one(create(sensor(1)).with_records(records(&["a", "b"], Create))).await;
     assert!(r[0].is_ok(), "{r:?}");
     assert!(exists(1).await);
     assert_eq!(record("a").await, Some(json!({"key": "a"})));
     assert_eq!(record("b").await, Some(json!({"key": "b"})));
 
     // The entity change is refused (it exists): no record.
-    let r = store
-        .write(
-            TENANT,
-            vec![create(sensor(1)).with_records(records(&["c"], Upsert))],
-        )
-        .await
-        .unwrap();
-    refused(&r[0], ngsi::ErrorKind::AlreadyExists);
+    let r = write_one(create(sensor(1)).with_records(records(&["c"], Upsert))).await;
+    assert_rejected(&r[0], ngsi::ErrorKind::AlreadyExists);
     assert_eq!(record("c").await, None);
 
     // A record is refused (its key is taken, or missing for a replace): no entity,
     // and no other record of the operation.
-    let r = store
-        .write(
-            TENANT,
-            vec![create(sensor(2)).with_records(records(&["d", "a"], Create))],
-        )
-        .await
-        .unwrap();
-    refused(&r[0], ngsi::ErrorKind::AlreadyExists);
+    let r = write_one(create(sensor(2)).with_records(records(&["d", "a"], Create))).await;
+    assert_rejected(&r[0], ngsi::ErrorKind::AlreadyExists);
     assert!(!exists(2).await);
     assert_eq!(record("d").await, None);
     let r = store
@@ -1868,7 +1743,7 @@ async fn commits_records_with_entity_writes(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
-    refused(&r[0], ngsi::ErrorKind::ResourceNotFound);
+    assert_rejected(&r[0], ngsi::ErrorKind::ResourceNotFound);
     assert!(!exists(3).await);
     assert_eq!(record("e").await, None);
     // Nor does the refused operation leave a tenant behind.
@@ -1897,7 +1772,7 @@ async fn commits_records_with_entity_writes(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(r[0].is_ok(), "{r:?}");
-    refused(&r[1], ngsi::ErrorKind::AlreadyExists);
+    assert_rejected(&r[1], ngsi::ErrorKind::AlreadyExists);
     assert!(r[2].is_ok(), "{r:?}");
     assert!(exists(4).await && !exists(5).await && exists(6).await);
     assert_eq!(record("f").await, Some(json!({"key": "f"})));
@@ -1951,27 +1826,24 @@ async fn keeps_subscriptions_and_their_outbox(store: Arc<dyn Store>) {
         "urn:ngsi-ld:Subscription:s1",
         json!({"entities": [{"type": "Pump"}], "notificationTrigger": ["entityCreated", "entityDeleted", "attributeUpdated"], "notification": notify}),
     );
-    store
-        .subscription_put("sub", sub.clone(), Create)
-        .await
-        .unwrap();
-    assert!(matches!(
-        store.subscription_put("sub", sub.clone(), Create).await,
-        Err(StoreError::Rejected(e)) if e.kind == ngsi::ErrorKind::AlreadyExists
-    ));
+    let put = async |tenant: &str, sub: &ngsi::subscription::Subscription, mode| {
+        store.subscription_put(tenant, sub.clone(), mode).await
+    };
+    put("sub", &sub, Create).await.unwrap();
+    assert_rejected(
+        &put("sub", &sub, Create).await,
+        ngsi::ErrorKind::AlreadyExists,
+    );
     // Another tenant's subscription of the same type does not fire in "sub".
     let other = subscription(
         "urn:ngsi-ld:Subscription:other",
         json!({"entities": [{"type": "Pump"}], "notificationTrigger": ["entityCreated"], "notification": notify}),
     );
-    store
-        .subscription_put("sub-other", other.clone(), Create)
-        .await
-        .unwrap();
-    assert!(matches!(
-        store.subscription_put("sub", other.clone(), Replace).await,
-        Err(StoreError::Rejected(e)) if e.kind == ngsi::ErrorKind::ResourceNotFound
-    ));
+    put("sub-other", &other, Create).await.unwrap();
+    assert_rejected(
+        &put("sub", &other, Replace).await,
+        ngsi::ErrorKind::ResourceNotFound,
+    );
     let got = store
         .subscription_get("sub", "urn:ngsi-ld:Subscription:s1")
         .await
@@ -2103,13 +1975,7 @@ async fn keeps_subscriptions_and_their_outbox(store: Arc<dyn Store>) {
     for p in puts {
         p.await.unwrap().unwrap();
     }
-    store
-        .write(
-            "many",
-            vec![create(entity(json!({"id": "urn:t:1", "type": "T500"})))],
-        )
-        .await
-        .unwrap();
+    create_in(&store, "many", json!({"id": "urn:t:1", "type": "T500"})).await;
     let rows = store.outbox_due(ngsi::entity::now(), 100).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].subscription_id, "urn:ngsi-ld:Subscription:m500");
@@ -2207,13 +2073,12 @@ async fn keeps_subscriptions_and_their_outbox(store: Arc<dyn Store>) {
     );
     assert_eq!(outbox_len(&store).await, 0);
     // A pending notification survives a restart (checked after reopening).
-    store
-        .write(
-            "sub-other",
-            vec![create(entity(json!({"id": "urn:p:2", "type": "Pump"})))],
-        )
-        .await
-        .unwrap();
+    create_in(
+        &store,
+        "sub-other",
+        json!({"id": "urn:p:2", "type": "Pump"}),
+    )
+    .await;
     assert_eq!(outbox_len(&store).await, 1);
 }
 
@@ -2241,14 +2106,7 @@ async fn survives_reopening(store: Arc<dyn Store>, reopen: impl AsyncFnOnce() ->
         Some(json!({"n": 10}))
     );
     assert_eq!(store.registry_find("devices", "a").await.unwrap().len(), 3);
-    assert_eq!(
-        store
-            .registry_list("devices", "reg-1", 0, 10)
-            .await
-            .unwrap()
-            .count,
-        2
-    );
+    assert_eq!(record_count(&store, "devices", "reg-1").await, 2);
     assert!(store.get("", "urn:a:1").await.unwrap().is_some());
     // And the outbox.
     let rows = store.outbox_due(ngsi::entity::now(), 100).await.unwrap();
@@ -2256,18 +2114,7 @@ async fn survives_reopening(store: Arc<dyn Store>, reopen: impl AsyncFnOnce() ->
     assert_eq!(rows[0].tenant, "sub-other");
     assert!(store.tenant_exists("city-a").await.unwrap());
     // History too.
-    let page = store
-        .history(
-            "h",
-            HistoryQuery {
-                entity_id: "urn:g:1".into(),
-                limit: 1000,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let page = history_page(&store, "h", history_query("urn:g:1", 1000)).await;
     assert_eq!(page.attrs[&Context::core().expand("level")].len(), 71);
     assert!(
         store
@@ -2554,14 +2401,7 @@ async fn reads_only_the_attributes_asked(store: Arc<dyn Store>) {
     };
     for tenant in ["", "p2"] {
         let ops: Vec<WriteOp> = (0..36).map(|i| create(make(tenant, i))).collect();
-        assert!(
-            store
-                .write(tenant, ops)
-                .await
-                .unwrap()
-                .iter()
-                .all(Result::is_ok)
-        );
+        assert!(all_written(&store, tenant, ops).await);
     }
     let names = |list: &[&str]| -> Vec<String> { list.iter().map(|n| ctx.expand(n)).collect() };
     let only = names(&["temperature", "location"]);
@@ -2797,7 +2637,7 @@ macro_rules! behaviour {
             $(
                 #[tokio::test]
                 async fn $check() {
-                    let Some(db) = super::TestDatabase::create(stringify!($check)).await else {
+                    let Some(db) = super::TestDatabase::create().await else {
                         return;
                     };
                     super::$check(db.open().await).await;
@@ -2806,7 +2646,7 @@ macro_rules! behaviour {
 
             #[tokio::test]
             async fn survives_reopening() {
-                let Some(db) = super::TestDatabase::create("survives_reopening").await else {
+                let Some(db) = super::TestDatabase::create().await else {
                     return;
                 };
                 let store = db.open().await;
@@ -2847,13 +2687,16 @@ struct TestDatabase {
 /// The PostgreSQL server of the tests, `DOTHI_TEST_DATABASE_URL`. Without it the
 /// PostgreSQL tests say on the terminal that they were skipped, past the test
 /// harness's capture, and pass; `scripts/test.sh` (and so CI) always sets it.
-fn server_url(test: &str) -> Option<String> {
+fn server_url() -> Option<String> {
     use std::io::Write as _;
     let url = std::env::var("DOTHI_TEST_DATABASE_URL").ok();
     if url.is_none() {
+        // The test harness names the thread of each test after the test.
+        let thread = std::thread::current();
+        let test = thread.name().unwrap_or("a PostgreSQL test");
         let _ = writeln!(
             std::io::stderr(),
-            "SKIPPED postgres::{test}: DOTHI_TEST_DATABASE_URL is not set \
+            "SKIPPED {test}: DOTHI_TEST_DATABASE_URL is not set \
              (e.g. postgres://postgres@127.0.0.1:5432/postgres)"
         );
     }
@@ -2874,9 +2717,10 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 }
 
 impl TestDatabase {
-    /// A fresh database, or none when no server is configured (the test is skipped).
-    async fn create(test: &str) -> Option<TestDatabase> {
-        let server = server_url(test)?;
+    /// A fresh database for the running test, or none when no server is configured
+    /// (the test is skipped).
+    async fn create() -> Option<TestDatabase> {
+        let server = server_url()?;
         let name = format!("dothi_test_{}", uuid::Uuid::new_v4().simple());
         connect(&server)
             .await
@@ -2941,19 +2785,13 @@ mod postgres_only {
     }
 
     async fn history_len(store: &Arc<dyn Store>, id: &str) -> usize {
-        let page = store
-            .history(
-                "",
-                HistoryQuery {
-                    entity_id: id.into(),
-                    limit: 1000,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .unwrap();
+        let page = history_page(store, "", history_query(id, 1000)).await;
         page.attrs.values().map(Vec::len).sum()
+    }
+
+    /// The rows of a table (a partition of the history).
+    async fn rows_in(db: &TestDatabase, table: &str) -> i64 {
+        count(db, &format!("SELECT count(*) FROM {table}")).await
     }
 
     async fn count(db: &TestDatabase, sql: &str) -> i64 {
@@ -2970,8 +2808,7 @@ mod postgres_only {
     /// plans with the names left out.
     #[tokio::test]
     async fn keeps_no_value_rows_of_attributes_left_out() {
-        let Some(db) = TestDatabase::create("keeps_no_value_rows_of_attributes_left_out").await
-        else {
+        let Some(db) = TestDatabase::create().await else {
             return;
         };
         let ctx = Context::core();
@@ -2990,9 +2827,7 @@ mod postgres_only {
     /// write is refused for want of a partition.
     #[tokio::test]
     async fn history_goes_to_month_partitions_else_to_the_default_one() {
-        let Some(db) =
-            TestDatabase::create("history_goes_to_month_partitions_else_to_the_default_one").await
-        else {
+        let Some(db) = TestDatabase::create().await else {
             return;
         };
         let store = db.open().await;
@@ -3006,14 +2841,8 @@ mod postgres_only {
                 .unwrap();
             assert!(r[0].is_ok(), "{r:?}");
         }
-        assert_eq!(
-            count(&db, "SELECT count(*) FROM attr_history_y2019m03").await,
-            2
-        );
-        assert_eq!(
-            count(&db, "SELECT count(*) FROM attr_history_default").await,
-            0
-        );
+        assert_eq!(rows_in(&db, "attr_history_y2019m03").await, 2);
+        assert_eq!(rows_in(&db, "attr_history_default").await, 0);
 
         // A row of January 2018 put in the default partition behind the store's back:
         // that month's partition can no longer be created.
@@ -3031,10 +2860,7 @@ mod postgres_only {
             .await
             .unwrap();
         assert!(r[0].is_ok(), "{r:?}");
-        assert_eq!(
-            count(&db, "SELECT count(*) FROM attr_history_default").await,
-            2
-        );
+        assert_eq!(rows_in(&db, "attr_history_default").await, 2);
         assert_eq!(
             count(
                 &db,
@@ -3051,7 +2877,7 @@ mod postgres_only {
     /// reads.
     #[tokio::test]
     async fn two_nodes_share_one_database() {
-        let Some(db) = TestDatabase::create("two_nodes_share_one_database").await else {
+        let Some(db) = TestDatabase::create().await else {
             return;
         };
         let (a, b) = tokio::join!(db.open(), db.open());
@@ -3100,7 +2926,7 @@ mod postgres_only {
     /// is kept.
     #[tokio::test]
     async fn a_nul_character_is_refused_as_bad_data() {
-        let Some(db) = TestDatabase::create("a_nul_character_is_refused_as_bad_data").await else {
+        let Some(db) = TestDatabase::create().await else {
             return;
         };
         let store = db.open().await;
@@ -3118,10 +2944,7 @@ mod postgres_only {
             )
             .await
             .unwrap();
-        assert!(
-            matches!(&r[0], Err(StoreError::Rejected(e)) if e.kind == ngsi::ErrorKind::BadRequestData),
-            "{r:?}"
-        );
+        assert_rejected(&r[0], ngsi::ErrorKind::BadRequestData);
         assert!(r[1].is_ok(), "{r:?}");
         assert!(store.get("", "urn:n:1").await.unwrap().is_none());
         let kept = store.get("", "urn:n:2").await.unwrap().unwrap();
@@ -3166,14 +2989,7 @@ mod observation_time_migration {
                               {"type": "Property", "value": 2, "datasetId": "urn:d:b", "observedAt": "2025-01-01T00:00:00Z"}]})))
             })
             .collect();
-        assert!(
-            store
-                .write("", ops)
-                .await
-                .unwrap()
-                .iter()
-                .all(Result::is_ok)
-        );
+        assert!(all_written(store, "", ops).await);
     }
 
     /// The migrations after it (the deletions of the history) apply on a database that
@@ -3181,20 +2997,16 @@ mod observation_time_migration {
     async fn assert_records_deletions(store: &Arc<dyn Store>) {
         let level = Context::core().expand("level");
         let op = remove_attr("urn:m:0", &level, Some("urn:d:b"), false, at(30));
-        assert!(store.write("", vec![op]).await.unwrap()[0].is_ok());
-        let page = store
-            .history(
-                "",
-                HistoryQuery {
-                    entity_id: "urn:m:0".into(),
-                    field: TimeField::Deleted,
-                    limit: 10,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .unwrap();
+        assert!(all_written(store, "", vec![op]).await);
+        let page = history_page(
+            store,
+            "",
+            HistoryQuery {
+                field: TimeField::Deleted,
+                ..history_query("urn:m:0", 10)
+            },
+        )
+        .await;
         assert_eq!(page.attrs[&level].len(), 1);
         assert_eq!(page.attrs[&level][0].deleted_at, Some(at(30)));
     }
@@ -3251,9 +3063,7 @@ mod observation_time_migration {
 
     #[tokio::test]
     async fn postgres_version_3_indexes_what_was_stored_before() {
-        let Some(db) =
-            TestDatabase::create("postgres_version_3_indexes_what_was_stored_before").await
-        else {
+        let Some(db) = TestDatabase::create().await else {
             return;
         };
         let store = db.open().await;

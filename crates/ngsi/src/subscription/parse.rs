@@ -444,18 +444,28 @@ fn boolean(name: &str, value: &Value) -> Result<bool> {
         .ok_or_else(|| Error::bad_data(format!("{name} must be true or false")))
 }
 
+/// A string of at most `max` bytes.
+fn bounded_str<'a>(name: &str, value: &'a Value, max: usize) -> Result<&'a str> {
+    let s = value
+        .as_str()
+        .ok_or_else(|| Error::bad_data(format!("{name} must be a string")))?;
+    if s.len() > max {
+        return Err(Error::bad_data(format!(
+            "{name} is longer than {max} bytes"
+        )));
+    }
+    Ok(s)
+}
+
 /// A free text without control characters.
 fn text(name: &str, value: &Value, max: usize) -> Result<String> {
-    match value.as_str() {
-        Some(s) if s.len() <= max && !s.chars().any(char::is_control) => Ok(s.to_string()),
-        Some(s) if s.len() > max => Err(Error::bad_data(format!(
-            "{name} is longer than {max} bytes"
-        ))),
-        Some(_) => Err(Error::bad_data(format!(
+    let s = bounded_str(name, value, max)?;
+    if s.chars().any(char::is_control) {
+        return Err(Error::bad_data(format!(
             "{name} must not hold control characters"
-        ))),
-        None => Err(Error::bad_data(format!("{name} must be a string"))),
+        )));
     }
+    Ok(s.to_string())
 }
 
 /// A JSON array of at most `max` items (a lone item is not accepted: the members
@@ -532,14 +542,7 @@ fn selectors(value: &Value, ctx: &Context) -> Result<Vec<EntitySelector>> {
 }
 
 fn id_pattern(name: &str, value: &Value) -> Result<String> {
-    let pattern = value
-        .as_str()
-        .ok_or_else(|| Error::bad_data(format!("{name}.idPattern must be a string")))?;
-    if pattern.len() > MAX_PATTERN_LEN {
-        return Err(Error::bad_data(format!(
-            "{name}.idPattern is longer than {MAX_PATTERN_LEN} bytes"
-        )));
-    }
+    let pattern = bounded_str(&format!("{name}.idPattern"), value, MAX_PATTERN_LEN)?;
     RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
@@ -551,14 +554,7 @@ fn id_pattern(name: &str, value: &Value) -> Result<String> {
 /// back to the same selection (an expanded IRI holding `,` or `;` would not): a
 /// stored selection is compiled from its text.
 fn type_selection(name: &str, value: &Value, ctx: &Context) -> Result<String> {
-    let text = value
-        .as_str()
-        .ok_or_else(|| Error::bad_data(format!("{name}.type must be a string")))?;
-    if text.len() > MAX_FILTER_LEN {
-        return Err(Error::bad_data(format!(
-            "{name}.type is longer than {MAX_FILTER_LEN} bytes"
-        )));
-    }
+    let text = bounded_str(&format!("{name}.type"), value, MAX_FILTER_LEN)?;
     let expr = parse_type_expr(text)
         .map_err(|e| Error::bad_data(format!("{name}.type is not a type selection: {e}")))?;
     if let Some(bad) = expr.names().into_iter().find(|n| !is_valid_name(n)) {
@@ -606,14 +602,7 @@ fn q_names(expr: &QExpr, out: &mut BTreeSet<String>) {
 }
 
 fn q_text(name: &str, value: &Value, ctx: &Context) -> Result<QText> {
-    let text = value
-        .as_str()
-        .ok_or_else(|| Error::bad_data(format!("{name} must be a string")))?;
-    if text.len() > MAX_FILTER_LEN {
-        return Err(Error::bad_data(format!(
-            "{name} is longer than {MAX_FILTER_LEN} bytes"
-        )));
-    }
+    let text = bounded_str(name, value, MAX_FILTER_LEN)?;
     let expr = parse_q(text).map_err(|e| Error::bad_data(format!("invalid {name}: {e}")))?;
     let mut found = BTreeSet::new();
     q_names(&expr, &mut found);
@@ -711,14 +700,7 @@ fn geo_q(value: &Value, ctx: &Context) -> Result<GeoQText> {
 }
 
 fn scope_q(value: &Value) -> Result<String> {
-    let text = value
-        .as_str()
-        .ok_or_else(|| Error::bad_data("scopeQ must be a string"))?;
-    if text.len() > MAX_FILTER_LEN {
-        return Err(Error::bad_data(format!(
-            "scopeQ is longer than {MAX_FILTER_LEN} bytes"
-        )));
-    }
+    let text = bounded_str("scopeQ", value, MAX_FILTER_LEN)?;
     parse_scope_q(text).map_err(|e| Error::bad_data(format!("invalid scopeQ: {e}")))?;
     Ok(text.to_string())
 }
@@ -1172,6 +1154,13 @@ mod tests {
         };
         let endpoint = |e: Value| json!({"notification": {"endpoint": e}});
         let uri = |u: &str| endpoint(json!({"uri": u}));
+        // Endpoints with one more member.
+        let http_with =
+            |member: &str, v: Value| endpoint(json!({"uri": "http://example.org", member: v}));
+        let receiver_info =
+            |info: Value| endpoint(json!({"uri": "http://e.org", "receiverInfo": info}));
+        let notifier_info =
+            |uri: &str, info: Value| endpoint(json!({"uri": uri, "notifierInfo": info}));
         let cases: Vec<(Value, &str)> = vec![
             (json!({"type": "Entity"}), "type"),
             (json!({"type": null}), "type"),
@@ -1341,26 +1330,11 @@ mod tests {
                 "uri is required",
             ),
             (endpoint(json!("http://example.org")), "JSON object"),
-            (
-                endpoint(json!({"uri": "http://example.org", "url": "x"})),
-                "not a member",
-            ),
-            (
-                endpoint(json!({"uri": "http://example.org", "accept": "text/plain"})),
-                "accept",
-            ),
-            (
-                endpoint(json!({"uri": "http://example.org", "accept": "application/geo+json"})),
-                "accept",
-            ),
-            (
-                endpoint(json!({"uri": "http://example.org", "timeout": 0})),
-                "timeout",
-            ),
-            (
-                endpoint(json!({"uri": "http://example.org", "cooldown": "1s"})),
-                "cooldown",
-            ),
+            (http_with("url", json!("x")), "not a member"),
+            (http_with("accept", json!("text/plain")), "accept"),
+            (http_with("accept", json!("application/geo+json")), "accept"),
+            (http_with("timeout", json!(0)), "timeout"),
+            (http_with("cooldown", json!("1s")), "cooldown"),
             (uri("/notify"), "not an absolute URI"),
             (uri("example.org/notify"), "not an absolute URI"),
             (uri("ftp://example.org/notify"), "scheme"),
@@ -1377,71 +1351,48 @@ mod tests {
                 json!({"notification": {"endpoint": {"uri": format!("http://example.org/{long}")}}}),
                 "longer than",
             ),
+            (receiver_info(pairs(33)), "more than 32"),
             (
-                endpoint(json!({"uri": "http://e.org", "receiverInfo": pairs(33)})),
-                "more than 32",
+                receiver_info(json!([{"key": "K", "value": 42}])),
+                "two strings",
             ),
+            (receiver_info(json!([{"key": "K"}])), "receiverInfo"),
             (
-                endpoint(
-                    json!({"uri": "http://e.org", "receiverInfo": [{"key": "K", "value": 42}]}),
-                ),
+                receiver_info(json!([{"key": 5, "value": "v"}])),
                 "two strings",
             ),
             (
-                endpoint(json!({"uri": "http://e.org", "receiverInfo": [{"key": "K"}]})),
+                receiver_info(json!([{"key": "K", "value": "v", "x": 1}])),
                 "receiverInfo",
             ),
             (
-                endpoint(
-                    json!({"uri": "http://e.org", "receiverInfo": [{"key": 5, "value": "v"}]}),
-                ),
-                "two strings",
-            ),
-            (
-                endpoint(
-                    json!({"uri": "http://e.org", "receiverInfo": [{"key": "K", "value": "v", "x": 1}]}),
-                ),
-                "receiverInfo",
-            ),
-            (
-                endpoint(
-                    json!({"uri": "http://e.org", "receiverInfo": [{"key": "A B", "value": "v"}]}),
-                ),
+                receiver_info(json!([{"key": "A B", "value": "v"}])),
                 "not a valid key",
             ),
             (
-                endpoint(
-                    json!({"uri": "http://e.org", "receiverInfo": [{"key": "K", "value": "v\r\nX: y"}]}),
-                ),
+                receiver_info(json!([{"key": "K", "value": "v\r\nX: y"}])),
                 "control characters",
             ),
             (
-                endpoint(
-                    json!({"uri": "http://e.org", "receiverInfo": [{"key": "K", "value": "v"}, {"key": "k", "value": "w"}]}),
-                ),
+                receiver_info(json!([{"key": "K", "value": "v"}, {"key": "k", "value": "w"}])),
                 "twice",
             ),
             (
-                endpoint(
-                    json!({"uri": "http://e.org", "receiverInfo": [{"key": "Content-Type", "value": "text/plain"}]}),
-                ),
+                receiver_info(json!([{"key": "Content-Type", "value": "text/plain"}])),
                 "set by the notifier",
             ),
             (
-                endpoint(
-                    json!({"uri": "http://e.org", "notifierInfo": [{"key": "MQTT-QoS", "value": "1"}]}),
-                ),
+                notifier_info("http://e.org", json!([{"key": "MQTT-QoS", "value": "1"}])),
                 "only applies to mqtt",
             ),
             (
-                endpoint(
-                    json!({"uri": "mqtt://b/t", "notifierInfo": [{"key": "MQTT-QoS", "value": "3"}]}),
-                ),
+                notifier_info("mqtt://b/t", json!([{"key": "MQTT-QoS", "value": "3"}])),
                 "MQTT-QoS",
             ),
             (
-                endpoint(
-                    json!({"uri": "mqtt://b/t", "notifierInfo": [{"key": "MQTT-Version", "value": "mqtt4"}]}),
+                notifier_info(
+                    "mqtt://b/t",
+                    json!([{"key": "MQTT-Version", "value": "mqtt4"}]),
                 ),
                 "MQTT-Version",
             ),

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 
-use super::{PostgresStore, pg_error};
+use super::{PostgresStore, pg_error, rows};
 use crate::StoreResult;
 use crate::audit::{AuditFilter, AuditRecord, ChainPage, GENESIS, StoredAudit, chain_hash};
 
@@ -98,13 +98,12 @@ impl PostgresStore {
         // Rows are taken in id order among those committed now; a row of a
         // transaction still open (a lower id that commits later) is sealed by a later
         // pass, after these: the chain's order is the order of sealing.
-        let rows = tx
-            .query(
-                "SELECT id, record FROM audit_log WHERE seq IS NULL ORDER BY id LIMIT $1",
-                &[&(max as i64)],
-            )
-            .await
-            .map_err(pg_error)?;
+        let rows = rows(
+            &tx,
+            "SELECT id, record FROM audit_log WHERE seq IS NULL ORDER BY id LIMIT $1",
+            &[&(max as i64)],
+        )
+        .await?;
         let mut ids = Vec::with_capacity(rows.len());
         let mut seqs = Vec::with_capacity(rows.len());
         let mut hashes = Vec::with_capacity(rows.len());
@@ -157,13 +156,12 @@ impl PostgresStore {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK])
             .await
             .map_err(pg_error)?;
-        let rows = tx
-            .query(
-                "SELECT id, seq, hash, time FROM audit_log WHERE seq IS NOT NULL ORDER BY seq LIMIT $1",
-                &[&(max as i64)],
-            )
-            .await
-            .map_err(pg_error)?;
+        let rows = rows(
+            &tx,
+            "SELECT id, seq, hash, time FROM audit_log WHERE seq IS NOT NULL ORDER BY seq LIMIT $1",
+            &[&(max as i64)],
+        )
+        .await?;
         let mut ids: Vec<i64> = Vec::new();
         let mut last: Option<(i64, String)> = None;
         for r in &rows {

@@ -136,6 +136,24 @@ fn params(p: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     p.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
 }
 
+/// The row a query of one row at most finds, if any.
+async fn optional_row(
+    c: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<Option<tokio_postgres::Row>> {
+    Ok(rows(c, sql, params).await?.into_iter().next())
+}
+
+/// The rows of a query, the database's errors mapped.
+async fn rows(
+    c: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<Vec<tokio_postgres::Row>> {
+    c.query(sql, params).await.map_err(pg_error)
+}
+
 /// Refuses a JSON text holding the character U+0000 (escaped `\u0000`), which
 /// PostgreSQL stores neither in text nor in jsonb: the write is refused as bad data
 /// rather than failing in the database.
@@ -290,10 +308,7 @@ impl EntityStore for PostgresStore {
             return Ok(true);
         }
         let c = self.client().await?;
-        let row = c
-            .query_opt("SELECT 1 FROM tenants WHERE name = $1", &[&tenant])
-            .await
-            .map_err(pg_error)?;
+        let row = optional_row(&c, "SELECT 1 FROM tenants WHERE name = $1", &[&tenant]).await?;
         Ok(row.is_some())
     }
 
@@ -331,10 +346,7 @@ impl EntityStore for PostgresStore {
 
     async fn cached_context(&self, url: &str) -> StoreResult<Option<String>> {
         let c = self.client().await?;
-        let row = c
-            .query_opt("SELECT body FROM contexts WHERE url = $1", &[&url])
-            .await
-            .map_err(pg_error)?;
+        let row = optional_row(&c, "SELECT body FROM contexts WHERE url = $1", &[&url]).await?;
         Ok(row.map(|r| r.get(0)))
     }
 

@@ -6,15 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use futures_util::{TryStreamExt, pin_mut};
-use ngsi::{AttrKind, Attribute, Entity};
-use serde_json::Value;
+use ngsi::Entity;
 
-use super::{ms, params, pg_error};
+use super::{ms, optional_row, params, pg_error, rows};
 use crate::plan::{Dialect, Sql, q_probe, type_probe};
 use crate::query::Filtered;
 use crate::{
     AggregatePage, AggregateQuery, AttributeSummary, EntityQuery, HistoryPage, HistoryQuery,
-    PeriodStats, QueryPage, StoreError, StoreResult, StoredInstance, TimeField, TypeSummary,
+    PeriodStats, QueryPage, StoreResult, StoredInstance, TimeField, TypeSummary,
 };
 
 const PG: Dialect = Dialect::Postgres;
@@ -24,13 +23,12 @@ fn parse_doc(id: &str, doc: &str) -> StoreResult<Entity> {
 }
 
 pub async fn get(c: &impl GenericClient, tenant: &str, id: &str) -> StoreResult<Option<Entity>> {
-    let row = c
-        .query_opt(
-            "SELECT doc::text FROM entities WHERE tenant = $1 AND id = $2",
-            &[&tenant, &id],
-        )
-        .await
-        .map_err(pg_error)?;
+    let row = optional_row(
+        c,
+        "SELECT doc::text FROM entities WHERE tenant = $1 AND id = $2",
+        &[&tenant, &id],
+    )
+    .await?;
     row.map(|r| parse_doc(id, r.get(0))).transpose()
 }
 
@@ -177,24 +175,12 @@ pub async fn query(
 
 pub async fn types(c: &impl GenericClient, tenant: &str) -> StoreResult<Vec<TypeSummary>> {
     let mut out: BTreeMap<String, TypeSummary> = BTreeMap::new();
-    let rows = c
-        .query(
-            "SELECT type, count(*) FROM entity_types WHERE tenant = $1 GROUP BY type",
-            &[&tenant],
-        )
-        .await
-        .map_err(pg_error)?;
-    for r in rows {
+    let counts = "SELECT type, count(*) FROM entity_types WHERE tenant = $1 GROUP BY type";
+    for r in rows(c, counts, &[&tenant]).await? {
         TypeSummary::count(&mut out, r.get(0), r.get(1));
     }
-    let rows = c
-        .query(
-            "SELECT DISTINCT t.type, a.name, a.kind FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = $1",
-            &[&tenant],
-        )
-        .await
-        .map_err(pg_error)?;
-    for r in rows {
+    let attrs = "SELECT DISTINCT t.type, a.name, a.kind FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = $1";
+    for r in rows(c, attrs, &[&tenant]).await? {
         let (t, name, kind): (String, String, String) = (r.get(0), r.get(1), r.get(2));
         TypeSummary::note_attribute(&mut out, &t, name, &kind);
     }
@@ -206,39 +192,28 @@ pub async fn attributes(
     tenant: &str,
 ) -> StoreResult<Vec<AttributeSummary>> {
     let mut out: BTreeMap<String, AttributeSummary> = BTreeMap::new();
-    let rows = c
-        .query(
-            "SELECT a.name, a.kind, count(*) FROM attr_index a JOIN entities e ON e.rowid = a.entity WHERE e.tenant = $1 GROUP BY a.name, a.kind",
-            &[&tenant],
-        )
-        .await
-        .map_err(pg_error)?;
-    for r in rows {
+    let counts = "SELECT a.name, a.kind, count(*) FROM attr_index a JOIN entities e ON e.rowid = a.entity WHERE e.tenant = $1 GROUP BY a.name, a.kind";
+    for r in rows(c, counts, &[&tenant]).await? {
         let (name, kind, n): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
         AttributeSummary::count(&mut out, name, &kind, n);
     }
-    let rows = c
-        .query(
-            "SELECT DISTINCT a.name, t.type FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = $1",
-            &[&tenant],
-        )
-        .await
-        .map_err(pg_error)?;
-    for r in rows {
+    let types = "SELECT DISTINCT a.name, t.type FROM entity_types t JOIN attr_index a ON a.entity = t.entity WHERE t.tenant = $1";
+    for r in rows(c, types, &[&tenant]).await? {
         let name: String = r.get(0);
         AttributeSummary::note_type(&mut out, &name, r.get(1));
     }
     Ok(out.into_values().collect())
 }
 
-async fn entity_rowid(c: &impl GenericClient, tenant: &str, id: &str) -> StoreResult<Option<i64>> {
-    Ok(c.query_opt(
-        "SELECT rowid FROM entities WHERE tenant = $1 AND id = $2",
-        &[&tenant, &id],
-    )
-    .await
-    .map_err(pg_error)?
-    .map(|r| r.get(0)))
+/// The row of the tenant's entity `id`, if it has one.
+pub(super) async fn entity_rowid(
+    c: &impl GenericClient,
+    tenant: &str,
+    id: &str,
+) -> StoreResult<Option<i64>> {
+    let sql = "SELECT rowid FROM entities WHERE tenant = $1 AND id = $2";
+    let row = optional_row(c, sql, &[&tenant, &id]).await?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 /// The attributes asked for, or every attribute with history (each distinct name by
@@ -303,36 +278,11 @@ pub async fn history(
         let rows = a.rows(c, &sql, rowid, &name).await?;
         let mut instances = Vec::with_capacity(rows.len());
         for r in rows {
-            let id: i64 = r.get(0);
-            let t: DateTime<Utc> = r.get(1);
-            let written: DateTime<Utc> = r.get(2);
-            let num: Option<f64> = r.get(3);
-            let unit: Option<String> = r.get(4);
-            let doc: Option<String> = r.get(5);
-            let mut attribute = match doc {
-                Some(doc) => serde_json::from_str::<Attribute>(&doc).map_err(|e| {
-                    StoreError::Other(format!("corrupt history instance {id}: {e}"))
-                })?,
-                None => Attribute {
-                    kind: AttrKind::Property,
-                    value: num.map_or(Value::Null, crate::history::number_value),
-                    dataset_id: None,
-                    observed_at: Some(t),
-                    unit_code: unit,
-                    object_type: None,
-                    created_at: written,
-                    modified_at: written,
-                    sub_attrs: BTreeMap::new(),
-                },
-            };
-            // An instance is created when written; a replaced one keeps its new time.
-            attribute.created_at = written;
-            attribute.modified_at = written;
-            instances.push(StoredInstance {
-                id,
-                attribute,
-                deleted_at: None,
-            });
+            let (id, t, written) = (r.get(0), r.get(1), r.get(2));
+            let (num, unit, doc) = (r.get(3), r.get(4), r.get(5));
+            instances.push(StoredInstance::from_columns(
+                id, t, written, num, unit, doc,
+            )?);
         }
         page.add_attribute(name, instances, q);
     }
@@ -432,16 +382,7 @@ async fn deletions(
         let rows = a.rows(c, &sql, rowid, &name).await?;
         let mut instances = Vec::with_capacity(rows.len());
         for r in rows {
-            let id: i64 = r.get(0);
-            let at: DateTime<Utc> = r.get(1);
-            let doc: String = r.get(2);
-            let attribute = serde_json::from_str::<Attribute>(&doc)
-                .map_err(|e| StoreError::Other(format!("corrupt deletion record {id}: {e}")))?;
-            instances.push(StoredInstance {
-                id,
-                attribute,
-                deleted_at: Some(at),
-            });
+            instances.push(StoredInstance::deletion(r.get(0), r.get(1), r.get(2))?);
         }
         page.add_attribute(name, instances, q);
     }

@@ -6,7 +6,7 @@ use ngsi::subscription::Subscription;
 use serde_json::Value;
 
 use super::write::OUTBOX_LOCK;
-use super::{PostgresStore, ms, pg_error, refuse_nul};
+use super::{PostgresStore, ms, optional_row, pg_error, refuse_nul};
 use crate::{
     Delivery, OutboxRow, RegistryPage, RegistryRecord, RegistryStore, RegistryWrite, StoreError,
     StoreResult, StoredSubscription, SubscriptionPage, SubscriptionWrite,
@@ -32,19 +32,14 @@ const SUBSCRIPTION_COLUMNS: &str =
     "doc::text, times_sent, times_failed, last_notification, last_success, last_failure";
 
 fn stored(r: &tokio_postgres::Row) -> StoreResult<StoredSubscription> {
-    let doc: String = r.get(0);
-    let subscription: Subscription = serde_json::from_str(&doc)
-        .map_err(|e| StoreError::Other(format!("corrupt subscription: {e}")))?;
-    Ok(StoredSubscription {
-        subscription,
-        delivery: Delivery {
-            times_sent: count(r.get(1)),
-            times_failed: count(r.get(2)),
-            last_notification: r.get(3),
-            last_success: r.get(4),
-            last_failure: r.get(5),
-        },
-    })
+    let delivery = Delivery {
+        times_sent: count(r.get(1)),
+        times_failed: count(r.get(2)),
+        last_notification: r.get(3),
+        last_success: r.get(4),
+        last_failure: r.get(5),
+    };
+    crate::subscription::stored(r.get(0), delivery)
 }
 
 const OUTBOX_COLUMNS: &str =
@@ -73,37 +68,25 @@ impl PostgresStore {
         mode: SubscriptionWrite,
         audit: Option<crate::AuditRecord>,
     ) -> StoreResult<()> {
-        let doc = serde_json::to_string(&subscription)
-            .map_err(|e| StoreError::Other(format!("cannot store a subscription: {e}")))?;
+        let doc = crate::subscription::document(&subscription)?;
         refuse_nul(&doc)?;
         let id = subscription.id;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        let n = match mode {
-            SubscriptionWrite::Create => tx
-                .execute(
-                    "INSERT INTO subscriptions (tenant, id, doc) VALUES ($1, $2, $3::text::jsonb) ON CONFLICT DO NOTHING",
-                    &[&tenant, &id, &doc],
-                )
-                .await
-                .map_err(pg_error)?,
-            SubscriptionWrite::Replace => tx
-                .execute(
-                    "UPDATE subscriptions SET doc = $3::text::jsonb WHERE tenant = $1 AND id = $2",
-                    &[&tenant, &id, &doc],
-                )
-                .await
-                .map_err(pg_error)?,
+        let sql = match mode {
+            SubscriptionWrite::Create => {
+                "INSERT INTO subscriptions (tenant, id, doc) VALUES ($1, $2, $3::text::jsonb) ON CONFLICT DO NOTHING"
+            }
+            SubscriptionWrite::Replace => {
+                "UPDATE subscriptions SET doc = $3::text::jsonb WHERE tenant = $1 AND id = $2"
+            }
         };
+        let n = tx
+            .execute(sql, &[&tenant, &id, &doc])
+            .await
+            .map_err(pg_error)?;
         if n == 0 {
-            return Err(StoreError::Rejected(match mode {
-                SubscriptionWrite::Create => {
-                    ngsi::Error::already_exists(format!("subscription {id} already exists"))
-                }
-                SubscriptionWrite::Replace => {
-                    ngsi::Error::not_found(format!("subscription {id} not found"))
-                }
-            }));
+            return Err(mode.refusal(&id));
         }
         bump_version(&tx, tenant).await?;
         if let Some(record) = &audit {
@@ -118,15 +101,10 @@ impl PostgresStore {
         id: &str,
     ) -> StoreResult<Option<StoredSubscription>> {
         let c = self.client().await?;
-        let row = c
-            .query_opt(
-                &format!(
-                    "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE tenant = $1 AND id = $2"
-                ),
-                &[&tenant, &id],
-            )
-            .await
-            .map_err(pg_error)?;
+        let sql = format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE tenant = $1 AND id = $2"
+        );
+        let row = optional_row(&c, &sql, &[&tenant, &id]).await?;
         row.as_ref().map(stored).transpose()
     }
 
@@ -400,13 +378,12 @@ impl RegistryStore for PostgresStore {
         key: &str,
     ) -> StoreResult<Option<Value>> {
         let c = self.client().await?;
-        let row = c
-            .query_opt(
-                "SELECT value::text FROM registry WHERE collection = $1 AND tenant = $2 AND key = $3",
-                &[&collection, &tenant, &key],
-            )
-            .await
-            .map_err(pg_error)?;
+        let row = optional_row(
+            &c,
+            "SELECT value::text FROM registry WHERE collection = $1 AND tenant = $2 AND key = $3",
+            &[&collection, &tenant, &key],
+        )
+        .await?;
         row.map(|r| parse(&format!("registry record {key:?}"), r.get(0)))
             .transpose()
     }

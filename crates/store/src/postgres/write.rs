@@ -430,15 +430,7 @@ impl PostgresStore {
             | HistoryEdit::DeleteInstance { entity_id, .. }
             | HistoryEdit::ReplaceInstance { entity_id, .. } => entity_id,
         };
-        let Some(rowid) = tx
-            .query_opt(
-                "SELECT rowid FROM entities WHERE tenant = $1 AND id = $2",
-                &[&tenant, entity_id],
-            )
-            .await
-            .map_err(pg_error)?
-            .map(|r| r.get::<_, i64>(0))
-        else {
+        let Some(rowid) = super::read::entity_rowid(&tx, tenant, entity_id).await? else {
             return Ok(0);
         };
         let n = match &edit {

@@ -4,15 +4,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
-use ngsi::{AttrKind, Attribute};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
-use serde_json::Value;
 
 use super::hourly::hour_of;
 use super::sql_error;
 use crate::{
-    AggregatePage, AggregateQuery, HistoryPage, HistoryQuery, PeriodStats, StoreError, StoreResult,
+    AggregatePage, AggregateQuery, HistoryPage, HistoryQuery, PeriodStats, StoreResult,
     StoredInstance, TimeField,
 };
 
@@ -117,35 +115,17 @@ fn time(ms: i64) -> DateTime<Utc> {
 }
 
 /// An instance from its row: (id, t, written, num, unit, doc).
-fn instance_from_row(r: &rusqlite::Row) -> rusqlite::Result<(i64, StoreResult<Attribute>)> {
-    let id: i64 = r.get(0)?;
-    let t: i64 = r.get(1)?;
-    let written: i64 = r.get(2)?;
-    let num: Option<f64> = r.get(3)?;
-    let unit: Option<String> = r.get(4)?;
+fn instance_from_row(r: &rusqlite::Row) -> rusqlite::Result<StoreResult<StoredInstance>> {
+    let (id, t, written) = (r.get(0)?, time(r.get(1)?), time(r.get(2)?));
     let doc: Option<String> = r.get(5)?;
-    let attribute = match doc {
-        Some(doc) => serde_json::from_str::<Attribute>(&doc)
-            .map_err(|e| StoreError::Other(format!("corrupt history instance {id}: {e}"))),
-        None => Ok(Attribute {
-            kind: AttrKind::Property,
-            value: num.map_or(Value::Null, crate::history::number_value),
-            dataset_id: None,
-            observed_at: Some(time(t)),
-            unit_code: unit,
-            object_type: None,
-            created_at: time(written),
-            modified_at: time(written),
-            sub_attrs: BTreeMap::new(),
-        }),
-    };
-    // An instance is created when written; a replaced one keeps its new time.
-    let attribute = attribute.map(|mut a| {
-        a.created_at = time(written);
-        a.modified_at = time(written);
-        a
-    });
-    Ok((id, attribute))
+    Ok(StoredInstance::from_columns(
+        id,
+        t,
+        written,
+        r.get(3)?,
+        r.get(4)?,
+        doc.as_deref(),
+    ))
 }
 
 pub fn history(c: &Connection, tenant: &str, q: &HistoryQuery) -> StoreResult<Option<HistoryPage>> {
@@ -170,12 +150,7 @@ pub fn history(c: &Connection, tenant: &str, q: &HistoryQuery) -> StoreResult<Op
             .map_err(sql_error)?;
         let mut instances = Vec::new();
         for row in rows {
-            let (id, attribute) = row.map_err(sql_error)?;
-            instances.push(StoredInstance {
-                id,
-                attribute: attribute?,
-                deleted_at: None,
-            });
+            instances.push(row.map_err(sql_error)??);
         }
         page.add_attribute(name, instances, q);
     }
@@ -217,13 +192,7 @@ fn deletions(c: &Connection, rowid: i64, q: &HistoryQuery) -> StoreResult<Histor
         let mut instances = Vec::new();
         for row in rows {
             let (id, at, doc) = row.map_err(sql_error)?;
-            let attribute = serde_json::from_str::<Attribute>(&doc)
-                .map_err(|e| StoreError::Other(format!("corrupt deletion record {id}: {e}")))?;
-            instances.push(StoredInstance {
-                id,
-                attribute,
-                deleted_at: Some(time(at)),
-            });
+            instances.push(StoredInstance::deletion(id, time(at), &doc)?);
         }
         page.add_attribute(name, instances, q);
     }

@@ -55,8 +55,7 @@ impl SqliteStore {
         mode: SubscriptionWrite,
         audit: Option<crate::AuditRecord>,
     ) -> StoreResult<()> {
-        let doc = serde_json::to_string(&subscription)
-            .map_err(|e| StoreError::Other(format!("cannot store a subscription: {e}")))?;
+        let doc = crate::subscription::document(&subscription)?;
         self.subscription_change(
             SubscriptionChange::Put {
                 tenant: tenant.to_string(),
@@ -127,12 +126,7 @@ fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Delivery)> {
 }
 
 fn decode((doc, delivery): (String, Delivery)) -> StoreResult<StoredSubscription> {
-    let subscription = serde_json::from_str(&doc)
-        .map_err(|e| StoreError::Other(format!("corrupt subscription: {e}")))?;
-    Ok(StoredSubscription {
-        subscription,
-        delivery,
-    })
+    crate::subscription::stored(&doc, delivery)
 }
 
 fn get(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Option<StoredSubscription>> {
@@ -357,15 +351,8 @@ pub fn apply(
         } => {
             let exists = subscription_exists(conn, tenant, id)?;
             match (mode, exists) {
-                (SubscriptionWrite::Create, true) => {
-                    return Ok(Err(StoreError::Rejected(ngsi::Error::already_exists(
-                        format!("subscription {id} already exists"),
-                    ))));
-                }
-                (SubscriptionWrite::Replace, false) => {
-                    return Ok(Err(StoreError::Rejected(ngsi::Error::not_found(format!(
-                        "subscription {id} not found"
-                    )))));
+                (SubscriptionWrite::Create, true) | (SubscriptionWrite::Replace, false) => {
+                    return Ok(Err(mode.refusal(id)));
                 }
                 (SubscriptionWrite::Create, false) => {
                     conn.prepare_cached(
