@@ -8,8 +8,8 @@ use axum::routing::get;
 use ngsi::Error;
 use serde_json::{Value, json};
 
-use super::negotiate::{accept, respond, scope_from_headers};
-use super::params::Params;
+use super::entities::read_get;
+use super::negotiate::respond;
 use super::{ApiError, AppState, PathParam};
 
 #[rustfmt::skip]
@@ -61,9 +61,9 @@ async fn list(
     super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let wanted = accept(&headers, false)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
-    let details = Params::parse(raw.as_deref())?.flag("details")?;
+    let (wanted, scope, params) =
+        read_get(&s, &headers, &caller, None, raw.as_deref(), false).await?;
+    let details = params.flag("details")?;
     let ctx = &scope.ctx;
     let body = match listed {
         Listed::Types => {
@@ -107,8 +107,8 @@ async fn info(
     PathParam(name): PathParam<String>,
     super::gate::Head { headers, caller }: super::gate::Head,
 ) -> Result<Response, ApiError> {
-    let wanted = accept(&headers, false)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
+    // It reads no query parameter.
+    let (wanted, scope, _) = read_get(&s, &headers, &caller, None, None, false).await?;
     let ctx = &scope.ctx;
     let body = match listed {
         Listed::Types => {

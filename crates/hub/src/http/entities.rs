@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
 use ngsi::entity::{Reader, UpdateResult, is_uri};
@@ -13,9 +13,10 @@ use serde_json::{Map, Value, json};
 use super::join::{Join, LinkSource, join_spec, with_links};
 use super::negotiate::{Accept, JsonBody, accept, respond, scope_from_headers};
 use super::params::{
-    Params, QuerySpec, geometry_property, paging, picked_attributes, render_options,
+    Params, QuerySpec, geometry_property, paging, picked_attributes, render_options, results_count,
 };
 use super::{ApiError, AppState, PathParam};
+use crate::auth::CallerRef;
 use crate::service::Scope;
 
 pub fn routes() -> Router<AppState> {
@@ -55,6 +56,56 @@ pub(super) fn checked_id(id: &str) -> Result<(), Error> {
     }
 }
 
+/// The caller's scope for a request without a body about the resource `id`, which is
+/// checked to be a URI first.
+pub(super) async fn scope_for(
+    s: &AppState,
+    headers: &HeaderMap,
+    caller: &CallerRef,
+    id: &str,
+) -> Result<Scope, Error> {
+    checked_id(id)?;
+    scope_from_headers(s, headers, caller).await
+}
+
+/// The same for a request with a body, whose scope the body gives.
+pub(super) async fn body_scope_for(
+    s: &AppState,
+    body: &JsonBody,
+    id: &str,
+) -> Result<Scope, Error> {
+    checked_id(id)?;
+    body.scope(s).await
+}
+
+/// What a GET of a resource or of a collection reads of its request, in the order its
+/// errors are answered: the media type wanted (GeoJSON too where `geo_allowed`), the
+/// resource's `id` when the path names one (a URI), the caller's scope and the query
+/// parameters.
+pub(super) async fn read_get(
+    s: &AppState,
+    headers: &HeaderMap,
+    caller: &CallerRef,
+    id: Option<&str>,
+    raw: Option<&str>,
+    geo_allowed: bool,
+) -> Result<(Accept, Scope, Params), Error> {
+    let wanted = accept(headers, geo_allowed)?;
+    if let Some(id) = id {
+        checked_id(id)?;
+    }
+    let scope = scope_from_headers(s, headers, caller).await?;
+    Ok((wanted, scope, Params::parse(raw)?))
+}
+
+/// A reader of request bodies in the scope's @context, as of now.
+pub(super) fn reader(scope: &Scope) -> Reader<'_> {
+    Reader {
+        ctx: &scope.ctx,
+        now: ngsi::entity::now(),
+    }
+}
+
 pub(super) fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
@@ -86,11 +137,7 @@ async fn id_missing() -> ApiResult {
 
 async fn create_entity(State(s): State<AppState>, body: JsonBody) -> ApiResult {
     let scope = body.scope(&s).await?;
-    let entity = Reader {
-        ctx: &scope.ctx,
-        now: ngsi::entity::now(),
-    }
-    .entity(&body.value, None)?;
+    let entity = reader(&scope).entity(&body.value, None)?;
     let id = entity.id.clone();
     s.hub.create_entity(&scope, entity).await?;
     Ok(created("/ngsi-ld/v1/entities/", &id))
@@ -117,10 +164,8 @@ async fn retrieve_entity(
     super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    let wanted = accept(&headers, true)?;
-    checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
-    let params = Params::parse(raw.as_deref())?;
+    let (wanted, scope, params) =
+        read_get(&s, &headers, &caller, Some(&id), raw.as_deref(), true).await?;
     let attrs = params.strict_list("attrs")?;
     let opts = render_options(&params, &scope.ctx, &attrs)?;
     let join = join_spec(&params)?;
@@ -215,11 +260,7 @@ async fn run_query(
         }
     };
     let mut response = respond(StatusCode::OK, wanted, &scope.ctx, body);
-    if let Some(n) = page.count
-        && let Ok(v) = HeaderValue::from_str(&n.to_string())
-    {
-        response.headers_mut().insert("NGSILD-Results-Count", v);
-    }
+    results_count(&mut response, page.count);
     // Links to the neighbouring pages (GET only: a POST query cannot be linked to).
     if let Some(path) = page_path {
         let more = page.entities.len() == limit
@@ -234,9 +275,8 @@ async fn query_entities(
     super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    let wanted = accept(&headers, true)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
-    let params = Params::parse(raw.as_deref())?;
+    let (wanted, scope, params) =
+        read_get(&s, &headers, &caller, None, raw.as_deref(), true).await?;
     let spec = QuerySpec::from_params(&params)?;
     spec.require_selection()?;
     run_query(
@@ -281,13 +321,8 @@ async fn replace_entity(
     PathParam(id): PathParam<String>,
     body: JsonBody,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = body.scope(&s).await?;
-    let entity = Reader {
-        ctx: &scope.ctx,
-        now: ngsi::entity::now(),
-    }
-    .entity(&body.value, Some(&id))?;
+    let scope = body_scope_for(&s, &body, &id).await?;
+    let entity = reader(&scope).entity(&body.value, Some(&id))?;
     s.hub.replace_entity(&scope, entity).await?;
     Ok(no_content())
 }
@@ -297,8 +332,7 @@ async fn merge_entity(
     PathParam(id): PathParam<String>,
     body: JsonBody,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = body.scope(&s).await?;
+    let scope = body_scope_for(&s, &body, &id).await?;
     let obj = body_object(&body)?;
     if let Some(body_id) = obj.get("id")
         && body_id.as_str() != Some(id.as_str())
@@ -314,8 +348,7 @@ pub(super) async fn delete_entity(
     PathParam(id): PathParam<String>,
     super::gate::Head { headers, caller }: super::gate::Head,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
+    let scope = scope_for(&s, &headers, &caller, &id).await?;
     s.hub.delete_entity(&scope, &id).await?;
     Ok(no_content())
 }
@@ -326,8 +359,7 @@ async fn append_attrs(
     RawQuery(raw): RawQuery,
     body: JsonBody,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = body.scope(&s).await?;
+    let scope = body_scope_for(&s, &body, &id).await?;
     let params = Params::parse(raw.as_deref())?;
     let overwrite = !params.options().contains("noOverwrite");
     let result = s
@@ -342,8 +374,7 @@ async fn update_attrs(
     PathParam(id): PathParam<String>,
     body: JsonBody,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = body.scope(&s).await?;
+    let scope = body_scope_for(&s, &body, &id).await?;
     let result = s.hub.update_attrs(&scope, &id, body_object(&body)?).await?;
     Ok(update_response(result, &scope.ctx))
 }
@@ -375,8 +406,7 @@ async fn attribute_write(
     attr: &str,
     body: &JsonBody,
 ) -> Result<(Scope, String, Value), Error> {
-    checked_id(id)?;
-    let scope = body.scope(s).await?;
+    let scope = body_scope_for(s, body, id).await?;
     let name = attr_name(attr, &scope)?;
     Ok((scope, name, attribute_body(body)))
 }
@@ -407,8 +437,7 @@ async fn delete_attr(
     super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
+    let scope = scope_for(&s, &headers, &caller, &id).await?;
     if attr == "scope" {
         // Scope is an entity member, not an attribute, but is deleted the same way.
         s.hub.delete_scope(&scope, &id).await?;

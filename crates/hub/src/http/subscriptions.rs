@@ -3,14 +3,14 @@
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::Value;
 
-use super::entities::{checked_id, created, no_content};
-use super::negotiate::{JsonBody, accept, own_origin, respond, scope_from_headers};
-use super::params::{Params, paging};
+use super::entities::{body_scope_for, created, no_content, read_get, scope_for};
+use super::negotiate::{JsonBody, own_origin, respond};
+use super::params::{Params, paging, results_count};
 use super::{ApiError, AppState, PathParam};
 use crate::subscriptions::status;
 
@@ -50,9 +50,8 @@ async fn query_subscriptions(
     super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    let wanted = accept(&headers, false)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
-    let params = Params::parse(raw.as_deref())?;
+    let (wanted, scope, params) =
+        read_get(&s, &headers, &caller, None, raw.as_deref(), false).await?;
     let (limit, offset, count) = paging(&params)?;
     let page = s
         .hub
@@ -66,9 +65,7 @@ async fn query_subscriptions(
             .collect(),
     );
     let mut response = respond(StatusCode::OK, wanted, &scope.ctx, body);
-    if count && let Ok(v) = HeaderValue::from_str(&page.count.to_string()) {
-        response.headers_mut().insert("NGSILD-Results-Count", v);
-    }
+    results_count(&mut response, count.then_some(page.count));
     let more = (offset + limit) < page.count as usize;
     super::params::page_links(
         &mut response,
@@ -87,10 +84,8 @@ async fn retrieve_subscription(
     super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    let wanted = accept(&headers, false)?;
-    checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
-    let params = Params::parse(raw.as_deref())?;
+    let (wanted, scope, params) =
+        read_get(&s, &headers, &caller, Some(&id), raw.as_deref(), false).await?;
     let stored = s.hub.get_subscription(&scope, &id).await?;
     let body = stored
         .subscription
@@ -103,8 +98,7 @@ async fn update_subscription(
     PathParam(id): PathParam<String>,
     body: JsonBody,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = body.scope(&s).await?;
+    let scope = body_scope_for(&s, &body, &id).await?;
     s.hub.update_subscription(&scope, &id, &body.value).await?;
     Ok(no_content())
 }
@@ -114,8 +108,7 @@ async fn delete_subscription(
     PathParam(id): PathParam<String>,
     super::gate::Head { headers, caller }: super::gate::Head,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
+    let scope = scope_for(&s, &headers, &caller, &id).await?;
     s.hub.delete_subscription(&scope, &id).await?;
     Ok(no_content())
 }

@@ -12,10 +12,11 @@ use ngsi::{Attribute, Context, Error};
 use serde_json::{Map, Value};
 
 use super::entities::{
-    body_object, checked_id, created, delete_entity, no_content, which_instances,
+    body_object, body_scope_for, created, delete_entity, no_content, read_get, reader, scope_for,
+    which_instances,
 };
 use super::negotiate::{JsonBody, accept, respond, scope_from_headers};
-use super::params::{Params, QuerySpec, paging};
+use super::params::{Params, QuerySpec, paging, results_count};
 use super::{ApiError, AppState, PathParam};
 use crate::service::Scope;
 use crate::temporal::{TemporalAnswer, TemporalRequest};
@@ -157,10 +158,8 @@ async fn retrieve_temporal(
     super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    let wanted = accept(&headers, false)?;
-    checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
-    let params = Params::parse(raw.as_deref())?;
+    let (wanted, scope, params) =
+        read_get(&s, &headers, &caller, Some(&id), raw.as_deref(), false).await?;
     let req = request(&params, &scope.ctx, s.config.temporal_page_instances)?;
     let projection = Projection::parse(&params)?;
     let sys = params.options().contains("sysAttrs");
@@ -202,11 +201,7 @@ async fn run_temporal_query(
             .collect(),
     );
     let mut response = respond(StatusCode::OK, wanted, &scope.ctx, body);
-    if let Some(n) = total
-        && let Ok(v) = HeaderValue::from_str(&n.to_string())
-    {
-        response.headers_mut().insert("NGSILD-Results-Count", v);
-    }
+    results_count(&mut response, total);
     Ok(partial(response, &answers))
 }
 
@@ -293,10 +288,7 @@ fn instances(obj: &Map<String, Value>, reader: &Reader) -> Result<Vec<(String, A
 async fn create_temporal(State(s): State<AppState>, body: JsonBody) -> ApiResult {
     let scope = body.scope(&s).await?;
     let obj = body_object(&body)?;
-    let reader = Reader {
-        ctx: &scope.ctx,
-        now: ngsi::entity::now(),
-    };
+    let reader = reader(&scope);
     let id = match obj.get("id").or_else(|| obj.get("@id")) {
         Some(Value::String(id)) if is_uri(id) => id.clone(),
         Some(_) => return Err(Error::bad_data("the entity id must be a URI").into()),
@@ -319,13 +311,9 @@ async fn append_temporal(
     PathParam(id): PathParam<String>,
     body: JsonBody,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = body.scope(&s).await?;
+    let scope = body_scope_for(&s, &body, &id).await?;
     let obj = body_object(&body)?;
-    let reader = Reader {
-        ctx: &scope.ctx,
-        now: ngsi::entity::now(),
-    };
+    let reader = reader(&scope);
     let provided = instances(&obj, &reader)?;
     s.hub
         .add_history(&scope, &id, Vec::new(), provided, true)
@@ -339,8 +327,7 @@ async fn delete_attr_temporal(
     super::gate::Head { headers, caller }: super::gate::Head,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
+    let scope = scope_for(&s, &headers, &caller, &id).await?;
     let name = expand_attr(&attr, &scope.ctx)?;
     let (dataset_id, delete_all) = which_instances(&Params::parse(raw.as_deref())?)?;
     s.hub
@@ -354,8 +341,7 @@ async fn patch_instance(
     PathParam((id, attr, instance)): PathParam<(String, String, String)>,
     body: JsonBody,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = body.scope(&s).await?;
+    let scope = body_scope_for(&s, &body, &id).await?;
     let name = expand_attr(&attr, &scope.ctx)?;
     let obj = body_object(&body)?;
     // Either `{attr: instance}` or the instance itself.
@@ -367,10 +353,7 @@ async fn patch_instance(
         Value::Array(mut items) if items.len() == 1 => items.remove(0),
         other => other,
     };
-    let reader = Reader {
-        ctx: &scope.ctx,
-        now: ngsi::entity::now(),
-    };
+    let reader = reader(&scope);
     let mut parsed = reader.attribute(&attr, &name, &value, 0)?;
     if parsed.len() != 1 {
         return Err(Error::bad_data("the body must hold exactly one instance").into());
@@ -387,8 +370,7 @@ async fn delete_instance(
     PathParam((id, attr, instance)): PathParam<(String, String, String)>,
     super::gate::Head { headers, caller }: super::gate::Head,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
+    let scope = scope_for(&s, &headers, &caller, &id).await?;
     let name = expand_attr(&attr, &scope.ctx)?;
     s.hub.delete_instance(&scope, &id, &name, &instance).await?;
     Ok(no_content())
