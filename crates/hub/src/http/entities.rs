@@ -1,7 +1,8 @@
 //! /entities: create, retrieve, query, replace, merge, delete, and attribute operations.
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
@@ -9,7 +10,9 @@ use ngsi::entity::{Reader, UpdateResult, is_uri};
 use ngsi::render::{render_entity, render_feature};
 use ngsi::{Context, Error};
 use serde_json::{Map, Value, json};
+use std::convert::Infallible;
 
+use super::gate::Head;
 use super::join::{Join, LinkSource, join_spec, with_links};
 use super::negotiate::{Accept, JsonBody, accept, respond, scope_from_headers};
 use super::params::{
@@ -78,24 +81,72 @@ pub(super) async fn body_scope_for(
     body.scope(s).await
 }
 
-/// What a GET of a resource or of a collection reads of its request, in the order its
-/// errors are answered: the media type wanted (GeoJSON too where `geo_allowed`), the
-/// resource's `id` when the path names one (a URI), the caller's scope and the query
-/// parameters.
-pub(super) async fn read_get(
-    s: &AppState,
-    headers: &HeaderMap,
-    caller: &CallerRef,
-    id: Option<&str>,
-    raw: Option<&str>,
-    geo_allowed: bool,
-) -> Result<(Accept, Scope, Params), Error> {
-    let wanted = accept(headers, geo_allowed)?;
-    if let Some(id) = id {
-        checked_id(id)?;
+/// A GET: the request's head and query string, read by [`Get::read`].
+pub(super) struct Get {
+    headers: HeaderMap,
+    caller: CallerRef,
+    raw: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Get {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Head { headers, caller } = Head::from_request_parts(parts, state).await?;
+        let RawQuery(raw) = RawQuery::from_request_parts(parts, state).await?;
+        Ok(Get {
+            headers,
+            caller,
+            raw,
+        })
     }
-    let scope = scope_from_headers(s, headers, caller).await?;
-    Ok((wanted, scope, Params::parse(raw)?))
+}
+
+impl Get {
+    /// What a GET of a resource or of a collection reads of its request, in the order
+    /// its errors are answered: the media type wanted (GeoJSON too where
+    /// `geo_allowed`), the resource's `id` when the path names one (a URI), the
+    /// caller's scope and the query parameters.
+    pub(super) async fn read(
+        &self,
+        s: &AppState,
+        id: Option<&str>,
+        geo_allowed: bool,
+    ) -> Result<(Accept, Scope, Params), Error> {
+        let wanted = accept(&self.headers, geo_allowed)?;
+        if let Some(id) = id {
+            checked_id(id)?;
+        }
+        let scope = scope_from_headers(s, &self.headers, &self.caller).await?;
+        Ok((wanted, scope, Params::parse(self.raw.as_deref())?))
+    }
+}
+
+/// A GET of the resource whose id its path names.
+pub(super) struct GetOne {
+    pub id: String,
+    get: Get,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for GetOne {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let PathParam(id) = PathParam::from_request_parts(parts, state).await?;
+        let Ok(get) = Get::from_request_parts(parts, state).await;
+        Ok(GetOne { id, get })
+    }
+}
+
+impl GetOne {
+    /// [`Get::read`] with the path's id.
+    pub(super) async fn read(
+        &self,
+        s: &AppState,
+        geo_allowed: bool,
+    ) -> Result<(Accept, Scope, Params), Error> {
+        self.get.read(s, Some(&self.id), geo_allowed).await
+    }
 }
 
 /// A reader of request bodies in the scope's @context, as of now.
@@ -158,18 +209,12 @@ pub(super) fn urlencode(id: &str) -> String {
         .replace('+', "%20")
 }
 
-async fn retrieve_entity(
-    State(s): State<AppState>,
-    PathParam(id): PathParam<String>,
-    super::gate::Head { headers, caller }: super::gate::Head,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    let (wanted, scope, params) =
-        read_get(&s, &headers, &caller, Some(&id), raw.as_deref(), true).await?;
+async fn retrieve_entity(State(s): State<AppState>, get: GetOne) -> ApiResult {
+    let (wanted, scope, params) = get.read(&s, true).await?;
     let attrs = params.strict_list("attrs")?;
     let opts = render_options(&params, &scope.ctx, &attrs)?;
     let join = join_spec(&params)?;
-    let entity = s.hub.get_entity(&scope, &id).await?;
+    let entity = s.hub.get_entity(&scope, &get.id).await?;
     // Asking for attributes the entity does not have finds nothing (clause 5.7.1),
     // as does a pick or omit that leaves no member.
     let selected = opts
@@ -270,13 +315,8 @@ async fn run_query(
     Ok(response)
 }
 
-async fn query_entities(
-    State(s): State<AppState>,
-    super::gate::Head { headers, caller }: super::gate::Head,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    let (wanted, scope, params) =
-        read_get(&s, &headers, &caller, None, raw.as_deref(), true).await?;
+async fn query_entities(State(s): State<AppState>, get: Get) -> ApiResult {
+    let (wanted, scope, params) = get.read(&s, None, true).await?;
     let spec = QuerySpec::from_params(&params)?;
     spec.require_selection()?;
     run_query(

@@ -2,13 +2,13 @@
 //! (clauses 5.8.1 to 5.8.5). Their notifications are sent by [`crate::notifier`].
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::Value;
 
-use super::entities::{body_scope_for, created, no_content, read_get, scope_for};
+use super::entities::{Get, GetOne, body_scope_for, created, no_content, scope_for};
 use super::negotiate::{JsonBody, own_origin, respond};
 use super::params::{Params, paging, results_count};
 use super::{ApiError, AppState, PathParam};
@@ -45,13 +45,8 @@ async fn create_subscription(State(s): State<AppState>, body: JsonBody) -> ApiRe
     Ok(created("/ngsi-ld/v1/subscriptions/", &id))
 }
 
-async fn query_subscriptions(
-    State(s): State<AppState>,
-    super::gate::Head { headers, caller }: super::gate::Head,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    let (wanted, scope, params) =
-        read_get(&s, &headers, &caller, None, raw.as_deref(), false).await?;
+async fn query_subscriptions(State(s): State<AppState>, get: Get) -> ApiResult {
+    let (wanted, scope, params) = get.read(&s, None, false).await?;
     let (limit, offset, count) = paging(&params)?;
     let page = s
         .hub
@@ -78,15 +73,9 @@ async fn query_subscriptions(
     Ok(response)
 }
 
-async fn retrieve_subscription(
-    State(s): State<AppState>,
-    PathParam(id): PathParam<String>,
-    super::gate::Head { headers, caller }: super::gate::Head,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    let (wanted, scope, params) =
-        read_get(&s, &headers, &caller, Some(&id), raw.as_deref(), false).await?;
-    let stored = s.hub.get_subscription(&scope, &id).await?;
+async fn retrieve_subscription(State(s): State<AppState>, get: GetOne) -> ApiResult {
+    let (wanted, scope, params) = get.read(&s, false).await?;
+    let stored = s.hub.get_subscription(&scope, &get.id).await?;
     let body = stored
         .subscription
         .render(&scope.ctx, &status(&stored), sys_attrs(&params));

@@ -12,7 +12,7 @@ use ngsi::{Attribute, Context, Error};
 use serde_json::{Map, Value};
 
 use super::entities::{
-    body_object, body_scope_for, created, delete_entity, no_content, read_get, reader, scope_for,
+    GetOne, body_object, body_scope_for, created, delete_entity, no_content, reader, scope_for,
     which_instances,
 };
 use super::negotiate::{JsonBody, accept, respond, scope_from_headers};
@@ -152,18 +152,12 @@ fn partial(mut response: Response, answers: &[TemporalAnswer]) -> Response {
     response
 }
 
-async fn retrieve_temporal(
-    State(s): State<AppState>,
-    PathParam(id): PathParam<String>,
-    super::gate::Head { headers, caller }: super::gate::Head,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    let (wanted, scope, params) =
-        read_get(&s, &headers, &caller, Some(&id), raw.as_deref(), false).await?;
+async fn retrieve_temporal(State(s): State<AppState>, get: GetOne) -> ApiResult {
+    let (wanted, scope, params) = get.read(&s, false).await?;
     let req = request(&params, &scope.ctx, s.config.temporal_page_instances)?;
     let projection = Projection::parse(&params)?;
     let sys = params.options().contains("sysAttrs");
-    let answer = s.hub.temporal_entity(&scope, &id, &req).await?;
+    let answer = s.hub.temporal_entity(&scope, &get.id, &req).await?;
     let mut body = render(&answer, &req, &scope.ctx, sys);
     projection.apply(&mut body);
     if body
