@@ -8,10 +8,10 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::Value;
 
-use super::entities::{Get, GetOne, body_scope_for, created, no_content, scope_for};
+use super::entities::{Get, IdBody, IdHead, body_scope_for, created, no_content};
 use super::negotiate::{JsonBody, own_origin, respond};
 use super::params::{Params, paging, results_count};
-use super::{ApiError, AppState, PathParam};
+use super::{ApiError, AppState};
 use crate::subscriptions::status;
 
 pub fn routes() -> Router<AppState> {
@@ -73,31 +73,23 @@ async fn query_subscriptions(State(s): State<AppState>, get: Get) -> ApiResult {
     Ok(response)
 }
 
-async fn retrieve_subscription(State(s): State<AppState>, get: GetOne) -> ApiResult {
-    let (wanted, scope, params) = get.read(&s, false).await?;
-    let stored = s.hub.get_subscription(&scope, &get.id).await?;
+async fn retrieve_subscription(State(s): State<AppState>, resource: IdHead) -> ApiResult {
+    let (wanted, scope, params) = resource.read(&s, false).await?;
+    let stored = s.hub.get_subscription(&scope, &resource.id).await?;
     let body = stored
         .subscription
         .render(&scope.ctx, &status(&stored), sys_attrs(&params));
     Ok(respond(StatusCode::OK, wanted, &scope.ctx, body))
 }
 
-async fn update_subscription(
-    State(s): State<AppState>,
-    PathParam(id): PathParam<String>,
-    body: JsonBody,
-) -> ApiResult {
+async fn update_subscription(State(s): State<AppState>, IdBody { id, body }: IdBody) -> ApiResult {
     let scope = body_scope_for(&s, &body, &id).await?;
     s.hub.update_subscription(&scope, &id, &body.value).await?;
     Ok(no_content())
 }
 
-async fn delete_subscription(
-    State(s): State<AppState>,
-    PathParam(id): PathParam<String>,
-    super::gate::Head { headers, caller }: super::gate::Head,
-) -> ApiResult {
-    let scope = scope_for(&s, &headers, &caller, &id).await?;
-    s.hub.delete_subscription(&scope, &id).await?;
+async fn delete_subscription(State(s): State<AppState>, resource: IdHead) -> ApiResult {
+    let scope = resource.scope(&s).await?;
+    s.hub.delete_subscription(&scope, &resource.id).await?;
     Ok(no_content())
 }

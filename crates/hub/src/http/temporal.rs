@@ -12,8 +12,8 @@ use ngsi::{Attribute, Context, Error};
 use serde_json::{Map, Value};
 
 use super::entities::{
-    GetOne, body_object, body_scope_for, created, delete_entity, no_content, reader, scope_for,
-    which_instances,
+    AttrDeletion, IdBody, IdHead, body_object, body_scope_for, created, delete_entity, no_content,
+    reader, scope_for,
 };
 use super::negotiate::{JsonBody, accept, respond, scope_from_headers};
 use super::params::{Params, QuerySpec, paging, results_count};
@@ -152,12 +152,12 @@ fn partial(mut response: Response, answers: &[TemporalAnswer]) -> Response {
     response
 }
 
-async fn retrieve_temporal(State(s): State<AppState>, get: GetOne) -> ApiResult {
-    let (wanted, scope, params) = get.read(&s, false).await?;
+async fn retrieve_temporal(State(s): State<AppState>, resource: IdHead) -> ApiResult {
+    let (wanted, scope, params) = resource.read(&s, false).await?;
     let req = request(&params, &scope.ctx, s.config.temporal_page_instances)?;
     let projection = Projection::parse(&params)?;
     let sys = params.options().contains("sysAttrs");
-    let answer = s.hub.temporal_entity(&scope, &get.id, &req).await?;
+    let answer = s.hub.temporal_entity(&scope, &resource.id, &req).await?;
     let mut body = render(&answer, &req, &scope.ctx, sys);
     projection.apply(&mut body);
     if body
@@ -300,11 +300,7 @@ async fn create_temporal(State(s): State<AppState>, body: JsonBody) -> ApiResult
     Ok(created("/ngsi-ld/v1/temporal/entities/", &id))
 }
 
-async fn append_temporal(
-    State(s): State<AppState>,
-    PathParam(id): PathParam<String>,
-    body: JsonBody,
-) -> ApiResult {
+async fn append_temporal(State(s): State<AppState>, IdBody { id, body }: IdBody) -> ApiResult {
     let scope = body_scope_for(&s, &body, &id).await?;
     let obj = body_object(&body)?;
     let reader = reader(&scope);
@@ -315,17 +311,12 @@ async fn append_temporal(
     Ok(no_content())
 }
 
-async fn delete_attr_temporal(
-    State(s): State<AppState>,
-    PathParam((id, attr)): PathParam<(String, String)>,
-    super::gate::Head { headers, caller }: super::gate::Head,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    let scope = scope_for(&s, &headers, &caller, &id).await?;
-    let name = expand_attr(&attr, &scope.ctx)?;
-    let (dataset_id, delete_all) = which_instances(&Params::parse(raw.as_deref())?)?;
+async fn delete_attr_temporal(State(s): State<AppState>, deletion: AttrDeletion) -> ApiResult {
+    let scope = deletion.scope(&s).await?;
+    let name = expand_attr(&deletion.attr, &scope.ctx)?;
+    let (dataset_id, delete_all) = deletion.which_instances()?;
     s.hub
-        .delete_attr_history(&scope, &id, &name, dataset_id, delete_all)
+        .delete_attr_history(&scope, &deletion.id, &name, dataset_id, delete_all)
         .await?;
     Ok(no_content())
 }
