@@ -495,19 +495,12 @@ impl Hub {
         let removed = self
             .delete_attr(scope, id, name, dataset_id.clone(), delete_all)
             .await;
-        let deleted = self
-            .store()
-            .edit_history_audited(
-                &scope.tenant,
-                HistoryEdit::DeleteAttribute {
-                    entity_id: id.to_string(),
-                    name: name.to_string(),
-                    dataset_id: (!delete_all).then_some(dataset_id),
-                },
-                Some(self.audit_record(scope, vec![id.to_string()])),
-            )
-            .await
-            .map_err(store_error)?;
+        let edit = HistoryEdit::DeleteAttribute {
+            entity_id: id.to_string(),
+            name: name.to_string(),
+            dataset_id: (!delete_all).then_some(dataset_id),
+        };
+        let deleted = self.edit_history(scope, id, edit).await?;
         match removed {
             Ok(()) => Ok(()),
             Err(_) if deleted > 0 => Ok(()),
@@ -515,71 +508,52 @@ impl Hub {
         }
     }
 
-    /// DELETE /temporal/entities/{id}/attrs/{attrId}/{instanceId}.
-    pub async fn delete_instance(
+    /// PATCH /temporal/entities/{id}/attrs/{attrId}/{instanceId} with the instance's
+    /// `replacement`, or DELETE without one.
+    pub async fn edit_instance(
         &self,
         scope: &Scope,
         id: &str,
         name: &str,
         instance_id: &str,
+        replacement: Option<Attribute>,
     ) -> Result<(), Error> {
-        let instance = instance(instance_id)?;
-        self.edit_one(
-            scope,
-            HistoryEdit::DeleteInstance {
-                entity_id: id.to_string(),
-                name: name.to_string(),
-                instance,
-            },
-        )
-        .await
-    }
-
-    /// PATCH /temporal/entities/{id}/attrs/{attrId}/{instanceId}: the instance replaced.
-    pub async fn replace_instance(
-        &self,
-        scope: &Scope,
-        id: &str,
-        name: &str,
-        instance_id: &str,
-        attribute: Attribute,
-    ) -> Result<(), Error> {
-        let instance = instance(instance_id)?;
-        self.edit_one(
-            scope,
-            HistoryEdit::ReplaceInstance {
-                entity_id: id.to_string(),
-                name: name.to_string(),
+        let (entity_id, name, instance) =
+            (id.to_string(), name.to_string(), instance(instance_id)?);
+        let edit = match replacement {
+            Some(attribute) => HistoryEdit::ReplaceInstance {
+                entity_id,
+                name,
                 instance,
                 attribute,
             },
-        )
-        .await
-    }
-
-    async fn edit_one(&self, scope: &Scope, edit: HistoryEdit) -> Result<(), Error> {
+            None => HistoryEdit::DeleteInstance {
+                entity_id,
+                name,
+                instance,
+            },
+        };
         self.require_unlimited_write(scope)?;
         self.require_tenant(scope).await?;
-        let target = match &edit {
-            HistoryEdit::DeleteInstance { entity_id, .. }
-            | HistoryEdit::ReplaceInstance { entity_id, .. } => entity_id.clone(),
-            _ => String::new(),
-        };
-        let n = self
-            .store()
-            .edit_history_audited(
-                &scope.tenant,
-                edit,
-                Some(self.audit_record(scope, vec![target])),
-            )
-            .await
-            .map_err(store_error)?;
-        if n == 0 {
+        if self.edit_history(scope, id, edit).await? == 0 {
             return Err(Error::not_found(
                 "no such instance of this attribute of this entity",
             ));
         }
         Ok(())
+    }
+
+    /// An edit of the history of the entity `id`, audited; how many instances it
+    /// touched.
+    async fn edit_history(&self, scope: &Scope, id: &str, edit: HistoryEdit) -> Result<u64, Error> {
+        self.store()
+            .edit_history_audited(
+                &scope.tenant,
+                edit,
+                Some(self.audit_record(scope, vec![id.to_string()])),
+            )
+            .await
+            .map_err(store_error)
     }
 }
 
@@ -589,6 +563,16 @@ fn paging_time(i: &Instance, p: &TemporalParams) -> DateTime<Utc> {
     i.deleted_at
         .or_else(|| p.time_property.of(&i.attribute))
         .unwrap_or(i.attribute.modified_at)
+}
+
+/// Of `t` and `so_far` (when there is one), the one met first in the direction of the
+/// paging: the earlier forwards, the later backwards.
+fn first_along(so_far: Option<DateTime<Utc>>, t: DateTime<Utc>, backwards: bool) -> DateTime<Utc> {
+    match so_far {
+        None => t,
+        Some(s) if backwards => s.max(t),
+        Some(s) => s.min(t),
+    }
 }
 
 /// When some attribute of the answers had more instances than one answer holds, cuts
@@ -618,11 +602,7 @@ fn cut_to_one_range(answers: &mut [TemporalAnswer], p: &TemporalParams) {
             // one backwards.
             let far = if backwards { list.first() } else { list.last() };
             if let Some(t) = far.map(|i| paging_time(i, p)) {
-                cut = Some(match cut {
-                    None => t,
-                    Some(c) if backwards => c.max(t),
-                    Some(c) => c.min(t),
-                });
+                cut = Some(first_along(cut, t, backwards));
             }
         }
     }
@@ -645,11 +625,7 @@ fn cut_to_one_range(answers: &mut [TemporalAnswer], p: &TemporalParams) {
             }
             let first = if backwards { list.last() } else { list.first() };
             if let Some(t) = first.map(|i| paging_time(i, p)) {
-                near = Some(match near {
-                    None => t,
-                    Some(n) if backwards => n.max(t),
-                    Some(n) => n.min(t),
-                });
+                near = Some(first_along(near, t, backwards));
             }
         }
     }

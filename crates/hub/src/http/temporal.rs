@@ -345,7 +345,7 @@ async fn patch_instance(
     }
     let attribute = parsed.remove(0);
     s.hub
-        .replace_instance(&scope, &id, &name, &instance, attribute)
+        .edit_instance(&scope, &id, &name, &instance, Some(attribute))
         .await?;
     Ok(no_content())
 }
@@ -357,6 +357,8 @@ async fn delete_instance(
 ) -> ApiResult {
     let scope = scope_for(&s, &headers, &caller, &id).await?;
     let name = expand_attr(&attr, &scope.ctx)?;
-    s.hub.delete_instance(&scope, &id, &name, &instance).await?;
+    s.hub
+        .edit_instance(&scope, &id, &name, &instance, None)
+        .await?;
     Ok(no_content())
 }
