@@ -804,20 +804,12 @@ async fn bad_temporal_requests_are_refused() {
         vec![("timerel", "during"), ("timeAt", "2026-10-17T00:00:00Z")],
         vec![("timerel", "before")],
         vec![("timerel", "before"), ("timeAt", "yesterday")],
-        vec![
-            ("timerel", "between"),
-            ("timeAt", "2026-10-18T00:00:00Z"),
-            ("endTimeAt", "2026-10-17T00:00:00Z"),
-        ],
+        between("2026-10-18T00:00:00Z", "2026-10-17T00:00:00Z").to_vec(),
         vec![("lastN", "0")],
         vec![("lastN", "-3")],
         vec![("options", "aggregatedValues")],
         vec![("options", "aggregatedValues"), ("aggrMethods", "median")],
-        vec![
-            ("options", "aggregatedValues"),
-            ("aggrMethods", "avg"),
-            ("aggrPeriodDuration", "1 hour"),
-        ],
+        aggregation("avg", "1 hour", &[]),
         vec![("aggrMethods", "avg")],
         vec![("timeproperty", "deletedat")],
     ] {
@@ -944,24 +936,10 @@ async fn temporal_answers_are_projected_and_options_checked() {
     assert_problem(&r, 400, "BadRequestData");
     // With a time restriction, an entity without history in it is left out, over
     // GET and over both paths of the POST query.
-    let r = app
-        .get_ok(
-            "/temporal/entities",
-            &[
-                ("local", "true"),
-                ("timerel", "after"),
-                ("timeAt", "2026-01-01T00:00:00Z"),
-            ],
-        )
-        .await;
-    let ids: Vec<&str> = r
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, vec![GAUGE], "{}", r.text);
+    let mut query = vec![("local", "true")];
+    query.extend(after("2026-01-01T00:00:00Z"));
+    let r = app.get_ok("/temporal/entities", &query).await;
+    assert_eq!(id_list(&r.body), vec![GAUGE], "{}", r.text);
     for post in [
         "/temporal/entityOperations/query",
         "/temporalOperations/query",
@@ -973,14 +951,7 @@ async fn temporal_answers_are_projected_and_options_checked() {
         ))
         .await;
         assert_eq!(r.status, 200, "{post}: {}", r.text);
-        let ids: Vec<&str> = r
-            .body
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["id"].as_str().unwrap())
-            .collect();
-        assert_eq!(ids, vec![other], "{post}: {}", r.text);
+        assert_eq!(id_list(&r.body), vec![other], "{post}: {}", r.text);
     }
     app.assert_alive().await;
 }
