@@ -12,8 +12,8 @@ use ngsi::{AttrKind, Attribute, Entity, Error};
 use serde_json::Value;
 use store::history::{deletion_uri, instance_number, instance_uri};
 use store::{
-    AggregateQuery, Applied, Change, EntityQuery, HistoryEdit, HistoryQuery, PeriodStats,
-    TimeField, TimeRange, WriteOp,
+    AggregateQuery, Applied, Change, EntityQuery, HistoryEdit, HistoryPage, HistoryQuery,
+    PeriodStats, TimeField, TimeRange, WriteOp,
 };
 
 use crate::service::{Hub, Scope, rule_write, store_error};
@@ -23,7 +23,7 @@ use crate::service::{Hub, Scope, rule_write, store_error};
 pub const MAX_INSTANCES: usize = 1_000;
 /// The largest page a configuration may set: it bounds what one read holds in memory.
 pub const MAX_PAGE_INSTANCES: usize = 10_000;
-/// Which end of an entity's history [`Hub::edge_time`] finds.
+/// Which end of an entity's history [`EntityHistory::edge_time`] finds.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Edge {
     First,
@@ -148,6 +148,193 @@ fn method_value(method: AggrMethod, s: &PeriodStats) -> Value {
     }
 }
 
+/// The history of one entity that a temporal request reads.
+#[derive(Clone, Copy)]
+struct EntityHistory<'a> {
+    hub: &'a Hub,
+    scope: &'a Scope,
+    entity: &'a Entity,
+    req: &'a TemporalRequest,
+}
+
+impl EntityHistory<'_> {
+    async fn answer(self) -> Result<TemporalAnswer, Error> {
+        let p = &self.req.params;
+        if p.format == TemporalFormat::AggregatedValues {
+            return self.aggregated().await;
+        }
+        let page = self
+            .history(HistoryQuery {
+                range: time_range(p.timerel.as_ref()),
+                last_n: p.last_n,
+                limit: self.req.limit.clamp(1, MAX_PAGE_INSTANCES),
+                ..self.query(time_field(p.time_property))
+            })
+            .await?;
+        let mut attrs = BTreeMap::new();
+        for (name, instances) in page.attrs {
+            let list: Vec<Instance> = instances
+                .into_iter()
+                .map(|i| Instance {
+                    instance_id: match i.deleted_at {
+                        Some(_) => deletion_uri(i.id),
+                        None => instance_uri(i.id),
+                    },
+                    attribute: i.attribute,
+                    deleted_at: i.deleted_at,
+                })
+                .collect();
+            attrs.insert(name, list);
+        }
+        Ok(TemporalAnswer::Instances {
+            entity: TemporalEntity {
+                id: self.entity.id.clone(),
+                types: self.entity.types.clone(),
+                attrs,
+                emptied: BTreeMap::new(),
+            },
+            partial: page.partial,
+            page: None,
+        })
+    }
+
+    async fn aggregated(self) -> Result<TemporalAnswer, Error> {
+        let (entity, p) = (self.entity, &self.req.params);
+        let field = time_field(p.time_property);
+        let mut range = time_range(p.timerel.as_ref());
+        // Periods start exactly at `timeAt`, also for `after`: a daily aggregate from
+        // midnight puts a reading taken at the next midnight in the next day.
+        if let Some(TimeRel::After(t)) = p.timerel.as_ref() {
+            range.from = Some(*t);
+        }
+        // An open start is the first instance; an open end is just past the last one.
+        let start = match range.from {
+            Some(t) => Some(t),
+            None => self.edge_time(field, Edge::First).await?,
+        };
+        let answer = |attrs| TemporalAnswer::Aggregated {
+            id: entity.id.clone(),
+            types: entity.types.clone(),
+            attrs,
+        };
+        let Some(start) = start else {
+            return Ok(answer(BTreeMap::new()));
+        };
+        let periods = match range.to {
+            Some(end) if end <= start => return Ok(answer(BTreeMap::new())),
+            Some(end) => buckets(start, end, p.aggr_period.as_ref(), MAX_PERIODS)?,
+            None => match self.edge_time(field, Edge::Last).await? {
+                Some(last) if last >= start => {
+                    buckets_through(start, last, p.aggr_period.as_ref(), MAX_PERIODS)?
+                }
+                _ => return Ok(answer(BTreeMap::new())),
+            },
+        };
+        let stats = self
+            .hub
+            .store()
+            .aggregate(
+                &self.scope.tenant,
+                AggregateQuery {
+                    entity_id: entity.id.clone(),
+                    attrs: self.req.attrs.clone(),
+                    field,
+                    periods,
+                    distinct: p.aggr_methods.contains(&AggrMethod::DistinctCount),
+                },
+            )
+            .await
+            .map_err(store_error)?
+            .unwrap_or_default();
+        let mut attrs = BTreeMap::new();
+        for (name, mut by_dataset) in stats {
+            // Each datasetId is aggregated apart: the filter keeps those asked for.
+            if let Some(datasets) = &p.datasets {
+                by_dataset.retain(|d, _| datasets.contains(d));
+                if by_dataset.is_empty() {
+                    continue;
+                }
+            }
+            let kind_of = |dataset: &Option<String>| {
+                entity
+                    .attrs
+                    .get(&name)
+                    .and_then(|v| v.iter().find(|a| &a.dataset_id == dataset))
+                    .map_or(AttrKind::Property, |a| a.kind)
+            };
+            let list: Vec<AggregatedAttr> = by_dataset
+                .into_iter()
+                .map(|(dataset_id, periods)| AggregatedAttr {
+                    kind: kind_of(&dataset_id),
+                    dataset_id,
+                    buckets: periods
+                        .iter()
+                        // Periods without an instance say nothing; they are left out.
+                        .filter(|s| s.total > 0)
+                        .map(|s| Bucket {
+                            start: s.start,
+                            end: s.end,
+                            values: p
+                                .aggr_methods
+                                .iter()
+                                .map(|m| (*m, method_value(*m, s)))
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            attrs.insert(name, list);
+        }
+        Ok(answer(attrs))
+    }
+
+    /// The time of the earliest (or latest) instance among the attributes asked for.
+    async fn edge_time(self, field: TimeField, edge: Edge) -> Result<Option<DateTime<Utc>>, Error> {
+        let page = self
+            .history(HistoryQuery {
+                last_n: (edge == Edge::Last).then_some(1),
+                limit: 1,
+                ..self.query(field)
+            })
+            .await?;
+        let times = page
+            .attrs
+            .values()
+            .filter_map(|v| v.first())
+            .map(|i| match field {
+                TimeField::Observed => i.attribute.observed_at.unwrap_or(i.attribute.modified_at),
+                TimeField::Written => i.attribute.modified_at,
+                TimeField::Deleted => i.deleted_at.unwrap_or(i.attribute.modified_at),
+            });
+        Ok(match edge {
+            Edge::First => times.min(),
+            Edge::Last => times.max(),
+        })
+    }
+
+    /// A history query of the entity's attributes and datasets the request asks for,
+    /// on the time `field`.
+    fn query(self, field: TimeField) -> HistoryQuery {
+        HistoryQuery {
+            entity_id: self.entity.id.clone(),
+            attrs: self.req.attrs.clone(),
+            field,
+            datasets: self.req.params.datasets.clone(),
+            ..Default::default()
+        }
+    }
+
+    async fn history(self, query: HistoryQuery) -> Result<HistoryPage, Error> {
+        Ok(self
+            .hub
+            .store()
+            .history(&self.scope.tenant, query)
+            .await
+            .map_err(store_error)?
+            .unwrap_or_default())
+    }
+}
+
 impl Hub {
     /// GET /temporal/entities/{id}.
     pub async fn temporal_entity(
@@ -207,197 +394,20 @@ impl Hub {
         Ok((out, page.count))
     }
 
+    /// One entity's answer to a temporal request.
     async fn answer(
         &self,
         scope: &Scope,
         entity: &Entity,
         req: &TemporalRequest,
     ) -> Result<TemporalAnswer, Error> {
-        let p = &req.params;
-        if p.format == TemporalFormat::AggregatedValues {
-            return self.aggregated(scope, entity, req).await;
-        }
-        let query = HistoryQuery {
-            entity_id: entity.id.clone(),
-            attrs: req.attrs.clone(),
-            field: time_field(p.time_property),
-            range: time_range(p.timerel.as_ref()),
-            last_n: p.last_n,
-            limit: req.limit.clamp(1, MAX_PAGE_INSTANCES),
-            datasets: p.datasets.clone(),
+        let history = EntityHistory {
+            hub: self,
+            scope,
+            entity,
+            req,
         };
-        let page = self
-            .store()
-            .history(&scope.tenant, query)
-            .await
-            .map_err(store_error)?
-            .unwrap_or_default();
-        let mut attrs = BTreeMap::new();
-        for (name, instances) in page.attrs {
-            let list: Vec<Instance> = instances
-                .into_iter()
-                .map(|i| Instance {
-                    instance_id: match i.deleted_at {
-                        Some(_) => deletion_uri(i.id),
-                        None => instance_uri(i.id),
-                    },
-                    attribute: i.attribute,
-                    deleted_at: i.deleted_at,
-                })
-                .collect();
-            attrs.insert(name, list);
-        }
-        Ok(TemporalAnswer::Instances {
-            entity: TemporalEntity {
-                id: entity.id.clone(),
-                types: entity.types.clone(),
-                attrs,
-                emptied: BTreeMap::new(),
-            },
-            partial: page.partial,
-            page: None,
-        })
-    }
-
-    async fn aggregated(
-        &self,
-        scope: &Scope,
-        entity: &Entity,
-        req: &TemporalRequest,
-    ) -> Result<TemporalAnswer, Error> {
-        let p = &req.params;
-        let field = time_field(p.time_property);
-        let mut range = time_range(p.timerel.as_ref());
-        // Periods start exactly at `timeAt`, also for `after`: a daily aggregate from
-        // midnight puts a reading taken at the next midnight in the next day.
-        if let Some(TimeRel::After(t)) = p.timerel.as_ref() {
-            range.from = Some(*t);
-        }
-        // An open start is the first instance; an open end is just past the last one.
-        let start = match range.from {
-            Some(t) => Some(t),
-            None => {
-                self.edge_time(scope, entity, req, field, Edge::First)
-                    .await?
-            }
-        };
-        let answer = |attrs| TemporalAnswer::Aggregated {
-            id: entity.id.clone(),
-            types: entity.types.clone(),
-            attrs,
-        };
-        let Some(start) = start else {
-            return Ok(answer(BTreeMap::new()));
-        };
-        let periods = match range.to {
-            Some(end) if end <= start => return Ok(answer(BTreeMap::new())),
-            Some(end) => buckets(start, end, p.aggr_period.as_ref(), MAX_PERIODS)?,
-            None => match self
-                .edge_time(scope, entity, req, field, Edge::Last)
-                .await?
-            {
-                Some(last) if last >= start => {
-                    buckets_through(start, last, p.aggr_period.as_ref(), MAX_PERIODS)?
-                }
-                _ => return Ok(answer(BTreeMap::new())),
-            },
-        };
-        let stats = self
-            .store()
-            .aggregate(
-                &scope.tenant,
-                AggregateQuery {
-                    entity_id: entity.id.clone(),
-                    attrs: req.attrs.clone(),
-                    field,
-                    periods,
-                    distinct: p.aggr_methods.contains(&AggrMethod::DistinctCount),
-                },
-            )
-            .await
-            .map_err(store_error)?
-            .unwrap_or_default();
-        let mut attrs = BTreeMap::new();
-        for (name, mut by_dataset) in stats {
-            // Each datasetId is aggregated apart: the filter keeps those asked for.
-            if let Some(datasets) = &p.datasets {
-                by_dataset.retain(|d, _| datasets.contains(d));
-                if by_dataset.is_empty() {
-                    continue;
-                }
-            }
-            let kind_of = |dataset: &Option<String>| {
-                entity
-                    .attrs
-                    .get(&name)
-                    .and_then(|v| v.iter().find(|a| &a.dataset_id == dataset))
-                    .map_or(AttrKind::Property, |a| a.kind)
-            };
-            let list: Vec<AggregatedAttr> = by_dataset
-                .into_iter()
-                .map(|(dataset_id, periods)| AggregatedAttr {
-                    kind: kind_of(&dataset_id),
-                    dataset_id,
-                    buckets: periods
-                        .iter()
-                        // Periods without an instance say nothing; they are left out.
-                        .filter(|s| s.total > 0)
-                        .map(|s| Bucket {
-                            start: s.start,
-                            end: s.end,
-                            values: p
-                                .aggr_methods
-                                .iter()
-                                .map(|m| (*m, method_value(*m, s)))
-                                .collect(),
-                        })
-                        .collect(),
-                })
-                .collect();
-            attrs.insert(name, list);
-        }
-        Ok(answer(attrs))
-    }
-
-    /// The time of the earliest (or latest) instance among the attributes asked for.
-    async fn edge_time(
-        &self,
-        scope: &Scope,
-        entity: &Entity,
-        req: &TemporalRequest,
-        field: TimeField,
-        edge: Edge,
-    ) -> Result<Option<DateTime<Utc>>, Error> {
-        let page = self
-            .store()
-            .history(
-                &scope.tenant,
-                HistoryQuery {
-                    entity_id: entity.id.clone(),
-                    attrs: req.attrs.clone(),
-                    field,
-                    last_n: (edge == Edge::Last).then_some(1),
-                    limit: 1,
-                    datasets: req.params.datasets.clone(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(store_error)?
-            .unwrap_or_default();
-        let times = page
-            .attrs
-            .values()
-            .filter_map(|v| v.first())
-            .map(|i| match field {
-                TimeField::Observed => i.attribute.observed_at.unwrap_or(i.attribute.modified_at),
-                TimeField::Written => i.attribute.modified_at,
-                TimeField::Deleted => i.deleted_at.unwrap_or(i.attribute.modified_at),
-            });
-        Ok(match edge {
-            Edge::First => times.min(),
-            Edge::Last => times.max(),
-        })
+        history.answer().await
     }
 
     /// POST /temporal/entities and POST /temporal/entities/{id}/attrs: instances a
@@ -485,19 +495,12 @@ impl Hub {
         let removed = self
             .delete_attr(scope, id, name, dataset_id.clone(), delete_all)
             .await;
-        let deleted = self
-            .store()
-            .edit_history_audited(
-                &scope.tenant,
-                HistoryEdit::DeleteAttribute {
-                    entity_id: id.to_string(),
-                    name: name.to_string(),
-                    dataset_id: (!delete_all).then_some(dataset_id),
-                },
-                Some(self.audit_record(scope, vec![id.to_string()])),
-            )
-            .await
-            .map_err(store_error)?;
+        let edit = HistoryEdit::DeleteAttribute {
+            entity_id: id.to_string(),
+            name: name.to_string(),
+            dataset_id: (!delete_all).then_some(dataset_id),
+        };
+        let deleted = self.edit_history(scope, id, edit).await?;
         match removed {
             Ok(()) => Ok(()),
             Err(_) if deleted > 0 => Ok(()),
@@ -505,71 +508,52 @@ impl Hub {
         }
     }
 
-    /// DELETE /temporal/entities/{id}/attrs/{attrId}/{instanceId}.
-    pub async fn delete_instance(
+    /// PATCH /temporal/entities/{id}/attrs/{attrId}/{instanceId} with the instance's
+    /// `replacement`, or DELETE without one.
+    pub async fn edit_instance(
         &self,
         scope: &Scope,
         id: &str,
         name: &str,
         instance_id: &str,
+        replacement: Option<Attribute>,
     ) -> Result<(), Error> {
-        let instance = instance(instance_id)?;
-        self.edit_one(
-            scope,
-            HistoryEdit::DeleteInstance {
-                entity_id: id.to_string(),
-                name: name.to_string(),
-                instance,
-            },
-        )
-        .await
-    }
-
-    /// PATCH /temporal/entities/{id}/attrs/{attrId}/{instanceId}: the instance replaced.
-    pub async fn replace_instance(
-        &self,
-        scope: &Scope,
-        id: &str,
-        name: &str,
-        instance_id: &str,
-        attribute: Attribute,
-    ) -> Result<(), Error> {
-        let instance = instance(instance_id)?;
-        self.edit_one(
-            scope,
-            HistoryEdit::ReplaceInstance {
-                entity_id: id.to_string(),
-                name: name.to_string(),
+        let (entity_id, name, instance) =
+            (id.to_string(), name.to_string(), instance(instance_id)?);
+        let edit = match replacement {
+            Some(attribute) => HistoryEdit::ReplaceInstance {
+                entity_id,
+                name,
                 instance,
                 attribute,
             },
-        )
-        .await
-    }
-
-    async fn edit_one(&self, scope: &Scope, edit: HistoryEdit) -> Result<(), Error> {
+            None => HistoryEdit::DeleteInstance {
+                entity_id,
+                name,
+                instance,
+            },
+        };
         self.require_unlimited_write(scope)?;
         self.require_tenant(scope).await?;
-        let target = match &edit {
-            HistoryEdit::DeleteInstance { entity_id, .. }
-            | HistoryEdit::ReplaceInstance { entity_id, .. } => entity_id.clone(),
-            _ => String::new(),
-        };
-        let n = self
-            .store()
-            .edit_history_audited(
-                &scope.tenant,
-                edit,
-                Some(self.audit_record(scope, vec![target])),
-            )
-            .await
-            .map_err(store_error)?;
-        if n == 0 {
+        if self.edit_history(scope, id, edit).await? == 0 {
             return Err(Error::not_found(
                 "no such instance of this attribute of this entity",
             ));
         }
         Ok(())
+    }
+
+    /// An edit of the history of the entity `id`, audited; how many instances it
+    /// touched.
+    async fn edit_history(&self, scope: &Scope, id: &str, edit: HistoryEdit) -> Result<u64, Error> {
+        self.store()
+            .edit_history_audited(
+                &scope.tenant,
+                edit,
+                Some(self.audit_record(scope, vec![id.to_string()])),
+            )
+            .await
+            .map_err(store_error)
     }
 }
 
@@ -579,6 +563,16 @@ fn paging_time(i: &Instance, p: &TemporalParams) -> DateTime<Utc> {
     i.deleted_at
         .or_else(|| p.time_property.of(&i.attribute))
         .unwrap_or(i.attribute.modified_at)
+}
+
+/// Of `t` and `so_far` (when there is one), the one met first in the direction of the
+/// paging: the earlier forwards, the later backwards.
+fn first_along(so_far: Option<DateTime<Utc>>, t: DateTime<Utc>, backwards: bool) -> DateTime<Utc> {
+    match so_far {
+        None => t,
+        Some(s) if backwards => s.max(t),
+        Some(s) => s.min(t),
+    }
 }
 
 /// When some attribute of the answers had more instances than one answer holds, cuts
@@ -608,11 +602,7 @@ fn cut_to_one_range(answers: &mut [TemporalAnswer], p: &TemporalParams) {
             // one backwards.
             let far = if backwards { list.first() } else { list.last() };
             if let Some(t) = far.map(|i| paging_time(i, p)) {
-                cut = Some(match cut {
-                    None => t,
-                    Some(c) if backwards => c.max(t),
-                    Some(c) => c.min(t),
-                });
+                cut = Some(first_along(cut, t, backwards));
             }
         }
     }
@@ -635,11 +625,7 @@ fn cut_to_one_range(answers: &mut [TemporalAnswer], p: &TemporalParams) {
             }
             let first = if backwards { list.last() } else { list.first() };
             if let Some(t) = first.map(|i| paging_time(i, p)) {
-                near = Some(match near {
-                    None => t,
-                    Some(n) if backwards => n.max(t),
-                    Some(n) => n.min(t),
-                });
+                near = Some(first_along(near, t, backwards));
             }
         }
     }

@@ -117,14 +117,29 @@ fn all_or_multi_status(results: &[(String, BatchItem)]) -> Response {
     }
 }
 
+/// When every entity of the batch succeeded, 201 with the ids of those created (every
+/// one for a create) or 204 when none was; else 207 naming each outcome.
+fn created_or_multi_status(results: &[(String, BatchItem)]) -> Response {
+    let (success, errors) = problem_list(results);
+    if !errors.is_empty() {
+        return multi_status(success, errors);
+    }
+    let created: Vec<&String> = results
+        .iter()
+        .filter(|(_, r)| r.as_ref().is_ok_and(|a| a.created))
+        .map(|(id, _)| id)
+        .collect();
+    if created.is_empty() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (StatusCode::CREATED, axum::Json(json!(created))).into_response()
+    }
+}
+
 async fn create(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
     let (scope, entities) = parse_entities(&s, &body).await?;
     let results = s.hub.batch_create(&scope, entities).await?;
-    let (success, errors) = problem_list(&results);
-    if errors.is_empty() {
-        return Ok((StatusCode::CREATED, axum::Json(json!(success))).into_response());
-    }
-    Ok(multi_status(success, errors))
+    Ok(created_or_multi_status(&results))
 }
 
 async fn upsert(
@@ -140,20 +155,7 @@ async fn upsert(
     let replace = !options.contains("update");
     let (scope, entities) = parse_entities(&s, &body).await?;
     let results = s.hub.batch_upsert(&scope, entities, replace).await?;
-    let (success, errors) = problem_list(&results);
-    if !errors.is_empty() {
-        return Ok(multi_status(success, errors));
-    }
-    let created: Vec<&String> = results
-        .iter()
-        .filter(|(_, r)| r.as_ref().is_ok_and(|a| a.created))
-        .map(|(id, _)| id)
-        .collect();
-    if created.is_empty() {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Ok((StatusCode::CREATED, axum::Json(json!(created))).into_response())
-    }
+    Ok(created_or_multi_status(&results))
 }
 
 async fn update(

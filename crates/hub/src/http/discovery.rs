@@ -1,23 +1,23 @@
 //! /types and /attributes: what kinds of entity and attribute the hub holds.
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use ngsi::Error;
 use serde_json::{Value, json};
 
+use super::entities::Get;
 use super::negotiate::{accept, respond, scope_from_headers};
-use super::params::Params;
 use super::{ApiError, AppState, PathParam};
 
 #[rustfmt::skip]
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/types", get(|s, head, raw| list(Listed::Types, s, head, raw)))
+        .route("/types", get(|s, get| list(Listed::Types, s, get)))
         .route("/types/{type}", get(|s, name, head| info(Listed::Types, s, name, head)))
-        .route("/attributes", get(|s, head, raw| list(Listed::Attributes, s, head, raw)))
+        .route("/attributes", get(|s, get| list(Listed::Attributes, s, get)))
         .route("/attributes/{attr}", get(|s, name, head| info(Listed::Attributes, s, name, head)))
 }
 
@@ -55,15 +55,9 @@ fn named<'a, T>(
 }
 
 /// `GET /types` and `GET /attributes`: the names, or with `details=true` the details.
-async fn list(
-    listed: Listed,
-    State(s): State<AppState>,
-    super::gate::Head { headers, caller }: super::gate::Head,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    let wanted = accept(&headers, false)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
-    let details = Params::parse(raw.as_deref())?.flag("details")?;
+async fn list(listed: Listed, State(s): State<AppState>, get: Get) -> Result<Response, ApiError> {
+    let (wanted, scope, params) = get.read(&s, None, false).await?;
+    let details = params.flag("details")?;
     let ctx = &scope.ctx;
     let body = match listed {
         Listed::Types => {

@@ -632,6 +632,15 @@ pub fn describe_types(t: &TypeExpr) -> String {
     t.to_string()
 }
 
+/// The `NGSILD-Results-Count` header of a listing, when its total was asked for.
+pub fn results_count(response: &mut axum::response::Response, count: Option<u64>) {
+    if let Some(n) = count
+        && let Ok(v) = axum::http::HeaderValue::from_str(&n.to_string())
+    {
+        response.headers_mut().insert("NGSILD-Results-Count", v);
+    }
+}
+
 /// `Link` headers to the neighbouring pages of a GET listing (clause 6.3.14), each
 /// `</path?…>;rel="next";type="application/ld+json"` with the answer's media type and
 /// the request's other parameters kept, in name order. `more` says whether a next page

@@ -2,16 +2,16 @@
 //! (clauses 5.8.1 to 5.8.5). Their notifications are sent by [`crate::notifier`].
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::Value;
 
-use super::entities::{checked_id, created, no_content};
-use super::negotiate::{JsonBody, accept, own_origin, respond, scope_from_headers};
-use super::params::{Params, paging};
-use super::{ApiError, AppState, PathParam};
+use super::entities::{Get, IdBody, IdHead, body_scope_for, created, no_content};
+use super::negotiate::{JsonBody, own_origin, respond};
+use super::params::{Params, paging, results_count};
+use super::{ApiError, AppState};
 use crate::subscriptions::status;
 
 pub fn routes() -> Router<AppState> {
@@ -45,14 +45,8 @@ async fn create_subscription(State(s): State<AppState>, body: JsonBody) -> ApiRe
     Ok(created("/ngsi-ld/v1/subscriptions/", &id))
 }
 
-async fn query_subscriptions(
-    State(s): State<AppState>,
-    super::gate::Head { headers, caller }: super::gate::Head,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    let wanted = accept(&headers, false)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
-    let params = Params::parse(raw.as_deref())?;
+async fn query_subscriptions(State(s): State<AppState>, get: Get) -> ApiResult {
+    let (wanted, scope, params) = get.read(&s, None, false).await?;
     let (limit, offset, count) = paging(&params)?;
     let page = s
         .hub
@@ -66,9 +60,7 @@ async fn query_subscriptions(
             .collect(),
     );
     let mut response = respond(StatusCode::OK, wanted, &scope.ctx, body);
-    if count && let Ok(v) = HeaderValue::from_str(&page.count.to_string()) {
-        response.headers_mut().insert("NGSILD-Results-Count", v);
-    }
+    results_count(&mut response, count.then_some(page.count));
     let more = (offset + limit) < page.count as usize;
     super::params::page_links(
         &mut response,
@@ -81,41 +73,23 @@ async fn query_subscriptions(
     Ok(response)
 }
 
-async fn retrieve_subscription(
-    State(s): State<AppState>,
-    PathParam(id): PathParam<String>,
-    super::gate::Head { headers, caller }: super::gate::Head,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    let wanted = accept(&headers, false)?;
-    checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
-    let params = Params::parse(raw.as_deref())?;
-    let stored = s.hub.get_subscription(&scope, &id).await?;
+async fn retrieve_subscription(State(s): State<AppState>, resource: IdHead) -> ApiResult {
+    let (wanted, scope, params) = resource.read(&s, false).await?;
+    let stored = s.hub.get_subscription(&scope, &resource.id).await?;
     let body = stored
         .subscription
         .render(&scope.ctx, &status(&stored), sys_attrs(&params));
     Ok(respond(StatusCode::OK, wanted, &scope.ctx, body))
 }
 
-async fn update_subscription(
-    State(s): State<AppState>,
-    PathParam(id): PathParam<String>,
-    body: JsonBody,
-) -> ApiResult {
-    checked_id(&id)?;
-    let scope = body.scope(&s).await?;
+async fn update_subscription(State(s): State<AppState>, IdBody { id, body }: IdBody) -> ApiResult {
+    let scope = body_scope_for(&s, &body, &id).await?;
     s.hub.update_subscription(&scope, &id, &body.value).await?;
     Ok(no_content())
 }
 
-async fn delete_subscription(
-    State(s): State<AppState>,
-    PathParam(id): PathParam<String>,
-    super::gate::Head { headers, caller }: super::gate::Head,
-) -> ApiResult {
-    checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
-    s.hub.delete_subscription(&scope, &id).await?;
+async fn delete_subscription(State(s): State<AppState>, resource: IdHead) -> ApiResult {
+    let scope = resource.scope(&s).await?;
+    s.hub.delete_subscription(&scope, &resource.id).await?;
     Ok(no_content())
 }

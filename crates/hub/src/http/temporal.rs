@@ -12,10 +12,11 @@ use ngsi::{Attribute, Context, Error};
 use serde_json::{Map, Value};
 
 use super::entities::{
-    body_object, checked_id, created, delete_entity, no_content, which_instances,
+    AttrDeletion, IdBody, IdHead, body_object, body_scope_for, created, delete_entity, no_content,
+    reader, scope_for,
 };
 use super::negotiate::{JsonBody, accept, respond, scope_from_headers};
-use super::params::{Params, QuerySpec, paging};
+use super::params::{Params, QuerySpec, paging, results_count};
 use super::{ApiError, AppState, PathParam};
 use crate::service::Scope;
 use crate::temporal::{TemporalAnswer, TemporalRequest};
@@ -151,20 +152,12 @@ fn partial(mut response: Response, answers: &[TemporalAnswer]) -> Response {
     response
 }
 
-async fn retrieve_temporal(
-    State(s): State<AppState>,
-    PathParam(id): PathParam<String>,
-    super::gate::Head { headers, caller }: super::gate::Head,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    let wanted = accept(&headers, false)?;
-    checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
-    let params = Params::parse(raw.as_deref())?;
+async fn retrieve_temporal(State(s): State<AppState>, resource: IdHead) -> ApiResult {
+    let (wanted, scope, params) = resource.read(&s, false).await?;
     let req = request(&params, &scope.ctx, s.config.temporal_page_instances)?;
     let projection = Projection::parse(&params)?;
     let sys = params.options().contains("sysAttrs");
-    let answer = s.hub.temporal_entity(&scope, &id, &req).await?;
+    let answer = s.hub.temporal_entity(&scope, &resource.id, &req).await?;
     let mut body = render(&answer, &req, &scope.ctx, sys);
     projection.apply(&mut body);
     if body
@@ -202,11 +195,7 @@ async fn run_temporal_query(
             .collect(),
     );
     let mut response = respond(StatusCode::OK, wanted, &scope.ctx, body);
-    if let Some(n) = total
-        && let Ok(v) = HeaderValue::from_str(&n.to_string())
-    {
-        response.headers_mut().insert("NGSILD-Results-Count", v);
-    }
+    results_count(&mut response, total);
     Ok(partial(response, &answers))
 }
 
@@ -293,10 +282,7 @@ fn instances(obj: &Map<String, Value>, reader: &Reader) -> Result<Vec<(String, A
 async fn create_temporal(State(s): State<AppState>, body: JsonBody) -> ApiResult {
     let scope = body.scope(&s).await?;
     let obj = body_object(&body)?;
-    let reader = Reader {
-        ctx: &scope.ctx,
-        now: ngsi::entity::now(),
-    };
+    let reader = reader(&scope);
     let id = match obj.get("id").or_else(|| obj.get("@id")) {
         Some(Value::String(id)) if is_uri(id) => id.clone(),
         Some(_) => return Err(Error::bad_data("the entity id must be a URI").into()),
@@ -314,18 +300,10 @@ async fn create_temporal(State(s): State<AppState>, body: JsonBody) -> ApiResult
     Ok(created("/ngsi-ld/v1/temporal/entities/", &id))
 }
 
-async fn append_temporal(
-    State(s): State<AppState>,
-    PathParam(id): PathParam<String>,
-    body: JsonBody,
-) -> ApiResult {
-    checked_id(&id)?;
-    let scope = body.scope(&s).await?;
+async fn append_temporal(State(s): State<AppState>, IdBody { id, body }: IdBody) -> ApiResult {
+    let scope = body_scope_for(&s, &body, &id).await?;
     let obj = body_object(&body)?;
-    let reader = Reader {
-        ctx: &scope.ctx,
-        now: ngsi::entity::now(),
-    };
+    let reader = reader(&scope);
     let provided = instances(&obj, &reader)?;
     s.hub
         .add_history(&scope, &id, Vec::new(), provided, true)
@@ -333,18 +311,12 @@ async fn append_temporal(
     Ok(no_content())
 }
 
-async fn delete_attr_temporal(
-    State(s): State<AppState>,
-    PathParam((id, attr)): PathParam<(String, String)>,
-    super::gate::Head { headers, caller }: super::gate::Head,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
-    let name = expand_attr(&attr, &scope.ctx)?;
-    let (dataset_id, delete_all) = which_instances(&Params::parse(raw.as_deref())?)?;
+async fn delete_attr_temporal(State(s): State<AppState>, deletion: AttrDeletion) -> ApiResult {
+    let scope = deletion.scope(&s).await?;
+    let name = expand_attr(&deletion.attr, &scope.ctx)?;
+    let (dataset_id, delete_all) = deletion.which_instances()?;
     s.hub
-        .delete_attr_history(&scope, &id, &name, dataset_id, delete_all)
+        .delete_attr_history(&scope, &deletion.id, &name, dataset_id, delete_all)
         .await?;
     Ok(no_content())
 }
@@ -354,8 +326,7 @@ async fn patch_instance(
     PathParam((id, attr, instance)): PathParam<(String, String, String)>,
     body: JsonBody,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = body.scope(&s).await?;
+    let scope = body_scope_for(&s, &body, &id).await?;
     let name = expand_attr(&attr, &scope.ctx)?;
     let obj = body_object(&body)?;
     // Either `{attr: instance}` or the instance itself.
@@ -367,17 +338,14 @@ async fn patch_instance(
         Value::Array(mut items) if items.len() == 1 => items.remove(0),
         other => other,
     };
-    let reader = Reader {
-        ctx: &scope.ctx,
-        now: ngsi::entity::now(),
-    };
+    let reader = reader(&scope);
     let mut parsed = reader.attribute(&attr, &name, &value, 0)?;
     if parsed.len() != 1 {
         return Err(Error::bad_data("the body must hold exactly one instance").into());
     }
     let attribute = parsed.remove(0);
     s.hub
-        .replace_instance(&scope, &id, &name, &instance, attribute)
+        .edit_instance(&scope, &id, &name, &instance, Some(attribute))
         .await?;
     Ok(no_content())
 }
@@ -387,9 +355,10 @@ async fn delete_instance(
     PathParam((id, attr, instance)): PathParam<(String, String, String)>,
     super::gate::Head { headers, caller }: super::gate::Head,
 ) -> ApiResult {
-    checked_id(&id)?;
-    let scope = scope_from_headers(&s, &headers, &caller).await?;
+    let scope = scope_for(&s, &headers, &caller, &id).await?;
     let name = expand_attr(&attr, &scope.ctx)?;
-    s.hub.delete_instance(&scope, &id, &name, &instance).await?;
+    s.hub
+        .edit_instance(&scope, &id, &name, &instance, None)
+        .await?;
     Ok(no_content())
 }

@@ -31,6 +31,15 @@ fn by<'a>(items: &'a Value, key: &str) -> BTreeMap<String, &'a Value> {
         .collect()
 }
 
+/// The details `path` lists (`details=true`), by the member `key` names each with;
+/// `count` of them.
+async fn details(app: &App, path: &str, key: &str, count: usize) -> BTreeMap<String, Value> {
+    let r = app.get_ok(path, &[("details", "true")]).await;
+    let items = by(&r.body, key);
+    assert_eq!(items.len(), count, "{}", r.text);
+    items.into_iter().map(|(k, v)| (k, v.clone())).collect()
+}
+
 /// Asserts that `r` is a list of the `kind` given, with a generated id of that kind.
 #[track_caller]
 fn assert_list(r: &Resp, kind: &str) {
@@ -53,10 +62,8 @@ async fn types_list_and_details() {
     assert_list(&r, "EntityTypeList");
     assert_eq!(string_set(&r.body["typeList"]), set(&["River", "Station"]));
 
-    let r = app.get_ok("/types", &[("details", "true")]).await;
-    let types = by(&r.body, "typeName");
-    assert_eq!(types.len(), 2, "{}", r.text);
-    let station = types["Station"];
+    let types = details(&app, "/types", "typeName", 2).await;
+    let station = &types["Station"];
     assert_eq!(station["id"], format!("{DEFAULT_VOCAB}Station"));
     assert_eq!(station["type"], "EntityType");
     assert_eq!(
@@ -137,10 +144,8 @@ async fn attributes_list_details_and_info() {
         set(&["length", "level", "location", "name", "refRiver"])
     );
 
-    let r = app.get_ok("/attributes", &[("details", "true")]).await;
-    let attrs = by(&r.body, "attributeName");
-    assert_eq!(attrs.len(), 5, "{}", r.text);
-    let name = attrs["name"];
+    let attrs = details(&app, "/attributes", "attributeName", 5).await;
+    let name = &attrs["name"];
     assert_eq!(name["id"], format!("{DEFAULT_VOCAB}name"));
     assert_eq!(name["type"], "Attribute");
     assert_eq!(name["attributeCount"], 2);

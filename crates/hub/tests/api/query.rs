@@ -333,6 +333,22 @@ fn places() -> Vec<Value> {
 /// Query parameters of a case.
 type Params<'a> = Vec<(&'a str, &'a str)>;
 
+/// The parameters of a geo-query: `georel` to a `geometry` at `coordinates`, and `more`.
+fn geo<'a>(
+    georel: &'a str,
+    geometry: &'a str,
+    coordinates: &'a str,
+    more: &[(&'a str, &'a str)],
+) -> Params<'a> {
+    let mut params = vec![
+        ("georel", georel),
+        ("geometry", geometry),
+        ("coordinates", coordinates),
+    ];
+    params.extend_from_slice(more);
+    params
+}
+
 const BOX: &str = "[[[107.0,16.7],[107.3,16.7],[107.3,16.9],[107.0,16.9],[107.0,16.7]]]";
 const WEST_BOX: &str = "[[[106.9,16.7],[107.0,16.7],[107.0,16.8],[106.9,16.8],[106.9,16.7]]]";
 
@@ -341,49 +357,27 @@ async fn geo_queries() {
     let app = App::start().await;
     app.create_all(places()).await;
     let all = |names: &[&str]| -> BTreeSet<String> { set(names) };
+    // Cities by their distance from Đông Hà.
+    let cities_near = |georel| geo(georel, "Point", "[107.099,16.819]", &[("type", "City")]);
     let cases: Vec<(Params, BTreeSet<String>)> = vec![
         (
-            vec![
-                ("type", "City"),
-                ("georel", "near;maxDistance==15000"),
-                ("geometry", "Point"),
-                ("coordinates", "[107.099,16.819]"),
-            ],
+            cities_near("near;maxDistance==15000"),
             urns("City", &["dong-ha", "quang-tri"]),
         ),
         (
-            vec![
-                ("type", "City"),
-                ("georel", "near;maxDistance==5000"),
-                ("geometry", "Point"),
-                ("coordinates", "[107.099,16.819]"),
-            ],
+            cities_near("near;maxDistance==5000"),
             urns("City", &["dong-ha"]),
         ),
         (
-            vec![
-                ("type", "City"),
-                ("georel", "near;minDistance==50000"),
-                ("geometry", "Point"),
-                ("coordinates", "[107.099,16.819]"),
-            ],
+            cities_near("near;minDistance==50000"),
             urns("City", &["hue"]),
         ),
         (
-            vec![
-                ("type", "City"),
-                ("georel", "near;minDistance==10000;maxDistance==50000"),
-                ("geometry", "Point"),
-                ("coordinates", "[107.099,16.819]"),
-            ],
+            cities_near("near;minDistance==10000;maxDistance==50000"),
             urns("City", &["quang-tri", "khe-sanh"]),
         ),
         (
-            vec![
-                ("georel", "within"),
-                ("geometry", "Polygon"),
-                ("coordinates", BOX),
-            ],
+            geo("within", "Polygon", BOX, &[]),
             all(&[
                 "urn:ngsi-ld:City:dong-ha",
                 "urn:ngsi-ld:City:quang-tri",
@@ -391,20 +385,16 @@ async fn geo_queries() {
             ]),
         ),
         (
-            vec![
-                ("georel", "intersects"),
-                ("geometry", "Polygon"),
-                ("coordinates", WEST_BOX),
-            ],
+            geo("intersects", "Polygon", WEST_BOX, &[]),
             all(&["urn:ngsi-ld:Road:ql9"]),
         ),
         (
-            vec![
-                ("type", "City,Road,Area"),
-                ("georel", "disjoint"),
-                ("geometry", "Polygon"),
-                ("coordinates", WEST_BOX),
-            ],
+            geo(
+                "disjoint",
+                "Polygon",
+                WEST_BOX,
+                &[("type", "City,Road,Area")],
+            ),
             all(&[
                 "urn:ngsi-ld:City:dong-ha",
                 "urn:ngsi-ld:City:quang-tri",
@@ -414,57 +404,43 @@ async fn geo_queries() {
             ]),
         ),
         (
-            vec![
-                ("georel", "contains"),
-                ("geometry", "Point"),
-                ("coordinates", "[107.1,16.82]"),
-            ],
+            geo("contains", "Point", "[107.1,16.82]", &[]),
             all(&["urn:ngsi-ld:Area:dong-ha"]),
         ),
         (
-            vec![
-                ("georel", "equals"),
-                ("geometry", "Point"),
-                ("coordinates", "[107.1905,16.753]"),
-            ],
+            geo("equals", "Point", "[107.1905,16.753]", &[]),
             all(&["urn:ngsi-ld:City:quang-tri"]),
         ),
         (
-            vec![
-                ("georel", "overlaps"),
-                ("geometry", "Polygon"),
-                (
-                    "coordinates",
-                    "[[[107.1,16.8],[107.2,16.8],[107.2,16.9],[107.1,16.9],[107.1,16.8]]]",
-                ),
-            ],
+            geo(
+                "overlaps",
+                "Polygon",
+                "[[[107.1,16.8],[107.2,16.8],[107.2,16.9],[107.1,16.9],[107.1,16.8]]]",
+                &[],
+            ),
             all(&["urn:ngsi-ld:Area:dong-ha"]),
         ),
         (
-            vec![
-                ("georel", "intersects"),
-                ("geometry", "LineString"),
-                ("coordinates", "[[106.9,16.6],[106.9,16.9]]"),
-            ],
+            geo(
+                "intersects",
+                "LineString",
+                "[[106.9,16.6],[106.9,16.9]]",
+                &[],
+            ),
             all(&["urn:ngsi-ld:Road:ql9"]),
         ),
         // geoproperty other than location.
         (
-            vec![
-                ("georel", "near;maxDistance==3000"),
-                ("geometry", "Point"),
-                ("coordinates", "[107.099,16.819]"),
-                ("geoproperty", "area"),
-            ],
+            geo(
+                "near;maxDistance==3000",
+                "Point",
+                "[107.099,16.819]",
+                &[("geoproperty", "area")],
+            ),
             all(&["urn:ngsi-ld:Park:p1"]),
         ),
         (
-            vec![
-                ("georel", "within"),
-                ("geometry", "Polygon"),
-                ("coordinates", BOX),
-                ("geoproperty", "area"),
-            ],
+            geo("within", "Polygon", BOX, &[("geoproperty", "area")]),
             all(&["urn:ngsi-ld:Park:p1"]),
         ),
     ];

@@ -143,6 +143,14 @@ async fn subscribe_to_gauges(app: &App, members: Value) -> String {
     subscribe(app, body).await
 }
 
+/// Subscribes to every Gauge with the notification `endpoint`, then creates Gauge 1
+/// (level 4): a change to notify. Returns the subscription's id.
+async fn notify_gauge_1(app: &App, endpoint: Value) -> String {
+    let id = subscribe_to_gauges(app, json!({"notification": {"endpoint": endpoint}})).await;
+    app.create(gauge("urn:ngsi-ld:Gauge:1", 4.0)).await;
+    id
+}
+
 fn url_decode(text: &str) -> String {
     url::form_urlencoded::parse(format!("x={text}").as_bytes())
         .next()
@@ -394,15 +402,9 @@ async fn notification_headers_are_sent_in_title_case() {
     let app = App::start().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    subscribe_to_gauges(
-        &app,
-        json!({
-            "notification": {"endpoint": {"uri": format!("http://127.0.0.1:{port}/n"),
-                "receiverInfo": [{"key": "X-Additional-Key", "value": "v"}]}}
-        }),
-    )
-    .await;
-    app.create(gauge("urn:ngsi-ld:Gauge:1", 4.0)).await;
+    let endpoint = json!({"uri": format!("http://127.0.0.1:{port}/n"),
+        "receiverInfo": [{"key": "X-Additional-Key", "value": "v"}]});
+    notify_gauge_1(&app, endpoint).await;
     let (mut socket, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
         .await
         .expect("a notification within 10 s")
@@ -424,14 +426,11 @@ async fn notification_headers_are_sent_in_title_case() {
 async fn json_ld_endpoints_get_the_context_in_the_body() {
     let app = App::start().await;
     let rx = Receiver::start().await;
-    subscribe_to_gauges(
+    notify_gauge_1(
         &app,
-        json!({
-            "notification": {"endpoint": {"uri": rx.url("/ok/ld"), "accept": "application/ld+json"}}
-        }),
+        json!({"uri": rx.url("/ok/ld"), "accept": "application/ld+json"}),
     )
     .await;
-    app.create(gauge("urn:ngsi-ld:Gauge:1", 4.0)).await;
     let got = rx.wait("/ok/ld", 1, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].headers["content-type"], "application/ld+json");
@@ -446,12 +445,7 @@ async fn json_ld_endpoints_get_the_context_in_the_body() {
 async fn a_failed_notification_is_retried() {
     let app = App::start().await;
     let rx = Receiver::start().await;
-    let id = subscribe_to_gauges(
-        &app,
-        json!({"notification": {"endpoint": {"uri": rx.url("/fail-once/r")}}}),
-    )
-    .await;
-    app.create(gauge("urn:ngsi-ld:Gauge:1", 4.0)).await;
+    let id = notify_gauge_1(&app, json!({"uri": rx.url("/fail-once/r")})).await;
     let got = rx.wait("/fail-once/r", 1, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 1);
     assert_eq!(*rx.log.failed.lock().unwrap(), 1);
@@ -507,15 +501,9 @@ async fn notifications_are_published_over_mqtt() {
     .expect("the broker at 127.0.0.1:1883 acknowledges");
 
     let app = App::start().await;
-    subscribe_to_gauges(
-        &app,
-        json!({
-            "notification": {"endpoint": {"uri": format!("mqtt://127.0.0.1:1883/{topic}"),
-                                          "notifierInfo": [{"key": "MQTT-QoS", "value": "1"}]}}
-        }),
-    )
-    .await;
-    app.create(gauge("urn:ngsi-ld:Gauge:1", 4.0)).await;
+    let endpoint = json!({"uri": format!("mqtt://127.0.0.1:1883/{topic}"),
+        "notifierInfo": [{"key": "MQTT-QoS", "value": "1"}]});
+    notify_gauge_1(&app, endpoint).await;
     let message = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if let Ok(Event::Incoming(Packet::Publish(p))) = events.poll().await {
@@ -542,14 +530,11 @@ async fn an_undelivered_notification_is_sent_after_a_restart() {
         l.local_addr().unwrap().port()
     };
     let app = App::start_at(&db, hub::HubConfig::default()).await;
-    subscribe_to_gauges(
+    notify_gauge_1(
         &app,
-        json!({
-            "notification": {"endpoint": {"uri": format!("http://127.0.0.1:{port}/ok/later")}}
-        }),
+        json!({"uri": format!("http://127.0.0.1:{port}/ok/later")}),
     )
     .await;
-    app.create(gauge("urn:ngsi-ld:Gauge:1", 4.0)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     app.stop().await;
 

@@ -18,6 +18,11 @@ fn readings(hours: u32) -> Vec<(f64, String)> {
         .collect()
 }
 
+/// `n` readings of the values 0, 1, 2… at the times `time` gives each.
+fn counting(n: u32, time: impl Fn(u32) -> String) -> Vec<(f64, String)> {
+    (0..n).map(|i| (i as f64, time(i))).collect()
+}
+
 async fn provide(app: &App, id: &str, readings: &[(f64, String)]) -> u16 {
     let instances: Vec<Value> = readings
         .iter()
@@ -30,6 +35,35 @@ async fn provide(app: &App, id: &str, readings: &[(f64, String)]) -> u16 {
     .await;
     assert!(r.status == 201 || r.status == 204, "{}", r.text);
     r.status
+}
+
+/// The query of an aggregation by `methods` over periods of `period`, with `more`.
+fn aggregation<'a>(
+    methods: &'a str,
+    period: &'a str,
+    more: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut query = vec![
+        ("options", "aggregatedValues"),
+        ("aggrMethods", methods),
+        ("aggrPeriodDuration", period),
+    ];
+    query.extend_from_slice(more);
+    query
+}
+
+/// `timerel=between` from `start` to `end`.
+fn between<'a>(start: &'a str, end: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("timerel", "between"),
+        ("timeAt", start),
+        ("endTimeAt", end),
+    ]
+}
+
+/// `timerel=after` `time`.
+fn after(time: &str) -> [(&str, &str); 2] {
+    [("timerel", "after"), ("timeAt", time)]
 }
 
 fn values_of(body: &Value, attr: &str) -> Vec<f64> {
@@ -160,20 +194,12 @@ async fn aggregations_agree_with_the_instances() {
     let app = App::start().await;
     let data = readings(48);
     assert_eq!(provide(&app, GAUGE, &data).await, 201);
+    let methods = "totalCount,distinctCount,sum,avg,min,max,stddev,sumsq";
+    let days = between("2026-10-17T00:00:00Z", "2026-10-19T00:00:00Z");
     let r = app
         .get_ok(
             &format!("/temporal/entities/{GAUGE}"),
-            &[
-                ("options", "aggregatedValues"),
-                (
-                    "aggrMethods",
-                    "totalCount,distinctCount,sum,avg,min,max,stddev,sumsq",
-                ),
-                ("aggrPeriodDuration", "P1D"),
-                ("timerel", "between"),
-                ("timeAt", "2026-10-17T00:00:00Z"),
-                ("endTimeAt", "2026-10-19T00:00:00Z"),
-            ],
+            &aggregation(methods, "P1D", &days),
         )
         .await;
     let attr = &r.body["waterLevel"];
@@ -218,17 +244,11 @@ async fn aggregations_agree_with_the_instances() {
     ];
     let other = "urn:ngsi-ld:WaterObserved:months";
     provide(&app, other, &month_data).await;
+    let months = between("2026-10-01T00:00:00Z", "2027-01-01T00:00:00Z");
     let r = app
         .get_ok(
             &format!("/temporal/entities/{other}"),
-            &[
-                ("options", "aggregatedValues"),
-                ("aggrMethods", "sum"),
-                ("aggrPeriodDuration", "P1M"),
-                ("timerel", "between"),
-                ("timeAt", "2026-10-01T00:00:00Z"),
-                ("endTimeAt", "2027-01-01T00:00:00Z"),
-            ],
+            &aggregation("sum", "P1M", &months),
         )
         .await;
     assert_eq!(
@@ -241,20 +261,10 @@ async fn aggregations_agree_with_the_instances() {
     );
 
     // A temporal query over several entities, GET and POST.
+    let mut query = vec![("type", "WaterObserved"), ("count", "true")];
+    query.extend(between("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
     let r = app
-        .get_ok(
-            "/temporal/entities",
-            &[
-                ("type", "WaterObserved"),
-                ("options", "aggregatedValues"),
-                ("aggrMethods", "max"),
-                ("aggrPeriodDuration", "P1Y"),
-                ("timerel", "between"),
-                ("timeAt", "2026-01-01T00:00:00Z"),
-                ("endTimeAt", "2027-01-01T00:00:00Z"),
-                ("count", "true"),
-            ],
-        )
+        .get_ok("/temporal/entities", &aggregation("max", "P1Y", &query))
         .await;
     assert_eq!(r.header("NGSILD-Results-Count"), Some("2"));
     let maxima: Vec<f64> = r
@@ -522,30 +532,21 @@ async fn instances_are_filtered_by_dataset_id() {
 async fn long_histories_come_in_pages() {
     let app = App::start().await;
     // 1,200 readings a minute apart: more than one answer holds (1,000).
-    let data: Vec<(f64, String)> = (0..1200)
-        .map(|m| {
-            (
-                m as f64,
-                format!("2026-10-17T{:02}:{:02}:00Z", m / 60, m % 60),
-            )
-        })
-        .collect();
+    let data = counting(1200, |m| {
+        format!("2026-10-17T{:02}:{:02}:00Z", m / 60, m % 60)
+    });
     provide(&app, GAUGE, &data).await;
     let r = send(app.get(&format!("/temporal/entities/{GAUGE}"))).await;
-    assert_eq!(r.status, 206, "{}", r.text);
+    assert_page(&r, "date-time 2026-10-17T00:00:00Z-2026-10-17T16:39:00Z/*");
     let got = values_of(&r.body, "waterLevel");
     assert_eq!(got.len(), 1000);
     assert_eq!(got[0], 0.0);
     assert_eq!(got[999], 999.0);
-    assert_eq!(
-        r.header("content-range"),
-        Some("date-time 2026-10-17T00:00:00Z-2026-10-17T16:39:00Z/*")
-    );
     // The next page starts after the range's end.
     let r = app
         .get_ok(
             &format!("/temporal/entities/{GAUGE}"),
-            &[("timerel", "after"), ("timeAt", "2026-10-17T16:39:00Z")],
+            &after("2026-10-17T16:39:00Z"),
         )
         .await;
     let rest = values_of(&r.body, "waterLevel");
@@ -555,14 +556,13 @@ async fn long_histories_come_in_pages() {
     let r = app
         .get_with(&format!("/temporal/entities/{GAUGE}"), &[("lastN", "1100")])
         .await;
-    assert_eq!(r.status, 206, "{}", r.text);
+    // Backwards: from the latest instance down to the earliest returned, of lastN.
+    assert_page(
+        &r,
+        "date-time 2026-10-17T19:59:00Z-2026-10-17T03:20:00Z/1100",
+    );
     let got = values_of(&r.body, "waterLevel");
     assert_eq!((got.len(), got[0], got[999]), (1000, 200.0, 1199.0));
-    // Backwards: from the latest instance down to the earliest returned, of lastN.
-    assert_eq!(
-        r.header("content-range"),
-        Some("date-time 2026-10-17T19:59:00Z-2026-10-17T03:20:00Z/1100")
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -586,59 +586,29 @@ async fn a_partial_answer_cuts_every_attribute_to_one_range() {
     let path = format!("/temporal/entities/{GAUGE}");
     // Forwards from timeAt: waterLevel fills the page up to 16:39; the other
     // attributes stop there too, and one with nothing before is an empty array.
-    let r = app
-        .get_with(
-            &path,
-            &[("timerel", "after"), ("timeAt", "2026-10-16T00:00:00Z")],
-        )
-        .await;
-    assert_eq!(r.status, 206, "{}", r.text);
-    assert_eq!(
-        r.header("content-range"),
-        Some("date-time 2026-10-16T00:00:00Z-2026-10-17T16:39:00Z/*")
-    );
+    let r = app.get_with(&path, &after("2026-10-16T00:00:00Z")).await;
+    assert_page(&r, "date-time 2026-10-16T00:00:00Z-2026-10-17T16:39:00Z/*");
     assert_eq!(values_of(&r.body, "waterLevel").len(), 1000);
     assert_eq!(values_of(&r.body, "flow"), vec![600.0]);
     assert_eq!(r.body["alarm"], json!([]));
-    let r = app
-        .get_with(
-            &path,
-            &[
-                ("timerel", "after"),
-                ("timeAt", "2026-10-16T00:00:00Z"),
-                ("options", "temporalValues"),
-            ],
-        )
-        .await;
+    let mut query = after("2026-10-16T00:00:00Z").to_vec();
+    query.push(("options", "temporalValues"));
+    let r = app.get_with(&path, &query).await;
     assert_eq!(r.status, 206, "{}", r.text);
     assert_eq!(r.body["alarm"], json!({"type": "Property", "values": []}));
     assert_eq!(r.body["flow"]["values"].as_array().unwrap().len(), 1);
     // The next page, from the range's end, has the rest of each attribute.
-    let r = app
-        .get_ok(
-            &path,
-            &[("timerel", "after"), ("timeAt", "2026-10-17T16:39:00Z")],
-        )
-        .await;
+    let r = app.get_ok(&path, &after("2026-10-17T16:39:00Z")).await;
     assert_eq!(values_of(&r.body, "waterLevel").len(), 200);
     assert_eq!(values_of(&r.body, "flow"), vec![1080.0, 1200.0]);
     assert_eq!(r.body["alarm"].as_array().unwrap().len(), 1);
     // Backwards from endTimeAt: down to the earliest waterLevel returned (03:20).
-    let r = app
-        .get_with(
-            &path,
-            &[
-                ("lastN", "1100"),
-                ("timerel", "between"),
-                ("timeAt", "2026-10-17T00:00:00Z"),
-                ("endTimeAt", "2026-10-18T00:00:00Z"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, 206, "{}", r.text);
-    assert_eq!(
-        r.header("content-range"),
-        Some("date-time 2026-10-18T00:00:00Z-2026-10-17T03:20:00Z/1100")
+    let mut query = vec![("lastN", "1100")];
+    query.extend(between("2026-10-17T00:00:00Z", "2026-10-18T00:00:00Z"));
+    let r = app.get_with(&path, &query).await;
+    assert_page(
+        &r,
+        "date-time 2026-10-18T00:00:00Z-2026-10-17T03:20:00Z/1100",
     );
     assert_eq!(values_of(&r.body, "flow"), vec![600.0, 1080.0, 1200.0]);
     // A whole answer is 200, without Content-Range.
@@ -655,21 +625,10 @@ async fn a_partial_answer_cuts_every_attribute_to_one_range() {
     ))
     .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let r = app
-        .get_with(
-            "/temporal/entities",
-            &[
-                ("type", "WaterObserved"),
-                ("timerel", "after"),
-                ("timeAt", "2026-10-16T00:00:00Z"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, 206, "{}", r.text);
-    assert_eq!(
-        r.header("content-range"),
-        Some("date-time 2026-10-16T00:00:00Z-2026-10-17T16:39:00Z/*")
-    );
+    let mut query = vec![("type", "WaterObserved")];
+    query.extend(after("2026-10-16T00:00:00Z"));
+    let r = app.get_with("/temporal/entities", &query).await;
+    assert_page(&r, "date-time 2026-10-16T00:00:00Z-2026-10-17T16:39:00Z/*");
     let second = r
         .body
         .as_array()
@@ -845,20 +804,12 @@ async fn bad_temporal_requests_are_refused() {
         vec![("timerel", "during"), ("timeAt", "2026-10-17T00:00:00Z")],
         vec![("timerel", "before")],
         vec![("timerel", "before"), ("timeAt", "yesterday")],
-        vec![
-            ("timerel", "between"),
-            ("timeAt", "2026-10-18T00:00:00Z"),
-            ("endTimeAt", "2026-10-17T00:00:00Z"),
-        ],
+        between("2026-10-18T00:00:00Z", "2026-10-17T00:00:00Z").to_vec(),
         vec![("lastN", "0")],
         vec![("lastN", "-3")],
         vec![("options", "aggregatedValues")],
         vec![("options", "aggregatedValues"), ("aggrMethods", "median")],
-        vec![
-            ("options", "aggregatedValues"),
-            ("aggrMethods", "avg"),
-            ("aggrPeriodDuration", "1 hour"),
-        ],
+        aggregation("avg", "1 hour", &[]),
         vec![("aggrMethods", "avg")],
         vec![("timeproperty", "deletedat")],
     ] {
@@ -866,18 +817,9 @@ async fn bad_temporal_requests_are_refused() {
         assert_problem(&r, 400, "BadRequestData");
     }
     // Too many periods for one answer.
+    let year = between("2026-01-01T00:00:00Z", "2026-12-01T00:00:00Z");
     let r = app
-        .get_with(
-            &path,
-            &[
-                ("options", "aggregatedValues"),
-                ("aggrMethods", "avg"),
-                ("aggrPeriodDuration", "PT1S"),
-                ("timerel", "between"),
-                ("timeAt", "2026-01-01T00:00:00Z"),
-                ("endTimeAt", "2026-12-01T00:00:00Z"),
-            ],
-        )
+        .get_with(&path, &aggregation("avg", "PT1S", &year))
         .await;
     assert_problem(&r, 400, "BadRequestData");
     // A temporal query must select something.
@@ -902,28 +844,14 @@ async fn bad_temporal_requests_are_refused() {
 async fn aggregation_periods_follow_the_data_and_start_at_time_at() {
     let app = App::start().await;
     // Six readings at midnight and noon of 1–3 March 2020: years before now.
-    let days: Vec<(f64, String)> = (0..6)
-        .map(|i| {
-            (
-                i as f64,
-                format!("2020-03-{:02}T{:02}:00:00Z", 1 + i / 2, (i % 2) * 12),
-            )
-        })
-        .collect();
+    let days = counting(6, |i| {
+        format!("2020-03-{:02}T{:02}:00:00Z", 1 + i / 2, (i % 2) * 12)
+    });
     provide(&app, GAUGE, &days).await;
     let path = format!("/temporal/entities/{GAUGE}");
     // An open end is the data's last instance, not now: hourly periods over six years
     // would be refused as too many; these are the periods holding data.
-    let r = app
-        .get_ok(
-            &path,
-            &[
-                ("options", "aggregatedValues"),
-                ("aggrMethods", "sum"),
-                ("aggrPeriodDuration", "PT1H"),
-            ],
-        )
-        .await;
+    let r = app.get_ok(&path, &aggregation("sum", "PT1H", &[])).await;
     let periods = r.body["waterLevel"]["sum"].as_array().unwrap();
     assert_eq!(periods.len(), 6, "{}", r.text);
     // The last period is whole, not clipped at the last instance.
@@ -933,17 +861,9 @@ async fn aggregation_periods_follow_the_data_and_start_at_time_at() {
     );
     // Daily periods from midnight with `after`: they start exactly at timeAt, so each
     // midnight reading opens its own day.
+    let from = after("2020-03-01T00:00:00Z");
     let r = app
-        .get_ok(
-            &path,
-            &[
-                ("options", "aggregatedValues"),
-                ("aggrMethods", "sum,totalCount"),
-                ("aggrPeriodDuration", "P1D"),
-                ("timerel", "after"),
-                ("timeAt", "2020-03-01T00:00:00Z"),
-            ],
-        )
+        .get_ok(&path, &aggregation("sum,totalCount", "P1D", &from))
         .await;
     assert_eq!(
         r.body["waterLevel"]["sum"],
@@ -1016,24 +936,10 @@ async fn temporal_answers_are_projected_and_options_checked() {
     assert_problem(&r, 400, "BadRequestData");
     // With a time restriction, an entity without history in it is left out, over
     // GET and over both paths of the POST query.
-    let r = app
-        .get_ok(
-            "/temporal/entities",
-            &[
-                ("local", "true"),
-                ("timerel", "after"),
-                ("timeAt", "2026-01-01T00:00:00Z"),
-            ],
-        )
-        .await;
-    let ids: Vec<&str> = r
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, vec![GAUGE], "{}", r.text);
+    let mut query = vec![("local", "true")];
+    query.extend(after("2026-01-01T00:00:00Z"));
+    let r = app.get_ok("/temporal/entities", &query).await;
+    assert_eq!(id_list(&r.body), vec![GAUGE], "{}", r.text);
     for post in [
         "/temporal/entityOperations/query",
         "/temporalOperations/query",
@@ -1045,14 +951,7 @@ async fn temporal_answers_are_projected_and_options_checked() {
         ))
         .await;
         assert_eq!(r.status, 200, "{post}: {}", r.text);
-        let ids: Vec<&str> = r
-            .body
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["id"].as_str().unwrap())
-            .collect();
-        assert_eq!(ids, vec![other], "{post}: {}", r.text);
+        assert_eq!(id_list(&r.body), vec![other], "{post}: {}", r.text);
     }
     app.assert_alive().await;
 }

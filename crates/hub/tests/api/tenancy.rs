@@ -1,6 +1,6 @@
 //! NGSILD-Tenant: tenants are created by their first write and never see each other.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::*;
 
@@ -9,6 +9,11 @@ const TENANT: &str = "NGSILD-Tenant";
 /// GET `path` in `tenant`.
 async fn get_in(app: &App, tenant: &str, path: &str) -> Resp {
     send(app.get(path).header(TENANT, tenant)).await
+}
+
+/// POST `body` to `path` in `tenant`.
+async fn post_in(app: &App, tenant: &str, path: &str, body: &Value) -> Resp {
+    send(app.post(path, body).header(TENANT, tenant)).await
 }
 
 /// The query of every Bin in `tenant`.
@@ -25,7 +30,7 @@ async fn bins_in(app: &App, tenant: &str) -> Resp {
 async fn tenants_are_isolated() {
     let app = App::start().await;
     let e = json!({"id": "urn:ngsi-ld:Bin:1", "type": "Bin", "fill": 0.5});
-    let r = send(app.post("/entities", &e).header(TENANT, "quangtri")).await;
+    let r = post_in(&app, "quangtri", "/entities", &e).await;
     assert_eq!(r.status, 201, "{}", r.text);
 
     // Visible in its tenant.
@@ -59,7 +64,7 @@ async fn tenants_are_isolated() {
 
     // The same id in another tenant is another entity; the first write creates it.
     let other = json!({"id": "urn:ngsi-ld:Bin:1", "type": "Bin", "fill": 0.9});
-    let r = send(app.post("/entities", &other).header(TENANT, "hue")).await;
+    let r = post_in(&app, "hue", "/entities", &other).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let r = get_in(&app, "hue", "/entities/urn:ngsi-ld:Bin:1").await;
     assert_eq!(r.body["fill"]["value"], 0.9);
@@ -81,14 +86,8 @@ async fn tenants_are_isolated() {
     assert_eq!(r.body, json!([]));
 
     // Batches and discovery are per tenant too.
-    let r = send(
-        app.post(
-            "/entityOperations/create",
-            &json!([{"id": "urn:ngsi-ld:Bin:2", "type": "Bin", "fill": 0.1}]),
-        )
-        .header(TENANT, "quangtri"),
-    )
-    .await;
+    let bin = json!([{"id": "urn:ngsi-ld:Bin:2", "type": "Bin", "fill": 0.1}]);
+    let r = post_in(&app, "quangtri", "/entityOperations/create", &bin).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let r = get_in(&app, "quangtri", "/types/Bin").await;
     assert_eq!(r.body["entityCount"], 2);
@@ -101,14 +100,8 @@ async fn tenants_are_isolated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_does_not_create_a_tenant() {
     let app = App::start().await;
-    let r = send(
-        app.post(
-            "/entities",
-            &json!({"id": "urn:ngsi-ld:Bin:1", "type": "Bin", "fill": null}),
-        )
-        .header(TENANT, "danang"),
-    )
-    .await;
+    let bin = json!({"id": "urn:ngsi-ld:Bin:1", "type": "Bin", "fill": null});
+    let r = post_in(&app, "danang", "/entities", &bin).await;
     assert_problem(&r, 400, "BadRequestData");
     let r = bins_in(&app, "danang").await;
     assert_problem(&r, 404, "NonexistentTenant");
@@ -128,36 +121,21 @@ async fn invalid_tenant_names_are_refused() {
     let r = bins_in(&app, "bad tenant!").await;
     assert_problem(&r, 400, "BadRequestData");
     let long = "t".repeat(200);
-    let r = send(
-        app.post(
-            "/entities",
-            &json!({"id": "urn:ngsi-ld:Bin:1", "type": "Bin"}),
-        )
-        .header(TENANT, long.as_str()),
-    )
-    .await;
+    let bin = json!({"id": "urn:ngsi-ld:Bin:1", "type": "Bin"});
+    let r = post_in(&app, &long, "/entities", &bin).await;
     app.assert_refused(&r, 400, "BadRequestData").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_that_writes_nothing_does_not_create_a_tenant() {
     let app = App::start().await;
-    let r = send(
-        app.post(
-            "/entityOperations/create",
-            &json!([{"id": "urn:ngsi-ld:Bin:1", "type": "Bin", "fill": null}, {"id": "nope", "type": "Bin"}]),
-        )
-        .header(TENANT, "danang"),
-    )
-    .await;
+    let bins = json!([{"id": "urn:ngsi-ld:Bin:1", "type": "Bin", "fill": null}, {"id": "nope", "type": "Bin"}]);
+    let r = post_in(&app, "danang", "/entityOperations/create", &bins).await;
     assert_eq!(r.status, 207, "{}", r.text);
     assert_eq!(r.body["success"], json!([]));
     assert_eq!(r.body["errors"].as_array().unwrap().len(), 2);
-    let r = send(
-        app.post("/entityOperations/delete", &json!(["urn:ngsi-ld:Bin:1"]))
-            .header(TENANT, "danang"),
-    )
-    .await;
+    let bin_ids = json!(["urn:ngsi-ld:Bin:1"]);
+    let r = post_in(&app, "danang", "/entityOperations/delete", &bin_ids).await;
     assert_eq!(r.status, 207, "{}", r.text);
     let r = get_in(&app, "danang", "/types").await;
     assert_problem(&r, 404, "NonexistentTenant");
