@@ -3,7 +3,7 @@
 // the server goes into the page as text.
 
 import { getJson, send } from './auth.js';
-import { $, el, fmtTime, token } from './common.js';
+import { $, boxedTable, el, fmtTime, token } from './common.js';
 import { AUTH_TEXT, ROLE_NAMES } from './i18n.js';
 
 const ROLES = ['admin', 'operator', 'viewer', 'device', 'citizen'];
@@ -172,16 +172,7 @@ const tenantsField = () => field(t('tenants'), el('input', { name: 'tenants', va
  * are none. */
 function adminTable(id, headings, rows) {
   const none = el('tr', {}, el('td', { colspan: headings.length, class: 'muted' }, t('noRecords')));
-  return el(
-    'div',
-    { class: 'table-wrap' },
-    el(
-      'table',
-      { class: 'admin-table', id },
-      el('thead', {}, el('tr', {}, ...headings.map((h) => el('th', {}, h)))),
-      el('tbody', {}, rows.length ? rows : none),
-    ),
-  );
+  return boxedTable({ class: 'admin-table', id }, headings, rows.length ? rows : [none]);
 }
 
 // ---------- users ----------

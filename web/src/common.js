@@ -37,6 +37,16 @@ export function select(name, value, options, onchange) {
   );
 }
 
+/** A table in its scrolling box: `attrs` of the table, a header cell per heading (a
+ * node or text), the `rows`, then the `foot` if any. */
+export function boxedTable(attrs, headings, rows, foot = null) {
+  return el(
+    'div',
+    { class: 'table-wrap' },
+    el('table', attrs, el('thead', {}, el('tr', {}, ...headings.map((h) => el('th', {}, h)))), el('tbody', {}, ...rows), foot),
+  );
+}
+
 /** Text made safe to put in HTML (text and attribute values). */
 export function escapeHtml(s) {
   return String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);

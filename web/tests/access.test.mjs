@@ -52,6 +52,13 @@ async function freshPage(options = { viewport: { width: 1920, height: 1080 } }) 
   return page;
 }
 
+/** Opens the section `name` of the admin's page, and waits until it has loaded and
+ * shows `selector`. */
+async function adminSection(name, selector) {
+  await admin.locator(`#admin-tabs [data-section="${name}"]`).click();
+  await admin.waitForSelector(`#admin-body[data-loaded="true"] ${selector}`);
+}
+
 async function loginWithPassword(page, { username, password }) {
   await page.fill('#login-form input[name="username"]', username);
   await page.fill('#login-form input[name="password"]', password);
@@ -242,8 +249,7 @@ test('a write with the session cookie needs the CSRF token, which the page sends
 
 test('an admin creates an API key and sees it once, then revokes it', async () => {
   await admin.locator('.tab[data-view="admin"]').click();
-  await admin.locator('#admin-tabs [data-section="keys"]').click();
-  await admin.waitForSelector('#admin-body[data-loaded="true"] #new-key-form');
+  await adminSection('keys', '#new-key-form');
   const form = admin.locator('#new-key-form');
   await form.locator('input[name="name"]').fill('tram-bom-dong-ha');
   await form.locator('select[name="role"]').selectOption('device');
@@ -262,8 +268,7 @@ test('an admin creates an API key and sees it once, then revokes it', async () =
   assert.equal(me.name, 'tram-bom-dong-ha');
   // Shown once: back on the page, it is gone, and the list never had it.
   await admin.locator('#admin-tabs [data-section="users"]').click();
-  await admin.locator('#admin-tabs [data-section="keys"]').click();
-  await admin.waitForSelector('#admin-body[data-loaded="true"] #keys');
+  await adminSection('keys', '#keys');
   assert.equal(await admin.locator('#new-key').count(), 0);
   assert.ok(!(await admin.locator('#view-admin').innerText()).includes(key));
   const listed = await demo.api('GET', '/auth/v1/keys');
@@ -280,8 +285,7 @@ test('an admin creates an API key and sees it once, then revokes it', async () =
 });
 
 test('an admin adds a user, is told the password policy, resets a password and deletes the user', async () => {
-  await admin.locator('#admin-tabs [data-section="users"]').click();
-  await admin.waitForSelector('#admin-body[data-loaded="true"] #new-user');
+  await adminSection('users', '#new-user');
   const form = admin.locator('#new-user');
   await form.locator('input[name="username"]').fill('canbo.xem');
   await form.locator('input[name="password"]').fill('password1234');
@@ -320,8 +324,7 @@ test('an admin adds a user, is told the password policy, resets a password and d
 test('an admin gives a user a TOTP secret; the login then asks for the code', async () => {
   const user = { username: 'truongca.dem', password: 'Ca-đêm-trực-lũ-2025' };
   await demo.api('POST', '/auth/v1/users', { ...user, role: 'operator', tenants: [''] });
-  await admin.locator('#admin-tabs [data-section="users"]').click();
-  await admin.waitForSelector('#admin-body[data-loaded="true"] #users');
+  await adminSection('users', '#users');
   const enrol = admin.locator(`#users tr[data-user="${user.username}"] [data-action="totp"]`);
   await enrol.click();
   await enrol.click();
@@ -359,8 +362,7 @@ test('the audit page lists the logins, filters and pages, and shows values as te
     body: JSON.stringify({ username: probe, password: 'whatever-it-is' }),
   });
   assert.equal(r.status, 401);
-  await admin.locator('#admin-tabs [data-section="audit"]').click();
-  await admin.waitForSelector('#admin-body[data-loaded="true"] #audit');
+  await adminSection('audit', '#audit');
   const table = admin.locator('#audit tbody');
   assert.match(await table.innerText(), /auth\.login-link/);
   assert.match(await table.innerText(), /user:admin/);

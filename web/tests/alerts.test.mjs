@@ -81,6 +81,16 @@ const listed = () =>
     return rows.map((tr) => ({ id: tr.getAttribute('data-alert'), status: tr.dataset.status, severity: tr.dataset.severity }));
   }, LISTED);
 
+/** Asserts that every row of the alert list, whatever its gauge, has `value` in its
+ * data attribute `key`. */
+async function everyRowHas(key, value) {
+  const values = await page.locator('#alert-list tbody tr').evaluateAll((trs, k) => trs.map((tr) => tr.dataset[k]), key);
+  assert.ok(
+    values.every((v) => v === value),
+    JSON.stringify(values),
+  );
+}
+
 async function waitForListed(what, ok) {
   const started = Date.now();
   let rows = [];
@@ -112,11 +122,7 @@ test('the alert list shows, filters and acknowledges alerts', async () => {
   await page.locator('#alert-filters select[name="severity"]').selectOption('critical');
   rows = await waitForListed('the critical one alone', (r) => r.length === 1);
   assert.equal(rows[0].severity, 'critical');
-  const all = await page.locator('#alert-list tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.severity));
-  assert.ok(
-    all.every((s) => s === 'critical'),
-    JSON.stringify(all),
-  );
+  await everyRowHas('severity', 'critical');
   await page.screenshot({ path: path.join(SCREENSHOTS, 'alert-list.png') });
   // An admin acknowledges it from the list.
   const critical = page.locator(`#alert-list tr[data-alert="${rows[0].id}"]`);
@@ -127,11 +133,7 @@ test('the alert list shows, filters and acknowledges alerts', async () => {
   await page.locator('#alert-filters select[name="state"]').selectOption('acknowledged');
   rows = await waitForListed('the acknowledged one alone', (r) => r.length === 1);
   assert.equal(rows[0].severity, 'critical');
-  const states = await page.locator('#alert-list tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.status));
-  assert.ok(
-    states.every((s) => s === 'acknowledged'),
-    JSON.stringify(states),
-  );
+  await everyRowHas('status', 'acknowledged');
   // The water falls: the list of resolved alerts follows the stream.
   await page.locator('#alert-filters select[name="state"]').selectOption('resolved');
   await demo.api('POST', '/ngsi-ld/v1/entityOperations/upsert?options=update', [gauge(1.0, LISTED, MARKUP)]);

@@ -281,6 +281,12 @@ pub fn wal_path(db: &Path) -> PathBuf {
     PathBuf::from(format!("{}-wal", db.display()))
 }
 
+/// The rows of `table` in a SQLite database.
+pub fn count_rows(conn: &rusqlite::Connection, table: &str) -> rusqlite::Result<u64> {
+    let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
 /// 1234567.8 → "1,234,568".
 pub fn thousands(x: f64) -> String {
     let n = x.round() as i64;

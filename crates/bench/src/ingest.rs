@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
 
-use super::data::{percentiles, thousands};
+use super::data::{self, percentiles, thousands};
 use super::server::Server;
 use super::{Common, Report, count};
 
@@ -123,8 +123,7 @@ fn history_rows(db: &Path) -> anyhow::Result<u64> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_secs(5))?;
-    let n: i64 = conn.query_row("SELECT count(*) FROM attr_history", [], |r| r.get(0))?;
-    Ok(n as u64)
+    Ok(data::count_rows(&conn, "attr_history")?)
 }
 
 /// `v` of the entity of device `i` (keyValues), when it has one.

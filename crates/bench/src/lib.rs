@@ -154,13 +154,20 @@ pub struct HubArgs {
     /// Queries of each kind in figure 3 [default: 500; 100 with --quick].
     #[arg(long, value_parser = count(1..))]
     pub queries: Option<usize>,
-    /// A PostgreSQL server (postgres://user@host/db, with PostGIS): figures 1 to 3 are
-    /// measured on SQLite, then again on databases created there for the run (and
-    /// dropped after), and printed side by side.
-    #[arg(long, value_parser = postgres_url)]
-    pub store: Option<String>,
+    #[command(flatten)]
+    pub postgres: AlsoOnPostgres,
     #[command(flatten)]
     pub common: Common,
+}
+
+/// `--store` of the benchmarks that compare the two stores.
+#[derive(Args, Clone, Debug)]
+pub struct AlsoOnPostgres {
+    /// A PostgreSQL server (postgres://user@host/db, with PostGIS): the run (figures 1
+    /// to 3 of `hub`) is measured on SQLite, then again on databases created there for
+    /// the run (and dropped after), and printed side by side.
+    #[arg(long, value_parser = postgres_url)]
+    pub store: Option<String>,
 }
 
 /// A count within `range`, for clap.
@@ -575,8 +582,8 @@ impl Which {
 
     fn benchmark(&self) -> anyhow::Result<Benchmark> {
         Ok(match self {
-            Which::Hub(a) => Benchmark::Hub(a.sizes()?, a.store.clone()),
-            Which::Temporal(a) => Benchmark::Temporal(a.sizes(), a.store.clone()),
+            Which::Hub(a) => Benchmark::Hub(a.sizes()?, a.postgres.store.clone()),
+            Which::Temporal(a) => Benchmark::Temporal(a.sizes(), a.postgres.store.clone()),
             Which::Notify(a) => Benchmark::Notify(a.sizes()?),
             Which::Ingest(a) => Benchmark::Ingest(a.sizes()?),
             Which::Nodes(a) => Benchmark::Nodes(a.sizes()),
@@ -720,6 +727,14 @@ mod tests {
             .map(|c| c.bench.which)
     }
 
+    /// Each of `keys` is a figure of `report`, finite and above 0.
+    pub(crate) fn assert_positive(report: &Report, keys: &[&str]) {
+        for key in keys {
+            let v = report.value(key);
+            assert!(v.is_some_and(|v| v.is_finite() && v > 0.0), "{key}: {v:?}");
+        }
+    }
+
     fn error_kind(args: &[&str]) -> clap::error::ErrorKind {
         parse(args).unwrap_err().kind()
     }
@@ -777,7 +792,7 @@ mod tests {
         let s = a.sizes().unwrap();
         assert_eq!(entities(&s), (50_000, 100_000, 500, 1_000_000));
         assert_eq!((s.patch_secs, s.patch_clients), (10.0, 16));
-        assert_eq!(a.store, None);
+        assert_eq!(a.postgres.store, None);
         let s = hub_args(&["hub", "--quick"]).sizes().unwrap();
         assert_eq!(entities(&s), (5_000, 10_000, 100, 0));
         assert_eq!(s.patch_secs, 3.0);
@@ -793,7 +808,7 @@ mod tests {
         ]);
         let s = a.sizes().unwrap();
         assert_eq!((s.large_entities, s.patch_secs), (7, 0.5));
-        assert_eq!(a.store.as_deref(), Some("postgresql://u@h/db"));
+        assert_eq!(a.postgres.store.as_deref(), Some("postgresql://u@h/db"));
     }
 
     #[test]
@@ -988,18 +1003,17 @@ mod tests {
         assert_eq!((c.q_errors, c.geo_errors), (0, 0), "{c:?}");
         // The large store is SQLite's figure only.
         assert_eq!(c.large_loaded, 0);
-        for key in [
-            "batch_upsert_attr_writes_per_s",
-            "patch_req_per_s",
-            "query_q_p95_ms",
-            "query_geo_p95_ms",
-        ] {
-            let v = report.value(key);
-            assert!(v.is_some_and(|v| v.is_finite() && v > 0.0), "{key}: {v:?}");
-        }
+        assert_positive(
+            &report,
+            &[
+                "batch_upsert_attr_writes_per_s",
+                "patch_req_per_s",
+                "query_q_p95_ms",
+                "query_geo_p95_ms",
+            ],
+        );
         // Figure 1's baseline wrote the same entities by plain SQL.
         assert_eq!(c.raw_rows, 1_000, "{c:?}");
-        let ratio = report.value("batch_upsert_hub_over_raw");
-        assert!(ratio.is_some_and(|v| v.is_finite() && v > 0.0), "{ratio:?}");
+        assert_positive(&report, &["batch_upsert_hub_over_raw"]);
     }
 }

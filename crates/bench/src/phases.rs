@@ -296,8 +296,7 @@ fn raw_same_rows(
         tx.commit()?;
     }
     let took = start.elapsed();
-    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM entities", [], |r| r.get(0))?;
-    Ok((took, rows.max(0) as u64))
+    Ok((took, data::count_rows(&conn, "entities")?))
 }
 
 /// The floor of any store: the same documents alone into `(id PRIMARY KEY, doc)`,
@@ -324,8 +323,7 @@ fn raw_documents_only(
         tx.commit()?;
     }
     let took = start.elapsed();
-    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM entities", [], |r| r.get(0))?;
-    Ok((took, rows.max(0) as u64))
+    Ok((took, data::count_rows(&conn, "entities")?))
 }
 
 async fn batch_upsert(

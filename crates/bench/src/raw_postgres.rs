@@ -2,11 +2,12 @@
 //! document, its index rows and its history rows — written by plain SQL into a fresh
 //! database with the store's schema, with binary COPY, one transaction per batch.
 
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use tokio_postgres::Transaction;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
@@ -76,6 +77,35 @@ fn time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// The binary COPY writer one table's rows are written with.
+type Writer<'w> = Pin<&'w mut BinaryCopyInWriter>;
+
+/// The entities of one transaction, whose rows are copied table by table.
+struct Copy<'a> {
+    tx: &'a Transaction<'a>,
+    chunk: &'a [RawRows],
+    /// The rowid of the chunk's first entity.
+    first: i64,
+}
+
+impl Copy<'_> {
+    /// Runs `statement` (a `COPY … FROM STDIN BINARY` of columns of `types`), in which
+    /// `rows` writes each entity's rows given its rowid.
+    async fn rows(
+        &self,
+        statement: &str,
+        types: &[Type],
+        rows: impl AsyncFn(Writer<'_>, i64, &RawRows) -> Result<(), tokio_postgres::Error>,
+    ) -> Result<u64, tokio_postgres::Error> {
+        let sink = self.tx.copy_in(statement).await?;
+        let mut w = pin!(BinaryCopyInWriter::new(sink, types));
+        for (rowid, e) in (self.first..).zip(self.chunk) {
+            rows(w.as_mut(), rowid, e).await?;
+        }
+        w.finish().await
+    }
+}
+
 /// Writes `entities` into the empty store database at `url`, `per` to a
 /// transaction; returns the time taken and the entities it then counts.
 pub async fn same_rows(
@@ -92,52 +122,42 @@ pub async fn same_rows(
     for chunk in entities.chunks(per.max(1)) {
         let tx = client.transaction().await?;
         let first = rowid + 1;
-        {
-            let sink = tx
-                .copy_in("COPY entities (rowid, tenant, id, doc, modified_at) FROM STDIN BINARY")
-                .await?;
-            let types = [
+        let copy = Copy {
+            tx: &tx,
+            chunk,
+            first,
+        };
+        copy.rows(
+            "COPY entities (rowid, tenant, id, doc, modified_at) FROM STDIN BINARY",
+            &[
                 Type::INT8,
                 Type::TEXT,
                 Type::TEXT,
                 Type::JSONB,
                 Type::TIMESTAMPTZ,
-            ];
-            let mut w = pin!(BinaryCopyInWriter::new(sink, &types));
-            for (i, e) in chunk.iter().enumerate() {
-                let r = first + i as i64;
+            ],
+            async |mut w: Writer<'_>, r: i64, e: &RawRows| {
                 w.as_mut()
                     .write(&[&r, &"", &e.id, &JsonText(&e.doc), &e.modified_at])
-                    .await?;
-            }
-            w.finish().await?;
-        }
-        {
-            let sink = tx
-                .copy_in("COPY entity_types (tenant, type, entity) FROM STDIN BINARY")
-                .await?;
-            let mut w = pin!(BinaryCopyInWriter::new(
-                sink,
-                &[Type::TEXT, Type::TEXT, Type::INT8]
-            ));
-            for (i, e) in chunk.iter().enumerate() {
-                let r = first + i as i64;
+                    .await
+            },
+        )
+        .await?;
+        copy.rows(
+            "COPY entity_types (tenant, type, entity) FROM STDIN BINARY",
+            &[Type::TEXT, Type::TEXT, Type::INT8],
+            async |mut w: Writer<'_>, r: i64, e: &RawRows| {
                 for t in &e.types {
                     w.as_mut().write(&[&"", t, &r]).await?;
                 }
-            }
-            w.finish().await?;
-        }
-        {
-            let sink = tx
-                .copy_in("COPY attr_index (entity, name, seq, kind) FROM STDIN BINARY")
-                .await?;
-            let mut w = pin!(BinaryCopyInWriter::new(
-                sink,
-                &[Type::INT8, Type::TEXT, Type::INT4, Type::TEXT]
-            ));
-            for (i, e) in chunk.iter().enumerate() {
-                let r = first + i as i64;
+                Ok(())
+            },
+        )
+        .await?;
+        copy.rows(
+            "COPY attr_index (entity, name, seq, kind) FROM STDIN BINARY",
+            &[Type::INT8, Type::TEXT, Type::INT4, Type::TEXT],
+            async |mut w: Writer<'_>, r: i64, e: &RawRows| {
                 for a in &e.attrs {
                     for (seq, kind) in a.kinds.iter().enumerate() {
                         w.as_mut()
@@ -145,19 +165,14 @@ pub async fn same_rows(
                             .await?;
                     }
                 }
-            }
-            w.finish().await?;
-        }
-        {
-            let sink = tx
-                .copy_in("COPY attr_values (entity, name, k, num, txt) FROM STDIN BINARY")
-                .await?;
-            let mut w = pin!(BinaryCopyInWriter::new(
-                sink,
-                &[Type::INT8, Type::TEXT, Type::INT4, Type::FLOAT8, Type::TEXT]
-            ));
-            for (i, e) in chunk.iter().enumerate() {
-                let r = first + i as i64;
+                Ok(())
+            },
+        )
+        .await?;
+        copy.rows(
+            "COPY attr_values (entity, name, k, num, txt) FROM STDIN BINARY",
+            &[Type::INT8, Type::TEXT, Type::INT4, Type::FLOAT8, Type::TEXT],
+            async |mut w: Writer<'_>, r: i64, e: &RawRows| {
                 for a in &e.attrs {
                     for (k, (num, txt)) in a.values.iter().enumerate() {
                         w.as_mut()
@@ -165,15 +180,16 @@ pub async fn same_rows(
                             .await?;
                     }
                 }
-            }
-            w.finish().await?;
-        }
+                Ok(())
+            },
+        )
+        .await?;
         // Geometry has no binary form the client can make: the GeoJSON goes in as
         // text, turned into geometry by PostGIS, as the hub's statement does.
         let (mut g_entity, mut g_name, mut g_json) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, e) in chunk.iter().enumerate() {
+        for (r, e) in (first..).zip(chunk) {
             for (name, json) in &e.geometries {
-                g_entity.push(first + i as i64);
+                g_entity.push(r);
                 g_name.push(name.as_str());
                 g_json.push(json.as_str());
             }
@@ -185,13 +201,9 @@ pub async fn same_rows(
             &[&g_entity, &g_name, &g_json],
         )
         .await?;
-        {
-            let sink = tx
-                .copy_in(
-                    "COPY attr_history (entity, name, dataset, t, written, num, txt, unit, doc) FROM STDIN BINARY",
-                )
-                .await?;
-            let types = [
+        copy.rows(
+            "COPY attr_history (entity, name, dataset, t, written, num, txt, unit, doc) FROM STDIN BINARY",
+            &[
                 Type::INT8,
                 Type::TEXT,
                 Type::TEXT,
@@ -201,10 +213,8 @@ pub async fn same_rows(
                 Type::TEXT,
                 Type::TEXT,
                 Type::JSONB,
-            ];
-            let mut w = pin!(BinaryCopyInWriter::new(sink, &types));
-            for (i, e) in chunk.iter().enumerate() {
-                let r = first + i as i64;
+            ],
+            async |mut w: Writer<'_>, r: i64, e: &RawRows| {
                 for (name, dataset, (t, written, num, txt, unit, doc)) in &e.history {
                     let doc = doc.as_deref().map(JsonText);
                     w.as_mut()
@@ -221,9 +231,10 @@ pub async fn same_rows(
                         ])
                         .await?;
                 }
-            }
-            w.finish().await?;
-        }
+                Ok(())
+            },
+        )
+        .await?;
         tx.commit().await?;
         rowid += chunk.len() as i64;
     }

@@ -32,11 +32,11 @@ use ngsi::{AttrKind, Attribute, Context};
 use serde_json::Value;
 
 use super::data::{
-    BATCH_ATTEMPTS, Progress, Retries, Rng, enc, file_mb, join_error, ms, percentiles, section,
-    thousands, wal_path,
+    self, BATCH_ATTEMPTS, Progress, Retries, Rng, enc, file_mb, join_error, ms, percentiles,
+    section, thousands, wal_path,
 };
 use super::server::{self, Backend, Server};
-use super::{Common, Report, count, postgres_url};
+use super::{AlsoOnPostgres, Common, Report, count};
 
 /// The entity type of every sensor, and its one attribute (terms of the default
 /// vocabulary).
@@ -99,11 +99,8 @@ pub struct TemporalArgs {
     /// with --quick].
     #[arg(long, value_parser = count(1..))]
     pub queries: Option<usize>,
-    /// A PostgreSQL server (postgres://user@host/db, with PostGIS): the run is
-    /// measured on SQLite, then again on a database created there for the run (and
-    /// dropped after), and printed side by side.
-    #[arg(long, value_parser = postgres_url)]
-    pub store: Option<String>,
+    #[command(flatten)]
+    pub postgres: AlsoOnPostgres,
     #[command(flatten)]
     pub common: Common,
 }
@@ -427,8 +424,7 @@ fn raw_history(path: &Path, sizes: &TemporalSizes) -> anyhow::Result<(Duration, 
         tx.commit()?;
         took += start.elapsed();
     }
-    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM attr_history", [], |r| r.get(0))?;
-    Ok((took, rows.max(0) as u64))
+    Ok((took, data::count_rows(&conn, "attr_history")?))
 }
 
 async fn load(
@@ -1091,14 +1087,14 @@ mod tests {
         assert_eq!(c.entities_counted, 3, "{c:?}");
         assert_eq!(c.queries, [4, 2, 4], "{c:?}");
         assert_eq!((c.errors, c.mismatches), ([0, 0, 0], [0, 0, 0]), "{c:?}");
-        for key in [
-            "load_instances_per_s",
-            "db_mb_per_million_instances",
-            "daily_max_p95_ms",
-        ] {
-            let v = report.value(key);
-            assert!(v.is_some_and(|v| v.is_finite() && v > 0.0), "{key}: {v:?}");
-        }
+        crate::tests::assert_positive(
+            &report,
+            &[
+                "load_instances_per_s",
+                "db_mb_per_million_instances",
+                "daily_max_p95_ms",
+            ],
+        );
         assert!(report.value("load_hub_over_raw").is_none());
     }
 
@@ -1119,17 +1115,17 @@ mod tests {
         assert_eq!(c.queries, [4, 2, 4], "{c:?}");
         assert_eq!(c.errors, [0, 0, 0], "{c:?}");
         assert_eq!(c.mismatches, [0, 0, 0], "{c:?}");
-        for key in [
-            "load_instances_per_s",
-            "load_hub_over_raw",
-            "db_mb_per_million_instances",
-            "hourly_avg_p95_ms",
-            "daily_max_p95_ms",
-            "last_n_p95_ms",
-        ] {
-            let v = report.value(key);
-            assert!(v.is_some_and(|v| v.is_finite() && v > 0.0), "{key}: {v:?}");
-        }
+        crate::tests::assert_positive(
+            &report,
+            &[
+                "load_instances_per_s",
+                "load_hub_over_raw",
+                "db_mb_per_million_instances",
+                "hourly_avg_p95_ms",
+                "daily_max_p95_ms",
+                "last_n_p95_ms",
+            ],
+        );
         assert!(report.rows.iter().all(|r| r.clean), "{:?}", report.rows);
         report.print_summary("temporal");
     }

@@ -532,8 +532,10 @@ fn alert_record(plural: &str) -> Value {
     }
 }
 
-/// Creates, as the admin, what [`prepare`] asks for: 200 or 201 (or 409 if made before).
-async fn made(r: reqwest::Response) {
+/// Creates, as the admin, what [`prepare`] asks for: sends `request`, which must
+/// get 200 or 201 (or 409 if made before).
+async fn made(request: reqwest::RequestBuilder) {
+    let r = request.send().await.unwrap();
     let status = r.status().as_u16();
     assert!(
         matches!(status, 200 | 201 | 204 | 409),
@@ -561,10 +563,7 @@ async fn fixtures(s: Server) -> World {
     made(
         s.admin
             .put(s.url(&format!("/reports/v1/reporter-access/{seer}")))
-            .json(&json!({"agencies": ["*"]}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"agencies": ["*"]})),
     )
     .await;
     for user in ["matrix.user", "matrix.totp"] {
@@ -602,20 +601,12 @@ async fn fixtures(s: Server) -> World {
     made(
         s.admin
             .post(s.url("/alerts/v1/rules"))
-            .json(&alert_rule("matrix"))
-            .send()
-            .await
-            .unwrap(),
+            .json(&alert_rule("matrix")),
     )
     .await;
-    made(
-        s.admin
-            .post(s.url("/ngsi-ld/v1/entities"))
-            .json(&json!({"id": "urn:ngsi-ld:MatrixGauge:1", "type": "MatrixGauge", "waterLevel": 5.0}))
-            .send()
-            .await
-            .unwrap(),
-    )
+    made(s.admin.post(s.url("/ngsi-ld/v1/entities")).json(
+        &json!({"id": "urn:ngsi-ld:MatrixGauge:1", "type": "MatrixGauge", "waterLevel": 5.0}),
+    ))
     .await;
     s.alerts.evaluate_all().await.unwrap();
     let r = s
@@ -640,10 +631,7 @@ async fn fixtures(s: Server) -> World {
                     scorecard::plan::DEPT_SCIENCE,
                     scorecard::plan::STATISTICS_OFFICE,
                     scorecard::plan::PROVINCE_OFFICE,
-                ]}))
-                .send()
-                .await
-                .unwrap(),
+                ]})),
         )
         .await;
     }
@@ -665,10 +653,7 @@ async fn fixtures(s: Server) -> World {
         made(
             s.admin
                 .post(s.url(&format!("/api/3/action/{action}")))
-                .json(&body)
-                .send()
-                .await
-                .unwrap(),
+                .json(&body),
         )
         .await;
     }
@@ -760,28 +745,28 @@ async fn prepare(
         params.insert("id", location.rsplit('/').next().unwrap().to_string());
     }
     if path.starts_with("/iot/") {
-        let r = admin
-            .post(s.url("/iot/services"))
-            .json(&json!({"services": [{"apikey": "matrix-apikey", "entity_type": "Matrix", "resource": "/iot/json"}]}))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            matches!(r.status().as_u16(), 201 | 409),
-            "{}",
-            r.text().await.unwrap()
-        );
-        let r = admin
-            .post(s.url("/iot/devices"))
-            .json(&json!({"devices": [{"device_id": "matrix-dev", "apikey": "matrix-apikey", "entity_type": "Matrix"}]}))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            matches!(r.status().as_u16(), 201 | 409),
-            "{}",
-            r.text().await.unwrap()
-        );
+        for (provision, body) in [
+            (
+                "/iot/services",
+                json!({"services": [{"apikey": "matrix-apikey", "entity_type": "Matrix", "resource": "/iot/json"}]}),
+            ),
+            (
+                "/iot/devices",
+                json!({"devices": [{"device_id": "matrix-dev", "apikey": "matrix-apikey", "entity_type": "Matrix"}]}),
+            ),
+        ] {
+            let r = admin
+                .post(s.url(provision))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                matches!(r.status().as_u16(), 201 | 409),
+                "{}",
+                r.text().await.unwrap()
+            );
+        }
         params.insert("device_id", "matrix-dev".into());
         params.insert("name", "t".into());
         if path.starts_with("/iot/json") {
@@ -894,10 +879,7 @@ async fn prepare(
             made(
                 admin
                     .post(s.url("/alerts/v1/rules"))
-                    .json(&alert_rule(&rule))
-                    .send()
-                    .await
-                    .unwrap(),
+                    .json(&alert_rule(&rule)),
             )
             .await;
             params.insert("id", rule);
@@ -911,10 +893,7 @@ async fn prepare(
             made(
                 admin
                     .post(s.url(&format!("/alerts/v1/{plural}")))
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap(),
+                    .json(&body),
             )
             .await;
             params.insert("id", id);

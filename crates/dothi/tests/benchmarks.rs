@@ -5,7 +5,7 @@
 #![cfg(feature = "bench")]
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bench::ingest::{BROKER_HOST, BROKER_PORT, IngestSizes};
 use bench::notify::NotifySizes;
@@ -15,12 +15,24 @@ fn dothi() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dothi"))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+/// Runs a benchmark in a fresh temporary directory (its data directory's parent).
+fn run_in_tempdir<T>(run: impl AsyncFnOnce(&Path) -> anyhow::Result<T>) -> T {
+    let dir = tempfile::tempdir().unwrap();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap()
+        .block_on(run(dir.path()))
+        .unwrap()
+}
+
+/// Each of `keys` is a figure of `report`, finite and not negative.
+fn assert_figures(report: &bench::Report, keys: &[&str]) {
+    for key in keys {
+        let v = report.value(key);
+        assert!(v.is_some_and(|v| v.is_finite() && v >= 0.0), "{key}: {v:?}");
+    }
 }
 
 /// `bench hub` on SQLite, its four figures and access control; figure 4 restarts the
@@ -28,10 +40,8 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn tiny_hub_benchmark_runs_and_counts_agree() {
     let sizes = bench::Sizes::tiny(dothi());
-    let dir = tempfile::tempdir().unwrap();
-    let report = runtime()
-        .block_on(bench::phases::run(&sizes, dir.path(), &Backend::Sqlite))
-        .unwrap();
+    let report =
+        run_in_tempdir(async |dir| bench::phases::run(&sizes, dir, &Backend::Sqlite).await);
     let c = &report.checks;
     assert_eq!(c.batch_written, 1_000);
     assert_eq!(c.batch_counted, 1_000);
@@ -52,18 +62,18 @@ fn tiny_hub_benchmark_runs_and_counts_agree() {
     assert_eq!(c.large_counted, 1_000);
     assert_eq!(c.large_counted_after_restart, 1_000);
     assert_eq!(c.sweep_queries, 8);
-    for key in [
-        "batch_upsert_attr_writes_per_s",
-        "batch_upsert_hub_over_raw",
-        "patch_req_per_s",
-        "query_q_p95_ms",
-        "query_geo_p95_ms",
-        "large_rss_mb",
-        "large_restart_to_ready_s",
-    ] {
-        let v = report.value(key);
-        assert!(v.is_some_and(|v| v.is_finite() && v >= 0.0), "{key}: {v:?}");
-    }
+    assert_figures(
+        &report,
+        &[
+            "batch_upsert_attr_writes_per_s",
+            "batch_upsert_hub_over_raw",
+            "patch_req_per_s",
+            "query_q_p95_ms",
+            "query_geo_p95_ms",
+            "large_rss_mb",
+            "large_restart_to_ready_s",
+        ],
+    );
     assert!(report.value("batch_upsert_attr_writes_per_s").unwrap() > 0.0);
     assert!(report.value("patch_req_per_s").unwrap() > 0.0);
     report.print_summary("hub");
@@ -81,10 +91,7 @@ fn tiny_notify_benchmark_runs_and_counts_agree() {
         restart: true,
         server_exe: dothi(),
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (report, c) = runtime()
-        .block_on(bench::notify::measure(&sizes, dir.path()))
-        .unwrap();
+    let (report, c) = run_in_tempdir(async |dir| bench::notify::measure(&sizes, dir).await);
     assert_eq!(c.subscriptions_created, 20, "{c:?}");
     assert_eq!(c.updates_sent, 300, "{c:?}");
     assert!(c.acknowledged > 0, "{c:?}");
@@ -99,15 +106,15 @@ fn tiny_notify_benchmark_runs_and_counts_agree() {
         c.unacknowledged_notified <= c.updates_sent - c.acknowledged,
         "{c:?}"
     );
-    for key in [
-        "notify_latency_p50_ms",
-        "notify_latency_p99_ms",
-        "notify_updates_sent_per_s",
-        "notify_restart_s",
-    ] {
-        let v = report.value(key);
-        assert!(v.is_some_and(|v| v.is_finite() && v >= 0.0), "{key}: {v:?}");
-    }
+    assert_figures(
+        &report,
+        &[
+            "notify_latency_p50_ms",
+            "notify_latency_p99_ms",
+            "notify_updates_sent_per_s",
+            "notify_restart_s",
+        ],
+    );
     report.print_summary("notify");
 }
 
@@ -129,10 +136,7 @@ fn tiny_ingest_benchmark_stores_every_measure() {
         server_exe: dothi(),
         broker_port: BROKER_PORT,
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (report, c) = runtime()
-        .block_on(bench::ingest::run_counted(&sizes, dir.path()))
-        .unwrap();
+    let (report, c) = run_in_tempdir(async |dir| bench::ingest::run_counted(&sizes, dir).await);
     assert_eq!(c.published, 60, "{c:?}");
     assert_eq!(c.stored, 60, "{c:?}");
     assert_eq!((c.publish_errors, c.connection_errors), (0, 0), "{c:?}");
@@ -155,10 +159,7 @@ fn tiny_soak_benchmark_runs_without_errors() {
         sample_secs: 2,
         server_exe: dothi(),
     };
-    let dir = tempfile::tempdir().unwrap();
-    let report = runtime()
-        .block_on(bench::soak::run(&sizes, dir.path()))
-        .unwrap();
+    let report = run_in_tempdir(async |dir| bench::soak::run(&sizes, dir).await);
     assert_eq!(report.value("soak_errors"), Some(0.0));
     let rate = report.value("soak_updates_per_s").unwrap();
     assert!(rate > 10.0, "{rate} updates/s");

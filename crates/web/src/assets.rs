@@ -24,18 +24,35 @@ pub struct Asset {
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
-/// The asset at a URL path: `/` is the public page, `/ioc/` (and `/ioc`) the
-/// operations centre.
+/// The routes of the pages, and the page each serves.
+pub const PAGES: [(&str, &str); 8] = [
+    ("/", "/index.html"),
+    ("/ioc", "/ioc/index.html"),
+    ("/ioc/", "/ioc/index.html"),
+    ("/data", "/data/index.html"),
+    ("/data/", "/data/index.html"),
+    // The report form and the tracking page are one page (the token stays in the
+    // fragment, never sent to the server in a URL).
+    ("/report", "/report/index.html"),
+    ("/report/", "/report/index.html"),
+    ("/report/track", "/report/index.html"),
+];
+
+/// Every path the front-end is served at: the pages' routes, then each file's own.
+pub fn served_paths() -> impl Iterator<Item = &'static str> {
+    PAGES
+        .iter()
+        .map(|(route, _)| *route)
+        .chain(ASSETS.iter().map(|a| a.path))
+}
+
+/// The asset at a URL path: a page at its routes ([`PAGES`]), any other file at its
+/// own path.
 pub fn find(path: &str) -> Option<&'static Asset> {
-    let path = match path {
-        "/" => "/index.html",
-        "/ioc" | "/ioc/" => "/ioc/index.html",
-        "/data" | "/data/" => "/data/index.html",
-        // The report form and the tracking page are one page (the token stays in the
-        // fragment, never sent to the server in a URL).
-        "/report" | "/report/" | "/report/track" => "/report/index.html",
-        other => other,
-    };
+    let path = PAGES
+        .iter()
+        .find(|(route, _)| *route == path)
+        .map_or(path, |(_, page)| page);
     ASSETS.iter().find(|a| a.path == path)
 }
 

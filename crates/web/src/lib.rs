@@ -96,14 +96,6 @@ impl WebConfig {
 pub fn route_rules() -> Vec<hub::RouteRule> {
     use hub::{Permission, rule};
     let mut rules = vec![
-        rule("GET", "/", Permission::Public),
-        rule("GET", "/ioc", Permission::Public),
-        rule("GET", "/ioc/", Permission::Public),
-        rule("GET", "/data", Permission::Public),
-        rule("GET", "/data/", Permission::Public),
-        rule("GET", "/report", Permission::Public),
-        rule("GET", "/report/", Permission::Public),
-        rule("GET", "/report/track", Permission::Public),
         rule("GET", "/public/api/config", Permission::Public),
         rule("GET", "/public/api/communes", Permission::Public),
         rule("GET", "/public/api/markers", Permission::Public),
@@ -115,11 +107,7 @@ pub fn route_rules() -> Vec<hub::RouteRule> {
         rule("GET", "/ioc/api/export", Permission::Read),
         rule("GET", "/ioc/api/stream", Permission::Read),
     ];
-    rules.extend(
-        assets::ASSETS
-            .iter()
-            .map(|a| rule("GET", a.path, Permission::Public)),
-    );
+    rules.extend(assets::served_paths().map(|path| rule("GET", path, Permission::Public)));
     rules
 }
 
@@ -168,18 +156,10 @@ pub fn routes(hub: Arc<hub::Hub>, config: WebConfig) -> Router {
         .route("/ioc/api/entities", get(api::entities))
         .route("/ioc/api/export", get(api::export))
         .route("/ioc/api/stream", get(stream::stream));
-    for asset in assets::ASSETS {
-        router = router.route(asset.path, get(assets::serve));
+    for path in assets::served_paths() {
+        router = router.route(path, get(assets::serve));
     }
     router
-        .route("/", get(assets::serve))
-        .route("/ioc", get(assets::serve))
-        .route("/ioc/", get(assets::serve))
-        .route("/data", get(assets::serve))
-        .route("/data/", get(assets::serve))
-        .route("/report", get(assets::serve))
-        .route("/report/", get(assets::serve))
-        .route("/report/track", get(assets::serve))
         .with_state(state)
         // gzip for what is worth it; never for images or the event stream, which
         // compression would hold back (tower-http's default predicate).

@@ -6,7 +6,7 @@
 
 import { actOn, onAlertsChanged } from '../alerts.js';
 import { ApiError, getJson, session } from '../auth.js';
-import { $, el, fmtTime, select, token } from '../common.js';
+import { $, boxedTable, el, fmtTime, select, token } from '../common.js';
 import { ALERT_LIST_TEXT, wordsOf } from '../i18n.js';
 
 /** The most recent alerts listed. */
@@ -129,15 +129,10 @@ function row(a) {
 
 function table() {
   if (!al.list.length) return el('p', { class: 'muted', id: 'alert-none' }, t('none'));
-  return el(
-    'div',
-    { class: 'table-wrap' },
-    el(
-      'table',
-      { id: 'alert-list', class: 'alist-table' },
-      el('thead', {}, el('tr', {}, ...['colSeverity', 'colAlert', 'colEntity', 'colSince', 'colState', 'colActions'].map((k) => el('th', {}, t(k))))),
-      el('tbody', {}, ...al.list.map(row)),
-    ),
+  return boxedTable(
+    { id: 'alert-list', class: 'alist-table' },
+    ['colSeverity', 'colAlert', 'colEntity', 'colSince', 'colState', 'colActions'].map((k) => t(k)),
+    al.list.map(row),
   );
 }
 

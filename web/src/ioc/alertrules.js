@@ -7,7 +7,7 @@
 // read; operators and admins write; policies name contacts, so only they read them.
 
 import { ApiError, getJson, send, session } from '../auth.js';
-import { $, el, token } from '../common.js';
+import { $, boxedTable, el, token } from '../common.js';
 import { ALERT_RULES_TEXT, wordsOf } from '../i18n.js';
 
 /** Records listed per kind (the API's largest page). */
@@ -237,15 +237,10 @@ function section(kind) {
   else if (list.refused) body = el('p', { class: 'muted' }, list.refused);
   else if (!list.length) body = el('p', { class: 'muted' }, t('none'));
   else
-    body = el(
-      'div',
-      { class: 'table-wrap' },
-      el(
-        'table',
-        { class: 'arules-table' },
-        el('thead', {}, el('tr', {}, ...KINDS[kind].columns.map((c) => el('th', {}, t(c))), el('th', {}, ''))),
-        el('tbody', {}, ...list.map((r) => row(kind, r))),
-      ),
+    body = boxedTable(
+      { class: 'arules-table' },
+      [...KINDS[kind].columns.map((c) => t(c)), ''],
+      list.map((r) => row(kind, r)),
     );
   return el(
     'section',

@@ -7,7 +7,7 @@
 // received reports are then asked again.
 import L from 'leaflet';
 import { ApiError, getJson, getPage, send, session } from '../auth.js';
-import { $, el, fmtTime, provinceMap, select } from '../common.js';
+import { $, boxedTable, el, fmtTime, provinceMap, select } from '../common.js';
 import { categoryName, iconOf, STAFF_TEXT, STAGE_NAMES } from '../report/words.js';
 import { showView } from './explorer.js';
 import { app } from './state.js';
@@ -244,63 +244,45 @@ function table() {
       renderReports();
     },
   });
-  return el(
-    'div',
-    { class: 'table-wrap' },
-    el(
-      'table',
-      { id: 'report-inbox', class: 'rs-table' },
-      el(
-        'thead',
-        {},
+  return boxedTable(
+    { id: 'report-inbox', class: 'rs-table' },
+    [canAct() ? all : '', ...['colCode', 'colCategory', 'colCommune', 'colStage', 'colReceived', 'colDue'].map((k) => t(k))],
+    rs.list.map((r) => {
+      const c = catOf(r.service_code);
+      return el(
+        'tr',
+        {
+          'data-id': r.service_request_id,
+          class: `${r.urgent ? 'urgent ' : ''}${rs.current?.service_request_id === r.service_request_id ? 'active' : ''}`,
+          onclick: (e) => {
+            if (e.target.closest('input')) return;
+            openReport(r.service_request_id);
+          },
+        },
         el(
-          'tr',
+          'td',
           {},
-          el('th', {}, canAct() ? all : ''),
-          ...['colCode', 'colCategory', 'colCommune', 'colStage', 'colReceived', 'colDue'].map((k) => el('th', {}, t(k))),
+          canAct()
+            ? el('input', {
+                type: 'checkbox',
+                'aria-label': r.service_request_id,
+                checked: rs.checked.has(r.service_request_id),
+                onchange: (e) => {
+                  e.target.checked ? rs.checked.add(r.service_request_id) : rs.checked.delete(r.service_request_id);
+                  renderReports();
+                },
+              })
+            : '',
         ),
-      ),
-      el(
-        'tbody',
-        {},
-        ...rs.list.map((r) => {
-          const c = catOf(r.service_code);
-          return el(
-            'tr',
-            {
-              'data-id': r.service_request_id,
-              class: `${r.urgent ? 'urgent ' : ''}${rs.current?.service_request_id === r.service_request_id ? 'active' : ''}`,
-              onclick: (e) => {
-                if (e.target.closest('input')) return;
-                openReport(r.service_request_id);
-              },
-            },
-            el(
-              'td',
-              {},
-              canAct()
-                ? el('input', {
-                    type: 'checkbox',
-                    'aria-label': r.service_request_id,
-                    checked: rs.checked.has(r.service_request_id),
-                    onchange: (e) => {
-                      e.target.checked ? rs.checked.add(r.service_request_id) : rs.checked.delete(r.service_request_id);
-                      renderReports();
-                    },
-                  })
-                : '',
-            ),
-            el('td', { class: 'mono' }, r.service_request_id, r.demo ? el('span', { class: 'demo-tag' }, t('demo')) : null),
-            el('td', {}, `${iconOf(c)} ${c ? categoryName(c, lang) : r.service_name}`, r.urgent ? el('span', { class: 'rs-urgent' }, t('tileUrgent')) : null),
-            el('td', {}, r.communeName || r.address_string || ''),
-            el('td', {}, STAGE_NAMES[lang][r.workflowStatus] || r.workflowStatus),
-            el('td', {}, fmtTime(lang, r.requested_datetime)),
-            el('td', { class: `rs-due ${dueClass(r)}` }, fmtTime(lang, r.due), r.overdue ? ` · ${t('overdue')}` : ''),
-          );
-        }),
-      ),
-      more(),
-    ),
+        el('td', { class: 'mono' }, r.service_request_id, r.demo ? el('span', { class: 'demo-tag' }, t('demo')) : null),
+        el('td', {}, `${iconOf(c)} ${c ? categoryName(c, lang) : r.service_name}`, r.urgent ? el('span', { class: 'rs-urgent' }, t('tileUrgent')) : null),
+        el('td', {}, r.communeName || r.address_string || ''),
+        el('td', {}, STAGE_NAMES[lang][r.workflowStatus] || r.workflowStatus),
+        el('td', {}, fmtTime(lang, r.requested_datetime)),
+        el('td', { class: `rs-due ${dueClass(r)}` }, fmtTime(lang, r.due), r.overdue ? ` · ${t('overdue')}` : ''),
+      );
+    }),
+    more(),
   );
 }
 
