@@ -214,6 +214,24 @@ pub const TASK_GROUPS: &[TaskGroupDef] = &[
     },
 ];
 
+/// Not a KPI: the members that most computed KPIs share (a percentage, the higher the
+/// better, computed daily, with no target year), to complete them with `..`.
+const COMPUTED_PERCENT: KpiDef = KpiDef {
+    slug: "",
+    plan_ref: "",
+    name: ("", ""),
+    unit_code: Some("P1"),
+    max: Some(100.0),
+    mode: Mode::Computed,
+    direction: Direction::Increase,
+    targets: &[],
+    owner: DEPT_SCIENCE,
+    goals: &[],
+    task_group: 0,
+    formula: "",
+    frequency: "daily",
+};
+
 pub const KPIS: &[KpiDef] = &[
     KpiDef {
         slug: "broadband-communes",
@@ -222,16 +240,12 @@ pub const KPIS: &[KpiDef] = &[
             "Tỷ lệ xã, phường, đặc khu có Internet băng thông rộng cố định",
             "Commune-level units reached by fixed broadband",
         ),
-        unit_code: Some("P1"),
-        max: Some(100.0),
-        mode: Mode::Computed,
-        direction: Direction::Increase,
         targets: &[(2025, 100.0), (2030, 100.0)],
         owner: DEPT_SCIENCE,
         goals: &["2025"],
         task_group: 3,
         formula: "units whose KeyPerformanceIndicator 'broadband' (households with fixed broadband, %) is above 0, over the 78 commune-level units, × 100",
-        frequency: "daily",
+        ..COMPUTED_PERCENT
     },
     KpiDef {
         slug: "5g-communes",
@@ -240,16 +254,12 @@ pub const KPIS: &[KpiDef] = &[
             "Tỷ lệ xã, phường, đặc khu được phủ sóng 5G",
             "Commune-level units covered by 5G",
         ),
-        unit_code: Some("P1"),
-        max: Some(100.0),
-        mode: Mode::Computed,
-        direction: Direction::Increase,
         targets: &[(2030, 100.0)],
         owner: DEPT_SCIENCE,
         goals: &["2030"],
         task_group: 3,
         formula: "units whose KeyPerformanceIndicator '5g' (population covered by 5G, %) is above 0, over the 78 commune-level units, × 100",
-        frequency: "daily",
+        ..COMPUTED_PERCENT
     },
     KpiDef {
         slug: "priority-sectors-live",
@@ -366,16 +376,11 @@ pub const KPIS: &[KpiDef] = &[
             "Tỷ lệ phản ánh hiện trường được xử lý đúng hạn",
             "Citizen reports answered by their deadline",
         ),
-        unit_code: Some("P1"),
-        max: Some(100.0),
-        mode: Mode::Computed,
-        direction: Direction::Increase,
-        targets: &[],
         owner: PROVINCE_OFFICE,
         goals: &["2025", "2030"],
         task_group: 8,
         formula: "citizen reports (Open311_ServiceRequest) received in the last 12 months and answered (resolved, closed, rejected or merged) by their deadline, over those answered, × 100",
-        frequency: "daily",
+        ..COMPUTED_PERCENT
     },
     KpiDef {
         slug: "reports-satisfaction",
@@ -384,16 +389,11 @@ pub const KPIS: &[KpiDef] = &[
             "Tỷ lệ người dân hài lòng với xử lý phản ánh",
             "Citizens satisfied with the handling of their reports",
         ),
-        unit_code: Some("P1"),
-        max: Some(100.0),
-        mode: Mode::Computed,
-        direction: Direction::Increase,
-        targets: &[],
         owner: PROVINCE_OFFICE,
         goals: &["2025", "2030"],
         task_group: 8,
         formula: "citizen reports received in the last 12 months rated 4 or 5, over those rated (1 to 5), × 100",
-        frequency: "daily",
+        ..COMPUTED_PERCENT
     },
     KpiDef {
         slug: "open-datasets",
@@ -417,16 +417,11 @@ pub const KPIS: &[KpiDef] = &[
             "Tỷ lệ bộ dữ liệu mở được cập nhật trong 3 tháng",
             "Open datasets updated within 3 months",
         ),
-        unit_code: Some("P1"),
-        max: Some(100.0),
-        mode: Mode::Computed,
-        direction: Direction::Increase,
-        targets: &[],
         owner: DEPT_SCIENCE,
         goals: &["2030"],
         task_group: 3,
         formula: "datasets whose 'modified' (CKAN metadata_modified, DCAT dct:modified) is within the last 3 months (92 days), over the datasets published, × 100",
-        frequency: "daily",
+        ..COMPUTED_PERCENT
     },
     KpiDef {
         slug: "good-air-days",
@@ -435,16 +430,11 @@ pub const KPIS: &[KpiDef] = &[
             "Tỷ lệ ngày có chất lượng không khí tốt",
             "Days with good air quality",
         ),
-        unit_code: Some("P1"),
-        max: Some(100.0),
-        mode: Mode::Computed,
-        direction: Direction::Increase,
-        targets: &[],
         owner: DEPT_AGRICULTURE_ENVIRONMENT,
         goals: &["2030"],
         task_group: 3,
         formula: "station-days of the last 30 days (Asia/Ho_Chi_Minh) whose daily mean PM2.5 is at most 25 µg/m³ (AQI ≤ 50, good), over the station-days with readings, × 100, from the daily aggregation of the stations' history",
-        frequency: "daily",
+        ..COMPUTED_PERCENT
     },
     KpiDef {
         slug: "device-uptime",
@@ -453,16 +443,12 @@ pub const KPIS: &[KpiDef] = &[
             "Tỷ lệ thiết bị cảm biến đang hoạt động",
             "Sensor devices reporting",
         ),
-        unit_code: Some("P1"),
-        max: Some(100.0),
-        mode: Mode::Computed,
-        direction: Direction::Increase,
-        targets: &[],
         owner: DEPT_SCIENCE,
         goals: &["2030"],
         task_group: 3,
         formula: "sensors (river gauges, air-quality and weather stations, traffic counters) whose reading was observed in the last 15 minutes, over the sensors, × 100",
         frequency: "every 5 minutes",
+        ..COMPUTED_PERCENT
     },
 ];
 

@@ -338,149 +338,140 @@ const TOURISM_POI: &str = r#"category=="historicSite","monument","museum","memor
 const BANKING_POI: &str = r#"category=="bank","atm""#;
 const COMMERCE_POI: &str = r#"category=="market","supermarket","shoppingCentre","tradeCentre""#;
 
+/// A feed of entities that are places: live when their location changes.
+const fn placed(ty: &'static str) -> Feed {
+    feed(ty, "location", "modifiedAt")
+}
+
+/// A feed of the points of interest that match `filter` (a category condition).
+const fn points_of_interest(filter: &'static str) -> Feed {
+    feed_where("PointOfInterest", filter, "location", "modifiedAt")
+}
+
+/// A feed of the `KeyPerformanceIndicator`s that match `filter` (a process condition).
+const fn process_indicator(filter: &'static str) -> Feed {
+    feed_where("KeyPerformanceIndicator", filter, "kpiValue", "modifiedAt")
+}
+
+const AIR_QUALITY: Feed = feed("AirQualityObserved", "airQualityIndex", "observedAt");
+const WATER_LEVEL: Feed = feed("WaterObserved", "waterLevel", "observedAt");
+
+/// A group of the plan, by its slug, its name (Vietnamese, English) and its feeds.
+const fn group(
+    slug: &'static str,
+    name: (&'static str, &'static str),
+    feeds: &'static [Feed],
+) -> Group {
+    Group { slug, name, feeds }
+}
+
+/// Tourism is both a priority sector and an essential service.
+const TOURISM: Group = group(
+    "tourism",
+    ("Du lịch", "Tourism"),
+    &[points_of_interest(TOURISM_POI)],
+);
+
 /// The seven priority sectors of the plan's 2025 target and their feeds. E-government
 /// counts with citizen reports (`Open311_ServiceRequest`, by their `updated_datetime`) and the indicators computed from
 /// imported dossiers (`EgovServiceIndex`).
 pub const PRIORITY_SECTORS: &[Group] = &[
-    Group {
-        slug: "health",
-        name: ("Y tế", "Health"),
-        feeds: &[
+    group(
+        "health",
+        ("Y tế", "Health"),
+        &[
             feed("Hospital", "bedOccupancy", "observedAt"),
-            feed("MedicalClinic", "location", "modifiedAt"),
+            placed("MedicalClinic"),
         ],
-    },
-    Group {
-        slug: "education",
-        name: ("Giáo dục", "Education"),
-        feeds: &[feed("School", "location", "modifiedAt")],
-    },
-    Group {
-        slug: "tourism",
-        name: ("Du lịch", "Tourism"),
-        feeds: &[feed_where(
-            "PointOfInterest",
-            TOURISM_POI,
-            "location",
-            "modifiedAt",
-        )],
-    },
-    Group {
-        slug: "transport",
-        name: ("Giao thông", "Transport"),
-        feeds: &[feed("TrafficFlowObserved", "intensity", "observedAt")],
-    },
-    Group {
-        slug: "environment",
-        name: (
+    ),
+    group("education", ("Giáo dục", "Education"), &[placed("School")]),
+    TOURISM,
+    group(
+        "transport",
+        ("Giao thông", "Transport"),
+        &[feed("TrafficFlowObserved", "intensity", "observedAt")],
+    ),
+    group(
+        "environment",
+        (
             "Tài nguyên và môi trường",
             "Natural resources and environment",
         ),
-        feeds: &[
-            feed("AirQualityObserved", "airQualityIndex", "observedAt"),
-            feed("WaterObserved", "waterLevel", "observedAt"),
+        &[
+            AIR_QUALITY,
+            WATER_LEVEL,
             feed("WeatherObserved", "temperature", "observedAt"),
         ],
-    },
-    Group {
-        slug: "agriculture",
-        name: (
+    ),
+    group(
+        "agriculture",
+        (
             "Nông nghiệp và phát triển nông thôn",
             "Agriculture and rural development",
         ),
-        feeds: &[
-            feed("AgriParcel", "location", "modifiedAt"),
-            feed("AgriCrop", "location", "modifiedAt"),
-        ],
-    },
-    Group {
-        slug: "e-government",
-        name: ("Chính quyền điện tử", "E-government"),
-        feeds: &[
+        &[placed("AgriParcel"), placed("AgriCrop")],
+    ),
+    group(
+        "e-government",
+        ("Chính quyền điện tử", "E-government"),
+        &[
             feed("Open311_ServiceRequest", "updated_datetime", VALUE),
             feed("EgovServiceIndex", "computedAt", "modifiedAt"),
         ],
-    },
+    ),
 ];
 
 /// The eight essential smart services the plan's 2030 target names.
 pub const ESSENTIAL_SERVICES: &[Group] = &[
-    Group {
-        slug: "electricity",
-        name: ("Điện", "Electricity"),
-        feeds: &[
+    group(
+        "electricity",
+        ("Điện", "Electricity"),
+        &[
             feed("ACMeasurement", "totalActivePower", "observedAt"),
             feed("Streetlight", "powerState", "observedAt"),
         ],
-    },
-    Group {
-        slug: "water",
-        name: ("Nước", "Water"),
-        feeds: &[feed(
+    ),
+    group(
+        "water",
+        ("Nước", "Water"),
+        &[feed(
             "WaterConsumptionObserved",
             "waterConsumption",
             "observedAt",
         )],
-    },
-    Group {
-        slug: "banking",
-        name: ("Ngân hàng", "Banking"),
-        feeds: &[
-            feed_where("PointOfInterest", BANKING_POI, "location", "modifiedAt"),
-            feed_where(
-                "KeyPerformanceIndicator",
-                r#"process=="cashlessPayment""#,
-                "kpiValue",
-                "modifiedAt",
-            ),
+    ),
+    group(
+        "banking",
+        ("Ngân hàng", "Banking"),
+        &[
+            points_of_interest(BANKING_POI),
+            process_indicator(r#"process=="cashlessPayment""#),
         ],
-    },
-    Group {
-        slug: "commerce",
-        name: ("Thương mại", "Commerce"),
-        feeds: &[feed_where(
-            "PointOfInterest",
-            COMMERCE_POI,
-            "location",
-            "modifiedAt",
-        )],
-    },
-    Group {
-        slug: "e-commerce",
-        name: ("Thương mại điện tử", "E-commerce"),
-        feeds: &[feed_where(
-            "KeyPerformanceIndicator",
-            r#"process=="eCommerce""#,
-            "kpiValue",
-            "modifiedAt",
-        )],
-    },
-    Group {
-        slug: "tourism",
-        name: ("Du lịch", "Tourism"),
-        feeds: &[feed_where(
-            "PointOfInterest",
-            TOURISM_POI,
-            "location",
-            "modifiedAt",
-        )],
-    },
-    Group {
-        slug: "environment",
-        name: ("Môi trường", "Environment"),
-        feeds: &[
-            feed("AirQualityObserved", "airQualityIndex", "observedAt"),
-            feed("WaterObserved", "waterLevel", "observedAt"),
-        ],
-    },
-    Group {
-        slug: "urban-planning-housing",
-        name: ("Quy hoạch và nhà ở đô thị", "Urban planning and housing"),
-        feeds: &[
-            feed("UrbanPlanningZone", "location", "modifiedAt"),
+    ),
+    group(
+        "commerce",
+        ("Thương mại", "Commerce"),
+        &[points_of_interest(COMMERCE_POI)],
+    ),
+    group(
+        "e-commerce",
+        ("Thương mại điện tử", "E-commerce"),
+        &[process_indicator(r#"process=="eCommerce""#)],
+    ),
+    TOURISM,
+    group(
+        "environment",
+        ("Môi trường", "Environment"),
+        &[AIR_QUALITY, WATER_LEVEL],
+    ),
+    group(
+        "urban-planning-housing",
+        ("Quy hoạch và nhà ở đô thị", "Urban planning and housing"),
+        &[
+            placed("UrbanPlanningZone"),
             feed("BuildingPermit", "status", "modifiedAt"),
         ],
-    },
+    ),
 ];
 
 /// A q condition as a query-string value: quotes and comparison signs escaped.
