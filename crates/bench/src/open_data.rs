@@ -97,13 +97,9 @@ fn dataset(name: String, org: usize, i: usize, types: &str) -> Dataset {
             words[i % words.len()].to_string(),
             format!("nhóm {}", i % 17),
         ],
-        spatial: vec![],
         licence: "cc-by-4.0".into(),
         frequency: "CONT".into(),
-        issued: String::new(),
-        modified: String::new(),
         view: View {
-            tenant: String::new(),
             types: vec![types.into()],
             q: None,
             attrs: vec![
@@ -112,8 +108,10 @@ fn dataset(name: String, org: usize, i: usize, types: &str) -> Dataset {
                 "status".into(),
                 "location".into(),
             ],
+            ..Default::default()
         },
         name,
+        ..Default::default()
     }
 }
 

@@ -71,7 +71,7 @@ const ORGS: &[(&str, &str, &str)] = &[
 ];
 
 /// One demo dataset: name, titles, organisation, theme, frequency, tags, types, q,
-/// public attributes, and whether it waits for its type to exist.
+/// public attributes (after those of a place), and whether it waits for its type to exist.
 struct Spec {
     name: &'static str,
     title: (&'static str, &'static str),
@@ -81,10 +81,16 @@ struct Spec {
     tags: &'static [&'static str],
     types: &'static [&'static str],
     q: Option<&'static str>,
+    /// Its entities are places: the view shows their [`PLACE`] attributes before
+    /// `attrs`.
+    placed: bool,
     attrs: &'static [&'static str],
     /// Published only when the hub holds entities it selects.
     when_present: bool,
 }
+
+/// The attributes that place an entity: its name, location and commune.
+const PLACE: [&str; 3] = ["name", "location", "refAdministrativeArea"];
 
 const SPECS: &[Spec] = &[
     Spec {
@@ -99,6 +105,7 @@ const SPECS: &[Spec] = &[
         tags: &["đơn vị hành chính", "ranh giới", "xã phường"],
         types: &["AdministrativeArea"],
         q: None,
+        placed: false,
         attrs: &[
             "code",
             "name",
@@ -121,10 +128,8 @@ const SPECS: &[Spec] = &[
         tags: &["mực nước", "lũ lụt", "thủy văn"],
         types: &["WaterObserved"],
         q: None,
+        placed: true,
         attrs: &[
-            "name",
-            "location",
-            "refAdministrativeArea",
             "river",
             "stationName",
             "waterLevel",
@@ -142,15 +147,8 @@ const SPECS: &[Spec] = &[
         tags: &["không khí", "AQI", "môi trường"],
         types: &["AirQualityObserved"],
         q: None,
-        attrs: &[
-            "name",
-            "location",
-            "refAdministrativeArea",
-            "airQualityIndex",
-            "airQualityLevel",
-            "co",
-            "dateObserved",
-        ],
+        placed: true,
+        attrs: &["airQualityIndex", "airQualityLevel", "co", "dateObserved"],
         when_present: false,
     },
     Spec {
@@ -162,10 +160,8 @@ const SPECS: &[Spec] = &[
         tags: &["thời tiết", "khí tượng", "mưa"],
         types: &["WeatherObserved"],
         q: None,
+        placed: true,
         attrs: &[
-            "name",
-            "location",
-            "refAdministrativeArea",
             "temperature",
             "relativeHumidity",
             "precipitation",
@@ -185,10 +181,8 @@ const SPECS: &[Spec] = &[
         tags: &["giao thông", "lưu lượng", "ùn tắc"],
         types: &["TrafficFlowObserved"],
         q: None,
+        placed: true,
         attrs: &[
-            "name",
-            "location",
-            "refAdministrativeArea",
             "intensity",
             "occupancy",
             "averageVehicleSpeed",
@@ -211,13 +205,8 @@ const SPECS: &[Spec] = &[
         tags: &["du lịch", "di tích", "địa điểm"],
         types: &["PointOfInterest"],
         q: None,
-        attrs: &[
-            "name",
-            "location",
-            "refAdministrativeArea",
-            "category",
-            "address",
-        ],
+        placed: true,
+        attrs: &["category", "address"],
         when_present: false,
     },
     Spec {
@@ -229,14 +218,8 @@ const SPECS: &[Spec] = &[
         tags: &["y tế", "bệnh viện", "trạm y tế"],
         types: &["Hospital", "MedicalClinic"],
         q: None,
-        attrs: &[
-            "name",
-            "location",
-            "refAdministrativeArea",
-            "category",
-            "bedCapacity",
-            "address",
-        ],
+        placed: true,
+        attrs: &["category", "bedCapacity", "address"],
         when_present: false,
     },
     Spec {
@@ -248,14 +231,8 @@ const SPECS: &[Spec] = &[
         tags: &["giáo dục", "trường học"],
         types: &["School"],
         q: None,
-        attrs: &[
-            "name",
-            "location",
-            "refAdministrativeArea",
-            "educationLevel",
-            "numberOfStudents",
-            "address",
-        ],
+        placed: true,
+        attrs: &["educationLevel", "numberOfStudents", "address"],
         when_present: false,
     },
     Spec {
@@ -270,15 +247,8 @@ const SPECS: &[Spec] = &[
         tags: &["băng rộng", "5G", "chuyển đổi số"],
         types: &["KeyPerformanceIndicator"],
         q: Some("process==\"digitalInfrastructure\""),
-        attrs: &[
-            "name",
-            "location",
-            "refAdministrativeArea",
-            "process",
-            "indicator",
-            "kpiValue",
-            "calculationPeriod",
-        ],
+        placed: true,
+        attrs: &["process", "indicator", "kpiValue", "calculationPeriod"],
         when_present: false,
     },
     Spec {
@@ -290,15 +260,8 @@ const SPECS: &[Spec] = &[
         tags: &["chiếu sáng", "đèn đường", "năng lượng"],
         types: &["Streetlight"],
         q: None,
-        attrs: &[
-            "name",
-            "location",
-            "refAdministrativeArea",
-            "powerState",
-            "status",
-            "illuminanceLevel",
-            "lanternHeight",
-        ],
+        placed: true,
+        attrs: &["powerState", "status", "illuminanceLevel", "lanternHeight"],
         when_present: false,
     },
     Spec {
@@ -310,13 +273,8 @@ const SPECS: &[Spec] = &[
         tags: &["nước sạch", "cấp nước"],
         types: &["WaterConsumptionObserved"],
         q: None,
-        attrs: &[
-            "name",
-            "location",
-            "refAdministrativeArea",
-            "waterConsumption",
-            "dateObserved",
-        ],
+        placed: true,
+        attrs: &["waterConsumption", "dateObserved"],
         when_present: false,
     },
     Spec {
@@ -331,15 +289,8 @@ const SPECS: &[Spec] = &[
         tags: &["nông nghiệp", "cây trồng", "thửa đất"],
         types: &["AgriParcel"],
         q: None,
-        attrs: &[
-            "name",
-            "location",
-            "refAdministrativeArea",
-            "category",
-            "area",
-            "cropStatus",
-            "irrigationSystemType",
-        ],
+        placed: true,
+        attrs: &["category", "area", "cropStatus", "irrigationSystemType"],
         when_present: false,
     },
     Spec {
@@ -354,6 +305,7 @@ const SPECS: &[Spec] = &[
         tags: &["phản ánh", "dịch vụ công", "Open311"],
         types: &["Open311_ServiceRequest"],
         q: None,
+        placed: false,
         // What Open311 shows anyone of a report; never the reporter or the officer.
         attrs: &[
             "location",
@@ -383,6 +335,7 @@ const SPECS: &[Spec] = &[
         tags: &["chỉ tiêu", "KPI", "đô thị thông minh"],
         types: &["KeyPerformanceIndicator"],
         q: Some("process==\"digitalTransformationPlan\""),
+        placed: false,
         attrs: &[
             "name",
             "process",
@@ -401,7 +354,14 @@ impl Spec {
             tenant: String::new(),
             types: self.types.iter().map(|t| t.to_string()).collect(),
             q: self.q.map(str::to_string),
-            attrs: self.attrs.iter().map(|a| a.to_string()).collect(),
+            attrs: self
+                .placed
+                .then_some(PLACE.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .chain(self.attrs)
+                .map(|a| a.to_string())
+                .collect(),
         }
     }
 

@@ -236,7 +236,7 @@ pub fn is_personal_type(name: &str) -> bool {
 }
 
 /// A published view of the hub: what a dataset's distributions hold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct View {
     /// The tenant read (empty: the default tenant).
@@ -270,7 +270,7 @@ pub struct Contact {
 }
 
 /// A dataset: metadata and the view it publishes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dataset {
     /// The URL name (CKAN's `name`): lowercase letters, digits, `-` and `_`.
@@ -725,17 +725,15 @@ mod tests {
             },
             theme: "ENVI".into(),
             keywords: vec!["mực nước".into()],
-            spatial: vec![],
             licence: "cc-by-4.0".into(),
             frequency: "CONT".into(),
-            issued: String::new(),
-            modified: String::new(),
             view: View {
-                tenant: String::new(),
                 types: vec!["WaterObserved".into()],
                 q: Some("waterLevel>0".into()),
                 attrs: vec!["waterLevel".into(), "location".into()],
+                ..Default::default()
             },
+            ..Default::default()
         }
     }
 
