@@ -8,13 +8,15 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use hub::Scope;
 use hub::auth::Access;
-use hub::http::gate::CallerOf;
+use hub::auth::CallerRef;
+use hub::http::gate::caller_of;
 use hub::http::{ApiError, PathParam, Permission, RouteRule, rule};
 use ngsi::{Context, Error};
 use serde::Deserialize;
@@ -126,6 +128,26 @@ pub fn routes(reports: Arc<Reports>) -> Router {
 
 type Answer = Result<Response, ApiError>;
 
+/// The service and who calls it: what most routes start from.
+pub struct Call {
+    pub reports: Arc<Reports>,
+    pub caller: CallerRef,
+}
+
+impl FromRequestParts<Arc<Reports>> for Call {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        reports: &Arc<Reports>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Call {
+            reports: reports.clone(),
+            caller: caller_of(&parts.extensions),
+        })
+    }
+}
+
 fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Error> {
     if bytes.len() > MAX_JSON {
         return Err(Error::bad_data("the body is too large"));
@@ -199,11 +221,7 @@ fn staff(caller: &hub::auth::Caller, access: Access) -> Result<(), ApiError> {
     caller.check(TENANT, access).map_err(ApiError)
 }
 
-async fn inbox(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(caller): CallerOf,
-    RawQuery(q): RawQuery,
-) -> Answer {
+async fn inbox(Call { reports, caller }: Call, RawQuery(q): RawQuery) -> Answer {
     staff(&caller, Access::Read)?;
     let p = Params::parse(q.unwrap_or_default().as_bytes());
     let stages = match p.get("stage") {
@@ -281,11 +299,7 @@ fn flag(p: &Params, name: &str) -> Result<Option<bool>, Error> {
     }
 }
 
-async fn one(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(caller): CallerOf,
-    PathParam(id): PathParam<String>,
-) -> Answer {
+async fn one(Call { reports, caller }: Call, PathParam(id): PathParam<String>) -> Answer {
     staff(&caller, Access::Read)?;
     let r = reports
         .get(&id)
@@ -299,8 +313,7 @@ fn staff_scope(caller: hub::auth::CallerRef) -> Scope {
 }
 
 async fn act(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(caller): CallerOf,
+    Call { reports, caller }: Call,
     PathParam(id): PathParam<String>,
     bytes: axum::body::Bytes,
 ) -> Answer {
@@ -316,11 +329,7 @@ struct Bulk {
     action: Action,
 }
 
-async fn bulk(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(caller): CallerOf,
-    bytes: axum::body::Bytes,
-) -> Answer {
+async fn bulk(Call { reports, caller }: Call, bytes: axum::body::Bytes) -> Answer {
     staff(&caller, Access::Write)?;
     let b: Bulk = body(&bytes)?;
     if b.ids.is_empty() || b.ids.len() > 200 {
@@ -337,20 +346,12 @@ async fn bulk(
     Ok(axum::Json(out).into_response())
 }
 
-async fn reporter(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(caller): CallerOf,
-    PathParam(id): PathParam<String>,
-) -> Answer {
+async fn reporter(Call { reports, caller }: Call, PathParam(id): PathParam<String>) -> Answer {
     let found = reports.reporter(&caller, &id).await?;
     Ok(axum::Json(json!({"service_request_id": id, "reporter": found})).into_response())
 }
 
-async fn support(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(caller): CallerOf,
-    PathParam(id): PathParam<String>,
-) -> Answer {
+async fn support(Call { reports, caller }: Call, PathParam(id): PathParam<String>) -> Answer {
     let n = reports.support(&caller, &id).await?;
     Ok(axum::Json(json!({"service_request_id": id, "supporters": n})).into_response())
 }
@@ -361,8 +362,7 @@ struct Grant {
 }
 
 async fn grant(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(caller): CallerOf,
+    Call { reports, caller }: Call,
     PathParam(actor): PathParam<String>,
     bytes: axum::body::Bytes,
 ) -> Answer {
@@ -380,11 +380,7 @@ async fn list_categories(State(reports): State<Arc<Reports>>) -> Answer {
     Ok(cached(axum::Json(cats), "no-cache"))
 }
 
-async fn categories(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(caller): CallerOf,
-    bytes: axum::body::Bytes,
-) -> Answer {
+async fn categories(Call { reports, caller }: Call, bytes: axum::body::Bytes) -> Answer {
     let cats: Vec<Category> = body(&bytes)?;
     if cats.is_empty() || cats.len() > 200 {
         return Err(Error::bad_data("1–200 categories").into());
@@ -412,11 +408,7 @@ fn stats_query(p: &Params) -> Result<(By, Window, Window), Error> {
     Ok((by, date("from")?, date("to")?))
 }
 
-async fn staff_stats(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(caller): CallerOf,
-    RawQuery(q): RawQuery,
-) -> Answer {
+async fn staff_stats(Call { reports, caller }: Call, RawQuery(q): RawQuery) -> Answer {
     staff(&caller, Access::Read)?;
     let p = Params::parse(q.unwrap_or_default().as_bytes());
     let (by, from, to) = stats_query(&p)?;
@@ -498,7 +490,7 @@ async fn nearby(State(reports): State<Arc<Reports>>, RawQuery(q): RawQuery) -> A
     .into_response())
 }
 
-async fn holidays(State(reports): State<Arc<Reports>>, CallerOf(caller): CallerOf) -> Answer {
+async fn holidays(Call { reports, caller }: Call) -> Answer {
     staff(&caller, Access::Read)?;
     let c = reports.calendar().await?;
     let years: serde_json::Map<String, Value> =
@@ -507,8 +499,7 @@ async fn holidays(State(reports): State<Arc<Reports>>, CallerOf(caller): CallerO
 }
 
 async fn set_holidays(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(caller): CallerOf,
+    Call { reports, caller }: Call,
     PathParam(year): PathParam<i32>,
     bytes: axum::body::Bytes,
 ) -> Answer {
@@ -522,11 +513,7 @@ async fn sweep(State(reports): State<Arc<Reports>>) -> Answer {
     Ok(axum::Json(json!({"closed": closed, "contactsErased": erased})).into_response())
 }
 
-async fn track(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(caller): CallerOf,
-    PathParam(token): PathParam<String>,
-) -> Answer {
+async fn track(Call { reports, caller }: Call, PathParam(token): PathParam<String>) -> Answer {
     let (r, contact) = reports.track(&caller, &token).await?;
     let mut v = public_view(&r, reports.now());
     if let Value::Object(m) = &mut v {
@@ -538,11 +525,7 @@ async fn track(
     Ok(cached(axum::Json(v), "no-store"))
 }
 
-async fn erase(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(caller): CallerOf,
-    PathParam(token): PathParam<String>,
-) -> Answer {
+async fn erase(Call { reports, caller }: Call, PathParam(token): PathParam<String>) -> Answer {
     let erased = reports.erase_by_token(&caller, &token).await?;
     Ok(axum::Json(json!({"erased": erased})).into_response())
 }
@@ -555,8 +538,7 @@ struct Rating {
 }
 
 async fn rate(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(caller): CallerOf,
+    Call { reports, caller }: Call,
     PathParam(token): PathParam<String>,
     bytes: axum::body::Bytes,
 ) -> Answer {

@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use hub::auth::CallerRef;
 use hub::http::PathParam;
-use hub::http::gate::CallerOf;
 use ngsi::{Error, ErrorKind};
 
 use crate::doc::Doc;
+use crate::http::Call;
 use crate::model::{Category, Report, Stage};
 use crate::private::Contact;
 use crate::service::{JURISDICTION, NewReport, ReportFilter, Reports};
@@ -43,6 +43,14 @@ fn split(file: &str) -> Option<(&str, Format)> {
     } else {
         file.strip_suffix(".json").map(|n| (n, Format::Json))
     }
+}
+
+/// The answer to a file name that is neither `.xml` nor `.json`.
+fn unknown_file() -> Answer {
+    error(
+        Format::Xml,
+        &Error::not_found("no such resource: use .xml or .json"),
+    )
 }
 
 fn render(format: Format, root: &'static str, doc: &Doc, status: StatusCode) -> Response {
@@ -194,16 +202,15 @@ type Answer = Response;
 
 /// `GET /open311/v2/{file}`: discovery, services, requests, servicerequestupdates.
 pub async fn get_root(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(gate): CallerOf,
+    Call {
+        reports,
+        caller: gate,
+    }: Call,
     PathParam(file): PathParam<String>,
     RawQuery(query): RawQuery,
 ) -> Answer {
     let Some((name, format)) = split(&file) else {
-        return error(
-            Format::Xml,
-            &Error::not_found("no such resource: use .xml or .json"),
-        );
+        return unknown_file();
     };
     let params = Params::parse(query.unwrap_or_default().as_bytes());
     let result = async {
@@ -279,34 +286,38 @@ pub async fn get_root(
 }
 
 /// What the GETs of one resource share: the format from the file name, the
-/// jurisdiction and the key checked; then `find` gives the document.
+/// jurisdiction and the key checked; then `find` gives the document, if there is one
+/// of this `id_name`.
 async fn one<'a, F, Fut>(
-    reports: &'a Reports,
-    gate: CallerRef,
+    call: &'a Call,
     file: &'a str,
     query: Option<String>,
-    root: &'static str,
+    (root, id_name): (&'static str, &'static str),
     find: F,
 ) -> Answer
 where
     F: FnOnce(&'a Reports, &'a str) -> Fut,
-    Fut: std::future::Future<Output = Result<Doc, Error>>,
+    Fut: std::future::Future<Output = Result<Option<Doc>, Error>>,
 {
     let Some((name, format)) = split(file) else {
-        return error(
-            Format::Xml,
-            &Error::not_found("no such resource: use .xml or .json"),
-        );
+        return unknown_file();
     };
+    let reports = &*call.reports;
     let params = Params::parse(query.unwrap_or_default().as_bytes());
     let checked = async {
         jurisdiction(&params)?;
-        caller(reports, gate, &params).await.map(|_| ())
+        caller(reports, call.caller.clone(), &params)
+            .await
+            .map(|_| ())
     }
     .await;
     match checked {
         Ok(()) => match find(reports, name).await {
-            Ok(doc) => render(format, root, &doc, StatusCode::OK),
+            Ok(Some(doc)) => render(format, root, &doc, StatusCode::OK),
+            Ok(None) => error(
+                format,
+                &Error::not_found(format!("{id_name} {name:?} not found")),
+            ),
             Err(e) => error(format, &e),
         },
         Err(e) => error(format, &e),
@@ -314,46 +325,27 @@ where
 }
 
 /// `GET /open311/v2/services/{code}.{format}`: a service definition.
-pub async fn get_service(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(gate): CallerOf,
-    PathParam(file): PathParam<String>,
-    RawQuery(query): RawQuery,
-) -> Answer {
+pub async fn get_service(call: Call, file: PathParam<String>, query: RawQuery) -> Answer {
     one(
-        &reports,
-        gate,
-        &file,
-        query,
-        "service_definition",
-        |r, code| async move {
-            r.category(code)
-                .await?
-                .map(|c| definition(&c))
-                .ok_or_else(|| Error::not_found(format!("service_code {code:?} not found")))
-        },
+        &call,
+        &file.0,
+        query.0,
+        ("service_definition", "service_code"),
+        |r, code| async move { Ok(r.category(code).await?.map(|c| definition(&c))) },
     )
     .await
 }
 
 /// `GET /open311/v2/requests/{id}.{format}`: one request (as a list of one).
-pub async fn get_request(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(gate): CallerOf,
-    PathParam(file): PathParam<String>,
-    RawQuery(query): RawQuery,
-) -> Answer {
+pub async fn get_request(call: Call, file: PathParam<String>, query: RawQuery) -> Answer {
     one(
-        &reports,
-        gate,
-        &file,
-        query,
-        "service_requests",
+        &call,
+        &file.0,
+        query.0,
+        ("service_requests", "service_request_id"),
         |r, id| async move {
-            r.get(id)
-                .await?
-                .map(|x| Doc::List("request", vec![Request::of(&x).doc()]))
-                .ok_or_else(|| Error::not_found(format!("service_request_id {id:?} not found")))
+            let found = r.get(id).await?;
+            Ok(found.map(|x| Doc::List("request", vec![Request::of(&x).doc()])))
         },
     )
     .await
@@ -365,10 +357,7 @@ pub async fn get_token(
     PathParam(file): PathParam<String>,
 ) -> Answer {
     let Some((token, format)) = split(&file) else {
-        return error(
-            Format::Xml,
-            &Error::not_found("no such resource: use .xml or .json"),
-        );
+        return unknown_file();
     };
     match reports.by_token(token).await {
         Ok(Some(id)) => render(
@@ -390,17 +379,16 @@ pub async fn get_token(
 
 /// `POST /open311/v2/{file}`: requests, servicerequestupdates.
 pub async fn post_root(
-    State(reports): State<Arc<Reports>>,
-    CallerOf(gate): CallerOf,
+    Call {
+        reports,
+        caller: gate,
+    }: Call,
     PathParam(file): PathParam<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
     let Some((name, format)) = split(&file) else {
-        return error(
-            Format::Xml,
-            &Error::not_found("no such resource: use .xml or .json"),
-        );
+        return unknown_file();
     };
     let ctype = headers
         .get(header::CONTENT_TYPE)
