@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hub::http::gate::Head;
+use hub::http::gate::caller_of;
 use hub::http::{
     ApiError, BoundedBody, PathParam, Permission, RouteRule, method_not_allowed, rule,
 };
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::agent::{Agent, Message, Payload, Transport, summary};
 use crate::model::{self, RESOURCE};
+use crate::registry::Page;
 
 /// Largest request body of the agent's routes.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -72,6 +74,25 @@ pub fn component(agent: Arc<Agent>) -> hub::Component {
 }
 
 type Answer = Result<Response, ApiError>;
+
+/// The agent and the tenant a provisioning request is for, the caller's grant on it
+/// checked.
+struct InTenant {
+    tenant: String,
+    agent: Arc<Agent>,
+}
+
+impl FromRequestParts<Arc<Agent>> for InTenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, agent: &Arc<Agent>) -> Result<Self, ApiError> {
+        let tenant = tenant(&parts.headers, &caller_of(&parts.extensions))?;
+        Ok(InTenant {
+            tenant,
+            agent: agent.clone(),
+        })
+    }
+}
 
 /// A request body, read within the size limit (413 beyond, as a ProblemDetails).
 type BodyBytes = BoundedBody<MAX_BODY_BYTES>;
@@ -170,14 +191,19 @@ fn status(code: StatusCode) -> Response {
     code.into_response()
 }
 
+/// A page of a list as the IoT Agent answers it: the total count, and the page's items
+/// under `key`.
+fn listing<T>(page: Page<T>, key: &str, render: impl Fn(&T) -> Value) -> Response {
+    let items: Vec<Value> = page.items.iter().map(render).collect();
+    axum::Json(json!({"count": page.count, key: items})).into_response()
+}
+
 // Service groups.
 
 async fn create_groups(
-    State(agent): State<Arc<Agent>>,
-    Head { headers, caller }: Head,
+    InTenant { agent, tenant }: InTenant,
     BoundedBody(body): BodyBytes,
 ) -> Answer {
-    let tenant = tenant(&headers, &caller)?;
     let body = json_body(&body)?;
     let mut groups = Vec::new();
     for (i, item) in model::items(&body, "services")?.iter().enumerate() {
@@ -188,25 +214,17 @@ async fn create_groups(
     Ok(status(StatusCode::CREATED))
 }
 
-async fn list_groups(
-    State(agent): State<Arc<Agent>>,
-    Head { headers, caller }: Head,
-    RawQuery(raw): RawQuery,
-) -> Answer {
-    let tenant = tenant(&headers, &caller)?;
+async fn list_groups(InTenant { agent, tenant }: InTenant, RawQuery(raw): RawQuery) -> Answer {
     let (offset, limit) = paging(&query(raw))?;
     let page = agent.registry().groups(&tenant, offset, limit).await?;
-    let services: Vec<Value> = page.items.iter().map(|g| g.render(&tenant)).collect();
-    Ok(axum::Json(json!({"count": page.count, "services": services})).into_response())
+    Ok(listing(page, "services", |g| g.render(&tenant)))
 }
 
 async fn update_group(
-    State(agent): State<Arc<Agent>>,
-    Head { headers, caller }: Head,
+    InTenant { agent, tenant }: InTenant,
     RawQuery(raw): RawQuery,
     BoundedBody(body): BodyBytes,
 ) -> Answer {
-    let tenant = tenant(&headers, &caller)?;
     let apikey = group_key(&query(raw))?;
     let body = json_body(&body)?;
     let change = model::parse_group("the body".into(), &body)?;
@@ -220,12 +238,7 @@ async fn update_group(
     Ok(status(StatusCode::NO_CONTENT))
 }
 
-async fn delete_group(
-    State(agent): State<Arc<Agent>>,
-    Head { headers, caller }: Head,
-    RawQuery(raw): RawQuery,
-) -> Answer {
-    let tenant = tenant(&headers, &caller)?;
+async fn delete_group(InTenant { agent, tenant }: InTenant, RawQuery(raw): RawQuery) -> Answer {
     let params = query(raw);
     let apikey = group_key(&params)?;
     if !agent.registry().delete_group(&tenant, &apikey).await? {
@@ -244,11 +257,9 @@ async fn delete_group(
 // Devices.
 
 async fn create_devices(
-    State(agent): State<Arc<Agent>>,
-    Head { headers, caller }: Head,
+    InTenant { agent, tenant }: InTenant,
     BoundedBody(body): BodyBytes,
 ) -> Answer {
-    let tenant = tenant(&headers, &caller)?;
     let body = json_body(&body)?;
     let items = model::items(&body, "devices")?;
     let only = agent.registry().only_group(&tenant).await?;
@@ -267,16 +278,10 @@ async fn create_devices(
     Ok(status(StatusCode::CREATED))
 }
 
-async fn list_devices(
-    State(agent): State<Arc<Agent>>,
-    Head { headers, caller }: Head,
-    RawQuery(raw): RawQuery,
-) -> Answer {
-    let tenant = tenant(&headers, &caller)?;
+async fn list_devices(InTenant { agent, tenant }: InTenant, RawQuery(raw): RawQuery) -> Answer {
     let (offset, limit) = paging(&query(raw))?;
     let page = agent.registry().devices(&tenant, offset, limit).await?;
-    let devices: Vec<Value> = page.items.iter().map(|d| d.render(&tenant)).collect();
-    Ok(axum::Json(json!({"count": page.count, "devices": devices})).into_response())
+    Ok(listing(page, "devices", |d| d.render(&tenant)))
 }
 
 fn no_device(id: &str) -> ApiError {
@@ -284,11 +289,9 @@ fn no_device(id: &str) -> ApiError {
 }
 
 async fn get_device(
-    State(agent): State<Arc<Agent>>,
-    Head { headers, caller }: Head,
+    InTenant { agent, tenant }: InTenant,
     PathParam(id): PathParam<String>,
 ) -> Answer {
-    let tenant = tenant(&headers, &caller)?;
     let device = agent
         .registry()
         .device(&tenant, &id)
@@ -298,12 +301,10 @@ async fn get_device(
 }
 
 async fn update_device(
-    State(agent): State<Arc<Agent>>,
-    Head { headers, caller }: Head,
+    InTenant { agent, tenant }: InTenant,
     PathParam(id): PathParam<String>,
     BoundedBody(body): BodyBytes,
 ) -> Answer {
-    let tenant = tenant(&headers, &caller)?;
     let body = json_body(&body)?;
     let change = model::parse_device("the body".into(), &body)?;
     let mut device = agent
@@ -317,11 +318,9 @@ async fn update_device(
 }
 
 async fn delete_device(
-    State(agent): State<Arc<Agent>>,
-    Head { headers, caller }: Head,
+    InTenant { agent, tenant }: InTenant,
     PathParam(id): PathParam<String>,
 ) -> Answer {
-    let tenant = tenant(&headers, &caller)?;
     if !agent.registry().delete_device(&tenant, &id).await? {
         return Err(no_device(&id));
     }

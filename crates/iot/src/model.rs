@@ -344,6 +344,15 @@ fn set<T>(slot: &mut T, given: Option<T>) {
     }
 }
 
+/// What names the thing an update is for (`what`): an update may repeat it, not
+/// change it.
+fn unchanged(given: Option<String>, current: &str, what: &str) -> Result<(), Error> {
+    match given {
+        Some(v) if v != current => Err(Error::bad_data(format!("{what} cannot be changed"))),
+        _ => Ok(()),
+    }
+}
+
 /// A service group as a request gives it: every member optional (an update names only
 /// what it changes).
 #[derive(Debug, Default)]
@@ -407,13 +416,7 @@ impl GroupInput {
     /// Applies an update: the members given replace the group's. The API key cannot
     /// change (it names the group).
     pub fn apply_to(self, group: &mut ServiceGroup) -> Result<(), Error> {
-        if let Some(k) = self.apikey
-            && k != group.apikey
-        {
-            return Err(Error::bad_data(
-                "the apikey of a service group cannot be changed",
-            ));
-        }
+        unchanged(self.apikey, &group.apikey, "the apikey of a service group")?;
         set(&mut group.entity_type, self.entity_type);
         set(&mut group.attributes, self.attributes);
         set(&mut group.static_attributes, self.static_attributes);
@@ -508,13 +511,11 @@ impl DeviceInput {
     /// Applies an update: the members given replace the device's. The device id
     /// cannot change (it names the device).
     pub fn apply_to(self, device: &mut Device) -> Result<(), Error> {
-        if let Some(id) = self.device_id
-            && id != device.device_id
-        {
-            return Err(Error::bad_data(
-                "the device_id of a device cannot be changed",
-            ));
-        }
+        unchanged(
+            self.device_id,
+            &device.device_id,
+            "the device_id of a device",
+        )?;
         set(&mut device.apikey, self.apikey);
         set(&mut device.entity_name, self.entity_name);
         set(&mut device.entity_type, self.entity_type);
