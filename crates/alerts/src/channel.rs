@@ -163,37 +163,17 @@ impl Senders {
         let target = Channel::mqtt_topic(url)?;
         let address = self
             .outbound
-            .resolve(&target.host, target.port)
-            .await
-            .map_err(|e| e.to_string())?
-            .first()
-            .copied()
-            .ok_or_else(|| format!("{} has no address", target.host))?;
+            .first_address(&target.host, target.port)
+            .await?;
         let (client, connected) = self.broker(&target.host, target.port, address)?;
-        for _ in 0..50 {
-            if connected.load(Ordering::Relaxed) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if !connected.load(Ordering::Relaxed) {
-            return Err(format!(
-                "not connected to the MQTT broker {}:{}",
-                target.host, target.port
-            ));
-        }
+        hub::notifier::wait_connected(&connected, 50, &target.host, target.port).await?;
         let qos = if qos == 0 {
             QoS::AtMostOnce
         } else {
             QoS::AtLeastOnce
         };
-        tokio::time::timeout(
-            TIMEOUT,
-            client.publish(target.topic, qos, false, payload.to_string()),
-        )
-        .await
-        .map_err(|_| "MQTT publish timed out".to_string())?
-        .map_err(|e| e.to_string())
+        let message = payload.to_string();
+        hub::notifier::publish_within(&client, target.topic, qos, message, TIMEOUT).await
     }
 
     /// The connection to a broker, made the first time (to `address`, as the

@@ -622,33 +622,12 @@ impl Notifier {
         };
         let address = self
             .outbound
-            .resolve(&target.host, target.port)
-            .await
-            .map_err(|e| e.to_string())?
-            .first()
-            .copied()
-            .ok_or_else(|| format!("{} has no address", target.host))?;
+            .first_address(&target.host, target.port)
+            .await?;
         let (client, connected) = self.broker(&target, address)?;
         // Wait a little for a new client's connection.
-        for _ in 0..20 {
-            if connected.load(std::sync::atomic::Ordering::Relaxed) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if !connected.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(format!(
-                "not connected to the MQTT broker {}:{}",
-                target.host, target.port
-            ));
-        }
-        tokio::time::timeout(
-            DEFAULT_TIMEOUT,
-            client.publish(target.topic, qos, false, message),
-        )
-        .await
-        .map_err(|_| "MQTT publish timed out".to_string())?
-        .map_err(|e| e.to_string())
+        wait_connected(&connected, 20, &target.host, target.port).await?;
+        publish_within(&client, target.topic, qos, message, DEFAULT_TIMEOUT).await
     }
 
     /// The client of a broker, connecting the first time to `address` (the broker's
@@ -718,6 +697,40 @@ impl Notifier {
 
 fn later(now: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
     now + TimeDelta::from_std(delay).unwrap_or(TimeDelta::seconds(300))
+}
+
+/// Waits for a broker's new client to connect: `tries` times 100 ms at most.
+pub async fn wait_connected(
+    connected: &std::sync::atomic::AtomicBool,
+    tries: u32,
+    host: &str,
+    port: u16,
+) -> Result<(), String> {
+    for _ in 0..tries {
+        if connected.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if connected.load(std::sync::atomic::Ordering::Relaxed) {
+        Ok(())
+    } else {
+        Err(format!("not connected to the MQTT broker {host}:{port}"))
+    }
+}
+
+/// Publishes a notification's `message` to `topic`, failing after `timeout`.
+pub async fn publish_within(
+    client: &AsyncClient,
+    topic: String,
+    qos: QoS,
+    message: String,
+    timeout: Duration,
+) -> Result<(), String> {
+    tokio::time::timeout(timeout, client.publish(topic, qos, false, message))
+        .await
+        .map_err(|_| "MQTT publish timed out".to_string())?
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -523,6 +523,17 @@ impl OutboundPolicy {
         }
     }
 
+    /// The first address of `host` the policy allows, with `port`, for a client that
+    /// connects to one (an MQTT notification's broker); why not, as text.
+    pub async fn first_address(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+        self.resolve(host, port)
+            .await
+            .map_err(|e| e.to_string())?
+            .first()
+            .copied()
+            .ok_or_else(|| format!("{host} has no address"))
+    }
+
     /// A client builder that enforces the policy at connection time: names go
     /// through the checking resolver, redirects are checked at every hop (at most
     /// `MAX_REDIRECTS`), and proxies from the environment are off (a proxy would
