@@ -245,8 +245,7 @@ pub struct TestHub {
     pub base: String,
     pub state: AppState,
     listener: Option<tokio::net::TcpListener>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    served: Option<Served>,
     // Last: the database goes once the server is stopped.
     store: TestStore,
 }
@@ -267,8 +266,7 @@ impl TestHub {
             base,
             state,
             listener: Some(listener),
-            shutdown: None,
-            task: None,
+            served: None,
             store,
         }
     }
@@ -276,16 +274,7 @@ impl TestHub {
     /// Serves the hub's routes and these components' (once).
     pub fn serve(&mut self, components: Vec<Component>) {
         let listener = self.listener.take().expect("a hub served once");
-        let (tx, rx) = oneshot::channel::<()>();
-        self.shutdown = Some(tx);
-        self.task = Some(tokio::spawn(crate::serve_with(
-            listener,
-            self.state.clone(),
-            components,
-            async move {
-                let _ = rx.await;
-            },
-        )));
+        self.served = Some(Served::on(listener, self.state.clone(), components));
     }
 
     /// `base` followed by `path`.
@@ -301,21 +290,69 @@ impl TestHub {
     /// Stops serving gracefully (open requests finish) and waits at most `within`;
     /// what the server returned, None if it was not serving or did not stop in time.
     pub async fn stop(&mut self, within: Duration) -> Option<std::io::Result<()>> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let task = self.task.take()?;
-        match tokio::time::timeout(within, task).await {
-            Ok(joined) => Some(joined.expect("the server task")),
-            Err(_) => None,
-        }
+        self.served.as_mut()?.stop(within).await
     }
 }
 
 impl Drop for TestHub {
     fn drop(&mut self) {
-        if let Some(task) = &self.task {
+        if let Some(task) = self.served.as_ref().and_then(|s| s.task.as_ref()) {
             task.abort();
+        }
+    }
+}
+
+/// A hub's routes and components served on a listener of their own, until
+/// [`Served::stop`] (or until it is dropped, open requests finishing).
+pub struct Served {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Served {
+    /// Serves `state`'s routes and `components`' on 127.0.0.1, at a port of their own.
+    pub async fn start(state: AppState, components: Vec<Component>) -> Served {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        Served::on(listener, state, components)
+    }
+
+    /// Serves `state`'s routes and `components`' on `listener`.
+    pub fn on(
+        listener: tokio::net::TcpListener,
+        state: AppState,
+        components: Vec<Component>,
+    ) -> Served {
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(crate::serve_with(listener, state, components, async move {
+            let _ = rx.await;
+        }));
+        Served {
+            base,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Asks the server to stop (open requests finish), without waiting for it.
+    pub fn signal_stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Stops serving gracefully (open requests finish) and waits at most `within`;
+    /// what the server returned, None if it was not serving or did not stop in time.
+    pub async fn stop(&mut self, within: Duration) -> Option<std::io::Result<()>> {
+        self.signal_stop();
+        let task = self.task.take()?;
+        match tokio::time::timeout(within, task).await {
+            Ok(joined) => Some(joined.expect("the server task")),
+            Err(_) => None,
         }
     }
 }

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use alerts::{Alerts, ManualClock, Settings};
 use chrono::{DateTime, Utc};
+use hub::test_support::Served;
 use reqwest::Client;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const ADMIN_KEY: &str = "alerts-test-admin-key-0123456789abcdefghijklmn";
@@ -85,8 +85,7 @@ pub struct App {
     pub alerts: Arc<Alerts>,
     pub clock: Arc<ManualClock>,
     evaluator: Option<JoinHandle<()>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    served: Served,
     /// The store's place when the app has one of its own: it goes after the app.
     place: Option<Place>,
 }
@@ -180,23 +179,14 @@ impl App {
         }
         let alerts = Arc::new(alerts);
         let evaluator = alerts.clone().spawn();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let components = vec![alerts::component(alerts.clone())];
-        let task = tokio::spawn(hub::serve_with(listener, state, components, async move {
-            let _ = rx.await;
-        }));
+        let served = Served::start(state, vec![alerts::component(alerts.clone())]).await;
         App {
-            base: format!("http://{addr}"),
+            base: served.base.clone(),
             admin: client(ADMIN_KEY),
             alerts,
             clock,
             evaluator: Some(evaluator),
-            shutdown: Some(tx),
-            task: Some(task),
+            served,
             place: None,
         }
     }
@@ -212,12 +202,7 @@ impl App {
             e.abort();
             let _ = e.await;
         }
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        }
+        self.served.stop(Duration::from_secs(10)).await;
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -363,9 +348,7 @@ impl Drop for App {
         if let Some(e) = &self.evaluator {
             e.abort();
         }
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.served.signal_stop();
     }
 }
 

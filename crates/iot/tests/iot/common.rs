@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use hub::test_support::Served;
 use iot::{Agent, MqttConfig, MqttIngest};
 use reqwest::{Client, RequestBuilder};
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use serde_json::Value;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const BROKER: &str = "mqtt://127.0.0.1:1883";
@@ -44,8 +44,7 @@ pub struct App {
     pub hub: Arc<hub::Hub>,
     pub agent: Arc<Agent>,
     mqtt: Option<MqttIngest>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    served: Served,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -98,32 +97,19 @@ impl App {
         .await;
         let agent = Arc::new(Agent::for_hub(&state));
         let hub = state.hub.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(hub::serve_with(
-            listener,
-            state,
-            vec![iot::component(agent.clone())],
-            async move {
-                let _ = rx.await;
-            },
-        ));
+        let served = Served::start(state, vec![iot::component(agent.clone())]).await;
         let mut mqtt = MqttIngest::start(agent.clone(), config);
         assert!(
             mqtt.wait_subscribed(WAIT).await,
             "the agent did not subscribe to the broker at {broker} within {WAIT:?}"
         );
         App {
-            base: format!("http://{addr}"),
+            base: served.base.clone(),
             client: Self::client(),
             hub,
             agent,
             mqtt: Some(mqtt),
-            shutdown: Some(tx),
-            task: Some(task),
+            served,
             _dir: None,
         }
     }
@@ -143,12 +129,7 @@ impl App {
             mqtt.stop().await;
         }
         self.client = Self::client();
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        }
+        self.served.stop(Duration::from_secs(10)).await;
     }
 
     pub fn url(&self, path: &str) -> String {
