@@ -350,14 +350,12 @@ const SPECS: &[Spec] = &[
 
 impl Spec {
     fn view(&self) -> View {
+        let place: &[&str] = if self.placed { &PLACE } else { &[] };
         View {
             tenant: String::new(),
             types: self.types.iter().map(|t| t.to_string()).collect(),
             q: self.q.map(str::to_string),
-            attrs: self
-                .placed
-                .then_some(PLACE.as_slice())
-                .unwrap_or_default()
+            attrs: place
                 .iter()
                 .chain(self.attrs)
                 .map(|a| a.to_string())
