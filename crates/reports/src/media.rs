@@ -9,7 +9,7 @@ use std::io::Cursor;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use image::{DynamicImage, ImageFormat, ImageReader};
+use image::{ImageFormat, ImageReader, RgbImage};
 use serde::{Deserialize, Serialize};
 
 /// Photos by id.
@@ -74,17 +74,19 @@ pub fn process(bytes: &[u8]) -> Result<Photo, Refused> {
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 4);
     reader.limits(limits);
+    // RGB only: transparency is dropped, and JPEG has no alpha.
     let img = reader
         .decode()
-        .map_err(|e| Refused::Broken(e.to_string()))?;
-    // Scaling down averages the source pixels each target pixel covers (integer
-    // arithmetic): as sharp as a filtered resize for a reduction, several times faster.
-    let img = if img.width().max(img.height()) > MAX_SIDE {
-        img.thumbnail(MAX_SIDE, MAX_SIDE)
-    } else {
+        .map_err(|e| Refused::Broken(e.to_string()))?
+        .into_rgb8();
+    let (w, h) = fit(img.dimensions(), MAX_SIDE);
+    let img = if (w, h) == img.dimensions() {
         img
+    } else {
+        shrink(&img, w, h)
     };
-    let thumb = img.thumbnail(THUMB_SIDE, THUMB_SIDE);
+    let (tw, th) = fit(img.dimensions(), THUMB_SIDE);
+    let thumb = shrink(&img, tw, th);
     Ok(Photo {
         width: img.width(),
         height: img.height(),
@@ -93,10 +95,102 @@ pub fn process(bytes: &[u8]) -> Result<Photo, Refused> {
     })
 }
 
-fn jpeg(img: &DynamicImage, quality: u8) -> Result<Vec<u8>, Refused> {
-    // RGB only: transparency is flattened, and JPEG has no alpha. The encoder writes a
-    // JFIF header and the picture, nothing else (no EXIF, no GPS, no comment).
-    let rgb = img.to_rgb8();
+/// The size of a picture of `(width, height)` brought within `side` × `side`, its
+/// proportions kept (a picture already within is kept as it is, never enlarged).
+fn fit((width, height): (u32, u32), side: u32) -> (u32, u32) {
+    if width <= side && height <= side {
+        return (width, height);
+    }
+    let scale = |v: u32, long: u32| {
+        ((f64::from(v) * f64::from(side) / f64::from(long)).round() as u32).clamp(1, side)
+    };
+    if width >= height {
+        (side, scale(height, width))
+    } else {
+        (scale(width, height), side)
+    }
+}
+
+/// How one line of `from` pixels is shrunk to `to` (≤ `from`): for each target pixel,
+/// the first source pixel it covers and the weight of each source pixel it covers (its
+/// share of the target pixel's span, in 1/65,536ths; the weights of one target pixel
+/// add up to 65,536).
+fn spans(from: u32, to: u32) -> Vec<(usize, Vec<u32>)> {
+    let scale = f64::from(from) / f64::from(to);
+    (0..to)
+        .map(|i| {
+            let (start, end) = (f64::from(i) * scale, f64::from(i + 1) * scale);
+            let first = start.floor() as u32;
+            let last = (end.ceil() as u32).clamp(first + 1, from);
+            let mut weights: Vec<u32> = (first..last)
+                .map(|j| {
+                    let covered = end.min(f64::from(j + 1)) - start.max(f64::from(j));
+                    (covered.max(0.0) / scale * 65_536.0).round() as u32
+                })
+                .collect();
+            // Rounding may leave the sum a unit or two off: the largest weight takes it.
+            let sum: u32 = weights.iter().sum();
+            if let Some(top) = weights.iter_mut().max() {
+                *top = (*top + 65_536).saturating_sub(sum);
+            }
+            (first as usize, weights)
+        })
+        .collect()
+}
+
+/// Shrinks an RGB picture to `width` × `height` (each at most the source's): each target
+/// pixel is the average of the source area it covers, weighted by how much of each
+/// source pixel lies in it (a box filter, as sharp as a filtered resize for a
+/// reduction). Two passes, along rows then along columns, in integer arithmetic.
+fn shrink(src: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let (sw, sh) = src.dimensions();
+    let (width, height) = (width.clamp(1, sw.max(1)), height.clamp(1, sh.max(1)));
+    let round = |acc: u32| ((acc + 32_768) >> 16).min(255) as u8;
+    // Along rows: sw × sh → width × sh.
+    let across = spans(sw, width);
+    let src_row = sw as usize * 3;
+    let mid_row = width as usize * 3;
+    let mut mid = vec![0u8; mid_row * sh as usize];
+    for (from, to) in src
+        .as_raw()
+        .chunks_exact(src_row)
+        .zip(mid.chunks_exact_mut(mid_row))
+    {
+        for ((first, weights), out) in across.iter().zip(to.chunks_exact_mut(3)) {
+            let mut acc = [0u32; 3];
+            for (k, w) in weights.iter().enumerate() {
+                let p = &from[(first + k) * 3..(first + k) * 3 + 3];
+                for c in 0..3 {
+                    acc[c] += w * u32::from(p[c]);
+                }
+            }
+            for c in 0..3 {
+                out[c] = round(acc[c]);
+            }
+        }
+    }
+    // Along columns: width × sh → width × height, a whole row at a time.
+    let down = spans(sh, height);
+    let mut out = vec![0u8; mid_row * height as usize];
+    let mut acc = vec![0u32; mid_row];
+    for ((first, weights), to) in down.iter().zip(out.chunks_exact_mut(mid_row)) {
+        acc.fill(0);
+        for (k, w) in weights.iter().enumerate() {
+            let row = &mid[(first + k) * mid_row..(first + k + 1) * mid_row];
+            for (a, v) in acc.iter_mut().zip(row) {
+                *a += w * u32::from(*v);
+            }
+        }
+        for (o, a) in to.iter_mut().zip(&acc) {
+            *o = round(*a);
+        }
+    }
+    RgbImage::from_raw(width, height, out).unwrap_or_else(|| RgbImage::new(width, height))
+}
+
+fn jpeg(rgb: &RgbImage, quality: u8) -> Result<Vec<u8>, Refused> {
+    // The encoder writes a JFIF header and the picture, nothing else (no EXIF, no GPS,
+    // no comment).
     let (Ok(width), Ok(height)) = (u16::try_from(rgb.width()), u16::try_from(rgb.height())) else {
         return Err(Refused::TooManyPixels);
     };
@@ -144,6 +238,7 @@ pub fn is_id(id: &str) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use image::DynamicImage;
 
     fn png(w: u32, h: u32) -> Vec<u8> {
         let img = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
@@ -176,5 +271,51 @@ mod tests {
         assert_eq!(&p.jpeg[..2], &[0xFF, 0xD8]);
         let t = image::load_from_memory(&p.thumb).unwrap();
         assert_eq!(t.width(), 320);
+    }
+
+    #[test]
+    fn pictures_are_brought_within_their_side_never_enlarged() {
+        assert_eq!(fit((2400, 1800), 2048), (2048, 1536));
+        assert_eq!(fit((1000, 3000), 2048), (683, 2048));
+        assert_eq!(fit((2048, 683), 320), (320, 107));
+        assert_eq!(fit((5000, 1), 320), (320, 1));
+        assert_eq!(fit((200, 100), 320), (200, 100));
+    }
+
+    #[test]
+    fn shrinking_averages_the_area_each_pixel_covers() {
+        // One colour stays that colour exactly: the weights add up to one.
+        let flat = RgbImage::from_pixel(2400, 1800, image::Rgb([200, 10, 97]));
+        let small = shrink(&flat, 2048, 1536);
+        assert_eq!(small.dimensions(), (2048, 1536));
+        assert!(small.pixels().all(|p| p.0 == [200, 10, 97]));
+        // Two columns into one: their mean.
+        let pair = RgbImage::from_fn(2, 1, |x, _| image::Rgb([x as u8 * 100, 0, 255]));
+        assert_eq!(shrink(&pair, 1, 1).get_pixel(0, 0).0, [50, 0, 255]);
+        // A smooth picture: within a level of the image crate's own area average
+        // (which rounds each area to whole pixels) on average, and a ramp stays a ramp.
+        let busy = RgbImage::from_fn(2400, 1800, |x, y| {
+            let (fx, fy) = (f64::from(x), f64::from(y));
+            let wave = 128.0 + 100.0 * (fx / 50.0).sin() * (fy / 70.0).cos();
+            image::Rgb([
+                (fx * 255.0 / 2400.0) as u8,
+                (fy * 255.0 / 1800.0) as u8,
+                wave as u8,
+            ])
+        });
+        let ours = shrink(&busy, 2048, 1536);
+        let theirs = image::imageops::thumbnail(&busy, 2048, 1536);
+        let diff: u64 = ours
+            .as_raw()
+            .iter()
+            .zip(theirs.as_raw())
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .sum();
+        let mean = diff as f64 / ours.as_raw().len() as f64;
+        assert!(mean < 1.0, "mean difference {mean}");
+        let ramp = RgbImage::from_fn(1000, 10, |x, _| image::Rgb([(x / 4) as u8, 0, 0]));
+        let shrunk = shrink(&ramp, 300, 3);
+        let reds: Vec<u8> = (0..300).map(|x| shrunk.get_pixel(x, 1).0[0]).collect();
+        assert!(reds.windows(2).all(|w| w[0] <= w[1]), "{reds:?}");
     }
 }
