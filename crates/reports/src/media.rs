@@ -141,48 +141,44 @@ fn spans(from: u32, to: u32) -> Vec<(usize, Vec<u32>)> {
 /// Shrinks an RGB picture to `width` × `height` (each at most the source's): each target
 /// pixel is the average of the source area it covers, weighted by how much of each
 /// source pixel lies in it (a box filter, as sharp as a filtered resize for a
-/// reduction). Two passes, along rows then along columns, in integer arithmetic.
+/// reduction). Two passes in integer arithmetic: along columns first, a whole row at a
+/// time (which the compiler vectorizes), then along the fewer rows left.
 fn shrink(src: &RgbImage, width: u32, height: u32) -> RgbImage {
     let (sw, sh) = src.dimensions();
     let (width, height) = (width.clamp(1, sw.max(1)), height.clamp(1, sh.max(1)));
     let round = |acc: u32| ((acc + 32_768) >> 16).min(255) as u8;
-    // Along rows: sw × sh → width × sh.
-    let across = spans(sw, width);
+    // Along columns: sw × sh → sw × height.
     let src_row = sw as usize * 3;
-    let mid_row = width as usize * 3;
-    let mut mid = vec![0u8; mid_row * sh as usize];
-    for (from, to) in src
-        .as_raw()
-        .chunks_exact(src_row)
-        .zip(mid.chunks_exact_mut(mid_row))
-    {
-        for ((first, weights), out) in across.iter().zip(to.chunks_exact_mut(3)) {
-            let mut acc = [0u32; 3];
-            for (k, w) in weights.iter().enumerate() {
-                let p = &from[(first + k) * 3..(first + k) * 3 + 3];
-                for c in 0..3 {
-                    acc[c] += w * u32::from(p[c]);
-                }
-            }
-            for c in 0..3 {
-                out[c] = round(acc[c]);
-            }
-        }
-    }
-    // Along columns: width × sh → width × height, a whole row at a time.
-    let down = spans(sh, height);
-    let mut out = vec![0u8; mid_row * height as usize];
-    let mut acc = vec![0u32; mid_row];
-    for ((first, weights), to) in down.iter().zip(out.chunks_exact_mut(mid_row)) {
+    let mut mid = vec![0u8; src_row * height as usize];
+    let mut acc = vec![0u32; src_row];
+    for ((first, weights), to) in spans(sh, height).iter().zip(mid.chunks_exact_mut(src_row)) {
         acc.fill(0);
-        for (k, w) in weights.iter().enumerate() {
-            let row = &mid[(first + k) * mid_row..(first + k + 1) * mid_row];
+        let rows = &src.as_raw()[first * src_row..(first + weights.len()) * src_row];
+        for (w, row) in weights.iter().zip(rows.chunks_exact(src_row)) {
             for (a, v) in acc.iter_mut().zip(row) {
                 *a += w * u32::from(*v);
             }
         }
         for (o, a) in to.iter_mut().zip(&acc) {
             *o = round(*a);
+        }
+    }
+    // Along rows: sw × height → width × height.
+    let across = spans(sw, width);
+    let out_row = width as usize * 3;
+    let mut out = vec![0u8; out_row * height as usize];
+    for (from, to) in mid.chunks_exact(src_row).zip(out.chunks_exact_mut(out_row)) {
+        for ((first, weights), pixel) in across.iter().zip(to.chunks_exact_mut(3)) {
+            let covered = &from[first * 3..(first + weights.len()) * 3];
+            let mut sum = [0u32; 3];
+            for (w, p) in weights.iter().zip(covered.chunks_exact(3)) {
+                sum[0] += w * u32::from(p[0]);
+                sum[1] += w * u32::from(p[1]);
+                sum[2] += w * u32::from(p[2]);
+            }
+            pixel[0] = round(sum[0]);
+            pixel[1] = round(sum[1]);
+            pixel[2] = round(sum[2]);
         }
     }
     RgbImage::from_raw(width, height, out).unwrap_or_else(|| RgbImage::new(width, height))
