@@ -75,10 +75,10 @@ impl FactTable {
     }
 
     fn insert(&mut self, id: String, fact: Fact) {
-        let place = fact.location.map(cell);
+        let place = fact.tested.location.map(cell);
         match self.by_id.insert(id.clone(), fact) {
-            Some(old) if old.location.map(cell) == place => return,
-            Some(old) => self.unplace(&id, old.location.map(cell)),
+            Some(old) if old.tested.location.map(cell) == place => return,
+            Some(old) => self.unplace(&id, old.tested.location.map(cell)),
             None => {}
         }
         if let Some(c) = place {
@@ -88,7 +88,7 @@ impl FactTable {
 
     fn remove(&mut self, id: &str) {
         if let Some(old) = self.by_id.remove(id) {
-            self.unplace(id, old.location.map(cell));
+            self.unplace(id, old.tested.location.map(cell));
         }
     }
 
@@ -410,7 +410,8 @@ mod tests {
     use crate::model::{Report, report_id};
 
     fn in_box(f: &Fact, [x0, y0, x1, y1]: [f64; 4]) -> bool {
-        f.location
+        f.tested
+            .location
             .is_some_and(|(x, y)| x >= x0 && x <= x1 && y >= y0 && y <= y1)
     }
 

@@ -26,7 +26,7 @@ use crate::private::{
     ACCESS, CONSENT_VERSION, Contact, ContactRecord, HOLIDAYS, PRIVATE, contact_key, is_token,
     link_key, secret, token_key,
 };
-use crate::stats::{self, By, Fact, Figures};
+use crate::stats::{self, By, Fact, Figures, Tested};
 use crate::workflow::{self, Action};
 
 /// The jurisdiction of the province (Open311 `jurisdiction_id`).
@@ -118,10 +118,10 @@ pub struct ReportFilter {
 }
 
 impl ReportFilter {
-    /// Whether a report (its fact) passes every filter, at `now` for deadlines. The
-    /// tests of values kept in the fact itself come first: a list scans every fact,
-    /// and most fail the box or the period.
-    fn admits(&self, r: &Fact, now: DateTime<Utc>) -> bool {
+    /// Whether a report (what its fact keeps for the filters) passes every filter, at
+    /// `now` for deadlines. The tests of values kept inline come first: a list scans
+    /// every fact, and most fail the box or the period.
+    fn admits(&self, r: &Tested, now: DateTime<Utc>) -> bool {
         self.bbox.is_none_or(|[x0, y0, x1, y1]| {
             r.location
                 .is_some_and(|(lon, lat)| lon >= x0 && lon <= x1 && lat >= y0 && lat <= y1)
@@ -162,14 +162,16 @@ fn choose<'a>(
         Some(bbox) => facts.near(bbox),
         None => Box::new(facts.values()),
     };
-    let mut chosen: Vec<&Fact> = candidates.filter(|x| f.admits(x, now)).collect();
+    let mut chosen: Vec<&Fact> = candidates.filter(|x| f.admits(&x.tested, now)).collect();
     let total = chosen.len();
     if let Some(mark) = after {
-        chosen
-            .retain(|x| (x.requested, x.service_request_id.as_str()) < (mark.at, mark.id.as_str()));
+        chosen.retain(|x| {
+            (x.tested.requested, x.service_request_id.as_str()) < (mark.at, mark.id.as_str())
+        });
     }
     let newest_first = |a: &&Fact, b: &&Fact| {
-        (b.requested, &b.service_request_id).cmp(&(a.requested, &a.service_request_id))
+        (b.tested.requested, &b.service_request_id)
+            .cmp(&(a.tested.requested, &a.service_request_id))
     };
     let more = f.limit > 0 && chosen.len() > f.limit;
     if more {
@@ -178,7 +180,7 @@ fn choose<'a>(
     }
     chosen.sort_unstable_by(newest_first);
     let next = chosen.last().filter(|_| more).map(|x| PageMark {
-        at: x.requested,
+        at: x.tested.requested,
         id: x.service_request_id.clone(),
     });
     (chosen, total, next)
@@ -813,7 +815,7 @@ impl Reports {
                 Error::new(ErrorKind::InternalError, format!("reading a page: {e}"))
             })??;
             for r in part {
-                if f.admits(&Fact::of(&r), now) {
+                if f.admits(&Tested::of(&r), now) {
                     read.insert(r.service_request_id.clone(), r);
                 }
             }
@@ -844,7 +846,7 @@ impl Reports {
             }
             v
         };
-        out.retain(|r| f.admits(&Fact::of(r), now));
+        out.retain(|r| f.admits(&Tested::of(r), now));
         out.sort_by(|a, b| {
             (b.requested_datetime, &b.service_request_id)
                 .cmp(&(a.requested_datetime, &a.service_request_id))

@@ -38,13 +38,14 @@ impl By {
 
     fn key(self, f: &Fact) -> String {
         match self {
-            By::Agency => f.agency.clone(),
+            By::Agency => f.tested.agency.clone(),
             By::Commune => f
                 .commune
                 .clone()
                 .unwrap_or_else(|| "(chưa xác định)".into()),
-            By::Category => f.service_code.clone(),
+            By::Category => f.tested.service_code.clone(),
             By::Month => f
+                .tested
                 .requested
                 .with_timezone(&local())
                 .format("%Y-%m")
@@ -54,28 +55,18 @@ impl By {
     }
 }
 
-/// What the figures and the lists' filters need of one report.
+/// What the figures and the lists need of one report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fact {
     pub(crate) service_request_id: String,
-    pub(crate) agency: String,
+    /// What the lists' filters test.
+    pub(crate) tested: Tested,
     pub(crate) commune: Option<String>,
-    pub(crate) commune_code: Option<String>,
-    pub(crate) service_code: String,
-    /// Open311's `open` or `closed`.
-    pub(crate) status: String,
-    pub(crate) stage: Stage,
-    pub(crate) requested: DateTime<Utc>,
-    /// (longitude, latitude)
-    pub(crate) location: Option<(f64, f64)>,
     handled: bool,
-    open: bool,
-    due: DateTime<Utc>,
     on_time: Option<bool>,
     first_response: Option<DateTime<Utc>>,
     resolved: Option<DateTime<Utc>>,
     rating: Option<u8>,
-    pub(crate) urgent: bool,
     /// The change-feed sequence of the state it was taken from (0: read from the store).
     pub(crate) seq: u64,
     /// The report as Open311 lists it (shared: a copy of the facts does not copy it).
@@ -86,24 +77,50 @@ impl Fact {
     pub fn of(r: &Report) -> Fact {
         Fact {
             service_request_id: r.service_request_id.clone(),
-            agency: r.agency_responsible.clone(),
+            tested: Tested::of(r),
             commune: r.commune_name.clone(),
-            commune_code: r.commune_code.clone(),
-            service_code: r.service_code.clone(),
-            status: r.status.clone(),
-            stage: r.stage,
-            requested: r.requested_datetime,
-            location: r.location.map(|p| (p.lon(), p.lat())),
             handled: r.stage.is_handled(),
-            open: r.stage.is_open(),
-            due: r.due(),
             on_time: r.on_time(),
             first_response: r.first_response_at,
             resolved: r.resolved_at,
             rating: r.rating,
-            urgent: r.urgent,
             seq: 0,
             open311: Arc::new(crate::open311::Request::of(r)),
+        }
+    }
+}
+
+/// What the lists' filters test of a report: kept in its fact, and taken alone from
+/// a report read from the store to test it again (without building a whole fact).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tested {
+    /// (longitude, latitude)
+    pub(crate) location: Option<(f64, f64)>,
+    pub(crate) requested: DateTime<Utc>,
+    pub(crate) urgent: bool,
+    pub(crate) stage: Stage,
+    open: bool,
+    due: DateTime<Utc>,
+    /// Open311's `open` or `closed`.
+    pub(crate) status: String,
+    pub(crate) service_code: String,
+    pub(crate) agency: String,
+    pub(crate) commune_code: Option<String>,
+}
+
+impl Tested {
+    pub fn of(r: &Report) -> Tested {
+        Tested {
+            location: r.location.map(|p| (p.lon(), p.lat())),
+            requested: r.requested_datetime,
+            urgent: r.urgent,
+            stage: r.stage,
+            open: r.stage.is_open(),
+            due: r.due(),
+            status: r.status.clone(),
+            service_code: r.service_code.clone(),
+            agency: r.agency_responsible.clone(),
+            commune_code: r.commune_code.clone(),
         }
     }
 
@@ -164,7 +181,9 @@ pub fn compute<'a>(
 ) -> Vec<Figures> {
     let mut groups: BTreeMap<String, Vec<&Fact>> = BTreeMap::new();
     for r in facts {
-        if from.is_some_and(|f| r.requested < f) || to.is_some_and(|t| r.requested > t) {
+        if from.is_some_and(|f| r.tested.requested < f)
+            || to.is_some_and(|t| r.tested.requested > t)
+        {
             continue;
         }
         groups.entry(by.key(r)).or_default().push(r);
@@ -184,21 +203,21 @@ pub fn compute<'a>(
                 handled_pct: pct(handled.len() as u64, received),
                 on_time,
                 on_time_pct: pct(on_time, handled.len() as u64),
-                overdue: rs.iter().filter(|r| r.is_overdue(now)).count() as u64,
+                overdue: rs.iter().filter(|r| r.tested.is_overdue(now)).count() as u64,
                 median_first_response_hours: median(
                     rs.iter()
-                        .filter_map(|r| r.first_response.map(|t| hours(r.requested, t)))
+                        .filter_map(|r| r.first_response.map(|t| hours(r.tested.requested, t)))
                         .collect(),
                 ),
                 median_resolution_hours: median(
                     rs.iter()
-                        .filter_map(|r| r.resolved.map(|t| hours(r.requested, t)))
+                        .filter_map(|r| r.resolved.map(|t| hours(r.tested.requested, t)))
                         .collect(),
                 ),
                 rated: rated.len() as u64,
                 satisfied,
                 satisfaction_pct: pct(satisfied, rated.len() as u64),
-                urgent: rs.iter().filter(|r| r.urgent).count() as u64,
+                urgent: rs.iter().filter(|r| r.tested.urgent).count() as u64,
             }
         })
         .collect()
