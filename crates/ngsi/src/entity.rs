@@ -98,18 +98,49 @@ impl AttrKind {
         })
     }
 
-    /// The member that holds this kind's value in the normalized form.
-    pub fn value_member(self) -> &'static str {
-        match self {
-            AttrKind::Property | AttrKind::GeoProperty => "value",
-            AttrKind::Relationship => "object",
-            AttrKind::LanguageProperty => "languageMap",
-            AttrKind::ListProperty => "valueList",
-            AttrKind::JsonProperty => "json",
-            AttrKind::VocabProperty => "vocab",
-            AttrKind::ListRelationship => "objectList",
+    /// The names of the members that carry this kind's value, in one table so that
+    /// they stay in step: the normalized form's, the previous value's (`showChanges`)
+    /// and the simplified temporal form's, which holds [value, time] pairs.
+    fn members(self) -> KindMembers {
+        let (value, previous, temporal) = match self {
+            AttrKind::Property | AttrKind::GeoProperty => ("value", "previousValue", "values"),
+            AttrKind::Relationship => ("object", "previousObject", "objects"),
+            AttrKind::LanguageProperty => ("languageMap", "previousLanguageMap", "languageMaps"),
+            AttrKind::ListProperty => ("valueList", "previousValueList", "valueLists"),
+            AttrKind::JsonProperty => ("json", "previousJson", "jsons"),
+            AttrKind::VocabProperty => ("vocab", "previousVocab", "vocabs"),
+            AttrKind::ListRelationship => ("objectList", "previousObjectList", "objectLists"),
+        };
+        KindMembers {
+            value,
+            previous,
+            temporal,
         }
     }
+
+    /// The member that holds this kind's value in the normalized form.
+    pub fn value_member(self) -> &'static str {
+        self.members().value
+    }
+
+    /// The member that holds this kind's previous value in a notification
+    /// (`showChanges`).
+    pub fn previous_member(self) -> &'static str {
+        self.members().previous
+    }
+
+    /// The member that holds this kind's [value, time] pairs in the simplified
+    /// temporal representation.
+    pub fn temporal_values_member(self) -> &'static str {
+        self.members().temporal
+    }
+}
+
+/// See [`AttrKind::members`].
+struct KindMembers {
+    value: &'static str,
+    previous: &'static str,
+    temporal: &'static str,
 }
 
 /// An entity: its id, types, scopes and attributes, names expanded to IRIs.

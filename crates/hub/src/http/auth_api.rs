@@ -3,7 +3,7 @@
 //! for admins; every change is audited.
 
 use axum::Router;
-use axum::extract::{FromRequest, RawQuery, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -201,9 +201,8 @@ async fn login(
 async fn login_link(
     State(s): State<AppState>,
     CallerOf(caller): CallerOf,
-    RawQuery(raw): RawQuery,
+    params: Params,
 ) -> ApiResult {
-    let params = Params::parse(raw.as_deref())?;
     let token = params
         .get("token")
         .ok_or_else(|| Error::bad_data("the link has no token"))?;
@@ -233,8 +232,8 @@ async fn login_link(
 }
 
 /// `POST /auth/v1/logout`, or `?everywhere=true` for every session of the user.
-async fn logout(State(s): State<AppState>, head: Head, RawQuery(raw): RawQuery) -> ApiResult {
-    let everywhere = Params::parse(raw.as_deref())?.flag("everywhere")?;
+async fn logout(State(s): State<AppState>, head: Head, params: Params) -> ApiResult {
+    let everywhere = params.flag("everywhere")?;
     if everywhere && let Some(user) = head.caller.actor.strip_prefix("user:") {
         s.identity.revoke_user_sessions(user).await?;
     } else if let Some(token) = cookie(&head.headers, SESSION_COOKIE) {
@@ -341,8 +340,7 @@ async fn create_key(
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
-async fn list_sessions(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult {
-    let params = Params::parse(raw.as_deref())?;
+async fn list_sessions(State(s): State<AppState>, params: Params) -> ApiResult {
     let user = params.get("user");
     let sessions: Vec<Value> = s
         .identity
@@ -390,12 +388,7 @@ fn time_param(params: &Params, name: &str) -> Result<Option<DateTime<Utc>>, Erro
         .transpose()
 }
 
-async fn audit(
-    State(s): State<AppState>,
-    CallerOf(caller): CallerOf,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    let params = Params::parse(raw.as_deref())?;
+async fn audit(State(s): State<AppState>, CallerOf(caller): CallerOf, params: Params) -> ApiResult {
     let limit = match params.get("limit") {
         Some(l) => l
             .parse::<usize>()

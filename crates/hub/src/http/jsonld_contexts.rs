@@ -4,7 +4,7 @@
 //! kept by [`crate::hosted_contexts`] and [`crate::contexts`].
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -46,9 +46,8 @@ async fn add_context(State(s): State<AppState>, body: JsonBody) -> ApiResult {
 async fn list_contexts(
     State(s): State<AppState>,
     Head { headers, caller }: Head,
-    RawQuery(raw): RawQuery,
+    params: Params,
 ) -> ApiResult {
-    let params = Params::parse(raw.as_deref())?;
     let details = params.flag("details")?;
     let kind = params.get("kind").map(ContextKind::parse).transpose()?;
     let tenant = request_tenant(&headers)?;
@@ -73,9 +72,8 @@ async fn serve_context(
     State(s): State<AppState>,
     PathParam(id): PathParam<String>,
     Head { headers, caller }: Head,
-    RawQuery(raw): RawQuery,
+    params: Params,
 ) -> ApiResult {
-    let params = Params::parse(raw.as_deref())?;
     let details = params.flag("details")?;
     let held = s.hub.contexts.find(&caller, &id).await?;
     Ok(json(if details {
@@ -89,9 +87,8 @@ async fn delete_context(
     State(s): State<AppState>,
     PathParam(id): PathParam<String>,
     Head { caller, .. }: Head,
-    RawQuery(raw): RawQuery,
+    params: Params,
 ) -> ApiResult {
-    let params = Params::parse(raw.as_deref())?;
     let reload = params.flag("reload")?;
     s.hub.contexts.delete(&caller, &id, reload).await?;
     Ok(no_content())

@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use ngsi::filter::{GeoFilter, QFilter};
 use ngsi::order::OrderBy;
 use ngsi::query::{self, ast::TypeExpr};
@@ -12,6 +14,7 @@ use regex::RegexBuilder;
 use serde_json::Value;
 use store::EntityQuery;
 
+use super::ApiError;
 use super::projection::{self, Projection};
 
 /// Default and largest page size.
@@ -45,6 +48,17 @@ const KNOWN_FORMATS: &[&str] = &[
 /// Raw parameters of a request, as text.
 #[derive(Debug, Default, Clone)]
 pub struct Params(pub HashMap<String, String>);
+
+/// The parameters of the query string, as a handler's argument (a string too long is
+/// a ProblemDetails like every other error). A handler that must read the request's
+/// body or scope first, so that their errors come first, parses the raw query itself.
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Params::parse(parts.uri.query())?)
+    }
+}
 
 impl Params {
     pub fn parse(raw: Option<&str>) -> Result<Params, Error> {

@@ -168,6 +168,13 @@ impl App {
         send(self.get(path).query(query)).await
     }
 
+    /// GETs `path` with the `query` parameters, asserting that they are refused as
+    /// BadRequestData.
+    pub async fn get_refused(&self, path: &str, query: &[(&str, &str)]) {
+        let r = self.get_with(path, query).await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+
     /// GETs `path` with the `query` parameters, asserting that the answer is a 200.
     pub async fn get_ok(&self, path: &str, query: &[(&str, &str)]) -> Resp {
         let r = self.get_with(path, query).await;

@@ -184,8 +184,7 @@ async fn bad_requests_are_refused() {
 
     // Parameters out of their domains.
     for (key, value) in [("details", "other"), ("kind", "other"), ("kind", "hosted")] {
-        let r = app.get_with("/jsonldContexts", &[(key, value)]).await;
-        assert_problem(&r, 400, "BadRequestData");
+        app.get_refused("/jsonldContexts", &[(key, value)]).await;
     }
 
     // Unknown ids; the core context; reload of a hosted context.

@@ -187,10 +187,8 @@ async fn ids_id_pattern_and_attrs() {
     assert_eq!(got, st(&["s1", "s3"]));
     // Ids alone select nothing to page through: a type, attrs, q or geo-query is needed
     // (clause 6.4.3.2).
-    let r = app
-        .get_with("/entities", &[("id", "urn:ngsi-ld:Station:s1")])
+    app.get_refused("/entities", &[("id", "urn:ngsi-ld:Station:s1")])
         .await;
-    assert_problem(&r, 400, "BadRequestData");
     let got = app
         .query_ids(&[
             ("type", "Station"),
@@ -219,15 +217,11 @@ async fn ids_id_pattern_and_attrs() {
             "{e}"
         );
     }
-    let r = app
-        .get_with("/entities", &[("id", "not-a-uri"), ("type", "Station")])
+    app.get_refused("/entities", &[("id", "not-a-uri"), ("type", "Station")])
         .await;
-    assert_problem(&r, 400, "BadRequestData");
     for pattern in ["(unclosed", "station**", "s+*"] {
-        let r = app
-            .get_with("/entities", &[("idPattern", pattern), ("type", "Station")])
+        app.get_refused("/entities", &[("idPattern", pattern), ("type", "Station")])
             .await;
-        assert_problem(&r, 400, "BadRequestData");
     }
 }
 
@@ -269,10 +263,8 @@ async fn query_representations_and_lang() {
         r.body[0]["length"],
         json!({"value": 155.5, "unitCode": "KMT"})
     );
-    let r = app
-        .get_with("/entities", &[("type", "River"), ("lang", "not a tag!")])
+    app.get_refused("/entities", &[("type", "River"), ("lang", "not a tag!")])
         .await;
-    assert_problem(&r, 400, "BadRequestData");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,10 +294,8 @@ async fn scope_q() {
         app.entity("urn:ngsi-ld:P:khe-sanh").await["scope"],
         json!(["/QuangTri/HuongHoa/KheSanh", "/Border"])
     );
-    let r = app
-        .get_with("/entities", &[("type", "P"), ("scopeQ", "QuangTri")])
+    app.get_refused("/entities", &[("type", "P"), ("scopeQ", "QuangTri")])
         .await;
-    assert_problem(&r, 400, "BadRequestData");
 }
 
 /// Places around Đông Hà, Quảng Trị.
@@ -558,8 +548,7 @@ async fn page(app: &App, extra: &[(&str, &str)], offset: usize) -> Vec<String> {
         ("offset", offset.as_str()),
     ];
     params.extend_from_slice(extra);
-    let r = app.get_with("/entities", &params).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.get_ok("/entities", &params).await;
     id_list(&r.body)
 }
 
@@ -619,12 +608,11 @@ async fn paging_is_stable_and_pages_do_not_overlap() {
 async fn count_and_limits() {
     let app = pages().await;
     let r = app
-        .get_with(
+        .get_ok(
             "/entities",
             &[("type", "Page"), ("count", "true"), ("limit", "5")],
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.header("NGSILD-Results-Count"), Some("25"));
     assert_eq!(r.body.as_array().unwrap().len(), 5);
     let r = app
@@ -642,19 +630,16 @@ async fn count_and_limits() {
     assert_eq!(r.body.as_array().unwrap().len(), 2);
     // limit=0&count=true: the count alone.
     let r = app
-        .get_with(
+        .get_ok(
             "/entities",
             &[("type", "Page"), ("count", "true"), ("limit", "0")],
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body, json!([]));
     assert_eq!(r.header("NGSILD-Results-Count"), Some("25"));
     // limit=0 alone asks for nothing.
-    let r = app
-        .get_with("/entities", &[("type", "Page"), ("limit", "0")])
+    app.get_refused("/entities", &[("type", "Page"), ("limit", "0")])
         .await;
-    assert_problem(&r, 400, "BadRequestData");
     // Without count, no header.
     let r = app.get_with("/entities", &[("type", "Page")]).await;
     assert!(r.header("NGSILD-Results-Count").is_none());
@@ -675,18 +660,13 @@ async fn count_and_limits() {
         .await;
     assert_problem(&r, 403, "TooManyResults");
     let r = app
-        .get_with("/entities", &[("type", "Page"), ("limit", "1000")])
+        .get_ok("/entities", &[("type", "Page"), ("limit", "1000")])
         .await;
-    assert_eq!(r.status, 200);
     assert_eq!(r.body.as_array().unwrap().len(), 25);
-    let r = app
-        .get_with("/entities", &[("type", "Page"), ("limit", "-1")])
+    app.get_refused("/entities", &[("type", "Page"), ("limit", "-1")])
         .await;
-    assert_problem(&r, 400, "BadRequestData");
-    let r = app
-        .get_with("/entities", &[("type", "Page"), ("count", "maybe")])
+    app.get_refused("/entities", &[("type", "Page"), ("count", "maybe")])
         .await;
-    assert_problem(&r, 400, "BadRequestData");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -894,9 +874,7 @@ async fn order_by_sorts_the_answer_and_pages_in_that_order() {
     assert_eq!(id_list(&r.body), st(&["s3", "s1"]));
 
     for bad in ["level;up", "level,,id", "level==1", "level;desc;asc"] {
-        let r = app
-            .get_with("/entities", &[("type", "Station"), ("orderBy", bad)])
+        app.get_refused("/entities", &[("type", "Station"), ("orderBy", bad)])
             .await;
-        assert_problem(&r, 400, "BadRequestData");
     }
 }

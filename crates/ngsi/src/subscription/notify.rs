@@ -255,7 +255,7 @@ fn with_previous(rendered: Value, now: &Attribute, before: &Attribute, ctx: &Con
         }
     };
     obj.insert(
-        previous_member(before.kind).into(),
+        before.kind.previous_member().into(),
         compact_value(before, ctx),
     );
     Value::Object(obj)
@@ -286,7 +286,7 @@ fn deleted_instance(
         out.insert("deletedAt".into(), json!(format_time(&deleted_at)));
     }
     if show_changes {
-        out.insert(previous_member(a.kind).into(), compact_value(a, opts.ctx));
+        out.insert(a.kind.previous_member().into(), compact_value(a, opts.ctx));
     }
     Value::Object(out)
 }
@@ -297,19 +297,6 @@ fn null_value(kind: AttrKind) -> Value {
         AttrKind::LanguageProperty => json!({"@none": NGSI_LD_NULL}),
         AttrKind::ListProperty | AttrKind::ListRelationship => json!([NGSI_LD_NULL]),
         _ => json!(NGSI_LD_NULL),
-    }
-}
-
-/// The member that holds the previous value of each kind (`showChanges`).
-fn previous_member(kind: AttrKind) -> &'static str {
-    match kind {
-        AttrKind::Property | AttrKind::GeoProperty => "previousValue",
-        AttrKind::Relationship => "previousObject",
-        AttrKind::LanguageProperty => "previousLanguageMap",
-        AttrKind::ListProperty => "previousValueList",
-        AttrKind::ListRelationship => "previousObjectList",
-        AttrKind::JsonProperty => "previousJson",
-        AttrKind::VocabProperty => "previousVocab",
     }
 }
 

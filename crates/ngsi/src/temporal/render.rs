@@ -84,7 +84,7 @@ pub fn render_temporal(
     for (name, kind) in &e.emptied {
         let rendered = match format {
             TemporalFormat::TemporalValues => {
-                json!({"type": kind.name(), values_member(*kind): []})
+                json!({"type": kind.name(), kind.temporal_values_member(): []})
             }
             TemporalFormat::Normalized | TemporalFormat::AggregatedValues => json!([]),
         };
@@ -105,19 +105,6 @@ fn normalized(instance: &Instance, opts: &RenderOptions) -> Value {
         }
     }
     rendered
-}
-
-/// The member holding a kind's [value, time] pairs in the simplified representation.
-fn values_member(kind: AttrKind) -> &'static str {
-    match kind {
-        AttrKind::Property | AttrKind::GeoProperty => "values",
-        AttrKind::Relationship => "objects",
-        AttrKind::LanguageProperty => "languageMaps",
-        AttrKind::ListProperty => "valueLists",
-        AttrKind::JsonProperty => "jsons",
-        AttrKind::VocabProperty => "vocabs",
-        AttrKind::ListRelationship => "objectLists",
-    }
 }
 
 fn simplified(instances: &[Instance], ctx: &Context) -> Value {
@@ -148,7 +135,7 @@ fn simplified(instances: &[Instance], ctx: &Context) -> Value {
             if let Some(ds) = dataset {
                 obj.insert("datasetId".into(), json!(ds));
             }
-            obj.insert(values_member(kind).into(), Value::Array(pairs));
+            obj.insert(kind.temporal_values_member().into(), Value::Array(pairs));
             Value::Object(obj)
         })
         .collect();
