@@ -28,7 +28,7 @@ use anyhow::{Context as _, anyhow};
 use ngsi::{AttrKind, Attribute, Context};
 use serde_json::{Value, json};
 
-use super::data::{ms, percentiles, section, thousands};
+use super::data::{BATCH, ms, percentiles, section, thousands};
 use super::{Common, Report, Target, count, positive, secs_up_to_an_hour};
 
 const TYPE: &str = "Sensor";
@@ -37,7 +37,6 @@ const DEVICE_TYPE: &str = "Device";
 const CROSSING_EVERY: u64 = 50;
 /// Concurrent writers of figure 1.
 const WRITERS: usize = 16;
-const BATCH: usize = 1_000;
 /// A sweep runs every this many seconds.
 const SWEEP_SECS: f64 = 30.0;
 

@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 pub const TYPE: &str = "AirQualityObserved";
 /// Values of `status`, with their shares: ok 65 %, warning 25 %, alarm 10 %.
 pub const STATUSES: [&str; 3] = ["ok", "warning", "alarm"];
+/// Entities per batch upsert while a benchmark loads the entities it works on.
+pub const BATCH: usize = 1_000;
 /// Quảng Trị's bounding box (longitude, latitude), the merged province.
 pub const LON: (f64, f64) = (105.6, 107.6);
 pub const LAT: (f64, f64) = (16.0, 18.1);

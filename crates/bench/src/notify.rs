@@ -32,7 +32,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::data::{join_all, ms, percentiles, section, thousands};
+use super::data::{BATCH, join_all, ms, percentiles, section, thousands};
 use super::server::Server;
 use super::{Common, Report, Target, count, rate_up_to_100k, secs_one_to_an_hour};
 
@@ -53,8 +53,6 @@ const DRAIN_MAX: Duration = Duration::from_secs(180);
 const DRAIN_IDLE: Duration = Duration::from_secs(20);
 /// An update not answered within this long counts as not acknowledged.
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Entities per upsert request when the entities are created.
-const BATCH: usize = 1_000;
 /// Subscriptions created at once.
 const CREATORS: usize = 8;
 

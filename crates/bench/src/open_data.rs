@@ -10,12 +10,10 @@ use hub::Scope;
 use ngsi::entity::Reader;
 use opendata::{Contact, Dataset, Organization, Portal, Text, View};
 
-use super::data::{self, full_entity, obs, percentiles, rss_bytes, section, thousands};
+use super::data::{self, BATCH, full_entity, obs, percentiles, rss_bytes, section, thousands};
 use super::server::{admit, bench_config, client};
 use super::{Common, Report, Target, count};
 
-/// Entities written at a time while loading.
-const BATCH: usize = 1_000;
 /// Organisations of the catalogue of figure 2.
 const ORGS: usize = 20;
 

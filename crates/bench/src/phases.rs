@@ -120,34 +120,55 @@ async fn load_http(
     clients: usize,
     make: EntityMaker,
 ) -> anyhow::Result<(u64, Retries)> {
-    let next = Arc::new(AtomicUsize::new(0));
+    let next = AtomicUsize::new(0);
+    let (created, _, retries) = upsert_concurrently(server, clients, move || {
+        let lo = next.fetch_add(1, Ordering::Relaxed) * per;
+        if lo >= n {
+            return Ok(None);
+        }
+        let hi = (lo + per).min(n);
+        let body = Value::Array((lo..hi).map(|i| make(prefix, i, &obs(set, i))).collect());
+        Ok(Some(serde_json::to_vec(&body)?))
+    })
+    .await?;
+    Ok((created, retries))
+}
+
+/// Upserts from `clients` concurrent clients, each sending the next body of `next_body`
+/// when it is done with one, until there is none; returns the entities created, each
+/// upsert's time and the retries.
+async fn upsert_concurrently(
+    server: &Server,
+    clients: usize,
+    next_body: impl Fn() -> anyhow::Result<Option<Vec<u8>>> + Send + Sync + 'static,
+) -> anyhow::Result<(u64, Vec<Duration>, Retries)> {
+    let next_body = Arc::new(next_body);
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let next = next.clone();
+        let next_body = next_body.clone();
         let client = server.client.clone();
         let url = server.url(UPSERT);
         tasks.push(tokio::spawn(async move {
             let mut created = 0;
+            let mut latencies = Vec::new();
             let mut retries = Retries::default();
-            loop {
-                let lo = next.fetch_add(1, Ordering::Relaxed) * per;
-                if lo >= n {
-                    return Ok((created, retries));
-                }
-                let hi = (lo + per).min(n);
-                let body = Value::Array((lo..hi).map(|i| make(prefix, i, &obs(set, i))).collect());
-                created += upsert_retrying(&client, &url, serde_json::to_vec(&body)?, &mut retries)
-                    .await?;
+            while let Some(body) = next_body()? {
+                let t = Instant::now();
+                created += upsert_retrying(&client, &url, body, &mut retries).await?;
+                latencies.push(t.elapsed());
             }
+            Ok((created, latencies, retries))
         }));
     }
     let mut created = 0;
+    let mut latencies = Vec::new();
     let mut retries = Retries::default();
-    for (c, r) in join_all(tasks).await? {
+    for (c, l, r) in join_all(tasks).await? {
         created += c;
+        latencies.extend(l);
         retries.merge(r);
     }
-    Ok((created, retries))
+    Ok((created, latencies, retries))
 }
 
 /// A query slower than this counts as an error (and the client gives up on it).
@@ -490,41 +511,18 @@ pub(super) async fn send_batches(
     bodies: Vec<Vec<u8>>,
     clients: usize,
 ) -> anyhow::Result<Sent> {
-    let queue = Arc::new(Mutex::new(bodies.into_iter()));
+    let queue = Mutex::new(bodies.into_iter());
     let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let queue = queue.clone();
-        let client = server.client.clone();
-        let url = server.url(UPSERT);
-        tasks.push(tokio::spawn(async move {
-            let mut created = 0;
-            let mut latencies = Vec::new();
-            let mut retries = Retries::default();
-            loop {
-                let body = queue.lock().ok().and_then(|mut q| q.next());
-                let Some(body) = body else {
-                    return Ok((created, latencies, retries));
-                };
-                let t = Instant::now();
-                created += upsert_retrying(&client, &url, body, &mut retries).await?;
-                latencies.push(t.elapsed());
-            }
-        }));
-    }
-    let results = join_all(tasks).await?;
-    let mut sent = Sent {
-        created: 0,
-        latencies: Vec::new(),
-        retries: Retries::default(),
+    let (created, latencies, retries) = upsert_concurrently(server, clients, move || {
+        Ok(queue.lock().ok().and_then(|mut q| q.next()))
+    })
+    .await?;
+    Ok(Sent {
+        created,
+        latencies,
+        retries,
         took: start.elapsed(),
-    };
-    for (c, l, r) in results {
-        sent.created += c;
-        sent.latencies.extend(l);
-        sent.retries.merge(r);
-    }
-    Ok(sent)
+    })
 }
 
 /// What a run of PATCH clients did.

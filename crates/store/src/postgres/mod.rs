@@ -145,6 +145,16 @@ async fn optional_row(
     Ok(rows(c, sql, params).await?.into_iter().next())
 }
 
+/// The number a `SELECT count(*) …` query finds.
+async fn count_of(
+    c: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<u64> {
+    let n: i64 = c.query_one(sql, params).await.map_err(pg_error)?.get(0);
+    Ok(n.max(0) as u64)
+}
+
 /// The rows of a query, the database's errors mapped.
 async fn rows(
     c: &impl deadpool_postgres::GenericClient,

@@ -8,7 +8,7 @@ use deadpool_postgres::GenericClient;
 use futures_util::{TryStreamExt, pin_mut};
 use ngsi::Entity;
 
-use super::{ms, optional_row, params, pg_error, rows};
+use super::{count_of, ms, optional_row, params, pg_error, rows};
 use crate::plan::{Dialect, Sql, q_probe, type_probe};
 use crate::query::Filtered;
 use crate::{
@@ -122,12 +122,7 @@ pub async fn query(
     if exact {
         let count = if q.count {
             let text = format!("SELECT count(*) FROM ({}) s", sql.numbered());
-            let n: i64 = c
-                .query_one(&text, &params(&sql.params))
-                .await
-                .map_err(pg_error)?
-                .get(0);
-            Some(n.max(0) as u64)
+            Some(count_of(c, &text, &params(&sql.params)).await?)
         } else {
             None
         };

@@ -6,7 +6,7 @@ use ngsi::subscription::Subscription;
 use serde_json::Value;
 
 use super::write::OUTBOX_LOCK;
-use super::{PostgresStore, ms, optional_row, pg_error, refuse_nul};
+use super::{PostgresStore, count_of, ms, optional_row, pg_error, refuse_nul, rows};
 use crate::{
     Delivery, OutboxRow, RegistryPage, RegistryRecord, RegistryStore, RegistryWrite, StoreError,
     StoreResult, StoredSubscription, SubscriptionPage, SubscriptionWrite,
@@ -115,27 +115,20 @@ impl PostgresStore {
         limit: u64,
     ) -> StoreResult<SubscriptionPage> {
         let c = self.client().await?;
-        let n: i64 = c
-            .query_one(
-                "SELECT count(*) FROM subscriptions WHERE tenant = $1",
-                &[&tenant],
-            )
-            .await
-            .map_err(pg_error)?
-            .get(0);
-        let rows = c
-            .query(
-                &format!(
-                    "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE tenant = $1
-                     ORDER BY id COLLATE \"C\" LIMIT $2 OFFSET $3"
-                ),
-                &[&tenant, &big(limit), &big(offset)],
-            )
-            .await
-            .map_err(pg_error)?;
+        let total = count_of(
+            &c,
+            "SELECT count(*) FROM subscriptions WHERE tenant = $1",
+            &[&tenant],
+        )
+        .await?;
+        let sql = format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE tenant = $1
+             ORDER BY id COLLATE \"C\" LIMIT $2 OFFSET $3"
+        );
+        let page = rows(&c, &sql, &[&tenant, &big(limit), &big(offset)]).await?;
         Ok(SubscriptionPage {
-            subscriptions: rows.iter().map(stored).collect::<StoreResult<_>>()?,
-            count: count(n),
+            subscriptions: page.iter().map(stored).collect::<StoreResult<_>>()?,
+            count: total,
         })
     }
 
@@ -424,23 +417,20 @@ impl RegistryStore for PostgresStore {
         limit: u64,
     ) -> StoreResult<RegistryPage> {
         let c = self.client().await?;
-        let n: i64 = c
-            .query_one(
-                "SELECT count(*) FROM registry WHERE collection = $1 AND tenant = $2",
-                &[&collection, &tenant],
-            )
-            .await
-            .map_err(pg_error)?
-            .get(0);
-        let rows = c
-            .query(
-                "SELECT key, value::text FROM registry WHERE collection = $1 AND tenant = $2
-                 ORDER BY key COLLATE \"C\" LIMIT $3 OFFSET $4",
-                &[&collection, &tenant, &big(limit), &big(offset)],
-            )
-            .await
-            .map_err(pg_error)?;
-        let records = rows
+        let total = count_of(
+            &c,
+            "SELECT count(*) FROM registry WHERE collection = $1 AND tenant = $2",
+            &[&collection, &tenant],
+        )
+        .await?;
+        let page = rows(
+            &c,
+            "SELECT key, value::text FROM registry WHERE collection = $1 AND tenant = $2
+             ORDER BY key COLLATE \"C\" LIMIT $3 OFFSET $4",
+            &[&collection, &tenant, &big(limit), &big(offset)],
+        )
+        .await?;
+        let records = page
             .iter()
             .map(|r| {
                 let key: String = r.get(0);
@@ -454,7 +444,7 @@ impl RegistryStore for PostgresStore {
             .collect::<StoreResult<_>>()?;
         Ok(RegistryPage {
             records,
-            count: count(n),
+            count: total,
         })
     }
 
