@@ -197,7 +197,20 @@ impl<'a> Demo<'a> {
         code: &str,
         near: Position,
     ) -> Result<Map<String, Value>> {
-        let id = format!("urn:ngsi-ld:{kind}:demo-{}", slug(name.0));
+        self.station(kind, &slug(name.0), name, code, near)
+    }
+
+    /// The attributes of a station of type `kind` at its approximate coordinates in
+    /// unit `code`; its id is `urn:ngsi-ld:{kind}:demo-{slug}`.
+    fn station(
+        &mut self,
+        kind: &str,
+        slug: &str,
+        name: (&str, &str),
+        code: &str,
+        near: Position,
+    ) -> Result<Map<String, Value>> {
+        let id = format!("urn:ngsi-ld:{kind}:demo-{slug}");
         let unit = self.unit(code)?;
         let at = self.known(&id, unit, near)?;
         Ok(self.base(&id, kind, name, unit, at))
