@@ -61,10 +61,9 @@ pub(super) fn markets(d: &mut Demo) -> Result<()> {
         if unit.kind == UnitKind::SpecialZone || NAMED_MARKETS.iter().any(|m| m.2 == unit.code) {
             continue;
         }
-        let id = format!("urn:ngsi-ld:PointOfInterest:demo-market-{}", unit.code);
         let (e, mut rng) = d.commune_place(
-            &id,
             "PointOfInterest",
+            &format!("market-{}", unit.code),
             (
                 &format!("Chợ {}", unit.name),
                 &format!("{} Market", unit.name_en),
