@@ -515,9 +515,7 @@ mod tests {
     #[test]
     fn a_change_decided_after_a_read_ended_is_evaluated_on_its_state_in_place_of_the_read() {
         let mut b = Backlog::new(10);
-        b.add(&change("a", ChangeKind::Updated, &["level"]));
-        let read = b.take(10);
-        b.evaluated(&read, 10);
+        read_heard(&mut b, "a", 10);
         // Decided before the read ended, published after it: read, unless…
         b.add(&committed("a", 8, Some(1.0)));
         b.add(&committed("a", 9, Some(2.0)));
@@ -551,12 +549,18 @@ mod tests {
         // An entry holding a state decided after the read keeps it when an older,
         // ambiguous change comes; one decided before it is read.
         let mut b = Backlog::new(10);
-        b.add(&change("c", ChangeKind::Updated, &["level"]));
-        let read = b.take(10);
-        b.evaluated(&read, 40);
+        read_heard(&mut b, "c", 40);
         b.add(&committed("c", 41, Some(6.0)));
         b.add(&committed("c", 39, Some(0.0)));
         assert_eq!(level(&entities(b.take(10))[0].1), Some(Some(6.0)));
+    }
+
+    /// Reads a change of `id` heard from another node (the only entry of `b`), the
+    /// read ending at `end`.
+    fn read_heard(b: &mut Backlog, id: &str, end: u64) {
+        b.add(&change(id, ChangeKind::Updated, &["level"]));
+        let read = b.take(10);
+        b.evaluated(&read, end);
     }
 
     fn key(id: &str) -> EntityKey {
@@ -567,9 +571,7 @@ mod tests {
     fn a_read_given_way_to_a_later_state_counts_within_the_bound_of_states() {
         let mut b = Backlog::new(MAX_ENTITIES);
         // One entity waits to be read again after its read ended at 10…
-        b.add(&change("x", ChangeKind::Updated, &["level"]));
-        let read = b.take(1);
-        b.evaluated(&read, 10);
+        read_heard(&mut b, "x", 10);
         b.add(&committed("x", 5, Some(1.0)));
         // …while the others hold every state the backlog may hold.
         for i in 0..MAX_STATES {

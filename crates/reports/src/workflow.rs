@@ -110,6 +110,17 @@ fn optional(what: &str, s: &Option<String>) -> Result<Option<String>, Refused> {
     }
 }
 
+/// What an action does: the stage it leads to, the note kept in the history, and the
+/// public update it adds (its Open311 status and description), if any.
+type Outcome = (Stage, Option<String>, Option<(&'static str, String)>);
+
+/// An action's outcome whose public update, of Open311 status `status`, shows the note
+/// kept in the history (an empty description without one).
+fn noted(to: Stage, status: &'static str, note: Option<String>) -> Outcome {
+    let description = note.clone().unwrap_or_default();
+    (to, note, Some((status, description)))
+}
+
 /// Applies an action at `now` by `actor`; the report is unchanged when refused.
 pub fn apply(
     report: &mut Report,
@@ -124,17 +135,13 @@ pub fn apply(
         from: from.as_str(),
         action: action.name(),
     };
-    let (to, note, public): (Stage, Option<String>, Option<(&str, String)>) = match action {
+    let (to, note, public): Outcome = match action {
         Action::Accept { note } => {
             if from != Received {
                 return Err(not_now());
             }
             let note = optional("note", note)?;
-            (
-                Accepted,
-                note.clone(),
-                Some(("OPEN", note.unwrap_or_default())),
-            )
+            noted(Accepted, "OPEN", note)
         }
         Action::Reject { reason } => {
             if !matches!(from, Received | Accepted) {
@@ -142,11 +149,7 @@ pub fn apply(
             }
             let reason = text("reason", reason)?;
             report.reason = Some(reason.clone());
-            (
-                Rejected,
-                Some(reason.clone()),
-                Some(("NOT_COUNCILS_RESPONSIBILITY", reason)),
-            )
+            noted(Rejected, "NOT_COUNCILS_RESPONSIBILITY", Some(reason))
         }
         Action::Merge { into } => {
             if !matches!(from, Received | Accepted) {
@@ -159,7 +162,7 @@ pub fn apply(
             }
             report.merged_into = Some(into.clone());
             let note = format!("merged into {into}");
-            (Merged, Some(note.clone()), Some(("DUPLICATE", note)))
+            noted(Merged, "DUPLICATE", Some(note))
         }
         Action::Assign { agency, officer } => {
             if !matches!(from, Received | Accepted | Assigned | InProgress) {
@@ -170,18 +173,14 @@ pub fn apply(
             }
             report.officer = optional("officer", officer)?;
             let note = format!("assigned to {}", report.agency_responsible);
-            (Assigned, Some(note.clone()), Some(("OPEN", note)))
+            noted(Assigned, "OPEN", Some(note))
         }
         Action::Start { note } => {
             if !matches!(from, Accepted | Assigned) {
                 return Err(not_now());
             }
             let note = optional("note", note)?;
-            (
-                InProgress,
-                note.clone(),
-                Some(("IN_PROGRESS", note.unwrap_or_default())),
-            )
+            noted(InProgress, "IN_PROGRESS", note)
         }
         Action::Resolve { result } => {
             if !matches!(from, Accepted | Assigned | InProgress) {
@@ -243,18 +242,14 @@ pub fn apply(
                     "reopened after a rating of {rating}{}",
                     comment.map(|c| format!(": {c}")).unwrap_or_default()
                 );
-                (InProgress, Some(note.clone()), Some(("OPEN", note)))
+                noted(InProgress, "OPEN", Some(note))
             } else {
                 if from == Closed {
                     report.updated_datetime = now;
                     return Ok(());
                 }
                 report.closed_at = Some(now);
-                (
-                    Closed,
-                    comment.clone(),
-                    Some(("CLOSED", comment.unwrap_or_default())),
-                )
+                noted(Closed, "CLOSED", comment)
             }
         }
         Action::Reopen { reason } => {
@@ -264,7 +259,7 @@ pub fn apply(
             let reason = text("reason", reason)?;
             report.resolved_at = None;
             report.closed_at = None;
-            (InProgress, Some(reason.clone()), Some(("OPEN", reason)))
+            noted(InProgress, "OPEN", Some(reason))
         }
         Action::Close { note } => {
             if from != Resolved {
@@ -272,11 +267,7 @@ pub fn apply(
             }
             let note = optional("note", note)?;
             report.closed_at = Some(now);
-            (
-                Closed,
-                note.clone(),
-                Some(("CLOSED", note.unwrap_or_default())),
-            )
+            noted(Closed, "CLOSED", note)
         }
     };
     if report.first_response_at.is_none() && from == Received {

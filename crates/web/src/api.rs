@@ -24,7 +24,9 @@ use serde_json::{Value, json};
 use store::EntityQuery;
 
 use crate::WebConfig;
-use crate::view::{self, COMMUNE_TYPE, Indicators, Item, LAYERS, State as ItemState, View};
+use crate::view::{
+    self, COMMUNE_TYPE, Indicators, Item, LAYERS, Observation, State as ItemState, View,
+};
 
 /// Entities read for one answer at most (beyond, the answer says it is partial).
 pub const MAX_ENTITIES: usize = 50_000;
@@ -450,7 +452,7 @@ fn tile(id: &'static str, layer: &'static str, items: &[&Item]) -> Tile {
             .map(|i| TileEntity {
                 id: i.id.clone(),
                 name: i.name.clone(),
-                reading: i.reading,
+                reading: i.observation.reading,
             })
             .collect(),
     }
@@ -466,7 +468,9 @@ pub async fn summary(
     let of =
         |f: &dyn Fn(&Item) -> bool| -> Vec<&Item> { items.values().filter(|i| f(i)).collect() };
     let gauge = |min: u8| {
-        move |i: &Item| i.type_name == "WaterObserved" && i.alarm_level.is_some_and(|l| l >= min)
+        move |i: &Item| {
+            i.type_name == "WaterObserved" && i.observation.alarm_level.is_some_and(|l| l >= min)
+        }
     };
     let tiles = vec![
         tile("gaugesAlarm1", "water", &of(&gauge(1))),
@@ -477,7 +481,7 @@ pub async fn summary(
             "environment",
             &of(&|i| {
                 i.type_name == "AirQualityObserved"
-                    && i.reading.is_some_and(|a| a > view::AQI_ALERT)
+                    && i.observation.reading.is_some_and(|a| a > view::AQI_ALERT)
             }),
         ),
         tile(
@@ -635,10 +639,10 @@ fn commune_item(c: &Commune, now: DateTime<Utc>) -> Item {
         state: ItemState::Normal,
         demo: false,
         modified_at: now,
-        observed_at: None,
-        reading: c.population,
-        alarm_level: None,
-        alarm_levels: None,
+        observation: Observation {
+            reading: c.population,
+            ..Observation::default()
+        },
         indicator: None,
     }
 }
@@ -746,7 +750,10 @@ fn write_csv(out: &mut Vec<u8>, items: &[Item]) -> std::io::Result<()> {
             i.position.map(|p| p[0].to_string()).unwrap_or_default(),
             i.position.map(|p| p[1].to_string()).unwrap_or_default(),
             state.as_str().unwrap_or_default().to_string(),
-            i.reading.map(|r| r.to_string()).unwrap_or_default(),
+            i.observation
+                .reading
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
             ngsi::entity::format_time(&i.modified_at),
             i.demo.to_string(),
         ])?;

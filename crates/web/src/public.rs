@@ -11,7 +11,7 @@
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use hub::Scope;
 use hub::http::ApiError;
 use hub::http::params::Params;
@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::api::{WebState, communes, communes_feature_collection, snapshot};
-use crate::view::{self, Item, State as ItemState};
+use crate::view::{self, Item, Observation, State as ItemState};
 
 /// The public layers and the one entity type each shows.
 pub const PUBLIC_LAYERS: &[(&str, &str)] = &[
@@ -52,15 +52,9 @@ pub struct PublicItem {
     pub position: [f64; 2],
     pub state: ItemState,
     pub demo: bool,
-    #[serde(rename = "observedAt", skip_serializing_if = "Option::is_none")]
-    pub observed_at: Option<DateTime<Utc>>,
-    /// Water level (m), AQI, or temperature (°C).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reading: Option<f64>,
-    #[serde(rename = "alarmLevel", skip_serializing_if = "Option::is_none")]
-    pub alarm_level: Option<u8>,
-    #[serde(rename = "alarmLevels", skip_serializing_if = "Option::is_none")]
-    pub alarm_levels: Option<[Option<f64>; 3]>,
+    /// Its reading: water level (m), AQI, or temperature (°C).
+    #[serde(flatten)]
+    pub observation: Observation,
 }
 
 impl PublicItem {
@@ -78,10 +72,7 @@ impl PublicItem {
             position: item.position?,
             state: item.state,
             demo: item.demo,
-            observed_at: item.observed_at,
-            reading: item.reading,
-            alarm_level: item.alarm_level,
-            alarm_levels: item.alarm_levels,
+            observation: item.observation.clone(),
         })
     }
 }
@@ -170,10 +161,10 @@ mod tests {
             state: ItemState::Normal,
             demo: true,
             modified_at: Utc::now(),
-            observed_at: None,
-            reading: Some(1.0),
-            alarm_level: None,
-            alarm_levels: None,
+            observation: Observation {
+                reading: Some(1.0),
+                ..Observation::default()
+            },
             indicator: None,
         }
     }

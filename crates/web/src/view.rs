@@ -64,6 +64,23 @@ pub enum State {
     Offline,
 }
 
+/// What an entity last told of itself, as the map and the public page show it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Observation {
+    /// The latest `observedAt` of its attributes, if any (UTC).
+    #[serde(rename = "observedAt", skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<DateTime<Utc>>,
+    /// The reading that decides the state (water level in m, AQI...), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reading: Option<f64>,
+    /// For gauges: the alarm level reached (0–3).
+    #[serde(rename = "alarmLevel", skip_serializing_if = "Option::is_none")]
+    pub alarm_level: Option<u8>,
+    /// For gauges: the water levels of alarm I, II and III (m), those it has.
+    #[serde(rename = "alarmLevels", skip_serializing_if = "Option::is_none")]
+    pub alarm_levels: Option<[Option<f64>; 3]>,
+}
+
 /// One entity as the map, the tiles and the explorer see it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Item {
@@ -88,18 +105,8 @@ pub struct Item {
     /// The entity's last modification (UTC).
     #[serde(rename = "modifiedAt")]
     pub modified_at: DateTime<Utc>,
-    /// The latest `observedAt` of its attributes, if any (UTC).
-    #[serde(rename = "observedAt", skip_serializing_if = "Option::is_none")]
-    pub observed_at: Option<DateTime<Utc>>,
-    /// The reading that decides the state (water level in m, AQI...), when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reading: Option<f64>,
-    /// For gauges: the alarm level reached (0–3).
-    #[serde(rename = "alarmLevel", skip_serializing_if = "Option::is_none")]
-    pub alarm_level: Option<u8>,
-    /// For gauges: the water levels of alarm I, II and III (m), those it has.
-    #[serde(rename = "alarmLevels", skip_serializing_if = "Option::is_none")]
-    pub alarm_levels: Option<[Option<f64>; 3]>,
+    #[serde(flatten)]
+    pub observation: Observation,
     /// For a key performance indicator: which (`broadband`, `5g`); its value is the
     /// reading.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -354,10 +361,12 @@ pub fn item(entity: &Entity, ctx: &Context, now: DateTime<Utc>) -> Item {
         state,
         demo: v.is_demo(),
         modified_at: entity.modified_at,
-        observed_at,
-        reading,
-        alarm_level: alarm,
-        alarm_levels,
+        observation: Observation {
+            observed_at,
+            reading,
+            alarm_level: alarm,
+            alarm_levels,
+        },
         indicator: (type_name == "KeyPerformanceIndicator")
             .then(|| v.text("indicator").map(str::to_string))
             .flatten(),
@@ -414,7 +423,7 @@ pub fn indicators<'a>(items: impl IntoIterator<Item = &'a Item>) -> BTreeMap<Str
         let Some(commune) = &item.commune else {
             continue;
         };
-        if let (Some(which), Some(value)) = (&item.indicator, item.reading) {
+        if let (Some(which), Some(value)) = (&item.indicator, item.observation.reading) {
             let slot = out.entry(commune.clone()).or_default();
             match which.as_str() {
                 "broadband" => slot.broadband = Some(value),
@@ -431,7 +440,7 @@ pub fn indicators<'a>(items: impl IntoIterator<Item = &'a Item>) -> BTreeMap<Str
             slot.alerts += 1;
         }
         if item.type_name == "AirQualityObserved"
-            && let Some(aqi) = item.reading
+            && let Some(aqi) = item.observation.reading
         {
             slot.aqi = Some(slot.aqi.map_or(aqi, |a: f64| a.max(aqi)));
         }

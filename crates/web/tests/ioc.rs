@@ -133,12 +133,19 @@ fn tile<'a>(summary: &'a Value, id: &str) -> &'a Value {
         .unwrap()
 }
 
-fn tile_ids(summary: &Value, id: &str) -> Vec<String> {
-    tile(summary, id)["entities"]
-        .as_array()
+/// The text under `key` of each member of the array `list`.
+fn texts<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
+    list.as_array()
         .unwrap()
         .iter()
-        .map(|e| e["id"].as_str().unwrap().to_string())
+        .map(|m| m[key].as_str().unwrap())
+        .collect()
+}
+
+fn tile_ids(summary: &Value, id: &str) -> Vec<String> {
+    texts(&tile(summary, id)["entities"], "id")
+        .into_iter()
+        .map(str::to_string)
         .collect()
 }
 
@@ -302,12 +309,7 @@ async fn map_data_tiles_and_explorer_over_the_quang_tri_data_set() {
     let (_, units) = app
         .get("/ioc/api/entities?type=AdministrativeArea&q=dong%20ha")
         .await;
-    let names: Vec<&str> = units["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap())
-        .collect();
+    let names = texts(&units["items"], "name");
     assert!(names.contains(&"Phường Đông Hà") && names.contains(&"Phường Nam Đông Hà"));
 
     for bad in [

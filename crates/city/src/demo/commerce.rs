@@ -11,18 +11,20 @@ use super::connectivity::REMOTE;
 use super::{Demo, Landmark, kpi_figure, prop};
 use crate::Result;
 use crate::admin::UnitKind;
+use crate::geom::Position;
 use crate::rng::Rng;
 
-/// The main market of these units, by name.
+/// The main market of these units, by name: (Vietnamese name, English name, unit,
+/// near).
 #[rustfmt::skip]
-const NAMED_MARKETS: [Landmark; 7] = [
-    ("Chợ Đông Hà", "Đông Hà Market", "19333", [107.0990, 16.8190], &["market"]),
-    ("Chợ Quảng Trị", "Quảng Trị Market", "19360", [107.1900, 16.7480], &["market"]),
-    ("Chợ Đồng Hới", "Đồng Hới Market", "18880", [106.6230, 17.4740], &["market"]),
-    ("Chợ Ba Đồn", "Ba Đồn Market", "19009", [106.4220, 17.7550], &["market"]),
-    ("Chợ Khe Sanh", "Khe Sanh Market", "19429", [106.7310, 16.6240], &["market"]),
-    ("Chợ Lao Bảo", "Lao Bảo Market", "19432", [106.5980, 16.6200], &["market"]),
-    ("Chợ Hồ Xá", "Hồ Xá Market", "19363", [107.0120, 17.0640], &["market"]),
+const NAMED_MARKETS: [(&str, &str, &str, Position); 7] = [
+    ("Chợ Đông Hà", "Đông Hà Market", "19333", [107.0990, 16.8190]),
+    ("Chợ Quảng Trị", "Quảng Trị Market", "19360", [107.1900, 16.7480]),
+    ("Chợ Đồng Hới", "Đồng Hới Market", "18880", [106.6230, 17.4740]),
+    ("Chợ Ba Đồn", "Ba Đồn Market", "19009", [106.4220, 17.7550]),
+    ("Chợ Khe Sanh", "Khe Sanh Market", "19429", [106.7310, 16.6240]),
+    ("Chợ Lao Bảo", "Lao Bảo Market", "19432", [106.5980, 16.6200]),
+    ("Chợ Hồ Xá", "Hồ Xá Market", "19363", [107.0120, 17.0640]),
 ];
 
 /// Supermarkets and trade centres: the real ones by name, and demo supermarkets
@@ -46,12 +48,12 @@ const SHOPS: [Landmark; 11] = [
 const REAL_SHOPS: usize = 5;
 
 pub(super) fn markets(d: &mut Demo) -> Result<()> {
-    for (vi, en, code, near, categories) in NAMED_MARKETS {
+    for (vi, en, code, near) in NAMED_MARKETS {
         let e = d.landmark("PointOfInterest", (vi, en), code, near)?;
         d.push(
             e,
             json!({
-                "category": prop(categories),
+                "category": prop(json!(["market"])),
                 "openingHours": prop("Mo-Su 05:00-18:00"),
             }),
         );
@@ -61,10 +63,9 @@ pub(super) fn markets(d: &mut Demo) -> Result<()> {
         if unit.kind == UnitKind::SpecialZone || NAMED_MARKETS.iter().any(|m| m.2 == unit.code) {
             continue;
         }
-        let id = format!("urn:ngsi-ld:PointOfInterest:demo-market-{}", unit.code);
         let (e, mut rng) = d.commune_place(
-            &id,
             "PointOfInterest",
+            &format!("market-{}", unit.code),
             (
                 &format!("Chợ {}", unit.name),
                 &format!("{} Market", unit.name_en),

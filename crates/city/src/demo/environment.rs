@@ -61,9 +61,16 @@ pub(super) const GAUGES: [Gauge; 4] = [
 
 pub(super) fn river_gauges(d: &mut Demo) -> Result<()> {
     for g in &GAUGES {
-        let id = format!("urn:ngsi-ld:WaterObserved:demo-{}", g.slug);
-        let unit = d.unit(g.unit)?;
-        let at = d.known(&id, unit, g.near)?;
+        let e = d.station(
+            "WaterObserved",
+            g.slug,
+            (
+                &format!("Trạm thủy văn {} (sông {})", g.station, g.river),
+                &format!("{} river gauge ({} River)", g.station, g.river),
+            ),
+            g.unit,
+            g.near,
+        )?;
         let reached = g
             .alarms
             .iter()
@@ -72,16 +79,6 @@ pub(super) fn river_gauges(d: &mut Demo) -> Result<()> {
             .map(|(i, _)| i + 1)
             .max()
             .unwrap_or(0);
-        let e = d.base(
-            &id,
-            "WaterObserved",
-            (
-                &format!("Trạm thủy văn {} (sông {})", g.station, g.river),
-                &format!("{} river gauge ({} River)", g.station, g.river),
-            ),
-            unit,
-            at,
-        );
         let mut attrs = json!({
             "river": prop(g.river),
             "stationName": prop(g.station),
@@ -172,9 +169,16 @@ pub fn aqi(pm25: f64) -> (u32, &'static str) {
 pub(super) fn air_quality(d: &mut Demo) -> Result<()> {
     let mut rng = Rng::new("air-quality");
     for (slug, name, code, near, setting) in AIR_STATIONS {
-        let id = format!("urn:ngsi-ld:AirQualityObserved:demo-{slug}");
-        let unit = d.unit(code)?;
-        let at = d.known(&id, unit, near)?;
+        let e = d.station(
+            "AirQualityObserved",
+            slug,
+            (
+                &format!("Trạm quan trắc không khí {name}"),
+                &format!("{name} air quality station"),
+            ),
+            code,
+            near,
+        )?;
         let (pm25_range, no2_range, location) = match setting {
             Setting::Urban => ((14.0, 38.0), (12.0, 35.0), "urban"),
             Setting::Industrial => ((18.0, 55.0), (15.0, 45.0), "industrial"),
@@ -183,16 +187,6 @@ pub(super) fn air_quality(d: &mut Demo) -> Result<()> {
         let pm25 = rng.value(pm25_range.0, pm25_range.1, 1);
         let pm10 = Rng::round(pm25 * rng.range(1.4, 2.1), 1);
         let (index, level) = aqi(pm25);
-        let e = d.base(
-            &id,
-            "AirQualityObserved",
-            (
-                &format!("Trạm quan trắc không khí {name}"),
-                &format!("{name} air quality station"),
-            ),
-            unit,
-            at,
-        );
         let attrs = json!({
             "dateObserved": prop(d.observed_at.clone()),
             "typeofLocation": prop(location),
@@ -233,20 +227,17 @@ pub(super) const WEATHER_STATIONS: [(&str, &str, &str, Position, f64); 12] = [
 pub(super) fn weather(d: &mut Demo) -> Result<()> {
     let mut rng = Rng::new("weather");
     for (slug, name, code, near, cooler) in WEATHER_STATIONS {
-        let id = format!("urn:ngsi-ld:WeatherObserved:demo-{slug}");
-        let unit = d.unit(code)?;
-        let at = d.known(&id, unit, near)?;
-        let windy = if slug == "con-co" { 2.5 } else { 1.0 };
-        let e = d.base(
-            &id,
+        let e = d.station(
             "WeatherObserved",
+            slug,
             (
                 &format!("Trạm khí tượng {name}"),
                 &format!("{name} weather station"),
             ),
-            unit,
-            at,
-        );
+            code,
+            near,
+        )?;
+        let windy = if slug == "con-co" { 2.5 } else { 1.0 };
         let attrs = json!({
             "dateObserved": prop(d.observed_at.clone()),
             "temperature": d.measured(Rng::round(rng.range(22.5, 25.5) - cooler, 1), Some("CEL")),

@@ -197,25 +197,39 @@ impl<'a> Demo<'a> {
         code: &str,
         near: Position,
     ) -> Result<Map<String, Value>> {
-        let id = format!("urn:ngsi-ld:{kind}:demo-{}", slug(name.0));
+        self.station(kind, &slug(name.0), name, code, near)
+    }
+
+    /// The attributes of a station of type `kind` at its approximate coordinates in
+    /// unit `code`; its id is `urn:ngsi-ld:{kind}:demo-{slug}`.
+    fn station(
+        &mut self,
+        kind: &str,
+        slug: &str,
+        name: (&str, &str),
+        code: &str,
+        near: Position,
+    ) -> Result<Map<String, Value>> {
+        let id = format!("urn:ngsi-ld:{kind}:demo-{slug}");
         let unit = self.unit(code)?;
         let at = self.known(&id, unit, near)?;
         Ok(self.base(&id, kind, name, unit, at))
     }
 
-    /// The attributes of a commune's own place `id` of type `kind`, drawn anywhere
-    /// inside `unit` by a generator seeded with its id; the generator goes on to draw
-    /// the place's figures.
+    /// The attributes of a commune's own place of type `kind`
+    /// (`urn:ngsi-ld:{kind}:demo-{slug}`), drawn anywhere inside `unit` by a generator
+    /// seeded with its id; the generator goes on to draw the place's figures.
     fn commune_place(
         &self,
-        id: &str,
         kind: &str,
+        slug: &str,
         name: (&str, &str),
         unit: &AdminUnit,
     ) -> Result<(Map<String, Value>, Rng)> {
-        let mut rng = Rng::new(id);
-        let at = self.anywhere(id, unit, &mut rng)?;
-        Ok((self.base(id, kind, name, unit, at), rng))
+        let id = format!("urn:ngsi-ld:{kind}:demo-{slug}");
+        let mut rng = Rng::new(&id);
+        let at = self.anywhere(&id, unit, &mut rng)?;
+        Ok((self.base(&id, kind, name, unit, at), rng))
     }
 
     /// A position drawn anywhere inside `unit`.

@@ -88,10 +88,9 @@ pub(super) fn health(d: &mut Demo) -> Result<()> {
     }
     // Every commune-level unit has a health station (trạm y tế).
     for unit in d.all {
-        let id = format!("urn:ngsi-ld:MedicalClinic:demo-{}", unit.code);
         let (e, mut rng) = d.commune_place(
-            &id,
             "MedicalClinic",
+            &unit.code,
             (
                 &format!("Trạm Y tế {}", unit.full_name),
                 &format!("{} Health Station", unit.full_name_en),
@@ -143,10 +142,9 @@ pub(super) fn schools(d: &mut Demo) -> Result<()> {
                 (300, 800),
             ),
         ] {
-            let id = format!("urn:ngsi-ld:School:demo-{}-{level}", unit.code);
             let (e, mut rng) = d.commune_place(
-                &id,
                 "School",
+                &format!("{}-{level}", unit.code),
                 (
                     &format!("{vi} {}", unit.name),
                     &format!("{} {en}", unit.name_en),

@@ -1,7 +1,7 @@
 //! The CKAN Action API as CKAN clients see it: ckanapi (from PyPI, in the tests'
 //! virtual environment) against the server, and the envelope and errors by hand.
 
-use crate::common::{ADMIN_KEY, Server, VIEWER_KEY, run_python};
+use crate::common::{ADMIN_KEY, Server, VIEWER_KEY, run_python, texts};
 
 #[tokio::test]
 async fn ckanapi_reads_searches_pages_facets_and_writes() {
@@ -84,17 +84,12 @@ async fn envelope_errors_and_both_prefixes() {
 #[tokio::test]
 async fn the_catalogue_follows_writes_made_through_the_hub() {
     let s = Server::start().await;
-    let keywords = |body: &serde_json::Value| -> Vec<String> {
-        body["result"]["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["name"].as_str().unwrap().to_string())
-            .collect()
-    };
+    fn keywords(body: &serde_json::Value) -> Vec<&str> {
+        texts(&body["result"]["tags"], "name")
+    }
     let (status, before) = s.action("package_show", "id=muc-nuoc-song").await;
     assert_eq!(status, 200, "{before}");
-    assert!(!keywords(&before).contains(&"thu-nghiem-bo-dem".to_string()));
+    assert!(!keywords(&before).contains(&"thu-nghiem-bo-dem"));
     let (_, search) = s.action("package_search", "q=thu-nghiem-bo-dem").await;
     assert_eq!(search["result"]["count"], 0, "{search}");
 

@@ -18,6 +18,15 @@ pub struct Server {
     _hub: TestHub,
 }
 
+/// The text under `key` of each member of the array `list`.
+pub fn texts<'a>(list: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m[key].as_str().unwrap())
+        .collect()
+}
+
 pub fn client(key: Option<&str>) -> reqwest::Client {
     hub::test_support::client(key, Duration::from_secs(120))
 }

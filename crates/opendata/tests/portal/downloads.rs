@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::Server;
+use crate::common::{Server, texts};
 
 /// The rows of a CSV download (after its header), and its header.
 fn csv_rows(body: &str) -> (Vec<String>, Vec<Vec<String>>) {
@@ -362,11 +362,9 @@ async fn a_download_of_many_pages_holds_every_entity_once_in_order() {
     let (status, geojson) = s.get_text("/dataset/muc-nuoc-nhieu/data.geojson").await;
     assert_eq!(status, 200);
     let geojson: Value = serde_json::from_str(&geojson).unwrap();
-    let ids: Vec<&str> = geojson["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, expected, "GeoJSON features");
+    assert_eq!(
+        texts(&geojson["features"], "id"),
+        expected,
+        "GeoJSON features"
+    );
 }

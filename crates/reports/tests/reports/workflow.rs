@@ -95,23 +95,15 @@ async fn deadlines_count_working_days_across_tet() {
     )
     .await;
     act_ok(&app, &id, json!({"action": "start"})).await;
-    let no_reason = act(
-        &app,
-        &id,
-        json!({"action": "extend", "working_days": 3, "reason": " "}),
-    )
-    .await;
+    // Extending the deadline by three working days needs a reason.
+    let extend = |reason: &str| json!({"action": "extend", "working_days": 3, "reason": reason});
+    let no_reason = act(&app, &id, extend(" ")).await;
     assert_eq!(
         no_reason.status, 400,
         "an extension needs a reason: {}",
         no_reason.text
     );
-    let r = act_ok(
-        &app,
-        &id,
-        json!({"action": "extend", "working_days": 3, "reason": "Chờ nhựa đường"}),
-    )
-    .await;
+    let r = act_ok(&app, &id, extend("Chờ nhựa đường")).await;
     assert_eq!(
         r["expected_datetime"], "2026-03-18T16:59:59Z",
         "Mon 16, Tue 17, Wed 18"
