@@ -9,7 +9,6 @@
 //! Reads run on their own connections and never wait for the writer.
 
 mod audit;
-mod checkpoint;
 mod durable;
 mod history;
 mod hourly;
@@ -162,13 +161,6 @@ impl SqliteStore {
                 // The store's commits do not wait for the disk: its syncing thread
                 // flushes the WAL before any answer (`durable`).
                 conn.pragma_update(None, "synchronous", "NORMAL")
-                    .map_err(sql_error)?;
-                // Its checkpoints run on a thread of their own (`checkpoint`). The WAL
-                // file, longer than before, is cut back only when far past its usual
-                // length (a cut discards the blocks, and the writer waits for it).
-                conn.pragma_update(None, "wal_autocheckpoint", 0)
-                    .map_err(sql_error)?;
-                conn.pragma_update(None, "journal_size_limit", 160 * 1024 * 1024)
                     .map_err(sql_error)?;
                 conn.execute(
                     "INSERT OR IGNORE INTO tenants (name, created_at) VALUES ('', datetime('now'))",

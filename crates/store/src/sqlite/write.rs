@@ -13,14 +13,12 @@ use ngsi::entity::format_time;
 use std::collections::{BTreeSet, HashMap};
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use ngsi::Entity;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::Notify;
 use tokio::sync::oneshot;
 
-use super::checkpoint;
 use super::durable::Committed;
 use super::hourly;
 use super::sql_error;
@@ -101,71 +99,6 @@ pub fn spawn(conn: Connection, outbox: Arc<Notify>, values: Arc<ValueIndexPolicy
     tx
 }
 
-/// The checkpointing thread, seen from the writer (`sqlite::checkpoint`).
-struct Checkpointer {
-    shared: Arc<checkpoint::Shared>,
-    /// The WAL index, whose header counts the WAL's frames.
-    shm: std::path::PathBuf,
-    stop: Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Checkpointer {
-    /// Starts the thread with a connection of its own to the database `db`; without
-    /// one (a fault logged), the writer's connection checkpoints as SQLite does alone.
-    fn start(db: std::path::PathBuf) -> Option<Checkpointer> {
-        let conn = match super::open_connection(&db.to_string_lossy(), false) {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot open the SQLite checkpointing connection");
-                return None;
-            }
-        };
-        let shared = Arc::new(checkpoint::Shared::default());
-        let (stop, stopped) = std::sync::mpsc::channel();
-        let shm = checkpoint::shm_of(&db);
-        let on_thread = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("dothi-sqlite-ckpt".into())
-            .spawn(move || checkpoint::run(conn, db, checkpoint::WAL_PAGES, on_thread, stopped));
-        match thread {
-            Ok(thread) => Some(Checkpointer {
-                shared,
-                shm,
-                stop,
-                thread,
-            }),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the SQLite checkpointing thread");
-                None
-            }
-        }
-    }
-
-    /// After a commit: copies the few frames committed since the thread's copy, or,
-    /// when readers kept the WAL from starting afresh for long, the whole WAL, waiting
-    /// for them.
-    fn after_commit(&self, conn: &Connection) {
-        let copied = if self.shared.finish.swap(false, Ordering::AcqRel) {
-            checkpoint::passive(conn).map(|_| ())
-        } else if checkpoint::wal_pages(&self.shm) >= checkpoint::WAL_PAGES_AT_MOST {
-            conn.execute_batch("PRAGMA wal_checkpoint(RESTART)")
-        } else {
-            Ok(())
-        };
-        if let Err(e) = copied {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
-        }
-    }
-
-    fn stop(self) {
-        drop(self.stop);
-        if self.thread.join().is_err() {
-            tracing::error!("the SQLite checkpointing thread panicked");
-        }
-    }
-}
-
 /// Operations between two refreshes of the query planner's statistics.
 const OPS_PER_OPTIMIZE: usize = 50_000;
 
@@ -175,12 +108,6 @@ fn run(mut conn: Connection, rx: Receiver<Job>, outbox: Arc<Notify>, values: &Va
         .path()
         .filter(|p| !p.is_empty())
         .map(std::path::PathBuf::from);
-    let checkpoints = file.as_ref().and_then(|f| Checkpointer::start(f.clone()));
-    if checkpoints.is_none()
-        && let Err(e) = conn.pragma_update(None, "wal_autocheckpoint", 4_000)
-    {
-        tracing::warn!(error = %e, "cannot turn SQLite's own checkpoints back on");
-    }
     let (durable, syncing) = match super::durable::spawn(file, outbox) {
         Ok(started) => started,
         Err(e) => {
@@ -221,9 +148,6 @@ fn run(mut conn: Connection, rx: Receiver<Job>, outbox: Arc<Notify>, values: &Va
                 watchers.forget();
             }
         }
-        if let Some(c) = &checkpoints {
-            c.after_commit(&conn);
-        }
         since_optimize += ops;
         // Keep the planner's statistics current as data grows (bounded work each time).
         if since_optimize >= OPS_PER_OPTIMIZE {
@@ -239,9 +163,6 @@ fn run(mut conn: Connection, rx: Receiver<Job>, outbox: Arc<Notify>, values: &Va
     drop(durable);
     if syncing.join().is_err() {
         tracing::error!("the SQLite syncing thread panicked");
-    }
-    if let Some(c) = checkpoints {
-        c.stop();
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!(error = %e, "final WAL checkpoint failed");
