@@ -17,53 +17,43 @@ fn dataset_key(dataset: Option<&str>) -> &str {
     dataset.unwrap_or("")
 }
 
-/// Counts new instances in their hours, with one statement taken from the cache for
-/// all of them.
-pub struct Adder<'c>(rusqlite::CachedStatement<'c>);
-
-impl<'c> Adder<'c> {
-    pub fn new(conn: &'c Connection) -> rusqlite::Result<Adder<'c>> {
-        conn.prepare_cached(
-            "INSERT INTO history_hourly (entity, name, hour, dataset, total, numbers, sum, sum_sq, min, max)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?8)
-             ON CONFLICT (entity, name, hour, dataset) DO UPDATE SET
-                total = total + 1,
-                numbers = numbers + excluded.numbers,
-                sum = sum + excluded.sum,
-                sum_sq = sum_sq + excluded.sum_sq,
-                min = CASE WHEN excluded.min IS NULL THEN min
-                           WHEN min IS NULL OR excluded.min < min THEN excluded.min ELSE min END,
-                max = CASE WHEN excluded.max IS NULL THEN max
-                           WHEN max IS NULL OR excluded.max > max THEN excluded.max ELSE max END",
-        )
-        .map(Adder)
-    }
-
-    /// Counts one new instance in its hour.
-    pub fn add(
-        &mut self,
-        entity: i64,
-        name: i64,
-        dataset: Option<&str>,
-        t: i64,
-        num: Option<f64>,
-    ) -> rusqlite::Result<()> {
-        let (numbers, sum, sum_sq) = match num {
-            Some(n) => (1, n, n * n),
-            None => (0, 0.0, 0.0),
-        };
-        self.0.execute(params![
-            entity,
-            name,
-            hour_of(t),
-            dataset_key(dataset),
-            numbers,
-            sum,
-            sum_sq,
-            num
-        ])?;
-        Ok(())
-    }
+/// Counts one new instance in its hour.
+pub fn add(
+    conn: &Connection,
+    entity: i64,
+    name: i64,
+    dataset: Option<&str>,
+    t: i64,
+    num: Option<f64>,
+) -> rusqlite::Result<()> {
+    let (numbers, sum, sum_sq) = match num {
+        Some(n) => (1, n, n * n),
+        None => (0, 0.0, 0.0),
+    };
+    conn.prepare_cached(
+        "INSERT INTO history_hourly (entity, name, hour, dataset, total, numbers, sum, sum_sq, min, max)
+         VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?8)
+         ON CONFLICT (entity, name, hour, dataset) DO UPDATE SET
+            total = total + 1,
+            numbers = numbers + excluded.numbers,
+            sum = sum + excluded.sum,
+            sum_sq = sum_sq + excluded.sum_sq,
+            min = CASE WHEN excluded.min IS NULL THEN min
+                       WHEN min IS NULL OR excluded.min < min THEN excluded.min ELSE min END,
+            max = CASE WHEN excluded.max IS NULL THEN max
+                       WHEN max IS NULL OR excluded.max > max THEN excluded.max ELSE max END",
+    )?
+    .execute(params![
+        entity,
+        name,
+        hour_of(t),
+        dataset_key(dataset),
+        numbers,
+        sum,
+        sum_sq,
+        num
+    ])?;
+    Ok(())
 }
 
 /// Counts one hour of one attribute again from its instances (after an edit or a

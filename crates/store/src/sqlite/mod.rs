@@ -2,14 +2,12 @@
 //! and a pool of readers.
 //!
 //! Writes go to one thread that owns the write connection. It takes every write
-//! waiting in its queue, applies them in one transaction and commits once; a second
-//! thread flushes the WAL (one fsync for every group committed meanwhile) and then
-//! answers them all (`durable`). So a write is acknowledged only when durable, many
-//! small writes share the cost of a commit, and the writer never waits for the disk.
-//! Reads run on their own connections and never wait for the writer.
+//! waiting in its queue, applies them in one transaction, commits once (one fsync for
+//! the group: `synchronous=FULL`), then answers them all.
+//! So a write is acknowledged only when durable, and many small writes share the cost
+//! of a commit. Reads run on their own connections and never wait for the writer.
 
 mod audit;
-mod durable;
 mod history;
 mod hourly;
 mod plan;
@@ -111,8 +109,7 @@ fn open_connection(path: &str, read_only: bool) -> rusqlite::Result<Connection> 
     conn.pragma_update(None, "cache_size", if read_only { -8_000 } else { -32_000 })?;
     if !read_only {
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // FULL: a commit is on disk before it returns (the store's writer turns this
-        // to NORMAL and flushes on a thread of its own).
+        // FULL: a commit is on disk before the write is acknowledged.
         conn.pragma_update(None, "synchronous", "FULL")?;
         // The writer checkpoints the WAL itself after a commit (SQLite's automatic
         // checkpoint): the WAL then starts afresh between groups and stays short, which
@@ -158,10 +155,6 @@ impl SqliteStore {
                 }
                 let mut conn = open_connection(&p, false).map_err(sql_error)?;
                 migrate(&mut conn).map_err(sql_error)?;
-                // The store's commits do not wait for the disk: its syncing thread
-                // flushes the WAL before any answer (`durable`).
-                conn.pragma_update(None, "synchronous", "NORMAL")
-                    .map_err(sql_error)?;
                 conn.execute(
                     "INSERT OR IGNORE INTO tenants (name, created_at) VALUES ('', datetime('now'))",
                     [],

@@ -19,7 +19,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::Notify;
 use tokio::sync::oneshot;
 
-use super::durable::Committed;
 use super::hourly;
 use super::sql_error;
 use super::subscriptions::Watchers;
@@ -92,7 +91,7 @@ pub fn spawn(conn: Connection, outbox: Arc<Notify>, values: Arc<ValueIndexPolicy
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("dothi-sqlite-writer".into())
-        .spawn(move || run(conn, rx, outbox, &values));
+        .spawn(move || run(conn, rx, &outbox, &values));
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the SQLite writer thread");
     }
@@ -102,19 +101,7 @@ pub fn spawn(conn: Connection, outbox: Arc<Notify>, values: Arc<ValueIndexPolicy
 /// Operations between two refreshes of the query planner's statistics.
 const OPS_PER_OPTIMIZE: usize = 50_000;
 
-fn run(mut conn: Connection, rx: Receiver<Job>, outbox: Arc<Notify>, values: &ValueIndexPolicy) {
-    // The database file, whose WAL the syncing thread flushes (none in memory).
-    let file = conn
-        .path()
-        .filter(|p| !p.is_empty())
-        .map(std::path::PathBuf::from);
-    let (durable, syncing) = match super::durable::spawn(file, outbox) {
-        Ok(started) => started,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the SQLite syncing thread");
-            return;
-        }
-    };
+fn run(mut conn: Connection, rx: Receiver<Job>, outbox: &Notify, values: &ValueIndexPolicy) {
     let mut since_optimize = 0usize;
     let mut names = Names::default();
     let mut watchers = Watchers::default();
@@ -134,13 +121,9 @@ fn run(mut conn: Connection, rx: Receiver<Job>, outbox: Arc<Notify>, values: &Va
         // added to the policy before it was sent.
         let left_out = values.left_out();
         match commit_group(&mut conn, jobs, &mut names, &mut watchers, &left_out) {
-            Some(committed) => {
-                if let Err(lost) = durable.send(committed) {
-                    for p in lost.0.pending {
-                        p.fail("the SQLite syncing thread is gone");
-                    }
-                }
-            }
+            // The notifier is woken as soon as notifications are durable.
+            Some(notified) if notified > 0 => outbox.notify_one(),
+            Some(_) => {}
             None => {
                 // Names interned by a group that was rolled back are gone from the
                 // table; the throttling times of the watchers may be too recent.
@@ -157,13 +140,8 @@ fn run(mut conn: Connection, rx: Receiver<Job>, outbox: Arc<Notify>, values: &Va
             }
         }
     }
-    // Every handle on the store is gone: the last answers are sent once durable, then
-    // the WAL is copied into the database, so the next start has no WAL to read
-    // (readers, which close last, cannot checkpoint).
-    drop(durable);
-    if syncing.join().is_err() {
-        tracing::error!("the SQLite syncing thread panicked");
-    }
+    // Every handle on the store is gone: copy the WAL into the database now, so the
+    // next start has no WAL to read (readers, which close last, cannot checkpoint).
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!(error = %e, "final WAL checkpoint failed");
     }
@@ -182,8 +160,7 @@ fn op_count(job: &Job) -> usize {
     }
 }
 
-/// A job's answer, sent once the group that wrote it is durable.
-pub(super) enum Pending {
+enum Pending {
     Write(
         oneshot::Sender<StoreResult<Vec<StoreResult<Applied>>>>,
         Vec<StoreResult<Applied>>,
@@ -196,18 +173,8 @@ pub(super) enum Pending {
 }
 
 impl Pending {
-    pub(super) fn answer(self) {
-        match self {
-            Pending::Write(reply, results) => drop(reply.send(Ok(results))),
-            Pending::Done(reply, r) => drop(reply.send(r)),
-            Pending::Count(reply, n) => drop(reply.send(Ok(n))),
-            Pending::Purge(reply, step) => drop(reply.send(Ok(step))),
-            Pending::Registry(reply, r) => drop(reply.send(r)),
-        }
-    }
-
     /// Tells the caller that its write was not kept: the group failed as a whole.
-    pub(super) fn fail(self, msg: &str) {
+    fn fail(self, msg: &str) {
         fn lost<T>(msg: &str) -> StoreResult<T> {
             Err(StoreError::Unavailable(msg.to_string()))
         }
@@ -267,15 +234,15 @@ impl Names {
     }
 }
 
-/// Commits one group; returns its answers with how many notifications it wrote to the
-/// outbox, to be sent once durable, or None when it was rolled back.
+/// Commits one group; returns how many notifications it wrote to the outbox, or None
+/// when it was rolled back.
 fn commit_group(
     conn: &mut Connection,
     jobs: Vec<Job>,
     names: &mut Names,
     watchers: &mut Watchers,
     left_out: &BTreeSet<String>,
-) -> Option<Committed> {
+) -> Option<usize> {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -427,7 +394,18 @@ fn commit_group(
         return None;
     }
     match tx.commit() {
-        Ok(()) => Some(Committed { pending, notified }),
+        Ok(()) => {
+            for p in pending {
+                match p {
+                    Pending::Write(reply, results) => drop(reply.send(Ok(results))),
+                    Pending::Done(reply, r) => drop(reply.send(r)),
+                    Pending::Count(reply, n) => drop(reply.send(Ok(n))),
+                    Pending::Purge(reply, step) => drop(reply.send(Ok(step))),
+                    Pending::Registry(reply, r) => drop(reply.send(r)),
+                }
+            }
+            Some(notified)
+        }
         Err(e) => {
             tracing::error!(error = %e, "SQLite commit failed");
             let msg = e.to_string();
@@ -602,23 +580,8 @@ fn record_history(
     instances: &[(String, ngsi::Attribute)],
     names: &mut Names,
 ) -> rusqlite::Result<()> {
-    if instances.is_empty() {
-        return Ok(());
-    }
-    // Taken from the statement cache once for all the instances (an entity written
-    // whole has one per attribute).
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO attr_history (entity, name, dataset, t, written, num, txt, unit, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
-    let mut hours = hourly::Adder::new(conn)?;
     for (name, inst) in instances {
-        let name = names.id(conn, name)?;
-        let (t, written, num, txt, unit, doc) = instance_columns(inst);
-        let dataset = inst.dataset_id.as_deref();
-        insert.execute(params![
-            rowid, name, dataset, t, written, num, txt, unit, doc
-        ])?;
-        hours.add(rowid, name, dataset, t, num)?;
+        insert_instance(conn, rowid, names.id(conn, name)?, inst)?;
     }
     Ok(())
 }
@@ -645,6 +608,20 @@ fn record_deletions(
         ])?;
     }
     Ok(())
+}
+
+fn insert_instance(
+    conn: &Connection,
+    rowid: i64,
+    name: i64,
+    inst: &ngsi::Attribute,
+) -> rusqlite::Result<()> {
+    let (t, written, num, txt, unit, doc) = instance_columns(inst);
+    conn.prepare_cached(
+        "INSERT INTO attr_history (entity, name, dataset, t, written, num, txt, unit, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![rowid, name, inst.dataset_id, t, written, num, txt, unit, doc])?;
+    hourly::add(conn, rowid, name, inst.dataset_id.as_deref(), t, num)
 }
 
 /// One step of a retention purge: for each of the next `max_entities` entities of the
@@ -894,14 +871,6 @@ impl IndexRows {
             }
         }
         let attr_names: BTreeSet<&String> = old.attrs.keys().chain(self.attrs.keys()).collect();
-        // The inserts every attribute of a new entity makes, taken from the statement
-        // cache once for all of them.
-        let mut insert_kind = conn.prepare_cached(
-            "INSERT INTO attr_index (entity, name, seq, kind) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        let mut insert_value = conn.prepare_cached(
-            "INSERT INTO attr_values (entity, name, k, num, txt) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
         for name in attr_names {
             let (before, after) = (old.attrs.get(name), self.attrs.get(name));
             if before == after {
@@ -918,7 +887,10 @@ impl IndexRows {
                 }
                 for (seq, kind) in after.kinds.iter().enumerate() {
                     let kind = names.id(conn, kind)?;
-                    insert_kind.execute(params![rowid, name, seq as i64, kind])?;
+                    conn.prepare_cached(
+                        "INSERT INTO attr_index (entity, name, seq, kind) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![rowid, name, seq as i64, kind])?;
                 }
             }
             if before.values != after.values {
@@ -926,8 +898,11 @@ impl IndexRows {
                     conn.prepare_cached("DELETE FROM attr_values WHERE entity = ?1 AND name = ?2")?
                         .execute(params![rowid, name])?;
                 }
+                let mut ins = conn.prepare_cached(
+                    "INSERT INTO attr_values (entity, name, k, num, txt) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
                 for (k, (num, txt)) in after.values.iter().enumerate() {
-                    insert_value.execute(params![rowid, name, k as i64, num, txt])?;
+                    ins.execute(params![rowid, name, k as i64, num, txt])?;
                 }
             }
             if before.boxes != after.boxes {
